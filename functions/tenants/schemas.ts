@@ -1,0 +1,186 @@
+// Request and response shapes of the tenants API. The same schemas validate requests
+// and generate the OpenAPI document.
+import { z } from '@hono/zod-openapi';
+import { PageQuery, Uuid } from '../../shared/schemas/common.ts';
+
+export const TenantRoleSchema = z.enum(['user', 'agent', 'admin']);
+export const PlanSchema = z.enum(['starter', 'pro', 'enterprise']);
+export const DepartmentSchema = z.enum(['sales', 'support', 'marketing', 'technical']);
+
+/** Subdomain rules, as the database checks them: 3–63 characters, lower-case letters,
+ *  digits and single inner hyphens. */
+export const SlugSchema = z
+  .string()
+  .min(3)
+  .max(63)
+  .regex(/^[a-z0-9](?:[a-z0-9-]*[a-z0-9])$/, 'lower-case letters, digits and inner hyphens only')
+  .refine((s) => !s.includes('--'), 'no consecutive hyphens')
+  .openapi({ example: 'acme' });
+
+const Name = z.string().trim().min(1).max(100);
+const Email = z.email().max(320).transform((e) => e.toLowerCase());
+const Settings = z.record(z.string(), z.unknown()).refine((s) => JSON.stringify(s).length <= 16_384, {
+  message: 'settings must be at most 16 KiB of JSON',
+});
+const Timestamp = z.string().openapi({ format: 'date-time' });
+
+export const TenantSchema = z
+  .object({
+    id: Uuid,
+    name: z.string(),
+    slug: z.string(),
+    status: z.enum(['active', 'suspended', 'deleted']),
+    plan: PlanSchema,
+    settings: z.record(z.string(), z.unknown()),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    deleted_at: Timestamp.nullable(),
+  })
+  .openapi('Tenant');
+
+export const TenantIdParam = z.object({ tenantId: Uuid.openapi({ param: { name: 'tenantId', in: 'path' } }) });
+export const MemberParam = TenantIdParam.extend({
+  userId: Uuid.openapi({ param: { name: 'userId', in: 'path' } }),
+});
+export const TeamParam = TenantIdParam.extend({
+  teamId: Uuid.openapi({ param: { name: 'teamId', in: 'path' } }),
+});
+export const TeamMemberParam = TeamParam.extend({
+  userId: Uuid.openapi({ param: { name: 'userId', in: 'path' } }),
+});
+
+export const CreateTenantBody = z
+  .object({
+    name: Name,
+    slug: SlugSchema,
+    plan: PlanSchema.default('starter'),
+    settings: Settings.default({}),
+    admin: z
+      .object({ email: Email, first_name: Name.optional(), last_name: Name.optional() })
+      .optional()
+      .openapi({ description: 'The first admin; created as a user if the e-mail is new' }),
+  })
+  .strict()
+  .openapi('CreateTenant');
+
+export const UpdateTenantBody = z
+  .object({
+    name: Name.optional(),
+    settings: Settings.optional(),
+    plan: PlanSchema.optional().openapi({ description: 'Super-admins only' }),
+  })
+  .strict()
+  .refine((b) => Object.keys(b).length > 0, { message: 'name, settings or plan is required' })
+  .openapi('UpdateTenant');
+
+export const ListTenantsQuery = PageQuery.extend({
+  status: z.enum(['active', 'suspended', 'deleted']).optional(),
+});
+
+export const MembershipSchema = z.object({
+  tenant_id: Uuid,
+  role: TenantRoleSchema,
+  tenant: z.object({ id: Uuid, name: z.string(), slug: z.string(), status: z.string() }),
+});
+
+export const MeSchema = z
+  .object({
+    user: z.object({
+      id: Uuid,
+      email: z.string(),
+      first_name: z.string().nullable(),
+      last_name: z.string().nullable(),
+      status: z.string(),
+    }),
+    identity: z.object({ issuer: z.string(), subject: z.string(), kind: z.string() }),
+    is_platform_admin: z.boolean(),
+    memberships: z.array(MembershipSchema),
+    active_tenant: z.object({ id: Uuid, slug: z.string(), name: z.string() }).nullable(),
+    role: z.enum(['user', 'agent', 'admin', 'super_admin']).nullable(),
+  })
+  .openapi('Me');
+
+export const MemberSchema = z
+  .object({
+    user_id: Uuid,
+    email: z.string(),
+    first_name: z.string().nullable(),
+    last_name: z.string().nullable(),
+    role: TenantRoleSchema,
+    created_at: Timestamp,
+  })
+  .openapi('Member');
+
+export const AddMemberBody = z
+  .object({
+    email: Email,
+    role: TenantRoleSchema.default('user'),
+    first_name: Name.optional(),
+    last_name: Name.optional(),
+  })
+  .strict()
+  .openapi('AddMember');
+
+export const ChangeRoleBody = z.object({ role: TenantRoleSchema }).strict().openapi('ChangeRole');
+
+export const TeamSchema = z
+  .object({
+    id: Uuid,
+    tenant_id: Uuid,
+    name: z.string(),
+    department: DepartmentSchema,
+    description: z.string().nullable(),
+    lead_user_id: Uuid.nullable(),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+  })
+  .openapi('Team');
+
+export const CreateTeamBody = z
+  .object({
+    name: Name,
+    department: DepartmentSchema,
+    description: z.string().max(1000).optional(),
+    lead_user_id: Uuid.optional(),
+  })
+  .strict()
+  .openapi('CreateTeam');
+
+export const UpdateTeamBody = z
+  .object({
+    name: Name.optional(),
+    department: DepartmentSchema.optional(),
+    description: z.string().max(1000).nullable().optional(),
+    lead_user_id: Uuid.nullable().optional(),
+  })
+  .strict()
+  .refine((b) => Object.keys(b).length > 0, { message: 'at least one field is required' })
+  .openapi('UpdateTeam');
+
+export const AddTeamMemberBody = z.object({ user_id: Uuid }).strict().openapi('AddTeamMember');
+
+export const TeamMemberSchema = z
+  .object({ user_id: Uuid, email: z.string(), first_name: z.string().nullable(), last_name: z.string().nullable() })
+  .openapi('TeamMember');
+
+export const AuditQuery = PageQuery.extend({
+  table_name: z.string().max(63).optional(),
+  action: z.enum(['INSERT', 'UPDATE', 'DELETE', 'SOFT_DELETE', 'RESTORE']).optional(),
+});
+
+export const AuditEntrySchema = z
+  .object({
+    id: z.string(),
+    table_name: z.string(),
+    record_key: z.record(z.string(), z.unknown()),
+    action: z.string(),
+    actor_user_id: Uuid.nullable(),
+    actor_role: z.string(),
+    old_data: z.record(z.string(), z.unknown()).nullable(),
+    new_data: z.record(z.string(), z.unknown()).nullable(),
+    changed_fields: z.array(z.string()).nullable(),
+    created_at: Timestamp,
+  })
+  .openapi('AuditEntry');
+
+export const page = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next: z.string().nullable() });

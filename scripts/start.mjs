@@ -1,0 +1,127 @@
+// `npm start`: the whole local stack in one command. An embedded PostgreSQL 17 (data
+// kept in .local/db), the platform bootstrap, the migrations through the real Supabase
+// CLI, the seed on first start, and every function served by Deno at
+// http://127.0.0.1:54321/functions/v1/<name>. `--db-url postgresql://…` uses an existing
+// database instead of the embedded one.
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import postgres from 'postgres';
+import { migrate, root, runSqlFile, seedFile, startEmbeddedPostgres } from './stack.mjs';
+import { apiKey, devKeys, issuers, LOCAL_DEV_JWT_SECRET, mintToken, publicJwks } from './tokens.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    'db-url': { type: 'string' },
+    port: { type: 'string', default: process.env.PORT ?? '54321' },
+    'db-port': { type: 'string', default: process.env.DB_PORT ?? '54322' },
+  },
+});
+
+const localDir = path.join(root, '.local');
+const port = Number(args.port);
+const origin = `http://127.0.0.1:${port}`;
+const secret = process.env.SUPABASE_JWT_SECRET ?? LOCAL_DEV_JWT_SECRET;
+const log = (msg) => console.log(`\x1b[2m[start]\x1b[0m ${msg}`);
+
+let pg;
+let deno;
+let stopping = false;
+
+async function stop(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  log('stopping…');
+  if (deno && deno.exitCode === null) {
+    deno.kill('SIGTERM');
+    await new Promise((r) => deno.once('exit', r));
+  }
+  await pg?.stop().catch(() => {});
+  process.exit(code);
+}
+process.on('SIGINT', () => stop(0));
+process.on('SIGTERM', () => stop(0));
+
+try {
+  let dbUrl = args['db-url'];
+  if (!dbUrl) {
+    log('starting embedded PostgreSQL 17 (data in .local/db)…');
+    const started = await startEmbeddedPostgres({ dataDir: path.join(localDir, 'db'), port: Number(args['db-port']) });
+    pg = started.pg;
+    dbUrl = started.url;
+  }
+
+  log('applying the platform bootstrap and migrations (supabase db push)…');
+  await migrate(dbUrl);
+
+  const sql = postgres(dbUrl, { max: 1, onnotice: () => {} });
+  const [{ empty }] = await sql`select not exists (select 1 from public.tenants) as empty`;
+  await sql.end();
+  if (empty) {
+    log('first start: loading supabase/seed.sql…');
+    await runSqlFile(dbUrl, seedFile);
+  }
+
+  const keys = await devKeys(path.join(localDir, 'dev-keys.json'));
+  const anonKey = await apiKey('anon', secret);
+  const serviceKey = await apiKey('service_role', secret);
+  const iss = issuers(origin);
+
+  const env = {
+    ...process.env,
+    PORT: String(port),
+    SUPABASE_URL: origin,
+    SUPABASE_DB_URL: dbUrl,
+    SUPABASE_JWT_SECRET: secret,
+    SUPABASE_ANON_KEY: anonKey,
+    SUPABASE_SERVICE_ROLE_KEY: serviceKey,
+    CLERK_ISSUER: iss.clerk,
+    CLERK_AUTHORIZED_PARTIES: process.env.CLERK_AUTHORIZED_PARTIES ?? 'http://localhost:3000',
+    SUPERTOKENS_ISSUER: iss.supertokens,
+    DEV_ISSUER_JWKS: JSON.stringify(publicJwks(keys)),
+  };
+  deno = spawn(path.join(root, 'node_modules', '.bin', 'deno'),
+    ['run', '--allow-net', '--allow-env', '--allow-read', '--quiet', '--unstable-no-legacy-abort', 'scripts/serve.ts'],
+    { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
+  deno.on('exit', (code) => { if (!stopping) { console.error(`functions server exited (${code})`); stop(1); } });
+  await new Promise((resolve) => deno.stdout.on('data', (d) => {
+    const text = d.toString();
+    if (text.includes('functions listening')) resolve();
+    else process.stdout.write(text);
+  }));
+  deno.stdout.pipe(process.stdout);
+
+  const tokens = {};
+  for (const [label, email, tenant] of [
+    ['super-admin (super@platform.local)', 'super@platform.local'],
+    ['tenant admin (admin@acme.test)', 'admin@acme.test', 'acme'],
+    ['agent (agent@acme.test)', 'agent@acme.test', 'acme'],
+    ['user (user@acme.test)', 'user@acme.test', 'acme'],
+  ]) {
+    tokens[label] = await mintToken({ dbUrl, email, tenant, secret, keys, origin }).catch((e) => `(${e.message})`);
+  }
+  await writeFile(path.join(localDir, 'stack.json'), JSON.stringify({ dbUrl, origin, secret }, null, 2), { mode: 0o600 });
+
+  const line = (k, v) => console.log(`  ${k.padEnd(38)} ${v}`);
+  console.log('\n\x1b[1mLocal stack is running.\x1b[0m\n');
+  line('Functions URL', `${origin}/functions/v1`);
+  line('  tenants', `${origin}/functions/v1/tenants  (OpenAPI: /tenants/openapi.json)`);
+  line('DB URL', dbUrl);
+  line('JWT secret', secret);
+  line('anon key', anonKey);
+  line('service_role key', serviceKey);
+  line('Clerk dev issuer', iss.clerk);
+  line('SuperTokens dev issuer', iss.supertokens);
+  if (secret === LOCAL_DEV_JWT_SECRET) {
+    console.log('\n\x1b[33m  WARNING: using the well-known local development JWT secret. Anyone can mint tokens');
+    console.log('  for it: never use it outside this machine. Set SUPABASE_JWT_SECRET to change it.\x1b[0m');
+  }
+  console.log('\n  Access tokens (Supabase Auth issuer, valid 24 h; more with `npm run token -- <email> --tenant <slug>`):');
+  for (const [label, token] of Object.entries(tokens)) console.log(`\n  ${label}:\n  ${token}`);
+  console.log('\n  Try: curl -H "Authorization: Bearer <token>" ' + `${origin}/functions/v1/tenants/me`);
+  console.log('\n  Ctrl-C stops everything.\n');
+} catch (err) {
+  console.error(err?.message ?? err);
+  await stop(1);
+}

@@ -1,0 +1,129 @@
+// The caller of a user endpoint: who they are in the database, where they are a
+// member, and the tenant this request acts in. The database is the source of truth
+// for membership and role; roles in tokens are ignored.
+import type { Context, MiddlewareHandler } from 'hono';
+import { asUser, type Claims, type Tx } from '../db.ts';
+import { badRequest, forbidden, notFound } from '../errors.ts';
+import { type Identity, verifyUserToken } from './verify.ts';
+
+export type TenantRole = 'user' | 'agent' | 'admin';
+export type Role = TenantRole | 'super_admin';
+
+export interface Membership {
+  tenant_id: string;
+  role: TenantRole;
+  tenant: { id: string; name: string; slug: string; status: string };
+}
+
+export interface Caller {
+  identity: Identity;
+  user: { id: string; email: string; first_name: string | null; last_name: string | null; status: string };
+  memberships: Membership[];
+  isPlatformAdmin: boolean;
+  /** The tenant the token pins (Clerk's active organisation, the access-token hook's claim). */
+  pinnedTenantId?: string;
+}
+
+export type AuthEnv = { Variables: { caller: Caller } };
+
+const RANK: Record<TenantRole, number> = { user: 1, agent: 2, admin: 3 };
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Verifies the token and loads the caller in one round trip, under RLS. */
+export function requireUser(): MiddlewareHandler<AuthEnv> {
+  return async (c, next) => {
+    const identity = await verifyUserToken(c.req.header('authorization'));
+    const claims: Claims = { ...identity.claims };
+    const hint = identity.tenantHint ?? null;
+    const [row] = await asUser(claims, (tx) =>
+      tx`
+        with me as (
+          select u.id, u.email, u.first_name, u.last_name, u.status
+          from public.users u where u.id = (select private.current_user_id())
+        )
+        select to_jsonb(me) as user,
+          (select private.is_platform_admin()) as is_platform_admin,
+          coalesce((
+            select jsonb_agg(jsonb_build_object(
+              'tenant_id', m.tenant_id, 'role', m.role,
+              'tenant', jsonb_build_object('id', t.id, 'name', t.name, 'slug', t.slug, 'status', t.status)
+            ) order by t.name)
+            from public.memberships m join public.tenants t on t.id = m.tenant_id
+            where m.user_id = me.id and t.status <> 'deleted'
+          ), '[]'::jsonb) as memberships,
+          (
+            select t.id from public.tenants t
+            where ${hint}::text is not null
+              and (t.slug = ${hint}::text or t.id::text = lower(${hint}::text)
+                or t.id = (select l.tenant_id from public.tenant_org_links l
+                           where l.issuer = ${identity.issuer} and l.org_id = ${hint}::text))
+            limit 1
+          ) as pinned_tenant_id
+        from me
+      `
+    );
+    if (!row) {
+      throw forbidden('No account on this platform belongs to this identity', 'unknown_user');
+    }
+    if (hint && !row.pinned_tenant_id) {
+      throw forbidden('The tenant named by the token is not one of yours', 'tenant_not_member');
+    }
+    c.set('caller', {
+      identity,
+      user: row.user,
+      memberships: row.memberships,
+      isPlatformAdmin: row.is_platform_admin,
+      pinnedTenantId: row.pinned_tenant_id ?? undefined,
+    });
+    await next();
+  };
+}
+
+export function caller(c: Context<AuthEnv>): Caller {
+  return c.get('caller');
+}
+
+export interface TenantAccess {
+  tenantId: string;
+  role: Role;
+}
+
+/** The caller's standing in a tenant. A tenant the caller cannot see is a 404 (its
+ *  existence is not confirmed); one they see with too low a role is a 403. */
+export function tenantAccess(who: Caller, tenantId: string, minRole: TenantRole): TenantAccess {
+  if (!UUID.test(tenantId)) throw notFound('Tenant');
+  if (who.isPlatformAdmin) return { tenantId, role: 'super_admin' };
+  const m = who.memberships.find((x) => x.tenant_id === tenantId);
+  if (!m) throw notFound('Tenant');
+  if (who.pinnedTenantId && who.pinnedTenantId !== tenantId) {
+    throw forbidden('Your token is bound to another tenant; switch the active organisation first', 'tenant_not_active');
+  }
+  if (RANK[m.role] < RANK[minRole]) throw forbidden(`This needs the ${minRole} role in the tenant`);
+  return { tenantId, role: m.role };
+}
+
+/** The active tenant when the route has no tenant in its path: the token's, else
+ *  the X-Tenant-Id header (id or slug), else the caller's only tenant. */
+export function activeTenant(c: Context<AuthEnv>, minRole: TenantRole): TenantAccess {
+  const who = caller(c);
+  const header = c.req.header('x-tenant-id');
+  if (who.pinnedTenantId) {
+    if (header && header !== who.pinnedTenantId && !who.memberships.some((m) => m.tenant.slug === header && m.tenant_id === who.pinnedTenantId)) {
+      throw badRequest('tenant_mismatch', 'X-Tenant-Id differs from the tenant your token is bound to');
+    }
+    return tenantAccess(who, who.pinnedTenantId, minRole);
+  }
+  if (header) {
+    const m = who.memberships.find((x) => x.tenant_id === header.toLowerCase() || x.tenant.slug === header);
+    return tenantAccess(who, m?.tenant_id ?? header, minRole);
+  }
+  if (who.memberships.length === 1) return tenantAccess(who, who.memberships[0].tenant_id, minRole);
+  throw badRequest('tenant_required', 'Name the tenant with the X-Tenant-Id header');
+}
+
+/** Runs fn as the caller, acting in the given tenant (or in none). */
+export function callerDb<T>(c: Context<AuthEnv>, tenantId: string | null, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const claims: Claims = { ...caller(c).identity.claims };
+  if (tenantId) claims.tenant_id = tenantId;
+  return asUser(claims, fn);
+}

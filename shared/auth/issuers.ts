@@ -1,0 +1,112 @@
+// The identity providers whose tokens the functions accept, read from the environment.
+// Each profile says how its tokens are verified and where the active tenant lives.
+import { createLocalJWKSet, createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { env, envList, LOCAL_DEV_JWT_SECRET } from '../env.ts';
+
+export type IssuerKind = 'supabase' | 'clerk' | 'supertokens';
+
+export interface IssuerProfile {
+  kind: IssuerKind;
+  issuer: string;
+  audience?: string[];
+  /** HS256 shared secret (Supabase legacy and local). */
+  secret?: Uint8Array;
+  /** Asymmetric keys; remote sets cache keys and refetch on an unknown `kid`. */
+  jwks?: JWTVerifyGetKey;
+  /** Clerk: the origins allowed in `azp`. Empty means not checked. */
+  authorizedParties: string[];
+  /** The tenant the token itself names, if any (id, slug or organisation id). */
+  tenantHint(claims: JWTPayload): string | undefined;
+}
+
+const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+
+function remote(url: string | undefined): JWTVerifyGetKey | undefined {
+  return url ? createRemoteJWKSet(new URL(url), { cooldownDuration: 30_000, cacheMaxAge: 600_000 }) : undefined;
+}
+
+/** Tries each key source in turn (inline keys first, then the remote set). */
+function anyOf(...sources: (JWTVerifyGetKey | undefined)[]): JWTVerifyGetKey | undefined {
+  const list = sources.filter((s): s is JWTVerifyGetKey => !!s);
+  if (list.length <= 1) return list[0];
+  return async (header, token) => {
+    let last: unknown;
+    for (const source of list) {
+      try {
+        return await source(header, token);
+      } catch (err) {
+        last = err;
+      }
+    }
+    throw last;
+  };
+}
+
+export function supabaseUrl(): string {
+  return (env('SUPABASE_URL') ?? 'http://127.0.0.1:54321').replace(/\/$/, '');
+}
+
+export function jwtSecret(): string {
+  return env('SUPABASE_JWT_SECRET') ?? LOCAL_DEV_JWT_SECRET;
+}
+
+function loadProfiles(): IssuerProfile[] {
+  const profiles: IssuerProfile[] = [];
+
+  const supabaseIssuer = env('SUPABASE_AUTH_ISSUER') ?? `${supabaseUrl()}/auth/v1`;
+  const inlineJwks = env('SUPABASE_JWKS');
+  profiles.push({
+    kind: 'supabase',
+    issuer: supabaseIssuer,
+    audience: envList('SUPABASE_AUTH_AUDIENCE').length ? envList('SUPABASE_AUTH_AUDIENCE') : ['authenticated'],
+    secret: new TextEncoder().encode(jwtSecret()),
+    jwks: anyOf(
+      inlineJwks ? createLocalJWKSet(JSON.parse(inlineJwks)) : undefined,
+      remote(env('SUPABASE_JWKS_URL') ?? `${supabaseIssuer}/.well-known/jwks.json`),
+    ),
+    authorizedParties: [],
+    // Put there by the custom access token hook (top level) or by an admin (app_metadata).
+    tenantHint: (c) =>
+      str(c.tenant_id) ?? str((c.app_metadata as Record<string, unknown> | undefined)?.tenant_id),
+  });
+
+  const clerkIssuer = env('CLERK_ISSUER');
+  if (clerkIssuer) {
+    profiles.push({
+      kind: 'clerk',
+      issuer: clerkIssuer.replace(/\/$/, ''),
+      audience: envList('CLERK_AUDIENCE').length ? envList('CLERK_AUDIENCE') : undefined,
+      jwks: remote(env('CLERK_JWKS_URL') ?? `${clerkIssuer.replace(/\/$/, '')}/.well-known/jwks.json`),
+      authorizedParties: envList('CLERK_AUTHORIZED_PARTIES'),
+      // Session token v2: o = { id, slg, rol }; v1: org_id / org_role.
+      tenantHint: (c) => str((c.o as Record<string, unknown> | undefined)?.id) ?? str(c.org_id),
+    });
+  }
+
+  const stIssuer = env('SUPERTOKENS_ISSUER');
+  if (stIssuer) {
+    profiles.push({
+      kind: 'supertokens',
+      issuer: stIssuer.replace(/\/$/, ''),
+      audience: envList('SUPERTOKENS_AUDIENCE').length ? envList('SUPERTOKENS_AUDIENCE') : undefined,
+      jwks: remote(env('SUPERTOKENS_JWKS_URL') ?? `${stIssuer.replace(/\/$/, '')}/jwt/jwks.json`),
+      authorizedParties: [],
+      // SuperTokens' own `tId` is its multi-tenancy id ("public"), not ours: the
+      // platform's tenant travels in a custom `tenant_id` claim.
+      tenantHint: (c) => str(c.tenant_id),
+    });
+  }
+  return profiles;
+}
+
+let cached: IssuerProfile[] | undefined;
+
+export function issuerProfiles(): IssuerProfile[] {
+  cached ??= loadProfiles();
+  return cached;
+}
+
+/** Tests change the environment between cases; production reads it once. */
+export function resetIssuerProfiles(): void {
+  cached = undefined;
+}

@@ -1,0 +1,46 @@
+// Machine credentials: the service-role key in either Supabase key model. Accepted only
+// by machine endpoints (workers, cron), never as a user.
+import { jwtVerify } from 'jose';
+import { env, envList } from '../env.ts';
+import { jwtSecret } from './issuers.ts';
+
+async function sha256(s: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(s)));
+}
+
+/** Constant-time comparison of two secrets (compares digests, so lengths don't leak). */
+export async function secretEquals(a: string, b: string): Promise<boolean> {
+  const [x, y] = await Promise.all([sha256(a), sha256(b)]);
+  let diff = 0;
+  for (let i = 0; i < x.length; i++) diff |= x[i] ^ y[i];
+  return diff === 0;
+}
+
+function bearer(authorization: string | undefined): string | undefined {
+  const m = authorization?.match(/^Bearer\s+(\S+)$/i);
+  return m?.[1];
+}
+
+/** True for the legacy service_role JWT, a new `sb_secret_…` key, or any HS256 token
+ *  with role service_role signed with the project secret. */
+export async function isServiceCredential(authorization: string | undefined, apikey?: string): Promise<boolean> {
+  const token = bearer(authorization) ?? apikey;
+  if (!token) return false;
+  const known = [env('SUPABASE_SERVICE_ROLE_KEY'), ...envList('SUPABASE_SECRET_KEYS')].filter(
+    (k): k is string => !!k,
+  );
+  for (const key of known) if (await secretEquals(token, key)) return true;
+  if (token.split('.').length !== 3) return false;
+  try {
+    const { payload } = await jwtVerify(token, new TextEncoder().encode(jwtSecret()), { algorithms: ['HS256'] });
+    return payload.role === 'service_role';
+  } catch {
+    return false;
+  }
+}
+
+/** Public API keys (legacy anon JWT or `sb_publishable_…`): identify the app, not a user. */
+export function isPublicApiKey(token: string): boolean {
+  if (token.startsWith('sb_publishable_')) return true;
+  return [env('SUPABASE_ANON_KEY'), ...envList('SUPABASE_PUBLISHABLE_KEYS')].includes(token);
+}

@@ -1,0 +1,107 @@
+// Verifies `Authorization: Bearer` tokens from the configured issuers with jose.
+// Every failure is a 401 in the common error shape; nothing about keys leaks.
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { unauthorized } from '../errors.ts';
+import { type IssuerKind, issuerProfiles, type IssuerProfile } from './issuers.ts';
+import { isPublicApiKey, isServiceCredential } from './service.ts';
+
+export interface Identity {
+  kind: IssuerKind;
+  issuer: string;
+  subject: string;
+  claims: JWTPayload;
+  /** The tenant named by the token itself (id, slug or organisation id), if any. */
+  tenantHint?: string;
+}
+
+const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'];
+const CLOCK_TOLERANCE_S = 5;
+
+export function bearerToken(authorization: string | undefined | null): string {
+  if (!authorization) throw unauthorized('missing_token', 'Authorization: Bearer <token> is required');
+  const m = authorization.match(/^Bearer\s+(\S+)\s*$/i);
+  if (!m) throw unauthorized('invalid_token', 'Authorization header must be "Bearer <token>"');
+  return m[1];
+}
+
+function profileFor(iss: unknown): IssuerProfile {
+  const profile = typeof iss === 'string'
+    ? issuerProfiles().find((p) => p.issuer === iss.replace(/\/$/, ''))
+    : undefined;
+  if (!profile) throw unauthorized('unknown_issuer', 'Tokens from this issuer are not accepted');
+  return profile;
+}
+
+export async function verifyUserToken(authorization: string | undefined | null): Promise<Identity> {
+  const token = bearerToken(authorization);
+  if (isPublicApiKey(token)) {
+    throw unauthorized('user_token_required', 'An API key identifies the app, not a user: send a user access token');
+  }
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  let unverified: JWTPayload;
+  try {
+    header = decodeProtectedHeader(token);
+    unverified = decodeJwt(token);
+  } catch {
+    throw unauthorized('invalid_token', 'The token is not a well-formed JWT');
+  }
+  if (unverified.role === 'service_role' || unverified.role === 'anon') {
+    if (await isServiceCredential(`Bearer ${token}`)) {
+      throw unauthorized('user_token_required', 'The service-role key is only accepted by machine endpoints');
+    }
+    if (unverified.role === 'anon') {
+      throw unauthorized('user_token_required', 'An API key identifies the app, not a user: send a user access token');
+    }
+  }
+  const profile = profileFor(unverified.iss);
+  const alg = header.alg ?? 'none';
+  let payload: JWTPayload;
+  try {
+    if (alg === 'HS256' && profile.secret) {
+      ({ payload } = await jwtVerify(token, profile.secret, {
+        algorithms: ['HS256'],
+        issuer: profile.issuer,
+        audience: profile.audience,
+        clockTolerance: CLOCK_TOLERANCE_S,
+      }));
+    } else if (ASYMMETRIC.includes(alg) && profile.jwks) {
+      ({ payload } = await jwtVerify(token, profile.jwks, {
+        algorithms: ASYMMETRIC,
+        issuer: profile.issuer,
+        audience: profile.audience,
+        clockTolerance: CLOCK_TOLERANCE_S,
+      }));
+    } else {
+      throw unauthorized('invalid_token', `Algorithm ${alg} is not accepted for this issuer`);
+    }
+  } catch (err) {
+    if (err instanceof joseErrors.JWTExpired) throw unauthorized('token_expired', 'The token has expired');
+    if (err instanceof joseErrors.JWTClaimValidationFailed) {
+      throw unauthorized('invalid_token', `The token's "${err.claim}" claim is not acceptable`);
+    }
+    if (err instanceof joseErrors.JOSEError) throw unauthorized('invalid_token', 'The token signature is not valid');
+    throw err;
+  }
+  if (payload.exp === undefined) throw unauthorized('invalid_token', 'The token has no expiry');
+  if (typeof payload.sub !== 'string' || payload.sub === '') {
+    throw unauthorized('invalid_token', 'The token has no subject');
+  }
+  if (profile.kind === 'supabase' && payload.role !== undefined && payload.role !== 'authenticated') {
+    throw unauthorized('user_token_required', 'The token does not belong to a signed-in user');
+  }
+  if (profile.kind === 'clerk') {
+    if (payload.sts === 'pending') {
+      throw unauthorized('session_pending', 'The session still has pending tasks and cannot be used yet');
+    }
+    if (profile.authorizedParties.length && !profile.authorizedParties.includes(String(payload.azp ?? ''))) {
+      throw unauthorized('invalid_token', 'The token was issued to an origin that is not allowed');
+    }
+  }
+  return {
+    kind: profile.kind,
+    issuer: profile.issuer,
+    subject: payload.sub,
+    claims: payload,
+    tenantHint: profile.tenantHint(payload),
+  };
+}

@@ -1,0 +1,91 @@
+// One error shape everywhere: { error: { code, message, details } } with the right
+// status. Bad input never becomes a 500; unknown failures are logged and reported
+// without internals.
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export type ErrorBody = { error: { code: string; message: string; details?: unknown } };
+
+export function errorBody(code: string, message: string, details?: unknown): ErrorBody {
+  return { error: details === undefined ? { code, message } : { code, message, details } };
+}
+
+export const badRequest = (code: string, message: string, details?: unknown) =>
+  new ApiError(400, code, message, details);
+export const unauthorized = (code: string, message: string) => new ApiError(401, code, message);
+export const forbidden = (message = 'You are not allowed to do this', code = 'forbidden') =>
+  new ApiError(403, code, message);
+export const notFound = (what = 'Resource') => new ApiError(404, 'not_found', `${what} not found`);
+export const conflict = (code: string, message: string, details?: unknown) =>
+  new ApiError(409, code, message, details);
+export const unprocessable = (message: string, details?: unknown) =>
+  new ApiError(422, 'validation_failed', message, details);
+
+type PgLikeError = {
+  name?: string;
+  code?: string;
+  message: string;
+  constraint_name?: string;
+  column_name?: string;
+};
+
+function isPgError(err: unknown): err is PgLikeError {
+  return typeof err === 'object' && err !== null && (err as { name?: string }).name === 'PostgresError';
+}
+
+/** Maps a database error to the API error a client should see. */
+export function fromPgError(err: PgLikeError): ApiError {
+  const constraint = err.constraint_name;
+  switch (err.code) {
+    case '23505':
+      return conflict('already_exists', 'A record with these values already exists', { constraint });
+    case '23503':
+      return err.message.includes('still referenced')
+        ? conflict('still_referenced', 'The record is still in use', { constraint })
+        : unprocessable('A referenced record does not exist in this tenant', { constraint });
+    case '23514':
+    case '23502':
+    case '22001':
+    case '22P02':
+    case '22007':
+    case '22023':
+      return unprocessable('The data breaks a rule of the schema', { constraint, column: err.column_name });
+    case '42501':
+      return forbidden();
+    case 'PT403':
+      return forbidden(err.message);
+    case 'PT404':
+      return notFound();
+    case 'PT409':
+      return conflict('conflict', err.message);
+    case '40001':
+    case '40P01':
+      return new ApiError(503, 'retry', 'Concurrent update; retry the request');
+    case '57014':
+      return new ApiError(503, 'timeout', 'The database took too long to answer');
+    default:
+      return new ApiError(500, 'internal_error', 'Internal error');
+  }
+}
+
+/** Normalises anything thrown inside a handler. */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (isPgError(err)) return fromPgError(err);
+  const status = (err as { status?: number })?.status;
+  if (status === 400 && (err as Error).message?.toLowerCase().includes('json')) {
+    return badRequest('invalid_json', 'The request body is not valid JSON');
+  }
+  return new ApiError(500, 'internal_error', 'Internal error');
+}

@@ -1,0 +1,76 @@
+// The Hono app every function starts from: its base path, CORS for browser clients,
+// the common error shape, zod validation failures as 422s naming the fields, and an
+// OpenAPI 3.1 document generated from the same schemas at GET /<name>/openapi.json.
+import { OpenAPIHono, type Hook } from '@hono/zod-openapi';
+import type { Env } from 'hono';
+import { cors } from 'hono/cors';
+import { HTTPException } from 'hono/http-exception';
+import { envList } from './env.ts';
+import { ApiError, errorBody, toApiError, unprocessable } from './errors.ts';
+
+type ZodIssueLike = { path: PropertyKey[]; message: string; code?: string };
+
+/** Turns a zod failure into a 422 whose details name every offending field. */
+export function validationError(issues: ZodIssueLike[], target: string): ApiError {
+  return unprocessable('The request is not valid', {
+    target,
+    fields: issues.map((i) => ({
+      field: i.path.map(String).join('.') || target,
+      message: i.message,
+      code: i.code,
+    })),
+  });
+}
+
+// deno-lint-ignore no-explicit-any
+const defaultHook: Hook<any, any, any, any> = (result, _c) => {
+  if (!result.success) {
+    throw validationError(result.error.issues as ZodIssueLike[], result.target);
+  }
+};
+
+export function createApp<E extends Env>(name: string, info: { title: string; description: string }) {
+  const app = new OpenAPIHono<E>({ defaultHook }).basePath(`/${name}`);
+
+  const origins = envList('ALLOWED_ORIGINS');
+  app.use(
+    '*',
+    cors({
+      origin: origins.length ? origins : '*',
+      allowHeaders: ['authorization', 'x-client-info', 'apikey', 'content-type', 'x-tenant-id', 'idempotency-key'],
+      allowMethods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+      maxAge: 600,
+    }),
+  );
+
+  app.onError((err, c) => {
+    let apiError: ApiError;
+    if (err instanceof HTTPException && err.status === 400) {
+      apiError = new ApiError(400, 'invalid_json', 'The request body is not valid JSON');
+    } else if (err instanceof HTTPException) {
+      apiError = new ApiError(err.status as ApiError['status'], 'http_error', err.message);
+    } else {
+      apiError = toApiError(err);
+    }
+    if (apiError.status >= 500) {
+      const e = err as { code?: string; message?: string };
+      console.error(`[${name}] ${c.req.method} ${c.req.path} failed:`, e.code ?? '', e.message ?? String(err));
+    }
+    return c.json(errorBody(apiError.code, apiError.message, apiError.details), apiError.status);
+  });
+
+  app.notFound((c) => c.json(errorBody('not_found', `No route for ${c.req.method} ${c.req.path}`), 404));
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
+    type: 'http',
+    scheme: 'bearer',
+    bearerFormat: 'JWT',
+    description: 'An access token from Supabase Auth, Clerk or SuperTokens',
+  });
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: { title: info.title, version: '1.0.0', description: info.description },
+    servers: [{ url: '/functions/v1' }],
+  });
+  return app;
+}

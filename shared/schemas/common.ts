@@ -1,0 +1,63 @@
+// Schemas shared by every function's API: ids, the error shape, pagination.
+import { z } from '@hono/zod-openapi';
+
+export const Uuid = z.uuid().openapi({ example: '10000000-0000-4000-8000-000000000001' });
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: 'validation_failed' }),
+      message: z.string(),
+      details: z.unknown().optional(),
+    }),
+  })
+  .openapi('Error');
+
+const errorResponse = (description: string) => ({
+  description,
+  content: { 'application/json': { schema: ErrorSchema } },
+});
+
+/** The error responses every authenticated route can give. */
+export const commonErrors = {
+  400: errorResponse('Malformed request (invalid JSON, missing tenant)'),
+  401: errorResponse('Missing, invalid or expired token'),
+  403: errorResponse('Authenticated, but not allowed'),
+  404: errorResponse('Not found, or not visible to the caller'),
+  422: errorResponse('Validation failed; details.fields names each field'),
+} as const;
+
+export const conflictError = { 409: errorResponse('Conflicts with the current state') } as const;
+
+export const jsonBody = <T extends z.ZodType>(schema: T) => ({
+  required: true,
+  content: { 'application/json': { schema } },
+});
+
+export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+
+export const PageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: z.string().max(200).optional(),
+});
+
+/** Opaque keyset cursor: the sort key of the last row returned. */
+export function encodeCursor(values: unknown[]): string {
+  return btoa(JSON.stringify(values)).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
+}
+
+export function decodeCursor(cursor: string, arity: number): string[] | null {
+  try {
+    const b64 = cursor.replace(/-/g, '+').replace(/_/g, '/');
+    const values = JSON.parse(atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4)));
+    if (Array.isArray(values) && values.length === arity && values.every((v) => typeof v === 'string')) {
+      return values;
+    }
+  } catch {
+    // fall through
+  }
+  return null;
+}
