@@ -109,3 +109,17 @@ export async function createDatabase(url, name, template) {
   }
   return withDatabase(url, name);
 }
+
+/** TypeScript types of the public schema, as the Supabase CLI generates them. */
+export async function generateTypes(url) {
+  const out = await supabaseCli(['gen', 'types', 'typescript', `--remote=${url}`, '--schema', 'public']);
+  const start = out.indexOf('export type Json');
+  if (start < 0) throw new Error(`unexpected output of supabase gen types:\n${out.slice(0, 500)}`);
+  return out.slice(start).trimEnd() + '\n';
+}
+
+/** Security and performance advisors of the Supabase CLI, as parsed JSON. */
+export async function advisors(url) {
+  const out = await supabaseCli(['db', 'advisors', `--remote=${url}`, '--output-format', 'json', '--level', 'info']);
+  return JSON.parse(out.slice(out.indexOf('{'))).results ?? [];
+}

@@ -1,0 +1,26 @@
+// npm run gen:types — regenerates types/database.ts with the Supabase CLI from a
+// throw-away embedded database migrated from scratch (or from --db-url).
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { freePort, generateTypes, migrate, root, startEmbeddedPostgres } from './stack.mjs';
+
+const { values } = parseArgs({ options: { 'db-url': { type: 'string' } } });
+let pg;
+let dir;
+try {
+  let url = values['db-url'];
+  if (!url) {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'platform-types-'));
+    const port = await freePort();
+    ({ pg, url } = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), port, fast: true }));
+    await migrate(url);
+  }
+  const file = path.join(root, 'types', 'database.ts');
+  await writeFile(file, await generateTypes(url));
+  console.log(`wrote ${path.relative(root, file)}`);
+} finally {
+  await pg?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,50 @@
+// Each test file works in its own database, cloned from the migrated and seeded
+// template, so files run in parallel without seeing each other's writes.
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+import { inject } from 'vitest';
+import { createDatabase } from '../../scripts/stack.mjs';
+
+export type Sql = postgres.Sql;
+
+export interface TestDatabase {
+  url: string;
+  /** Superuser connection: arranges fixtures and inspects results, bypassing RLS. */
+  sql: Sql;
+  close(): Promise<void>;
+}
+
+export async function freshDatabase(label = 'test'): Promise<TestDatabase> {
+  const name = `${label.replace(/\W/g, '_').slice(0, 30)}_${randomBytes(4).toString('hex')}`;
+  const url = await createDatabase(inject('pgUrl'), name, inject('templateDb'));
+  const sql = postgres(url, { max: 4, onnotice: () => {} });
+  return { url, sql, close: () => sql.end({ timeout: 1 }) };
+}
+
+/** Runs fn as PostgREST would for a request with these claims, then rolls back, so
+ *  every probe starts from the same data. Resolves with fn's result or the error. */
+export async function probeAs<T>(
+  sql: Sql,
+  role: 'authenticated' | 'anon' | 'service_role',
+  claims: Record<string, unknown>,
+  fn: (tx: postgres.TransactionSql) => Promise<T>,
+): Promise<{ ok: true; value: T } | { ok: false; error: { code?: string; message: string } }> {
+  let outcome: { ok: true; value: T } | { ok: false; error: { code?: string; message: string } } | undefined;
+  await sql
+    .begin(async (tx) => {
+      await tx`select set_config('role', ${role}, true), set_config('request.jwt.claims', ${JSON.stringify({ ...claims, role })}, true)`;
+      try {
+        outcome = { ok: true, value: await fn(tx) };
+      } catch (err) {
+        const e = err as { code?: string; message: string };
+        outcome = { ok: false, error: { code: e.code, message: e.message } };
+      }
+      throw new Rollback();
+    })
+    .catch((err) => {
+      if (!(err instanceof Rollback)) throw err;
+    });
+  return outcome!;
+}
+
+class Rollback extends Error {}

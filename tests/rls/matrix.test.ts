@@ -1,0 +1,242 @@
+// Enumerates tests/rls/matrix.ts: each (table, action, role, own/foreign) runs as
+// `authenticated` with the role's JWT claims set, as PostgREST would, in a transaction
+// that is rolled back. "Allowed" means the statement reached at least one row; "denied"
+// means it reached none or Postgres refused it (RLS or privileges).
+import type postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
+import { supabaseClaims, teams, tenants, users, type SeedUser } from '../helpers/seed.ts';
+import { type Action, matrix, type Role } from './matrix.ts';
+
+type Tx = postgres.TransactionSql;
+type Target = 'own' | 'foreign';
+type Op = (tx: Tx, t: Target) => Promise<number>;
+
+const tenantOf = (t: Target) => (t === 'own' ? tenants.acme : tenants.globex);
+const teamOf = (t: Target) => (t === 'own' ? teams.acme : teams.globex);
+// A fellow member of the own tenant who is none of the actors, so "own" never means "self".
+const peer = { id: '00000000-0000-4000-8000-0000000000f1', email: 'peer@acme.test' };
+const plainUserOf = (t: Target) => (t === 'own' ? peer : users.globexUser);
+const agentOf = (t: Target) => (t === 'own' ? users.acmeAgent : users.globexAgent);
+const count = (rows: readonly unknown[]) => rows.length;
+
+// One statement per (table, action), aimed at the own or foreign tenant's rows.
+const ops: Record<string, Record<Action, Op>> = {
+  tenants: {
+    select: async (tx, t) => count(await tx`select id from public.tenants where id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`insert into public.tenants (name, slug) values ('Probe', ${`probe-${t}`}) returning id`),
+    update: async (tx, t) => count(await tx`update public.tenants set name = 'Renamed' where id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.tenants where id = ${tenantOf(t).id} returning id`),
+  },
+  memberships: {
+    select: async (tx, t) => count(await tx`select id from public.memberships where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.memberships (tenant_id, user_id, role)
+      values (${tenantOf(t).id}, ${t === 'own' ? users.globexUser.id : users.acmeUser.id}, 'user') returning id`),
+    update: async (tx, t) => count(await tx`
+      update public.memberships set role = 'agent' where tenant_id = ${tenantOf(t).id} and user_id = ${plainUserOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`
+      delete from public.memberships where tenant_id = ${tenantOf(t).id} and user_id = ${plainUserOf(t).id} returning id`),
+  },
+  teams: {
+    select: async (tx, t) => count(await tx`select id from public.teams where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.teams (tenant_id, name, department) values (${tenantOf(t).id}, 'Probe team', 'technical') returning id`),
+    update: async (tx, t) => count(await tx`
+      update public.teams set description = 'x' where tenant_id = ${tenantOf(t).id} and id = ${teamOf(t)} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.teams where tenant_id = ${tenantOf(t).id} and id = ${teamOf(t)} returning id`),
+  },
+  team_members: {
+    select: async (tx, t) => count(await tx`select id from public.team_members where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.team_members (tenant_id, team_id, user_id)
+      values (${tenantOf(t).id}, ${teamOf(t)}, ${plainUserOf(t).id}) returning id`),
+    update: async (tx, t) => count(await tx`
+      update public.team_members set user_id = user_id where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`
+      delete from public.team_members where tenant_id = ${tenantOf(t).id} and user_id = ${agentOf(t).id} returning id`),
+  },
+  tenant_org_links: {
+    select: async (tx, t) => count(await tx`select org_id from public.tenant_org_links where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.tenant_org_links (tenant_id, issuer, org_id)
+      values (${tenantOf(t).id}, 'https://other-idp.example', ${`org_probe_${t}`}) returning org_id`),
+    update: async (tx, t) => count(await tx`
+      update public.tenant_org_links set org_id = org_id || '_x' where tenant_id = ${tenantOf(t).id} returning org_id`),
+    delete: async (tx, t) => count(await tx`delete from public.tenant_org_links where tenant_id = ${tenantOf(t).id} returning org_id`),
+  },
+  users: {
+    select: async (tx, t) => count(await tx`select id from public.users where id = ${plainUserOf(t).id}`),
+    insert: async (tx, t) => count(await tx`insert into public.users (email) values (${`probe-${t}@example.test`}) returning id`),
+    update: async (tx, t) => count(await tx`update public.users set first_name = 'Probe' where id = ${plainUserOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.users where id = ${plainUserOf(t).id} returning id`),
+  },
+  user_identities: {
+    select: async (tx, t) => count(await tx`select subject from public.user_identities where user_id = ${plainUserOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.user_identities (issuer, subject, user_id)
+      values ('https://other-idp.example', ${`probe-${t}`}, ${plainUserOf(t).id}) returning subject`),
+    update: async (tx, t) => count(await tx`
+      update public.user_identities set subject = subject || '-x' where user_id = ${plainUserOf(t).id} returning subject`),
+    delete: async (tx, t) => count(await tx`delete from public.user_identities where user_id = ${plainUserOf(t).id} returning subject`),
+  },
+  platform_admins: {
+    // The only platform admin row is the super-admin's own; own and foreign alike.
+    select: async (tx) => count(await tx`select user_id from public.platform_admins`),
+    insert: async (tx, t) => count(await tx`insert into public.platform_admins (user_id) values (${plainUserOf(t).id}) returning user_id`),
+    update: async (tx) => count(await tx`update public.platform_admins set created_at = now() returning user_id`),
+    delete: async (tx) => count(await tx`delete from public.platform_admins returning user_id`),
+  },
+  audit_logs: {
+    select: async (tx, t) => count(await tx`select id from public.audit_logs where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.audit_logs (tenant_id, table_name, record_key, action, actor_role)
+      values (${tenantOf(t).id}, 'forged', '{}', 'INSERT', 'authenticated') returning id`),
+    update: async (tx, t) => count(await tx`update public.audit_logs set action = 'DELETE' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.audit_logs where tenant_id = ${tenantOf(t).id} returning id`),
+  },
+};
+
+const actors: Record<Role, { user: SeedUser; tenantId?: string }> = {
+  super: { user: users.super },
+  admin: { user: users.acmeAdmin, tenantId: tenants.acme.id },
+  agent: { user: users.acmeAgent, tenantId: tenants.acme.id },
+  user: { user: users.acmeUser, tenantId: tenants.acme.id },
+};
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await freshDatabase('rls_matrix');
+  await db.sql`insert into public.users (id, email) values (${peer.id}, ${peer.email})`;
+  await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenants.acme.id}, ${peer.id}, 'user')`;
+  await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${peer.id}, ${peer.id})`;
+});
+afterAll(() => db.close());
+
+async function reaches(role: Role, table: string, action: Action, target: Target): Promise<boolean> {
+  const { user, tenantId } = actors[role];
+  const result = await probeAs(db.sql, 'authenticated', supabaseClaims(user, tenantId), (tx) => ops[table][action](tx, target));
+  if (!result.ok) {
+    // Refusals must be RLS/privilege errors, not broken probes.
+    expect(['42501', 'PT403'], `${role} ${action} ${table} ${target}: ${result.error.message}`).toContain(result.error.code);
+    return false;
+  }
+  return result.value > 0;
+}
+
+it('covers every table in public', async () => {
+  const rows = await db.sql`select tablename from pg_tables where schemaname = 'public' order by 1`;
+  expect(Object.keys(matrix).sort()).toEqual(rows.map((r) => r.tablename));
+});
+
+for (const [table, actions] of Object.entries(matrix)) {
+  describe(table, () => {
+    for (const [action, roles] of Object.entries(actions) as [Action, Record<Role, { own: boolean; foreign: boolean }>][]) {
+      for (const [role, expected] of Object.entries(roles) as [Role, { own: boolean; foreign: boolean }][]) {
+        it(`${role} ${action}: own ${expected.own ? 'allowed' : 'denied'}, foreign ${expected.foreign ? 'allowed' : 'denied'}`, async () => {
+          expect(await reaches(role, table, action, 'own')).toBe(expected.own);
+          expect(await reaches(role, table, action, 'foreign')).toBe(expected.foreign);
+        });
+      }
+    }
+  });
+}
+
+describe('attacks and edges beyond the matrix', () => {
+  it('anon reaches no table at all', async () => {
+    for (const table of Object.keys(matrix)) {
+      const r = await probeAs(db.sql, 'anon', {}, (tx) => tx`select 1 from ${tx('public')}.${tx(table)} limit 1`);
+      expect(r.ok ? r.value.length : 0, table).toBe(0);
+    }
+  });
+
+  it("claiming another tenant's id in the token reaches nothing there", async () => {
+    const forged = supabaseClaims(users.acmeAdmin, tenants.globex.id);
+    const r = await probeAs(db.sql, 'authenticated', forged, async (tx) => ({
+      teams: (await tx`select id from public.teams`).length,
+      updated: (await tx`update public.teams set description = 'x' returning id`).length,
+      tenants: (await tx`select id from public.tenants`).length,
+    }));
+    expect(r).toEqual({ ok: true, value: { teams: 0, updated: 0, tenants: 0 } });
+  });
+
+  it('a subject nobody mapped reaches nothing, even with a valid-looking tenant claim', async () => {
+    const claims = { iss: 'http://127.0.0.1:54321/auth/v1', sub: 'intruder', role: 'authenticated', tenant_id: tenants.acme.id };
+    const r = await probeAs(db.sql, 'authenticated', claims, async (tx) => (await tx`select id from public.memberships`).length);
+    expect(r).toEqual({ ok: true, value: 0 });
+  });
+
+  it('the same subject at another issuer is another person', async () => {
+    const claims = { ...supabaseClaims(users.acmeAdmin, tenants.acme.id), iss: 'https://evil.example/auth/v1' };
+    const r = await probeAs(db.sql, 'authenticated', claims, async (tx) => (await tx`select id from public.teams`).length);
+    expect(r).toEqual({ ok: true, value: 0 });
+  });
+
+  it('a user edits their own profile but not their e-mail or status', async () => {
+    const me = supabaseClaims(users.acmeUser, tenants.acme.id);
+    const ok = await probeAs(db.sql, 'authenticated', me, async (tx) =>
+      (await tx`update public.users set first_name = 'Me' where id = ${users.acmeUser.id} returning id`).length);
+    expect(ok).toEqual({ ok: true, value: 1 });
+    const email = await probeAs(db.sql, 'authenticated', me, (tx) =>
+      tx`update public.users set email = 'takeover@example.test' where id = ${users.acmeUser.id}`);
+    expect(email.ok ? null : email.error.code).toBe('PT403');
+  });
+
+  it('a tenant admin cannot change their plan, slug or status', async () => {
+    const admin = supabaseClaims(users.acmeAdmin, tenants.acme.id);
+    for (const change of ["plan = 'enterprise'", "slug = 'acme-2'", "status = 'suspended'"]) {
+      const r = await probeAs(db.sql, 'authenticated', admin, (tx) => tx`update public.tenants set ${tx.unsafe(change)} where id = ${tenants.acme.id}`);
+      expect(r.ok ? null : r.error.code, change).toBe('PT403');
+    }
+  });
+
+  it('a suspended tenant is read-only for its admins', async () => {
+    await db.sql`update public.tenants set status = 'suspended' where id = ${tenants.acme.id}`;
+    try {
+      const admin = supabaseClaims(users.acmeAdmin, tenants.acme.id);
+      const r = await probeAs(db.sql, 'authenticated', admin, async (tx) => ({
+        read: (await tx`select id from public.teams`).length,
+        write: (await tx`update public.teams set description = 'x' returning id`).length,
+      }));
+      expect(r).toEqual({ ok: true, value: { read: 1, write: 0 } });
+    } finally {
+      await db.sql`update public.tenants set status = 'active' where id = ${tenants.acme.id}`;
+    }
+  });
+
+  it('a deleted tenant disappears for its members', async () => {
+    await db.sql`update public.tenants set status = 'deleted', deleted_at = now() where id = ${tenants.acme.id}`;
+    try {
+      const r = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeUser), async (tx) =>
+        (await tx`select id from public.tenants`).length + (await tx`select id from public.teams`).length);
+      expect(r).toEqual({ ok: true, value: 0 });
+    } finally {
+      await db.sql`update public.tenants set status = 'active', deleted_at = null where id = ${tenants.acme.id}`;
+    }
+  });
+
+  it('a Clerk token names its tenant through the organisation claim', async () => {
+    const clerk = (org: string) => ({ iss: 'http://127.0.0.1:54321/dev-issuers/clerk', sub: 'user_admin_acme', role: 'authenticated', o: { id: org } });
+    const own = await probeAs(db.sql, 'authenticated', clerk('org_acme'), async (tx) => (await tx`select tenant_id from public.teams`).map((r) => r.tenant_id));
+    expect(own).toEqual({ ok: true, value: [tenants.acme.id] });
+    const other = await probeAs(db.sql, 'authenticated', clerk('org_globex'), async (tx) => (await tx`select id from public.teams`).length);
+    expect(other).toEqual({ ok: true, value: 0 });
+  });
+
+  it('a composite foreign key refuses a team lead from another tenant, even for super-admins', async () => {
+    const r = await probeAs(db.sql, 'authenticated', supabaseClaims(users.super), (tx) =>
+      tx`update public.teams set lead_user_id = ${users.globexAgent.id} where id = ${teams.acme}`);
+    expect(r.ok ? null : r.error.code).toBe('23503');
+  });
+
+  it('never lets a tenant lose its last admin', async () => {
+    const r = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, tenants.acme.id), (tx) =>
+      tx`update public.memberships set role = 'user' where user_id = ${users.acmeAdmin.id}`);
+    expect(r.ok ? null : r.error.code).toBe('PT409');
+    const ok = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, tenants.acme.id), async (tx) => {
+      await tx`update public.memberships set role = 'admin' where user_id = ${users.acmeAgent.id}`;
+      return (await tx`update public.memberships set role = 'user' where user_id = ${users.acmeAdmin.id} returning id`).length;
+    });
+    expect(ok).toEqual({ ok: true, value: 1 });
+  });
+});

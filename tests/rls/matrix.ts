@@ -1,0 +1,39 @@
+// The role matrix, once, as data: for every table in public, every action, every role,
+// whether it reaches a row of the caller's own tenant and of a foreign tenant. The
+// test file enumerates it against the database exactly as PostgREST would call it.
+//
+//   user   — a tenant's customer: reads the tenant, its members and teams, edits only
+//            their own profile.
+//   agent  — like user here (ticket powers come with the tickets tables).
+//   admin  — runs the tenant: settings, members, teams, audit trail.
+//   super  — platform super-admin: everything in every tenant.
+export type Role = 'super' | 'admin' | 'agent' | 'user';
+export type Action = 'select' | 'insert' | 'update' | 'delete';
+export type Outcome = { own: boolean; foreign: boolean };
+
+const all = (own: boolean, foreign: boolean): Record<Role, Outcome> => ({
+  super: { own: true, foreign: true },
+  admin: { own, foreign },
+  agent: { own, foreign },
+  user: { own, foreign },
+});
+const only = (roles: Role[]): Record<Role, Outcome> =>
+  Object.fromEntries((['super', 'admin', 'agent', 'user'] as Role[]).map((r) => [
+    r,
+    { own: roles.includes(r), foreign: r === 'super' && roles.includes('super') },
+  ])) as Record<Role, Outcome>;
+const nobody = (): Record<Role, Outcome> => only([]);
+
+export const matrix: Record<string, Record<Action, Record<Role, Outcome>>> = {
+  tenants: { select: all(true, false), insert: only(['super']), update: only(['super', 'admin']), delete: only(['super']) },
+  memberships: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  teams: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  team_members: { select: all(true, false), insert: only(['super', 'admin']), update: nobody(), delete: only(['super', 'admin']) },
+  tenant_org_links: { select: all(true, false), insert: only(['super']), update: nobody(), delete: only(['super']) },
+  // Platform-wide tables: "own" is a fellow member of the caller's tenant, "foreign" a
+  // member of another tenant only. Users edit only themselves (see the self checks).
+  users: { select: all(true, false), insert: nobody(), update: only(['super']), delete: nobody() },
+  user_identities: { select: only(['super']), insert: nobody(), update: nobody(), delete: nobody() },
+  platform_admins: { select: only(['super']), insert: nobody(), update: nobody(), delete: nobody() },
+  audit_logs: { select: only(['super', 'admin']), insert: nobody(), update: nobody(), delete: nobody() },
+};

@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['tests/**/*.test.ts'],
+    globalSetup: ['tests/setup/global-setup.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+    // Each file gets its own database cloned from the migrated template; the work is
+    // in Postgres, so a couple of workers keep a 2-core machine busy without thrashing.
+    maxWorkers: 3,
+  },
+});
