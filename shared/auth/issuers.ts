@@ -21,8 +21,15 @@ export interface IssuerProfile {
 
 const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
 
+/** Keys are cached for 10 minutes; a token with an unknown `kid` triggers a refetch,
+ *  at most once per cooldown (30 s by default) so random kids cannot hammer the issuer. */
 function remote(url: string | undefined): JWTVerifyGetKey | undefined {
-  return url ? createRemoteJWKSet(new URL(url), { cooldownDuration: 30_000, cacheMaxAge: 600_000 }) : undefined;
+  if (!url) return undefined;
+  return createRemoteJWKSet(new URL(url), {
+    cooldownDuration: Number(env('JWKS_COOLDOWN_MS') ?? 30_000),
+    cacheMaxAge: 600_000,
+    timeoutDuration: 5_000,
+  });
 }
 
 /** Tries each key source in turn (inline keys first, then the remote set). */

@@ -119,6 +119,7 @@ export async function configureAuth(dbUrl: string, extra: Record<string, string>
     CLERK_AUTHORIZED_PARTIES: 'http://localhost:3000',
     SUPERTOKENS_ISSUER: LOCAL_SUPERTOKENS_ISSUER,
     SUPERTOKENS_JWKS_URL: supertokens.jwksUrl,
+    JWKS_COOLDOWN_MS: '0', // rotation tests refetch at once
     ...extra,
   });
   resetIssuerProfiles();

@@ -1,0 +1,200 @@
+// The audit trail: every change to every audited table writes exactly one correct row,
+// by trigger, with the actor from the JWT claims; nobody but the owner rewrites it.
+import type postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshDatabase, probeAs, type TestDatabase } from './helpers/db.ts';
+import { supabaseClaims, teams, tenants, users } from './helpers/seed.ts';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await freshDatabase('audit');
+});
+afterAll(() => db.close());
+
+/** Runs fn with the super-admin's claims (committing), and returns the audit rows it
+ *  produced. It runs as the table owner, so the trigger is tested on every table
+ *  whatever RLS lets a role write; the actor comes from the claims alone. */
+async function audited(fn: (tx: postgres.TransactionSql) => Promise<unknown>) {
+  const [{ max }] = await db.sql`select coalesce(max(id), 0)::bigint as max from public.audit_logs`;
+  await db.sql.begin(async (tx) => {
+    await tx`select set_config('request.jwt.claims', ${JSON.stringify(supabaseClaims(users.super))}, true)`;
+    await fn(tx);
+  });
+  return await db.sql`select * from public.audit_logs where id > ${max} order by id`;
+}
+
+// For every audited table: an insert, an update and a delete, with the key the audit
+// row must carry and the tenant it must be filed under.
+const cases: {
+  table: string;
+  tenantId: string | null;
+  key: (row: Record<string, unknown>) => Record<string, unknown>;
+  insert: (tx: postgres.TransactionSql) => Promise<unknown>;
+  update: (tx: postgres.TransactionSql) => Promise<unknown>;
+  changed: string[];
+  remove: (tx: postgres.TransactionSql) => Promise<unknown>;
+}[] = [
+  {
+    table: 'tenants',
+    tenantId: '30000000-0000-4000-8000-000000000001',
+    key: () => ({ id: '30000000-0000-4000-8000-000000000001' }),
+    insert: (tx) => tx`insert into public.tenants (id, name, slug) values ('30000000-0000-4000-8000-000000000001', 'Audit Co', 'audit-co')`,
+    update: (tx) => tx`update public.tenants set name = 'Audit Company', plan = 'pro' where slug = 'audit-co'`,
+    changed: ['name', 'plan'],
+    remove: (tx) => tx`delete from public.tenants where slug = 'audit-co'`,
+  },
+  {
+    table: 'users',
+    tenantId: null,
+    key: () => ({ id: '30000000-0000-4000-8000-0000000000aa' }),
+    insert: (tx) => tx`insert into public.users (id, email) values ('30000000-0000-4000-8000-0000000000aa', 'audit@example.test')`,
+    update: (tx) => tx`update public.users set first_name = 'Aud' where id = '30000000-0000-4000-8000-0000000000aa'`,
+    changed: ['first_name'],
+    remove: (tx) => tx`delete from public.users where id = '30000000-0000-4000-8000-0000000000aa'`,
+  },
+  {
+    table: 'memberships',
+    tenantId: tenants.globex.id,
+    key: (r) => ({ tenant_id: tenants.globex.id, id: r.id }),
+    insert: (tx) => tx`insert into public.memberships (tenant_id, user_id, role) values (${tenants.globex.id}, ${users.acmeUser.id}, 'user')`,
+    update: (tx) => tx`update public.memberships set role = 'agent' where tenant_id = ${tenants.globex.id} and user_id = ${users.acmeUser.id}`,
+    changed: ['role'],
+    remove: (tx) => tx`delete from public.memberships where tenant_id = ${tenants.globex.id} and user_id = ${users.acmeUser.id}`,
+  },
+  {
+    table: 'teams',
+    tenantId: tenants.acme.id,
+    key: (r) => ({ tenant_id: tenants.acme.id, id: r.id }),
+    insert: (tx) => tx`insert into public.teams (tenant_id, name, department) values (${tenants.acme.id}, 'Audit team', 'marketing')`,
+    update: (tx) => tx`update public.teams set department = 'sales', description = 'd' where tenant_id = ${tenants.acme.id} and name = 'Audit team'`,
+    changed: ['department', 'description'],
+    remove: (tx) => tx`delete from public.teams where tenant_id = ${tenants.acme.id} and name = 'Audit team'`,
+  },
+  {
+    table: 'team_members',
+    tenantId: tenants.acme.id,
+    key: (r) => ({ tenant_id: tenants.acme.id, id: r.id }),
+    insert: (tx) => tx`insert into public.team_members (tenant_id, team_id, user_id) values (${tenants.acme.id}, ${teams.acme}, ${users.acmeUser.id})`,
+    update: (tx) => tx`update public.team_members set created_at = '2020-01-01' where tenant_id = ${tenants.acme.id} and user_id = ${users.acmeUser.id}`,
+    changed: ['created_at'],
+    remove: (tx) => tx`delete from public.team_members where tenant_id = ${tenants.acme.id} and user_id = ${users.acmeUser.id}`,
+  },
+  {
+    table: 'tenant_org_links',
+    tenantId: tenants.acme.id,
+    key: () => ({ tenant_id: tenants.acme.id, issuer: 'https://idp.example' }),
+    insert: (tx) => tx`insert into public.tenant_org_links (tenant_id, issuer, org_id) values (${tenants.acme.id}, 'https://idp.example', 'org_1')`,
+    update: (tx) => tx`update public.tenant_org_links set org_id = 'org_2' where issuer = 'https://idp.example'`,
+    changed: ['org_id'],
+    remove: (tx) => tx`delete from public.tenant_org_links where issuer = 'https://idp.example'`,
+  },
+  {
+    table: 'user_identities',
+    tenantId: null,
+    key: () => ({ issuer: 'https://idp.example', subject: 'user_audit' }),
+    insert: (tx) => tx`insert into public.user_identities (issuer, subject, user_id) values ('https://idp.example', 'user_audit', ${users.acmeUser.id})`,
+    update: (tx) => tx`update public.user_identities set user_id = ${users.acmeAgent.id} where subject = 'user_audit'`,
+    changed: ['user_id'],
+    remove: (tx) => tx`delete from public.user_identities where subject = 'user_audit'`,
+  },
+  {
+    table: 'platform_admins',
+    tenantId: null,
+    key: () => ({ user_id: users.acmeUser.id }),
+    insert: (tx) => tx`insert into public.platform_admins (user_id) values (${users.acmeUser.id})`,
+    update: (tx) => tx`update public.platform_admins set created_at = '2020-01-01' where user_id = ${users.acmeUser.id}`,
+    changed: ['created_at'],
+    remove: (tx) => tx`delete from public.platform_admins where user_id = ${users.acmeUser.id}`,
+  },
+];
+
+describe.each(cases)('$table', (c) => {
+  it('INSERT, UPDATE and DELETE each write exactly one correct audit row', async () => {
+    const ins = await audited(c.insert);
+    expect(ins).toHaveLength(1);
+    const row = ins[0].new_data as Record<string, unknown>;
+    expect(ins[0]).toMatchObject({
+      table_name: c.table,
+      action: 'INSERT',
+      tenant_id: c.tenantId,
+      record_key: c.key(row),
+      actor_user_id: users.super.id,
+      actor_subject: users.super.id,
+      actor_role: 'authenticated',
+      old_data: null,
+    });
+
+    const upd = await audited(c.update);
+    expect(upd).toHaveLength(1);
+    expect(upd[0]).toMatchObject({ action: 'UPDATE', record_key: c.key(row), changed_fields: c.changed });
+    for (const field of c.changed) expect(upd[0].old_data[field]).not.toEqual(upd[0].new_data[field]);
+
+    const del = await audited(c.remove);
+    expect(del).toHaveLength(1);
+    expect(del[0]).toMatchObject({ action: 'DELETE', record_key: c.key(row), new_data: null });
+    expect(del[0].old_data).toMatchObject(upd[0].new_data);
+  });
+});
+
+it('covers every audited table', async () => {
+  const rows = await db.sql`
+    select distinct c.relname from pg_trigger t join pg_class c on c.oid = t.tgrelid join pg_proc p on p.oid = t.tgfoid
+    where p.proname = 'audit_row' order by 1`;
+  expect(rows.map((r) => r.relname)).toEqual(cases.map((c) => c.table).sort());
+});
+
+it('records a no-op update as nothing, and deleted_at as SOFT_DELETE then RESTORE', async () => {
+  expect(await audited((tx) => tx`update public.teams set name = name where id = ${teams.acme}`)).toHaveLength(0);
+  const soft = await audited((tx) => tx`update public.tenants set status = 'deleted', deleted_at = now() where id = ${tenants.globex.id}`);
+  expect(soft.map((r) => r.action)).toEqual(['SOFT_DELETE']);
+  const back = await audited((tx) => tx`update public.tenants set status = 'active', deleted_at = null where id = ${tenants.globex.id}`);
+  expect(back.map((r) => r.action)).toEqual(['RESTORE']);
+});
+
+it('files a cascade under each row it removed', async () => {
+  const members = await db.sql`select id from public.team_members where team_id = ${teams.acme}`;
+  expect(members.length).toBeGreaterThan(0);
+  const rows = await audited((tx) => tx`delete from public.teams where id = ${teams.acme}`);
+  expect(rows.map((r) => `${r.action} ${r.table_name}`).sort()).toEqual([
+    ...members.map(() => 'DELETE team_members'),
+    'DELETE teams',
+  ]);
+});
+
+it('names machine actors by their role', async () => {
+  const [{ max }] = await db.sql`select max(id) as max from public.audit_logs`;
+  await db.sql.begin(async (tx) => {
+    await tx`select set_config('role', 'service_role', true), set_config('request.jwt.claims', '{"role":"service_role"}', true)`;
+    await tx`update public.tenants set settings = '{"k":1}' where id = ${tenants.acme.id}`;
+  });
+  const [row] = await db.sql`select * from public.audit_logs where id > ${max}`;
+  expect(row).toMatchObject({ actor_role: 'service_role', actor_user_id: null, changed_fields: ['settings'] });
+});
+
+describe('append-only', () => {
+  for (const role of ['authenticated', 'service_role'] as const) {
+    it(`${role} can neither update, delete nor truncate audit rows`, async () => {
+      const claims = role === 'authenticated' ? supabaseClaims(users.super) : {};
+      for (const stmt of ["update public.audit_logs set action = 'DELETE'", 'delete from public.audit_logs', 'truncate public.audit_logs']) {
+        const r = await probeAs(db.sql, role, claims, (tx) => tx.unsafe(stmt));
+        expect(r.ok ? 'allowed' : r.error.code, `${role}: ${stmt}`).toBe('42501');
+      }
+    });
+  }
+
+  it('refuses even a role granted UPDATE by mistake', async () => {
+    await db.sql`grant update, delete on public.audit_logs to service_role`;
+    try {
+      const r = await probeAs(db.sql, 'service_role', {}, (tx) => tx`update public.audit_logs set action = 'DELETE'`);
+      expect(r.ok ? 'allowed' : r.error.message).toContain('append-only');
+    } finally {
+      await db.sql`revoke update, delete on public.audit_logs from service_role`;
+    }
+  });
+
+  it('lets tenant admins read only their own tenant’s trail', async () => {
+    const r = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, tenants.acme.id), async (tx) =>
+      (await tx`select distinct tenant_id from public.audit_logs`).map((x) => x.tenant_id));
+    expect(r).toEqual({ ok: true, value: [tenants.acme.id] });
+  });
+});

@@ -1,0 +1,188 @@
+// Token verification (shared/auth): every issuer profile, every way a token can be
+// wrong, each a 401 in the common error shape; machine keys recognised separately.
+import { SignJWT, UnsecuredJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resetIssuerProfiles } from '../../shared/auth/issuers.ts';
+import { isServiceCredential } from '../../shared/auth/service.ts';
+import { verifyUserToken } from '../../shared/auth/verify.ts';
+import { ApiError } from '../../shared/errors.ts';
+import { LOCAL_SUPABASE_ISSUER, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET, TestIssuer } from '../helpers/tokens.ts';
+
+let auth: AuthFixture;
+beforeAll(async () => {
+  auth = await configureAuth('postgresql://unused');
+});
+afterAll(() => auth.close());
+
+const bearer = (t: string) => `Bearer ${t}`;
+
+async function rejection(authorization: string | undefined): Promise<{ status: number; code: string }> {
+  try {
+    await verifyUserToken(authorization);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ApiError);
+    return { status: (err as ApiError).status, code: (err as ApiError).code };
+  }
+  throw new Error('token was accepted');
+}
+
+describe('Supabase Auth (HS256 with the project secret)', () => {
+  it('accepts a valid token and reads subject and tenant claim', async () => {
+    const id = await verifyUserToken(bearer(await supabaseToken(users.acmeAdmin, { tenantId: 'acme' })));
+    expect(id).toMatchObject({ kind: 'supabase', issuer: LOCAL_SUPABASE_ISSUER, subject: users.acmeAdmin.id, tenantHint: 'acme' });
+  });
+
+  it('reads the tenant from app_metadata too', async () => {
+    const t = await supabaseToken(users.acmeAdmin, { claims: { app_metadata: { tenant_id: 'globex' } } });
+    expect((await verifyUserToken(bearer(t))).tenantHint).toBe('globex');
+  });
+
+  it('honours SUPABASE_JWT_SECRET: the local default secret no longer verifies', async () => {
+    const t = await supabaseToken(users.acmeAdmin, { secret: 'super-secret-jwt-token-with-at-least-32-characters-long' });
+    expect(await rejection(bearer(t))).toEqual({ status: 401, code: 'invalid_token' });
+  });
+
+  it.each([
+    ['expired', { exp: Math.floor(Date.now() / 1000) - 60 }, 'token_expired'],
+    ['wrong audience', { claims: { aud: 'somebody-else' } }, 'invalid_token'],
+    ['anon role', { claims: { role: 'anon' } }, 'user_token_required'],
+  ] as const)('refuses a token that is %s', async (_, opts, code) => {
+    expect(await rejection(bearer(await supabaseToken(users.acmeAdmin, opts as never)))).toEqual({ status: 401, code });
+  });
+
+  it('refuses a token that is not valid yet (nbf)', async () => {
+    const t = await new SignJWT({ aud: 'authenticated', role: 'authenticated' })
+      .setProtectedHeader({ alg: 'HS256' }).setIssuer(LOCAL_SUPABASE_ISSUER).setSubject('x')
+      .setNotBefore(Math.floor(Date.now() / 1000) + 3600).setExpirationTime('2h')
+      .sign(new TextEncoder().encode(TEST_JWT_SECRET));
+    expect(await rejection(bearer(t))).toEqual({ status: 401, code: 'invalid_token' });
+  });
+
+  it('refuses a token without expiry or subject', async () => {
+    const key = new TextEncoder().encode(TEST_JWT_SECRET);
+    const noExp = await new SignJWT({ aud: 'authenticated' }).setProtectedHeader({ alg: 'HS256' }).setIssuer(LOCAL_SUPABASE_ISSUER).setSubject('x').sign(key);
+    const noSub = await new SignJWT({ aud: 'authenticated' }).setProtectedHeader({ alg: 'HS256' }).setIssuer(LOCAL_SUPABASE_ISSUER).setExpirationTime('1h').sign(key);
+    expect(await rejection(bearer(noExp))).toEqual({ status: 401, code: 'invalid_token' });
+    expect(await rejection(bearer(noSub))).toEqual({ status: 401, code: 'invalid_token' });
+  });
+
+  it('refuses alg none, a tampered payload and garbage', async () => {
+    const none = new UnsecuredJWT({ aud: 'authenticated', role: 'authenticated' }).setIssuer(LOCAL_SUPABASE_ISSUER).setSubject(users.super.id).setExpirationTime('1h').encode();
+    expect(await rejection(bearer(none))).toEqual({ status: 401, code: 'invalid_token' });
+    const good = await supabaseToken(users.acmeUser);
+    const [h, , s] = good.split('.');
+    const forged = Buffer.from(JSON.stringify({ iss: LOCAL_SUPABASE_ISSUER, sub: users.super.id, aud: 'authenticated', exp: 4102444800 })).toString('base64url');
+    expect(await rejection(bearer(`${h}.${forged}.${s}`))).toEqual({ status: 401, code: 'invalid_token' });
+    expect(await rejection(bearer('not-a-jwt'))).toEqual({ status: 401, code: 'invalid_token' });
+  });
+
+  it('refuses a token from an unknown issuer, and a missing or malformed header', async () => {
+    const t = await new SignJWT({ aud: 'authenticated' }).setProtectedHeader({ alg: 'HS256' }).setIssuer('https://evil.example/auth/v1')
+      .setSubject('x').setExpirationTime('1h').sign(new TextEncoder().encode(TEST_JWT_SECRET));
+    expect(await rejection(bearer(t))).toEqual({ status: 401, code: 'unknown_issuer' });
+    expect(await rejection(undefined)).toEqual({ status: 401, code: 'missing_token' });
+    expect(await rejection('Basic dXNlcjpwYXNz')).toEqual({ status: 401, code: 'invalid_token' });
+  });
+
+  it('verifies asymmetric Supabase tokens against SUPABASE_JWKS (the new key model)', async () => {
+    const issuer = await TestIssuer.start(LOCAL_SUPABASE_ISSUER, 'ES256');
+    process.env.SUPABASE_JWKS = JSON.stringify({ keys: issuer.keys.map((k) => k.publicJwk) });
+    resetIssuerProfiles();
+    try {
+      const t = await issuer.sign(users.acmeUser.id, { aud: 'authenticated', role: 'authenticated' });
+      expect((await verifyUserToken(bearer(t))).subject).toBe(users.acmeUser.id);
+      const stranger = await TestIssuer.strangerKey('ES256');
+      const bad = await issuer.sign(users.acmeUser.id, { aud: 'authenticated' }, { key: stranger });
+      expect(await rejection(bearer(bad))).toEqual({ status: 401, code: 'invalid_token' });
+    } finally {
+      delete process.env.SUPABASE_JWKS;
+      resetIssuerProfiles();
+      await issuer.close();
+    }
+  });
+});
+
+describe('Clerk (RS256 through JWKS)', () => {
+  const session = (o?: Record<string, unknown>) => ({ azp: 'http://localhost:3000', v: 2, ...(o ? { o } : {}) });
+
+  it('accepts a v2 session token and reads the active organisation', async () => {
+    const t = await auth.clerk.sign('user_admin_acme', session({ id: 'org_acme', rol: 'admin', slg: 'acme' }));
+    expect(await verifyUserToken(bearer(t))).toMatchObject({ kind: 'clerk', subject: 'user_admin_acme', tenantHint: 'org_acme' });
+  });
+
+  it('reads the v1 org_id claim', async () => {
+    const t = await auth.clerk.sign('user_admin_acme', { azp: 'http://localhost:3000', org_id: 'org_globex', org_role: 'admin' });
+    expect((await verifyUserToken(bearer(t))).tenantHint).toBe('org_globex');
+  });
+
+  it('refuses a pending session and a foreign azp', async () => {
+    expect(await rejection(bearer(await auth.clerk.sign('user_x', { ...session(), sts: 'pending' })))).toEqual({ status: 401, code: 'session_pending' });
+    expect(await rejection(bearer(await auth.clerk.sign('user_x', { azp: 'https://evil.example' })))).toEqual({ status: 401, code: 'invalid_token' });
+    expect(await rejection(bearer(await auth.clerk.sign('user_x', {})))).toEqual({ status: 401, code: 'invalid_token' });
+  });
+
+  it('refuses a signature from a key the issuer never published', async () => {
+    const stranger = await TestIssuer.strangerKey('RS256');
+    expect(await rejection(bearer(await auth.clerk.sign('user_x', session(), { key: stranger })))).toEqual({ status: 401, code: 'invalid_token' });
+  });
+
+  it('refuses an HS256 token claiming the Clerk issuer (no algorithm confusion)', async () => {
+    const t = await new SignJWT({ azp: 'http://localhost:3000' }).setProtectedHeader({ alg: 'HS256' }).setIssuer(auth.clerk.issuer)
+      .setSubject('user_admin_acme').setExpirationTime('1h').sign(new TextEncoder().encode(TEST_JWT_SECRET));
+    expect(await rejection(bearer(t))).toEqual({ status: 401, code: 'invalid_token' });
+  });
+
+  it('caches keys and refetches the JWKS when a new kid appears', async () => {
+    await verifyUserToken(bearer(await auth.clerk.sign('user_a', session())));
+    const before = auth.clerk.fetches;
+    await verifyUserToken(bearer(await auth.clerk.sign('user_a', session())));
+    expect(auth.clerk.fetches).toBe(before); // cached
+    await auth.clerk.rotate();
+    await verifyUserToken(bearer(await auth.clerk.sign('user_a', session())));
+    expect(auth.clerk.fetches).toBe(before + 1); // unknown kid → one refetch
+  });
+});
+
+describe('SuperTokens (ES256 through JWKS)', () => {
+  it('accepts a token and reads the tenant from the custom tenant_id claim, not tId', async () => {
+    const t = await auth.supertokens.sign('st-user_acme', { tId: 'public', tenant_id: 'acme', sessionHandle: 'h' });
+    expect(await verifyUserToken(bearer(t))).toMatchObject({ kind: 'supertokens', subject: 'st-user_acme', tenantHint: 'acme' });
+  });
+
+  it('refuses an expired one', async () => {
+    const t = await auth.supertokens.sign('st-user_acme', {}, { exp: Math.floor(Date.now() / 1000) - 30 });
+    expect(await rejection(bearer(t))).toEqual({ status: 401, code: 'token_expired' });
+  });
+});
+
+describe('machine credentials', () => {
+  const legacy = (role: string, secret = TEST_JWT_SECRET) =>
+    new SignJWT({ iss: 'supabase', role }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+
+  it('recognises the legacy service_role JWT and the new secret keys', async () => {
+    process.env.SUPABASE_SECRET_KEYS = JSON.stringify({ default: 'sb_secret_test123' });
+    try {
+      expect(await isServiceCredential(bearer(await legacy('service_role')))).toBe(true);
+      expect(await isServiceCredential(bearer('sb_secret_test123'))).toBe(true);
+      expect(await isServiceCredential(undefined, 'sb_secret_test123')).toBe(true);
+      expect(await isServiceCredential(bearer('sb_secret_wrong'))).toBe(false);
+      expect(await isServiceCredential(bearer(await legacy('service_role', 'another-secret-that-is-32-chars-long!!')))).toBe(false);
+      expect(await isServiceCredential(bearer(await legacy('anon')))).toBe(false);
+      expect(await isServiceCredential(bearer(await supabaseToken(users.super)))).toBe(false);
+    } finally {
+      delete process.env.SUPABASE_SECRET_KEYS;
+    }
+  });
+
+  it('refuses machine and app keys where a user token is required', async () => {
+    process.env.SUPABASE_PUBLISHABLE_KEYS = JSON.stringify({ default: 'sb_publishable_abc' });
+    try {
+      expect(await rejection(bearer(await legacy('service_role')))).toEqual({ status: 401, code: 'user_token_required' });
+      expect(await rejection(bearer(await legacy('anon')))).toEqual({ status: 401, code: 'user_token_required' });
+      expect(await rejection(bearer('sb_publishable_abc'))).toEqual({ status: 401, code: 'user_token_required' });
+    } finally {
+      delete process.env.SUPABASE_PUBLISHABLE_KEYS;
+    }
+  });
+});
