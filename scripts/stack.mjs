@@ -33,7 +33,8 @@ async function makeReachable(dir) {
   }
 }
 
-export async function startEmbeddedPostgres({ dataDir, port, password = 'postgres', fast = false, onLog }) {
+/** @param {{ dataDir: string, port: number, password?: string, fast?: boolean, onLog?: (msg: string) => void }} opts */
+export async function startEmbeddedPostgres({ dataDir, port, password = 'postgres', fast = false, onLog = undefined }) {
   await mkdir(path.dirname(dataDir), { recursive: true });
   await makeReachable(dataDir);
   const flags = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'];

@@ -191,7 +191,9 @@ const statusRoute = (path: string, summary: string, method: 'post' | 'delete') =
 
 /** Super-admins move a tenant between active, suspended and (soft) deleted. */
 async function setTenantStatus(c: Parameters<typeof caller>[0], tenantId: string, status: 'active' | 'suspended' | 'deleted') {
-  requirePlatformAdmin(caller(c));
+  const who = caller(c);
+  tenantAccess(who, tenantId, 'user'); // a tenant the caller cannot see stays a 404
+  requirePlatformAdmin(who);
   const [t] = await callerDb(c, tenantId, (tx) =>
     tx`
       update public.tenants

@@ -5,14 +5,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { resetIssuerProfiles } from '../../shared/auth/issuers.ts';
-import { LOCAL_CLERK_ISSUER, LOCAL_SUPABASE_ISSUER, LOCAL_SUPERTOKENS_ISSUER, type SeedUser } from './seed.ts';
+import { LOCAL_CLERK_ISSUER, LOCAL_SUPABASE_ISSUER, LOCAL_SUPERTOKENS_ISSUER } from './seed.ts';
 
 export const TEST_JWT_SECRET = 'test-only-jwt-secret-that-is-at-least-32-characters';
 
 type Claims = Record<string, unknown>;
 
 export async function supabaseToken(
-  user: Pick<SeedUser, 'id' | 'email'>,
+  user: { id: string; email: string },
   opts: { tenantId?: string; claims?: Claims; exp?: number | string; secret?: string } = {},
 ): Promise<string> {
   return await new SignJWT({

@@ -1,0 +1,430 @@
+// The tenants function, called in-process through its Hono app with real tokens and a
+// real database: the main flows, every validation rule, and tenant isolation tried as
+// an attacker would — every endpoint, every role, with another tenant's ids.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app } from '../../functions/tenants/app.ts';
+import { closeDb } from '../../shared/db.ts';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
+import { teams, tenants, users, type SeedUser } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+
+let db: TestDatabase;
+let auth: AuthFixture;
+const tok: Record<string, string> = {};
+
+beforeAll(async () => {
+  db = await freshDatabase('fn_tenants');
+  auth = await configureAuth(db.url);
+  const acme = tenants.acme.id;
+  tok.super = await supabaseToken(users.super);
+  tok.admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+  tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
+  tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
+  tok.adminUnpinned = await supabaseToken(users.acmeAdmin);
+  tok.globexAdmin = await supabaseToken(users.globexAdmin, { tenantId: tenants.globex.id });
+});
+afterAll(async () => {
+  await closeDb();
+  await auth.close();
+  await db.close();
+});
+
+/** Everything a tenant owns, as one comparable value: attacks must leave it unchanged. */
+async function tenantFingerprint(tenantId: string): Promise<string> {
+  const [row] = await db.sql`
+    select md5(concat_ws('|',
+      (select string_agg(t::text, ',' order by t.id) from public.tenants t where t.id = ${tenantId}),
+      (select string_agg(m::text, ',' order by m.id) from public.memberships m where m.tenant_id = ${tenantId}),
+      (select string_agg(x::text, ',' order by x.id) from public.teams x where x.tenant_id = ${tenantId}),
+      (select string_agg(x::text, ',' order by x.id) from public.team_members x where x.tenant_id = ${tenantId}),
+      (select count(*)::text from public.audit_logs a where a.tenant_id = ${tenantId}),
+      (select count(*)::text from public.users)
+    )) as fp`;
+  return row.fp;
+}
+
+describe('GET /me', () => {
+  it('describes the caller for each role and issuer', async () => {
+    const me = await call(app, 'GET', '/tenants/me', { token: tok.agent });
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({
+      user: { id: users.acmeAgent.id, email: users.acmeAgent.email },
+      identity: { kind: 'supabase', subject: users.acmeAgent.id },
+      is_platform_admin: false,
+      active_tenant: { id: tenants.acme.id, slug: 'acme' },
+      role: 'agent',
+    });
+    const sup = await call(app, 'GET', '/tenants/me', { token: tok.super });
+    expect(sup.body).toMatchObject({ is_platform_admin: true, role: 'super_admin', memberships: [] });
+
+    const clerk = await auth.clerk.sign('user_admin_acme', { azp: 'http://localhost:3000', v: 2, o: { id: 'org_acme', rol: 'admin' } });
+    const viaClerk = await call(app, 'GET', '/tenants/me', { token: clerk });
+    expect(viaClerk.body).toMatchObject({ user: { id: users.acmeAdmin.id }, identity: { kind: 'clerk' }, role: 'admin', active_tenant: { slug: 'acme' } });
+
+    const st = await auth.supertokens.sign('st-user_globex', { tenant_id: 'globex' });
+    const viaSt = await call(app, 'GET', '/tenants/me', { token: st });
+    expect(viaSt.body).toMatchObject({ user: { id: users.globexUser.id }, role: 'user', active_tenant: { slug: 'globex' } });
+  });
+
+  it('picks the active tenant from X-Tenant-Id (id or slug) when the token names none', async () => {
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenants.globex.id}, ${users.acmeAgent.id}, 'user')`;
+    try {
+      const agent = await supabaseToken(users.acmeAgent);
+      const none = await call(app, 'GET', '/tenants/me', { token: agent });
+      expect(none.body).toMatchObject({ active_tenant: null, role: null });
+      expect(none.body.memberships).toHaveLength(2);
+      const bySlug = await call(app, 'GET', '/tenants/me', { token: agent, headers: { 'x-tenant-id': 'globex' } });
+      expect(bySlug.body).toMatchObject({ active_tenant: { id: tenants.globex.id }, role: 'user' });
+      const byId = await call(app, 'GET', '/tenants/me', { token: agent, headers: { 'x-tenant-id': tenants.acme.id } });
+      expect(byId.body).toMatchObject({ active_tenant: { slug: 'acme' }, role: 'agent' });
+    } finally {
+      await db.sql`delete from public.memberships where tenant_id = ${tenants.globex.id} and user_id = ${users.acmeAgent.id}`;
+    }
+  });
+
+  it('refuses a token whose tenant claim names a tenant the caller is not in', async () => {
+    const forged = await supabaseToken(users.acmeAdmin, { tenantId: tenants.globex.id });
+    const r = await call(app, 'GET', '/tenants/me', { token: forged });
+    expect([r.status, errorCode(r)]).toEqual([403, 'tenant_not_member']);
+    const clerk = await auth.clerk.sign('user_admin_acme', { azp: 'http://localhost:3000', o: { id: 'org_globex' } });
+    const r2 = await call(app, 'GET', '/tenants/me', { token: clerk });
+    expect([r2.status, errorCode(r2)]).toEqual([403, 'tenant_not_member']);
+  });
+
+  it('refuses a valid token of an identity nobody mapped, and a disabled user', async () => {
+    const stranger = await supabaseToken({ id: '99999999-9999-4999-8999-999999999999', email: 'x@y.test' });
+    const r = await call(app, 'GET', '/tenants/me', { token: stranger });
+    expect([r.status, errorCode(r)]).toEqual([403, 'unknown_user']);
+    await db.sql`update public.users set status = 'disabled' where id = ${users.acmeUser.id}`;
+    try {
+      const d = await call(app, 'GET', '/tenants/me', { token: tok.user });
+      expect(d.status).toBe(403);
+    } finally {
+      await db.sql`update public.users set status = 'active' where id = ${users.acmeUser.id}`;
+    }
+  });
+});
+
+describe('tenant lifecycle', () => {
+  it('super-admin creates a tenant with its first admin, who then runs it', async () => {
+    const created = await call(app, 'POST', '/tenants', {
+      token: tok.super,
+      body: { name: 'Initech', slug: 'initech', plan: 'pro', admin: { email: 'Boss@Initech.test', first_name: 'Bill' } },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ name: 'Initech', slug: 'initech', plan: 'pro', status: 'active', settings: {} });
+    const [u] = await db.sql`select id, email from public.users where email = 'boss@initech.test'`;
+    expect(u).toBeTruthy();
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${u.id}, ${u.id})`;
+    const boss = await supabaseToken({ id: u.id, email: u.email });
+    const me = await call(app, 'GET', '/tenants/me', { token: boss });
+    expect(me.body).toMatchObject({ role: 'admin', active_tenant: { slug: 'initech' } });
+
+    const dup = await call(app, 'POST', '/tenants', { token: tok.super, body: { name: 'Again', slug: 'initech' } });
+    expect([dup.status, errorCode(dup)]).toEqual([409, 'already_exists']);
+  });
+
+  it('only super-admins create tenants', async () => {
+    for (const role of ['admin', 'agent', 'user']) {
+      const r = await call(app, 'POST', '/tenants', { token: tok[role], body: { name: 'Nope', slug: `nope-${role}` } });
+      expect([r.status, errorCode(r)], role).toEqual([403, 'forbidden']);
+    }
+    const [{ n }] = await db.sql`select count(*)::int as n from public.tenants where slug like 'nope-%'`;
+    expect(n).toBe(0);
+  });
+
+  it('lists all tenants for super-admins (paged) and only their own for others', async () => {
+    const mine = await call(app, 'GET', '/tenants', { token: tok.user });
+    expect(mine.body.items.map((t: { slug: string }) => t.slug)).toEqual(['acme']);
+    const page1 = await call(app, 'GET', '/tenants?limit=1', { token: tok.super });
+    expect(page1.body.items).toHaveLength(1);
+    expect(page1.body.next).toEqual(expect.any(String));
+    const page2 = await call(app, 'GET', `/tenants?limit=1&cursor=${page1.body.next}`, { token: tok.super });
+    expect(page2.body.items[0].id).not.toBe(page1.body.items[0].id);
+    const bad = await call(app, 'GET', '/tenants?cursor=%%%', { token: tok.super });
+    expect(bad.status).toBe(422);
+  });
+
+  it('admins rename their tenant and change settings but not the plan', async () => {
+    const r = await call(app, 'PATCH', `/tenants/${tenants.acme.id}`, { token: tok.admin, body: { name: 'Acme Corp', settings: { locale: 'fr' } } });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ name: 'Acme Corp', settings: { locale: 'fr' } });
+    const plan = await call(app, 'PATCH', `/tenants/${tenants.acme.id}`, { token: tok.admin, body: { plan: 'enterprise' } });
+    expect(plan.status).toBe(403);
+    for (const role of ['agent', 'user']) {
+      const denied = await call(app, 'PATCH', `/tenants/${tenants.acme.id}`, { token: tok[role], body: { name: 'Mine now' } });
+      expect(denied.status, role).toBe(403);
+    }
+    const [t] = await db.sql`select name, plan from public.tenants where id = ${tenants.acme.id}`;
+    expect(t).toEqual({ name: 'Acme Corp', plan: 'pro' });
+  });
+
+  it('suspend makes a tenant read-only, resume restores it, delete hides it', async () => {
+    const path = `/tenants/${tenants.globex.id}`;
+    expect((await call(app, 'POST', `${path}/suspend`, { token: tok.globexAdmin })).status).toBe(403);
+    const s = await call(app, 'POST', `${path}/suspend`, { token: tok.super });
+    expect(s.body.status).toBe('suspended');
+    expect((await call(app, 'GET', `${path}/teams`, { token: tok.globexAdmin })).status).toBe(200);
+    const w = await call(app, 'POST', `${path}/teams`, { token: tok.globexAdmin, body: { name: 'Blocked', department: 'sales' } });
+    expect([w.status, errorCode(w)]).toEqual([403, 'tenant_suspended']);
+    expect((await call(app, 'POST', `${path}/resume`, { token: tok.super })).body.status).toBe('active');
+    expect((await call(app, 'POST', `${path}/teams`, { token: tok.globexAdmin, body: { name: 'Allowed', department: 'sales' } })).status).toBe(201);
+
+    const d = await call(app, 'DELETE', path, { token: tok.super });
+    expect(d.body).toMatchObject({ status: 'deleted', deleted_at: expect.any(String) });
+    // Gone for its members: a token pinned to it no longer names a tenant of theirs,
+    // and without a pin the tenant is simply not found.
+    const pinned = await call(app, 'GET', path, { token: tok.globexAdmin });
+    expect([pinned.status, errorCode(pinned)]).toEqual([403, 'tenant_not_member']);
+    const unpinned = await call(app, 'GET', path, { token: await supabaseToken(users.globexAdmin) });
+    expect([unpinned.status, errorCode(unpinned)]).toEqual([404, 'not_found']);
+    expect((await call(app, 'GET', path, { token: tok.super })).body.status).toBe('deleted');
+    expect((await call(app, 'POST', `${path}/resume`, { token: tok.super })).body).toMatchObject({ status: 'active', deleted_at: null });
+  });
+});
+
+describe('members', () => {
+  const base = `/tenants/${tenants.acme.id}/members`;
+
+  it('admins invite by e-mail, change roles and remove members', async () => {
+    const added = await call(app, 'POST', base, { token: tok.admin, body: { email: 'New.Hire@acme.test', role: 'agent', first_name: 'Nia' } });
+    expect(added.status).toBe(201);
+    expect(added.body).toMatchObject({ email: 'new.hire@acme.test', role: 'agent', first_name: 'Nia' });
+    const again = await call(app, 'POST', base, { token: tok.admin, body: { email: 'new.hire@acme.test' } });
+    expect([again.status, errorCode(again)]).toEqual([409, 'already_exists']);
+
+    // An existing user of another tenant joins without a duplicate user.
+    const cross = await call(app, 'POST', base, { token: tok.admin, body: { email: users.globexUser.email } });
+    expect(cross.body.user_id).toBe(users.globexUser.id);
+
+    const changed = await call(app, 'PATCH', `${base}/${added.body.user_id}`, { token: tok.admin, body: { role: 'admin' } });
+    expect(changed.body.role).toBe('admin');
+    const list = await call(app, 'GET', base, { token: tok.agent });
+    expect(list.body.items.map((m: { email: string }) => m.email)).toContain('new.hire@acme.test');
+    expect((await call(app, 'GET', base, { token: tok.user })).status).toBe(403);
+
+    expect((await call(app, 'DELETE', `${base}/${added.body.user_id}`, { token: tok.admin })).status).toBe(204);
+    expect((await call(app, 'DELETE', `${base}/${users.globexUser.id}`, { token: tok.admin })).status).toBe(204);
+    expect((await call(app, 'DELETE', `${base}/${added.body.user_id}`, { token: tok.admin })).status).toBe(404);
+  });
+
+  it('never removes or demotes the last admin', async () => {
+    const demote = await call(app, 'PATCH', `${base}/${users.acmeAdmin.id}`, { token: tok.admin, body: { role: 'agent' } });
+    expect([demote.status, errorCode(demote)]).toEqual([409, 'conflict']);
+    const remove = await call(app, 'DELETE', `${base}/${users.acmeAdmin.id}`, { token: tok.admin });
+    expect(remove.status).toBe(409);
+    const [m] = await db.sql`select role from public.memberships where user_id = ${users.acmeAdmin.id} and tenant_id = ${tenants.acme.id}`;
+    expect(m.role).toBe('admin');
+  });
+
+  it('agents and users cannot manage members', async () => {
+    for (const role of ['agent', 'user']) {
+      expect((await call(app, 'POST', base, { token: tok[role], body: { email: 'x@acme.test' } })).status, role).toBe(403);
+      expect((await call(app, 'PATCH', `${base}/${users.acmeUser.id}`, { token: tok[role], body: { role: 'admin' } })).status, role).toBe(403);
+      expect((await call(app, 'DELETE', `${base}/${users.acmeUser.id}`, { token: tok[role] })).status, role).toBe(403);
+    }
+  });
+});
+
+describe('teams', () => {
+  const base = `/tenants/${tenants.acme.id}/teams`;
+
+  it('admins create, read, update and delete teams and their members', async () => {
+    const t = await call(app, 'POST', base, { token: tok.admin, body: { name: 'Billing', department: 'support', lead_user_id: users.acmeAgent.id } });
+    expect(t.status).toBe(201);
+    expect(t.body).toMatchObject({ name: 'Billing', department: 'support', lead_user_id: users.acmeAgent.id, tenant_id: tenants.acme.id });
+    const dup = await call(app, 'POST', base, { token: tok.admin, body: { name: 'BILLING', department: 'sales' } });
+    expect(dup.status).toBe(409);
+
+    const add = await call(app, 'POST', `${base}/${t.body.id}/members`, { token: tok.admin, body: { user_id: users.acmeUser.id } });
+    expect(add.status).toBe(201);
+    const dupMember = await call(app, 'POST', `${base}/${t.body.id}/members`, { token: tok.admin, body: { user_id: users.acmeUser.id } });
+    expect(dupMember.status).toBe(409);
+    const read = await call(app, 'GET', `${base}/${t.body.id}`, { token: tok.user });
+    expect(read.body.members.map((m: { user_id: string }) => m.user_id)).toEqual([users.acmeUser.id]);
+
+    const upd = await call(app, 'PATCH', `${base}/${t.body.id}`, { token: tok.admin, body: { description: 'Invoices', lead_user_id: null } });
+    expect(upd.body).toMatchObject({ description: 'Invoices', lead_user_id: null, name: 'Billing' });
+
+    expect((await call(app, 'DELETE', `${base}/${t.body.id}/members/${users.acmeUser.id}`, { token: tok.admin })).status).toBe(204);
+    expect((await call(app, 'DELETE', `${base}/${t.body.id}`, { token: tok.admin })).status).toBe(204);
+    expect((await call(app, 'GET', `${base}/${t.body.id}`, { token: tok.admin })).status).toBe(404);
+  });
+
+  it('refuses a lead or member who is not in this tenant (composite keys)', async () => {
+    const lead = await call(app, 'POST', base, { token: tok.admin, body: { name: 'Foreign lead', department: 'sales', lead_user_id: users.globexAgent.id } });
+    expect([lead.status, errorCode(lead)]).toEqual([422, 'validation_failed']);
+    const member = await call(app, 'POST', `${base}/${teams.acme}/members`, { token: tok.admin, body: { user_id: users.globexUser.id } });
+    expect(member.status).toBe(422);
+  });
+
+  it('agents and users read teams but cannot change them', async () => {
+    for (const role of ['agent', 'user']) {
+      expect((await call(app, 'GET', base, { token: tok[role] })).status).toBe(200);
+      expect((await call(app, 'POST', base, { token: tok[role], body: { name: 'X', department: 'sales' } })).status).toBe(403);
+      expect((await call(app, 'DELETE', `${base}/${teams.acme}`, { token: tok[role] })).status).toBe(403);
+    }
+  });
+});
+
+describe('audit trail', () => {
+  it('admins page through their tenant’s changes; others may not', async () => {
+    await call(app, 'PATCH', `/tenants/${tenants.acme.id}`, { token: tok.admin, body: { settings: { audited: true } } });
+    const r = await call(app, 'GET', `/tenants/${tenants.acme.id}/audit?limit=2&table_name=tenants`, { token: tok.admin });
+    expect(r.status).toBe(200);
+    expect(r.body.items[0]).toMatchObject({ table_name: 'tenants', action: 'UPDATE', actor_user_id: users.acmeAdmin.id, changed_fields: ['settings'] });
+    if (r.body.next) {
+      const next = await call(app, 'GET', `/tenants/${tenants.acme.id}/audit?limit=2&table_name=tenants&cursor=${r.body.next}`, { token: tok.admin });
+      expect(Number(next.body.items[0].id)).toBeLessThan(Number(r.body.items.at(-1).id));
+    }
+    for (const role of ['agent', 'user']) {
+      expect((await call(app, 'GET', `/tenants/${tenants.acme.id}/audit`, { token: tok[role] })).status).toBe(403);
+    }
+  });
+});
+
+describe('validation: 422 naming the field, or 400 for broken JSON, and nothing written', () => {
+  const acme = tenants.acme.id;
+  const cases: [string, string, string, unknown, string][] = [
+    ['POST', '/tenants', 'super', { name: 'X', slug: 'A' }, 'slug'],
+    ['POST', '/tenants', 'super', { name: 'X', slug: 'ab' }, 'slug'],
+    ['POST', '/tenants', 'super', { name: 'X', slug: '-abc' }, 'slug'],
+    ['POST', '/tenants', 'super', { name: 'X', slug: 'a--b' }, 'slug'],
+    ['POST', '/tenants', 'super', { name: 'X', slug: 'a'.repeat(64) }, 'slug'],
+    ['POST', '/tenants', 'super', { name: '', slug: 'fine-slug' }, 'name'],
+    ['POST', '/tenants', 'super', { name: 'X'.repeat(101), slug: 'fine-slug' }, 'name'],
+    ['POST', '/tenants', 'super', { name: 'X', slug: 'fine-slug', plan: 'gold' }, 'plan'],
+    ['POST', '/tenants', 'super', { name: 'X', slug: 'fine-slug', settings: [] }, 'settings'],
+    ['POST', '/tenants', 'super', { name: 'X', slug: 'fine-slug', admin: { email: 'nope' } }, 'admin.email'],
+    ['POST', '/tenants', 'super', { name: 'X', slug: 'fine-slug', extra: 1 }, ''],
+    ['PATCH', `/tenants/${acme}`, 'admin', {}, ''],
+    ['PATCH', `/tenants/${acme}`, 'admin', { name: 42 }, 'name'],
+    ['POST', `/tenants/${acme}/members`, 'admin', { email: 'not-an-email' }, 'email'],
+    ['POST', `/tenants/${acme}/members`, 'admin', { email: 'a@b.test', role: 'owner' }, 'role'],
+    ['PATCH', `/tenants/${acme}/members/${users.acmeUser.id}`, 'admin', { role: 'super_admin' }, 'role'],
+    ['POST', `/tenants/${acme}/teams`, 'admin', { name: 'T' }, 'department'],
+    ['POST', `/tenants/${acme}/teams`, 'admin', { name: 'T', department: 'legal' }, 'department'],
+    ['POST', `/tenants/${acme}/teams`, 'admin', { name: 'T', department: 'sales', lead_user_id: 'nope' }, 'lead_user_id'],
+    ['POST', `/tenants/${acme}/teams`, 'admin', { name: 'T', department: 'sales', description: 'x'.repeat(1001) }, 'description'],
+    ['PATCH', `/tenants/${acme}/teams/${teams.acme}`, 'admin', { department: 'legal' }, 'department'],
+    ['POST', `/tenants/${acme}/teams/${teams.acme}/members`, 'admin', { user_id: 'x' }, 'user_id'],
+    ['GET', `/tenants?limit=0`, 'super', undefined, 'limit'],
+    ['GET', `/tenants?limit=1000`, 'super', undefined, 'limit'],
+    ['GET', `/tenants?status=gone`, 'super', undefined, 'status'],
+    ['GET', `/tenants/not-a-uuid`, 'super', undefined, 'tenantId'],
+    ['GET', `/tenants/${acme}/audit?action=HACK`, 'admin', undefined, 'action'],
+  ];
+
+  it.each(cases)('%s %s as %s with %j → 422 on "%s"', async (method, path, role, body, field) => {
+    const before = await tenantFingerprint(acme);
+    const r = await call(app, method, path, { token: tok[role], body });
+    expect(r.status).toBe(422);
+    expect(errorCode(r)).toBe('validation_failed');
+    const fields = r.body.error.details.fields.map((f: { field: string }) => f.field);
+    if (field) expect(fields).toContain(field);
+    expect(await tenantFingerprint(acme)).toBe(before);
+    const [{ n }] = await db.sql`select count(*)::int as n from public.tenants where slug = 'fine-slug'`;
+    expect(n).toBe(0);
+  });
+
+  it('broken JSON is a 400 and writes nothing', async () => {
+    const before = await tenantFingerprint(acme);
+    const r = await call(app, 'POST', `/tenants/${acme}/teams`, { token: tok.admin, rawBody: '{"name": ' });
+    expect([r.status, errorCode(r)]).toEqual([400, 'invalid_json']);
+    expect(await tenantFingerprint(acme)).toBe(before);
+  });
+});
+
+// ---------------------------------------------------------------- isolation
+
+type Ids = { tenant: string; team: string; user: string };
+const acmeIds: Ids = { tenant: tenants.acme.id, team: teams.acme, user: users.acmeUser.id };
+const globexIds: Ids = { tenant: tenants.globex.id, team: teams.globex, user: users.globexUser.id };
+
+/** Every tenant-scoped route of the function, with a body that would be valid. */
+const endpoints: { method: string; path: (i: Ids) => string; body?: (i: Ids) => unknown }[] = [
+  { method: 'GET', path: (i) => `/tenants/${i.tenant}` },
+  { method: 'PATCH', path: (i) => `/tenants/${i.tenant}`, body: () => ({ name: 'Pwned' }) },
+  { method: 'POST', path: (i) => `/tenants/${i.tenant}/suspend` },
+  { method: 'POST', path: (i) => `/tenants/${i.tenant}/resume` },
+  { method: 'DELETE', path: (i) => `/tenants/${i.tenant}` },
+  { method: 'GET', path: (i) => `/tenants/${i.tenant}/members` },
+  { method: 'POST', path: (i) => `/tenants/${i.tenant}/members`, body: () => ({ email: 'mole@evil.test', role: 'admin' }) },
+  { method: 'PATCH', path: (i) => `/tenants/${i.tenant}/members/${i.user}`, body: () => ({ role: 'admin' }) },
+  { method: 'DELETE', path: (i) => `/tenants/${i.tenant}/members/${i.user}` },
+  { method: 'GET', path: (i) => `/tenants/${i.tenant}/teams` },
+  { method: 'POST', path: (i) => `/tenants/${i.tenant}/teams`, body: () => ({ name: 'Moles', department: 'sales' }) },
+  { method: 'GET', path: (i) => `/tenants/${i.tenant}/teams/${i.team}` },
+  { method: 'PATCH', path: (i) => `/tenants/${i.tenant}/teams/${i.team}`, body: () => ({ name: 'Pwned' }) },
+  { method: 'DELETE', path: (i) => `/tenants/${i.tenant}/teams/${i.team}` },
+  { method: 'POST', path: (i) => `/tenants/${i.tenant}/teams/${i.team}/members`, body: (i) => ({ user_id: i.user }) },
+  { method: 'DELETE', path: (i) => `/tenants/${i.tenant}/teams/${i.team}/members/${i.user}` },
+  { method: 'GET', path: (i) => `/tenants/${i.tenant}/audit` },
+];
+
+describe('isolation', () => {
+  it('covers every tenant-scoped route of the OpenAPI document', async () => {
+    const doc = await call(app, 'GET', '/tenants/openapi.json');
+    const documented = Object.entries(doc.body.paths as Record<string, Record<string, unknown>>)
+      .flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`))
+      .filter((r) => r.includes('{tenantId}'))
+      .sort();
+    const tested = endpoints
+      .map((e) => `${e.method} ${e.path({ tenant: '{tenantId}', team: '{teamId}', user: '{userId}' })}`)
+      .sort();
+    expect(tested).toEqual(documented);
+  });
+
+  for (const role of ['admin', 'agent', 'user', 'adminUnpinned'] as const) {
+    it(`${role} of acme gets 404 for every route with globex ids, and globex is untouched`, async () => {
+      const before = await tenantFingerprint(tenants.globex.id);
+      for (const e of endpoints) {
+        const r = await call(app, e.method, e.path(globexIds), { token: tok[role], body: e.body?.(globexIds) });
+        expect([r.status, errorCode(r)], `${e.method} ${e.path(globexIds)}`).toEqual([404, 'not_found']);
+        expect(JSON.stringify(r.body)).not.toContain('Globex');
+      }
+      expect(await tenantFingerprint(tenants.globex.id)).toBe(before);
+    });
+  }
+
+  it("acme's admin gets 404 for globex's teams and members through acme's own path", async () => {
+    const before = await tenantFingerprint(tenants.globex.id);
+    const mixed: Ids = { tenant: tenants.acme.id, team: teams.globex, user: users.globexAdmin.id };
+    for (const e of endpoints.filter((x) => /members\/|teams\//.test(x.path(acmeIds)))) {
+      const r = await call(app, e.method, e.path(mixed), { token: tok.admin, body: e.body?.(mixed) });
+      expect(r.status, `${e.method} ${e.path(mixed)}`).toBe(404);
+    }
+    expect(await tenantFingerprint(tenants.globex.id)).toBe(before);
+  });
+
+  it('every route refuses a missing, forged or expired token with 401', async () => {
+    const expired = await supabaseToken(users.acmeAdmin, { exp: Math.floor(Date.now() / 1000) - 120 });
+    const forged = await supabaseToken(users.super, { secret: 'attacker-guessed-secret-of-32-characters!' });
+    const routes = [{ method: 'GET', path: () => '/tenants/me' }, { method: 'GET', path: () => '/tenants' }, ...endpoints];
+    for (const e of routes) {
+      for (const token of [undefined, expired, forged]) {
+        const r = await call(app, e.method, e.path(acmeIds), { token, body: e.body?.(acmeIds) });
+        expect(r.status, `${e.method} ${e.path(acmeIds)}`).toBe(401);
+        errorCode(r);
+      }
+    }
+  });
+});
+
+describe('OpenAPI', () => {
+  it('serves a 3.1 document generated from the request schemas', async () => {
+    const doc = await call(app, 'GET', '/tenants/openapi.json');
+    expect(doc.status).toBe(200);
+    expect(doc.body.openapi).toBe('3.1.0');
+    expect(doc.body.paths['/tenants/me']).toBeDefined();
+    const create = doc.body.paths['/tenants'].post;
+    expect(create.requestBody.content['application/json'].schema).toBeDefined();
+    expect(doc.body.components.schemas.CreateTenant.properties.slug).toMatchObject({ minLength: 3, maxLength: 63 });
+  });
+
+  it('answers unknown routes in the common error shape', async () => {
+    const r = await call(app, 'GET', '/tenants/nowhere/else/at/all', { token: tok.admin });
+    expect([r.status, errorCode(r)]).toEqual([404, 'not_found']);
+  });
+});
