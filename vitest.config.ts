@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['tests/**/*.test.ts'],
+    benchmark: { include: ['tests/bench/**/*.bench.ts'] },
     globalSetup: ['tests/setup/global-setup.ts'],
     reporters: ['default', './tests/setup/summary-reporter.ts'],
     testTimeout: 30_000,

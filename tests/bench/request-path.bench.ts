@@ -1,0 +1,76 @@
+// What the request path costs, against a raw-SQL baseline measured in the same run:
+// the same read (a tenant's teams) as superuser without RLS, through asUser under RLS,
+// and over HTTP through the Deno functions server (JWT verification, caller lookup,
+// RLS transaction). Data: 200 tenants × 50 members and 5 teams each.
+import { afterAll, beforeAll, bench, describe } from 'vitest';
+import { apiKey } from '../../scripts/tokens.mjs';
+import { asUser, closeDb } from '../../shared/db.ts';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { type FunctionsServer, startFunctionsServer } from '../helpers/functions-server.ts';
+import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
+import { configureAuth, supabaseToken, TEST_JWT_SECRET, type AuthFixture } from '../helpers/tokens.ts';
+
+let db: TestDatabase;
+let auth: AuthFixture;
+let server: FunctionsServer;
+let token: string;
+const tenantId = tenants.acme.id;
+const claims = supabaseClaims(users.acmeAgent, tenantId);
+
+beforeAll(async () => {
+  db = await freshDatabase('bench');
+  await db.sql`
+    with t as (
+      insert into public.tenants (name, slug)
+      select 'Tenant ' || g, 'bench-' || g from generate_series(1, 200) g returning id
+    ), u as (
+      insert into public.users (email) select 'u' || g || '@bench.test' from generate_series(1, 10000) g returning id
+    ), numbered_t as (select id, row_number() over () - 1 as n from t),
+       numbered_u as (select id, row_number() over () - 1 as n from u)
+    insert into public.memberships (tenant_id, user_id, role)
+    select numbered_t.id, numbered_u.id, (array['user', 'agent', 'admin'])[1 + numbered_u.n % 3]
+    from numbered_u join numbered_t on numbered_t.n = numbered_u.n % 200`;
+  await db.sql`
+    insert into public.teams (tenant_id, name, department)
+    select t.id, 'Team ' || g, 'support' from public.tenants t, generate_series(1, 5) g where t.slug like 'bench-%'`;
+  await db.sql`analyze`;
+  auth = await configureAuth(db.url);
+  const env: Record<string, string> = {};
+  for (const k of ['SUPABASE_DB_URL', 'SUPABASE_URL', 'SUPABASE_JWT_SECRET', 'CLERK_ISSUER', 'CLERK_JWKS_URL', 'SUPERTOKENS_ISSUER', 'SUPERTOKENS_JWKS_URL']) {
+    env[k] = process.env[k]!;
+  }
+  server = await startFunctionsServer({ ...env, SUPABASE_ANON_KEY: await apiKey('anon', TEST_JWT_SECRET) });
+  token = await supabaseToken(users.acmeAgent, { tenantId, exp: '1h' });
+}, 120_000);
+
+afterAll(async () => {
+  await server?.stop();
+  await closeDb();
+  await auth?.close();
+  await db?.close();
+});
+
+const opts = { time: 3000, warmupTime: 500 };
+
+describe("read a tenant's teams", () => {
+  bench('raw SQL (superuser, no RLS) — baseline', async () => {
+    await db.sql`select id, name, department from public.teams where tenant_id = ${tenantId} order by lower(name)`;
+  }, opts);
+
+  bench('asUser: transaction + claims + RLS (shared/db)', async () => {
+    await asUser(claims, (tx) => tx`select id, name, department from public.teams where tenant_id = ${tenantId} order by lower(name)`);
+  }, opts);
+
+  bench('HTTP GET /functions/v1/tenants/{id}/teams (Deno, JWT, RLS)', async () => {
+    const res = await fetch(`${server.url}/functions/v1/tenants/${tenantId}/teams`, { headers: { authorization: `Bearer ${token}` } });
+    if (res.status !== 200) throw new Error(`status ${res.status}`);
+    await res.arrayBuffer();
+  }, opts);
+
+  bench('HTTP, 8 concurrent requests per iteration (×8 for requests/s)', async () => {
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      const res = await fetch(`${server.url}/functions/v1/tenants/${tenantId}/teams`, { headers: { authorization: `Bearer ${token}` } });
+      await res.arrayBuffer();
+    }));
+  }, opts);
+});
