@@ -4,10 +4,11 @@
 // http://127.0.0.1:54321/functions/v1/<name>. `--db-url postgresql://…` uses an existing
 // database instead of the embedded one.
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
+import { parse as parseToml } from 'smol-toml';
 import { migrate, root, runSqlFile, seedFile, startEmbeddedPostgres } from './stack.mjs';
 import { apiKey, devKeys, issuers, LOCAL_DEV_JWT_SECRET, mintToken, publicJwks } from './tokens.mjs';
 
@@ -16,10 +17,11 @@ const { values: args } = parseArgs({
     'db-url': { type: 'string' },
     port: { type: 'string', default: process.env.PORT ?? '54321' },
     'db-port': { type: 'string', default: process.env.DB_PORT ?? '54322' },
+    'data-dir': { type: 'string', default: process.env.PLATFORM_DATA_DIR ?? path.join(root, '.local') },
   },
 });
 
-const localDir = path.join(root, '.local');
+const localDir = path.resolve(args['data-dir']);
 const port = Number(args.port);
 const origin = `http://127.0.0.1:${port}`;
 const secret = process.env.SUPABASE_JWT_SECRET ?? LOCAL_DEV_JWT_SECRET;
@@ -40,13 +42,18 @@ async function stop(code = 0) {
   await pg?.stop().catch(() => {});
   process.exit(code);
 }
-process.on('SIGINT', () => stop(0));
-process.on('SIGTERM', () => stop(0));
+// Ctrl-C ends with the conventional 130 (SIGTERM 143), after the functions server and
+// Postgres have stopped; whatever way the process exits, the server is told to stop.
+process.on('SIGINT', () => stop(130));
+process.on('SIGTERM', () => stop(143));
+process.on('exit', () => {
+  if (deno && deno.exitCode === null) deno.kill('SIGTERM');
+});
 
 try {
   let dbUrl = args['db-url'];
   if (!dbUrl) {
-    log('starting embedded PostgreSQL 17 (data in .local/db)…');
+    log(`starting embedded PostgreSQL 17 (data in ${path.relative(root, path.join(localDir, 'db')) || localDir})…`);
     const started = await startEmbeddedPostgres({ dataDir: path.join(localDir, 'db'), port: Number(args['db-port']) });
     pg = started.pg;
     dbUrl = started.url;
@@ -66,19 +73,21 @@ try {
   const keys = await devKeys(path.join(localDir, 'dev-keys.json'));
   const anonKey = await apiKey('anon', secret);
   const serviceKey = await apiKey('service_role', secret);
-  const iss = issuers(origin);
 
   const env = {
     ...process.env,
     PORT: String(port),
     SUPABASE_URL: origin,
+    SUPABASE_AUTH_ISSUER: issuers.supabase,
     SUPABASE_DB_URL: dbUrl,
     SUPABASE_JWT_SECRET: secret,
     SUPABASE_ANON_KEY: anonKey,
     SUPABASE_SERVICE_ROLE_KEY: serviceKey,
-    CLERK_ISSUER: iss.clerk,
+    CLERK_ISSUER: issuers.clerk,
+    CLERK_JWKS_URL: `${origin}/dev-issuers/clerk/.well-known/jwks.json`,
     CLERK_AUTHORIZED_PARTIES: process.env.CLERK_AUTHORIZED_PARTIES ?? 'http://localhost:3000',
-    SUPERTOKENS_ISSUER: iss.supertokens,
+    SUPERTOKENS_ISSUER: issuers.supertokens,
+    SUPERTOKENS_JWKS_URL: `${origin}/dev-issuers/supertokens/jwt/jwks.json`,
     DEV_ISSUER_JWKS: JSON.stringify(publicJwks(keys)),
   };
   deno = spawn(path.join(root, 'node_modules', '.bin', 'deno'),
@@ -99,20 +108,23 @@ try {
     ['agent (agent@acme.test)', 'agent@acme.test', 'acme'],
     ['user (user@acme.test)', 'user@acme.test', 'acme'],
   ]) {
-    tokens[label] = await mintToken({ dbUrl, email, tenant, secret, keys, origin }).catch((e) => `(${e.message})`);
+    tokens[label] = await mintToken({ dbUrl, email, tenant, secret, keys }).catch((e) => `(${e.message})`);
   }
   await writeFile(path.join(localDir, 'stack.json'), JSON.stringify({ dbUrl, origin, secret }, null, 2), { mode: 0o600 });
 
   const line = (k, v) => console.log(`  ${k.padEnd(38)} ${v}`);
   console.log('\n\x1b[1mLocal stack is running.\x1b[0m\n');
   line('Functions URL', `${origin}/functions/v1`);
-  line('  tenants', `${origin}/functions/v1/tenants  (OpenAPI: /tenants/openapi.json)`);
+  const config = parseToml(await readFile(path.join(root, 'supabase', 'config.toml'), 'utf8'));
+  for (const name of Object.keys(config.functions ?? {})) {
+    line(`  ${name}`, `${origin}/functions/v1/${name}  (OpenAPI: ${origin}/functions/v1/${name}/openapi.json)`);
+  }
   line('DB URL', dbUrl);
   line('JWT secret', secret);
   line('anon key', anonKey);
   line('service_role key', serviceKey);
-  line('Clerk dev issuer', iss.clerk);
-  line('SuperTokens dev issuer', iss.supertokens);
+  line('Clerk dev issuer', issuers.clerk);
+  line('SuperTokens dev issuer', issuers.supertokens);
   if (secret === LOCAL_DEV_JWT_SECRET) {
     console.log('\n\x1b[33m  WARNING: using the well-known local development JWT secret. Anyone can mint tokens');
     console.log('  for it: never use it outside this machine. Set SUPABASE_JWT_SECRET to change it.\x1b[0m');

@@ -12,6 +12,7 @@ const { values, positionals } = parseArgs({
     tenant: { type: 'string' },
     issuer: { type: 'string', default: 'supabase' },
     ttl: { type: 'string', default: '24h' },
+    'data-dir': { type: 'string', default: process.env.PLATFORM_DATA_DIR ?? path.join(root, '.local') },
   },
 });
 const email = positionals[0];
@@ -20,9 +21,9 @@ if (!email) {
   process.exit(2);
 }
 try {
-  const stack = JSON.parse(await readFile(path.join(root, '.local', 'stack.json'), 'utf8'));
-  const keys = await devKeys(path.join(root, '.local', 'dev-keys.json'));
-  console.log(await mintToken({ dbUrl: stack.dbUrl, email, tenant: values.tenant, issuer: values.issuer, secret: stack.secret, keys, origin: stack.origin, ttl: values.ttl }));
+  const stack = JSON.parse(await readFile(path.join(values['data-dir'], 'stack.json'), 'utf8'));
+  const keys = await devKeys(path.join(values['data-dir'], 'dev-keys.json'));
+  console.log(await mintToken({ dbUrl: stack.dbUrl, email, tenant: values.tenant, issuer: values.issuer, secret: stack.secret, keys, ttl: values.ttl }));
 } catch (err) {
   console.error(err.code === 'ENOENT' ? 'The local stack has not been started: run `npm start` first.' : err.message);
   process.exit(1);

@@ -9,13 +9,14 @@ import postgres from 'postgres';
 
 export const LOCAL_DEV_JWT_SECRET = 'super-secret-jwt-token-with-at-least-32-characters-long';
 
-export function issuers(functionsOrigin) {
-  return {
-    supabase: `${functionsOrigin}/auth/v1`,
-    clerk: `${functionsOrigin}/dev-issuers/clerk`,
-    supertokens: `${functionsOrigin}/dev-issuers/supertokens`,
-  };
-}
+/** The local issuers' names, as supabase/seed.sql maps identities to them. They stay
+ *  the same whatever port the stack listens on, as `supabase start`'s issuer does. */
+export const LOCAL_ISSUER_BASE = 'http://127.0.0.1:54321';
+export const issuers = {
+  supabase: `${LOCAL_ISSUER_BASE}/auth/v1`,
+  clerk: `${LOCAL_ISSUER_BASE}/dev-issuers/clerk`,
+  supertokens: `${LOCAL_ISSUER_BASE}/dev-issuers/supertokens`,
+};
 
 /** Loads (or creates once) the RS256 key pairs of the local Clerk/SuperTokens issuers. */
 export async function devKeys(file) {
@@ -48,8 +49,8 @@ export async function apiKey(role, secret) {
 }
 
 /** Signs an access token for an existing user, the way each issuer shapes its claims. */
-export async function mintToken({ dbUrl, email, tenant, issuer = 'supabase', secret, keys, origin, ttl = '24h' }) {
-  const iss = issuers(origin)[issuer];
+export async function mintToken({ dbUrl, email, tenant, issuer = 'supabase', secret, keys, ttl = '24h' }) {
+  const iss = issuers[issuer];
   if (!iss) throw new Error(`unknown issuer ${issuer}: use supabase, clerk or supertokens`);
   const sql = postgres(dbUrl, { max: 1, onnotice: () => {} });
   try {

@@ -1,0 +1,142 @@
+// `npm start` itself: the embedded stack comes up in an empty folder, prints what a
+// newcomer needs (URLs, secret, working tokens), serves the functions, stops cleanly
+// on Ctrl-C, and keeps its data across a restart; `--db-url` uses another database.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { createDatabase, freePort, root } from '../../scripts/stack.mjs';
+import { tenants } from '../helpers/seed.ts';
+
+const run = promisify(execFile);
+
+interface Started {
+  child: ChildProcess;
+  output: string;
+}
+
+async function start(args: string[]): Promise<Started> {
+  const child = spawn(process.execPath, ['scripts/start.mjs', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`npm start did not come up:\n${output}`)), 90_000);
+    const on = (d: Buffer) => {
+      output += d;
+      if (output.includes('Ctrl-C stops everything')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', on);
+    child.stderr!.on('data', on);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`npm start exited early (${code}):\n${output}`));
+    });
+  });
+  child.removeAllListeners('exit');
+  return { child, output };
+}
+
+async function stop(s: Started): Promise<number | null> {
+  const exited = new Promise<number | null>((r) => s.child.once('exit', (code) => r(code)));
+  s.child.kill('SIGINT');
+  return await exited;
+}
+
+/** The token printed under a label of the start banner. */
+function printedToken(output: string, label: string): string {
+  // deno-lint-ignore no-control-regex
+  const lines = output.replace(/\x1b\[[0-9;]*m/g, '').split('\n');
+  const i = lines.findIndex((l) => l.includes(label));
+  return lines[i + 1].trim();
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'platform-start-'));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+describe('embedded stack', () => {
+  it('starts, serves, stops cleanly and keeps data across a restart', async () => {
+    const [port, dbPort] = [await freePort(), await freePort()];
+    const args = ['--data-dir', dir, '--port', String(port), '--db-port', String(dbPort)];
+    const first = await start(args);
+    try {
+      expect(first.output).toContain('first start: loading supabase/seed.sql');
+      expect(first.output).toContain(`http://127.0.0.1:${port}/functions/v1`);
+      expect(first.output).toContain(`postgresql://postgres:postgres@127.0.0.1:${dbPort}/postgres`);
+      expect(first.output).toContain('super-secret-jwt-token-with-at-least-32-characters-long');
+      expect(first.output).toContain('WARNING: using the well-known local development JWT secret');
+
+      const admin = printedToken(first.output, 'tenant admin (admin@acme.test)');
+      const me = await fetch(`http://127.0.0.1:${port}/functions/v1/tenants/me`, { headers: { authorization: `Bearer ${admin}` } });
+      expect(me.status).toBe(200);
+      expect(await me.json()).toMatchObject({ role: 'admin', active_tenant: { slug: 'acme' } });
+      for (const label of ['super-admin (super@platform.local)', 'agent (agent@acme.test)', 'user (user@acme.test)']) {
+        const r = await fetch(`http://127.0.0.1:${port}/functions/v1/tenants/me`, { headers: { authorization: `Bearer ${printedToken(first.output, label)}` } });
+        expect(r.status, label).toBe(200);
+      }
+
+      // npm run token, with the Clerk dev issuer whose JWKS the stack serves.
+      const { stdout } = await run(process.execPath, ['scripts/token.mjs', 'agent@acme.test', '--tenant', 'acme', '--issuer', 'clerk', '--data-dir', dir], { cwd: root });
+      const viaClerk = await fetch(`http://127.0.0.1:${port}/functions/v1/tenants/me`, { headers: { authorization: `Bearer ${stdout.trim()}` } });
+      expect(await viaClerk.json()).toMatchObject({ role: 'agent', identity: { kind: 'clerk' } });
+
+      const created = await fetch(`http://127.0.0.1:${port}/functions/v1/tenants/${tenants.acme.id}/teams`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'Survives restarts', department: 'technical' }),
+      });
+      expect(created.status).toBe(201);
+    } finally {
+      expect(await stop(first)).toBe(130);
+    }
+    // Both servers are gone: nothing listens on either port any more.
+    await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
+    await expect(portOpen(dbPort)).resolves.toBe(false);
+
+    const second = await start(args);
+    try {
+      expect(second.output).not.toContain('first start');
+      const admin = printedToken(second.output, 'tenant admin (admin@acme.test)');
+      const teams = await fetch(`http://127.0.0.1:${port}/functions/v1/tenants/${tenants.acme.id}/teams`, { headers: { authorization: `Bearer ${admin}` } });
+      expect((await teams.json()).items.map((t: { name: string }) => t.name)).toContain('Survives restarts');
+    } finally {
+      expect(await stop(second)).toBe(130);
+    }
+  }, 180_000);
+});
+
+describe('--db-url', () => {
+  it('migrates and seeds an existing empty database instead of starting one', async () => {
+    const url = await createDatabase(inject('pgUrl'), `start_dburl_${Date.now()}`);
+    const port = await freePort();
+    const s = await start(['--db-url', url, '--port', String(port), '--data-dir', path.join(dir, 'external')]);
+    try {
+      expect(s.output).not.toContain('starting embedded PostgreSQL');
+      expect(s.output).toContain(url);
+      const admin = printedToken(s.output, 'tenant admin (admin@acme.test)');
+      const me = await fetch(`http://127.0.0.1:${port}/functions/v1/tenants/me`, { headers: { authorization: `Bearer ${admin}` } });
+      expect(me.status).toBe(200);
+    } finally {
+      expect(await stop(s)).toBe(130);
+    }
+  }, 120_000);
+});
