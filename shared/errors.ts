@@ -44,6 +44,13 @@ function isPgError(err: unknown): err is PgLikeError {
   return typeof err === 'object' && err !== null && (err as { name?: string }).name === 'PostgresError';
 }
 
+/** The column a composite foreign key checks, by the `<table>_<tenant_id>_<column>_fkey`
+ *  naming Postgres gives them: `teams_tenant_id_lead_user_id_fkey` → lead_user_id. */
+function referencedField(constraint: string | undefined): string {
+  const m = constraint?.match(/_tenant_id_(.+)_fkey$/);
+  return m?.[1] ?? constraint ?? 'body';
+}
+
 /** Maps a database error to the API error a client should see. */
 export function fromPgError(err: PgLikeError): ApiError {
   const constraint = err.constraint_name;
@@ -53,14 +60,16 @@ export function fromPgError(err: PgLikeError): ApiError {
     case '23503':
       return err.message.includes('still referenced')
         ? conflict('still_referenced', 'The record is still in use', { constraint })
-        : unprocessable('A referenced record does not exist in this tenant', { constraint });
+        : unprocessable('A referenced record does not exist in this tenant', {
+          constraint,
+          fields: [{ field: referencedField(constraint), message: 'does not exist in this tenant' }],
+        });
     case '23514':
     case '23502':
-    case '22001':
-    case '22P02':
-    case '22007':
-    case '22023':
-      return unprocessable('The data breaks a rule of the schema', { constraint, column: err.column_name });
+      return unprocessable('The data breaks a rule of the schema', {
+        constraint,
+        fields: [{ field: err.column_name ?? constraint ?? 'body', message: 'breaks a rule of the schema' }],
+      });
     case '42501':
       return forbidden();
     case 'PT403':
@@ -75,6 +84,13 @@ export function fromPgError(err: PgLikeError): ApiError {
     case '57014':
       return new ApiError(503, 'timeout', 'The database took too long to answer');
     default:
+      // Class 22 (data exception: bad text, out-of-range numbers, invalid JSON…) is
+      // always the caller's input.
+      if (err.code?.startsWith('22')) {
+        return unprocessable('The data is not acceptable', {
+          fields: [{ field: err.column_name ?? 'body', message: 'is not acceptable to the database' }],
+        });
+      }
       return new ApiError(500, 'internal_error', 'Internal error');
   }
 }

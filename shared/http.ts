@@ -67,10 +67,16 @@ export function createApp<E extends Env>(name: string, info: { title: string; de
     bearerFormat: 'JWT',
     description: 'An access token from Supabase Auth, Clerk or SuperTokens',
   });
-  app.doc31('/openapi.json', {
-    openapi: '3.1.0',
-    info: { title: info.title, version: '1.0.0', description: info.description },
-    servers: [{ url: '/functions/v1' }],
+  // Generated on first request (every route is registered by then) and kept: the
+  // document only changes with a deploy.
+  let document: unknown;
+  app.get('/openapi.json', (c) => {
+    document ??= app.getOpenAPI31Document({
+      openapi: '3.1.0',
+      info: { title: info.title, version: '1.0.0', description: info.description },
+      servers: [{ url: '/functions/v1' }],
+    });
+    return c.json(document as Record<string, unknown>);
   });
   return app;
 }

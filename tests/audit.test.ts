@@ -80,6 +80,15 @@ const cases: {
     remove: (tx) => tx`delete from public.team_members where tenant_id = ${tenants.acme.id} and user_id = ${users.acmeUser.id}`,
   },
   {
+    table: 'invitations',
+    tenantId: tenants.acme.id,
+    key: (r) => ({ tenant_id: tenants.acme.id, id: r.id }),
+    insert: (tx) => tx`insert into public.invitations (tenant_id, email, role) values (${tenants.acme.id}, 'audit@acme.test', 'user')`,
+    update: (tx) => tx`update public.invitations set role = 'agent' where email = 'audit@acme.test'`,
+    changed: ['role'],
+    remove: (tx) => tx`delete from public.invitations where email = 'audit@acme.test'`,
+  },
+  {
     table: 'tenant_org_links',
     tenantId: tenants.acme.id,
     key: () => ({ tenant_id: tenants.acme.id, issuer: 'https://idp.example' }),

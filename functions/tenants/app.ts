@@ -3,9 +3,17 @@
 // RLS (callerDb); the role checks here give clear 403/404s, the policies enforce them.
 import { createRoute, z } from '@hono/zod-openapi';
 import { type AuthEnv, caller, callerDb, requireUser, tenantAccess, type Caller } from '../../shared/auth/context.ts';
-import { forbidden, notFound, unprocessable } from '../../shared/errors.ts';
+import { conflict, forbidden, notFound, unprocessable } from '../../shared/errors.ts';
 import { createApp } from '../../shared/http.ts';
-import { commonErrors, conflictError, decodeCursor, encodeCursor, jsonBody, jsonResponse } from '../../shared/schemas/common.ts';
+import {
+  commonErrors,
+  conflictError,
+  decodeCursor,
+  encodeCursor,
+  jsonBody,
+  jsonResponse,
+  UUID_PATTERN,
+} from '../../shared/schemas/common.ts';
 import * as s from './schemas.ts';
 
 export const app = createApp<AuthEnv>('tenants', {
@@ -33,10 +41,12 @@ function requirePlatformAdmin(who: Caller): void {
   if (!who.isPlatformAdmin) throw forbidden('Only platform super-admins may do this');
 }
 
-function cursorOrFail(cursor: string | undefined, arity: number): string[] | null {
+const plainText = (v: string) => v.length <= 200 && !v.includes('\u0000');
+
+function cursorOrFail(cursor: string | undefined, arity: number, valid = plainText): string[] | null {
   if (!cursor) return null;
   const values = decodeCursor(cursor, arity);
-  if (!values) throw unprocessable('The request is not valid', { fields: [{ field: 'cursor', message: 'Invalid cursor' }] });
+  if (!values || !values.every(valid)) throw unprocessable('The request is not valid', { fields: [{ field: 'cursor', message: 'Invalid cursor' }] });
   return values;
 }
 
@@ -50,8 +60,11 @@ app.openapi(
     security,
     responses: { 200: jsonResponse(s.MeSchema, 'The caller'), ...commonErrors },
   }),
-  (c) => {
+  async (c) => {
     const who = caller(c);
+    const invitations = await callerDb(c, null, (tx) =>
+      tx`select id, tenant_id, tenant_name, tenant_slug, role, expires_at from private.my_invitations()`
+    );
     const header = c.req.header('x-tenant-id');
     const activeId = who.pinnedTenantId ??
       who.memberships.find((m) => m.tenant_id === header?.toLowerCase() || m.tenant.slug === header)?.tenant_id ??
@@ -62,9 +75,10 @@ app.openapi(
       identity: { issuer: who.identity.issuer, subject: who.identity.subject, kind: who.identity.kind },
       is_platform_admin: who.isPlatformAdmin,
       memberships: who.memberships,
+      invitations,
       active_tenant: active ? { id: active.tenant.id, slug: active.tenant.slug, name: active.tenant.name } : null,
       role: active ? active.role : who.isPlatformAdmin ? 'super_admin' as const : null,
-    }, 200);
+    } as never, 200);
   },
 );
 
@@ -81,7 +95,8 @@ app.openapi(
   }),
   async (c) => {
     const q = c.req.valid('query');
-    const after = cursorOrFail(q.cursor, 2);
+    const after = cursorOrFail(q.cursor, 2, (v) => plainText(v));
+    if (after && !UUID_PATTERN.test(after[1])) throw unprocessable('The request is not valid', { fields: [{ field: 'cursor', message: 'Invalid cursor' }] });
     const rows = await callerDb(c, null, (tx) =>
       tx`
         select ${tx.unsafe(TENANT_COLUMNS)} from public.tenants
@@ -240,33 +255,6 @@ app.openapi(
 
 app.openapi(
   createRoute({
-    method: 'post',
-    path: '/{tenantId}/members',
-    summary: 'Add a member by e-mail, creating the user if new (admins)',
-    security,
-    request: { params: s.TenantIdParam, body: jsonBody(s.AddMemberBody) },
-    responses: { 201: jsonResponse(s.MemberSchema, 'The new member'), ...commonErrors, ...conflictError },
-  }),
-  async (c) => {
-    const { tenantId } = c.req.valid('param');
-    const body = c.req.valid('json');
-    const who = caller(c);
-    tenantAccess(who, tenantId, 'admin');
-    requireWritable(who, tenantId);
-    const member = await callerDb(c, tenantId, async (tx) => {
-      const [{ id }] = await tx`
-        select private.find_or_create_user(${body.email}, ${body.first_name ?? null}, ${body.last_name ?? null}) as id
-      `;
-      await tx`insert into public.memberships (tenant_id, user_id, role) values (${tenantId}, ${id}, ${body.role})`;
-      const [m] = await tx`${tx.unsafe(MEMBER_SELECT)} where m.tenant_id = ${tenantId} and m.user_id = ${id}`;
-      return m;
-    });
-    return c.json(member as never, 201);
-  },
-);
-
-app.openapi(
-  createRoute({
     method: 'patch',
     path: '/{tenantId}/members/{userId}',
     summary: "Change a member's role (admins; a tenant keeps at least one admin)",
@@ -312,6 +300,112 @@ app.openapi(
     );
     if (!deleted.length) throw notFound('Member');
     return c.body(null, 204);
+  },
+);
+
+// ---------------------------------------------------------------- invitations
+
+const INVITATION_COLUMNS = 'id, tenant_id, email, role, invited_by, created_at, expires_at, accepted_at';
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/{tenantId}/invitations',
+    summary: 'Invite a person by e-mail (admins); they join when they accept',
+    security,
+    request: { params: s.TenantIdParam, body: jsonBody(s.InviteBody) },
+    responses: { 201: jsonResponse(s.InvitationSchema, 'The invitation'), ...commonErrors, ...conflictError },
+  }),
+  async (c) => {
+    const { tenantId } = c.req.valid('param');
+    const body = c.req.valid('json');
+    const who = caller(c);
+    tenantAccess(who, tenantId, 'admin');
+    requireWritable(who, tenantId);
+    const invitation = await callerDb(c, tenantId, async (tx) => {
+      const [member] = await tx`
+        select 1 from public.memberships m join public.users u on u.id = m.user_id
+        where m.tenant_id = ${tenantId} and lower(u.email) = ${body.email}
+      `;
+      if (member) throw conflict('already_member', 'This person is already a member of the tenant');
+      const [inv] = await tx`
+        insert into public.invitations (tenant_id, email, role, expires_at)
+        values (${tenantId}, ${body.email}, ${body.role}, now() + make_interval(days => ${body.expires_in_days}))
+        returning ${tx.unsafe(INVITATION_COLUMNS)}
+      `;
+      return inv;
+    });
+    return c.json(invitation as never, 201);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'get',
+    path: '/{tenantId}/invitations',
+    summary: "List a tenant's pending invitations (admins)",
+    security,
+    request: { params: s.TenantIdParam },
+    responses: { 200: jsonResponse(z.object({ items: z.array(s.InvitationSchema) }), 'Pending invitations'), ...commonErrors },
+  }),
+  async (c) => {
+    const { tenantId } = c.req.valid('param');
+    tenantAccess(caller(c), tenantId, 'admin');
+    const items = await callerDb(c, tenantId, (tx) =>
+      tx`
+        select ${tx.unsafe(INVITATION_COLUMNS)} from public.invitations
+        where tenant_id = ${tenantId} and accepted_at is null
+        order by created_at desc
+      `
+    );
+    return c.json({ items } as never, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'delete',
+    path: '/{tenantId}/invitations/{invitationId}',
+    summary: 'Revoke a pending invitation (admins)',
+    security,
+    request: { params: s.InvitationParam },
+    responses: { 204: { description: 'Revoked' }, ...commonErrors },
+  }),
+  async (c) => {
+    const { tenantId, invitationId } = c.req.valid('param');
+    const who = caller(c);
+    tenantAccess(who, tenantId, 'admin');
+    requireWritable(who, tenantId);
+    const deleted = await callerDb(c, tenantId, (tx) =>
+      tx`
+        delete from public.invitations
+        where tenant_id = ${tenantId} and id = ${invitationId} and accepted_at is null
+        returning id
+      `
+    );
+    if (!deleted.length) throw notFound('Invitation');
+    return c.body(null, 204);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/invitations/{invitationId}/accept',
+    summary: 'Accept an invitation addressed to your e-mail and join its tenant',
+    security,
+    request: { params: s.AcceptParam },
+    responses: {
+      200: jsonResponse(z.object({ tenant_id: s.TenantIdParam.shape.tenantId, role: s.TenantRoleSchema }), 'The membership'),
+      ...commonErrors,
+    },
+  }),
+  async (c) => {
+    const { invitationId } = c.req.valid('param');
+    const [membership] = await callerDb(c, null, (tx) =>
+      tx`select tenant_id, role from private.accept_invitation(${invitationId})`
+    );
+    return c.json(membership as never, 200);
   },
 );
 
@@ -517,7 +611,7 @@ app.openapi(
     const { tenantId } = c.req.valid('param');
     const q = c.req.valid('query');
     tenantAccess(caller(c), tenantId, 'admin');
-    const before = cursorOrFail(q.cursor, 1);
+    const before = cursorOrFail(q.cursor, 1, (v) => /^\d{1,18}$/.test(v));
     const rows = await callerDb(c, tenantId, (tx) =>
       tx`
         select id::text, table_name, record_key, action, actor_user_id, actor_role,

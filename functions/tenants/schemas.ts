@@ -1,7 +1,7 @@
 // Request and response shapes of the tenants API. The same schemas validate requests
 // and generate the OpenAPI document.
 import { z } from '@hono/zod-openapi';
-import { PageQuery, Uuid } from '../../shared/schemas/common.ts';
+import { JsonObject, PageQuery, Text, Uuid } from '../../shared/schemas/common.ts';
 
 export const TenantRoleSchema = z.enum(['user', 'agent', 'admin']);
 export const PlanSchema = z.enum(['starter', 'pro', 'enterprise']);
@@ -17,11 +17,9 @@ export const SlugSchema = z
   .refine((s) => !s.includes('--'), 'no consecutive hyphens')
   .openapi({ example: 'acme' });
 
-const Name = z.string().trim().min(1).max(100);
+const Name = Text.trim().min(1).max(100);
 const Email = z.email().max(320).transform((e) => e.toLowerCase());
-const Settings = z.record(z.string(), z.unknown()).refine((s) => JSON.stringify(s).length <= 16_384, {
-  message: 'settings must be at most 16 KiB of JSON',
-});
+const Settings = JsonObject(16_384);
 const Timestamp = z.string().openapi({ format: 'date-time' });
 
 export const TenantSchema = z
@@ -39,6 +37,12 @@ export const TenantSchema = z
   .openapi('Tenant');
 
 export const TenantIdParam = z.object({ tenantId: Uuid.openapi({ param: { name: 'tenantId', in: 'path' } }) });
+export const InvitationParam = TenantIdParam.extend({
+  invitationId: Uuid.openapi({ param: { name: 'invitationId', in: 'path' } }),
+});
+export const AcceptParam = z.object({
+  invitationId: Uuid.openapi({ param: { name: 'invitationId', in: 'path' } }),
+});
 export const MemberParam = TenantIdParam.extend({
   userId: Uuid.openapi({ param: { name: 'userId', in: 'path' } }),
 });
@@ -83,6 +87,15 @@ export const MembershipSchema = z.object({
   tenant: z.object({ id: Uuid, name: z.string(), slug: z.string(), status: z.string() }),
 });
 
+export const PendingInvitationSchema = z.object({
+  id: Uuid,
+  tenant_id: Uuid,
+  tenant_name: z.string(),
+  tenant_slug: z.string(),
+  role: TenantRoleSchema,
+  expires_at: Timestamp,
+});
+
 export const MeSchema = z
   .object({
     user: z.object({
@@ -95,6 +108,7 @@ export const MeSchema = z
     identity: z.object({ issuer: z.string(), subject: z.string(), kind: z.string() }),
     is_platform_admin: z.boolean(),
     memberships: z.array(MembershipSchema),
+    invitations: z.array(PendingInvitationSchema),
     active_tenant: z.object({ id: Uuid, slug: z.string(), name: z.string() }).nullable(),
     role: z.enum(['user', 'agent', 'admin', 'super_admin']).nullable(),
   })
@@ -111,15 +125,27 @@ export const MemberSchema = z
   })
   .openapi('Member');
 
-export const AddMemberBody = z
+export const InviteBody = z
   .object({
     email: Email,
     role: TenantRoleSchema.default('user'),
-    first_name: Name.optional(),
-    last_name: Name.optional(),
+    expires_in_days: z.number().int().min(1).max(90).default(14),
   })
   .strict()
-  .openapi('AddMember');
+  .openapi('Invite');
+
+export const InvitationSchema = z
+  .object({
+    id: Uuid,
+    tenant_id: Uuid,
+    email: z.string(),
+    role: TenantRoleSchema,
+    invited_by: Uuid.nullable(),
+    created_at: Timestamp,
+    expires_at: Timestamp,
+    accepted_at: Timestamp.nullable(),
+  })
+  .openapi('Invitation');
 
 export const ChangeRoleBody = z.object({ role: TenantRoleSchema }).strict().openapi('ChangeRole');
 
@@ -140,7 +166,7 @@ export const CreateTeamBody = z
   .object({
     name: Name,
     department: DepartmentSchema,
-    description: z.string().max(1000).optional(),
+    description: Text.max(1000).optional(),
     lead_user_id: Uuid.optional(),
   })
   .strict()
@@ -150,7 +176,7 @@ export const UpdateTeamBody = z
   .object({
     name: Name.optional(),
     department: DepartmentSchema.optional(),
-    description: z.string().max(1000).nullable().optional(),
+    description: Text.max(1000).nullable().optional(),
     lead_user_id: Uuid.nullable().optional(),
   })
   .strict()
@@ -164,7 +190,7 @@ export const TeamMemberSchema = z
   .openapi('TeamMember');
 
 export const AuditQuery = PageQuery.extend({
-  table_name: z.string().max(63).optional(),
+  table_name: Text.max(63).optional(),
   action: z.enum(['INSERT', 'UPDATE', 'DELETE', 'SOFT_DELETE', 'RESTORE']).optional(),
 });
 

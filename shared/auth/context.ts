@@ -4,6 +4,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { asUser, type Claims, type Tx } from '../db.ts';
 import { badRequest, forbidden, notFound } from '../errors.ts';
+import { UUID_PATTERN } from '../schemas/common.ts';
 import { type Identity, verifyUserToken } from './verify.ts';
 
 export type TenantRole = 'user' | 'agent' | 'admin';
@@ -27,7 +28,6 @@ export interface Caller {
 export type AuthEnv = { Variables: { caller: Caller } };
 
 const RANK: Record<TenantRole, number> = { user: 1, agent: 2, admin: 3 };
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Verifies the token and loads the caller in one round trip, under RLS. */
 export function requireUser(): MiddlewareHandler<AuthEnv> {
@@ -91,7 +91,7 @@ export interface TenantAccess {
 /** The caller's standing in a tenant. A tenant the caller cannot see is a 404 (its
  *  existence is not confirmed); one they see with too low a role is a 403. */
 export function tenantAccess(who: Caller, tenantId: string, minRole: TenantRole): TenantAccess {
-  if (!UUID.test(tenantId)) throw notFound('Tenant');
+  if (!UUID_PATTERN.test(tenantId)) throw notFound('Tenant');
   if (who.isPlatformAdmin) return { tenantId, role: 'super_admin' };
   const m = who.memberships.find((x) => x.tenant_id === tenantId);
   if (!m) throw notFound('Tenant');

@@ -13,7 +13,7 @@ export interface IssuerProfile {
   secret?: Uint8Array;
   /** Asymmetric keys; remote sets cache keys and refetch on an unknown `kid`. */
   jwks?: JWTVerifyGetKey;
-  /** Clerk: the origins allowed in `azp`. Empty means not checked. */
+  /** Clerk: the origins allowed in `azp`. Clerk tokens are refused while it is empty. */
   authorizedParties: string[];
   /** The tenant the token itself names, if any (id, slug or organisation id). */
   tenantHint(claims: JWTPayload): string | undefined;
@@ -53,20 +53,35 @@ export function supabaseUrl(): string {
   return (env('SUPABASE_URL') ?? 'http://127.0.0.1:54321').replace(/\/$/, '');
 }
 
-export function jwtSecret(): string {
-  return env('SUPABASE_JWT_SECRET') ?? LOCAL_DEV_JWT_SECRET;
+function isLoopback(url: string): boolean {
+  try {
+    return ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(url).hostname);
+  } catch {
+    return false;
+  }
+}
+
+/** The HS256 secret of Supabase tokens: SUPABASE_JWT_SECRET, or JWT_SECRET (a name an
+ *  operator may set on a hosted project, where SUPABASE_* names are reserved). The
+ *  well-known local development secret is used only when the project URL is a
+ *  loopback address; elsewhere no secret means HS256 tokens are refused. */
+export function jwtSecret(): string | undefined {
+  const configured = env('SUPABASE_JWT_SECRET') ?? env('JWT_SECRET');
+  if (configured) return configured;
+  return isLoopback(supabaseUrl()) ? LOCAL_DEV_JWT_SECRET : undefined;
 }
 
 function loadProfiles(): IssuerProfile[] {
   const profiles: IssuerProfile[] = [];
 
-  const supabaseIssuer = env('SUPABASE_AUTH_ISSUER') ?? `${supabaseUrl()}/auth/v1`;
+  const supabaseIssuer = (env('SUPABASE_AUTH_ISSUER') ?? `${supabaseUrl()}/auth/v1`).replace(/\/$/, '');
   const inlineJwks = env('SUPABASE_JWKS');
+  const secret = jwtSecret();
   profiles.push({
     kind: 'supabase',
     issuer: supabaseIssuer,
     audience: envList('SUPABASE_AUTH_AUDIENCE').length ? envList('SUPABASE_AUTH_AUDIENCE') : ['authenticated'],
-    secret: new TextEncoder().encode(jwtSecret()),
+    secret: secret ? new TextEncoder().encode(secret) : undefined,
     jwks: anyOf(
       inlineJwks ? createLocalJWKSet(JSON.parse(inlineJwks)) : undefined,
       remote(env('SUPABASE_JWKS_URL') ?? `${supabaseIssuer}/.well-known/jwks.json`),

@@ -21,8 +21,8 @@ function bearer(authorization: string | undefined): string | undefined {
   return m?.[1];
 }
 
-/** True for the legacy service_role JWT, a new `sb_secret_…` key, or any HS256 token
- *  with role service_role signed with the project secret. */
+/** True for the legacy service_role JWT, a new `sb_secret_…` key, or an expiring HS256
+ *  token with role service_role signed with the project secret. */
 export async function isServiceCredential(authorization: string | undefined, apikey?: string): Promise<boolean> {
   const token = bearer(authorization) ?? apikey;
   if (!token) return false;
@@ -30,9 +30,13 @@ export async function isServiceCredential(authorization: string | undefined, api
     (k): k is string => !!k,
   );
   for (const key of known) if (await secretEquals(token, key)) return true;
-  if (token.split('.').length !== 3) return false;
+  const secret = jwtSecret();
+  if (!secret || token.split('.').length !== 3) return false;
   try {
-    const { payload } = await jwtVerify(token, new TextEncoder().encode(jwtSecret()), { algorithms: ['HS256'] });
+    const { payload } = await jwtVerify(token, new TextEncoder().encode(secret), {
+      algorithms: ['HS256'],
+      requiredClaims: ['exp'],
+    });
     return payload.role === 'service_role';
   } catch {
     return false;

@@ -1,7 +1,7 @@
 // Verifies `Authorization: Bearer` tokens from the configured issuers with jose.
 // Every failure is a 401 in the common error shape; nothing about keys leaks.
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
-import { unauthorized } from '../errors.ts';
+import { ApiError, unauthorized } from '../errors.ts';
 import { type IssuerKind, issuerProfiles, type IssuerProfile } from './issuers.ts';
 import { isPublicApiKey, isServiceCredential } from './service.ts';
 
@@ -24,6 +24,7 @@ export function bearerToken(authorization: string | undefined | null): string {
   return m[1];
 }
 
+/** Issuers are compared without a trailing slash, which providers write either way. */
 function profileFor(iss: unknown): IssuerProfile {
   const profile = typeof iss === 'string'
     ? issuerProfiles().find((p) => p.issuer === iss.replace(/\/$/, ''))
@@ -60,14 +61,14 @@ export async function verifyUserToken(authorization: string | undefined | null):
     if (alg === 'HS256' && profile.secret) {
       ({ payload } = await jwtVerify(token, profile.secret, {
         algorithms: ['HS256'],
-        issuer: profile.issuer,
+        issuer: [profile.issuer, `${profile.issuer}/`],
         audience: profile.audience,
         clockTolerance: CLOCK_TOLERANCE_S,
       }));
     } else if (ASYMMETRIC.includes(alg) && profile.jwks) {
       ({ payload } = await jwtVerify(token, profile.jwks, {
         algorithms: ASYMMETRIC,
-        issuer: profile.issuer,
+        issuer: [profile.issuer, `${profile.issuer}/`],
         audience: profile.audience,
         clockTolerance: CLOCK_TOLERANCE_S,
       }));
@@ -78,6 +79,11 @@ export async function verifyUserToken(authorization: string | undefined | null):
     if (err instanceof joseErrors.JWTExpired) throw unauthorized('token_expired', 'The token has expired');
     if (err instanceof joseErrors.JWTClaimValidationFailed) {
       throw unauthorized('invalid_token', `The token's "${err.claim}" claim is not acceptable`);
+    }
+    if (err instanceof joseErrors.JWKSTimeout || !(err instanceof joseErrors.JOSEError || err instanceof ApiError)) {
+      // The issuer's key set could not be fetched: not the caller's fault, and worth a retry.
+      console.error(`[auth] JWKS of ${profile.issuer} unavailable:`, (err as Error).message);
+      throw new ApiError(503, 'issuer_unavailable', 'The token issuer cannot be reached; retry shortly');
     }
     if (err instanceof joseErrors.JOSEError) throw unauthorized('invalid_token', 'The token signature is not valid');
     throw err;
@@ -93,7 +99,8 @@ export async function verifyUserToken(authorization: string | undefined | null):
     if (payload.sts === 'pending') {
       throw unauthorized('session_pending', 'The session still has pending tasks and cannot be used yet');
     }
-    if (profile.authorizedParties.length && !profile.authorizedParties.includes(String(payload.azp ?? ''))) {
+    // Fail closed: without a list of allowed origins any site's Clerk token would do.
+    if (!profile.authorizedParties.includes(String(payload.azp ?? ''))) {
       throw unauthorized('invalid_token', 'The token was issued to an origin that is not allowed');
     }
   }

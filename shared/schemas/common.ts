@@ -1,7 +1,23 @@
 // Schemas shared by every function's API: ids, the error shape, pagination.
 import { z } from '@hono/zod-openapi';
 
+/** The textual form of a UUID, for ids that arrive outside a zod schema (cursors, headers). */
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export const Uuid = z.uuid().openapi({ example: '10000000-0000-4000-8000-000000000001' });
+
+/** Text Postgres can store: no NUL characters. */
+export const Text = z.string().refine((s) => !s.includes('\u0000'), 'must not contain NUL characters');
+
+/** A JSON object of at most maxBytes, without NUL characters anywhere (jsonb refuses them). */
+export const JsonObject = (maxBytes: number) =>
+  z.record(z.string(), z.unknown()).superRefine((o, ctx) => {
+    const json = JSON.stringify(o);
+    if (new TextEncoder().encode(json).length > maxBytes) {
+      ctx.addIssue({ code: 'custom', message: `must be at most ${maxBytes} bytes of JSON` });
+    }
+    if (json.includes('\\u0000')) ctx.addIssue({ code: 'custom', message: 'must not contain NUL characters' });
+  });
 
 export const ErrorSchema = z
   .object({
@@ -41,7 +57,7 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
 
 export const PageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(50),
-  cursor: z.string().max(200).optional(),
+  cursor: Text.max(500).optional(),
 });
 
 /** Opaque keyset cursor: the sort key of the last row returned. */

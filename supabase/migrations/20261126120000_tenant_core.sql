@@ -26,7 +26,8 @@ create table public.tenants (
     check (slug ~ '^[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9]$' and slug !~ '--'),
   status text not null default 'active' check (status in ('active', 'suspended', 'deleted')),
   plan text not null default 'starter' check (plan in ('starter', 'pro', 'enterprise')),
-  settings jsonb not null default '{}'::jsonb check (jsonb_typeof(settings) = 'object'),
+  settings jsonb not null default '{}'::jsonb
+    check (jsonb_typeof(settings) = 'object' and octet_length(settings::text) <= 16384),
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   deleted_at timestamptz,
@@ -41,7 +42,8 @@ create table public.users (
   last_name text check (char_length(last_name) <= 100),
   display_name text check (char_length(display_name) <= 200),
   avatar_url text check (char_length(avatar_url) <= 2048),
-  profile jsonb not null default '{}'::jsonb check (jsonb_typeof(profile) = 'object'),
+  profile jsonb not null default '{}'::jsonb
+    check (jsonb_typeof(profile) = 'object' and octet_length(profile::text) <= 16384),
   status text not null default 'active' check (status in ('active', 'disabled', 'deleted')),
   last_login_at timestamptz,
   created_at timestamptz not null default now(),
@@ -121,6 +123,26 @@ create table public.team_members (
   foreign key (tenant_id, user_id) references public.memberships (tenant_id, user_id) on delete cascade
 );
 create index team_members_user_idx on public.team_members (tenant_id, user_id);
+
+-- Admins invite people by e-mail; the person joins by accepting (private.accept_invitation),
+-- so nobody is put into a tenant, or shown to its admins, without their consent.
+create table public.invitations (
+  tenant_id uuid not null references public.tenants (id) on delete cascade,
+  id uuid not null default gen_random_uuid(),
+  email text not null check (email ~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' and char_length(email) <= 320),
+  role text not null default 'user' check (role in ('user', 'agent', 'admin')),
+  invited_by uuid references public.users (id) on delete set null,
+  created_at timestamptz not null default now(),
+  expires_at timestamptz not null default now() + interval '14 days',
+  accepted_at timestamptz,
+  accepted_by uuid references public.users (id) on delete set null,
+  primary key (tenant_id, id),
+  check ((accepted_at is null) = (accepted_by is null))
+);
+create unique index invitations_pending_key on public.invitations (tenant_id, lower(email)) where accepted_at is null;
+create index invitations_email_idx on public.invitations (lower(email)) where accepted_at is null;
+create index invitations_invited_by_idx on public.invitations (invited_by);
+create index invitations_accepted_by_idx on public.invitations (accepted_by);
 
 create trigger set_updated_at before update on public.tenants
   for each row execute function private.set_updated_at();

@@ -24,6 +24,7 @@ comment on table public.audit_logs is 'Append-only change history written by pri
 
 alter table public.audit_logs enable row level security;
 revoke all on public.audit_logs from anon, authenticated, service_role;
+revoke all on sequence public.audit_logs_id_seq from anon, authenticated, service_role;
 grant select on public.audit_logs to authenticated, service_role;
 
 create policy audit_logs_select on public.audit_logs for select to authenticated
@@ -118,4 +119,6 @@ create trigger audit after insert or update or delete on public.memberships
 create trigger audit after insert or update or delete on public.teams
   for each row execute function private.audit_row('tenant_id', 'tenant_id', 'id');
 create trigger audit after insert or update or delete on public.team_members
+  for each row execute function private.audit_row('tenant_id', 'tenant_id', 'id');
+create trigger audit after insert or update or delete on public.invitations
   for each row execute function private.audit_row('tenant_id', 'tenant_id', 'id');

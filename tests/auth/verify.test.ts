@@ -18,6 +18,7 @@ afterAll(() => auth.close());
 const bearer = (t: string) => `Bearer ${t}`;
 
 async function rejection(authorization: string | undefined): Promise<{ status: number; code: string }> {
+  // (503s from an unreachable issuer are ApiErrors too.)
   try {
     await verifyUserToken(authorization);
   } catch (err) {
@@ -186,3 +187,76 @@ describe('machine credentials', () => {
     }
   });
 });
+
+describe('configuration that must fail closed', () => {
+  let saved: NodeJS.ProcessEnv;
+  beforeAll(() => {
+    saved = { ...process.env };
+  });
+  const restore = () => {
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+    resetIssuerProfiles();
+  };
+
+  it('on a hosted project without a JWT secret, the local dev secret forges nothing', async () => {
+    const dev = 'super-secret-jwt-token-with-at-least-32-characters-long';
+    process.env.SUPABASE_URL = 'https://abcdefgh.supabase.co';
+    delete process.env.SUPABASE_JWT_SECRET;
+    delete process.env.JWT_SECRET;
+    resetIssuerProfiles();
+    try {
+      const forged = await new SignJWT({ aud: 'authenticated', role: 'authenticated' }).setProtectedHeader({ alg: 'HS256' })
+        .setIssuer('https://abcdefgh.supabase.co/auth/v1').setSubject(users.super.id).setExpirationTime('1h')
+        .sign(new TextEncoder().encode(dev));
+      expect(await rejection(bearer(forged))).toEqual({ status: 401, code: 'invalid_token' });
+      const service = await new SignJWT({ role: 'service_role' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(dev));
+      expect(await isServiceCredential(bearer(service))).toBe(false);
+    } finally {
+      restore();
+    }
+  });
+
+  it('JWT_SECRET serves where SUPABASE_* names are reserved', async () => {
+    process.env.SUPABASE_URL = 'https://abcdefgh.supabase.co';
+    delete process.env.SUPABASE_JWT_SECRET;
+    process.env.JWT_SECRET = 'operator-set-secret-of-at-least-32-characters';
+    resetIssuerProfiles();
+    try {
+      const t = await new SignJWT({ aud: 'authenticated', role: 'authenticated' }).setProtectedHeader({ alg: 'HS256' })
+        .setIssuer('https://abcdefgh.supabase.co/auth/v1/').setSubject('u').setExpirationTime('1h')
+        .sign(new TextEncoder().encode(process.env.JWT_SECRET));
+      expect((await verifyUserToken(bearer(t))).subject).toBe('u'); // trailing slash on iss is the same issuer
+    } finally {
+      restore();
+    }
+  });
+
+  it('a service-role JWT without expiry is not a machine credential', async () => {
+    const t = await new SignJWT({ role: 'service_role' }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(TEST_JWT_SECRET));
+    expect(await isServiceCredential(bearer(t))).toBe(false);
+  });
+
+  it('Clerk tokens are refused while no authorized parties are configured', async () => {
+    delete process.env.CLERK_AUTHORIZED_PARTIES;
+    resetIssuerProfiles();
+    try {
+      const t = await auth.clerk.sign('user_admin_acme', { azp: 'https://evil.example' });
+      expect(await rejection(bearer(t))).toEqual({ status: 401, code: 'invalid_token' });
+    } finally {
+      restore();
+    }
+  });
+
+  it('an unreachable JWKS is a 503 to retry, not a 500', async () => {
+    process.env.CLERK_JWKS_URL = 'http://127.0.0.1:1/jwks.json';
+    resetIssuerProfiles();
+    try {
+      const t = await auth.clerk.sign('user_admin_acme', { azp: 'http://localhost:3000' });
+      expect(await rejection(bearer(t))).toEqual({ status: 503, code: 'issuer_unavailable' });
+    } finally {
+      restore();
+    }
+  });
+});
+

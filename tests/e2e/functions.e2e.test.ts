@@ -69,14 +69,20 @@ describe('main flows through functions.invoke', () => {
     const admin = client(await supabaseToken({ id: gavin.id, email: 'gavin@hooli.test' }));
     const team = await admin.functions.invoke(`tenants/${created.data.id}/teams`, { body: { name: 'Moonshots', department: 'technical' } });
     expect(team.error).toBeNull();
-    const member = await admin.functions.invoke(`tenants/${created.data.id}/members`, { body: { email: 'richard@hooli.test', role: 'agent' } });
-    expect(member.data).toMatchObject({ role: 'agent' });
+    const invite = await admin.functions.invoke(`tenants/${created.data.id}/invitations`, { body: { email: 'richard@hooli.test', role: 'agent' } });
+    expect(invite.data).toMatchObject({ role: 'agent', email: 'richard@hooli.test' });
+    const [richard] = await db.sql`insert into public.users (email) values ('richard@hooli.test') returning id`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${richard.id}, ${richard.id})`;
+    const accepted = await client(await supabaseToken({ id: richard.id, email: 'richard@hooli.test' }))
+      .functions.invoke(`tenants/invitations/${invite.data.id}/accept`, { method: 'POST' });
+    expect(accepted.data).toEqual({ tenant_id: created.data.id, role: 'agent' });
+    const member = { data: { user_id: richard.id } };
     const added = await admin.functions.invoke(`tenants/${created.data.id}/teams/${team.data.id}/members`, { body: { user_id: member.data.user_id } });
     expect(added.error).toBeNull();
     const read = await admin.functions.invoke(`tenants/${created.data.id}/teams/${team.data.id}`, { method: 'GET' });
     expect(read.data.members.map((m: { email: string }) => m.email)).toEqual(['richard@hooli.test']);
     const audit = await admin.functions.invoke(`tenants/${created.data.id}/audit`, { method: 'GET' });
-    expect(audit.data.items.map((a: { table_name: string }) => a.table_name)).toEqual(expect.arrayContaining(['teams', 'memberships', 'team_members']));
+    expect(audit.data.items.map((a: { table_name: string }) => a.table_name)).toEqual(expect.arrayContaining(['teams', 'invitations', 'memberships', 'team_members']));
   });
 
   it('a Clerk session token works end to end, keys fetched from the JWKS', async () => {

@@ -23,6 +23,9 @@ beforeAll(async () => {
   tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
   tok.adminUnpinned = await supabaseToken(users.acmeAdmin);
   tok.globexAdmin = await supabaseToken(users.globexAdmin, { tenantId: tenants.globex.id });
+  await db.sql`insert into public.invitations (tenant_id, id, email) values
+    (${tenants.acme.id}, '40000000-0000-4000-8000-000000000001', 'pending@acme.test'),
+    (${tenants.globex.id}, '40000000-0000-4000-8000-000000000002', 'pending@globex.test')`;
 });
 afterAll(async () => {
   await closeDb();
@@ -38,6 +41,7 @@ async function tenantFingerprint(tenantId: string): Promise<string> {
       (select string_agg(m::text, ',' order by m.id) from public.memberships m where m.tenant_id = ${tenantId}),
       (select string_agg(x::text, ',' order by x.id) from public.teams x where x.tenant_id = ${tenantId}),
       (select string_agg(x::text, ',' order by x.id) from public.team_members x where x.tenant_id = ${tenantId}),
+      (select string_agg(x::text, ',' order by x.id) from public.invitations x where x.tenant_id = ${tenantId}),
       (select count(*)::text from public.audit_logs a where a.tenant_id = ${tenantId}),
       (select count(*)::text from public.users)
     )) as fp`;
@@ -187,26 +191,50 @@ describe('tenant lifecycle', () => {
 describe('members', () => {
   const base = `/tenants/${tenants.acme.id}/members`;
 
-  it('admins invite by e-mail, change roles and remove members', async () => {
-    const added = await call(app, 'POST', base, { token: tok.admin, body: { email: 'New.Hire@acme.test', role: 'agent', first_name: 'Nia' } });
-    expect(added.status).toBe(201);
-    expect(added.body).toMatchObject({ email: 'new.hire@acme.test', role: 'agent', first_name: 'Nia' });
-    const again = await call(app, 'POST', base, { token: tok.admin, body: { email: 'new.hire@acme.test' } });
-    expect([again.status, errorCode(again)]).toEqual([409, 'already_exists']);
+  it('admins invite by e-mail; the invitee accepts and joins; admins change roles and remove', async () => {
+    const invite = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin, body: { email: 'New.Hire@acme.test', role: 'agent' } });
+    expect(invite.status).toBe(201);
+    expect(invite.body).toMatchObject({ email: 'new.hire@acme.test', role: 'agent', invited_by: users.acmeAdmin.id, accepted_at: null });
+    const dup = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin, body: { email: 'new.hire@acme.test' } });
+    expect([dup.status, errorCode(dup)]).toEqual([409, 'already_exists']);
+    const member = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin, body: { email: users.acmeAgent.email } });
+    expect([member.status, errorCode(member)]).toEqual([409, 'already_member']);
+    const pending = await call(app, 'GET', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin });
+    expect(pending.body.items.map((i: { email: string }) => i.email).sort()).toEqual(['new.hire@acme.test', 'pending@acme.test']);
 
-    // An existing user of another tenant joins without a duplicate user.
-    const cross = await call(app, 'POST', base, { token: tok.admin, body: { email: users.globexUser.email } });
-    expect(cross.body.user_id).toBe(users.globexUser.id);
+    // The invitee signs up (their identity arrives through a trusted path), sees the
+    // invitation in /me, accepts it, and is a member.
+    const [hire] = await db.sql`insert into public.users (email, first_name) values ('new.hire@acme.test', 'Nia') returning id`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${hire.id}, ${hire.id})`;
+    const hireToken = await supabaseToken({ id: hire.id, email: 'new.hire@acme.test' });
+    const me = await call(app, 'GET', '/tenants/me', { token: hireToken });
+    expect(me.body).toMatchObject({ memberships: [], invitations: [{ id: invite.body.id, tenant_slug: 'acme', role: 'agent' }] });
+    const stolen = await call(app, 'POST', `/tenants/invitations/${invite.body.id}/accept`, { token: tok.user });
+    expect(stolen.status).toBe(404);
+    const accepted = await call(app, 'POST', `/tenants/invitations/${invite.body.id}/accept`, { token: hireToken });
+    expect(accepted.body).toEqual({ tenant_id: tenants.acme.id, role: 'agent' });
+    expect((await call(app, 'POST', `/tenants/invitations/${invite.body.id}/accept`, { token: hireToken })).status).toBe(404);
 
-    const changed = await call(app, 'PATCH', `${base}/${added.body.user_id}`, { token: tok.admin, body: { role: 'admin' } });
-    expect(changed.body.role).toBe('admin');
+    const changed = await call(app, 'PATCH', `${base}/${hire.id}`, { token: tok.admin, body: { role: 'admin' } });
+    expect(changed.body).toMatchObject({ role: 'admin', email: 'new.hire@acme.test' });
     const list = await call(app, 'GET', base, { token: tok.agent });
     expect(list.body.items.map((m: { email: string }) => m.email)).toContain('new.hire@acme.test');
     expect((await call(app, 'GET', base, { token: tok.user })).status).toBe(403);
 
-    expect((await call(app, 'DELETE', `${base}/${added.body.user_id}`, { token: tok.admin })).status).toBe(204);
-    expect((await call(app, 'DELETE', `${base}/${users.globexUser.id}`, { token: tok.admin })).status).toBe(204);
-    expect((await call(app, 'DELETE', `${base}/${added.body.user_id}`, { token: tok.admin })).status).toBe(404);
+    expect((await call(app, 'DELETE', `${base}/${hire.id}`, { token: tok.admin })).status).toBe(204);
+    expect((await call(app, 'DELETE', `${base}/${hire.id}`, { token: tok.admin })).status).toBe(404);
+  });
+
+  it('admins revoke pending invitations; others cannot invite', async () => {
+    const inv = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin, body: { email: 'maybe@acme.test', expires_in_days: 2 } });
+    expect(inv.status).toBe(201);
+    expect(new Date(inv.body.expires_at).getTime() - Date.now()).toBeGreaterThan(47 * 3600_000);
+    for (const role of ['agent', 'user']) {
+      expect((await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, { token: tok[role], body: { email: 'x@acme.test' } })).status).toBe(403);
+      expect((await call(app, 'DELETE', `/tenants/${tenants.acme.id}/invitations/${inv.body.id}`, { token: tok[role] })).status).toBe(403);
+    }
+    expect((await call(app, 'DELETE', `/tenants/${tenants.acme.id}/invitations/${inv.body.id}`, { token: tok.admin })).status).toBe(204);
+    expect((await call(app, 'DELETE', `/tenants/${tenants.acme.id}/invitations/${inv.body.id}`, { token: tok.admin })).status).toBe(404);
   });
 
   it('never removes or demotes the last admin', async () => {
@@ -220,7 +248,6 @@ describe('members', () => {
 
   it('agents and users cannot manage members', async () => {
     for (const role of ['agent', 'user']) {
-      expect((await call(app, 'POST', base, { token: tok[role], body: { email: 'x@acme.test' } })).status, role).toBe(403);
       expect((await call(app, 'PATCH', `${base}/${users.acmeUser.id}`, { token: tok[role], body: { role: 'admin' } })).status, role).toBe(403);
       expect((await call(app, 'DELETE', `${base}/${users.acmeUser.id}`, { token: tok[role] })).status, role).toBe(403);
     }
@@ -255,6 +282,7 @@ describe('teams', () => {
   it('refuses a lead or member who is not in this tenant (composite keys)', async () => {
     const lead = await call(app, 'POST', base, { token: tok.admin, body: { name: 'Foreign lead', department: 'sales', lead_user_id: users.globexAgent.id } });
     expect([lead.status, errorCode(lead)]).toEqual([422, 'validation_failed']);
+    expect(lead.body.error.details.fields).toEqual([{ field: 'lead_user_id', message: 'does not exist in this tenant' }]);
     const member = await call(app, 'POST', `${base}/${teams.acme}/members`, { token: tok.admin, body: { user_id: users.globexUser.id } });
     expect(member.status).toBe(422);
   });
@@ -300,8 +328,17 @@ describe('validation: 422 naming the field, or 400 for broken JSON, and nothing 
     ['POST', '/tenants', 'super', { name: 'X', slug: 'fine-slug', extra: 1 }, ''],
     ['PATCH', `/tenants/${acme}`, 'admin', {}, ''],
     ['PATCH', `/tenants/${acme}`, 'admin', { name: 42 }, 'name'],
-    ['POST', `/tenants/${acme}/members`, 'admin', { email: 'not-an-email' }, 'email'],
-    ['POST', `/tenants/${acme}/members`, 'admin', { email: 'a@b.test', role: 'owner' }, 'role'],
+    ['POST', `/tenants/${acme}/invitations`, 'admin', { email: 'not-an-email' }, 'email'],
+    ['POST', `/tenants/${acme}/invitations`, 'admin', { email: 'a@b.test', role: 'owner' }, 'role'],
+    ['POST', `/tenants/${acme}/invitations`, 'admin', { email: 'a@b.test', expires_in_days: 365 }, 'expires_in_days'],
+    ['POST', `/tenants/invitations/not-a-uuid/accept`, 'user', undefined, 'invitationId'],
+    ['POST', '/tenants', 'super', { name: 'Nul\u0000Corp', slug: 'fine-slug' }, 'name'],
+    ['POST', '/tenants', 'super', { name: 'X', slug: 'fine-slug', settings: { k: 'a\u0000b' } }, 'settings'],
+    ['POST', '/tenants', 'super', { name: 'X', slug: 'fine-slug', settings: { big: 'x'.repeat(17_000) } }, 'settings'],
+    ['PATCH', `/tenants/${acme}/teams/${teams.acme}`, 'admin', { description: 'a\u0000' }, 'description'],
+    ['GET', `/tenants/${acme}/audit?cursor=${Buffer.from('["99999999999999999999"]').toString('base64url')}`, 'admin', undefined, 'cursor'],
+    ['GET', `/tenants?cursor=${Buffer.from('["a\u0000", "x"]').toString('base64url')}`, 'super', undefined, 'cursor'],
+    ['GET', `/tenants?cursor=${Buffer.from('["a", "not-a-uuid"]').toString('base64url')}`, 'super', undefined, 'cursor'],
     ['PATCH', `/tenants/${acme}/members/${users.acmeUser.id}`, 'admin', { role: 'super_admin' }, 'role'],
     ['POST', `/tenants/${acme}/teams`, 'admin', { name: 'T' }, 'department'],
     ['POST', `/tenants/${acme}/teams`, 'admin', { name: 'T', department: 'legal' }, 'department'],
@@ -338,9 +375,10 @@ describe('validation: 422 naming the field, or 400 for broken JSON, and nothing 
 
 // ---------------------------------------------------------------- isolation
 
-type Ids = { tenant: string; team: string; user: string };
-const acmeIds: Ids = { tenant: tenants.acme.id, team: teams.acme, user: users.acmeUser.id };
-const globexIds: Ids = { tenant: tenants.globex.id, team: teams.globex, user: users.globexUser.id };
+type Ids = { tenant: string; team: string; user: string; invitation: string };
+const invitations = { acme: '40000000-0000-4000-8000-000000000001', globex: '40000000-0000-4000-8000-000000000002' };
+const acmeIds: Ids = { tenant: tenants.acme.id, team: teams.acme, user: users.acmeUser.id, invitation: invitations.acme };
+const globexIds: Ids = { tenant: tenants.globex.id, team: teams.globex, user: users.globexUser.id, invitation: invitations.globex };
 
 /** Every tenant-scoped route of the function, with a body that would be valid. */
 const endpoints: { method: string; path: (i: Ids) => string; body?: (i: Ids) => unknown }[] = [
@@ -350,7 +388,9 @@ const endpoints: { method: string; path: (i: Ids) => string; body?: (i: Ids) => 
   { method: 'POST', path: (i) => `/tenants/${i.tenant}/resume` },
   { method: 'DELETE', path: (i) => `/tenants/${i.tenant}` },
   { method: 'GET', path: (i) => `/tenants/${i.tenant}/members` },
-  { method: 'POST', path: (i) => `/tenants/${i.tenant}/members`, body: () => ({ email: 'mole@evil.test', role: 'admin' }) },
+  { method: 'POST', path: (i) => `/tenants/${i.tenant}/invitations`, body: () => ({ email: 'mole@evil.test', role: 'admin' }) },
+  { method: 'GET', path: (i) => `/tenants/${i.tenant}/invitations` },
+  { method: 'DELETE', path: (i) => `/tenants/${i.tenant}/invitations/${i.invitation}` },
   { method: 'PATCH', path: (i) => `/tenants/${i.tenant}/members/${i.user}`, body: () => ({ role: 'admin' }) },
   { method: 'DELETE', path: (i) => `/tenants/${i.tenant}/members/${i.user}` },
   { method: 'GET', path: (i) => `/tenants/${i.tenant}/teams` },
@@ -371,7 +411,7 @@ describe('isolation', () => {
       .filter((r) => r.includes('{tenantId}'))
       .sort();
     const tested = endpoints
-      .map((e) => `${e.method} ${e.path({ tenant: '{tenantId}', team: '{teamId}', user: '{userId}' })}`)
+      .map((e) => `${e.method} ${e.path({ tenant: '{tenantId}', team: '{teamId}', user: '{userId}', invitation: '{invitationId}' })}`)
       .sort();
     expect(tested).toEqual(documented);
   });
@@ -390,8 +430,8 @@ describe('isolation', () => {
 
   it("acme's admin gets 404 for globex's teams and members through acme's own path", async () => {
     const before = await tenantFingerprint(tenants.globex.id);
-    const mixed: Ids = { tenant: tenants.acme.id, team: teams.globex, user: users.globexAdmin.id };
-    for (const e of endpoints.filter((x) => /members\/|teams\//.test(x.path(acmeIds)))) {
+    const mixed: Ids = { tenant: tenants.acme.id, team: teams.globex, user: users.globexAdmin.id, invitation: invitations.globex };
+    for (const e of endpoints.filter((x) => /members\/|teams\/|invitations\//.test(x.path(acmeIds)))) {
       const r = await call(app, e.method, e.path(mixed), { token: tok.admin, body: e.body?.(mixed) });
       expect(r.status, `${e.method} ${e.path(mixed)}`).toBe(404);
     }

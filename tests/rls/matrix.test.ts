@@ -87,6 +87,14 @@ const ops: Record<string, Record<Action, Op>> = {
     update: async (tx) => count(await tx`update public.platform_admins set created_at = now() returning user_id`),
     delete: async (tx) => count(await tx`delete from public.platform_admins returning user_id`),
   },
+  invitations: {
+    select: async (tx, t) => count(await tx`select id from public.invitations where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.invitations (tenant_id, email, role) values (${tenantOf(t).id}, ${`new-${t}@example.test`}, 'agent') returning id`),
+    update: async (tx, t) => count(await tx`
+      update public.invitations set role = 'admin' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.invitations where tenant_id = ${tenantOf(t).id} returning id`),
+  },
   audit_logs: {
     select: async (tx, t) => count(await tx`select id from public.audit_logs where tenant_id = ${tenantOf(t).id}`),
     insert: async (tx, t) => count(await tx`
@@ -110,6 +118,9 @@ beforeAll(async () => {
   await db.sql`insert into public.users (id, email) values (${peer.id}, ${peer.email})`;
   await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenants.acme.id}, ${peer.id}, 'user')`;
   await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${peer.id}, ${peer.id})`;
+  for (const t of [tenants.acme.id, tenants.globex.id]) {
+    await db.sql`insert into public.invitations (tenant_id, email, role) values (${t}, ${`pending-${t}@example.test`}, 'user')`;
+  }
 });
 afterAll(() => db.close());
 
@@ -239,4 +250,116 @@ describe('attacks and edges beyond the matrix', () => {
     });
     expect(ok).toEqual({ ok: true, value: 1 });
   });
+
+  it('refuses TRUNCATE on every table and any use of sequences to API roles', async () => {
+    for (const table of Object.keys(matrix)) {
+      const r = await probeAs(db.sql, 'authenticated', supabaseClaims(users.super), (tx) => tx`truncate ${tx('public')}.${tx(table)} cascade`);
+      expect(r.ok ? 'allowed' : r.error.code, table).toBe('42501');
+    }
+    for (const stmt of ["select setval('public.audit_logs_id_seq', 9223372036854775807)", "select nextval('public.audit_logs_id_seq')"]) {
+      const r = await probeAs(db.sql, 'authenticated', supabaseClaims(users.super), (tx) => tx.unsafe(stmt));
+      expect(r.ok ? 'allowed' : r.error.code, stmt).toBe('42501');
+    }
+  });
+
+  it('lets admins change only the columns a person may set', async () => {
+    const admin = supabaseClaims(users.acmeAdmin, tenants.acme.id);
+    for (const stmt of [
+      `update public.memberships set user_id = '${users.acmeUser.id}' where user_id = '${users.acmeAdmin.id}'`,
+      `update public.tenants set created_at = '2000-01-01' where id = '${tenants.acme.id}'`,
+      `update public.teams set tenant_id = '${tenants.globex.id}' where id = '${teams.acme}'`,
+      `update public.users set last_login_at = now(), created_at = '2000-01-01' where id = '${users.acmeAdmin.id}'`,
+      `insert into public.memberships (tenant_id, user_id, role, created_at) values ('${tenants.acme.id}', '${users.globexUser.id}', 'user', now())`,
+    ]) {
+      const r = await probeAs(db.sql, 'authenticated', admin, (tx) => tx.unsafe(stmt));
+      expect(r.ok ? 'allowed' : r.error.code, stmt).toBe('42501');
+    }
+  });
+
+  it('shows customers their tenant’s staff but not other customers', async () => {
+    const r = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeUser, tenants.acme.id), async (tx) => ({
+      users: (await tx`select email from public.users order by email`).map((x) => x.email),
+      roles: (await tx`select role from public.memberships order by role`).map((x) => x.role),
+    }));
+    expect(r).toEqual({ ok: true, value: { users: ['admin@acme.test', 'agent@acme.test', 'user@acme.test'], roles: ['admin', 'agent', 'user'] } });
+  });
+
+  it('lets anyone leave a tenant, but not remove others', async () => {
+    const me = supabaseClaims(users.acmeUser, tenants.acme.id);
+    const leave = await probeAs(db.sql, 'authenticated', me, async (tx) =>
+      (await tx`delete from public.memberships where user_id = ${users.acmeUser.id} returning id`).length);
+    expect(leave).toEqual({ ok: true, value: 1 });
+    const kick = await probeAs(db.sql, 'authenticated', me, async (tx) =>
+      (await tx`delete from public.memberships where user_id <> ${users.acmeUser.id} returning id`).length);
+    expect(kick).toEqual({ ok: true, value: 0 });
+  });
+
+  it('reads the tenant claim as an id, a slug or app_metadata.tenant_id, as the functions do', async () => {
+    for (const claims of [
+      { ...supabaseClaims(users.acmeAdmin), tenant_id: 'acme' },
+      { ...supabaseClaims(users.acmeAdmin), app_metadata: { tenant_id: tenants.acme.id } },
+    ]) {
+      const r = await probeAs(db.sql, 'authenticated', claims, async (tx) => (await tx`select id from public.tenants`).map((x) => x.id));
+      expect(r).toEqual({ ok: true, value: [tenants.acme.id] });
+    }
+    const unknown = await probeAs(db.sql, 'authenticated', { ...supabaseClaims(users.acmeAdmin), tenant_id: 'no-such-slug' }, async (tx) =>
+      (await tx`select id from public.tenants`).length);
+    expect(unknown).toEqual({ ok: true, value: 0 });
+  });
+
+  it('keeps user creation to super-admins', async () => {
+    const r = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, tenants.acme.id), (tx) =>
+      tx`select private.find_or_create_user('probe@example.test')`);
+    expect(r.ok ? 'allowed' : r.error.code).toBe('42501');
+  });
 });
+
+describe('invitations', () => {
+  const invitee = { id: '00000000-0000-4000-8000-0000000000f2', email: 'invitee@example.test' };
+  let invitationId: string;
+
+  beforeAll(async () => {
+    await db.sql`insert into public.users (id, email) values (${invitee.id}, ${invitee.email})`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${invitee.id}, ${invitee.id})`;
+  });
+
+  it('an admin invites; the invitee alone sees and accepts it, once', async () => {
+    const admin = supabaseClaims(users.acmeAdmin, tenants.acme.id);
+    const created = await probeAs(db.sql, 'authenticated', admin, async (tx) =>
+      (await tx`insert into public.invitations (tenant_id, email, role) values (${tenants.acme.id}, 'Invitee@Example.test', 'agent') returning id, email, invited_by`)[0]);
+    expect(created).toMatchObject({ ok: true, value: { email: 'invitee@example.test', invited_by: users.acmeAdmin.id } });
+    // The probe rolled back; commit one for the rest of the flow.
+    [{ id: invitationId }] = await db.sql`insert into public.invitations (tenant_id, email, role) values (${tenants.acme.id}, ${invitee.email}, 'agent') returning id`;
+
+    const stranger = await probeAs(db.sql, 'authenticated', supabaseClaims(users.globexUser), (tx) =>
+      tx`select * from private.accept_invitation(${invitationId})`);
+    expect(stranger.ok ? 'accepted' : stranger.error.code).toBe('PT404');
+
+    const mine = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeUser), async (tx) => (await tx`select * from private.my_invitations()`).length);
+    expect(mine).toEqual({ ok: true, value: 0 });
+
+    const claims = { iss: 'http://127.0.0.1:54321/auth/v1', sub: invitee.id, role: 'authenticated' };
+    const pending = await probeAs(db.sql, 'authenticated', claims, (tx) => tx`select tenant_slug, role from private.my_invitations()`);
+    expect(pending).toEqual({ ok: true, value: [{ tenant_slug: 'acme', role: 'agent' }] });
+
+    await db.sql.begin(async (tx) => {
+      await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`;
+      const [m] = await tx`select * from private.accept_invitation(${invitationId})`;
+      expect(m).toEqual({ tenant_id: tenants.acme.id, role: 'agent' });
+    });
+    const again = await probeAs(db.sql, 'authenticated', claims, (tx) => tx`select * from private.accept_invitation(${invitationId})`);
+    expect(again.ok ? 'accepted twice' : again.error.code).toBe('PT404');
+    const [m] = await db.sql`select role from public.memberships where tenant_id = ${tenants.acme.id} and user_id = ${invitee.id}`;
+    expect(m.role).toBe('agent');
+  });
+
+  it('an expired invitation cannot be accepted', async () => {
+    const [{ id }] = await db.sql`
+      insert into public.invitations (tenant_id, email, role, created_at, expires_at)
+      values (${tenants.globex.id}, ${invitee.email}, 'user', now() - interval '20 days', now() - interval '1 day') returning id`;
+    const claims = { iss: 'http://127.0.0.1:54321/auth/v1', sub: invitee.id, role: 'authenticated' };
+    const r = await probeAs(db.sql, 'authenticated', claims, (tx) => tx`select * from private.accept_invitation(${id})`);
+    expect(r.ok ? 'accepted' : r.error.code).toBe('PT404');
+  });
+});
+

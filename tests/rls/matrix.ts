@@ -2,10 +2,10 @@
 // whether it reaches a row of the caller's own tenant and of a foreign tenant. The
 // test file enumerates it against the database exactly as PostgREST would call it.
 //
-//   user   — a tenant's customer: reads the tenant, its members and teams, edits only
-//            their own profile.
-//   agent  — like user here (ticket powers come with the tickets tables).
-//   admin  — runs the tenant: settings, members, teams, audit trail.
+//   user   — a tenant's customer: reads the tenant, its teams and its staff (not other
+//            customers), edits only their own profile, may leave.
+//   agent  — staff: sees every member (ticket powers come with the tickets tables).
+//   admin  — runs the tenant: settings, invitations, roles, teams, audit trail.
 //   super  — platform super-admin: everything in every tenant.
 export type Role = 'super' | 'admin' | 'agent' | 'user';
 export type Action = 'select' | 'insert' | 'update' | 'delete';
@@ -26,13 +26,16 @@ const nobody = (): Record<Role, Outcome> => only([]);
 
 export const matrix: Record<string, Record<Action, Record<Role, Outcome>>> = {
   tenants: { select: all(true, false), insert: only(['super']), update: only(['super', 'admin']), delete: only(['super']) },
-  memberships: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  // Memberships come from accepted invitations (or super-admins), never a direct insert.
+  memberships: { select: all(true, false), insert: only(['super']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  invitations: { select: only(['super', 'admin']), insert: only(['super', 'admin']), update: nobody(), delete: only(['super', 'admin']) },
   teams: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
   team_members: { select: all(true, false), insert: only(['super', 'admin']), update: nobody(), delete: only(['super', 'admin']) },
   tenant_org_links: { select: all(true, false), insert: only(['super']), update: nobody(), delete: only(['super']) },
-  // Platform-wide tables: "own" is a fellow member of the caller's tenant, "foreign" a
-  // member of another tenant only. Users edit only themselves (see the self checks).
-  users: { select: all(true, false), insert: nobody(), update: only(['super']), delete: nobody() },
+  // Platform-wide tables: "own" is a fellow customer (role user) of the caller's tenant,
+  // "foreign" a member of another tenant only. Customers see their tenant's staff but
+  // not each other; users edit only themselves (see the self checks).
+  users: { select: only(['super', 'admin', 'agent']), insert: nobody(), update: only(['super']), delete: nobody() },
   user_identities: { select: only(['super']), insert: nobody(), update: nobody(), delete: nobody() },
   platform_admins: { select: only(['super']), insert: nobody(), update: nobody(), delete: nobody() },
   audit_logs: { select: only(['super', 'admin']), insert: nobody(), update: nobody(), delete: nobody() },
