@@ -28,25 +28,28 @@ export async function closeDb(): Promise<void> {
   await p?.end({ timeout: 1 });
 }
 
-/** Runs fn in one transaction that first does what PostgREST does for a request:
- *  switch to `role` and publish the claims to SQL (auth.jwt(), RLS helpers). The
- *  set-up is pipelined with fn's first statement, so it costs no extra round trip; a
- *  set-up failure is reported in preference to the error it causes downstream. */
-async function inRequestTransaction<T>(role: string, claims: Claims, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  return await db().begin(async (tx) => {
-    const setup = tx`
-      select set_config('role', ${role}, true), set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)
-    `.execute();
-    setup.catch(() => {});
-    try {
-      const out = await fn(tx);
-      await setup;
-      return out;
-    } catch (err) {
-      await setup;
-      throw err;
-    }
-  }) as T;
+/** Inside a transaction, does what PostgREST does for a request: switch to `role` and
+ *  publish the claims to SQL (auth.jwt(), the RLS helpers); then runs fn. The set-up is
+ *  pipelined with fn's first statement, so it costs no extra round trip; a set-up
+ *  failure is reported in preference to the error it causes downstream. Both settings
+ *  are transaction-local, so calling it again in the same transaction re-scopes it. */
+export async function withClaims<T>(tx: Tx, role: string, claims: Claims, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const setup = tx`
+    select set_config('role', ${role}, true), set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)
+  `.execute();
+  setup.catch(() => {});
+  try {
+    const out = await fn(tx);
+    await setup;
+    return out;
+  } catch (err) {
+    await setup;
+    throw err;
+  }
+}
+
+function inRequestTransaction<T>(role: string, claims: Claims, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return db().begin((tx) => withClaims(tx, role, claims, fn)) as Promise<T>;
 }
 
 /** A user's request: RLS applies exactly as it does to PostgREST reads. */

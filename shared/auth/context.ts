@@ -2,7 +2,7 @@
 // member, and the tenant this request acts in. The database is the source of truth
 // for membership and role; roles in tokens are ignored.
 import type { Context, MiddlewareHandler } from 'hono';
-import { asUser, type Claims, type Tx } from '../db.ts';
+import { asUser, type Claims, type Tx, withClaims } from '../db.ts';
 import { badRequest, forbidden, notFound } from '../errors.ts';
 import { UUID_PATTERN } from '../schemas/common.ts';
 import { type Identity, verifyUserToken } from './verify.ts';
@@ -25,57 +25,69 @@ export interface Caller {
   pinnedTenantId?: string;
 }
 
-export type AuthEnv = { Variables: { caller: Caller } };
+export type AuthEnv = { Variables: { caller: Caller; tx: Tx } };
 
 const RANK: Record<TenantRole, number> = { user: 1, agent: 2, admin: 3 };
 
-/** Verifies the token and loads the caller in one round trip, under RLS. */
+/** Ends the request transaction without committing when the handler failed. */
+class RollbackRequest extends Error {}
+
+/** Verifies the token, then opens the request's one transaction (as the user, under
+ *  RLS), loads the caller in it with a single round trip, and runs the rest of the
+ *  request inside it: every callerDb() of the handler shares it, and it commits only if
+ *  the handler succeeded (Hono hands handler errors to onError, so they are read back
+ *  from c.error here to roll back). */
 export function requireUser(): MiddlewareHandler<AuthEnv> {
   return async (c, next) => {
     const identity = await verifyUserToken(c.req.header('authorization'));
-    const claims: Claims = { ...identity.claims };
     const hint = identity.tenantHint ?? null;
-    const [row] = await asUser(claims, (tx) =>
-      tx`
-        with me as (
-          select u.id, u.email, u.first_name, u.last_name, u.status
-          from public.users u where u.id = (select private.current_user_id())
-        )
-        select to_jsonb(me) as user,
-          (select private.is_platform_admin()) as is_platform_admin,
-          coalesce((
-            select jsonb_agg(jsonb_build_object(
-              'tenant_id', m.tenant_id, 'role', m.role,
-              'tenant', jsonb_build_object('id', t.id, 'name', t.name, 'slug', t.slug, 'status', t.status)
-            ) order by t.name)
-            from public.memberships m join public.tenants t on t.id = m.tenant_id
-            where m.user_id = me.id and t.status <> 'deleted'
-          ), '[]'::jsonb) as memberships,
-          (
-            select t.id from public.tenants t
-            where ${hint}::text is not null
-              and (t.slug = ${hint}::text or t.id::text = lower(${hint}::text)
-                or t.id = (select l.tenant_id from public.tenant_org_links l
-                           where l.issuer = ${identity.issuer} and l.org_id = ${hint}::text))
-            limit 1
-          ) as pinned_tenant_id
-        from me
-      `
-    );
-    if (!row) {
-      throw forbidden('No account on this platform belongs to this identity', 'unknown_user');
+    try {
+      await asUser({ ...identity.claims }, async (tx) => {
+        const [row] = await tx`
+          with me as (
+            select u.id, u.email, u.first_name, u.last_name, u.status
+            from public.users u where u.id = (select private.current_user_id())
+          )
+          select to_jsonb(me) as user,
+            (select private.is_platform_admin()) as is_platform_admin,
+            coalesce((
+              select jsonb_agg(jsonb_build_object(
+                'tenant_id', m.tenant_id, 'role', m.role,
+                'tenant', jsonb_build_object('id', t.id, 'name', t.name, 'slug', t.slug, 'status', t.status)
+              ) order by t.name)
+              from public.memberships m join public.tenants t on t.id = m.tenant_id
+              where m.user_id = me.id and t.status <> 'deleted'
+            ), '[]'::jsonb) as memberships,
+            (
+              select t.id from public.tenants t
+              where ${hint}::text is not null
+                and (t.slug = ${hint}::text or t.id::text = lower(${hint}::text)
+                  or t.id = (select l.tenant_id from public.tenant_org_links l
+                             where l.issuer = ${identity.issuer} and l.org_id = ${hint}::text))
+              limit 1
+            ) as pinned_tenant_id
+          from me
+        `;
+        if (!row) {
+          throw forbidden('No account on this platform belongs to this identity', 'unknown_user');
+        }
+        if (hint && !row.pinned_tenant_id) {
+          throw forbidden('The tenant named by the token is not one of yours', 'tenant_not_member');
+        }
+        c.set('caller', {
+          identity,
+          user: row.user,
+          memberships: row.memberships,
+          isPlatformAdmin: row.is_platform_admin,
+          pinnedTenantId: row.pinned_tenant_id ?? undefined,
+        });
+        c.set('tx', tx);
+        await next();
+        if (c.error) throw new RollbackRequest();
+      });
+    } catch (err) {
+      if (!(err instanceof RollbackRequest)) throw err;
     }
-    if (hint && !row.pinned_tenant_id) {
-      throw forbidden('The tenant named by the token is not one of yours', 'tenant_not_member');
-    }
-    c.set('caller', {
-      identity,
-      user: row.user,
-      memberships: row.memberships,
-      isPlatformAdmin: row.is_platform_admin,
-      pinnedTenantId: row.pinned_tenant_id ?? undefined,
-    });
-    await next();
   };
 }
 
@@ -121,9 +133,10 @@ export function activeTenant(c: Context<AuthEnv>, minRole: TenantRole): TenantAc
   throw badRequest('tenant_required', 'Name the tenant with the X-Tenant-Id header');
 }
 
-/** Runs fn as the caller, acting in the given tenant (or in none). */
+/** Runs fn as the caller, acting in the given tenant (or in none), in the request's
+ *  transaction. */
 export function callerDb<T>(c: Context<AuthEnv>, tenantId: string | null, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  const claims: Claims = { ...caller(c).identity.claims };
+  const claims: Claims = { ...caller(c).identity.claims, role: 'authenticated' };
   if (tenantId) claims.tenant_id = tenantId;
-  return asUser(claims, fn);
+  return withClaims(c.get('tx'), 'authenticated', claims, fn);
 }
