@@ -57,6 +57,14 @@ describe("read a tenant's teams", () => {
     await db.sql`select id, name, department from public.teams where tenant_id = ${tenantId} order by lower(name)`;
   }, opts);
 
+  bench('same transaction shape as asUser, superuser (no RLS): the cost of BEGIN/COMMIT', async () => {
+    await db.sql.begin(async (tx) => {
+      const setup = tx`select set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`.execute();
+      await tx`select id, name, department from public.teams where tenant_id = ${tenantId} order by lower(name)`;
+      await setup;
+    });
+  }, opts);
+
   bench('asUser: transaction + claims + RLS (shared/db)', async () => {
     await asUser(claims, (tx) => tx`select id, name, department from public.teams where tenant_id = ${tenantId} order by lower(name)`);
   }, opts);
