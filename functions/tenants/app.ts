@@ -29,14 +29,6 @@ app.use('*', async (c, next) => {
 const security = [{ bearerAuth: [] }];
 const TENANT_COLUMNS = 'id, name, slug, status, plan, settings, created_at, updated_at, deleted_at';
 
-/** Writes need an active tenant; super-admins may still repair a suspended one. */
-function requireWritable(who: Caller, tenantId: string): void {
-  const m = who.memberships.find((x) => x.tenant_id === tenantId);
-  if (!who.isPlatformAdmin && m && m.tenant.status !== 'active') {
-    throw forbidden('The tenant is suspended; it is read-only until resumed', 'tenant_suspended');
-  }
-}
-
 function requirePlatformAdmin(who: Caller): void {
   if (!who.isPlatformAdmin) throw forbidden('Only platform super-admins may do this');
 }
@@ -176,8 +168,7 @@ app.openapi(
     const { tenantId } = c.req.valid('param');
     const body = c.req.valid('json');
     const who = caller(c);
-    tenantAccess(who, tenantId, 'admin');
-    requireWritable(who, tenantId);
+    tenantAccess(who, tenantId, 'admin', { write: true });
     if (body.plan !== undefined) requirePlatformAdmin(who);
     const [t] = await callerDb(c, tenantId, (tx) =>
       tx`
@@ -265,9 +256,7 @@ app.openapi(
   async (c) => {
     const { tenantId, userId } = c.req.valid('param');
     const { role } = c.req.valid('json');
-    const who = caller(c);
-    tenantAccess(who, tenantId, 'admin');
-    requireWritable(who, tenantId);
+    tenantAccess(caller(c), tenantId, 'admin', { write: true });
     const member = await callerDb(c, tenantId, async (tx) => {
       const updated = await tx`
         update public.memberships set role = ${role} where tenant_id = ${tenantId} and user_id = ${userId} returning id
@@ -292,9 +281,7 @@ app.openapi(
   }),
   async (c) => {
     const { tenantId, userId } = c.req.valid('param');
-    const who = caller(c);
-    tenantAccess(who, tenantId, 'admin');
-    requireWritable(who, tenantId);
+    tenantAccess(caller(c), tenantId, 'admin', { write: true });
     const deleted = await callerDb(c, tenantId, (tx) =>
       tx`delete from public.memberships where tenant_id = ${tenantId} and user_id = ${userId} returning id`
     );
@@ -319,9 +306,7 @@ app.openapi(
   async (c) => {
     const { tenantId } = c.req.valid('param');
     const body = c.req.valid('json');
-    const who = caller(c);
-    tenantAccess(who, tenantId, 'admin');
-    requireWritable(who, tenantId);
+    tenantAccess(caller(c), tenantId, 'admin', { write: true });
     const invitation = await callerDb(c, tenantId, async (tx) => {
       const [member] = await tx`
         select 1 from public.memberships m join public.users u on u.id = m.user_id
@@ -373,9 +358,7 @@ app.openapi(
   }),
   async (c) => {
     const { tenantId, invitationId } = c.req.valid('param');
-    const who = caller(c);
-    tenantAccess(who, tenantId, 'admin');
-    requireWritable(who, tenantId);
+    tenantAccess(caller(c), tenantId, 'admin', { write: true });
     const deleted = await callerDb(c, tenantId, (tx) =>
       tx`
         delete from public.invitations
@@ -444,9 +427,7 @@ app.openapi(
   async (c) => {
     const { tenantId } = c.req.valid('param');
     const body = c.req.valid('json');
-    const who = caller(c);
-    tenantAccess(who, tenantId, 'admin');
-    requireWritable(who, tenantId);
+    tenantAccess(caller(c), tenantId, 'admin', { write: true });
     const [team] = await callerDb(c, tenantId, (tx) =>
       tx`
         insert into public.teams (tenant_id, name, department, description, lead_user_id)
@@ -503,9 +484,7 @@ app.openapi(
   async (c) => {
     const { tenantId, teamId } = c.req.valid('param');
     const body = c.req.valid('json');
-    const who = caller(c);
-    tenantAccess(who, tenantId, 'admin');
-    requireWritable(who, tenantId);
+    tenantAccess(caller(c), tenantId, 'admin', { write: true });
     const [team] = await callerDb(c, tenantId, (tx) =>
       tx`
         update public.teams set
@@ -533,9 +512,7 @@ app.openapi(
   }),
   async (c) => {
     const { tenantId, teamId } = c.req.valid('param');
-    const who = caller(c);
-    tenantAccess(who, tenantId, 'admin');
-    requireWritable(who, tenantId);
+    tenantAccess(caller(c), tenantId, 'admin', { write: true });
     const deleted = await callerDb(c, tenantId, (tx) =>
       tx`delete from public.teams where tenant_id = ${tenantId} and id = ${teamId} returning id`
     );
@@ -556,9 +533,7 @@ app.openapi(
   async (c) => {
     const { tenantId, teamId } = c.req.valid('param');
     const { user_id } = c.req.valid('json');
-    const who = caller(c);
-    tenantAccess(who, tenantId, 'admin');
-    requireWritable(who, tenantId);
+    tenantAccess(caller(c), tenantId, 'admin', { write: true });
     const member = await callerDb(c, tenantId, async (tx) => {
       const [team] = await tx`select 1 from public.teams where tenant_id = ${tenantId} and id = ${teamId}`;
       if (!team) return undefined;
@@ -582,9 +557,7 @@ app.openapi(
   }),
   async (c) => {
     const { tenantId, teamId, userId } = c.req.valid('param');
-    const who = caller(c);
-    tenantAccess(who, tenantId, 'admin');
-    requireWritable(who, tenantId);
+    tenantAccess(caller(c), tenantId, 'admin', { write: true });
     const deleted = await callerDb(c, tenantId, (tx) =>
       tx`
         delete from public.team_members where tenant_id = ${tenantId} and team_id = ${teamId} and user_id = ${userId}

@@ -102,7 +102,12 @@ export interface TenantAccess {
 
 /** The caller's standing in a tenant. A tenant the caller cannot see is a 404 (its
  *  existence is not confirmed); one they see with too low a role is a 403. */
-export function tenantAccess(who: Caller, tenantId: string, minRole: TenantRole): TenantAccess {
+export function tenantAccess(
+  who: Caller,
+  tenantId: string,
+  minRole: TenantRole,
+  opts: { write?: boolean } = {},
+): TenantAccess {
   if (!UUID_PATTERN.test(tenantId)) throw notFound('Tenant');
   if (who.isPlatformAdmin) return { tenantId, role: 'super_admin' };
   const m = who.memberships.find((x) => x.tenant_id === tenantId);
@@ -111,6 +116,10 @@ export function tenantAccess(who: Caller, tenantId: string, minRole: TenantRole)
     throw forbidden('Your token is bound to another tenant; switch the active organisation first', 'tenant_not_active');
   }
   if (RANK[m.role] < RANK[minRole]) throw forbidden(`This needs the ${minRole} role in the tenant`);
+  // Writes need an active tenant (RLS enforces it too); super-admins may still repair one.
+  if (opts.write && m.tenant.status !== 'active') {
+    throw forbidden('The tenant is suspended; it is read-only until resumed', 'tenant_suspended');
+  }
   return { tenantId, role: m.role };
 }
 
