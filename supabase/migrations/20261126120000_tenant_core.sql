@@ -33,6 +33,7 @@ create table public.tenants (
   deleted_at timestamptz,
   check ((status = 'deleted') = (deleted_at is not null))
 );
+create index tenants_name_idx on public.tenants (name, id);
 comment on table public.tenants is 'Organisations using the platform; every tenant-owned row points here.';
 
 create table public.users (
@@ -133,6 +134,7 @@ create table public.invitations (
   role text not null default 'user' check (role in ('user', 'agent', 'admin')),
   invited_by uuid references public.users (id) on delete set null,
   created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
   expires_at timestamptz not null default now() + interval '14 days',
   accepted_at timestamptz,
   accepted_by uuid references public.users (id) on delete set null,
@@ -151,4 +153,6 @@ create trigger set_updated_at before update on public.users
 create trigger set_updated_at before update on public.memberships
   for each row execute function private.set_updated_at();
 create trigger set_updated_at before update on public.teams
+  for each row execute function private.set_updated_at();
+create trigger set_updated_at before update on public.invitations
   for each row execute function private.set_updated_at();

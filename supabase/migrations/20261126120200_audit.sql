@@ -18,7 +18,8 @@ create table public.audit_logs (
   transaction_id bigint not null default txid_current(),
   created_at timestamptz not null default clock_timestamp()
 );
-create index audit_logs_tenant_created_idx on public.audit_logs (tenant_id, created_at desc, id desc);
+-- Serves the admins' trail (newest first, keyset on id) and the RLS filter on tenant_id.
+create index audit_logs_tenant_id_idx on public.audit_logs (tenant_id, id desc);
 create index audit_logs_record_idx on public.audit_logs (table_name, record_key);
 comment on table public.audit_logs is 'Append-only change history written by private.audit_row().';
 

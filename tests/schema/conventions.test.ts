@@ -52,6 +52,22 @@ it('audits every table in public except the audit log', async () => {
   expect(rows.map((r) => r.relname)).toEqual([]);
 });
 
+it('maintains updated_at by trigger on every table the API roles may update', async () => {
+  const rows = await db.sql`
+    select distinct c.relname,
+      exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'updated_at' and not a.attisdropped) as has_column,
+      exists (select 1 from pg_trigger t join pg_proc p on p.oid = t.tgfoid
+              where t.tgrelid = c.oid and p.proname = 'set_updated_at') as has_trigger
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = 'public' and c.relkind = 'r'
+      and (has_table_privilege('authenticated', c.oid, 'UPDATE')
+        or exists (select 1 from information_schema.column_privileges p
+                   where p.table_schema = 'public' and p.table_name = c.relname
+                     and p.grantee = 'authenticated' and p.privilege_type = 'UPDATE'))`;
+  expect(rows.length).toBeGreaterThanOrEqual(4);
+  for (const r of rows) expect(`${r.relname}: ${r.has_column} ${r.has_trigger}`).toBe(`${r.relname}: true true`);
+});
+
 it('grants anon nothing on tenant data and creates nothing in auth', async () => {
   const grants = await db.sql`
     select table_name, privilege_type from information_schema.role_table_grants
