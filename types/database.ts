@@ -4,7 +4,45 @@ export type Database = {
   
   "public": {
           Tables: {
-            "audit_logs": {
+            "attachments": {
+                  Row: {
+                    "bucket": string,"content_type": string,"created_at": string,"file_name": string,"id": string,"message_id": string | null,"path": string,"size_bytes": number,"status": string,"tenant_id": string,"ticket_id": string,"updated_at": string,"uploaded_by": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "bucket"?: string,"content_type"?: string,"created_at"?: string,"file_name": string,"id"?: string,"message_id"?: string | null,"path": string,"size_bytes": number,"status"?: string,"tenant_id": string,"ticket_id": string,"updated_at"?: string,"uploaded_by"?: string | null
+                  }
+                  Update: {
+                    "bucket"?: string,"content_type"?: string,"created_at"?: string,"file_name"?: string,"id"?: string,"message_id"?: string | null,"path"?: string,"size_bytes"?: number,"status"?: string,"tenant_id"?: string,"ticket_id"?: string,"updated_at"?: string,"uploaded_by"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "attachments_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "attachments_tenant_id_message_id_fkey"
+      columns: ["tenant_id","message_id"]
+isOneToOne: false
+      referencedRelation: "ticket_messages"
+      referencedColumns: ["tenant_id","id"]
+    },{
+      foreignKeyName: "attachments_tenant_id_ticket_id_fkey"
+      columns: ["tenant_id","ticket_id"]
+isOneToOne: false
+      referencedRelation: "tickets"
+      referencedColumns: ["tenant_id","id"]
+    },{
+      foreignKeyName: "attachments_uploaded_by_fkey"
+      columns: ["uploaded_by"]
+isOneToOne: false
+      referencedRelation: "users"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"audit_logs": {
                   Row: {
                     "action": string,"actor_issuer": string | null,"actor_role": string,"actor_subject": string | null,"actor_user_id": string | null,"changed_fields": (string)[] | null,"created_at": string,"id": number,"new_data": Json | null,"old_data": Json | null,"record_key": NonNullable<Json>,"table_name": string,"tenant_id": string | null,"transaction_id": number
                   }
@@ -52,14 +90,14 @@ isOneToOne: false
                   ]
                 },"memberships": {
                   Row: {
-                    "created_at": string,"id": string,"role": string,"tenant_id": string,"updated_at": string,"user_id": string
+                    "available": boolean,"created_at": string,"id": string,"role": string,"tenant_id": string,"updated_at": string,"user_id": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "created_at"?: string,"id"?: string,"role"?: string,"tenant_id": string,"updated_at"?: string,"user_id": string
+                    "available"?: boolean,"created_at"?: string,"id"?: string,"role"?: string,"tenant_id": string,"updated_at"?: string,"user_id": string
                   }
                   Update: {
-                    "created_at"?: string,"id"?: string,"role"?: string,"tenant_id"?: string,"updated_at"?: string,"user_id"?: string
+                    "available"?: boolean,"created_at"?: string,"id"?: string,"role"?: string,"tenant_id"?: string,"updated_at"?: string,"user_id"?: string
                   }
                   Relationships: [
                     {
@@ -93,6 +131,26 @@ isOneToOne: false
       columns: ["user_id"]
 isOneToOne: true
       referencedRelation: "users"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"sla_policies": {
+                  Row: {
+                    "business_hours": Json | null,"created_at": string,"first_response_minutes": number,"id": string,"priority": string,"resolution_minutes": number,"tenant_id": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "business_hours"?: Json | null,"created_at"?: string,"first_response_minutes": number,"id"?: string,"priority": string,"resolution_minutes": number,"tenant_id": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "business_hours"?: Json | null,"created_at"?: string,"first_response_minutes"?: number,"id"?: string,"priority"?: string,"resolution_minutes"?: number,"tenant_id"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "sla_policies_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
       referencedColumns: ["id"]
     }
                   ]
@@ -130,14 +188,14 @@ isOneToOne: false
                   ]
                 },"teams": {
                   Row: {
-                    "created_at": string,"department": string,"description": string | null,"id": string,"lead_user_id": string | null,"name": string,"tenant_id": string,"updated_at": string
+                    "auto_assign": string,"created_at": string,"department": string,"description": string | null,"id": string,"last_assigned_user_id": string | null,"lead_user_id": string | null,"name": string,"tenant_id": string,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "created_at"?: string,"department": string,"description"?: string | null,"id"?: string,"lead_user_id"?: string | null,"name": string,"tenant_id": string,"updated_at"?: string
+                    "auto_assign"?: string,"created_at"?: string,"department": string,"description"?: string | null,"id"?: string,"last_assigned_user_id"?: string | null,"lead_user_id"?: string | null,"name": string,"tenant_id": string,"updated_at"?: string
                   }
                   Update: {
-                    "created_at"?: string,"department"?: string,"description"?: string | null,"id"?: string,"lead_user_id"?: string | null,"name"?: string,"tenant_id"?: string,"updated_at"?: string
+                    "auto_assign"?: string,"created_at"?: string,"department"?: string,"description"?: string | null,"id"?: string,"last_assigned_user_id"?: string | null,"lead_user_id"?: string | null,"name"?: string,"tenant_id"?: string,"updated_at"?: string
                   }
                   Relationships: [
                     {
@@ -187,6 +245,114 @@ isOneToOne: false
                   }
                   Relationships: [
                     
+                  ]
+                },"ticket_events": {
+                  Row: {
+                    "actor_user_id": string | null,"created_at": string,"data": NonNullable<Json>,"id": number,"tenant_id": string,"ticket_id": string,"type": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "actor_user_id"?: string | null,"created_at"?: string,"data"?: NonNullable<Json>,"id"?: never,"tenant_id": string,"ticket_id": string,"type": string
+                  }
+                  Update: {
+                    "actor_user_id"?: string | null,"created_at"?: string,"data"?: NonNullable<Json>,"id"?: never,"tenant_id"?: string,"ticket_id"?: string,"type"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "ticket_events_actor_user_id_fkey"
+      columns: ["actor_user_id"]
+isOneToOne: false
+      referencedRelation: "users"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "ticket_events_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "ticket_events_tenant_id_ticket_id_fkey"
+      columns: ["tenant_id","ticket_id"]
+isOneToOne: false
+      referencedRelation: "tickets"
+      referencedColumns: ["tenant_id","id"]
+    }
+                  ]
+                },"ticket_messages": {
+                  Row: {
+                    "author_id": string | null,"content": string,"created_at": string,"edited_at": string | null,"id": string,"tenant_id": string,"ticket_id": string,"type": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "author_id"?: string | null,"content": string,"created_at"?: string,"edited_at"?: string | null,"id"?: string,"tenant_id": string,"ticket_id": string,"type"?: string,"updated_at"?: string
+                  }
+                  Update: {
+                    "author_id"?: string | null,"content"?: string,"created_at"?: string,"edited_at"?: string | null,"id"?: string,"tenant_id"?: string,"ticket_id"?: string,"type"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "ticket_messages_author_id_fkey"
+      columns: ["author_id"]
+isOneToOne: false
+      referencedRelation: "users"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "ticket_messages_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "ticket_messages_tenant_id_ticket_id_fkey"
+      columns: ["tenant_id","ticket_id"]
+isOneToOne: false
+      referencedRelation: "tickets"
+      referencedColumns: ["tenant_id","id"]
+    }
+                  ]
+                },"tickets": {
+                  Row: {
+                    "assigned_to": string | null,"closed_at": string | null,"created_at": string,"created_by": string | null,"deleted_at": string | null,"department": string,"description": string | null,"due_date": string | null,"first_response_at": string | null,"first_response_due_at": string | null,"id": string,"merged_into_id": string | null,"metadata": NonNullable<Json>,"number": number,"priority": string,"resolved_at": string | null,"search": unknown,"sla_first_response_breached_at": string | null,"sla_resolution_breached_at": string | null,"status": string,"tags": (string)[],"team_id": string | null,"tenant_id": string,"title": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "assigned_to"?: string | null,"closed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"department"?: string,"description"?: string | null,"due_date"?: string | null,"first_response_at"?: string | null,"first_response_due_at"?: string | null,"id"?: string,"merged_into_id"?: string | null,"metadata"?: NonNullable<Json>,"number": number,"priority"?: string,"resolved_at"?: string | null,"search"?: never,"sla_first_response_breached_at"?: string | null,"sla_resolution_breached_at"?: string | null,"status"?: string,"tags"?: (string)[],"team_id"?: string | null,"tenant_id": string,"title": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "assigned_to"?: string | null,"closed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"department"?: string,"description"?: string | null,"due_date"?: string | null,"first_response_at"?: string | null,"first_response_due_at"?: string | null,"id"?: string,"merged_into_id"?: string | null,"metadata"?: NonNullable<Json>,"number"?: number,"priority"?: string,"resolved_at"?: string | null,"search"?: never,"sla_first_response_breached_at"?: string | null,"sla_resolution_breached_at"?: string | null,"status"?: string,"tags"?: (string)[],"team_id"?: string | null,"tenant_id"?: string,"title"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "tickets_created_by_fkey"
+      columns: ["created_by"]
+isOneToOne: false
+      referencedRelation: "users"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "tickets_tenant_id_assigned_to_fkey"
+      columns: ["tenant_id","assigned_to"]
+isOneToOne: false
+      referencedRelation: "memberships"
+      referencedColumns: ["tenant_id","user_id"]
+    },{
+      foreignKeyName: "tickets_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "tickets_tenant_id_merged_into_id_fkey"
+      columns: ["tenant_id","merged_into_id"]
+isOneToOne: false
+      referencedRelation: "tickets"
+      referencedColumns: ["tenant_id","id"]
+    },{
+      foreignKeyName: "tickets_tenant_id_team_id_fkey"
+      columns: ["tenant_id","team_id"]
+isOneToOne: false
+      referencedRelation: "teams"
+      referencedColumns: ["tenant_id","id"]
+    }
                   ]
                 },"user_identities": {
                   Row: {

@@ -13,6 +13,8 @@ type Target = 'own' | 'foreign';
 type Op = (tx: Tx, t: Target) => Promise<number>;
 
 const tenantOf = (t: Target) => (t === 'own' ? tenants.acme : tenants.globex);
+const ticketOf = (t: Target) => (t === 'own' ? '50000000-0000-4000-8000-0000000000a1' : '50000000-0000-4000-8000-0000000000b1');
+const customerOf = (t: Target) => (t === 'own' ? users.acmeUser : users.globexUser);
 const teamOf = (t: Target) => (t === 'own' ? teams.acme : teams.globex);
 // A fellow member of the own tenant who is none of the actors, so "own" never means "self".
 const peer = { id: '00000000-0000-4000-8000-0000000000f1', email: 'peer@acme.test' };
@@ -95,6 +97,44 @@ const ops: Record<string, Record<Action, Op>> = {
       update public.invitations set role = 'admin' where tenant_id = ${tenantOf(t).id} returning id`),
     delete: async (tx, t) => count(await tx`delete from public.invitations where tenant_id = ${tenantOf(t).id} returning id`),
   },
+  tickets: {
+    select: async (tx, t) => count(await tx`select id from public.tickets where tenant_id = ${tenantOf(t).id}`),
+    // No RETURNING: a ticket an agent files for nobody in particular is not theirs to read.
+    insert: async (tx, t) => (await tx`insert into public.tickets (tenant_id, title) values (${tenantOf(t).id}, 'Probe ticket')`).count,
+    update: async (tx, t) => count(await tx`update public.tickets set priority = 'low' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.tickets where tenant_id = ${tenantOf(t).id} returning id`),
+  },
+  ticket_messages: {
+    select: async (tx, t) => count(await tx`select id from public.ticket_messages where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.ticket_messages (tenant_id, ticket_id, content) values (${tenantOf(t).id}, ${ticketOf(t)}, 'probe') returning id`),
+    update: async (tx, t) => count(await tx`
+      update public.ticket_messages set content = 'edited' where tenant_id = ${tenantOf(t).id} and author_id = ${customerOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.ticket_messages where tenant_id = ${tenantOf(t).id} returning id`),
+  },
+  attachments: {
+    select: async (tx, t) => count(await tx`select id from public.attachments where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes, path)
+      values (${tenantOf(t).id}, ${ticketOf(t)}, 'probe.txt', 5, ${`${tenantOf(t).id}/probe/${t}.txt`}) returning id`),
+    update: async (tx, t) => count(await tx`update public.attachments set status = 'uploaded' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.attachments where tenant_id = ${tenantOf(t).id} returning id`),
+  },
+  ticket_events: {
+    select: async (tx, t) => count(await tx`select id from public.ticket_events where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.ticket_events (tenant_id, ticket_id, type) values (${tenantOf(t).id}, ${ticketOf(t)}, 'restored') returning id`),
+    update: async (tx, t) => count(await tx`update public.ticket_events set data = '{}' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.ticket_events where tenant_id = ${tenantOf(t).id} returning id`),
+  },
+  sla_policies: {
+    select: async (tx, t) => count(await tx`select id from public.sla_policies where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes)
+      values (${tenantOf(t).id}, 'urgent', 15, 120) returning id`),
+    update: async (tx, t) => count(await tx`update public.sla_policies set resolution_minutes = 999 where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.sla_policies where tenant_id = ${tenantOf(t).id} returning id`),
+  },
   audit_logs: {
     select: async (tx, t) => count(await tx`select id from public.audit_logs where tenant_id = ${tenantOf(t).id}`),
     insert: async (tx, t) => count(await tx`
@@ -120,6 +160,20 @@ beforeAll(async () => {
   await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${peer.id}, ${peer.id})`;
   for (const t of [tenants.acme.id, tenants.globex.id]) {
     await db.sql`insert into public.invitations (tenant_id, email, role) values (${t}, ${`pending-${t}@example.test`}, 'user')`;
+  }
+  // In each tenant: the customer's ticket on the agent's team, the customer's message,
+  // an agent's internal note, the customer's attachment, an SLA policy.
+  for (const t of ['own', 'foreign'] as const) {
+    const tenantId = tenantOf(t).id;
+    const agent = t === 'own' ? users.acmeAgent : users.globexAgent;
+    await db.sql`insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes) values (${tenantId}, 'high', 60, 480)`;
+    await db.sql`insert into public.tickets (tenant_id, id, title, team_id, created_by) values (${tenantId}, ${ticketOf(t)}, 'Printer on fire', ${teamOf(t)}, ${customerOf(t).id})`;
+    await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, content) values (${tenantId}, ${ticketOf(t)}, ${customerOf(t).id}, 'Please help')`;
+    await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content) values (${tenantId}, ${ticketOf(t)}, ${agent.id}, 'note', 'Customer is VIP')`;
+    await db.sql.begin(async (tx) => {
+      await tx`select set_config('request.jwt.claims', ${JSON.stringify(supabaseClaims(customerOf(t)))}, true)`;
+      await tx`insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes, path) values (${tenantId}, ${ticketOf(t)}, 'photo.jpg', 1024, ${`${tenantId}/${ticketOf(t)}/photo.jpg`})`;
+    });
   }
 });
 afterAll(() => db.close());

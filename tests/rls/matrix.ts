@@ -24,6 +24,9 @@ const only = (roles: Role[]): Record<Role, Outcome> =>
   ])) as Record<Role, Outcome>;
 const nobody = (): Record<Role, Outcome> => only([]);
 
+const exactly = (own: Role[]): Record<Role, Outcome> =>
+  Object.fromEntries((['super', 'admin', 'agent', 'user'] as Role[]).map((r) => [r, { own: own.includes(r), foreign: false }])) as Record<Role, Outcome>;
+
 export const matrix: Record<string, Record<Action, Record<Role, Outcome>>> = {
   tenants: { select: all(true, false), insert: only(['super']), update: only(['super', 'admin']), delete: only(['super']) },
   // Memberships come from accepted invitations (or super-admins), never a direct insert.
@@ -39,4 +42,12 @@ export const matrix: Record<string, Record<Action, Record<Role, Outcome>>> = {
   user_identities: { select: only(['super']), insert: nobody(), update: nobody(), delete: nobody() },
   platform_admins: { select: only(['super']), insert: nobody(), update: nobody(), delete: nobody() },
   audit_logs: { select: only(['super', 'admin']), insert: nobody(), update: nobody(), delete: nobody() },
+  // Tickets: the customer's own ticket of the tenant, on the agent's team. Every member
+  // files tickets; staff work them; nobody hard-deletes (admins soft-delete by update).
+  tickets: { select: all(true, false), insert: all(true, false), update: only(['super', 'admin', 'agent']), delete: nobody() },
+  // Messages on that ticket ("own" = the customer's message): authors edit their own.
+  ticket_messages: { select: all(true, false), insert: all(true, false), update: exactly(['user']), delete: nobody() },
+  attachments: { select: all(true, false), insert: all(true, false), update: exactly(['user']), delete: nobody() },
+  ticket_events: { select: all(true, false), insert: nobody(), update: nobody(), delete: nobody() },
+  sla_policies: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
 };
