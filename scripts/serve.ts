@@ -2,6 +2,7 @@
 // http://127.0.0.1:<PORT>/functions/v1/<name>, stripping /functions/v1 as the hosted
 // gateway does, plus the JWKS of the local development issuers. Local only.
 import { parse } from 'smol-toml';
+import { handleLocalStorage } from '../shared/storage.ts';
 
 type FetchApp = { fetch: (req: Request) => Response | Promise<Response> };
 
@@ -35,6 +36,7 @@ Deno.serve({ hostname: '127.0.0.1', port, onListen: () => console.log(`functions
   }
   const issuer = url.pathname.match(/^\/dev-issuers\/(clerk|supertokens)\/(?:\.well-known\/jwks\.json|jwt\/jwks\.json)$/);
   if (issuer && devJwks[issuer[1]]) return json(devJwks[issuer[1]]);
+  if (url.pathname.startsWith('/storage/v1/local/')) return handleLocalStorage(req);
   if (url.pathname === '/health') return json({ ok: true, functions: [...apps.keys()] });
   return json({ error: { code: 'not_found', message: 'Not found' } }, 404);
 });

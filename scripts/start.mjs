@@ -91,7 +91,7 @@ try {
     DEV_ISSUER_JWKS: JSON.stringify(publicJwks(keys)),
   };
   deno = spawn(path.join(root, 'node_modules', '.bin', 'deno'),
-    ['run', '--allow-net', '--allow-env', '--allow-read', '--quiet', '--unstable-no-legacy-abort', 'scripts/serve.ts'],
+    ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', '--quiet', '--unstable-no-legacy-abort', 'scripts/serve.ts'],
     { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
   deno.on('exit', (code) => { if (!stopping) { console.error(`functions server exited (${code})`); stop(1); } });
   await new Promise((resolve) => deno.stdout.on('data', (d) => {

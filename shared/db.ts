@@ -18,6 +18,9 @@ export function db(): Sql {
     connect_timeout: 10,
     onnotice: () => {},
     connection: { application_name: 'edge-functions' },
+    // int8 (counts, ticket numbers, identity ids) as JSON-friendly numbers: exact up to
+    // 2^53, far beyond any count or sequence here.
+    types: { bigint: { to: 20, from: [20], serialize: (n: number) => String(n), parse: (s: string) => Number(s) } },
   });
   return pool;
 }

@@ -125,20 +125,20 @@ export function tenantAccess(
 
 /** The active tenant when the route has no tenant in its path: the token's, else
  *  the X-Tenant-Id header (id or slug), else the caller's only tenant. */
-export function activeTenant(c: Context<AuthEnv>, minRole: TenantRole): TenantAccess {
+export function activeTenant(c: Context<AuthEnv>, minRole: TenantRole, opts: { write?: boolean } = {}): TenantAccess {
   const who = caller(c);
   const header = c.req.header('x-tenant-id');
   if (who.pinnedTenantId) {
     if (header && header !== who.pinnedTenantId && !who.memberships.some((m) => m.tenant.slug === header && m.tenant_id === who.pinnedTenantId)) {
       throw badRequest('tenant_mismatch', 'X-Tenant-Id differs from the tenant your token is bound to');
     }
-    return tenantAccess(who, who.pinnedTenantId, minRole);
+    return tenantAccess(who, who.pinnedTenantId, minRole, opts);
   }
   if (header) {
     const m = who.memberships.find((x) => x.tenant_id === header.toLowerCase() || x.tenant.slug === header);
-    return tenantAccess(who, m?.tenant_id ?? header, minRole);
+    return tenantAccess(who, m?.tenant_id ?? header, minRole, opts);
   }
-  if (who.memberships.length === 1) return tenantAccess(who, who.memberships[0].tenant_id, minRole);
+  if (who.memberships.length === 1) return tenantAccess(who, who.memberships[0].tenant_id, minRole, opts);
   throw badRequest('tenant_required', 'Name the tenant with the X-Tenant-Id header');
 }
 

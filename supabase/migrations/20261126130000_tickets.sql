@@ -34,6 +34,17 @@ insert into private.ticket_status_transitions (from_status, to_status) values
   ('resolved', 'closed'), ('resolved', 'open'),
   ('closed', 'open'); -- reopening a closed ticket: only within the tenant's window
 
+-- Where a ticket may go from a status, for the API's 409 details.
+create function private.allowed_ticket_transitions(p_from text) returns text[]
+language sql stable security definer
+set search_path = ''
+as $$
+  select coalesce(array_agg(to_status order by to_status), '{}')
+  from private.ticket_status_transitions where from_status = p_from
+$$;
+revoke all on function private.allowed_ticket_transitions(text) from public, anon;
+grant execute on function private.allowed_ticket_transitions(text) to authenticated, service_role;
+
 -- ------------------------------------------------------------------ tables
 
 -- array_to_string is only marked stable (it could format other element types by the
@@ -765,6 +776,32 @@ begin
 end;
 $$;
 
+-- Handing a ticket to another agent or team. Postgres makes an UPDATE's new row pass
+-- the SELECT policy too, so an agent could not pass on a ticket that would then leave
+-- their sight; this function does it for staff who can see the ticket now.
+create function private.hand_off_ticket(
+  p_tenant_id uuid, p_ticket_id uuid,
+  p_set_assignee boolean, p_assignee uuid,
+  p_set_team boolean, p_team_id uuid
+) returns void
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+begin
+  if coalesce(private.role_in(p_tenant_id), 'user') = 'user'
+     or (p_tenant_id <> all (private.tenant_ids('agent', true)) and not private.is_platform_admin()) then
+    raise exception 'only staff assign and route tickets' using errcode = 'PT403';
+  end if;
+  if not private.can_see_ticket(p_tenant_id, p_ticket_id) then
+    raise exception 'ticket not found' using errcode = 'PT404';
+  end if;
+  update public.tickets set
+    assigned_to = case when p_set_assignee then p_assignee else assigned_to end,
+    team_id = case when p_set_team then p_team_id else team_id end
+  where tenant_id = p_tenant_id and id = p_ticket_id;
+end;
+$$;
+
 -- The SLA sweep, run on a schedule: marks each breach once (first response, resolution),
 -- escalates the ticket if it is still open or pending, and says so in a system message
 -- and the timeline. p_now is the clock, so tests and backfills can move it.
@@ -815,8 +852,10 @@ begin
 end;
 $$;
 
-revoke all on function private.merge_tickets(uuid, uuid, uuid), private.run_sla_sweep(timestamptz, int) from public, anon, authenticated;
-grant execute on function private.merge_tickets(uuid, uuid, uuid) to authenticated, service_role;
+revoke all on function private.merge_tickets(uuid, uuid, uuid), private.run_sla_sweep(timestamptz, int),
+  private.hand_off_ticket(uuid, uuid, boolean, uuid, boolean, uuid) from public, anon, authenticated;
+grant execute on function private.merge_tickets(uuid, uuid, uuid), private.hand_off_ticket(uuid, uuid, boolean, uuid, boolean, uuid)
+  to authenticated, service_role;
 grant execute on function private.run_sla_sweep(timestamptz, int) to service_role;
 
 -- ------------------------------------------------------------------ idempotent creates

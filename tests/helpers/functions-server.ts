@@ -13,7 +13,7 @@ export async function startFunctionsServer(env: Record<string, string>): Promise
   const port = await freePort();
   const child: ChildProcess = spawn(
     path.join(root, 'node_modules', '.bin', 'deno'),
-    ['run', '--allow-net', '--allow-env', '--allow-read', '--quiet', '--unstable-no-legacy-abort', 'scripts/serve.ts'],
+    ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', '--quiet', '--unstable-no-legacy-abort', 'scripts/serve.ts'],
     { cwd: root, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';

@@ -368,6 +368,47 @@ describe('attacks and edges beyond the matrix', () => {
   });
 });
 
+describe('tickets', () => {
+  it('private.can_see_ticket agrees with the tickets policy for every role and ticket', async () => {
+    const tickets = await db.sql`select tenant_id, id from public.tickets`;
+    expect(tickets.length).toBeGreaterThanOrEqual(2);
+    for (const [role, { user, tenantId }] of Object.entries(actors)) {
+      const r = await probeAs(db.sql, 'authenticated', supabaseClaims(user, tenantId), async (tx) => {
+        const visible = new Set((await tx`select id from public.tickets`).map((x) => x.id));
+        const disagreements = [];
+        for (const t of tickets) {
+          const [{ can }] = await tx`select private.can_see_ticket(${t.tenant_id}, ${t.id}) as can`;
+          if (can !== visible.has(t.id)) disagreements.push(t.id);
+        }
+        return disagreements;
+      });
+      expect(r, role).toEqual({ ok: true, value: [] });
+    }
+  });
+
+  it("hides internal notes from the ticket's requester in the database", async () => {
+    const types = async (user: SeedUser) => {
+      const r = await probeAs(db.sql, 'authenticated', supabaseClaims(user, tenants.acme.id), async (tx) =>
+        (await tx`select type from public.ticket_messages order by type`).map((x) => x.type));
+      return r.ok ? r.value : r.error.message;
+    };
+    expect(await types(users.acmeUser)).toEqual(['message']);
+    expect(await types(users.acmeAgent)).toEqual(['message', 'note']);
+  });
+
+  it('refuses a customer writing a note or a system message, or assigning, straight to the database', async () => {
+    const me = supabaseClaims(users.acmeUser, tenants.acme.id);
+    for (const stmt of [
+      `insert into public.ticket_messages (tenant_id, ticket_id, type, content) values ('${tenants.acme.id}', '${ticketOf('own')}', 'note', 'x')`,
+      `insert into public.ticket_messages (tenant_id, ticket_id, type, content) values ('${tenants.acme.id}', '${ticketOf('own')}', 'system', 'x')`,
+      `insert into public.tickets (tenant_id, title, assigned_to) values ('${tenants.acme.id}', 'Self assigned', '${users.acmeAgent.id}')`,
+    ]) {
+      const r = await probeAs(db.sql, 'authenticated', me, (tx) => tx.unsafe(stmt));
+      expect(r.ok ? 'allowed' : r.error.code, stmt).toBe('PT403');
+    }
+  });
+});
+
 describe('invitations', () => {
   const invitee = { id: '00000000-0000-4000-8000-0000000000f2', email: 'invitee@example.test' };
   let invitationId: string;

@@ -1,0 +1,193 @@
+// Request and response shapes of the tickets API; the same schemas validate requests
+// and generate the OpenAPI document.
+import { z } from '@hono/zod-openapi';
+import { JsonObject, PageQuery, Text, Uuid } from '../../shared/schemas/common.ts';
+
+const STATUSES = ['open', 'pending', 'escalated', 'resolved', 'closed'] as const;
+const PRIORITIES = ['low', 'medium', 'high', 'urgent'] as const;
+const DEPARTMENTS = ['sales', 'support', 'marketing', 'technical'] as const;
+export const StatusSchema = z.enum(STATUSES);
+export const PrioritySchema = z.enum(PRIORITIES);
+export const DepartmentSchema = z.enum(DEPARTMENTS);
+const Timestamp = z.string().openapi({ format: 'date-time' });
+const IsoDate = z.iso.datetime({ offset: true });
+const Tag = Text.trim().min(1).max(50).regex(/^[^,\s][^,]*$/, 'no commas, no leading space');
+const Tags = z.array(Tag).max(20);
+
+export const TicketIdParam = z.object({ id: Uuid.openapi({ param: { name: 'id', in: 'path' } }) });
+export const MessageParam = TicketIdParam.extend({
+  messageId: Uuid.openapi({ param: { name: 'messageId', in: 'path' } }),
+});
+export const AttachmentParam = TicketIdParam.extend({
+  attachmentId: Uuid.openapi({ param: { name: 'attachmentId', in: 'path' } }),
+});
+
+export const TicketSchema = z
+  .object({
+    id: Uuid,
+    tenant_id: Uuid,
+    number: z.number().int(),
+    title: z.string(),
+    description: z.string().nullable(),
+    status: StatusSchema,
+    priority: PrioritySchema,
+    department: DepartmentSchema,
+    team_id: Uuid.nullable(),
+    created_by: Uuid.nullable(),
+    assigned_to: Uuid.nullable(),
+    due_date: Timestamp.nullable(),
+    first_response_due_at: Timestamp.nullable(),
+    first_response_at: Timestamp.nullable(),
+    resolved_at: Timestamp.nullable(),
+    closed_at: Timestamp.nullable(),
+    sla_first_response_breached_at: Timestamp.nullable(),
+    sla_resolution_breached_at: Timestamp.nullable(),
+    tags: z.array(z.string()),
+    metadata: z.record(z.string(), z.unknown()),
+    merged_into_id: Uuid.nullable(),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    deleted_at: Timestamp.nullable(),
+  })
+  .openapi('Ticket');
+
+export const MessageSchema = z
+  .object({
+    id: Uuid,
+    ticket_id: Uuid,
+    author_id: Uuid.nullable(),
+    type: z.enum(['message', 'note', 'system']),
+    content: z.string(),
+    created_at: Timestamp,
+    edited_at: Timestamp.nullable(),
+  })
+  .openapi('TicketMessage');
+
+export const AttachmentSchema = z
+  .object({
+    id: Uuid,
+    ticket_id: Uuid,
+    message_id: Uuid.nullable(),
+    file_name: z.string(),
+    content_type: z.string(),
+    size_bytes: z.number().int(),
+    status: z.enum(['pending', 'uploaded']),
+    uploaded_by: Uuid.nullable(),
+    created_at: Timestamp,
+  })
+  .openapi('Attachment');
+
+export const EventSchema = z
+  .object({
+    id: z.string(),
+    type: z.string(),
+    data: z.record(z.string(), z.unknown()),
+    actor_user_id: Uuid.nullable(),
+    created_at: Timestamp,
+  })
+  .openapi('TicketEvent');
+
+export const TicketDetailSchema = TicketSchema.extend({
+  messages: z.array(MessageSchema),
+  attachments: z.array(AttachmentSchema),
+  timeline: z.array(EventSchema),
+}).openapi('TicketDetail');
+
+export const CreateTicketBody = z
+  .object({
+    title: Text.trim().min(5).max(200),
+    description: Text.max(5000).optional(),
+    priority: PrioritySchema.default('medium'),
+    department: DepartmentSchema.default('support'),
+    team_id: Uuid.optional().openapi({ description: 'Staff only; a team with automatic assignment picks an agent' }),
+    assigned_to: Uuid.optional().openapi({ description: 'Staff only; an agent or admin of the tenant' }),
+    requester_id: Uuid.optional().openapi({ description: 'Staff only: file the ticket for this member' }),
+    due_date: IsoDate.optional(),
+    tags: Tags.default([]),
+    metadata: JsonObject(16_384).default({}),
+  })
+  .strict()
+  .openapi('CreateTicket');
+
+export const UpdateTicketBody = z
+  .object({
+    title: Text.trim().min(5).max(200).optional(),
+    description: Text.max(5000).nullable().optional(),
+    priority: PrioritySchema.optional(),
+    department: DepartmentSchema.optional(),
+    team_id: Uuid.nullable().optional(),
+    due_date: IsoDate.nullable().optional(),
+    tags: Tags.optional(),
+    metadata: JsonObject(16_384).optional(),
+  })
+  .strict()
+  .refine((b) => Object.keys(b).length > 0, { message: 'at least one field is required' })
+  .openapi('UpdateTicket');
+
+export const TransitionBody = z.object({ status: StatusSchema }).strict().openapi('Transition');
+export const AssignBody = z
+  .object({ user_id: Uuid.nullable().openapi({ description: 'An agent or admin; null unassigns' }) })
+  .strict()
+  .openapi('Assign');
+export const MessageBody = z
+  .object({ content: Text.trim().min(1).max(10_000), type: z.enum(['message', 'note']).default('message') })
+  .strict()
+  .openapi('NewMessage');
+export const EditMessageBody = z.object({ content: Text.trim().min(1).max(10_000) }).strict().openapi('EditMessage');
+export const MergeBody = z.object({ into: Uuid }).strict().openapi('Merge');
+
+export const AttachmentBody = z
+  .object({
+    file_name: Text.trim().min(1).max(255).refine((n) => !/[/\\]/.test(n), 'no path separators'),
+    content_type: Text.max(255).regex(/^[\w.+-]+\/[\w.+-]+$/, 'a MIME type').default('application/octet-stream'),
+    size_bytes: z.number().int().min(1).max(50 * 1024 * 1024),
+    message_id: Uuid.optional(),
+  })
+  .strict()
+  .openapi('NewAttachment');
+
+export const SignedUrlSchema = z.object({ url: z.string(), method: z.string(), expires_at: Timestamp, headers: z.record(z.string(), z.string()) });
+
+/** A comma-separated query value of enum members: `status=open,pending`. */
+const csv = <T extends readonly [string, ...string[]]>(values: T) =>
+  z.string().max(200).transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)).pipe(
+    z.array(z.enum(values)).min(1),
+  );
+const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+export const ListQuery = PageQuery.extend({
+  status: csv(STATUSES).optional(),
+  priority: csv(PRIORITIES).optional(),
+  department: csv(DEPARTMENTS).optional(),
+  team_id: Uuid.optional(),
+  assignee: z.union([z.literal('me'), z.literal('none'), Uuid]).optional(),
+  requester: z.union([z.literal('me'), Uuid]).optional(),
+  tag: Tag.optional(),
+  number: z.coerce.number().int().min(1).optional(),
+  created_after: IsoDate.optional(),
+  created_before: IsoDate.optional(),
+  updated_after: IsoDate.optional(),
+  updated_before: IsoDate.optional(),
+  sla_breached: bool.optional(),
+  q: Text.trim().min(1).max(200).optional().openapi({ description: 'Full-text search over title, description and tags' }),
+  sort: z.enum(['created_at', 'updated_at', 'number', 'priority', 'relevance']).optional(),
+  order: z.enum(['asc', 'desc']).default('desc'),
+  include_total: bool.default(false),
+  include_deleted: bool.default(false).openapi({ description: 'Admins: include soft-deleted tickets' }),
+}).refine((q) => q.sort !== 'relevance' || q.q !== undefined, { message: 'sort=relevance needs q', path: ['sort'] });
+
+export const TicketPageSchema = z.object({
+  items: z.array(TicketSchema),
+  next: z.string().nullable(),
+  total: z.number().int().optional(),
+});
+
+export const StatsSchema = z
+  .object({
+    total: z.number().int(),
+    by_status: z.record(z.string(), z.number().int()),
+    by_priority: z.record(z.string(), z.number().int()),
+    median_first_response_seconds: z.number().nullable(),
+    median_resolution_seconds: z.number().nullable(),
+  })
+  .openapi('TicketStats');

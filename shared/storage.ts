@@ -1,0 +1,185 @@
+// Attachment bytes never pass through the functions: clients upload to and download
+// from short-lived signed URLs. On a hosted project those are Supabase Storage's; in
+// the local stack, a folder served by the local server with HMAC-signed URLs. One
+// interface, chosen by STORAGE_BACKEND (default: local on a loopback SUPABASE_URL).
+import { mkdir, open, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { env, envList } from './env.ts';
+import { jwtSecret, supabaseUrl } from './auth/issuers.ts';
+import { secretEquals } from './auth/service.ts';
+
+export interface SignedUrl {
+  url: string;
+  method: 'PUT' | 'GET';
+  headers: Record<string, string>;
+  expires_at: string;
+}
+
+export interface ObjectStorage {
+  createUploadUrl(bucket: string, objectPath: string, opts: { contentType: string; size: number }): Promise<SignedUrl>;
+  createDownloadUrl(bucket: string, objectPath: string, opts: { fileName: string }): Promise<SignedUrl>;
+  exists(bucket: string, objectPath: string): Promise<boolean>;
+}
+
+const UPLOAD_TTL_S = 2 * 3600;
+const DOWNLOAD_TTL_S = 300;
+const expiry = (seconds: number) => new Date(Date.now() + seconds * 1000);
+const encodePath = (p: string) => p.split('/').map(encodeURIComponent).join('/');
+
+// ---------------------------------------------------------------- Supabase Storage
+
+function serviceKey(): string {
+  const key = env('SUPABASE_SERVICE_ROLE_KEY') ?? envList('SUPABASE_SECRET_KEYS')[0];
+  if (!key) throw new Error('SUPABASE_SERVICE_ROLE_KEY or SUPABASE_SECRET_KEYS is needed for Supabase Storage');
+  return key;
+}
+
+async function storageApi(method: string, route: string, body?: unknown): Promise<Response> {
+  const key = serviceKey();
+  return await fetch(`${supabaseUrl()}/storage/v1${route}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, apikey: key, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+}
+
+export const supabaseStorage: ObjectStorage = {
+  async createUploadUrl(bucket, objectPath, { contentType }) {
+    const res = await storageApi('POST', `/object/upload/sign/${bucket}/${encodePath(objectPath)}`, {});
+    if (!res.ok) throw new Error(`storage: upload URL refused (${res.status})`);
+    const { url } = await res.json() as { url: string };
+    return {
+      url: `${supabaseUrl()}/storage/v1${url}`,
+      method: 'PUT',
+      headers: { 'content-type': contentType },
+      expires_at: expiry(UPLOAD_TTL_S).toISOString(),
+    };
+  },
+  async createDownloadUrl(bucket, objectPath, { fileName }) {
+    const res = await storageApi('POST', `/object/sign/${bucket}/${encodePath(objectPath)}`, {
+      expiresIn: DOWNLOAD_TTL_S,
+      download: fileName,
+    });
+    if (!res.ok) throw new Error(`storage: download URL refused (${res.status})`);
+    const { signedURL } = await res.json() as { signedURL: string };
+    return {
+      url: `${supabaseUrl()}/storage/v1${signedURL}`,
+      method: 'GET',
+      headers: {},
+      expires_at: expiry(DOWNLOAD_TTL_S).toISOString(),
+    };
+  },
+  async exists(bucket, objectPath) {
+    const res = await storageApi('GET', `/object/info/${bucket}/${encodePath(objectPath)}`);
+    await res.body?.cancel();
+    return res.ok;
+  },
+};
+
+// ---------------------------------------------------------------- local folder
+
+function localRoot(): string {
+  return path.resolve(env('LOCAL_STORAGE_DIR') ?? '.local/storage');
+}
+
+function localSecret(): string {
+  const secret = env('LOCAL_STORAGE_SECRET') ?? jwtSecret();
+  if (!secret) throw new Error('LOCAL_STORAGE_SECRET is needed for local storage');
+  return secret;
+}
+
+async function hmac(text: string): Promise<string> {
+  const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(localSecret()), { name: 'HMAC', hash: 'SHA-256' }, false, [
+    'sign',
+  ]);
+  const sig = new Uint8Array(await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(text)));
+  return btoa(String.fromCharCode(...sig)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** What a local signed URL grants: one operation on one object, until it expires. */
+const grant = (op: string, bucket: string, objectPath: string, exp: number, size: number) =>
+  `${op}\n${bucket}\n${objectPath}\n${exp}\n${size}`;
+
+function localFile(bucket: string, objectPath: string): string {
+  const root = localRoot();
+  const file = path.resolve(root, bucket, objectPath);
+  if (!file.startsWith(root + path.sep)) throw new Error('object path escapes the storage folder');
+  return file;
+}
+
+async function localUrl(op: 'upload' | 'download', bucket: string, objectPath: string, ttl: number, size = 0) {
+  const exp = Math.floor(expiry(ttl).getTime() / 1000);
+  const sig = await hmac(grant(op, bucket, objectPath, exp, size));
+  const base = env('LOCAL_STORAGE_PUBLIC_URL') ?? supabaseUrl();
+  return { url: `${base}/storage/v1/local/${bucket}/${encodePath(objectPath)}?op=${op}&exp=${exp}&size=${size}&sig=${sig}`, exp };
+}
+
+export const localStorage: ObjectStorage = {
+  async createUploadUrl(bucket, objectPath, { contentType, size }) {
+    const { url, exp } = await localUrl('upload', bucket, objectPath, UPLOAD_TTL_S, size);
+    return { url, method: 'PUT', headers: { 'content-type': contentType }, expires_at: new Date(exp * 1000).toISOString() };
+  },
+  async createDownloadUrl(bucket, objectPath) {
+    const { url, exp } = await localUrl('download', bucket, objectPath, DOWNLOAD_TTL_S);
+    return { url, method: 'GET', headers: {}, expires_at: new Date(exp * 1000).toISOString() };
+  },
+  async exists(bucket, objectPath) {
+    return await stat(localFile(bucket, objectPath)).then((s) => s.isFile(), () => false);
+  },
+};
+
+const json = (status: number, code: string, message: string) =>
+  new Response(JSON.stringify({ error: { code, message } }), { status, headers: { 'content-type': 'application/json' } });
+
+/** The local stack's storage endpoint (served by scripts/serve.ts): PUT uploads exactly
+ *  the announced number of bytes, once; GET downloads; both need a valid, unexpired
+ *  signature for that operation and object. */
+export async function handleLocalStorage(req: Request): Promise<Response> {
+  const url = new URL(req.url);
+  const m = url.pathname.match(/^\/storage\/v1\/local\/([^/]+)\/(.+)$/);
+  if (!m) return json(404, 'not_found', 'Not found');
+  const bucket = decodeURIComponent(m[1]);
+  const objectPath = m[2].split('/').map(decodeURIComponent).join('/');
+  const op = url.searchParams.get('op') ?? '';
+  const exp = Number(url.searchParams.get('exp'));
+  const size = Number(url.searchParams.get('size'));
+  const expected = await hmac(grant(op, bucket, objectPath, exp, size));
+  if (!(await secretEquals(expected, url.searchParams.get('sig') ?? ''))) return json(403, 'invalid_signature', 'Bad signature');
+  if (!(exp * 1000 > Date.now())) return json(403, 'expired', 'The signed URL has expired');
+  let file: string;
+  try {
+    file = localFile(bucket, objectPath);
+  } catch {
+    return json(400, 'invalid_path', 'Invalid object path');
+  }
+  if (op === 'upload' && req.method === 'PUT') {
+    const body = new Uint8Array(await req.arrayBuffer());
+    if (body.length !== size) return json(400, 'size_mismatch', `Expected ${size} bytes, got ${body.length}`);
+    await mkdir(path.dirname(file), { recursive: true });
+    try {
+      const handle = await open(file, 'wx'); // once: an object is never overwritten
+      await handle.writeFile(body);
+      await handle.close();
+    } catch {
+      return json(409, 'already_exists', 'The object was already uploaded');
+    }
+    return new Response(null, { status: 200 });
+  }
+  if (op === 'download' && req.method === 'GET') {
+    try {
+      const handle = await open(file, 'r');
+      const data = await handle.readFile();
+      await handle.close();
+      return new Response(data, { status: 200, headers: { 'content-type': 'application/octet-stream' } });
+    } catch {
+      return json(404, 'not_found', 'No such object');
+    }
+  }
+  return json(405, 'method_not_allowed', 'This URL does not allow that');
+}
+
+export function objectStorage(): ObjectStorage {
+  const backend = env('STORAGE_BACKEND') ?? (/^https?:\/\/(127\.0\.0\.1|localhost)[:/]/.test(supabaseUrl()) ? 'local' : 'supabase');
+  return backend === 'local' ? localStorage : supabaseStorage;
+}

@@ -1,0 +1,617 @@
+// The tickets function in-process through its Hono app, with real tokens and a real
+// database: the workflow rules, the role × action matrix with own and foreign ids,
+// concurrency (numbering, idempotency, auto-assignment), SLA, merge, search,
+// pagination, statistics, attachments and validation.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app } from '../../functions/tickets/app.ts';
+import { asService, closeDb } from '../../shared/db.ts';
+import { handleLocalStorage } from '../../shared/storage.ts';
+import { apiKey } from '../../scripts/tokens.mjs';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
+import { teams, tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+let db: TestDatabase;
+let auth: AuthFixture;
+let storageDir: string;
+const tok: Record<string, string> = {};
+const acme = tenants.acme.id;
+// A second acme agent, not on the support team, for visibility and auto-assignment.
+const agent2 = { id: '00000000-0000-4000-8000-0000000000a2', email: 'agent2@acme.test' };
+
+beforeAll(async () => {
+  db = await freshDatabase('fn_tickets');
+  storageDir = await mkdtemp(path.join(os.tmpdir(), 'tickets-storage-'));
+  auth = await configureAuth(db.url, { LOCAL_STORAGE_DIR: storageDir, STORAGE_BACKEND: 'local' });
+  await db.sql`insert into public.users (id, email) values (${agent2.id}, ${agent2.email})`;
+  await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${agent2.id}, ${agent2.id})`;
+  await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${acme}, ${agent2.id}, 'agent')`;
+  await db.sql`insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes) values
+    (${acme}, 'urgent', 15, 240), (${acme}, 'medium', 240, 2880)`;
+  tok.super = await supabaseToken(users.super);
+  tok.admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+  tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
+  tok.agent2 = await supabaseToken(agent2, { tenantId: acme });
+  tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
+  tok.globexUser = await supabaseToken(users.globexUser, { tenantId: tenants.globex.id });
+  tok.globexAgent = await supabaseToken(users.globexAgent, { tenantId: tenants.globex.id });
+});
+afterAll(async () => {
+  await closeDb();
+  await auth.close();
+  await db.close();
+  await rm(storageDir, { recursive: true, force: true });
+});
+
+/** A ticket filed by acme's customer on the support team (the seeded agent's team). */
+async function newTicket(extra: Record<string, unknown> = {}, token = tok.user) {
+  const r = await call(app, 'POST', '/tickets', {
+    token,
+    body: { title: 'Printer is on fire', description: 'Smoke everywhere', ...extra },
+  });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  if (token === tok.user && !extra.team_id) {
+    await db.sql`update public.tickets set team_id = ${teams.acme} where id = ${r.body.id}`;
+  }
+  return r.body;
+}
+
+const count = async (table: string) => (await db.sql`select count(*)::int as n from ${db.sql('public')}.${db.sql(table)}`)[0].n as number;
+
+describe('creating tickets', () => {
+  it('a customer opens a ticket: numbered, open, theirs, with SLA due dates', async () => {
+    const t = await newTicket({ priority: 'urgent', tags: ['printer', 'fire'] });
+    expect(t).toMatchObject({ status: 'open', priority: 'urgent', created_by: users.acmeUser.id, assigned_to: null, tags: ['printer', 'fire'] });
+    expect(t.number).toBeGreaterThan(0);
+    const created = new Date(t.created_at).getTime();
+    expect(new Date(t.first_response_due_at).getTime() - created).toBe(15 * 60_000);
+    expect(new Date(t.due_date).getTime() - created).toBe(240 * 60_000);
+  });
+
+  it('customers cannot route, assign or file for others', async () => {
+    for (const extra of [{ team_id: teams.acme }, { assigned_to: users.acmeAgent.id }, { requester_id: users.acmeAdmin.id }]) {
+      const r = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Sneaky routing', ...extra } });
+      expect(r.status).toBe(403);
+    }
+  });
+
+  it('staff file for a customer and assign on creation; the assignee must be staff of the tenant', async () => {
+    const r = await call(app, 'POST', '/tickets', {
+      token: tok.agent,
+      body: { title: 'Phoned-in issue', requester_id: users.acmeUser.id, assigned_to: users.acmeAgent.id },
+    });
+    expect(r.body).toMatchObject({ created_by: users.acmeUser.id, assigned_to: users.acmeAgent.id });
+    const toCustomer = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Bad assignee', assigned_to: users.acmeUser.id } });
+    expect([toCustomer.status, toCustomer.body.error.details.fields[0].field]).toEqual([422, 'assigned_to']);
+    const toForeign = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Foreign assignee', assigned_to: users.globexAgent.id } });
+    expect([toForeign.status, toForeign.body.error.details.fields[0].field]).toEqual([422, 'assigned_to']);
+    const foreignRequester = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Foreign requester', requester_id: users.globexUser.id } });
+    expect([foreignRequester.status, foreignRequester.body.error.details.fields[0].field]).toEqual([422, 'created_by']);
+  });
+
+  it('numbers are gap-free and unique per tenant under concurrent creates', async () => {
+    const before = (await db.sql`select coalesce(max(number), 0)::int as n from public.tickets where tenant_id = ${acme}`)[0].n;
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) =>
+      call(app, 'POST', '/tickets', { token: i % 2 ? tok.user : tok.agent, body: { title: `Concurrent ticket ${i}` } })));
+    expect(results.every((r) => r.status === 201)).toBe(true);
+    // A failed create in between gives its number back.
+    await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Doomed ticket', assigned_to: users.acmeUser.id } });
+    const after = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'After the failure' } });
+    const numbers = (await db.sql`select number from public.tickets where tenant_id = ${acme} and number > ${before} order by number`).map((r) => Number(r.number));
+    expect(numbers).toEqual(Array.from({ length: 31 }, (_, i) => before + 1 + i));
+    expect(after.body.number).toBe(before + 31);
+    // Another tenant counts on its own.
+    const g = await call(app, 'POST', '/tickets', { token: tok.globexUser, body: { title: 'Globex first ticket' } });
+    expect(g.body.number).toBe(1);
+  });
+});
+
+describe('Idempotency-Key', () => {
+  it('a retried create returns the first result and writes nothing new', async () => {
+    const body = { title: 'Idempotent ticket', description: 'once' };
+    const first = await call(app, 'POST', '/tickets', { token: tok.user, body, headers: { 'idempotency-key': 'k-1' } });
+    const before = await count('tickets');
+    const again = await call(app, 'POST', '/tickets', { token: tok.user, body, headers: { 'idempotency-key': 'k-1' } });
+    expect(again.status).toBe(201);
+    expect(again.body).toEqual(first.body);
+    expect(await count('tickets')).toBe(before);
+    const other = await call(app, 'POST', '/tickets', { token: tok.user, body: { ...body, description: 'twice' }, headers: { 'idempotency-key': 'k-1' } });
+    expect([other.status, errorCode(other)]).toEqual([409, 'idempotency_key_reused']);
+    // Keys are per user: another caller's identical key is their own.
+    const agentOwn = await call(app, 'POST', '/tickets', { token: tok.agent, body, headers: { 'idempotency-key': 'k-1' } });
+    expect(agentOwn.body.id).not.toBe(first.body.id);
+  });
+
+  it('concurrent duplicates create one ticket', async () => {
+    const before = await count('tickets');
+    const results = await Promise.all(Array.from({ length: 6 }, () =>
+      call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Double-clicked submit' }, headers: { 'idempotency-key': 'k-race' } })));
+    expect(new Set(results.map((r) => r.body.id)).size).toBe(1);
+    expect(results.every((r) => r.status === 201)).toBe(true);
+    expect(await count('tickets')).toBe(before + 1);
+  });
+});
+
+describe('the status machine', () => {
+  const all = ['open', 'pending', 'escalated', 'resolved', 'closed'] as const;
+  const allowed: Record<string, string[]> = {
+    open: ['escalated', 'pending', 'resolved'],
+    pending: ['escalated', 'open', 'resolved'],
+    escalated: ['open', 'pending', 'resolved'],
+    resolved: ['closed', 'open'],
+    closed: ['open'],
+  };
+  const pathTo: Record<string, string[]> = { open: [], pending: ['pending'], escalated: ['escalated'], resolved: ['resolved'], closed: ['resolved', 'closed'] };
+
+  for (const from of all) {
+    for (const to of all.filter((s) => s !== from)) {
+      const ok = allowed[from].includes(to);
+      it(`${from} → ${to}: ${ok ? 'allowed' : '409'}`, async () => {
+        const t = await newTicket();
+        for (const step of pathTo[from]) expect((await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: step } })).status).toBe(200);
+        const r = await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: to } });
+        if (ok) {
+          expect(r.status).toBe(200);
+          expect(r.body.status).toBe(to);
+          if (to === 'resolved') expect(r.body.resolved_at).not.toBeNull();
+          if (to === 'closed') expect(r.body.closed_at).not.toBeNull();
+          if (to === 'open' && (from === 'resolved' || from === 'closed')) expect([r.body.resolved_at, r.body.closed_at]).toEqual([null, null]);
+        } else {
+          expect([r.status, errorCode(r)]).toEqual([409, 'invalid_transition']);
+          expect(r.body.error.details).toEqual({ from, to, allowed: allowed[from] });
+          const [row] = await db.sql`select status from public.tickets where id = ${t.id}`;
+          expect(row.status).toBe(from);
+        }
+      });
+    }
+  }
+
+  it('matches the database’s own table of transitions', async () => {
+    const rows = await db.sql`select from_status, array_agg(to_status order by to_status) as tos from private.ticket_status_transitions group by 1`;
+    expect(Object.fromEntries(rows.map((r) => [r.from_status, r.tos]))).toEqual(allowed);
+  });
+
+  it('a closed ticket reopens only within the tenant’s window', async () => {
+    const t = await newTicket();
+    await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: 'resolved' } });
+    await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: 'closed' } });
+    await db.sql`alter table public.tickets disable trigger tickets_before_update`;
+    await db.sql`update public.tickets set closed_at = now() - interval '8 days' where id = ${t.id}`;
+    await db.sql`alter table public.tickets enable trigger tickets_before_update`;
+    const late = await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: 'open' } });
+    expect(late.status).toBe(409);
+    await db.sql`update public.tenants set settings = settings || '{"reopen_window_days": 30}' where id = ${acme}`;
+    try {
+      expect((await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: 'open' } })).body.status).toBe('open');
+    } finally {
+      await db.sql`update public.tenants set settings = settings - 'reopen_window_days' where id = ${acme}`;
+    }
+  });
+
+  it('the database refuses a bad transition even without the API', async () => {
+    const t = await newTicket();
+    await expect(db.sql`update public.tickets set status = 'closed' where id = ${t.id}`).rejects.toMatchObject({ code: 'PT409' });
+  });
+});
+
+describe('conversation', () => {
+  it("an agent's first public reply sets first_response_at; notes do not; notes stay hidden from the requester", async () => {
+    const t = await newTicket();
+    const note = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { type: 'note', content: 'Customer is on the VIP list' } });
+    expect(note.status).toBe(201);
+    expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent })).body.first_response_at).toBeNull();
+    const reply = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'On our way with an extinguisher' } });
+    const seen = await call(app, 'GET', `/tickets/${t.id}`, { token: tok.user });
+    expect(seen.body.first_response_at).toBe(reply.body.created_at);
+    expect(seen.body.messages.map((m: { type: string }) => m.type)).toEqual(['message']);
+    expect(JSON.stringify(seen.body)).not.toContain('VIP');
+    const staff = await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent });
+    expect(staff.body.messages.map((m: { type: string }) => m.type)).toEqual(['note', 'message']);
+    // The requester's own reply is not a first response.
+    const own = await newTicket();
+    await call(app, 'POST', `/tickets/${own.id}/messages`, { token: tok.user, body: { content: 'Any news?' } });
+    expect((await call(app, 'GET', `/tickets/${own.id}`, { token: tok.user })).body.first_response_at).toBeNull();
+  });
+
+  it('customers cannot write notes, even straight to the database', async () => {
+    const t = await newTicket();
+    const r = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.user, body: { type: 'note', content: 'psst' } });
+    expect(r.status).toBe(403);
+  });
+
+  it("the requester's reply moves a pending ticket back to open", async () => {
+    const t = await newTicket();
+    await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: 'pending' } });
+    await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.user, body: { content: 'Here is the info you asked for' } });
+    const r = await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent });
+    expect(r.body.status).toBe('open');
+    expect(r.body.timeline.filter((e: { type: string }) => e.type === 'status_changed').map((e: { data: unknown }) => e.data))
+      .toEqual([{ from: 'open', to: 'pending' }, { from: 'pending', to: 'open' }]);
+  });
+
+  it('authors edit their own messages (edited_at set), nobody else’s', async () => {
+    const t = await newTicket();
+    const m = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.user, body: { content: 'Typo hree' } });
+    const edited = await call(app, 'PATCH', `/tickets/${t.id}/messages/${m.body.id}`, { token: tok.user, body: { content: 'Typo here' } });
+    expect(edited.body).toMatchObject({ content: 'Typo here', edited_at: expect.any(String) });
+    const other = await call(app, 'PATCH', `/tickets/${t.id}/messages/${m.body.id}`, { token: tok.agent, body: { content: 'Hijacked' } });
+    expect(other.status).toBe(403);
+  });
+});
+
+describe('assignment', () => {
+  it('staff assign and unassign; the timeline records it; an agent off the team loses sight', async () => {
+    const t = await newTicket();
+    expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent2 })).status).toBe(404);
+    const a = await call(app, 'PUT', `/tickets/${t.id}/assignee`, { token: tok.agent, body: { user_id: agent2.id } });
+    expect(a.body.assigned_to).toBe(agent2.id);
+    expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent2 })).status).toBe(200);
+    // Unassigning themselves takes the ticket out of agent2's sight: the answer is just its id.
+    const u = await call(app, 'PUT', `/tickets/${t.id}/assignee`, { token: tok.agent2, body: { user_id: null } });
+    expect(u.body).toEqual({ id: t.id, tenant_id: acme });
+    expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent })).body.assigned_to).toBeNull();
+    const timeline = (await call(app, 'GET', `/tickets/${t.id}`, { token: tok.admin })).body.timeline.map((e: { type: string }) => e.type);
+    expect(timeline).toEqual(['created', 'team_changed', 'assigned', 'unassigned']);
+    expect((await call(app, 'PUT', `/tickets/${t.id}/assignee`, { token: tok.user, body: { user_id: users.acmeAgent.id } })).status).toBe(403);
+    expect((await call(app, 'PUT', `/tickets/${t.id}/assignee`, { token: tok.agent, body: { user_id: users.acmeUser.id } })).status).toBe(422);
+  });
+
+  it('round-robin over the team’s available agents, safe under concurrent creates; manual assignment wins', async () => {
+    const [team] = await db.sql`insert into public.teams (tenant_id, name, department, auto_assign) values (${acme}, 'Round robin', 'support', 'round_robin') returning id`;
+    await db.sql`insert into public.team_members (tenant_id, team_id, user_id) values (${acme}, ${team.id}, ${users.acmeAgent.id}), (${acme}, ${team.id}, ${agent2.id}), (${acme}, ${team.id}, ${users.acmeUser.id})`;
+    const created = await Promise.all(Array.from({ length: 6 }, (_, i) =>
+      call(app, 'POST', '/tickets', { token: tok.admin, body: { title: `Round robin ${i}`, team_id: team.id } })));
+    const picks = created.map((r) => r.body.assigned_to);
+    expect(picks.filter((p) => p === users.acmeAgent.id)).toHaveLength(3);
+    expect(picks.filter((p) => p === agent2.id)).toHaveLength(3);
+    const manual = await call(app, 'POST', '/tickets', { token: tok.admin, body: { title: 'Manual wins', team_id: team.id, assigned_to: users.acmeAdmin.id } });
+    expect(manual.body.assigned_to).toBe(users.acmeAdmin.id);
+    // An unavailable agent is skipped.
+    await db.sql`update public.memberships set available = false where tenant_id = ${acme} and user_id = ${agent2.id}`;
+    try {
+      const next = await Promise.all([1, 2].map((i) => call(app, 'POST', '/tickets', { token: tok.admin, body: { title: `Only one agent ${i}`, team_id: team.id } })));
+      expect(next.map((r) => r.body.assigned_to)).toEqual([users.acmeAgent.id, users.acmeAgent.id]);
+    } finally {
+      await db.sql`update public.memberships set available = true where tenant_id = ${acme} and user_id = ${agent2.id}`;
+    }
+  });
+
+  it('least-open picks the agent with the fewest open tickets', async () => {
+    const [team] = await db.sql`insert into public.teams (tenant_id, name, department, auto_assign) values (${acme}, 'Least open', 'technical', 'least_open') returning id`;
+    await db.sql`insert into public.team_members (tenant_id, team_id, user_id) values (${acme}, ${team.id}, ${users.acmeAgent.id}), (${acme}, ${team.id}, ${agent2.id})`;
+    const load = async (id: string) => (await db.sql`select count(*)::int as n from public.tickets where assigned_to = ${id} and status in ('open','pending','escalated')`)[0].n;
+    const lighter = (await load(users.acmeAgent.id)) <= (await load(agent2.id)) ? users.acmeAgent.id : agent2.id;
+    const r = await call(app, 'POST', '/tickets', { token: tok.admin, body: { title: 'Least open ticket', team_id: team.id } });
+    expect(r.body.assigned_to).toBe(lighter);
+  });
+});
+
+describe('SLA', () => {
+  it('a sweep with a moved clock marks each breach once, escalates, and says so', async () => {
+    const t = await newTicket({ priority: 'urgent' });
+    const sweep = (minutes: number) => asService(null, async (tx) =>
+      (await tx`select private.run_sla_sweep(now() + make_interval(mins => ${minutes})) as n`)[0].n as number);
+    await sweep(10);
+    expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent })).body.status).toBe('open');
+    expect(await sweep(20)).toBeGreaterThanOrEqual(1);
+    const after = (await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent })).body;
+    expect(after).toMatchObject({ status: 'escalated', sla_first_response_breached_at: expect.any(String), sla_resolution_breached_at: null });
+    expect(after.messages.filter((m: { type: string }) => m.type === 'system')).toHaveLength(1);
+    expect(after.timeline.filter((e: { type: string }) => e.type === 'sla_breached')).toEqual([expect.objectContaining({ data: expect.objectContaining({ kind: 'first_response' }) })]);
+    await sweep(30);
+    const again = (await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent })).body;
+    expect(again.timeline.filter((e: { type: string }) => e.type === 'sla_breached')).toHaveLength(1);
+    await sweep(300);
+    const late = (await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent })).body;
+    expect(late.timeline.filter((e: { type: string }) => e.type === 'sla_breached').map((e: { data: { kind: string } }) => e.data.kind)).toEqual(['first_response', 'resolution']);
+    const breached = await call(app, 'GET', '/tickets?sla_breached=true&limit=100', { token: tok.agent });
+    expect(breached.body.items.map((x: { id: string }) => x.id)).toContain(t.id);
+  });
+
+  it('a priority change moves the due dates', async () => {
+    const t = await newTicket({ priority: 'medium' });
+    const r = await call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.agent, body: { priority: 'urgent' } });
+    expect(new Date(r.body.due_date).getTime() - new Date(t.created_at).getTime()).toBe(240 * 60_000);
+    const timeline = (await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent })).body.timeline.map((e: { type: string }) => e.type);
+    expect(timeline).toContain('priority_changed');
+  });
+
+  it('the sweep endpoint takes only the service credential', async () => {
+    expect((await call(app, 'POST', '/tickets/jobs/sla-sweep', { token: tok.admin })).status).toBe(401);
+    const ok = await call(app, 'POST', '/tickets/jobs/sla-sweep', { token: await apiKey('service_role', TEST_JWT_SECRET) });
+    expect(ok.status).toBe(200);
+    expect(ok.body.breaches).toEqual(expect.any(Number));
+  });
+});
+
+describe('merge, delete, restore', () => {
+  it('merging moves the conversation and closes the source with a pointer', async () => {
+    const a = await newTicket();
+    const b = await newTicket();
+    await call(app, 'POST', `/tickets/${a.id}/messages`, { token: tok.user, body: { content: 'Duplicate report' } });
+    const r = await call(app, 'POST', `/tickets/${a.id}/merge`, { token: tok.agent, body: { into: b.id } });
+    expect(r.status).toBe(200);
+    const source = (await call(app, 'GET', `/tickets/${a.id}`, { token: tok.agent })).body;
+    expect(source).toMatchObject({ status: 'closed', merged_into_id: b.id });
+    const target = (await call(app, 'GET', `/tickets/${b.id}`, { token: tok.agent })).body;
+    expect(target.messages.map((m: { content: string }) => m.content)).toContain('Duplicate report');
+    expect(target.timeline.map((e: { type: string }) => e.type)).toContain('merged');
+    expect((await call(app, 'POST', `/tickets/${a.id}/merge`, { token: tok.agent, body: { into: b.id } })).status).toBe(409);
+    expect((await call(app, 'POST', `/tickets/${b.id}/merge`, { token: tok.agent, body: { into: b.id } })).status).toBe(409);
+    expect((await call(app, 'POST', `/tickets/${b.id}/merge`, { token: tok.user, body: { into: a.id } })).status).toBe(403);
+  });
+
+  it('admins soft-delete and restore; deleted tickets vanish for everyone else', async () => {
+    const t = await newTicket();
+    for (const role of ['agent', 'user']) expect((await call(app, 'DELETE', `/tickets/${t.id}`, { token: tok[role] })).status).toBe(403);
+    const d = await call(app, 'DELETE', `/tickets/${t.id}`, { token: tok.admin });
+    expect(d.body.deleted_at).not.toBeNull();
+    for (const role of ['agent', 'user']) expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok[role] })).status).toBe(404);
+    const listed = await call(app, 'GET', '/tickets?include_deleted=true&limit=100', { token: tok.admin });
+    expect(listed.body.items.map((x: { id: string }) => x.id)).toContain(t.id);
+    expect((await call(app, 'GET', '/tickets?include_deleted=true', { token: tok.agent })).status).toBe(403);
+    expect((await call(app, 'POST', `/tickets/${t.id}/restore`, { token: tok.admin })).body.deleted_at).toBeNull();
+    expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok.user })).status).toBe(200);
+  });
+});
+
+describe('list, search, pagination', () => {
+  it('searches title, description and tags, title matches first', async () => {
+    const inTitle = await newTicket({ title: 'Kerberos ticket renewal fails', description: 'nothing else' });
+    const inBody = await newTicket({ title: 'Login trouble again', description: 'probably kerberos related' });
+    const tagged = await newTicket({ title: 'Something odd happens', tags: ['kerberos'] });
+    const r = await call(app, 'GET', '/tickets?q=kerberos&limit=10', { token: tok.admin });
+    expect(r.body.items.map((x: { id: string }) => x.id)).toEqual([inTitle.id, inBody.id, tagged.id]);
+    const stemmed = await call(app, 'GET', '/tickets?q=renewing', { token: tok.admin });
+    expect(stemmed.body.items.map((x: { id: string }) => x.id)).toEqual([inTitle.id]);
+    const mine = await call(app, 'GET', '/tickets?q=kerberos', { token: tok.globexAgent });
+    expect(mine.body.items).toEqual([]);
+  });
+
+  it('filters by status, assignee, requester, tag and dates', async () => {
+    const t = await newTicket({ tags: ['billing'] });
+    await call(app, 'PUT', `/tickets/${t.id}/assignee`, { token: tok.admin, body: { user_id: agent2.id } });
+    await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.admin, body: { status: 'pending' } });
+    const q = async (query: string, token = tok.admin) => (await call(app, 'GET', `/tickets?${query}&limit=100`, { token })).body.items.map((x: { id: string }) => x.id);
+    expect(await q('status=pending,escalated&tag=billing')).toEqual([t.id]);
+    expect(await q('assignee=me&tag=billing', tok.agent2)).toEqual([t.id]);
+    expect(await q('assignee=none&tag=billing')).toEqual([]);
+    expect(await q(`requester=${users.acmeUser.id}&tag=billing`)).toEqual([t.id]);
+    expect(await q('requester=me&tag=billing', tok.user)).toEqual([t.id]);
+    expect(await q(`created_after=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}&tag=billing`)).toEqual([]);
+    expect(await q(`number=${t.number}`)).toEqual([t.id]);
+  });
+
+  it('pages with a cursor that stays stable while tickets are added', async () => {
+    const tag = `page-${Date.now()}`;
+    const made = [];
+    for (let i = 0; i < 7; i++) made.push(await newTicket({ title: `Paged ticket ${i}`, tags: [tag] }));
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let first = true;
+    do {
+      const r: { body: { items: { id: string }[]; next: string | null; total?: number } } = await call(app, 'GET',
+        `/tickets?tag=${tag}&limit=3&include_total=true${cursor ? `&cursor=${cursor}` : ''}`, { token: tok.admin });
+      if (first) expect(r.body.total).toBe(7);
+      first = false;
+      seen.push(...r.body.items.map((x) => x.id));
+      cursor = r.body.next;
+      await newTicket({ title: 'Inserted meanwhile', tags: [tag] }); // lands before the cursor
+    } while (cursor);
+    expect(seen).toEqual(made.map((m) => m.id).reverse());
+    const asc = await call(app, 'GET', `/tickets?tag=${tag}&sort=number&order=asc&limit=2`, { token: tok.admin });
+    expect(asc.body.items.map((x: { id: string }) => x.id)).toEqual([made[0].id, made[1].id]);
+  });
+
+  it('shows each role only what it may see', async () => {
+    const ids = async (token: string) => new Set((await call(app, 'GET', '/tickets?limit=100&sort=created_at', { token })).body.items.map((x: { created_by: string; tenant_id: string }) => `${x.tenant_id}:${x.created_by}`));
+    for (const key of await ids(tok.user)) expect(key).toBe(`${acme}:${users.acmeUser.id}`);
+    for (const key of await ids(tok.globexUser)) expect(String(key).startsWith(tenants.globex.id)).toBe(true);
+  });
+});
+
+describe('statistics', () => {
+  it('counts by status and priority and medians match an exact computation', async () => {
+    const r = await call(app, 'GET', '/tickets/stats', { token: tok.admin });
+    expect(r.status).toBe(200);
+    const [exact] = await db.sql`
+      select count(*)::int as total,
+        percentile_cont(0.5) within group (order by extract(epoch from first_response_at - created_at)) as fr,
+        percentile_cont(0.5) within group (order by extract(epoch from resolved_at - created_at)) as res
+      from public.tickets where tenant_id = ${acme} and deleted_at is null`;
+    expect(r.body.total).toBe(exact.total);
+    const byStatus = await db.sql`select status, count(*)::int as n from public.tickets where tenant_id = ${acme} and deleted_at is null group by 1`;
+    expect(r.body.by_status).toEqual(Object.fromEntries(byStatus.map((x) => [x.status, x.n])));
+    const byPriority = await db.sql`select priority, count(*)::int as n from public.tickets where tenant_id = ${acme} and deleted_at is null group by 1`;
+    expect(r.body.by_priority).toEqual(Object.fromEntries(byPriority.map((x) => [x.priority, x.n])));
+    // Log buckets 5 % wide: the estimate is within that of the true median (and ≥ 1 s).
+    for (const [estimate, truth] of [[r.body.median_first_response_seconds, exact.fr], [r.body.median_resolution_seconds, exact.res]]) {
+      if (truth === null) expect(estimate).toBeNull();
+      else expect(Math.abs(estimate - Math.max(truth, 1)) / Math.max(truth, 1)).toBeLessThan(0.06);
+    }
+    expect((await call(app, 'GET', '/tickets/stats', { token: tok.user })).status).toBe(403);
+  });
+});
+
+describe('attachments', () => {
+  it('registers, uploads through a signed URL, and downloads through another', async () => {
+    const t = await newTicket();
+    const bytes = new TextEncoder().encode('%PDF-1.7 fake invoice');
+    const r = await call(app, 'POST', `/tickets/${t.id}/attachments`, { token: tok.user, body: { file_name: 'invoice.pdf', content_type: 'application/pdf', size_bytes: bytes.length } });
+    expect(r.status).toBe(201);
+    expect(r.body.attachment).toMatchObject({ status: 'pending', uploaded_by: users.acmeUser.id });
+    const url = new URL(r.body.upload.url);
+    expect(url.pathname).toContain(`/storage/v1/local/attachments/${acme}/`);
+    const tampered = new URL(url);
+    tampered.searchParams.set('size', '999');
+    expect((await handleLocalStorage(new Request(tampered, { method: 'PUT', body: bytes }))).status).toBe(403);
+    expect((await handleLocalStorage(new Request(url, { method: 'PUT', body: new Uint8Array(3) }))).status).toBe(400);
+    expect((await handleLocalStorage(new Request(url, { method: 'PUT', body: bytes }))).status).toBe(200);
+    expect((await handleLocalStorage(new Request(url, { method: 'PUT', body: bytes }))).status).toBe(409);
+
+    const got = await call(app, 'GET', `/tickets/${t.id}/attachments/${r.body.attachment.id}`, { token: tok.agent });
+    expect(got.body.attachment.status).toBe('uploaded');
+    const download = await handleLocalStorage(new Request(got.body.download.url));
+    expect(new Uint8Array(await download.arrayBuffer())).toEqual(bytes);
+    expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok.user })).body.attachments).toHaveLength(1);
+    expect((await call(app, 'GET', `/tickets/${t.id}/attachments/${r.body.attachment.id}`, { token: tok.globexAgent })).status).toBe(404);
+  });
+
+  it('refuses files over 50 MiB and names with paths', async () => {
+    const t = await newTicket();
+    for (const body of [{ file_name: 'big.iso', size_bytes: 50 * 1024 * 1024 + 1 }, { file_name: '../etc/passwd', size_bytes: 10 }]) {
+      const r = await call(app, 'POST', `/tickets/${t.id}/attachments`, { token: tok.user, body });
+      expect(r.status).toBe(422);
+    }
+  });
+});
+
+// ---------------------------------------------------------------- roles × endpoints
+
+type Ids = { ticket: string; message: string; attachment: string; other: string };
+const endpoints: { method: string; path: (i: Ids) => string; body?: (i: Ids) => unknown }[] = [
+  { method: 'GET', path: (i) => `/tickets/${i.ticket}` },
+  { method: 'PATCH', path: (i) => `/tickets/${i.ticket}`, body: () => ({ title: 'Pwned ticket title' }) },
+  { method: 'POST', path: (i) => `/tickets/${i.ticket}/status`, body: () => ({ status: 'pending' }) },
+  { method: 'PUT', path: (i) => `/tickets/${i.ticket}/assignee`, body: () => ({ user_id: null }) },
+  { method: 'POST', path: (i) => `/tickets/${i.ticket}/messages`, body: () => ({ content: 'hello' }) },
+  { method: 'PATCH', path: (i) => `/tickets/${i.ticket}/messages/${i.message}`, body: () => ({ content: 'edited' }) },
+  { method: 'POST', path: (i) => `/tickets/${i.ticket}/attachments`, body: () => ({ file_name: 'x.txt', size_bytes: 1 }) },
+  { method: 'GET', path: (i) => `/tickets/${i.ticket}/attachments/${i.attachment}` },
+  { method: 'DELETE', path: (i) => `/tickets/${i.ticket}` },
+  { method: 'POST', path: (i) => `/tickets/${i.ticket}/restore` },
+  { method: 'POST', path: (i) => `/tickets/${i.ticket}/merge`, body: (i) => ({ into: i.other }) },
+];
+
+describe('roles × endpoints', () => {
+  let own: Ids;
+  let foreign: Ids;
+  beforeAll(async () => {
+    const make = async (userToken: string, agentToken: string, tenantId: string, team: string) => {
+      const t = (await call(app, 'POST', '/tickets', { token: userToken, body: { title: 'Matrix ticket' } })).body;
+      const other = (await call(app, 'POST', '/tickets', { token: userToken, body: { title: 'Matrix other ticket' } })).body;
+      await db.sql`update public.tickets set team_id = ${team} where id in (${t.id}, ${other.id})`;
+      const m = (await call(app, 'POST', `/tickets/${t.id}/messages`, { token: userToken, body: { content: 'customer words' } })).body;
+      const a = (await call(app, 'POST', `/tickets/${t.id}/attachments`, { token: agentToken, body: { file_name: 'a.txt', size_bytes: 1 } })).body;
+      expect(a.attachment, JSON.stringify(a)).toBeDefined();
+      return { ticket: t.id, message: m.id, attachment: a.attachment.id, other: other.id, tenantId };
+    };
+    own = await make(tok.user, tok.agent, acme, teams.acme);
+    foreign = await make(tok.globexUser, tok.globexAgent, tenants.globex.id, teams.globex);
+  });
+
+  it('covers every ticket route of the OpenAPI document', async () => {
+    const doc = await call(app, 'GET', '/tickets/openapi.json');
+    const documented = Object.entries(doc.body.paths as Record<string, Record<string, unknown>>)
+      .flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`))
+      .filter((r) => r.includes('{id}'))
+      .sort();
+    const tested = endpoints.map((e) => `${e.method} ${e.path({ ticket: '{id}', message: '{messageId}', attachment: '{attachmentId}', other: 'x' })}`).sort();
+    expect(tested).toEqual(documented);
+  });
+
+  for (const role of ['admin', 'agent', 'agent2', 'user'] as const) {
+    it(`${role} of acme: 404 for every route with globex ticket ids, globex unchanged`, async () => {
+      const snapshot = async () => (await db.sql`
+        select md5(string_agg(t::text, ',' order by t.id)) as t,
+               (select count(*) from public.ticket_messages where tenant_id = ${tenants.globex.id}) as m,
+               (select count(*) from public.attachments where tenant_id = ${tenants.globex.id}) as a
+        from public.tickets t where t.tenant_id = ${tenants.globex.id}`)[0];
+      const before = await snapshot();
+      for (const e of endpoints) {
+        const r = await call(app, e.method, e.path(foreign), { token: tok[role], body: e.body?.(foreign) });
+        expect([r.status, errorCode(r)], `${e.method} ${e.path(foreign)}`).toEqual([404, 'not_found']);
+      }
+      expect(await snapshot()).toEqual(before);
+    });
+  }
+
+  // Own tenant: which roles may do what (agent2 is staff but not on the ticket's team,
+  // so for them the ticket does not exist).
+  const expected: Record<string, Record<string, number>> = {
+    'GET /tickets/{id}': { admin: 200, agent: 200, agent2: 404, user: 200 },
+    'PATCH /tickets/{id}': { admin: 200, agent: 200, agent2: 404, user: 403 },
+    'POST /tickets/{id}/status': { admin: 200, agent: 200, agent2: 404, user: 403 },
+    'PUT /tickets/{id}/assignee': { admin: 200, agent: 200, agent2: 404, user: 403 },
+    'POST /tickets/{id}/messages': { admin: 201, agent: 201, agent2: 404, user: 201 },
+    'PATCH /tickets/{id}/messages/{messageId}': { admin: 403, agent: 403, agent2: 404, user: 200 },
+    'POST /tickets/{id}/attachments': { admin: 201, agent: 201, agent2: 404, user: 201 },
+    'GET /tickets/{id}/attachments/{attachmentId}': { admin: 200, agent: 200, agent2: 404, user: 200 },
+    'DELETE /tickets/{id}': { admin: 200, agent: 403, agent2: 404, user: 403 },
+    // A deleted ticket is gone for everyone but admins.
+    'POST /tickets/{id}/restore': { admin: 200, agent: 404, agent2: 404, user: 404 },
+    'POST /tickets/{id}/merge': { admin: 200, agent: 200, agent2: 404, user: 403 },
+  };
+  for (const role of ['agent2', 'user', 'agent', 'admin'] as const) {
+    it(`${role} of acme on an acme ticket gets exactly the matrix`, async () => {
+      for (const e of endpoints) {
+        const route = `${e.method} ${e.path({ ticket: '{id}', message: '{messageId}', attachment: '{attachmentId}', other: '' })}`;
+        // Merging and deleting change the ticket: give each a fresh pair.
+        let ids = own;
+        if (e.path(own).endsWith('/merge') || e.method === 'DELETE' || e.path(own).endsWith('/restore')) {
+          const a = await newTicket();
+          const b = await newTicket();
+          ids = { ...own, ticket: a.id, other: b.id };
+          if (e.path(own).endsWith('/restore')) await db.sql`update public.tickets set deleted_at = now() where id = ${a.id}`;
+        }
+        const r = await call(app, e.method, e.path(ids), { token: tok[role], body: e.body?.(ids) });
+        expect(r.status, `${role} ${route}: ${JSON.stringify(r.body)}`).toBe(expected[route][role]);
+      }
+    });
+  }
+});
+
+describe('validation: 422 naming the field, nothing written', () => {
+  const cases: [string, string, unknown, string][] = [
+    ['POST', '/tickets', { title: 'Shrt' }, 'title'],
+    ['POST', '/tickets', { title: 'x'.repeat(201) }, 'title'],
+    ['POST', '/tickets', { title: 'Valid title', description: 'x'.repeat(5001) }, 'description'],
+    ['POST', '/tickets', { title: 'Valid title', priority: 'asap' }, 'priority'],
+    ['POST', '/tickets', { title: 'Valid title', department: 'legal' }, 'department'],
+    ['POST', '/tickets', { title: 'Valid title', tags: Array.from({ length: 21 }, (_, i) => `t${i}`) }, 'tags'],
+    ['POST', '/tickets', { title: 'Valid title', tags: ['a,b'] }, 'tags.0'],
+    ['POST', '/tickets', { title: 'Valid title', due_date: 'tomorrow' }, 'due_date'],
+    ['POST', '/tickets', { title: 'Valid title', assigned_to: 'bob' }, 'assigned_to'],
+    ['POST', '/tickets', { title: 'Valid title', metadata: { k: 'x'.repeat(17_000) } }, 'metadata'],
+    ['POST', '/tickets', { title: 'Valid\u0000title' }, 'title'],
+    ['POST', '/tickets', { title: 'Valid title', unknown: true }, ''],
+    ['GET', '/tickets?status=lost', undefined, 'status'],
+    ['GET', '/tickets?assignee=bob', undefined, 'assignee'],
+    ['GET', '/tickets?sort=relevance', undefined, 'sort'],
+    ['GET', '/tickets?limit=500', undefined, 'limit'],
+    ['GET', '/tickets?created_after=yesterday', undefined, 'created_after'],
+    ['GET', '/tickets?cursor=garbage', undefined, 'cursor'],
+    ['GET', '/tickets/not-a-uuid', undefined, 'id'],
+  ];
+  it.each(cases)('%s %s %j → 422 on "%s"', async (method, url, body, field) => {
+    const before = await count('tickets');
+    const r = await call(app, method, url, { token: tok.agent, body });
+    expect([r.status, errorCode(r)]).toEqual([422, 'validation_failed']);
+    if (field) {
+      const fields: string[] = r.body.error.details.fields.map((f: { field: string }) => f.field);
+      expect(fields.some((f) => f === field || f.startsWith(`${field}.`)), JSON.stringify(fields)).toBe(true);
+    }
+    expect(await count('tickets')).toBe(before);
+  });
+
+  it('ticket-level bodies are validated too', async () => {
+    const t = await newTicket();
+    for (const [method, suffix, body, field] of [
+      ['POST', '/status', { status: 'done' }, 'status'],
+      ['PUT', '/assignee', { user_id: 'me' }, 'user_id'],
+      ['POST', '/messages', { content: '' }, 'content'],
+      ['POST', '/messages', { content: 'x'.repeat(10_001) }, 'content'],
+      ['POST', '/messages', { content: 'hi', type: 'system' }, 'type'],
+      ['POST', '/merge', { into: 'other' }, 'into'],
+      ['PATCH', '', {}, ''],
+    ] as const) {
+      const r = await call(app, method, `/tickets/${t.id}${suffix}`, { token: tok.agent, body });
+      expect(r.status, `${method} ${suffix}`).toBe(422);
+      if (field) expect(r.body.error.details.fields.map((f: { field: string }) => f.field)).toContain(field);
+    }
+  });
+});
