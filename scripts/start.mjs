@@ -30,11 +30,13 @@ const log = (msg) => console.log(`\x1b[2m[start]\x1b[0m ${msg}`);
 let pg;
 let deno;
 let stopping = false;
+const timers = [];
 
 async function stop(code = 0) {
   if (stopping) return;
   stopping = true;
   log('stopping…');
+  for (const t of timers) clearInterval(t);
   if (deno && deno.exitCode === null) {
     deno.kill('SIGTERM');
     await new Promise((r) => deno.once('exit', r));
@@ -89,6 +91,8 @@ try {
     SUPERTOKENS_ISSUER: issuers.supertokens,
     SUPERTOKENS_JWKS_URL: `${origin}/dev-issuers/supertokens/jwt/jwks.json`,
     DEV_ISSUER_JWKS: JSON.stringify(publicJwks(keys)),
+    LOCAL_STORAGE_DIR: path.join(localDir, 'storage'),
+    STORAGE_BACKEND: 'local',
   };
   deno = spawn(path.join(root, 'node_modules', '.bin', 'deno'),
     ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', '--quiet', '--unstable-no-legacy-abort', 'scripts/serve.ts'],
@@ -111,6 +115,22 @@ try {
     tokens[label] = await mintToken({ dbUrl, email, tenant, secret, keys }).catch((e) => `(${e.message})`);
   }
   await writeFile(path.join(localDir, 'stack.json'), JSON.stringify({ dbUrl, origin, secret }, null, 2), { mode: 0o600 });
+
+  // What pg_cron + pg_net do on a hosted project: call the scheduled jobs.
+  const sweepEvery = Number(process.env.SLA_SWEEP_INTERVAL_S ?? 60) * 1000;
+  timers.push(setInterval(async () => {
+    try {
+      const res = await fetch(`${origin}/functions/v1/tickets/jobs/sla-sweep`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${serviceKey}` },
+      });
+      const body = await res.json();
+      if (!res.ok) log(`SLA sweep failed: ${res.status} ${body?.error?.message ?? ''}`);
+      else if (body.breaches) log(`SLA sweep: ${body.breaches} breach(es) marked`);
+    } catch (err) {
+      if (!stopping) log(`SLA sweep failed: ${err.message}`);
+    }
+  }, sweepEvery));
 
   const line = (k, v) => console.log(`  ${k.padEnd(38)} ${v}`);
   console.log('\n\x1b[1mLocal stack is running.\x1b[0m\n');

@@ -20,13 +20,17 @@ interface Started {
 }
 
 async function start(args: string[]): Promise<Started> {
-  const child = spawn(process.execPath, ['scripts/start.mjs', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
+  const child = spawn(process.execPath, ['scripts/start.mjs', ...args], {
+    cwd: root,
+    env: { ...process.env, SLA_SWEEP_INTERVAL_S: '0.5' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const started: Started = { child, output: '' };
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`npm start did not come up:\n${output}`)), 90_000);
+    const timer = setTimeout(() => reject(new Error(`npm start did not come up:\n${started.output}`)), 90_000);
     const on = (d: Buffer) => {
-      output += d;
-      if (output.includes('Ctrl-C stops everything')) {
+      started.output += d;
+      if (started.output.includes('Ctrl-C stops everything')) {
         clearTimeout(timer);
         resolve();
       }
@@ -35,11 +39,11 @@ async function start(args: string[]): Promise<Started> {
     child.stderr!.on('data', on);
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`npm start exited early (${code}):\n${output}`));
+      reject(new Error(`npm start exited early (${code}):\n${started.output}`));
     });
   });
   child.removeAllListeners('exit');
-  return { child, output };
+  return started; // output keeps growing with what the stack logs later
 }
 
 async function stop(s: Started): Promise<number | null> {
@@ -65,6 +69,13 @@ function portOpen(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/** The value printed on the same line as a label of the start banner. */
+function printedValue(output: string, label: string): string {
+  // deno-lint-ignore no-control-regex
+  const line = output.replace(/\x1b\[[0-9;]*m/g, '').split('\n').find((l) => l.includes(label)) ?? '';
+  return line.trim().split(/\s+/).pop() ?? '';
 }
 
 let dir: string;
@@ -105,6 +116,15 @@ describe('embedded stack', () => {
         body: JSON.stringify({ name: 'Survives restarts', department: 'technical' }),
       });
       expect(created.status).toBe(201);
+
+      // The scheduler stand-in calls the SLA sweep with the service key it printed.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(first.output).not.toContain('SLA sweep failed');
+      const sweep = await fetch(`http://127.0.0.1:${port}/functions/v1/tickets/jobs/sla-sweep`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${printedValue(first.output, 'service_role key')}` },
+      });
+      expect(sweep.status).toBe(200);
     } finally {
       expect(await stop(first)).toBe(130);
     }

@@ -14,7 +14,12 @@ export async function startFunctionsServer(env: Record<string, string>): Promise
   const child: ChildProcess = spawn(
     path.join(root, 'node_modules', '.bin', 'deno'),
     ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', '--quiet', '--unstable-no-legacy-abort', 'scripts/serve.ts'],
-    { cwd: root, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] },
+    {
+      cwd: root,
+      // Signed storage URLs must point at this server, whatever SUPABASE_URL says.
+      env: { ...process.env, LOCAL_STORAGE_PUBLIC_URL: `http://127.0.0.1:${port}`, ...env, PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   let output = '';
   await new Promise<void>((resolve, reject) => {
