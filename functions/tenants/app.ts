@@ -222,7 +222,7 @@ app.openapi(statusRoute('/{tenantId}', 'Soft-delete a tenant (super-admins)', 'd
 // ---------------------------------------------------------------- members
 
 const MEMBER_SELECT = `
-  select m.user_id, u.email, u.first_name, u.last_name, m.role, m.created_at
+  select m.user_id, u.email, u.first_name, u.last_name, m.role, m.available, m.created_at
   from public.memberships m join public.users u on u.id = m.user_id`;
 
 app.openapi(
@@ -248,18 +248,20 @@ app.openapi(
   createRoute({
     method: 'patch',
     path: '/{tenantId}/members/{userId}',
-    summary: "Change a member's role (admins; a tenant keeps at least one admin)",
+    summary: "Change a member's role or availability for automatic assignment (admins; a tenant keeps an admin)",
     security,
-    request: { params: s.MemberParam, body: jsonBody(s.ChangeRoleBody) },
+    request: { params: s.MemberParam, body: jsonBody(s.UpdateMemberBody) },
     responses: { 200: jsonResponse(s.MemberSchema, 'The member'), ...commonErrors, ...conflictError },
   }),
   async (c) => {
     const { tenantId, userId } = c.req.valid('param');
-    const { role } = c.req.valid('json');
+    const body = c.req.valid('json');
     tenantAccess(caller(c), tenantId, 'admin', { write: true });
     const member = await callerDb(c, tenantId, async (tx) => {
       const updated = await tx`
-        update public.memberships set role = ${role} where tenant_id = ${tenantId} and user_id = ${userId} returning id
+        update public.memberships
+        set role = coalesce(${body.role ?? null}::text, role), available = coalesce(${body.available ?? null}::boolean, available)
+        where tenant_id = ${tenantId} and user_id = ${userId} returning id
       `;
       if (!updated.length) return undefined;
       const [m] = await tx`${tx.unsafe(MEMBER_SELECT)} where m.tenant_id = ${tenantId} and m.user_id = ${userId}`;
@@ -394,7 +396,7 @@ app.openapi(
 
 // ---------------------------------------------------------------- teams
 
-const TEAM_COLUMNS = 'id, tenant_id, name, department, description, lead_user_id, created_at, updated_at';
+const TEAM_COLUMNS = 'id, tenant_id, name, department, description, lead_user_id, auto_assign, created_at, updated_at';
 
 app.openapi(
   createRoute({
@@ -430,8 +432,9 @@ app.openapi(
     tenantAccess(caller(c), tenantId, 'admin', { write: true });
     const [team] = await callerDb(c, tenantId, (tx) =>
       tx`
-        insert into public.teams (tenant_id, name, department, description, lead_user_id)
-        values (${tenantId}, ${body.name}, ${body.department}, ${body.description ?? null}, ${body.lead_user_id ?? null})
+        insert into public.teams (tenant_id, name, department, description, lead_user_id, auto_assign)
+        values (${tenantId}, ${body.name}, ${body.department}, ${body.description ?? null}, ${body.lead_user_id ?? null},
+                ${body.auto_assign})
         returning ${tx.unsafe(TEAM_COLUMNS)}
       `
     );
@@ -491,7 +494,8 @@ app.openapi(
           name = coalesce(${body.name ?? null}::text, name),
           department = coalesce(${body.department ?? null}::text, department),
           description = case when ${'description' in body} then ${body.description ?? null}::text else description end,
-          lead_user_id = case when ${'lead_user_id' in body} then ${body.lead_user_id ?? null}::uuid else lead_user_id end
+          lead_user_id = case when ${'lead_user_id' in body} then ${body.lead_user_id ?? null}::uuid else lead_user_id end,
+          auto_assign = coalesce(${body.auto_assign ?? null}::text, auto_assign)
         where tenant_id = ${tenantId} and id = ${teamId}
         returning ${tx.unsafe(TEAM_COLUMNS)}
       `

@@ -6,6 +6,9 @@ import { JsonObject, PageQuery, Text, Uuid } from '../../shared/schemas/common.t
 export const TenantRoleSchema = z.enum(['user', 'agent', 'admin']);
 export const PlanSchema = z.enum(['starter', 'pro', 'enterprise']);
 export const DepartmentSchema = z.enum(['sales', 'support', 'marketing', 'technical']);
+export const AutoAssignSchema = z.enum(['none', 'round_robin', 'least_open']).openapi({
+  description: "New tickets routed to the team go to its available agents in turn, or to the one with the fewest open tickets",
+});
 
 /** Subdomain rules, as the database checks them: 3–63 characters, lower-case letters,
  *  digits and single inner hyphens. */
@@ -121,6 +124,7 @@ export const MemberSchema = z
     first_name: z.string().nullable(),
     last_name: z.string().nullable(),
     role: TenantRoleSchema,
+    available: z.boolean(),
     created_at: Timestamp,
   })
   .openapi('Member');
@@ -147,7 +151,14 @@ export const InvitationSchema = z
   })
   .openapi('Invitation');
 
-export const ChangeRoleBody = z.object({ role: TenantRoleSchema }).strict().openapi('ChangeRole');
+export const UpdateMemberBody = z
+  .object({
+    role: TenantRoleSchema.optional(),
+    available: z.boolean().optional().openapi({ description: 'Whether automatic assignment may pick this agent' }),
+  })
+  .strict()
+  .refine((b) => Object.keys(b).length > 0, { message: 'role or available is required' })
+  .openapi('UpdateMember');
 
 export const TeamSchema = z
   .object({
@@ -157,6 +168,7 @@ export const TeamSchema = z
     department: DepartmentSchema,
     description: z.string().nullable(),
     lead_user_id: Uuid.nullable(),
+    auto_assign: AutoAssignSchema,
     created_at: Timestamp,
     updated_at: Timestamp,
   })
@@ -168,6 +180,7 @@ export const CreateTeamBody = z
     department: DepartmentSchema,
     description: Text.max(1000).optional(),
     lead_user_id: Uuid.optional(),
+    auto_assign: AutoAssignSchema.default('none'),
   })
   .strict()
   .openapi('CreateTeam');
@@ -178,6 +191,7 @@ export const UpdateTeamBody = z
     department: DepartmentSchema.optional(),
     description: Text.max(1000).nullable().optional(),
     lead_user_id: Uuid.nullable().optional(),
+    auto_assign: AutoAssignSchema.optional(),
   })
   .strict()
   .refine((b) => Object.keys(b).length > 0, { message: 'at least one field is required' })

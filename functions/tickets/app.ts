@@ -224,6 +224,77 @@ app.openapi(
   },
 );
 
+// ---------------------------------------------------------------- SLA policies
+
+const SLA_COLUMNS = 'priority, first_response_minutes, resolution_minutes, business_hours, updated_at';
+
+app.openapi(
+  createRoute({
+    method: 'get',
+    path: '/sla-policies',
+    summary: "The tenant's SLA targets per priority",
+    security,
+    responses: { 200: jsonResponse(z.object({ items: z.array(s.SlaPolicySchema) }), 'SLA policies'), ...commonErrors },
+  }),
+  async (c) => {
+    const access = activeTenant(c, 'user');
+    const items = await callerDb(c, access.tenantId, (tx) =>
+      tx`select ${tx.unsafe(SLA_COLUMNS)} from public.sla_policies where tenant_id = ${access.tenantId}
+         order by case priority when 'urgent' then 1 when 'high' then 2 when 'medium' then 3 else 4 end`
+    );
+    return c.json({ items } as never, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'put',
+    path: '/sla-policies/{priority}',
+    summary: 'Set the SLA targets of a priority (admins); applies to tickets created or re-prioritised from now on',
+    security,
+    request: { params: s.PriorityParam, body: jsonBody(s.SlaPolicyBody) },
+    responses: { 200: jsonResponse(s.SlaPolicySchema, 'The policy'), ...commonErrors },
+  }),
+  async (c) => {
+    const { priority } = c.req.valid('param');
+    const body = c.req.valid('json');
+    const access = activeTenant(c, 'admin', { write: true });
+    const [policy] = await callerDb(c, access.tenantId, (tx) =>
+      tx`
+        insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes, business_hours)
+        values (${access.tenantId}, ${priority}, ${body.first_response_minutes}, ${body.resolution_minutes},
+                ${body.business_hours ? tx.json(body.business_hours as never) : null})
+        on conflict (tenant_id, priority) do update set
+          first_response_minutes = excluded.first_response_minutes,
+          resolution_minutes = excluded.resolution_minutes,
+          business_hours = excluded.business_hours
+        returning ${tx.unsafe(SLA_COLUMNS)}
+      `
+    );
+    return c.json(policy as never, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'delete',
+    path: '/sla-policies/{priority}',
+    summary: 'Remove the SLA targets of a priority (admins)',
+    security,
+    request: { params: s.PriorityParam },
+    responses: { 204: { description: 'Removed' }, ...commonErrors },
+  }),
+  async (c) => {
+    const { priority } = c.req.valid('param');
+    const access = activeTenant(c, 'admin', { write: true });
+    const deleted = await callerDb(c, access.tenantId, (tx) =>
+      tx`delete from public.sla_policies where tenant_id = ${access.tenantId} and priority = ${priority} returning id`
+    );
+    if (!deleted.length) throw notFound('SLA policy');
+    return c.body(null, 204);
+  },
+);
+
 // ---------------------------------------------------------------- one ticket
 
 app.openapi(

@@ -191,3 +191,29 @@ export const StatsSchema = z
     median_resolution_seconds: z.number().nullable(),
   })
   .openapi('TicketStats');
+
+export const PriorityParam = z.object({ priority: PrioritySchema.openapi({ param: { name: 'priority', in: 'path' } }) });
+
+export const SlaPolicyBody = z
+  .object({
+    first_response_minutes: z.number().int().min(1).max(525_600),
+    resolution_minutes: z.number().int().min(1).max(525_600),
+    business_hours: JsonObject(4096).nullable().default(null)
+      .openapi({ description: 'Kept for calendar-aware due dates; due dates currently run on the wall clock' }),
+  })
+  .strict()
+  .refine((b) => b.resolution_minutes >= b.first_response_minutes, {
+    message: 'resolution_minutes must be at least first_response_minutes',
+    path: ['resolution_minutes'],
+  })
+  .openapi('SlaPolicyInput');
+
+export const SlaPolicySchema = z
+  .object({
+    priority: PrioritySchema,
+    first_response_minutes: z.number().int(),
+    resolution_minutes: z.number().int(),
+    business_hours: z.record(z.string(), z.unknown()).nullable(),
+    updated_at: Timestamp,
+  })
+  .openapi('SlaPolicy');

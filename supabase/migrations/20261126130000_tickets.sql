@@ -9,7 +9,7 @@
 alter table public.teams
   add column auto_assign text not null default 'none' check (auto_assign in ('none', 'round_robin', 'least_open')),
   add column last_assigned_user_id uuid;
-grant update (auto_assign) on public.teams to authenticated;
+grant insert (auto_assign), update (auto_assign) on public.teams to authenticated;
 alter table public.memberships add column available boolean not null default true;
 grant update (available) on public.memberships to authenticated;
 

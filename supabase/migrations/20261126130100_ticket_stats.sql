@@ -114,3 +114,28 @@ $$;
 revoke all on function private.duration_bucket(double precision), private.ticket_stats_apply(public.tickets, int),
   private.ticket_stats_maintain(), private.histogram_median(uuid, text), private.ticket_stats(uuid) from public, anon;
 grant execute on function private.ticket_stats(uuid) to authenticated, service_role;
+
+-- Recomputes a tenant's statistics from its tickets: for bulk loads done with triggers
+-- off, and as the reference the trigger-maintained numbers are tested against.
+create function private.rebuild_ticket_stats(p_tenant_id uuid) returns void
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+begin
+  delete from private.ticket_counts where tenant_id = p_tenant_id;
+  delete from private.ticket_durations where tenant_id = p_tenant_id;
+  insert into private.ticket_counts (tenant_id, status, priority, n)
+  select tenant_id, status, priority, count(*) from public.tickets
+  where tenant_id = p_tenant_id and deleted_at is null group by 1, 2, 3;
+  insert into private.ticket_durations (tenant_id, kind, bucket, n)
+  select p_tenant_id, kind, bucket, count(*) from (
+    select 'first_response' as kind, private.duration_bucket(extract(epoch from first_response_at - created_at)) as bucket
+    from public.tickets where tenant_id = p_tenant_id and deleted_at is null and first_response_at is not null
+    union all
+    select 'resolution', private.duration_bucket(extract(epoch from resolved_at - created_at))
+    from public.tickets where tenant_id = p_tenant_id and deleted_at is null and resolved_at is not null
+  ) d group by 1, 2, 3;
+end;
+$$;
+revoke all on function private.rebuild_ticket_stats(uuid) from public, anon, authenticated;
+grant execute on function private.rebuild_ticket_stats(uuid) to service_role;

@@ -279,6 +279,20 @@ describe('teams', () => {
     expect((await call(app, 'GET', `${base}/${t.body.id}`, { token: tok.admin })).status).toBe(404);
   });
 
+  it('admins configure automatic assignment and agents’ availability', async () => {
+    const t = await call(app, 'POST', base, { token: tok.admin, body: { name: 'Auto', department: 'support', auto_assign: 'round_robin' } });
+    expect(t.body.auto_assign).toBe('round_robin');
+    const u = await call(app, 'PATCH', `${base}/${t.body.id}`, { token: tok.admin, body: { auto_assign: 'least_open' } });
+    expect(u.body.auto_assign).toBe('least_open');
+    const bad = await call(app, 'PATCH', `${base}/${t.body.id}`, { token: tok.admin, body: { auto_assign: 'random' } });
+    expect(bad.status).toBe(422);
+    const members = `/tenants/${tenants.acme.id}/members/${users.acmeAgent.id}`;
+    const away = await call(app, 'PATCH', members, { token: tok.admin, body: { available: false } });
+    expect(away.body).toMatchObject({ role: 'agent', available: false });
+    expect((await call(app, 'PATCH', members, { token: tok.agent, body: { available: true } })).status).toBe(403);
+    expect((await call(app, 'PATCH', members, { token: tok.admin, body: { available: true } })).body.available).toBe(true);
+  });
+
   it('refuses a lead or member who is not in this tenant (composite keys)', async () => {
     const lead = await call(app, 'POST', base, { token: tok.admin, body: { name: 'Foreign lead', department: 'sales', lead_user_id: users.globexAgent.id } });
     expect([lead.status, errorCode(lead)]).toEqual([422, 'validation_failed']);

@@ -312,6 +312,23 @@ describe('SLA', () => {
     expect(breached.body.items.map((x: { id: string }) => x.id)).toContain(t.id);
   });
 
+  it('admins set SLA targets per priority; everyone reads them; new tickets follow them', async () => {
+    const put = await call(app, 'PUT', '/tickets/sla-policies/low', { token: tok.admin, body: { first_response_minutes: 600, resolution_minutes: 6000 } });
+    expect(put.body).toMatchObject({ priority: 'low', first_response_minutes: 600, resolution_minutes: 6000, business_hours: null });
+    for (const role of ['agent', 'user']) {
+      expect((await call(app, 'PUT', '/tickets/sla-policies/low', { token: tok[role], body: { first_response_minutes: 1, resolution_minutes: 2 } })).status).toBe(403);
+    }
+    const bad = await call(app, 'PUT', '/tickets/sla-policies/low', { token: tok.admin, body: { first_response_minutes: 60, resolution_minutes: 30 } });
+    expect([bad.status, bad.body.error.details.fields[0].field]).toEqual([422, 'resolution_minutes']);
+    const list = await call(app, 'GET', '/tickets/sla-policies', { token: tok.user });
+    expect(list.body.items.map((p: { priority: string }) => p.priority)).toEqual(['urgent', 'medium', 'low']);
+    const t = await newTicket({ priority: 'low' });
+    expect(new Date(t.due_date).getTime() - new Date(t.created_at).getTime()).toBe(6000 * 60_000);
+    expect((await call(app, 'DELETE', '/tickets/sla-policies/low', { token: tok.admin })).status).toBe(204);
+    expect((await call(app, 'DELETE', '/tickets/sla-policies/low', { token: tok.admin })).status).toBe(404);
+    expect((await call(app, 'GET', '/tickets/sla-policies', { token: tok.globexUser })).body.items).toEqual([]);
+  });
+
   it('a priority change moves the due dates', async () => {
     const t = await newTicket({ priority: 'medium' });
     const r = await call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.agent, body: { priority: 'urgent' } });
@@ -434,6 +451,17 @@ describe('statistics', () => {
       else expect(Math.abs(estimate - Math.max(truth, 1)) / Math.max(truth, 1)).toBeLessThan(0.06);
     }
     expect((await call(app, 'GET', '/tickets/stats', { token: tok.user })).status).toBe(403);
+  });
+
+  it('the trigger-maintained numbers equal a rebuild from scratch', async () => {
+    const snapshot = async () => ({
+      counts: await db.sql`select status, priority, n from private.ticket_counts where tenant_id = ${acme} and n <> 0 order by 1, 2`,
+      durations: await db.sql`select kind, bucket, n from private.ticket_durations where tenant_id = ${acme} and n <> 0 order by 1, 2`,
+    });
+    const maintained = await snapshot();
+    expect(maintained.counts.length).toBeGreaterThan(2);
+    await db.sql`select private.rebuild_ticket_stats(${acme})`;
+    expect(await snapshot()).toEqual(maintained);
   });
 });
 
