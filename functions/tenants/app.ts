@@ -598,7 +598,7 @@ app.openapi(
           and (${q.table_name ?? null}::text is null or table_name = ${q.table_name ?? null}::text)
           and (${q.action ?? null}::text is null or action = ${q.action ?? null}::text)
           and (${before?.[0] ?? null}::bigint is null or id < ${before?.[0] ?? null}::bigint)
-        order by id desc
+        order by audit_logs.id desc -- the column, not the text alias of the select list
         limit ${q.limit + 1}
       `
     );

@@ -317,7 +317,7 @@ app.openapi(
         tx`select ${tx.unsafe(ATTACHMENT_COLUMNS)} from public.attachments
            where tenant_id = ${access.tenantId} and ticket_id = ${id} order by created_at, id`,
         tx`select id::text, type, data, actor_user_id, created_at from public.ticket_events
-           where tenant_id = ${access.tenantId} and ticket_id = ${id} order by id`,
+           where tenant_id = ${access.tenantId} and ticket_id = ${id} order by ticket_events.id`,
       ]);
       return { ...ticket, messages, attachments, timeline };
     });

@@ -324,6 +324,20 @@ describe('audit trail', () => {
       expect((await call(app, 'GET', `/tenants/${tenants.acme.id}/audit`, { token: tok[role] })).status).toBe(403);
     }
   });
+
+  it('pages newest first by the numeric id, across pages', async () => {
+    const ids: number[] = [];
+    let cursor: string | null = null;
+    do {
+      const r: { body: { items: { id: string }[]; next: string | null } } = await call(app, 'GET',
+        `/tenants/${tenants.acme.id}/audit?limit=7${cursor ? `&cursor=${cursor}` : ''}`, { token: tok.admin });
+      ids.push(...r.body.items.map((x) => Number(x.id)));
+      cursor = r.body.next;
+    } while (cursor);
+    expect(ids.length).toBeGreaterThan(20); // spans one- and two-digit ids
+    expect(ids).toEqual([...ids].sort((a, b) => b - a));
+    expect(new Set(ids).size).toBe(ids.length);
+  });
 });
 
 describe('validation: 422 naming the field, or 400 for broken JSON, and nothing written', () => {

@@ -312,6 +312,21 @@ describe('SLA', () => {
     expect(breached.body.items.map((x: { id: string }) => x.id)).toContain(t.id);
   });
 
+  it('two sweeps running at once still mark each breach once', async () => {
+    const made = await Promise.all([1, 2, 3].map(() => newTicket({ priority: 'urgent' })));
+    const when = new Date(Date.now() + 20 * 60_000).toISOString();
+    const sweep = () => db.sql.begin(async (tx) => {
+      await tx`select set_config('role', 'service_role', true)`;
+      return (await tx`select private.run_sla_sweep(${when}::timestamptz) as n`)[0].n as number;
+    });
+    const [a, b, c] = await Promise.all([sweep(), sweep(), sweep()]);
+    expect(a + b + c).toBeGreaterThanOrEqual(3);
+    for (const t of made) {
+      const [row] = await db.sql`select count(*)::int as n from public.ticket_events where ticket_id = ${t.id} and type = 'sla_breached'`;
+      expect(row.n).toBe(1);
+    }
+  });
+
   it('admins set SLA targets per priority; everyone reads them; new tickets follow them', async () => {
     const put = await call(app, 'PUT', '/tickets/sla-policies/low', { token: tok.admin, body: { first_response_minutes: 600, resolution_minutes: 6000 } });
     expect(put.body).toMatchObject({ priority: 'low', first_response_minutes: 600, resolution_minutes: 6000, business_hours: null });
