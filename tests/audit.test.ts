@@ -138,6 +138,15 @@ const cases: {
     remove: (tx) => tx`delete from public.ticket_events where type = 'restored'`,
   },
   {
+    table: 'tenant_services',
+    tenantId: tenants.acme.id,
+    key: (r) => ({ tenant_id: tenants.acme.id, id: r.id }),
+    insert: (tx) => tx`insert into public.tenant_services (tenant_id, service) values (${tenants.acme.id}, 'odoo')`,
+    update: (tx) => tx`update public.tenant_services set desired_state = 'suspended' where service = 'odoo'`,
+    changed: ['desired_state'],
+    remove: (tx) => tx`delete from public.tenant_services where service = 'odoo'`,
+  },
+  {
     table: 'tenant_org_links',
     tenantId: tenants.acme.id,
     key: () => ({ tenant_id: tenants.acme.id, issuer: 'https://idp.example' }),

@@ -232,6 +232,26 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"tenant_services": {
+                  Row: {
+                    "attempts": number,"created_at": string,"credentials_encrypted": string | null,"credentials_revealed_at": string | null,"desired_state": string,"external_ids": NonNullable<Json>,"id": string,"last_error": string | null,"remove_after": string | null,"service": string,"state": string,"tenant_id": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "attempts"?: number,"created_at"?: string,"credentials_encrypted"?: string | null,"credentials_revealed_at"?: string | null,"desired_state"?: string,"external_ids"?: NonNullable<Json>,"id"?: string,"last_error"?: string | null,"remove_after"?: string | null,"service": string,"state"?: string,"tenant_id": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "attempts"?: number,"created_at"?: string,"credentials_encrypted"?: string | null,"credentials_revealed_at"?: string | null,"desired_state"?: string,"external_ids"?: NonNullable<Json>,"id"?: string,"last_error"?: string | null,"remove_after"?: string | null,"service"?: string,"state"?: string,"tenant_id"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "tenant_services_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"tenants": {
                   Row: {
                     "created_at": string,"deleted_at": string | null,"id": string,"name": string,"plan": string,"settings": NonNullable<Json>,"slug": string,"status": string,"updated_at": string

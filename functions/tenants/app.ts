@@ -3,6 +3,7 @@
 // RLS (callerDb); the role checks here give clear 403/404s, the policies enforce them.
 import { createRoute, z } from '@hono/zod-openapi';
 import { type AuthEnv, caller, callerDb, requireUser, tenantAccess, type Caller } from '../../shared/auth/context.ts';
+import { decryptJson } from '../../shared/crypto.ts';
 import { conflict, forbidden, notFound, unprocessable } from '../../shared/errors.ts';
 import { createApp } from '../../shared/http.ts';
 import {
@@ -128,6 +129,9 @@ app.openapi(
           select private.find_or_create_user(${body.admin.email}, ${body.admin.first_name ?? null}, ${body.admin.last_name ?? null}) as id
         `;
         await tx`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${id}, 'admin')`;
+      }
+      for (const service of body.services) {
+        await tx`insert into public.tenant_services (tenant_id, service) values (${t.id}, ${service})`;
       }
       return t;
     });
@@ -570,6 +574,99 @@ app.openapi(
     );
     if (!deleted.length) throw notFound('Team member');
     return c.body(null, 204);
+  },
+);
+
+// ---------------------------------------------------------------- partner services
+
+app.openapi(
+  createRoute({
+    method: 'get',
+    path: '/{tenantId}/services',
+    summary: "The tenant's partner services and their provisioning state (admins)",
+    security,
+    request: { params: s.TenantIdParam },
+    responses: { 200: jsonResponse(z.object({ items: z.array(s.TenantServiceSchema) }), 'Services'), ...commonErrors },
+  }),
+  async (c) => {
+    const { tenantId } = c.req.valid('param');
+    tenantAccess(caller(c), tenantId, 'admin');
+    const items = await callerDb(c, tenantId, async (tx) => {
+      // credentials_available needs the column admins cannot select: ask the definer side.
+      const rows = await tx`
+        select service, desired_state, state, external_ids, last_error, attempts, remove_after, updated_at,
+               credentials_revealed_at
+        from public.tenant_services where tenant_id = ${tenantId} order by service`;
+      return rows.map(({ credentials_revealed_at, ...r }) => ({ ...r, credentials_available: credentials_revealed_at === null }));
+    });
+    return c.json({ items } as never, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'put',
+    path: '/{tenantId}/services/{service}',
+    summary: 'Enable or disable a partner service (admins); disabling removes its accounts',
+    security,
+    request: { params: s.ServiceParam, body: jsonBody(s.SetServiceBody) },
+    responses: { 200: jsonResponse(s.TenantServiceSchema, 'The service'), ...commonErrors },
+  }),
+  async (c) => {
+    const { tenantId, service } = c.req.valid('param');
+    const { enabled } = c.req.valid('json');
+    tenantAccess(caller(c), tenantId, 'admin', { write: true });
+    const [row] = await callerDb(c, tenantId, (tx) =>
+      tx`
+        insert into public.tenant_services (tenant_id, service, desired_state)
+        values (${tenantId}, ${service}, ${enabled ? 'active' : 'removed'})
+        on conflict (tenant_id, service) do update set desired_state = excluded.desired_state
+        returning service, desired_state, state, external_ids, last_error, attempts, remove_after, updated_at,
+                  credentials_revealed_at is null as credentials_available
+      `
+    );
+    return c.json(row as never, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/{tenantId}/services/{service}/retry',
+    summary: 'Retry a failed service once its cause is fixed (admins)',
+    security,
+    request: { params: s.ServiceParam },
+    responses: { 202: jsonResponse(z.object({ queued: z.boolean() }), 'Queued'), ...commonErrors, ...conflictError },
+  }),
+  async (c) => {
+    const { tenantId, service } = c.req.valid('param');
+    tenantAccess(caller(c), tenantId, 'admin', { write: true });
+    await callerDb(c, tenantId, (tx) => tx`select private.retry_tenant_service(${tenantId}, ${service})`);
+    return c.json({ queued: true }, 202);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/{tenantId}/services/{service}/credentials',
+    summary: "The owner login of a partner account, shown once to the tenant's admins",
+    security,
+    request: { params: s.ServiceParam },
+    responses: {
+      200: jsonResponse(z.object({ credentials: z.record(z.string(), z.unknown()) }), 'The credentials'),
+      ...commonErrors,
+      ...conflictError,
+    },
+  }),
+  async (c) => {
+    const { tenantId, service } = c.req.valid('param');
+    tenantAccess(caller(c), tenantId, 'admin');
+    const [row] = await callerDb(c, tenantId, (tx) =>
+      tx`select private.reveal_service_credentials(${tenantId}, ${service}) as sealed`
+    );
+    if (!row.sealed) throw conflict('credentials_unavailable', 'No credentials to show: none yet, or already shown once');
+    return c.json({ credentials: await decryptJson(row.sealed) }, 200);
   },
 );
 

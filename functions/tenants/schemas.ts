@@ -56,10 +56,15 @@ export const TeamMemberParam = TeamParam.extend({
   userId: Uuid.openapi({ param: { name: 'userId', in: 'path' } }),
 });
 
+export const ServiceNameSchema = z.enum(['chatwoot', 'botpress', 'n8n', 'odoo']);
+
 export const CreateTenantBody = z
   .object({
     name: Name,
     slug: SlugSchema,
+    services: z.array(ServiceNameSchema).max(4).default([])
+      .refine((s) => new Set(s).size === s.length, 'each service once')
+      .openapi({ description: 'Partner products to provision for the tenant' }),
     plan: PlanSchema.default('starter'),
     settings: Settings.default({}),
     admin: z
@@ -224,3 +229,23 @@ export const AuditEntrySchema = z
   .openapi('AuditEntry');
 
 export const page = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next: z.string().nullable() });
+
+export const ServiceParam = TenantIdParam.extend({
+  service: ServiceNameSchema.openapi({ param: { name: 'service', in: 'path' } }),
+});
+
+export const TenantServiceSchema = z
+  .object({
+    service: ServiceNameSchema,
+    desired_state: z.enum(['active', 'suspended', 'removed']),
+    state: z.enum(['pending', 'provisioning', 'active', 'failed', 'suspended', 'removed']),
+    external_ids: z.record(z.string(), z.unknown()),
+    last_error: z.string().nullable(),
+    attempts: z.number().int(),
+    remove_after: Timestamp.nullable(),
+    credentials_available: z.boolean().openapi({ description: 'Credentials not yet revealed to an admin' }),
+    updated_at: Timestamp,
+  })
+  .openapi('TenantService');
+
+export const SetServiceBody = z.object({ enabled: z.boolean() }).strict().openapi('SetService');

@@ -58,6 +58,8 @@ language plpgsql security definer
 set search_path = ''
 as $$
 declare
+  -- Secrets never enter the trail: columns named *_encrypted are left out (a change to
+  -- one still shows in changed_fields).
   v_old jsonb := case when tg_op <> 'INSERT' then to_jsonb(old) end;
   v_new jsonb := case when tg_op <> 'DELETE' then to_jsonb(new) end;
   v_row jsonb := coalesce(v_new, v_old);
@@ -88,6 +90,9 @@ begin
   elsif tg_op = 'INSERT' then
     select array_agg(k order by k) into v_changed from jsonb_object_keys(v_new) k;
   end if;
+
+  v_old := v_old - array(select k from jsonb_object_keys(coalesce(v_old, '{}')) k where k like '%\_encrypted');
+  v_new := v_new - array(select k from jsonb_object_keys(coalesce(v_new, '{}')) k where k like '%\_encrypted');
 
   insert into public.audit_logs (
     tenant_id, table_name, record_key, action,

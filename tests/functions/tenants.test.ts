@@ -429,6 +429,10 @@ const endpoints: { method: string; path: (i: Ids) => string; body?: (i: Ids) => 
   { method: 'POST', path: (i) => `/tenants/${i.tenant}/teams/${i.team}/members`, body: (i) => ({ user_id: i.user }) },
   { method: 'DELETE', path: (i) => `/tenants/${i.tenant}/teams/${i.team}/members/${i.user}` },
   { method: 'GET', path: (i) => `/tenants/${i.tenant}/audit` },
+  { method: 'GET', path: (i) => `/tenants/${i.tenant}/services` },
+  { method: 'PUT', path: (i) => `/tenants/${i.tenant}/services/chatwoot`, body: () => ({ enabled: true }) },
+  { method: 'POST', path: (i) => `/tenants/${i.tenant}/services/chatwoot/retry` },
+  { method: 'POST', path: (i) => `/tenants/${i.tenant}/services/chatwoot/credentials` },
 ];
 
 describe('isolation', () => {
@@ -439,7 +443,8 @@ describe('isolation', () => {
       .filter((r) => r.includes('{tenantId}'))
       .sort();
     const tested = endpoints
-      .map((e) => `${e.method} ${e.path({ tenant: '{tenantId}', team: '{teamId}', user: '{userId}', invitation: '{invitationId}' })}`)
+      .map((e) => `${e.method} ${e.path({ tenant: '{tenantId}', team: '{teamId}', user: '{userId}', invitation: '{invitationId}' })}`
+        .replace('/services/chatwoot', '/services/{service}'))
       .sort();
     expect(tested).toEqual(documented);
   });

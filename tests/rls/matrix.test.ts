@@ -127,6 +127,12 @@ const ops: Record<string, Record<Action, Op>> = {
     update: async (tx, t) => count(await tx`update public.ticket_events set data = '{}' where tenant_id = ${tenantOf(t).id} returning id`),
     delete: async (tx, t) => count(await tx`delete from public.ticket_events where tenant_id = ${tenantOf(t).id} returning id`),
   },
+  tenant_services: {
+    select: async (tx, t) => count(await tx`select service from public.tenant_services where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`insert into public.tenant_services (tenant_id, service) values (${tenantOf(t).id}, 'n8n') returning service`),
+    update: async (tx, t) => count(await tx`update public.tenant_services set desired_state = 'suspended' where tenant_id = ${tenantOf(t).id} returning service`),
+    delete: async (tx, t) => count(await tx`delete from public.tenant_services where tenant_id = ${tenantOf(t).id} returning service`),
+  },
   sla_policies: {
     select: async (tx, t) => count(await tx`select id from public.sla_policies where tenant_id = ${tenantOf(t).id}`),
     insert: async (tx, t) => count(await tx`
@@ -167,6 +173,7 @@ beforeAll(async () => {
     const tenantId = tenantOf(t).id;
     const agent = t === 'own' ? users.acmeAgent : users.globexAgent;
     await db.sql`insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes) values (${tenantId}, 'high', 60, 480)`;
+    await db.sql`insert into public.tenant_services (tenant_id, service) values (${tenantId}, 'botpress')`;
     await db.sql`insert into public.tickets (tenant_id, id, title, team_id, created_by) values (${tenantId}, ${ticketOf(t)}, 'Printer on fire', ${teamOf(t)}, ${customerOf(t).id})`;
     await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, content) values (${tenantId}, ${ticketOf(t)}, ${customerOf(t).id}, 'Please help')`;
     await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content) values (${tenantId}, ${ticketOf(t)}, ${agent.id}, 'note', 'Customer is VIP')`;

@@ -1,0 +1,107 @@
+// One interface for every partner product. Each step is idempotent: the connector
+// finds the partner's object by a stable key (the tenant's slug or id, the owner's
+// e-mail) before creating it, so a retry after a crash never makes a duplicate.
+
+export type ServiceName = 'chatwoot' | 'botpress' | 'n8n' | 'odoo';
+
+export interface ProvisionContext {
+  tenant: { id: string; slug: string; name: string };
+  /** The tenant's first admin: the owner login the partner account gets. */
+  admin: { email: string; name: string } | null;
+  /** Partner ids recorded so far (by earlier runs or earlier steps of this one). */
+  externalIds: Record<string, unknown>;
+  /** Decrypted credentials recorded so far. */
+  credentials: Record<string, unknown> | null;
+  /** Persists partner ids (and credentials) at once, before the next partner call. */
+  checkpoint(ids: Record<string, unknown>, credentials?: Record<string, unknown>): Promise<void>;
+}
+
+export interface ProvisionResult {
+  externalIds?: Record<string, unknown>;
+  credentials?: Record<string, unknown>;
+}
+
+export interface Connector {
+  readonly service: ServiceName;
+  /** Creates whatever is missing; returns the partner's ids and the owner's credentials. */
+  ensure(ctx: ProvisionContext): Promise<ProvisionResult>;
+  suspend(ctx: ProvisionContext): Promise<ProvisionResult | void>;
+  resume(ctx: ProvisionContext): Promise<ProvisionResult | void>;
+  /** Removes the tenant's objects; an object already gone counts as removed. */
+  remove(ctx: ProvisionContext): Promise<ProvisionResult | void>;
+  /** Whether the recorded objects still exist at the partner. */
+  check(ctx: ProvisionContext): Promise<boolean>;
+}
+
+/** A partner call that failed: retryable (timeouts, dropped connections, 5xx, 429) or
+ *  permanent (bad credentials, refused input, a licence missing), with the partner's
+ *  Retry-After when it sent one. Messages never contain credentials. */
+export class PartnerError extends Error {
+  constructor(
+    readonly service: ServiceName,
+    message: string,
+    readonly retryable: boolean,
+    readonly status?: number,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(`${service}: ${message}`);
+    this.name = 'PartnerError';
+  }
+}
+
+export interface HttpOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: unknown;
+  /** Per-call timeout; every partner call has one. */
+  timeoutMs?: number;
+  /** Statuses that are answers, not errors (e.g. 404 when probing). */
+  accept?: number[];
+}
+
+function retryAfter(value: string | null): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+/** JSON over HTTP with a timeout and the retryable/permanent split every connector uses. */
+export async function partnerFetch(
+  service: ServiceName,
+  url: string,
+  opts: HttpOptions = {},
+): Promise<{ status: number; body: unknown; headers: Headers }> {
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: opts.method ?? (opts.body === undefined ? 'GET' : 'POST'),
+      headers: { accept: 'application/json', ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }), ...opts.headers },
+      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000),
+    });
+  } catch (err) {
+    const what = (err as Error).name === 'TimeoutError' ? 'timed out' : 'connection failed';
+    throw new PartnerError(service, `${opts.method ?? 'GET'} ${new URL(url).pathname} ${what}`, true);
+  }
+  const text = await res.text().catch(() => '');
+  let body: unknown = text;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    // not JSON: keep the text
+  }
+  if (res.ok || opts.accept?.includes(res.status)) return { status: res.status, body, headers: res.headers };
+  const detail = typeof body === 'object' && body !== null
+    ? String((body as Record<string, unknown>).message ?? (body as Record<string, unknown>).error ?? JSON.stringify(body)).slice(0, 300)
+    : String(text).slice(0, 300);
+  const retryable = res.status >= 500 || res.status === 429 || res.status === 408;
+  throw new PartnerError(
+    service,
+    `${opts.method ?? 'GET'} ${new URL(url).pathname} → ${res.status}${detail ? `: ${detail}` : ''}`,
+    retryable,
+    res.status,
+    retryAfter(res.headers.get('retry-after')),
+  );
+}

@@ -1,0 +1,99 @@
+// The base of every partner stand-in: a loopback HTTP server that keeps state, logs
+// requests, and has switches for the faults a real partner shows — 5xx, 429 with
+// Retry-After, answers slower than the client's timeout, and a connection dropped
+// after the partner did the work.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface Faults {
+  /** Only requests this matches get faults ("POST /v1/admin/bots"); all when unset. */
+  match?: RegExp;
+  fail5xx: number;
+  rateLimit: number;
+  retryAfterSeconds: number;
+  slow: number;
+  slowMs: number;
+  dropAfterWork: number;
+}
+
+export interface Request {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  headers: http.IncomingHttpHeaders;
+  body: any;
+}
+
+export interface Reply {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export type Handler = (req: Request) => Reply | Promise<Reply>;
+
+const noFaults = (): Faults => ({ fail5xx: 0, rateLimit: 0, retryAfterSeconds: 30, slow: 0, slowMs: 0, dropAfterWork: 0 });
+
+export class StandIn {
+  faults: Faults = noFaults();
+  readonly log: { method: string; path: string; status: number | 'dropped' }[] = [];
+  private constructor(private server: http.Server, readonly url: string) {}
+
+  static async start(handler: Handler, errorBody: (status: number) => unknown): Promise<StandIn> {
+    let self: StandIn | undefined;
+    const server = http.createServer(async (req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const raw = Buffer.concat(chunks).toString('utf8');
+      let body: unknown = raw;
+      try {
+        body = raw ? JSON.parse(raw) : undefined;
+      } catch {
+        // keep raw
+      }
+      const request: Request = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, headers: req.headers, body };
+      const f = self!.faults;
+      const faulty = !f.match || f.match.test(`${request.method} ${request.path}`);
+      const send = (reply: Reply) => {
+        self!.log.push({ method: request.method, path: request.path, status: reply.status });
+        res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
+        res.end(reply.body === undefined ? '' : typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body));
+      };
+      if (faulty && f.fail5xx > 0) {
+        f.fail5xx--;
+        return send({ status: 503, body: errorBody(503) });
+      }
+      if (faulty && f.rateLimit > 0) {
+        f.rateLimit--;
+        return send({ status: 429, body: errorBody(429), headers: { 'retry-after': String(f.retryAfterSeconds) } });
+      }
+      if (faulty && f.slow > 0) {
+        f.slow--;
+        await new Promise((r) => setTimeout(r, f.slowMs));
+      }
+      const reply = await handler(request);
+      if (faulty && f.dropAfterWork > 0) {
+        f.dropAfterWork--;
+        self!.log.push({ method: request.method, path: request.path, status: 'dropped' });
+        req.socket.destroy(); // the work is done, the answer never arrives
+        return;
+      }
+      if (!res.destroyed) send(reply);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    self = new StandIn(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    return self;
+  }
+
+  resetFaults(): void {
+    this.faults = noFaults();
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((r) => this.server.close(() => r()));
+  }
+}
+
+export const json = (status: number, body?: unknown): Reply => ({ status, body });

@@ -1,0 +1,373 @@
+// Provisioning end to end against stand-ins of the four partners: a tenant created
+// with its services ends with exactly one object per partner — also through 5xx, 429,
+// slow answers, dropped connections, a worker killed mid-job and two workers at once;
+// permanent errors fail once and clearly; suspend/resume/remove round trips; the
+// credentials stay encrypted and out of logs, audit rows and non-admin responses.
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { app as provisionerApp } from '../functions/provisioner/app.ts';
+import { app as tenantsApp } from '../functions/tenants/app.ts';
+import { botpressConnector } from '../shared/connectors/botpress.ts';
+import { chatwootConnector } from '../shared/connectors/chatwoot.ts';
+import type { Connectors } from '../shared/connectors/index.ts';
+import { n8nConnector } from '../shared/connectors/n8n.ts';
+import { odooConnector } from '../shared/connectors/odoo.ts';
+import { decryptJson } from '../shared/crypto.ts';
+import { closeDb } from '../shared/db.ts';
+import { runProvisioningWorker } from '../shared/queue.ts';
+import { apiKey } from '../scripts/tokens.mjs';
+import { BotpressStandIn } from './partners/botpress.ts';
+import { ChatwootStandIn } from './partners/chatwoot.ts';
+import { N8nStandIn } from './partners/n8n.ts';
+import { OdooStandIn } from './partners/odoo.ts';
+import { freshDatabase, type TestDatabase } from './helpers/db.ts';
+import { call, errorCode } from './helpers/http.ts';
+import { users } from './helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from './helpers/tokens.ts';
+
+let db: TestDatabase;
+let auth: AuthFixture;
+let chatwoot: ChatwootStandIn;
+let botpress: BotpressStandIn;
+let n8n: N8nStandIn;
+let odoo: OdooStandIn;
+let superToken: string;
+const TIMEOUT_MS = 400;
+
+function connectors(overrides: { chatwootToken?: string; n8nMode?: 'shared' | 'projects' } = {}): Connectors {
+  return {
+    chatwoot: chatwootConnector({ url: chatwoot.url, platformToken: overrides.chatwootToken ?? chatwoot.token, timeoutMs: TIMEOUT_MS }),
+    botpress: botpressConnector({ url: botpress.url, token: botpress.token, workspaceId: botpress.workspaceId, timeoutMs: TIMEOUT_MS }),
+    n8n: n8nConnector({ url: n8n.url, apiKey: n8n.apiKey, mode: overrides.n8nMode ?? 'shared', timeoutMs: TIMEOUT_MS }),
+    odoo: odooConnector({ url: odoo.url, db: 'main', login: odoo.login, key: odoo.key, timeoutMs: TIMEOUT_MS }),
+  };
+}
+
+/** Runs workers until the queue is idle, moving the queue's clock past each backoff. */
+async function drain(c: Connectors = connectors(), workers = 1, rounds = 40) {
+  for (let i = 0; i < rounds; i++) {
+    await db.sql`update private.provisioning_jobs set run_at = now() where status = 'queued' and run_at > now()`;
+    const reports = await Promise.all(Array.from({ length: workers }, () => runProvisioningWorker({ connectors: c, budgetMs: 5_000 })));
+    // Idle: nothing was claimable even with every backoff elapsed (what is left waits
+    // on a grace period or a lease).
+    if (reports.every((r) => r.claimed === 0)) return;
+  }
+  throw new Error('the queue did not drain');
+}
+
+let tenantCount = 0;
+async function createTenant(services = ['chatwoot', 'botpress', 'n8n', 'odoo']) {
+  const slug = `prov-${++tenantCount}-${randomBytes(3).toString('hex')}`;
+  const r = await call(tenantsApp, 'POST', '/tenants', {
+    token: superToken,
+    body: { name: `Prov ${tenantCount}`, slug, services, admin: { email: `owner@${slug}.test`, first_name: 'Olive' } },
+  });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  return { id: r.body.id as string, slug, email: `owner@${slug}.test` };
+}
+
+type ServiceRow = { state: string; desired_state: string; last_error: string | null; attempts: number; external_ids: Record<string, any> };
+
+async function services(tenantId: string): Promise<Record<string, ServiceRow>> {
+  return Object.fromEntries((await db.sql`
+    select service, state, desired_state, last_error, attempts, external_ids from public.tenant_services where tenant_id = ${tenantId}`)
+    .map((r) => [r.service, r]));
+}
+
+/** What each partner holds for a tenant: must be exactly one of each. */
+function partnerObjects(t: { id: string; email: string }) {
+  return {
+    chatwootAccounts: [...chatwoot.accounts.values()].filter((a) => a.custom_attributes.tenant_id === t.id).length,
+    chatwootUsers: [...chatwoot.users.values()].filter((u) => u.email === t.email).length,
+    chatwootLinks: chatwoot.links.filter((l) => chatwoot.accounts.get(l.account_id)?.custom_attributes.tenant_id === t.id).length,
+    botpressBots: [...botpress.bots.values()].filter((b) => b.tags.tenant_id === t.id).length,
+    n8nUsers: [...n8n.users.values()].filter((u) => u.email === t.email).length,
+    odooCompanies: [...odoo.tables['res.company'].values()].filter((c) => String(c.name).includes(`(${t.email.split('@')[1].replace('.test', '')})`)).length,
+    odooUsers: [...odoo.tables['res.users'].values()].filter((u) => u.login === t.email).length,
+  };
+}
+const ONE_EACH = { chatwootAccounts: 1, chatwootUsers: 1, chatwootLinks: 1, botpressBots: 1, n8nUsers: 1, odooCompanies: 1, odooUsers: 1 };
+
+beforeAll(async () => {
+  db = await freshDatabase('provisioning');
+  auth = await configureAuth(db.url, { PROVISIONING_ENCRYPTION_KEY: randomBytes(32).toString('base64') });
+  [chatwoot, botpress, n8n, odoo] = await Promise.all([ChatwootStandIn.start(), BotpressStandIn.start(), N8nStandIn.start(), OdooStandIn.start()]);
+  superToken = await supabaseToken(users.super);
+});
+afterEach(() => {
+  for (const p of [chatwoot, botpress, n8n, odoo]) p.server.resetFaults();
+});
+afterAll(async () => {
+  await Promise.all([chatwoot, botpress, n8n, odoo].map((p) => p?.server.close()));
+  await closeDb();
+  await auth.close();
+  await db.close();
+});
+
+describe('provisioning a new tenant', () => {
+  it('ends with all four services active and exactly one object per partner', async () => {
+    const t = await createTenant();
+    const queued = await db.sql`select service, status from private.provisioning_jobs where tenant_id = ${t.id}`;
+    expect(queued).toHaveLength(4); // enqueued in the creating transaction
+    await drain();
+    const s = await services(t.id);
+    for (const name of ['chatwoot', 'botpress', 'n8n', 'odoo']) expect(s[name], name).toMatchObject({ state: 'active', last_error: null });
+    expect(partnerObjects(t)).toEqual(ONE_EACH);
+    expect(s.chatwoot.external_ids).toEqual({ account_id: expect.any(Number), user_id: expect.any(Number) });
+    expect(s.botpress.external_ids).toMatchObject({ bot_id: expect.stringMatching(/^bot_/) });
+    // Running everything again changes nothing at the partners.
+    await db.sql`update public.tenant_services set state = 'pending' where tenant_id = ${t.id}`;
+    expect((await db.sql`select private.reconcile_tenant_services() as n`)[0].n).toBe(4);
+    await drain();
+    expect(partnerObjects(t)).toEqual(ONE_EACH);
+  });
+
+  it('gets there when every partner fails twice first (5xx), retrying with backoff', async () => {
+    for (const p of [chatwoot, botpress, n8n, odoo]) p.server.faults.fail5xx = 2;
+    const t = await createTenant();
+    await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 });
+    const [job] = await db.sql`select attempts, run_at > now() as backing_off, last_error from private.provisioning_jobs where tenant_id = ${t.id} and service = 'botpress'`;
+    expect(job).toMatchObject({ attempts: 1, backing_off: true, last_error: expect.stringContaining('503') });
+    await drain();
+    expect(Object.values(await services(t.id)).map((s) => s.state)).toEqual(['active', 'active', 'active', 'active']);
+    expect(partnerObjects(t)).toEqual(ONE_EACH);
+  });
+
+  it("honours a partner's Retry-After on 429", async () => {
+    botpress.server.faults.rateLimit = 1;
+    botpress.server.faults.retryAfterSeconds = 120;
+    const t = await createTenant(['botpress']);
+    await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 });
+    const [job] = await db.sql`select status, extract(epoch from run_at - now()) as wait from private.provisioning_jobs where tenant_id = ${t.id}`;
+    expect(job.status).toBe('queued');
+    expect(Number(job.wait)).toBeGreaterThan(115);
+    await drain();
+    expect(partnerObjects(t).botpressBots).toBe(1);
+  });
+
+  it('makes no duplicate when the connection drops after the partner did the work', async () => {
+    chatwoot.server.faults = { ...chatwoot.server.faults, match: /^POST \/platform\/api\/v1\/users$/, dropAfterWork: 1 };
+    botpress.server.faults = { ...botpress.server.faults, match: /^POST \/v1\/admin\/bots$/, dropAfterWork: 1 };
+    n8n.server.faults = { ...n8n.server.faults, match: /^POST \/api\/v1\/users$/, dropAfterWork: 1 };
+    odoo.server.faults = { ...odoo.server.faults, match: /^POST \/jsonrpc$/, dropAfterWork: 3 };
+    const t = await createTenant();
+    await drain();
+    expect(partnerObjects(t)).toEqual(ONE_EACH);
+    expect(botpress.server.log.some((l) => l.status === 'dropped')).toBe(true);
+  });
+
+  it('makes no duplicate when the partner answers after the timeout (but did the work)', async () => {
+    botpress.server.faults = { ...botpress.server.faults, match: /^POST \/v1\/admin\/bots$/, slow: 1, slowMs: TIMEOUT_MS * 3 };
+    const t = await createTenant(['botpress']);
+    await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 });
+    expect((await services(t.id)).botpress.last_error).toContain('timed out');
+    await new Promise((r) => setTimeout(r, TIMEOUT_MS * 3)); // the partner finishes its slow create
+    await drain();
+    expect(partnerObjects(t).botpressBots).toBe(1);
+    expect((await services(t.id)).botpress.state).toBe('active');
+  });
+
+  it('recovers from a worker killed mid-job: the lease runs out and another worker finishes', async () => {
+    const t = await createTenant(['chatwoot']);
+    // Worker A claims and dies before doing anything else.
+    const claimed = await db.sql.begin(async (tx) => {
+      await tx`select set_config('role', 'service_role', true)`;
+      return await tx`select * from private.claim_provisioning_jobs('worker-a', 10, 60)`;
+    });
+    expect(claimed.map((j) => j.tenant_id)).toContain(t.id);
+    // While A's lease holds, nobody else takes the job.
+    const idle = await runProvisioningWorker({ connectors: connectors(), budgetMs: 2_000, workerId: 'worker-b' });
+    expect(idle.claimed).toBe(0);
+    await db.sql`update private.provisioning_jobs set locked_until = now() - interval '1 second' where locked_by = 'worker-a'`;
+    const b = await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000, workerId: 'worker-b' });
+    expect(b.succeeded).toBeGreaterThanOrEqual(1);
+    // A wakes up and tries to report: its lease is gone, so nothing it says counts.
+    const [{ ok }] = await db.sql`select private.finish_provisioning_job(${claimed.find((j) => j.tenant_id === t.id)!.job_id}, 'worker-a', 'failed') as ok`;
+    expect(ok).toBe(false);
+    expect((await services(t.id)).chatwoot.state).toBe('active');
+    expect(partnerObjects(t).chatwootAccounts).toBe(1);
+  });
+
+  it('lets two workers run at once without doing any job twice', async () => {
+    const made = await Promise.all([1, 2, 3].map(() => createTenant()));
+    const before = chatwoot.server.log.filter((l) => l.method === 'POST' && l.path === '/platform/api/v1/accounts').length;
+    await drain(connectors(), 2);
+    for (const t of made) {
+      expect(partnerObjects(t)).toEqual(ONE_EACH);
+      expect(Object.values(await services(t.id)).every((s) => s.state === 'active')).toBe(true);
+    }
+    const creates = chatwoot.server.log.filter((l) => l.method === 'POST' && l.path === '/platform/api/v1/accounts').length;
+    expect(creates - before).toBe(3);
+  });
+});
+
+describe('permanent errors', () => {
+  it('a 401 fails the service at once with a readable error; an admin retries after the fix', async () => {
+    const t = await createTenant(['chatwoot']);
+    await drain(connectors({ chatwootToken: 'revoked-token' }));
+    const s = (await services(t.id)).chatwoot;
+    expect(s).toMatchObject({ state: 'failed', attempts: 1 });
+    expect(s.last_error).toContain('401');
+    expect(s.last_error).toContain('Invalid access_token');
+    const [job] = await db.sql`select status from private.provisioning_jobs where tenant_id = ${t.id}`;
+    expect(job.status).toBe('dead');
+
+    const adminToken = await tokenForOwner(t);
+    const listed = await call(tenantsApp, 'GET', `/tenants/${t.id}/services`, { token: adminToken });
+    expect(listed.body.items[0]).toMatchObject({ service: 'chatwoot', state: 'failed', last_error: expect.stringContaining('401') });
+    expect((await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/retry`, { token: adminToken })).status).toBe(202);
+    await drain(connectors());
+    expect((await services(t.id)).chatwoot).toMatchObject({ state: 'active', last_error: null });
+    expect((await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/retry`, { token: adminToken })).status).toBe(409);
+  });
+
+  it("n8n's licence 403 in projects mode is permanent and explained; shared mode works", async () => {
+    const t = await createTenant(['n8n']);
+    await drain(connectors({ n8nMode: 'projects' }));
+    const s = (await services(t.id)).n8n;
+    expect(s).toMatchObject({ state: 'failed', attempts: 1 });
+    expect(s.last_error).toContain('licence');
+    n8n.licensed = true;
+    try {
+      await db.sql`update public.tenant_services set state = 'pending' where tenant_id = ${t.id}`;
+      await db.sql`select private.reconcile_tenant_services()`;
+      await drain(connectors({ n8nMode: 'projects' }));
+      expect((await services(t.id)).n8n).toMatchObject({ state: 'active', external_ids: { project_id: expect.any(String) } });
+      expect(n8n.projects.size).toBe(1);
+    } finally {
+      n8n.licensed = false;
+    }
+  });
+
+  it('a partner that keeps failing ends dead after max_attempts', async () => {
+    const t = await createTenant(['odoo']);
+    await db.sql`update private.provisioning_jobs set max_attempts = 3 where tenant_id = ${t.id}`;
+    odoo.server.faults.fail5xx = 100;
+    await drain();
+    const [job] = await db.sql`select status, attempts from private.provisioning_jobs where tenant_id = ${t.id}`;
+    expect(job).toEqual({ status: 'dead', attempts: 3 });
+    expect((await services(t.id)).odoo.state).toBe('failed');
+  });
+});
+
+async function tokenForOwner(t: { email: string }) {
+  const [u] = await db.sql`select id from public.users where email = ${t.email}`;
+  await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${u.id}, ${u.id}) on conflict do nothing`;
+  return await supabaseToken({ id: u.id, email: t.email });
+}
+
+describe('lifecycle', () => {
+  it('suspend, resume and remove (after the grace period) reach the partners', async () => {
+    const t = await createTenant(['chatwoot', 'odoo', 'botpress']);
+    await drain();
+    const ids = await services(t.id);
+    const account = () => chatwoot.accounts.get(ids.chatwoot.external_ids.account_id);
+    const odooUser = () => odoo.tables['res.users'].get(ids.odoo.external_ids.user_id);
+
+    await call(tenantsApp, 'POST', `/tenants/${t.id}/suspend`, { token: superToken });
+    await drain();
+    expect(Object.values(await services(t.id)).map((s) => s.state)).toEqual(['suspended', 'suspended', 'suspended']);
+    expect(account()?.status).toBe('suspended');
+    expect(odooUser()?.active).toBe(false);
+    expect(partnerObjects(t).botpressBots).toBe(1); // Botpress has no suspend: kept, recorded
+
+    await call(tenantsApp, 'POST', `/tenants/${t.id}/resume`, { token: superToken });
+    await drain();
+    expect(Object.values(await services(t.id)).map((s) => s.state)).toEqual(['active', 'active', 'active']);
+    expect(account()?.status).toBe('active');
+    expect(odooUser()?.active).toBe(true);
+
+    await call(tenantsApp, 'DELETE', `/tenants/${t.id}`, { token: superToken });
+    await drain();
+    // Within the grace period nothing is removed.
+    expect(account()).toBeDefined();
+    expect(Object.values(await services(t.id)).every((s) => s.desired_state === 'removed' && s.state === 'active')).toBe(true);
+    await db.sql`update public.tenant_services set remove_after = now() where tenant_id = ${t.id}`;
+    await drain();
+    expect(Object.values(await services(t.id)).map((s) => s.state)).toEqual(['removed', 'removed', 'removed']);
+    expect(account()).toBeUndefined();
+    expect(partnerObjects(t).botpressBots).toBe(0);
+    expect(odooUser()?.active).toBe(false);
+  });
+
+  it('admins enable and disable a service; others cannot', async () => {
+    const t = await createTenant([]);
+    const adminToken = await tokenForOwner(t);
+    const on = await call(tenantsApp, 'PUT', `/tenants/${t.id}/services/botpress`, { token: adminToken, body: { enabled: true } });
+    expect(on.body).toMatchObject({ service: 'botpress', desired_state: 'active', state: 'pending' });
+    await drain();
+    expect(partnerObjects(t).botpressBots).toBe(1);
+    const off = await call(tenantsApp, 'PUT', `/tenants/${t.id}/services/botpress`, { token: adminToken, body: { enabled: false } });
+    expect(off.body.desired_state).toBe('removed');
+    await drain();
+    expect(partnerObjects(t).botpressBots).toBe(0);
+    const agent = await supabaseToken(users.acmeAgent);
+    expect((await call(tenantsApp, 'PUT', `/tenants/${t.id}/services/botpress`, { token: agent, body: { enabled: true } })).status).toBe(404);
+    const bad = await call(tenantsApp, 'PUT', `/tenants/${t.id}/services/slack`, { token: adminToken, body: { enabled: true } });
+    expect([bad.status, errorCode(bad)]).toEqual([422, 'validation_failed']);
+  });
+});
+
+describe('credentials', () => {
+  it('are encrypted at rest, shown to the admin once, and never logged, audited or shown to others', async () => {
+    const logged: string[] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((...args) => void logged.push(args.join(' ')));
+    try {
+      chatwoot.server.faults.fail5xx = 1; // make the worker log a failure too
+      const t = await createTenant(['chatwoot']);
+      await drain();
+      const stored = [...chatwoot.users.values()].find((u) => u.email === t.email)!;
+      expect(stored.password).toMatch(/[A-Z]/);
+
+      const [row] = await db.sql`select credentials_encrypted from public.tenant_services where tenant_id = ${t.id}`;
+      expect(row.credentials_encrypted).toMatch(/^v1:/);
+      expect(row.credentials_encrypted).not.toContain(stored.password);
+      expect(await decryptJson(row.credentials_encrypted)).toMatchObject({ password: stored.password });
+
+      const audit = await db.sql`select old_data, new_data, changed_fields from public.audit_logs where table_name = 'tenant_services' and tenant_id = ${t.id}`;
+      expect(audit.length).toBeGreaterThan(1);
+      expect(JSON.stringify(audit)).not.toContain(stored.password);
+      expect(JSON.stringify(audit.map((a) => [a.old_data, a.new_data]))).not.toContain('credentials_encrypted');
+      expect(logged.join('\n')).not.toContain(stored.password);
+      expect(logged.some((l) => l.includes('chatwoot'))).toBe(true);
+
+      const adminToken = await tokenForOwner(t);
+      const listed = await call(tenantsApp, 'GET', `/tenants/${t.id}/services`, { token: adminToken });
+      expect(JSON.stringify(listed.body)).not.toContain(stored.password);
+      expect(listed.body.items[0].credentials_available).toBe(true);
+      const first = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/credentials`, { token: adminToken });
+      expect(first.body.credentials).toMatchObject({ email: t.email, password: stored.password });
+      const second = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/credentials`, { token: adminToken });
+      expect([second.status, errorCode(second)]).toEqual([409, 'credentials_unavailable']);
+
+      // API roles cannot even select the ciphertext.
+      await expect(db.sql.begin(async (tx) => {
+        await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${JSON.stringify({ iss: 'http://127.0.0.1:54321/auth/v1', sub: users.super.id, role: 'authenticated' })}, true)`;
+        await tx`select credentials_encrypted from public.tenant_services`;
+      })).rejects.toMatchObject({ code: '42501' });
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});
+
+describe('the provisioner function', () => {
+  it('runs for the service credential only', async () => {
+    const user = await call(provisionerApp, 'POST', '/provisioner/run', { token: await supabaseToken(users.super) });
+    expect([user.status, errorCode(user)]).toEqual([401, 'service_credential_required']);
+    const ok = await call(provisionerApp, 'POST', '/provisioner/run', { token: await apiKey('service_role', TEST_JWT_SECRET), body: { budget_ms: 1000 } });
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({ claimed: expect.any(Number), ms: expect.any(Number) });
+    const rec = await call(provisionerApp, 'POST', '/provisioner/reconcile', { token: await apiKey('service_role', TEST_JWT_SECRET) });
+    expect(rec.body).toEqual({ queued: expect.any(Number) });
+  });
+
+  it('never queues the same work twice', async () => {
+    const t = await createTenant(['botpress']);
+    for (let i = 0; i < 3; i++) {
+      await db.sql`update public.tenant_services set desired_state = ${i % 2 ? 'active' : 'suspended'} where tenant_id = ${t.id}`;
+    }
+    const [{ n }] = await db.sql`select count(*)::int as n from private.provisioning_jobs where tenant_id = ${t.id} and status in ('queued', 'running')`;
+    expect(n).toBe(1);
+  });
+});
