@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 import { parse as parseToml } from 'smol-toml';
 import { migrate, root, runSqlFile, seedFile, startEmbeddedPostgres } from './stack.mjs';
-import { apiKey, devKeys, issuers, LOCAL_DEV_JWT_SECRET, mintToken, publicJwks } from './tokens.mjs';
+import { apiKey, devKeys, issuers, LOCAL_DEV_JWT_SECRET, localSecret, mintToken, publicJwks } from './tokens.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -93,6 +93,7 @@ try {
     DEV_ISSUER_JWKS: JSON.stringify(publicJwks(keys)),
     LOCAL_STORAGE_DIR: path.join(localDir, 'storage'),
     STORAGE_BACKEND: 'local',
+    PROVISIONING_ENCRYPTION_KEY: process.env.PROVISIONING_ENCRYPTION_KEY ?? await localSecret(path.join(localDir, 'encryption.key')),
   };
   deno = spawn(path.join(root, 'node_modules', '.bin', 'deno'),
     ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', '--quiet', '--unstable-no-legacy-abort', 'scripts/serve.ts'],
@@ -116,21 +117,26 @@ try {
   }
   await writeFile(path.join(localDir, 'stack.json'), JSON.stringify({ dbUrl, origin, secret }, null, 2), { mode: 0o600 });
 
-  // What pg_cron + pg_net do on a hosted project: call the scheduled jobs.
-  const sweepEvery = Number(process.env.SLA_SWEEP_INTERVAL_S ?? 60) * 1000;
-  timers.push(setInterval(async () => {
+  // What pg_cron (+ pg_net) do on a hosted project: call the scheduled jobs.
+  const every = (seconds, job, url, report) => timers.push(setInterval(async () => {
     try {
-      const res = await fetch(`${origin}/functions/v1/tickets/jobs/sla-sweep`, {
+      const res = await fetch(`${origin}/functions/v1/${url}`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${serviceKey}` },
+        headers: { authorization: `Bearer ${serviceKey}`, 'content-type': 'application/json' },
+        body: '{}',
       });
       const body = await res.json();
-      if (!res.ok) log(`SLA sweep failed: ${res.status} ${body?.error?.message ?? ''}`);
-      else if (body.breaches) log(`SLA sweep: ${body.breaches} breach(es) marked`);
+      if (!res.ok) log(`${job} failed: ${res.status} ${body?.error?.message ?? ''}`);
+      else if (report(body)) log(`${job}: ${report(body)}`);
     } catch (err) {
-      if (!stopping) log(`SLA sweep failed: ${err.message}`);
+      if (!stopping) log(`${job} failed: ${err.message}`);
     }
-  }, sweepEvery));
+  }, seconds * 1000));
+  every(Number(process.env.SLA_SWEEP_INTERVAL_S ?? 60), 'SLA sweep', 'tickets/jobs/sla-sweep',
+    (b) => b.breaches ? `${b.breaches} breach(es) marked` : '');
+  every(Number(process.env.PROVISIONER_INTERVAL_S ?? 10), 'provisioner', 'provisioner/run',
+    (b) => b.claimed ? `${b.succeeded} done, ${b.retried} to retry, ${b.dead} failed` : '');
+  every(600, 'reconcile', 'provisioner/reconcile', (b) => b.queued ? `${b.queued} service(s) re-queued` : '');
 
   const line = (k, v) => console.log(`  ${k.padEnd(38)} ${v}`);
   console.log('\n\x1b[1mLocal stack is running.\x1b[0m\n');

@@ -35,6 +35,16 @@ export async function devKeys(file) {
   return keys;
 }
 
+/** A random 32-byte key (base64), created once in the data folder: the local stack's
+ *  key for partner credentials at rest. */
+export async function localSecret(file) {
+  if (existsSync(file)) return (await readFile(file, 'utf8')).trim();
+  const key = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64');
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, key, { mode: 0o600 });
+  return key;
+}
+
 export function publicJwks(keys) {
   return Object.fromEntries(Object.entries(keys).map(([kind, k]) => [kind, { keys: [k.public] }]));
 }

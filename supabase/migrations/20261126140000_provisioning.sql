@@ -173,6 +173,9 @@ begin
   if v_job.id is null then
     return false; -- the lease was lost; another worker owns the job now
   end if;
+  if coalesce(p_external_ids, '{}') = '{}' and p_credentials_encrypted is null then
+    return true;
+  end if;
   update public.tenant_services set
     external_ids = external_ids || coalesce(p_external_ids, '{}'),
     credentials_encrypted = coalesce(p_credentials_encrypted, credentials_encrypted),
