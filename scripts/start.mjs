@@ -137,6 +137,8 @@ try {
   every(Number(process.env.PROVISIONER_INTERVAL_S ?? 10), 'provisioner', 'provisioner/run',
     (b) => b.claimed ? `${b.succeeded} done, ${b.retried} to retry, ${b.dead} failed` : '');
   every(600, 'reconcile', 'provisioner/reconcile', (b) => b.queued ? `${b.queued} service(s) re-queued` : '');
+  every(Number(process.env.WEBHOOK_DELIVERY_INTERVAL_S ?? 5), 'webhook delivery', 'webhooks/jobs/deliver',
+    (b) => b.claimed ? `${b.delivered} delivered, ${b.retried} to retry, ${b.failed} given up` : '');
 
   const line = (k, v) => console.log(`  ${k.padEnd(38)} ${v}`);
   console.log('\n\x1b[1mLocal stack is running.\x1b[0m\n');

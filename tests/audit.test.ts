@@ -147,6 +147,15 @@ const cases: {
     remove: (tx) => tx`delete from public.tenant_services where service = 'odoo'`,
   },
   {
+    table: 'webhook_endpoints',
+    tenantId: tenants.acme.id,
+    key: (r) => ({ tenant_id: tenants.acme.id, id: r.id }),
+    insert: (tx) => tx`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted) values (${tenants.acme.id}, 'https://hooks.example.com/a', 'v1:sealed')`,
+    update: (tx) => tx`update public.webhook_endpoints set enabled = false where url = 'https://hooks.example.com/a'`,
+    changed: ['enabled'],
+    remove: (tx) => tx`delete from public.webhook_endpoints where url = 'https://hooks.example.com/a'`,
+  },
+  {
     table: 'tenant_org_links',
     tenantId: tenants.acme.id,
     key: () => ({ tenant_id: tenants.acme.id, issuer: 'https://idp.example' }),

@@ -408,6 +408,26 @@ isOneToOne: false
                   Relationships: [
                     
                   ]
+                },"webhook_endpoints": {
+                  Row: {
+                    "consecutive_failures": number,"created_at": string,"description": string | null,"disabled_reason": string | null,"enabled": boolean,"event_types": (string)[],"id": string,"secret_encrypted": string,"tenant_id": string,"updated_at": string,"url": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "consecutive_failures"?: number,"created_at"?: string,"description"?: string | null,"disabled_reason"?: string | null,"enabled"?: boolean,"event_types"?: (string)[],"id"?: string,"secret_encrypted": string,"tenant_id": string,"updated_at"?: string,"url": string
+                  }
+                  Update: {
+                    "consecutive_failures"?: number,"created_at"?: string,"description"?: string | null,"disabled_reason"?: string | null,"enabled"?: boolean,"event_types"?: (string)[],"id"?: string,"secret_encrypted"?: string,"tenant_id"?: string,"updated_at"?: string,"url"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "webhook_endpoints_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    }
+                  ]
                 }
           }
           Views: {

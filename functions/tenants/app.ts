@@ -4,6 +4,10 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { type AuthEnv, caller, callerDb, requireUser, tenantAccess, type Caller } from '../../shared/auth/context.ts';
 import { decryptJson } from '../../shared/crypto.ts';
+import { supabaseUrl } from '../../shared/auth/issuers.ts';
+import { chatwootUrlToken } from '../../shared/webhooks/chatwoot.ts';
+import { newEndpointSecret } from '../../shared/webhooks/deliver.ts';
+import { webhookTargetProblem } from '../../shared/webhooks/ssrf.ts';
 import { conflict, forbidden, notFound, unprocessable } from '../../shared/errors.ts';
 import { createApp } from '../../shared/http.ts';
 import {
@@ -597,7 +601,15 @@ app.openapi(
         select service, desired_state, state, external_ids, last_error, attempts, remove_after, updated_at,
                credentials_revealed_at
         from public.tenant_services where tenant_id = ${tenantId} order by service`;
-      return rows.map(({ credentials_revealed_at, ...r }) => ({ ...r, credentials_available: credentials_revealed_at === null }));
+      return await Promise.all(rows.map(async ({ credentials_revealed_at, ...r }) => ({
+        ...r,
+        credentials_available: credentials_revealed_at === null,
+        // Where the tenant's Chatwoot account sends its webhooks (for versions that do
+        // not sign them, the token in the URL authenticates them).
+        ...(r.service === 'chatwoot'
+          ? { inbound_webhook_url: `${supabaseUrl()}/functions/v1/webhooks/chatwoot/${tenantId}?token=${await chatwootUrlToken(tenantId)}` }
+          : {}),
+      })));
     });
     return c.json({ items } as never, 200);
   },
@@ -667,6 +679,131 @@ app.openapi(
     );
     if (!row.sealed) throw conflict('credentials_unavailable', 'No credentials to show: none yet, or already shown once');
     return c.json({ credentials: await decryptJson(row.sealed) }, 200);
+  },
+);
+
+// ---------------------------------------------------------------- outbound webhooks
+
+const ENDPOINT_COLUMNS = 'id, url, description, event_types, enabled, disabled_reason, consecutive_failures, created_at, updated_at';
+
+function checkTarget(url: string | undefined): void {
+  const problem = url === undefined ? null : webhookTargetProblem(url);
+  if (problem) throw unprocessable('The request is not valid', { fields: [{ field: 'url', message: problem }] });
+}
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/{tenantId}/webhooks',
+    summary: 'Register a webhook endpoint (admins); its signing secret is shown this once',
+    security,
+    request: { params: s.TenantIdParam, body: jsonBody(s.CreateEndpointBody) },
+    responses: { 201: jsonResponse(s.EndpointSchema.extend({ secret: z.string() }), 'The endpoint and its secret'), ...commonErrors },
+  }),
+  async (c) => {
+    const { tenantId } = c.req.valid('param');
+    const body = c.req.valid('json');
+    tenantAccess(caller(c), tenantId, 'admin', { write: true });
+    checkTarget(body.url);
+    const { secret, sealed } = await newEndpointSecret();
+    const [endpoint] = await callerDb(c, tenantId, (tx) =>
+      tx`
+        insert into public.webhook_endpoints (tenant_id, url, description, event_types, secret_encrypted)
+        values (${tenantId}, ${body.url}, ${body.description ?? null}, ${body.event_types}, ${sealed})
+        returning ${tx.unsafe(ENDPOINT_COLUMNS)}
+      `
+    );
+    return c.json({ ...endpoint, secret } as never, 201);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'get',
+    path: '/{tenantId}/webhooks',
+    summary: "The tenant's webhook endpoints (admins)",
+    security,
+    request: { params: s.TenantIdParam },
+    responses: { 200: jsonResponse(z.object({ items: z.array(s.EndpointSchema) }), 'Endpoints'), ...commonErrors },
+  }),
+  async (c) => {
+    const { tenantId } = c.req.valid('param');
+    tenantAccess(caller(c), tenantId, 'admin');
+    const items = await callerDb(c, tenantId, (tx) =>
+      tx`select ${tx.unsafe(ENDPOINT_COLUMNS)} from public.webhook_endpoints where tenant_id = ${tenantId} order by created_at`
+    );
+    return c.json({ items } as never, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'patch',
+    path: '/{tenantId}/webhooks/{endpointId}',
+    summary: 'Change or re-enable an endpoint (admins)',
+    security,
+    request: { params: s.EndpointParam, body: jsonBody(s.UpdateEndpointBody) },
+    responses: { 200: jsonResponse(s.EndpointSchema, 'The endpoint'), ...commonErrors },
+  }),
+  async (c) => {
+    const { tenantId, endpointId } = c.req.valid('param');
+    const body = c.req.valid('json');
+    tenantAccess(caller(c), tenantId, 'admin', { write: true });
+    checkTarget(body.url);
+    const [endpoint] = await callerDb(c, tenantId, (tx) =>
+      tx`
+        update public.webhook_endpoints set
+          url = coalesce(${body.url ?? null}::text, url),
+          description = case when ${'description' in body} then ${body.description ?? null}::text else description end,
+          event_types = coalesce(${body.event_types ?? null}::text[], event_types),
+          enabled = coalesce(${body.enabled ?? null}::boolean, enabled)
+        where tenant_id = ${tenantId} and id = ${endpointId}
+        returning ${tx.unsafe(ENDPOINT_COLUMNS)}
+      `
+    );
+    if (!endpoint) throw notFound('Webhook endpoint');
+    return c.json(endpoint as never, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'delete',
+    path: '/{tenantId}/webhooks/{endpointId}',
+    summary: 'Remove an endpoint and its pending deliveries (admins)',
+    security,
+    request: { params: s.EndpointParam },
+    responses: { 204: { description: 'Removed' }, ...commonErrors },
+  }),
+  async (c) => {
+    const { tenantId, endpointId } = c.req.valid('param');
+    tenantAccess(caller(c), tenantId, 'admin', { write: true });
+    const deleted = await callerDb(c, tenantId, (tx) =>
+      tx`delete from public.webhook_endpoints where tenant_id = ${tenantId} and id = ${endpointId} returning id`
+    );
+    if (!deleted.length) throw notFound('Webhook endpoint');
+    return c.body(null, 204);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'get',
+    path: '/{tenantId}/webhooks/{endpointId}/deliveries',
+    summary: "An endpoint's recent deliveries: status, attempts, last error (admins)",
+    security,
+    request: { params: s.EndpointParam },
+    responses: { 200: jsonResponse(z.object({ items: z.array(s.DeliverySchema) }), 'Deliveries'), ...commonErrors },
+  }),
+  async (c) => {
+    const { tenantId, endpointId } = c.req.valid('param');
+    tenantAccess(caller(c), tenantId, 'admin');
+    const items = await callerDb(c, tenantId, async (tx) => {
+      const [endpoint] = await tx`select 1 from public.webhook_endpoints where tenant_id = ${tenantId} and id = ${endpointId}`;
+      if (!endpoint) throw notFound('Webhook endpoint');
+      return await tx`select * from private.webhook_deliveries_for(${tenantId}, ${endpointId})`;
+    });
+    return c.json({ items } as never, 200);
   },
 );
 

@@ -249,3 +249,64 @@ export const TenantServiceSchema = z
   .openapi('TenantService');
 
 export const SetServiceBody = z.object({ enabled: z.boolean() }).strict().openapi('SetService');
+
+export const WEBHOOK_EVENT_TYPES = [
+  'ticket.created', 'ticket.updated', 'ticket.status_changed', 'ticket.assigned', 'ticket.deleted',
+  'message.created', 'message.updated', 'message.deleted', 'note.created', 'note.updated', 'note.deleted',
+  'membership.created', 'membership.updated', 'membership.deleted', 'service.state_changed',
+] as const;
+
+export const EndpointParam = TenantIdParam.extend({
+  endpointId: Uuid.openapi({ param: { name: 'endpointId', in: 'path' } }),
+});
+
+const WebhookUrl = Text.max(2048).url();
+
+export const CreateEndpointBody = z
+  .object({
+    url: WebhookUrl,
+    event_types: z.array(z.enum(WEBHOOK_EVENT_TYPES)).max(50).default([])
+      .openapi({ description: 'Empty: every event type' }),
+    description: Text.max(500).optional(),
+  })
+  .strict()
+  .openapi('CreateWebhookEndpoint');
+
+export const UpdateEndpointBody = z
+  .object({
+    url: WebhookUrl.optional(),
+    event_types: z.array(z.enum(WEBHOOK_EVENT_TYPES)).max(50).optional(),
+    description: Text.max(500).nullable().optional(),
+    enabled: z.boolean().optional().openapi({ description: 'Re-enabling clears the failure record' }),
+  })
+  .strict()
+  .refine((b) => Object.keys(b).length > 0, { message: 'at least one field is required' })
+  .openapi('UpdateWebhookEndpoint');
+
+export const EndpointSchema = z
+  .object({
+    id: Uuid,
+    url: z.string(),
+    description: z.string().nullable(),
+    event_types: z.array(z.string()),
+    enabled: z.boolean(),
+    disabled_reason: z.string().nullable(),
+    consecutive_failures: z.number().int(),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+  })
+  .openapi('WebhookEndpoint');
+
+export const DeliverySchema = z
+  .object({
+    id: z.number().int(),
+    message_id: z.string(),
+    type: z.string(),
+    status: z.enum(['pending', 'delivering', 'delivered', 'failed']),
+    attempts: z.number().int(),
+    last_status_code: z.number().int().nullable(),
+    last_error: z.string().nullable(),
+    created_at: Timestamp,
+    delivered_at: Timestamp.nullable(),
+  })
+  .openapi('WebhookDelivery');

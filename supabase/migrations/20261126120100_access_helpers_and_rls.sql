@@ -345,6 +345,11 @@ begin
   if old.role <> 'admin' or (tg_op = 'UPDATE' and new.role = 'admin') then
     return coalesce(new, old);
   end if;
+  -- The identity provider is authoritative: when it deletes a person or their
+  -- membership (a verified webhook, as service_role), the rule yields.
+  if coalesce(auth.jwt() ->> 'role', '') = 'service_role' then
+    return coalesce(new, old);
+  end if;
   select t.status into v_status from public.tenants t where t.id = old.tenant_id for update;
   if v_status is null or v_status = 'deleted' then
     return coalesce(new, old);

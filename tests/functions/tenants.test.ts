@@ -433,6 +433,11 @@ const endpoints: { method: string; path: (i: Ids) => string; body?: (i: Ids) => 
   { method: 'PUT', path: (i) => `/tenants/${i.tenant}/services/chatwoot`, body: () => ({ enabled: true }) },
   { method: 'POST', path: (i) => `/tenants/${i.tenant}/services/chatwoot/retry` },
   { method: 'POST', path: (i) => `/tenants/${i.tenant}/services/chatwoot/credentials` },
+  { method: 'POST', path: (i) => `/tenants/${i.tenant}/webhooks`, body: () => ({ url: 'http://127.0.0.1:9/mole' }) },
+  { method: 'GET', path: (i) => `/tenants/${i.tenant}/webhooks` },
+  { method: 'PATCH', path: (i) => `/tenants/${i.tenant}/webhooks/${i.invitation}`, body: () => ({ enabled: false }) },
+  { method: 'DELETE', path: (i) => `/tenants/${i.tenant}/webhooks/${i.invitation}` },
+  { method: 'GET', path: (i) => `/tenants/${i.tenant}/webhooks/${i.invitation}/deliveries` },
 ];
 
 describe('isolation', () => {
@@ -444,7 +449,7 @@ describe('isolation', () => {
       .sort();
     const tested = endpoints
       .map((e) => `${e.method} ${e.path({ tenant: '{tenantId}', team: '{teamId}', user: '{userId}', invitation: '{invitationId}' })}`
-        .replace('/services/chatwoot', '/services/{service}'))
+        .replace('/services/chatwoot', '/services/{service}').replace('/webhooks/{invitationId}', '/webhooks/{endpointId}'))
       .sort();
     expect(tested).toEqual(documented);
   });
@@ -464,7 +469,7 @@ describe('isolation', () => {
   it("acme's admin gets 404 for globex's teams and members through acme's own path", async () => {
     const before = await tenantFingerprint(tenants.globex.id);
     const mixed: Ids = { tenant: tenants.acme.id, team: teams.globex, user: users.globexAdmin.id, invitation: invitations.globex };
-    for (const e of endpoints.filter((x) => /members\/|teams\/|invitations\//.test(x.path(acmeIds)))) {
+    for (const e of endpoints.filter((x) => /members\/|teams\/|invitations\/|webhooks\//.test(x.path(acmeIds)))) {
       const r = await call(app, e.method, e.path(mixed), { token: tok.admin, body: e.body?.(mixed) });
       expect(r.status, `${e.method} ${e.path(mixed)}`).toBe(404);
     }

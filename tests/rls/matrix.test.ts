@@ -133,6 +133,13 @@ const ops: Record<string, Record<Action, Op>> = {
     update: async (tx, t) => count(await tx`update public.tenant_services set desired_state = 'suspended' where tenant_id = ${tenantOf(t).id} returning service`),
     delete: async (tx, t) => count(await tx`delete from public.tenant_services where tenant_id = ${tenantOf(t).id} returning service`),
   },
+  webhook_endpoints: {
+    select: async (tx, t) => count(await tx`select id from public.webhook_endpoints where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.webhook_endpoints (tenant_id, url, secret_encrypted) values (${tenantOf(t).id}, 'https://hooks.example.com/p', 'v1:x') returning id`),
+    update: async (tx, t) => count(await tx`update public.webhook_endpoints set enabled = false where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.webhook_endpoints where tenant_id = ${tenantOf(t).id} returning id`),
+  },
   sla_policies: {
     select: async (tx, t) => count(await tx`select id from public.sla_policies where tenant_id = ${tenantOf(t).id}`),
     insert: async (tx, t) => count(await tx`
@@ -174,6 +181,7 @@ beforeAll(async () => {
     const agent = t === 'own' ? users.acmeAgent : users.globexAgent;
     await db.sql`insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes) values (${tenantId}, 'high', 60, 480)`;
     await db.sql`insert into public.tenant_services (tenant_id, service) values (${tenantId}, 'botpress')`;
+    await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted) values (${tenantId}, 'https://hooks.example.com/m', 'v1:x')`;
     await db.sql`insert into public.tickets (tenant_id, id, title, team_id, created_by) values (${tenantId}, ${ticketOf(t)}, 'Printer on fire', ${teamOf(t)}, ${customerOf(t).id})`;
     await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, content) values (${tenantId}, ${ticketOf(t)}, ${customerOf(t).id}, 'Please help')`;
     await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content) values (${tenantId}, ${ticketOf(t)}, ${agent.id}, 'note', 'Customer is VIP')`;

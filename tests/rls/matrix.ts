@@ -51,5 +51,6 @@ export const matrix: Record<string, Record<Action, Record<Role, Outcome>>> = {
   ticket_events: { select: all(true, false), insert: nobody(), update: nobody(), delete: nobody() },
   // Partner services: admins see and enable them; the worker (service role) does the rest.
   tenant_services: { select: only(['super', 'admin']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: nobody() },
+  webhook_endpoints: { select: only(['super', 'admin']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
   sla_policies: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
 };

@@ -1,0 +1,94 @@
+// Inbound webhooks (Clerk, Chatwoot) and the outbound delivery job. Inbound events are
+// verified first, then recorded and applied exactly once (shared/webhooks/inbox.ts).
+// Bad signature, stale timestamp, malformed body: a clear 4xx and nothing written;
+// unknown event types: 200 and ignored.
+import { createRoute, z } from '@hono/zod-openapi';
+import { isServiceCredential } from '../../shared/auth/service.ts';
+import { asService } from '../../shared/db.ts';
+import { badRequest, notFound, unauthorized } from '../../shared/errors.ts';
+import { createApp } from '../../shared/http.ts';
+import { commonErrors, jsonResponse, Uuid } from '../../shared/schemas/common.ts';
+import { applyChatwootEvent, chatwootEventId, verifyChatwoot } from '../../shared/webhooks/chatwoot.ts';
+import { applyClerkEvent, verifyClerk } from '../../shared/webhooks/clerk.ts';
+import { deliverWebhooks } from '../../shared/webhooks/deliver.ts';
+import { applyOnce } from '../../shared/webhooks/inbox.ts';
+
+export const app = createApp('webhooks', {
+  title: 'Webhooks',
+  description: 'Inbound events from Clerk and Chatwoot; the outbound delivery job.',
+});
+
+const Ack = z.object({ received: z.boolean(), outcome: z.enum(['applied', 'ignored', 'duplicate']) });
+const ack = (outcome: 'applied' | 'ignored' | 'duplicate') => ({ received: true, outcome });
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/clerk',
+    summary: 'Clerk events (user, organization, organizationMembership), signed by Svix',
+    responses: { 200: jsonResponse(Ack, 'Received'), 400: commonErrors[400], 401: commonErrors[401] },
+  }),
+  async (c) => {
+    const body = await c.req.text();
+    const event = verifyClerk(body, c.req.raw.headers);
+    if (typeof event !== 'object' || event === null || typeof event.type !== 'string') {
+      throw badRequest('invalid_payload', 'Expected a Clerk event object');
+    }
+    const outcome = await applyOnce('clerk', c.req.header('svix-id')!, event.type, null, (tx) => applyClerkEvent(tx, event));
+    return c.json(ack(outcome), 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/chatwoot/{tenantId}',
+    summary: "Chatwoot events from a tenant's account: conversations become tickets",
+    request: {
+      params: z.object({ tenantId: Uuid.openapi({ param: { name: 'tenantId', in: 'path' } }) }),
+      query: z.object({ token: z.string().max(200).optional() }),
+    },
+    responses: { 200: jsonResponse(Ack, 'Received'), 400: commonErrors[400], 401: commonErrors[401], 404: commonErrors[404] },
+  }),
+  async (c) => {
+    const { tenantId } = c.req.valid('param');
+    const { token } = c.req.valid('query');
+    const body = await c.req.text();
+    // Authenticate before reading the body as an event; an unknown tenant is a 404.
+    await asService(tenantId, async (tx) => {
+      const [svc] = await tx`select 1 from public.tenant_services where tenant_id = ${tenantId} and service = 'chatwoot'`;
+      if (!svc) throw notFound('Chatwoot service');
+      await verifyChatwoot(tx, tenantId, body, c.req.raw.headers, token ?? null);
+    });
+    let event: Record<string, unknown>;
+    try {
+      event = JSON.parse(body);
+    } catch {
+      throw badRequest('invalid_payload', 'The body is not valid JSON');
+    }
+    if (typeof event !== 'object' || event === null || typeof event.event !== 'string') {
+      throw badRequest('invalid_payload', 'Expected a Chatwoot event object');
+    }
+    const result = await applyOnce('chatwoot', `${tenantId}:${chatwootEventId(event, c.req.raw.headers)}`, event.event as string, tenantId,
+      (tx) => applyChatwootEvent(tx, tenantId, event));
+    return c.json(ack(result), 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/jobs/deliver',
+    summary: 'Deliver due outbound webhooks (the scheduler, with the service credential)',
+    responses: {
+      200: jsonResponse(z.object({ claimed: z.number(), delivered: z.number(), retried: z.number(), failed: z.number(), ms: z.number() }), 'Report'),
+      401: commonErrors[401],
+    },
+  }),
+  async (c) => {
+    if (!(await isServiceCredential(c.req.header('authorization'), c.req.header('apikey')))) {
+      throw unauthorized('service_credential_required', 'This endpoint is for the platform scheduler');
+    }
+    return c.json(await deliverWebhooks({ budgetMs: 50_000 }), 200);
+  },
+);

@@ -1,0 +1,147 @@
+// Clerk → platform sync. Clerk signs with Svix (the Standard Webhooks scheme) but names
+// the headers svix-*; the standardwebhooks library reads webhook-*, so they are mapped.
+// Users and their identity mapping, organisations as tenants (CLERK_ORGS_AS_TENANTS,
+// on by default) and memberships with a configurable role mapping (CLERK_ROLE_MAP).
+import { Webhook, WebhookVerificationError } from 'standardwebhooks';
+import type { Tx } from '../db.ts';
+import { env } from '../env.ts';
+import { ApiError, badRequest, unauthorized } from '../errors.ts';
+
+/** A partner's JSON payload: shapes are checked where they are read. */
+// deno-lint-ignore no-explicit-any
+type Payload = Record<string, any>;
+
+type ClerkEvent = { type: string; data: Payload; timestamp?: number };
+
+export function verifyClerk(body: string, headers: Headers): ClerkEvent {
+  const secret = env('CLERK_WEBHOOK_SECRET');
+  if (!secret) throw new ApiError(503, 'not_configured', 'Clerk webhooks are not configured (CLERK_WEBHOOK_SECRET)');
+  const id = headers.get('svix-id');
+  const timestamp = headers.get('svix-timestamp');
+  const signature = headers.get('svix-signature');
+  if (!id || !timestamp || !signature) throw badRequest('missing_signature', 'svix-id, svix-timestamp and svix-signature are required');
+  try {
+    // Checks every signature in the header (rotation sends several) and a 5-minute window.
+    return new Webhook(secret).verify(body, { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signature }) as ClerkEvent;
+  } catch (err) {
+    if (err instanceof WebhookVerificationError) throw unauthorized('invalid_signature', `Webhook rejected: ${err.message}`);
+    throw badRequest('invalid_payload', 'The body is not valid JSON');
+  }
+}
+
+function roleFor(clerkRole: string): 'admin' | 'agent' | 'user' {
+  const configured = env('CLERK_ROLE_MAP');
+  const map: Record<string, string> = configured ? JSON.parse(configured) : { 'org:admin': 'admin', admin: 'admin', 'org:agent': 'agent' };
+  const role = map[clerkRole] ?? 'user';
+  return role === 'admin' || role === 'agent' ? role : 'user';
+}
+
+function issuer(): string {
+  const iss = env('CLERK_ISSUER');
+  if (!iss) throw new ApiError(503, 'not_configured', 'CLERK_ISSUER is needed to map Clerk users');
+  return iss.replace(/\/$/, '');
+}
+
+function primaryEmail(data: Payload): string | undefined {
+  const list = (data.email_addresses ?? []) as { id: string; email_address: string }[];
+  return (list.find((e) => e.id === data.primary_email_address_id) ?? list[0])?.email_address?.toLowerCase();
+}
+
+/** The platform user behind a Clerk user id, created (or linked by e-mail) if needed. */
+async function upsertUser(tx: Tx, clerkId: string, email: string | undefined, names: { first?: string; last?: string; image?: string }) {
+  const [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${clerkId}`;
+  let userId: string | undefined = known?.user_id;
+  if (!userId && email) userId = (await tx`select id from public.users where lower(email) = ${email}`)[0]?.id;
+  if (!userId) {
+    if (!email) return undefined;
+    const [created] = await tx`
+      insert into public.users (email, first_name, last_name, avatar_url)
+      values (${email}, ${names.first ?? null}, ${names.last ?? null}, ${names.image ?? null}) returning id`;
+    userId = created.id as string;
+  } else {
+    await tx`
+      update public.users set
+        email = coalesce(${email ?? null}::text, email),
+        first_name = coalesce(${names.first ?? null}::text, first_name),
+        last_name = coalesce(${names.last ?? null}::text, last_name),
+        avatar_url = coalesce(${names.image ?? null}::text, avatar_url),
+        status = case when status = 'deleted' then 'active' else status end,
+        deleted_at = null
+      where id = ${userId}`;
+  }
+  const id: string = userId;
+  await tx`insert into public.user_identities (issuer, subject, user_id) values (${issuer()}, ${clerkId}, ${id}) on conflict do nothing`;
+  return id;
+}
+
+async function tenantForOrg(tx: Tx, orgId: string): Promise<string | undefined> {
+  const [link] = await tx`select tenant_id from public.tenant_org_links where issuer = ${issuer()} and org_id = ${orgId}`;
+  return link?.tenant_id;
+}
+
+function slugFor(data: Payload): string {
+  const base = String(data.slug ?? data.name ?? data.id).toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 50);
+  return (base.length >= 3 ? base : `org-${base}`).replace(/-+/g, '-');
+}
+
+export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'applied' | 'ignored'> {
+  const d = event.data ?? {};
+  const orgsAsTenants = env('CLERK_ORGS_AS_TENANTS') !== 'false';
+  switch (event.type) {
+    case 'user.created':
+    case 'user.updated':
+      await upsertUser(tx, d.id, primaryEmail(d), { first: d.first_name, last: d.last_name, image: d.image_url });
+      return 'applied';
+    case 'user.deleted': {
+      // Memberships go; tickets and the audit trail stay with the (deleted) person.
+      const [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${d.id}`;
+      if (!known) return 'ignored';
+      await tx`delete from public.memberships where user_id = ${known.user_id}`;
+      await tx`delete from public.user_identities where issuer = ${issuer()} and subject = ${d.id}`;
+      await tx`update public.users set status = 'deleted', deleted_at = now() where id = ${known.user_id}`;
+      return 'applied';
+    }
+    case 'organization.created':
+    case 'organization.updated': {
+      if (!orgsAsTenants) return 'ignored';
+      const tenantId = await tenantForOrg(tx, d.id);
+      if (tenantId) {
+        await tx`update public.tenants set name = ${String(d.name).slice(0, 100)} where id = ${tenantId}`;
+        return 'applied';
+      }
+      let slug = slugFor(d);
+      const [taken] = await tx`select 1 from public.tenants where slug = ${slug}`;
+      if (taken) slug = `${slug.slice(0, 50)}-${String(d.id).slice(-6).toLowerCase().replace(/[^a-z0-9]/g, '')}`;
+      const [t] = await tx`insert into public.tenants (name, slug) values (${String(d.name).slice(0, 100)}, ${slug}) returning id`;
+      await tx`insert into public.tenant_org_links (tenant_id, issuer, org_id) values (${t.id}, ${issuer()}, ${d.id})`;
+      return 'applied';
+    }
+    case 'organization.deleted': {
+      const tenantId = orgsAsTenants ? await tenantForOrg(tx, d.id) : undefined;
+      if (!tenantId) return 'ignored';
+      await tx`update public.tenants set status = 'deleted', deleted_at = coalesce(deleted_at, now()) where id = ${tenantId}`;
+      return 'applied';
+    }
+    case 'organizationMembership.created':
+    case 'organizationMembership.updated': {
+      const tenantId = await tenantForOrg(tx, d.organization?.id);
+      const pud = d.public_user_data ?? {};
+      if (!tenantId || !pud.user_id) return 'ignored';
+      const userId = await upsertUser(tx, pud.user_id, pud.identifier?.toLowerCase(), { first: pud.first_name, last: pud.last_name, image: pud.image_url });
+      if (!userId) return 'ignored';
+      await tx`
+        insert into public.memberships (tenant_id, user_id, role) values (${tenantId}, ${userId}, ${roleFor(d.role)})
+        on conflict (tenant_id, user_id) do update set role = excluded.role`;
+      return 'applied';
+    }
+    case 'organizationMembership.deleted': {
+      const tenantId = await tenantForOrg(tx, d.organization?.id);
+      const [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${d.public_user_data?.user_id ?? ''}`;
+      if (!tenantId || !known) return 'ignored';
+      await tx`delete from public.memberships where tenant_id = ${tenantId} and user_id = ${known.user_id}`;
+      return 'applied';
+    }
+    default:
+      return 'ignored'; // unknown types are acknowledged, not applied
+  }
+}

@@ -1,0 +1,89 @@
+// Outbound delivery: claims due deliveries (in order per endpoint and ticket), signs
+// each per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature — the id
+// is the event's, so receivers deduplicate retries), POSTs it with a timeout, and
+// records the attempt. At least once: a crash after the POST means one more delivery.
+import { Webhook } from 'standardwebhooks';
+import { decryptJson, encryptJson } from '../crypto.ts';
+import { asService } from '../db.ts';
+import { webhookTargetProblem } from './ssrf.ts';
+
+export interface DeliveryReport {
+  claimed: number;
+  delivered: number;
+  retried: number;
+  failed: number;
+  ms: number;
+}
+
+/** A new endpoint secret, in the whsec_ form receivers' libraries take. */
+export async function newEndpointSecret(): Promise<{ secret: string; sealed: string }> {
+  const bytes = crypto.getRandomValues(new Uint8Array(24));
+  const secret = `whsec_${btoa(String.fromCharCode(...bytes))}`;
+  return { secret, sealed: await encryptJson({ secret }) };
+}
+
+interface Due {
+  delivery_id: number;
+  url: string;
+  secret_encrypted: string;
+  message_id: string;
+  type: string;
+  payload: unknown;
+}
+
+export async function deliverWebhooks(
+  opts: { budgetMs?: number; batch?: number; timeoutMs?: number; workerId?: string } = {},
+): Promise<DeliveryReport> {
+  const started = Date.now();
+  const worker = opts.workerId ?? `deliverer-${crypto.randomUUID()}`;
+  const report: DeliveryReport = { claimed: 0, delivered: 0, retried: 0, failed: 0, ms: 0 };
+  while (Date.now() - started < (opts.budgetMs ?? 50_000)) {
+    const due = await asService(null, (tx) =>
+      tx`select * from private.claim_webhook_deliveries(${worker}, ${opts.batch ?? 20}, 60)`
+    ) as unknown as Due[];
+    if (!due.length) break;
+    report.claimed += due.length;
+    for (const d of due) {
+      const t0 = Date.now();
+      let status: number | null = null;
+      let error: string | null = null;
+      const problem = webhookTargetProblem(d.url);
+      if (problem) {
+        error = `target refused: ${problem}`;
+      } else {
+        try {
+          const { secret } = await decryptJson<{ secret: string }>(d.secret_encrypted);
+          const body = JSON.stringify({ id: d.message_id, ...(d.payload as Record<string, unknown>) });
+          const now = new Date();
+          const res = await fetch(d.url, {
+            method: 'POST',
+            redirect: 'manual', // a redirect could point anywhere: not followed
+            headers: {
+              'content-type': 'application/json',
+              'user-agent': 'tenant-platform-webhooks/1',
+              'webhook-id': d.message_id,
+              'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+              'webhook-signature': new Webhook(secret).sign(d.message_id, now, body),
+            },
+            body,
+            signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000),
+          });
+          status = res.status;
+          await res.body?.cancel();
+          if (status < 200 || status > 299) error = `HTTP ${status}`;
+        } catch (err) {
+          error = (err as Error).name === 'TimeoutError' ? 'timed out' : `connection failed: ${(err as Error).message}`.slice(0, 300);
+        }
+      }
+      const [{ outcome }] = await asService(null, (tx) =>
+        tx`select private.record_webhook_attempt(${d.delivery_id}, ${worker}, ${status}, ${error}, ${Date.now() - t0}) as outcome`
+      ) as { outcome: string }[];
+      if (outcome === 'delivered') report.delivered++;
+      else if (outcome === 'retry') report.retried++;
+      else if (outcome === 'failed') report.failed++;
+    }
+  }
+  report.ms = Date.now() - started;
+  return report;
+}
+

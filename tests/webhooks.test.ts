@@ -1,0 +1,406 @@
+// Webhooks in and out. Clerk events signed by the real svix library (valid, tampered,
+// wrong secret, old timestamp, several signatures, missing headers); replays, also
+// concurrent, applied once; Supabase Auth's trigger and token hook; Chatwoot
+// conversations becoming tickets; and outbound events reaching a receiver that fails,
+// times out and recovers — all of them, in order per ticket, each verified with the
+// standardwebhooks library.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { Webhook as StandardWebhook } from 'standardwebhooks';
+import { Webhook as SvixWebhook } from 'svix';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app as tenantsApp } from '../functions/tenants/app.ts';
+import { app as ticketsApp } from '../functions/tickets/app.ts';
+import { app as webhooksApp } from '../functions/webhooks/app.ts';
+import { encryptJson } from '../shared/crypto.ts';
+import { closeDb } from '../shared/db.ts';
+import { chatwootUrlToken } from '../shared/webhooks/chatwoot.ts';
+import { deliverWebhooks } from '../shared/webhooks/deliver.ts';
+import { webhookTargetProblem } from '../shared/webhooks/ssrf.ts';
+import { apiKey } from '../scripts/tokens.mjs';
+import { freshDatabase, type TestDatabase } from './helpers/db.ts';
+import { call, errorCode } from './helpers/http.ts';
+import { LOCAL_CLERK_ISSUER, tenants, users } from './helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from './helpers/tokens.ts';
+
+const CLERK_SECRET = `whsec_${randomBytes(24).toString('base64')}`;
+let db: TestDatabase;
+let auth: AuthFixture;
+let adminToken: string;
+
+beforeAll(async () => {
+  db = await freshDatabase('webhooks');
+  auth = await configureAuth(db.url, {
+    CLERK_WEBHOOK_SECRET: CLERK_SECRET,
+    PROVISIONING_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+  });
+  adminToken = await supabaseToken(users.acmeAdmin, { tenantId: tenants.acme.id });
+});
+afterAll(async () => {
+  await closeDb();
+  await auth.close();
+  await db.close();
+});
+
+// ---------------------------------------------------------------- Clerk
+
+function clerkRequest(event: unknown, opts: { secret?: string; id?: string; at?: Date; extraSignature?: string; body?: string } = {}) {
+  const body = opts.body ?? JSON.stringify(event);
+  const id = opts.id ?? `msg_${randomBytes(8).toString('hex')}`;
+  const at = opts.at ?? new Date();
+  const signature = new SvixWebhook(opts.secret ?? CLERK_SECRET).sign(id, at, body);
+  return {
+    body,
+    headers: {
+      'svix-id': id,
+      'svix-timestamp': String(Math.floor(at.getTime() / 1000)),
+      'svix-signature': opts.extraSignature ? `${opts.extraSignature} ${signature}` : signature,
+    },
+  };
+}
+
+async function sendClerk(req: { body: string; headers: Record<string, string> }) {
+  return await call(webhooksApp, 'POST', '/webhooks/clerk', { rawBody: req.body, headers: req.headers });
+}
+
+const clerkUser = (id: string, email: string, first = 'Cleo') => ({
+  type: 'user.created',
+  object: 'event',
+  data: { id, first_name: first, last_name: 'Clerk', primary_email_address_id: 'idn_1', email_addresses: [{ id: 'idn_1', email_address: email }] },
+});
+
+describe('Clerk (Svix signatures)', () => {
+  it('verifies a valid event and creates the user with its identity mapping', async () => {
+    const r = await sendClerk(clerkRequest(clerkUser('user_new1', 'New.One@Example.test')));
+    expect(r.body).toEqual({ received: true, outcome: 'applied' });
+    const [u] = await db.sql`
+      select u.email, u.first_name from public.users u join public.user_identities i on i.user_id = u.id
+      where i.issuer = ${LOCAL_CLERK_ISSUER} and i.subject = 'user_new1'`;
+    expect(u).toEqual({ email: 'new.one@example.test', first_name: 'Cleo' });
+    // A Clerk session token of that person now maps to the platform user.
+    const token = await auth.clerk.sign('user_new1', { azp: 'http://localhost:3000' });
+    const me = await call(tenantsApp, 'GET', '/tenants/me', { token });
+    expect(me.body).toMatchObject({ user: { email: 'new.one@example.test' }, memberships: [] });
+  });
+
+  it('refuses a tampered body, a wrong secret, an old timestamp, and missing headers — writing nothing', async () => {
+    const before = (await db.sql`select count(*)::int as n from private.webhook_inbox`)[0].n;
+    const good = clerkRequest(clerkUser('user_bad', 'bad@example.test'));
+    const tampered = { ...good, body: good.body.replace('bad@example.test', 'evil@example.test') };
+    expect([(await sendClerk(tampered)).status, errorCode(await sendClerk(tampered))]).toEqual([401, 'invalid_signature']);
+    const wrong = clerkRequest(clerkUser('user_bad', 'bad@example.test'), { secret: `whsec_${randomBytes(24).toString('base64')}` });
+    expect((await sendClerk(wrong)).status).toBe(401);
+    const old = clerkRequest(clerkUser('user_bad', 'bad@example.test'), { at: new Date(Date.now() - 10 * 60_000) });
+    expect((await sendClerk(old)).status).toBe(401);
+    const missing = await call(webhooksApp, 'POST', '/webhooks/clerk', { rawBody: good.body, headers: { 'svix-id': 'x' } });
+    expect([missing.status, errorCode(missing)]).toEqual([400, 'missing_signature']);
+    expect((await db.sql`select count(*)::int as n from public.users where email in ('bad@example.test', 'evil@example.test')`)[0].n).toBe(0);
+    expect((await db.sql`select count(*)::int as n from private.webhook_inbox`)[0].n).toBe(before);
+  });
+
+  it('accepts a header with several signatures when one matches (secret rotation)', async () => {
+    const r = await sendClerk(clerkRequest(clerkUser('user_rot', 'rot@example.test'), { extraSignature: 'v1,bm90LXRoZS1yaWdodC1vbmU=' }));
+    expect(r.body.outcome).toBe('applied');
+  });
+
+  it('answers malformed JSON with 400 and unknown event types with 200, applying nothing', async () => {
+    const bad = await sendClerk(clerkRequest(null, { body: '{"type": "user.created", ' }));
+    expect([bad.status, errorCode(bad)]).toEqual([400, 'invalid_payload']);
+    const unknown = await sendClerk(clerkRequest({ type: 'email.created', data: { id: 'x' } }));
+    expect([unknown.status, unknown.body.outcome]).toEqual([200, 'ignored']);
+  });
+
+  it('applies a replayed event once, also when the replays arrive at the same time', async () => {
+    const req = clerkRequest(clerkUser('user_replay', 'replay@example.test'));
+    const first = await sendClerk(req);
+    expect(first.body.outcome).toBe('applied');
+    for (let i = 0; i < 5; i++) expect((await sendClerk(req)).body.outcome).toBe('duplicate');
+    const concurrent = clerkRequest(clerkUser('user_burst', 'burst@example.test'));
+    const results = await Promise.all(Array.from({ length: 8 }, () => sendClerk(concurrent)));
+    expect(results.map((r) => r.body.outcome).sort()).toEqual(['applied', ...Array(7).fill('duplicate')]);
+    expect((await db.sql`select count(*)::int as n from public.users where email = 'burst@example.test'`)[0].n).toBe(1);
+    const audit = await db.sql`select count(*)::int as n from public.audit_logs where table_name = 'users' and new_data ->> 'email' = 'burst@example.test' and action = 'INSERT'`;
+    expect(audit[0].n).toBe(1);
+  });
+
+  it('maps organisations to tenants and memberships with their roles; deleting a user keeps their tickets', async () => {
+    expect((await sendClerk(clerkRequest({ type: 'organization.created', data: { id: 'org_wayne', name: 'Wayne Enterprises', slug: 'wayne' } }))).body.outcome).toBe('applied');
+    const [t] = await db.sql`select t.id, t.slug from public.tenants t join public.tenant_org_links l on l.tenant_id = t.id where l.org_id = 'org_wayne'`;
+    expect(t.slug).toBe('wayne');
+    const membership = (userId: string, email: string, role: string, type = 'organizationMembership.created') => ({
+      type,
+      data: { id: `orgmem_${userId}`, role, organization: { id: 'org_wayne' }, public_user_data: { user_id: userId, identifier: email, first_name: 'Bruce' } },
+    });
+    await sendClerk(clerkRequest(membership('user_bruce', 'bruce@wayne.test', 'org:admin')));
+    await sendClerk(clerkRequest(membership('user_alfred', 'alfred@wayne.test', 'org:member')));
+    const roles = async () => Object.fromEntries((await db.sql`
+      select u.email, m.role from public.memberships m join public.users u on u.id = m.user_id where m.tenant_id = ${t.id}`).map((r) => [r.email, r.role]));
+    expect(await roles()).toEqual({ 'bruce@wayne.test': 'admin', 'alfred@wayne.test': 'user' });
+    await sendClerk(clerkRequest(membership('user_alfred', 'alfred@wayne.test', 'org:admin', 'organizationMembership.updated')));
+    expect((await roles())['alfred@wayne.test']).toBe('admin');
+
+    // Bruce files a ticket, then leaves Clerk: memberships go, the ticket and its history stay.
+    const [bruce] = await db.sql`select id from public.users where email = 'bruce@wayne.test'`;
+    await db.sql`insert into public.tickets (tenant_id, title, created_by) values (${t.id}, 'Batmobile needs service', ${bruce.id})`;
+    await sendClerk(clerkRequest({ type: 'user.deleted', data: { id: 'user_bruce', deleted: true } }));
+    expect(await roles()).toEqual({ 'alfred@wayne.test': 'admin' });
+    const [ticket] = await db.sql`select created_by from public.tickets where tenant_id = ${t.id}`;
+    expect(ticket.created_by).toBe(bruce.id);
+    expect((await db.sql`select status from public.users where id = ${bruce.id}`)[0].status).toBe('deleted');
+    expect((await db.sql`select count(*)::int as n from public.audit_logs where actor_user_id is null and table_name = 'memberships' and action = 'DELETE' and tenant_id = ${t.id}`)[0].n).toBe(1);
+
+    await sendClerk(clerkRequest({ type: 'organizationMembership.deleted', data: membership('user_alfred', 'alfred@wayne.test', 'org:admin').data }));
+    expect(await roles()).toEqual({});
+    await sendClerk(clerkRequest({ type: 'organization.deleted', data: { id: 'org_wayne', deleted: true } }));
+    expect((await db.sql`select status from public.tenants where id = ${t.id}`)[0].status).toBe('deleted');
+  });
+});
+
+// ---------------------------------------------------------------- Supabase Auth
+
+describe('Supabase Auth', () => {
+  const authUser = '7a1c1d52-2a51-4d2f-9a3e-5f6e7a8b9c0d';
+
+  it('a trigger on auth.users creates, updates and retires the platform user', async () => {
+    await db.sql`insert into auth.users (id, email, raw_user_meta_data) values (${authUser}, 'Sb.User@Example.test', '{"full_name":"Sam Base"}')`;
+    const find = () => db.sql`
+      select u.email, u.display_name, u.status from public.users u join public.user_identities i on i.user_id = u.id
+      where i.issuer = 'http://127.0.0.1:54321/auth/v1' and i.subject = ${authUser}`;
+    expect(await find()).toEqual([{ email: 'sb.user@example.test', display_name: 'Sam Base', status: 'active' }]);
+    await db.sql`update auth.users set email = 'renamed@example.test' where id = ${authUser}`;
+    expect((await find())[0].email).toBe('renamed@example.test');
+    // An existing platform user with that e-mail is linked, not duplicated.
+    await db.sql`insert into auth.users (id, email) values ('8b2d2e63-3b62-4e3f-8b4f-6a7f8b9c0d1e', ${users.acmeUser.email})`;
+    const [linked] = await db.sql`select user_id from public.user_identities where subject = '8b2d2e63-3b62-4e3f-8b4f-6a7f8b9c0d1e'`;
+    expect(linked.user_id).toBe(users.acmeUser.id);
+  });
+
+  it('the custom access token hook puts the active tenant and role into Supabase tokens', async () => {
+    const hook = async (userId: string, claims: Record<string, unknown>) =>
+      (await db.sql`select private.custom_access_token_hook(${db.sql.json({ user_id: userId, claims } as never)}) as r`)[0].r.claims;
+    const claims = await hook(users.acmeAgent.id, { sub: users.acmeAgent.id, role: 'authenticated', aud: 'authenticated' });
+    expect(claims).toMatchObject({ sub: users.acmeAgent.id, tenant_id: tenants.acme.id, tenant_role: 'agent' });
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenants.globex.id}, ${users.acmeAgent.id}, 'user')`;
+    const chosen = await hook(users.acmeAgent.id, { sub: users.acmeAgent.id, app_metadata: { tenant_id: tenants.globex.id } });
+    expect(chosen).toMatchObject({ tenant_id: tenants.globex.id, tenant_role: 'user' });
+    const nobody = await hook('00000000-0000-4000-8000-00000000dead', { sub: 'x', tenant_id: tenants.acme.id });
+    expect(nobody.tenant_id).toBeUndefined();
+  });
+});
+
+// ---------------------------------------------------------------- Chatwoot
+
+describe('Chatwoot conversations', () => {
+  const acme = tenants.acme.id;
+  const CW_SECRET = 'chatwoot-webhook-secret';
+  beforeAll(async () => {
+    await db.sql`insert into public.tenant_services (tenant_id, service, state, credentials_encrypted)
+      values (${acme}, 'chatwoot', 'active', ${await encryptJson({ webhook_secret: CW_SECRET })})`;
+  });
+
+  const conversation = (id: number, extra: Record<string, unknown> = {}) => ({
+    event: 'conversation_created', id, inbox_id: 3, status: 'open',
+    meta: { sender: { name: 'Carla Customer', email: 'carla@example.test' } }, messages: [{ content: 'My order never arrived' }], ...extra,
+  });
+  const message = (id: number, conv: number, content: string, extra: Record<string, unknown> = {}) => ({
+    event: 'message_created', id, content, message_type: 'incoming', private: false, conversation: { id: conv, display_id: conv }, ...extra,
+  });
+
+  async function sendSigned(event: unknown, opts: { at?: number; secret?: string } = {}) {
+    const body = JSON.stringify(event);
+    const ts = opts.at ?? Math.floor(Date.now() / 1000);
+    const { createHmac } = await import('node:crypto');
+    const sig = createHmac('sha256', opts.secret ?? CW_SECRET).update(`${ts}.${body}`).digest('hex');
+    return await call(webhooksApp, 'POST', `/webhooks/chatwoot/${acme}`, {
+      rawBody: body,
+      headers: { 'x-chatwoot-signature': `sha256=${sig}`, 'x-chatwoot-timestamp': String(ts), 'x-chatwoot-delivery': randomBytes(8).toString('hex') },
+    });
+  }
+
+  it('turns a conversation, its messages and status changes into a ticket', async () => {
+    expect((await sendSigned(conversation(101))).body.outcome).toBe('applied');
+    await sendSigned(message(9001, 101, 'Order #55, placed Monday'));
+    await sendSigned(message(9002, 101, 'Checking with the warehouse', { message_type: 'outgoing', private: true }));
+    await sendSigned({ event: 'conversation_status_changed', id: 101, status: 'resolved', timestamp: 1 });
+    const [t] = await db.sql`select id, title, status, metadata from public.tickets where tenant_id = ${acme} and metadata ->> 'chatwoot_conversation_id' = '101'`;
+    expect(t).toMatchObject({ title: 'Chat #101 from Carla Customer', status: 'resolved', metadata: { contact: { email: 'carla@example.test' } } });
+    const msgs = await db.sql`select type, content from public.ticket_messages where ticket_id = ${t.id} order by created_at`;
+    expect(msgs).toEqual([{ type: 'message', content: 'Order #55, placed Monday' }, { type: 'note', content: 'Checking with the warehouse' }]);
+  });
+
+  it('authenticates by the per-tenant URL token where Chatwoot does not sign', async () => {
+    const token = await chatwootUrlToken(acme);
+    const ok = await call(webhooksApp, 'POST', `/webhooks/chatwoot/${acme}?token=${token}`, { rawBody: JSON.stringify(conversation(102)) });
+    expect(ok.body.outcome).toBe('applied');
+    const bad = await call(webhooksApp, 'POST', `/webhooks/chatwoot/${acme}?token=${token.replace(/.$/, '0')}`, { rawBody: JSON.stringify(conversation(103)) });
+    expect(bad.status).toBe(401);
+    // Another tenant's token opens nothing here.
+    const foreign = await chatwootUrlToken(tenants.globex.id);
+    expect((await call(webhooksApp, 'POST', `/webhooks/chatwoot/${acme}?token=${foreign}`, { rawBody: JSON.stringify(conversation(104)) })).status).toBe(401);
+  });
+
+  it('refuses a bad signature, a stale timestamp and a tenant without Chatwoot, writing nothing', async () => {
+    const before = (await db.sql`select count(*)::int as n from public.tickets`)[0].n;
+    expect((await sendSigned(conversation(201), { secret: 'wrong' })).status).toBe(401);
+    const stale = await sendSigned(conversation(202), { at: Math.floor(Date.now() / 1000) - 3600 });
+    expect([stale.status, errorCode(stale)]).toEqual([401, 'stale_timestamp']);
+    const noService = await call(webhooksApp, 'POST', `/webhooks/chatwoot/${tenants.globex.id}?token=x`, { rawBody: '{}' });
+    expect(noService.status).toBe(404);
+    expect((await db.sql`select count(*)::int as n from public.tickets`)[0].n).toBe(before);
+  });
+
+  it('applies a redelivered message once', async () => {
+    const body = JSON.stringify(message(9100, 101, 'Sent twice by Chatwoot'));
+    const token = await chatwootUrlToken(acme);
+    const results = await Promise.all([1, 2, 3].map(() => call(webhooksApp, 'POST', `/webhooks/chatwoot/${acme}?token=${token}`,
+      { rawBody: body, headers: { 'x-chatwoot-delivery': 'delivery-9100' } })));
+    expect(results.map((r) => r.body.outcome).sort()).toEqual(['applied', 'duplicate', 'duplicate']);
+    expect((await db.sql`select count(*)::int as n from public.ticket_messages where content = 'Sent twice by Chatwoot'`)[0].n).toBe(1);
+  });
+});
+
+// ---------------------------------------------------------------- outbound
+
+interface Received { id: string; type: string; ticket: string; verified: boolean }
+
+async function receiver(secretRef: { secret?: string }) {
+  const received: Received[] = [];
+  const behaviour = { failNext: 0, hangNext: 0 };
+  const server = http.createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks).toString('utf8');
+    if (behaviour.hangNext > 0) {
+      behaviour.hangNext--;
+      return; // never answers: the sender times out
+    }
+    if (behaviour.failNext > 0) {
+      behaviour.failNext--;
+      res.writeHead(503).end('busy');
+      return;
+    }
+    let verified = false;
+    let event: Record<string, any> = {};
+    try {
+      event = new StandardWebhook(secretRef.secret!).verify(body, req.headers as Record<string, string>) as Record<string, any>;
+      verified = true;
+    } catch {
+      // recorded as unverified
+    }
+    received.push({ id: String(req.headers['webhook-id']), type: event.type, ticket: event.data?.ticket_id ?? event.data?.id, verified });
+    res.writeHead(204).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    received,
+    behaviour,
+    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+async function deliverAll(rounds = 30) {
+  for (let i = 0; i < rounds; i++) {
+    await db.sql`update private.webhook_deliveries set next_attempt_at = now() where status = 'pending' and next_attempt_at > now()`;
+    const r = await deliverWebhooks({ timeoutMs: 300, budgetMs: 10_000 });
+    if (r.claimed === 0) return;
+  }
+}
+
+describe('outbound webhooks', () => {
+  it('refuses private, plain-http and credentialed targets on a hosted project', () => {
+    for (const url of ['http://example.com/h', 'https://10.0.0.5/h', 'https://169.254.169.254/latest', 'https://127.0.0.1/h',
+      'https://[::1]/h', 'https://user:pw@example.com/h', 'https://metadata.internal/h', 'https://intranet/h']) {
+      expect(webhookTargetProblem(url, false), url).not.toBeNull();
+    }
+    expect(webhookTargetProblem('https://hooks.example.com/in', false)).toBeNull();
+    expect(webhookTargetProblem('http://127.0.0.1:8080/h', true)).toBeNull(); // local stack only
+  });
+
+  it('delivers every event, signed, in order per ticket, through failures, a timeout and recovery', async () => {
+    const secretRef: { secret?: string } = {};
+    const rx = await receiver(secretRef);
+    try {
+      const reg = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, {
+        token: adminToken, body: { url: rx.url, event_types: ['ticket.created', 'ticket.status_changed', 'message.created'] },
+      });
+      expect(reg.status).toBe(201);
+      expect(reg.body.secret).toMatch(/^whsec_/);
+      secretRef.secret = reg.body.secret;
+      const listed = await call(tenantsApp, 'GET', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken });
+      expect(JSON.stringify(listed.body)).not.toContain(reg.body.secret);
+
+      // Two tickets' lives, interleaved.
+      const userTok = await supabaseToken(users.acmeUser, { tenantId: tenants.acme.id });
+      const agentTok = await supabaseToken(users.acmeAgent, { tenantId: tenants.acme.id });
+      const a = (await call(ticketsApp, 'POST', '/tickets', { token: userTok, body: { title: 'First outbound ticket' } })).body;
+      const b = (await call(ticketsApp, 'POST', '/tickets', { token: userTok, body: { title: 'Second outbound ticket' } })).body;
+      await db.sql`update public.tickets set team_id = '20000000-0000-4000-8000-000000000001' where id in (${a.id}, ${b.id})`;
+      await call(ticketsApp, 'POST', `/tickets/${a.id}/messages`, { token: userTok, body: { content: 'a1' } });
+      await call(ticketsApp, 'POST', `/tickets/${b.id}/messages`, { token: userTok, body: { content: 'b1' } });
+      await call(ticketsApp, 'POST', `/tickets/${a.id}/status`, { token: agentTok, body: { status: 'pending' } });
+      await call(ticketsApp, 'POST', `/tickets/${b.id}/status`, { token: agentTok, body: { status: 'resolved' } });
+      await call(ticketsApp, 'POST', `/tickets/${a.id}/messages`, { token: agentTok, body: { type: 'note', content: 'not subscribed' } });
+
+      rx.behaviour.failNext = 3;
+      rx.behaviour.hangNext = 1;
+      await deliverAll();
+
+      expect(rx.received.every((r) => r.verified)).toBe(true);
+      const unique = [...new Map(rx.received.map((r) => [r.id, r])).values()];
+      const forTicket = (id: string) => unique.filter((r) => r.ticket === id).map((r) => r.type);
+      expect(forTicket(a.id)).toEqual(['ticket.created', 'message.created', 'ticket.status_changed']);
+      expect(forTicket(b.id)).toEqual(['ticket.created', 'message.created', 'ticket.status_changed']);
+      expect(unique).toHaveLength(6);
+
+      const deliveries = await call(tenantsApp, 'GET', `/tenants/${tenants.acme.id}/webhooks/${reg.body.id}/deliveries`, { token: adminToken });
+      expect(deliveries.body.items.every((d: { status: string }) => d.status === 'delivered')).toBe(true);
+      const attempts = (await db.sql`select count(*)::int as n, count(*) filter (where error = 'timed out')::int as timeouts from private.webhook_attempts`)[0];
+      expect(attempts.n).toBeGreaterThanOrEqual(6 + 4);
+      expect(attempts.timeouts).toBe(1);
+    } finally {
+      await rx.close();
+    }
+  });
+
+  it('disables an endpoint that keeps failing; an admin sees why and re-enables it', async () => {
+    const rx = await receiver({ secret: 'whsec_x' });
+    try {
+      const reg = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken, body: { url: rx.url, event_types: ['membership.updated'] } });
+      rx.behaviour.failNext = 1000;
+      for (let i = 0; i < 3; i++) {
+        await db.sql`update public.memberships set role = ${i % 2 ? 'agent' : 'user'} where tenant_id = ${tenants.acme.id} and user_id = ${users.acmeUser.id}`;
+      }
+      for (let i = 0; i < 40; i++) {
+        await db.sql`update private.webhook_deliveries set next_attempt_at = now() where status = 'pending'`;
+        if ((await deliverWebhooks({ timeoutMs: 300, budgetMs: 5_000 })).claimed === 0) break;
+      }
+      const [endpoint] = (await call(tenantsApp, 'GET', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken })).body.items
+        .filter((e: { id: string }) => e.id === reg.body.id);
+      expect(endpoint).toMatchObject({ enabled: false, disabled_reason: expect.stringContaining('503') });
+      const back = await call(tenantsApp, 'PATCH', `/tenants/${tenants.acme.id}/webhooks/${reg.body.id}`, { token: adminToken, body: { enabled: true } });
+      expect(back.body).toMatchObject({ enabled: true, disabled_reason: null, consecutive_failures: 0 });
+    } finally {
+      await rx.close();
+    }
+  });
+
+  it('only admins manage endpoints; bad targets are 422', async () => {
+    const agent = await supabaseToken(users.acmeAgent, { tenantId: tenants.acme.id });
+    expect((await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, { token: agent, body: { url: 'https://hooks.example.com/x' } })).status).toBe(403);
+    process.env.SUPABASE_URL = 'https://abcdefgh.supabase.co';
+    try {
+      const r = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken, body: { url: 'http://127.0.0.1:9/x' } });
+      expect([r.status, r.body.error.details.fields[0].field]).toEqual([422, 'url']);
+    } finally {
+      process.env.SUPABASE_URL = 'http://127.0.0.1:54321';
+    }
+  });
+
+  it('the delivery job takes only the service credential', async () => {
+    expect((await call(webhooksApp, 'POST', '/webhooks/jobs/deliver', { token: adminToken })).status).toBe(401);
+    const ok = await call(webhooksApp, 'POST', '/webhooks/jobs/deliver', { token: await apiKey('service_role', TEST_JWT_SECRET) });
+    expect(ok.status).toBe(200);
+  });
+});
