@@ -404,3 +404,48 @@ describe('outbound webhooks', () => {
     expect(ok.status).toBe(200);
   });
 });
+
+describe('replies back to Chatwoot', () => {
+  it('a staff reply on a Chatwoot ticket is posted to the conversation once; its echo is not a new message', async () => {
+    const { ChatwootStandIn } = await import('./partners/chatwoot.ts');
+    const { chatwootConnector } = await import('../shared/connectors/chatwoot.ts');
+    const { runProvisioningWorker } = await import('../shared/queue.ts');
+    const { deliverChatwootReplies } = await import('../shared/webhooks/deliver.ts');
+    const cw = await ChatwootStandIn.start();
+    try {
+      // Globex gets a Chatwoot account through the provisioning queue.
+      const globex = tenants.globex.id;
+      await db.sql`insert into public.tenant_services (tenant_id, service) values (${globex}, 'chatwoot')`;
+      for (let i = 0; i < 5; i++) {
+        const r = await runProvisioningWorker({ connectors: { chatwoot: chatwootConnector({ url: cw.url, platformToken: cw.token }) }, budgetMs: 5_000 });
+        if (!r.claimed) break;
+      }
+      const [svc] = await db.sql`select state, external_ids from public.tenant_services where tenant_id = ${globex} and service = 'chatwoot'`;
+      expect(svc.state).toBe('active');
+
+      const token = await chatwootUrlToken(globex);
+      const inbound = (event: unknown, delivery: string) => call(webhooksApp, 'POST', `/webhooks/chatwoot/${globex}?token=${token}`,
+        { rawBody: JSON.stringify(event), headers: { 'x-chatwoot-delivery': delivery } });
+      await inbound({ event: 'conversation_created', id: 77, meta: { sender: { name: 'Gina' } }, messages: [] }, 'd-77');
+      await inbound({ event: 'message_created', id: 5001, content: 'Hello from the widget', message_type: 'incoming', conversation: { display_id: 77 } }, 'd-5001');
+      const [ticket] = await db.sql`select id from public.tickets where tenant_id = ${globex} and metadata ->> 'chatwoot_conversation_id' = '77'`;
+      await db.sql`update public.tickets set team_id = '20000000-0000-4000-8000-000000000002' where id = ${ticket.id}`;
+
+      const agent = await supabaseToken(users.globexAgent, { tenantId: globex });
+      await call(ticketsApp, 'POST', `/tickets/${ticket.id}/messages`, { token: agent, body: { content: 'Hi Gina, we are on it' } });
+      await call(ticketsApp, 'POST', `/tickets/${ticket.id}/messages`, { token: agent, body: { type: 'note', content: 'internal only' } });
+      const report = await deliverChatwootReplies({ chatwootUrl: cw.url });
+      expect(report).toEqual({ sent: 1, retried: 0, failed: 0 });
+      expect(cw.messages.map((m) => [m.account_id, m.conversation_id, m.content])).toEqual([[svc.external_ids.account_id, '77', 'Hi Gina, we are on it']]);
+      expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 0, retried: 0, failed: 0 });
+
+      // Chatwoot tells us about the message we just posted: recognised, not duplicated.
+      const echo = await inbound({ event: 'message_created', id: cw.messages[0].id, content: 'Hi Gina, we are on it', message_type: 'outgoing', conversation: { display_id: 77 } }, 'd-echo');
+      expect(echo.body.outcome).toBe('ignored');
+      const contents = (await db.sql`select content from public.ticket_messages where ticket_id = ${ticket.id} order by created_at`).map((m) => m.content);
+      expect(contents).toEqual(['Hello from the widget', 'Hi Gina, we are on it', 'internal only']);
+    } finally {
+      await cw.server.close();
+    }
+  });
+});

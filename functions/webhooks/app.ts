@@ -10,7 +10,7 @@ import { createApp } from '../../shared/http.ts';
 import { commonErrors, jsonResponse, Uuid } from '../../shared/schemas/common.ts';
 import { applyChatwootEvent, chatwootEventId, verifyChatwoot } from '../../shared/webhooks/chatwoot.ts';
 import { applyClerkEvent, verifyClerk } from '../../shared/webhooks/clerk.ts';
-import { deliverWebhooks } from '../../shared/webhooks/deliver.ts';
+import { deliverChatwootReplies, deliverWebhooks } from '../../shared/webhooks/deliver.ts';
 import { applyOnce } from '../../shared/webhooks/inbox.ts';
 
 export const app = createApp('webhooks', {
@@ -81,7 +81,17 @@ app.openapi(
     path: '/jobs/deliver',
     summary: 'Deliver due outbound webhooks (the scheduler, with the service credential)',
     responses: {
-      200: jsonResponse(z.object({ claimed: z.number(), delivered: z.number(), retried: z.number(), failed: z.number(), ms: z.number() }), 'Report'),
+      200: jsonResponse(
+        z.object({
+          claimed: z.number(),
+          delivered: z.number(),
+          retried: z.number(),
+          failed: z.number(),
+          ms: z.number(),
+          chatwoot_replies: z.object({ sent: z.number(), retried: z.number(), failed: z.number() }),
+        }),
+        'Report',
+      ),
       401: commonErrors[401],
     },
   }),
@@ -89,6 +99,8 @@ app.openapi(
     if (!(await isServiceCredential(c.req.header('authorization'), c.req.header('apikey')))) {
       throw unauthorized('service_credential_required', 'This endpoint is for the platform scheduler');
     }
-    return c.json(await deliverWebhooks({ budgetMs: 50_000 }), 200);
+    const report = await deliverWebhooks({ budgetMs: 50_000 });
+    const replies = await deliverChatwootReplies();
+    return c.json({ ...report, chatwoot_replies: replies }, 200);
   },
 );

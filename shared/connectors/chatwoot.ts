@@ -98,3 +98,25 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
     },
   };
 }
+
+/** Posts a reply written here into the Chatwoot conversation (Application API, with the
+ *  tenant's owner token) and returns Chatwoot's message id. */
+export async function postChatwootReply(
+  config: { url: string; timeoutMs?: number },
+  accountId: number,
+  conversationId: string,
+  userToken: string,
+  content: string,
+): Promise<number> {
+  const { body } = await partnerFetch(
+    'chatwoot',
+    `${config.url.replace(/\/$/, '')}/api/v1/accounts/${accountId}/conversations/${encodeURIComponent(conversationId)}/messages`,
+    {
+      method: 'POST',
+      headers: { api_access_token: userToken },
+      body: { content, message_type: 'outgoing', private: false },
+      timeoutMs: config.timeoutMs,
+    },
+  ) as { body: { id: number } };
+  return body.id;
+}

@@ -72,6 +72,10 @@ export async function applyChatwootEvent(tx: Tx, tenantId: string, event: Payloa
     case 'message_created': {
       const type = event.message_type;
       if (type === 'activity' || type === 2 || type === 'template' || type === 3) return 'ignored';
+      // Our own replies, posted by the delivery job, come back: not a new message.
+      const [ours] = await tx`
+        select 1 from private.chatwoot_replies where tenant_id = ${tenantId} and chatwoot_message_id = ${Number(event.id) || -1}`;
+      if (ours) return 'ignored';
       const ticket = await ticketFor(tx, tenantId, event.conversation ?? {});
       const incoming = type === 'incoming' || type === 0;
       await tx`

@@ -3,7 +3,10 @@
 // is the event's, so receivers deduplicate retries), POSTs it with a timeout, and
 // records the attempt. At least once: a crash after the POST means one more delivery.
 import { Webhook } from 'standardwebhooks';
+import { postChatwootReply } from '../connectors/chatwoot.ts';
+import { PartnerError } from '../connectors/types.ts';
 import { decryptJson, encryptJson } from '../crypto.ts';
+import { env } from '../env.ts';
 import { asService } from '../db.ts';
 import { webhookTargetProblem } from './ssrf.ts';
 
@@ -87,3 +90,36 @@ export async function deliverWebhooks(
   return report;
 }
 
+
+/** Replies written here, posted back to their Chatwoot conversations. */
+export async function deliverChatwootReplies(
+  opts: { chatwootUrl?: string; timeoutMs?: number; workerId?: string } = {},
+): Promise<{ sent: number; retried: number; failed: number }> {
+  const url = opts.chatwootUrl ?? env('CHATWOOT_URL');
+  const report = { sent: 0, retried: 0, failed: 0 };
+  const worker = opts.workerId ?? `replies-${crypto.randomUUID()}`;
+  const due = await asService(null, (tx) => tx`select * from private.claim_chatwoot_replies(${worker}, 20)`);
+  for (const r of due) {
+    let messageId: number | null = null;
+    let error: string | null = null;
+    let retryable = true;
+    try {
+      const accountId = r.external_ids?.account_id as number | undefined;
+      const creds = r.credentials_encrypted ? await decryptJson<{ access_token?: string }>(r.credentials_encrypted) : {};
+      if (!url || !accountId || !creds.access_token) {
+        retryable = false;
+        error = 'Chatwoot is not provisioned for this tenant (no account or owner token)';
+      } else {
+        messageId = await postChatwootReply({ url, timeoutMs: opts.timeoutMs }, accountId, r.conversation_id, creds.access_token, r.content);
+      }
+    } catch (err) {
+      error = (err as Error).message;
+      retryable = err instanceof PartnerError ? err.retryable : true;
+    }
+    await asService(r.tenant_id, (tx) => tx`select private.finish_chatwoot_reply(${r.reply_id}, ${worker}, ${messageId}, ${error}, ${retryable})`);
+    if (!error) report.sent++;
+    else if (retryable && r.attempts < 10) report.retried++;
+    else report.failed++;
+  }
+  return report;
+}

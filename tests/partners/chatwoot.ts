@@ -11,6 +11,7 @@ export class ChatwootStandIn {
   accounts = new Map<number, Account>();
   users = new Map<number, User>();
   links: { account_id: number; user_id: number; role: string }[] = [];
+  messages: { id: number; account_id: number; conversation_id: string; content: string; author: number }[] = [];
   private nextId = 1;
   constructor(readonly server: StandIn, public token: string) {}
 
@@ -35,8 +36,17 @@ export class ChatwootStandIn {
   }
 
   handle(method: string, path: string, headers: Record<string, unknown>, body: any): Reply {
-    if (headers['api_access_token'] !== this.token) return json(401, { error: 'Invalid access_token' });
     let m;
+    // Application API: a user's token.
+    if ((m = path.match(/^\/api\/v1\/accounts\/(\d+)\/conversations\/([^/]+)\/messages$/)) && method === 'POST') {
+      const user = [...this.users.values()].find((u) => u.access_token === headers['api_access_token']);
+      if (!user) return json(401, { error: 'Invalid access_token' });
+      if (!this.links.some((l) => l.user_id === user.id && l.account_id === Number(m![1]))) return json(401, { error: 'Non permissible resource' });
+      const msg = { id: this.nextId++, account_id: Number(m[1]), conversation_id: decodeURIComponent(m[2]), content: body.content, author: user.id };
+      this.messages.push(msg);
+      return json(200, { ...msg, message_type: 1, private: false });
+    }
+    if (headers['api_access_token'] !== this.token) return json(401, { error: 'Invalid access_token' });
     if (method === 'POST' && path === '/platform/api/v1/users') {
       if (!/^[^@\s]+@[^@\s]+$/.test(body?.email ?? '')) return json(422, { message: 'Email is invalid', attributes: ['email'] });
       let user = [...this.users.values()].find((u) => u.email === body.email);
