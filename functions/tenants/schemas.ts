@@ -7,7 +7,8 @@ export const TenantRoleSchema = z.enum(['user', 'agent', 'admin']);
 export const PlanSchema = z.enum(['starter', 'pro', 'enterprise']);
 export const DepartmentSchema = z.enum(['sales', 'support', 'marketing', 'technical']);
 export const AutoAssignSchema = z.enum(['none', 'round_robin', 'least_open']).openapi({
-  description: "New tickets routed to the team go to its available agents in turn, or to the one with the fewest open tickets",
+  description:
+    'New tickets routed to the team go to its available agents in turn, or to the one with the fewest open tickets',
 });
 
 /** Subdomain rules, as the database checks them: 3–63 characters, lower-case letters,
@@ -39,7 +40,9 @@ export const TenantSchema = z
   })
   .openapi('Tenant');
 
-export const TenantIdParam = z.object({ tenantId: Uuid.openapi({ param: { name: 'tenantId', in: 'path' } }) });
+export const TenantIdParam = z.object({
+  tenantId: Uuid.openapi({ param: { name: 'tenantId', in: 'path' } }),
+});
 export const InvitationParam = TenantIdParam.extend({
   invitationId: Uuid.openapi({ param: { name: 'invitationId', in: 'path' } }),
 });
@@ -159,7 +162,9 @@ export const InvitationSchema = z
 export const UpdateMemberBody = z
   .object({
     role: TenantRoleSchema.optional(),
-    available: z.boolean().optional().openapi({ description: 'Whether automatic assignment may pick this agent' }),
+    available: z.boolean().optional().openapi({
+      description: 'Whether automatic assignment may pick this agent',
+    }),
   })
   .strict()
   .refine((b) => Object.keys(b).length > 0, { message: 'role or available is required' })
@@ -205,7 +210,12 @@ export const UpdateTeamBody = z
 export const AddTeamMemberBody = z.object({ user_id: Uuid }).strict().openapi('AddTeamMember');
 
 export const TeamMemberSchema = z
-  .object({ user_id: Uuid, email: z.string(), first_name: z.string().nullable(), last_name: z.string().nullable() })
+  .object({
+    user_id: Uuid,
+    email: z.string(),
+    first_name: z.string().nullable(),
+    last_name: z.string().nullable(),
+  })
   .openapi('TeamMember');
 
 export const AuditQuery = PageQuery.extend({
@@ -228,7 +238,8 @@ export const AuditEntrySchema = z
   })
   .openapi('AuditEntry');
 
-export const page = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next: z.string().nullable() });
+export const page = <T extends z.ZodType>(item: T) =>
+  z.object({ items: z.array(item), next: z.string().nullable() });
 
 export const ServiceParam = TenantIdParam.extend({
   service: ServiceNameSchema.openapi({ param: { name: 'service', in: 'path' } }),
@@ -251,9 +262,21 @@ export const TenantServiceSchema = z
 export const SetServiceBody = z.object({ enabled: z.boolean() }).strict().openapi('SetService');
 
 export const WEBHOOK_EVENT_TYPES = [
-  'ticket.created', 'ticket.updated', 'ticket.status_changed', 'ticket.assigned', 'ticket.deleted',
-  'message.created', 'message.updated', 'message.deleted', 'note.created', 'note.updated', 'note.deleted',
-  'membership.created', 'membership.updated', 'membership.deleted', 'service.state_changed',
+  'ticket.created',
+  'ticket.updated',
+  'ticket.status_changed',
+  'ticket.assigned',
+  'ticket.deleted',
+  'message.created',
+  'message.updated',
+  'message.deleted',
+  'note.created',
+  'note.updated',
+  'note.deleted',
+  'membership.created',
+  'membership.updated',
+  'membership.deleted',
+  'service.state_changed',
 ] as const;
 
 export const EndpointParam = TenantIdParam.extend({

@@ -1,0 +1,46 @@
+// The tenant's audit trail, newest first, paged (admins).
+import { createRoute } from '@hono/zod-openapi';
+import { caller, callerDb, tenantAccess } from '../../../shared/auth/context.ts';
+import { commonErrors, encodeCursor, jsonResponse } from '../../../shared/schemas/common.ts';
+import * as s from '../schemas.ts';
+import { cursorOrFail, security, type TenantsApp } from './common.ts';
+
+export function registerAudit(app: TenantsApp): void {
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/{tenantId}/audit',
+      summary: "Read the tenant's audit trail, newest first (admins)",
+      security,
+      request: { params: s.TenantIdParam, query: s.AuditQuery },
+      responses: {
+        200: jsonResponse(s.page(s.AuditEntrySchema), 'A page of audit entries'),
+        ...commonErrors,
+      },
+    }),
+    async (c) => {
+      const { tenantId } = c.req.valid('param');
+      const q = c.req.valid('query');
+      tenantAccess(caller(c), tenantId, 'admin');
+      const before = cursorOrFail(q.cursor, 1, (v) => /^\d{1,18}$/.test(v));
+      const rows = await callerDb(c, tenantId, (tx) =>
+        tx`
+          select id::text, table_name, record_key, action, actor_user_id, actor_role,
+                 old_data, new_data, changed_fields, created_at
+          from public.audit_logs
+          where tenant_id = ${tenantId}
+            and (${q.table_name ?? null}::text is null or table_name = ${q.table_name ?? null}::text)
+            and (${q.action ?? null}::text is null or action = ${q.action ?? null}::text)
+            and (${before?.[0] ?? null}::bigint is null or id < ${before?.[0] ?? null}::bigint)
+          order by audit_logs.id desc -- the column, not the text alias of the select list
+          limit ${q.limit + 1}
+        `);
+      const items = rows.slice(0, q.limit);
+      const last = items.at(-1);
+      return c.json(
+        { items, next: rows.length > q.limit && last ? encodeCursor([last.id]) : null } as never,
+        200,
+      );
+    },
+  );
+}

@@ -1,0 +1,120 @@
+// Invitations: admins invite by e-mail; the person joins by accepting one addressed to
+// them, so nobody is added to a tenant without consent.
+import { createRoute, z } from '@hono/zod-openapi';
+import { caller, callerDb, tenantAccess } from '../../../shared/auth/context.ts';
+import { conflict, notFound } from '../../../shared/errors.ts';
+import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import * as s from '../schemas.ts';
+import { security, type TenantsApp } from './common.ts';
+
+const INVITATION_COLUMNS = 'id, tenant_id, email, role, invited_by, created_at, expires_at, accepted_at';
+
+export function registerInvitations(app: TenantsApp): void {
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/{tenantId}/invitations',
+      summary: 'Invite a person by e-mail (admins); they join when they accept',
+      security,
+      request: { params: s.TenantIdParam, body: jsonBody(s.InviteBody) },
+      responses: {
+        201: jsonResponse(s.InvitationSchema, 'The invitation'),
+        ...commonErrors,
+        ...conflictError,
+      },
+    }),
+    async (c) => {
+      const { tenantId } = c.req.valid('param');
+      const body = c.req.valid('json');
+      tenantAccess(caller(c), tenantId, 'admin', { write: true });
+      const invitation = await callerDb(c, tenantId, async (tx) => {
+        const [member] = await tx`
+          select 1 from public.memberships m join public.users u on u.id = m.user_id
+          where m.tenant_id = ${tenantId} and lower(u.email) = ${body.email}
+        `;
+        if (member) throw conflict('already_member', 'This person is already a member of the tenant');
+        const [inv] = await tx`
+          insert into public.invitations (tenant_id, email, role, expires_at)
+          values (${tenantId}, ${body.email}, ${body.role}, now() + make_interval(days => ${body.expires_in_days}))
+          returning ${tx.unsafe(INVITATION_COLUMNS)}
+        `;
+        return inv;
+      });
+      return c.json(invitation as never, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/{tenantId}/invitations',
+      summary: "List a tenant's pending invitations (admins)",
+      security,
+      request: { params: s.TenantIdParam },
+      responses: {
+        200: jsonResponse(z.object({ items: z.array(s.InvitationSchema) }), 'Pending invitations'),
+        ...commonErrors,
+      },
+    }),
+    async (c) => {
+      const { tenantId } = c.req.valid('param');
+      tenantAccess(caller(c), tenantId, 'admin');
+      const items = await callerDb(c, tenantId, (tx) =>
+        tx`
+          select ${tx.unsafe(INVITATION_COLUMNS)} from public.invitations
+          where tenant_id = ${tenantId} and accepted_at is null
+          order by created_at desc
+        `);
+      return c.json({ items } as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/{tenantId}/invitations/{invitationId}',
+      summary: 'Revoke a pending invitation (admins)',
+      security,
+      request: { params: s.InvitationParam },
+      responses: { 204: { description: 'Revoked' }, ...commonErrors },
+    }),
+    async (c) => {
+      const { tenantId, invitationId } = c.req.valid('param');
+      tenantAccess(caller(c), tenantId, 'admin', { write: true });
+      const deleted = await callerDb(c, tenantId, (tx) =>
+        tx`
+          delete from public.invitations
+          where tenant_id = ${tenantId} and id = ${invitationId} and accepted_at is null
+          returning id
+        `);
+      if (!deleted.length) throw notFound('Invitation');
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/invitations/{invitationId}/accept',
+      summary: 'Accept an invitation addressed to your e-mail and join its tenant',
+      security,
+      request: { params: s.AcceptParam },
+      responses: {
+        200: jsonResponse(
+          z.object({ tenant_id: s.TenantIdParam.shape.tenantId, role: s.TenantRoleSchema }),
+          'The membership',
+        ),
+        ...commonErrors,
+      },
+    }),
+    async (c) => {
+      const { invitationId } = c.req.valid('param');
+      const [membership] = await callerDb(
+        c,
+        null,
+        (tx) => tx`select tenant_id, role from private.accept_invitation(${invitationId})`,
+      );
+      return c.json(membership as never, 200);
+    },
+  );
+}

@@ -1,0 +1,94 @@
+// A tenant's members: listing (staff), role and availability changes, removal (admins;
+// never the last admin).
+import { createRoute, z } from '@hono/zod-openapi';
+import { caller, callerDb, tenantAccess } from '../../../shared/auth/context.ts';
+import { notFound } from '../../../shared/errors.ts';
+import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import * as s from '../schemas.ts';
+import { security, type TenantsApp } from './common.ts';
+
+const MEMBER_SELECT = `
+  select m.user_id, u.email, u.first_name, u.last_name, m.role, m.available, m.created_at
+  from public.memberships m join public.users u on u.id = m.user_id`;
+
+export function registerMembers(app: TenantsApp): void {
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/{tenantId}/members',
+      summary: "List a tenant's members (agents and admins)",
+      security,
+      request: { params: s.TenantIdParam },
+      responses: {
+        200: jsonResponse(z.object({ items: z.array(s.MemberSchema) }), 'Members'),
+        ...commonErrors,
+      },
+    }),
+    async (c) => {
+      const { tenantId } = c.req.valid('param');
+      tenantAccess(caller(c), tenantId, 'agent');
+      const items = await callerDb(
+        c,
+        tenantId,
+        (tx) => tx`${tx.unsafe(MEMBER_SELECT)} where m.tenant_id = ${tenantId} order by lower(u.email)`,
+      );
+      return c.json({ items } as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'patch',
+      path: '/{tenantId}/members/{userId}',
+      summary:
+        "Change a member's role or availability for automatic assignment (admins; a tenant keeps an admin)",
+      security,
+      request: { params: s.MemberParam, body: jsonBody(s.UpdateMemberBody) },
+      responses: { 200: jsonResponse(s.MemberSchema, 'The member'), ...commonErrors, ...conflictError },
+    }),
+    async (c) => {
+      const { tenantId, userId } = c.req.valid('param');
+      const body = c.req.valid('json');
+      tenantAccess(caller(c), tenantId, 'admin', { write: true });
+      const member = await callerDb(c, tenantId, async (tx) => {
+        const updated = await tx`
+          update public.memberships
+          set role = coalesce(${body.role ?? null}::text, role), available = coalesce(${
+          body.available ?? null
+        }::boolean, available)
+          where tenant_id = ${tenantId} and user_id = ${userId} returning id
+        `;
+        if (!updated.length) return undefined;
+        const [m] = await tx`${
+          tx.unsafe(MEMBER_SELECT)
+        } where m.tenant_id = ${tenantId} and m.user_id = ${userId}`;
+        return m;
+      });
+      if (!member) throw notFound('Member');
+      return c.json(member as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/{tenantId}/members/{userId}',
+      summary: 'Remove a member (admins; never the last admin)',
+      security,
+      request: { params: s.MemberParam },
+      responses: { 204: { description: 'Removed' }, ...commonErrors, ...conflictError },
+    }),
+    async (c) => {
+      const { tenantId, userId } = c.req.valid('param');
+      tenantAccess(caller(c), tenantId, 'admin', { write: true });
+      const deleted = await callerDb(
+        c,
+        tenantId,
+        (tx) =>
+          tx`delete from public.memberships where tenant_id = ${tenantId} and user_id = ${userId} returning id`,
+      );
+      if (!deleted.length) throw notFound('Member');
+      return c.body(null, 204);
+    },
+  );
+}

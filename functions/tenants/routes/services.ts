@@ -1,0 +1,127 @@
+// The tenant's partner services (Chatwoot, Botpress, n8n, Odoo): state, enabling and
+// disabling, retrying a failed one, and the owner credentials shown once.
+import { createRoute, z } from '@hono/zod-openapi';
+import { caller, callerDb, tenantAccess } from '../../../shared/auth/context.ts';
+import { decryptJson } from '../../../shared/crypto.ts';
+import { supabaseUrl } from '../../../shared/auth/issuers.ts';
+import { chatwootUrlToken } from '../../../shared/webhooks/chatwoot.ts';
+import { conflict } from '../../../shared/errors.ts';
+import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import * as s from '../schemas.ts';
+import { security, type TenantsApp } from './common.ts';
+
+export function registerServices(app: TenantsApp): void {
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/{tenantId}/services',
+      summary: "The tenant's partner services and their provisioning state (admins)",
+      security,
+      request: { params: s.TenantIdParam },
+      responses: {
+        200: jsonResponse(z.object({ items: z.array(s.TenantServiceSchema) }), 'Services'),
+        ...commonErrors,
+      },
+    }),
+    async (c) => {
+      const { tenantId } = c.req.valid('param');
+      tenantAccess(caller(c), tenantId, 'admin');
+      const items = await callerDb(c, tenantId, async (tx) => {
+        // credentials_available needs the column admins cannot select: ask the definer side.
+        const rows = await tx`
+          select service, desired_state, state, external_ids, last_error, attempts, remove_after, updated_at,
+                 credentials_revealed_at
+          from public.tenant_services where tenant_id = ${tenantId} order by service`;
+        return await Promise.all(rows.map(async ({ credentials_revealed_at, ...r }) => ({
+          ...r,
+          credentials_available: credentials_revealed_at === null,
+          // Where the tenant's Chatwoot account sends its webhooks (for versions that do
+          // not sign them, the token in the URL authenticates them).
+          ...(r.service === 'chatwoot'
+            ? {
+              inbound_webhook_url:
+                `${supabaseUrl()}/functions/v1/webhooks/chatwoot/${tenantId}?token=${await chatwootUrlToken(
+                  tenantId,
+                )}`,
+            }
+            : {}),
+        })));
+      });
+      return c.json({ items } as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'put',
+      path: '/{tenantId}/services/{service}',
+      summary: 'Enable or disable a partner service (admins); disabling removes its accounts',
+      security,
+      request: { params: s.ServiceParam, body: jsonBody(s.SetServiceBody) },
+      responses: { 200: jsonResponse(s.TenantServiceSchema, 'The service'), ...commonErrors },
+    }),
+    async (c) => {
+      const { tenantId, service } = c.req.valid('param');
+      const { enabled } = c.req.valid('json');
+      tenantAccess(caller(c), tenantId, 'admin', { write: true });
+      const [row] = await callerDb(c, tenantId, (tx) =>
+        tx`
+          insert into public.tenant_services (tenant_id, service, desired_state)
+          values (${tenantId}, ${service}, ${enabled ? 'active' : 'removed'})
+          on conflict (tenant_id, service) do update set desired_state = excluded.desired_state
+          returning service, desired_state, state, external_ids, last_error, attempts, remove_after, updated_at,
+                    credentials_revealed_at is null as credentials_available
+        `);
+      return c.json(row as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/{tenantId}/services/{service}/retry',
+      summary: 'Retry a failed service once its cause is fixed (admins)',
+      security,
+      request: { params: s.ServiceParam },
+      responses: {
+        202: jsonResponse(z.object({ queued: z.boolean() }), 'Queued'),
+        ...commonErrors,
+        ...conflictError,
+      },
+    }),
+    async (c) => {
+      const { tenantId, service } = c.req.valid('param');
+      tenantAccess(caller(c), tenantId, 'admin', { write: true });
+      await callerDb(c, tenantId, (tx) => tx`select private.retry_tenant_service(${tenantId}, ${service})`);
+      return c.json({ queued: true }, 202);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/{tenantId}/services/{service}/credentials',
+      summary: "The owner login of a partner account, shown once to the tenant's admins",
+      security,
+      request: { params: s.ServiceParam },
+      responses: {
+        200: jsonResponse(z.object({ credentials: z.record(z.string(), z.unknown()) }), 'The credentials'),
+        ...commonErrors,
+        ...conflictError,
+      },
+    }),
+    async (c) => {
+      const { tenantId, service } = c.req.valid('param');
+      tenantAccess(caller(c), tenantId, 'admin');
+      const [row] = await callerDb(
+        c,
+        tenantId,
+        (tx) => tx`select private.reveal_service_credentials(${tenantId}, ${service}) as sealed`,
+      );
+      if (!row.sealed) {
+        throw conflict('credentials_unavailable', 'No credentials to show: none yet, or already shown once');
+      }
+      return c.json({ credentials: await decryptJson(row.sealed) }, 200);
+    },
+  );
+}

@@ -1,0 +1,183 @@
+// Tenants: listing, creation (super-admins, optionally with a first admin and partner
+// services), reading and editing (admins), suspension, resumption and soft deletion.
+import { createRoute } from '@hono/zod-openapi';
+import { caller, callerDb, tenantAccess } from '../../../shared/auth/context.ts';
+import { notFound, unprocessable } from '../../../shared/errors.ts';
+import {
+  commonErrors,
+  conflictError,
+  encodeCursor,
+  jsonBody,
+  jsonResponse,
+  UUID_PATTERN,
+} from '../../../shared/schemas/common.ts';
+import * as s from '../schemas.ts';
+import { cursorOrFail, requirePlatformAdmin, security, TENANT_COLUMNS, type TenantsApp } from './common.ts';
+
+const statusRoute = (path: string, summary: string, method: 'post' | 'delete') =>
+  createRoute({
+    method,
+    path,
+    summary,
+    security,
+    request: { params: s.TenantIdParam },
+    responses: { 200: jsonResponse(s.TenantSchema, 'The tenant'), ...commonErrors },
+  });
+
+/** Super-admins move a tenant between active, suspended and (soft) deleted. */
+async function setTenantStatus(
+  c: Parameters<typeof caller>[0],
+  tenantId: string,
+  status: 'active' | 'suspended' | 'deleted',
+) {
+  const who = caller(c);
+  tenantAccess(who, tenantId, 'user'); // a tenant the caller cannot see stays a 404
+  requirePlatformAdmin(who);
+  const [t] = await callerDb(c, tenantId, (tx) =>
+    tx`
+      update public.tenants
+      set status = ${status}, deleted_at = case when ${status} = 'deleted' then coalesce(deleted_at, now()) end
+      where id = ${tenantId}
+      returning ${tx.unsafe(TENANT_COLUMNS)}
+    `);
+  if (!t) throw notFound('Tenant');
+  return t;
+}
+
+export function registerTenants(app: TenantsApp): void {
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/',
+      summary: 'List tenants: all of them for super-admins, your own otherwise',
+      security,
+      request: { query: s.ListTenantsQuery },
+      responses: { 200: jsonResponse(s.page(s.TenantSchema), 'A page of tenants'), ...commonErrors },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      const after = cursorOrFail(q.cursor, 2);
+      if (after && !UUID_PATTERN.test(after[1])) {
+        throw unprocessable('The request is not valid', {
+          fields: [{ field: 'cursor', message: 'Invalid cursor' }],
+        });
+      }
+      const rows = await callerDb(c, null, (tx) =>
+        tx`
+          select ${tx.unsafe(TENANT_COLUMNS)} from public.tenants
+          where (${q.status ?? null}::text is null or status = ${q.status ?? null}::text)
+            and (${after?.[0] ?? null}::text is null or (name, id) > (${after?.[0] ?? null}::text, ${
+          after?.[1] ?? null
+        }::uuid))
+          order by name, id
+          limit ${q.limit + 1}
+        `);
+      const items = rows.slice(0, q.limit);
+      const last = items.at(-1);
+      return c.json(
+        { items, next: rows.length > q.limit && last ? encodeCursor([last.name, last.id]) : null } as never,
+        200,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/',
+      summary: 'Create a tenant (super-admins), optionally with its first admin',
+      security,
+      request: { body: jsonBody(s.CreateTenantBody) },
+      responses: { 201: jsonResponse(s.TenantSchema, 'The new tenant'), ...commonErrors, ...conflictError },
+    }),
+    async (c) => {
+      const who = caller(c);
+      requirePlatformAdmin(who);
+      const body = c.req.valid('json');
+      const tenant = await callerDb(c, null, async (tx) => {
+        const [t] = await tx`
+          insert into public.tenants (name, slug, plan, settings)
+          values (${body.name}, ${body.slug}, ${body.plan}, ${tx.json(body.settings as never)})
+          returning ${tx.unsafe(TENANT_COLUMNS)}
+        `;
+        if (body.admin) {
+          const [{ id }] = await tx`
+            select private.find_or_create_user(${body.admin.email}, ${body.admin.first_name ?? null}, ${
+            body.admin.last_name ?? null
+          }) as id
+          `;
+          await tx`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${id}, 'admin')`;
+        }
+        for (const service of body.services) {
+          await tx`insert into public.tenant_services (tenant_id, service) values (${t.id}, ${service})`;
+        }
+        return t;
+      });
+      return c.json(tenant as never, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/{tenantId}',
+      summary: 'Read a tenant you belong to',
+      security,
+      request: { params: s.TenantIdParam },
+      responses: { 200: jsonResponse(s.TenantSchema, 'The tenant'), ...commonErrors },
+    }),
+    async (c) => {
+      const { tenantId } = c.req.valid('param');
+      tenantAccess(caller(c), tenantId, 'user');
+      const [t] = await callerDb(
+        c,
+        tenantId,
+        (tx) => tx`select ${tx.unsafe(TENANT_COLUMNS)} from public.tenants where id = ${tenantId}`,
+      );
+      if (!t) throw notFound('Tenant');
+      return c.json(t as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'patch',
+      path: '/{tenantId}',
+      summary: 'Rename a tenant or change its settings (admins); change its plan (super-admins)',
+      security,
+      request: { params: s.TenantIdParam, body: jsonBody(s.UpdateTenantBody) },
+      responses: { 200: jsonResponse(s.TenantSchema, 'The updated tenant'), ...commonErrors },
+    }),
+    async (c) => {
+      const { tenantId } = c.req.valid('param');
+      const body = c.req.valid('json');
+      const who = caller(c);
+      tenantAccess(who, tenantId, 'admin', { write: true });
+      if (body.plan !== undefined) requirePlatformAdmin(who);
+      const [t] = await callerDb(c, tenantId, (tx) =>
+        tx`
+          update public.tenants set
+            name = coalesce(${body.name ?? null}::text, name),
+            settings = coalesce(${body.settings ? tx.json(body.settings as never) : null}::jsonb, settings),
+            plan = coalesce(${body.plan ?? null}::text, plan)
+          where id = ${tenantId}
+          returning ${tx.unsafe(TENANT_COLUMNS)}
+        `);
+      if (!t) throw notFound('Tenant');
+      return c.json(t as never, 200);
+    },
+  );
+
+  app.openapi(
+    statusRoute('/{tenantId}/suspend', 'Suspend a tenant: read-only for its members (super-admins)', 'post'),
+    async (c) => c.json(await setTenantStatus(c, c.req.valid('param').tenantId, 'suspended') as never, 200),
+  );
+  app.openapi(
+    statusRoute('/{tenantId}/resume', 'Resume or restore a tenant (super-admins)', 'post'),
+    async (c) => c.json(await setTenantStatus(c, c.req.valid('param').tenantId, 'active') as never, 200),
+  );
+  app.openapi(
+    statusRoute('/{tenantId}', 'Soft-delete a tenant (super-admins)', 'delete'),
+    async (c) => c.json(await setTenantStatus(c, c.req.valid('param').tenantId, 'deleted') as never, 200),
+  );
+}

@@ -1,0 +1,156 @@
+// Outbound webhook endpoints: registration (the signing secret shown once), changes,
+// re-enabling, removal and the delivery log (admins).
+import { createRoute, z } from '@hono/zod-openapi';
+import { caller, callerDb, tenantAccess } from '../../../shared/auth/context.ts';
+import { newEndpointSecret } from '../../../shared/webhooks/deliver.ts';
+import { webhookTargetProblem } from '../../../shared/webhooks/ssrf.ts';
+import { notFound, unprocessable } from '../../../shared/errors.ts';
+import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import * as s from '../schemas.ts';
+import { security, type TenantsApp } from './common.ts';
+
+const ENDPOINT_COLUMNS =
+  'id, url, description, event_types, enabled, disabled_reason, consecutive_failures, created_at, updated_at';
+
+function checkTarget(url: string | undefined): void {
+  const problem = url === undefined ? null : webhookTargetProblem(url);
+  if (problem) {
+    throw unprocessable('The request is not valid', { fields: [{ field: 'url', message: problem }] });
+  }
+}
+
+export function registerWebhooks(app: TenantsApp): void {
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/{tenantId}/webhooks',
+      summary: 'Register a webhook endpoint (admins); its signing secret is shown this once',
+      security,
+      request: { params: s.TenantIdParam, body: jsonBody(s.CreateEndpointBody) },
+      responses: {
+        201: jsonResponse(s.EndpointSchema.extend({ secret: z.string() }), 'The endpoint and its secret'),
+        ...commonErrors,
+      },
+    }),
+    async (c) => {
+      const { tenantId } = c.req.valid('param');
+      const body = c.req.valid('json');
+      tenantAccess(caller(c), tenantId, 'admin', { write: true });
+      checkTarget(body.url);
+      const { secret, sealed } = await newEndpointSecret();
+      const [endpoint] = await callerDb(c, tenantId, (tx) =>
+        tx`
+          insert into public.webhook_endpoints (tenant_id, url, description, event_types, secret_encrypted)
+          values (${tenantId}, ${body.url}, ${body.description ?? null}, ${body.event_types}, ${sealed})
+          returning ${tx.unsafe(ENDPOINT_COLUMNS)}
+        `);
+      return c.json({ ...endpoint, secret } as never, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/{tenantId}/webhooks',
+      summary: "The tenant's webhook endpoints (admins)",
+      security,
+      request: { params: s.TenantIdParam },
+      responses: {
+        200: jsonResponse(z.object({ items: z.array(s.EndpointSchema) }), 'Endpoints'),
+        ...commonErrors,
+      },
+    }),
+    async (c) => {
+      const { tenantId } = c.req.valid('param');
+      tenantAccess(caller(c), tenantId, 'admin');
+      const items = await callerDb(
+        c,
+        tenantId,
+        (tx) =>
+          tx`select ${
+            tx.unsafe(ENDPOINT_COLUMNS)
+          } from public.webhook_endpoints where tenant_id = ${tenantId} order by created_at`,
+      );
+      return c.json({ items } as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'patch',
+      path: '/{tenantId}/webhooks/{endpointId}',
+      summary: 'Change or re-enable an endpoint (admins)',
+      security,
+      request: { params: s.EndpointParam, body: jsonBody(s.UpdateEndpointBody) },
+      responses: { 200: jsonResponse(s.EndpointSchema, 'The endpoint'), ...commonErrors },
+    }),
+    async (c) => {
+      const { tenantId, endpointId } = c.req.valid('param');
+      const body = c.req.valid('json');
+      tenantAccess(caller(c), tenantId, 'admin', { write: true });
+      checkTarget(body.url);
+      const [endpoint] = await callerDb(c, tenantId, (tx) =>
+        tx`
+          update public.webhook_endpoints set
+            url = coalesce(${body.url ?? null}::text, url),
+            description = case when ${'description' in body} then ${
+          body.description ?? null
+        }::text else description end,
+            event_types = coalesce(${body.event_types ?? null}::text[], event_types),
+            enabled = coalesce(${body.enabled ?? null}::boolean, enabled)
+          where tenant_id = ${tenantId} and id = ${endpointId}
+          returning ${tx.unsafe(ENDPOINT_COLUMNS)}
+        `);
+      if (!endpoint) throw notFound('Webhook endpoint');
+      return c.json(endpoint as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/{tenantId}/webhooks/{endpointId}',
+      summary: 'Remove an endpoint and its pending deliveries (admins)',
+      security,
+      request: { params: s.EndpointParam },
+      responses: { 204: { description: 'Removed' }, ...commonErrors },
+    }),
+    async (c) => {
+      const { tenantId, endpointId } = c.req.valid('param');
+      tenantAccess(caller(c), tenantId, 'admin', { write: true });
+      const deleted = await callerDb(
+        c,
+        tenantId,
+        (tx) =>
+          tx`delete from public.webhook_endpoints where tenant_id = ${tenantId} and id = ${endpointId} returning id`,
+      );
+      if (!deleted.length) throw notFound('Webhook endpoint');
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/{tenantId}/webhooks/{endpointId}/deliveries',
+      summary: "An endpoint's recent deliveries: status, attempts, last error (admins)",
+      security,
+      request: { params: s.EndpointParam },
+      responses: {
+        200: jsonResponse(z.object({ items: z.array(s.DeliverySchema) }), 'Deliveries'),
+        ...commonErrors,
+      },
+    }),
+    async (c) => {
+      const { tenantId, endpointId } = c.req.valid('param');
+      tenantAccess(caller(c), tenantId, 'admin');
+      const items = await callerDb(c, tenantId, async (tx) => {
+        const [endpoint] =
+          await tx`select 1 from public.webhook_endpoints where tenant_id = ${tenantId} and id = ${endpointId}`;
+        if (!endpoint) throw notFound('Webhook endpoint');
+        return await tx`select * from private.webhook_deliveries_for(${tenantId}, ${endpointId})`;
+      });
+      return c.json({ items } as never, 200);
+    },
+  );
+}
