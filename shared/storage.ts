@@ -24,7 +24,13 @@ export interface ObjectStorage {
 const UPLOAD_TTL_S = 2 * 3600;
 const DOWNLOAD_TTL_S = 300;
 const expiry = (seconds: number) => new Date(Date.now() + seconds * 1000);
-const encodePath = (p: string) => p.split('/').map(encodeURIComponent).join('/');
+/** Object paths come from the database (<tenant>/<ticket>/<attachment>/<file>); a dot
+ *  segment would let a URL climb out of the bucket, so none is ever encoded. */
+function encodePath(p: string): string {
+  const segments = p.split('/');
+  if (segments.some((s) => s === '' || s === '.' || s === '..')) throw new Error('invalid object path');
+  return segments.map(encodeURIComponent).join('/');
+}
 
 // ---------------------------------------------------------------- Supabase Storage
 

@@ -290,6 +290,28 @@ describe('lifecycle', () => {
     expect(odooUser()?.active).toBe(false);
   });
 
+  it('an owner of two tenants keeps one Odoo login with both companies; suspending one takes away only that company', async () => {
+    const a = await createTenant(['odoo']);
+    const b = await createTenant([]);
+    // b's owner is a's owner.
+    const [owner] = await db.sql`select id from public.users where email = ${a.email}`;
+    await db.sql`update public.memberships set user_id = ${owner.id} where tenant_id = ${b.id}`;
+    await db.sql`insert into public.tenant_services (tenant_id, service) values (${b.id}, 'odoo')`;
+    await drain();
+    const logins = [...odoo.tables['res.users'].values()].filter((u) => u.login === a.email);
+    expect(logins).toHaveLength(1);
+    const companies = () => (logins[0].company_ids as [number, number, number[]][]).flatMap(([, , ids]) => ids);
+    const [sa, sb] = [(await services(a.id)).odoo.external_ids.company_id, (await services(b.id)).odoo.external_ids.company_id];
+    expect(companies().sort()).toEqual([sa, sb].sort());
+    await call(tenantsApp, 'POST', `/tenants/${b.id}/suspend`, { token: superToken });
+    await drain();
+    expect(logins[0].active).toBe(true);
+    expect(companies()).toEqual([sa]);
+    await call(tenantsApp, 'POST', `/tenants/${b.id}/resume`, { token: superToken });
+    await drain();
+    expect(companies().sort()).toEqual([sa, sb].sort());
+  });
+
   it('admins enable and disable a service; others cannot', async () => {
     const t = await createTenant([]);
     const adminToken = await tokenForOwner(t);

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
 import { Webhook as SvixWebhook } from 'svix';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { app as tenantsApp } from '../functions/tenants/app.ts';
 import { app as ticketsApp } from '../functions/tickets/app.ts';
 import { app as webhooksApp } from '../functions/webhooks/app.ts';
@@ -17,7 +17,7 @@ import { encryptJson } from '../shared/crypto.ts';
 import { closeDb } from '../shared/db.ts';
 import { chatwootUrlToken } from '../shared/webhooks/chatwoot.ts';
 import { deliverWebhooks } from '../shared/webhooks/deliver.ts';
-import { webhookTargetProblem } from '../shared/webhooks/ssrf.ts';
+import { resolvedTargetProblem, webhookTargetProblem } from '../shared/webhooks/ssrf.ts';
 import { apiKey } from '../scripts/tokens.mjs';
 import { freshDatabase, type TestDatabase } from './helpers/db.ts';
 import { call, errorCode } from './helpers/http.ts';
@@ -64,10 +64,13 @@ async function sendClerk(req: { body: string; headers: Record<string, string> })
   return await call(webhooksApp, 'POST', '/webhooks/clerk', { rawBody: req.body, headers: req.headers });
 }
 
-const clerkUser = (id: string, email: string, first = 'Cleo') => ({
+const clerkUser = (id: string, email: string, first = 'Cleo', verified = true) => ({
   type: 'user.created',
   object: 'event',
-  data: { id, first_name: first, last_name: 'Clerk', primary_email_address_id: 'idn_1', email_addresses: [{ id: 'idn_1', email_address: email }] },
+  data: {
+    id, first_name: first, last_name: 'Clerk', primary_email_address_id: 'idn_1',
+    email_addresses: [{ id: 'idn_1', email_address: email, verification: { status: verified ? 'verified' : 'unverified' } }],
+  },
 });
 
 describe('Clerk (Svix signatures)', () => {
@@ -97,6 +100,15 @@ describe('Clerk (Svix signatures)', () => {
     expect([missing.status, errorCode(missing)]).toEqual([400, 'missing_signature']);
     expect((await db.sql`select count(*)::int as n from public.users where email in ('bad@example.test', 'evil@example.test')`)[0].n).toBe(0);
     expect((await db.sql`select count(*)::int as n from private.webhook_inbox`)[0].n).toBe(before);
+  });
+
+  it('never links an unverified e-mail to an existing person, nor any e-mail to a platform admin', async () => {
+    const unverified = await sendClerk(clerkRequest(clerkUser('user_thief', users.globexAdmin.email, 'Thief', false)));
+    expect(unverified.body.outcome).toBe('ignored');
+    const admin = await sendClerk(clerkRequest(clerkUser('user_fake_super', users.super.email)));
+    expect(admin.body.outcome).toBe('ignored');
+    const mapped = await db.sql`select subject from public.user_identities where subject in ('user_thief', 'user_fake_super')`;
+    expect(mapped).toEqual([]);
   });
 
   it('accepts a header with several signatures when one matches (secret rotation)', async () => {
@@ -132,6 +144,11 @@ describe('Clerk (Svix signatures)', () => {
       type,
       data: { id: `orgmem_${userId}`, role, organization: { id: 'org_wayne' }, public_user_data: { user_id: userId, identifier: email, first_name: 'Bruce' } },
     });
+    // Clerk announces the people first (user.created, verified e-mails); a membership
+    // of someone it never announced is ignored.
+    expect((await sendClerk(clerkRequest(membership('user_stranger', 'stranger@wayne.test', 'org:admin')))).body.outcome).toBe('ignored');
+    await sendClerk(clerkRequest(clerkUser('user_bruce', 'bruce@wayne.test', 'Bruce')));
+    await sendClerk(clerkRequest(clerkUser('user_alfred', 'alfred@wayne.test', 'Alfred')));
     await sendClerk(clerkRequest(membership('user_bruce', 'bruce@wayne.test', 'org:admin')));
     await sendClerk(clerkRequest(membership('user_alfred', 'alfred@wayne.test', 'org:member')));
     const roles = async () => Object.fromEntries((await db.sql`
@@ -164,6 +181,9 @@ describe('Supabase Auth', () => {
 
   it('a trigger on auth.users creates, updates and retires the platform user', async () => {
     await db.sql`insert into auth.users (id, email, raw_user_meta_data) values (${authUser}, 'Sb.User@Example.test', '{"full_name":"Sam Base"}')`;
+    // Nothing until the address is confirmed.
+    expect((await db.sql`select count(*)::int as n from public.user_identities where subject = ${authUser}`)[0].n).toBe(0);
+    await db.sql`update auth.users set email_confirmed_at = now() where id = ${authUser}`;
     const find = () => db.sql`
       select u.email, u.display_name, u.status from public.users u join public.user_identities i on i.user_id = u.id
       where i.issuer = 'http://127.0.0.1:54321/auth/v1' and i.subject = ${authUser}`;
@@ -171,9 +191,12 @@ describe('Supabase Auth', () => {
     await db.sql`update auth.users set email = 'renamed@example.test' where id = ${authUser}`;
     expect((await find())[0].email).toBe('renamed@example.test');
     // An existing platform user with that e-mail is linked, not duplicated.
-    await db.sql`insert into auth.users (id, email) values ('8b2d2e63-3b62-4e3f-8b4f-6a7f8b9c0d1e', ${users.acmeUser.email})`;
+    await db.sql`insert into auth.users (id, email, email_confirmed_at) values ('8b2d2e63-3b62-4e3f-8b4f-6a7f8b9c0d1e', ${users.acmeUser.email}, now())`;
     const [linked] = await db.sql`select user_id from public.user_identities where subject = '8b2d2e63-3b62-4e3f-8b4f-6a7f8b9c0d1e'`;
     expect(linked.user_id).toBe(users.acmeUser.id);
+    // A platform admin's address is never linked automatically.
+    await db.sql`insert into auth.users (id, email, email_confirmed_at) values ('9c3e3f74-4c73-4f4a-9c5a-7b8a9cad1e2f', ${users.super.email}, now())`;
+    expect((await db.sql`select count(*)::int as n from public.user_identities where subject = '9c3e3f74-4c73-4f4a-9c5a-7b8a9cad1e2f'`)[0].n).toBe(0);
   });
 
   it('the custom access token hook puts the active tenant and role into Supabase tokens', async () => {
@@ -223,14 +246,21 @@ describe('Chatwoot conversations', () => {
     await sendSigned(message(9001, 101, 'Order #55, placed Monday'));
     await sendSigned(message(9002, 101, 'Checking with the warehouse', { message_type: 'outgoing', private: true }));
     await sendSigned({ event: 'conversation_status_changed', id: 101, status: 'resolved', timestamp: 1 });
-    const [t] = await db.sql`select id, title, status, metadata from public.tickets where tenant_id = ${acme} and metadata ->> 'chatwoot_conversation_id' = '101'`;
+    const [t] = await db.sql`select id, title, status, metadata from public.tickets where tenant_id = ${acme} and chatwoot_conversation_id = '101'`;
     expect(t).toMatchObject({ title: 'Chat #101 from Carla Customer', status: 'resolved', metadata: { contact: { email: 'carla@example.test' } } });
     const msgs = await db.sql`select type, content from public.ticket_messages where ticket_id = ${t.id} order by created_at`;
     expect(msgs).toEqual([{ type: 'message', content: 'Order #55, placed Monday' }, { type: 'note', content: 'Checking with the warehouse' }]);
   });
 
-  it('authenticates by the per-tenant URL token where Chatwoot does not sign', async () => {
+  it('authenticates by the per-tenant URL token where Chatwoot does not sign, and only there', async () => {
     const token = await chatwootUrlToken(acme);
+    // With a signing secret configured the token alone opens nothing.
+    const refused = await call(webhooksApp, 'POST', `/webhooks/chatwoot/${acme}?token=${token}`, { rawBody: JSON.stringify(conversation(105)) });
+    expect(refused.status).toBe(401);
+    await db.sql`update public.tenant_services set credentials_encrypted = ${await encryptJson({})} where tenant_id = ${acme} and service = 'chatwoot'`;
+    onTestFinished(async () => {
+      await db.sql`update public.tenant_services set credentials_encrypted = ${await encryptJson({ webhook_secret: CW_SECRET })} where tenant_id = ${acme} and service = 'chatwoot'`;
+    });
     const ok = await call(webhooksApp, 'POST', `/webhooks/chatwoot/${acme}?token=${token}`, { rawBody: JSON.stringify(conversation(102)) });
     expect(ok.body.outcome).toBe('applied');
     const bad = await call(webhooksApp, 'POST', `/webhooks/chatwoot/${acme}?token=${token.replace(/.$/, '0')}`, { rawBody: JSON.stringify(conversation(103)) });
@@ -250,11 +280,9 @@ describe('Chatwoot conversations', () => {
     expect((await db.sql`select count(*)::int as n from public.tickets`)[0].n).toBe(before);
   });
 
-  it('applies a redelivered message once', async () => {
-    const body = JSON.stringify(message(9100, 101, 'Sent twice by Chatwoot'));
-    const token = await chatwootUrlToken(acme);
-    const results = await Promise.all([1, 2, 3].map(() => call(webhooksApp, 'POST', `/webhooks/chatwoot/${acme}?token=${token}`,
-      { rawBody: body, headers: { 'x-chatwoot-delivery': 'delivery-9100' } })));
+  it('applies a redelivered message once, whatever delivery id the (unsigned) header claims', async () => {
+    const event = message(9100, 101, 'Sent twice by Chatwoot');
+    const results = await Promise.all([1, 2, 3].map(() => sendSigned(event))); // a fresh x-chatwoot-delivery each
     expect(results.map((r) => r.body.outcome).sort()).toEqual(['applied', 'duplicate', 'duplicate']);
     expect((await db.sql`select count(*)::int as n from public.ticket_messages where content = 'Sent twice by Chatwoot'`)[0].n).toBe(1);
   });
@@ -311,11 +339,17 @@ async function deliverAll(rounds = 30) {
 describe('outbound webhooks', () => {
   it('refuses private, plain-http and credentialed targets on a hosted project', () => {
     for (const url of ['http://example.com/h', 'https://10.0.0.5/h', 'https://169.254.169.254/latest', 'https://127.0.0.1/h',
-      'https://[::1]/h', 'https://user:pw@example.com/h', 'https://metadata.internal/h', 'https://intranet/h']) {
+      'https://[::1]/h', 'https://user:pw@example.com/h', 'https://metadata.internal/h', 'https://intranet/h',
+      'https://localhost./h', 'https://metadata.google.internal./h', 'https://foo.local./h', 'https://[fd00::1]/h']) {
       expect(webhookTargetProblem(url, false), url).not.toBeNull();
     }
     expect(webhookTargetProblem('https://hooks.example.com/in', false)).toBeNull();
     expect(webhookTargetProblem('http://127.0.0.1:8080/h', true)).toBeNull(); // local stack only
+  });
+
+  it('also refuses names that do not resolve to a public address', async () => {
+    expect(await resolvedTargetProblem('https://no-such-host.invalid/h', false)).toBe('the host name does not resolve');
+    expect(await resolvedTargetProblem('https://10.1.2.3/h', false)).not.toBeNull();
   });
 
   it('delivers every event, signed, in order per ticket, through failures, a timeout and recovery', async () => {
@@ -428,7 +462,7 @@ describe('replies back to Chatwoot', () => {
         { rawBody: JSON.stringify(event), headers: { 'x-chatwoot-delivery': delivery } });
       await inbound({ event: 'conversation_created', id: 77, meta: { sender: { name: 'Gina' } }, messages: [] }, 'd-77');
       await inbound({ event: 'message_created', id: 5001, content: 'Hello from the widget', message_type: 'incoming', conversation: { display_id: 77 } }, 'd-5001');
-      const [ticket] = await db.sql`select id from public.tickets where tenant_id = ${globex} and metadata ->> 'chatwoot_conversation_id' = '77'`;
+      const [ticket] = await db.sql`select id from public.tickets where tenant_id = ${globex} and chatwoot_conversation_id = '77'`;
       await db.sql`update public.tickets set team_id = '20000000-0000-4000-8000-000000000002' where id = ${ticket.id}`;
 
       const agent = await supabaseToken(users.globexAgent, { tenantId: globex });

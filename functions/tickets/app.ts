@@ -500,7 +500,6 @@ app.openapi(
     const body = c.req.valid('json');
     const access = activeTenant(c, 'user', { write: true });
     const attachmentId = crypto.randomUUID();
-    const path = `${access.tenantId}/${id}/${attachmentId}/${body.file_name}`;
     const attachment = await callerDb(c, access.tenantId, async (tx) => {
       await visibleTicket(tx, access.tenantId, id);
       if (body.message_id) {
@@ -508,18 +507,19 @@ app.openapi(
         if (!m) throw notFound('Message');
       }
       const [a] = await tx`
-        insert into public.attachments (tenant_id, id, ticket_id, message_id, file_name, content_type, size_bytes, path)
+        insert into public.attachments (tenant_id, id, ticket_id, message_id, file_name, content_type, size_bytes)
         values (${access.tenantId}, ${attachmentId}, ${id}, ${body.message_id ?? null}, ${body.file_name},
-                ${body.content_type}, ${body.size_bytes}, ${path})
-        returning ${tx.unsafe(ATTACHMENT_COLUMNS)}, bucket
+                ${body.content_type}, ${body.size_bytes})
+        returning ${tx.unsafe(ATTACHMENT_COLUMNS)}, bucket, path
       `;
       return a;
     });
-    const upload = await objectStorage().createUploadUrl(attachment.bucket, path, {
+    const upload = await objectStorage().createUploadUrl(attachment.bucket, attachment.path, {
       contentType: body.content_type,
       size: body.size_bytes,
     });
     delete attachment.bucket;
+    delete attachment.path;
     return c.json({ attachment, upload } as never, 201);
   },
 );
@@ -547,7 +547,7 @@ app.openapi(
       `;
       if (!a) throw notFound('Attachment');
       if (a.status === 'pending' && (await objectStorage().exists(a.bucket, a.path))) {
-        await tx`update public.attachments set status = 'uploaded' where tenant_id = ${access.tenantId} and id = ${attachmentId}`;
+        await tx`select private.mark_attachment_uploaded(${access.tenantId}, ${attachmentId})`;
         a.status = 'uploaded';
       }
       return a;

@@ -138,7 +138,9 @@ export const MergeBody = z.object({ into: Uuid }).strict().openapi('Merge');
 
 export const AttachmentBody = z
   .object({
-    file_name: Text.trim().min(1).max(255).refine((n) => !/[/\\]/.test(n), 'no path separators'),
+    file_name: Text.trim().min(1).max(255)
+      // deno-lint-ignore no-control-regex
+      .refine((n) => !/[/\\\u0000-\u001f]/.test(n) && n !== '.' && n !== '..', 'a plain file name'),
     content_type: Text.max(255).regex(/^[\w.+-]+\/[\w.+-]+$/, 'a MIME type').default('application/octet-stream'),
     size_bytes: z.number().int().min(1).max(50 * 1024 * 1024),
     message_id: Uuid.optional(),

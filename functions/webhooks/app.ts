@@ -69,7 +69,7 @@ app.openapi(
     if (typeof event !== 'object' || event === null || typeof event.event !== 'string') {
       throw badRequest('invalid_payload', 'Expected a Chatwoot event object');
     }
-    const result = await applyOnce('chatwoot', `${tenantId}:${chatwootEventId(event, c.req.raw.headers)}`, event.event as string, tenantId,
+    const result = await applyOnce('chatwoot', `${tenantId}:${chatwootEventId(event)}`, event.event as string, tenantId,
       (tx) => applyChatwootEvent(tx, tenantId, event));
     return c.json(ack(result), 200);
   },

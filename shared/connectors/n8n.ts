@@ -74,9 +74,10 @@ export function n8nConnector(config: N8nConfig): Connector {
     // n8n's public API cannot disable a user; suspension is recorded here.
     async suspend() {},
     async resume() {},
+    // The owner's n8n login is a person's, found by e-mail: they may own other tenants'
+    // spaces too, so removal deletes the tenant's project and leaves the login.
     async remove(ctx) {
       if (ctx.externalIds.project_id) await call(`/projects/${ctx.externalIds.project_id}`, { method: 'DELETE', accept: [404] });
-      if (ctx.externalIds.user_id) await call(`/users/${ctx.externalIds.user_id}`, { method: 'DELETE', accept: [404] });
     },
     async check(ctx) {
       if (!ctx.externalIds.user_id) return false;

@@ -91,10 +91,23 @@ export function odooConnector(config: OdooConfig): Connector {
     return rows[0]?.id;
   }
 
+  /** Suspends or restores the tenant's company for its owner. The owner is a person
+   *  found by login, who may work in other tenants' companies too: then only this
+   *  company is taken away from them (or given back); otherwise the login is archived. */
   async function setActive(ctx: ProvisionContext, active: boolean) {
     if (mode === 'database') return; // a tenant database stays; its users are the tenant's business
     const userId = ctx.externalIds.user_id as number | undefined;
-    if (userId) await t.call('res.users', 'write', [[userId], { active }]);
+    const companyId = ctx.externalIds.company_id as number | undefined;
+    if (!userId) return;
+    const [user] = await t.call('res.users', 'search_read', [[['id', '=', userId]]], { fields: ['company_ids'], ...noArchived }) as {
+      company_ids?: number[];
+    }[];
+    const others = (user?.company_ids ?? []).filter((id) => id !== companyId);
+    if (companyId && others.length) {
+      await t.call('res.users', 'write', [[userId], { company_ids: [[active ? 4 : 3, companyId, 0]] }]);
+    } else {
+      await t.call('res.users', 'write', [[userId], { active }]);
+    }
   }
 
   return {
@@ -119,7 +132,10 @@ export function odooConnector(config: OdooConfig): Connector {
       }
       await ctx.checkpoint({ company_id: companyId });
       let userId = await findOne('res.users', [['login', '=', ctx.admin.email]]);
-      if (!userId) {
+      if (userId) {
+        // The same person already has a login (another tenant's owner): give it this company.
+        await t.call('res.users', 'write', [[userId], { company_ids: [[4, companyId, 0]] }]);
+      } else {
         const created = await t.call('res.users', 'create', [[{
           name: ctx.admin.name,
           login: ctx.admin.email,

@@ -28,17 +28,18 @@ export async function chatwootUrlToken(tenantId: string): Promise<string> {
 }
 
 export async function verifyChatwoot(tx: Tx, tenantId: string, body: string, headers: Headers, urlToken: string | null) {
-  const signature = headers.get('x-chatwoot-signature');
-  if (signature) {
-    const [svc] = await tx`select credentials_encrypted from public.tenant_services where tenant_id = ${tenantId} and service = 'chatwoot'`;
-    const secret = svc?.credentials_encrypted ? (await decryptJson<{ webhook_secret?: string }>(svc.credentials_encrypted)).webhook_secret : undefined;
+  const [svc] = await tx`select credentials_encrypted from public.tenant_services where tenant_id = ${tenantId} and service = 'chatwoot'`;
+  const secret = svc?.credentials_encrypted ? (await decryptJson<{ webhook_secret?: string }>(svc.credentials_encrypted)).webhook_secret : undefined;
+  if (secret) {
+    // A signing secret is configured: only a signed, fresh request counts (the URL
+    // token no longer opens anything, so a leaked URL cannot be replayed or forged).
+    const signature = headers.get('x-chatwoot-signature') ?? '';
     const ts = Number(headers.get('x-chatwoot-timestamp'));
-    if (secret && Number.isFinite(ts)) {
-      if (Math.abs(Date.now() / 1000 - ts) > TOLERANCE_S) throw unauthorized('stale_timestamp', 'The webhook timestamp is too old');
-      const expected = `sha256=${await hmacHex(secret, `${ts}.${body}`)}`;
-      if (await secretEquals(expected, signature)) return;
-      throw unauthorized('invalid_signature', 'Webhook signature does not match');
-    }
+    if (!Number.isFinite(ts)) throw unauthorized('invalid_signature', 'X-Chatwoot-Signature and X-Chatwoot-Timestamp are required');
+    if (Math.abs(Date.now() / 1000 - ts) > TOLERANCE_S) throw unauthorized('stale_timestamp', 'The webhook timestamp is too old');
+    const expected = `sha256=${await hmacHex(secret, `${ts}.${body}`)}`;
+    if (await secretEquals(expected, signature)) return;
+    throw unauthorized('invalid_signature', 'Webhook signature does not match');
   }
   if (urlToken && (await secretEquals(urlToken, await chatwootUrlToken(tenantId)))) return;
   throw unauthorized('invalid_signature', 'Webhook not authenticated: bad or missing signature or token');
@@ -46,29 +47,32 @@ export async function verifyChatwoot(tx: Tx, tenantId: string, body: string, hea
 
 const STATUS: Record<string, string> = { open: 'open', pending: 'pending', snoozed: 'pending', resolved: 'resolved' };
 
+/** The ticket mirroring a conversation, created on first sight. */
 async function ticketFor(tx: Tx, tenantId: string, conversation: Payload) {
-  const conversationId = String(conversation.display_id ?? conversation.id);
+  const raw = conversation.display_id ?? conversation.id;
+  if (raw === undefined || raw === null || !/^\d{1,20}$/.test(String(raw))) return undefined;
+  const conversationId = String(raw);
   const [existing] = await tx`
-    select id, status from public.tickets where tenant_id = ${tenantId} and metadata ->> 'chatwoot_conversation_id' = ${conversationId}`;
+    select id, status from public.tickets where tenant_id = ${tenantId} and chatwoot_conversation_id = ${conversationId}`;
   if (existing) return existing;
-  const sender = conversation.meta?.sender ?? {};
-  const first = (conversation.messages ?? [])[0]?.content as string | undefined;
-  const title = `Chat #${conversationId}${sender.name ? ` from ${sender.name}` : ''}`.slice(0, 200).padEnd(5, '.');
+  const sender = typeof conversation.meta?.sender === 'object' && conversation.meta.sender ? conversation.meta.sender : {};
+  const name = typeof sender.name === 'string' ? sender.name : undefined;
+  const first = Array.isArray(conversation.messages) ? conversation.messages[0]?.content : undefined;
+  const title = `Chat #${conversationId}${name ? ` from ${name}` : ''}`.slice(0, 200);
   const [t] = await tx`
-    insert into public.tickets (tenant_id, title, description, department, metadata, tags)
-    values (${tenantId}, ${title}, ${first ? first.slice(0, 5000) : null}, 'support',
-            ${tx.json({ chatwoot_conversation_id: conversationId, chatwoot_inbox_id: conversation.inbox_id ?? null, contact: { name: sender.name ?? null, email: sender.email ?? null } })},
+    insert into public.tickets (tenant_id, title, description, department, chatwoot_conversation_id, metadata, tags)
+    values (${tenantId}, ${title}, ${typeof first === 'string' && first ? first.slice(0, 5000) : null}, 'support', ${conversationId},
+            ${tx.json({ chatwoot_inbox_id: conversation.inbox_id ?? null, contact: { name: name ?? null, email: typeof sender.email === 'string' ? sender.email : null } })},
             ${['chatwoot']})
-    on conflict (tenant_id, (metadata ->> 'chatwoot_conversation_id')) where metadata ? 'chatwoot_conversation_id' do nothing
+    on conflict (tenant_id, chatwoot_conversation_id) where chatwoot_conversation_id is not null do nothing
     returning id, status`;
-  return t ?? (await tx`select id, status from public.tickets where tenant_id = ${tenantId} and metadata ->> 'chatwoot_conversation_id' = ${conversationId}`)[0];
+  return t ?? (await tx`select id, status from public.tickets where tenant_id = ${tenantId} and chatwoot_conversation_id = ${conversationId}`)[0];
 }
 
 export async function applyChatwootEvent(tx: Tx, tenantId: string, event: Payload): Promise<'applied' | 'ignored'> {
   switch (event.event) {
     case 'conversation_created':
-      await ticketFor(tx, tenantId, event);
-      return 'applied';
+      return (await ticketFor(tx, tenantId, event)) ? 'applied' : 'ignored';
     case 'message_created': {
       const type = event.message_type;
       if (type === 'activity' || type === 2 || type === 'template' || type === 3) return 'ignored';
@@ -77,11 +81,12 @@ export async function applyChatwootEvent(tx: Tx, tenantId: string, event: Payloa
         select 1 from private.chatwoot_replies where tenant_id = ${tenantId} and chatwoot_message_id = ${Number(event.id) || -1}`;
       if (ours) return 'ignored';
       const ticket = await ticketFor(tx, tenantId, event.conversation ?? {});
+      if (!ticket) return 'ignored';
       const incoming = type === 'incoming' || type === 0;
       await tx`
         insert into public.ticket_messages (tenant_id, ticket_id, type, content)
         values (${tenantId}, ${ticket.id}, ${!incoming && event.private ? 'note' : 'message'},
-                ${String(event.content || '[attachment]').slice(0, 10000)})`;
+                ${(typeof event.content === 'string' && event.content.trim() ? event.content : '[attachment]').slice(0, 10000)})`;
       // A customer writing again hands a pending ticket back to the agents.
       if (incoming && ticket.status === 'pending') {
         await tx`update public.tickets set status = 'open' where tenant_id = ${tenantId} and id = ${ticket.id}`;
@@ -90,8 +95,8 @@ export async function applyChatwootEvent(tx: Tx, tenantId: string, event: Payloa
     }
     case 'conversation_status_changed': {
       const ticket = await ticketFor(tx, tenantId, event);
-      const target = STATUS[event.status];
-      if (!target || target === ticket.status) return 'ignored';
+      const target = STATUS[String(event.status)];
+      if (!ticket || !target || target === ticket.status) return 'ignored';
       const [{ allowed }] = await tx`select private.allowed_ticket_transitions(${ticket.status}) as allowed`;
       if (!allowed.includes(target)) return 'ignored';
       await tx`update public.tickets set status = ${target} where tenant_id = ${tenantId} and id = ${ticket.id}`;
@@ -102,12 +107,14 @@ export async function applyChatwootEvent(tx: Tx, tenantId: string, event: Payloa
   }
 }
 
-/** A stable id for deduplication: Chatwoot's delivery id, else one derived from the event. */
-export function chatwootEventId(event: Payload, headers: Headers): string {
-  const delivery = headers.get('x-chatwoot-delivery');
-  if (delivery) return delivery;
+/** The deduplication key, from the (signed) body: Chatwoot's X-Chatwoot-Delivery header
+ *  is not covered by the signature, so it cannot decide what counts as a repeat. */
+export function chatwootEventId(event: Payload): string {
   const conv = event.conversation?.display_id ?? event.display_id ?? event.id;
   if (event.event === 'message_created') return `message_created:${event.id}`;
-  if (event.event === 'conversation_status_changed') return `status:${conv}:${event.status}:${event.timestamp ?? event.updated_at ?? ''}`;
+  if (event.event === 'conversation_status_changed') {
+    const when = event.timestamp ?? event.updated_at ?? JSON.stringify(event.changed_attributes ?? null);
+    return `status:${conv}:${event.status}:${when}`;
+  }
   return `${event.event}:${conv}`;
 }

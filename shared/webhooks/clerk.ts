@@ -42,16 +42,32 @@ function issuer(): string {
   return iss.replace(/\/$/, '');
 }
 
-function primaryEmail(data: Payload): string | undefined {
-  const list = (data.email_addresses ?? []) as { id: string; email_address: string }[];
-  return (list.find((e) => e.id === data.primary_email_address_id) ?? list[0])?.email_address?.toLowerCase();
+/** The primary e-mail, and whether Clerk verified it. */
+function primaryEmail(data: Payload): { email?: string; verified: boolean } {
+  const list = (Array.isArray(data.email_addresses) ? data.email_addresses : []) as Payload[];
+  const entry = list.find((e) => e.id === data.primary_email_address_id) ?? list[0];
+  const email = typeof entry?.email_address === 'string' ? entry.email_address.toLowerCase() : undefined;
+  return { email, verified: entry?.verification?.status === 'verified' };
 }
 
-/** The platform user behind a Clerk user id, created (or linked by e-mail) if needed. */
-async function upsertUser(tx: Tx, clerkId: string, email: string | undefined, names: { first?: string; last?: string; image?: string }) {
+/** The platform user behind a Clerk user id. A new one is created, or an existing one
+ *  linked by e-mail, only for an address Clerk verified — and never a platform admin. */
+async function upsertUser(
+  tx: Tx,
+  clerkId: string,
+  address: { email?: string; verified: boolean },
+  names: { first?: string; last?: string; image?: string },
+) {
   const [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${clerkId}`;
   let userId: string | undefined = known?.user_id;
-  if (!userId && email) userId = (await tx`select id from public.users where lower(email) = ${email}`)[0]?.id;
+  const email = address.verified ? address.email : undefined;
+  if (!userId && email) {
+    const [match] = await tx`
+      select u.id, exists (select 1 from public.platform_admins p where p.user_id = u.id) as is_admin
+      from public.users u where lower(u.email) = ${email}`;
+    if (match?.is_admin) return undefined;
+    userId = match?.id;
+  }
   if (!userId) {
     if (!email) return undefined;
     const [created] = await tx`
@@ -90,8 +106,9 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
   switch (event.type) {
     case 'user.created':
     case 'user.updated':
-      await upsertUser(tx, d.id, primaryEmail(d), { first: d.first_name, last: d.last_name, image: d.image_url });
-      return 'applied';
+      return (await upsertUser(tx, d.id, primaryEmail(d), { first: d.first_name, last: d.last_name, image: d.image_url }))
+        ? 'applied'
+        : 'ignored';
     case 'user.deleted': {
       // Memberships go; tickets and the audit trail stay with the (deleted) person.
       const [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${d.id}`;
@@ -127,7 +144,9 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
       const tenantId = await tenantForOrg(tx, d.organization?.id);
       const pud = d.public_user_data ?? {};
       if (!tenantId || !pud.user_id) return 'ignored';
-      const userId = await upsertUser(tx, pud.user_id, pud.identifier?.toLowerCase(), { first: pud.first_name, last: pud.last_name, image: pud.image_url });
+      // A membership's identifier is not known to be verified: only a user Clerk already
+      // told us about (user.created) is linked here.
+      const userId = await upsertUser(tx, pud.user_id, { email: undefined, verified: false }, { first: pud.first_name, last: pud.last_name, image: pud.image_url });
       if (!userId) return 'ignored';
       await tx`
         insert into public.memberships (tenant_id, user_id, role) values (${tenantId}, ${userId}, ${roleFor(d.role)})

@@ -149,9 +149,11 @@ create table public.attachments (
   ticket_id uuid not null,
   -- On a message of the ticket, or (null) on the ticket itself: exactly one parent.
   message_id uuid,
-  file_name text not null check (char_length(file_name) between 1 and 255 and file_name !~ '[/\\]'),
+  file_name text not null
+    check (char_length(file_name) between 1 and 255 and file_name !~ '[/\\[:cntrl:]]' and file_name not in ('.', '..')),
   content_type text not null default 'application/octet-stream' check (char_length(content_type) <= 255),
   size_bytes bigint not null check (size_bytes between 1 and 52428800),
+  -- Both set by the database (set_attachment_location), never by a caller.
   bucket text not null default 'attachments',
   path text not null,
   status text not null default 'pending' check (status in ('pending', 'uploaded')),
@@ -160,8 +162,9 @@ create table public.attachments (
   updated_at timestamptz not null default now(),
   primary key (tenant_id, id),
   unique (bucket, path),
-  -- Every object lives under its tenant's prefix, so storage policies can key on it.
-  check (path like tenant_id::text || '/%'),
+  -- Every object lives at <tenant>/<ticket>/<attachment>/<file name>: under its tenant's
+  -- prefix, so storage policies can key on it, and with no room for ".." segments.
+  check (path ~ ('^' || tenant_id::text || '/[0-9a-f-]{36}/[0-9a-f-]{36}/[^/]+$')),
   foreign key (tenant_id, ticket_id) references public.tickets (tenant_id, id) on delete cascade,
   foreign key (tenant_id, message_id) references public.ticket_messages (tenant_id, id) on delete cascade
 );
@@ -373,6 +376,9 @@ begin
     if v_role = 'user' and (new.assigned_to is not null or new.team_id is not null) then
       raise exception 'customers cannot assign or route tickets' using errcode = 'PT403';
     end if;
+    if v_role = 'user' then
+      new.due_date := null; -- the SLA policy decides a customer's due date
+    end if;
   end if;
   -- The requester is a member of the tenant (platform admins may file anywhere).
   if new.created_by is not null and not private.is_member(new.tenant_id, new.created_by)
@@ -418,7 +424,8 @@ begin
     ) then
       raise exception 'a ticket cannot go from % to %', old.status, new.status using errcode = 'PT409';
     elsif old.status = 'closed' then
-      select coalesce((t.settings ->> 'reopen_window_days')::numeric, 7) into v_window_days
+      select case when t.settings ->> 'reopen_window_days' ~ '^\d{1,4}(\.\d+)?$'
+                  then (t.settings ->> 'reopen_window_days')::numeric else 7 end into v_window_days
       from public.tenants t where t.id = new.tenant_id;
       if old.closed_at + make_interval(secs => v_window_days * 86400) < now() then
         raise exception 'the ticket was closed more than % days ago and cannot be reopened', v_window_days
@@ -632,8 +639,7 @@ grant insert (tenant_id, id, title, description, priority, department, team_id, 
 grant update (title, description, status, priority, department, team_id, assigned_to, due_date, tags,
   metadata, deleted_at) on public.tickets to authenticated;
 grant insert (tenant_id, id, ticket_id, type, content), update (content) on public.ticket_messages to authenticated;
-grant insert (tenant_id, id, ticket_id, message_id, file_name, content_type, size_bytes, bucket, path),
-  update (status) on public.attachments to authenticated;
+grant insert (tenant_id, id, ticket_id, message_id, file_name, content_type, size_bytes) on public.attachments to authenticated;
 
 -- sla_policies: members read them (customers see their promised response times);
 -- admins set them.
@@ -707,25 +713,44 @@ create policy attachments_insert on public.attachments for insert to authenticat
       select 1 from public.ticket_messages m
       where m.tenant_id = attachments.tenant_id and m.id = attachments.message_id and m.ticket_id = attachments.ticket_id))
   );
-create policy attachments_update on public.attachments for update to authenticated
-  using (uploaded_by = (select private.current_user_id()))
-  with check (uploaded_by = (select private.current_user_id()));
 
 create policy ticket_events_select on public.ticket_events for select to authenticated
   using (exists (select 1 from public.tickets t where t.tenant_id = ticket_events.tenant_id and t.id = ticket_events.ticket_id));
 
-create function private.set_uploaded_by() returns trigger
+-- Who uploaded it and where its bytes go are the database's to say.
+create function private.set_attachment_location() returns trigger
 language plpgsql
 set search_path = ''
 as $$
 begin
   new.uploaded_by := private.current_user_id();
+  new.bucket := 'attachments';
+  new.path := new.tenant_id || '/' || new.ticket_id || '/' || new.id || '/' || new.file_name;
+  new.status := 'pending';
   return new;
 end;
 $$;
-create trigger set_uploaded_by before insert on public.attachments
-  for each row execute function private.set_uploaded_by();
-revoke all on function private.set_uploaded_by() from public, anon;
+create trigger set_attachment_location before insert on public.attachments
+  for each row execute function private.set_attachment_location();
+revoke all on function private.set_attachment_location() from public, anon;
+
+-- The storage confirmed the bytes arrived (the function checks before it calls this).
+create function private.mark_attachment_uploaded(p_tenant_id uuid, p_attachment_id uuid) returns void
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_ticket uuid;
+begin
+  select a.ticket_id into v_ticket from public.attachments a where a.tenant_id = p_tenant_id and a.id = p_attachment_id;
+  if v_ticket is null or not private.can_see_ticket(p_tenant_id, v_ticket) then
+    raise exception 'attachment not found' using errcode = 'PT404';
+  end if;
+  update public.attachments set status = 'uploaded' where tenant_id = p_tenant_id and id = p_attachment_id;
+end;
+$$;
+revoke all on function private.mark_attachment_uploaded(uuid, uuid) from public, anon;
+grant execute on function private.mark_attachment_uploaded(uuid, uuid) to authenticated, service_role;
 
 -- Realtime clients follow tickets and conversations (RLS applies to what they receive).
 alter publication supabase_realtime add table public.tickets, public.ticket_messages, public.ticket_events;
@@ -765,6 +790,11 @@ begin
   end if;
   if v_target.status = 'closed' then
     raise exception 'reopen the target ticket before merging into it' using errcode = 'PT409';
+  end if;
+  -- The conversation moves to the target, whose requester reads it: only one person's
+  -- tickets are merged.
+  if v_source.created_by is distinct from v_target.created_by then
+    raise exception 'tickets of different requesters cannot be merged' using errcode = 'PT409';
   end if;
   update public.ticket_messages set ticket_id = p_target_id where tenant_id = p_tenant_id and ticket_id = p_source_id;
   update public.attachments set ticket_id = p_target_id where tenant_id = p_tenant_id and ticket_id = p_source_id;

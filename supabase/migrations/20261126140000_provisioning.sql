@@ -97,7 +97,8 @@ begin
     update public.tenant_services s set
       desired_state = case new.status when 'suspended' then 'suspended' when 'deleted' then 'removed' else 'active' end,
       remove_after = case when new.status = 'deleted'
-        then now() + make_interval(days => coalesce((new.settings ->> 'removal_grace_days')::int, 7)) end
+        then now() + make_interval(days => case when new.settings ->> 'removal_grace_days' ~ '^\d{1,4}$'
+                                                then (new.settings ->> 'removal_grace_days')::int else 7 end) end
     where s.tenant_id = new.id and (new.status = 'active' or s.desired_state <> 'removed');
   end if;
   return null;

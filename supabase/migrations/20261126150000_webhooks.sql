@@ -60,12 +60,19 @@ begin
     end if;
     return null;
   end if;
-  if new.email is null then
-    return null; -- phone-only or anonymous sign-ins get a platform user on first e-mail
+  -- Only a confirmed address names a person: an unconfirmed sign-up with someone
+  -- else's e-mail must not become (or link to) them. Phone-only and anonymous sign-ins
+  -- get a platform user with their first confirmed e-mail.
+  if new.email is null or new.email_confirmed_at is null then
+    return null;
   end if;
   select i.user_id into v_user from public.user_identities i where i.issuer = v_issuer and i.subject = new.id::text;
   if v_user is null then
     select u.id into v_user from public.users u where lower(u.email) = lower(new.email);
+    -- Platform admins are never linked automatically: an operator maps them.
+    if v_user is not null and exists (select 1 from public.platform_admins p where p.user_id = v_user) then
+      return null;
+    end if;
   end if;
   if v_user is null then
     insert into public.users (id, email, first_name, last_name, display_name, avatar_url)
@@ -86,7 +93,7 @@ begin
   return null;
 end;
 $$;
-create trigger sync_platform_user after insert or update of email, raw_user_meta_data, deleted_at or delete on auth.users
+create trigger sync_platform_user after insert or update of email, email_confirmed_at, raw_user_meta_data, deleted_at or delete on auth.users
   for each row execute function private.sync_auth_user();
 
 -- Supabase Auth's custom access token hook: Supabase tokens carry the same tenant
@@ -133,9 +140,12 @@ $$;
 
 -- ------------------------------------------------------------------ Chatwoot
 
--- One ticket per Chatwoot conversation of the tenant's account.
-create unique index tickets_chatwoot_conversation_key on public.tickets (tenant_id, (metadata ->> 'chatwoot_conversation_id'))
-  where metadata ? 'chatwoot_conversation_id';
+-- The Chatwoot conversation a ticket mirrors: one ticket per conversation. Written only
+-- by the verified webhook path (no grant to API roles), so nobody can attach a ticket to
+-- someone else's conversation through its free-form metadata.
+alter table public.tickets add column chatwoot_conversation_id text check (char_length(chatwoot_conversation_id) <= 50);
+create unique index tickets_chatwoot_conversation_key on public.tickets (tenant_id, chatwoot_conversation_id)
+  where chatwoot_conversation_id is not null;
 
 -- ------------------------------------------------------------------ outbound
 

@@ -32,7 +32,7 @@ begin
   if new.type <> 'message' or new.author_id is null then
     return null;
   end if;
-  select t.metadata ->> 'chatwoot_conversation_id' into v_conversation
+  select t.chatwoot_conversation_id into v_conversation
   from public.tickets t where t.tenant_id = new.tenant_id and t.id = new.ticket_id;
   if v_conversation is not null then
     insert into private.chatwoot_replies (tenant_id, message_id, conversation_id, content)

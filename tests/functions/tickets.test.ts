@@ -72,6 +72,11 @@ describe('creating tickets', () => {
     expect(new Date(t.due_date).getTime() - created).toBe(240 * 60_000);
   });
 
+  it('a customer cannot set their own due date: the SLA policy decides', async () => {
+    const t = await newTicket({ priority: 'urgent', due_date: '2020-01-01T00:00:00Z' });
+    expect(new Date(t.due_date).getTime() - new Date(t.created_at).getTime()).toBe(240 * 60_000);
+  });
+
   it('customers cannot route, assign or file for others', async () => {
     for (const extra of [{ team_id: teams.acme }, { assigned_to: users.acmeAgent.id }, { requester_id: users.acmeAdmin.id }]) {
       const r = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Sneaky routing', ...extra } });
@@ -375,6 +380,10 @@ describe('merge, delete, restore', () => {
     expect((await call(app, 'POST', `/tickets/${a.id}/merge`, { token: tok.agent, body: { into: b.id } })).status).toBe(409);
     expect((await call(app, 'POST', `/tickets/${b.id}/merge`, { token: tok.agent, body: { into: b.id } })).status).toBe(409);
     expect((await call(app, 'POST', `/tickets/${b.id}/merge`, { token: tok.user, body: { into: a.id } })).status).toBe(403);
+    // Another customer's ticket: merging would show one customer the other's messages.
+    const other = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Phoned in by admin', requester_id: users.acmeAdmin.id, team_id: teams.acme } });
+    const refused = await call(app, 'POST', `/tickets/${b.id}/merge`, { token: tok.agent, body: { into: other.body.id } });
+    expect([refused.status, errorCode(refused)]).toEqual([409, 'conflict']);
   });
 
   it('admins soft-delete and restore; deleted tickets vanish for everyone else', async () => {

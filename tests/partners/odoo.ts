@@ -29,6 +29,11 @@ export class OdooStandIn {
     return json(200, { jsonrpc: '2.0', id, error: { code: 200, message: 'Odoo Server Error', data: { name, message, arguments: [message], context: {}, debug: 'Traceback…' } } });
   }
 
+  private companyIds(row: Row): number[] {
+    const cmds = (row.company_ids ?? []) as [number, number, number[]][];
+    return cmds.flatMap(([cmd, , ids]) => (cmd === 6 ? ids : []));
+  }
+
   private matches(row: Row, domain: [string, string, unknown][], activeTest: boolean) {
     if (activeTest && !row.active) return false;
     return domain.every(([f, op, v]) => op === '=' && row[f] === v);
@@ -50,14 +55,29 @@ export class OdooStandIn {
     }
     if (method === 'search_read') {
       const activeTest = kwargs.context?.active_test !== false;
+      const fields: string[] = kwargs.fields ?? ['id'];
       return [...table.values()].filter((r) => this.matches(r, args[0] ?? kwargs.domain ?? [], activeTest))
-        .slice(0, kwargs.limit ?? undefined).map((r) => ({ id: r.id }));
+        .slice(0, kwargs.limit ?? undefined)
+        .map((r) => Object.fromEntries(['id', ...fields].map((f) => [f, f === 'company_ids' ? this.companyIds(r) : r[f]])));
     }
     if (method === 'write') {
       for (const id of args[0]) {
         const row = table.get(id);
         if (!row) throw ['odoo.exceptions.MissingError', 'Record does not exist or has been deleted.'];
-        Object.assign(row, args[1]);
+        for (const [field, value] of Object.entries(args[1] as Record<string, unknown>)) {
+          if (field === 'company_ids') {
+            // x2many commands: (6,0,ids) replace, (4,id) link, (3,id) unlink.
+            let ids = new Set(this.companyIds(row));
+            for (const [cmd, a, b] of value as [number, number, number[]][]) {
+              if (cmd === 6) ids = new Set(b);
+              if (cmd === 4) ids.add(a);
+              if (cmd === 3) ids.delete(a);
+            }
+            row.company_ids = [[6, 0, [...ids]]];
+          } else {
+            row[field] = value;
+          }
+        }
       }
       return true;
     }

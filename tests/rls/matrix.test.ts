@@ -115,8 +115,8 @@ const ops: Record<string, Record<Action, Op>> = {
   attachments: {
     select: async (tx, t) => count(await tx`select id from public.attachments where tenant_id = ${tenantOf(t).id}`),
     insert: async (tx, t) => count(await tx`
-      insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes, path)
-      values (${tenantOf(t).id}, ${ticketOf(t)}, 'probe.txt', 5, ${`${tenantOf(t).id}/probe/${t}.txt`}) returning id`),
+      insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes)
+      values (${tenantOf(t).id}, ${ticketOf(t)}, 'probe.txt', 5) returning id`),
     update: async (tx, t) => count(await tx`update public.attachments set status = 'uploaded' where tenant_id = ${tenantOf(t).id} returning id`),
     delete: async (tx, t) => count(await tx`delete from public.attachments where tenant_id = ${tenantOf(t).id} returning id`),
   },
@@ -187,7 +187,7 @@ beforeAll(async () => {
     await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content) values (${tenantId}, ${ticketOf(t)}, ${agent.id}, 'note', 'Customer is VIP')`;
     await db.sql.begin(async (tx) => {
       await tx`select set_config('request.jwt.claims', ${JSON.stringify(supabaseClaims(customerOf(t)))}, true)`;
-      await tx`insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes, path) values (${tenantId}, ${ticketOf(t)}, 'photo.jpg', 1024, ${`${tenantId}/${ticketOf(t)}/photo.jpg`})`;
+      await tx`insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes, path) values (${tenantId}, ${ticketOf(t)}, 'photo.jpg', 1024, 'set-by-trigger')`;
     });
   }
 });
@@ -409,6 +409,24 @@ describe('tickets', () => {
     };
     expect(await types(users.acmeUser)).toEqual(['message']);
     expect(await types(users.acmeAgent)).toEqual(['message', 'note']);
+  });
+
+  it('keeps attachment locations and status out of callers’ hands', async () => {
+    const me = supabaseClaims(users.acmeUser, tenants.acme.id);
+    for (const stmt of [
+      `insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes, path) values ('${tenants.acme.id}', '${ticketOf('own')}', 'x', 1, '${tenants.acme.id}/../../rest/v1/rpc/x')`,
+      `insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes, bucket) values ('${tenants.acme.id}', '${ticketOf('own')}', 'x', 1, 'other')`,
+      `update public.attachments set status = 'uploaded'`,
+    ]) {
+      const r = await probeAs(db.sql, 'authenticated', me, (tx) => tx.unsafe(stmt));
+      expect(r.ok ? 'allowed' : r.error.code, stmt).toBe('42501');
+    }
+    const dots = await probeAs(db.sql, 'authenticated', me, (tx) =>
+      tx`insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes) values (${tenants.acme.id}, ${ticketOf('own')}, '..', 1)`);
+    expect(dots.ok ? 'allowed' : dots.error.code).toBe('23514');
+    const [row] = (await probeAs(db.sql, 'authenticated', me, (tx) =>
+      tx`insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes) values (${tenants.acme.id}, ${ticketOf('own')}, 'ok.txt', 1) returning id, path, bucket, status`) as { ok: true; value: { id: string; path: string; bucket: string; status: string }[] }).value;
+    expect(row).toMatchObject({ path: `${tenants.acme.id}/${ticketOf('own')}/${row.id}/ok.txt`, bucket: 'attachments', status: 'pending' });
   });
 
   it('refuses a customer writing a note or a system message, or assigning, straight to the database', async () => {

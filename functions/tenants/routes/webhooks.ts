@@ -3,7 +3,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { caller, callerDb, tenantAccess } from '../../../shared/auth/context.ts';
 import { newEndpointSecret } from '../../../shared/webhooks/deliver.ts';
-import { webhookTargetProblem } from '../../../shared/webhooks/ssrf.ts';
+import { resolvedTargetProblem } from '../../../shared/webhooks/ssrf.ts';
 import { notFound, unprocessable } from '../../../shared/errors.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
@@ -12,8 +12,8 @@ import { security, type TenantsApp } from './common.ts';
 const ENDPOINT_COLUMNS =
   'id, url, description, event_types, enabled, disabled_reason, consecutive_failures, created_at, updated_at';
 
-function checkTarget(url: string | undefined): void {
-  const problem = url === undefined ? null : webhookTargetProblem(url);
+async function checkTarget(url: string | undefined): Promise<void> {
+  const problem = url === undefined ? null : await resolvedTargetProblem(url);
   if (problem) {
     throw unprocessable('The request is not valid', { fields: [{ field: 'url', message: problem }] });
   }
@@ -36,7 +36,7 @@ export function registerWebhooks(app: TenantsApp): void {
       const { tenantId } = c.req.valid('param');
       const body = c.req.valid('json');
       tenantAccess(caller(c), tenantId, 'admin', { write: true });
-      checkTarget(body.url);
+      await checkTarget(body.url);
       const { secret, sealed } = await newEndpointSecret();
       const [endpoint] = await callerDb(c, tenantId, (tx) =>
         tx`
@@ -88,7 +88,7 @@ export function registerWebhooks(app: TenantsApp): void {
       const { tenantId, endpointId } = c.req.valid('param');
       const body = c.req.valid('json');
       tenantAccess(caller(c), tenantId, 'admin', { write: true });
-      checkTarget(body.url);
+      await checkTarget(body.url);
       const [endpoint] = await callerDb(c, tenantId, (tx) =>
         tx`
           update public.webhook_endpoints set
