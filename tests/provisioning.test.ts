@@ -221,6 +221,18 @@ describe('permanent errors', () => {
     expect((await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/retry`, { token: adminToken })).status).toBe(409);
   });
 
+  it('a 422 (a record the partner refuses) fails at once with its message, no retry storm', async () => {
+    const t = await createTenant([]);
+    chatwoot.invalidEmails.add(t.email);
+    await db.sql`insert into public.tenant_services (tenant_id, service) values (${t.id}, 'chatwoot')`;
+    const before = chatwoot.server.log.length;
+    await drain();
+    const s = (await services(t.id)).chatwoot;
+    expect(s).toMatchObject({ state: 'failed', attempts: 1 });
+    expect(s.last_error).toContain('422: Email is invalid');
+    expect(chatwoot.server.log.slice(before).filter((l) => l.path === '/platform/api/v1/users')).toHaveLength(1);
+  });
+
   it("n8n's licence 403 in projects mode is permanent and explained; shared mode works", async () => {
     const t = await createTenant(['n8n']);
     await drain(connectors({ n8nMode: 'projects' }));

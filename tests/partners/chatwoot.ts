@@ -12,6 +12,8 @@ export class ChatwootStandIn {
   users = new Map<number, User>();
   links: { account_id: number; user_id: number; role: string }[] = [];
   messages: { id: number; account_id: number; conversation_id: string; content: string; author: number }[] = [];
+  /** Addresses this Chatwoot refuses (its 422 for an invalid record). */
+  invalidEmails = new Set<string>();
   private nextId = 1;
   constructor(readonly server: StandIn, public token: string) {}
 
@@ -48,7 +50,9 @@ export class ChatwootStandIn {
     }
     if (headers['api_access_token'] !== this.token) return json(401, { error: 'Invalid access_token' });
     if (method === 'POST' && path === '/platform/api/v1/users') {
-      if (!/^[^@\s]+@[^@\s]+$/.test(body?.email ?? '')) return json(422, { message: 'Email is invalid', attributes: ['email'] });
+      if (!/^[^@\s]+@[^@\s]+$/.test(body?.email ?? '') || this.invalidEmails.has(body.email)) {
+        return json(422, { message: 'Email is invalid', attributes: ['email'] });
+      }
       let user = [...this.users.values()].find((u) => u.email === body.email);
       if (!user) {
         user = { id: this.nextId++, email: body.email, name: body.name, password: body.password, access_token: `ut_${this.nextId}`, custom_attributes: body.custom_attributes ?? {} };
