@@ -385,6 +385,26 @@ describe('credentials', () => {
   });
 });
 
+describe('credential rotation', () => {
+  it("gives the Chatwoot owner a new password, shown once again to the tenant's admins", async () => {
+    const t = await createTenant(['chatwoot']);
+    await drain();
+    const adminToken = await tokenForOwner(t);
+    const first = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/credentials`, { token: adminToken });
+    const rotated = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/rotate-credentials`, { token: adminToken });
+    expect(rotated.status).toBe(202);
+    await drain();
+    const second = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/credentials`, { token: adminToken });
+    expect(second.body.credentials.password).not.toBe(first.body.credentials.password);
+    expect([...chatwoot.users.values()].find((u) => u.email === t.email)!.password).toBe(second.body.credentials.password);
+    expect(partnerObjects(t).chatwootAccounts).toBe(1);
+    const botpressOnly = await createTenant(['botpress']);
+    await drain();
+    const other = await call(tenantsApp, 'POST', `/tenants/${botpressOnly.id}/services/botpress/rotate-credentials`, { token: await tokenForOwner(botpressOnly) });
+    expect(other.status).toBe(409);
+  });
+});
+
 describe('the provisioner function', () => {
   it('runs for the service credential only', async () => {
     const user = await call(provisionerApp, 'POST', '/provisioner/run', { token: await supabaseToken(users.super) });

@@ -194,6 +194,13 @@ describe('Supabase Auth', () => {
     await db.sql`insert into auth.users (id, email, email_confirmed_at) values ('8b2d2e63-3b62-4e3f-8b4f-6a7f8b9c0d1e', ${users.acmeUser.email}, now())`;
     const [linked] = await db.sql`select user_id from public.user_identities where subject = '8b2d2e63-3b62-4e3f-8b4f-6a7f8b9c0d1e'`;
     expect(linked.user_id).toBe(users.acmeUser.id);
+    // Deleting the auth user retires the person: memberships and this identity go.
+    const [sam] = await db.sql`select user_id from public.user_identities where subject = ${authUser}`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenants.globex.id}, ${sam.user_id}, 'user')`;
+    await db.sql`delete from auth.users where id = ${authUser}`;
+    expect(await find()).toEqual([]);
+    expect((await db.sql`select status from public.users where id = ${sam.user_id}`)[0].status).toBe('deleted');
+    expect((await db.sql`select count(*)::int as n from public.memberships where user_id = ${sam.user_id}`)[0].n).toBe(0);
     // A platform admin's address is never linked automatically.
     await db.sql`insert into auth.users (id, email, email_confirmed_at) values ('9c3e3f74-4c73-4f4a-9c5a-7b8a9cad1e2f', ${users.super.email}, now())`;
     expect((await db.sql`select count(*)::int as n from public.user_identities where subject = '9c3e3f74-4c73-4f4a-9c5a-7b8a9cad1e2f'`)[0].n).toBe(0);

@@ -433,6 +433,7 @@ const endpoints: { method: string; path: (i: Ids) => string; body?: (i: Ids) => 
   { method: 'PUT', path: (i) => `/tenants/${i.tenant}/services/chatwoot`, body: () => ({ enabled: true }) },
   { method: 'POST', path: (i) => `/tenants/${i.tenant}/services/chatwoot/retry` },
   { method: 'POST', path: (i) => `/tenants/${i.tenant}/services/chatwoot/credentials` },
+  { method: 'POST', path: (i) => `/tenants/${i.tenant}/services/chatwoot/rotate-credentials` },
   { method: 'POST', path: (i) => `/tenants/${i.tenant}/webhooks`, body: () => ({ url: 'http://127.0.0.1:9/mole' }) },
   { method: 'GET', path: (i) => `/tenants/${i.tenant}/webhooks` },
   { method: 'PATCH', path: (i) => `/tenants/${i.tenant}/webhooks/${i.invitation}`, body: () => ({ enabled: false }) },

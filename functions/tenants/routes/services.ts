@@ -124,4 +124,21 @@ export function registerServices(app: TenantsApp): void {
       return c.json({ credentials: await decryptJson(row.sealed) }, 200);
     },
   );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/{tenantId}/services/{service}/rotate-credentials',
+      summary: "Give the partner account's owner a new password; shown once afterwards (admins; Chatwoot)",
+      security,
+      request: { params: s.ServiceParam },
+      responses: { 202: jsonResponse(z.object({ queued: z.boolean() }), 'Queued'), ...commonErrors, ...conflictError },
+    }),
+    async (c) => {
+      const { tenantId, service } = c.req.valid('param');
+      tenantAccess(caller(c), tenantId, 'admin', { write: true });
+      await callerDb(c, tenantId, (tx) => tx`select private.rotate_service_credentials(${tenantId}, ${service})`);
+      return c.json({ queued: true }, 202);
+    },
+  );
 }
