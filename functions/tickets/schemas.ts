@@ -194,14 +194,27 @@ export const StatsSchema = z
   })
   .openapi('TicketStats');
 
+const HHMM = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM');
+export const BusinessHours = z
+  .object({
+    timezone: Text.min(1).max(64).default('UTC').openapi({ example: 'Europe/Paris' }),
+    days: z.array(z.number().int().min(1).max(7)).min(1).max(7).default([1, 2, 3, 4, 5])
+      .refine((d) => new Set(d).size === d.length, 'each day once')
+      .openapi({ description: 'ISO weekdays, 1 = Monday' }),
+    start: HHMM.default('09:00'),
+    end: HHMM.default('17:00'),
+  })
+  .strict()
+  .refine((h) => h.start < h.end, { message: 'start must be before end', path: ['end'] });
+
 export const PriorityParam = z.object({ priority: PrioritySchema.openapi({ param: { name: 'priority', in: 'path' } }) });
 
 export const SlaPolicyBody = z
   .object({
     first_response_minutes: z.number().int().min(1).max(525_600),
     resolution_minutes: z.number().int().min(1).max(525_600),
-    business_hours: JsonObject(4096).nullable().default(null)
-      .openapi({ description: 'Kept for calendar-aware due dates; due dates currently run on the wall clock' }),
+    business_hours: BusinessHours.nullable().default(null)
+      .openapi({ description: 'Count the targets in these hours only; null: around the clock' }),
   })
   .strict()
   .refine((b) => b.resolution_minutes >= b.first_response_minutes, {

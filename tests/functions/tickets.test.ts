@@ -349,6 +349,30 @@ describe('SLA', () => {
     expect((await call(app, 'GET', '/tickets/sla-policies', { token: tok.globexUser })).body.items).toEqual([]);
   });
 
+  it('counts targets in business hours when the policy has them', async () => {
+    const due = async (start: string, minutes: number) =>
+      new Date((await db.sql`select private.add_business_minutes(${start}::timestamptz, ${minutes},
+        '{"timezone": "Europe/Paris", "days": [1,2,3,4,5], "start": "09:00", "end": "17:00"}') as d`)[0].d).toISOString();
+    // Friday 16:30 Paris (15:30Z) + 60 business minutes → Monday 09:30 Paris (08:30Z).
+    expect(await due('2026-11-27T15:30:00Z', 60)).toBe('2026-11-30T08:30:00.000Z');
+    // Saturday → Monday 09:00 + 2 h.
+    expect(await due('2026-11-28T10:00:00Z', 120)).toBe('2026-11-30T10:00:00.000Z');
+    // Two full business days.
+    expect(await due('2026-11-24T08:00:00Z', 16 * 60)).toBe('2026-11-25T16:00:00.000Z');
+    const put = await call(app, 'PUT', '/tickets/sla-policies/high', {
+      token: tok.admin, body: { first_response_minutes: 60, resolution_minutes: 480, business_hours: { timezone: 'Europe/Paris' } },
+    });
+    expect(put.body.business_hours).toEqual({ timezone: 'Europe/Paris', days: [1, 2, 3, 4, 5], start: '09:00', end: '17:00' });
+    const t = await newTicket({ priority: 'high' });
+    const [{ expected }] = await db.sql`select private.add_business_minutes(${t.created_at}::timestamptz, 60, ${db.sql.json(put.body.business_hours)}) as expected`;
+    expect(new Date(t.first_response_due_at).getTime()).toBe(new Date(expected).getTime());
+    for (const business_hours of [{ timezone: 'Mars/Olympus' }, { start: '18:00', end: '09:00' }, { days: [0] }]) {
+      const bad = await call(app, 'PUT', '/tickets/sla-policies/high', { token: tok.admin, body: { first_response_minutes: 60, resolution_minutes: 480, business_hours } });
+      expect(bad.status, JSON.stringify(business_hours)).toBe(422);
+    }
+    await call(app, 'DELETE', '/tickets/sla-policies/high', { token: tok.admin });
+  });
+
   it('a priority change moves the due dates', async () => {
     const t = await newTicket({ priority: 'medium' });
     const r = await call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.agent, body: { priority: 'urgent' } });
