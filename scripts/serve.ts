@@ -25,18 +25,23 @@ const port = Number(Deno.env.get('PORT') ?? 54321);
 const json = (body: unknown, status = 200) =>
   new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
 
-Deno.serve({ hostname: '127.0.0.1', port, onListen: () => console.log(`functions listening on ${port}`) }, (req) => {
-  const url = new URL(req.url);
-  const fn = url.pathname.match(/^\/functions\/v1\/([^/]+)(\/.*)?$/);
-  if (fn) {
-    const app = apps.get(fn[1]);
-    if (!app) return json({ error: { code: 'not_found', message: `No function named ${fn[1]}` } }, 404);
-    url.pathname = url.pathname.slice('/functions/v1'.length);
-    return app.fetch(new Request(url, req));
-  }
-  const issuer = url.pathname.match(/^\/dev-issuers\/(clerk|supertokens)\/(?:\.well-known\/jwks\.json|jwt\/jwks\.json)$/);
-  if (issuer && devJwks[issuer[1]]) return json(devJwks[issuer[1]]);
-  if (url.pathname.startsWith('/storage/v1/local/')) return handleLocalStorage(req);
-  if (url.pathname === '/health') return json({ ok: true, functions: [...apps.keys()] });
-  return json({ error: { code: 'not_found', message: 'Not found' } }, 404);
-});
+Deno.serve(
+  { hostname: '127.0.0.1', port, onListen: () => console.log(`functions listening on ${port}`) },
+  (req) => {
+    const url = new URL(req.url);
+    const fn = url.pathname.match(/^\/functions\/v1\/([^/]+)(\/.*)?$/);
+    if (fn) {
+      const app = apps.get(fn[1]);
+      if (!app) return json({ error: { code: 'not_found', message: `No function named ${fn[1]}` } }, 404);
+      url.pathname = url.pathname.slice('/functions/v1'.length);
+      return app.fetch(new Request(url, req));
+    }
+    const issuer = url.pathname.match(
+      /^\/dev-issuers\/(clerk|supertokens)\/(?:\.well-known\/jwks\.json|jwt\/jwks\.json)$/,
+    );
+    if (issuer && devJwks[issuer[1]]) return json(devJwks[issuer[1]]);
+    if (url.pathname.startsWith('/storage/v1/local/')) return handleLocalStorage(req);
+    if (url.pathname === '/health') return json({ ok: true, functions: [...apps.keys()] });
+    return json({ error: { code: 'not_found', message: 'Not found' } }, 404);
+  },
+);

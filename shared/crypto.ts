@@ -30,7 +30,11 @@ export async function encryptJson(value: unknown): Promise<string> {
 export async function decryptJson<T = Record<string, unknown>>(sealed: string): Promise<T> {
   if (!sealed.startsWith('v1:')) throw new Error('unknown credential format');
   const bytes = Uint8Array.from(atob(sealed.slice(3)), (c) => c.charCodeAt(0));
-  const plain = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: bytes.slice(0, 12) }, await key(), bytes.slice(12));
+  const plain = await crypto.subtle.decrypt(
+    { name: 'AES-GCM', iv: bytes.slice(0, 12) },
+    await key(),
+    bytes.slice(12),
+  );
   return JSON.parse(new TextDecoder().decode(plain)) as T;
 }
 

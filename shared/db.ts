@@ -2,7 +2,7 @@
 // The pooler runs in transaction mode, so nothing here relies on session state:
 // settings are transaction-local and statements are never named/prepared.
 import postgres from 'postgres';
-import { requireEnv, env } from './env.ts';
+import { env, requireEnv } from './env.ts';
 
 export type Sql = postgres.Sql;
 export type Tx = postgres.TransactionSql;
@@ -20,7 +20,9 @@ export function db(): Sql {
     connection: { application_name: 'edge-functions' },
     // int8 (counts, ticket numbers, identity ids) as JSON-friendly numbers: exact up to
     // 2^53, far beyond any count or sequence here.
-    types: { bigint: { to: 20, from: [20], serialize: (n: number) => String(n), parse: (s: string) => Number(s) } },
+    types: {
+      bigint: { to: 20, from: [20], serialize: (n: number) => String(n), parse: (s: string) => Number(s) },
+    },
   });
   return pool;
 }
@@ -36,9 +38,16 @@ export async function closeDb(): Promise<void> {
  *  pipelined with fn's first statement, so it costs no extra round trip; a set-up
  *  failure is reported in preference to the error it causes downstream. Both settings
  *  are transaction-local, so calling it again in the same transaction re-scopes it. */
-export async function withClaims<T>(tx: Tx, role: string, claims: Claims, fn: (tx: Tx) => Promise<T>): Promise<T> {
+export async function withClaims<T>(
+  tx: Tx,
+  role: string,
+  claims: Claims,
+  fn: (tx: Tx) => Promise<T>,
+): Promise<T> {
   const setup = tx`
-    select set_config('role', ${role}, true), set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)
+    select set_config('role', ${role}, true), set_config('request.jwt.claims', ${
+    JSON.stringify(claims)
+  }, true)
   `.execute();
   setup.catch(() => {});
   try {

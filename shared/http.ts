@@ -1,7 +1,7 @@
 // The Hono app every function starts from: its base path, CORS for browser clients,
 // the common error shape, zod validation failures as 422s naming the fields, and an
 // OpenAPI 3.1 document generated from the same schemas at GET /<name>/openapi.json.
-import { OpenAPIHono, type Hook } from '@hono/zod-openapi';
+import { type Hook, OpenAPIHono } from '@hono/zod-openapi';
 import type { Env } from 'hono';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
@@ -37,7 +37,14 @@ export function createApp<E extends Env>(name: string, info: { title: string; de
     '*',
     cors({
       origin: origins.length ? origins : '*',
-      allowHeaders: ['authorization', 'x-client-info', 'apikey', 'content-type', 'x-tenant-id', 'idempotency-key'],
+      allowHeaders: [
+        'authorization',
+        'x-client-info',
+        'apikey',
+        'content-type',
+        'x-tenant-id',
+        'idempotency-key',
+      ],
       allowMethods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
       maxAge: 600,
     }),
@@ -54,7 +61,11 @@ export function createApp<E extends Env>(name: string, info: { title: string; de
     }
     if (apiError.status >= 500) {
       const e = err as { code?: string; message?: string };
-      console.error(`[${name}] ${c.req.method} ${c.req.path} failed:`, e.code ?? '', e.message ?? String(err));
+      console.error(
+        `[${name}] ${c.req.method} ${c.req.path} failed:`,
+        e.code ?? '',
+        e.message ?? String(err),
+      );
     }
     return c.json(errorBody(apiError.code, apiError.message, apiError.details), apiError.status);
   });

@@ -4,7 +4,12 @@
 // exist, and stops claiming when its time budget is spent. No transaction is held
 // across a partner call.
 import type { Connectors } from './connectors/index.ts';
-import { PartnerError, type ProvisionContext, type ProvisionResult, type ServiceName } from './connectors/types.ts';
+import {
+  PartnerError,
+  type ProvisionContext,
+  type ProvisionResult,
+  type ServiceName,
+} from './connectors/types.ts';
 import { decryptJson, encryptJson } from './crypto.ts';
 import { asService } from './db.ts';
 
@@ -45,12 +50,18 @@ interface Job {
 /** Another worker took the job over (our lease ran out): stop touching it. */
 class LeaseLost extends Error {}
 
-async function runJob(job: Job, worker: string, connectors: Connectors): Promise<'succeeded' | 'retried' | 'dead' | 'lost'> {
+async function runJob(
+  job: Job,
+  worker: string,
+  connectors: Connectors,
+): Promise<'succeeded' | 'retried' | 'dead' | 'lost'> {
   const record = async (sql: (tx: Parameters<Parameters<typeof asService>[1]>[0]) => Promise<unknown>) =>
     await asService(job.tenant_id, sql);
   const fail = async (message: string, retryable: boolean, retryAfter?: number) => {
     const outcome = await record((tx) =>
-      tx`select private.fail_provisioning_job(${job.job_id}, ${worker}, ${message}, ${retryable}, ${retryAfter ?? null}) as o`
+      tx`select private.fail_provisioning_job(${job.job_id}, ${worker}, ${message}, ${retryable}, ${
+        retryAfter ?? null
+      }) as o`
     ) as { o: string }[];
     return outcome[0].o === 'retry' ? 'retried' : outcome[0].o === 'dead' ? 'dead' : 'lost';
   };
@@ -68,7 +79,9 @@ async function runJob(job: Job, worker: string, connectors: Connectors): Promise
       if (credentials) ctx.credentials = credentials;
       const sealed = credentials ? await encryptJson(credentials) : null;
       const [{ ok }] = await record((tx) =>
-        tx`select private.record_provisioning_progress(${job.job_id}, ${worker}, ${tx.json(ids as never)}, ${sealed}) as ok`
+        tx`select private.record_provisioning_progress(${job.job_id}, ${worker}, ${
+          tx.json(ids as never)
+        }, ${sealed}) as ok`
       ) as { ok: boolean }[];
       if (!ok) throw new LeaseLost();
     },
@@ -91,7 +104,9 @@ async function runJob(job: Job, worker: string, connectors: Connectors): Promise
     }
     const sealed = result?.credentials ? await encryptJson(result.credentials) : null;
     const [{ ok }] = await record((tx) =>
-      tx`select private.finish_provisioning_job(${job.job_id}, ${worker}, ${state}, ${tx.json((result?.externalIds ?? {}) as never)}, ${sealed}) as ok`
+      tx`select private.finish_provisioning_job(${job.job_id}, ${worker}, ${state}, ${
+        tx.json((result?.externalIds ?? {}) as never)
+      }, ${sealed}) as ok`
     ) as { ok: boolean }[];
     return ok ? 'succeeded' : 'lost';
   } catch (err) {
@@ -111,8 +126,12 @@ export async function runProvisioningWorker(opts: WorkerOptions): Promise<Worker
   const budget = opts.budgetMs ?? 100_000;
   const report: WorkerReport = { worker, claimed: 0, succeeded: 0, retried: 0, dead: 0, lost: 0, ms: 0 };
   while (Date.now() - started < budget) {
-    const jobs = await asService(null, (tx) =>
-      tx`select * from private.claim_provisioning_jobs(${worker}, ${opts.batch ?? 5}, ${opts.leaseSeconds ?? 120})`
+    const jobs = await asService(
+      null,
+      (tx) =>
+        tx`select * from private.claim_provisioning_jobs(${worker}, ${opts.batch ?? 5}, ${
+          opts.leaseSeconds ?? 120
+        })`,
     ) as unknown as Job[];
     if (!jobs.length) break;
     report.claimed += jobs.length;

@@ -16,7 +16,11 @@ export interface SignedUrl {
 }
 
 export interface ObjectStorage {
-  createUploadUrl(bucket: string, objectPath: string, opts: { contentType: string; size: number }): Promise<SignedUrl>;
+  createUploadUrl(
+    bucket: string,
+    objectPath: string,
+    opts: { contentType: string; size: number },
+  ): Promise<SignedUrl>;
   createDownloadUrl(bucket: string, objectPath: string, opts: { fileName: string }): Promise<SignedUrl>;
   exists(bucket: string, objectPath: string): Promise<boolean>;
 }
@@ -36,7 +40,9 @@ function encodePath(p: string): string {
 
 function serviceKey(): string {
   const key = env('SUPABASE_SERVICE_ROLE_KEY') ?? envList('SUPABASE_SECRET_KEYS')[0];
-  if (!key) throw new Error('SUPABASE_SERVICE_ROLE_KEY or SUPABASE_SECRET_KEYS is needed for Supabase Storage');
+  if (!key) {
+    throw new Error('SUPABASE_SERVICE_ROLE_KEY or SUPABASE_SECRET_KEYS is needed for Supabase Storage');
+  }
   return key;
 }
 
@@ -96,9 +102,15 @@ function localSecret(): string {
 }
 
 async function hmac(text: string): Promise<string> {
-  const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(localSecret()), { name: 'HMAC', hash: 'SHA-256' }, false, [
-    'sign',
-  ]);
+  const key = await crypto.subtle.importKey(
+    'raw',
+    new TextEncoder().encode(localSecret()),
+    { name: 'HMAC', hash: 'SHA-256' },
+    false,
+    [
+      'sign',
+    ],
+  );
   const sig = new Uint8Array(await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(text)));
   return btoa(String.fromCharCode(...sig)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
@@ -114,17 +126,33 @@ function localFile(bucket: string, objectPath: string): string {
   return file;
 }
 
-async function localUrl(op: 'upload' | 'download', bucket: string, objectPath: string, ttl: number, size = 0) {
+async function localUrl(
+  op: 'upload' | 'download',
+  bucket: string,
+  objectPath: string,
+  ttl: number,
+  size = 0,
+) {
   const exp = Math.floor(expiry(ttl).getTime() / 1000);
   const sig = await hmac(grant(op, bucket, objectPath, exp, size));
   const base = env('LOCAL_STORAGE_PUBLIC_URL') ?? supabaseUrl();
-  return { url: `${base}/storage/v1/local/${bucket}/${encodePath(objectPath)}?op=${op}&exp=${exp}&size=${size}&sig=${sig}`, exp };
+  return {
+    url: `${base}/storage/v1/local/${bucket}/${
+      encodePath(objectPath)
+    }?op=${op}&exp=${exp}&size=${size}&sig=${sig}`,
+    exp,
+  };
 }
 
 export const localStorage: ObjectStorage = {
   async createUploadUrl(bucket, objectPath, { contentType, size }) {
     const { url, exp } = await localUrl('upload', bucket, objectPath, UPLOAD_TTL_S, size);
-    return { url, method: 'PUT', headers: { 'content-type': contentType }, expires_at: new Date(exp * 1000).toISOString() };
+    return {
+      url,
+      method: 'PUT',
+      headers: { 'content-type': contentType },
+      expires_at: new Date(exp * 1000).toISOString(),
+    };
   },
   async createDownloadUrl(bucket, objectPath) {
     const { url, exp } = await localUrl('download', bucket, objectPath, DOWNLOAD_TTL_S);
@@ -136,7 +164,10 @@ export const localStorage: ObjectStorage = {
 };
 
 const json = (status: number, code: string, message: string) =>
-  new Response(JSON.stringify({ error: { code, message } }), { status, headers: { 'content-type': 'application/json' } });
+  new Response(JSON.stringify({ error: { code, message } }), {
+    status,
+    headers: { 'content-type': 'application/json' },
+  });
 
 /** The local stack's storage endpoint (served by scripts/serve.ts): PUT uploads exactly
  *  the announced number of bytes, once; GET downloads; both need a valid, unexpired
@@ -151,7 +182,9 @@ export async function handleLocalStorage(req: Request): Promise<Response> {
   const exp = Number(url.searchParams.get('exp'));
   const size = Number(url.searchParams.get('size'));
   const expected = await hmac(grant(op, bucket, objectPath, exp, size));
-  if (!(await secretEquals(expected, url.searchParams.get('sig') ?? ''))) return json(403, 'invalid_signature', 'Bad signature');
+  if (!(await secretEquals(expected, url.searchParams.get('sig') ?? ''))) {
+    return json(403, 'invalid_signature', 'Bad signature');
+  }
   if (!(exp * 1000 > Date.now())) return json(403, 'expired', 'The signed URL has expired');
   let file: string;
   try {
@@ -186,6 +219,7 @@ export async function handleLocalStorage(req: Request): Promise<Response> {
 }
 
 export function objectStorage(): ObjectStorage {
-  const backend = env('STORAGE_BACKEND') ?? (/^https?:\/\/(127\.0\.0\.1|localhost)[:/]/.test(supabaseUrl()) ? 'local' : 'supabase');
+  const backend = env('STORAGE_BACKEND') ??
+    (/^https?:\/\/(127\.0\.0\.1|localhost)[:/]/.test(supabaseUrl()) ? 'local' : 'supabase');
   return backend === 'local' ? localStorage : supabaseStorage;
 }

@@ -13,13 +13,15 @@ import { runProvisioningWorker } from '../../shared/queue.ts';
 
 export const app = createApp('provisioner', {
   title: 'Provisioner',
-  description: "Runs the tenant provisioning queue: each tenant's accounts in Chatwoot, Botpress, n8n and Odoo.",
+  description:
+    "Runs the tenant provisioning queue: each tenant's accounts in Chatwoot, Botpress, n8n and Odoo.",
 });
 
 app.use('*', async (c, next) => {
   if (c.req.method === 'OPTIONS' || c.req.path.endsWith('/openapi.json')) return await next();
   const cronSecret = env('PROVISIONER_CRON_SECRET');
-  const viaCron = cronSecret !== undefined && (await secretEquals(c.req.header('x-cron-secret') ?? '', cronSecret));
+  const viaCron = cronSecret !== undefined &&
+    (await secretEquals(c.req.header('x-cron-secret') ?? '', cronSecret));
   if (!viaCron && !(await isServiceCredential(c.req.header('authorization'), c.req.header('apikey')))) {
     throw unauthorized('service_credential_required', 'The provisioner is for the platform scheduler');
   }
@@ -52,11 +54,19 @@ app.openapi(
     summary: 'Work the queue for up to budget_ms, in batches',
     security,
     request: { body: { ...jsonBody(RunBody), required: false } },
-    responses: { 200: jsonResponse(Report, 'What this run did'), 401: commonErrors[401], 422: commonErrors[422] },
+    responses: {
+      200: jsonResponse(Report, 'What this run did'),
+      401: commonErrors[401],
+      422: commonErrors[422],
+    },
   }),
   async (c) => {
     const body = RunBody.parse(await c.req.json().catch(() => ({})));
-    const report = await runProvisioningWorker({ connectors: connectorsFromEnv(), batch: body.batch, budgetMs: body.budget_ms });
+    const report = await runProvisioningWorker({
+      connectors: connectorsFromEnv(),
+      batch: body.batch,
+      budgetMs: body.budget_ms,
+    });
     return c.json(report, 200);
   },
 );
@@ -67,10 +77,16 @@ app.openapi(
     path: '/reconcile',
     summary: 'Re-queue services whose state drifted from the desired one',
     security,
-    responses: { 200: jsonResponse(z.object({ queued: z.number().int() }), 'How many were queued'), 401: commonErrors[401] },
+    responses: {
+      200: jsonResponse(z.object({ queued: z.number().int() }), 'How many were queued'),
+      401: commonErrors[401],
+    },
   }),
   async (c) => {
-    const queued = await asService(null, async (tx) => (await tx`select private.reconcile_tenant_services() as n`)[0].n as number);
+    const queued = await asService(
+      null,
+      async (tx) => (await tx`select private.reconcile_tenant_services() as n`)[0].n as number,
+    );
     return c.json({ queued }, 200);
   },
 );

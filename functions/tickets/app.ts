@@ -4,18 +4,33 @@
 // the API around them (clear 403/404/409s, filters, pagination, idempotent creates).
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import { activeTenant, type AuthEnv, caller, callerDb, requireUser, type TenantAccess } from '../../shared/auth/context.ts';
+import {
+  activeTenant,
+  type AuthEnv,
+  caller,
+  callerDb,
+  requireUser,
+  type TenantAccess,
+} from '../../shared/auth/context.ts';
 import { isServiceCredential } from '../../shared/auth/service.ts';
 import { asService, type Tx } from '../../shared/db.ts';
 import { conflict, forbidden, notFound, unauthorized, unprocessable } from '../../shared/errors.ts';
 import { createApp } from '../../shared/http.ts';
-import { commonErrors, conflictError, decodeCursor, encodeCursor, jsonBody, jsonResponse } from '../../shared/schemas/common.ts';
+import {
+  commonErrors,
+  conflictError,
+  decodeCursor,
+  encodeCursor,
+  jsonBody,
+  jsonResponse,
+} from '../../shared/schemas/common.ts';
 import { objectStorage } from '../../shared/storage.ts';
 import * as s from './schemas.ts';
 
 export const app = createApp<AuthEnv>('tickets', {
   title: 'Tickets API',
-  description: 'The support-ticket workflow: tickets, replies, internal notes, assignment, SLA, search, attachments.',
+  description:
+    'The support-ticket workflow: tickets, replies, internal notes, assignment, SLA, search, attachments.',
 });
 
 // Machine endpoints take the service credential; everything else is a signed-in user.
@@ -33,12 +48,14 @@ app.use('*', async (c, next) => {
 const security = [{ bearerAuth: [] }];
 type C = Context<AuthEnv>;
 
-const TICKET_COLUMNS = `id, tenant_id, number, title, description, status, priority, department, team_id, created_by,
+const TICKET_COLUMNS =
+  `id, tenant_id, number, title, description, status, priority, department, team_id, created_by,
   assigned_to, due_date, first_response_due_at, first_response_at, resolved_at, closed_at,
   sla_first_response_breached_at, sla_resolution_breached_at, tags, metadata, merged_into_id,
   created_at, updated_at, deleted_at`;
 const MESSAGE_COLUMNS = 'id, ticket_id, author_id, type, content, created_at, edited_at';
-const ATTACHMENT_COLUMNS = 'id, ticket_id, message_id, file_name, content_type, size_bytes, status, uploaded_by, created_at';
+const ATTACHMENT_COLUMNS =
+  'id, ticket_id, message_id, file_name, content_type, size_bytes, status, uploaded_by, created_at';
 const isStaff = (a: TenantAccess) => a.role !== 'user';
 
 function requireStaff(a: TenantAccess): void {
@@ -47,7 +64,9 @@ function requireStaff(a: TenantAccess): void {
 
 /** A ticket the caller can see, or 404 (other tenants' tickets are simply not there). */
 async function visibleTicket(tx: Tx, tenantId: string, id: string) {
-  const [t] = await tx`select ${tx.unsafe(TICKET_COLUMNS)} from public.tickets where tenant_id = ${tenantId} and id = ${id}`;
+  const [t] = await tx`select ${
+    tx.unsafe(TICKET_COLUMNS)
+  } from public.tickets where tenant_id = ${tenantId} and id = ${id}`;
   if (!t) throw notFound('Ticket');
   return t;
 }
@@ -55,12 +74,19 @@ async function visibleTicket(tx: Tx, tenantId: string, id: string) {
 /** The ticket as the caller may still see it after a change, else just its id: handing
  *  a ticket to another agent or team can take it out of the caller's sight. */
 async function readBack(tx: Tx, tenantId: string, id: string) {
-  const [t] = await tx`select ${tx.unsafe(TICKET_COLUMNS)} from public.tickets where tenant_id = ${tenantId} and id = ${id}`;
+  const [t] = await tx`select ${
+    tx.unsafe(TICKET_COLUMNS)
+  } from public.tickets where tenant_id = ${tenantId} and id = ${id}`;
   return t ?? { id, tenant_id: tenantId };
 }
 
 /** Assignee and team changes go through private.hand_off_ticket (see there why). */
-async function handOff(tx: Tx, tenantId: string, id: string, change: { assignee?: string | null; team?: string | null }) {
+async function handOff(
+  tx: Tx,
+  tenantId: string,
+  id: string,
+  change: { assignee?: string | null; team?: string | null },
+) {
   await tx`
     select private.hand_off_ticket(${tenantId}, ${id}, ${'assignee' in change}, ${change.assignee ?? null},
                                    ${'team' in change}, ${change.team ?? null})
@@ -84,7 +110,11 @@ app.openapi(
       body: jsonBody(s.CreateTicketBody),
       headers: z.object({ 'idempotency-key': z.string().min(1).max(255).optional() }),
     },
-    responses: { 201: jsonResponse(s.TicketSchema, 'The ticket (or, for a repeated key, the first result)'), ...commonErrors, ...conflictError },
+    responses: {
+      201: jsonResponse(s.TicketSchema, 'The ticket (or, for a repeated key, the first result)'),
+      ...commonErrors,
+      ...conflictError,
+    },
   }),
   async (c) => {
     const body = c.req.valid('json');
@@ -97,11 +127,16 @@ app.openapi(
     const result = await callerDb(c, access.tenantId, async (tx) => {
       if (key) {
         const [claim] = await tx`
-          select * from private.claim_idempotency_key(${access.tenantId}, ${key}, ${await sha256Hex(JSON.stringify(body))})
+          select * from private.claim_idempotency_key(${access.tenantId}, ${key}, ${await sha256Hex(
+          JSON.stringify(body),
+        )})
         `;
         if (!claim.claimed) {
           if (claim.request_hash !== (await sha256Hex(JSON.stringify(body)))) {
-            throw conflict('idempotency_key_reused', 'This Idempotency-Key was used with a different request');
+            throw conflict(
+              'idempotency_key_reused',
+              'This Idempotency-Key was used with a different request',
+            );
           }
           return { replayed: true, ticket: claim.response };
         }
@@ -109,15 +144,23 @@ app.openapi(
       await tx`
         insert into public.tickets (tenant_id, id, title, description, priority, department, team_id, assigned_to,
                                     created_by, due_date, tags, metadata)
-        values (${access.tenantId}, ${id}, ${body.title}, ${body.description ?? null}, ${body.priority}, ${body.department},
-                ${body.team_id ?? null}, ${body.assigned_to ?? null}, ${body.requester_id ?? null}, ${body.due_date ?? null},
+        values (${access.tenantId}, ${id}, ${body.title}, ${
+        body.description ?? null
+      }, ${body.priority}, ${body.department},
+                ${body.team_id ?? null}, ${body.assigned_to ?? null}, ${body.requester_id ?? null}, ${
+        body.due_date ?? null
+      },
                 ${body.tags}, ${tx.json(body.metadata as never)})
       `;
       // A ticket an agent files for a customer outside their teams is not theirs to read.
-      const [ticket] = await tx`select ${tx.unsafe(TICKET_COLUMNS)} from public.tickets where tenant_id = ${access.tenantId} and id = ${id}`;
+      const [ticket] = await tx`select ${
+        tx.unsafe(TICKET_COLUMNS)
+      } from public.tickets where tenant_id = ${access.tenantId} and id = ${id}`;
       const response = ticket ?? { id, tenant_id: access.tenantId };
       if (key) {
-        await tx`select private.store_idempotent_response(${access.tenantId}, ${key}, 201, ${tx.json(JSON.parse(JSON.stringify(response)))})`;
+        await tx`select private.store_idempotent_response(${access.tenantId}, ${key}, 201, ${
+          tx.json(JSON.parse(JSON.stringify(response)))
+        })`;
       }
       return { replayed: false, ticket: response };
     });
@@ -128,7 +171,8 @@ app.openapi(
 
 // ---------------------------------------------------------------- list and search
 
-const PRIORITY_RANK = `(case priority when 'urgent' then 4 when 'high' then 3 when 'medium' then 2 else 1 end)`;
+const PRIORITY_RANK =
+  `(case priority when 'urgent' then 4 when 'high' then 3 when 'medium' then 2 else 1 end)`;
 
 app.openapi(
   createRoute({
@@ -149,7 +193,11 @@ app.openapi(
       throw forbidden('Only admins see deleted tickets');
     }
     const after = q.cursor ? decodeCursor(q.cursor, 2) : null;
-    if (q.cursor && !after) throw unprocessable('The request is not valid', { fields: [{ field: 'cursor', message: 'Invalid cursor' }] });
+    if (q.cursor && !after) {
+      throw unprocessable('The request is not valid', {
+        fields: [{ field: 'cursor', message: 'Invalid cursor' }],
+      });
+    }
 
     const page = await callerDb(c, access.tenantId, async (tx) => {
       const sortExpr = {
@@ -167,7 +215,11 @@ app.openapi(
         q.priority ? tx`priority = any(${q.priority})` : tx`true`,
         q.department ? tx`department = any(${q.department})` : tx`true`,
         q.team_id ? tx`team_id = ${q.team_id}` : tx`true`,
-        q.assignee === 'none' ? tx`assigned_to is null` : q.assignee ? tx`assigned_to = ${q.assignee === 'me' ? me : q.assignee}` : tx`true`,
+        q.assignee === 'none'
+          ? tx`assigned_to is null`
+          : q.assignee
+          ? tx`assigned_to = ${q.assignee === 'me' ? me : q.assignee}`
+          : tx`true`,
         q.requester ? tx`created_by = ${q.requester === 'me' ? me : q.requester}` : tx`true`,
         q.tag ? tx`tags @> array[${q.tag}]::text[]` : tx`true`,
         q.number ? tx`number = ${q.number}` : tx`true`,
@@ -196,7 +248,9 @@ app.openapi(
         order by ${sortExpr} ${direction}, id ${direction}
         limit ${q.limit + 1}
       `;
-      const total = q.include_total ? Number((await tx`select count(*) as n from public.tickets where ${filter}`)[0].n) : undefined;
+      const total = q.include_total
+        ? Number((await tx`select count(*) as n from public.tickets where ${filter}`)[0].n)
+        : undefined;
       return { rows, total };
     });
     const items = page.rows.slice(0, q.limit);
@@ -213,13 +267,18 @@ app.openapi(
   createRoute({
     method: 'get',
     path: '/stats',
-    summary: "The tenant's ticket counts by status and priority, median first-response and resolution times (staff)",
+    summary:
+      "The tenant's ticket counts by status and priority, median first-response and resolution times (staff)",
     security,
     responses: { 200: jsonResponse(s.StatsSchema, 'Statistics'), ...commonErrors },
   }),
   async (c) => {
     const access = activeTenant(c, 'agent');
-    const [row] = await callerDb(c, access.tenantId, (tx) => tx`select private.ticket_stats(${access.tenantId}) as stats`);
+    const [row] = await callerDb(
+      c,
+      access.tenantId,
+      (tx) => tx`select private.ticket_stats(${access.tenantId}) as stats`,
+    );
     return c.json(row.stats as never, 200);
   },
 );
@@ -234,13 +293,19 @@ app.openapi(
     path: '/sla-policies',
     summary: "The tenant's SLA targets per priority",
     security,
-    responses: { 200: jsonResponse(z.object({ items: z.array(s.SlaPolicySchema) }), 'SLA policies'), ...commonErrors },
+    responses: {
+      200: jsonResponse(z.object({ items: z.array(s.SlaPolicySchema) }), 'SLA policies'),
+      ...commonErrors,
+    },
   }),
   async (c) => {
     const access = activeTenant(c, 'user');
-    const items = await callerDb(c, access.tenantId, (tx) =>
-      tx`select ${tx.unsafe(SLA_COLUMNS)} from public.sla_policies where tenant_id = ${access.tenantId}
-         order by case priority when 'urgent' then 1 when 'high' then 2 when 'medium' then 3 else 4 end`
+    const items = await callerDb(
+      c,
+      access.tenantId,
+      (tx) =>
+        tx`select ${tx.unsafe(SLA_COLUMNS)} from public.sla_policies where tenant_id = ${access.tenantId}
+         order by case priority when 'urgent' then 1 when 'high' then 2 when 'medium' then 3 else 4 end`,
     );
     return c.json({ items } as never, 200);
   },
@@ -250,7 +315,8 @@ app.openapi(
   createRoute({
     method: 'put',
     path: '/sla-policies/{priority}',
-    summary: 'Set the SLA targets of a priority (admins); applies to tickets created or re-prioritised from now on',
+    summary:
+      'Set the SLA targets of a priority (admins); applies to tickets created or re-prioritised from now on',
     security,
     request: { params: s.PriorityParam, body: jsonBody(s.SlaPolicyBody) },
     responses: { 200: jsonResponse(s.SlaPolicySchema, 'The policy'), ...commonErrors },
@@ -269,8 +335,7 @@ app.openapi(
           resolution_minutes = excluded.resolution_minutes,
           business_hours = excluded.business_hours
         returning ${tx.unsafe(SLA_COLUMNS)}
-      `
-    );
+      `);
     return c.json(policy as never, 200);
   },
 );
@@ -287,8 +352,11 @@ app.openapi(
   async (c) => {
     const { priority } = c.req.valid('param');
     const access = activeTenant(c, 'admin', { write: true });
-    const deleted = await callerDb(c, access.tenantId, (tx) =>
-      tx`delete from public.sla_policies where tenant_id = ${access.tenantId} and priority = ${priority} returning id`
+    const deleted = await callerDb(
+      c,
+      access.tenantId,
+      (tx) =>
+        tx`delete from public.sla_policies where tenant_id = ${access.tenantId} and priority = ${priority} returning id`,
     );
     if (!deleted.length) throw notFound('SLA policy');
     return c.body(null, 204);
@@ -345,10 +413,14 @@ app.openapi(
       await tx`
         update public.tickets set
           title = case when ${set('title')} then ${body.title ?? null}::text else title end,
-          description = case when ${set('description')} then ${body.description ?? null}::text else description end,
+          description = case when ${set('description')} then ${
+        body.description ?? null
+      }::text else description end,
           priority = coalesce(${body.priority ?? null}::text, priority),
           department = coalesce(${body.department ?? null}::text, department),
-          due_date = case when ${set('due_date')} then ${body.due_date ?? null}::timestamptz else due_date end,
+          due_date = case when ${set('due_date')} then ${
+        body.due_date ?? null
+      }::timestamptz else due_date end,
           tags = coalesce(${body.tags ?? null}::text[], tags),
           metadata = coalesce(${body.metadata ? tx.json(body.metadata as never) : null}::jsonb, metadata)
         where tenant_id = ${access.tenantId} and id = ${id}
@@ -385,7 +457,8 @@ app.openapi(
   createRoute({
     method: 'post',
     path: '/{id}/status',
-    summary: 'Move a ticket through its workflow (staff); refused transitions are 409s listing the allowed ones',
+    summary:
+      'Move a ticket through its workflow (staff); refused transitions are 409s listing the allowed ones',
     security,
     request: { params: s.TicketIdParam, body: jsonBody(s.TransitionBody) },
     responses: { 200: jsonResponse(s.TicketSchema, 'The ticket'), ...commonErrors, ...conflictError },
@@ -491,7 +564,10 @@ app.openapi(
     security,
     request: { params: s.TicketIdParam, body: jsonBody(s.AttachmentBody) },
     responses: {
-      201: jsonResponse(z.object({ attachment: s.AttachmentSchema, upload: s.SignedUrlSchema }), 'Where to upload'),
+      201: jsonResponse(
+        z.object({ attachment: s.AttachmentSchema, upload: s.SignedUrlSchema }),
+        'Where to upload',
+      ),
       ...commonErrors,
     },
   }),
@@ -503,7 +579,8 @@ app.openapi(
     const attachment = await callerDb(c, access.tenantId, async (tx) => {
       await visibleTicket(tx, access.tenantId, id);
       if (body.message_id) {
-        const [m] = await tx`select 1 from public.ticket_messages where tenant_id = ${access.tenantId} and ticket_id = ${id} and id = ${body.message_id}`;
+        const [m] =
+          await tx`select 1 from public.ticket_messages where tenant_id = ${access.tenantId} and ticket_id = ${id} and id = ${body.message_id}`;
         if (!m) throw notFound('Message');
       }
       const [a] = await tx`
@@ -532,7 +609,10 @@ app.openapi(
     security,
     request: { params: s.AttachmentParam },
     responses: {
-      200: jsonResponse(z.object({ attachment: s.AttachmentSchema, download: s.SignedUrlSchema.nullable() }), 'The attachment'),
+      200: jsonResponse(
+        z.object({ attachment: s.AttachmentSchema, download: s.SignedUrlSchema.nullable() }),
+        'The attachment',
+      ),
       ...commonErrors,
     },
   }),
@@ -553,7 +633,9 @@ app.openapi(
       return a;
     });
     const download = attachment.status === 'uploaded'
-      ? await objectStorage().createDownloadUrl(attachment.bucket, attachment.path, { fileName: attachment.file_name })
+      ? await objectStorage().createDownloadUrl(attachment.bucket, attachment.path, {
+        fileName: attachment.file_name,
+      })
       : null;
     delete attachment.bucket;
     delete attachment.path;
@@ -591,7 +673,9 @@ async function setDeleted(c: C, id: string, deleted: boolean) {
   const access = activeTenant(c, 'user', { write: true });
   return await callerDb(c, access.tenantId, async (tx) => {
     await visibleTicket(tx, access.tenantId, id);
-    if (access.role !== 'admin' && access.role !== 'super_admin') throw forbidden('Only admins delete and restore tickets');
+    if (access.role !== 'admin' && access.role !== 'super_admin') {
+      throw forbidden('Only admins delete and restore tickets');
+    }
     const [t] = await tx`
       update public.tickets set deleted_at = ${deleted ? tx`coalesce(deleted_at, now())` : null}
       where tenant_id = ${access.tenantId} and id = ${id}
@@ -605,10 +689,15 @@ app.openapi(
   createRoute({
     method: 'post',
     path: '/{id}/merge',
-    summary: 'Merge this ticket into another of the tenant (staff): messages move, this one closes with a pointer',
+    summary:
+      'Merge this ticket into another of the tenant (staff): messages move, this one closes with a pointer',
     security,
     request: { params: s.TicketIdParam, body: jsonBody(s.MergeBody) },
-    responses: { 200: jsonResponse(s.TicketSchema, 'The ticket merged into'), ...commonErrors, ...conflictError },
+    responses: {
+      200: jsonResponse(s.TicketSchema, 'The ticket merged into'),
+      ...commonErrors,
+      ...conflictError,
+    },
   }),
   async (c) => {
     const { id } = c.req.valid('param');
@@ -633,10 +722,16 @@ app.openapi(
     path: '/jobs/sla-sweep',
     summary: 'Mark SLA breaches, escalate and note them (the scheduler, with the service credential)',
     security,
-    responses: { 200: jsonResponse(z.object({ breaches: z.number().int() }), 'Breaches marked'), 401: commonErrors[401] },
+    responses: {
+      200: jsonResponse(z.object({ breaches: z.number().int() }), 'Breaches marked'),
+      401: commonErrors[401],
+    },
   }),
   async (c) => {
-    const breaches = await asService(null, async (tx) => (await tx`select private.run_sla_sweep() as n`)[0].n as number);
+    const breaches = await asService(
+      null,
+      async (tx) => (await tx`select private.run_sla_sweep() as n`)[0].n as number,
+    );
     return c.json({ breaches }, 200);
   },
 );

@@ -99,7 +99,9 @@ export const CreateTicketBody = z
     description: Text.max(5000).optional(),
     priority: PrioritySchema.default('medium'),
     department: DepartmentSchema.default('support'),
-    team_id: Uuid.optional().openapi({ description: 'Staff only; a team with automatic assignment picks an agent' }),
+    team_id: Uuid.optional().openapi({
+      description: 'Staff only; a team with automatic assignment picks an agent',
+    }),
     assigned_to: Uuid.optional().openapi({ description: 'Staff only; an agent or admin of the tenant' }),
     requester_id: Uuid.optional().openapi({ description: 'Staff only: file the ticket for this member' }),
     due_date: IsoDate.optional(),
@@ -133,7 +135,9 @@ export const MessageBody = z
   .object({ content: Text.trim().min(1).max(10_000), type: z.enum(['message', 'note']).default('message') })
   .strict()
   .openapi('NewMessage');
-export const EditMessageBody = z.object({ content: Text.trim().min(1).max(10_000) }).strict().openapi('EditMessage');
+export const EditMessageBody = z.object({ content: Text.trim().min(1).max(10_000) }).strict().openapi(
+  'EditMessage',
+);
 export const MergeBody = z.object({ into: Uuid }).strict().openapi('Merge');
 
 export const AttachmentBody = z
@@ -141,14 +145,21 @@ export const AttachmentBody = z
     file_name: Text.trim().min(1).max(255)
       // deno-lint-ignore no-control-regex
       .refine((n) => !/[/\\\u0000-\u001f]/.test(n) && n !== '.' && n !== '..', 'a plain file name'),
-    content_type: Text.max(255).regex(/^[\w.+-]+\/[\w.+-]+$/, 'a MIME type').default('application/octet-stream'),
+    content_type: Text.max(255).regex(/^[\w.+-]+\/[\w.+-]+$/, 'a MIME type').default(
+      'application/octet-stream',
+    ),
     size_bytes: z.number().int().min(1).max(50 * 1024 * 1024),
     message_id: Uuid.optional(),
   })
   .strict()
   .openapi('NewAttachment');
 
-export const SignedUrlSchema = z.object({ url: z.string(), method: z.string(), expires_at: Timestamp, headers: z.record(z.string(), z.string()) });
+export const SignedUrlSchema = z.object({
+  url: z.string(),
+  method: z.string(),
+  expires_at: Timestamp,
+  headers: z.record(z.string(), z.string()),
+});
 
 /** A comma-separated query value of enum members: `status=open,pending`. */
 const csv = <T extends readonly [string, ...string[]]>(values: T) =>
@@ -171,12 +182,17 @@ export const ListQuery = PageQuery.extend({
   updated_after: IsoDate.optional(),
   updated_before: IsoDate.optional(),
   sla_breached: bool.optional(),
-  q: Text.trim().min(1).max(200).optional().openapi({ description: 'Full-text search over title, description and tags' }),
+  q: Text.trim().min(1).max(200).optional().openapi({
+    description: 'Full-text search over title, description and tags',
+  }),
   sort: z.enum(['created_at', 'updated_at', 'number', 'priority', 'relevance']).optional(),
   order: z.enum(['asc', 'desc']).default('desc'),
   include_total: bool.default(false),
   include_deleted: bool.default(false).openapi({ description: 'Admins: include soft-deleted tickets' }),
-}).refine((q) => q.sort !== 'relevance' || q.q !== undefined, { message: 'sort=relevance needs q', path: ['sort'] });
+}).refine((q) => q.sort !== 'relevance' || q.q !== undefined, {
+  message: 'sort=relevance needs q',
+  path: ['sort'],
+});
 
 export const TicketPageSchema = z.object({
   items: z.array(TicketSchema),
@@ -207,7 +223,9 @@ export const BusinessHours = z
   .strict()
   .refine((h) => h.start < h.end, { message: 'start must be before end', path: ['end'] });
 
-export const PriorityParam = z.object({ priority: PrioritySchema.openapi({ param: { name: 'priority', in: 'path' } }) });
+export const PriorityParam = z.object({
+  priority: PrioritySchema.openapi({ param: { name: 'priority', in: 'path' } }),
+});
 
 export const SlaPolicyBody = z
   .object({

@@ -34,7 +34,13 @@ app.openapi(
     if (typeof event !== 'object' || event === null || typeof event.type !== 'string') {
       throw badRequest('invalid_payload', 'Expected a Clerk event object');
     }
-    const outcome = await applyOnce('clerk', c.req.header('svix-id')!, event.type, null, (tx) => applyClerkEvent(tx, event));
+    const outcome = await applyOnce(
+      'clerk',
+      c.req.header('svix-id')!,
+      event.type,
+      null,
+      (tx) => applyClerkEvent(tx, event),
+    );
     return c.json(ack(outcome), 200);
   },
 );
@@ -48,7 +54,12 @@ app.openapi(
       params: z.object({ tenantId: Uuid.openapi({ param: { name: 'tenantId', in: 'path' } }) }),
       query: z.object({ token: z.string().max(200).optional() }),
     },
-    responses: { 200: jsonResponse(Ack, 'Received'), 400: commonErrors[400], 401: commonErrors[401], 404: commonErrors[404] },
+    responses: {
+      200: jsonResponse(Ack, 'Received'),
+      400: commonErrors[400],
+      401: commonErrors[401],
+      404: commonErrors[404],
+    },
   }),
   async (c) => {
     const { tenantId } = c.req.valid('param');
@@ -56,7 +67,8 @@ app.openapi(
     const body = await c.req.text();
     // Authenticate before reading the body as an event; an unknown tenant is a 404.
     await asService(tenantId, async (tx) => {
-      const [svc] = await tx`select 1 from public.tenant_services where tenant_id = ${tenantId} and service = 'chatwoot'`;
+      const [svc] =
+        await tx`select 1 from public.tenant_services where tenant_id = ${tenantId} and service = 'chatwoot'`;
       if (!svc) throw notFound('Chatwoot service');
       await verifyChatwoot(tx, tenantId, body, c.req.raw.headers, token ?? null);
     });
@@ -69,8 +81,13 @@ app.openapi(
     if (typeof event !== 'object' || event === null || typeof event.event !== 'string') {
       throw badRequest('invalid_payload', 'Expected a Chatwoot event object');
     }
-    const result = await applyOnce('chatwoot', `${tenantId}:${chatwootEventId(event)}`, event.event as string, tenantId,
-      (tx) => applyChatwootEvent(tx, tenantId, event));
+    const result = await applyOnce(
+      'chatwoot',
+      `${tenantId}:${chatwootEventId(event)}`,
+      event.event as string,
+      tenantId,
+      (tx) => applyChatwootEvent(tx, tenantId, event),
+    );
     return c.json(ack(result), 200);
   },
 );

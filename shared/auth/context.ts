@@ -113,7 +113,10 @@ export function tenantAccess(
   const m = who.memberships.find((x) => x.tenant_id === tenantId);
   if (!m) throw notFound('Tenant');
   if (who.pinnedTenantId && who.pinnedTenantId !== tenantId) {
-    throw forbidden('Your token is bound to another tenant; switch the active organisation first', 'tenant_not_active');
+    throw forbidden(
+      'Your token is bound to another tenant; switch the active organisation first',
+      'tenant_not_active',
+    );
   }
   if (RANK[m.role] < RANK[minRole]) throw forbidden(`This needs the ${minRole} role in the tenant`);
   // Writes need an active tenant (RLS enforces it too); super-admins may still repair one.
@@ -125,11 +128,18 @@ export function tenantAccess(
 
 /** The active tenant when the route has no tenant in its path: the token's, else
  *  the X-Tenant-Id header (id or slug), else the caller's only tenant. */
-export function activeTenant(c: Context<AuthEnv>, minRole: TenantRole, opts: { write?: boolean } = {}): TenantAccess {
+export function activeTenant(
+  c: Context<AuthEnv>,
+  minRole: TenantRole,
+  opts: { write?: boolean } = {},
+): TenantAccess {
   const who = caller(c);
   const header = c.req.header('x-tenant-id');
   if (who.pinnedTenantId) {
-    if (header && header !== who.pinnedTenantId && !who.memberships.some((m) => m.tenant.slug === header && m.tenant_id === who.pinnedTenantId)) {
+    if (
+      header && header !== who.pinnedTenantId &&
+      !who.memberships.some((m) => m.tenant.slug === header && m.tenant_id === who.pinnedTenantId)
+    ) {
       throw badRequest('tenant_mismatch', 'X-Tenant-Id differs from the tenant your token is bound to');
     }
     return tenantAccess(who, who.pinnedTenantId, minRole, opts);
@@ -144,7 +154,11 @@ export function activeTenant(c: Context<AuthEnv>, minRole: TenantRole, opts: { w
 
 /** Runs fn as the caller, acting in the given tenant (or in none), in the request's
  *  transaction. */
-export function callerDb<T>(c: Context<AuthEnv>, tenantId: string | null, fn: (tx: Tx) => Promise<T>): Promise<T> {
+export function callerDb<T>(
+  c: Context<AuthEnv>,
+  tenantId: string | null,
+  fn: (tx: Tx) => Promise<T>,
+): Promise<T> {
   const claims: Claims = { ...caller(c).identity.claims, role: 'authenticated' };
   if (tenantId) claims.tenant_id = tenantId;
   return withClaims(c.get('tx'), 'authenticated', claims, fn);

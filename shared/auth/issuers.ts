@@ -80,7 +80,9 @@ function loadProfiles(): IssuerProfile[] {
   profiles.push({
     kind: 'supabase',
     issuer: supabaseIssuer,
-    audience: envList('SUPABASE_AUTH_AUDIENCE').length ? envList('SUPABASE_AUTH_AUDIENCE') : ['authenticated'],
+    audience: envList('SUPABASE_AUTH_AUDIENCE').length
+      ? envList('SUPABASE_AUTH_AUDIENCE')
+      : ['authenticated'],
     secret: secret ? new TextEncoder().encode(secret) : undefined,
     jwks: anyOf(
       inlineJwks ? createLocalJWKSet(JSON.parse(inlineJwks)) : undefined,

@@ -23,7 +23,10 @@ function bearer(authorization: string | undefined): string | undefined {
 
 /** True for the legacy service_role JWT, a new `sb_secret_…` key, or an expiring HS256
  *  token with role service_role signed with the project secret. */
-export async function isServiceCredential(authorization: string | undefined, apikey?: string): Promise<boolean> {
+export async function isServiceCredential(
+  authorization: string | undefined,
+  apikey?: string,
+): Promise<boolean> {
   const token = bearer(authorization) ?? apikey;
   if (!token) return false;
   const known = [env('SUPABASE_SERVICE_ROLE_KEY'), ...envList('SUPABASE_SECRET_KEYS')].filter(

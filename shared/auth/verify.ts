@@ -1,8 +1,8 @@
 // Verifies `Authorization: Bearer` tokens from the configured issuers with jose.
 // Every failure is a 401 in the common error shape; nothing about keys leaks.
-import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, type JWTPayload, jwtVerify } from 'jose';
 import { ApiError, unauthorized } from '../errors.ts';
-import { type IssuerKind, issuerProfiles, type IssuerProfile } from './issuers.ts';
+import { type IssuerKind, type IssuerProfile, issuerProfiles } from './issuers.ts';
 import { isPublicApiKey, isServiceCredential } from './service.ts';
 
 export interface Identity {
@@ -36,7 +36,10 @@ function profileFor(iss: unknown): IssuerProfile {
 export async function verifyUserToken(authorization: string | undefined | null): Promise<Identity> {
   const token = bearerToken(authorization);
   if (isPublicApiKey(token)) {
-    throw unauthorized('user_token_required', 'An API key identifies the app, not a user: send a user access token');
+    throw unauthorized(
+      'user_token_required',
+      'An API key identifies the app, not a user: send a user access token',
+    );
   }
   let header: ReturnType<typeof decodeProtectedHeader>;
   let unverified: JWTPayload;
@@ -51,7 +54,10 @@ export async function verifyUserToken(authorization: string | undefined | null):
       throw unauthorized('user_token_required', 'The service-role key is only accepted by machine endpoints');
     }
     if (unverified.role === 'anon') {
-      throw unauthorized('user_token_required', 'An API key identifies the app, not a user: send a user access token');
+      throw unauthorized(
+        'user_token_required',
+        'An API key identifies the app, not a user: send a user access token',
+      );
     }
   }
   const profile = profileFor(unverified.iss);
@@ -80,12 +86,17 @@ export async function verifyUserToken(authorization: string | undefined | null):
     if (err instanceof joseErrors.JWTClaimValidationFailed) {
       throw unauthorized('invalid_token', `The token's "${err.claim}" claim is not acceptable`);
     }
-    if (err instanceof joseErrors.JWKSTimeout || !(err instanceof joseErrors.JOSEError || err instanceof ApiError)) {
+    if (
+      err instanceof joseErrors.JWKSTimeout ||
+      !(err instanceof joseErrors.JOSEError || err instanceof ApiError)
+    ) {
       // The issuer's key set could not be fetched: not the caller's fault, and worth a retry.
       console.error(`[auth] JWKS of ${profile.issuer} unavailable:`, (err as Error).message);
       throw new ApiError(503, 'issuer_unavailable', 'The token issuer cannot be reached; retry shortly');
     }
-    if (err instanceof joseErrors.JOSEError) throw unauthorized('invalid_token', 'The token signature is not valid');
+    if (err instanceof joseErrors.JOSEError) {
+      throw unauthorized('invalid_token', 'The token signature is not valid');
+    }
     throw err;
   }
   if (payload.exp === undefined) throw unauthorized('invalid_token', 'The token has no expiry');

@@ -28,7 +28,9 @@ export function botpressConnector(config: BotpressConfig): Connector {
     do {
       const q = new URLSearchParams({ 'tags[tenant_id]': ctx.tenant.id });
       if (next) q.set('nextToken', next);
-      const { body } = await call(`/v1/admin/bots?${q}`) as { body: { bots: Bot[]; meta?: { nextToken?: string } } };
+      const { body } = await call(`/v1/admin/bots?${q}`) as {
+        body: { bots: Bot[]; meta?: { nextToken?: string } };
+      };
       const bot = body.bots.find((b) => b.tags?.tenant_id === ctx.tenant.id);
       if (bot) return bot;
       next = body.meta?.nextToken;
@@ -48,7 +50,10 @@ export function botpressConnector(config: BotpressConfig): Connector {
       if (!bot) {
         const { body } = await call('/v1/admin/bots', {
           method: 'POST',
-          body: { name: `${ctx.tenant.slug}-assistant`, tags: { tenant_id: ctx.tenant.id, tenant_slug: ctx.tenant.slug } },
+          body: {
+            name: `${ctx.tenant.slug}-assistant`,
+            tags: { tenant_id: ctx.tenant.id, tenant_slug: ctx.tenant.slug },
+          },
         }) as { body: { bot: Bot } };
         bot = body.bot;
       }

@@ -66,7 +66,11 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
       if (!account) {
         const { body } = await call('/platform/api/v1/accounts', {
           method: 'POST',
-          body: { name: accountName(ctx), status: 'active', custom_attributes: { tenant_id: ctx.tenant.id, tenant_slug: ctx.tenant.slug } },
+          body: {
+            name: accountName(ctx),
+            status: 'active',
+            custom_attributes: { tenant_id: ctx.tenant.id, tenant_slug: ctx.tenant.slug },
+          },
         });
         account = body as Account;
         await ctx.checkpoint({ account_id: account.id });
@@ -110,7 +114,9 @@ export async function postChatwootReply(
 ): Promise<number> {
   const { body } = await partnerFetch(
     'chatwoot',
-    `${config.url.replace(/\/$/, '')}/api/v1/accounts/${accountId}/conversations/${encodeURIComponent(conversationId)}/messages`,
+    `${config.url.replace(/\/$/, '')}/api/v1/accounts/${accountId}/conversations/${
+      encodeURIComponent(conversationId)
+    }/messages`,
     {
       method: 'POST',
       headers: { api_access_token: userToken },

@@ -13,7 +13,11 @@ export function connectorsFromEnv(): Connectors {
   const timeoutMs = Number(env('PARTNER_TIMEOUT_MS') ?? 10_000);
   const connectors: Connectors = {};
   if (env('CHATWOOT_URL') && env('CHATWOOT_PLATFORM_TOKEN')) {
-    connectors.chatwoot = chatwootConnector({ url: env('CHATWOOT_URL')!, platformToken: env('CHATWOOT_PLATFORM_TOKEN')!, timeoutMs });
+    connectors.chatwoot = chatwootConnector({
+      url: env('CHATWOOT_URL')!,
+      platformToken: env('CHATWOOT_PLATFORM_TOKEN')!,
+      timeoutMs,
+    });
   }
   if (env('BOTPRESS_TOKEN') && env('BOTPRESS_WORKSPACE_ID')) {
     connectors.botpress = botpressConnector({

@@ -19,10 +19,19 @@ export function n8nConnector(config: N8nConfig): Connector {
   const base = `${config.url.replace(/\/$/, '')}/api/v1`;
   const call = async (path: string, opts: { method?: string; body?: unknown; accept?: number[] } = {}) => {
     try {
-      return await partnerFetch('n8n', `${base}${path}`, { ...opts, headers: { 'x-n8n-api-key': config.apiKey }, timeoutMs: config.timeoutMs });
+      return await partnerFetch('n8n', `${base}${path}`, {
+        ...opts,
+        headers: { 'x-n8n-api-key': config.apiKey },
+        timeoutMs: config.timeoutMs,
+      });
     } catch (err) {
       if (err instanceof PartnerError && err.status === 403 && /license/i.test(err.message)) {
-        throw new PartnerError('n8n', `the instance's licence does not allow this (set N8N_MODE=shared or upgrade n8n): ${err.message}`, false, 403);
+        throw new PartnerError(
+          'n8n',
+          `the instance's licence does not allow this (set N8N_MODE=shared or upgrade n8n): ${err.message}`,
+          false,
+          403,
+        );
       }
       throw err;
     }
@@ -32,7 +41,9 @@ export function n8nConnector(config: N8nConfig): Connector {
   async function findProject(ctx: ProvisionContext): Promise<string | undefined> {
     let cursor: string | undefined;
     do {
-      const { body } = await call(`/projects?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`) as {
+      const { body } = await call(
+        `/projects?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      ) as {
         body: { data: { id: string; name: string }[]; nextCursor?: string | null };
       };
       const hit = body.data.find((p) => p.name === projectName(ctx));
@@ -52,8 +63,13 @@ export function n8nConnector(config: N8nConfig): Connector {
       if (found.status === 200) {
         userId = (found.body as { id: string }).id;
       } else {
-        const { body } = await call('/users', { method: 'POST', body: [{ email: ctx.admin.email, role: 'global:member' }] }) as { body: InviteResult[] };
-        if (!body[0]?.user?.id) throw new PartnerError('n8n', `invitation refused: ${body[0]?.error ?? 'no user returned'}`, false);
+        const { body } = await call('/users', {
+          method: 'POST',
+          body: [{ email: ctx.admin.email, role: 'global:member' }],
+        }) as { body: InviteResult[] };
+        if (!body[0]?.user?.id) {
+          throw new PartnerError('n8n', `invitation refused: ${body[0]?.error ?? 'no user returned'}`, false);
+        }
         userId = body[0].user.id;
         inviteUrl = body[0].user.inviteAcceptUrl ?? inviteUrl;
       }
@@ -62,11 +78,17 @@ export function n8nConnector(config: N8nConfig): Connector {
       if (config.mode === 'projects') {
         let projectId = await findProject(ctx);
         if (!projectId) {
-          const { body } = await call('/projects', { method: 'POST', body: { name: projectName(ctx) } }) as { body: { id: string } };
+          const { body } = await call('/projects', { method: 'POST', body: { name: projectName(ctx) } }) as {
+            body: { id: string };
+          };
           projectId = body.id;
         }
         await ctx.checkpoint({ project_id: projectId });
-        await call(`/projects/${projectId}/users`, { method: 'POST', body: { relations: [{ userId, role: 'project:admin' }] }, accept: [409] });
+        await call(`/projects/${projectId}/users`, {
+          method: 'POST',
+          body: { relations: [{ userId, role: 'project:admin' }] },
+          accept: [409],
+        });
         ids.project_id = projectId;
       }
       return { externalIds: ids, credentials: { email: ctx.admin.email, invite_url: inviteUrl } };
@@ -77,7 +99,9 @@ export function n8nConnector(config: N8nConfig): Connector {
     // The owner's n8n login is a person's, found by e-mail: they may own other tenants'
     // spaces too, so removal deletes the tenant's project and leaves the login.
     async remove(ctx) {
-      if (ctx.externalIds.project_id) await call(`/projects/${ctx.externalIds.project_id}`, { method: 'DELETE', accept: [404] });
+      if (ctx.externalIds.project_id) {
+        await call(`/projects/${ctx.externalIds.project_id}`, { method: 'DELETE', accept: [404] });
+      }
     },
     async check(ctx) {
       if (!ctx.externalIds.user_id) return false;

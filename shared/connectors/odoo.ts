@@ -18,7 +18,14 @@ export interface OdooConfig {
 }
 
 // Odoo exceptions that retrying cannot fix.
-const PERMANENT = ['AccessDenied', 'AccessError', 'ValidationError', 'UserError', 'MissingError', 'ValueError'];
+const PERMANENT = [
+  'AccessDenied',
+  'AccessError',
+  'ValidationError',
+  'UserError',
+  'MissingError',
+  'ValueError',
+];
 
 interface Transport {
   call(model: string, method: string, args: unknown[], kwargs?: Record<string, unknown>): Promise<unknown>;
@@ -32,11 +39,20 @@ function jsonRpc(config: OdooConfig): Transport {
       method: 'POST',
       body: { jsonrpc: '2.0', method: 'call', params: { service, method, args }, id: Date.now() },
       timeoutMs: config.timeoutMs,
-    }) as { body: { result?: unknown; error?: { code: number; message: string; data?: { name?: string; message?: string } } } };
+    }) as {
+      body: {
+        result?: unknown;
+        error?: { code: number; message: string; data?: { name?: string; message?: string } };
+      };
+    };
     if (body.error) {
       const name = body.error.data?.name ?? '';
       const permanent = PERMANENT.some((p) => name.endsWith(p));
-      throw new PartnerError('odoo', `${name || body.error.message}: ${body.error.data?.message ?? body.error.message}`, !permanent);
+      throw new PartnerError(
+        'odoo',
+        `${name || body.error.message}: ${body.error.data?.message ?? body.error.message}`,
+        !permanent,
+      );
     }
     return body.result;
   };
@@ -59,12 +75,16 @@ function json2(config: OdooConfig): Transport {
       else if (method === 'write') Object.assign(named, { ids: args[0], vals: args[1] });
       else if (method === 'search_read') named.domain = args[0];
       try {
-        const { body } = await partnerFetch('odoo', `${config.url.replace(/\/$/, '')}/json/2/${model}/${method}`, {
-          method: 'POST',
-          headers: { authorization: `bearer ${config.key}`, 'x-odoo-database': config.db },
-          body: named,
-          timeoutMs: config.timeoutMs,
-        });
+        const { body } = await partnerFetch(
+          'odoo',
+          `${config.url.replace(/\/$/, '')}/json/2/${model}/${method}`,
+          {
+            method: 'POST',
+            headers: { authorization: `bearer ${config.key}`, 'x-odoo-database': config.db },
+            body: named,
+            timeoutMs: config.timeoutMs,
+          },
+        );
         return body;
       } catch (err) {
         if (err instanceof PartnerError && err.status && err.status < 500 && err.status !== 429) {
@@ -74,7 +94,11 @@ function json2(config: OdooConfig): Transport {
       }
     },
     db() {
-      throw new PartnerError('odoo', 'JSON-2 has no database service: use the jsonrpc transport for database mode', false);
+      throw new PartnerError(
+        'odoo',
+        'JSON-2 has no database service: use the jsonrpc transport for database mode',
+        false,
+      );
     },
   };
 }
@@ -87,7 +111,11 @@ export function odooConnector(config: OdooConfig): Connector {
   const noArchived = { context: { active_test: false } };
 
   async function findOne(model: string, domain: unknown[]): Promise<number | undefined> {
-    const rows = await t.call(model, 'search_read', [domain], { fields: ['id'], limit: 1, ...noArchived }) as { id: number }[];
+    const rows = await t.call(model, 'search_read', [domain], {
+      fields: ['id'],
+      limit: 1,
+      ...noArchived,
+    }) as { id: number }[];
     return rows[0]?.id;
   }
 
@@ -99,7 +127,10 @@ export function odooConnector(config: OdooConfig): Connector {
     const userId = ctx.externalIds.user_id as number | undefined;
     const companyId = ctx.externalIds.company_id as number | undefined;
     if (!userId) return;
-    const [user] = await t.call('res.users', 'search_read', [[['id', '=', userId]]], { fields: ['company_ids'], ...noArchived }) as {
+    const [user] = await t.call('res.users', 'search_read', [[['id', '=', userId]]], {
+      fields: ['company_ids'],
+      ...noArchived,
+    }) as {
       company_ids?: number[];
     }[];
     const others = (user?.company_ids ?? []).filter((id) => id !== companyId);
@@ -121,11 +152,21 @@ export function odooConnector(config: OdooConfig): Connector {
           await ctx.checkpoint({}, credentials);
         }
         if (!(await t.db('db_exist', [dbName(ctx)]))) {
-          await t.db('create_database', [config.masterPassword, dbName(ctx), false, 'en_US', credentials.password, ctx.admin.email, '', '']);
+          await t.db('create_database', [
+            config.masterPassword,
+            dbName(ctx),
+            false,
+            'en_US',
+            credentials.password,
+            ctx.admin.email,
+            '',
+            '',
+          ]);
         }
         return { externalIds: { database: dbName(ctx) }, credentials };
       }
-      let companyId = ctx.externalIds.company_id as number | undefined ?? await findOne('res.company', [['name', '=', companyName(ctx)]]);
+      let companyId = ctx.externalIds.company_id as number | undefined ??
+        await findOne('res.company', [['name', '=', companyName(ctx)]]);
       if (!companyId) {
         const created = await t.call('res.company', 'create', [[{ name: companyName(ctx) }]]);
         companyId = Array.isArray(created) ? created[0] : created as number;
@@ -145,7 +186,10 @@ export function odooConnector(config: OdooConfig): Connector {
         }]]);
         userId = Array.isArray(created) ? created[0] : created as number;
       }
-      return { externalIds: { company_id: companyId, user_id: userId }, credentials: { login: ctx.admin.email } };
+      return {
+        externalIds: { company_id: companyId, user_id: userId },
+        credentials: { login: ctx.admin.email },
+      };
     },
     suspend: (ctx) => setActive(ctx, false),
     resume: (ctx) => setActive(ctx, true),

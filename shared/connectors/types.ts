@@ -77,7 +77,11 @@ export async function partnerFetch(
   try {
     res = await fetch(url, {
       method: opts.method ?? (opts.body === undefined ? 'GET' : 'POST'),
-      headers: { accept: 'application/json', ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }), ...opts.headers },
+      headers: {
+        accept: 'application/json',
+        ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...opts.headers,
+      },
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
       signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000),
     });
@@ -94,7 +98,10 @@ export async function partnerFetch(
   }
   if (res.ok || opts.accept?.includes(res.status)) return { status: res.status, body, headers: res.headers };
   const detail = typeof body === 'object' && body !== null
-    ? String((body as Record<string, unknown>).message ?? (body as Record<string, unknown>).error ?? JSON.stringify(body)).slice(0, 300)
+    ? String(
+      (body as Record<string, unknown>).message ?? (body as Record<string, unknown>).error ??
+        JSON.stringify(body),
+    ).slice(0, 300)
     : String(text).slice(0, 300);
   const retryable = res.status >= 500 || res.status === 429 || res.status === 408;
   throw new PartnerError(

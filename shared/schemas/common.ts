@@ -16,7 +16,9 @@ export const JsonObject = (maxBytes: number) =>
     if (new TextEncoder().encode(json).length > maxBytes) {
       ctx.addIssue({ code: 'custom', message: `must be at most ${maxBytes} bytes of JSON` });
     }
-    if (json.includes('\\u0000')) ctx.addIssue({ code: 'custom', message: 'must not contain NUL characters' });
+    if (json.includes('\\u0000')) {
+      ctx.addIssue({ code: 'custom', message: 'must not contain NUL characters' });
+    }
   });
 
 export const ErrorSchema = z

@@ -15,7 +15,13 @@ type Payload = Record<string, any>;
 const TOLERANCE_S = 300;
 
 async function hmacHex(key: string, text: string): Promise<string> {
-  const k = await crypto.subtle.importKey('raw', new TextEncoder().encode(key), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  const k = await crypto.subtle.importKey(
+    'raw',
+    new TextEncoder().encode(key),
+    { name: 'HMAC', hash: 'SHA-256' },
+    false,
+    ['sign'],
+  );
   const sig = new Uint8Array(await crypto.subtle.sign('HMAC', k, new TextEncoder().encode(text)));
   return [...sig].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
@@ -27,16 +33,29 @@ export async function chatwootUrlToken(tenantId: string): Promise<string> {
   return (await hmacHex(key, `chatwoot-webhook:${tenantId}`)).slice(0, 40);
 }
 
-export async function verifyChatwoot(tx: Tx, tenantId: string, body: string, headers: Headers, urlToken: string | null) {
-  const [svc] = await tx`select credentials_encrypted from public.tenant_services where tenant_id = ${tenantId} and service = 'chatwoot'`;
-  const secret = svc?.credentials_encrypted ? (await decryptJson<{ webhook_secret?: string }>(svc.credentials_encrypted)).webhook_secret : undefined;
+export async function verifyChatwoot(
+  tx: Tx,
+  tenantId: string,
+  body: string,
+  headers: Headers,
+  urlToken: string | null,
+) {
+  const [svc] =
+    await tx`select credentials_encrypted from public.tenant_services where tenant_id = ${tenantId} and service = 'chatwoot'`;
+  const secret = svc?.credentials_encrypted
+    ? (await decryptJson<{ webhook_secret?: string }>(svc.credentials_encrypted)).webhook_secret
+    : undefined;
   if (secret) {
     // A signing secret is configured: only a signed, fresh request counts (the URL
     // token no longer opens anything, so a leaked URL cannot be replayed or forged).
     const signature = headers.get('x-chatwoot-signature') ?? '';
     const ts = Number(headers.get('x-chatwoot-timestamp'));
-    if (!Number.isFinite(ts)) throw unauthorized('invalid_signature', 'X-Chatwoot-Signature and X-Chatwoot-Timestamp are required');
-    if (Math.abs(Date.now() / 1000 - ts) > TOLERANCE_S) throw unauthorized('stale_timestamp', 'The webhook timestamp is too old');
+    if (!Number.isFinite(ts)) {
+      throw unauthorized('invalid_signature', 'X-Chatwoot-Signature and X-Chatwoot-Timestamp are required');
+    }
+    if (Math.abs(Date.now() / 1000 - ts) > TOLERANCE_S) {
+      throw unauthorized('stale_timestamp', 'The webhook timestamp is too old');
+    }
     const expected = `sha256=${await hmacHex(secret, `${ts}.${body}`)}`;
     if (await secretEquals(expected, signature)) return;
     throw unauthorized('invalid_signature', 'Webhook signature does not match');
@@ -45,7 +64,12 @@ export async function verifyChatwoot(tx: Tx, tenantId: string, body: string, hea
   throw unauthorized('invalid_signature', 'Webhook not authenticated: bad or missing signature or token');
 }
 
-const STATUS: Record<string, string> = { open: 'open', pending: 'pending', snoozed: 'pending', resolved: 'resolved' };
+const STATUS: Record<string, string> = {
+  open: 'open',
+  pending: 'pending',
+  snoozed: 'pending',
+  resolved: 'resolved',
+};
 
 /** The ticket mirroring a conversation, created on first sight. */
 async function ticketFor(tx: Tx, tenantId: string, conversation: Payload) {
@@ -55,21 +79,37 @@ async function ticketFor(tx: Tx, tenantId: string, conversation: Payload) {
   const [existing] = await tx`
     select id, status from public.tickets where tenant_id = ${tenantId} and chatwoot_conversation_id = ${conversationId}`;
   if (existing) return existing;
-  const sender = typeof conversation.meta?.sender === 'object' && conversation.meta.sender ? conversation.meta.sender : {};
+  const sender = typeof conversation.meta?.sender === 'object' && conversation.meta.sender
+    ? conversation.meta.sender
+    : {};
   const name = typeof sender.name === 'string' ? sender.name : undefined;
   const first = Array.isArray(conversation.messages) ? conversation.messages[0]?.content : undefined;
   const title = `Chat #${conversationId}${name ? ` from ${name}` : ''}`.slice(0, 200);
   const [t] = await tx`
     insert into public.tickets (tenant_id, title, description, department, chatwoot_conversation_id, metadata, tags)
-    values (${tenantId}, ${title}, ${typeof first === 'string' && first ? first.slice(0, 5000) : null}, 'support', ${conversationId},
-            ${tx.json({ chatwoot_inbox_id: conversation.inbox_id ?? null, contact: { name: name ?? null, email: typeof sender.email === 'string' ? sender.email : null } })},
+    values (${tenantId}, ${title}, ${
+    typeof first === 'string' && first ? first.slice(0, 5000) : null
+  }, 'support', ${conversationId},
+            ${
+    tx.json({
+      chatwoot_inbox_id: conversation.inbox_id ?? null,
+      contact: { name: name ?? null, email: typeof sender.email === 'string' ? sender.email : null },
+    })
+  },
             ${['chatwoot']})
     on conflict (tenant_id, chatwoot_conversation_id) where chatwoot_conversation_id is not null do nothing
     returning id, status`;
-  return t ?? (await tx`select id, status from public.tickets where tenant_id = ${tenantId} and chatwoot_conversation_id = ${conversationId}`)[0];
+  return t ??
+    (await tx`select id, status from public.tickets where tenant_id = ${tenantId} and chatwoot_conversation_id = ${conversationId}`)[
+      0
+    ];
 }
 
-export async function applyChatwootEvent(tx: Tx, tenantId: string, event: Payload): Promise<'applied' | 'ignored'> {
+export async function applyChatwootEvent(
+  tx: Tx,
+  tenantId: string,
+  event: Payload,
+): Promise<'applied' | 'ignored'> {
   switch (event.event) {
     case 'conversation_created':
       return (await ticketFor(tx, tenantId, event)) ? 'applied' : 'ignored';
@@ -78,7 +118,9 @@ export async function applyChatwootEvent(tx: Tx, tenantId: string, event: Payloa
       if (type === 'activity' || type === 2 || type === 'template' || type === 3) return 'ignored';
       // Our own replies, posted by the delivery job, come back: not a new message.
       const [ours] = await tx`
-        select 1 from private.chatwoot_replies where tenant_id = ${tenantId} and chatwoot_message_id = ${Number(event.id) || -1}`;
+        select 1 from private.chatwoot_replies where tenant_id = ${tenantId} and chatwoot_message_id = ${
+        Number(event.id) || -1
+      }`;
       if (ours) return 'ignored';
       const ticket = await ticketFor(tx, tenantId, event.conversation ?? {});
       if (!ticket) return 'ignored';
@@ -86,7 +128,12 @@ export async function applyChatwootEvent(tx: Tx, tenantId: string, event: Payloa
       await tx`
         insert into public.ticket_messages (tenant_id, ticket_id, type, content)
         values (${tenantId}, ${ticket.id}, ${!incoming && event.private ? 'note' : 'message'},
-                ${(typeof event.content === 'string' && event.content.trim() ? event.content : '[attachment]').slice(0, 10000)})`;
+                ${
+        (typeof event.content === 'string' && event.content.trim() ? event.content : '[attachment]').slice(
+          0,
+          10000,
+        )
+      })`;
       // A customer writing again hands a pending ticket back to the agents.
       if (incoming && ticket.status === 'pending') {
         await tx`update public.tickets set status = 'open' where tenant_id = ${tenantId} and id = ${ticket.id}`;

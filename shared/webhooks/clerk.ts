@@ -15,23 +15,35 @@ type ClerkEvent = { type: string; data: Payload; timestamp?: number };
 
 export function verifyClerk(body: string, headers: Headers): ClerkEvent {
   const secret = env('CLERK_WEBHOOK_SECRET');
-  if (!secret) throw new ApiError(503, 'not_configured', 'Clerk webhooks are not configured (CLERK_WEBHOOK_SECRET)');
+  if (!secret) {
+    throw new ApiError(503, 'not_configured', 'Clerk webhooks are not configured (CLERK_WEBHOOK_SECRET)');
+  }
   const id = headers.get('svix-id');
   const timestamp = headers.get('svix-timestamp');
   const signature = headers.get('svix-signature');
-  if (!id || !timestamp || !signature) throw badRequest('missing_signature', 'svix-id, svix-timestamp and svix-signature are required');
+  if (!id || !timestamp || !signature) {
+    throw badRequest('missing_signature', 'svix-id, svix-timestamp and svix-signature are required');
+  }
   try {
     // Checks every signature in the header (rotation sends several) and a 5-minute window.
-    return new Webhook(secret).verify(body, { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signature }) as ClerkEvent;
+    return new Webhook(secret).verify(body, {
+      'webhook-id': id,
+      'webhook-timestamp': timestamp,
+      'webhook-signature': signature,
+    }) as ClerkEvent;
   } catch (err) {
-    if (err instanceof WebhookVerificationError) throw unauthorized('invalid_signature', `Webhook rejected: ${err.message}`);
+    if (err instanceof WebhookVerificationError) {
+      throw unauthorized('invalid_signature', `Webhook rejected: ${err.message}`);
+    }
     throw badRequest('invalid_payload', 'The body is not valid JSON');
   }
 }
 
 function roleFor(clerkRole: string): 'admin' | 'agent' | 'user' {
   const configured = env('CLERK_ROLE_MAP');
-  const map: Record<string, string> = configured ? JSON.parse(configured) : { 'org:admin': 'admin', admin: 'admin', 'org:agent': 'agent' };
+  const map: Record<string, string> = configured
+    ? JSON.parse(configured)
+    : { 'org:admin': 'admin', admin: 'admin', 'org:agent': 'agent' };
   const role = map[clerkRole] ?? 'user';
   return role === 'admin' || role === 'agent' ? role : 'user';
 }
@@ -58,7 +70,8 @@ async function upsertUser(
   address: { email?: string; verified: boolean },
   names: { first?: string; last?: string; image?: string },
 ) {
-  const [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${clerkId}`;
+  const [known] =
+    await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${clerkId}`;
   let userId: string | undefined = known?.user_id;
   const email = address.verified ? address.email : undefined;
   if (!userId && email) {
@@ -91,12 +104,16 @@ async function upsertUser(
 }
 
 async function tenantForOrg(tx: Tx, orgId: string): Promise<string | undefined> {
-  const [link] = await tx`select tenant_id from public.tenant_org_links where issuer = ${issuer()} and org_id = ${orgId}`;
+  const [link] =
+    await tx`select tenant_id from public.tenant_org_links where issuer = ${issuer()} and org_id = ${orgId}`;
   return link?.tenant_id;
 }
 
 function slugFor(data: Payload): string {
-  const base = String(data.slug ?? data.name ?? data.id).toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 50);
+  const base = String(data.slug ?? data.name ?? data.id).toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(
+    /^-+|-+$/g,
+    '',
+  ).slice(0, 50);
   return (base.length >= 3 ? base : `org-${base}`).replace(/-+/g, '-');
 }
 
@@ -106,12 +123,17 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
   switch (event.type) {
     case 'user.created':
     case 'user.updated':
-      return (await upsertUser(tx, d.id, primaryEmail(d), { first: d.first_name, last: d.last_name, image: d.image_url }))
+      return (await upsertUser(tx, d.id, primaryEmail(d), {
+          first: d.first_name,
+          last: d.last_name,
+          image: d.image_url,
+        }))
         ? 'applied'
         : 'ignored';
     case 'user.deleted': {
       // Memberships go; tickets and the audit trail stay with the (deleted) person.
-      const [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${d.id}`;
+      const [known] =
+        await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${d.id}`;
       if (!known) return 'ignored';
       await tx`delete from public.memberships where user_id = ${known.user_id}`;
       await tx`delete from public.user_identities where issuer = ${issuer()} and subject = ${d.id}`;
@@ -128,8 +150,12 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
       }
       let slug = slugFor(d);
       const [taken] = await tx`select 1 from public.tenants where slug = ${slug}`;
-      if (taken) slug = `${slug.slice(0, 50)}-${String(d.id).slice(-6).toLowerCase().replace(/[^a-z0-9]/g, '')}`;
-      const [t] = await tx`insert into public.tenants (name, slug) values (${String(d.name).slice(0, 100)}, ${slug}) returning id`;
+      if (taken) {
+        slug = `${slug.slice(0, 50)}-${String(d.id).slice(-6).toLowerCase().replace(/[^a-z0-9]/g, '')}`;
+      }
+      const [t] = await tx`insert into public.tenants (name, slug) values (${
+        String(d.name).slice(0, 100)
+      }, ${slug}) returning id`;
       await tx`insert into public.tenant_org_links (tenant_id, issuer, org_id) values (${t.id}, ${issuer()}, ${d.id})`;
       return 'applied';
     }
@@ -146,16 +172,25 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
       if (!tenantId || !pud.user_id) return 'ignored';
       // A membership's identifier is not known to be verified: only a user Clerk already
       // told us about (user.created) is linked here.
-      const userId = await upsertUser(tx, pud.user_id, { email: undefined, verified: false }, { first: pud.first_name, last: pud.last_name, image: pud.image_url });
+      const userId = await upsertUser(tx, pud.user_id, { email: undefined, verified: false }, {
+        first: pud.first_name,
+        last: pud.last_name,
+        image: pud.image_url,
+      });
       if (!userId) return 'ignored';
       await tx`
-        insert into public.memberships (tenant_id, user_id, role) values (${tenantId}, ${userId}, ${roleFor(d.role)})
+        insert into public.memberships (tenant_id, user_id, role) values (${tenantId}, ${userId}, ${
+        roleFor(d.role)
+      })
         on conflict (tenant_id, user_id) do update set role = excluded.role`;
       return 'applied';
     }
     case 'organizationMembership.deleted': {
       const tenantId = await tenantForOrg(tx, d.organization?.id);
-      const [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${d.public_user_data?.user_id ?? ''}`;
+      const [known] =
+        await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${
+          d.public_user_data?.user_id ?? ''
+        }`;
       if (!tenantId || !known) return 'ignored';
       await tx`delete from public.memberships where tenant_id = ${tenantId} and user_id = ${known.user_id}`;
       return 'applied';

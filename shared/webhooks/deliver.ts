@@ -67,8 +67,12 @@ async function deliverOne(d: Due, worker: string, timeoutMs: number): Promise<st
       error = (err as Error).name === 'TimeoutError' ? 'timed out' : 'connection failed';
     }
   }
-  const [{ outcome }] = await asService(null, (tx) =>
-    tx`select private.record_webhook_attempt(${d.delivery_id}, ${worker}, ${status}, ${error}, ${Date.now() - t0}) as outcome`
+  const [{ outcome }] = await asService(
+    null,
+    (tx) =>
+      tx`select private.record_webhook_attempt(${d.delivery_id}, ${worker}, ${status}, ${error}, ${
+        Date.now() - t0
+      }) as outcome`,
   ) as { outcome: string }[];
   return outcome;
 }
@@ -80,8 +84,9 @@ export async function deliverWebhooks(
   const worker = opts.workerId ?? `deliverer-${crypto.randomUUID()}`;
   const report: DeliveryReport = { claimed: 0, delivered: 0, retried: 0, failed: 0, ms: 0 };
   while (Date.now() - started < (opts.budgetMs ?? 50_000)) {
-    const due = await asService(null, (tx) =>
-      tx`select * from private.claim_webhook_deliveries(${worker}, ${opts.batch ?? 10}, 60)`
+    const due = await asService(
+      null,
+      (tx) => tx`select * from private.claim_webhook_deliveries(${worker}, ${opts.batch ?? 10}, 60)`,
     ) as unknown as Due[];
     if (!due.length) break;
     report.claimed += due.length;
@@ -98,7 +103,6 @@ export async function deliverWebhooks(
   return report;
 }
 
-
 /** Replies written here, posted back to their Chatwoot conversations. */
 export async function deliverChatwootReplies(
   opts: { chatwootUrl?: string; timeoutMs?: number; workerId?: string } = {},
@@ -113,18 +117,30 @@ export async function deliverChatwootReplies(
     let retryable = true;
     try {
       const accountId = r.external_ids?.account_id as number | undefined;
-      const creds = r.credentials_encrypted ? await decryptJson<{ access_token?: string }>(r.credentials_encrypted) : {};
+      const creds = r.credentials_encrypted
+        ? await decryptJson<{ access_token?: string }>(r.credentials_encrypted)
+        : {};
       if (!url || !accountId || !creds.access_token) {
         retryable = false;
         error = 'Chatwoot is not provisioned for this tenant (no account or owner token)';
       } else {
-        messageId = await postChatwootReply({ url, timeoutMs: opts.timeoutMs }, accountId, r.conversation_id, creds.access_token, r.content);
+        messageId = await postChatwootReply(
+          { url, timeoutMs: opts.timeoutMs },
+          accountId,
+          r.conversation_id,
+          creds.access_token,
+          r.content,
+        );
       }
     } catch (err) {
       error = (err as Error).message;
       retryable = err instanceof PartnerError ? err.retryable : true;
     }
-    await asService(r.tenant_id, (tx) => tx`select private.finish_chatwoot_reply(${r.reply_id}, ${worker}, ${messageId}, ${error}, ${retryable})`);
+    await asService(
+      r.tenant_id,
+      (tx) =>
+        tx`select private.finish_chatwoot_reply(${r.reply_id}, ${worker}, ${messageId}, ${error}, ${retryable})`,
+    );
     if (!error) report.sent++;
     else if (retryable && r.attempts < 10) report.retried++;
     else report.failed++;

@@ -5,7 +5,13 @@ import { lookup } from 'node:dns/promises';
 import { supabaseUrl } from '../auth/issuers.ts';
 
 const PRIVATE_V4 = [
-  /^10\./, /^127\./, /^0\./, /^169\.254\./, /^192\.168\./, /^172\.(1[6-9]|2\d|3[01])\./, /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./,
+  /^10\./,
+  /^127\./,
+  /^0\./,
+  /^169\.254\./,
+  /^192\.168\./,
+  /^172\.(1[6-9]|2\d|3[01])\./,
+  /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./,
 ];
 
 function isLoopbackHost(host: string): boolean {
@@ -37,14 +43,18 @@ export function webhookTargetProblem(raw: string, allowLoopback = localStack()):
   const host = url.hostname.toLowerCase().replace(/\.$/, '');
   if (allowLoopback && isLoopbackHost(host)) return null;
   if (url.protocol !== 'https:') return 'only https targets are allowed';
-  if (isLoopbackHost(host) || PRIVATE_V4.some((r) => r.test(host))) return 'private and loopback addresses are not allowed';
+  if (isLoopbackHost(host) || PRIVATE_V4.some((r) => r.test(host))) {
+    return 'private and loopback addresses are not allowed';
+  }
   if (host.startsWith('[')) {
     const v6 = host.slice(1, -1);
     if (v6 === '::1' || /^f[cd]/.test(v6) || /^fe[89ab]/.test(v6) || v6.startsWith('::ffff:')) {
       return 'private and loopback addresses are not allowed';
     }
   }
-  if (host.endsWith('.internal') || host.endsWith('.local') || !host.includes('.')) return 'internal host names are not allowed';
+  if (host.endsWith('.internal') || host.endsWith('.local') || !host.includes('.')) {
+    return 'internal host names are not allowed';
+  }
   return null;
 }
 
@@ -52,7 +62,10 @@ export function webhookTargetProblem(raw: string, allowLoopback = localStack()):
  *  point at a private address). The check and the request resolve separately, so a
  *  name that changes its answer in between is not caught: infrastructure egress rules
  *  are the last line. */
-export async function resolvedTargetProblem(raw: string, allowLoopback = localStack()): Promise<string | null> {
+export async function resolvedTargetProblem(
+  raw: string,
+  allowLoopback = localStack(),
+): Promise<string | null> {
   const problem = webhookTargetProblem(raw, allowLoopback);
   if (problem) return problem;
   const host = new URL(raw).hostname.toLowerCase().replace(/\.$/, '').replace(/^\[|\]$/g, '');

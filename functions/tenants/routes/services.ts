@@ -132,12 +132,20 @@ export function registerServices(app: TenantsApp): void {
       summary: "Give the partner account's owner a new password; shown once afterwards (admins; Chatwoot)",
       security,
       request: { params: s.ServiceParam },
-      responses: { 202: jsonResponse(z.object({ queued: z.boolean() }), 'Queued'), ...commonErrors, ...conflictError },
+      responses: {
+        202: jsonResponse(z.object({ queued: z.boolean() }), 'Queued'),
+        ...commonErrors,
+        ...conflictError,
+      },
     }),
     async (c) => {
       const { tenantId, service } = c.req.valid('param');
       tenantAccess(caller(c), tenantId, 'admin', { write: true });
-      await callerDb(c, tenantId, (tx) => tx`select private.rotate_service_credentials(${tenantId}, ${service})`);
+      await callerDb(
+        c,
+        tenantId,
+        (tx) => tx`select private.rotate_service_credentials(${tenantId}, ${service})`,
+      );
       return c.json({ queued: true }, 202);
     },
   );
