@@ -439,6 +439,21 @@ describe('outbound webhooks', () => {
     }
   });
 
+  it('keeps webhook history for 30 days, pending deliveries whatever their age', async () => {
+    await db.sql`insert into private.webhook_inbox (provider, event_id, event_type, received_at) values ('clerk', 'ancient', 'user.created', now() - interval '40 days')`;
+    const [endpoint] = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, enabled)
+      values (${tenants.globex.id}, 'https://hooks.example.com/old', 'v1:x', false) returning id`;
+    const [old] = await db.sql`insert into private.webhook_events (tenant_id, type, ordering_key, payload, created_at)
+      values (${tenants.globex.id}, 'ticket.created', 'ticket:x', '{}', now() - interval '40 days') returning id`;
+    const [stuck] = await db.sql`insert into private.webhook_events (tenant_id, type, ordering_key, payload, created_at)
+      values (${tenants.globex.id}, 'ticket.created', 'ticket:y', '{}', now() - interval '40 days') returning id`;
+    await db.sql`insert into private.webhook_deliveries (tenant_id, endpoint_id, event_id, ordering_key, status) values
+      (${tenants.globex.id}, ${endpoint.id}, ${old.id}, 'ticket:x', 'delivered'), (${tenants.globex.id}, ${endpoint.id}, ${stuck.id}, 'ticket:y', 'pending')`;
+    expect((await db.sql`select private.prune_webhook_history() as n`)[0].n).toBeGreaterThanOrEqual(2);
+    expect(await db.sql`select 1 from private.webhook_inbox where event_id = 'ancient'`).toHaveLength(0);
+    expect((await db.sql`select id from private.webhook_events where id in (${old.id}, ${stuck.id})`).map((r) => r.id)).toEqual([stuck.id]);
+  });
+
   it('the delivery job takes only the service credential', async () => {
     expect((await call(webhooksApp, 'POST', '/webhooks/jobs/deliver', { token: adminToken })).status).toBe(401);
     const ok = await call(webhooksApp, 'POST', '/webhooks/jobs/deliver', { token: await apiKey('service_role', TEST_JWT_SECRET) });

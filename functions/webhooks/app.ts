@@ -118,6 +118,7 @@ app.openapi(
     }
     const report = await deliverWebhooks({ budgetMs: 50_000 });
     const replies = await deliverChatwootReplies();
+    await asService(null, (tx) => tx`select private.prune_webhook_history()`);
     return c.json({ ...report, chatwoot_replies: replies }, 200);
   },
 );
