@@ -333,3 +333,28 @@ export const DeliverySchema = z
     delivered_at: Timestamp.nullable(),
   })
   .openapi('WebhookDelivery');
+
+export const UpdateProfileBody = z
+  .object({
+    first_name: Name.nullable().optional(),
+    last_name: Name.nullable().optional(),
+    display_name: Text.trim().min(1).max(200).nullable().optional(),
+    avatar_url: Text.max(2048).url().nullable().optional(),
+    profile: JsonObject(16_384).optional(),
+  })
+  .strict()
+  .refine((b) => Object.keys(b).length > 0, { message: 'at least one field is required' })
+  .openapi('UpdateProfile');
+
+export const ProfileSchema = z
+  .object({
+    id: Uuid,
+    email: z.string(),
+    first_name: z.string().nullable(),
+    last_name: z.string().nullable(),
+    display_name: z.string().nullable(),
+    avatar_url: z.string().nullable(),
+    profile: z.record(z.string(), z.unknown()),
+    updated_at: Timestamp,
+  })
+  .openapi('Profile');

@@ -71,6 +71,18 @@ describe('GET /me', () => {
     expect(viaSt.body).toMatchObject({ user: { id: users.globexUser.id }, role: 'user', active_tenant: { slug: 'globex' } });
   });
 
+  it('lets the caller edit their own profile, nothing else', async () => {
+    const r = await call(app, 'PATCH', '/tenants/me', { token: tok.user, body: { display_name: 'Uma U.', profile: { locale: 'de' }, last_name: null } });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ id: users.acmeUser.id, display_name: 'Uma U.', last_name: null, profile: { locale: 'de' } });
+    const email = await call(app, 'PATCH', '/tenants/me', { token: tok.user, body: { email: 'new@example.test' } });
+    expect(email.status).toBe(422);
+    const bad = await call(app, 'PATCH', '/tenants/me', { token: tok.user, body: { avatar_url: 'not a url' } });
+    expect([bad.status, bad.body.error.details.fields[0].field]).toEqual([422, 'avatar_url']);
+    const [u] = await db.sql`select email, display_name from public.users where id = ${users.acmeUser.id}`;
+    expect(u).toEqual({ email: users.acmeUser.email, display_name: 'Uma U.' });
+  });
+
   it('picks the active tenant from X-Tenant-Id (id or slug) when the token names none', async () => {
     await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenants.globex.id}, ${users.acmeAgent.id}, 'user')`;
     try {

@@ -1,7 +1,8 @@
-// GET /me: who the caller is, where they are a member, their pending invitations.
+// /me: who the caller is, where they are a member, their pending invitations; and
+// their own profile, which they edit (e-mail and status belong to the identity provider).
 import { createRoute } from '@hono/zod-openapi';
 import { caller, callerDb } from '../../../shared/auth/context.ts';
-import { commonErrors, jsonResponse } from '../../../shared/schemas/common.ts';
+import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
 import { security, type TenantsApp } from './common.ts';
 
@@ -39,6 +40,40 @@ export function registerMe(app: TenantsApp): void {
           : null,
         role: active ? active.role : who.isPlatformAdmin ? 'super_admin' as const : null,
       } as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'patch',
+      path: '/me',
+      summary: 'Edit your own profile: names, avatar, profile data',
+      security,
+      request: { body: jsonBody(s.UpdateProfileBody) },
+      responses: { 200: jsonResponse(s.ProfileSchema, 'Your profile'), ...commonErrors },
+    }),
+    async (c) => {
+      const body = c.req.valid('json');
+      const me = caller(c).user.id;
+      const set = (field: keyof typeof body) => field in body;
+      const [profile] = await callerDb(c, null, (tx) =>
+        tx`
+          update public.users set
+            first_name = case when ${set('first_name')} then ${
+          body.first_name ?? null
+        }::text else first_name end,
+            last_name = case when ${set('last_name')} then ${body.last_name ?? null}::text else last_name end,
+            display_name = case when ${set('display_name')} then ${
+          body.display_name ?? null
+        }::text else display_name end,
+            avatar_url = case when ${set('avatar_url')} then ${
+          body.avatar_url ?? null
+        }::text else avatar_url end,
+            profile = coalesce(${body.profile ? tx.json(body.profile as never) : null}::jsonb, profile)
+          where id = ${me}
+          returning id, email, first_name, last_name, display_name, avatar_url, profile, updated_at
+        `);
+      return c.json(profile as never, 200);
     },
   );
 }
