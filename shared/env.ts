@@ -30,3 +30,18 @@ export function envList(name: string): string[] {
 
 /** The well-known secret of every local Supabase stack. Never valid on a hosted project. */
 export const LOCAL_DEV_JWT_SECRET = 'super-secret-jwt-token-with-at-least-32-characters-long';
+
+/** Whether a URL points at this machine (the local stack): loopback names and addresses. */
+export function isLoopbackUrl(url: string): boolean {
+  try {
+    return isLoopbackHost(new URL(url).hostname);
+  } catch {
+    return false;
+  }
+}
+
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/\.$/, '');
+  return host === 'localhost' || host.endsWith('.localhost') || /^127\./.test(host) || host === '[::1]' ||
+    host === '::1';
+}

@@ -4,7 +4,7 @@
 // interface, chosen by STORAGE_BACKEND (default: local on a loopback SUPABASE_URL).
 import { mkdir, open, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { env, envList } from './env.ts';
+import { env, envList, isLoopbackUrl } from './env.ts';
 import { jwtSecret, supabaseUrl } from './auth/issuers.ts';
 import { secretEquals } from './auth/service.ts';
 
@@ -220,6 +220,6 @@ export async function handleLocalStorage(req: Request): Promise<Response> {
 
 export function objectStorage(): ObjectStorage {
   const backend = env('STORAGE_BACKEND') ??
-    (/^https?:\/\/(127\.0\.0\.1|localhost)[:/]/.test(supabaseUrl()) ? 'local' : 'supabase');
+    (isLoopbackUrl(supabaseUrl()) ? 'local' : 'supabase');
   return backend === 'local' ? localStorage : supabaseStorage;
 }

@@ -2,11 +2,9 @@
 // hosted project, a timer in `npm start`) calls POST /provisioner/run; each run claims
 // small batches and stops within its time budget. Machine callers only.
 import { createRoute, z } from '@hono/zod-openapi';
-import { isServiceCredential, secretEquals } from '../../shared/auth/service.ts';
+import { requireMachine } from '../../shared/auth/service.ts';
 import { connectorsFromEnv } from '../../shared/connectors/index.ts';
 import { asService } from '../../shared/db.ts';
-import { env } from '../../shared/env.ts';
-import { unauthorized } from '../../shared/errors.ts';
 import { createApp } from '../../shared/http.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../shared/schemas/common.ts';
 import { runProvisioningWorker } from '../../shared/queue.ts';
@@ -19,13 +17,7 @@ export const app = createApp('provisioner', {
 
 app.use('*', async (c, next) => {
   if (c.req.method === 'OPTIONS' || c.req.path.endsWith('/openapi.json')) return await next();
-  const cronSecret = env('PROVISIONER_CRON_SECRET');
-  const viaCron = cronSecret !== undefined &&
-    (await secretEquals(c.req.header('x-cron-secret') ?? '', cronSecret));
-  if (!viaCron && !(await isServiceCredential(c.req.header('authorization'), c.req.header('apikey')))) {
-    throw unauthorized('service_credential_required', 'The provisioner is for the platform scheduler');
-  }
-  await next();
+  return await requireMachine()(c, next);
 });
 
 const security = [{ bearerAuth: [] }];

@@ -12,9 +12,9 @@ import {
   requireUser,
   type TenantAccess,
 } from '../../shared/auth/context.ts';
-import { isServiceCredential } from '../../shared/auth/service.ts';
+import { requireMachine } from '../../shared/auth/service.ts';
 import { asService, type Tx } from '../../shared/db.ts';
-import { conflict, forbidden, notFound, unauthorized, unprocessable } from '../../shared/errors.ts';
+import { conflict, forbidden, notFound, unprocessable } from '../../shared/errors.ts';
 import { createApp } from '../../shared/http.ts';
 import {
   commonErrors,
@@ -36,12 +36,7 @@ export const app = createApp<AuthEnv>('tickets', {
 // Machine endpoints take the service credential; everything else is a signed-in user.
 app.use('*', async (c, next) => {
   if (c.req.method === 'OPTIONS' || c.req.path.endsWith('/openapi.json')) return await next();
-  if (c.req.path.includes('/jobs/')) {
-    if (!(await isServiceCredential(c.req.header('authorization'), c.req.header('apikey')))) {
-      throw unauthorized('service_credential_required', 'This endpoint is for the platform scheduler');
-    }
-    return await next();
-  }
+  if (c.req.path.includes('/jobs/')) return await requireMachine()(c, next);
   return await requireUser()(c, next);
 });
 

@@ -3,9 +3,9 @@
 // Bad signature, stale timestamp, malformed body: a clear 4xx and nothing written;
 // unknown event types: 200 and ignored.
 import { createRoute, z } from '@hono/zod-openapi';
-import { isServiceCredential } from '../../shared/auth/service.ts';
+import { requireMachine } from '../../shared/auth/service.ts';
 import { asService } from '../../shared/db.ts';
-import { badRequest, notFound, unauthorized } from '../../shared/errors.ts';
+import { badRequest, notFound } from '../../shared/errors.ts';
 import { createApp } from '../../shared/http.ts';
 import { commonErrors, jsonResponse, Uuid } from '../../shared/schemas/common.ts';
 import { applyChatwootEvent, chatwootEventId, verifyChatwoot } from '../../shared/webhooks/chatwoot.ts';
@@ -92,6 +92,8 @@ app.openapi(
   },
 );
 
+app.use('/jobs/*', requireMachine());
+
 app.openapi(
   createRoute({
     method: 'post',
@@ -113,9 +115,6 @@ app.openapi(
     },
   }),
   async (c) => {
-    if (!(await isServiceCredential(c.req.header('authorization'), c.req.header('apikey')))) {
-      throw unauthorized('service_credential_required', 'This endpoint is for the platform scheduler');
-    }
     const report = await deliverWebhooks({ budgetMs: 50_000 });
     const replies = await deliverChatwootReplies();
     await asService(null, (tx) => tx`select private.prune_webhook_history()`);

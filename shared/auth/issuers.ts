@@ -1,7 +1,7 @@
 // The identity providers whose tokens the functions accept, read from the environment.
 // Each profile says how its tokens are verified and where the active tenant lives.
 import { createLocalJWKSet, createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { env, envList, LOCAL_DEV_JWT_SECRET } from '../env.ts';
+import { env, envList, isLoopbackUrl, LOCAL_DEV_JWT_SECRET } from '../env.ts';
 
 export type IssuerKind = 'supabase' | 'clerk' | 'supertokens';
 
@@ -53,14 +53,6 @@ export function supabaseUrl(): string {
   return (env('SUPABASE_URL') ?? 'http://127.0.0.1:54321').replace(/\/$/, '');
 }
 
-function isLoopback(url: string): boolean {
-  try {
-    return ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(url).hostname);
-  } catch {
-    return false;
-  }
-}
-
 /** The HS256 secret of Supabase tokens: SUPABASE_JWT_SECRET, or JWT_SECRET (a name an
  *  operator may set on a hosted project, where SUPABASE_* names are reserved). The
  *  well-known local development secret is used only when the project URL is a
@@ -68,7 +60,7 @@ function isLoopback(url: string): boolean {
 export function jwtSecret(): string | undefined {
   const configured = env('SUPABASE_JWT_SECRET') ?? env('JWT_SECRET');
   if (configured) return configured;
-  return isLoopback(supabaseUrl()) ? LOCAL_DEV_JWT_SECRET : undefined;
+  return isLoopbackUrl(supabaseUrl()) ? LOCAL_DEV_JWT_SECRET : undefined;
 }
 
 function loadProfiles(): IssuerProfile[] {

@@ -1,6 +1,8 @@
 // Machine credentials: the service-role key in either Supabase key model. Accepted only
 // by machine endpoints (workers, cron), never as a user.
+import type { MiddlewareHandler } from 'hono';
 import { jwtVerify } from 'jose';
+import { unauthorized } from '../errors.ts';
 import { env, envList } from '../env.ts';
 import { jwtSecret } from './issuers.ts';
 
@@ -50,4 +52,18 @@ export async function isServiceCredential(
 export function isPublicApiKey(token: string): boolean {
   if (token.startsWith('sb_publishable_')) return true;
   return [env('SUPABASE_ANON_KEY'), ...envList('SUPABASE_PUBLISHABLE_KEYS')].includes(token);
+}
+
+/** Machine endpoints (schedulers, workers): the service credential, or the shared
+ *  scheduler secret (PROVISIONER_CRON_SECRET) sent as x-cron-secret. */
+export function requireMachine(): MiddlewareHandler {
+  return async (c, next) => {
+    const cronSecret = env('PROVISIONER_CRON_SECRET');
+    const viaCron = cronSecret !== undefined &&
+      (await secretEquals(c.req.header('x-cron-secret') ?? '', cronSecret));
+    if (!viaCron && !(await isServiceCredential(c.req.header('authorization'), c.req.header('apikey')))) {
+      throw unauthorized('service_credential_required', 'This endpoint is for the platform scheduler');
+    }
+    await next();
+  };
 }

@@ -3,6 +3,7 @@
 // receivers work. Checked at registration and again before every delivery.
 import { lookup } from 'node:dns/promises';
 import { supabaseUrl } from '../auth/issuers.ts';
+import { isLoopbackHost, isLoopbackUrl } from '../env.ts';
 
 const PRIVATE_V4 = [
   /^10\./,
@@ -14,12 +15,9 @@ const PRIVATE_V4 = [
   /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./,
 ];
 
-function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host.endsWith('.localhost') || /^127\./.test(host) || host === '[::1]';
-}
-
+/** The local stack (a loopback SUPABASE_URL) may send webhooks to this machine. */
 export function localStack(): boolean {
-  return isLoopbackHost(new URL(supabaseUrl()).hostname);
+  return isLoopbackUrl(supabaseUrl());
 }
 
 function privateAddress(address: string): boolean {
@@ -46,11 +44,8 @@ export function webhookTargetProblem(raw: string, allowLoopback = localStack()):
   if (isLoopbackHost(host) || PRIVATE_V4.some((r) => r.test(host))) {
     return 'private and loopback addresses are not allowed';
   }
-  if (host.startsWith('[')) {
-    const v6 = host.slice(1, -1);
-    if (v6 === '::1' || /^f[cd]/.test(v6) || /^fe[89ab]/.test(v6) || v6.startsWith('::ffff:')) {
-      return 'private and loopback addresses are not allowed';
-    }
+  if (host.startsWith('[') && privateAddress(host.slice(1, -1))) {
+    return 'private and loopback addresses are not allowed';
   }
   if (host.endsWith('.internal') || host.endsWith('.local') || !host.includes('.')) {
     return 'internal host names are not allowed';
