@@ -137,6 +137,7 @@ try {
   every(Number(process.env.PROVISIONER_INTERVAL_S ?? 10), 'provisioner', 'provisioner/run',
     (b) => b.claimed ? `${b.succeeded} done, ${b.retried} to retry, ${b.dead} failed` : '');
   every(600, 'reconcile', 'provisioner/reconcile', (b) => b.queued ? `${b.queued} service(s) re-queued` : '');
+  every(3600, 'webhook history', 'webhooks/jobs/prune', (b) => b.pruned ? `${b.pruned} old row(s) pruned` : '');
   every(Number(process.env.WEBHOOK_DELIVERY_INTERVAL_S ?? 5), 'webhook delivery', 'webhooks/jobs/deliver',
     (b) => b.claimed ? `${b.delivered} delivered, ${b.retried} to retry, ${b.failed} given up` : '');
 

@@ -6,7 +6,7 @@ import type { Tx } from '../db.ts';
 import { decryptJson } from '../crypto.ts';
 import { env } from '../env.ts';
 import { secretEquals } from '../auth/service.ts';
-import { ApiError, unauthorized } from '../errors.ts';
+import { ApiError, notFound, unauthorized } from '../errors.ts';
 
 /** A partner's JSON payload: shapes are checked where they are read. */
 // deno-lint-ignore no-explicit-any
@@ -42,7 +42,8 @@ export async function verifyChatwoot(
 ) {
   const [svc] =
     await tx`select credentials_encrypted from public.tenant_services where tenant_id = ${tenantId} and service = 'chatwoot'`;
-  const secret = svc?.credentials_encrypted
+  if (!svc) throw notFound('Chatwoot service');
+  const secret = svc.credentials_encrypted
     ? (await decryptJson<{ webhook_secret?: string }>(svc.credentials_encrypted)).webhook_secret
     : undefined;
   if (secret) {

@@ -136,14 +136,14 @@ export async function deliverChatwootReplies(
       error = (err as Error).message;
       retryable = err instanceof PartnerError ? err.retryable : true;
     }
-    await asService(
+    const [{ status }] = await asService(
       r.tenant_id,
       (tx) =>
-        tx`select private.finish_chatwoot_reply(${r.reply_id}, ${worker}, ${messageId}, ${error}, ${retryable})`,
+        tx`select private.finish_chatwoot_reply(${r.reply_id}, ${worker}, ${messageId}, ${error}, ${retryable}) as status`,
     );
-    if (!error) report.sent++;
-    else if (retryable && r.attempts < 10) report.retried++;
-    else report.failed++;
+    if (status === 'sent') report.sent++;
+    else if (status === 'pending') report.retried++;
+    else if (status === 'failed') report.failed++;
   }
   return report;
 }

@@ -68,17 +68,21 @@ end;
 $$;
 
 create function private.finish_chatwoot_reply(p_reply_id bigint, p_worker text, p_chatwoot_message_id bigint, p_error text, p_retryable boolean)
-returns void
+returns text
 language plpgsql volatile security definer
 set search_path = ''
 as $$
+declare
+  v_status text;
 begin
   update private.chatwoot_replies r set
     status = case when p_error is null then 'sent' when p_retryable and r.attempts < 10 then 'pending' else 'failed' end,
     chatwoot_message_id = coalesce(p_chatwoot_message_id, r.chatwoot_message_id),
     last_error = left(p_error, 1000), locked_by = null, locked_until = null,
     next_attempt_at = now() + make_interval(secs => least(power(2, r.attempts) * 5, 3600))
-  where r.id = p_reply_id and r.locked_by = p_worker;
+  where r.id = p_reply_id and r.locked_by = p_worker
+  returning r.status into v_status;
+  return coalesce(v_status, 'lost');
 end;
 $$;
 
@@ -90,7 +94,10 @@ grant select on private.chatwoot_replies to service_role;
 
 -- History that only serves deduplication and diagnosis is kept for 30 days: the inbox
 -- (a provider retries for far less), finished deliveries with their events and
--- attempts, sent replies. Called by the delivery job.
+-- attempts, replies sent or given up. A daily job (POST /webhooks/jobs/prune).
+create index webhook_inbox_received_idx on private.webhook_inbox (received_at);
+create index webhook_events_created_idx on private.webhook_events (created_at);
+create index chatwoot_replies_created_idx on private.chatwoot_replies (created_at) where status in ('sent', 'failed');
 create function private.prune_webhook_history(p_keep interval default interval '30 days') returns int
 language plpgsql volatile security definer
 set search_path = ''
@@ -111,3 +118,12 @@ end;
 $$;
 revoke all on function private.prune_webhook_history(interval) from public, anon, authenticated;
 grant execute on function private.prune_webhook_history(interval) to service_role;
+
+do $$
+begin
+  if exists (select 1 from pg_available_extensions where name = 'pg_cron') then
+    create extension if not exists pg_cron;
+    perform cron.schedule('webhook-history-prune', '17 3 * * *', 'select private.prune_webhook_history()');
+  end if;
+end
+$$;
