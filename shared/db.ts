@@ -45,9 +45,7 @@ export async function withClaims<T>(
   fn: (tx: Tx) => Promise<T>,
 ): Promise<T> {
   const setup = tx`
-    select set_config('role', ${role}, true), set_config('request.jwt.claims', ${
-    JSON.stringify(claims)
-  }, true)
+    select set_config('role', ${role}, true), set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)
   `.execute();
   setup.catch(() => {});
   try {

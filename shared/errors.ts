@@ -21,16 +21,12 @@ export function errorBody(code: string, message: string, details?: unknown): Err
   return { error: details === undefined ? { code, message } : { code, message, details } };
 }
 
-export const badRequest = (code: string, message: string, details?: unknown) =>
-  new ApiError(400, code, message, details);
+export const badRequest = (code: string, message: string, details?: unknown) => new ApiError(400, code, message, details);
 export const unauthorized = (code: string, message: string) => new ApiError(401, code, message);
-export const forbidden = (message = 'You are not allowed to do this', code = 'forbidden') =>
-  new ApiError(403, code, message);
+export const forbidden = (message = 'You are not allowed to do this', code = 'forbidden') => new ApiError(403, code, message);
 export const notFound = (what = 'Resource') => new ApiError(404, 'not_found', `${what} not found`);
-export const conflict = (code: string, message: string, details?: unknown) =>
-  new ApiError(409, code, message, details);
-export const unprocessable = (message: string, details?: unknown) =>
-  new ApiError(422, 'validation_failed', message, details);
+export const conflict = (code: string, message: string, details?: unknown) => new ApiError(409, code, message, details);
+export const unprocessable = (message: string, details?: unknown) => new ApiError(422, 'validation_failed', message, details);
 
 type PgLikeError = {
   name?: string;

@@ -4,12 +4,7 @@
 // exist, and stops claiming when its time budget is spent. No transaction is held
 // across a partner call.
 import type { Connectors } from './connectors/index.ts';
-import {
-  PartnerError,
-  type ProvisionContext,
-  type ProvisionResult,
-  type ServiceName,
-} from './connectors/types.ts';
+import { PartnerError, type ProvisionContext, type ProvisionResult, type ServiceName } from './connectors/types.ts';
 import { decryptJson, encryptJson } from './crypto.ts';
 import { asService } from './db.ts';
 
@@ -59,9 +54,7 @@ async function runJob(
     await asService(job.tenant_id, sql);
   const fail = async (message: string, retryable: boolean, retryAfter?: number) => {
     const outcome = await record((tx) =>
-      tx`select private.fail_provisioning_job(${job.job_id}, ${worker}, ${message}, ${retryable}, ${
-        retryAfter ?? null
-      }) as o`
+      tx`select private.fail_provisioning_job(${job.job_id}, ${worker}, ${message}, ${retryable}, ${retryAfter ?? null}) as o`
     ) as { o: string }[];
     return outcome[0].o === 'retry' ? 'retried' : outcome[0].o === 'dead' ? 'dead' : 'lost';
   };
@@ -79,9 +72,7 @@ async function runJob(
       if (credentials) ctx.credentials = credentials;
       const sealed = credentials ? await encryptJson(credentials) : null;
       const [{ ok }] = await record((tx) =>
-        tx`select private.record_provisioning_progress(${job.job_id}, ${worker}, ${
-          tx.json(ids as never)
-        }, ${sealed}) as ok`
+        tx`select private.record_provisioning_progress(${job.job_id}, ${worker}, ${tx.json(ids as never)}, ${sealed}) as ok`
       ) as { ok: boolean }[];
       if (!ok) throw new LeaseLost();
     },
@@ -128,10 +119,7 @@ export async function runProvisioningWorker(opts: WorkerOptions): Promise<Worker
   while (Date.now() - started < budget) {
     const jobs = await asService(
       null,
-      (tx) =>
-        tx`select * from private.claim_provisioning_jobs(${worker}, ${opts.batch ?? 5}, ${
-          opts.leaseSeconds ?? 120
-        })`,
+      (tx) => tx`select * from private.claim_provisioning_jobs(${worker}, ${opts.batch ?? 5}, ${opts.leaseSeconds ?? 120})`,
     ) as unknown as Job[];
     if (!jobs.length) break;
     report.claimed += jobs.length;

@@ -137,9 +137,7 @@ async function localUrl(
   const sig = await hmac(grant(op, bucket, objectPath, exp, size));
   const base = env('LOCAL_STORAGE_PUBLIC_URL') ?? supabaseUrl();
   return {
-    url: `${base}/storage/v1/local/${bucket}/${
-      encodePath(objectPath)
-    }?op=${op}&exp=${exp}&size=${size}&sig=${sig}`,
+    url: `${base}/storage/v1/local/${bucket}/${encodePath(objectPath)}?op=${op}&exp=${exp}&size=${size}&sig=${sig}`,
     exp,
   };
 }

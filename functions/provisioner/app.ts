@@ -11,8 +11,7 @@ import { runProvisioningWorker } from '../../shared/queue.ts';
 
 export const app = createApp('provisioner', {
   title: 'Provisioner',
-  description:
-    "Runs the tenant provisioning queue: each tenant's accounts in Chatwoot, Botpress, n8n and Odoo.",
+  description: "Runs the tenant provisioning queue: each tenant's accounts in Chatwoot, Botpress, n8n and Odoo.",
 });
 
 app.use('*', async (c, next) => {

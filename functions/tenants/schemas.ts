@@ -7,8 +7,7 @@ export const TenantRoleSchema = z.enum(['user', 'agent', 'admin']);
 export const PlanSchema = z.enum(['starter', 'pro', 'enterprise']);
 export const DepartmentSchema = z.enum(['sales', 'support', 'marketing', 'technical']);
 export const AutoAssignSchema = z.enum(['none', 'round_robin', 'least_open']).openapi({
-  description:
-    'New tickets routed to the team go to its available agents in turn, or to the one with the fewest open tickets',
+  description: 'New tickets routed to the team go to its available agents in turn, or to the one with the fewest open tickets',
 });
 
 /** Subdomain rules, as the database checks them: 3–63 characters, lower-case letters,
@@ -238,8 +237,7 @@ export const AuditEntrySchema = z
   })
   .openapi('AuditEntry');
 
-export const page = <T extends z.ZodType>(item: T) =>
-  z.object({ items: z.array(item), next: z.string().nullable() });
+export const page = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next: z.string().nullable() });
 
 export const ServiceParam = TenantIdParam.extend({
   service: ServiceNameSchema.openapi({ param: { name: 'service', in: 'path' } }),

@@ -4,33 +4,18 @@
 // the API around them (clear 403/404/409s, filters, pagination, idempotent creates).
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import {
-  activeTenant,
-  type AuthEnv,
-  caller,
-  callerDb,
-  requireUser,
-  type TenantAccess,
-} from '../../shared/auth/context.ts';
+import { activeTenant, type AuthEnv, caller, callerDb, requireUser, type TenantAccess } from '../../shared/auth/context.ts';
 import { requireMachine } from '../../shared/auth/service.ts';
 import { asService, type Tx } from '../../shared/db.ts';
 import { conflict, forbidden, notFound, unprocessable } from '../../shared/errors.ts';
 import { createApp } from '../../shared/http.ts';
-import {
-  commonErrors,
-  conflictError,
-  decodeCursor,
-  encodeCursor,
-  jsonBody,
-  jsonResponse,
-} from '../../shared/schemas/common.ts';
+import { commonErrors, conflictError, decodeCursor, encodeCursor, jsonBody, jsonResponse } from '../../shared/schemas/common.ts';
 import { objectStorage } from '../../shared/storage.ts';
 import * as s from './schemas.ts';
 
 export const app = createApp<AuthEnv>('tickets', {
   title: 'Tickets API',
-  description:
-    'The support-ticket workflow: tickets, replies, internal notes, assignment, SLA, search, attachments.',
+  description: 'The support-ticket workflow: tickets, replies, internal notes, assignment, SLA, search, attachments.',
 });
 
 // Machine endpoints take the service credential; everything else is a signed-in user.
@@ -43,36 +28,36 @@ app.use('*', async (c, next) => {
 const security = [{ bearerAuth: [] }];
 type C = Context<AuthEnv>;
 
-const TICKET_COLUMNS =
-  `id, tenant_id, number, title, description, status, priority, department, team_id, created_by,
+const TICKET_COLUMNS = `id, tenant_id, number, title, description, status, priority, department, team_id, created_by,
   assigned_to, due_date, first_response_due_at, first_response_at, resolved_at, closed_at,
   sla_first_response_breached_at, sla_resolution_breached_at, tags, metadata, merged_into_id,
   created_at, updated_at, deleted_at`;
 const MESSAGE_COLUMNS = 'id, ticket_id, author_id, type, content, created_at, edited_at';
-const ATTACHMENT_COLUMNS =
-  'id, ticket_id, message_id, file_name, content_type, size_bytes, status, uploaded_by, created_at';
+const ATTACHMENT_COLUMNS = 'id, ticket_id, message_id, file_name, content_type, size_bytes, status, uploaded_by, created_at';
 const isStaff = (a: TenantAccess) => a.role !== 'user';
 
 function requireStaff(a: TenantAccess): void {
   if (!isStaff(a)) throw forbidden('This needs the agent role in the tenant');
 }
 
+/** The ticket as the caller may see it, if they may. */
+async function findTicket(tx: Tx, tenantId: string, id: string) {
+  const [t] = await tx`select ${tx.unsafe(TICKET_COLUMNS)} from public.tickets where tenant_id = ${tenantId} and id = ${id}`;
+  return t;
+}
+
 /** A ticket the caller can see, or 404 (other tenants' tickets are simply not there). */
 async function visibleTicket(tx: Tx, tenantId: string, id: string) {
-  const [t] = await tx`select ${
-    tx.unsafe(TICKET_COLUMNS)
-  } from public.tickets where tenant_id = ${tenantId} and id = ${id}`;
+  const t = await findTicket(tx, tenantId, id);
   if (!t) throw notFound('Ticket');
   return t;
 }
 
 /** The ticket as the caller may still see it after a change, else just its id: handing
- *  a ticket to another agent or team can take it out of the caller's sight. */
+ *  a ticket to another agent or team (or filing it for someone else) can take it out of
+ *  the caller's sight. */
 async function readBack(tx: Tx, tenantId: string, id: string) {
-  const [t] = await tx`select ${
-    tx.unsafe(TICKET_COLUMNS)
-  } from public.tickets where tenant_id = ${tenantId} and id = ${id}`;
-  return t ?? { id, tenant_id: tenantId };
+  return (await findTicket(tx, tenantId, id)) ?? { id, tenant_id: tenantId };
 }
 
 /** Assignee and team changes go through private.hand_off_ticket (see there why). */
@@ -119,15 +104,12 @@ app.openapi(
       throw forbidden('Customers cannot route, assign or file tickets for others');
     }
     const id = crypto.randomUUID();
+    const requestHash = key ? await sha256Hex(JSON.stringify(body)) : null;
     const result = await callerDb(c, access.tenantId, async (tx) => {
       if (key) {
-        const [claim] = await tx`
-          select * from private.claim_idempotency_key(${access.tenantId}, ${key}, ${await sha256Hex(
-          JSON.stringify(body),
-        )})
-        `;
+        const [claim] = await tx`select * from private.claim_idempotency_key(${access.tenantId}, ${key}, ${requestHash})`;
         if (!claim.claimed) {
-          if (claim.request_hash !== (await sha256Hex(JSON.stringify(body)))) {
+          if (claim.request_hash !== requestHash) {
             throw conflict(
               'idempotency_key_reused',
               'This Idempotency-Key was used with a different request',
@@ -139,25 +121,19 @@ app.openapi(
       await tx`
         insert into public.tickets (tenant_id, id, title, description, priority, department, team_id, assigned_to,
                                     created_by, due_date, tags, metadata)
-        values (${access.tenantId}, ${id}, ${body.title}, ${
-        body.description ?? null
-      }, ${body.priority}, ${body.department},
-                ${body.team_id ?? null}, ${body.assigned_to ?? null}, ${body.requester_id ?? null}, ${
-        body.due_date ?? null
-      },
-                ${body.tags}, ${tx.json(body.metadata as never)})
+        values (${access.tenantId}, ${id}, ${body.title}, ${body.description ?? null}, ${body.priority},
+                ${body.department}, ${body.team_id ?? null}, ${body.assigned_to ?? null}, ${body.requester_id ?? null},
+                ${body.due_date ?? null}, ${body.tags}, ${tx.json(body.metadata as never)})
       `;
-      // A ticket an agent files for a customer outside their teams is not theirs to read.
-      const [ticket] = await tx`select ${
-        tx.unsafe(TICKET_COLUMNS)
-      } from public.tickets where tenant_id = ${access.tenantId} and id = ${id}`;
-      const response = ticket ?? { id, tenant_id: access.tenantId };
+      const ticket = await readBack(tx, access.tenantId, id);
       if (key) {
-        await tx`select private.store_idempotent_response(${access.tenantId}, ${key}, 201, ${
-          tx.json(JSON.parse(JSON.stringify(response)))
-        })`;
+        await tx`
+          select private.store_idempotent_response(${access.tenantId}, ${key}, 201, ${
+          tx.json(JSON.parse(JSON.stringify(ticket)))
+        })
+        `;
       }
-      return { replayed: false, ticket: response };
+      return { replayed: false, ticket };
     });
     if (result.replayed) c.header('idempotent-replayed', 'true');
     return c.json(result.ticket as never, 201);
@@ -166,8 +142,7 @@ app.openapi(
 
 // ---------------------------------------------------------------- list and search
 
-const PRIORITY_RANK =
-  `(case priority when 'urgent' then 4 when 'high' then 3 when 'medium' then 2 else 1 end)`;
+const PRIORITY_RANK = `(case priority when 'urgent' then 4 when 'high' then 3 when 'medium' then 2 else 1 end)`;
 
 app.openapi(
   createRoute({
@@ -262,8 +237,7 @@ app.openapi(
   createRoute({
     method: 'get',
     path: '/stats',
-    summary:
-      "The tenant's ticket counts by status and priority, median first-response and resolution times (staff)",
+    summary: "The tenant's ticket counts by status and priority, median first-response and resolution times (staff)",
     security,
     responses: { 200: jsonResponse(s.StatsSchema, 'Statistics'), ...commonErrors },
   }),
@@ -310,8 +284,7 @@ app.openapi(
   createRoute({
     method: 'put',
     path: '/sla-policies/{priority}',
-    summary:
-      'Set the SLA targets of a priority (admins); applies to tickets created or re-prioritised from now on',
+    summary: 'Set the SLA targets of a priority (admins); applies to tickets created or re-prioritised from now on',
     security,
     request: { params: s.PriorityParam, body: jsonBody(s.SlaPolicyBody) },
     responses: { 200: jsonResponse(s.SlaPolicySchema, 'The policy'), ...commonErrors },
@@ -350,8 +323,7 @@ app.openapi(
     const deleted = await callerDb(
       c,
       access.tenantId,
-      (tx) =>
-        tx`delete from public.sla_policies where tenant_id = ${access.tenantId} and priority = ${priority} returning id`,
+      (tx) => tx`delete from public.sla_policies where tenant_id = ${access.tenantId} and priority = ${priority} returning id`,
     );
     if (!deleted.length) throw notFound('SLA policy');
     return c.body(null, 204);
@@ -408,14 +380,10 @@ app.openapi(
       await tx`
         update public.tickets set
           title = case when ${set('title')} then ${body.title ?? null}::text else title end,
-          description = case when ${set('description')} then ${
-        body.description ?? null
-      }::text else description end,
+          description = case when ${set('description')} then ${body.description ?? null}::text else description end,
           priority = coalesce(${body.priority ?? null}::text, priority),
           department = coalesce(${body.department ?? null}::text, department),
-          due_date = case when ${set('due_date')} then ${
-        body.due_date ?? null
-      }::timestamptz else due_date end,
+          due_date = case when ${set('due_date')} then ${body.due_date ?? null}::timestamptz else due_date end,
           tags = coalesce(${body.tags ?? null}::text[], tags),
           metadata = coalesce(${body.metadata ? tx.json(body.metadata as never) : null}::jsonb, metadata)
         where tenant_id = ${access.tenantId} and id = ${id}
@@ -452,8 +420,7 @@ app.openapi(
   createRoute({
     method: 'post',
     path: '/{id}/status',
-    summary:
-      'Move a ticket through its workflow (staff); refused transitions are 409s listing the allowed ones',
+    summary: 'Move a ticket through its workflow (staff); refused transitions are 409s listing the allowed ones',
     security,
     request: { params: s.TicketIdParam, body: jsonBody(s.TransitionBody) },
     responses: { 200: jsonResponse(s.TicketSchema, 'The ticket'), ...commonErrors, ...conflictError },
@@ -684,8 +651,7 @@ app.openapi(
   createRoute({
     method: 'post',
     path: '/{id}/merge',
-    summary:
-      'Merge this ticket into another of the tenant (staff): messages move, this one closes with a pointer',
+    summary: 'Merge this ticket into another of the tenant (staff): messages move, this one closes with a pointer',
     security,
     request: { params: s.TicketIdParam, body: jsonBody(s.MergeBody) },
     responses: {

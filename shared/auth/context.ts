@@ -128,28 +128,27 @@ export function tenantAccess(
 
 /** The active tenant when the route has no tenant in its path: the token's, else
  *  the X-Tenant-Id header (id or slug), else the caller's only tenant. */
-export function activeTenant(
-  c: Context<AuthEnv>,
-  minRole: TenantRole,
-  opts: { write?: boolean } = {},
-): TenantAccess {
-  const who = caller(c);
-  const header = c.req.header('x-tenant-id');
+/** The tenant a request without one in its path acts in: the token's, else the
+ *  X-Tenant-Id header (id or slug; a super-admin may name any tenant by id), else the
+ *  caller's only tenant. Undefined when nothing names one. */
+export function resolveActiveTenantId(who: Caller, header: string | undefined): string | undefined {
   if (who.pinnedTenantId) {
-    if (
-      header && header !== who.pinnedTenantId &&
-      !who.memberships.some((m) => m.tenant.slug === header && m.tenant_id === who.pinnedTenantId)
-    ) {
-      throw badRequest('tenant_mismatch', 'X-Tenant-Id differs from the tenant your token is bound to');
-    }
-    return tenantAccess(who, who.pinnedTenantId, minRole, opts);
+    const sameTenant = !header || header === who.pinnedTenantId ||
+      who.memberships.some((m) => m.tenant.slug === header && m.tenant_id === who.pinnedTenantId);
+    if (!sameTenant) throw badRequest('tenant_mismatch', 'X-Tenant-Id differs from the tenant your token is bound to');
+    return who.pinnedTenantId;
   }
   if (header) {
-    const m = who.memberships.find((x) => x.tenant_id === header.toLowerCase() || x.tenant.slug === header);
-    return tenantAccess(who, m?.tenant_id ?? header, minRole, opts);
+    return who.memberships.find((x) => x.tenant_id === header.toLowerCase() || x.tenant.slug === header)?.tenant_id ?? header;
   }
-  if (who.memberships.length === 1) return tenantAccess(who, who.memberships[0].tenant_id, minRole, opts);
-  throw badRequest('tenant_required', 'Name the tenant with the X-Tenant-Id header');
+  return who.memberships.length === 1 ? who.memberships[0].tenant_id : undefined;
+}
+
+export function activeTenant(c: Context<AuthEnv>, minRole: TenantRole, opts: { write?: boolean } = {}): TenantAccess {
+  const who = caller(c);
+  const tenantId = resolveActiveTenantId(who, c.req.header('x-tenant-id'));
+  if (!tenantId) throw badRequest('tenant_required', 'Name the tenant with the X-Tenant-Id header');
+  return tenantAccess(who, tenantId, minRole, opts);
 }
 
 /** Runs fn as the caller, acting in the given tenant (or in none), in the request's

@@ -72,9 +72,7 @@ function loadProfiles(): IssuerProfile[] {
   profiles.push({
     kind: 'supabase',
     issuer: supabaseIssuer,
-    audience: envList('SUPABASE_AUTH_AUDIENCE').length
-      ? envList('SUPABASE_AUTH_AUDIENCE')
-      : ['authenticated'],
+    audience: envList('SUPABASE_AUTH_AUDIENCE').length ? envList('SUPABASE_AUTH_AUDIENCE') : ['authenticated'],
     secret: secret ? new TextEncoder().encode(secret) : undefined,
     jwks: anyOf(
       inlineJwks ? createLocalJWKSet(JSON.parse(inlineJwks)) : undefined,
@@ -82,8 +80,7 @@ function loadProfiles(): IssuerProfile[] {
     ),
     authorizedParties: [],
     // Put there by the custom access token hook (top level) or by an admin (app_metadata).
-    tenantHint: (c) =>
-      str(c.tenant_id) ?? str((c.app_metadata as Record<string, unknown> | undefined)?.tenant_id),
+    tenantHint: (c) => str(c.tenant_id) ?? str((c.app_metadata as Record<string, unknown> | undefined)?.tenant_id),
   });
 
   const clerkIssuer = env('CLERK_ISSUER');

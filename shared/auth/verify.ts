@@ -26,9 +26,7 @@ export function bearerToken(authorization: string | undefined | null): string {
 
 /** Issuers are compared without a trailing slash, which providers write either way. */
 function profileFor(iss: unknown): IssuerProfile {
-  const profile = typeof iss === 'string'
-    ? issuerProfiles().find((p) => p.issuer === iss.replace(/\/$/, ''))
-    : undefined;
+  const profile = typeof iss === 'string' ? issuerProfiles().find((p) => p.issuer === iss.replace(/\/$/, '')) : undefined;
   if (!profile) throw unauthorized('unknown_issuer', 'Tokens from this issuer are not accepted');
   return profile;
 }

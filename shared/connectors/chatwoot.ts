@@ -114,9 +114,7 @@ export async function postChatwootReply(
 ): Promise<number> {
   const { body } = await partnerFetch(
     'chatwoot',
-    `${config.url.replace(/\/$/, '')}/api/v1/accounts/${accountId}/conversations/${
-      encodeURIComponent(conversationId)
-    }/messages`,
+    `${config.url.replace(/\/$/, '')}/api/v1/accounts/${accountId}/conversations/${encodeURIComponent(conversationId)}/messages`,
     {
       method: 'POST',
       headers: { api_access_token: userToken },

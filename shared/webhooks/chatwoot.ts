@@ -80,9 +80,7 @@ async function ticketFor(tx: Tx, tenantId: string, conversation: Payload) {
   const [existing] = await tx`
     select id, status from public.tickets where tenant_id = ${tenantId} and chatwoot_conversation_id = ${conversationId}`;
   if (existing) return existing;
-  const sender = typeof conversation.meta?.sender === 'object' && conversation.meta.sender
-    ? conversation.meta.sender
-    : {};
+  const sender = typeof conversation.meta?.sender === 'object' && conversation.meta.sender ? conversation.meta.sender : {};
   const name = typeof sender.name === 'string' ? sender.name : undefined;
   const first = Array.isArray(conversation.messages) ? conversation.messages[0]?.content : undefined;
   const title = `Chat #${conversationId}${name ? ` from ${name}` : ''}`.slice(0, 200);
@@ -119,9 +117,7 @@ export async function applyChatwootEvent(
       if (type === 'activity' || type === 2 || type === 'template' || type === 3) return 'ignored';
       // Our own replies, posted by the delivery job, come back: not a new message.
       const [ours] = await tx`
-        select 1 from private.chatwoot_replies where tenant_id = ${tenantId} and chatwoot_message_id = ${
-        Number(event.id) || -1
-      }`;
+        select 1 from private.chatwoot_replies where tenant_id = ${tenantId} and chatwoot_message_id = ${Number(event.id) || -1}`;
       if (ours) return 'ignored';
       const ticket = await ticketFor(tx, tenantId, event.conversation ?? {});
       if (!ticket) return 'ignored';

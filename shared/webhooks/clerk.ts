@@ -70,8 +70,7 @@ async function upsertUser(
   address: { email?: string; verified: boolean },
   names: { first?: string; last?: string; image?: string },
 ) {
-  const [known] =
-    await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${clerkId}`;
+  const [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${clerkId}`;
   let userId: string | undefined = known?.user_id;
   const email = address.verified ? address.email : undefined;
   if (!userId && email) {
@@ -104,8 +103,7 @@ async function upsertUser(
 }
 
 async function tenantForOrg(tx: Tx, orgId: string): Promise<string | undefined> {
-  const [link] =
-    await tx`select tenant_id from public.tenant_org_links where issuer = ${issuer()} and org_id = ${orgId}`;
+  const [link] = await tx`select tenant_id from public.tenant_org_links where issuer = ${issuer()} and org_id = ${orgId}`;
   return link?.tenant_id;
 }
 
@@ -132,8 +130,7 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
         : 'ignored';
     case 'user.deleted': {
       // Memberships go; tickets and the audit trail stay with the (deleted) person.
-      const [known] =
-        await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${d.id}`;
+      const [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${d.id}`;
       if (!known) return 'ignored';
       await tx`delete from public.memberships where user_id = ${known.user_id}`;
       await tx`delete from public.user_identities where issuer = ${issuer()} and subject = ${d.id}`;
@@ -179,18 +176,15 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
       });
       if (!userId) return 'ignored';
       await tx`
-        insert into public.memberships (tenant_id, user_id, role) values (${tenantId}, ${userId}, ${
-        roleFor(d.role)
-      })
+        insert into public.memberships (tenant_id, user_id, role) values (${tenantId}, ${userId}, ${roleFor(d.role)})
         on conflict (tenant_id, user_id) do update set role = excluded.role`;
       return 'applied';
     }
     case 'organizationMembership.deleted': {
       const tenantId = await tenantForOrg(tx, d.organization?.id);
-      const [known] =
-        await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${
-          d.public_user_data?.user_id ?? ''
-        }`;
+      const [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${
+        d.public_user_data?.user_id ?? ''
+      }`;
       if (!tenantId || !known) return 'ignored';
       await tx`delete from public.memberships where tenant_id = ${tenantId} and user_id = ${known.user_id}`;
       return 'applied';

@@ -70,9 +70,7 @@ async function deliverOne(d: Due, worker: string, timeoutMs: number): Promise<st
   const [{ outcome }] = await asService(
     null,
     (tx) =>
-      tx`select private.record_webhook_attempt(${d.delivery_id}, ${worker}, ${status}, ${error}, ${
-        Date.now() - t0
-      }) as outcome`,
+      tx`select private.record_webhook_attempt(${d.delivery_id}, ${worker}, ${status}, ${error}, ${Date.now() - t0}) as outcome`,
   ) as { outcome: string }[];
   return outcome;
 }
@@ -117,9 +115,7 @@ export async function deliverChatwootReplies(
     let retryable = true;
     try {
       const accountId = r.external_ids?.account_id as number | undefined;
-      const creds = r.credentials_encrypted
-        ? await decryptJson<{ access_token?: string }>(r.credentials_encrypted)
-        : {};
+      const creds = r.credentials_encrypted ? await decryptJson<{ access_token?: string }>(r.credentials_encrypted) : {};
       if (!url || !accountId || !creds.access_token) {
         retryable = false;
         error = 'Chatwoot is not provisioned for this tenant (no account or owner token)';
@@ -138,8 +134,7 @@ export async function deliverChatwootReplies(
     }
     const [{ status }] = await asService(
       r.tenant_id,
-      (tx) =>
-        tx`select private.finish_chatwoot_reply(${r.reply_id}, ${worker}, ${messageId}, ${error}, ${retryable}) as status`,
+      (tx) => tx`select private.finish_chatwoot_reply(${r.reply_id}, ${worker}, ${messageId}, ${error}, ${retryable}) as status`,
     );
     if (status === 'sent') report.sent++;
     else if (status === 'pending') report.retried++;

@@ -1,7 +1,7 @@
 // /me: who the caller is, where they are a member, their pending invitations; and
 // their own profile, which they edit (e-mail and status belong to the identity provider).
 import { createRoute } from '@hono/zod-openapi';
-import { caller, callerDb } from '../../../shared/auth/context.ts';
+import { caller, callerDb, resolveActiveTenantId } from '../../../shared/auth/context.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
 import { security, type TenantsApp } from './common.ts';
@@ -20,14 +20,9 @@ export function registerMe(app: TenantsApp): void {
       const invitations = await callerDb(
         c,
         null,
-        (tx) =>
-          tx`select id, tenant_id, tenant_name, tenant_slug, role, expires_at from private.my_invitations()`,
+        (tx) => tx`select id, tenant_id, tenant_name, tenant_slug, role, expires_at from private.my_invitations()`,
       );
-      const header = c.req.header('x-tenant-id');
-      const activeId = who.pinnedTenantId ??
-        who.memberships.find((m) => m.tenant_id === header?.toLowerCase() || m.tenant.slug === header)
-          ?.tenant_id ??
-        (who.memberships.length === 1 ? who.memberships[0].tenant_id : undefined);
+      const activeId = resolveActiveTenantId(who, c.req.header('x-tenant-id'));
       const active = who.memberships.find((m) => m.tenant_id === activeId);
       return c.json({
         user: who.user,
@@ -35,9 +30,7 @@ export function registerMe(app: TenantsApp): void {
         is_platform_admin: who.isPlatformAdmin,
         memberships: who.memberships,
         invitations,
-        active_tenant: active
-          ? { id: active.tenant.id, slug: active.tenant.slug, name: active.tenant.name }
-          : null,
+        active_tenant: active ? { id: active.tenant.id, slug: active.tenant.slug, name: active.tenant.name } : null,
         role: active ? active.role : who.isPlatformAdmin ? 'super_admin' as const : null,
       } as never, 200);
     },
@@ -59,16 +52,10 @@ export function registerMe(app: TenantsApp): void {
       const [profile] = await callerDb(c, null, (tx) =>
         tx`
           update public.users set
-            first_name = case when ${set('first_name')} then ${
-          body.first_name ?? null
-        }::text else first_name end,
+            first_name = case when ${set('first_name')} then ${body.first_name ?? null}::text else first_name end,
             last_name = case when ${set('last_name')} then ${body.last_name ?? null}::text else last_name end,
-            display_name = case when ${set('display_name')} then ${
-          body.display_name ?? null
-        }::text else display_name end,
-            avatar_url = case when ${set('avatar_url')} then ${
-          body.avatar_url ?? null
-        }::text else avatar_url end,
+            display_name = case when ${set('display_name')} then ${body.display_name ?? null}::text else display_name end,
+            avatar_url = case when ${set('avatar_url')} then ${body.avatar_url ?? null}::text else avatar_url end,
             profile = coalesce(${body.profile ? tx.json(body.profile as never) : null}::jsonb, profile)
           where id = ${me}
           returning id, email, first_name, last_name, display_name, avatar_url, profile, updated_at

@@ -40,8 +40,7 @@ export function registerMembers(app: TenantsApp): void {
     createRoute({
       method: 'patch',
       path: '/{tenantId}/members/{userId}',
-      summary:
-        "Change a member's role or availability for automatic assignment (admins; a tenant keeps an admin)",
+      summary: "Change a member's role or availability for automatic assignment (admins; a tenant keeps an admin)",
       security,
       request: { params: s.MemberParam, body: jsonBody(s.UpdateMemberBody) },
       responses: { 200: jsonResponse(s.MemberSchema, 'The member'), ...commonErrors, ...conflictError },
@@ -59,9 +58,7 @@ export function registerMembers(app: TenantsApp): void {
           where tenant_id = ${tenantId} and user_id = ${userId} returning id
         `;
         if (!updated.length) return undefined;
-        const [m] = await tx`${
-          tx.unsafe(MEMBER_SELECT)
-        } where m.tenant_id = ${tenantId} and m.user_id = ${userId}`;
+        const [m] = await tx`${tx.unsafe(MEMBER_SELECT)} where m.tenant_id = ${tenantId} and m.user_id = ${userId}`;
         return m;
       });
       if (!member) throw notFound('Member');
@@ -84,8 +81,7 @@ export function registerMembers(app: TenantsApp): void {
       const deleted = await callerDb(
         c,
         tenantId,
-        (tx) =>
-          tx`delete from public.memberships where tenant_id = ${tenantId} and user_id = ${userId} returning id`,
+        (tx) => tx`delete from public.memberships where tenant_id = ${tenantId} and user_id = ${userId} returning id`,
       );
       if (!deleted.length) throw notFound('Member');
       return c.body(null, 204);

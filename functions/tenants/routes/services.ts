@@ -39,10 +39,9 @@ export function registerServices(app: TenantsApp): void {
           // not sign them, the token in the URL authenticates them).
           ...(r.service === 'chatwoot'
             ? {
-              inbound_webhook_url:
-                `${supabaseUrl()}/functions/v1/webhooks/chatwoot/${tenantId}?token=${await chatwootUrlToken(
-                  tenantId,
-                )}`,
+              inbound_webhook_url: `${supabaseUrl()}/functions/v1/webhooks/chatwoot/${tenantId}?token=${await chatwootUrlToken(
+                tenantId,
+              )}`,
             }
             : {}),
         })));

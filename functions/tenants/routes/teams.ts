@@ -7,8 +7,7 @@ import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../sh
 import * as s from '../schemas.ts';
 import { security, type TenantsApp } from './common.ts';
 
-const TEAM_COLUMNS =
-  'id, tenant_id, name, department, description, lead_user_id, auto_assign, created_at, updated_at';
+const TEAM_COLUMNS = 'id, tenant_id, name, department, description, lead_user_id, auto_assign, created_at, updated_at';
 
 export function registerTeams(app: TenantsApp): void {
   app.openapi(
@@ -26,10 +25,7 @@ export function registerTeams(app: TenantsApp): void {
       const items = await callerDb(
         c,
         tenantId,
-        (tx) =>
-          tx`select ${
-            tx.unsafe(TEAM_COLUMNS)
-          } from public.teams where tenant_id = ${tenantId} order by lower(name)`,
+        (tx) => tx`select ${tx.unsafe(TEAM_COLUMNS)} from public.teams where tenant_id = ${tenantId} order by lower(name)`,
       );
       return c.json({ items } as never, 200);
     },
@@ -51,9 +47,7 @@ export function registerTeams(app: TenantsApp): void {
       const [team] = await callerDb(c, tenantId, (tx) =>
         tx`
           insert into public.teams (tenant_id, name, department, description, lead_user_id, auto_assign)
-          values (${tenantId}, ${body.name}, ${body.department}, ${body.description ?? null}, ${
-          body.lead_user_id ?? null
-        },
+          values (${tenantId}, ${body.name}, ${body.department}, ${body.description ?? null}, ${body.lead_user_id ?? null},
                   ${body.auto_assign})
           returning ${tx.unsafe(TEAM_COLUMNS)}
         `);
@@ -112,12 +106,8 @@ export function registerTeams(app: TenantsApp): void {
           update public.teams set
             name = coalesce(${body.name ?? null}::text, name),
             department = coalesce(${body.department ?? null}::text, department),
-            description = case when ${'description' in body} then ${
-          body.description ?? null
-        }::text else description end,
-            lead_user_id = case when ${'lead_user_id' in body} then ${
-          body.lead_user_id ?? null
-        }::uuid else lead_user_id end,
+            description = case when ${'description' in body} then ${body.description ?? null}::text else description end,
+            lead_user_id = case when ${'lead_user_id' in body} then ${body.lead_user_id ?? null}::uuid else lead_user_id end,
             auto_assign = coalesce(${body.auto_assign ?? null}::text, auto_assign)
           where tenant_id = ${tenantId} and id = ${teamId}
           returning ${tx.unsafe(TEAM_COLUMNS)}
@@ -166,8 +156,7 @@ export function registerTeams(app: TenantsApp): void {
         const [team] = await tx`select 1 from public.teams where tenant_id = ${tenantId} and id = ${teamId}`;
         if (!team) return undefined;
         await tx`insert into public.team_members (tenant_id, team_id, user_id) values (${tenantId}, ${teamId}, ${user_id})`;
-        const [m] =
-          await tx`select id as user_id, email, first_name, last_name from public.users where id = ${user_id}`;
+        const [m] = await tx`select id as user_id, email, first_name, last_name from public.users where id = ${user_id}`;
         return m;
       });
       if (!member) throw notFound('Team');

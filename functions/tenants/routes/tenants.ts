@@ -66,9 +66,7 @@ export function registerTenants(app: TenantsApp): void {
         tx`
           select ${tx.unsafe(TENANT_COLUMNS)} from public.tenants
           where (${q.status ?? null}::text is null or status = ${q.status ?? null}::text)
-            and (${after?.[0] ?? null}::text is null or (name, id) > (${after?.[0] ?? null}::text, ${
-          after?.[1] ?? null
-        }::uuid))
+            and (${after?.[0] ?? null}::text is null or (name, id) > (${after?.[0] ?? null}::text, ${after?.[1] ?? null}::uuid))
           order by name, id
           limit ${q.limit + 1}
         `);

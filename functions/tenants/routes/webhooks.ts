@@ -93,9 +93,7 @@ export function registerWebhooks(app: TenantsApp): void {
         tx`
           update public.webhook_endpoints set
             url = coalesce(${body.url ?? null}::text, url),
-            description = case when ${'description' in body} then ${
-          body.description ?? null
-        }::text else description end,
+            description = case when ${'description' in body} then ${body.description ?? null}::text else description end,
             event_types = coalesce(${body.event_types ?? null}::text[], event_types),
             enabled = coalesce(${body.enabled ?? null}::boolean, enabled)
           where tenant_id = ${tenantId} and id = ${endpointId}
@@ -121,8 +119,7 @@ export function registerWebhooks(app: TenantsApp): void {
       const deleted = await callerDb(
         c,
         tenantId,
-        (tx) =>
-          tx`delete from public.webhook_endpoints where tenant_id = ${tenantId} and id = ${endpointId} returning id`,
+        (tx) => tx`delete from public.webhook_endpoints where tenant_id = ${tenantId} and id = ${endpointId} returning id`,
       );
       if (!deleted.length) throw notFound('Webhook endpoint');
       return c.body(null, 204);
@@ -145,8 +142,7 @@ export function registerWebhooks(app: TenantsApp): void {
       const { tenantId, endpointId } = c.req.valid('param');
       tenantAccess(caller(c), tenantId, 'admin');
       const items = await callerDb(c, tenantId, async (tx) => {
-        const [endpoint] =
-          await tx`select 1 from public.webhook_endpoints where tenant_id = ${tenantId} and id = ${endpointId}`;
+        const [endpoint] = await tx`select 1 from public.webhook_endpoints where tenant_id = ${tenantId} and id = ${endpointId}`;
         if (!endpoint) throw notFound('Webhook endpoint');
         return await tx`select * from private.webhook_deliveries_for(${tenantId}, ${endpointId})`;
       });
