@@ -324,6 +324,23 @@ describe('lifecycle', () => {
     expect(companies().sort()).toEqual([sa, sb].sort());
   });
 
+  it("each connector's check sees the partner objects exist, then gone after removal", async () => {
+    const t = await createTenant();
+    await drain();
+    const c = connectors();
+    const ctx = async (service: string) => ({
+      tenant: { id: t.id, slug: t.slug, name: '' },
+      admin: null,
+      externalIds: (await services(t.id))[service].external_ids,
+      credentials: null,
+      checkpoint: () => Promise.resolve(),
+    });
+    for (const service of ['chatwoot', 'botpress', 'n8n', 'odoo'] as const) expect(await c[service]!.check(await ctx(service)), service).toBe(true);
+    await db.sql`update public.tenant_services set desired_state = 'removed' where tenant_id = ${t.id} and service in ('chatwoot', 'botpress')`;
+    await drain();
+    for (const service of ['chatwoot', 'botpress'] as const) expect(await c[service]!.check(await ctx(service)), service).toBe(false);
+  });
+
   it('admins enable and disable a service; others cannot', async () => {
     const t = await createTenant([]);
     const adminToken = await tokenForOwner(t);

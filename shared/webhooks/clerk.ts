@@ -130,12 +130,8 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
         : 'ignored';
     case 'user.deleted': {
       // Memberships go; tickets and the audit trail stay with the (deleted) person.
-      const [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${d.id}`;
-      if (!known) return 'ignored';
-      await tx`delete from public.memberships where user_id = ${known.user_id}`;
-      await tx`delete from public.user_identities where issuer = ${issuer()} and subject = ${d.id}`;
-      await tx`update public.users set status = 'deleted', deleted_at = now() where id = ${known.user_id}`;
-      return 'applied';
+      const [{ retired }] = await tx`select private.retire_identity(${issuer()}, ${d.id}) as retired`;
+      return retired ? 'applied' : 'ignored';
     }
     case 'organization.created':
     case 'organization.updated': {

@@ -60,8 +60,7 @@ create table public.sla_policies (
   priority text not null check (priority in ('low', 'medium', 'high', 'urgent')),
   first_response_minutes int not null check (first_response_minutes between 1 and 525600),
   resolution_minutes int not null check (resolution_minutes between 1 and 525600),
-  -- Optional business hours, kept for the calendar-aware computation; due dates are
-  -- currently computed on the wall clock.
+  -- Optional business hours the targets are counted in (see 20261126130400).
   business_hours jsonb check (business_hours is null or jsonb_typeof(business_hours) = 'object'),
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),

@@ -1,7 +1,7 @@
--- Rotating a partner owner's credentials: the stored ones are dropped and the service
--- re-provisioned; the connector chooses a new password (Chatwoot's user find-or-create
--- sets it, Odoo's database mode creates with it) and the tenant's admins can see the new
--- credentials once, as after creation.
+-- Rotating a partner owner's credentials (Chatwoot, the one partner whose owner password
+-- is ours): the stored ones are dropped and the service re-provisioned; the connector
+-- chooses a new password, which Chatwoot's user find-or-create sets, and the tenant's
+-- admins can see the new credentials once, as after creation.
 create function private.rotate_service_credentials(p_tenant_id uuid, p_service text) returns void
 language plpgsql volatile security definer
 set search_path = ''

@@ -35,6 +35,30 @@ create table private.webhook_inbox (
 -- The webhook handlers run as service_role (verified, trusted path).
 grant select, insert, update on private.webhook_inbox to service_role;
 
+-- ------------------------------------------------------------------ identities
+
+-- When an identity provider deletes a person: their memberships and this identity go,
+-- the person is marked deleted; their tickets and the audit trail stay.
+create function private.retire_identity(p_issuer text, p_subject text) returns boolean
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_user uuid;
+begin
+  select i.user_id into v_user from public.user_identities i where i.issuer = p_issuer and i.subject = p_subject;
+  if v_user is null then
+    return false;
+  end if;
+  delete from public.memberships where user_id = v_user;
+  delete from public.user_identities where issuer = p_issuer and subject = p_subject;
+  update public.users set status = 'deleted', deleted_at = now() where id = v_user;
+  return true;
+end;
+$$;
+revoke all on function private.retire_identity(text, text) from public, anon, authenticated;
+grant execute on function private.retire_identity(text, text) to service_role;
+
 -- ------------------------------------------------------------------ Supabase Auth
 
 -- The documented pattern: a trigger on auth.users (owned by the auth schema's table, the
@@ -52,12 +76,7 @@ declare
 begin
   perform set_config('request.jwt.claims', '{"role":"service_role"}', true);
   if tg_op = 'DELETE' or new.deleted_at is not null then
-    select i.user_id into v_user from public.user_identities i where i.issuer = v_issuer and i.subject = old.id::text;
-    if v_user is not null then
-      delete from public.memberships where user_id = v_user;
-      delete from public.user_identities where issuer = v_issuer and subject = old.id::text;
-      update public.users set status = 'deleted', deleted_at = now() where id = v_user;
-    end if;
+    perform private.retire_identity(v_issuer, old.id::text);
     return null;
   end if;
   -- Only a confirmed address names a person: an unconfirmed sign-up with someone

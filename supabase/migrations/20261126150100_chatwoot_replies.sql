@@ -94,7 +94,8 @@ grant select on private.chatwoot_replies to service_role;
 
 -- History that only serves deduplication and diagnosis is kept for 30 days: the inbox
 -- (a provider retries for far less), finished deliveries with their events and
--- attempts, replies sent or given up. A daily job (POST /webhooks/jobs/prune).
+-- attempts, replies sent or given up. A daily job (POST /webhooks/jobs/prune, or
+-- pg_cron where available).
 create index webhook_inbox_received_idx on private.webhook_inbox (received_at);
 create index webhook_events_created_idx on private.webhook_events (created_at);
 create index chatwoot_replies_created_idx on private.chatwoot_replies (created_at) where status in ('sent', 'failed');

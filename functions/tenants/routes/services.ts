@@ -27,7 +27,6 @@ export function registerServices(app: TenantsApp): void {
       const { tenantId } = c.req.valid('param');
       tenantAccess(caller(c), tenantId, 'admin');
       const items = await callerDb(c, tenantId, async (tx) => {
-        // credentials_available needs the column admins cannot select: ask the definer side.
         const rows = await tx`
           select service, desired_state, state, external_ids, last_error, attempts, remove_after, updated_at,
                  credentials_revealed_at
