@@ -7,9 +7,17 @@ import type { Context } from 'hono';
 import { activeTenant, type AuthEnv, caller, callerDb, requireUser, type TenantAccess } from '../../shared/auth/context.ts';
 import { requireMachine } from '../../shared/auth/service.ts';
 import { asService, type Tx } from '../../shared/db.ts';
-import { conflict, forbidden, notFound, unprocessable } from '../../shared/errors.ts';
+import { conflict, forbidden, notFound } from '../../shared/errors.ts';
 import { createApp } from '../../shared/http.ts';
-import { commonErrors, conflictError, decodeCursor, encodeCursor, jsonBody, jsonResponse } from '../../shared/schemas/common.ts';
+import {
+  commonErrors,
+  conflictError,
+  cursorValues,
+  encodeCursor,
+  jsonBody,
+  jsonResponse,
+  sortKeyAndId,
+} from '../../shared/schemas/common.ts';
 import { objectStorage } from '../../shared/storage.ts';
 import * as s from './schemas.ts';
 
@@ -162,12 +170,7 @@ app.openapi(
     if (q.include_deleted && access.role !== 'admin' && access.role !== 'super_admin') {
       throw forbidden('Only admins see deleted tickets');
     }
-    const after = q.cursor ? decodeCursor(q.cursor, 2) : null;
-    if (q.cursor && !after) {
-      throw unprocessable('The request is not valid', {
-        fields: [{ field: 'cursor', message: 'Invalid cursor' }],
-      });
-    }
+    const after = cursorValues(q.cursor, 2, sortKeyAndId);
 
     const page = await callerDb(c, access.tenantId, async (tx) => {
       const sortExpr = {

@@ -1,5 +1,6 @@
 // Schemas shared by every function's API: ids, the error shape, pagination.
 import { z } from '@hono/zod-openapi';
+import { unprocessable } from '../errors.ts';
 
 /** The textual form of a UUID, for ids that arrive outside a zod schema (cursors, headers). */
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -66,6 +67,26 @@ export const PageQuery = z.object({
 export function encodeCursor(values: unknown[]): string {
   return btoa(JSON.stringify(values)).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
 }
+
+const plainText = (v: string) => v.length <= 200 && !v.includes('\u0000');
+
+/** The values of a cursor from the query string, or a 422 naming the cursor. `valid`
+ *  checks each value (with its position); by default: short text without NUL. */
+export function cursorValues(
+  cursor: string | undefined,
+  arity: number,
+  valid: (value: string, index: number) => boolean = plainText,
+): string[] | null {
+  if (!cursor) return null;
+  const values = decodeCursor(cursor, arity);
+  if (!values || !values.every(valid)) {
+    throw unprocessable('The request is not valid', { fields: [{ field: 'cursor', message: 'Invalid cursor' }] });
+  }
+  return values;
+}
+
+/** A keyset cursor of (sort value, id). */
+export const sortKeyAndId = (v: string, i: number) => (i === 0 ? plainText(v) : UUID_PATTERN.test(v));
 
 export function decodeCursor(cursor: string, arity: number): string[] | null {
   try {

@@ -1,9 +1,9 @@
 // The tenant's audit trail, newest first, paged (admins).
 import { createRoute } from '@hono/zod-openapi';
 import { caller, callerDb, tenantAccess } from '../../../shared/auth/context.ts';
-import { commonErrors, encodeCursor, jsonResponse } from '../../../shared/schemas/common.ts';
+import { commonErrors, cursorValues, encodeCursor, jsonResponse } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
-import { cursorOrFail, security, type TenantsApp } from './common.ts';
+import { security, type TenantsApp } from './common.ts';
 
 export function registerAudit(app: TenantsApp): void {
   app.openapi(
@@ -22,7 +22,7 @@ export function registerAudit(app: TenantsApp): void {
       const { tenantId } = c.req.valid('param');
       const q = c.req.valid('query');
       tenantAccess(caller(c), tenantId, 'admin');
-      const before = cursorOrFail(q.cursor, 1, (v) => /^\d{1,18}$/.test(v));
+      const before = cursorValues(q.cursor, 1, (v) => /^\d{1,18}$/.test(v));
       const rows = await callerDb(c, tenantId, (tx) =>
         tx`
           select id::text, table_name, record_key, action, actor_user_id, actor_role,

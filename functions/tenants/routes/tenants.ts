@@ -2,17 +2,18 @@
 // services), reading and editing (admins), suspension, resumption and soft deletion.
 import { createRoute } from '@hono/zod-openapi';
 import { caller, callerDb, tenantAccess } from '../../../shared/auth/context.ts';
-import { notFound, unprocessable } from '../../../shared/errors.ts';
+import { notFound } from '../../../shared/errors.ts';
 import {
   commonErrors,
   conflictError,
+  cursorValues,
   encodeCursor,
   jsonBody,
   jsonResponse,
-  UUID_PATTERN,
+  sortKeyAndId,
 } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
-import { cursorOrFail, requirePlatformAdmin, security, TENANT_COLUMNS, type TenantsApp } from './common.ts';
+import { requirePlatformAdmin, security, TENANT_COLUMNS, type TenantsApp } from './common.ts';
 
 const statusRoute = (path: string, summary: string, method: 'post' | 'delete') =>
   createRoute({
@@ -56,12 +57,7 @@ export function registerTenants(app: TenantsApp): void {
     }),
     async (c) => {
       const q = c.req.valid('query');
-      const after = cursorOrFail(q.cursor, 2);
-      if (after && !UUID_PATTERN.test(after[1])) {
-        throw unprocessable('The request is not valid', {
-          fields: [{ field: 'cursor', message: 'Invalid cursor' }],
-        });
-      }
+      const after = cursorValues(q.cursor, 2, sortKeyAndId);
       const rows = await callerDb(c, null, (tx) =>
         tx`
           select ${tx.unsafe(TENANT_COLUMNS)} from public.tenants
