@@ -126,3 +126,23 @@ export async function advisors(url) {
   const out = await supabaseCli(['db', 'advisors', `--remote=${url}`, '--output-format', 'json', '--level', 'info']);
   return JSON.parse(out.slice(out.indexOf('{'))).results ?? [];
 }
+
+/** Starts the local functions server (Deno, scripts/serve.ts). `ready` resolves once it
+ *  listens and rejects if it exits first; `output()` is what it printed so far. */
+export function spawnFunctionsServer(env) {
+  const child = spawn(bin('deno'),
+    ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', '--quiet', '--unstable-no-legacy-abort', 'scripts/serve.ts'],
+    { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const ready = new Promise((resolve, reject) => {
+    const onData = (d) => {
+      out += d;
+      if (out.includes('functions listening')) resolve();
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (d) => { out += d; });
+    child.once('exit', (code) => reject(new Error(`functions server exited (${code}):\n${out}`)));
+  });
+  ready.catch(() => {});
+  return { child, ready, output: () => out };
+}

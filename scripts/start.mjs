@@ -3,13 +3,12 @@
 // CLI, the seed on first start, and every function served by Deno at
 // http://127.0.0.1:54321/functions/v1/<name>. `--db-url postgresql://…` uses an existing
 // database instead of the embedded one.
-import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 import { parse as parseToml } from 'smol-toml';
-import { migrate, root, runSqlFile, seedFile, startEmbeddedPostgres } from './stack.mjs';
+import { migrate, root, runSqlFile, seedFile, spawnFunctionsServer, startEmbeddedPostgres } from './stack.mjs';
 import { apiKey, devKeys, issuers, LOCAL_DEV_JWT_SECRET, localSecret, mintToken, publicJwks } from './tokens.mjs';
 
 const { values: args } = parseArgs({
@@ -95,16 +94,12 @@ try {
     STORAGE_BACKEND: 'local',
     PROVISIONING_ENCRYPTION_KEY: process.env.PROVISIONING_ENCRYPTION_KEY ?? await localSecret(path.join(localDir, 'encryption.key')),
   };
-  deno = spawn(path.join(root, 'node_modules', '.bin', 'deno'),
-    ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', '--quiet', '--unstable-no-legacy-abort', 'scripts/serve.ts'],
-    { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const server = spawnFunctionsServer(env);
+  deno = server.child;
+  await server.ready;
   deno.on('exit', (code) => { if (!stopping) { console.error(`functions server exited (${code})`); stop(1); } });
-  await new Promise((resolve) => deno.stdout.on('data', (d) => {
-    const text = d.toString();
-    if (text.includes('functions listening')) resolve();
-    else process.stdout.write(text);
-  }));
   deno.stdout.pipe(process.stdout);
+  deno.stderr.pipe(process.stderr);
 
   const tokens = {};
   for (const [label, email, tenant] of [
