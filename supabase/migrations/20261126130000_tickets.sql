@@ -535,19 +535,19 @@ declare
   v_staff boolean;
 begin
   select * into v_ticket from public.tickets t where t.tenant_id = new.tenant_id and t.id = new.ticket_id for update;
+  -- Only public replies with an author count; notes, system and imported messages
+  -- leave v_staff null and fall through to the activity touch.
   if new.type = 'message' and new.author_id is not null then
     v_staff := exists (
       select 1 from public.memberships m
       where m.tenant_id = new.tenant_id and m.user_id = new.author_id and m.role in ('agent', 'admin')
     ) or exists (select 1 from public.platform_admins p where p.user_id = new.author_id);
-    if v_staff and new.author_id is distinct from v_ticket.created_by and v_ticket.first_response_at is null then
-      update public.tickets set first_response_at = new.created_at
-      where tenant_id = new.tenant_id and id = new.ticket_id;
-    elsif new.author_id = v_ticket.created_by and v_ticket.status = 'pending' then
-      update public.tickets set status = 'open' where tenant_id = new.tenant_id and id = new.ticket_id;
-    else
-      update public.tickets set updated_at = now() where tenant_id = new.tenant_id and id = new.ticket_id;
-    end if;
+  end if;
+  if v_staff and new.author_id is distinct from v_ticket.created_by and v_ticket.first_response_at is null then
+    update public.tickets set first_response_at = new.created_at
+    where tenant_id = new.tenant_id and id = new.ticket_id;
+  elsif v_staff is not null and new.author_id = v_ticket.created_by and v_ticket.status = 'pending' then
+    update public.tickets set status = 'open' where tenant_id = new.tenant_id and id = new.ticket_id;
   else
     update public.tickets set updated_at = now() where tenant_id = new.tenant_id and id = new.ticket_id;
   end if;
