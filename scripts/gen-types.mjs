@@ -14,7 +14,7 @@ try {
   if (!url) {
     dir = await mkdtemp(path.join(os.tmpdir(), 'platform-types-'));
     const port = await freePort();
-    ({ pg, url } = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), port, fast: true }));
+    ({ pg, url } = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), port, fast: true, ownedRoot: dir }));
     await migrate(url);
   }
   const file = path.join(root, 'types', 'database.ts');

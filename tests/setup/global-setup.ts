@@ -1,7 +1,7 @@
 // One embedded PostgreSQL for the whole run, in a temp folder on a free port. The
 // platform bootstrap and every migration (pushed by the real Supabase CLI) go into a
 // template database once, plus the seed; each test file clones its own database from it.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -17,9 +17,12 @@ declare module 'vitest' {
 export const TEMPLATE_DB = 'platform_template';
 
 export default async function setup(project: TestProject) {
+  // The run may change only what it creates: the temp folder's mode (1777 on a sane
+  // machine) must be the same at the end, whatever ran as root in between.
+  const tmpMode = (await stat(os.tmpdir())).mode;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'platform-test-'));
   const port = await freePort();
-  const { pg, url } = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), port, fast: true });
+  const { pg, url } = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), port, fast: true, ownedRoot: dir });
   try {
     const templateUrl = await createDatabase(url, TEMPLATE_DB);
     await migrate(templateUrl);
@@ -33,6 +36,12 @@ export default async function setup(project: TestProject) {
   return async () => {
     await pg.stop();
     await rm(dir, { recursive: true, force: true });
+    const after = (await stat(os.tmpdir())).mode;
+    if (after !== tmpMode) {
+      // vitest reports an error thrown here but still exits 0; fail the run itself.
+      console.error(`the test run changed the mode of ${os.tmpdir()} from ${(tmpMode & 0o7777).toString(8)} to ${(after & 0o7777).toString(8)}`);
+      process.exitCode = 1;
+    }
   };
 }
 
