@@ -13,11 +13,14 @@
 --      (kind, bucket), net deltas only                         the upsert's row lock
 --   8. the outbox: one transaction-scoped advisory lock per (tenant, ordering key),
 --      then new event/delivery rows; a webhook endpoint before its deliveries
--- (the idempotency key row comes before 3; service rows before their provisioning job).
+-- (the idempotency key row comes before 3).
 -- Inserts lock their parent before writing anything: a new message or attachment
 -- locks its ticket in a BEFORE trigger, a new ticket takes its counter, so everything
 -- the transaction writes afterwards (audit rows, timeline events, deliveries) is
--- numbered in commit order for that parent.
+-- numbered in commit order for that parent. An UPDATE/DELETE locks its own row before
+-- its row triggers run, so a trigger may lock only rows of later levels (or, for a
+-- membership, the tenant guard); changing an existing message or attachment therefore
+-- locks only that row and reads its ticket without locking it.
 -- Strength: the weakest that serialises the writers. FOR NO KEY UPDATE wherever no key
 -- column changes (every lock here): it conflicts with itself, not with the FOR KEY SHARE
 -- that foreign-key checks take on parents, so a child insert (which key-share-locks the
@@ -40,7 +43,10 @@
 --   directions on two tickets used to lock two counter rows in opposite orders).
 -- * emit_webhook_event serialises emitters of one ordering key (message edits do not
 --   lock the ticket), so deliveries of one key are numbered in commit order.
--- * record_webhook_attempt: endpoint before delivery; provisioning: service row before job.
+-- * record_webhook_attempt: endpoint before delivery.
+-- Not yet following it: the provisioning worker's claim and fail lock a job before its
+-- tenant_services row, while a desired_state change locks the service row, then the
+-- job (enqueue); rare (an admin change racing a claim), a 40P01 there is retried.
 
 -- ------------------------------------------------------------------ tickets and children
 

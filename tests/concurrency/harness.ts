@@ -102,7 +102,7 @@ export function failures<K extends string>(outcomes: Outcome<K>[]) {
 
 /** True when no transaction's rows are interleaved with another's: every transaction id
  *  occupies one contiguous run of the rows (taken in audit id order). */
-export function contiguousTransactions(rows: { transaction_id: number | string }[]): boolean {
+export function contiguousTransactions(rows: readonly Record<string, unknown>[]): boolean {
   const done = new Set<string>();
   let current: string | undefined;
   for (const r of rows) {
