@@ -45,14 +45,22 @@ async function deliverOne(d: Due, worker: string, timeoutMs: number): Promise<st
   let status: number | null = null;
   let error: string | null = null;
   const problem = await resolvedTargetProblem(d.url);
+  // The secret is sealed for this endpoint of this tenant: one copied in from another
+  // row does not open, and nothing is sent (a signature with a foreign secret would be
+  // one its receiver trusts).
+  const secret = problem ? undefined : await decryptJson<{ secret: string }>(d.secret_encrypted, {
+    tenantId: d.tenant_id,
+    endpointId: d.endpoint_id,
+  }).then((v) => v.secret, (err: Error) => {
+    console.error(`[webhooks] endpoint ${d.tenant_id}/${d.endpoint_id}: ${err.message}`);
+    return undefined;
+  });
   if (problem) {
     error = `target refused: ${problem}`;
+  } else if (!secret) {
+    error = 'the endpoint secret does not decrypt for this endpoint; register the endpoint again';
   } else {
     try {
-      const { secret } = await decryptJson<{ secret: string }>(d.secret_encrypted, {
-        tenantId: d.tenant_id,
-        endpointId: d.endpoint_id,
-      });
       const body = JSON.stringify({ id: d.message_id, ...(d.payload as Record<string, unknown>) });
       const now = new Date();
       const res = await fetch(d.url, {
