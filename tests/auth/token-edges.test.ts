@@ -91,7 +91,9 @@ describe('a failing JWKS endpoint', () => {
     it(`is fetched once per cooldown when it ${mode === 'fail' ? 'answers 500' : 'hangs'}: ${TOKENS} tokens → 1 fetch, all 503; then the recovered keys serve`, async () => {
       const jwks = await jwksStandIn();
       try {
-        Object.assign(process.env, { CLERK_JWKS_URL: jwks.url, JWKS_COOLDOWN_MS: String(COOLDOWN_MS), JWKS_TIMEOUT_MS: '300' });
+        // A hang ends by the client's timeout: long enough for the request to reach the
+        // stand-in on a loaded machine, short enough for the test.
+        Object.assign(process.env, { CLERK_JWKS_URL: jwks.url, JWKS_COOLDOWN_MS: String(COOLDOWN_MS), JWKS_TIMEOUT_MS: mode === 'hang' ? '2000' : '10000' });
         resetIssuerProfiles();
         vi.useFakeTimers({ toFake: ['Date'], now: Date.now() }); // the cooldown's clock; timeouts stay real
         jwks.state.mode = mode;
@@ -126,7 +128,7 @@ describe('a failing JWKS endpoint', () => {
   it('an unknown kid on a failing issuer costs one fetch per cooldown, known kids keep working', async () => {
     const jwks = await jwksStandIn();
     try {
-      Object.assign(process.env, { CLERK_JWKS_URL: jwks.url, JWKS_COOLDOWN_MS: String(COOLDOWN_MS), JWKS_TIMEOUT_MS: '300' });
+      Object.assign(process.env, { CLERK_JWKS_URL: jwks.url, JWKS_COOLDOWN_MS: String(COOLDOWN_MS), JWKS_TIMEOUT_MS: '10000' });
       resetIssuerProfiles();
       vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
       expect(await outcome(await jwks.token())).toBe(200);
