@@ -77,6 +77,9 @@ try {
 
   const env = {
     ...process.env,
+    // The one setting that makes the functions behave as the local stack (the well-known
+    // dev JWT secret, local storage, loopback webhook targets); hosted projects never set it.
+    PLATFORM_LOCAL_STACK: '1',
     PORT: String(port),
     SUPABASE_URL: origin,
     SUPABASE_AUTH_ISSUER: issuers.supabase,

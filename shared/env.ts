@@ -28,18 +28,21 @@ export function envList(name: string): string[] {
   return raw.split(',').map((s) => s.trim()).filter(Boolean);
 }
 
-/** The well-known secret of every local Supabase stack. Never valid on a hosted project. */
+/** The well-known secret of every local Supabase stack. Never valid on a hosted project:
+ *  accepted only where isLocalStack() says so, even when configured explicitly. */
 export const LOCAL_DEV_JWT_SECRET = 'super-secret-jwt-token-with-at-least-32-characters-long';
 
-/** Whether a URL points at this machine (the local stack): loopback names and addresses. */
-export function isLoopbackUrl(url: string): boolean {
-  try {
-    return isLoopbackHost(new URL(url).hostname);
-  } catch {
-    return false;
-  }
+/** Whether this process is the local development stack: `npm start` (and the test
+ *  helpers) set PLATFORM_LOCAL_STACK=1 when they spawn the functions; a hosted project
+ *  never does. This one setting decides everything that exists only locally — the
+ *  well-known development JWT secret, the local storage backend and its signing
+ *  secret, webhooks to loopback receivers, reading pre-binding ciphertexts — never the
+ *  shape of SUPABASE_URL (unset or loopback proves nothing about where code runs). */
+export function isLocalStack(): boolean {
+  return env('PLATFORM_LOCAL_STACK') === '1';
 }
 
+/** Loopback names and addresses (this machine). */
 export function isLoopbackHost(hostname: string): boolean {
   const host = hostname.toLowerCase().replace(/\.$/, '');
   return host === 'localhost' || host.endsWith('.localhost') || /^127\./.test(host) || host === '[::1]' ||

@@ -62,15 +62,17 @@ async function runJob(
   const connector = connectors[job.service];
   if (!connector) return await fail(`${job.service} is not configured on this deployment`, false);
 
+  // Credentials are sealed for this tenant's service and no other row (shared/crypto.ts).
+  const owner = { tenantId: job.tenant_id, service: job.service };
   const ctx: ProvisionContext = {
     tenant: { id: job.tenant_id, slug: job.tenant_slug, name: job.tenant_name },
     admin: job.admin_email ? { email: job.admin_email, name: job.admin_name ?? job.admin_email } : null,
     externalIds: { ...job.external_ids },
-    credentials: job.credentials_encrypted ? await decryptJson(job.credentials_encrypted) : null,
+    credentials: job.credentials_encrypted ? await decryptJson(job.credentials_encrypted, owner) : null,
     async checkpoint(ids, credentials) {
       Object.assign(ctx.externalIds, ids);
       if (credentials) ctx.credentials = credentials;
-      const sealed = credentials ? await encryptJson(credentials) : null;
+      const sealed = credentials ? await encryptJson(credentials, owner) : null;
       const [{ ok }] = await record((tx) =>
         tx`select private.record_provisioning_progress(${job.job_id}, ${worker}, ${tx.json(ids as never)}, ${sealed}) as ok`
       ) as { ok: boolean }[];
@@ -93,7 +95,7 @@ async function runJob(
       if (Object.keys(ctx.externalIds).length) result = await connector.remove(ctx);
       state = 'removed';
     }
-    const sealed = result?.credentials ? await encryptJson(result.credentials) : null;
+    const sealed = result?.credentials ? await encryptJson(result.credentials, owner) : null;
     const [{ ok }] = await record((tx) =>
       tx`select private.finish_provisioning_job(${job.job_id}, ${worker}, ${state}, ${
         tx.json((result?.externalIds ?? {}) as never)

@@ -1,10 +1,11 @@
 // Attachment bytes never pass through the functions: clients upload to and download
 // from short-lived signed URLs. On a hosted project those are Supabase Storage's; in
 // the local stack, a folder served by the local server with HMAC-signed URLs. One
-// interface, chosen by STORAGE_BACKEND (default: local on a loopback SUPABASE_URL).
+// interface, chosen by STORAGE_BACKEND; the local folder exists only in the local stack
+// (PLATFORM_LOCAL_STACK=1, where it is the default), never on a hosted project.
 import { mkdir, open, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { env, envList, isLoopbackUrl } from './env.ts';
+import { env, envList, isLocalStack } from './env.ts';
 import { jwtSecret, supabaseUrl } from './auth/issuers.ts';
 import { secretEquals } from './auth/service.ts';
 
@@ -21,7 +22,13 @@ export interface ObjectStorage {
     objectPath: string,
     opts: { contentType: string; size: number },
   ): Promise<SignedUrl>;
-  createDownloadUrl(bucket: string, objectPath: string, opts: { fileName: string }): Promise<SignedUrl>;
+  /** A download URL that serves the object as an attachment named fileName, with the
+   *  content type stored for it. */
+  createDownloadUrl(
+    bucket: string,
+    objectPath: string,
+    opts: { fileName: string; contentType: string },
+  ): Promise<SignedUrl>;
   exists(bucket: string, objectPath: string): Promise<boolean>;
 }
 
@@ -95,29 +102,68 @@ function localRoot(): string {
   return path.resolve(env('LOCAL_STORAGE_DIR') ?? '.local/storage');
 }
 
-function localSecret(): string {
-  const secret = env('LOCAL_STORAGE_SECRET') ?? jwtSecret();
-  if (!secret) throw new Error('LOCAL_STORAGE_SECRET is needed for local storage');
-  return secret;
+/** The local backend exists only in the local stack. */
+function requireLocalStack(): void {
+  if (!isLocalStack()) {
+    throw new Error('the local storage backend exists only in the local stack (PLATFORM_LOCAL_STACK=1)');
+  }
+}
+
+/** The URL-signing key: LOCAL_STORAGE_SECRET, else one derived (HMAC with its own label)
+ *  from the stack's JWT secret, so a storage signature is never a JWT signature. */
+async function signingKey(): Promise<CryptoKey> {
+  requireLocalStack();
+  const hmacKey = (raw: Uint8Array) =>
+    crypto.subtle.importKey('raw', raw as BufferSource, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  const configured = env('LOCAL_STORAGE_SECRET');
+  if (configured) return await hmacKey(new TextEncoder().encode(configured));
+  const jwt = jwtSecret();
+  if (!jwt) throw new Error('LOCAL_STORAGE_SECRET is needed for local storage');
+  const derived = await crypto.subtle.sign(
+    'HMAC',
+    await hmacKey(new TextEncoder().encode(jwt)),
+    new TextEncoder().encode('local-storage-url-signing/v1'),
+  );
+  return await hmacKey(new Uint8Array(derived));
 }
 
 async function hmac(text: string): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    'raw',
-    new TextEncoder().encode(localSecret()),
-    { name: 'HMAC', hash: 'SHA-256' },
-    false,
-    [
-      'sign',
-    ],
-  );
-  const sig = new Uint8Array(await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(text)));
+  const sig = new Uint8Array(await crypto.subtle.sign('HMAC', await signingKey(), new TextEncoder().encode(text)));
   return btoa(String.fromCharCode(...sig)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
-/** What a local signed URL grants: one operation on one object, until it expires. */
-const grant = (op: string, bucket: string, objectPath: string, exp: number, size: number) =>
-  `${op}\n${bucket}\n${objectPath}\n${exp}\n${size}`;
+/** What a local signed URL grants: one operation on one object, until it expires —
+ *  for a download also the content type and file name it is served with. Each field is
+ *  JSON-encoded, so no value can pass for another. */
+const grant = (
+  op: string,
+  bucket: string,
+  objectPath: string,
+  exp: number,
+  size: number,
+  contentType = '',
+  fileName = '',
+) => JSON.stringify([op, bucket, objectPath, exp, size, contentType, fileName]);
+
+/** A stored content type as a header value: a well-formed `type/subtype` with optional
+ *  parameters, else application/octet-stream. */
+function servableType(contentType: string): string {
+  return /^[\w.+-]+\/[\w.+-]+(\s*;\s*[\w.+-]+=("[\x20-\x7e]*"|[\w.+-]+))*$/.test(contentType)
+    ? contentType
+    : 'application/octet-stream';
+}
+
+/** `Content-Disposition: attachment` with the file name as RFC 6266 wants it: an ASCII
+ *  fallback in `filename` (quotes, backslashes, controls and non-ASCII replaced) and the
+ *  exact name, UTF-8 and percent-encoded, in `filename*`. */
+export function attachmentDisposition(fileName: string): string {
+  const fallback = fileName.replace(/[^\x20-\x7e]|["\\%]/g, '_') || 'download';
+  const encoded = encodeURIComponent(fileName).replace(
+    /['()*]/g,
+    (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  return `attachment; filename="${fallback}"; filename*=UTF-8''${encoded}`;
+}
 
 function localFile(bucket: string, objectPath: string): string {
   const root = localRoot();
@@ -132,14 +178,18 @@ async function localUrl(
   objectPath: string,
   ttl: number,
   size = 0,
+  served: { contentType: string; fileName: string } = { contentType: '', fileName: '' },
 ) {
   const exp = Math.floor(expiry(ttl).getTime() / 1000);
-  const sig = await hmac(grant(op, bucket, objectPath, exp, size));
+  const sig = await hmac(grant(op, bucket, objectPath, exp, size, served.contentType, served.fileName));
   const base = env('LOCAL_STORAGE_PUBLIC_URL') ?? supabaseUrl();
-  return {
-    url: `${base}/storage/v1/local/${bucket}/${encodePath(objectPath)}?op=${op}&exp=${exp}&size=${size}&sig=${sig}`,
-    exp,
-  };
+  const query = new URLSearchParams({ op, exp: String(exp), size: String(size) });
+  if (op === 'download') {
+    query.set('type', served.contentType);
+    query.set('name', served.fileName);
+  }
+  query.set('sig', sig);
+  return { url: `${base}/storage/v1/local/${bucket}/${encodePath(objectPath)}?${query}`, exp };
 }
 
 export const localStorage: ObjectStorage = {
@@ -152,8 +202,8 @@ export const localStorage: ObjectStorage = {
       expires_at: new Date(exp * 1000).toISOString(),
     };
   },
-  async createDownloadUrl(bucket, objectPath) {
-    const { url, exp } = await localUrl('download', bucket, objectPath, DOWNLOAD_TTL_S);
+  async createDownloadUrl(bucket, objectPath, { fileName, contentType }) {
+    const { url, exp } = await localUrl('download', bucket, objectPath, DOWNLOAD_TTL_S, 0, { contentType, fileName });
     return { url, method: 'GET', headers: {}, expires_at: new Date(exp * 1000).toISOString() };
   },
   async exists(bucket, objectPath) {
@@ -173,13 +223,21 @@ const json = (status: number, code: string, message: string) =>
 export async function handleLocalStorage(req: Request): Promise<Response> {
   const url = new URL(req.url);
   const m = url.pathname.match(/^\/storage\/v1\/local\/([^/]+)\/(.+)$/);
-  if (!m) return json(404, 'not_found', 'Not found');
-  const bucket = decodeURIComponent(m[1]);
-  const objectPath = m[2].split('/').map(decodeURIComponent).join('/');
+  if (!m || !isLocalStack()) return json(404, 'not_found', 'Not found');
+  let bucket: string;
+  let objectPath: string;
+  try {
+    bucket = decodeURIComponent(m[1]);
+    objectPath = m[2].split('/').map(decodeURIComponent).join('/');
+  } catch {
+    return json(400, 'invalid_path', 'Invalid object path');
+  }
   const op = url.searchParams.get('op') ?? '';
   const exp = Number(url.searchParams.get('exp'));
   const size = Number(url.searchParams.get('size'));
-  const expected = await hmac(grant(op, bucket, objectPath, exp, size));
+  const contentType = url.searchParams.get('type') ?? '';
+  const fileName = url.searchParams.get('name') ?? '';
+  const expected = await hmac(grant(op, bucket, objectPath, exp, size, contentType, fileName));
   if (!(await secretEquals(expected, url.searchParams.get('sig') ?? ''))) {
     return json(403, 'invalid_signature', 'Bad signature');
   }
@@ -208,7 +266,17 @@ export async function handleLocalStorage(req: Request): Promise<Response> {
       const handle = await open(file, 'r');
       const data = await handle.readFile();
       await handle.close();
-      return new Response(data, { status: 200, headers: { 'content-type': 'application/octet-stream' } });
+      // Served as what it was stored as, as a download, never sniffed into something
+      // a browser would render (an "image" that is really HTML stays a download).
+      return new Response(data, {
+        status: 200,
+        headers: {
+          'content-type': servableType(contentType),
+          'content-disposition': attachmentDisposition(fileName || path.basename(file)),
+          'x-content-type-options': 'nosniff',
+          'cache-control': 'private, no-store',
+        },
+      });
     } catch {
       return json(404, 'not_found', 'No such object');
     }
@@ -216,8 +284,10 @@ export async function handleLocalStorage(req: Request): Promise<Response> {
   return json(405, 'method_not_allowed', 'This URL does not allow that');
 }
 
+/** STORAGE_BACKEND, else local in the local stack and Supabase Storage elsewhere. The
+ *  local folder is refused outside the local stack, whatever STORAGE_BACKEND says. */
 export function objectStorage(): ObjectStorage {
-  const backend = env('STORAGE_BACKEND') ??
-    (isLoopbackUrl(supabaseUrl()) ? 'local' : 'supabase');
+  const backend = env('STORAGE_BACKEND') ?? (isLocalStack() ? 'local' : 'supabase');
+  if (backend === 'local') requireLocalStack();
   return backend === 'local' ? localStorage : supabaseStorage;
 }

@@ -371,9 +371,9 @@ describe('credentials', () => {
       expect(stored.password).toMatch(/[A-Z]/);
 
       const [row] = await db.sql`select credentials_encrypted from public.tenant_services where tenant_id = ${t.id}`;
-      expect(row.credentials_encrypted).toMatch(/^v1:/);
+      expect(row.credentials_encrypted).toMatch(/^v2:/);
       expect(row.credentials_encrypted).not.toContain(stored.password);
-      expect(await decryptJson(row.credentials_encrypted)).toMatchObject({ password: stored.password });
+      expect(await decryptJson(row.credentials_encrypted, { tenantId: t.id, service: 'chatwoot' })).toMatchObject({ password: stored.password });
 
       const audit = await db.sql`select old_data, new_data, changed_fields from public.audit_logs where table_name = 'tenant_services' and tenant_id = ${t.id}`;
       expect(audit.length).toBeGreaterThan(1);

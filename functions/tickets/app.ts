@@ -600,6 +600,7 @@ app.openapi(
     const download = attachment.status === 'uploaded'
       ? await objectStorage().createDownloadUrl(attachment.bucket, attachment.path, {
         fileName: attachment.file_name,
+        contentType: attachment.content_type,
       })
       : null;
     delete attachment.bucket;

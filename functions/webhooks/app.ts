@@ -8,7 +8,12 @@ import { asService } from '../../shared/db.ts';
 import { badRequest } from '../../shared/errors.ts';
 import { createApp } from '../../shared/http.ts';
 import { commonErrors, jsonResponse, Uuid } from '../../shared/schemas/common.ts';
-import { applyChatwootEvent, chatwootEventId, verifyChatwoot } from '../../shared/webhooks/chatwoot.ts';
+import {
+  applyChatwootEvent,
+  chatwootEventId,
+  requireChatwootTenantWritable,
+  verifyChatwoot,
+} from '../../shared/webhooks/chatwoot.ts';
 import { applyClerkEvent, verifyClerk } from '../../shared/webhooks/clerk.ts';
 import { deliverChatwootReplies, deliverWebhooks } from '../../shared/webhooks/deliver.ts';
 import { applyOnce } from '../../shared/webhooks/inbox.ts';
@@ -58,14 +63,15 @@ app.openapi(
       200: jsonResponse(Ack, 'Received'),
       400: commonErrors[400],
       401: commonErrors[401],
-      404: commonErrors[404],
+      403: commonErrors[403],
     },
   }),
   async (c) => {
     const { tenantId } = c.req.valid('param');
     const { token } = c.req.valid('query');
     const body = await c.req.text();
-    // Authenticate before reading the body as an event; an unknown tenant is a 404.
+    // Authenticate before reading the body as an event; a tenant without Chatwoot is a
+    // 401 like a bad token, a suspended one a 403.
     await asService(tenantId, (tx) => verifyChatwoot(tx, tenantId, body, c.req.raw.headers, token ?? null));
     let event: Record<string, unknown>;
     try {
@@ -81,7 +87,10 @@ app.openapi(
       `${tenantId}:${chatwootEventId(event)}`,
       event.event as string,
       tenantId,
-      (tx) => applyChatwootEvent(tx, tenantId, event),
+      async (tx) => {
+        await requireChatwootTenantWritable(tx, tenantId);
+        return await applyChatwootEvent(tx, tenantId, event);
+      },
     );
     return c.json(ack(result), 200);
   },

@@ -1,7 +1,8 @@
 // The identity providers whose tokens the functions accept, read from the environment.
 // Each profile says how its tokens are verified and where the active tenant lives.
-import { createLocalJWKSet, createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { env, envList, isLoopbackUrl, LOCAL_DEV_JWT_SECRET } from '../env.ts';
+import { createLocalJWKSet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { env, envList, isLocalStack, LOCAL_DEV_JWT_SECRET } from '../env.ts';
+import { remoteKeySet } from './jwks.ts';
 
 export type IssuerKind = 'supabase' | 'clerk' | 'supertokens';
 
@@ -19,16 +20,26 @@ export interface IssuerProfile {
   tenantHint(claims: JWTPayload): string | undefined;
 }
 
+export const CLOCK_TOLERANCE_S = 5;
+
+/** True when a token says it was issued later than now (beyond the clock skew): jose
+ *  checks `iat` only against a maximum age, and a token from the future is either
+ *  forged with a key that should not sign, or from an issuer whose clock is wrong. */
+export function issuedInFuture(payload: JWTPayload, nowMs = Date.now()): boolean {
+  return typeof payload.iat === 'number' && payload.iat > nowMs / 1000 + CLOCK_TOLERANCE_S;
+}
+
 const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
 
-/** Keys are cached for 10 minutes; a token with an unknown `kid` triggers a refetch,
- *  at most once per cooldown (30 s by default) so random kids cannot hammer the issuer. */
+/** Keys are cached for 10 minutes; a token with an unknown `kid` triggers a refetch. Every
+ *  fetch a token causes — failed ones too — waits out the cooldown (30 s by default), so
+ *  neither random kids nor a failing issuer turn tokens into fetches (shared/auth/jwks.ts). */
 function remote(url: string | undefined): JWTVerifyGetKey | undefined {
   if (!url) return undefined;
-  return createRemoteJWKSet(new URL(url), {
-    cooldownDuration: Number(env('JWKS_COOLDOWN_MS') ?? 30_000),
-    cacheMaxAge: 600_000,
-    timeoutDuration: 5_000,
+  return remoteKeySet(new URL(url), {
+    cooldownMs: Number(env('JWKS_COOLDOWN_MS') ?? 30_000),
+    cacheMaxAgeMs: 600_000,
+    timeoutMs: Number(env('JWKS_TIMEOUT_MS') ?? 5_000),
   });
 }
 
@@ -55,12 +66,24 @@ export function supabaseUrl(): string {
 
 /** The HS256 secret of Supabase tokens: SUPABASE_JWT_SECRET, or JWT_SECRET (a name an
  *  operator may set on a hosted project, where SUPABASE_* names are reserved). The
- *  well-known local development secret is used only when the project URL is a
- *  loopback address; elsewhere no secret means HS256 tokens are refused. */
+ *  well-known local development secret counts only in the local stack
+ *  (PLATFORM_LOCAL_STACK=1): there it is also the default; anywhere else — configured
+ *  or not — it is refused, and no secret means HS256 tokens are refused. */
 export function jwtSecret(): string | undefined {
   const configured = env('SUPABASE_JWT_SECRET') ?? env('JWT_SECRET');
-  if (configured) return configured;
-  return isLoopbackUrl(supabaseUrl()) ? LOCAL_DEV_JWT_SECRET : undefined;
+  if (isLocalStack()) return configured ?? LOCAL_DEV_JWT_SECRET;
+  if (configured === LOCAL_DEV_JWT_SECRET) {
+    warnOnce('the well-known local development JWT secret is configured outside the local stack: HS256 tokens are refused');
+    return undefined;
+  }
+  return configured;
+}
+
+const warned = new Set<string>();
+function warnOnce(message: string): void {
+  if (warned.has(message)) return;
+  warned.add(message);
+  console.error(`[auth] ${message}`);
 }
 
 function loadProfiles(): IssuerProfile[] {

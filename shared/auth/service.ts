@@ -4,7 +4,7 @@ import type { MiddlewareHandler } from 'hono';
 import { jwtVerify } from 'jose';
 import { unauthorized } from '../errors.ts';
 import { env, envList } from '../env.ts';
-import { jwtSecret } from './issuers.ts';
+import { issuedInFuture, jwtSecret } from './issuers.ts';
 
 async function sha256(s: string): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(s)));
@@ -42,7 +42,7 @@ export async function isServiceCredential(
       algorithms: ['HS256'],
       requiredClaims: ['exp'],
     });
-    return payload.role === 'service_role';
+    return payload.role === 'service_role' && !issuedInFuture(payload);
   } catch {
     return false;
   }

@@ -2,7 +2,8 @@
 // Every failure is a 401 in the common error shape; nothing about keys leaks.
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, type JWTPayload, jwtVerify } from 'jose';
 import { ApiError, unauthorized } from '../errors.ts';
-import { type IssuerKind, type IssuerProfile, issuerProfiles } from './issuers.ts';
+import { CLOCK_TOLERANCE_S, issuedInFuture, type IssuerKind, type IssuerProfile, issuerProfiles } from './issuers.ts';
+import { KeysUnavailable } from './jwks.ts';
 import { isPublicApiKey, isServiceCredential } from './service.ts';
 
 export interface Identity {
@@ -15,8 +16,6 @@ export interface Identity {
 }
 
 const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'];
-const CLOCK_TOLERANCE_S = 5;
-
 export function bearerToken(authorization: string | undefined | null): string {
   if (!authorization) throw unauthorized('missing_token', 'Authorization: Bearer <token> is required');
   const m = authorization.match(/^Bearer\s+(\S+)\s*$/i);
@@ -84,12 +83,13 @@ export async function verifyUserToken(authorization: string | undefined | null):
     if (err instanceof joseErrors.JWTClaimValidationFailed) {
       throw unauthorized('invalid_token', `The token's "${err.claim}" claim is not acceptable`);
     }
-    if (
-      err instanceof joseErrors.JWKSTimeout ||
-      !(err instanceof joseErrors.JOSEError || err instanceof ApiError)
-    ) {
-      // The issuer's key set could not be fetched: not the caller's fault, and worth a retry.
-      console.error(`[auth] JWKS of ${profile.issuer} unavailable:`, (err as Error).message);
+    if (err instanceof KeysUnavailable) {
+      // The issuer's key set could not be fetched (logged once per fetch, in jwks.ts):
+      // not the caller's fault, and worth a retry.
+      throw new ApiError(503, 'issuer_unavailable', 'The token issuer cannot be reached; retry shortly');
+    }
+    if (!(err instanceof joseErrors.JOSEError || err instanceof ApiError)) {
+      console.error(`[auth] verifying a token of ${profile.issuer} failed:`, (err as Error).message);
       throw new ApiError(503, 'issuer_unavailable', 'The token issuer cannot be reached; retry shortly');
     }
     if (err instanceof joseErrors.JOSEError) {
@@ -98,6 +98,7 @@ export async function verifyUserToken(authorization: string | undefined | null):
     throw err;
   }
   if (payload.exp === undefined) throw unauthorized('invalid_token', 'The token has no expiry');
+  if (issuedInFuture(payload)) throw unauthorized('invalid_token', 'The token was issued in the future');
   if (typeof payload.sub !== 'string' || payload.sub === '') {
     throw unauthorized('invalid_token', 'The token has no subject');
   }

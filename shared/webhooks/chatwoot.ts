@@ -1,12 +1,14 @@
 // Chatwoot conversations → tickets of the tenant whose account sent them. The URL names
 // the tenant; the request proves itself with the X-Chatwoot-Signature Chatwoot sends
 // where the webhook has a secret (HMAC-SHA256 of "{timestamp}.{body}", ≤ 5 minutes old),
-// or, for older Chatwoot versions, with the tenant's secret token in the URL.
+// or, for older Chatwoot versions, with the tenant's secret token in the URL. A tenant
+// without Chatwoot (or unknown, or deleted) fails like a bad token — 401, nothing said
+// about the tenant; a suspended tenant's genuine events are refused with 403.
 import type { Tx } from '../db.ts';
 import { decryptJson } from '../crypto.ts';
 import { env } from '../env.ts';
 import { secretEquals } from '../auth/service.ts';
-import { ApiError, notFound, unauthorized } from '../errors.ts';
+import { ApiError, forbidden, unauthorized } from '../errors.ts';
 
 /** A partner's JSON payload: shapes are checked where they are read. */
 // deno-lint-ignore no-explicit-any
@@ -26,11 +28,64 @@ async function hmacHex(key: string, text: string): Promise<string> {
   return [...sig].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-/** The secret token in a tenant's Chatwoot webhook URL, derived from a server key. */
+const URL_TOKEN_LABEL = 'chatwoot-webhook-url-token/v1';
+
+let tokenKey: { from: string; key: Promise<CryptoKey> } | undefined;
+
+/** The key of the URL tokens: HKDF-SHA256 with its own label over CHATWOOT_WEBHOOK_KEY,
+ *  or — where that is not set — over the bytes of PROVISIONING_ENCRYPTION_KEY. Either
+ *  way the tokens are made with a key of their own: the credentials key never signs
+ *  anything, and a token reveals nothing about it. */
+function urlTokenKey(): Promise<CryptoKey> {
+  const dedicated = env('CHATWOOT_WEBHOOK_KEY');
+  const fallback = env('PROVISIONING_ENCRYPTION_KEY');
+  if (!dedicated && !fallback) {
+    throw new ApiError(503, 'not_configured', 'CHATWOOT_WEBHOOK_KEY is not set');
+  }
+  const from = dedicated ? `dedicated:${dedicated}` : `credentials:${fallback}`;
+  if (tokenKey?.from !== from) {
+    const ikm = dedicated ? new TextEncoder().encode(dedicated) : Uint8Array.from(atob(fallback!), (c) => c.charCodeAt(0));
+    tokenKey = {
+      from,
+      key: crypto.subtle.importKey('raw', ikm, 'HKDF', false, ['deriveKey']).then((base) =>
+        crypto.subtle.deriveKey(
+          {
+            name: 'HKDF',
+            hash: 'SHA-256',
+            salt: new TextEncoder().encode('tenant-platform'),
+            info: new TextEncoder().encode(URL_TOKEN_LABEL),
+          },
+          base,
+          { name: 'HMAC', hash: 'SHA-256', length: 256 },
+          false,
+          ['sign'],
+        )
+      ),
+    };
+  }
+  return tokenKey.key;
+}
+
+/** The secret token in a tenant's Chatwoot webhook URL: HMAC of the tenant id under the
+ *  URL-token key (40 hex characters, 160 bits). */
 export async function chatwootUrlToken(tenantId: string): Promise<string> {
-  const key = env('CHATWOOT_WEBHOOK_KEY') ?? env('PROVISIONING_ENCRYPTION_KEY');
-  if (!key) throw new ApiError(503, 'not_configured', 'CHATWOOT_WEBHOOK_KEY is not set');
-  return (await hmacHex(key, `chatwoot-webhook:${tenantId}`)).slice(0, 40);
+  const sig = new Uint8Array(
+    await crypto.subtle.sign('HMAC', await urlTokenKey(), new TextEncoder().encode(`${URL_TOKEN_LABEL}:${tenantId}`)),
+  );
+  return [...sig].map((b) => b.toString(16).padStart(2, '0')).join('').slice(0, 40);
+}
+
+const notAuthenticated = () => unauthorized('invalid_signature', 'Webhook not authenticated: bad or missing signature or token');
+
+/** Suspended (read-only) and deleted tenants take no events. Checked after
+ *  authentication and again in the transaction that applies the event, so an event
+ *  racing a suspension writes nothing either. */
+export async function requireChatwootTenantWritable(tx: Tx, tenantId: string): Promise<void> {
+  const [t] = await tx`select status from public.tenants where id = ${tenantId}`;
+  if (!t || t.status === 'deleted') throw notAuthenticated();
+  if (t.status !== 'active') {
+    throw forbidden('The tenant is suspended; it takes no Chatwoot events until resumed', 'tenant_suspended');
+  }
 }
 
 export async function verifyChatwoot(
@@ -40,11 +95,17 @@ export async function verifyChatwoot(
   headers: Headers,
   urlToken: string | null,
 ) {
-  const [svc] =
-    await tx`select credentials_encrypted from public.tenant_services where tenant_id = ${tenantId} and service = 'chatwoot'`;
-  if (!svc) throw notFound('Chatwoot service');
+  // No Chatwoot here — no row, Chatwoot switched off, or no such (or a deleted) tenant:
+  // the same 401 as a bad token, so the URL says nothing about which tenants exist.
+  const [svc] = await tx`
+    select s.credentials_encrypted
+    from public.tenant_services s join public.tenants t on t.id = s.tenant_id
+    where s.tenant_id = ${tenantId} and s.service = 'chatwoot' and s.desired_state <> 'removed'
+      and t.status <> 'deleted'`;
+  if (!svc) throw notAuthenticated();
   const secret = svc.credentials_encrypted
-    ? (await decryptJson<{ webhook_secret?: string }>(svc.credentials_encrypted)).webhook_secret
+    ? (await decryptJson<{ webhook_secret?: string }>(svc.credentials_encrypted, { tenantId, service: 'chatwoot' }))
+      .webhook_secret
     : undefined;
   if (secret) {
     // A signing secret is configured: only a signed, fresh request counts (the URL
@@ -58,11 +119,13 @@ export async function verifyChatwoot(
       throw unauthorized('stale_timestamp', 'The webhook timestamp is too old');
     }
     const expected = `sha256=${await hmacHex(secret, `${ts}.${body}`)}`;
-    if (await secretEquals(expected, signature)) return;
-    throw unauthorized('invalid_signature', 'Webhook signature does not match');
+    if (!(await secretEquals(expected, signature))) {
+      throw unauthorized('invalid_signature', 'Webhook signature does not match');
+    }
+  } else if (!urlToken || !(await secretEquals(urlToken, await chatwootUrlToken(tenantId)))) {
+    throw notAuthenticated();
   }
-  if (urlToken && (await secretEquals(urlToken, await chatwootUrlToken(tenantId)))) return;
-  throw unauthorized('invalid_signature', 'Webhook not authenticated: bad or missing signature or token');
+  await requireChatwootTenantWritable(tx, tenantId);
 }
 
 const STATUS: Record<string, string> = {

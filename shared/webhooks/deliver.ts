@@ -18,15 +18,21 @@ export interface DeliveryReport {
   ms: number;
 }
 
-/** A new endpoint secret, in the whsec_ form receivers' libraries take. */
-export async function newEndpointSecret(): Promise<{ secret: string; sealed: string }> {
+/** A new endpoint secret, in the whsec_ form receivers' libraries take, sealed for that
+ *  endpoint of that tenant alone. */
+export async function newEndpointSecret(
+  tenantId: string,
+  endpointId: string,
+): Promise<{ secret: string; sealed: string }> {
   const bytes = crypto.getRandomValues(new Uint8Array(24));
   const secret = `whsec_${btoa(String.fromCharCode(...bytes))}`;
-  return { secret, sealed: await encryptJson({ secret }) };
+  return { secret, sealed: await encryptJson({ secret }, { tenantId, endpointId }) };
 }
 
 interface Due {
   delivery_id: number;
+  tenant_id: string;
+  endpoint_id: string;
   url: string;
   secret_encrypted: string;
   message_id: string;
@@ -39,11 +45,22 @@ async function deliverOne(d: Due, worker: string, timeoutMs: number): Promise<st
   let status: number | null = null;
   let error: string | null = null;
   const problem = await resolvedTargetProblem(d.url);
+  // The secret is sealed for this endpoint of this tenant: one copied in from another
+  // row does not open, and nothing is sent (a signature with a foreign secret would be
+  // one its receiver trusts).
+  const secret = problem ? undefined : await decryptJson<{ secret: string }>(d.secret_encrypted, {
+    tenantId: d.tenant_id,
+    endpointId: d.endpoint_id,
+  }).then((v) => v.secret, (err: Error) => {
+    console.error(`[webhooks] endpoint ${d.tenant_id}/${d.endpoint_id}: ${err.message}`);
+    return undefined;
+  });
   if (problem) {
     error = `target refused: ${problem}`;
+  } else if (!secret) {
+    error = 'the endpoint secret does not decrypt for this endpoint; register the endpoint again';
   } else {
     try {
-      const { secret } = await decryptJson<{ secret: string }>(d.secret_encrypted);
       const body = JSON.stringify({ id: d.message_id, ...(d.payload as Record<string, unknown>) });
       const now = new Date();
       const res = await fetch(d.url, {
@@ -115,7 +132,12 @@ export async function deliverChatwootReplies(
     let retryable = true;
     try {
       const accountId = r.external_ids?.account_id as number | undefined;
-      const creds = r.credentials_encrypted ? await decryptJson<{ access_token?: string }>(r.credentials_encrypted) : {};
+      const creds = r.credentials_encrypted
+        ? await decryptJson<{ access_token?: string }>(r.credentials_encrypted, {
+          tenantId: r.tenant_id,
+          service: 'chatwoot',
+        })
+        : {};
       if (!url || !accountId || !creds.access_token) {
         retryable = false;
         error = 'Chatwoot is not provisioned for this tenant (no account or owner token)';

@@ -201,6 +201,7 @@ describe('configuration that must fail closed', () => {
 
   it('on a hosted project without a JWT secret, the local dev secret forges nothing', async () => {
     const dev = 'super-secret-jwt-token-with-at-least-32-characters-long';
+    delete process.env.PLATFORM_LOCAL_STACK;
     process.env.SUPABASE_URL = 'https://abcdefgh.supabase.co';
     delete process.env.SUPABASE_JWT_SECRET;
     delete process.env.JWT_SECRET;

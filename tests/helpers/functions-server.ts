@@ -11,6 +11,8 @@ export async function startFunctionsServer(env: Record<string, string>): Promise
   const port = await freePort();
   const server = spawnFunctionsServer({
     ...process.env,
+    // What `npm start` passes: this is the local stack (an env argument may unset it).
+    PLATFORM_LOCAL_STACK: '1',
     // Signed storage URLs must point at this server, whatever SUPABASE_URL says.
     LOCAL_STORAGE_PUBLIC_URL: `http://127.0.0.1:${port}`,
     ...env,

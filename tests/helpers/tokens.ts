@@ -110,6 +110,7 @@ export async function configureAuth(dbUrl: string, extra: Record<string, string>
   const clerk = await TestIssuer.start(LOCAL_CLERK_ISSUER, 'RS256');
   const supertokens = await TestIssuer.start(LOCAL_SUPERTOKENS_ISSUER, 'ES256', '/jwt/jwks.json');
   Object.assign(process.env, {
+    PLATFORM_LOCAL_STACK: '1', // as `npm start` sets it: loopback webhook receivers, local storage
     SUPABASE_DB_URL: dbUrl,
     SUPABASE_URL: 'http://127.0.0.1:54321',
     SUPABASE_JWT_SECRET: TEST_JWT_SECRET,

@@ -119,7 +119,7 @@ export function registerServices(app: TenantsApp): void {
       if (!row.sealed) {
         throw conflict('credentials_unavailable', 'No credentials to show: none yet, or already shown once');
       }
-      return c.json({ credentials: await decryptJson(row.sealed) }, 200);
+      return c.json({ credentials: await decryptJson(row.sealed, { tenantId, service }) }, 200);
     },
   );
 

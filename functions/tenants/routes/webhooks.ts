@@ -37,13 +37,18 @@ export function registerWebhooks(app: TenantsApp): void {
       const body = c.req.valid('json');
       tenantAccess(caller(c), tenantId, 'admin', { write: true });
       await checkTarget(body.url);
-      const { secret, sealed } = await newEndpointSecret();
-      const [endpoint] = await callerDb(c, tenantId, (tx) =>
-        tx`
+      // The secret is sealed for (tenant, endpoint id) and the database chooses the id:
+      // insert, then seal and store the secret, in one transaction.
+      const { endpoint, secret } = await callerDb(c, tenantId, async (tx) => {
+        const [row] = await tx`
           insert into public.webhook_endpoints (tenant_id, url, description, event_types, secret_encrypted)
-          values (${tenantId}, ${body.url}, ${body.description ?? null}, ${body.event_types}, ${sealed})
+          values (${tenantId}, ${body.url}, ${body.description ?? null}, ${body.event_types}, '')
           returning ${tx.unsafe(ENDPOINT_COLUMNS)}
-        `);
+        `;
+        const { secret, sealed } = await newEndpointSecret(tenantId, row.id);
+        await tx`update public.webhook_endpoints set secret_encrypted = ${sealed} where tenant_id = ${tenantId} and id = ${row.id}`;
+        return { endpoint: row, secret };
+      });
       return c.json({ ...endpoint, secret } as never, 201);
     },
   );

@@ -1,0 +1,88 @@
+// An issuer's remote key set (JWKS URL), cached, with every fetch — failed ones too —
+// under one cooldown. jose's createRemoteJWKSet cools down only after a successful
+// fetch, so an issuer answering 500 or hanging was fetched again for every token; here
+// a failure is remembered: until the cooldown has passed no token causes another fetch,
+// and while no keys are known every token gets KeysUnavailable (a 503 to retry).
+import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+
+/** The issuer's keys cannot be had right now: not the caller's fault, worth a retry. */
+export class KeysUnavailable extends Error {
+  constructor(readonly url: string, reason: string) {
+    super(`JWKS ${url} unavailable: ${reason}`);
+    this.name = 'KeysUnavailable';
+  }
+}
+
+export interface RemoteKeySetOptions {
+  /** Minimum time between two fetches that a token causes (after success or failure). */
+  cooldownMs: number;
+  /** How long fetched keys are used before they are fetched again. */
+  cacheMaxAgeMs: number;
+  /** Timeout of one fetch, body included. */
+  timeoutMs: number;
+}
+
+export interface RemoteKeySet extends JWTVerifyGetKey {
+  /** Fetches made so far (successful or not). */
+  readonly fetches: number;
+}
+
+export function remoteKeySet(url: URL, opts: RemoteKeySetOptions): RemoteKeySet {
+  const href = url.href;
+  let keys: ReturnType<typeof createLocalJWKSet> | undefined;
+  let fetchedAt = -Infinity; // last successful fetch
+  let attemptedAt = -Infinity; // last fetch, whatever its outcome
+  let lastFailure: string | undefined; // why the last fetch failed (undefined: it did not)
+  let pending: Promise<void> | undefined;
+  let fetches = 0;
+
+  const load = async (): Promise<void> => {
+    fetches++;
+    attemptedAt = Date.now();
+    try {
+      const res = await fetch(href, {
+        redirect: 'manual',
+        headers: { accept: 'application/json, application/jwk-set+json' },
+        signal: AbortSignal.timeout(opts.timeoutMs),
+      });
+      if (res.status !== 200) {
+        await res.body?.cancel().catch(() => {});
+        throw new Error(`HTTP ${res.status}`);
+      }
+      const next = createLocalJWKSet(await res.json() as JSONWebKeySet);
+      keys = next;
+      fetchedAt = Date.now();
+      lastFailure = undefined;
+    } catch (err) {
+      lastFailure = (err as Error).name === 'TimeoutError' ? 'timed out' : (err as Error).message;
+      console.error(`[auth] JWKS ${href} unavailable (${lastFailure}); next try in ≥ ${opts.cooldownMs} ms`);
+      throw new KeysUnavailable(href, lastFailure);
+    }
+  };
+  /** One fetch at a time: concurrent tokens wait for the same one. */
+  const refresh = (): Promise<void> => {
+    pending ??= load().finally(() => {
+      pending = undefined;
+    });
+    return pending;
+  };
+  const coolingDown = () => Date.now() < attemptedAt + opts.cooldownMs;
+
+  const getKey = async (header: Parameters<JWTVerifyGetKey>[0], token: Parameters<JWTVerifyGetKey>[1]) => {
+    if (pending) await pending.catch(() => {});
+    if (!keys || Date.now() >= fetchedAt + opts.cacheMaxAgeMs) {
+      // No usable keys: fetch, unless the last fetch failed within the cooldown.
+      if (lastFailure !== undefined && coolingDown()) throw new KeysUnavailable(href, `${lastFailure} (cooling down)`);
+      await refresh();
+    }
+    try {
+      return await keys!(header, token);
+    } catch (err) {
+      // An unknown kid may be a rotation: refetch, at most once per cooldown.
+      if (!(err instanceof joseErrors.JWKSNoMatchingKey) || coolingDown()) throw err;
+      await refresh();
+      return await keys!(header, token);
+    }
+  };
+  return Object.defineProperty(getKey, 'fetches', { get: () => fetches }) as RemoteKeySet;
+}

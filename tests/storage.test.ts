@@ -1,0 +1,75 @@
+// Local storage downloads (the local stack's signed URLs, shared/storage.ts): served with
+// the content type stored for the file, as an attachment under its file name (RFC 6266:
+// an ASCII fallback and the exact UTF-8 name), never sniffed; the served type and name
+// are part of the signature.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attachmentDisposition, handleLocalStorage, localStorage } from '../shared/storage.ts';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'storage-test-'));
+  Object.assign(process.env, {
+    PLATFORM_LOCAL_STACK: '1',
+    LOCAL_STORAGE_DIR: dir,
+    LOCAL_STORAGE_PUBLIC_URL: 'http://127.0.0.1:54321',
+    SUPABASE_JWT_SECRET: 'storage-test-jwt-secret-of-at-least-32-chars',
+  });
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+let n = 0;
+async function stored(bytes: Uint8Array, fileName: string, contentType: string) {
+  const objectPath = `t/${++n}/a/${fileName}`;
+  const up = await localStorage.createUploadUrl('attachments', objectPath, { contentType, size: bytes.length });
+  expect((await handleLocalStorage(new Request(up.url, { method: 'PUT', body: bytes as BufferSource }))).status).toBe(200);
+  return await localStorage.createDownloadUrl('attachments', objectPath, { fileName, contentType });
+}
+
+describe('local storage downloads', () => {
+  const cases: [string, string, string, string][] = [
+    // file name, stored type, served type, Content-Disposition
+    ['invoice.pdf', 'application/pdf', 'application/pdf', `attachment; filename="invoice.pdf"; filename*=UTF-8''invoice.pdf`],
+    ['Rechnung März "2026".pdf', 'application/pdf', 'application/pdf',
+      `attachment; filename="Rechnung M_rz _2026_.pdf"; filename*=UTF-8''Rechnung%20M%C3%A4rz%20%222026%22.pdf`],
+    ['screen shot (1).png', 'image/png', 'image/png', `attachment; filename="screen shot (1).png"; filename*=UTF-8''screen%20shot%20%281%29.png`],
+    ['报告.txt', 'text/plain; charset=utf-8', 'text/plain; charset=utf-8', `attachment; filename="__.txt"; filename*=UTF-8''%E6%8A%A5%E5%91%8A.txt`],
+    ['page.html', 'text/html', 'text/html', `attachment; filename="page.html"; filename*=UTF-8''page.html`],
+    ["a;b=c\\d'e%f.bin", 'application/octet-stream', 'application/octet-stream',
+      `attachment; filename="a;b=c_d'e_f.bin"; filename*=UTF-8''a%3Bb%3Dc%5Cd%27e%25f.bin`],
+    ['odd.bin', 'text/html\r\nx-evil: 1', 'application/octet-stream', `attachment; filename="odd.bin"; filename*=UTF-8''odd.bin`],
+  ];
+
+  it.each(cases)('%s (%j) is served as %j, as an attachment, nosniff', async (fileName, type, served, disposition) => {
+    const bytes = new TextEncoder().encode(`<html>${fileName}</html>`);
+    const download = await stored(bytes, fileName, type);
+    const res = await handleLocalStorage(new Request(download.url));
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe(served);
+    expect(res.headers.get('content-disposition')).toBe(disposition);
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(new Uint8Array(await res.arrayBuffer())).toEqual(bytes);
+  });
+
+  it('the served type and name are signed: changing either is a 403', async () => {
+    const download = await stored(new Uint8Array([1, 2, 3]), 'photo.png', 'image/png');
+    for (const [param, value] of [['type', 'text/html'], ['name', 'photo.html'], ['type', ''], ['name', '']]) {
+      const tampered = new URL(download.url);
+      tampered.searchParams.set(param, value);
+      expect((await handleLocalStorage(new Request(tampered))).status, `${param}=${value}`).toBe(403);
+    }
+  });
+
+  it('the disposition header never carries a raw quote, backslash, control or non-ASCII character', () => {
+    for (const name of ['a"b', 'a\\b', 'a\r\nb', 'ä', '\u0000', '"; filename="evil.html']) {
+      const header = attachmentDisposition(name);
+      const fallback = header.match(/filename="([^"]*)"/)![1];
+      expect(fallback, name).toMatch(/^[\x20-\x7e]*$/);
+      expect(fallback, name).not.toMatch(/["\\]/);
+      expect(header.split('filename*=')[1], name).toMatch(/^UTF-8''[A-Za-z0-9%._~!-]*$/);
+      expect(() => new Headers({ 'content-disposition': header }), name).not.toThrow();
+    }
+  });
+});
