@@ -270,7 +270,7 @@ describe('Chatwoot conversations', () => {
     });
     const ok = await call(webhooksApp, 'POST', `/webhooks/chatwoot/${acme}?token=${token}`, { rawBody: JSON.stringify(conversation(102)) });
     expect(ok.body.outcome).toBe('applied');
-    const bad = await call(webhooksApp, 'POST', `/webhooks/chatwoot/${acme}?token=${token.replace(/.$/, '0')}`, { rawBody: JSON.stringify(conversation(103)) });
+    const bad = await call(webhooksApp, 'POST', `/webhooks/chatwoot/${acme}?token=${token.replace(/.$/, (c) => (c === '0' ? '1' : '0'))}`, { rawBody: JSON.stringify(conversation(103)) });
     expect(bad.status).toBe(401);
     // Another tenant's token opens nothing here.
     const foreign = await chatwootUrlToken(tenants.globex.id);

@@ -6,6 +6,7 @@
 grant update (secret_encrypted) on public.webhook_endpoints to authenticated;
 
 -- The delivery worker needs each delivery's tenant and endpoint to open its secret.
+-- Claims lock as 20261201110000_lock_order.sql says (FOR NO KEY UPDATE).
 drop function private.claim_webhook_deliveries(text, int, int);
 create function private.claim_webhook_deliveries(p_worker text, p_limit int default 20, p_lease_seconds int default 60)
 returns table (delivery_id bigint, attempts int, url text, secret_encrypted text, message_id text, type text, payload jsonb,
@@ -26,7 +27,7 @@ begin
           and p.status in ('pending', 'delivering') and p.id < d.id)
     order by d.id
     limit p_limit
-    for update of d skip locked
+    for no key update of d skip locked
   ), claimed as (
     update private.webhook_deliveries d set status = 'delivering', locked_by = p_worker,
       locked_until = now() + make_interval(secs => p_lease_seconds), attempts = d.attempts + 1
