@@ -1,7 +1,19 @@
 // The local functions server (Deno): every function of supabase/config.toml at
 // http://127.0.0.1:<PORT>/functions/v1/<name>, stripping /functions/v1 as the hosted
 // gateway does, plus the JWKS of the local development issuers. Local only.
+//
+// It runs on node:http (Deno's port of Node's server) rather than Deno.serve: Deno.serve
+// (2.9) has no header, request or idle timeout, and after answering a request whose
+// body was not read it reads that body to its end, so a client that sends headers
+// slowly, stalls mid-body or streams forever holds the connection for good. Node's
+// server closes them (HTTP_HEADERS_TIMEOUT_MS, HTTP_REQUEST_TIMEOUT_MS,
+// HTTP_IDLE_TIMEOUT_MS), and a response to a body left unread closes the connection
+// instead of reading the rest. On the hosted platform the gateway and the runtime's
+// limits play this part (request idle timeout, worker wall-clock limit).
+import { createServer } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
 import { parse } from 'smol-toml';
+import { envInt } from '../shared/limits.ts';
 import { handleLocalStorage } from '../shared/storage.ts';
 
 type FetchApp = { fetch: (req: Request) => Response | Promise<Response> };
@@ -25,23 +37,44 @@ const port = Number(Deno.env.get('PORT') ?? 54321);
 const json = (body: unknown, status = 200) =>
   new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
 
-Deno.serve(
-  { hostname: '127.0.0.1', port, onListen: () => console.log(`functions listening on ${port}`) },
-  (req) => {
-    const url = new URL(req.url);
-    const fn = url.pathname.match(/^\/functions\/v1\/([^/]+)(\/.*)?$/);
-    if (fn) {
-      const app = apps.get(fn[1]);
-      if (!app) return json({ error: { code: 'not_found', message: `No function named ${fn[1]}` } }, 404);
-      url.pathname = url.pathname.slice('/functions/v1'.length);
-      return app.fetch(new Request(url, req));
-    }
-    const issuer = url.pathname.match(
-      /^\/dev-issuers\/(clerk|supertokens)\/(?:\.well-known\/jwks\.json|jwt\/jwks\.json)$/,
-    );
-    if (issuer && devJwks[issuer[1]]) return json(devJwks[issuer[1]]);
-    if (url.pathname.startsWith('/storage/v1/local/')) return handleLocalStorage(req);
-    if (url.pathname === '/health') return json({ ok: true, functions: [...apps.keys()] });
-    return json({ error: { code: 'not_found', message: 'Not found' } }, 404);
-  },
-);
+async function route(req: Request): Promise<Response> {
+  const url = new URL(req.url);
+  const fn = url.pathname.match(/^\/functions\/v1\/([^/]+)(\/.*)?$/);
+  if (fn) {
+    const app = apps.get(fn[1]);
+    if (!app) return json({ error: { code: 'not_found', message: `No function named ${fn[1]}` } }, 404);
+    url.pathname = url.pathname.slice('/functions/v1'.length);
+    return await app.fetch(new Request(url, req));
+  }
+  const issuer = url.pathname.match(
+    /^\/dev-issuers\/(clerk|supertokens)\/(?:\.well-known\/jwks\.json|jwt\/jwks\.json)$/,
+  );
+  if (issuer && devJwks[issuer[1]]) return json(devJwks[issuer[1]]);
+  if (url.pathname.startsWith('/storage/v1/local/')) return await handleLocalStorage(req);
+  if (url.pathname === '/health') return json({ ok: true, functions: [...apps.keys()] });
+  return json({ error: { code: 'not_found', message: 'Not found' } }, 404);
+}
+
+const listener = getRequestListener(async (req, { incoming }) => {
+  const res = await route(req);
+  if (incoming.complete) return res;
+  // The request body has not all arrived (refused as too large, stalled, or not needed):
+  // answer, then close the connection rather than read what is left.
+  const headers = new Headers(res.headers);
+  headers.set('connection', 'close');
+  return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+}, { overrideGlobalObjects: false });
+
+const headersTimeout = envInt('HTTP_HEADERS_TIMEOUT_MS', 10_000, 1, 600_000);
+const server = createServer({
+  // Until the request line and headers are in (slowloris).
+  headersTimeout,
+  // Until the whole request is in, body included.
+  requestTimeout: Math.max(headersTimeout, envInt('HTTP_REQUEST_TIMEOUT_MS', 120_000, 1, 3_600_000)),
+  // How often the two above are checked.
+  connectionsCheckingInterval: Math.min(1_000, headersTimeout),
+}, listener);
+// No byte either way for this long (a half-open socket, a client that stops reading
+// its response): the socket is destroyed.
+server.setTimeout(envInt('HTTP_IDLE_TIMEOUT_MS', 30_000, 1, 3_600_000));
+server.listen(port, '127.0.0.1', () => console.log(`functions listening on ${port}`));

@@ -1,12 +1,14 @@
 // The Hono app every function starts from: its base path, CORS for browser clients,
-// the common error shape, zod validation failures as 422s naming the fields, and an
-// OpenAPI 3.1 document generated from the same schemas at GET /<name>/openapi.json.
+// a bounded request body (shared/limits.ts), the common error shape, zod validation
+// failures as 422s naming the fields, and an OpenAPI 3.1 document generated from the
+// same schemas at GET /<name>/openapi.json.
 import { type Hook, OpenAPIHono } from '@hono/zod-openapi';
 import type { Env } from 'hono';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { envList } from './env.ts';
 import { ApiError, errorBody, toApiError, unprocessable } from './errors.ts';
+import { limitBody } from './limits.ts';
 
 type ZodIssueLike = { path: PropertyKey[]; message: string; code?: string };
 
@@ -49,6 +51,9 @@ export function createApp<E extends Env>(name: string, info: { title: string; de
       maxAge: 600,
     }),
   );
+  // Before every route's own middleware (authentication, signatures, validation): a body
+  // above the limit is refused unread, and what the handlers read is bounded.
+  app.use('*', limitBody());
 
   app.onError((err, c) => {
     let apiError: ApiError;

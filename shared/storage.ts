@@ -8,6 +8,8 @@ import path from 'node:path';
 import { env, envList, isLocalStack } from './env.ts';
 import { jwtSecret, supabaseUrl } from './auth/issuers.ts';
 import { secretEquals } from './auth/service.ts';
+import { ApiError } from './errors.ts';
+import { readBodyLimited } from './limits.ts';
 
 export interface SignedUrl {
   url: string;
@@ -33,6 +35,8 @@ export interface ObjectStorage {
 }
 
 const UPLOAD_TTL_S = 2 * 3600;
+/** The largest attachment (the tickets function refuses to announce a larger one). */
+export const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
 const DOWNLOAD_TTL_S = 300;
 const expiry = (seconds: number) => new Date(Date.now() + seconds * 1000);
 /** Object paths come from the database (<tenant>/<ticket>/<attachment>/<file>); a dot
@@ -249,7 +253,16 @@ export async function handleLocalStorage(req: Request): Promise<Response> {
     return json(400, 'invalid_path', 'Invalid object path');
   }
   if (op === 'upload' && req.method === 'PUT') {
-    const body = new Uint8Array(await req.arrayBuffer());
+    // Never more than the signed size (itself at most 50 MiB), checked from
+    // Content-Length and while streaming: reading stops at the first byte too many.
+    if (!Number.isSafeInteger(size) || size < 0) return json(400, 'invalid_size', 'Invalid size');
+    let body: Uint8Array;
+    try {
+      body = await readBodyLimited(req, Math.min(size, MAX_UPLOAD_BYTES));
+    } catch (err) {
+      if (err instanceof ApiError) return json(err.status, err.code, err.message);
+      throw err;
+    }
     if (body.length !== size) return json(400, 'size_mismatch', `Expected ${size} bytes, got ${body.length}`);
     await mkdir(path.dirname(file), { recursive: true });
     try {

@@ -1,0 +1,131 @@
+// Bounded input. Every request body is refused above MAX_BODY_BYTES (1 MiB by default)
+// with 413 before anything else looks at it: from Content-Length without reading a
+// byte, or while streaming, stopping at the limit. A body that stops arriving for
+// BODY_IDLE_TIMEOUT_MS is answered 408. Files never pass through the functions (they
+// go to signed storage URLs), so one JSON-sized limit fits every route.
+import type { Context, MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { env } from './env.ts';
+import { ApiError, errorBody } from './errors.ts';
+
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** The largest limit the variable may set: a function worker has 256 MB, and a body is
+ *  held as bytes, as text and as parsed JSON at once. */
+export const MAX_BODY_BYTES_CEILING = 64 * 1024 * 1024;
+export const DEFAULT_BODY_IDLE_TIMEOUT_MS = 10_000;
+
+const warned = new Set<string>();
+
+/** A whole number from the environment, parsed strictly (digits only, within
+ *  [min, max]). Unset gives the default; anything else gives the default too, with one
+ *  log line per bad value. Falling back rather than failing closed: the default is
+ *  itself a bound, so no value of the variable can leave input unbounded, while
+ *  refusing every request over a typo would take the whole API down. */
+export function envInt(name: string, fallback: number, min: number, max: number): number {
+  const raw = env(name);
+  if (raw === undefined) return fallback;
+  const value = /^\d{1,16}$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
+  if (Number.isSafeInteger(value) && value >= min && value <= max) return value;
+  if (!warned.has(`${name}=${raw}`)) {
+    warned.add(`${name}=${raw}`);
+    console.error(
+      `[limits] ${name}=${JSON.stringify(raw.slice(0, 40))} is not a whole number between ${min} and ${max}; ` +
+        `using the default ${fallback}`,
+    );
+  }
+  return fallback;
+}
+
+export const maxBodyBytes = () => envInt('MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES, 1, MAX_BODY_BYTES_CEILING);
+export const bodyIdleTimeoutMs = () => envInt('BODY_IDLE_TIMEOUT_MS', DEFAULT_BODY_IDLE_TIMEOUT_MS, 1, 600_000);
+
+export const payloadTooLarge = (limit: number) =>
+  new ApiError(413, 'payload_too_large', `The request body is larger than ${limit} bytes`, { limit });
+export const requestTimeout = (idleMs: number) =>
+  new ApiError(408, 'request_timeout', `The request body stopped arriving for ${idleMs} ms`, { idle_ms: idleMs });
+
+/** The same bytes, but a read that waits longer than idleMs for the next chunk fails
+ *  with a 408 ApiError. Pulls only on demand (high-water mark 0): a body nobody reads
+ *  starts no timer. */
+export function withIdleTimeout(
+  source: ReadableStream<Uint8Array>,
+  idleMs: number,
+): { stream: ReadableStream<Uint8Array>; timedOut: () => boolean } {
+  const reader = source.getReader();
+  let timedOut = false;
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stalled = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          timedOut = true;
+          reject(requestTimeout(idleMs));
+        }, idleMs);
+      });
+      try {
+        const { done, value } = await Promise.race([reader.read(), stalled]);
+        if (done) controller.close();
+        else controller.enqueue(value);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+  return { stream, timedOut: () => timedOut };
+}
+
+/** Hono middleware, first after CORS in every function (shared/http.ts), so before any
+ *  authentication, signature check or validation: Hono's bodyLimit refuses a declared
+ *  Content-Length above the limit unread, and buffers a streamed body only up to the
+ *  limit; every handler (the webhook signature checks included) then reads that bounded
+ *  body. The idle timeout wraps the stream underneath. */
+export function limitBody(): MiddlewareHandler {
+  return async (c: Context, next) => {
+    const raw = c.req.raw;
+    if (!raw.body) return await next();
+    const limit = maxBodyBytes();
+    const guarded = withIdleTimeout(raw.body, bodyIdleTimeoutMs());
+    c.req.raw = new Request(raw, { body: guarded.stream, duplex: 'half' } as RequestInit);
+    await bodyLimit({
+      maxSize: limit,
+      onError: () => {
+        throw payloadTooLarge(limit);
+      },
+    })(c, next);
+    // A stalled body read by a handler (Content-Length path) surfaces there as a parse
+    // failure; the client should learn what really happened.
+    if (guarded.timedOut() && c.res.status !== 408) {
+      const e = requestTimeout(bodyIdleTimeoutMs());
+      c.res = c.json(errorBody(e.code, e.message, e.details), 408);
+    }
+  };
+}
+
+/** Reads a whole body of at most `limit` bytes (outside Hono: local storage uploads),
+ *  with the idle timeout; refuses a larger one from Content-Length or at the first byte
+ *  past the limit, without reading further. Throws 413/408 ApiErrors. */
+export async function readBodyLimited(req: Request, limit: number, idleMs = bodyIdleTimeoutMs()): Promise<Uint8Array> {
+  const declared = req.headers.get('content-length');
+  if (declared !== null && !(Number(declared) <= limit)) throw payloadTooLarge(limit);
+  if (!req.body) return new Uint8Array(0);
+  const reader = withIdleTimeout(req.body, idleMs).stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > limit) throw payloadTooLarge(limit);
+    chunks.push(value);
+  }
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return body;
+}
