@@ -38,7 +38,7 @@ beforeAll(async () => {
   delete process.env.MAX_BODY_BYTES;
   superToken = await supabaseToken(users.super, { tenantId: tenants.acme.id });
   await db.sql`insert into public.tenant_services (tenant_id, service, state, credentials_encrypted)
-    values (${tenants.acme.id}, 'chatwoot', 'active', ${await encryptJson({ webhook_secret: CW_SECRET })})
+    values (${tenants.acme.id}, 'chatwoot', 'active', ${await encryptJson({ webhook_secret: CW_SECRET }, { tenantId: tenants.acme.id, service: 'chatwoot' })})
     on conflict (tenant_id, service) do update set credentials_encrypted = excluded.credentials_encrypted`;
 
   // Path parameters get ids of real rows of the seeded tenant (and enum values their
