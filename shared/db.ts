@@ -1,43 +1,323 @@
 // Direct SQL over the database URL Supabase gives every function (SUPABASE_DB_URL).
 // The pooler runs in transaction mode, so nothing here relies on session state:
 // settings are transaction-local and statements are never named/prepared.
-import postgres from 'postgres';
+//
+// The driver is node-postgres (`pg`), behind a small tagged-template API (tx`…`,
+// tx.unsafe, tx.json) that builds $n parameters. postgres.js was dropped because a
+// connection lost inside `sql.begin` makes it write its ROLLBACK (or the handler's next
+// statement) to a socket it has already discarded, from a setImmediate callback: an
+// uncaught TypeError that ends the process (porsager/postgres#1066, #1154, #1208, open
+// in 3.4.9, the latest release). Here a transaction owns one client; once that client
+// reports a connection failure nothing more is sent on it, and it is destroyed, not
+// returned to the pool. Every connection-level failure (refused, timed out, closed,
+// backend terminated, server shutting down or starting) surfaces as
+// DatabaseUnavailableError, which the API answers with 503 and Retry-After.
+import pg from 'pg';
 import { env, requireEnv } from './env.ts';
 
-export type Sql = postgres.Sql;
-export type Tx = postgres.TransactionSql;
+export type Row = Record<string, unknown>;
 export type Claims = Record<string, unknown>;
+/** A query's rows, with postgres.js's `count` (rows affected) and `command`. */
+export type Rows<T = Row> = T[] & { count: number; command: string };
 
-let pool: Sql | undefined;
+/** Thrown for any failure that means "the database cannot be reached right now". */
+export class DatabaseUnavailableError extends Error {
+  override readonly name = 'DatabaseUnavailableError';
+  constructor(readonly reason: string, options?: { cause?: unknown }) {
+    super(`The database is unavailable (${reason})`, options);
+  }
+}
 
-export function db(): Sql {
-  pool ??= postgres(requireEnv('SUPABASE_DB_URL'), {
-    prepare: false,
+/** SQLSTATEs of a lost or refused connection: class 08 (connection exception),
+ *  57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 57P05
+ *  idle_session_timeout, 53300 too_many_connections. */
+function isConnectionSqlState(code: string | undefined): boolean {
+  return !!code && (code.startsWith('08') || ['57P01', '57P02', '57P03', '57P05', '53300'].includes(code));
+}
+
+/** Socket errors (node:net) and the messages pg and pg-pool use for a connection that
+ *  failed, timed out or ended. Anything else coming from the driver is a bug, not an
+ *  outage. */
+const SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ERR_SOCKET_CLOSED',
+  'ERR_STREAM_DESTROYED',
+  'ERR_STREAM_WRITE_AFTER_END',
+  // postgres.js's names for the same events, should one reach here.
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+]);
+const LOST_CONNECTION =
+  /connection terminated|connection timeout|timeout exceeded when trying to connect|not queryable|connection error|client was closed|cannot use a pool after calling end|the server closed the connection|socket/i;
+
+/** Why `err` means the database is unreachable, or undefined when it does not. */
+export function connectionFailure(err: unknown): string | undefined {
+  if (err instanceof DatabaseUnavailableError) return err.reason;
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { code?: unknown; message?: unknown; errors?: unknown };
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  if (code && /^[0-9A-Z]{5}$/.test(code) && !SOCKET_CODES.has(code)) {
+    // A SQLSTATE from the server.
+    return isConnectionSqlState(code) ? code : undefined;
+  }
+  if (code && SOCKET_CODES.has(code)) return code;
+  // Happy Eyeballs: an AggregateError of refused attempts.
+  if (Array.isArray(e.errors) && e.errors.length && e.errors.every((x) => connectionFailure(x))) {
+    return connectionFailure(e.errors[0]);
+  }
+  if (!code && typeof e.message === 'string' && LOST_CONNECTION.test(e.message)) return 'connection_lost';
+  return undefined;
+}
+
+/** The error the rest of the code sees: server errors keep postgres.js's shape (name
+ *  PostgresError, constraint_name, column_name…) that shared/errors.ts reads; lost
+ *  connections become DatabaseUnavailableError. */
+function normalise(err: unknown): unknown {
+  const reason = connectionFailure(err);
+  if (reason) return err instanceof DatabaseUnavailableError ? err : new DatabaseUnavailableError(reason, { cause: err });
+  if (err instanceof pg.DatabaseError) return new PostgresError(err);
+  return err;
+}
+
+export class PostgresError extends Error {
+  override readonly name = 'PostgresError';
+  readonly code?: string;
+  readonly severity?: string;
+  readonly detail?: string;
+  readonly hint?: string;
+  readonly schema_name?: string;
+  readonly table_name?: string;
+  readonly column_name?: string;
+  readonly constraint_name?: string;
+  readonly where?: string;
+  constructor(e: pg.DatabaseError) {
+    super(e.message);
+    this.code = e.code;
+    this.severity = e.severity;
+    this.detail = e.detail;
+    this.hint = e.hint;
+    this.schema_name = e.schema;
+    this.table_name = e.table;
+    this.column_name = e.column;
+    this.constraint_name = e.constraint;
+    this.where = e.where;
+  }
+}
+
+// ---------------------------------------------------------------- the tagged-template API
+
+class Unsafe {
+  constructor(readonly text: string) {}
+}
+class Json {
+  constructor(readonly value: unknown) {}
+}
+
+type Runner = (text: string, values: unknown[]) => Promise<pg.QueryResult>;
+
+/** A statement built from a template. Like postgres.js's queries it is lazy: it runs
+ *  when first awaited (or on execute()), and a query placed inside another template
+ *  is inlined there as a fragment instead. */
+export class Query<T = Row> implements Promise<Rows<T>> {
+  readonly [Symbol.toStringTag] = 'Query';
+  #promise?: Promise<Rows<T>>;
+  constructor(
+    readonly strings: readonly string[],
+    readonly args: readonly unknown[],
+    private readonly run: Runner,
+  ) {}
+
+  /** The statement text with $n placeholders, and its parameters. */
+  build(values: unknown[] = []): { text: string; values: unknown[] } {
+    let text = this.strings[0];
+    for (let i = 0; i < this.args.length; i++) {
+      const arg = this.args[i];
+      if (arg instanceof Query) text += arg.build(values).text;
+      else if (arg instanceof Unsafe) text += arg.text;
+      else if (arg === undefined) throw new TypeError(`Undefined value in SQL parameter ${i + 1}`);
+      else {
+        values.push(arg instanceof Json ? JSON.stringify(arg.value) : arg);
+        text += `$${values.length}`;
+      }
+      text += this.strings[i + 1];
+    }
+    return { text, values };
+  }
+
+  execute(): this {
+    this.#start();
+    return this;
+  }
+
+  #start(): Promise<Rows<T>> {
+    this.#promise ??= (async () => {
+      const { text, values } = this.build();
+      const res = await this.run(text, values);
+      const last = Array.isArray(res) ? res.at(-1) as pg.QueryResult : res;
+      return Object.assign(last.rows as T[], { count: last.rowCount ?? 0, command: last.command });
+    })();
+    return this.#promise;
+  }
+
+  then<A = Rows<T>, B = never>(
+    onfulfilled?: ((value: Rows<T>) => A | PromiseLike<A>) | null,
+    onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    return this.#start().then(onfulfilled, onrejected);
+  }
+
+  catch<B = never>(onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<Rows<T> | B> {
+    return this.#start().catch(onrejected);
+  }
+
+  finally(onfinally?: (() => void) | null): Promise<Rows<T>> {
+    return this.#start().finally(onfinally);
+  }
+}
+
+export interface Sql {
+  // deno-lint-ignore no-explicit-any
+  <T = any>(strings: TemplateStringsArray, ...args: unknown[]): Query<T>;
+  /** Raw SQL text: inlined as is inside a template, or run on its own. */
+  // deno-lint-ignore no-explicit-any
+  unsafe<T = any>(text: string): Query<T>;
+  /** A value sent as JSON text (for json/jsonb parameters). */
+  json(value: unknown): Json;
+}
+export type Tx = Sql;
+
+function makeSql(run: Runner): Sql {
+  const sql = ((strings: TemplateStringsArray, ...args: unknown[]) => new Query(strings, args, run)) as Sql;
+  sql.unsafe = (text: string) => new Query([text], [], run);
+  sql.json = (value: unknown) => new Json(value);
+  return sql;
+}
+
+// ---------------------------------------------------------------- the pool
+
+// int8 (counts, ticket numbers, identity ids) as JSON-friendly numbers: exact up to 2^53,
+// far beyond any count or sequence here. Dates, intervals and the rest as postgres.js
+// returned them, so responses keep their shape.
+const INT8 = 20, INT8_ARRAY = 1016, DATE = 1082, INTERVAL = 1186;
+// deno-lint-ignore no-explicit-any
+const builtinParser = pg.types.getTypeParser as (oid: number, format?: 'text' | 'binary') => any;
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === INT8) return (s: string) => Number(s);
+    if (oid === INT8_ARRAY) {
+      const parseArray = builtinParser(1009, 'text') as (s: string) => (string | null)[];
+      return (s: string) => parseArray(s).map((x) => (x === null ? null : Number(x)));
+    }
+    if (oid === DATE) return (s: string) => new Date(s);
+    if (oid === INTERVAL) return (s: string) => s;
+    return builtinParser(oid, format);
+  },
+} as pg.CustomTypesConfig;
+
+let pool: pg.Pool | undefined;
+let poolSql: Sql | undefined;
+
+function getPool(): pg.Pool {
+  if (pool) return pool;
+  const p = new pg.Pool({
+    connectionString: requireEnv('SUPABASE_DB_URL'),
     max: Number(env('DB_POOL_MAX') ?? 4),
-    idle_timeout: 20,
-    connect_timeout: 10,
-    onnotice: () => {},
-    connection: { application_name: 'edge-functions' },
-    // int8 (counts, ticket numbers, identity ids) as JSON-friendly numbers: exact up to
-    // 2^53, far beyond any count or sequence here.
-    types: {
-      bigint: { to: 20, from: [20], serialize: (n: number) => String(n), parse: (s: string) => Number(s) },
-    },
+    idleTimeoutMillis: 20_000,
+    connectionTimeoutMillis: Number(env('DB_CONNECT_TIMEOUT_MS') ?? 10_000),
+    application_name: 'edge-functions',
+    keepAlive: true,
+    types,
   });
-  return pool;
+  // An idle pooled connection that dies (restart, pg_terminate_backend) is dropped by
+  // the pool; without a listener the event would end the process.
+  p.on('error', (err) => {
+    console.error('[db] idle connection lost:', (err as { code?: string }).code ?? err.message);
+  });
+  pool = p;
+  return p;
+}
+
+/** Autocommit statements on the pool (no request transaction): scripts and tests. */
+export function db(): Sql {
+  poolSql ??= makeSql(async (text, values) => {
+    try {
+      return await getPool().query({ text, values, types });
+    } catch (err) {
+      throw normalise(err);
+    }
+  });
+  return poolSql;
 }
 
 export async function closeDb(): Promise<void> {
   const p = pool;
   pool = undefined;
-  await p?.end({ timeout: 1 });
+  poolSql = undefined;
+  await p?.end();
+}
+
+/** Runs fn in a transaction on one client of the pool. The client is watched for a
+ *  lost connection from checkout to release: after one, nothing more is sent on it (no
+ *  ROLLBACK: the server has already ended the transaction) and it is destroyed. */
+async function transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+  let client: pg.PoolClient;
+  try {
+    client = await getPool().connect();
+  } catch (err) {
+    throw normalise(err);
+  }
+  let lost: unknown;
+  let finished = false;
+  const onError = (err: unknown) => {
+    lost ??= err;
+  };
+  client.on('error', onError);
+  const run: Runner = async (text, values) => {
+    if (finished) throw new Error('This transaction has already ended');
+    if (lost) throw normalise(lost);
+    try {
+      return await client.query({ text, values, types });
+    } catch (err) {
+      if (connectionFailure(err)) lost ??= err;
+      throw normalise(err);
+    }
+  };
+  const tx = makeSql(run);
+  try {
+    await tx`begin`;
+    const out = await fn(tx);
+    await tx`commit`;
+    return out;
+  } catch (err) {
+    if (!lost && !finished) {
+      await client.query('rollback').catch((e) => {
+        lost ??= e;
+      });
+    }
+    throw normalise(err);
+  } finally {
+    finished = true;
+    client.removeListener('error', onError);
+    // release(err) destroys the client instead of pooling it.
+    client.release(lost ? (lost instanceof Error ? lost : new Error('connection lost')) : undefined);
+  }
 }
 
 /** Inside a transaction, does what PostgREST does for a request: switch to `role` and
  *  publish the claims to SQL (auth.jwt(), the RLS helpers); then runs fn. The set-up is
- *  pipelined with fn's first statement, so it costs no extra round trip; a set-up
- *  failure is reported in preference to the error it causes downstream. Both settings
- *  are transaction-local, so calling it again in the same transaction re-scopes it. */
+ *  queued ahead of fn's first statement on the same connection; a set-up failure is
+ *  reported in preference to the error it causes downstream. Both settings are
+ *  transaction-local, so calling it again in the same transaction re-scopes it. */
 export async function withClaims<T>(
   tx: Tx,
   role: string,
@@ -59,7 +339,7 @@ export async function withClaims<T>(
 }
 
 function inRequestTransaction<T>(role: string, claims: Claims, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  return db().begin((tx) => withClaims(tx, role, claims, fn)) as Promise<T>;
+  return transaction((tx) => withClaims(tx, role, claims, fn));
 }
 
 /** A user's request: RLS applies exactly as it does to PostgREST reads. */

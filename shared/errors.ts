@@ -2,6 +2,7 @@
 // status. Bad input never becomes a 500; unknown failures are logged and reported
 // without internals.
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { connectionFailure } from './db.ts';
 
 export class ApiError extends Error {
   constructor(
@@ -9,6 +10,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly details?: unknown,
+    /** Response headers that belong to this error (e.g. Retry-After). */
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -27,6 +30,16 @@ export const forbidden = (message = 'You are not allowed to do this', code = 'fo
 export const notFound = (what = 'Resource') => new ApiError(404, 'not_found', `${what} not found`);
 export const conflict = (code: string, message: string, details?: unknown) => new ApiError(409, code, message, details);
 export const unprocessable = (message: string, details?: unknown) => new ApiError(422, 'validation_failed', message, details);
+
+/** Seconds a client should wait before retrying while the database is away. */
+export const DATABASE_RETRY_AFTER_SECONDS = 2;
+
+/** The database cannot be reached (refused, timed out, connection lost, backend
+ *  terminated, server shutting down or starting): a 503 the client may retry. */
+export const databaseUnavailable = () =>
+  new ApiError(503, 'database_unavailable', 'The database is unavailable; retry shortly', undefined, {
+    'Retry-After': String(DATABASE_RETRY_AFTER_SECONDS),
+  });
 
 type PgLikeError = {
   name?: string;
@@ -94,6 +107,7 @@ export function fromPgError(err: PgLikeError): ApiError {
 /** Normalises anything thrown inside a handler. */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
+  if (connectionFailure(err)) return databaseUnavailable();
   if (isPgError(err)) return fromPgError(err);
   const status = (err as { status?: number })?.status;
   if (status === 400 && (err as Error).message?.toLowerCase().includes('json')) {

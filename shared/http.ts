@@ -8,6 +8,7 @@ import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { envList } from './env.ts';
 import { ApiError, errorBody, toApiError, unprocessable } from './errors.ts';
+import { installProcessGuards } from './guards.ts';
 import { limitBody } from './limits.ts';
 
 type ZodIssueLike = { path: PropertyKey[]; message: string; code?: string };
@@ -32,6 +33,7 @@ const defaultHook: Hook<any, any, any, any> = (result, _c) => {
 };
 
 export function createApp<E extends Env>(name: string, info: { title: string; description: string }) {
+  installProcessGuards();
   const app = new OpenAPIHono<E>({ defaultHook }).basePath(`/${name}`);
 
   const origins = envList('ALLOWED_ORIGINS');
@@ -72,7 +74,7 @@ export function createApp<E extends Env>(name: string, info: { title: string; de
         e.message ?? String(err),
       );
     }
-    return c.json(errorBody(apiError.code, apiError.message, apiError.details), apiError.status);
+    return c.json(errorBody(apiError.code, apiError.message, apiError.details), apiError.status, apiError.headers);
   });
 
   app.notFound((c) => c.json(errorBody('not_found', `No route for ${c.req.method} ${c.req.path}`), 404));

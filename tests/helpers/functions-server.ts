@@ -4,6 +4,10 @@ import { freePort, spawnFunctionsServer } from '../../scripts/stack.mjs';
 
 export interface FunctionsServer {
   url: string;
+  /** True while the server process runs. */
+  alive(): boolean;
+  /** What the server printed so far. */
+  output(): string;
   stop(): Promise<void>;
 }
 
@@ -25,6 +29,8 @@ export async function startFunctionsServer(env: Record<string, string>): Promise
   const child = server.child;
   return {
     url: `http://127.0.0.1:${port}`,
+    alive: () => child.exitCode === null && child.signalCode === null,
+    output: server.output,
     stop: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null) return resolve();
