@@ -117,7 +117,11 @@ function exchange(
       }
       resolve({ response, status, json, sentBeforeAnswer: sentBeforeAnswer < 0 ? sent : sentBeforeAnswer, sent, closedByServer });
     };
+    let answered = false;
     socket.on('data', (d) => {
+      // Like a real client, stop sending once the server has answered: what it sends
+      // after closing would draw a reset, which may discard the answer before it is read.
+      answered = true;
       if (sentBeforeAnswer < 0) sentBeforeAnswer = sent;
       response += d.toString('latin1');
     });
@@ -128,14 +132,14 @@ function exchange(
 
     const chunk = Buffer.alloc(64 * 1024, 0x20);
     const pump = () => {
-      while (!done && sent < total && (opts.stallAfter === undefined || sent < opts.stallAfter)) {
+      while (!done && !answered && sent < total && (opts.stallAfter === undefined || sent < opts.stallAfter)) {
         const n = Math.min(chunk.length, total - sent, (opts.stallAfter ?? Infinity) - sent);
         const piece = chunk.subarray(0, n);
         const ok = opts.chunked ? socket.write(`${n.toString(16)}\r\n`) && socket.write(piece) && socket.write('\r\n') : socket.write(piece);
         sent += n;
         if (!ok) return void socket.once('drain', pump);
       }
-      if (!done && sent >= total && opts.chunked && opts.stallAfter === undefined) socket.write('0\r\n\r\n');
+      if (!done && !answered && sent >= total && opts.chunked && opts.stallAfter === undefined) socket.write('0\r\n\r\n');
     };
     socket.on('connect', () => {
       if (opts.drip) {
@@ -204,7 +208,8 @@ describe('over the limit on the real server', () => {
         'content-type': 'application/json',
         'content-length': String(total),
       }),
-      { total },
+      // Headers only: the answer must come from Content-Length, before any body byte.
+      { total, stallAfter: 0 },
     );
     expectTooLarge(o);
     expect(o.closedByServer).toBe(true);
@@ -314,10 +319,11 @@ describe('local storage uploads are bounded by the signed size while streaming',
   it('a signed size above 50 MiB is refused from Content-Length, unread', async () => {
     const size = 60 * MiB;
     const { url } = await storage.createUploadUrl('attachments', objectPath(), { contentType: 'application/octet-stream', size });
-    const o = await exchange(put(url, { 'content-length': String(size) }), { total: size });
+    // Headers only: the answer must come from Content-Length, before any body byte.
+    const o = await exchange(put(url, { 'content-length': String(size) }), { total: size, stallAfter: 0 });
     expect(o.status).toBe(413);
     expect(o.closedByServer).toBe(true);
-    expect(o.sent).toBeLessThan(size / 2);
+    expect(o.sent).toBe(0);
   });
 
   it('exactly the signed size, chunked, is stored', async () => {
