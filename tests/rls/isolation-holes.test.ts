@@ -129,3 +129,86 @@ describe('cross-tenant read and write through a colliding team id', () => {
     });
   });
 });
+
+describe('definer functions that trusted the tenant in their arguments', () => {
+  // Acme's admin, who is no member of Globex, names Globex's ids.
+  const outsider = supabaseClaims(users.acmeAdmin);
+
+  it('trigger-only helpers are not executable by API roles at all', async () => {
+    const [before] = await db.sql`select last_number from private.ticket_counters where tenant_id = ${globex}`;
+    for (const stmt of [
+      `select private.next_ticket_number('${globex}')`,
+      `select private.is_member('${globex}', '${users.globexUser.id}')`,
+      `select private.check_ticket_assignee('${globex}', '${users.globexAgent.id}')`,
+      `select private.auto_assignee('${globex}', '${teams.globex}')`,
+      `select private.apply_sla(null::public.tickets)`,
+      `select private.setting('supabase_auth_issuer')`,
+    ]) {
+      for (const role of ['authenticated', 'anon'] as const) {
+        const r = await probeAs(db.sql, role, role === 'anon' ? {} : outsider, (tx) => tx.unsafe(stmt));
+        expect(r.ok ? 'executed' : r.error.code, `${role}: ${stmt}`).toBe('42501');
+      }
+    }
+    const [after] = await db.sql`select last_number from private.ticket_counters where tenant_id = ${globex}`;
+    expect(after).toEqual(before);
+  });
+
+  it("idempotency keys are claimed and stored only in the caller's own writable tenant", async () => {
+    for (const stmt of [
+      `select * from private.claim_idempotency_key('${globex}', 'key-1', 'hash')`,
+      `select private.store_idempotent_response('${globex}', 'key-1', 201, '{}')`,
+    ]) {
+      for (const claims of [outsider, supabaseClaims(users.acmeAdmin, acme), supabaseClaims(users.globexUser, acme)]) {
+        const r = await probeAs(db.sql, 'authenticated', claims, (tx) => tx.unsafe(stmt));
+        expect(r.ok ? 'executed' : r.error.code, stmt).toBe('PT404');
+      }
+    }
+    expect(await db.sql`select key from private.idempotency_keys where tenant_id = ${globex}`).toEqual([]);
+    const own = await probeAs(db.sql, 'authenticated', supabaseClaims(users.globexUser, globex), async (tx) =>
+      (await tx`select claimed from private.claim_idempotency_key(${globex}, 'key-1', 'hash')`)[0].claimed);
+    expect(own).toEqual({ ok: true, value: true });
+  });
+
+  it('only functions reviewed as safe are executable by API roles', async () => {
+    // Each checks its caller's right itself, acts only on the caller's own rows, or is a
+    // pure function of its arguments. A new executable function fails here until it is
+    // reviewed (and tests/rls covers it).
+    const reviewed = [
+      'accept_invitation(uuid)', // the caller's own invitation, matched by their e-mail
+      'active_tenant_id()', 'current_user_id()', 'is_platform_admin()', // the caller
+      'add_business_minutes(timestamp with time zone,integer,jsonb)', // pure (sla_policies check constraint)
+      'allowed_ticket_transitions(text)', // the status machine, the same for every tenant
+      'can_see_ticket(uuid,uuid)', 'role_in(uuid)', // the caller's standing; nothing for outsiders
+      'find_or_create_user(text,text,text)', // platform admins only
+      'hand_off_ticket(uuid,uuid,boolean,uuid,boolean,uuid)', 'merge_tickets(uuid,uuid,uuid)', // staff, writable tenant, visible tickets
+      'claim_idempotency_key(uuid,text,text)', 'store_idempotent_response(uuid,text,integer,jsonb)', // writable own tenant
+      'mark_attachment_uploaded(uuid,uuid)', // visible ticket; nothing in a read-only tenant
+      'my_invitations()', 'my_team_keys()', 'tenant_ids(text,boolean)', // the caller's own
+      'retry_tenant_service(uuid,text)', 'rotate_service_credentials(uuid,text)', // admins, writable tenant
+      'reveal_service_credentials(uuid,text)', 'webhook_deliveries_for(uuid,uuid,integer)', // admins
+      'role_rank(text)', 'tags_text(text[])', // pure
+      'ticket_stats(uuid)', // staff of the tenant
+    ].map((f) => `private.${f}`).sort();
+    const rows = await db.sql`
+      select n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' as fn,
+             has_function_privilege('anon', p.oid, 'execute') as anon
+      from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+      where n.nspname in ('public', 'private')
+        and (has_function_privilege('anon', p.oid, 'execute') or has_function_privilege('authenticated', p.oid, 'execute'))`;
+    const normalise = (s: string) => s.replace(/\b(p_\w+|event) /g, '').replace(/, /g, ',');
+    expect(rows.map((r) => normalise(r.fn)).sort()).toEqual(reviewed);
+    expect(rows.filter((r) => r.anon).map((r) => r.fn)).toEqual([]);
+  });
+
+  it('a function the migration role creates later is executable by nobody until granted', async () => {
+    await db.sql`create function private.zz_probe() returns int language sql set search_path = '' as 'select 1'`;
+    try {
+      const [r] = await db.sql`
+        select has_function_privilege('authenticated', 'private.zz_probe()', 'execute') as auth,
+               has_function_privilege('anon', 'private.zz_probe()', 'execute') as anon`;
+      expect(r).toEqual({ auth: false, anon: false });
+    } finally {
+      await db.sql`drop function private.zz_probe()`;
+    }
+  });
+});
