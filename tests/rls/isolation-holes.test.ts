@@ -212,3 +212,65 @@ describe('definer functions that trusted the tenant in their arguments', () => {
     }
   });
 });
+
+describe('a suspended tenant is read-only on the direct path', () => {
+  const ticket = '50000000-0000-4000-8000-0000000000d1';
+  const message = '60000000-0000-4000-8000-0000000000d2';
+  const customer = supabaseClaims(users.acmeUser, acme);
+
+  beforeAll(async () => {
+    await db.sql`insert into public.tickets (tenant_id, id, title, created_by) values (${acme}, ${ticket}, 'Suspended printer', ${users.acmeUser.id})`;
+    await db.sql`
+      insert into public.ticket_messages (tenant_id, id, ticket_id, author_id, content)
+      values (${acme}, ${message}, ${ticket}, ${users.acmeUser.id}, 'original words')`;
+  });
+
+  async function whileSuspended<T>(fn: () => Promise<T>): Promise<T> {
+    await db.sql`update public.tenants set status = 'suspended' where id = ${acme}`;
+    try {
+      return await fn();
+    } finally {
+      await db.sql`update public.tenants set status = 'active' where id = ${acme}`;
+    }
+  }
+
+  // No RETURNING (it would add the select policy): what the update policy alone allows.
+  const edit = async (tx: Tx, where: 'filtered' | 'bare') =>
+    (where === 'filtered'
+      ? await tx`update public.ticket_messages set content = 'edited while suspended' where tenant_id = ${acme} and id = ${message}`
+      : await tx`update public.ticket_messages set content = 'edited while suspended'`).count;
+
+  it('the author edits their message while the tenant is active (control)', async () => {
+    const r = await probeAs(db.sql, 'authenticated', customer, (tx) => edit(tx, 'filtered'));
+    expect(r).toEqual({ ok: true, value: 1 });
+  });
+
+  it('no message is edited in a suspended tenant, with or without a filter, whatever the token names', async () => {
+    const results = await whileSuspended(async () => {
+      const out: Record<string, unknown> = {};
+      for (const claims of [customer, supabaseClaims(users.acmeUser)]) {
+        for (const where of ['filtered', 'bare'] as const) {
+          const r = await probeAs(db.sql, 'authenticated', claims, (tx) => edit(tx, where));
+          out[`${claims.tenant_id ? 'acme' : 'none'} ${where}`] = r.ok ? r.value : r.error.code;
+        }
+      }
+      return out;
+    });
+    expect(results).toEqual({ 'acme filtered': 0, 'acme bare': 0, 'none filtered': 0, 'none bare': 0 });
+  });
+
+  it('nobody leaves a suspended tenant either (a membership is a row of the tenant)', async () => {
+    const r = await whileSuspended(() =>
+      probeAs(db.sql, 'authenticated', customer, async (tx) =>
+        (await tx`delete from public.memberships where tenant_id = ${acme} and user_id = ${users.acmeUser.id} returning id`).length));
+    expect(r).toEqual({ ok: true, value: 0 });
+  });
+
+  it('a former member edits none of their old messages', async () => {
+    const r = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeUser), async (tx) => {
+      await tx`delete from public.memberships where tenant_id = ${acme} and user_id = ${users.acmeUser.id}`;
+      return await edit(tx, 'bare');
+    });
+    expect(r).toEqual({ ok: true, value: 0 });
+  });
+});
