@@ -4,8 +4,15 @@
 // the tickets function. Every test here failed before its fix.
 import type postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { app as ticketsApp } from '../../functions/tickets/app.ts';
+import { closeDb } from '../../shared/db.ts';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
 import { LOCAL_SUPABASE_ISSUER, supabaseClaims, teams, tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
 
 type Tx = postgres.TransactionSql;
 
@@ -272,5 +279,55 @@ describe('a suspended tenant is read-only on the direct path', () => {
       return await edit(tx, 'bare');
     });
     expect(r).toEqual({ ok: true, value: 0 });
+  });
+});
+
+describe("attachments reference only their uploader's own messages", () => {
+  const ticket = '50000000-0000-4000-8000-0000000000f1';
+  const customerMessage = '60000000-0000-4000-8000-0000000000f2';
+  const staffReply = '60000000-0000-4000-8000-0000000000f3';
+  const customer = supabaseClaims(users.acmeUser, acme);
+  const admin = supabaseClaims(users.acmeAdmin, acme);
+  let auth: AuthFixture;
+  let storageDir: string;
+
+  beforeAll(async () => {
+    storageDir = await mkdtemp(path.join(os.tmpdir(), 'isolation-storage-'));
+    auth = await configureAuth(db.url, { LOCAL_STORAGE_DIR: storageDir, STORAGE_BACKEND: 'local' });
+    await db.sql`insert into public.tickets (tenant_id, id, title, created_by) values (${acme}, ${ticket}, 'Attach here please', ${users.acmeUser.id})`;
+    await db.sql`
+      insert into public.ticket_messages (tenant_id, id, ticket_id, author_id, content) values
+        (${acme}, ${customerMessage}, ${ticket}, ${users.acmeUser.id}, 'Here is my screenshot'),
+        (${acme}, ${staffReply}, ${ticket}, ${users.acmeAdmin.id}, 'We are on it')`;
+  });
+  afterAll(async () => {
+    await closeDb();
+    await auth?.close();
+    if (storageDir) await rm(storageDir, { recursive: true, force: true });
+  });
+
+  const attach = (tx: Tx, messageId: string) =>
+    tx`insert into public.attachments (tenant_id, ticket_id, message_id, file_name, size_bytes)
+       values (${acme}, ${ticket}, ${messageId}, 'shot.png', 10)`;
+
+  it("the direct path refuses a file on someone else's message, in both directions", async () => {
+    for (const [who, claims, messageId] of [['customer', customer, staffReply], ['admin', admin, customerMessage]] as const) {
+      const r = await probeAs(db.sql, 'authenticated', claims, (tx) => attach(tx, messageId));
+      expect(r.ok ? 'attached' : r.error.code, who).toBe('PT403');
+    }
+    const ok = await probeAs(db.sql, 'authenticated', customer, async (tx) => (await attach(tx, customerMessage)).count);
+    expect(ok).toEqual({ ok: true, value: 1 });
+  });
+
+  it("POST /tickets/{id}/attachments with the staff reply's id is refused, not 201", async () => {
+    const token = await supabaseToken(users.acmeUser, { tenantId: acme });
+    const body = (messageId: string) => ({ file_name: 'shot.png', content_type: 'image/png', size_bytes: 10, message_id: messageId });
+    const refused = await call(ticketsApp, 'POST', `/tickets/${ticket}/attachments`, { token, body: body(staffReply) });
+    expect([refused.status, errorCode(refused)]).toEqual([403, 'forbidden']);
+    const own = await call(ticketsApp, 'POST', `/tickets/${ticket}/attachments`, { token, body: body(customerMessage) });
+    expect(own.status, JSON.stringify(own.body)).toBe(201);
+    expect(own.body.attachment).toMatchObject({ message_id: customerMessage, uploaded_by: users.acmeUser.id });
+    const rows = await db.sql`select message_id from public.attachments where tenant_id = ${acme} and ticket_id = ${ticket}`;
+    expect(rows.map((r) => r.message_id)).toEqual([customerMessage]);
   });
 });
