@@ -10,7 +10,13 @@
 -- (text[])` costs about 1.5 times a bare `uuid = any (uuid[])`, a composite
 -- `(tenant_id, team_id)::type = any (type[])` about 5 times (record_eq per element).
 -- Both sides are built as tenant_id::text || '/' || team_id::text (uuid text output
--- is fixed-width, so the key is unambiguous).
+-- is fixed-width, so the key is unambiguous). Building the row's key costs about a
+-- microsecond, so the policies first drop rows whose team_id is none of the keys' team
+-- ids (a uuid comparison, computed once per statement from the same keys) and build
+-- the key only for the rest (an agent counting 200,000 tickets, a tenth of them their
+-- team's: about 1.5 times the bare-id policy at worst, against 2 to 3 times without
+-- the prefilter; the newest 50 cost the same). The prefilter alone decides nothing;
+-- the key comparison does.
 
 create function private.my_team_keys() returns text[]
 language plpgsql stable security definer
@@ -37,7 +43,8 @@ alter policy tickets_select on public.tickets
       (tenant_id = any ((select private.tenant_ids('user'))::uuid[]) and created_by = (select private.current_user_id()))
       or (tenant_id = any ((select private.tenant_ids('agent'))::uuid[]) and (
         assigned_to = (select private.current_user_id()) or created_by = (select private.current_user_id())
-        or (tenant_id::text || '/' || team_id::text) = any ((select private.my_team_keys())::text[])))
+        or (team_id = any ((select array_agg(split_part(k, '/', 2)::uuid) from unnest(private.my_team_keys()) k)::uuid[])
+            and (tenant_id::text || '/' || team_id::text) = any ((select private.my_team_keys())::text[]))))
     ))
   );
 
@@ -47,7 +54,8 @@ alter policy tickets_update on public.tickets
     or (select private.is_platform_admin())
     or (deleted_at is null and tenant_id = any ((select private.tenant_ids('agent', true))::uuid[]) and (
       assigned_to = (select private.current_user_id()) or created_by = (select private.current_user_id())
-      or (tenant_id::text || '/' || team_id::text) = any ((select private.my_team_keys())::text[])))
+      or (team_id = any ((select array_agg(split_part(k, '/', 2)::uuid) from unnest(private.my_team_keys()) k)::uuid[])
+            and (tenant_id::text || '/' || team_id::text) = any ((select private.my_team_keys())::text[]))))
   );
 
 -- The tickets RLS predicate for definer paths, kept equal to tickets_select by a test.
