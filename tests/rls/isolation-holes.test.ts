@@ -273,6 +273,19 @@ describe('a suspended tenant is read-only on the direct path', () => {
     expect(r).toEqual({ ok: true, value: 0 });
   });
 
+  it('marking an attachment uploaded records nothing in a suspended tenant (and does while active)', async () => {
+    const [{ id }] = await db.sql`
+      insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes, path)
+      values (${acme}, ${ticket}, 'late.pdf', 10, 'set-by-trigger') returning id`;
+    const mark = () =>
+      probeAs(db.sql, 'authenticated', customer, async (tx) => {
+        await tx`select private.mark_attachment_uploaded(${acme}, ${id})`;
+        return (await tx`select status from public.attachments where tenant_id = ${acme} and id = ${id}`)[0].status;
+      });
+    expect(await whileSuspended(mark)).toEqual({ ok: true, value: 'pending' });
+    expect(await mark()).toEqual({ ok: true, value: 'uploaded' });
+  });
+
   it('a former member edits none of their old messages', async () => {
     const r = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeUser), async (tx) => {
       await tx`delete from public.memberships where tenant_id = ${acme} and user_id = ${users.acmeUser.id}`;
