@@ -85,6 +85,18 @@ describe('cross-tenant read and write through a colliding team id', () => {
     expect(rows.map((r) => `${r.grantee} ${r.privilege_type} ${r.table_name}.${r.column_name}`)).toEqual([]);
   });
 
+  it('exposes no view that would bypass RLS (views in public run as the invoker) and no table without RLS', async () => {
+    const views = await db.sql`
+      select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = 'public' and c.relkind in ('v', 'm')
+        and (c.relkind = 'm' or not coalesce(c.reloptions @> array['security_invoker=true'], false))`;
+    expect(views.map((v) => v.relname)).toEqual([]);
+    const open = await db.sql`
+      select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = 'public' and c.relkind in ('r', 'p', 'f') and not c.relrowsecurity`;
+    expect(open.map((t) => t.relname)).toEqual([]);
+  });
+
   describe('even with a colliding team already in her own tenant', () => {
     // A team of Acme whose id is Globex's Sales team id (made by the owner here, as an
     // API client could before the fix), with Mallory joining it as Acme's admin. In
