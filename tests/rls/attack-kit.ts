@@ -219,6 +219,7 @@ begin
     'changed', case when jsonb_typeof(v_out -> 'changed') = 'array' then jsonb_array_length(v_out -> 'changed') > 0 end,
     'changed_tables', case when jsonb_typeof(v_out -> 'changed') = 'array' and jsonb_array_length(v_out -> 'changed') > 0 then v_out -> 'changed' end,
     'leaks', (select jsonb_agg(x) from (select x from jsonb_array_elements(v_leaks) x limit 2) y),
+    'leak_count', case when v_leaks is not null then jsonb_array_length(v_leaks) end,
     'markers', v_markers,
     'value', case when p ? 'keep' then v_rows end));
 end $f$;
@@ -331,6 +332,7 @@ export interface Outcome {
   changed?: boolean;
   changed_tables?: string[];
   leaks?: unknown[];
+  leak_count?: number;
   markers?: string[];
   value?: unknown;
 }
@@ -375,7 +377,7 @@ export interface AttackTenant {
   org: string;
   role: 'user' | 'agent' | 'admin';
 }
-export interface Attacker {
+export interface Person {
   label: string;
   id: string;
   email: string;
@@ -384,6 +386,15 @@ export interface Attacker {
   a: AttackTenant;
   b: AttackTenant;
 }
+export interface Attacker extends Person {
+  /** Same role in A, the same role as in B in a tenant of its own, no colliding rows:
+   *  what the attacker may legitimately reach in A. */
+  twin: Person;
+  /** A's own people and rows, which the attacker reaches only as its role in A allows. */
+  bystanders: { admin: { id: string }; agent: { id: string }; user: { id: string } };
+  teamA: string;
+  ticketsA: { open: string; other: string };
+}
 
 const ROLE_PAIRS: ['user' | 'agent' | 'admin', 'user' | 'agent' | 'admin'][] = [
   ['agent', 'admin'],
@@ -391,17 +402,34 @@ const ROLE_PAIRS: ['user' | 'agent' | 'admin', 'user' | 'agent' | 'admin'][] = [
   ['admin', 'user'],
 ];
 
+const hex = (x: number) => x.toString(16).padStart(12, '0');
 export const attackers: Attacker[] = ROLE_PAIRS.map(([ra, rb], i) => {
   const n = i + 1;
-  const hex = (x: number) => x.toString(16).padStart(12, '0');
+  const a = { id: `a1000000-0000-4000-8000-${hex(n)}`, slug: `attack-a${n}`, org: `org_attack_a${n}`, role: ra };
   return {
     label: `${ra} in A${n} + ${rb} in B${n}`,
     id: `a0000000-0000-4000-8000-${hex(n)}`,
     email: `attacker${n}@attack.test`,
     clerkSubject: `user_attacker${n}`,
     supertokensSubject: `st-attacker${n}`,
-    a: { id: `a1000000-0000-4000-8000-${hex(n)}`, slug: `attack-a${n}`, org: `org_attack_a${n}`, role: ra },
+    a,
     b: { id: `a2000000-0000-4000-8000-${hex(n)}`, slug: `attack-b${n}`, org: `org_attack_b${n}`, role: rb },
+    twin: {
+      label: `twin of attacker ${n}`,
+      id: `a0000000-0000-4000-8000-${hex(n + 100)}`,
+      email: `twin${n}@attack.test`,
+      clerkSubject: `user_twin${n}`,
+      supertokensSubject: `st-twin${n}`,
+      a,
+      b: { id: `a3000000-0000-4000-8000-${hex(n)}`, slug: `twin-b${n}`, org: `org_twin_b${n}`, role: rb },
+    },
+    bystanders: {
+      admin: { id: `b0000000-0000-4000-8000-${hex(n * 10 + 1)}` },
+      agent: { id: `b0000000-0000-4000-8000-${hex(n * 10 + 2)}` },
+      user: { id: `b0000000-0000-4000-8000-${hex(n * 10 + 3)}` },
+    },
+    teamA: `a4000000-0000-4000-8000-${hex(n)}`,
+    ticketsA: { open: `5a000000-0000-4000-8000-${hex(n * 10 + 1)}`, other: `5a000000-0000-4000-8000-${hex(n * 10 + 2)}` },
   };
 });
 
@@ -448,33 +476,45 @@ export async function populateTenant(
   await sql`insert into private.idempotency_keys (tenant_id, user_id, key, request_hash) values (${t.id}, ${people.admin.id}, 'victim-idempotency-key', 'victim-request-hash')`;
 }
 
-/** The attackers: their person, identities at the three issuers, their two tenants
- *  (linked to Clerk organisations) with a membership each, and a team of theirs. */
+/** The attackers and their twins: their person, identities at the three issuers, their
+ *  two tenants (linked to Clerk organisations) with a membership each; in A, three
+ *  bystanders (admin, agent, user) and a team of the bystander agent. */
 export async function createAttackers(sql: Sql): Promise<void> {
+  const tenantsMade = new Set<string>();
   for (const at of attackers) {
-    await sql`insert into public.users (id, email, first_name) values (${at.id}, ${at.email}, 'Mallory')`;
-    await sql`insert into public.user_identities (issuer, subject, user_id) values
-      (${LOCAL_SUPABASE_ISSUER}, ${at.id}, ${at.id}),
-      (${LOCAL_CLERK_ISSUER}, ${at.clerkSubject}, ${at.id}),
-      (${LOCAL_SUPERTOKENS_ISSUER}, ${at.supertokensSubject}, ${at.id})`;
-    for (const t of [at.a, at.b]) {
-      await sql`insert into public.tenants (id, name, slug) values (${t.id}, ${`Attacker tenant ${t.slug}`}, ${t.slug})`;
-      await sql`insert into public.tenant_org_links (tenant_id, issuer, org_id) values (${t.id}, ${LOCAL_CLERK_ISSUER}, ${t.org})`;
-      await sql`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${at.id}, ${t.role})`;
+    for (const p of [at, at.twin]) {
+      await sql`insert into public.users (id, email, first_name) values (${p.id}, ${p.email}, 'Mallory')`;
+      await sql`insert into public.user_identities (issuer, subject, user_id) values
+        (${LOCAL_SUPABASE_ISSUER}, ${p.id}, ${p.id}),
+        (${LOCAL_CLERK_ISSUER}, ${p.clerkSubject}, ${p.id}),
+        (${LOCAL_SUPERTOKENS_ISSUER}, ${p.supertokensSubject}, ${p.id})`;
+      for (const t of [p.a, p.b]) {
+        if (!tenantsMade.has(t.id)) {
+          tenantsMade.add(t.id);
+          await sql`insert into public.tenants (id, name, slug) values (${t.id}, ${`Attacker tenant ${t.slug}`}, ${t.slug})`;
+          await sql`insert into public.tenant_org_links (tenant_id, issuer, org_id) values (${t.id}, ${LOCAL_CLERK_ISSUER}, ${t.org})`;
+        }
+        await sql`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${p.id}, ${t.role})`;
+      }
     }
+    for (const [role, person] of Object.entries(at.bystanders)) {
+      await sql`insert into public.users (id, email) values (${person.id}, ${`${role}-${person.id.slice(-4)}@bystander.test`})`;
+      await sql`insert into public.user_identities (issuer, subject, user_id) values (${LOCAL_SUPABASE_ISSUER}, ${person.id}, ${person.id})`;
+      await sql`insert into public.memberships (tenant_id, user_id, role) values (${at.a.id}, ${person.id}, ${role})`;
+    }
+    await sql`insert into public.teams (tenant_id, id, name, department) values (${at.a.id}, ${at.teamA}, 'Bystander team', 'technical')`;
+    await sql`insert into public.team_members (tenant_id, team_id, user_id) values (${at.a.id}, ${at.teamA}, ${at.bystanders.agent.id})`;
   }
 }
 
-/** Rows in each attacker tenant with the victim's ids (see plant_colliders). */
-export async function plantColliders(sql: Sql, victim: string): Promise<number> {
+/** Rows in attacker tenants with another tenant's ids (see plant_colliders). */
+export async function plantColliders(sql: Sql, from: string, into: { tenant: string; person: string }[]): Promise<number> {
   let n = 0;
-  for (const at of attackers) {
-    for (const t of [at.a, at.b]) {
-      await sql.begin(async (tx) => {
-        const [{ k }] = await tx`select attack_probe.plant_colliders(${victim}, ${t.id}, ${at.id}) as k`;
-        n += k as number;
-      });
-    }
+  for (const { tenant, person } of into) {
+    await sql.begin(async (tx) => {
+      const [{ k }] = await tx`select attack_probe.plant_colliders(${from}, ${tenant}, ${person}) as k`;
+      n += k as number;
+    });
   }
   return n;
 }
@@ -489,7 +529,7 @@ export interface Shape {
   claims: Json;
 }
 
-export function shapes(at: Attacker): Shape[] {
+export function shapes(at: Person): Shape[] {
   const targets: [string, { id: string; slug: string; org: string }][] = [
     ['A', at.a],
     ['B', at.b],
