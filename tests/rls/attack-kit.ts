@@ -153,7 +153,8 @@ begin
   insert into attack_probe.markers
   select distinct p_tenant, e.value from attack_probe.victim_rows v, jsonb_each_text(v.row) e
   where v.tenant = p_tenant and length(e.value) >= 6 and e.key not in ('created_at', 'updated_at')
-    and jsonb_typeof(v.row -> e.key) = 'string';
+    and jsonb_typeof(v.row -> e.key) = 'string'
+    and e.value <> p_tenant::text; -- a tenant's id is no secret (it is in every URL); its rows are
   for r in select s.rel, s.cond from attack_probe.scope s where s.kind <> 'global' loop
     execute format('delete from attack_probe.markers m using %s t, jsonb_each_text(to_jsonb(t)) e where m.tenant = $1 and not (%s) and e.value = m.value', r.rel, r.cond) using p_tenant;
   end loop;
@@ -473,6 +474,8 @@ export async function populateTenant(
     await tx`insert into public.ticket_messages (tenant_id, ticket_id, author_id, content) values (${t.id}, ${ids.open}, ${people.agent.id}, 'victim staff reply')`;
     await tx`update public.tickets set status = 'pending' where tenant_id = ${t.id} and id = ${ids.open}`;
   });
+  await sql`update public.teams set auto_assign = 'round_robin' where tenant_id = ${t.id} and id = ${team}`;
+  await sql`insert into public.team_members (tenant_id, team_id, user_id) values (${t.id}, ${team}, ${people.agent.id}) on conflict do nothing`;
   await sql`insert into private.idempotency_keys (tenant_id, user_id, key, request_hash) values (${t.id}, ${people.admin.id}, 'victim-idempotency-key', 'victim-request-hash')`;
 }
 
