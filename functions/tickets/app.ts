@@ -111,7 +111,6 @@ app.openapi(
     if (!isStaff(access) && (body.team_id || body.assigned_to || body.requester_id)) {
       throw forbidden('Customers cannot route, assign or file tickets for others');
     }
-    const id = crypto.randomUUID();
     const requestHash = key ? await sha256Hex(JSON.stringify(body)) : null;
     const result = await callerDb(c, access.tenantId, async (tx) => {
       if (key) {
@@ -126,13 +125,17 @@ app.openapi(
           return { replayed: true, ticket: claim.response };
         }
       }
+      // The database chooses the id; the new ticket may be invisible to its creator (an
+      // agent filing for a customer on another team), so it is read back from the
+      // setting the insert trigger leaves, not with RETURNING.
       await tx`
-        insert into public.tickets (tenant_id, id, title, description, priority, department, team_id, assigned_to,
+        insert into public.tickets (tenant_id, title, description, priority, department, team_id, assigned_to,
                                     created_by, due_date, tags, metadata)
-        values (${access.tenantId}, ${id}, ${body.title}, ${body.description ?? null}, ${body.priority},
+        values (${access.tenantId}, ${body.title}, ${body.description ?? null}, ${body.priority},
                 ${body.department}, ${body.team_id ?? null}, ${body.assigned_to ?? null}, ${body.requester_id ?? null},
                 ${body.due_date ?? null}, ${body.tags}, ${tx.json(body.metadata as never)})
       `;
+      const [{ id }] = await tx`select current_setting('private.created_ticket_id') as id`;
       const ticket = await readBack(tx, access.tenantId, id);
       if (key) {
         await tx`
@@ -540,7 +543,6 @@ app.openapi(
     const { id } = c.req.valid('param');
     const body = c.req.valid('json');
     const access = activeTenant(c, 'user', { write: true });
-    const attachmentId = crypto.randomUUID();
     const attachment = await callerDb(c, access.tenantId, async (tx) => {
       await visibleTicket(tx, access.tenantId, id);
       if (body.message_id) {
@@ -549,8 +551,8 @@ app.openapi(
         if (!m) throw notFound('Message');
       }
       const [a] = await tx`
-        insert into public.attachments (tenant_id, id, ticket_id, message_id, file_name, content_type, size_bytes)
-        values (${access.tenantId}, ${attachmentId}, ${id}, ${body.message_id ?? null}, ${body.file_name},
+        insert into public.attachments (tenant_id, ticket_id, message_id, file_name, content_type, size_bytes)
+        values (${access.tenantId}, ${id}, ${body.message_id ?? null}, ${body.file_name},
                 ${body.content_type}, ${body.size_bytes})
         returning ${tx.unsafe(ATTACHMENT_COLUMNS)}, bucket, path
       `;
