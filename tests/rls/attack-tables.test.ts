@@ -125,9 +125,7 @@ beforeAll(async () => {
   for (const at of attackers) rowsOfA.set(at.a.id, await tenantRows(db.sql, at.a.id));
 
   const probes = buildProbes(() => true);
-  const t0 = Date.now();
   const outcomes = await runProbes(db.sql, probes);
-  console.log('TIMING run', Date.now() - t0);
   tried = probes.map((probe, i) => ({ probe, outcome: outcomes[i] }));
   const own = ownTenantProbes();
   const ownOutcomes = await runProbes(db.sql, own.flatMap((x) => [x.attacker, x.twin]));
