@@ -1,0 +1,271 @@
+// Issue 9, §3: every function that anon or authenticated may execute, enumerated from
+// pg_proc and its ACL, is called as each two-tenant attacker with each token shape, with
+// the victim tenant's ids. No effect (the victim's rows, in every schema, unchanged inside
+// the transaction), no information (the same answer or the same error code as for ids
+// that exist nowhere, and no victim value in the result). A function that becomes
+// executable fails the suite until it is shown safe and listed below.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshDatabase, type Sql, type TestDatabase } from '../helpers/db.ts';
+import {
+  actors,
+  attackers,
+  createAttackers,
+  fingerprint,
+  installKit,
+  type Json,
+  type Outcome,
+  plantColliders,
+  populateTenant,
+  type Probe,
+  runProbes,
+  snapshot,
+  tenantRows,
+  VICTIM,
+  VICTIM_PEOPLE,
+  VICTIM_TEAM,
+  VICTIM_TICKETS,
+} from './attack-kit.ts';
+
+// Every function API roles may execute, with why it is safe. Keep it true: an executable
+// function missing here, or listed but no longer executable, fails the suite. (Before
+// issue 9 the list also held next_ticket_number, is_member, auto_assignee, apply_sla,
+// check_ticket_assignee, setting and my_team_ids: this suite found the first five leaking or writing
+// across tenants; they are now callable only by triggers and definer code.)
+const SAFE: Record<string, string> = {
+  'private.accept_invitation(p_invitation_id uuid)': "acts only on an invitation addressed to the caller's own e-mail",
+  'private.active_tenant_id()': "echoes the tenant the caller's own token names",
+  'private.add_business_minutes(p_start timestamp with time zone, p_minutes integer, p_hours jsonb)': 'pure arithmetic on its arguments',
+  'private.allowed_ticket_transitions(p_from text)': 'the global status transition table, the same for every tenant',
+  'private.can_see_ticket(p_tenant_id uuid, p_ticket_id uuid)': "checks the caller's role in the tenant it is given (role_in)",
+  'private.claim_idempotency_key(p_tenant_id uuid, p_key text, p_request_hash text)': "keys only in the caller's writable tenants (assert_writable_tenant), under the caller's own id",
+  'private.current_user_id()': 'the caller\'s own id, from their own token',
+  'private.find_or_create_user(p_email text, p_first_name text, p_last_name text)': 'refuses everyone but platform admins (42501)',
+  'private.hand_off_ticket(p_tenant_id uuid, p_ticket_id uuid, p_set_assignee boolean, p_assignee uuid, p_set_team boolean, p_team_id uuid)':
+    'checks the caller is staff of the tenant (role_in, tenant_ids(agent, writable)) and can see the ticket',
+  'private.is_platform_admin()': 'about the caller only',
+  'private.mark_attachment_uploaded(p_tenant_id uuid, p_attachment_id uuid)': 'checks the caller can see the attachment\'s ticket',
+  'private.merge_tickets(p_tenant_id uuid, p_source_id uuid, p_target_id uuid)': 'checks the caller is staff of the tenant and can see both tickets',
+  'private.my_invitations()': "the caller's own pending invitations",
+  'private.my_team_keys()': "the caller's own teams, as tenant-qualified keys",
+  'private.retry_tenant_service(p_tenant_id uuid, p_service text)': "checks tenant_ids('admin', writable)",
+  'private.reveal_service_credentials(p_tenant_id uuid, p_service text)': "checks tenant_ids('admin')",
+  'private.role_in(p_tenant_id uuid)': "the caller's own role, narrowed to the tenants their token allows",
+  'private.role_rank(p_role text)': 'pure: a role name to its rank',
+  'private.rotate_service_credentials(p_tenant_id uuid, p_service text)': "checks tenant_ids('admin', writable)",
+  'private.store_idempotent_response(p_tenant_id uuid, p_key text, p_status_code integer, p_response jsonb)': "writes only the caller's own keys (user_id = current_user_id())",
+  'private.tags_text(p_tags text[])': 'pure: tags to search text',
+  'private.tenant_ids(p_min_role text, p_writable boolean)': "the caller's own tenants",
+  'private.ticket_stats(p_tenant_id uuid)': 'checks the caller is staff of the tenant (role_in)',
+  'private.webhook_deliveries_for(p_tenant_id uuid, p_endpoint_id uuid, p_limit integer)': "checks tenant_ids('admin')",
+};
+
+// Provided by the platform bootstrap (what every hosted project has), not by a migration:
+// they read the caller's own claims and nothing else.
+const PLATFORM = new Set(['auth.uid()', 'auth.jwt()', 'auth.role()', 'auth.email()']);
+
+interface Fn {
+  signature: string;
+  schema: string;
+  name: string;
+  retset: boolean;
+  args: { name: string; type: string; typrel: string | null }[];
+  anon: boolean;
+  authenticated: boolean;
+}
+
+/** Functions anon or authenticated may execute, outside extensions and the platform's auth helpers. */
+async function executableFunctions(sql: Sql): Promise<Fn[]> {
+  const rows = await sql`
+    select n.nspname as schema, p.proname as name, p.proretset as retset,
+           format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) as signature,
+           has_function_privilege('anon', p.oid, 'EXECUTE') as anon,
+           has_function_privilege('authenticated', p.oid, 'EXECUTE') as authenticated,
+           coalesce((select json_agg(json_build_object('name', coalesce(p.proargnames[k.i], ''), 'type', format_type(k.t, null),
+                                                      'typrel', (select nullif(ty.typrelid, 0)::regclass::text from pg_type ty where ty.oid = k.t))
+                                     order by k.i)
+                     from unnest(p.proargtypes::oid[]) with ordinality k(t, i)), '[]') as args
+    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+    where n.nspname not in ('pg_catalog', 'information_schema', 'attack_probe') and n.nspname not like 'pg_toast%'
+      and p.prokind = 'f' and p.prorettype not in ('trigger'::regtype, 'event_trigger'::regtype)
+      and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
+      and (has_function_privilege('anon', p.oid, 'EXECUTE') or has_function_privilege('authenticated', p.oid, 'EXECUTE'))
+    order by 4`;
+  return (rows as unknown as Fn[]).filter((f) => !PLATFORM.has(f.signature));
+}
+
+let db: TestDatabase;
+let fns: Fn[];
+let victimRows: Map<string, Json[]>;
+let baseline: string;
+let results: { fn: Fn; actor: string; shape: string; victim: Probe; random: Probe; vo: Outcome; ro: Outcome; swap: Map<string, string> }[] = [];
+
+const firstId = (rel: string) => victimRows.get(rel)?.[0]?.id as string | undefined;
+
+/** A value for each argument, aimed at the victim: uuids by name (tenant, ticket, team,
+ *  user, …, else the table named like the argument), text from a victim column of the same
+ *  name, row types from a victim row of that table. */
+function victimArgs(fn: Fn): string[] {
+  return fn.args.map(({ name, type, typrel }) => {
+    const bare = name.replace(/^p_/, '').replace(/_id$/, '');
+    if (typrel) {
+      // A victim row with its derived timestamps cleared (created_at kept), so a function
+      // that fills them from the tenant's settings shows whether it read them.
+      const found = victimRows.get(typrel)?.[0];
+      const row = found &&
+        Object.fromEntries(Object.entries(found).filter(([k, v]) => k === 'created_at' || typeof v !== 'string' || !/^\d{4}-\d\d-\d\dT/.test(v)));
+      return row ? `jsonb_populate_record(null::${typrel}, '${JSON.stringify(row).replace(/'/g, "''")}'::jsonb)` : `null::${typrel}`;
+    }
+    if (type === 'uuid') {
+      if (/tenant/.test(bare)) return `'${VICTIM.id}'::uuid`;
+      if (/target/.test(bare)) return `'${VICTIM_TICKETS.other}'::uuid`;
+      if (/ticket|source/.test(bare)) return `'${VICTIM_TICKETS.open}'::uuid`;
+      if (/team/.test(bare)) return `'${VICTIM_TEAM}'::uuid`;
+      if (/user|assignee|member|author|lead/.test(bare)) return `'${VICTIM_PEOPLE.agent.id}'::uuid`;
+      const table = [...victimRows.keys()].find((rel) => rel.replace(/^.*\./, '') === `${bare}s` || rel.replace(/^.*\./, '') === bare);
+      const id = (table && firstId(table)) ?? firstId('tickets');
+      return `'${id}'::uuid`;
+    }
+    if (type === 'text') {
+      if (/role/.test(bare)) return `'user'`;
+      if (bare === 'from') return `'open'`;
+      for (const rows of victimRows.values()) {
+        const v = rows[0]?.[bare];
+        if (typeof v === 'string') return `'${v.replace(/'/g, "''")}'`;
+      }
+      return `'x'`;
+    }
+    if (/^(integer|bigint|smallint|numeric)$/.test(type)) return '10';
+    if (type === 'boolean') return 'true';
+    if (type === 'jsonb' || type === 'json') return `'{}'::${type}`;
+    if (type.startsWith('timestamp')) return `'2026-01-05T10:00:00Z'::${type}`;
+    if (type.endsWith('[]')) return `'{}'::${type}`;
+    return `null::${type}`;
+  });
+}
+
+function callSql(fn: Fn, args: string[]): string {
+  const call = `${fn.schema}.${fn.name}(${args.join(', ')})`;
+  return fn.retset ? `select * from ${call}` : `select ${call} as v`;
+}
+
+/** The same call with every uuid exchanged for one that exists nowhere. */
+function randomTwin(sqlText: string): { sql: string; swap: Map<string, string> } {
+  const swap = new Map<string, string>();
+  const out = sqlText.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, (u) => {
+    if (!swap.has(u)) swap.set(u, randomUUID());
+    return swap.get(u)!;
+  });
+  return { sql: out, swap };
+}
+
+function normalised(o: Outcome, swap?: Map<string, string>): string {
+  if (o.code) return `error ${o.code}`;
+  let text = JSON.stringify(o.value ?? null);
+  if (swap) for (const [victim, random] of swap) text = text.split(random).join(victim);
+  return text;
+}
+
+function buildCalls(list: Fn[]) {
+  const calls: { fn: Fn; actor: string; shape: string; victim: Probe; random: Probe; swap: Map<string, string> }[] = [];
+  for (const actor of actors()) {
+    for (const fn of list.filter((f) => (actor.role === 'anon' ? f.anon : f.authenticated))) {
+      const sqlText = callSql(fn, victimArgs(fn));
+      for (const shape of actor.shapes) {
+        const twin = randomTwin(sqlText);
+        const base = { role: actor.role, claims: shape.claims, kind: 'read' as const, tenant: VICTIM.id, fp: true, fp_always: true, keep: true };
+        calls.push({
+          fn,
+          actor: actor.label,
+          shape: shape.label,
+          swap: twin.swap,
+          victim: { ...base, sql: sqlText, meta: { fn: fn.signature, actor: actor.label, shape: shape.label } },
+          random: { ...base, sql: twin.sql, meta: { fn: fn.signature, actor: actor.label, shape: shape.label, ids: 'random' } },
+        });
+      }
+    }
+  }
+  return calls;
+}
+
+async function attack(sql: Sql, list: Fn[]) {
+  const calls = buildCalls(list);
+  const outcomes = await runProbes(sql, calls.flatMap((c) => [c.victim, c.random]), 60);
+  return calls.map((c, i) => ({ ...c, vo: outcomes[2 * i], ro: outcomes[2 * i + 1] }));
+}
+
+function verdicts(list: typeof results): string[] {
+  const out = new Set<string>();
+  for (const r of list) {
+    const who = `${r.fn.signature} as ${r.actor} (${r.shape})`;
+    if (r.vo.code && ['42601', '42703', '42883', '42P01', '42804'].includes(r.vo.code)) out.add(`BROKEN CALL ${who}: ${r.vo.code} ${r.vo.msg}`);
+    if (r.vo.changed) out.add(`EFFECT on the victim: ${r.fn.signature}: ${(r.vo.changed_tables ?? []).join(', ')}`);
+    if (r.vo.markers?.length) out.add(`INFORMATION (victim values in the result): ${r.fn.signature}: ${r.vo.markers.slice(0, 3).join(', ')}`);
+    const v = normalised(r.vo);
+    const x = normalised(r.ro, r.swap);
+    if (v !== x) out.add(`INFORMATION (victim ids answer differently from unknown ids): ${r.fn.signature}: ${v.slice(0, 80)} vs ${x.slice(0, 80)}`);
+    void who;
+  }
+  return [...out].sort();
+}
+
+beforeAll(async () => {
+  db = await freshDatabase('attack_functions');
+  await installKit(db.sql);
+  await populateTenant(db.sql, VICTIM, VICTIM_PEOPLE, VICTIM_TEAM);
+  await createAttackers(db.sql);
+  await snapshot(db.sql, VICTIM.id);
+  await plantColliders(db.sql, VICTIM.id, attackers.map((at) => ({ tenant: at.b.id, person: at.id })));
+  baseline = await snapshot(db.sql, VICTIM.id);
+  victimRows = await tenantRows(db.sql, VICTIM.id);
+  fns = await executableFunctions(db.sql);
+  results = await attack(db.sql, fns);
+  const as = actors();
+  console.log(
+    `executable functions attacked: ${fns.length} functions (${fns.filter((f) => f.anon).length} by anon) × ${as.length} roles × ` +
+      `${as[1].shapes.length} token shapes = ${results.length} calls with victim ids, each against the same call with unknown ids`,
+  );
+}, 120_000);
+afterAll(() => db?.close());
+
+describe('functions API roles may execute', () => {
+  it('are each listed as shown safe, and every listed one is still executable', () => {
+    const now = fns.map((f) => f.signature);
+    expect(now.filter((s) => !(s in SAFE)), 'new executable function: show it safe, then list it in SAFE').toEqual([]);
+    expect(Object.keys(SAFE).filter((s) => !now.includes(s)), 'listed but no longer executable: drop it from SAFE').toEqual([]);
+  });
+
+  it('have no effect on the victim tenant, give no information about it, and take well-formed calls', () => {
+    expect(verdicts(results)).toEqual([]);
+  });
+
+  it('leave the victim tenant exactly as it was', async () => {
+    expect(await fingerprint(db.sql, VICTIM.id)).toBe(baseline);
+  });
+});
+
+describe('canary: the checker catches a planted leaking function', () => {
+  it('an unlisted definer function that reads and writes another tenant is reported', async () => {
+    let found: string[] = [];
+    let unlisted: string[] = [];
+    await db.sql
+      .begin(async (tx) => {
+        await tx.unsafe(`
+          create function public.attack_canary(p_tenant_id uuid) returns bigint language sql security definer set search_path = '' as $$
+            update public.teams set description = description where tenant_id = p_tenant_id;
+            select count(*) from public.tickets where tenant_id = p_tenant_id $$;
+          revoke all on function public.attack_canary(uuid) from public, anon;
+          grant execute on function public.attack_canary(uuid) to authenticated`);
+        const list = (await executableFunctions(tx as never)).filter((f) => f.name === 'attack_canary');
+        unlisted = list.map((f) => f.signature).filter((s) => !(s in SAFE));
+        found = verdicts(await attack(tx as never, list));
+        throw new Error('rollback');
+      })
+      .catch((e) => {
+        if ((e as Error).message !== 'rollback') throw e;
+      });
+    expect(unlisted).toEqual(['public.attack_canary(p_tenant_id uuid)']);
+    expect(found.some((f) => f.startsWith('EFFECT on the victim: public.attack_canary'))).toBe(true);
+    expect(found.some((f) => f.startsWith('INFORMATION (victim ids answer differently') && f.includes('attack_canary'))).toBe(true);
+  });
+});

@@ -1,0 +1,207 @@
+// Issue 9, §3: every table and view in the exposed schemas × select/insert/update/delete ×
+// every role × every token shape, generated from the catalog (see attack-kit.ts). The
+// attackers each belong to two tenants with different roles, own rows whose ids collide
+// with the victim's, and try to read and change the victim tenant's rows directly, as a
+// client app would through PostgREST. Nothing of the victim may be read or changed.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import {
+  actors,
+  attackers,
+  catalogTables,
+  createAttackers,
+  exposedSchemas,
+  fallbackRow,
+  fingerprint,
+  installKit,
+  type Json,
+  plantColliders,
+  populateTenant,
+  problems,
+  type Probe,
+  reachedDecision,
+  runProbes,
+  shapes,
+  snapshot,
+  statementsFor,
+  summarise,
+  type Table,
+  tenantRows,
+  type Tried,
+  VICTIM,
+  VICTIM_PEOPLE,
+  VICTIM_TEAM,
+} from './attack-kit.ts';
+
+let db: TestDatabase;
+let schemas: string[];
+let tablesFor: Record<'anon' | 'authenticated', Table[]>;
+let victimRows: Map<string, Json[]>;
+let baseline: string;
+let colliders = 0;
+let tried: Tried[] = [];
+const rowsOfA = new Map<string, Map<string, Json[]>>();
+let pairs: { attacker: Tried; twin: Tried }[] = [];
+
+// Own-tenant probes compare the attacker with its twin: the same role in A, no colliding
+// rows in its other tenant. Whatever of A the attacker reaches beyond its twin, it
+// reaches through a collision (a bare id trusted across tenants).
+const OWN_SHAPES = /^(supabase tenant_id=A|supabase tenant_id=B|clerk v2 o\.id=A|supabase no tenant|clerk no organisation|supertokens no tenant)$/;
+function ownTenantProbes(): { attacker: Probe; twin: Probe }[] {
+  const out: { attacker: Probe; twin: Probe }[] = [];
+  for (const at of attackers) {
+    const mine = shapes(at).filter((x) => OWN_SHAPES.test(x.label));
+    const twins = shapes(at.twin).filter((x) => OWN_SHAPES.test(x.label));
+    for (const t of tablesFor.authenticated) {
+      const rows = rowsOfA.get(at.a.id)!.get(t.rel) ?? [];
+      for (const st of statementsFor(t, rows, fallbackRow(t, at.a.id, at.bystanders.user.id)).filter((x) => x.variant !== 'every row it reaches')) {
+        mine.forEach((shape, i) => {
+          const base = { sql: st.sql, kind: st.kind, rel: t.rel, tenant: at.a.id, fp: st.kind === 'write', fp_always: t.statementTriggers };
+          const meta = { table: t.rel, action: st.action, variant: st.variant, actor: at.label, shape: shape.label };
+          out.push({
+            attacker: { ...base, role: 'authenticated', claims: { ...shape.claims, role: 'authenticated' }, meta },
+            twin: { ...base, role: 'authenticated', claims: { ...twins[i].claims, role: 'authenticated' }, meta: { ...meta, actor: at.twin.label } },
+          });
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/** What the attacker reached in A beyond its twin. */
+function beyondTwin(p: { attacker: Tried; twin: Tried }): string | null {
+  const a = p.attacker.outcome;
+  const b = p.twin.outcome;
+  const where = Object.values(p.attacker.probe.meta).join(' | ');
+  if ((a.leak_count ?? 0) > (b.leak_count ?? 0)) return `READ beyond its role in its own tenant: ${where}`;
+  if (a.changed && !b.changed) return `CHANGED beyond its role in its own tenant: ${where}: ${(a.changed_tables ?? []).join(', ')}`;
+  return null;
+}
+
+/** Every probe for the given actors and tables. */
+function buildProbes(tableFilter: (t: Table) => boolean, actorList = actors()): Probe[] {
+  const probes: Probe[] = [];
+  for (const actor of actorList) {
+    for (const t of tablesFor[actor.role].filter(tableFilter)) {
+      const statements = statementsFor(t, victimRows.get(t.rel) ?? [], fallbackRow(t, VICTIM.id, VICTIM_PEOPLE.user.id));
+      for (const shape of actor.shapes) {
+        for (const s of statements) {
+          probes.push({
+            role: actor.role,
+            claims: shape.claims,
+            sql: s.sql,
+            kind: s.kind,
+            rel: t.rel,
+            tenant: VICTIM.id,
+            // A write that reached no row can still act through a statement-level trigger.
+            fp: s.kind === 'write',
+            fp_always: t.statementTriggers,
+            meta: { table: t.rel, action: s.action, variant: s.variant, actor: actor.label, shape: shape.label },
+          });
+        }
+      }
+    }
+  }
+  return probes;
+}
+
+beforeAll(async () => {
+  db = await freshDatabase('attack_tables');
+  await installKit(db.sql);
+  await populateTenant(db.sql, VICTIM, VICTIM_PEOPLE, VICTIM_TEAM);
+  await createAttackers(db.sql);
+  for (const at of attackers) await populateTenant(db.sql, at.a, at.bystanders, at.teamA, at.ticketsA);
+  await snapshot(db.sql, VICTIM.id);
+  // In each attacker's tenant B: rows with the victim's ids and with the ids of A's rows
+  // (A being the attacker's other tenant, where its role limits what it may reach).
+  colliders = await plantColliders(db.sql, VICTIM.id, attackers.map((at) => ({ tenant: at.b.id, person: at.id })));
+  for (const at of attackers) colliders += await plantColliders(db.sql, at.a.id, [{ tenant: at.b.id, person: at.id }]);
+  baseline = await snapshot(db.sql, VICTIM.id);
+  for (const at of attackers) await snapshot(db.sql, at.a.id);
+  schemas = await exposedSchemas(db.sql);
+  tablesFor = { anon: await catalogTables(db.sql, schemas, 'anon'), authenticated: await catalogTables(db.sql, schemas, 'authenticated') };
+  victimRows = await tenantRows(db.sql, VICTIM.id);
+  for (const at of attackers) rowsOfA.set(at.a.id, await tenantRows(db.sql, at.a.id));
+
+  const probes = buildProbes(() => true);
+  const outcomes = await runProbes(db.sql, probes);
+  tried = probes.map((probe, i) => ({ probe, outcome: outcomes[i] }));
+  const own = ownTenantProbes();
+  const ownOutcomes = await runProbes(db.sql, own.flatMap((x) => [x.attacker, x.twin]));
+  pairs = own.map((x, i) => ({ attacker: { probe: x.attacker, outcome: ownOutcomes[2 * i] }, twin: { probe: x.twin, outcome: ownOutcomes[2 * i + 1] } }));
+
+  const as = actors();
+  const combos = new Set(tried.map(({ probe: p }) => `${p.meta.table}|${p.meta.action}|${p.meta.actor}|${p.meta.shape}`));
+  const reached = tried.filter((t) => reachedDecision(t.outcome)).length;
+  console.log(
+    `direct-path attack: ${tablesFor.authenticated.length} tables × 4 actions × ${as.length} roles × ${as[1].shapes.length} token shapes = ` +
+      `${combos.size} combinations, ${tried.length} statements (${reached} reached the database's decision, ` +
+      `${tried.length - reached} stopped earlier by a constraint), ${colliders} colliding rows planted; schemas: ${schemas.join(', ')}; ` +
+      `own tenant vs twin: ${pairs.length} statement pairs`,
+  );
+}, 120_000);
+afterAll(() => db?.close());
+
+describe('direct-table attacks on the victim tenant', () => {
+  it('has a victim row in every tenant-owned table and colliding rows in the attackers\' tenants', () => {
+    const empty = tablesFor.authenticated.filter((t) => t.hasTenantId && !(victimRows.get(t.rel)?.length)).map((t) => t.rel);
+    expect(empty, 'tenant tables without a victim row: give the victim one in populateTenant()').toEqual([]);
+    expect(colliders).toBeGreaterThan(0);
+  });
+
+  it('every generated statement is well-formed', () => {
+    expect(summarise(problems(tried).filter((p) => p.startsWith('BROKEN')))).toEqual([]);
+  });
+
+  it('reads no victim row', () => {
+    expect(summarise(problems(tried).filter((p) => p.startsWith('READ')).map((p) => p.replace(/\| [^|]*: e\.g\..*$/, '')))).toEqual([]);
+  });
+
+  it('changes no victim row, not even inside the transaction', () => {
+    expect(summarise(problems(tried).filter((p) => p.startsWith('CHANGED')).map((p) => p.replace(/ \(\d+ rows\)$/, '')))).toEqual([]);
+  });
+
+  it('covers every tenant-owned table: each action on it reached the database\'s decision at least once', () => {
+    const missing: string[] = [];
+    for (const t of tablesFor.authenticated.filter((x) => x.hasTenantId)) {
+      for (const action of ['select', 'insert', 'update', 'delete']) {
+        const mine = tried.filter(({ probe }) => probe.meta.table === t.rel && probe.meta.action === action && probe.role === 'authenticated');
+        if (!mine.some((x) => reachedDecision(x.outcome))) missing.push(`${t.rel} ${action} (${mine.length} probes, none decided)`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it("reaches nothing of its own tenant beyond what its role there allows (ids colliding from its other tenant)", () => {
+    expect(summarise(pairs.map(beyondTwin).filter((x): x is string => x !== null))).toEqual([]);
+    expect(summarise(problems(pairs.flatMap((p) => [p.attacker, p.twin])).filter((p) => p.startsWith('BROKEN')))).toEqual([]);
+  });
+
+  it('leaves the victim tenant exactly as it was', async () => {
+    expect(await fingerprint(db.sql, VICTIM.id)).toBe(baseline);
+  });
+});
+
+describe('canary: the checker catches a planted hole', () => {
+  it('a permissive policy on one tenant table is reported as read and changed', async () => {
+    // Any tenant table the attackers may update and delete (privileges), so RLS alone stands in the way.
+    // (teams: no trigger of its own refuses a delete, unlike memberships' last-admin rule).
+    const target = tablesFor.authenticated.find((t) => t.name === 'teams' && t.canDelete && t.columns.some((c) => c.update))!;
+    let found: string[] = [];
+    await db.sql
+      .begin(async (tx) => {
+        await tx.unsafe(`create policy attack_canary on ${target.rel} for all to authenticated using (true) with check (true)`);
+        const probes = buildProbes((t) => t.rel === target.rel, actors().slice(1, 2)).filter((p) => p.meta.shape === 'supabase no tenant');
+        const outcomes = await runProbes(tx as never, probes);
+        found = problems(probes.map((probe, i) => ({ probe, outcome: outcomes[i] })));
+        throw new Error('rollback');
+      })
+      .catch((e) => {
+        if ((e as Error).message !== 'rollback') throw e;
+      });
+    expect(found.some((p) => p.startsWith('READ victim rows'))).toBe(true);
+    expect(found.some((p) => p.startsWith('CHANGED victim rows') && p.includes('update'))).toBe(true);
+    expect(found.some((p) => p.startsWith('CHANGED victim rows') && p.includes('delete'))).toBe(true);
+  });
+});
