@@ -41,6 +41,13 @@ export const databaseUnavailable = () =>
     'Retry-After': String(DATABASE_RETRY_AFTER_SECONDS),
   });
 
+/** A token issuer's keys cannot be fetched right now: a 503 to retry once the key set's
+ *  cooldown has passed (no token causes a fetch before then). */
+export const issuerUnavailable = (retryAfterMs = 1_000) =>
+  new ApiError(503, 'issuer_unavailable', 'The token issuer cannot be reached; retry shortly', undefined, {
+    'Retry-After': String(Math.max(1, Math.ceil(retryAfterMs / 1_000))),
+  });
+
 type PgLikeError = {
   name?: string;
   code?: string;
@@ -89,7 +96,7 @@ export function fromPgError(err: PgLikeError): ApiError {
       return conflict('conflict', err.message);
     case '40001':
     case '40P01':
-      return new ApiError(503, 'retry', 'Concurrent update; retry the request');
+      return new ApiError(503, 'retry', 'Concurrent update; retry the request', undefined, { 'Retry-After': '1' });
     case '57014':
       return new ApiError(503, 'timeout', 'The database took too long to answer');
     default:

@@ -338,7 +338,8 @@ async function receiver(secretRef: { secret?: string }) {
 async function deliverAll(rounds = 30) {
   for (let i = 0; i < rounds; i++) {
     await db.sql`update private.webhook_deliveries set next_attempt_at = now() where status = 'pending' and next_attempt_at > now()`;
-    const r = await deliverWebhooks({ timeoutMs: 300, budgetMs: 10_000 });
+    // Long enough that only the receiver's deliberate hang times out on a loaded machine.
+    const r = await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 10_000 });
     if (r.claimed === 0) return;
   }
 }

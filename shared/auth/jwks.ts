@@ -7,7 +7,7 @@ import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWTVe
 
 /** The issuer's keys cannot be had right now: not the caller's fault, worth a retry. */
 export class KeysUnavailable extends Error {
-  constructor(readonly url: string, reason: string) {
+  constructor(readonly url: string, reason: string, /** when the next fetch may happen */ readonly retryAfterMs: number) {
     super(`JWKS ${url} unavailable: ${reason}`);
     this.name = 'KeysUnavailable';
   }
@@ -56,7 +56,7 @@ export function remoteKeySet(url: URL, opts: RemoteKeySetOptions): RemoteKeySet 
     } catch (err) {
       lastFailure = (err as Error).name === 'TimeoutError' ? 'timed out' : (err as Error).message;
       console.error(`[auth] JWKS ${href} unavailable (${lastFailure}); next try in ≥ ${opts.cooldownMs} ms`);
-      throw new KeysUnavailable(href, lastFailure);
+      throw new KeysUnavailable(href, lastFailure, opts.cooldownMs);
     }
   };
   /** One fetch at a time: concurrent tokens wait for the same one. */
@@ -72,7 +72,9 @@ export function remoteKeySet(url: URL, opts: RemoteKeySetOptions): RemoteKeySet 
     if (pending) await pending.catch(() => {});
     if (!keys || Date.now() >= fetchedAt + opts.cacheMaxAgeMs) {
       // No usable keys: fetch, unless the last fetch failed within the cooldown.
-      if (lastFailure !== undefined && coolingDown()) throw new KeysUnavailable(href, `${lastFailure} (cooling down)`);
+      if (lastFailure !== undefined && coolingDown()) {
+        throw new KeysUnavailable(href, `${lastFailure} (cooling down)`, attemptedAt + opts.cooldownMs - Date.now());
+      }
       await refresh();
     }
     try {

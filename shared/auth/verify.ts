@@ -1,7 +1,7 @@
 // Verifies `Authorization: Bearer` tokens from the configured issuers with jose.
 // Every failure is a 401 in the common error shape; nothing about keys leaks.
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, type JWTPayload, jwtVerify } from 'jose';
-import { ApiError, unauthorized } from '../errors.ts';
+import { ApiError, issuerUnavailable, unauthorized } from '../errors.ts';
 import { CLOCK_TOLERANCE_S, issuedInFuture, type IssuerKind, type IssuerProfile, issuerProfiles } from './issuers.ts';
 import { KeysUnavailable } from './jwks.ts';
 import { isPublicApiKey, isServiceCredential } from './service.ts';
@@ -86,11 +86,11 @@ export async function verifyUserToken(authorization: string | undefined | null):
     if (err instanceof KeysUnavailable) {
       // The issuer's key set could not be fetched (logged once per fetch, in jwks.ts):
       // not the caller's fault, and worth a retry.
-      throw new ApiError(503, 'issuer_unavailable', 'The token issuer cannot be reached; retry shortly');
+      throw issuerUnavailable(err.retryAfterMs);
     }
     if (!(err instanceof joseErrors.JOSEError || err instanceof ApiError)) {
       console.error(`[auth] verifying a token of ${profile.issuer} failed:`, (err as Error).message);
-      throw new ApiError(503, 'issuer_unavailable', 'The token issuer cannot be reached; retry shortly');
+      throw issuerUnavailable();
     }
     if (err instanceof joseErrors.JOSEError) {
       throw unauthorized('invalid_token', 'The token signature is not valid');

@@ -107,6 +107,12 @@ describe('a failing JWKS endpoint', () => {
         // Through a function: the common error shape, 503.
         const res = await call(tenantsApp, 'GET', '/tenants/me', { token: await jwks.token() });
         expect([res.status, errorCode(res)]).toEqual([503, 'issuer_unavailable']);
+        // Retry-After points past the cooldown's remainder: no token causes a fetch before then.
+        const raw = await tenantsApp.request('/tenants/me', { headers: { authorization: `Bearer ${await jwks.token()}` } });
+        expect(raw.status).toBe(503);
+        const retryAfter = Number(raw.headers.get('retry-after'));
+        expect(retryAfter).toBeGreaterThanOrEqual(1);
+        expect(retryAfter).toBeLessThanOrEqual(COOLDOWN_MS / 1_000);
         expect(jwks.state.fetches).toBe(1);
 
         // The issuer recovers; nothing is fetched before the cooldown has passed …
