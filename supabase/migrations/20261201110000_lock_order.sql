@@ -35,7 +35,8 @@
 -- What changed (the rest of the schema already followed the rule):
 -- * ticket_messages / attachments: BEFORE INSERT locks the ticket (was: FOR UPDATE in the
 --   message AFTER trigger, after the foreign key's KEY SHARE — the 146-of-200 deadlock).
--- * auto_assignee, keep_last_admin, merge_tickets, run_sla_sweep, claim_webhook_deliveries,
+-- * auto_assignee, keep_last_admin, merge_tickets, run_sla_sweep, claim_webhook_deliveries
+--   (redefined with its new columns in 20261201120000_sealed_secrets_bound.sql),
 --   record_webhook_attempt: FOR UPDATE → FOR NO KEY UPDATE.
 -- * merge_tickets locks the source's messages and attachments (by id) after the tickets.
 -- * unassign_on_demotion locks the demoted person's tickets by id before changing them.
@@ -402,40 +403,6 @@ begin
   select p_tenant_id, e.id, v_event, p_ordering_key from public.webhook_endpoints e
   where e.tenant_id = p_tenant_id and e.enabled and (cardinality(e.event_types) = 0 or p_type = any (e.event_types))
   order by e.id;
-end;
-$$;
-
--- As before, with FOR NO KEY UPDATE (attempts reference deliveries by key).
-create or replace function private.claim_webhook_deliveries(p_worker text, p_limit int default 20, p_lease_seconds int default 60)
-returns table (delivery_id bigint, attempts int, url text, secret_encrypted text, message_id text, type text, payload jsonb, created_at timestamptz)
-language plpgsql volatile security definer
-set search_path = ''
-as $$
-begin
-  return query
-  with due as (
-    select d.id from private.webhook_deliveries d
-    join public.webhook_endpoints e on e.tenant_id = d.tenant_id and e.id = d.endpoint_id and e.enabled
-    where ((d.status = 'pending' and d.next_attempt_at <= now())
-        or (d.status = 'delivering' and d.locked_until < now()))
-      and not exists (
-        select 1 from private.webhook_deliveries p
-        where p.endpoint_id = d.endpoint_id and p.ordering_key = d.ordering_key
-          and p.status in ('pending', 'delivering') and p.id < d.id)
-    order by d.id
-    limit p_limit
-    for no key update of d skip locked
-  ), claimed as (
-    update private.webhook_deliveries d set status = 'delivering', locked_by = p_worker,
-      locked_until = now() + make_interval(secs => p_lease_seconds), attempts = d.attempts + 1
-    from due where d.id = due.id
-    returning d.*
-  )
-  select c.id, c.attempts, e.url, e.secret_encrypted, ev.message_id, ev.type, ev.payload, ev.created_at
-  from claimed c
-  join public.webhook_endpoints e on e.tenant_id = c.tenant_id and e.id = c.endpoint_id
-  join private.webhook_events ev on ev.id = c.event_id
-  order by c.id;
 end;
 $$;
 
