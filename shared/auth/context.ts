@@ -23,7 +23,16 @@ export interface Caller {
   isPlatformAdmin: boolean;
   /** The tenant the token pins (Clerk's active organisation, the access-token hook's claim). */
   pinnedTenantId?: string;
+  /** Set instead of pinnedTenantId when the token names a tenant the caller is only
+   *  invited to: such a token may read /me and accept invitations, nothing in a tenant. */
+  invitedTenantId?: string;
 }
+
+const notJoinedYet = () =>
+  forbidden(
+    'Your token is bound to a tenant you are invited to but have not joined; accept the invitation first',
+    'tenant_not_member',
+  );
 
 export type AuthEnv = { Variables: { caller: Caller; tx: Tx } };
 
@@ -71,8 +80,18 @@ export function requireUser(): MiddlewareHandler<AuthEnv> {
         if (!row) {
           throw forbidden('No account on this platform belongs to this identity', 'unknown_user');
         }
+        let invitedTenantId: string | undefined;
         if (hint && !row.pinned_tenant_id) {
-          throw forbidden('The tenant named by the token is not one of yours', 'tenant_not_member');
+          // A token bound to a tenant the person is invited to but has not joined (the
+          // invitee signed in to the tenant's app): enough to see and accept the
+          // invitation, nothing else.
+          const [invited] = await tx`
+            select i.tenant_id from private.my_invitations() i
+            where i.tenant_slug = ${hint}::text or i.tenant_id::text = lower(${hint}::text)
+            limit 1
+          `;
+          if (!invited) throw forbidden('The tenant named by the token is not one of yours', 'tenant_not_member');
+          invitedTenantId = invited.tenant_id;
         }
         c.set('caller', {
           identity,
@@ -80,6 +99,7 @@ export function requireUser(): MiddlewareHandler<AuthEnv> {
           memberships: row.memberships,
           isPlatformAdmin: row.is_platform_admin,
           pinnedTenantId: row.pinned_tenant_id ?? undefined,
+          invitedTenantId,
         });
         c.set('tx', tx);
         await next();
@@ -108,6 +128,7 @@ export function tenantAccess(
   minRole: TenantRole,
   opts: { write?: boolean } = {},
 ): TenantAccess {
+  if (who.invitedTenantId) throw notJoinedYet();
   if (!UUID_PATTERN.test(tenantId)) throw notFound('Tenant');
   if (who.isPlatformAdmin) return { tenantId, role: 'super_admin' };
   const m = who.memberships.find((x) => x.tenant_id === tenantId);
@@ -132,6 +153,7 @@ export function tenantAccess(
  *  X-Tenant-Id header (id or slug; a super-admin may name any tenant by id), else the
  *  caller's only tenant. Undefined when nothing names one. */
 export function resolveActiveTenantId(who: Caller, header: string | undefined): string | undefined {
+  if (who.invitedTenantId) return undefined;
   if (who.pinnedTenantId) {
     const sameTenant = !header || header === who.pinnedTenantId ||
       who.memberships.some((m) => m.tenant.slug === header && m.tenant_id === who.pinnedTenantId);
@@ -146,6 +168,7 @@ export function resolveActiveTenantId(who: Caller, header: string | undefined): 
 
 export function activeTenant(c: Context<AuthEnv>, minRole: TenantRole, opts: { write?: boolean } = {}): TenantAccess {
   const who = caller(c);
+  if (who.invitedTenantId) throw notJoinedYet();
   const tenantId = resolveActiveTenantId(who, c.req.header('x-tenant-id'));
   if (!tenantId) throw badRequest('tenant_required', 'Name the tenant with the X-Tenant-Id header');
   return tenantAccess(who, tenantId, minRole, opts);

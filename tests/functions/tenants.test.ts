@@ -225,7 +225,11 @@ describe('members', () => {
     expect(stolen.status).toBe(404);
     const accepted = await call(app, 'POST', `/tenants/invitations/${invite.body.id}/accept`, { token: hireToken });
     expect(accepted.body).toEqual({ tenant_id: tenants.acme.id, role: 'agent' });
-    expect((await call(app, 'POST', `/tenants/invitations/${invite.body.id}/accept`, { token: hireToken })).status).toBe(404);
+    // Accepting again says so; for anyone else the accepted invitation stays unknown.
+    const again = await call(app, 'POST', `/tenants/invitations/${invite.body.id}/accept`, { token: hireToken });
+    expect([again.status, errorCode(again)]).toEqual([409, 'already_accepted']);
+    const stolenLater = await call(app, 'POST', `/tenants/invitations/${invite.body.id}/accept`, { token: tok.user });
+    expect([stolenLater.status, errorCode(stolenLater)]).toEqual([404, 'not_found']);
 
     const changed = await call(app, 'PATCH', `${base}/${hire.id}`, { token: tok.admin, body: { role: 'admin' } });
     expect(changed.body).toMatchObject({ role: 'admin', email: 'new.hire@acme.test' });
@@ -235,6 +239,36 @@ describe('members', () => {
 
     expect((await call(app, 'DELETE', `${base}/${hire.id}`, { token: tok.admin })).status).toBe(204);
     expect((await call(app, 'DELETE', `${base}/${hire.id}`, { token: tok.admin })).status).toBe(404);
+  });
+
+  it("an invitee's token bound to the invitation's tenant reads /me and accepts; nothing else before that", async () => {
+    const invite = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin, body: { email: 'bound@acme.test', role: 'user' } });
+    expect(invite.status).toBe(201);
+    const [person] = await db.sql`insert into public.users (email) values ('bound@acme.test') returning id`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${person.id}, ${person.id})`;
+    const bound = await supabaseToken({ id: person.id, email: 'bound@acme.test' }, { tenantId: tenants.acme.id });
+
+    const me = await call(app, 'GET', '/tenants/me', { token: bound });
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({ memberships: [], active_tenant: null, role: null, invitations: [{ id: invite.body.id }] });
+    // Not a member yet: the tenant's routes refuse the token, as before.
+    for (const path of [`/tenants/${tenants.acme.id}`, `/tenants/${tenants.acme.id}/teams`, `/tenants/${tenants.acme.id}/members`]) {
+      const r = await call(app, 'GET', path, { token: bound });
+      expect([r.status, errorCode(r)], path).toEqual([403, 'tenant_not_member']);
+    }
+    // A token bound to a tenant that has not invited them is refused outright.
+    const elsewhere = await supabaseToken({ id: person.id, email: 'bound@acme.test' }, { tenantId: tenants.globex.id });
+    const refused = await call(app, 'GET', '/tenants/me', { token: elsewhere });
+    expect([refused.status, errorCode(refused)]).toEqual([403, 'tenant_not_member']);
+    expect((await call(app, 'POST', `/tenants/invitations/${invite.body.id}/accept`, { token: elsewhere })).status).toBe(403);
+
+    const accepted = await call(app, 'POST', `/tenants/invitations/${invite.body.id}/accept`, { token: bound });
+    expect([accepted.status, accepted.body]).toEqual([200, { tenant_id: tenants.acme.id, role: 'user' }]);
+    const after = await call(app, 'GET', '/tenants/me', { token: bound });
+    expect(after.body).toMatchObject({ active_tenant: { slug: 'acme' }, role: 'user', invitations: [] });
+    expect((await call(app, 'GET', `/tenants/${tenants.acme.id}/teams`, { token: bound })).status).toBe(200);
+    const again = await call(app, 'POST', `/tenants/invitations/${invite.body.id}/accept`, { token: bound });
+    expect([again.status, errorCode(again)]).toEqual([409, 'already_accepted']);
   });
 
   it('admins revoke pending invitations; others cannot invite', async () => {

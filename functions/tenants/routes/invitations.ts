@@ -105,6 +105,7 @@ export function registerInvitations(app: TenantsApp): void {
           'The membership',
         ),
         ...commonErrors,
+        ...conflictError,
       },
     }),
     async (c) => {
@@ -113,7 +114,12 @@ export function registerInvitations(app: TenantsApp): void {
         c,
         null,
         (tx) => tx`select tenant_id, role from private.accept_invitation(${invitationId})`,
-      );
+      ).catch((err) => {
+        if ((err as { code?: string }).code === 'PT409') {
+          throw conflict('already_accepted', 'You have already accepted this invitation');
+        }
+        throw err;
+      });
       return c.json(membership as never, 200);
     },
   );
