@@ -3,7 +3,7 @@
 // failures as 422s naming the fields, and an OpenAPI 3.1 document generated from the
 // same schemas at GET /<name>/openapi.json.
 import { type Hook, OpenAPIHono } from '@hono/zod-openapi';
-import type { Env } from 'hono';
+import type { Env, MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { envList } from './env.ts';
@@ -32,6 +32,95 @@ const defaultHook: Hook<any, any, any, any> = (result, _c) => {
   }
 };
 
+type RouteEntry = { method: string; path: string };
+type RouteTemplate = { segments: string[]; methods: Set<string> };
+
+/** A path segment of a route (`teams`, `:teamId`, `:id{[0-9]+}`) against one of a request. */
+function segmentMatches(pattern: string, segment: string): boolean {
+  if (!pattern.startsWith(':')) return pattern === segment;
+  if (segment === '') return false;
+  const constraint = pattern.match(/^:[^{]+\{(.+)\}$/);
+  return !constraint || new RegExp(`^(?:${constraint[1]})$`).test(segment);
+}
+
+/** The methods of the route that would serve this path if the method were right: of
+ *  every route whose path matches, the most specific (literal segments win over
+ *  parameters, from the left, as `/me` wins over `/{tenantId}`). Undefined when no
+ *  route has this path (a 404). */
+function allowedMethods(templates: RouteTemplate[], path: string): Set<string> | undefined {
+  const segments = path.split('/');
+  let best: RouteTemplate | undefined;
+  let bestRank = '';
+  for (const t of templates) {
+    if (t.segments.length !== segments.length || !t.segments.every((p, i) => segmentMatches(p, segments[i]))) continue;
+    const rank = t.segments.map((p) => (p.startsWith(':') ? '0' : '1')).join('');
+    if (!best || rank > bestRank) [best, bestRank] = [t, rank];
+  }
+  return best?.methods;
+}
+
+function routeTemplates(routes: RouteEntry[]): RouteTemplate[] {
+  const byPath = new Map<string, Set<string>>();
+  for (const r of routes) {
+    // Middleware (ALL) and wildcard paths are not endpoints.
+    if (r.method === 'ALL' || r.path.includes('*') || r.path.includes('?')) continue;
+    const methods = byPath.get(r.path) ?? new Set<string>();
+    methods.add(r.method.toUpperCase());
+    byPath.set(r.path, methods);
+  }
+  return [...byPath].map(([path, methods]) => ({ segments: path.split('/'), methods }));
+}
+
+/** True when the media type is JSON (`application/json`, `application/<x>+json`). */
+function isJsonMediaType(contentType: string | undefined): boolean {
+  const type = contentType?.split(';')[0].trim().toLowerCase() ?? '';
+  return type === 'application/json' || /^application\/[a-z0-9.!#$&^_-]+\+json$/.test(type);
+}
+
+/** Every body the functions take is JSON. A request carries one when it says so
+ *  (Content-Length above 0, Transfer-Encoding), or names a media type and has a body stream. */
+function carriesBody(req: Request): boolean {
+  const length = req.headers.get('content-length');
+  if (length !== null) return Number(length) > 0;
+  if (req.headers.has('transfer-encoding')) return true;
+  return req.body !== null && req.headers.has('content-type');
+}
+
+/** 405 with `Allow` for a method the path does not take, and 415 for a body that is
+ *  not JSON, decided from the app's registered routes before any route's own
+ *  middleware (authentication, validation) runs. */
+function methodAndMediaType(routes: () => RouteEntry[]): MiddlewareHandler {
+  let templates: RouteTemplate[] | undefined;
+  return async (c, next) => {
+    const method = c.req.method;
+    if (method !== 'OPTIONS') {
+      // Built on first use: every route is registered by then.
+      templates ??= routeTemplates(routes());
+      const allowed = allowedMethods(templates, c.req.path);
+      if (allowed && !allowed.has(method === 'HEAD' ? 'GET' : method)) {
+        const allow = [...allowed, ...(allowed.has('GET') ? ['HEAD'] : []), 'OPTIONS'];
+        throw new ApiError(
+          405,
+          'method_not_allowed',
+          `${method} is not allowed on ${c.req.path}; allowed: ${allow.join(', ')}`,
+          { allowed: allow },
+          { Allow: allow.join(', ') },
+        );
+      }
+      const contentType = c.req.header('content-type');
+      if (carriesBody(c.req.raw) && !isJsonMediaType(contentType)) {
+        throw new ApiError(
+          415,
+          'unsupported_media_type',
+          'Send the request body as JSON, with the header Content-Type: application/json',
+          { content_type: contentType ?? null, expected: 'application/json' },
+        );
+      }
+    }
+    await next();
+  };
+}
+
 export function createApp<E extends Env>(name: string, info: { title: string; description: string }) {
   installProcessGuards();
   const app = new OpenAPIHono<E>({ defaultHook }).basePath(`/${name}`);
@@ -56,6 +145,8 @@ export function createApp<E extends Env>(name: string, info: { title: string; de
   // Before every route's own middleware (authentication, signatures, validation): a body
   // above the limit is refused unread, and what the handlers read is bounded.
   app.use('*', limitBody());
+  // Then the method and the body's media type, against the routes the app registered.
+  app.use('*', methodAndMediaType(() => app.routes));
 
   app.onError((err, c) => {
     let apiError: ApiError;
