@@ -37,6 +37,32 @@ const port = Number(Deno.env.get('PORT') ?? 54321);
 const json = (body: unknown, status = 200) =>
   new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
 
+// The Supabase APIs a hosted project (and `supabase start`) serves beside the functions,
+// which this stack does not: it says so, and how to get them, instead of a bare 404.
+const HOSTED_APIS: Record<string, string> = {
+  '/rest/v1': 'PostgREST',
+  '/auth/v1': 'Supabase Auth',
+  '/storage/v1': 'Supabase Storage',
+};
+
+function notServedLocally(pathname: string): Response | undefined {
+  const prefix = Object.keys(HOSTED_APIS).find((p) => pathname === p || pathname.startsWith(`${p}/`));
+  if (!prefix) return undefined;
+  return json({
+    error: {
+      code: 'not_served_locally',
+      message: `This local stack (npm start) serves Postgres and the Edge Functions, not ${HOSTED_APIS[prefix]} ` +
+        `(${prefix}). For PostgREST, Auth and Storage run \`supabase start\` (Docker) and serve the functions against ` +
+        `its database: \`npm start -- --db-url postgresql://postgres:postgres@127.0.0.1:54322/postgres --port 54331\`.`,
+      details: {
+        api: prefix,
+        served_here: ['/functions/v1/<name>', '/storage/v1/local/ (signed URLs of the local storage)'],
+        how: ['supabase start', 'npm start -- --db-url <the DB URL supabase start prints> --port <a free port>'],
+      },
+    },
+  }, 404);
+}
+
 async function route(req: Request): Promise<Response> {
   const url = new URL(req.url);
   const fn = url.pathname.match(/^\/functions\/v1\/([^/]+)(\/.*)?$/);
@@ -51,7 +77,11 @@ async function route(req: Request): Promise<Response> {
   );
   if (issuer && devJwks[issuer[1]]) return json(devJwks[issuer[1]]);
   if (url.pathname.startsWith('/storage/v1/local/')) return await handleLocalStorage(req);
-  if (url.pathname === '/health') return json({ ok: true, functions: [...apps.keys()] });
+  const hosted = notServedLocally(url.pathname);
+  if (hosted) return hosted;
+  if (url.pathname === '/health') {
+    return json({ ok: true, functions: [...apps.keys()], data_dir: Deno.env.get('PLATFORM_DATA_DIR') ?? null });
+  }
   return json({ error: { code: 'not_found', message: 'Not found' } }, 404);
 }
 
