@@ -118,12 +118,18 @@ export function portInUse(port) {
 
 /** What /health of a local stack on this port says (its data folder), if one answers. */
 export async function stackOnPort(port) {
+  // A timer that keeps the process alive (AbortSignal.timeout's does not): a server
+  // that accepts and never answers must not leave this await unsettled.
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), 2_000);
   try {
-    const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2_000) });
+    const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: controller.signal });
     const body = await res.json();
     return Array.isArray(body?.functions) ? body : undefined;
   } catch {
     return undefined;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
