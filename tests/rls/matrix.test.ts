@@ -476,7 +476,11 @@ describe('invitations', () => {
       expect(m).toEqual({ tenant_id: tenants.acme.id, role: 'agent' });
     });
     const again = await probeAs(db.sql, 'authenticated', claims, (tx) => tx`select * from private.accept_invitation(${invitationId})`);
-    expect(again.ok ? 'accepted twice' : again.error.code).toBe('PT404');
+    // Accepted already: the invitee learns that (409), a stranger still gets "not found".
+    expect(again.ok ? 'accepted twice' : again.error.code).toBe('PT409');
+    const strangerLater = await probeAs(db.sql, 'authenticated', supabaseClaims(users.globexUser), (tx) =>
+      tx`select * from private.accept_invitation(${invitationId})`);
+    expect(strangerLater.ok ? 'accepted' : strangerLater.error.code).toBe('PT404');
     const [m] = await db.sql`select role from public.memberships where tenant_id = ${tenants.acme.id} and user_id = ${invitee.id}`;
     expect(m.role).toBe('agent');
   });
