@@ -26,6 +26,12 @@ export interface Caller {
 }
 
 export type AuthEnv = { Variables: { caller: Caller; tx: Tx } };
+/** The context of a signed-in request: its env is AuthEnv or one extending it. */
+export type CallerContext = {
+  get(key: 'caller'): Caller;
+  get(key: 'tx'): Tx;
+  req: { header(name: string): string | undefined };
+};
 
 const RANK: Record<TenantRole, number> = { user: 1, agent: 2, admin: 3 };
 
@@ -91,7 +97,7 @@ export function requireUser(): MiddlewareHandler<AuthEnv> {
   };
 }
 
-export function caller(c: Context<AuthEnv>): Caller {
+export function caller(c: CallerContext): Caller {
   return c.get('caller');
 }
 
@@ -144,7 +150,7 @@ export function resolveActiveTenantId(who: Caller, header: string | undefined): 
   return who.memberships.length === 1 ? who.memberships[0].tenant_id : undefined;
 }
 
-export function activeTenant(c: Context<AuthEnv>, minRole: TenantRole, opts: { write?: boolean } = {}): TenantAccess {
+export function activeTenant(c: CallerContext, minRole: TenantRole, opts: { write?: boolean } = {}): TenantAccess {
   const who = caller(c);
   const tenantId = resolveActiveTenantId(who, c.req.header('x-tenant-id'));
   if (!tenantId) throw badRequest('tenant_required', 'Name the tenant with the X-Tenant-Id header');
@@ -154,7 +160,7 @@ export function activeTenant(c: Context<AuthEnv>, minRole: TenantRole, opts: { w
 /** Runs fn as the caller, acting in the given tenant (or in none), in the request's
  *  transaction. */
 export function callerDb<T>(
-  c: Context<AuthEnv>,
+  c: CallerContext,
   tenantId: string | null,
   fn: (tx: Tx) => Promise<T>,
 ): Promise<T> {
