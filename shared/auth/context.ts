@@ -1,7 +1,7 @@
 // The caller of a user endpoint: who they are in the database, where they are a
 // member, and the tenant this request acts in. The database is the source of truth
 // for membership and role; roles in tokens are ignored.
-import type { Context, MiddlewareHandler } from 'hono';
+import type { MiddlewareHandler } from 'hono';
 import { asUser, type Claims, type Tx, withClaims } from '../db.ts';
 import { badRequest, forbidden, notFound } from '../errors.ts';
 import { UUID_PATTERN } from '../schemas/common.ts';
