@@ -39,7 +39,7 @@ app.openapi(
     path: '/run',
     summary: 'Work the queue for up to budget_ms, in batches',
     security,
-    middleware: [needs.machine()],
+    middleware: needs.machine(),
     request: { body: { ...jsonBody(RunBody), required: false } },
     responses: {
       200: jsonResponse(Report, 'What this run did'),
@@ -64,7 +64,7 @@ app.openapi(
     path: '/reconcile',
     summary: 'Re-queue services whose state drifted from the desired one',
     security,
-    middleware: [needs.machine()],
+    middleware: needs.machine(),
     responses: {
       200: jsonResponse(z.object({ queued: z.number().int() }), 'How many were queued'),
       401: commonErrors[401],

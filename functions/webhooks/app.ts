@@ -101,7 +101,7 @@ app.openapi(
     method: 'post',
     path: '/jobs/deliver',
     summary: 'Deliver due outbound webhooks (the scheduler, with the service credential)',
-    middleware: [needs.machine()],
+    middleware: needs.machine(),
     responses: {
       200: jsonResponse(
         z.object({
@@ -129,7 +129,7 @@ app.openapi(
     method: 'post',
     path: '/jobs/prune',
     summary: 'Drop webhook history older than 30 days (daily, the scheduler)',
-    middleware: [needs.machine()],
+    middleware: needs.machine(),
     responses: {
       200: jsonResponse(z.object({ pruned: z.number() }), 'Rows removed'),
       401: commonErrors[401],

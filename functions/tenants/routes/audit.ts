@@ -33,7 +33,7 @@ export function registerAudit(app: TenantsApp): void {
       path: '/{tenantId}/audit',
       summary: "Read the tenant's audit trail, newest first (admins)",
       security,
-      middleware: [needs.tenantRole('admin')],
+      middleware: needs.tenantRole('admin'),
       request: { params: s.TenantIdParam, query: s.AuditQuery },
       responses: {
         200: jsonResponse(s.page(s.AuditEntrySchema), 'A page of audit entries'),

@@ -28,7 +28,7 @@ export function registerInvitations(app: TenantsApp): void {
       path: '/{tenantId}/invitations',
       summary: 'Invite a person by e-mail (admins); they join when they accept',
       security,
-      middleware: [needs.tenantRole('admin', { write: true })],
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.TenantIdParam, body: jsonBody(s.InviteBody) },
       responses: {
         201: jsonResponse(s.InvitationSchema, 'The invitation'),
@@ -62,7 +62,7 @@ export function registerInvitations(app: TenantsApp): void {
       path: '/{tenantId}/invitations',
       summary: "List a tenant's pending invitations (admins)",
       security,
-      middleware: [needs.tenantRole('admin')],
+      middleware: needs.tenantRole('admin'),
       request: { params: s.TenantIdParam },
       responses: {
         200: jsonResponse(z.object({ items: z.array(s.InvitationSchema) }), 'Pending invitations'),
@@ -87,7 +87,7 @@ export function registerInvitations(app: TenantsApp): void {
       path: '/{tenantId}/invitations/{invitationId}',
       summary: 'Revoke a pending invitation (admins)',
       security,
-      middleware: [needs.tenantRole('admin', { write: true })],
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.InvitationParam },
       responses: { 204: { description: 'Revoked' }, ...commonErrors },
     }),
@@ -110,7 +110,7 @@ export function registerInvitations(app: TenantsApp): void {
       path: '/invitations/{invitationId}/accept',
       summary: 'Accept an invitation addressed to your e-mail and join its tenant',
       security,
-      middleware: [needs.user()],
+      middleware: needs.user(),
       request: { params: s.AcceptParam },
       responses: {
         200: jsonResponse(

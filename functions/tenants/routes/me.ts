@@ -37,7 +37,7 @@ export function registerMe(app: TenantsApp): void {
       path: '/me',
       summary: 'The caller: user, memberships, active tenant and role',
       security,
-      middleware: [needs.user()],
+      middleware: needs.user(),
       responses: { 200: jsonResponse(s.MeSchema, 'The caller'), ...commonErrors },
     }),
     async (c) => {
@@ -68,7 +68,7 @@ export function registerMe(app: TenantsApp): void {
       path: '/me',
       summary: 'Edit your own profile: names, avatar, profile data',
       security,
-      middleware: [needs.user()],
+      middleware: needs.user(),
       request: { body: jsonBody(s.UpdateProfileBody) },
       responses: { 200: jsonResponse(s.ProfileSchema, 'Your profile'), ...commonErrors },
     }),

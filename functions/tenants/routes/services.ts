@@ -43,7 +43,7 @@ export function registerServices(app: TenantsApp): void {
       path: '/{tenantId}/services',
       summary: "The tenant's partner services and their provisioning state (admins)",
       security,
-      middleware: [needs.tenantRole('admin')],
+      middleware: needs.tenantRole('admin'),
       request: { params: s.TenantIdParam },
       responses: {
         200: jsonResponse(z.object({ items: z.array(s.TenantServiceSchema) }), 'Services'),
@@ -80,7 +80,7 @@ export function registerServices(app: TenantsApp): void {
       path: '/{tenantId}/services/{service}',
       summary: 'Enable or disable a partner service (admins); disabling removes its accounts',
       security,
-      middleware: [needs.tenantRole('admin', { write: true })],
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.ServiceParam, body: jsonBody(s.SetServiceBody) },
       responses: { 200: jsonResponse(s.TenantServiceSchema, 'The service'), ...commonErrors },
     }),
@@ -104,7 +104,7 @@ export function registerServices(app: TenantsApp): void {
       path: '/{tenantId}/services/{service}/retry',
       summary: 'Retry a failed service once its cause is fixed (admins)',
       security,
-      middleware: [needs.tenantRole('admin', { write: true })],
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.ServiceParam },
       responses: {
         202: jsonResponse(z.object({ queued: z.boolean() }), 'Queued'),
@@ -125,7 +125,7 @@ export function registerServices(app: TenantsApp): void {
       path: '/{tenantId}/services/{service}/credentials',
       summary: "The owner login of a partner account, shown once to the tenant's admins",
       security,
-      middleware: [needs.tenantRole('admin')],
+      middleware: needs.tenantRole('admin'),
       request: { params: s.ServiceParam },
       responses: {
         200: jsonResponse(z.object({ credentials: z.record(z.string(), z.unknown()) }), 'The credentials'),
@@ -153,7 +153,7 @@ export function registerServices(app: TenantsApp): void {
       path: '/{tenantId}/services/{service}/rotate-credentials',
       summary: "Give the partner account's owner a new password; shown once afterwards (admins; Chatwoot)",
       security,
-      middleware: [needs.tenantRole('admin', { write: true })],
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.ServiceParam },
       responses: {
         202: jsonResponse(z.object({ queued: z.boolean() }), 'Queued'),

@@ -23,7 +23,7 @@ const statusRoute = (path: string, summary: string, method: 'post' | 'delete') =
     summary,
     security,
     // A tenant the caller cannot see stays a 404; then super-admins only.
-    middleware: [needs.tenantRole('user', { platformAdmin: true })],
+    middleware: needs.tenantRole('user', { platformAdmin: true }),
     request: { params: s.TenantIdParam },
     responses: { 200: jsonResponse(s.TenantSchema, 'The tenant'), ...commonErrors },
   });
@@ -52,7 +52,7 @@ export function registerTenants(app: TenantsApp): void {
       path: '/',
       summary: 'List tenants: all of them for super-admins, your own otherwise',
       security,
-      middleware: [needs.user()],
+      middleware: needs.user(),
       request: { query: s.ListTenantsQuery },
       responses: { 200: jsonResponse(s.page(s.TenantSchema), 'A page of tenants'), ...commonErrors },
     }),
@@ -79,7 +79,7 @@ export function registerTenants(app: TenantsApp): void {
       path: '/',
       summary: 'Create a tenant (super-admins), optionally with its first admin',
       security,
-      middleware: [needs.user({ platformAdmin: true })],
+      middleware: needs.user({ platformAdmin: true }),
       request: { body: jsonBody(s.CreateTenantBody) },
       responses: { 201: jsonResponse(s.TenantSchema, 'The new tenant'), ...commonErrors, ...conflictError },
     }),
@@ -114,7 +114,7 @@ export function registerTenants(app: TenantsApp): void {
       path: '/{tenantId}',
       summary: 'Read a tenant you belong to',
       security,
-      middleware: [needs.tenantRole('user')],
+      middleware: needs.tenantRole('user'),
       request: { params: s.TenantIdParam },
       responses: { 200: jsonResponse(s.TenantSchema, 'The tenant'), ...commonErrors },
     }),
@@ -136,7 +136,7 @@ export function registerTenants(app: TenantsApp): void {
       path: '/{tenantId}',
       summary: 'Rename a tenant or change its settings (admins); change its plan (super-admins)',
       security,
-      middleware: [needs.tenantRole('admin', { write: true })], // the plan: super-admins
+      middleware: needs.tenantRole('admin', { write: true }), // the plan: super-admins
       request: { params: s.TenantIdParam, body: jsonBody(s.UpdateTenantBody) },
       responses: { 200: jsonResponse(s.TenantSchema, 'The updated tenant'), ...commonErrors },
     }),

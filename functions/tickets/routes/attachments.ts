@@ -2,7 +2,7 @@
 // short-lived signed URLs.
 import { createRoute, z } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
-import { needs, type TenantEnv } from '../../../shared/auth/needs.ts';
+import { needs } from '../../../shared/auth/needs.ts';
 import { notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Tables } from '../../../shared/rows.ts';
@@ -21,7 +21,7 @@ const routes = {
     path: '/{id}/attachments',
     summary: 'Register an attachment and get a signed URL to upload its bytes to',
     security,
-    middleware: [needs.activeTenantRole('user', { write: true })],
+    middleware: needs.activeTenantRole('user', { write: true }),
     request: { params: s.TicketIdParam, body: jsonBody(s.AttachmentBody) },
     responses: {
       201: jsonResponse(
@@ -36,7 +36,7 @@ const routes = {
     path: '/{id}/attachments/{attachmentId}',
     summary: 'An attachment with a short-lived signed download URL',
     security,
-    middleware: [needs.activeTenantRole('user')],
+    middleware: needs.activeTenantRole('user'),
     request: { params: s.AttachmentParam },
     responses: {
       200: jsonResponse(
@@ -101,6 +101,6 @@ const read: TicketsHandler<typeof routes.read> = async (c) => {
   return c.json({ attachment, download }, 200);
 };
 
-export const attachments = createRouter<TenantEnv>()
+export const attachments = createRouter()
   .openapi(routes.register, register)
   .openapi(routes.read, read);

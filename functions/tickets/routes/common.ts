@@ -1,7 +1,6 @@
 // What the tickets API's route modules share: the columns they read, typed by the
 // generated Row types, and the lookups a ticket route starts from.
 import type { RouteConfig, RouteHandler, z } from '@hono/zod-openapi';
-import type { TenantEnv } from '../../../shared/auth/needs.ts';
 import type { TenantAccess } from '../../../shared/auth/context.ts';
 import type { Tx } from '../../../shared/db.ts';
 import { forbidden, notFound } from '../../../shared/errors.ts';
@@ -10,8 +9,10 @@ import type * as s from '../schemas.ts';
 
 export const security = [{ bearerAuth: [] }];
 
-/** A handler typed by its route: its input, and responses its schemas accept. */
-export type TicketsHandler<R extends RouteConfig> = RouteHandler<R, TenantEnv>;
+/** A handler typed by its route: its input, the context its declared needs set up
+ *  (c.var.access only where the route declares a tenant role), and responses its
+ *  schemas accept. */
+export type TicketsHandler<R extends RouteConfig> = RouteHandler<R>;
 
 type Status = z.infer<typeof s.StatusSchema>;
 type Priority = z.infer<typeof s.PrioritySchema>;

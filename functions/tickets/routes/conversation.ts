@@ -2,7 +2,7 @@
 // notes (staff), and editing one's own messages.
 import { createRoute } from '@hono/zod-openapi';
 import { caller, callerDb } from '../../../shared/auth/context.ts';
-import { needs, type TenantEnv } from '../../../shared/auth/needs.ts';
+import { needs } from '../../../shared/auth/needs.ts';
 import { forbidden, notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
@@ -15,7 +15,7 @@ const routes = {
     path: '/{id}/messages',
     summary: 'Reply on a ticket, or add an internal note (staff)',
     security,
-    middleware: [needs.activeTenantRole('user', { write: true })], // notes: staff
+    middleware: needs.activeTenantRole('user', { write: true }), // notes: staff
     request: { params: s.TicketIdParam, body: jsonBody(s.MessageBody) },
     responses: { 201: jsonResponse(s.MessageSchema, 'The message'), ...commonErrors },
   }),
@@ -24,7 +24,7 @@ const routes = {
     path: '/{id}/messages/{messageId}',
     summary: 'Edit one of your own messages',
     security,
-    middleware: [needs.activeTenantRole('user', { write: true })], // the author only
+    middleware: needs.activeTenantRole('user', { write: true }), // the author only
     request: { params: s.MessageParam, body: jsonBody(s.EditMessageBody) },
     responses: { 200: jsonResponse(s.MessageSchema, 'The message'), ...commonErrors },
   }),
@@ -69,6 +69,6 @@ const edit: TicketsHandler<typeof routes.edit> = async (c) => {
   return c.json(message, 200);
 };
 
-export const conversation = createRouter<TenantEnv>()
+export const conversation = createRouter()
   .openapi(routes.post, post)
   .openapi(routes.edit, edit);

@@ -11,7 +11,7 @@ const slaSweep = createRoute({
   path: '/jobs/sla-sweep',
   summary: 'Mark SLA breaches, escalate and note them (the scheduler, with the service credential)',
   security,
-  middleware: [needs.machine()],
+  middleware: needs.machine(),
   responses: {
     200: jsonResponse(z.object({ breaches: z.number().int() }), 'Breaches marked'),
     401: commonErrors[401],

@@ -1,7 +1,7 @@
 // The tenant's SLA targets per priority: everyone reads them, admins set them.
 import { createRoute, z } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
-import { needs, type TenantEnv } from '../../../shared/auth/needs.ts';
+import { needs } from '../../../shared/auth/needs.ts';
 import { notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
@@ -27,7 +27,7 @@ const routes = {
     path: '/sla-policies',
     summary: "The tenant's SLA targets per priority",
     security,
-    middleware: [needs.activeTenantRole('user')],
+    middleware: needs.activeTenantRole('user'),
     responses: {
       200: jsonResponse(z.object({ items: z.array(s.SlaPolicySchema) }), 'SLA policies'),
       ...commonErrors,
@@ -38,7 +38,7 @@ const routes = {
     path: '/sla-policies/{priority}',
     summary: 'Set the SLA targets of a priority (admins); applies to tickets created or re-prioritised from now on',
     security,
-    middleware: [needs.activeTenantRole('admin', { write: true })],
+    middleware: needs.activeTenantRole('admin', { write: true }),
     request: { params: s.PriorityParam, body: jsonBody(s.SlaPolicyBody) },
     responses: { 200: jsonResponse(s.SlaPolicySchema, 'The policy'), ...commonErrors },
   }),
@@ -47,7 +47,7 @@ const routes = {
     path: '/sla-policies/{priority}',
     summary: 'Remove the SLA targets of a priority (admins)',
     security,
-    middleware: [needs.activeTenantRole('admin', { write: true })],
+    middleware: needs.activeTenantRole('admin', { write: true }),
     request: { params: s.PriorityParam },
     responses: { 204: { description: 'Removed' }, ...commonErrors },
   }),
@@ -95,7 +95,7 @@ const remove: TicketsHandler<typeof routes.remove> = async (c) => {
   return c.body(null, 204);
 };
 
-export const slaPolicies = createRouter<TenantEnv>()
+export const slaPolicies = createRouter()
   .openapi(routes.list, list)
   .openapi(routes.put, put)
   .openapi(routes.remove, remove);

@@ -2,7 +2,7 @@
 // conversation, update, move through the workflow, assign, delete and restore, merge.
 import { createRoute, z } from '@hono/zod-openapi';
 import { caller, callerDb } from '../../../shared/auth/context.ts';
-import { needs, type TenantEnv } from '../../../shared/auth/needs.ts';
+import { needs } from '../../../shared/auth/needs.ts';
 import { conflict, forbidden } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Json, JsonObject } from '../../../shared/rows.ts';
@@ -39,7 +39,7 @@ const routes = {
     path: '/',
     summary: 'Open a ticket. Send Idempotency-Key to make retries safe.',
     security,
-    middleware: [needs.activeTenantRole('user', { write: true })],
+    middleware: needs.activeTenantRole('user', { write: true }),
     request: {
       body: jsonBody(s.CreateTicketBody),
       headers: z.object({ 'idempotency-key': z.string().min(1).max(255).optional() }),
@@ -55,7 +55,7 @@ const routes = {
     path: '/',
     summary: 'List and search tickets the caller may see: filters, sort, keyset pagination, optional total',
     security,
-    middleware: [needs.activeTenantRole('user')],
+    middleware: needs.activeTenantRole('user'),
     request: { query: s.ListQuery },
     responses: { 200: jsonResponse(s.TicketPageSchema, 'A page of tickets'), ...commonErrors },
   }),
@@ -64,7 +64,7 @@ const routes = {
     path: '/stats',
     summary: "The tenant's ticket counts by status and priority, median first-response and resolution times (staff)",
     security,
-    middleware: [needs.activeTenantRole('agent')],
+    middleware: needs.activeTenantRole('agent'),
     responses: { 200: jsonResponse(s.StatsSchema, 'Statistics'), ...commonErrors },
   }),
   read: createRoute({
@@ -72,7 +72,7 @@ const routes = {
     path: '/{id}',
     summary: 'A ticket with its conversation, attachments and timeline, as the caller may see them',
     security,
-    middleware: [needs.activeTenantRole('user')],
+    middleware: needs.activeTenantRole('user'),
     request: { params: s.TicketIdParam },
     responses: { 200: jsonResponse(s.TicketDetailSchema, 'The ticket'), ...commonErrors },
   }),
@@ -81,7 +81,7 @@ const routes = {
     path: '/{id}',
     summary: 'Update fields of a ticket (staff)',
     security,
-    middleware: [needs.activeTenantRole('user', { write: true })], // staff: checked once the ticket is visible
+    middleware: needs.activeTenantRole('user', { write: true }), // staff: checked once the ticket is visible
     request: { params: s.TicketIdParam, body: jsonBody(s.UpdateTicketBody) },
     responses: { 200: jsonResponse(s.ChangedTicketSchema, 'The ticket'), ...commonErrors },
   }),
@@ -90,7 +90,7 @@ const routes = {
     path: '/{id}/status',
     summary: 'Move a ticket through its workflow (staff); refused transitions are 409s listing the allowed ones',
     security,
-    middleware: [needs.activeTenantRole('user', { write: true })], // staff: checked once the ticket is visible
+    middleware: needs.activeTenantRole('user', { write: true }), // staff: checked once the ticket is visible
     request: { params: s.TicketIdParam, body: jsonBody(s.TransitionBody) },
     responses: { 200: jsonResponse(s.ChangedTicketSchema, 'The ticket'), ...commonErrors, ...conflictError },
   }),
@@ -99,7 +99,7 @@ const routes = {
     path: '/{id}/assignee',
     summary: 'Assign a ticket to an agent or admin, or unassign it (staff)',
     security,
-    middleware: [needs.activeTenantRole('user', { write: true })], // staff: checked once the ticket is visible
+    middleware: needs.activeTenantRole('user', { write: true }), // staff: checked once the ticket is visible
     request: { params: s.TicketIdParam, body: jsonBody(s.AssignBody) },
     responses: { 200: jsonResponse(s.ChangedTicketSchema, 'The ticket'), ...commonErrors },
   }),
@@ -108,7 +108,7 @@ const routes = {
     path: '/{id}',
     summary: 'Soft-delete a ticket (admins); it drops out of everyone else’s reads',
     security,
-    middleware: [needs.activeTenantRole('user', { write: true })], // admins: checked once the ticket is visible
+    middleware: needs.activeTenantRole('user', { write: true }), // admins: checked once the ticket is visible
     request: { params: s.TicketIdParam },
     responses: { 200: jsonResponse(s.TicketSchema, 'The deleted ticket'), ...commonErrors },
   }),
@@ -117,7 +117,7 @@ const routes = {
     path: '/{id}/restore',
     summary: 'Restore a soft-deleted ticket (admins)',
     security,
-    middleware: [needs.activeTenantRole('user', { write: true })], // admins: checked once the ticket is visible
+    middleware: needs.activeTenantRole('user', { write: true }), // admins: checked once the ticket is visible
     request: { params: s.TicketIdParam },
     responses: { 200: jsonResponse(s.TicketSchema, 'The restored ticket'), ...commonErrors },
   }),
@@ -126,7 +126,7 @@ const routes = {
     path: '/{id}/merge',
     summary: 'Merge this ticket into another of the tenant (staff): messages move, this one closes with a pointer',
     security,
-    middleware: [needs.activeTenantRole('user', { write: true })], // staff: checked once both tickets are visible
+    middleware: needs.activeTenantRole('user', { write: true }), // staff: checked once both tickets are visible
     request: { params: s.TicketIdParam, body: jsonBody(s.MergeBody) },
     responses: {
       200: jsonResponse(s.TicketSchema, 'The ticket merged into'),
@@ -401,7 +401,7 @@ const merge: TicketsHandler<typeof routes.merge> = async (c) => {
 };
 
 // Registration order matters where paths overlap: /stats before /{id}.
-export const tickets = createRouter<TenantEnv>()
+export const tickets = createRouter()
   .openapi(routes.create, create)
   .openapi(routes.list, list)
   .openapi(routes.stats, stats)
