@@ -1,8 +1,11 @@
 // What a route needs, declared on the route itself:
-//   createRoute({ ..., middleware: [needs.tenantRole('admin', { write: true })] })
+//   createRoute({ ..., middleware: needs.tenantRole('admin', { write: true }) })
 // Each declaration is one middleware that authenticates the caller and then checks
 // their standing, before the request is validated and the handler runs; the handler
-// reads the result from the context (c.var.caller, c.var.access). Checks that depend on
+// reads the result from the context (c.var.caller, c.var.access). It is given alone,
+// not in an array, so zod-openapi infers the handler's env from it: a handler reading
+// c.var.access does not compile on a route that declares no tenant role. Nothing is
+// guarded app-wide (tests/functions/route-needs.test.ts). Checks that depend on
 // what a request names (a ticket the caller may not see is a 404 before a 403, a body
 // field only super-admins may set) stay in the handler.
 import type { MiddlewareHandler } from 'hono';
