@@ -3,7 +3,7 @@
 // settings are transaction-local and statements are never named/prepared.
 //
 // The driver is node-postgres (`pg`), behind a small tagged-template API (tx`…`,
-// tx.unsafe, tx.json) that builds $n parameters. postgres.js was dropped because a
+// tx.columns, tx.json, tx.unsafe) that builds $n parameters. postgres.js was dropped because a
 // connection lost inside `sql.begin` makes it write its ROLLBACK (or the handler's next
 // statement) to a socket it has already discarded, from a setImmediate callback: an
 // uncaught TypeError that ends the process (porsager/postgres#1066, #1154, #1208, open
@@ -122,6 +122,14 @@ class Unsafe {
 class Json {
   constructor(readonly value: unknown) {}
 }
+/** Names quoted as identifiers ("a", "b"): column lists as typed names, not SQL text. */
+class Identifiers {
+  constructor(readonly names: readonly string[]) {}
+  get text(): string {
+    if (!this.names.length) throw new TypeError('An empty identifier list');
+    return this.names.map((n) => `"${n.replaceAll('"', '""')}"`).join(', ');
+  }
+}
 
 type Runner = (text: string, values: unknown[]) => Promise<pg.QueryResult>;
 
@@ -143,7 +151,7 @@ export class Query<T = Row> implements Promise<Rows<T>> {
     for (let i = 0; i < this.args.length; i++) {
       const arg = this.args[i];
       if (arg instanceof Query) text += arg.build(values).text;
-      else if (arg instanceof Unsafe) text += arg.text;
+      else if (arg instanceof Unsafe || arg instanceof Identifiers) text += arg.text;
       else if (arg === undefined) throw new TypeError(`Undefined value in SQL parameter ${i + 1}`);
       else {
         values.push(arg instanceof Json ? JSON.stringify(arg.value) : arg);
@@ -193,6 +201,10 @@ export interface Sql {
   unsafe<T = any>(text: string): Query<T>;
   /** A value sent as JSON text (for json/jsonb parameters). */
   json(value: unknown): Json;
+  /** Column names as a comma-separated list of quoted identifiers, for select lists
+   *  and RETURNING. Type the list by the table's generated Row (see `Columns`), so a
+   *  name the table lacks fails to compile. */
+  columns(names: readonly string[]): Identifiers;
 }
 export type Tx = Sql;
 
@@ -200,6 +212,7 @@ function makeSql(run: Runner): Sql {
   const sql = ((strings: TemplateStringsArray, ...args: unknown[]) => new Query(strings, args, run)) as Sql;
   sql.unsafe = (text: string) => new Query([text], [], run);
   sql.json = (value: unknown) => new Json(value);
+  sql.columns = (names: readonly string[]) => new Identifiers(names);
   return sql;
 }
 

@@ -121,6 +121,12 @@ function methodAndMediaType(routes: () => RouteEntry[]): MiddlewareHandler {
   };
 }
 
+/** A router for one concern of a function (its route modules), mounted on the
+ *  function's app with app.route(); it validates like the app does. */
+export function createRouter<E extends Env>() {
+  return new OpenAPIHono<E>({ defaultHook });
+}
+
 export function createApp<E extends Env>(name: string, info: { title: string; description: string }) {
   installProcessGuards();
   const app = new OpenAPIHono<E>({ defaultHook }).basePath(`/${name}`);

@@ -56,3 +56,12 @@ it('asService bypasses RLS and names the tenant in the claims', async () => {
   });
   expect(row).toEqual({ role: 'service_role', tenant: tenants.acme.id, tenants: 2 });
 });
+
+it('quotes column lists as identifiers (tx.columns), so names never travel as SQL text', async () => {
+  const sql = pool();
+  const q = sql`select ${sql.columns(['id', 'we"ird name'])} from t where x = ${1}`;
+  expect(q.build()).toEqual({ text: 'select "id", "we""ird name" from t where x = $1', values: [1] });
+  expect(() => sql`select ${sql.columns([])} from t`.build()).toThrow(/empty identifier list/);
+  const [row] = await sql`select ${sql.columns(['slug', 'name'])} from public.tenants where id = ${tenants.acme.id}`;
+  expect(row).toEqual({ slug: 'acme', name: 'Acme Corporation' });
+});

@@ -2,7 +2,7 @@
 // hosted project, a timer in `npm start`) calls POST /provisioner/run; each run claims
 // small batches and stops within its time budget. Machine callers only.
 import { createRoute, z } from '@hono/zod-openapi';
-import { requireMachine } from '../../shared/auth/service.ts';
+import { needs } from '../../shared/auth/needs.ts';
 import { connectorsFromEnv } from '../../shared/connectors/index.ts';
 import { asService } from '../../shared/db.ts';
 import { createApp } from '../../shared/http.ts';
@@ -12,11 +12,6 @@ import { runProvisioningWorker } from '../../shared/queue.ts';
 export const app = createApp('provisioner', {
   title: 'Provisioner',
   description: "Runs the tenant provisioning queue: each tenant's accounts in Chatwoot, Botpress, n8n and Odoo.",
-});
-
-app.use('*', async (c, next) => {
-  if (c.req.method === 'OPTIONS' || c.req.path.endsWith('/openapi.json')) return await next();
-  return await requireMachine()(c, next);
 });
 
 const security = [{ bearerAuth: [] }];
@@ -44,6 +39,7 @@ app.openapi(
     path: '/run',
     summary: 'Work the queue for up to budget_ms, in batches',
     security,
+    middleware: needs.machine(),
     request: { body: { ...jsonBody(RunBody), required: false } },
     responses: {
       200: jsonResponse(Report, 'What this run did'),
@@ -68,6 +64,7 @@ app.openapi(
     path: '/reconcile',
     summary: 'Re-queue services whose state drifted from the desired one',
     security,
+    middleware: needs.machine(),
     responses: {
       200: jsonResponse(z.object({ queued: z.number().int() }), 'How many were queued'),
       401: commonErrors[401],

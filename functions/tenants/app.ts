@@ -1,8 +1,8 @@
 // The tenants API: tenants (super-admins create and run them, admins edit their own),
 // members, teams, the audit trail, and GET /me. Every query runs as the caller under
-// RLS (callerDb); the role checks here give clear 403/404s, the policies enforce them.
+// RLS (callerDb); the role each route declares (shared/auth/needs.ts) gives clear
+// 403/404s, the policies enforce them.
 import type { AuthEnv } from '../../shared/auth/context.ts';
-import { requireUser } from '../../shared/auth/context.ts';
 import { createApp } from '../../shared/http.ts';
 import { registerMe } from './routes/me.ts';
 import { registerTenants } from './routes/tenants.ts';
@@ -15,11 +15,6 @@ import { registerAudit } from './routes/audit.ts';
 export const app = createApp<AuthEnv>('tenants', {
   title: 'Tenants API',
   description: 'Tenants, members, teams and audit trail of the multi-tenant platform.',
-});
-
-app.use('*', async (c, next) => {
-  if (c.req.method === 'OPTIONS' || c.req.path.endsWith('/openapi.json')) return await next();
-  return await requireUser()(c, next);
 });
 
 // Registration order matters where paths overlap: /me before /{tenantId}.

@@ -51,6 +51,16 @@ export const TicketSchema = z
   })
   .openapi('Ticket');
 
+/** What a change answers when it took the ticket out of the caller's sight (handed to
+ *  another agent or team, or filed for someone else): only its id. */
+export const TicketOutOfSightSchema = z
+  .object({ id: Uuid, tenant_id: Uuid })
+  .openapi('TicketOutOfSight', {
+    description: 'The change took the ticket out of your sight (handed to another agent or team): only its id',
+  });
+/** The ticket after a change, as the caller may still see it. */
+export const ChangedTicketSchema = z.union([TicketSchema, TicketOutOfSightSchema]);
+
 export const MessageSchema = z
   .object({
     id: Uuid,

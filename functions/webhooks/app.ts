@@ -3,7 +3,7 @@
 // Bad signature, stale timestamp, malformed body: a clear 4xx and nothing written;
 // unknown event types: 200 and ignored.
 import { createRoute, z } from '@hono/zod-openapi';
-import { requireMachine } from '../../shared/auth/service.ts';
+import { needs } from '../../shared/auth/needs.ts';
 import { asService } from '../../shared/db.ts';
 import { badRequest } from '../../shared/errors.ts';
 import { createApp } from '../../shared/http.ts';
@@ -96,13 +96,12 @@ app.openapi(
   },
 );
 
-app.use('/jobs/*', requireMachine());
-
 app.openapi(
   createRoute({
     method: 'post',
     path: '/jobs/deliver',
     summary: 'Deliver due outbound webhooks (the scheduler, with the service credential)',
+    middleware: needs.machine(),
     responses: {
       200: jsonResponse(
         z.object({
@@ -130,6 +129,7 @@ app.openapi(
     method: 'post',
     path: '/jobs/prune',
     summary: 'Drop webhook history older than 30 days (daily, the scheduler)',
+    middleware: needs.machine(),
     responses: {
       200: jsonResponse(z.object({ pruned: z.number() }), 'Rows removed'),
       401: commonErrors[401],

@@ -1,7 +1,7 @@
 // The caller of a user endpoint: who they are in the database, where they are a
 // member, and the tenant this request acts in. The database is the source of truth
 // for membership and role; roles in tokens are ignored.
-import type { Context, MiddlewareHandler } from 'hono';
+import type { MiddlewareHandler } from 'hono';
 import { asUser, type Claims, type Tx, withClaims } from '../db.ts';
 import { badRequest, forbidden, notFound } from '../errors.ts';
 import { UUID_PATTERN } from '../schemas/common.ts';
@@ -35,6 +35,12 @@ const notJoinedYet = () =>
   );
 
 export type AuthEnv = { Variables: { caller: Caller; tx: Tx } };
+/** The context of a signed-in request: its env is AuthEnv or one extending it. */
+export type CallerContext = {
+  get(key: 'caller'): Caller;
+  get(key: 'tx'): Tx;
+  req: { header(name: string): string | undefined };
+};
 
 const RANK: Record<TenantRole, number> = { user: 1, agent: 2, admin: 3 };
 
@@ -111,7 +117,7 @@ export function requireUser(): MiddlewareHandler<AuthEnv> {
   };
 }
 
-export function caller(c: Context<AuthEnv>): Caller {
+export function caller(c: CallerContext): Caller {
   return c.get('caller');
 }
 
@@ -166,7 +172,7 @@ export function resolveActiveTenantId(who: Caller, header: string | undefined): 
   return who.memberships.length === 1 ? who.memberships[0].tenant_id : undefined;
 }
 
-export function activeTenant(c: Context<AuthEnv>, minRole: TenantRole, opts: { write?: boolean } = {}): TenantAccess {
+export function activeTenant(c: CallerContext, minRole: TenantRole, opts: { write?: boolean } = {}): TenantAccess {
   const who = caller(c);
   if (who.invitedTenantId) throw notJoinedYet();
   const tenantId = resolveActiveTenantId(who, c.req.header('x-tenant-id'));
@@ -177,7 +183,7 @@ export function activeTenant(c: Context<AuthEnv>, minRole: TenantRole, opts: { w
 /** Runs fn as the caller, acting in the given tenant (or in none), in the request's
  *  transaction. */
 export function callerDb<T>(
-  c: Context<AuthEnv>,
+  c: CallerContext,
   tenantId: string | null,
   fn: (tx: Tx) => Promise<T>,
 ): Promise<T> {

@@ -1,13 +1,28 @@
 // What the tenants API's route modules share.
-import { type AuthEnv, type Caller } from '../../../shared/auth/context.ts';
-import { forbidden } from '../../../shared/errors.ts';
+import type { z } from '@hono/zod-openapi';
+import { type AuthEnv } from '../../../shared/auth/context.ts';
 import { createApp } from '../../../shared/http.ts';
+import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
+import type * as s from '../schemas.ts';
 
 export type TenantsApp = ReturnType<typeof createApp<AuthEnv>>;
 
 export const security = [{ bearerAuth: [] }];
-export const TENANT_COLUMNS = 'id, name, slug, status, plan, settings, created_at, updated_at, deleted_at';
 
-export function requirePlatformAdmin(who: Caller): void {
-  if (!who.isPlatformAdmin) throw forbidden('Only platform super-admins may do this');
-}
+export const TENANT_COLUMNS = [
+  'id',
+  'name',
+  'slug',
+  'status',
+  'plan',
+  'settings',
+  'created_at',
+  'updated_at',
+  'deleted_at',
+] as const satisfies readonly Column<'tenants'>[];
+export type TenantRow = Checked<
+  Selected<'tenants', typeof TENANT_COLUMNS>,
+  { status: z.infer<typeof s.TenantSchema>['status']; plan: z.infer<typeof s.PlanSchema>; settings: JsonObject }
+>;
+
+export type TenantRole = z.infer<typeof s.TenantRoleSchema>;

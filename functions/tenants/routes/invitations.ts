@@ -1,13 +1,25 @@
 // Invitations: admins invite by e-mail; the person joins by accepting one addressed to
 // them, so nobody is added to a tenant without consent.
 import { createRoute, z } from '@hono/zod-openapi';
-import { caller, callerDb, tenantAccess } from '../../../shared/auth/context.ts';
+import { callerDb } from '../../../shared/auth/context.ts';
+import { needs } from '../../../shared/auth/needs.ts';
 import { conflict, notFound } from '../../../shared/errors.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import type { Checked, Column, Selected } from '../../../shared/rows.ts';
 import * as s from '../schemas.ts';
-import { security, type TenantsApp } from './common.ts';
+import { security, type TenantRole, type TenantsApp } from './common.ts';
 
-const INVITATION_COLUMNS = 'id, tenant_id, email, role, invited_by, created_at, expires_at, accepted_at';
+const INVITATION_COLUMNS = [
+  'id',
+  'tenant_id',
+  'email',
+  'role',
+  'invited_by',
+  'created_at',
+  'expires_at',
+  'accepted_at',
+] as const satisfies readonly Column<'invitations'>[];
+type InvitationRow = Checked<Selected<'invitations', typeof INVITATION_COLUMNS>, { role: TenantRole }>;
 
 export function registerInvitations(app: TenantsApp): void {
   app.openapi(
@@ -16,6 +28,7 @@ export function registerInvitations(app: TenantsApp): void {
       path: '/{tenantId}/invitations',
       summary: 'Invite a person by e-mail (admins); they join when they accept',
       security,
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.TenantIdParam, body: jsonBody(s.InviteBody) },
       responses: {
         201: jsonResponse(s.InvitationSchema, 'The invitation'),
@@ -26,21 +39,20 @@ export function registerInvitations(app: TenantsApp): void {
     async (c) => {
       const { tenantId } = c.req.valid('param');
       const body = c.req.valid('json');
-      tenantAccess(caller(c), tenantId, 'admin', { write: true });
       const invitation = await callerDb(c, tenantId, async (tx) => {
         const [member] = await tx`
           select 1 from public.memberships m join public.users u on u.id = m.user_id
           where m.tenant_id = ${tenantId} and lower(u.email) = ${body.email}
         `;
         if (member) throw conflict('already_member', 'This person is already a member of the tenant');
-        const [inv] = await tx`
+        const [inv] = await tx<InvitationRow>`
           insert into public.invitations (tenant_id, email, role, expires_at)
           values (${tenantId}, ${body.email}, ${body.role}, now() + make_interval(days => ${body.expires_in_days}))
-          returning ${tx.unsafe(INVITATION_COLUMNS)}
+          returning ${tx.columns(INVITATION_COLUMNS)}
         `;
         return inv;
       });
-      return c.json(invitation as never, 201);
+      return c.json(invitation, 201);
     },
   );
 
@@ -50,6 +62,7 @@ export function registerInvitations(app: TenantsApp): void {
       path: '/{tenantId}/invitations',
       summary: "List a tenant's pending invitations (admins)",
       security,
+      middleware: needs.tenantRole('admin'),
       request: { params: s.TenantIdParam },
       responses: {
         200: jsonResponse(z.object({ items: z.array(s.InvitationSchema) }), 'Pending invitations'),
@@ -58,14 +71,13 @@ export function registerInvitations(app: TenantsApp): void {
     }),
     async (c) => {
       const { tenantId } = c.req.valid('param');
-      tenantAccess(caller(c), tenantId, 'admin');
       const items = await callerDb(c, tenantId, (tx) =>
-        tx`
-          select ${tx.unsafe(INVITATION_COLUMNS)} from public.invitations
+        tx<InvitationRow>`
+          select ${tx.columns(INVITATION_COLUMNS)} from public.invitations
           where tenant_id = ${tenantId} and accepted_at is null
           order by created_at desc
         `);
-      return c.json({ items } as never, 200);
+      return c.json({ items }, 200);
     },
   );
 
@@ -75,12 +87,12 @@ export function registerInvitations(app: TenantsApp): void {
       path: '/{tenantId}/invitations/{invitationId}',
       summary: 'Revoke a pending invitation (admins)',
       security,
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.InvitationParam },
       responses: { 204: { description: 'Revoked' }, ...commonErrors },
     }),
     async (c) => {
       const { tenantId, invitationId } = c.req.valid('param');
-      tenantAccess(caller(c), tenantId, 'admin', { write: true });
       const deleted = await callerDb(c, tenantId, (tx) =>
         tx`
           delete from public.invitations
@@ -98,6 +110,7 @@ export function registerInvitations(app: TenantsApp): void {
       path: '/invitations/{invitationId}/accept',
       summary: 'Accept an invitation addressed to your e-mail and join its tenant',
       security,
+      middleware: needs.user(),
       request: { params: s.AcceptParam },
       responses: {
         200: jsonResponse(
@@ -113,14 +126,15 @@ export function registerInvitations(app: TenantsApp): void {
       const [membership] = await callerDb(
         c,
         null,
-        (tx) => tx`select tenant_id, role from private.accept_invitation(${invitationId})`,
+        (tx) =>
+          tx<{ tenant_id: string; role: TenantRole }>`select tenant_id, role from private.accept_invitation(${invitationId})`,
       ).catch((err) => {
         if ((err as { code?: string }).code === 'PT409') {
           throw conflict('already_accepted', 'You have already accepted this invitation');
         }
         throw err;
       });
-      return c.json(membership as never, 200);
+      return c.json(membership, 200);
     },
   );
 }

@@ -2,9 +2,33 @@
 // their own profile, which they edit (e-mail and status belong to the identity provider).
 import { createRoute } from '@hono/zod-openapi';
 import { caller, callerDb, resolveActiveTenantId } from '../../../shared/auth/context.ts';
+import { needs } from '../../../shared/auth/needs.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
 import * as s from '../schemas.ts';
-import { security, type TenantsApp } from './common.ts';
+import { security, type TenantRole, type TenantsApp } from './common.ts';
+
+/** What private.my_invitations() returns (its columns, as the function declares them). */
+type PendingInvitation = {
+  id: string;
+  tenant_id: string;
+  tenant_name: string;
+  tenant_slug: string;
+  role: TenantRole;
+  expires_at: string;
+};
+
+const PROFILE_COLUMNS = [
+  'id',
+  'email',
+  'first_name',
+  'last_name',
+  'display_name',
+  'avatar_url',
+  'profile',
+  'updated_at',
+] as const satisfies readonly Column<'users'>[];
+type Profile = Checked<Selected<'users', typeof PROFILE_COLUMNS>, { profile: JsonObject }>;
 
 export function registerMe(app: TenantsApp): void {
   app.openapi(
@@ -13,6 +37,7 @@ export function registerMe(app: TenantsApp): void {
       path: '/me',
       summary: 'The caller: user, memberships, active tenant and role',
       security,
+      middleware: needs.user(),
       responses: { 200: jsonResponse(s.MeSchema, 'The caller'), ...commonErrors },
     }),
     async (c) => {
@@ -20,7 +45,8 @@ export function registerMe(app: TenantsApp): void {
       const invitations = await callerDb(
         c,
         null,
-        (tx) => tx`select id, tenant_id, tenant_name, tenant_slug, role, expires_at from private.my_invitations()`,
+        (tx) =>
+          tx<PendingInvitation>`select id, tenant_id, tenant_name, tenant_slug, role, expires_at from private.my_invitations()`,
       );
       const activeId = resolveActiveTenantId(who, c.req.header('x-tenant-id'));
       const active = who.memberships.find((m) => m.tenant_id === activeId);
@@ -32,7 +58,7 @@ export function registerMe(app: TenantsApp): void {
         invitations,
         active_tenant: active ? { id: active.tenant.id, slug: active.tenant.slug, name: active.tenant.name } : null,
         role: active ? active.role : who.isPlatformAdmin ? 'super_admin' as const : null,
-      } as never, 200);
+      }, 200);
     },
   );
 
@@ -42,6 +68,7 @@ export function registerMe(app: TenantsApp): void {
       path: '/me',
       summary: 'Edit your own profile: names, avatar, profile data',
       security,
+      middleware: needs.user(),
       request: { body: jsonBody(s.UpdateProfileBody) },
       responses: { 200: jsonResponse(s.ProfileSchema, 'Your profile'), ...commonErrors },
     }),
@@ -50,17 +77,17 @@ export function registerMe(app: TenantsApp): void {
       const me = caller(c).user.id;
       const set = (field: keyof typeof body) => field in body;
       const [profile] = await callerDb(c, null, (tx) =>
-        tx`
+        tx<Profile>`
           update public.users set
             first_name = case when ${set('first_name')} then ${body.first_name ?? null}::text else first_name end,
             last_name = case when ${set('last_name')} then ${body.last_name ?? null}::text else last_name end,
             display_name = case when ${set('display_name')} then ${body.display_name ?? null}::text else display_name end,
             avatar_url = case when ${set('avatar_url')} then ${body.avatar_url ?? null}::text else avatar_url end,
-            profile = coalesce(${body.profile ? tx.json(body.profile as never) : null}::jsonb, profile)
+            profile = coalesce(${body.profile ? tx.json(body.profile) : null}::jsonb, profile)
           where id = ${me}
-          returning id, email, first_name, last_name, display_name, avatar_url, profile, updated_at
+          returning ${tx.columns(PROFILE_COLUMNS)}
         `);
-      return c.json(profile as never, 200);
+      return c.json(profile, 200);
     },
   );
 }

@@ -1,15 +1,24 @@
 // A tenant's members: listing (staff), role and availability changes, removal (admins;
 // never the last admin).
 import { createRoute, z } from '@hono/zod-openapi';
-import { caller, callerDb, tenantAccess } from '../../../shared/auth/context.ts';
+import { callerDb } from '../../../shared/auth/context.ts';
+import { needs } from '../../../shared/auth/needs.ts';
 import { notFound } from '../../../shared/errors.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import type { Tx } from '../../../shared/db.ts';
+import type { Checked, Tables } from '../../../shared/rows.ts';
 import * as s from '../schemas.ts';
-import { security, type TenantsApp } from './common.ts';
+import { security, type TenantRole, type TenantsApp } from './common.ts';
 
-const MEMBER_SELECT = `
-  select m.user_id, u.email, u.first_name, u.last_name, m.role, m.available, m.created_at
-  from public.memberships m join public.users u on u.id = m.user_id`;
+type MemberRow =
+  & Checked<Pick<Tables<'memberships'>, 'user_id' | 'role' | 'available' | 'created_at'>, { role: TenantRole }>
+  & Pick<Tables<'users'>, 'email' | 'first_name' | 'last_name'>;
+
+/** The members of a tenant with their names (a query fragment to add a where clause to). */
+const selectMembers = (tx: Tx) =>
+  tx`
+    select m.user_id, u.email, u.first_name, u.last_name, m.role, m.available, m.created_at
+    from public.memberships m join public.users u on u.id = m.user_id`;
 
 export function registerMembers(app: TenantsApp): void {
   app.openapi(
@@ -18,6 +27,7 @@ export function registerMembers(app: TenantsApp): void {
       path: '/{tenantId}/members',
       summary: "List a tenant's members (agents and admins)",
       security,
+      middleware: needs.tenantRole('agent'),
       request: { params: s.TenantIdParam },
       responses: {
         200: jsonResponse(z.object({ items: z.array(s.MemberSchema) }), 'Members'),
@@ -26,13 +36,12 @@ export function registerMembers(app: TenantsApp): void {
     }),
     async (c) => {
       const { tenantId } = c.req.valid('param');
-      tenantAccess(caller(c), tenantId, 'agent');
       const items = await callerDb(
         c,
         tenantId,
-        (tx) => tx`${tx.unsafe(MEMBER_SELECT)} where m.tenant_id = ${tenantId} order by lower(u.email)`,
+        (tx) => tx<MemberRow>`${selectMembers(tx)} where m.tenant_id = ${tenantId} order by lower(u.email)`,
       );
-      return c.json({ items } as never, 200);
+      return c.json({ items }, 200);
     },
   );
 
@@ -42,13 +51,13 @@ export function registerMembers(app: TenantsApp): void {
       path: '/{tenantId}/members/{userId}',
       summary: "Change a member's role or availability for automatic assignment (admins; a tenant keeps an admin)",
       security,
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.MemberParam, body: jsonBody(s.UpdateMemberBody) },
       responses: { 200: jsonResponse(s.MemberSchema, 'The member'), ...commonErrors, ...conflictError },
     }),
     async (c) => {
       const { tenantId, userId } = c.req.valid('param');
       const body = c.req.valid('json');
-      tenantAccess(caller(c), tenantId, 'admin', { write: true });
       const member = await callerDb(c, tenantId, async (tx) => {
         const updated = await tx`
           update public.memberships
@@ -58,11 +67,11 @@ export function registerMembers(app: TenantsApp): void {
           where tenant_id = ${tenantId} and user_id = ${userId} returning id
         `;
         if (!updated.length) return undefined;
-        const [m] = await tx`${tx.unsafe(MEMBER_SELECT)} where m.tenant_id = ${tenantId} and m.user_id = ${userId}`;
+        const [m] = await tx<MemberRow>`${selectMembers(tx)} where m.tenant_id = ${tenantId} and m.user_id = ${userId}`;
         return m;
       });
       if (!member) throw notFound('Member');
-      return c.json(member as never, 200);
+      return c.json(member, 200);
     },
   );
 
@@ -72,12 +81,12 @@ export function registerMembers(app: TenantsApp): void {
       path: '/{tenantId}/members/{userId}',
       summary: 'Remove a member (admins; never the last admin)',
       security,
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.MemberParam },
       responses: { 204: { description: 'Removed' }, ...commonErrors, ...conflictError },
     }),
     async (c) => {
       const { tenantId, userId } = c.req.valid('param');
-      tenantAccess(caller(c), tenantId, 'admin', { write: true });
       const deleted = await callerDb(
         c,
         tenantId,

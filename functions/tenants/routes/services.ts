@@ -1,14 +1,40 @@
 // The tenant's partner services (Chatwoot, Botpress, n8n, Odoo): state, enabling and
 // disabling, retrying a failed one, and the owner credentials shown once.
 import { createRoute, z } from '@hono/zod-openapi';
-import { caller, callerDb, tenantAccess } from '../../../shared/auth/context.ts';
+import { callerDb } from '../../../shared/auth/context.ts';
+import { needs } from '../../../shared/auth/needs.ts';
 import { decryptJson } from '../../../shared/crypto.ts';
 import { supabaseUrl } from '../../../shared/auth/issuers.ts';
 import { chatwootUrlToken } from '../../../shared/webhooks/chatwoot.ts';
 import { conflict } from '../../../shared/errors.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import type { Checked, Column, JsonObject, Selected, Tables } from '../../../shared/rows.ts';
 import * as s from '../schemas.ts';
 import { security, type TenantsApp } from './common.ts';
+
+type Service = z.infer<typeof s.TenantServiceSchema>;
+const SERVICE_COLUMNS = [
+  'service',
+  'desired_state',
+  'state',
+  'external_ids',
+  'last_error',
+  'attempts',
+  'remove_after',
+  'updated_at',
+] as const satisfies readonly Column<'tenant_services'>[];
+const LISTED_COLUMNS = [...SERVICE_COLUMNS, 'credentials_revealed_at'] as const satisfies readonly Column<
+  'tenant_services'
+>[];
+type ServiceRow = Checked<
+  Selected<'tenant_services', typeof SERVICE_COLUMNS>,
+  {
+    service: Service['service'];
+    desired_state: Service['desired_state'];
+    state: Service['state'];
+    external_ids: JsonObject;
+  }
+>;
 
 export function registerServices(app: TenantsApp): void {
   app.openapi(
@@ -17,6 +43,7 @@ export function registerServices(app: TenantsApp): void {
       path: '/{tenantId}/services',
       summary: "The tenant's partner services and their provisioning state (admins)",
       security,
+      middleware: needs.tenantRole('admin'),
       request: { params: s.TenantIdParam },
       responses: {
         200: jsonResponse(z.object({ items: z.array(s.TenantServiceSchema) }), 'Services'),
@@ -25,11 +52,9 @@ export function registerServices(app: TenantsApp): void {
     }),
     async (c) => {
       const { tenantId } = c.req.valid('param');
-      tenantAccess(caller(c), tenantId, 'admin');
       const items = await callerDb(c, tenantId, async (tx) => {
-        const rows = await tx`
-          select service, desired_state, state, external_ids, last_error, attempts, remove_after, updated_at,
-                 credentials_revealed_at
+        const rows = await tx<ServiceRow & Pick<Tables<'tenant_services'>, 'credentials_revealed_at'>>`
+          select ${tx.columns(LISTED_COLUMNS)}
           from public.tenant_services where tenant_id = ${tenantId} order by service`;
         return await Promise.all(rows.map(async ({ credentials_revealed_at, ...r }) => ({
           ...r,
@@ -45,7 +70,7 @@ export function registerServices(app: TenantsApp): void {
             : {}),
         })));
       });
-      return c.json({ items } as never, 200);
+      return c.json({ items }, 200);
     },
   );
 
@@ -55,22 +80,21 @@ export function registerServices(app: TenantsApp): void {
       path: '/{tenantId}/services/{service}',
       summary: 'Enable or disable a partner service (admins); disabling removes its accounts',
       security,
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.ServiceParam, body: jsonBody(s.SetServiceBody) },
       responses: { 200: jsonResponse(s.TenantServiceSchema, 'The service'), ...commonErrors },
     }),
     async (c) => {
       const { tenantId, service } = c.req.valid('param');
       const { enabled } = c.req.valid('json');
-      tenantAccess(caller(c), tenantId, 'admin', { write: true });
       const [row] = await callerDb(c, tenantId, (tx) =>
-        tx`
+        tx<ServiceRow & { credentials_available: boolean }>`
           insert into public.tenant_services (tenant_id, service, desired_state)
           values (${tenantId}, ${service}, ${enabled ? 'active' : 'removed'})
           on conflict (tenant_id, service) do update set desired_state = excluded.desired_state
-          returning service, desired_state, state, external_ids, last_error, attempts, remove_after, updated_at,
-                    credentials_revealed_at is null as credentials_available
+          returning ${tx.columns(SERVICE_COLUMNS)}, credentials_revealed_at is null as credentials_available
         `);
-      return c.json(row as never, 200);
+      return c.json(row, 200);
     },
   );
 
@@ -80,6 +104,7 @@ export function registerServices(app: TenantsApp): void {
       path: '/{tenantId}/services/{service}/retry',
       summary: 'Retry a failed service once its cause is fixed (admins)',
       security,
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.ServiceParam },
       responses: {
         202: jsonResponse(z.object({ queued: z.boolean() }), 'Queued'),
@@ -89,7 +114,6 @@ export function registerServices(app: TenantsApp): void {
     }),
     async (c) => {
       const { tenantId, service } = c.req.valid('param');
-      tenantAccess(caller(c), tenantId, 'admin', { write: true });
       await callerDb(c, tenantId, (tx) => tx`select private.retry_tenant_service(${tenantId}, ${service})`);
       return c.json({ queued: true }, 202);
     },
@@ -101,6 +125,7 @@ export function registerServices(app: TenantsApp): void {
       path: '/{tenantId}/services/{service}/credentials',
       summary: "The owner login of a partner account, shown once to the tenant's admins",
       security,
+      middleware: needs.tenantRole('admin'),
       request: { params: s.ServiceParam },
       responses: {
         200: jsonResponse(z.object({ credentials: z.record(z.string(), z.unknown()) }), 'The credentials'),
@@ -110,11 +135,10 @@ export function registerServices(app: TenantsApp): void {
     }),
     async (c) => {
       const { tenantId, service } = c.req.valid('param');
-      tenantAccess(caller(c), tenantId, 'admin');
       const [row] = await callerDb(
         c,
         tenantId,
-        (tx) => tx`select private.reveal_service_credentials(${tenantId}, ${service}) as sealed`,
+        (tx) => tx<{ sealed: string | null }>`select private.reveal_service_credentials(${tenantId}, ${service}) as sealed`,
       );
       if (!row.sealed) {
         throw conflict('credentials_unavailable', 'No credentials to show: none yet, or already shown once');
@@ -129,6 +153,7 @@ export function registerServices(app: TenantsApp): void {
       path: '/{tenantId}/services/{service}/rotate-credentials',
       summary: "Give the partner account's owner a new password; shown once afterwards (admins; Chatwoot)",
       security,
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.ServiceParam },
       responses: {
         202: jsonResponse(z.object({ queued: z.boolean() }), 'Queued'),
@@ -138,7 +163,6 @@ export function registerServices(app: TenantsApp): void {
     }),
     async (c) => {
       const { tenantId, service } = c.req.valid('param');
-      tenantAccess(caller(c), tenantId, 'admin', { write: true });
       await callerDb(
         c,
         tenantId,

@@ -1,13 +1,30 @@
 // Teams and their members (admins write; every member reads), including automatic
 // ticket assignment per team.
 import { createRoute, z } from '@hono/zod-openapi';
-import { caller, callerDb, tenantAccess } from '../../../shared/auth/context.ts';
+import { callerDb } from '../../../shared/auth/context.ts';
+import { needs } from '../../../shared/auth/needs.ts';
 import { notFound } from '../../../shared/errors.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import type { Checked, Column, Selected, Tables } from '../../../shared/rows.ts';
 import * as s from '../schemas.ts';
 import { security, type TenantsApp } from './common.ts';
 
-const TEAM_COLUMNS = 'id, tenant_id, name, department, description, lead_user_id, auto_assign, created_at, updated_at';
+const TEAM_COLUMNS = [
+  'id',
+  'tenant_id',
+  'name',
+  'department',
+  'description',
+  'lead_user_id',
+  'auto_assign',
+  'created_at',
+  'updated_at',
+] as const satisfies readonly Column<'teams'>[];
+type TeamRow = Checked<
+  Selected<'teams', typeof TEAM_COLUMNS>,
+  { department: z.infer<typeof s.DepartmentSchema>; auto_assign: z.infer<typeof s.AutoAssignSchema> }
+>;
+type TeamMemberRow = { user_id: string } & Pick<Tables<'users'>, 'email' | 'first_name' | 'last_name'>;
 
 export function registerTeams(app: TenantsApp): void {
   app.openapi(
@@ -16,18 +33,19 @@ export function registerTeams(app: TenantsApp): void {
       path: '/{tenantId}/teams',
       summary: "List a tenant's teams",
       security,
+      middleware: needs.tenantRole('user'),
       request: { params: s.TenantIdParam },
       responses: { 200: jsonResponse(z.object({ items: z.array(s.TeamSchema) }), 'Teams'), ...commonErrors },
     }),
     async (c) => {
       const { tenantId } = c.req.valid('param');
-      tenantAccess(caller(c), tenantId, 'user');
       const items = await callerDb(
         c,
         tenantId,
-        (tx) => tx`select ${tx.unsafe(TEAM_COLUMNS)} from public.teams where tenant_id = ${tenantId} order by lower(name)`,
+        (tx) =>
+          tx<TeamRow>`select ${tx.columns(TEAM_COLUMNS)} from public.teams where tenant_id = ${tenantId} order by lower(name)`,
       );
-      return c.json({ items } as never, 200);
+      return c.json({ items }, 200);
     },
   );
 
@@ -37,21 +55,21 @@ export function registerTeams(app: TenantsApp): void {
       path: '/{tenantId}/teams',
       summary: 'Create a team (admins); the lead must be a member',
       security,
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.TenantIdParam, body: jsonBody(s.CreateTeamBody) },
       responses: { 201: jsonResponse(s.TeamSchema, 'The new team'), ...commonErrors, ...conflictError },
     }),
     async (c) => {
       const { tenantId } = c.req.valid('param');
       const body = c.req.valid('json');
-      tenantAccess(caller(c), tenantId, 'admin', { write: true });
       const [team] = await callerDb(c, tenantId, (tx) =>
-        tx`
+        tx<TeamRow>`
           insert into public.teams (tenant_id, name, department, description, lead_user_id, auto_assign)
           values (${tenantId}, ${body.name}, ${body.department}, ${body.description ?? null}, ${body.lead_user_id ?? null},
                   ${body.auto_assign})
-          returning ${tx.unsafe(TEAM_COLUMNS)}
+          returning ${tx.columns(TEAM_COLUMNS)}
         `);
-      return c.json(team as never, 201);
+      return c.json(team, 201);
     },
   );
 
@@ -61,6 +79,7 @@ export function registerTeams(app: TenantsApp): void {
       path: '/{tenantId}/teams/{teamId}',
       summary: 'Read a team with its members',
       security,
+      middleware: needs.tenantRole('user'),
       request: { params: s.TeamParam },
       responses: {
         200: jsonResponse(s.TeamSchema.extend({ members: z.array(s.TeamMemberSchema) }), 'The team'),
@@ -69,22 +88,21 @@ export function registerTeams(app: TenantsApp): void {
     }),
     async (c) => {
       const { tenantId, teamId } = c.req.valid('param');
-      tenantAccess(caller(c), tenantId, 'user');
       const team = await callerDb(c, tenantId, async (tx) => {
-        const [t] = await tx`
-          select ${tx.unsafe(TEAM_COLUMNS)} from public.teams where tenant_id = ${tenantId} and id = ${teamId}
+        const [t] = await tx<TeamRow | undefined>`
+          select ${tx.columns(TEAM_COLUMNS)} from public.teams where tenant_id = ${tenantId} and id = ${teamId}
         `;
         if (!t) return undefined;
-        t.members = await tx`
+        const members = await tx<TeamMemberRow>`
           select tm.user_id, u.email, u.first_name, u.last_name
           from public.team_members tm join public.users u on u.id = tm.user_id
           where tm.tenant_id = ${tenantId} and tm.team_id = ${teamId}
           order by lower(u.email)
         `;
-        return t;
+        return { ...t, members };
       });
       if (!team) throw notFound('Team');
-      return c.json(team as never, 200);
+      return c.json(team, 200);
     },
   );
 
@@ -94,15 +112,15 @@ export function registerTeams(app: TenantsApp): void {
       path: '/{tenantId}/teams/{teamId}',
       summary: 'Update a team (admins)',
       security,
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.TeamParam, body: jsonBody(s.UpdateTeamBody) },
       responses: { 200: jsonResponse(s.TeamSchema, 'The team'), ...commonErrors, ...conflictError },
     }),
     async (c) => {
       const { tenantId, teamId } = c.req.valid('param');
       const body = c.req.valid('json');
-      tenantAccess(caller(c), tenantId, 'admin', { write: true });
       const [team] = await callerDb(c, tenantId, (tx) =>
-        tx`
+        tx<TeamRow | undefined>`
           update public.teams set
             name = coalesce(${body.name ?? null}::text, name),
             department = coalesce(${body.department ?? null}::text, department),
@@ -110,10 +128,10 @@ export function registerTeams(app: TenantsApp): void {
             lead_user_id = case when ${'lead_user_id' in body} then ${body.lead_user_id ?? null}::uuid else lead_user_id end,
             auto_assign = coalesce(${body.auto_assign ?? null}::text, auto_assign)
           where tenant_id = ${tenantId} and id = ${teamId}
-          returning ${tx.unsafe(TEAM_COLUMNS)}
+          returning ${tx.columns(TEAM_COLUMNS)}
         `);
       if (!team) throw notFound('Team');
-      return c.json(team as never, 200);
+      return c.json(team, 200);
     },
   );
 
@@ -123,12 +141,12 @@ export function registerTeams(app: TenantsApp): void {
       path: '/{tenantId}/teams/{teamId}',
       summary: 'Delete a team and its memberships (admins)',
       security,
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.TeamParam },
       responses: { 204: { description: 'Deleted' }, ...commonErrors },
     }),
     async (c) => {
       const { tenantId, teamId } = c.req.valid('param');
-      tenantAccess(caller(c), tenantId, 'admin', { write: true });
       const deleted = await callerDb(
         c,
         tenantId,
@@ -145,22 +163,24 @@ export function registerTeams(app: TenantsApp): void {
       path: '/{tenantId}/teams/{teamId}/members',
       summary: 'Add a tenant member to a team (admins)',
       security,
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.TeamParam, body: jsonBody(s.AddTeamMemberBody) },
       responses: { 201: jsonResponse(s.TeamMemberSchema, 'Added'), ...commonErrors, ...conflictError },
     }),
     async (c) => {
       const { tenantId, teamId } = c.req.valid('param');
       const { user_id } = c.req.valid('json');
-      tenantAccess(caller(c), tenantId, 'admin', { write: true });
       const member = await callerDb(c, tenantId, async (tx) => {
         const [team] = await tx`select 1 from public.teams where tenant_id = ${tenantId} and id = ${teamId}`;
         if (!team) return undefined;
         await tx`insert into public.team_members (tenant_id, team_id, user_id) values (${tenantId}, ${teamId}, ${user_id})`;
-        const [m] = await tx`select id as user_id, email, first_name, last_name from public.users where id = ${user_id}`;
+        const [m] = await tx<TeamMemberRow>`
+          select id as user_id, email, first_name, last_name from public.users where id = ${user_id}
+        `;
         return m;
       });
       if (!member) throw notFound('Team');
-      return c.json(member as never, 201);
+      return c.json(member, 201);
     },
   );
 
@@ -170,12 +190,12 @@ export function registerTeams(app: TenantsApp): void {
       path: '/{tenantId}/teams/{teamId}/members/{userId}',
       summary: 'Remove a member from a team (admins)',
       security,
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.TeamMemberParam },
       responses: { 204: { description: 'Removed' }, ...commonErrors },
     }),
     async (c) => {
       const { tenantId, teamId, userId } = c.req.valid('param');
-      tenantAccess(caller(c), tenantId, 'admin', { write: true });
       const deleted = await callerDb(c, tenantId, (tx) =>
         tx`
           delete from public.team_members where tenant_id = ${tenantId} and team_id = ${teamId} and user_id = ${userId}

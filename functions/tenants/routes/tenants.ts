@@ -1,7 +1,8 @@
 // Tenants: listing, creation (super-admins, optionally with a first admin and partner
 // services), reading and editing (admins), suspension, resumption and soft deletion.
 import { createRoute } from '@hono/zod-openapi';
-import { caller, callerDb, tenantAccess } from '../../../shared/auth/context.ts';
+import { caller, type CallerContext, callerDb } from '../../../shared/auth/context.ts';
+import { needs, requirePlatformAdmin } from '../../../shared/auth/needs.ts';
 import { notFound } from '../../../shared/errors.ts';
 import {
   commonErrors,
@@ -13,7 +14,7 @@ import {
   sortKeyAndId,
 } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
-import { requirePlatformAdmin, security, TENANT_COLUMNS, type TenantsApp } from './common.ts';
+import { security, TENANT_COLUMNS, type TenantRow, type TenantsApp } from './common.ts';
 
 const statusRoute = (path: string, summary: string, method: 'post' | 'delete') =>
   createRoute({
@@ -21,25 +22,24 @@ const statusRoute = (path: string, summary: string, method: 'post' | 'delete') =
     path,
     summary,
     security,
+    // A tenant the caller cannot see stays a 404; then super-admins only.
+    middleware: needs.tenantRole('user', { platformAdmin: true }),
     request: { params: s.TenantIdParam },
     responses: { 200: jsonResponse(s.TenantSchema, 'The tenant'), ...commonErrors },
   });
 
 /** Super-admins move a tenant between active, suspended and (soft) deleted. */
 async function setTenantStatus(
-  c: Parameters<typeof caller>[0],
+  c: CallerContext,
   tenantId: string,
   status: 'active' | 'suspended' | 'deleted',
-) {
-  const who = caller(c);
-  tenantAccess(who, tenantId, 'user'); // a tenant the caller cannot see stays a 404
-  requirePlatformAdmin(who);
+): Promise<TenantRow> {
   const [t] = await callerDb(c, tenantId, (tx) =>
-    tx`
+    tx<TenantRow | undefined>`
       update public.tenants
       set status = ${status}, deleted_at = case when ${status} = 'deleted' then coalesce(deleted_at, now()) end
       where id = ${tenantId}
-      returning ${tx.unsafe(TENANT_COLUMNS)}
+      returning ${tx.columns(TENANT_COLUMNS)}
     `);
   if (!t) throw notFound('Tenant');
   return t;
@@ -52,6 +52,7 @@ export function registerTenants(app: TenantsApp): void {
       path: '/',
       summary: 'List tenants: all of them for super-admins, your own otherwise',
       security,
+      middleware: needs.user(),
       request: { query: s.ListTenantsQuery },
       responses: { 200: jsonResponse(s.page(s.TenantSchema), 'A page of tenants'), ...commonErrors },
     }),
@@ -59,8 +60,8 @@ export function registerTenants(app: TenantsApp): void {
       const q = c.req.valid('query');
       const after = cursorValues(q.cursor, 2, sortKeyAndId);
       const rows = await callerDb(c, null, (tx) =>
-        tx`
-          select ${tx.unsafe(TENANT_COLUMNS)} from public.tenants
+        tx<TenantRow>`
+          select ${tx.columns(TENANT_COLUMNS)} from public.tenants
           where (${q.status ?? null}::text is null or status = ${q.status ?? null}::text)
             and (${after?.[0] ?? null}::text is null or (name, id) > (${after?.[0] ?? null}::text, ${after?.[1] ?? null}::uuid))
           order by name, id
@@ -68,10 +69,7 @@ export function registerTenants(app: TenantsApp): void {
         `);
       const items = rows.slice(0, q.limit);
       const last = items.at(-1);
-      return c.json(
-        { items, next: rows.length > q.limit && last ? encodeCursor([last.name, last.id]) : null } as never,
-        200,
-      );
+      return c.json({ items, next: rows.length > q.limit && last ? encodeCursor([last.name, last.id]) : null }, 200);
     },
   );
 
@@ -81,21 +79,20 @@ export function registerTenants(app: TenantsApp): void {
       path: '/',
       summary: 'Create a tenant (super-admins), optionally with its first admin',
       security,
+      middleware: needs.user({ platformAdmin: true }),
       request: { body: jsonBody(s.CreateTenantBody) },
       responses: { 201: jsonResponse(s.TenantSchema, 'The new tenant'), ...commonErrors, ...conflictError },
     }),
     async (c) => {
-      const who = caller(c);
-      requirePlatformAdmin(who);
       const body = c.req.valid('json');
       const tenant = await callerDb(c, null, async (tx) => {
-        const [t] = await tx`
+        const [t] = await tx<TenantRow>`
           insert into public.tenants (name, slug, plan, settings)
-          values (${body.name}, ${body.slug}, ${body.plan}, ${tx.json(body.settings as never)})
-          returning ${tx.unsafe(TENANT_COLUMNS)}
+          values (${body.name}, ${body.slug}, ${body.plan}, ${tx.json(body.settings)})
+          returning ${tx.columns(TENANT_COLUMNS)}
         `;
         if (body.admin) {
-          const [{ id }] = await tx`
+          const [{ id }] = await tx<{ id: string }>`
             select private.find_or_create_user(${body.admin.email}, ${body.admin.first_name ?? null}, ${
             body.admin.last_name ?? null
           }) as id
@@ -107,7 +104,7 @@ export function registerTenants(app: TenantsApp): void {
         }
         return t;
       });
-      return c.json(tenant as never, 201);
+      return c.json(tenant, 201);
     },
   );
 
@@ -117,19 +114,19 @@ export function registerTenants(app: TenantsApp): void {
       path: '/{tenantId}',
       summary: 'Read a tenant you belong to',
       security,
+      middleware: needs.tenantRole('user'),
       request: { params: s.TenantIdParam },
       responses: { 200: jsonResponse(s.TenantSchema, 'The tenant'), ...commonErrors },
     }),
     async (c) => {
       const { tenantId } = c.req.valid('param');
-      tenantAccess(caller(c), tenantId, 'user');
       const [t] = await callerDb(
         c,
         tenantId,
-        (tx) => tx`select ${tx.unsafe(TENANT_COLUMNS)} from public.tenants where id = ${tenantId}`,
+        (tx) => tx<TenantRow | undefined>`select ${tx.columns(TENANT_COLUMNS)} from public.tenants where id = ${tenantId}`,
       );
       if (!t) throw notFound('Tenant');
-      return c.json(t as never, 200);
+      return c.json(t, 200);
     },
   );
 
@@ -139,39 +136,38 @@ export function registerTenants(app: TenantsApp): void {
       path: '/{tenantId}',
       summary: 'Rename a tenant or change its settings (admins); change its plan (super-admins)',
       security,
+      middleware: needs.tenantRole('admin', { write: true }), // the plan: super-admins
       request: { params: s.TenantIdParam, body: jsonBody(s.UpdateTenantBody) },
       responses: { 200: jsonResponse(s.TenantSchema, 'The updated tenant'), ...commonErrors },
     }),
     async (c) => {
       const { tenantId } = c.req.valid('param');
       const body = c.req.valid('json');
-      const who = caller(c);
-      tenantAccess(who, tenantId, 'admin', { write: true });
-      if (body.plan !== undefined) requirePlatformAdmin(who);
+      if (body.plan !== undefined) requirePlatformAdmin(caller(c));
       const [t] = await callerDb(c, tenantId, (tx) =>
-        tx`
+        tx<TenantRow | undefined>`
           update public.tenants set
             name = coalesce(${body.name ?? null}::text, name),
-            settings = coalesce(${body.settings ? tx.json(body.settings as never) : null}::jsonb, settings),
+            settings = coalesce(${body.settings ? tx.json(body.settings) : null}::jsonb, settings),
             plan = coalesce(${body.plan ?? null}::text, plan)
           where id = ${tenantId}
-          returning ${tx.unsafe(TENANT_COLUMNS)}
+          returning ${tx.columns(TENANT_COLUMNS)}
         `);
       if (!t) throw notFound('Tenant');
-      return c.json(t as never, 200);
+      return c.json(t, 200);
     },
   );
 
   app.openapi(
     statusRoute('/{tenantId}/suspend', 'Suspend a tenant: read-only for its members (super-admins)', 'post'),
-    async (c) => c.json(await setTenantStatus(c, c.req.valid('param').tenantId, 'suspended') as never, 200),
+    async (c) => c.json(await setTenantStatus(c, c.req.valid('param').tenantId, 'suspended'), 200),
   );
   app.openapi(
     statusRoute('/{tenantId}/resume', 'Resume or restore a tenant (super-admins)', 'post'),
-    async (c) => c.json(await setTenantStatus(c, c.req.valid('param').tenantId, 'active') as never, 200),
+    async (c) => c.json(await setTenantStatus(c, c.req.valid('param').tenantId, 'active'), 200),
   );
   app.openapi(
     statusRoute('/{tenantId}', 'Soft-delete a tenant (super-admins)', 'delete'),
-    async (c) => c.json(await setTenantStatus(c, c.req.valid('param').tenantId, 'deleted') as never, 200),
+    async (c) => c.json(await setTenantStatus(c, c.req.valid('param').tenantId, 'deleted'), 200),
   );
 }

@@ -1,16 +1,30 @@
 // Outbound webhook endpoints: registration (the signing secret shown once), changes,
 // re-enabling, removal and the delivery log (admins).
 import { createRoute, z } from '@hono/zod-openapi';
-import { caller, callerDb, tenantAccess } from '../../../shared/auth/context.ts';
+import { callerDb } from '../../../shared/auth/context.ts';
+import { needs } from '../../../shared/auth/needs.ts';
 import { newEndpointSecret } from '../../../shared/webhooks/deliver.ts';
 import { resolvedTargetProblem } from '../../../shared/webhooks/ssrf.ts';
 import { notFound, unprocessable } from '../../../shared/errors.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import type { Column, Selected } from '../../../shared/rows.ts';
 import * as s from '../schemas.ts';
 import { security, type TenantsApp } from './common.ts';
 
-const ENDPOINT_COLUMNS =
-  'id, url, description, event_types, enabled, disabled_reason, consecutive_failures, created_at, updated_at';
+const ENDPOINT_COLUMNS = [
+  'id',
+  'url',
+  'description',
+  'event_types',
+  'enabled',
+  'disabled_reason',
+  'consecutive_failures',
+  'created_at',
+  'updated_at',
+] as const satisfies readonly Column<'webhook_endpoints'>[];
+type EndpointRow = Selected<'webhook_endpoints', typeof ENDPOINT_COLUMNS>;
+/** What private.webhook_deliveries_for() returns. */
+type DeliveryRow = z.infer<typeof s.DeliverySchema>;
 
 async function checkTarget(url: string | undefined): Promise<void> {
   const problem = url === undefined ? null : await resolvedTargetProblem(url);
@@ -26,6 +40,7 @@ export function registerWebhooks(app: TenantsApp): void {
       path: '/{tenantId}/webhooks',
       summary: 'Register a webhook endpoint (admins); its signing secret is shown this once',
       security,
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.TenantIdParam, body: jsonBody(s.CreateEndpointBody) },
       responses: {
         201: jsonResponse(s.EndpointSchema.extend({ secret: z.string() }), 'The endpoint and its secret'),
@@ -35,21 +50,20 @@ export function registerWebhooks(app: TenantsApp): void {
     async (c) => {
       const { tenantId } = c.req.valid('param');
       const body = c.req.valid('json');
-      tenantAccess(caller(c), tenantId, 'admin', { write: true });
       await checkTarget(body.url);
       // The secret is sealed for (tenant, endpoint id) and the database chooses the id:
       // insert, then seal and store the secret, in one transaction.
       const { endpoint, secret } = await callerDb(c, tenantId, async (tx) => {
-        const [row] = await tx`
+        const [row] = await tx<EndpointRow>`
           insert into public.webhook_endpoints (tenant_id, url, description, event_types, secret_encrypted)
           values (${tenantId}, ${body.url}, ${body.description ?? null}, ${body.event_types}, '')
-          returning ${tx.unsafe(ENDPOINT_COLUMNS)}
+          returning ${tx.columns(ENDPOINT_COLUMNS)}
         `;
         const { secret, sealed } = await newEndpointSecret(tenantId, row.id);
         await tx`update public.webhook_endpoints set secret_encrypted = ${sealed} where tenant_id = ${tenantId} and id = ${row.id}`;
         return { endpoint: row, secret };
       });
-      return c.json({ ...endpoint, secret } as never, 201);
+      return c.json({ ...endpoint, secret }, 201);
     },
   );
 
@@ -59,6 +73,7 @@ export function registerWebhooks(app: TenantsApp): void {
       path: '/{tenantId}/webhooks',
       summary: "The tenant's webhook endpoints (admins)",
       security,
+      middleware: needs.tenantRole('admin'),
       request: { params: s.TenantIdParam },
       responses: {
         200: jsonResponse(z.object({ items: z.array(s.EndpointSchema) }), 'Endpoints'),
@@ -67,16 +82,15 @@ export function registerWebhooks(app: TenantsApp): void {
     }),
     async (c) => {
       const { tenantId } = c.req.valid('param');
-      tenantAccess(caller(c), tenantId, 'admin');
       const items = await callerDb(
         c,
         tenantId,
         (tx) =>
-          tx`select ${
-            tx.unsafe(ENDPOINT_COLUMNS)
+          tx<EndpointRow>`select ${
+            tx.columns(ENDPOINT_COLUMNS)
           } from public.webhook_endpoints where tenant_id = ${tenantId} order by created_at`,
       );
-      return c.json({ items } as never, 200);
+      return c.json({ items }, 200);
     },
   );
 
@@ -86,26 +100,26 @@ export function registerWebhooks(app: TenantsApp): void {
       path: '/{tenantId}/webhooks/{endpointId}',
       summary: 'Change or re-enable an endpoint (admins)',
       security,
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.EndpointParam, body: jsonBody(s.UpdateEndpointBody) },
       responses: { 200: jsonResponse(s.EndpointSchema, 'The endpoint'), ...commonErrors },
     }),
     async (c) => {
       const { tenantId, endpointId } = c.req.valid('param');
       const body = c.req.valid('json');
-      tenantAccess(caller(c), tenantId, 'admin', { write: true });
       await checkTarget(body.url);
       const [endpoint] = await callerDb(c, tenantId, (tx) =>
-        tx`
+        tx<EndpointRow | undefined>`
           update public.webhook_endpoints set
             url = coalesce(${body.url ?? null}::text, url),
             description = case when ${'description' in body} then ${body.description ?? null}::text else description end,
             event_types = coalesce(${body.event_types ?? null}::text[], event_types),
             enabled = coalesce(${body.enabled ?? null}::boolean, enabled)
           where tenant_id = ${tenantId} and id = ${endpointId}
-          returning ${tx.unsafe(ENDPOINT_COLUMNS)}
+          returning ${tx.columns(ENDPOINT_COLUMNS)}
         `);
       if (!endpoint) throw notFound('Webhook endpoint');
-      return c.json(endpoint as never, 200);
+      return c.json(endpoint, 200);
     },
   );
 
@@ -115,12 +129,12 @@ export function registerWebhooks(app: TenantsApp): void {
       path: '/{tenantId}/webhooks/{endpointId}',
       summary: 'Remove an endpoint and its pending deliveries (admins)',
       security,
+      middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.EndpointParam },
       responses: { 204: { description: 'Removed' }, ...commonErrors },
     }),
     async (c) => {
       const { tenantId, endpointId } = c.req.valid('param');
-      tenantAccess(caller(c), tenantId, 'admin', { write: true });
       const deleted = await callerDb(
         c,
         tenantId,
@@ -137,6 +151,7 @@ export function registerWebhooks(app: TenantsApp): void {
       path: '/{tenantId}/webhooks/{endpointId}/deliveries',
       summary: "An endpoint's recent deliveries: status, attempts, last error (admins)",
       security,
+      middleware: needs.tenantRole('admin'),
       request: { params: s.EndpointParam },
       responses: {
         200: jsonResponse(z.object({ items: z.array(s.DeliverySchema) }), 'Deliveries'),
@@ -145,13 +160,12 @@ export function registerWebhooks(app: TenantsApp): void {
     }),
     async (c) => {
       const { tenantId, endpointId } = c.req.valid('param');
-      tenantAccess(caller(c), tenantId, 'admin');
       const items = await callerDb(c, tenantId, async (tx) => {
         const [endpoint] = await tx`select 1 from public.webhook_endpoints where tenant_id = ${tenantId} and id = ${endpointId}`;
         if (!endpoint) throw notFound('Webhook endpoint');
-        return await tx`select * from private.webhook_deliveries_for(${tenantId}, ${endpointId})`;
+        return await tx<DeliveryRow>`select * from private.webhook_deliveries_for(${tenantId}, ${endpointId})`;
       });
-      return c.json({ items } as never, 200);
+      return c.json({ items }, 200);
     },
   );
 }

@@ -1,0 +1,106 @@
+// Attachments: registered here, their bytes go straight to object storage through
+// short-lived signed URLs.
+import { createRoute, z } from '@hono/zod-openapi';
+import { callerDb } from '../../../shared/auth/context.ts';
+import { needs } from '../../../shared/auth/needs.ts';
+import { notFound } from '../../../shared/errors.ts';
+import { createRouter } from '../../../shared/http.ts';
+import type { Tables } from '../../../shared/rows.ts';
+import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import { objectStorage } from '../../../shared/storage.ts';
+import * as s from '../schemas.ts';
+import { ATTACHMENT_COLUMNS, type AttachmentRow, security, type TicketsHandler, visibleTicket } from './common.ts';
+
+/** An attachment with where its bytes are kept (never shown to clients). */
+type StoredAttachment = AttachmentRow & Pick<Tables<'attachments'>, 'bucket' | 'path'>;
+const STORED_COLUMNS = [...ATTACHMENT_COLUMNS, 'bucket', 'path'] as const;
+
+const routes = {
+  register: createRoute({
+    method: 'post',
+    path: '/{id}/attachments',
+    summary: 'Register an attachment and get a signed URL to upload its bytes to',
+    security,
+    middleware: needs.activeTenantRole('user', { write: true }),
+    request: { params: s.TicketIdParam, body: jsonBody(s.AttachmentBody) },
+    responses: {
+      201: jsonResponse(
+        z.object({ attachment: s.AttachmentSchema, upload: s.SignedUrlSchema }),
+        'Where to upload',
+      ),
+      ...commonErrors,
+    },
+  }),
+  read: createRoute({
+    method: 'get',
+    path: '/{id}/attachments/{attachmentId}',
+    summary: 'An attachment with a short-lived signed download URL',
+    security,
+    middleware: needs.activeTenantRole('user'),
+    request: { params: s.AttachmentParam },
+    responses: {
+      200: jsonResponse(
+        z.object({ attachment: s.AttachmentSchema, download: s.SignedUrlSchema.nullable() }),
+        'The attachment',
+      ),
+      ...commonErrors,
+    },
+  }),
+};
+
+const register: TicketsHandler<typeof routes.register> = async (c) => {
+  const { id } = c.req.valid('param');
+  const body = c.req.valid('json');
+  const access = c.var.access;
+  const stored = await callerDb(c, access.tenantId, async (tx) => {
+    await visibleTicket(tx, access.tenantId, id);
+    if (body.message_id) {
+      const [m] =
+        await tx`select 1 from public.ticket_messages where tenant_id = ${access.tenantId} and ticket_id = ${id} and id = ${body.message_id}`;
+      if (!m) throw notFound('Message');
+    }
+    const [a] = await tx<StoredAttachment>`
+      insert into public.attachments (tenant_id, ticket_id, message_id, file_name, content_type, size_bytes)
+      values (${access.tenantId}, ${id}, ${body.message_id ?? null}, ${body.file_name},
+              ${body.content_type}, ${body.size_bytes})
+      returning ${tx.columns(STORED_COLUMNS)}
+    `;
+    return a;
+  });
+  const { bucket, path, ...attachment } = stored;
+  const upload = await objectStorage().createUploadUrl(bucket, path, {
+    contentType: body.content_type,
+    size: body.size_bytes,
+  });
+  return c.json({ attachment, upload }, 201);
+};
+
+const read: TicketsHandler<typeof routes.read> = async (c) => {
+  const { id, attachmentId } = c.req.valid('param');
+  const access = c.var.access;
+  const stored = await callerDb(c, access.tenantId, async (tx) => {
+    await visibleTicket(tx, access.tenantId, id);
+    const [a] = await tx<StoredAttachment | undefined>`
+      select ${tx.columns(STORED_COLUMNS)} from public.attachments
+      where tenant_id = ${access.tenantId} and ticket_id = ${id} and id = ${attachmentId}
+    `;
+    if (!a) throw notFound('Attachment');
+    if (a.status === 'pending' && (await objectStorage().exists(a.bucket, a.path))) {
+      await tx`select private.mark_attachment_uploaded(${access.tenantId}, ${attachmentId})`;
+      a.status = 'uploaded';
+    }
+    return a;
+  });
+  const { bucket, path, ...attachment } = stored;
+  const download = attachment.status === 'uploaded'
+    ? await objectStorage().createDownloadUrl(bucket, path, {
+      fileName: attachment.file_name,
+      contentType: attachment.content_type,
+    })
+    : null;
+  return c.json({ attachment, download }, 200);
+};
+
+export const attachments = createRouter()
+  .openapi(routes.register, register)
+  .openapi(routes.read, read);

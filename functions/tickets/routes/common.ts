@@ -1,0 +1,129 @@
+// What the tickets API's route modules share: the columns they read, typed by the
+// generated Row types, and the lookups a ticket route starts from.
+import type { RouteConfig, RouteHandler, z } from '@hono/zod-openapi';
+import type { TenantAccess } from '../../../shared/auth/context.ts';
+import type { Tx } from '../../../shared/db.ts';
+import { forbidden, notFound } from '../../../shared/errors.ts';
+import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
+import type * as s from '../schemas.ts';
+
+export const security = [{ bearerAuth: [] }];
+
+/** A handler typed by its route: its input, the context its declared needs set up
+ *  (c.var.access only where the route declares a tenant role), and responses its
+ *  schemas accept. */
+export type TicketsHandler<R extends RouteConfig> = RouteHandler<R>;
+
+type Status = z.infer<typeof s.StatusSchema>;
+type Priority = z.infer<typeof s.PrioritySchema>;
+type Department = z.infer<typeof s.DepartmentSchema>;
+
+export const TICKET_COLUMNS = [
+  'id',
+  'tenant_id',
+  'number',
+  'title',
+  'description',
+  'status',
+  'priority',
+  'department',
+  'team_id',
+  'created_by',
+  'assigned_to',
+  'due_date',
+  'first_response_due_at',
+  'first_response_at',
+  'resolved_at',
+  'closed_at',
+  'sla_first_response_breached_at',
+  'sla_resolution_breached_at',
+  'tags',
+  'metadata',
+  'merged_into_id',
+  'created_at',
+  'updated_at',
+  'deleted_at',
+] as const satisfies readonly Column<'tickets'>[];
+export type TicketRow = Checked<
+  Selected<'tickets', typeof TICKET_COLUMNS>,
+  { status: Status; priority: Priority; department: Department; metadata: JsonObject }
+>;
+
+export const MESSAGE_COLUMNS = [
+  'id',
+  'ticket_id',
+  'author_id',
+  'type',
+  'content',
+  'created_at',
+  'edited_at',
+] as const satisfies readonly Column<'ticket_messages'>[];
+export type MessageRow = Checked<
+  Selected<'ticket_messages', typeof MESSAGE_COLUMNS>,
+  { type: z.infer<typeof s.MessageSchema>['type'] }
+>;
+
+export const ATTACHMENT_COLUMNS = [
+  'id',
+  'ticket_id',
+  'message_id',
+  'file_name',
+  'content_type',
+  'size_bytes',
+  'status',
+  'uploaded_by',
+  'created_at',
+] as const satisfies readonly Column<'attachments'>[];
+export type AttachmentRow = Checked<
+  Selected<'attachments', typeof ATTACHMENT_COLUMNS>,
+  { status: z.infer<typeof s.AttachmentSchema>['status'] }
+>;
+
+/** A ticket the caller changed but may no longer see: handing it to another agent or
+ *  team (or filing it for someone else) can take it out of their sight. */
+export type TicketOutOfSight = Pick<TicketRow, 'id' | 'tenant_id'>;
+
+const isStaff = (a: TenantAccess) => a.role !== 'user';
+
+/** Staff only; called once the ticket is known to be visible, so a ticket the caller
+ *  cannot see stays a 404 for customers too. */
+export function requireStaff(a: TenantAccess): void {
+  if (!isStaff(a)) throw forbidden('This needs the agent role in the tenant');
+}
+
+export function requireAdmin(a: TenantAccess, message: string): void {
+  if (a.role !== 'admin' && a.role !== 'super_admin') throw forbidden(message);
+}
+
+/** The ticket as the caller may see it, if they may. */
+export async function findTicket(tx: Tx, tenantId: string, id: string): Promise<TicketRow | undefined> {
+  const [t] = await tx<TicketRow>`
+    select ${tx.columns(TICKET_COLUMNS)} from public.tickets where tenant_id = ${tenantId} and id = ${id}
+  `;
+  return t;
+}
+
+/** A ticket the caller can see, or 404 (other tenants' tickets are simply not there). */
+export async function visibleTicket(tx: Tx, tenantId: string, id: string): Promise<TicketRow> {
+  const t = await findTicket(tx, tenantId, id);
+  if (!t) throw notFound('Ticket');
+  return t;
+}
+
+/** The ticket as the caller may still see it after a change, else just its id. */
+export async function readBack(tx: Tx, tenantId: string, id: string): Promise<TicketRow | TicketOutOfSight> {
+  return (await findTicket(tx, tenantId, id)) ?? { id, tenant_id: tenantId };
+}
+
+/** Assignee and team changes go through private.hand_off_ticket (see there why). */
+export async function handOff(
+  tx: Tx,
+  tenantId: string,
+  id: string,
+  change: { assignee?: string | null; team?: string | null },
+): Promise<void> {
+  await tx`
+    select private.hand_off_ticket(${tenantId}, ${id}, ${'assignee' in change}, ${change.assignee ?? null},
+                                   ${'team' in change}, ${change.team ?? null})
+  `;
+}

@@ -1,0 +1,74 @@
+// The conversation on a ticket: replies (everyone who sees the ticket) and internal
+// notes (staff), and editing one's own messages.
+import { createRoute } from '@hono/zod-openapi';
+import { caller, callerDb } from '../../../shared/auth/context.ts';
+import { needs } from '../../../shared/auth/needs.ts';
+import { forbidden, notFound } from '../../../shared/errors.ts';
+import { createRouter } from '../../../shared/http.ts';
+import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import * as s from '../schemas.ts';
+import { MESSAGE_COLUMNS, type MessageRow, requireStaff, security, type TicketsHandler, visibleTicket } from './common.ts';
+
+const routes = {
+  post: createRoute({
+    method: 'post',
+    path: '/{id}/messages',
+    summary: 'Reply on a ticket, or add an internal note (staff)',
+    security,
+    middleware: needs.activeTenantRole('user', { write: true }), // notes: staff
+    request: { params: s.TicketIdParam, body: jsonBody(s.MessageBody) },
+    responses: { 201: jsonResponse(s.MessageSchema, 'The message'), ...commonErrors },
+  }),
+  edit: createRoute({
+    method: 'patch',
+    path: '/{id}/messages/{messageId}',
+    summary: 'Edit one of your own messages',
+    security,
+    middleware: needs.activeTenantRole('user', { write: true }), // the author only
+    request: { params: s.MessageParam, body: jsonBody(s.EditMessageBody) },
+    responses: { 200: jsonResponse(s.MessageSchema, 'The message'), ...commonErrors },
+  }),
+};
+
+const post: TicketsHandler<typeof routes.post> = async (c) => {
+  const { id } = c.req.valid('param');
+  const body = c.req.valid('json');
+  const access = c.var.access;
+  if (body.type === 'note') requireStaff(access);
+  const message = await callerDb(c, access.tenantId, async (tx) => {
+    await visibleTicket(tx, access.tenantId, id);
+    const [m] = await tx<MessageRow>`
+      insert into public.ticket_messages (tenant_id, ticket_id, type, content)
+      values (${access.tenantId}, ${id}, ${body.type}, ${body.content})
+      returning ${tx.columns(MESSAGE_COLUMNS)}
+    `;
+    return m;
+  });
+  return c.json(message, 201);
+};
+
+const edit: TicketsHandler<typeof routes.edit> = async (c) => {
+  const { id, messageId } = c.req.valid('param');
+  const { content } = c.req.valid('json');
+  const access = c.var.access;
+  const message = await callerDb(c, access.tenantId, async (tx) => {
+    await visibleTicket(tx, access.tenantId, id);
+    const [visible] = await tx<{ author_id: string | null }>`
+      select author_id from public.ticket_messages where tenant_id = ${access.tenantId} and ticket_id = ${id} and id = ${messageId}
+    `;
+    if (!visible) throw notFound('Message');
+    if (visible.author_id !== caller(c).user.id) throw forbidden('Only the author edits a message');
+    const [m] = await tx<MessageRow | undefined>`
+      update public.ticket_messages set content = ${content}
+      where tenant_id = ${access.tenantId} and ticket_id = ${id} and id = ${messageId}
+      returning ${tx.columns(MESSAGE_COLUMNS)}
+    `;
+    return m;
+  });
+  if (!message) throw forbidden('System messages cannot be edited');
+  return c.json(message, 200);
+};
+
+export const conversation = createRouter()
+  .openapi(routes.post, post)
+  .openapi(routes.edit, edit);

@@ -1,0 +1,101 @@
+// The tenant's SLA targets per priority: everyone reads them, admins set them.
+import { createRoute, z } from '@hono/zod-openapi';
+import { callerDb } from '../../../shared/auth/context.ts';
+import { needs } from '../../../shared/auth/needs.ts';
+import { notFound } from '../../../shared/errors.ts';
+import { createRouter } from '../../../shared/http.ts';
+import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
+import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import * as s from '../schemas.ts';
+import { security, type TicketsHandler } from './common.ts';
+
+const SLA_COLUMNS = [
+  'priority',
+  'first_response_minutes',
+  'resolution_minutes',
+  'business_hours',
+  'updated_at',
+] as const satisfies readonly Column<'sla_policies'>[];
+type SlaPolicyRow = Checked<
+  Selected<'sla_policies', typeof SLA_COLUMNS>,
+  { priority: z.infer<typeof s.PrioritySchema>; business_hours: JsonObject | null }
+>;
+
+const routes = {
+  list: createRoute({
+    method: 'get',
+    path: '/sla-policies',
+    summary: "The tenant's SLA targets per priority",
+    security,
+    middleware: needs.activeTenantRole('user'),
+    responses: {
+      200: jsonResponse(z.object({ items: z.array(s.SlaPolicySchema) }), 'SLA policies'),
+      ...commonErrors,
+    },
+  }),
+  put: createRoute({
+    method: 'put',
+    path: '/sla-policies/{priority}',
+    summary: 'Set the SLA targets of a priority (admins); applies to tickets created or re-prioritised from now on',
+    security,
+    middleware: needs.activeTenantRole('admin', { write: true }),
+    request: { params: s.PriorityParam, body: jsonBody(s.SlaPolicyBody) },
+    responses: { 200: jsonResponse(s.SlaPolicySchema, 'The policy'), ...commonErrors },
+  }),
+  remove: createRoute({
+    method: 'delete',
+    path: '/sla-policies/{priority}',
+    summary: 'Remove the SLA targets of a priority (admins)',
+    security,
+    middleware: needs.activeTenantRole('admin', { write: true }),
+    request: { params: s.PriorityParam },
+    responses: { 204: { description: 'Removed' }, ...commonErrors },
+  }),
+};
+
+const list: TicketsHandler<typeof routes.list> = async (c) => {
+  const access = c.var.access;
+  const items = await callerDb(
+    c,
+    access.tenantId,
+    (tx) =>
+      tx<SlaPolicyRow>`select ${tx.columns(SLA_COLUMNS)} from public.sla_policies where tenant_id = ${access.tenantId}
+       order by case priority when 'urgent' then 1 when 'high' then 2 when 'medium' then 3 else 4 end`,
+  );
+  return c.json({ items }, 200);
+};
+
+const put: TicketsHandler<typeof routes.put> = async (c) => {
+  const { priority } = c.req.valid('param');
+  const body = c.req.valid('json');
+  const access = c.var.access;
+  const [policy] = await callerDb(c, access.tenantId, (tx) =>
+    tx<SlaPolicyRow>`
+      insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes, business_hours)
+      values (${access.tenantId}, ${priority}, ${body.first_response_minutes}, ${body.resolution_minutes},
+              ${body.business_hours ? tx.json(body.business_hours) : null})
+      on conflict (tenant_id, priority) do update set
+        first_response_minutes = excluded.first_response_minutes,
+        resolution_minutes = excluded.resolution_minutes,
+        business_hours = excluded.business_hours
+      returning ${tx.columns(SLA_COLUMNS)}
+    `);
+  return c.json(policy, 200);
+};
+
+const remove: TicketsHandler<typeof routes.remove> = async (c) => {
+  const { priority } = c.req.valid('param');
+  const access = c.var.access;
+  const deleted = await callerDb(
+    c,
+    access.tenantId,
+    (tx) => tx`delete from public.sla_policies where tenant_id = ${access.tenantId} and priority = ${priority} returning id`,
+  );
+  if (!deleted.length) throw notFound('SLA policy');
+  return c.body(null, 204);
+};
+
+export const slaPolicies = createRouter()
+  .openapi(routes.list, list)
+  .openapi(routes.put, put)
+  .openapi(routes.remove, remove);

@@ -1,0 +1,414 @@
+// Tickets themselves: open (idempotently), list and search, statistics, read with the
+// conversation, update, move through the workflow, assign, delete and restore, merge.
+import { createRoute, z } from '@hono/zod-openapi';
+import { caller, callerDb } from '../../../shared/auth/context.ts';
+import { needs } from '../../../shared/auth/needs.ts';
+import { conflict, forbidden } from '../../../shared/errors.ts';
+import { createRouter } from '../../../shared/http.ts';
+import type { Json, JsonObject } from '../../../shared/rows.ts';
+import {
+  commonErrors,
+  conflictError,
+  cursorValues,
+  encodeCursor,
+  jsonBody,
+  jsonResponse,
+  sortKeyAndId,
+} from '../../../shared/schemas/common.ts';
+import * as s from '../schemas.ts';
+import {
+  ATTACHMENT_COLUMNS,
+  type AttachmentRow,
+  handOff,
+  MESSAGE_COLUMNS,
+  type MessageRow,
+  readBack,
+  requireAdmin,
+  requireStaff,
+  security,
+  TICKET_COLUMNS,
+  type TicketOutOfSight,
+  type TicketRow,
+  type TicketsHandler,
+  visibleTicket,
+} from './common.ts';
+
+const routes = {
+  create: createRoute({
+    method: 'post',
+    path: '/',
+    summary: 'Open a ticket. Send Idempotency-Key to make retries safe.',
+    security,
+    middleware: needs.activeTenantRole('user', { write: true }),
+    request: {
+      body: jsonBody(s.CreateTicketBody),
+      headers: z.object({ 'idempotency-key': z.string().min(1).max(255).optional() }),
+    },
+    responses: {
+      201: jsonResponse(s.ChangedTicketSchema, 'The ticket (or, for a repeated key, the first result)'),
+      ...commonErrors,
+      ...conflictError,
+    },
+  }),
+  list: createRoute({
+    method: 'get',
+    path: '/',
+    summary: 'List and search tickets the caller may see: filters, sort, keyset pagination, optional total',
+    security,
+    middleware: needs.activeTenantRole('user'),
+    request: { query: s.ListQuery },
+    responses: { 200: jsonResponse(s.TicketPageSchema, 'A page of tickets'), ...commonErrors },
+  }),
+  stats: createRoute({
+    method: 'get',
+    path: '/stats',
+    summary: "The tenant's ticket counts by status and priority, median first-response and resolution times (staff)",
+    security,
+    middleware: needs.activeTenantRole('agent'),
+    responses: { 200: jsonResponse(s.StatsSchema, 'Statistics'), ...commonErrors },
+  }),
+  read: createRoute({
+    method: 'get',
+    path: '/{id}',
+    summary: 'A ticket with its conversation, attachments and timeline, as the caller may see them',
+    security,
+    middleware: needs.activeTenantRole('user'),
+    request: { params: s.TicketIdParam },
+    responses: { 200: jsonResponse(s.TicketDetailSchema, 'The ticket'), ...commonErrors },
+  }),
+  update: createRoute({
+    method: 'patch',
+    path: '/{id}',
+    summary: 'Update fields of a ticket (staff)',
+    security,
+    middleware: needs.activeTenantRole('user', { write: true }), // staff: checked once the ticket is visible
+    request: { params: s.TicketIdParam, body: jsonBody(s.UpdateTicketBody) },
+    responses: { 200: jsonResponse(s.ChangedTicketSchema, 'The ticket'), ...commonErrors },
+  }),
+  setStatus: createRoute({
+    method: 'post',
+    path: '/{id}/status',
+    summary: 'Move a ticket through its workflow (staff); refused transitions are 409s listing the allowed ones',
+    security,
+    middleware: needs.activeTenantRole('user', { write: true }), // staff: checked once the ticket is visible
+    request: { params: s.TicketIdParam, body: jsonBody(s.TransitionBody) },
+    responses: { 200: jsonResponse(s.ChangedTicketSchema, 'The ticket'), ...commonErrors, ...conflictError },
+  }),
+  assign: createRoute({
+    method: 'put',
+    path: '/{id}/assignee',
+    summary: 'Assign a ticket to an agent or admin, or unassign it (staff)',
+    security,
+    middleware: needs.activeTenantRole('user', { write: true }), // staff: checked once the ticket is visible
+    request: { params: s.TicketIdParam, body: jsonBody(s.AssignBody) },
+    responses: { 200: jsonResponse(s.ChangedTicketSchema, 'The ticket'), ...commonErrors },
+  }),
+  remove: createRoute({
+    method: 'delete',
+    path: '/{id}',
+    summary: 'Soft-delete a ticket (admins); it drops out of everyone else’s reads',
+    security,
+    middleware: needs.activeTenantRole('user', { write: true }), // admins: checked once the ticket is visible
+    request: { params: s.TicketIdParam },
+    responses: { 200: jsonResponse(s.TicketSchema, 'The deleted ticket'), ...commonErrors },
+  }),
+  restore: createRoute({
+    method: 'post',
+    path: '/{id}/restore',
+    summary: 'Restore a soft-deleted ticket (admins)',
+    security,
+    middleware: needs.activeTenantRole('user', { write: true }), // admins: checked once the ticket is visible
+    request: { params: s.TicketIdParam },
+    responses: { 200: jsonResponse(s.TicketSchema, 'The restored ticket'), ...commonErrors },
+  }),
+  merge: createRoute({
+    method: 'post',
+    path: '/{id}/merge',
+    summary: 'Merge this ticket into another of the tenant (staff): messages move, this one closes with a pointer',
+    security,
+    middleware: needs.activeTenantRole('user', { write: true }), // staff: checked once both tickets are visible
+    request: { params: s.TicketIdParam, body: jsonBody(s.MergeBody) },
+    responses: {
+      200: jsonResponse(s.TicketSchema, 'The ticket merged into'),
+      ...commonErrors,
+      ...conflictError,
+    },
+  }),
+};
+
+// ---------------------------------------------------------------- create
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+type IdempotencyClaim = { claimed: boolean; request_hash: string | null; response: TicketRow | TicketOutOfSight };
+
+const create: TicketsHandler<typeof routes.create> = async (c) => {
+  const body = c.req.valid('json');
+  const key = c.req.valid('header')['idempotency-key'];
+  const access = c.var.access;
+  if (access.role === 'user' && (body.team_id || body.assigned_to || body.requester_id)) {
+    throw forbidden('Customers cannot route, assign or file tickets for others');
+  }
+  const requestHash = key ? await sha256Hex(JSON.stringify(body)) : null;
+  const result = await callerDb(c, access.tenantId, async (tx) => {
+    if (key) {
+      const [claim] = await tx<IdempotencyClaim>`
+        select * from private.claim_idempotency_key(${access.tenantId}, ${key}, ${requestHash})
+      `;
+      if (!claim.claimed) {
+        if (claim.request_hash !== requestHash) {
+          throw conflict(
+            'idempotency_key_reused',
+            'This Idempotency-Key was used with a different request',
+          );
+        }
+        return { replayed: true, ticket: claim.response };
+      }
+    }
+    // The database chooses the id; the new ticket may be invisible to its creator (an
+    // agent filing for a customer on another team), so it is read back from the
+    // setting the insert trigger leaves, not with RETURNING.
+    await tx`
+      insert into public.tickets (tenant_id, title, description, priority, department, team_id, assigned_to,
+                                  created_by, due_date, tags, metadata)
+      values (${access.tenantId}, ${body.title}, ${body.description ?? null}, ${body.priority},
+              ${body.department}, ${body.team_id ?? null}, ${body.assigned_to ?? null}, ${body.requester_id ?? null},
+              ${body.due_date ?? null}, ${body.tags}, ${tx.json(body.metadata)})
+    `;
+    const [{ id }] = await tx<{ id: string }>`select current_setting('private.created_ticket_id') as id`;
+    const ticket = await readBack(tx, access.tenantId, id);
+    if (key) {
+      await tx`
+        select private.store_idempotent_response(${access.tenantId}, ${key}, 201, ${
+        tx.json(JSON.parse(JSON.stringify(ticket)) as Json)
+      })
+      `;
+    }
+    return { replayed: false, ticket };
+  });
+  if (result.replayed) c.header('idempotent-replayed', 'true');
+  return c.json(result.ticket, 201);
+};
+
+// ---------------------------------------------------------------- list and search
+
+const list: TicketsHandler<typeof routes.list> = async (c) => {
+  const q = c.req.valid('query');
+  const access = c.var.access;
+  const me = caller(c).user.id;
+  const sort = q.sort ?? (q.q ? 'relevance' : 'created_at');
+  const desc = q.order === 'desc';
+  if (q.include_deleted && access.role !== 'admin' && access.role !== 'super_admin') {
+    throw forbidden('Only admins see deleted tickets');
+  }
+  const after = cursorValues(q.cursor, 2, sortKeyAndId);
+
+  const page = await callerDb(c, access.tenantId, async (tx) => {
+    const sortExpr = {
+      created_at: tx`created_at`,
+      updated_at: tx`updated_at`,
+      number: tx`number::double precision`,
+      priority: tx`(case priority when 'urgent' then 4 when 'high' then 3 when 'medium' then 2 else 1 end)::double precision`,
+      relevance: tx`ts_rank(search, websearch_to_tsquery('english', ${q.q ?? ''}))::double precision`,
+    }[sort];
+    const keyType = sort === 'created_at' || sort === 'updated_at' ? tx`timestamptz` : tx`double precision`;
+    const where = [
+      tx`tenant_id = ${access.tenantId}`,
+      q.include_deleted ? tx`true` : tx`deleted_at is null`,
+      q.status ? tx`status = any(${q.status})` : tx`true`,
+      q.priority ? tx`priority = any(${q.priority})` : tx`true`,
+      q.department ? tx`department = any(${q.department})` : tx`true`,
+      q.team_id ? tx`team_id = ${q.team_id}` : tx`true`,
+      q.assignee === 'none'
+        ? tx`assigned_to is null`
+        : q.assignee
+        ? tx`assigned_to = ${q.assignee === 'me' ? me : q.assignee}`
+        : tx`true`,
+      q.requester ? tx`created_by = ${q.requester === 'me' ? me : q.requester}` : tx`true`,
+      q.tag ? tx`tags @> array[${q.tag}]::text[]` : tx`true`,
+      q.number ? tx`number = ${q.number}` : tx`true`,
+      q.created_after ? tx`created_at >= ${q.created_after}` : tx`true`,
+      q.created_before ? tx`created_at < ${q.created_before}` : tx`true`,
+      q.updated_after ? tx`updated_at >= ${q.updated_after}` : tx`true`,
+      q.updated_before ? tx`updated_at < ${q.updated_before}` : tx`true`,
+      q.sla_breached === undefined
+        ? tx`true`
+        : q.sla_breached
+        ? tx`(sla_first_response_breached_at is not null or sla_resolution_breached_at is not null)`
+        : tx`(sla_first_response_breached_at is null and sla_resolution_breached_at is null)`,
+      q.q ? tx`search @@ websearch_to_tsquery('english', ${q.q})` : tx`true`,
+    ];
+    const filter = where.reduce((acc, part) => tx`${acc} and ${part}`);
+    const keyset = after
+      ? desc
+        ? tx`and (${sortExpr}, id) < (${after[0]}::${keyType}, ${after[1]}::uuid)`
+        : tx`and (${sortExpr}, id) > (${after[0]}::${keyType}, ${after[1]}::uuid)`
+      : tx``;
+    const direction = desc ? tx`desc` : tx`asc`;
+    const rows = await tx<TicketRow & { sort_key: string }>`
+      select ${tx.columns(TICKET_COLUMNS)}, (${sortExpr})::text as sort_key
+      from public.tickets
+      where ${filter} ${keyset}
+      order by ${sortExpr} ${direction}, id ${direction}
+      limit ${q.limit + 1}
+    `;
+    const total = q.include_total
+      ? Number((await tx<{ n: number }>`select count(*) as n from public.tickets where ${filter}`)[0].n)
+      : undefined;
+    return { rows, total };
+  });
+  const shown = page.rows.slice(0, q.limit);
+  const last = shown.at(-1);
+  const next = page.rows.length > q.limit && last ? encodeCursor([last.sort_key, last.id]) : null;
+  const items: TicketRow[] = shown.map(({ sort_key: _, ...ticket }) => ticket);
+  return c.json({ items, next, ...(page.total !== undefined ? { total: page.total } : {}) }, 200);
+};
+
+// ---------------------------------------------------------------- statistics
+
+const stats: TicketsHandler<typeof routes.stats> = async (c) => {
+  const access = c.var.access;
+  // private.ticket_stats builds the object StatsSchema describes.
+  const [row] = await callerDb(
+    c,
+    access.tenantId,
+    (tx) => tx<{ stats: z.infer<typeof s.StatsSchema> }>`select private.ticket_stats(${access.tenantId}) as stats`,
+  );
+  return c.json(row.stats, 200);
+};
+
+// ---------------------------------------------------------------- one ticket
+
+type EventRow = { id: string; type: string; data: JsonObject; actor_user_id: string | null; created_at: string };
+
+const read: TicketsHandler<typeof routes.read> = async (c) => {
+  const { id } = c.req.valid('param');
+  const access = c.var.access;
+  const detail = await callerDb(c, access.tenantId, async (tx) => {
+    const ticket = await visibleTicket(tx, access.tenantId, id);
+    const [messages, attachments, timeline] = await Promise.all([
+      tx<MessageRow>`select ${tx.columns(MESSAGE_COLUMNS)} from public.ticket_messages
+         where tenant_id = ${access.tenantId} and ticket_id = ${id} order by created_at, id`,
+      tx<AttachmentRow>`select ${tx.columns(ATTACHMENT_COLUMNS)} from public.attachments
+         where tenant_id = ${access.tenantId} and ticket_id = ${id} order by created_at, id`,
+      tx<EventRow>`select id::text, type, data, actor_user_id, created_at from public.ticket_events
+         where tenant_id = ${access.tenantId} and ticket_id = ${id} order by ticket_events.id`,
+    ]);
+    return { ...ticket, messages, attachments, timeline };
+  });
+  return c.json(detail, 200);
+};
+
+const update: TicketsHandler<typeof routes.update> = async (c) => {
+  const { id } = c.req.valid('param');
+  const body = c.req.valid('json');
+  const access = c.var.access;
+  const ticket = await callerDb(c, access.tenantId, async (tx) => {
+    await visibleTicket(tx, access.tenantId, id);
+    requireStaff(access);
+    const set = (field: keyof typeof body) => field in body;
+    await tx`
+      update public.tickets set
+        title = case when ${set('title')} then ${body.title ?? null}::text else title end,
+        description = case when ${set('description')} then ${body.description ?? null}::text else description end,
+        priority = coalesce(${body.priority ?? null}::text, priority),
+        department = coalesce(${body.department ?? null}::text, department),
+        due_date = case when ${set('due_date')} then ${body.due_date ?? null}::timestamptz else due_date end,
+        tags = coalesce(${body.tags ?? null}::text[], tags),
+        metadata = coalesce(${body.metadata ? tx.json(body.metadata) : null}::jsonb, metadata)
+      where tenant_id = ${access.tenantId} and id = ${id}
+    `;
+    if (set('team_id')) await handOff(tx, access.tenantId, id, { team: body.team_id ?? null });
+    return await readBack(tx, access.tenantId, id);
+  });
+  return c.json(ticket, 200);
+};
+
+/** A refused status transition is a 409 listing the allowed ones. */
+const setStatus: TicketsHandler<typeof routes.setStatus> = async (c) => {
+  const { id } = c.req.valid('param');
+  const { status } = c.req.valid('json');
+  const access = c.var.access;
+  const ticket = await callerDb(c, access.tenantId, async (tx) => {
+    const current = await visibleTicket(tx, access.tenantId, id);
+    requireStaff(access);
+    if (current.status !== status) {
+      const [{ allowed }] = await tx<{ allowed: string[] }>`
+        select private.allowed_ticket_transitions(${current.status}) as allowed
+      `;
+      if (!allowed.includes(status)) {
+        throw conflict('invalid_transition', `A ${current.status} ticket cannot become ${status}`, {
+          from: current.status,
+          to: status,
+          allowed,
+        });
+      }
+    }
+    await tx`update public.tickets set status = ${status} where tenant_id = ${access.tenantId} and id = ${id}`;
+    return await readBack(tx, access.tenantId, id);
+  });
+  return c.json(ticket, 200);
+};
+
+const assign: TicketsHandler<typeof routes.assign> = async (c) => {
+  const { id } = c.req.valid('param');
+  const { user_id } = c.req.valid('json');
+  const access = c.var.access;
+  const ticket = await callerDb(c, access.tenantId, async (tx) => {
+    await visibleTicket(tx, access.tenantId, id);
+    requireStaff(access);
+    await handOff(tx, access.tenantId, id, { assignee: user_id });
+    return await readBack(tx, access.tenantId, id);
+  });
+  return c.json(ticket, 200);
+};
+
+// ---------------------------------------------------------------- delete, restore, merge
+
+function setDeleted(deleted: boolean): TicketsHandler<typeof routes.remove | typeof routes.restore> {
+  return async (c) => {
+    const { id } = c.req.valid('param');
+    const access = c.var.access;
+    const ticket = await callerDb(c, access.tenantId, async (tx) => {
+      await visibleTicket(tx, access.tenantId, id);
+      requireAdmin(access, 'Only admins delete and restore tickets');
+      const [t] = await tx<TicketRow>`
+        update public.tickets set deleted_at = ${deleted ? tx`coalesce(deleted_at, now())` : null}
+        where tenant_id = ${access.tenantId} and id = ${id}
+        returning ${tx.columns(TICKET_COLUMNS)}
+      `;
+      return t;
+    });
+    return c.json(ticket, 200);
+  };
+}
+
+const merge: TicketsHandler<typeof routes.merge> = async (c) => {
+  const { id } = c.req.valid('param');
+  const { into } = c.req.valid('json');
+  const access = c.var.access;
+  const target = await callerDb(c, access.tenantId, async (tx) => {
+    await visibleTicket(tx, access.tenantId, id);
+    await visibleTicket(tx, access.tenantId, into);
+    requireStaff(access);
+    await tx`select private.merge_tickets(${access.tenantId}, ${id}, ${into})`;
+    return await visibleTicket(tx, access.tenantId, into);
+  });
+  return c.json(target, 200);
+};
+
+// Registration order matters where paths overlap: /stats before /{id}.
+export const tickets = createRouter()
+  .openapi(routes.create, create)
+  .openapi(routes.list, list)
+  .openapi(routes.stats, stats)
+  .openapi(routes.read, read)
+  .openapi(routes.update, update)
+  .openapi(routes.setStatus, setStatus)
+  .openapi(routes.assign, assign)
+  .openapi(routes.remove, setDeleted(true))
+  .openapi(routes.restore, setDeleted(false))
+  .openapi(routes.merge, merge);
