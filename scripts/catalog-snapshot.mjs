@@ -7,6 +7,8 @@
 //   node scripts/catalog-snapshot.mjs --compare REF     the difference between REF's migrations (-) and the
 //                                                       working tree's (+); exit 1 when they differ
 //   node scripts/catalog-snapshot.mjs --db-url URL      snapshot an already migrated database instead
+//   … --exact                                           function bodies byte for byte, by digest (default: runs of
+//                                                       whitespace collapsed, so re-indenting is no change)
 //
 // Each history is applied to a fresh database of one throw-away embedded Postgres (in a
 // mkdtemp folder), exactly as `npm start` and the tests do it: supabase/platform/bootstrap.sql,
@@ -46,6 +48,9 @@ import { bootstrapFile, createDatabase, freePort, root, runSqlFile, startEmbedde
 /** Owned schemas: everything but Postgres's own and the CLI's migration bookkeeping. */
 const SCHEMA_FILTER = `nspname not in ('pg_catalog', 'information_schema', 'pg_toast', 'supabase_migrations')
   and nspname !~ '^pg_(temp|toast_temp)_'`;
+
+/** A function's body as compared: runs of whitespace collapsed (--exact: the digest of the body as written). */
+const BODY = `btrim(regexp_replace(p.prosrc, '\\s+', ' ', 'g'))`;
 
 /** One query per kind of fact; each returns rows of one text column `line`. */
 const QUERIES = {
@@ -122,7 +127,7 @@ const QUERIES = {
                        a.privilege_type, case when a.is_grantable then '*' else '' end, pg_get_userbyid(a.grantor)) as x
          from aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a) s),
       coalesce(obj_description(p.oid, 'pg_proc'), '-'),
-      btrim(regexp_replace(p.prosrc, '\\s+', ' ', 'g'))) as line
+      ${BODY}) as line
     from pg_proc p join pg_namespace n on n.oid = p.pronamespace join pg_language l on l.oid = p.prolang
     where ${SCHEMA_FILTER}`,
 
@@ -206,12 +211,12 @@ async function tableRows(sql) {
 }
 
 /** The snapshot of a migrated database: `section: fact` lines, sorted. */
-export async function snapshot(url) {
+export async function snapshot(url, { exact = false } = {}) {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
     const out = [];
     for (const [section, query] of Object.entries(QUERIES)) {
-      const rows = await sql.unsafe(query);
+      const rows = await sql.unsafe(exact ? query.replace(BODY, 'md5(p.prosrc)') : query);
       for (const r of rows) out.push(`${section}: ${r.line.replace(/\s*\n\s*/g, ' ')}`);
     }
     for (const line of await tableRows(sql)) out.push(`rows: ${line}`);
@@ -250,10 +255,13 @@ async function migrateInto(serverUrl, name, workdir) {
 
 async function main() {
   const { values } = parseArgs({
-    options: { out: { type: 'string' }, ref: { type: 'string' }, compare: { type: 'string' }, 'db-url': { type: 'string' } },
+    options: {
+      out: { type: 'string' }, ref: { type: 'string' }, compare: { type: 'string' }, 'db-url': { type: 'string' },
+      exact: { type: 'boolean', default: false },
+    },
   });
   const emit = async (text) => (values.out ? writeFile(values.out, text) : process.stdout.write(text));
-  if (values['db-url']) return void (await emit(await snapshot(values['db-url'])));
+  if (values['db-url']) return void (await emit(await snapshot(values['db-url'], values)));
 
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'platform-catalog-'));
   let pg;
@@ -262,8 +270,8 @@ async function main() {
     pg = started.pg;
     const serverUrl = started.url;
     if (values.compare) {
-      const before = await snapshot(await migrateInto(serverUrl, 'before', await checkoutRef(values.compare, tmp)));
-      const after = await snapshot(await migrateInto(serverUrl, 'after', root));
+      const before = await snapshot(await migrateInto(serverUrl, 'before', await checkoutRef(values.compare, tmp)), values);
+      const after = await snapshot(await migrateInto(serverUrl, 'after', root), values);
       const diff = compare(before, after);
       await emit(diff.length ? diff.join('\n') + '\n' : '');
       console.error(diff.length
@@ -272,7 +280,7 @@ async function main() {
       process.exitCode = diff.length ? 1 : 0;
     } else {
       const workdir = values.ref ? await checkoutRef(values.ref, tmp) : root;
-      await emit(await snapshot(await migrateInto(serverUrl, 'snapshot', workdir)));
+      await emit(await snapshot(await migrateInto(serverUrl, 'snapshot', workdir), values));
     }
   } finally {
     await pg?.stop();
