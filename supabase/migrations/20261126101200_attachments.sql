@@ -96,7 +96,6 @@ create policy attachments_insert on public.attachments for insert to authenticat
       where m.tenant_id = attachments.tenant_id and m.id = attachments.message_id and m.ticket_id = attachments.ticket_id))
   );
 
-
 -- ------------------------------------------------------------------ uploads
 
 -- The storage confirmed the bytes arrived (the function checks before it calls this).

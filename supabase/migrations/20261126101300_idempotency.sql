@@ -18,9 +18,6 @@ create table private.idempotency_keys (
   primary key (tenant_id, user_id, key)
 );
 
--- Claims the key for this request, or returns what the first request with it stored.
--- A concurrent duplicate waits here until the first one commits (the unique key), so
-
 -- ------------------------------------------------------------------ claim and store
 
 -- Claims the key for this request, or returns what the first request with it stored.

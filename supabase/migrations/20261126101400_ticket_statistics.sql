@@ -23,6 +23,7 @@ create table private.ticket_durations (
 
 -- ------------------------------------------------------------------ maintained by trigger
 
+-- A duration's histogram bucket: 5 % wide on a log scale (a second or less is bucket 0).
 create function private.duration_bucket(p_seconds double precision) returns int
 language sql immutable parallel safe
 set search_path = ''
