@@ -7,6 +7,8 @@
 //   node scripts/catalog-snapshot.mjs --compare REF     the difference between REF's migrations (-) and the
 //                                                       working tree's (+); exit 1 when they differ
 //   node scripts/catalog-snapshot.mjs --db-url URL      snapshot an already migrated database instead
+//   … --workdir DIR                                     take DIR/supabase/migrations instead of the working
+//                                                       tree's (for --compare: the + side)
 //   … --exact                                           function bodies byte for byte, by digest (default: runs of
 //                                                       whitespace collapsed, so re-indenting is no change)
 //
@@ -18,16 +20,17 @@
 // the triggers the migrations put on it —, extensions) and the cluster-wide things the
 // migrations touch:
 //   schemas (owner, privileges), extensions, relations (kind, owner, RLS enabled/forced,
-//   privileges, options, comment), columns (position, type, default or generation
-//   expression, identity, nullability, column privileges, comment), constraints
+//   privileges, options, comment), columns (position among the live columns — a column
+//   dropped later, and so never created by a folded history, is no difference —, type,
+//   default or generation expression, identity, nullability, column privileges, comment), constraints
 //   (definition), indexes (definition), policies (command, permissive, roles, using,
 //   with check), functions (identity arguments with defaults, result, language,
 //   volatility, strictness, parallel safety, security definer, leakproof, config such as
 //   search_path, owner, privileges, comment, body with runs of whitespace collapsed),
 //   triggers (definition, enabled), views, sequences (parameters), user-defined types,
 //   default privileges, publications and their tables, event triggers, rules, roles
-//   (attributes, memberships, settings), and the rows migrations insert (a digest of
-//   every table's sorted rows).
+//   (attributes, memberships, settings), and the rows migrations insert (every table's
+//   rows, sorted).
 // Privileges are effective ones: a null ACL is expanded to its default, and entries are
 // sorted, so "never granted" and "granted then revoked back to the default" compare equal.
 // Supabase's own bookkeeping (schema supabase_migrations) is left out: it records file
@@ -81,7 +84,7 @@ const QUERIES = {
 
   column: `
     select format('%s.%s #%s %s type=%s not_null=%s default=%s generated=%s identity=%s collation=%s acl=%s comment=%s',
-      n.nspname, c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+      n.nspname, c.relname, row_number() over (partition by a.attrelid order by a.attnum), a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
       coalesce(pg_get_expr(d.adbin, d.adrelid), '-'), coalesce(nullif(a.attgenerated, ''), '-'),
       coalesce(nullif(a.attidentity, ''), '-'),
       coalesce((select collname from pg_collation where oid = a.attcollation and a.attcollation <> 100), '-'),
@@ -194,8 +197,8 @@ const QUERIES = {
     from pg_roles r where r.rolname !~ '^pg_'`,
 };
 
-/** Tables whose rows the migrations insert (settings, the status machine): a digest of
- *  every table's rows, sorted, so seeded data is compared too. */
+/** The rows the migrations insert (settings, the status machine): every non-empty
+ *  table's rows, sorted, so seeded data is compared too. */
 async function tableRows(sql) {
   const tables = await sql.unsafe(`
     select format('%I.%I', n.nspname, c.relname) as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -257,7 +260,7 @@ async function main() {
   const { values } = parseArgs({
     options: {
       out: { type: 'string' }, ref: { type: 'string' }, compare: { type: 'string' }, 'db-url': { type: 'string' },
-      exact: { type: 'boolean', default: false },
+      exact: { type: 'boolean', default: false }, workdir: { type: 'string' },
     },
   });
   const emit = async (text) => (values.out ? writeFile(values.out, text) : process.stdout.write(text));
@@ -271,15 +274,15 @@ async function main() {
     const serverUrl = started.url;
     if (values.compare) {
       const before = await snapshot(await migrateInto(serverUrl, 'before', await checkoutRef(values.compare, tmp)), values);
-      const after = await snapshot(await migrateInto(serverUrl, 'after', root), values);
+      const after = await snapshot(await migrateInto(serverUrl, 'after', values.workdir ? path.resolve(values.workdir) : root), values);
       const diff = compare(before, after);
       await emit(diff.length ? diff.join('\n') + '\n' : '');
       console.error(diff.length
-        ? `${diff.length} lines differ between ${values.compare} (-) and the working tree (+)`
-        : `the catalog of the working tree's migrations equals ${values.compare}'s (${before.split('\n').length - 1} facts)`);
+        ? `${diff.length} lines differ between ${values.compare} (-) and ${values.workdir ?? 'the working tree'} (+)`
+        : `the catalog of ${values.workdir ?? "the working tree"}'s migrations equals ${values.compare}'s (${before.split('\n').length - 1} facts)`);
       process.exitCode = diff.length ? 1 : 0;
     } else {
-      const workdir = values.ref ? await checkoutRef(values.ref, tmp) : root;
+      const workdir = values.ref ? await checkoutRef(values.ref, tmp) : values.workdir ? path.resolve(values.workdir) : root;
       await emit(await snapshot(await migrateInto(serverUrl, 'snapshot', workdir), values));
     }
   } finally {
