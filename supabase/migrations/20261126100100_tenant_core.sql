@@ -1,21 +1,11 @@
 -- Tenant core: tenants, platform users and their identities, memberships, platform
--- admins, teams. Every tenant-owned table carries tenant_id in its primary key, and
--- child rows point at parents through composite (tenant_id, …) foreign keys, so a row
--- can never reference another tenant's row.
+-- admins, teams, invitations. Every tenant-owned table carries tenant_id in its primary
+-- key, and child rows point at parents through composite (tenant_id, …) foreign keys, so
+-- a row can never reference another tenant's row. Who may reach these rows is the next
+-- concerns' (access helpers, audit, tenant_core_rls); the rules that RLS cannot say are
+-- in tenant_core_rules.
 
-create schema if not exists private;
-revoke all on schema private from public;
-
--- updated_at is maintained by the database, not by callers.
-create function private.set_updated_at() returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-  new.updated_at := now();
-  return new;
-end;
-$$;
+-- ------------------------------------------------------------------ tables
 
 create table public.tenants (
   id uuid primary key default gen_random_uuid(),
@@ -145,6 +135,8 @@ create unique index invitations_pending_key on public.invitations (tenant_id, lo
 create index invitations_email_idx on public.invitations (lower(email)) where accepted_at is null;
 create index invitations_invited_by_idx on public.invitations (invited_by);
 create index invitations_accepted_by_idx on public.invitations (accepted_by);
+
+-- ------------------------------------------------------------------ updated_at
 
 create trigger set_updated_at before update on public.tenants
   for each row execute function private.set_updated_at();

@@ -1,7 +1,20 @@
--- Replies written here on a ticket that came from a Chatwoot conversation go back to
--- that conversation: a trigger queues them (in the transaction of the reply) and the
+-- Chatwoot conversations: a conversation becomes a ticket (the inbound path, verified by
+-- the webhooks function), and replies written here on such a ticket go back to that
+-- conversation: a trigger queues them (in the transaction of the reply) and the
 -- delivery job posts them through the Chatwoot connector. Messages that arrived from
 -- Chatwoot have no author here, so they are never sent back.
+
+-- ------------------------------------------------------------------ the conversation link
+
+-- The Chatwoot conversation a ticket mirrors: one ticket per conversation. Written only
+-- by the verified webhook path (no grant to API roles), so nobody can attach a ticket to
+-- someone else's conversation through its free-form metadata.
+alter table public.tickets add column chatwoot_conversation_id text check (char_length(chatwoot_conversation_id) <= 50);
+create unique index tickets_chatwoot_conversation_key on public.tickets (tenant_id, chatwoot_conversation_id)
+  where chatwoot_conversation_id is not null;
+
+-- ------------------------------------------------------------------ replies
+
 create table private.chatwoot_replies (
   id bigint generated always as identity primary key,
   tenant_id uuid not null references public.tenants (id) on delete cascade,
@@ -21,6 +34,8 @@ create table private.chatwoot_replies (
 create index chatwoot_replies_due_idx on private.chatwoot_replies (next_attempt_at) where status = 'pending';
 -- Our own messages come back as message_created webhooks: recognised by their id.
 create index chatwoot_replies_sent_idx on private.chatwoot_replies (tenant_id, chatwoot_message_id) where chatwoot_message_id is not null;
+-- The delivery job reads them as service_role.
+grant select on private.chatwoot_replies to service_role;
 
 create function private.queue_chatwoot_reply() returns trigger
 language plpgsql security definer
@@ -42,8 +57,11 @@ begin
   return null;
 end;
 $$;
+revoke all on function private.queue_chatwoot_reply() from public, anon, authenticated;
 create trigger queue_chatwoot_reply after insert on public.ticket_messages
   for each row execute function private.queue_chatwoot_reply();
+
+-- ------------------------------------------------------------------ the delivery job's side
 
 create function private.claim_chatwoot_replies(p_worker text, p_limit int default 20)
 returns table (reply_id bigint, tenant_id uuid, conversation_id text, content text, attempts int,
@@ -66,6 +84,8 @@ begin
   from claimed c left join public.tenant_services s on s.tenant_id = c.tenant_id and s.service = 'chatwoot';
 end;
 $$;
+revoke all on function private.claim_chatwoot_replies(text, int) from public, anon, authenticated;
+grant execute on function private.claim_chatwoot_replies(text, int) to service_role;
 
 create function private.finish_chatwoot_reply(p_reply_id bigint, p_worker text, p_chatwoot_message_id bigint, p_error text, p_retryable boolean)
 returns text
@@ -85,46 +105,5 @@ begin
   return coalesce(v_status, 'lost');
 end;
 $$;
-
-revoke all on function private.queue_chatwoot_reply(), private.claim_chatwoot_replies(text, int),
-  private.finish_chatwoot_reply(bigint, text, bigint, text, boolean) from public, anon, authenticated;
-grant execute on function private.claim_chatwoot_replies(text, int), private.finish_chatwoot_reply(bigint, text, bigint, text, boolean)
-  to service_role;
-grant select on private.chatwoot_replies to service_role;
-
--- History that only serves deduplication and diagnosis is kept for 30 days: the inbox
--- (a provider retries for far less), finished deliveries with their events and
--- attempts, replies sent or given up. A daily job (POST /webhooks/jobs/prune, or
--- pg_cron where available).
-create index webhook_inbox_received_idx on private.webhook_inbox (received_at);
-create index webhook_events_created_idx on private.webhook_events (created_at);
-create index chatwoot_replies_created_idx on private.chatwoot_replies (created_at) where status in ('sent', 'failed');
-create function private.prune_webhook_history(p_keep interval default interval '30 days') returns int
-language plpgsql volatile security definer
-set search_path = ''
-as $$
-declare
-  v_count int := 0;
-  n int;
-begin
-  delete from private.webhook_inbox where received_at < now() - p_keep;
-  get diagnostics n = row_count; v_count := v_count + n;
-  delete from private.webhook_events ev where ev.created_at < now() - p_keep
-    and not exists (select 1 from private.webhook_deliveries d where d.event_id = ev.id and d.status in ('pending', 'delivering'));
-  get diagnostics n = row_count; v_count := v_count + n;
-  delete from private.chatwoot_replies where created_at < now() - p_keep and status in ('sent', 'failed');
-  get diagnostics n = row_count; v_count := v_count + n;
-  return v_count;
-end;
-$$;
-revoke all on function private.prune_webhook_history(interval) from public, anon, authenticated;
-grant execute on function private.prune_webhook_history(interval) to service_role;
-
-do $$
-begin
-  if exists (select 1 from pg_available_extensions where name = 'pg_cron') then
-    create extension if not exists pg_cron;
-    perform cron.schedule('webhook-history-prune', '17 3 * * *', 'select private.prune_webhook_history()');
-  end if;
-end
-$$;
+revoke all on function private.finish_chatwoot_reply(bigint, text, bigint, text, boolean) from public, anon, authenticated;
+grant execute on function private.finish_chatwoot_reply(bigint, text, bigint, text, boolean) to service_role;

@@ -1,5 +1,10 @@
 -- Audit trail: one row per change, written by a generic trigger (never by application
--- code), append-only for everyone but the table's owner.
+-- code), append-only for everyone but the table's owner. Every table in public but the
+-- trail itself is audited, attached by one function that reads the table's keys from the
+-- catalog (private.enable_audit, supa_audit's enable_tracking shape): each concern calls
+-- it next to the tables it creates.
+
+-- ------------------------------------------------------------------ the trail
 
 create table public.audit_logs (
   id bigint generated always as identity primary key,
@@ -44,15 +49,18 @@ begin
   return coalesce(new, old);
 end;
 $$;
+revoke all on function private.audit_logs_append_only() from public, anon;
 create trigger audit_logs_append_only before update or delete on public.audit_logs
   for each row execute function private.audit_logs_append_only();
 create trigger audit_logs_no_truncate before truncate on public.audit_logs
   for each statement execute function private.audit_logs_append_only();
 
+-- ------------------------------------------------------------------ the trigger
+
 -- The generic row trigger. Arguments: the column holding the tenant id ('' for
--- platform tables), then the primary-key columns. A no-op UPDATE (nothing but
--- updated_at changed) writes nothing. Setting deleted_at is a SOFT_DELETE, clearing it
--- a RESTORE.
+-- platform tables), then the primary-key columns — private.enable_audit reads both from
+-- the catalog. A no-op UPDATE (nothing but updated_at changed) writes nothing. Setting
+-- deleted_at is a SOFT_DELETE, clearing it a RESTORE.
 create function private.audit_row() returns trigger
 language plpgsql security definer
 set search_path = ''
@@ -108,23 +116,52 @@ begin
   return null;
 end;
 $$;
-revoke all on function private.audit_row(), private.audit_logs_append_only() from public, anon;
+revoke all on function private.audit_row() from public, anon;
 
-create trigger audit after insert or update or delete on public.tenants
-  for each row execute function private.audit_row('id', 'id');
-create trigger audit after insert or update or delete on public.users
-  for each row execute function private.audit_row('', 'id');
-create trigger audit after insert or update or delete on public.user_identities
-  for each row execute function private.audit_row('', 'issuer', 'subject');
-create trigger audit after insert or update or delete on public.tenant_org_links
-  for each row execute function private.audit_row('tenant_id', 'tenant_id', 'issuer');
-create trigger audit after insert or update or delete on public.platform_admins
-  for each row execute function private.audit_row('', 'user_id');
-create trigger audit after insert or update or delete on public.memberships
-  for each row execute function private.audit_row('tenant_id', 'tenant_id', 'id');
-create trigger audit after insert or update or delete on public.teams
-  for each row execute function private.audit_row('tenant_id', 'tenant_id', 'id');
-create trigger audit after insert or update or delete on public.team_members
-  for each row execute function private.audit_row('tenant_id', 'tenant_id', 'id');
-create trigger audit after insert or update or delete on public.invitations
-  for each row execute function private.audit_row('tenant_id', 'tenant_id', 'id');
+-- Attaches the trail to a table: a trigger `audit` calling private.audit_row with the
+-- table's tenant column and its primary-key columns, in key order, as the catalog has
+-- them — so no migration lists key columns by hand, and a table keyed differently gets
+-- the right record_key. p_tenant_column names the column that holds the tenant id
+-- (tenant_id; public.tenants is its own tenant, 'id'); a table without it is
+-- platform-level (users, identities, platform admins): its rows have no tenant and only
+-- super-admins read them. Idempotent (create or replace trigger). For migrations only.
+create function private.enable_audit(p_table regclass, p_tenant_column text default 'tenant_id') returns void
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_keys text[];
+  v_tenant text;
+begin
+  select array_agg(pg_catalog.quote_literal(a.attname) order by k.ord) into v_keys
+  from pg_catalog.pg_index i
+  cross join lateral unnest(i.indkey::int2[]) with ordinality k(attnum, ord)
+  join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+  where i.indrelid = p_table and i.indisprimary;
+  if v_keys is null then
+    raise exception '% has no primary key to file its audit rows under', p_table;
+  end if;
+  v_tenant := case when exists (
+    select 1 from pg_catalog.pg_attribute a
+    where a.attrelid = p_table and a.attname = p_tenant_column and a.attnum > 0 and not a.attisdropped
+  ) then p_tenant_column else '' end;
+  execute format('create or replace trigger audit after insert or update or delete on %s '
+                 'for each row execute function private.audit_row(%s)',
+                 p_table, array_to_string(pg_catalog.quote_literal(v_tenant) || v_keys, ', '));
+end;
+$$;
+revoke all on function private.enable_audit(regclass, text) from public, anon, authenticated, service_role;
+
+-- ------------------------------------------------------------------ tenant core
+
+-- The tables created before the trail existed; every later concern enables it next to
+-- its own tables.
+select private.enable_audit('public.tenants', 'id');
+select private.enable_audit('public.users');
+select private.enable_audit('public.user_identities');
+select private.enable_audit('public.tenant_org_links');
+select private.enable_audit('public.platform_admins');
+select private.enable_audit('public.memberships');
+select private.enable_audit('public.teams');
+select private.enable_audit('public.team_members');
+select private.enable_audit('public.invitations');

@@ -1,32 +1,13 @@
--- Tenant provisioning: each tenant's account in the partner products (Chatwoot,
--- Botpress, n8n, Odoo), driven by a Postgres job queue with graphile-worker semantics —
--- a unique job key so the same work is never queued twice, claims with FOR UPDATE SKIP
--- LOCKED under a lease, attempts with capped exponential backoff and jitter (honouring
--- a partner's Retry-After), and a dead state after max_attempts.
+-- Provisioning: the work that brings each partner service to its desired state, driven
+-- by a Postgres job queue with graphile-worker semantics — a unique job key so the same
+-- work is never queued twice, claims with FOR UPDATE SKIP LOCKED under a lease, attempts
+-- with capped exponential backoff and jitter (honouring a partner's Retry-After), and a
+-- dead state after max_attempts. The worker is the provisioner function; hosted projects
+-- call it by pg_cron + pg_net (20261126102100_schedules.sql), `npm start` on a timer.
+-- Lock order: the worker's claim and fail lock a job before its tenant_services row,
+-- against the rule (see 20261126100000_conventions.sql, "Not yet following it").
 
-create table public.tenant_services (
-  tenant_id uuid not null references public.tenants (id) on delete cascade,
-  id uuid not null default gen_random_uuid(),
-  service text not null check (service in ('chatwoot', 'botpress', 'n8n', 'odoo')),
-  -- What the tenant should have, and what the partner has as far as we know.
-  desired_state text not null default 'active' check (desired_state in ('active', 'suspended', 'removed')),
-  state text not null default 'pending'
-    check (state in ('pending', 'provisioning', 'active', 'failed', 'suspended', 'removed')),
-  external_ids jsonb not null default '{}'::jsonb check (jsonb_typeof(external_ids) = 'object'),
-  -- AES-GCM ciphertext (shared/crypto.ts); never readable by API roles, shown to the
-  -- tenant's admins once (private.reveal_service_credentials).
-  credentials_encrypted text,
-  credentials_revealed_at timestamptz,
-  last_error text,
-  attempts int not null default 0,
-  -- Removal waits out the grace period after a tenant is deleted.
-  remove_after timestamptz,
-  created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now(),
-  primary key (tenant_id, id),
-  unique (tenant_id, service)
-);
-create index tenant_services_drift_idx on public.tenant_services (state, desired_state);
+-- ------------------------------------------------------------------ the queue
 
 create table private.provisioning_jobs (
   id bigint generated always as identity primary key,
@@ -67,6 +48,8 @@ begin
         updated_at = now();
 end;
 $$;
+revoke all on function private.enqueue_provisioning(uuid, text, timestamptz) from public, anon, authenticated;
+grant execute on function private.enqueue_provisioning(uuid, text, timestamptz) to service_role;
 
 -- Any change to what a tenant should have queues its reconciliation, in the same
 -- transaction as the change.
@@ -83,29 +66,9 @@ begin
   return null;
 end;
 $$;
+revoke all on function private.tenant_services_enqueue() from public, anon, authenticated;
 create trigger tenant_services_enqueue after insert or update on public.tenant_services
   for each row execute function private.tenant_services_enqueue();
-
--- A tenant's own lifecycle drives its services: suspended → suspended, active →
--- active, deleted → removed after the grace period (settings.removal_grace_days, 7).
-create function private.tenant_status_to_services() returns trigger
-language plpgsql security definer
-set search_path = ''
-as $$
-begin
-  if new.status is distinct from old.status then
-    update public.tenant_services s set
-      desired_state = case new.status when 'suspended' then 'suspended' when 'deleted' then 'removed' else 'active' end,
-      remove_after = case when new.status = 'deleted'
-        then now() + make_interval(days => case when new.settings ->> 'removal_grace_days' ~ '^\d{1,4}$'
-                                                then (new.settings ->> 'removal_grace_days')::int else 7 end) end
-    where s.tenant_id = new.id and (new.status = 'active' or s.desired_state <> 'removed');
-  end if;
-  return null;
-end;
-$$;
-create trigger tenant_status_to_services after update of status on public.tenants
-  for each row execute function private.tenant_status_to_services();
 
 -- ------------------------------------------------------------------ the worker's side
 
@@ -158,6 +121,8 @@ begin
   join public.tenants t on t.id = c.tenant_id;
 end;
 $$;
+revoke all on function private.claim_provisioning_jobs(text, int, int) from public, anon, authenticated;
+grant execute on function private.claim_provisioning_jobs(text, int, int) to service_role;
 
 -- Records partner ids (and credentials) the moment they exist, while the job runs, so
 -- a crash right after never forgets an object the partner made.
@@ -185,6 +150,8 @@ begin
   return true;
 end;
 $$;
+revoke all on function private.record_provisioning_progress(bigint, text, jsonb, text) from public, anon, authenticated;
+grant execute on function private.record_provisioning_progress(bigint, text, jsonb, text) to service_role;
 
 create function private.finish_provisioning_job(
   p_job_id bigint, p_worker text, p_state text, p_external_ids jsonb default '{}', p_credentials_encrypted text default null
@@ -208,6 +175,8 @@ begin
   return true;
 end;
 $$;
+revoke all on function private.finish_provisioning_job(bigint, text, text, jsonb, text) from public, anon, authenticated;
+grant execute on function private.finish_provisioning_job(bigint, text, text, jsonb, text) to service_role;
 
 -- A failure: retried with capped exponential backoff and jitter (never sooner than the
 -- partner's Retry-After), or dead — permanent errors at once, others after max_attempts.
@@ -243,6 +212,8 @@ begin
   return 'dead';
 end;
 $$;
+revoke all on function private.fail_provisioning_job(bigint, text, text, boolean, int) from public, anon, authenticated;
+grant execute on function private.fail_provisioning_job(bigint, text, text, boolean, int) to service_role;
 
 -- Re-queues services whose known state drifted from the desired one and that have no
 -- live job (a lost enqueue, a manual change, a dead job an operator fixed).
@@ -268,6 +239,8 @@ begin
   return v_count;
 end;
 $$;
+revoke all on function private.reconcile_tenant_services() from public, anon, authenticated;
+grant execute on function private.reconcile_tenant_services() to service_role;
 
 -- ------------------------------------------------------------------ the admin's side
 
@@ -288,56 +261,32 @@ begin
   perform private.enqueue_provisioning(p_tenant_id, p_service);
 end;
 $$;
+revoke all on function private.retry_tenant_service(uuid, text) from public, anon, authenticated;
+grant execute on function private.retry_tenant_service(uuid, text) to authenticated, service_role;
 
--- The credentials, to the tenant's admins, once (then again only after a rotation).
-create function private.reveal_service_credentials(p_tenant_id uuid, p_service text) returns text
+-- Rotating a partner owner's credentials (Chatwoot, the one partner whose owner password
+-- is ours): the stored ones are dropped and the service re-provisioned; the connector
+-- chooses a new password, which Chatwoot's user find-or-create sets, and the tenant's
+-- admins can see the new credentials once, as after creation.
+create function private.rotate_service_credentials(p_tenant_id uuid, p_service text) returns void
 language plpgsql volatile security definer
 set search_path = ''
 as $$
-declare
-  v_ciphertext text;
 begin
-  if p_tenant_id <> all (private.tenant_ids('admin')) and not private.is_platform_admin() then
-    raise exception 'only the tenant''s admins see its credentials' using errcode = 'PT403';
+  if p_tenant_id <> all (private.tenant_ids('admin', true)) and not private.is_platform_admin() then
+    raise exception 'only the tenant''s admins rotate its credentials' using errcode = 'PT403';
   end if;
-  update public.tenant_services set credentials_revealed_at = now()
-  where tenant_id = p_tenant_id and service = p_service and credentials_revealed_at is null
-    and credentials_encrypted is not null
-  returning credentials_encrypted into v_ciphertext;
-  return v_ciphertext;
+  if p_service not in ('chatwoot') then
+    raise exception 'this service has no credentials of ours to rotate' using errcode = 'PT409';
+  end if;
+  update public.tenant_services
+  set credentials_encrypted = null, credentials_revealed_at = null, state = 'pending'
+  where tenant_id = p_tenant_id and service = p_service and desired_state = 'active' and state = 'active';
+  if not found then
+    raise exception 'only an active service can rotate its credentials' using errcode = 'PT409';
+  end if;
+  perform private.enqueue_provisioning(p_tenant_id, p_service);
 end;
 $$;
-
--- ------------------------------------------------------------------ access
-
-alter table public.tenant_services enable row level security;
-revoke all on public.tenant_services from anon, authenticated;
--- Everything but the ciphertext.
-grant select (tenant_id, id, service, desired_state, state, external_ids, credentials_revealed_at, last_error,
-  attempts, remove_after, created_at, updated_at) on public.tenant_services to authenticated;
-grant insert (tenant_id, service, desired_state), update (desired_state) on public.tenant_services to authenticated;
-
-create policy tenant_services_select on public.tenant_services for select to authenticated
-  using (tenant_id = any ((select private.tenant_ids('admin'))::uuid[]) or (select private.is_platform_admin()));
-create policy tenant_services_insert on public.tenant_services for insert to authenticated
-  with check (tenant_id = any ((select private.tenant_ids('admin', true))::uuid[]) or (select private.is_platform_admin()));
-create policy tenant_services_update on public.tenant_services for update to authenticated
-  using (tenant_id = any ((select private.tenant_ids('admin', true))::uuid[]) or (select private.is_platform_admin()))
-  with check (tenant_id = any ((select private.tenant_ids('admin', true))::uuid[]) or (select private.is_platform_admin()));
-
-create trigger set_updated_at before update on public.tenant_services
-  for each row execute function private.set_updated_at();
-create trigger audit after insert or update or delete on public.tenant_services
-  for each row execute function private.audit_row('tenant_id', 'tenant_id', 'id');
-
-revoke all on function private.enqueue_provisioning(uuid, text, timestamptz), private.tenant_services_enqueue(),
-  private.tenant_status_to_services(), private.claim_provisioning_jobs(text, int, int),
-  private.record_provisioning_progress(bigint, text, jsonb, text), private.finish_provisioning_job(bigint, text, text, jsonb, text),
-  private.fail_provisioning_job(bigint, text, text, boolean, int), private.reconcile_tenant_services(),
-  private.retry_tenant_service(uuid, text), private.reveal_service_credentials(uuid, text)
-  from public, anon, authenticated;
-grant execute on function private.claim_provisioning_jobs(text, int, int), private.record_provisioning_progress(bigint, text, jsonb, text),
-  private.finish_provisioning_job(bigint, text, text, jsonb, text), private.fail_provisioning_job(bigint, text, text, boolean, int),
-  private.reconcile_tenant_services(), private.enqueue_provisioning(uuid, text, timestamptz) to service_role;
-grant execute on function private.retry_tenant_service(uuid, text), private.reveal_service_credentials(uuid, text)
-  to authenticated, service_role;
+revoke all on function private.rotate_service_credentials(uuid, text) from public, anon;
+grant execute on function private.rotate_service_credentials(uuid, text) to authenticated, service_role;

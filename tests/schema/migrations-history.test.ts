@@ -1,0 +1,196 @@
+// The migrations are a history of concerns (issue 10): one file per concern, in
+// dependency order, each function created once, audit attached by one function that
+// reads keys from the catalog — and a migration that has landed is never edited again.
+//
+// Adding a migration (a schema change):
+//   1. a NEW file in supabase/migrations/, named <UTC timestamp>_<concern>.sql, sorting
+//      after every file there — never an edit of a landed one;
+//   2. its checksum in tests/schema/landed-migrations.json (this suite prints the line to
+//      add), appended at the end: the file has landed once that line is on main;
+//   3. `npm run gen:types` (types/database.ts is checked for drift);
+//   4. its tables: `select private.enable_audit('public.<table>');` next to each new table
+//      in public (the tenant column and the key are read from the catalog).
+// Changing a function a landed migration created: `create or replace function` in the new
+// file, and the redefinition listed in REDEFINITIONS below with its reason. Nothing else
+// may create a function twice (nor drop and re-create it), so a duplicate cannot slip in
+// unnoticed. The one-time rewrite of issue 10 started the history with none.
+// Proving a rewrite changes nothing: `node scripts/catalog-snapshot.mjs --compare <ref>`.
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { root } from '../../scripts/stack.mjs';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+
+/** Functions a later migration redefines on purpose: 'schema.name' → the redefining files,
+ *  each with the reason in a comment. */
+const REDEFINITIONS: Record<string, string[]> = {};
+
+const dir = path.join(root, 'supabase', 'migrations');
+const ledgerFile = path.join(root, 'tests', 'schema', 'landed-migrations.json');
+const files = readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
+const source = (f: string) => readFileSync(path.join(dir, f), 'utf8');
+const sha256 = (f: string) => createHash('sha256').update(readFileSync(path.join(dir, f))).digest('hex');
+const ledger = JSON.parse(readFileSync(ledgerFile, 'utf8')) as Record<string, string>;
+
+/** Every `create [or replace] function schema.name(` in the history, in file order. */
+function functionCreations() {
+  const out: { fn: string; file: string; replace: boolean }[] = [];
+  for (const file of files) {
+    // Comments would otherwise count: a function named in prose is not created.
+    const sql = source(file).replace(/--[^\n]*/g, '');
+    for (const m of sql.matchAll(/\bcreate\s+(or\s+replace\s+)?function\s+("?\w+"?)\.("?\w+"?)\s*\(/gi)) {
+      out.push({ fn: `${m[2]}.${m[3]}`.replace(/"/g, '').toLowerCase(), file, replace: Boolean(m[1]) });
+    }
+  }
+  return out;
+}
+
+describe('the landed migrations', () => {
+  it('are never edited: every file matches its checksum in landed-migrations.json', () => {
+    const changed = Object.entries(ledger).filter(([f, sum]) => !files.includes(f) || sha256(f) !== sum).map(([f]) => f);
+    expect(changed, 'a landed migration was edited or removed: put the change in a new migration instead').toEqual([]);
+  });
+
+  it('grow only at the end: every migration is listed, in file order, and named <timestamp>_<concern>.sql', () => {
+    for (const f of files) expect(f).toMatch(/^\d{14}_[a-z0-9_]+\.sql$/);
+    const unlisted = files.filter((f) => !(f in ledger));
+    expect(
+      unlisted.map((f) => `  "${f}": "${sha256(f)}"`),
+      'a new migration: append these lines to tests/schema/landed-migrations.json',
+    ).toEqual([]);
+    expect(Object.keys(ledger), 'landed-migrations.json lists the files in the order they apply').toEqual(files);
+  });
+
+  it('notices an edit: one changed byte gives another checksum', () => {
+    const [first] = files;
+    const bytes = readFileSync(path.join(dir, first));
+    const edited = Buffer.concat([bytes, Buffer.from(' ')]);
+    expect(createHash('sha256').update(edited).digest('hex')).not.toBe(ledger[first]);
+    expect(sha256(first)).toBe(ledger[first]);
+  });
+});
+
+describe('each function is created once', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await freshDatabase('history');
+  });
+  afterAll(() => db.close());
+
+  it('no migration redefines (or drops and re-creates) a function an earlier one created', () => {
+    const seen = new Map<string, string>();
+    const problems: string[] = [];
+    const redefined = new Map<string, string[]>();
+    for (const { fn, file, replace } of functionCreations()) {
+      const first = seen.get(fn);
+      if (first === undefined) {
+        seen.set(fn, file);
+        if (replace) problems.push(`${fn}: created with "create or replace" in ${file}; a first definition is a plain create`);
+        continue;
+      }
+      if (!(REDEFINITIONS[fn] ?? []).includes(file) || !replace || file <= first) {
+        problems.push(`${fn}: created in ${first}, again in ${file}`);
+      }
+      redefined.set(fn, [...(redefined.get(fn) ?? []), file]);
+    }
+    expect(problems).toEqual([]);
+    // The list stays true: every listed redefinition happens, in the files named.
+    for (const [fn, redefining] of Object.entries(REDEFINITIONS)) expect(redefined.get(fn), fn).toEqual(redefining);
+  });
+
+  it('finds every function of ours in the migrations (the source check above sees them all)', async () => {
+    const created = new Set(functionCreations().map((c) => c.fn));
+    const rows = await db.sql`
+      select n.nspname || '.' || p.proname as fn from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+      where n.nspname in ('public', 'private')`;
+    const catalog = [...new Set(rows.map((r) => r.fn as string))].sort();
+    expect(catalog.length).toBeGreaterThanOrEqual(70);
+    expect(catalog).toEqual([...created].filter((fn) => fn.startsWith('public.') || fn.startsWith('private.')).sort());
+  });
+
+  it('notices a duplicate: a second create of a function is found by the same scan', () => {
+    const sql = `create function private.a() returns int language sql as 'select 1';\n-- create function private.b()\ncreate or replace function private.a() returns int language sql as 'select 2';`
+      .replace(/--[^\n]*/g, '');
+    const names = [...sql.matchAll(/\bcreate\s+(or\s+replace\s+)?function\s+("?\w+"?)\.("?\w+"?)\s*\(/gi)].map((m) => `${m[2]}.${m[3]}`);
+    expect(names).toEqual(['private.a', 'private.a']);
+  });
+});
+
+describe('audit is attached by private.enable_audit', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await freshDatabase('history_audit');
+  });
+  afterAll(() => db.close());
+
+  /** The trigger private.enable_audit creates on a table, from the catalog: the tenant
+   *  column ('id' for tenants itself, '' for platform tables), then the key columns. */
+  const expectedTriggers = (db: TestDatabase) =>
+    db.sql`
+      select c.relname,
+        (select pg_get_triggerdef(t.oid) from pg_trigger t join pg_proc p on p.oid = t.tgfoid
+         where t.tgrelid = c.oid and p.proname = 'audit_row' and not t.tgisinternal) as actual,
+        (select count(*)::int from pg_trigger t join pg_proc p on p.oid = t.tgfoid
+         where t.tgrelid = c.oid and p.proname = 'audit_row' and not t.tgisinternal) as n,
+        format('CREATE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION private.audit_row(%s)',
+          format('%I.%I', n.nspname, c.relname),
+          (select string_agg(quote_literal(a), ', ' order by o) from unnest(
+             array[case when c.relname = 'tenants' then 'id'
+                        when exists (select 1 from pg_attribute x where x.attrelid = c.oid and x.attname = 'tenant_id' and not x.attisdropped)
+                        then 'tenant_id' else '' end]
+             || (select array_agg(x.attname::text order by k.ord) from pg_index i
+                 cross join lateral unnest(i.indkey::int2[]) with ordinality k(attnum, ord)
+                 join pg_attribute x on x.attrelid = i.indrelid and x.attnum = k.attnum
+                 where i.indrelid = c.oid and i.indisprimary)) with ordinality u(a, o))) as expected
+      from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = 'public' and c.relkind in ('r', 'p') and c.relname <> 'audit_logs'
+      order by c.relname`;
+
+  it('every table in public but the trail has exactly the trigger enable_audit makes, keys from the catalog', async () => {
+    const rows = await expectedTriggers(db);
+    expect(rows.length).toBeGreaterThanOrEqual(16);
+    for (const r of rows) {
+      expect(r.n, `${r.relname}: one audit_row trigger`).toBe(1);
+      expect(r.actual, r.relname).toBe(r.expected);
+    }
+  });
+
+  it('no migration attaches audit_row by hand (the key columns are never listed by hand)', () => {
+    const byHand = files.filter((f) => /execute\s+function\s+private\.audit_row\s*\(\s*'/i.test(source(f)));
+    expect(byHand).toEqual([]);
+    const enabling = files.filter((f) => /select\s+private\.enable_audit\(/i.test(source(f)));
+    expect(enabling.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it('reads a table\'s tenant column and primary key, in key order, and refuses a table without a key', async () => {
+    await db.sql`create table public.zz_audit_probe (a text, b int, tenant_id uuid, primary key (b, a))`;
+    await db.sql`create table private.zz_audit_platform (k text primary key)`;
+    await db.sql`create table private.zz_audit_keyless (k text)`;
+    try {
+      await db.sql`select private.enable_audit('public.zz_audit_probe'), private.enable_audit('private.zz_audit_platform')`;
+      const args = await db.sql`
+        select c.relname, encode(t.tgargs, 'escape') as args from pg_trigger t join pg_class c on c.oid = t.tgrelid
+        where t.tgname = 'audit' and c.relname like 'zz_audit_%' order by 1`;
+      expect(args.map((r) => `${r.relname}: ${String(r.args).split('\\000').filter((_, i, a) => i < a.length - 1).join(',')}`)).toEqual([
+        'zz_audit_platform: ,k',
+        'zz_audit_probe: tenant_id,b,a',
+      ]);
+      // Calling it again replaces the trigger rather than adding a second one.
+      await db.sql`select private.enable_audit('public.zz_audit_probe')`;
+      const [{ n }] = await db.sql`select count(*)::int as n from pg_trigger where tgrelid = 'public.zz_audit_probe'::regclass and not tgisinternal`;
+      expect(n).toBe(1);
+      await expect(db.sql`select private.enable_audit('private.zz_audit_keyless')`).rejects.toThrow(/no primary key/);
+    } finally {
+      await db.sql`drop table public.zz_audit_probe, private.zz_audit_platform, private.zz_audit_keyless`;
+    }
+  });
+
+  it('is for migrations only: no API role may attach or re-key the trail', async () => {
+    const [r] = await db.sql`
+      select has_function_privilege('authenticated', 'private.enable_audit(regclass, text)', 'execute') as auth,
+             has_function_privilege('service_role', 'private.enable_audit(regclass, text)', 'execute') as service,
+             has_function_privilege('anon', 'private.enable_audit(regclass, text)', 'execute') as anon`;
+    expect(r).toEqual({ auth: false, service: false, anon: false });
+  });
+});
