@@ -5,6 +5,10 @@
 
 -- The invitee joins: the invitation must be theirs (their platform e-mail), pending and
 -- unexpired, and its tenant not deleted. Idempotent for someone already a member.
+-- Accepting it a second time says so (PT409) instead of "not found": the invitee
+-- already joined, and a retried request (a lost response, a double click) should learn
+-- that. Only the invitee sees the difference: for anyone else an invitation that is not
+-- theirs stays "not found", accepted or not.
 create function private.accept_invitation(p_invitation_id uuid)
 returns table (tenant_id uuid, role text)
 language plpgsql volatile security definer
@@ -21,6 +25,13 @@ begin
   where i.id = p_invitation_id and i.accepted_at is null and i.expires_at > now()
   for update of i;
   if v_inv.id is null then
+    if exists (
+      select 1 from public.invitations i
+      join public.users u on u.id = v_user and lower(u.email) = i.email
+      where i.id = p_invitation_id and i.accepted_at is not null
+    ) then
+      raise exception 'invitation already accepted' using errcode = 'PT409';
+    end if;
     raise exception 'invitation not found' using errcode = 'PT404';
   end if;
   insert into public.memberships (tenant_id, user_id, role)
