@@ -24,7 +24,11 @@ export async function concurrencyDatabase(label: string, env: Record<string, str
   const db = await freshDatabase(label);
   const [{ name }] = await db.sql`select current_database() as name`;
   await db.sql.unsafe(`alter database "${name}" set deadlock_timeout = '50ms'`);
-  const auth = await configureAuth(db.url, { DB_POOL_MAX: String(POOL), ...env });
+  // 200 writers queue for 20 connections; on a loaded 2-core machine the last of them may
+  // wait longer than the default 10 s for one, which the functions rightly answer with
+  // 503 database_unavailable. This suite is about lock order, not pool waits, so the
+  // wait for a connection is allowed to be long.
+  const auth = await configureAuth(db.url, { DB_POOL_MAX: String(POOL), DB_CONNECT_TIMEOUT_MS: '120000', ...env });
   return { ...db, auth, name };
 }
 
