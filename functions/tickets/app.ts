@@ -5,8 +5,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { activeTenant, type AuthEnv, caller, callerDb, requireUser, type TenantAccess } from '../../shared/auth/context.ts';
-import { requireMachine } from '../../shared/auth/service.ts';
-import { asService, type Tx } from '../../shared/db.ts';
+import type { Tx } from '../../shared/db.ts';
 import { conflict, forbidden, notFound } from '../../shared/errors.ts';
 import { createApp } from '../../shared/http.ts';
 import {
@@ -26,10 +25,9 @@ export const app = createApp<AuthEnv>('tickets', {
   description: 'The support-ticket workflow: tickets, replies, internal notes, assignment, SLA, search, attachments.',
 });
 
-// Machine endpoints take the service credential; everything else is a signed-in user.
+// Every route is for a signed-in user (the SLA sweep is a job: shared/jobs/tasks/sla-sweep.ts).
 app.use('*', async (c, next) => {
   if (c.req.method === 'OPTIONS' || c.req.path.endsWith('/openapi.json')) return await next();
-  if (c.req.path.includes('/jobs/')) return await requireMachine()(c, next);
   return await requireUser()(c, next);
 });
 
@@ -678,27 +676,5 @@ app.openapi(
       return await visibleTicket(tx, access.tenantId, into);
     });
     return c.json(target as never, 200);
-  },
-);
-
-// ---------------------------------------------------------------- scheduled jobs
-
-app.openapi(
-  createRoute({
-    method: 'post',
-    path: '/jobs/sla-sweep',
-    summary: 'Mark SLA breaches, escalate and note them (the scheduler, with the service credential)',
-    security,
-    responses: {
-      200: jsonResponse(z.object({ breaches: z.number().int() }), 'Breaches marked'),
-      401: commonErrors[401],
-    },
-  }),
-  async (c) => {
-    const breaches = await asService(
-      null,
-      async (tx) => (await tx`select private.run_sla_sweep() as n`)[0].n as number,
-    );
-    return c.json({ breaches }, 200);
   },
 );
