@@ -25,7 +25,7 @@
 -- and update a queue row on every claim and completion).
 --
 -- Lock order (continues 20261201110000_lock_order.sql): 9. the job queue — the advisory
--- lock of a named queue, then job rows, always last: code that changes a domain row
+-- lock of a job key, then that of a named queue, then job rows, always last: code that changes a domain row
 -- and a job (enqueue triggers, recording progress, a failure) locks the domain row
 -- first. Claims never wait (SKIP LOCKED); completion and failure lock only job rows
 -- (batch completion in id order).
@@ -86,6 +86,11 @@ declare
 begin
   if p_job_key_mode is null or p_job_key_mode not in ('replace', 'preserve_run_at') then
     raise exception 'job_key_mode must be replace or preserve_run_at' using errcode = '22023';
+  end if;
+  -- Adders of one key take turns (its lock first, then the queue's), so a key's row and
+  -- a queue's lock are never waited for in opposite orders.
+  if p_job_key is not null then
+    perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('job-key:' || p_job_key, 0));
   end if;
   if v_queue is not null then
     perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('job-queue:' || v_queue, 0));
