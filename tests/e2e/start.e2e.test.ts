@@ -123,11 +123,11 @@ describe('embedded stack', () => {
       // delivery, …) with the service key it printed.
       await new Promise((r) => setTimeout(r, 1500));
       expect(first.output).not.toContain('jobs failed');
-      const run = await fetch(`http://127.0.0.1:${port}/functions/v1/jobs/run`, {
+      const jobsRun = await fetch(`http://127.0.0.1:${port}/functions/v1/jobs/run`, {
         method: 'POST',
         headers: { authorization: `Bearer ${printedValue(first.output, 'service_role key')}` },
       });
-      expect(run.status).toBe(200);
+      expect(jobsRun.status).toBe(200);
     } finally {
       expect(await stop(first)).toBe(130);
     }

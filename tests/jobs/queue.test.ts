@@ -17,7 +17,7 @@ afterAll(async () => {
 let n = 0;
 /** A task name of this test's own, so claims see only its jobs. */
 const freshTask = () => `t-${++n}`;
-const add = async (task: string, opts: { key?: string; runAt?: string; max?: number; queue?: string; mode?: string; payload?: object } = {}) =>
+const add = async (task: string, opts: { key?: string; runAt?: string; max?: number; queue?: string; mode?: string; payload?: Record<string, number> } = {}) =>
   (await db.sql`select * from private.add_job(${task}, ${db.sql.json(opts.payload ?? {})}, ${opts.key ?? null},
     ${opts.runAt ?? null}, ${opts.max ?? null}, ${opts.queue ?? null}, ${opts.mode ?? 'replace'})`)[0];
 const claim = (worker: string, task: string, limit = 10, lease = 60) =>
