@@ -34,6 +34,9 @@ create table private.jobs (
   id bigint generated always as identity primary key,
   task text not null check (task ~ '^[a-z][a-z0-9-]{0,62}$'),
   payload jsonb not null default '{}'::jsonb check (jsonb_typeof(payload) = 'object'),
+  -- The tenant the job works for (payload.tenant_id, when it names one): its jobs go
+  -- with it.
+  tenant_id uuid references public.tenants (id) on delete cascade,
   queue text check (char_length(queue) <= 300),
   job_key text check (char_length(job_key) <= 300),
   run_at timestamptz not null default now(),
@@ -52,6 +55,7 @@ create unique index jobs_job_key on private.jobs (job_key);
 create index jobs_due_idx on private.jobs (run_at, id) where dead_at is null;
 -- The head of a named queue.
 create index jobs_queue_idx on private.jobs (queue, id) where queue is not null and dead_at is null;
+create index jobs_tenant_idx on private.jobs (tenant_id) where tenant_id is not null;
 -- Private schema, not exposed; RLS on (no policy) all the same, and no grant to any API
 -- role: only the definer functions below touch it.
 alter table private.jobs enable row level security;
@@ -83,6 +87,7 @@ declare
   v_queue text := p_queue;
   v_run_at timestamptz := coalesce(p_run_at, now());
   v_max int := coalesce(p_max_attempts, 25);
+  v_tenant uuid := (p_payload ->> 'tenant_id')::uuid;
 begin
   if p_job_key_mode is null or p_job_key_mode not in ('replace', 'preserve_run_at') then
     raise exception 'job_key_mode must be replace or preserve_run_at' using errcode = '22023';
@@ -96,16 +101,17 @@ begin
     perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('job-queue:' || v_queue, 0));
   end if;
   if p_job_key is null then
-    insert into private.jobs (task, payload, queue, run_at, max_attempts)
-    values (p_task, coalesce(p_payload, '{}'::jsonb), v_queue, v_run_at, v_max)
+    insert into private.jobs (task, payload, tenant_id, queue, run_at, max_attempts)
+    values (p_task, coalesce(p_payload, '{}'::jsonb), v_tenant, v_queue, v_run_at, v_max)
     returning * into v_job;
     return v_job;
   end if;
   for i in 1..5 loop
-    insert into private.jobs as j (task, payload, queue, job_key, run_at, max_attempts)
-    values (p_task, coalesce(p_payload, '{}'::jsonb), v_queue, p_job_key, v_run_at, v_max)
+    insert into private.jobs as j (task, payload, tenant_id, queue, job_key, run_at, max_attempts)
+    values (p_task, coalesce(p_payload, '{}'::jsonb), v_tenant, v_queue, p_job_key, v_run_at, v_max)
     on conflict (job_key) do update set
-      task = excluded.task, payload = excluded.payload, queue = excluded.queue, max_attempts = excluded.max_attempts,
+      task = excluded.task, payload = excluded.payload, tenant_id = excluded.tenant_id, queue = excluded.queue,
+      max_attempts = excluded.max_attempts,
       run_at = case when p_job_key_mode = 'preserve_run_at' and j.dead_at is null then j.run_at else excluded.run_at end,
       attempts = 0, last_error = null, dead_at = null
     where j.locked_by is null

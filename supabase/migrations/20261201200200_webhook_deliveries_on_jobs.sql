@@ -31,17 +31,17 @@ begin
     order by e.id
     returning id, endpoint_id
   loop
-    perform private.queue_webhook_delivery(v_d.id, v_d.endpoint_id, p_ordering_key);
+    perform private.queue_webhook_delivery(p_tenant_id, v_d.id, v_d.endpoint_id, p_ordering_key);
   end loop;
 end;
 $$;
 
-create function private.queue_webhook_delivery(p_delivery_id bigint, p_endpoint_id uuid, p_ordering_key text)
+create function private.queue_webhook_delivery(p_tenant_id uuid, p_delivery_id bigint, p_endpoint_id uuid, p_ordering_key text)
 returns void
 language sql volatile security definer
 set search_path = ''
 as $$
-  select from private.add_job('deliver-webhook', jsonb_build_object('delivery_id', p_delivery_id),
+  select from private.add_job('deliver-webhook', jsonb_build_object('tenant_id', p_tenant_id, 'delivery_id', p_delivery_id),
     'delivery:' || p_delivery_id, null, null, 'webhook:' || p_endpoint_id || ':' || p_ordering_key)
 $$;
 
@@ -138,7 +138,7 @@ begin
       where d.tenant_id = new.tenant_id and d.endpoint_id = new.id and d.status = 'pending'
       order by d.id
     loop
-      perform private.queue_webhook_delivery(v.id, new.id, v.ordering_key);
+      perform private.queue_webhook_delivery(new.tenant_id, v.id, new.id, v.ordering_key);
     end loop;
   end if;
   return null;
@@ -152,9 +152,9 @@ do $$
 declare
   v record;
 begin
-  for v in select d.id, d.endpoint_id, d.ordering_key from private.webhook_deliveries d
+  for v in select d.tenant_id, d.id, d.endpoint_id, d.ordering_key from private.webhook_deliveries d
            where d.status in ('pending', 'delivering') order by d.id loop
-    perform private.queue_webhook_delivery(v.id, v.endpoint_id, v.ordering_key);
+    perform private.queue_webhook_delivery(v.tenant_id, v.id, v.endpoint_id, v.ordering_key);
   end loop;
   update private.webhook_deliveries set status = 'pending' where status = 'delivering';
 end
@@ -165,7 +165,7 @@ drop index private.webhook_deliveries_due_idx;
 drop index private.webhook_deliveries_order_idx;
 alter table private.webhook_deliveries drop column next_attempt_at, drop column locked_by, drop column locked_until;
 
-revoke all on function private.queue_webhook_delivery(bigint, uuid, text), private.webhook_delivery_context(bigint),
+revoke all on function private.queue_webhook_delivery(uuid, bigint, uuid, text), private.webhook_delivery_context(bigint),
   private.record_webhook_attempt(bigint, bigint, text, int, text, int, boolean, int), private.webhook_delivery_dead(bigint, text),
   private.webhook_endpoint_requeue()
   from public, anon, authenticated;

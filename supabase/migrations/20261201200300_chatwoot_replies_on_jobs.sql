@@ -24,7 +24,7 @@ begin
     on conflict do nothing
     returning id into v_reply;
     if v_reply is not null then
-      perform private.add_job('chatwoot-reply', jsonb_build_object('reply_id', v_reply), null, null, null,
+      perform private.add_job('chatwoot-reply', jsonb_build_object('tenant_id', new.tenant_id, 'reply_id', v_reply), null, null, null,
         'chatwoot:' || new.tenant_id || ':' || v_conversation);
     end if;
   end if;
@@ -77,7 +77,7 @@ declare
 begin
   for v in select r.id, r.tenant_id, r.conversation_id from private.chatwoot_replies r
            where r.status in ('pending', 'sending') order by r.id loop
-    perform private.add_job('chatwoot-reply', jsonb_build_object('reply_id', v.id), null, null, null,
+    perform private.add_job('chatwoot-reply', jsonb_build_object('tenant_id', v.tenant_id, 'reply_id', v.id), null, null, null,
       'chatwoot:' || v.tenant_id || ':' || v.conversation_id);
   end loop;
   update private.chatwoot_replies set status = 'pending' where status = 'sending';
