@@ -1,10 +1,10 @@
 // The job runner: one run is one Edge Function invocation (POST /functions/v1/jobs/run)
 // or one call from a test. It adds the recurring jobs that are due, then claims small
 // batches of due jobs of every registered task (FOR UPDATE SKIP LOCKED, under a lease),
-// runs each through its task's handler, completes the batch's successes in one
-// statement, fails the others one by one (backoff or dead), and stops claiming when the
-// queue is empty or its time budget is spent — an Edge Function has 150 s of wall clock
-// and about 2 s of CPU per request. Queue bookkeeping is one autocommit statement each
+// runs each through its task's handler, completes the batch's successes in the
+// statement that claims the next batch, fails the others one by one (backoff or dead),
+// and stops claiming when the queue is empty or its time budget is spent — an Edge
+// Function has 150 s of wall clock and about 2 s of CPU per request. Queue bookkeeping is one autocommit statement each
 // (definer functions); handlers open their own service transactions, and no
 // transaction is held across a handler's outside calls.
 import { asService, db } from '../db.ts';
@@ -126,13 +126,31 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
     }
   };
 
-  while (Date.now() - started < budget) {
-    const jobs = await db()<Job>`
-      select * from private.claim_jobs(${worker}, ${batch}, ${leaseSeconds}, ${names})`;
+  const settle = (done: Job[], completedIds: number[]) => {
+    const completed = new Set(completedIds);
+    for (const job of done) count(job, completed.has(job.id) ? 'completed' : 'lost');
+  };
+
+  // Each claim also completes the previous batch's successes: one statement, one commit
+  // per batch.
+  let done: Job[] = [];
+  for (;;) {
+    if (Date.now() - started >= budget) {
+      if (done.length) {
+        settle(done, (await db()`select id from private.complete_jobs(${worker}, ${done.map((j) => j.id)})`).map((r) => r.id));
+      }
+      break;
+    }
+    const rows = await db()<Job & { completed: boolean }>`
+      select * from private.claim_jobs(${worker}, ${batch}, ${leaseSeconds}, ${names}, ${
+      done.length ? done.map((j) => j.id) : null
+    })`;
+    settle(done, rows.filter((r) => r.completed).map((r) => r.id));
+    const jobs = rows.filter((r) => !r.completed);
+    done = [];
     if (!jobs.length) break;
     report.claimed += jobs.length;
     for (const job of jobs) taskReport(job.task).claimed++;
-    const done: Job[] = [];
     const release: number[] = [];
     const serial = jobs.filter((j) => registry[j.task]?.serial);
     await Promise.all([
@@ -145,12 +163,6 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
         }
       })(),
     ]);
-    if (done.length) {
-      const completed = new Set(
-        (await db()`select id from private.complete_jobs(${worker}, ${done.map((j) => j.id)})`).map((r) => r.id as number),
-      );
-      for (const job of done) count(job, completed.has(job.id) ? 'completed' : 'lost');
-    }
     if (release.length) {
       report.released += (await db()`select private.release_jobs(${worker}, ${release}) as n`)[0].n as number;
     }

@@ -32,11 +32,11 @@
 
 create table private.jobs (
   id bigint generated always as identity primary key,
-  task text not null check (task ~ '^[a-z][a-z0-9-]{0,62}$'),
+  task text not null check (task <> '' and char_length(task) <= 63),
   payload jsonb not null default '{}'::jsonb check (jsonb_typeof(payload) = 'object'),
-  -- The tenant the job works for (payload.tenant_id, when it names one): its jobs go
-  -- with it.
-  tenant_id uuid references public.tenants (id) on delete cascade,
+  -- The tenant the job works for (payload.tenant_id, when it names one). No foreign key:
+  -- a job whose tenant is gone finds nothing to do and completes, and inserts stay cheap.
+  tenant_id uuid,
   queue text check (char_length(queue) <= 300),
   job_key text check (char_length(job_key) <= 300),
   run_at timestamptz not null default now(),
@@ -49,8 +49,8 @@ create table private.jobs (
   created_at timestamptz not null default now(),
   check ((locked_by is null) = (locked_until is null))
 );
--- One job per key (keys are optional: NULLs never conflict).
-create unique index jobs_job_key on private.jobs (job_key);
+-- One job per key; keys are optional, and jobs without one cost this index nothing.
+create unique index jobs_job_key on private.jobs (job_key) where job_key is not null;
 -- What claims scan: live jobs by due time.
 create index jobs_due_idx on private.jobs (run_at, id) where dead_at is null;
 -- The head of a named queue.
@@ -109,7 +109,7 @@ begin
   for i in 1..5 loop
     insert into private.jobs as j (task, payload, tenant_id, queue, job_key, run_at, max_attempts)
     values (p_task, coalesce(p_payload, '{}'::jsonb), v_tenant, v_queue, p_job_key, v_run_at, v_max)
-    on conflict (job_key) do update set
+    on conflict (job_key) where job_key is not null do update set
       task = excluded.task, payload = excluded.payload, tenant_id = excluded.tenant_id, queue = excluded.queue,
       max_attempts = excluded.max_attempts,
       run_at = case when p_job_key_mode = 'preserve_run_at' and j.dead_at is null then j.run_at else excluded.run_at end,
@@ -133,31 +133,58 @@ $$;
 
 -- ------------------------------------------------------------------ the worker's side
 
--- Claims up to p_limit due jobs of the given tasks (null: any) for p_worker under a
--- lease of p_lease_seconds, attempts + 1: pending jobs whose time has come and jobs
--- whose lease ran out (their worker died), each named queue's head only.
-create function private.claim_jobs(p_worker text, p_limit int default 10, p_lease_seconds int default 120, p_tasks text[] default null)
-returns table (id bigint, task text, payload jsonb, queue text, job_key text, attempts int, max_attempts int, locked_until timestamptz)
+-- Completes a batch: the jobs p_worker still holds are deleted; returns their ids (the
+-- others were lost to an expired lease and run again elsewhere).
+create function private.complete_jobs(p_worker text, p_ids bigint[])
+returns table (id bigint)
 language plpgsql volatile security definer
 set search_path = ''
 as $$
 begin
   return query
-  with due as (
-    select j.id from private.jobs j
-    where j.dead_at is null and j.run_at <= now()
-      and (j.locked_until is null or j.locked_until < now())
-      and (p_tasks is null or j.task = any (p_tasks))
-      and (j.queue is null or not exists (
-        select 1 from private.jobs h where h.queue = j.queue and h.id < j.id and h.dead_at is null))
-    order by j.run_at, j.id
-    limit least(greatest(p_limit, 1), 100)
-    for no key update of j skip locked
-  )
+  delete from private.jobs j
+  where j.id = any (p_ids) and j.locked_by = p_worker and j.locked_until >= now()
+  returning j.id;
+end;
+$$;
+
+-- Claims up to p_limit due jobs of the given tasks (null: any) for p_worker under a
+-- lease of p_lease_seconds, attempts + 1: pending jobs whose time has come and jobs
+-- whose lease ran out (their worker died), each named queue's head only. p_completed:
+-- the worker's finished jobs of its previous batch, completed first in the same
+-- statement (one commit per batch); they come back as rows with `completed` true when
+-- the worker still held them.
+create function private.claim_jobs(
+  p_worker text, p_limit int default 10, p_lease_seconds int default 120, p_tasks text[] default null,
+  p_completed bigint[] default null
+)
+returns table (id bigint, task text, payload jsonb, queue text, job_key text, attempts int, max_attempts int,
+               locked_until timestamptz, completed boolean)
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+begin
+  if p_completed is not null then
+    return query
+    select c.id, null::text, null::jsonb, null::text, null::text, null::int, null::int, null::timestamptz, true
+    from private.complete_jobs(p_worker, p_completed) c;
+  end if;
+  -- The claimed ids as an array: the update then finds its rows by primary key, however
+  -- large (or full of dead rows) the table is.
+  return query
   update private.jobs j
   set locked_by = p_worker, locked_until = now() + make_interval(secs => greatest(p_lease_seconds, 1)), attempts = j.attempts + 1
-  from due where j.id = due.id
-  returning j.id, j.task, j.payload, j.queue, j.job_key, j.attempts, j.max_attempts, j.locked_until;
+  where j.id = any (array(
+    select d.id from private.jobs d
+    where d.dead_at is null and d.run_at <= now()
+      and (d.locked_until is null or d.locked_until < now())
+      and (p_tasks is null or d.task = any (p_tasks))
+      and (d.queue is null or not exists (
+        select 1 from private.jobs h where h.queue = d.queue and h.id < d.id and h.dead_at is null))
+    order by d.run_at, d.id
+    limit least(greatest(p_limit, 1), 100)
+    for no key update of d skip locked))
+  returning j.id, j.task, j.payload, j.queue, j.job_key, j.attempts, j.max_attempts, j.locked_until, false;
 end;
 $$;
 
@@ -172,21 +199,6 @@ begin
   where j.id = p_job_id and j.locked_by = p_worker and j.locked_until >= now()
   for no key update;
   return found;
-end;
-$$;
-
--- Completes a batch: the jobs p_worker still holds are deleted; returns their ids (the
--- others were lost to an expired lease and run again elsewhere).
-create function private.complete_jobs(p_worker text, p_ids bigint[])
-returns table (id bigint)
-language plpgsql volatile security definer
-set search_path = ''
-as $$
-begin
-  return query
-  delete from private.jobs j
-  where j.id = any (p_ids) and j.locked_by = p_worker and j.locked_until >= now()
-  returning j.id;
 end;
 $$;
 
@@ -305,12 +317,12 @@ end;
 $$;
 
 revoke all on function private.add_job(text, jsonb, text, timestamptz, int, text, text),
-  private.claim_jobs(text, int, int, text[]), private.job_lease_held(bigint, text), private.complete_jobs(text, bigint[]),
+  private.claim_jobs(text, int, int, text[], bigint[]), private.job_lease_held(bigint, text), private.complete_jobs(text, bigint[]),
   private.job_backoff(int, int), private.fail_job(text, bigint, text, int, boolean), private.release_jobs(text, bigint[]),
   private.retry_job(bigint), private.add_scheduled_jobs()
   from public, anon, authenticated;
 grant execute on function private.add_job(text, jsonb, text, timestamptz, int, text, text),
-  private.claim_jobs(text, int, int, text[]), private.job_lease_held(bigint, text), private.complete_jobs(text, bigint[]),
+  private.claim_jobs(text, int, int, text[], bigint[]), private.job_lease_held(bigint, text), private.complete_jobs(text, bigint[]),
   private.fail_job(text, bigint, text, int, boolean), private.release_jobs(text, bigint[]),
   private.retry_job(bigint), private.add_scheduled_jobs()
   to service_role;

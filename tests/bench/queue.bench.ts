@@ -5,7 +5,10 @@
 // (id, run_at, locked_by, locked_until), so the difference is what the queue adds: job
 // keys, named queues, leases checked on completion, attempts, the task registry and
 // the handler call. Each iteration adds JOBS jobs (outside the timed loop's SQL: one
-// insert) and drains them; jobs/s = hz × JOBS.
+// insert) and drains them; jobs/s = hz × JOBS. On a shared machine the load changes
+// between one bench and the next, so a second group alternates a raw drain and a queue
+// drain inside each iteration and prints the ratio of their median times: the two sides
+// of that ratio always ran under the same load.
 import { afterAll, beforeAll, bench, describe } from 'vitest';
 import { closeDb, db as pool } from '../../shared/db.ts';
 import { type Registry, runJobs } from '../../shared/jobs/runner.ts';
@@ -27,7 +30,18 @@ beforeAll(async () => {
     locked_until timestamptz)`;
   await db.sql`create index on private.bench_raw_jobs (run_at, id)`;
 });
+const alternating: Record<string, number[]> = { raw1: [], queue1: [], raw4: [], queue4: [] };
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] ?? NaN;
+
 afterAll(async () => {
+  const ratio = (w: 1 | 4) => median(alternating[`raw${w}`]) / median(alternating[`queue${w}`]);
+  const jobsPerS = (k: string) => Math.round(JOBS / (median(alternating[k]) / 1000));
+  console.log(
+    `[queue bench] alternating medians, jobs/s: raw ${jobsPerS('raw1')} vs queue ${jobsPerS('queue1')} (1 worker, ` +
+      `ratio ${ratio(1).toFixed(2)}); raw ${jobsPerS('raw4')} vs queue ${jobsPerS('queue4')} (4 workers, ratio ${
+        ratio(4).toFixed(2)
+      }); ${alternating.raw1.length} + ${alternating.raw4.length} iterations`,
+  );
   await closeDb();
   await db.close();
 });
@@ -55,7 +69,17 @@ async function rawLoop(worker: string) {
 
 const runQueue = (w: number) => runJobs({ registry, tasks: ['noop'], batch: BATCH, budgetMs: 60_000, workerId: `bench-${w}` });
 
-const opts = { time: 4000, warmupTime: 500 };
+// Every measurement starts from vacuumed tables.
+const setup = async () => {
+  await db.sql`vacuum private.jobs, private.bench_raw_jobs`;
+};
+const opts = { time: 4000, warmupTime: 500, setup };
+
+async function timed(key: string, fn: () => Promise<unknown>) {
+  const t0 = performance.now();
+  await fn();
+  alternating[key].push(performance.now() - t0);
+}
 
 describe(`queue: ${JOBS} jobs per iteration, batches of ${BATCH}, no-op task (jobs/s = hz × ${JOBS})`, () => {
   bench('raw SKIP LOCKED claim-and-complete loop, 1 worker — baseline', async () => {
@@ -76,5 +100,29 @@ describe(`queue: ${JOBS} jobs per iteration, batches of ${BATCH}, no-op task (jo
   bench('job queue (runJobs), 4 workers', async () => {
     await enqueueQueue();
     await Promise.all([0, 1, 2, 3].map(runQueue));
+  }, opts);
+});
+
+describe(`alternating in each iteration: a raw drain, then a queue drain (ratio of medians printed at the end)`, () => {
+  bench('1 worker: raw, then queue', async () => {
+    await timed('raw1', async () => {
+      await enqueueRaw();
+      await rawLoop('raw-0');
+    });
+    await timed('queue1', async () => {
+      await enqueueQueue();
+      await runQueue(0);
+    });
+  }, opts);
+
+  bench('4 workers: raw, then queue', async () => {
+    await timed('raw4', async () => {
+      await enqueueRaw();
+      await Promise.all([0, 1, 2, 3].map((w) => rawLoop(`raw-${w}`)));
+    });
+    await timed('queue4', async () => {
+      await enqueueQueue();
+      await Promise.all([0, 1, 2, 3].map(runQueue));
+    });
   }, opts);
 });
