@@ -1,7 +1,8 @@
 -- One job queue for all deferred work (ARCHITECTURE decision 8), with graphile-worker's
 -- semantics: one jobs table; add_job with a job key that replaces (or keeps the run
 -- time of) a pending job; claims of a batch with FOR UPDATE SKIP LOCKED under a lease;
--- batch completion; one capped exponential backoff with jitter, never sooner than a
+-- batch completion (with the next claim: one commit per batch); one capped exponential
+-- backoff with jitter, never sooner than a
 -- Retry-After; dead after max_attempts (25) or at once for a permanent error; an
 -- operator's retry; named queues that run their jobs one at a time, in order.
 -- Task handlers live in shared/jobs/tasks/<task>.ts; the runner (shared/jobs/runner.ts)
