@@ -166,7 +166,7 @@ try {
   }
   await writeFile(path.join(localDir, 'stack.json'), JSON.stringify({ dbUrl, origin, secret }, null, 2), { mode: 0o600 });
 
-  // What pg_cron (+ pg_net) do on a hosted project: call the scheduled jobs.
+  // What pg_cron (+ pg_net) do on a hosted project: call the job runner.
   const every = (seconds, job, url, report) => timers.push(setInterval(async () => {
     try {
       const res = await fetch(`${origin}/functions/v1/${url}`, {
@@ -181,14 +181,19 @@ try {
       if (!stopping) log(`${job} failed: ${err.message}`);
     }
   }, seconds * 1000));
-  every(Number(process.env.SLA_SWEEP_INTERVAL_S ?? 60), 'SLA sweep', 'tickets/jobs/sla-sweep',
-    (b) => b.breaches ? `${b.breaches} breach(es) marked` : '');
-  every(Number(process.env.PROVISIONER_INTERVAL_S ?? 10), 'provisioner', 'provisioner/run',
-    (b) => b.claimed ? `${b.succeeded} done, ${b.retried} to retry, ${b.dead} failed` : '');
-  every(600, 'reconcile', 'provisioner/reconcile', (b) => b.queued ? `${b.queued} service(s) re-queued` : '');
-  every(3600, 'webhook history', 'webhooks/jobs/prune', (b) => b.pruned ? `${b.pruned} old row(s) pruned` : '');
-  every(Number(process.env.WEBHOOK_DELIVERY_INTERVAL_S ?? 5), 'webhook delivery', 'webhooks/jobs/deliver',
-    (b) => b.claimed ? `${b.delivered} delivered, ${b.retried} to retry, ${b.failed} given up` : '');
+  // One timer for the one job queue: provisioning, webhook deliveries, Chatwoot replies,
+  // and the recurring SLA sweep, reconcile pass and pruning (private.job_schedules).
+  every(Number(process.env.JOBS_INTERVAL_S ?? 5), 'jobs', 'jobs/run', (b) => {
+    // What each task reported (e.g. "deliver-webhook: 3 delivered, 1 to retry"); quiet
+    // when a recurring task found nothing to do.
+    const queueCounts = ['claimed', 'completed', 'retried', 'dead', 'lost'];
+    return Object.entries(b.tasks ?? {}).map(([task, t]) => {
+      const parts = Object.entries(t).filter(([k, v]) => v && !queueCounts.includes(k)).map(([k, v]) => `${v} ${k}`);
+      if (t.retried) parts.push(`${t.retried} to retry`);
+      if (t.dead) parts.push(`${t.dead} dead`);
+      return parts.length ? `${task}: ${parts.join(', ')}` : '';
+    }).filter(Boolean).join('; ');
+  });
 
   const line = (k, v) => console.log(`  ${k.padEnd(38)} ${v}`);
   console.log('\n\x1b[1mLocal stack is running.\x1b[0m\n');

@@ -5,7 +5,7 @@
 // credentials stay encrypted and out of logs, audit rows and non-admin responses.
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { app as provisionerApp } from '../functions/provisioner/app.ts';
+import { app as jobsApp } from '../functions/jobs/app.ts';
 import { app as tenantsApp } from '../functions/tenants/app.ts';
 import { botpressConnector } from '../shared/connectors/botpress.ts';
 import { chatwootConnector } from '../shared/connectors/chatwoot.ts';
@@ -14,7 +14,7 @@ import { n8nConnector } from '../shared/connectors/n8n.ts';
 import { odooConnector } from '../shared/connectors/odoo.ts';
 import { decryptJson } from '../shared/crypto.ts';
 import { closeDb } from '../shared/db.ts';
-import { runProvisioningWorker } from '../shared/queue.ts';
+import { runJobs, type RunOptions } from '../shared/jobs/runner.ts';
 import { apiKey } from '../scripts/tokens.mjs';
 import { BotpressStandIn } from './partners/botpress.ts';
 import { ChatwootStandIn } from './partners/chatwoot.ts';
@@ -43,10 +43,21 @@ function connectors(overrides: { chatwootToken?: string; n8nMode?: 'shared' | 'p
   };
 }
 
+/** One run of the job runner over provisioning jobs (what the old provisioning worker did). */
+const runProvisioningWorker = (opts: { connectors: Connectors; budgetMs: number; workerId?: string }) =>
+  runJobs({ tasks: ['provision'], deps: { connectors: opts.connectors }, budgetMs: opts.budgetMs, workerId: opts.workerId } satisfies RunOptions);
+
+/** A service's provisioning job (job key provision:<tenant>:<service>). */
+const jobOf = (tenantId: string, service: string) =>
+  db.sql`select *, case when dead_at is not null then 'dead' when locked_by is not null then 'running' else 'queued' end as status
+         from private.jobs where job_key = ${`provision:${tenantId}:${service}`}`;
+
 /** Runs workers until the queue is idle, moving the queue's clock past each backoff. */
 async function drain(c: Connectors = connectors(), workers = 1, rounds = 40) {
   for (let i = 0; i < rounds; i++) {
-    await db.sql`update private.provisioning_jobs set run_at = now() where status = 'queued' and run_at > now()`;
+    // Backoffs only (a job that failed before): a removal waiting out its grace period is
+    // a fresh job scheduled later, and stays where it is.
+    await db.sql`update private.jobs set run_at = now() where task = 'provision' and dead_at is null and attempts > 0 and run_at > now()`;
     const reports = await Promise.all(Array.from({ length: workers }, () => runProvisioningWorker({ connectors: c, budgetMs: 5_000 })));
     // Idle: nothing was claimable even with every backoff elapsed (what is left waits
     // on a grace period or a lease).
@@ -107,7 +118,7 @@ afterAll(async () => {
 describe('provisioning a new tenant', () => {
   it('ends with all four services active and exactly one object per partner', async () => {
     const t = await createTenant();
-    const queued = await db.sql`select service, status from private.provisioning_jobs where tenant_id = ${t.id}`;
+    const queued = await db.sql`select job_key from private.jobs where task = 'provision' and payload ->> 'tenant_id' = ${t.id}`;
     expect(queued).toHaveLength(4); // enqueued in the creating transaction
     await drain();
     const s = await services(t.id);
@@ -126,7 +137,7 @@ describe('provisioning a new tenant', () => {
     for (const p of [chatwoot, botpress, n8n, odoo]) p.server.faults.fail5xx = 2;
     const t = await createTenant();
     await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 });
-    const [job] = await db.sql`select attempts, run_at > now() as backing_off, last_error from private.provisioning_jobs where tenant_id = ${t.id} and service = 'botpress'`;
+    const [job] = await db.sql`select attempts, run_at > now() as backing_off, last_error from private.jobs where job_key = ${`provision:${t.id}:botpress`}`;
     expect(job).toMatchObject({ attempts: 1, backing_off: true, last_error: expect.stringContaining('503') });
     await drain();
     expect(Object.values(await services(t.id)).map((s) => s.state)).toEqual(['active', 'active', 'active', 'active']);
@@ -138,7 +149,7 @@ describe('provisioning a new tenant', () => {
     botpress.server.faults.retryAfterSeconds = 120;
     const t = await createTenant(['botpress']);
     await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 });
-    const [job] = await db.sql`select status, extract(epoch from run_at - now()) as wait from private.provisioning_jobs where tenant_id = ${t.id}`;
+    const [job] = await db.sql`select status, extract(epoch from run_at - now()) as wait from (${jobOf(t.id, 'botpress')}) j`;
     expect(job.status).toBe('queued');
     expect(Number(job.wait)).toBeGreaterThan(115);
     await drain();
@@ -172,18 +183,21 @@ describe('provisioning a new tenant', () => {
     // Worker A claims and dies before doing anything else.
     const claimed = await db.sql.begin(async (tx) => {
       await tx`select set_config('role', 'service_role', true)`;
-      return await tx`select * from private.claim_provisioning_jobs('worker-a', 10, 60)`;
+      return await tx`select * from private.claim_jobs('worker-a', 10, 60, array['provision'])`;
     });
-    expect(claimed.map((j) => j.tenant_id)).toContain(t.id);
+    expect(claimed.map((j) => j.payload.tenant_id)).toContain(t.id);
     // While A's lease holds, nobody else takes the job.
     const idle = await runProvisioningWorker({ connectors: connectors(), budgetMs: 2_000, workerId: 'worker-b' });
     expect(idle.claimed).toBe(0);
-    await db.sql`update private.provisioning_jobs set locked_until = now() - interval '1 second' where locked_by = 'worker-a'`;
+    await db.sql`update private.jobs set locked_until = now() - interval '1 second' where locked_by = 'worker-a'`;
     const b = await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000, workerId: 'worker-b' });
-    expect(b.succeeded).toBeGreaterThanOrEqual(1);
+    expect(b.completed).toBeGreaterThanOrEqual(1);
     // A wakes up and tries to report: its lease is gone, so nothing it says counts.
-    const [{ ok }] = await db.sql`select private.finish_provisioning_job(${claimed.find((j) => j.tenant_id === t.id)!.job_id}, 'worker-a', 'failed') as ok`;
+    const aJob = claimed.find((j) => j.payload.tenant_id === t.id)!.id;
+    const [{ ok }] = await db.sql`select private.finish_provisioning_job(${aJob}, 'worker-a', 'failed') as ok`;
     expect(ok).toBe(false);
+    expect(await db.sql`select * from private.complete_jobs('worker-a', ${[aJob]})`).toEqual([]);
+    expect((await db.sql`select private.fail_job('worker-a', ${aJob}, 'late', null, true) as o`)[0].o).toBe('lost');
     expect((await services(t.id)).chatwoot.state).toBe('active');
     expect(partnerObjects(t).chatwootAccounts).toBe(1);
   });
@@ -209,7 +223,7 @@ describe('permanent errors', () => {
     expect(s).toMatchObject({ state: 'failed', attempts: 1 });
     expect(s.last_error).toContain('401');
     expect(s.last_error).toContain('Invalid access_token');
-    const [job] = await db.sql`select status from private.provisioning_jobs where tenant_id = ${t.id}`;
+    const [job] = await jobOf(t.id, 'chatwoot');
     expect(job.status).toBe('dead');
 
     const adminToken = await tokenForOwner(t);
@@ -253,10 +267,10 @@ describe('permanent errors', () => {
 
   it('a partner that keeps failing ends dead after max_attempts', async () => {
     const t = await createTenant(['odoo']);
-    await db.sql`update private.provisioning_jobs set max_attempts = 3 where tenant_id = ${t.id}`;
+    await db.sql`update private.jobs set max_attempts = 3 where job_key = ${`provision:${t.id}:odoo`}`;
     odoo.server.faults.fail5xx = 100;
     await drain();
-    const [job] = await db.sql`select status, attempts from private.provisioning_jobs where tenant_id = ${t.id}`;
+    const [job] = await db.sql`select status, attempts from (${jobOf(t.id, 'odoo')}) j`;
     expect(job).toEqual({ status: 'dead', attempts: 3 });
     expect((await services(t.id)).odoo.state).toBe('failed');
   });
@@ -422,15 +436,16 @@ describe('credential rotation', () => {
   });
 });
 
-describe('the provisioner function', () => {
+describe('the jobs function', () => {
   it('runs for the service credential only', async () => {
-    const user = await call(provisionerApp, 'POST', '/provisioner/run', { token: await supabaseToken(users.super) });
+    const user = await call(jobsApp, 'POST', '/jobs/run', { token: await supabaseToken(users.super) });
     expect([user.status, errorCode(user)]).toEqual([401, 'service_credential_required']);
-    const ok = await call(provisionerApp, 'POST', '/provisioner/run', { token: await apiKey('service_role', TEST_JWT_SECRET), body: { budget_ms: 1000 } });
+    // The reconcile pass is a recurring job of the same run (private.job_schedules).
+    await db.sql`update private.job_schedules set next_run_at = now() where name = 'reconcile'`;
+    const ok = await call(jobsApp, 'POST', '/jobs/run', { token: await apiKey('service_role', TEST_JWT_SECRET), body: { budget_ms: 1000 } });
     expect(ok.status).toBe(200);
     expect(ok.body).toMatchObject({ claimed: expect.any(Number), ms: expect.any(Number) });
-    const rec = await call(provisionerApp, 'POST', '/provisioner/reconcile', { token: await apiKey('service_role', TEST_JWT_SECRET) });
-    expect(rec.body).toEqual({ queued: expect.any(Number) });
+    expect(ok.body.tasks.reconcile).toMatchObject({ completed: 1, queued: expect.any(Number) });
   });
 
   it('never queues the same work twice', async () => {
@@ -438,7 +453,7 @@ describe('the provisioner function', () => {
     for (let i = 0; i < 3; i++) {
       await db.sql`update public.tenant_services set desired_state = ${i % 2 ? 'active' : 'suspended'} where tenant_id = ${t.id}`;
     }
-    const [{ n }] = await db.sql`select count(*)::int as n from private.provisioning_jobs where tenant_id = ${t.id} and status in ('queued', 'running')`;
+    const [{ n }] = await db.sql`select count(*)::int as n from private.jobs where task = 'provision' and payload ->> 'tenant_id' = ${t.id} and dead_at is null`;
     expect(n).toBe(1);
   });
 });

@@ -14,7 +14,7 @@ import { app as webhooksApp } from '../functions/webhooks/app.ts';
 import { decryptJson, encryptJson, type SealedFor } from '../shared/crypto.ts';
 import { closeDb } from '../shared/db.ts';
 import { chatwootUrlToken } from '../shared/webhooks/chatwoot.ts';
-import { deliverWebhooks } from '../shared/webhooks/deliver.ts';
+import { runJobs } from '../shared/jobs/runner.ts';
 import { freshDatabase, type TestDatabase } from './helpers/db.ts';
 import { call, errorCode } from './helpers/http.ts';
 import { tenants, users } from './helpers/seed.ts';
@@ -189,7 +189,7 @@ describe('the swap attack: a ciphertext copied into another row', () => {
       await db.sql`update public.webhook_endpoints set secret_encrypted = ${stored.secret_encrypted} where (tenant_id, id) in ((${acme}::uuid, ${a2}::uuid), (${globex}::uuid, ${g1}::uuid))`;
 
       await db.sql`insert into public.tickets (tenant_id, title, created_by) values (${acme}, 'Swap probe A', ${users.acmeUser.id}), (${globex}, 'Swap probe G', ${users.globexUser.id})`;
-      await deliverWebhooks({ timeoutMs: 1_000, budgetMs: 10_000 });
+      await runJobs({ tasks: ['deliver-webhook'], deps: { webhookTimeoutMs: 1_000 }, budgetMs: 10_000 });
 
       // a1 got its event, signed with its own secret; a2 and g1 got nothing signed with a1's.
       expect(received).toEqual([{ endpoint: 'a1', verifiedWith: 'a1' }]);

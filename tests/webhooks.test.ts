@@ -12,11 +12,12 @@ import { Webhook as SvixWebhook } from 'svix';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { app as tenantsApp } from '../functions/tenants/app.ts';
 import { app as ticketsApp } from '../functions/tickets/app.ts';
+import { app as jobsApp } from '../functions/jobs/app.ts';
 import { app as webhooksApp } from '../functions/webhooks/app.ts';
 import { encryptJson } from '../shared/crypto.ts';
 import { closeDb } from '../shared/db.ts';
 import { chatwootUrlToken } from '../shared/webhooks/chatwoot.ts';
-import { deliverWebhooks } from '../shared/webhooks/deliver.ts';
+import { runJobs } from '../shared/jobs/runner.ts';
 import { resolvedTargetProblem, webhookTargetProblem } from '../shared/webhooks/ssrf.ts';
 import { apiKey } from '../scripts/tokens.mjs';
 import { freshDatabase, type TestDatabase } from './helpers/db.ts';
@@ -335,9 +336,13 @@ async function receiver(secretRef: { secret?: string }) {
   };
 }
 
+/** One run of the job runner over webhook deliveries (what the old delivery job did). */
+const deliverWebhooks = (opts: { timeoutMs: number; budgetMs: number }) =>
+  runJobs({ tasks: ['deliver-webhook'], deps: { webhookTimeoutMs: opts.timeoutMs }, budgetMs: opts.budgetMs });
+
 async function deliverAll(rounds = 30) {
   for (let i = 0; i < rounds; i++) {
-    await db.sql`update private.webhook_deliveries set next_attempt_at = now() where status = 'pending' and next_attempt_at > now()`;
+    await db.sql`update private.jobs set run_at = now() where task = 'deliver-webhook' and dead_at is null and run_at > now()`;
     // Long enough that only the receiver's deliberate hang times out on a loaded machine.
     const r = await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 10_000 });
     if (r.claimed === 0) return;
@@ -415,7 +420,7 @@ describe('outbound webhooks', () => {
         await db.sql`update public.memberships set role = ${i % 2 ? 'agent' : 'user'} where tenant_id = ${tenants.acme.id} and user_id = ${users.acmeUser.id}`;
       }
       for (let i = 0; i < 40; i++) {
-        await db.sql`update private.webhook_deliveries set next_attempt_at = now() where status = 'pending'`;
+        await db.sql`update private.jobs set run_at = now() where task = 'deliver-webhook' and dead_at is null`;
         if ((await deliverWebhooks({ timeoutMs: 300, budgetMs: 5_000 })).claimed === 0) break;
       }
       const [endpoint] = (await call(tenantsApp, 'GET', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken })).body.items
@@ -450,15 +455,17 @@ describe('outbound webhooks', () => {
       values (${tenants.globex.id}, 'ticket.created', 'ticket:y', '{}', now() - interval '40 days') returning id`;
     await db.sql`insert into private.webhook_deliveries (tenant_id, endpoint_id, event_id, ordering_key, status) values
       (${tenants.globex.id}, ${endpoint.id}, ${old.id}, 'ticket:x', 'delivered'), (${tenants.globex.id}, ${endpoint.id}, ${stuck.id}, 'ticket:y', 'pending')`;
-    const pruned = await call(webhooksApp, 'POST', '/webhooks/jobs/prune', { token: await apiKey('service_role', TEST_JWT_SECRET) });
-    expect(pruned.body.pruned).toBeGreaterThanOrEqual(2);
+    // Pruning is a recurring job (daily): due now, run by the jobs function.
+    await db.sql`update private.job_schedules set next_run_at = now() where name = 'prune'`;
+    const pruned = await call(jobsApp, 'POST', '/jobs/run', { token: await apiKey('service_role', TEST_JWT_SECRET) });
+    expect(pruned.body.tasks.prune.pruned).toBeGreaterThanOrEqual(2);
     expect(await db.sql`select 1 from private.webhook_inbox where event_id = 'ancient'`).toHaveLength(0);
     expect((await db.sql`select id from private.webhook_events where id in (${old.id}, ${stuck.id})`).map((r) => r.id)).toEqual([stuck.id]);
   });
 
   it('the delivery job takes only the service credential', async () => {
-    expect((await call(webhooksApp, 'POST', '/webhooks/jobs/deliver', { token: adminToken })).status).toBe(401);
-    const ok = await call(webhooksApp, 'POST', '/webhooks/jobs/deliver', { token: await apiKey('service_role', TEST_JWT_SECRET) });
+    expect((await call(jobsApp, 'POST', '/jobs/run', { token: adminToken })).status).toBe(401);
+    const ok = await call(jobsApp, 'POST', '/jobs/run', { token: await apiKey('service_role', TEST_JWT_SECRET) });
     expect(ok.status).toBe(200);
   });
 });
@@ -467,8 +474,14 @@ describe('replies back to Chatwoot', () => {
   it('a staff reply on a Chatwoot ticket is posted to the conversation once; its echo is not a new message', async () => {
     const { ChatwootStandIn } = await import('./partners/chatwoot.ts');
     const { chatwootConnector } = await import('../shared/connectors/chatwoot.ts');
-    const { runProvisioningWorker } = await import('../shared/queue.ts');
-    const { deliverChatwootReplies } = await import('../shared/webhooks/deliver.ts');
+    // The old entry points, on the one queue: provisioning runs, and reply runs reported
+    // as { sent, retried, failed }.
+    const runProvisioningWorker = (opts: { connectors: Record<string, unknown>; budgetMs: number }) =>
+      runJobs({ tasks: ['provision'], deps: { connectors: opts.connectors }, budgetMs: opts.budgetMs });
+    const deliverChatwootReplies = async (opts: { chatwootUrl: string }) => {
+      const t = (await runJobs({ tasks: ['chatwoot-reply'], deps: { chatwootUrl: opts.chatwootUrl } })).tasks['chatwoot-reply'];
+      return { sent: t?.sent ?? 0, retried: t?.retried ?? 0, failed: t?.dead ?? 0 };
+    };
     const cw = await ChatwootStandIn.start();
     try {
       // Globex gets a Chatwoot account through the provisioning queue.

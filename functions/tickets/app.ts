@@ -2,11 +2,11 @@
 // RLS in the request's transaction; the database enforces the status machine, the
 // assignee's role, numbering, SLA dates and first responses, and the route modules
 // shape the API around them (clear 403/404/409s, filters, pagination, idempotent
-// creates). Each route declares what it needs (shared/auth/needs.ts).
+// creates). Each route declares what it needs (shared/auth/needs.ts). The SLA sweep is
+// a job (shared/jobs/tasks/sla-sweep.ts), not a route.
 import { createApp } from '../../shared/http.ts';
 import { attachments } from './routes/attachments.ts';
 import { conversation } from './routes/conversation.ts';
-import { jobs } from './routes/jobs.ts';
 import { slaPolicies } from './routes/sla-policies.ts';
 import { tickets } from './routes/tickets.ts';
 
@@ -20,4 +20,3 @@ app.route('/', slaPolicies);
 app.route('/', tickets);
 app.route('/', conversation);
 app.route('/', attachments);
-app.route('/', jobs);

@@ -1,9 +1,9 @@
-// Inbound webhooks (Clerk, Chatwoot) and the outbound delivery job. Inbound events are
-// verified first, then recorded and applied exactly once (shared/webhooks/inbox.ts).
+// Inbound webhooks (Clerk, Chatwoot). Events are verified first, then recorded and
+// applied exactly once (shared/webhooks/inbox.ts). Outbound delivery is a job of the
+// one queue (shared/jobs/tasks/deliver-webhook.ts, run by the jobs function).
 // Bad signature, stale timestamp, malformed body: a clear 4xx and nothing written;
 // unknown event types: 200 and ignored.
 import { createRoute, z } from '@hono/zod-openapi';
-import { needs } from '../../shared/auth/needs.ts';
 import { asService } from '../../shared/db.ts';
 import { badRequest } from '../../shared/errors.ts';
 import { createApp } from '../../shared/http.ts';
@@ -15,12 +15,11 @@ import {
   verifyChatwoot,
 } from '../../shared/webhooks/chatwoot.ts';
 import { applyClerkEvent, verifyClerk } from '../../shared/webhooks/clerk.ts';
-import { deliverChatwootReplies, deliverWebhooks } from '../../shared/webhooks/deliver.ts';
 import { applyOnce } from '../../shared/webhooks/inbox.ts';
 
 export const app = createApp('webhooks', {
   title: 'Webhooks',
-  description: 'Inbound events from Clerk and Chatwoot; the outbound delivery job.',
+  description: 'Inbound events from Clerk and Chatwoot.',
 });
 
 const Ack = z.object({ received: z.boolean(), outcome: z.enum(['applied', 'ignored', 'duplicate']) });
@@ -93,53 +92,5 @@ app.openapi(
       },
     );
     return c.json(ack(result), 200);
-  },
-);
-
-app.openapi(
-  createRoute({
-    method: 'post',
-    path: '/jobs/deliver',
-    summary: 'Deliver due outbound webhooks (the scheduler, with the service credential)',
-    middleware: needs.machine(),
-    responses: {
-      200: jsonResponse(
-        z.object({
-          claimed: z.number(),
-          delivered: z.number(),
-          retried: z.number(),
-          failed: z.number(),
-          ms: z.number(),
-          chatwoot_replies: z.object({ sent: z.number(), retried: z.number(), failed: z.number() }),
-        }),
-        'Report',
-      ),
-      401: commonErrors[401],
-    },
-  }),
-  async (c) => {
-    const report = await deliverWebhooks({ budgetMs: 50_000 });
-    const replies = await deliverChatwootReplies();
-    return c.json({ ...report, chatwoot_replies: replies }, 200);
-  },
-);
-
-app.openapi(
-  createRoute({
-    method: 'post',
-    path: '/jobs/prune',
-    summary: 'Drop webhook history older than 30 days (daily, the scheduler)',
-    middleware: needs.machine(),
-    responses: {
-      200: jsonResponse(z.object({ pruned: z.number() }), 'Rows removed'),
-      401: commonErrors[401],
-    },
-  }),
-  async (c) => {
-    const pruned = await asService(
-      null,
-      async (tx) => (await tx`select private.prune_webhook_history() as n`)[0].n as number,
-    );
-    return c.json({ pruned }, 200);
   },
 );

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app } from '../../functions/tickets/app.ts';
-import { deliverWebhooks } from '../../shared/webhooks/deliver.ts';
+import { runJobs } from '../../shared/jobs/runner.ts';
 import { call } from '../helpers/http.ts';
 import { teams, tenants, users } from '../helpers/seed.ts';
 import { supabaseToken } from '../helpers/tokens.ts';
@@ -110,7 +110,7 @@ it(`one endpoint, ${WRITERS} concurrent writers and three delivery workers: ever
   let writing = true;
   const worker = async (n: number) => {
     for (let round = 0; round < 500; round++) {
-      const r = await deliverWebhooks({ workerId: `worker-${n}`, batch: 10, timeoutMs: 5_000, budgetMs: 2_000 });
+      const r = await runJobs({ tasks: ['deliver-webhook'], workerId: `worker-${n}`, batch: 10, deps: { webhookTimeoutMs: 5_000 }, budgetMs: 2_000 });
       if (!writing && r.claimed === 0) return;
       if (r.claimed === 0) await new Promise((res) => setTimeout(res, 10));
     }

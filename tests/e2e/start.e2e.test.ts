@@ -22,7 +22,7 @@ interface Started {
 async function start(args: string[]): Promise<Started> {
   const child = spawn(process.execPath, ['scripts/start.mjs', ...args], {
     cwd: root,
-    env: { ...process.env, SLA_SWEEP_INTERVAL_S: '0.5', PROVISIONER_INTERVAL_S: '0.5', WEBHOOK_DELIVERY_INTERVAL_S: '0.5' },
+    env: { ...process.env, JOBS_INTERVAL_S: '0.5' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const started: Started = { child, output: '' };
@@ -119,16 +119,15 @@ describe('embedded stack', () => {
       });
       expect(created.status).toBe(201);
 
-      // The scheduler stand-in calls the SLA sweep with the service key it printed.
+      // The scheduler stand-in calls the job runner (SLA sweep, provisioning, webhook
+      // delivery, …) with the service key it printed.
       await new Promise((r) => setTimeout(r, 1500));
-      expect(first.output).not.toContain('SLA sweep failed');
-      expect(first.output).not.toContain('provisioner failed');
-      expect(first.output).not.toContain('webhook delivery failed');
-      const sweep = await fetch(`http://127.0.0.1:${port}/functions/v1/tickets/jobs/sla-sweep`, {
+      expect(first.output).not.toContain('jobs failed');
+      const jobsRun = await fetch(`http://127.0.0.1:${port}/functions/v1/jobs/run`, {
         method: 'POST',
         headers: { authorization: `Bearer ${printedValue(first.output, 'service_role key')}` },
       });
-      expect(sweep.status).toBe(200);
+      expect(jobsRun.status).toBe(200);
     } finally {
       expect(await stop(first)).toBe(130);
     }

@@ -3,13 +3,13 @@
 // (415), before authentication; and with its own method and no token, which must be
 // neither. Decided by shared/http.ts from the routes each app registered.
 import { describe, expect, it } from 'vitest';
-import { app as provisioner } from '../../functions/provisioner/app.ts';
+import { app as jobs } from '../../functions/jobs/app.ts';
 import { app as tenants } from '../../functions/tenants/app.ts';
 import { app as tickets } from '../../functions/tickets/app.ts';
 import { app as webhooks } from '../../functions/webhooks/app.ts';
 
 type FetchApp = { request: (input: string, init?: RequestInit) => Response | Promise<Response> };
-const apps: Record<string, FetchApp> = { tenants, tickets, provisioner, webhooks };
+const apps: Record<string, FetchApp> = { tenants, tickets, jobs, webhooks };
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 const SAMPLE_ID = '10000000-0000-4000-8000-0000000000ff';
 

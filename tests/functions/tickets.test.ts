@@ -3,6 +3,7 @@
 // concurrency (numbering, idempotency, auto-assignment), SLA, merge, search,
 // pagination, statistics, attachments and validation.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app as jobsApp } from '../../functions/jobs/app.ts';
 import { app } from '../../functions/tickets/app.ts';
 import { asService, closeDb } from '../../shared/db.ts';
 import { handleLocalStorage } from '../../shared/storage.ts';
@@ -381,11 +382,12 @@ describe('SLA', () => {
     expect(timeline).toContain('priority_changed');
   });
 
-  it('the sweep endpoint takes only the service credential', async () => {
-    expect((await call(app, 'POST', '/tickets/jobs/sla-sweep', { token: tok.admin })).status).toBe(401);
-    const ok = await call(app, 'POST', '/tickets/jobs/sla-sweep', { token: await apiKey('service_role', TEST_JWT_SECRET) });
+  it('the sweep (a recurring job of the jobs function) takes only the service credential', async () => {
+    expect((await call(jobsApp, 'POST', '/jobs/run', { token: tok.admin })).status).toBe(401);
+    await db.sql`update private.job_schedules set next_run_at = now() where name = 'sla-sweep'`;
+    const ok = await call(jobsApp, 'POST', '/jobs/run', { token: await apiKey('service_role', TEST_JWT_SECRET) });
     expect(ok.status).toBe(200);
-    expect(ok.body.breaches).toEqual(expect.any(Number));
+    expect(ok.body.tasks['sla-sweep'].breaches).toEqual(expect.any(Number));
   });
 });
 

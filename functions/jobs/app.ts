@@ -1,0 +1,64 @@
+// The one job runner as an Edge Function: the scheduler (pg_cron + pg_net every 10 s on
+// a hosted project, a timer in `npm start`) calls POST /jobs/run with the service
+// credential; each run adds the recurring jobs that are due, then runs due jobs of
+// every task (shared/jobs/registry.ts) in small batches and stops when the queue is
+// empty or its time budget is spent. Machine callers only.
+import { createRoute, z } from '@hono/zod-openapi';
+import { needs } from '../../shared/auth/needs.ts';
+import { createApp } from '../../shared/http.ts';
+import { runJobs } from '../../shared/jobs/runner.ts';
+import { commonErrors, jsonBody, jsonResponse } from '../../shared/schemas/common.ts';
+
+export const app = createApp('jobs', {
+  title: 'Jobs',
+  description:
+    'Runs the job queue: provisioning, webhook deliveries, Chatwoot replies, the SLA sweep, the reconcile pass and pruning.',
+});
+
+const RunBody = z
+  .object({
+    batch: z.number().int().min(1).max(50).default(10),
+    budget_ms: z.number().int().min(100).max(140_000).default(25_000),
+  })
+  .strict();
+
+const Counts = z.object({
+  claimed: z.number().int(),
+  completed: z.number().int(),
+  retried: z.number().int(),
+  dead: z.number().int(),
+  lost: z.number().int(),
+}).catchall(z.number());
+
+const Report = z.object({
+  worker: z.string(),
+  scheduled: z.number().int(),
+  claimed: z.number().int(),
+  completed: z.number().int(),
+  retried: z.number().int(),
+  dead: z.number().int(),
+  lost: z.number().int(),
+  released: z.number().int(),
+  ms: z.number().int(),
+  tasks: z.record(z.string(), Counts),
+});
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/run',
+    summary: 'Run due jobs of every task for up to budget_ms, in batches (the scheduler)',
+    security: [{ bearerAuth: [] }],
+    middleware: needs.machine(),
+    request: { body: { ...jsonBody(RunBody), required: false } },
+    responses: {
+      200: jsonResponse(Report, 'What this run did, in all and per task'),
+      401: commonErrors[401],
+      422: commonErrors[422],
+    },
+  }),
+  async (c) => {
+    const body = RunBody.parse(await c.req.json().catch(() => ({})));
+    return c.json(await runJobs({ batch: body.batch, budgetMs: body.budget_ms }), 200);
+  },
+);

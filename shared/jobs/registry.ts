@@ -1,0 +1,18 @@
+// Every task the runner knows, by the name jobs carry (private.jobs.task). A job whose
+// task is not here is never claimed by this deployment.
+import { chatwootReply } from './tasks/chatwoot-reply.ts';
+import { deliverWebhook } from './tasks/deliver-webhook.ts';
+import { provision } from './tasks/provision.ts';
+import { prune } from './tasks/prune.ts';
+import { reconcile } from './tasks/reconcile.ts';
+import { slaSweep } from './tasks/sla-sweep.ts';
+import type { Task } from './types.ts';
+
+export const tasks: Record<string, Task<never>> = {
+  provision,
+  'deliver-webhook': deliverWebhook,
+  'chatwoot-reply': chatwootReply,
+  'sla-sweep': slaSweep,
+  prune,
+  reconcile,
+};

@@ -1,0 +1,93 @@
+// deliver-webhook: sends one outbound webhook delivery (payload { delivery_id }), signed
+// per Standard Webhooks (webhook-id — the event's, so receivers deduplicate retries —,
+// webhook-timestamp, webhook-signature), with a timeout and no redirects, and records
+// the attempt (admins read them: GET /tenants/{id}/webhooks/{endpointId}/deliveries).
+// Queued by the outbox (one job per delivery, named queue per endpoint and ordering
+// key), so one ticket's events reach an endpoint in order. At least once: a crash after
+// the POST means one more delivery with the same webhook-id.
+import { Webhook } from 'standardwebhooks';
+import { decryptJson } from '../../crypto.ts';
+import { asService } from '../../db.ts';
+import { resolvedTargetProblem } from '../../webhooks/ssrf.ts';
+import { JobError, LeaseLost, type Task } from '../types.ts';
+
+interface Delivery {
+  status: string;
+  enabled: boolean;
+  url: string;
+  secret_encrypted: string;
+  message_id: string;
+  type: string;
+  payload: Record<string, unknown>;
+  tenant_id: string;
+  endpoint_id: string;
+}
+
+export const deliverWebhook: Task<{ delivery_id: number }> = {
+  async run(job, { worker, deps }) {
+    const deliveryId = job.payload.delivery_id;
+    const [d] = await asService(null, (tx) => tx<Delivery>`select * from private.webhook_delivery_context(${deliveryId})`);
+    // Already delivered or given up (a repeat job), or gone: nothing to send. A disabled
+    // endpoint's deliveries wait, pending, until it is enabled again (which queues them).
+    if (!d || d.status !== 'pending' || !d.enabled) return { skipped: 1 };
+
+    const t0 = Date.now();
+    let status: number | null = null;
+    let error: string | null = null;
+    const problem = await resolvedTargetProblem(d.url);
+    // The secret is sealed for this endpoint of this tenant: one copied in from another
+    // row does not open, and nothing is sent (a signature with a foreign secret would be
+    // one its receiver trusts).
+    const secret = problem ? undefined : await decryptJson<{ secret: string }>(d.secret_encrypted, {
+      tenantId: d.tenant_id,
+      endpointId: d.endpoint_id,
+    }).then((v) => v.secret, (err: Error) => {
+      console.error(`[webhooks] endpoint ${d.tenant_id}/${d.endpoint_id}: ${err.message}`);
+      return undefined;
+    });
+    if (problem) {
+      error = `target refused: ${problem}`;
+    } else if (!secret) {
+      error = 'the endpoint secret does not decrypt for this endpoint; register the endpoint again';
+    } else {
+      try {
+        const body = JSON.stringify({ id: d.message_id, ...d.payload });
+        const now = new Date();
+        const res = await fetch(d.url, {
+          method: 'POST',
+          redirect: 'manual', // a redirect could point anywhere: not followed
+          headers: {
+            'content-type': 'application/json',
+            'user-agent': 'tenant-platform-webhooks/1',
+            'webhook-id': d.message_id,
+            'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+            'webhook-signature': new Webhook(secret).sign(d.message_id, now, body),
+          },
+          body,
+          signal: AbortSignal.timeout(deps.webhookTimeoutMs ?? 10_000),
+        });
+        status = res.status;
+        await res.body?.cancel();
+        if (status < 200 || status > 299) error = `HTTP ${status}`;
+      } catch (err) {
+        // Generic on purpose: admins read this, and details would map the network.
+        error = (err as Error).name === 'TimeoutError' ? 'timed out' : 'connection failed';
+      }
+    }
+    const final = job.attempts >= job.max_attempts;
+    const [{ outcome }] = await asService(
+      d.tenant_id,
+      (tx) =>
+        tx`select private.record_webhook_attempt(${deliveryId}, ${job.id}, ${worker}, ${status}, ${error}, ${
+          Date.now() - t0
+        }, ${final}) as outcome`,
+    );
+    if (outcome === 'lost') throw new LeaseLost();
+    if (outcome !== 'delivered') throw new JobError(error ?? 'delivery failed');
+    return { delivered: 1 };
+  },
+
+  async failed(tx, job, outcome, error) {
+    if (outcome === 'dead') await tx`select private.webhook_delivery_dead(${job.payload.delivery_id}, ${error})`;
+  },
+};

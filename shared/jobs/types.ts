@@ -1,0 +1,67 @@
+// The shape of a task: a handler looked up by the job's task name (shared/jobs/registry.ts),
+// run by shared/jobs/runner.ts. A handler that returns completes its job; one that throws
+// fails it — retried with the queue's backoff (never sooner than `retryAfterSeconds`),
+// or dead at once when the error says `retryable: false` (PartnerError, JobError).
+import type { Connectors } from '../connectors/index.ts';
+import type { Tx } from '../db.ts';
+
+export interface Job<P = Record<string, unknown>> {
+  id: number;
+  task: string;
+  payload: P;
+  queue: string | null;
+  job_key: string | null;
+  /** This attempt's number (1 on the first run). */
+  attempts: number;
+  max_attempts: number;
+}
+
+/** What handlers need from the deployment; every field has a default from the environment. */
+export interface TaskDeps {
+  /** provision: the partner connectors (default: connectorsFromEnv()). */
+  connectors?: Connectors;
+  /** deliver-webhook: timeout of one delivery (10 s). */
+  webhookTimeoutMs?: number;
+  /** chatwoot-reply: Chatwoot's URL (CHATWOOT_URL) and the call's timeout. */
+  chatwootUrl?: string;
+  chatwootTimeoutMs?: number;
+}
+
+export interface TaskContext {
+  /** The worker holding the job's lease: SQL that records progress checks it. */
+  worker: string;
+  deps: TaskDeps;
+}
+
+/** Counts a handler reports (summed per task in the run's report), e.g. { delivered: 1 }. */
+export type TaskResult = Record<string, number | undefined>;
+
+export interface Task<P = Record<string, unknown>> {
+  /** Jobs of this task in one claimed batch run one after another (default: together). */
+  serial?: boolean;
+  run(job: Job<P>, ctx: TaskContext): Promise<TaskResult | void>;
+  /** Records a failure in the domain, in the transaction that fails the job and before
+   *  it (domain rows are locked before the job row): `dead` when no attempt is left. */
+  failed?(tx: Tx, job: Job<P>, outcome: 'retry' | 'dead', error: string, ctx: TaskContext): Promise<void>;
+}
+
+/** A failure the handler classifies: permanent (dead at once) or retryable, with the
+ *  earliest retry a partner asked for. */
+export class JobError extends Error {
+  readonly retryable: boolean;
+  readonly retryAfterSeconds?: number;
+  constructor(message: string, opts: { retryable?: boolean; retryAfterSeconds?: number } = {}) {
+    super(message);
+    this.name = 'JobError';
+    this.retryable = opts.retryable ?? true;
+    this.retryAfterSeconds = opts.retryAfterSeconds;
+  }
+}
+
+/** The job's lease ran out and another worker owns it now: stop, record nothing. */
+export class LeaseLost extends Error {
+  constructor() {
+    super('the lease on this job was lost');
+    this.name = 'LeaseLost';
+  }
+}

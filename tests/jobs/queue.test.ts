@@ -1,0 +1,213 @@
+// The job queue's SQL (20261201200000_jobs.sql): job keys (replace, preserve_run_at, a
+// running job's key), the backoff's bounds against the database's own clock, dead after
+// max_attempts or at once, an operator's retry, a late worker refused, a dead worker's
+// lease taken over, and 200 concurrent add_job calls with one key.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { db as pool } from '../../shared/db.ts';
+import { closeConcurrencyDb, type ConcurrencyDb, concurrencyDatabase, deadlocks, WRITERS } from '../concurrency/harness.ts';
+
+let db: ConcurrencyDb;
+beforeAll(async () => {
+  db = await concurrencyDatabase('jobs_queue');
+});
+afterAll(async () => {
+  await closeConcurrencyDb(db);
+});
+
+let n = 0;
+/** A task name of this test's own, so claims see only its jobs. */
+const freshTask = () => `t-${++n}`;
+const add = async (task: string, opts: { key?: string; runAt?: string; max?: number; queue?: string; mode?: string; payload?: Record<string, number> } = {}) =>
+  (await db.sql`select * from private.add_job(${task}, ${db.sql.json(opts.payload ?? {})}, ${opts.key ?? null},
+    ${opts.runAt ?? null}, ${opts.max ?? null}, ${opts.queue ?? null}, ${opts.mode ?? 'replace'})`)[0];
+const claim = (worker: string, task: string, limit = 10, lease = 60) =>
+  db.sql`select * from private.claim_jobs(${worker}, ${limit}, ${lease}, ${[task]})`;
+const job = async (id: number) => (await db.sql`select * from private.jobs where id = ${id}`)[0];
+
+describe('job keys', () => {
+  it('replace: one job per key; a pending job takes the new payload and run time and starts over', async () => {
+    const task = freshTask();
+    const first = await add(task, { key: 'k-replace', payload: { v: 1 }, runAt: '2999-01-01T00:00:00Z' });
+    await db.sql`update private.jobs set attempts = 3, last_error = 'earlier' where id = ${first.id}`;
+    const second = await add(task, { key: 'k-replace', payload: { v: 2 } });
+    expect(second.id).toBe(first.id);
+    const row = await job(first.id);
+    expect(row).toMatchObject({ payload: { v: 2 }, attempts: 0, last_error: null });
+    expect(row.run_at.getTime()).toBeLessThan(Date.parse('2999-01-01T00:00:00Z'));
+    expect((await db.sql`select count(*)::int as n from private.jobs where job_key = 'k-replace'`)[0].n).toBe(1);
+  });
+
+  it('preserve_run_at: the payload changes, the run time stays', async () => {
+    const task = freshTask();
+    const first = await add(task, { key: 'k-preserve', payload: { v: 1 }, runAt: '2999-01-01T00:00:00Z' });
+    await add(task, { key: 'k-preserve', payload: { v: 2 }, mode: 'preserve_run_at' });
+    const row = await job(first.id);
+    expect(row.payload).toEqual({ v: 2 });
+    expect(row.run_at.toISOString()).toBe('2999-01-01T00:00:00.000Z');
+    await expect(add(task, { key: 'k-preserve', mode: 'unsafe_dedupe' })).rejects.toMatchObject({ code: '22023' });
+  });
+
+  it('a running job keeps running without its key; the new one is queued after it', async () => {
+    const task = freshTask();
+    const running = await add(task, { key: 'k-running', payload: { v: 1 } });
+    expect((await claim('w1', task)).map((j) => j.id)).toEqual([running.id]);
+    const next = await add(task, { key: 'k-running', payload: { v: 2 } });
+    expect(next.id).not.toBe(running.id);
+    expect(await job(running.id)).toMatchObject({ job_key: null, locked_by: 'w1', queue: 'job:k-running' });
+    expect(next).toMatchObject({ job_key: 'k-running', queue: 'job:k-running', payload: { v: 2 } });
+    // Not while the first runs, even for another worker; at once after it completes.
+    expect(await claim('w2', task)).toEqual([]);
+    expect((await db.sql`select id from private.complete_jobs('w1', ${[running.id]})`).map((r) => r.id)).toEqual([running.id]);
+    expect((await claim('w2', task)).map((j) => j.id)).toEqual([next.id]);
+  });
+
+  it('a dead job with the key comes back to life, attempts reset', async () => {
+    const task = freshTask();
+    const j = await add(task, { key: 'k-dead', max: 1 });
+    await claim('w', task);
+    expect((await db.sql`select private.fail_job('w', ${j.id}, 'boom') as o`)[0].o).toBe('dead');
+    const again = await add(task, { key: 'k-dead' });
+    expect(again).toMatchObject({ id: j.id, attempts: 0, dead_at: null, last_error: null });
+    expect((await claim('w', task)).map((c) => c.id)).toEqual([j.id]);
+  });
+});
+
+describe('backoff', () => {
+  /** Claims a job whose attempts so far are `attempts - 1`, fails it, and returns the
+   *  delay the queue chose, run_at − now(), in the same transaction (the database's clock). */
+  const delayAfter = async (attempts: number, retryAfter: number | null = null) => {
+    const task = freshTask();
+    const j = await add(task, { max: 100 });
+    await db.sql`update private.jobs set attempts = ${attempts - 1} where id = ${j.id}`;
+    return await db.sql.begin(async (tx) => {
+      const [c] = await tx`select * from private.claim_jobs('w', 1, 60, ${[task]})`;
+      expect(c.attempts).toBe(attempts);
+      const [{ o }] = await tx`select private.fail_job('w', ${j.id}, 'try later', ${retryAfter}) as o`;
+      expect(o).toBe('retry');
+      const [{ delay }] = await tx`select extract(epoch from run_at - now())::float8 as delay from private.jobs where id = ${j.id}`;
+      return delay as number;
+    });
+  };
+
+  it('is 2^attempts seconds, jittered to 75–125 %, capped at an hour', async () => {
+    const seen: number[] = [];
+    for (let attempts = 1; attempts <= 11; attempts++) {
+      const d = await delayAfter(attempts);
+      const base = 2 ** attempts;
+      expect(d, `attempt ${attempts}`).toBeGreaterThanOrEqual(0.75 * base);
+      expect(d, `attempt ${attempts}`).toBeLessThan(1.25 * base);
+      seen.push(d / base);
+    }
+    for (const attempts of [12, 13, 20, 25, 60]) {
+      const d = await delayAfter(attempts);
+      expect(d, `attempt ${attempts}`).toBeLessThanOrEqual(3600);
+      expect(d, `attempt ${attempts}`).toBeGreaterThanOrEqual(Math.min(3600, 0.75 * 2 ** Math.min(attempts, 30)));
+    }
+    // Jittered: the factors differ.
+    expect(new Set(seen.map((f) => f.toFixed(6))).size).toBeGreaterThan(5);
+  });
+
+  it('is never sooner than the Retry-After reported, and not later than the backoff when that is longer', async () => {
+    expect(await delayAfter(1, 500)).toBe(500);
+    expect(await delayAfter(2, 7200)).toBe(7200); // beyond the cap: the partner's word wins
+    const d = await delayAfter(10, 5); // backoff (≥ 768 s) longer than Retry-After
+    expect(d).toBeGreaterThanOrEqual(768);
+  });
+});
+
+describe('failure and retry', () => {
+  it(`is dead after max_attempts (25 by default), and at once when permanent`, async () => {
+    const task = freshTask();
+    const j = await add(task, { max: 3 });
+    expect((await add(freshTask())).max_attempts).toBe(25);
+    const outcomes: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      await db.sql`update private.jobs set run_at = now() where id = ${j.id}`;
+      const claimed = await claim('w', task, 1);
+      expect(claimed.map((c) => c.id)).toContain(j.id);
+      outcomes.push((await db.sql`select private.fail_job('w', ${j.id}, ${`failure ${i + 1}`}) as o`)[0].o);
+    }
+    expect(outcomes).toEqual(['retry', 'retry', 'dead']);
+    expect(await job(j.id)).toMatchObject({ attempts: 3, locked_by: null, last_error: 'failure 3', dead_at: expect.any(Date) });
+    await db.sql`update private.jobs set run_at = now() where id = ${j.id}`;
+    expect(await claim('w', task)).toEqual([]);
+
+    const p = await add(task, { max: 25 });
+    await claim('w', task);
+    expect((await db.sql`select private.fail_job('w', ${p.id}, '401 bad token', null, true) as o`)[0].o).toBe('dead');
+    expect(await job(p.id)).toMatchObject({ attempts: 1, dead_at: expect.any(Date) });
+  });
+
+  it("an operator's retry runs a dead or backing-off job now, with a fresh count; never a running one", async () => {
+    const task = freshTask();
+    const j = await add(task, { max: 1 });
+    await claim('w', task);
+    await db.sql`select private.fail_job('w', ${j.id}, 'gave up')`;
+    const retried = (await db.sql`select * from private.retry_job(${j.id})`)[0];
+    expect(retried).toMatchObject({ id: j.id, attempts: 0, dead_at: null, last_error: null });
+    expect((await claim('w', task)).map((c) => c.id)).toEqual([j.id]);
+    await expect(db.sql`select private.retry_job(${j.id})`).rejects.toMatchObject({ code: 'PT409' });
+    // API roles cannot call it (nor any queue function).
+    await expect(db.sql.begin(async (tx) => {
+      await tx`select set_config('role', 'authenticated', true)`;
+      await tx`select private.retry_job(${j.id})`;
+    })).rejects.toMatchObject({ code: '42501' });
+  });
+});
+
+describe('leases', () => {
+  it('a worker whose lease ran out can no longer complete, fail or record anything', async () => {
+    const task = freshTask();
+    const j = await add(task);
+    await claim('late', task);
+    expect((await db.sql`select private.job_lease_held(${j.id}, 'late') as ok`)[0].ok).toBe(true);
+    expect((await db.sql`select private.job_lease_held(${j.id}, 'someone-else') as ok`)[0].ok).toBe(false);
+    await db.sql`update private.jobs set locked_until = now() - interval '1 second' where id = ${j.id}`;
+    expect((await db.sql`select private.job_lease_held(${j.id}, 'late') as ok`)[0].ok).toBe(false);
+    expect(await db.sql`select * from private.complete_jobs('late', ${[j.id]})`).toEqual([]);
+    expect((await db.sql`select private.fail_job('late', ${j.id}, 'too late') as o`)[0].o).toBe('lost');
+    expect(await job(j.id)).toMatchObject({ locked_by: 'late', attempts: 1, last_error: null, dead_at: null });
+  });
+
+  it("takes over a dead worker's job once its lease runs out, counting the attempt", async () => {
+    const task = freshTask();
+    const j = await add(task);
+    expect((await claim('a', task, 10, 60)).map((c) => c.id)).toEqual([j.id]);
+    expect(await claim('b', task)).toEqual([]); // the lease holds
+    await db.sql`update private.jobs set locked_until = now() - interval '1 second' where id = ${j.id}`;
+    const [taken] = await claim('b', task);
+    expect(taken).toMatchObject({ id: j.id, attempts: 2 });
+    expect(await db.sql`select * from private.complete_jobs('a', ${[j.id]})`).toEqual([]);
+    expect((await db.sql`select id from private.complete_jobs('b', ${[j.id]})`).map((r) => r.id)).toEqual([j.id]);
+    expect(await job(j.id)).toBeUndefined();
+  });
+
+  it('gives back jobs a worker did not start, the attempt uncounted', async () => {
+    const task = freshTask();
+    const j = await add(task);
+    await claim('w', task);
+    expect((await db.sql`select private.release_jobs('w', ${[j.id]}) as n`)[0].n).toBe(1);
+    expect(await job(j.id)).toMatchObject({ locked_by: null, attempts: 0 });
+  });
+});
+
+describe('concurrent add_job with one key', () => {
+  it(`${WRITERS} at once: one job, no deadlock; with the key's job running: it and one new job`, async () => {
+    const task = freshTask();
+    const before = await deadlocks(db.sql, db.name);
+    const burst = (key: string) =>
+      Promise.all(Array.from({ length: WRITERS }, (_, i) =>
+        pool()`select (private.add_job(${task}, ${JSON.stringify({ i })}::jsonb, ${key}, null, null, ${i % 2 ? 'q-burst' : null})).id`
+      ));
+    const ids = new Set((await burst('k-burst')).map((r) => r[0].id));
+    expect(ids.size).toBe(1);
+    expect((await db.sql`select count(*)::int as n from private.jobs where task = ${task}`)[0].n).toBe(1);
+
+    // The key's job is running: every add lands on one new job queued behind it.
+    await claim('runner', task);
+    await burst('k-burst');
+    const rows = await db.sql`select job_key, locked_by from private.jobs where task = ${task} order by id`;
+    expect(rows).toEqual([{ job_key: null, locked_by: 'runner' }, { job_key: 'k-burst', locked_by: null }]);
+    expect((await deadlocks(db.sql, db.name)) - before).toBe(0);
+  });
+});

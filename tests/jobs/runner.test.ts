@@ -1,0 +1,139 @@
+// The runner (shared/jobs/runner.ts) over the queue with tasks of this test's own:
+// named queues run one job at a time, in order, under four concurrent workers, also
+// through a retry at a queue's head; a handler's Retry-After and permanent errors reach
+// the stored job; a task the registry does not know is never claimed; a handler that
+// outlives its lease cannot complete its job; jobs not started within the budget go back.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Registry, runJobs } from '../../shared/jobs/runner.ts';
+import { tasks as productionTasks } from '../../shared/jobs/registry.ts';
+import { JobError, type Job } from '../../shared/jobs/types.ts';
+import { closeConcurrencyDb, type ConcurrencyDb, concurrencyDatabase, deadlocks } from '../concurrency/harness.ts';
+
+let db: ConcurrencyDb;
+beforeAll(async () => {
+  db = await concurrencyDatabase('jobs_runner');
+});
+afterAll(async () => {
+  await closeConcurrencyDb(db);
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+it('looks up the five tasks of the issue, and reconcile, by name', () => {
+  expect(Object.keys(productionTasks).sort()).toEqual(['chatwoot-reply', 'deliver-webhook', 'prune', 'provision', 'reconcile', 'sla-sweep'].sort());
+});
+
+describe('named queues', () => {
+  it('run one job at a time per queue, in order, under four concurrent workers and a retry', async () => {
+    const QUEUES = 6;
+    const PER_QUEUE = 15;
+    const ran: { queue: string; seq: number }[] = [];
+    const running = new Map<string, number>();
+    let overlap = 0;
+    let failedOnce = false;
+    const registry: Registry = {
+      ordered: {
+        async run(job: Job<{ seq: number }>) {
+          const q = job.queue ?? `unordered-${job.id}`;
+          running.set(q, (running.get(q) ?? 0) + 1);
+          if (running.get(q)! > 1) overlap++;
+          await sleep(Math.random() * 3);
+          running.set(q, running.get(q)! - 1);
+          // The head of queue q-0 fails once: what follows it waits for it.
+          if (q === 'q-0' && job.payload.seq === 3 && !failedOnce) {
+            failedOnce = true;
+            throw new JobError('once');
+          }
+          ran.push({ queue: q, seq: job.payload.seq });
+        },
+      } as never,
+    };
+    // Interleaved across queues, plus unordered jobs alongside.
+    for (let seq = 0; seq < PER_QUEUE; seq++) {
+      for (let q = 0; q < QUEUES; q++) {
+        await db.sql`select private.add_job('ordered', ${db.sql.json({ seq })}, null, null, null, ${`q-${q}`})`;
+      }
+      await db.sql`select private.add_job('ordered', ${db.sql.json({ seq })}, null, null, null, null)`;
+    }
+    const before = await deadlocks(db.sql, db.name);
+    for (let round = 0; round < 20; round++) {
+      await db.sql`update private.jobs set run_at = now() where task = 'ordered' and run_at > now()`;
+      const reports = await Promise.all([0, 1, 2, 3].map((w) => runJobs({ registry, workerId: `w${round}-${w}`, batch: 4, budgetMs: 10_000 })));
+      if (reports.every((r) => r.claimed === 0)) break;
+    }
+    expect((await deadlocks(db.sql, db.name)) - before).toBe(0);
+    expect(overlap).toBe(0);
+    expect(failedOnce).toBe(true);
+    for (let q = 0; q < QUEUES; q++) {
+      expect(ran.filter((r) => r.queue === `q-${q}`).map((r) => r.seq), `q-${q}`).toEqual([...Array(PER_QUEUE).keys()]);
+    }
+    expect((await db.sql`select count(*)::int as n from private.jobs where task = 'ordered'`)[0].n).toBe(0);
+  });
+});
+
+describe('failures reported by handlers', () => {
+  it("store the handler's Retry-After (never sooner) and end permanent errors at once", async () => {
+    const registry: Registry = {
+      'rate-limited': { run: () => Promise.reject(new JobError('429 slow down', { retryAfterSeconds: 900 })) } as never,
+      refused: { run: () => Promise.reject(new JobError('401 bad token', { retryable: false })) } as never,
+    };
+    const [{ id: limited }] = await db.sql`select id from private.add_job('rate-limited')`;
+    const [{ id: refused }] = await db.sql`select id from private.add_job('refused')`;
+    const report = await runJobs({ registry, budgetMs: 5_000 });
+    expect(report).toMatchObject({ claimed: 2, retried: 1, dead: 1, completed: 0 });
+    const [l] = await db.sql`select attempts, last_error, extract(epoch from run_at - now())::float8 as wait from private.jobs where id = ${limited}`;
+    expect(l.attempts).toBe(1);
+    expect(l.last_error).toBe('429 slow down');
+    // Set in an earlier transaction: at most a few seconds of the database's clock passed.
+    expect(l.wait).toBeGreaterThan(890);
+    expect(l.wait).toBeLessThanOrEqual(900);
+    const [r] = await db.sql`select attempts, dead_at is not null as dead, last_error from private.jobs where id = ${refused}`;
+    expect(r).toEqual({ attempts: 1, dead: true, last_error: '401 bad token' });
+  });
+
+  it('never claims a task the registry does not know', async () => {
+    const [{ id }] = await db.sql`select id from private.add_job('not-deployed-here')`;
+    const report = await runJobs({ registry: { known: { run: async () => {} } as never }, budgetMs: 2_000 });
+    expect(report.claimed).toBe(0);
+    expect((await db.sql`select attempts, locked_by from private.jobs where id = ${id}`)[0]).toEqual({ attempts: 0, locked_by: null });
+    await db.sql`delete from private.jobs where id = ${id}`;
+  });
+});
+
+describe('leases and budgets', () => {
+  it('a handler that outlives its lease cannot complete the job: counted lost, run again by another worker', async () => {
+    let runs = 0;
+    const registry: Registry = {
+      slow: {
+        async run() {
+          runs++;
+          if (runs === 1) await sleep(2_200); // longer than the 1 s lease
+        },
+      } as never,
+    };
+    const [{ id }] = await db.sql`select id from private.add_job('slow')`;
+    const late = runJobs({ registry, leaseSeconds: 1, workerId: 'late', budgetMs: 10_000 });
+    await sleep(1_300);
+    const other = await runJobs({ registry, workerId: 'other', budgetMs: 5_000 });
+    expect(other).toMatchObject({ claimed: 1, completed: 1 });
+    expect(await late).toMatchObject({ claimed: 1, completed: 0, lost: 1 });
+    expect(runs).toBe(2);
+    expect(await db.sql`select 1 from private.jobs where id = ${id}`).toHaveLength(0);
+  });
+
+  it('gives back serial jobs it had no time to start, their attempt uncounted', async () => {
+    const registry: Registry = {
+      serial: {
+        serial: true,
+        async run() {
+          await sleep(400);
+        },
+      } as never,
+    };
+    for (let i = 0; i < 3; i++) await db.sql`select private.add_job('serial')`;
+    const report = await runJobs({ registry, batch: 3, budgetMs: 300 });
+    expect(report).toMatchObject({ claimed: 3, completed: 1, released: 2 });
+    const left = await db.sql`select attempts, locked_by from private.jobs where task = 'serial'`;
+    expect(left).toEqual([{ attempts: 0, locked_by: null }, { attempts: 0, locked_by: null }]);
+  });
+});
