@@ -6,13 +6,13 @@ import { provision } from './tasks/provision.ts';
 import { prune } from './tasks/prune.ts';
 import { reconcile } from './tasks/reconcile.ts';
 import { slaSweep } from './tasks/sla-sweep.ts';
-import type { Task } from './types.ts';
+import { type AnyTask, registered } from './types.ts';
 
-export const tasks: Record<string, Task<never>> = {
-  provision,
-  'deliver-webhook': deliverWebhook,
-  'chatwoot-reply': chatwootReply,
-  'sla-sweep': slaSweep,
-  prune,
-  reconcile,
+export const tasks: Record<string, AnyTask> = {
+  provision: registered(provision),
+  'deliver-webhook': registered(deliverWebhook),
+  'chatwoot-reply': registered(chatwootReply),
+  'sla-sweep': registered(slaSweep),
+  prune: registered(prune),
+  reconcile: registered(reconcile),
 };

@@ -9,9 +9,9 @@
 // transaction is held across a handler's outside calls.
 import { asService, db } from '../db.ts';
 import { tasks as defaultRegistry } from './registry.ts';
-import { type Job, LeaseLost, type Task, type TaskContext, type TaskDeps, type TaskResult } from './types.ts';
+import { type AnyTask, type Job, LeaseLost, type TaskContext, type TaskDeps, type TaskResult } from './types.ts';
 
-export type Registry = Record<string, Task<never>>;
+export type Registry = Record<string, AnyTask>;
 
 export interface RunOptions {
   workerId?: string;
@@ -66,7 +66,7 @@ class Lost extends Error {}
 
 export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
   const started = Date.now();
-  const registry = opts.registry ?? (defaultRegistry as Registry);
+  const registry = opts.registry ?? defaultRegistry;
   const worker = opts.workerId ?? `worker-${crypto.randomUUID()}`;
   const budget = opts.budgetMs ?? 50_000;
   const batch = Math.min(Math.max(opts.batch ?? 10, 1), 100);
@@ -101,7 +101,7 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
     try {
       const outcome = await asService(null, async (tx) => {
         const predicted = permanent || job.attempts >= job.max_attempts ? 'dead' : 'retry';
-        if (task?.failed) await task.failed(tx, job as never, predicted, message, ctx);
+        if (task?.failed) await task.failed(tx, job, predicted, message, ctx);
         const [{ o }] = await tx`select private.fail_job(${worker}, ${job.id}, ${message}, ${retryAfter}, ${permanent}) as o`;
         if (o === 'lost') throw new Lost(); // rolls back what the hook wrote
         return o as 'retry' | 'dead';
@@ -118,7 +118,7 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
     const task = registry[job.task];
     try {
       if (!task) throw new Error(`no handler for task ${job.task}`);
-      const result = await task.run(job as never, ctx);
+      const result = await task.run(job, ctx);
       done.push(job);
       if (result) addCounts(taskReport(job.task), result);
     } catch (err) {

@@ -45,6 +45,21 @@ export interface Task<P = Record<string, unknown>> {
   failed?(tx: Tx, job: Job<P>, outcome: 'retry' | 'dead', error: string, ctx: TaskContext): Promise<void>;
 }
 
+/** A task as the registry holds it, whatever its payload's type. */
+export type AnyTask = Task<object>;
+
+/** Registers a task under the registry's one type. A task declares its payload's shape
+ *  (`Task<{ reply_id: number }>`); the SQL that adds its jobs (private.add_job in the
+ *  migrations) is what gives payloads that shape, so the narrowing happens once, here. */
+export function registered<P extends object>(task: Task<P>): AnyTask {
+  const failed = task.failed;
+  return {
+    serial: task.serial,
+    run: (job, ctx) => task.run(job as Job<P>, ctx),
+    failed: failed && ((tx, job, outcome, error, ctx) => failed.call(task, tx, job as Job<P>, outcome, error, ctx)),
+  };
+}
+
 /** A failure the handler classifies: permanent (dead at once) or retryable, with the
  *  earliest retry a partner asked for. */
 export class JobError extends Error {
