@@ -62,6 +62,8 @@ revoke all on function private.set_updated_at() from public, anon;
 --      (kind, bucket), net deltas only                         the upsert's row lock
 --   8. the outbox: one transaction-scoped advisory lock per (tenant, ordering key),
 --      then new event/delivery rows; a webhook endpoint before its deliveries
+--   9. the job queue (20261126100350_jobs.sql): the advisory lock of a job key, then
+--      that of a named queue, then job rows — always after every domain row
 -- (the idempotency key row comes before 3).
 -- Inserts lock their parent before writing anything: a new message or attachment
 -- locks its ticket in a BEFORE trigger, a new ticket takes its counter, so everything
@@ -85,15 +87,17 @@ revoke all on function private.set_updated_at() from public, anon;
 -- * ticket_messages / attachments: BEFORE INSERT locks the ticket (lock_parent_ticket;
 --   locking it FOR UPDATE in the message AFTER trigger, after the foreign key's KEY
 --   SHARE, deadlocked 146 of 200 concurrent replies).
--- * auto_assignee, keep_last_admin, merge_tickets, run_sla_sweep, claim_webhook_deliveries,
---   record_webhook_attempt: FOR NO KEY UPDATE.
+-- * auto_assignee, keep_last_admin, merge_tickets, run_sla_sweep, record_webhook_attempt,
+--   the job queue's claims and leases: FOR NO KEY UPDATE.
 -- * merge_tickets locks the source's messages and attachments (by id) after the tickets.
 -- * unassign_on_demotion locks the demoted person's tickets by id before changing them.
 -- * statistics: deltas are netted and applied in key order (status changes in opposite
 --   directions on two tickets would otherwise lock two counter rows in opposite orders).
 -- * emit_webhook_event serialises emitters of one ordering key (message edits do not
 --   lock the ticket), so deliveries of one key are numbered in commit order.
--- * record_webhook_attempt: endpoint before delivery.
--- Not yet following it: the provisioning worker's claim and fail lock a job before its
--- tenant_services row, while a desired_state change locks the service row, then the
--- job (enqueue); rare (an admin change racing a claim), a 40P01 there is retried.
+-- * record_webhook_attempt: endpoint before delivery, then the job.
+-- * the job queue: a claim locks only job rows (SKIP LOCKED) and commits before the task
+--   runs; whatever changes a domain row and a job locks the domain row first — enqueue
+--   triggers (the changed row, then add_job), recording progress or an attempt
+--   (the tenant_services / delivery / reply row, then job_lease_held), a failure (the
+--   task's failed hook, then fail_job, in one transaction).

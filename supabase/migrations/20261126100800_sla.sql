@@ -1,7 +1,7 @@
 -- Service levels: each tenant's policy per priority (first-response and resolution
 -- targets, optionally counted in business hours), the due dates it gives a ticket, and
--- the sweep that marks breaches. Hosted projects run the sweep by pg_cron
--- (20261126102100_schedules.sql).
+-- the sweep that marks breaches. The sweep runs every minute as a job of the one queue
+-- (task `sla-sweep`, scheduled in 20261126102100_schedules.sql).
 
 -- ------------------------------------------------------------------ business hours
 

@@ -1,8 +1,8 @@
 -- Partner services: each tenant's account in the partner products (Chatwoot, Botpress,
 -- n8n, Odoo) — what the tenant should have (desired_state, set by its admins and by its
 -- own lifecycle) and what the partner has as far as we know (state, the partner's ids,
--- the owner's sealed credentials). The work that makes one become the other is the
--- provisioning queue (20261126101600_provisioning.sql).
+-- the owner's sealed credentials). The work that makes one become the other is
+-- provisioning, on the one job queue (20261126101600_provisioning.sql).
 
 -- ------------------------------------------------------------------ the table
 

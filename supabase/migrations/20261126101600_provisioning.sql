@@ -1,51 +1,28 @@
--- Provisioning: the work that brings each partner service to its desired state, driven
--- by a Postgres job queue with graphile-worker semantics — a unique job key so the same
--- work is never queued twice, claims with FOR UPDATE SKIP LOCKED under a lease, attempts
--- with capped exponential backoff and jitter (honouring a partner's Retry-After), and a
--- dead state after max_attempts. The worker is the provisioner function; hosted projects
+-- Provisioning: the work that brings each partner service to its desired state. It runs
+-- on the one job queue (20261126100350_jobs.sql) as task `provision`
+-- (shared/jobs/tasks/provision.ts), job key and queue `provision:<tenant>:<service>`:
+-- one live job per service, and a change arriving while it runs is queued after it.
+-- tenant_services keeps the domain state (desired/actual state, partner ids,
+-- credentials, last error, attempts of the last run); the queue state (due time, lease,
+-- backoff, dead) lives in private.jobs. The runner is the jobs function; hosted projects
 -- call it by pg_cron + pg_net (20261126102100_schedules.sql), `npm start` on a timer.
--- Lock order: the worker's claim and fail lock a job before its tenant_services row,
--- against the rule (see 20261126100000_conventions.sql, "Not yet following it").
-
--- ------------------------------------------------------------------ the queue
-
-create table private.provisioning_jobs (
-  id bigint generated always as identity primary key,
-  tenant_id uuid not null references public.tenants (id) on delete cascade,
-  service text not null,
-  job_key text not null,
-  status text not null default 'queued' check (status in ('queued', 'running', 'done', 'dead')),
-  attempts int not null default 0,
-  max_attempts int not null default 25,
-  run_at timestamptz not null default now(),
-  locked_by text,
-  locked_until timestamptz,
-  -- Set when the work changed while a worker held the job: it runs again afterwards.
-  rerun boolean not null default false,
-  last_error text,
-  created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now()
-);
--- The job key: one live job per (tenant, service), whatever changes pile up.
-create unique index provisioning_jobs_live_key on private.provisioning_jobs (job_key) where status in ('queued', 'running');
-create index provisioning_jobs_due_idx on private.provisioning_jobs (run_at) where status = 'queued';
-create index provisioning_jobs_lease_idx on private.provisioning_jobs (locked_until) where status = 'running';
-create index provisioning_jobs_tenant_idx on private.provisioning_jobs (tenant_id);
+-- Locks follow the rule (20261126100000_conventions.sql): the tenant_services row
+-- first, the job row last.
 
 -- ------------------------------------------------------------------ enqueueing
 
+-- A job for the service, in its own named queue, under its job key: a pending job takes
+-- the new run time; a running one keeps running and the new job waits behind it.
 create function private.enqueue_provisioning(p_tenant_id uuid, p_service text, p_run_at timestamptz default now())
 returns void
 language plpgsql volatile security definer
 set search_path = ''
 as $$
+declare
+  v_key text := 'provision:' || p_tenant_id || ':' || p_service;
 begin
-  insert into private.provisioning_jobs (tenant_id, service, job_key, run_at)
-  values (p_tenant_id, p_service, p_tenant_id || ':' || p_service, coalesce(p_run_at, now()))
-  on conflict (job_key) where status in ('queued', 'running') do update
-    set run_at = least(provisioning_jobs.run_at, excluded.run_at),
-        rerun = provisioning_jobs.status = 'running',
-        updated_at = now();
+  perform private.add_job('provision', jsonb_build_object('tenant_id', p_tenant_id, 'service', p_service),
+    v_key, coalesce(p_run_at, now()), null, v_key);
 end;
 $$;
 revoke all on function private.enqueue_provisioning(uuid, text, timestamptz) from public, anon, authenticated;
@@ -72,60 +49,61 @@ create trigger tenant_services_enqueue after insert or update on public.tenant_s
 
 -- ------------------------------------------------------------------ the worker's side
 
--- Claims up to p_limit due jobs (or ones whose lease ran out: a worker died), leases
--- them to p_worker, and returns what the connector needs.
-create function private.claim_provisioning_jobs(p_worker text, p_limit int default 5, p_lease_seconds int default 60)
+-- What the handler needs to run a job, read under the service row's lock after the
+-- job's lease is checked; marks a pending or failed service `provisioning`. A removal
+-- still inside its grace period is put back to its time instead (however the job got
+-- due) and `wait_until` says so. No row: the service is gone, or the lease is.
+create function private.provisioning_context(p_job_id bigint, p_worker text)
 returns table (
-  job_id bigint, tenant_id uuid, service text, attempts int, max_attempts int,
-  desired_state text, state text, external_ids jsonb, credentials_encrypted text,
+  lease boolean, wait_until timestamptz, desired_state text, state text, external_ids jsonb, credentials_encrypted text,
   tenant_slug text, tenant_name text, admin_email text, admin_name text
 )
 language plpgsql volatile security definer
 set search_path = ''
 as $$
+declare
+  v_payload jsonb;
+  v_s public.tenant_services;
 begin
+  select j.payload into v_payload from private.jobs j where j.id = p_job_id;
+  select * into v_s from public.tenant_services s
+  where s.tenant_id = (v_payload ->> 'tenant_id')::uuid and s.service = v_payload ->> 'service'
+  for no key update;
+  if not private.job_lease_held(p_job_id, p_worker) then
+    return query select false, null::timestamptz, null::text, null::text, null::jsonb, null::text, null::text, null::text,
+      null::text, null::text;
+    return;
+  end if;
+  if v_s.id is null then
+    return;
+  end if;
+  if v_s.desired_state = 'removed' and v_s.remove_after > now() then
+    perform private.enqueue_provisioning(v_s.tenant_id, v_s.service, v_s.remove_after);
+    return query select true, v_s.remove_after, v_s.desired_state, v_s.state, null::jsonb, null::text, null::text, null::text,
+      null::text, null::text;
+    return;
+  end if;
+  if v_s.state in ('pending', 'failed') then
+    update public.tenant_services set state = 'provisioning' where tenant_id = v_s.tenant_id and id = v_s.id
+    returning * into v_s;
+  end if;
   return query
-  with due as (
-    select j.id from private.provisioning_jobs j
-    where ((j.status = 'queued' and j.run_at <= now())
-       or (j.status = 'running' and j.locked_until < now()))
-      -- A removal waits out its grace period, however the job got due.
-      and not exists (
-        select 1 from public.tenant_services s
-        where s.tenant_id = j.tenant_id and s.service = j.service
-          and s.desired_state = 'removed' and s.remove_after > now())
-    order by j.run_at, j.id
-    limit p_limit
-    for update skip locked
-  ), claimed as (
-    update private.provisioning_jobs j
-    set status = 'running', locked_by = p_worker, locked_until = now() + make_interval(secs => p_lease_seconds),
-        attempts = j.attempts + 1, rerun = false, updated_at = now()
-    from due where j.id = due.id
-    returning j.*
-  ), marked as (
-    update public.tenant_services s set state = case when s.state in ('pending', 'failed') then 'provisioning' else s.state end
-    from claimed c where s.tenant_id = c.tenant_id and s.service = c.service
-    returning s.*
-  )
-  select c.id, c.tenant_id, c.service, c.attempts, c.max_attempts,
-         m.desired_state, m.state, m.external_ids, m.credentials_encrypted,
-         t.slug, t.name,
-         (select u.email from public.memberships mm join public.users u on u.id = mm.user_id
-          where mm.tenant_id = c.tenant_id and mm.role = 'admin' order by mm.created_at limit 1),
-         (select coalesce(u.display_name, nullif(btrim(concat_ws(' ', u.first_name, u.last_name)), ''), u.email)
-          from public.memberships mm join public.users u on u.id = mm.user_id
-          where mm.tenant_id = c.tenant_id and mm.role = 'admin' order by mm.created_at limit 1)
-  from claimed c
-  join marked m on m.tenant_id = c.tenant_id and m.service = c.service
-  join public.tenants t on t.id = c.tenant_id;
+  select true, null::timestamptz, v_s.desired_state, v_s.state, v_s.external_ids, v_s.credentials_encrypted, t.slug, t.name,
+    a.email, a.name
+  from public.tenants t
+  left join lateral (
+    select u.email, coalesce(u.display_name, nullif(btrim(concat_ws(' ', u.first_name, u.last_name)), ''), u.email) as name
+    from public.memberships mm join public.users u on u.id = mm.user_id
+    where mm.tenant_id = t.id and mm.role = 'admin' order by mm.created_at limit 1
+  ) a on true
+  where t.id = v_s.tenant_id;
 end;
 $$;
-revoke all on function private.claim_provisioning_jobs(text, int, int) from public, anon, authenticated;
-grant execute on function private.claim_provisioning_jobs(text, int, int) to service_role;
+revoke all on function private.provisioning_context(bigint, text) from public, anon, authenticated;
+grant execute on function private.provisioning_context(bigint, text) to service_role;
 
--- Records partner ids (and credentials) the moment they exist, while the job runs, so
--- a crash right after never forgets an object the partner made.
+-- Records partner ids (and credentials) the moment they exist, while the job's lease
+-- holds, so a crash right after never forgets an object the partner made.
 create function private.record_provisioning_progress(
   p_job_id bigint, p_worker text, p_external_ids jsonb, p_credentials_encrypted text default null
 ) returns boolean
@@ -133,10 +111,13 @@ language plpgsql volatile security definer
 set search_path = ''
 as $$
 declare
-  v_job private.provisioning_jobs;
+  v_payload jsonb;
 begin
-  select * into v_job from private.provisioning_jobs where id = p_job_id and locked_by = p_worker and status = 'running';
-  if v_job.id is null then
+  select j.payload into v_payload from private.jobs j where j.id = p_job_id;
+  perform 1 from public.tenant_services s
+  where s.tenant_id = (v_payload ->> 'tenant_id')::uuid and s.service = v_payload ->> 'service'
+  for no key update;
+  if v_payload is null or not private.job_lease_held(p_job_id, p_worker) then
     return false; -- the lease was lost; another worker owns the job now
   end if;
   if coalesce(p_external_ids, '{}') = '{}' and p_credentials_encrypted is null then
@@ -146,13 +127,15 @@ begin
     external_ids = external_ids || coalesce(p_external_ids, '{}'),
     credentials_encrypted = coalesce(p_credentials_encrypted, credentials_encrypted),
     credentials_revealed_at = case when p_credentials_encrypted is not null then null else credentials_revealed_at end
-  where tenant_id = v_job.tenant_id and service = v_job.service;
+  where tenant_id = (v_payload ->> 'tenant_id')::uuid and service = v_payload ->> 'service';
   return true;
 end;
 $$;
 revoke all on function private.record_provisioning_progress(bigint, text, jsonb, text) from public, anon, authenticated;
 grant execute on function private.record_provisioning_progress(bigint, text, jsonb, text) to service_role;
 
+-- The service reached p_state: recorded while the lease holds (the runner then
+-- completes the job). False for a late worker.
 create function private.finish_provisioning_job(
   p_job_id bigint, p_worker text, p_state text, p_external_ids jsonb default '{}', p_credentials_encrypted text default null
 ) returns boolean
@@ -160,60 +143,36 @@ language plpgsql volatile security definer
 set search_path = ''
 as $$
 declare
-  v_job private.provisioning_jobs;
+  v_job private.jobs;
 begin
   if not private.record_provisioning_progress(p_job_id, p_worker, p_external_ids, p_credentials_encrypted) then
     return false;
   end if;
-  update private.provisioning_jobs set status = 'done', locked_by = null, locked_until = null, last_error = null, updated_at = now()
-  where id = p_job_id returning * into v_job;
+  select * into v_job from private.jobs where id = p_job_id;
   update public.tenant_services set state = p_state, last_error = null, attempts = v_job.attempts
-  where tenant_id = v_job.tenant_id and service = v_job.service;
-  if v_job.rerun then
-    perform private.enqueue_provisioning(v_job.tenant_id, v_job.service);
-  end if;
+  where tenant_id = (v_job.payload ->> 'tenant_id')::uuid and service = v_job.payload ->> 'service';
   return true;
 end;
 $$;
 revoke all on function private.finish_provisioning_job(bigint, text, text, jsonb, text) from public, anon, authenticated;
 grant execute on function private.finish_provisioning_job(bigint, text, text, jsonb, text) to service_role;
 
--- A failure: retried with capped exponential backoff and jitter (never sooner than the
--- partner's Retry-After), or dead — permanent errors at once, others after max_attempts.
-create function private.fail_provisioning_job(
-  p_job_id bigint, p_worker text, p_error text, p_retryable boolean, p_retry_after_seconds int default null
-) returns text
+-- A failed attempt, in the transaction that fails the job (before it: the service row is
+-- locked first): the error and the attempt count, and `failed` once the job is dead.
+create function private.record_provisioning_failure(
+  p_tenant_id uuid, p_service text, p_error text, p_attempts int, p_dead boolean
+) returns void
 language plpgsql volatile security definer
 set search_path = ''
 as $$
-declare
-  v_job private.provisioning_jobs;
-  v_delay double precision;
 begin
-  select * into v_job from private.provisioning_jobs where id = p_job_id and locked_by = p_worker and status = 'running' for update;
-  if v_job.id is null then
-    return 'lost';
-  end if;
-  if p_retryable and v_job.attempts < v_job.max_attempts then
-    v_delay := least(power(2, v_job.attempts), 3600) * (0.75 + random() * 0.5);
-    v_delay := greatest(v_delay, coalesce(p_retry_after_seconds, 0));
-    update private.provisioning_jobs set status = 'queued', run_at = now() + make_interval(secs => v_delay),
-      locked_by = null, locked_until = null, last_error = left(p_error, 2000), updated_at = now()
-    where id = p_job_id;
-    update public.tenant_services set last_error = left(p_error, 2000), attempts = v_job.attempts
-    where tenant_id = v_job.tenant_id and service = v_job.service;
-    return 'retry';
-  end if;
-  update private.provisioning_jobs set status = 'dead', locked_by = null, locked_until = null,
-    last_error = left(p_error, 2000), updated_at = now()
-  where id = p_job_id;
-  update public.tenant_services set state = 'failed', last_error = left(p_error, 2000), attempts = v_job.attempts
-  where tenant_id = v_job.tenant_id and service = v_job.service;
-  return 'dead';
+  update public.tenant_services set last_error = left(p_error, 2000), attempts = p_attempts,
+    state = case when p_dead then 'failed' else state end
+  where tenant_id = p_tenant_id and service = p_service;
 end;
 $$;
-revoke all on function private.fail_provisioning_job(bigint, text, text, boolean, int) from public, anon, authenticated;
-grant execute on function private.fail_provisioning_job(bigint, text, text, boolean, int) to service_role;
+revoke all on function private.record_provisioning_failure(uuid, text, text, int, boolean) from public, anon, authenticated;
+grant execute on function private.record_provisioning_failure(uuid, text, text, int, boolean) to service_role;
 
 -- Re-queues services whose known state drifted from the desired one and that have no
 -- live job (a lost enqueue, a manual change, a dead job an operator fixed).
@@ -226,12 +185,13 @@ declare
   v_row record;
 begin
   for v_row in
-    select s.tenant_id, s.service, s.desired_state, s.remove_after from public.tenant_services s
+    select s.tenant_id, s.service from public.tenant_services s
     where s.state <> 'failed'
       and s.state is distinct from (case s.desired_state when 'active' then 'active' when 'suspended' then 'suspended' else 'removed' end)
       and (s.desired_state <> 'removed' or s.remove_after is null or s.remove_after <= now())
-      and not exists (select 1 from private.provisioning_jobs j
-                      where j.job_key = s.tenant_id || ':' || s.service and j.status in ('queued', 'running'))
+      and not exists (select 1 from private.jobs j
+                      where j.job_key = 'provision:' || s.tenant_id || ':' || s.service and j.dead_at is null)
+    order by s.tenant_id, s.service
   loop
     perform private.enqueue_provisioning(v_row.tenant_id, v_row.service);
     v_count := v_count + 1;
@@ -244,7 +204,8 @@ grant execute on function private.reconcile_tenant_services() to service_role;
 
 -- ------------------------------------------------------------------ the admin's side
 
--- An admin retries a failed service: a fresh job with a fresh attempt count.
+-- An admin retries a failed service: its dead job starts over with a fresh attempt count
+-- (add_job on the same key).
 create function private.retry_tenant_service(p_tenant_id uuid, p_service text) returns void
 language plpgsql volatile security definer
 set search_path = ''

@@ -1,8 +1,11 @@
 -- Webhooks out: tenants' admins register endpoints; changes write events to an outbox
--- by trigger, in the transaction of the change, fanned out to one delivery per endpoint;
--- a job (the webhooks function's /jobs/deliver; by pg_cron + pg_net on a hosted project,
--- 20261126102100_schedules.sql) delivers them signed per Standard Webhooks, in order per
--- ticket, with retries, and records every attempt.
+-- by trigger, in the transaction of the change, fanned out to one delivery per endpoint,
+-- each delivery a job of the one queue (20261126100350_jobs.sql): task `deliver-webhook`
+-- (shared/jobs/tasks/deliver-webhook.ts), job key `delivery:<id>`, named queue
+-- `webhook:<endpoint>:<ordering key>`, so one ticket's events reach an endpoint one at a
+-- time, in commit order, also through retries. The job signs them per Standard
+-- Webhooks and records every attempt; the jobs function runs it (by pg_cron + pg_net on a
+-- hosted project, 20261126102100_schedules.sql).
 
 -- ------------------------------------------------------------------ endpoints
 
@@ -79,6 +82,10 @@ create table private.webhook_events (
 );
 create index webhook_events_tenant_idx on private.webhook_events (tenant_id, id);
 
+-- What admins see of a delivery: its status (pending, delivered, failed; 'delivering'
+-- is no longer set — a job's lease says a delivery is under way), attempts made, the
+-- last status code and error, delivered_at; webhook_attempts keeps every attempt. The
+-- queue state (due time, lease, backoff) lives in private.jobs.
 create table private.webhook_deliveries (
   id bigint generated always as identity primary key,
   tenant_id uuid not null,
@@ -87,17 +94,12 @@ create table private.webhook_deliveries (
   ordering_key text not null,
   status text not null default 'pending' check (status in ('pending', 'delivering', 'delivered', 'failed')),
   attempts int not null default 0,
-  next_attempt_at timestamptz not null default now(),
-  locked_by text,
-  locked_until timestamptz,
   delivered_at timestamptz,
   last_status_code int,
   last_error text,
   created_at timestamptz not null default now(),
   foreign key (tenant_id, endpoint_id) references public.webhook_endpoints (tenant_id, id) on delete cascade
 );
-create index webhook_deliveries_due_idx on private.webhook_deliveries (next_attempt_at) where status = 'pending';
-create index webhook_deliveries_order_idx on private.webhook_deliveries (endpoint_id, ordering_key, id) where status in ('pending', 'delivering');
 create index webhook_deliveries_endpoint_idx on private.webhook_deliveries (tenant_id, endpoint_id, id desc);
 create index webhook_deliveries_event_idx on private.webhook_deliveries (event_id);
 
@@ -111,11 +113,25 @@ create table private.webhook_attempts (
 );
 create index webhook_attempts_delivery_idx on private.webhook_attempts (delivery_id);
 
+-- A delivery's job: job key `delivery:<id>` (queueing it again keeps the one job), in
+-- the named queue of its endpoint and ordering key.
+create function private.queue_webhook_delivery(p_tenant_id uuid, p_delivery_id bigint, p_endpoint_id uuid, p_ordering_key text)
+returns void
+language sql volatile security definer
+set search_path = ''
+as $$
+  select from private.add_job('deliver-webhook', jsonb_build_object('tenant_id', p_tenant_id, 'delivery_id', p_delivery_id),
+    'delivery:' || p_delivery_id, null, null, 'webhook:' || p_endpoint_id || ':' || p_ordering_key)
+$$;
+revoke all on function private.queue_webhook_delivery(uuid, bigint, uuid, text) from public, anon, authenticated;
+
 -- Writes an event and one delivery per enabled endpoint that wants its type. Emitters
 -- of one (tenant, ordering key) take turns from their first event to commit (lock level
 -- 8, a transaction-scoped advisory lock), so a key's deliveries are numbered in commit
 -- order and a worker never sees a later one while an earlier one is still uncommitted.
 -- Ticket writers already hold the ticket; this also covers message edits, which do not.
+-- Each delivery becomes a job (queue_webhook_delivery, above) after the rows: lock
+-- level 9.
 create function private.emit_webhook_event(p_tenant_id uuid, p_type text, p_ordering_key text, p_payload jsonb)
 returns void
 language plpgsql volatile security definer
@@ -123,6 +139,7 @@ set search_path = ''
 as $$
 declare
   v_event bigint;
+  v_d record;
 begin
   if not exists (select 1 from public.webhook_endpoints e
                  where e.tenant_id = p_tenant_id and e.enabled
@@ -133,10 +150,15 @@ begin
   insert into private.webhook_events (tenant_id, type, ordering_key, payload)
   values (p_tenant_id, p_type, p_ordering_key, p_payload)
   returning id into v_event;
-  insert into private.webhook_deliveries (tenant_id, endpoint_id, event_id, ordering_key)
-  select p_tenant_id, e.id, v_event, p_ordering_key from public.webhook_endpoints e
-  where e.tenant_id = p_tenant_id and e.enabled and (cardinality(e.event_types) = 0 or p_type = any (e.event_types))
-  order by e.id;
+  for v_d in
+    insert into private.webhook_deliveries (tenant_id, endpoint_id, event_id, ordering_key)
+    select p_tenant_id, e.id, v_event, p_ordering_key from public.webhook_endpoints e
+    where e.tenant_id = p_tenant_id and e.enabled and (cardinality(e.event_types) = 0 or p_type = any (e.event_types))
+    order by e.id
+    returning id, endpoint_id
+  loop
+    perform private.queue_webhook_delivery(p_tenant_id, v_d.id, v_d.endpoint_id, p_ordering_key);
+  end loop;
 end;
 $$;
 revoke all on function private.emit_webhook_event(uuid, text, text, jsonb) from public, anon, authenticated;
@@ -196,54 +218,30 @@ create trigger webhook_outbox after insert or update on public.tenant_services
 
 -- ------------------------------------------------------------------ delivering
 
--- Claims due deliveries: the oldest pending one of each (endpoint, ordering key) only,
--- so one ticket's events reach an endpoint in order; SKIP LOCKED under a lease, FOR NO
--- KEY UPDATE. Returns each delivery's tenant and endpoint too: the worker needs them to
--- open the endpoint's sealed secret.
-create function private.claim_webhook_deliveries(p_worker text, p_limit int default 20, p_lease_seconds int default 60)
-returns table (delivery_id bigint, attempts int, url text, secret_encrypted text, message_id text, type text, payload jsonb,
-               created_at timestamptz, tenant_id uuid, endpoint_id uuid)
-language plpgsql volatile security definer
+-- What the delivery job sends (a plain read: nothing is locked until the attempt is
+-- recorded).
+create function private.webhook_delivery_context(p_delivery_id bigint)
+returns table (status text, enabled boolean, url text, secret_encrypted text, message_id text, type text, payload jsonb,
+               tenant_id uuid, endpoint_id uuid)
+language sql stable security definer
 set search_path = ''
 as $$
-begin
-  return query
-  with due as (
-    select d.id from private.webhook_deliveries d
-    join public.webhook_endpoints e on e.tenant_id = d.tenant_id and e.id = d.endpoint_id and e.enabled
-    where ((d.status = 'pending' and d.next_attempt_at <= now())
-        or (d.status = 'delivering' and d.locked_until < now()))
-      and not exists (
-        select 1 from private.webhook_deliveries p
-        where p.endpoint_id = d.endpoint_id and p.ordering_key = d.ordering_key
-          and p.status in ('pending', 'delivering') and p.id < d.id)
-    order by d.id
-    limit p_limit
-    for no key update of d skip locked
-  ), claimed as (
-    update private.webhook_deliveries d set status = 'delivering', locked_by = p_worker,
-      locked_until = now() + make_interval(secs => p_lease_seconds), attempts = d.attempts + 1
-    from due where d.id = due.id
-    returning d.*
-  )
-  select c.id, c.attempts, e.url, e.secret_encrypted, ev.message_id, ev.type, ev.payload, ev.created_at,
-         c.tenant_id, c.endpoint_id
-  from claimed c
-  join public.webhook_endpoints e on e.tenant_id = c.tenant_id and e.id = c.endpoint_id
-  join private.webhook_events ev on ev.id = c.event_id
-  order by c.id;
-end;
+  select d.status, e.enabled, e.url, e.secret_encrypted, ev.message_id, ev.type, ev.payload, d.tenant_id, d.endpoint_id
+  from private.webhook_deliveries d
+  join public.webhook_endpoints e on e.tenant_id = d.tenant_id and e.id = d.endpoint_id
+  join private.webhook_events ev on ev.id = d.event_id
+  where d.id = p_delivery_id
 $$;
-revoke all on function private.claim_webhook_deliveries(text, int, int) from public, anon, authenticated;
-grant execute on function private.claim_webhook_deliveries(text, int, int) to service_role;
+revoke all on function private.webhook_delivery_context(bigint) from public, anon, authenticated;
+grant execute on function private.webhook_delivery_context(bigint) to service_role;
 
--- Records an attempt. Success resets the endpoint's failure count; a failure retries
--- with capped backoff for about a day (p_max_attempts), then gives up on that event;
--- an endpoint failing p_disable_after attempts in a row is disabled, with the reason.
--- Locks the endpoint, then the delivery (parent first), both FOR NO KEY UPDATE.
+-- Records an attempt while the job's lease holds: endpoint, then delivery, then the job
+-- (parents first). Success resets the endpoint's failure count; a failure counts
+-- against it — an endpoint failing p_disable_after attempts in a row is disabled, with
+-- the reason — and the delivery is `failed` once its job has no attempt left (p_final).
 create function private.record_webhook_attempt(
-  p_delivery_id bigint, p_worker text, p_status_code int, p_error text, p_duration_ms int,
-  p_max_attempts int default 15, p_disable_after int default 30
+  p_delivery_id bigint, p_job_id bigint, p_worker text, p_status_code int, p_error text, p_duration_ms int,
+  p_final boolean, p_disable_after int default 30
 ) returns text
 language plpgsql volatile security definer
 set search_path = ''
@@ -258,16 +256,16 @@ begin
     return 'lost';
   end if;
   perform 1 from public.webhook_endpoints e where e.tenant_id = v_d.tenant_id and e.id = v_d.endpoint_id for no key update;
-  select * into v_d from private.webhook_deliveries
-  where id = p_delivery_id and locked_by = p_worker and status = 'delivering' for no key update;
-  if v_d.id is null then
+  select * into v_d from private.webhook_deliveries where id = p_delivery_id for no key update;
+  if v_d.status <> 'pending' or not private.job_lease_held(p_job_id, p_worker) then
     return 'lost';
   end if;
   insert into private.webhook_attempts (delivery_id, status_code, error, duration_ms)
   values (p_delivery_id, p_status_code, left(p_error, 1000), p_duration_ms);
   if v_ok then
-    update private.webhook_deliveries set status = 'delivered', delivered_at = now(), last_status_code = p_status_code,
-      last_error = null, locked_by = null, locked_until = null where id = p_delivery_id;
+    update private.webhook_deliveries set status = 'delivered', delivered_at = now(), attempts = attempts + 1,
+      last_status_code = p_status_code, last_error = null
+    where id = p_delivery_id;
     update public.webhook_endpoints set consecutive_failures = 0
     where tenant_id = v_d.tenant_id and id = v_d.endpoint_id and consecutive_failures <> 0;
     return 'delivered';
@@ -281,20 +279,52 @@ begin
                                coalesce(p_status_code::text, left(p_error, 200)))
     where tenant_id = v_d.tenant_id and id = v_d.endpoint_id;
   end if;
-  if v_d.attempts >= p_max_attempts then
-    update private.webhook_deliveries set status = 'failed', last_status_code = p_status_code, last_error = left(p_error, 1000),
-      locked_by = null, locked_until = null where id = p_delivery_id;
-    return 'failed';
-  end if;
-  update private.webhook_deliveries set status = 'pending', last_status_code = p_status_code, last_error = left(p_error, 1000),
-    locked_by = null, locked_until = null,
-    next_attempt_at = now() + make_interval(secs => least(power(2, v_d.attempts) * 5, 3600) * (0.75 + random() * 0.5))
+  update private.webhook_deliveries set status = case when p_final then 'failed' else 'pending' end, attempts = attempts + 1,
+    last_status_code = p_status_code, last_error = left(p_error, 1000)
   where id = p_delivery_id;
-  return 'retry';
+  return case when p_final then 'failed' else 'retry' end;
 end;
 $$;
-revoke all on function private.record_webhook_attempt(bigint, text, int, text, int, int, int) from public, anon, authenticated;
-grant execute on function private.record_webhook_attempt(bigint, text, int, text, int, int, int) to service_role;
+revoke all on function private.record_webhook_attempt(bigint, bigint, text, int, text, int, boolean, int) from public, anon, authenticated;
+grant execute on function private.record_webhook_attempt(bigint, bigint, text, int, text, int, boolean, int) to service_role;
+
+-- A delivery job that died without recording its last attempt (a crash, an error of
+-- ours) still ends the delivery: `failed`, with the reason.
+create function private.webhook_delivery_dead(p_delivery_id bigint, p_error text) returns void
+language sql volatile security definer
+set search_path = ''
+as $$
+  update private.webhook_deliveries set status = 'failed', last_error = left(p_error, 1000)
+  where id = p_delivery_id and status = 'pending'
+$$;
+revoke all on function private.webhook_delivery_dead(bigint, text) from public, anon, authenticated;
+grant execute on function private.webhook_delivery_dead(bigint, text) to service_role;
+
+-- Re-enabling an endpoint queues its deliveries still pending again, in order (while it
+-- was disabled their jobs completed without sending). A delivery whose job is still
+-- waiting keeps it (same job key).
+create function private.webhook_endpoint_requeue() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v record;
+begin
+  if new.enabled and not old.enabled then
+    for v in
+      select d.id, d.ordering_key from private.webhook_deliveries d
+      where d.tenant_id = new.tenant_id and d.endpoint_id = new.id and d.status = 'pending'
+      order by d.id
+    loop
+      perform private.queue_webhook_delivery(new.tenant_id, v.id, new.id, v.ordering_key);
+    end loop;
+  end if;
+  return null;
+end;
+$$;
+revoke all on function private.webhook_endpoint_requeue() from public, anon, authenticated;
+create trigger webhook_endpoint_requeue after update of enabled on public.webhook_endpoints
+  for each row execute function private.webhook_endpoint_requeue();
 
 -- ------------------------------------------------------------------ for admins
 

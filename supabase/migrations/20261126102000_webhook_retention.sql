@@ -1,7 +1,7 @@
 -- Webhook history that only serves deduplication and diagnosis is kept for 30 days: the
 -- inbox (a provider retries for far less), finished deliveries with their events and
--- attempts, replies sent or given up. A daily job (POST /webhooks/jobs/prune, or pg_cron
--- where available: 20261126102100_schedules.sql).
+-- attempts, replies sent or given up. A daily job of the one queue (task `prune`,
+-- scheduled in 20261126102100_schedules.sql).
 
 create index webhook_inbox_received_idx on private.webhook_inbox (received_at);
 create index webhook_events_created_idx on private.webhook_events (created_at);

@@ -1,80 +1,40 @@
--- Schedules, on a hosted project only: pg_cron runs the platform's jobs, and pg_net
--- calls the functions that do their work over HTTP. The URL and the service key are read
--- at run time from Vault (secrets `project_url` and `service_role_key`, which the
--- operator creates: see README, Deploying). Where the extensions are missing — the
--- local embedded Postgres — nothing is scheduled here and `npm start` calls the same
--- endpoints on timers.
+-- Schedules: recurring work, as jobs of the one queue (20261126100350_jobs.sql). The
+-- runner adds their jobs when they are due (private.add_scheduled_jobs), each under its
+-- own job key. On a hosted project pg_cron + pg_net call the one worker endpoint, the
+-- jobs function; the URL and the service key are read at run time from Vault (secrets
+-- `project_url` and `service_role_key`, which the operator creates: see README,
+-- Deploying). Where the extensions are missing — the local embedded Postgres — nothing
+-- is scheduled here and `npm start` calls the same endpoint on a timer.
 
--- ------------------------------------------------------------------ SLA sweep
+-- ------------------------------------------------------------------ recurring jobs
 
--- Every minute, inside the database: the sweep is plain SQL, so no HTTP round trip
--- through a function is needed (locally: POST /functions/v1/tickets/jobs/sla-sweep).
-do $$
-begin
-  if exists (select 1 from pg_available_extensions where name = 'pg_cron') then
-    create extension if not exists pg_cron;
-    perform cron.schedule('ticket-sla-sweep', '* * * * *', 'select private.run_sla_sweep()');
-  end if;
-end
-$$;
+-- The SLA sweep every minute (20261126100800_sla.sql), the provisioning reconcile pass
+-- every ten minutes (20261126101600_provisioning.sql), webhook history pruning daily at
+-- 03:17 UTC (20261126102000_webhook_retention.sql).
+insert into private.job_schedules (name, task, every, next_run_at) values
+  ('sla-sweep', 'sla-sweep', interval '1 minute', now()),
+  ('reconcile', 'reconcile', interval '10 minutes', now()),
+  ('prune', 'prune', interval '1 day', date_trunc('day', now() at time zone 'utc') at time zone 'utc' + interval '3 hours 17 minutes');
 
--- ------------------------------------------------------------------ provisioning
+-- ------------------------------------------------------------------ the worker endpoint
 
--- The provisioner function: a run every minute, a reconcile pass every ten.
+-- Every 10 seconds: each call runs due jobs of every task in small batches and stops
+-- early (within the Edge Function limits).
 do $$
 begin
   if exists (select 1 from pg_available_extensions where name = 'pg_cron')
      and exists (select 1 from pg_available_extensions where name = 'pg_net') then
     create extension if not exists pg_cron;
     create extension if not exists pg_net;
-    perform cron.schedule('provisioner-run', '* * * * *', $job$
+    perform cron.schedule('jobs-run', '10 seconds', $job$
       select net.http_post(
-        url := (select decrypted_secret from vault.decrypted_secrets where name = 'project_url') || '/functions/v1/provisioner/run',
+        url := (select decrypted_secret from vault.decrypted_secrets where name = 'project_url') || '/functions/v1/jobs/run',
         headers := jsonb_build_object(
           'Content-Type', 'application/json',
           'Authorization', 'Bearer ' || (select decrypted_secret from vault.decrypted_secrets where name = 'service_role_key')),
-        body := '{"budget_ms": 50000}'::jsonb,
+        body := '{"budget_ms": 25000}'::jsonb,
         timeout_milliseconds := 60000)
     $job$);
-    perform cron.schedule('provisioner-reconcile', '*/10 * * * *', $job$
-      select net.http_post(
-        url := (select decrypted_secret from vault.decrypted_secrets where name = 'project_url') || '/functions/v1/provisioner/reconcile',
-        headers := jsonb_build_object(
-          'Authorization', 'Bearer ' || (select decrypted_secret from vault.decrypted_secrets where name = 'service_role_key')),
-        timeout_milliseconds := 30000)
-    $job$);
-  end if;
-end
-$$;
-
--- ------------------------------------------------------------------ webhook delivery
-
--- The delivery job every 10 seconds.
-do $$
-begin
-  if exists (select 1 from pg_available_extensions where name = 'pg_cron')
-     and exists (select 1 from pg_available_extensions where name = 'pg_net') then
-    create extension if not exists pg_cron;
-    create extension if not exists pg_net;
-    perform cron.schedule('webhook-delivery', '10 seconds', $job$
-      select net.http_post(
-        url := (select decrypted_secret from vault.decrypted_secrets where name = 'project_url') || '/functions/v1/webhooks/jobs/deliver',
-        headers := jsonb_build_object(
-          'Authorization', 'Bearer ' || (select decrypted_secret from vault.decrypted_secrets where name = 'service_role_key')),
-        timeout_milliseconds := 60000)
-    $job$);
-  end if;
-end
-$$;
-
--- ------------------------------------------------------------------ webhook history
-
--- Pruned daily (20261126102000_webhook_retention.sql), inside the database.
-do $$
-begin
-  if exists (select 1 from pg_available_extensions where name = 'pg_cron') then
-    create extension if not exists pg_cron;
-    perform cron.schedule('webhook-history-prune', '17 3 * * *', 'select private.prune_webhook_history()');
   end if;
 end
 $$;

@@ -1,4 +1,4 @@
-// The job queue's SQL (20261201200000_jobs.sql): job keys (replace, preserve_run_at, a
+// The job queue's SQL (20261126100350_jobs.sql): job keys (replace, preserve_run_at, a
 // running job's key), the backoff's bounds against the database's own clock, dead after
 // max_attempts or at once, an operator's retry, a late worker refused, a dead worker's
 // lease taken over, and 200 concurrent add_job calls with one key.

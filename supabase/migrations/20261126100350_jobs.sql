@@ -25,11 +25,13 @@
 -- probe per candidate and no extra row (graphile-worker's job_queues table would lock
 -- and update a queue row on every claim and completion).
 --
--- Lock order (continues 20261201110000_lock_order.sql): 9. the job queue — the advisory
--- lock of a job key, then that of a named queue, then job rows, always last: code that changes a domain row
--- and a job (enqueue triggers, recording progress, a failure) locks the domain row
--- first. Claims never wait (SKIP LOCKED); completion and failure lock only job rows
--- (batch completion in id order).
+-- Lock order (level 9 of the rule in 20261126100000_conventions.sql): the advisory lock
+-- of a job key, then that of a named queue, then job rows, always last: code that
+-- changes a domain row and a job (enqueue triggers, recording progress, a failure)
+-- locks the domain row first. Claims never wait (SKIP LOCKED); completion and failure
+-- lock only job rows (batch completion in id order).
+
+-- ------------------------------------------------------------------ the table
 
 create table private.jobs (
   id bigint generated always as identity primary key,
@@ -131,6 +133,8 @@ begin
   raise exception 'could not add job %: its key kept changing hands', p_job_key using errcode = '40001';
 end;
 $$;
+revoke all on function private.add_job(text, jsonb, text, timestamptz, int, text, text) from public, anon, authenticated;
+grant execute on function private.add_job(text, jsonb, text, timestamptz, int, text, text) to service_role;
 
 -- ------------------------------------------------------------------ the worker's side
 
@@ -148,6 +152,8 @@ begin
   returning j.id;
 end;
 $$;
+revoke all on function private.complete_jobs(text, bigint[]) from public, anon, authenticated;
+grant execute on function private.complete_jobs(text, bigint[]) to service_role;
 
 -- Claims up to p_limit due jobs of the given tasks (null: any) for p_worker under a
 -- lease of p_lease_seconds, attempts + 1: pending jobs whose time has come and jobs
@@ -188,6 +194,8 @@ begin
   returning j.id, j.task, j.payload, j.queue, j.job_key, j.attempts, j.max_attempts, j.locked_until, false;
 end;
 $$;
+revoke all on function private.claim_jobs(text, int, int, text[], bigint[]) from public, anon, authenticated;
+grant execute on function private.claim_jobs(text, int, int, text[], bigint[]) to service_role;
 
 -- True (and the job row locked until commit) while p_worker's lease on the job holds.
 -- Domain functions call it after locking their own row: a late worker records nothing.
@@ -202,6 +210,8 @@ begin
   return found;
 end;
 $$;
+revoke all on function private.job_lease_held(bigint, text) from public, anon, authenticated;
+grant execute on function private.job_lease_held(bigint, text) to service_role;
 
 -- The one backoff: 2^attempts seconds, jittered to 75–125 %, capped at an hour, never
 -- sooner than the Retry-After the handler reports (up to a day).
@@ -213,6 +223,7 @@ as $$
     least(3600, power(2, least(greatest(p_attempts, 0), 30)) * (0.75 + random() * 0.5)),
     least(coalesce(p_retry_after_seconds, 0), 86400)))
 $$;
+revoke all on function private.job_backoff(int, int) from public, anon, authenticated;
 
 -- A failed attempt: retried after the backoff, or dead — at once when permanent,
 -- otherwise once max_attempts are spent. 'lost' when p_worker's lease is gone.
@@ -242,6 +253,8 @@ begin
   return 'retry';
 end;
 $$;
+revoke all on function private.fail_job(text, bigint, text, int, boolean) from public, anon, authenticated;
+grant execute on function private.fail_job(text, bigint, text, int, boolean) to service_role;
 
 -- Gives back claimed jobs a worker did not start (its time budget ran out): pending
 -- again at once, the attempt not counted.
@@ -258,6 +271,8 @@ begin
   return n;
 end;
 $$;
+revoke all on function private.release_jobs(text, bigint[]) from public, anon, authenticated;
+grant execute on function private.release_jobs(text, bigint[]) to service_role;
 
 -- ------------------------------------------------------------------ the operator's side
 
@@ -278,12 +293,16 @@ begin
   return v_job;
 end;
 $$;
+revoke all on function private.retry_job(bigint) from public, anon, authenticated;
+grant execute on function private.retry_job(bigint) to service_role;
 
 -- ------------------------------------------------------------------ recurring jobs
 
 -- Recurring work (SLA sweep, pruning, the provisioning reconcile pass) as schedules the
 -- runner turns into jobs at the start of each run, each under its own job key, so a
--- schedule never has two jobs waiting. Several runners at once: SKIP LOCKED.
+-- schedule never has two jobs waiting. Several runners at once: SKIP LOCKED. The
+-- schedules themselves are rows, added where their tasks exist
+-- (20261126102100_schedules.sql).
 create table private.job_schedules (
   name text primary key,
   task text not null check (task ~ '^[a-z][a-z0-9-]{0,62}$'),
@@ -316,14 +335,5 @@ begin
   return v_count;
 end;
 $$;
-
-revoke all on function private.add_job(text, jsonb, text, timestamptz, int, text, text),
-  private.claim_jobs(text, int, int, text[], bigint[]), private.job_lease_held(bigint, text), private.complete_jobs(text, bigint[]),
-  private.job_backoff(int, int), private.fail_job(text, bigint, text, int, boolean), private.release_jobs(text, bigint[]),
-  private.retry_job(bigint), private.add_scheduled_jobs()
-  from public, anon, authenticated;
-grant execute on function private.add_job(text, jsonb, text, timestamptz, int, text, text),
-  private.claim_jobs(text, int, int, text[], bigint[]), private.job_lease_held(bigint, text), private.complete_jobs(text, bigint[]),
-  private.fail_job(text, bigint, text, int, boolean), private.release_jobs(text, bigint[]),
-  private.retry_job(bigint), private.add_scheduled_jobs()
-  to service_role;
+revoke all on function private.add_scheduled_jobs() from public, anon, authenticated;
+grant execute on function private.add_scheduled_jobs() to service_role;
