@@ -77,6 +77,9 @@ async function ensureRoles(port, password) {
   let admin;
   try {
     admin = await connect(ADMIN_USER);
+    console.warn(`[stack] this data folder was made before ${ADMIN_USER} was the superuser: postgres stays a superuser ` +
+      'in it (Postgres cannot demote the role a cluster was created with). Remove the folder to get a database ' +
+      'with hosted\'s roles, where postgres is not a superuser.');
   } catch (err) {
     // 28P01/28000: no such role (an older data folder, whose superuser is postgres).
     if (!['28P01', '28000'].includes(err?.code)) throw err;
@@ -89,6 +92,9 @@ async function ensureRoles(port, password) {
       await old.end();
     }
     admin = await connect(ADMIN_USER);
+    console.warn(`[stack] this data folder was made before ${ADMIN_USER} was the superuser: postgres stays a superuser ` +
+      'in it (Postgres cannot demote the role a cluster was created with). Remove the folder to get a database ' +
+      'with hosted\'s roles, where postgres is not a superuser.');
   }
   try {
     await admin.unsafe(await readFile(bootstrapFile, 'utf8'));
@@ -134,6 +140,7 @@ export async function startEmbeddedPostgres({ dataDir, port, password = 'postgre
     throw err instanceof Error ? err : new Error(
       `PostgreSQL did not start (port ${port}, data in ${dataDir})${recent.length ? `:\n${recent.join('\n')}` : ''}`);
   });
+  /** @type {string} */
   let adminUrl;
   try {
     adminUrl = await ensureRoles(port, password);
@@ -186,8 +193,10 @@ export const seedFile = path.join(root, 'supabase', 'seed.sql');
 
 /** Bootstrap (what a hosted project already has) as the superuser where there is one
  *  (`adminUrl`; else as `url`'s role, which then only checks it is all there), then the
- *  migrations with the CLI, as `url`'s role (postgres, as on hosted). */
-export async function migrate(url, { adminUrl = undefined } = {}) {
+ *  migrations with the CLI, as `url`'s role (postgres, as on hosted).
+ *  @param {string} url
+ *  @param {{ adminUrl?: string }} [opts] */
+export async function migrate(url, { adminUrl } = {}) {
   await runSqlFile(adminUrl ?? url, bootstrapFile);
   await supabaseCli(['db', 'push', `--remote=${url}`, '--yes', '--include-all']);
 }

@@ -44,7 +44,9 @@ begin
   end if;
   -- Demote postgres as hosted does — only where supabase_admin is the superuser that
   -- remains (never on a database whose one superuser is postgres itself).
-  if v_admin and current_user <> 'postgres' then
+  -- (A cluster initialised with postgres as its bootstrap superuser — a local data folder
+  -- older than this file — cannot demote it: Postgres forbids it; scripts/stack.mjs says so.)
+  if v_admin and current_user <> 'postgres' and (select oid from pg_catalog.pg_roles where rolname = 'postgres') <> 10 then
     alter role postgres nosuperuser createdb createrole login replication bypassrls;
   end if;
   if not exists (select from pg_catalog.pg_roles where rolname = 'supabase_auth_admin') then
@@ -77,6 +79,12 @@ begin
   alter role authenticated set statement_timeout = '8s';
   alter role supabase_auth_admin set search_path = 'auth';
 
+  -- The database is postgres's, as hosted's migrate.sh leaves it (`alter database postgres
+  -- owner to postgres`): so postgres owns public (pg_database_owner) and creates in it.
+  if v_admin and current_user <> 'postgres'
+     and (select pg_catalog.pg_get_userbyid(datdba) from pg_catalog.pg_database where datname = current_database()) = current_user then
+    execute format('alter database %I owner to postgres', current_database());
+  end if;
   execute format('grant all on database %I to postgres', current_database());
 
   -- ------------------------------------------------------------------ schemas
