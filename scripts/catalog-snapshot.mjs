@@ -46,7 +46,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
-import { bootstrapFile, createDatabase, freePort, root, runSqlFile, startEmbeddedPostgres, supabaseCli } from './stack.mjs';
+import { bootstrapFile, createDatabase, freePort, root, runSqlFile, startEmbeddedPostgres, supabaseCli, withDatabase } from './stack.mjs';
 
 /** Owned schemas: everything but Postgres's own and the CLI's migration bookkeeping. */
 const SCHEMA_FILTER = `nspname not in ('pg_catalog', 'information_schema', 'pg_toast', 'supabase_migrations')
@@ -249,9 +249,10 @@ async function checkoutRef(ref, tmp) {
 }
 
 /** Bootstrap + `supabase db push` of the migrations in workdir/supabase/migrations into a new database. */
-async function migrateInto(serverUrl, name, workdir) {
-  const url = await createDatabase(serverUrl, name);
-  await runSqlFile(url, bootstrapFile);
+async function migrateInto(server, name, workdir) {
+  const url = await createDatabase(server.url, name);
+  // The bootstrap as the superuser, the migrations as postgres (as on hosted).
+  await runSqlFile(withDatabase(server.adminUrl, name), bootstrapFile);
   await supabaseCli(['--workdir', workdir, 'db', 'push', `--remote=${url}`, '--yes', '--include-all']);
   return url;
 }
@@ -271,10 +272,10 @@ async function main() {
   try {
     const started = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'data'), port: await freePort(), fast: true, ownedRoot: tmp });
     pg = started.pg;
-    const serverUrl = started.url;
+    const server = { url: started.url, adminUrl: started.adminUrl };
     if (values.compare) {
-      const before = await snapshot(await migrateInto(serverUrl, 'before', await checkoutRef(values.compare, tmp)), values);
-      const after = await snapshot(await migrateInto(serverUrl, 'after', values.workdir ? path.resolve(values.workdir) : root), values);
+      const before = await snapshot(await migrateInto(server, 'before', await checkoutRef(values.compare, tmp)), values);
+      const after = await snapshot(await migrateInto(server, 'after', values.workdir ? path.resolve(values.workdir) : root), values);
       const diff = compare(before, after);
       await emit(diff.length ? diff.join('\n') + '\n' : '');
       console.error(diff.length
@@ -283,7 +284,7 @@ async function main() {
       process.exitCode = diff.length ? 1 : 0;
     } else {
       const workdir = values.ref ? await checkoutRef(values.ref, tmp) : values.workdir ? path.resolve(values.workdir) : root;
-      await emit(await snapshot(await migrateInto(serverUrl, 'snapshot', workdir), values));
+      await emit(await snapshot(await migrateInto(server, 'snapshot', workdir), values));
     }
   } finally {
     await pg?.stop();

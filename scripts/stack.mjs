@@ -53,6 +53,58 @@ function keepExitCode() {
   });
 }
 
+/** The cluster's superuser, as on a hosted project. `postgres` — the role the migrations,
+ *  the seed and the functions use — is made by the platform bootstrap, a non-superuser. */
+export const ADMIN_USER = 'supabase_admin';
+
+const quoteLiteral = (s) => `'${String(s).replaceAll("'", "''")}'`;
+
+/** Makes the cluster's roles as hosted has them: supabase_admin the superuser, postgres
+ *  (with `password`) not. A data folder made before supabase_admin existed (its
+ *  superuser was postgres) gets supabase_admin first, then postgres is demoted. */
+async function ensureRoles(port, password) {
+  const at = (user) => `postgresql://${user}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+  const connect = async (user) => {
+    const sql = postgres(at(user), { max: 1, onnotice: () => {}, connect_timeout: 30 });
+    try {
+      await sql`select 1`;
+      return sql;
+    } catch (err) {
+      await sql.end();
+      throw err;
+    }
+  };
+  let admin;
+  try {
+    admin = await connect(ADMIN_USER);
+    console.warn(`[stack] this data folder was made before ${ADMIN_USER} was the superuser: postgres stays a superuser ` +
+      'in it (Postgres cannot demote the role a cluster was created with). Remove the folder to get a database ' +
+      'with hosted\'s roles, where postgres is not a superuser.');
+  } catch (err) {
+    // 28P01/28000: no such role (an older data folder, whose superuser is postgres).
+    if (!['28P01', '28000'].includes(err?.code)) throw err;
+    const old = await connect('postgres');
+    try {
+      const [{ rolsuper }] = await old`select rolsuper from pg_roles where rolname = current_user`;
+      if (!rolsuper) throw err;
+      await old.unsafe(`create role ${ADMIN_USER} superuser createdb createrole replication bypassrls login password ${quoteLiteral(password)}`);
+    } finally {
+      await old.end();
+    }
+    admin = await connect(ADMIN_USER);
+    console.warn(`[stack] this data folder was made before ${ADMIN_USER} was the superuser: postgres stays a superuser ` +
+      'in it (Postgres cannot demote the role a cluster was created with). Remove the folder to get a database ' +
+      'with hosted\'s roles, where postgres is not a superuser.');
+  }
+  try {
+    await admin.unsafe(await readFile(bootstrapFile, 'utf8'));
+    await admin.unsafe(`alter role postgres password ${quoteLiteral(password)}`);
+  } finally {
+    await admin.end();
+  }
+  return at(ADMIN_USER);
+}
+
 /** @param {{ dataDir: string, port: number, password?: string, fast?: boolean, onLog?: (msg: string) => void, ownedRoot?: string }} opts */
 export async function startEmbeddedPostgres({ dataDir, port, password = 'postgres', fast = false, onLog = undefined, ownedRoot = undefined }) {
   const created = await mkdir(path.dirname(dataDir), { recursive: true });
@@ -70,7 +122,7 @@ export async function startEmbeddedPostgres({ dataDir, port, password = 'postgre
   keepExitCode();
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
-    user: 'postgres',
+    user: ADMIN_USER,
     password,
     port,
     persistent: true,
@@ -88,7 +140,17 @@ export async function startEmbeddedPostgres({ dataDir, port, password = 'postgre
     throw err instanceof Error ? err : new Error(
       `PostgreSQL did not start (port ${port}, data in ${dataDir})${recent.length ? `:\n${recent.join('\n')}` : ''}`);
   });
-  return { pg, fresh, url: `postgresql://postgres:${password}@127.0.0.1:${port}/postgres` };
+  /** @type {string} */
+  let adminUrl;
+  try {
+    adminUrl = await ensureRoles(port, password);
+  } catch (err) {
+    await pg.stop();
+    throw err;
+  }
+  // `url` is what hosted hands out (postgres, not a superuser); `adminUrl` is the
+  // superuser's, for the bootstrap and for test fixtures only.
+  return { pg, fresh, url: `postgresql://postgres:${password}@127.0.0.1:${port}/postgres`, adminUrl };
 }
 
 export function withDatabase(url, database) {
@@ -129,9 +191,13 @@ export function supabaseCli(args, { quiet = true } = {}) {
 export const bootstrapFile = path.join(root, 'supabase', 'platform', 'bootstrap.sql');
 export const seedFile = path.join(root, 'supabase', 'seed.sql');
 
-/** Bootstrap (what a hosted project already has), then the migrations with the CLI. */
-export async function migrate(url) {
-  await runSqlFile(url, bootstrapFile);
+/** Bootstrap (what a hosted project already has) as the superuser where there is one
+ *  (`adminUrl`; else as `url`'s role, which then only checks it is all there), then the
+ *  migrations with the CLI, as `url`'s role (postgres, as on hosted).
+ *  @param {string} url
+ *  @param {{ adminUrl?: string }} [opts] */
+export async function migrate(url, { adminUrl } = {}) {
+  await runSqlFile(adminUrl ?? url, bootstrapFile);
   await supabaseCli(['db', 'push', `--remote=${url}`, '--yes', '--include-all']);
 }
 

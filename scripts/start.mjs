@@ -103,15 +103,19 @@ const madeDataDir = await ensureFree();
 
 try {
   let dbUrl = args['db-url'];
+  let adminUrl;
   if (!dbUrl) {
     log(`starting embedded PostgreSQL 17 (data in ${path.relative(root, path.join(localDir, 'db')) || localDir})…`);
     const started = await startEmbeddedPostgres({ dataDir: path.join(localDir, 'db'), port: dbPort, ownedRoot: madeDataDir });
     pg = started.pg;
     dbUrl = started.url;
+    adminUrl = started.adminUrl;
   }
 
   log('applying the platform bootstrap and migrations (supabase db push)…');
-  await migrate(dbUrl);
+  // The bootstrap runs as the cluster's superuser (supabase_admin); the migrations, the
+  // seed and the functions as postgres, which is not one — as on a hosted project.
+  await migrate(dbUrl, { adminUrl });
 
   const sql = postgres(dbUrl, { max: 1, onnotice: () => {} });
   const [{ empty }] = await sql`select not exists (select 1 from public.tenants) as empty`;

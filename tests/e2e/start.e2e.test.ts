@@ -9,7 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { createDatabase, freePort, root } from '../../scripts/stack.mjs';
+import { bootstrapFile, createDatabase, freePort, root, runSqlFile, withDatabase } from '../../scripts/stack.mjs';
 import { tenants } from '../helpers/seed.ts';
 
 const run = promisify(execFile);
@@ -148,8 +148,12 @@ describe('embedded stack', () => {
 });
 
 describe('--db-url', () => {
-  it('migrates and seeds an existing empty database instead of starting one', async () => {
-    const url = await createDatabase(inject('pgUrl'), `start_dburl_${Date.now()}`);
+  it('migrates and seeds an existing database instead of starting one', async () => {
+    // A database with the platform but none of the project's migrations, as `supabase
+    // start` hands one out: Supabase's superuser set it up, the stack gets postgres's URL.
+    const name = `start_dburl_${Date.now()}`;
+    const url = await createDatabase(inject('pgUrl'), name);
+    await runSqlFile(withDatabase(inject('pgAdminUrl'), name), bootstrapFile);
     const port = await freePort();
     const s = await start(['--db-url', url, '--port', String(port), '--data-dir', path.join(dir, 'external')]);
     try {

@@ -3,13 +3,17 @@
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { inject } from 'vitest';
-import { createDatabase } from '../../scripts/stack.mjs';
+import { createDatabase, withDatabase } from '../../scripts/stack.mjs';
 
 export type Sql = postgres.Sql;
 
 export interface TestDatabase {
+  /** As postgres — not a superuser, as on hosted: what the functions and the CLI use. */
   url: string;
-  /** Superuser connection: arranges fixtures and inspects results, bypassing RLS. */
+  /** As supabase_admin, the superuser: for fixtures that need its powers. */
+  adminUrl: string;
+  /** Superuser connection (supabase_admin): arranges fixtures and inspects results,
+   *  bypassing RLS. */
   sql: Sql;
   close(): Promise<void>;
 }
@@ -17,8 +21,9 @@ export interface TestDatabase {
 export async function freshDatabase(label = 'test'): Promise<TestDatabase> {
   const name = `${label.replace(/\W/g, '_').slice(0, 30)}_${randomBytes(4).toString('hex')}`;
   const url = await createDatabase(inject('pgUrl'), name, inject('templateDb'));
-  const sql = postgres(url, { max: 4, onnotice: () => {} });
-  return { url, sql, close: () => sql.end({ timeout: 1 }) };
+  const adminUrl = withDatabase(inject('pgAdminUrl'), name);
+  const sql = postgres(adminUrl, { max: 4, onnotice: () => {} });
+  return { url, adminUrl, sql, close: () => sql.end({ timeout: 1 }) };
 }
 
 /** Runs fn as PostgREST would for a request with these claims, then rolls back, so

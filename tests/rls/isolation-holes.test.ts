@@ -2,7 +2,7 @@
 // attack as it was found on the direct-table path: `authenticated` with request claims,
 // exactly as PostgREST calls the database (probeAs), plus the attachment route through
 // the tickets function. Every test here failed before its fix.
-import type postgres from 'postgres';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -220,7 +220,13 @@ describe('definer functions that trusted the tenant in their arguments', () => {
   });
 
   it('a function the migration role creates later is executable by nobody until granted', async () => {
-    await db.sql`create function private.zz_probe() returns int language sql set search_path = '' as 'select 1'`;
+    // Created as the migration role itself: postgres, as the CLI pushes migrations.
+    const asMigrations = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      await asMigrations`create function private.zz_probe() returns int language sql set search_path = '' as 'select 1'`;
+    } finally {
+      await asMigrations.end();
+    }
     try {
       const [r] = await db.sql`
         select has_function_privilege('authenticated', 'private.zz_probe()', 'execute') as auth,

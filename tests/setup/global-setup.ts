@@ -1,6 +1,8 @@
 // One embedded PostgreSQL for the whole run, in a temp folder on a free port. The
 // platform bootstrap and every migration (pushed by the real Supabase CLI) go into a
 // template database once, plus the seed; each test file clones its own database from it.
+// As on hosted, the migrations and the seed run as postgres (not a superuser); the
+// cluster's superuser is supabase_admin.
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +12,7 @@ import { createDatabase, freePort, migrate, runSqlFile, seedFile, startEmbeddedP
 declare module 'vitest' {
   export interface ProvidedContext {
     pgUrl: string;
+    pgAdminUrl: string;
     templateDb: string;
   }
 }
@@ -22,16 +25,17 @@ export default async function setup(project: TestProject) {
   const tmpMode = (await stat(os.tmpdir())).mode;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'platform-test-'));
   const port = await freePort();
-  const { pg, url } = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), port, fast: true, ownedRoot: dir });
+  const { pg, url, adminUrl } = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), port, fast: true, ownedRoot: dir });
   try {
     const templateUrl = await createDatabase(url, TEMPLATE_DB);
-    await migrate(templateUrl);
+    await migrate(templateUrl, { adminUrl: withDatabase(adminUrl, TEMPLATE_DB) });
     await runSqlFile(templateUrl, seedFile);
   } catch (err) {
     await pg.stop();
     throw err;
   }
   project.provide('pgUrl', url);
+  project.provide('pgAdminUrl', adminUrl);
   project.provide('templateDb', TEMPLATE_DB);
   return async () => {
     await pg.stop();
