@@ -186,12 +186,39 @@ export function createApp<E extends Env>(name: string, info: { title: string; de
   // document only changes with a deploy.
   let document: unknown;
   app.get('/openapi.json', (c) => {
-    document ??= app.getOpenAPI31Document({
-      openapi: '3.1.0',
-      info: { title: info.title, version: '1.0.0', description: info.description },
-      servers: [{ url: '/functions/v1' }],
-    });
+    document ??= withOperationNames(
+      name,
+      app.getOpenAPI31Document({
+        openapi: '3.1.0',
+        info: { title: info.title, version: '1.0.0', description: info.description },
+        servers: [{ url: '/functions/v1' }],
+      }),
+    );
     return c.json(document as Record<string, unknown>);
   });
   return app;
+}
+
+type OpenApiDocument = ReturnType<OpenAPIHono['getOpenAPI31Document']>;
+const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
+
+/** Every operation gets an operationId and a tag (what client generators name methods
+ *  and group them by), derived from its method and path where the route names none:
+ *  `POST /tickets/{id}/messages` → `postTicketsByIdMessages`, tagged `messages`, the
+ *  first literal segment after the function's own (else the function's name). */
+export function withOperationNames(fn: string, doc: OpenApiDocument): OpenApiDocument {
+  const pascal = (word: string) =>
+    word.split(/[^A-Za-z0-9]+/).filter(Boolean).map((w) => w[0].toUpperCase() + w.slice(1)).join('');
+  for (const [path, item] of Object.entries(doc.paths ?? {})) {
+    const segments = path.split('/').filter(Boolean);
+    const tag = segments.slice(1).find((seg) => !seg.startsWith('{')) ?? fn;
+    const words = segments.map((seg) => seg.startsWith('{') ? `By${pascal(seg.slice(1, -1))}` : pascal(seg)).join('');
+    for (const method of HTTP_METHODS) {
+      const operation = item[method];
+      if (!operation) continue;
+      operation.operationId ??= `${method}${words}`;
+      if (!operation.tags?.length) operation.tags = [tag];
+    }
+  }
+  return doc;
 }
