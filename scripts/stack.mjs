@@ -77,9 +77,6 @@ async function ensureRoles(port, password) {
   let admin;
   try {
     admin = await connect(ADMIN_USER);
-    console.warn(`[stack] this data folder was made before ${ADMIN_USER} was the superuser: postgres stays a superuser ` +
-      'in it (Postgres cannot demote the role a cluster was created with). Remove the folder to get a database ' +
-      'with hosted\'s roles, where postgres is not a superuser.');
   } catch (err) {
     // 28P01/28000: no such role (an older data folder, whose superuser is postgres).
     if (!['28P01', '28000'].includes(err?.code)) throw err;
@@ -92,11 +89,15 @@ async function ensureRoles(port, password) {
       await old.end();
     }
     admin = await connect(ADMIN_USER);
-    console.warn(`[stack] this data folder was made before ${ADMIN_USER} was the superuser: postgres stays a superuser ` +
-      'in it (Postgres cannot demote the role a cluster was created with). Remove the folder to get a database ' +
-      'with hosted\'s roles, where postgres is not a superuser.');
   }
   try {
+    // Only a folder whose cluster was created by postgres keeps it a superuser.
+    const [old] = await admin`select 1 from pg_roles where rolname = 'postgres' and rolsuper`;
+    if (old) {
+      console.warn(`[stack] this data folder was made before ${ADMIN_USER} was the superuser: postgres stays a superuser ` +
+        'in it (Postgres cannot demote the role a cluster was created with). Remove the folder to get a database ' +
+        'with hosted\'s roles, where postgres is not a superuser.');
+    }
     await admin.unsafe(await readFile(bootstrapFile, 'utf8'));
     await admin.unsafe(`alter role postgres password ${quoteLiteral(password)}`);
   } finally {

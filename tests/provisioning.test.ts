@@ -235,6 +235,16 @@ describe('permanent errors', () => {
     expect((await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/retry`, { token: adminToken })).status).toBe(409);
   });
 
+  it('a service that failed before any credentials existed says so: credentials_available false, and the reveal is a 409', async () => {
+    const t = await createTenant([]);
+    await db.sql`insert into public.tenant_services (tenant_id, service, state, last_error) values (${t.id}, 'odoo', 'failed', 'refused')`;
+    const adminToken = await tokenForOwner(t);
+    const listed = await call(tenantsApp, 'GET', `/tenants/${t.id}/services`, { token: adminToken });
+    expect(listed.body.items.find((i: { service: string }) => i.service === 'odoo')).toMatchObject({ state: 'failed', credentials_available: false });
+    const reveal = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/odoo/credentials`, { token: adminToken });
+    expect([reveal.status, errorCode(reveal)]).toEqual([409, 'credentials_unavailable']);
+  });
+
   it('a 422 (a record the partner refuses) fails at once with its message, no retry storm', async () => {
     const t = await createTenant([]);
     chatwoot.invalidEmails.add(t.email);

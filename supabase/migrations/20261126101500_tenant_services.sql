@@ -18,6 +18,8 @@ create table public.tenant_services (
   -- AES-GCM ciphertext (shared/crypto.ts); never readable by API roles, shown to the
   -- tenant's admins once (private.reveal_service_credentials).
   credentials_encrypted text,
+  -- Whether there is anything to reveal: readable by admins, unlike the ciphertext.
+  credentials_stored boolean not null generated always as (credentials_encrypted is not null) stored,
   credentials_revealed_at timestamptz,
   last_error text,
   attempts int not null default 0,
@@ -39,7 +41,7 @@ select private.enable_audit('public.tenant_services');
 alter table public.tenant_services enable row level security;
 revoke all on public.tenant_services from anon, authenticated;
 -- Everything but the ciphertext.
-grant select (tenant_id, id, service, desired_state, state, external_ids, credentials_revealed_at, last_error,
+grant select (tenant_id, id, service, desired_state, state, external_ids, credentials_stored, credentials_revealed_at, last_error,
   attempts, remove_after, created_at, updated_at) on public.tenant_services to authenticated;
 grant insert (tenant_id, service, desired_state), update (desired_state) on public.tenant_services to authenticated;
 

@@ -23,7 +23,7 @@ const SERVICE_COLUMNS = [
   'remove_after',
   'updated_at',
 ] as const satisfies readonly Column<'tenant_services'>[];
-const LISTED_COLUMNS = [...SERVICE_COLUMNS, 'credentials_revealed_at'] as const satisfies readonly Column<
+const LISTED_COLUMNS = [...SERVICE_COLUMNS, 'credentials_stored', 'credentials_revealed_at'] as const satisfies readonly Column<
   'tenant_services'
 >[];
 type ServiceRow = Checked<
@@ -53,12 +53,12 @@ export function registerServices(app: TenantsApp): void {
     async (c) => {
       const { tenantId } = c.req.valid('param');
       const items = await callerDb(c, tenantId, async (tx) => {
-        const rows = await tx<ServiceRow & Pick<Tables<'tenant_services'>, 'credentials_revealed_at'>>`
+        const rows = await tx<ServiceRow & Pick<Tables<'tenant_services'>, 'credentials_stored' | 'credentials_revealed_at'>>`
           select ${tx.columns(LISTED_COLUMNS)}
           from public.tenant_services where tenant_id = ${tenantId} order by service`;
-        return await Promise.all(rows.map(async ({ credentials_revealed_at, ...r }) => ({
+        return await Promise.all(rows.map(async ({ credentials_stored, credentials_revealed_at, ...r }) => ({
           ...r,
-          credentials_available: credentials_revealed_at === null,
+          credentials_available: credentials_stored && credentials_revealed_at === null,
           // Where the tenant's Chatwoot account sends its webhooks (for versions that do
           // not sign them, the token in the URL authenticates them).
           ...(r.service === 'chatwoot'
@@ -92,7 +92,9 @@ export function registerServices(app: TenantsApp): void {
           insert into public.tenant_services (tenant_id, service, desired_state)
           values (${tenantId}, ${service}, ${enabled ? 'active' : 'removed'})
           on conflict (tenant_id, service) do update set desired_state = excluded.desired_state
-          returning ${tx.columns(SERVICE_COLUMNS)}, credentials_revealed_at is null as credentials_available
+          returning ${
+          tx.columns(SERVICE_COLUMNS)
+        }, credentials_stored and credentials_revealed_at is null as credentials_available
         `);
       return c.json(row, 200);
     },
