@@ -7,7 +7,7 @@
 
 -- ------------------------------------------------------------------ the status machine
 
--- Where a ticket may go from a status, for the API's 409 details.
+-- Where a ticket may go from a status: the details of a refused transition.
 create function private.allowed_ticket_transitions(p_from text) returns text[]
 language sql stable security definer
 set search_path = ''
@@ -202,6 +202,11 @@ create trigger remember_created_ticket after insert on public.tickets
 -- Status transitions (the machine above; a closed ticket reopens only within the
 -- tenant's settings.reopen_window_days, 7 by default), the timestamps they set, the
 -- assignee's role, and due dates again when the priority changes.
+--
+-- This is the only place a transition is checked: a refused one raises PT409 with, in
+-- its detail, what the API answers (shared/errors.ts): 409 invalid_transition and
+-- {from, to, allowed}, the targets open to this ticket now (none for a closed ticket
+-- past its reopen window, which also says the window).
 create function private.tickets_before_update() returns trigger
 language plpgsql security definer
 set search_path = ''
@@ -215,14 +220,18 @@ begin
     elsif not exists (
       select 1 from private.ticket_status_transitions s where s.from_status = old.status and s.to_status = new.status
     ) then
-      raise exception 'a ticket cannot go from % to %', old.status, new.status using errcode = 'PT409';
+      raise exception 'A % ticket cannot become %', old.status, new.status using errcode = 'PT409',
+        detail = jsonb_build_object('code', 'invalid_transition', 'details', jsonb_build_object(
+          'from', old.status, 'to', new.status, 'allowed', to_jsonb(private.allowed_ticket_transitions(old.status))));
     elsif old.status = 'closed' then
       select case when t.settings ->> 'reopen_window_days' ~ '^\d{1,4}(\.\d+)?$'
                   then (t.settings ->> 'reopen_window_days')::numeric else 7 end into v_window_days
       from public.tenants t where t.id = new.tenant_id;
       if old.closed_at + make_interval(secs => v_window_days * 86400) < now() then
-        raise exception 'the ticket was closed more than % days ago and cannot be reopened', v_window_days
-          using errcode = 'PT409';
+        raise exception 'The ticket was closed more than % days ago and cannot be reopened', v_window_days
+          using errcode = 'PT409',
+          detail = jsonb_build_object('code', 'invalid_transition', 'details', jsonb_build_object(
+            'from', old.status, 'to', new.status, 'allowed', '[]'::jsonb, 'reopen_window_days', v_window_days));
       end if;
     end if;
     case new.status

@@ -189,6 +189,11 @@ describe('the status machine', () => {
     await db.sql`alter table public.tickets enable trigger tickets_before_update`;
     const late = await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: 'open' } });
     expect(late.status).toBe(409);
+    // The same refusal as any other transition: nothing is open to the ticket now.
+    expect(late.body.error).toMatchObject({
+      code: 'invalid_transition',
+      details: { from: 'closed', to: 'open', allowed: [], reopen_window_days: 7 },
+    });
     await db.sql`update public.tenants set settings = settings || '{"reopen_window_days": 30}' where id = ${acme}`;
     try {
       expect((await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: 'open' } })).body.status).toBe('open');
@@ -200,6 +205,12 @@ describe('the status machine', () => {
   it('the database refuses a bad transition even without the API', async () => {
     const t = await newTicket();
     await expect(db.sql`update public.tickets set status = 'closed' where id = ${t.id}`).rejects.toMatchObject({ code: 'PT409' });
+    // It says what the API answers (shared/errors.ts maps it): a PostgREST client reads the same detail.
+    const refused = await db.sql`update public.tickets set status = 'closed' where id = ${t.id}`.catch((e) => e);
+    expect(JSON.parse(refused.detail)).toEqual({
+      code: 'invalid_transition',
+      details: { from: 'open', to: 'closed', allowed: ['escalated', 'pending', 'resolved'] },
+    });
   });
 });
 
