@@ -78,10 +78,20 @@ describe('creating tickets', () => {
   });
 
   it('customers cannot route, assign or file for others', async () => {
-    for (const extra of [{ team_id: teams.acme }, { assigned_to: users.acmeAgent.id }, { requester_id: users.acmeAdmin.id }]) {
+    const before = await count('tickets');
+    for (
+      const [extra, field] of [
+        [{ team_id: teams.acme }, 'team_id'],
+        [{ assigned_to: users.acmeAgent.id }, 'assigned_to'],
+        [{ requester_id: users.acmeAdmin.id }, 'created_by'],
+      ] as const
+    ) {
       const r = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Sneaky routing', ...extra } });
       expect(r.status).toBe(403);
+      // The database's refusal names the column.
+      expect(r.body.error).toMatchObject({ code: 'forbidden', details: { field } });
     }
+    expect(await count('tickets')).toBe(before);
   });
 
   it('staff file for a customer and assign on creation; the assignee must be staff of the tenant', async () => {
