@@ -50,13 +50,16 @@ const SAFE: Record<string, string> = {
   'private.my_team_keys()': "the caller's own teams, as tenant-qualified keys",
   'private.retry_tenant_service(p_tenant_id uuid, p_service text)': "checks tenant_ids('admin', writable)",
   'private.reveal_service_credentials(p_tenant_id uuid, p_service text)': "checks tenant_ids('admin')",
+  'private.request_tenant_id(p_name text)': "resolves a name only among the caller's own tenants (tenant_ids); any other uuid is echoed unchecked, a slug of another tenant is the nil id",
   'private.role_in(p_tenant_id uuid)': "the caller's own role, narrowed to the tenants their token allows",
   'private.role_rank(p_role text)': 'pure: a role name to its rank',
   'private.rotate_service_credentials(p_tenant_id uuid, p_service text)': "checks tenant_ids('admin', writable)",
   'private.store_idempotent_response(p_tenant_id uuid, p_key text, p_status_code integer, p_response jsonb)': "writes only the caller's own keys (user_id = current_user_id())",
   'private.tags_text(p_tags text[])': 'pure: tags to search text',
+  'private.tenant_access(p_tenant_id uuid, p_min_role text, p_write boolean)': "the caller's own standing (role_in); the same 404 for another tenant as for none",
   'private.tenant_ids(p_min_role text, p_writable boolean)': "the caller's own tenants",
   'private.ticket_stats(p_tenant_id uuid)': 'checks the caller is staff of the tenant (role_in)',
+  'private.token_tenant_id()': "the tenant the caller's own token names, if theirs or inviting them (else PT403)",
   'private.webhook_deliveries_for(p_tenant_id uuid, p_endpoint_id uuid, p_limit integer)': "checks tenant_ids('admin')",
 };
 

@@ -199,7 +199,7 @@ const list: TicketsHandler<typeof routes.list> = async (c) => {
   const me = caller(c).user.id;
   const sort = q.sort ?? (q.q ? 'relevance' : 'created_at');
   const desc = q.order === 'desc';
-  if (q.include_deleted && access.role !== 'admin' && access.role !== 'super_admin') {
+  if (q.include_deleted && !access.admin) {
     throw forbidden('Only admins see deleted tickets');
   }
   const after = cursorValues(q.cursor, 2, sortKeyAndId);
