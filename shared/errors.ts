@@ -52,6 +52,7 @@ type PgLikeError = {
   name?: string;
   code?: string;
   message: string;
+  detail?: string;
   constraint_name?: string;
   column_name?: string;
 };
@@ -67,9 +68,42 @@ function referencedField(constraint: string | undefined): string {
   return m?.[1] ?? constraint ?? 'body';
 }
 
-/** Maps a database error to the API error a client should see. */
+/** The code and details a database refusal carries for the response, in its `detail`:
+ *  JSON `{"code": …, "details": …}` (the rules in SQL write it with
+ *  `using detail = jsonb_build_object(…)`). Anything else in `detail` is not for clients. */
+function refusalOf(detail: string | undefined): { code: string; details?: unknown } | undefined {
+  if (!detail?.startsWith('{')) return undefined;
+  try {
+    const parsed = JSON.parse(detail) as { code?: unknown; details?: unknown };
+    return typeof parsed.code === 'string' ? { code: parsed.code, details: parsed.details ?? undefined } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The statuses a rule in SQL may answer with, by SQLSTATE PTnnn (PostgREST's convention:
+ *  the HTTP status in the code), and the code each answers when the raise names none. */
+const REFUSALS: Record<string, { status: ContentfulStatusCode; code: string }> = {
+  PT400: { status: 400, code: 'bad_request' },
+  PT403: { status: 403, code: 'forbidden' },
+  PT404: { status: 404, code: 'not_found' },
+  PT409: { status: 409, code: 'conflict' },
+};
+
+/** Maps a database error to the API error a client should see. A rule the database
+ *  enforces answers with its PTnnn status and, when its `detail` carries them, its own
+ *  code and details (a refused status transition: 409 invalid_transition with the
+ *  allowed targets); the message is the exception's. */
 export function fromPgError(err: PgLikeError): ApiError {
   const constraint = err.constraint_name;
+  const refusal = err.code ? REFUSALS[err.code] : undefined;
+  if (refusal) {
+    const said = refusalOf(err.detail);
+    if (said) return new ApiError(refusal.status, said.code, err.message, said.details);
+    // A bare 404 names nothing: what was not found may not be the caller's to know.
+    if (refusal.status === 404) return notFound();
+    return new ApiError(refusal.status, refusal.code, err.message);
+  }
   switch (err.code) {
     case '23505':
       return conflict('already_exists', 'A record with these values already exists', { constraint });
@@ -88,12 +122,6 @@ export function fromPgError(err: PgLikeError): ApiError {
       });
     case '42501':
       return forbidden();
-    case 'PT403':
-      return forbidden(err.message);
-    case 'PT404':
-      return notFound();
-    case 'PT409':
-      return conflict('conflict', err.message);
     case '40001':
     case '40P01':
       return new ApiError(503, 'retry', 'Concurrent update; retry the request', undefined, { 'Retry-After': '1' });

@@ -12,11 +12,10 @@ import type { MiddlewareHandler } from 'hono';
 import { forbidden } from '../errors.ts';
 import { validationError } from '../http.ts';
 import { Uuid } from '../schemas/common.ts';
-import { activeTenant, type AuthEnv, caller, requireUser, type TenantAccess, tenantAccess, type TenantRole } from './context.ts';
+import { type AuthEnv, caller, requireUser, type TenantEnv, type TenantRole } from './context.ts';
 import { requireMachine } from './service.ts';
 
-/** A route acting in one tenant: the caller and their standing there. */
-export type TenantEnv = { Variables: AuthEnv['Variables'] & { access: TenantAccess } };
+export type { TenantEnv } from './context.ts';
 
 export interface RoleOptions {
   /** A write: refused while the tenant is suspended. */
@@ -43,33 +42,27 @@ export const needs = {
       });
   },
 
-  /** At least `minRole` in the tenant of the path (`{tenantId}`). A malformed id is the
-   *  422 its path parameter's validation gives. */
+  /** At least `minRole` in the tenant of the path (`{tenantId}`), as the database answers
+   *  it with the caller (private.tenant_access). A malformed id is the 422 its path
+   *  parameter's validation gives, once the caller is known. */
   tenantRole: (minRole: TenantRole, opts: RoleOptions = {}): MiddlewareHandler<TenantEnv> => {
-    const signedIn: MiddlewareHandler = requireUser(); // sets what AuthEnv holds; access is added here
-    return (c, next) =>
-      signedIn(c, async () => {
-        const raw = c.req.param('tenantId');
-        const id = Uuid.safeParse(raw);
+    const unchecked: MiddlewareHandler = requireUser();
+    return (c, next) => {
+      const id = Uuid.safeParse(c.req.param('tenantId'));
+      const signedIn: MiddlewareHandler = id.success ? requireUser({ tenantId: id.data, minRole, write: opts.write }) : unchecked;
+      return signedIn(c, async () => {
         if (!id.success) {
           throw validationError(id.error.issues.map((i) => ({ ...i, path: ['tenantId', ...i.path] })), 'param');
         }
-        const who = caller(c);
-        const access = tenantAccess(who, id.data, minRole, { write: opts.write });
-        if (opts.platformAdmin) requirePlatformAdmin(who);
-        c.set('access', access);
+        if (opts.platformAdmin) requirePlatformAdmin(caller(c));
         await next();
       });
+    };
   },
 
   /** At least `minRole` in the request's active tenant (the token's, X-Tenant-Id, or
-   *  the caller's only one). */
-  activeTenantRole: (minRole: TenantRole, opts: { write?: boolean } = {}): MiddlewareHandler<TenantEnv> => {
-    const signedIn: MiddlewareHandler = requireUser(); // sets what AuthEnv holds; access is added here
-    return (c, next) =>
-      signedIn(c, async () => {
-        c.set('access', activeTenant(c, minRole, opts));
-        await next();
-      });
-  },
+   *  the caller's only one), resolved and checked by the database with the caller
+   *  (private.request_tenant_id, private.tenant_access). */
+  activeTenantRole: (minRole: TenantRole, opts: { write?: boolean } = {}): MiddlewareHandler<TenantEnv> =>
+    requireUser({ minRole, write: opts.write }),
 };

@@ -134,6 +134,142 @@ $$;
 revoke all on function private.role_in(uuid) from public, anon;
 grant execute on function private.role_in(uuid) to authenticated, service_role;
 
+-- ------------------------------------------------------------------ the request's tenant
+
+-- What the functions ask before a route runs (shared/auth/needs.ts, in the one query that
+-- loads the caller): where the request acts and the caller's standing there. The rules
+-- are the ones above (the token's tenant, membership narrowed to it, the role, its rank,
+-- a suspended tenant read-only); the functions keep no copy. Each refusal carries the
+-- API's code in its detail (shared/errors.ts):
+--   403 tenant_not_member  the token names a tenant the caller does not belong to (an
+--                          invitee's token before they accept);
+--   400 tenant_mismatch    X-Tenant-Id names another tenant than the token;
+--   400 tenant_required    nothing names a tenant and the caller has not exactly one;
+--   404 not_found          not one of the caller's tenants (its existence is not confirmed);
+--   403 forbidden          a role below the one the route needs;
+--   403 tenant_suspended   a write in a tenant that is not active.
+
+-- The tenant the token names, when the caller belongs there (a platform admin: when it
+-- exists) or is invited there (enough to read /me and accept); null when it names none.
+-- Any other named tenant refuses the token outright.
+create function private.token_tenant_id() returns uuid
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_token uuid := private.active_tenant_id();
+begin
+  if v_token is null
+     or v_token = any (private.tenant_ids('user'))
+     or (private.is_platform_admin() and exists (select 1 from public.tenants t where t.id = v_token))
+     or exists (select 1 from private.my_invitations() i where i.tenant_id = v_token) then
+    return v_token;
+  end if;
+  raise exception 'The tenant named by the token is not one of yours'
+    using errcode = 'PT403', detail = '{"code": "tenant_not_member"}';
+end;
+$$;
+revoke all on function private.token_tenant_id() from public, anon;
+grant execute on function private.token_tenant_id() to authenticated, service_role;
+
+-- The tenant a request without one in its path acts in: the token's (X-Tenant-Id, when
+-- sent, must name the same one, by id or slug); else X-Tenant-Id (p_name), one of the
+-- caller's tenants by id or slug, else the id itself (a platform admin may name any
+-- tenant), else the nil id, which is nobody's tenant; else the caller's only tenant.
+-- Null when nothing names one. Whether the caller may act there is tenant_access's
+-- question (a token's tenant that is not theirs is its 403 tenant_not_member, before a
+-- differing header matters).
+create function private.request_tenant_id(p_name text) returns uuid
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_token uuid := private.active_tenant_id();
+  v_mine uuid[];
+  v_id uuid;
+begin
+  if v_token is not null then
+    if p_name is not null and lower(p_name) <> v_token::text
+       and p_name is distinct from (select t.slug from public.tenants t where t.id = v_token) then
+      if v_token <> all (private.tenant_ids('user'))
+         and not (private.is_platform_admin() and exists (select 1 from public.tenants t where t.id = v_token)) then
+        return null;
+      end if;
+      raise exception 'X-Tenant-Id differs from the tenant your token is bound to'
+        using errcode = 'PT400', detail = '{"code": "tenant_mismatch"}';
+    end if;
+    return v_token;
+  end if;
+  v_mine := private.tenant_ids('user');
+  if p_name is not null then
+    select t.id into v_id from public.tenants t
+    where t.id = any (v_mine) and (t.id::text = lower(p_name) or t.slug = p_name);
+    if v_id is null and p_name ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+      v_id := p_name::uuid;
+    end if;
+    return coalesce(v_id, '00000000-0000-0000-0000-000000000000'::uuid);
+  end if;
+  if cardinality(v_mine) = 1 then
+    return v_mine[1];
+  end if;
+  return null;
+end;
+$$;
+revoke all on function private.request_tenant_id(text) from public, anon;
+grant execute on function private.request_tenant_id(text) to authenticated, service_role;
+
+-- The caller's standing in a tenant (the path's, or request_tenant_id's), for a route
+-- that needs at least p_min_role there, and p_write for a write: {tenant_id, role, staff,
+-- admin}, staff and admin saying whether the role ranks as an agent and as an admin (a
+-- route that checks more once it has found a ticket reads them, and never compares
+-- roles itself). Platform admins act as super_admin in any tenant, suspended ones too
+-- (to repair them).
+create function private.tenant_access(p_tenant_id uuid, p_min_role text, p_write boolean default false)
+returns jsonb
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_role text;
+  v_token uuid;
+begin
+  if p_tenant_id <> '00000000-0000-0000-0000-000000000000'::uuid then
+    v_role := private.role_in(p_tenant_id); -- narrowed to the token's tenant
+  end if;
+  -- A role here means the token's tenant is the caller's (role_in is narrowed to it), but
+  -- for platform admins, who have one everywhere: their token's tenant must exist.
+  if v_role is null or v_role = 'super_admin' then
+    v_token := private.token_tenant_id(); -- refuses a tenant neither theirs nor inviting them
+  end if;
+  if v_role is null then
+    -- Why not, in the order the API answers: an invitee's token, nothing named, not theirs.
+    if v_token is not null and v_token <> all (private.tenant_ids('user')) and not private.is_platform_admin() then
+      raise exception 'Your token is bound to a tenant you are invited to but have not joined; accept the invitation first'
+        using errcode = 'PT403', detail = '{"code": "tenant_not_member"}';
+    end if;
+    if p_tenant_id is null then
+      raise exception 'Name the tenant with the X-Tenant-Id header'
+        using errcode = 'PT400', detail = '{"code": "tenant_required"}';
+    end if;
+    raise exception 'Tenant not found' using errcode = 'PT404', detail = '{"code": "not_found"}';
+  end if;
+  if private.role_rank(v_role) < private.role_rank(p_min_role) then
+    raise exception 'This needs the % role in the tenant', p_min_role
+      using errcode = 'PT403', detail = '{"code": "forbidden"}';
+  end if;
+  if p_write and v_role <> 'super_admin' and p_tenant_id <> all (private.tenant_ids('user', true)) then
+    raise exception 'The tenant is suspended; it is read-only until resumed'
+      using errcode = 'PT403', detail = '{"code": "tenant_suspended"}';
+  end if;
+  return jsonb_build_object(
+    'tenant_id', p_tenant_id, 'role', v_role,
+    'staff', private.role_rank(v_role) >= private.role_rank('agent'),
+    'admin', private.role_rank(v_role) >= private.role_rank('admin'));
+end;
+$$;
+revoke all on function private.tenant_access(uuid, text, boolean) from public, anon;
+grant execute on function private.tenant_access(uuid, text, boolean) to authenticated, service_role;
+
 -- ------------------------------------------------------------------ teams
 
 -- The caller's teams (in the active tenant, or all of theirs) as tenant-qualified keys,

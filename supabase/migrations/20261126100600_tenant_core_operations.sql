@@ -5,7 +5,7 @@
 
 -- The invitee joins: the invitation must be theirs (their platform e-mail), pending and
 -- unexpired, and its tenant not deleted. Idempotent for someone already a member.
--- Accepting it a second time says so (PT409) instead of "not found": the invitee
+-- Accepting it a second time says so (409 already_accepted) instead of "not found": the invitee
 -- already joined, and a retried request (a lost response, a double click) should learn
 -- that. Only the invitee sees the difference: for anyone else an invitation that is not
 -- theirs stays "not found", accepted or not.
@@ -30,7 +30,8 @@ begin
       join public.users u on u.id = v_user and lower(u.email) = i.email
       where i.id = p_invitation_id and i.accepted_at is not null
     ) then
-      raise exception 'invitation already accepted' using errcode = 'PT409';
+      raise exception 'You have already accepted this invitation'
+        using errcode = 'PT409', detail = '{"code": "already_accepted"}';
     end if;
     raise exception 'invitation not found' using errcode = 'PT404';
   end if;

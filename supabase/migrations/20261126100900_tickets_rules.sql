@@ -7,7 +7,7 @@
 
 -- ------------------------------------------------------------------ the status machine
 
--- Where a ticket may go from a status, for the API's 409 details.
+-- Where a ticket may go from a status: the details of a refused transition.
 create function private.allowed_ticket_transitions(p_from text) returns text[]
 language sql stable security definer
 set search_path = ''
@@ -111,29 +111,40 @@ revoke all on function private.auto_assignee(uuid, uuid) from public, anon, auth
 -- Two BEFORE INSERT triggers, fired in name order. The first runs as the invoker, so
 -- `current_user` tells an API request (authenticated) from a trusted path, and keeps
 -- only what concerns API requests: who the requester is, what a customer may set.
+--
+-- Customers file tickets for themselves and do not route or assign them: the only place
+-- this is checked. A customer naming a team, an assignee or another requester is refused
+-- with PT403 and, in the detail, the column (shared/errors.ts answers 403 forbidden with
+-- details.field).
 create function private.tickets_before_insert() returns trigger
 language plpgsql
 set search_path = ''
 as $$
 declare
   v_role text;
+  v_me uuid;
+  v_field text;
 begin
-  -- Requests from the API: the caller is the requester unless staff file it for a member;
-  -- customers cannot route or assign their own tickets.
   if current_user = 'authenticated' then
     v_role := private.role_in(new.tenant_id);
     if v_role is null then
       raise exception 'not a member of this tenant' using errcode = '42501';
     end if;
-    if new.created_by is null or v_role = 'user' then
-      new.created_by := private.current_user_id();
-    end if;
-    if v_role = 'user' and (new.assigned_to is not null or new.team_id is not null) then
-      raise exception 'customers cannot assign or route tickets' using errcode = 'PT403';
-    end if;
+    v_me := private.current_user_id();
     if v_role = 'user' then
+      v_field := case
+        when new.team_id is not null then 'team_id'
+        when new.assigned_to is not null then 'assigned_to'
+        when new.created_by is distinct from v_me and new.created_by is not null then 'created_by'
+      end;
+      if v_field is not null then
+        raise exception 'Customers cannot route, assign or file tickets for others' using errcode = 'PT403',
+          detail = jsonb_build_object('code', 'forbidden', 'details', jsonb_build_object('field', v_field));
+      end if;
       new.due_date := null; -- the SLA policy decides a customer's due date
     end if;
+    -- The caller is the requester unless staff file it for a member.
+    new.created_by := coalesce(new.created_by, v_me);
   end if;
   return new;
 end;
@@ -202,6 +213,11 @@ create trigger remember_created_ticket after insert on public.tickets
 -- Status transitions (the machine above; a closed ticket reopens only within the
 -- tenant's settings.reopen_window_days, 7 by default), the timestamps they set, the
 -- assignee's role, and due dates again when the priority changes.
+--
+-- This is the only place a transition is checked: a refused one raises PT409 with, in
+-- its detail, what the API answers (shared/errors.ts): 409 invalid_transition and
+-- {from, to, allowed}, the targets open to this ticket now (none for a closed ticket
+-- past its reopen window, which also says the window).
 create function private.tickets_before_update() returns trigger
 language plpgsql security definer
 set search_path = ''
@@ -215,14 +231,18 @@ begin
     elsif not exists (
       select 1 from private.ticket_status_transitions s where s.from_status = old.status and s.to_status = new.status
     ) then
-      raise exception 'a ticket cannot go from % to %', old.status, new.status using errcode = 'PT409';
+      raise exception 'A % ticket cannot become %', old.status, new.status using errcode = 'PT409',
+        detail = jsonb_build_object('code', 'invalid_transition', 'details', jsonb_build_object(
+          'from', old.status, 'to', new.status, 'allowed', to_jsonb(private.allowed_ticket_transitions(old.status))));
     elsif old.status = 'closed' then
       select case when t.settings ->> 'reopen_window_days' ~ '^\d{1,4}(\.\d+)?$'
                   then (t.settings ->> 'reopen_window_days')::numeric else 7 end into v_window_days
       from public.tenants t where t.id = new.tenant_id;
       if old.closed_at + make_interval(secs => v_window_days * 86400) < now() then
-        raise exception 'the ticket was closed more than % days ago and cannot be reopened', v_window_days
-          using errcode = 'PT409';
+        raise exception 'The ticket was closed more than % days ago and cannot be reopened', v_window_days
+          using errcode = 'PT409',
+          detail = jsonb_build_object('code', 'invalid_transition', 'details', jsonb_build_object(
+            'from', old.status, 'to', new.status, 'allowed', '[]'::jsonb, 'reopen_window_days', v_window_days));
       end if;
     end if;
     case new.status

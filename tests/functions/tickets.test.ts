@@ -79,10 +79,20 @@ describe('creating tickets', () => {
   });
 
   it('customers cannot route, assign or file for others', async () => {
-    for (const extra of [{ team_id: teams.acme }, { assigned_to: users.acmeAgent.id }, { requester_id: users.acmeAdmin.id }]) {
+    const before = await count('tickets');
+    for (
+      const [extra, field] of [
+        [{ team_id: teams.acme }, 'team_id'],
+        [{ assigned_to: users.acmeAgent.id }, 'assigned_to'],
+        [{ requester_id: users.acmeAdmin.id }, 'created_by'],
+      ] as const
+    ) {
       const r = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Sneaky routing', ...extra } });
       expect(r.status).toBe(403);
+      // The database's refusal names the column.
+      expect(r.body.error).toMatchObject({ code: 'forbidden', details: { field } });
     }
+    expect(await count('tickets')).toBe(before);
   });
 
   it('staff file for a customer and assign on creation; the assignee must be staff of the tenant', async () => {
@@ -190,6 +200,11 @@ describe('the status machine', () => {
     await db.sql`alter table public.tickets enable trigger tickets_before_update`;
     const late = await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: 'open' } });
     expect(late.status).toBe(409);
+    // The same refusal as any other transition: nothing is open to the ticket now.
+    expect(late.body.error).toMatchObject({
+      code: 'invalid_transition',
+      details: { from: 'closed', to: 'open', allowed: [], reopen_window_days: 7 },
+    });
     await db.sql`update public.tenants set settings = settings || '{"reopen_window_days": 30}' where id = ${acme}`;
     try {
       expect((await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: 'open' } })).body.status).toBe('open');
@@ -201,6 +216,12 @@ describe('the status machine', () => {
   it('the database refuses a bad transition even without the API', async () => {
     const t = await newTicket();
     await expect(db.sql`update public.tickets set status = 'closed' where id = ${t.id}`).rejects.toMatchObject({ code: 'PT409' });
+    // It says what the API answers (shared/errors.ts maps it): a PostgREST client reads the same detail.
+    const refused = await db.sql`update public.tickets set status = 'closed' where id = ${t.id}`.catch((e) => e);
+    expect(JSON.parse(refused.detail)).toEqual({
+      code: 'invalid_transition',
+      details: { from: 'open', to: 'closed', allowed: ['escalated', 'pending', 'resolved'] },
+    });
   });
 });
 
@@ -690,6 +711,72 @@ describe('validation: 422 naming the field, nothing written', () => {
       const r = await call(app, method, `/tickets/${t.id}${suffix}`, { token: tok.agent, body });
       expect(r.status, `${method} ${suffix}`).toBe(422);
       if (field) expect(r.body.error.details.fields.map((f: { field: string }) => f.field)).toContain(field);
+    }
+  });
+});
+
+describe('the tenant a request acts in, and the caller’s standing there', () => {
+  it('is the token’s, else X-Tenant-Id (id or slug), else the only one; nothing named is a 400, a stranger’s is a 404', async () => {
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenants.globex.id}, ${agent2.id}, 'user')`;
+    try {
+      const unpinned = await supabaseToken(agent2);
+      const none = await call(app, 'GET', '/tickets', { token: unpinned });
+      expect([none.status, errorCode(none)]).toEqual([400, 'tenant_required']);
+      expect((await call(app, 'GET', '/tickets/stats', { token: unpinned, headers: { 'x-tenant-id': 'acme' } })).status).toBe(200);
+      expect((await call(app, 'GET', '/tickets/stats', { token: unpinned, headers: { 'x-tenant-id': acme.toUpperCase() } })).status).toBe(200);
+      // A customer in globex: the statistics need the agent role.
+      const customer = await call(app, 'GET', '/tickets/stats', { token: unpinned, headers: { 'x-tenant-id': tenants.globex.id } });
+      expect([customer.status, errorCode(customer), customer.body.error.message]).toEqual([403, 'forbidden', 'This needs the agent role in the tenant']);
+      for (const name of ['no-such-tenant', '10000000-0000-4000-8000-0000000000ff']) {
+        const r = await call(app, 'GET', '/tickets', { token: unpinned, headers: { 'x-tenant-id': name } });
+        expect([r.status, errorCode(r)], name).toEqual([404, 'not_found']);
+      }
+    } finally {
+      await db.sql`delete from public.memberships where tenant_id = ${tenants.globex.id} and user_id = ${agent2.id}`;
+    }
+    // One tenant: it is the active one without a header.
+    expect((await call(app, 'GET', '/tickets/stats', { token: await supabaseToken(agent2) })).status).toBe(200);
+  });
+
+  it('a token bound to a tenant acts only there: X-Tenant-Id must name the same one', async () => {
+    for (const same of ['acme', acme]) {
+      expect((await call(app, 'GET', '/tickets/stats', { token: tok.agent, headers: { 'x-tenant-id': same } })).status, same).toBe(200);
+    }
+    for (const other of ['globex', tenants.globex.id, 'no-such-tenant']) {
+      const r = await call(app, 'GET', '/tickets', { token: tok.agent, headers: { 'x-tenant-id': other } });
+      expect([r.status, errorCode(r)], other).toEqual([400, 'tenant_mismatch']);
+    }
+  });
+
+  it('platform admins act as super_admin in a tenant named by id; a slug of a tenant they are not in names none', async () => {
+    const stats = await call(app, 'GET', '/tickets/stats', { token: tok.super, headers: { 'x-tenant-id': acme } });
+    expect(stats.status).toBe(200);
+    const deleted = await call(app, 'GET', `/tickets?include_deleted=true&limit=1`, { token: tok.super, headers: { 'x-tenant-id': acme } });
+    expect(deleted.status).toBe(200);
+    const bySlug = await call(app, 'GET', '/tickets', { token: tok.super, headers: { 'x-tenant-id': 'acme' } });
+    expect([bySlug.status, errorCode(bySlug)]).toEqual([404, 'not_found']);
+  });
+
+  it('an invitee’s token bound to the tenant acts in none of it, whatever X-Tenant-Id says', async () => {
+    const invitee = { id: '00000000-0000-4000-8000-0000000000a9', email: 'invitee@acme.test' };
+    await db.sql`insert into public.users (id, email) values (${invitee.id}, ${invitee.email})`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${invitee.id}, ${invitee.id})`;
+    await db.sql`insert into public.invitations (tenant_id, email) values (${acme}, ${invitee.email})`;
+    const bound = await supabaseToken(invitee, { tenantId: acme });
+    for (const headers of [{}, { 'x-tenant-id': 'globex' }, { 'x-tenant-id': 'acme' }] as Record<string, string>[]) {
+      const r = await call(app, 'GET', '/tickets', { token: bound, headers });
+      expect([r.status, errorCode(r)], JSON.stringify(headers)).toEqual([403, 'tenant_not_member']);
+    }
+  });
+
+  it('a suspended tenant reads but refuses writes', async () => {
+    await db.sql`update public.tenants set status = 'suspended' where id = ${tenants.globex.id}`;
+    try {
+      expect((await call(app, 'GET', '/tickets', { token: tok.globexUser })).status).toBe(200);
+      const w = await call(app, 'POST', '/tickets', { token: tok.globexUser, body: { title: 'While suspended' } });
+      expect([w.status, errorCode(w)]).toEqual([403, 'tenant_suspended']);
+    } finally {
+      await db.sql`update public.tenants set status = 'active' where id = ${tenants.globex.id}`;
     }
   });
 });

@@ -198,6 +198,7 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'add_business_minutes(timestamp with time zone,integer,jsonb)', // pure (sla_policies check constraint)
       'allowed_ticket_transitions(text)', // the status machine, the same for every tenant
       'can_see_ticket(uuid,uuid)', 'role_in(uuid)', // the caller's standing; nothing for outsiders
+      'tenant_access(uuid,text,boolean)', 'request_tenant_id(text)', 'token_tenant_id()', // the request's tenant and the caller's standing there
       'find_or_create_user(text,text,text)', // platform admins only
       'hand_off_ticket(uuid,uuid,boolean,uuid,boolean,uuid)', 'merge_tickets(uuid,uuid,uuid)', // staff, writable tenant, visible tickets
       'claim_idempotency_key(uuid,text,text)', 'store_idempotent_response(uuid,text,integer,jsonb)', // writable own tenant

@@ -401,6 +401,24 @@ describe('tickets', () => {
     }
   });
 
+  it('private.can_see_ticket is the tickets policy itself: a changed policy changes its answer', async () => {
+    // Inside a transaction rolled back at the end: the policy narrowed to urgent tickets.
+    const seen = await db.sql
+      .begin(async (tx) => {
+        await tx`alter policy tickets_select on public.tickets using (priority = 'urgent')`;
+        await tx`update public.tickets set priority = 'low'`;
+        await tx`update public.tickets set priority = 'urgent' where id = ${ticketOf('own')}`;
+        await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${
+          JSON.stringify({ ...supabaseClaims(users.acmeAdmin, tenants.acme.id), role: 'authenticated' })
+        }, true)`;
+        const rows = await tx`select id from public.tickets where private.can_see_ticket(tenant_id, id) order by id`;
+        const visible = await tx`select id from public.tickets order by id`;
+        throw Object.assign(new Error('rollback'), { result: { can: rows.map((r) => r.id), visible: visible.map((r) => r.id) } });
+      })
+      .catch((err) => (err as { result?: unknown }).result ?? Promise.reject(err));
+    expect(seen).toEqual({ can: [ticketOf('own')], visible: [ticketOf('own')] });
+  });
+
   it("hides internal notes from the ticket's requester in the database", async () => {
     const types = async (user: SeedUser) => {
       const r = await probeAs(db.sql, 'authenticated', supabaseClaims(user, tenants.acme.id), async (tx) =>

@@ -123,17 +123,13 @@ export function registerInvitations(app: TenantsApp): void {
     }),
     async (c) => {
       const { invitationId } = c.req.valid('param');
+      // A second accept is the database's 409 already_accepted.
       const [membership] = await callerDb(
         c,
         null,
         (tx) =>
           tx<{ tenant_id: string; role: TenantRole }>`select tenant_id, role from private.accept_invitation(${invitationId})`,
-      ).catch((err) => {
-        if ((err as { code?: string }).code === 'PT409') {
-          throw conflict('already_accepted', 'You have already accepted this invitation');
-        }
-        throw err;
-      });
+      );
       return c.json(membership, 200);
     },
   );

@@ -1,7 +1,7 @@
 // /me: who the caller is, where they are a member, their pending invitations; and
 // their own profile, which they edit (e-mail and status belong to the identity provider).
 import { createRoute } from '@hono/zod-openapi';
-import { caller, callerDb, resolveActiveTenantId } from '../../../shared/auth/context.ts';
+import { caller, callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
@@ -42,13 +42,14 @@ export function registerMe(app: TenantsApp): void {
     }),
     async (c) => {
       const who = caller(c);
-      const invitations = await callerDb(
-        c,
-        null,
-        (tx) =>
+      // The active tenant as the database resolves it (the token's, X-Tenant-Id, the only
+      // one; a header differing from the token's tenant is its 400 tenant_mismatch).
+      const [invitations, [{ active_id: activeId }]] = await callerDb(c, null, (tx) =>
+        Promise.all([
           tx<PendingInvitation>`select id, tenant_id, tenant_name, tenant_slug, role, expires_at from private.my_invitations()`,
-      );
-      const activeId = resolveActiveTenantId(who, c.req.header('x-tenant-id'));
+          tx<{ active_id: string | null }>`
+            select private.request_tenant_id(${c.req.header('x-tenant-id') ?? null}::text) as active_id`,
+        ]));
       const active = who.memberships.find((m) => m.tenant_id === activeId);
       return c.json({
         user: who.user,

@@ -83,16 +83,15 @@ export type AttachmentRow = Checked<
  *  team (or filing it for someone else) can take it out of their sight. */
 export type TicketOutOfSight = Pick<TicketRow, 'id' | 'tenant_id'>;
 
-const isStaff = (a: TenantAccess) => a.role !== 'user';
-
-/** Staff only; called once the ticket is known to be visible, so a ticket the caller
- *  cannot see stays a 404 for customers too. */
+/** Staff only (the database ranked the caller's role: TenantAccess.staff); called once
+ *  the ticket is known to be visible, so a ticket the caller cannot see stays a 404 for
+ *  customers too. */
 export function requireStaff(a: TenantAccess): void {
-  if (!isStaff(a)) throw forbidden('This needs the agent role in the tenant');
+  if (!a.staff) throw forbidden('This needs the agent role in the tenant');
 }
 
 export function requireAdmin(a: TenantAccess, message: string): void {
-  if (a.role !== 'admin' && a.role !== 'super_admin') throw forbidden(message);
+  if (!a.admin) throw forbidden(message);
 }
 
 /** The ticket as the caller may see it, if they may. */
