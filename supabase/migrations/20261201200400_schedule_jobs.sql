@@ -14,10 +14,9 @@ insert into private.job_schedules (name, task, every, next_run_at) values
 -- the endpoint on a timer.
 do $$
 begin
-  if exists (select 1 from pg_available_extensions where name = 'pg_cron')
-     and exists (select 1 from pg_available_extensions where name = 'pg_net') then
+  if private.can_schedule(true) then
     create extension if not exists pg_cron;
-    create extension if not exists pg_net;
+    create extension if not exists pg_net with schema extensions;
     perform cron.unschedule(j.jobname) from cron.job j
     where j.jobname in ('provisioner-run', 'provisioner-reconcile', 'webhook-delivery', 'ticket-sla-sweep', 'webhook-history-prune');
     perform cron.schedule('jobs-run', '10 seconds', $job$

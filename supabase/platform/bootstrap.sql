@@ -110,3 +110,12 @@ $$;
 alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
 alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
 alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
+
+-- The issuer of the local Supabase Auth tokens (`supabase start`'s and `npm run token`'s),
+-- read by the migration that creates private.settings. A hosted database has no such
+-- setting: there the deploy step sets private.settings' supabase_auth_issuer.
+do $$
+begin
+  execute format('alter database %I set app.supabase_auth_issuer = %L', current_database(), 'http://127.0.0.1:54321/auth/v1');
+end
+$$;
