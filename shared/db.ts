@@ -12,6 +12,9 @@
 // returned to the pool. Every connection-level failure (refused, timed out, closed,
 // backend terminated, server shutting down or starting) surfaces as
 // DatabaseUnavailableError, which the API answers with 503 and Retry-After.
+// pg ships no types: locally they come from node_modules/@types/pg, on the platform (no
+// node_modules) from this directive.
+// @ts-types="npm:@types/pg@^8.23.1"
 import pg from 'pg';
 import { env, requireEnv } from './env.ts';
 

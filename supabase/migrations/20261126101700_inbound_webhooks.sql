@@ -12,7 +12,13 @@ create table private.settings (
   key text primary key,
   value text not null
 );
-insert into private.settings (key, value) values ('supabase_auth_issuer', 'http://127.0.0.1:54321/auth/v1');
+-- supabase_auth_issuer: the `iss` of the project's Supabase Auth tokens. Nothing in a
+-- hosted database names it, so it is never guessed: the local bootstrap
+-- (supabase/platform/bootstrap.sql) sets app.supabase_auth_issuer on its database and it
+-- is taken from there; on a hosted project the deploy step sets the row (README,
+-- Deploying) and until then the Auth trigger and the token hook refuse to work.
+insert into private.settings (key, value)
+select 'supabase_auth_issuer', v from nullif(current_setting('app.supabase_auth_issuer', true), '') v where v is not null;
 
 -- Read only by the Supabase Auth trigger and token hook (both definer).
 create function private.setting(p_key text) returns text
@@ -74,6 +80,10 @@ declare
   v_user uuid;
   v_meta jsonb := coalesce(new.raw_user_meta_data, '{}');
 begin
+  if v_issuer is null then
+    raise exception 'private.settings has no supabase_auth_issuer: Supabase Auth users cannot be mapped'
+      using hint = 'set it to https://<ref>.supabase.co/auth/v1 (README, Deploying to a hosted project)';
+  end if;
   perform set_config('request.jwt.claims', '{"role":"service_role"}', true);
   if tg_op = 'DELETE' or new.deleted_at is not null then
     perform private.retire_identity(v_issuer, old.id::text);
@@ -128,12 +138,17 @@ declare
   v_claims jsonb := coalesce(event -> 'claims', '{}');
   v_wanted text := v_claims -> 'app_metadata' ->> 'tenant_id';
   v_member record;
+  v_issuer text := private.setting('supabase_auth_issuer');
 begin
+  if v_issuer is null then
+    raise exception 'private.settings has no supabase_auth_issuer: tokens cannot carry tenant claims'
+      using hint = 'set it to https://<ref>.supabase.co/auth/v1 (README, Deploying to a hosted project)';
+  end if;
   select m.tenant_id, m.role into v_member
   from public.user_identities i
   join public.memberships m on m.user_id = i.user_id
   join public.tenants t on t.id = m.tenant_id and t.status <> 'deleted'
-  where i.issuer = private.setting('supabase_auth_issuer') and i.subject = event ->> 'user_id'
+  where i.issuer = v_issuer and i.subject = event ->> 'user_id'
   order by (m.tenant_id::text = v_wanted) desc, m.created_at
   limit 1;
   if v_member.tenant_id is not null then

@@ -289,3 +289,14 @@ begin
   end if;
 end
 $functions$;
+
+-- The issuer of the local Supabase Auth tokens (`supabase start`'s and `npm run token`'s),
+-- read by the migration that creates private.settings. A hosted database has no such
+-- setting: there the deploy step sets private.settings' supabase_auth_issuer.
+do $issuer$
+begin
+  execute format('alter database %I set app.supabase_auth_issuer = %L', current_database(), 'http://127.0.0.1:54321/auth/v1');
+exception when insufficient_privilege then
+  raise notice 'app.supabase_auth_issuer not set: % may not alter this database (set private.settings yourself)', current_user;
+end
+$issuer$;

@@ -16,7 +16,7 @@ it('declares every function folder in config.toml, with verify_jwt = false and i
   for (const [name, fn] of Object.entries(config.functions)) {
     expect(fn.verify_jwt, name).toBe(false);
     expect(path.resolve(root, 'supabase', String(fn.entrypoint))).toBe(path.join(root, 'functions', name, 'index.ts'));
-    expect(path.resolve(root, 'supabase', String(fn.import_map))).toBe(path.join(root, 'deno.json'));
+    expect(path.resolve(root, 'supabase', String(fn.import_map))).toBe(path.join(root, 'supabase', 'functions', 'deno.json'));
   }
 });
 
