@@ -23,12 +23,13 @@ beforeAll(async () => {
   db = await freshDatabase('bench_queue');
   process.env.SUPABASE_DB_URL = db.url;
   process.env.DB_POOL_MAX = '8';
-  await db.sql`create table private.bench_raw_jobs (
+  // Made by the role the loops run as (postgres, as the functions), not the fixtures' superuser.
+  await pool()`create table private.bench_raw_jobs (
     id bigint generated always as identity primary key,
     run_at timestamptz not null default now(),
     locked_by text,
     locked_until timestamptz)`;
-  await db.sql`create index on private.bench_raw_jobs (run_at, id)`;
+  await pool()`create index on private.bench_raw_jobs (run_at, id)`;
 });
 const alternating: Record<string, number[]> = { raw1: [], queue1: [], raw4: [], queue4: [] };
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] ?? NaN;
