@@ -13,7 +13,7 @@
 import { createServer } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
 import { parse } from 'smol-toml';
-import { envInt } from '../shared/limits.ts';
+import { envInt } from '../shared/env.ts';
 import { handleLocalStorage } from '../shared/storage.ts';
 
 type FetchApp = { fetch: (req: Request) => Response | Promise<Response> };

@@ -16,7 +16,7 @@
 // node_modules) from this directive.
 // @ts-types="npm:@types/pg@^8.23.1"
 import pg from 'pg';
-import { env, requireEnv } from './env.ts';
+import { envInt, requireEnv } from './env.ts';
 
 export type Row = Record<string, unknown>;
 export type Claims = Record<string, unknown>;
@@ -247,9 +247,9 @@ function getPool(): pg.Pool {
   if (pool) return pool;
   const p = new pg.Pool({
     connectionString: requireEnv('SUPABASE_DB_URL'),
-    max: Number(env('DB_POOL_MAX') ?? 4),
+    max: envInt('DB_POOL_MAX', 4, 1, 200),
     idleTimeoutMillis: 20_000,
-    connectionTimeoutMillis: Number(env('DB_CONNECT_TIMEOUT_MS') ?? 10_000),
+    connectionTimeoutMillis: envInt('DB_CONNECT_TIMEOUT_MS', 10_000, 1, 600_000),
     application_name: 'edge-functions',
     keepAlive: true,
     types,

@@ -15,6 +15,28 @@ export function requireEnv(name: string): string {
   return value;
 }
 
+const warned = new Set<string>();
+
+/** A whole number from the environment, parsed strictly (digits only, within
+ *  [min, max]). Unset gives the default; anything else gives the default too, with one
+ *  log line per bad value. Falling back rather than failing closed: every default is
+ *  itself a bound (a size, a timeout, a pool), while refusing to start over a typo would
+ *  take the whole API down. */
+export function envInt(name: string, fallback: number, min: number, max: number): number {
+  const raw = env(name);
+  if (raw === undefined) return fallback;
+  const value = /^\d{1,16}$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
+  if (Number.isSafeInteger(value) && value >= min && value <= max) return value;
+  if (!warned.has(`${name}=${raw}`)) {
+    warned.add(`${name}=${raw}`);
+    console.error(
+      `[env] ${name}=${JSON.stringify(raw.slice(0, 40))} is not a whole number between ${min} and ${max}; ` +
+        `using the default ${fallback}`,
+    );
+  }
+  return fallback;
+}
+
 /** A list variable: a JSON array or object of values (the new Supabase key variables
  *  are JSON objects name → key), or a comma-separated string. */
 export function envList(name: string): string[] {

@@ -5,7 +5,7 @@
 // go to signed storage URLs), so one JSON-sized limit fits every route.
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { env } from './env.ts';
+import { envInt } from './env.ts';
 import { ApiError, errorBody } from './errors.ts';
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -13,28 +13,6 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
  *  held as bytes, as text and as parsed JSON at once. */
 export const MAX_BODY_BYTES_CEILING = 64 * 1024 * 1024;
 export const DEFAULT_BODY_IDLE_TIMEOUT_MS = 10_000;
-
-const warned = new Set<string>();
-
-/** A whole number from the environment, parsed strictly (digits only, within
- *  [min, max]). Unset gives the default; anything else gives the default too, with one
- *  log line per bad value. Falling back rather than failing closed: the default is
- *  itself a bound, so no value of the variable can leave input unbounded, while
- *  refusing every request over a typo would take the whole API down. */
-export function envInt(name: string, fallback: number, min: number, max: number): number {
-  const raw = env(name);
-  if (raw === undefined) return fallback;
-  const value = /^\d{1,16}$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
-  if (Number.isSafeInteger(value) && value >= min && value <= max) return value;
-  if (!warned.has(`${name}=${raw}`)) {
-    warned.add(`${name}=${raw}`);
-    console.error(
-      `[limits] ${name}=${JSON.stringify(raw.slice(0, 40))} is not a whole number between ${min} and ${max}; ` +
-        `using the default ${fallback}`,
-    );
-  }
-  return fallback;
-}
 
 export const maxBodyBytes = () => envInt('MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES, 1, MAX_BODY_BYTES_CEILING);
 export const bodyIdleTimeoutMs = () => envInt('BODY_IDLE_TIMEOUT_MS', DEFAULT_BODY_IDLE_TIMEOUT_MS, 1, 600_000);

@@ -1,7 +1,7 @@
 // The identity providers whose tokens the functions accept, read from the environment.
 // Each profile says how its tokens are verified and where the active tenant lives.
 import { createLocalJWKSet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { env, envList, isLocalStack, LOCAL_DEV_JWT_SECRET } from '../env.ts';
+import { env, envInt, envList, isLocalStack, LOCAL_DEV_JWT_SECRET } from '../env.ts';
 import { remoteKeySet } from './jwks.ts';
 
 export type IssuerKind = 'supabase' | 'clerk' | 'supertokens';
@@ -37,9 +37,9 @@ const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
 function remote(url: string | undefined): JWTVerifyGetKey | undefined {
   if (!url) return undefined;
   return remoteKeySet(new URL(url), {
-    cooldownMs: Number(env('JWKS_COOLDOWN_MS') ?? 30_000),
+    cooldownMs: envInt('JWKS_COOLDOWN_MS', 30_000, 0, 86_400_000),
     cacheMaxAgeMs: 600_000,
-    timeoutMs: Number(env('JWKS_TIMEOUT_MS') ?? 5_000),
+    timeoutMs: envInt('JWKS_TIMEOUT_MS', 5_000, 1, 600_000),
   });
 }
 

@@ -1,6 +1,6 @@
 // The connectors this deployment is configured for, from the environment. A service
 // whose partner is not configured fails its jobs permanently with a clear message.
-import { env } from '../env.ts';
+import { env, envInt } from '../env.ts';
 import { botpressConnector } from './botpress.ts';
 import { chatwootConnector } from './chatwoot.ts';
 import { n8nConnector } from './n8n.ts';
@@ -10,7 +10,7 @@ import type { Connector, ServiceName } from './types.ts';
 export type Connectors = Partial<Record<ServiceName, Connector>>;
 
 export function connectorsFromEnv(): Connectors {
-  const timeoutMs = Number(env('PARTNER_TIMEOUT_MS') ?? 10_000);
+  const timeoutMs = envInt('PARTNER_TIMEOUT_MS', 10_000, 1, 600_000);
   const connectors: Connectors = {};
   if (env('CHATWOOT_URL') && env('CHATWOOT_PLATFORM_TOKEN')) {
     connectors.chatwoot = chatwootConnector({
