@@ -8,7 +8,9 @@
 // insert) and drains them; jobs/s = hz × JOBS. On a shared machine the load changes
 // between one bench and the next, so a second group alternates a raw drain and a queue
 // drain inside each iteration and prints the ratio of their median times: the two sides
-// of that ratio always ran under the same load.
+// of that ratio always ran under the same load. The order flips every iteration (raw
+// first, then queue first): a drain that runs right after another is slower (the other
+// side's garbage and autovacuum), and always running raw first had favoured it.
 import { afterAll, beforeAll, bench, describe } from 'vitest';
 import { closeDb, db as pool } from '../../shared/db.ts';
 import { type Registry, runJobs } from '../../shared/jobs/runner.ts';
@@ -76,7 +78,7 @@ const setup = async () => {
 };
 const opts = { time: 4000, warmupTime: 500, setup };
 
-async function timed(key: string, fn: () => Promise<unknown>) {
+async function timed(key: string, fn: () => Promise<unknown>): Promise<void> {
   const t0 = performance.now();
   await fn();
   alternating[key].push(performance.now() - t0);
@@ -104,26 +106,46 @@ describe(`queue: ${JOBS} jobs per iteration, batches of ${BATCH}, no-op task (jo
   }, opts);
 });
 
-describe(`alternating in each iteration: a raw drain, then a queue drain (ratio of medians printed at the end)`, () => {
-  bench('1 worker: raw, then queue', async () => {
-    await timed('raw1', async () => {
-      await enqueueRaw();
-      await rawLoop('raw-0');
-    });
-    await timed('queue1', async () => {
-      await enqueueQueue();
-      await runQueue(0);
-    });
+describe(`alternating in each iteration: a raw drain and a queue drain, the order flipped each time (ratio of medians printed at the end)`, () => {
+  let turn = 0;
+  /** Both drains, in the order of this turn. */
+  const both = async (raw: () => Promise<void>, queue: () => Promise<void>) => {
+    if (turn++ % 2 === 0) {
+      await raw();
+      await queue();
+    } else {
+      await queue();
+      await raw();
+    }
+  };
+
+  bench('1 worker: raw and queue, in turns', async () => {
+    await both(
+      () =>
+        timed('raw1', async () => {
+          await enqueueRaw();
+          await rawLoop('raw-0');
+        }),
+      () =>
+        timed('queue1', async () => {
+          await enqueueQueue();
+          await runQueue(0);
+        }),
+    );
   }, opts);
 
-  bench('4 workers: raw, then queue', async () => {
-    await timed('raw4', async () => {
-      await enqueueRaw();
-      await Promise.all([0, 1, 2, 3].map((w) => rawLoop(`raw-${w}`)));
-    });
-    await timed('queue4', async () => {
-      await enqueueQueue();
-      await Promise.all([0, 1, 2, 3].map(runQueue));
-    });
+  bench('4 workers: raw and queue, in turns', async () => {
+    await both(
+      () =>
+        timed('raw4', async () => {
+          await enqueueRaw();
+          await Promise.all([0, 1, 2, 3].map((w) => rawLoop(`raw-${w}`)));
+        }),
+      () =>
+        timed('queue4', async () => {
+          await enqueueQueue();
+          await Promise.all([0, 1, 2, 3].map(runQueue));
+        }),
+    );
   }, opts);
 });

@@ -266,7 +266,18 @@ describe('conversation', () => {
     const edited = await call(app, 'PATCH', `/tickets/${t.id}/messages/${m.body.id}`, { token: tok.user, body: { content: 'Typo here' } });
     expect(edited.body).toMatchObject({ content: 'Typo here', edited_at: expect.any(String) });
     const other = await call(app, 'PATCH', `/tickets/${t.id}/messages/${m.body.id}`, { token: tok.agent, body: { content: 'Hijacked' } });
-    expect(other.status).toBe(403);
+    expect([other.status, other.body.error]).toEqual([403, expect.objectContaining({ code: 'forbidden', message: 'Only the author edits a message' })]);
+    // The reasons come from the rule in SQL (private.message_edit_refusal), the one the
+    // update policy applies: a system message, a message that is not there.
+    const [system] = await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, type, content, author_id)
+      values (${acme}, ${t.id}, 'system', 'Merged', ${users.acmeUser.id}) returning id`;
+    const sys = await call(app, 'PATCH', `/tickets/${t.id}/messages/${system.id}`, { token: tok.user, body: { content: 'x' } });
+    expect([sys.status, sys.body.error.message]).toEqual([403, 'System messages cannot be edited']);
+    const missing = await call(app, 'PATCH', `/tickets/${t.id}/messages/${crypto.randomUUID()}`, { token: tok.user, body: { content: 'x' } });
+    expect(missing.status).toBe(404);
+    // Nothing changed by the refusals.
+    const rows = await db.sql`select id, content from public.ticket_messages where id in (${m.body.id}, ${system.id}) order by content`;
+    expect(rows.map((r) => r.content).sort()).toEqual(['Merged', 'Typo here']);
   });
 });
 

@@ -1,9 +1,11 @@
 // The job queue's SQL (20261126100350_jobs.sql): job keys (replace, preserve_run_at, a
 // running job's key), the backoff's bounds against the database's own clock, dead after
 // max_attempts or at once, an operator's retry, a late worker refused, a dead worker's
-// lease taken over, and 200 concurrent add_job calls with one key.
+// lease taken over, dead jobs pruned after 30 days, and 200 concurrent add_job calls
+// with one key.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { db as pool } from '../../shared/db.ts';
+import { runJobs } from '../../shared/jobs/runner.ts';
 import { closeConcurrencyDb, type ConcurrencyDb, concurrencyDatabase, deadlocks, WRITERS } from '../concurrency/harness.ts';
 
 let db: ConcurrencyDb;
@@ -151,6 +153,33 @@ describe('failure and retry', () => {
     await expect(db.sql.begin(async (tx) => {
       await tx`select set_config('role', 'authenticated', true)`;
       await tx`select private.retry_job(${j.id})`;
+    })).rejects.toMatchObject({ code: '42501' });
+  });
+});
+
+describe('retention of dead jobs', () => {
+  it('the daily prune task drops dead jobs 30 days after they died; younger dead jobs and live ones stay', async () => {
+    const task = freshTask();
+    const [old, recent, pending, backingOff] = [await add(task), await add(task), await add(task), await add(task)];
+    await db.sql`update private.jobs set dead_at = now() - interval '31 days', last_error = 'gave up long ago' where id = ${old.id}`;
+    await db.sql`update private.jobs set dead_at = now() - interval '29 days', last_error = 'gave up' where id = ${recent.id}`;
+    // A live job that has waited long is not dead: age alone prunes nothing.
+    await db.sql`update private.jobs set created_at = now() - interval '90 days' where id = ${pending.id}`;
+    await db.sql`update private.jobs set attempts = 20, run_at = now() + interval '1 hour', created_at = now() - interval '90 days'
+      where id = ${backingOff.id}`;
+    await db.sql`select private.add_job('prune')`;
+    const report = await runJobs({ tasks: ['prune'] });
+    expect(report.tasks.prune).toMatchObject({ completed: 1, dead_jobs: 1 });
+    const left = (await db.sql`select id from private.jobs where task = ${task} order by id`).map((r) => r.id);
+    expect(left).toEqual([recent.id, pending.id, backingOff.id]);
+  });
+
+  it('keeps them at least a day, whatever the caller asks; API roles cannot prune', async () => {
+    await expect(db.sql`select private.prune_dead_jobs(interval '1 hour')`).rejects.toMatchObject({ code: '22023' });
+    await expect(db.sql`select private.prune_dead_jobs(null)`).rejects.toMatchObject({ code: '22023' });
+    await expect(db.sql.begin(async (tx) => {
+      await tx`select set_config('role', 'authenticated', true)`;
+      await tx`select private.prune_dead_jobs()`;
     })).rejects.toMatchObject({ code: '42501' });
   });
 });

@@ -45,6 +45,8 @@ const SAFE: Record<string, string> = {
     'checks the caller is staff of the tenant (role_in, tenant_ids(agent, writable)) and can see the ticket',
   'private.is_platform_admin()': 'about the caller only',
   'private.mark_attachment_uploaded(p_tenant_id uuid, p_attachment_id uuid)': 'checks the caller can see the attachment\'s ticket',
+  'private.message_edit_refusal(p_message ticket_messages)':
+    "the caller's own right to edit a row the caller supplies; its ticket is looked up under the caller's select policy (invoker)",
   'private.merge_tickets(p_tenant_id uuid, p_source_id uuid, p_target_id uuid)': 'checks the caller is staff of the tenant and can see both tickets',
   'private.my_invitations()': "the caller's own pending invitations",
   'private.my_team_keys()': "the caller's own teams, as tenant-qualified keys",
