@@ -9,20 +9,17 @@
 -- Lock order: job rows only (level 9 of 20261126100000_conventions.sql). Claims never
 -- touch dead jobs; an add_job that revives a dead keyed job while it is deleted waits
 -- for the delete and then inserts afresh.
+-- Returns how many were dropped. A shorter keep than a day (or none) counts as a day.
 create function private.prune_dead_jobs(p_keep interval default interval '30 days') returns int
-language plpgsql volatile security definer
+language sql volatile security definer
 set search_path = ''
 as $$
-declare
-  n int;
-begin
-  if p_keep is null or p_keep < interval '1 day' then
-    raise exception 'dead jobs are kept at least a day' using errcode = '22023';
-  end if;
-  delete from private.jobs j where j.dead_at < now() - p_keep;
-  get diagnostics n = row_count;
-  return n;
-end;
+  with gone as (
+    delete from private.jobs j
+    where j.dead_at < now() - greatest(coalesce(p_keep, interval '1 day'), interval '1 day')
+    returning 1
+  )
+  select count(*)::int from gone
 $$;
 revoke all on function private.prune_dead_jobs(interval) from public, anon, authenticated;
 grant execute on function private.prune_dead_jobs(interval) to service_role;
