@@ -188,14 +188,14 @@ isOneToOne: false
                   ]
                 },"teams": {
                   Row: {
-                    "auto_assign": string,"created_at": string,"department": string,"description": string | null,"id": string,"last_assigned_user_id": string | null,"lead_user_id": string | null,"name": string,"tenant_id": string,"updated_at": string
+                    "auto_assign": string,"created_at": string,"department": string,"description": string | null,"id": string,"last_assigned_user_id": string | null,"lead_user_id": string | null,"name": string,"receives_department_tickets": boolean,"tenant_id": string,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "auto_assign"?: string,"created_at"?: string,"department": string,"description"?: string | null,"id"?: string,"last_assigned_user_id"?: string | null,"lead_user_id"?: string | null,"name": string,"tenant_id": string,"updated_at"?: string
+                    "auto_assign"?: string,"created_at"?: string,"department": string,"description"?: string | null,"id"?: string,"last_assigned_user_id"?: string | null,"lead_user_id"?: string | null,"name": string,"receives_department_tickets"?: boolean,"tenant_id": string,"updated_at"?: string
                   }
                   Update: {
-                    "auto_assign"?: string,"created_at"?: string,"department"?: string,"description"?: string | null,"id"?: string,"last_assigned_user_id"?: string | null,"lead_user_id"?: string | null,"name"?: string,"tenant_id"?: string,"updated_at"?: string
+                    "auto_assign"?: string,"created_at"?: string,"department"?: string,"description"?: string | null,"id"?: string,"last_assigned_user_id"?: string | null,"lead_user_id"?: string | null,"name"?: string,"receives_department_tickets"?: boolean,"tenant_id"?: string,"updated_at"?: string
                   }
                   Relationships: [
                     {

@@ -178,6 +178,9 @@ export const TeamSchema = z
     description: z.string().nullable(),
     lead_user_id: Uuid.nullable(),
     auto_assign: AutoAssignSchema,
+    receives_department_tickets: z.boolean().openapi({
+      description: 'Receives the tickets of its department filed without a team (one team per department).',
+    }),
     created_at: Timestamp,
     updated_at: Timestamp,
   })
@@ -190,6 +193,7 @@ export const CreateTeamBody = z
     description: Text.max(1000).optional(),
     lead_user_id: Uuid.optional(),
     auto_assign: AutoAssignSchema.default('none'),
+    receives_department_tickets: z.boolean().default(false),
   })
   .strict()
   .openapi('CreateTeam');
@@ -201,6 +205,7 @@ export const UpdateTeamBody = z
     description: Text.max(1000).nullable().optional(),
     lead_user_id: Uuid.nullable().optional(),
     auto_assign: AutoAssignSchema.optional(),
+    receives_department_tickets: z.boolean().optional(),
   })
   .strict()
   .refine((b) => Object.keys(b).length > 0, { message: 'at least one field is required' })

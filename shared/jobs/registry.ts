@@ -1,5 +1,6 @@
 // Every task the runner knows, by the name jobs carry (private.jobs.task). A job whose
 // task is not here is never claimed by this deployment.
+import { assignTicket } from './tasks/assign-ticket.ts';
 import { chatwootReply } from './tasks/chatwoot-reply.ts';
 import { deliverWebhook } from './tasks/deliver-webhook.ts';
 import { provision } from './tasks/provision.ts';
@@ -15,4 +16,5 @@ export const tasks: Record<string, AnyTask> = {
   'sla-sweep': registered(slaSweep),
   prune: registered(prune),
   reconcile: registered(reconcile),
+  'assign-ticket': registered(assignTicket),
 };

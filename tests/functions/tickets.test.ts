@@ -328,6 +328,104 @@ describe('assignment', () => {
   });
 });
 
+describe('routing by department (issue 11 §4)', () => {
+  const tenantsApp = async () => (await import('../../functions/tenants/app.ts')).app;
+
+  it("a customer's ticket goes to its department's team, is auto-assigned, and its agent sees it", async () => {
+    const tenantsFn = await tenantsApp();
+    const sales = await call(tenantsFn, 'POST', `/tenants/${acme}/teams`, {
+      token: tok.admin,
+      body: { name: 'Sales desk', department: 'sales', auto_assign: 'round_robin', receives_department_tickets: true },
+    });
+    expect(sales.status, JSON.stringify(sales.body)).toBe(201);
+    expect(sales.body.receives_department_tickets).toBe(true);
+    await db.sql`insert into public.team_members (tenant_id, team_id, user_id) values (${acme}, ${sales.body.id}, ${agent2.id})`;
+
+    const r = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Quote for 40 seats', department: 'sales' } });
+    expect(r.status).toBe(201);
+    const [row] = await db.sql`select team_id, assigned_to from public.tickets where id = ${r.body.id}`;
+    expect(row).toEqual({ team_id: sales.body.id, assigned_to: agent2.id });
+    expect((await call(app, 'GET', `/tickets/${r.body.id}`, { token: tok.agent2 })).status).toBe(200);
+    // A department without a receiving team keeps the old behaviour: no team.
+    const m = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Logo colours', department: 'marketing' } });
+    expect((await db.sql`select team_id from public.tickets where id = ${m.body.id}`)[0].team_id).toBeNull();
+    // Staff naming a team keep their choice.
+    const chosen = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Own team', department: 'sales', team_id: teams.acme } });
+    expect((await db.sql`select team_id from public.tickets where id = ${chosen.body.id}`)[0].team_id).toBe(teams.acme);
+  });
+
+  it('one receiving team per department: a second is a 409 and changes nothing; moving the role is two updates', async () => {
+    const tenantsFn = await tenantsApp();
+    const [current] = await db.sql`select id from public.teams where tenant_id = ${acme} and department = 'sales' and receives_department_tickets`;
+    const second = await call(tenantsFn, 'POST', `/tenants/${acme}/teams`, {
+      token: tok.admin,
+      body: { name: 'Sales two', department: 'sales', receives_department_tickets: true },
+    });
+    expect(second.status).toBe(409);
+    expect(await db.sql`select 1 from public.teams where tenant_id = ${acme} and name = 'Sales two'`).toHaveLength(0);
+    // Customers and agents cannot name one.
+    const byAgent = await call(tenantsFn, 'PATCH', `/tenants/${acme}/teams/${teams.acme}`, { token: tok.agent, body: { receives_department_tickets: true } });
+    expect(byAgent.status).toBe(403);
+    const off = await call(tenantsFn, 'PATCH', `/tenants/${acme}/teams/${current.id}`, { token: tok.admin, body: { receives_department_tickets: false } });
+    expect(off.body.receives_department_tickets).toBe(false);
+    const on = await call(tenantsFn, 'PATCH', `/tenants/${acme}/teams/${current.id}`, { token: tok.admin, body: { receives_department_tickets: true } });
+    expect(on.body.receives_department_tickets).toBe(true);
+  });
+
+  it('a ticket routed to a team through the API gets the team\'s pick at once; a given assignee wins', async () => {
+    const [team] = await db.sql`insert into public.teams (tenant_id, name, department, auto_assign)
+      values (${acme}, 'Routing RR', 'technical', 'round_robin') returning id`;
+    await db.sql`insert into public.team_members (tenant_id, team_id, user_id) values (${acme}, ${team.id}, ${agent2.id})`;
+    const t = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Needs a team later' } });
+    expect(t.body.assigned_to).toBeNull();
+    const routed = await call(app, 'PATCH', `/tickets/${t.body.id}`, { token: tok.agent, body: { team_id: team.id } });
+    expect(routed.status).toBe(200);
+    expect((await db.sql`select team_id, assigned_to from public.tickets where id = ${t.body.id}`)[0]).toEqual({ team_id: team.id, assigned_to: agent2.id });
+    const timeline = (await call(app, 'GET', `/tickets/${t.body.id}`, { token: tok.admin })).body.timeline.map((e: { type: string }) => e.type);
+    expect(timeline).toEqual(expect.arrayContaining(['team_changed', 'assigned']));
+    // Already assigned: the assignee stays.
+    const u = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Routed, already assigned', assigned_to: users.acmeAgent.id } });
+    await call(app, 'PATCH', `/tickets/${u.body.id}`, { token: tok.agent, body: { team_id: team.id, priority: 'high' } });
+    expect((await db.sql`select team_id, assigned_to, priority from public.tickets where id = ${u.body.id}`)[0])
+      .toEqual({ team_id: team.id, assigned_to: users.acmeAgent.id, priority: 'high' });
+  });
+
+  it('a team change that takes the ticket out of sight with other changes is a 409 that changes nothing', async () => {
+    const [team] = await db.sql`select id from public.teams where tenant_id = ${acme} and name = 'Routing RR'`;
+    const t = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Seen by agent2 through the team', team_id: team.id, assigned_to: users.acmeAgent.id } });
+    expect((await call(app, 'GET', `/tickets/${t.body.id}`, { token: tok.agent2 })).status).toBe(200);
+    const r = await call(app, 'PATCH', `/tickets/${t.body.id}`, { token: tok.agent2, body: { team_id: teams.acme, title: 'Renamed on the way out' } });
+    expect([r.status, errorCode(r)]).toEqual([409, 'out_of_sight']);
+    expect((await db.sql`select team_id, title from public.tickets where id = ${t.body.id}`)[0])
+      .toEqual({ team_id: team.id, title: 'Seen by agent2 through the team' });
+  });
+
+  it('a ticket given a team straight through PostgREST is assigned by the assign-ticket job, once', async () => {
+    const { runJobs } = await import('../../shared/jobs/runner.ts');
+    const { supabaseClaims } = await import('../helpers/seed.ts');
+    const [team] = await db.sql`select id from public.teams where tenant_id = ${acme} and name = 'Routing RR'`;
+    const t = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Routed directly' } });
+    // As PostgREST runs an UPDATE for the agent's token.
+    await db.sql.begin(async (tx) => {
+      await tx`select set_config('role', 'authenticated', true),
+        set_config('request.jwt.claims', ${JSON.stringify({ ...supabaseClaims(users.acmeAgent, acme), role: 'authenticated' })}, true)`;
+      const updated = await tx`update public.tickets set team_id = ${team.id} where tenant_id = ${acme} and id = ${t.body.id} returning id`;
+      expect(updated).toHaveLength(1);
+    });
+    expect((await db.sql`select assigned_to from public.tickets where id = ${t.body.id}`)[0].assigned_to).toBeNull();
+    expect(await db.sql`select task from private.jobs where job_key = ${`assign-ticket:${acme}:${t.body.id}`}`).toEqual([{ task: 'assign-ticket' }]);
+    const report = await runJobs({ tasks: ['assign-ticket'] });
+    expect(report.tasks['assign-ticket']).toMatchObject({ completed: expect.any(Number), dead: 0 });
+    expect((await db.sql`select assigned_to from public.tickets where id = ${t.body.id}`)[0].assigned_to).toBe(agent2.id);
+    // A ticket that moved on before the job ran is left alone.
+    const later = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Moved on' } });
+    await db.sql`update public.tickets set team_id = ${team.id} where id = ${later.body.id}`;
+    await db.sql`update public.tickets set assigned_to = ${users.acmeAgent.id} where id = ${later.body.id}`;
+    await runJobs({ tasks: ['assign-ticket'] });
+    expect((await db.sql`select assigned_to from public.tickets where id = ${later.body.id}`)[0].assigned_to).toBe(users.acmeAgent.id);
+  });
+});
+
 describe('SLA', () => {
   it('a sweep with a moved clock marks each breach once, escalates, and says so', async () => {
     const t = await newTicket({ priority: 'urgent' });

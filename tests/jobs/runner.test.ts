@@ -19,8 +19,10 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-it('looks up the five tasks of the issue, and reconcile, by name', () => {
-  expect(Object.keys(productionTasks).sort()).toEqual(['chatwoot-reply', 'deliver-webhook', 'prune', 'provision', 'reconcile', 'sla-sweep'].sort());
+it('looks up the five tasks of the issue, reconcile and assign-ticket, by name', () => {
+  expect(Object.keys(productionTasks).sort()).toEqual(
+    ['assign-ticket', 'chatwoot-reply', 'deliver-webhook', 'prune', 'provision', 'reconcile', 'sla-sweep'].sort(),
+  );
 });
 
 describe('named queues', () => {

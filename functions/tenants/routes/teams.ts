@@ -1,5 +1,5 @@
 // Teams and their members (admins write; every member reads), including automatic
-// ticket assignment per team.
+// ticket assignment per team and the team that receives a department's tickets.
 import { createRoute, z } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
@@ -17,6 +17,7 @@ const TEAM_COLUMNS = [
   'description',
   'lead_user_id',
   'auto_assign',
+  'receives_department_tickets',
   'created_at',
   'updated_at',
 ] as const satisfies readonly Column<'teams'>[];
@@ -64,9 +65,10 @@ export function registerTeams(app: TenantsApp): void {
       const body = c.req.valid('json');
       const [team] = await callerDb(c, tenantId, (tx) =>
         tx<TeamRow>`
-          insert into public.teams (tenant_id, name, department, description, lead_user_id, auto_assign)
+          insert into public.teams (tenant_id, name, department, description, lead_user_id, auto_assign,
+                                    receives_department_tickets)
           values (${tenantId}, ${body.name}, ${body.department}, ${body.description ?? null}, ${body.lead_user_id ?? null},
-                  ${body.auto_assign})
+                  ${body.auto_assign}, ${body.receives_department_tickets})
           returning ${tx.columns(TEAM_COLUMNS)}
         `);
       return c.json(team, 201);
@@ -126,7 +128,10 @@ export function registerTeams(app: TenantsApp): void {
             department = coalesce(${body.department ?? null}::text, department),
             description = case when ${'description' in body} then ${body.description ?? null}::text else description end,
             lead_user_id = case when ${'lead_user_id' in body} then ${body.lead_user_id ?? null}::uuid else lead_user_id end,
-            auto_assign = coalesce(${body.auto_assign ?? null}::text, auto_assign)
+            auto_assign = coalesce(${body.auto_assign ?? null}::text, auto_assign),
+            receives_department_tickets = coalesce(${
+          body.receives_department_tickets ?? null
+        }::boolean, receives_department_tickets)
           where tenant_id = ${tenantId} and id = ${teamId}
           returning ${tx.columns(TEAM_COLUMNS)}
         `);

@@ -308,7 +308,13 @@ const update: TicketsHandler<typeof routes.update> = async (c) => {
     await visibleTicket(tx, access.tenantId, id);
     requireStaff(access);
     const set = (field: keyof typeof body) => field in body;
-    await tx`
+    // A new team first: picking its assignee locks the team, and the lock order puts
+    // teams before tickets (20261126100000_conventions.sql), so the ticket is not yet
+    // locked by this transaction's own update when hand_off_ticket picks.
+    if (set('team_id')) await handOff(tx, access.tenantId, id, { team: body.team_id ?? null });
+    const fields = Object.keys(body).some((k) => k !== 'team_id');
+    if (!fields) return await readBack(tx, access.tenantId, id);
+    const updated = await tx`
       update public.tickets set
         title = case when ${set('title')} then ${body.title ?? null}::text else title end,
         description = case when ${set('description')} then ${body.description ?? null}::text else description end,
@@ -318,8 +324,12 @@ const update: TicketsHandler<typeof routes.update> = async (c) => {
         tags = coalesce(${body.tags ?? null}::text[], tags),
         metadata = coalesce(${body.metadata ? tx.json(body.metadata) : null}::jsonb, metadata)
       where tenant_id = ${access.tenantId} and id = ${id}
+      returning id
     `;
-    if (set('team_id')) await handOff(tx, access.tenantId, id, { team: body.team_id ?? null });
+    if (!updated.length) {
+      // The team change took the ticket out of the caller's sight before the rest.
+      throw conflict('out_of_sight', 'The new team takes the ticket out of your sight: change the other fields first');
+    }
     return await readBack(tx, access.tenantId, id);
   });
   return c.json(ticket, 200);
