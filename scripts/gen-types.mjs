@@ -1,10 +1,12 @@
-// npm run gen:types — regenerates types/database.ts with the Supabase CLI from a
-// throw-away embedded database migrated from scratch (or from --db-url).
+// npm run gen:types — regenerates types/database.ts with the Supabase CLI, then
+// shared/unique-keys.ts (scripts/unique-keys.mjs), from a throw-away embedded database
+// migrated from scratch (or from --db-url).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort, generateTypes, migrate, root, startEmbeddedPostgres } from './stack.mjs';
+import { generateUniqueKeys, uniqueKeysFile } from './unique-keys.mjs';
 
 const { values } = parseArgs({ options: { 'db-url': { type: 'string' } } });
 let pg;
@@ -20,6 +22,8 @@ try {
   const file = path.join(root, 'types', 'database.ts');
   await writeFile(file, await generateTypes(url));
   console.log(`wrote ${path.relative(root, file)}`);
+  await writeFile(uniqueKeysFile, await generateUniqueKeys(url));
+  console.log(`wrote ${path.relative(root, uniqueKeysFile)}`);
 } finally {
   await pg?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });

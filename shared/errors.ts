@@ -3,6 +3,7 @@
 // without internals.
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { connectionFailure } from './db.ts';
+import { UNIQUE_KEYS } from './unique-keys.ts';
 
 export class ApiError extends Error {
   constructor(
@@ -68,6 +69,27 @@ function referencedField(constraint: string | undefined): string {
   return m?.[1] ?? constraint ?? 'body';
 }
 
+/** A unique violation (23505) named by the columns the caller chose: the map is read
+ *  from the catalog (shared/unique-keys.ts) because Postgres leaves the "Key (…)=(…)"
+ *  detail out for a caller who may not see the existing row, as under RLS. A key of
+ *  unknown name, or of tenant_id alone, names no field. */
+function alreadyExists(constraint: string | undefined): ApiError {
+  const fields = (constraint !== undefined && Object.hasOwn(UNIQUE_KEYS, constraint) ? UNIQUE_KEYS[constraint] : []).map(
+    (field, _, all) => ({
+      field,
+      message: all.length === 1
+        ? 'is already taken'
+        : `is already taken together with ${all.filter((f) => f !== field).join(' and ')}`,
+    }),
+  );
+  const message = fields.length === 0
+    ? 'A record with these values already exists'
+    : fields.length === 1
+    ? `${fields[0].field} is already taken`
+    : `The combination of ${fields.map((f) => f.field).join(' and ')} is already taken`;
+  return conflict('already_exists', message, { constraint, fields });
+}
+
 /** The code and details a database refusal carries for the response, in its `detail`:
  *  JSON `{"code": …, "details": …}` (the rules in SQL write it with
  *  `using detail = jsonb_build_object(…)`). Anything else in `detail` is not for clients. */
@@ -106,7 +128,7 @@ export function fromPgError(err: PgLikeError): ApiError {
   }
   switch (err.code) {
     case '23505':
-      return conflict('already_exists', 'A record with these values already exists', { constraint });
+      return alreadyExists(constraint);
     case '23503':
       return err.message.includes('still referenced')
         ? conflict('still_referenced', 'The record is still in use', { constraint })

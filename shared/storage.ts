@@ -80,14 +80,16 @@ export const supabaseStorage: ObjectStorage = {
     };
   },
   async createDownloadUrl(bucket, objectPath, { fileName }) {
-    const res = await storageApi('POST', `/object/sign/${bucket}/${encodePath(objectPath)}`, {
-      expiresIn: DOWNLOAD_TTL_S,
-      download: fileName,
-    });
+    const res = await storageApi('POST', `/object/sign/${bucket}/${encodePath(objectPath)}`, { expiresIn: DOWNLOAD_TTL_S });
     if (!res.ok) throw new Error(`storage: download URL refused (${res.status})`);
     const { signedURL } = await res.json() as { signedURL: string };
+    // Storage reads the download name from the signed URL's query (`download`), not from
+    // the sign request: with it the object is served as an attachment under that name
+    // (Content-Disposition with filename*), with the content type it was uploaded as;
+    // without it, inline, where a browser would render what it can.
+    const download = `${signedURL.includes('?') ? '&' : '?'}download=${encodeURIComponent(fileName)}`;
     return {
-      url: `${supabaseUrl()}/storage/v1${signedURL}`,
+      url: `${supabaseUrl()}/storage/v1${signedURL}${download}`,
       method: 'GET',
       headers: {},
       expires_at: expiry(DOWNLOAD_TTL_S).toISOString(),

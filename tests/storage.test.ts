@@ -1,12 +1,14 @@
 // Local storage downloads (the local stack's signed URLs, shared/storage.ts): served with
 // the content type stored for the file, as an attachment under its file name (RFC 6266:
 // an ASCII fallback and the exact UTF-8 name), never sniffed; the served type and name
-// are part of the signature.
+// are part of the signature. Supabase Storage's download URLs carry the file name too.
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attachmentDisposition, handleLocalStorage, localStorage } from '../shared/storage.ts';
+import { attachmentDisposition, handleLocalStorage, localStorage, supabaseStorage } from '../shared/storage.ts';
 
 let dir: string;
 beforeAll(async () => {
@@ -72,4 +74,45 @@ describe('local storage downloads', () => {
       expect(() => new Headers({ 'content-disposition': header }), name).not.toThrow();
     }
   });
+});
+
+describe('Supabase Storage download URLs', () => {
+  // A stand-in for Storage's sign endpoint: it records each request and answers with a
+  // signed path, as /storage/v1/object/sign does.
+  const requests: { method?: string; url?: string; body: string }[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      requests.push({ method: req.method, url: req.url, body });
+      const signed = req.url!.replace(/^\/storage\/v1/, '') + '?token=eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl';
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ signedURL: signed }));
+    });
+  });
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    process.env.SUPABASE_URL = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    process.env.SUPABASE_SERVICE_ROLE_KEY = 'storage-test-service-key';
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it.each(['invoice.pdf', 'Rechnung März "2026".pdf', 'a&b=c+d %41#x?.txt', '报告.txt'])(
+    '%s: the signed URL asks Storage to serve it as an attachment under that exact name',
+    async (fileName) => {
+      requests.length = 0;
+      const objectPath = `t/1/a/${fileName}`;
+      const got = await supabaseStorage.createDownloadUrl('attachments', objectPath, { fileName, contentType: 'application/pdf' });
+      expect(requests).toHaveLength(1);
+      expect(requests[0].method).toBe('POST');
+      expect(JSON.parse(requests[0].body)).toEqual({ expiresIn: 300 });
+      const url = new URL(got.url);
+      expect(url.origin).toBe(process.env.SUPABASE_URL);
+      expect(decodeURIComponent(url.pathname)).toBe(`/storage/v1/object/sign/attachments/${objectPath}`);
+      expect(url.searchParams.get('token')).toBe('eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl');
+      // Exactly the name, however a query string parser reads it (no '+' for a space).
+      expect(url.searchParams.get('download')).toBe(fileName);
+      expect(url.search).not.toMatch(/\+/);
+      expect(got.method).toBe('GET');
+    },
+  );
 });

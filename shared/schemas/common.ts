@@ -46,7 +46,9 @@ export const commonErrors = {
   422: errorResponse('Validation failed; details.fields names each field'),
 } as const;
 
-export const conflictError = { 409: errorResponse('Conflicts with the current state') } as const;
+export const conflictError = {
+  409: errorResponse('Conflicts with the current state; a duplicate (already_exists) names its fields in details.fields'),
+} as const;
 
 export const jsonBody = <T extends z.ZodType>(schema: T) => ({
   required: true,

@@ -139,6 +139,10 @@ describe('tenant lifecycle', () => {
 
     const dup = await call(app, 'POST', '/tenants', { token: tok.super, body: { name: 'Again', slug: 'initech' } });
     expect([dup.status, errorCode(dup)]).toEqual([409, 'already_exists']);
+    expect(dup.body.error).toMatchObject({
+      message: 'slug is already taken',
+      details: { constraint: 'tenants_slug_key', fields: [{ field: 'slug', message: 'is already taken' }] },
+    });
   });
 
   it('only super-admins create tenants', async () => {
@@ -209,6 +213,8 @@ describe('members', () => {
     expect(invite.body).toMatchObject({ email: 'new.hire@acme.test', role: 'agent', invited_by: users.acmeAdmin.id, accepted_at: null });
     const dup = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin, body: { email: 'new.hire@acme.test' } });
     expect([dup.status, errorCode(dup)]).toEqual([409, 'already_exists']);
+    // A partial unique index on lower(email) still names the column the caller sent.
+    expect(dup.body.error.details.fields).toEqual([{ field: 'email', message: 'is already taken' }]);
     const member = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin, body: { email: users.acmeAgent.email } });
     expect([member.status, errorCode(member)]).toEqual([409, 'already_member']);
     const pending = await call(app, 'GET', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin });
@@ -303,17 +309,47 @@ describe('members', () => {
 describe('teams', () => {
   const base = `/tenants/${tenants.acme.id}/teams`;
 
+  it('a duplicate team name (in any case) is a 409 naming `name`, and changes nothing', async () => {
+    const before = await tenantFingerprint(tenants.acme.id);
+    const dup = await call(app, 'POST', base, { token: tok.admin, body: { name: 'support tier 1', department: 'sales' } });
+    expect([dup.status, errorCode(dup)]).toEqual([409, 'already_exists']);
+    expect(dup.body.error).toEqual({
+      code: 'already_exists',
+      message: 'name is already taken',
+      details: { constraint: 'teams_tenant_name_key', fields: [{ field: 'name', message: 'is already taken' }] },
+    });
+    expect(await tenantFingerprint(tenants.acme.id)).toBe(before);
+
+    // Renaming another team to the taken name is the same 409, and leaves it as it was.
+    const other = await call(app, 'POST', base, { token: tok.admin, body: { name: 'Escalations', department: 'support' } });
+    expect(other.status).toBe(201);
+    const beforeRename = await tenantFingerprint(tenants.acme.id);
+    const rename = await call(app, 'PATCH', `${base}/${other.body.id}`, { token: tok.admin, body: { name: 'SUPPORT TIER 1' } });
+    expect([rename.status, rename.body.error.details.fields]).toEqual([409, [{ field: 'name', message: 'is already taken' }]]);
+    expect(await tenantFingerprint(tenants.acme.id)).toBe(beforeRename);
+    expect((await call(app, 'DELETE', `${base}/${other.body.id}`, { token: tok.admin })).status).toBe(204);
+  });
+
   it('admins create, read, update and delete teams and their members', async () => {
     const t = await call(app, 'POST', base, { token: tok.admin, body: { name: 'Billing', department: 'support', lead_user_id: users.acmeAgent.id } });
     expect(t.status).toBe(201);
     expect(t.body).toMatchObject({ name: 'Billing', department: 'support', lead_user_id: users.acmeAgent.id, tenant_id: tenants.acme.id });
     const dup = await call(app, 'POST', base, { token: tok.admin, body: { name: 'BILLING', department: 'sales' } });
-    expect(dup.status).toBe(409);
+    expect([dup.status, errorCode(dup)]).toEqual([409, 'already_exists']);
 
     const add = await call(app, 'POST', `${base}/${t.body.id}/members`, { token: tok.admin, body: { user_id: users.acmeUser.id } });
     expect(add.status).toBe(201);
     const dupMember = await call(app, 'POST', `${base}/${t.body.id}/members`, { token: tok.admin, body: { user_id: users.acmeUser.id } });
-    expect(dupMember.status).toBe(409);
+    expect([dupMember.status, errorCode(dupMember)]).toEqual([409, 'already_exists']);
+    expect(dupMember.body.error).toMatchObject({
+      message: 'The combination of team_id and user_id is already taken',
+      details: {
+        fields: [
+          { field: 'team_id', message: 'is already taken together with user_id' },
+          { field: 'user_id', message: 'is already taken together with team_id' },
+        ],
+      },
+    });
     const read = await call(app, 'GET', `${base}/${t.body.id}`, { token: tok.user });
     expect(read.body.members.map((m: { user_id: string }) => m.user_id)).toEqual([users.acmeUser.id]);
 

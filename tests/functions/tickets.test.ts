@@ -665,8 +665,41 @@ describe('attachments', () => {
     expect(got.body.attachment.status).toBe('uploaded');
     const download = await handleLocalStorage(new Request(got.body.download.url));
     expect(new Uint8Array(await download.arrayBuffer())).toEqual(bytes);
+    expect(download.headers.get('content-type')).toBe('application/pdf');
+    expect(download.headers.get('content-disposition')).toBe(`attachment; filename="invoice.pdf"; filename*=UTF-8''invoice.pdf`);
     expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok.user })).body.attachments).toHaveLength(1);
     expect((await call(app, 'GET', `/tickets/${t.id}/attachments/${r.body.attachment.id}`, { token: tok.globexAgent })).status).toBe(404);
+  });
+
+  it('downloads under the registered name and type: a non-ASCII name with a quote, an HTML file', async () => {
+    const t = await newTicket();
+    const files = [
+      {
+        file_name: 'Überweisung "März".pdf',
+        content_type: 'application/pdf',
+        disposition: `attachment; filename="_berweisung _M_rz_.pdf"; filename*=UTF-8''%C3%9Cberweisung%20%22M%C3%A4rz%22.pdf`,
+      },
+      {
+        // Served as what it is, but only ever as a download, never sniffed or rendered.
+        file_name: 'page.html',
+        content_type: 'text/html',
+        disposition: `attachment; filename="page.html"; filename*=UTF-8''page.html`,
+      },
+    ];
+    for (const { file_name, content_type, disposition } of files) {
+      const bytes = new TextEncoder().encode(`<script>alert(${JSON.stringify(file_name)})</script>`);
+      const r = await call(app, 'POST', `/tickets/${t.id}/attachments`, { token: tok.user, body: { file_name, content_type, size_bytes: bytes.length } });
+      expect(r.status, file_name).toBe(201);
+      expect((await handleLocalStorage(new Request(r.body.upload.url, { method: 'PUT', body: bytes }))).status).toBe(200);
+      const got = await call(app, 'GET', `/tickets/${t.id}/attachments/${r.body.attachment.id}`, { token: tok.agent });
+      expect(got.body.attachment).toMatchObject({ file_name, content_type, status: 'uploaded' });
+      const download = await handleLocalStorage(new Request(got.body.download.url));
+      expect(download.status).toBe(200);
+      expect(download.headers.get('content-type')).toBe(content_type);
+      expect(download.headers.get('content-disposition')).toBe(disposition);
+      expect(download.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(new Uint8Array(await download.arrayBuffer())).toEqual(bytes);
+    }
   });
 
   it('refuses files over 50 MiB and names with paths', async () => {
