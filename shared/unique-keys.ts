@@ -16,6 +16,7 @@ export const UNIQUE_KEYS: Readonly<Record<string, readonly string[]>> = {
   sla_policies_tenant_id_priority_key: ['priority'],
   team_members_pkey: ['id'],
   team_members_tenant_id_team_id_user_id_key: ['team_id', 'user_id'],
+  teams_department_receiver_key: ['department'],
   teams_pkey: ['id'],
   teams_tenant_name_key: ['name'],
   tenant_org_links_issuer_org_id_key: ['issuer', 'org_id'],
