@@ -8,6 +8,7 @@ import { needs } from '../../shared/auth/needs.ts';
 import { createApp } from '../../shared/http.ts';
 import { runJobs } from '../../shared/jobs/runner.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../shared/schemas/common.ts';
+import { machineErrors, security } from '../../shared/schemas/security.ts';
 
 export const app = createApp('jobs', {
   title: 'Jobs',
@@ -48,12 +49,12 @@ app.openapi(
     method: 'post',
     path: '/run',
     summary: 'Run due jobs of every task for up to budget_ms, in batches (the scheduler)',
-    security: [{ bearerAuth: [] }],
+    security: security.machine,
     middleware: needs.machine(),
     request: { body: { ...jsonBody(RunBody), required: false } },
     responses: {
       200: jsonResponse(Report, 'What this run did, in all and per task'),
-      401: commonErrors[401],
+      ...machineErrors,
       422: commonErrors[422],
     },
   }),

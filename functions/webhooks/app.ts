@@ -8,6 +8,7 @@ import { asService } from '../../shared/db.ts';
 import { badRequest } from '../../shared/errors.ts';
 import { createApp } from '../../shared/http.ts';
 import { commonErrors, jsonResponse, Uuid } from '../../shared/schemas/common.ts';
+import { chatwootErrors, clerkErrors, security } from '../../shared/schemas/security.ts';
 import {
   applyChatwootEvent,
   chatwootEventId,
@@ -30,7 +31,8 @@ app.openapi(
     method: 'post',
     path: '/clerk',
     summary: 'Clerk events (user, organization, organizationMembership), signed by Svix',
-    responses: { 200: jsonResponse(Ack, 'Received'), 400: commonErrors[400], 401: commonErrors[401] },
+    security: security.clerk,
+    responses: { 200: jsonResponse(Ack, 'Received'), ...clerkErrors },
   }),
   async (c) => {
     const body = await c.req.text();
@@ -58,12 +60,8 @@ app.openapi(
       params: z.object({ tenantId: Uuid.openapi({ param: { name: 'tenantId', in: 'path' } }) }),
       query: z.object({ token: z.string().max(200).optional() }),
     },
-    responses: {
-      200: jsonResponse(Ack, 'Received'),
-      400: commonErrors[400],
-      401: commonErrors[401],
-      403: commonErrors[403],
-    },
+    security: security.chatwoot,
+    responses: { 200: jsonResponse(Ack, 'Received'), ...chatwootErrors, 422: commonErrors[422] },
   }),
   async (c) => {
     const { tenantId } = c.req.valid('param');

@@ -111,8 +111,10 @@ export async function verifyChatwoot(
     // A signing secret is configured: only a signed, fresh request counts (the URL
     // token no longer opens anything, so a leaked URL cannot be replayed or forged).
     const signature = headers.get('x-chatwoot-signature') ?? '';
-    const ts = Number(headers.get('x-chatwoot-timestamp'));
-    if (!Number.isFinite(ts)) {
+    // Digits only: Number() reads a missing or empty header as 0, a timestamp from 1970.
+    const rawTs = headers.get('x-chatwoot-timestamp') ?? '';
+    const ts = /^\d{1,12}$/.test(rawTs) ? Number(rawTs) : NaN;
+    if (!signature || !Number.isFinite(ts)) {
       throw unauthorized('invalid_signature', 'X-Chatwoot-Signature and X-Chatwoot-Timestamp are required');
     }
     if (Math.abs(Date.now() / 1000 - ts) > TOLERANCE_S) {

@@ -3,11 +3,13 @@ import type { z } from '@hono/zod-openapi';
 import { type AuthEnv } from '../../../shared/auth/context.ts';
 import { createApp } from '../../../shared/http.ts';
 import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
+import { security as securityOf } from '../../../shared/schemas/security.ts';
 import type * as s from '../schemas.ts';
 
 export type TenantsApp = ReturnType<typeof createApp<AuthEnv>>;
 
-export const security = [{ bearerAuth: [] }];
+/** Every route here takes a signed-in person's access token. */
+export const security = securityOf.user;
 
 export const TENANT_COLUMNS = [
   'id',

@@ -5,9 +5,11 @@ import type { TenantAccess } from '../../../shared/auth/context.ts';
 import type { Tx } from '../../../shared/db.ts';
 import { forbidden, notFound } from '../../../shared/errors.ts';
 import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
+import { security as securityOf } from '../../../shared/schemas/security.ts';
 import type * as s from '../schemas.ts';
 
-export const security = [{ bearerAuth: [] }];
+/** Every route here takes a signed-in person's access token. */
+export const security = securityOf.user;
 
 /** A handler typed by its route: its input, the context its declared needs set up
  *  (c.var.access only where the route declares a tenant role), and responses its
