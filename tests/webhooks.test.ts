@@ -383,6 +383,15 @@ describe('outbound webhooks', () => {
       const agentTok = await supabaseToken(users.acmeAgent, { tenantId: tenants.acme.id });
       const a = (await call(ticketsApp, 'POST', '/tickets', { token: userTok, body: { title: 'First outbound ticket' } })).body;
       const b = (await call(ticketsApp, 'POST', '/tickets', { token: userTok, body: { title: 'Second outbound ticket' } })).body;
+      // One timestamp format: the payload and the audit trail render the ticket's times as
+      // the API does (UTC, Z, milliseconds), so the strings compare equal.
+      const [event] = await db.sql`select payload from private.webhook_events
+        where type = 'ticket.created' and payload -> 'data' ->> 'id' = ${a.id}`;
+      expect(event.payload.data).toMatchObject({ created_at: a.created_at, updated_at: a.updated_at, first_response_due_at: a.first_response_due_at });
+      expect(event.payload.occurred_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      const [audit] = await db.sql`select new_data from public.audit_logs
+        where table_name = 'tickets' and action = 'INSERT' and record_key ->> 'id' = ${a.id}`;
+      expect(audit.new_data).toMatchObject({ created_at: a.created_at, updated_at: a.updated_at });
       await db.sql`update public.tickets set team_id = '20000000-0000-4000-8000-000000000001' where id in (${a.id}, ${b.id})`;
       await call(ticketsApp, 'POST', `/tickets/${a.id}/messages`, { token: userTok, body: { content: 'a1' } });
       await call(ticketsApp, 'POST', `/tickets/${b.id}/messages`, { token: userTok, body: { content: 'b1' } });

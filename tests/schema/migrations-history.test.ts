@@ -27,6 +27,8 @@ import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 const REDEFINITIONS: Record<string, string[]> = {
   // Auto-assigns a ticket that gains a team with no assignee (issue 11 §4).
   'private.hand_off_ticket': ['20261201091000_department_routing.sql'],
+  // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).
+  'private.webhook_outbox': ['20261201093000_api_timestamps.sql'],
 };
 
 const dir = path.join(root, 'supabase', 'migrations');
