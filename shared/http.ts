@@ -12,17 +12,19 @@ import { installProcessGuards } from './guards.ts';
 import { limitBody } from './limits.ts';
 import { securitySchemes } from './schemas/security.ts';
 
-type ZodIssueLike = { path: PropertyKey[]; message: string; code?: string };
+type ZodIssueLike = { path: PropertyKey[]; message: string; code?: string; keys?: string[] };
 
-/** Turns a zod failure into a 422 whose details name every offending field. */
+/** Turns a zod failure into a 422 whose details name every offending field — an unknown
+ *  key too, by its own name (zod reports those on the object that holds them). */
 export function validationError(issues: ZodIssueLike[], target: string): ApiError {
+  const fieldOf = (path: PropertyKey[]) => path.map(String).join('.') || target;
   return unprocessable('The request is not valid', {
     target,
-    fields: issues.map((i) => ({
-      field: i.path.map(String).join('.') || target,
-      message: i.message,
-      code: i.code,
-    })),
+    fields: issues.flatMap((i) =>
+      i.code === 'unrecognized_keys' && i.keys?.length
+        ? i.keys.map((key) => ({ field: fieldOf([...i.path, key]), message: 'is not a known field', code: i.code }))
+        : [{ field: fieldOf(i.path), message: i.message, code: i.code }]
+    ),
   });
 }
 
