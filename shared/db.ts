@@ -285,7 +285,7 @@ export async function closeDb(): Promise<void> {
 /** Runs fn in a transaction on one client of the pool. The client is watched for a
  *  lost connection from checkout to release: after one, nothing more is sent on it (no
  *  ROLLBACK: the server has already ended the transaction) and it is destroyed. */
-async function transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+async function transaction<T>(fn: (tx: Tx) => Promise<T>, scope?: Scope): Promise<T> {
   let client: pg.PoolClient;
   try {
     client = await getPool().connect();
@@ -310,7 +310,15 @@ async function transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
   };
   const tx = makeSql(run);
   try {
-    await tx`begin`;
+    if (scope) {
+      // BEGIN and the request's role and claims in one round trip: a simple-protocol
+      // query may hold several statements (no parameters there, so the values go in as
+      // literals, quoted by the driver).
+      await run(`begin; ${scopeStatement(scope, (v) => client.escapeLiteral(v))}`, []);
+      scopes.set(tx, scopeKey(scope));
+    } else {
+      await tx`begin`;
+    }
     const out = await fn(tx);
     await tx`commit`;
     return out;
@@ -340,6 +348,10 @@ export async function withClaims<T>(
   claims: Claims,
   fn: (tx: Tx) => Promise<T>,
 ): Promise<T> {
+  // Already in effect (the request's scope, set with its BEGIN): nothing to send.
+  const key = scopeKey({ role, claims });
+  if (scopes.get(tx) === key) return await fn(tx);
+  scopes.set(tx, key);
   const setup = tx`
     select set_config('role', ${role}, true), set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)
   `.execute();
@@ -355,8 +367,22 @@ export async function withClaims<T>(
 }
 
 function inRequestTransaction<T>(role: string, claims: Claims, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  return transaction((tx) => withClaims(tx, role, claims, fn));
+  return transaction(fn, { role, claims });
 }
+
+/** A request's role and claims (what PostgREST sets per request). */
+interface Scope {
+  role: string;
+  claims: Claims;
+}
+/** The scope in effect in each open transaction, so re-scoping to the same one (the
+ *  handler's callerDb after the caller lookup) costs no round trip. */
+const scopes = new WeakMap<Tx, string>();
+const scopeKey = (s: Scope) => `${s.role}\u0000${JSON.stringify(s.claims)}`;
+const scopeStatement = (s: Scope, literal: (v: string) => string) =>
+  `select set_config('role', ${literal(s.role)}, true), set_config('request.jwt.claims', ${
+    literal(JSON.stringify(s.claims))
+  }, true)`;
 
 /** A user's request: RLS applies exactly as it does to PostgREST reads. */
 export function asUser<T>(claims: Claims, fn: (tx: Tx) => Promise<T>): Promise<T> {

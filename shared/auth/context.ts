@@ -89,24 +89,24 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
           : tx`private.tenant_access(private.request_tenant_id(${c.req.header('x-tenant-id') ?? null}::text), ${need.minRole}, ${
             need.write ?? false
           })`;
+        // The caller's context (private.caller_context: user, admin flag, memberships with
+        // their tenants) is read once per transaction and cached there for the policies
+        // and helpers of the rest of the request; this statement reads it, and no row
+        // comes back for an identity with no active user.
         const [row] = await tx<CallerRow>`
-          with me as (
-            select u.id, u.email, u.first_name, u.last_name, u.status
-            from public.users u where u.id = (select private.current_user_id())
-          )
-          select to_jsonb(me) as user,
-            (select private.is_platform_admin()) as is_platform_admin,
+          select c.ctx -> 'user' as user,
+            (c.ctx ->> 'platform_admin')::boolean as is_platform_admin,
             coalesce((
               select jsonb_agg(jsonb_build_object(
-                'tenant_id', m.tenant_id, 'role', m.role,
-                'tenant', jsonb_build_object('id', t.id, 'name', t.name, 'slug', t.slug, 'status', t.status)
-              ) order by t.name)
-              from public.memberships m join public.tenants t on t.id = m.tenant_id
-              where m.user_id = me.id and t.status <> 'deleted'
+                'tenant_id', m.key, 'role', m.value ->> 0,
+                'tenant', jsonb_build_object('id', m.key, 'name', m.value ->> 2, 'slug', m.value ->> 3, 'status', m.value ->> 1)
+              ) order by m.value ->> 2)
+              from jsonb_each(c.ctx -> 'memberships') m
             ), '[]'::jsonb) as memberships,
             ${need ? tx`null::uuid` : tx`private.token_tenant_id()`} as token_tenant_id,
             ${access} as access
-          from me
+          from (select private.caller_context() as ctx) c
+          where c.ctx ->> 'user_id' is not null
         `;
         if (!row) {
           throw forbidden('No account on this platform belongs to this identity', 'unknown_user');

@@ -194,7 +194,7 @@ describe('definer functions that trusted the tenant in their arguments', () => {
     // reviewed (and tests/rls covers it).
     const reviewed = [
       'accept_invitation(uuid)', // the caller's own invitation, matched by their e-mail
-      'active_tenant_id()', 'current_user_id()', 'is_platform_admin()', // the caller
+      'active_tenant_id()', 'current_user_id()', 'is_platform_admin()', 'caller_context()', // the caller
       'add_business_minutes(timestamp with time zone,integer,jsonb)', // pure (sla_policies check constraint)
       'allowed_ticket_transitions(text)', // the status machine, the same for every tenant
       'can_see_ticket(uuid,uuid)', 'role_in(uuid)', // the caller's standing; nothing for outsiders
