@@ -34,6 +34,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.is_platform_admin': ['20261201094000_caller_context.sql'],
   'private.tenant_ids': ['20261201094000_caller_context.sql'],
   'private.role_in': ['20261201094000_caller_context.sql'],
+  // No lookup without claims; the timestamp rendering planned once per connection.
+  'private.caller_context': ['20261201095000_machine_path_speed.sql'],
+  'private.api_timestamps': ['20261201095000_machine_path_speed.sql'],
 };
 
 const dir = path.join(root, 'supabase', 'migrations');
