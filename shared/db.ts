@@ -266,6 +266,7 @@ function getPool(): pg.Pool {
 /** Autocommit statements on the pool (no request transaction): scripts and tests. */
 export function db(): Sql {
   poolSql ??= makeSql(async (text, values) => {
+    observer?.(text, values, undefined);
     try {
       return await getPool().query({ text, values, types });
     } catch (err) {
@@ -301,6 +302,7 @@ async function transaction<T>(fn: (tx: Tx) => Promise<T>, scope?: Scope): Promis
   const run: Runner = async (text, values) => {
     if (finished) throw new Error('This transaction has already ended');
     if (lost) throw normalise(lost);
+    observer?.(text, values, scopes.get(tx));
     try {
       return await client.query({ text, values, types });
     } catch (err) {
@@ -368,6 +370,15 @@ export async function withClaims<T>(
 
 function inRequestTransaction<T>(role: string, claims: Claims, fn: (tx: Tx) => Promise<T>): Promise<T> {
   return transaction(fn, { role, claims });
+}
+
+/** Sees every statement before it is sent, with the scope (role and claims JSON) it runs
+ *  in: for tests that check the plans of what the endpoints run
+ *  (tests/schema/endpoint-plans.test.ts). Null (the default) in production. */
+export type StatementObserver = (text: string, values: unknown[], scope: string | undefined) => void;
+let observer: StatementObserver | null = null;
+export function observeStatements(fn: StatementObserver | null): void {
+  observer = fn;
 }
 
 /** A request's role and claims (what PostgREST sets per request). */
