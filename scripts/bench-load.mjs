@@ -26,6 +26,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
+import { loadTenantsAndTeams } from './bench-data.mjs';
 import { parseCommandLine, usageExit } from './cli.mjs';
 import { ADMIN_USER, freePort, migrate, root, runSqlFile, seedFile, spawnFunctionsServer, startEmbeddedPostgres } from './stack.mjs';
 import { apiKey, issuers, LOCAL_ISSUER_BASE, mintToken } from './tokens.mjs';
@@ -255,22 +256,8 @@ async function measureHttp(name, concurrency, request) {
 // ---------------------------------------------------------------- the run
 
 async function loadBenchData(adminSql) {
-  // As tests/bench/request-path.bench.ts: 200 tenants × 50 members (user/agent/admin),
-  // 5 teams each.
-  await adminSql`
-    with t as (
-      insert into public.tenants (name, slug)
-      select 'Tenant ' || g, 'bench-' || g from generate_series(1, 200) g returning id
-    ), u as (
-      insert into public.users (email) select 'u' || g || '@bench.test' from generate_series(1, 10000) g returning id
-    ), numbered_t as (select id, row_number() over () - 1 as n from t),
-       numbered_u as (select id, row_number() over () - 1 as n from u)
-    insert into public.memberships (tenant_id, user_id, role)
-    select numbered_t.id, numbered_u.id, (array['user', 'agent', 'admin'])[1 + numbered_u.n % 3]
-    from numbered_u join numbered_t on numbered_t.n = numbered_u.n % 200`;
-  await adminSql`
-    insert into public.teams (tenant_id, name, department)
-    select t.id, 'Team ' || g, 'support' from public.tenants t, generate_series(1, 5) g where t.slug like 'bench-%'`;
+  // As tests/bench/request-path.bench.ts: 200 tenants × 50 members, 5 teams each.
+  await loadTenantsAndTeams(adminSql);
 
   // acme's tickets. One INSERT … SELECT generate_series with every trigger on costs ~2 ms
   // a ticket and more as it grows (on this 2-core machine 500 tickets took 1.0 s, 2,000

@@ -3,6 +3,7 @@
 // and over HTTP through the Deno functions server (JWT verification, caller lookup,
 // RLS transaction). Data: 200 tenants × 50 members and 5 teams each.
 import { afterAll, beforeAll, bench, describe } from 'vitest';
+import { loadTenantsAndTeams } from '../../scripts/bench-data.mjs';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { asUser, closeDb } from '../../shared/db.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -19,20 +20,7 @@ const claims = supabaseClaims(users.acmeAgent, tenantId);
 
 beforeAll(async () => {
   db = await freshDatabase('bench');
-  await db.sql`
-    with t as (
-      insert into public.tenants (name, slug)
-      select 'Tenant ' || g, 'bench-' || g from generate_series(1, 200) g returning id
-    ), u as (
-      insert into public.users (email) select 'u' || g || '@bench.test' from generate_series(1, 10000) g returning id
-    ), numbered_t as (select id, row_number() over () - 1 as n from t),
-       numbered_u as (select id, row_number() over () - 1 as n from u)
-    insert into public.memberships (tenant_id, user_id, role)
-    select numbered_t.id, numbered_u.id, (array['user', 'agent', 'admin'])[1 + numbered_u.n % 3]
-    from numbered_u join numbered_t on numbered_t.n = numbered_u.n % 200`;
-  await db.sql`
-    insert into public.teams (tenant_id, name, department)
-    select t.id, 'Team ' || g, 'support' from public.tenants t, generate_series(1, 5) g where t.slug like 'bench-%'`;
+  await loadTenantsAndTeams(db.sql);
   await db.sql`analyze`;
   auth = await configureAuth(db.url);
   const env: Record<string, string> = {};
