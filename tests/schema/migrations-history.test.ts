@@ -32,10 +32,10 @@ const REDEFINITIONS: Record<string, string[]> = {
   // The same answers from the caller's context, read once per transaction (issue 12).
   'private.current_user_id': ['20261201094000_caller_context.sql'],
   'private.is_platform_admin': ['20261201094000_caller_context.sql'],
-  'private.tenant_ids': ['20261201094000_caller_context.sql'],
+  'private.tenant_ids': ['20261201094000_caller_context.sql', '20261201098000_caller_tenant_lists.sql'],
   'private.role_in': ['20261201094000_caller_context.sql'],
   // No lookup without claims; the timestamp rendering planned once per connection.
-  'private.caller_context': ['20261201095000_machine_path_speed.sql'],
+  'private.caller_context': ['20261201095000_machine_path_speed.sql', '20261201098000_caller_tenant_lists.sql'],
   'private.api_timestamps': ['20261201095000_machine_path_speed.sql'],
   // The audit trail renders timestamps from trigger arguments, not a catalog read per row.
   'private.enable_audit': ['20261201096000_audit_timestamps_in_trigger.sql'],
