@@ -11,7 +11,7 @@ export interface IssuerProfile {
   issuer: string;
   audience?: string[];
   /** HS256 shared secret (Supabase legacy and local). */
-  secret?: Uint8Array;
+  secret?: Uint8Array<ArrayBuffer>;
   /** Asymmetric keys; remote sets cache keys and refetch on an unknown `kid`. */
   jwks?: JWTVerifyGetKey;
   /** Clerk: the origins allowed in `azp`. Clerk tokens are refused while it is empty. */
