@@ -38,8 +38,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.caller_context': ['20261201095000_machine_path_speed.sql', '20261201098000_caller_tenant_lists.sql'],
   'private.api_timestamps': ['20261201095000_machine_path_speed.sql'],
   // The audit trail renders timestamps from trigger arguments, not a catalog read per row.
-  'private.enable_audit': ['20261201096000_audit_timestamps_in_trigger.sql'],
-  'private.audit_row': ['20261201096000_audit_timestamps_in_trigger.sql'],
+  'private.enable_audit': ['20261201096000_audit_timestamps_in_trigger.sql', '20261201099000_audit_secret_arguments.sql'],
+  'private.audit_row': ['20261201096000_audit_timestamps_in_trigger.sql', '20261201099000_audit_secret_arguments.sql'],
 };
 
 const dir = path.join(root, 'supabase', 'migrations');
@@ -148,7 +148,8 @@ describe('audit is attached by private.enable_audit', () => {
 
   /** The trigger private.enable_audit creates on a table, from the catalog: the tenant
    *  column ('id' for tenants itself, '' for platform tables), then the key columns, then
-   *  the timestamptz columns '@'-prefixed (rendered as the API renders them). */
+   *  the timestamptz columns '@'-prefixed (rendered as the API renders them), then the
+   *  secret columns '-'-prefixed (left out of the trail). */
   const expectedTriggers = (db: TestDatabase) =>
     db.sql`
       select c.relname,
@@ -168,6 +169,8 @@ describe('audit is attached by private.enable_audit', () => {
                  where i.indrelid = c.oid and i.indisprimary)
              || (select coalesce(array_agg('@' || x.attname order by x.attnum), '{}') from pg_attribute x
                  where x.attrelid = c.oid and x.attnum > 0 and not x.attisdropped and x.atttypid = 'timestamptz'::regtype)
+             || (select coalesce(array_agg('-' || x.attname order by x.attnum), '{}') from pg_attribute x
+                 where x.attrelid = c.oid and x.attnum > 0 and not x.attisdropped and x.attname like '%\\_encrypted')
              ) with ordinality u(a, o))) as expected
       from pg_class c join pg_namespace n on n.oid = c.relnamespace
       where n.nspname = 'public' and c.relkind in ('r', 'p') and c.relname <> 'audit_logs'
@@ -190,7 +193,7 @@ describe('audit is attached by private.enable_audit', () => {
   });
 
   it('reads a table\'s tenant column and primary key, in key order, and refuses a table without a key', async () => {
-    await db.sql`create table public.zz_audit_probe (a text, b int, tenant_id uuid, at timestamptz, primary key (b, a))`;
+    await db.sql`create table public.zz_audit_probe (a text, b int, tenant_id uuid, at timestamptz, key_encrypted text, primary key (b, a))`;
     await db.sql`create table private.zz_audit_platform (k text primary key)`;
     await db.sql`create table private.zz_audit_keyless (k text)`;
     try {
@@ -200,7 +203,7 @@ describe('audit is attached by private.enable_audit', () => {
         where t.tgname = 'audit' and c.relname like 'zz_audit_%' order by 1`;
       expect(args.map((r) => `${r.relname}: ${String(r.args).split('\\000').filter((_, i, a) => i < a.length - 1).join(',')}`)).toEqual([
         'zz_audit_platform: ,k',
-        'zz_audit_probe: tenant_id,b,a,@at',
+        'zz_audit_probe: tenant_id,b,a,@at,-key_encrypted',
       ]);
       // Calling it again replaces the trigger rather than adding a second one.
       await db.sql`select private.enable_audit('public.zz_audit_probe')`;
