@@ -28,7 +28,7 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Auto-assigns a ticket that gains a team with no assignee (issue 11 §4).
   'private.hand_off_ticket': ['20261201091000_department_routing.sql'],
   // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).
-  'private.webhook_outbox': ['20261201093000_api_timestamps.sql'],
+  'private.webhook_outbox': ['20261201093000_api_timestamps.sql', '20261201099100_outbox_listener_first.sql'],
   // The same answers from the caller's context, read once per transaction (issue 12).
   'private.current_user_id': ['20261201094000_caller_context.sql'],
   'private.is_platform_admin': ['20261201094000_caller_context.sql'],
