@@ -326,7 +326,7 @@ const update: TicketsHandler<typeof routes.update> = async (c) => {
       where tenant_id = ${access.tenantId} and id = ${id}
       returning id
     `;
-    if (!updated.length) {
+    if (!updated.length && set('team_id')) {
       // The team change took the ticket out of the caller's sight before the rest.
       throw conflict('out_of_sight', 'The new team takes the ticket out of your sight: change the other fields first');
     }
