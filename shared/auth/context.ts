@@ -94,6 +94,7 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
         // and helpers of the rest of the request; this statement reads it, and no row
         // comes back for an identity with no active user.
         const [row] = await tx<CallerRow>`
+          with c as materialized (select private.caller_context() as ctx) -- one call, not one per use
           select c.ctx -> 'user' as user,
             (c.ctx ->> 'platform_admin')::boolean as is_platform_admin,
             coalesce((
@@ -105,7 +106,7 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
             ), '[]'::jsonb) as memberships,
             ${need ? tx`null::uuid` : tx`private.token_tenant_id()`} as token_tenant_id,
             ${access} as access
-          from (select private.caller_context() as ctx) c
+          from c
           where c.ctx ->> 'user_id' is not null
         `;
         if (!row) {
