@@ -234,14 +234,14 @@ isOneToOne: false
                   ]
                 },"tenant_services": {
                   Row: {
-                    "attempts": number,"created_at": string,"credentials_encrypted": string | null,"credentials_revealed_at": string | null,"credentials_stored": boolean,"desired_state": string,"external_ids": NonNullable<Json>,"id": string,"last_error": string | null,"remove_after": string | null,"service": string,"state": string,"tenant_id": string,"updated_at": string
+                    "attempts": number,"created_at": string,"credentials_encrypted": string | null,"credentials_revealed_at": string | null,"credentials_stored": boolean,"desired_state": string,"drift_detail": string | null,"drift_detected_at": string | null,"drift_repaired_at": string | null,"external_ids": NonNullable<Json>,"id": string,"last_error": string | null,"remove_after": string | null,"service": string,"state": string,"tenant_id": string,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "attempts"?: number,"created_at"?: string,"credentials_encrypted"?: string | null,"credentials_revealed_at"?: string | null,"credentials_stored"?: never,"desired_state"?: string,"external_ids"?: NonNullable<Json>,"id"?: string,"last_error"?: string | null,"remove_after"?: string | null,"service": string,"state"?: string,"tenant_id": string,"updated_at"?: string
+                    "attempts"?: number,"created_at"?: string,"credentials_encrypted"?: string | null,"credentials_revealed_at"?: string | null,"credentials_stored"?: never,"desired_state"?: string,"drift_detail"?: string | null,"drift_detected_at"?: string | null,"drift_repaired_at"?: string | null,"external_ids"?: NonNullable<Json>,"id"?: string,"last_error"?: string | null,"remove_after"?: string | null,"service": string,"state"?: string,"tenant_id": string,"updated_at"?: string
                   }
                   Update: {
-                    "attempts"?: number,"created_at"?: string,"credentials_encrypted"?: string | null,"credentials_revealed_at"?: string | null,"credentials_stored"?: never,"desired_state"?: string,"external_ids"?: NonNullable<Json>,"id"?: string,"last_error"?: string | null,"remove_after"?: string | null,"service"?: string,"state"?: string,"tenant_id"?: string,"updated_at"?: string
+                    "attempts"?: number,"created_at"?: string,"credentials_encrypted"?: string | null,"credentials_revealed_at"?: string | null,"credentials_stored"?: never,"desired_state"?: string,"drift_detail"?: string | null,"drift_detected_at"?: string | null,"drift_repaired_at"?: string | null,"external_ids"?: NonNullable<Json>,"id"?: string,"last_error"?: string | null,"remove_after"?: string | null,"service"?: string,"state"?: string,"tenant_id"?: string,"updated_at"?: string
                   }
                   Relationships: [
                     {

@@ -258,6 +258,11 @@ export const TenantServiceSchema = z
     attempts: z.number().int(),
     remove_after: Timestamp.nullable(),
     credentials_available: z.boolean().openapi({ description: 'Credentials not yet revealed to an admin' }),
+    drift_detected_at: Timestamp.nullable().openapi({
+      description: "When the reconcile pass last found the partner's objects gone (they are provisioned again)",
+    }),
+    drift_detail: z.string().nullable(),
+    drift_repaired_at: Timestamp.nullable().openapi({ description: 'When the service was active again after that drift' }),
     updated_at: Timestamp,
   })
   .openapi('TenantService');
@@ -280,6 +285,7 @@ export const WEBHOOK_EVENT_TYPES = [
   'membership.updated',
   'membership.deleted',
   'service.state_changed',
+  'service.drift_detected',
 ] as const;
 
 export const EndpointParam = TenantIdParam.extend({

@@ -4,6 +4,21 @@
 //   needs n8n's feat:projectRole:admin licence: its 403 is a permanent, explained error.
 // A key for another user cannot be minted through the public API: the owner's
 // credentials are the invitation link.
+//
+// Checked against the real n8n 2.8.4 (npm run test:n8n; the answers are recorded in
+// tests/partners/n8n.ts):
+// - POST /users for an e-mail still pending answers 201 with the same id and a fresh
+//   inviteAcceptUrl; for a login that already joined it answers 201 `[]`.
+// - DELETE /users/{missing} answers 400 "… user to delete was not found in DB" and
+//   DELETE /projects/{missing} 400 "Could not find project with ID: …": both count as
+//   already removed.
+// - POST /projects makes a second project of the same name (no uniqueness): find first.
+// - GET /projects lists personal projects too (type "personal").
+// - POST /projects/{id}/users is an upsert (201 when repeated), DELETE
+//   /projects/{id}/users/{userId} answers 204 also when the member is already gone.
+// - A project role below admin (project:viewer, project:editor) needs another licence,
+//   and the public API has no disable-user: suspension removes the member from the
+//   tenant's project (projects mode) and can do nothing in shared mode.
 import { type Connector, PartnerError, partnerFetch, type ProvisionContext } from './types.ts';
 
 export interface N8nConfig {
@@ -13,7 +28,14 @@ export interface N8nConfig {
   timeoutMs?: number;
 }
 
-type InviteResult = { user: { id: string; email: string; inviteAcceptUrl?: string }; error?: string };
+type Invite = { user?: { id?: string; email?: string; inviteAcceptUrl?: string }; error?: string };
+type N8nUser = { id: string; email: string; isPending: boolean; role?: string };
+
+/** n8n's answers for an object that is not there (any more). */
+function gone(err: unknown): boolean {
+  return err instanceof PartnerError &&
+    (err.status === 404 || (err.status === 400 && /could not find|not found in DB/i.test(err.message)));
+}
 
 export function n8nConnector(config: N8nConfig): Connector {
   const base = `${config.url.replace(/\/$/, '')}/api/v1`;
@@ -36,47 +58,84 @@ export function n8nConnector(config: N8nConfig): Connector {
       throw err;
     }
   };
+  /** A removal: an object already gone counts as removed. */
+  const removeCall = async (path: string) => {
+    try {
+      await call(path, { method: 'DELETE' });
+    } catch (err) {
+      if (!gone(err)) throw err;
+    }
+  };
   const projectName = (ctx: ProvisionContext) => `tenant-${ctx.tenant.slug}`;
 
-  async function findProject(ctx: ProvisionContext): Promise<string | undefined> {
+  async function findUser(idOrEmail: string): Promise<N8nUser | undefined> {
+    const { status, body } = await call(`/users/${encodeURIComponent(idOrEmail)}?includeRole=true`, { accept: [404] });
+    return status === 200 ? body as N8nUser : undefined;
+  }
+
+  /** The tenant's team project, by id or name (personal projects are listed too). */
+  async function findProject(match: (p: { id: string; name: string }) => boolean): Promise<string | undefined> {
     let cursor: string | undefined;
     do {
       const { body } = await call(
         `/projects?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
       ) as {
-        body: { data: { id: string; name: string }[]; nextCursor?: string | null };
+        body: { data: { id: string; name: string; type?: string }[]; nextCursor?: string | null };
       };
-      const hit = body.data.find((p) => p.name === projectName(ctx));
+      const hit = body.data.find((p) => p.type !== 'personal' && match(p));
       if (hit) return hit.id;
       cursor = body.nextCursor ?? undefined;
     } while (cursor);
     return undefined;
   }
 
+  async function isMember(projectId: string, userId: string): Promise<boolean> {
+    let cursor: string | undefined;
+    do {
+      const { body } = await call(
+        `/users?projectId=${encodeURIComponent(projectId)}&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      ) as { body: { data: { id: string }[]; nextCursor?: string | null } };
+      if (body.data.some((u) => u.id === userId)) return true;
+      cursor = body.nextCursor ?? undefined;
+    } while (cursor);
+    return false;
+  }
+
+  /** Invites the e-mail, or finds the login it already is. */
+  async function invite(email: string): Promise<{ id: string; inviteUrl: string | null }> {
+    const { body } = await call('/users', { method: 'POST', body: [{ email, role: 'global:member' }] }) as {
+      body: Invite[];
+    };
+    const hit = Array.isArray(body) ? body[0] : undefined;
+    if (hit?.user?.id) return { id: hit.user.id, inviteUrl: hit.user.inviteAcceptUrl ?? null };
+    if (hit?.error) throw new PartnerError('n8n', `invitation refused: ${hit.error}`, false);
+    // 201 [] : the login exists and has joined (n8n leaves it out of the answer).
+    const joined = await findUser(email);
+    if (!joined) throw new PartnerError('n8n', 'the invitation returned no user and none was found', true);
+    return { id: joined.id, inviteUrl: null };
+  }
+
   return {
     service: 'n8n',
     async ensure(ctx) {
       if (!ctx.admin) throw new PartnerError('n8n', 'the tenant has no admin to invite', false);
-      const found = await call(`/users/${encodeURIComponent(ctx.admin.email)}`, { accept: [404] });
+      const found = await findUser(ctx.admin.email);
       let userId: string;
-      let inviteUrl = (ctx.credentials?.invite_url as string | undefined) ?? null;
-      if (found.status === 200) {
-        userId = (found.body as { id: string }).id;
+      let inviteUrl: string | null;
+      if (found && !found.isPending) {
+        // Joined: the login is theirs, there is no invitation to show.
+        userId = found.id;
+        inviteUrl = null;
       } else {
-        const { body } = await call('/users', {
-          method: 'POST',
-          body: [{ email: ctx.admin.email, role: 'global:member' }],
-        }) as { body: InviteResult[] };
-        if (!body[0]?.user?.id) {
-          throw new PartnerError('n8n', `invitation refused: ${body[0]?.error ?? 'no user returned'}`, false);
-        }
-        userId = body[0].user.id;
-        inviteUrl = body[0].user.inviteAcceptUrl ?? inviteUrl;
+        // New, or still pending: posting again returns the same user with its link.
+        ({ id: userId, inviteUrl } = await invite(ctx.admin.email));
       }
-      await ctx.checkpoint({ user_id: userId });
+      const credentials = { email: ctx.admin.email, invite_url: inviteUrl };
+      const changed = ctx.credentials?.email !== credentials.email || ctx.credentials?.invite_url !== inviteUrl;
+      await ctx.checkpoint({ user_id: userId }, changed ? credentials : undefined);
       const ids: Record<string, unknown> = { user_id: userId };
       if (config.mode === 'projects') {
-        let projectId = await findProject(ctx);
+        let projectId = await findProject((p) => p.name === projectName(ctx));
         if (!projectId) {
           const { body } = await call('/projects', { method: 'POST', body: { name: projectName(ctx) } }) as {
             body: { id: string };
@@ -84,28 +143,46 @@ export function n8nConnector(config: N8nConfig): Connector {
           projectId = body.id;
         }
         await ctx.checkpoint({ project_id: projectId });
-        await call(`/projects/${projectId}/users`, {
+        // An upsert at n8n (201 again when the member is there): also restores access
+        // after a suspension.
+        await call(`/projects/${encodeURIComponent(projectId)}/users`, {
           method: 'POST',
           body: { relations: [{ userId, role: 'project:admin' }] },
-          accept: [409],
         });
         ids.project_id = projectId;
       }
-      return { externalIds: ids, credentials: { email: ctx.admin.email, invite_url: inviteUrl } };
+      return { externalIds: ids, ...(changed ? { credentials } : {}) };
     },
-    // n8n's public API cannot disable a user; suspension is recorded here.
-    async suspend() {},
-    async resume() {},
-    // The owner's n8n login is a person's, found by e-mail: they may own other tenants'
-    // spaces too, so removal deletes the tenant's project and leaves the login.
-    async remove(ctx) {
-      if (ctx.externalIds.project_id) {
-        await call(`/projects/${ctx.externalIds.project_id}`, { method: 'DELETE', accept: [404] });
+    // Projects mode: the member leaves the tenant's project (the project and its
+    // workflows stay). Shared mode: n8n's public API cannot disable a user, and changing
+    // a global role needs feat:advancedPermissions: nothing changes at n8n.
+    async suspend(ctx) {
+      const { project_id: projectId, user_id: userId } = ctx.externalIds as { project_id?: string; user_id?: string };
+      if (config.mode === 'projects' && projectId && userId) {
+        await removeCall(`/projects/${encodeURIComponent(projectId)}/users/${encodeURIComponent(userId)}`);
       }
     },
+    // ensure() runs after resume and puts the member back into the project.
+    async resume() {},
+    // The tenant's project goes; the owner's login goes too unless another tenant's
+    // service still uses it (or it is one of n8n's own admins), which revokes a pending
+    // invitation.
+    async remove(ctx) {
+      const { project_id: projectId, user_id: userId } = ctx.externalIds as { project_id?: string; user_id?: string };
+      if (projectId) await removeCall(`/projects/${encodeURIComponent(projectId)}`);
+      if (!userId) return;
+      const others = ctx.otherTenantsUsing ? await ctx.otherTenantsUsing('user_id', userId) : 1;
+      if (others > 0) return;
+      const user = await findUser(userId);
+      if (!user || (user.role !== undefined && user.role !== 'global:member')) return;
+      await removeCall(`/users/${encodeURIComponent(userId)}`);
+    },
     async check(ctx) {
-      if (!ctx.externalIds.user_id) return false;
-      return (await call(`/users/${ctx.externalIds.user_id}`, { accept: [404] })).status === 200;
+      const { project_id: projectId, user_id: userId } = ctx.externalIds as { project_id?: string; user_id?: string };
+      if (!userId || !(await findUser(userId))) return false;
+      if (config.mode !== 'projects') return true;
+      if (!projectId || !(await findProject((p) => p.id === projectId))) return false;
+      return await isMember(projectId, userId);
     },
   };
 }

@@ -14,6 +14,9 @@ export interface ProvisionContext {
   credentials: Record<string, unknown> | null;
   /** Persists partner ids (and credentials) at once, before the next partner call. */
   checkpoint(ids: Record<string, unknown>, credentials?: Record<string, unknown>): Promise<void>;
+  /** How many other tenants' services of this partner, not removed, record the same
+   *  partner id under `key` (a login several tenants share). Without it, assume some. */
+  otherTenantsUsing?(key: string, value: unknown): Promise<number>;
 }
 
 export interface ProvisionResult {

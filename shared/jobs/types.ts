@@ -25,6 +25,10 @@ export interface TaskDeps {
   /** chatwoot-reply: Chatwoot's URL (CHATWOOT_URL) and the call's timeout. */
   chatwootUrl?: string;
   chatwootTimeoutMs?: number;
+  /** reconcile: drift checks per partner per run (DRIFT_CHECKS_PER_PARTNER, 5) and the
+   *  least time between two checks of one service (DRIFT_CHECK_INTERVAL_S, 3600). */
+  driftChecksPerPartner?: number;
+  driftCheckIntervalS?: number;
 }
 
 export interface TaskContext {

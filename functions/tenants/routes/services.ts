@@ -21,6 +21,9 @@ const SERVICE_COLUMNS = [
   'last_error',
   'attempts',
   'remove_after',
+  'drift_detected_at',
+  'drift_detail',
+  'drift_repaired_at',
   'updated_at',
 ] as const satisfies readonly Column<'tenant_services'>[];
 const LISTED_COLUMNS = [...SERVICE_COLUMNS, 'credentials_stored', 'credentials_revealed_at'] as const satisfies readonly Column<

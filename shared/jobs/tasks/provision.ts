@@ -62,6 +62,12 @@ export const provision: Task<Payload> = {
         );
         if (!ok) throw new LeaseLost();
       },
+      async otherTenantsUsing(key, value) {
+        const [{ n }] = await inTenant((tx) =>
+          tx<{ n: number }>`select private.partner_id_users(${tenantId}, ${service}, ${key}, ${String(value)}) as n`
+        );
+        return n;
+      },
     };
 
     try {
