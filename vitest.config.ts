@@ -1,8 +1,10 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['tests/**/*.test.ts'],
+    // The real partners run with `npm run test:n8n` (vitest.n8n.config.ts).
+    exclude: [...configDefaults.exclude, 'tests/partners-real/**'],
     benchmark: { include: ['tests/bench/**/*.bench.ts'] },
     globalSetup: ['tests/setup/global-setup.ts'],
     reporters: ['default', './tests/setup/summary-reporter.ts'],
