@@ -15,6 +15,8 @@ alter table public.tenant_services
   add column drift_detail text check (char_length(drift_detail) <= 2000),
   add column drift_repaired_at timestamptz;
 grant select (drift_detected_at, drift_detail, drift_repaired_at) on public.tenant_services to authenticated;
+-- The trail renders the new timestamps as the API does (the trigger lists them).
+select private.enable_audit('public.tenant_services');
 
 -- A drifted service that is active again has been repaired.
 create function private.tenant_service_drift_repaired() returns trigger
