@@ -143,6 +143,40 @@ export function describeN8nLifecycle(label: string, start: () => Promise<N8nUnde
       await db?.close();
     });
 
+    describe("n8n's answers (recorded from 2.8.4; the stand-in gives the same)", () => {
+      const LICENCE = 'Your license does not allow for feat:projectRole:admin. To enable feat:projectRole:admin, please upgrade to a license that supports this feature.';
+      it('for users, keys and an unlicensed /projects', async () => {
+        const missing = `missing-${randomBytes(3).toString('hex')}@n8n.test`;
+        expect(await api('GET', `/users/${missing}`)).toEqual({ status: 404, body: { message: `Could not find user with id: ${missing}` } });
+        expect(await api('GET', '/users/not-an-id')).toEqual({ status: 400, body: { message: 'request/params/id must match format "identifier"' } });
+        expect(await api('DELETE', '/users/00000000-0000-4000-8000-0000000000ff')).toEqual({
+          status: 400,
+          body: { message: 'Request to delete a user failed because the user to delete was not found in DB' },
+        });
+        expect(await api('POST', '/users', { email: missing })).toEqual({ status: 400, body: { message: 'request/body must be array' } });
+        const invited = await api('POST', '/users', [{ email: missing, role: 'global:member' }]);
+        expect(invited).toEqual({
+          status: 201,
+          body: [{
+            user: { id: expect.any(String), email: missing, emailSent: false, role: 'global:member', inviteAcceptUrl: expect.stringMatching(/\/signup\?inviterId=.+&inviteeId=/) },
+            error: '',
+          }],
+        });
+        expect(await api('GET', `/users/${missing}?includeRole=true`)).toEqual({
+          status: 200,
+          body: { id: invited.body[0].user.id, email: missing, firstName: null, lastName: null, createdAt: expect.any(String), updatedAt: expect.any(String), isPending: true, role: 'global:member' },
+        });
+        expect((await api('DELETE', `/users/${invited.body[0].user.id}`)).status).toBe(204);
+        const bare = async (headers: Record<string, string>) => {
+          const res = await fetch(`${n8n.url}/api/v1/users/${missing}`, { headers });
+          return { status: res.status, body: await res.json() };
+        };
+        expect(await bare({ 'x-n8n-api-key': 'wrong' })).toEqual({ status: 401, body: { message: 'unauthorized' } });
+        expect(await bare({})).toEqual({ status: 401, body: { message: "'X-N8N-API-KEY' header required" } });
+        expect(await api('GET', '/projects')).toEqual({ status: 403, body: { message: LICENCE } });
+      });
+    });
+
     describe('shared mode (no licence needed)', () => {
       let a: { id: string; slug: string; email: string };
       let b: { id: string; slug: string; email: string };
@@ -256,6 +290,26 @@ export function describeN8nLifecycle(label: string, start: () => Promise<N8nUnde
       let d: { id: string; slug: string; email: string };
       beforeAll(async () => {
         await n8n.licenseProjects();
+      });
+
+      it("n8n's answers for projects", async () => {
+        const made = await api('POST', '/projects', { name: 'recorded' });
+        expect(made).toMatchObject({ status: 201, body: { name: 'recorded', type: 'team', id: expect.any(String), icon: null, description: null, role: 'project:admin' } });
+        const id = made.body.id;
+        expect(await api('POST', '/projects', { name: 'recorded' })).toMatchObject({ status: 201, body: { id: expect.not.stringMatching(`^${id}$`) } });
+        expect(await api('GET', `/projects/${id}`)).toEqual({ status: 405, body: { message: 'GET method not allowed' } });
+        const listed = await api('GET', '/projects?limit=250');
+        expect(listed.body.data.some((p: { type: string }) => p.type === 'personal')).toBe(true);
+        for (const p of await teamProjects('recorded')) expect((await api('DELETE', `/projects/${p.id}`)).status).toBe(204);
+        expect(await api('DELETE', `/projects/${id}`)).toEqual({ status: 400, body: { message: `Could not find project with ID: ${id}` } });
+        const everyone = (await api('GET', '/users?includeRole=true&limit=250')).body.data as { id: string; role: string }[];
+        const relations = [{ userId: everyone.find((u) => u.role === 'global:owner')!.id, role: 'project:admin' }];
+        expect(await api('POST', `/projects/${id}/users`, { relations })).toEqual({ status: 404, body: { message: `Could not find project with ID: ${id}` } });
+        // Bodies are checked first; a refusal is the first zod issue, not {message}.
+        expect(await api('POST', `/projects/${id}/users`, { relations: [] })).toEqual({
+          status: 400,
+          body: { code: 'too_small', minimum: 1, type: 'array', inclusive: true, exact: false, message: 'Array must contain at least 1 element(s)', path: ['relations'] },
+        });
       });
 
       it('ensure makes one project with the admin in it; a rerun makes no second one', async () => {

@@ -136,6 +136,10 @@ export class N8nStandIn {
       }
       if ((m = path.match(/^\/api\/v1\/projects\/([^/]+)\/users$/)) && method === 'POST') {
         // [2.8.4 E2E licence] 201 with no body, also when repeated (an upsert).
+        // [2.8.4 E2E licence] the body is checked first, answered with zod's first issue.
+        if (!Array.isArray(body?.relations) || body.relations.length === 0) {
+          return json(400, { code: 'too_small', minimum: 1, type: 'array', inclusive: true, exact: false, message: 'Array must contain at least 1 element(s)', path: ['relations'] });
+        }
         const project = this.projects.get(m[1]);
         if (!project) return json(404, { message: `Could not find project with ID: ${m[1]}` });
         for (const r of body.relations) project.members.set(r.userId, r.role);
