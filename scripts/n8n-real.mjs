@@ -12,7 +12,7 @@
 //
 //   node scripts/n8n-real.mjs install   installs (or finds) the pinned n8n and says where
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort, root } from './stack.mjs';
 
@@ -75,9 +75,37 @@ async function waitFor(fn, what, ms, child) {
   throw new Error(`n8n: ${what} did not happen within ${ms / 1000} s${last ? `: ${last.message}` : ''}`);
 }
 
+const alive = (pid) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Folders of earlier runs whose test process died without stopping its n8n (killed
+ *  itself): that n8n is ended — only if it still runs in that very folder — and the
+ *  folder removed. */
+function cleanStaleRuns() {
+  for (const name of readdirSync(n8nDir)) {
+    const m = name.match(/^run-(\d+)-\d+$/);
+    if (!m || alive(Number(m[1]))) continue;
+    const folder = path.join(n8nDir, name);
+    try {
+      const pid = Number(readFileSync(path.join(folder, 'n8n.pid'), 'utf8'));
+      if (pid && alive(pid) && realpathSync(`/proc/${pid}/cwd`) === realpathSync(folder)) process.kill(-pid, 'SIGKILL');
+    } catch {
+      // no pid file, or that process is gone
+    }
+    rmSync(folder, { recursive: true, force: true });
+  }
+}
+
 /** Starts n8n; resolves with its URL, the owner's API key and stop(). */
 export async function startN8n({ log = () => {} } = {}) {
   if (installedVersion() !== N8N_VERSION) throw new Error('n8n is not installed: node scripts/n8n-real.mjs install');
+  cleanStaleRuns();
   const [port, brokerPort] = [await freePort(), await freePort()];
   const folder = path.join(n8nDir, `run-${process.pid}-${port}`);
   rmSync(folder, { recursive: true, force: true });
@@ -116,6 +144,7 @@ export async function startN8n({ log = () => {} } = {}) {
       E2E_TESTS: 'true',
     },
   });
+  writeFileSync(path.join(folder, 'n8n.pid'), String(child.pid));
   let stopped = false;
   const kill = (signal) => {
     try {
