@@ -101,6 +101,10 @@ export function n8nConnector(config: N8nConfig): Connector {
     return false;
   }
 
+  /** Whether another tenant's service records this login (unknown: assume so). */
+  const usedElsewhere = async (ctx: ProvisionContext, userId: string) =>
+    (ctx.otherTenantsUsing ? await ctx.otherTenantsUsing('user_id', userId) : 1) > 0;
+
   /** Invites the e-mail, or finds the login it already is. */
   async function invite(email: string): Promise<{ id: string; inviteUrl: string | null }> {
     const { body } = await call('/users', { method: 'POST', body: [{ email, role: 'global:member' }] }) as {
@@ -154,15 +158,23 @@ export function n8nConnector(config: N8nConfig): Connector {
       return { externalIds: ids, ...(changed ? { credentials } : {}) };
     },
     // Projects mode: the member leaves the tenant's project (the project and its
-    // workflows stay). Shared mode: n8n's public API cannot disable a user, and changing
-    // a global role needs feat:advancedPermissions: nothing changes at n8n.
+    // workflows stay). Shared mode: a pending invitation that no other tenant uses is
+    // revoked (resume invites again, with a new link); a login that has joined cannot be
+    // disabled — n8n's public API has no such call, and changing a global role needs
+    // feat:advancedPermissions.
     async suspend(ctx) {
       const { project_id: projectId, user_id: userId } = ctx.externalIds as { project_id?: string; user_id?: string };
-      if (config.mode === 'projects' && projectId && userId) {
-        await removeCall(`/projects/${encodeURIComponent(projectId)}/users/${encodeURIComponent(userId)}`);
+      if (!userId) return;
+      if (config.mode === 'projects') {
+        if (projectId) await removeCall(`/projects/${encodeURIComponent(projectId)}/users/${encodeURIComponent(userId)}`);
+        return;
       }
+      if (await usedElsewhere(ctx, userId)) return;
+      const user = await findUser(userId);
+      if (user?.isPending && user.role === 'global:member') await removeCall(`/users/${encodeURIComponent(userId)}`);
     },
-    // ensure() runs after resume and puts the member back into the project.
+    // ensure() runs after resume: it puts the member back into the project, or invites
+    // again.
     async resume() {},
     // The tenant's project goes; the owner's login goes too unless another tenant's
     // service still uses it (or it is one of n8n's own admins), which revokes a pending
@@ -170,9 +182,7 @@ export function n8nConnector(config: N8nConfig): Connector {
     async remove(ctx) {
       const { project_id: projectId, user_id: userId } = ctx.externalIds as { project_id?: string; user_id?: string };
       if (projectId) await removeCall(`/projects/${encodeURIComponent(projectId)}`);
-      if (!userId) return;
-      const others = ctx.otherTenantsUsing ? await ctx.otherTenantsUsing('user_id', userId) : 1;
-      if (others > 0) return;
+      if (!userId || await usedElsewhere(ctx, userId)) return;
       const user = await findUser(userId);
       if (!user || (user.role !== undefined && user.role !== 'global:member')) return;
       await removeCall(`/users/${encodeURIComponent(userId)}`);

@@ -217,7 +217,25 @@ export function describeN8nLifecycle(label: string, start: () => Promise<N8nUnde
         expect((await credentials(b.id)).invite_url).toBe((await credentials(a.id)).invite_url);
       });
 
-      it('suspend and resume: recorded (the public API cannot disable a user), the login stays', async () => {
+      it('suspend revokes a pending invitation nobody else uses; resume invites again with a new link', async () => {
+        const t = await createTenant();
+        await drain('shared');
+        const link = (await credentials(t.id)).invite_url!;
+        await call(tenantsApp, 'POST', `/tenants/${t.id}/suspend`, { token: superToken });
+        await drain('shared');
+        expect(await service(t.id)).toMatchObject({ state: 'suspended', last_error: null });
+        expect(await userAt(t.email)).toBeUndefined();
+        expect(await n8n.invitationValid(link)).toBe(false);
+        await call(tenantsApp, 'POST', `/tenants/${t.id}/resume`, { token: superToken });
+        await drain('shared');
+        expect(await service(t.id)).toMatchObject({ state: 'active', last_error: null });
+        const again = (await credentials(t.id)).invite_url!;
+        expect(again).not.toBe(link);
+        expect(await n8n.invitationValid(again)).toBe(true);
+        await removeTenant(t.id, 'shared');
+      });
+
+      it('suspend and resume of a login another tenant uses: recorded, the login stays', async () => {
         await call(tenantsApp, 'POST', `/tenants/${a.id}/suspend`, { token: superToken });
         await drain('shared');
         expect(await service(a.id)).toMatchObject({ state: 'suspended', last_error: null });
