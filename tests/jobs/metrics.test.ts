@@ -59,7 +59,8 @@ it('an empty queue is zeros and no wait', async () => {
 
 it('answers machines only: no credential, a user token, a wrong key are 401', async () => {
   const userToken = await supabaseToken(users.super, { tenantId: tenants.acme.id });
-  for (const headers of [{}, { authorization: `Bearer ${userToken}` }, { authorization: `Bearer ${serviceKey}x` }]) {
+  const attempts: Record<string, string>[] = [{}, { authorization: `Bearer ${userToken}` }, { authorization: `Bearer ${serviceKey}x` }];
+  for (const headers of attempts) {
     const r = await call(jobs, 'GET', '/jobs/metrics', { headers });
     expect([r.status, errorCode(r)]).toEqual([401, 'service_credential_required']);
   }
