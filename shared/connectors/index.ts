@@ -1,6 +1,7 @@
 // The connectors this deployment is configured for, from the environment. A service
 // whose partner is not configured fails its jobs permanently with a clear message.
 import { env, envInt } from '../env.ts';
+import { chatwootInboundUrl } from '../webhooks/chatwoot.ts';
 import { botpressConnector } from './botpress.ts';
 import { chatwootConnector } from './chatwoot.ts';
 import { n8nConnector } from './n8n.ts';
@@ -17,6 +18,8 @@ export function connectorsFromEnv(): Connectors {
       url: env('CHATWOOT_URL')!,
       platformToken: env('CHATWOOT_PLATFORM_TOKEN')!,
       timeoutMs,
+      // The account webhook that brings conversations in (CHATWOOT_WEBHOOKS=false: none).
+      inboundUrl: env('CHATWOOT_WEBHOOKS') === 'false' ? undefined : chatwootInboundUrl,
     });
   }
   if (env('BOTPRESS_TOKEN') && env('BOTPRESS_WORKSPACE_ID')) {
