@@ -297,7 +297,7 @@ export function odooConnector(config: OdooConfig): Connector {
           credentials.login,
           '',
           '',
-        ], config.createDatabaseTimeoutMs ?? 120_000);
+        ], config.createDatabaseTimeoutMs ?? 90_000);
       } catch (err) {
         if (!(err instanceof PartnerError && (err.retryable || /already exists/.test(err.message)))) throw err;
         // Odoo goes on building after our call gave up: readiness decides below.
