@@ -185,6 +185,11 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         account = body as Account;
         await ctx.checkpoint({ account_id: account.id });
       }
+      // ensure runs for an active service: an account suspended at Chatwoot (by an
+      // operator, or a resume that never ran) is drift — its users are refused.
+      if (account.status && account.status !== 'active') {
+        await call(`/platform/api/v1/accounts/${account.id}`, { method: 'PATCH', body: { status: 'active' } });
+      }
       await call(`/platform/api/v1/accounts/${account.id}/account_users`, {
         method: 'POST',
         body: { user_id: user.id, role: 'administrator' },

@@ -6,8 +6,8 @@ import { BotpressStandIn } from '../partners/botpress.ts';
 import { check, settle, step, tenant } from './harness.ts';
 
 let bp: BotpressStandIn;
-const connector = (opts: { deleteOnSuspend?: boolean } = {}) =>
-  botpressConnector({ url: bp.url, token: bp.token, workspaceId: bp.workspaceId, timeoutMs: 400, ...opts });
+const connector = (opts: { deleteOnSuspend?: boolean; timeoutMs?: number } = {}) =>
+  botpressConnector({ url: bp.url, token: bp.token, workspaceId: bp.workspaceId, timeoutMs: 3_000, ...opts });
 
 beforeAll(async () => {
   bp = await BotpressStandIn.start();
@@ -42,8 +42,8 @@ describe('finding the tenant bot', () => {
     await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true, status: 429, retryAfterSeconds: 9 });
     bp.server.faults = { ...bp.server.faults, match: /^POST \/v1\/admin\/bots$/, dropAfterWork: 1 };
     await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true });
-    bp.server.faults = { ...bp.server.faults, match: /^GET \/v1\/admin\/bots/, slow: 1, slowMs: 600 };
-    await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true, message: expect.stringContaining('timed out') });
+    bp.server.faults = { ...bp.server.faults, match: /^GET \/v1\/admin\/bots/, slow: 1, slowMs: 1_000 };
+    await expect(step(connector({ timeoutMs: 250 }), t, 'ensure')).rejects.toMatchObject({ retryable: true, message: expect.stringContaining('timed out') });
     await settle(connector(), t, 'ensure');
     expect(botsOf(t)).toHaveLength(1);
     expect(t.externalIds.bot_id).toBe(botsOf(t)[0].id);
@@ -71,7 +71,7 @@ describe('errors', () => {
   });
 
   it('a bad token is a permanent 401', async () => {
-    const bad = botpressConnector({ url: bp.url, token: 'nope', workspaceId: bp.workspaceId, timeoutMs: 400 });
+    const bad = botpressConnector({ url: bp.url, token: 'nope', workspaceId: bp.workspaceId, timeoutMs: 3_000 });
     await expect(step(bad, tenant('bp-401'), 'ensure')).rejects.toMatchObject({ retryable: false, status: 401 });
   });
 });

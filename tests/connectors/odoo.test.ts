@@ -7,7 +7,7 @@ import { check, settle, step, tenant } from './harness.ts';
 
 let odoo: OdooStandIn;
 const connector = (opts: Partial<OdooConfig> = {}) =>
-  odooConnector({ url: odoo.url, db: 'main', login: odoo.login, key: odoo.key, masterPassword: odoo.masterPassword, timeoutMs: 400, ...opts });
+  odooConnector({ url: odoo.url, db: 'main', login: odoo.login, key: odoo.key, masterPassword: odoo.masterPassword, timeoutMs: 3_000, ...opts });
 const users = () => [...odoo.tables['res.users'].values()];
 const userOf = (email: string) => users().find((u) => u.login === email)!;
 const company = (id: number) => odoo.tables['res.company'].get(id)!;
@@ -58,8 +58,8 @@ describe('errors', () => {
     await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true, status: 429, retryAfterSeconds: 11 });
     odoo.server.faults = { ...odoo.server.faults, match: /^POST \/jsonrpc$/, dropAfterWork: 4 };
     await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true });
-    odoo.server.faults = { ...odoo.server.faults, slow: 1, slowMs: 600 };
-    await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true, message: expect.stringContaining('timed out') });
+    odoo.server.faults = { ...odoo.server.faults, slow: 1, slowMs: 1_000 };
+    await expect(step(connector({ timeoutMs: 250 }), t, 'ensure')).rejects.toMatchObject({ retryable: true, message: expect.stringContaining('timed out') });
     await settle(connector(), t, 'ensure');
     expect(users().filter((u) => u.login === t.admin!.email)).toHaveLength(1);
     expect([...odoo.tables['res.company'].values()].filter((c) => c.name === `Tenant od-faults (od-faults)`)).toHaveLength(1);
