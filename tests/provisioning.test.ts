@@ -401,6 +401,10 @@ describe('Chatwoot conversations', () => {
     const [row] = await db.sql`select credentials_encrypted from public.tenant_services where tenant_id = ${t.id} and service = 'chatwoot'`;
     expect(await decryptJson(row.credentials_encrypted, { tenantId: t.id, service: 'chatwoot' })).toMatchObject({ webhook_secret: hooks[0].secret });
 
+    // The URL the services API shows is the one the webhook was made with.
+    const listed = await call(tenantsApp, 'GET', `/tenants/${t.id}/services`, { token: await tokenForOwner(t) });
+    expect(listed.body.items[0].inbound_webhook_url).toBe(hooks[0].url);
+
     const conversation = { event: 'conversation_created', id: 4242, inbox_id: 1, status: 'open', meta: { sender: { name: 'Wendy' } }, messages: [] };
     const d = chatwoot.delivery(hooks[0], conversation);
     const path = d.url.replace(/^https?:\/\/[^/]+\/functions\/v1/, '');
