@@ -476,6 +476,19 @@ describe('credential rotation', () => {
     expect(second.body.credentials.password).not.toBe(first.body.credentials.password);
     expect([...chatwoot.users.values()].find((u) => u.email === t.email)!.password).toBe(second.body.credentials.password);
     expect(partnerObjects(t).chatwootAccounts).toBe(1);
+    // A second tenant of the same owner reuses the login: no password of ours, nothing to rotate.
+    const b = await createTenant([]);
+    const [owner] = await db.sql`select id from public.users where email = ${t.email}`;
+    await db.sql`update public.memberships set user_id = ${owner.id} where tenant_id = ${b.id}`;
+    await db.sql`insert into public.tenant_services (tenant_id, service) values (${b.id}, 'chatwoot')`;
+    await drain();
+    const shown = await call(tenantsApp, 'POST', `/tenants/${b.id}/services/chatwoot/credentials`, { token: adminToken });
+    expect(shown.body.credentials).toMatchObject({ email: t.email, existing_login: true });
+    expect(shown.body.credentials.password).toBeUndefined();
+    const refused = await call(tenantsApp, 'POST', `/tenants/${b.id}/services/chatwoot/rotate-credentials`, { token: adminToken });
+    expect(refused.status).toBe(409);
+    expect(JSON.stringify(refused.body)).toContain('existed before this tenant');
+    expect([...chatwoot.users.values()].find((u) => u.email === t.email)!.password).toBe(second.body.credentials.password);
     const botpressOnly = await createTenant(['botpress']);
     await drain();
     const other = await call(tenantsApp, 'POST', `/tenants/${botpressOnly.id}/services/botpress/rotate-credentials`, { token: await tokenForOwner(botpressOnly) });

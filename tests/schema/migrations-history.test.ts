@@ -40,6 +40,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // The audit trail renders timestamps from trigger arguments, not a catalog read per row.
   'private.enable_audit': ['20261201096000_audit_timestamps_in_trigger.sql', '20261201099000_audit_secret_arguments.sql'],
   'private.audit_row': ['20261201096000_audit_timestamps_in_trigger.sql', '20261201099000_audit_secret_arguments.sql'],
+  // A Chatwoot login that existed before the tenant has no password of ours to rotate (issue 13).
+  'private.rotate_service_credentials': ['20261201130000_chatwoot_rotation_existing_login.sql'],
 };
 
 const dir = path.join(root, 'supabase', 'migrations');
