@@ -14,7 +14,7 @@
 // PaymentRequired (402), QuotaExceeded (403) and LimitExceeded (413) are the workspace's
 // plan limits — permanent, with a message that says so; 5xx and 429 are retried.
 //
-// Not through @botpress/client itself: it is an axios client (axios, axios-retry, qs) whose
+// Not through @botpress/client itself (it does run under Deno): it is an axios client (axios, axios-retry, qs) whose
 // typed errors keep neither the HTTP status nor Retry-After and whose network failures
 // and timeouts surface as an unclassified error wrapping axios internals — the
 // retryable/permanent split every connector needs would mean reaching into those. Five
