@@ -67,6 +67,9 @@ export const CHATWOOT_WEBHOOK_EVENTS = ['conversation_created', 'message_created
 const EXISTING_LOGIN_NOTE =
   'This e-mail already had a Chatwoot login; sign in with its existing password (or use "Forgot password" on the Chatwoot login page).';
 const DELETION_MARK = 'deletion_requested_at';
+/** The controller reads params.require(:webhook) (Rails wraps a bare JSON body under that
+ *  key); the swagger documents the fields at the top level: both are sent. */
+const webhookBody = (fields: Record<string, unknown>) => ({ ...fields, webhook: fields });
 
 export function chatwootConnector(config: ChatwootConfig): Connector {
   const base = config.url.replace(/\/$/, '');
@@ -103,11 +106,10 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
     const list = Array.isArray(body?.payload) ? body.payload : body?.payload?.webhooks ?? [];
     const found = list.find((w) => w.url === url);
     if (!found) {
-      const { body: created } = await call(path, {
-        method: 'POST',
-        token,
-        body: { url, name: 'Tenant platform (tickets)', subscriptions: CHATWOOT_WEBHOOK_EVENTS },
-      }) as { body: { payload: { webhook: Webhook } } };
+      const body = webhookBody({ url, name: 'Tenant platform (tickets)', subscriptions: CHATWOOT_WEBHOOK_EVENTS });
+      const { body: created } = await call(path, { method: 'POST', token, body }) as {
+        body: { payload: { webhook: Webhook } };
+      };
       return created.payload.webhook;
     }
     const missing = CHATWOOT_WEBHOOK_EVENTS.filter((e) => !found.subscriptions?.includes(e));
@@ -115,7 +117,7 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
     const { body: updated } = await call(`${path}/${found.id}`, {
       method: 'PATCH',
       token,
-      body: { url, subscriptions: [...(found.subscriptions ?? []), ...missing] },
+      body: webhookBody({ url, subscriptions: [...(found.subscriptions ?? []), ...missing] }),
     }) as { body: { payload: { webhook: Webhook } } };
     return { ...updated.payload.webhook, secret: updated.payload.webhook.secret ?? found.secret };
   }
