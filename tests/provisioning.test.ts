@@ -485,6 +485,8 @@ describe('credential rotation', () => {
     const shown = await call(tenantsApp, 'POST', `/tenants/${b.id}/services/chatwoot/credentials`, { token: adminToken });
     expect(shown.body.credentials).toMatchObject({ email: t.email, existing_login: true });
     expect(shown.body.credentials.password).toBeUndefined();
+    // The owner's API token would open every account of that login (tenant t's too): never shown.
+    expect(Object.keys(shown.body.credentials).sort()).toEqual(['email', 'existing_login', 'note']);
     const refused = await call(tenantsApp, 'POST', `/tenants/${b.id}/services/chatwoot/rotate-credentials`, { token: adminToken });
     expect(refused.status).toBe(409);
     expect(JSON.stringify(refused.body)).toContain('existed before this tenant');

@@ -138,7 +138,13 @@ export function registerServices(app: TenantsApp): void {
       if (!row.sealed) {
         throw conflict('credentials_unavailable', 'No credentials to show: none yet, or already shown once');
       }
-      return c.json({ credentials: await decryptJson(row.sealed, { tenantId, service }) }, 200);
+      // The login only: the machine secrets kept beside it (the owner's Chatwoot API token,
+      // which also opens every other tenant's account that login administers, and the
+      // webhook signing secret) stay with the server.
+      const { access_token: _token, webhook_secret: _secret, password_pending: _pending, ...login } = await decryptJson<
+        Record<string, unknown>
+      >(row.sealed, { tenantId, service });
+      return c.json({ credentials: login }, 200);
     },
   );
 
