@@ -229,8 +229,11 @@ export async function advisors(url) {
 /** Starts the local functions server (Deno, scripts/serve.ts). `ready` resolves once it
  *  listens and rejects if it exits first; `output()` is what it printed so far. */
 export function spawnFunctionsServer(env) {
+  // FUNCTIONS_DENO_FLAGS adds flags to the server's deno, e.g. --inspect=127.0.0.1:9229
+  // for scripts/profile-functions.mjs.
+  const extra = (env.FUNCTIONS_DENO_FLAGS ?? '').split(/\s+/).filter(Boolean);
   const child = spawn(bin('deno'),
-    ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', '--quiet', '--unstable-no-legacy-abort', 'scripts/serve.ts'],
+    ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', '--quiet', '--unstable-no-legacy-abort', ...extra, 'scripts/serve.ts'],
     { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const ready = new Promise((resolve, reject) => {

@@ -259,6 +259,8 @@ function getPool(): pg.Pool {
   p.on('error', (err) => {
     console.error('[db] idle connection lost:', (err as { code?: string }).code ?? err.message);
   });
+  // Server notices reach a test's observer (auto_explain's plans, in the plan test).
+  p.on('connect', (client) => client.on('notice', (n) => noticeObserver?.(n.message ?? '')));
   pool = p;
   return p;
 }
@@ -377,6 +379,12 @@ function inRequestTransaction<T>(role: string, claims: Claims, fn: (tx: Tx) => P
  *  (tests/schema/endpoint-plans.test.ts). Null (the default) in production. */
 export type StatementObserver = (text: string, values: unknown[], scope: string | undefined) => void;
 let observer: StatementObserver | null = null;
+let noticeObserver: ((message: string) => void) | null = null;
+/** Test hook: every notice the server sends on the pool's connections. */
+export function observeNotices(fn: ((message: string) => void) | null): void {
+  noticeObserver = fn;
+}
+
 export function observeStatements(fn: StatementObserver | null): void {
   observer = fn;
 }

@@ -11,6 +11,7 @@ import { ApiError, errorBody, toApiError, unprocessable } from './errors.ts';
 import { installProcessGuards } from './guards.ts';
 import { limitBody } from './limits.ts';
 import { securitySchemes } from './schemas/security.ts';
+import { requestId, requestLog } from './request-log.ts';
 
 type ZodIssueLike = { path: PropertyKey[]; message: string; code?: string; keys?: string[] };
 
@@ -134,6 +135,9 @@ export function createApp<E extends Env>(name: string, info: { title: string; de
   installProcessGuards();
   const app = new OpenAPIHono<E>({ defaultHook }).basePath(`/${name}`);
 
+  // First: every response, errors and preflights included, gets its request id and
+  // its log line.
+  app.use('*', requestLog(name));
   const origins = envList('ALLOWED_ORIGINS');
   app.use(
     '*',
@@ -146,7 +150,9 @@ export function createApp<E extends Env>(name: string, info: { title: string; de
         'content-type',
         'x-tenant-id',
         'idempotency-key',
+        'x-request-id',
       ],
+      exposeHeaders: ['X-Request-Id'],
       allowMethods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
       maxAge: 600,
     }),
@@ -169,7 +175,7 @@ export function createApp<E extends Env>(name: string, info: { title: string; de
     if (apiError.status >= 500) {
       const e = err as { code?: string; message?: string };
       console.error(
-        `[${name}] ${c.req.method} ${c.req.path} failed:`,
+        `[${name}] ${c.req.method} ${c.req.path} failed (request ${requestId(c)}):`,
         e.code ?? '',
         e.message ?? String(err),
       );

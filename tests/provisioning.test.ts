@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { app as jobsApp } from '../functions/jobs/app.ts';
 import { app as tenantsApp } from '../functions/tenants/app.ts';
+import { app as webhooksApp } from '../functions/webhooks/app.ts';
 import { botpressConnector } from '../shared/connectors/botpress.ts';
 import { chatwootConnector } from '../shared/connectors/chatwoot.ts';
 import type { Connectors } from '../shared/connectors/index.ts';
@@ -15,6 +16,7 @@ import { odooConnector } from '../shared/connectors/odoo.ts';
 import { decryptJson } from '../shared/crypto.ts';
 import { closeDb } from '../shared/db.ts';
 import { runJobs, type RunOptions } from '../shared/jobs/runner.ts';
+import { chatwootInboundUrl } from '../shared/webhooks/chatwoot.ts';
 import { apiKey } from '../scripts/tokens.mjs';
 import { BotpressStandIn } from './partners/botpress.ts';
 import { ChatwootStandIn } from './partners/chatwoot.ts';
@@ -36,7 +38,7 @@ const TIMEOUT_MS = 400;
 
 function connectors(overrides: { chatwootToken?: string; n8nMode?: 'shared' | 'projects' } = {}): Connectors {
   return {
-    chatwoot: chatwootConnector({ url: chatwoot.url, platformToken: overrides.chatwootToken ?? chatwoot.token, timeoutMs: TIMEOUT_MS }),
+    chatwoot: chatwootConnector({ url: chatwoot.url, platformToken: overrides.chatwootToken ?? chatwoot.token, timeoutMs: TIMEOUT_MS, inboundUrl: chatwootInboundUrl }),
     botpress: botpressConnector({ url: botpress.url, token: botpress.token, workspaceId: botpress.workspaceId, timeoutMs: TIMEOUT_MS }),
     n8n: n8nConnector({ url: n8n.url, apiKey: n8n.apiKey, mode: overrides.n8nMode ?? 'shared', timeoutMs: TIMEOUT_MS }),
     odoo: odooConnector({ url: odoo.url, db: 'main', login: odoo.login, key: odoo.key, timeoutMs: TIMEOUT_MS }),
@@ -124,7 +126,7 @@ describe('provisioning a new tenant', () => {
     const s = await services(t.id);
     for (const name of ['chatwoot', 'botpress', 'n8n', 'odoo']) expect(s[name], name).toMatchObject({ state: 'active', last_error: null });
     expect(partnerObjects(t)).toEqual(ONE_EACH);
-    expect(s.chatwoot.external_ids).toEqual({ account_id: expect.any(Number), user_id: expect.any(Number) });
+    expect(s.chatwoot.external_ids).toEqual({ account_id: expect.any(Number), user_id: expect.any(Number), owner_login: 'created', webhook_id: expect.any(Number) });
     expect(s.botpress.external_ids).toMatchObject({ bot_id: expect.stringMatching(/^bot_/) });
     // Running everything again changes nothing at the partners.
     await db.sql`update public.tenant_services set state = 'pending' where tenant_id = ${t.id}`;
@@ -305,13 +307,15 @@ describe('lifecycle', () => {
     expect(Object.values(await services(t.id)).map((s) => s.state)).toEqual(['suspended', 'suspended', 'suspended']);
     expect(account()?.status).toBe('suspended');
     expect(odooUser()?.active).toBe(false);
-    expect(partnerObjects(t).botpressBots).toBe(1); // Botpress has no suspend: kept, recorded
+    expect(partnerObjects(t).botpressBots).toBe(1); // suspended is blocked, not deleted
+    expect(botpress.bots.get(ids.botpress.external_ids.bot_id)?.blocked).toBe(true);
 
     await call(tenantsApp, 'POST', `/tenants/${t.id}/resume`, { token: superToken });
     await drain();
     expect(Object.values(await services(t.id)).map((s) => s.state)).toEqual(['active', 'active', 'active']);
     expect(account()?.status).toBe('active');
     expect(odooUser()?.active).toBe(true);
+    expect(botpress.bots.get(ids.botpress.external_ids.bot_id)?.blocked).toBe(false);
 
     await call(tenantsApp, 'DELETE', `/tenants/${t.id}`, { token: superToken });
     await drain();
@@ -321,6 +325,9 @@ describe('lifecycle', () => {
     await db.sql`update public.tenant_services set remove_after = now() where tenant_id = ${t.id}`;
     await drain();
     expect(Object.values(await services(t.id)).map((s) => s.state)).toEqual(['removed', 'removed', 'removed']);
+    // Chatwoot deletes in a background job: until it runs the account is suspended and marked.
+    expect(account()).toMatchObject({ status: 'suspended', custom_attributes: { deletion_requested_at: expect.any(String) } });
+    chatwoot.runJobs();
     expect(account()).toBeUndefined();
     expect(partnerObjects(t).botpressBots).toBe(0);
     expect(odooUser()?.active).toBe(false);
@@ -336,7 +343,7 @@ describe('lifecycle', () => {
     await drain();
     const logins = [...odoo.tables['res.users'].values()].filter((u) => u.login === a.email);
     expect(logins).toHaveLength(1);
-    const companies = () => (logins[0].company_ids as [number, number, number[]][]).flatMap(([, , ids]) => ids);
+    const companies = () => [...(logins[0].company_ids as number[])];
     const [sa, sb] = [(await services(a.id)).odoo.external_ids.company_id, (await services(b.id)).odoo.external_ids.company_id];
     expect(companies().sort()).toEqual([sa, sb].sort());
     await call(tenantsApp, 'POST', `/tenants/${b.id}/suspend`, { token: superToken });
@@ -380,6 +387,36 @@ describe('lifecycle', () => {
     expect((await call(tenantsApp, 'PUT', `/tenants/${t.id}/services/botpress`, { token: agent, body: { enabled: true } })).status).toBe(404);
     const bad = await call(tenantsApp, 'PUT', `/tenants/${t.id}/services/slack`, { token: adminToken, body: { enabled: true } });
     expect([bad.status, errorCode(bad)]).toEqual([422, 'validation_failed']);
+  });
+});
+
+describe('Chatwoot conversations', () => {
+  it("flow in without manual steps: provisioning makes the account webhook at the tenant's inbound URL, and its secret verifies the deliveries", async () => {
+    const t = await createTenant(['chatwoot']);
+    await drain();
+    const s = await services(t.id);
+    const hooks = chatwoot.webhooks.filter((w) => w.account_id === s.chatwoot.external_ids.account_id);
+    expect(hooks).toHaveLength(1);
+    expect(hooks[0]).toMatchObject({ url: await chatwootInboundUrl(t.id), subscriptions: ['conversation_created', 'message_created', 'conversation_status_changed'] });
+    const [row] = await db.sql`select credentials_encrypted from public.tenant_services where tenant_id = ${t.id} and service = 'chatwoot'`;
+    expect(await decryptJson(row.credentials_encrypted, { tenantId: t.id, service: 'chatwoot' })).toMatchObject({ webhook_secret: hooks[0].secret });
+
+    // The URL the services API shows is the one the webhook was made with.
+    const listed = await call(tenantsApp, 'GET', `/tenants/${t.id}/services`, { token: await tokenForOwner(t) });
+    expect(listed.body.items[0].inbound_webhook_url).toBe(hooks[0].url);
+
+    const conversation = { event: 'conversation_created', id: 4242, inbox_id: 1, status: 'open', meta: { sender: { name: 'Wendy' } }, messages: [] };
+    const d = chatwoot.delivery(hooks[0], conversation);
+    const path = d.url.replace(/^https?:\/\/[^/]+\/functions\/v1/, '');
+    const ok = await call(webhooksApp, 'POST', path, { rawBody: d.body, headers: d.headers });
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+    const [ticket] = await db.sql`select id from public.tickets where tenant_id = ${t.id} and chatwoot_conversation_id = '4242'`;
+    expect(ticket).toBeDefined();
+    // With a secret, the token in the URL alone no longer opens anything, and a forged signature fails.
+    const unsigned = await call(webhooksApp, 'POST', path, { rawBody: d.body, headers: { 'x-chatwoot-delivery': 'x1' } });
+    expect(unsigned.status).toBe(401);
+    const forged = await call(webhooksApp, 'POST', path, { rawBody: d.body.replace('Wendy', 'Mallory'), headers: d.headers });
+    expect(forged.status).toBe(401);
   });
 });
 
@@ -439,6 +476,21 @@ describe('credential rotation', () => {
     expect(second.body.credentials.password).not.toBe(first.body.credentials.password);
     expect([...chatwoot.users.values()].find((u) => u.email === t.email)!.password).toBe(second.body.credentials.password);
     expect(partnerObjects(t).chatwootAccounts).toBe(1);
+    // A second tenant of the same owner reuses the login: no password of ours, nothing to rotate.
+    const b = await createTenant([]);
+    const [owner] = await db.sql`select id from public.users where email = ${t.email}`;
+    await db.sql`update public.memberships set user_id = ${owner.id} where tenant_id = ${b.id}`;
+    await db.sql`insert into public.tenant_services (tenant_id, service) values (${b.id}, 'chatwoot')`;
+    await drain();
+    const shown = await call(tenantsApp, 'POST', `/tenants/${b.id}/services/chatwoot/credentials`, { token: adminToken });
+    expect(shown.body.credentials).toMatchObject({ email: t.email, existing_login: true });
+    expect(shown.body.credentials.password).toBeUndefined();
+    // The owner's API token would open every account of that login (tenant t's too): never shown.
+    expect(Object.keys(shown.body.credentials).sort()).toEqual(['email', 'existing_login', 'note']);
+    const refused = await call(tenantsApp, 'POST', `/tenants/${b.id}/services/chatwoot/rotate-credentials`, { token: adminToken });
+    expect(refused.status).toBe(409);
+    expect(JSON.stringify(refused.body)).toContain('existed before this tenant');
+    expect([...chatwoot.users.values()].find((u) => u.email === t.email)!.password).toBe(second.body.credentials.password);
     const botpressOnly = await createTenant(['botpress']);
     await drain();
     const other = await call(tenantsApp, 'POST', `/tenants/${botpressOnly.id}/services/botpress/rotate-credentials`, { token: await tokenForOwner(botpressOnly) });

@@ -5,6 +5,7 @@
 // empty or its time budget is spent. Machine callers only.
 import { createRoute, z } from '@hono/zod-openapi';
 import { needs } from '../../shared/auth/needs.ts';
+import { db } from '../../shared/db.ts';
 import { createApp } from '../../shared/http.ts';
 import { runJobs } from '../../shared/jobs/runner.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../shared/schemas/common.ts';
@@ -61,5 +62,44 @@ app.openapi(
   async (c) => {
     const body = RunBody.parse(await c.req.json().catch(() => ({})));
     return c.json(await runJobs({ batch: body.batch, budgetMs: body.budget_ms }), 200);
+  },
+);
+
+const TaskMetrics = z.object({
+  due: z.number().int(),
+  scheduled: z.number().int(),
+  running: z.number().int(),
+  retrying: z.number().int(),
+  dead: z.number().int(),
+  dead_last_24h: z.number().int(),
+  oldest_due_age_seconds: z.number().nullable(),
+});
+const Metrics = z
+  .object({
+    measured_at: z.string(),
+    due: z.number().int().openapi({ description: 'Jobs whose time has come, not running' }),
+    scheduled: z.number().int().openapi({ description: 'Jobs for later (retries waiting out their backoff included)' }),
+    running: z.number().int().openapi({ description: 'Jobs under a live lease' }),
+    retrying: z.number().int().openapi({ description: 'Live jobs that have failed at least once' }),
+    dead: z.number().int().openapi({ description: 'Jobs given up on (kept 30 days)' }),
+    oldest_due_age_seconds: z.number().nullable().openapi({
+      description: 'How long the oldest due job has waited: the runner is behind when this grows',
+    }),
+    tasks: z.record(z.string(), TaskMetrics),
+  })
+  .openapi('JobMetrics');
+
+app.openapi(
+  createRoute({
+    method: 'get',
+    path: '/metrics',
+    summary: 'Queue depth, the oldest due job and failures, per task (monitoring)',
+    security: security.machine,
+    middleware: needs.machine(),
+    responses: { 200: jsonResponse(Metrics, 'The queue now'), ...machineErrors },
+  }),
+  async (c) => {
+    const [row] = await db()<{ metrics: z.infer<typeof Metrics> }>`select private.job_metrics() as metrics`;
+    return c.json(row.metrics, 200);
   },
 );

@@ -17,6 +17,7 @@ import {
 } from '../../shared/webhooks/chatwoot.ts';
 import { applyClerkEvent, verifyClerk } from '../../shared/webhooks/clerk.ts';
 import { applyOnce } from '../../shared/webhooks/inbox.ts';
+import { markPrincipal } from '../../shared/request-log.ts';
 
 export const app = createApp('webhooks', {
   title: 'Webhooks',
@@ -37,6 +38,7 @@ app.openapi(
   async (c) => {
     const body = await c.req.text();
     const event = verifyClerk(body, c.req.raw.headers);
+    markPrincipal(c, 'webhook');
     if (typeof event !== 'object' || event === null || typeof event.type !== 'string') {
       throw badRequest('invalid_payload', 'Expected a Clerk event object');
     }
@@ -70,6 +72,7 @@ app.openapi(
     // Authenticate before reading the body as an event; a tenant without Chatwoot is a
     // 401 like a bad token, a suspended one a 403.
     await asService(tenantId, (tx) => verifyChatwoot(tx, tenantId, body, c.req.raw.headers, token ?? null));
+    markPrincipal(c, 'webhook');
     let event: Record<string, unknown>;
     try {
       event = JSON.parse(body);

@@ -5,6 +5,7 @@ import { jwtVerify } from 'jose';
 import { unauthorized } from '../errors.ts';
 import { env, envList } from '../env.ts';
 import { issuedInFuture, jwtSecret } from './issuers.ts';
+import { markPrincipal } from '../request-log.ts';
 
 async function sha256(s: string): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(s)));
@@ -64,6 +65,7 @@ export function requireMachine(): MiddlewareHandler {
     if (!viaCron && !(await isServiceCredential(c.req.header('authorization'), c.req.header('apikey')))) {
       throw unauthorized('service_credential_required', 'This endpoint is for the platform scheduler');
     }
+    markPrincipal(c, 'machine');
     await next();
   };
 }

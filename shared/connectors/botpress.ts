@@ -1,8 +1,25 @@
-// Botpress Cloud, Admin API: one configured workspace, one bot per tenant tagged with
-// the tenant id and found again by listing with that tag (bot names are not unique).
-// Botpress has no suspend call: suspension is recorded here and the bot keeps running,
-// unless deleteOnSuspend says to remove it.
-import { type Connector, partnerFetch, type ProvisionContext } from './types.ts';
+// Botpress Cloud, Admin API (checked against @botpress/client 1.45.0's generated
+// operations and error table): one configured workspace, one bot per tenant tagged with
+// the tenant id and found again by listing with that tag (bot names are not unique). The
+// tag filter is written as the official client writes it — qs with allowDots, so
+// `?tags.tenant_id=…`, not `tags[tenant_id]`.
+//
+// Suspend and resume set the bot's `blocked` flag (updateBot, PUT /v1/admin/bots/{id});
+// where the token may not set it (403 Forbidden) the suspension is recorded here with that
+// reason and the bot keeps running — or, with deleteOnSuspend, the bot is deleted and made
+// again on resume. Removal deletes every bot tagged with the tenant.
+//
+// Errors by the `type` Botpress sends (the client classifies by it, not by status):
+// ResourceLockedConflict (409, a deployment holds the bot) is transient and retried;
+// PaymentRequired (402), QuotaExceeded (403) and LimitExceeded (413) are the workspace's
+// plan limits — permanent, with a message that says so; 5xx and 429 are retried.
+//
+// Not through @botpress/client itself (it does run under Deno): it is an axios client (axios, axios-retry, qs) whose
+// typed errors keep neither the HTTP status nor Retry-After and whose network failures
+// and timeouts surface as an unclassified error wrapping axios internals — the
+// retryable/permanent split every connector needs would mean reaching into those. Five
+// plain calls over fetch, written as the client writes them, stay smaller.
+import { type Connector, PartnerError, partnerFetch, type ProvisionContext } from './types.ts';
 
 export interface BotpressConfig {
   url?: string;
@@ -12,41 +29,101 @@ export interface BotpressConfig {
   timeoutMs?: number;
 }
 
-type Bot = { id: string; name: string; tags?: Record<string, string> };
+type Bot = { id: string; name: string; tags?: Record<string, string>; status?: string };
+type BotpressErrorBody = { id?: string; code?: number; type?: string; message?: string };
+
+const PLAN_LIMITS = ['PaymentRequired', 'QuotaExceeded', 'LimitExceeded'];
+const TRANSIENT = ['ResourceLockedConflict', 'RateLimited', 'OperationTimeout', 'Internal', 'Unknown'];
+
+/** The tag filter as @botpress/client sends it: qs.stringify({tags}, {allowDots: true}). */
+export function botpressTagQuery(tags: Record<string, string>): URLSearchParams {
+  return new URLSearchParams(Object.entries(tags).map(([k, v]) => [`tags.${k}`, v]));
+}
 
 export function botpressConnector(config: BotpressConfig): Connector {
   const base = (config.url ?? 'https://api.botpress.cloud').replace(/\/$/, '');
-  const call = (path: string, opts: { method?: string; body?: unknown; accept?: number[] } = {}) =>
-    partnerFetch('botpress', `${base}${path}`, {
-      ...opts,
+
+  /** One Admin API call; `accept` lists statuses that are answers (e.g. 404 when probing). */
+  async function call(path: string, opts: { method?: string; body?: unknown; accept?: number[] } = {}) {
+    const method = opts.method ?? (opts.body === undefined ? 'GET' : 'POST');
+    const res = await partnerFetch('botpress', `${base}${path}`, {
+      method,
+      body: opts.body,
       headers: { authorization: `Bearer ${config.token}`, 'x-workspace-id': config.workspaceId },
       timeoutMs: config.timeoutMs,
+      // 4xx come back here to be classified by their type (5xx and 429 throw retryable).
+      accept: [400, 401, 402, 403, 404, 405, 409, 410, 413, 415, 422],
     });
+    if (res.status < 400 || opts.accept?.includes(res.status)) return res;
+    const err = (typeof res.body === 'object' && res.body !== null ? res.body : {}) as BotpressErrorBody;
+    const type = err.type ?? `HTTP ${res.status}`;
+    const what = `${method} ${path.split('?')[0]} → ${res.status} ${type}: ${String(err.message ?? '').slice(0, 300)}`;
+    if (PLAN_LIMITS.includes(type)) {
+      throw new PartnerError(
+        'botpress',
+        `${what} — the Botpress workspace's plan limit is reached; raise the plan or quota (or remove unused bots), then retry the service`,
+        false,
+        res.status,
+      );
+    }
+    throw new PartnerError('botpress', what, TRANSIENT.includes(type), res.status);
+  }
 
-  async function findBot(ctx: ProvisionContext): Promise<Bot | undefined> {
+  async function findBots(ctx: ProvisionContext): Promise<Bot[]> {
+    const found: Bot[] = [];
     let next: string | undefined;
     do {
-      const q = new URLSearchParams({ 'tags[tenant_id]': ctx.tenant.id });
+      const q = botpressTagQuery({ tenant_id: ctx.tenant.id });
       if (next) q.set('nextToken', next);
-      const { body } = await call(`/v1/admin/bots?${q}`) as {
-        body: { bots: Bot[]; meta?: { nextToken?: string } };
-      };
-      const bot = body.bots.find((b) => b.tags?.tenant_id === ctx.tenant.id);
-      if (bot) return bot;
+      const { body } = await call(`/v1/admin/bots?${q}`) as { body: { bots: Bot[]; meta?: { nextToken?: string } } };
+      found.push(...body.bots.filter((b) => b.tags?.tenant_id === ctx.tenant.id));
       next = body.meta?.nextToken;
     } while (next);
-    return undefined;
+    return found;
+  }
+
+  async function getBot(id: string): Promise<Bot | undefined> {
+    const { status, body } = await call(`/v1/admin/bots/${encodeURIComponent(id)}`, { accept: [404] });
+    const bot = status === 200 ? (body as { bot: Bot }).bot : undefined;
+    return bot && bot.status !== 'deleting' ? bot : undefined;
+  }
+
+  async function tenantBot(ctx: ProvisionContext): Promise<Bot | undefined> {
+    const id = ctx.externalIds.bot_id as string | undefined;
+    return (id ? await getBot(id) : undefined) ?? (await findBots(ctx))[0];
   }
 
   async function remove(ctx: ProvisionContext) {
-    const id = (ctx.externalIds.bot_id as string | undefined) ?? (await findBot(ctx))?.id;
-    if (id) await call(`/v1/admin/bots/${id}`, { method: 'DELETE', accept: [404] });
+    const ids = new Set((await findBots(ctx)).map((b) => b.id));
+    if (ctx.externalIds.bot_id) ids.add(ctx.externalIds.bot_id as string);
+    for (const id of ids) await call(`/v1/admin/bots/${encodeURIComponent(id)}`, { method: 'DELETE', accept: [404] });
+  }
+
+  /** Blocks or unblocks the tenant's bot; false where the token may not (403 Forbidden). */
+  async function setBlocked(ctx: ProvisionContext, blocked: boolean): Promise<Record<string, unknown>> {
+    const bot = await tenantBot(ctx);
+    if (!bot) return { blocked: false };
+    try {
+      await call(`/v1/admin/bots/${encodeURIComponent(bot.id)}`, { method: 'PUT', body: { blocked } });
+      return { bot_id: bot.id, blocked, suspend_note: null };
+    } catch (err) {
+      if (err instanceof PartnerError && err.status === 403 && /Forbidden/.test(err.message)) {
+        return {
+          bot_id: bot.id,
+          blocked: false,
+          suspend_note: blocked
+            ? 'Botpress refused to block the bot for this token (403 Forbidden): suspension recorded only'
+            : null,
+        };
+      }
+      throw err;
+    }
   }
 
   return {
     service: 'botpress',
     async ensure(ctx) {
-      let bot = await findBot(ctx);
+      let bot = await tenantBot(ctx);
       if (!bot) {
         const { body } = await call('/v1/admin/bots', {
           method: 'POST',
@@ -64,13 +141,17 @@ export function botpressConnector(config: BotpressConfig): Connector {
         await remove(ctx);
         return { externalIds: { bot_id: null } };
       }
+      return { externalIds: await setBlocked(ctx, true) };
     },
     async resume(ctx) {
-      return config.deleteOnSuspend ? await this.ensure(ctx) : undefined;
+      // deleteOnSuspend: ensure (which the provision task runs after resume) makes it again.
+      if (config.deleteOnSuspend) return;
+      // Recorded at once: the provision task keeps only ensure's result after a resume.
+      await ctx.checkpoint(await setBlocked(ctx, false));
     },
     remove,
     async check(ctx) {
-      return (await findBot(ctx)) !== undefined;
+      return (await tenantBot(ctx)) !== undefined;
     },
   };
 }

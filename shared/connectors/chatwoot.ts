@@ -1,7 +1,34 @@
-// Chatwoot (self-hosted), Platform API. Accounts cannot be searched, so find-or-create
-// goes through the owner: the user is find-or-create by e-mail, the tenant's account is
-// looked up in that user's accounts (or the id recorded earlier), created only when
-// absent and recorded at once, then linked (idempotent). Creates answer 200.
+// Chatwoot (self-hosted), Platform API (checked against chatwoot/chatwoot develop's
+// controllers and views, partner facts §1/§6). Accounts cannot be searched, so
+// find-or-create goes through the owner: the user is find-or-create by e-mail, the
+// tenant's account is looked up in that user's accounts (or the id recorded earlier),
+// created only when absent and recorded at once, then linked (idempotent). Creates
+// answer 200.
+//
+// The owner login. Chatwoot's POST /platform/api/v1/users returns an existing user
+// unchanged — the password sent is NOT applied. So a password is stored (and shown) only
+// for a login this tenant created: the user carries custom_attributes.tenant_id of this
+// tenant, which only a user created by our own POST has. Any other login (the same
+// person owns another tenant, or signed up at Chatwoot by themselves) is an existing
+// login: no password is stored, the credentials say to sign in with the person's own
+// password (or "Forgot password"), and we never overwrite a password someone else set.
+// Rotating a login this tenant created sets the new password with PATCH …/users/{id}
+// (the one call that applies it); until that call succeeded the credentials carry
+// password_pending, so a crash in between retries the PATCH.
+//
+// The account webhook (conversation_created, message_created,
+// conversation_status_changed) points at this tenant's inbound URL; it is found by URL
+// before it is created (Chatwoot refuses a second one with the same URL), with the
+// owner's user token (the Application API). Versions that sign deliveries (v4.11.2+)
+// return its `secret`, which is kept with the tenant's encrypted credentials as
+// webhook_secret — what inbound verification reads (shared/webhooks/chatwoot.ts). Older
+// versions return none: the token in the URL authenticates their deliveries.
+//
+// Removal: Chatwoot deletes accounts (and users) in a background job, so a deleted
+// account still reads as present for a while. Removal first suspends the account (access
+// ends at once) and marks it (custom_attributes.deletion_requested_at), then deletes it;
+// a marked account counts as gone for check() and is never reused by ensure(). The owner
+// login is deleted too when this tenant created it and no other account uses it.
 import { generatePassword } from '../crypto.ts';
 import { type Connector, PartnerError, partnerFetch, type ProvisionContext } from './types.ts';
 
@@ -9,20 +36,61 @@ export interface ChatwootConfig {
   url: string;
   platformToken: string;
   timeoutMs?: number;
+  /** The URL at which this tenant's account webhook delivers; no webhook when unset. */
+  inboundUrl?: (tenantId: string) => string | Promise<string>;
 }
 
-type User = { id: number; email: string; access_token?: string; accounts?: { id: number; name: string }[] };
-type Account = { id: number; name: string; status?: string };
+type User = {
+  id: number;
+  email: string;
+  access_token?: string;
+  custom_attributes?: Record<string, unknown>;
+  accounts?: { id: number; name: string }[];
+};
+type Account = { id: number; name: string; status?: string; custom_attributes?: Record<string, unknown> };
+type Webhook = { id: number; url: string; subscriptions?: string[]; secret?: string };
+
+export interface ChatwootCredentials {
+  email: string;
+  /** Only for a login this tenant created. */
+  password?: string;
+  /** A new password chosen but not yet applied at Chatwoot (rotation). */
+  password_pending?: boolean;
+  /** The login existed before this tenant: its owner's own password applies. */
+  existing_login?: boolean;
+  note?: string;
+  access_token?: string;
+  webhook_secret?: string;
+}
+
+export const CHATWOOT_WEBHOOK_EVENTS = ['conversation_created', 'message_created', 'conversation_status_changed'];
+const EXISTING_LOGIN_NOTE =
+  'This e-mail already had a Chatwoot login; sign in with its existing password (or use "Forgot password" on the Chatwoot login page).';
+const DELETION_MARK = 'deletion_requested_at';
+/** The controller reads params.require(:webhook) (Rails wraps a bare JSON body under that
+ *  key); the swagger documents the fields at the top level: both are sent. */
+const webhookBody = (fields: Record<string, unknown>) => ({ ...fields, webhook: fields });
 
 export function chatwootConnector(config: ChatwootConfig): Connector {
-  const call = (path: string, opts: { method?: string; body?: unknown; accept?: number[] } = {}) =>
-    partnerFetch('chatwoot', `${config.url.replace(/\/$/, '')}${path}`, {
-      ...opts,
-      headers: { api_access_token: config.platformToken },
+  const base = config.url.replace(/\/$/, '');
+  const call = (path: string, opts: { method?: string; body?: unknown; accept?: number[]; token?: string } = {}) =>
+    partnerFetch('chatwoot', `${base}${path}`, {
+      method: opts.method,
+      body: opts.body,
+      accept: opts.accept,
+      headers: { api_access_token: opts.token ?? config.platformToken },
       timeoutMs: config.timeoutMs,
     });
   const accountName = (ctx: ProvisionContext) => `${ctx.tenant.name} (${ctx.tenant.slug})`;
   const accountId = (ctx: ProvisionContext) => ctx.externalIds.account_id as number | undefined;
+  const ours = (ctx: ProvisionContext, u: { custom_attributes?: Record<string, unknown> }) =>
+    u.custom_attributes?.tenant_id === ctx.tenant.id;
+  const live = (a: Account | undefined) => (a && !a.custom_attributes?.[DELETION_MARK] ? a : undefined);
+
+  async function getAccount(id: number): Promise<Account | undefined> {
+    const { status, body } = await call(`/platform/api/v1/accounts/${id}`, { accept: [404] });
+    return status === 200 ? body as Account : undefined;
+  }
 
   async function setStatus(ctx: ProvisionContext, status: 'active' | 'suspended') {
     const id = accountId(ctx);
@@ -30,16 +98,42 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
     await call(`/platform/api/v1/accounts/${id}`, { method: 'PATCH', body: { status } });
   }
 
+  /** The account webhook at this tenant's inbound URL, found by URL or created. */
+  async function ensureWebhook(ctx: ProvisionContext, account: number, token: string): Promise<Webhook> {
+    const url = await config.inboundUrl!(ctx.tenant.id);
+    const path = `/api/v1/accounts/${account}/webhooks`;
+    const { body } = await call(path, { token }) as { body: { payload?: { webhooks?: Webhook[] } | Webhook[] } };
+    const list = Array.isArray(body?.payload) ? body.payload : body?.payload?.webhooks ?? [];
+    const found = list.find((w) => w.url === url);
+    if (!found) {
+      const body = webhookBody({ url, name: 'Tenant platform (tickets)', subscriptions: CHATWOOT_WEBHOOK_EVENTS });
+      const { body: created } = await call(path, { method: 'POST', token, body }) as {
+        body: { payload: { webhook: Webhook } };
+      };
+      return created.payload.webhook;
+    }
+    const missing = CHATWOOT_WEBHOOK_EVENTS.filter((e) => !found.subscriptions?.includes(e));
+    if (!missing.length) return found;
+    const { body: updated } = await call(`${path}/${found.id}`, {
+      method: 'PATCH',
+      token,
+      body: webhookBody({ url, subscriptions: [...(found.subscriptions ?? []), ...missing] }),
+    }) as { body: { payload: { webhook: Webhook } } };
+    return { ...updated.payload.webhook, secret: updated.payload.webhook.secret ?? found.secret };
+  }
+
   return {
     service: 'chatwoot',
     async ensure(ctx) {
       if (!ctx.admin) throw new PartnerError('chatwoot', 'the tenant has no admin to own the account', false);
-      // The password is chosen once and recorded before Chatwoot sees it, so a retry
-      // sends the same one.
-      let credentials = ctx.credentials as { email: string; password: string; access_token?: string } | null;
-      if (!credentials?.password) {
-        credentials = { email: ctx.admin.email, password: generatePassword() };
-        await ctx.checkpoint({}, credentials);
+      const knownUser = ctx.externalIds.user_id as number | undefined;
+      // A password is chosen once and recorded before Chatwoot sees it, so a retry sends
+      // the same one. Chosen while the user is already known (rotation, or credentials
+      // lost), it is applied with a PATCH below.
+      let credentials = ctx.credentials as ChatwootCredentials | null;
+      if (!credentials?.password && !credentials?.existing_login) {
+        credentials = { email: ctx.admin.email, password: generatePassword(), ...(knownUser ? { password_pending: true } : {}) };
+        await ctx.checkpoint({}, credentials as unknown as Record<string, unknown>);
       }
       const { body: user } = await call('/platform/api/v1/users', {
         method: 'POST',
@@ -47,21 +141,39 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
           name: ctx.admin.name,
           display_name: ctx.admin.name,
           email: ctx.admin.email,
-          password: credentials.password,
+          // Applied only when this call creates the user (an existing one is returned as is).
+          password: credentials!.password ?? generatePassword(),
           custom_attributes: { tenant_id: ctx.tenant.id },
         },
       }) as { body: User };
-      await ctx.checkpoint({ user_id: user.id });
-
-      let account: Account | undefined;
-      if (accountId(ctx)) {
-        const { status, body } = await call(`/platform/api/v1/accounts/${accountId(ctx)}`, { accept: [404] });
-        if (status === 200) account = body as Account;
+      const created = ours(ctx, user);
+      await ctx.checkpoint({ user_id: user.id, owner_login: created ? 'created' : 'existing' });
+      if (created && (!credentials!.password || credentials!.password_pending)) {
+        // Ours, with a password that may not be the one it has (rotation, or the login made
+        // again after credentials said it pre-existed): choose, record, then apply it.
+        if (!credentials!.password) {
+          credentials = { email: ctx.admin.email, password: generatePassword(), password_pending: true };
+          await ctx.checkpoint({}, credentials as unknown as Record<string, unknown>);
+        }
+        await call(`/platform/api/v1/users/${user.id}`, { method: 'PATCH', body: { password: credentials!.password } });
+        credentials = { email: credentials!.email, password: credentials!.password };
+        await ctx.checkpoint({}, credentials as unknown as Record<string, unknown>);
       }
+      credentials = created
+        ? { email: ctx.admin.email, password: credentials!.password }
+        : { email: ctx.admin.email, existing_login: true, note: EXISTING_LOGIN_NOTE };
+
+      let account = accountId(ctx) ? live(await getAccount(accountId(ctx)!)) : undefined;
       if (!account) {
         const { body: fresh } = await call(`/platform/api/v1/users/${user.id}`) as { body: User };
-        const found = fresh.accounts?.find((a) => a.name === accountName(ctx));
-        if (found) account = { id: found.id, name: found.name };
+        for (const a of fresh.accounts ?? []) {
+          if (a.name !== accountName(ctx)) continue;
+          const candidate = live(await getAccount(a.id));
+          if (candidate && candidate.custom_attributes?.tenant_id === ctx.tenant.id) {
+            account = candidate;
+            break;
+          }
+        }
       }
       if (!account) {
         const { body } = await call('/platform/api/v1/accounts', {
@@ -75,14 +187,23 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         account = body as Account;
         await ctx.checkpoint({ account_id: account.id });
       }
+      // ensure runs for an active service: an account suspended at Chatwoot (by an
+      // operator, or a resume that never ran) is drift — its users are refused.
+      if (account.status && account.status !== 'active') {
+        await call(`/platform/api/v1/accounts/${account.id}`, { method: 'PATCH', body: { status: 'active' } });
+      }
       await call(`/platform/api/v1/accounts/${account.id}/account_users`, {
         method: 'POST',
         body: { user_id: user.id, role: 'administrator' },
       });
-      return {
-        externalIds: { account_id: account.id, user_id: user.id },
-        credentials: { ...credentials, access_token: user.access_token ?? credentials.access_token },
-      };
+      const externalIds: Record<string, unknown> = { account_id: account.id, user_id: user.id };
+      const accessToken = user.access_token ?? (ctx.credentials as ChatwootCredentials | null)?.access_token;
+      if (config.inboundUrl && accessToken) {
+        const hook = await ensureWebhook(ctx, account.id, accessToken);
+        externalIds.webhook_id = hook.id;
+        if (hook.secret) credentials.webhook_secret = hook.secret;
+      }
+      return { externalIds, credentials: { ...credentials, access_token: accessToken } as Record<string, unknown> };
     },
     async suspend(ctx) {
       await setStatus(ctx, 'suspended');
@@ -92,13 +213,43 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
     },
     async remove(ctx) {
       const id = accountId(ctx);
-      // Deletion is asynchronous at Chatwoot: an account already gone is a success.
-      if (id) await call(`/platform/api/v1/accounts/${id}`, { method: 'DELETE', accept: [404] });
+      const account = id ? await getAccount(id) : undefined;
+      if (account) {
+        // Access ends now; the deletion itself runs later at Chatwoot.
+        await call(`/platform/api/v1/accounts/${id}`, {
+          method: 'PATCH',
+          body: {
+            status: 'suspended',
+            custom_attributes: {
+              ...account.custom_attributes,
+              [DELETION_MARK]: account.custom_attributes?.[DELETION_MARK] ?? new Date().toISOString(),
+            },
+          },
+        });
+        await call(`/platform/api/v1/accounts/${id}`, { method: 'DELETE', accept: [404] });
+      }
+      const userId = ctx.externalIds.user_id as number | undefined;
+      if (userId) {
+        const { status, body } = await call(`/platform/api/v1/users/${userId}`, { accept: [404] });
+        const user = body as User;
+        // Only a login this tenant created, and only when no other account uses it.
+        if (status === 200 && ours(ctx, user) && !(user.accounts ?? []).some((a) => a.id !== id)) {
+          await call(`/platform/api/v1/users/${userId}`, { method: 'DELETE', accept: [404] });
+        }
+      }
     },
     async check(ctx) {
       const id = accountId(ctx);
-      if (!id) return false;
-      return (await call(`/platform/api/v1/accounts/${id}`, { accept: [404] })).status === 200;
+      if (!id || !live(await getAccount(id))) return false;
+      const token = (ctx.credentials as ChatwootCredentials | null)?.access_token;
+      const hookId = ctx.externalIds.webhook_id as number | undefined;
+      if (config.inboundUrl && token && hookId) {
+        const { body } = await call(`/api/v1/accounts/${id}/webhooks`, { token }) as {
+          body: { payload?: { webhooks?: Webhook[] } };
+        };
+        if (!(body?.payload?.webhooks ?? []).some((w) => w.id === hookId)) return false;
+      }
+      return true;
     },
   };
 }

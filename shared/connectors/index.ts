@@ -1,6 +1,7 @@
 // The connectors this deployment is configured for, from the environment. A service
 // whose partner is not configured fails its jobs permanently with a clear message.
-import { env, envInt } from '../env.ts';
+import { env, envInt, envList } from '../env.ts';
+import { chatwootInboundUrl } from '../webhooks/chatwoot.ts';
 import { botpressConnector } from './botpress.ts';
 import { chatwootConnector } from './chatwoot.ts';
 import { n8nConnector } from './n8n.ts';
@@ -17,6 +18,8 @@ export function connectorsFromEnv(): Connectors {
       url: env('CHATWOOT_URL')!,
       platformToken: env('CHATWOOT_PLATFORM_TOKEN')!,
       timeoutMs,
+      // The account webhook that brings conversations in (CHATWOOT_WEBHOOKS=false: none).
+      inboundUrl: env('CHATWOOT_WEBHOOKS') === 'false' ? undefined : chatwootInboundUrl,
     });
   }
   if (env('BOTPRESS_TOKEN') && env('BOTPRESS_WORKSPACE_ID')) {
@@ -46,6 +49,10 @@ export function connectorsFromEnv(): Connectors {
       mode: env('ODOO_MODE') === 'database' ? 'database' : 'company',
       masterPassword: env('ODOO_MASTER_PASSWORD'),
       timeoutMs,
+      // create_database blocks while Odoo builds the database: its own timeout, kept under
+      // the job lease (120 s); the database counts only once it is usable.
+      createDatabaseTimeoutMs: envInt('ODOO_CREATE_DB_TIMEOUT_MS', 90_000, 1_000, 600_000),
+      adminGroups: envList('ODOO_ADMIN_GROUPS').length ? envList('ODOO_ADMIN_GROUPS') : undefined,
     });
   }
   return connectors;

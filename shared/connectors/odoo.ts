@@ -1,7 +1,34 @@
 // Odoo: a company and its admin user per tenant in a shared database (default), or a
-// database per tenant. Two transports behind one small interface: the legacy
-// /jsonrpc (16–18; errors arrive inside HTTP 200 and are mapped by their data.name)
-// and JSON-2 (19+: POST /json/2/<model>/<method>, bearer key, X-Odoo-Database).
+// database per tenant. Two transports behind one small interface: the legacy /jsonrpc
+// (16–18; errors arrive inside HTTP 200 and are mapped by their data.name) and JSON-2
+// (19+: POST /json/2/<model>/<method>, bearer key, X-Odoo-Database; the status of the
+// exception). Checked against odoo/odoo's addons/rpc/controllers/{jsonrpc,json2}.py,
+// odoo/http.py, odoo/service/db.py, res_users.py and res_company.py (partner facts §6).
+//
+// Errors. Retrying cannot fix AccessDenied, AccessError, UserError, ValidationError,
+// MissingError or a Python ValueError/TypeError/KeyError/AttributeError (JSON-2 answers
+// those with 500, so over JSON-2 a 500 is read by its `name`); LockError (409 over JSON-2)
+// and database errors are transient. Newer releases answer /jsonrpc common.login and
+// object.execute_kw with werkzeug NotFound unless the system parameter
+// rpc.use_deprecated_services is set: permanent, with what to change.
+//
+// Company mode (a shared database). Odoo keeps a user's default company among their
+// allowed companies and refuses to archive a company that is an active user's default, so
+// suspending or removing one tenant of an owner who has several first moves the owner's
+// default company to another of theirs, then takes this company away; an owner left with
+// no other company is archived instead. Removal does the same for every user of the
+// company (the provisioning user excepted), then archives the company (unlink fails on
+// references; archiving is Odoo's removal). The owner gets the groups named in
+// adminGroups (xml ids, resolved through ir.model.data) on the groups field this server
+// has: groups_id up to 18.0, group_ids from saas~18.1/19.0 — read from fields_get, not
+// guessed from the version string. The default is base.group_user: in a shared database
+// Odoo has no per-company administrator, and base.group_system would let a tenant's admin
+// give themselves every other tenant's company (see the README).
+//
+// Database mode. create_database blocks while Odoo builds the database, for minutes; it
+// runs with its own long timeout, and the database counts as provisioned only once it is
+// usable (its admin logs in and the base module is installed) — a timeout, or a retry
+// that finds db_exist true, waits for that instead of trusting the name.
 import { generatePassword } from '../crypto.ts';
 import { type Connector, PartnerError, partnerFetch, type ProvisionContext } from './types.ts';
 
@@ -15,9 +42,14 @@ export interface OdooConfig {
   mode?: 'company' | 'database';
   masterPassword?: string;
   timeoutMs?: number;
+  /** create_database's own timeout (it blocks while the database is built). */
+  createDatabaseTimeoutMs?: number;
+  /** How long a database may stay unusable after its creation began before it counts as failed. */
+  databaseReadyWithinMs?: number;
+  /** Groups (xml ids) the tenant's owner gets in company mode. */
+  adminGroups?: string[];
 }
 
-// Odoo exceptions that retrying cannot fix.
 const PERMANENT = [
   'AccessDenied',
   'AccessError',
@@ -25,20 +57,40 @@ const PERMANENT = [
   'UserError',
   'MissingError',
   'ValueError',
+  'TypeError',
+  'KeyError',
+  'AttributeError',
 ];
+const isPermanent = (name: string) => PERMANENT.some((p) => name.endsWith(p));
+
+/** Odoo answered NotFound to a deprecated /jsonrpc service: a configuration matter. */
+class OdooRpcGated extends PartnerError {
+  constructor(what: string) {
+    super(
+      'odoo',
+      `Odoo answers 404 (werkzeug.exceptions.NotFound) to /jsonrpc ${what}: this release serves the deprecated RPC only with the system parameter rpc.use_deprecated_services = True — set it, or use JSON-2 (ODOO_TRANSPORT=json2 with an API key)`,
+      false,
+    );
+  }
+}
 
 interface Transport {
   call(model: string, method: string, args: unknown[], kwargs?: Record<string, unknown>): Promise<unknown>;
-  db(method: string, args: unknown[]): Promise<unknown>;
+  db(method: string, args: unknown[], timeoutMs?: number): Promise<unknown>;
+  /** Logs in to another database as one of its users and reads there (readiness checks). */
+  as?(db: string, login: string, password: string): {
+    login(): Promise<number | false>;
+    call(model: string, method: string, args: unknown[], kwargs?: Record<string, unknown>): Promise<unknown>;
+  };
 }
 
 function jsonRpc(config: OdooConfig): Transport {
   let uid: number | undefined;
-  const rpc = async (service: string, method: string, args: unknown[]) => {
+  const rpc = async (service: string, method: string, args: unknown[], timeoutMs = config.timeoutMs) => {
     const { body } = await partnerFetch('odoo', `${config.url.replace(/\/$/, '')}/jsonrpc`, {
       method: 'POST',
       body: { jsonrpc: '2.0', method: 'call', params: { service, method, args }, id: Date.now() },
-      timeoutMs: config.timeoutMs,
+      timeoutMs,
     }) as {
       body: {
         result?: unknown;
@@ -47,11 +99,15 @@ function jsonRpc(config: OdooConfig): Transport {
     };
     if (body.error) {
       const name = body.error.data?.name ?? '';
-      const permanent = PERMANENT.some((p) => name.endsWith(p));
+      if (name === 'werkzeug.exceptions.NotFound' || body.error.code === 404) {
+        throw new OdooRpcGated(`${service}.${method}`);
+      }
       throw new PartnerError(
         'odoo',
-        `${name || body.error.message}: ${body.error.data?.message ?? body.error.message}`,
-        !permanent,
+        `${service}.${method}: ${name || body.error.message}: ${
+          String(body.error.data?.message ?? body.error.message).slice(0, 300)
+        }`,
+        !isPermanent(name),
       );
     }
     return body.result;
@@ -62,7 +118,15 @@ function jsonRpc(config: OdooConfig): Transport {
       if (!uid) throw new PartnerError('odoo', 'login refused for the provisioning user', false);
       return await rpc('object', 'execute_kw', [config.db, uid, config.key, model, method, args, kwargs]);
     },
-    db: (method, args) => rpc('db', method, args),
+    db: (method, args, timeoutMs) => rpc('db', method, args, timeoutMs),
+    as(db, login, password) {
+      let other: number | false | undefined;
+      return {
+        login: async () => (other = await rpc('common', 'login', [db, login, password]) as number | false),
+        call: (model, method, args, kwargs = {}) =>
+          rpc('object', 'execute_kw', [db, other, password, model, method, args, kwargs]),
+      };
+    },
   };
 }
 
@@ -74,24 +138,27 @@ function json2(config: OdooConfig): Transport {
       if (method === 'create') named.vals_list = args[0];
       else if (method === 'write') Object.assign(named, { ids: args[0], vals: args[1] });
       else if (method === 'search_read') named.domain = args[0];
-      try {
-        const { body } = await partnerFetch(
-          'odoo',
-          `${config.url.replace(/\/$/, '')}/json/2/${model}/${method}`,
-          {
-            method: 'POST',
-            headers: { authorization: `bearer ${config.key}`, 'x-odoo-database': config.db },
-            body: named,
-            timeoutMs: config.timeoutMs,
-          },
-        );
-        return body;
-      } catch (err) {
-        if (err instanceof PartnerError && err.status && err.status < 500 && err.status !== 429) {
-          throw new PartnerError('odoo', err.message, false, err.status);
-        }
-        throw err;
-      }
+      else if (method === 'fields_get') named.allfields = args[0];
+      const path = `/json/2/${model}/${method}`;
+      const { status, body } = await partnerFetch('odoo', `${config.url.replace(/\/$/, '')}${path}`, {
+        method: 'POST',
+        headers: { authorization: `bearer ${config.key}`, 'x-odoo-database': config.db },
+        body: named,
+        timeoutMs: config.timeoutMs,
+        // Errors come back here to be read by the exception's name (429 and 502–504
+        // throw retryable, with Retry-After).
+        accept: [400, 401, 403, 404, 409, 422, 500],
+      });
+      if (status < 400) return body;
+      const err = (typeof body === 'object' && body !== null ? body : {}) as { name?: string; message?: string };
+      const name = err.name ?? '';
+      const transient = name.endsWith('LockError') || (status >= 500 && !isPermanent(name));
+      throw new PartnerError(
+        'odoo',
+        `POST ${path} → ${status}${name ? ` ${name}` : ''}: ${String(err.message ?? body ?? '').slice(0, 300)}`,
+        transient,
+        status,
+      );
     },
     db() {
       throw new PartnerError(
@@ -103,12 +170,16 @@ function json2(config: OdooConfig): Transport {
   };
 }
 
+type UserRow = { id: number; active: boolean; company_id: [number, string] | number | false; company_ids: number[] };
+const m2oId = (v: UserRow['company_id']) => (Array.isArray(v) ? v[0] : v || undefined);
+
 export function odooConnector(config: OdooConfig): Connector {
   const t = (config.transport ?? 'jsonrpc') === 'json2' ? json2(config) : jsonRpc(config);
   const mode = config.mode ?? 'company';
   const companyName = (ctx: ProvisionContext) => `${ctx.tenant.name} (${ctx.tenant.slug})`;
   const dbName = (ctx: ProvisionContext) => `tenant_${ctx.tenant.slug.replace(/-/g, '_')}`;
   const noArchived = { context: { active_test: false } };
+  const USER_FIELDS = ['active', 'company_id', 'company_ids'];
 
   async function findOne(model: string, domain: unknown[]): Promise<number | undefined> {
     const rows = await t.call(model, 'search_read', [domain], {
@@ -119,63 +190,166 @@ export function odooConnector(config: OdooConfig): Connector {
     return rows[0]?.id;
   }
 
-  /** Suspends or restores the tenant's company for its owner. The owner is a person
-   *  found by login, who may work in other tenants' companies too: then only this
-   *  company is taken away from them (or given back); otherwise the login is archived. */
-  async function setActive(ctx: ProvisionContext, active: boolean) {
-    if (mode === 'database') return; // a tenant database stays; its users are the tenant's business
+  async function readUser(id: number): Promise<UserRow | undefined> {
+    const [row] = await t.call('res.users', 'search_read', [[['id', '=', id]]], {
+      fields: USER_FIELDS,
+      ...noArchived,
+    }) as UserRow[];
+    return row;
+  }
+
+  /** The groups field of this server's res.users, and the ids of the groups to grant. */
+  async function adminGroups(): Promise<Record<string, unknown>> {
+    const xmlids = config.adminGroups ?? ['base.group_user'];
+    if (!xmlids.length) return {};
+    const fields = await t.call('res.users', 'fields_get', [['group_ids', 'groups_id']], { attributes: ['type'] }) as Record<
+      string,
+      unknown
+    >;
+    const field = 'group_ids' in fields ? 'group_ids' : 'groups_id';
+    const names = xmlids.map((x) => x.split('.'));
+    const rows = await t.call('ir.model.data', 'search_read', [[
+      ['model', '=', 'res.groups'],
+      ['name', 'in', names.map(([, n]) => n)],
+    ]], { fields: ['module', 'name', 'res_id'] }) as { module: string; name: string; res_id: number }[];
+    const ids = names.map(([mod, n]) => rows.find((r) => r.module === mod && r.name === n)?.res_id);
+    if (ids.some((id) => id === undefined)) {
+      throw new PartnerError('odoo', `unknown group among ${xmlids.join(', ')} (ODOO_ADMIN_GROUPS)`, false);
+    }
+    return { [field]: ids.map((id) => [4, id]) };
+  }
+
+  /** Takes this company away from a user: the default moves to another of theirs first
+   *  (Odoo refuses a default outside the allowed companies); a user with no other
+   *  company is archived instead. */
+  async function revoke(user: UserRow, companyId: number) {
+    const others = user.company_ids.filter((id) => id !== companyId);
+    if (!user.active) return;
+    if (!others.length) {
+      await t.call('res.users', 'write', [[user.id], { active: false }]);
+    } else if (user.company_ids.includes(companyId) || m2oId(user.company_id) === companyId) {
+      await t.call('res.users', 'write', [[user.id], {
+        ...(m2oId(user.company_id) === companyId ? { company_id: others[0] } : {}),
+        company_ids: [[3, companyId, 0]],
+      }]);
+    }
+  }
+
+  /** Gives this company (back) to a user. An archived user had no access anywhere (every
+   *  company they still list was suspended or removed with its tenant): they come back
+   *  with this company only. */
+  async function grant(user: UserRow, companyId: number, extra: Record<string, unknown> = {}) {
+    await t.call('res.users', 'write', [
+      [user.id],
+      user.active ? { company_ids: [[4, companyId, 0]], ...extra } : {
+        active: true,
+        company_ids: [[6, 0, [companyId]]],
+        company_id: companyId,
+        ...extra,
+      },
+    ]);
+  }
+
+  async function owner(ctx: ProvisionContext): Promise<[UserRow | undefined, number | undefined]> {
     const userId = ctx.externalIds.user_id as number | undefined;
     const companyId = ctx.externalIds.company_id as number | undefined;
-    if (!userId) return;
-    const [user] = await t.call('res.users', 'search_read', [[['id', '=', userId]]], {
-      fields: ['company_ids'],
-      ...noArchived,
-    }) as {
-      company_ids?: number[];
-    }[];
-    const others = (user?.company_ids ?? []).filter((id) => id !== companyId);
-    if (companyId && others.length) {
-      await t.call('res.users', 'write', [[userId], { company_ids: [[active ? 4 : 3, companyId, 0]] }]);
-    } else {
-      await t.call('res.users', 'write', [[userId], { active }]);
+    return [userId ? await readUser(userId) : undefined, companyId];
+  }
+
+  /** Whether a tenant database is usable: its admin logs in and base is installed. A
+   *  release that gates /jsonrpc answers the login with NotFound only after loading the
+   *  database's registry (it reads ir.config_parameter there), which a half-built
+   *  database cannot do: that answer counts as usable too. */
+  async function databaseReady(name: string, login: string, password: string): Promise<boolean> {
+    const other = t.as!(name, login, password);
+    try {
+      if (!(await other.login())) return false;
+      const rows = await other.call('ir.module.module', 'search_read', [[['name', '=', 'base'], ['state', '=', 'installed']]], {
+        fields: ['state'],
+      }) as unknown[];
+      return rows.length > 0;
+    } catch (err) {
+      if (err instanceof OdooRpcGated) return true;
+      if (err instanceof PartnerError && err.retryable) return false;
+      throw err;
     }
+  }
+
+  async function ensureDatabase(ctx: ProvisionContext) {
+    let credentials = ctx.credentials as { login: string; password: string; database: string } | null;
+    if (!credentials?.password) {
+      credentials = { login: ctx.admin!.email, password: generatePassword(), database: dbName(ctx) };
+      await ctx.checkpoint({}, credentials);
+    }
+    const name = dbName(ctx);
+    if (ctx.externalIds.database_state === 'ready' && await t.db('db_exist', [name])) {
+      return { externalIds: { database: name }, credentials };
+    }
+    if (!(await t.db('db_exist', [name]))) {
+      await ctx.checkpoint({ database: name, database_state: 'creating', database_requested_at: new Date().toISOString() });
+      try {
+        await t.db('create_database', [
+          config.masterPassword,
+          name,
+          false,
+          'en_US',
+          credentials.password,
+          credentials.login,
+          '',
+          '',
+        ], config.createDatabaseTimeoutMs ?? 90_000);
+      } catch (err) {
+        if (!(err instanceof PartnerError && (err.retryable || /already exists/.test(err.message)))) throw err;
+        // Odoo goes on building after our call gave up: readiness decides below.
+      }
+    }
+    if (!(await databaseReady(name, credentials.login, credentials.password))) {
+      const since = Date.parse(String(ctx.externalIds.database_requested_at ?? ''));
+      if (Number.isFinite(since) && Date.now() - since > (config.databaseReadyWithinMs ?? 30 * 60_000)) {
+        throw new PartnerError(
+          'odoo',
+          `database ${name} exists but has not become usable since ${
+            new Date(since).toISOString()
+          } (half-built?): drop it at Odoo, then retry the service`,
+          false,
+        );
+      }
+      throw new PartnerError(
+        'odoo',
+        `database ${name} is still being built (create_database runs for minutes)`,
+        true,
+        undefined,
+        30,
+      );
+    }
+    await ctx.checkpoint({ database: name, database_state: 'ready' });
+    return { externalIds: { database: name, database_state: 'ready' }, credentials };
   }
 
   return {
     service: 'odoo',
     async ensure(ctx) {
       if (!ctx.admin) throw new PartnerError('odoo', 'the tenant has no admin to own the company', false);
-      if (mode === 'database') {
-        let credentials = ctx.credentials as { login: string; password: string; database: string } | null;
-        if (!credentials?.password) {
-          credentials = { login: ctx.admin.email, password: generatePassword(), database: dbName(ctx) };
-          await ctx.checkpoint({}, credentials);
-        }
-        if (!(await t.db('db_exist', [dbName(ctx)]))) {
-          await t.db('create_database', [
-            config.masterPassword,
-            dbName(ctx),
-            false,
-            'en_US',
-            credentials.password,
-            ctx.admin.email,
-            '',
-            '',
-          ]);
-        }
-        return { externalIds: { database: dbName(ctx) }, credentials };
-      }
-      let companyId = ctx.externalIds.company_id as number | undefined ??
+      if (mode === 'database') return await ensureDatabase(ctx);
+      let found = ctx.externalIds.company_id as number | undefined ??
         await findOne('res.company', [['name', '=', companyName(ctx)]]);
-      if (!companyId) {
+      if (!found) {
         const created = await t.call('res.company', 'create', [[{ name: companyName(ctx) }]]);
-        companyId = Array.isArray(created) ? created[0] : created as number;
+        found = Array.isArray(created) ? created[0] : created as number;
       }
+      const companyId: number = found!;
       await ctx.checkpoint({ company_id: companyId });
-      let userId = await findOne('res.users', [['login', '=', ctx.admin.email]]);
+      const [company] = await t.call('res.company', 'search_read', [[['id', '=', companyId]]], {
+        fields: ['active'],
+        ...noArchived,
+      }) as { active: boolean }[];
+      if (company && !company.active) await t.call('res.company', 'write', [[companyId], { active: true }]);
+      const groups = await adminGroups();
+      const userId = await findOne('res.users', [['login', '=', ctx.admin.email]]);
+      let id = userId;
       if (userId) {
         // The same person already has a login (another tenant's owner): give it this company.
-        await t.call('res.users', 'write', [[userId], { company_ids: [[4, companyId, 0]] }]);
+        await grant((await readUser(userId))!, companyId, groups);
       } else {
         const created = await t.call('res.users', 'create', [[{
           name: ctx.admin.name,
@@ -183,30 +357,49 @@ export function odooConnector(config: OdooConfig): Connector {
           email: ctx.admin.email,
           company_id: companyId,
           company_ids: [[6, 0, [companyId]]],
+          ...groups,
         }]]);
-        userId = Array.isArray(created) ? created[0] : created as number;
+        id = Array.isArray(created) ? created[0] : created as number;
       }
       return {
-        externalIds: { company_id: companyId, user_id: userId },
+        externalIds: { company_id: companyId, user_id: id },
         credentials: { login: ctx.admin.email },
       };
     },
-    suspend: (ctx) => setActive(ctx, false),
-    resume: (ctx) => setActive(ctx, true),
+    async suspend(ctx) {
+      // A tenant database stays; the db service has no way to lock one (README).
+      if (mode === 'database') return;
+      const [user, companyId] = await owner(ctx);
+      if (user && companyId) await revoke(user, companyId);
+    },
+    async resume(ctx) {
+      if (mode === 'database') return;
+      const [user, companyId] = await owner(ctx);
+      if (user && companyId) await grant(user, companyId);
+    },
     async remove(ctx) {
       if (mode === 'database') {
-        await t.db('drop', [config.masterPassword, dbName(ctx)]);
+        await t.db('drop', [config.masterPassword, dbName(ctx)]); // false when already gone
         return;
       }
-      // unlink fails on references; archiving is Odoo's removal.
-      await setActive(ctx, false);
       const companyId = ctx.externalIds.company_id as number | undefined;
-      if (companyId) await t.call('res.company', 'write', [[companyId], { active: false }]);
+      if (!companyId) return;
+      // Every active user of the company loses it (the owner included), then the company
+      // is archived — refused while it is an active user's default company.
+      const users = await t.call('res.users', 'search_read', [[
+        ['company_ids', 'in', [companyId]],
+        ['login', '!=', config.login],
+      ]], { fields: USER_FIELDS }) as UserRow[];
+      for (const user of users) await revoke(user, companyId);
+      await t.call('res.company', 'write', [[companyId], { active: false }]);
     },
     async check(ctx) {
-      if (mode === 'database') return Boolean(await t.db('db_exist', [dbName(ctx)]));
-      const userId = ctx.externalIds.user_id as number | undefined;
-      return userId !== undefined && (await findOne('res.users', [['id', '=', userId]])) !== undefined;
+      if (mode === 'database') {
+        return ctx.externalIds.database_state === 'ready' && Boolean(await t.db('db_exist', [dbName(ctx)]));
+      }
+      const [user, companyId] = await owner(ctx);
+      if (!user || !companyId || !user.active || !user.company_ids.includes(companyId)) return false;
+      return (await findOne('res.company', [['id', '=', companyId], ['active', '=', true]])) !== undefined;
     },
   };
 }

@@ -8,6 +8,7 @@ import type { Tx } from '../db.ts';
 import { decryptJson } from '../crypto.ts';
 import { env } from '../env.ts';
 import { secretEquals } from '../auth/service.ts';
+import { supabaseUrl } from '../auth/issuers.ts';
 import { ApiError, forbidden, unauthorized } from '../errors.ts';
 
 /** A partner's JSON payload: shapes are checked where they are read. */
@@ -73,6 +74,14 @@ export async function chatwootUrlToken(tenantId: string): Promise<string> {
     await crypto.subtle.sign('HMAC', await urlTokenKey(), new TextEncoder().encode(`${URL_TOKEN_LABEL}:${tenantId}`)),
   );
   return [...sig].map((b) => b.toString(16).padStart(2, '0')).join('').slice(0, 40);
+}
+
+/** Where a tenant's Chatwoot account webhook delivers: this project's webhooks function,
+ *  the tenant in the path and its URL token in the query (what authenticates deliveries
+ *  from Chatwoot versions that do not sign them). Provisioning creates the webhook with
+ *  it; the services API shows it. */
+export async function chatwootInboundUrl(tenantId: string): Promise<string> {
+  return `${supabaseUrl()}/functions/v1/webhooks/chatwoot/${tenantId}?token=${await chatwootUrlToken(tenantId)}`;
 }
 
 const notAuthenticated = () => unauthorized('invalid_signature', 'Webhook not authenticated: bad or missing signature or token');

@@ -1,8 +1,8 @@
 // Token verification (shared/auth): every issuer profile, every way a token can be
 // wrong, each a 401 in the common error shape; machine keys recognised separately.
 import { SignJWT, UnsecuredJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resetIssuerProfiles } from '../../shared/auth/issuers.ts';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { CLOCK_TOLERANCE_S, resetIssuerProfiles } from '../../shared/auth/issuers.ts';
 import { isServiceCredential } from '../../shared/auth/service.ts';
 import { verifyUserToken } from '../../shared/auth/verify.ts';
 import { ApiError } from '../../shared/errors.ts';
@@ -101,6 +101,42 @@ describe('Supabase Auth (HS256 with the project secret)', () => {
       resetIssuerProfiles();
       await issuer.close();
     }
+  });
+});
+
+describe('tokens verified recently (shared/auth/verify.ts keeps them a minute)', () => {
+  it('answers a repeated token with the same identity, and never lets an expired one through', async () => {
+    const t = await supabaseToken(users.acmeAdmin, { tenantId: 'acme', exp: Math.floor(Date.now() / 1000) + 30 });
+    const first = await verifyUserToken(bearer(t));
+    expect(await verifyUserToken(bearer(t))).toEqual(first);
+    // 31 s later the kept entry has outlived the token: verified again, and refused.
+    vi.useFakeTimers({ now: Date.now() + 31_000 + CLOCK_TOLERANCE_S * 1000, toFake: ['Date'] });
+    try {
+      expect(await rejection(bearer(t))).toEqual({ status: 401, code: 'token_expired' });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('forgets what it verified when the issuers change (a rotated secret refuses at once)', async () => {
+    const t = await supabaseToken(users.acmeAdmin, { tenantId: 'acme' });
+    await verifyUserToken(bearer(t));
+    const before = process.env.SUPABASE_JWT_SECRET;
+    process.env.SUPABASE_JWT_SECRET = 'a-rotated-project-secret-of-at-least-32-characters';
+    resetIssuerProfiles();
+    try {
+      expect(await rejection(bearer(t))).toEqual({ status: 401, code: 'invalid_token' });
+    } finally {
+      process.env.SUPABASE_JWT_SECRET = before;
+      resetIssuerProfiles();
+    }
+    expect((await verifyUserToken(bearer(t))).subject).toBe(users.acmeAdmin.id);
+  });
+
+  it('keeps no failure: a refused token stays refused, a fixed configuration accepts the next one', async () => {
+    const forged = await supabaseToken(users.acmeAdmin, { secret: 'not-the-project-secret-but-long-enough-to-sign' });
+    expect(await rejection(bearer(forged))).toEqual({ status: 401, code: 'invalid_token' });
+    expect(await rejection(bearer(forged))).toEqual({ status: 401, code: 'invalid_token' });
   });
 });
 

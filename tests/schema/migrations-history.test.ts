@@ -40,6 +40,10 @@ const REDEFINITIONS: Record<string, string[]> = {
   // The audit trail renders timestamps from trigger arguments, not a catalog read per row.
   'private.enable_audit': ['20261201096000_audit_timestamps_in_trigger.sql', '20261201099000_audit_secret_arguments.sql'],
   'private.audit_row': ['20261201096000_audit_timestamps_in_trigger.sql', '20261201099000_audit_secret_arguments.sql'],
+  // A Chatwoot login that existed before the tenant has no password of ours to rotate (issue 13).
+  'private.rotate_service_credentials': ['20261201151000_chatwoot_rotation_existing_login.sql'],
+  // The caller's team keys through the (tenant_id, user_id) index, not a tenant-wide walk.
+  'private.my_team_keys': ['20261201150000_team_keys_by_member_index.sql'],
 };
 
 const dir = path.join(root, 'supabase', 'migrations');

@@ -20,6 +20,10 @@ declare module 'vitest' {
 export const TEMPLATE_DB = 'platform_template';
 
 export default async function setup(project: TestProject) {
+  // One JSON line per request (shared/request-log.ts) would bury the test output; the
+  // tests that read the lines capture them, and the functions servers the tests start
+  // keep their own stdout.
+  process.env.REQUEST_LOG ??= 'off';
   // The run may change only what it creates: the temp folder's mode (1777 on a sane
   // machine) must be the same at the end, whatever ran as root in between.
   const tmpMode = (await stat(os.tmpdir())).mode;

@@ -4,8 +4,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { decryptJson } from '../../../shared/crypto.ts';
-import { supabaseUrl } from '../../../shared/auth/issuers.ts';
-import { chatwootUrlToken } from '../../../shared/webhooks/chatwoot.ts';
+import { chatwootInboundUrl } from '../../../shared/webhooks/chatwoot.ts';
 import { conflict } from '../../../shared/errors.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import type { Checked, Column, JsonObject, Selected, Tables } from '../../../shared/rows.ts';
@@ -62,15 +61,9 @@ export function registerServices(app: TenantsApp): void {
         return await Promise.all(rows.map(async ({ credentials_stored, credentials_revealed_at, ...r }) => ({
           ...r,
           credentials_available: credentials_stored && credentials_revealed_at === null,
-          // Where the tenant's Chatwoot account sends its webhooks (for versions that do
-          // not sign them, the token in the URL authenticates them).
-          ...(r.service === 'chatwoot'
-            ? {
-              inbound_webhook_url: `${supabaseUrl()}/functions/v1/webhooks/chatwoot/${tenantId}?token=${await chatwootUrlToken(
-                tenantId,
-              )}`,
-            }
-            : {}),
+          // Where the tenant's Chatwoot account sends its webhooks (provisioning creates the
+          // webhook; for versions that do not sign, the token in the URL authenticates).
+          ...(r.service === 'chatwoot' ? { inbound_webhook_url: await chatwootInboundUrl(tenantId) } : {}),
         })));
       });
       return c.json({ items }, 200);
@@ -148,7 +141,13 @@ export function registerServices(app: TenantsApp): void {
       if (!row.sealed) {
         throw conflict('credentials_unavailable', 'No credentials to show: none yet, or already shown once');
       }
-      return c.json({ credentials: await decryptJson(row.sealed, { tenantId, service }) }, 200);
+      // The login only: the machine secrets kept beside it (the owner's Chatwoot API token,
+      // which also opens every other tenant's account that login administers, and the
+      // webhook signing secret) stay with the server.
+      const { access_token: _token, webhook_secret: _secret, password_pending: _pending, ...login } = await decryptJson<
+        Record<string, unknown>
+      >(row.sealed, { tenantId, service });
+      return c.json({ credentials: login }, 200);
     },
   );
 

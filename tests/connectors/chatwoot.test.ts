@@ -1,0 +1,204 @@
+// The Chatwoot connector against a stand-in that answers as Chatwoot's own controllers do
+// (tests/partners/chatwoot.ts names the source of each behaviour): the owner login's
+// password is stored only where it works, rotation applies the new one, the account
+// webhook is made once at this tenant's inbound URL with its secret kept, and removal
+// copes with Chatwoot deleting in the background.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { chatwootConnector } from '../../shared/connectors/chatwoot.ts';
+import { PartnerError } from '../../shared/connectors/types.ts';
+import { ChatwootStandIn } from '../partners/chatwoot.ts';
+import { check, settle, step, tenant } from './harness.ts';
+
+let cw: ChatwootStandIn;
+const inbound = (tenantId: string) => `http://127.0.0.1:54321/functions/v1/webhooks/chatwoot/${tenantId}?token=t-${tenantId.slice(0, 8)}`;
+const connector = (opts: { webhooks?: boolean; timeoutMs?: number } = {}) =>
+  chatwootConnector({ url: cw.url, platformToken: cw.token, timeoutMs: opts.timeoutMs ?? 3_000, inboundUrl: opts.webhooks === false ? undefined : inbound });
+
+beforeAll(async () => {
+  cw = await ChatwootStandIn.start();
+});
+afterEach(() => {
+  cw.server.resetFaults();
+  cw.signing = true;
+});
+afterAll(() => cw.server.close());
+
+describe('the owner login', () => {
+  it("stores a password only for a login this tenant created; a second tenant of the same owner gets 'existing login', and the first password keeps working", async () => {
+    const a = tenant('cw-a');
+    await step(connector(), a, 'ensure');
+    const user = cw.userByEmail(a.admin!.email)!;
+    expect(a.credentials).toMatchObject({ email: a.admin!.email, password: user.password });
+    expect(a.externalIds.owner_login).toBe('created');
+
+    const b = tenant('cw-b', a.admin!.email);
+    await step(connector(), b, 'ensure');
+    expect(b.credentials!.password).toBeUndefined(); // Chatwoot did not apply any password it was sent
+    expect(b.credentials).toMatchObject({ email: a.admin!.email, existing_login: true, note: expect.stringContaining('existing password') });
+    expect(b.externalIds).toMatchObject({ user_id: user.id, owner_login: 'existing' });
+    expect(cw.userByEmail(a.admin!.email)!.password).toBe(a.credentials!.password);
+    // The owner is administrator of both accounts.
+    expect(cw.links.filter((l) => l.user_id === user.id).map((l) => l.role)).toEqual(['administrator', 'administrator']);
+  });
+
+  it('never overwrites the password of a person who signed up at Chatwoot by themselves (e-mail matched case-insensitively)', async () => {
+    const own = cw.addForeignUser('self@cw-self.test', 'Mine-0nly!');
+    const t = tenant('cw-self', 'Self@CW-Self.test');
+    await step(connector(), t, 'ensure');
+    expect(t.externalIds.user_id).toBe(own.id);
+    expect(t.credentials).toMatchObject({ existing_login: true });
+    expect(t.credentials!.password).toBeUndefined();
+    // Rotation does not touch it either.
+    t.credentials = null;
+    await step(connector(), t, 'ensure');
+    expect(cw.users.get(own.id)!.password).toBe('Mine-0nly!');
+    expect(t.credentials).toMatchObject({ existing_login: true });
+  });
+
+  it('rotation applies the new password with PATCH …/users/{id} (POST /users would not), also after a failure in between', async () => {
+    const t = tenant('cw-rot');
+    await step(connector(), t, 'ensure');
+    const first = t.credentials!.password;
+    t.credentials = null; // what rotate_service_credentials leaves
+    cw.server.faults = { ...cw.server.faults, match: /^PATCH \/platform\/api\/v1\/users\//, fail5xx: 1 };
+    await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true, status: 503 });
+    expect(t.credentials).toMatchObject({ password_pending: true }); // chosen and recorded, not yet applied
+    await settle(connector(), t, 'ensure');
+    const user = cw.userByEmail(t.admin!.email)!;
+    expect(t.credentials!.password).not.toBe(first);
+    expect(user.password).toBe(t.credentials!.password);
+    expect(t.credentials!.password_pending).toBeUndefined();
+  });
+
+  it('makes no duplicate when answers are lost or slow (5xx, 429 Retry-After, timeout, dropped connection)', async () => {
+    const t = tenant('cw-faults');
+    cw.server.faults = { ...cw.server.faults, fail5xx: 1, rateLimit: 1, retryAfterSeconds: 7 };
+    await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true, status: 503 });
+    await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true, status: 429, retryAfterSeconds: 7 });
+    // (A lost answer to POST /platform/api/v1/accounts would leave an orphan account:
+    // Chatwoot has no call that lists or searches accounts. See the README.)
+    cw.server.faults = { ...cw.server.faults, match: /^POST \/platform\/api\/v1\/users$/, dropAfterWork: 1 };
+    await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true });
+    cw.server.faults = { ...cw.server.faults, match: /^POST \/api\/v1\/accounts\/\d+\/webhooks$/, dropAfterWork: 1 };
+    await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true });
+    cw.server.faults = { ...cw.server.faults, match: /^POST \/platform\/api\/v1\/accounts\/\d+\/account_users$/, slow: 1, slowMs: 1_000 };
+    await expect(step(connector({ timeoutMs: 250 }), t, 'ensure')).rejects.toMatchObject({ retryable: true, message: expect.stringContaining('timed out') });
+    await settle(connector(), t, 'ensure');
+    const accounts = [...cw.accounts.values()].filter((a) => a.custom_attributes.tenant_id === t.tenant.id);
+    expect(accounts).toHaveLength(1);
+    expect(cw.webhooks.filter((w) => w.account_id === accounts[0].id)).toHaveLength(1);
+    expect(cw.userByEmail(t.admin!.email)!.password).toBe(t.credentials!.password);
+  });
+});
+
+describe('the account webhook', () => {
+  it("is created once at the tenant's inbound URL with the three events; its secret is kept with the credentials", async () => {
+    const t = tenant('cw-hook');
+    await step(connector(), t, 'ensure');
+    const hooks = cw.webhooks.filter((w) => w.account_id === t.externalIds.account_id);
+    expect(hooks).toHaveLength(1);
+    expect(hooks[0]).toMatchObject({ url: inbound(t.tenant.id), subscriptions: ['conversation_created', 'message_created', 'conversation_status_changed'] });
+    expect(t.externalIds.webhook_id).toBe(hooks[0].id);
+    expect(t.credentials!.webhook_secret).toBe(hooks[0].secret);
+    // A rerun finds it by URL (Chatwoot would refuse a second one: 422 "Url has already been taken").
+    await step(connector(), t, 'ensure');
+    expect(cw.webhooks.filter((w) => w.account_id === t.externalIds.account_id)).toHaveLength(1);
+    expect(await check(connector(), t)).toBe(true);
+  });
+
+  it('keeps the secret through a rotation (found again by URL) and adds missing subscriptions to an existing webhook', async () => {
+    const t = tenant('cw-hook2');
+    await step(connector(), t, 'ensure');
+    const hook = cw.webhooks.find((w) => w.account_id === t.externalIds.account_id)!;
+    hook.subscriptions = ['message_created'];
+    t.credentials = null;
+    await step(connector(), t, 'ensure');
+    expect(hook.subscriptions.sort()).toEqual(['conversation_created', 'conversation_status_changed', 'message_created']);
+    expect(t.credentials!.webhook_secret).toBe(hook.secret);
+  });
+
+  it('on a Chatwoot that does not sign (no secret) the webhook is made and no secret is stored: the URL token authenticates', async () => {
+    cw.signing = false;
+    const t = tenant('cw-old');
+    await step(connector(), t, 'ensure');
+    expect(cw.webhooks.filter((w) => w.account_id === t.externalIds.account_id)).toHaveLength(1);
+    expect(t.credentials!.webhook_secret).toBeUndefined();
+  });
+
+  it('a webhook deleted at Chatwoot is drift: check says so and ensure makes it again', async () => {
+    const t = tenant('cw-drift');
+    await step(connector(), t, 'ensure');
+    cw.webhooks = cw.webhooks.filter((w) => w.account_id !== t.externalIds.account_id);
+    expect(await check(connector(), t)).toBe(false);
+    await step(connector(), t, 'ensure');
+    expect(await check(connector(), t)).toBe(true);
+  });
+});
+
+describe('suspend, resume and removal', () => {
+  it('suspend and resume switch the account status (Chatwoot then refuses its users: 401 Account is suspended)', async () => {
+    const t = tenant('cw-susp');
+    await step(connector(), t, 'ensure');
+    await step(connector(), t, 'suspend');
+    expect(cw.accounts.get(t.externalIds.account_id)!.status).toBe('suspended');
+    const token = t.credentials!.access_token;
+    const res = await fetch(`${cw.url}/api/v1/accounts/${t.externalIds.account_id}/conversations/1/messages`, {
+      method: 'POST', headers: { api_access_token: token, 'content-type': 'application/json' }, body: '{"content":"x"}',
+    });
+    expect([res.status, await res.json()]).toEqual([401, { error: 'Account is suspended' }]);
+    await step(connector(), t, 'resume');
+    expect(cw.accounts.get(t.externalIds.account_id)!.status).toBe('active');
+    // Suspended at Chatwoot while the service is active: ensure puts it back.
+    cw.accounts.get(t.externalIds.account_id)!.status = 'suspended';
+    await step(connector(), t, 'ensure');
+    expect(cw.accounts.get(t.externalIds.account_id)!.status).toBe('active');
+  });
+
+  it('removal ends access at once although Chatwoot deletes later; check sees it gone, a rerun is harmless, ensure never reuses it', async () => {
+    const t = tenant('cw-rm');
+    await step(connector(), t, 'ensure');
+    const id = t.externalIds.account_id;
+    await step(connector(), t, 'remove');
+    // Chatwoot's DeleteObjectJob has not run: the account still reads as present…
+    expect(cw.accounts.get(id)).toMatchObject({ status: 'suspended', custom_attributes: { deletion_requested_at: expect.any(String) } });
+    // …but it is gone for us.
+    expect(await check(connector(), t)).toBe(false);
+    await step(connector(), t, 'remove');
+    // Enabled again before the job ran: a fresh account, not the one being deleted.
+    const again = { ...t, externalIds: { ...t.externalIds }, credentials: { ...t.credentials } };
+    await step(connector(), again, 'ensure');
+    expect(again.externalIds.account_id).not.toBe(id);
+    cw.runJobs();
+    expect(cw.accounts.has(id)).toBe(false);
+    await step(connector(), t, 'remove'); // 404 now: already removed
+  });
+
+  it("removal deletes the login this tenant created unless another tenant's account uses it", async () => {
+    const a = tenant('cw-rm-a');
+    await step(connector(), a, 'ensure');
+    const b = tenant('cw-rm-b', a.admin!.email);
+    await step(connector(), b, 'ensure');
+    await step(connector(), a, 'remove');
+    cw.runJobs();
+    expect(cw.userByEmail(a.admin!.email)).toBeDefined(); // b still uses it
+    await step(connector(), b, 'remove'); // b did not create it: never deleted by b
+    cw.runJobs();
+    expect(cw.userByEmail(a.admin!.email)).toBeDefined();
+
+    const solo = tenant('cw-rm-solo');
+    await step(connector(), solo, 'ensure');
+    await step(connector(), solo, 'remove');
+    cw.runJobs();
+    expect(cw.userByEmail(solo.admin!.email)).toBeUndefined();
+    await step(connector(), solo, 'remove');
+  });
+
+  it('an account this platform app did not create is a permanent 401 "Non permissible resource"', async () => {
+    const t = tenant('cw-foreign');
+    await step(connector({ webhooks: false }), t, 'ensure');
+    cw.permissible.delete(`account:${t.externalIds.account_id}`);
+    const err = await step(connector(), t, 'suspend').catch((e) => e);
+    expect(err).toBeInstanceOf(PartnerError);
+    expect(err).toMatchObject({ retryable: false, status: 401, message: expect.stringContaining('Non permissible resource') });
+  });
+});

@@ -1,0 +1,170 @@
+// The Odoo connector against a stand-in that answers as Odoo's own controllers and models
+// do (tests/partners/odoo.ts names the source of each behaviour).
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { odooConnector, type OdooConfig } from '../../shared/connectors/odoo.ts';
+import { OdooStandIn } from '../partners/odoo.ts';
+import { check, settle, step, tenant } from './harness.ts';
+
+let odoo: OdooStandIn;
+const connector = (opts: Partial<OdooConfig> = {}) =>
+  odooConnector({ url: odoo.url, db: 'main', login: odoo.login, key: odoo.key, masterPassword: odoo.masterPassword, timeoutMs: 3_000, ...opts });
+const users = () => [...odoo.tables['res.users'].values()];
+const userOf = (email: string) => users().find((u) => u.login === email)!;
+const company = (id: number) => odoo.tables['res.company'].get(id)!;
+
+beforeAll(async () => {
+  odoo = await OdooStandIn.start();
+});
+afterEach(() => {
+  odoo.server.resetFaults();
+  Object.assign(odoo, { version: 18, gated: false, useDeprecatedServices: false, createDbMs: 0, lockWrites: 0 });
+});
+afterAll(() => odoo.server.close());
+
+describe('errors', () => {
+  it('a release that gates /jsonrpc (NotFound inside HTTP 200) fails permanently and says what to set — never retried forever', async () => {
+    odoo.gated = true;
+    const err = await step(connector(), tenant('od-gated'), 'ensure').catch((e) => e);
+    expect(err).toMatchObject({ retryable: false, message: expect.stringContaining('rpc.use_deprecated_services') });
+    expect(err.message).toContain('json2');
+    odoo.useDeprecatedServices = true;
+    await step(connector(), tenant('od-gated-ok'), 'ensure');
+  });
+
+  it('over JSON-2, LockError (409) is transient and a ValueError (500) permanent', async () => {
+    const t = tenant('od-j2');
+    odoo.lockWrites = 1;
+    await expect(step(connector({ transport: 'json2' }), t, 'ensure')).rejects.toMatchObject({ retryable: true, status: 409, message: expect.stringContaining('LockError') });
+    await settle(connector({ transport: 'json2' }), t, 'ensure');
+    expect(userOf(t.admin!.email)).toBeDefined();
+    // ValueError comes back as 500: permanent. Other 500s (a database error) are transient.
+    odoo.raiseNext = 'ValueError';
+    await expect(step(connector({ transport: 'json2' }), t, 'ensure')).rejects.toMatchObject({ retryable: false, status: 500, message: expect.stringContaining('ValueError') });
+    odoo.raiseNext = 'psycopg2.OperationalError';
+    await expect(step(connector({ transport: 'json2' }), t, 'ensure')).rejects.toMatchObject({ retryable: true, status: 500 });
+    // What a write of a field the server lacks answers (groups_id on 19.0).
+    odoo.version = 19;
+    const res = await fetch(`${odoo.url}/json/2/res.users/write`, {
+      method: 'POST', headers: { authorization: `bearer ${odoo.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ids: [userOf(t.admin!.email).id], vals: { groups_id: [[4, 1]] } }),
+    });
+    expect([res.status, (await res.json()).name]).toEqual([500, 'ValueError']);
+  });
+
+  it('5xx, 429 with Retry-After, a timeout and a dropped connection are retried without duplicates', async () => {
+    const t = tenant('od-faults');
+    odoo.server.faults = { ...odoo.server.faults, fail5xx: 1, rateLimit: 1, retryAfterSeconds: 11 };
+    await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true, status: 503 });
+    await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true, status: 429, retryAfterSeconds: 11 });
+    odoo.server.faults = { ...odoo.server.faults, match: /^POST \/jsonrpc$/, dropAfterWork: 4 };
+    await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true });
+    odoo.server.faults = { ...odoo.server.faults, slow: 1, slowMs: 1_000 };
+    await expect(step(connector({ timeoutMs: 250 }), t, 'ensure')).rejects.toMatchObject({ retryable: true, message: expect.stringContaining('timed out') });
+    await settle(connector(), t, 'ensure');
+    expect(users().filter((u) => u.login === t.admin!.email)).toHaveLength(1);
+    expect([...odoo.tables['res.company'].values()].filter((c) => c.name === `Tenant od-faults (od-faults)`)).toHaveLength(1);
+  });
+});
+
+describe('the owner', () => {
+  it('gets the configured admin groups on the field this server has: groups_id (18) or group_ids (19)', async () => {
+    for (const version of [18, 19]) {
+      odoo.version = version;
+      for (const transport of ['jsonrpc', 'json2'] as const) {
+        const t = tenant(`od-groups-${version}-${transport}`);
+        await step(connector({ transport, adminGroups: ['base.group_user', 'base.group_system'] }), t, 'ensure');
+        const field = version >= 19 ? 'group_ids' : 'groups_id';
+        expect(userOf(t.admin!.email)[field], `${version} ${transport}`).toEqual(expect.arrayContaining([odoo.groupId('base.group_system')]));
+      }
+    }
+    // The default: an internal user, not a database administrator (a shared database).
+    odoo.version = 18;
+    const plain = tenant('od-groups-default');
+    await step(connector(), plain, 'ensure');
+    expect(userOf(plain.admin!.email).groups_id).toEqual([odoo.groupId('base.group_user')]);
+  });
+
+  it('an owner of several tenants whose default company is the suspended one: the default moves first, then the company goes; resume brings it back', async () => {
+    const a = tenant('od-multi-a');
+    await step(connector(), a, 'ensure');
+    const b = tenant('od-multi-b', a.admin!.email);
+    await step(connector(), b, 'ensure');
+    const u = userOf(a.admin!.email);
+    expect(u.company_id).toBe(a.externalIds.company_id); // created with a's company as default
+    await step(connector(), a, 'suspend');
+    expect(u).toMatchObject({ active: true, company_id: b.externalIds.company_id, company_ids: [b.externalIds.company_id] });
+    expect(await check(connector(), a)).toBe(false);
+    expect(await check(connector(), b)).toBe(true);
+    await step(connector(), a, 'suspend');
+    await step(connector(), a, 'resume');
+    expect(u.company_ids.sort()).toEqual([a.externalIds.company_id, b.externalIds.company_id].sort());
+    expect(await check(connector(), a)).toBe(true);
+  });
+
+  it("removing a tenant whose company is the default of its owner and of the tenant's other users archives the company; the owner keeps their other tenant", async () => {
+    const a = tenant('od-rm-a');
+    await step(connector(), a, 'ensure');
+    const b = tenant('od-rm-b', a.admin!.email);
+    await step(connector(), b, 'ensure');
+    // A colleague the tenant made in Odoo, with a's company only.
+    const colleague = { id: 900001, active: true, login: 'colleague@od-rm-a.test', name: 'C', company_id: a.externalIds.company_id, company_ids: [a.externalIds.company_id] };
+    odoo.tables['res.users'].set(colleague.id, colleague);
+    await step(connector(), a, 'remove');
+    expect(company(a.externalIds.company_id).active).toBe(false);
+    expect(userOf(a.admin!.email)).toMatchObject({ active: true, company_id: b.externalIds.company_id, company_ids: [b.externalIds.company_id] });
+    expect(colleague.active).toBe(false);
+    await step(connector(), a, 'remove'); // again: nothing left to do, no error
+    expect(await check(connector(), a)).toBe(false);
+    expect(await check(connector(), b)).toBe(true);
+  });
+
+  it('an owner whose only company was suspended comes back with only the new tenant when another tenant is created for them', async () => {
+    const a = tenant('od-arch-a');
+    await step(connector(), a, 'ensure');
+    await step(connector(), a, 'suspend');
+    const u = userOf(a.admin!.email);
+    expect(u.active).toBe(false);
+    const b = tenant('od-arch-b', a.admin!.email);
+    await step(connector(), b, 'ensure');
+    expect(u).toMatchObject({ active: true, company_id: b.externalIds.company_id, company_ids: [b.externalIds.company_id] });
+    await step(connector(), a, 'resume');
+    expect(u.company_ids.sort()).toEqual([a.externalIds.company_id, b.externalIds.company_id].sort());
+  });
+});
+
+describe('database mode', () => {
+  it('a create_database slower than the call timeout is not provisioned until the database is usable', async () => {
+    odoo.createDbMs = 1_000;
+    const t = tenant('od-db-slow');
+    const c = connector({ mode: 'database', createDatabaseTimeoutMs: 200 });
+    // The call times out while Odoo goes on building; db_exist is already true.
+    await expect(step(c, t, 'ensure')).rejects.toMatchObject({ retryable: true, message: expect.stringContaining('still being built') });
+    expect(t.externalIds).toMatchObject({ database: 'tenant_od_db_slow', database_state: 'creating' });
+    expect(odoo.databases.get('tenant_od_db_slow')).toMatchObject({ ready: false });
+    await expect(step(c, t, 'ensure')).rejects.toMatchObject({ retryable: true, message: expect.stringContaining('still being built') });
+    expect(await check(c, t)).toBe(false);
+    await new Promise((r) => setTimeout(r, 1_100));
+    await step(c, t, 'ensure');
+    expect(t.externalIds.database_state).toBe('ready');
+    expect(t.credentials).toMatchObject({ login: t.admin!.email, database: 'tenant_od_db_slow', password: odoo.databases.get('tenant_od_db_slow')!.password });
+    expect(await check(c, t)).toBe(true);
+    // Removal drops it, and again is harmless.
+    await step(c, t, 'remove');
+    await step(c, t, 'remove');
+    expect(odoo.databases.has('tenant_od_db_slow')).toBe(false);
+  });
+
+  it('a database that never becomes usable fails permanently after the deadline, saying to drop it', async () => {
+    const t = tenant('od-db-broken');
+    odoo.databases.set('tenant_od_db_broken', { ready: false, login: 'x', password: 'y', modules: [] });
+    t.externalIds = { database: 'tenant_od_db_broken', database_state: 'creating', database_requested_at: new Date(Date.now() - 3_600_000).toISOString() };
+    await expect(step(connector({ mode: 'database' }), t, 'ensure')).rejects.toMatchObject({ retryable: false, message: expect.stringContaining('drop it') });
+  });
+
+  it('on a release that gates /jsonrpc, a built database (its registry answers) counts as usable', async () => {
+    odoo.gated = true;
+    const t = tenant('od-db-gated');
+    await step(connector({ mode: 'database' }), t, 'ensure');
+    expect(t.externalIds.database_state).toBe('ready');
+  });
+});
