@@ -8,11 +8,14 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { app as tenantsApp } from '../functions/tenants/app.ts';
 import { botpressConnector } from '../shared/connectors/botpress.ts';
+import { chatwootConnector } from '../shared/connectors/chatwoot.ts';
 import type { Connectors } from '../shared/connectors/index.ts';
 import { n8nConnector } from '../shared/connectors/n8n.ts';
 import { closeDb } from '../shared/db.ts';
 import { runJobs } from '../shared/jobs/runner.ts';
+import { chatwootInboundUrl } from '../shared/webhooks/chatwoot.ts';
 import { BotpressStandIn } from './partners/botpress.ts';
+import { ChatwootStandIn } from './partners/chatwoot.ts';
 import { N8nStandIn } from './partners/n8n.ts';
 import { freshDatabase, type TestDatabase } from './helpers/db.ts';
 import { call } from './helpers/http.ts';
@@ -22,10 +25,12 @@ import { type AuthFixture, configureAuth, supabaseToken } from './helpers/tokens
 let db: TestDatabase;
 let auth: AuthFixture;
 let botpress: BotpressStandIn;
+let chatwoot: ChatwootStandIn;
 let n8n: N8nStandIn;
 let superToken: string;
 
 const connectors = (): Connectors => ({
+  chatwoot: chatwootConnector({ url: chatwoot.url, platformToken: chatwoot.token, timeoutMs: 400, inboundUrl: chatwootInboundUrl }),
   botpress: botpressConnector({ url: botpress.url, token: botpress.token, workspaceId: botpress.workspaceId, timeoutMs: 400 }),
   n8n: n8nConnector({ url: n8n.url, apiKey: n8n.apiKey, mode: 'shared', timeoutMs: 400 }),
 });
@@ -76,15 +81,14 @@ async function onlyActive(...tenantIds: string[]) {
 beforeAll(async () => {
   db = await freshDatabase('drift');
   auth = await configureAuth(db.url, { PROVISIONING_ENCRYPTION_KEY: randomBytes(32).toString('base64') });
-  [botpress, n8n] = await Promise.all([BotpressStandIn.start(), N8nStandIn.start()]);
+  [botpress, chatwoot, n8n] = await Promise.all([BotpressStandIn.start(), ChatwootStandIn.start(), N8nStandIn.start()]);
   superToken = await supabaseToken(users.super);
 });
 afterEach(() => {
-  botpress.server.resetFaults();
-  n8n.server.resetFaults();
+  for (const p of [botpress, chatwoot, n8n]) p.server.resetFaults();
 });
 afterAll(async () => {
-  await Promise.all([botpress, n8n].map((p) => p?.server.close()));
+  await Promise.all([botpress, chatwoot, n8n].map((p) => p?.server.close()));
   await closeDb();
   await auth.close();
   await db.close();
@@ -137,6 +141,20 @@ describe('drift repair in the reconcile pass', () => {
     expect([...botpress.bots.values()].filter((b) => b.tags.tenant_id === t.id)).toHaveLength(1);
     expect([...n8n.users.values()].filter((u) => u.email === t.email)).toHaveLength(1);
     expect(await reconcile()).toMatchObject({ checked: 2, drifted: 0 });
+  });
+
+  it("reads the sealed credentials a check needs: Chatwoot's account webhook deleted there is made again", async () => {
+    const t = await createTenant(['chatwoot']);
+    await drain();
+    await onlyActive(t.id);
+    const { account_id: accountId, webhook_id: hookId } = (await service(t.id, 'chatwoot')).external_ids;
+    expect(hookId).toEqual(expect.any(Number));
+    expect(await reconcile()).toMatchObject({ checked: 1, drifted: 0 });
+    chatwoot.webhooks = chatwoot.webhooks.filter((w) => w.id !== hookId);
+    expect(await reconcile()).toMatchObject({ checked: 1, drifted: 1 });
+    await drain();
+    expect(await service(t.id, 'chatwoot')).toMatchObject({ state: 'active', last_error: null, drift_repaired_at: expect.any(Date) });
+    expect(chatwoot.webhooks.filter((w) => w.account_id === accountId)).toHaveLength(1);
   });
 
   it('checks at most N services per partner per run, each at most once per interval', async () => {

@@ -50,15 +50,17 @@ revoke all on private.service_checks from public, anon, authenticated;
 
 -- The services to check now, at most p_per_service of each partner (the longest
 -- unchecked first), each at most once per p_min_interval: active and wanted active, with
--- no provisioning job under way. Marked checked as they are picked, so concurrent
--- passes never check one twice and a partner that errors is not asked again at once.
+-- no provisioning job under way, with what a check needs (the partner ids and the sealed
+-- credentials: Chatwoot's check reads the webhook with the owner's token). Marked
+-- checked as they are picked, so concurrent passes never check one twice and a partner
+-- that errors is not asked again at once.
 create function private.drift_check_candidates(p_services text[], p_per_service int, p_min_interval interval)
-returns table (tenant_id uuid, service text, external_ids jsonb, tenant_slug text, tenant_name text)
+returns table (tenant_id uuid, service text, external_ids jsonb, credentials_encrypted text, tenant_slug text, tenant_name text)
 language sql volatile security definer
 set search_path = ''
 as $$
   with due as (
-    select s.tenant_id, s.service, s.external_ids, t.slug, t.name,
+    select s.tenant_id, s.service, s.external_ids, s.credentials_encrypted, t.slug, t.name,
       row_number() over (partition by s.service order by c.checked_at nulls first, s.tenant_id) as rn
     from public.tenant_services s
     join public.tenants t on t.id = s.tenant_id
@@ -73,7 +75,7 @@ as $$
     on conflict on constraint service_checks_pkey do update set checked_at = excluded.checked_at
     returning service_checks.tenant_id, service_checks.service
   )
-  select d.tenant_id, d.service, d.external_ids, d.slug, d.name
+  select d.tenant_id, d.service, d.external_ids, d.credentials_encrypted, d.slug, d.name
   from due d join picked p on p.tenant_id = d.tenant_id and p.service = d.service
   order by d.service, d.rn
 $$;

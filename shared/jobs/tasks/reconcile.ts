@@ -11,6 +11,7 @@
 //    is logged and tried again after the interval.
 import { connectorsFromEnv } from '../../connectors/index.ts';
 import type { ProvisionContext, ServiceName } from '../../connectors/types.ts';
+import { decryptJson } from '../../crypto.ts';
 import { asService } from '../../db.ts';
 import { envInt } from '../../env.ts';
 import type { Task } from '../types.ts';
@@ -19,6 +20,7 @@ interface Candidate {
   tenant_id: string;
   service: ServiceName;
   external_ids: Record<string, unknown>;
+  credentials_encrypted: string | null;
   tenant_slug: string;
   tenant_name: string;
 }
@@ -45,15 +47,18 @@ export const reconcile: Task = {
     const counts = { checked: 0, drifted: 0, check_errors: 0 };
     await Promise.all(services.map(async (service) => {
       for (const c of due.filter((d) => d.service === service)) {
-        const ctx: ProvisionContext = {
-          tenant: { id: c.tenant_id, slug: c.tenant_slug, name: c.tenant_name },
-          admin: null,
-          externalIds: c.external_ids,
-          credentials: null,
-          checkpoint: () => Promise.resolve(),
-        };
         let present: boolean;
         try {
+          const ctx: ProvisionContext = {
+            tenant: { id: c.tenant_id, slug: c.tenant_slug, name: c.tenant_name },
+            admin: null,
+            externalIds: c.external_ids,
+            // Sealed for this tenant's service (shared/crypto.ts), as the provision job reads them.
+            credentials: c.credentials_encrypted
+              ? await decryptJson(c.credentials_encrypted, { tenantId: c.tenant_id, service })
+              : null,
+            checkpoint: () => Promise.resolve(),
+          };
           present = await connectors[service]!.check(ctx);
         } catch (err) {
           counts.check_errors++;
