@@ -242,6 +242,48 @@ it('files a cascade under each row it removed', async () => {
   ]);
 });
 
+it('renders timestamps as the API does, whatever the session time zone and precision', async () => {
+  const times = ['2026-03-04 05:06:07.1+02', '2026-03-04 05:06:07+00', '2026-03-04 05:06:07.999999-07:30'];
+  for (const tz of ['UTC', 'America/New_York']) {
+    const rows = await audited(async (tx) => {
+      await tx.unsafe(`set local timezone = '${tz}'`);
+      for (const [i, at] of times.entries()) {
+        await tx`insert into public.teams (tenant_id, name, department, created_at) values (${tenants.acme.id}, ${`Clock ${tz} ${i}`}, 'sales', ${at}::timestamptz)`;
+      }
+    }, 'teams');
+    const expected = await db.sql`select private.api_timestamp(t::timestamptz) as at from unnest(${times}::text[]) t`;
+    expect(rows.map((r) => r.new_data.created_at), tz).toEqual(expected.map((e) => e.at));
+    for (const r of rows) expect(r.new_data.updated_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  }
+});
+
+it('writes one row per changed row of a multi-row statement, in the statement\'s order', async () => {
+  const names = ['Multi a', 'Multi b', 'Multi c'];
+  const ins = await audited((tx) =>
+    tx`insert into public.teams (tenant_id, name, department) select ${tenants.acme.id}, n, 'sales' from unnest(${names}::text[]) n`, 'teams');
+  expect(ins.map((r) => [r.action, r.new_data.name])).toEqual(names.map((n) => ['INSERT', n]));
+  expect(new Set(ins.map((r) => r.record_key.id)).size).toBe(3);
+  // 'Multi b' already has this description after the first update: the second changes
+  // two rows and writes two audit rows.
+  await audited((tx) => tx`update public.teams set description = 'same' where tenant_id = ${tenants.acme.id} and name = 'Multi b'`);
+  const upd = await audited((tx) =>
+    tx`update public.teams set description = 'same' where tenant_id = ${tenants.acme.id} and name like 'Multi %'`, 'teams');
+  expect(upd.map((r) => [r.new_data.name, r.changed_fields]).sort()).toEqual([['Multi a', ['description']], ['Multi c', ['description']]]);
+  for (const r of upd) expect(r.record_key).toEqual({ tenant_id: tenants.acme.id, id: r.new_data.id });
+  const del = await audited((tx) => tx`delete from public.teams where tenant_id = ${tenants.acme.id} and name like 'Multi %'`, 'teams');
+  expect(del.map((r) => r.action)).toEqual(['DELETE', 'DELETE', 'DELETE']);
+});
+
+it('leaves secret columns out of the row images but names them among the changed fields', async () => {
+  await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted) values (${tenants.acme.id}, 'https://hooks.example.com/s', 'v1:one')`;
+  const rows = await audited((tx) => tx`update public.webhook_endpoints set secret_encrypted = 'v1:two' where url = 'https://hooks.example.com/s'`);
+  expect(rows).toHaveLength(1);
+  expect(rows[0].changed_fields).toEqual(['secret_encrypted']);
+  expect(rows[0].old_data).not.toHaveProperty('secret_encrypted');
+  expect(rows[0].new_data).not.toHaveProperty('secret_encrypted');
+  expect(JSON.stringify(rows[0])).not.toContain('v1:');
+});
+
 it('names machine actors by their role', async () => {
   const [{ max }] = await db.sql`select max(id) as max from public.audit_logs`;
   await db.sql.begin(async (tx) => {

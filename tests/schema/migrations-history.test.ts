@@ -39,7 +39,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.api_timestamps': ['20261201095000_machine_path_speed.sql'],
   // The audit trail renders timestamps from trigger arguments, not a catalog read per row.
   'private.enable_audit': ['20261201096000_audit_timestamps_in_trigger.sql', '20261201099000_audit_secret_arguments.sql'],
-  'private.audit_row': ['20261201096000_audit_timestamps_in_trigger.sql', '20261201099000_audit_secret_arguments.sql'],
+  'private.audit_row': [
+    '20261201096000_audit_timestamps_in_trigger.sql',
+    '20261201099000_audit_secret_arguments.sql',
+    // One statement per row, the actor only for claims with a subject (issue 12).
+    '20261201153000_audit_row_speed.sql',
+  ],
   // A Chatwoot login that existed before the tenant has no password of ours to rotate (issue 13).
   'private.rotate_service_credentials': ['20261201151000_chatwoot_rotation_existing_login.sql'],
   // The caller's team keys through the (tenant_id, user_id) index, not a tenant-wide walk.
