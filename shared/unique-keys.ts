@@ -7,6 +7,8 @@ export const UNIQUE_KEYS: Readonly<Record<string, readonly string[]>> = {
   attachments_bucket_path_key: ['bucket', 'path'],
   attachments_pkey: ['id'],
   audit_logs_pkey: ['id'],
+  canned_responses_code_key: ['scope', 'team_id', 'owner_id', 'short_code'],
+  canned_responses_pkey: ['id'],
   invitations_pending_key: ['email'],
   invitations_pkey: ['id'],
   memberships_pkey: ['id'],

@@ -129,6 +129,15 @@ const cases: {
     remove: (tx) => tx`delete from public.sla_policies where priority = 'low'`,
   },
   {
+    table: 'canned_responses',
+    tenantId: tenants.acme.id,
+    key: (r) => ({ tenant_id: tenants.acme.id, id: r.id }),
+    insert: (tx) => tx`insert into public.canned_responses (tenant_id, scope, short_code, title, body) values (${tenants.acme.id}, 'tenant', 'audited', 'Audited', 'Hello {{requester.name}}')`,
+    update: (tx) => tx`update public.canned_responses set title = 'Audited again' where short_code = 'audited'`,
+    changed: ['title'],
+    remove: (tx) => tx`delete from public.canned_responses where short_code = 'audited'`,
+  },
+  {
     table: 'ticket_events',
     tenantId: tenants.acme.id,
     key: (r) => ({ tenant_id: tenants.acme.id, id: r.id }),

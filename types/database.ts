@@ -56,6 +56,44 @@ isOneToOne: false
                   Relationships: [
                     
                   ]
+                },"canned_responses": {
+                  Row: {
+                    "body": string,"created_at": string,"created_by": string | null,"id": string,"owner_id": string | null,"scope": string,"short_code": string,"team_id": string | null,"tenant_id": string,"title": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "body": string,"created_at"?: string,"created_by"?: string | null,"id"?: string,"owner_id"?: string | null,"scope": string,"short_code": string,"team_id"?: string | null,"tenant_id": string,"title": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "body"?: string,"created_at"?: string,"created_by"?: string | null,"id"?: string,"owner_id"?: string | null,"scope"?: string,"short_code"?: string,"team_id"?: string | null,"tenant_id"?: string,"title"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "canned_responses_created_by_fkey"
+      columns: ["created_by"]
+isOneToOne: false
+      referencedRelation: "users"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "canned_responses_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "canned_responses_tenant_id_owner_id_fkey"
+      columns: ["tenant_id","owner_id"]
+isOneToOne: false
+      referencedRelation: "memberships"
+      referencedColumns: ["tenant_id","user_id"]
+    },{
+      foreignKeyName: "canned_responses_tenant_id_team_id_fkey"
+      columns: ["tenant_id","team_id"]
+isOneToOne: false
+      referencedRelation: "teams"
+      referencedColumns: ["tenant_id","id"]
+    }
+                  ]
                 },"invitations": {
                   Row: {
                     "accepted_at": string | null,"accepted_by": string | null,"created_at": string,"email": string,"expires_at": string,"id": string,"invited_by": string | null,"role": string,"tenant_id": string,"updated_at": string
@@ -332,14 +370,14 @@ isOneToOne: false
                   ]
                 },"tickets": {
                   Row: {
-                    "assigned_to": string | null,"chatwoot_conversation_id": string | null,"closed_at": string | null,"created_at": string,"created_by": string | null,"deleted_at": string | null,"department": string,"description": string | null,"due_date": string | null,"first_response_at": string | null,"first_response_due_at": string | null,"id": string,"merged_into_id": string | null,"metadata": NonNullable<Json>,"number": number,"priority": string,"resolved_at": string | null,"search": unknown,"sla_first_response_breached_at": string | null,"sla_resolution_breached_at": string | null,"status": string,"tags": (string)[],"team_id": string | null,"tenant_id": string,"title": string,"updated_at": string
+                    "assigned_to": string | null,"chatwoot_conversation_id": string | null,"closed_at": string | null,"created_at": string,"created_by": string | null,"deleted_at": string | null,"department": string,"description": string | null,"due_date": string | null,"first_response_at": string | null,"first_response_due_at": string | null,"id": string,"merged_into_id": string | null,"metadata": NonNullable<Json>,"number": number,"priority": string,"resolved_at": string | null,"search": unknown,"sla_first_response_breached_at": string | null,"sla_paused_at": string | null,"sla_paused_minutes": number,"sla_resolution_breached_at": string | null,"status": string,"tags": (string)[],"team_id": string | null,"tenant_id": string,"title": string,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "assigned_to"?: string | null,"chatwoot_conversation_id"?: string | null,"closed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"department"?: string,"description"?: string | null,"due_date"?: string | null,"first_response_at"?: string | null,"first_response_due_at"?: string | null,"id"?: string,"merged_into_id"?: string | null,"metadata"?: NonNullable<Json>,"number": number,"priority"?: string,"resolved_at"?: string | null,"search"?: never,"sla_first_response_breached_at"?: string | null,"sla_resolution_breached_at"?: string | null,"status"?: string,"tags"?: (string)[],"team_id"?: string | null,"tenant_id": string,"title": string,"updated_at"?: string
+                    "assigned_to"?: string | null,"chatwoot_conversation_id"?: string | null,"closed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"department"?: string,"description"?: string | null,"due_date"?: string | null,"first_response_at"?: string | null,"first_response_due_at"?: string | null,"id"?: string,"merged_into_id"?: string | null,"metadata"?: NonNullable<Json>,"number": number,"priority"?: string,"resolved_at"?: string | null,"search"?: never,"sla_first_response_breached_at"?: string | null,"sla_paused_at"?: string | null,"sla_paused_minutes"?: number,"sla_resolution_breached_at"?: string | null,"status"?: string,"tags"?: (string)[],"team_id"?: string | null,"tenant_id": string,"title": string,"updated_at"?: string
                   }
                   Update: {
-                    "assigned_to"?: string | null,"chatwoot_conversation_id"?: string | null,"closed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"department"?: string,"description"?: string | null,"due_date"?: string | null,"first_response_at"?: string | null,"first_response_due_at"?: string | null,"id"?: string,"merged_into_id"?: string | null,"metadata"?: NonNullable<Json>,"number"?: number,"priority"?: string,"resolved_at"?: string | null,"search"?: never,"sla_first_response_breached_at"?: string | null,"sla_resolution_breached_at"?: string | null,"status"?: string,"tags"?: (string)[],"team_id"?: string | null,"tenant_id"?: string,"title"?: string,"updated_at"?: string
+                    "assigned_to"?: string | null,"chatwoot_conversation_id"?: string | null,"closed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"department"?: string,"description"?: string | null,"due_date"?: string | null,"first_response_at"?: string | null,"first_response_due_at"?: string | null,"id"?: string,"merged_into_id"?: string | null,"metadata"?: NonNullable<Json>,"number"?: number,"priority"?: string,"resolved_at"?: string | null,"search"?: never,"sla_first_response_breached_at"?: string | null,"sla_paused_at"?: string | null,"sla_paused_minutes"?: number,"sla_resolution_breached_at"?: string | null,"status"?: string,"tags"?: (string)[],"team_id"?: string | null,"tenant_id"?: string,"title"?: string,"updated_at"?: string
                   }
                   Relationships: [
                     {

@@ -42,6 +42,12 @@ export const TicketSchema = z
     closed_at: Timestamp.nullable(),
     sla_first_response_breached_at: Timestamp.nullable(),
     sla_resolution_breached_at: Timestamp.nullable(),
+    sla_paused_at: Timestamp.nullable()
+      .openapi({ description: 'Since when the SLA clocks stand still: the ticket waits for the customer (pending)' }),
+    sla_paused_minutes: z.number().int()
+      .openapi({
+        description: 'Time spent waiting for the customer, added to the due dates (business minutes under business hours)',
+      }),
     tags: z.array(z.string()),
     metadata: z.record(z.string(), z.unknown()),
     merged_into_id: Uuid.nullable(),
@@ -142,8 +148,19 @@ export const AssignBody = z
   .strict()
   .openapi('Assign');
 export const MessageBody = z
-  .object({ content: Text.trim().min(1).max(10_000), type: z.enum(['message', 'note']).default('message') })
+  .object({
+    content: Text.trim().min(1).max(10_000).optional()
+      .openapi({ description: 'The text; or give canned_response_id instead' }),
+    canned_response_id: Uuid.optional().openapi({
+      description: 'Send a canned response, its placeholders filled for this ticket and you (staff)',
+    }),
+    type: z.enum(['message', 'note']).default('message'),
+  })
   .strict()
+  .refine((b) => (b.content === undefined) !== (b.canned_response_id === undefined), {
+    message: 'give either content or canned_response_id',
+    path: ['content'],
+  })
   .openapi('NewMessage');
 export const EditMessageBody = z.object({ content: Text.trim().min(1).max(10_000) }).strict().openapi(
   'EditMessage',
@@ -260,3 +277,68 @@ export const SlaPolicySchema = z
     updated_at: Timestamp,
   })
   .openapi('SlaPolicy');
+
+// ------------------------------------------------------------------ canned responses
+
+/** The placeholders a canned response may hold (the same list as
+ *  private.canned_body_placeholders_ok, which checks them again on write). */
+export const CANNED_PLACEHOLDERS = ['ticket.number', 'ticket.title', 'requester.name', 'agent.name'] as const;
+const CannedBodyText = Text.min(1).max(10_000).superRefine((body, ctx) => {
+  for (const m of body.matchAll(/\{\{\s*([^{}]*?)\s*\}\}/g)) {
+    if (!(CANNED_PLACEHOLDERS as readonly string[]).includes(m[1])) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `unknown placeholder {{${m[1]}}}; allowed: ${CANNED_PLACEHOLDERS.map((p) => `{{${p}}}`).join(', ')}`,
+      });
+    }
+  }
+}).openapi({ description: `Text with placeholders among ${CANNED_PLACEHOLDERS.map((p) => `{{${p}}}`).join(', ')}` });
+const ShortCode = Text.regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'lower-case letters, digits, - and _, at most 32');
+
+export const CannedScopeSchema = z.enum(['tenant', 'team', 'personal']);
+export const CannedIdParam = z.object({ cannedId: Uuid.openapi({ param: { name: 'cannedId', in: 'path' } }) });
+
+export const CannedListQuery = z.object({
+  scope: CannedScopeSchema.optional(),
+  team_id: Uuid.optional(),
+  code: Text.max(32).optional().openapi({ description: 'Short codes starting with this' }),
+  limit: z.coerce.number().int().min(1).max(500).default(200),
+});
+
+export const CannedResponseBody = z
+  .object({
+    scope: CannedScopeSchema.default('personal')
+      .openapi({ description: 'tenant: all staff; team: one team (team_id); personal: only you' }),
+    team_id: Uuid.optional(),
+    short_code: ShortCode,
+    title: Text.trim().min(1).max(200),
+    body: CannedBodyText,
+  })
+  .strict()
+  .refine((b) => (b.scope === 'team') === (b.team_id !== undefined), {
+    message: 'team_id is required for a team canned response, and only for one',
+    path: ['team_id'],
+  })
+  .openapi('NewCannedResponse');
+
+export const UpdateCannedResponseBody = z
+  .object({ short_code: ShortCode.optional(), title: Text.trim().min(1).max(200).optional(), body: CannedBodyText.optional() })
+  .strict()
+  .refine((b) => Object.keys(b).length > 0, { message: 'at least one field is required' })
+  .openapi('UpdateCannedResponse');
+
+export const CannedResponseSchema = z
+  .object({
+    id: Uuid,
+    tenant_id: Uuid,
+    scope: CannedScopeSchema,
+    team_id: Uuid.nullable(),
+    owner_id: Uuid.nullable(),
+    short_code: z.string(),
+    title: z.string(),
+    body: z.string(),
+    created_by: Uuid.nullable(),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+  })
+  .openapi('CannedResponse');

@@ -458,6 +458,10 @@ export async function populateTenant(
     await tx`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, description)
              values (${t.id}, 'https://hooks.victim.example/endpoint', 'v1:victim-webhook-secret', 'victim endpoint')`;
     await tx`insert into public.invitations (tenant_id, email, role) values (${t.id}, ${`invitee-${t.id.slice(-4)}@victim.test`}, 'agent')`;
+    await tx`insert into public.canned_responses (tenant_id, scope, team_id, owner_id, short_code, title, body)
+             values (${t.id}, 'tenant', null, null, 'victim', 'Victim template', 'victim canned body for {{requester.name}}'),
+                    (${t.id}, 'team', ${team}, null, 'victim-team', 'Victim team template', 'victim team canned body'),
+                    (${t.id}, 'personal', null, ${people.agent.id}, 'victim-own', 'Victim personal template', 'victim personal canned body')`;
     await tx`insert into public.tickets (tenant_id, id, title, description, team_id, created_by, assigned_to, priority)
              values (${t.id}, ${ids.open}, 'Victim ticket on the team', 'victim confidential description', ${team}, ${people.user.id}, ${people.agent.id}, 'high')`;
     await tx`insert into public.tickets (tenant_id, id, title, created_by) values (${t.id}, ${ids.other}, 'Victim second ticket', ${people.user.id})`;

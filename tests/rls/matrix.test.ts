@@ -148,6 +148,14 @@ const ops: Record<string, Record<Action, Op>> = {
     update: async (tx, t) => count(await tx`update public.sla_policies set resolution_minutes = 999 where tenant_id = ${tenantOf(t).id} returning id`),
     delete: async (tx, t) => count(await tx`delete from public.sla_policies where tenant_id = ${tenantOf(t).id} returning id`),
   },
+  canned_responses: {
+    select: async (tx, t) => count(await tx`select id from public.canned_responses where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.canned_responses (tenant_id, scope, short_code, title, body)
+      values (${tenantOf(t).id}, 'tenant', 'matrix-new', 'New', 'Hello') returning id`),
+    update: async (tx, t) => count(await tx`update public.canned_responses set title = 'Changed' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.canned_responses where tenant_id = ${tenantOf(t).id} returning id`),
+  },
   audit_logs: {
     select: async (tx, t) => count(await tx`select id from public.audit_logs where tenant_id = ${tenantOf(t).id}`),
     insert: async (tx, t) => count(await tx`
@@ -181,6 +189,7 @@ beforeAll(async () => {
     const agent = t === 'own' ? users.acmeAgent : users.globexAgent;
     await db.sql`insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes) values (${tenantId}, 'high', 60, 480)`;
     await db.sql`insert into public.tenant_services (tenant_id, service) values (${tenantId}, 'botpress')`;
+    await db.sql`insert into public.canned_responses (tenant_id, scope, short_code, title, body) values (${tenantId}, 'tenant', 'thanks', 'Thanks', 'Thank you, {{requester.name}}')`;
     await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted) values (${tenantId}, 'https://hooks.example.com/m', 'v1:x')`;
     await db.sql`insert into public.tickets (tenant_id, id, title, team_id, created_by) values (${tenantId}, ${ticketOf(t)}, 'Printer on fire', ${teamOf(t)}, ${customerOf(t).id})`;
     await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, content) values (${tenantId}, ${ticketOf(t)}, ${customerOf(t).id}, 'Please help')`;

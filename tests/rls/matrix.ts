@@ -52,5 +52,7 @@ export const matrix: Record<string, Record<Action, Record<Role, Outcome>>> = {
   // Partner services: admins see and enable them; the worker (service role) does the rest.
   tenant_services: { select: only(['super', 'admin']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: nobody() },
   webhook_endpoints: { select: only(['super', 'admin']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  // Canned responses (the tenant-wide one): staff use them, admins keep them.
+  canned_responses: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
   sla_policies: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
 };

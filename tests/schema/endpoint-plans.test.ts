@@ -290,6 +290,16 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
     token: tok.agent,
     body: { content: 'Looking into it now' },
   });
+  const canned = await run('tickets', 'POST', '/tickets/canned-responses', '/tickets/canned-responses', {
+    body: { scope: 'tenant', short_code: 'thanks', title: 'Thanks', body: 'Thanks, {{requester.name}}: #{{ticket.number}}' },
+  });
+  await run('tickets', 'PATCH', '/tickets/canned-responses/{cannedId}', `/tickets/canned-responses/${canned.id}`, {
+    body: { title: 'Thank you' },
+  });
+  await run('tickets', 'POST', '/tickets/{id}/messages', `/tickets/${ticket.id}/messages`, {
+    token: tok.agent,
+    body: { canned_response_id: canned.id },
+  });
   const upload = await run('tickets', 'POST', '/tickets/{id}/attachments', `/tickets/${ticket.id}/attachments`, {
     body: { file_name: 'a.txt', content_type: 'text/plain', size_bytes: 1 },
   });
@@ -307,10 +317,12 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
     service: 'chatwoot',
     messageId: message.id,
     priority: 'high',
+    cannedId: canned.id,
   };
   const extraQueries: Record<string, string[]> = {
     '/tickets': ['?status=open&limit=20', '?assignee=me', `?team_id=${teams.acme}`],
     '/tenants/{tenantId}/audit': ['?table=tickets'],
+    '/tickets/canned-responses': ['?code=th', '?scope=tenant'],
   };
   const unfilled: string[] = [];
   const documented: string[] = [];
@@ -334,6 +346,7 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
   await run('tickets', 'DELETE', '/tickets/{id}', `/tickets/${ticket.id}`);
   await run('tickets', 'POST', '/tickets/{id}/restore', `/tickets/${ticket.id}/restore`);
   await run('tickets', 'DELETE', '/tickets/sla-policies/{priority}', '/tickets/sla-policies/high');
+  await run('tickets', 'DELETE', '/tickets/canned-responses/{cannedId}', `/tickets/canned-responses/${canned.id}`);
   await run('tenants', 'DELETE', '/tenants/{tenantId}/webhooks/{endpointId}', `/tenants/${acme}/webhooks/${endpoint.id}`);
   await run('tenants', 'DELETE', '/tenants/{tenantId}/teams/{teamId}', `/tenants/${acme}/teams/${team.id}`);
   await run('tenants', 'DELETE', '/tenants/{tenantId}/members/{userId}', `/tenants/${acme}/members/${users.globexUser.id}`);

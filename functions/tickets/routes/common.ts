@@ -39,6 +39,8 @@ export const TICKET_COLUMNS = [
   'closed_at',
   'sla_first_response_breached_at',
   'sla_resolution_breached_at',
+  'sla_paused_at',
+  'sla_paused_minutes',
   'tags',
   'metadata',
   'merged_into_id',
