@@ -8,6 +8,7 @@ import { createApp } from '../../shared/http.ts';
 import { attachments } from './routes/attachments.ts';
 import { cannedResponses } from './routes/canned-responses.ts';
 import { conversation } from './routes/conversation.ts';
+import { followers } from './routes/followers.ts';
 import { slaPolicies } from './routes/sla-policies.ts';
 import { tickets } from './routes/tickets.ts';
 
@@ -21,6 +22,7 @@ export const app = createApp('tickets', {
 // before /{id}.
 app.route('/', slaPolicies);
 app.route('/', cannedResponses);
+app.route('/', followers); // /notifications before /{id}
 app.route('/', tickets);
 app.route('/', conversation);
 app.route('/', attachments);

@@ -1,7 +1,7 @@
 // Request and response shapes of the tickets API; the same schemas validate requests
 // and generate the OpenAPI document.
 import { z } from '@hono/zod-openapi';
-import { JsonObject, PageQuery, Text, Uuid } from '../../shared/schemas/common.ts';
+import { ErrorSchema, JsonObject, PageQuery, Text, Uuid } from '../../shared/schemas/common.ts';
 
 const STATUSES = ['open', 'pending', 'escalated', 'resolved', 'closed'] as const;
 const PRIORITIES = ['low', 'medium', 'high', 'urgent'] as const;
@@ -48,6 +48,9 @@ export const TicketSchema = z
       .openapi({
         description: 'Time spent waiting for the customer, added to the due dates (business minutes under business hours)',
       }),
+    next_response_due_at: Timestamp.nullable()
+      .openapi({ description: "When the customer's last reply must be answered (the policy's next-response target)" }),
+    sla_next_response_breached_at: Timestamp.nullable(),
     tags: z.array(z.string()),
     metadata: z.record(z.string(), z.unknown()),
     merged_into_id: Uuid.nullable(),
@@ -246,6 +249,9 @@ export const BusinessHours = z
       .openapi({ description: 'ISO weekdays, 1 = Monday' }),
     start: HHMM.default('09:00'),
     end: HHMM.default('17:00'),
+    holidays: z.array(z.iso.date()).max(400)
+      .refine((d) => new Set(d).size === d.length, 'each date once').optional()
+      .openapi({ description: "Dates (YYYY-MM-DD, in the calendar's time zone) on which no business time passes" }),
   })
   .strict()
   .refine((h) => h.start < h.end, { message: 'start must be before end', path: ['end'] });
@@ -260,6 +266,10 @@ export const SlaPolicyBody = z
     resolution_minutes: z.number().int().min(1).max(525_600),
     business_hours: BusinessHours.nullable().default(null)
       .openapi({ description: 'Count the targets in these hours only; null: around the clock' }),
+    next_response_minutes: z.number().int().min(1).max(525_600).nullable().default(null)
+      .openapi({ description: 'Answer each customer reply within this; null: no next-response target' }),
+    warning_minutes: z.number().int().min(1).max(10_080).nullable().default(null)
+      .openapi({ description: 'Send ticket.sla_warning this long before a due time; null: no warnings' }),
   })
   .strict()
   .refine((b) => b.resolution_minutes >= b.first_response_minutes, {
@@ -274,6 +284,8 @@ export const SlaPolicySchema = z
     first_response_minutes: z.number().int(),
     resolution_minutes: z.number().int(),
     business_hours: z.record(z.string(), z.unknown()).nullable(),
+    next_response_minutes: z.number().int().nullable(),
+    warning_minutes: z.number().int().nullable(),
     updated_at: Timestamp,
   })
   .openapi('SlaPolicy');
@@ -342,3 +354,47 @@ export const CannedResponseSchema = z
     updated_at: Timestamp,
   })
   .openapi('CannedResponse');
+
+// ------------------------------------------------------------------ followers and notifications
+
+export const FollowReasonSchema = z.enum(['manual', 'assigned', 'mentioned']);
+export const FollowerParam = TicketIdParam.extend({
+  userId: Uuid.openapi({ param: { name: 'userId', in: 'path' } }),
+});
+export const FollowBody = z
+  .object({ user_id: Uuid.optional().openapi({ description: 'A staff member to add; default: you' }) })
+  .strict()
+  .openapi('Follow');
+export const FollowerSchema = z
+  .object({ user_id: Uuid, reason: FollowReasonSchema, added_by: Uuid.nullable(), created_at: Timestamp })
+  .openapi('Follower');
+export const notStaffError = {
+  description: 'not_staff: only staff of the tenant can follow a ticket',
+  content: { 'application/json': { schema: ErrorSchema } },
+};
+
+export const NotificationsQuery = z.object({
+  unread: z.enum(['true', 'false']).optional().transform((v) => v === 'true'),
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: Text.max(500).optional(),
+});
+export const MarkReadBody = z
+  .object({
+    ids: z.array(Uuid).min(1).max(500).optional().openapi({ description: 'These; without ids, all of yours' }),
+  })
+  .strict()
+  .openapi('MarkRead');
+export const NotificationSchema = z
+  .object({
+    id: Uuid,
+    ticket_id: Uuid.nullable(),
+    type: z.string().openapi({
+      description:
+        'A timeline event (status_changed, assigned, sla_breached…), message.created, note.created, mentioned or follower_added',
+    }),
+    actor_user_id: Uuid.nullable(),
+    data: z.record(z.string(), z.unknown()),
+    read_at: Timestamp.nullable(),
+    created_at: Timestamp,
+  })
+  .openapi('Notification');

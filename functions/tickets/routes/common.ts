@@ -41,6 +41,8 @@ export const TICKET_COLUMNS = [
   'sla_resolution_breached_at',
   'sla_paused_at',
   'sla_paused_minutes',
+  'next_response_due_at',
+  'sla_next_response_breached_at',
   'tags',
   'metadata',
   'merged_into_id',
