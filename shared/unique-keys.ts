@@ -11,6 +11,8 @@ export const UNIQUE_KEYS: Readonly<Record<string, readonly string[]>> = {
   canned_responses_pkey: ['id'],
   invitations_pending_key: ['email'],
   invitations_pkey: ['id'],
+  macros_name_key: ['scope', 'owner_id', 'name'],
+  macros_pkey: ['id'],
   memberships_pkey: ['id'],
   memberships_tenant_id_user_id_key: ['user_id'],
   notifications_pkey: ['id'],

@@ -156,6 +156,15 @@ const cases: {
     remove: (tx) => tx`delete from public.notifications where type = 'audited'`,
   },
   {
+    table: 'macros',
+    tenantId: tenants.acme.id,
+    key: (r) => ({ tenant_id: tenants.acme.id, id: r.id }),
+    insert: (tx) => tx`insert into public.macros (tenant_id, scope, name, actions) values (${tenants.acme.id}, 'tenant', 'Audited macro', '[{"type":"set_priority","priority":"high"}]')`,
+    update: (tx) => tx`update public.macros set description = 'audited' where name = 'Audited macro'`,
+    changed: ['description'],
+    remove: (tx) => tx`delete from public.macros where name = 'Audited macro'`,
+  },
+  {
     table: 'ticket_events',
     tenantId: tenants.acme.id,
     key: (r) => ({ tenant_id: tenants.acme.id, id: r.id }),

@@ -126,6 +126,38 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"macros": {
+                  Row: {
+                    "actions": NonNullable<Json>,"created_at": string,"created_by": string | null,"description": string | null,"id": string,"name": string,"owner_id": string | null,"scope": string,"tenant_id": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "actions": NonNullable<Json>,"created_at"?: string,"created_by"?: string | null,"description"?: string | null,"id"?: string,"name": string,"owner_id"?: string | null,"scope": string,"tenant_id": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "actions"?: NonNullable<Json>,"created_at"?: string,"created_by"?: string | null,"description"?: string | null,"id"?: string,"name"?: string,"owner_id"?: string | null,"scope"?: string,"tenant_id"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "macros_created_by_fkey"
+      columns: ["created_by"]
+isOneToOne: false
+      referencedRelation: "users"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "macros_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "macros_tenant_id_owner_id_fkey"
+      columns: ["tenant_id","owner_id"]
+isOneToOne: false
+      referencedRelation: "memberships"
+      referencedColumns: ["tenant_id","user_id"]
+    }
+                  ]
                 },"memberships": {
                   Row: {
                     "available": boolean,"created_at": string,"id": string,"role": string,"tenant_id": string,"updated_at": string,"user_id": string

@@ -9,6 +9,7 @@ import { attachments } from './routes/attachments.ts';
 import { cannedResponses } from './routes/canned-responses.ts';
 import { conversation } from './routes/conversation.ts';
 import { followers } from './routes/followers.ts';
+import { macros } from './routes/macros.ts';
 import { slaPolicies } from './routes/sla-policies.ts';
 import { tickets } from './routes/tickets.ts';
 
@@ -23,6 +24,7 @@ export const app = createApp('tickets', {
 app.route('/', slaPolicies);
 app.route('/', cannedResponses);
 app.route('/', followers); // /notifications before /{id}
+app.route('/', macros); // /macros before /{id}
 app.route('/', tickets);
 app.route('/', conversation);
 app.route('/', attachments);

@@ -398,3 +398,60 @@ export const NotificationSchema = z
     created_at: Timestamp,
   })
   .openapi('Notification');
+
+// ------------------------------------------------------------------ macros
+
+export const MacroScopeSchema = z.enum(['tenant', 'personal']);
+export const MacroIdParam = z.object({ macroId: Uuid.openapi({ param: { name: 'macroId', in: 'path' } }) });
+export const ApplyMacroParam = TicketIdParam.extend({
+  macroId: Uuid.openapi({ param: { name: 'macroId', in: 'path' } }),
+});
+const MessageText = Text.trim().min(1).max(10_000);
+/** The allow-list of macro actions (the same list as private.macro_actions_ok). */
+export const MacroActionSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('set_status'), status: StatusSchema }).strict(),
+  z.object({ type: z.literal('set_priority'), priority: PrioritySchema }).strict(),
+  z.object({ type: z.literal('set_team'), team_id: Uuid.nullable() }).strict(),
+  z.object({ type: z.literal('assign'), user_id: Uuid.nullable() }).strict(),
+  z.object({ type: z.literal('add_tags'), tags: z.array(Tag).min(1).max(20) }).strict(),
+  z.object({ type: z.literal('remove_tags'), tags: z.array(Tag).min(1).max(20) }).strict(),
+  z.object({ type: z.literal('add_note'), content: MessageText }).strict(),
+  z.object({ type: z.literal('reply'), content: MessageText }).strict(),
+  z.object({ type: z.literal('send_canned'), canned_response_id: Uuid }).strict(),
+]).openapi('MacroAction');
+const MacroActions = z.array(MacroActionSchema).min(1).max(20);
+
+export const MacroBody = z
+  .object({
+    scope: MacroScopeSchema.default('personal').openapi({
+      description: 'tenant: all staff (admins keep it); personal: only you',
+    }),
+    name: Text.trim().min(1).max(100),
+    description: Text.max(1000).nullable().optional(),
+    actions: MacroActions,
+  })
+  .strict()
+  .openapi('NewMacro');
+export const UpdateMacroBody = z
+  .object({
+    name: Text.trim().min(1).max(100).optional(),
+    description: Text.max(1000).nullable().optional(),
+    actions: MacroActions.optional(),
+  })
+  .strict()
+  .refine((b) => Object.keys(b).length > 0, { message: 'at least one field is required' })
+  .openapi('UpdateMacro');
+export const MacroSchema = z
+  .object({
+    id: Uuid,
+    tenant_id: Uuid,
+    scope: MacroScopeSchema,
+    owner_id: Uuid.nullable(),
+    name: z.string(),
+    description: z.string().nullable(),
+    actions: z.array(MacroActionSchema),
+    created_by: Uuid.nullable(),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+  })
+  .openapi('Macro');

@@ -713,7 +713,7 @@ describe('attachments', () => {
 
 // ---------------------------------------------------------------- roles × endpoints
 
-type Ids = { ticket: string; message: string; attachment: string; other: string; follower?: string };
+type Ids = { ticket: string; message: string; attachment: string; other: string; follower?: string; macro?: string };
 const endpoints: { method: string; path: (i: Ids) => string; body?: (i: Ids) => unknown }[] = [
   { method: 'GET', path: (i) => `/tickets/${i.ticket}` },
   { method: 'PATCH', path: (i) => `/tickets/${i.ticket}`, body: () => ({ title: 'Pwned ticket title' }) },
@@ -729,6 +729,7 @@ const endpoints: { method: string; path: (i: Ids) => string; body?: (i: Ids) => 
   { method: 'GET', path: (i) => `/tickets/${i.ticket}/followers` },
   { method: 'POST', path: (i) => `/tickets/${i.ticket}/followers`, body: () => ({}) },
   { method: 'DELETE', path: (i) => `/tickets/${i.ticket}/followers/${i.follower ?? users.acmeAgent.id}` },
+  { method: 'POST', path: (i) => `/tickets/${i.ticket}/macros/${i.macro}/apply` },
 ];
 
 describe('roles × endpoints', () => {
@@ -742,7 +743,9 @@ describe('roles × endpoints', () => {
       const m = (await call(app, 'POST', `/tickets/${t.id}/messages`, { token: userToken, body: { content: 'customer words' } })).body;
       const a = (await call(app, 'POST', `/tickets/${t.id}/attachments`, { token: agentToken, body: { file_name: 'a.txt', size_bytes: 1 } })).body;
       expect(a.attachment, JSON.stringify(a)).toBeDefined();
-      return { ticket: t.id, message: m.id, attachment: a.attachment.id, other: other.id, tenantId };
+      const [macro] = await db.sql`insert into public.macros (tenant_id, scope, name, actions)
+        values (${tenantId}, 'tenant', 'Matrix macro', '[{"type":"add_tags","tags":["macro"]}]') returning id`;
+      return { ticket: t.id, message: m.id, attachment: a.attachment.id, other: other.id, tenantId, macro: macro.id as string };
     };
     own = await make(tok.user, tok.agent, acme, teams.acme);
     foreign = await make(tok.globexUser, tok.globexAgent, tenants.globex.id, teams.globex);
@@ -754,7 +757,7 @@ describe('roles × endpoints', () => {
       .flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`))
       .filter((r) => r.includes('{id}'))
       .sort();
-    const tested = endpoints.map((e) => `${e.method} ${e.path({ ticket: '{id}', message: '{messageId}', attachment: '{attachmentId}', other: 'x', follower: '{userId}' })}`).sort();
+    const tested = endpoints.map((e) => `${e.method} ${e.path({ ticket: '{id}', message: '{messageId}', attachment: '{attachmentId}', other: 'x', follower: '{userId}', macro: '{macroId}' })}`).sort();
     expect(tested).toEqual(documented);
   });
 
@@ -793,11 +796,12 @@ describe('roles × endpoints', () => {
     'POST /tickets/{id}/followers': { admin: 201, agent: 201, agent2: 404, user: 403 },
     // The acme agent follows again before each call.
     'DELETE /tickets/{id}/followers/{userId}': { admin: 204, agent: 204, agent2: 404, user: 403 },
+    'POST /tickets/{id}/macros/{macroId}/apply': { admin: 200, agent: 200, agent2: 404, user: 403 },
   };
   for (const role of ['agent2', 'user', 'agent', 'admin'] as const) {
     it(`${role} of acme on an acme ticket gets exactly the matrix`, async () => {
       for (const e of endpoints) {
-        const route = `${e.method} ${e.path({ ticket: '{id}', message: '{messageId}', attachment: '{attachmentId}', other: '', follower: '{userId}' })}`;
+        const route = `${e.method} ${e.path({ ticket: '{id}', message: '{messageId}', attachment: '{attachmentId}', other: '', follower: '{userId}', macro: '{macroId}' })}`;
         // Merging and deleting change the ticket: give each a fresh pair.
         let ids = own;
         if (e.path(own).endsWith('/merge') || e.method === 'DELETE' || e.path(own).endsWith('/restore')) {

@@ -471,6 +471,9 @@ export async function populateTenant(
     await tx`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, description)
              values (${t.id}, 'https://hooks.victim.example/endpoint', 'v1:victim-webhook-secret', 'victim endpoint')`;
     await tx`insert into public.invitations (tenant_id, email, role) values (${t.id}, ${`invitee-${t.id.slice(-4)}@victim.test`}, 'agent')`;
+    await tx`insert into public.macros (tenant_id, scope, owner_id, name, description, actions)
+             values (${t.id}, 'tenant', null, 'Victim macro', 'victim macro description', '[{"type":"add_note","content":"victim macro note"}]'),
+                    (${t.id}, 'personal', ${people.agent.id}, 'Victim personal macro', 'victim personal macro', '[{"type":"set_priority","priority":"low"}]')`;
     await tx`insert into public.canned_responses (tenant_id, scope, team_id, owner_id, short_code, title, body)
              values (${t.id}, 'tenant', null, null, 'victim', 'Victim template', 'victim canned body for {{requester.name}}'),
                     (${t.id}, 'team', ${team}, null, 'victim-team', 'Victim team template', 'victim team canned body'),

@@ -163,6 +163,14 @@ const ops: Record<string, Record<Action, Op>> = {
     update: async (tx, t) => count(await tx`update public.notifications set read_at = now() where tenant_id = ${tenantOf(t).id} returning id`),
     delete: async (tx, t) => count(await tx`delete from public.notifications where tenant_id = ${tenantOf(t).id} returning id`),
   },
+  macros: {
+    select: async (tx, t) => count(await tx`select id from public.macros where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.macros (tenant_id, scope, name, actions)
+      values (${tenantOf(t).id}, 'tenant', 'Matrix new', '[{"type":"set_priority","priority":"low"}]') returning id`),
+    update: async (tx, t) => count(await tx`update public.macros set description = 'x' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.macros where tenant_id = ${tenantOf(t).id} returning id`),
+  },
   canned_responses: {
     select: async (tx, t) => count(await tx`select id from public.canned_responses where tenant_id = ${tenantOf(t).id}`),
     insert: async (tx, t) => count(await tx`
@@ -205,6 +213,7 @@ beforeAll(async () => {
     await db.sql`insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes) values (${tenantId}, 'high', 60, 480)`;
     await db.sql`insert into public.tenant_services (tenant_id, service) values (${tenantId}, 'botpress')`;
     await db.sql`insert into public.canned_responses (tenant_id, scope, short_code, title, body) values (${tenantId}, 'tenant', 'thanks', 'Thanks', 'Thank you, {{requester.name}}')`;
+    await db.sql`insert into public.macros (tenant_id, scope, name, actions) values (${tenantId}, 'tenant', 'Escalate', '[{"type":"set_priority","priority":"urgent"}]')`;
     await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted) values (${tenantId}, 'https://hooks.example.com/m', 'v1:x')`;
     await db.sql`insert into public.tickets (tenant_id, id, title, team_id, created_by) values (${tenantId}, ${ticketOf(t)}, 'Printer on fire', ${teamOf(t)}, ${customerOf(t).id})`;
     await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, content) values (${tenantId}, ${ticketOf(t)}, ${customerOf(t).id}, 'Please help')`;

@@ -52,6 +52,8 @@ export const matrix: Record<string, Record<Action, Record<Role, Outcome>>> = {
   // Partner services: admins see and enable them; the worker (service role) does the rest.
   tenant_services: { select: only(['super', 'admin']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: nobody() },
   webhook_endpoints: { select: only(['super', 'admin']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  // Macros (the tenant-wide one): staff apply them, admins keep them.
+  macros: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
   // Canned responses (the tenant-wide one): staff use them, admins keep them.
   canned_responses: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
   // Followers of the customer's ticket (the agent follows it): staff who see the ticket.

@@ -309,6 +309,20 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
     body: { type: 'note', content: `Over to you, mention://user/${users.acmeAgent.id}/Agent` },
   });
   await run('tickets', 'POST', '/tickets/notifications/read', '/tickets/notifications/read', { token: tok.agent, body: {} });
+  const macro = await run('tickets', 'POST', '/tickets/macros', '/tickets/macros', {
+    body: {
+      scope: 'tenant',
+      name: 'Triage',
+      actions: [{ type: 'add_tags', tags: ['triaged'] }, { type: 'set_priority', priority: 'high' }, {
+        type: 'send_canned',
+        canned_response_id: canned.id,
+      }],
+    },
+  });
+  await run('tickets', 'PATCH', '/tickets/macros/{macroId}', `/tickets/macros/${macro.id}`, { body: { description: 'First look' } });
+  await run('tickets', 'POST', '/tickets/{id}/macros/{macroId}/apply', `/tickets/${ticket.id}/macros/${macro.id}/apply`, {
+    token: tok.agent,
+  });
   const upload = await run('tickets', 'POST', '/tickets/{id}/attachments', `/tickets/${ticket.id}/attachments`, {
     body: { file_name: 'a.txt', content_type: 'text/plain', size_bytes: 1 },
   });
@@ -327,6 +341,7 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
     messageId: message.id,
     priority: 'high',
     cannedId: canned.id,
+    macroId: macro.id,
   };
   const extraQueries: Record<string, string[]> = {
     '/tickets': ['?status=open&limit=20', '?assignee=me', `?team_id=${teams.acme}`],
@@ -356,6 +371,7 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
   await run('tickets', 'DELETE', '/tickets/{id}', `/tickets/${ticket.id}`);
   await run('tickets', 'POST', '/tickets/{id}/restore', `/tickets/${ticket.id}/restore`);
   await run('tickets', 'DELETE', '/tickets/sla-policies/{priority}', '/tickets/sla-policies/high');
+  await run('tickets', 'DELETE', '/tickets/macros/{macroId}', `/tickets/macros/${macro.id}`);
   await run('tickets', 'DELETE', '/tickets/canned-responses/{cannedId}', `/tickets/canned-responses/${canned.id}`);
   await run('tickets', 'DELETE', '/tickets/{id}/followers/{userId}', `/tickets/${ticket.id}/followers/${users.acmeAgent.id}`, {
     token: tok.agent,

@@ -1,0 +1,249 @@
+// Macros: named action lists staff apply to a ticket in one request. Each action runs as
+// the caller, under RLS, through the statements the API's own routes run (status,
+// priority, hand-off, tags, messages, canned responses), in order, in one transaction:
+// the status machine, the hand-off rules and the audit trail treat it as the caller's
+// own change, and one refused action refuses the whole macro, naming the action.
+import { createRoute, z } from '@hono/zod-openapi';
+import { callerDb, type TenantAccess } from '../../../shared/auth/context.ts';
+import { needs } from '../../../shared/auth/needs.ts';
+import type { Tx } from '../../../shared/db.ts';
+import { ApiError, conflict, forbidden, notFound, toApiError } from '../../../shared/errors.ts';
+import { createRouter } from '../../../shared/http.ts';
+import type { Checked, Column, Selected } from '../../../shared/rows.ts';
+import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import * as s from '../schemas.ts';
+import { handOff, readBack, requireStaff, security, type TicketsHandler, visibleTicket } from './common.ts';
+
+const MACRO_COLUMNS = [
+  'id',
+  'tenant_id',
+  'scope',
+  'owner_id',
+  'name',
+  'description',
+  'actions',
+  'created_by',
+  'created_at',
+  'updated_at',
+] as const satisfies readonly Column<'macros'>[];
+type MacroAction = z.infer<typeof s.MacroActionSchema>;
+type MacroRow = Checked<
+  Selected<'macros', typeof MACRO_COLUMNS>,
+  { scope: z.infer<typeof s.MacroScopeSchema>; actions: MacroAction[] }
+>;
+
+const routes = {
+  list: createRoute({
+    method: 'get',
+    path: '/macros',
+    summary: "The macros you may apply (staff): the tenant's and your own",
+    security,
+    middleware: needs.activeTenantRole('agent'),
+    responses: { 200: jsonResponse(z.object({ items: z.array(s.MacroSchema) }), 'Macros by name'), ...commonErrors },
+  }),
+  create: createRoute({
+    method: 'post',
+    path: '/macros',
+    summary: 'Add a macro: tenant-wide (admins) or personal (staff)',
+    security,
+    middleware: needs.activeTenantRole('agent', { write: true }),
+    request: { body: jsonBody(s.MacroBody) },
+    responses: { 201: jsonResponse(s.MacroSchema, 'The macro'), ...commonErrors, ...conflictError },
+  }),
+  get: createRoute({
+    method: 'get',
+    path: '/macros/{macroId}',
+    summary: 'One macro',
+    security,
+    middleware: needs.activeTenantRole('agent'),
+    request: { params: s.MacroIdParam },
+    responses: { 200: jsonResponse(s.MacroSchema, 'The macro'), ...commonErrors },
+  }),
+  update: createRoute({
+    method: 'patch',
+    path: '/macros/{macroId}',
+    summary: "Change a macro's name, description or actions",
+    security,
+    middleware: needs.activeTenantRole('agent', { write: true }),
+    request: { params: s.MacroIdParam, body: jsonBody(s.UpdateMacroBody) },
+    responses: { 200: jsonResponse(s.MacroSchema, 'The macro'), ...commonErrors, ...conflictError },
+  }),
+  remove: createRoute({
+    method: 'delete',
+    path: '/macros/{macroId}',
+    summary: 'Remove a macro',
+    security,
+    middleware: needs.activeTenantRole('agent', { write: true }),
+    request: { params: s.MacroIdParam },
+    responses: { 204: { description: 'Removed' }, ...commonErrors },
+  }),
+  apply: createRoute({
+    method: 'post',
+    path: '/{id}/macros/{macroId}/apply',
+    summary: 'Apply a macro to the ticket (staff): all its actions, in order, or none',
+    security,
+    middleware: needs.activeTenantRole('user', { write: true }), // staff: checked once the ticket is known visible
+    request: { params: s.ApplyMacroParam },
+    responses: {
+      200: jsonResponse(
+        z.object({ ticket: z.union([s.TicketSchema, s.TicketOutOfSightSchema]), applied: z.number().int() }),
+        'The ticket after the macro',
+      ),
+      ...commonErrors,
+      ...conflictError,
+    },
+  }),
+};
+
+async function visibleMacro(tx: Tx, tenantId: string, id: string): Promise<MacroRow> {
+  const [m] = await tx<MacroRow>`
+    select ${tx.columns(MACRO_COLUMNS)} from public.macros where tenant_id = ${tenantId} and id = ${id}
+  `;
+  if (!m) throw notFound('Macro');
+  return m;
+}
+
+const list: TicketsHandler<typeof routes.list> = async (c) => {
+  const access = c.var.access;
+  const items = await callerDb(c, access.tenantId, (tx) =>
+    tx<MacroRow>`
+      select ${tx.columns(MACRO_COLUMNS)} from public.macros where tenant_id = ${access.tenantId}
+      order by name, scope, id limit 500
+    `);
+  return c.json({ items }, 200);
+};
+
+const create: TicketsHandler<typeof routes.create> = async (c) => {
+  const body = c.req.valid('json');
+  const access = c.var.access;
+  const row = await callerDb(c, access.tenantId, async (tx) => {
+    const [m] = await tx<MacroRow>`
+      insert into public.macros (tenant_id, scope, owner_id, name, description, actions, created_by)
+      values (${access.tenantId}, ${body.scope}, ${body.scope === 'personal' ? tx`private.current_user_id()` : null},
+              ${body.name}, ${body.description ?? null}, ${tx.json(body.actions)}, private.current_user_id())
+      returning ${tx.columns(MACRO_COLUMNS)}
+    `;
+    return m;
+  });
+  return c.json(row, 201);
+};
+
+const get: TicketsHandler<typeof routes.get> = async (c) => {
+  const { macroId } = c.req.valid('param');
+  const access = c.var.access;
+  return c.json(await callerDb(c, access.tenantId, (tx) => visibleMacro(tx, access.tenantId, macroId)), 200);
+};
+
+const update: TicketsHandler<typeof routes.update> = async (c) => {
+  const { macroId } = c.req.valid('param');
+  const body = c.req.valid('json');
+  const access = c.var.access;
+  const row = await callerDb(c, access.tenantId, async (tx) => {
+    const current = await visibleMacro(tx, access.tenantId, macroId);
+    const [m] = await tx<MacroRow>`
+      update public.macros set
+        name = ${body.name ?? current.name},
+        description = ${body.description === undefined ? current.description : body.description},
+        actions = ${tx.json(body.actions ?? current.actions)}
+      where tenant_id = ${access.tenantId} and id = ${macroId}
+      returning ${tx.columns(MACRO_COLUMNS)}
+    `;
+    if (!m) throw forbidden('Only admins change tenant-wide macros');
+    return m;
+  });
+  return c.json(row, 200);
+};
+
+const remove: TicketsHandler<typeof routes.remove> = async (c) => {
+  const { macroId } = c.req.valid('param');
+  const access = c.var.access;
+  await callerDb(c, access.tenantId, async (tx) => {
+    await visibleMacro(tx, access.tenantId, macroId);
+    const deleted = await tx`delete from public.macros where tenant_id = ${access.tenantId} and id = ${macroId} returning id`;
+    if (!deleted.length) throw forbidden('Only admins remove tenant-wide macros');
+  });
+  return c.body(null, 204);
+};
+
+/** One action, as the caller, with the statement its own route runs. */
+async function runAction(tx: Tx, access: TenantAccess, ticketId: string, a: MacroAction): Promise<void> {
+  const t = access.tenantId;
+  const changed = async (rows: readonly unknown[]) => {
+    // Seen before the macro but not changed now: an earlier action took it out of sight.
+    if (!rows.length) throw conflict('out_of_sight', 'An earlier action took the ticket out of your sight');
+  };
+  switch (a.type) {
+    case 'set_status':
+      return changed(
+        await tx`update public.tickets set status = ${a.status} where tenant_id = ${t} and id = ${ticketId} returning id`,
+      );
+    case 'set_priority':
+      return changed(
+        await tx`update public.tickets set priority = ${a.priority} where tenant_id = ${t} and id = ${ticketId} returning id`,
+      );
+    case 'set_team':
+      return handOff(tx, t, ticketId, { team: a.team_id });
+    case 'assign':
+      return handOff(tx, t, ticketId, { assignee: a.user_id });
+    case 'add_tags':
+      return changed(
+        await tx`
+        update public.tickets set tags = tags || array(select x from unnest(${a.tags}::text[]) x where not x = any (tags))
+        where tenant_id = ${t} and id = ${ticketId} returning id`,
+      );
+    case 'remove_tags':
+      return changed(
+        await tx`
+        update public.tickets set tags = array(select x from unnest(tags) x where not x = any (${a.tags}::text[]))
+        where tenant_id = ${t} and id = ${ticketId} returning id`,
+      );
+    case 'add_note':
+    case 'reply':
+      await tx`insert into public.ticket_messages (tenant_id, ticket_id, type, content)
+               values (${t}, ${ticketId}, ${a.type === 'add_note' ? 'note' : 'message'}, ${a.content})`;
+      return;
+    case 'send_canned': {
+      const [filled] = await tx<{ text: string | null }>`
+        select private.render_canned_response(${t}, ${a.canned_response_id}, ${ticketId}) as text
+      `;
+      if (filled.text === null || !filled.text.trim()) throw notFound('Canned response');
+      await tx`insert into public.ticket_messages (tenant_id, ticket_id, type, content)
+               values (${t}, ${ticketId}, 'message', ${filled.text.trim()})`;
+      return;
+    }
+  }
+}
+
+const apply: TicketsHandler<typeof routes.apply> = async (c) => {
+  const { id, macroId } = c.req.valid('param');
+  const access = c.var.access;
+  const result = await callerDb(c, access.tenantId, async (tx) => {
+    await visibleTicket(tx, access.tenantId, id);
+    requireStaff(access);
+    const macro = await visibleMacro(tx, access.tenantId, macroId);
+    for (const [i, action] of macro.actions.entries()) {
+      try {
+        await runAction(tx, access, id, action);
+      } catch (err) {
+        const e = toApiError(err);
+        if (e.status >= 500) throw err;
+        // The whole macro rolls back; the client learns which action was refused and why.
+        throw new ApiError(e.status, e.code, `Action ${i + 1} (${action.type}): ${e.message}`, {
+          action: i,
+          type: action.type,
+          ...(e.details && typeof e.details === 'object' ? e.details : {}),
+        }, e.headers);
+      }
+    }
+    return { ticket: await readBack(tx, access.tenantId, id), applied: macro.actions.length };
+  });
+  return c.json(result, 200);
+};
+
+export const macros = createRouter()
+  .openapi(routes.list, list)
+  .openapi(routes.create, create)
+  .openapi(routes.get, get)
+  .openapi(routes.update, update)
+  .openapi(routes.remove, remove)
+  .openapi(routes.apply, apply);

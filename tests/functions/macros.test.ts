@@ -1,0 +1,193 @@
+// Macros (issue 16 §1) through the tickets function in-process, with real tokens and a
+// real database: who keeps and applies which macro, actions checked on write (zod and the
+// database), a macro applied as the caller through the API's own statements — all or
+// nothing, the refused action named — the audit trail showing the caller, and another
+// tenant's ids tried as an attacker would.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app } from '../../functions/tickets/app.ts';
+import { closeDb } from '../../shared/db.ts';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
+import { teams, tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+
+let db: TestDatabase;
+let auth: AuthFixture;
+const tok: Record<string, string> = {};
+const acme = tenants.acme.id;
+const globex = tenants.globex.id;
+
+beforeAll(async () => {
+  db = await freshDatabase('fn_macros');
+  auth = await configureAuth(db.url);
+  tok.admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+  tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
+  tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
+  tok.globexAdmin = await supabaseToken(users.globexAdmin, { tenantId: globex });
+  tok.globexAgent = await supabaseToken(users.globexAgent, { tenantId: globex });
+});
+afterAll(async () => {
+  await closeDb();
+  await auth.close();
+  await db.close();
+});
+
+async function ticket() {
+  const r = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Macro target', tags: ['new'] } });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  await db.sql`update public.tickets set team_id = ${teams.acme} where id = ${r.body.id}`;
+  return r.body as { id: string; number: number };
+}
+const create = (token: string, body: Record<string, unknown>) => call(app, 'POST', '/tickets/macros', { token, body });
+const apply = (token: string, ticketId: string, macroId: string) =>
+  call(app, 'POST', `/tickets/${ticketId}/macros/${macroId}/apply`, { token });
+const state = async (id: string) => {
+  const [t] = await db.sql`select status, priority, tags, assigned_to, team_id from public.tickets where id = ${id}`;
+  const messages = await db.sql`select type, content, author_id from public.ticket_messages where ticket_id = ${id} order by created_at, id`;
+  return { ...t, messages: messages.map((m) => `${m.type}:${m.content}`) };
+};
+
+describe('keeping macros', () => {
+  it('admins add tenant-wide macros, staff personal ones, customers none', async () => {
+    const t = await create(tok.admin, { scope: 'tenant', name: 'Close politely', actions: [{ type: 'reply', content: 'Closing, thanks!' }, { type: 'set_status', status: 'resolved' }] });
+    expect(t.status, JSON.stringify(t.body)).toBe(201);
+    expect(t.body).toMatchObject({ scope: 'tenant', owner_id: null, name: 'Close politely' });
+    const mine = await create(tok.agent, { name: 'Mine', actions: [{ type: 'set_priority', priority: 'high' }] });
+    expect(mine.status).toBe(201);
+    expect(mine.body).toMatchObject({ scope: 'personal', owner_id: users.acmeAgent.id });
+    const before = (await db.sql`select count(*)::int as n from public.macros`)[0].n;
+    expect((await create(tok.agent, { scope: 'tenant', name: 'Sneaky', actions: [{ type: 'set_priority', priority: 'low' }] })).status).toBe(403);
+    expect((await create(tok.user, { name: 'Customer', actions: [{ type: 'set_priority', priority: 'low' }] })).status).toBe(403);
+    expect((await call(app, 'GET', '/tickets/macros', { token: tok.user })).status).toBe(403);
+    expect((await db.sql`select count(*)::int as n from public.macros`)[0].n).toBe(before);
+    // The admin does not see the agent's personal macro.
+    const seen = await call(app, 'GET', '/tickets/macros', { token: tok.admin });
+    expect(seen.body.items.map((m: { name: string }) => m.name)).toEqual(['Close politely']);
+    const agentSees = await call(app, 'GET', '/tickets/macros', { token: tok.agent });
+    expect(agentSees.body.items.map((m: { name: string }) => m.name)).toEqual(['Close politely', 'Mine']);
+  });
+
+  it('actions outside the allow-list, or malformed, are 422s on both paths and change nothing', async () => {
+    const before = (await db.sql`select count(*)::int as n from public.macros`)[0].n;
+    const bad: unknown[] = [
+      [],
+      [{ type: 'delete_ticket' }],
+      [{ type: 'set_status', status: 'archived' }],
+      [{ type: 'set_status', status: 'open', extra: 1 }],
+      [{ type: 'assign', user_id: 'someone' }],
+      [{ type: 'add_tags', tags: [] }],
+      [{ type: 'add_note', content: '' }],
+      Array.from({ length: 21 }, () => ({ type: 'set_priority', priority: 'low' })),
+    ];
+    for (const actions of bad) {
+      const r = await create(tok.admin, { scope: 'tenant', name: 'Bad', actions });
+      expect(r.status, JSON.stringify(actions).slice(0, 80)).toBe(422);
+      expect(errorCode(r)).toBe('validation_failed');
+    }
+    expect((await create(tok.admin, { name: '', actions: [{ type: 'set_priority', priority: 'low' }] })).status).toBe(422);
+    expect((await db.sql`select count(*)::int as n from public.macros`)[0].n).toBe(before);
+    for (const actions of ['[{"type":"run_sql","sql":"drop table x"}]', '{"type":"set_priority"}', '[{"type":"set_priority","priority":"low","x":1}]']) {
+      await expect(db.sql`insert into public.macros (tenant_id, scope, name, actions) values (${acme}, 'tenant', 'Direct', ${actions}::jsonb)`)
+        .rejects.toThrow(/macros_actions_valid/);
+    }
+  });
+
+  it('a duplicate name is a 409; changes and removals follow the same rights', async () => {
+    const dup = await create(tok.admin, { scope: 'tenant', name: 'Close politely', actions: [{ type: 'set_priority', priority: 'low' }] });
+    expect(dup.status).toBe(409);
+    const shared = (await call(app, 'GET', '/tickets/macros', { token: tok.agent })).body.items.find((m: { scope: string }) => m.scope === 'tenant');
+    expect((await call(app, 'PATCH', `/tickets/macros/${shared.id}`, { token: tok.agent, body: { name: 'Mine now' } })).status).toBe(403);
+    expect((await call(app, 'DELETE', `/tickets/macros/${shared.id}`, { token: tok.agent })).status).toBe(403);
+    const ok = await call(app, 'PATCH', `/tickets/macros/${shared.id}`, { token: tok.admin, body: { description: 'For solved tickets' } });
+    expect(ok.status).toBe(200);
+    expect(ok.body.actions).toHaveLength(2);
+  });
+});
+
+describe('applying a macro', () => {
+  it('runs every action in order, as the caller, through the API\'s own rules', async () => {
+    const t = await ticket();
+    const canned = await call(app, 'POST', '/tickets/canned-responses', {
+      token: tok.admin,
+      body: { scope: 'tenant', short_code: 'hi', title: 'Hi', body: 'About #{{ticket.number}}: on it.' },
+    });
+    const m = await create(tok.admin, {
+      scope: 'tenant',
+      name: 'Take it',
+      actions: [
+        { type: 'assign', user_id: users.acmeAgent.id },
+        { type: 'add_tags', tags: ['triaged', 'new'] },
+        { type: 'remove_tags', tags: ['new'] },
+        { type: 'set_priority', priority: 'urgent' },
+        { type: 'add_note', content: 'Taken by macro' },
+        { type: 'send_canned', canned_response_id: canned.body.id },
+        { type: 'set_status', status: 'pending' },
+      ],
+    });
+    expect(m.status, JSON.stringify(m.body)).toBe(201);
+    const r = await apply(tok.agent, t.id, m.body.id);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body.applied).toBe(7);
+    expect(r.body.ticket).toMatchObject({ status: 'pending', priority: 'urgent', tags: ['triaged'], assigned_to: users.acmeAgent.id });
+    const s = await state(t.id);
+    // One transaction: both messages carry its time, so compare them as a set.
+    expect(s.messages.sort()).toEqual([`message:About #${t.number}: on it.`, 'note:Taken by macro']);
+    // The staff reply from the macro is the first response; the audit trail and the
+    // timeline name the agent who applied it.
+    const [fr] = await db.sql`select first_response_at from public.tickets where id = ${t.id}`;
+    expect(fr.first_response_at).not.toBeNull();
+    const events = await db.sql`select distinct actor_user_id from public.ticket_events where ticket_id = ${t.id} and type not in ('created', 'team_changed')`; // those two: the test's set-up
+    expect(events.map((e) => e.actor_user_id)).toEqual([users.acmeAgent.id]);
+    const audit = await db.sql`select distinct actor_user_id from public.audit_logs
+      where table_name = 'tickets' and record_key ->> 'id' = ${t.id} and action = 'UPDATE' and actor_user_id is not null`;
+    expect(audit.map((a) => a.actor_user_id)).toEqual([users.acmeAgent.id]); // (the set-up's own update has no person)
+  });
+
+  it('a refused action refuses the whole macro, names the action, and changes nothing', async () => {
+    const t = await ticket();
+    const m = await create(tok.admin, {
+      scope: 'tenant',
+      name: 'Broken',
+      actions: [{ type: 'set_priority', priority: 'low' }, { type: 'add_note', content: 'first' }, { type: 'set_status', status: 'closed' }],
+    });
+    const before = await state(t.id);
+    const r = await apply(tok.agent, t.id, m.body.id);
+    expect(r.status).toBe(409);
+    expect(errorCode(r)).toBe('invalid_transition');
+    expect(r.body.error.message).toMatch(/^Action 3 \(set_status\)/);
+    expect(r.body.error.details).toMatchObject({ action: 2, type: 'set_status', from: 'open', to: 'closed' });
+    expect(await state(t.id)).toEqual(before);
+  });
+
+  it('an assignee outside the tenant, or a canned response the caller cannot see, refuses the macro', async () => {
+    const t = await ticket();
+    const before = await state(t.id);
+    const foreignCanned = await call(app, 'POST', '/tickets/canned-responses', {
+      token: tok.globexAdmin,
+      body: { scope: 'tenant', short_code: 'g', title: 'G', body: 'globex text' },
+    });
+    for (const action of [{ type: 'assign', user_id: users.globexAgent.id }, { type: 'send_canned', canned_response_id: foreignCanned.body.id }]) {
+      const m = await create(tok.agent, { name: `Bad ${action.type}`, actions: [{ type: 'add_note', content: 'x' }, action] });
+      const r = await apply(tok.agent, t.id, m.body.id);
+      expect(r.status, JSON.stringify(r.body)).toBeGreaterThanOrEqual(400);
+      expect(r.status).toBeLessThan(500);
+      expect(r.body.error.details.action).toBe(1);
+    }
+    expect(await state(t.id)).toEqual(before);
+  });
+
+  it('customers cannot apply macros; another tenant\'s macro or ticket is not there', async () => {
+    const t = await ticket();
+    const mine = (await call(app, 'GET', '/tickets/macros', { token: tok.agent })).body.items[0];
+    expect((await apply(tok.user, t.id, mine.id)).status).toBe(403);
+    const globexMacro = await create(tok.globexAdmin, { scope: 'tenant', name: 'Globex', actions: [{ type: 'set_priority', priority: 'low' }] });
+    expect(globexMacro.status).toBe(201);
+    expect((await apply(tok.agent, t.id, globexMacro.body.id)).status).toBe(404);
+    expect((await apply(tok.globexAgent, t.id, globexMacro.body.id)).status).toBe(404);
+    for (const [method, body] of [['GET', undefined], ['PATCH', { name: 'pwned' }], ['DELETE', undefined]] as const) {
+      expect((await call(app, method, `/tickets/macros/${mine.id}`, { token: tok.globexAdmin, body })).status).toBe(404);
+    }
+    expect((await db.sql`select count(*)::int as n from public.macros where name = 'pwned'`)[0].n).toBe(0);
+    expect((await state(t.id)).priority).toBe('medium');
+  });
+});
