@@ -311,6 +311,8 @@ async function main() {
       http: stats(r.httpMs),
     })),
     totalSeconds: (Date.now() - runStarted) / 1000,
+    // What this run started and removed, so a caller can check nothing outlived it.
+    started: { tempDir: started.dir, postgresPid: started.pg?.process?.pid, serverPid: started.server.child.pid },
   };
   await mkdir(path.dirname(out), { recursive: true });
   await writeFile(out, JSON.stringify(summary, null, 2) + '\n');
