@@ -1,11 +1,11 @@
-// Relevance search (GET /tickets?q=…) as it ranks a bounded candidate set (issue 12):
-// the caller's newest SEARCH_CANDIDATES matches, found by the definer function
-// private.ticket_search_candidates, ranked under RLS. What each caller gets is exactly
-// what the tickets select policy shows them (another tenant's and another customer's
-// tickets never appear, whatever the attacker sends); on data below the bound the order
-// is the exact one (ts_rank, newest first, id); past the bound the pages go on with the
-// older matches in the exact order, never repeating a ticket; bad input is a 4xx in the
-// common error shape.
+// Relevance search (GET /tickets?q=…) as it ranks a bounded candidate set for staff
+// (issue 12; customers get the exact order): the caller's newest SEARCH_CANDIDATES
+// matches, found by the definer function private.ticket_search_candidates, ranked
+// under RLS. What each caller gets is exactly what the tickets select policy shows them
+// (another tenant's and another customer's tickets never appear, whatever the attacker
+// sends); on data below the bound the order is the exact one (ts_rank, newest first,
+// id); past the bound the pages go on with the older matches in the exact order, never
+// repeating a ticket; bad input is a 4xx in the common error shape.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app } from '../../functions/tickets/app.ts';
 import { SEARCH_CANDIDATES } from '../../functions/tickets/routes/tickets.ts';
@@ -163,7 +163,7 @@ describe('what a search shows', () => {
       expect(page.body.items.map((t: { id: string }) => t.id)).toEqual(await exact('otherUser', 'kerberos'));
     }
     // The definer function, called as the customer for the other tenant or with deleted
-    // ones asked for: the policy still decides.
+    // ones asked for: the policy still decides (an outsider gets nothing at once).
     const direct = await asUser(supabaseClaims(users.acmeUser, acme), async (tx) => ({
       globex: (await tx`select id from private.ticket_search_candidates(${globex}, 'kerberos', true, 1000)`).length,
       acme: (await tx<{ id: string }>`select id from private.ticket_search_candidates(${acme}, 'kerberos', true, 1000)`)
@@ -218,8 +218,10 @@ describe('past the candidate bound', () => {
       // First the candidates, ranked exactly among themselves; then the rest, ranked.
       expect(ids.slice(0, SEARCH_CANDIDATES)).toEqual(expected.filter((id) => newest.has(id)));
       expect(ids.slice(SEARCH_CANDIDATES)).toEqual(expected.filter((id) => !newest.has(id)));
-      // The customer (who filed them all) pages the same way.
-      expect((await allPages('user', 'q=zebra', 100)).ids).toEqual(ids);
+      // The agent (their team) pages the same way; the customer (who filed them all)
+      // gets the exact order: candidates are ranked for staff only.
+      expect((await allPages('agent', 'q=zebra', 100)).ids).toEqual(ids);
+      expect((await allPages('user', 'q=zebra', 100)).ids).toEqual(expected);
     };
     // Here the exact top ten are all old: the first page misses them (the documented
     // approximation), and they come first once the pages pass the bound.

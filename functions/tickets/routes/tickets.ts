@@ -265,10 +265,12 @@ function listFilter(tx: Tx, q: ListQuery, tenantId: string, me: string) {
   return where.reduce((acc, part) => tx`${acc} and ${part}`);
 }
 
-/** Whether a relevance search may rank candidates: most relevant first and no filter
- *  but the query (the candidates are the newest matches of the query alone). */
-function rankCandidates(q: ListQuery): boolean {
-  return q.order === 'desc' && !q.status && !q.priority && !q.department && !q.team_id && !q.assignee &&
+/** Whether a relevance search may rank candidates: staff (a customer's own tickets are
+ *  few, and their search's time must not depend on other customers' tickets, which the
+ *  candidates' walk reads and discards), most relevant first and no filter but the
+ *  query (the candidates are the newest matches of the query alone). */
+function rankCandidates(q: ListQuery, staff: boolean): boolean {
+  return staff && q.order === 'desc' && !q.status && !q.priority && !q.department && !q.team_id && !q.assignee &&
     !q.requester && !q.tag && !q.number && !q.created_after && !q.created_before && !q.updated_after &&
     !q.updated_before && q.sla_breached === undefined;
 }
@@ -276,15 +278,22 @@ function rankCandidates(q: ListQuery): boolean {
 type RankedRow = TicketRow & { rank_key: string; at_key: string };
 
 /**
- * A page of a relevance search. Most relevant first (ts_rank, then newest first, then
- * id) with no filter but the query: the first pages rank the caller's newest
+ * A page of a relevance search. For staff, most relevant first (ts_rank, then newest
+ * first, then id) with no filter but the query: the first pages rank the caller's newest
  * SEARCH_CANDIDATES matching tickets (phase 'c'); once those are paged through (the
  * last candidate page may be short), and only if the candidates were bounded, the
  * next pages give the older matches in the exact order (phase 'x'). So a page never
  * repeats a ticket, but a well-ranked ticket older than the candidates comes after
- * them. Otherwise (least relevant first, or other filters) every page is exact.
+ * them. Otherwise (customers, least relevant first, other filters) every page is exact.
  */
-async function relevancePage(tx: Tx, q: ListQuery, tenantId: string, me: string, cursor: RelevanceCursor | null) {
+async function relevancePage(
+  tx: Tx,
+  q: ListQuery,
+  access: { tenantId: string; staff: boolean },
+  me: string,
+  cursor: RelevanceCursor | null,
+) {
+  const tenantId = access.tenantId;
   const query = q.q!;
   const desc = q.order === 'desc';
   const rank = tx`ts_rank(search, websearch_to_tsquery('english', ${query}))::double precision`;
@@ -299,7 +308,7 @@ async function relevancePage(tx: Tx, q: ListQuery, tenantId: string, me: string,
   const direction = desc ? tx`desc` : tx`asc`;
   const filter = listFilter(tx, q, tenantId, me);
   const lastOf = (row: RankedRow): [string, string, string] => [row.rank_key, row.at_key, row.id];
-  const approximate = rankCandidates(q);
+  const approximate = rankCandidates(q, access.staff);
   if (cursor?.phase === 'c' && !approximate) {
     throw unprocessable('The request is not valid', { fields: [{ field: 'cursor', message: 'Invalid cursor' }] });
   }
@@ -369,7 +378,7 @@ const list: TicketsHandler<typeof routes.list> = async (c) => {
       ? Number((await tx<{ n: number }>`select count(*) as n from public.tickets where ${filter}`)[0].n)
       : undefined;
     if (relevance) {
-      const { items, next } = await relevancePage(tx, q, access.tenantId, me, searchFrom);
+      const { items, next } = await relevancePage(tx, q, access, me, searchFrom);
       return { items: items as TicketRow[], next: next ? encodeRelevance(next) : null, total };
     }
     const sortExpr = {
