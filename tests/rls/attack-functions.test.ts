@@ -66,6 +66,8 @@ const SAFE: Record<string, string> = {
   'private.tags_text(p_tags text[])': 'pure: tags to search text',
   'private.tenant_access(p_tenant_id uuid, p_min_role text, p_write boolean)': "the caller's own standing (role_in); the same 404 for another tenant as for none",
   'private.tenant_ids(p_min_role text, p_writable boolean)': "the caller's own tenants",
+  'private.ticket_search_candidates(p_tenant_id uuid, p_query text, p_include_deleted boolean, p_limit integer)':
+    "filtered by the tickets select policy itself (read from the catalog) as the caller's claims see it: ids of tickets the caller may read anyway",
   'private.ticket_stats(p_tenant_id uuid)': 'checks the caller is staff of the tenant (role_in)',
   'private.token_tenant_id()': "the tenant the caller's own token names, if theirs or inviting them (else PT403)",
   'private.webhook_deliveries_for(p_tenant_id uuid, p_endpoint_id uuid, p_limit integer)': "checks tenant_ids('admin')",

@@ -128,9 +128,13 @@ describe('cross-tenant read and write through a colliding team id', () => {
             update public.tickets set priority = 'urgent', title = 'Pwned by Mallory'
             where tenant_id = ${globex} and id = ${victimTicket} returning id`).length,
           canSee: (await tx`select private.can_see_ticket(${globex}, ${victimTicket}) as can`)[0].can,
+          searched: (await tx`select id from private.ticket_search_candidates(${globex}, 'globex', true)`).map((x) => x.id),
         }));
         const own = shape === 'her own tenant' ? [] : [herGlobexTicket];
-        expect(r).toEqual({ ok: true, value: { tickets: own, messages: 0, notes: 0, attachments: 0, events: 0, updated: 0, canSee: false } });
+        expect(r).toEqual({
+          ok: true,
+          value: { tickets: own, messages: 0, notes: 0, attachments: 0, events: 0, updated: 0, canSee: false, searched: own },
+        });
       });
     }
 
@@ -212,6 +216,7 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'reveal_service_credentials(uuid,text)', 'webhook_deliveries_for(uuid,uuid,integer)', // admins
       'role_rank(text)', 'tags_text(text[])', // pure
       'ticket_stats(uuid)', // staff of the tenant
+      'ticket_search_candidates(uuid,text,boolean,integer)', // the tickets select policy as the caller's claims see it
     ].map((f) => `private.${f}`).sort();
     const rows = await db.sql`
       select n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' as fn,
