@@ -9,6 +9,7 @@ import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { closeDb } from '../../shared/db.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
+import { earlyInMinute } from '../helpers/minute.ts';
 import { tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
 
@@ -233,5 +234,74 @@ describe('features', () => {
     await entitle(globex, { features: { ...Object.fromEntries(Object.keys(FEATURES_OFF).map((k) => [k, null])), sla_business_hours: null } });
     const back = await call(tenantsApp, 'GET', `/tenants/${globex}/webhooks`, { token: tok.globexAdmin });
     expect(back.status).toBe(200);
+  });
+});
+
+describe('rate limits', () => {
+  const write = (token: string, n: number, headers: Record<string, string> = {}) =>
+    ticketsApp.request('/tickets', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ title: `Rate ${n}` }),
+    });
+
+  it("counts a caller's writes in the minute and answers 429 rate_limited with Retry-After and RateLimit-* once spent", async () => {
+    await entitle(globex, { limits: { requests_per_minute_per_caller: 3 } });
+    await earlyInMinute();
+    // The earlier tests' writes this minute are forgotten.
+    await db.sql`delete from private.rate_limit_counters`;
+    const remaining: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await write(tok.globexUser, i);
+      expect(res.status).toBe(201);
+      expect(res.headers.get('ratelimit-limit')).toBe('3');
+      remaining.push(res.headers.get('ratelimit-remaining')!);
+    }
+    expect(remaining).toEqual(['2', '1', '0']);
+    const refused = await write(tok.globexUser, 3);
+    expect(refused.status).toBe(429);
+    const body = await refused.json();
+    expect(body.error).toMatchObject({ code: 'rate_limited', details: { scope: 'caller', limit: 3 } });
+    const retry = Number(refused.headers.get('retry-after'));
+    expect(retry).toBeGreaterThanOrEqual(1);
+    expect(retry).toBeLessThanOrEqual(60);
+    expect(refused.headers.get('ratelimit-remaining')).toBe('0');
+    expect(refused.headers.get('ratelimit-reset')).toBe(String(retry));
+    // Nothing was written by the refused request.
+    const [{ n }] = await db.sql`select count(*)::int as n from public.tickets where title = 'Rate 3'`;
+    expect(n).toBe(0);
+    // A colleague in the same tenant still writes (their own window); reads are not counted.
+    expect((await write(tok.globexAdmin, 4)).status).toBe(201);
+    expect((await call(ticketsApp, 'GET', '/tickets', { token: tok.globexUser })).status).toBe(200);
+    // Another tenant is untouched.
+    expect((await write(tok.user, 5)).status).toBe(201);
+    await entitle(globex, { limits: { requests_per_minute_per_caller: null } });
+  });
+
+  it("the tenant's window binds all its callers together", async () => {
+    await entitle(globex, { limits: { requests_per_minute: 0 } });
+    const res = await write(tok.globexAdmin, 6);
+    expect(res.status).toBe(429);
+    expect((await res.json()).error.details).toMatchObject({ scope: 'tenant', limit: 0 });
+    // Someone else's tenant named in the path does not spend that tenant's budget: a
+    // stranger's writes to globex's routes are 404s, counted nowhere.
+    const before = await db.sql`select hits from private.rate_limit_counters where scope = 'tenant' and key = ${globex}`;
+    const stranger = await call(tenantsApp, 'POST', `/tenants/${globex}/teams`, { token: tok.admin, body: { name: 'Moles', department: 'sales' } });
+    expect(stranger.status).toBe(404);
+    expect(await db.sql`select hits from private.rate_limit_counters where scope = 'tenant' and key = ${globex}`).toEqual(before);
+    await entitle(globex, { limits: { requests_per_minute: null } });
+  });
+
+  it('RATE_LIMITS=off turns the count off', async () => {
+    await entitle(globex, { limits: { requests_per_minute: 0 } });
+    process.env.RATE_LIMITS = 'off';
+    try {
+      const res = await write(tok.globexAdmin, 7);
+      expect(res.status).toBe(201);
+      expect(res.headers.get('ratelimit-limit')).toBeNull();
+    } finally {
+      delete process.env.RATE_LIMITS;
+      await entitle(globex, { limits: { requests_per_minute: null } });
+    }
   });
 });
