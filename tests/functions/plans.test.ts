@@ -83,6 +83,13 @@ describe('entitlements', () => {
     const back = await entitle(globex, { limits: { members: null }, features: { voice: null }, flags: { beta: null } });
     expect(back.body).toMatchObject({ limits: { members: 250 }, features: { voice: false }, flags: { new_inbox: 'variant-b' }, overridden: { limits: [], features: [] } });
     expect(back.body.flags).not.toHaveProperty('beta');
+    // Each change is in the tenant's audit trail, with the super-admin as the actor.
+    const trail = await db.sql`select table_name, action, actor_user_id from public.audit_logs
+      where tenant_id = ${globex} and table_name in ('tenant_plan_overrides', 'tenant_feature_flags') order by id`;
+    expect(trail.map((r) => `${r.table_name} ${r.action}`)).toEqual(expect.arrayContaining([
+      'tenant_plan_overrides INSERT', 'tenant_plan_overrides UPDATE', 'tenant_feature_flags INSERT', 'tenant_feature_flags DELETE',
+    ]));
+    expect(new Set(trail.map((r) => r.actor_user_id))).toEqual(new Set([users.super.id]));
     const unknown = await entitle(globex, { limits: { nonsense: 1 } });
     expect([unknown.status, errorCode(unknown)]).toEqual([400, 'invalid_entitlement']);
     expect((await entitle(globex, {})).status).toBe(422);
