@@ -299,6 +299,19 @@ describe('rate limits', () => {
     await entitle(globex, { limits: { requests_per_minute: null } });
   });
 
+  it('finds the tenant as the request does: the token, X-Tenant-Id (id or slug), the only one', async () => {
+    const unpinned = await supabaseToken(users.globexUser);
+    for (const headers of [{}, { 'x-tenant-id': 'globex' }, { 'x-tenant-id': globex }] as Record<string, string>[]) {
+      const res = await write(unpinned, 8, headers);
+      expect(res.status, JSON.stringify(headers)).toBe(201);
+      expect(res.headers.get('ratelimit-limit'), JSON.stringify(headers)).toBe('300');
+    }
+    // A header naming another tenant than the token's: the request's own 400, counted nowhere.
+    const mismatch = await write(tok.globexUser, 9, { 'x-tenant-id': 'acme' });
+    expect(mismatch.status).toBe(400);
+    expect(mismatch.headers.get('ratelimit-limit')).toBeNull();
+  });
+
   it('RATE_LIMITS=off turns the count off', async () => {
     await entitle(globex, { limits: { requests_per_minute: 0 } });
     process.env.RATE_LIMITS = 'off';
