@@ -218,6 +218,25 @@ const cases: {
     changed: ['created_at'],
     remove: (tx) => tx`delete from public.platform_admins where user_id = ${users.acmeUser.id}`,
   },
+  // Plans (issue 15): a super-admin's overrides and flags for one tenant.
+  {
+    table: 'tenant_plan_overrides',
+    tenantId: tenants.globex.id,
+    key: () => ({ tenant_id: tenants.globex.id }),
+    insert: (tx) => tx`insert into private.tenant_plan_overrides (tenant_id, limits) values (${tenants.globex.id}, '{"members": 5}')`,
+    update: (tx) => tx`update private.tenant_plan_overrides set limits = '{"members": 6}' where tenant_id = ${tenants.globex.id}`,
+    changed: ['limits'],
+    remove: (tx) => tx`delete from private.tenant_plan_overrides where tenant_id = ${tenants.globex.id}`,
+  },
+  {
+    table: 'tenant_feature_flags',
+    tenantId: tenants.globex.id,
+    key: () => ({ tenant_id: tenants.globex.id, flag: 'audited' }),
+    insert: (tx) => tx`insert into private.tenant_feature_flags (tenant_id, flag, value) values (${tenants.globex.id}, 'audited', 'true')`,
+    update: (tx) => tx`update private.tenant_feature_flags set value = 'false' where flag = 'audited'`,
+    changed: ['value'],
+    remove: (tx) => tx`delete from private.tenant_feature_flags where flag = 'audited'`,
+  },
 ];
 
 // Rows the ticket cases hang off, created once.

@@ -12,6 +12,7 @@ import { registerTeams } from './routes/teams.ts';
 import { registerServices } from './routes/services.ts';
 import { registerWebhooks } from './routes/webhooks.ts';
 import { registerAudit } from './routes/audit.ts';
+import { registerPlanCatalogue, registerPlans } from './routes/plans.ts';
 export const app = createApp<AuthEnv>('tenants', {
   title: 'Tenants API',
   description: 'Tenants, members, teams and audit trail of the multi-tenant platform.',
@@ -19,6 +20,7 @@ export const app = createApp<AuthEnv>('tenants', {
 
 // Registration order matters where paths overlap: /me before /{tenantId}.
 registerMe(app);
+registerPlanCatalogue(app);
 registerTenants(app);
 registerMembers(app);
 registerInvitations(app);
@@ -26,3 +28,4 @@ registerTeams(app);
 registerServices(app);
 registerWebhooks(app);
 registerAudit(app);
+registerPlans(app);

@@ -106,6 +106,23 @@ export const PendingInvitationSchema = z.object({
   expires_at: Timestamp,
 });
 
+// Plans (issue 15): a tenant's effective limits, features and flags.
+const Limits = z.record(z.string(), z.number().int().nonnegative().nullable())
+  .openapi({ description: 'Limit name → maximum, null for no limit', example: { members: 100, tickets_per_month: 10000 } });
+const Features = z.record(z.string(), z.boolean()).openapi({ example: { voice: false, outbound_webhooks: true } });
+const FlagValue = z.union([z.boolean(), z.string().min(1).max(100)]).openapi({ description: 'On/off, or a variant name' });
+
+export const EntitlementsSchema = z
+  .object({
+    plan: PlanSchema,
+    limits: Limits,
+    features: Features,
+    flags: z.record(z.string(), FlagValue),
+    overridden: z.object({ limits: z.array(z.string()), features: z.array(z.string()) })
+      .openapi({ description: 'Limits and features a super-admin set for this tenant, over the plan' }),
+  })
+  .openapi('Entitlements');
+
 export const MeSchema = z
   .object({
     user: z.object({
@@ -121,6 +138,8 @@ export const MeSchema = z
     invitations: z.array(PendingInvitationSchema),
     active_tenant: z.object({ id: Uuid, slug: z.string(), name: z.string() }).nullable(),
     role: z.enum(['user', 'agent', 'admin', 'super_admin']).nullable(),
+    entitlements: EntitlementsSchema.nullable()
+      .openapi({ description: "The active tenant's effective plan limits, features and flags" }),
   })
   .openapi('Me');
 
@@ -371,3 +390,32 @@ export const ProfileSchema = z
     updated_at: Timestamp,
   })
   .openapi('Profile');
+
+// ------------------------------------------------------------------ plans, usage (issue 15)
+
+export const TenantWithEntitlementsSchema = TenantSchema.extend({ entitlements: EntitlementsSchema })
+  .openapi('TenantWithEntitlements');
+
+export const PlanTierSchema = z
+  .object({ id: PlanSchema, name: z.string(), limits: Limits, features: Features })
+  .openapi('PlanTier');
+
+export const UpdateEntitlementsBody = z
+  .object({
+    limits: z.record(z.string().max(63), z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).nullable()).optional()
+      .openapi({ description: "Overrides of the plan's limits; null removes an override (no limit: set a large number)" }),
+    features: z.record(z.string().max(63), z.boolean().nullable()).optional()
+      .openapi({ description: "Overrides of the plan's features; null removes an override" }),
+    flags: z.record(z.string().regex(/^[a-z][a-z0-9_.-]{0,62}$/), FlagValue.nullable()).optional()
+      .openapi({ description: 'Feature flags for gradual roll-outs; null deletes one' }),
+  })
+  .strict()
+  .refine((b) => Object.keys(b).length > 0, { message: 'limits, features or flags is required' });
+
+export const UsageSchema = z
+  .object({
+    tenant_id: Uuid,
+    month: z.string().openapi({ example: '2026-12', description: 'The month monthly metrics count (UTC)' }),
+    metrics: z.record(z.string(), z.object({ used: z.number().int(), limit: z.number().int().nullable() })),
+  })
+  .openapi('Usage');

@@ -4,6 +4,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { asUser, type Claims, type Tx, withClaims } from '../db.ts';
 import { forbidden } from '../errors.ts';
+import { countWrite } from '../rate-limit.ts';
 import { type Identity, verifyUserToken } from './verify.ts';
 
 export type TenantRole = 'user' | 'agent' | 'admin';
@@ -80,6 +81,8 @@ export function requireUser(need: TenantNeed): MiddlewareHandler<TenantEnv>;
 export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | MiddlewareHandler<TenantEnv> {
   const middleware: MiddlewareHandler<TenantEnv> = async (c, next) => {
     const identity = await verifyUserToken(c.req.header('authorization'));
+    // A write counts against the tenant's and the caller's rate limits (429 when spent).
+    if (need?.write) await countWrite(c, identity.claims, need.tenantId);
     try {
       await asUser({ ...identity.claims }, async (tx) => {
         const access = !need

@@ -22,6 +22,9 @@ export interface RoleOptions {
   write?: boolean;
   /** Only platform super-admins, once the tenant is known to be visible (a 404 first). */
   platformAdmin?: boolean;
+  /** A feature the tenant's plan must include (private.require_feature: 403
+   *  feature_not_in_plan), by name or read from the request (a path parameter). */
+  feature?: string | ((c: { req: { param(name: string): string | undefined } }) => string);
 }
 
 export function requirePlatformAdmin(who: { isPlatformAdmin: boolean }): void {
@@ -55,6 +58,10 @@ export const needs = {
           throw validationError(id.error.issues.map((i) => ({ ...i, path: ['tenantId', ...i.path] })), 'param');
         }
         if (opts.platformAdmin) requirePlatformAdmin(caller(c));
+        if (opts.feature) {
+          const feature = typeof opts.feature === 'string' ? opts.feature : opts.feature(c);
+          await c.get('tx')`select private.require_feature(${id.data}::uuid, ${feature})`;
+        }
         await next();
       });
     };

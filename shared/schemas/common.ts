@@ -42,9 +42,10 @@ export const errorResponse = (description: string) => ({
 export const commonErrors = {
   400: errorResponse('Malformed request (invalid JSON, missing tenant)'),
   401: errorResponse('Missing, invalid or expired token'),
-  403: errorResponse('Authenticated, but not allowed'),
+  403: errorResponse('Authenticated, but not allowed (also plan_limit_reached, feature_not_in_plan)'),
   404: errorResponse('Not found, or not visible to the caller'),
   422: errorResponse('Validation failed; details.fields names each field'),
+  429: errorResponse('A rate limit of the plan is spent (rate_limited); retry after Retry-After seconds'),
 } as const;
 
 export const conflictError = {

@@ -521,6 +521,8 @@ const endpoints: { method: string; path: (i: Ids) => string; body?: (i: Ids) => 
   { method: 'PATCH', path: (i) => `/tenants/${i.tenant}/webhooks/${i.invitation}`, body: () => ({ enabled: false }) },
   { method: 'DELETE', path: (i) => `/tenants/${i.tenant}/webhooks/${i.invitation}` },
   { method: 'GET', path: (i) => `/tenants/${i.tenant}/webhooks/${i.invitation}/deliveries` },
+  { method: 'GET', path: (i) => `/tenants/${i.tenant}/usage` },
+  { method: 'PATCH', path: (i) => `/tenants/${i.tenant}/entitlements`, body: () => ({ limits: { members: 1_000_000 } }) },
 ];
 
 describe('isolation', () => {

@@ -71,6 +71,11 @@ const SAFE: Record<string, string> = {
   'private.ticket_stats(p_tenant_id uuid)': 'checks the caller is staff of the tenant (role_in)',
   'private.token_tenant_id()': "the tenant the caller's own token names, if theirs or inviting them (else PT403)",
   'private.webhook_deliveries_for(p_tenant_id uuid, p_endpoint_id uuid, p_limit integer)': "checks tenant_ids('admin')",
+  // Plans and usage (issue 15).
+  'private.entitlements_of(p_tenant_id uuid)': "checks tenant_ids('user') or platform admin; the same 404 for another tenant as for none",
+  'private.require_feature(p_tenant_id uuid, p_feature text)': "checks tenant_ids('user') or platform admin first; the same 404 for another tenant as for none",
+  'private.set_tenant_entitlements(p_tenant_id uuid, p_limits jsonb, p_features jsonb, p_flags jsonb)': 'refuses everyone but platform admins (PT403)',
+  'private.tenant_usage(p_tenant_id uuid)': "checks tenant_ids('admin') or platform admin; the same 404 for another tenant as for none",
 };
 
 // Provided by the platform bootstrap (what every hosted project has), not by a migration:

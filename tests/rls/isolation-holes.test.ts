@@ -217,6 +217,8 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'role_rank(text)', 'tags_text(text[])', // pure
       'ticket_stats(uuid)', // staff of the tenant
       'ticket_search_candidates(uuid,text,boolean,integer)', // the tickets select policy as the caller's claims see it
+      'entitlements_of(uuid)', 'require_feature(uuid,text)', 'tenant_usage(uuid)', // members (usage: admins) or platform admins
+      'set_tenant_entitlements(uuid,jsonb,jsonb,jsonb)', // platform admins only
     ].map((f) => `private.${f}`).sort();
     const rows = await db.sql`
       select n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' as fn,

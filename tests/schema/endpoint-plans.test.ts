@@ -328,6 +328,11 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
   });
   await run('tickets', 'POST', '/tickets/{id}/merge', `/tickets/${other.id}/merge`, { body: { into: ticket.id } });
 
+  await run('tenants', 'PATCH', '/tenants/{tenantId}/entitlements', `/tenants/${acme}/entitlements`, {
+    token: tok.super,
+    body: { limits: { members: 500 }, features: { voice: true }, flags: { planned: 'b' } },
+  });
+
   // Every GET route, with the ids made above.
   const ids: Record<string, string> = {
     tenantId: acme,

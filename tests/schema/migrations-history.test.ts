@@ -27,6 +27,9 @@ import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 const REDEFINITIONS: Record<string, string[]> = {
   // Outsiders get no rows at once, without reading the tenant (issue 12, search timing).
   'private.ticket_search_candidates': ['20261202060100_ticket_search_outsiders.sql'],
+  // The rate-limit count without a subtransaction when no header names a tenant, and
+  // one limits lookup (issue 15).
+  'private.rate_limit_hit': ['20261202074000_rate_limit_speed.sql'],
   // Auto-assigns a ticket that gains a team with no assignee (issue 11 §4).
   'private.hand_off_ticket': ['20261201091000_department_routing.sql'],
   // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).

@@ -1,6 +1,6 @@
 // /me: who the caller is, where they are a member, their pending invitations; and
 // their own profile, which they edit (e-mail and status belong to the identity provider).
-import { createRoute } from '@hono/zod-openapi';
+import { createRoute, type z } from '@hono/zod-openapi';
 import { caller, callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
@@ -44,11 +44,14 @@ export function registerMe(app: TenantsApp): void {
       const who = caller(c);
       // The active tenant as the database resolves it (the token's, X-Tenant-Id, the only
       // one; a header differing from the token's tenant is its 400 tenant_mismatch).
-      const [invitations, [{ active_id: activeId }]] = await callerDb(c, null, (tx) =>
+      const [invitations, [{ active_id: activeId, entitlements }]] = await callerDb(c, null, (tx) =>
         Promise.all([
           tx<PendingInvitation>`select id, tenant_id, tenant_name, tenant_slug, role, expires_at from private.my_invitations()`,
-          tx<{ active_id: string | null }>`
-            select private.request_tenant_id(${c.req.header('x-tenant-id') ?? null}::text) as active_id`,
+          // The active tenant's plan, where the caller is a member of it (issue 15).
+          tx<{ active_id: string | null; entitlements: z.infer<typeof s.EntitlementsSchema> | null }>`
+            select a.id as active_id,
+              case when a.id = any (private.tenant_ids('user')) then private.entitlements_of(a.id) end as entitlements
+            from (select private.request_tenant_id(${c.req.header('x-tenant-id') ?? null}::text) as id) a`,
         ]));
       const active = who.memberships.find((m) => m.tenant_id === activeId);
       return c.json({
@@ -59,6 +62,7 @@ export function registerMe(app: TenantsApp): void {
         invitations,
         active_tenant: active ? { id: active.tenant.id, slug: active.tenant.slug, name: active.tenant.name } : null,
         role: active ? active.role : who.isPlatformAdmin ? 'super_admin' as const : null,
+        entitlements: active ? entitlements : null,
       }, 200);
     },
   );

@@ -38,6 +38,9 @@ type ServiceRow = Checked<
   }
 >;
 
+/** A partner service is a feature of the plan, by its name (issue 15). */
+const serviceFeature = (c: { req: { param(name: string): string | undefined } }) => c.req.param('service') ?? '';
+
 export function registerServices(app: TenantsApp): void {
   app.openapi(
     createRoute({
@@ -102,7 +105,7 @@ export function registerServices(app: TenantsApp): void {
       path: '/{tenantId}/services/{service}/retry',
       summary: 'Retry a failed service once its cause is fixed (admins)',
       security,
-      middleware: needs.tenantRole('admin', { write: true }),
+      middleware: needs.tenantRole('admin', { write: true, feature: serviceFeature }),
       request: { params: s.ServiceParam },
       responses: {
         202: jsonResponse(z.object({ queued: z.boolean() }), 'Queued'),
@@ -123,7 +126,7 @@ export function registerServices(app: TenantsApp): void {
       path: '/{tenantId}/services/{service}/credentials',
       summary: "The owner login of a partner account, shown once to the tenant's admins",
       security,
-      middleware: needs.tenantRole('admin'),
+      middleware: needs.tenantRole('admin', { feature: serviceFeature }),
       request: { params: s.ServiceParam },
       responses: {
         200: jsonResponse(z.object({ credentials: z.record(z.string(), z.unknown()) }), 'The credentials'),
@@ -157,7 +160,7 @@ export function registerServices(app: TenantsApp): void {
       path: '/{tenantId}/services/{service}/rotate-credentials',
       summary: "Give the partner account's owner a new password; shown once afterwards (admins; Chatwoot)",
       security,
-      middleware: needs.tenantRole('admin', { write: true }),
+      middleware: needs.tenantRole('admin', { write: true, feature: serviceFeature }),
       request: { params: s.ServiceParam },
       responses: {
         202: jsonResponse(z.object({ queued: z.boolean() }), 'Queued'),

@@ -1,6 +1,6 @@
 // Tenants: listing, creation (super-admins, optionally with a first admin and partner
 // services), reading and editing (admins), suspension, resumption and soft deletion.
-import { createRoute } from '@hono/zod-openapi';
+import { createRoute, type z } from '@hono/zod-openapi';
 import { caller, type CallerContext, callerDb } from '../../../shared/auth/context.ts';
 import { needs, requirePlatformAdmin } from '../../../shared/auth/needs.ts';
 import { notFound } from '../../../shared/errors.ts';
@@ -116,14 +116,21 @@ export function registerTenants(app: TenantsApp): void {
       security,
       middleware: needs.tenantRole('user'),
       request: { params: s.TenantIdParam },
-      responses: { 200: jsonResponse(s.TenantSchema, 'The tenant'), ...commonErrors },
+      responses: {
+        200: jsonResponse(s.TenantWithEntitlementsSchema, "The tenant, with its plan's limits and features"),
+        ...commonErrors,
+      },
     }),
     async (c) => {
       const { tenantId } = c.req.valid('param');
       const [t] = await callerDb(
         c,
         tenantId,
-        (tx) => tx<TenantRow | undefined>`select ${tx.columns(TENANT_COLUMNS)} from public.tenants where id = ${tenantId}`,
+        (tx) =>
+          tx<(TenantRow & { entitlements: z.infer<typeof s.EntitlementsSchema> }) | undefined>`
+            select ${
+            tx.columns(TENANT_COLUMNS)
+          }, private.entitlements_of(id) as entitlements from public.tenants where id = ${tenantId}`,
       );
       if (!t) throw notFound('Tenant');
       return c.json(t, 200);

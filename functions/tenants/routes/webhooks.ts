@@ -40,7 +40,7 @@ export function registerWebhooks(app: TenantsApp): void {
       path: '/{tenantId}/webhooks',
       summary: 'Register a webhook endpoint (admins); its signing secret is shown this once',
       security,
-      middleware: needs.tenantRole('admin', { write: true }),
+      middleware: needs.tenantRole('admin', { write: true, feature: 'outbound_webhooks' }),
       request: { params: s.TenantIdParam, body: jsonBody(s.CreateEndpointBody) },
       responses: {
         201: jsonResponse(s.EndpointSchema.extend({ secret: z.string() }), 'The endpoint and its secret'),
@@ -73,7 +73,7 @@ export function registerWebhooks(app: TenantsApp): void {
       path: '/{tenantId}/webhooks',
       summary: "The tenant's webhook endpoints (admins)",
       security,
-      middleware: needs.tenantRole('admin'),
+      middleware: needs.tenantRole('admin', { feature: 'outbound_webhooks' }),
       request: { params: s.TenantIdParam },
       responses: {
         200: jsonResponse(z.object({ items: z.array(s.EndpointSchema) }), 'Endpoints'),
@@ -100,7 +100,7 @@ export function registerWebhooks(app: TenantsApp): void {
       path: '/{tenantId}/webhooks/{endpointId}',
       summary: 'Change or re-enable an endpoint (admins)',
       security,
-      middleware: needs.tenantRole('admin', { write: true }),
+      middleware: needs.tenantRole('admin', { write: true, feature: 'outbound_webhooks' }),
       request: { params: s.EndpointParam, body: jsonBody(s.UpdateEndpointBody) },
       responses: { 200: jsonResponse(s.EndpointSchema, 'The endpoint'), ...commonErrors },
     }),
@@ -151,7 +151,7 @@ export function registerWebhooks(app: TenantsApp): void {
       path: '/{tenantId}/webhooks/{endpointId}/deliveries',
       summary: "An endpoint's recent deliveries: status, attempts, last error (admins)",
       security,
-      middleware: needs.tenantRole('admin'),
+      middleware: needs.tenantRole('admin', { feature: 'outbound_webhooks' }),
       request: { params: s.EndpointParam },
       responses: {
         200: jsonResponse(z.object({ items: z.array(s.DeliverySchema) }), 'Deliveries'),

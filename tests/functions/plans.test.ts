@@ -1,0 +1,327 @@
+// Plans, quotas and feature flags (issue 15), through the in-process apps with real
+// tokens and a real database: entitlements in GET /tenants/me and /tenants/{id}, the
+// catalogue, usage counted as it changes, limits at the boundary and under 50
+// concurrent creates, a feature off → 403 on every route it guards (read from the route
+// table), super-admin-only overrides, and other tenants' attempts.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app as tenantsApp } from '../../functions/tenants/app.ts';
+import { app as ticketsApp } from '../../functions/tickets/app.ts';
+import { closeDb } from '../../shared/db.ts';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
+import { earlyInMinute } from '../helpers/minute.ts';
+import { tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+
+let db: TestDatabase;
+let auth: AuthFixture;
+const tok: Record<string, string> = {};
+const acme = tenants.acme.id;
+const globex = tenants.globex.id;
+
+beforeAll(async () => {
+  db = await freshDatabase('fn_plans');
+  // 50 concurrent creates queue for 20 connections, as under load.
+  auth = await configureAuth(db.url, { DB_POOL_MAX: '20', DB_CONNECT_TIMEOUT_MS: '120000' });
+  tok.super = await supabaseToken(users.super);
+  tok.admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+  tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
+  tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
+  tok.globexAdmin = await supabaseToken(users.globexAdmin, { tenantId: globex });
+  tok.globexUser = await supabaseToken(users.globexUser, { tenantId: globex });
+});
+afterAll(async () => {
+  await closeDb();
+  await auth.close();
+  await db.close();
+});
+
+const entitle = (tenantId: string, body: unknown, token = tok.super) =>
+  call(tenantsApp, 'PATCH', `/tenants/${tenantId}/entitlements`, { token, body });
+
+const usage = async (tenantId: string) => (await call(tenantsApp, 'GET', `/tenants/${tenantId}/usage`, { token: tok.super })).body;
+
+describe('entitlements', () => {
+  it('the catalogue lists the three tiers, each with the same limits and features', async () => {
+    const r = await call(tenantsApp, 'GET', '/tenants/plans', { token: tok.user });
+    expect(r.status).toBe(200);
+    expect(r.body.map((p: { id: string }) => p.id)).toEqual(['starter', 'pro', 'enterprise']);
+    const keys = (p: { limits: object; features: object }) => [Object.keys(p.limits).sort(), Object.keys(p.features).sort()];
+    for (const p of r.body) expect(keys(p)).toEqual(keys(r.body[0]));
+    expect(Object.keys(r.body[0].limits)).toEqual(expect.arrayContaining([
+      'members', 'agents', 'tickets_per_month', 'storage_bytes', 'webhook_endpoints', 'api_keys', 'voice_agents', 'requests_per_minute',
+    ]));
+    expect(Object.keys(r.body[0].features)).toEqual(expect.arrayContaining([
+      'voice', 'knowledge_base', 'chatwoot', 'botpress', 'n8n', 'odoo', 'sla_business_hours', 'outbound_webhooks',
+    ]));
+    expect((await call(tenantsApp, 'GET', '/tenants/plans', {})).status).toBe(401);
+  });
+
+  it('GET /tenants/me and /tenants/{id} carry the effective limits and features', async () => {
+    const me = await call(tenantsApp, 'GET', '/tenants/me', { token: tok.user });
+    expect(me.status).toBe(200);
+    expect(me.body.entitlements).toMatchObject({ plan: 'pro', features: { voice: true }, limits: { members: 2500 }, flags: {} });
+    const g = await call(tenantsApp, 'GET', `/tenants/${globex}`, { token: tok.globexUser });
+    expect(g.status).toBe(200);
+    expect(g.body).toMatchObject({ id: globex, plan: 'starter', entitlements: { plan: 'starter', features: { voice: false } } });
+    // A super-admin with no tenant: no active tenant, no entitlements.
+    expect((await call(tenantsApp, 'GET', '/tenants/me', { token: tok.super })).body.entitlements).toBeNull();
+    // Another tenant's stays a 404.
+    const other = await call(tenantsApp, 'GET', `/tenants/${acme}`, { token: tok.globexUser });
+    expect(other.status).toBe(404);
+  });
+
+  it('super-admins override limits and features and set flags; a null removes one', async () => {
+    const r = await entitle(globex, { limits: { members: 3 }, features: { voice: true }, flags: { new_inbox: 'variant-b', beta: true } });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body).toMatchObject({
+      plan: 'starter', limits: { members: 3, agents: 50 }, features: { voice: true }, flags: { new_inbox: 'variant-b', beta: true },
+      overridden: { limits: ['members'], features: ['voice'] },
+    });
+    const seen = await call(tenantsApp, 'GET', '/tenants/me', { token: tok.globexUser });
+    expect(seen.body.entitlements).toMatchObject({ limits: { members: 3 }, features: { voice: true }, flags: { beta: true } });
+    const back = await entitle(globex, { limits: { members: null }, features: { voice: null }, flags: { beta: null } });
+    expect(back.body).toMatchObject({ limits: { members: 250 }, features: { voice: false }, flags: { new_inbox: 'variant-b' }, overridden: { limits: [], features: [] } });
+    expect(back.body.flags).not.toHaveProperty('beta');
+    // Each change is in the tenant's audit trail, with the super-admin as the actor.
+    const trail = await db.sql`select table_name, action, actor_user_id from public.audit_logs
+      where tenant_id = ${globex} and table_name in ('tenant_plan_overrides', 'tenant_feature_flags') order by id`;
+    expect(trail.map((r) => `${r.table_name} ${r.action}`)).toEqual(expect.arrayContaining([
+      'tenant_plan_overrides INSERT', 'tenant_plan_overrides UPDATE', 'tenant_feature_flags INSERT', 'tenant_feature_flags DELETE',
+    ]));
+    expect(new Set(trail.map((r) => r.actor_user_id))).toEqual(new Set([users.super.id]));
+    const unknown = await entitle(globex, { limits: { nonsense: 1 } });
+    expect([unknown.status, errorCode(unknown)]).toEqual([400, 'invalid_entitlement']);
+    expect((await entitle(globex, {})).status).toBe(422);
+    expect((await entitle(globex, { flags: { 'Bad Name': true } })).status).toBe(422);
+  });
+
+  it('only super-admins change them: admins get 403, other tenants 404, and nothing changes', async () => {
+    const before = await db.sql`select * from private.tenant_plan_overrides order by tenant_id`;
+    const flagsBefore = await db.sql`select * from private.tenant_feature_flags order by tenant_id, flag`;
+    const own = await entitle(acme, { limits: { members: 1_000_000 } }, tok.admin);
+    expect([own.status, errorCode(own)]).toEqual([403, 'forbidden']);
+    const cross = await entitle(acme, { features: { voice: false } }, tok.globexAdmin);
+    expect(cross.status).toBe(404);
+    // The SQL path refuses the same, whoever calls it.
+    const direct = await call(tenantsApp, 'GET', `/tenants/${acme}/usage`, { token: tok.globexAdmin });
+    expect(direct.status).toBe(404);
+    const usageByUser = await call(tenantsApp, 'GET', `/tenants/${acme}/usage`, { token: tok.user });
+    expect(usageByUser.status).toBe(403);
+    expect(await db.sql`select * from private.tenant_plan_overrides order by tenant_id`).toEqual(before);
+    expect(await db.sql`select * from private.tenant_feature_flags order by tenant_id, flag`).toEqual(flagsBefore);
+  });
+});
+
+describe('usage and limits', () => {
+  it('counts members and agents as they change, and refuses the one past the limit', async () => {
+    const start = (await usage(globex)).metrics;
+    expect(start.members).toEqual({ used: 3, limit: 250 });
+    expect(start.agents).toEqual({ used: 2, limit: 50 });
+    await entitle(globex, { limits: { members: 4 } });
+    const [u1, u2] = await db.sql`insert into public.users (email) values ('m1@globex.test'), ('m2@globex.test') returning id`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${globex}, ${u1.id}, 'agent')`;
+    expect((await usage(globex)).metrics).toMatchObject({ members: { used: 4, limit: 4 }, agents: { used: 3 } });
+    const over = await db.sql`insert into public.memberships (tenant_id, user_id) values (${globex}, ${u2.id})`.catch((e) => e);
+    expect(over).toMatchObject({ code: 'PT403' });
+    expect(JSON.parse(over.detail)).toEqual({
+      code: 'plan_limit_reached', details: { limit: 'members', max: 4, usage: 4, requested: 1, plan: 'starter' },
+    });
+    await db.sql`update public.memberships set role = 'user' where tenant_id = ${globex} and user_id = ${u1.id}`;
+    expect((await usage(globex)).metrics.agents.used).toBe(2);
+    await db.sql`delete from public.memberships where tenant_id = ${globex} and user_id = ${u1.id}`;
+    expect((await usage(globex)).metrics.members.used).toBe(3);
+    await db.sql`insert into public.memberships (tenant_id, user_id) values (${globex}, ${u2.id})`;
+    expect((await usage(globex)).metrics.members.used).toBe(4);
+    await entitle(globex, { limits: { members: null } });
+  });
+
+  it('answers 403 plan_limit_reached at the ticket limit, with the limit and usage in details', async () => {
+    const used = (await usage(globex)).metrics.tickets_per_month.used as number;
+    await entitle(globex, { limits: { tickets_per_month: used + 1 } });
+    const ok = await call(ticketsApp, 'POST', '/tickets', { token: tok.globexUser, body: { title: 'The last one this month' } });
+    expect(ok.status, JSON.stringify(ok.body)).toBe(201);
+    const over = await call(ticketsApp, 'POST', '/tickets', { token: tok.globexUser, body: { title: 'One too many' } });
+    expect(over.status).toBe(403);
+    expect(over.body.error).toMatchObject({
+      code: 'plan_limit_reached',
+      details: { limit: 'tickets_per_month', max: used + 1, usage: used + 1, requested: 1 },
+    });
+    expect((await usage(globex)).metrics.tickets_per_month).toEqual({ used: used + 1, limit: used + 1 });
+    await entitle(globex, { limits: { tickets_per_month: null } });
+  });
+
+  it('50 concurrent creates at the limit never overshoot it', async () => {
+    const used = (await usage(acme)).metrics.tickets_per_month.used as number;
+    const room = 7;
+    await entitle(acme, { limits: { tickets_per_month: used + room } });
+    const [{ n: before }] = await db.sql`select count(*)::int as n from public.tickets where tenant_id = ${acme}`;
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) =>
+      call(ticketsApp, 'POST', '/tickets', { token: tok.user, body: { title: `Rush ${i}` } })));
+    const statuses = results.map((r) => r.status);
+    expect(statuses.filter((s) => s === 201)).toHaveLength(room);
+    expect(statuses.filter((s) => s === 403)).toHaveLength(50 - room);
+    for (const r of results.filter((x) => x.status === 403)) expect(errorCode(r)).toBe('plan_limit_reached');
+    const [{ n: after }] = await db.sql`select count(*)::int as n from public.tickets where tenant_id = ${acme}`;
+    expect(after - before).toBe(room);
+    expect((await usage(acme)).metrics.tickets_per_month).toEqual({ used: used + room, limit: used + room });
+    await entitle(acme, { limits: { tickets_per_month: null } });
+  });
+
+  it('counts storage bytes of attachments and refuses an upload past the limit', async () => {
+    const [ticket] = await db.sql`insert into public.tickets (tenant_id, title, created_by) values (${globex}, 'Files', ${users.globexUser.id}) returning id`;
+    const used = (await usage(globex)).metrics.storage_bytes.used as number;
+    await entitle(globex, { limits: { storage_bytes: used + 1000 } });
+    await db.sql`insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes) values (${globex}, ${ticket.id}, 'a.txt', 600)`;
+    const over = await db.sql`insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes) values (${globex}, ${ticket.id}, 'b.txt', 401)`
+      .catch((e) => e);
+    expect(JSON.parse(over.detail)).toMatchObject({ code: 'plan_limit_reached', details: { limit: 'storage_bytes', usage: used + 600, requested: 401 } });
+    await db.sql`delete from public.attachments where tenant_id = ${globex} and ticket_id = ${ticket.id}`;
+    expect((await usage(globex)).metrics.storage_bytes.used).toBe(used);
+    await entitle(globex, { limits: { storage_bytes: null } });
+  });
+});
+
+describe('features', () => {
+  const FEATURES_OFF = { outbound_webhooks: false, odoo: false, chatwoot: false, botpress: false, n8n: false };
+
+  /** Every route of both apps, from their route tables, with its parameters filled in
+   *  (globex, a partner service, ids that exist nowhere). */
+  function everyRoute(): { method: string; path: string }[] {
+    const seen = new Set<string>();
+    return [...tenantsApp.routes, ...ticketsApp.routes]
+      .filter((r) => r.method !== 'ALL' && !r.path.includes('*') && !r.path.endsWith('openapi.json'))
+      .map((r) => ({
+        method: r.method,
+        path: r.path.replace(':tenantId', globex).replace(':service', 'odoo').replace(/:[A-Za-z]+(\{[^}]*\})?/g, '50000000-0000-4000-8000-000000000001'),
+      }))
+      .filter((r) => !seen.has(`${r.method} ${r.path}`) && seen.add(`${r.method} ${r.path}`) !== undefined);
+  }
+
+  it('a feature off answers 403 feature_not_in_plan on every route it guards (read from the route table)', async () => {
+    await entitle(globex, { features: FEATURES_OFF });
+    const refused: string[] = [];
+    for (const r of everyRoute()) {
+      const res = await call(r.path.startsWith('/tickets') ? ticketsApp : tenantsApp, r.method, r.path, { token: tok.globexAdmin });
+      if (res.status === 403 && errorCode(res) === 'feature_not_in_plan') {
+        refused.push(`${r.method} ${r.path.replace(globex, '{tenantId}')}: ${res.body.error.details.feature}`);
+        expect(res.body.error.details.plan).toBe('starter');
+      }
+    }
+    const id = '50000000-0000-4000-8000-000000000001';
+    expect(refused.sort()).toEqual([
+      `POST /tenants/{tenantId}/services/odoo/credentials: odoo`,
+      `GET /tenants/{tenantId}/webhooks/${id}/deliveries: outbound_webhooks`,
+      `GET /tenants/{tenantId}/webhooks: outbound_webhooks`,
+      `PATCH /tenants/{tenantId}/webhooks/${id}: outbound_webhooks`,
+      `POST /tenants/{tenantId}/services/odoo/retry: odoo`,
+      `POST /tenants/{tenantId}/services/odoo/rotate-credentials: odoo`,
+      `POST /tenants/{tenantId}/webhooks: outbound_webhooks`,
+    ].sort());
+    await entitle(globex, { features: Object.fromEntries(Object.keys(FEATURES_OFF).map((k) => [k, null])) });
+  });
+
+  it('and on the write path in SQL: services, webhook endpoints, SLA business hours', async () => {
+    await entitle(globex, { features: FEATURES_OFF });
+    // Enabling a partner service the plan lacks: refused by the database.
+    const on = await call(tenantsApp, 'PUT', `/tenants/${globex}/services/odoo`, { token: tok.globexAdmin, body: { enabled: true } });
+    expect([on.status, errorCode(on)]).toEqual([403, 'feature_not_in_plan']);
+    const direct = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted) values (${globex}, 'https://x.example.com', 'x')`
+      .catch((e) => e);
+    expect(JSON.parse(direct.detail)).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'outbound_webhooks' } });
+    await entitle(globex, { features: { sla_business_hours: false } });
+    const [hours] = await db.sql`select business_hours from public.sla_policies where business_hours is not null limit 1`;
+    const sla = await db.sql`insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes, business_hours)
+      values (${globex}, 'low', 60, 120, ${hours?.business_hours ?? { timezone: 'UTC', days: [1, 2, 3, 4, 5], start: '09:00', end: '17:00' }})`
+      .catch((e) => e);
+    expect(sla.detail ? JSON.parse(sla.detail).code : sla.message).toMatch(/feature_not_in_plan|business/);
+    // Another tenant's admin learns nothing about globex's plan: the same 404 as before.
+    const cross = await call(tenantsApp, 'GET', `/tenants/${globex}/webhooks`, { token: tok.admin });
+    expect(cross.status).toBe(404);
+    await entitle(globex, { features: { ...Object.fromEntries(Object.keys(FEATURES_OFF).map((k) => [k, null])), sla_business_hours: null } });
+    const back = await call(tenantsApp, 'GET', `/tenants/${globex}/webhooks`, { token: tok.globexAdmin });
+    expect(back.status).toBe(200);
+  });
+});
+
+describe('rate limits', () => {
+  const write = (token: string, n: number, headers: Record<string, string> = {}) =>
+    ticketsApp.request('/tickets', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ title: `Rate ${n}` }),
+    });
+
+  it("counts a caller's writes in the minute and answers 429 rate_limited with Retry-After and RateLimit-* once spent", async () => {
+    await entitle(globex, { limits: { requests_per_minute_per_caller: 3 } });
+    await earlyInMinute();
+    // The earlier tests' writes this minute are forgotten.
+    await db.sql`delete from private.rate_limit_counters`;
+    const remaining: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await write(tok.globexUser, i);
+      expect(res.status).toBe(201);
+      expect(res.headers.get('ratelimit-limit')).toBe('3');
+      remaining.push(res.headers.get('ratelimit-remaining')!);
+    }
+    expect(remaining).toEqual(['2', '1', '0']);
+    const refused = await write(tok.globexUser, 3);
+    expect(refused.status).toBe(429);
+    const body = await refused.json();
+    expect(body.error).toMatchObject({ code: 'rate_limited', details: { scope: 'caller', limit: 3 } });
+    const retry = Number(refused.headers.get('retry-after'));
+    expect(retry).toBeGreaterThanOrEqual(1);
+    expect(retry).toBeLessThanOrEqual(60);
+    expect(refused.headers.get('ratelimit-remaining')).toBe('0');
+    expect(refused.headers.get('ratelimit-reset')).toBe(String(retry));
+    // Nothing was written by the refused request.
+    const [{ n }] = await db.sql`select count(*)::int as n from public.tickets where title = 'Rate 3'`;
+    expect(n).toBe(0);
+    // A colleague in the same tenant still writes (their own window); reads are not counted.
+    expect((await write(tok.globexAdmin, 4)).status).toBe(201);
+    expect((await call(ticketsApp, 'GET', '/tickets', { token: tok.globexUser })).status).toBe(200);
+    // Another tenant is untouched.
+    expect((await write(tok.user, 5)).status).toBe(201);
+    await entitle(globex, { limits: { requests_per_minute_per_caller: null } });
+  });
+
+  it("the tenant's window binds all its callers together", async () => {
+    await entitle(globex, { limits: { requests_per_minute: 0 } });
+    const res = await write(tok.globexAdmin, 6);
+    expect(res.status).toBe(429);
+    expect((await res.json()).error.details).toMatchObject({ scope: 'tenant', limit: 0 });
+    // Someone else's tenant named in the path does not spend that tenant's budget: a
+    // stranger's writes to globex's routes are 404s, counted nowhere.
+    const before = await db.sql`select hits from private.rate_limit_counters where scope = 'tenant' and key = ${globex}`;
+    const stranger = await call(tenantsApp, 'POST', `/tenants/${globex}/teams`, { token: tok.admin, body: { name: 'Moles', department: 'sales' } });
+    expect(stranger.status).toBe(404);
+    expect(await db.sql`select hits from private.rate_limit_counters where scope = 'tenant' and key = ${globex}`).toEqual(before);
+    await entitle(globex, { limits: { requests_per_minute: null } });
+  });
+
+  it('finds the tenant as the request does: the token, X-Tenant-Id (id or slug), the only one', async () => {
+    const unpinned = await supabaseToken(users.globexUser);
+    for (const headers of [{}, { 'x-tenant-id': 'globex' }, { 'x-tenant-id': globex }] as Record<string, string>[]) {
+      const res = await write(unpinned, 8, headers);
+      expect(res.status, JSON.stringify(headers)).toBe(201);
+      expect(res.headers.get('ratelimit-limit'), JSON.stringify(headers)).toBe('300');
+    }
+    // A header naming another tenant than the token's: the request's own 400, counted nowhere.
+    const mismatch = await write(tok.globexUser, 9, { 'x-tenant-id': 'acme' });
+    expect(mismatch.status).toBe(400);
+    expect(mismatch.headers.get('ratelimit-limit')).toBeNull();
+  });
+
+  it('RATE_LIMITS=off turns the count off', async () => {
+    await entitle(globex, { limits: { requests_per_minute: 0 } });
+    process.env.RATE_LIMITS = 'off';
+    try {
+      const res = await write(tok.globexAdmin, 7);
+      expect(res.status).toBe(201);
+      expect(res.headers.get('ratelimit-limit')).toBeNull();
+    } finally {
+      delete process.env.RATE_LIMITS;
+      await entitle(globex, { limits: { requests_per_minute: null } });
+    }
+  });
+});
