@@ -12,6 +12,7 @@ import { registerTeams } from './routes/teams.ts';
 import { registerServices } from './routes/services.ts';
 import { registerWebhooks } from './routes/webhooks.ts';
 import { registerAudit } from './routes/audit.ts';
+import { registerApiKeys } from './routes/api-keys.ts';
 export const app = createApp<AuthEnv>('tenants', {
   title: 'Tenants API',
   description: 'Tenants, members, teams and audit trail of the multi-tenant platform.',
@@ -26,3 +27,4 @@ registerTeams(app);
 registerServices(app);
 registerWebhooks(app);
 registerAudit(app);
+registerApiKeys(app);

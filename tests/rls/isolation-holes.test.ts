@@ -209,6 +209,8 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'reveal_service_credentials(uuid,text)', 'webhook_deliveries_for(uuid,uuid,integer)', // admins
       'role_rank(text)', 'tags_text(text[])', // pure
       'ticket_stats(uuid)', // staff of the tenant
+      'create_api_key(uuid,text,text[],timestamp with time zone,text)', 'api_keys_last_used(uuid)', // admins of the tenant
+      'verify_api_key(uuid,text,text)', // the key whose secret the caller holds; the same 401 for any other id
     ].map((f) => `private.${f}`).sort();
     const rows = await db.sql`
       select n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' as fn,

@@ -140,6 +140,13 @@ const ops: Record<string, Record<Action, Op>> = {
     update: async (tx, t) => count(await tx`update public.webhook_endpoints set enabled = false where tenant_id = ${tenantOf(t).id} returning id`),
     delete: async (tx, t) => count(await tx`delete from public.webhook_endpoints where tenant_id = ${tenantOf(t).id} returning id`),
   },
+  api_keys: {
+    select: async (tx, t) => count(await tx`select id from public.api_keys where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.api_keys (tenant_id, name, prefix, scopes) values (${tenantOf(t).id}, 'forged', 'tpk_live_0', '{tickets:read}') returning id`),
+    update: async (tx, t) => count(await tx`update public.api_keys set name = 'renamed' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.api_keys where tenant_id = ${tenantOf(t).id} returning id`),
+  },
   sla_policies: {
     select: async (tx, t) => count(await tx`select id from public.sla_policies where tenant_id = ${tenantOf(t).id}`),
     insert: async (tx, t) => count(await tx`
@@ -182,6 +189,7 @@ beforeAll(async () => {
     await db.sql`insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes) values (${tenantId}, 'high', 60, 480)`;
     await db.sql`insert into public.tenant_services (tenant_id, service) values (${tenantId}, 'botpress')`;
     await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted) values (${tenantId}, 'https://hooks.example.com/m', 'v1:x')`;
+    await db.sql`insert into public.api_keys (tenant_id, name, prefix, scopes, created_by) values (${tenantId}, 'matrix', 'tpk_live_m', '{tickets:read}', ${customerOf(t).id})`;
     await db.sql`insert into public.tickets (tenant_id, id, title, team_id, created_by) values (${tenantId}, ${ticketOf(t)}, 'Printer on fire', ${teamOf(t)}, ${customerOf(t).id})`;
     await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, content) values (${tenantId}, ${ticketOf(t)}, ${customerOf(t).id}, 'Please help')`;
     await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content) values (${tenantId}, ${ticketOf(t)}, ${agent.id}, 'note', 'Customer is VIP')`;

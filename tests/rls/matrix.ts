@@ -52,5 +52,8 @@ export const matrix: Record<string, Record<Action, Record<Role, Outcome>>> = {
   // Partner services: admins see and enable them; the worker (service role) does the rest.
   tenant_services: { select: only(['super', 'admin']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: nobody() },
   webhook_endpoints: { select: only(['super', 'admin']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  // API keys: admins see, rename and revoke their tenant's keys; keys are made only by
+  // private.create_api_key (with the secret's hash) and never deleted (revocation keeps them).
+  api_keys: { select: only(['super', 'admin']), insert: nobody(), update: only(['super', 'admin']), delete: nobody() },
   sla_policies: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
 };

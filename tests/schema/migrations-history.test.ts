@@ -35,7 +35,14 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.tenant_ids': ['20261201094000_caller_context.sql', '20261201098000_caller_tenant_lists.sql'],
   'private.role_in': ['20261201094000_caller_context.sql'],
   // No lookup without claims; the timestamp rendering planned once per connection.
-  'private.caller_context': ['20261201095000_machine_path_speed.sql', '20261201098000_caller_tenant_lists.sql'],
+  // ... and an API key's principal: its creator, only in its tenant (issue 15).
+  'private.caller_context': [
+    '20261201095000_machine_path_speed.sql',
+    '20261201098000_caller_tenant_lists.sql',
+    '20261202040000_api_keys.sql',
+  ],
+  // An API key's claims name its tenant (issue 15).
+  'private.active_tenant_id': ['20261202040000_api_keys.sql'],
   'private.api_timestamps': ['20261201095000_machine_path_speed.sql'],
   // The audit trail renders timestamps from trigger arguments, not a catalog read per row.
   'private.enable_audit': ['20261201096000_audit_timestamps_in_trigger.sql', '20261201099000_audit_secret_arguments.sql'],
