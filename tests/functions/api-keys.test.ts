@@ -226,6 +226,19 @@ describe('creating, listing and revoking keys', () => {
       where table_name = 'tickets' and record_key ->> 'id' = ${made.body.id} and action = 'INSERT'`;
     expect(row).toEqual({ actor_user_id: users.acmeAdmin.id, actor_issuer: 'tenant-platform:api-key', actor_subject: id });
   });
+
+  it('files idempotency keys per API key: a key and its creator never share one', async () => {
+    const { key } = await createKey(acme, tok.admin, { scopes: ['tickets:write'] });
+    const headers = { 'idempotency-key': 'shared-retry-key' };
+    const body = { title: 'Same key, same body' };
+    const byKey = await call(ticketsApp, 'POST', '/tickets', { token: key, body, headers });
+    expect(byKey.status).toBe(201);
+    const again = await call(ticketsApp, 'POST', '/tickets', { token: key, body, headers });
+    expect([again.status, again.body.id]).toEqual([201, byKey.body.id]);
+    const byCreator = await call(ticketsApp, 'POST', '/tickets', { token: tok.admin, body, headers });
+    expect(byCreator.status).toBe(201);
+    expect(byCreator.body.id).not.toBe(byKey.body.id);
+  });
 });
 
 // ---------------------------------------------------------------- the scope matrix

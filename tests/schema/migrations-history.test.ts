@@ -41,6 +41,9 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261201098000_caller_tenant_lists.sql',
     '20261202040000_api_keys.sql',
   ],
+  // Idempotency keys filed per API key too, not shared with the key's creator (issue 15).
+  'private.claim_idempotency_key': ['20261202040100_api_key_idempotency.sql'],
+  'private.store_idempotent_response': ['20261202040100_api_key_idempotency.sql'],
   // An API key's claims name its tenant (issue 15).
   'private.active_tenant_id': ['20261202040000_api_keys.sql'],
   'private.api_timestamps': ['20261201095000_machine_path_speed.sql'],
