@@ -239,6 +239,27 @@ describe('creating, listing and revoking keys', () => {
     expect(byCreator.status).toBe(201);
     expect(byCreator.body.id).not.toBe(byKey.body.id);
   });
+
+  it('lives on its creator\'s admin standing: refused once they are demoted; platform admins outside the tenant make none', async () => {
+    // A second admin of acme creates the key, then is demoted.
+    const [{ id: owner }] = await db.sql`insert into public.users (email) values ('second-admin@acme.test') returning id`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${owner}, ${owner})`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${acme}, ${owner}, 'admin')`;
+    const ownerToken = await supabaseToken({ id: owner, email: 'second-admin@acme.test' }, { tenantId: acme });
+    const { key } = await createKey(acme, ownerToken, { scopes: ['tickets:read'] });
+    expect((await call(ticketsApp, 'GET', `/tickets/${acmeTicket}`, { token: key })).status).toBe(200);
+    await db.sql`update public.memberships set role = 'agent' where tenant_id = ${acme} and user_id = ${owner}`;
+    const demoted = await call(ticketsApp, 'GET', `/tickets/${acmeTicket}`, { token: key });
+    expect([demoted.status, errorCode(demoted)]).toEqual([401, 'api_key_owner_inactive']);
+    await db.sql`update public.memberships set role = 'admin' where tenant_id = ${acme} and user_id = ${owner}`;
+    expect((await call(ticketsApp, 'GET', `/tickets/${acmeTicket}`, { token: key })).status).toBe(200);
+
+    const superToken = await supabaseToken(users.super);
+    const bySuper = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: superToken, body: { name: 'x', scopes: ['tickets:read'] } });
+    expect([bySuper.status, errorCode(bySuper)]).toEqual([403, 'api_key_owner_required']);
+    // They still see and revoke the tenant's keys.
+    expect((await call(tenantsApp, 'GET', `/tenants/${acme}/api-keys`, { token: superToken })).status).toBe(200);
+  });
 });
 
 // ---------------------------------------------------------------- the scope matrix

@@ -155,7 +155,8 @@ begin
   select distinct p_tenant, e.value from attack_probe.victim_rows v, jsonb_each_text(v.row) e
   where v.tenant = p_tenant and length(e.value) >= 6 and e.key not in ('created_at', 'updated_at')
     and jsonb_typeof(v.row -> e.key) = 'string'
-    and e.value <> p_tenant::text; -- a tenant's id is no secret (it is in every URL); its rows are
+    and e.value <> p_tenant::text -- a tenant's id is no secret (it is in every URL); its rows are
+    and e.value <> '00000000-0000-0000-0000-000000000000'; -- the nil id: "none" (a person's idempotency keys), nobody's
   for r in select s.rel, s.cond from attack_probe.scope s where s.kind <> 'global' loop
     execute format('delete from attack_probe.markers m using %s t, jsonb_each_text(to_jsonb(t)) e where m.tenant = $1 and not (%s) and e.value = m.value', r.rel, r.cond) using p_tenant;
   end loop;

@@ -44,6 +44,10 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Idempotency keys filed per API key too, not shared with the key's creator (issue 15).
   'private.claim_idempotency_key': ['20261202040100_api_key_idempotency.sql'],
   'private.store_idempotent_response': ['20261202040100_api_key_idempotency.sql'],
+  // An API key lives on its creator's admin standing: created by tenant admins only, refused
+  // once its creator is no longer one (issue 15).
+  'private.create_api_key': ['20261202040200_api_key_owner.sql'],
+  'private.verify_api_key': ['20261202040200_api_key_owner.sql'],
   // An API key's claims name its tenant (issue 15).
   'private.active_tenant_id': ['20261202040000_api_keys.sql'],
   'private.api_timestamps': ['20261201095000_machine_path_speed.sql'],
