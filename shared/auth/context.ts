@@ -164,7 +164,10 @@ export function callerDb<T>(
   tenantId: string | null,
   fn: (tx: Tx) => Promise<T>,
 ): Promise<T> {
-  const claims: Claims = { ...caller(c).identity.claims, role: 'authenticated' };
-  if (tenantId) claims.tenant_id = tenantId;
+  const who = caller(c);
+  const claims: Claims = { ...who.identity.claims, role: 'authenticated' };
+  // An API key acts in its own tenant whatever the claims name (private.active_tenant_id),
+  // so its claims stay as the request began: no re-scoping, the caller context stays cached.
+  if (tenantId && !who.apiKey) claims.tenant_id = tenantId;
   return withClaims(c.get('tx'), 'authenticated', claims, fn);
 }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { API_KEY_SCOPES, type Scope } from '../../shared/auth/api-keys.ts';
-import { closeDb } from '../../shared/db.ts';
+import { closeDb, observeStatements } from '../../shared/db.ts';
 import { captureRequestLog } from '../../shared/request-log.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
@@ -259,6 +259,23 @@ describe('creating, listing and revoking keys', () => {
     expect([bySuper.status, errorCode(bySuper)]).toEqual([403, 'api_key_owner_required']);
     // They still see and revoke the tenant's keys.
     expect((await call(tenantsApp, 'GET', `/tenants/${acme}/api-keys`, { token: superToken })).status).toBe(200);
+  });
+
+  it('costs no extra statement: a key request runs as many as a person\'s (verification rides the caller lookup)', async () => {
+    const { key } = await createKey(acme, tok.admin, { scopes: ['teams:read'] });
+    const count = async (token: string) => {
+      await call(tenantsApp, 'GET', `/tenants/${acme}/teams`, { token }); // warm (and last_used_at marked)
+      let n = 0;
+      observeStatements(() => n++);
+      try {
+        const res = await call(tenantsApp, 'GET', `/tenants/${acme}/teams`, { token });
+        expect(res.status).toBe(200);
+      } finally {
+        observeStatements(null);
+      }
+      return n;
+    };
+    expect(await count(key)).toBe(await count(tok.admin));
   });
 });
 
