@@ -42,6 +42,7 @@ const SAFE: Record<string, string> = {
     'needs the secret: a wrong one answers 401 invalid_api_key exactly as an unknown id, and changes nothing',
   'private.add_business_minutes(p_start timestamp with time zone, p_minutes integer, p_hours jsonb)': 'pure arithmetic on its arguments',
   'private.allowed_ticket_transitions(p_from text)': 'the global status transition table, the same for every tenant',
+  'private.canned_body_placeholders_ok(p_body text)': 'pure: which placeholders a text holds',
   'private.can_see_ticket(p_tenant_id uuid, p_ticket_id uuid)': "the tickets select policy, run for one ticket as the caller's claims see it",
   'private.caller_context()': "the caller's own user, admin flag, active tenant and memberships, from their own claims",
   'private.claim_idempotency_key(p_tenant_id uuid, p_key text, p_request_hash text)': "keys only in the caller's writable tenants (assert_writable_tenant), under the caller's own id",
@@ -55,7 +56,10 @@ const SAFE: Record<string, string> = {
     "the caller's own right to edit a row the caller supplies; its ticket is looked up under the caller's select policy (invoker)",
   'private.merge_tickets(p_tenant_id uuid, p_source_id uuid, p_target_id uuid)': 'checks the caller is staff of the tenant and can see both tickets',
   'private.my_invitations()': "the caller's own pending invitations",
+  'private.my_followed_ticket_keys()': "the caller's own followed tickets, as tenant-qualified keys",
   'private.my_team_keys()': "the caller's own teams, as tenant-qualified keys",
+  'private.render_canned_response(p_tenant_id uuid, p_canned_id uuid, p_ticket_id uuid)':
+    'security invoker: reads the template, the ticket and the people under the caller\'s own RLS',
   'private.retry_tenant_service(p_tenant_id uuid, p_service text)': "checks tenant_ids('admin', writable)",
   'private.reveal_service_credentials(p_tenant_id uuid, p_service text)': "checks tenant_ids('admin')",
   'private.request_tenant_id(p_name text)': "resolves a name only among the caller's own tenants (tenant_ids); any other uuid is echoed unchecked, a slug of another tenant is the nil id",

@@ -197,6 +197,8 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'active_tenant_id()', 'current_user_id()', 'is_platform_admin()', 'caller_context()', // the caller
       'add_business_minutes(timestamp with time zone,integer,jsonb)', // pure (sla_policies check constraint)
       'allowed_ticket_transitions(text)', // the status machine, the same for every tenant
+      'canned_body_placeholders_ok(text)', // pure (canned_responses check constraint)
+      'render_canned_response(uuid,uuid,uuid)', // invoker: the caller's own RLS decides
       'can_see_ticket(uuid,uuid)', 'role_in(uuid)', // the caller's standing; nothing for outsiders
       'tenant_access(uuid,text,boolean)', 'request_tenant_id(text)', 'token_tenant_id()', // the request's tenant and the caller's standing there
       'find_or_create_user(text,text,text)', // platform admins only
@@ -204,7 +206,7 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'claim_idempotency_key(uuid,text,text)', 'store_idempotent_response(uuid,text,integer,jsonb)', // writable own tenant
       'mark_attachment_uploaded(uuid,uuid)', // visible ticket; nothing in a read-only tenant
       'message_edit_refusal(ticket_messages)', // the caller's own right to edit; the ticket under their RLS (invoker)
-      'my_invitations()', 'my_team_keys()', 'tenant_ids(text,boolean)', // the caller's own
+      'my_invitations()', 'my_team_keys()', 'my_followed_ticket_keys()', 'tenant_ids(text,boolean)', // the caller's own
       'retry_tenant_service(uuid,text)', 'rotate_service_credentials(uuid,text)', // admins, writable tenant
       'reveal_service_credentials(uuid,text)', 'webhook_deliveries_for(uuid,uuid,integer)', // admins
       'role_rank(text)', 'tags_text(text[])', // pure

@@ -55,5 +55,11 @@ export const matrix: Record<string, Record<Action, Record<Role, Outcome>>> = {
   // API keys: admins see, rename and revoke their tenant's keys; keys are made only by
   // private.create_api_key (with the secret's hash) and never deleted (revocation keeps them).
   api_keys: { select: only(['super', 'admin']), insert: nobody(), update: only(['super', 'admin']), delete: nobody() },
+  // Canned responses (the tenant-wide one): staff use them, admins keep them.
+  canned_responses: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  // Followers of the customer's ticket (the agent follows it): staff who see the ticket.
+  ticket_followers: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin', 'agent']), update: nobody(), delete: only(['super', 'admin', 'agent']) },
+  // Each person's own notifications, not even a super-admin's window into others'.
+  notifications: { select: exactly(['admin', 'agent', 'user']), insert: nobody(), update: exactly(['admin', 'agent', 'user']), delete: exactly(['admin', 'agent', 'user']) },
   sla_policies: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
 };
