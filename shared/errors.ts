@@ -107,6 +107,7 @@ function refusalOf(detail: string | undefined): { code: string; details?: unknow
  *  the HTTP status in the code), and the code each answers when the raise names none. */
 const REFUSALS: Record<string, { status: ContentfulStatusCode; code: string }> = {
   PT400: { status: 400, code: 'bad_request' },
+  PT401: { status: 401, code: 'unauthorized' },
   PT403: { status: 403, code: 'forbidden' },
   PT404: { status: 404, code: 'not_found' },
   PT409: { status: 409, code: 'conflict' },

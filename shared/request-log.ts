@@ -14,7 +14,7 @@ import { env } from './env.ts';
 const WELL_FORMED_ID = /^[A-Za-z0-9._:@/+=-]{8,128}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export type Principal = 'user' | 'machine' | 'webhook' | 'anonymous';
+export type Principal = 'user' | 'api_key' | 'machine' | 'webhook' | 'anonymous';
 
 /** The request id of this request (set by requestLog, first thing in every app). */
 export function requestId(c: Context): string {
@@ -76,7 +76,11 @@ export function requestLog(fn: string): MiddlewareHandler {
         status: c.res.status,
         duration_ms: Math.round((performance.now() - started) * 10) / 10,
         tenant_id: tenantOf(c),
-        principal: c.get('caller' as never) ? 'user' : (c.get('principal' as never) as Principal | undefined) ?? 'anonymous',
+        principal: c.get('principal' as never) === 'api_key'
+          ? 'api_key'
+          : c.get('caller' as never)
+          ? 'user'
+          : (c.get('principal' as never) as Principal | undefined) ?? 'anonymous',
         request_id: id,
       };
       if (sink) sink(line);

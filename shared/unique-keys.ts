@@ -4,6 +4,8 @@
 // tenant_id, which callers never choose. An expression names the columns it reads.
 
 export const UNIQUE_KEYS: Readonly<Record<string, readonly string[]>> = {
+  api_keys_id_key: ['id'],
+  api_keys_pkey: ['id'],
   attachments_bucket_path_key: ['bucket', 'path'],
   attachments_pkey: ['id'],
   audit_logs_pkey: ['id'],

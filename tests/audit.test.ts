@@ -192,6 +192,16 @@ const cases: {
     remove: (tx) => tx`delete from public.webhook_endpoints where url = 'https://hooks.example.com/a'`,
   },
   {
+    table: 'api_keys',
+    tenantId: tenants.acme.id,
+    key: (r) => ({ tenant_id: tenants.acme.id, id: r.id }),
+    insert: (tx) =>
+      tx`insert into public.api_keys (tenant_id, name, prefix, scopes) values (${tenants.acme.id}, 'audited key', 'tpk_live_0a0a0a0a', '{tickets:read}')`,
+    update: (tx) => tx`update public.api_keys set revoked_at = now() where name = 'audited key'`,
+    changed: ['revoked_at'],
+    remove: (tx) => tx`delete from public.api_keys where name = 'audited key'`,
+  },
+  {
     table: 'tenant_org_links',
     tenantId: tenants.acme.id,
     key: () => ({ tenant_id: tenants.acme.id, issuer: 'https://idp.example' }),

@@ -4,7 +4,33 @@ export type Database = {
   
   "public": {
           Tables: {
-            "attachments": {
+            "api_keys": {
+                  Row: {
+                    "created_at": string,"created_by": string | null,"expires_at": string | null,"id": string,"name": string,"prefix": string,"revoked_at": string | null,"scopes": (string)[],"tenant_id": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"created_by"?: string | null,"expires_at"?: string | null,"id"?: string,"name": string,"prefix": string,"revoked_at"?: string | null,"scopes": (string)[],"tenant_id": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "created_at"?: string,"created_by"?: string | null,"expires_at"?: string | null,"id"?: string,"name"?: string,"prefix"?: string,"revoked_at"?: string | null,"scopes"?: (string)[],"tenant_id"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "api_keys_created_by_fkey"
+      columns: ["created_by"]
+isOneToOne: false
+      referencedRelation: "users"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "api_keys_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"attachments": {
                   Row: {
                     "bucket": string,"content_type": string,"created_at": string,"file_name": string,"id": string,"message_id": string | null,"path": string,"size_bytes": number,"status": string,"tenant_id": string,"ticket_id": string,"updated_at": string,"uploaded_by": string | null
                   }

@@ -13,6 +13,7 @@ import { registerServices } from './routes/services.ts';
 import { registerWebhooks } from './routes/webhooks.ts';
 import { registerAudit } from './routes/audit.ts';
 import { registerPlanCatalogue, registerPlans } from './routes/plans.ts';
+import { registerApiKeys } from './routes/api-keys.ts';
 export const app = createApp<AuthEnv>('tenants', {
   title: 'Tenants API',
   description: 'Tenants, members, teams and audit trail of the multi-tenant platform.',
@@ -29,3 +30,4 @@ registerServices(app);
 registerWebhooks(app);
 registerAudit(app);
 registerPlans(app);
+registerApiKeys(app);

@@ -5,6 +5,8 @@ import type { MiddlewareHandler } from 'hono';
 import { asUser, type Claims, type Tx, withClaims } from '../db.ts';
 import { forbidden } from '../errors.ts';
 import { countWrite } from '../rate-limit.ts';
+import { markPrincipal } from '../request-log.ts';
+import { apiKeyIdentity, presentedApiKey, type Scope } from './api-keys.ts';
 import { type Identity, verifyUserToken } from './verify.ts';
 
 export type TenantRole = 'user' | 'agent' | 'admin';
@@ -21,6 +23,9 @@ export interface Caller {
   user: { id: string; email: string; first_name: string | null; last_name: string | null; status: string };
   memberships: Membership[];
   isPlatformAdmin: boolean;
+  /** Set when the request authenticated with an API key: the key acts as its creator
+   *  (`user`), only in its tenant and only on routes declaring one of its scopes. */
+  apiKey?: { id: string; tenant_id: string; scopes: Scope[] };
 }
 
 export type AuthEnv = { Variables: { caller: Caller; tx: Tx } };
@@ -51,6 +56,8 @@ export interface TenantNeed {
   tenantId?: string;
   minRole: TenantRole;
   write?: boolean;
+  /** The API-key scope the route needs; a route without one refuses API keys. */
+  scope?: Scope;
 }
 
 /** Ends the request transaction without committing when the handler failed. */
@@ -61,6 +68,7 @@ type CallerRow = {
   is_platform_admin: boolean;
   memberships: Membership[];
   access: { tenant_id: string; role: Role; staff: boolean; admin: boolean } | null;
+  api_key: Caller['apiKey'] | null;
 };
 
 /** Verifies the token, then opens the request's one transaction (as the user, under
@@ -80,11 +88,20 @@ export function requireUser(): MiddlewareHandler<AuthEnv>;
 export function requireUser(need: TenantNeed): MiddlewareHandler<TenantEnv>;
 export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | MiddlewareHandler<TenantEnv> {
   const middleware: MiddlewareHandler<TenantEnv> = async (c, next) => {
-    const identity = await verifyUserToken(c.req.header('authorization'));
+    // An API key (by its prefix) is checked by the database in the statement below
+    // (private.verify_api_key: secret, revocation, expiry, this route's scope); a route
+    // that declares no scope refuses keys outright.
+    const key = await presentedApiKey(c.req.header('authorization'));
+    if (key && !need?.scope) throw forbidden('API keys cannot be used on this route', 'insufficient_scope');
+    const identity = key ? apiKeyIdentity(key) : await verifyUserToken(c.req.header('authorization'));
+    if (key) markPrincipal(c, 'api_key');
     // A write counts against the tenant's and the caller's rate limits (429 when spent).
     if (need?.write) await countWrite(c, identity.claims, need.tenantId);
     try {
       await asUser({ ...identity.claims }, async (tx) => {
+        const verifyKey = key
+          ? tx`private.verify_api_key(${key.id}::uuid, ${key.secretSha256}, ${need?.scope ?? null}::text)`
+          : tx`null::jsonb`;
         const access = !need
           ? tx`null::jsonb`
           : need.tenantId !== undefined
@@ -97,8 +114,10 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
         // and helpers of the rest of the request; this statement reads it, and no row
         // comes back for an identity with no active user.
         const [row] = await tx<CallerRow>`
-          with c as materialized (select private.caller_context() as ctx) -- one call, not one per use
+          with k as materialized (select ${verifyKey} as api_key), -- first: refuses a bad key
+          c as materialized (select k.api_key, private.caller_context() as ctx from k) -- one call, not one per use
           select c.ctx -> 'user' as user,
+            c.api_key, -- the verified key (private.verify_api_key), with its scopes
             (c.ctx ->> 'platform_admin')::boolean as is_platform_admin,
             coalesce((
               select jsonb_agg(jsonb_build_object(
@@ -115,7 +134,13 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
         if (!row) {
           throw forbidden('No account on this platform belongs to this identity', 'unknown_user');
         }
-        c.set('caller', { identity, user: row.user, memberships: row.memberships, isPlatformAdmin: row.is_platform_admin });
+        c.set('caller', {
+          identity,
+          user: row.user,
+          memberships: row.memberships,
+          isPlatformAdmin: row.is_platform_admin,
+          ...(row.api_key ? { apiKey: row.api_key } : {}),
+        });
         if (row.access) {
           const a = row.access;
           c.set('access', { tenantId: a.tenant_id, role: a.role, staff: a.staff, admin: a.admin });
@@ -142,7 +167,10 @@ export function callerDb<T>(
   tenantId: string | null,
   fn: (tx: Tx) => Promise<T>,
 ): Promise<T> {
-  const claims: Claims = { ...caller(c).identity.claims, role: 'authenticated' };
-  if (tenantId) claims.tenant_id = tenantId;
+  const who = caller(c);
+  const claims: Claims = { ...who.identity.claims, role: 'authenticated' };
+  // An API key acts in its own tenant whatever the claims name (private.active_tenant_id),
+  // so its claims stay as the request began: no re-scoping, the caller context stays cached.
+  if (tenantId && !who.apiKey) claims.tenant_id = tenantId;
   return withClaims(c.get('tx'), 'authenticated', claims, fn);
 }

@@ -12,6 +12,7 @@ import type { MiddlewareHandler } from 'hono';
 import { forbidden } from '../errors.ts';
 import { validationError } from '../http.ts';
 import { Uuid } from '../schemas/common.ts';
+import type { Scope } from './api-keys.ts';
 import { type AuthEnv, caller, requireUser, type TenantEnv, type TenantRole } from './context.ts';
 import { requireMachine } from './service.ts';
 
@@ -25,6 +26,9 @@ export interface RoleOptions {
   /** A feature the tenant's plan must include (private.require_feature: 403
    *  feature_not_in_plan), by name or read from the request (a path parameter). */
   feature?: string | ((c: { req: { param(name: string): string | undefined } }) => string);
+  /** The scope an API key needs here (403 insufficient_scope without it); a route
+   *  without one refuses API keys. */
+  scope?: Scope;
 }
 
 export function requirePlatformAdmin(who: { isPlatformAdmin: boolean }): void {
@@ -52,7 +56,9 @@ export const needs = {
     const unchecked: MiddlewareHandler = requireUser();
     return (c, next) => {
       const id = Uuid.safeParse(c.req.param('tenantId'));
-      const signedIn: MiddlewareHandler = id.success ? requireUser({ tenantId: id.data, minRole, write: opts.write }) : unchecked;
+      const signedIn: MiddlewareHandler = id.success
+        ? requireUser({ tenantId: id.data, minRole, write: opts.write, scope: opts.scope })
+        : unchecked;
       return signedIn(c, async () => {
         if (!id.success) {
           throw validationError(id.error.issues.map((i) => ({ ...i, path: ['tenantId', ...i.path] })), 'param');
@@ -70,6 +76,6 @@ export const needs = {
   /** At least `minRole` in the request's active tenant (the token's, X-Tenant-Id, or
    *  the caller's only one), resolved and checked by the database with the caller
    *  (private.request_tenant_id, private.tenant_access). */
-  activeTenantRole: (minRole: TenantRole, opts: { write?: boolean } = {}): MiddlewareHandler<TenantEnv> =>
-    requireUser({ minRole, write: opts.write }),
+  activeTenantRole: (minRole: TenantRole, opts: { write?: boolean; scope?: Scope } = {}): MiddlewareHandler<TenantEnv> =>
+    requireUser({ minRole, write: opts.write, scope: opts.scope }),
 };

@@ -46,7 +46,8 @@ function recallVerified(token: string): Identity | undefined {
 }
 
 export interface Identity {
-  kind: IssuerKind;
+  /** The issuer's kind, or an API key (shared/auth/api-keys.ts). */
+  kind: IssuerKind | 'api_key';
   issuer: string;
   subject: string;
   claims: JWTPayload;

@@ -22,6 +22,14 @@ export const securitySchemes = {
     bearerFormat: 'JWT',
     description: 'An access token from Supabase Auth, Clerk or SuperTokens',
   },
+  apiKey: {
+    type: 'http',
+    scheme: 'bearer',
+    bearerFormat: 'tpk_live_<key id>_<secret>',
+    description: "A tenant's API key for server-to-server clients, as Authorization: Bearer. It acts only in its " +
+      'tenant and only on operations naming the scope it holds (`x-api-key-scope`); elsewhere 403 `insufficient_scope`. ' +
+      'Revoked or expired: 401 `api_key_revoked` / `api_key_expired`; unknown: 401 `invalid_api_key`.',
+  },
   serviceKey: {
     type: 'http',
     scheme: 'bearer',
@@ -72,6 +80,8 @@ const anyOf = (...alternatives: SecuritySchemeName[][]): Record<string, string[]
 export const security = {
   /** A signed-in person's access token. */
   user: anyOf(['bearerAuth']),
+  /** A person's access token or a tenant API key holding the route's scope. */
+  userOrApiKey: anyOf(['bearerAuth'], ['apiKey']),
   /** The service credential (either header) or the scheduler's secret. */
   machine: anyOf(['serviceKey'], ['serviceApiKey'], ['cronSecret']),
   /** All three Svix headers, together. */

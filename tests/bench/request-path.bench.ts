@@ -15,6 +15,7 @@ let db: TestDatabase;
 let auth: AuthFixture;
 let server: FunctionsServer;
 let token: string;
+let key: string;
 const tenantId = tenants.acme.id;
 const claims = supabaseClaims(users.acmeAgent, tenantId);
 
@@ -29,6 +30,13 @@ beforeAll(async () => {
   }
   server = await startFunctionsServer({ ...env, SUPABASE_ANON_KEY: await apiKey('anon', TEST_JWT_SECRET) });
   token = await supabaseToken(users.acmeAgent, { tenantId, exp: '1h' });
+  // An API key with teams:read (issue 15): verified by the database in the caller's statement.
+  const made = await fetch(`${server.url}/functions/v1/tenants/${tenantId}/api-keys`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await supabaseToken(users.acmeAdmin, { tenantId, exp: '1h' })}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'bench', scopes: ['teams:read'] }),
+  });
+  key = ((await made.json()) as { key: string }).key;
 }, 120_000);
 
 afterAll(async () => {
@@ -59,6 +67,12 @@ describe("read a tenant's teams", () => {
 
   bench('HTTP GET /functions/v1/tenants/{id}/teams (Deno, JWT, RLS)', async () => {
     const res = await fetch(`${server.url}/functions/v1/tenants/${tenantId}/teams`, { headers: { authorization: `Bearer ${token}` } });
+    if (res.status !== 200) throw new Error(`status ${res.status}`);
+    await res.arrayBuffer();
+  }, opts);
+
+  bench('HTTP GET /functions/v1/tenants/{id}/teams with an API key (teams:read)', async () => {
+    const res = await fetch(`${server.url}/functions/v1/tenants/${tenantId}/teams`, { headers: { authorization: `Bearer ${key}` } });
     if (res.status !== 200) throw new Error(`status ${res.status}`);
     await res.arrayBuffer();
   }, opts);

@@ -523,6 +523,9 @@ const endpoints: { method: string; path: (i: Ids) => string; body?: (i: Ids) => 
   { method: 'GET', path: (i) => `/tenants/${i.tenant}/webhooks/${i.invitation}/deliveries` },
   { method: 'GET', path: (i) => `/tenants/${i.tenant}/usage` },
   { method: 'PATCH', path: (i) => `/tenants/${i.tenant}/entitlements`, body: () => ({ limits: { members: 1_000_000 } }) },
+  { method: 'POST', path: (i) => `/tenants/${i.tenant}/api-keys`, body: () => ({ name: 'mole', scopes: ['tickets:read'] }) },
+  { method: 'GET', path: (i) => `/tenants/${i.tenant}/api-keys` },
+  { method: 'DELETE', path: (i) => `/tenants/${i.tenant}/api-keys/${i.invitation}` },
 ];
 
 describe('isolation', () => {
@@ -534,7 +537,8 @@ describe('isolation', () => {
       .sort();
     const tested = endpoints
       .map((e) => `${e.method} ${e.path({ tenant: '{tenantId}', team: '{teamId}', user: '{userId}', invitation: '{invitationId}' })}`
-        .replace('/services/chatwoot', '/services/{service}').replace('/webhooks/{invitationId}', '/webhooks/{endpointId}'))
+        .replace('/services/chatwoot', '/services/{service}').replace('/webhooks/{invitationId}', '/webhooks/{endpointId}')
+        .replace('/api-keys/{invitationId}', '/api-keys/{keyId}'))
       .sort();
     expect(tested).toEqual(documented);
   });

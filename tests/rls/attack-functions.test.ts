@@ -34,7 +34,12 @@ import {
 // across tenants; they are now callable only by triggers and definer code.)
 const SAFE: Record<string, string> = {
   'private.accept_invitation(p_invitation_id uuid)': "acts only on an invitation addressed to the caller's own e-mail",
-  'private.active_tenant_id()': "echoes the tenant the caller's own token names",
+  'private.active_tenant_id()': "echoes the tenant the caller's own token names (an API key's: the key's own tenant)",
+  'private.api_keys_last_used(p_tenant_id uuid)': 'nothing unless the caller is an admin of the tenant',
+  'private.create_api_key(p_tenant_id uuid, p_name text, p_scopes text[], p_expires_at timestamp with time zone, p_secret_sha256 text)':
+    'admins of the writable tenant only, never a key; 404 otherwise',
+  'private.verify_api_key(p_id uuid, p_secret_sha256 text, p_scope text)':
+    'needs the secret: a wrong one answers 401 invalid_api_key exactly as an unknown id, and changes nothing',
   'private.add_business_minutes(p_start timestamp with time zone, p_minutes integer, p_hours jsonb)': 'pure arithmetic on its arguments',
   'private.allowed_ticket_transitions(p_from text)': 'the global status transition table, the same for every tenant',
   'private.canned_body_placeholders_ok(p_body text)': 'pure: which placeholders a text holds',

@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'smol-toml';
+import { API_KEY_ISSUER, API_KEY_SCOPES } from '../../shared/auth/api-keys.ts';
 import { root } from '../../scripts/stack.mjs';
 import type { Sql } from '../helpers/db.ts';
 import { LOCAL_CLERK_ISSUER, LOCAL_SUPABASE_ISSUER, LOCAL_SUPERTOKENS_ISSUER, teams, tenants, users } from '../helpers/seed.ts';
@@ -154,7 +155,8 @@ begin
   select distinct p_tenant, e.value from attack_probe.victim_rows v, jsonb_each_text(v.row) e
   where v.tenant = p_tenant and length(e.value) >= 6 and e.key not in ('created_at', 'updated_at')
     and jsonb_typeof(v.row -> e.key) = 'string'
-    and e.value <> p_tenant::text; -- a tenant's id is no secret (it is in every URL); its rows are
+    and e.value <> p_tenant::text -- a tenant's id is no secret (it is in every URL); its rows are
+    and e.value <> '00000000-0000-0000-0000-000000000000'; -- the nil id: "none" (a person's idempotency keys), nobody's
   for r in select s.rel, s.cond from attack_probe.scope s where s.kind <> 'global' loop
     execute format('delete from attack_probe.markers m using %s t, jsonb_each_text(to_jsonb(t)) e where m.tenant = $1 and not (%s) and e.value = m.value', r.rel, r.cond) using p_tenant;
   end loop;
@@ -474,6 +476,9 @@ export async function populateTenant(
     await tx`insert into public.macros (tenant_id, scope, owner_id, name, description, actions)
              values (${t.id}, 'tenant', null, 'Victim macro', 'victim macro description', '[{"type":"add_note","content":"victim macro note"}]'),
                     (${t.id}, 'personal', ${people.agent.id}, 'Victim personal macro', 'victim personal macro', '[{"type":"set_priority","priority":"low"}]')`;
+    const [key] = await tx`insert into public.api_keys (tenant_id, name, prefix, scopes, created_by)
+             values (${t.id}, 'victim api key', 'tpk_live_victim00', '{tickets:read,webhooks:manage}', ${people.admin.id}) returning id`;
+    await tx`insert into private.api_key_secrets (tenant_id, key_id, secret_sha256) values (${t.id}, ${key.id}, sha256('victim-api-key-secret'))`;
     await tx`insert into public.canned_responses (tenant_id, scope, team_id, owner_id, short_code, title, body)
              values (${t.id}, 'tenant', null, null, 'victim', 'Victim template', 'victim canned body for {{requester.name}}'),
                     (${t.id}, 'team', ${team}, null, 'victim-team', 'Victim team template', 'victim team canned body'),
@@ -523,6 +528,12 @@ export async function createAttackers(sql: Sql): Promise<void> {
         }
         await sql`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${p.id}, ${t.role})`;
       }
+      // An API key of theirs in each of their tenants, with every scope (issue 15): a key
+      // is a principal the policies know, acting as its creator in its tenant only.
+      for (const [t, keyId] of [[p.a, apiKeyIds(p).a], [p.b, apiKeyIds(p).b]] as const) {
+        await sql`insert into public.api_keys (tenant_id, id, name, prefix, scopes, created_by)
+          values (${t.id}, ${keyId}, 'attacker key', 'tpk_live_attacker', ${[...API_KEY_SCOPES]}, ${p.id})`;
+      }
     }
     for (const [role, person] of Object.entries(at.bystanders)) {
       await sql`insert into public.users (id, email) values (${person.id}, ${`${role}-${person.id.slice(-4)}@bystander.test`})`;
@@ -556,6 +567,9 @@ export interface Shape {
   claims: Json;
 }
 
+/** The ids of a person's API keys in their tenants A and B (createAttackers). */
+export const apiKeyIds = (p: Person) => ({ a: `c1${p.id.slice(2)}`, b: `c2${p.id.slice(2)}` });
+
 export function shapes(at: Person): Shape[] {
   const targets: [string, { id: string; slug: string; org: string }][] = [
     ['A', at.a],
@@ -575,6 +589,15 @@ export function shapes(at: Person): Shape[] {
   out.push({ label: 'supabase no tenant', claims: sb });
   out.push({ label: 'clerk no organisation', claims: clerk });
   out.push({ label: 'supertokens no tenant', claims: { iss: LOCAL_SUPERTOKENS_ISSUER, sub: at.supertokensSubject } });
+  // An API key's claims as the functions set them once the key is verified: the key's
+  // own tenant, whatever else the claims name.
+  const key = apiKeyIds(at);
+  out.push({ label: 'api key of A', claims: { iss: API_KEY_ISSUER, sub: key.a } });
+  out.push({ label: 'api key of B', claims: { iss: API_KEY_ISSUER, sub: key.b } });
+  out.push({
+    label: 'api key of B naming the victim',
+    claims: { iss: API_KEY_ISSUER, sub: key.b, tenant_id: VICTIM.id, app_metadata: { tenant_id: VICTIM.id }, o: { id: VICTIM.org } },
+  });
   return out;
 }
 

@@ -219,6 +219,8 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'ticket_search_candidates(uuid,text,boolean,integer)', // the tickets select policy as the caller's claims see it
       'entitlements_of(uuid)', 'require_feature(uuid,text)', 'tenant_usage(uuid)', // members (usage: admins) or platform admins
       'set_tenant_entitlements(uuid,jsonb,jsonb,jsonb)', // platform admins only
+      'create_api_key(uuid,text,text[],timestamp with time zone,text)', 'api_keys_last_used(uuid)', // admins of the tenant
+      'verify_api_key(uuid,text,text)', // the key whose secret the caller holds; the same 401 for any other id
     ].map((f) => `private.${f}`).sort();
     const rows = await db.sql`
       select n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' as fn,

@@ -140,6 +140,13 @@ const ops: Record<string, Record<Action, Op>> = {
     update: async (tx, t) => count(await tx`update public.webhook_endpoints set enabled = false where tenant_id = ${tenantOf(t).id} returning id`),
     delete: async (tx, t) => count(await tx`delete from public.webhook_endpoints where tenant_id = ${tenantOf(t).id} returning id`),
   },
+  api_keys: {
+    select: async (tx, t) => count(await tx`select id from public.api_keys where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.api_keys (tenant_id, name, prefix, scopes) values (${tenantOf(t).id}, 'forged', 'tpk_live_0', '{tickets:read}') returning id`),
+    update: async (tx, t) => count(await tx`update public.api_keys set name = 'renamed' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.api_keys where tenant_id = ${tenantOf(t).id} returning id`),
+  },
   sla_policies: {
     select: async (tx, t) => count(await tx`select id from public.sla_policies where tenant_id = ${tenantOf(t).id}`),
     insert: async (tx, t) => count(await tx`
@@ -215,6 +222,7 @@ beforeAll(async () => {
     await db.sql`insert into public.canned_responses (tenant_id, scope, short_code, title, body) values (${tenantId}, 'tenant', 'thanks', 'Thanks', 'Thank you, {{requester.name}}')`;
     await db.sql`insert into public.macros (tenant_id, scope, name, actions) values (${tenantId}, 'tenant', 'Escalate', '[{"type":"set_priority","priority":"urgent"}]')`;
     await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted) values (${tenantId}, 'https://hooks.example.com/m', 'v1:x')`;
+    await db.sql`insert into public.api_keys (tenant_id, name, prefix, scopes, created_by) values (${tenantId}, 'matrix', 'tpk_live_m', '{tickets:read}', ${customerOf(t).id})`;
     await db.sql`insert into public.tickets (tenant_id, id, title, team_id, created_by) values (${tenantId}, ${ticketOf(t)}, 'Printer on fire', ${teamOf(t)}, ${customerOf(t).id})`;
     await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, content) values (${tenantId}, ${ticketOf(t)}, ${customerOf(t).id}, 'Please help')`;
     await db.sql`insert into public.ticket_followers (tenant_id, ticket_id, user_id) values (${tenantId}, ${ticketOf(t)}, ${agent.id})`;

@@ -54,6 +54,9 @@ export const matrix: Record<string, Record<Action, Record<Role, Outcome>>> = {
   webhook_endpoints: { select: only(['super', 'admin']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
   // Macros (the tenant-wide one): staff apply them, admins keep them.
   macros: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  // API keys: admins see, rename and revoke their tenant's keys; keys are made only by
+  // private.create_api_key (with the secret's hash) and never deleted (revocation keeps them).
+  api_keys: { select: only(['super', 'admin']), insert: nobody(), update: only(['super', 'admin']), delete: nobody() },
   // Canned responses (the tenant-wide one): staff use them, admins keep them.
   canned_responses: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
   // Followers of the customer's ticket (the agent follows it): staff who see the ticket.

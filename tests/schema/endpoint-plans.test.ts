@@ -265,6 +265,9 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
   await run('tenants', 'PATCH', '/tenants/{tenantId}/webhooks/{endpointId}', `/tenants/${acme}/webhooks/${endpoint.id}`, {
     body: { enabled: true },
   });
+  const apiKey = await run('tenants', 'POST', '/tenants/{tenantId}/api-keys', `/tenants/${acme}/api-keys`, {
+    body: { name: 'plans', scopes: ['tickets:read'] },
+  });
 
   await run('tickets', 'PUT', '/tickets/sla-policies/{priority}', '/tickets/sla-policies/high', {
     body: { first_response_minutes: 30, resolution_minutes: 240 },
@@ -376,7 +379,11 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
     }
   }
 
+  // A request with an API key: its verification and the key's context, through indexes.
+  await run('tickets', 'GET', '/tickets', '/tickets', { token: apiKey.key });
+
   // The removals last.
+  await run('tenants', 'DELETE', '/tenants/{tenantId}/api-keys/{keyId}', `/tenants/${acme}/api-keys/${apiKey.id}`);
   await run('tickets', 'DELETE', '/tickets/{id}', `/tickets/${ticket.id}`);
   await run('tickets', 'POST', '/tickets/{id}/restore', `/tickets/${ticket.id}/restore`);
   await run('tickets', 'DELETE', '/tickets/sla-policies/{priority}', '/tickets/sla-policies/high');

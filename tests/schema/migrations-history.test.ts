@@ -29,7 +29,7 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.ticket_search_candidates': ['20261202060100_ticket_search_outsiders.sql'],
   // The rate-limit count without a subtransaction when no header names a tenant, and
   // one limits lookup (issue 15).
-  'private.rate_limit_hit': ['20261202074000_rate_limit_speed.sql'],
+  'private.rate_limit_hit': ['20261202074000_rate_limit_speed.sql', '20261202080300_rate_limit_per_api_key.sql'],
   // Auto-assigns a ticket that gains a team with no assignee (issue 11 §4).
   'private.hand_off_ticket': ['20261201091000_department_routing.sql'],
   // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).
@@ -40,7 +40,21 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.tenant_ids': ['20261201094000_caller_context.sql', '20261201098000_caller_tenant_lists.sql'],
   'private.role_in': ['20261201094000_caller_context.sql'],
   // No lookup without claims; the timestamp rendering planned once per connection.
-  'private.caller_context': ['20261201095000_machine_path_speed.sql', '20261201098000_caller_tenant_lists.sql'],
+  // ... and an API key's principal: its creator, only in its tenant (issue 15).
+  'private.caller_context': [
+    '20261201095000_machine_path_speed.sql',
+    '20261201098000_caller_tenant_lists.sql',
+    '20261202080000_api_keys.sql',
+  ],
+  // Idempotency keys filed per API key too, not shared with the key's creator (issue 15).
+  'private.claim_idempotency_key': ['20261202080100_api_key_idempotency.sql'],
+  'private.store_idempotent_response': ['20261202080100_api_key_idempotency.sql'],
+  // An API key lives on its creator's admin standing: created by tenant admins only, refused
+  // once its creator is no longer one (issue 15).
+  'private.create_api_key': ['20261202080200_api_key_owner.sql'],
+  'private.verify_api_key': ['20261202080200_api_key_owner.sql'],
+  // An API key's claims name its tenant (issue 15).
+  'private.active_tenant_id': ['20261202080000_api_keys.sql'],
   'private.api_timestamps': ['20261201095000_machine_path_speed.sql'],
   // The audit trail renders timestamps from trigger arguments, not a catalog read per row.
   'private.enable_audit': ['20261201096000_audit_timestamps_in_trigger.sql', '20261201099000_audit_secret_arguments.sql'],

@@ -1,11 +1,12 @@
 // The tenant's audit trail, newest first, paged (admins).
 import { createRoute } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
+import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { commonErrors, cursorValues, encodeCursor, jsonResponse } from '../../../shared/schemas/common.ts';
 import type { Checked, JsonObject, Tables } from '../../../shared/rows.ts';
 import * as s from '../schemas.ts';
-import { security, type TenantsApp } from './common.ts';
+import type { TenantsApp } from './common.ts';
 
 /** An entry as read: the id as text (bigint), keys and row images as JSON objects. */
 type AuditEntryRow =
@@ -32,8 +33,8 @@ export function registerAudit(app: TenantsApp): void {
       method: 'get',
       path: '/{tenantId}/audit',
       summary: "Read the tenant's audit trail, newest first (admins)",
-      security,
-      middleware: needs.tenantRole('admin'),
+      ...apiKeyScope('audit:read'),
+      middleware: needs.tenantRole('admin', { scope: 'audit:read' }),
       request: { params: s.TenantIdParam, query: s.AuditQuery },
       responses: {
         200: jsonResponse(s.page(s.AuditEntrySchema), 'A page of audit entries'),

@@ -2,6 +2,7 @@
 // never the last admin).
 import { createRoute, z } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
+import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { notFound } from '../../../shared/errors.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
@@ -26,8 +27,8 @@ export function registerMembers(app: TenantsApp): void {
       method: 'get',
       path: '/{tenantId}/members',
       summary: "List a tenant's members (agents and admins)",
-      security,
-      middleware: needs.tenantRole('agent'),
+      ...apiKeyScope('members:read'),
+      middleware: needs.tenantRole('agent', { scope: 'members:read' }),
       request: { params: s.TenantIdParam },
       responses: {
         200: jsonResponse(z.object({ items: z.array(s.MemberSchema) }), 'Members'),

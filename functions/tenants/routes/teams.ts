@@ -2,6 +2,7 @@
 // ticket assignment per team and the team that receives a department's tickets.
 import { createRoute, z } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
+import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { notFound } from '../../../shared/errors.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
@@ -33,8 +34,8 @@ export function registerTeams(app: TenantsApp): void {
       method: 'get',
       path: '/{tenantId}/teams',
       summary: "List a tenant's teams",
-      security,
-      middleware: needs.tenantRole('user'),
+      ...apiKeyScope('teams:read'),
+      middleware: needs.tenantRole('user', { scope: 'teams:read' }),
       request: { params: s.TenantIdParam },
       responses: { 200: jsonResponse(z.object({ items: z.array(s.TeamSchema) }), 'Teams'), ...commonErrors },
     }),
@@ -80,8 +81,8 @@ export function registerTeams(app: TenantsApp): void {
       method: 'get',
       path: '/{tenantId}/teams/{teamId}',
       summary: 'Read a team with its members',
-      security,
-      middleware: needs.tenantRole('user'),
+      ...apiKeyScope('teams:read'),
+      middleware: needs.tenantRole('user', { scope: 'teams:read' }),
       request: { params: s.TeamParam },
       responses: {
         200: jsonResponse(s.TeamSchema.extend({ members: z.array(s.TeamMemberSchema) }), 'The team'),

@@ -2,6 +2,7 @@
 // re-enabling, removal and the delivery log (admins).
 import { createRoute, z } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
+import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { newEndpointSecret } from '../../../shared/webhooks/deliver.ts';
 import { resolvedTargetProblem } from '../../../shared/webhooks/ssrf.ts';
@@ -9,7 +10,7 @@ import { notFound, unprocessable } from '../../../shared/errors.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import type { Column, Selected } from '../../../shared/rows.ts';
 import * as s from '../schemas.ts';
-import { security, type TenantsApp } from './common.ts';
+import type { TenantsApp } from './common.ts';
 
 const ENDPOINT_COLUMNS = [
   'id',
@@ -39,8 +40,8 @@ export function registerWebhooks(app: TenantsApp): void {
       method: 'post',
       path: '/{tenantId}/webhooks',
       summary: 'Register a webhook endpoint (admins); its signing secret is shown this once',
-      security,
-      middleware: needs.tenantRole('admin', { write: true, feature: 'outbound_webhooks' }),
+      ...apiKeyScope('webhooks:manage'),
+      middleware: needs.tenantRole('admin', { write: true, feature: 'outbound_webhooks', scope: 'webhooks:manage' }),
       request: { params: s.TenantIdParam, body: jsonBody(s.CreateEndpointBody) },
       responses: {
         201: jsonResponse(s.EndpointSchema.extend({ secret: z.string() }), 'The endpoint and its secret'),
@@ -72,8 +73,8 @@ export function registerWebhooks(app: TenantsApp): void {
       method: 'get',
       path: '/{tenantId}/webhooks',
       summary: "The tenant's webhook endpoints (admins)",
-      security,
-      middleware: needs.tenantRole('admin', { feature: 'outbound_webhooks' }),
+      ...apiKeyScope('webhooks:manage'),
+      middleware: needs.tenantRole('admin', { feature: 'outbound_webhooks', scope: 'webhooks:manage' }),
       request: { params: s.TenantIdParam },
       responses: {
         200: jsonResponse(z.object({ items: z.array(s.EndpointSchema) }), 'Endpoints'),
@@ -99,8 +100,8 @@ export function registerWebhooks(app: TenantsApp): void {
       method: 'patch',
       path: '/{tenantId}/webhooks/{endpointId}',
       summary: 'Change or re-enable an endpoint (admins)',
-      security,
-      middleware: needs.tenantRole('admin', { write: true, feature: 'outbound_webhooks' }),
+      ...apiKeyScope('webhooks:manage'),
+      middleware: needs.tenantRole('admin', { write: true, feature: 'outbound_webhooks', scope: 'webhooks:manage' }),
       request: { params: s.EndpointParam, body: jsonBody(s.UpdateEndpointBody) },
       responses: { 200: jsonResponse(s.EndpointSchema, 'The endpoint'), ...commonErrors },
     }),
@@ -128,8 +129,8 @@ export function registerWebhooks(app: TenantsApp): void {
       method: 'delete',
       path: '/{tenantId}/webhooks/{endpointId}',
       summary: 'Remove an endpoint and its pending deliveries (admins)',
-      security,
-      middleware: needs.tenantRole('admin', { write: true }),
+      ...apiKeyScope('webhooks:manage'),
+      middleware: needs.tenantRole('admin', { write: true, scope: 'webhooks:manage' }),
       request: { params: s.EndpointParam },
       responses: { 204: { description: 'Removed' }, ...commonErrors },
     }),
@@ -150,8 +151,8 @@ export function registerWebhooks(app: TenantsApp): void {
       method: 'get',
       path: '/{tenantId}/webhooks/{endpointId}/deliveries',
       summary: "An endpoint's recent deliveries: status, attempts, last error (admins)",
-      security,
-      middleware: needs.tenantRole('admin', { feature: 'outbound_webhooks' }),
+      ...apiKeyScope('webhooks:manage'),
+      middleware: needs.tenantRole('admin', { feature: 'outbound_webhooks', scope: 'webhooks:manage' }),
       request: { params: s.EndpointParam },
       responses: {
         200: jsonResponse(z.object({ items: z.array(s.DeliverySchema) }), 'Deliveries'),

@@ -2,6 +2,7 @@
 // short-lived signed URLs.
 import { createRoute, z } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
+import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
@@ -9,7 +10,7 @@ import type { Tables } from '../../../shared/rows.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import { objectStorage } from '../../../shared/storage.ts';
 import * as s from '../schemas.ts';
-import { ATTACHMENT_COLUMNS, type AttachmentRow, security, type TicketsHandler, visibleTicket } from './common.ts';
+import { ATTACHMENT_COLUMNS, type AttachmentRow, type TicketsHandler, visibleTicket } from './common.ts';
 
 /** An attachment with where its bytes are kept (never shown to clients). */
 type StoredAttachment = AttachmentRow & Pick<Tables<'attachments'>, 'bucket' | 'path'>;
@@ -20,8 +21,8 @@ const routes = {
     method: 'post',
     path: '/{id}/attachments',
     summary: 'Register an attachment and get a signed URL to upload its bytes to',
-    security,
-    middleware: needs.activeTenantRole('user', { write: true }),
+    ...apiKeyScope('tickets:write'),
+    middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }),
     request: { params: s.TicketIdParam, body: jsonBody(s.AttachmentBody) },
     responses: {
       201: jsonResponse(
@@ -35,8 +36,8 @@ const routes = {
     method: 'get',
     path: '/{id}/attachments/{attachmentId}',
     summary: 'An attachment with a short-lived signed download URL',
-    security,
-    middleware: needs.activeTenantRole('user'),
+    ...apiKeyScope('tickets:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'tickets:read' }),
     request: { params: s.AttachmentParam },
     responses: {
       200: jsonResponse(

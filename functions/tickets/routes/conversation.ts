@@ -2,20 +2,21 @@
 // notes (staff), and editing one's own messages.
 import { createRoute } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
+import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { forbidden, notFound, unprocessable } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
-import { MESSAGE_COLUMNS, type MessageRow, requireStaff, security, type TicketsHandler, visibleTicket } from './common.ts';
+import { MESSAGE_COLUMNS, type MessageRow, requireStaff, type TicketsHandler, visibleTicket } from './common.ts';
 
 const routes = {
   post: createRoute({
     method: 'post',
     path: '/{id}/messages',
     summary: 'Reply on a ticket, or add an internal note (staff)',
-    security,
-    middleware: needs.activeTenantRole('user', { write: true }), // notes: staff
+    ...apiKeyScope('tickets:write'),
+    middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // notes: staff
     request: { params: s.TicketIdParam, body: jsonBody(s.MessageBody) },
     responses: { 201: jsonResponse(s.MessageSchema, 'The message'), ...commonErrors },
   }),
@@ -23,8 +24,8 @@ const routes = {
     method: 'patch',
     path: '/{id}/messages/{messageId}',
     summary: 'Edit one of your own messages',
-    security,
-    middleware: needs.activeTenantRole('user', { write: true }), // the author only
+    ...apiKeyScope('tickets:write'),
+    middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // the author only
     request: { params: s.MessageParam, body: jsonBody(s.EditMessageBody) },
     responses: { 200: jsonResponse(s.MessageSchema, 'The message'), ...commonErrors },
   }),

@@ -1,6 +1,7 @@
 // The tenant's SLA targets per priority: everyone reads them, admins set them.
 import { createRoute, z } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
+import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
@@ -28,8 +29,8 @@ const routes = {
     method: 'get',
     path: '/sla-policies',
     summary: "The tenant's SLA targets per priority",
-    security,
-    middleware: needs.activeTenantRole('user'),
+    ...apiKeyScope('tickets:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'tickets:read' }),
     responses: {
       200: jsonResponse(z.object({ items: z.array(s.SlaPolicySchema) }), 'SLA policies'),
       ...commonErrors,

@@ -2,6 +2,7 @@
 // conversation, update, move through the workflow, assign, delete and restore, merge.
 import { createRoute, z } from '@hono/zod-openapi';
 import { caller, callerDb } from '../../../shared/auth/context.ts';
+import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { conflict, forbidden, unprocessable } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
@@ -26,7 +27,6 @@ import {
   readBack,
   requireAdmin,
   requireStaff,
-  security,
   TICKET_COLUMNS,
   type TicketOutOfSight,
   type TicketRow,
@@ -39,8 +39,8 @@ const routes = {
     method: 'post',
     path: '/',
     summary: 'Open a ticket. Send Idempotency-Key to make retries safe.',
-    security,
-    middleware: needs.activeTenantRole('user', { write: true }),
+    ...apiKeyScope('tickets:write'),
+    middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }),
     request: {
       body: jsonBody(s.CreateTicketBody),
       headers: z.object({ 'idempotency-key': z.string().min(1).max(255).optional() }),
@@ -55,8 +55,8 @@ const routes = {
     method: 'get',
     path: '/',
     summary: 'List and search tickets the caller may see: filters, sort, keyset pagination, optional total',
-    security,
-    middleware: needs.activeTenantRole('user'),
+    ...apiKeyScope('tickets:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'tickets:read' }),
     request: { query: s.ListQuery },
     responses: { 200: jsonResponse(s.TicketPageSchema, 'A page of tickets'), ...commonErrors },
   }),
@@ -64,16 +64,16 @@ const routes = {
     method: 'get',
     path: '/stats',
     summary: "The tenant's ticket counts by status and priority, median first-response and resolution times (staff)",
-    security,
-    middleware: needs.activeTenantRole('agent'),
+    ...apiKeyScope('tickets:read'),
+    middleware: needs.activeTenantRole('agent', { scope: 'tickets:read' }),
     responses: { 200: jsonResponse(s.StatsSchema, 'Statistics'), ...commonErrors },
   }),
   read: createRoute({
     method: 'get',
     path: '/{id}',
     summary: 'A ticket with its conversation, attachments and timeline, as the caller may see them',
-    security,
-    middleware: needs.activeTenantRole('user'),
+    ...apiKeyScope('tickets:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'tickets:read' }),
     request: { params: s.TicketIdParam },
     responses: { 200: jsonResponse(s.TicketDetailSchema, 'The ticket'), ...commonErrors },
   }),
@@ -81,8 +81,8 @@ const routes = {
     method: 'patch',
     path: '/{id}',
     summary: 'Update fields of a ticket (staff)',
-    security,
-    middleware: needs.activeTenantRole('user', { write: true }), // staff: checked once the ticket is visible
+    ...apiKeyScope('tickets:write'),
+    middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // staff: checked once the ticket is visible
     request: { params: s.TicketIdParam, body: jsonBody(s.UpdateTicketBody) },
     responses: { 200: jsonResponse(s.ChangedTicketSchema, 'The ticket'), ...commonErrors },
   }),
@@ -90,8 +90,8 @@ const routes = {
     method: 'post',
     path: '/{id}/status',
     summary: 'Move a ticket through its workflow (staff); refused transitions are 409s listing the allowed ones',
-    security,
-    middleware: needs.activeTenantRole('user', { write: true }), // staff: checked once the ticket is visible
+    ...apiKeyScope('tickets:write'),
+    middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // staff: checked once the ticket is visible
     request: { params: s.TicketIdParam, body: jsonBody(s.TransitionBody) },
     responses: { 200: jsonResponse(s.ChangedTicketSchema, 'The ticket'), ...commonErrors, ...conflictError },
   }),
@@ -99,8 +99,8 @@ const routes = {
     method: 'put',
     path: '/{id}/assignee',
     summary: 'Assign a ticket to an agent or admin, or unassign it (staff)',
-    security,
-    middleware: needs.activeTenantRole('user', { write: true }), // staff: checked once the ticket is visible
+    ...apiKeyScope('tickets:write'),
+    middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // staff: checked once the ticket is visible
     request: { params: s.TicketIdParam, body: jsonBody(s.AssignBody) },
     responses: { 200: jsonResponse(s.ChangedTicketSchema, 'The ticket'), ...commonErrors },
   }),
@@ -108,8 +108,8 @@ const routes = {
     method: 'delete',
     path: '/{id}',
     summary: 'Soft-delete a ticket (admins); it drops out of everyone else’s reads',
-    security,
-    middleware: needs.activeTenantRole('user', { write: true }), // admins: checked once the ticket is visible
+    ...apiKeyScope('tickets:write'),
+    middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // admins: checked once the ticket is visible
     request: { params: s.TicketIdParam },
     responses: { 200: jsonResponse(s.TicketSchema, 'The deleted ticket'), ...commonErrors },
   }),
@@ -117,8 +117,8 @@ const routes = {
     method: 'post',
     path: '/{id}/restore',
     summary: 'Restore a soft-deleted ticket (admins)',
-    security,
-    middleware: needs.activeTenantRole('user', { write: true }), // admins: checked once the ticket is visible
+    ...apiKeyScope('tickets:write'),
+    middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // admins: checked once the ticket is visible
     request: { params: s.TicketIdParam },
     responses: { 200: jsonResponse(s.TicketSchema, 'The restored ticket'), ...commonErrors },
   }),
@@ -126,8 +126,8 @@ const routes = {
     method: 'post',
     path: '/{id}/merge',
     summary: 'Merge this ticket into another of the tenant (staff): messages move, this one closes with a pointer',
-    security,
-    middleware: needs.activeTenantRole('user', { write: true }), // staff: checked once both tickets are visible
+    ...apiKeyScope('tickets:write'),
+    middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // staff: checked once both tickets are visible
     request: { params: s.TicketIdParam, body: jsonBody(s.MergeBody) },
     responses: {
       200: jsonResponse(s.TicketSchema, 'The ticket merged into'),

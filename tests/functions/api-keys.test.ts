@@ -1,0 +1,384 @@
+// API keys for server-to-server clients (issue 15): created by admins with scopes and an
+// optional expiry, the secret shown once and never again (not in lists, audit rows or
+// request logs), revoked or expired keys refused on the very next request, a key acting
+// only in its tenant and only on routes that declare one of its scopes — the scope
+// matrix generated from the OpenAPI documents of the tenants and tickets functions.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app as tenantsApp } from '../../functions/tenants/app.ts';
+import { app as ticketsApp } from '../../functions/tickets/app.ts';
+import { API_KEY_SCOPES, type Scope } from '../../shared/auth/api-keys.ts';
+import { closeDb, observeStatements } from '../../shared/db.ts';
+import { captureRequestLog } from '../../shared/request-log.ts';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
+import { teams, tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+
+type App = { request: (input: string, init?: RequestInit) => Response | Promise<Response> };
+const apps: Record<string, App> = { tenants: tenantsApp, tickets: ticketsApp };
+const acme = tenants.acme.id;
+const globex = tenants.globex.id;
+
+let db: TestDatabase;
+let auth: AuthFixture;
+const tok: Record<string, string> = {};
+/** Every key text this file was given: none may appear in a log line or audit row. */
+const issued: string[] = [];
+const logLines: string[] = [];
+let acmeTicket: string;
+let globexTicket: string;
+
+async function createKey(
+  tenantId: string,
+  token: string,
+  body: { name?: string; scopes: string[]; expires_at?: string },
+): Promise<{ id: string; key: string }> {
+  const res = await call(tenantsApp, 'POST', `/tenants/${tenantId}/api-keys`, { token, body: { name: 'integration', ...body } });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  issued.push(res.body.key);
+  return { id: res.body.id, key: res.body.key };
+}
+
+beforeAll(async () => {
+  db = await freshDatabase('fn_api_keys');
+  auth = await configureAuth(db.url);
+  tok.admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+  tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
+  tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
+  tok.globexAdmin = await supabaseToken(users.globexAdmin, { tenantId: globex });
+  captureRequestLog((line) => logLines.push(JSON.stringify(line)));
+  [{ id: acmeTicket }] = await db.sql`insert into public.tickets (tenant_id, title, team_id, created_by)
+    values (${acme}, 'Acme ticket', ${teams.acme}, ${users.acmeUser.id}) returning id`;
+  [{ id: globexTicket }] = await db.sql`insert into public.tickets (tenant_id, title, team_id, created_by)
+    values (${globex}, 'Globex ticket', ${teams.globex}, ${users.globexUser.id}) returning id`;
+});
+afterAll(async () => {
+  captureRequestLog(null);
+  await closeDb();
+  await auth.close();
+  await db.close();
+});
+
+describe('creating, listing and revoking keys', () => {
+  it('shows the key once, with its recognisable prefix, and stores only a hash', async () => {
+    const res = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, {
+      token: tok.admin,
+      body: { name: 'CRM sync', scopes: ['tickets:read', 'tickets:write', 'tickets:read'] },
+    });
+    expect(res.status).toBe(201);
+    issued.push(res.body.key);
+    expect(res.body.key).toMatch(/^tpk_live_[0-9a-f]{32}_[A-Za-z0-9_-]{43}$/);
+    expect(res.body.key.slice(9, 41)).toBe(res.body.id.replace(/-/g, ''));
+    expect(res.body).toMatchObject({
+      name: 'CRM sync',
+      scopes: ['tickets:read', 'tickets:write'],
+      prefix: res.body.key.slice(0, 17),
+      expires_at: null,
+      revoked_at: null,
+      last_used_at: null,
+      created_by: users.acmeAdmin.id,
+    });
+    const secret = res.body.key.slice(42);
+    const stored = await db.sql`select encode(secret_sha256, 'hex') as h from private.api_key_secrets where key_id = ${res.body.id}`;
+    expect(stored).toHaveLength(1);
+    expect(stored[0].h).toMatch(/^[0-9a-f]{64}$/);
+    expect(stored[0].h).not.toContain(secret);
+
+    const list = await call(tenantsApp, 'GET', `/tenants/${acme}/api-keys`, { token: tok.admin });
+    expect(list.status).toBe(200);
+    const listed = list.body.items.find((k: { id: string }) => k.id === res.body.id);
+    expect(listed).toMatchObject({ name: 'CRM sync', prefix: res.body.prefix });
+    expect(listed).not.toHaveProperty('key');
+    expect(JSON.stringify(list.body)).not.toContain(secret);
+  });
+
+  it('refuses bad input, unknown scopes, a past expiry, and callers who are not admins', async () => {
+    const bad = [
+      { name: '', scopes: ['tickets:read'] },
+      { name: 'x', scopes: [] },
+      { name: 'x', scopes: ['tickets:admin'] },
+      { name: 'x', scopes: ['tickets:read'], extra: 1 },
+      { name: 'x', scopes: ['tickets:read'], expires_at: 'tomorrow' },
+    ];
+    for (const body of bad) {
+      const res = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: tok.admin, body });
+      expect([res.status, errorCode(res)], JSON.stringify(body)).toEqual([422, 'validation_failed']);
+    }
+    const past = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, {
+      token: tok.admin,
+      body: { name: 'x', scopes: ['tickets:read'], expires_at: '2020-01-01T00:00:00Z' },
+    });
+    expect([past.status, errorCode(past)]).toEqual([400, 'expiry_in_past']);
+    for (const who of ['agent', 'user']) {
+      const res = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: tok[who], body: { name: 'x', scopes: ['tickets:read'] } });
+      expect([res.status, errorCode(res)], who).toEqual([403, 'forbidden']);
+      const list = await call(tenantsApp, 'GET', `/tenants/${acme}/api-keys`, { token: tok[who] });
+      expect(list.status, who).toBe(403);
+    }
+    // Another tenant's admin: the tenant is not theirs.
+    const foreign = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: tok.globexAdmin, body: { name: 'x', scopes: ['tickets:read'] } });
+    expect(foreign.status).toBe(404);
+  });
+
+  it('acts with its scopes, marks its last use at most once a minute, and is refused on the next request once revoked', async () => {
+    const { id, key } = await createKey(acme, tok.admin, { scopes: ['tickets:read'] });
+    const read = await call(ticketsApp, 'GET', `/tickets/${acmeTicket}`, { token: key });
+    expect(read.status, JSON.stringify(read.body)).toBe(200);
+    expect(read.body.id).toBe(acmeTicket);
+    const list = await call(ticketsApp, 'GET', '/tickets', { token: key });
+    expect(list.status).toBe(200);
+    expect(list.body.items.map((t: { id: string }) => t.id)).toContain(acmeTicket);
+
+    const [first] = await db.sql`select last_used_at from private.api_key_secrets where key_id = ${id}`;
+    expect(first.last_used_at).not.toBeNull();
+    await call(ticketsApp, 'GET', `/tickets/${acmeTicket}`, { token: key });
+    const [second] = await db.sql`select last_used_at from private.api_key_secrets where key_id = ${id}`;
+    expect(second.last_used_at).toEqual(first.last_used_at); // within the minute: not rewritten
+    const listed = await call(tenantsApp, 'GET', `/tenants/${acme}/api-keys`, { token: tok.admin });
+    expect(listed.body.items.find((k: { id: string }) => k.id === id).last_used_at).not.toBeNull();
+
+    // Not its scope.
+    const write = await call(ticketsApp, 'POST', '/tickets', { token: key, body: { title: 'From a key' } });
+    expect([write.status, errorCode(write)]).toEqual([403, 'insufficient_scope']);
+
+    const revoke = await call(tenantsApp, 'DELETE', `/tenants/${acme}/api-keys/${id}`, { token: tok.admin });
+    expect(revoke.status).toBe(204);
+    const after = await call(ticketsApp, 'GET', `/tickets/${acmeTicket}`, { token: key });
+    expect([after.status, errorCode(after)]).toEqual([401, 'api_key_revoked']);
+    // Revoking again is no change; a key that is not the tenant's is a 404.
+    expect((await call(tenantsApp, 'DELETE', `/tenants/${acme}/api-keys/${id}`, { token: tok.admin })).status).toBe(204);
+    expect((await call(tenantsApp, 'DELETE', `/tenants/${globex}/api-keys/${id}`, { token: tok.globexAdmin })).status).toBe(404);
+    // A revoked key stays revoked, even for the table's admins.
+    await expect(db.sql`update public.api_keys set revoked_at = null where id = ${id}`).rejects.toMatchObject({ code: 'PT409' });
+    const listedAfter = await call(tenantsApp, 'GET', `/tenants/${acme}/api-keys`, { token: tok.admin });
+    expect(listedAfter.body.items.find((k: { id: string }) => k.id === id).revoked_at).not.toBeNull();
+  });
+
+  it('refuses an expired key on the next request, and a wrong or malformed one alike', async () => {
+    const { id, key } = await createKey(acme, tok.admin, { scopes: ['tickets:read'], expires_at: '2099-01-01T00:00:00Z' });
+    expect((await call(ticketsApp, 'GET', `/tickets/${acmeTicket}`, { token: key })).status).toBe(200);
+    // Expire it (as if its time had come): the guard keeps expiry fixed for everyone else.
+    await db.sql.begin(async (tx) => {
+      await tx`set local session_replication_role = replica`;
+      await tx`update public.api_keys set expires_at = now() - interval '1 second' where id = ${id}`;
+    });
+    const expired = await call(ticketsApp, 'GET', `/tickets/${acmeTicket}`, { token: key });
+    expect([expired.status, errorCode(expired)]).toEqual([401, 'api_key_expired']);
+
+    const wrongSecret = key.slice(0, 42) + (key[42] === 'A' ? 'B' : 'A') + key.slice(43);
+    const unknownId = `tpk_live_${'0'.repeat(32)}_${key.slice(42)}`;
+    for (const token of [wrongSecret, unknownId, `${key}x`, 'tpk_live_short', 'tpk_test_' + key.slice(9)]) {
+      const res = await call(ticketsApp, 'GET', `/tickets/${acmeTicket}`, { token });
+      expect([res.status, errorCode(res)], token.slice(0, 20)).toEqual([401, 'invalid_api_key']);
+    }
+  });
+
+  it('a key cannot create, list or revoke keys, nor reach routes without a scope', async () => {
+    const { id, key } = await createKey(acme, tok.admin, { scopes: [...API_KEY_SCOPES] });
+    for (
+      const [app, method, path] of [
+        [tenantsApp, 'POST', `/tenants/${acme}/api-keys`],
+        [tenantsApp, 'GET', `/tenants/${acme}/api-keys`],
+        [tenantsApp, 'DELETE', `/tenants/${acme}/api-keys/${id}`],
+        [tenantsApp, 'GET', '/tenants/me'],
+        [tenantsApp, 'GET', `/tenants/${acme}`],
+      ] as const
+    ) {
+      const res = await call(app, method, path, { token: key, body: method === 'POST' ? { name: 'x', scopes: ['tickets:read'] } : undefined });
+      expect([res.status, errorCode(res)], `${method} ${path}`).toEqual([403, 'insufficient_scope']);
+    }
+    // Directly in SQL too: the creation function refuses a key principal.
+    const [{ n }] = await db.sql`select count(*)::int as n from public.api_keys where tenant_id = ${acme}`;
+    expect(n).toBeGreaterThan(0);
+  });
+
+  it('a key acts only in its tenant: another tenant\'s ids are not found, its header a mismatch', async () => {
+    const { key } = await createKey(globex, tok.globexAdmin, { scopes: [...API_KEY_SCOPES] });
+    const attempts: [App, string, string, unknown?, Record<string, string>?][] = [
+      [ticketsApp, 'GET', `/tickets/${acmeTicket}`],
+      [ticketsApp, 'PATCH', `/tickets/${acmeTicket}`, { title: 'hijacked' }],
+      [ticketsApp, 'POST', `/tickets/${acmeTicket}/messages`, { content: 'hijacked' }],
+      [tenantsApp, 'GET', `/tenants/${acme}/teams`],
+      [tenantsApp, 'GET', `/tenants/${acme}/members`],
+      [tenantsApp, 'GET', `/tenants/${acme}/audit`],
+      [tenantsApp, 'GET', `/tenants/${acme}/webhooks`],
+      [tenantsApp, 'POST', `/tenants/${acme}/webhooks`, { url: 'https://hooks.example.com/x', event_types: ['ticket.created'] }],
+    ];
+    const before = await db.sql`select count(*)::int as n from public.audit_logs where tenant_id = ${acme}`;
+    for (const [app, method, path, body, headers] of attempts) {
+      const res = await call(app, method, path, { token: key, body, headers });
+      expect(res.status, `${method} ${path}: ${JSON.stringify(res.body)}`).toBe(404);
+    }
+    const list = await call(ticketsApp, 'GET', '/tickets', { token: key });
+    expect(list.status).toBe(200);
+    expect(list.body.items.map((t: { id: string }) => t.id)).toEqual([globexTicket]);
+    const named = await call(ticketsApp, 'GET', '/tickets', { token: key, headers: { 'x-tenant-id': acme } });
+    expect([named.status, errorCode(named)]).toEqual([400, 'tenant_mismatch']);
+    expect(await db.sql`select count(*)::int as n from public.audit_logs where tenant_id = ${acme}`).toEqual(before);
+  });
+
+  it('writes as the key: the audit trail names the key, the ticket its creator', async () => {
+    const { id, key } = await createKey(acme, tok.admin, { scopes: ['tickets:write'] });
+    const made = await call(ticketsApp, 'POST', '/tickets', { token: key, body: { title: 'Filed by the CRM' } });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    expect(made.body.created_by).toBe(users.acmeAdmin.id);
+    const [row] = await db.sql`select actor_user_id, actor_issuer, actor_subject from public.audit_logs
+      where table_name = 'tickets' and record_key ->> 'id' = ${made.body.id} and action = 'INSERT'`;
+    expect(row).toEqual({ actor_user_id: users.acmeAdmin.id, actor_issuer: 'tenant-platform:api-key', actor_subject: id });
+  });
+
+  it('files idempotency keys per API key: a key and its creator never share one', async () => {
+    const { key } = await createKey(acme, tok.admin, { scopes: ['tickets:write'] });
+    const headers = { 'idempotency-key': 'shared-retry-key' };
+    const body = { title: 'Same key, same body' };
+    const byKey = await call(ticketsApp, 'POST', '/tickets', { token: key, body, headers });
+    expect(byKey.status).toBe(201);
+    const again = await call(ticketsApp, 'POST', '/tickets', { token: key, body, headers });
+    expect([again.status, again.body.id]).toEqual([201, byKey.body.id]);
+    const byCreator = await call(ticketsApp, 'POST', '/tickets', { token: tok.admin, body, headers });
+    expect(byCreator.status).toBe(201);
+    expect(byCreator.body.id).not.toBe(byKey.body.id);
+  });
+
+  it('lives on its creator\'s admin standing: refused once they are demoted; platform admins outside the tenant make none', async () => {
+    // A second admin of acme creates the key, then is demoted.
+    const [{ id: owner }] = await db.sql`insert into public.users (email) values ('second-admin@acme.test') returning id`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${owner}, ${owner})`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${acme}, ${owner}, 'admin')`;
+    const ownerToken = await supabaseToken({ id: owner, email: 'second-admin@acme.test' }, { tenantId: acme });
+    const { key } = await createKey(acme, ownerToken, { scopes: ['tickets:read'] });
+    expect((await call(ticketsApp, 'GET', `/tickets/${acmeTicket}`, { token: key })).status).toBe(200);
+    await db.sql`update public.memberships set role = 'agent' where tenant_id = ${acme} and user_id = ${owner}`;
+    const demoted = await call(ticketsApp, 'GET', `/tickets/${acmeTicket}`, { token: key });
+    expect([demoted.status, errorCode(demoted)]).toEqual([401, 'api_key_owner_inactive']);
+    await db.sql`update public.memberships set role = 'admin' where tenant_id = ${acme} and user_id = ${owner}`;
+    expect((await call(ticketsApp, 'GET', `/tickets/${acmeTicket}`, { token: key })).status).toBe(200);
+
+    const superToken = await supabaseToken(users.super);
+    const bySuper = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: superToken, body: { name: 'x', scopes: ['tickets:read'] } });
+    expect([bySuper.status, errorCode(bySuper)]).toEqual([403, 'api_key_owner_required']);
+    // They still see and revoke the tenant's keys.
+    expect((await call(tenantsApp, 'GET', `/tenants/${acme}/api-keys`, { token: superToken })).status).toBe(200);
+  });
+
+  it('costs no extra statement: a key request runs as many as a person\'s (verification rides the caller lookup)', async () => {
+    const { key } = await createKey(acme, tok.admin, { scopes: ['teams:read'] });
+    const count = async (token: string) => {
+      await call(tenantsApp, 'GET', `/tenants/${acme}/teams`, { token }); // warm (and last_used_at marked)
+      let n = 0;
+      observeStatements(() => n++);
+      try {
+        const res = await call(tenantsApp, 'GET', `/tenants/${acme}/teams`, { token });
+        expect(res.status).toBe(200);
+      } finally {
+        observeStatements(null);
+      }
+      return n;
+    };
+    expect(await count(key)).toBe(await count(tok.admin));
+  });
+
+  it("is a caller of its own for rate limits: its writes never spend its creator's window", async () => {
+    const { id, key } = await createKey(acme, tok.admin, { scopes: ['tickets:write'] });
+    const creatorHits = async () =>
+      (await db.sql`select hits from private.rate_limit_counters where scope = 'caller' and key = ${`${acme}/${users.acmeAdmin.id}`}`)[0]?.hits ?? 0;
+    const before = await creatorHits();
+    // No write at all per caller: one request decides, whatever minute it falls in.
+    await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits) values (${acme}, '{"requests_per_minute_per_caller": 0}')
+      on conflict (tenant_id) do update set limits = excluded.limits`;
+    try {
+      const refused = await call(ticketsApp, 'POST', '/tickets', { token: key, body: { title: 'Key write' } });
+      expect(refused.status).toBe(429);
+      expect(refused.body.error.details).toMatchObject({ scope: 'caller', limit: 0 });
+      const [window] = await db.sql`select hits from private.rate_limit_counters where scope = 'caller' and key = ${`${acme}/key:${id}`}`;
+      expect(window.hits).toBe(1);
+      expect(await creatorHits()).toBe(before);
+    } finally {
+      await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;
+    }
+  });
+});
+
+// ---------------------------------------------------------------- the scope matrix
+
+type Operation = { security?: Record<string, string[]>[]; 'x-api-key-scope'?: Scope; parameters?: { name: string; in: string }[] };
+type Doc = { paths: Record<string, Record<string, Operation>> };
+
+async function operations() {
+  const out: { fn: string; method: string; path: string; url: string; scope?: Scope; keyed: boolean }[] = [];
+  for (const [fn, app] of Object.entries(apps)) {
+    const doc = await (await app.request(`/${fn}/openapi.json`)).json() as Doc;
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        const url = path.replace(/\{(\w+)\}/g, (_, name: string) =>
+          name === 'tenantId' ? acme : name === 'priority' ? 'high' : '30000000-0000-4000-8000-00000000dead');
+        const keyed = (op.security ?? []).some((alt) => 'apiKey' in alt);
+        out.push({ fn, method: method.toUpperCase(), path, url, scope: op['x-api-key-scope'], keyed });
+      }
+    }
+  }
+  return out;
+}
+
+describe('the scope matrix, over every route of the tenants and tickets functions', () => {
+  it('documents apiKey exactly where a scope is named, and covers the scopes the routes use', async () => {
+    const ops = await operations();
+    expect(ops.length).toBeGreaterThan(30);
+    for (const op of ops) expect(op.keyed, `${op.method} ${op.path}`).toBe(op.scope !== undefined);
+    const used = new Set(ops.map((o) => o.scope).filter(Boolean));
+    expect([...used].sort()).toEqual(['audit:read', 'members:read', 'teams:read', 'tickets:read', 'tickets:write', 'webhooks:manage']);
+  });
+
+  it('a key without the route\'s scope is 403 insufficient_scope; with it, it gets past the check; unscoped routes refuse keys', async () => {
+    const ops = await operations();
+    const keys = new Map<string, string>();
+    const keyFor = async (scopes: Scope[]) => {
+      const name = scopes.join(',');
+      if (!keys.has(name)) keys.set(name, (await createKey(acme, tok.admin, { name: name.slice(0, 100), scopes })).key);
+      return keys.get(name)!;
+    };
+    // Nothing written but the keys themselves.
+    const writes = () => db.sql`select count(*)::int as n from public.audit_logs where tenant_id = ${acme} and table_name <> 'api_keys'`;
+    const before = await writes();
+    let checked = 0;
+    for (const op of ops) {
+      const body = ['POST', 'PUT', 'PATCH'].includes(op.method) ? { not_a_field: true } : undefined;
+      const all = await keyFor([...API_KEY_SCOPES]);
+      if (!op.scope) {
+        const res = await call(apps[op.fn], op.method, `${op.url}?limit=0`, { token: all, body });
+        expect([res.status, errorCode(res)], `${op.method} ${op.path}`).toEqual([403, 'insufficient_scope']);
+        checked++;
+        continue;
+      }
+      const without = await keyFor(API_KEY_SCOPES.filter((s) => s !== op.scope));
+      const refused = await call(apps[op.fn], op.method, `${op.url}?limit=0`, { token: without, body });
+      expect([refused.status, errorCode(refused)], `${op.method} ${op.path} without ${op.scope}`).toEqual([403, 'insufficient_scope']);
+      expect(refused.body.error.details).toEqual({ required: op.scope });
+      const only = await keyFor([op.scope]);
+      // Input that fails validation: past the key and its scope, the route's own 422 (or
+      // a 404 for ids that exist nowhere), and nothing written.
+      const passed = await call(apps[op.fn], op.method, `${op.url}?limit=0`, { token: only, body });
+      expect([401, 403], `${op.method} ${op.path} with ${op.scope}: ${JSON.stringify(passed.body)}`).not.toContain(passed.status);
+      checked++;
+    }
+    expect(checked).toBe(ops.length);
+    expect(await writes()).toEqual(before);
+  });
+});
+
+describe('secrets stay secret', () => {
+  it('no key text or secret appears in audit rows or request logs', async () => {
+    expect(issued.length).toBeGreaterThan(5);
+    const secrets = issued.flatMap((k) => [k, k.slice(42)]);
+    const [{ trail }] = await db.sql`select coalesce(string_agg(a::text, E'\n'), '') as trail from public.audit_logs a`;
+    const [{ keys }] = await db.sql`select coalesce(string_agg(k::text, E'\n'), '') as keys from public.api_keys k`;
+    expect(logLines.length).toBeGreaterThan(10);
+    const logs = logLines.join('\n');
+    for (const s of secrets) {
+      expect(trail.includes(s), 'audit trail').toBe(false);
+      expect(keys.includes(s), 'public.api_keys').toBe(false);
+      expect(logs.includes(s), 'request log').toBe(false);
+    }
+    expect(logLines.some((l) => l.includes('"principal":"api_key"'))).toBe(true);
+  });
+});
