@@ -63,6 +63,9 @@ const SAFE: Record<string, string> = {
   'private.tenant_ids(p_min_role text, p_writable boolean)': "the caller's own tenants",
   'private.ticket_stats(p_tenant_id uuid)': 'checks the caller is staff of the tenant (role_in)',
   'private.token_tenant_id()': "the tenant the caller's own token names, if theirs or inviting them (else PT403)",
+  'private.allowed_voice_call_transitions(p_from text)': 'the global call status transition table, the same for every tenant',
+  'private.kb_search(p_tenant_id uuid, p_query text, p_knowledge_base_id uuid, p_limit integer, p_embedding real[])':
+    "invoker: the caller's RLS on kb_chunks and kb_documents decides what it finds",
   'private.webhook_deliveries_for(p_tenant_id uuid, p_endpoint_id uuid, p_limit integer)': "checks tenant_ids('admin')",
 };
 
