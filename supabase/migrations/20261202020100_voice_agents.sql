@@ -21,7 +21,8 @@ create table public.voice_agents (
   primary key (tenant_id, id),
   foreign key (tenant_id, knowledge_base_id) references public.voice_knowledge_bases (tenant_id, id)
     on delete set null (knowledge_base_id),
-  constraint voice_agents_llm_config_valid check (
+  -- coalesce: a missing key makes the expression null, which a check would let through.
+  constraint voice_agents_llm_config_valid check (coalesce(
     jsonb_typeof(llm_config) = 'object'
     and octet_length(llm_config::text) <= 65536
     and jsonb_typeof(llm_config -> 'model') = 'string'
@@ -31,8 +32,8 @@ create table public.voice_agents (
     and (not llm_config ? 'temperature'
          or (jsonb_typeof(llm_config -> 'temperature') = 'number'
              and (llm_config ->> 'temperature')::numeric between 0 and 2))
-    and (not llm_config ? 'tools' or jsonb_typeof(llm_config -> 'tools') = 'array')
-  )
+    and (not llm_config ? 'tools' or jsonb_typeof(llm_config -> 'tools') = 'array'),
+    false))
 );
 -- One active agent per number, platform-wide; also the routing lookup's index.
 create unique index voice_agents_active_phone_key on public.voice_agents (phone) where active;

@@ -64,6 +64,7 @@ create function private.voice_call_started(
 language plpgsql
 set search_path = ''
 as $$
+#variable_conflict use_column
 declare
   v_id uuid;
 begin
@@ -99,6 +100,7 @@ returns table (applied int, call_id uuid, status text)
 language plpgsql
 set search_path = ''
 as $$
+#variable_conflict use_column
 declare
   v_id uuid;
   v_status text;
@@ -140,6 +142,7 @@ create function private.voice_call_ended(
 language plpgsql
 set search_path = ''
 as $$
+#variable_conflict use_column
 declare
   c public.voice_calls;
 begin

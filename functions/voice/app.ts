@@ -1,0 +1,15 @@
+// The voice API (issue 14): AI voice agents that answer a tenant's phone numbers, the
+// tenant's customers, calls with their transcripts, and the agents' knowledge base. The
+// telephony provider routes calls and reports call events with a machine credential
+// (routes/provider.ts, one round trip each); people manage the rest under RLS in their
+// request's transaction. Each route declares what it needs (shared/auth/needs.ts).
+import { createApp } from '../../shared/http.ts';
+import { provider } from './routes/provider.ts';
+
+export const app = createApp('voice', {
+  title: 'Voice API',
+  description: 'Voice agents and their CRM: call routing and events for the telephony provider, agents, customers, ' +
+    'calls with transcripts, and the knowledge base.',
+});
+
+app.route('/', provider);

@@ -1,0 +1,251 @@
+// The voice function in-process through its Hono app (issue 14), with real credentials
+// and a real database: routing for the telephony provider (reason codes, the known
+// caller, credentials), call events (idempotency, ordering, late events, the status
+// machine, 50 calls appending at once), phone uniqueness across tenants.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app } from '../../functions/voice/app.ts';
+import { closeDb } from '../../shared/db.ts';
+import { apiKey } from '../../scripts/tokens.mjs';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
+import { tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
+
+let db: TestDatabase;
+let auth: AuthFixture;
+let service: string;
+const tok: Record<string, string> = {};
+const acme = tenants.acme.id;
+const globex = tenants.globex.id;
+const TELEPHONY_SECRET = 'test-telephony-secret';
+const LLM = { model: 'gpt-4o-mini', system_prompt: 'You are the front desk.', temperature: 0.2, tools: [] };
+const AGENT = { acme: '70000000-0000-4000-8000-000000000001', globex: '70000000-0000-4000-8000-000000000002' };
+const NUMBER = { acme: '+14155550001', globex: '+14155550002', inactive: '+14155550003' };
+const CALLER = '+14155559999';
+
+export let voiceCustomer: string;
+
+beforeAll(async () => {
+  db = await freshDatabase('fn_voice');
+  auth = await configureAuth(db.url, { VOICE_TELEPHONY_SECRET: TELEPHONY_SECRET });
+  service = await apiKey('service_role', TEST_JWT_SECRET);
+  tok.admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+  tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
+  tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
+  tok.globexAdmin = await supabaseToken(users.globexAdmin, { tenantId: globex });
+  tok.super = await supabaseToken(users.super, { tenantId: acme });
+  await db.sql`insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config, greeting) values
+    (${acme}, ${AGENT.acme}, 'Acme desk', ${NUMBER.acme}, 'voice-a', ${db.sql.json(LLM)}, 'Acme, hello!'),
+    (${globex}, ${AGENT.globex}, 'Globex desk', ${NUMBER.globex}, 'voice-g', ${db.sql.json(LLM)}, null)`;
+  await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active) values
+    (${acme}, 'Retired', ${NUMBER.inactive}, 'voice-r', ${db.sql.json(LLM)}, false)`;
+  [{ id: voiceCustomer }] = await db.sql`insert into public.voice_customers (tenant_id, phone, name, recording_consent)
+    values (${acme}, ${CALLER}, 'Known caller', true) returning id`;
+});
+afterAll(async () => {
+  await closeDb();
+  await auth.close();
+  await db.close();
+});
+
+const route = (query: string, headers: Record<string, string> = { authorization: `Bearer ${service}` }) =>
+  call(app, 'GET', `/voice/route?${query}`, { headers });
+const event = (body: Record<string, unknown>, headers: Record<string, string> = { authorization: `Bearer ${service}` }) =>
+  call(app, 'POST', '/voice/calls/events', { body, headers });
+
+describe('routing a dialled number', () => {
+  it('answers the active agent, its tenant and configuration, and no customer for an unknown caller', async () => {
+    const r = await route(`to=${encodeURIComponent(NUMBER.acme)}&from=${encodeURIComponent('+14155558888')}`);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body).toEqual({
+      tenant: { id: acme, name: expect.any(String) },
+      agent: {
+        id: AGENT.acme, name: 'Acme desk', phone: NUMBER.acme, voice_id: 'voice-a', llm_config: LLM,
+        greeting: 'Acme, hello!', language: 'en', knowledge_base_id: null,
+      },
+      customer: null,
+    });
+  });
+
+  it("answers the caller's customer record when the tenant knows the number", async () => {
+    const r = await route(`to=${encodeURIComponent(NUMBER.acme)}&from=${encodeURIComponent(CALLER)}`);
+    expect(r.body.customer).toMatchObject({ id: voiceCustomer, name: 'Known caller', recording_consent: true });
+    expect(r.body.customer.recording_consent_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    // Another tenant's agent never sees acme's customer with the same number.
+    const g = await route(`to=${encodeURIComponent(NUMBER.globex)}&from=${encodeURIComponent(CALLER)}`);
+    expect(g.body.tenant.id).toBe(globex);
+    expect(g.body.customer).toBeNull();
+  });
+
+  it('refuses with a reason code: unknown number, inactive agent, suspended or deleted tenant', async () => {
+    const unknown = await route(`to=${encodeURIComponent('+14155550999')}`);
+    expect([unknown.status, errorCode(unknown)]).toEqual([404, 'unknown_number']);
+    const inactive = await route(`to=${encodeURIComponent(NUMBER.inactive)}`);
+    expect([inactive.status, errorCode(inactive)]).toEqual([404, 'agent_inactive']);
+    await db.sql`update public.tenants set status = 'suspended' where id = ${globex}`;
+    try {
+      const suspended = await route(`to=${encodeURIComponent(NUMBER.globex)}`);
+      expect([suspended.status, errorCode(suspended)]).toEqual([404, 'tenant_suspended']);
+      await db.sql`update public.tenants set status = 'deleted', deleted_at = now() where id = ${globex}`;
+      const deleted = await route(`to=${encodeURIComponent(NUMBER.globex)}`);
+      expect([deleted.status, errorCode(deleted)]).toEqual([404, 'tenant_deleted']);
+    } finally {
+      await db.sql`update public.tenants set status = 'active', deleted_at = null where id = ${globex}`;
+    }
+  });
+
+  it('validates the numbers before any lookup', async () => {
+    for (const q of ['to=4155550001', 'to=%2B0123', '', `to=${encodeURIComponent(NUMBER.acme)}&from=abc`]) {
+      const r = await route(q);
+      expect([r.status, errorCode(r)], q).toEqual([422, 'validation_failed']);
+    }
+  });
+
+  it('takes the service credential or the telephony secret, nothing else', async () => {
+    const q = `to=${encodeURIComponent(NUMBER.acme)}`;
+    expect((await route(q, { 'x-telephony-secret': TELEPHONY_SECRET })).status).toBe(200);
+    expect((await route(q, { apikey: service })).status).toBe(200);
+    const refused: Record<string, string>[] = [{}, { 'x-telephony-secret': 'wrong' }, { authorization: `Bearer ${tok.super}` }, { authorization: `Bearer ${tok.admin}` }];
+    for (const headers of refused) {
+      const r = await route(q, headers);
+      expect([r.status, errorCode(r)]).toEqual([401, 'telephony_credential_required']);
+    }
+  });
+});
+
+describe('phone numbers', () => {
+  it('one active agent per number across the platform: a second tenant is refused, an inactive twin is not', async () => {
+    const err = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+      values (${globex}, 'Thief', ${NUMBER.acme}, 'v', ${db.sql.json(LLM)})`.catch((e) => e);
+    expect(err.code).toBe('23505');
+    await db.sql.begin(async (tx) => {
+      await tx`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active)
+        values (${globex}, 'Parked', ${NUMBER.acme}, 'v', ${tx.json(LLM)}, false)`;
+      const r = await tx`select count(*)::int as n from public.voice_agents where phone = ${NUMBER.acme}`;
+      expect(r[0].n).toBe(2);
+      throw Object.assign(new Error('rollback'), { rollback: true });
+    }).catch((e) => {
+      if (!e.rollback) throw e;
+    });
+  });
+
+  it('the database refuses numbers that are not E.164 and an LLM configuration without a model', async () => {
+    for (const [phone, llm] of [['4155550001', LLM], ['+1415555000a', LLM], ['+14155550077', { system_prompt: 'x' }], [
+      '+14155550078',
+      { ...LLM, temperature: 3 },
+    ]] as const) {
+      const err = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+        values (${acme}, 'Bad', ${phone}, 'v', ${db.sql.json(llm)})`.catch((e) => e);
+      expect(err.code, phone).toBe('23514');
+    }
+  });
+});
+
+describe('call events', () => {
+  const started = (id: string, extra: Record<string, unknown> = {}) =>
+    event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: id, from: CALLER, to: NUMBER.acme, ...extra });
+  const segments = (id: string, segs: { seq: number; content?: string }[]) =>
+    event({
+      type: 'transcript.segments',
+      tenant_id: acme,
+      provider_call_id: id,
+      segments: segs.map((s) => ({ seq: s.seq, speaker: s.seq % 2 ? 'agent' : 'customer', content: s.content ?? `line ${s.seq}`, offset_ms: s.seq * 1000 })),
+    });
+  const ended = (id: string, extra: Record<string, unknown> = {}) =>
+    event({ type: 'call.ended', tenant_id: acme, provider_call_id: id, status: 'completed', duration_seconds: 42, outcome: 'answered', cost: 0.12, ...extra });
+  const transcript = async (id: string) =>
+    (await db.sql`select s.seq, s.content from public.voice_call_segments s join public.voice_calls c on c.tenant_id = s.tenant_id and c.id = s.call_id
+                  where c.provider_call_id = ${id} order by s.seq`).map((r) => `${r.seq}:${r.content}`);
+
+  it('start, segments in order, end: once each; repeated and late events change nothing', async () => {
+    const first = await started('pc-1');
+    expect(first.body).toMatchObject({ applied: true, status: 'ringing' });
+    const again = await started('pc-1', { agent_id: AGENT.acme, started_at: '2020-01-01T00:00:00Z' });
+    expect(again.body).toEqual({ applied: false, call_id: first.body.call_id, status: 'ringing' });
+    const [row] = await db.sql`select customer_id, started_at from public.voice_calls where id = ${first.body.call_id}`;
+    expect(row.customer_id).toBe(voiceCustomer);
+    expect(new Date(row.started_at).getFullYear()).toBeGreaterThan(2020);
+
+    // Out of order and repeated: stored once each, read in sequence.
+    expect((await segments('pc-1', [{ seq: 2 }, { seq: 0 }])).body).toMatchObject({ applied: true, segments_added: 2, status: 'in_progress' });
+    expect((await segments('pc-1', [{ seq: 1 }, { seq: 2, content: 'rewritten' }])).body).toMatchObject({ segments_added: 1 });
+    expect((await segments('pc-1', [{ seq: 0, content: 'rewritten' }])).body).toMatchObject({ applied: false, segments_added: 0 });
+    expect(await transcript('pc-1')).toEqual(['0:line 0', '1:line 1', '2:line 2']);
+
+    const end = await ended('pc-1');
+    expect(end.body).toMatchObject({ applied: true, status: 'completed' });
+    const late = [await ended('pc-1', { status: 'failed', outcome: 'late' }), await segments('pc-1', [{ seq: 3 }]), await started('pc-1')];
+    expect(late.map((r) => r.body.applied)).toEqual([false, false, false]);
+    const [done] = await db.sql`select status, outcome, duration_seconds, cost::float as cost, answered_at, ended_at from public.voice_calls where id = ${first.body.call_id}`;
+    expect(done).toMatchObject({ status: 'completed', outcome: 'answered', duration_seconds: 42, cost: 0.12 });
+    expect(done.answered_at).not.toBeNull();
+    expect(await transcript('pc-1')).toEqual(['0:line 0', '1:line 1', '2:line 2']);
+  });
+
+  it('a ringing call that ends unanswered is missed; completing a ringing call answers it at its start', async () => {
+    await started('pc-missed');
+    expect((await ended('pc-missed', { status: 'missed', duration_seconds: undefined })).body).toMatchObject({ applied: true, status: 'missed' });
+    const [m] = await db.sql`select answered_at, duration_seconds from public.voice_calls where provider_call_id = 'pc-missed'`;
+    expect(m).toEqual({ answered_at: null, duration_seconds: 0 });
+    await started('pc-quick');
+    expect((await ended('pc-quick')).body).toMatchObject({ applied: true, status: 'completed' });
+  });
+
+  it('refuses a status the machine does not allow, and events for calls that never started', async () => {
+    await started('pc-answered', { answered: true });
+    const missed = await ended('pc-answered', { status: 'missed' });
+    expect([missed.status, errorCode(missed), missed.body.error.details]).toEqual([409, 'invalid_transition', {
+      from: 'in_progress',
+      to: 'missed',
+      allowed: ['completed', 'failed'],
+    }]);
+    for (const r of [await segments('pc-nowhere', [{ seq: 0 }]), await ended('pc-nowhere')]) {
+      expect([r.status, errorCode(r)]).toEqual([404, 'unknown_call']);
+    }
+  });
+
+  it("cannot start a call of one tenant with another tenant's agent", async () => {
+    const r = await event({ type: 'call.started', tenant_id: globex, agent_id: AGENT.acme, provider_call_id: 'pc-cross' });
+    expect([r.status, errorCode(r)]).toEqual([422, 'validation_failed']);
+    expect(await db.sql`select id from public.voice_calls where provider_call_id = 'pc-cross'`).toEqual([]);
+  });
+
+  it('the same provider call id in two tenants is two calls', async () => {
+    const a = await started('pc-shared');
+    const g = await event({ type: 'call.started', tenant_id: globex, agent_id: AGENT.globex, provider_call_id: 'pc-shared' });
+    expect([a.body.applied, g.body.applied]).toEqual([true, true]);
+    expect(a.body.call_id).not.toBe(g.body.call_id);
+  });
+
+  it('50 calls appending at once, and two calls of one customer at once: every segment once, in order', async () => {
+    const ids = Array.from({ length: 50 }, (_, i) => `pc-load-${i}`);
+    const starts = await Promise.all(ids.map((id) => started(id)));
+    expect(starts.every((r) => r.body.applied)).toBe(true);
+    // Each call gets 4 batches of 5 segments, the batches racing each other (and repeated).
+    const batches = ids.flatMap((id) =>
+      [0, 1, 2, 3, 0].map((b) => () => segments(id, Array.from({ length: 5 }, (_, k) => ({ seq: b * 5 + k }))))
+    );
+    const results = await Promise.all(batches.map((f) => f()));
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    const counts = await db.sql`
+      select c.provider_call_id, count(s.*)::int as n, array_agg(s.seq order by s.seq) = array(select generate_series(0, 19)) as ordered
+      from public.voice_calls c left join public.voice_call_segments s on s.tenant_id = c.tenant_id and s.call_id = c.id
+      where c.provider_call_id like 'pc-load-%' group by 1`;
+    expect(counts).toHaveLength(50);
+    expect(counts.every((r) => r.n === 20 && r.ordered)).toBe(true);
+    const [{ n }] = await db.sql`select count(*)::int as n from public.voice_calls where provider_call_id like 'pc-load-%' and customer_id = ${voiceCustomer}`;
+    expect(n).toBe(50);
+  });
+
+  it('validates events before anything is written', async () => {
+    for (const body of [
+      { type: 'call.started', tenant_id: acme, provider_call_id: 'x' },
+      { type: 'call.exploded', tenant_id: acme, provider_call_id: 'x' },
+      { type: 'transcript.segments', tenant_id: acme, provider_call_id: 'x', segments: [] },
+      { type: 'call.ended', tenant_id: acme, provider_call_id: 'x', status: 'vanished' },
+    ]) {
+      const r = await event(body);
+      expect([r.status, errorCode(r)], JSON.stringify(body)).toEqual([422, 'validation_failed']);
+    }
+  });
+});
