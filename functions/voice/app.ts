@@ -4,6 +4,9 @@
 // (routes/provider.ts, one round trip each); people manage the rest under RLS in their
 // request's transaction. Each route declares what it needs (shared/auth/needs.ts).
 import { createApp } from '../../shared/http.ts';
+import { agents } from './routes/agents.ts';
+import { calls } from './routes/calls.ts';
+import { customers } from './routes/customers.ts';
 import { provider } from './routes/provider.ts';
 
 export const app = createApp('voice', {
@@ -12,4 +15,9 @@ export const app = createApp('voice', {
     'calls with transcripts, and the knowledge base.',
 });
 
+// Registration order matters where paths overlap: /calls/events (POST) and
+// /knowledge-bases/search before the {id} routes.
 app.route('/', provider);
+app.route('/', agents);
+app.route('/', customers);
+app.route('/', calls);

@@ -101,3 +101,187 @@ export const CallEventResult = z.object({
   call_id: Uuid,
   status: z.enum(['ringing', 'in_progress', 'completed', 'failed', 'missed']),
 }).openapi('CallEventResult');
+
+// ---------------------------------------------------------------- people's routes
+
+const Instant = z.string().openapi({ format: 'date-time' });
+export const IdParam = z.object({ id: Uuid.openapi({ param: { name: 'id', in: 'path' } }) });
+export const KbParam = z.object({ kbId: Uuid.openapi({ param: { name: 'kbId', in: 'path' } }) });
+export const KbDocumentParam = KbParam.extend({ id: Uuid.openapi({ param: { name: 'id', in: 'path' } }) });
+const Limit = z.coerce.number().int().min(1).max(100).default(50);
+const Cursor = Text.max(500).optional();
+
+export const AgentSchema = z.object({
+  id: Uuid,
+  tenant_id: Uuid,
+  name: z.string(),
+  phone: z.string(),
+  voice_id: z.string(),
+  llm_config: LlmConfigSchema,
+  greeting: z.string().nullable(),
+  language: z.string(),
+  active: z.boolean(),
+  knowledge_base_id: Uuid.nullable(),
+  created_at: Instant,
+  updated_at: Instant,
+}).openapi('VoiceAgent');
+
+// The fields a person sets, without defaults: an update changes only what it names.
+const AgentFields = z.object({
+  name: Text.min(1).max(100),
+  phone: E164,
+  voice_id: Text.min(1).max(200),
+  llm_config: LlmConfigSchema,
+  greeting: Text.max(2000).nullable(),
+  language: z.string().regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/),
+  active: z.boolean(),
+  knowledge_base_id: Uuid.nullable(),
+});
+export const CreateAgentBody = AgentFields.extend({
+  greeting: AgentFields.shape.greeting.optional(),
+  language: AgentFields.shape.language.default('en'),
+  active: AgentFields.shape.active.default(true),
+  knowledge_base_id: AgentFields.shape.knowledge_base_id.optional(),
+}).strict();
+export const UpdateAgentBody = AgentFields.partial().strict()
+  .refine((b) => Object.keys(b).length > 0, 'name at least one field to change');
+
+export const AgentPageSchema = z.object({ items: z.array(AgentSchema), next: z.string().nullable() });
+export const AgentListQuery = z.object({
+  active: z.enum(['true', 'false']).optional(),
+  limit: Limit,
+  cursor: Cursor,
+});
+
+export const CustomerSchema = z.object({
+  id: Uuid,
+  tenant_id: Uuid,
+  phone: z.string(),
+  name: z.string().nullable(),
+  email: z.string().nullable(),
+  notes: z.string().nullable(),
+  tags: z.array(z.string()),
+  user_id: Uuid.nullable(),
+  recording_consent: z.boolean(),
+  recording_consent_at: Instant.nullable(),
+  marketing_consent: z.boolean(),
+  marketing_consent_at: Instant.nullable(),
+  created_at: Instant,
+  updated_at: Instant,
+}).openapi('VoiceCustomer');
+
+const CustomerFields = z.object({
+  phone: E164,
+  name: Text.max(200).nullable(),
+  email: z.email().max(320).nullable(),
+  notes: Text.max(10000).nullable(),
+  tags: z.array(Text.min(1).max(50)).max(50),
+  user_id: Uuid.nullable(),
+  recording_consent: z.boolean(),
+  marketing_consent: z.boolean(),
+});
+export const CreateCustomerBody = CustomerFields.partial().extend({
+  phone: E164,
+  tags: CustomerFields.shape.tags.default([]),
+  recording_consent: z.boolean().default(false),
+  marketing_consent: z.boolean().default(false),
+}).strict();
+export const UpdateCustomerBody = CustomerFields.partial().strict()
+  .refine((b) => Object.keys(b).length > 0, 'name at least one field to change');
+export const CustomerListQuery = z.object({
+  phone: E164.optional(),
+  tag: Text.min(1).max(50).optional(),
+  limit: Limit,
+  cursor: Cursor,
+});
+export const CustomerPageSchema = z.object({ items: z.array(CustomerSchema), next: z.string().nullable() });
+
+const CallStatus = z.enum(['ringing', 'in_progress', 'completed', 'failed', 'missed']);
+export const CallSchema = z.object({
+  id: Uuid,
+  tenant_id: Uuid,
+  agent_id: Uuid,
+  customer_id: Uuid.nullable(),
+  direction: z.enum(['inbound', 'outbound']),
+  status: CallStatus,
+  provider_call_id: z.string(),
+  from_number: z.string().nullable(),
+  to_number: z.string().nullable(),
+  started_at: Instant,
+  answered_at: Instant.nullable(),
+  ended_at: Instant.nullable(),
+  duration_seconds: z.number().int().nullable(),
+  outcome: z.string().nullable(),
+  summary: z.string().nullable(),
+  recording_path: z.string().nullable(),
+  cost: z.number().nullable(),
+  ticket_id: Uuid.nullable(),
+  created_at: Instant,
+  updated_at: Instant,
+}).openapi('VoiceCall');
+export const SegmentOutSchema = z.object({
+  seq: z.number().int(),
+  speaker: z.enum(['agent', 'customer', 'system']),
+  content: z.string(),
+  offset_ms: z.number().int(),
+}).openapi('TranscriptSegment');
+export const CallDetailSchema = CallSchema.extend({ transcript: z.array(SegmentOutSchema) }).openapi('VoiceCallDetail');
+export const CallListQuery = z.object({
+  agent_id: Uuid.optional(),
+  customer_id: Uuid.optional(),
+  status: CallStatus.optional(),
+  started_after: z.iso.datetime({ offset: true }).optional(),
+  started_before: z.iso.datetime({ offset: true }).optional(),
+  q: Text.min(1).max(200).optional().openapi({ description: 'Words to find in the transcript' }),
+  limit: Limit,
+  cursor: Cursor,
+});
+export const CallPageSchema = z.object({ items: z.array(CallSchema), next: z.string().nullable() });
+
+export const KnowledgeBaseSchema = z.object({
+  id: Uuid,
+  tenant_id: Uuid,
+  name: z.string(),
+  description: z.string().nullable(),
+  created_at: Instant,
+  updated_at: Instant,
+}).openapi('KnowledgeBase');
+export const CreateKnowledgeBaseBody = z.object({
+  name: Text.min(1).max(100),
+  description: Text.max(2000).nullable().optional(),
+}).strict();
+export const KbDocumentSchema = z.object({
+  id: Uuid,
+  tenant_id: Uuid,
+  knowledge_base_id: Uuid,
+  title: z.string(),
+  source: z.string().nullable(),
+  format: z.enum(['text', 'markdown']),
+  chunks: z.number().int(),
+  created_at: Instant,
+  updated_at: Instant,
+}).openapi('KnowledgeDocument');
+export const CreateKbDocumentBody = z.object({
+  title: Text.min(1).max(200),
+  source: Text.max(2000).nullable().optional(),
+  format: z.enum(['text', 'markdown']).default('text'),
+  content: Text.min(1).max(1_000_000),
+}).strict();
+export const KbSearchQuery = z.object({
+  q: Text.min(1).max(500),
+  knowledge_base_id: Uuid.optional(),
+  limit: z.coerce.number().int().min(1).max(50).default(5),
+});
+export const KbMachineSearchQuery = KbSearchQuery.extend({ tenant_id: Uuid });
+export const KbHitSchema = z.object({
+  chunk_id: Uuid,
+  document_id: Uuid,
+  knowledge_base_id: Uuid,
+  title: z.string(),
+  ordinal: z.number().int(),
+  content: z.string(),
+  score: z.number(),
+}).openapi('KnowledgeHit');
+export const KbHitsSchema = z.object({ items: z.array(KbHitSchema) });
+export const KnowledgeBaseListSchema = z.object({ items: z.array(KnowledgeBaseSchema) });
+export const KbDocumentListSchema = z.object({ items: z.array(KbDocumentSchema) });

@@ -249,3 +249,175 @@ describe('call events', () => {
     }
   });
 });
+
+describe('agents, as people manage them', () => {
+  const body = (phone: string, extra: Record<string, unknown> = {}) => ({ name: 'Night desk', phone, voice_id: 'voice-n', llm_config: LLM, ...extra });
+
+  it('admins create and change agents; agents and users read them; other tenants see nothing', async () => {
+    const created = await call(app, 'POST', '/voice/agents', { token: tok.admin, body: body('+14155550100') });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(created.body).toMatchObject({ tenant_id: acme, phone: '+14155550100', active: true, language: 'en', llm_config: LLM });
+    const refused = await call(app, 'POST', '/voice/agents', { token: tok.agent, body: body('+14155550101') });
+    expect([refused.status, errorCode(refused)]).toEqual([403, 'forbidden']);
+    const read = await call(app, 'GET', `/voice/agents/${created.body.id}`, { token: tok.user });
+    expect(read.body.name).toBe('Night desk');
+    const patched = await call(app, 'PATCH', `/voice/agents/${created.body.id}`, { token: tok.admin, body: { active: false, greeting: 'Closed' } });
+    expect(patched.body).toMatchObject({ active: false, greeting: 'Closed', phone: '+14155550100' });
+    // An update changes only what it names (no defaults filled in).
+    const renamed = await call(app, 'PATCH', `/voice/agents/${created.body.id}`, { token: tok.admin, body: { name: 'Night desk' } });
+    expect(renamed.body).toMatchObject({ active: false, greeting: 'Closed', language: 'en' });
+    // Another tenant's admin: not found, unchanged.
+    for (const [method, b] of [['GET', undefined], ['PATCH', { name: 'Stolen' }], ['DELETE', undefined]] as const) {
+      const r = await call(app, method, `/voice/agents/${created.body.id}`, { token: tok.globexAdmin, body: b });
+      expect([r.status, errorCode(r)], method).toEqual([404, 'not_found']);
+    }
+    const list = await call(app, 'GET', '/voice/agents?active=false', { token: tok.agent });
+    expect(list.body.items.map((a: { name: string }) => a.name)).toEqual(['Night desk', 'Retired']);
+    const del = await call(app, 'DELETE', `/voice/agents/${created.body.id}`, { token: tok.admin });
+    expect(del.status).toBe(204);
+  });
+
+  it("a number another tenant's active agent answers is 409 already_exists naming phone", async () => {
+    const r = await call(app, 'POST', '/voice/agents', { token: tok.admin, body: body(NUMBER.globex) });
+    expect([r.status, errorCode(r), r.body.error.details.fields]).toEqual([409, 'already_exists', [{ field: 'phone', message: 'is already taken' }]]);
+  });
+
+  it('refuses a bad number or LLM configuration with a 422 naming the field', async () => {
+    for (const b of [body('0415555'), body('+14155550102', { llm_config: { model: 'x' } }), body('+14155550102', { llm_config: { ...LLM, temperature: 9 } })]) {
+      const r = await call(app, 'POST', '/voice/agents', { token: tok.admin, body: b });
+      expect([r.status, errorCode(r)], JSON.stringify(b)).toEqual([422, 'validation_failed']);
+    }
+  });
+
+  it('pages agents by name with a cursor', async () => {
+    const first = await call(app, 'GET', '/voice/agents?limit=1', { token: tok.user });
+    expect(first.body.items).toHaveLength(1);
+    const second = await call(app, 'GET', `/voice/agents?limit=1&cursor=${first.body.next}`, { token: tok.user });
+    expect(second.body.items[0].name > first.body.items[0].name).toBe(true);
+    const bad = await call(app, 'GET', '/voice/agents?cursor=nonsense', { token: tok.user });
+    expect([bad.status, errorCode(bad)]).toEqual([422, 'validation_failed']);
+  });
+});
+
+describe('customers', () => {
+  it('agents add customers; consent times are the database’s; users read; the number is unique per tenant', async () => {
+    const r = await call(app, 'POST', '/voice/customers', {
+      token: tok.agent,
+      body: { phone: '+14155551234', name: 'Ada', email: 'ada@example.test', tags: ['vip'], marketing_consent: true },
+    });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    expect(r.body.marketing_consent_at).not.toBeNull();
+    expect(r.body.recording_consent_at).toBeNull();
+    const off = await call(app, 'PATCH', `/voice/customers/${r.body.id}`, { token: tok.agent, body: { marketing_consent: false, notes: 'Prefers mornings' } });
+    expect(off.body).toMatchObject({ marketing_consent: false, marketing_consent_at: null, notes: 'Prefers mornings', name: 'Ada', tags: ['vip'] });
+    const dup = await call(app, 'POST', '/voice/customers', { token: tok.agent, body: { phone: '+14155551234' } });
+    expect([dup.status, errorCode(dup)]).toEqual([409, 'already_exists']);
+    const elsewhere = await call(app, 'POST', '/voice/customers', { token: tok.globexAdmin, body: { phone: '+14155551234' } });
+    expect(elsewhere.status).toBe(201);
+    const byUser = await call(app, 'POST', '/voice/customers', { token: tok.user, body: { phone: '+14155551235' } });
+    expect(byUser.status).toBe(403);
+    const found = await call(app, 'GET', '/voice/customers?tag=vip', { token: tok.user });
+    expect(found.body.items.map((x: { id: string }) => x.id)).toEqual([r.body.id]);
+    const foreign = await call(app, 'GET', `/voice/customers/${r.body.id}`, { token: tok.globexAdmin });
+    expect(foreign.status).toBe(404);
+  });
+
+  it('pages newest first without repeats', async () => {
+    for (let i = 0; i < 5; i++) {
+      await call(app, 'POST', '/voice/customers', { token: tok.agent, body: { phone: `+1415555130${i}`, tags: ['paged'] } });
+    }
+    const seen: string[] = [];
+    let cursor: string | null = '';
+    while (cursor !== null) {
+      const r = await call(app, 'GET', `/voice/customers?tag=paged&limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: tok.user });
+      seen.push(...r.body.items.map((x: { phone: string }) => x.phone));
+      cursor = r.body.next;
+    }
+    expect(seen).toEqual(['+14155551304', '+14155551303', '+14155551302', '+14155551301', '+14155551300']);
+  });
+});
+
+describe('calls, as people read them', () => {
+  beforeAll(async () => {
+    await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'read-1', from: CALLER, answered: true });
+    await event({
+      type: 'transcript.segments',
+      tenant_id: acme,
+      provider_call_id: 'read-1',
+      segments: [{ seq: 1, speaker: 'agent', content: 'Your refund is on its way' }, { seq: 0, speaker: 'customer', content: 'Where is my refund?' }],
+    });
+    await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'read-1', status: 'completed', cost: 0.5 });
+    await event({ type: 'call.started', tenant_id: globex, agent_id: AGENT.globex, provider_call_id: 'read-g', answered: true });
+    await event({ type: 'transcript.segments', tenant_id: globex, provider_call_id: 'read-g', segments: [{ seq: 0, speaker: 'customer', content: 'refund please' }] });
+  });
+
+  it('finds calls by transcript words (stemmed), status and customer; the detail has the transcript in order', async () => {
+    const found = await call(app, 'GET', '/voice/calls?q=refunds&status=completed', { token: tok.user });
+    expect(found.status, JSON.stringify(found.body)).toBe(200);
+    expect(found.body.items.map((x: { provider_call_id: string }) => x.provider_call_id)).toEqual(['read-1']);
+    const detail = await call(app, 'GET', `/voice/calls/${found.body.items[0].id}`, { token: tok.user });
+    expect(detail.body).toMatchObject({ status: 'completed', cost: 0.5, customer_id: voiceCustomer });
+    expect(detail.body.transcript.map((x: { seq: number; content: string }) => x.content)).toEqual(['Where is my refund?', 'Your refund is on its way']);
+    const byCustomer = await call(app, 'GET', `/voice/calls?customer_id=${voiceCustomer}&limit=100`, { token: tok.agent });
+    expect(byCustomer.body.items.length).toBeGreaterThan(50);
+    expect(byCustomer.body.items.every((x: { tenant_id: string }) => x.tenant_id === acme)).toBe(true);
+  });
+
+  it("another tenant's calls are not there", async () => {
+    const [{ id }] = await db.sql`select id from public.voice_calls where provider_call_id = 'read-g'`;
+    const r = await call(app, 'GET', `/voice/calls/${id}`, { token: tok.admin });
+    expect(r.status).toBe(404);
+    const words = await call(app, 'GET', '/voice/calls?q=please', { token: tok.admin });
+    expect(words.body.items).toEqual([]);
+  });
+
+  it('pages calls newest first, within a time range', async () => {
+    const all = await call(app, 'GET', '/voice/calls?agent_id=' + AGENT.acme + '&limit=100', { token: tok.user });
+    const seen: string[] = [];
+    let cursor: string | null = '';
+    while (cursor !== null) {
+      const r = await call(app, 'GET', `/voice/calls?agent_id=${AGENT.acme}&limit=7${cursor ? `&cursor=${cursor}` : ''}`, { token: tok.user });
+      seen.push(...r.body.items.map((x: { id: string }) => x.id));
+      cursor = r.body.next;
+    }
+    expect(seen).toEqual(all.body.items.map((x: { id: string }) => x.id));
+    const none = await call(app, 'GET', '/voice/calls?started_before=2000-01-01T00:00:00Z', { token: tok.user });
+    expect(none.body.items).toEqual([]);
+  });
+});
+
+describe('knowledge base', () => {
+  let kb: string;
+  it('admins upload documents, chunked on write; search finds the best chunks, by stem or exact word', async () => {
+    const created = await call(app, 'POST', '/voice/knowledge-bases', { token: tok.admin, body: { name: 'Front desk' } });
+    expect(created.status).toBe(201);
+    kb = created.body.id;
+    const refused = await call(app, 'POST', `/voice/knowledge-bases/${kb}/documents`, { token: tok.agent, body: { title: 'x', content: 'y' } });
+    expect(refused.status).toBe(403);
+    const filler = Array.from({ length: 30 }, (_, i) => `Paragraph ${i} about nothing in particular, padded to some length for chunking.`).join('\n\n');
+    const doc = await call(app, 'POST', `/voice/knowledge-bases/${kb}/documents`, {
+      token: tok.admin,
+      body: { title: 'Policies', format: 'markdown', content: `# Refunds\n\nRefunds are paid within 14 days.\n\n${filler}\n\nParking: the garage code is XJ-42.` },
+    });
+    expect(doc.status, JSON.stringify(doc.body)).toBe(201);
+    expect(doc.body.chunks).toBeGreaterThan(1);
+    const stem = await call(app, 'GET', `/voice/knowledge-bases/search?q=refunded`, { token: tok.user });
+    expect(stem.body.items[0].content).toContain('Refunds are paid within 14 days');
+    const exact = await call(app, 'GET', `/voice/knowledge-bases/search?q=XJ-42&knowledge_base_id=${kb}`, { token: tok.user });
+    expect(exact.body.items[0].content).toContain('garage code');
+    const foreign = await call(app, 'GET', `/voice/knowledge-bases/search?q=refund`, { token: tok.globexAdmin });
+    expect(foreign.body.items).toEqual([]);
+    const docs = await call(app, 'GET', `/voice/knowledge-bases/${kb}/documents`, { token: tok.user });
+    expect(docs.body.items.map((d: { title: string }) => d.title)).toEqual(['Policies']);
+  });
+
+  it('the provider searches for the agent during a call, tenant named, with its credential only', async () => {
+    const r = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=parking`, { headers: { 'x-telephony-secret': TELEPHONY_SECRET } });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body.items[0].content).toContain('garage code');
+    const other = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${globex}&q=parking`, { headers: { 'x-telephony-secret': TELEPHONY_SECRET } });
+    expect(other.body.items).toEqual([]);
+    const user = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=parking`, { token: tok.admin });
+    expect(user.status).toBe(401);
+  });
+});
