@@ -190,7 +190,6 @@ export const UpdateCustomerBody = CustomerFields.partial().strict()
   .refine((b) => Object.keys(b).length > 0, 'name at least one field to change');
 export const CustomerListQuery = z.object({
   phone: E164.optional(),
-  tag: Text.min(1).max(50).optional(),
   limit: Limit,
   cursor: Cursor,
 });

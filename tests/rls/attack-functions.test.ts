@@ -65,7 +65,9 @@ const SAFE: Record<string, string> = {
   'private.token_tenant_id()': "the tenant the caller's own token names, if theirs or inviting them (else PT403)",
   'private.allowed_voice_call_transitions(p_from text)': 'the global call status transition table, the same for every tenant',
   'private.kb_search(p_tenant_id uuid, p_query text, p_knowledge_base_id uuid, p_limit integer, p_embedding real[])':
-    "invoker: the caller's RLS on kb_chunks and kb_documents decides what it finds",
+    "answers only for a tenant among the caller's own (tenant_ids('user')) or a platform admin; else nothing",
+  'private.voice_calls_matching(p_tenant_id uuid, p_query text)':
+    "answers only for a tenant among the caller's own (tenant_ids('user')) or a platform admin; else nothing",
   'private.webhook_deliveries_for(p_tenant_id uuid, p_endpoint_id uuid, p_limit integer)': "checks tenant_ids('admin')",
 };
 

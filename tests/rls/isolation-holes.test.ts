@@ -210,7 +210,7 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'role_rank(text)', 'tags_text(text[])', // pure
       'ticket_stats(uuid)', // staff of the tenant
       'allowed_voice_call_transitions(text)', // the call status machine, the same for every tenant
-      'kb_search(uuid,text,uuid,integer,real[])', // invoker: the caller's RLS on kb_chunks
+      'kb_search(uuid,text,uuid,integer,real[])', 'voice_calls_matching(uuid,text)', // members of the tenant (tenant_ids), else nothing
     ].map((f) => `private.${f}`).sort();
     const rows = await db.sql`
       select n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' as fn,

@@ -25,6 +25,8 @@ import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 /** Functions a later migration redefines on purpose: 'schema.name' → the redefining files,
  *  each with the reason in a comment. */
 const REDEFINITIONS: Record<string, string[]> = {
+  // Knowledge search checks the caller's standing once, then uses the GIN indexes (issue 14).
+  'private.kb_search': ['20261202020500_voice_search_under_rls.sql'],
   // Auto-assigns a ticket that gains a team with no assignee (issue 11 §4).
   'private.hand_off_ticket': ['20261201091000_department_routing.sql'],
   // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).

@@ -305,7 +305,7 @@ const search: VoiceHandler<typeof routes.search> = async (c) => {
 /** One statement on the pool, like the rest of the provider's call path. */
 const machineSearch: VoiceHandler<typeof routes.machineSearch> = async (c) => {
   const q = c.req.valid('query');
-  const items = await db()<Hit>`select * from private.kb_search(${q.tenant_id}, ${q.q}, ${
+  const items = await db()<Hit>`select * from private.kb_search_in_tenant(${q.tenant_id}, ${q.q}, ${
     q.knowledge_base_id ?? null
   }, ${q.limit})`;
   return c.json({ items }, 200);

@@ -37,19 +37,14 @@ const list: VoiceHandler<typeof routes.list> = async (c) => {
   const tenantId = c.var.access.tenantId;
   const rows = await callerDb(c, tenantId, (tx) =>
     tx<CallRow & { sort_key: string }>`
-      select ${tx.columns(CALL_COLUMNS)}, cost::float8 as cost, started_at::text as sort_key from public.voice_calls c
+      select ${tx.columns(CALL_COLUMNS)}, cost::float8 as cost, started_at::text as sort_key from public.voice_calls
       where tenant_id = ${tenantId}
         and ${q.agent_id ? tx`agent_id = ${q.agent_id}` : tx`true`}
         and ${q.customer_id ? tx`customer_id = ${q.customer_id}` : tx`true`}
         and ${q.status ? tx`status = ${q.status}` : tx`true`}
         and ${q.started_after ? tx`started_at >= ${q.started_after}` : tx`true`}
         and ${q.started_before ? tx`started_at < ${q.started_before}` : tx`true`}
-        and ${
-      q.q
-        ? tx`exists (select 1 from public.voice_call_segments g where g.tenant_id = c.tenant_id and g.call_id = c.id
-                     and g.search @@ websearch_to_tsquery('english', ${q.q}))`
-        : tx`true`
-    }
+        and ${q.q ? tx`id in (select private.voice_calls_matching(${tenantId}, ${q.q}))` : tx`true`}
         and ${after(tx, q.cursor, tx`started_at`, tx`timestamptz`, true)}
       order by started_at desc, id desc limit ${q.limit + 1}`);
   return c.json(page(rows, q.limit), 200);

@@ -14,7 +14,7 @@ const routes = {
   list: createRoute({
     method: 'get',
     path: '/customers',
-    summary: "The tenant's customers, newest first (keyset pages), by phone or tag",
+    summary: "The tenant's customers, newest first (keyset pages), or the one with a phone number",
     security,
     middleware: needs.activeTenantRole('user'),
     request: { query: s.CustomerListQuery },
@@ -66,7 +66,6 @@ const list: VoiceHandler<typeof routes.list> = async (c) => {
       select ${tx.columns(CUSTOMER_COLUMNS)}, created_at::text as sort_key from public.voice_customers
       where tenant_id = ${tenantId}
         and ${q.phone ? tx`phone = ${q.phone}` : tx`true`}
-        and ${q.tag ? tx`tags @> array[${q.tag}]::text[]` : tx`true`}
         and ${after(tx, q.cursor, tx`created_at`, tx`timestamptz`, true)}
       order by created_at desc, id desc limit ${q.limit + 1}`);
   return c.json(page(rows, q.limit), 200);
