@@ -7,6 +7,7 @@ import { createApp } from '../../shared/http.ts';
 import { agents } from './routes/agents.ts';
 import { calls } from './routes/calls.ts';
 import { customers } from './routes/customers.ts';
+import { customerImport } from './routes/import.ts';
 import { provider } from './routes/provider.ts';
 
 export const app = createApp('voice', {
@@ -19,5 +20,6 @@ export const app = createApp('voice', {
 // /knowledge-bases/search before the {id} routes.
 app.route('/', provider);
 app.route('/', agents);
+app.route('/', customerImport);
 app.route('/', customers);
 app.route('/', calls);

@@ -421,3 +421,61 @@ describe('knowledge base', () => {
     expect(user.status).toBe(401);
   });
 });
+
+describe('customers from CSV', () => {
+  const importCsv = (csv: string, extra: Record<string, unknown> = {}, token = tok.agent) =>
+    call(app, 'POST', '/voice/customers/import', { token, body: { csv, ...extra } });
+  const countAcme = async () => (await db.sql`select count(*)::int as n from public.voice_customers where tenant_id = ${acme}`)[0].n as number;
+
+  it('reads a BOM, CRLF, quoted commas and newlines; normalises national numbers with the default region', async () => {
+    const csv = '\uFEFFPhone,Name,Notes,Tags,Recording_Consent\r\n' +
+      '(415) 555-2671,"Doe, Jane","Line one\nline two",vip;new,yes\r\n' +
+      '+33 1 42 68 53 00,Jean,,fr,\r\n' +
+      '415.555.2672,"Quoted ""nick""",,,no\r\n';
+    const r = await importCsv(csv, { default_region: 'US' });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body).toEqual({ rows: 3, inserted: 3, updated: 0 });
+    const rows = await db.sql`select phone, name, notes, tags, recording_consent, recording_consent_at is not null as since
+      from public.voice_customers where phone in ('+14155552671', '+33142685300', '+14155552672') order by phone`;
+    expect(rows).toEqual([
+      { phone: '+14155552671', name: 'Doe, Jane', notes: 'Line one\nline two', tags: ['vip', 'new'], recording_consent: true, since: true },
+      { phone: '+14155552672', name: 'Quoted "nick"', notes: null, tags: [], recording_consent: false, since: false },
+      { phone: '+33142685300', name: 'Jean', notes: null, tags: ['fr'], recording_consent: false, since: false },
+    ]);
+  });
+
+  it('upserts by phone: blank cells keep what the customer has', async () => {
+    const r = await importCsv('phone,name,notes\n+14155552671,,Called back\n+14155552673,New person,\n');
+    expect(r.body).toEqual({ rows: 2, inserted: 1, updated: 1 });
+    const [jane] = await db.sql`select name, notes, tags, recording_consent from public.voice_customers where tenant_id = ${acme} and phone = '+14155552671'`;
+    expect(jane).toEqual({ name: 'Doe, Jane', notes: 'Called back', tags: ['vip', 'new'], recording_consent: true });
+  });
+
+  it('a bad row in the middle, or one number twice: nothing is imported, each problem with its line', async () => {
+    const before = await countAcme();
+    const bad = await importCsv('phone,name,email,marketing_consent\n+14155552681,A,,\n12,B,,\n+14155552682,C,not-an-email,maybe\n');
+    expect([bad.status, errorCode(bad)]).toEqual([422, 'validation_failed']);
+    expect(bad.body.error.details.rows).toEqual([
+      { line: 3, field: 'phone', message: 'has no country code and no default region was given' },
+      { line: 4, field: 'email', message: 'is not an e-mail address' },
+      { line: 4, field: 'marketing_consent', message: 'must be true or false' },
+    ]);
+    const dup = await importCsv('phone\n(415) 555-2691\n+1 415 555 2691\n', { default_region: 'US' });
+    expect(dup.body.error.details.rows).toEqual([{ line: 3, field: 'phone', message: 'duplicates line 2 (+14155552691)' }]);
+    const header = await importCsv('phone,shoe_size\n+14155552692,44\n');
+    expect(header.body.error.details.rows).toEqual([{ line: 1, field: 'header', message: 'unknown columns: shoe_size' }]);
+    const broken = await importCsv('phone,name\n+14155552693,"unclosed\n');
+    expect(broken.body.error.details.rows[0].field).toBe('csv');
+    expect(await countAcme()).toBe(before);
+  });
+
+  it("takes the tenant's default region, and only agents import", async () => {
+    await db.sql`update public.tenants set settings = settings || '{"voice_default_region": "FR"}' where id = ${acme}`;
+    const r = await importCsv('phone\n01 42 68 53 01\n');
+    expect(r.body).toEqual({ rows: 1, inserted: 1, updated: 0 });
+    const [fr] = await db.sql`select phone from public.voice_customers where tenant_id = ${acme} and phone = '+33142685301'`;
+    expect(fr).toBeDefined();
+    const user = await importCsv('phone\n+14155552699\n', {}, tok.user);
+    expect(user.status).toBe(403);
+  });
+});
