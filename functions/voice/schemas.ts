@@ -284,3 +284,4 @@ export const KbHitSchema = z.object({
 export const KbHitsSchema = z.object({ items: z.array(KbHitSchema) });
 export const KnowledgeBaseListSchema = z.object({ items: z.array(KnowledgeBaseSchema) });
 export const KbDocumentListSchema = z.object({ items: z.array(KbDocumentSchema) });
+export const CallTicketSchema = z.object({ ticket_id: Uuid, call_id: Uuid }).openapi('CallTicket');

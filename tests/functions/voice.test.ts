@@ -479,3 +479,33 @@ describe('customers from CSV', () => {
     expect(user.status).toBe(403);
   });
 });
+
+describe('a ticket from a call', () => {
+  it("opens once, through the ticket workflow: the customer's user is the requester, the summary the description, linked both ways", async () => {
+    await db.sql`update public.voice_customers set user_id = ${users.acmeUser.id} where id = ${voiceCustomer}`;
+    await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'ticket-1', from: CALLER, answered: true });
+    await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'ticket-1', status: 'completed', summary: 'Printer on fire again' });
+    const [{ id }] = await db.sql`select id from public.voice_calls where provider_call_id = 'ticket-1'`;
+    expect((await call(app, 'POST', `/voice/calls/${id}/ticket`, { token: tok.user })).status).toBe(403);
+    expect((await call(app, 'POST', `/voice/calls/${id}/ticket`, { token: tok.globexAdmin })).status).toBe(404);
+    const [first, second] = await Promise.all([
+      call(app, 'POST', `/voice/calls/${id}/ticket`, { token: tok.agent }),
+      call(app, 'POST', `/voice/calls/${id}/ticket`, { token: tok.admin }),
+    ]);
+    const statuses = [first.status, second.status].sort();
+    expect(statuses).toEqual([201, 409]);
+    const opened = first.status === 201 ? first : second;
+    const refused = first.status === 201 ? second : first;
+    expect([errorCode(refused), refused.body.error.details]).toEqual(['already_linked', { ticket_id: opened.body.ticket_id }]);
+    const [ticket] = await db.sql`select title, description, created_by, status, metadata from public.tickets where id = ${opened.body.ticket_id}`;
+    expect(ticket).toEqual({
+      title: 'Call from Known caller',
+      description: 'Printer on fire again',
+      created_by: users.acmeUser.id,
+      status: 'open',
+      metadata: { voice_call_id: id },
+    });
+    const detail = await call(app, 'GET', `/voice/calls/${id}`, { token: tok.user });
+    expect(detail.body.ticket_id).toBe(opened.body.ticket_id);
+  });
+});

@@ -3,9 +3,9 @@
 import { createRoute, type z } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
-import { notFound } from '../../../shared/errors.ts';
+import { conflict, notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
-import { commonErrors, jsonResponse } from '../../../shared/schemas/common.ts';
+import { commonErrors, conflictError, jsonResponse } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
 import { after, CALL_COLUMNS, type CallRow, page, security, type VoiceHandler } from './common.ts';
 
@@ -27,6 +27,16 @@ const routes = {
     middleware: needs.activeTenantRole('user'),
     request: { params: s.IdParam },
     responses: { 200: jsonResponse(s.CallDetailSchema, 'The call'), ...commonErrors },
+  }),
+  openTicket: createRoute({
+    method: 'post',
+    path: '/calls/{id}/ticket',
+    summary: "Open a ticket from a call (agents): the customer's linked user is the requester, the summary its description; " +
+      'the call and the ticket point at each other. Once per call (409 already_linked).',
+    security,
+    middleware: needs.activeTenantRole('agent', { write: true }),
+    request: { params: s.IdParam },
+    responses: { 201: jsonResponse(s.CallTicketSchema, 'The ticket opened'), ...commonErrors, ...conflictError },
   }),
 };
 
@@ -67,6 +77,36 @@ const read: VoiceHandler<typeof routes.read> = async (c) => {
   return c.json(detail, 200);
 };
 
+/** Through the ticket workflow, as the caller: the insert triggers number it, route it
+ *  and check the requester. The call row is locked first (FOR NO KEY UPDATE), so two
+ *  agents opening a ticket from one call make one ticket. */
+const openTicket: VoiceHandler<typeof routes.openTicket> = async (c) => {
+  const { id } = c.req.valid('param');
+  const tenantId = c.var.access.tenantId;
+  const opened = await callerDb(c, tenantId, async (tx) => {
+    const [callRow] = await tx<
+      { ticket_id: string | null; summary: string | null; phone: string | null; name: string | null; user_id: string | null }
+    >`
+      select v.ticket_id, v.summary, coalesce(cu.phone, v.from_number) as phone, cu.name, cu.user_id
+      from public.voice_calls v
+      left join public.voice_customers cu on cu.tenant_id = v.tenant_id and cu.id = v.customer_id
+      where v.tenant_id = ${tenantId} and v.id = ${id}
+      for no key update of v`;
+    if (!callRow) throw notFound('Call');
+    if (callRow.ticket_id) throw conflict('already_linked', 'This call already has a ticket', { ticket_id: callRow.ticket_id });
+    const who = callRow.name ?? callRow.phone ?? 'an unknown caller';
+    await tx`
+      insert into public.tickets (tenant_id, title, description, created_by, metadata)
+      values (${tenantId}, ${`Call from ${who}`.slice(0, 200)}, ${callRow.summary?.slice(0, 5000) ?? null},
+              ${callRow.user_id ?? null}, ${tx.json({ voice_call_id: id })})`;
+    const [{ ticket_id }] = await tx<{ ticket_id: string }>`select current_setting('private.created_ticket_id') as ticket_id`;
+    await tx`update public.voice_calls set ticket_id = ${ticket_id} where tenant_id = ${tenantId} and id = ${id}`;
+    return { ticket_id, call_id: id };
+  });
+  return c.json(opened, 201);
+};
+
 export const calls = createRouter()
   .openapi(routes.list, list)
-  .openapi(routes.read, read);
+  .openapi(routes.read, read)
+  .openapi(routes.openTicket, openTicket);
