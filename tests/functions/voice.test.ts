@@ -509,3 +509,21 @@ describe('a ticket from a call', () => {
     expect(detail.body.ticket_id).toBe(opened.body.ticket_id);
   });
 });
+
+describe('outbound webhook events', () => {
+  it('call.started, call.ended and customer.created go to the outbox of a tenant that listens', async () => {
+    await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types)
+      values (${acme}, 'https://hooks.example.com/voice', 'v1:x', '{call.started,call.ended,customer.created}')`;
+    await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'hook-1', answered: true });
+    await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'hook-1', status: 'completed' });
+    await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'hook-1', status: 'completed' }); // repeated: no event
+    await call(app, 'POST', '/voice/customers', { token: tok.agent, body: { phone: '+14155557001' } });
+    const events = await db.sql`select type, ordering_key, payload from private.webhook_events where tenant_id = ${acme} order by id`;
+    expect(events.map((e) => e.type)).toEqual(['call.started', 'call.ended', 'customer.created']);
+    expect(events[1].payload.data).toMatchObject({ provider_call_id: 'hook-1', status: 'completed' });
+    expect(events[1].payload.data.ended_at).toMatch(/Z$/);
+    // Globex listens to nothing: its calls write no event.
+    await event({ type: 'call.started', tenant_id: globex, agent_id: AGENT.globex, provider_call_id: 'hook-g' });
+    expect(await db.sql`select id from private.webhook_events where tenant_id = ${globex}`).toEqual([]);
+  });
+});
