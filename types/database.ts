@@ -56,6 +56,44 @@ isOneToOne: false
                   Relationships: [
                     
                   ]
+                },"canned_responses": {
+                  Row: {
+                    "body": string,"created_at": string,"created_by": string | null,"id": string,"owner_id": string | null,"scope": string,"short_code": string,"team_id": string | null,"tenant_id": string,"title": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "body": string,"created_at"?: string,"created_by"?: string | null,"id"?: string,"owner_id"?: string | null,"scope": string,"short_code": string,"team_id"?: string | null,"tenant_id": string,"title": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "body"?: string,"created_at"?: string,"created_by"?: string | null,"id"?: string,"owner_id"?: string | null,"scope"?: string,"short_code"?: string,"team_id"?: string | null,"tenant_id"?: string,"title"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "canned_responses_created_by_fkey"
+      columns: ["created_by"]
+isOneToOne: false
+      referencedRelation: "users"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "canned_responses_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "canned_responses_tenant_id_owner_id_fkey"
+      columns: ["tenant_id","owner_id"]
+isOneToOne: false
+      referencedRelation: "memberships"
+      referencedColumns: ["tenant_id","user_id"]
+    },{
+      foreignKeyName: "canned_responses_tenant_id_team_id_fkey"
+      columns: ["tenant_id","team_id"]
+isOneToOne: false
+      referencedRelation: "teams"
+      referencedColumns: ["tenant_id","id"]
+    }
+                  ]
                 },"invitations": {
                   Row: {
                     "accepted_at": string | null,"accepted_by": string | null,"created_at": string,"email": string,"expires_at": string,"id": string,"invited_by": string | null,"role": string,"tenant_id": string,"updated_at": string
@@ -172,6 +210,44 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"notifications": {
+                  Row: {
+                    "actor_user_id": string | null,"created_at": string,"data": NonNullable<Json>,"id": string,"read_at": string | null,"tenant_id": string,"ticket_id": string | null,"type": string,"updated_at": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "actor_user_id"?: string | null,"created_at"?: string,"data"?: NonNullable<Json>,"id"?: string,"read_at"?: string | null,"tenant_id": string,"ticket_id"?: string | null,"type": string,"updated_at"?: string,"user_id": string
+                  }
+                  Update: {
+                    "actor_user_id"?: string | null,"created_at"?: string,"data"?: NonNullable<Json>,"id"?: string,"read_at"?: string | null,"tenant_id"?: string,"ticket_id"?: string | null,"type"?: string,"updated_at"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "notifications_actor_user_id_fkey"
+      columns: ["actor_user_id"]
+isOneToOne: false
+      referencedRelation: "users"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "notifications_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "notifications_tenant_id_ticket_id_fkey"
+      columns: ["tenant_id","ticket_id"]
+isOneToOne: false
+      referencedRelation: "tickets"
+      referencedColumns: ["tenant_id","id"]
+    },{
+      foreignKeyName: "notifications_tenant_id_user_id_fkey"
+      columns: ["tenant_id","user_id"]
+isOneToOne: false
+      referencedRelation: "memberships"
+      referencedColumns: ["tenant_id","user_id"]
+    }
+                  ]
                 },"platform_admins": {
                   Row: {
                     "created_at": string,"user_id": string
@@ -194,14 +270,14 @@ isOneToOne: true
                   ]
                 },"sla_policies": {
                   Row: {
-                    "business_hours": Json | null,"created_at": string,"first_response_minutes": number,"id": string,"priority": string,"resolution_minutes": number,"tenant_id": string,"updated_at": string
+                    "business_hours": Json | null,"created_at": string,"first_response_minutes": number,"id": string,"next_response_minutes": number | null,"priority": string,"resolution_minutes": number,"tenant_id": string,"updated_at": string,"warning_minutes": number | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "business_hours"?: Json | null,"created_at"?: string,"first_response_minutes": number,"id"?: string,"priority": string,"resolution_minutes": number,"tenant_id": string,"updated_at"?: string
+                    "business_hours"?: Json | null,"created_at"?: string,"first_response_minutes": number,"id"?: string,"next_response_minutes"?: number | null,"priority": string,"resolution_minutes": number,"tenant_id": string,"updated_at"?: string,"warning_minutes"?: number | null
                   }
                   Update: {
-                    "business_hours"?: Json | null,"created_at"?: string,"first_response_minutes"?: number,"id"?: string,"priority"?: string,"resolution_minutes"?: number,"tenant_id"?: string,"updated_at"?: string
+                    "business_hours"?: Json | null,"created_at"?: string,"first_response_minutes"?: number,"id"?: string,"next_response_minutes"?: number | null,"priority"?: string,"resolution_minutes"?: number,"tenant_id"?: string,"updated_at"?: string,"warning_minutes"?: number | null
                   }
                   Relationships: [
                     {
@@ -356,6 +432,44 @@ isOneToOne: false
       referencedColumns: ["tenant_id","id"]
     }
                   ]
+                },"ticket_followers": {
+                  Row: {
+                    "added_by": string | null,"created_at": string,"id": string,"reason": string,"tenant_id": string,"ticket_id": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "added_by"?: string | null,"created_at"?: string,"id"?: string,"reason"?: string,"tenant_id": string,"ticket_id": string,"user_id": string
+                  }
+                  Update: {
+                    "added_by"?: string | null,"created_at"?: string,"id"?: string,"reason"?: string,"tenant_id"?: string,"ticket_id"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "ticket_followers_added_by_fkey"
+      columns: ["added_by"]
+isOneToOne: false
+      referencedRelation: "users"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "ticket_followers_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "ticket_followers_tenant_id_ticket_id_fkey"
+      columns: ["tenant_id","ticket_id"]
+isOneToOne: false
+      referencedRelation: "tickets"
+      referencedColumns: ["tenant_id","id"]
+    },{
+      foreignKeyName: "ticket_followers_tenant_id_user_id_fkey"
+      columns: ["tenant_id","user_id"]
+isOneToOne: false
+      referencedRelation: "memberships"
+      referencedColumns: ["tenant_id","user_id"]
+    }
+                  ]
                 },"ticket_messages": {
                   Row: {
                     "author_id": string | null,"content": string,"created_at": string,"edited_at": string | null,"id": string,"tenant_id": string,"ticket_id": string,"type": string,"updated_at": string
@@ -390,14 +504,14 @@ isOneToOne: false
                   ]
                 },"tickets": {
                   Row: {
-                    "assigned_to": string | null,"chatwoot_conversation_id": string | null,"closed_at": string | null,"created_at": string,"created_by": string | null,"deleted_at": string | null,"department": string,"description": string | null,"due_date": string | null,"first_response_at": string | null,"first_response_due_at": string | null,"id": string,"merged_into_id": string | null,"metadata": NonNullable<Json>,"number": number,"priority": string,"resolved_at": string | null,"search": unknown,"sla_first_response_breached_at": string | null,"sla_resolution_breached_at": string | null,"status": string,"tags": (string)[],"team_id": string | null,"tenant_id": string,"title": string,"updated_at": string
+                    "assigned_to": string | null,"chatwoot_conversation_id": string | null,"closed_at": string | null,"created_at": string,"created_by": string | null,"deleted_at": string | null,"department": string,"description": string | null,"due_date": string | null,"first_response_at": string | null,"first_response_due_at": string | null,"id": string,"merged_into_id": string | null,"metadata": NonNullable<Json>,"next_response_due_at": string | null,"number": number,"priority": string,"resolved_at": string | null,"search": unknown,"sla_first_response_breached_at": string | null,"sla_next_response_breached_at": string | null,"sla_paused_at": string | null,"sla_paused_minutes": number,"sla_resolution_breached_at": string | null,"status": string,"tags": (string)[],"team_id": string | null,"tenant_id": string,"title": string,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "assigned_to"?: string | null,"chatwoot_conversation_id"?: string | null,"closed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"department"?: string,"description"?: string | null,"due_date"?: string | null,"first_response_at"?: string | null,"first_response_due_at"?: string | null,"id"?: string,"merged_into_id"?: string | null,"metadata"?: NonNullable<Json>,"number": number,"priority"?: string,"resolved_at"?: string | null,"search"?: never,"sla_first_response_breached_at"?: string | null,"sla_resolution_breached_at"?: string | null,"status"?: string,"tags"?: (string)[],"team_id"?: string | null,"tenant_id": string,"title": string,"updated_at"?: string
+                    "assigned_to"?: string | null,"chatwoot_conversation_id"?: string | null,"closed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"department"?: string,"description"?: string | null,"due_date"?: string | null,"first_response_at"?: string | null,"first_response_due_at"?: string | null,"id"?: string,"merged_into_id"?: string | null,"metadata"?: NonNullable<Json>,"next_response_due_at"?: string | null,"number": number,"priority"?: string,"resolved_at"?: string | null,"search"?: never,"sla_first_response_breached_at"?: string | null,"sla_next_response_breached_at"?: string | null,"sla_paused_at"?: string | null,"sla_paused_minutes"?: number,"sla_resolution_breached_at"?: string | null,"status"?: string,"tags"?: (string)[],"team_id"?: string | null,"tenant_id": string,"title": string,"updated_at"?: string
                   }
                   Update: {
-                    "assigned_to"?: string | null,"chatwoot_conversation_id"?: string | null,"closed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"department"?: string,"description"?: string | null,"due_date"?: string | null,"first_response_at"?: string | null,"first_response_due_at"?: string | null,"id"?: string,"merged_into_id"?: string | null,"metadata"?: NonNullable<Json>,"number"?: number,"priority"?: string,"resolved_at"?: string | null,"search"?: never,"sla_first_response_breached_at"?: string | null,"sla_resolution_breached_at"?: string | null,"status"?: string,"tags"?: (string)[],"team_id"?: string | null,"tenant_id"?: string,"title"?: string,"updated_at"?: string
+                    "assigned_to"?: string | null,"chatwoot_conversation_id"?: string | null,"closed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"department"?: string,"description"?: string | null,"due_date"?: string | null,"first_response_at"?: string | null,"first_response_due_at"?: string | null,"id"?: string,"merged_into_id"?: string | null,"metadata"?: NonNullable<Json>,"next_response_due_at"?: string | null,"number"?: number,"priority"?: string,"resolved_at"?: string | null,"search"?: never,"sla_first_response_breached_at"?: string | null,"sla_next_response_breached_at"?: string | null,"sla_paused_at"?: string | null,"sla_paused_minutes"?: number,"sla_resolution_breached_at"?: string | null,"status"?: string,"tags"?: (string)[],"team_id"?: string | null,"tenant_id"?: string,"title"?: string,"updated_at"?: string
                   }
                   Relationships: [
                     {

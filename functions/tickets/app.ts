@@ -6,17 +6,23 @@
 // a job (shared/jobs/tasks/sla-sweep.ts), not a route.
 import { createApp } from '../../shared/http.ts';
 import { attachments } from './routes/attachments.ts';
+import { cannedResponses } from './routes/canned-responses.ts';
 import { conversation } from './routes/conversation.ts';
+import { followers } from './routes/followers.ts';
 import { slaPolicies } from './routes/sla-policies.ts';
 import { tickets } from './routes/tickets.ts';
 
 export const app = createApp('tickets', {
   title: 'Tickets API',
-  description: 'The support-ticket workflow: tickets, replies, internal notes, assignment, SLA, search, attachments.',
+  description:
+    'The support-ticket workflow: tickets, replies, internal notes, assignment, SLA, search, attachments, canned responses.',
 });
 
-// Registration order matters where paths overlap: /sla-policies before /{id}.
+// Registration order matters where paths overlap: /sla-policies and /canned-responses
+// before /{id}.
 app.route('/', slaPolicies);
+app.route('/', cannedResponses);
+app.route('/', followers); // /notifications before /{id}
 app.route('/', tickets);
 app.route('/', conversation);
 app.route('/', attachments);

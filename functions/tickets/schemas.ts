@@ -1,7 +1,7 @@
 // Request and response shapes of the tickets API; the same schemas validate requests
 // and generate the OpenAPI document.
 import { z } from '@hono/zod-openapi';
-import { JsonObject, PageQuery, Text, Uuid } from '../../shared/schemas/common.ts';
+import { ErrorSchema, JsonObject, PageQuery, Text, Uuid } from '../../shared/schemas/common.ts';
 
 const STATUSES = ['open', 'pending', 'escalated', 'resolved', 'closed'] as const;
 const PRIORITIES = ['low', 'medium', 'high', 'urgent'] as const;
@@ -42,6 +42,15 @@ export const TicketSchema = z
     closed_at: Timestamp.nullable(),
     sla_first_response_breached_at: Timestamp.nullable(),
     sla_resolution_breached_at: Timestamp.nullable(),
+    sla_paused_at: Timestamp.nullable()
+      .openapi({ description: 'Since when the SLA clocks stand still: the ticket waits for the customer (pending)' }),
+    sla_paused_minutes: z.number().int()
+      .openapi({
+        description: 'Time spent waiting for the customer, added to the due dates (business minutes under business hours)',
+      }),
+    next_response_due_at: Timestamp.nullable()
+      .openapi({ description: "When the customer's last reply must be answered (the policy's next-response target)" }),
+    sla_next_response_breached_at: Timestamp.nullable(),
     tags: z.array(z.string()),
     metadata: z.record(z.string(), z.unknown()),
     merged_into_id: Uuid.nullable(),
@@ -142,8 +151,19 @@ export const AssignBody = z
   .strict()
   .openapi('Assign');
 export const MessageBody = z
-  .object({ content: Text.trim().min(1).max(10_000), type: z.enum(['message', 'note']).default('message') })
+  .object({
+    content: Text.trim().min(1).max(10_000).optional()
+      .openapi({ description: 'The text; or give canned_response_id instead' }),
+    canned_response_id: Uuid.optional().openapi({
+      description: 'Send a canned response, its placeholders filled for this ticket and you (staff)',
+    }),
+    type: z.enum(['message', 'note']).default('message'),
+  })
   .strict()
+  .refine((b) => (b.content === undefined) !== (b.canned_response_id === undefined), {
+    message: 'give either content or canned_response_id',
+    path: ['content'],
+  })
   .openapi('NewMessage');
 export const EditMessageBody = z.object({ content: Text.trim().min(1).max(10_000) }).strict().openapi(
   'EditMessage',
@@ -229,6 +249,9 @@ export const BusinessHours = z
       .openapi({ description: 'ISO weekdays, 1 = Monday' }),
     start: HHMM.default('09:00'),
     end: HHMM.default('17:00'),
+    holidays: z.array(z.iso.date()).max(400)
+      .refine((d) => new Set(d).size === d.length, 'each date once').optional()
+      .openapi({ description: "Dates (YYYY-MM-DD, in the calendar's time zone) on which no business time passes" }),
   })
   .strict()
   .refine((h) => h.start < h.end, { message: 'start must be before end', path: ['end'] });
@@ -243,6 +266,10 @@ export const SlaPolicyBody = z
     resolution_minutes: z.number().int().min(1).max(525_600),
     business_hours: BusinessHours.nullable().default(null)
       .openapi({ description: 'Count the targets in these hours only; null: around the clock' }),
+    next_response_minutes: z.number().int().min(1).max(525_600).nullable().default(null)
+      .openapi({ description: 'Answer each customer reply within this; null: no next-response target' }),
+    warning_minutes: z.number().int().min(1).max(10_080).nullable().default(null)
+      .openapi({ description: 'Send ticket.sla_warning this long before a due time; null: no warnings' }),
   })
   .strict()
   .refine((b) => b.resolution_minutes >= b.first_response_minutes, {
@@ -257,6 +284,117 @@ export const SlaPolicySchema = z
     first_response_minutes: z.number().int(),
     resolution_minutes: z.number().int(),
     business_hours: z.record(z.string(), z.unknown()).nullable(),
+    next_response_minutes: z.number().int().nullable(),
+    warning_minutes: z.number().int().nullable(),
     updated_at: Timestamp,
   })
   .openapi('SlaPolicy');
+
+// ------------------------------------------------------------------ canned responses
+
+/** The placeholders a canned response may hold (the same list as
+ *  private.canned_body_placeholders_ok, which checks them again on write). */
+export const CANNED_PLACEHOLDERS = ['ticket.number', 'ticket.title', 'requester.name', 'agent.name'] as const;
+const CannedBodyText = Text.min(1).max(10_000).superRefine((body, ctx) => {
+  for (const m of body.matchAll(/\{\{\s*([^{}]*?)\s*\}\}/g)) {
+    if (!(CANNED_PLACEHOLDERS as readonly string[]).includes(m[1])) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `unknown placeholder {{${m[1]}}}; allowed: ${CANNED_PLACEHOLDERS.map((p) => `{{${p}}}`).join(', ')}`,
+      });
+    }
+  }
+}).openapi({ description: `Text with placeholders among ${CANNED_PLACEHOLDERS.map((p) => `{{${p}}}`).join(', ')}` });
+const ShortCode = Text.regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'lower-case letters, digits, - and _, at most 32');
+
+export const CannedScopeSchema = z.enum(['tenant', 'team', 'personal']);
+export const CannedIdParam = z.object({ cannedId: Uuid.openapi({ param: { name: 'cannedId', in: 'path' } }) });
+
+export const CannedListQuery = z.object({
+  scope: CannedScopeSchema.optional(),
+  team_id: Uuid.optional(),
+  code: Text.max(32).optional().openapi({ description: 'Short codes starting with this' }),
+  limit: z.coerce.number().int().min(1).max(500).default(200),
+});
+
+export const CannedResponseBody = z
+  .object({
+    scope: CannedScopeSchema.default('personal')
+      .openapi({ description: 'tenant: all staff; team: one team (team_id); personal: only you' }),
+    team_id: Uuid.optional(),
+    short_code: ShortCode,
+    title: Text.trim().min(1).max(200),
+    body: CannedBodyText,
+  })
+  .strict()
+  .refine((b) => (b.scope === 'team') === (b.team_id !== undefined), {
+    message: 'team_id is required for a team canned response, and only for one',
+    path: ['team_id'],
+  })
+  .openapi('NewCannedResponse');
+
+export const UpdateCannedResponseBody = z
+  .object({ short_code: ShortCode.optional(), title: Text.trim().min(1).max(200).optional(), body: CannedBodyText.optional() })
+  .strict()
+  .refine((b) => Object.keys(b).length > 0, { message: 'at least one field is required' })
+  .openapi('UpdateCannedResponse');
+
+export const CannedResponseSchema = z
+  .object({
+    id: Uuid,
+    tenant_id: Uuid,
+    scope: CannedScopeSchema,
+    team_id: Uuid.nullable(),
+    owner_id: Uuid.nullable(),
+    short_code: z.string(),
+    title: z.string(),
+    body: z.string(),
+    created_by: Uuid.nullable(),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+  })
+  .openapi('CannedResponse');
+
+// ------------------------------------------------------------------ followers and notifications
+
+export const FollowReasonSchema = z.enum(['manual', 'assigned', 'mentioned']);
+export const FollowerParam = TicketIdParam.extend({
+  userId: Uuid.openapi({ param: { name: 'userId', in: 'path' } }),
+});
+export const FollowBody = z
+  .object({ user_id: Uuid.optional().openapi({ description: 'A staff member to add; default: you' }) })
+  .strict()
+  .openapi('Follow');
+export const FollowerSchema = z
+  .object({ user_id: Uuid, reason: FollowReasonSchema, added_by: Uuid.nullable(), created_at: Timestamp })
+  .openapi('Follower');
+export const notStaffError = {
+  description: 'not_staff: only staff of the tenant can follow a ticket',
+  content: { 'application/json': { schema: ErrorSchema } },
+};
+
+export const NotificationsQuery = z.object({
+  unread: z.enum(['true', 'false']).optional().transform((v) => v === 'true'),
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: Text.max(500).optional(),
+});
+export const MarkReadBody = z
+  .object({
+    ids: z.array(Uuid).min(1).max(500).optional().openapi({ description: 'These; without ids, all of yours' }),
+  })
+  .strict()
+  .openapi('MarkRead');
+export const NotificationSchema = z
+  .object({
+    id: Uuid,
+    ticket_id: Uuid.nullable(),
+    type: z.string().openapi({
+      description:
+        'A timeline event (status_changed, assigned, sla_breached…), message.created, note.created, mentioned or follower_added',
+    }),
+    actor_user_id: Uuid.nullable(),
+    data: z.record(z.string(), z.unknown()),
+    read_at: Timestamp.nullable(),
+    created_at: Timestamp,
+  })
+  .openapi('Notification');

@@ -713,7 +713,7 @@ describe('attachments', () => {
 
 // ---------------------------------------------------------------- roles × endpoints
 
-type Ids = { ticket: string; message: string; attachment: string; other: string };
+type Ids = { ticket: string; message: string; attachment: string; other: string; follower?: string };
 const endpoints: { method: string; path: (i: Ids) => string; body?: (i: Ids) => unknown }[] = [
   { method: 'GET', path: (i) => `/tickets/${i.ticket}` },
   { method: 'PATCH', path: (i) => `/tickets/${i.ticket}`, body: () => ({ title: 'Pwned ticket title' }) },
@@ -726,6 +726,9 @@ const endpoints: { method: string; path: (i: Ids) => string; body?: (i: Ids) => 
   { method: 'DELETE', path: (i) => `/tickets/${i.ticket}` },
   { method: 'POST', path: (i) => `/tickets/${i.ticket}/restore` },
   { method: 'POST', path: (i) => `/tickets/${i.ticket}/merge`, body: (i) => ({ into: i.other }) },
+  { method: 'GET', path: (i) => `/tickets/${i.ticket}/followers` },
+  { method: 'POST', path: (i) => `/tickets/${i.ticket}/followers`, body: () => ({}) },
+  { method: 'DELETE', path: (i) => `/tickets/${i.ticket}/followers/${i.follower ?? users.acmeAgent.id}` },
 ];
 
 describe('roles × endpoints', () => {
@@ -751,7 +754,7 @@ describe('roles × endpoints', () => {
       .flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`))
       .filter((r) => r.includes('{id}'))
       .sort();
-    const tested = endpoints.map((e) => `${e.method} ${e.path({ ticket: '{id}', message: '{messageId}', attachment: '{attachmentId}', other: 'x' })}`).sort();
+    const tested = endpoints.map((e) => `${e.method} ${e.path({ ticket: '{id}', message: '{messageId}', attachment: '{attachmentId}', other: 'x', follower: '{userId}' })}`).sort();
     expect(tested).toEqual(documented);
   });
 
@@ -786,11 +789,15 @@ describe('roles × endpoints', () => {
     // A deleted ticket is gone for everyone but admins.
     'POST /tickets/{id}/restore': { admin: 200, agent: 404, agent2: 404, user: 404 },
     'POST /tickets/{id}/merge': { admin: 200, agent: 200, agent2: 404, user: 403 },
+    'GET /tickets/{id}/followers': { admin: 200, agent: 200, agent2: 404, user: 403 },
+    'POST /tickets/{id}/followers': { admin: 201, agent: 201, agent2: 404, user: 403 },
+    // The acme agent follows again before each call.
+    'DELETE /tickets/{id}/followers/{userId}': { admin: 204, agent: 204, agent2: 404, user: 403 },
   };
   for (const role of ['agent2', 'user', 'agent', 'admin'] as const) {
     it(`${role} of acme on an acme ticket gets exactly the matrix`, async () => {
       for (const e of endpoints) {
-        const route = `${e.method} ${e.path({ ticket: '{id}', message: '{messageId}', attachment: '{attachmentId}', other: '' })}`;
+        const route = `${e.method} ${e.path({ ticket: '{id}', message: '{messageId}', attachment: '{attachmentId}', other: '', follower: '{userId}' })}`;
         // Merging and deleting change the ticket: give each a fresh pair.
         let ids = own;
         if (e.path(own).endsWith('/merge') || e.method === 'DELETE' || e.path(own).endsWith('/restore')) {
@@ -798,6 +805,9 @@ describe('roles × endpoints', () => {
           const b = await newTicket();
           ids = { ...own, ticket: a.id, other: b.id };
           if (e.path(own).endsWith('/restore')) await db.sql`update public.tickets set deleted_at = now() where id = ${a.id}`;
+          if (e.path(own).includes('/followers/')) {
+            await db.sql`insert into public.ticket_followers (tenant_id, ticket_id, user_id) values (${acme}, ${a.id}, ${users.acmeAgent.id})`;
+          }
         }
         const r = await call(app, e.method, e.path(ids), { token: tok[role], body: e.body?.(ids) });
         expect(r.status, `${role} ${route}: ${JSON.stringify(r.body)}`).toBe(expected[route][role]);

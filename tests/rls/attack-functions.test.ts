@@ -37,6 +37,7 @@ const SAFE: Record<string, string> = {
   'private.active_tenant_id()': "echoes the tenant the caller's own token names",
   'private.add_business_minutes(p_start timestamp with time zone, p_minutes integer, p_hours jsonb)': 'pure arithmetic on its arguments',
   'private.allowed_ticket_transitions(p_from text)': 'the global status transition table, the same for every tenant',
+  'private.canned_body_placeholders_ok(p_body text)': 'pure: which placeholders a text holds',
   'private.can_see_ticket(p_tenant_id uuid, p_ticket_id uuid)': "the tickets select policy, run for one ticket as the caller's claims see it",
   'private.caller_context()': "the caller's own user, admin flag, active tenant and memberships, from their own claims",
   'private.claim_idempotency_key(p_tenant_id uuid, p_key text, p_request_hash text)': "keys only in the caller's writable tenants (assert_writable_tenant), under the caller's own id",
@@ -50,7 +51,10 @@ const SAFE: Record<string, string> = {
     "the caller's own right to edit a row the caller supplies; its ticket is looked up under the caller's select policy (invoker)",
   'private.merge_tickets(p_tenant_id uuid, p_source_id uuid, p_target_id uuid)': 'checks the caller is staff of the tenant and can see both tickets',
   'private.my_invitations()': "the caller's own pending invitations",
+  'private.my_followed_ticket_keys()': "the caller's own followed tickets, as tenant-qualified keys",
   'private.my_team_keys()': "the caller's own teams, as tenant-qualified keys",
+  'private.render_canned_response(p_tenant_id uuid, p_canned_id uuid, p_ticket_id uuid)':
+    'security invoker: reads the template, the ticket and the people under the caller\'s own RLS',
   'private.retry_tenant_service(p_tenant_id uuid, p_service text)': "checks tenant_ids('admin', writable)",
   'private.reveal_service_credentials(p_tenant_id uuid, p_service text)': "checks tenant_ids('admin')",
   'private.request_tenant_id(p_name text)': "resolves a name only among the caller's own tenants (tenant_ids); any other uuid is echoed unchecked, a slug of another tenant is the nil id",
@@ -61,6 +65,8 @@ const SAFE: Record<string, string> = {
   'private.tags_text(p_tags text[])': 'pure: tags to search text',
   'private.tenant_access(p_tenant_id uuid, p_min_role text, p_write boolean)': "the caller's own standing (role_in); the same 404 for another tenant as for none",
   'private.tenant_ids(p_min_role text, p_writable boolean)': "the caller's own tenants",
+  'private.ticket_search_candidates(p_tenant_id uuid, p_query text, p_include_deleted boolean, p_limit integer)':
+    "filtered by the tickets select policy itself (read from the catalog) as the caller's claims see it: ids of tickets the caller may read anyway",
   'private.ticket_stats(p_tenant_id uuid)': 'checks the caller is staff of the tenant (role_in)',
   'private.token_tenant_id()': "the tenant the caller's own token names, if theirs or inviting them (else PT403)",
   'private.allowed_voice_call_transitions(p_from text)': 'the global call status transition table, the same for every tenant',

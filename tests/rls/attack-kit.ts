@@ -234,6 +234,18 @@ begin
   end loop;
 end $f$;
 
+-- A row's text with every member of p_from named as p_user instead.
+create function attack_probe.swap_people(p_text text, p_from uuid, p_user uuid) returns text language plpgsql as $f$
+declare
+  v text := p_text;
+  u uuid;
+begin
+  for u in select m.user_id from public.memberships m where m.tenant_id = p_from loop
+    v := replace(v, u::text, p_user::text);
+  end loop;
+  return v;
+end $f$;
+
 -- Copies a tenant's rows into another tenant with the SAME ids, in every table whose
 -- primary key is (tenant_id, <uuid>), with every reference to a person replaced by
 -- p_user: rows the attacker owns whose ids collide with the victim's. Triggers and
@@ -271,9 +283,10 @@ begin
     select string_agg(format('%I', a.attname), ', ' order by a.attnum), string_agg(format('x.%I', a.attname), ', ' order by a.attnum)
       into v_cols, v_sel
     from pg_attribute a where a.attrelid = r.oid and a.attnum > 0 and not a.attisdropped and a.attgenerated = '';
-    -- The victim's tenant id becomes the attacker's wherever it appears (paths embed it);
+    -- The victim's tenant id becomes the attacker's wherever it appears (paths embed it),
+    -- as do its people's ids (jsonb columns name them: a notification's event data);
     -- non-null references to people become the attacker.
-    execute format('insert into %1$s (%2$s) select %3$s from %1$s t, jsonb_populate_record(null::%1$s, replace(to_jsonb(t)::text, $1::text, $2::text)::jsonb
+    execute format('insert into %1$s (%2$s) select %3$s from %1$s t, jsonb_populate_record(null::%1$s, attack_probe.swap_people(replace(to_jsonb(t)::text, $1::text, $2::text), $1, $4)::jsonb
                       || coalesce((select jsonb_object_agg(e.key, $4) from jsonb_each(to_jsonb(t)) e
                                    where e.key = any ($3) and e.value <> ''null''::jsonb), ''{}'')
                       || jsonb_build_object(''tenant_id'', $2)) x
@@ -458,9 +471,17 @@ export async function populateTenant(
     await tx`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, description)
              values (${t.id}, 'https://hooks.victim.example/endpoint', 'v1:victim-webhook-secret', 'victim endpoint')`;
     await tx`insert into public.invitations (tenant_id, email, role) values (${t.id}, ${`invitee-${t.id.slice(-4)}@victim.test`}, 'agent')`;
+    await tx`insert into public.canned_responses (tenant_id, scope, team_id, owner_id, short_code, title, body)
+             values (${t.id}, 'tenant', null, null, 'victim', 'Victim template', 'victim canned body for {{requester.name}}'),
+                    (${t.id}, 'team', ${team}, null, 'victim-team', 'Victim team template', 'victim team canned body'),
+                    (${t.id}, 'personal', null, ${people.agent.id}, 'victim-own', 'Victim personal template', 'victim personal canned body')`;
     await tx`insert into public.tickets (tenant_id, id, title, description, team_id, created_by, assigned_to, priority)
              values (${t.id}, ${ids.open}, 'Victim ticket on the team', 'victim confidential description', ${team}, ${people.user.id}, ${people.agent.id}, 'high')`;
     await tx`insert into public.tickets (tenant_id, id, title, created_by) values (${t.id}, ${ids.other}, 'Victim second ticket', ${people.user.id})`;
+    await tx`insert into public.ticket_followers (tenant_id, ticket_id, user_id) values (${t.id}, ${ids.open}, ${people.admin.id})`;
+    await tx`insert into public.notifications (tenant_id, user_id, ticket_id, type, data)
+             select ${t.id}, p, ${ids.open}, 'victim', '{"note": "victim notification"}'::jsonb
+             from unnest(${[people.admin.id, people.agent.id, people.user.id]}::uuid[]) p`;
   });
   await sql.begin(async (tx) => {
     await tx`select set_config('request.jwt.claims', ${as(people.user)}, true)`;

@@ -128,9 +128,13 @@ describe('cross-tenant read and write through a colliding team id', () => {
             update public.tickets set priority = 'urgent', title = 'Pwned by Mallory'
             where tenant_id = ${globex} and id = ${victimTicket} returning id`).length,
           canSee: (await tx`select private.can_see_ticket(${globex}, ${victimTicket}) as can`)[0].can,
+          searched: (await tx`select id from private.ticket_search_candidates(${globex}, 'globex', true)`).map((x) => x.id),
         }));
         const own = shape === 'her own tenant' ? [] : [herGlobexTicket];
-        expect(r).toEqual({ ok: true, value: { tickets: own, messages: 0, notes: 0, attachments: 0, events: 0, updated: 0, canSee: false } });
+        expect(r).toEqual({
+          ok: true,
+          value: { tickets: own, messages: 0, notes: 0, attachments: 0, events: 0, updated: 0, canSee: false, searched: own },
+        });
       });
     }
 
@@ -197,6 +201,8 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'active_tenant_id()', 'current_user_id()', 'is_platform_admin()', 'caller_context()', // the caller
       'add_business_minutes(timestamp with time zone,integer,jsonb)', // pure (sla_policies check constraint)
       'allowed_ticket_transitions(text)', // the status machine, the same for every tenant
+      'canned_body_placeholders_ok(text)', // pure (canned_responses check constraint)
+      'render_canned_response(uuid,uuid,uuid)', // invoker: the caller's own RLS decides
       'can_see_ticket(uuid,uuid)', 'role_in(uuid)', // the caller's standing; nothing for outsiders
       'tenant_access(uuid,text,boolean)', 'request_tenant_id(text)', 'token_tenant_id()', // the request's tenant and the caller's standing there
       'find_or_create_user(text,text,text)', // platform admins only
@@ -204,13 +210,14 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'claim_idempotency_key(uuid,text,text)', 'store_idempotent_response(uuid,text,integer,jsonb)', // writable own tenant
       'mark_attachment_uploaded(uuid,uuid)', // visible ticket; nothing in a read-only tenant
       'message_edit_refusal(ticket_messages)', // the caller's own right to edit; the ticket under their RLS (invoker)
-      'my_invitations()', 'my_team_keys()', 'tenant_ids(text,boolean)', // the caller's own
+      'my_invitations()', 'my_team_keys()', 'my_followed_ticket_keys()', 'tenant_ids(text,boolean)', // the caller's own
       'retry_tenant_service(uuid,text)', 'rotate_service_credentials(uuid,text)', // admins, writable tenant
       'reveal_service_credentials(uuid,text)', 'webhook_deliveries_for(uuid,uuid,integer)', // admins
       'role_rank(text)', 'tags_text(text[])', // pure
       'ticket_stats(uuid)', // staff of the tenant
       'allowed_voice_call_transitions(text)', // the call status machine, the same for every tenant
       'kb_search(uuid,text,uuid,integer,real[])', 'voice_calls_matching(uuid,text)', // members of the tenant (tenant_ids), else nothing
+      'ticket_search_candidates(uuid,text,boolean,integer)', // the tickets select policy as the caller's claims see it
     ].map((f) => `private.${f}`).sort();
     const rows = await db.sql`
       select n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' as fn,

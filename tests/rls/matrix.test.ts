@@ -215,6 +215,29 @@ const ops: Record<string, Record<Action, Op>> = {
     update: async (tx, t) => count(await tx`update public.voice_call_segments set content = 'forged' where tenant_id = ${tenantOf(t).id} returning id`),
     delete: async (tx, t) => count(await tx`delete from public.voice_call_segments where tenant_id = ${tenantOf(t).id} returning id`),
   },
+  ticket_followers: {
+    select: async (tx, t) => count(await tx`select id from public.ticket_followers where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.ticket_followers (tenant_id, ticket_id, user_id)
+      values (${tenantOf(t).id}, ${ticketOf(t)}, ${(t === 'own' ? users.acmeAdmin : users.globexAdmin).id}) returning id`),
+    update: async (tx, t) => count(await tx`update public.ticket_followers set reason = 'manual' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.ticket_followers where tenant_id = ${tenantOf(t).id} returning id`),
+  },
+  notifications: {
+    select: async (tx, t) => count(await tx`select id from public.notifications where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.notifications (tenant_id, user_id, type) values (${tenantOf(t).id}, ${customerOf(t).id}, 'forged') returning id`),
+    update: async (tx, t) => count(await tx`update public.notifications set read_at = now() where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.notifications where tenant_id = ${tenantOf(t).id} returning id`),
+  },
+  canned_responses: {
+    select: async (tx, t) => count(await tx`select id from public.canned_responses where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.canned_responses (tenant_id, scope, short_code, title, body)
+      values (${tenantOf(t).id}, 'tenant', 'matrix-new', 'New', 'Hello') returning id`),
+    update: async (tx, t) => count(await tx`update public.canned_responses set title = 'Changed' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.canned_responses where tenant_id = ${tenantOf(t).id} returning id`),
+  },
   audit_logs: {
     select: async (tx, t) => count(await tx`select id from public.audit_logs where tenant_id = ${tenantOf(t).id}`),
     insert: async (tx, t) => count(await tx`
@@ -258,9 +281,14 @@ beforeAll(async () => {
     await db.sql`insert into public.voice_calls (tenant_id, id, agent_id, customer_id, provider_call_id) values (${tenantId}, ${v.call}, ${v.agent}, ${v.customer}, 'call-1')`;
     await db.sql`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content) values (${tenantId}, ${v.call}, 0, 'customer', 'Hello?')`;
     await db.sql`insert into public.tenant_services (tenant_id, service) values (${tenantId}, 'botpress')`;
+    await db.sql`insert into public.canned_responses (tenant_id, scope, short_code, title, body) values (${tenantId}, 'tenant', 'thanks', 'Thanks', 'Thank you, {{requester.name}}')`;
     await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted) values (${tenantId}, 'https://hooks.example.com/m', 'v1:x')`;
     await db.sql`insert into public.tickets (tenant_id, id, title, team_id, created_by) values (${tenantId}, ${ticketOf(t)}, 'Printer on fire', ${teamOf(t)}, ${customerOf(t).id})`;
     await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, content) values (${tenantId}, ${ticketOf(t)}, ${customerOf(t).id}, 'Please help')`;
+    await db.sql`insert into public.ticket_followers (tenant_id, ticket_id, user_id) values (${tenantId}, ${ticketOf(t)}, ${agent.id})`;
+    for (const person of t === 'own' ? [users.acmeAdmin, users.acmeAgent, users.acmeUser] : [users.globexAdmin, users.globexAgent, users.globexUser]) {
+      await db.sql`insert into public.notifications (tenant_id, user_id, ticket_id, type) values (${tenantId}, ${person.id}, ${ticketOf(t)}, 'seeded')`;
+    }
     await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content) values (${tenantId}, ${ticketOf(t)}, ${agent.id}, 'note', 'Customer is VIP')`;
     await db.sql.begin(async (tx) => {
       await tx`select set_config('request.jwt.claims', ${JSON.stringify(supabaseClaims(customerOf(t)))}, true)`;

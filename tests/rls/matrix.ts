@@ -52,6 +52,12 @@ export const matrix: Record<string, Record<Action, Record<Role, Outcome>>> = {
   // Partner services: admins see and enable them; the worker (service role) does the rest.
   tenant_services: { select: only(['super', 'admin']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: nobody() },
   webhook_endpoints: { select: only(['super', 'admin']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  // Canned responses (the tenant-wide one): staff use them, admins keep them.
+  canned_responses: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  // Followers of the customer's ticket (the agent follows it): staff who see the ticket.
+  ticket_followers: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin', 'agent']), update: nobody(), delete: only(['super', 'admin', 'agent']) },
+  // Each person's own notifications, not even a super-admin's window into others'.
+  notifications: { select: exactly(['admin', 'agent', 'user']), insert: nobody(), update: exactly(['admin', 'agent', 'user']), delete: exactly(['admin', 'agent', 'user']) },
   sla_policies: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
   // Voice (issue 14): admins manage agents and the knowledge base, agents manage
   // customers and calls, every member reads; chunks and segments are never rewritten.

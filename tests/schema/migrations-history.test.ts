@@ -27,6 +27,8 @@ import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 const REDEFINITIONS: Record<string, string[]> = {
   // Knowledge search checks the caller's standing once, then uses the GIN indexes (issue 14).
   'private.kb_search': ['20261202020500_voice_search_under_rls.sql'],
+  // Outsiders get no rows at once, without reading the tenant (issue 12, search timing).
+  'private.ticket_search_candidates': ['20261202060100_ticket_search_outsiders.sql'],
   // Auto-assigns a ticket that gains a team with no assignee (issue 11 §4).
   'private.hand_off_ticket': ['20261201091000_department_routing.sql'],
   // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).
@@ -51,6 +53,16 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.rotate_service_credentials': ['20261201151000_chatwoot_rotation_existing_login.sql'],
   // The caller's team keys through the (tenant_id, user_id) index, not a tenant-wide walk.
   'private.my_team_keys': ['20261201150000_team_keys_by_member_index.sql'],
+  // The SLA clock stops while a ticket is pending: due dates keep the paused time, and the
+  // sweep never breaches a waiting ticket (issue 16 §2).
+  'private.apply_sla': ['20261202050100_sla_pause_while_pending.sql'],
+  'private.run_sla_sweep': ['20261202050100_sla_pause_while_pending.sql', '20261202050200_sla_next_response_warnings_holidays.sql'],
+  // Holidays in a business-hours calendar; a next-response clock run by the reply trigger,
+  // which the pause moves too (issue 16 §2).
+  'private.add_business_minutes': ['20261202050200_sla_next_response_warnings_holidays.sql'],
+  'private.business_minutes_between': ['20261202050200_sla_next_response_warnings_holidays.sql'],
+  'private.ticket_messages_after_insert': ['20261202050200_sla_next_response_warnings_holidays.sql'],
+  'private.tickets_sla_pause': ['20261202050200_sla_next_response_warnings_holidays.sql'],
 };
 
 const dir = path.join(root, 'supabase', 'migrations');

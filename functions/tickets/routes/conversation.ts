@@ -3,11 +3,11 @@
 import { createRoute } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
-import { forbidden, notFound } from '../../../shared/errors.ts';
+import { forbidden, notFound, unprocessable } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
-import { MESSAGE_COLUMNS, type MessageRow, security, type TicketsHandler, visibleTicket } from './common.ts';
+import { MESSAGE_COLUMNS, type MessageRow, requireStaff, security, type TicketsHandler, visibleTicket } from './common.ts';
 
 const routes = {
   post: createRoute({
@@ -37,9 +37,24 @@ const post: TicketsHandler<typeof routes.post> = async (c) => {
   // Notes are staff-only in the database (ticket_messages_before_insert: PT403).
   const message = await callerDb(c, access.tenantId, async (tx) => {
     await visibleTicket(tx, access.tenantId, id);
+    let content = body.content;
+    if (body.canned_response_id !== undefined) {
+      // Templates are for staff (customers see none: a 404 tells them nothing either).
+      requireStaff(access);
+      const [filled] = await tx<{ text: string | null }>`
+        select private.render_canned_response(${access.tenantId}, ${body.canned_response_id}, ${id}) as text
+      `;
+      if (filled.text === null) throw notFound('Canned response');
+      content = filled.text.trim();
+      if (!content) {
+        throw unprocessable('The canned response is empty once filled', {
+          fields: [{ field: 'canned_response_id', message: 'fills in as empty text' }],
+        });
+      }
+    }
     const [m] = await tx<MessageRow>`
       insert into public.ticket_messages (tenant_id, ticket_id, type, content)
-      values (${access.tenantId}, ${id}, ${body.type}, ${body.content})
+      values (${access.tenantId}, ${id}, ${body.type}, ${content!})
       returning ${tx.columns(MESSAGE_COLUMNS)}
     `;
     return m;

@@ -14,6 +14,8 @@ const SLA_COLUMNS = [
   'first_response_minutes',
   'resolution_minutes',
   'business_hours',
+  'next_response_minutes',
+  'warning_minutes',
   'updated_at',
 ] as const satisfies readonly Column<'sla_policies'>[];
 type SlaPolicyRow = Checked<
@@ -71,13 +73,17 @@ const put: TicketsHandler<typeof routes.put> = async (c) => {
   const access = c.var.access;
   const [policy] = await callerDb(c, access.tenantId, (tx) =>
     tx<SlaPolicyRow>`
-      insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes, business_hours)
+      insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes, business_hours,
+                                       next_response_minutes, warning_minutes)
       values (${access.tenantId}, ${priority}, ${body.first_response_minutes}, ${body.resolution_minutes},
-              ${body.business_hours ? tx.json(body.business_hours) : null})
+              ${body.business_hours ? tx.json(body.business_hours) : null}, ${body.next_response_minutes},
+              ${body.warning_minutes})
       on conflict (tenant_id, priority) do update set
         first_response_minutes = excluded.first_response_minutes,
         resolution_minutes = excluded.resolution_minutes,
-        business_hours = excluded.business_hours
+        business_hours = excluded.business_hours,
+        next_response_minutes = excluded.next_response_minutes,
+        warning_minutes = excluded.warning_minutes
       returning ${tx.columns(SLA_COLUMNS)}
     `);
   return c.json(policy, 200);

@@ -3,7 +3,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { caller, callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
-import { conflict, forbidden } from '../../../shared/errors.ts';
+import { conflict, forbidden, unprocessable } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Json, JsonObject } from '../../../shared/rows.ts';
 import {
@@ -14,6 +14,7 @@ import {
   jsonBody,
   jsonResponse,
   sortKeyAndId,
+  UUID_PATTERN,
 } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
 import {
@@ -193,6 +194,171 @@ const create: TicketsHandler<typeof routes.create> = async (c) => {
 
 // ---------------------------------------------------------------- list and search
 
+/** How many of the caller's newest matching tickets the first pages of a relevance
+ *  search rank (private.ticket_search_candidates; at most 1,000). */
+export const SEARCH_CANDIDATES = 1000;
+
+type ListQuery = z.infer<typeof s.ListQuery>;
+type Tx = Parameters<Parameters<typeof callerDb>[2]>[0];
+
+/** A relevance search page's keyset, as the cursor carries it: the phase ('c': ranking
+ *  the candidates; 'x': the exact order, over the matches older than the candidates'
+ *  oldest, `edge`, when there is one), then the last row's rank, created_at and id
+ *  (empty at the start of a phase), then the edge's created_at and id (or empty). */
+type RelevanceCursor = { phase: 'c' | 'x'; last?: [string, string, string]; edge?: [string, string] };
+
+const RANK = /^-?\d+(\.\d+)?(e[-+]?\d+)?$/i;
+const ISO_MICROS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+const relevanceCursorValue = (v: string, i: number) =>
+  i === 0
+    ? v === 'c' || v === 'x'
+    : v === '' || (i === 1 ? RANK.test(v) && v.length <= 40 : i === 2 || i === 4 ? ISO_MICROS.test(v) : UUID_PATTERN.test(v));
+
+function relevanceCursor(cursor: string | undefined): RelevanceCursor | null {
+  const v = cursorValues(cursor, 6, relevanceCursorValue);
+  if (!v) return null;
+  const lastParts = [v[1], v[2], v[3]].filter((x) => x !== '').length;
+  const edgeParts = [v[4], v[5]].filter((x) => x !== '').length;
+  // A phase-c cursor always has a last row and never an edge; the parts come whole.
+  if (
+    (lastParts !== 0 && lastParts !== 3) || (edgeParts !== 0 && edgeParts !== 2) || (v[0] === 'c' && (!lastParts || edgeParts))
+  ) {
+    throw unprocessable('The request is not valid', { fields: [{ field: 'cursor', message: 'Invalid cursor' }] });
+  }
+  return {
+    phase: v[0] as 'c' | 'x',
+    last: lastParts ? [v[1], v[2], v[3]] : undefined,
+    edge: edgeParts ? [v[4], v[5]] : undefined,
+  };
+}
+
+const encodeRelevance = (c: RelevanceCursor) => encodeCursor([c.phase, ...(c.last ?? ['', '', '']), ...(c.edge ?? ['', ''])]);
+
+/** The list's filters, and-ed (the search match among them when q is given). */
+function listFilter(tx: Tx, q: ListQuery, tenantId: string, me: string) {
+  const where = [
+    tx`tenant_id = ${tenantId}`,
+    q.include_deleted ? tx`true` : tx`deleted_at is null`,
+    q.status ? tx`status = any(${q.status})` : tx`true`,
+    q.priority ? tx`priority = any(${q.priority})` : tx`true`,
+    q.department ? tx`department = any(${q.department})` : tx`true`,
+    q.team_id ? tx`team_id = ${q.team_id}` : tx`true`,
+    q.assignee === 'none'
+      ? tx`assigned_to is null`
+      : q.assignee
+      ? tx`assigned_to = ${q.assignee === 'me' ? me : q.assignee}`
+      : tx`true`,
+    q.requester ? tx`created_by = ${q.requester === 'me' ? me : q.requester}` : tx`true`,
+    q.tag ? tx`tags @> array[${q.tag}]::text[]` : tx`true`,
+    q.number ? tx`number = ${q.number}` : tx`true`,
+    q.created_after ? tx`created_at >= ${q.created_after}` : tx`true`,
+    q.created_before ? tx`created_at < ${q.created_before}` : tx`true`,
+    q.updated_after ? tx`updated_at >= ${q.updated_after}` : tx`true`,
+    q.updated_before ? tx`updated_at < ${q.updated_before}` : tx`true`,
+    q.sla_breached === undefined
+      ? tx`true`
+      : q.sla_breached
+      ? tx`(sla_first_response_breached_at is not null or sla_resolution_breached_at is not null)`
+      : tx`(sla_first_response_breached_at is null and sla_resolution_breached_at is null)`,
+    q.q ? tx`search @@ websearch_to_tsquery('english', ${q.q})` : tx`true`,
+  ];
+  return where.reduce((acc, part) => tx`${acc} and ${part}`);
+}
+
+/** Whether a relevance search may rank candidates: staff (a customer's own tickets are
+ *  few, and their search's time must not depend on other customers' tickets, which the
+ *  candidates' walk reads and discards), most relevant first and no filter but the
+ *  query (the candidates are the newest matches of the query alone). */
+function rankCandidates(q: ListQuery, staff: boolean): boolean {
+  return staff && q.order === 'desc' && !q.status && !q.priority && !q.department && !q.team_id && !q.assignee &&
+    !q.requester && !q.tag && !q.number && !q.created_after && !q.created_before && !q.updated_after &&
+    !q.updated_before && q.sla_breached === undefined;
+}
+
+type RankedRow = TicketRow & { rank_key: string; at_key: string };
+
+/**
+ * A page of a relevance search. For staff, most relevant first (ts_rank, then newest
+ * first, then id) with no filter but the query: the first pages rank the caller's newest
+ * SEARCH_CANDIDATES matching tickets (phase 'c'); once those are paged through (the
+ * last candidate page may be short), and only if the candidates were bounded, the
+ * next pages give the older matches in the exact order (phase 'x'). So a page never
+ * repeats a ticket, but a well-ranked ticket older than the candidates comes after
+ * them. Otherwise (customers, least relevant first, other filters) every page is exact.
+ */
+async function relevancePage(
+  tx: Tx,
+  q: ListQuery,
+  access: { tenantId: string; staff: boolean },
+  me: string,
+  cursor: RelevanceCursor | null,
+) {
+  const tenantId = access.tenantId;
+  const query = q.q!;
+  const desc = q.order === 'desc';
+  const rank = tx`ts_rank(search, websearch_to_tsquery('english', ${query}))::double precision`;
+  const cols = tx`${tx.columns(TICKET_COLUMNS)}, (${rank})::text as rank_key,
+    to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at_key`;
+  const keyset = (last: [string, string, string] | undefined) =>
+    !last
+      ? tx``
+      : desc
+      ? tx`and (${rank}, created_at, id) < (${last[0]}::double precision, ${last[1]}::timestamptz, ${last[2]}::uuid)`
+      : tx`and (${rank}, created_at, id) > (${last[0]}::double precision, ${last[1]}::timestamptz, ${last[2]}::uuid)`;
+  const direction = desc ? tx`desc` : tx`asc`;
+  const filter = listFilter(tx, q, tenantId, me);
+  const lastOf = (row: RankedRow): [string, string, string] => [row.rank_key, row.at_key, row.id];
+  const approximate = rankCandidates(q, access.staff);
+  if (cursor?.phase === 'c' && !approximate) {
+    throw unprocessable('The request is not valid', { fields: [{ field: 'cursor', message: 'Invalid cursor' }] });
+  }
+
+  if (approximate && (!cursor || cursor.phase === 'c')) {
+    // The candidates (found by a definer function that applies the tickets select
+    // policy), read again here under RLS, ranked. edge: the oldest of them and how many.
+    const rows = await tx<RankedRow & { edge_at: string; edge_id: string; candidates: number }>`
+      with c as materialized (
+        select id, created_at from private.ticket_search_candidates(
+          ${tenantId}, ${query}, ${q.include_deleted}, ${SEARCH_CANDIDATES})
+      ), edge as (
+        select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as edge_at, id as edge_id,
+               (select count(*)::int from c) as candidates
+        from c order by created_at, id limit 1
+      )
+      select ${cols}, edge.edge_at, edge.edge_id, edge.candidates
+      from public.tickets, edge
+      where ${filter} and id in (select id from c) ${keyset(cursor?.last)}
+      order by ${rank} desc, created_at desc, id desc
+      limit ${q.limit + 1}
+    `;
+    const shown = rows.slice(0, q.limit);
+    const edge = rows[0];
+    const next: RelevanceCursor | null = rows.length > q.limit
+      ? { phase: 'c', last: lastOf(shown.at(-1)!) }
+      : edge && edge.candidates >= SEARCH_CANDIDATES
+      ? { phase: 'x', edge: [edge.edge_at, edge.edge_id] }
+      : null;
+    return {
+      items: shown.map(({ rank_key: _r, at_key: _a, edge_at: _e, edge_id: _i, candidates: _n, ...ticket }) => ticket),
+      next,
+    };
+  }
+
+  // The exact order, over the matches older than the edge when there is one.
+  const edge = cursor?.edge;
+  const older = edge ? tx`and (created_at, id) < (${edge[0]}::timestamptz, ${edge[1]}::uuid)` : tx``;
+  const rows = await tx<RankedRow>`
+    select ${cols}
+    from public.tickets
+    where ${filter} ${older} ${keyset(cursor?.last)}
+    order by ${rank} ${direction}, created_at ${direction}, id ${direction}
+    limit ${q.limit + 1}
+  `;
+  const shown = rows.slice(0, q.limit);
+  const next: RelevanceCursor | null = rows.length > q.limit ? { phase: 'x', last: lastOf(shown.at(-1)!), edge } : null;
+  return { items: shown.map(({ rank_key: _r, at_key: _a, ...ticket }) => ticket), next };
+}
+
 const list: TicketsHandler<typeof routes.list> = async (c) => {
   const q = c.req.valid('query');
   const access = c.var.access;
@@ -202,44 +368,26 @@ const list: TicketsHandler<typeof routes.list> = async (c) => {
   if (q.include_deleted && !access.admin) {
     throw forbidden('Only admins see deleted tickets');
   }
-  const after = cursorValues(q.cursor, 2, sortKeyAndId);
+  const relevance = sort === 'relevance';
+  const searchFrom = relevance ? relevanceCursor(q.cursor) : null;
+  const after = relevance ? null : cursorValues(q.cursor, 2, sortKeyAndId);
 
   const page = await callerDb(c, access.tenantId, async (tx) => {
+    const filter = listFilter(tx, q, access.tenantId, me);
+    const total = q.include_total
+      ? Number((await tx<{ n: number }>`select count(*) as n from public.tickets where ${filter}`)[0].n)
+      : undefined;
+    if (relevance) {
+      const { items, next } = await relevancePage(tx, q, access, me, searchFrom);
+      return { items: items as TicketRow[], next: next ? encodeRelevance(next) : null, total };
+    }
     const sortExpr = {
       created_at: tx`created_at`,
       updated_at: tx`updated_at`,
       number: tx`number::double precision`,
       priority: tx`(case priority when 'urgent' then 4 when 'high' then 3 when 'medium' then 2 else 1 end)::double precision`,
-      relevance: tx`ts_rank(search, websearch_to_tsquery('english', ${q.q ?? ''}))::double precision`,
     }[sort];
     const keyType = sort === 'created_at' || sort === 'updated_at' ? tx`timestamptz` : tx`double precision`;
-    const where = [
-      tx`tenant_id = ${access.tenantId}`,
-      q.include_deleted ? tx`true` : tx`deleted_at is null`,
-      q.status ? tx`status = any(${q.status})` : tx`true`,
-      q.priority ? tx`priority = any(${q.priority})` : tx`true`,
-      q.department ? tx`department = any(${q.department})` : tx`true`,
-      q.team_id ? tx`team_id = ${q.team_id}` : tx`true`,
-      q.assignee === 'none'
-        ? tx`assigned_to is null`
-        : q.assignee
-        ? tx`assigned_to = ${q.assignee === 'me' ? me : q.assignee}`
-        : tx`true`,
-      q.requester ? tx`created_by = ${q.requester === 'me' ? me : q.requester}` : tx`true`,
-      q.tag ? tx`tags @> array[${q.tag}]::text[]` : tx`true`,
-      q.number ? tx`number = ${q.number}` : tx`true`,
-      q.created_after ? tx`created_at >= ${q.created_after}` : tx`true`,
-      q.created_before ? tx`created_at < ${q.created_before}` : tx`true`,
-      q.updated_after ? tx`updated_at >= ${q.updated_after}` : tx`true`,
-      q.updated_before ? tx`updated_at < ${q.updated_before}` : tx`true`,
-      q.sla_breached === undefined
-        ? tx`true`
-        : q.sla_breached
-        ? tx`(sla_first_response_breached_at is not null or sla_resolution_breached_at is not null)`
-        : tx`(sla_first_response_breached_at is null and sla_resolution_breached_at is null)`,
-      q.q ? tx`search @@ websearch_to_tsquery('english', ${q.q})` : tx`true`,
-    ];
-    const filter = where.reduce((acc, part) => tx`${acc} and ${part}`);
     const keyset = after
       ? desc
         ? tx`and (${sortExpr}, id) < (${after[0]}::${keyType}, ${after[1]}::uuid)`
@@ -253,16 +401,13 @@ const list: TicketsHandler<typeof routes.list> = async (c) => {
       order by ${sortExpr} ${direction}, id ${direction}
       limit ${q.limit + 1}
     `;
-    const total = q.include_total
-      ? Number((await tx<{ n: number }>`select count(*) as n from public.tickets where ${filter}`)[0].n)
-      : undefined;
-    return { rows, total };
+    const shown = rows.slice(0, q.limit);
+    const last = shown.at(-1);
+    const next = rows.length > q.limit && last ? encodeCursor([last.sort_key, last.id]) : null;
+    const items: TicketRow[] = shown.map(({ sort_key: _, ...ticket }) => ticket);
+    return { items, next, total };
   });
-  const shown = page.rows.slice(0, q.limit);
-  const last = shown.at(-1);
-  const next = page.rows.length > q.limit && last ? encodeCursor([last.sort_key, last.id]) : null;
-  const items: TicketRow[] = shown.map(({ sort_key: _, ...ticket }) => ticket);
-  return c.json({ items, next, ...(page.total !== undefined ? { total: page.total } : {}) }, 200);
+  return c.json({ items: page.items, next: page.next, ...(page.total !== undefined ? { total: page.total } : {}) }, 200);
 };
 
 // ---------------------------------------------------------------- statistics

@@ -1,0 +1,182 @@
+// The SLA clock stops while a ticket waits for the customer (issue 16 §2): pending notes
+// when, leaving pending pushes the open due dates out by the business time it waited,
+// priority changes keep the paused time, and the sweep never breaches a waiting ticket.
+// The arithmetic is checked across business hours, weekends, time zones and DST.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app } from '../../functions/tickets/app.ts';
+import { asService, closeDb } from '../../shared/db.ts';
+import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
+import { call } from '../helpers/http.ts';
+import { supabaseClaims, teams, tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+
+let db: TestDatabase;
+let auth: AuthFixture;
+const tok: Record<string, string> = {};
+const acme = tenants.acme.id;
+const PARIS = { timezone: 'Europe/Paris', days: [1, 2, 3, 4, 5], start: '09:00', end: '17:00' };
+
+beforeAll(async () => {
+  db = await freshDatabase('fn_sla_pause');
+  auth = await configureAuth(db.url);
+  await db.sql`insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes, business_hours) values
+    (${acme}, 'medium', 240, 2880, null), (${acme}, 'high', 60, 480, null), (${acme}, 'urgent', 30, 240, ${db.sql.json(PARIS)})`;
+  tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
+  tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
+});
+afterAll(async () => {
+  await closeDb();
+  await auth.close();
+  await db.close();
+});
+
+async function ticket(priority = 'medium') {
+  const r = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Waiting game', priority } });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  await db.sql`update public.tickets set team_id = ${teams.acme} where id = ${r.body.id}`;
+  return r.body as { id: string; due_date: string; first_response_due_at: string; created_at: string };
+}
+const setStatus = async (id: string, status: string) => {
+  const r = await call(app, 'POST', `/tickets/${id}/status`, { token: tok.agent, body: { status } });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  return r.body;
+};
+const row = async (id: string) => (await db.sql`select * from public.tickets where id = ${id}`)[0];
+/** Moves a running pause into the past, as if the ticket had waited that long. */
+const waited = (id: string, minutes: number) =>
+  db.sql`update public.tickets set sla_paused_at = sla_paused_at - make_interval(mins => ${minutes}) where id = ${id}`;
+
+describe('business time between two instants', () => {
+  const between = async (from: string, to: string, hours: unknown) =>
+    (await db.sql`select private.business_minutes_between(${from}::timestamptz, ${to}::timestamptz, ${hours === null ? null : db.sql.json(hours as never)}) as m`)[0].m;
+
+  it('counts the wall clock without business hours, and nothing backwards', async () => {
+    expect(await between('2026-03-02T10:00:00Z', '2026-03-02T11:30:00Z', null)).toBe(90);
+    expect(await between('2026-03-02T11:30:00Z', '2026-03-02T10:00:00Z', null)).toBe(0);
+  });
+
+  it('counts only open hours, in the calendar\'s time zone, across a weekend', async () => {
+    // Friday 16:00 Paris (15:00Z in winter) to Monday 10:00 Paris: 60 + 60 minutes.
+    expect(await between('2026-01-09T15:00:00Z', '2026-01-12T09:00:00Z', PARIS)).toBe(120);
+    // Entirely at night or on a weekend: nothing.
+    expect(await between('2026-01-10T08:00:00Z', '2026-01-11T20:00:00Z', PARIS)).toBe(0);
+    expect(await between('2026-01-12T18:00:00Z', '2026-01-13T07:00:00Z', PARIS)).toBe(0);
+    // A whole working week: 5 × 8 hours.
+    expect(await between('2026-01-12T00:00:00Z', '2026-01-19T00:00:00Z', PARIS)).toBe(5 * 8 * 60);
+  });
+
+  it('follows the local clock across a DST change', async () => {
+    // Paris moves to summer time on Sunday 2026-03-29: Friday 16:00 CET (15:00Z) to Monday
+    // 10:00 CEST (08:00Z) is still 60 + 60 business minutes.
+    expect(await between('2026-03-27T15:00:00Z', '2026-03-30T08:00:00Z', PARIS)).toBe(120);
+  });
+
+  it('is the inverse of add_business_minutes inside open hours', async () => {
+    const [r] = await db.sql`
+      select private.business_minutes_between('2026-01-09T15:00:00Z',
+        private.add_business_minutes('2026-01-09T15:00:00Z', 500, ${db.sql.json(PARIS)}), ${db.sql.json(PARIS)}) as m`;
+    expect(r.m).toBe(500);
+  });
+
+  it('is not for API roles', async () => {
+    const r = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAgent, acme), (tx) =>
+      tx`select private.business_minutes_between(now(), now(), null)`);
+    expect(r.ok).toBe(false);
+  });
+});
+
+describe('pausing the clock while pending', () => {
+  it('pending stops the clock; leaving it pushes both open due dates out by the wait', async () => {
+    const t = await ticket();
+    const paused = await setStatus(t.id, 'pending');
+    expect(paused.sla_paused_at).not.toBeNull();
+    expect(paused.sla_paused_minutes).toBe(0);
+    await waited(t.id, 90);
+    const resumed = await setStatus(t.id, 'open');
+    expect(resumed.sla_paused_at).toBeNull();
+    expect(resumed.sla_paused_minutes).toBe(90);
+    expect(new Date(resumed.due_date).getTime() - new Date(t.due_date).getTime()).toBe(90 * 60_000);
+    expect(new Date(resumed.first_response_due_at).getTime() - new Date(t.first_response_due_at).getTime()).toBe(90 * 60_000);
+    // A second wait adds up.
+    await setStatus(t.id, 'pending');
+    await waited(t.id, 30);
+    const again = await setStatus(t.id, 'open');
+    expect(again.sla_paused_minutes).toBe(120);
+    expect(new Date(again.due_date).getTime() - new Date(t.due_date).getTime()).toBe(120 * 60_000);
+  });
+
+  it('a first response already given keeps its met due time; only the open target moves', async () => {
+    const t = await ticket();
+    const reply = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'On it' } });
+    expect(reply.status).toBe(201);
+    await setStatus(t.id, 'pending');
+    await waited(t.id, 45);
+    const resumed = await setStatus(t.id, 'open');
+    expect(resumed.first_response_due_at).toBe(t.first_response_due_at);
+    expect(new Date(resumed.due_date).getTime() - new Date(t.due_date).getTime()).toBe(45 * 60_000);
+  });
+
+  it('under business hours the due dates move by the business time waited', async () => {
+    const t = await ticket('urgent');
+    await setStatus(t.id, 'pending');
+    await waited(t.id, 3 * 24 * 60); // three days, of which only open hours count
+    const before = await row(t.id);
+    const [expected] = await db.sql.begin(async (tx) => {
+      // The same now() as the trigger: one transaction for the expectation and the change.
+      const [e] = await tx`select private.business_minutes_between(sla_paused_at, now(), ${tx.json(PARIS)}) as m,
+        private.add_business_minutes(due_date, private.business_minutes_between(sla_paused_at, now(), ${tx.json(PARIS)}), ${tx.json(PARIS)}) as due
+        from public.tickets where id = ${t.id}`;
+      await tx`update public.tickets set status = 'open' where id = ${t.id}`;
+      return [e];
+    });
+    const after = await row(t.id);
+    expect(after.sla_paused_minutes).toBe(expected.m);
+    expect(expected.m).toBeGreaterThan(0);
+    expect(expected.m).toBeLessThanOrEqual(3 * 8 * 60 + 8 * 60);
+    expect(after.due_date.getTime()).toBe(expected.due.getTime());
+    expect(after.due_date.getTime()).toBeGreaterThan(before.due_date.getTime());
+  });
+
+  it('a priority change keeps the time already waited', async () => {
+    const t = await ticket();
+    await setStatus(t.id, 'pending');
+    await waited(t.id, 60);
+    await setStatus(t.id, 'open');
+    const r = await call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.agent, body: { priority: 'high' } });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    const created = new Date(t.created_at).getTime();
+    expect(new Date(r.body.first_response_due_at).getTime() - created).toBe((60 + 60) * 60_000);
+    expect(new Date(r.body.due_date).getTime() - created).toBe((480 + 60) * 60_000);
+  });
+
+  it('the sweep never breaches a pending ticket; once it resumes, the moved dates count', async () => {
+    const t = await ticket('high');
+    await setStatus(t.id, 'pending');
+    const sweep = (minutes: number) => asService(null, async (tx) =>
+      (await tx`select private.run_sla_sweep(now() + make_interval(mins => ${minutes})) as n`)[0].n as number);
+    await sweep(10_000);
+    const waiting = await row(t.id);
+    expect(waiting.status).toBe('pending');
+    expect(waiting.sla_first_response_breached_at).toBeNull();
+    expect(waiting.sla_resolution_breached_at).toBeNull();
+    await waited(t.id, 600);
+    await setStatus(t.id, 'open');
+    // 60 first-response minutes + 600 waited: not breached 30 minutes after creation + 600.
+    await sweep(630);
+    expect((await row(t.id)).sla_first_response_breached_at).toBeNull();
+    await sweep(700);
+    const breached = await row(t.id);
+    expect(breached.sla_first_response_breached_at).not.toBeNull();
+    expect(breached.status).toBe('escalated');
+  });
+
+  it('the pause columns are the database\'s: API roles cannot write them', async () => {
+    const t = await ticket();
+    for (const set of ['sla_paused_minutes = 100000', 'sla_paused_at = null']) {
+      const r = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, acme), (tx) =>
+        tx.unsafe(`update public.tickets set ${set} where id = '${t.id}'`));
+      expect(r.ok, set).toBe(false);
+    }
+    expect((await row(t.id)).sla_paused_minutes).toBe(0);
+  });
+});

@@ -1,0 +1,178 @@
+// The rest of a complete SLA (issue 16 §2): holidays in a calendar, the next-response
+// target every customer reply restarts, warnings before a breach, and the outbound
+// events `ticket.sla_warning` and `ticket.sla_breached` — each sent once per due time.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app } from '../../functions/tickets/app.ts';
+import { asService, closeDb } from '../../shared/db.ts';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
+import { teams, tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+
+let db: TestDatabase;
+let auth: AuthFixture;
+const tok: Record<string, string> = {};
+const acme = tenants.acme.id;
+const PARIS = { timezone: 'Europe/Paris', days: [1, 2, 3, 4, 5], start: '09:00', end: '17:00' };
+
+beforeAll(async () => {
+  db = await freshDatabase('fn_sla_targets');
+  auth = await configureAuth(db.url);
+  tok.admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+  tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
+  tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
+  // Someone listens, so events reach the outbox.
+  await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted) values (${acme}, 'https://hooks.example.com/sla', 'v1:x')`;
+});
+afterAll(async () => {
+  await closeDb();
+  await auth.close();
+  await db.close();
+});
+
+const policy = async (priority: string, body: Record<string, unknown>) => {
+  const r = await call(app, 'PUT', `/tickets/sla-policies/${priority}`, { token: tok.admin, body });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  return r.body;
+};
+async function ticket(priority: string) {
+  const r = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Clock is ticking', priority } });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  await db.sql`update public.tickets set team_id = ${teams.acme} where id = ${r.body.id}`;
+  return r.body as { id: string; number: number; created_at: string; first_response_due_at: string };
+}
+const reply = async (id: string, token: string) => {
+  const r = await call(app, 'POST', `/tickets/${id}/messages`, { token, body: { content: 'A reply' } });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+};
+const row = async (id: string) => (await db.sql`select * from public.tickets where id = ${id}`)[0];
+const sweep = (minutes: number) => asService(null, async (tx) =>
+  (await tx`select private.run_sla_sweep(now() + make_interval(mins => ${minutes})) as n`)[0].n as number);
+const events = async (type: string, ticketId: string) =>
+  (await db.sql`select payload from private.webhook_events where type = ${type} and payload -> 'data' ->> 'ticket_id' = ${ticketId} order by id`)
+    .map((r) => r.payload.data);
+
+describe('holidays', () => {
+  it('no business time passes on a holiday, in either direction of the arithmetic', async () => {
+    const xmas = { ...PARIS, holidays: ['2026-12-25'] };
+    // Thursday 24 Dec 16:00 Paris + 120 business minutes: 60 on Thursday, Friday is a
+    // holiday, 60 on Monday 28th → 10:00 Paris (09:00Z).
+    const [a] = await db.sql`select private.add_business_minutes('2026-12-24T15:00:00Z', 120, ${db.sql.json(xmas)}) as at`;
+    expect(a.at.toISOString()).toBe('2026-12-28T09:00:00.000Z');
+    const [b] = await db.sql`select private.business_minutes_between('2026-12-24T15:00:00Z', '2026-12-28T09:00:00Z', ${db.sql.json(xmas)}) as m`;
+    expect(b.m).toBe(120);
+    const [c] = await db.sql`select private.business_minutes_between('2026-12-24T15:00:00Z', '2026-12-28T09:00:00Z', ${db.sql.json(PARIS)}) as m`;
+    expect(c.m).toBe(120 + 8 * 60);
+  });
+
+  it('a policy keeps its holidays; bad dates are 422s that change nothing', async () => {
+    const saved = await policy('low', { first_response_minutes: 60, resolution_minutes: 600, business_hours: { ...PARIS, holidays: ['2026-12-25', '2027-01-01'] } });
+    expect(saved.business_hours.holidays).toEqual(['2026-12-25', '2027-01-01']);
+    for (const holidays of [['2026-13-01'], ['25/12/2026'], ['2026-12-25', '2026-12-25'], Array.from({ length: 401 }, (_, i) => `2027-01-${String(i % 28 + 1).padStart(2, '0')}`)]) {
+      const r = await call(app, 'PUT', '/tickets/sla-policies/low', { token: tok.admin, body: { first_response_minutes: 1, resolution_minutes: 1, business_hours: { ...PARIS, holidays } } });
+      expect(r.status, JSON.stringify(holidays).slice(0, 60)).toBe(422);
+      expect(errorCode(r)).toBe('validation_failed');
+    }
+    const [p] = await db.sql`select first_response_minutes from public.sla_policies where tenant_id = ${acme} and priority = 'low'`;
+    expect(p.first_response_minutes).toBe(60);
+    // The direct-table path: the check constraint runs the same arithmetic.
+    await expect(db.sql`update public.sla_policies set business_hours = ${db.sql.json({ ...PARIS, holidays: ['not-a-date'] })}
+      where tenant_id = ${acme} and priority = 'low'`).rejects.toThrow();
+  });
+});
+
+describe('the next-response target', () => {
+  it('each customer reply starts it, a staff reply stops it', async () => {
+    await policy('medium', { first_response_minutes: 240, resolution_minutes: 2880, next_response_minutes: 30 });
+    const t = await ticket('medium');
+    expect((await row(t.id)).next_response_due_at).toBeNull();
+    await reply(t.id, tok.agent); // first response: nothing to answer yet
+    expect((await row(t.id)).next_response_due_at).toBeNull();
+    await reply(t.id, tok.user);
+    const started = await row(t.id);
+    const [now] = await db.sql`select now() as at`;
+    const lead = started.next_response_due_at.getTime() - now.at.getTime();
+    expect(lead).toBeGreaterThan(25 * 60_000);
+    expect(lead).toBeLessThanOrEqual(30 * 60_000);
+    await reply(t.id, tok.agent);
+    expect((await row(t.id)).next_response_due_at).toBeNull();
+    // Internal notes do not answer the customer.
+    await reply(t.id, tok.user);
+    const n = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'hmm', type: 'note' } });
+    expect(n.status).toBe(201);
+    expect((await row(t.id)).next_response_due_at).not.toBeNull();
+    const api = await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent });
+    expect(api.body.next_response_due_at).toMatch(/Z$/);
+  });
+
+  it('a missed next response is breached once, escalates, and is announced', async () => {
+    const t = await ticket('medium');
+    await reply(t.id, tok.agent);
+    await reply(t.id, tok.user);
+    await sweep(20);
+    expect((await row(t.id)).sla_next_response_breached_at).toBeNull();
+    await sweep(31);
+    const breached = await row(t.id);
+    expect(breached.sla_next_response_breached_at).not.toBeNull();
+    expect(breached.status).toBe('escalated');
+    await sweep(40);
+    expect(await events('ticket.sla_breached', t.id)).toEqual([{ ticket_id: t.id, number: t.number, kind: 'next_response' }]);
+    const timeline = await db.sql`select data ->> 'kind' as kind from public.ticket_events where ticket_id = ${t.id} and type = 'sla_breached'`;
+    expect(timeline.map((e) => e.kind)).toEqual(['next_response']);
+    // The customer writes again: a new clock, the breach mark cleared for it.
+    await reply(t.id, tok.user);
+    const restarted = await row(t.id);
+    expect(restarted.sla_next_response_breached_at).toBeNull();
+    expect(restarted.next_response_due_at).not.toBeNull();
+  });
+
+  it('a pending ticket does not breach it', async () => {
+    const t = await ticket('medium');
+    await reply(t.id, tok.agent);
+    await reply(t.id, tok.user);
+    const r = await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: 'pending' } });
+    expect(r.status).toBe(200);
+    await sweep(60);
+    expect((await row(t.id)).sla_next_response_breached_at).toBeNull();
+  });
+});
+
+describe('warnings before a breach', () => {
+  it('one ticket.sla_warning per target and due time, inside the lead time only', async () => {
+    await policy('high', { first_response_minutes: 60, resolution_minutes: 480, warning_minutes: 10 });
+    const t = await ticket('high');
+    expect(await sweep(45)).toBe(0);
+    expect(await events('ticket.sla_warning', t.id)).toEqual([]);
+    await sweep(52);
+    await sweep(53);
+    const warned = await events('ticket.sla_warning', t.id);
+    expect(warned).toEqual([{ ticket_id: t.id, number: t.number, kind: 'first_response', due_at: t.first_response_due_at }]);
+    const timeline = await db.sql`select data ->> 'kind' as kind from public.ticket_events where ticket_id = ${t.id} and type = 'sla_warning'`;
+    expect(timeline.map((e) => e.kind)).toEqual(['first_response']);
+    // Then the breach itself, announced separately.
+    await sweep(61);
+    expect((await events('ticket.sla_breached', t.id)).map((e) => e.kind)).toEqual(['first_response']);
+    // Near the resolution due date, its own warning.
+    await sweep(475);
+    expect((await events('ticket.sla_warning', t.id)).map((e) => e.kind)).toEqual(['first_response', 'resolution']);
+  });
+
+  it('no warning for a ticket waiting for the customer, nor without a lead time', async () => {
+    const waiting = await ticket('high');
+    const r = await call(app, 'POST', `/tickets/${waiting.id}/status`, { token: tok.agent, body: { status: 'pending' } });
+    expect(r.status).toBe(200);
+    const plain = await ticket('medium'); // medium has no warning_minutes
+    await sweep(55);
+    await sweep(239);
+    expect(await events('ticket.sla_warning', waiting.id)).toEqual([]);
+    expect(await events('ticket.sla_warning', plain.id)).toEqual([]);
+  });
+
+  it('the lead time is at most a week, and a policy without it sends none', async () => {
+    for (const warning_minutes of [0, 10_081, 1.5, 'ten']) {
+      const r = await call(app, 'PUT', '/tickets/sla-policies/urgent', { token: tok.admin, body: { first_response_minutes: 10, resolution_minutes: 20, warning_minutes } });
+      expect(r.status, String(warning_minutes)).toBe(422);
+    }
+    expect(await db.sql`select 1 from public.sla_policies where tenant_id = ${acme} and priority = 'urgent'`).toEqual([]);
+  });
+});
