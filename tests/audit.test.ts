@@ -26,6 +26,13 @@ async function audited(fn: (tx: postgres.TransactionSql) => Promise<unknown>, ta
 }
 
 const TICKET = '50000000-0000-4000-8000-000000000001';
+// Voice rows the voice cases hang off (issue 14).
+const KB = '60000000-0000-4000-8000-000000000001';
+const DOC = '60000000-0000-4000-8000-000000000002';
+const VOICE_AGENT = '60000000-0000-4000-8000-000000000003';
+const CALL = '60000000-0000-4000-8000-000000000004';
+const LLM = { model: 'gpt-4o-mini', system_prompt: 'Be brief' };
+const tenantKey = (r: Record<string, unknown>) => ({ tenant_id: tenants.acme.id, id: r.id });
 
 // For every audited table: an insert, an update and a delete, with the key the audit
 // row must carry and the tenant it must be filed under.
@@ -220,6 +227,69 @@ const cases: {
     remove: (tx) => tx`delete from public.user_identities where subject = 'user_audit'`,
   },
   {
+    table: 'voice_knowledge_bases',
+    tenantId: tenants.acme.id,
+    key: tenantKey,
+    insert: (tx) => tx`insert into public.voice_knowledge_bases (tenant_id, name) values (${tenants.acme.id}, 'Audit KB')`,
+    update: (tx) => tx`update public.voice_knowledge_bases set description = 'changed' where name = 'Audit KB'`,
+    changed: ['description'],
+    remove: (tx) => tx`delete from public.voice_knowledge_bases where name = 'Audit KB'`,
+  },
+  {
+    table: 'kb_documents',
+    tenantId: tenants.acme.id,
+    key: tenantKey,
+    insert: (tx) => tx`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content) values (${tenants.acme.id}, ${KB}, 'Audit doc', 'Text.')`,
+    update: (tx) => tx`update public.kb_documents set title = 'Audit doc 2' where title = 'Audit doc'`,
+    changed: ['title'],
+    remove: (tx) => tx`delete from public.kb_documents where title = 'Audit doc 2'`,
+  },
+  {
+    table: 'kb_chunks',
+    tenantId: tenants.acme.id,
+    key: tenantKey,
+    insert: (tx) => tx`insert into public.kb_chunks (tenant_id, knowledge_base_id, document_id, ordinal, content) values (${tenants.acme.id}, ${KB}, ${DOC}, 7, 'audit chunk')`,
+    update: (tx) => tx`update public.kb_chunks set content = 'audit chunk 2' where ordinal = 7`,
+    changed: ['content', 'search_english', 'search_simple'],
+    remove: (tx) => tx`delete from public.kb_chunks where ordinal = 7`,
+  },
+  {
+    table: 'voice_agents',
+    tenantId: tenants.acme.id,
+    key: tenantKey,
+    insert: (tx) => tx`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config) values (${tenants.acme.id}, 'Audit agent', '+15550004004', 'v', ${tx.json(LLM)})`,
+    update: (tx) => tx`update public.voice_agents set greeting = 'Hi' where name = 'Audit agent'`,
+    changed: ['greeting'],
+    remove: (tx) => tx`delete from public.voice_agents where name = 'Audit agent'`,
+  },
+  {
+    table: 'voice_customers',
+    tenantId: tenants.acme.id,
+    key: tenantKey,
+    insert: (tx) => tx`insert into public.voice_customers (tenant_id, phone) values (${tenants.acme.id}, '+15550005005')`,
+    update: (tx) => tx`update public.voice_customers set notes = 'VIP' where phone = '+15550005005'`,
+    changed: ['notes'],
+    remove: (tx) => tx`delete from public.voice_customers where phone = '+15550005005'`,
+  },
+  {
+    table: 'voice_calls',
+    tenantId: tenants.acme.id,
+    key: tenantKey,
+    insert: (tx) => tx`insert into public.voice_calls (tenant_id, agent_id, provider_call_id) values (${tenants.acme.id}, ${VOICE_AGENT}, 'audit-call')`,
+    update: (tx) => tx`update public.voice_calls set summary = 'Asked for hours' where provider_call_id = 'audit-call'`,
+    changed: ['summary'],
+    remove: (tx) => tx`delete from public.voice_calls where provider_call_id = 'audit-call'`,
+  },
+  {
+    table: 'voice_call_segments',
+    tenantId: tenants.acme.id,
+    key: tenantKey,
+    insert: (tx) => tx`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content) values (${tenants.acme.id}, ${CALL}, 5, 'agent', 'Hello')`,
+    update: (tx) => tx`update public.voice_call_segments set content = 'Hello there' where seq = 5`,
+    changed: ['content'],
+    remove: (tx) => tx`delete from public.voice_call_segments where seq = 5`,
+  },
+  {
     table: 'platform_admins',
     tenantId: null,
     key: () => ({ user_id: users.acmeUser.id }),
@@ -252,6 +322,10 @@ const cases: {
 // Rows the ticket cases hang off, created once.
 beforeAll(async () => {
   await db.sql`insert into public.tickets (tenant_id, id, title, created_by) values (${tenants.acme.id}, ${TICKET}, 'Audited parent ticket', ${users.acmeUser.id})`;
+  await db.sql`insert into public.voice_knowledge_bases (tenant_id, id, name) values (${tenants.acme.id}, ${KB}, 'Parent KB')`;
+  await db.sql`insert into public.kb_documents (tenant_id, id, knowledge_base_id, title, content) values (${tenants.acme.id}, ${DOC}, ${KB}, 'Parent doc', 'Parent text.')`;
+  await db.sql`insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config) values (${tenants.acme.id}, ${VOICE_AGENT}, 'Parent agent', '+15550006006', 'v', ${db.sql.json(LLM)})`;
+  await db.sql`insert into public.voice_calls (tenant_id, id, agent_id, provider_call_id) values (${tenants.acme.id}, ${CALL}, ${VOICE_AGENT}, 'parent-call')`;
 });
 
 describe.each(cases)('$table', (c) => {

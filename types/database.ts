@@ -152,6 +152,64 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"kb_chunks": {
+                  Row: {
+                    "content": string,"created_at": string,"document_id": string,"id": string,"knowledge_base_id": string,"ordinal": number,"search_english": unknown,"search_simple": unknown,"tenant_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "content": string,"created_at"?: string,"document_id": string,"id"?: string,"knowledge_base_id": string,"ordinal": number,"search_english"?: never,"search_simple"?: never,"tenant_id": string
+                  }
+                  Update: {
+                    "content"?: string,"created_at"?: string,"document_id"?: string,"id"?: string,"knowledge_base_id"?: string,"ordinal"?: number,"search_english"?: never,"search_simple"?: never,"tenant_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "kb_chunks_tenant_id_document_id_fkey"
+      columns: ["tenant_id","document_id"]
+isOneToOne: false
+      referencedRelation: "kb_documents"
+      referencedColumns: ["tenant_id","id"]
+    },{
+      foreignKeyName: "kb_chunks_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "kb_chunks_tenant_id_knowledge_base_id_fkey"
+      columns: ["tenant_id","knowledge_base_id"]
+isOneToOne: false
+      referencedRelation: "voice_knowledge_bases"
+      referencedColumns: ["tenant_id","id"]
+    }
+                  ]
+                },"kb_documents": {
+                  Row: {
+                    "content": string,"created_at": string,"format": string,"id": string,"knowledge_base_id": string,"source": string | null,"tenant_id": string,"title": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "content": string,"created_at"?: string,"format"?: string,"id"?: string,"knowledge_base_id": string,"source"?: string | null,"tenant_id": string,"title": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "content"?: string,"created_at"?: string,"format"?: string,"id"?: string,"knowledge_base_id"?: string,"source"?: string | null,"tenant_id"?: string,"title"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "kb_documents_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "kb_documents_tenant_id_knowledge_base_id_fkey"
+      columns: ["tenant_id","knowledge_base_id"]
+isOneToOne: false
+      referencedRelation: "voice_knowledge_bases"
+      referencedColumns: ["tenant_id","id"]
+    }
+                  ]
                 },"macros": {
                   Row: {
                     "actions": NonNullable<Json>,"created_at": string,"created_by": string | null,"description": string | null,"id": string,"name": string,"owner_id": string | null,"scope": string,"tenant_id": string,"updated_at": string
@@ -579,6 +637,142 @@ isOneToOne: false
                   }
                   Relationships: [
                     
+                  ]
+                },"voice_agents": {
+                  Row: {
+                    "active": boolean,"created_at": string,"greeting": string | null,"id": string,"knowledge_base_id": string | null,"language": string,"llm_config": NonNullable<Json>,"name": string,"phone": string,"tenant_id": string,"updated_at": string,"voice_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "active"?: boolean,"created_at"?: string,"greeting"?: string | null,"id"?: string,"knowledge_base_id"?: string | null,"language"?: string,"llm_config"?: NonNullable<Json>,"name": string,"phone": string,"tenant_id": string,"updated_at"?: string,"voice_id": string
+                  }
+                  Update: {
+                    "active"?: boolean,"created_at"?: string,"greeting"?: string | null,"id"?: string,"knowledge_base_id"?: string | null,"language"?: string,"llm_config"?: NonNullable<Json>,"name"?: string,"phone"?: string,"tenant_id"?: string,"updated_at"?: string,"voice_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "voice_agents_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "voice_agents_tenant_id_knowledge_base_id_fkey"
+      columns: ["tenant_id","knowledge_base_id"]
+isOneToOne: false
+      referencedRelation: "voice_knowledge_bases"
+      referencedColumns: ["tenant_id","id"]
+    }
+                  ]
+                },"voice_call_segments": {
+                  Row: {
+                    "call_id": string,"content": string,"created_at": string,"id": string,"offset_ms": number,"search": unknown,"seq": number,"speaker": string,"tenant_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "call_id": string,"content": string,"created_at"?: string,"id"?: string,"offset_ms"?: number,"search"?: never,"seq": number,"speaker": string,"tenant_id": string
+                  }
+                  Update: {
+                    "call_id"?: string,"content"?: string,"created_at"?: string,"id"?: string,"offset_ms"?: number,"search"?: never,"seq"?: number,"speaker"?: string,"tenant_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "voice_call_segments_tenant_id_call_id_fkey"
+      columns: ["tenant_id","call_id"]
+isOneToOne: false
+      referencedRelation: "voice_calls"
+      referencedColumns: ["tenant_id","id"]
+    },{
+      foreignKeyName: "voice_call_segments_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"voice_calls": {
+                  Row: {
+                    "agent_id": string,"answered_at": string | null,"cost": number | null,"created_at": string,"customer_id": string | null,"direction": string,"duration_seconds": number | null,"ended_at": string | null,"from_number": string | null,"id": string,"outcome": string | null,"provider_call_id": string,"recording_path": string | null,"started_at": string,"status": string,"summary": string | null,"tenant_id": string,"ticket_id": string | null,"to_number": string | null,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "agent_id": string,"answered_at"?: string | null,"cost"?: number | null,"created_at"?: string,"customer_id"?: string | null,"direction"?: string,"duration_seconds"?: number | null,"ended_at"?: string | null,"from_number"?: string | null,"id"?: string,"outcome"?: string | null,"provider_call_id": string,"recording_path"?: string | null,"started_at"?: string,"status"?: string,"summary"?: string | null,"tenant_id": string,"ticket_id"?: string | null,"to_number"?: string | null,"updated_at"?: string
+                  }
+                  Update: {
+                    "agent_id"?: string,"answered_at"?: string | null,"cost"?: number | null,"created_at"?: string,"customer_id"?: string | null,"direction"?: string,"duration_seconds"?: number | null,"ended_at"?: string | null,"from_number"?: string | null,"id"?: string,"outcome"?: string | null,"provider_call_id"?: string,"recording_path"?: string | null,"started_at"?: string,"status"?: string,"summary"?: string | null,"tenant_id"?: string,"ticket_id"?: string | null,"to_number"?: string | null,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "voice_calls_tenant_id_agent_id_fkey"
+      columns: ["tenant_id","agent_id"]
+isOneToOne: false
+      referencedRelation: "voice_agents"
+      referencedColumns: ["tenant_id","id"]
+    },{
+      foreignKeyName: "voice_calls_tenant_id_customer_id_fkey"
+      columns: ["tenant_id","customer_id"]
+isOneToOne: false
+      referencedRelation: "voice_customers"
+      referencedColumns: ["tenant_id","id"]
+    },{
+      foreignKeyName: "voice_calls_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "voice_calls_tenant_id_ticket_id_fkey"
+      columns: ["tenant_id","ticket_id"]
+isOneToOne: false
+      referencedRelation: "tickets"
+      referencedColumns: ["tenant_id","id"]
+    }
+                  ]
+                },"voice_customers": {
+                  Row: {
+                    "created_at": string,"email": string | null,"id": string,"marketing_consent": boolean,"marketing_consent_at": string | null,"name": string | null,"notes": string | null,"phone": string,"recording_consent": boolean,"recording_consent_at": string | null,"tags": (string)[],"tenant_id": string,"updated_at": string,"user_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"email"?: string | null,"id"?: string,"marketing_consent"?: boolean,"marketing_consent_at"?: string | null,"name"?: string | null,"notes"?: string | null,"phone": string,"recording_consent"?: boolean,"recording_consent_at"?: string | null,"tags"?: (string)[],"tenant_id": string,"updated_at"?: string,"user_id"?: string | null
+                  }
+                  Update: {
+                    "created_at"?: string,"email"?: string | null,"id"?: string,"marketing_consent"?: boolean,"marketing_consent_at"?: string | null,"name"?: string | null,"notes"?: string | null,"phone"?: string,"recording_consent"?: boolean,"recording_consent_at"?: string | null,"tags"?: (string)[],"tenant_id"?: string,"updated_at"?: string,"user_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "voice_customers_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "voice_customers_tenant_id_user_id_fkey"
+      columns: ["tenant_id","user_id"]
+isOneToOne: false
+      referencedRelation: "memberships"
+      referencedColumns: ["tenant_id","user_id"]
+    }
+                  ]
+                },"voice_knowledge_bases": {
+                  Row: {
+                    "created_at": string,"description": string | null,"id": string,"name": string,"tenant_id": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"description"?: string | null,"id"?: string,"name": string,"tenant_id": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "created_at"?: string,"description"?: string | null,"id"?: string,"name"?: string,"tenant_id"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "voice_knowledge_bases_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    }
                   ]
                 },"webhook_endpoints": {
                   Row: {

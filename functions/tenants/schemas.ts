@@ -309,6 +309,9 @@ export const WEBHOOK_EVENT_TYPES = [
   'membership.deleted',
   'service.state_changed',
   'service.drift_detected',
+  'call.started',
+  'call.ended',
+  'customer.created',
 ] as const;
 
 export const EndpointParam = TenantIdParam.extend({

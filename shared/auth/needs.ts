@@ -14,7 +14,7 @@ import { validationError } from '../http.ts';
 import { Uuid } from '../schemas/common.ts';
 import type { Scope } from './api-keys.ts';
 import { type AuthEnv, caller, requireUser, type TenantEnv, type TenantRole } from './context.ts';
-import { requireMachine } from './service.ts';
+import { requireMachine, requireTelephony } from './service.ts';
 
 export type { TenantEnv } from './context.ts';
 
@@ -38,6 +38,9 @@ export function requirePlatformAdmin(who: { isPlatformAdmin: boolean }): void {
 export const needs = {
   /** A machine: the service credential or the scheduler's secret. */
   machine: (): MiddlewareHandler => requireMachine(),
+
+  /** The telephony provider: the service credential or VOICE_TELEPHONY_SECRET. */
+  telephony: (): MiddlewareHandler => requireTelephony(),
 
   /** Anyone signed in (runs the request in the caller's transaction). */
   user: (opts: { platformAdmin?: boolean } = {}): MiddlewareHandler<AuthEnv> => {

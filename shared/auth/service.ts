@@ -69,3 +69,18 @@ export function requireMachine(): MiddlewareHandler {
     await next();
   };
 }
+
+/** The telephony provider's routes (functions/voice): the service credential, or the
+ *  per-deployment secret VOICE_TELEPHONY_SECRET sent as x-telephony-secret (refused
+ *  everywhere while it is not set). */
+export function requireTelephony(): MiddlewareHandler {
+  return async (c, next) => {
+    const secret = env('VOICE_TELEPHONY_SECRET');
+    const viaSecret = secret !== undefined && (await secretEquals(c.req.header('x-telephony-secret') ?? '', secret));
+    if (!viaSecret && !(await isServiceCredential(c.req.header('authorization'), c.req.header('apikey')))) {
+      throw unauthorized('telephony_credential_required', 'This endpoint is for the telephony provider');
+    }
+    markPrincipal(c, 'machine');
+    await next();
+  };
+}

@@ -43,6 +43,10 @@ export const securitySchemes = {
     'x-cron-secret',
     "The scheduler's shared secret, PROVISIONER_CRON_SECRET; refused everywhere while that is not set.",
   ),
+  telephonySecret: header(
+    'x-telephony-secret',
+    "The telephony provider's shared secret, VOICE_TELEPHONY_SECRET; refused everywhere while that is not set.",
+  ),
   svixId: header('svix-id', 'Clerk (Svix, the Standard Webhooks scheme): the message id, part of what is signed.'),
   svixTimestamp: header(
     'svix-timestamp',
@@ -84,6 +88,8 @@ export const security = {
   userOrApiKey: anyOf(['bearerAuth'], ['apiKey']),
   /** The service credential (either header) or the scheduler's secret. */
   machine: anyOf(['serviceKey'], ['serviceApiKey'], ['cronSecret']),
+  /** The service credential (either header) or the telephony provider's secret. */
+  telephony: anyOf(['serviceKey'], ['serviceApiKey'], ['telephonySecret']),
   /** All three Svix headers, together. */
   clerk: anyOf(['svixId', 'svixTimestamp', 'svixSignature']),
   /** A signature with its timestamp, or (without a webhook secret) the URL token. */
@@ -95,6 +101,14 @@ export const machineErrors = {
   401: errorResponse(
     '`service_credential_required`: no service credential (Authorization: Bearer or apikey) and no matching ' +
       'x-cron-secret; a user token is refused too',
+  ),
+} as const;
+
+/** The answers of a telephony route's credential check. */
+export const telephonyErrors = {
+  401: errorResponse(
+    '`telephony_credential_required`: no service credential (Authorization: Bearer or apikey) and no matching ' +
+      'x-telephony-secret; a user token is refused too',
   ),
 } as const;
 

@@ -51,8 +51,8 @@ function assemble(slug: string, files: string[], replace: Record<string, string>
 const slugs = functionSlugs(root);
 
 describe('the deployed bundle', () => {
-  it('covers the four functions of config.toml, each with the deploy config (npm: from the registry, no node_modules)', () => {
-    expect(slugs).toEqual(['jobs', 'tenants', 'tickets', 'webhooks']);
+  it('covers the five functions of config.toml, each with the deploy config (npm: from the registry, no node_modules)', () => {
+    expect(slugs).toEqual(['jobs', 'tenants', 'tickets', 'voice', 'webhooks']);
     const deploy = JSON.parse(readFileSync(path.join(root, 'supabase/functions/deno.json'), 'utf8'));
     const local = JSON.parse(readFileSync(path.join(root, 'deno.json'), 'utf8'));
     expect(deploy.nodeModulesDir).toBe('none');

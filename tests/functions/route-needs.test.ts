@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { app as jobs } from '../../functions/jobs/app.ts';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
+import { app as voiceApp } from '../../functions/voice/app.ts';
 import { app as webhooksApp } from '../../functions/webhooks/app.ts';
 import { encryptJson } from '../../shared/crypto.ts';
 import { closeDb } from '../../shared/db.ts';
@@ -25,7 +26,7 @@ import { tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
 
 type App = { request: (input: string, init?: RequestInit) => Response | Promise<Response> };
-const apps: Record<string, App> = { tenants: tenantsApp, tickets: ticketsApp, webhooks: webhooksApp, jobs };
+const apps: Record<string, App> = { tenants: tenantsApp, tickets: ticketsApp, webhooks: webhooksApp, jobs, voice: voiceApp };
 /** Authenticated by their signatures instead (tests/webhooks.test.ts). */
 const SIGNED = ['POST /webhooks/clerk', 'POST /webhooks/chatwoot/{tenantId}'];
 const isMachineRoute = (fn: string) => fn === 'jobs';
@@ -74,8 +75,8 @@ afterAll(async () => {
 const auditCount = async () => Number((await db.sql`select count(*) as n from public.audit_logs`)[0].n);
 
 describe('each route declares what it needs', () => {
-  it('documents the operations it walks (all four functions)', () => {
-    expect([...new Set(routes.map((r) => r.fn))].sort()).toEqual(['jobs', 'tenants', 'tickets', 'webhooks']);
+  it('documents the operations it walks (all five functions)', () => {
+    expect([...new Set(routes.map((r) => r.fn))].sort()).toEqual(['jobs', 'tenants', 'tickets', 'voice', 'webhooks']);
     expect(routes.length).toBeGreaterThan(40);
     for (const signed of SIGNED) expect(routes.map((r) => r.documented)).toContain(signed);
   });
@@ -184,6 +185,12 @@ describe('the OpenAPI documents say what each route needs', () => {
       expect(r.op.security, r.documented).toEqual(keyed ? [{ bearerAuth: [] }, { apiKey: [] }] : [{ bearerAuth: [] }]);
     }
     expect(route('POST /jobs/run').op.security).toEqual([{ serviceKey: [] }, { serviceApiKey: [] }, { cronSecret: [] }]);
+    // The voice function: people's routes take a token, the telephony provider's its credential.
+    const telephony = [{ serviceKey: [] }, { serviceApiKey: [] }, { telephonySecret: [] }];
+    const provider = ['GET /voice/route', 'POST /voice/calls/events', 'GET /voice/knowledge/search'];
+    for (const r of routes.filter((r) => r.fn === 'voice')) {
+      expect(r.op.security, r.documented).toEqual(provider.includes(r.documented) ? telephony : [{ bearerAuth: [] }]);
+    }
     expect(route('POST /webhooks/clerk').op.security).toEqual([{ svixId: [], svixTimestamp: [], svixSignature: [] }]);
     expect(route('POST /webhooks/chatwoot/{tenantId}').op.security).toEqual([
       { chatwootSignature: [], chatwootTimestamp: [] },

@@ -75,6 +75,11 @@ const SAFE: Record<string, string> = {
     "filtered by the tickets select policy itself (read from the catalog) as the caller's claims see it: ids of tickets the caller may read anyway",
   'private.ticket_stats(p_tenant_id uuid)': 'checks the caller is staff of the tenant (role_in)',
   'private.token_tenant_id()': "the tenant the caller's own token names, if theirs or inviting them (else PT403)",
+  'private.allowed_voice_call_transitions(p_from text)': 'the global call status transition table, the same for every tenant',
+  'private.kb_search(p_tenant_id uuid, p_query text, p_knowledge_base_id uuid, p_limit integer, p_embedding real[])':
+    "answers only for a tenant among the caller's own (tenant_ids('user')) or a platform admin; else nothing",
+  'private.voice_calls_matching(p_tenant_id uuid, p_query text)':
+    "answers only for a tenant among the caller's own (tenant_ids('user')) or a platform admin; else nothing",
   'private.webhook_deliveries_for(p_tenant_id uuid, p_endpoint_id uuid, p_limit integer)': "checks tenant_ids('admin')",
   // Plans and usage (issue 15).
   'private.entitlements_of(p_tenant_id uuid)': "checks tenant_ids('user') or platform admin; the same 404 for another tenant as for none",

@@ -10,7 +10,7 @@
 // table of every schema, with each row's xmin, so even `set x = x` shows), and rolls the
 // subtransaction back. A write that the final rollback would hide is therefore still seen.
 // Batches of probes go to the server in one call each, on a small pool.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'smol-toml';
@@ -502,6 +502,23 @@ export async function populateTenant(
     await tx`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content) values (${t.id}, ${ids.open}, ${people.agent.id}, 'note', 'victim internal note')`;
     await tx`insert into public.ticket_messages (tenant_id, ticket_id, author_id, content) values (${t.id}, ${ids.open}, ${people.agent.id}, 'victim staff reply')`;
     await tx`update public.tickets set status = 'pending' where tenant_id = ${t.id} and id = ${ids.open}`;
+  });
+  // Voice (issue 14): a knowledge base with a document (and so its chunks), an agent on
+  // a number of its own, a customer, a call with a transcript segment.
+  const phone = `+1555${String(parseInt(createHash('sha256').update(t.id).digest('hex').slice(0, 12), 16) % 1e7).padStart(7, '0')}`;
+  await sql.begin(async (tx) => {
+    await tx`select set_config('request.jwt.claims', ${as(people.admin)}, true)`;
+    const [kb] = await tx`insert into public.voice_knowledge_bases (tenant_id, name, description) values (${t.id}, 'Victim KB', 'victim kb description') returning id`;
+    await tx`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+             values (${t.id}, ${kb.id}, 'Victim document', 'victim confidential knowledge: the safe code is 1234')`;
+    const [agent] = await tx`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, knowledge_base_id)
+             values (${t.id}, 'Victim agent', ${phone}, 'victim-voice', ${tx.json({ model: 'm', system_prompt: 'victim system prompt' })}, ${kb.id}) returning id`;
+    const [customer] = await tx`insert into public.voice_customers (tenant_id, phone, name, email, notes, recording_consent)
+             values (${t.id}, '+15559990001', 'Victim caller', 'caller@victim.test', 'victim customer notes', true) returning id`;
+    const [call] = await tx`insert into public.voice_calls (tenant_id, agent_id, customer_id, provider_call_id, summary)
+             values (${t.id}, ${agent.id}, ${customer.id}, 'victim-call-1', 'victim call summary') returning id`;
+    await tx`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
+             values (${t.id}, ${call.id}, 0, 'customer', 'victim transcript line')`;
   });
   await sql`update public.teams set auto_assign = 'round_robin' where tenant_id = ${t.id} and id = ${team}`;
   await sql`insert into public.team_members (tenant_id, team_id, user_id) values (${t.id}, ${team}, ${people.agent.id}) on conflict do nothing`;

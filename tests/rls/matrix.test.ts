@@ -21,6 +21,21 @@ const peer = { id: '00000000-0000-4000-8000-0000000000f1', email: 'peer@acme.tes
 const plainUserOf = (t: Target) => (t === 'own' ? peer : users.globexUser);
 const agentOf = (t: Target) => (t === 'own' ? users.acmeAgent : users.globexAgent);
 const count = (rows: readonly unknown[]) => rows.length;
+// Voice rows of each tenant (issue 14): a knowledge base with a document, an agent with
+// a call (and a spare agent without, to delete), a customer, a segment of the call.
+const voiceOf = (t: Target) => {
+  const x = t === 'own' ? 'a' : 'b';
+  return {
+    kb: `60000000-0000-4000-8000-0000000000${x}1`,
+    doc: `60000000-0000-4000-8000-0000000000${x}2`,
+    agent: `60000000-0000-4000-8000-0000000000${x}3`,
+    spare: `60000000-0000-4000-8000-0000000000${x}4`,
+    customer: `60000000-0000-4000-8000-0000000000${x}5`,
+    call: `60000000-0000-4000-8000-0000000000${x}6`,
+    phone: t === 'own' ? '+15550001001' : '+15550002001',
+  };
+};
+const LLM = { model: 'gpt-4o-mini', system_prompt: 'Be helpful', temperature: 0.3 };
 
 // One statement per (table, action), aimed at the own or foreign tenant's rows.
 const ops: Record<string, Record<Action, Op>> = {
@@ -155,6 +170,58 @@ const ops: Record<string, Record<Action, Op>> = {
     update: async (tx, t) => count(await tx`update public.sla_policies set resolution_minutes = 999 where tenant_id = ${tenantOf(t).id} returning id`),
     delete: async (tx, t) => count(await tx`delete from public.sla_policies where tenant_id = ${tenantOf(t).id} returning id`),
   },
+  voice_knowledge_bases: {
+    select: async (tx, t) => count(await tx`select id from public.voice_knowledge_bases where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`insert into public.voice_knowledge_bases (tenant_id, name) values (${tenantOf(t).id}, 'Probe KB') returning id`),
+    update: async (tx, t) => count(await tx`update public.voice_knowledge_bases set description = 'x' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.voice_knowledge_bases where tenant_id = ${tenantOf(t).id} returning id`),
+  },
+  kb_documents: {
+    select: async (tx, t) => count(await tx`select id from public.kb_documents where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+      values (${tenantOf(t).id}, ${voiceOf(t).kb}, 'Probe doc', 'Opening hours: nine to five.') returning id`),
+    update: async (tx, t) => count(await tx`update public.kb_documents set title = 'Renamed' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.kb_documents where tenant_id = ${tenantOf(t).id} returning id`),
+  },
+  kb_chunks: {
+    select: async (tx, t) => count(await tx`select id from public.kb_chunks where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.kb_chunks (tenant_id, knowledge_base_id, document_id, ordinal, content)
+      values (${tenantOf(t).id}, ${voiceOf(t).kb}, ${voiceOf(t).doc}, 99, 'forged') returning id`),
+    update: async (tx, t) => count(await tx`update public.kb_chunks set content = 'forged' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.kb_chunks where tenant_id = ${tenantOf(t).id} returning id`),
+  },
+  voice_agents: {
+    select: async (tx, t) => count(await tx`select id from public.voice_agents where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+      values (${tenantOf(t).id}, 'Probe agent', ${t === 'own' ? '+15550009001' : '+15550009002'}, 'voice-1', ${tx.json(LLM)}) returning id`),
+    update: async (tx, t) => count(await tx`update public.voice_agents set greeting = 'Hello' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.voice_agents where tenant_id = ${tenantOf(t).id} and id = ${voiceOf(t).spare} returning id`),
+  },
+  voice_customers: {
+    select: async (tx, t) => count(await tx`select id from public.voice_customers where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.voice_customers (tenant_id, phone, name) values (${tenantOf(t).id}, '+15550007777', 'Probe') returning id`),
+    update: async (tx, t) => count(await tx`update public.voice_customers set notes = 'x' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.voice_customers where tenant_id = ${tenantOf(t).id} returning id`),
+  },
+  voice_calls: {
+    select: async (tx, t) => count(await tx`select id from public.voice_calls where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.voice_calls (tenant_id, agent_id, provider_call_id) values (${tenantOf(t).id}, ${voiceOf(t).agent}, 'probe-call') returning id`),
+    update: async (tx, t) => count(await tx`update public.voice_calls set summary = 'x' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.voice_calls where tenant_id = ${tenantOf(t).id} returning id`),
+  },
+  voice_call_segments: {
+    select: async (tx, t) => count(await tx`select id from public.voice_call_segments where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
+      values (${tenantOf(t).id}, ${voiceOf(t).call}, 99, 'agent', 'probe') returning id`),
+    update: async (tx, t) => count(await tx`update public.voice_call_segments set content = 'forged' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.voice_call_segments where tenant_id = ${tenantOf(t).id} returning id`),
+  },
   ticket_followers: {
     select: async (tx, t) => count(await tx`select id from public.ticket_followers where tenant_id = ${tenantOf(t).id}`),
     insert: async (tx, t) => count(await tx`
@@ -218,6 +285,16 @@ beforeAll(async () => {
     const tenantId = tenantOf(t).id;
     const agent = t === 'own' ? users.acmeAgent : users.globexAgent;
     await db.sql`insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes) values (${tenantId}, 'high', 60, 480)`;
+    const v = voiceOf(t);
+    await db.sql`insert into public.voice_knowledge_bases (tenant_id, id, name) values (${tenantId}, ${v.kb}, 'FAQ')`;
+    await db.sql`insert into public.kb_documents (tenant_id, id, knowledge_base_id, title, content) values (${tenantId}, ${v.doc}, ${v.kb}, 'Hours', 'We open at nine.')`;
+    // The spare shares the number, inactive: one active agent per number.
+    await db.sql`insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config, knowledge_base_id, active)
+                 values (${tenantId}, ${v.agent}, 'Reception', ${v.phone}, 'voice-1', ${db.sql.json(LLM)}, ${v.kb}, true),
+                        (${tenantId}, ${v.spare}, 'Spare', ${v.phone}, 'voice-1', ${db.sql.json(LLM)}, null, false)`;
+    await db.sql`insert into public.voice_customers (tenant_id, id, phone, name) values (${tenantId}, ${v.customer}, '+15550003003', 'Caller')`;
+    await db.sql`insert into public.voice_calls (tenant_id, id, agent_id, customer_id, provider_call_id) values (${tenantId}, ${v.call}, ${v.agent}, ${v.customer}, 'call-1')`;
+    await db.sql`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content) values (${tenantId}, ${v.call}, 0, 'customer', 'Hello?')`;
     await db.sql`insert into public.tenant_services (tenant_id, service) values (${tenantId}, 'botpress')`;
     await db.sql`insert into public.canned_responses (tenant_id, scope, short_code, title, body) values (${tenantId}, 'tenant', 'thanks', 'Thanks', 'Thank you, {{requester.name}}')`;
     await db.sql`insert into public.macros (tenant_id, scope, name, actions) values (${tenantId}, 'tenant', 'Escalate', '[{"type":"set_priority","priority":"urgent"}]')`;

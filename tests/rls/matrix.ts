@@ -64,4 +64,13 @@ export const matrix: Record<string, Record<Action, Record<Role, Outcome>>> = {
   // Each person's own notifications, not even a super-admin's window into others'.
   notifications: { select: exactly(['admin', 'agent', 'user']), insert: nobody(), update: exactly(['admin', 'agent', 'user']), delete: exactly(['admin', 'agent', 'user']) },
   sla_policies: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  // Voice (issue 14): admins manage agents and the knowledge base, agents manage
+  // customers and calls, every member reads; chunks and segments are never rewritten.
+  voice_knowledge_bases: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  kb_documents: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  kb_chunks: { select: all(true, false), insert: nobody(), update: nobody(), delete: nobody() },
+  voice_agents: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  voice_customers: { select: all(true, false), insert: only(['super', 'admin', 'agent']), update: only(['super', 'admin', 'agent']), delete: only(['super', 'admin', 'agent']) },
+  voice_calls: { select: all(true, false), insert: only(['super', 'admin', 'agent']), update: only(['super', 'admin', 'agent']), delete: only(['super', 'admin']) },
+  voice_call_segments: { select: all(true, false), insert: only(['super', 'admin', 'agent']), update: nobody(), delete: nobody() },
 };

@@ -446,3 +446,93 @@ it('the detector sees a Seq Scan (at the top and inside a function) and a walk t
   }, wide);
   expect(wide.flatMap((p) => wastefulScans(p.plan, new Set(['public.tickets'])))).toHaveLength(1);
 });
+
+it('every read endpoint of voice, the provider’s call path included, reads through indexes', async () => {
+  const { app: voiceApp } = await import('../../functions/voice/app.ts');
+  const { apiKey } = await import('../../scripts/tokens.mjs');
+  // Mid-size voice data: every tenant an agent and 20 customers; in acme 5,000 customers,
+  // 5,000 calls with 3 transcript segments each and a knowledge base of 300 chunks.
+  await db.sql`
+    insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+    select t.id, 'Desk', '+1555' || lpad(row_number() over (order by t.id)::text, 7, '0'), 'v',
+           '{"model": "m", "system_prompt": "p"}'
+    from public.tenants t`;
+  await db.sql`
+    insert into public.voice_customers (tenant_id, phone, name, tags)
+    select t.id, '+1666' || lpad(g::text, 7, '0'), 'Customer ' || g, array['t' || (g % 10)]
+    from public.tenants t, generate_series(1, 20) g where t.id <> ${acme}`;
+  await db.sql`
+    insert into public.voice_customers (tenant_id, phone, name, tags, created_at)
+    select ${acme}, '+1777' || lpad(g::text, 7, '0'), 'Caller ' || g, array['acme-' || (g % 50)], now() - make_interval(secs => g)
+    from generate_series(1, 5000) g`;
+  const [agent] = await db.sql`select id, phone from public.voice_agents where tenant_id = ${acme}`;
+  await db.sql`
+    insert into public.voice_calls (tenant_id, agent_id, customer_id, status, provider_call_id, from_number, started_at, answered_at)
+    select ${acme}, ${agent.id}, c.id, 'in_progress', 'plan-' || row_number() over (), c.phone,
+           now() - make_interval(mins => row_number() over ()::int), now()
+    from public.voice_customers c where c.tenant_id = ${acme}`;
+  await db.sql`
+    insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
+    select c.tenant_id, c.id, k, 'customer', (array['hello there', 'my invoice is wrong', 'thanks, bye'])[k + 1]
+      || case when c.provider_call_id = 'plan-7' then ' refund' else '' end
+    from public.voice_calls c, generate_series(0, 2) k where c.tenant_id = ${acme}`;
+  const [kb] = await db.sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${acme}, 'Plans') returning id`;
+  const paragraphs = Array.from({ length: 300 }, (_, i) => `Section ${i}: ${'filler words '.repeat(80)}${i === 150 ? 'parking garage' : ''}`);
+  await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content) values (${acme}, ${kb.id}, 'Manual', ${paragraphs.join('\n\n')})`;
+  // As autovacuum would have: statistics, and the GIN indexes' pending lists merged.
+  await db.sql`vacuum analyze public.voice_agents, public.voice_customers, public.voice_calls, public.voice_call_segments, public.kb_chunks`;
+  await closeDb();
+
+  const tok = { admin: await supabaseToken(users.acmeAdmin, { tenantId: acme }) };
+  const service = await apiKey('service_role', process.env.SUPABASE_JWT_SECRET!);
+  const [customer] = await db.sql`select id, phone from public.voice_customers where tenant_id = ${acme} limit 1`;
+  const [oneCall] = await db.sql`select id from public.voice_calls where tenant_id = ${acme} limit 1`;
+  const [doc] = await db.sql`select id from public.kb_documents where tenant_id = ${acme}`;
+  const ids: Record<string, string> = { id: oneCall.id, kbId: kb.id };
+  const byPath: Record<string, string[]> = {
+    '/voice/route': [`?to=${encodeURIComponent(agent.phone)}&from=${encodeURIComponent(customer.phone)}`],
+    '/voice/knowledge/search': [`?tenant_id=${acme}&q=parking`],
+    '/voice/knowledge-bases/search': ['?q=parking', `?q=parking&knowledge_base_id=${kb.id}`],
+    '/voice/calls': ['', '?status=in_progress', `?customer_id=${customer.id}`, `?agent_id=${agent.id}`, '?q=refund'],
+    '/voice/customers': ['', `?phone=${encodeURIComponent(customer.phone)}`],
+    '/voice/agents/{id}': [],
+    '/voice/customers/{id}': [],
+  };
+  const plans: Explained[] = [];
+  const statuses: string[] = [];
+  const doc_ = (await (await voiceApp.request('/voice/openapi.json')).json()) as Document;
+  const gets = Object.entries(doc_.paths).filter(([, ops]) => 'get' in ops).map(([p]) => p);
+  for (const path of gets) {
+    const url = path.replace(/\{(\w+)\}/g, (_, name: string) => ids[name] ?? 'missing');
+    const queries = byPath[path] ?? [''];
+    const machine = path === '/voice/route' || path === '/voice/knowledge/search';
+    for (const query of queries.length ? queries : []) {
+      await explained(`GET ${path}`, async () => {
+        const r = await call(voiceApp, 'GET', `${url}${query}`, machine ? { headers: { authorization: `Bearer ${service}` } } : { token: tok.admin });
+        if (r.status >= 300) statuses.push(`GET ${path}${query}: ${r.status} ${JSON.stringify(r.body)}`);
+      }, plans);
+    }
+  }
+  // The ids of a single agent and customer, read through their routes.
+  for (const [path, id] of [['/voice/agents/{id}', agent.id], ['/voice/customers/{id}', customer.id]]) {
+    await explained(`GET ${path}`, async () => {
+      const r = await call(voiceApp, 'GET', path.replace('{id}', id), { token: tok.admin });
+      if (r.status >= 300) statuses.push(`GET ${path}: ${r.status}`);
+    }, plans);
+  }
+  expect(statuses).toEqual([]);
+  expect(doc.id).toBeTruthy();
+  const tenantTables = new Set(
+    (await db.sql`select n.nspname || '.' || c.relname as name from pg_class c
+      join pg_namespace n on n.oid = c.relnamespace
+      join pg_attribute a on a.attrelid = c.oid and a.attname = 'tenant_id' and not a.attisdropped
+      where n.nspname in ('public', 'private') and c.relkind in ('r', 'p')`).map((r) => r.name as string),
+  );
+  const offenders = new Set<string>();
+  for (const p of plans) {
+    const scans = [...seqScans(p.plan, tenantTables), ...wastefulScans(p.plan, tenantTables)];
+    if (scans.length) offenders.add(`${p.route}: ${scans.join(', ')} in ${p.text.replace(/\s+/g, ' ').slice(0, 200)}`);
+  }
+  expect(plans.length).toBeGreaterThan(15);
+  expect([...offenders]).toEqual([]);
+}, 180_000);

@@ -25,6 +25,8 @@ import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 /** Functions a later migration redefines on purpose: 'schema.name' → the redefining files,
  *  each with the reason in a comment. */
 const REDEFINITIONS: Record<string, string[]> = {
+  // Knowledge search checks the caller's standing once, then uses the GIN indexes (issue 14).
+  'private.kb_search': ['20261202090500_voice_search_under_rls.sql'],
   // Outsiders get no rows at once, without reading the tenant (issue 12, search timing).
   'private.ticket_search_candidates': ['20261202060100_ticket_search_outsiders.sql'],
   // The rate-limit count without a subtransaction when no header names a tenant, and

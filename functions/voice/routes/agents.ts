@@ -1,0 +1,326 @@
+// Voice agents and their knowledge base: every member reads them, admins manage them
+// (the policies decide; the declared role makes the refusal a clear 403 first).
+// Documents are chunked by the database as they are written; search runs
+// private.kb_search, for people under RLS and for the provider's agent during a call.
+import { createRoute } from '@hono/zod-openapi';
+import { callerDb } from '../../../shared/auth/context.ts';
+import { needs } from '../../../shared/auth/needs.ts';
+import { db } from '../../../shared/db.ts';
+import { notFound } from '../../../shared/errors.ts';
+import { createRouter } from '../../../shared/http.ts';
+import type { Column, Selected } from '../../../shared/rows.ts';
+import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import { security as securityOf, telephonyErrors } from '../../../shared/schemas/security.ts';
+import * as s from '../schemas.ts';
+import { after, AGENT_COLUMNS, type AgentRow, page, security, type VoiceHandler } from './common.ts';
+
+const routes = {
+  list: createRoute({
+    method: 'get',
+    path: '/agents',
+    summary: "The tenant's voice agents, by name (keyset pages)",
+    security,
+    middleware: needs.activeTenantRole('user'),
+    request: { query: s.AgentListQuery },
+    responses: { 200: jsonResponse(s.AgentPageSchema, 'A page of agents'), ...commonErrors },
+  }),
+  create: createRoute({
+    method: 'post',
+    path: '/agents',
+    summary: 'Create a voice agent (admins); its number must not be taken by another active agent anywhere',
+    security,
+    middleware: needs.activeTenantRole('admin', { write: true }),
+    request: { body: jsonBody(s.CreateAgentBody) },
+    responses: { 201: jsonResponse(s.AgentSchema, 'The agent'), ...commonErrors, ...conflictError },
+  }),
+  read: createRoute({
+    method: 'get',
+    path: '/agents/{id}',
+    summary: 'A voice agent',
+    security,
+    middleware: needs.activeTenantRole('user'),
+    request: { params: s.IdParam },
+    responses: { 200: jsonResponse(s.AgentSchema, 'The agent'), ...commonErrors },
+  }),
+  update: createRoute({
+    method: 'patch',
+    path: '/agents/{id}',
+    summary: 'Change a voice agent (admins): configuration, number, activation',
+    security,
+    middleware: needs.activeTenantRole('admin', { write: true }),
+    request: { params: s.IdParam, body: jsonBody(s.UpdateAgentBody) },
+    responses: { 200: jsonResponse(s.AgentSchema, 'The agent'), ...commonErrors, ...conflictError },
+  }),
+  remove: createRoute({
+    method: 'delete',
+    path: '/agents/{id}',
+    summary: 'Delete a voice agent without calls (admins); one with calls is deactivated instead (409)',
+    security,
+    middleware: needs.activeTenantRole('admin', { write: true }),
+    request: { params: s.IdParam },
+    responses: { 204: { description: 'Deleted' }, ...commonErrors, ...conflictError },
+  }),
+  listKbs: createRoute({
+    method: 'get',
+    path: '/knowledge-bases',
+    summary: "The tenant's knowledge bases",
+    security,
+    middleware: needs.activeTenantRole('user'),
+    responses: { 200: jsonResponse(s.KnowledgeBaseListSchema, 'Knowledge bases'), ...commonErrors },
+  }),
+  createKb: createRoute({
+    method: 'post',
+    path: '/knowledge-bases',
+    summary: 'Create a knowledge base (admins)',
+    security,
+    middleware: needs.activeTenantRole('admin', { write: true }),
+    request: { body: jsonBody(s.CreateKnowledgeBaseBody) },
+    responses: { 201: jsonResponse(s.KnowledgeBaseSchema, 'The knowledge base'), ...commonErrors, ...conflictError },
+  }),
+  listDocs: createRoute({
+    method: 'get',
+    path: '/knowledge-bases/{kbId}/documents',
+    summary: 'The documents of a knowledge base, newest first, with their chunk counts',
+    security,
+    middleware: needs.activeTenantRole('user'),
+    request: { params: s.KbParam },
+    responses: { 200: jsonResponse(s.KbDocumentListSchema, 'Documents'), ...commonErrors },
+  }),
+  addDoc: createRoute({
+    method: 'post',
+    path: '/knowledge-bases/{kbId}/documents',
+    summary: 'Upload a text or Markdown document (admins); the database splits it into searchable chunks',
+    security,
+    middleware: needs.activeTenantRole('admin', { write: true }),
+    request: { params: s.KbParam, body: jsonBody(s.CreateKbDocumentBody) },
+    responses: { 201: jsonResponse(s.KbDocumentSchema, 'The document'), ...commonErrors },
+  }),
+  removeDoc: createRoute({
+    method: 'delete',
+    path: '/knowledge-bases/{kbId}/documents/{id}',
+    summary: 'Delete a document and its chunks (admins)',
+    security,
+    middleware: needs.activeTenantRole('admin', { write: true }),
+    request: { params: s.KbDocumentParam },
+    responses: { 204: { description: 'Deleted' }, ...commonErrors },
+  }),
+  search: createRoute({
+    method: 'get',
+    path: '/knowledge-bases/search',
+    summary: "The best chunks of the tenant's knowledge for a query (full text; by embedding where available)",
+    security,
+    middleware: needs.activeTenantRole('user'),
+    request: { query: s.KbSearchQuery },
+    responses: { 200: jsonResponse(s.KbHitsSchema, 'The best chunks, best first'), ...commonErrors },
+  }),
+  machineSearch: createRoute({
+    method: 'get',
+    path: '/knowledge/search',
+    summary: "The best chunks of a tenant's knowledge for the agent during a call (the provider)",
+    security: securityOf.telephony,
+    middleware: needs.telephony(),
+    request: { query: s.KbMachineSearchQuery },
+    responses: { 200: jsonResponse(s.KbHitsSchema, 'The best chunks, best first'), ...telephonyErrors, 422: commonErrors[422] },
+  }),
+};
+
+const KB_COLUMNS = ['id', 'tenant_id', 'name', 'description', 'created_at', 'updated_at'] as const satisfies readonly Column<
+  'voice_knowledge_bases'
+>[];
+const DOC_COLUMNS = [
+  'id',
+  'tenant_id',
+  'knowledge_base_id',
+  'title',
+  'source',
+  'format',
+  'created_at',
+  'updated_at',
+] as const satisfies readonly Column<
+  'kb_documents'
+>[];
+type DocRow = Selected<'kb_documents', typeof DOC_COLUMNS> & { format: 'text' | 'markdown'; chunks: number };
+type Hit = {
+  chunk_id: string;
+  document_id: string;
+  knowledge_base_id: string;
+  title: string;
+  ordinal: number;
+  content: string;
+  score: number;
+};
+
+const list: VoiceHandler<typeof routes.list> = async (c) => {
+  const q = c.req.valid('query');
+  const tenantId = c.var.access.tenantId;
+  const rows = await callerDb(c, tenantId, (tx) =>
+    tx<AgentRow & { sort_key: string }>`
+      select ${tx.columns(AGENT_COLUMNS)}, name as sort_key from public.voice_agents
+      where tenant_id = ${tenantId} and ${q.active ? tx`active = ${q.active === 'true'}` : tx`true`}
+        and ${after(tx, q.cursor, tx`name`, tx`text`, false)}
+      order by name, id limit ${q.limit + 1}`);
+  return c.json(page(rows, q.limit), 200);
+};
+
+const create: VoiceHandler<typeof routes.create> = async (c) => {
+  const b = c.req.valid('json');
+  const tenantId = c.var.access.tenantId;
+  const [agent] = await callerDb(c, tenantId, (tx) =>
+    tx<AgentRow>`
+      insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, greeting, language, active, knowledge_base_id)
+      values (${tenantId}, ${b.name}, ${b.phone}, ${b.voice_id}, ${tx.json(b.llm_config)}, ${b.greeting ?? null},
+              ${b.language}, ${b.active}, ${b.knowledge_base_id ?? null})
+      returning ${tx.columns(AGENT_COLUMNS)}`);
+  return c.json(agent, 201);
+};
+
+const read: VoiceHandler<typeof routes.read> = async (c) => {
+  const { id } = c.req.valid('param');
+  const tenantId = c.var.access.tenantId;
+  const [agent] = await callerDb(
+    c,
+    tenantId,
+    (tx) =>
+      tx<AgentRow>`select ${tx.columns(AGENT_COLUMNS)} from public.voice_agents where tenant_id = ${tenantId} and id = ${id}`,
+  );
+  if (!agent) throw notFound('Agent');
+  return c.json(agent, 200);
+};
+
+const update: VoiceHandler<typeof routes.update> = async (c) => {
+  const { id } = c.req.valid('param');
+  const b = c.req.valid('json');
+  const tenantId = c.var.access.tenantId;
+  const set = (field: string) => field in b;
+  const [agent] = await callerDb(c, tenantId, (tx) =>
+    tx<AgentRow>`
+      update public.voice_agents set
+        name = coalesce(${b.name ?? null}::text, name),
+        phone = coalesce(${b.phone ?? null}::text, phone),
+        voice_id = coalesce(${b.voice_id ?? null}::text, voice_id),
+        llm_config = coalesce(${b.llm_config ? tx.json(b.llm_config) : null}::jsonb, llm_config),
+        greeting = case when ${set('greeting')} then ${b.greeting ?? null}::text else greeting end,
+        language = coalesce(${b.language ?? null}::text, language),
+        active = coalesce(${b.active ?? null}::boolean, active),
+        knowledge_base_id = case when ${set('knowledge_base_id')} then ${
+      b.knowledge_base_id ?? null
+    }::uuid else knowledge_base_id end
+      where tenant_id = ${tenantId} and id = ${id}
+      returning ${tx.columns(AGENT_COLUMNS)}`);
+  if (!agent) throw notFound('Agent');
+  return c.json(agent, 200);
+};
+
+const remove: VoiceHandler<typeof routes.remove> = async (c) => {
+  const { id } = c.req.valid('param');
+  const tenantId = c.var.access.tenantId;
+  const deleted = await callerDb(
+    c,
+    tenantId,
+    (tx) => tx`delete from public.voice_agents where tenant_id = ${tenantId} and id = ${id} returning id`,
+  );
+  if (!deleted.length) throw notFound('Agent');
+  return c.body(null, 204);
+};
+
+const listKbs: VoiceHandler<typeof routes.listKbs> = async (c) => {
+  const tenantId = c.var.access.tenantId;
+  const items = await callerDb(c, tenantId, (tx) =>
+    tx<Selected<'voice_knowledge_bases', typeof KB_COLUMNS>>`
+      select ${tx.columns(KB_COLUMNS)} from public.voice_knowledge_bases where tenant_id = ${tenantId} order by name limit 500`);
+  return c.json({ items }, 200);
+};
+
+const createKb: VoiceHandler<typeof routes.createKb> = async (c) => {
+  const b = c.req.valid('json');
+  const tenantId = c.var.access.tenantId;
+  const [kb] = await callerDb(c, tenantId, (tx) =>
+    tx<Selected<'voice_knowledge_bases', typeof KB_COLUMNS>>`
+      insert into public.voice_knowledge_bases (tenant_id, name, description) values (${tenantId}, ${b.name}, ${
+      b.description ?? null
+    })
+      returning ${tx.columns(KB_COLUMNS)}`);
+  return c.json(kb, 201);
+};
+
+const docColumns = (tx: ReturnType<typeof db>) =>
+  tx`${tx.columns(DOC_COLUMNS)}, (select count(*)::int from public.kb_chunks k
+       where k.tenant_id = kb_documents.tenant_id and k.document_id = kb_documents.id) as chunks`;
+
+const listDocs: VoiceHandler<typeof routes.listDocs> = async (c) => {
+  const { kbId } = c.req.valid('param');
+  const tenantId = c.var.access.tenantId;
+  const items = await callerDb(c, tenantId, async (tx) => {
+    const [kb] = await tx`select id from public.voice_knowledge_bases where tenant_id = ${tenantId} and id = ${kbId}`;
+    if (!kb) throw notFound('Knowledge base');
+    return await tx<DocRow>`
+      select ${docColumns(tx)} from public.kb_documents
+      where tenant_id = ${tenantId} and knowledge_base_id = ${kbId} order by created_at desc, id desc limit 500`;
+  });
+  return c.json({ items }, 200);
+};
+
+const addDoc: VoiceHandler<typeof routes.addDoc> = async (c) => {
+  const { kbId } = c.req.valid('param');
+  const b = c.req.valid('json');
+  const tenantId = c.var.access.tenantId;
+  const doc = await callerDb(c, tenantId, async (tx) => {
+    const [kb] = await tx`select id from public.voice_knowledge_bases where tenant_id = ${tenantId} and id = ${kbId}`;
+    if (!kb) throw notFound('Knowledge base');
+    const [{ id }] = await tx<{ id: string }>`
+      insert into public.kb_documents (tenant_id, knowledge_base_id, title, source, format, content)
+      values (${tenantId}, ${kbId}, ${b.title}, ${b.source ?? null}, ${b.format}, ${b.content}) returning id`;
+    const [row] = await tx<DocRow>`select ${
+      docColumns(tx)
+    } from public.kb_documents where tenant_id = ${tenantId} and id = ${id}`;
+    return row;
+  });
+  return c.json(doc, 201);
+};
+
+const removeDoc: VoiceHandler<typeof routes.removeDoc> = async (c) => {
+  const { kbId, id } = c.req.valid('param');
+  const tenantId = c.var.access.tenantId;
+  const deleted = await callerDb(
+    c,
+    tenantId,
+    (tx) =>
+      tx`delete from public.kb_documents where tenant_id = ${tenantId} and knowledge_base_id = ${kbId} and id = ${id} returning id`,
+  );
+  if (!deleted.length) throw notFound('Document');
+  return c.body(null, 204);
+};
+
+const search: VoiceHandler<typeof routes.search> = async (c) => {
+  const q = c.req.valid('query');
+  const tenantId = c.var.access.tenantId;
+  const items = await callerDb(
+    c,
+    tenantId,
+    (tx) => tx<Hit>`select * from private.kb_search(${tenantId}, ${q.q}, ${q.knowledge_base_id ?? null}, ${q.limit})`,
+  );
+  return c.json({ items }, 200);
+};
+
+/** One statement on the pool, like the rest of the provider's call path. */
+const machineSearch: VoiceHandler<typeof routes.machineSearch> = async (c) => {
+  const q = c.req.valid('query');
+  const items = await db()<Hit>`select * from private.kb_search_in_tenant(${q.tenant_id}, ${q.q}, ${
+    q.knowledge_base_id ?? null
+  }, ${q.limit})`;
+  return c.json({ items }, 200);
+};
+
+export const agents = createRouter()
+  .openapi(routes.list, list)
+  .openapi(routes.create, create)
+  .openapi(routes.read, read)
+  .openapi(routes.update, update)
+  .openapi(routes.remove, remove)
+  .openapi(routes.search, search)
+  .openapi(routes.machineSearch, machineSearch)
+  .openapi(routes.listKbs, listKbs)
+  .openapi(routes.createKb, createKb)
+  .openapi(routes.listDocs, listDocs)
+  .openapi(routes.addDoc, addDoc)
+  .openapi(routes.removeDoc, removeDoc);

@@ -1,0 +1,112 @@
+// Calls as people read them: filtered pages (agent, customer, status, time range, words
+// in the transcript), newest first by keyset, and one call with its transcript in order.
+import { createRoute, type z } from '@hono/zod-openapi';
+import { callerDb } from '../../../shared/auth/context.ts';
+import { needs } from '../../../shared/auth/needs.ts';
+import { conflict, notFound } from '../../../shared/errors.ts';
+import { createRouter } from '../../../shared/http.ts';
+import { commonErrors, conflictError, jsonResponse } from '../../../shared/schemas/common.ts';
+import * as s from '../schemas.ts';
+import { after, CALL_COLUMNS, type CallRow, page, security, type VoiceHandler } from './common.ts';
+
+const routes = {
+  list: createRoute({
+    method: 'get',
+    path: '/calls',
+    summary: "The tenant's calls, newest first (keyset pages): by agent, customer, status, time range, transcript words",
+    security,
+    middleware: needs.activeTenantRole('user'),
+    request: { query: s.CallListQuery },
+    responses: { 200: jsonResponse(s.CallPageSchema, 'A page of calls'), ...commonErrors },
+  }),
+  read: createRoute({
+    method: 'get',
+    path: '/calls/{id}',
+    summary: 'A call with its transcript, in order',
+    security,
+    middleware: needs.activeTenantRole('user'),
+    request: { params: s.IdParam },
+    responses: { 200: jsonResponse(s.CallDetailSchema, 'The call'), ...commonErrors },
+  }),
+  openTicket: createRoute({
+    method: 'post',
+    path: '/calls/{id}/ticket',
+    summary: "Open a ticket from a call (agents): the customer's linked user is the requester, the summary its description; " +
+      'the call and the ticket point at each other. Once per call (409 already_linked).',
+    security,
+    middleware: needs.activeTenantRole('agent', { write: true }),
+    request: { params: s.IdParam },
+    responses: { 201: jsonResponse(s.CallTicketSchema, 'The ticket opened'), ...commonErrors, ...conflictError },
+  }),
+};
+
+type Segment = z.infer<typeof s.SegmentOutSchema>;
+
+const list: VoiceHandler<typeof routes.list> = async (c) => {
+  const q = c.req.valid('query');
+  const tenantId = c.var.access.tenantId;
+  const rows = await callerDb(c, tenantId, (tx) =>
+    tx<CallRow & { sort_key: string }>`
+      select ${tx.columns(CALL_COLUMNS)}, cost::float8 as cost, started_at::text as sort_key from public.voice_calls
+      where tenant_id = ${tenantId}
+        and ${q.agent_id ? tx`agent_id = ${q.agent_id}` : tx`true`}
+        and ${q.customer_id ? tx`customer_id = ${q.customer_id}` : tx`true`}
+        and ${q.status ? tx`status = ${q.status}` : tx`true`}
+        and ${q.started_after ? tx`started_at >= ${q.started_after}` : tx`true`}
+        and ${q.started_before ? tx`started_at < ${q.started_before}` : tx`true`}
+        and ${q.q ? tx`id in (select private.voice_calls_matching(${tenantId}, ${q.q}))` : tx`true`}
+        and ${after(tx, q.cursor, tx`started_at`, tx`timestamptz`, true)}
+      order by started_at desc, id desc limit ${q.limit + 1}`);
+  return c.json(page(rows, q.limit), 200);
+};
+
+const read: VoiceHandler<typeof routes.read> = async (c) => {
+  const { id } = c.req.valid('param');
+  const tenantId = c.var.access.tenantId;
+  const detail = await callerDb(c, tenantId, async (tx) => {
+    const [callRow] = await tx<CallRow>`
+      select ${
+      tx.columns(CALL_COLUMNS)
+    }, cost::float8 as cost from public.voice_calls where tenant_id = ${tenantId} and id = ${id}`;
+    if (!callRow) throw notFound('Call');
+    const transcript = await tx<Segment>`
+      select seq, speaker, content, offset_ms from public.voice_call_segments
+      where tenant_id = ${tenantId} and call_id = ${id} order by seq`;
+    return { ...callRow, transcript };
+  });
+  return c.json(detail, 200);
+};
+
+/** Through the ticket workflow, as the caller: the insert triggers number it, route it
+ *  and check the requester. The call row is locked first (FOR NO KEY UPDATE), so two
+ *  agents opening a ticket from one call make one ticket. */
+const openTicket: VoiceHandler<typeof routes.openTicket> = async (c) => {
+  const { id } = c.req.valid('param');
+  const tenantId = c.var.access.tenantId;
+  const opened = await callerDb(c, tenantId, async (tx) => {
+    const [callRow] = await tx<
+      { ticket_id: string | null; summary: string | null; phone: string | null; name: string | null; user_id: string | null }
+    >`
+      select v.ticket_id, v.summary, coalesce(cu.phone, v.from_number) as phone, cu.name, cu.user_id
+      from public.voice_calls v
+      left join public.voice_customers cu on cu.tenant_id = v.tenant_id and cu.id = v.customer_id
+      where v.tenant_id = ${tenantId} and v.id = ${id}
+      for no key update of v`;
+    if (!callRow) throw notFound('Call');
+    if (callRow.ticket_id) throw conflict('already_linked', 'This call already has a ticket', { ticket_id: callRow.ticket_id });
+    const who = callRow.name ?? callRow.phone ?? 'an unknown caller';
+    await tx`
+      insert into public.tickets (tenant_id, title, description, created_by, metadata)
+      values (${tenantId}, ${`Call from ${who}`.slice(0, 200)}, ${callRow.summary?.slice(0, 5000) ?? null},
+              ${callRow.user_id ?? null}, ${tx.json({ voice_call_id: id })})`;
+    const [{ ticket_id }] = await tx<{ ticket_id: string }>`select current_setting('private.created_ticket_id') as ticket_id`;
+    await tx`update public.voice_calls set ticket_id = ${ticket_id} where tenant_id = ${tenantId} and id = ${id}`;
+    return { ticket_id, call_id: id };
+  });
+  return c.json(opened, 201);
+};
+
+export const calls = createRouter()
+  .openapi(routes.list, list)
+  .openapi(routes.read, read)
+  .openapi(routes.openTicket, openTicket);

@@ -1,0 +1,96 @@
+// What the voice API's people's routes share: the security they take, the columns they
+// read (typed by the generated Row types), and keyset pages.
+import type { RouteConfig, RouteHandler, z } from '@hono/zod-openapi';
+import type { Tx } from '../../../shared/db.ts';
+import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
+import { cursorValues, encodeCursor, sortKeyAndId } from '../../../shared/schemas/common.ts';
+import { security as securityOf } from '../../../shared/schemas/security.ts';
+import type * as s from '../schemas.ts';
+
+/** People's routes take a signed-in person's access token. */
+export const security = securityOf.user;
+
+export type VoiceHandler<R extends RouteConfig> = RouteHandler<R>;
+
+export const AGENT_COLUMNS = [
+  'id',
+  'tenant_id',
+  'name',
+  'phone',
+  'voice_id',
+  'llm_config',
+  'greeting',
+  'language',
+  'active',
+  'knowledge_base_id',
+  'created_at',
+  'updated_at',
+] as const satisfies readonly Column<'voice_agents'>[];
+export type AgentRow = Checked<
+  Selected<'voice_agents', typeof AGENT_COLUMNS>,
+  { llm_config: z.infer<typeof s.LlmConfigSchema> & JsonObject }
+>;
+
+export const CUSTOMER_COLUMNS = [
+  'id',
+  'tenant_id',
+  'phone',
+  'name',
+  'email',
+  'notes',
+  'tags',
+  'user_id',
+  'recording_consent',
+  'recording_consent_at',
+  'marketing_consent',
+  'marketing_consent_at',
+  'created_at',
+  'updated_at',
+] as const satisfies readonly Column<'voice_customers'>[];
+export type CustomerRow = Selected<'voice_customers', typeof CUSTOMER_COLUMNS>;
+
+export const CALL_COLUMNS = [
+  'id',
+  'tenant_id',
+  'agent_id',
+  'customer_id',
+  'direction',
+  'status',
+  'provider_call_id',
+  'from_number',
+  'to_number',
+  'started_at',
+  'answered_at',
+  'ended_at',
+  'duration_seconds',
+  'outcome',
+  'summary',
+  'recording_path',
+  'ticket_id',
+  'created_at',
+  'updated_at',
+] as const satisfies readonly Column<'voice_calls'>[];
+export type CallRow =
+  & Checked<
+    Selected<'voice_calls', typeof CALL_COLUMNS>,
+    { direction: 'inbound' | 'outbound'; status: z.infer<typeof s.CallSchema>['status'] }
+  >
+  & { cost: number | null };
+
+/** A page of rows read one more than shown, with the cursor of the last one shown
+ *  (its sort key, read as text by the query, and its id). */
+export function page<T extends { id: string; sort_key: string }>(rows: T[], limit: number) {
+  const shown = rows.slice(0, limit);
+  const last = shown.at(-1);
+  const next = rows.length > limit && last ? encodeCursor([last.sort_key, last.id]) : null;
+  return { items: shown.map(({ sort_key: _, ...row }) => row), next };
+}
+
+/** The keyset condition after a cursor, descending or ascending on (key, id). */
+export function after(tx: Tx, cursor: string | undefined, key: ReturnType<Tx>, type: ReturnType<Tx>, desc: boolean) {
+  const values = cursorValues(cursor, 2, sortKeyAndId);
+  if (!values) return tx`true`;
+  return desc
+    ? tx`(${key}, id) < (${values[0]}::${type}, ${values[1]}::uuid)`
+    : tx`(${key}, id) > (${values[0]}::${type}, ${values[1]}::uuid)`;
+}

@@ -1,0 +1,140 @@
+// The tenant's callers: every member reads them, agents manage them (the policies
+// decide). Phone numbers are E.164 and unique per tenant (a duplicate is 409
+// already_exists naming phone); consent times are the database's.
+import { createRoute } from '@hono/zod-openapi';
+import { callerDb } from '../../../shared/auth/context.ts';
+import { needs } from '../../../shared/auth/needs.ts';
+import { notFound } from '../../../shared/errors.ts';
+import { createRouter } from '../../../shared/http.ts';
+import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import * as s from '../schemas.ts';
+import { after, CUSTOMER_COLUMNS, type CustomerRow, page, security, type VoiceHandler } from './common.ts';
+
+const routes = {
+  list: createRoute({
+    method: 'get',
+    path: '/customers',
+    summary: "The tenant's customers, newest first (keyset pages), or the one with a phone number",
+    security,
+    middleware: needs.activeTenantRole('user'),
+    request: { query: s.CustomerListQuery },
+    responses: { 200: jsonResponse(s.CustomerPageSchema, 'A page of customers'), ...commonErrors },
+  }),
+  create: createRoute({
+    method: 'post',
+    path: '/customers',
+    summary: 'Add a customer (agents)',
+    security,
+    middleware: needs.activeTenantRole('agent', { write: true }),
+    request: { body: jsonBody(s.CreateCustomerBody) },
+    responses: { 201: jsonResponse(s.CustomerSchema, 'The customer'), ...commonErrors, ...conflictError },
+  }),
+  read: createRoute({
+    method: 'get',
+    path: '/customers/{id}',
+    summary: 'A customer',
+    security,
+    middleware: needs.activeTenantRole('user'),
+    request: { params: s.IdParam },
+    responses: { 200: jsonResponse(s.CustomerSchema, 'The customer'), ...commonErrors },
+  }),
+  update: createRoute({
+    method: 'patch',
+    path: '/customers/{id}',
+    summary: 'Change a customer (agents): contact details, notes, tags, consents',
+    security,
+    middleware: needs.activeTenantRole('agent', { write: true }),
+    request: { params: s.IdParam, body: jsonBody(s.UpdateCustomerBody) },
+    responses: { 200: jsonResponse(s.CustomerSchema, 'The customer'), ...commonErrors, ...conflictError },
+  }),
+  remove: createRoute({
+    method: 'delete',
+    path: '/customers/{id}',
+    summary: 'Delete a customer (agents); their calls stay, without a customer',
+    security,
+    middleware: needs.activeTenantRole('agent', { write: true }),
+    request: { params: s.IdParam },
+    responses: { 204: { description: 'Deleted' }, ...commonErrors },
+  }),
+};
+
+const list: VoiceHandler<typeof routes.list> = async (c) => {
+  const q = c.req.valid('query');
+  const tenantId = c.var.access.tenantId;
+  const rows = await callerDb(c, tenantId, (tx) =>
+    tx<CustomerRow & { sort_key: string }>`
+      select ${tx.columns(CUSTOMER_COLUMNS)}, created_at::text as sort_key from public.voice_customers
+      where tenant_id = ${tenantId}
+        and ${q.phone ? tx`phone = ${q.phone}` : tx`true`}
+        and ${after(tx, q.cursor, tx`created_at`, tx`timestamptz`, true)}
+      order by created_at desc, id desc limit ${q.limit + 1}`);
+  return c.json(page(rows, q.limit), 200);
+};
+
+const create: VoiceHandler<typeof routes.create> = async (c) => {
+  const b = c.req.valid('json');
+  const tenantId = c.var.access.tenantId;
+  const [customer] = await callerDb(c, tenantId, (tx) =>
+    tx<CustomerRow>`
+      insert into public.voice_customers (tenant_id, phone, name, email, notes, tags, user_id, recording_consent, marketing_consent)
+      values (${tenantId}, ${b.phone}, ${b.name ?? null}, ${b.email ?? null}, ${b.notes ?? null}, ${b.tags}, ${b.user_id ?? null},
+              ${b.recording_consent}, ${b.marketing_consent})
+      returning ${tx.columns(CUSTOMER_COLUMNS)}`);
+  return c.json(customer, 201);
+};
+
+const read: VoiceHandler<typeof routes.read> = async (c) => {
+  const { id } = c.req.valid('param');
+  const tenantId = c.var.access.tenantId;
+  const [customer] = await callerDb(
+    c,
+    tenantId,
+    (tx) =>
+      tx<CustomerRow>`select ${
+        tx.columns(CUSTOMER_COLUMNS)
+      } from public.voice_customers where tenant_id = ${tenantId} and id = ${id}`,
+  );
+  if (!customer) throw notFound('Customer');
+  return c.json(customer, 200);
+};
+
+const update: VoiceHandler<typeof routes.update> = async (c) => {
+  const { id } = c.req.valid('param');
+  const b = c.req.valid('json');
+  const tenantId = c.var.access.tenantId;
+  const set = (field: string) => field in b;
+  const [customer] = await callerDb(c, tenantId, (tx) =>
+    tx<CustomerRow>`
+      update public.voice_customers set
+        phone = coalesce(${b.phone ?? null}::text, phone),
+        name = case when ${set('name')} then ${b.name ?? null}::text else name end,
+        email = case when ${set('email')} then ${b.email ?? null}::text else email end,
+        notes = case when ${set('notes')} then ${b.notes ?? null}::text else notes end,
+        tags = coalesce(${b.tags ?? null}::text[], tags),
+        user_id = case when ${set('user_id')} then ${b.user_id ?? null}::uuid else user_id end,
+        recording_consent = coalesce(${b.recording_consent ?? null}::boolean, recording_consent),
+        marketing_consent = coalesce(${b.marketing_consent ?? null}::boolean, marketing_consent)
+      where tenant_id = ${tenantId} and id = ${id}
+      returning ${tx.columns(CUSTOMER_COLUMNS)}`);
+  if (!customer) throw notFound('Customer');
+  return c.json(customer, 200);
+};
+
+const remove: VoiceHandler<typeof routes.remove> = async (c) => {
+  const { id } = c.req.valid('param');
+  const tenantId = c.var.access.tenantId;
+  const deleted = await callerDb(
+    c,
+    tenantId,
+    (tx) => tx`delete from public.voice_customers where tenant_id = ${tenantId} and id = ${id} returning id`,
+  );
+  if (!deleted.length) throw notFound('Customer');
+  return c.body(null, 204);
+};
+
+export const customers = createRouter()
+  .openapi(routes.list, list)
+  .openapi(routes.create, create)
+  .openapi(routes.read, read)
+  .openapi(routes.update, update)
+  .openapi(routes.remove, remove);

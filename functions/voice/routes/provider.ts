@@ -1,0 +1,90 @@
+// The telephony provider's call path: route a dialled number, and report call events.
+// Machine callers only (the service credential or VOICE_TELEPHONY_SECRET). Each request
+// is one statement on the pool, autocommit, as the function's database role: one round
+// trip, the fastest the call path can be. The functions it calls (private.voice_route,
+// private.voice_call_*) name the tenant explicitly and hold every rule (reason codes,
+// idempotency, ordering, the status machine), so nothing here re-implements one.
+import { createRoute, type z } from '@hono/zod-openapi';
+import { needs } from '../../../shared/auth/needs.ts';
+import { db } from '../../../shared/db.ts';
+import { createRouter } from '../../../shared/http.ts';
+import { commonErrors, errorResponse, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import { security, telephonyErrors } from '../../../shared/schemas/security.ts';
+import * as s from '../schemas.ts';
+
+const routes = {
+  route: createRoute({
+    method: 'get',
+    path: '/route',
+    summary: 'The active agent for a dialled number, its tenant and configuration, and the known caller (the provider)',
+    security: security.telephony,
+    middleware: needs.telephony(),
+    request: { query: s.RouteQuery },
+    responses: {
+      200: jsonResponse(s.RouteAnswerSchema, 'Where to route the call'),
+      ...telephonyErrors,
+      404: errorResponse(
+        'Not routable, with a code the provider can act on: `unknown_number` (no agent has it), `agent_inactive`, ' +
+          '`tenant_suspended`, `tenant_deleted`',
+      ),
+      422: commonErrors[422],
+    },
+  }),
+  events: createRoute({
+    method: 'post',
+    path: '/calls/events',
+    summary: 'A call event from the provider (started, transcript segments, ended), idempotent by provider call id',
+    security: security.telephony,
+    middleware: needs.telephony(),
+    request: { body: jsonBody(s.CallEventBody) },
+    responses: {
+      200: jsonResponse(s.CallEventResult, 'What the event did; a repeated or late event changes nothing'),
+      ...telephonyErrors,
+      404: errorResponse('`unknown_call`: segments or an end for a call that never started'),
+      409: errorResponse("`invalid_transition`: the end asked for is not allowed from the call's status"),
+      422: commonErrors[422],
+    },
+  }),
+};
+
+type Routed = { route: unknown };
+type EventRow = {
+  applied: boolean | number;
+  call_id: string;
+  status: 'ringing' | 'in_progress' | 'completed' | 'failed' | 'missed';
+};
+
+export const provider = createRouter()
+  .openapi(routes.route, async (c) => {
+    const q = c.req.valid('query');
+    const [row] = await db()<Routed>`select private.voice_route(${q.to}, ${q.from ?? null}) as route`;
+    return c.json(row.route as z.infer<typeof s.RouteAnswerSchema>, 200);
+  })
+  .openapi(routes.events, async (c) => {
+    const e = c.req.valid('json');
+    const sql = db();
+    let r: EventRow;
+    switch (e.type) {
+      case 'call.started':
+        [r] = await sql<EventRow>`
+          select * from private.voice_call_started(${e.tenant_id}, ${e.agent_id}, ${e.provider_call_id}, ${e.direction},
+            ${e.from ?? null}, ${e.to ?? null}, ${e.started_at ?? null}, ${e.answered})`;
+        return c.json({ applied: r.applied as boolean, call_id: r.call_id, status: r.status }, 200);
+      case 'transcript.segments':
+        [r] = await sql<EventRow>`
+          select * from private.voice_call_segments_appended(${e.tenant_id}, ${e.provider_call_id}, ${sql.json(e.segments)})`;
+        return c.json({
+          applied: (r.applied as number) > 0,
+          segments_added: r.applied as number,
+          call_id: r.call_id,
+          status: r.status,
+        }, 200);
+      case 'call.ended':
+        [r] = await sql<EventRow>`
+          select * from private.voice_call_ended(${e.tenant_id}, ${e.provider_call_id}, ${e.status}, ${e.ended_at ?? null},
+            ${e.duration_seconds ?? null}, ${e.outcome ?? null}, ${e.cost ?? null}, ${e.summary ?? null}, ${
+          e.recording_path ?? null
+        })`;
+        return c.json({ applied: r.applied as boolean, call_id: r.call_id, status: r.status }, 200);
+    }
+  });

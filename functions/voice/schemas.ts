@@ -1,0 +1,287 @@
+// Request and response shapes of the voice API (issue 14). The database checks the same
+// rules again (E.164 numbers, the LLM configuration, the call status machine); these
+// shapes make bad input a clear 422 before it reaches SQL.
+import { z } from '@hono/zod-openapi';
+import { JsonObject, Text, Uuid } from '../../shared/schemas/common.ts';
+
+export const E164 = z.string().regex(/^\+[1-9][0-9]{6,14}$/, 'must be an E.164 number (+ and 7 to 15 digits)')
+  .openapi({ example: '+14155550123' });
+/** A number as a provider reports it (may lack the +, or be short for internal lines). */
+const ReportedNumber = z.string().regex(/^\+?[0-9]{3,15}$/, 'must be digits, optionally after a +');
+const Timestamp = z.iso.datetime({ offset: true });
+
+// ---------------------------------------------------------------- routing
+
+export const RouteQuery = z.object({
+  to: E164.openapi({ description: 'The dialled number', param: { name: 'to', in: 'query' } }),
+  from: E164.optional().openapi({ description: "The caller's number, if known", param: { name: 'from', in: 'query' } }),
+});
+
+export const LlmConfigSchema = z.object({
+  model: Text.min(1).max(200),
+  system_prompt: Text.max(20000),
+  temperature: z.number().min(0).max(2).optional(),
+  tools: z.array(JsonObject(16384)).max(50).optional(),
+}).openapi('LlmConfig');
+
+export const RouteAnswerSchema = z.object({
+  tenant: z.object({ id: Uuid, name: z.string() }),
+  agent: z.object({
+    id: Uuid,
+    name: z.string(),
+    phone: z.string(),
+    voice_id: z.string(),
+    llm_config: z.record(z.string(), z.unknown()),
+    greeting: z.string().nullable(),
+    language: z.string(),
+    knowledge_base_id: Uuid.nullable(),
+  }),
+  customer: z.object({
+    id: Uuid,
+    phone: z.string(),
+    name: z.string().nullable(),
+    email: z.string().nullable(),
+    notes: z.string().nullable(),
+    tags: z.array(z.string()),
+    recording_consent: z.boolean(),
+    marketing_consent: z.boolean(),
+    recording_consent_at: z.string().nullable(),
+  }).nullable(),
+}).openapi('RouteAnswer');
+
+// ---------------------------------------------------------------- call events
+
+const EventBase = {
+  tenant_id: Uuid,
+  provider_call_id: Text.min(1).max(200),
+};
+
+export const CallStartedEvent = z.object({
+  type: z.literal('call.started'),
+  ...EventBase,
+  agent_id: Uuid,
+  direction: z.enum(['inbound', 'outbound']).default('inbound'),
+  from: ReportedNumber.optional(),
+  to: ReportedNumber.optional(),
+  started_at: Timestamp.optional(),
+  answered: z.boolean().default(false),
+}).strict();
+
+export const SegmentSchema = z.object({
+  seq: z.number().int().min(0).max(1_000_000),
+  speaker: z.enum(['agent', 'customer', 'system']),
+  content: Text.min(1).max(10000),
+  offset_ms: z.number().int().min(0).max(86_400_000).default(0),
+}).strict();
+
+export const TranscriptEvent = z.object({
+  type: z.literal('transcript.segments'),
+  ...EventBase,
+  segments: z.array(SegmentSchema).min(1).max(500),
+}).strict();
+
+export const CallEndedEvent = z.object({
+  type: z.literal('call.ended'),
+  ...EventBase,
+  status: z.enum(['completed', 'failed', 'missed']),
+  ended_at: Timestamp.optional(),
+  duration_seconds: z.number().int().min(0).max(7 * 86400).optional(),
+  outcome: Text.max(200).optional(),
+  cost: z.number().min(0).max(1e6).optional(),
+  summary: Text.max(20000).optional(),
+  recording_path: Text.max(1024).optional(),
+}).strict();
+
+export const CallEventBody = z.discriminatedUnion('type', [CallStartedEvent, TranscriptEvent, CallEndedEvent])
+  .openapi('CallEvent');
+
+export const CallEventResult = z.object({
+  applied: z.boolean().openapi({ description: 'False for a repeated or late event, which changed nothing' }),
+  segments_added: z.number().int().optional(),
+  call_id: Uuid,
+  status: z.enum(['ringing', 'in_progress', 'completed', 'failed', 'missed']),
+}).openapi('CallEventResult');
+
+// ---------------------------------------------------------------- people's routes
+
+const Instant = z.string().openapi({ format: 'date-time' });
+export const IdParam = z.object({ id: Uuid.openapi({ param: { name: 'id', in: 'path' } }) });
+export const KbParam = z.object({ kbId: Uuid.openapi({ param: { name: 'kbId', in: 'path' } }) });
+export const KbDocumentParam = KbParam.extend({ id: Uuid.openapi({ param: { name: 'id', in: 'path' } }) });
+const Limit = z.coerce.number().int().min(1).max(100).default(50);
+const Cursor = Text.max(500).optional();
+
+export const AgentSchema = z.object({
+  id: Uuid,
+  tenant_id: Uuid,
+  name: z.string(),
+  phone: z.string(),
+  voice_id: z.string(),
+  llm_config: LlmConfigSchema,
+  greeting: z.string().nullable(),
+  language: z.string(),
+  active: z.boolean(),
+  knowledge_base_id: Uuid.nullable(),
+  created_at: Instant,
+  updated_at: Instant,
+}).openapi('VoiceAgent');
+
+// The fields a person sets, without defaults: an update changes only what it names.
+const AgentFields = z.object({
+  name: Text.min(1).max(100),
+  phone: E164,
+  voice_id: Text.min(1).max(200),
+  llm_config: LlmConfigSchema,
+  greeting: Text.max(2000).nullable(),
+  language: z.string().regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/),
+  active: z.boolean(),
+  knowledge_base_id: Uuid.nullable(),
+});
+export const CreateAgentBody = AgentFields.extend({
+  greeting: AgentFields.shape.greeting.optional(),
+  language: AgentFields.shape.language.default('en'),
+  active: AgentFields.shape.active.default(true),
+  knowledge_base_id: AgentFields.shape.knowledge_base_id.optional(),
+}).strict();
+export const UpdateAgentBody = AgentFields.partial().strict()
+  .refine((b) => Object.keys(b).length > 0, 'name at least one field to change');
+
+export const AgentPageSchema = z.object({ items: z.array(AgentSchema), next: z.string().nullable() });
+export const AgentListQuery = z.object({
+  active: z.enum(['true', 'false']).optional(),
+  limit: Limit,
+  cursor: Cursor,
+});
+
+export const CustomerSchema = z.object({
+  id: Uuid,
+  tenant_id: Uuid,
+  phone: z.string(),
+  name: z.string().nullable(),
+  email: z.string().nullable(),
+  notes: z.string().nullable(),
+  tags: z.array(z.string()),
+  user_id: Uuid.nullable(),
+  recording_consent: z.boolean(),
+  recording_consent_at: Instant.nullable(),
+  marketing_consent: z.boolean(),
+  marketing_consent_at: Instant.nullable(),
+  created_at: Instant,
+  updated_at: Instant,
+}).openapi('VoiceCustomer');
+
+const CustomerFields = z.object({
+  phone: E164,
+  name: Text.max(200).nullable(),
+  email: z.email().max(320).nullable(),
+  notes: Text.max(10000).nullable(),
+  tags: z.array(Text.min(1).max(50)).max(50),
+  user_id: Uuid.nullable(),
+  recording_consent: z.boolean(),
+  marketing_consent: z.boolean(),
+});
+export const CreateCustomerBody = CustomerFields.partial().extend({
+  phone: E164,
+  tags: CustomerFields.shape.tags.default([]),
+  recording_consent: z.boolean().default(false),
+  marketing_consent: z.boolean().default(false),
+}).strict();
+export const UpdateCustomerBody = CustomerFields.partial().strict()
+  .refine((b) => Object.keys(b).length > 0, 'name at least one field to change');
+export const CustomerListQuery = z.object({
+  phone: E164.optional(),
+  limit: Limit,
+  cursor: Cursor,
+});
+export const CustomerPageSchema = z.object({ items: z.array(CustomerSchema), next: z.string().nullable() });
+
+const CallStatus = z.enum(['ringing', 'in_progress', 'completed', 'failed', 'missed']);
+export const CallSchema = z.object({
+  id: Uuid,
+  tenant_id: Uuid,
+  agent_id: Uuid,
+  customer_id: Uuid.nullable(),
+  direction: z.enum(['inbound', 'outbound']),
+  status: CallStatus,
+  provider_call_id: z.string(),
+  from_number: z.string().nullable(),
+  to_number: z.string().nullable(),
+  started_at: Instant,
+  answered_at: Instant.nullable(),
+  ended_at: Instant.nullable(),
+  duration_seconds: z.number().int().nullable(),
+  outcome: z.string().nullable(),
+  summary: z.string().nullable(),
+  recording_path: z.string().nullable(),
+  cost: z.number().nullable(),
+  ticket_id: Uuid.nullable(),
+  created_at: Instant,
+  updated_at: Instant,
+}).openapi('VoiceCall');
+export const SegmentOutSchema = z.object({
+  seq: z.number().int(),
+  speaker: z.enum(['agent', 'customer', 'system']),
+  content: z.string(),
+  offset_ms: z.number().int(),
+}).openapi('TranscriptSegment');
+export const CallDetailSchema = CallSchema.extend({ transcript: z.array(SegmentOutSchema) }).openapi('VoiceCallDetail');
+export const CallListQuery = z.object({
+  agent_id: Uuid.optional(),
+  customer_id: Uuid.optional(),
+  status: CallStatus.optional(),
+  started_after: z.iso.datetime({ offset: true }).optional(),
+  started_before: z.iso.datetime({ offset: true }).optional(),
+  q: Text.min(1).max(200).optional().openapi({ description: 'Words to find in the transcript' }),
+  limit: Limit,
+  cursor: Cursor,
+});
+export const CallPageSchema = z.object({ items: z.array(CallSchema), next: z.string().nullable() });
+
+export const KnowledgeBaseSchema = z.object({
+  id: Uuid,
+  tenant_id: Uuid,
+  name: z.string(),
+  description: z.string().nullable(),
+  created_at: Instant,
+  updated_at: Instant,
+}).openapi('KnowledgeBase');
+export const CreateKnowledgeBaseBody = z.object({
+  name: Text.min(1).max(100),
+  description: Text.max(2000).nullable().optional(),
+}).strict();
+export const KbDocumentSchema = z.object({
+  id: Uuid,
+  tenant_id: Uuid,
+  knowledge_base_id: Uuid,
+  title: z.string(),
+  source: z.string().nullable(),
+  format: z.enum(['text', 'markdown']),
+  chunks: z.number().int(),
+  created_at: Instant,
+  updated_at: Instant,
+}).openapi('KnowledgeDocument');
+export const CreateKbDocumentBody = z.object({
+  title: Text.min(1).max(200),
+  source: Text.max(2000).nullable().optional(),
+  format: z.enum(['text', 'markdown']).default('text'),
+  content: Text.min(1).max(1_000_000),
+}).strict();
+export const KbSearchQuery = z.object({
+  q: Text.min(1).max(500),
+  knowledge_base_id: Uuid.optional(),
+  limit: z.coerce.number().int().min(1).max(50).default(5),
+});
+export const KbMachineSearchQuery = KbSearchQuery.extend({ tenant_id: Uuid });
+export const KbHitSchema = z.object({
+  chunk_id: Uuid,
+  document_id: Uuid,
+  knowledge_base_id: Uuid,
+  title: z.string(),
+  ordinal: z.number().int(),
+  content: z.string(),
+  score: z.number(),
+}).openapi('KnowledgeHit');
+export const KbHitsSchema = z.object({ items: z.array(KbHitSchema) });
+export const KnowledgeBaseListSchema = z.object({ items: z.array(KnowledgeBaseSchema) });
+export const KbDocumentListSchema = z.object({ items: z.array(KbDocumentSchema) });
+export const CallTicketSchema = z.object({ ticket_id: Uuid, call_id: Uuid }).openapi('CallTicket');

@@ -1,0 +1,529 @@
+// The voice function in-process through its Hono app (issue 14), with real credentials
+// and a real database: routing for the telephony provider (reason codes, the known
+// caller, credentials), call events (idempotency, ordering, late events, the status
+// machine, 50 calls appending at once), phone uniqueness across tenants.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app } from '../../functions/voice/app.ts';
+import { closeDb } from '../../shared/db.ts';
+import { apiKey } from '../../scripts/tokens.mjs';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
+import { tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
+
+let db: TestDatabase;
+let auth: AuthFixture;
+let service: string;
+const tok: Record<string, string> = {};
+const acme = tenants.acme.id;
+const globex = tenants.globex.id;
+const TELEPHONY_SECRET = 'test-telephony-secret';
+const LLM = { model: 'gpt-4o-mini', system_prompt: 'You are the front desk.', temperature: 0.2, tools: [] };
+const AGENT = { acme: '70000000-0000-4000-8000-000000000001', globex: '70000000-0000-4000-8000-000000000002' };
+const NUMBER = { acme: '+14155550001', globex: '+14155550002', inactive: '+14155550003' };
+const CALLER = '+14155559999';
+
+export let voiceCustomer: string;
+
+beforeAll(async () => {
+  db = await freshDatabase('fn_voice');
+  auth = await configureAuth(db.url, { VOICE_TELEPHONY_SECRET: TELEPHONY_SECRET });
+  service = await apiKey('service_role', TEST_JWT_SECRET);
+  tok.admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+  tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
+  tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
+  tok.globexAdmin = await supabaseToken(users.globexAdmin, { tenantId: globex });
+  tok.super = await supabaseToken(users.super, { tenantId: acme });
+  await db.sql`insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config, greeting) values
+    (${acme}, ${AGENT.acme}, 'Acme desk', ${NUMBER.acme}, 'voice-a', ${db.sql.json(LLM)}, 'Acme, hello!'),
+    (${globex}, ${AGENT.globex}, 'Globex desk', ${NUMBER.globex}, 'voice-g', ${db.sql.json(LLM)}, null)`;
+  await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active) values
+    (${acme}, 'Retired', ${NUMBER.inactive}, 'voice-r', ${db.sql.json(LLM)}, false)`;
+  [{ id: voiceCustomer }] = await db.sql`insert into public.voice_customers (tenant_id, phone, name, recording_consent)
+    values (${acme}, ${CALLER}, 'Known caller', true) returning id`;
+});
+afterAll(async () => {
+  await closeDb();
+  await auth.close();
+  await db.close();
+});
+
+const route = (query: string, headers: Record<string, string> = { authorization: `Bearer ${service}` }) =>
+  call(app, 'GET', `/voice/route?${query}`, { headers });
+const event = (body: Record<string, unknown>, headers: Record<string, string> = { authorization: `Bearer ${service}` }) =>
+  call(app, 'POST', '/voice/calls/events', { body, headers });
+
+describe('routing a dialled number', () => {
+  it('answers the active agent, its tenant and configuration, and no customer for an unknown caller', async () => {
+    const r = await route(`to=${encodeURIComponent(NUMBER.acme)}&from=${encodeURIComponent('+14155558888')}`);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body).toEqual({
+      tenant: { id: acme, name: expect.any(String) },
+      agent: {
+        id: AGENT.acme, name: 'Acme desk', phone: NUMBER.acme, voice_id: 'voice-a', llm_config: LLM,
+        greeting: 'Acme, hello!', language: 'en', knowledge_base_id: null,
+      },
+      customer: null,
+    });
+  });
+
+  it("answers the caller's customer record when the tenant knows the number", async () => {
+    const r = await route(`to=${encodeURIComponent(NUMBER.acme)}&from=${encodeURIComponent(CALLER)}`);
+    expect(r.body.customer).toMatchObject({ id: voiceCustomer, name: 'Known caller', recording_consent: true });
+    expect(r.body.customer.recording_consent_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    // Another tenant's agent never sees acme's customer with the same number.
+    const g = await route(`to=${encodeURIComponent(NUMBER.globex)}&from=${encodeURIComponent(CALLER)}`);
+    expect(g.body.tenant.id).toBe(globex);
+    expect(g.body.customer).toBeNull();
+  });
+
+  it('refuses with a reason code: unknown number, inactive agent, suspended or deleted tenant', async () => {
+    const unknown = await route(`to=${encodeURIComponent('+14155550999')}`);
+    expect([unknown.status, errorCode(unknown)]).toEqual([404, 'unknown_number']);
+    const inactive = await route(`to=${encodeURIComponent(NUMBER.inactive)}`);
+    expect([inactive.status, errorCode(inactive)]).toEqual([404, 'agent_inactive']);
+    await db.sql`update public.tenants set status = 'suspended' where id = ${globex}`;
+    try {
+      const suspended = await route(`to=${encodeURIComponent(NUMBER.globex)}`);
+      expect([suspended.status, errorCode(suspended)]).toEqual([404, 'tenant_suspended']);
+      await db.sql`update public.tenants set status = 'deleted', deleted_at = now() where id = ${globex}`;
+      const deleted = await route(`to=${encodeURIComponent(NUMBER.globex)}`);
+      expect([deleted.status, errorCode(deleted)]).toEqual([404, 'tenant_deleted']);
+    } finally {
+      await db.sql`update public.tenants set status = 'active', deleted_at = null where id = ${globex}`;
+    }
+  });
+
+  it('validates the numbers before any lookup', async () => {
+    for (const q of ['to=4155550001', 'to=%2B0123', '', `to=${encodeURIComponent(NUMBER.acme)}&from=abc`]) {
+      const r = await route(q);
+      expect([r.status, errorCode(r)], q).toEqual([422, 'validation_failed']);
+    }
+  });
+
+  it('takes the service credential or the telephony secret, nothing else', async () => {
+    const q = `to=${encodeURIComponent(NUMBER.acme)}`;
+    expect((await route(q, { 'x-telephony-secret': TELEPHONY_SECRET })).status).toBe(200);
+    expect((await route(q, { apikey: service })).status).toBe(200);
+    const refused: Record<string, string>[] = [{}, { 'x-telephony-secret': 'wrong' }, { authorization: `Bearer ${tok.super}` }, { authorization: `Bearer ${tok.admin}` }];
+    for (const headers of refused) {
+      const r = await route(q, headers);
+      expect([r.status, errorCode(r)]).toEqual([401, 'telephony_credential_required']);
+    }
+  });
+});
+
+describe('phone numbers', () => {
+  it('one active agent per number across the platform: a second tenant is refused, an inactive twin is not', async () => {
+    const err = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+      values (${globex}, 'Thief', ${NUMBER.acme}, 'v', ${db.sql.json(LLM)})`.catch((e) => e);
+    expect(err.code).toBe('23505');
+    await db.sql.begin(async (tx) => {
+      await tx`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active)
+        values (${globex}, 'Parked', ${NUMBER.acme}, 'v', ${tx.json(LLM)}, false)`;
+      const r = await tx`select count(*)::int as n from public.voice_agents where phone = ${NUMBER.acme}`;
+      expect(r[0].n).toBe(2);
+      throw Object.assign(new Error('rollback'), { rollback: true });
+    }).catch((e) => {
+      if (!e.rollback) throw e;
+    });
+  });
+
+  it('the database refuses numbers that are not E.164 and an LLM configuration without a model', async () => {
+    for (const [phone, llm] of [['4155550001', LLM], ['+1415555000a', LLM], ['+14155550077', { system_prompt: 'x' }], [
+      '+14155550078',
+      { ...LLM, temperature: 3 },
+    ]] as const) {
+      const err = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+        values (${acme}, 'Bad', ${phone}, 'v', ${db.sql.json(llm)})`.catch((e) => e);
+      expect(err.code, phone).toBe('23514');
+    }
+  });
+});
+
+describe('call events', () => {
+  const started = (id: string, extra: Record<string, unknown> = {}) =>
+    event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: id, from: CALLER, to: NUMBER.acme, ...extra });
+  const segments = (id: string, segs: { seq: number; content?: string }[]) =>
+    event({
+      type: 'transcript.segments',
+      tenant_id: acme,
+      provider_call_id: id,
+      segments: segs.map((s) => ({ seq: s.seq, speaker: s.seq % 2 ? 'agent' : 'customer', content: s.content ?? `line ${s.seq}`, offset_ms: s.seq * 1000 })),
+    });
+  const ended = (id: string, extra: Record<string, unknown> = {}) =>
+    event({ type: 'call.ended', tenant_id: acme, provider_call_id: id, status: 'completed', duration_seconds: 42, outcome: 'answered', cost: 0.12, ...extra });
+  const transcript = async (id: string) =>
+    (await db.sql`select s.seq, s.content from public.voice_call_segments s join public.voice_calls c on c.tenant_id = s.tenant_id and c.id = s.call_id
+                  where c.provider_call_id = ${id} order by s.seq`).map((r) => `${r.seq}:${r.content}`);
+
+  it('start, segments in order, end: once each; repeated and late events change nothing', async () => {
+    const first = await started('pc-1');
+    expect(first.body).toMatchObject({ applied: true, status: 'ringing' });
+    const again = await started('pc-1', { agent_id: AGENT.acme, started_at: '2020-01-01T00:00:00Z' });
+    expect(again.body).toEqual({ applied: false, call_id: first.body.call_id, status: 'ringing' });
+    const [row] = await db.sql`select customer_id, started_at from public.voice_calls where id = ${first.body.call_id}`;
+    expect(row.customer_id).toBe(voiceCustomer);
+    expect(new Date(row.started_at).getFullYear()).toBeGreaterThan(2020);
+
+    // Out of order and repeated: stored once each, read in sequence.
+    expect((await segments('pc-1', [{ seq: 2 }, { seq: 0 }])).body).toMatchObject({ applied: true, segments_added: 2, status: 'in_progress' });
+    expect((await segments('pc-1', [{ seq: 1 }, { seq: 2, content: 'rewritten' }])).body).toMatchObject({ segments_added: 1 });
+    expect((await segments('pc-1', [{ seq: 0, content: 'rewritten' }])).body).toMatchObject({ applied: false, segments_added: 0 });
+    expect(await transcript('pc-1')).toEqual(['0:line 0', '1:line 1', '2:line 2']);
+
+    const end = await ended('pc-1');
+    expect(end.body).toMatchObject({ applied: true, status: 'completed' });
+    const late = [await ended('pc-1', { status: 'failed', outcome: 'late' }), await segments('pc-1', [{ seq: 3 }]), await started('pc-1')];
+    expect(late.map((r) => r.body.applied)).toEqual([false, false, false]);
+    const [done] = await db.sql`select status, outcome, duration_seconds, cost::float as cost, answered_at, ended_at from public.voice_calls where id = ${first.body.call_id}`;
+    expect(done).toMatchObject({ status: 'completed', outcome: 'answered', duration_seconds: 42, cost: 0.12 });
+    expect(done.answered_at).not.toBeNull();
+    expect(await transcript('pc-1')).toEqual(['0:line 0', '1:line 1', '2:line 2']);
+  });
+
+  it('a ringing call that ends unanswered is missed; completing a ringing call answers it at its start', async () => {
+    await started('pc-missed');
+    expect((await ended('pc-missed', { status: 'missed', duration_seconds: undefined })).body).toMatchObject({ applied: true, status: 'missed' });
+    const [m] = await db.sql`select answered_at, duration_seconds from public.voice_calls where provider_call_id = 'pc-missed'`;
+    expect(m).toEqual({ answered_at: null, duration_seconds: 0 });
+    await started('pc-quick');
+    expect((await ended('pc-quick')).body).toMatchObject({ applied: true, status: 'completed' });
+  });
+
+  it('refuses a status the machine does not allow, and events for calls that never started', async () => {
+    await started('pc-answered', { answered: true });
+    const missed = await ended('pc-answered', { status: 'missed' });
+    expect([missed.status, errorCode(missed), missed.body.error.details]).toEqual([409, 'invalid_transition', {
+      from: 'in_progress',
+      to: 'missed',
+      allowed: ['completed', 'failed'],
+    }]);
+    for (const r of [await segments('pc-nowhere', [{ seq: 0 }]), await ended('pc-nowhere')]) {
+      expect([r.status, errorCode(r)]).toEqual([404, 'unknown_call']);
+    }
+  });
+
+  it("cannot start a call of one tenant with another tenant's agent", async () => {
+    const r = await event({ type: 'call.started', tenant_id: globex, agent_id: AGENT.acme, provider_call_id: 'pc-cross' });
+    expect([r.status, errorCode(r)]).toEqual([422, 'validation_failed']);
+    expect(await db.sql`select id from public.voice_calls where provider_call_id = 'pc-cross'`).toEqual([]);
+  });
+
+  it('the same provider call id in two tenants is two calls', async () => {
+    const a = await started('pc-shared');
+    const g = await event({ type: 'call.started', tenant_id: globex, agent_id: AGENT.globex, provider_call_id: 'pc-shared' });
+    expect([a.body.applied, g.body.applied]).toEqual([true, true]);
+    expect(a.body.call_id).not.toBe(g.body.call_id);
+  });
+
+  it('50 calls appending at once, and two calls of one customer at once: every segment once, in order', async () => {
+    const ids = Array.from({ length: 50 }, (_, i) => `pc-load-${i}`);
+    const starts = await Promise.all(ids.map((id) => started(id)));
+    expect(starts.every((r) => r.body.applied)).toBe(true);
+    // Each call gets 4 batches of 5 segments, the batches racing each other (and repeated).
+    const batches = ids.flatMap((id) =>
+      [0, 1, 2, 3, 0].map((b) => () => segments(id, Array.from({ length: 5 }, (_, k) => ({ seq: b * 5 + k }))))
+    );
+    const results = await Promise.all(batches.map((f) => f()));
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    const counts = await db.sql`
+      select c.provider_call_id, count(s.*)::int as n, array_agg(s.seq order by s.seq) = array(select generate_series(0, 19)) as ordered
+      from public.voice_calls c left join public.voice_call_segments s on s.tenant_id = c.tenant_id and s.call_id = c.id
+      where c.provider_call_id like 'pc-load-%' group by 1`;
+    expect(counts).toHaveLength(50);
+    expect(counts.every((r) => r.n === 20 && r.ordered)).toBe(true);
+    const [{ n }] = await db.sql`select count(*)::int as n from public.voice_calls where provider_call_id like 'pc-load-%' and customer_id = ${voiceCustomer}`;
+    expect(n).toBe(50);
+  });
+
+  it('validates events before anything is written', async () => {
+    for (const body of [
+      { type: 'call.started', tenant_id: acme, provider_call_id: 'x' },
+      { type: 'call.exploded', tenant_id: acme, provider_call_id: 'x' },
+      { type: 'transcript.segments', tenant_id: acme, provider_call_id: 'x', segments: [] },
+      { type: 'call.ended', tenant_id: acme, provider_call_id: 'x', status: 'vanished' },
+    ]) {
+      const r = await event(body);
+      expect([r.status, errorCode(r)], JSON.stringify(body)).toEqual([422, 'validation_failed']);
+    }
+  });
+});
+
+describe('agents, as people manage them', () => {
+  const body = (phone: string, extra: Record<string, unknown> = {}) => ({ name: 'Night desk', phone, voice_id: 'voice-n', llm_config: LLM, ...extra });
+
+  it('admins create and change agents; agents and users read them; other tenants see nothing', async () => {
+    const created = await call(app, 'POST', '/voice/agents', { token: tok.admin, body: body('+14155550100') });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(created.body).toMatchObject({ tenant_id: acme, phone: '+14155550100', active: true, language: 'en', llm_config: LLM });
+    const refused = await call(app, 'POST', '/voice/agents', { token: tok.agent, body: body('+14155550101') });
+    expect([refused.status, errorCode(refused)]).toEqual([403, 'forbidden']);
+    const read = await call(app, 'GET', `/voice/agents/${created.body.id}`, { token: tok.user });
+    expect(read.body.name).toBe('Night desk');
+    const patched = await call(app, 'PATCH', `/voice/agents/${created.body.id}`, { token: tok.admin, body: { active: false, greeting: 'Closed' } });
+    expect(patched.body).toMatchObject({ active: false, greeting: 'Closed', phone: '+14155550100' });
+    // An update changes only what it names (no defaults filled in).
+    const renamed = await call(app, 'PATCH', `/voice/agents/${created.body.id}`, { token: tok.admin, body: { name: 'Night desk' } });
+    expect(renamed.body).toMatchObject({ active: false, greeting: 'Closed', language: 'en' });
+    // Another tenant's admin: not found, unchanged.
+    for (const [method, b] of [['GET', undefined], ['PATCH', { name: 'Stolen' }], ['DELETE', undefined]] as const) {
+      const r = await call(app, method, `/voice/agents/${created.body.id}`, { token: tok.globexAdmin, body: b });
+      expect([r.status, errorCode(r)], method).toEqual([404, 'not_found']);
+    }
+    const list = await call(app, 'GET', '/voice/agents?active=false', { token: tok.agent });
+    expect(list.body.items.map((a: { name: string }) => a.name)).toEqual(['Night desk', 'Retired']);
+    const del = await call(app, 'DELETE', `/voice/agents/${created.body.id}`, { token: tok.admin });
+    expect(del.status).toBe(204);
+  });
+
+  it("a number another tenant's active agent answers is 409 already_exists naming phone", async () => {
+    const r = await call(app, 'POST', '/voice/agents', { token: tok.admin, body: body(NUMBER.globex) });
+    expect([r.status, errorCode(r), r.body.error.details.fields]).toEqual([409, 'already_exists', [{ field: 'phone', message: 'is already taken' }]]);
+  });
+
+  it('refuses a bad number or LLM configuration with a 422 naming the field', async () => {
+    for (const b of [body('0415555'), body('+14155550102', { llm_config: { model: 'x' } }), body('+14155550102', { llm_config: { ...LLM, temperature: 9 } })]) {
+      const r = await call(app, 'POST', '/voice/agents', { token: tok.admin, body: b });
+      expect([r.status, errorCode(r)], JSON.stringify(b)).toEqual([422, 'validation_failed']);
+    }
+  });
+
+  it('pages agents by name with a cursor', async () => {
+    const first = await call(app, 'GET', '/voice/agents?limit=1', { token: tok.user });
+    expect(first.body.items).toHaveLength(1);
+    const second = await call(app, 'GET', `/voice/agents?limit=1&cursor=${first.body.next}`, { token: tok.user });
+    expect(second.body.items[0].name > first.body.items[0].name).toBe(true);
+    const bad = await call(app, 'GET', '/voice/agents?cursor=nonsense', { token: tok.user });
+    expect([bad.status, errorCode(bad)]).toEqual([422, 'validation_failed']);
+  });
+});
+
+describe('customers', () => {
+  it('agents add customers; consent times are the database’s; users read; the number is unique per tenant', async () => {
+    const r = await call(app, 'POST', '/voice/customers', {
+      token: tok.agent,
+      body: { phone: '+14155551234', name: 'Ada', email: 'ada@example.test', tags: ['vip'], marketing_consent: true },
+    });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    expect(r.body.marketing_consent_at).not.toBeNull();
+    expect(r.body.recording_consent_at).toBeNull();
+    const off = await call(app, 'PATCH', `/voice/customers/${r.body.id}`, { token: tok.agent, body: { marketing_consent: false, notes: 'Prefers mornings' } });
+    expect(off.body).toMatchObject({ marketing_consent: false, marketing_consent_at: null, notes: 'Prefers mornings', name: 'Ada', tags: ['vip'] });
+    const dup = await call(app, 'POST', '/voice/customers', { token: tok.agent, body: { phone: '+14155551234' } });
+    expect([dup.status, errorCode(dup)]).toEqual([409, 'already_exists']);
+    const elsewhere = await call(app, 'POST', '/voice/customers', { token: tok.globexAdmin, body: { phone: '+14155551234' } });
+    expect(elsewhere.status).toBe(201);
+    const byUser = await call(app, 'POST', '/voice/customers', { token: tok.user, body: { phone: '+14155551235' } });
+    expect(byUser.status).toBe(403);
+    const found = await call(app, 'GET', `/voice/customers?phone=${encodeURIComponent('+14155551234')}`, { token: tok.user });
+    expect(found.body.items.map((x: { id: string }) => x.id)).toEqual([r.body.id]);
+    const foreign = await call(app, 'GET', `/voice/customers/${r.body.id}`, { token: tok.globexAdmin });
+    expect(foreign.status).toBe(404);
+  });
+
+  it('pages newest first without repeats', async () => {
+    for (let i = 0; i < 5; i++) {
+      await call(app, 'POST', '/voice/customers', { token: tok.agent, body: { phone: `+1415555130${i}`, tags: ['paged'] } });
+    }
+    const seen: string[] = [];
+    let cursor: string | null = '';
+    while (cursor !== null) {
+      const r = await call(app, 'GET', `/voice/customers?limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: tok.user });
+      seen.push(...r.body.items.map((x: { phone: string }) => x.phone).filter((p: string) => p.startsWith('+1415555130')));
+      cursor = r.body.next;
+    }
+    expect(seen).toEqual(['+14155551304', '+14155551303', '+14155551302', '+14155551301', '+14155551300']);
+  });
+});
+
+describe('calls, as people read them', () => {
+  beforeAll(async () => {
+    await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'read-1', from: CALLER, answered: true });
+    await event({
+      type: 'transcript.segments',
+      tenant_id: acme,
+      provider_call_id: 'read-1',
+      segments: [{ seq: 1, speaker: 'agent', content: 'Your refund is on its way' }, { seq: 0, speaker: 'customer', content: 'Where is my refund?' }],
+    });
+    await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'read-1', status: 'completed', cost: 0.5 });
+    await event({ type: 'call.started', tenant_id: globex, agent_id: AGENT.globex, provider_call_id: 'read-g', answered: true });
+    await event({ type: 'transcript.segments', tenant_id: globex, provider_call_id: 'read-g', segments: [{ seq: 0, speaker: 'customer', content: 'refund please' }] });
+  });
+
+  it('finds calls by transcript words (stemmed), status and customer; the detail has the transcript in order', async () => {
+    const found = await call(app, 'GET', '/voice/calls?q=refunds&status=completed', { token: tok.user });
+    expect(found.status, JSON.stringify(found.body)).toBe(200);
+    expect(found.body.items.map((x: { provider_call_id: string }) => x.provider_call_id)).toEqual(['read-1']);
+    const detail = await call(app, 'GET', `/voice/calls/${found.body.items[0].id}`, { token: tok.user });
+    expect(detail.body).toMatchObject({ status: 'completed', cost: 0.5, customer_id: voiceCustomer });
+    expect(detail.body.transcript.map((x: { seq: number; content: string }) => x.content)).toEqual(['Where is my refund?', 'Your refund is on its way']);
+    const byCustomer = await call(app, 'GET', `/voice/calls?customer_id=${voiceCustomer}&limit=100`, { token: tok.agent });
+    expect(byCustomer.body.items.length).toBeGreaterThan(50);
+    expect(byCustomer.body.items.every((x: { tenant_id: string }) => x.tenant_id === acme)).toBe(true);
+  });
+
+  it("another tenant's calls are not there", async () => {
+    const [{ id }] = await db.sql`select id from public.voice_calls where provider_call_id = 'read-g'`;
+    const r = await call(app, 'GET', `/voice/calls/${id}`, { token: tok.admin });
+    expect(r.status).toBe(404);
+    const words = await call(app, 'GET', '/voice/calls?q=please', { token: tok.admin });
+    expect(words.body.items).toEqual([]);
+  });
+
+  it('pages calls newest first, within a time range', async () => {
+    const all = await call(app, 'GET', '/voice/calls?agent_id=' + AGENT.acme + '&limit=100', { token: tok.user });
+    const seen: string[] = [];
+    let cursor: string | null = '';
+    while (cursor !== null) {
+      const r = await call(app, 'GET', `/voice/calls?agent_id=${AGENT.acme}&limit=7${cursor ? `&cursor=${cursor}` : ''}`, { token: tok.user });
+      seen.push(...r.body.items.map((x: { id: string }) => x.id));
+      cursor = r.body.next;
+    }
+    expect(seen).toEqual(all.body.items.map((x: { id: string }) => x.id));
+    const none = await call(app, 'GET', '/voice/calls?started_before=2000-01-01T00:00:00Z', { token: tok.user });
+    expect(none.body.items).toEqual([]);
+  });
+});
+
+describe('knowledge base', () => {
+  let kb: string;
+  it('admins upload documents, chunked on write; search finds the best chunks, by stem or exact word', async () => {
+    const created = await call(app, 'POST', '/voice/knowledge-bases', { token: tok.admin, body: { name: 'Front desk' } });
+    expect(created.status).toBe(201);
+    kb = created.body.id;
+    const refused = await call(app, 'POST', `/voice/knowledge-bases/${kb}/documents`, { token: tok.agent, body: { title: 'x', content: 'y' } });
+    expect(refused.status).toBe(403);
+    const filler = Array.from({ length: 30 }, (_, i) => `Paragraph ${i} about nothing in particular, padded to some length for chunking.`).join('\n\n');
+    const doc = await call(app, 'POST', `/voice/knowledge-bases/${kb}/documents`, {
+      token: tok.admin,
+      body: { title: 'Policies', format: 'markdown', content: `# Refunds\n\nRefunds are paid within 14 days.\n\n${filler}\n\nParking: the garage code is XJ-42.` },
+    });
+    expect(doc.status, JSON.stringify(doc.body)).toBe(201);
+    expect(doc.body.chunks).toBeGreaterThan(1);
+    const stem = await call(app, 'GET', `/voice/knowledge-bases/search?q=refunded`, { token: tok.user });
+    expect(stem.body.items[0].content).toContain('Refunds are paid within 14 days');
+    const exact = await call(app, 'GET', `/voice/knowledge-bases/search?q=XJ-42&knowledge_base_id=${kb}`, { token: tok.user });
+    expect(exact.body.items[0].content).toContain('garage code');
+    const foreign = await call(app, 'GET', `/voice/knowledge-bases/search?q=refund`, { token: tok.globexAdmin });
+    expect(foreign.body.items).toEqual([]);
+    const docs = await call(app, 'GET', `/voice/knowledge-bases/${kb}/documents`, { token: tok.user });
+    expect(docs.body.items.map((d: { title: string }) => d.title)).toEqual(['Policies']);
+  });
+
+  it('the provider searches for the agent during a call, tenant named, with its credential only', async () => {
+    const r = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=parking`, { headers: { 'x-telephony-secret': TELEPHONY_SECRET } });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body.items[0].content).toContain('garage code');
+    const other = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${globex}&q=parking`, { headers: { 'x-telephony-secret': TELEPHONY_SECRET } });
+    expect(other.body.items).toEqual([]);
+    const user = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=parking`, { token: tok.admin });
+    expect(user.status).toBe(401);
+  });
+});
+
+describe('customers from CSV', () => {
+  const importCsv = (csv: string, extra: Record<string, unknown> = {}, token = tok.agent) =>
+    call(app, 'POST', '/voice/customers/import', { token, body: { csv, ...extra } });
+  const countAcme = async () => (await db.sql`select count(*)::int as n from public.voice_customers where tenant_id = ${acme}`)[0].n as number;
+
+  it('reads a BOM, CRLF, quoted commas and newlines; normalises national numbers with the default region', async () => {
+    const csv = '\uFEFFPhone,Name,Notes,Tags,Recording_Consent\r\n' +
+      '(415) 555-2671,"Doe, Jane","Line one\nline two",vip;new,yes\r\n' +
+      '+33 1 42 68 53 00,Jean,,fr,\r\n' +
+      '415.555.2672,"Quoted ""nick""",,,no\r\n';
+    const r = await importCsv(csv, { default_region: 'US' });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body).toEqual({ rows: 3, inserted: 3, updated: 0 });
+    const rows = await db.sql`select phone, name, notes, tags, recording_consent, recording_consent_at is not null as since
+      from public.voice_customers where phone in ('+14155552671', '+33142685300', '+14155552672') order by phone`;
+    expect(rows).toEqual([
+      { phone: '+14155552671', name: 'Doe, Jane', notes: 'Line one\nline two', tags: ['vip', 'new'], recording_consent: true, since: true },
+      { phone: '+14155552672', name: 'Quoted "nick"', notes: null, tags: [], recording_consent: false, since: false },
+      { phone: '+33142685300', name: 'Jean', notes: null, tags: ['fr'], recording_consent: false, since: false },
+    ]);
+  });
+
+  it('upserts by phone: blank cells keep what the customer has', async () => {
+    const r = await importCsv('phone,name,notes\n+14155552671,,Called back\n+14155552673,New person,\n');
+    expect(r.body).toEqual({ rows: 2, inserted: 1, updated: 1 });
+    const [jane] = await db.sql`select name, notes, tags, recording_consent from public.voice_customers where tenant_id = ${acme} and phone = '+14155552671'`;
+    expect(jane).toEqual({ name: 'Doe, Jane', notes: 'Called back', tags: ['vip', 'new'], recording_consent: true });
+  });
+
+  it('a bad row in the middle, or one number twice: nothing is imported, each problem with its line', async () => {
+    const before = await countAcme();
+    const bad = await importCsv('phone,name,email,marketing_consent\n+14155552681,A,,\n12,B,,\n+14155552682,C,not-an-email,maybe\n');
+    expect([bad.status, errorCode(bad)]).toEqual([422, 'validation_failed']);
+    expect(bad.body.error.details.rows).toEqual([
+      { line: 3, field: 'phone', message: 'has no country code and no default region was given' },
+      { line: 4, field: 'email', message: 'is not an e-mail address' },
+      { line: 4, field: 'marketing_consent', message: 'must be true or false' },
+    ]);
+    const dup = await importCsv('phone\n(415) 555-2691\n+1 415 555 2691\n', { default_region: 'US' });
+    expect(dup.body.error.details.rows).toEqual([{ line: 3, field: 'phone', message: 'duplicates line 2 (+14155552691)' }]);
+    const header = await importCsv('phone,shoe_size\n+14155552692,44\n');
+    expect(header.body.error.details.rows).toEqual([{ line: 1, field: 'header', message: 'unknown columns: shoe_size' }]);
+    const broken = await importCsv('phone,name\n+14155552693,"unclosed\n');
+    expect(broken.body.error.details.rows[0].field).toBe('csv');
+    expect(await countAcme()).toBe(before);
+  });
+
+  it("takes the tenant's default region, and only agents import", async () => {
+    await db.sql`update public.tenants set settings = settings || '{"voice_default_region": "FR"}' where id = ${acme}`;
+    const r = await importCsv('phone\n01 42 68 53 01\n');
+    expect(r.body).toEqual({ rows: 1, inserted: 1, updated: 0 });
+    const [fr] = await db.sql`select phone from public.voice_customers where tenant_id = ${acme} and phone = '+33142685301'`;
+    expect(fr).toBeDefined();
+    const user = await importCsv('phone\n+14155552699\n', {}, tok.user);
+    expect(user.status).toBe(403);
+  });
+});
+
+describe('a ticket from a call', () => {
+  it("opens once, through the ticket workflow: the customer's user is the requester, the summary the description, linked both ways", async () => {
+    await db.sql`update public.voice_customers set user_id = ${users.acmeUser.id} where id = ${voiceCustomer}`;
+    await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'ticket-1', from: CALLER, answered: true });
+    await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'ticket-1', status: 'completed', summary: 'Printer on fire again' });
+    const [{ id }] = await db.sql`select id from public.voice_calls where provider_call_id = 'ticket-1'`;
+    expect((await call(app, 'POST', `/voice/calls/${id}/ticket`, { token: tok.user })).status).toBe(403);
+    expect((await call(app, 'POST', `/voice/calls/${id}/ticket`, { token: tok.globexAdmin })).status).toBe(404);
+    const [first, second] = await Promise.all([
+      call(app, 'POST', `/voice/calls/${id}/ticket`, { token: tok.agent }),
+      call(app, 'POST', `/voice/calls/${id}/ticket`, { token: tok.admin }),
+    ]);
+    const statuses = [first.status, second.status].sort();
+    expect(statuses).toEqual([201, 409]);
+    const opened = first.status === 201 ? first : second;
+    const refused = first.status === 201 ? second : first;
+    expect([errorCode(refused), refused.body.error.details]).toEqual(['already_linked', { ticket_id: opened.body.ticket_id }]);
+    const [ticket] = await db.sql`select title, description, created_by, status, metadata from public.tickets where id = ${opened.body.ticket_id}`;
+    expect(ticket).toEqual({
+      title: 'Call from Known caller',
+      description: 'Printer on fire again',
+      created_by: users.acmeUser.id,
+      status: 'open',
+      metadata: { voice_call_id: id },
+    });
+    const detail = await call(app, 'GET', `/voice/calls/${id}`, { token: tok.user });
+    expect(detail.body.ticket_id).toBe(opened.body.ticket_id);
+  });
+});
+
+describe('outbound webhook events', () => {
+  it('call.started, call.ended and customer.created go to the outbox of a tenant that listens', async () => {
+    await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types)
+      values (${acme}, 'https://hooks.example.com/voice', 'v1:x', '{call.started,call.ended,customer.created}')`;
+    await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'hook-1', answered: true });
+    await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'hook-1', status: 'completed' });
+    await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'hook-1', status: 'completed' }); // repeated: no event
+    await call(app, 'POST', '/voice/customers', { token: tok.agent, body: { phone: '+14155557001' } });
+    const events = await db.sql`select type, ordering_key, payload from private.webhook_events where tenant_id = ${acme} order by id`;
+    expect(events.map((e) => e.type)).toEqual(['call.started', 'call.ended', 'customer.created']);
+    expect(events[1].payload.data).toMatchObject({ provider_call_id: 'hook-1', status: 'completed' });
+    expect(events[1].payload.data.ended_at).toMatch(/Z$/);
+    // Globex listens to nothing: its calls write no event.
+    await event({ type: 'call.started', tenant_id: globex, agent_id: AGENT.globex, provider_call_id: 'hook-g' });
+    expect(await db.sql`select id from private.webhook_events where tenant_id = ${globex}`).toEqual([]);
+  });
+});
