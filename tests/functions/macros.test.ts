@@ -42,7 +42,7 @@ const create = (token: string, body: Record<string, unknown>) => call(app, 'POST
 const apply = (token: string, ticketId: string, macroId: string) =>
   call(app, 'POST', `/tickets/${ticketId}/macros/${macroId}/apply`, { token });
 const state = async (id: string) => {
-  const [t] = await db.sql`select status, priority, tags, assigned_to, team_id from public.tickets where id = ${id}`;
+  const [t] = await db.sql<{ status: string; priority: string; tags: string[]; assigned_to: string | null; team_id: string | null }[]>`select status, priority, tags, assigned_to, team_id from public.tickets where id = ${id}`;
   const messages = await db.sql`select type, content, author_id from public.ticket_messages where ticket_id = ${id} order by created_at, id`;
   return { ...t, messages: messages.map((m) => `${m.type}:${m.content}`) };
 };

@@ -168,7 +168,7 @@ const remove: TicketsHandler<typeof routes.remove> = async (c) => {
 /** One action, as the caller, with the statement its own route runs. */
 async function runAction(tx: Tx, access: TenantAccess, ticketId: string, a: MacroAction): Promise<void> {
   const t = access.tenantId;
-  const changed = async (rows: readonly unknown[]) => {
+  const changed = (rows: readonly unknown[]): void => {
     // Seen before the macro but not changed now: an earlier action took it out of sight.
     if (!rows.length) throw conflict('out_of_sight', 'An earlier action took the ticket out of your sight');
   };
