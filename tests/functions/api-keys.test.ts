@@ -278,6 +278,31 @@ describe('creating, listing and revoking keys', () => {
     expect(await count(key)).toBe(await count(tok.admin));
   });
 
+  it("counts unrevoked keys against the plan's api_keys limit: past it a 403 that creates nothing, a revocation gives the place back", async () => {
+    const used = async () =>
+      Number((await db.sql`select used from private.usage_counters where tenant_id = ${acme} and metric = 'api_keys'`)[0]?.used ?? 0);
+    const live = (await db.sql`select count(*)::int as n from public.api_keys where tenant_id = ${acme} and revoked_at is null`)[0].n;
+    expect(await used()).toBe(live);
+    await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits) values (${acme}, ${db.sql.json({ api_keys: live + 1 })})
+      on conflict (tenant_id) do update set limits = excluded.limits`;
+    try {
+      const { id } = await createKey(acme, tok.admin, { scopes: ['tickets:read'] });
+      const rows = async () => (await db.sql`select count(*)::int as n from public.api_keys where tenant_id = ${acme}`)[0].n;
+      const before = await rows();
+      const over = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: tok.admin, body: { name: 'one too many', scopes: ['tickets:read'] } });
+      expect(over.status).toBe(403);
+      expect(over.body.error).toMatchObject({ code: 'plan_limit_reached', details: { limit: 'api_keys', max: live + 1, usage: live + 1 } });
+      expect(await rows()).toBe(before);
+      const usage = await call(tenantsApp, 'GET', `/tenants/${acme}/usage`, { token: tok.admin });
+      expect(usage.body.metrics.api_keys).toEqual({ used: live + 1, limit: live + 1 });
+      expect((await call(tenantsApp, 'DELETE', `/tenants/${acme}/api-keys/${id}`, { token: tok.admin })).status).toBe(204);
+      expect(await used()).toBe(live);
+      await createKey(acme, tok.admin, { scopes: ['tickets:read'] });
+    } finally {
+      await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;
+    }
+  });
+
   it("is a caller of its own for rate limits: its writes never spend its creator's window", async () => {
     const { id, key } = await createKey(acme, tok.admin, { scopes: ['tickets:write'] });
     const creatorHits = async () =>
