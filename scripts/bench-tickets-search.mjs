@@ -16,12 +16,11 @@
 // triggers off): eight subjects in the titles (each in one ticket of eight: "printer"
 // matches 125,000 of 1,000,000), four verbs in the descriptions, other subjects and
 // repeats in one description of seven, tags.
-import { existsSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import postgres from 'postgres';
 import { loadAcmeTickets } from './bench-data.mjs';
+import { benchRun } from './bench-run.mjs';
 import { parseCommandLine, usageExit } from './cli.mjs';
 import { freePort, migrate, root, runSqlFile, seedFile, spawnFunctionsServer, startEmbeddedPostgres } from './stack.mjs';
 import { apiKey, issuers, LOCAL_ISSUER_BASE, mintToken } from './tokens.mjs';
@@ -102,61 +101,8 @@ const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`;
 
 // ---------------------------------------------------------------- what it started, and stopping it
 
-const started = { dir: undefined, pg: undefined, server: undefined, pools: new Set() };
-let cleaning;
-let interrupted = false;
-
-function serverAlive() {
-  const child = started.server?.child;
-  return !!child && child.exitCode === null && child.signalCode === null;
-}
-
-function cleanUp() {
-  cleaning ??= (async () => {
-    if (serverAlive()) {
-      const child = started.server.child;
-      child.removeAllListeners('exit');
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    await Promise.all([...started.pools].map((sql) => sql.end({ timeout: 1 }).catch(() => {})));
-    started.pools.clear();
-    if (started.pg) {
-      await Promise.race([started.pg.stop().catch(() => {}), new Promise((r) => setTimeout(r, 15_000).unref())]);
-    }
-    if (started.dir) await rm(started.dir, { recursive: true, force: true });
-    started.dir = undefined;
-  })();
-  return cleaning;
-}
-
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
-  process.on(signal, () => {
-    interrupted = true;
-    console.error(`\n[bench-search] ${signal}: stopping the functions server and PostgreSQL, removing ${started.dir ?? 'nothing'}`);
-    cleanUp().finally(() => process.exit(code));
-  });
-}
-process.on('uncaughtException', (err) => {
-  if (interrupted) return;
-  console.error(`[bench-search] failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
-  cleanUp().finally(() => process.exit(1));
-});
-process.on('exit', () => {
-  if (serverAlive()) started.server.child.kill('SIGKILL');
-  const pgProcess = started.pg?.process;
-  if (pgProcess && pgProcess.exitCode === null && pgProcess.signalCode === null) pgProcess.kill('SIGKILL');
-  if (started.dir && existsSync(started.dir)) rmSync(started.dir, { recursive: true, force: true });
-});
-
-function pool(url, max) {
-  const sql = postgres(url, { max, onnotice: () => {}, connect_timeout: 30 });
-  started.pools.add(sql);
-  return sql;
-}
+const bench = benchRun('bench-search');
+const { started, cleanUp, pool } = bench;
 
 // ---------------------------------------------------------------- measuring
 
@@ -262,7 +208,7 @@ async function main() {
     }
     perQuery.push({ query: q, matches: matches[q], overlap, candidatesMs: [], exactMs: [], httpMs: [] });
   }
-  for (let rep = 0; rep < REPS && !interrupted; rep++) {
+  for (let rep = 0; rep < REPS && !bench.interrupted; rep++) {
     for (const row of perQuery) {
       row.candidatesMs.push((await timed(() => rls(CANDIDATES_SQL, row.query))).ms);
       row.exactMs.push((await timed(() => rls(EXACT_SQL, row.query))).ms);
@@ -325,7 +271,7 @@ let code = 1;
 try {
   code = await main();
 } catch (err) {
-  if (interrupted) await new Promise(() => {});
+  if (bench.interrupted) await new Promise(() => {});
   console.error(`[bench-search] failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
   if (started.server) console.error(`[bench-search] functions server output:\n${started.server.output().slice(-2000)}`);
 } finally {
