@@ -132,3 +132,14 @@ export async function handOff(
                                    ${'team' in change}, ${change.team ?? null})
   `;
 }
+
+/** A canned response's body filled for this ticket and the caller, trimmed, read under
+ *  the caller's RLS (private.render_canned_response); 404 when the caller cannot see the
+ *  template or the ticket. May be empty: each caller decides what that means. */
+export async function fillCannedResponse(tx: Tx, tenantId: string, cannedId: string, ticketId: string): Promise<string> {
+  const [filled] = await tx<{ text: string | null }>`
+    select private.render_canned_response(${tenantId}, ${cannedId}, ${ticketId}) as text
+  `;
+  if (filled.text === null) throw notFound('Canned response');
+  return filled.text.trim();
+}

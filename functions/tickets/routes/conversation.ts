@@ -8,7 +8,14 @@ import { forbidden, notFound, unprocessable } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
-import { MESSAGE_COLUMNS, type MessageRow, requireStaff, type TicketsHandler, visibleTicket } from './common.ts';
+import {
+  fillCannedResponse,
+  MESSAGE_COLUMNS,
+  type MessageRow,
+  requireStaff,
+  type TicketsHandler,
+  visibleTicket,
+} from './common.ts';
 
 const routes = {
   post: createRoute({
@@ -42,11 +49,7 @@ const post: TicketsHandler<typeof routes.post> = async (c) => {
     if (body.canned_response_id !== undefined) {
       // Templates are for staff (customers see none: a 404 tells them nothing either).
       requireStaff(access);
-      const [filled] = await tx<{ text: string | null }>`
-        select private.render_canned_response(${access.tenantId}, ${body.canned_response_id}, ${id}) as text
-      `;
-      if (filled.text === null) throw notFound('Canned response');
-      content = filled.text.trim();
+      content = await fillCannedResponse(tx, access.tenantId, body.canned_response_id, id);
       if (!content) {
         throw unprocessable('The canned response is empty once filled', {
           fields: [{ field: 'canned_response_id', message: 'fills in as empty text' }],

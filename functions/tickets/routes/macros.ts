@@ -12,7 +12,7 @@ import { createRouter } from '../../../shared/http.ts';
 import type { Checked, Column, Selected } from '../../../shared/rows.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
-import { handOff, readBack, requireStaff, security, type TicketsHandler, visibleTicket } from './common.ts';
+import { fillCannedResponse, handOff, readBack, requireStaff, security, type TicketsHandler, visibleTicket } from './common.ts';
 
 const MACRO_COLUMNS = [
   'id',
@@ -203,12 +203,10 @@ async function runAction(tx: Tx, access: TenantAccess, ticketId: string, a: Macr
                values (${t}, ${ticketId}, ${a.type === 'add_note' ? 'note' : 'message'}, ${a.content})`;
       return;
     case 'send_canned': {
-      const [filled] = await tx<{ text: string | null }>`
-        select private.render_canned_response(${t}, ${a.canned_response_id}, ${ticketId}) as text
-      `;
-      if (filled.text === null || !filled.text.trim()) throw notFound('Canned response');
+      const text = await fillCannedResponse(tx, t, a.canned_response_id, ticketId);
+      if (!text) throw notFound('Canned response');
       await tx`insert into public.ticket_messages (tenant_id, ticket_id, type, content)
-               values (${t}, ${ticketId}, 'message', ${filled.text.trim()})`;
+               values (${t}, ${ticketId}, 'message', ${text})`;
       return;
     }
   }
