@@ -172,6 +172,26 @@ const cases: {
     remove: (tx) => tx`delete from public.macros where name = 'Audited macro'`,
   },
   {
+    table: 'automation_rules',
+    tenantId: tenants.acme.id,
+    key: (r) => ({ tenant_id: tenants.acme.id, id: r.id }),
+    insert: (tx) => tx`insert into public.automation_rules (tenant_id, name, event, actions) values (${tenants.acme.id}, 'Audited rule', 'ticket.created', '[{"type":"set_priority","priority":"high"}]')`,
+    update: (tx) => tx`update public.automation_rules set description = 'audited' where name = 'Audited rule'`,
+    changed: ['description'],
+    remove: (tx) => tx`delete from public.automation_rules where name = 'Audited rule'`,
+  },
+  {
+    table: 'automation_runs',
+    tenantId: tenants.acme.id,
+    key: (r) => ({ tenant_id: tenants.acme.id, id: r.id }),
+    insert: (tx) => tx`insert into public.automation_runs (tenant_id, rule_id, ticket_id, event, event_id, outcome)
+      select ${tenants.acme.id}, r.id, ${TICKET}, 'ticket.created', gen_random_uuid(), 'applied'
+      from public.automation_rules r where r.name = 'Audited run rule'`,
+    update: (tx) => tx`update public.automation_runs set error = 'audited' where event = 'ticket.created' and rule_id = (select id from public.automation_rules where name = 'Audited run rule')`,
+    changed: ['error'],
+    remove: (tx) => tx`delete from public.automation_runs where rule_id = (select id from public.automation_rules where name = 'Audited run rule')`,
+  },
+  {
     table: 'ticket_events',
     tenantId: tenants.acme.id,
     key: (r) => ({ tenant_id: tenants.acme.id, id: r.id }),
@@ -326,6 +346,7 @@ beforeAll(async () => {
   await db.sql`insert into public.kb_documents (tenant_id, id, knowledge_base_id, title, content) values (${tenants.acme.id}, ${DOC}, ${KB}, 'Parent doc', 'Parent text.')`;
   await db.sql`insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config) values (${tenants.acme.id}, ${VOICE_AGENT}, 'Parent agent', '+15550006006', 'v', ${db.sql.json(LLM)})`;
   await db.sql`insert into public.voice_calls (tenant_id, id, agent_id, provider_call_id) values (${tenants.acme.id}, ${CALL}, ${VOICE_AGENT}, 'parent-call')`;
+  await db.sql`insert into public.automation_rules (tenant_id, name, event, actions, active) values (${tenants.acme.id}, 'Audited run rule', 'ticket.created', '[{"type":"set_priority","priority":"high"}]', false)`;
 });
 
 describe.each(cases)('$table', (c) => {

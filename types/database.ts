@@ -82,6 +82,64 @@ isOneToOne: false
                   Relationships: [
                     
                   ]
+                },"automation_rules": {
+                  Row: {
+                    "actions": NonNullable<Json>,"active": boolean,"after_minutes": number | null,"conditions": NonNullable<Json>,"created_at": string,"created_by": string | null,"description": string | null,"event": string,"id": string,"name": string,"position": number,"tenant_id": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "actions": NonNullable<Json>,"active"?: boolean,"after_minutes"?: number | null,"conditions"?: NonNullable<Json>,"created_at"?: string,"created_by"?: string | null,"description"?: string | null,"event": string,"id"?: string,"name": string,"position"?: number,"tenant_id": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "actions"?: NonNullable<Json>,"active"?: boolean,"after_minutes"?: number | null,"conditions"?: NonNullable<Json>,"created_at"?: string,"created_by"?: string | null,"description"?: string | null,"event"?: string,"id"?: string,"name"?: string,"position"?: number,"tenant_id"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "automation_rules_created_by_fkey"
+      columns: ["created_by"]
+isOneToOne: false
+      referencedRelation: "users"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "automation_rules_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"automation_runs": {
+                  Row: {
+                    "actions_applied": number,"created_at": string,"error": string | null,"event": string,"event_id": string,"failed_action": number | null,"id": number,"outcome": string,"rule_id": string,"tenant_id": string,"ticket_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "actions_applied"?: number,"created_at"?: string,"error"?: string | null,"event": string,"event_id": string,"failed_action"?: number | null,"id"?: never,"outcome": string,"rule_id": string,"tenant_id": string,"ticket_id": string
+                  }
+                  Update: {
+                    "actions_applied"?: number,"created_at"?: string,"error"?: string | null,"event"?: string,"event_id"?: string,"failed_action"?: number | null,"id"?: never,"outcome"?: string,"rule_id"?: string,"tenant_id"?: string,"ticket_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "automation_runs_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "automation_runs_tenant_id_rule_id_fkey"
+      columns: ["tenant_id","rule_id"]
+isOneToOne: false
+      referencedRelation: "automation_rules"
+      referencedColumns: ["tenant_id","id"]
+    },{
+      foreignKeyName: "automation_runs_tenant_id_ticket_id_fkey"
+      columns: ["tenant_id","ticket_id"]
+isOneToOne: false
+      referencedRelation: "tickets"
+      referencedColumns: ["tenant_id","id"]
+    }
+                  ]
                 },"canned_responses": {
                   Row: {
                     "body": string,"created_at": string,"created_by": string | null,"id": string,"owner_id": string | null,"scope": string,"short_code": string,"team_id": string | null,"tenant_id": string,"title": string,"updated_at": string

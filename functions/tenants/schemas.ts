@@ -312,6 +312,7 @@ export const WEBHOOK_EVENT_TYPES = [
   'call.started',
   'call.ended',
   'customer.created',
+  'automation.triggered',
 ] as const;
 
 export const EndpointParam = TenantIdParam.extend({

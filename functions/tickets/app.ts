@@ -6,6 +6,7 @@
 // a job (shared/jobs/tasks/sla-sweep.ts), not a route.
 import { createApp } from '../../shared/http.ts';
 import { attachments } from './routes/attachments.ts';
+import { automation } from './routes/automation.ts';
 import { cannedResponses } from './routes/canned-responses.ts';
 import { conversation } from './routes/conversation.ts';
 import { followers } from './routes/followers.ts';
@@ -25,6 +26,7 @@ app.route('/', slaPolicies);
 app.route('/', cannedResponses);
 app.route('/', followers); // /notifications before /{id}
 app.route('/', macros); // /macros before /{id}
+app.route('/', automation); // /automation-rules before /{id}
 app.route('/', tickets);
 app.route('/', conversation);
 app.route('/', attachments);

@@ -455,3 +455,128 @@ export const MacroSchema = z
     updated_at: Timestamp,
   })
   .openapi('Macro');
+
+// ------------------------------------------------------------------ automation rules
+
+export const AUTOMATION_EVENTS = [
+  'ticket.created',
+  'ticket.updated',
+  'message.created',
+  'ticket.sla_breached',
+  'ticket.pending_for',
+  'ticket.no_customer_reply',
+] as const;
+const TIMED_EVENTS: readonly string[] = ['ticket.pending_for', 'ticket.no_customer_reply'];
+export const AutomationEventSchema = z.enum(AUTOMATION_EVENTS).openapi({
+  description: 'ticket.pending_for: pending for after_minutes of business time; ticket.no_customer_reply: the last ' +
+    "public message is not the requester's and is after_minutes old; the others: as the change happens",
+});
+const ConditionField = z
+  .string()
+  .regex(
+    /^(status|priority|department|team_id|assigned_to|requester_id|title|description|tags|changed|message\.content|message\.type|message\.author|custom_fields\.[a-z][a-z0-9_]{0,49})$/,
+    'a ticket field, changed, message.content, message.type, message.author or custom_fields.<key>',
+  );
+const Scalar = z.union([z.string().max(200), z.number(), z.boolean()]);
+export const AutomationConditionSchema = z.union([
+  z.object({ field: ConditionField, op: z.enum(['is_empty', 'is_not_empty']) }).strict(),
+  z.object({ field: ConditionField, op: z.enum(['eq', 'neq']), value: Scalar }).strict(),
+  z.object({ field: ConditionField, op: z.enum(['in', 'not_in']), value: z.array(Scalar).min(1).max(50) }).strict(),
+  z.object({ field: ConditionField, op: z.enum(['contains', 'not_contains']), value: z.string().min(1).max(200) })
+    .strict(),
+]).openapi('AutomationCondition', {
+  description: 'contains: a substring (case-insensitive) of a text, or an element of a list (tags, changed)',
+});
+const AutomationConditions = z
+  .object({
+    all: z.array(AutomationConditionSchema).max(20).optional().openapi({ description: 'Every one of these' }),
+    any: z.array(AutomationConditionSchema).max(20).optional().openapi({
+      description: 'And, when given, at least one of these',
+    }),
+  })
+  .strict()
+  .openapi('AutomationConditions');
+export const AutomationActionSchema = z.discriminatedUnion('type', [
+  ...MacroActionSchema.options,
+  z.object({ type: z.literal('emit_webhook'), label: Text.min(1).max(100) }).strict().openapi({
+    description: 'An outbound automation.triggered event with the rule, the ticket and this label',
+  }),
+]).openapi('AutomationAction');
+const AutomationActions = z.array(AutomationActionSchema).min(1).max(20);
+const AfterMinutes = z.number().int().min(1).max(43_200).openapi({
+  description: 'Time-based events only: minutes (business minutes for ticket.pending_for), up to 30 days',
+});
+export const AutomationRuleIdParam = z.object({
+  ruleId: Uuid.openapi({ param: { name: 'ruleId', in: 'path' } }),
+});
+export const AutomationRuleBody = z
+  .object({
+    name: Text.trim().min(1).max(100),
+    description: Text.max(1000).nullable().optional(),
+    event: AutomationEventSchema,
+    after_minutes: AfterMinutes.nullable().optional(),
+    conditions: AutomationConditions.default({}),
+    actions: AutomationActions,
+    position: z.number().int().min(0).max(10_000).default(0),
+    active: z.boolean().default(true),
+  })
+  .strict()
+  .refine((b) => TIMED_EVENTS.includes(b.event) === (b.after_minutes != null), {
+    message: 'after_minutes is required for time-based events and not allowed for the others',
+    path: ['after_minutes'],
+  })
+  .openapi('NewAutomationRule');
+export const UpdateAutomationRuleBody = z
+  .object({
+    name: Text.trim().min(1).max(100).optional(),
+    description: Text.max(1000).nullable().optional(),
+    event: AutomationEventSchema.optional(),
+    after_minutes: AfterMinutes.nullable().optional(),
+    conditions: AutomationConditions.optional(),
+    actions: AutomationActions.optional(),
+    position: z.number().int().min(0).max(10_000).optional(),
+    active: z.boolean().optional(),
+  })
+  .strict()
+  .refine((b) => Object.keys(b).length > 0, { message: 'at least one field is required' })
+  .openapi('UpdateAutomationRule');
+export const AutomationRunSchema = z
+  .object({
+    id: z.number().int(),
+    rule_id: Uuid,
+    ticket_id: Uuid,
+    event: z.string(),
+    event_id: Uuid,
+    outcome: z.enum(['applied', 'failed', 'not_matched']).openapi({
+      description: 'not_matched: a time-based event whose conditions did not hold (it is not looked at again)',
+    }),
+    actions_applied: z.number().int(),
+    failed_action: z.number().int().nullable().openapi({ description: 'failed: the refused action (0-based)' }),
+    error: z.string().nullable(),
+    created_at: Timestamp,
+  })
+  .openapi('AutomationRun');
+export const AutomationRuleSchema = z
+  .object({
+    id: Uuid,
+    tenant_id: Uuid,
+    name: z.string(),
+    description: z.string().nullable(),
+    event: AutomationEventSchema,
+    after_minutes: z.number().int().nullable(),
+    conditions: AutomationConditions,
+    actions: z.array(AutomationActionSchema),
+    position: z.number().int(),
+    active: z.boolean(),
+    created_by: Uuid.nullable(),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    last_failure: AutomationRunSchema.nullable().openapi({ description: 'The latest failed run, if any' }),
+  })
+  .openapi('AutomationRule');
+export const AutomationRunsQuery = z.object({
+  outcome: z.enum(['applied', 'failed', 'not_matched']).optional(),
+  ticket_id: Uuid.optional(),
+  before: z.coerce.number().int().positive().optional().openapi({ description: 'Runs older than this id (keyset)' }),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+});

@@ -1,6 +1,8 @@
 // Every task the runner knows, by the name jobs carry (private.jobs.task). A job whose
 // task is not here is never claimed by this deployment.
 import { assignTicket } from './tasks/assign-ticket.ts';
+import { automationSweep } from './tasks/automation-sweep.ts';
+import { automation } from './tasks/automation.ts';
 import { chatwootReply } from './tasks/chatwoot-reply.ts';
 import { deliverWebhook } from './tasks/deliver-webhook.ts';
 import { provision } from './tasks/provision.ts';
@@ -17,4 +19,6 @@ export const tasks: Record<string, AnyTask> = {
   prune: registered(prune),
   reconcile: registered(reconcile),
   'assign-ticket': registered(assignTicket),
+  automation: registered(automation),
+  'automation-sweep': registered(automationSweep),
 };

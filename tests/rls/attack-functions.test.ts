@@ -57,6 +57,9 @@ const SAFE: Record<string, string> = {
   'private.merge_tickets(p_tenant_id uuid, p_source_id uuid, p_target_id uuid)': 'checks the caller is staff of the tenant and can see both tickets',
   'private.my_invitations()': "the caller's own pending invitations",
   'private.macro_actions_ok(p_actions jsonb)': 'pure: whether a list of actions is well-formed',
+  'private.automation_actions_ok(p_actions jsonb)': "pure: whether a rule's actions are well-formed",
+  'private.automation_condition_ok(p_condition jsonb)': "pure: whether one of a rule's conditions is well-formed",
+  'private.automation_conditions_ok(p_conditions jsonb)': "pure: whether a rule's conditions are well-formed",
   'private.my_followed_ticket_keys()': "the caller's own followed tickets, as tenant-qualified keys",
   'private.my_team_keys()': "the caller's own teams, as tenant-qualified keys",
   'private.render_canned_response(p_tenant_id uuid, p_canned_id uuid, p_ticket_id uuid)':

@@ -476,6 +476,10 @@ export async function populateTenant(
     await tx`insert into public.macros (tenant_id, scope, owner_id, name, description, actions)
              values (${t.id}, 'tenant', null, 'Victim macro', 'victim macro description', '[{"type":"add_note","content":"victim macro note"}]'),
                     (${t.id}, 'personal', ${people.agent.id}, 'Victim personal macro', 'victim personal macro', '[{"type":"set_priority","priority":"low"}]')`;
+    const [victimRule] = await tx`insert into public.automation_rules (tenant_id, name, description, event, conditions, actions, active)
+             values (${t.id}, 'Victim rule', 'victim rule description', 'ticket.created',
+                     '{"all":[{"field":"title","op":"contains","value":"victim-condition"}]}',
+                     '[{"type":"add_note","content":"victim rule note"}]', false) returning id`;
     const [key] = await tx`insert into public.api_keys (tenant_id, name, prefix, scopes, created_by)
              values (${t.id}, 'victim api key', 'tpk_live_victim00', '{tickets:read,webhooks:manage}', ${people.admin.id}) returning id`;
     await tx`insert into private.api_key_secrets (tenant_id, key_id, secret_sha256) values (${t.id}, ${key.id}, sha256('victim-api-key-secret'))`;
@@ -490,6 +494,8 @@ export async function populateTenant(
     await tx`insert into public.notifications (tenant_id, user_id, ticket_id, type, data)
              select ${t.id}, p, ${ids.open}, 'victim', '{"note": "victim notification"}'::jsonb
              from unnest(${[people.admin.id, people.agent.id, people.user.id]}::uuid[]) p`;
+    await tx`insert into public.automation_runs (tenant_id, rule_id, ticket_id, event, event_id, outcome, failed_action, error)
+             values (${t.id}, ${victimRule.id}, ${ids.open}, 'ticket.created', gen_random_uuid(), 'failed', 0, 'victim rule error')`;
   });
   await sql.begin(async (tx) => {
     await tx`select set_config('request.jwt.claims', ${as(people.user)}, true)`;

@@ -245,6 +245,23 @@ const ops: Record<string, Record<Action, Op>> = {
     update: async (tx, t) => count(await tx`update public.macros set description = 'x' where tenant_id = ${tenantOf(t).id} returning id`),
     delete: async (tx, t) => count(await tx`delete from public.macros where tenant_id = ${tenantOf(t).id} returning id`),
   },
+  automation_rules: {
+    select: async (tx, t) => count(await tx`select id from public.automation_rules where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.automation_rules (tenant_id, name, event, actions)
+      values (${tenantOf(t).id}, 'Matrix new', 'ticket.created', '[{"type":"set_priority","priority":"low"}]') returning id`),
+    update: async (tx, t) => count(await tx`update public.automation_rules set description = 'x' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.automation_rules where tenant_id = ${tenantOf(t).id} returning id`),
+  },
+  automation_runs: {
+    select: async (tx, t) => count(await tx`select id from public.automation_runs where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.automation_runs (tenant_id, rule_id, ticket_id, event, event_id, outcome)
+      select r.tenant_id, r.id, ${ticketOf(t)}, 'ticket.created', gen_random_uuid(), 'applied'
+      from public.automation_rules r where r.tenant_id = ${tenantOf(t).id} limit 1 returning id`),
+    update: async (tx, t) => count(await tx`update public.automation_runs set error = 'x' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.automation_runs where tenant_id = ${tenantOf(t).id} returning id`),
+  },
   canned_responses: {
     select: async (tx, t) => count(await tx`select id from public.canned_responses where tenant_id = ${tenantOf(t).id}`),
     insert: async (tx, t) => count(await tx`
@@ -303,6 +320,10 @@ beforeAll(async () => {
     await db.sql`insert into public.tickets (tenant_id, id, title, team_id, created_by) values (${tenantId}, ${ticketOf(t)}, 'Printer on fire', ${teamOf(t)}, ${customerOf(t).id})`;
     await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, content) values (${tenantId}, ${ticketOf(t)}, ${customerOf(t).id}, 'Please help')`;
     await db.sql`insert into public.ticket_followers (tenant_id, ticket_id, user_id) values (${tenantId}, ${ticketOf(t)}, ${agent.id})`;
+    const [auto] = await db.sql`insert into public.automation_rules (tenant_id, name, event, actions, active)
+      values (${tenantId}, 'Triage', 'ticket.created', '[{"type":"add_tags","tags":["triaged"]}]', false) returning id`;
+    await db.sql`insert into public.automation_runs (tenant_id, rule_id, ticket_id, event, event_id, outcome)
+      values (${tenantId}, ${auto.id}, ${ticketOf(t)}, 'ticket.created', gen_random_uuid(), 'applied')`;
     for (const person of t === 'own' ? [users.acmeAdmin, users.acmeAgent, users.acmeUser] : [users.globexAdmin, users.globexAgent, users.globexUser]) {
       await db.sql`insert into public.notifications (tenant_id, user_id, ticket_id, type) values (${tenantId}, ${person.id}, ${ticketOf(t)}, 'seeded')`;
     }

@@ -54,6 +54,8 @@ export const matrix: Record<string, Record<Action, Record<Role, Outcome>>> = {
   webhook_endpoints: { select: only(['super', 'admin']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
   // Macros (the tenant-wide one): staff apply them, admins keep them.
   macros: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  automation_rules: { select: only(['super', 'admin']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  automation_runs: { select: only(['super', 'admin']), insert: nobody(), update: nobody(), delete: nobody() },
   // API keys: admins see, rename and revoke their tenant's keys; keys are made only by
   // private.create_api_key (with the secret's hash) and never deleted (revocation keeps them).
   api_keys: { select: only(['super', 'admin']), insert: nobody(), update: only(['super', 'admin']), delete: nobody() },

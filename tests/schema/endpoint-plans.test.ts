@@ -323,6 +323,17 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
     },
   });
   await run('tickets', 'PATCH', '/tickets/macros/{macroId}', `/tickets/macros/${macro.id}`, { body: { description: 'First look' } });
+  const autoRule = await run('tickets', 'POST', '/tickets/automation-rules', '/tickets/automation-rules', {
+    body: {
+      name: 'Printers to high',
+      event: 'ticket.created',
+      conditions: { all: [{ field: 'title', op: 'contains', value: 'printer' }] },
+      actions: [{ type: 'set_priority', priority: 'high' }],
+    },
+  });
+  await run('tickets', 'PATCH', '/tickets/automation-rules/{ruleId}', `/tickets/automation-rules/${autoRule.id}`, {
+    body: { position: 2 },
+  });
   await run('tickets', 'POST', '/tickets/{id}/macros/{macroId}/apply', `/tickets/${ticket.id}/macros/${macro.id}/apply`, {
     token: tok.agent,
   });
@@ -350,6 +361,7 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
     priority: 'high',
     cannedId: canned.id,
     macroId: macro.id,
+    ruleId: autoRule.id,
   };
   const extraQueries: Record<string, string[]> = {
     // Relevance search, its first page (ranked candidates): a common word, a word in no
@@ -360,6 +372,7 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
     '/tenants/{tenantId}/audit': ['?table=tickets'],
     '/tickets/canned-responses': ['?code=th', '?scope=tenant'],
     '/tickets/notifications': ['?unread=true'],
+    '/tickets/automation-rules/{ruleId}/runs': ['?outcome=failed'],
   };
   const unfilled: string[] = [];
   const documented: string[] = [];
@@ -388,6 +401,7 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
   await run('tickets', 'POST', '/tickets/{id}/restore', `/tickets/${ticket.id}/restore`);
   await run('tickets', 'DELETE', '/tickets/sla-policies/{priority}', '/tickets/sla-policies/high');
   await run('tickets', 'DELETE', '/tickets/macros/{macroId}', `/tickets/macros/${macro.id}`);
+  await run('tickets', 'DELETE', '/tickets/automation-rules/{ruleId}', `/tickets/automation-rules/${autoRule.id}`);
   await run('tickets', 'DELETE', '/tickets/canned-responses/{cannedId}', `/tickets/canned-responses/${canned.id}`);
   await run('tickets', 'DELETE', '/tickets/{id}/followers/{userId}', `/tickets/${ticket.id}/followers/${users.acmeAgent.id}`, {
     token: tok.agent,

@@ -1,0 +1,230 @@
+// Automation rules (admins): an event, conditions and ordered actions the platform
+// applies to tickets on its own, deferred through the job queue
+// (20261202140000_automation_rules.sql holds every rule of evaluation), and each rule's
+// runs — what it applied, and what it was refused and why.
+import { createRoute, z } from '@hono/zod-openapi';
+import { callerDb } from '../../../shared/auth/context.ts';
+import { needs } from '../../../shared/auth/needs.ts';
+import type { Tx } from '../../../shared/db.ts';
+import { notFound } from '../../../shared/errors.ts';
+import { createRouter } from '../../../shared/http.ts';
+import type { Checked, Column, Selected } from '../../../shared/rows.ts';
+import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import * as s from '../schemas.ts';
+import { security, type TicketsHandler } from './common.ts';
+
+const RULE_COLUMNS = [
+  'id',
+  'tenant_id',
+  'name',
+  'description',
+  'event',
+  'after_minutes',
+  'conditions',
+  'actions',
+  'position',
+  'active',
+  'created_by',
+  'created_at',
+  'updated_at',
+] as const satisfies readonly Column<'automation_rules'>[];
+const RUN_COLUMNS = [
+  'id',
+  'rule_id',
+  'ticket_id',
+  'event',
+  'event_id',
+  'outcome',
+  'actions_applied',
+  'failed_action',
+  'error',
+  'created_at',
+] as const satisfies readonly Column<'automation_runs'>[];
+
+type Run = z.infer<typeof s.AutomationRunSchema>;
+type RuleRow = Checked<
+  Selected<'automation_rules', typeof RULE_COLUMNS>,
+  {
+    event: z.infer<typeof s.AutomationEventSchema>;
+    conditions: z.infer<typeof s.AutomationRuleSchema>['conditions'];
+    actions: z.infer<typeof s.AutomationActionSchema>[];
+  }
+>;
+type Rule = RuleRow & { last_failure: Run | null };
+
+const routes = {
+  list: createRoute({
+    method: 'get',
+    path: '/automation-rules',
+    summary: "The tenant's automation rules (admins), by event and position",
+    security,
+    middleware: needs.activeTenantRole('admin'),
+    responses: {
+      200: jsonResponse(z.object({ items: z.array(s.AutomationRuleSchema) }), 'Rules by event, then position'),
+      ...commonErrors,
+    },
+  }),
+  create: createRoute({
+    method: 'post',
+    path: '/automation-rules',
+    summary: 'Add an automation rule (admins)',
+    security,
+    middleware: needs.activeTenantRole('admin', { write: true }),
+    request: { body: jsonBody(s.AutomationRuleBody) },
+    responses: { 201: jsonResponse(s.AutomationRuleSchema, 'The rule'), ...commonErrors, ...conflictError },
+  }),
+  get: createRoute({
+    method: 'get',
+    path: '/automation-rules/{ruleId}',
+    summary: 'One rule, with its latest failure',
+    security,
+    middleware: needs.activeTenantRole('admin'),
+    request: { params: s.AutomationRuleIdParam },
+    responses: { 200: jsonResponse(s.AutomationRuleSchema, 'The rule'), ...commonErrors },
+  }),
+  update: createRoute({
+    method: 'patch',
+    path: '/automation-rules/{ruleId}',
+    summary: 'Change a rule: its event, conditions, actions, position, or switch it off',
+    security,
+    middleware: needs.activeTenantRole('admin', { write: true }),
+    request: { params: s.AutomationRuleIdParam, body: jsonBody(s.UpdateAutomationRuleBody) },
+    responses: { 200: jsonResponse(s.AutomationRuleSchema, 'The rule'), ...commonErrors, ...conflictError },
+  }),
+  remove: createRoute({
+    method: 'delete',
+    path: '/automation-rules/{ruleId}',
+    summary: 'Remove a rule and its runs',
+    security,
+    middleware: needs.activeTenantRole('admin', { write: true }),
+    request: { params: s.AutomationRuleIdParam },
+    responses: { 204: { description: 'Removed' }, ...commonErrors },
+  }),
+  runs: createRoute({
+    method: 'get',
+    path: '/automation-rules/{ruleId}/runs',
+    summary: "A rule's runs, newest first: what it applied, and what it was refused and why",
+    security,
+    middleware: needs.activeTenantRole('admin'),
+    request: { params: s.AutomationRuleIdParam, query: s.AutomationRunsQuery },
+    responses: {
+      200: jsonResponse(
+        z.object({ items: z.array(s.AutomationRunSchema), next_before: z.number().int().nullable() }),
+        'Runs, newest first; next_before pages on',
+      ),
+      ...commonErrors,
+    },
+  }),
+};
+
+/** Rules with their latest failure (one statement; the caller adds the filter). */
+const selectRules = (tx: Tx) =>
+  tx`
+    select ${tx.columns(RULE_COLUMNS)}, (
+      select to_jsonb(f) from (
+        select ${tx.columns(RUN_COLUMNS)} from public.automation_runs x
+        where x.tenant_id = r.tenant_id and x.rule_id = r.id and x.outcome = 'failed'
+        order by x.id desc limit 1) f
+    ) as last_failure
+    from public.automation_rules r`;
+
+async function readRule(tx: Tx, tenantId: string, id: string): Promise<Rule> {
+  const [rule] = await tx<Rule>`${selectRules(tx)} where r.tenant_id = ${tenantId} and r.id = ${id}`;
+  if (!rule) throw notFound('Automation rule');
+  return rule;
+}
+
+const list: TicketsHandler<typeof routes.list> = async (c) => {
+  const access = c.var.access;
+  const items = await callerDb(c, access.tenantId, (tx) =>
+    tx<Rule>`
+      ${selectRules(tx)} where r.tenant_id = ${access.tenantId}
+      order by r.event, r.position, r.created_at, r.id limit 500
+    `);
+  return c.json({ items }, 200);
+};
+
+const create: TicketsHandler<typeof routes.create> = async (c) => {
+  const b = c.req.valid('json');
+  const access = c.var.access;
+  const rule = await callerDb(c, access.tenantId, async (tx) => {
+    const [r] = await tx<{ id: string }>`
+      insert into public.automation_rules
+        (tenant_id, name, description, event, after_minutes, conditions, actions, position, active, created_by)
+      values (${access.tenantId}, ${b.name}, ${b.description ?? null}, ${b.event}, ${b.after_minutes ?? null},
+              ${tx.json(b.conditions)}, ${tx.json(b.actions)}, ${b.position}, ${b.active}, private.current_user_id())
+      returning id
+    `;
+    return await readRule(tx, access.tenantId, r.id);
+  });
+  return c.json(rule, 201);
+};
+
+const get: TicketsHandler<typeof routes.get> = async (c) => {
+  const { ruleId } = c.req.valid('param');
+  const access = c.var.access;
+  return c.json(await callerDb(c, access.tenantId, (tx) => readRule(tx, access.tenantId, ruleId)), 200);
+};
+
+const update: TicketsHandler<typeof routes.update> = async (c) => {
+  const { ruleId } = c.req.valid('param');
+  const b = c.req.valid('json');
+  const access = c.var.access;
+  const rule = await callerDb(c, access.tenantId, async (tx) => {
+    const current = await readRule(tx, access.tenantId, ruleId);
+    // Only what the body names changes; the database checks the whole (timing,
+    // conditions and actions), so a rule never becomes inconsistent.
+    await tx`
+      update public.automation_rules set
+        name = ${b.name ?? current.name},
+        description = ${b.description === undefined ? current.description : b.description},
+        event = ${b.event ?? current.event},
+        after_minutes = ${b.after_minutes === undefined ? current.after_minutes : b.after_minutes},
+        conditions = ${tx.json(b.conditions ?? current.conditions)},
+        actions = ${tx.json(b.actions ?? current.actions)},
+        position = ${b.position ?? current.position},
+        active = ${b.active ?? current.active}
+      where tenant_id = ${access.tenantId} and id = ${ruleId}
+    `;
+    return await readRule(tx, access.tenantId, ruleId);
+  });
+  return c.json(rule, 200);
+};
+
+const remove: TicketsHandler<typeof routes.remove> = async (c) => {
+  const { ruleId } = c.req.valid('param');
+  const access = c.var.access;
+  await callerDb(c, access.tenantId, async (tx) => {
+    const gone =
+      await tx`delete from public.automation_rules where tenant_id = ${access.tenantId} and id = ${ruleId} returning id`;
+    if (!gone.length) throw notFound('Automation rule');
+  });
+  return c.body(null, 204);
+};
+
+const runs: TicketsHandler<typeof routes.runs> = async (c) => {
+  const { ruleId } = c.req.valid('param');
+  const q = c.req.valid('query');
+  const access = c.var.access;
+  const items = await callerDb(c, access.tenantId, async (tx) => {
+    await readRule(tx, access.tenantId, ruleId);
+    return await tx<Run>`
+      select ${tx.columns(RUN_COLUMNS)} from public.automation_runs
+      where tenant_id = ${access.tenantId} and rule_id = ${ruleId}
+        ${q.outcome ? tx`and outcome = ${q.outcome}` : tx``}
+        ${q.ticket_id ? tx`and ticket_id = ${q.ticket_id}` : tx``}
+        ${q.before ? tx`and id < ${q.before}` : tx``}
+      order by id desc limit ${q.limit}
+    `;
+  });
+  const next = items.length === q.limit ? items[items.length - 1].id : null;
+  return c.json({ items, next_before: next }, 200);
+};
+
+export const automation = createRouter()
+  .openapi(routes.list, list)
+  .openapi(routes.create, create)
+  .openapi(routes.get, get)
+  .openapi(routes.update, update)
+  .openapi(routes.remove, remove)
+  .openapi(routes.runs, runs);

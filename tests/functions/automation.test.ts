@@ -1,0 +1,416 @@
+// Automation rules (issue 16 §1) through the tickets function in-process and the real job
+// runner, with a real database: who keeps rules, conditions and actions checked on both
+// paths, evaluation deferred through the queue and applied as the rule (audit actor),
+// ordering, loops, a failing action recorded and rolled back, time-based rules from the
+// sweep, and 100 tickets changed at once under 20 rules — each applied exactly once.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app } from '../../functions/tickets/app.ts';
+import { closeDb } from '../../shared/db.ts';
+import { runJobs } from '../../shared/jobs/runner.ts';
+import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
+import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+
+let db: TestDatabase;
+let auth: AuthFixture;
+const tok: Record<string, string> = {};
+const acme = tenants.acme.id;
+const globex = tenants.globex.id;
+
+beforeAll(async () => {
+  db = await freshDatabase('fn_automation');
+  auth = await configureAuth(db.url);
+  tok.admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+  tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
+  tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
+  tok.globexAdmin = await supabaseToken(users.globexAdmin, { tenantId: globex });
+});
+afterAll(async () => {
+  await closeDb();
+  await auth.close();
+  await db.close();
+});
+
+type Body = Record<string, unknown>;
+const createRule = (body: Body, token = tok.admin) => call(app, 'POST', '/tickets/automation-rules', { token, body });
+async function rule(body: Body): Promise<string> {
+  const r = await createRule({ conditions: {}, ...body });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  return r.body.id as string;
+}
+/** Switches every rule off, so each test sees only its own. */
+const quiet = () => db.sql`update public.automation_rules set active = false`;
+async function ticket(title = 'Automation target', token = tok.user): Promise<string> {
+  const r = await call(app, 'POST', '/tickets', { token, body: { title } });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  return r.body.id as string;
+}
+/** Runs automation jobs until none is left (a loop would never end: bounded). */
+async function drain(workers = 1): Promise<number> {
+  let claimed = 0;
+  for (let round = 0; round < 40; round++) {
+    const reports = await Promise.all(
+      Array.from({ length: workers }, (_, i) => runJobs({ tasks: ['automation'], budgetMs: 30_000, workerId: `w${i}` })),
+    );
+    const n = reports.reduce((sum, r) => sum + r.claimed, 0);
+    claimed += n;
+    const [{ left }] = await db.sql`select count(*)::int as left from private.jobs where task = 'automation' and dead_at is null`;
+    if (n === 0 && left === 0) return claimed;
+  }
+  throw new Error('the automation queue did not drain');
+}
+const state = async (id: string) => {
+  const [t] = await db.sql<{ status: string; priority: string; tags: string[]; team_id: string | null }[]>`
+    select status, priority, tags, team_id from public.tickets where id = ${id}`;
+  const messages = await db.sql`select type, content from public.ticket_messages where ticket_id = ${id} order by created_at, id`;
+  return { ...t, messages: messages.map((m) => `${m.type}:${m.content}`) };
+};
+const runsOf = (ruleId: string) =>
+  db.sql<{ ticket_id: string; outcome: string; event: string; failed_action: number | null; error: string | null }[]>`
+    select ticket_id, outcome, event, failed_action, error from public.automation_runs where rule_id = ${ruleId} order by id`;
+
+describe('keeping rules', () => {
+  it('admins keep them; agents, customers and other tenants neither see nor change them', async () => {
+    const id = await rule({ name: 'Kept', event: 'ticket.created', actions: [{ type: 'set_priority', priority: 'high' }] });
+    const before = (await db.sql`select count(*)::int as n from public.automation_rules`)[0].n;
+    const body = { name: 'Nope', event: 'ticket.created', actions: [{ type: 'set_priority', priority: 'low' }] };
+    expect((await createRule(body, tok.agent)).status).toBe(403);
+    expect((await createRule(body, tok.user)).status).toBe(403);
+    expect((await call(app, 'GET', '/tickets/automation-rules', { token: tok.agent })).status).toBe(403);
+    // Another tenant's admin, with this tenant's rule id, on every route.
+    for (
+      const [method, path, b] of [
+        ['GET', `/tickets/automation-rules/${id}`],
+        ['PATCH', `/tickets/automation-rules/${id}`, { active: false }],
+        ['DELETE', `/tickets/automation-rules/${id}`],
+        ['GET', `/tickets/automation-rules/${id}/runs`],
+      ] as const
+    ) {
+      const r = await call(app, method, path, { token: tok.globexAdmin, body: b });
+      expect(r.status, `${method} ${path}`).toBe(404);
+    }
+    const theirs = await call(app, 'GET', '/tickets/automation-rules', { token: tok.globexAdmin });
+    expect(theirs.body.items).toEqual([]);
+    expect((await db.sql`select count(*)::int as n from public.automation_rules`)[0].n).toBe(before);
+    expect((await db.sql`select active from public.automation_rules where id = ${id}`)[0].active).toBe(true);
+    // A name is the tenant's once.
+    const again = await createRule({ name: 'Kept', event: 'ticket.created', actions: [{ type: 'set_priority', priority: 'low' }] });
+    expect(again.status).toBe(409);
+    await quiet();
+  });
+
+  it('bad events, conditions, actions and timings are 422s on both paths and change nothing', async () => {
+    const before = (await db.sql`select count(*)::int as n from public.automation_rules`)[0].n;
+    const ok = { name: 'Bad', event: 'ticket.created', actions: [{ type: 'set_priority', priority: 'high' }] };
+    const bad: Body[] = [
+      { ...ok, event: 'ticket.exploded' },
+      { ...ok, actions: [] },
+      { ...ok, actions: [{ type: 'drop_table' }] },
+      { ...ok, actions: [{ type: 'emit_webhook' }] },
+      { ...ok, conditions: { all: [{ field: 'password', op: 'eq', value: 'x' }] } },
+      { ...ok, conditions: { all: [{ field: 'status', op: 'like', value: 'x' }] } },
+      { ...ok, conditions: { all: [{ field: 'status', op: 'in', value: [] }] } },
+      { ...ok, conditions: { all: [{ field: 'status', op: 'is_empty', value: 'x' }] } },
+      { ...ok, conditions: { none: [] } },
+      { ...ok, event: 'ticket.pending_for' }, // a time-based rule needs after_minutes
+      { ...ok, after_minutes: 60 }, // and only it
+      { ...ok, event: 'ticket.pending_for', after_minutes: 0 },
+    ];
+    for (const b of bad) {
+      const r = await createRule(b);
+      expect(r.status, JSON.stringify(b)).toBe(422);
+      expect(errorCode(r)).toBe('validation_failed');
+    }
+    // Straight through PostgREST, past zod: the table's checks refuse the same.
+    const claims = supabaseClaims(users.acmeAdmin, acme);
+    for (
+      const [conditions, actions, event, after] of [
+        [{}, [{ type: 'drop_table' }], 'ticket.created', null],
+        [{ all: [{ field: 'password', op: 'eq', value: 'x' }] }, [{ type: 'set_priority', priority: 'high' }], 'ticket.created', null],
+        [{}, [{ type: 'set_priority', priority: 'high' }], 'ticket.pending_for', null],
+        [{}, [{ type: 'set_priority', priority: 'high' }], 'ticket.created', 5],
+      ] as const
+    ) {
+      const r = await probeAs(db.sql, 'authenticated', claims, (tx) =>
+        tx`insert into public.automation_rules (tenant_id, name, event, after_minutes, conditions, actions)
+           values (${acme}, 'Direct', ${event}, ${after}, ${tx.json(conditions)}, ${tx.json(actions as never)})`);
+      expect(r.ok, JSON.stringify(actions)).toBe(false);
+      if (!r.ok) expect(r.error.code).toBe('23514');
+    }
+    // Admins cannot write runs by hand.
+    const forged = await probeAs(db.sql, 'authenticated', claims, (tx) =>
+      tx`insert into public.automation_runs (tenant_id, rule_id, ticket_id, event, event_id, outcome)
+         select ${acme}, r.id, t.id, 'ticket.created', gen_random_uuid(), 'applied'
+         from public.automation_rules r, public.tickets t where r.tenant_id = ${acme} and t.tenant_id = ${acme} limit 1`);
+    expect(forged.ok).toBe(false);
+    expect((await db.sql`select count(*)::int as n from public.automation_rules`)[0].n).toBe(before);
+  });
+});
+
+describe('applying rules', () => {
+  it('defers evaluation to the queue, applies matching rules as the rule, and records the run', async () => {
+    await quiet();
+    const id = await rule({
+      name: 'Refunds to billing',
+      event: 'ticket.created',
+      conditions: { all: [{ field: 'title', op: 'contains', value: 'REFUND' }] },
+      actions: [
+        { type: 'set_priority', priority: 'high' },
+        { type: 'add_tags', tags: ['billing'] },
+        { type: 'add_note', content: 'Routed by a rule' },
+      ],
+    });
+    const refund = await ticket('I want a refund now');
+    const other = await ticket('Hello there, a question');
+    // Nothing happens in the request: the job does it.
+    expect((await state(refund)).priority).toBe('medium');
+    await drain();
+    expect(await state(refund)).toMatchObject({ priority: 'high', tags: ['billing'], messages: ['note:Routed by a rule'] });
+    expect(await state(other)).toMatchObject({ priority: 'medium', tags: [], messages: [] });
+    expect((await runsOf(id)).map((r) => [r.ticket_id, r.outcome])).toEqual([[refund, 'applied']]);
+    // The audit trail names the rule as the actor of each change it made.
+    const trail = await db.sql`
+      select table_name, actor_issuer, actor_subject, actor_role from public.audit_logs
+      where tenant_id = ${acme} and actor_subject = ${'rule:' + id} order by id`;
+    expect(trail.map((a) => a.table_name)).toEqual(expect.arrayContaining(['tickets', 'ticket_messages']));
+    expect(trail.every((a) => a.actor_issuer === 'automation' && a.actor_role === 'service_role')).toBe(true);
+    const runs = await call(app, 'GET', `/tickets/automation-rules/${id}/runs`, { token: tok.admin });
+    expect(runs.status).toBe(200);
+    expect(runs.body.items).toHaveLength(1);
+    expect(runs.body.items[0]).toMatchObject({ ticket_id: refund, outcome: 'applied', actions_applied: 3 });
+  });
+
+  it('runs rules by position, each seeing what the earlier ones did', async () => {
+    await quiet();
+    await rule({
+      name: 'Second: tag urgent ones',
+      event: 'ticket.created',
+      position: 2,
+      conditions: { all: [{ field: 'priority', op: 'eq', value: 'urgent' }] },
+      actions: [{ type: 'add_tags', tags: ['paged'] }],
+    });
+    await rule({
+      name: 'First: outages are urgent',
+      event: 'ticket.created',
+      position: 1,
+      conditions: { any: [{ field: 'title', op: 'contains', value: 'outage' }, { field: 'title', op: 'contains', value: 'down' }] },
+      actions: [{ type: 'set_priority', priority: 'urgent' }],
+    });
+    const t = await ticket('Total outage in region');
+    await drain();
+    expect(await state(t)).toMatchObject({ priority: 'urgent', tags: ['paged'] });
+    // In the other order the tagging rule looks before the priority changes.
+    await db.sql`update public.automation_rules set position = 3 where name = 'First: outages are urgent'`;
+    const u = await ticket('Site is down again');
+    await drain();
+    expect(await state(u)).toMatchObject({ priority: 'urgent', tags: [] });
+  });
+
+  it('conditions read the message and the change that raised the event', async () => {
+    await quiet();
+    const onMessage = await rule({
+      name: 'Customer says urgent',
+      event: 'message.created',
+      conditions: {
+        all: [{ field: 'message.author', op: 'eq', value: 'requester' }, { field: 'message.content', op: 'contains', value: 'urgent' }],
+      },
+      actions: [{ type: 'set_priority', priority: 'urgent' }],
+    });
+    const onChange = await rule({
+      name: 'Resolved gets a tag',
+      event: 'ticket.updated',
+      conditions: { all: [{ field: 'changed', op: 'contains', value: 'status' }, { field: 'status', op: 'eq', value: 'resolved' }] },
+      actions: [{ type: 'add_tags', tags: ['done'] }],
+    });
+    const t = await ticket('A message-driven ticket');
+    expect((await call(app, 'POST', `/tickets/${t}/messages`, { token: tok.user, body: { content: 'Not urgent at all?' } })).status).toBe(201);
+    expect((await call(app, 'POST', `/tickets/${t}/messages`, { token: tok.admin, body: { content: 'urgent for me' } })).status).toBe(201);
+    await drain();
+    // Both messages contain "urgent"; only the requester's counts. The priority change
+    // is an update that did not change the status: the other rule stays out.
+    expect(await state(t)).toMatchObject({ priority: 'urgent', tags: [] });
+    expect((await runsOf(onMessage)).map((r) => r.outcome)).toEqual(['applied']);
+    expect((await call(app, 'POST', `/tickets/${t}/status`, { token: tok.admin, body: { status: 'resolved' } })).status).toBe(200);
+    await drain();
+    expect((await state(t)).tags).toEqual(['done']);
+    expect((await runsOf(onChange)).length).toBe(1);
+  });
+
+  it('never triggers itself: its own changes do not raise it again', async () => {
+    await quiet();
+    const self = await rule({ name: 'Tag every change', event: 'ticket.updated', actions: [{ type: 'add_tags', tags: ['seen'] }] });
+    const t = await ticket('Self-loop ticket');
+    expect((await call(app, 'PATCH', `/tickets/${t}`, { token: tok.admin, body: { priority: 'high' } })).status).toBe(200);
+    await drain();
+    // Its tag change is an update too, raised by the rule itself: not evaluated by it.
+    expect((await runsOf(self)).map((r) => r.outcome)).toEqual(['applied']);
+    expect((await state(t)).tags).toEqual(['seen']);
+  });
+
+  it('two rules that undo each other stop: a rule never runs twice in one chain of events', async () => {
+    await quiet();
+    const down = await rule({
+      name: 'High goes low',
+      event: 'ticket.updated',
+      conditions: { all: [{ field: 'priority', op: 'eq', value: 'high' }] },
+      actions: [{ type: 'set_priority', priority: 'low' }],
+    });
+    const up = await rule({
+      name: 'Low goes high',
+      event: 'ticket.updated',
+      conditions: { all: [{ field: 'priority', op: 'eq', value: 'low' }] },
+      actions: [{ type: 'set_priority', priority: 'high' }],
+    });
+    const t = await ticket('Ping pong ticket');
+    expect((await call(app, 'PATCH', `/tickets/${t}`, { token: tok.admin, body: { priority: 'high' } })).status).toBe(200);
+    await drain();
+    // The agent's change: both rules apply in turn (high → low → high), each raising an
+    // event. The one "High goes low" raised is answered by neither ("Low goes high"
+    // sees high); the one "Low goes high" raised is answered by "High goes low" (→ low);
+    // that one's event has both rules in its chain. Without the guard: forever.
+    expect((await runsOf(down)).map((r) => r.outcome)).toEqual(['applied', 'applied']);
+    expect((await runsOf(up)).map((r) => r.outcome)).toEqual(['applied']);
+    expect((await state(t)).priority).toBe('low');
+    const [{ dead }] = await db.sql`select count(*)::int as dead from private.jobs where task = 'automation' and dead_at is not null`;
+    expect(dead).toBe(0);
+  });
+
+  it('a refused action rolls its rule back and is recorded on it; the other rules still apply', async () => {
+    await quiet();
+    const broken = await rule({
+      name: 'Closes too early',
+      event: 'ticket.created',
+      position: 1,
+      actions: [{ type: 'add_tags', tags: ['half-done'] }, { type: 'set_status', status: 'closed' }],
+    });
+    const fine = await rule({ name: 'Still runs', event: 'ticket.created', position: 2, actions: [{ type: 'set_priority', priority: 'low' }] });
+    const t = await ticket('An open ticket cannot close');
+    await drain();
+    // open → closed is not a transition: the tag of the same rule is undone too.
+    expect(await state(t)).toMatchObject({ status: 'open', tags: [], priority: 'low' });
+    const [run] = await runsOf(broken);
+    expect(run).toMatchObject({ ticket_id: t, outcome: 'failed', failed_action: 1 });
+    expect(run.error).toMatch(/transition|closed/i);
+    expect((await runsOf(fine)).map((r) => r.outcome)).toEqual(['applied']);
+    const shown = await call(app, 'GET', `/tickets/automation-rules/${broken}`, { token: tok.admin });
+    expect(shown.body.last_failure).toMatchObject({ ticket_id: t, outcome: 'failed', failed_action: 1 });
+    const failedOnly = await call(app, 'GET', `/tickets/automation-rules/${fine}/runs?outcome=failed`, { token: tok.admin });
+    expect(failedOnly.body.items).toEqual([]);
+    // The job completed: a refused action is the rule's outcome, not a job failure.
+    expect((await db.sql`select count(*)::int as n from private.jobs where task = 'automation'`)[0].n).toBe(0);
+  });
+
+  it('replies with canned responses and emits automation.triggered to subscribed endpoints', async () => {
+    await quiet();
+    const [canned] = await db.sql`insert into public.canned_responses (tenant_id, scope, short_code, title, body)
+      values (${acme}, 'tenant', 'ack', 'Ack', 'We got ticket #{{ticket.number}}: {{ticket.title}}') returning id`;
+    await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types)
+      values (${acme}, 'https://hooks.example.com/auto', 'v1:x', '{automation.triggered}')`;
+    const id = await rule({
+      name: 'Acknowledge',
+      event: 'ticket.created',
+      actions: [{ type: 'send_canned', canned_response_id: canned.id }, { type: 'emit_webhook', label: 'acknowledged' }],
+    });
+    const t = await ticket('Please acknowledge me');
+    await drain();
+    const [{ number }] = await db.sql`select number from public.tickets where id = ${t}`;
+    expect((await state(t)).messages).toEqual([`message:We got ticket #${number}: Please acknowledge me`]);
+    const events = await db.sql`select payload from private.webhook_events where tenant_id = ${acme} and type = 'automation.triggered'`;
+    expect(events.map((e) => e.payload.data)).toEqual([
+      { rule_id: id, rule_name: 'Acknowledge', label: 'acknowledged', ticket_id: t, event: 'ticket.created' },
+    ]);
+  });
+});
+
+describe('time-based rules', () => {
+  it('fire once per wait: pending for N minutes, and no customer reply for N minutes', async () => {
+    await quiet();
+    const pending = await rule({
+      name: 'Pending too long',
+      event: 'ticket.pending_for',
+      after_minutes: 60,
+      actions: [{ type: 'reply', content: 'Closing for lack of reply' }, { type: 'set_status', status: 'resolved' }],
+    });
+    const silent = await rule({
+      name: 'Nudge',
+      event: 'ticket.no_customer_reply',
+      after_minutes: 120,
+      conditions: { all: [{ field: 'priority', op: 'neq', value: 'low' }] },
+      actions: [{ type: 'add_tags', tags: ['nudged'] }],
+    });
+    const waiting = await ticket('Waiting on the customer');
+    expect((await call(app, 'POST', `/tickets/${waiting}/status`, { token: tok.admin, body: { status: 'pending' } })).status).toBe(200);
+    const fresh = await ticket('Just went pending');
+    expect((await call(app, 'POST', `/tickets/${fresh}/status`, { token: tok.admin, body: { status: 'pending' } })).status).toBe(200);
+    // The first has waited two hours (no business hours: wall clock); the second not.
+    await db.sql`update public.tickets set sla_paused_at = now() - interval '2 hours' where id = ${waiting}`;
+    const unanswered = await ticket('Agent asked a question');
+    const lowOne = await ticket('Low priority question');
+    await db.sql`update public.tickets set priority = 'low' where id = ${lowOne}`;
+    for (const t of [unanswered, lowOne]) {
+      await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content, created_at)
+        values (${acme}, ${t}, ${users.acmeAgent.id}, 'message', 'Which version?', now() - interval '3 hours')`;
+    }
+    await drain(); // events of the setup (no event rules are active)
+    const sweep = async () => (await db.sql`select private.run_automation_sweep() as n`)[0].n as number;
+    // Due: `waiting` (pending 2 h ≥ 60 min), and `unanswered` and `lowOne` (the agent's
+    // question is 3 h old); `fresh` has just gone pending and has no message.
+    expect(await sweep()).toBe(3);
+    await drain();
+    expect(await state(waiting)).toMatchObject({ status: 'resolved', messages: ['message:Closing for lack of reply'] });
+    expect((await state(fresh)).status).toBe('pending');
+    expect((await state(unanswered)).tags).toEqual(['nudged']);
+    expect((await state(lowOne)).tags).toEqual([]);
+    expect((await runsOf(silent)).map((r) => [r.ticket_id, r.outcome]).sort()).toEqual(
+      [[unanswered, 'applied'], [lowOne, 'not_matched']].sort(),
+    );
+    // Each wait is looked at once: nothing is due again until a new one begins.
+    expect(await sweep()).toBe(0);
+    expect((await runsOf(pending)).length).toBe(1);
+    // The customer answers, the agent asks again, three hours pass: a new wait.
+    await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content, created_at)
+      values (${acme}, ${unanswered}, ${users.acmeUser.id}, 'message', 'Version 2', now() - interval '2 hours 30 minutes'),
+             (${acme}, ${unanswered}, ${users.acmeAgent.id}, 'message', 'And the OS?', now() - interval '2 hours 10 minutes')`;
+    await drain();
+    expect(await sweep()).toBe(1);
+    await drain();
+    expect((await runsOf(silent)).filter((r) => r.ticket_id === unanswered).map((r) => r.outcome)).toEqual(['applied', 'applied']);
+  });
+});
+
+describe('concurrency', () => {
+  it('100 tickets changed at once under 20 active rules: every rule applied exactly once per event', async () => {
+    await quiet();
+    const ids: string[] = [];
+    for (let i = 0; i < 100; i++) ids.push(await ticket(`Concurrent ticket ${i}`));
+    await drain();
+    const rules: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      rules.push(
+        await rule({
+          name: `Priority watcher ${i}`,
+          event: 'ticket.updated',
+          position: i,
+          conditions: { all: [{ field: 'changed', op: 'contains', value: 'priority' }] },
+          actions: [{ type: 'add_tags', tags: [`r${i}`] }],
+        }),
+      );
+    }
+    const results = await Promise.all(
+      ids.map((id) => call(app, 'PATCH', `/tickets/${id}`, { token: tok.admin, body: { priority: 'high' } })),
+    );
+    expect(results.map((r) => r.status)).toEqual(ids.map(() => 200));
+    await drain(3); // three workers claim concurrently
+    const runs = await db.sql<{ rule_id: string; ticket_id: string; n: number }[]>`
+      select rule_id, ticket_id, count(*)::int as n from public.automation_runs
+      where rule_id = any (${rules}::uuid[]) and outcome = 'applied' group by 1, 2`;
+    expect(runs.length).toBe(100 * 20);
+    expect(runs.every((r) => r.n === 1)).toBe(true);
+    const tags = await db.sql<{ tags: string[] }[]>`select tags from public.tickets where id = any (${ids}::uuid[])`;
+    const want = rules.map((_, i) => `r${i}`).sort();
+    expect(tags.every((t) => [...t.tags].sort().join() === want.join())).toBe(true);
+    const [{ dead }] = await db.sql`select count(*)::int as dead from private.jobs where task = 'automation' and dead_at is not null`;
+    expect(dead).toBe(0);
+  });
+});
