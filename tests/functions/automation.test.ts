@@ -412,5 +412,5 @@ describe('concurrency', () => {
     expect(tags.every((t) => [...t.tags].sort().join() === want.join())).toBe(true);
     const [{ dead }] = await db.sql`select count(*)::int as dead from private.jobs where task = 'automation' and dead_at is not null`;
     expect(dead).toBe(0);
-  });
+  }, 300_000); // 2,000 rule applications and their 2,000 follow-up events on a shared 2-core machine
 });
