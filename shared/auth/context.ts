@@ -58,6 +58,9 @@ export interface TenantNeed {
   write?: boolean;
   /** The API-key scope the route needs; a route without one refuses API keys. */
   scope?: Scope;
+  /** A feature the plan of the tenant the request acts in must include (403
+   *  feature_not_in_plan, private.require_feature), asked in the same round trip. */
+  feature?: string;
 }
 
 /** Ends the request transaction without committing when the handler failed. */
@@ -127,8 +130,13 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
               from jsonb_each(c.ctx -> 'memberships') m
             ), '[]'::jsonb) as memberships,
             ${need ? tx`null::uuid` : tx`private.token_tenant_id()`} as token_tenant_id,
-            ${access} as access
+            a.access,
+            ${
+          need?.feature ? tx`private.require_feature((a.access ->> 'tenant_id')::uuid, ${need.feature}::text)` : tx`null`
+        } as feature -- after the standing: a stranger's answer stays the 404/403 it was
           from c
+          -- offset 0: evaluated once per caller row, never inlined into the feature check twice
+          cross join lateral (select ${access} as access offset 0) a
           where c.ctx ->> 'user_id' is not null
         `;
         if (!row) {
