@@ -4,7 +4,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { asUser, type Claims, type Tx, withClaims } from '../db.ts';
 import { forbidden } from '../errors.ts';
-import { countWrite } from '../rate-limit.ts';
+import { countKeyRead, countWrite } from '../rate-limit.ts';
 import { markPrincipal } from '../request-log.ts';
 import { apiKeyIdentity, presentedApiKey, type Scope } from './api-keys.ts';
 import { type Identity, verifyUserToken } from './verify.ts';
@@ -98,8 +98,10 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
     if (key && !need?.scope) throw forbidden('API keys cannot be used on this route', 'insufficient_scope');
     const identity = key ? apiKeyIdentity(key) : await verifyUserToken(c.req.header('authorization'));
     if (key) markPrincipal(c, 'api_key');
-    // A write counts against the tenant's and the caller's rate limits (429 when spent).
+    // A write counts against the tenant's and the caller's rate limits, a key's read
+    // against the key's own (429 when spent).
     if (need?.write) await countWrite(c, identity.claims, need.tenantId);
+    else if (key) await countKeyRead(c, key);
     try {
       await asUser({ ...identity.claims }, async (tx) => {
         const verifyKey = key

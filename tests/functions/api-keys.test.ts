@@ -12,6 +12,7 @@ import { closeDb, observeStatements } from '../../shared/db.ts';
 import { captureRequestLog } from '../../shared/request-log.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
+import { earlyInMinute } from '../helpers/minute.ts';
 import { teams, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
 
@@ -283,7 +284,7 @@ describe('creating, listing and revoking keys', () => {
     expect((await call(tenantsApp, 'GET', `/tenants/${acme}/api-keys`, { token: superToken })).status).toBe(200);
   });
 
-  it('costs no extra statement: a key request runs as many as a person\'s (verification rides the caller lookup)', async () => {
+  it('costs no extra statement but its read count: a key request runs as many as a person\'s (verification rides the caller lookup)', async () => {
     const { key } = await createKey(acme, tok.admin, { scopes: ['teams:read'] });
     const count = async (token: string) => {
       await call(tenantsApp, 'GET', `/tenants/${acme}/teams`, { token }); // warm (and last_used_at marked)
@@ -297,7 +298,14 @@ describe('creating, listing and revoking keys', () => {
       }
       return n;
     };
-    expect(await count(key)).toBe(await count(tok.admin));
+    // A key's read is counted against its window first: one autocommit statement.
+    expect(await count(key)).toBe((await count(tok.admin)) + 1);
+    process.env.RATE_LIMITS = 'off';
+    try {
+      expect(await count(key)).toBe(await count(tok.admin));
+    } finally {
+      delete process.env.RATE_LIMITS;
+    }
   });
 
   it("counts unrevoked keys against the plan's api_keys limit: past it a 403 that creates nothing, a revocation gives the place back", async () => {
@@ -320,6 +328,62 @@ describe('creating, listing and revoking keys', () => {
       expect((await call(tenantsApp, 'DELETE', `/tenants/${acme}/api-keys/${id}`, { token: tok.admin })).status).toBe(204);
       expect(await used()).toBe(live);
       await createKey(acme, tok.admin, { scopes: ['tickets:read'] });
+    } finally {
+      await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;
+    }
+  });
+
+  it("counts its reads per key against the plan's reads_per_minute_per_key: 429 with Retry-After and RateLimit-* once spent", async () => {
+    const a = await createKey(acme, tok.admin, { scopes: ['tickets:read', 'tickets:write'] });
+    const b = await createKey(acme, tok.admin, { scopes: ['tickets:read'] });
+    // With the response headers (call() keeps only status and body).
+    const req = async (token: string, path: string, init: { method?: string; body?: unknown } = {}) => {
+      const res = await ticketsApp.request(path, {
+        method: init.method ?? 'GET',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      });
+      const text = await res.text();
+      return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
+    };
+    const hits = async (id: string) =>
+      (await db.sql`select hits from private.rate_limit_counters where scope = 'key_read' and key = ${id}`)[0]?.hits ?? 0;
+    await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits) values (${acme}, '{"reads_per_minute_per_key": 2}')
+      on conflict (tenant_id) do update set limits = excluded.limits`;
+    try {
+      await earlyInMinute();
+      await db.sql`delete from private.rate_limit_counters where scope = 'key_read'`;
+      const remaining: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const res = await req(a.key, '/tickets');
+        expect(res.status).toBe(200);
+        expect(res.headers.get('ratelimit-limit')).toBe('2');
+        remaining.push(res.headers.get('ratelimit-remaining'));
+      }
+      expect(remaining).toEqual(['1', '0']);
+      const refused = await req(a.key, `/tickets/${acmeTicket}`);
+      expect(refused.status).toBe(429);
+      expect(refused.body.error).toMatchObject({ code: 'rate_limited', details: { scope: 'key', limit: 2 } });
+      const retry = Number(refused.headers.get('retry-after'));
+      expect(retry).toBeGreaterThanOrEqual(1);
+      expect(retry).toBeLessThanOrEqual(60);
+      expect(refused.headers.get('ratelimit-reset')).toBe(String(retry));
+      // Another key has a window of its own; people's reads are not limited; the key's
+      // writes count in the write windows, not this one.
+      expect((await req(b.key, '/tickets')).status).toBe(200);
+      expect((await req(tok.admin, '/tickets')).headers.get('ratelimit-limit')).toBeNull();
+      const before = await hits(a.id);
+      expect((await req(a.key, '/tickets', { method: 'POST', body: { title: 'Written while reads are spent' } })).status).toBe(201);
+      expect(await hits(a.id)).toBe(before);
+      // Someone who knows the key's id but not its secret spends nothing of its budget.
+      const forged = `tpk_live_${a.id.replace(/-/g, '')}_${'A'.repeat(43)}`;
+      const bad = await req(forged, '/tickets');
+      expect([bad.status, errorCode(bad)]).toEqual([401, 'invalid_api_key']);
+      expect(await hits(a.id)).toBe(before);
+      // No limit in the plan: not counted.
+      await db.sql`update private.tenant_plan_overrides set limits = '{"reads_per_minute_per_key": null}' where tenant_id = ${acme}`;
+      const free = await req(a.key, '/tickets');
+      expect([free.status, free.headers.get('ratelimit-limit')]).toEqual([200, null]);
     } finally {
       await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;
     }
