@@ -353,7 +353,7 @@ describe('creating, listing and revoking keys', () => {
     try {
       await earlyInMinute();
       await db.sql`delete from private.rate_limit_counters where scope = 'key_read'`;
-      const remaining: string[] = [];
+      const remaining: (string | null)[] = [];
       for (let i = 0; i < 2; i++) {
         const res = await req(a.key, '/tickets');
         expect(res.status).toBe(200);
