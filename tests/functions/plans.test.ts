@@ -10,6 +10,7 @@ import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { app as voiceApp } from '../../functions/voice/app.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { closeDb } from '../../shared/db.ts';
+import { deliverWebhook } from '../../shared/jobs/tasks/deliver-webhook.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { earlyInMinute } from '../helpers/minute.ts';
@@ -390,6 +391,45 @@ describe('features', () => {
     await entitle(globex, { features: { ...Object.fromEntries(Object.keys(FEATURES_OFF).map((k) => [k, null])), sla_business_hours: null } });
     const back = await call(tenantsApp, 'GET', `/tenants/${globex}/webhooks`, { token: tok.globexAdmin });
     expect(back.status).toBe(200);
+  });
+});
+
+describe('outbound webhooks when the plan lacks them', () => {
+  it('writes no events while off, and a delivery queued before is ended unsent, not kept for an upgrade', async () => {
+    const [endpoint] = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted)
+      values (${globex}, 'https://hooks.globex.example.com/in', 'not-sent') returning id`;
+    const ticket = async (title: string) =>
+      db.sql`insert into public.tickets (tenant_id, title, created_by) values (${globex}, ${title}, ${users.globexUser.id})`;
+    const events = async () => (await db.sql`select count(*)::int as n from private.webhook_events where tenant_id = ${globex}`)[0].n as number;
+    const before = await events();
+    await ticket('Queued while the plan had webhooks');
+    expect(await events()).toBe(before + 1);
+    const [delivery] = await db.sql`select d.id, j.id as job_id from private.webhook_deliveries d
+      join private.jobs j on j.job_key = 'delivery:' || d.id
+      where d.endpoint_id = ${endpoint.id} and d.status = 'pending' order by d.id desc limit 1`;
+    expect(delivery).toBeDefined();
+
+    await entitle(globex, { features: { outbound_webhooks: false } });
+    await ticket('Created while the plan has none');
+    expect(await events()).toBe(before + 1);
+    // The queued one: its job sends nothing and ends it, naming the plan; the endpoint is
+    // not blamed for it.
+    const job = { id: Number(delivery.job_id), task: 'deliver-webhook', payload: { delivery_id: Number(delivery.id) }, queue: null, job_key: null,
+      attempts: 1, max_attempts: 25 };
+    const outcome = await deliverWebhook.run(job as never, { worker: 'test', deps: {} });
+    expect(outcome).toEqual({ withheld: 1 });
+    const [after] = await db.sql`select status, last_error, attempts from private.webhook_deliveries where id = ${delivery.id}`;
+    expect(after).toEqual({ status: 'failed', last_error: expect.stringContaining('outbound_webhooks'), attempts: 0 });
+    expect((await db.sql`select count(*)::int as n from private.webhook_attempts where delivery_id = ${delivery.id}`)[0].n).toBe(0);
+    const [ep] = await db.sql`select enabled, consecutive_failures from public.webhook_endpoints where id = ${endpoint.id}`;
+    expect(ep).toEqual({ enabled: true, consecutive_failures: 0 });
+
+    // Back on: new events flow again; what happened meanwhile is not replayed.
+    await entitle(globex, { features: { outbound_webhooks: null } });
+    await ticket('Created after the upgrade');
+    expect(await events()).toBe(before + 2);
+    expect(await deliverWebhook.run(job as never, { worker: 'test', deps: {} })).toEqual({ skipped: 1 });
+    await db.sql`delete from public.webhook_endpoints where id = ${endpoint.id}`;
   });
 });
 
