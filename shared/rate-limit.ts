@@ -1,6 +1,8 @@
 // Rate limits (issue 15): a write counts against the tenant's and the caller's
 // one-minute windows, counted in Postgres (private.rate_limit_hit, migration
-// 20261202072000_rate_limits.sql) so the limits hold across every function instance.
+// 20261202072000_rate_limits.sql) so the limits hold across every function instance;
+// a read with an API key against the key's own window (private.rate_limit_key_read,
+// 20261202100200_rate_limit_key_reads.sql). A person's reads are not limited.
 // The count is one autocommit statement on the pool, sent before the request's
 // transaction opens: its row lock lasts that statement, not the request. Every limited
 // response carries RateLimit-Limit / RateLimit-Remaining / RateLimit-Reset; a refusal is
@@ -8,11 +10,12 @@
 // measure something else, tests that need it).
 import { type Claims, db } from './db.ts';
 import { env } from './env.ts';
+import type { PresentedKey } from './auth/api-keys.ts';
 import { ApiError } from './errors.ts';
 
 export interface RateLimitVerdict {
   allowed: boolean;
-  scope: 'tenant' | 'caller';
+  scope: 'tenant' | 'caller' | 'key';
   limit: number;
   remaining: number;
   /** Seconds until the window ends. */
@@ -28,19 +31,10 @@ export function rateLimitHeaders(v: RateLimitVerdict): Record<string, string> {
   return { 'RateLimit-Limit': String(v.limit), 'RateLimit-Remaining': String(v.remaining), 'RateLimit-Reset': String(v.reset) };
 }
 
-/** Counts one write of the caller with these claims in the tenant the path names, or
- *  else the request's (X-Tenant-Id, the token's, their only one). Sets the RateLimit-*
- *  headers on the response; throws 429 rate_limited when a window is spent. */
-export async function countWrite(
-  c: { header(name: string, value: string): void; req: { header(name: string): string | undefined } },
-  claims: Claims,
-  tenantId: string | undefined,
-): Promise<void> {
-  if (!rateLimitsEnabled()) return;
-  const [{ verdict }] = await db()<{ verdict: RateLimitVerdict | null }>`
-    select private.rate_limit_hit(${JSON.stringify(claims)}::jsonb, ${tenantId ?? null}::uuid, ${
-    c.req.header('x-tenant-id') ?? null
-  }::text) as verdict`;
+type Limited = { header(name: string, value: string): void; req: { header(name: string): string | undefined } };
+
+/** Sets the verdict's RateLimit-* headers; throws 429 rate_limited when it refuses. */
+function apply(c: Limited, verdict: RateLimitVerdict | null, message: string): void {
   if (!verdict) return;
   const headers = rateLimitHeaders(verdict);
   for (const [name, value] of Object.entries(headers)) c.header(name, value);
@@ -48,11 +42,36 @@ export async function countWrite(
     throw new ApiError(
       429,
       'rate_limited',
-      verdict.scope === 'tenant'
-        ? "Too many writes in this tenant this minute; the plan's limit is reached"
-        : 'Too many writes from you in this tenant this minute',
+      message,
       { scope: verdict.scope, limit: verdict.limit, retry_after: verdict.reset },
       { ...headers, 'Retry-After': String(verdict.reset) },
     );
   }
+}
+
+/** Counts one write of the caller with these claims in the tenant the path names, or
+ *  else the request's (X-Tenant-Id, the token's, their only one). Sets the RateLimit-*
+ *  headers on the response; throws 429 rate_limited when a window is spent. */
+export async function countWrite(c: Limited, claims: Claims, tenantId: string | undefined): Promise<void> {
+  if (!rateLimitsEnabled()) return;
+  const [{ verdict }] = await db()<{ verdict: RateLimitVerdict | null }>`
+    select private.rate_limit_hit(${JSON.stringify(claims)}::jsonb, ${tenantId ?? null}::uuid, ${
+    c.req.header('x-tenant-id') ?? null
+  }::text) as verdict`;
+  apply(
+    c,
+    verdict,
+    verdict?.scope === 'tenant'
+      ? "Too many writes in this tenant this minute; the plan's limit is reached"
+      : 'Too many writes from you in this tenant this minute',
+  );
+}
+
+/** Counts one read made with this API key (a key that does not verify counts nothing:
+ *  the request's own check refuses it). Headers and 429 as for writes. */
+export async function countKeyRead(c: Limited, key: PresentedKey): Promise<void> {
+  if (!rateLimitsEnabled()) return;
+  const [{ verdict }] = await db()<{ verdict: RateLimitVerdict | null }>`
+    select private.rate_limit_key_read(${key.id}::uuid, ${key.secretSha256}) as verdict`;
+  apply(c, verdict, "Too many reads with this API key this minute; the plan's limit is reached");
 }

@@ -15,12 +15,18 @@ export const API_KEY_SCOPES = [
   'tickets:write',
   'customers:read',
   'customers:write',
+  'calls:read',
   'calls:write',
   'voice:route',
   'webhooks:manage',
   'teams:read',
   'members:read',
   'audit:read',
+  'agents:read',
+  'agents:write',
+  'knowledge:read',
+  'knowledge:write',
+  'workflow:manage',
 ] as const;
 export type Scope = typeof API_KEY_SCOPES[number];
 

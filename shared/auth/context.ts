@@ -4,7 +4,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { asUser, type Claims, type Tx, withClaims } from '../db.ts';
 import { forbidden } from '../errors.ts';
-import { countWrite } from '../rate-limit.ts';
+import { countKeyRead, countWrite } from '../rate-limit.ts';
 import { markPrincipal } from '../request-log.ts';
 import { apiKeyIdentity, presentedApiKey, type Scope } from './api-keys.ts';
 import { type Identity, verifyUserToken } from './verify.ts';
@@ -58,6 +58,9 @@ export interface TenantNeed {
   write?: boolean;
   /** The API-key scope the route needs; a route without one refuses API keys. */
   scope?: Scope;
+  /** A feature the plan of the tenant the request acts in must include (403
+   *  feature_not_in_plan, private.require_feature), asked in the same round trip. */
+  feature?: string;
 }
 
 /** Ends the request transaction without committing when the handler failed. */
@@ -95,8 +98,10 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
     if (key && !need?.scope) throw forbidden('API keys cannot be used on this route', 'insufficient_scope');
     const identity = key ? apiKeyIdentity(key) : await verifyUserToken(c.req.header('authorization'));
     if (key) markPrincipal(c, 'api_key');
-    // A write counts against the tenant's and the caller's rate limits (429 when spent).
+    // A write counts against the tenant's and the caller's rate limits, a key's read
+    // against the key's own (429 when spent).
     if (need?.write) await countWrite(c, identity.claims, need.tenantId);
+    else if (key) await countKeyRead(c, key);
     try {
       await asUser({ ...identity.claims }, async (tx) => {
         const verifyKey = key
@@ -127,8 +132,13 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
               from jsonb_each(c.ctx -> 'memberships') m
             ), '[]'::jsonb) as memberships,
             ${need ? tx`null::uuid` : tx`private.token_tenant_id()`} as token_tenant_id,
-            ${access} as access
+            a.access,
+            ${
+          need?.feature ? tx`private.require_feature((a.access ->> 'tenant_id')::uuid, ${need.feature}::text)` : tx`null`
+        } as feature -- after the standing: a stranger's answer stays the 404/403 it was
           from c
+          -- offset 0: evaluated once per caller row, never inlined into the feature check twice
+          cross join lateral (select ${access} as access offset 0) a
           where c.ctx ->> 'user_id' is not null
         `;
         if (!row) {

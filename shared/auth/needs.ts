@@ -78,7 +78,10 @@ export const needs = {
 
   /** At least `minRole` in the request's active tenant (the token's, X-Tenant-Id, or
    *  the caller's only one), resolved and checked by the database with the caller
-   *  (private.request_tenant_id, private.tenant_access). */
-  activeTenantRole: (minRole: TenantRole, opts: { write?: boolean; scope?: Scope } = {}): MiddlewareHandler<TenantEnv> =>
-    requireUser({ minRole, write: opts.write, scope: opts.scope }),
+   *  (private.request_tenant_id, private.tenant_access), and the feature its plan must
+   *  include, in the same statement (private.require_feature). */
+  activeTenantRole: (
+    minRole: TenantRole,
+    opts: { write?: boolean; scope?: Scope; feature?: string } = {},
+  ): MiddlewareHandler<TenantEnv> => requireUser({ minRole, write: opts.write, scope: opts.scope, feature: opts.feature }),
 };

@@ -63,8 +63,10 @@ beforeAll(async () => {
   db = await freshDatabase('voice_bench');
   const t0 = performance.now();
   await db.sql`
-    insert into public.tenants (id, name, slug)
-    select gen_random_uuid(), 'Voice tenant ' || g, 'voice-tenant-' || g from generate_series(1, ${TENANTS - 2}) g`;
+    insert into public.tenants (id, name, slug, plan)
+    select gen_random_uuid(), 'Voice tenant ' || g, 'voice-tenant-' || g, 'pro' from generate_series(1, ${TENANTS - 2}) g`;
+  // Every tenant on a plan with voice and room for its 10 agents (globex is starter).
+  await db.sql`update public.tenants set plan = 'pro' where plan = 'starter'`;
   await db.sql`alter table public.voice_agents disable trigger user`;
   await db.sql`alter table public.voice_customers disable trigger user`;
   await db.sql`alter table public.kb_chunks disable trigger user`;

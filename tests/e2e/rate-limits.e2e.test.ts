@@ -1,6 +1,7 @@
 // Rate limits across function instances (issue 15): two real local functions servers
 // (scripts/serve.ts under Deno) share one database; a caller's writes spread over both
-// count against one window, so the limit holds exactly, whichever instance answers.
+// count against one window, so the limit holds exactly, whichever instance answers; the
+// same for an API key's reads against the key's read window.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { type FunctionsServer, startFunctionsServer } from '../helpers/functions-server.ts';
@@ -59,4 +60,32 @@ it('two instances sharing one database hold one limit between them', async () =>
   const [{ n }] = await db.sql`select count(*)::int as n from public.tickets where title like 'Two instances %'`;
   expect(n).toBe(LIMIT);
   for (const s of servers) expect(s.alive()).toBe(true);
+}, 120_000);
+
+it("an API key's reads spread over both instances hold one read limit", async () => {
+  const admin = await supabaseToken(users.globexAdmin, { tenantId: tenants.globex.id });
+  const made = await fetch(`${servers[0].url}/functions/v1/tenants/${tenants.globex.id}/api-keys`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'poller', scopes: ['tickets:read'] }),
+  });
+  expect(made.status).toBe(201);
+  const { key } = await made.json() as { key: string };
+  await db.sql`update private.tenant_plan_overrides set limits = limits || ${db.sql.json({ reads_per_minute_per_key: LIMIT })}
+    where tenant_id = ${tenants.globex.id}`;
+  await earlyInMinute();
+  const statuses: number[] = [];
+  const send = async (i: number) => {
+    const res = await fetch(`${servers[i % 2].url}/functions/v1/tickets`, { headers: { authorization: `Bearer ${key}` } });
+    await res.arrayBuffer();
+    statuses.push(res.status);
+    if (res.status === 429) {
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(res.headers.get('ratelimit-limit')).toBe(String(LIMIT));
+    }
+  };
+  for (let i = 0; i < 4; i++) await send(i);
+  await Promise.all(Array.from({ length: 12 }, (_, i) => send(4 + i)));
+  expect(statuses.filter((s) => s === 200)).toHaveLength(LIMIT);
+  expect(statuses.filter((s) => s === 429)).toHaveLength(16 - LIMIT);
 }, 120_000);

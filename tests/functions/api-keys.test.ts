@@ -2,20 +2,22 @@
 // optional expiry, the secret shown once and never again (not in lists, audit rows or
 // request logs), revoked or expired keys refused on the very next request, a key acting
 // only in its tenant and only on routes that declare one of its scopes — the scope
-// matrix generated from the OpenAPI documents of the tenants and tickets functions.
+// matrix generated from the OpenAPI documents of the tenants, tickets and voice functions.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
+import { app as voiceApp } from '../../functions/voice/app.ts';
 import { API_KEY_SCOPES, type Scope } from '../../shared/auth/api-keys.ts';
 import { closeDb, observeStatements } from '../../shared/db.ts';
 import { captureRequestLog } from '../../shared/request-log.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
+import { earlyInMinute } from '../helpers/minute.ts';
 import { teams, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
 
 type App = { request: (input: string, init?: RequestInit) => Response | Promise<Response> };
-const apps: Record<string, App> = { tenants: tenantsApp, tickets: ticketsApp };
+const apps: Record<string, App> = { tenants: tenantsApp, tickets: ticketsApp, voice: voiceApp };
 const acme = tenants.acme.id;
 const globex = tenants.globex.id;
 
@@ -227,6 +229,27 @@ describe('creating, listing and revoking keys', () => {
     expect(row).toEqual({ actor_user_id: users.acmeAdmin.id, actor_issuer: 'tenant-platform:api-key', actor_subject: id });
   });
 
+  it('acts on the voice API through the same policies, only in its tenant, and within its plan', async () => {
+    const { id, key } = await createKey(acme, tok.admin, { scopes: ['customers:read', 'customers:write'] });
+    const made = await call(voiceApp, 'POST', '/voice/customers', { token: key, body: { phone: '+14155550777', name: 'Via key' } });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    expect(made.body.tenant_id).toBe(acme);
+    const [row] = await db.sql`select actor_user_id, actor_issuer, actor_subject from public.audit_logs
+      where table_name = 'voice_customers' and record_key ->> 'id' = ${made.body.id} and action = 'INSERT'`;
+    expect(row).toEqual({ actor_user_id: users.acmeAdmin.id, actor_issuer: 'tenant-platform:api-key', actor_subject: id });
+    const listed = await call(voiceApp, 'GET', '/voice/customers', { token: key });
+    expect(listed.body.items.map((c: { tenant_id: string }) => c.tenant_id)).toEqual([acme]);
+    // Another tenant's customer is the same 404 as none; another tenant named in a header is refused.
+    const [other] = await db.sql`insert into public.voice_customers (tenant_id, phone) values (${globex}, '+14155550778') returning id`;
+    expect((await call(voiceApp, 'GET', `/voice/customers/${other.id}`, { token: key })).status).toBe(404);
+    const header = await call(voiceApp, 'GET', '/voice/customers', { token: key, headers: { 'x-tenant-id': globex } });
+    expect([header.status, errorCode(header)]).toEqual([400, 'tenant_mismatch']);
+    // A key of a tenant whose plan lacks voice: the plan answers, as for a person.
+    const g = await createKey(globex, tok.globexAdmin, { scopes: ['customers:read'] });
+    const refused = await call(voiceApp, 'GET', '/voice/customers', { token: g.key });
+    expect([refused.status, errorCode(refused)]).toEqual([403, 'feature_not_in_plan']);
+  });
+
   it('files idempotency keys per API key: a key and its creator never share one', async () => {
     const { key } = await createKey(acme, tok.admin, { scopes: ['tickets:write'] });
     const headers = { 'idempotency-key': 'shared-retry-key' };
@@ -261,7 +284,7 @@ describe('creating, listing and revoking keys', () => {
     expect((await call(tenantsApp, 'GET', `/tenants/${acme}/api-keys`, { token: superToken })).status).toBe(200);
   });
 
-  it('costs no extra statement: a key request runs as many as a person\'s (verification rides the caller lookup)', async () => {
+  it('costs no extra statement but its read count: a key request runs as many as a person\'s (verification rides the caller lookup)', async () => {
     const { key } = await createKey(acme, tok.admin, { scopes: ['teams:read'] });
     const count = async (token: string) => {
       await call(tenantsApp, 'GET', `/tenants/${acme}/teams`, { token }); // warm (and last_used_at marked)
@@ -275,7 +298,14 @@ describe('creating, listing and revoking keys', () => {
       }
       return n;
     };
-    expect(await count(key)).toBe(await count(tok.admin));
+    // A key's read is counted against its window first: one autocommit statement.
+    expect(await count(key)).toBe((await count(tok.admin)) + 1);
+    process.env.RATE_LIMITS = 'off';
+    try {
+      expect(await count(key)).toBe(await count(tok.admin));
+    } finally {
+      delete process.env.RATE_LIMITS;
+    }
   });
 
   it("counts unrevoked keys against the plan's api_keys limit: past it a 403 that creates nothing, a revocation gives the place back", async () => {
@@ -298,6 +328,62 @@ describe('creating, listing and revoking keys', () => {
       expect((await call(tenantsApp, 'DELETE', `/tenants/${acme}/api-keys/${id}`, { token: tok.admin })).status).toBe(204);
       expect(await used()).toBe(live);
       await createKey(acme, tok.admin, { scopes: ['tickets:read'] });
+    } finally {
+      await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;
+    }
+  });
+
+  it("counts its reads per key against the plan's reads_per_minute_per_key: 429 with Retry-After and RateLimit-* once spent", async () => {
+    const a = await createKey(acme, tok.admin, { scopes: ['tickets:read', 'tickets:write'] });
+    const b = await createKey(acme, tok.admin, { scopes: ['tickets:read'] });
+    // With the response headers (call() keeps only status and body).
+    const req = async (token: string, path: string, init: { method?: string; body?: unknown } = {}) => {
+      const res = await ticketsApp.request(path, {
+        method: init.method ?? 'GET',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      });
+      const text = await res.text();
+      return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
+    };
+    const hits = async (id: string) =>
+      (await db.sql`select hits from private.rate_limit_counters where scope = 'key_read' and key = ${id}`)[0]?.hits ?? 0;
+    await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits) values (${acme}, '{"reads_per_minute_per_key": 2}')
+      on conflict (tenant_id) do update set limits = excluded.limits`;
+    try {
+      await earlyInMinute();
+      await db.sql`delete from private.rate_limit_counters where scope = 'key_read'`;
+      const remaining: (string | null)[] = [];
+      for (let i = 0; i < 2; i++) {
+        const res = await req(a.key, '/tickets');
+        expect(res.status).toBe(200);
+        expect(res.headers.get('ratelimit-limit')).toBe('2');
+        remaining.push(res.headers.get('ratelimit-remaining'));
+      }
+      expect(remaining).toEqual(['1', '0']);
+      const refused = await req(a.key, `/tickets/${acmeTicket}`);
+      expect(refused.status).toBe(429);
+      expect(refused.body.error).toMatchObject({ code: 'rate_limited', details: { scope: 'key', limit: 2 } });
+      const retry = Number(refused.headers.get('retry-after'));
+      expect(retry).toBeGreaterThanOrEqual(1);
+      expect(retry).toBeLessThanOrEqual(60);
+      expect(refused.headers.get('ratelimit-reset')).toBe(String(retry));
+      // Another key has a window of its own; people's reads are not limited; the key's
+      // writes count in the write windows, not this one.
+      expect((await req(b.key, '/tickets')).status).toBe(200);
+      expect((await req(tok.admin, '/tickets')).headers.get('ratelimit-limit')).toBeNull();
+      const before = await hits(a.id);
+      expect((await req(a.key, '/tickets', { method: 'POST', body: { title: 'Written while reads are spent' } })).status).toBe(201);
+      expect(await hits(a.id)).toBe(before);
+      // Someone who knows the key's id but not its secret spends nothing of its budget.
+      const forged = `tpk_live_${a.id.replace(/-/g, '')}_${'A'.repeat(43)}`;
+      const bad = await req(forged, '/tickets');
+      expect([bad.status, errorCode(bad)]).toEqual([401, 'invalid_api_key']);
+      expect(await hits(a.id)).toBe(before);
+      // No limit in the plan: not counted.
+      await db.sql`update private.tenant_plan_overrides set limits = '{"reads_per_minute_per_key": null}' where tenant_id = ${acme}`;
+      const free = await req(a.key, '/tickets');
+      expect([free.status, free.headers.get('ratelimit-limit')]).toEqual([200, null]);
     } finally {
       await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;
     }
@@ -330,7 +416,7 @@ type Operation = { security?: Record<string, string[]>[]; 'x-api-key-scope'?: Sc
 type Doc = { paths: Record<string, Record<string, Operation>> };
 
 async function operations() {
-  const out: { fn: string; method: string; path: string; url: string; scope?: Scope; keyed: boolean }[] = [];
+  const out: { fn: string; method: string; path: string; url: string; scope?: Scope; keyed: boolean; machine: boolean }[] = [];
   for (const [fn, app] of Object.entries(apps)) {
     const doc = await (await app.request(`/${fn}/openapi.json`)).json() as Doc;
     for (const [path, ops] of Object.entries(doc.paths)) {
@@ -338,20 +424,30 @@ async function operations() {
         const url = path.replace(/\{(\w+)\}/g, (_, name: string) =>
           name === 'tenantId' ? acme : name === 'priority' ? 'high' : '30000000-0000-4000-8000-00000000dead');
         const keyed = (op.security ?? []).some((alt) => 'apiKey' in alt);
-        out.push({ fn, method: method.toUpperCase(), path, url, scope: op['x-api-key-scope'], keyed });
+        // The telephony provider's routes take a machine credential, never a person's token.
+        const machine = !(op.security ?? []).some((alt) => 'bearerAuth' in alt);
+        out.push({ fn, method: method.toUpperCase(), path, url, scope: op['x-api-key-scope'], keyed, machine });
       }
     }
   }
   return out;
 }
 
-describe('the scope matrix, over every route of the tenants and tickets functions', () => {
+describe('the scope matrix, over every route of the tenants, tickets and voice functions', () => {
   it('documents apiKey exactly where a scope is named, and covers the scopes the routes use', async () => {
     const ops = await operations();
-    expect(ops.length).toBeGreaterThan(30);
+    expect(ops.length).toBeGreaterThan(80);
     for (const op of ops) expect(op.keyed, `${op.method} ${op.path}`).toBe(op.scope !== undefined);
     const used = new Set(ops.map((o) => o.scope).filter(Boolean));
-    expect([...used].sort()).toEqual(['audit:read', 'members:read', 'teams:read', 'tickets:read', 'tickets:write', 'webhooks:manage']);
+    // Every scope a key may hold opens some route, but voice:route (reserved: the
+    // provider's routes take the telephony credential).
+    expect([...used].sort()).toEqual(API_KEY_SCOPES.filter((s) => s !== 'voice:route').sort());
+    // People's routes without a scope: the caller's own account, tenant administration,
+    // the keys themselves, and a person's notifications.
+    const unscoped = ops.filter((o) => !o.scope && !o.machine).map((o) => `${o.method} ${o.path}`);
+    expect(unscoped.filter((o) => o.includes('/voice') || o.includes('macros') || o.includes('canned') || o.includes('followers')))
+      .toEqual([]);
+    expect(unscoped).toEqual(expect.arrayContaining(['GET /tickets/notifications', 'POST /tickets/notifications/read']));
   });
 
   it('a key without the route\'s scope is 403 insufficient_scope; with it, it gets past the check; unscoped routes refuse keys', async () => {
@@ -369,6 +465,13 @@ describe('the scope matrix, over every route of the tenants and tickets function
     for (const op of ops) {
       const body = ['POST', 'PUT', 'PATCH'].includes(op.method) ? { not_a_field: true } : undefined;
       const all = await keyFor([...API_KEY_SCOPES]);
+      if (op.machine) {
+        // A tenant's key is no telephony credential.
+        const res = await call(apps[op.fn], op.method, op.url, { token: all, body });
+        expect([res.status, errorCode(res)], `${op.method} ${op.path}`).toEqual([401, 'telephony_credential_required']);
+        checked++;
+        continue;
+      }
       if (!op.scope) {
         const res = await call(apps[op.fn], op.method, `${op.url}?limit=0`, { token: all, body });
         expect([res.status, errorCode(res)], `${op.method} ${op.path}`).toEqual([403, 'insufficient_scope']);

@@ -1,20 +1,25 @@
 // Plans, quotas and feature flags (issue 15), through the in-process apps with real
 // tokens and a real database: entitlements in GET /tenants/me and /tenants/{id}, the
 // catalogue, usage counted as it changes, limits at the boundary and under 50
-// concurrent creates, a feature off → 403 on every route it guards (read from the route
-// table), super-admin-only overrides, and other tenants' attempts.
+// concurrent creates (tickets and voice agents), a feature off → 403 on every route it
+// guards (read from the route tables of tenants, tickets and voice) and on the voice
+// provider's call path, super-admin-only overrides, and other tenants' attempts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
+import { app as voiceApp } from '../../functions/voice/app.ts';
+import { apiKey } from '../../scripts/tokens.mjs';
 import { closeDb } from '../../shared/db.ts';
+import { deliverWebhook } from '../../shared/jobs/tasks/deliver-webhook.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { earlyInMinute } from '../helpers/minute.ts';
 import { tenants, users } from '../helpers/seed.ts';
-import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
 
 let db: TestDatabase;
 let auth: AuthFixture;
+let service: string;
 const tok: Record<string, string> = {};
 const acme = tenants.acme.id;
 const globex = tenants.globex.id;
@@ -29,6 +34,7 @@ beforeAll(async () => {
   tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
   tok.globexAdmin = await supabaseToken(users.globexAdmin, { tenantId: globex });
   tok.globexUser = await supabaseToken(users.globexUser, { tenantId: globex });
+  service = await apiKey('service_role', TEST_JWT_SECRET);
 });
 afterAll(async () => {
   await closeDb();
@@ -182,14 +188,99 @@ describe('usage and limits', () => {
   });
 });
 
-describe('features', () => {
-  const FEATURES_OFF = { outbound_webhooks: false, odoo: false, chatwoot: false, botpress: false, n8n: false };
+describe('voice agents', () => {
+  const LLM = { model: 'gpt-4o-mini', system_prompt: 'Front desk.' };
+  let phones = 0;
+  const phone = () => `+1415777${String(phones++).padStart(4, '0')}`;
+  const createAgent = (body: Record<string, unknown> = {}, token = tok.admin) =>
+    call(voiceApp, 'POST', '/voice/agents', { token, body: { name: 'Desk', phone: phone(), voice_id: 'v', llm_config: LLM, ...body } });
+  const voiceAgents = async (tenantId: string) => (await usage(tenantId)).metrics.voice_agents;
 
-  /** Every route of both apps, from their route tables, with its parameters filled in
-   *  (globex, a partner service, ids that exist nowhere). */
+  it('counts active agents: past the limit a create or an activation is 403 plan_limit_reached; parking one gives its place back', async () => {
+    expect(await voiceAgents(acme)).toEqual({ used: 0, limit: 10 });
+    await entitle(acme, { limits: { voice_agents: 1 } });
+    const first = await createAgent();
+    expect(first.status, JSON.stringify(first.body)).toBe(201);
+    // An inactive agent routes nothing and costs nothing.
+    const parked = await createAgent({ active: false });
+    expect(parked.status).toBe(201);
+    expect(await voiceAgents(acme)).toEqual({ used: 1, limit: 1 });
+    const [{ n: before }] = await db.sql`select count(*)::int as n from public.voice_agents where tenant_id = ${acme}`;
+    const over = await createAgent();
+    expect(over.status).toBe(403);
+    expect(over.body.error).toMatchObject({
+      code: 'plan_limit_reached', details: { limit: 'voice_agents', max: 1, usage: 1, requested: 1, plan: 'pro' },
+    });
+    const activate = await call(voiceApp, 'PATCH', `/voice/agents/${parked.body.id}`, { token: tok.admin, body: { active: true } });
+    expect([activate.status, errorCode(activate)]).toEqual([403, 'plan_limit_reached']);
+    const [{ n: after }] = await db.sql`select count(*)::int as n from public.voice_agents where tenant_id = ${acme} and active`;
+    expect(after).toBe(1);
+    expect((await db.sql`select count(*)::int as n from public.voice_agents where tenant_id = ${acme}`)[0].n).toBe(before);
+    // Editing an active agent is not a new one.
+    expect((await call(voiceApp, 'PATCH', `/voice/agents/${first.body.id}`, { token: tok.admin, body: { greeting: 'Hi' } })).status).toBe(200);
+    // Deactivating the first makes room for the parked one; deleting gives the place back too.
+    expect((await call(voiceApp, 'PATCH', `/voice/agents/${first.body.id}`, { token: tok.admin, body: { active: false } })).status).toBe(200);
+    expect((await call(voiceApp, 'PATCH', `/voice/agents/${parked.body.id}`, { token: tok.admin, body: { active: true } })).status).toBe(200);
+    expect(await voiceAgents(acme)).toEqual({ used: 1, limit: 1 });
+    expect((await call(voiceApp, 'DELETE', `/voice/agents/${parked.body.id}`, { token: tok.admin })).status).toBe(204);
+    expect(await voiceAgents(acme)).toEqual({ used: 0, limit: 1 });
+    // The direct table path is held to the same limit.
+    await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config) values (${acme}, 'Direct', ${phone()}, 'v', ${db.sql.json(LLM)})`;
+    const direct = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config) values (${acme}, 'Direct 2', ${phone()}, 'v', ${db.sql.json(LLM)})`
+      .catch((e) => e);
+    expect(JSON.parse(direct.detail)).toMatchObject({ code: 'plan_limit_reached', details: { limit: 'voice_agents', max: 1, usage: 1 } });
+    // The counter equals the active agents.
+    const [{ n: active }] = await db.sql`select count(*)::int as n from public.voice_agents where tenant_id = ${acme} and active`;
+    expect((await voiceAgents(acme)).used).toBe(active);
+    await entitle(acme, { limits: { voice_agents: null } });
+  });
+
+  it('50 concurrent creates at the limit never overshoot it', async () => {
+    const used = (await voiceAgents(acme)).used as number;
+    const room = 4;
+    await entitle(acme, { limits: { voice_agents: used + room } });
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => createAgent({ name: `Rush ${i}` })));
+    const statuses = results.map((r) => r.status);
+    expect(statuses.filter((s) => s === 201)).toHaveLength(room);
+    expect(statuses.filter((s) => s === 403)).toHaveLength(50 - room);
+    for (const r of results.filter((x) => x.status === 403)) expect(errorCode(r)).toBe('plan_limit_reached');
+    const [{ n }] = await db.sql`select count(*)::int as n from public.voice_agents where tenant_id = ${acme} and active`;
+    expect(n).toBe(used + room);
+    expect(await voiceAgents(acme)).toEqual({ used: used + room, limit: used + room });
+    await entitle(acme, { limits: { voice_agents: null } });
+  });
+
+  it('starter (voice off, 0 agents): the voice feature is refused before the limit, on the routes and in SQL', async () => {
+    const r = await createAgent({}, tok.globexAdmin);
+    expect(r.status).toBe(403);
+    expect(r.body.error).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'voice', plan: 'starter' } });
+    const direct = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config) values (${globex}, 'No', ${phone()}, 'v', ${db.sql.json(LLM)})`
+      .catch((e) => e);
+    expect(JSON.parse(direct.detail)).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'voice' } });
+    // With the feature but no room: the limit answers.
+    await entitle(globex, { features: { voice: true } });
+    const full = await createAgent({}, tok.globexAdmin);
+    expect(full.body.error).toMatchObject({ code: 'plan_limit_reached', details: { limit: 'voice_agents', max: 0, usage: 0 } });
+    // Parked agents need neither; knowledge bases need knowledge_base.
+    expect((await createAgent({ active: false }, tok.globexAdmin)).status).toBe(201);
+    const kb = await db.sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${globex}, 'No')`.catch((e) => e);
+    expect(JSON.parse(kb.detail)).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'knowledge_base' } });
+    await entitle(globex, { features: { voice: null } });
+    expect((await usage(globex)).metrics.voice_agents).toEqual({ used: 0, limit: 0 });
+  });
+});
+
+describe('features', () => {
+  const FEATURES_OFF = {
+    outbound_webhooks: false, odoo: false, chatwoot: false, botpress: false, n8n: false, voice: false, knowledge_base: false,
+  };
+  const appOf = (path: string) => path.startsWith('/tickets') ? ticketsApp : path.startsWith('/voice') ? voiceApp : tenantsApp;
+
+  /** Every route of the three apps people call, from their route tables, with its
+   *  parameters filled in (globex, a partner service, ids that exist nowhere). */
   function everyRoute(): { method: string; path: string }[] {
     const seen = new Set<string>();
-    return [...tenantsApp.routes, ...ticketsApp.routes]
+    return [...tenantsApp.routes, ...ticketsApp.routes, ...voiceApp.routes]
       .filter((r) => r.method !== 'ALL' && !r.path.includes('*') && !r.path.endsWith('openapi.json'))
       .map((r) => ({
         method: r.method,
@@ -202,7 +293,7 @@ describe('features', () => {
     await entitle(globex, { features: FEATURES_OFF });
     const refused: string[] = [];
     for (const r of everyRoute()) {
-      const res = await call(r.path.startsWith('/tickets') ? ticketsApp : tenantsApp, r.method, r.path, { token: tok.globexAdmin });
+      const res = await call(appOf(r.path), r.method, r.path, { token: tok.globexAdmin });
       if (res.status === 403 && errorCode(res) === 'feature_not_in_plan') {
         refused.push(`${r.method} ${r.path.replace(globex, '{tenantId}')}: ${res.body.error.details.feature}`);
         expect(res.body.error.details.plan).toBe('starter');
@@ -217,8 +308,67 @@ describe('features', () => {
       `POST /tenants/{tenantId}/services/odoo/retry: odoo`,
       `POST /tenants/{tenantId}/services/odoo/rotate-credentials: odoo`,
       `POST /tenants/{tenantId}/webhooks: outbound_webhooks`,
+      'GET /voice/agents: voice',
+      'POST /voice/agents: voice',
+      `GET /voice/agents/${id}: voice`,
+      `PATCH /voice/agents/${id}: voice`,
+      `DELETE /voice/agents/${id}: voice`,
+      'GET /voice/customers: voice',
+      'POST /voice/customers: voice',
+      'POST /voice/customers/import: voice',
+      `GET /voice/customers/${id}: voice`,
+      `PATCH /voice/customers/${id}: voice`,
+      `DELETE /voice/customers/${id}: voice`,
+      'GET /voice/calls: voice',
+      `GET /voice/calls/${id}: voice`,
+      `POST /voice/calls/${id}/ticket: voice`,
+      'GET /voice/knowledge-bases: knowledge_base',
+      'POST /voice/knowledge-bases: knowledge_base',
+      'GET /voice/knowledge-bases/search: knowledge_base',
+      `GET /voice/knowledge-bases/${id}/documents: knowledge_base`,
+      `POST /voice/knowledge-bases/${id}/documents: knowledge_base`,
+      `DELETE /voice/knowledge-bases/${id}/documents/${id}: knowledge_base`,
     ].sort());
+    // Every voice route people call is guarded; the provider's are below.
+    const people = everyRoute().filter((r) => r.path.startsWith('/voice') && !['/voice/route', '/voice/calls/events', '/voice/knowledge/search'].includes(r.path));
+    expect(refused.filter((r) => r.includes(' /voice/'))).toHaveLength(people.length);
     await entitle(globex, { features: Object.fromEntries(Object.keys(FEATURES_OFF).map((k) => [k, null])) });
+  });
+
+  it("and on the provider's call path: routing, a call's start and knowledge search; a call under way finishes", async () => {
+    const provider = (method: string, path: string, body?: unknown) =>
+      call(voiceApp, method, path, { body, headers: { authorization: `Bearer ${service}` } });
+    await entitle(globex, { limits: { voice_agents: 1 }, features: { voice: true, knowledge_base: true } });
+    const number = '+14155557001';
+    await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+      values (${globex}, 'Globex desk', ${number}, 'v', ${db.sql.json({ model: 'm', system_prompt: 'p' })})`;
+    const [agent] = await db.sql`select id from public.voice_agents where phone = ${number}`;
+    expect((await provider('GET', `/voice/route?to=${encodeURIComponent(number)}`)).status).toBe(200);
+    const started = await provider('POST', '/voice/calls/events', {
+      type: 'call.started', tenant_id: globex, agent_id: agent.id, provider_call_id: 'plan-call-1', answered: true,
+    });
+    expect(started.status, JSON.stringify(started.body)).toBe(200);
+    // The plan loses voice and knowledge bases (the agent stays, as it was).
+    await entitle(globex, { limits: { voice_agents: null }, features: { voice: null, knowledge_base: null } });
+    const routed = await provider('GET', `/voice/route?to=${encodeURIComponent(number)}`);
+    expect(routed.status).toBe(403);
+    expect(routed.body.error).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'voice', plan: 'starter' } });
+    const next = await provider('POST', '/voice/calls/events', {
+      type: 'call.started', tenant_id: globex, agent_id: agent.id, provider_call_id: 'plan-call-2',
+    });
+    expect(next.body.error).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'voice' } });
+    expect((await db.sql`select count(*)::int as n from public.voice_calls where provider_call_id = 'plan-call-2'`)[0].n).toBe(0);
+    const kb = await provider('GET', `/voice/knowledge/search?tenant_id=${globex}&q=hours`);
+    expect(kb.body.error).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'knowledge_base' } });
+    // The call already under way is transcribed and ends.
+    const segments = await provider('POST', '/voice/calls/events', {
+      type: 'transcript.segments', tenant_id: globex, provider_call_id: 'plan-call-1', segments: [{ seq: 0, speaker: 'customer', content: 'hello' }],
+    });
+    expect(segments.status).toBe(200);
+    const ended = await provider('POST', '/voice/calls/events', {
+      type: 'call.ended', tenant_id: globex, provider_call_id: 'plan-call-1', status: 'completed',
+    });
+    expect([ended.status, ended.body.status]).toEqual([200, 'completed']);
   });
 
   it('and on the write path in SQL: services, webhook endpoints, SLA business hours', async () => {
@@ -241,6 +391,45 @@ describe('features', () => {
     await entitle(globex, { features: { ...Object.fromEntries(Object.keys(FEATURES_OFF).map((k) => [k, null])), sla_business_hours: null } });
     const back = await call(tenantsApp, 'GET', `/tenants/${globex}/webhooks`, { token: tok.globexAdmin });
     expect(back.status).toBe(200);
+  });
+});
+
+describe('outbound webhooks when the plan lacks them', () => {
+  it('writes no events while off, and a delivery queued before is ended unsent, not kept for an upgrade', async () => {
+    const [endpoint] = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted)
+      values (${globex}, 'https://hooks.globex.example.com/in', 'not-sent') returning id`;
+    const ticket = async (title: string) =>
+      db.sql`insert into public.tickets (tenant_id, title, created_by) values (${globex}, ${title}, ${users.globexUser.id})`;
+    const events = async () => (await db.sql`select count(*)::int as n from private.webhook_events where tenant_id = ${globex}`)[0].n as number;
+    const before = await events();
+    await ticket('Queued while the plan had webhooks');
+    expect(await events()).toBe(before + 1);
+    const [delivery] = await db.sql`select d.id, j.id as job_id from private.webhook_deliveries d
+      join private.jobs j on j.job_key = 'delivery:' || d.id
+      where d.endpoint_id = ${endpoint.id} and d.status = 'pending' order by d.id desc limit 1`;
+    expect(delivery).toBeDefined();
+
+    await entitle(globex, { features: { outbound_webhooks: false } });
+    await ticket('Created while the plan has none');
+    expect(await events()).toBe(before + 1);
+    // The queued one: its job sends nothing and ends it, naming the plan; the endpoint is
+    // not blamed for it.
+    const job = { id: Number(delivery.job_id), task: 'deliver-webhook', payload: { delivery_id: Number(delivery.id) }, queue: null, job_key: null,
+      attempts: 1, max_attempts: 25 };
+    const outcome = await deliverWebhook.run(job as never, { worker: 'test', deps: {} });
+    expect(outcome).toEqual({ withheld: 1 });
+    const [after] = await db.sql`select status, last_error, attempts from private.webhook_deliveries where id = ${delivery.id}`;
+    expect(after).toEqual({ status: 'failed', last_error: expect.stringContaining('outbound_webhooks'), attempts: 0 });
+    expect((await db.sql`select count(*)::int as n from private.webhook_attempts where delivery_id = ${delivery.id}`)[0].n).toBe(0);
+    const [ep] = await db.sql`select enabled, consecutive_failures from public.webhook_endpoints where id = ${endpoint.id}`;
+    expect(ep).toEqual({ enabled: true, consecutive_failures: 0 });
+
+    // Back on: new events flow again; what happened meanwhile is not replayed.
+    await entitle(globex, { features: { outbound_webhooks: null } });
+    await ticket('Created after the upgrade');
+    expect(await events()).toBe(before + 2);
+    expect(await deliverWebhook.run(job as never, { worker: 'test', deps: {} })).toEqual({ skipped: 1 });
+    await db.sql`delete from public.webhook_endpoints where id = ${endpoint.id}`;
   });
 });
 

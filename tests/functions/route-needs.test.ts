@@ -185,11 +185,14 @@ describe('the OpenAPI documents say what each route needs', () => {
       expect(r.op.security, r.documented).toEqual(keyed ? [{ bearerAuth: [] }, { apiKey: [] }] : [{ bearerAuth: [] }]);
     }
     expect(route('POST /jobs/run').op.security).toEqual([{ serviceKey: [] }, { serviceApiKey: [] }, { cronSecret: [] }]);
-    // The voice function: people's routes take a token, the telephony provider's its credential.
+    // The voice function: people's routes take a token or a key with the route's scope,
+    // the telephony provider's its credential.
     const telephony = [{ serviceKey: [] }, { serviceApiKey: [] }, { telephonySecret: [] }];
     const provider = ['GET /voice/route', 'POST /voice/calls/events', 'GET /voice/knowledge/search'];
     for (const r of routes.filter((r) => r.fn === 'voice')) {
-      expect(r.op.security, r.documented).toEqual(provider.includes(r.documented) ? telephony : [{ bearerAuth: [] }]);
+      const keyed = (r.op as { 'x-api-key-scope'?: string })['x-api-key-scope'] !== undefined;
+      expect(keyed, r.documented).toBe(!provider.includes(r.documented));
+      expect(r.op.security, r.documented).toEqual(provider.includes(r.documented) ? telephony : [{ bearerAuth: [] }, { apiKey: [] }]);
     }
     expect(route('POST /webhooks/clerk').op.security).toEqual([{ svixId: [], svixTimestamp: [], svixSignature: [] }]);
     expect(route('POST /webhooks/chatwoot/{tenantId}').op.security).toEqual([

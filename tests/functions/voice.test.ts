@@ -34,6 +34,8 @@ beforeAll(async () => {
   tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
   tok.globexAdmin = await supabaseToken(users.globexAdmin, { tenantId: globex });
   tok.super = await supabaseToken(users.super, { tenantId: acme });
+  // Both tenants on a plan with voice and knowledge bases (globex is starter: neither).
+  await db.sql`update public.tenants set plan = 'pro' where id = ${globex}`;
   await db.sql`insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config, greeting) values
     (${acme}, ${AGENT.acme}, 'Acme desk', ${NUMBER.acme}, 'voice-a', ${db.sql.json(LLM)}, 'Acme, hello!'),
     (${globex}, ${AGENT.globex}, 'Globex desk', ${NUMBER.globex}, 'voice-g', ${db.sql.json(LLM)}, null)`;

@@ -512,6 +512,8 @@ export async function populateTenant(
   // Voice (issue 14): a knowledge base with a document (and so its chunks), an agent on
   // a number of its own, a customer, a call with a transcript segment.
   const phone = `+1555${String(parseInt(createHash('sha256').update(t.id).digest('hex').slice(0, 12), 16) % 1e7).padStart(7, '0')}`;
+  // Voice agents and knowledge need a plan that includes them (starter has neither).
+  await sql`update public.tenants set plan = 'pro' where id = ${t.id} and plan = 'starter'`;
   await sql.begin(async (tx) => {
     await tx`select set_config('request.jwt.claims', ${as(people.admin)}, true)`;
     const [kb] = await tx`insert into public.voice_knowledge_bases (tenant_id, name, description) values (${t.id}, 'Victim KB', 'victim kb description') returning id`;

@@ -293,6 +293,8 @@ beforeAll(async () => {
   await db.sql`insert into public.users (id, email) values (${peer.id}, ${peer.email})`;
   await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenants.acme.id}, ${peer.id}, 'user')`;
   await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${peer.id}, ${peer.id})`;
+  // Voice rows need a plan with voice, knowledge bases and room for agents (globex is starter).
+  await db.sql`update public.tenants set plan = 'pro' where id = ${tenants.globex.id}`;
   for (const t of [tenants.acme.id, tenants.globex.id]) {
     await db.sql`insert into public.invitations (tenant_id, email, role) values (${t}, ${`pending-${t}@example.test`}, 'user')`;
   }

@@ -466,6 +466,8 @@ it('every read endpoint of voice, the provider’s call path included, reads thr
   const { apiKey } = await import('../../scripts/tokens.mjs');
   // Mid-size voice data: every tenant an agent and 20 customers; in acme 5,000 customers,
   // 5,000 calls with 3 transcript segments each and a knowledge base of 300 chunks.
+  // Every tenant on a plan with voice (starter has none).
+  await db.sql`update public.tenants set plan = 'pro' where plan = 'starter'`;
   await db.sql`
     insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
     select t.id, 'Desk', '+1555' || lpad(row_number() over (order by t.id)::text, 7, '0'), 'v',

@@ -31,8 +31,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.ticket_search_candidates': ['20261202060100_ticket_search_outsiders.sql'],
   // The rate-limit count without a subtransaction when no header names a tenant, and
   // one limits lookup (issue 15).
-  // The api_keys count among the usage metrics (issue 15).
-  'private.tenant_usage': ['20261202091000_api_key_quota.sql'],
+  // The api_keys (then voice_agents) count among the usage metrics (issue 15).
+  'private.tenant_usage': ['20261202091000_api_key_quota.sql', '20261202100000_voice_plan.sql'],
+  // No outbox row for a tenant whose plan lacks outbound_webhooks (issue 15).
+  'private.emit_webhook_event': ['20261202100300_webhooks_off_plan.sql'],
+  // A number of a tenant whose plan lacks voice does not route (issue 15).
+  'private.voice_route': ['20261202100000_voice_plan.sql'],
   'private.rate_limit_hit': ['20261202074000_rate_limit_speed.sql', '20261202080300_rate_limit_per_api_key.sql'],
   // Auto-assigns a ticket that gains a team with no assignee (issue 11 §4).
   'private.hand_off_ticket': ['20261201091000_department_routing.sql'],

@@ -2,6 +2,7 @@
 // database decides who sees and keeps which (canned_responses policies); a reply sent
 // from one fills its placeholders in the caller's transaction (conversation.ts).
 import { createRoute, z } from '@hono/zod-openapi';
+import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import type { Tx } from '../../../shared/db.ts';
@@ -10,7 +11,7 @@ import { createRouter } from '../../../shared/http.ts';
 import type { Checked, Column, Selected } from '../../../shared/rows.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
-import { security, type TicketsHandler } from './common.ts';
+import type { TicketsHandler } from './common.ts';
 
 const CANNED_COLUMNS = [
   'id',
@@ -35,8 +36,8 @@ const routes = {
     method: 'get',
     path: '/canned-responses',
     summary: "The canned responses the caller may use (staff): tenant-wide, their teams' and their own",
-    security,
-    middleware: needs.activeTenantRole('agent'),
+    ...apiKeyScope('tickets:read'),
+    middleware: needs.activeTenantRole('agent', { scope: 'tickets:read' }),
     request: { query: s.CannedListQuery },
     responses: {
       200: jsonResponse(z.object({ items: z.array(s.CannedResponseSchema) }), 'Canned responses by short code'),
@@ -47,8 +48,8 @@ const routes = {
     method: 'post',
     path: '/canned-responses',
     summary: "Add a canned response: tenant-wide or a team's (admins), or a personal one (staff)",
-    security,
-    middleware: needs.activeTenantRole('agent', { write: true }), // tenant and team scope: admins
+    ...apiKeyScope('workflow:manage'),
+    middleware: needs.activeTenantRole('agent', { write: true, scope: 'workflow:manage' }), // tenant and team scope: admins
     request: { body: jsonBody(s.CannedResponseBody) },
     responses: { 201: jsonResponse(s.CannedResponseSchema, 'The canned response'), ...commonErrors, ...conflictError },
   }),
@@ -56,8 +57,8 @@ const routes = {
     method: 'get',
     path: '/canned-responses/{cannedId}',
     summary: 'One canned response',
-    security,
-    middleware: needs.activeTenantRole('agent'),
+    ...apiKeyScope('tickets:read'),
+    middleware: needs.activeTenantRole('agent', { scope: 'tickets:read' }),
     request: { params: s.CannedIdParam },
     responses: { 200: jsonResponse(s.CannedResponseSchema, 'The canned response'), ...commonErrors },
   }),
@@ -65,8 +66,8 @@ const routes = {
     method: 'patch',
     path: '/canned-responses/{cannedId}',
     summary: "Change a canned response's short code, title or body",
-    security,
-    middleware: needs.activeTenantRole('agent', { write: true }),
+    ...apiKeyScope('workflow:manage'),
+    middleware: needs.activeTenantRole('agent', { write: true, scope: 'workflow:manage' }),
     request: { params: s.CannedIdParam, body: jsonBody(s.UpdateCannedResponseBody) },
     responses: { 200: jsonResponse(s.CannedResponseSchema, 'The canned response'), ...commonErrors, ...conflictError },
   }),
@@ -74,8 +75,8 @@ const routes = {
     method: 'delete',
     path: '/canned-responses/{cannedId}',
     summary: 'Remove a canned response',
-    security,
-    middleware: needs.activeTenantRole('agent', { write: true }),
+    ...apiKeyScope('workflow:manage'),
+    middleware: needs.activeTenantRole('agent', { write: true, scope: 'workflow:manage' }),
     request: { params: s.CannedIdParam },
     responses: { 204: { description: 'Removed' }, ...commonErrors },
   }),

@@ -3,6 +3,7 @@
 // followers (staff), and that notifications are their owner's alone; these routes shape
 // the answers.
 import { createRoute, z } from '@hono/zod-openapi';
+import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { caller, callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { notFound } from '../../../shared/errors.ts';
@@ -42,8 +43,8 @@ const routes = {
     method: 'get',
     path: '/{id}/followers',
     summary: 'Who follows the ticket (staff)',
-    security,
-    middleware: needs.activeTenantRole('user'), // staff: checked once the ticket is known visible
+    ...apiKeyScope('tickets:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'tickets:read' }), // staff: checked once the ticket is known visible
     request: { params: s.TicketIdParam },
     responses: { 200: jsonResponse(z.object({ items: z.array(s.FollowerSchema) }), 'Followers'), ...commonErrors },
   }),
@@ -51,8 +52,8 @@ const routes = {
     method: 'post',
     path: '/{id}/followers',
     summary: 'Follow the ticket, or add a colleague (staff); following twice changes nothing',
-    security,
-    middleware: needs.activeTenantRole('user', { write: true }), // staff, as above
+    ...apiKeyScope('tickets:write'),
+    middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // staff, as above
     request: { params: s.TicketIdParam, body: jsonBody(s.FollowBody) },
     responses: {
       200: jsonResponse(s.FollowerSchema, 'Already a follower'),
@@ -65,11 +66,13 @@ const routes = {
     method: 'delete',
     path: '/{id}/followers/{userId}',
     summary: 'Stop following (yourself), or remove a follower (staff who see the ticket)',
-    security,
-    middleware: needs.activeTenantRole('user', { write: true }), // staff, as above
+    ...apiKeyScope('tickets:write'),
+    middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // staff, as above
     request: { params: s.FollowerParam },
     responses: { 204: { description: 'Removed' }, ...commonErrors },
   }),
+  // A person's own inbox: no scope, so API keys are refused (a key acts as its creator,
+  // and an integration has no business reading or clearing that person's notifications).
   notifications: createRoute({
     method: 'get',
     path: '/notifications',

@@ -4,6 +4,7 @@
 // the status machine, the hand-off rules and the audit trail treat it as the caller's
 // own change, and one refused action refuses the whole macro, naming the action.
 import { createRoute, z } from '@hono/zod-openapi';
+import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb, type TenantAccess } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import type { Tx } from '../../../shared/db.ts';
@@ -12,7 +13,7 @@ import { createRouter } from '../../../shared/http.ts';
 import type { Checked, Column, Selected } from '../../../shared/rows.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
-import { fillCannedResponse, handOff, readBack, requireStaff, security, type TicketsHandler, visibleTicket } from './common.ts';
+import { fillCannedResponse, handOff, readBack, requireStaff, type TicketsHandler, visibleTicket } from './common.ts';
 
 const MACRO_COLUMNS = [
   'id',
@@ -37,16 +38,16 @@ const routes = {
     method: 'get',
     path: '/macros',
     summary: "The macros you may apply (staff): the tenant's and your own",
-    security,
-    middleware: needs.activeTenantRole('agent'),
+    ...apiKeyScope('tickets:read'),
+    middleware: needs.activeTenantRole('agent', { scope: 'tickets:read' }),
     responses: { 200: jsonResponse(z.object({ items: z.array(s.MacroSchema) }), 'Macros by name'), ...commonErrors },
   }),
   create: createRoute({
     method: 'post',
     path: '/macros',
     summary: 'Add a macro: tenant-wide (admins) or personal (staff)',
-    security,
-    middleware: needs.activeTenantRole('agent', { write: true }),
+    ...apiKeyScope('workflow:manage'),
+    middleware: needs.activeTenantRole('agent', { write: true, scope: 'workflow:manage' }),
     request: { body: jsonBody(s.MacroBody) },
     responses: { 201: jsonResponse(s.MacroSchema, 'The macro'), ...commonErrors, ...conflictError },
   }),
@@ -54,8 +55,8 @@ const routes = {
     method: 'get',
     path: '/macros/{macroId}',
     summary: 'One macro',
-    security,
-    middleware: needs.activeTenantRole('agent'),
+    ...apiKeyScope('tickets:read'),
+    middleware: needs.activeTenantRole('agent', { scope: 'tickets:read' }),
     request: { params: s.MacroIdParam },
     responses: { 200: jsonResponse(s.MacroSchema, 'The macro'), ...commonErrors },
   }),
@@ -63,8 +64,8 @@ const routes = {
     method: 'patch',
     path: '/macros/{macroId}',
     summary: "Change a macro's name, description or actions",
-    security,
-    middleware: needs.activeTenantRole('agent', { write: true }),
+    ...apiKeyScope('workflow:manage'),
+    middleware: needs.activeTenantRole('agent', { write: true, scope: 'workflow:manage' }),
     request: { params: s.MacroIdParam, body: jsonBody(s.UpdateMacroBody) },
     responses: { 200: jsonResponse(s.MacroSchema, 'The macro'), ...commonErrors, ...conflictError },
   }),
@@ -72,8 +73,8 @@ const routes = {
     method: 'delete',
     path: '/macros/{macroId}',
     summary: 'Remove a macro',
-    security,
-    middleware: needs.activeTenantRole('agent', { write: true }),
+    ...apiKeyScope('workflow:manage'),
+    middleware: needs.activeTenantRole('agent', { write: true, scope: 'workflow:manage' }),
     request: { params: s.MacroIdParam },
     responses: { 204: { description: 'Removed' }, ...commonErrors },
   }),
@@ -81,8 +82,8 @@ const routes = {
     method: 'post',
     path: '/{id}/macros/{macroId}/apply',
     summary: 'Apply a macro to the ticket (staff): all its actions, in order, or none',
-    security,
-    middleware: needs.activeTenantRole('user', { write: true }), // staff: checked once the ticket is known visible
+    ...apiKeyScope('tickets:write'),
+    middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // staff: checked once the ticket is known visible
     request: { params: s.ApplyMacroParam },
     responses: {
       200: jsonResponse(

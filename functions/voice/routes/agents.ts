@@ -3,6 +3,7 @@
 // Documents are chunked by the database as they are written; search runs
 // private.kb_search, for people under RLS and for the provider's agent during a call.
 import { createRoute } from '@hono/zod-openapi';
+import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { db } from '../../../shared/db.ts';
@@ -12,15 +13,15 @@ import type { Column, Selected } from '../../../shared/rows.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import { security as securityOf, telephonyErrors } from '../../../shared/schemas/security.ts';
 import * as s from '../schemas.ts';
-import { after, AGENT_COLUMNS, type AgentRow, page, security, type VoiceHandler } from './common.ts';
+import { after, AGENT_COLUMNS, type AgentRow, page, type VoiceHandler } from './common.ts';
 
 const routes = {
   list: createRoute({
     method: 'get',
     path: '/agents',
     summary: "The tenant's voice agents, by name (keyset pages)",
-    security,
-    middleware: needs.activeTenantRole('user'),
+    ...apiKeyScope('agents:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'agents:read', feature: 'voice' }),
     request: { query: s.AgentListQuery },
     responses: { 200: jsonResponse(s.AgentPageSchema, 'A page of agents'), ...commonErrors },
   }),
@@ -28,8 +29,8 @@ const routes = {
     method: 'post',
     path: '/agents',
     summary: 'Create a voice agent (admins); its number must not be taken by another active agent anywhere',
-    security,
-    middleware: needs.activeTenantRole('admin', { write: true }),
+    ...apiKeyScope('agents:write'),
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'agents:write', feature: 'voice' }),
     request: { body: jsonBody(s.CreateAgentBody) },
     responses: { 201: jsonResponse(s.AgentSchema, 'The agent'), ...commonErrors, ...conflictError },
   }),
@@ -37,8 +38,8 @@ const routes = {
     method: 'get',
     path: '/agents/{id}',
     summary: 'A voice agent',
-    security,
-    middleware: needs.activeTenantRole('user'),
+    ...apiKeyScope('agents:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'agents:read', feature: 'voice' }),
     request: { params: s.IdParam },
     responses: { 200: jsonResponse(s.AgentSchema, 'The agent'), ...commonErrors },
   }),
@@ -46,8 +47,8 @@ const routes = {
     method: 'patch',
     path: '/agents/{id}',
     summary: 'Change a voice agent (admins): configuration, number, activation',
-    security,
-    middleware: needs.activeTenantRole('admin', { write: true }),
+    ...apiKeyScope('agents:write'),
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'agents:write', feature: 'voice' }),
     request: { params: s.IdParam, body: jsonBody(s.UpdateAgentBody) },
     responses: { 200: jsonResponse(s.AgentSchema, 'The agent'), ...commonErrors, ...conflictError },
   }),
@@ -55,8 +56,8 @@ const routes = {
     method: 'delete',
     path: '/agents/{id}',
     summary: 'Delete a voice agent without calls (admins); one with calls is deactivated instead (409)',
-    security,
-    middleware: needs.activeTenantRole('admin', { write: true }),
+    ...apiKeyScope('agents:write'),
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'agents:write', feature: 'voice' }),
     request: { params: s.IdParam },
     responses: { 204: { description: 'Deleted' }, ...commonErrors, ...conflictError },
   }),
@@ -64,16 +65,16 @@ const routes = {
     method: 'get',
     path: '/knowledge-bases',
     summary: "The tenant's knowledge bases",
-    security,
-    middleware: needs.activeTenantRole('user'),
+    ...apiKeyScope('knowledge:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'knowledge:read', feature: 'knowledge_base' }),
     responses: { 200: jsonResponse(s.KnowledgeBaseListSchema, 'Knowledge bases'), ...commonErrors },
   }),
   createKb: createRoute({
     method: 'post',
     path: '/knowledge-bases',
     summary: 'Create a knowledge base (admins)',
-    security,
-    middleware: needs.activeTenantRole('admin', { write: true }),
+    ...apiKeyScope('knowledge:write'),
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'knowledge:write', feature: 'knowledge_base' }),
     request: { body: jsonBody(s.CreateKnowledgeBaseBody) },
     responses: { 201: jsonResponse(s.KnowledgeBaseSchema, 'The knowledge base'), ...commonErrors, ...conflictError },
   }),
@@ -81,8 +82,8 @@ const routes = {
     method: 'get',
     path: '/knowledge-bases/{kbId}/documents',
     summary: 'The documents of a knowledge base, newest first, with their chunk counts',
-    security,
-    middleware: needs.activeTenantRole('user'),
+    ...apiKeyScope('knowledge:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'knowledge:read', feature: 'knowledge_base' }),
     request: { params: s.KbParam },
     responses: { 200: jsonResponse(s.KbDocumentListSchema, 'Documents'), ...commonErrors },
   }),
@@ -90,8 +91,8 @@ const routes = {
     method: 'post',
     path: '/knowledge-bases/{kbId}/documents',
     summary: 'Upload a text or Markdown document (admins); the database splits it into searchable chunks',
-    security,
-    middleware: needs.activeTenantRole('admin', { write: true }),
+    ...apiKeyScope('knowledge:write'),
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'knowledge:write', feature: 'knowledge_base' }),
     request: { params: s.KbParam, body: jsonBody(s.CreateKbDocumentBody) },
     responses: { 201: jsonResponse(s.KbDocumentSchema, 'The document'), ...commonErrors },
   }),
@@ -99,8 +100,8 @@ const routes = {
     method: 'delete',
     path: '/knowledge-bases/{kbId}/documents/{id}',
     summary: 'Delete a document and its chunks (admins)',
-    security,
-    middleware: needs.activeTenantRole('admin', { write: true }),
+    ...apiKeyScope('knowledge:write'),
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'knowledge:write', feature: 'knowledge_base' }),
     request: { params: s.KbDocumentParam },
     responses: { 204: { description: 'Deleted' }, ...commonErrors },
   }),
@@ -108,8 +109,8 @@ const routes = {
     method: 'get',
     path: '/knowledge-bases/search',
     summary: "The best chunks of the tenant's knowledge for a query (full text; by embedding where available)",
-    security,
-    middleware: needs.activeTenantRole('user'),
+    ...apiKeyScope('knowledge:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'knowledge:read', feature: 'knowledge_base' }),
     request: { query: s.KbSearchQuery },
     responses: { 200: jsonResponse(s.KbHitsSchema, 'The best chunks, best first'), ...commonErrors },
   }),
@@ -302,10 +303,11 @@ const search: VoiceHandler<typeof routes.search> = async (c) => {
   return c.json({ items }, 200);
 };
 
-/** One statement on the pool, like the rest of the provider's call path. */
+/** One statement on the pool, like the rest of the provider's call path; the tenant's
+ *  plan must include knowledge_base (private.kb_search_for_call). */
 const machineSearch: VoiceHandler<typeof routes.machineSearch> = async (c) => {
   const q = c.req.valid('query');
-  const items = await db()<Hit>`select * from private.kb_search_in_tenant(${q.tenant_id}, ${q.q}, ${
+  const items = await db()<Hit>`select * from private.kb_search_for_call(${q.tenant_id}, ${q.q}, ${
     q.knowledge_base_id ?? null
   }, ${q.limit})`;
   return c.json({ items }, 200);

@@ -1,21 +1,22 @@
 // Calls as people read them: filtered pages (agent, customer, status, time range, words
 // in the transcript), newest first by keyset, and one call with its transcript in order.
 import { createRoute, type z } from '@hono/zod-openapi';
+import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { conflict, notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import { commonErrors, conflictError, jsonResponse } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
-import { after, CALL_COLUMNS, type CallRow, page, security, type VoiceHandler } from './common.ts';
+import { after, CALL_COLUMNS, type CallRow, page, type VoiceHandler } from './common.ts';
 
 const routes = {
   list: createRoute({
     method: 'get',
     path: '/calls',
     summary: "The tenant's calls, newest first (keyset pages): by agent, customer, status, time range, transcript words",
-    security,
-    middleware: needs.activeTenantRole('user'),
+    ...apiKeyScope('calls:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'calls:read', feature: 'voice' }),
     request: { query: s.CallListQuery },
     responses: { 200: jsonResponse(s.CallPageSchema, 'A page of calls'), ...commonErrors },
   }),
@@ -23,8 +24,8 @@ const routes = {
     method: 'get',
     path: '/calls/{id}',
     summary: 'A call with its transcript, in order',
-    security,
-    middleware: needs.activeTenantRole('user'),
+    ...apiKeyScope('calls:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'calls:read', feature: 'voice' }),
     request: { params: s.IdParam },
     responses: { 200: jsonResponse(s.CallDetailSchema, 'The call'), ...commonErrors },
   }),
@@ -33,8 +34,8 @@ const routes = {
     path: '/calls/{id}/ticket',
     summary: "Open a ticket from a call (agents): the customer's linked user is the requester, the summary its description; " +
       'the call and the ticket point at each other. Once per call (409 already_linked).',
-    security,
-    middleware: needs.activeTenantRole('agent', { write: true }),
+    ...apiKeyScope('calls:write'),
+    middleware: needs.activeTenantRole('agent', { write: true, scope: 'calls:write', feature: 'voice' }),
     request: { params: s.IdParam },
     responses: { 201: jsonResponse(s.CallTicketSchema, 'The ticket opened'), ...commonErrors, ...conflictError },
   }),

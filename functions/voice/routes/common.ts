@@ -1,14 +1,10 @@
-// What the voice API's people's routes share: the security they take, the columns they
+// What the voice API's people's routes share: the columns they
 // read (typed by the generated Row types), and keyset pages.
 import type { RouteConfig, RouteHandler, z } from '@hono/zod-openapi';
 import type { Tx } from '../../../shared/db.ts';
 import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
 import { cursorValues, encodeCursor, sortKeyAndId } from '../../../shared/schemas/common.ts';
-import { security as securityOf } from '../../../shared/schemas/security.ts';
 import type * as s from '../schemas.ts';
-
-/** People's routes take a signed-in person's access token. */
-export const security = securityOf.user;
 
 export type VoiceHandler<R extends RouteConfig> = RouteHandler<R>;
 

@@ -2,21 +2,22 @@
 // decide). Phone numbers are E.164 and unique per tenant (a duplicate is 409
 // already_exists naming phone); consent times are the database's.
 import { createRoute } from '@hono/zod-openapi';
+import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
-import { after, CUSTOMER_COLUMNS, type CustomerRow, page, security, type VoiceHandler } from './common.ts';
+import { after, CUSTOMER_COLUMNS, type CustomerRow, page, type VoiceHandler } from './common.ts';
 
 const routes = {
   list: createRoute({
     method: 'get',
     path: '/customers',
     summary: "The tenant's customers, newest first (keyset pages), or the one with a phone number",
-    security,
-    middleware: needs.activeTenantRole('user'),
+    ...apiKeyScope('customers:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'customers:read', feature: 'voice' }),
     request: { query: s.CustomerListQuery },
     responses: { 200: jsonResponse(s.CustomerPageSchema, 'A page of customers'), ...commonErrors },
   }),
@@ -24,8 +25,8 @@ const routes = {
     method: 'post',
     path: '/customers',
     summary: 'Add a customer (agents)',
-    security,
-    middleware: needs.activeTenantRole('agent', { write: true }),
+    ...apiKeyScope('customers:write'),
+    middleware: needs.activeTenantRole('agent', { write: true, scope: 'customers:write', feature: 'voice' }),
     request: { body: jsonBody(s.CreateCustomerBody) },
     responses: { 201: jsonResponse(s.CustomerSchema, 'The customer'), ...commonErrors, ...conflictError },
   }),
@@ -33,8 +34,8 @@ const routes = {
     method: 'get',
     path: '/customers/{id}',
     summary: 'A customer',
-    security,
-    middleware: needs.activeTenantRole('user'),
+    ...apiKeyScope('customers:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'customers:read', feature: 'voice' }),
     request: { params: s.IdParam },
     responses: { 200: jsonResponse(s.CustomerSchema, 'The customer'), ...commonErrors },
   }),
@@ -42,8 +43,8 @@ const routes = {
     method: 'patch',
     path: '/customers/{id}',
     summary: 'Change a customer (agents): contact details, notes, tags, consents',
-    security,
-    middleware: needs.activeTenantRole('agent', { write: true }),
+    ...apiKeyScope('customers:write'),
+    middleware: needs.activeTenantRole('agent', { write: true, scope: 'customers:write', feature: 'voice' }),
     request: { params: s.IdParam, body: jsonBody(s.UpdateCustomerBody) },
     responses: { 200: jsonResponse(s.CustomerSchema, 'The customer'), ...commonErrors, ...conflictError },
   }),
@@ -51,8 +52,8 @@ const routes = {
     method: 'delete',
     path: '/customers/{id}',
     summary: 'Delete a customer (agents); their calls stay, without a customer',
-    security,
-    middleware: needs.activeTenantRole('agent', { write: true }),
+    ...apiKeyScope('customers:write'),
+    middleware: needs.activeTenantRole('agent', { write: true, scope: 'customers:write', feature: 'voice' }),
     request: { params: s.IdParam },
     responses: { 204: { description: 'Deleted' }, ...commonErrors },
   }),

@@ -7,12 +7,13 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { CsvError, parse } from 'csv-parse/sync';
 import { type CountryCode, isSupportedCountry, parsePhoneNumberFromString } from 'libphonenumber-js';
+import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { unprocessable } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import { commonErrors, jsonBody, jsonResponse, Text } from '../../../shared/schemas/common.ts';
-import { security, type VoiceHandler } from './common.ts';
+import type { VoiceHandler } from './common.ts';
 
 export const ImportBody = z.object({
   csv: Text.min(1),
@@ -43,8 +44,8 @@ const route = createRoute({
   method: 'post',
   path: '/customers/import',
   summary: 'Import customers from CSV (agents): all or nothing, upserting by phone; per-row errors with line numbers',
-  security,
-  middleware: needs.activeTenantRole('agent', { write: true }),
+  ...apiKeyScope('customers:write'),
+  middleware: needs.activeTenantRole('agent', { write: true, scope: 'customers:write', feature: 'voice' }),
   request: { body: jsonBody(ImportBody) },
   responses: { 200: jsonResponse(ImportResult, 'What the import did'), ...commonErrors },
 });

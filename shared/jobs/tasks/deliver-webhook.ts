@@ -26,7 +26,16 @@ interface Delivery {
 export const deliverWebhook: Task<{ delivery_id: number }> = {
   async run(job, { worker, deps }) {
     const deliveryId = job.payload.delivery_id;
-    const [d] = await asService(null, (tx) => tx<Delivery>`select * from private.webhook_delivery_context(${deliveryId})`);
+    // The context, and whether the tenant's plan still includes outbound webhooks: one
+    // that no longer does ends the delivery unsent (private.webhook_delivery_withheld).
+    const [d] = await asService(
+      null,
+      (tx) =>
+        tx<Delivery & { withheld: boolean }>`
+          select c.*, private.webhook_delivery_withheld(${deliveryId}) as withheld
+          from private.webhook_delivery_context(${deliveryId}) c`,
+    );
+    if (d?.withheld) return { withheld: 1 };
     // Already delivered or given up (a repeat job), or gone: nothing to send. A disabled
     // endpoint's deliveries wait, pending, until it is enabled again (which queues them).
     if (!d || d.status !== 'pending' || !d.enabled) return { skipped: 1 };
