@@ -3,6 +3,7 @@
 // (20261202140000_automation_rules.sql holds every rule of evaluation), and each rule's
 // runs — what it applied, and what it was refused and why.
 import { createRoute, z } from '@hono/zod-openapi';
+import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import type { Tx } from '../../../shared/db.ts';
@@ -11,7 +12,7 @@ import { createRouter } from '../../../shared/http.ts';
 import type { Checked, Column, Selected } from '../../../shared/rows.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
-import { security, type TicketsHandler } from './common.ts';
+import type { TicketsHandler } from './common.ts';
 
 const RULE_COLUMNS = [
   'id',
@@ -57,8 +58,8 @@ const routes = {
     method: 'get',
     path: '/automation-rules',
     summary: "The tenant's automation rules (admins), by event and position",
-    security,
-    middleware: needs.activeTenantRole('admin'),
+    ...apiKeyScope('workflow:manage'),
+    middleware: needs.activeTenantRole('admin', { scope: 'workflow:manage' }),
     responses: {
       200: jsonResponse(z.object({ items: z.array(s.AutomationRuleSchema) }), 'Rules by event, then position'),
       ...commonErrors,
@@ -68,8 +69,8 @@ const routes = {
     method: 'post',
     path: '/automation-rules',
     summary: 'Add an automation rule (admins)',
-    security,
-    middleware: needs.activeTenantRole('admin', { write: true }),
+    ...apiKeyScope('workflow:manage'),
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'workflow:manage' }),
     request: { body: jsonBody(s.AutomationRuleBody) },
     responses: { 201: jsonResponse(s.AutomationRuleSchema, 'The rule'), ...commonErrors, ...conflictError },
   }),
@@ -77,8 +78,8 @@ const routes = {
     method: 'get',
     path: '/automation-rules/{ruleId}',
     summary: 'One rule, with its latest failure',
-    security,
-    middleware: needs.activeTenantRole('admin'),
+    ...apiKeyScope('workflow:manage'),
+    middleware: needs.activeTenantRole('admin', { scope: 'workflow:manage' }),
     request: { params: s.AutomationRuleIdParam },
     responses: { 200: jsonResponse(s.AutomationRuleSchema, 'The rule'), ...commonErrors },
   }),
@@ -86,8 +87,8 @@ const routes = {
     method: 'patch',
     path: '/automation-rules/{ruleId}',
     summary: 'Change a rule: its event, conditions, actions, position, or switch it off',
-    security,
-    middleware: needs.activeTenantRole('admin', { write: true }),
+    ...apiKeyScope('workflow:manage'),
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'workflow:manage' }),
     request: { params: s.AutomationRuleIdParam, body: jsonBody(s.UpdateAutomationRuleBody) },
     responses: { 200: jsonResponse(s.AutomationRuleSchema, 'The rule'), ...commonErrors, ...conflictError },
   }),
@@ -95,8 +96,8 @@ const routes = {
     method: 'delete',
     path: '/automation-rules/{ruleId}',
     summary: 'Remove a rule and its runs',
-    security,
-    middleware: needs.activeTenantRole('admin', { write: true }),
+    ...apiKeyScope('workflow:manage'),
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'workflow:manage' }),
     request: { params: s.AutomationRuleIdParam },
     responses: { 204: { description: 'Removed' }, ...commonErrors },
   }),
@@ -104,8 +105,8 @@ const routes = {
     method: 'get',
     path: '/automation-rules/{ruleId}/runs',
     summary: "A rule's runs, newest first: what it applied, and what it was refused and why",
-    security,
-    middleware: needs.activeTenantRole('admin'),
+    ...apiKeyScope('workflow:manage'),
+    middleware: needs.activeTenantRole('admin', { scope: 'workflow:manage' }),
     request: { params: s.AutomationRuleIdParam, query: s.AutomationRunsQuery },
     responses: {
       200: jsonResponse(
