@@ -84,6 +84,10 @@ const REDEFINITIONS: Record<string, string[]> = {
   // which the pause moves too (issue 16 §2).
   'private.add_business_minutes': ['20261202050200_sla_next_response_warnings_holidays.sql'],
   'private.business_minutes_between': ['20261202050200_sla_next_response_warnings_holidays.sql'],
+  // Automation rules: the capture renders the old row once; actions that would change
+  // nothing write nothing (issue 16 §1, measured in tests/bench/automation.bench.ts).
+  'private.automation_capture': ['20261202140100_automation_speed.sql'],
+  'private.automation_apply_action': ['20261202140100_automation_speed.sql'],
   'private.ticket_messages_after_insert': ['20261202050200_sla_next_response_warnings_holidays.sql'],
   'private.tickets_sla_pause': ['20261202050200_sla_next_response_warnings_holidays.sql'],
 };
