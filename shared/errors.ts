@@ -111,6 +111,7 @@ const REFUSALS: Record<string, { status: ContentfulStatusCode; code: string }> =
   PT403: { status: 403, code: 'forbidden' },
   PT404: { status: 404, code: 'not_found' },
   PT409: { status: 409, code: 'conflict' },
+  PT422: { status: 422, code: 'validation_failed' },
 };
 
 /** Maps a database error to the API error a client should see. A rule the database
