@@ -103,8 +103,9 @@ alter table public.tickets
     check (jsonb_typeof(custom_fields) = 'object' and octet_length(custom_fields::text) <= 16384);
 comment on column public.tickets.custom_fields is
   'Values of the custom fields visible to customers, by key. Writing a staff-only field''s key here stores it in ticket_internal_fields instead.';
--- Filters are containment (custom_fields @> '{"plan": "gold"}').
-create index tickets_custom_fields_idx on public.tickets using gin (custom_fields jsonb_path_ops);
+-- Filters are containment (custom_fields @> '{"plan": "gold"}'); removing or moving a
+-- field finds its tickets by key (custom_fields ? 'plan'): jsonb_ops answers both.
+create index tickets_custom_fields_idx on public.tickets using gin (custom_fields);
 grant insert (custom_fields), update (custom_fields) on public.tickets to authenticated;
 
 create table public.ticket_internal_fields (
@@ -122,7 +123,7 @@ create table public.ticket_internal_fields (
 );
 comment on table public.ticket_internal_fields is
   'Values of the custom fields hidden from customers, one row per ticket; staff who see the ticket read it, nobody writes it but the tickets trigger.';
-create index ticket_internal_fields_values_idx on public.ticket_internal_fields using gin (custom_fields jsonb_path_ops);
+create index ticket_internal_fields_values_idx on public.ticket_internal_fields using gin (custom_fields);
 
 create trigger set_updated_at before update on public.ticket_internal_fields
   for each row execute function private.set_updated_at();
