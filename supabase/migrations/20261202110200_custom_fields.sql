@@ -332,3 +332,42 @@ $$;
 revoke all on function private.custom_field_definition_changed() from public, anon, authenticated, service_role;
 create trigger custom_field_definition_changed after update of visible_to_customers or delete on public.custom_field_definitions
   for each row execute function private.custom_field_definition_changed();
+
+-- ------------------------------------------------------------------ filtering
+
+-- The tickets of the tenant the caller sees whose values contain p_contains, found
+-- through the GIN index of the place those values live (p_internal: the staff-only
+-- table). Under RLS that index cannot be used: `@>` is not leakproof, so Postgres applies
+-- the policy first and the filter row by row over the whole tenant. As the owner the
+-- index runs first, then the tickets select policy itself, read from the catalog
+-- (private.tickets_select_predicate), so only tickets the caller sees come back, and the
+-- list reads those again under RLS. Staff only: a customer's time here would depend on
+-- other customers' tickets (as with the search candidates), so customers filter their
+-- own tickets under RLS, and never by a hidden field. Outsiders get nothing, at once.
+create function private.tickets_with_custom_fields(p_tenant_id uuid, p_contains jsonb, p_internal boolean)
+returns setof uuid
+language plpgsql stable security definer
+set search_path = ''
+as $$
+begin
+  if p_tenant_id is null or p_contains is null or jsonb_typeof(p_contains) <> 'object' then
+    raise exception 'tickets_with_custom_fields needs a tenant and an object' using errcode = '22023';
+  end if;
+  if not (p_tenant_id = any (private.tenant_ids('agent')) or private.is_platform_admin()) then
+    return;
+  end if;
+  if coalesce(p_internal, false) then
+    return query execute format(
+      'select id from public.tickets where tenant_id = $1 and id in (
+         select i.ticket_id from public.ticket_internal_fields i where i.tenant_id = $1 and i.custom_fields @> $2)
+       and (%s)', private.tickets_select_predicate())
+      using p_tenant_id, p_contains;
+  else
+    return query execute format(
+      'select id from public.tickets where tenant_id = $1 and custom_fields @> $2 and (%s)', private.tickets_select_predicate())
+      using p_tenant_id, p_contains;
+  end if;
+end;
+$$;
+revoke all on function private.tickets_with_custom_fields(uuid, jsonb, boolean) from public, anon;
+grant execute on function private.tickets_with_custom_fields(uuid, jsonb, boolean) to authenticated;
