@@ -111,6 +111,7 @@ const REFUSALS: Record<string, { status: ContentfulStatusCode; code: string }> =
   PT403: { status: 403, code: 'forbidden' },
   PT404: { status: 404, code: 'not_found' },
   PT409: { status: 409, code: 'conflict' },
+  PT422: { status: 422, code: 'validation_failed' },
 };
 
 /** Maps a database error to the API error a client should see. A rule the database
@@ -131,7 +132,9 @@ export function fromPgError(err: PgLikeError): ApiError {
     case '23505':
       return alreadyExists(constraint);
     case '23503':
-      return err.message.includes('still referenced')
+      // Removing a row still referenced: Postgres says so in the detail ("Key … is still
+      // referenced from table …"), and its message starts "update or delete on table".
+      return err.detail?.includes('still referenced') || err.message.startsWith('update or delete on table')
         ? conflict('still_referenced', 'The record is still in use', { constraint })
         : unprocessable('A referenced record does not exist in this tenant', {
           constraint,

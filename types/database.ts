@@ -178,6 +178,46 @@ isOneToOne: false
       referencedColumns: ["tenant_id","id"]
     }
                   ]
+                },"custom_field_definitions": {
+                  Row: {
+                    "created_at": string,"id": string,"key": string,"label": string,"options": (string)[],"position": number,"required": boolean,"tenant_id": string,"type": string,"updated_at": string,"visible_to_customers": boolean
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"id"?: string,"key": string,"label": string,"options"?: (string)[],"position"?: number,"required"?: boolean,"tenant_id": string,"type": string,"updated_at"?: string,"visible_to_customers"?: boolean
+                  }
+                  Update: {
+                    "created_at"?: string,"id"?: string,"key"?: string,"label"?: string,"options"?: (string)[],"position"?: number,"required"?: boolean,"tenant_id"?: string,"type"?: string,"updated_at"?: string,"visible_to_customers"?: boolean
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "custom_field_definitions_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"departments": {
+                  Row: {
+                    "created_at": string,"id": string,"key": string,"name": string,"tenant_id": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"id"?: string,"key": string,"name": string,"tenant_id": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "created_at"?: string,"id"?: string,"key"?: string,"name"?: string,"tenant_id"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "departments_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"invitations": {
                   Row: {
                     "accepted_at": string | null,"accepted_by": string | null,"created_at": string,"email": string,"expires_at": string,"id": string,"invited_by": string | null,"role": string,"tenant_id": string,"updated_at": string
@@ -404,6 +444,26 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"tags": {
+                  Row: {
+                    "color": string | null,"created_at": string,"description": string | null,"id": string,"name": string,"tenant_id": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "color"?: string | null,"created_at"?: string,"description"?: string | null,"id"?: string,"name": string,"tenant_id": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "color"?: string | null,"created_at"?: string,"description"?: string | null,"id"?: string,"name"?: string,"tenant_id"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "tags_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"team_members": {
                   Row: {
                     "created_at": string,"id": string,"team_id": string,"tenant_id": string,"user_id": string
@@ -449,6 +509,12 @@ isOneToOne: false
                   }
                   Relationships: [
                     {
+      foreignKeyName: "teams_tenant_id_department_fkey"
+      columns: ["tenant_id","department"]
+isOneToOne: false
+      referencedRelation: "departments"
+      referencedColumns: ["tenant_id","key"]
+    },{
       foreignKeyName: "teams_tenant_id_fkey"
       columns: ["tenant_id"]
 isOneToOne: false
@@ -586,6 +652,32 @@ isOneToOne: false
       referencedColumns: ["tenant_id","user_id"]
     }
                   ]
+                },"ticket_internal_fields": {
+                  Row: {
+                    "created_at": string,"custom_fields": NonNullable<Json>,"tenant_id": string,"ticket_id": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"custom_fields"?: NonNullable<Json>,"tenant_id": string,"ticket_id": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "created_at"?: string,"custom_fields"?: NonNullable<Json>,"tenant_id"?: string,"ticket_id"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "ticket_internal_fields_tenant_id_fkey"
+      columns: ["tenant_id"]
+isOneToOne: false
+      referencedRelation: "tenants"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "ticket_internal_fields_tenant_id_ticket_id_fkey"
+      columns: ["tenant_id","ticket_id"]
+isOneToOne: true
+      referencedRelation: "tickets"
+      referencedColumns: ["tenant_id","id"]
+    }
+                  ]
                 },"ticket_messages": {
                   Row: {
                     "author_id": string | null,"content": string,"created_at": string,"edited_at": string | null,"id": string,"tenant_id": string,"ticket_id": string,"type": string,"updated_at": string
@@ -620,14 +712,14 @@ isOneToOne: false
                   ]
                 },"tickets": {
                   Row: {
-                    "assigned_to": string | null,"chatwoot_conversation_id": string | null,"closed_at": string | null,"created_at": string,"created_by": string | null,"deleted_at": string | null,"department": string,"description": string | null,"due_date": string | null,"first_response_at": string | null,"first_response_due_at": string | null,"id": string,"merged_into_id": string | null,"metadata": NonNullable<Json>,"next_response_due_at": string | null,"number": number,"priority": string,"resolved_at": string | null,"search": unknown,"sla_first_response_breached_at": string | null,"sla_next_response_breached_at": string | null,"sla_paused_at": string | null,"sla_paused_minutes": number,"sla_resolution_breached_at": string | null,"status": string,"tags": (string)[],"team_id": string | null,"tenant_id": string,"title": string,"updated_at": string
+                    "assigned_to": string | null,"chatwoot_conversation_id": string | null,"closed_at": string | null,"created_at": string,"created_by": string | null,"custom_fields": NonNullable<Json>,"deleted_at": string | null,"department": string,"description": string | null,"due_date": string | null,"first_response_at": string | null,"first_response_due_at": string | null,"id": string,"merged_into_id": string | null,"metadata": NonNullable<Json>,"next_response_due_at": string | null,"number": number,"priority": string,"resolved_at": string | null,"search": unknown,"sla_first_response_breached_at": string | null,"sla_next_response_breached_at": string | null,"sla_paused_at": string | null,"sla_paused_minutes": number,"sla_resolution_breached_at": string | null,"status": string,"tags": (string)[],"team_id": string | null,"tenant_id": string,"title": string,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "assigned_to"?: string | null,"chatwoot_conversation_id"?: string | null,"closed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"department"?: string,"description"?: string | null,"due_date"?: string | null,"first_response_at"?: string | null,"first_response_due_at"?: string | null,"id"?: string,"merged_into_id"?: string | null,"metadata"?: NonNullable<Json>,"next_response_due_at"?: string | null,"number": number,"priority"?: string,"resolved_at"?: string | null,"search"?: never,"sla_first_response_breached_at"?: string | null,"sla_next_response_breached_at"?: string | null,"sla_paused_at"?: string | null,"sla_paused_minutes"?: number,"sla_resolution_breached_at"?: string | null,"status"?: string,"tags"?: (string)[],"team_id"?: string | null,"tenant_id": string,"title": string,"updated_at"?: string
+                    "assigned_to"?: string | null,"chatwoot_conversation_id"?: string | null,"closed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"custom_fields"?: NonNullable<Json>,"deleted_at"?: string | null,"department"?: string,"description"?: string | null,"due_date"?: string | null,"first_response_at"?: string | null,"first_response_due_at"?: string | null,"id"?: string,"merged_into_id"?: string | null,"metadata"?: NonNullable<Json>,"next_response_due_at"?: string | null,"number": number,"priority"?: string,"resolved_at"?: string | null,"search"?: never,"sla_first_response_breached_at"?: string | null,"sla_next_response_breached_at"?: string | null,"sla_paused_at"?: string | null,"sla_paused_minutes"?: number,"sla_resolution_breached_at"?: string | null,"status"?: string,"tags"?: (string)[],"team_id"?: string | null,"tenant_id": string,"title": string,"updated_at"?: string
                   }
                   Update: {
-                    "assigned_to"?: string | null,"chatwoot_conversation_id"?: string | null,"closed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"department"?: string,"description"?: string | null,"due_date"?: string | null,"first_response_at"?: string | null,"first_response_due_at"?: string | null,"id"?: string,"merged_into_id"?: string | null,"metadata"?: NonNullable<Json>,"next_response_due_at"?: string | null,"number"?: number,"priority"?: string,"resolved_at"?: string | null,"search"?: never,"sla_first_response_breached_at"?: string | null,"sla_next_response_breached_at"?: string | null,"sla_paused_at"?: string | null,"sla_paused_minutes"?: number,"sla_resolution_breached_at"?: string | null,"status"?: string,"tags"?: (string)[],"team_id"?: string | null,"tenant_id"?: string,"title"?: string,"updated_at"?: string
+                    "assigned_to"?: string | null,"chatwoot_conversation_id"?: string | null,"closed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"custom_fields"?: NonNullable<Json>,"deleted_at"?: string | null,"department"?: string,"description"?: string | null,"due_date"?: string | null,"first_response_at"?: string | null,"first_response_due_at"?: string | null,"id"?: string,"merged_into_id"?: string | null,"metadata"?: NonNullable<Json>,"next_response_due_at"?: string | null,"number"?: number,"priority"?: string,"resolved_at"?: string | null,"search"?: never,"sla_first_response_breached_at"?: string | null,"sla_next_response_breached_at"?: string | null,"sla_paused_at"?: string | null,"sla_paused_minutes"?: number,"sla_resolution_breached_at"?: string | null,"status"?: string,"tags"?: (string)[],"team_id"?: string | null,"tenant_id"?: string,"title"?: string,"updated_at"?: string
                   }
                   Relationships: [
                     {
@@ -642,6 +734,12 @@ isOneToOne: false
 isOneToOne: false
       referencedRelation: "memberships"
       referencedColumns: ["tenant_id","user_id"]
+    },{
+      foreignKeyName: "tickets_tenant_id_department_fkey"
+      columns: ["tenant_id","department"]
+isOneToOne: false
+      referencedRelation: "departments"
+      referencedColumns: ["tenant_id","key"]
     },{
       foreignKeyName: "tickets_tenant_id_fkey"
       columns: ["tenant_id"]

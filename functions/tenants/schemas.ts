@@ -5,7 +5,10 @@ import { JsonObject, PageQuery, Text, Uuid } from '../../shared/schemas/common.t
 
 export const TenantRoleSchema = z.enum(['user', 'agent', 'admin']);
 export const PlanSchema = z.enum(['starter', 'pro', 'enterprise']);
-export const DepartmentSchema = z.enum(['sales', 'support', 'marketing', 'technical']);
+/** A department's key: each tenant keeps its own list (GET /tickets/departments), which
+ *  the database checks (composite foreign key). */
+export const DepartmentSchema = Text.regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'a department key (lower-case letters, digits, - and _)')
+  .openapi({ description: "One of the tenant's departments, by key", example: 'support' });
 export const AutoAssignSchema = z.enum(['none', 'round_robin', 'least_open']).openapi({
   description: 'New tickets routed to the team go to its available agents in turn, or to the one with the fewest open tickets',
 });

@@ -9,6 +9,7 @@ import { attachments } from './routes/attachments.ts';
 import { automation } from './routes/automation.ts';
 import { cannedResponses } from './routes/canned-responses.ts';
 import { conversation } from './routes/conversation.ts';
+import { fields } from './routes/fields.ts';
 import { followers } from './routes/followers.ts';
 import { macros } from './routes/macros.ts';
 import { slaPolicies } from './routes/sla-policies.ts';
@@ -17,7 +18,7 @@ import { tickets } from './routes/tickets.ts';
 export const app = createApp('tickets', {
   title: 'Tickets API',
   description:
-    'The support-ticket workflow: tickets, replies, internal notes, assignment, SLA, search, attachments, canned responses.',
+    'The support-ticket workflow: tickets, replies, internal notes, assignment, SLA, search, attachments, canned responses, macros, automation rules, custom fields, departments and tags.',
 });
 
 // Registration order matters where paths overlap: /sla-policies and /canned-responses
@@ -27,6 +28,7 @@ app.route('/', cannedResponses);
 app.route('/', followers); // /notifications before /{id}
 app.route('/', macros); // /macros before /{id}
 app.route('/', automation); // /automation-rules before /{id}
+app.route('/', fields); // /custom-fields, /departments, /tags before /{id}
 app.route('/', tickets);
 app.route('/', conversation);
 app.route('/', attachments);

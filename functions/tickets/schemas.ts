@@ -5,10 +5,27 @@ import { ErrorSchema, JsonObject, PageQuery, Text, Uuid } from '../../shared/sch
 
 const STATUSES = ['open', 'pending', 'escalated', 'resolved', 'closed'] as const;
 const PRIORITIES = ['low', 'medium', 'high', 'urgent'] as const;
-const DEPARTMENTS = ['sales', 'support', 'marketing', 'technical'] as const;
 export const StatusSchema = z.enum(STATUSES);
 export const PrioritySchema = z.enum(PRIORITIES);
-export const DepartmentSchema = z.enum(DEPARTMENTS);
+/** A department's key: the tenant keeps its own list (GET /tickets/departments; sales,
+ *  support, marketing and technical to begin with), which the database checks. */
+export const DepartmentSchema = Text.regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'a department key (lower-case letters, digits, - and _)')
+  .openapi({ description: "A department's key, one of the tenant's (GET /tickets/departments)", example: 'support' });
+/** A custom field's key. */
+export const FieldKey = Text.regex(/^[a-z][a-z0-9_]{0,39}$/, 'lower-case letters, digits and _, starting with a letter');
+/** Custom field values by key, as JSON; the database checks each against its field's
+ *  type and options. null removes a value. */
+const CustomFieldValues = z
+  .record(
+    FieldKey,
+    z.union([Text.max(1000), z.number(), z.boolean(), z.array(Text.max(100)).max(100), z.null()]),
+  )
+  .refine((r) => Object.keys(r).length <= 50, 'at most 50 fields')
+  .openapi({
+    description:
+      'Values by field key (GET /tickets/custom-fields): text, number, YYYY-MM-DD date, an option, a list of options, true/false; null removes a value',
+    example: { plan: 'gold', seats: 25 },
+  });
 const Timestamp = z.string().openapi({ format: 'date-time' });
 const IsoDate = z.iso.datetime({ offset: true });
 const Tag = Text.trim().min(1).max(50).regex(/^[^,\s][^,]*$/, 'no commas, no leading space');
@@ -53,6 +70,9 @@ export const TicketSchema = z
     sla_next_response_breached_at: Timestamp.nullable(),
     tags: z.array(z.string()),
     metadata: z.record(z.string(), z.unknown()),
+    custom_fields: z.record(z.string(), z.unknown()).openapi({
+      description: 'Custom field values by key: for customers only the fields visible to them; for staff all',
+    }),
     merged_into_id: Uuid.nullable(),
     created_at: Timestamp,
     updated_at: Timestamp,
@@ -126,6 +146,9 @@ export const CreateTicketBody = z
     due_date: IsoDate.optional(),
     tags: Tags.default([]),
     metadata: JsonObject(16_384).default({}),
+    custom_fields: CustomFieldValues.default({}).openapi({
+      description: 'Custom field values; required fields must be given (customers: those visible to them)',
+    }),
   })
   .strict()
   .openapi('CreateTicket');
@@ -140,6 +163,9 @@ export const UpdateTicketBody = z
     due_date: IsoDate.nullable().optional(),
     tags: Tags.optional(),
     metadata: JsonObject(16_384).optional(),
+    custom_fields: CustomFieldValues.optional().openapi({
+      description: 'Merged into the values the ticket has: keys not named stay, null removes one',
+    }),
   })
   .strict()
   .refine((b) => Object.keys(b).length > 0, { message: 'at least one field is required' })
@@ -197,11 +223,32 @@ const csv = <T extends readonly [string, ...string[]]>(values: T) =>
     z.array(z.enum(values)).min(1),
   );
 const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
+/** A comma-separated query value of department keys. */
+const departmentKeys = z.string().max(400).transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)).pipe(
+  z.array(DepartmentSchema).min(1).max(20),
+);
+/** `custom_field=<key>:<value>`, repeatable (all must match): the ticket's value equals
+ *  it — for a multi-select field, the list holds it. */
+const customFieldFilter = z
+  .union([Text.max(1100), z.array(Text.max(1100)).max(5)])
+  .transform((v) => (Array.isArray(v) ? v : [v]))
+  .pipe(
+    z.array(
+      z.string().regex(/^[a-z][a-z0-9_]{0,39}:/, '<key>:<value>').transform((f) => {
+        const at = f.indexOf(':');
+        return { key: f.slice(0, at), value: f.slice(at + 1) };
+      }),
+    ).min(1).max(5),
+  );
 
 export const ListQuery = PageQuery.extend({
   status: csv(STATUSES).optional(),
   priority: csv(PRIORITIES).optional(),
-  department: csv(DEPARTMENTS).optional(),
+  department: departmentKeys.optional(),
+  custom_field: customFieldFilter.optional().openapi({
+    description:
+      '`<key>:<value>`, up to 5 (repeat the parameter; all must match): the value equals it (a multi-select holds it; checkbox: true/false)',
+  }),
   team_id: Uuid.optional(),
   assignee: z.union([z.literal('me'), z.literal('none'), Uuid]).optional(),
   requester: z.union([z.literal('me'), Uuid]).optional(),
@@ -455,6 +502,100 @@ export const MacroSchema = z
     updated_at: Timestamp,
   })
   .openapi('Macro');
+
+// ------------------------------------------------------------------ custom fields, departments, tags
+
+export const FieldTypeSchema = z.enum(['text', 'number', 'date', 'select', 'multi_select', 'checkbox']);
+export const FieldIdParam = z.object({ fieldId: Uuid.openapi({ param: { name: 'fieldId', in: 'path' } }) });
+const FieldOptions = z.array(Text.trim().min(1).max(100)).max(100)
+  .refine((o) => new Set(o).size === o.length, 'each option once')
+  .openapi({ description: 'select and multi_select: the choices (1 to 100); other types: none' });
+
+export const CustomFieldBody = z
+  .object({
+    key: FieldKey.openapi({ description: 'How values and filters name the field; never changes' }),
+    label: Text.trim().min(1).max(100),
+    type: FieldTypeSchema.openapi({ description: 'Never changes' }),
+    required: z.boolean().default(false).openapi({ description: 'A value is needed when a ticket is filed' }),
+    visible_to_customers: z.boolean().default(false)
+      .openapi({ description: 'Customers see (and fill in) the field; otherwise only staff ever read its values' }),
+    options: FieldOptions.default([]),
+    position: z.number().int().min(0).max(10_000).default(0),
+  })
+  .strict()
+  .refine((b) => (b.type === 'select' || b.type === 'multi_select') === (b.options.length > 0), {
+    message: 'select and multi_select fields need options; other types take none',
+    path: ['options'],
+  })
+  .openapi('NewCustomField');
+
+export const UpdateCustomFieldBody = z
+  .object({
+    label: Text.trim().min(1).max(100).optional(),
+    required: z.boolean().optional(),
+    visible_to_customers: z.boolean().optional().openapi({
+      description: "Changing it moves the field's values to where customers can (or cannot) read them",
+    }),
+    options: FieldOptions.min(1).optional(),
+    position: z.number().int().min(0).max(10_000).optional(),
+  })
+  .strict()
+  .refine((b) => Object.keys(b).length > 0, { message: 'at least one field is required' })
+  .openapi('UpdateCustomField');
+
+export const CustomFieldSchema = z
+  .object({
+    id: Uuid,
+    tenant_id: Uuid,
+    key: z.string(),
+    label: z.string(),
+    type: FieldTypeSchema,
+    required: z.boolean(),
+    visible_to_customers: z.boolean(),
+    options: z.array(z.string()),
+    position: z.number().int(),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+  })
+  .openapi('CustomField');
+
+export const DepartmentIdParam = z.object({
+  departmentId: Uuid.openapi({ param: { name: 'departmentId', in: 'path' } }),
+});
+export const DepartmentBody = z
+  .object({
+    key: DepartmentSchema.openapi({ description: 'How tickets and teams name it; never changes' }),
+    name: Text.trim().min(1).max(100),
+  })
+  .strict()
+  .openapi('NewDepartment');
+export const UpdateDepartmentBody = z.object({ name: Text.trim().min(1).max(100) }).strict().openapi('UpdateDepartment');
+export const DepartmentRecordSchema = z
+  .object({ id: Uuid, tenant_id: Uuid, key: z.string(), name: z.string(), created_at: Timestamp, updated_at: Timestamp })
+  .openapi('Department');
+
+export const TagIdParam = z.object({ tagId: Uuid.openapi({ param: { name: 'tagId', in: 'path' } }) });
+const Color = z.string().regex(/^#[0-9a-f]{6}$/, 'a colour #rrggbb (lower case)').openapi({ example: '#3b82f6' });
+export const TagBody = z
+  .object({ name: Tag, color: Color.nullable().default(null), description: Text.max(500).nullable().default(null) })
+  .strict()
+  .openapi('NewTag');
+export const UpdateTagBody = z
+  .object({ color: Color.nullable().optional(), description: Text.max(500).nullable().optional() })
+  .strict()
+  .refine((b) => Object.keys(b).length > 0, { message: 'at least one field is required' })
+  .openapi('UpdateTag');
+export const TagSchema = z
+  .object({
+    id: Uuid,
+    tenant_id: Uuid,
+    name: z.string(),
+    color: z.string().nullable(),
+    description: z.string().nullable(),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+  })
+  .openapi('TagRecord');
 
 // ------------------------------------------------------------------ automation rules
 

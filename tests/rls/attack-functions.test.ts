@@ -43,6 +43,9 @@ const SAFE: Record<string, string> = {
   'private.add_business_minutes(p_start timestamp with time zone, p_minutes integer, p_hours jsonb)': 'pure arithmetic on its arguments',
   'private.allowed_ticket_transitions(p_from text)': 'the global status transition table, the same for every tenant',
   'private.canned_body_placeholders_ok(p_body text)': 'pure: which placeholders a text holds',
+  'private.custom_field_options_ok(p_type text, p_options text[])': 'pure: whether options fit a field type',
+  'private.tickets_with_custom_fields(p_tenant_id uuid, p_contains jsonb, p_internal boolean)':
+    "staff of the tenant only (nothing for others, at once); only tickets the tickets select policy shows the caller",
   'private.can_see_ticket(p_tenant_id uuid, p_ticket_id uuid)': "the tickets select policy, run for one ticket as the caller's claims see it",
   'private.caller_context()': "the caller's own user, admin flag, active tenant and memberships, from their own claims",
   'private.claim_idempotency_key(p_tenant_id uuid, p_key text, p_request_hash text)': "keys only in the caller's writable tenants (assert_writable_tenant), under the caller's own id",

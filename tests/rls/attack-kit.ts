@@ -487,8 +487,16 @@ export async function populateTenant(
              values (${t.id}, 'tenant', null, null, 'victim', 'Victim template', 'victim canned body for {{requester.name}}'),
                     (${t.id}, 'team', ${team}, null, 'victim-team', 'Victim team template', 'victim team canned body'),
                     (${t.id}, 'personal', null, ${people.agent.id}, 'victim-own', 'Victim personal template', 'victim personal canned body')`;
-    await tx`insert into public.tickets (tenant_id, id, title, description, team_id, created_by, assigned_to, priority)
-             values (${t.id}, ${ids.open}, 'Victim ticket on the team', 'victim confidential description', ${team}, ${people.user.id}, ${people.agent.id}, 'high')`;
+    // Custom fields (issue 16 §4): one customers see, one hidden from them, both with
+    // values on the ticket; a department and a coloured tag of the tenant's own.
+    await tx`insert into public.custom_field_definitions (tenant_id, key, label, type, visible_to_customers, options)
+             values (${t.id}, 'victim_plan', 'Victim plan', 'select', true, '{victim-gold,victim-silver}'),
+                    (${t.id}, 'victim_secret', 'Victim secret', 'text', false, '{}')`;
+    await tx`insert into public.departments (tenant_id, key, name) values (${t.id}, 'victim-dept', 'Victim department')`;
+    await tx`insert into public.tags (tenant_id, name, color, description) values (${t.id}, 'victim-tag', '#aa0000', 'victim tag description')`;
+    await tx`insert into public.tickets (tenant_id, id, title, description, team_id, created_by, assigned_to, priority, custom_fields)
+             values (${t.id}, ${ids.open}, 'Victim ticket on the team', 'victim confidential description', ${team}, ${people.user.id}, ${people.agent.id}, 'high',
+                     '{"victim_plan": "victim-gold", "victim_secret": "victim hidden field value"}')`;
     await tx`insert into public.tickets (tenant_id, id, title, created_by) values (${t.id}, ${ids.other}, 'Victim second ticket', ${people.user.id})`;
     await tx`insert into public.ticket_followers (tenant_id, ticket_id, user_id) values (${t.id}, ${ids.open}, ${people.admin.id})`;
     await tx`insert into public.notifications (tenant_id, user_id, ticket_id, type, data)

@@ -204,6 +204,8 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'canned_body_placeholders_ok(text)', // pure (canned_responses check constraint)
       'macro_actions_ok(jsonb)', // pure (macros check constraint)
       'automation_actions_ok(jsonb)', 'automation_condition_ok(jsonb)', 'automation_conditions_ok(jsonb)', // pure (automation_rules checks)
+      'custom_field_options_ok(text,text[])', // pure (custom_field_definitions check constraint)
+      'tickets_with_custom_fields(uuid,jsonb,boolean)', // staff; the tickets select policy applied to every id
       'render_canned_response(uuid,uuid,uuid)', // invoker: the caller's own RLS decides
       'can_see_ticket(uuid,uuid)', 'role_in(uuid)', // the caller's standing; nothing for outsiders
       'tenant_access(uuid,text,boolean)', 'request_tenant_id(text)', 'token_tenant_id()', // the request's tenant and the caller's standing there

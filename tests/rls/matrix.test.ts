@@ -270,6 +270,37 @@ const ops: Record<string, Record<Action, Op>> = {
     update: async (tx, t) => count(await tx`update public.canned_responses set title = 'Changed' where tenant_id = ${tenantOf(t).id} returning id`),
     delete: async (tx, t) => count(await tx`delete from public.canned_responses where tenant_id = ${tenantOf(t).id} returning id`),
   },
+  departments: {
+    select: async (tx, t) => count(await tx`select id from public.departments where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.departments (tenant_id, key, name) values (${tenantOf(t).id}, 'matrix-new', 'New') returning id`),
+    update: async (tx, t) => count(await tx`update public.departments set name = 'Changed' where tenant_id = ${tenantOf(t).id} returning id`),
+    // The spare one: no ticket or team names it.
+    delete: async (tx, t) => count(await tx`delete from public.departments where tenant_id = ${tenantOf(t).id} and key = 'spare' returning id`),
+  },
+  tags: {
+    select: async (tx, t) => count(await tx`select id from public.tags where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.tags (tenant_id, name, color) values (${tenantOf(t).id}, 'matrix-new', '#123456') returning id`),
+    update: async (tx, t) => count(await tx`update public.tags set color = '#654321' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.tags where tenant_id = ${tenantOf(t).id} and name = 'spare' returning id`),
+  },
+  custom_field_definitions: {
+    select: async (tx, t) => count(await tx`select id from public.custom_field_definitions where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.custom_field_definitions (tenant_id, key, label, type) values (${tenantOf(t).id}, 'matrix_new', 'New', 'text') returning id`),
+    update: async (tx, t) => count(await tx`update public.custom_field_definitions set label = 'Changed' where tenant_id = ${tenantOf(t).id} returning id`),
+    delete: async (tx, t) => count(await tx`delete from public.custom_field_definitions where tenant_id = ${tenantOf(t).id} returning id`),
+  },
+  ticket_internal_fields: {
+    select: async (tx, t) => count(await tx`select ticket_id from public.ticket_internal_fields where tenant_id = ${tenantOf(t).id}`),
+    insert: async (tx, t) => count(await tx`
+      insert into public.ticket_internal_fields (tenant_id, ticket_id, custom_fields)
+      values (${tenantOf(t).id}, ${ticketOf(t)}, '{"risk": 9}') on conflict do nothing returning ticket_id`),
+    update: async (tx, t) => count(await tx`
+      update public.ticket_internal_fields set custom_fields = '{"risk": 9}' where tenant_id = ${tenantOf(t).id} returning ticket_id`),
+    delete: async (tx, t) => count(await tx`delete from public.ticket_internal_fields where tenant_id = ${tenantOf(t).id} returning ticket_id`),
+  },
   audit_logs: {
     select: async (tx, t) => count(await tx`select id from public.audit_logs where tenant_id = ${tenantOf(t).id}`),
     insert: async (tx, t) => count(await tx`
@@ -319,7 +350,13 @@ beforeAll(async () => {
     await db.sql`insert into public.macros (tenant_id, scope, name, actions) values (${tenantId}, 'tenant', 'Escalate', '[{"type":"set_priority","priority":"urgent"}]')`;
     await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted) values (${tenantId}, 'https://hooks.example.com/m', 'v1:x')`;
     await db.sql`insert into public.api_keys (tenant_id, name, prefix, scopes, created_by) values (${tenantId}, 'matrix', 'tpk_live_m', '{tickets:read}', ${customerOf(t).id})`;
-    await db.sql`insert into public.tickets (tenant_id, id, title, team_id, created_by) values (${tenantId}, ${ticketOf(t)}, 'Printer on fire', ${teamOf(t)}, ${customerOf(t).id})`;
+    await db.sql`insert into public.departments (tenant_id, key, name) values (${tenantId}, 'spare', 'Spare')`;
+    await db.sql`insert into public.tags (tenant_id, name) values (${tenantId}, 'spare')`;
+    // A field customers see and one they do not, both with a value on the ticket.
+    await db.sql`insert into public.custom_field_definitions (tenant_id, key, label, type, visible_to_customers, options)
+                 values (${tenantId}, 'plan', 'Plan', 'select', true, '{gold,silver}'), (${tenantId}, 'risk', 'Risk', 'number', false, '{}')`;
+    await db.sql`insert into public.tickets (tenant_id, id, title, team_id, created_by, custom_fields)
+                 values (${tenantId}, ${ticketOf(t)}, 'Printer on fire', ${teamOf(t)}, ${customerOf(t).id}, '{"plan": "gold", "risk": 2}')`;
     await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, content) values (${tenantId}, ${ticketOf(t)}, ${customerOf(t).id}, 'Please help')`;
     await db.sql`insert into public.ticket_followers (tenant_id, ticket_id, user_id) values (${tenantId}, ${ticketOf(t)}, ${agent.id})`;
     const [auto] = await db.sql`insert into public.automation_rules (tenant_id, name, event, actions, active)

@@ -65,6 +65,14 @@ export const matrix: Record<string, Record<Action, Record<Role, Outcome>>> = {
   ticket_followers: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin', 'agent']), update: nobody(), delete: only(['super', 'admin', 'agent']) },
   // Each person's own notifications, not even a super-admin's window into others'.
   notifications: { select: exactly(['admin', 'agent', 'user']), insert: nobody(), update: exactly(['admin', 'agent', 'user']), delete: exactly(['admin', 'agent', 'user']) },
+  // Per-tenant definitions (issue 16 §4): every member reads the departments and the
+  // custom fields visible to customers (the seeded one is); staff read tags; admins keep
+  // all three. Values of fields hidden from customers: staff who see the ticket read them,
+  // nobody writes them but the tickets trigger.
+  departments: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  tags: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  custom_field_definitions: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  ticket_internal_fields: { select: only(['super', 'admin', 'agent']), insert: nobody(), update: nobody(), delete: nobody() },
   sla_policies: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
   // Voice (issue 14): admins manage agents and the knowledge base, agents manage
   // customers and calls, every member reads; chunks and segments are never rewritten.

@@ -80,13 +80,15 @@ async function loadMidSizeData(): Promise<void> {
   await db.sql`alter table public.ticket_messages disable trigger user`;
   await db.sql`
     insert into public.tickets (tenant_id, number, title, description, status, priority, department, team_id,
-                                created_by, assigned_to, created_at)
+                                created_by, assigned_to, created_at, custom_fields)
     select ${acme}, g, 'Mid-size ticket ' || g, 'About ' || (array['printing', 'vpn', 'billing', 'login'])[1 + g % 4],
       (array['open', 'pending', 'escalated', 'resolved', 'closed'])[1 + g % 5],
       (array['low', 'medium', 'high', 'urgent'])[1 + g % 4], 'support', ${teams.acme},
       case when g % 4 = 0 then ${users.acmeUser.id}::uuid else ${users.acmeAdmin.id}::uuid end,
       case when g % 3 = 0 then ${users.acmeAgent.id}::uuid end,
-      now() - make_interval(secs => g * 60)
+      now() - make_interval(secs => g * 60),
+      -- Custom field values (the field is defined by a route below) on one ticket in 100.
+      case when g % 100 = 0 then '{"plan": "silver"}'::jsonb else '{}'::jsonb end
     from generate_series(1, ${N}) g`;
   await db.sql`
     insert into public.ticket_messages (tenant_id, ticket_id, author_id, content, created_at)
@@ -337,6 +339,28 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
   await run('tickets', 'POST', '/tickets/{id}/macros/{macroId}/apply', `/tickets/${ticket.id}/macros/${macro.id}/apply`, {
     token: tok.agent,
   });
+  // Custom fields (one customers see, one they do not), a department, a tag.
+  const field = await run('tickets', 'POST', '/tickets/custom-fields', '/tickets/custom-fields', {
+    body: { key: 'plan', label: 'Plan', type: 'select', options: ['gold', 'silver'], visible_to_customers: true },
+  });
+  const hiddenField = await run('tickets', 'POST', '/tickets/custom-fields', '/tickets/custom-fields', {
+    body: { key: 'risk', label: 'Risk', type: 'number' },
+  });
+  await run('tickets', 'PATCH', '/tickets/{id}', `/tickets/${ticket.id}`, { body: { custom_fields: { plan: 'gold', risk: 3 } } });
+  // Hidden and visible again: the values move both ways.
+  for (const visible of [false, true]) {
+    await run('tickets', 'PATCH', '/tickets/custom-fields/{fieldId}', `/tickets/custom-fields/${field.id}`, {
+      body: { visible_to_customers: visible },
+    });
+  }
+  const department = await run('tickets', 'POST', '/tickets/departments', '/tickets/departments', {
+    body: { key: 'billing', name: 'Billing' },
+  });
+  await run('tickets', 'PATCH', '/tickets/departments/{departmentId}', `/tickets/departments/${department.id}`, {
+    body: { name: 'Billing and invoices' },
+  });
+  const tag = await run('tickets', 'POST', '/tickets/tags', '/tickets/tags', { body: { name: 'planned', color: '#112233' } });
+  await run('tickets', 'PATCH', '/tickets/tags/{tagId}', `/tickets/tags/${tag.id}`, { body: { color: '#445566' } });
   const upload = await run('tickets', 'POST', '/tickets/{id}/attachments', `/tickets/${ticket.id}/attachments`, {
     body: { file_name: 'a.txt', content_type: 'text/plain', size_bytes: 1 },
   });
@@ -362,13 +386,24 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
     cannedId: canned.id,
     macroId: macro.id,
     ruleId: autoRule.id,
+    fieldId: field.id,
+    departmentId: department.id,
+    tagId: tag.id,
   };
   const extraQueries: Record<string, string[]> = {
     // Relevance search, its first page (ranked candidates): a common word, a word in no
     // ticket. (The exact order — with other filters, least relevant first, or paging
     // past the candidates — filters the tenant's matches under RLS row by row, as the
     // search always did: not listed, see the README's search paragraph.)
-    '/tickets': ['?status=open&limit=20', '?assignee=me', `?team_id=${teams.acme}`, '?q=printing', '?q=zanzibar'],
+    '/tickets': [
+      '?status=open&limit=20',
+      '?assignee=me',
+      `?team_id=${teams.acme}`,
+      '?q=printing',
+      '?q=zanzibar',
+      '?custom_field=plan:gold',
+      '?custom_field=risk:3',
+    ],
     '/tenants/{tenantId}/audit': ['?table=tickets'],
     '/tickets/canned-responses': ['?code=th', '?scope=tenant'],
     '/tickets/notifications': ['?unread=true'],
@@ -403,6 +438,9 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
   await run('tickets', 'DELETE', '/tickets/macros/{macroId}', `/tickets/macros/${macro.id}`);
   await run('tickets', 'DELETE', '/tickets/automation-rules/{ruleId}', `/tickets/automation-rules/${autoRule.id}`);
   await run('tickets', 'DELETE', '/tickets/canned-responses/{cannedId}', `/tickets/canned-responses/${canned.id}`);
+  await run('tickets', 'DELETE', '/tickets/custom-fields/{fieldId}', `/tickets/custom-fields/${hiddenField.id}`);
+  await run('tickets', 'DELETE', '/tickets/departments/{departmentId}', `/tickets/departments/${department.id}`);
+  await run('tickets', 'DELETE', '/tickets/tags/{tagId}', `/tickets/tags/${tag.id}`);
   await run('tickets', 'DELETE', '/tickets/{id}/followers/{userId}', `/tickets/${ticket.id}/followers/${users.acmeAgent.id}`, {
     token: tok.agent,
   });

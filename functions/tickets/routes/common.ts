@@ -50,10 +50,23 @@ export const TICKET_COLUMNS = [
   'updated_at',
   'deleted_at',
 ] as const satisfies readonly Column<'tickets'>[];
-export type TicketRow = Checked<
-  Selected<'tickets', typeof TICKET_COLUMNS>,
-  { status: Status; priority: Priority; department: Department; metadata: JsonObject }
->;
+export type TicketRow =
+  & Checked<
+    Selected<'tickets', typeof TICKET_COLUMNS>,
+    { status: Status; priority: Priority; department: Department; metadata: JsonObject }
+  >
+  & { custom_fields: JsonObject };
+
+/** A ticket's columns as the API shows them: TICKET_COLUMNS and `custom_fields`, the
+ *  values in the ticket's own column (fields visible to customers) merged with those in
+ *  ticket_internal_fields (hidden from customers), read under the caller's RLS — whose
+ *  select policy gives customers no row there, so they get the visible ones only. The
+ *  query must read `public.tickets` under its own name. */
+export function ticketColumns(tx: Tx) {
+  return tx`${tx.columns(TICKET_COLUMNS)}, tickets.custom_fields || coalesce((
+    select i.custom_fields from public.ticket_internal_fields i
+    where i.tenant_id = tickets.tenant_id and i.ticket_id = tickets.id), '{}'::jsonb) as custom_fields`;
+}
 
 export const MESSAGE_COLUMNS = [
   'id',
@@ -103,7 +116,7 @@ export function requireAdmin(a: TenantAccess, message: string): void {
 /** The ticket as the caller may see it, if they may. */
 export async function findTicket(tx: Tx, tenantId: string, id: string): Promise<TicketRow | undefined> {
   const [t] = await tx<TicketRow>`
-    select ${tx.columns(TICKET_COLUMNS)} from public.tickets where tenant_id = ${tenantId} and id = ${id}
+    select ${ticketColumns(tx)} from public.tickets where tenant_id = ${tenantId} and id = ${id}
   `;
   return t;
 }

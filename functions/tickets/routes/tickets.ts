@@ -27,7 +27,7 @@ import {
   readBack,
   requireAdmin,
   requireStaff,
-  TICKET_COLUMNS,
+  ticketColumns,
   type TicketOutOfSight,
   type TicketRow,
   type TicketsHandler,
@@ -172,10 +172,10 @@ const create: TicketsHandler<typeof routes.create> = async (c) => {
     // setting the insert trigger leaves, not with RETURNING.
     await tx`
       insert into public.tickets (tenant_id, title, description, priority, department, team_id, assigned_to,
-                                  created_by, due_date, tags, metadata)
+                                  created_by, due_date, tags, metadata, custom_fields)
       values (${access.tenantId}, ${body.title}, ${body.description ?? null}, ${body.priority},
               ${body.department}, ${body.team_id ?? null}, ${body.assigned_to ?? null}, ${body.requester_id ?? null},
-              ${body.due_date ?? null}, ${body.tags}, ${tx.json(body.metadata)})
+              ${body.due_date ?? null}, ${body.tags}, ${tx.json(body.metadata)}, ${tx.json(body.custom_fields)})
     `;
     const [{ id }] = await tx<{ id: string }>`select current_setting('private.created_ticket_id') as id`;
     const ticket = await readBack(tx, access.tenantId, id);
@@ -198,8 +198,52 @@ const create: TicketsHandler<typeof routes.create> = async (c) => {
  *  search rank (private.ticket_search_candidates; at most 1,000). */
 export const SEARCH_CANDIDATES = 1000;
 
-type ListQuery = z.infer<typeof s.ListQuery>;
+/** The list's query, with its custom-field filters resolved (resolveFieldFilters). */
+type ListQuery = z.infer<typeof s.ListQuery> & { fields?: FieldFilter[] };
 type Tx = Parameters<Parameters<typeof callerDb>[2]>[0];
+
+/** A custom-field filter as containment JSON, and where the field's values live. */
+type FieldFilter = { visible: boolean; contains: JsonObject };
+
+const badFilter = (message: string) =>
+  unprocessable('The request is not valid', { fields: [{ field: 'custom_field', message }] });
+
+/** Reads the definitions of the filtered fields as the caller may see them (customers:
+ *  only fields visible to them — a hidden one is unknown, as in a write) and turns each
+ *  `<key>:<value>` into the JSON its values contain when they match: the GIN indexes on
+ *  tickets.custom_fields and ticket_internal_fields answer `@>`. */
+async function resolveFieldFilters(tx: Tx, tenantId: string, filters: ListQuery['custom_field']): Promise<FieldFilter[]> {
+  if (!filters?.length) return [];
+  const defs = await tx<{ key: string; type: string; visible_to_customers: boolean }>`
+    select key, type, visible_to_customers from public.custom_field_definitions
+    where tenant_id = ${tenantId} and key = any(${[...new Set(filters.map((f) => f.key))]}::text[])
+  `;
+  return filters.map(({ key, value }) => {
+    const def = defs.find((d) => d.key === key);
+    if (!def) throw badFilter(`${key} is not a custom field of this tenant`);
+    let v: Json;
+    switch (def.type) {
+      case 'number':
+        v = Number(value);
+        if (value.trim() === '' || !Number.isFinite(v)) throw badFilter(`${key} takes a number`);
+        break;
+      case 'checkbox':
+        if (value !== 'true' && value !== 'false') throw badFilter(`${key} takes true or false`);
+        v = value === 'true';
+        break;
+      case 'date':
+        if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) throw badFilter(`${key} takes a date (YYYY-MM-DD)`);
+        v = value;
+        break;
+      case 'multi_select':
+        v = [value];
+        break;
+      default:
+        v = value;
+    }
+    return { visible: def.visible_to_customers, contains: { [key]: v } };
+  });
+}
 
 /** A relevance search page's keyset, as the cursor carries it: the phase ('c': ranking
  *  the candidates; 'x': the exact order, over the matches older than the candidates'
@@ -235,7 +279,7 @@ function relevanceCursor(cursor: string | undefined): RelevanceCursor | null {
 const encodeRelevance = (c: RelevanceCursor) => encodeCursor([c.phase, ...(c.last ?? ['', '', '']), ...(c.edge ?? ['', ''])]);
 
 /** The list's filters, and-ed (the search match among them when q is given). */
-function listFilter(tx: Tx, q: ListQuery, tenantId: string, me: string) {
+function listFilter(tx: Tx, q: ListQuery, tenantId: string, me: string, staff: boolean) {
   const where = [
     tx`tenant_id = ${tenantId}`,
     q.include_deleted ? tx`true` : tx`deleted_at is null`,
@@ -250,6 +294,14 @@ function listFilter(tx: Tx, q: ListQuery, tenantId: string, me: string) {
       : tx`true`,
     q.requester ? tx`created_by = ${q.requester === 'me' ? me : q.requester}` : tx`true`,
     q.tag ? tx`tags @> array[${q.tag}]::text[]` : tx`true`,
+    // Staff: the matching ids first, once, through the GIN index of the place the
+    // field's values live (private.tickets_with_custom_fields: under RLS no index can
+    // answer `@>`), then the page by primary key. Customers: their own tickets, under RLS.
+    ...(q.fields ?? []).map((f) =>
+      staff
+        ? tx`id = any(array(select private.tickets_with_custom_fields(${tenantId}, ${tx.json(f.contains)}, ${!f.visible})))`
+        : tx`custom_fields @> ${tx.json(f.contains)}::jsonb`
+    ),
     q.number ? tx`number = ${q.number}` : tx`true`,
     q.created_after ? tx`created_at >= ${q.created_after}` : tx`true`,
     q.created_before ? tx`created_at < ${q.created_before}` : tx`true`,
@@ -272,7 +324,7 @@ function listFilter(tx: Tx, q: ListQuery, tenantId: string, me: string) {
 function rankCandidates(q: ListQuery, staff: boolean): boolean {
   return staff && q.order === 'desc' && !q.status && !q.priority && !q.department && !q.team_id && !q.assignee &&
     !q.requester && !q.tag && !q.number && !q.created_after && !q.created_before && !q.updated_after &&
-    !q.updated_before && q.sla_breached === undefined;
+    !q.updated_before && q.sla_breached === undefined && !q.custom_field;
 }
 
 type RankedRow = TicketRow & { rank_key: string; at_key: string };
@@ -297,7 +349,7 @@ async function relevancePage(
   const query = q.q!;
   const desc = q.order === 'desc';
   const rank = tx`ts_rank(search, websearch_to_tsquery('english', ${query}))::double precision`;
-  const cols = tx`${tx.columns(TICKET_COLUMNS)}, (${rank})::text as rank_key,
+  const cols = tx`${ticketColumns(tx)}, (${rank})::text as rank_key,
     to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at_key`;
   const keyset = (last: [string, string, string] | undefined) =>
     !last
@@ -306,7 +358,7 @@ async function relevancePage(
       ? tx`and (${rank}, created_at, id) < (${last[0]}::double precision, ${last[1]}::timestamptz, ${last[2]}::uuid)`
       : tx`and (${rank}, created_at, id) > (${last[0]}::double precision, ${last[1]}::timestamptz, ${last[2]}::uuid)`;
   const direction = desc ? tx`desc` : tx`asc`;
-  const filter = listFilter(tx, q, tenantId, me);
+  const filter = listFilter(tx, q, tenantId, me, access.staff);
   const lastOf = (row: RankedRow): [string, string, string] => [row.rank_key, row.at_key, row.id];
   const approximate = rankCandidates(q, access.staff);
   if (cursor?.phase === 'c' && !approximate) {
@@ -360,7 +412,8 @@ async function relevancePage(
 }
 
 const list: TicketsHandler<typeof routes.list> = async (c) => {
-  const q = c.req.valid('query');
+  const query = c.req.valid('query');
+  const q: ListQuery = query;
   const access = c.var.access;
   const me = caller(c).user.id;
   const sort = q.sort ?? (q.q ? 'relevance' : 'created_at');
@@ -373,12 +426,13 @@ const list: TicketsHandler<typeof routes.list> = async (c) => {
   const after = relevance ? null : cursorValues(q.cursor, 2, sortKeyAndId);
 
   const page = await callerDb(c, access.tenantId, async (tx) => {
-    const filter = listFilter(tx, q, access.tenantId, me);
+    const fq: ListQuery = { ...query, fields: await resolveFieldFilters(tx, access.tenantId, query.custom_field) };
+    const filter = listFilter(tx, fq, access.tenantId, me, access.staff);
     const total = q.include_total
       ? Number((await tx<{ n: number }>`select count(*) as n from public.tickets where ${filter}`)[0].n)
       : undefined;
     if (relevance) {
-      const { items, next } = await relevancePage(tx, q, access, me, searchFrom);
+      const { items, next } = await relevancePage(tx, fq, access, me, searchFrom);
       return { items: items as TicketRow[], next: next ? encodeRelevance(next) : null, total };
     }
     const sortExpr = {
@@ -395,7 +449,7 @@ const list: TicketsHandler<typeof routes.list> = async (c) => {
       : tx``;
     const direction = desc ? tx`desc` : tx`asc`;
     const rows = await tx<TicketRow & { sort_key: string }>`
-      select ${tx.columns(TICKET_COLUMNS)}, (${sortExpr})::text as sort_key
+      select ${ticketColumns(tx)}, (${sortExpr})::text as sort_key
       from public.tickets
       where ${filter} ${keyset}
       order by ${sortExpr} ${direction}, id ${direction}
@@ -468,6 +522,9 @@ const update: TicketsHandler<typeof routes.update> = async (c) => {
         due_date = case when ${set('due_date')} then ${body.due_date ?? null}::timestamptz else due_date end,
         tags = coalesce(${body.tags ?? null}::text[], tags),
         metadata = coalesce(${body.metadata ? tx.json(body.metadata) : null}::jsonb, metadata)
+        ${
+      // Named only when given: the values' trigger fires on an update of the column.
+      body.custom_fields ? tx`, custom_fields = custom_fields || ${tx.json(body.custom_fields)}::jsonb` : tx``}
       where tenant_id = ${access.tenantId} and id = ${id}
       returning id
     `;
@@ -520,7 +577,7 @@ function setDeleted(deleted: boolean): TicketsHandler<typeof routes.remove | typ
       const [t] = await tx<TicketRow>`
         update public.tickets set deleted_at = ${deleted ? tx`coalesce(deleted_at, now())` : null}
         where tenant_id = ${access.tenantId} and id = ${id}
-        returning ${tx.columns(TICKET_COLUMNS)}
+        returning ${ticketColumns(tx)}
       `;
       return t;
     });
