@@ -190,6 +190,8 @@ const cases: {
     update: (tx) => tx`update public.automation_runs set error = 'audited' where event = 'ticket.created' and rule_id = (select id from public.automation_rules where name = 'Audited run rule')`,
     changed: ['error'],
     remove: (tx) => tx`delete from public.automation_runs where rule_id = (select id from public.automation_rules where name = 'Audited run rule')`,
+  },
+  {
     table: 'departments',
     tenantId: tenants.acme.id,
     key: tenantKey,

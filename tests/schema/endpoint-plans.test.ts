@@ -67,7 +67,7 @@ beforeAll(async () => {
   await loadMidSizeData();
   auth = await configureAuth(db.url, { PROVISIONING_ENCRYPTION_KEY: randomBytes(32).toString('base64') });
   await closeDb();
-}, 120_000);
+}, 300_000); // loads ~200k rows; on a loaded 2-core machine this alone has taken over 120 s
 
 /** A mid-size dataset, so the planner's choices are the ones it makes in production:
  *  200 more tenants with 10,000 members, and in acme 20,000 tickets with 40,000
