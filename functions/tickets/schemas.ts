@@ -642,6 +642,13 @@ export const AutomationActionSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('emit_webhook'), label: Text.min(1).max(100) }).strict().openapi({
     description: 'An outbound automation.triggered event with the rule, the ticket and this label',
   }),
+  z.object({
+    type: z.literal('set_custom_field'),
+    key: FieldKey,
+    value: z.union([Text.max(1000), z.number(), z.boolean(), z.array(Text.max(100)).max(100), z.null()]),
+  }).strict().openapi({
+    description: "Set (null: remove) a custom field's value; the field's type and options are checked when it runs",
+  }),
 ]).openapi('AutomationAction');
 const AutomationActions = z.array(AutomationActionSchema).min(1).max(20);
 const AfterMinutes = z.number().int().min(1).max(43_200).openapi({

@@ -323,6 +323,41 @@ describe('applying rules', () => {
   });
 });
 
+describe('rules and custom fields', () => {
+  it('conditions read visible and hidden values; set_custom_field writes through the fields\' own checks', async () => {
+    await quiet();
+    await db.sql`insert into public.custom_field_definitions (tenant_id, key, label, type, options, visible_to_customers) values
+      (${acme}, 'plan', 'Plan', 'select', '{gold,silver}', true),
+      (${acme}, 'risk', 'Risk', 'number', '{}', false)`;
+    const fieldRule = await rule({
+      name: 'Gold and risky',
+      event: 'ticket.updated',
+      conditions: { all: [{ field: 'custom_fields.plan', op: 'eq', value: 'gold' }, { field: 'custom_fields.risk', op: 'in', value: [3, 4, 5] }] },
+      actions: [{ type: 'set_priority', priority: 'urgent' }, { type: 'set_custom_field', key: 'risk', value: 5 }],
+    });
+    const bad = await rule({
+      name: 'Refused value',
+      event: 'ticket.created',
+      actions: [{ type: 'set_custom_field', key: 'plan', value: 'platinum' }],
+    });
+    const t = await ticket('Custom fields meet rules');
+    await drain();
+    // platinum is not an option of plan: the rule failed, recorded, nothing written.
+    expect((await runsOf(bad))[0]).toMatchObject({ outcome: 'failed', failed_action: 0 });
+    expect((await db.sql`select custom_fields from public.tickets where id = ${t}`)[0].custom_fields).toEqual({});
+    expect((await call(app, 'PATCH', `/tickets/${t}`, { token: tok.admin, body: { custom_fields: { plan: 'gold', risk: 3 } } })).status).toBe(200);
+    await drain();
+    expect((await runsOf(fieldRule)).map((r) => r.outcome)).toEqual(['applied']);
+    expect((await state(t)).priority).toBe('urgent');
+    // The hidden value stays hidden where the rule wrote it.
+    expect((await db.sql`select custom_fields from public.tickets where id = ${t}`)[0].custom_fields).toEqual({ plan: 'gold' });
+    expect((await db.sql`select custom_fields from public.ticket_internal_fields where ticket_id = ${t}`)[0].custom_fields).toEqual({ risk: 5 });
+    // A malformed action is refused on write.
+    const r = await createRule({ name: 'Malformed', event: 'ticket.created', actions: [{ type: 'set_custom_field', key: 'Bad Key', value: 1 }] });
+    expect(r.status).toBe(422);
+  });
+});
+
 describe('time-based rules', () => {
   it('fire once per wait: pending for N minutes, and no customer reply for N minutes', async () => {
     await quiet();

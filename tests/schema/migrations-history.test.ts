@@ -87,7 +87,10 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Automation rules: the capture renders the old row once; actions that would change
   // nothing write nothing (issue 16 §1, measured in tests/bench/automation.bench.ts).
   'private.automation_capture': ['20261202140100_automation_speed.sql'],
-  'private.automation_apply_action': ['20261202140100_automation_speed.sql'],
+  'private.automation_apply_action': ['20261202140100_automation_speed.sql', '20261202140200_automation_custom_fields.sql'],
+  // Rules read custom fields wherever they are kept, and set them (issue 16 §1 x §4).
+  'private.automation_subject': ['20261202140200_automation_custom_fields.sql'],
+  'private.automation_actions_ok': ['20261202140200_automation_custom_fields.sql'],
   'private.ticket_messages_after_insert': ['20261202050200_sla_next_response_warnings_holidays.sql'],
   'private.tickets_sla_pause': ['20261202050200_sla_next_response_warnings_holidays.sql'],
 };
