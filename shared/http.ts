@@ -9,7 +9,7 @@ import { HTTPException } from 'hono/http-exception';
 import { envList } from './env.ts';
 import { ApiError, errorBody, toApiError, unprocessable } from './errors.ts';
 import { installProcessGuards } from './guards.ts';
-import { limitBody } from './limits.ts';
+import { limitBody, mediaTypeOf, type StreamedBody, streamedBodyOf } from './limits.ts';
 import { securitySchemes } from './schemas/security.ts';
 import { requestId, requestLog } from './request-log.ts';
 
@@ -77,11 +77,11 @@ function routeTemplates(routes: RouteEntry[]): RouteTemplate[] {
 
 /** True when the media type is JSON (`application/json`, `application/<x>+json`). */
 function isJsonMediaType(contentType: string | undefined): boolean {
-  const type = contentType?.split(';')[0].trim().toLowerCase() ?? '';
+  const type = mediaTypeOf(contentType);
   return type === 'application/json' || /^application\/[a-z0-9.!#$&^_-]+\+json$/.test(type);
 }
 
-/** Every body the functions take is JSON. A request carries one when it says so
+/** Every body the functions take is JSON (but a declared streamed body). A request carries one when it says so
  *  (Content-Length above 0, Transfer-Encoding), or names a media type and has a body stream. */
 function carriesBody(req: Request): boolean {
   const length = req.headers.get('content-length');
@@ -91,9 +91,13 @@ function carriesBody(req: Request): boolean {
 }
 
 /** 405 with `Allow` for a method the path does not take, and 415 for a body that is
- *  not JSON, decided from the app's registered routes before any route's own
- *  middleware (authentication, validation) runs. */
-function methodAndMediaType(routes: () => RouteEntry[]): MiddlewareHandler {
+ *  not JSON (or the media type of a streamed route), decided from the app's registered
+ *  routes before any route's own middleware (authentication, validation) runs. */
+function methodAndMediaType(
+  routes: () => RouteEntry[],
+  basePath: string,
+  streamed: readonly StreamedBody[],
+): MiddlewareHandler {
   let templates: RouteTemplate[] | undefined;
   return async (c, next) => {
     const method = c.req.method;
@@ -112,7 +116,10 @@ function methodAndMediaType(routes: () => RouteEntry[]): MiddlewareHandler {
         );
       }
       const contentType = c.req.header('content-type');
-      if (carriesBody(c.req.raw) && !isJsonMediaType(contentType)) {
+      if (
+        carriesBody(c.req.raw) && !isJsonMediaType(contentType) &&
+        !(streamed.length && streamedBodyOf(streamed, basePath, c.req.raw, c.req.path))
+      ) {
         throw new ApiError(
           415,
           'unsupported_media_type',
@@ -131,7 +138,11 @@ export function createRouter<E extends Env>() {
   return new OpenAPIHono<E>({ defaultHook });
 }
 
-export function createApp<E extends Env>(name: string, info: { title: string; description: string }) {
+export function createApp<E extends Env>(
+  name: string,
+  info: { title: string; description: string },
+  opts: { streamedBodies?: readonly StreamedBody[] } = {},
+) {
   installProcessGuards();
   const app = new OpenAPIHono<E>({ defaultHook }).basePath(`/${name}`);
 
@@ -159,9 +170,10 @@ export function createApp<E extends Env>(name: string, info: { title: string; de
   );
   // Before every route's own middleware (authentication, signatures, validation): a body
   // above the limit is refused unread, and what the handlers read is bounded.
-  app.use('*', limitBody());
+  const streamed = opts.streamedBodies ?? [];
+  app.use('*', limitBody(`/${name}`, streamed));
   // Then the method and the body's media type, against the routes the app registered.
-  app.use('*', methodAndMediaType(() => app.routes));
+  app.use('*', methodAndMediaType(() => app.routes, `/${name}`, streamed));
 
   app.onError((err, c) => {
     let apiError: ApiError;
