@@ -182,6 +182,21 @@ describe('call events', () => {
     expect(await transcript('pc-1')).toEqual(['0:line 0', '1:line 1', '2:line 2']);
   });
 
+  it('batches: out of order, overlapping and repeated batches store each segment once, read in seq order', async () => {
+    await started('pc-batch', { answered: true });
+    const batch = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => ({ seq: from + k }));
+    // 0–199 arrive as 200–399 first, then 0–249 (overlapping 200–249), then 0–399 again.
+    expect((await segments('pc-batch', batch(200, 400).reverse())).body).toMatchObject({ segments_added: 200 });
+    expect((await segments('pc-batch', batch(0, 250))).body).toMatchObject({ segments_added: 200 });
+    expect((await segments('pc-batch', batch(0, 400))).body).toMatchObject({ applied: false, segments_added: 0 });
+    const stored = await transcript('pc-batch');
+    expect(stored).toEqual(Array.from({ length: 400 }, (_, i) => `${i}:line ${i}`));
+    await ended('pc-batch');
+    // A late batch after the end, even of new segments, changes nothing.
+    expect((await segments('pc-batch', batch(400, 410))).body).toMatchObject({ applied: false, segments_added: 0 });
+    expect(await transcript('pc-batch')).toHaveLength(400);
+  });
+
   it('a ringing call that ends unanswered is missed; completing a ringing call answers it at its start', async () => {
     await started('pc-missed');
     expect((await ended('pc-missed', { status: 'missed', duration_seconds: undefined })).body).toMatchObject({ applied: true, status: 'missed' });
@@ -242,6 +257,10 @@ describe('call events', () => {
       { type: 'call.started', tenant_id: acme, provider_call_id: 'x' },
       { type: 'call.exploded', tenant_id: acme, provider_call_id: 'x' },
       { type: 'transcript.segments', tenant_id: acme, provider_call_id: 'x', segments: [] },
+      {
+        type: 'transcript.segments', tenant_id: acme, provider_call_id: 'pc-1',
+        segments: [{ seq: 7, speaker: 'agent', content: 'one' }, { seq: 7, speaker: 'agent', content: 'two' }],
+      },
       { type: 'call.ended', tenant_id: acme, provider_call_id: 'x', status: 'vanished' },
     ]) {
       const r = await event(body);
