@@ -3,6 +3,7 @@
 // failures as 422s naming the fields, and an OpenAPI 3.1 document generated from the
 // same schemas at GET /<name>/openapi.json.
 import { type Hook, OpenAPIHono } from '@hono/zod-openapi';
+import { getPath } from 'hono/utils/url';
 import type { Env, MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
@@ -37,14 +38,21 @@ const defaultHook: Hook<any, any, any, any> = (result, _c) => {
 };
 
 type RouteEntry = { method: string; path: string };
-type RouteTemplate = { segments: string[]; methods: Set<string> };
+/** One path segment of a route: a literal, or a parameter with its constraint compiled once. */
+type SegmentPattern = { literal: string } | { param: RegExp | null };
+type RouteTemplate = { segments: SegmentPattern[]; methods: Set<string>; rank: string };
+
+function segmentPattern(pattern: string): SegmentPattern {
+  if (!pattern.startsWith(':')) return { literal: pattern };
+  const constraint = pattern.match(/^:[^{]+\{(.+)\}$/);
+  return { param: constraint ? new RegExp(`^(?:${constraint[1]})$`) : null };
+}
 
 /** A path segment of a route (`teams`, `:teamId`, `:id{[0-9]+}`) against one of a request. */
-function segmentMatches(pattern: string, segment: string): boolean {
-  if (!pattern.startsWith(':')) return pattern === segment;
+function segmentMatches(pattern: SegmentPattern, segment: string): boolean {
+  if ('literal' in pattern) return pattern.literal === segment;
   if (segment === '') return false;
-  const constraint = pattern.match(/^:[^{]+\{(.+)\}$/);
-  return !constraint || new RegExp(`^(?:${constraint[1]})$`).test(segment);
+  return !pattern.param || pattern.param.test(segment);
 }
 
 /** The methods of the route that would serve this path if the method were right: of
@@ -54,11 +62,9 @@ function segmentMatches(pattern: string, segment: string): boolean {
 function allowedMethods(templates: RouteTemplate[], path: string): Set<string> | undefined {
   const segments = path.split('/');
   let best: RouteTemplate | undefined;
-  let bestRank = '';
   for (const t of templates) {
     if (t.segments.length !== segments.length || !t.segments.every((p, i) => segmentMatches(p, segments[i]))) continue;
-    const rank = t.segments.map((p) => (p.startsWith(':') ? '0' : '1')).join('');
-    if (!best || rank > bestRank) [best, bestRank] = [t, rank];
+    if (!best || t.rank > best.rank) best = t;
   }
   return best?.methods;
 }
@@ -72,7 +78,14 @@ function routeTemplates(routes: RouteEntry[]): RouteTemplate[] {
     methods.add(r.method.toUpperCase());
     byPath.set(r.path, methods);
   }
-  return [...byPath].map(([path, methods]) => ({ segments: path.split('/'), methods }));
+  return [...byPath].map(([path, methods]) => {
+    const parts = path.split('/');
+    return {
+      segments: parts.map(segmentPattern),
+      methods,
+      rank: parts.map((p) => (p.startsWith(':') ? '0' : '1')).join(''),
+    };
+  });
 }
 
 /** True when the media type is JSON (`application/json`, `application/<x>+json`). */
@@ -132,6 +145,12 @@ function methodAndMediaType(
   };
 }
 
+const GATEWAY_PREFIX = '/functions/v1';
+function withoutGatewayPrefix(req: Request): string {
+  const path = getPath(req);
+  return path.startsWith(`${GATEWAY_PREFIX}/`) ? path.slice(GATEWAY_PREFIX.length) : path;
+}
+
 /** A router for one concern of a function (its route modules), mounted on the
  *  function's app with app.route(); it validates like the app does. */
 export function createRouter<E extends Env>() {
@@ -144,7 +163,11 @@ export function createApp<E extends Env>(
   opts: { streamedBodies?: readonly StreamedBody[] } = {},
 ) {
   installProcessGuards();
-  const app = new OpenAPIHono<E>({ defaultHook }).basePath(`/${name}`);
+  // The platform's gateway hands a function `/<name>/…`; a server in front that serves
+  // the gateway's layout (`/functions/v1/<name>/…`, scripts/serve.ts) may hand the request
+  // over as it came, and the prefix is not part of the route. Saves that server copying
+  // every request (URL, headers, signal) just to change its path.
+  const app = new OpenAPIHono<E>({ defaultHook, getPath: withoutGatewayPrefix }).basePath(`/${name}`);
 
   // First: every response, errors and preflights included, gets its request id and
   // its log line.
