@@ -69,8 +69,12 @@ async function route(req: Request): Promise<Response> {
   if (fn) {
     const app = apps.get(fn[1]);
     if (!app) return json({ error: { code: 'not_found', message: `No function named ${fn[1]}` } }, 404);
-    url.pathname = url.pathname.slice('/functions/v1'.length);
-    return await app.fetch(new Request(url, req));
+    // The app leaves /functions/v1 out of the path it routes (shared/http.ts), as the
+    // hosted gateway strips it, so a GET or HEAD (the call path's /route) is handed over
+    // as it came. Anything else is copied into a Deno Request first: @hono/node-server's
+    // lightweight request is no Request to Deno's constructor, which the body limit
+    // (new Request(raw, { body })) needs.
+    return await app.fetch(req.method === 'GET' || req.method === 'HEAD' ? req : new Request(req.url, req));
   }
   const issuer = url.pathname.match(
     /^\/dev-issuers\/(clerk|supertokens)\/(?:\.well-known\/jwks\.json|jwt\/jwks\.json)$/,

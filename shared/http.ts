@@ -3,13 +3,14 @@
 // failures as 422s naming the fields, and an OpenAPI 3.1 document generated from the
 // same schemas at GET /<name>/openapi.json.
 import { type Hook, OpenAPIHono } from '@hono/zod-openapi';
+import { getPath } from 'hono/utils/url';
 import type { Env, MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { envList } from './env.ts';
 import { ApiError, errorBody, toApiError, unprocessable } from './errors.ts';
 import { installProcessGuards } from './guards.ts';
-import { limitBody } from './limits.ts';
+import { limitBody, mediaTypeOf, type StreamedBody, streamedBodyOf } from './limits.ts';
 import { securitySchemes } from './schemas/security.ts';
 import { requestId, requestLog } from './request-log.ts';
 
@@ -37,14 +38,21 @@ const defaultHook: Hook<any, any, any, any> = (result, _c) => {
 };
 
 type RouteEntry = { method: string; path: string };
-type RouteTemplate = { segments: string[]; methods: Set<string> };
+/** One path segment of a route: a literal, or a parameter with its constraint compiled once. */
+type SegmentPattern = { literal: string } | { param: RegExp | null };
+type RouteTemplate = { segments: SegmentPattern[]; methods: Set<string>; rank: string };
+
+function segmentPattern(pattern: string): SegmentPattern {
+  if (!pattern.startsWith(':')) return { literal: pattern };
+  const constraint = pattern.match(/^:[^{]+\{(.+)\}$/);
+  return { param: constraint ? new RegExp(`^(?:${constraint[1]})$`) : null };
+}
 
 /** A path segment of a route (`teams`, `:teamId`, `:id{[0-9]+}`) against one of a request. */
-function segmentMatches(pattern: string, segment: string): boolean {
-  if (!pattern.startsWith(':')) return pattern === segment;
+function segmentMatches(pattern: SegmentPattern, segment: string): boolean {
+  if ('literal' in pattern) return pattern.literal === segment;
   if (segment === '') return false;
-  const constraint = pattern.match(/^:[^{]+\{(.+)\}$/);
-  return !constraint || new RegExp(`^(?:${constraint[1]})$`).test(segment);
+  return !pattern.param || pattern.param.test(segment);
 }
 
 /** The methods of the route that would serve this path if the method were right: of
@@ -54,11 +62,9 @@ function segmentMatches(pattern: string, segment: string): boolean {
 function allowedMethods(templates: RouteTemplate[], path: string): Set<string> | undefined {
   const segments = path.split('/');
   let best: RouteTemplate | undefined;
-  let bestRank = '';
   for (const t of templates) {
     if (t.segments.length !== segments.length || !t.segments.every((p, i) => segmentMatches(p, segments[i]))) continue;
-    const rank = t.segments.map((p) => (p.startsWith(':') ? '0' : '1')).join('');
-    if (!best || rank > bestRank) [best, bestRank] = [t, rank];
+    if (!best || t.rank > best.rank) best = t;
   }
   return best?.methods;
 }
@@ -72,16 +78,23 @@ function routeTemplates(routes: RouteEntry[]): RouteTemplate[] {
     methods.add(r.method.toUpperCase());
     byPath.set(r.path, methods);
   }
-  return [...byPath].map(([path, methods]) => ({ segments: path.split('/'), methods }));
+  return [...byPath].map(([path, methods]) => {
+    const parts = path.split('/');
+    return {
+      segments: parts.map(segmentPattern),
+      methods,
+      rank: parts.map((p) => (p.startsWith(':') ? '0' : '1')).join(''),
+    };
+  });
 }
 
 /** True when the media type is JSON (`application/json`, `application/<x>+json`). */
 function isJsonMediaType(contentType: string | undefined): boolean {
-  const type = contentType?.split(';')[0].trim().toLowerCase() ?? '';
+  const type = mediaTypeOf(contentType);
   return type === 'application/json' || /^application\/[a-z0-9.!#$&^_-]+\+json$/.test(type);
 }
 
-/** Every body the functions take is JSON. A request carries one when it says so
+/** Every body the functions take is JSON (but a declared streamed body). A request carries one when it says so
  *  (Content-Length above 0, Transfer-Encoding), or names a media type and has a body stream. */
 function carriesBody(req: Request): boolean {
   const length = req.headers.get('content-length');
@@ -91,9 +104,13 @@ function carriesBody(req: Request): boolean {
 }
 
 /** 405 with `Allow` for a method the path does not take, and 415 for a body that is
- *  not JSON, decided from the app's registered routes before any route's own
- *  middleware (authentication, validation) runs. */
-function methodAndMediaType(routes: () => RouteEntry[]): MiddlewareHandler {
+ *  not JSON (or the media type of a streamed route), decided from the app's registered
+ *  routes before any route's own middleware (authentication, validation) runs. */
+function methodAndMediaType(
+  routes: () => RouteEntry[],
+  basePath: string,
+  streamed: readonly StreamedBody[],
+): MiddlewareHandler {
   let templates: RouteTemplate[] | undefined;
   return async (c, next) => {
     const method = c.req.method;
@@ -112,7 +129,10 @@ function methodAndMediaType(routes: () => RouteEntry[]): MiddlewareHandler {
         );
       }
       const contentType = c.req.header('content-type');
-      if (carriesBody(c.req.raw) && !isJsonMediaType(contentType)) {
+      if (
+        carriesBody(c.req.raw) && !isJsonMediaType(contentType) &&
+        !(streamed.length && streamedBodyOf(streamed, basePath, c.req.raw, c.req.path))
+      ) {
         throw new ApiError(
           415,
           'unsupported_media_type',
@@ -125,15 +145,29 @@ function methodAndMediaType(routes: () => RouteEntry[]): MiddlewareHandler {
   };
 }
 
+const GATEWAY_PREFIX = '/functions/v1';
+function withoutGatewayPrefix(req: Request): string {
+  const path = getPath(req);
+  return path.startsWith(`${GATEWAY_PREFIX}/`) ? path.slice(GATEWAY_PREFIX.length) : path;
+}
+
 /** A router for one concern of a function (its route modules), mounted on the
  *  function's app with app.route(); it validates like the app does. */
 export function createRouter<E extends Env>() {
   return new OpenAPIHono<E>({ defaultHook });
 }
 
-export function createApp<E extends Env>(name: string, info: { title: string; description: string }) {
+export function createApp<E extends Env>(
+  name: string,
+  info: { title: string; description: string },
+  opts: { streamedBodies?: readonly StreamedBody[] } = {},
+) {
   installProcessGuards();
-  const app = new OpenAPIHono<E>({ defaultHook }).basePath(`/${name}`);
+  // The platform's gateway hands a function `/<name>/…`; a server in front that serves
+  // the gateway's layout (`/functions/v1/<name>/…`, scripts/serve.ts) may hand the request
+  // over as it came, and the prefix is not part of the route. Saves that server copying
+  // every request (URL, headers, signal) just to change its path.
+  const app = new OpenAPIHono<E>({ defaultHook, getPath: withoutGatewayPrefix }).basePath(`/${name}`);
 
   // First: every response, errors and preflights included, gets its request id and
   // its log line.
@@ -159,9 +193,10 @@ export function createApp<E extends Env>(name: string, info: { title: string; de
   );
   // Before every route's own middleware (authentication, signatures, validation): a body
   // above the limit is refused unread, and what the handlers read is bounded.
-  app.use('*', limitBody());
+  const streamed = opts.streamedBodies ?? [];
+  app.use('*', limitBody(`/${name}`, streamed));
   // Then the method and the body's media type, against the routes the app registered.
-  app.use('*', methodAndMediaType(() => app.routes));
+  app.use('*', methodAndMediaType(() => app.routes, `/${name}`, streamed));
 
   app.onError((err, c) => {
     let apiError: ApiError;

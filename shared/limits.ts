@@ -2,7 +2,11 @@
 // with 413 before anything else looks at it: from Content-Length without reading a
 // byte, or while streaming, stopping at the limit. A body that stops arriving for
 // BODY_IDLE_TIMEOUT_MS is answered 408. Files never pass through the functions (they
-// go to signed storage URLs), so one JSON-sized limit fits every route.
+// go to signed storage URLs), so one JSON-sized limit fits every route — except the few
+// a function declares as streamed (StreamedBody: the voice customers' CSV import), whose
+// body of one named media type is never buffered: it is read as it arrives, under its own
+// larger cap (MAX_IMPORT_BODY_BYTES), refused from Content-Length or at the first byte past
+// it, with the same idle timeout. A JSON body sent to such a route keeps MAX_BODY_BYTES.
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { envInt } from './env.ts';
@@ -13,8 +17,14 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
  *  held as bytes, as text and as parsed JSON at once. */
 export const MAX_BODY_BYTES_CEILING = 64 * 1024 * 1024;
 export const DEFAULT_BODY_IDLE_TIMEOUT_MS = 10_000;
+/** A streamed import: 50,000 CSV rows of about 60–200 bytes each, with room for notes.
+ *  Memory does not grow with it (the body is never held whole), only the request's time. */
+export const DEFAULT_MAX_IMPORT_BODY_BYTES = 32 * 1024 * 1024;
+export const MAX_IMPORT_BODY_BYTES_CEILING = 512 * 1024 * 1024;
 
 export const maxBodyBytes = () => envInt('MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES, 1, MAX_BODY_BYTES_CEILING);
+export const maxImportBodyBytes = () =>
+  envInt('MAX_IMPORT_BODY_BYTES', DEFAULT_MAX_IMPORT_BODY_BYTES, 1, MAX_IMPORT_BODY_BYTES_CEILING);
 export const bodyIdleTimeoutMs = () => envInt('BODY_IDLE_TIMEOUT_MS', DEFAULT_BODY_IDLE_TIMEOUT_MS, 1, 600_000);
 
 export const payloadTooLarge = (limit: number) =>
@@ -55,15 +65,58 @@ export function withIdleTimeout(
   return { stream, timedOut: () => timedOut };
 }
 
+/** A route whose body, in one of `mediaTypes`, its handler reads as a stream
+ *  (c.req.raw.body) instead of as JSON; `path` is relative to the function's base path. */
+export interface StreamedBody {
+  method: 'POST' | 'PUT';
+  path: string;
+  mediaTypes: readonly string[];
+  maxBytes: () => number;
+}
+
+/** The media type of a Content-Type header, lower case, without parameters. */
+export const mediaTypeOf = (contentType: string | null | undefined) => contentType?.split(';')[0].trim().toLowerCase() ?? '';
+
+/** The streamed route this request is for, when it sends one of that route's media types. */
+export function streamedBodyOf(streamed: readonly StreamedBody[], basePath: string, req: Request, path: string) {
+  const type = mediaTypeOf(req.headers.get('content-type'));
+  return streamed.find((s) => s.method === req.method && basePath + s.path === path && s.mediaTypes.includes(type));
+}
+
+/** The same bytes, erroring with a 413 ApiError at the first chunk that goes past `limit`. */
+export function withByteLimit(source: ReadableStream<Uint8Array>, limit: number): ReadableStream<Uint8Array> {
+  let size = 0;
+  return source.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        size += chunk.byteLength;
+        if (size > limit) controller.error(payloadTooLarge(limit));
+        else controller.enqueue(chunk);
+      },
+    }),
+  );
+}
+
 /** Hono middleware, first after CORS in every function (shared/http.ts), so before any
  *  authentication, signature check or validation: Hono's bodyLimit refuses a declared
  *  Content-Length above the limit unread, and buffers a streamed body only up to the
  *  limit; every handler (the webhook signature checks included) then reads that bounded
  *  body. The idle timeout wraps the stream underneath. */
-export function limitBody(): MiddlewareHandler {
+export function limitBody(basePath = '', streamed: readonly StreamedBody[] = []): MiddlewareHandler {
   return async (c: Context, next) => {
     const raw = c.req.raw;
     if (!raw.body) return await next();
+    const stream = streamed.length ? streamedBodyOf(streamed, basePath, raw, c.req.path) : undefined;
+    if (stream) {
+      // Read by the handler as it arrives: checked here from Content-Length, and counted
+      // as it streams (the 413 surfaces from the handler's read, as an ApiError).
+      const cap = stream.maxBytes();
+      const declared = raw.headers.get('content-length');
+      if (declared !== null && !(Number(declared) <= cap)) throw payloadTooLarge(cap);
+      const guarded = withIdleTimeout(raw.body, bodyIdleTimeoutMs());
+      c.req.raw = new Request(raw, { body: withByteLimit(guarded.stream, cap), duplex: 'half' } as RequestInit);
+      return await next();
+    }
     const limit = maxBodyBytes();
     const guarded = withIdleTimeout(raw.body, bodyIdleTimeoutMs());
     c.req.raw = new Request(raw, { body: guarded.stream, duplex: 'half' } as RequestInit);

@@ -7,14 +7,14 @@ import { createApp } from '../../shared/http.ts';
 import { agents } from './routes/agents.ts';
 import { calls } from './routes/calls.ts';
 import { customers } from './routes/customers.ts';
-import { customerImport } from './routes/import.ts';
+import { customerImport, importStream } from './routes/import.ts';
 import { provider } from './routes/provider.ts';
 
 export const app = createApp('voice', {
   title: 'Voice API',
   description: 'Voice agents and their CRM: call routing and events for the telephony provider, agents, customers, ' +
     'calls with transcripts, and the knowledge base.',
-});
+}, { streamedBodies: [importStream] });
 
 // Registration order matters where paths overlap: /calls/events (POST) and
 // /knowledge-bases/search before the {id} routes.

@@ -77,7 +77,10 @@ export const SegmentSchema = z.object({
 export const TranscriptEvent = z.object({
   type: z.literal('transcript.segments'),
   ...EventBase,
-  segments: z.array(SegmentSchema).min(1).max(500),
+  // A batch: stored by seq, so batches may arrive in any order and overlap (a segment
+  // already stored changes nothing). One seq twice in one batch is ambiguous: refused.
+  segments: z.array(SegmentSchema).min(1).max(500)
+    .refine((segs) => new Set(segs.map((x) => x.seq)).size === segs.length, 'each seq at most once in an event'),
 }).strict();
 
 export const CallEndedEvent = z.object({

@@ -24,6 +24,52 @@ function bearer(authorization: string | undefined): string | undefined {
   return m?.[1];
 }
 
+// Machine credentials this process has already verified, so the call path (the
+// telephony provider's /route, many requests a second with one credential) does not
+// hash, import a key and check an HMAC on every request. Only acceptances are kept, by
+// the exact credential, never past a token's `exp` nor VERIFIED_TTL_MS, and all are
+// forgotten the moment the configuration they were checked against changes (a rotated
+// key or secret refuses at once, as user tokens do); anything not remembered is verified
+// in full. Bounded: past VERIFIED_MAX entries the oldest goes.
+const VERIFIED_TTL_MS = 60_000;
+const VERIFIED_MAX = 256;
+const verified = new Map<string, number>();
+let verifiedAgainst: string | undefined;
+
+/** The configuration a verification depends on; a change empties the cache. */
+function checkConfiguration(): void {
+  const config = [
+    env('SUPABASE_SERVICE_ROLE_KEY'),
+    env('SUPABASE_SECRET_KEYS'),
+    jwtSecret(),
+    env('VOICE_TELEPHONY_SECRET'),
+    env('PROVISIONER_CRON_SECRET'),
+  ].join('\u0000');
+  if (config !== verifiedAgainst) {
+    verified.clear();
+    verifiedAgainst = config;
+  }
+}
+
+function recallVerified(key: string): boolean {
+  checkConfiguration();
+  const until = verified.get(key);
+  if (until === undefined) return false;
+  if (until > Date.now()) return true;
+  verified.delete(key);
+  return false;
+}
+
+function rememberVerified(key: string, untilMs = Infinity): void {
+  if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value!);
+  verified.set(key, Math.min(untilMs, Date.now() + VERIFIED_TTL_MS));
+}
+
+/** Test hook: forget every verified credential (after changing the configuration). */
+export function forgetVerifiedCredentials(): void {
+  verified.clear();
+}
+
 /** True for the legacy service_role JWT, a new `sb_secret_…` key, or an expiring HS256
  *  token with role service_role signed with the project secret. */
 export async function isServiceCredential(
@@ -32,10 +78,17 @@ export async function isServiceCredential(
 ): Promise<boolean> {
   const token = bearer(authorization) ?? apikey;
   if (!token) return false;
+  const cacheKey = `service\u0000${token}`;
+  if (recallVerified(cacheKey)) return true;
   const known = [env('SUPABASE_SERVICE_ROLE_KEY'), ...envList('SUPABASE_SECRET_KEYS')].filter(
     (k): k is string => !!k,
   );
-  for (const key of known) if (await secretEquals(token, key)) return true;
+  for (const key of known) {
+    if (await secretEquals(token, key)) {
+      rememberVerified(cacheKey);
+      return true;
+    }
+  }
   const secret = jwtSecret();
   if (!secret || token.split('.').length !== 3) return false;
   try {
@@ -43,7 +96,9 @@ export async function isServiceCredential(
       algorithms: ['HS256'],
       requiredClaims: ['exp'],
     });
-    return payload.role === 'service_role' && !issuedInFuture(payload);
+    const ok = payload.role === 'service_role' && !issuedInFuture(payload);
+    if (ok) rememberVerified(cacheKey, (payload.exp as number) * 1000);
+    return ok;
   } catch {
     return false;
   }
@@ -76,7 +131,10 @@ export function requireMachine(): MiddlewareHandler {
 export function requireTelephony(): MiddlewareHandler {
   return async (c, next) => {
     const secret = env('VOICE_TELEPHONY_SECRET');
-    const viaSecret = secret !== undefined && (await secretEquals(c.req.header('x-telephony-secret') ?? '', secret));
+    const sent = c.req.header('x-telephony-secret');
+    const cacheKey = `telephony\u0000${sent}`;
+    const viaSecret = secret !== undefined && sent !== undefined &&
+      (recallVerified(cacheKey) || ((await secretEquals(sent, secret)) && (rememberVerified(cacheKey), true)));
     if (!viaSecret && !(await isServiceCredential(c.req.header('authorization'), c.req.header('apikey')))) {
       throw unauthorized('telephony_credential_required', 'This endpoint is for the telephony provider');
     }

@@ -212,6 +212,36 @@ describe('machine credentials', () => {
     }
   });
 
+  it('remembers a verified machine credential only while the configuration it was checked against holds', async () => {
+    process.env.SUPABASE_SECRET_KEYS = JSON.stringify({ default: 'sb_secret_remembered' });
+    try {
+      const jwt = bearer(await legacy('service_role'));
+      expect(await isServiceCredential(bearer('sb_secret_remembered'))).toBe(true);
+      expect(await isServiceCredential(bearer('sb_secret_remembered'))).toBe(true);
+      expect(await isServiceCredential(jwt)).toBe(true);
+      // Rotated: the old key and tokens of the old project secret are refused at once.
+      process.env.SUPABASE_SECRET_KEYS = JSON.stringify({ default: 'sb_secret_rotated' });
+      expect(await isServiceCredential(bearer('sb_secret_remembered'))).toBe(false);
+      expect(await isServiceCredential(bearer('sb_secret_rotated'))).toBe(true);
+      const before = process.env.SUPABASE_JWT_SECRET;
+      process.env.SUPABASE_JWT_SECRET = 'a-rotated-project-secret-of-at-least-32-characters';
+      try {
+        expect(await isServiceCredential(jwt)).toBe(false);
+      } finally {
+        process.env.SUPABASE_JWT_SECRET = before;
+      }
+      // Never past its exp, though remembered.
+      vi.useFakeTimers({ now: Date.now() + 2 * 3600_000 });
+      try {
+        expect(await isServiceCredential(jwt)).toBe(false);
+      } finally {
+        vi.useRealTimers();
+      }
+    } finally {
+      delete process.env.SUPABASE_SECRET_KEYS;
+    }
+  });
+
   it('refuses machine and app keys where a user token is required', async () => {
     process.env.SUPABASE_PUBLISHABLE_KEYS = JSON.stringify({ default: 'sb_publishable_abc' });
     try {

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { app as jobs } from '../../functions/jobs/app.ts';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
+import { app as voiceApp } from '../../functions/voice/app.ts';
 import { app as webhooksApp } from '../../functions/webhooks/app.ts';
 import { encryptJson } from '../../shared/crypto.ts';
 import { closeDb } from '../../shared/db.ts';
@@ -19,7 +20,7 @@ import { teams, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
 
 type App = { request: (input: string, init?: RequestInit) => Response | Promise<Response> };
-const apps: Record<string, App> = { tenants: tenantsApp, tickets: ticketsApp, webhooks: webhooksApp, jobs };
+const apps: Record<string, App> = { tenants: tenantsApp, tickets: ticketsApp, webhooks: webhooksApp, jobs, voice: voiceApp };
 const LIMIT = DEFAULT_MAX_BODY_BYTES;
 const CLERK_SECRET = `whsec_${randomBytes(24).toString('base64')}`;
 const CW_SECRET = 'chatwoot-webhook-secret-limits';

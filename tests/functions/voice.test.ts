@@ -184,6 +184,21 @@ describe('call events', () => {
     expect(await transcript('pc-1')).toEqual(['0:line 0', '1:line 1', '2:line 2']);
   });
 
+  it('batches: out of order, overlapping and repeated batches store each segment once, read in seq order', async () => {
+    await started('pc-batch', { answered: true });
+    const batch = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => ({ seq: from + k }));
+    // 0–199 arrive as 200–399 first, then 0–249 (overlapping 200–249), then 0–399 again.
+    expect((await segments('pc-batch', batch(200, 400).reverse())).body).toMatchObject({ segments_added: 200 });
+    expect((await segments('pc-batch', batch(0, 250))).body).toMatchObject({ segments_added: 200 });
+    expect((await segments('pc-batch', batch(0, 400))).body).toMatchObject({ applied: false, segments_added: 0 });
+    const stored = await transcript('pc-batch');
+    expect(stored).toEqual(Array.from({ length: 400 }, (_, i) => `${i}:line ${i}`));
+    await ended('pc-batch');
+    // A late batch after the end, even of new segments, changes nothing.
+    expect((await segments('pc-batch', batch(400, 410))).body).toMatchObject({ applied: false, segments_added: 0 });
+    expect(await transcript('pc-batch')).toHaveLength(400);
+  });
+
   it('a ringing call that ends unanswered is missed; completing a ringing call answers it at its start', async () => {
     await started('pc-missed');
     expect((await ended('pc-missed', { status: 'missed', duration_seconds: undefined })).body).toMatchObject({ applied: true, status: 'missed' });
@@ -244,6 +259,10 @@ describe('call events', () => {
       { type: 'call.started', tenant_id: acme, provider_call_id: 'x' },
       { type: 'call.exploded', tenant_id: acme, provider_call_id: 'x' },
       { type: 'transcript.segments', tenant_id: acme, provider_call_id: 'x', segments: [] },
+      {
+        type: 'transcript.segments', tenant_id: acme, provider_call_id: 'pc-1',
+        segments: [{ seq: 7, speaker: 'agent', content: 'one' }, { seq: 7, speaker: 'agent', content: 'two' }],
+      },
       { type: 'call.ended', tenant_id: acme, provider_call_id: 'x', status: 'vanished' },
     ]) {
       const r = await event(body);
@@ -425,38 +444,69 @@ describe('knowledge base', () => {
 });
 
 describe('customers from CSV', () => {
-  const importCsv = (csv: string, extra: Record<string, unknown> = {}, token = tok.agent) =>
-    call(app, 'POST', '/voice/customers/import', { token, body: { csv, ...extra } });
+  /** The file as it is sent: text/csv, streamed in chunks of `chunk` bytes (so rows,
+   *  quoted fields and multi-byte characters are split across reads). */
+  const csvStream = (csv: string, chunk = 7) => {
+    const bytes = new TextEncoder().encode(csv);
+    let at = 0;
+    return new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (at >= bytes.length) return controller.close();
+        controller.enqueue(bytes.slice(at, at + chunk));
+        at += chunk;
+      },
+    });
+  };
+  const importCsv = async (csv: string, query: Record<string, string> = {}, token = tok.agent, chunk = 7) => {
+    const qs = new URLSearchParams(query).toString();
+    const res = await app.request(`/voice/customers/import${qs ? `?${qs}` : ''}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'text/csv; charset=utf-8' },
+      body: csvStream(csv, chunk),
+      duplex: 'half',
+    } as RequestInit);
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
   const countAcme = async () => (await db.sql`select count(*)::int as n from public.voice_customers where tenant_id = ${acme}`)[0].n as number;
 
   it('reads a BOM, CRLF, quoted commas and newlines; normalises national numbers with the default region', async () => {
     const csv = '\uFEFFPhone,Name,Notes,Tags,Recording_Consent\r\n' +
       '(415) 555-2671,"Doe, Jane","Line one\nline two",vip;new,yes\r\n' +
-      '+33 1 42 68 53 00,Jean,,fr,\r\n' +
+      '+33 1 42 68 53 00,Jéan,,fr,\r\n' +
       '415.555.2672,"Quoted ""nick""",,,no\r\n';
     const r = await importCsv(csv, { default_region: 'US' });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
-    expect(r.body).toEqual({ rows: 3, inserted: 3, updated: 0 });
+    expect(r.body).toEqual({ rows: 3, inserted: 3, updated: 0, unchanged: 0 });
     const rows = await db.sql`select phone, name, notes, tags, recording_consent, recording_consent_at is not null as since
       from public.voice_customers where phone in ('+14155552671', '+33142685300', '+14155552672') order by phone`;
     expect(rows).toEqual([
       { phone: '+14155552671', name: 'Doe, Jane', notes: 'Line one\nline two', tags: ['vip', 'new'], recording_consent: true, since: true },
       { phone: '+14155552672', name: 'Quoted "nick"', notes: null, tags: [], recording_consent: false, since: false },
-      { phone: '+33142685300', name: 'Jean', notes: null, tags: ['fr'], recording_consent: false, since: false },
+      { phone: '+33142685300', name: 'Jéan', notes: null, tags: ['fr'], recording_consent: false, since: false },
     ]);
   });
 
-  it('upserts by phone: blank cells keep what the customer has', async () => {
-    const r = await importCsv('phone,name,notes\n+14155552671,,Called back\n+14155552673,New person,\n');
-    expect(r.body).toEqual({ rows: 2, inserted: 1, updated: 1 });
+  it('upserts by phone: blank cells keep what the customer has; the JSON form still works', async () => {
+    const r = await importCsv('phone,name,notes,tags\n+14155552671,,Called back,\n+14155552673,New person,,"a\\b;""q"""\n');
+    expect(r.body).toEqual({ rows: 2, inserted: 1, updated: 1, unchanged: 0 });
     const [jane] = await db.sql`select name, notes, tags, recording_consent from public.voice_customers where tenant_id = ${acme} and phone = '+14155552671'`;
     expect(jane).toEqual({ name: 'Doe, Jane', notes: 'Called back', tags: ['vip', 'new'], recording_consent: true });
+    const [odd] = await db.sql`select tags from public.voice_customers where tenant_id = ${acme} and phone = '+14155552673'`;
+    expect(odd.tags).toEqual(['a\\b', '"q"']);
+    const json = await call(app, 'POST', '/voice/customers/import', {
+      token: tok.agent,
+      body: { csv: 'phone,name\n(415) 555-2674,Json person\n', default_region: 'US' },
+    });
+    expect(json.body).toEqual({ rows: 1, inserted: 1, updated: 0, unchanged: 0 });
+    const neither = await call(app, 'POST', '/voice/customers/import', { token: tok.agent, body: { default_region: 'US' } });
+    expect([neither.status, neither.body.error.details.fields[0].field]).toEqual([422, 'csv']);
   });
 
   it('a bad row in the middle, or one number twice: nothing is imported, each problem with its line', async () => {
     const before = await countAcme();
     const bad = await importCsv('phone,name,email,marketing_consent\n+14155552681,A,,\n12,B,,\n+14155552682,C,not-an-email,maybe\n');
-    expect([bad.status, errorCode(bad)]).toEqual([422, 'validation_failed']);
+    expect([bad.status, bad.body.error.code]).toEqual([422, 'validation_failed']);
     expect(bad.body.error.details.rows).toEqual([
       { line: 3, field: 'phone', message: 'has no country code and no default region was given' },
       { line: 4, field: 'email', message: 'is not an e-mail address' },
@@ -471,10 +521,72 @@ describe('customers from CSV', () => {
     expect(await countAcme()).toBe(before);
   });
 
+  it('a bad row after several batches were written rolls every batch back', async () => {
+    const before = await countAcme();
+    const lines = Array.from({ length: 5_000 }, (_, i) => `+1646${2_000_000 + i},Batch ${i}`);
+    lines[4_500] = 'not a number,Bad';
+    const r = await importCsv(`phone,name\n${lines.join('\n')}\n`, {}, tok.agent, 65_536);
+    expect([r.status, r.body.error.details.rows]).toEqual([422, [{ line: 4_502, field: 'phone', message: 'has no country code and no default region was given' }]]);
+    expect(await countAcme()).toBe(before);
+  });
+
+  it('50,000 rows in one streamed request; the same file again changes nothing', async () => {
+    const before = await countAcme();
+    const rows = Array.from({ length: 50_000 }, (_, i) =>
+      `+1332${2_000_000 + i},"Customer ${i}, imported",c${i}@example.com,,bulk;wave-1,${i % 2 ? 'yes' : ''},no`);
+    const csv = `phone,name,email,notes,tags,recording_consent,marketing_consent\n${rows.join('\n')}\n`;
+    const first = await importCsv(csv, {}, tok.agent, 65_536);
+    expect(first.status, JSON.stringify(first.body).slice(0, 500)).toBe(200);
+    expect(first.body).toEqual({ rows: 50_000, inserted: 50_000, updated: 0, unchanged: 0 });
+    expect(await countAcme()).toBe(before + 50_000);
+    const [stats] = await db.sql`select count(*)::int as n, count(*) filter (where recording_consent)::int as consented
+      from public.voice_customers where tenant_id = ${acme} and phone like '+1332%'`;
+    expect(stats).toEqual({ n: 50_000, consented: 25_000 });
+    const again = await importCsv(csv, {}, tok.agent, 65_536);
+    expect(again.body).toEqual({ rows: 50_000, inserted: 0, updated: 0, unchanged: 50_000 });
+    const [{ audits }] = await db.sql`select count(*)::int as audits from public.audit_logs
+      where table_name = 'voice_customers' and action = 'UPDATE' and new_data ->> 'phone' like '+1332%'`;
+    expect(audits).toBe(0);
+    // Past 50,000 rows the file is refused (its first row is bad too, so that the check
+    // does not first write 50,000 rows to roll back).
+    const tooMany = ['bad', ...Array.from({ length: 50_000 }, (_, i) => `+1415${2_000_000 + i}`)];
+    const over = await importCsv(`phone\n${tooMany.join('\n')}\n`, {}, tok.agent, 65_536);
+    expect([over.status, over.body.error.details.rows.at(-1).message]).toEqual([422, 'more than 50000 rows']);
+    expect(await countAcme()).toBe(before + 50_000);
+  }, 300_000);
+
+  it('a file over MAX_IMPORT_BODY_BYTES is 413, from Content-Length or while streaming, and nothing is imported', async () => {
+    const before = await countAcme();
+    process.env.MAX_IMPORT_BODY_BYTES = '4096';
+    try {
+      const csv = `phone\n${Array.from({ length: 400 }, (_, i) => `+1646${3_000_000 + i}`).join('\n')}\n`;
+      const streamed = await importCsv(csv, {}, tok.agent, 512);
+      expect([streamed.status, streamed.body.error.code, streamed.body.error.details]).toEqual([413, 'payload_too_large', { limit: 4096 }]);
+      const declared = await app.request('/voice/customers/import', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tok.agent}`, 'content-type': 'text/csv', 'content-length': String(csv.length) },
+        body: csv,
+      });
+      expect(declared.status).toBe(413);
+      // The JSON form keeps the ordinary limit, not the import's.
+      const json = await call(app, 'POST', '/voice/customers/import', { token: tok.agent, body: { csv: 'phone\n+16463999999\n'.repeat(1) } });
+      expect(json.status).toBe(200);
+      const other = await app.request('/voice/customers', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tok.agent}`, 'content-type': 'text/csv' },
+        body: 'phone\n+16463999998\n',
+      });
+      expect(other.status).toBe(415);
+    } finally {
+      delete process.env.MAX_IMPORT_BODY_BYTES;
+    }
+    expect(await countAcme()).toBe(before + 1);
+  });
+
   it("takes the tenant's default region, and only agents import", async () => {
     await db.sql`update public.tenants set settings = settings || '{"voice_default_region": "FR"}' where id = ${acme}`;
     const r = await importCsv('phone\n01 42 68 53 01\n');
-    expect(r.body).toEqual({ rows: 1, inserted: 1, updated: 0 });
+    expect(r.body).toEqual({ rows: 1, inserted: 1, updated: 0, unchanged: 0 });
     const [fr] = await db.sql`select phone from public.voice_customers where tenant_id = ${acme} and phone = '+33142685301'`;
     expect(fr).toBeDefined();
     const user = await importCsv('phone\n+14155552699\n', {}, tok.user);

@@ -5,6 +5,8 @@
 // private.voice_call_*) name the tenant explicitly and hold every rule (reason codes,
 // idempotency, ordering, the status machine), so nothing here re-implements one.
 import { createRoute, type z } from '@hono/zod-openapi';
+import type { TypedResponse } from 'hono';
+import type { JSONParsed } from 'hono/utils/types';
 import { needs } from '../../../shared/auth/needs.ts';
 import { db } from '../../../shared/db.ts';
 import { createRouter } from '../../../shared/http.ts';
@@ -47,7 +49,7 @@ const routes = {
   }),
 };
 
-type Routed = { route: unknown };
+type Routed = { route: string };
 type EventRow = {
   applied: boolean | number;
   call_id: string;
@@ -57,8 +59,14 @@ type EventRow = {
 export const provider = createRouter()
   .openapi(routes.route, async (c) => {
     const q = c.req.valid('query');
-    const [row] = await db()<Routed>`select private.voice_route(${q.to}, ${q.from ?? null}) as route`;
-    return c.json(row.route as z.infer<typeof s.RouteAnswerSchema>, 200);
+    // The answer as the database renders it (jsonb as text), passed through: parsing it
+    // into objects only to serialise them again was most of this handler's own work.
+    const [row] = await db()<Routed>`select private.voice_route(${q.to}, ${q.from ?? null})::text as route`;
+    return c.body(row.route, 200, { 'content-type': 'application/json' }) as unknown as TypedResponse<
+      JSONParsed<z.infer<typeof s.RouteAnswerSchema>>,
+      200,
+      'json'
+    >;
   })
   .openapi(routes.events, async (c) => {
     const e = c.req.valid('json');
