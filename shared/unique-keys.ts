@@ -27,7 +27,7 @@ export const UNIQUE_KEYS: Readonly<Record<string, readonly string[]>> = {
   notifications_pkey: ['id'],
   platform_admins_pkey: ['user_id'],
   sla_policies_pkey: ['id'],
-  sla_policies_tenant_id_priority_key: ['priority'],
+  sla_policies_tenant_id_team_id_priority_key: ['team_id', 'priority'],
   team_members_pkey: ['id'],
   team_members_tenant_id_team_id_user_id_key: ['team_id', 'user_id'],
   teams_department_receiver_key: ['department'],

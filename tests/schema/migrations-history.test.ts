@@ -78,14 +78,21 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.my_team_keys': ['20261201150000_team_keys_by_member_index.sql'],
   // The SLA clock stops while a ticket is pending: due dates keep the paused time, and the
   // sweep never breaches a waiting ticket (issue 16 §2).
-  'private.apply_sla': ['20261202050100_sla_pause_while_pending.sql'],
-  'private.run_sla_sweep': ['20261202050100_sla_pause_while_pending.sql', '20261202050200_sla_next_response_warnings_holidays.sql'],
+  // ... and the policy of a ticket is its team's for the priority, else the tenant's, found by
+  // private.sla_policy_for alone; a team change computes the due dates again (issue 16 §2).
+  'private.apply_sla': ['20261202050100_sla_pause_while_pending.sql', '20261202130000_sla_policies_per_team.sql'],
+  'private.run_sla_sweep': [
+    '20261202050100_sla_pause_while_pending.sql',
+    '20261202050200_sla_next_response_warnings_holidays.sql',
+    '20261202130000_sla_policies_per_team.sql',
+  ],
+  'private.tickets_before_update': ['20261202130000_sla_policies_per_team.sql'],
   // Holidays in a business-hours calendar; a next-response clock run by the reply trigger,
   // which the pause moves too (issue 16 §2).
   'private.add_business_minutes': ['20261202050200_sla_next_response_warnings_holidays.sql'],
   'private.business_minutes_between': ['20261202050200_sla_next_response_warnings_holidays.sql'],
-  'private.ticket_messages_after_insert': ['20261202050200_sla_next_response_warnings_holidays.sql'],
-  'private.tickets_sla_pause': ['20261202050200_sla_next_response_warnings_holidays.sql'],
+  'private.ticket_messages_after_insert': ['20261202050200_sla_next_response_warnings_holidays.sql', '20261202130000_sla_policies_per_team.sql'],
+  'private.tickets_sla_pause': ['20261202050200_sla_next_response_warnings_holidays.sql', '20261202130000_sla_policies_per_team.sql'],
 };
 
 const dir = path.join(root, 'supabase', 'migrations');
