@@ -378,7 +378,8 @@ export const FollowerSchema = z
   .object({ user_id: Uuid, reason: FollowReasonSchema, added_by: Uuid.nullable(), created_at: Timestamp })
   .openapi('Follower');
 export const notStaffError = {
-  description: 'not_staff: only staff of the tenant can follow a ticket',
+  description:
+    'not_staff: only staff of the tenant can follow a ticket (and its customers where settings.customer_followers is true); not_customer: a customer adds only customers',
   content: { 'application/json': { schema: ErrorSchema } },
 };
 

@@ -93,6 +93,11 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.business_minutes_between': ['20261202050200_sla_next_response_warnings_holidays.sql'],
   'private.ticket_messages_after_insert': ['20261202050200_sla_next_response_warnings_holidays.sql', '20261202130000_sla_policies_per_team.sql'],
   'private.tickets_sla_pause': ['20261202050200_sla_next_response_warnings_holidays.sql', '20261202130000_sla_policies_per_team.sql'],
+  // Customers follow tickets where the tenant allows it (issue 16 §5): their follows count
+  // there, they add only customers, and hear of public changes only.
+  'private.my_followed_ticket_keys': ['20261202130100_customer_followers.sql'],
+  'private.ticket_followers_check': ['20261202130100_customer_followers.sql'],
+  'private.notify_followers': ['20261202130100_customer_followers.sql'],
 };
 
 const dir = path.join(root, 'supabase', 'migrations');
