@@ -22,6 +22,7 @@ const acme = tenants.acme.id;
 const globex = tenants.globex.id;
 // Another customer of acme: the requester's colleague.
 const colleague = { id: '00000000-0000-4000-8000-0000000000c7', email: 'colleague@acme.test' };
+const colleagueClaims = { ...supabaseClaims(users.acmeUser, acme), sub: colleague.id };
 
 beforeAll(async () => {
   db = await freshDatabase('fn_customer_followers');
@@ -62,7 +63,7 @@ const followersOf = async (id: string) =>
  *  direct PostgREST select returns (tickets, and the types of its messages). */
 async function colleagueSees(id: string) {
   const api = await call(app, 'GET', `/tickets/${id}`, { token: tok.colleague });
-  const direct = await probeAs(db.sql, 'authenticated', supabaseClaims(colleague, acme), async (tx) => ({
+  const direct = await probeAs(db.sql, 'authenticated', colleagueClaims, async (tx) => ({
     tickets: (await tx`select id from public.tickets where id = ${id}`).length,
     messages: (await tx`select type from public.ticket_messages where ticket_id = ${id} order by created_at`).map((r) => r.type),
   }));
@@ -117,7 +118,7 @@ describe('with the setting on', () => {
     const list = await call(app, 'GET', '/tickets', { token: tok.colleague });
     expect(list.body.items.map((i: { id: string }) => i.id)).toContain(t.id);
     // The helpers that read the policy agree with it.
-    const helper = await probeAs(db.sql, 'authenticated', supabaseClaims(colleague, acme), (tx) =>
+    const helper = await probeAs(db.sql, 'authenticated', colleagueClaims, (tx) =>
       tx`select private.can_see_ticket(${acme}, ${t.id}) as seen`);
     expect(helper).toMatchObject({ ok: true, value: [{ seen: true }] });
     // The requester sees the colleague among the followers; the colleague sees their own follow.
@@ -149,7 +150,7 @@ describe('with the setting on', () => {
     expect([403, 404]).toContain(patch.status);
     const status = await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.colleague, body: { status: 'resolved' } });
     expect([403, 404]).toContain(status.status);
-    const direct = await probeAs(db.sql, 'authenticated', supabaseClaims(colleague, acme), (tx) =>
+    const direct = await probeAs(db.sql, 'authenticated', colleagueClaims, (tx) =>
       tx`update public.tickets set title = 'Hijacked', priority = 'urgent' where id = ${t.id} returning id`);
     expect(direct.ok ? direct.value.length : 0).toBe(0);
     // Nor adds followers of their own, nor removes others'.

@@ -62,7 +62,15 @@ async function patch(id: string, body: Record<string, unknown>) {
   expect(r.status, JSON.stringify(r.body)).toBe(200);
   return r.body;
 }
-const row = async (id: string) => (await db.sql`select * from public.tickets where id = ${id}`)[0];
+type Dates = {
+  id: string;
+  created_at: Date;
+  due_date: Date;
+  first_response_due_at: Date;
+  next_response_due_at: Date | null;
+  sla_paused_minutes: number;
+};
+const row = async (id: string) => (await db.sql`select * from public.tickets where id = ${id}`)[0] as unknown as Dates;
 const after = (t: { created_at: Date }, at: Date) => (at.getTime() - t.created_at.getTime()) / MIN;
 const policies = async () =>
   (await db.sql`select team_id, priority, first_response_minutes, resolution_minutes from public.sla_policies
