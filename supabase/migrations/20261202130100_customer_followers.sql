@@ -84,7 +84,7 @@ declare
 begin
   -- Someone who may not write in the tenant learns nothing about its people from which
   -- refusal comes back: this trigger runs before the policies, so it refuses as they would.
-  if private.current_user_id() is not null and not private.is_platform_admin()
+  if new.reason = 'manual' and private.current_user_id() is not null and not private.is_platform_admin()
      and not (new.tenant_id = any (private.tenant_ids('user', true))) then
     raise exception 'new row violates row-level security policy for table "ticket_followers"' using errcode = '42501';
   end if;
@@ -92,8 +92,10 @@ begin
   select m.role into v_adder_role from public.memberships m
   where m.tenant_id = new.tenant_id and m.user_id = private.current_user_id();
   -- A customer where customers may not follow: refused as the policies would (this
-  -- trigger runs before them), whoever they name.
-  if v_adder_role = 'user' and not private.is_platform_admin() and not exists (
+  -- trigger runs before them), whoever they name. Only for follows added by hand: the
+  -- assignment and mention triggers add staff as definer, whoever's change set them off
+  -- (a customer's ticket routed and auto-assigned makes its agent a follower).
+  if new.reason = 'manual' and v_adder_role = 'user' and not private.is_platform_admin() and not exists (
        select 1 from public.tenants t where t.id = new.tenant_id and t.settings -> 'customer_followers' = 'true'::jsonb) then
     raise exception 'Customers add followers only where the tenant allows it' using errcode = '42501';
   end if;
@@ -102,7 +104,7 @@ begin
     raise exception 'the follower must be a member of this tenant'
       using errcode = '23503', constraint = 'ticket_followers_tenant_id_user_id_fkey';
   elsif v_role in ('agent', 'admin') then
-    if v_adder_role = 'user' and not private.is_platform_admin() then
+    if new.reason = 'manual' and v_adder_role = 'user' and not private.is_platform_admin() then
       raise exception 'A customer adds only other customers as followers' using errcode = 'PT409',
         detail = jsonb_build_object('code', 'not_customer', 'details', jsonb_build_object('user_id', new.user_id));
     end if;
