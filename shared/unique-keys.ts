@@ -31,7 +31,7 @@ export const UNIQUE_KEYS: Readonly<Record<string, readonly string[]>> = {
   notifications_pkey: ['id'],
   platform_admins_pkey: ['user_id'],
   sla_policies_pkey: ['id'],
-  sla_policies_tenant_id_priority_key: ['priority'],
+  sla_policies_tenant_id_team_id_priority_key: ['team_id', 'priority'],
   tags_name_key: ['name'],
   tags_pkey: ['id'],
   team_members_pkey: ['id'],

@@ -426,14 +426,14 @@ isOneToOne: true
                   ]
                 },"sla_policies": {
                   Row: {
-                    "business_hours": Json | null,"created_at": string,"first_response_minutes": number,"id": string,"next_response_minutes": number | null,"priority": string,"resolution_minutes": number,"tenant_id": string,"updated_at": string,"warning_minutes": number | null
+                    "business_hours": Json | null,"created_at": string,"first_response_minutes": number,"id": string,"next_response_minutes": number | null,"priority": string,"resolution_minutes": number,"team_id": string | null,"tenant_id": string,"updated_at": string,"warning_minutes": number | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "business_hours"?: Json | null,"created_at"?: string,"first_response_minutes": number,"id"?: string,"next_response_minutes"?: number | null,"priority": string,"resolution_minutes": number,"tenant_id": string,"updated_at"?: string,"warning_minutes"?: number | null
+                    "business_hours"?: Json | null,"created_at"?: string,"first_response_minutes": number,"id"?: string,"next_response_minutes"?: number | null,"priority": string,"resolution_minutes": number,"team_id"?: string | null,"tenant_id": string,"updated_at"?: string,"warning_minutes"?: number | null
                   }
                   Update: {
-                    "business_hours"?: Json | null,"created_at"?: string,"first_response_minutes"?: number,"id"?: string,"next_response_minutes"?: number | null,"priority"?: string,"resolution_minutes"?: number,"tenant_id"?: string,"updated_at"?: string,"warning_minutes"?: number | null
+                    "business_hours"?: Json | null,"created_at"?: string,"first_response_minutes"?: number,"id"?: string,"next_response_minutes"?: number | null,"priority"?: string,"resolution_minutes"?: number,"team_id"?: string | null,"tenant_id"?: string,"updated_at"?: string,"warning_minutes"?: number | null
                   }
                   Relationships: [
                     {
@@ -442,6 +442,12 @@ isOneToOne: true
 isOneToOne: false
       referencedRelation: "tenants"
       referencedColumns: ["id"]
+    },{
+      foreignKeyName: "sla_policies_tenant_id_team_id_fkey"
+      columns: ["tenant_id","team_id"]
+isOneToOne: false
+      referencedRelation: "teams"
+      referencedColumns: ["tenant_id","id"]
     }
                   ]
                 },"tags": {

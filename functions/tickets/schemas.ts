@@ -325,9 +325,18 @@ export const SlaPolicyBody = z
   })
   .openapi('SlaPolicyInput');
 
+/** Which policies: a team's own (team_id), or the tenant-wide ones (none). */
+export const SlaPolicyTeamQuery = z.object({
+  team_id: Uuid.optional().openapi({
+    param: { name: 'team_id', in: 'query' },
+    description: "A team's own policies, which win over the tenant-wide ones for its tickets; without it, the tenant-wide ones",
+  }),
+});
+
 export const SlaPolicySchema = z
   .object({
     priority: PrioritySchema,
+    team_id: Uuid.nullable().openapi({ description: 'The team this policy is for; null: tenant-wide' }),
     first_response_minutes: z.number().int(),
     resolution_minutes: z.number().int(),
     business_hours: z.record(z.string(), z.unknown()).nullable(),
@@ -416,7 +425,8 @@ export const FollowerSchema = z
   .object({ user_id: Uuid, reason: FollowReasonSchema, added_by: Uuid.nullable(), created_at: Timestamp })
   .openapi('Follower');
 export const notStaffError = {
-  description: 'not_staff: only staff of the tenant can follow a ticket',
+  description:
+    'not_staff: only staff of the tenant can follow a ticket (and its customers where settings.customer_followers is true); not_customer: a customer adds only customers',
   content: { 'application/json': { schema: ErrorSchema } },
 };
 

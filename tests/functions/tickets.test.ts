@@ -792,10 +792,12 @@ describe('roles × endpoints', () => {
     // A deleted ticket is gone for everyone but admins.
     'POST /tickets/{id}/restore': { admin: 200, agent: 404, agent2: 404, user: 404 },
     'POST /tickets/{id}/merge': { admin: 200, agent: 200, agent2: 404, user: 403 },
-    'GET /tickets/{id}/followers': { admin: 200, agent: 200, agent2: 404, user: 403 },
+    // A customer sees only their own follow and those they added (none here); they remove
+    // only those, so a staff follower is no row of theirs: 404 (issue 16 §5).
+    'GET /tickets/{id}/followers': { admin: 200, agent: 200, agent2: 404, user: 200 },
     'POST /tickets/{id}/followers': { admin: 201, agent: 201, agent2: 404, user: 403 },
     // The acme agent follows again before each call.
-    'DELETE /tickets/{id}/followers/{userId}': { admin: 204, agent: 204, agent2: 404, user: 403 },
+    'DELETE /tickets/{id}/followers/{userId}': { admin: 204, agent: 204, agent2: 404, user: 404 },
     'POST /tickets/{id}/macros/{macroId}/apply': { admin: 200, agent: 200, agent2: 404, user: 403 },
   };
   for (const role of ['agent2', 'user', 'agent', 'admin'] as const) {

@@ -64,6 +64,8 @@ const SAFE: Record<string, string> = {
   'private.automation_condition_ok(p_condition jsonb)': "pure: whether one of a rule's conditions is well-formed",
   'private.automation_conditions_ok(p_conditions jsonb)': "pure: whether a rule's conditions are well-formed",
   'private.my_followed_ticket_keys()': "the caller's own followed tickets, as tenant-qualified keys",
+  'private.customer_follower_tenant_ids(p_writable boolean)':
+    "the caller's own tenants (tenant_ids) whose settings let customers follow tickets",
   'private.my_team_keys()': "the caller's own teams, as tenant-qualified keys",
   'private.render_canned_response(p_tenant_id uuid, p_canned_id uuid, p_ticket_id uuid)':
     'security invoker: reads the template, the ticket and the people under the caller\'s own RLS',

@@ -467,6 +467,8 @@ export async function populateTenant(
   await sql.begin(async (tx) => {
     await tx`select set_config('request.jwt.claims', ${as(people.admin)}, true)`;
     await tx`insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes) values (${t.id}, 'high', 61, 487)`;
+    // A team's own policy too: its team_id is one more key an attacker could aim at another tenant.
+    await tx`insert into public.sla_policies (tenant_id, team_id, priority, first_response_minutes, resolution_minutes) values (${t.id}, ${team}, 'urgent', 31, 241)`;
     await tx`insert into public.tenant_services (tenant_id, service) values (${t.id}, 'botpress'), (${t.id}, 'n8n')`;
     await tx`update public.tenant_services set state = 'failed', last_error = 'victim-error-text', credentials_encrypted = 'v1:victim-credential-ciphertext'
              where tenant_id = ${t.id} and service = 'botpress'`;

@@ -215,6 +215,7 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'mark_attachment_uploaded(uuid,uuid)', // visible ticket; nothing in a read-only tenant
       'message_edit_refusal(ticket_messages)', // the caller's own right to edit; the ticket under their RLS (invoker)
       'my_invitations()', 'my_team_keys()', 'my_followed_ticket_keys()', 'tenant_ids(text,boolean)', // the caller's own
+      'customer_follower_tenant_ids(boolean)', // the caller's own tenants that let customers follow
       'retry_tenant_service(uuid,text)', 'rotate_service_credentials(uuid,text)', // admins, writable tenant
       'reveal_service_credentials(uuid,text)', 'webhook_deliveries_for(uuid,uuid,integer)', // admins
       'role_rank(text)', 'tags_text(text[])', // pure

@@ -274,6 +274,11 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
   await run('tickets', 'PUT', '/tickets/sla-policies/{priority}', '/tickets/sla-policies/high', {
     body: { first_response_minutes: 30, resolution_minutes: 240 },
   });
+  // A team's own policy, which the PATCH below (team and priority) looks up.
+  await run('tickets', 'PUT', '/tickets/sla-policies/{priority}', `/tickets/sla-policies/urgent?team_id=${teams.acme}`, {
+    body: { first_response_minutes: 15, resolution_minutes: 120 },
+  });
+  await run('tickets', 'GET', '/tickets/sla-policies', `/tickets/sla-policies?team_id=${teams.acme}`);
   const ticket = await run('tickets', 'POST', '/tickets', '/tickets', {
     token: tok.user,
     body: { title: 'Plans', description: 'Indexed?', priority: 'high' },
@@ -435,6 +440,7 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
   await run('tickets', 'DELETE', '/tickets/{id}', `/tickets/${ticket.id}`);
   await run('tickets', 'POST', '/tickets/{id}/restore', `/tickets/${ticket.id}/restore`);
   await run('tickets', 'DELETE', '/tickets/sla-policies/{priority}', '/tickets/sla-policies/high');
+  await run('tickets', 'DELETE', '/tickets/sla-policies/{priority}', `/tickets/sla-policies/urgent?team_id=${teams.acme}`);
   await run('tickets', 'DELETE', '/tickets/macros/{macroId}', `/tickets/macros/${macro.id}`);
   await run('tickets', 'DELETE', '/tickets/automation-rules/{ruleId}', `/tickets/automation-rules/${autoRule.id}`);
   await run('tickets', 'DELETE', '/tickets/canned-responses/{cannedId}', `/tickets/canned-responses/${canned.id}`);

@@ -78,8 +78,15 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.my_team_keys': ['20261201150000_team_keys_by_member_index.sql'],
   // The SLA clock stops while a ticket is pending: due dates keep the paused time, and the
   // sweep never breaches a waiting ticket (issue 16 §2).
-  'private.apply_sla': ['20261202050100_sla_pause_while_pending.sql'],
-  'private.run_sla_sweep': ['20261202050100_sla_pause_while_pending.sql', '20261202050200_sla_next_response_warnings_holidays.sql'],
+  // ... and the policy of a ticket is its team's for the priority, else the tenant's, found by
+  // private.sla_policy_for alone; a team change computes the due dates again (issue 16 §2).
+  'private.apply_sla': ['20261202050100_sla_pause_while_pending.sql', '20261202141000_sla_policies_per_team.sql'],
+  'private.run_sla_sweep': [
+    '20261202050100_sla_pause_while_pending.sql',
+    '20261202050200_sla_next_response_warnings_holidays.sql',
+    '20261202141000_sla_policies_per_team.sql',
+  ],
+  'private.tickets_before_update': ['20261202141000_sla_policies_per_team.sql'],
   // Holidays in a business-hours calendar; a next-response clock run by the reply trigger,
   // which the pause moves too (issue 16 §2).
   'private.add_business_minutes': ['20261202050200_sla_next_response_warnings_holidays.sql'],
@@ -91,8 +98,15 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Rules read custom fields wherever they are kept, and set them (issue 16 §1 x §4).
   'private.automation_subject': ['20261202140200_automation_custom_fields.sql'],
   'private.automation_actions_ok': ['20261202140200_automation_custom_fields.sql'],
-  'private.ticket_messages_after_insert': ['20261202050200_sla_next_response_warnings_holidays.sql'],
-  'private.tickets_sla_pause': ['20261202050200_sla_next_response_warnings_holidays.sql'],
+  // Pending-for rules count in the ticket's own policy's hours (team or tenant).
+  'private.run_automation_sweep': ['20261202141200_automation_sweep_team_policy.sql'],
+  'private.ticket_messages_after_insert': ['20261202050200_sla_next_response_warnings_holidays.sql', '20261202141000_sla_policies_per_team.sql'],
+  'private.tickets_sla_pause': ['20261202050200_sla_next_response_warnings_holidays.sql', '20261202141000_sla_policies_per_team.sql'],
+  // Customers follow tickets where the tenant allows it (issue 16 §5): their follows count
+  // there, they add only customers, and hear of public changes only.
+  'private.my_followed_ticket_keys': ['20261202141100_customer_followers.sql'],
+  'private.ticket_followers_check': ['20261202141100_customer_followers.sql'],
+  'private.notify_followers': ['20261202141100_customer_followers.sql'],
 };
 
 const dir = path.join(root, 'supabase', 'migrations');

@@ -1,12 +1,14 @@
-// Followers of a ticket (staff) and each person's notifications. The database decides
-// who may follow (staff of the tenant, added by staff who see the ticket), who sees the
-// followers (staff), and that notifications are their owner's alone; these routes shape
-// the answers.
+// Followers of a ticket and each person's notifications. The database decides who may
+// follow (staff of the tenant, added by staff who see the ticket; customers of the
+// tenant, added by the ticket's requester or by staff, where the tenant's
+// settings.customer_followers is true), who sees the followers (staff all of them; a
+// customer their own follow and those they added), and that notifications are their
+// owner's alone; these routes shape the answers.
 import { createRoute, z } from '@hono/zod-openapi';
 import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { caller, callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
-import { notFound } from '../../../shared/errors.ts';
+import { conflict, notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
 import {
@@ -18,7 +20,7 @@ import {
   sortKeyAndId,
 } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
-import { requireStaff, security, type TicketsHandler, visibleTicket } from './common.ts';
+import { security, type TicketsHandler, visibleTicket } from './common.ts';
 
 const FOLLOWER_COLUMNS = ['user_id', 'reason', 'added_by', 'created_at'] as const satisfies readonly Column<
   'ticket_followers'
@@ -42,18 +44,19 @@ const routes = {
   list: createRoute({
     method: 'get',
     path: '/{id}/followers',
-    summary: 'Who follows the ticket (staff)',
+    summary: 'Who follows the ticket (staff: everyone; a customer: themselves and the colleagues they added)',
     ...apiKeyScope('tickets:read'),
-    middleware: needs.activeTenantRole('user', { scope: 'tickets:read' }), // staff: checked once the ticket is known visible
+    middleware: needs.activeTenantRole('user', { scope: 'tickets:read' }), // the select policy decides which rows
     request: { params: s.TicketIdParam },
     responses: { 200: jsonResponse(z.object({ items: z.array(s.FollowerSchema) }), 'Followers'), ...commonErrors },
   }),
   follow: createRoute({
     method: 'post',
     path: '/{id}/followers',
-    summary: 'Follow the ticket, or add a colleague (staff); following twice changes nothing',
+    summary:
+      'Follow the ticket, or add a colleague (staff); the requester adds fellow customers where the tenant allows it (settings.customer_followers); following twice changes nothing',
     ...apiKeyScope('tickets:write'),
-    middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // staff, as above
+    middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // the insert policy and trigger decide
     request: { params: s.TicketIdParam, body: jsonBody(s.FollowBody) },
     responses: {
       200: jsonResponse(s.FollowerSchema, 'Already a follower'),
@@ -65,9 +68,9 @@ const routes = {
   unfollow: createRoute({
     method: 'delete',
     path: '/{id}/followers/{userId}',
-    summary: 'Stop following (yourself), or remove a follower (staff who see the ticket)',
+    summary: 'Stop following (yourself), or remove a follower (staff who see the ticket; a customer those they added)',
     ...apiKeyScope('tickets:write'),
-    middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // staff, as above
+    middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // the delete policy decides
     request: { params: s.FollowerParam },
     responses: { 204: { description: 'Removed' }, ...commonErrors },
   }),
@@ -104,7 +107,6 @@ const list: TicketsHandler<typeof routes.list> = async (c) => {
   const access = c.var.access;
   const items = await callerDb(c, access.tenantId, async (tx) => {
     await visibleTicket(tx, access.tenantId, id);
-    requireStaff(access);
     return await tx<FollowerRow>`
       select ${tx.columns(FOLLOWER_COLUMNS)} from public.ticket_followers
       where tenant_id = ${access.tenantId} and ticket_id = ${id} order by created_at, id
@@ -120,7 +122,6 @@ const follow: TicketsHandler<typeof routes.follow> = async (c) => {
   const userId = body.user_id ?? caller(c).user.id;
   const [row, created] = await callerDb(c, access.tenantId, async (tx) => {
     await visibleTicket(tx, access.tenantId, id);
-    requireStaff(access);
     const [added] = await tx<FollowerRow>`
       insert into public.ticket_followers (tenant_id, ticket_id, user_id)
       values (${access.tenantId}, ${id}, ${userId})
@@ -132,6 +133,9 @@ const follow: TicketsHandler<typeof routes.follow> = async (c) => {
       select ${tx.columns(FOLLOWER_COLUMNS)} from public.ticket_followers
       where tenant_id = ${access.tenantId} and ticket_id = ${id} and user_id = ${userId}
     `;
+    // A follow the caller may not see (a customer re-adding a colleague staff added): it
+    // exists, but its row is not theirs to read.
+    if (!existing) throw conflict('already_following', 'This person already follows the ticket');
     return [existing, false] as const;
   });
   return created ? c.json(row, 201) : c.json(row, 200);
@@ -142,7 +146,6 @@ const unfollow: TicketsHandler<typeof routes.unfollow> = async (c) => {
   const access = c.var.access;
   await callerDb(c, access.tenantId, async (tx) => {
     await visibleTicket(tx, access.tenantId, id);
-    requireStaff(access);
     const deleted = await tx`
       delete from public.ticket_followers where tenant_id = ${access.tenantId} and ticket_id = ${id} and user_id = ${userId}
       returning id

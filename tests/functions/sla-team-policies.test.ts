@@ -1,0 +1,270 @@
+// SLA policies per priority and optionally per team (issue 16 §2): a team's policy for a
+// priority wins over the tenant-wide one for that team's tickets, wherever a ticket's
+// policy is read (due dates, the pause, the next-response clock, the sweep's warnings —
+// all through private.sla_policy_for); a ticket changing team gets its due dates again,
+// keeping the time it waited; another tenant's team is refused and changes nothing.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app } from '../../functions/tickets/app.ts';
+import { asService, closeDb } from '../../shared/db.ts';
+import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
+import { supabaseClaims, teams, tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+
+let db: TestDatabase;
+let auth: AuthFixture;
+const tok: Record<string, string> = {};
+const acme = tenants.acme.id;
+const SECOND_TEAM = '2a000000-0000-4000-8000-00000000a002';
+const MIN = 60_000;
+
+beforeAll(async () => {
+  db = await freshDatabase('fn_sla_team_policies');
+  auth = await configureAuth(db.url);
+  tok.admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+  tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
+  tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
+  await db.sql`insert into public.teams (tenant_id, id, name, department) values (${acme}, ${SECOND_TEAM}, 'Second line', 'technical')`;
+  await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted) values (${acme}, 'https://hooks.example.com/sla-teams', 'v1:x')`;
+  // Tenant-wide: medium 240 / 2880, no next-response target, no warnings.
+  await put('medium', null, { first_response_minutes: 240, resolution_minutes: 2880 });
+  // The first team's medium: 60 / 480, next response 30, warned 20 minutes ahead.
+  await put('medium', teams.acme, {
+    first_response_minutes: 60,
+    resolution_minutes: 480,
+    next_response_minutes: 30,
+    warning_minutes: 20,
+  });
+});
+afterAll(async () => {
+  await closeDb();
+  await auth.close();
+  await db.close();
+});
+
+async function put(priority: string, teamId: string | null, body: Record<string, unknown>) {
+  const r = await call(app, 'PUT', `/tickets/sla-policies/${priority}${teamId ? `?team_id=${teamId}` : ''}`, {
+    token: tok.admin,
+    body,
+  });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  return r.body;
+}
+/** A customer's ticket, then (as an admin would route it) moved to a team. */
+async function ticket(teamId: string | null) {
+  const r = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Whose clock?', priority: 'medium' } });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  if (teamId) await patch(r.body.id, { team_id: teamId });
+  return await row(r.body.id);
+}
+async function patch(id: string, body: Record<string, unknown>) {
+  const r = await call(app, 'PATCH', `/tickets/${id}`, { token: tok.admin, body });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  return r.body;
+}
+type Dates = {
+  id: string;
+  created_at: Date;
+  due_date: Date;
+  first_response_due_at: Date;
+  next_response_due_at: Date | null;
+  sla_paused_minutes: number;
+};
+const row = async (id: string) => (await db.sql`select * from public.tickets where id = ${id}`)[0] as unknown as Dates;
+const after = (t: { created_at: Date }, at: Date) => (at.getTime() - t.created_at.getTime()) / MIN;
+const policies = async () =>
+  (await db.sql`select team_id, priority, first_response_minutes, resolution_minutes from public.sla_policies
+                where tenant_id = ${acme} order by team_id nulls first, priority`).map((r) => ({ ...r }));
+
+describe('the policy of a ticket', () => {
+  it("a team's policy for the priority beats the tenant-wide one; other teams get the tenant's", async () => {
+    const onTeam = await ticket(teams.acme);
+    expect(after(onTeam, onTeam.first_response_due_at)).toBe(60);
+    expect(after(onTeam, onTeam.due_date)).toBe(480);
+    const noTeam = await ticket(null);
+    expect(after(noTeam, noTeam.first_response_due_at)).toBe(240);
+    expect(after(noTeam, noTeam.due_date)).toBe(2880);
+    const otherTeam = await ticket(SECOND_TEAM);
+    expect(after(otherTeam, otherTeam.due_date)).toBe(2880);
+  });
+
+  it('a ticket created straight on the team (staff) starts with the team\'s targets', async () => {
+    const r = await call(app, 'POST', '/tickets', {
+      token: tok.agent,
+      body: { title: 'Filed on the team', priority: 'medium', team_id: teams.acme },
+    });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    const t = await row(r.body.id);
+    expect(after(t, t.due_date)).toBe(480);
+  });
+
+  it('changing team computes the due dates again, both ways, as a priority change does', async () => {
+    const t = await ticket(null);
+    await patch(t.id, { team_id: teams.acme });
+    let now = await row(t.id);
+    expect(after(t, now.first_response_due_at)).toBe(60);
+    expect(after(t, now.due_date)).toBe(480);
+    await patch(t.id, { team_id: SECOND_TEAM });
+    now = await row(t.id);
+    expect(after(t, now.due_date)).toBe(2880);
+    await patch(t.id, { team_id: teams.acme });
+    await patch(t.id, { team_id: null });
+    now = await row(t.id);
+    expect(after(t, now.due_date)).toBe(2880);
+    // The timeline says the team changed; the due dates came with it.
+    const [{ n }] = await db.sql`select count(*)::int as n from public.ticket_events where ticket_id = ${t.id} and type = 'team_changed'`;
+    expect(n).toBe(4);
+  });
+
+  it('an update that sets the due date itself keeps it, as with a priority change', async () => {
+    const t = await ticket(null);
+    const due = new Date(t.created_at.getTime() + 7 * 24 * 60 * MIN).toISOString();
+    await patch(t.id, { team_id: teams.acme, due_date: due });
+    expect((await row(t.id)).due_date.toISOString()).toBe(due);
+  });
+
+  it('a team policy removed: the tenant-wide one governs the team\'s tickets again at their next change', async () => {
+    await put('high', teams.acme, { first_response_minutes: 10, resolution_minutes: 100 });
+    await put('high', null, { first_response_minutes: 50, resolution_minutes: 500 });
+    const t = await ticket(teams.acme);
+    await patch(t.id, { priority: 'high' });
+    expect(after(t, (await row(t.id)).due_date)).toBe(100);
+    const del = await call(app, 'DELETE', `/tickets/sla-policies/high?team_id=${teams.acme}`, { token: tok.admin });
+    expect(del.status).toBe(204);
+    await patch(t.id, { priority: 'low' });
+    await patch(t.id, { priority: 'high' });
+    expect(after(t, (await row(t.id)).due_date)).toBe(500);
+  });
+});
+
+describe('the pause and the other clocks read the same policy', () => {
+  it('a pause is kept when the team (and so the policy) changes afterwards', async () => {
+    const t = await ticket(teams.acme);
+    const st = async (status: string) => {
+      // An admin: off the team, the team's agent no longer sees the ticket.
+      const r = await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.admin, body: { status } });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+    };
+    await st('pending');
+    await db.sql`update public.tickets set sla_paused_at = sla_paused_at - interval '90 minutes' where id = ${t.id}`;
+    await st('open');
+    let now = await row(t.id);
+    expect(now.sla_paused_minutes).toBe(90);
+    expect(after(t, now.due_date)).toBe(480 + 90);
+    expect(after(t, now.first_response_due_at)).toBe(60 + 90);
+    // Off the team: the tenant's targets, plus the 90 minutes already waited.
+    await patch(t.id, { team_id: null });
+    now = await row(t.id);
+    expect(after(t, now.due_date)).toBe(2880 + 90);
+    expect(after(t, now.first_response_due_at)).toBe(240 + 90);
+    // Changing team while waiting: the running pause is added when the wait ends.
+    await st('pending');
+    await patch(t.id, { team_id: teams.acme });
+    expect(after(t, (await row(t.id)).due_date)).toBe(480 + 90);
+    await db.sql`update public.tickets set sla_paused_at = sla_paused_at - interval '30 minutes' where id = ${t.id}`;
+    await st('open');
+    now = await row(t.id);
+    expect(now.sla_paused_minutes).toBe(120);
+    expect(after(t, now.due_date)).toBe(480 + 120);
+  });
+
+  it("a customer's reply starts the next-response clock of the team's policy (the tenant has none)", async () => {
+    const onTeam = await ticket(teams.acme);
+    const noTeam = await ticket(null);
+    for (const id of [onTeam.id, noTeam.id]) {
+      const r = await call(app, 'POST', `/tickets/${id}/messages`, { token: tok.user, body: { content: 'Any news?' } });
+      expect(r.status).toBe(201);
+    }
+    const [m] = await db.sql`select created_at from public.ticket_messages where ticket_id = ${onTeam.id} and type = 'message' order by created_at desc limit 1`;
+    const due = (await row(onTeam.id)).next_response_due_at as Date;
+    expect(due).not.toBeNull();
+    // Started from the reply's transaction time: 30 minutes on.
+    expect((due.getTime() - (m.created_at as Date).getTime()) / MIN).toBe(30);
+    expect((await row(noTeam.id)).next_response_due_at).toBeNull();
+  });
+
+  it("the sweep warns by the team's lead time, and not tickets whose policy has none", async () => {
+    const onTeam = await ticket(teams.acme);
+    const noTeam = await ticket(null);
+    // 45 minutes on: the team ticket's first response (due at 60) is inside its 20-minute lead time.
+    await asService(null, (tx) => tx`select private.run_sla_sweep(${new Date(onTeam.created_at.getTime() + 45 * MIN)}::timestamptz)`);
+    const warned = async (id: string) =>
+      (await db.sql`select data ->> 'kind' as kind from public.ticket_events where ticket_id = ${id} and type = 'sla_warning'`)
+        .map((r) => r.kind);
+    expect(await warned(onTeam.id)).toEqual(['first_response']);
+    // Even at 235 minutes (inside any lead time of the tenant's 240), no warning: the tenant-wide policy has none.
+    await asService(null, (tx) => tx`select private.run_sla_sweep(${new Date(noTeam.created_at.getTime() + 235 * MIN)}::timestamptz)`);
+    expect(await warned(noTeam.id)).toEqual([]);
+  });
+});
+
+describe('the routes', () => {
+  it('list the tenant-wide policies by default, a team\'s own with team_id', async () => {
+    const wide = await call(app, 'GET', '/tickets/sla-policies', { token: tok.user });
+    expect(wide.status).toBe(200);
+    expect(wide.body.items.every((p: { team_id: string | null }) => p.team_id === null)).toBe(true);
+    expect(wide.body.items.find((p: { priority: string }) => p.priority === 'medium')).toMatchObject({ first_response_minutes: 240 });
+    const team = await call(app, 'GET', `/tickets/sla-policies?team_id=${teams.acme}`, { token: tok.user });
+    expect(team.status).toBe(200);
+    expect(team.body.items).toEqual([expect.objectContaining({ priority: 'medium', team_id: teams.acme, first_response_minutes: 60 })]);
+  });
+
+  it('a PUT for a team updates that team\'s policy in place, not the tenant-wide one', async () => {
+    const before = await policies();
+    const r = await put('medium', teams.acme, { first_response_minutes: 60, resolution_minutes: 480, next_response_minutes: 30, warning_minutes: 20 });
+    expect(r).toMatchObject({ team_id: teams.acme, priority: 'medium' });
+    expect(await policies()).toEqual(before);
+  });
+
+  it("another tenant's team is refused: 422 on team_id for a PUT, 404 for a DELETE, nothing for a GET — nothing changes", async () => {
+    const before = await policies();
+    const r = await call(app, 'PUT', `/tickets/sla-policies/medium?team_id=${teams.globex}`, {
+      token: tok.admin,
+      body: { first_response_minutes: 1, resolution_minutes: 2 },
+    });
+    expect(r.status, JSON.stringify(r.body)).toBe(422);
+    expect(r.body.error.details.fields).toEqual([expect.objectContaining({ field: 'team_id' })]);
+    const gone = await call(app, 'PUT', `/tickets/sla-policies/medium?team_id=2f000000-0000-4000-8000-000000000404`, {
+      token: tok.admin,
+      body: { first_response_minutes: 1, resolution_minutes: 2 },
+    });
+    expect(gone.status).toBe(422);
+    const del = await call(app, 'DELETE', `/tickets/sla-policies/high?team_id=${teams.globex}`, { token: tok.admin });
+    expect(del.status).toBe(404);
+    expect(errorCode(del)).toBe('not_found');
+    const list = await call(app, 'GET', `/tickets/sla-policies?team_id=${teams.globex}`, { token: tok.admin });
+    expect(list.body.items).toEqual([]);
+    expect(await policies()).toEqual(before);
+    // Globex's own policies are untouched too.
+    const [{ n }] = await db.sql`select count(*)::int as n from public.sla_policies where tenant_id = ${tenants.globex.id}`;
+    expect(n).toBe(0);
+  });
+
+  it('the direct-table path refuses another tenant\'s team by the composite key', async () => {
+    const r = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, acme), (tx) =>
+      tx`insert into public.sla_policies (tenant_id, team_id, priority, first_response_minutes, resolution_minutes)
+         values (${acme}, ${teams.globex}, 'low', 5, 50)`);
+    expect(r).toMatchObject({ ok: false, error: { code: '23503' } });
+  });
+
+  it('bad input is refused with the common error shape and only admins set team policies', async () => {
+    const bad = await call(app, 'PUT', '/tickets/sla-policies/medium?team_id=not-a-uuid', {
+      token: tok.admin,
+      body: { first_response_minutes: 1, resolution_minutes: 2 },
+    });
+    expect(bad.status).toBe(422);
+    expect(errorCode(bad)).toBe('validation_failed');
+    expect(await policies()).toHaveLength(3);
+    const agent = await call(app, 'PUT', `/tickets/sla-policies/medium?team_id=${teams.acme}`, {
+      token: tok.agent,
+      body: { first_response_minutes: 1, resolution_minutes: 2 },
+    });
+    expect(agent.status).toBe(403);
+  });
+
+  it('the lookup is not for API roles', async () => {
+    const r = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, acme), (tx) =>
+      tx`select private.sla_policy_for(${acme}, null, 'medium')`);
+    expect(r.ok).toBe(false);
+  });
+});
