@@ -79,7 +79,7 @@ describe('the README deploy commands, against the pinned CLI', () => {
     // Without --remote a dry run targets the local stack, which is why the README names it.
     const local = await cli(['db', 'push', '--dry-run']);
     expect(local.out).toMatch(/Target: local stack \(127\.0\.0\.1:54322\)/);
-  });
+  }, 120_000); // a dozen CLI start-ups: on a busy 2-core machine over 30 s
 
   it('deploy every function of config.toml with --use-api (no Docker) and take no function names', () => {
     const deploy = commands.map(parse).find((c) => c.path.join(' ') === 'functions deploy')!;
