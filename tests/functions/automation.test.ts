@@ -323,6 +323,35 @@ describe('applying rules', () => {
   });
 });
 
+describe('what rules may not do', () => {
+  it("a personal canned response is its owner's: a rule sending one fails, recorded", async () => {
+    await quiet();
+    const [mine] = await db.sql`insert into public.canned_responses (tenant_id, scope, owner_id, short_code, title, body)
+      values (${acme}, 'personal', ${users.acmeAgent.id}, 'mine', 'Mine', 'My own words') returning id`;
+    const id = await rule({ name: 'Borrow a personal template', event: 'ticket.created', actions: [{ type: 'send_canned', canned_response_id: mine.id }] });
+    const t = await ticket('Personal template target');
+    await drain();
+    const [run] = await runsOf(id);
+    expect(run).toMatchObject({ outcome: 'failed', failed_action: 0 });
+    expect(run.error).toMatch(/personal/);
+    expect((await state(t)).messages).toEqual([]);
+  });
+
+  it('a suspended tenant is read-only: its events are evaluated to nothing', async () => {
+    await quiet();
+    const id = await rule({ name: 'While suspended', event: 'ticket.created', actions: [{ type: 'set_priority', priority: 'low' }] });
+    const t = await ticket('Filed before the suspension');
+    await db.sql`update public.tenants set status = 'suspended' where id = ${acme}`;
+    try {
+      await drain();
+    } finally {
+      await db.sql`update public.tenants set status = 'active' where id = ${acme}`;
+    }
+    expect(await runsOf(id)).toEqual([]);
+    expect((await state(t)).priority).toBe('medium');
+  });
+});
+
 describe('rules and custom fields', () => {
   it('conditions read visible and hidden values; set_custom_field writes through the fields\' own checks', async () => {
     await quiet();
@@ -411,6 +440,11 @@ describe('time-based rules', () => {
     expect(await sweep()).toBe(1);
     await drain();
     expect((await runsOf(silent)).filter((r) => r.ticket_id === unanswered).map((r) => r.outcome)).toEqual(['applied', 'applied']);
+    // A reminder written by a rule (no author) is not staff's word: no new wait begins.
+    await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, type, content, created_at)
+      values (${acme}, ${unanswered}, 'message', 'Friendly reminder', now() - interval '3 hours')`;
+    await drain();
+    expect(await sweep()).toBe(0);
   });
 });
 

@@ -233,3 +233,22 @@ describe('with the setting on', () => {
     expect((await colleagueSees(t.id)).status).toBe(200);
   });
 });
+
+describe('demotion', () => {
+  it('an agent demoted to customer keeps no follows, so sees nothing a customer would not', async () => {
+    await allowCustomerFollowers(true);
+    const t = await ticket();
+    await db.sql`update public.memberships set role = 'agent' where tenant_id = ${acme} and user_id = ${colleague.id}`;
+    try {
+      // The admin adds the (now) agent as a follower: a staff follow.
+      const follow = await addColleague(t.id, tok.admin);
+      expect(follow.status, JSON.stringify(follow.body)).toBeLessThan(300);
+      expect(await followersOf(t.id)).toEqual([colleague.id]);
+    } finally {
+      await db.sql`update public.memberships set role = 'user' where tenant_id = ${acme} and user_id = ${colleague.id}`;
+    }
+    // Back to customer: the staff follow is gone, and with it the ticket.
+    expect(await followersOf(t.id)).toEqual([]);
+    expect(await colleagueSees(t.id)).toMatchObject({ status: 404, tickets: 0, messages: [] });
+  });
+});

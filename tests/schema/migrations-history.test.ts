@@ -94,12 +94,15 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Automation rules: the capture renders the old row once; actions that would change
   // nothing write nothing (issue 16 §1, measured in tests/bench/automation.bench.ts).
   'private.automation_capture': ['20261202140100_automation_speed.sql'],
-  'private.automation_apply_action': ['20261202140100_automation_speed.sql', '20261202140200_automation_custom_fields.sql'],
+  'private.automation_apply_action': ['20261202140100_automation_speed.sql', '20261202140200_automation_custom_fields.sql', '20261202141300_automation_review_fixes.sql'],
   // Rules read custom fields wherever they are kept, and set them (issue 16 §1 x §4).
   'private.automation_subject': ['20261202140200_automation_custom_fields.sql'],
   'private.automation_actions_ok': ['20261202140200_automation_custom_fields.sql'],
   // Pending-for rules count in the ticket's own policy's hours (team or tenant).
-  'private.run_automation_sweep': ['20261202141200_automation_sweep_team_policy.sql'],
+  'private.run_automation_sweep': ['20261202141200_automation_sweep_team_policy.sql', '20261202141300_automation_review_fixes.sql'],
+  // After review: the ticket locked first, passing errors retried, read-only tenants
+  // left alone, personal templates refused (issue 16 §1).
+  'private.run_automation': ['20261202141300_automation_review_fixes.sql'],
   'private.ticket_messages_after_insert': ['20261202050200_sla_next_response_warnings_holidays.sql', '20261202141000_sla_policies_per_team.sql'],
   'private.tickets_sla_pause': ['20261202050200_sla_next_response_warnings_holidays.sql', '20261202141000_sla_policies_per_team.sql'],
   // Customers follow tickets where the tenant allows it (issue 16 §5): their follows count
