@@ -39,8 +39,9 @@ export const needs = {
   /** A machine: the service credential or the scheduler's secret. */
   machine: (): MiddlewareHandler => requireMachine(),
 
-  /** The telephony provider: the service credential or VOICE_TELEPHONY_SECRET. */
-  telephony: (): MiddlewareHandler => requireTelephony(),
+  /** The telephony provider: the service credential or VOICE_TELEPHONY_SECRET; or a
+   *  tenant API key with `scope`, confined to its tenant. */
+  telephony: (scope?: 'voice:route' | 'calls:write'): MiddlewareHandler => requireTelephony(scope),
 
   /** Anyone signed in (runs the request in the caller's transaction). */
   user: (opts: { platformAdmin?: boolean } = {}): MiddlewareHandler<AuthEnv> => {

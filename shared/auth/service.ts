@@ -1,11 +1,13 @@
 // Machine credentials: the service-role key in either Supabase key model. Accepted only
 // by machine endpoints (workers, cron), never as a user.
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { jwtVerify } from 'jose';
 import { unauthorized } from '../errors.ts';
 import { env, envList } from '../env.ts';
 import { issuedInFuture, jwtSecret } from './issuers.ts';
 import { markPrincipal } from '../request-log.ts';
+import { db } from '../db.ts';
+import { presentedApiKey } from './api-keys.ts';
 
 async function sha256(s: string): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(s)));
@@ -127,18 +129,37 @@ export function requireMachine(): MiddlewareHandler {
 
 /** The telephony provider's routes (functions/voice): the service credential, or the
  *  per-deployment secret VOICE_TELEPHONY_SECRET sent as x-telephony-secret (refused
- *  everywhere while it is not set). */
-export function requireTelephony(): MiddlewareHandler {
+ *  everywhere while it is not set), or — for a tenant's own telephony integration — a
+ *  tenant API key holding `scope` (voice:route, calls:write). A key's requests are
+ *  confined to its tenant (telephonyTenant); it is verified by the database on every
+ *  request, so a revoked or expired key is refused at once. */
+export function requireTelephony(scope?: 'voice:route' | 'calls:write'): MiddlewareHandler {
   return async (c, next) => {
     const secret = env('VOICE_TELEPHONY_SECRET');
     const sent = c.req.header('x-telephony-secret');
     const cacheKey = `telephony\u0000${sent}`;
     const viaSecret = secret !== undefined && sent !== undefined &&
       (recallVerified(cacheKey) || ((await secretEquals(sent, secret)) && (rememberVerified(cacheKey), true)));
+    if (!viaSecret && scope) {
+      const key = await presentedApiKey(c.req.header('authorization'));
+      if (key) {
+        const [row] = await db()<{ key: { tenant_id: string } }>`
+          select private.verify_api_key(${key.id}, ${key.secretSha256}, ${scope}) as key`;
+        c.set('telephonyTenant' as never, row.key.tenant_id as never);
+        markPrincipal(c, 'api_key');
+        return await next();
+      }
+    }
     if (!viaSecret && !(await isServiceCredential(c.req.header('authorization'), c.req.header('apikey')))) {
       throw unauthorized('telephony_credential_required', 'This endpoint is for the telephony provider');
     }
     markPrincipal(c, 'machine');
     await next();
   };
+}
+
+/** The tenant a telephony request is confined to: its API key's; none for the provider's
+ *  own credentials, which route every tenant's numbers. */
+export function telephonyTenant(c: Context): string | undefined {
+  return c.get('telephonyTenant' as never) as string | undefined;
 }

@@ -88,8 +88,9 @@ export const security = {
   userOrApiKey: anyOf(['bearerAuth'], ['apiKey']),
   /** The service credential (either header) or the scheduler's secret. */
   machine: anyOf(['serviceKey'], ['serviceApiKey'], ['cronSecret']),
-  /** The service credential (either header) or the telephony provider's secret. */
-  telephony: anyOf(['serviceKey'], ['serviceApiKey'], ['telephonySecret']),
+  /** The service credential (either header) or the telephony provider's secret; or a
+   *  tenant API key with the route's scope, for that tenant's numbers and calls only. */
+  telephony: anyOf(['serviceKey'], ['serviceApiKey'], ['telephonySecret'], ['apiKey']),
   /** All three Svix headers, together. */
   clerk: anyOf(['svixId', 'svixTimestamp', 'svixSignature']),
   /** A signature with its timestamp, or (without a webhook secret) the URL token. */

@@ -424,8 +424,9 @@ async function operations() {
         const url = path.replace(/\{(\w+)\}/g, (_, name: string) =>
           name === 'tenantId' ? acme : name === 'priority' ? 'high' : '30000000-0000-4000-8000-00000000dead');
         const keyed = (op.security ?? []).some((alt) => 'apiKey' in alt);
-        // The telephony provider's routes take a machine credential, never a person's token.
-        const machine = !(op.security ?? []).some((alt) => 'bearerAuth' in alt);
+        // Machine routes take a machine credential, never a person's token; the telephony
+        // provider's also take a tenant's key with their scope (its own numbers and calls).
+        const machine = !(op.security ?? []).some((alt) => 'bearerAuth' in alt) && op['x-api-key-scope'] === undefined;
         out.push({ fn, method: method.toUpperCase(), path, url, scope: op['x-api-key-scope'], keyed, machine });
       }
     }
@@ -439,9 +440,9 @@ describe('the scope matrix, over every route of the tenants, tickets and voice f
     expect(ops.length).toBeGreaterThan(80);
     for (const op of ops) expect(op.keyed, `${op.method} ${op.path}`).toBe(op.scope !== undefined);
     const used = new Set(ops.map((o) => o.scope).filter(Boolean));
-    // Every scope a key may hold opens some route, but voice:route (reserved: the
-    // provider's routes take the telephony credential).
-    expect([...used].sort()).toEqual(API_KEY_SCOPES.filter((s) => s !== 'voice:route').sort());
+    // Every scope a key may hold opens some route (voice:route: the call path for the
+    // tenant's own telephony integration).
+    expect([...used].sort()).toEqual([...API_KEY_SCOPES].sort());
     // People's routes without a scope: the caller's own account, tenant administration,
     // the keys themselves, and a person's notifications.
     const unscoped = ops.filter((o) => !o.scope && !o.machine).map((o) => `${o.method} ${o.path}`);

@@ -6,6 +6,7 @@ import { createRoute } from '@hono/zod-openapi';
 import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
+import { telephonyTenant } from '../../../shared/auth/service.ts';
 import { db } from '../../../shared/db.ts';
 import { notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
@@ -119,9 +120,16 @@ const routes = {
     path: '/knowledge/search',
     summary: "The best chunks of a tenant's knowledge for the agent during a call (the provider)",
     security: securityOf.telephony,
-    middleware: needs.telephony(),
+    'x-api-key-scope': 'voice:route',
+    middleware: needs.telephony('voice:route'),
     request: { query: s.KbMachineSearchQuery },
-    responses: { 200: jsonResponse(s.KbHitsSchema, 'The best chunks, best first'), ...telephonyErrors, 422: commonErrors[422] },
+    responses: {
+      200: jsonResponse(s.KbHitsSchema, 'The best chunks, best first'),
+      ...telephonyErrors,
+      403: commonErrors[403],
+      404: commonErrors[404],
+      422: commonErrors[422],
+    },
   }),
 };
 
@@ -307,6 +315,9 @@ const search: VoiceHandler<typeof routes.search> = async (c) => {
  *  plan must include knowledge_base (private.kb_search_for_call). */
 const machineSearch: VoiceHandler<typeof routes.machineSearch> = async (c) => {
   const q = c.req.valid('query');
+  // A tenant's API key searches its own tenant's knowledge only.
+  const confined = telephonyTenant(c);
+  if (confined && confined !== q.tenant_id) throw notFound('Tenant');
   const items = await db()<Hit>`select * from private.kb_search_for_call(${q.tenant_id}, ${q.q}, ${
     q.knowledge_base_id ?? null
   }, ${q.limit})`;

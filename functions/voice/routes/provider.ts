@@ -8,7 +8,9 @@ import { createRoute, type z } from '@hono/zod-openapi';
 import type { TypedResponse } from 'hono';
 import type { JSONParsed } from 'hono/utils/types';
 import { needs } from '../../../shared/auth/needs.ts';
+import { telephonyTenant } from '../../../shared/auth/service.ts';
 import { db } from '../../../shared/db.ts';
+import { ApiError } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import { commonErrors, errorResponse, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import { security, telephonyErrors } from '../../../shared/schemas/security.ts';
@@ -20,7 +22,8 @@ const routes = {
     path: '/route',
     summary: 'The active agent for a dialled number, its tenant and configuration, and the known caller (the provider)',
     security: security.telephony,
-    middleware: needs.telephony(),
+    'x-api-key-scope': 'voice:route',
+    middleware: needs.telephony('voice:route'),
     request: { query: s.RouteQuery },
     responses: {
       200: jsonResponse(s.RouteAnswerSchema, 'Where to route the call'),
@@ -29,6 +32,7 @@ const routes = {
         'Not routable, with a code the provider can act on: `unknown_number` (no agent has it), `agent_inactive`, ' +
           '`tenant_suspended`, `tenant_deleted`',
       ),
+      403: commonErrors[403],
       422: commonErrors[422],
     },
   }),
@@ -37,13 +41,15 @@ const routes = {
     path: '/calls/events',
     summary: 'A call event from the provider (started, transcript segments, ended), idempotent by provider call id',
     security: security.telephony,
-    middleware: needs.telephony(),
+    'x-api-key-scope': 'calls:write',
+    middleware: needs.telephony('calls:write'),
     request: { body: jsonBody(s.CallEventBody) },
     responses: {
       200: jsonResponse(s.CallEventResult, 'What the event did; a repeated or late event changes nothing'),
       ...telephonyErrors,
       404: errorResponse('`unknown_call`: segments or an end for a call that never started'),
       409: errorResponse("`invalid_transition`: the end asked for is not allowed from the call's status"),
+      403: commonErrors[403],
       422: commonErrors[422],
     },
   }),
@@ -61,7 +67,12 @@ export const provider = createRouter()
     const q = c.req.valid('query');
     // The answer as the database renders it (jsonb as text), passed through: parsing it
     // into objects only to serialise them again was most of this handler's own work.
-    const [row] = await db()<Routed>`select private.voice_route(${q.to}, ${q.from ?? null})::text as route`;
+    // A tenant's API key routes its own tenant's numbers only; another tenant's number is
+    // unknown to it, whatever its state.
+    const confined = telephonyTenant(c);
+    const [row] = confined
+      ? await db()<Routed>`select private.voice_route_in_tenant(${confined}, ${q.to}, ${q.from ?? null})::text as route`
+      : await db()<Routed>`select private.voice_route(${q.to}, ${q.from ?? null})::text as route`;
     return c.body(row.route, 200, { 'content-type': 'application/json' }) as unknown as TypedResponse<
       JSONParsed<z.infer<typeof s.RouteAnswerSchema>>,
       200,
@@ -70,6 +81,9 @@ export const provider = createRouter()
   })
   .openapi(routes.events, async (c) => {
     const e = c.req.valid('json');
+    // A tenant's API key reports its own tenant's calls only.
+    const confined = telephonyTenant(c);
+    if (confined && confined !== e.tenant_id) throw new ApiError(404, 'unknown_call', 'No such call in this tenant');
     const sql = db();
     let r: EventRow;
     switch (e.type) {

@@ -1,0 +1,105 @@
+// A tenant's own telephony integration with an API key (issue 15's voice:route and
+// calls:write scopes on the provider's call path, issue 14): the key routes its tenant's
+// numbers and reports its tenant's calls, and nothing else — another tenant's number is
+// unknown to it whatever its state, another tenant's call events are refused and change
+// nothing, a key without the scope or revoked is refused on the very next request.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app as tenantsApp } from '../../functions/tenants/app.ts';
+import { app } from '../../functions/voice/app.ts';
+import { closeDb } from '../../shared/db.ts';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
+import { tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+
+let db: TestDatabase;
+let auth: AuthFixture;
+const acme = tenants.acme.id;
+const globex = tenants.globex.id;
+const LLM = { model: 'gpt-4o-mini', system_prompt: 'You answer the phone.', temperature: 0.2, tools: [] };
+const AGENT = { acme: '71000000-0000-4000-8000-000000000001', globex: '71000000-0000-4000-8000-000000000002' };
+const NUMBER = { acme: '+14155551001', acmeRetired: '+14155551003', globex: '+14155551002', globexRetired: '+14155551004' };
+const key: Record<string, { id: string; key: string }> = {};
+
+async function makeKey(name: string, scopes: string[]) {
+  const admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+  const r = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: admin, body: { name, scopes } });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  return { id: r.body.id as string, key: r.body.key as string };
+}
+
+beforeAll(async () => {
+  db = await freshDatabase('fn_voice_keys');
+  auth = await configureAuth(db.url);
+  await db.sql`update public.tenants set plan = 'pro' where id in (${acme}, ${globex})`;
+  await db.sql`insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config) values
+    (${acme}, ${AGENT.acme}, 'Acme desk', ${NUMBER.acme}, 'v', ${db.sql.json(LLM)}),
+    (${globex}, ${AGENT.globex}, 'Globex desk', ${NUMBER.globex}, 'v', ${db.sql.json(LLM)})`;
+  await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active) values
+    (${acme}, 'Acme retired', ${NUMBER.acmeRetired}, 'v', ${db.sql.json(LLM)}, false),
+    (${globex}, 'Globex retired', ${NUMBER.globexRetired}, 'v', ${db.sql.json(LLM)}, false)`;
+  key.route = await makeKey('phone system', ['voice:route']);
+  key.events = await makeKey('call recorder', ['calls:write']);
+  key.other = await makeKey('crm sync', ['customers:read']);
+});
+afterAll(async () => {
+  await closeDb();
+  await auth.close();
+  await db.close();
+});
+
+const route = (to: string, k: string) =>
+  call(app, 'GET', `/voice/route?to=${encodeURIComponent(to)}`, { headers: { authorization: `Bearer ${k}` } });
+const event = (body: Record<string, unknown>, k: string) =>
+  call(app, 'POST', '/voice/calls/events', { body, headers: { authorization: `Bearer ${k}` } });
+
+describe('a tenant API key on the call path', () => {
+  it("routes its tenant's numbers with voice:route, and knows nothing of another tenant's", async () => {
+    const ok = await route(NUMBER.acme, key.route.key);
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+    expect(ok.body.agent.id).toBe(AGENT.acme);
+    expect(ok.body.tenant.id).toBe(acme);
+    const retired = await route(NUMBER.acmeRetired, key.route.key);
+    expect([retired.status, errorCode(retired)]).toEqual([404, 'agent_inactive']);
+    // Another tenant's numbers, active or not, and a number nobody has: the same answer.
+    for (const n of [NUMBER.globex, NUMBER.globexRetired, '+14155551999']) {
+      const r = await route(n, key.route.key);
+      expect([r.status, errorCode(r)], n).toEqual([404, 'unknown_number']);
+    }
+  });
+
+  it('a key without the scope is 403 insufficient_scope; a malformed one 401', async () => {
+    for (const k of [key.events.key, key.other.key]) {
+      const r = await route(NUMBER.acme, k);
+      expect([r.status, errorCode(r)]).toEqual([403, 'insufficient_scope']);
+    }
+    const r = await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'x', direction: 'inbound' }, key.route.key);
+    expect([r.status, errorCode(r)]).toEqual([403, 'insufficient_scope']);
+    const bad = await route(NUMBER.acme, 'tpk_live_nonsense');
+    expect([bad.status, errorCode(bad)]).toEqual([401, 'invalid_api_key']);
+  });
+
+  it("reports its tenant's calls with calls:write; another tenant's are refused and change nothing", async () => {
+    const started = await event(
+      { type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'key-call-1', direction: 'inbound', from: '+14155550777' },
+      key.events.key,
+    );
+    expect(started.status, JSON.stringify(started.body)).toBe(200);
+    expect(started.body.applied).toBe(true);
+    const before = (await db.sql`select count(*)::int as n from public.voice_calls where tenant_id = ${globex}`)[0].n;
+    const theirs = await event(
+      { type: 'call.started', tenant_id: globex, agent_id: AGENT.globex, provider_call_id: 'key-call-2', direction: 'inbound' },
+      key.events.key,
+    );
+    expect([theirs.status, errorCode(theirs)]).toEqual([404, 'unknown_call']);
+    expect((await db.sql`select count(*)::int as n from public.voice_calls where tenant_id = ${globex}`)[0].n).toBe(before);
+  });
+
+  it('a revoked key is refused on the very next request', async () => {
+    const k = await makeKey('short-lived', ['voice:route']);
+    expect((await route(NUMBER.acme, k.key)).status).toBe(200);
+    await db.sql`update public.api_keys set revoked_at = now() where id = ${k.id}`;
+    const r = await route(NUMBER.acme, k.key);
+    expect([r.status, errorCode(r)]).toEqual([401, 'api_key_revoked']);
+  });
+});
