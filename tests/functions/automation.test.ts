@@ -276,6 +276,44 @@ describe('applying rules', () => {
     expect(dead).toBe(0);
   });
 
+  it('two rules handing a ticket between teams stop, across the auto-assignment job', async () => {
+    await quiet();
+    // Two round-robin teams of one agent each.
+    const [t1, t2] = await db.sql<{ id: string }[]>`insert into public.teams (tenant_id, name, department, auto_assign)
+      values (${acme}, 'Ping team', 'support', 'round_robin'), (${acme}, 'Pong team', 'support', 'round_robin') returning id`;
+    await db.sql`insert into public.team_members (tenant_id, team_id, user_id) values
+      (${acme}, ${t1.id}, ${users.acmeAgent.id}), (${acme}, ${t2.id}, ${users.acmeAgent.id})`;
+    // Whenever the ticket is assigned on one team, hand it to the other, unassigned: the
+    // other team's auto-assignment (a job) assigns it again, and so on.
+    const ping = await rule({
+      name: 'Ping to pong',
+      event: 'ticket.updated',
+      conditions: { all: [{ field: 'changed', op: 'contains', value: 'assigned_to' }, { field: 'assigned_to', op: 'is_not_empty' }, { field: 'team_id', op: 'eq', value: t1.id }] },
+      actions: [{ type: 'assign', user_id: null }, { type: 'set_team', team_id: t2.id }],
+    });
+    const pong = await rule({
+      name: 'Pong to ping',
+      event: 'ticket.updated',
+      conditions: { all: [{ field: 'changed', op: 'contains', value: 'assigned_to' }, { field: 'assigned_to', op: 'is_not_empty' }, { field: 'team_id', op: 'eq', value: t2.id }] },
+      actions: [{ type: 'assign', user_id: null }, { type: 'set_team', team_id: t1.id }],
+    });
+    const t = await ticket('Hot potato');
+    await db.sql`update public.tickets set team_id = ${t1.id}, assigned_to = ${users.acmeAgent.id} where id = ${t}`;
+    for (let round = 0; round < 10; round++) {
+      const r = await runJobs({ tasks: ['automation', 'assign-ticket'], budgetMs: 30_000 });
+      if (r.claimed === 0) break;
+    }
+    // The setup's assignment: ping hands it to pong's team; its assignment (the job,
+    // chain [ping]) makes pong hand it back (chain [ping, pong]); that assignment's event
+    // has both in its chain. Without the chain in the job: for ever.
+    expect((await runsOf(ping)).map((r) => r.outcome)).toEqual(['applied']);
+    expect((await runsOf(pong)).map((r) => r.outcome)).toEqual(['applied']);
+    const [left] = await db.sql`select count(*)::int as n from private.jobs where task in ('automation', 'assign-ticket') and dead_at is null`;
+    expect(left.n).toBe(0);
+    const [now] = await db.sql`select team_id, assigned_to from public.tickets where id = ${t}`;
+    expect(now).toEqual({ team_id: t1.id, assigned_to: users.acmeAgent.id });
+  });
+
   it('a refused action rolls its rule back and is recorded on it; the other rules still apply', async () => {
     await quiet();
     const broken = await rule({

@@ -103,6 +103,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // After review: the ticket locked first, passing errors retried, read-only tenants
   // left alone, personal templates refused (issue 16 §1).
   'private.run_automation': ['20261202141300_automation_review_fixes.sql'],
+  // The chain of rules rides along the assign-ticket job (issue 16 §1).
+  'private.assign_ticket_on_new_team': ['20261202141500_automation_chain_through_assignment.sql'],
   'private.ticket_messages_after_insert': ['20261202050200_sla_next_response_warnings_holidays.sql', '20261202141000_sla_policies_per_team.sql'],
   'private.tickets_sla_pause': ['20261202050200_sla_next_response_warnings_holidays.sql', '20261202141000_sla_policies_per_team.sql'],
   // Customers follow tickets where the tenant allows it (issue 16 §5): their follows count
