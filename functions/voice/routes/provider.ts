@@ -1,5 +1,6 @@
 // The telephony provider's call path: route a dialled number, and report call events.
-// Machine callers only (the service credential or VOICE_TELEPHONY_SECRET). Each request
+// Machine callers: the service credential or VOICE_TELEPHONY_SECRET for every tenant's
+// numbers, or a tenant's API key (voice:route, calls:write) for its own. Each request
 // is one statement on the pool, autocommit, as the function's database role: one round
 // trip, the fastest the call path can be. The functions it calls (private.voice_route,
 // private.voice_call_*) name the tenant explicitly and hold every rule (reason codes,
