@@ -37,11 +37,7 @@ beforeAll(async () => {
        ${db.sql.json([{ type: 'add_tags', tags: [`u${i % 4}`] }])})`;
   }
   auth = await configureAuth(db.url);
-  const env: Record<string, string> = {};
-  for (const k of ['SUPABASE_DB_URL', 'SUPABASE_URL', 'SUPABASE_JWT_SECRET', 'CLERK_ISSUER', 'CLERK_JWKS_URL', 'SUPERTOKENS_ISSUER', 'SUPERTOKENS_JWKS_URL']) {
-    env[k] = process.env[k]!;
-  }
-  server = await startFunctionsServer({ ...env, RATE_LIMITS: 'off', SUPABASE_ANON_KEY: await apiKey('anon', TEST_JWT_SECRET) });
+  server = await startFunctionsServer({ RATE_LIMITS: 'off', SUPABASE_ANON_KEY: await apiKey('anon', TEST_JWT_SECRET) });
   token.acme = await supabaseToken(users.acmeUser, { tenantId: acme, exp: '1h' });
   token.globex = await supabaseToken(users.globexUser, { tenantId: globex, exp: '1h' });
 }, 120_000);

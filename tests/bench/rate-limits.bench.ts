@@ -21,11 +21,7 @@ let n = 0;
 beforeAll(async () => {
   db = await freshDatabase('bench_rate_limits');
   auth = await configureAuth(db.url);
-  const env: Record<string, string> = {};
-  for (const k of ['SUPABASE_DB_URL', 'SUPABASE_URL', 'SUPABASE_JWT_SECRET', 'CLERK_ISSUER', 'CLERK_JWKS_URL', 'SUPERTOKENS_ISSUER', 'SUPERTOKENS_JWKS_URL']) {
-    env[k] = process.env[k]!;
-  }
-  [off, on] = await Promise.all([startFunctionsServer({ ...env, RATE_LIMITS: 'off' }), startFunctionsServer(env)]);
+  [off, on] = await Promise.all([startFunctionsServer({ RATE_LIMITS: 'off' }), startFunctionsServer({})]);
   await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits) values (${tenants.acme.id},
     ${db.sql.json({ requests_per_minute: 100_000_000, requests_per_minute_per_caller: 100_000_000, tickets_per_month: null })})`;
   token = await supabaseToken(users.acmeUser, { tenantId: tenants.acme.id, exp: '1h' });

@@ -50,11 +50,7 @@ beforeAll(async () => {
   console.log(`loaded ${N} tickets in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
   auth = await configureAuth(db.url);
-  const env: Record<string, string> = {};
-  for (const k of ['SUPABASE_DB_URL', 'SUPABASE_URL', 'SUPABASE_JWT_SECRET', 'CLERK_ISSUER', 'CLERK_JWKS_URL', 'SUPERTOKENS_ISSUER', 'SUPERTOKENS_JWKS_URL']) {
-    env[k] = process.env[k]!;
-  }
-  server = await startFunctionsServer({ ...env, SUPABASE_ANON_KEY: await apiKey('anon', TEST_JWT_SECRET) });
+  server = await startFunctionsServer({ SUPABASE_ANON_KEY: await apiKey('anon', TEST_JWT_SECRET) });
   adminToken = await supabaseToken(users.acmeAdmin, { tenantId: acme, exp: '2h' });
   userToken = await supabaseToken(users.acmeUser, { tenantId: acme, exp: '2h' });
 }, 900_000);

@@ -129,7 +129,6 @@ beforeAll(async () => {
   auth = await configureAuth(db.url);
   service = await apiKey('service_role', TEST_JWT_SECRET);
   const env: Record<string, string> = { DB_POOL_MAX: '16', REQUEST_LOG: 'off' };
-  for (const k of ['SUPABASE_DB_URL', 'SUPABASE_URL', 'SUPABASE_JWT_SECRET']) env[k] = process.env[k]!;
   server = await startFunctionsServer(env);
 }, 900_000);
 

@@ -21,10 +21,7 @@ beforeAll(async () => {
   auth = await configureAuth(db.url);
   anonKey = await apiKey('anon', TEST_JWT_SECRET);
   serviceKey = await apiKey('service_role', TEST_JWT_SECRET);
-  const env: Record<string, string> = {};
-  for (const k of ['SUPABASE_DB_URL', 'SUPABASE_URL', 'SUPABASE_JWT_SECRET', 'SUPABASE_JWKS_URL', 'CLERK_ISSUER', 'CLERK_JWKS_URL',
-    'CLERK_AUTHORIZED_PARTIES', 'SUPERTOKENS_ISSUER', 'SUPERTOKENS_JWKS_URL']) env[k] = process.env[k]!;
-  server = await startFunctionsServer({ ...env, SUPABASE_ANON_KEY: anonKey, SUPABASE_SERVICE_ROLE_KEY: serviceKey });
+  server = await startFunctionsServer({ SUPABASE_ANON_KEY: anonKey, SUPABASE_SERVICE_ROLE_KEY: serviceKey });
 }, 120_000);
 afterAll(async () => {
   await server?.stop();

@@ -24,11 +24,7 @@ beforeAll(async () => {
   auth = await configureAuth(db.url);
   storageDir = await mkdtemp(path.join(os.tmpdir(), 'e2e-storage-'));
   anonKey = await apiKey('anon', TEST_JWT_SECRET);
-  const env: Record<string, string> = {};
-  for (const k of ['SUPABASE_DB_URL', 'SUPABASE_URL', 'SUPABASE_JWT_SECRET', 'CLERK_ISSUER', 'CLERK_JWKS_URL', 'SUPERTOKENS_ISSUER', 'SUPERTOKENS_JWKS_URL']) {
-    env[k] = process.env[k]!;
-  }
-  server = await startFunctionsServer({ ...env, SUPABASE_ANON_KEY: anonKey, LOCAL_STORAGE_DIR: storageDir, STORAGE_BACKEND: 'local' });
+  server = await startFunctionsServer({ SUPABASE_ANON_KEY: anonKey, LOCAL_STORAGE_DIR: storageDir, STORAGE_BACKEND: 'local' });
 }, 120_000);
 afterAll(async () => {
   await server?.stop();

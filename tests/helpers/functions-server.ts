@@ -1,5 +1,6 @@
 // Starts the real local functions server (Deno, scripts/serve.ts) on a free port for
-// end-to-end tests, with the given environment.
+// end-to-end tests: the test process's environment (the database URL and issuers that
+// configureAuth set included) plus the given variables, which win.
 import { freePort, spawnFunctionsServer } from '../../scripts/stack.mjs';
 
 export interface FunctionsServer {

@@ -56,9 +56,6 @@ beforeAll(async () => {
   await runSqlFile(dbUrl, seedFile);
   auth = await configureAuth(dbUrl);
   const env: Record<string, string> = { DB_CONNECT_TIMEOUT_MS: '2000' };
-  for (const k of ['SUPABASE_DB_URL', 'SUPABASE_URL', 'SUPABASE_JWT_SECRET', 'CLERK_ISSUER', 'CLERK_JWKS_URL', 'SUPERTOKENS_ISSUER', 'SUPERTOKENS_JWKS_URL']) {
-    env[k] = process.env[k]!;
-  }
   server = await startFunctionsServer(env);
 }, 120_000);
 
