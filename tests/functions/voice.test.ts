@@ -96,6 +96,37 @@ describe('routing a dialled number', () => {
     }
   });
 
+  it("routes exactly when private.tenant_has_feature says the tenant's plan and override include voice", async () => {
+    // The route reads the plan feature in its one statement; the rule that decides is
+    // private.tenant_has_feature. Every combination of plan and override, both ways.
+    const cases: [string, unknown][] = [];
+    for (const plan of ['starter', 'pro']) {
+      for (const override of [undefined, true, false, null, 'true']) cases.push([plan, override]);
+    }
+    const seen = new Set<number>();
+    try {
+      for (const [plan, override] of cases) {
+        await db.sql`update public.tenants set plan = ${plan} where id = ${globex}`;
+        await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${globex}`;
+        if (override !== undefined) {
+          await db.sql`insert into private.tenant_plan_overrides (tenant_id, features)
+            values (${globex}, jsonb_build_object('voice', ${db.sql.json(override as never)}::jsonb))`;
+        }
+        const [{ has }] = await db.sql`select private.tenant_has_feature(${globex}, 'voice') as has`;
+        const r = await route(`to=${encodeURIComponent(NUMBER.globex)}`);
+        const label = `${plan}, override ${JSON.stringify(override)}`;
+        seen.add(r.status);
+        if (has) expect(r.status, label).toBe(200);
+        else expect([r.status, errorCode(r)], label).toEqual([403, 'feature_not_in_plan']);
+      }
+      // Both answers occurred, so the loop compared both directions.
+      expect([...seen].sort()).toEqual([200, 403]);
+    } finally {
+      await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${globex}`;
+      await db.sql`update public.tenants set plan = 'pro' where id = ${globex}`;
+    }
+  });
+
   it('validates the numbers before any lookup', async () => {
     for (const q of ['to=4155550001', 'to=%2B0123', '', `to=${encodeURIComponent(NUMBER.acme)}&from=abc`]) {
       const r = await route(q);

@@ -35,8 +35,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.tenant_usage': ['20261202091000_api_key_quota.sql', '20261202100000_voice_plan.sql'],
   // No outbox row for a tenant whose plan lacks outbound_webhooks (issue 15).
   'private.emit_webhook_event': ['20261202100300_webhooks_off_plan.sql'],
-  // A number of a tenant whose plan lacks voice does not route (issue 15).
-  'private.voice_route': ['20261202100000_voice_plan.sql'],
+  // A number of a tenant whose plan lacks voice does not route (issue 15); then the
+  // whole answer in one statement (issue 14, /route speed).
+  'private.voice_route': ['20261202100000_voice_plan.sql', '20261202150000_voice_route_one_statement.sql'],
   'private.rate_limit_hit': ['20261202074000_rate_limit_speed.sql', '20261202080300_rate_limit_per_api_key.sql'],
   // Auto-assigns a ticket that gains a team with no assignee (issue 11 §4).
   'private.hand_off_ticket': ['20261201091000_department_routing.sql'],
