@@ -100,7 +100,7 @@ function carriesBody(req: Request): boolean {
   const length = req.headers.get('content-length');
   if (length !== null) return Number(length) > 0;
   if (req.headers.has('transfer-encoding')) return true;
-  return req.body !== null && req.headers.has('content-type');
+  return req.headers.has('content-type') && req.body !== null;
 }
 
 /** 405 with `Allow` for a method the path does not take, and 415 for a body that is
