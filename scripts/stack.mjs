@@ -226,23 +226,29 @@ export async function advisors(url) {
   return JSON.parse(out.slice(out.indexOf('{'))).results ?? [];
 }
 
-/** Starts the local functions server (Deno, scripts/serve.ts). `ready` resolves once it
- *  listens and rejects if it exits first; `output()` is what it printed so far. */
-export function spawnFunctionsServer(env) {
+/** Starts the local functions server (Deno, scripts/serve.ts), or with `fn` one
+ *  function as the platform runs it: its functions/<fn>/index.ts alone (Deno.serve, no
+ *  local server in front), listening where DENO_SERVE_ADDRESS says. `ready` resolves once
+ *  it listens and rejects if it exits first; `output()` is what it printed so far. */
+export function spawnFunctionsServer(env, { fn } = {}) {
   // FUNCTIONS_DENO_FLAGS adds flags to the server's deno, e.g. --inspect=127.0.0.1:9229
   // for scripts/profile-functions.mjs.
   const extra = (env.FUNCTIONS_DENO_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  // Deno.serve's own "Listening on" line is the readiness signal there; --quiet hides it.
+  const [entry, quiet, listening] = fn
+    ? [`functions/${fn}/index.ts`, [], 'Listening on']
+    : ['scripts/serve.ts', ['--quiet'], 'functions listening'];
   const child = spawn(bin('deno'),
-    ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', '--quiet', '--unstable-no-legacy-abort', ...extra, 'scripts/serve.ts'],
+    ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', ...quiet, '--unstable-no-legacy-abort', ...extra, entry],
     { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const ready = new Promise((resolve, reject) => {
     const onData = (d) => {
       out += d;
-      if (out.includes('functions listening')) resolve();
+      if (out.includes(listening)) resolve();
     };
     child.stdout.on('data', onData);
-    child.stderr.on('data', (d) => { out += d; });
+    child.stderr.on('data', onData);
     child.once('exit', (code) => reject(new Error(`functions server exited (${code}):\n${out}`)));
   });
   ready.catch(() => {});

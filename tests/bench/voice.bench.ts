@@ -1,23 +1,33 @@
-// The voice call path (issue 14), closed-loop with a same-run raw-SQL baseline:
-//   /route at 16 and 64 concurrent clients over HTTP (Deno functions server, service
-//   key), against the same lookup as raw SQL (postgres.js, superuser) at 16 and 64
-//   connections; knowledge-base search over 100,000 chunks of one tenant; transcript
-//   segment appends across 50 concurrent calls.
+// The voice call path (issue 14), closed-loop with same-run raw-SQL baselines:
+//   /route at 16 and 64 concurrent clients over HTTP (service key), served two ways: by
+//   the local functions server (`npm start`'s scripts/serve.ts, node:http in front of
+//   every function) and by the voice function alone as the platform runs it
+//   (functions/voice/index.ts, Deno.serve); against the same lookup as raw SQL
+//   (postgres.js, superuser, prepared) at 16 and 64 connections, and against the route's
+//   own statement (private.voice_route) as raw SQL; knowledge-base search over 100,000
+//   chunks of one tenant; transcript segment appends across 50 concurrent calls.
 // Dataset: 1,000 tenants, 10,000 agents, 1,000,000 customers (VOICE_BENCH_CUSTOMERS to
-// shrink it). Each measurement runs VOICE_BENCH_SECONDS (10) and prints throughput and
-// latency percentiles; the numbers depend on the machine's load, so read the ratio.
+// shrink it). Each measurement warms up for VOICE_BENCH_WARMUP_SECONDS (2), runs
+// VOICE_BENCH_SECONDS (10) and prints throughput, latency percentiles and the CPU the
+// load generator and the server spent per request; the numbers depend on the machine's
+// load, so read the ratios. The servers' database pools are the deployed default
+// (DB_POOL_MAX 4): 16 connections measured slower on two cores.
 //   VOICE_BENCH_SECONDS=5 npx vitest bench --run tests/bench/voice.bench.ts
-import http from 'node:http';
+import { readFileSync } from 'node:fs';
 import postgres from 'postgres';
 import { afterAll, beforeAll, bench, describe } from 'vitest';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { closeDb } from '../../shared/db.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { type FunctionsServer, startFunctionsServer } from '../helpers/functions-server.ts';
+import { connections, type HttpConnection } from '../helpers/http-load.ts';
 import { tenants } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, TEST_JWT_SECRET } from '../helpers/tokens.ts';
 
 const SECONDS = Number(process.env.VOICE_BENCH_SECONDS ?? 10);
+// Each measurement runs unmeasured for this long first: the server's JIT, the pools'
+// connections and the database's caches warm up, as they are on a server in service.
+const WARMUP_SECONDS = Number(process.env.VOICE_BENCH_WARMUP_SECONDS ?? 2);
 const CUSTOMERS = Number(process.env.VOICE_BENCH_CUSTOMERS ?? 1_000_000);
 const TENANTS = 1_000;
 const AGENTS = 10_000;
@@ -27,42 +37,67 @@ const acme = tenants.acme.id;
 let db: TestDatabase;
 let auth: AuthFixture;
 let server: FunctionsServer;
+let deployed: FunctionsServer;
 let service: string;
 const results: string[] = [];
 
-// The HTTP load generator: node:http with a keep-alive agent, one socket per client.
-// Node's fetch (undici) was the first choice, but it cost this process about as much
-// CPU per request as the functions server spent answering it (2.6 ms vs 2.7 ms; the raw
-// SQL client spends about 0.15 ms), and it made the server's own share larger too, on
-// the same two cores: it measured the load generator as much as the route.
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
-  return new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? 'GET', agent, headers: opts.headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(opts.body);
-  });
+// The HTTP load generator: tests/helpers/http-load.ts, one keep-alive connection per
+// client. Node's fetch (undici) cost this process about as much CPU per request as the
+// server spent answering it (2.6 ms), node:http's client 0.35 ms, autocannon 0.18 ms;
+// on two shared cores that CPU is taken from the server being measured.
+const pools = new Map<string, HttpConnection[]>();
+/** The connection of client `c` to the server at `origin`. */
+function connectionOf(origin: string, c: number): HttpConnection {
+  let pool = pools.get(origin);
+  if (!pool) pools.set(origin, pool = connections(origin, 64));
+  return pool[c];
+}
+async function request(origin: string, c: number, path: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
+  const answer = await connectionOf(origin, c).request(opts.method ?? 'GET', path, opts.headers, opts.body);
+  return { status: answer.status, text: answer.body.toString() };
 }
 
-type Outcome = { n: number; errors: number; seconds: number; p50: number; p99: number; clientCpuMs: number };
-/** `clients` loops, each running `op` back to back for SECONDS. */
-async function closedLoop(clients: number, op: (i: number) => Promise<void>): Promise<Outcome> {
+/** CPU time (user + system) a process has used so far, in ms; undefined where /proc
+ *  does not exist. */
+function processCpuMs(pid: number | undefined): number | undefined {
+  if (!pid) return undefined;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10; // clock ticks of 10 ms (USER_HZ 100)
+  } catch {
+    return undefined;
+  }
+}
+
+type Outcome = {
+  n: number;
+  errors: number;
+  seconds: number;
+  p50: number;
+  p99: number;
+  clientCpuMs: number;
+  serverCpuMs?: number;
+};
+/** `clients` loops, each running `op` back to back for WARMUP_SECONDS unmeasured, then
+ *  for SECONDS; `op` gets a running count and its client's number. With `serverPid`,
+ *  also the server's CPU per op. */
+async function closedLoop(clients: number, op: (i: number, client: number) => Promise<void>, serverPid?: number): Promise<Outcome> {
+  let k = 0;
+  const warm = performance.now() + WARMUP_SECONDS * 1000;
+  await Promise.all(Array.from({ length: clients }, async (_, client) => {
+    while (performance.now() < warm) await op(k++, client).catch(() => {});
+  }));
   const latencies: number[] = [];
   let errors = 0;
   const cpu = process.cpuUsage();
+  const serverCpu = processCpuMs(serverPid);
   const start = performance.now();
   const end = start + SECONDS * 1000;
-  let k = 0;
-  await Promise.all(Array.from({ length: clients }, async () => {
+  await Promise.all(Array.from({ length: clients }, async (_, client) => {
     while (performance.now() < end) {
       const t = performance.now();
       try {
-        await op(k++);
+        await op(k++, client);
         latencies.push(performance.now() - t);
       } catch {
         errors++;
@@ -71,20 +106,24 @@ async function closedLoop(clients: number, op: (i: number) => Promise<void>): Pr
   }));
   const seconds = (performance.now() - start) / 1000;
   const used = process.cpuUsage(cpu);
+  const serverUsed = serverCpu === undefined ? undefined : (processCpuMs(serverPid) ?? serverCpu) - serverCpu;
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+  const perOp = Math.max(1, latencies.length);
   return {
     n: latencies.length,
     errors,
     seconds,
     p50: at(0.5),
     p99: at(0.99),
-    clientCpuMs: (used.user + used.system) / 1000 / Math.max(1, latencies.length),
+    clientCpuMs: (used.user + used.system) / 1000 / perOp,
+    serverCpuMs: serverUsed === undefined ? undefined : serverUsed / perOp,
   };
 }
 const line = (label: string, o: Outcome, unit = 'req/s') =>
   `${label}: ${(o.n / o.seconds).toFixed(0)} ${unit}, p50 ${o.p50.toFixed(2)} ms, p99 ${o.p99.toFixed(2)} ms, errors ${o.errors}` +
-  `, load generator CPU ${o.clientCpuMs.toFixed(3)} ms/op`;
+  `, load generator CPU ${o.clientCpuMs.toFixed(3)} ms/op` +
+  (o.serverCpuMs === undefined ? '' : `, server CPU ${o.serverCpuMs.toFixed(3)} ms/op`);
 
 const phoneOfAgent = (i: number) => `+1555${String(i).padStart(7, '0')}`;
 const phoneOfCustomer = (i: number) => `+1666${String(i).padStart(7, '0')}`;
@@ -128,14 +167,16 @@ beforeAll(async () => {
   results.push(`[voice bench] data: ${TENANTS} tenants, ${AGENTS} agents, ${CUSTOMERS} customers, ${CHUNKS} chunks in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   auth = await configureAuth(db.url);
   service = await apiKey('service_role', TEST_JWT_SECRET);
-  const env: Record<string, string> = { DB_POOL_MAX: '16', REQUEST_LOG: 'off' };
+  const env: Record<string, string> = { REQUEST_LOG: 'off' };
   server = await startFunctionsServer(env);
+  deployed = await startFunctionsServer(env, { fn: 'voice' });
 }, 900_000);
 
 afterAll(async () => {
   console.info(results.join('\n'));
-  agent.destroy();
+  for (const pool of pools.values()) for (const c of pool) c.close();
   await server?.stop();
+  await deployed?.stop();
   await closeDb();
   await auth?.close();
   await db?.close();
@@ -161,22 +202,41 @@ describe('voice call path', () => {
   for (const clients of [16, 64]) {
     bench(`/route vs raw SQL, ${clients} clients`, async () => {
       const raw = postgres(db.adminUrl, { max: clients, onnotice: () => {} });
+      const auth = { authorization: `Bearer ${service}` };
+      const query = (i: number) => {
+        const { to, from } = pick(i);
+        return `route?to=${encodeURIComponent(to)}&from=${encodeURIComponent(from)}`;
+      };
       try {
         const baseline = await closedLoop(clients, async (i) => {
           const { to, from } = pick(i);
           const rows = await rawRoute(raw, to, from);
           if (rows.length !== 1) throw new Error('no agent');
         });
-        const route = await closedLoop(clients, async (i) => {
+        // The statement /route runs (the function with every rule), as raw SQL: what
+        // the HTTP path adds on top of its own database work.
+        const statement = await closedLoop(clients, async (i) => {
           const { to, from } = pick(i);
-          const res = await request(`${server.url}/functions/v1/voice/route?to=${encodeURIComponent(to)}&from=${encodeURIComponent(from)}`, {
-            headers: { authorization: `Bearer ${service}` },
-          });
-          if (res.status !== 200) throw new Error(`status ${res.status}`);
+          await raw`select private.voice_route(${to}, ${from})::text as route`;
         });
+        const local = await closedLoop(clients, async (i, c) => {
+          const res = await request(server.url, c, `/functions/v1/voice/${query(i)}`, { headers: auth });
+          if (res.status !== 200) throw new Error(`status ${res.status}`);
+        }, server.pid);
+        const alone = await closedLoop(clients, async (i, c) => {
+          const res = await request(deployed.url, c, `/voice/${query(i)}`, { headers: auth });
+          if (res.status !== 200) throw new Error(`status ${res.status}`);
+        }, deployed.pid);
+        const rate = (o: Outcome) => o.n / o.seconds;
         results.push(line(`raw SQL lookup, ${clients} connections`, baseline));
-        results.push(line(`GET /voice/route over HTTP, ${clients} clients`, route));
-        results.push(`  /route throughput ÷ raw SQL: ${((route.n / route.seconds) / (baseline.n / baseline.seconds)).toFixed(2)}×`);
+        results.push(line(`raw SQL select private.voice_route(…), ${clients} connections`, statement));
+        results.push(line(`GET /voice/route, local functions server (npm start), ${clients} clients`, local));
+        results.push(line(`GET /voice/route, the voice function alone (Deno.serve, as deployed), ${clients} clients`, alone));
+        results.push(
+          `  /route throughput ÷ raw SQL lookup: ${(rate(local) / rate(baseline)).toFixed(2)}× (local server), ` +
+            `${(rate(alone) / rate(baseline)).toFixed(2)}× (function alone); ÷ its own statement as raw SQL: ` +
+            `${(rate(local) / rate(statement)).toFixed(2)}×, ${(rate(alone) / rate(statement)).toFixed(2)}×`,
+        );
       } finally {
         await raw.end();
       }
@@ -190,12 +250,12 @@ describe('voice call path', () => {
       const sqlSearch = await closedLoop(8, async (i) => {
         await raw`select * from private.kb_search_in_tenant(${acme}, ${`${words[i % 6]}${i % 997}`}, null, 5)`;
       });
-      const http = await closedLoop(8, async (i) => {
-        const res = await request(`${server.url}/functions/v1/voice/knowledge/search?tenant_id=${acme}&q=${words[i % 6]}${i % 997}`, {
+      const http = await closedLoop(8, async (i, c) => {
+        const res = await request(server.url, c, `/functions/v1/voice/knowledge/search?tenant_id=${acme}&q=${words[i % 6]}${i % 997}`, {
           headers: { authorization: `Bearer ${service}` },
         });
         if (res.status !== 200) throw new Error(`status ${res.status}`);
-      });
+      }, server.pid);
       results.push(line('kb search in SQL, 8 connections', sqlSearch));
       results.push(line('GET /voice/knowledge/search over HTTP, 8 clients', http));
     } finally {
@@ -205,8 +265,8 @@ describe('voice call path', () => {
 
   bench('transcript segment appends, 50 concurrent calls', async () => {
     const agents = await db.sql`select tenant_id, id from public.voice_agents where tenant_id = ${acme} limit 1`;
-    const post = (body: unknown) =>
-      request(`${server.url}/functions/v1/voice/calls/events`, {
+    const post = (body: unknown, client = 0) =>
+      request(server.url, client, '/functions/v1/voice/calls/events', {
         method: 'POST',
         headers: { authorization: `Bearer ${service}`, 'content-type': 'application/json' },
         body: JSON.stringify(body),
@@ -220,8 +280,7 @@ describe('voice call path', () => {
         await post({ type: 'call.started', tenant_id: acme, agent_id: agents[0].id, provider_call_id: id, answered: true });
       }
       const seqs = calls.map(() => 0);
-      const appended = await closedLoop(50, async (i) => {
-        const c = i % 50;
+      const appended = await closedLoop(50, async (_i, c) => {
         const first = seqs[c];
         seqs[c] += perEvent;
         const res = await post({
@@ -232,11 +291,11 @@ describe('voice call path', () => {
             const seq = first + k;
             return { seq, speaker: seq % 2 ? 'agent' : 'customer', content: `segment ${seq} of the call`, offset_ms: seq * 800 };
           }),
-        });
+        }, c);
         if (res.status !== 200) throw new Error(`status ${res.status}`);
         const out = JSON.parse(res.text) as { segments_added: number };
         if (out.segments_added !== perEvent) throw new Error(`added ${out.segments_added}`);
-      });
+      }, server.pid);
       const [{ n }] = await db.sql`
         select count(*)::int as n from public.voice_call_segments s join public.voice_calls c on c.tenant_id = s.tenant_id and c.id = s.call_id
         where c.tenant_id = ${acme} and c.provider_call_id like ${`bench-call-${perEvent}-%`}`;

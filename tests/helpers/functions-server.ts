@@ -5,6 +5,8 @@ import { freePort, spawnFunctionsServer } from '../../scripts/stack.mjs';
 
 export interface FunctionsServer {
   url: string;
+  /** The server's process id (the benches read its CPU time). */
+  pid: number | undefined;
   /** True while the server process runs. */
   alive(): boolean;
   /** What the server printed so far. */
@@ -12,7 +14,13 @@ export interface FunctionsServer {
   stop(): Promise<void>;
 }
 
-export async function startFunctionsServer(env: Record<string, string>): Promise<FunctionsServer> {
+/** The local functions server, or with `opts.fn` that one function as the platform runs
+ *  it (functions/<fn>/index.ts, Deno.serve): its routes at `${url}/<fn>/…`, as the hosted
+ *  gateway hands them over. */
+export async function startFunctionsServer(
+  env: Record<string, string>,
+  opts: { fn?: string } = {},
+): Promise<FunctionsServer> {
   const port = await freePort();
   const server = spawnFunctionsServer({
     ...process.env,
@@ -22,7 +30,9 @@ export async function startFunctionsServer(env: Record<string, string>): Promise
     LOCAL_STORAGE_PUBLIC_URL: `http://127.0.0.1:${port}`,
     ...env,
     PORT: String(port),
-  });
+    // Where Deno.serve listens when it runs one function alone.
+    ...(opts.fn ? { DENO_SERVE_ADDRESS: `tcp:127.0.0.1:${port}` } : {}),
+  }, opts);
   const timeout = new Promise<never>((_, reject) =>
     setTimeout(() => reject(new Error(`functions server did not start:\n${server.output()}`)), 60_000).unref()
   );
@@ -30,6 +40,7 @@ export async function startFunctionsServer(env: Record<string, string>): Promise
   const child = server.child;
   return {
     url: `http://127.0.0.1:${port}`,
+    pid: child.pid,
     alive: () => child.exitCode === null && child.signalCode === null,
     output: server.output,
     stop: () =>
