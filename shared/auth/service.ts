@@ -7,7 +7,8 @@ import { env, envList } from '../env.ts';
 import { issuedInFuture, jwtSecret } from './issuers.ts';
 import { markPrincipal } from '../request-log.ts';
 import { db } from '../db.ts';
-import { presentedApiKey } from './api-keys.ts';
+import { countKeyRead, countWrite } from '../rate-limit.ts';
+import { apiKeyIdentity, presentedApiKey } from './api-keys.ts';
 
 async function sha256(s: string): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(s)));
@@ -132,7 +133,11 @@ export function requireMachine(): MiddlewareHandler {
  *  everywhere while it is not set), or — for a tenant's own telephony integration — a
  *  tenant API key holding `scope` (voice:route, calls:write). A key's requests are
  *  confined to its tenant (telephonyTenant); it is verified by the database on every
- *  request, so a revoked or expired key is refused at once. */
+ *  request, so a revoked or expired key is refused at once. A key is rate-limited as on
+ *  every other route: its routing lookups are reads (the key's reads_per_minute_per_key),
+ *  its call events writes (the tenant's and the key's own write windows), 429 with
+ *  Retry-After once spent; events are idempotent, so the provider's retry is safe. The
+ *  provider's own credentials are not limited: they carry every tenant's calls. */
 export function requireTelephony(scope?: 'voice:route' | 'calls:write'): MiddlewareHandler {
   return async (c, next) => {
     const secret = env('VOICE_TELEPHONY_SECRET');
@@ -145,6 +150,9 @@ export function requireTelephony(scope?: 'voice:route' | 'calls:write'): Middlew
       if (key) {
         const [row] = await db()<{ key: { tenant_id: string } }>`
           select private.verify_api_key(${key.id}, ${key.secretSha256}, ${scope}) as key`;
+        // Counted once the key verifies: someone holding only its id spends nothing.
+        if (scope === 'voice:route') await countKeyRead(c, key);
+        else await countWrite(c, apiKeyIdentity(key).claims, row.key.tenant_id);
         c.set('telephonyTenant' as never, row.key.tenant_id as never);
         markPrincipal(c, 'api_key');
         return await next();

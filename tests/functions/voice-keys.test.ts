@@ -2,15 +2,18 @@
 // calls:write scopes on the provider's call path, issue 14): the key routes its tenant's
 // numbers and reports its tenant's calls, and nothing else — another tenant's number is
 // unknown to it whatever its state, another tenant's call events are refused and change
-// nothing, a key without the scope or revoked is refused on the very next request.
+// nothing, a key without the scope or revoked is refused on the very next request, and
+// its requests count against the plan's rate limits as a key's do everywhere.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app } from '../../functions/voice/app.ts';
 import { closeDb } from '../../shared/db.ts';
+import { apiKey } from '../../scripts/tokens.mjs';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
+import { earlyInMinute } from '../helpers/minute.ts';
 import { tenants, users } from '../helpers/seed.ts';
-import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
 
 let db: TestDatabase;
 let auth: AuthFixture;
@@ -101,5 +104,59 @@ describe('a tenant API key on the call path', () => {
     await db.sql`update public.api_keys set revoked_at = now() where id = ${k.id}`;
     const r = await route(NUMBER.acme, k.key);
     expect([r.status, errorCode(r)]).toEqual([401, 'api_key_revoked']);
+  });
+  it("counts against the plan's rate limits: routing as the key's reads, call events as its writes; the provider's credential is not limited", async () => {
+    const router = await makeKey('limited router', ['voice:route']);
+    const recorder = await makeKey('limited recorder', ['calls:write']);
+    const service = await apiKey('service_role', TEST_JWT_SECRET);
+    // With the response headers (call() keeps only status and body).
+    const req = async (k: string, path: string, body?: unknown) => {
+      const res = await app.request(path, {
+        method: body === undefined ? 'GET' : 'POST',
+        headers: { authorization: `Bearer ${k}`, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
+    };
+    const routePath = `/voice/route?to=${encodeURIComponent(NUMBER.acme)}`;
+    const start = { type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'limited-call', direction: 'inbound' };
+    await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits)
+      values (${acme}, '{"reads_per_minute_per_key": 2, "requests_per_minute_per_caller": 2}')
+      on conflict (tenant_id) do update set limits = excluded.limits`;
+    try {
+      await earlyInMinute();
+      for (const [k, path, body, scope] of [
+        [router.key, routePath, undefined, 'key'],
+        [recorder.key, '/voice/calls/events', start, 'caller'],
+      ] as const) {
+        const remaining: (string | null)[] = [];
+        for (let i = 0; i < 2; i++) {
+          const ok = await req(k, path, body);
+          expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+          remaining.push(ok.headers.get('ratelimit-remaining'));
+        }
+        expect(remaining, path).toEqual(['1', '0']);
+        const refused = await req(k, path, body);
+        expect([refused.status, refused.body.error.code, refused.body.error.details.scope], path).toEqual([429, 'rate_limited', scope]);
+        expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      }
+      // The refused event changed nothing: the call was started once.
+      const [{ n }] = await db.sql`select count(*)::int as n from public.voice_calls where tenant_id = ${acme} and provider_call_id = 'limited-call'`;
+      expect(n).toBe(1);
+      // The provider's own credential routes and reports every tenant's calls, unlimited.
+      for (let i = 0; i < 3; i++) {
+        const r = await req(service, routePath);
+        expect([r.status, r.headers.get('ratelimit-limit')]).toEqual([200, null]);
+      }
+      // A key presented with a wrong secret spends nothing of the real key's budget.
+      const other = await makeKey('budget owner', ['voice:route']);
+      const forged = other.key.slice(0, -4) + (other.key.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+      expect((await req(forged, routePath)).status).toBe(401);
+      const fresh = await req(other.key, routePath);
+      expect([fresh.status, fresh.headers.get('ratelimit-remaining')]).toEqual([200, '1']);
+    } finally {
+      await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;
+    }
   });
 });

@@ -35,6 +35,8 @@ const routes = {
       ),
       403: commonErrors[403],
       422: commonErrors[422],
+      // A tenant API key's reads (reads_per_minute_per_key); the provider's credentials are not limited.
+      429: commonErrors[429],
     },
   }),
   events: createRoute({
@@ -52,6 +54,8 @@ const routes = {
       409: errorResponse("`invalid_transition`: the end asked for is not allowed from the call's status"),
       403: commonErrors[403],
       422: commonErrors[422],
+      // A tenant API key's writes (the tenant's and the key's windows); not the provider's.
+      429: commonErrors[429],
     },
   }),
 };
