@@ -127,6 +127,33 @@ describe('routing a dialled number', () => {
     }
   });
 
+  it('lookups arriving together share a statement, each answered by its own row: the same answers as one at a time', async () => {
+    const queries = [
+      `to=${encodeURIComponent(NUMBER.acme)}&from=${encodeURIComponent(CALLER)}`,
+      `to=${encodeURIComponent(NUMBER.acme)}`,
+      `to=${encodeURIComponent(NUMBER.globex)}&from=${encodeURIComponent(CALLER)}`,
+      `to=${encodeURIComponent(NUMBER.inactive)}`,
+      `to=${encodeURIComponent('+14155550999')}`,
+    ];
+    const alone: Awaited<ReturnType<typeof route>>[] = [];
+    for (const q of queries) alone.push(await route(q));
+    expect(alone.map((r) => r.status)).toEqual([200, 200, 200, 404, 404]);
+    // 60 at once, interleaved, so the batches mix answers and refusals.
+    const together = await Promise.all(Array.from({ length: 60 }, (_, i) => route(queries[i % queries.length])));
+    together.forEach((r, i) => expect(r, `request ${i}`).toEqual(alone[i % queries.length]));
+    // And with a tenant suspended meanwhile, its numbers refuse in the batch as alone.
+    await db.sql`update public.tenants set status = 'suspended' where id = ${globex}`;
+    try {
+      const mixed = await Promise.all(Array.from({ length: 20 }, (_, i) => route(queries[i % 3])));
+      mixed.forEach((r, i) => {
+        if (i % 3 === 2) expect([r.status, errorCode(r)]).toEqual([404, 'tenant_suspended']);
+        else expect(r).toEqual(alone[i % 3]);
+      });
+    } finally {
+      await db.sql`update public.tenants set status = 'active' where id = ${globex}`;
+    }
+  });
+
   it('validates the numbers before any lookup', async () => {
     for (const q of ['to=4155550001', 'to=%2B0123', '', `to=${encodeURIComponent(NUMBER.acme)}&from=abc`]) {
       const r = await route(q);

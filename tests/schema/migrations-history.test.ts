@@ -37,7 +37,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.emit_webhook_event': ['20261202100300_webhooks_off_plan.sql'],
   // A number of a tenant whose plan lacks voice does not route (issue 15); then the
   // whole answer in one statement (issue 14, /route speed).
-  'private.voice_route': ['20261202100000_voice_plan.sql', '20261202150000_voice_route_one_statement.sql'],
+  // The answer as data for batched lookups, raised from there (issue 14).
+  'private.voice_route': [
+    '20261202100000_voice_plan.sql',
+    '20261202150000_voice_route_one_statement.sql',
+    '20261202150200_voice_route_batched.sql',
+  ],
   'private.rate_limit_hit': ['20261202074000_rate_limit_speed.sql', '20261202080300_rate_limit_per_api_key.sql'],
   // Auto-assigns a ticket that gains a team with no assignee (issue 11 §4).
   'private.hand_off_ticket': ['20261201091000_department_routing.sql'],

@@ -2,13 +2,16 @@
 // Machine callers: the service credential or VOICE_TELEPHONY_SECRET for every tenant's
 // numbers, or a tenant's API key (voice:route, calls:write) for its own. Each request
 // is one statement on the pool, autocommit, as the function's database role: one round
-// trip, the fastest the call path can be. The functions it calls (private.voice_route,
-// private.voice_call_*) name the tenant explicitly and hold every rule (reason codes,
-// idempotency, ordering, the status machine), so nothing here re-implements one.
+// trip. The provider's routing lookups that arrive together share that statement (a
+// Batcher: one parse, plan and round trip for many index probes; an idle call path sends
+// each at once). The functions called (private.voice_route_answer, private.voice_call_*)
+// name the tenant explicitly and hold every rule (reason codes, idempotency, ordering,
+// the status machine), so nothing here re-implements one.
 import { createRoute, type z } from '@hono/zod-openapi';
 import type { TypedResponse } from 'hono';
 import type { JSONParsed } from 'hono/utils/types';
 import { needs } from '../../../shared/auth/needs.ts';
+import { Batcher } from '../../../shared/batch.ts';
 import { telephonyTenant } from '../../../shared/auth/service.ts';
 import { db } from '../../../shared/db.ts';
 import { ApiError } from '../../../shared/errors.ts';
@@ -61,6 +64,31 @@ const routes = {
 };
 
 type Routed = { route: string };
+/** private.voice_route_answer's answer as JSON text, or why the number does not route. */
+type RouteAnswer = {
+  answer: string | null;
+  error: { status: 403 | 404; code: string; message: string; details?: unknown } | null;
+};
+
+// The provider's lookups, batched: each answered by its own row, in order. A lookup alone
+// is the plain call (the batch statement's unnest and lateral cost more to plan than
+// they save for one); in a batch, the function is kept from being inlined into each of
+// the three expressions that read its answer (`offset 0`), which ran it three times.
+// Two batches at once (the Batcher's default) measured best: 16 clients on two cores,
+// about 2,500 req/s against 2,000 one statement per request, the database's CPU per
+// lookup 0.23 ms against 0.3–0.45; four at once was no better, and each batch waits for
+// a connection of the pool anyway.
+const routeAnswers = new Batcher<{ to: string; from: string | null }, RouteAnswer>((items) =>
+  items.length === 1
+    ? db()<RouteAnswer>`
+      select case when v ? 'error' then null else v::text end as answer, v -> 'error' as error
+      from private.voice_route_answer(${items[0].to}, ${items[0].from}) v`
+    : db()<RouteAnswer>`
+      select case when l.v ? 'error' then null else l.v::text end as answer, l.v -> 'error' as error
+      from unnest(${items.map((i) => i.to)}::text[], ${items.map((i) => i.from)}::text[]) with ordinality as x(t, f, n)
+      cross join lateral (select private.voice_route_answer(x.t, x.f) as v offset 0) l
+      order by x.n`
+);
 type EventRow = {
   applied: boolean | number;
   call_id: string;
@@ -75,10 +103,16 @@ export const provider = createRouter()
     // A tenant's API key routes its own tenant's numbers only; another tenant's number is
     // unknown to it, whatever its state.
     const confined = telephonyTenant(c);
-    const [row] = confined
-      ? await db()<Routed>`select private.voice_route_in_tenant(${confined}, ${q.to}, ${q.from ?? null})::text as route`
-      : await db()<Routed>`select private.voice_route(${q.to}, ${q.from ?? null})::text as route`;
-    return c.body(row.route, 200, { 'content-type': 'application/json' }) as unknown as TypedResponse<
+    let route: string;
+    if (confined) {
+      [{ route }] = await db()<Routed>`
+        select private.voice_route_in_tenant(${confined}, ${q.to}, ${q.from ?? null})::text as route`;
+    } else {
+      const a = await routeAnswers.load({ to: q.to, from: q.from ?? null });
+      if (a.error) throw new ApiError(a.error.status, a.error.code, a.error.message, a.error.details);
+      route = a.answer!;
+    }
+    return c.body(route, 200, { 'content-type': 'application/json' }) as unknown as TypedResponse<
       JSONParsed<z.infer<typeof s.RouteAnswerSchema>>,
       200,
       'json'
