@@ -205,9 +205,11 @@ async function upsertBatch(tx: Tx, tenantId: string, rows: Row[]): Promise<Count
 type Parsed = { record: string[]; info: { lines: number } };
 
 /** Every record the parser has ready, at once: one wait per chunk of the body instead of
- *  a promise per record (the stream's async iterator), which was a tenth of a 50,000-row
- *  import's CPU. Empty once the file is done; throws what the parser failed with (a
- *  CsvError, or the body's own 413 or 408). */
+ *  a promise per record (the stream's async iterator). Measured against the iterator,
+ *  two runs each, an unchanged 50,000-row file: 1.06–1.28 s of the function's JavaScript
+ *  thread against 1.63–1.74 s (new customers 1.53–1.58 s against 1.69–2.07 s). Empty
+ *  once the file is done; throws what the parser failed with (a CsvError, or the body's
+ *  own 413 or 408). */
 async function readyRecords(parser: Readable): Promise<Parsed[]> {
   for (;;) {
     if (parser.errored) throw parser.errored;
