@@ -230,12 +230,15 @@ export async function advisors(url) {
  *  function as the platform runs it: its functions/<fn>/index.ts alone (Deno.serve, no
  *  local server in front), listening where DENO_SERVE_ADDRESS says. `ready` resolves once
  *  it listens and rejects if it exits first; `output()` is what it printed so far. */
-export function spawnFunctionsServer(env, { fn } = {}) {
+export function spawnFunctionsServer(env, { fn, entry: program } = {}) {
   // FUNCTIONS_DENO_FLAGS adds flags to the server's deno, e.g. --inspect=127.0.0.1:9229
   // for scripts/profile-functions.mjs.
   const extra = (env.FUNCTIONS_DENO_FLAGS ?? '').split(/\s+/).filter(Boolean);
   // Deno.serve's own "Listening on" line is the readiness signal there; --quiet hides it.
-  const [entry, quiet, listening] = fn
+  // `entry`: another Deno.serve program of the project's (a bench's baseline server).
+  const [entry, quiet, listening] = program
+    ? [program, [], 'Listening on']
+    : fn
     ? [`functions/${fn}/index.ts`, [], 'Listening on']
     : ['scripts/serve.ts', ['--quiet'], 'functions listening'];
   const child = spawn(bin('deno'),

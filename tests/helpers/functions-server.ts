@@ -16,10 +16,11 @@ export interface FunctionsServer {
 
 /** The local functions server, or with `opts.fn` that one function as the platform runs
  *  it (functions/<fn>/index.ts, Deno.serve): its routes at `${url}/<fn>/…`, as the hosted
- *  gateway hands them over. */
+ *  gateway hands them over; or with `opts.entry` another Deno.serve program (a path from
+ *  the project's root), with the same environment. */
 export async function startFunctionsServer(
   env: Record<string, string>,
-  opts: { fn?: string } = {},
+  opts: { fn?: string; entry?: string } = {},
 ): Promise<FunctionsServer> {
   const port = await freePort();
   const server = spawnFunctionsServer({
@@ -31,7 +32,7 @@ export async function startFunctionsServer(
     ...env,
     PORT: String(port),
     // Where Deno.serve listens when it runs one function alone.
-    ...(opts.fn ? { DENO_SERVE_ADDRESS: `tcp:127.0.0.1:${port}` } : {}),
+    ...(opts.fn || opts.entry ? { DENO_SERVE_ADDRESS: `tcp:127.0.0.1:${port}` } : {}),
   }, opts);
   const timeout = new Promise<never>((_, reject) =>
     setTimeout(() => reject(new Error(`functions server did not start:\n${server.output()}`)), 60_000).unref()
