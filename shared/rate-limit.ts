@@ -49,6 +49,12 @@ function apply(c: Limited, verdict: RateLimitVerdict | null, message: string): v
   }
 }
 
+const writeRefused = (v: RateLimitVerdict | null) =>
+  v?.scope === 'tenant'
+    ? "Too many writes in this tenant this minute; the plan's limit is reached"
+    : 'Too many writes from you in this tenant this minute';
+const KEY_READ_REFUSED = "Too many reads with this API key this minute; the plan's limit is reached";
+
 /** Counts one write of the caller with these claims in the tenant the path names, or
  *  else the request's (X-Tenant-Id, the token's, their only one). Sets the RateLimit-*
  *  headers on the response; throws 429 rate_limited when a window is spent. */
@@ -58,13 +64,7 @@ export async function countWrite(c: Limited, claims: Claims, tenantId: string | 
     select private.rate_limit_hit(${JSON.stringify(claims)}::jsonb, ${tenantId ?? null}::uuid, ${
     c.req.header('x-tenant-id') ?? null
   }::text) as verdict`;
-  apply(
-    c,
-    verdict,
-    verdict?.scope === 'tenant'
-      ? "Too many writes in this tenant this minute; the plan's limit is reached"
-      : 'Too many writes from you in this tenant this minute',
-  );
+  apply(c, verdict, writeRefused(verdict));
 }
 
 /** Counts one read made with this API key (a key that does not verify counts nothing:
@@ -73,5 +73,33 @@ export async function countKeyRead(c: Limited, key: PresentedKey): Promise<void>
   if (!rateLimitsEnabled()) return;
   const [{ verdict }] = await db()<{ verdict: RateLimitVerdict | null }>`
     select private.rate_limit_key_read(${key.id}::uuid, ${key.secretSha256}) as verdict`;
-  apply(c, verdict, "Too many reads with this API key this minute; the plan's limit is reached");
+  apply(c, verdict, KEY_READ_REFUSED);
+}
+
+/** An API key verified for `scope` (private.verify_api_key: secret, revocation, expiry,
+ *  scope; its refusals are the database's) and its request counted, in one autocommit
+ *  statement where a request makes no transaction of its own (the telephony call path):
+ *  a read against the key's window, or with `writeClaims` a write against the key's
+ *  tenant's window and the key's own. The key is verified first in that statement, so
+ *  one that does not verify raises before anything is counted. Returns the verified key
+ *  (its tenant_id among it); headers and 429 as above. */
+export async function verifyKeyAndCount(
+  c: Limited,
+  key: PresentedKey,
+  scope: string,
+  writeClaims?: Claims,
+): Promise<{ tenant_id: string }> {
+  const sql = db();
+  const count = !rateLimitsEnabled()
+    ? sql`null::jsonb`
+    : writeClaims
+    ? sql`private.rate_limit_hit(${JSON.stringify(writeClaims)}::jsonb, (v.key ->> 'tenant_id')::uuid, ${
+      c.req.header('x-tenant-id') ?? null
+    }::text)`
+    : sql`private.rate_limit_key_read(${key.id}::uuid, ${key.secretSha256})`;
+  const [row] = await sql<{ key: { tenant_id: string }; verdict: RateLimitVerdict | null }>`
+    select v.key, ${count} as verdict
+    from (select private.verify_api_key(${key.id}::uuid, ${key.secretSha256}, ${scope}::text) as key offset 0) v`;
+  apply(c, row.verdict, writeClaims ? writeRefused(row.verdict) : KEY_READ_REFUSED);
+  return row.key;
 }

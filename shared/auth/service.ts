@@ -6,8 +6,7 @@ import { unauthorized } from '../errors.ts';
 import { env, envList } from '../env.ts';
 import { issuedInFuture, jwtSecret } from './issuers.ts';
 import { markPrincipal } from '../request-log.ts';
-import { db } from '../db.ts';
-import { countKeyRead, countWrite } from '../rate-limit.ts';
+import { verifyKeyAndCount } from '../rate-limit.ts';
 import { apiKeyIdentity, presentedApiKey } from './api-keys.ts';
 
 async function sha256(s: string): Promise<Uint8Array> {
@@ -148,12 +147,10 @@ export function requireTelephony(scope?: 'voice:route' | 'calls:write'): Middlew
     if (!viaSecret && scope) {
       const key = await presentedApiKey(c.req.header('authorization'));
       if (key) {
-        const [row] = await db()<{ key: { tenant_id: string } }>`
-          select private.verify_api_key(${key.id}, ${key.secretSha256}, ${scope}) as key`;
-        // Counted once the key verifies: someone holding only its id spends nothing.
-        if (scope === 'voice:route') await countKeyRead(c, key);
-        else await countWrite(c, apiKeyIdentity(key).claims, row.key.tenant_id);
-        c.set('telephonyTenant' as never, row.key.tenant_id as never);
+        // Counted once the key verifies, in the same statement: someone holding only its
+        // id spends nothing. Routing is the key's read, a call event its write.
+        const verified = await verifyKeyAndCount(c, key, scope, scope === 'calls:write' ? apiKeyIdentity(key).claims : undefined);
+        c.set('telephonyTenant' as never, verified.tenant_id as never);
         markPrincipal(c, 'api_key');
         return await next();
       }

@@ -156,6 +156,13 @@ describe('a tenant API key on the call path', () => {
       expect((await req(forged, routePath)).status).toBe(401);
       const fresh = await req(other.key, routePath);
       expect([fresh.status, fresh.headers.get('ratelimit-remaining')]).toEqual([200, '1']);
+      // Nor does a real key refused for its scope: it is verified and counted in one
+      // statement, so the refusal takes the count back with it.
+      const hits = async () => (await db.sql`select coalesce(sum(hits), 0)::int as n from private.rate_limit_counters`)[0].n;
+      const before = await hits();
+      const outOfScope = await req(other.key, '/voice/calls/events', { ...start, provider_call_id: 'out-of-scope' });
+      expect([outOfScope.status, outOfScope.body.error.code]).toEqual([403, 'insufficient_scope']);
+      expect(await hits()).toBe(before);
     } finally {
       await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;
     }
