@@ -1,0 +1,280 @@
+// The generated cross-tenant suite on the functions' path (the twin of attack-tables and
+// attack-functions on the direct path). Nothing here lists a route: every operation of
+// every function's OpenAPI document that names a record in its path is called by each
+// of acme's roles (admin, agent, user) and by an acme API key holding every scope, with
+// globex's records in the path — all of them, and each one alone beside acme's own
+// (acme's ticket with globex's message, acme's tenant with globex's team…), and once more
+// with `X-Tenant-Id: globex`. Bodies and required query parameters are generated from the
+// operation's own schema, so each request passes validation and reaches the data.
+// Every answer must be 403 or 404 in the common error shape; afterwards not one of
+// globex's rows, in any table, differs (the attack kit's fingerprint: every row with its
+// xmin, so even a no-op update shows), and no rate-limit window of globex moved.
+// A new route is attacked without writing a test; one whose path parameter this file
+// cannot resolve to a record fails until RECORD_OF names its table.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app as jobs } from '../../functions/jobs/app.ts';
+import { app as tenantsApp } from '../../functions/tenants/app.ts';
+import { app as ticketsApp } from '../../functions/tickets/app.ts';
+import { app as voiceApp } from '../../functions/voice/app.ts';
+import { app as webhooksApp } from '../../functions/webhooks/app.ts';
+import { closeDb } from '../../shared/db.ts';
+import { API_KEY_SCOPES } from '../../shared/auth/api-keys.ts';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { call, type CallResult } from '../helpers/http.ts';
+import { teams, tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+import { installKit, populateTenant, snapshot, VICTIM, VICTIM_PEOPLE, VICTIM_TEAM } from './attack-kit.ts';
+
+type App = { request: (input: string, init?: RequestInit) => Response | Promise<Response> };
+const apps: Record<string, App> = { tenants: tenantsApp, tickets: ticketsApp, webhooks: webhooksApp, jobs, voice: voiceApp };
+
+// A JSON Schema of the documents, walked loosely.
+type Schema = any;
+type Param = { name: string; in: string; required?: boolean; schema?: Schema };
+type Operation = {
+  parameters?: Param[];
+  security?: Record<string, string[]>[];
+  requestBody?: { content?: Record<string, { schema?: Schema }> };
+};
+type Document = { paths: Record<string, Record<string, Operation>>; components?: { schemas?: Record<string, Schema> } };
+
+/** The table a path parameter names a record of: by its name, or for a bare `{id}` by the
+ *  path segment before it. */
+const RECORD_OF: Record<string, string> = {
+  tenantId: 'tenants',
+  userId: 'users',
+  invitationId: 'invitations',
+  teamId: 'teams',
+  endpointId: 'webhook_endpoints',
+  keyId: 'api_keys',
+  cannedId: 'canned_responses',
+  macroId: 'macros',
+  ruleId: 'automation_rules',
+  fieldId: 'custom_field_definitions',
+  departmentId: 'departments',
+  tagId: 'tags',
+  messageId: 'ticket_messages',
+  attachmentId: 'attachments',
+  kbId: 'voice_knowledge_bases',
+  'tickets/{id}': 'tickets',
+  'agents/{id}': 'voice_agents',
+  'documents/{id}': 'kb_documents',
+  'customers/{id}': 'voice_customers',
+  'calls/{id}': 'voice_calls',
+};
+const recordOf = (path: string, name: string) => RECORD_OF[name] ?? RECORD_OF[`${path.slice(0, path.indexOf(`{${name}}`)).split('/').at(-2)}/{${name}}`];
+
+const acme = tenants.acme.id;
+const globex = VICTIM.id;
+const OWN_TICKETS = { open: '5d000000-0000-4000-8000-000000000001', other: '5d000000-0000-4000-8000-000000000002' };
+
+let db: TestDatabase;
+let auth: AuthFixture;
+const actors: { label: string; token: string }[] = [];
+/** A record of each table, per tenant (the first by id, or the ticket with messages). */
+const records = new Map<string, Map<string, string>>();
+
+/** Strings tried, in order, against a property's pattern. */
+const PATTERNED = ['+14155550199', '#aa0000', 'text/plain', 'probe', 'probe-key', 'a', 'A1', 'US', 'en', '1'];
+
+/** A value the schema accepts: with `only` the required properties of each object and
+ *  those `only` names, with `full` every property. */
+function sample(schema: Schema, doc: Document, pick: { full?: boolean; only?: string } = {}, depth = 0): unknown {
+  if (!schema || depth > 8) return undefined;
+  const inner = (s: Schema) => sample(s, doc, { full: pick.full }, depth + 1);
+  if (schema.$ref) return sample(doc.components?.schemas?.[schema.$ref.split('/').at(-1)], doc, pick, depth + 1);
+  for (const key of ['anyOf', 'oneOf'] as const) {
+    if (schema[key]) return sample(schema[key].find((s: Schema) => s.type !== 'null' && !s.nullable) ?? schema[key][0], doc, pick, depth + 1);
+  }
+  if (schema.allOf) return Object.assign({}, ...schema.allOf.map((s: Schema) => sample(s, doc, pick, depth + 1)));
+  if (schema.enum) return schema.enum[0];
+  if ('const' in schema) return schema.const;
+  if (schema.default !== undefined && !pick.full) return schema.default;
+  const type = Array.isArray(schema.type) ? schema.type.find((t: string) => t !== 'null') : schema.type;
+  switch (type) {
+    case 'object': {
+      const out: Record<string, unknown> = {};
+      const required = new Set<string>(schema.required ?? []);
+      for (const [name, prop] of Object.entries(schema.properties ?? {})) {
+        if (pick.full || required.has(name) || pick.only === name) out[name] = inner(prop);
+      }
+      return out;
+    }
+    case 'array':
+      return Array.from({ length: Math.max(schema.minItems ?? 0, pick.full ? 1 : 0) }, () => inner(schema.items));
+    case 'integer':
+    case 'number':
+      return Math.max(schema.minimum ?? 1, schema.exclusiveMinimum !== undefined ? Number(schema.exclusiveMinimum) + 1 : 1);
+    case 'boolean':
+      return false;
+    case 'string':
+      switch (schema.format) {
+        case 'uuid':
+          return '30000000-0000-4000-8000-00000000beef';
+        case 'email':
+          return 'probe@attack.test';
+        case 'date-time':
+          return new Date().toISOString();
+        case 'uri':
+        case 'url':
+          return 'https://example.com/hook';
+      }
+      if (schema.pattern) return PATTERNED.find((v) => new RegExp(schema.pattern).test(v)) ?? 'probe';
+      return 'probe-' + 'x'.repeat(Math.max(0, (schema.minLength ?? 0) - 6));
+  }
+  return undefined;
+}
+
+/** Bodies to try, until one passes validation: the required properties alone, with each
+ *  optional top-level property in turn (a PATCH needs one), then every property. */
+function bodies(schema: Schema, doc: Document): unknown[] {
+  let top = schema;
+  while (top?.$ref) top = doc.components?.schemas?.[top.$ref.split('/').at(-1)];
+  const optional = Object.keys(top?.properties ?? {}).filter((n) => !(top.required ?? []).includes(n));
+  return [sample(schema, doc), ...optional.map((only) => sample(schema, doc, { only })), sample(schema, doc, { full: true })];
+}
+
+type Probe = { actor: string; route: string; url: string; method: string; bodies: unknown[]; headers?: Record<string, string> };
+
+/** Every request of the suite, built from the documents. */
+async function probes(): Promise<{ list: Probe[]; unresolved: string[]; routes: string[] }> {
+  const list: Probe[] = [];
+  const unresolved: string[] = [];
+  const routes: string[] = [];
+  for (const [fn, app] of Object.entries(apps)) {
+    const doc = await (await app.request(`/${fn}/openapi.json`)).json() as Document;
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const [m, op] of Object.entries(ops)) {
+        const method = m.toUpperCase();
+        // People's routes (a bearer token); machine and signed webhook routes take no person.
+        if (!(op.security ?? []).some((s) => 'bearerAuth' in s)) continue;
+        const params = (op.parameters ?? []).filter((p) => p.in === 'path');
+        const named = params.filter((p) => !p.schema?.enum);
+        if (!named.length) continue;
+        const route = `${method} ${path}`;
+        const tables = named.map((p) => recordOf(path, p.name));
+        if (tables.some((t) => !t)) {
+          unresolved.push(`${route}: ${named.filter((_, i) => !tables[i]).map((p) => p.name).join(', ')}`);
+          continue;
+        }
+        routes.push(route);
+        const query = (op.parameters ?? []).filter((p) => p.in === 'query' && p.required)
+          .map((p) => `${p.name}=${encodeURIComponent(String(sample(p.schema, doc)))}`).join('&');
+        const bodySchema = op.requestBody?.content?.['application/json']?.schema;
+        const url = (foreign: Set<string>) =>
+          path.replace(/\{(\w+)\}/g, (_, name: string) => {
+            const p = params.find((x) => x.name === name)!;
+            if (p.schema?.enum) return p.schema.enum[0];
+            return records.get(recordOf(path, name))!.get(foreign.has(name) ? globex : acme)!;
+          }) + (query ? `?${query}` : '');
+        // All of globex's records; each alone beside acme's; all of globex's with its header.
+        const variants: { foreign: Set<string>; headers?: Record<string, string> }[] = [
+          { foreign: new Set(named.map((p) => p.name)) },
+          ...(named.length > 1 ? named.map((p) => ({ foreign: new Set([p.name]) })) : []),
+          { foreign: new Set(named.map((p) => p.name)), headers: { 'x-tenant-id': globex } },
+        ];
+        for (const actor of actors) {
+          for (const v of variants) {
+            list.push({
+              actor: actor.label,
+              route,
+              url: url(v.foreign),
+              method,
+              bodies: bodySchema ? bodies(bodySchema, doc) : [undefined],
+              headers: v.headers,
+            });
+          }
+        }
+      }
+    }
+  }
+  return { list, unresolved, routes };
+}
+
+beforeAll(async () => {
+  db = await freshDatabase('attack_routes');
+  auth = await configureAuth(db.url);
+  await installKit(db.sql);
+  await populateTenant(db.sql, VICTIM, VICTIM_PEOPLE, VICTIM_TEAM);
+  await populateTenant(db.sql, { id: acme }, { admin: users.acmeAdmin, agent: users.acmeAgent, user: users.acmeUser }, teams.acme, OWN_TICKETS);
+  // Every feature, and limits no probe reaches (they are tested in rate-limits.test.ts).
+  await db.sql`update public.tenants set plan = 'enterprise' where id in (${acme}, ${globex})`;
+  await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits)
+    values (${acme}, '{"requests_per_minute": 1000000, "requests_per_minute_per_caller": 1000000, "reads_per_minute_per_key": 1000000}')
+    on conflict (tenant_id) do update set limits = excluded.limits`;
+  for (const table of new Set(Object.values(RECORD_OF))) {
+    const byTenant = new Map<string, string>();
+    for (const [tenant, people, tickets] of [[acme, users.acmeAgent, OWN_TICKETS], [globex, VICTIM_PEOPLE.agent, { open: '5c000000-0000-4000-8000-000000000001' }]] as const) {
+      if (table === 'tenants') byTenant.set(tenant, tenant);
+      else if (table === 'users') byTenant.set(tenant, people.id);
+      else if (table === 'tickets') byTenant.set(tenant, tickets.open);
+      else {
+        const [row] = await db.sql`select id::text as id from ${db.sql('public')}.${db.sql(table)} where tenant_id = ${tenant}
+          order by ${table === 'ticket_messages' || table === 'attachments' ? db.sql`(ticket_id = ${tickets.open}) desc,` : db.sql``} id limit 1`;
+        expect(row, `a ${table} row of ${tenant}`).toBeDefined();
+        byTenant.set(tenant, row.id as string);
+      }
+    }
+    records.set(table, byTenant);
+  }
+  for (const [label, user] of [['admin', users.acmeAdmin], ['agent', users.acmeAgent], ['user', users.acmeUser]] as const) {
+    actors.push({ label: `acme ${label}`, token: await supabaseToken(user, { tenantId: acme }) });
+  }
+  const key = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, {
+    token: actors[0].token,
+    body: { name: 'every scope', scopes: [...API_KEY_SCOPES] },
+  });
+  expect(key.status, JSON.stringify(key.body)).toBe(201);
+  actors.push({ label: 'acme API key (every scope)', token: key.body.key as string });
+  await snapshot(db.sql, globex);
+}, 120_000);
+afterAll(async () => {
+  await closeDb();
+  await auth?.close();
+  await db?.close();
+});
+
+describe("another tenant's records through every route of every function", () => {
+  it("answers 403 or 404 in the common error shape, and changes nothing of globex's", async () => {
+    const { list, unresolved, routes } = await probes();
+    expect(unresolved, 'path parameters RECORD_OF does not resolve to a table').toEqual([]);
+    // Every function with people's record routes is walked (a broken document would be empty).
+    expect(new Set(routes.map((r) => r.split(' ')[1].split('/')[1]))).toEqual(new Set(['tenants', 'tickets', 'voice']));
+    const counters = async () =>
+      (await db.sql`select coalesce(string_agg(key || '=' || hits, ',' order by key), '') as c from private.rate_limit_counters
+        where key like ${`${globex}%`}`)[0].c;
+    const countersBefore = await counters();
+    // Per table, so a failure names what changed; shared tables (the kit's 'global' scope:
+    // plans, settings, the rate-limit windows of every tenant) are left out, acme's own
+    // requests change them, and globex's windows are compared below.
+    const shared = (await db.sql`select rel::text as rel from attack_probe.scope where kind = 'global'`).map((r) => r.rel as string);
+    const fingerprints = async () => {
+      const fp = (await db.sql`select attack_probe.fingerprints(${globex}) as fp`)[0].fp as Record<string, string>;
+      for (const rel of shared) delete fp[rel];
+      return fp;
+    };
+    const before = await fingerprints();
+    const wrong: string[] = [];
+    for (const p of list) {
+      const app = apps[p.url.split('/')[1].split('?')[0]];
+      const token = actors.find((a) => a.label === p.actor)!.token;
+      // The first body that passes validation decides (a 422 proves nothing about isolation).
+      let r: CallResult | undefined;
+      for (const body of p.bodies) {
+        r = await call(app, p.method, p.url, { token, body, headers: p.headers });
+        if (!(r.status === 422 && r.body?.error?.code === 'validation_failed')) break;
+      }
+      r = r!;
+      const shaped = typeof r.body?.error?.code === 'string' && typeof r.body?.error?.message === 'string';
+      // A token bound to acme with X-Tenant-Id naming globex is refused as a mismatch (400).
+      const refused = [403, 404].includes(r.status) || (r.status === 400 && r.body?.error?.code === 'tenant_mismatch');
+      if (!refused || !shaped) {
+        wrong.push(`${p.actor}: ${p.method} ${p.url}${p.headers ? ' (X-Tenant-Id: globex)' : ''} -> ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+    expect(list.length).toBeGreaterThan(500);
+    expect(await fingerprints()).toEqual(before);
+    expect(await counters()).toBe(countersBefore);
+  }, 300_000);
+});
