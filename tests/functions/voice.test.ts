@@ -279,6 +279,42 @@ describe('call events', () => {
     }
   });
 
+  it("follows the tenant's state: suspended takes no new call but finishes those under way; deleted takes nothing; no voice in the plan, no call", async () => {
+    const start = (id: string) =>
+      event({ type: 'call.started', tenant_id: globex, agent_id: AGENT.globex, provider_call_id: id, answered: true });
+    const segment = (id: string, seq: number) =>
+      event({ type: 'transcript.segments', tenant_id: globex, provider_call_id: id, segments: [{ seq, speaker: 'agent', content: `line ${seq}` }] });
+    const end = (id: string) => event({ type: 'call.ended', tenant_id: globex, provider_call_id: id, status: 'completed', cost: 0.3 });
+    const calls = async () => (await db.sql`select count(*)::int as n from public.voice_calls where tenant_id = ${globex}`)[0].n;
+    expect((await start('pc-state-1')).status).toBe(200);
+    expect((await start('pc-state-2')).status).toBe(200);
+    await db.sql`update public.tenants set status = 'suspended' where id = ${globex}`;
+    try {
+      const before = await calls();
+      const refused = await start('pc-state-new');
+      expect([refused.status, errorCode(refused)]).toEqual([403, 'tenant_suspended']);
+      expect(await calls()).toBe(before);
+      // A repeated start answers the call as it is; the call under way gets its words and its end.
+      expect((await start('pc-state-1')).body).toMatchObject({ applied: false, status: 'in_progress' });
+      expect((await segment('pc-state-1', 0)).body).toMatchObject({ segments_added: 1 });
+      expect((await end('pc-state-1')).body).toMatchObject({ applied: true, status: 'completed' });
+
+      await db.sql`update public.tenants set status = 'deleted', deleted_at = now() where id = ${globex}`;
+      const [{ snapshot }] = await db.sql`select md5(string_agg(c::text, ',' order by c.id)) as snapshot from public.voice_calls c where tenant_id = ${globex}`;
+      for (const r of [await start('pc-state-new'), await segment('pc-state-2', 0), await end('pc-state-2')]) {
+        expect([r.status, errorCode(r)]).toEqual([404, 'tenant_deleted']);
+      }
+      const [after] = await db.sql`select md5(string_agg(c::text, ',' order by c.id)) as snapshot from public.voice_calls c where tenant_id = ${globex}`;
+      expect(after.snapshot).toBe(snapshot);
+
+      await db.sql`update public.tenants set status = 'active', deleted_at = null, plan = 'starter' where id = ${globex}`;
+      const offPlan = await start('pc-state-new');
+      expect([offPlan.status, errorCode(offPlan)]).toEqual([403, 'feature_not_in_plan']);
+    } finally {
+      await db.sql`update public.tenants set status = 'active', deleted_at = null, plan = 'pro' where id = ${globex}`;
+    }
+  });
+
   it("cannot start a call of one tenant with another tenant's agent", async () => {
     const r = await event({ type: 'call.started', tenant_id: globex, agent_id: AGENT.acme, provider_call_id: 'pc-cross' });
     expect([r.status, errorCode(r)]).toEqual([422, 'validation_failed']);
@@ -498,6 +534,14 @@ describe('knowledge base', () => {
     expect(other.body.items).toEqual([]);
     const user = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=parking`, { token: tok.admin });
     expect(user.status).toBe(401);
+    // A deleted tenant has no knowledge left for an agent, as one that never existed.
+    await db.sql`update public.tenants set status = 'deleted', deleted_at = now() where id = ${acme}`;
+    try {
+      const gone = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=parking`, { headers: { 'x-telephony-secret': TELEPHONY_SECRET } });
+      expect([gone.status, gone.body.items]).toEqual([200, []]);
+    } finally {
+      await db.sql`update public.tenants set status = 'active', deleted_at = null where id = ${acme}`;
+    }
   });
 });
 

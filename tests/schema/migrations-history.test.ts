@@ -44,6 +44,12 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202150200_voice_route_batched.sql',
   ],
   'private.rate_limit_hit': ['20261202074000_rate_limit_speed.sql', '20261202080300_rate_limit_per_api_key.sql'],
+  // The call events ask the tenant's state: no new call for a suspended one, nothing for a
+  // deleted one; a deleted tenant has no knowledge (issue 14).
+  'private.voice_call_started': ['20261202160000_voice_events_tenant_state.sql'],
+  'private.voice_call_segments_appended': ['20261202160000_voice_events_tenant_state.sql'],
+  'private.voice_call_ended': ['20261202160000_voice_events_tenant_state.sql'],
+  'private.kb_search_for_call': ['20261202160000_voice_events_tenant_state.sql'],
   // Auto-assigns a ticket that gains a team with no assignee (issue 11 §4).
   'private.hand_off_ticket': ['20261201091000_department_routing.sql'],
   // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).

@@ -53,9 +53,15 @@ const routes = {
     responses: {
       200: jsonResponse(s.CallEventResult, 'What the event did; a repeated or late event changes nothing'),
       ...telephonyErrors,
-      404: errorResponse('`unknown_call`: segments or an end for a call that never started'),
+      404: errorResponse(
+        '`unknown_call`: segments or an end for a call that never started; `tenant_deleted`: the tenant is deleted and ' +
+          'takes no event',
+      ),
       409: errorResponse("`invalid_transition`: the end asked for is not allowed from the call's status"),
-      403: commonErrors[403],
+      403: errorResponse(
+        '`tenant_suspended`: a suspended tenant takes no new call (segments and the end of a call under way are still ' +
+          "taken); `feature_not_in_plan`: the tenant's plan has no voice; `insufficient_scope` for a key without calls:write",
+      ),
       422: commonErrors[422],
       // A tenant API key's writes (the tenant's and the key's windows); not the provider's.
       429: commonErrors[429],
