@@ -4,7 +4,9 @@
 import { z } from '@hono/zod-openapi';
 import { JsonObject, Text, Uuid } from '../../shared/schemas/common.ts';
 
-export const E164 = z.string().regex(/^\+[1-9][0-9]{6,14}$/, 'must be an E.164 number (+ and 7 to 15 digits)')
+/** E.164: + and 7 to 15 digits, the first not 0. */
+export const E164_PATTERN = /^\+[1-9][0-9]{6,14}$/;
+export const E164 = z.string().regex(E164_PATTERN, 'must be an E.164 number (+ and 7 to 15 digits)')
   .openapi({ example: '+14155550123' });
 /** A number as a provider reports it (may lack the +, or be short for internal lines). */
 const ReportedNumber = z.string().regex(/^\+?[0-9]{3,15}$/, 'must be digits, optionally after a +');
@@ -14,7 +16,14 @@ const Timestamp = z.iso.datetime({ offset: true });
 
 export const RouteQuery = z.object({
   to: E164.openapi({ description: 'The dialled number', param: { name: 'to', in: 'query' } }),
-  from: E164.optional().openapi({ description: "The caller's number, if known", param: { name: 'from', in: 'query' } }),
+  // The caller ID as the network gives it: withheld callers come as "anonymous", "unknown",
+  // "restricted" or no number at all, and such a call must still route (to no customer).
+  from: z.string().max(64).optional().openapi({
+    description: "The caller's number as the network reports it. Only an E.164 number is looked up among the tenant's " +
+      'customers; anything else (a withheld caller ID such as `anonymous`) routes the call with no customer.',
+    param: { name: 'from', in: 'query' },
+    example: '+14155550123',
+  }),
 });
 
 export const LlmConfigSchema = z.object({

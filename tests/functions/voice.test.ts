@@ -154,11 +154,20 @@ describe('routing a dialled number', () => {
     }
   });
 
-  it('validates the numbers before any lookup', async () => {
-    for (const q of ['to=4155550001', 'to=%2B0123', '', `to=${encodeURIComponent(NUMBER.acme)}&from=abc`]) {
+  it('validates the dialled number before any lookup', async () => {
+    for (const q of ['to=4155550001', 'to=%2B0123', '', `to=${encodeURIComponent(NUMBER.acme)}&from=${'9'.repeat(65)}`]) {
       const r = await route(q);
       expect([r.status, errorCode(r)], q).toEqual([422, 'validation_failed']);
     }
+  });
+
+  it('routes a withheld or malformed caller ID to no customer, and looks up only an E.164 one', async () => {
+    for (const from of ['anonymous', 'Restricted', '', CALLER.slice(1), `${CALLER} `, 'sip:alice@example.com']) {
+      const r = await route(`to=${encodeURIComponent(NUMBER.acme)}&from=${encodeURIComponent(from)}`);
+      expect([r.status, r.body.agent?.id, r.body.customer], from).toEqual([200, AGENT.acme, null]);
+    }
+    const known = await route(`to=${encodeURIComponent(NUMBER.acme)}&from=${encodeURIComponent(CALLER)}`);
+    expect(known.body.customer?.id).toBe(voiceCustomer);
   });
 
   it('takes the service credential or the telephony secret, nothing else', async () => {

@@ -104,6 +104,8 @@ type EventRow = {
 export const provider = createRouter()
   .openapi(routes.route, async (c) => {
     const q = c.req.valid('query');
+    // A caller ID that is no E.164 number (withheld, or a network's placeholder) knows no customer.
+    const from = q.from !== undefined && s.E164_PATTERN.test(q.from) ? q.from : null;
     // The answer as the database renders it (jsonb as text), passed through: parsing it
     // into objects only to serialise them again was most of this handler's own work.
     // A tenant's API key routes its own tenant's numbers only; another tenant's number is
@@ -112,9 +114,9 @@ export const provider = createRouter()
     let route: string;
     if (confined) {
       [{ route }] = await db()<Routed>`
-        select private.voice_route_in_tenant(${confined}, ${q.to}, ${q.from ?? null})::text as route`;
+        select private.voice_route_in_tenant(${confined}, ${q.to}, ${from})::text as route`;
     } else {
-      const a = await routeAnswers.load({ to: q.to, from: q.from ?? null });
+      const a = await routeAnswers.load({ to: q.to, from });
       if (a.error) throw new ApiError(a.error.status, a.error.code, a.error.message, a.error.details);
       route = a.answer!;
     }
