@@ -31,7 +31,10 @@ export const LlmConfigSchema = z.object({
   system_prompt: Text.max(20000),
   temperature: z.number().min(0).max(2).optional(),
   tools: z.array(JsonObject(16384)).max(50).optional(),
-}).openapi('LlmConfig');
+})
+  // A setting the platform does not know is refused by name, not dropped in silence.
+  .strict()
+  .openapi('LlmConfig');
 
 export const RouteAnswerSchema = z.object({
   tenant: z.object({ id: Uuid, name: z.string() }),

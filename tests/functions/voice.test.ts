@@ -273,6 +273,9 @@ describe('call events', () => {
     expect(m).toEqual({ answered_at: null, duration_seconds: 0 });
     await started('pc-quick');
     expect((await ended('pc-quick')).body).toMatchObject({ applied: true, status: 'completed' });
+    const [q] = await db.sql`select started_at, answered_at from public.voice_calls where provider_call_id = 'pc-quick'`;
+    expect(q.answered_at).not.toBeNull();
+    expect(new Date(q.answered_at).getTime()).toBe(new Date(q.started_at).getTime());
   });
 
   it('refuses a status the machine does not allow, and events for calls that never started', async () => {
@@ -407,10 +410,32 @@ describe('agents, as people manage them', () => {
   });
 
   it('refuses a bad number or LLM configuration with a 422 naming the field', async () => {
-    for (const b of [body('0415555'), body('+14155550102', { llm_config: { model: 'x' } }), body('+14155550102', { llm_config: { ...LLM, temperature: 9 } })]) {
+    const cases: [unknown, string][] = [
+      [body('0415555'), 'phone'],
+      [body('+14155550102', { llm_config: { model: 'x' } }), 'llm_config.system_prompt'],
+      [body('+14155550102', { llm_config: { ...LLM, temperature: 9 } }), 'llm_config.temperature'],
+      // An unknown setting is named, not dropped.
+      [body('+14155550102', { llm_config: { ...LLM, top_p: 0.9 } }), 'llm_config.top_p'],
+    ];
+    const before = (await db.sql`select count(*)::int as n from public.voice_agents`)[0].n;
+    for (const [b, field] of cases) {
       const r = await call(app, 'POST', '/voice/agents', { token: tok.admin, body: b });
       expect([r.status, errorCode(r)], JSON.stringify(b)).toEqual([422, 'validation_failed']);
+      expect(r.body.error.details.fields.map((f: { field: string }) => f.field), JSON.stringify(r.body)).toContain(field);
     }
+    expect((await db.sql`select count(*)::int as n from public.voice_agents`)[0].n).toBe(before);
+  });
+
+  it('deletes an agent without calls; one with calls is 409 still_referenced and stays, to be deactivated', async () => {
+    const [{ n }] = await db.sql`select count(*)::int as n from public.voice_calls where tenant_id = ${acme} and agent_id = ${AGENT.acme}`;
+    expect(n).toBeGreaterThan(0);
+    const kept = await call(app, 'DELETE', `/voice/agents/${AGENT.acme}`, { token: tok.admin });
+    expect([kept.status, errorCode(kept)]).toEqual([409, 'still_referenced']);
+    expect((await db.sql`select 1 from public.voice_agents where id = ${AGENT.acme}`).length).toBe(1);
+    const spare = await call(app, 'POST', '/voice/agents', { token: tok.admin, body: body('+14155550177') });
+    expect(spare.status, JSON.stringify(spare.body)).toBe(201);
+    expect((await call(app, 'DELETE', `/voice/agents/${spare.body.id}`, { token: tok.admin })).status).toBe(204);
+    expect((await db.sql`select 1 from public.voice_agents where id = ${spare.body.id}`).length).toBe(0);
   });
 
   it('pages agents by name with a cursor', async () => {
@@ -629,6 +654,16 @@ describe('customers from CSV', () => {
     expect(header.body.error.details.rows).toEqual([{ line: 1, field: 'header', message: 'unknown columns: shoe_size' }]);
     const broken = await importCsv('phone,name\n+14155552693,"unclosed\n');
     expect(broken.body.error.details.rows[0].field).toBe('csv');
+    // An address past the column's 320 characters is the row's problem, with its line.
+    const long = await importCsv(`phone,email\n+14155552694,${'a'.repeat(310)}@example.com\n`);
+    expect(long.body.error.details.rows).toEqual([{ line: 2, field: 'email', message: 'is not an e-mail address' }]);
+    // An empty file is no file of customers; a header alone is an import of nothing.
+    for (const empty of ['', '\uFEFF', '\n\n']) {
+      const r = await importCsv(empty);
+      expect([r.status, r.body.error?.details?.rows?.[0]?.field], JSON.stringify(empty)).toEqual([422, 'header']);
+    }
+    const headerOnly = await importCsv('phone,name\n');
+    expect([headerOnly.status, headerOnly.body.rows]).toEqual([200, 0]);
     expect(await countAcme()).toBe(before);
   });
 

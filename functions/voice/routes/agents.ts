@@ -56,7 +56,8 @@ const routes = {
   remove: createRoute({
     method: 'delete',
     path: '/agents/{id}',
-    summary: 'Delete a voice agent without calls (admins); one with calls is deactivated instead (409)',
+    summary: 'Delete a voice agent without calls (admins); one with calls is 409 still_referenced: deactivate it instead ' +
+      '(PATCH active: false), its calls keep it',
     ...apiKeyScope('agents:write'),
     middleware: needs.activeTenantRole('admin', { write: true, scope: 'agents:write', feature: 'voice' }),
     request: { params: s.IdParam },
