@@ -1,0 +1,39 @@
+// A call's transcript is final once the call has ended: staff append segments through the
+// table (PostgREST) only to a call that is ringing or in progress; a completed, failed or
+// missed call's transcript takes nothing more, from anyone but the service role.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
+import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
+
+let db: TestDatabase;
+const acme = tenants.acme.id;
+const call = { open: '72000000-0000-4000-8000-000000000001', ended: '72000000-0000-4000-8000-000000000002' };
+
+beforeAll(async () => {
+  db = await freshDatabase('voice_transcripts');
+  await db.sql`update public.tenants set plan = 'pro' where id = ${acme}`;
+  const [agent] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+    values (${acme}, 'Desk', '+14155557001', 'v', '{"model": "m", "system_prompt": "p"}') returning id`;
+  await db.sql`insert into public.voice_calls (tenant_id, id, agent_id, provider_call_id, status) values
+    (${acme}, ${call.open}, ${agent.id}, 'open', 'in_progress'), (${acme}, ${call.ended}, ${agent.id}, 'ended', 'in_progress')`;
+  await db.sql`update public.voice_calls set status = 'completed' where id = ${call.ended}`;
+});
+afterAll(async () => {
+  await db.close();
+});
+
+const append = (id: string, seq: number) => async (tx: Parameters<Parameters<typeof probeAs>[3]>[0]) =>
+  [...await
+  tx`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
+     values (${acme}, ${id}, ${seq}, 'agent', 'added afterwards') returning seq`];
+
+describe("an ended call's transcript", () => {
+  for (const who of ['acmeAgent', 'acmeAdmin'] as const) {
+    it(`${who}: appends to a call in progress, not to one that has ended`, async () => {
+      // Each probe is rolled back (tests/helpers/db.ts probeAs): the two never see each other.
+      expect(await probeAs(db.sql, 'authenticated', supabaseClaims(users[who], acme), append(call.open, 1))).toEqual({ ok: true, value: [{ seq: 1 }] });
+      const refused = await probeAs(db.sql, 'authenticated', supabaseClaims(users[who], acme), append(call.ended, 1));
+      expect(refused).toMatchObject({ ok: false, error: { code: '42501' } });
+    });
+  }
+});
