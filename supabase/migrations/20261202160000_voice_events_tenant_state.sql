@@ -4,10 +4,10 @@
 -- calls and read knowledge of a deleted one. These functions run as the function's own
 -- database role, which row-level security does not confine, so the rules are here:
 --
--- * A new call needs an active tenant whose plan includes voice: suspended is 403
---   tenant_suspended (read-only, as everywhere), deleted 404 tenant_deleted, a plan
---   without voice 403 feature_not_in_plan. A repeated start of a call already there
---   still answers that call, whatever the tenant's state since.
+-- * A new call needs an active tenant: suspended is 403 tenant_suspended (read-only, as
+--   everywhere), deleted 404 tenant_deleted; a plan without voice stays the insert
+--   trigger's 403 feature_not_in_plan (20261202100000_voice_plan.sql). A repeated start
+--   of a call already there still answers that call, whatever the tenant's state since.
 -- * Segments and the end of a call already started are still taken while the tenant is
 --   suspended: the call began while it was active, and its record (the end's duration
 --   and cost above all) must be whole. A deleted tenant takes nothing: 404 tenant_deleted.
@@ -53,9 +53,6 @@ begin
       detail = jsonb_build_object('code', 'tenant_suspended')::text;
   end if;
   perform private.voice_assert_tenant_not_deleted(p_tenant_id);
-  if v_tenant_status is not null then
-    perform private.assert_feature(p_tenant_id, 'voice');
-  end if;
   insert into public.voice_calls (tenant_id, agent_id, customer_id, direction, status, provider_call_id,
                                   from_number, to_number, started_at, answered_at)
   values (p_tenant_id, p_agent_id,
