@@ -9,7 +9,10 @@ export const E164_PATTERN = /^\+[1-9][0-9]{6,14}$/;
 export const E164 = z.string().regex(E164_PATTERN, 'must be an E.164 number (+ and 7 to 15 digits)')
   .openapi({ example: '+14155550123' });
 /** A number as a provider reports it (may lack the +, or be short for internal lines). */
-const ReportedNumber = z.string().regex(/^\+?[0-9]{3,15}$/, 'must be digits, optionally after a +');
+export const REPORTED_NUMBER_PATTERN = /^\+?[0-9]{3,15}$/;
+/** A caller ID as the network gives it: a number, or for a withheld caller `anonymous`,
+ *  `restricted`, a SIP URI… Bounded, and never refused for its form. */
+const CallerId = z.string().max(256);
 const Timestamp = z.iso.datetime({ offset: true });
 
 // ---------------------------------------------------------------- routing
@@ -18,7 +21,7 @@ export const RouteQuery = z.object({
   to: E164.openapi({ description: 'The dialled number', param: { name: 'to', in: 'query' } }),
   // The caller ID as the network gives it: withheld callers come as "anonymous", "unknown",
   // "restricted" or no number at all, and such a call must still route (to no customer).
-  from: z.string().max(64).optional().openapi({
+  from: CallerId.optional().openapi({
     description: "The caller's number as the network reports it. Only an E.164 number is looked up among the tenant's " +
       'customers; anything else (a withheld caller ID such as `anonymous`) routes the call with no customer.',
     param: { name: 'from', in: 'query' },
@@ -73,8 +76,10 @@ export const CallStartedEvent = z.object({
   ...EventBase,
   agent_id: Uuid,
   direction: z.enum(['inbound', 'outbound']).default('inbound'),
-  from: ReportedNumber.optional(),
-  to: ReportedNumber.optional(),
+  // Kept on the call when they are numbers; a withheld caller ID is no number and is kept
+  // as none (the call is still recorded).
+  from: CallerId.optional().openapi({ description: 'The caller ID; anything but a number is recorded as none' }),
+  to: CallerId.optional().openapi({ description: 'The number called; anything but a number is recorded as none' }),
   started_at: Timestamp.optional(),
   answered: z.boolean().default(false),
 }).strict();

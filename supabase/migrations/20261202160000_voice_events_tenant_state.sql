@@ -7,7 +7,7 @@
 -- * A new call needs an active tenant: suspended is 403 tenant_suspended (read-only, as
 --   everywhere), deleted 404 tenant_deleted; a plan without voice stays the insert
 --   trigger's 403 feature_not_in_plan (20261202100000_voice_plan.sql). A repeated start
---   of a call already there still answers that call, whatever the tenant's state since.
+--   of a call already there still answers that call while the tenant is suspended.
 -- * Segments and the end of a call already started are still taken while the tenant is
 --   suspended: the call began while it was active, and its record (the end's duration
 --   and cost above all) must be whole. A deleted tenant takes nothing: 404 tenant_deleted.
@@ -41,18 +41,20 @@ declare
   v_id uuid;
   v_tenant_status text;
 begin
-  -- A repeat answers the call as it is, before any rule about new calls.
+  select t.status into v_tenant_status from public.tenants t where t.id = p_tenant_id;
+  if v_tenant_status = 'deleted' then
+    perform private.voice_assert_tenant_not_deleted(p_tenant_id);
+  end if;
+  -- A repeat answers the call as it is, before the rule about new calls.
   return query select false, c.id, c.status from public.voice_calls c
     where c.tenant_id = p_tenant_id and c.provider_call_id = p_provider_call_id;
   if found then
     return;
   end if;
-  select t.status into v_tenant_status from public.tenants t where t.id = p_tenant_id;
   if v_tenant_status = 'suspended' then
     raise exception 'The tenant is suspended; it takes no new calls' using errcode = 'PT403',
       detail = jsonb_build_object('code', 'tenant_suspended')::text;
   end if;
-  perform private.voice_assert_tenant_not_deleted(p_tenant_id);
   insert into public.voice_calls (tenant_id, agent_id, customer_id, direction, status, provider_call_id,
                                   from_number, to_number, started_at, answered_at)
   values (p_tenant_id, p_agent_id,

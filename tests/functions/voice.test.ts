@@ -155,7 +155,7 @@ describe('routing a dialled number', () => {
   });
 
   it('validates the dialled number before any lookup', async () => {
-    for (const q of ['to=4155550001', 'to=%2B0123', '', `to=${encodeURIComponent(NUMBER.acme)}&from=${'9'.repeat(65)}`]) {
+    for (const q of ['to=4155550001', 'to=%2B0123', '', `to=${encodeURIComponent(NUMBER.acme)}&from=${'9'.repeat(257)}`]) {
       const r = await route(q);
       expect([r.status, errorCode(r)], q).toEqual([422, 'validation_failed']);
     }
@@ -168,6 +168,11 @@ describe('routing a dialled number', () => {
     }
     const known = await route(`to=${encodeURIComponent(NUMBER.acme)}&from=${encodeURIComponent(CALLER)}`);
     expect(known.body.customer?.id).toBe(voiceCustomer);
+    // And the call it routed is recorded, its caller ID kept as none.
+    const started = await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'pc-anonymous', from: 'anonymous', to: NUMBER.acme });
+    expect(started.status, JSON.stringify(started.body)).toBe(200);
+    const [row] = await db.sql`select from_number, to_number, customer_id from public.voice_calls where provider_call_id = 'pc-anonymous'`;
+    expect(row).toEqual({ from_number: null, to_number: NUMBER.acme, customer_id: null });
   });
 
   it('takes the service credential or the telephony secret, nothing else', async () => {
@@ -313,7 +318,7 @@ describe('call events', () => {
 
       await db.sql`update public.tenants set status = 'deleted', deleted_at = now() where id = ${globex}`;
       const [{ snapshot }] = await db.sql`select md5(string_agg(c::text, ',' order by c.id)) as snapshot from public.voice_calls c where tenant_id = ${globex}`;
-      for (const r of [await start('pc-state-new'), await segment('pc-state-2', 0), await end('pc-state-2')]) {
+      for (const r of [await start('pc-state-new'), await start('pc-state-1'), await segment('pc-state-2', 0), await end('pc-state-2')]) {
         expect([r.status, errorCode(r)]).toEqual([404, 'tenant_deleted']);
       }
       const [after] = await db.sql`select md5(string_agg(c::text, ',' order by c.id)) as snapshot from public.voice_calls c where tenant_id = ${globex}`;

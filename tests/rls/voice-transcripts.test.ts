@@ -1,6 +1,7 @@
 // A call's transcript is final once the call has ended: staff append segments through the
 // table (PostgREST) only to a call that is ringing or in progress; a completed, failed or
-// missed call's transcript takes nothing more, from anyone but the service role.
+// missed call's transcript takes nothing more (409 call_ended), from anyone but the
+// provider's own path (a machine). An append waits for a concurrent end, then is refused.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
@@ -28,12 +29,36 @@ const append = (id: string, seq: number) => async (tx: Parameters<Parameters<typ
      values (${acme}, ${id}, ${seq}, 'agent', 'added afterwards') returning seq`];
 
 describe("an ended call's transcript", () => {
+  it('an append racing the end waits for it, then is refused', async () => {
+    const [agent] = await db.sql`select id from public.voice_agents where tenant_id = ${acme} limit 1`;
+    const [c] = await db.sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status)
+      values (${acme}, ${agent.id}, 'racing', 'in_progress') returning id`;
+    // The end holds the call row (as private.voice_call_ended does) while the append starts.
+    const ending = db.sql.reserve();
+    const conn = await ending;
+    try {
+      await conn`begin`;
+      await conn`select 1 from public.voice_calls where id = ${c.id} for no key update`;
+      await conn`update public.voice_calls set status = 'completed' where id = ${c.id}`;
+      const append = probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAgent, acme), async (tx) =>
+        tx`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
+           values (${acme}, ${c.id}, 0, 'agent', 'too late') returning seq`);
+      // Still waiting on the end's lock a moment later.
+      const early = await Promise.race([append.then(() => 'done'), new Promise((r) => setTimeout(() => r('waiting'), 300))]);
+      expect(early).toBe('waiting');
+      await conn`commit`;
+      expect(await append).toMatchObject({ ok: false, error: { code: 'PT409' } });
+    } finally {
+      conn.release();
+    }
+  });
+
   for (const who of ['acmeAgent', 'acmeAdmin'] as const) {
     it(`${who}: appends to a call in progress, not to one that has ended`, async () => {
       // Each probe is rolled back (tests/helpers/db.ts probeAs): the two never see each other.
       expect(await probeAs(db.sql, 'authenticated', supabaseClaims(users[who], acme), append(call.open, 1))).toEqual({ ok: true, value: [{ seq: 1 }] });
       const refused = await probeAs(db.sql, 'authenticated', supabaseClaims(users[who], acme), append(call.ended, 1));
-      expect(refused).toMatchObject({ ok: false, error: { code: '42501' } });
+      expect(refused).toMatchObject({ ok: false, error: { code: 'PT409', message: 'The call has ended; its transcript is final' } });
     });
   }
 });

@@ -95,6 +95,9 @@ const routeAnswers = new Batcher<{ to: string; from: string | null }, RouteAnswe
       cross join lateral (select private.voice_route_answer(x.t, x.f) as v offset 0) l
       order by x.n`
 );
+/** A reported number as the call keeps it; a caller ID that is no number (withheld) as none. */
+const reported = (n: string | undefined) => (n !== undefined && s.REPORTED_NUMBER_PATTERN.test(n) ? n : null);
+
 type EventRow = {
   applied: boolean | number;
   call_id: string;
@@ -137,7 +140,7 @@ export const provider = createRouter()
       case 'call.started':
         [r] = await sql<EventRow>`
           select * from private.voice_call_started(${e.tenant_id}, ${e.agent_id}, ${e.provider_call_id}, ${e.direction},
-            ${e.from ?? null}, ${e.to ?? null}, ${e.started_at ?? null}, ${e.answered})`;
+            ${reported(e.from)}, ${reported(e.to)}, ${e.started_at ?? null}, ${e.answered})`;
         return c.json({ applied: r.applied as boolean, call_id: r.call_id, status: r.status }, 200);
       case 'transcript.segments':
         [r] = await sql<EventRow>`
