@@ -203,11 +203,11 @@ describe('phone numbers', () => {
     });
   });
 
-  it('the database refuses numbers that are not E.164 and an LLM configuration without a model', async () => {
+  it('the database refuses numbers that are not E.164 and an LLM configuration without a model or with a setting it does not know', async () => {
     for (const [phone, llm] of [['4155550001', LLM], ['+1415555000a', LLM], ['+14155550077', { system_prompt: 'x' }], [
       '+14155550078',
       { ...LLM, temperature: 3 },
-    ]] as const) {
+    ], ['+14155550079', { ...LLM, top_p: 0.9 }]] as const) {
       const err = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
         values (${acme}, 'Bad', ${phone}, 'v', ${db.sql.json(llm)})`.catch((e) => e);
       expect(err.code, phone).toBe('23514');
