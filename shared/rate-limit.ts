@@ -80,9 +80,9 @@ export async function countKeyRead(c: Limited, key: PresentedKey): Promise<void>
  *  scope; its refusals are the database's) and its request counted, in one autocommit
  *  statement where a request makes no transaction of its own (the telephony call path):
  *  a read against the key's window, or with `writeClaims` a write against the key's
- *  tenant's window and the key's own. The key is verified first in that statement, so
- *  one that does not verify raises before anything is counted. Returns the verified key
- *  (its tenant_id among it); headers and 429 as above. */
+ *  tenant's window (read from the verified key) and the key's own. One statement is one
+ *  transaction: a key that does not verify raises, and takes any count back with it.
+ *  Returns the verified key (its tenant_id among it); headers and 429 as above. */
 export async function verifyKeyAndCount(
   c: Limited,
   key: PresentedKey,

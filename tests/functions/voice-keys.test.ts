@@ -163,6 +163,10 @@ describe('a tenant API key on the call path', () => {
       const outOfScope = await req(other.key, '/voice/calls/events', { ...start, provider_call_id: 'out-of-scope' });
       expect([outOfScope.status, outOfScope.body.error.code]).toEqual([403, 'insufficient_scope']);
       expect(await hits()).toBe(before);
+      // The same for a read: a calls:write key routing a number.
+      const readOutOfScope = await req(key.events.key, routePath);
+      expect([readOutOfScope.status, readOutOfScope.body.error.code]).toEqual([403, 'insufficient_scope']);
+      expect(await hits()).toBe(before);
     } finally {
       await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;
     }
