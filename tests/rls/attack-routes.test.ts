@@ -1,16 +1,22 @@
 // The generated cross-tenant suite on the functions' path (the twin of attack-tables and
 // attack-functions on the direct path). Nothing here lists a route; every people's
 // operation of every function's OpenAPI document is attacked by each of acme's roles
-// (admin, agent, user) and by an acme API key holding every scope, two ways:
+// (admin, agent, user), by an acme API key holding every scope, by acme's admin with a
+// token bound to no tenant, and by someone who is an agent of acme and an admin of
+// globex, acting in acme (the policies would show them globex's rows), two ways:
 // - globex's records in the path: all of them, each one alone beside acme's own (acme's
 //   ticket with globex's message, acme's tenant with globex's team…), and once more with
-//   `X-Tenant-Id: globex`. Every answer must be 403 or 404 in the common error shape.
+//   `X-Tenant-Id: globex`. Every answer must be 403 or 404 in the common error shape
+//   (400 tenant_mismatch where the request names globex as its tenant), and the same
+//   status and code as for ids nobody has.
 // - one of globex's ids in a body property or query parameter that names a record
 //   (`team_id`, `user_id`, `knowledge_base_id`, `?agent_id`…, inside each member of a
 //   union too: a macro's or a rule's every kind of action), acme's own records in the
-//   path. Any answer but a 5xx, and the same status and code as for an id nobody has:
-//   otherwise the answer tells globex's records from none. (A macro or rule naming a
-//   team is saved whatever the team, and refused when it runs: tests/functions/macros.)
+//   path, one property at a time (the others name acme's records), and each must reach
+//   past validation. Any answer but a 5xx, and the same status and code as for an id
+//   nobody has: otherwise the answer tells globex's records from none. (A macro or rule
+//   naming a team is saved whatever the team, and refused when it runs:
+//   tests/functions/macros.test.ts.)
 // Bodies and required query parameters are generated from the operation's own schema
 // until one passes validation. No answer may hold an id of globex's that the request did
 // not send; afterwards not one of globex's rows, in any table, differs (the attack kit's
@@ -29,7 +35,7 @@ import { closeDb } from '../../shared/db.ts';
 import { API_KEY_SCOPES } from '../../shared/auth/api-keys.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, type CallResult } from '../helpers/http.ts';
-import { teams, tenants, users } from '../helpers/seed.ts';
+import { LOCAL_SUPABASE_ISSUER, teams, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
 import { installKit, populateTenant, snapshot, VICTIM, VICTIM_PEOPLE, VICTIM_TEAM } from './attack-kit.ts';
 
@@ -94,6 +100,7 @@ const FIELD_RECORD_OF: Record<string, string> = {
 
 const acme = tenants.acme.id;
 const globex = VICTIM.id;
+const DUAL = { id: 'd0000000-0000-4000-8000-000000000001', email: 'both@attack.test' };
 const OWN_TICKETS = { open: '5d000000-0000-4000-8000-000000000001', other: '5d000000-0000-4000-8000-000000000002' };
 
 let db: TestDatabase;
@@ -186,6 +193,18 @@ function bodies(schema: Schema, doc: Document, uuid?: Pick['uuid']): unknown[] {
 /** More than any union of the documents has members. */
 const UNION_MEMBERS = 24;
 
+/** The names of the properties (an array's items by the array's) that hold an id,
+ *  anywhere in the schema, every member of every union included. */
+function uuidFields(schema: Schema, doc: Document, field = '', depth = 0, out = new Set<string>()): Set<string> {
+  if (!schema || depth > 10) return out;
+  if (schema.$ref) return uuidFields(doc.components?.schemas?.[schema.$ref.split('/').at(-1)], doc, field, depth + 1, out);
+  for (const key of ['anyOf', 'oneOf', 'allOf'] as const) for (const m of schema[key] ?? []) uuidFields(m, doc, field, depth + 1, out);
+  if (schema.format === 'uuid' && field) out.add(field);
+  for (const [name, prop] of Object.entries(schema.properties ?? {})) uuidFields(prop, doc, name, depth + 1, out);
+  if (schema.items) uuidFields(schema.items, doc, field, depth + 1, out);
+  return out;
+}
+
 /** `path`: globex's records in the path, refused (403/404). `field`: acme's own records in
  *  the path and one of globex's ids in a body property or query parameter: any answer
  *  but a 5xx, none leaking globex, and some body of the route must pass validation. */
@@ -193,6 +212,8 @@ type Probe = {
   kind: 'path' | 'field';
   actor: string;
   route: string;
+  /** For `field`: the property or `?parameter` holding globex's id. */
+  target: string;
   url: string;
   method: string;
   bodies: unknown[];
@@ -205,7 +226,7 @@ async function probes() {
   const unresolved: string[] = [];
   const routes: string[] = [];
   const unmapped = new Set<string>();
-  const fieldRoutes = new Set<string>();
+  const fieldTargets = new Set<string>();
   for (const [fn, app] of Object.entries(apps)) {
     const doc = await (await app.request(`/${fn}/openapi.json`)).json() as Document;
     for (const [path, ops] of Object.entries(doc.paths)) {
@@ -234,8 +255,8 @@ async function probes() {
             return records.get(recordOf(path, name))!.get(foreign.has(name) ? globex : acme)!;
           }) + (q ? `?${q}` : '');
         };
-        const push = (kind: Probe['kind'], u: string, candidates: unknown[], headers?: Record<string, string>) => {
-          for (const actor of actors) list.push({ kind, actor: actor.label, route, url: u, method, bodies: candidates, headers });
+        const push = (kind: Probe['kind'], u: string, candidates: unknown[], headers?: Record<string, string>, target = '') => {
+          for (const actor of actors) list.push({ kind, actor: actor.label, route, target, url: u, method, bodies: candidates, headers });
         };
         if (named.length) {
           routes.push(route);
@@ -247,32 +268,37 @@ async function probes() {
           ];
           for (const v of variants) push('path', url(v.foreign), bodySchema ? bodies(bodySchema, doc) : [undefined], v.headers);
         }
-        // Globex's ids where a body or query names a record: each body candidate that
-        // carries one is its own probe, each such query parameter too.
-        const foreignId = (field: string) => {
+        // Globex's id in one body property or query parameter naming a record at a time,
+        // the others naming acme's own: each body candidate that carries it is its own
+        // probe, and some candidate must pass validation for each (route, field).
+        const recordId = (field: string, tenant: string) => {
           const table = FIELD_RECORD_OF[field];
           if (!table) unmapped.add(`${route}: ${field || '(unnamed)'}`);
-          return table ? records.get(table)?.get(globex) : undefined;
+          return table ? records.get(table)?.get(tenant) : undefined;
         };
         if (bodySchema) {
-          const carrying = bodies(bodySchema, doc, foreignId).filter((b) => foreignIds.some((id) => JSON.stringify(b).includes(id)));
-          if (carrying.length) {
-            fieldRoutes.add(route);
-            for (const b of carrying) push('field', url(new Set()), [b]);
+          for (const target of uuidFields(bodySchema, doc)) {
+            const id = recordId(target, globex);
+            if (!id) continue;
+            const carrying = bodies(bodySchema, doc, (f) => recordId(f, f === target ? globex : acme))
+              .filter((b) => JSON.stringify(b).includes(id));
+            if (!carrying.length) continue;
+            fieldTargets.add(`${route} ${target}`);
+            for (const b of carrying) push('field', url(new Set()), [b], undefined, target);
           }
         }
         for (const q of queryParams) {
           const s = q.schema?.type === 'array' ? q.schema.items : q.schema;
           if (s?.format !== 'uuid') continue;
-          const id = foreignId(q.name);
+          const id = recordId(q.name, globex);
           if (!id) continue;
-          fieldRoutes.add(route);
-          push('field', url(new Set(), `${q.name}=${id}`), [bodySchema ? sample(bodySchema, doc) : undefined]);
+          fieldTargets.add(`${route} ?${q.name}`);
+          push('field', url(new Set(), `${q.name}=${id}`), [bodySchema ? sample(bodySchema, doc) : undefined], undefined, `?${q.name}`);
         }
       }
     }
   }
-  return { list, unresolved, routes, unmapped: [...unmapped], fieldRoutes: [...fieldRoutes] };
+  return { list, unresolved, routes, unmapped: [...unmapped], fieldTargets: [...fieldTargets] };
 }
 
 beforeAll(async () => {
@@ -304,6 +330,14 @@ beforeAll(async () => {
   for (const [label, user] of [['admin', users.acmeAdmin], ['agent', users.acmeAgent], ['user', users.acmeUser]] as const) {
     actors.push({ label: `acme ${label}`, token: await supabaseToken(user, { tenantId: acme }) });
   }
+  // A token bound to no tenant: the request's tenant is its only one, or X-Tenant-Id's.
+  actors.push({ label: 'acme admin (token bound to no tenant)', token: await supabaseToken(users.acmeAdmin) });
+  // Someone in both tenants (agent of acme, admin of globex) acting in acme: the policies
+  // would show them globex's rows, so only the request's tenant keeps globex out.
+  await db.sql`insert into public.users (id, email) values (${DUAL.id}, ${DUAL.email})`;
+  await db.sql`insert into public.user_identities (issuer, subject, user_id) values (${LOCAL_SUPABASE_ISSUER}, ${DUAL.id}, ${DUAL.id})`;
+  await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${acme}, ${DUAL.id}, 'agent'), (${globex}, ${DUAL.id}, 'admin')`;
+  actors.push({ label: 'acme agent who is a globex admin (token bound to acme)', token: await supabaseToken(DUAL, { tenantId: acme }) });
   const key = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, {
     token: actors[0].token,
     body: { name: 'every scope', scopes: [...API_KEY_SCOPES] },
@@ -331,15 +365,18 @@ afterAll(async () => {
 
 describe("another tenant's records through every route of every function", () => {
   it("refuses globex's records in paths (403/404), takes its ids elsewhere without a leak, and changes nothing of globex's", async () => {
-    const { list, unresolved, routes, unmapped, fieldRoutes } = await probes();
+    const { list, unresolved, routes, unmapped, fieldTargets } = await probes();
     expect(unresolved, 'path parameters RECORD_OF does not resolve to a table').toEqual([]);
     expect(unmapped, 'body properties or query parameters holding an id that FIELD_RECORD_OF does not name').toEqual([]);
     // Every function with people's record routes is walked (a broken document would be empty).
     expect(new Set(routes.map((r) => r.split(' ')[1].split('/')[1]))).toEqual(new Set(['tenants', 'tickets', 'voice']));
     expect(foreignIds.length).toBeGreaterThan(30);
+    // Globex's windows: its tenant's and callers' (keyed by its id) and its keys' reads
+    // (keyed by the key's id, one of globex's ids).
     const counters = async () =>
-      (await db.sql`select coalesce(string_agg(key || '=' || hits, ',' order by key), '') as c from private.rate_limit_counters
-        where key like ${`${globex}%`}`)[0].c;
+      (await db.sql`select key, hits from private.rate_limit_counters order by key`)
+        .filter((c) => [globex, ...foreignIds].some((id) => (c.key as string).includes(id)))
+        .map((c) => `${c.key}=${c.hits}`).join(',');
     const countersBefore = await counters();
     // Per table, so a failure names what changed; shared tables (the kit's 'global' scope:
     // plans, settings, the rate-limit windows of every tenant) are left out, acme's own
@@ -369,11 +406,11 @@ describe("another tenant's records through every route of every function", () =>
         if (!schemaRefused(r)) break;
       }
       r = r!;
-      if (!schemaRefused(r)) validated.add(`${p.kind} ${p.route}`);
+      if (!schemaRefused(r)) validated.add(`${p.kind} ${p.route} ${p.target}`);
       // Globex's id must be answered as an id nobody has: the same status and code, or the
       // answer tells globex's records from none.
       let oracle = '';
-      if (p.kind === 'field' && !schemaRefused(r)) {
+      if (!schemaRefused(r)) {
         const unknown = randomUUID();
         // The twin's own names and number, so a record the probe made cannot collide with it.
         const swap = (text: string) =>
@@ -391,8 +428,10 @@ describe("another tenant's records through every route of every function", () =>
       const answer = JSON.stringify(r.body);
       const leaked = foreignIds.filter((id) => answer.includes(id) && !request.includes(id));
       const shaped = r.status < 400 || (typeof r.body?.error?.code === 'string' && typeof r.body?.error?.message === 'string');
-      // A token bound to acme with X-Tenant-Id naming globex is refused as a mismatch (400).
-      const refused = [403, 404].includes(r.status) || (r.status === 400 && r.body?.error?.code === 'tenant_mismatch');
+      // A token bound to acme asked to act in globex (X-Tenant-Id, or globex's tenant in the
+      // path) is refused as a mismatch (400).
+      const namesGlobex = p.headers?.['x-tenant-id'] === globex || p.url.includes(`/tenants/${globex}`);
+      const refused = [403, 404].includes(r.status) || (namesGlobex && r.status === 400 && r.body?.error?.code === 'tenant_mismatch');
       const fine = p.kind === 'path' ? refused && shaped : r.status < 500 && shaped;
       if (!fine || leaked.length || oracle) {
         wrong.push(
@@ -401,11 +440,17 @@ describe("another tenant's records through every route of every function", () =>
         );
       }
     }
+    const fieldProbes = list.filter((p) => p.kind === 'field').length;
+    console.info(
+      `function-path attack: ${routes.length} routes × ${list.length - fieldProbes} requests with globex's records in the path; ` +
+        `${fieldTargets.length} (route, field) pairs × ${fieldProbes} requests with globex's ids in a body or query; ` +
+        `${actors.length} actors; each compared with an id nobody has; wrong answers: ${wrong.length}`,
+    );
     expect(wrong).toEqual([]);
     // Every route probed with globex's ids in a body or query reached past validation.
-    expect(fieldRoutes.filter((r) => !validated.has(`field ${r}`)), 'no generated request passes validation').toEqual([]);
+    expect(fieldTargets.filter((t) => !validated.has(`field ${t}`)), 'no generated request passes validation').toEqual([]);
     expect(list.filter((p) => p.kind === 'path').length).toBeGreaterThan(500);
-    expect(fieldRoutes.length).toBeGreaterThan(20);
+    expect(fieldTargets.length).toBeGreaterThan(30);
     expect(await fingerprints()).toEqual(before);
     expect(await counters()).toBe(countersBefore);
   }, 300_000);
