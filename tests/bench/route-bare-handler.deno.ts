@@ -1,9 +1,9 @@
-// The voice bench's floor for /route (tests/bench/voice.bench.ts): the least a Deno
-// function can do to answer it. Deno.serve, the same driver (`pg`, through Deno's Node
-// compatibility) and pool size as shared/db.ts, and the route's own statement
+// The voice bench's bare handler for /route (tests/bench/voice.bench.ts): Deno.serve,
+// the same driver (`pg`, through Deno's Node compatibility) and pool size as
+// shared/db.ts, and the statement the function's batches run for each lookup
 // (private.voice_route_answer), one per request; no router, validation, credential
-// check, batching or error shape. What the real function reaches is read against this:
-// whatever it cannot reach here, on this machine, no handler code would.
+// check, batching or error shape. The function's distance to it is what those cost, less
+// what batching saves: it reaches more than this at 64 clients.
 // Run by the bench through tests/helpers/functions-server.ts (`entry`); not deployed.
 // @ts-types="npm:@types/pg@^8.23.1"
 import pg from 'pg';
@@ -11,7 +11,7 @@ import pg from 'pg';
 const pool = new pg.Pool({
   connectionString: Deno.env.get('SUPABASE_DB_URL'),
   max: Number(Deno.env.get('DB_POOL_MAX') ?? 4),
-  application_name: 'route-floor',
+  application_name: 'route-bare-handler',
 });
 
 Deno.serve(async (req) => {
