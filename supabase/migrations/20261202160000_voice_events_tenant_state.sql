@@ -14,20 +14,26 @@
 -- * A deleted tenant has no knowledge for an agent to search, as one that does not exist.
 -- Otherwise as 20261202090400_voice_routing.sql and 20261202100000_voice_plan.sql.
 
--- 404 tenant_deleted for a deleted tenant; a missing one is left to the caller.
-create function private.voice_assert_tenant_not_deleted(p_tenant_id uuid) returns void
+-- The status of the tenant a call event names (null for none), read once per event;
+-- 404 tenant_deleted for a deleted one, which takes no event. A missing tenant is left to
+-- the caller (its foreign keys, or unknown_call).
+create function private.voice_event_tenant_status(p_tenant_id uuid) returns text
 language plpgsql stable
 set search_path = ''
 as $$
+declare
+  v_status text;
 begin
-  if exists (select 1 from public.tenants t where t.id = p_tenant_id and t.status = 'deleted') then
+  select t.status into v_status from public.tenants t where t.id = p_tenant_id;
+  if v_status = 'deleted' then
     raise exception 'The tenant of this call is deleted' using errcode = 'PT404',
       detail = jsonb_build_object('code', 'tenant_deleted')::text;
   end if;
+  return v_status;
 end;
 $$;
-revoke all on function private.voice_assert_tenant_not_deleted(uuid) from public, anon, authenticated;
-grant execute on function private.voice_assert_tenant_not_deleted(uuid) to service_role;
+revoke all on function private.voice_event_tenant_status(uuid) from public, anon, authenticated;
+grant execute on function private.voice_event_tenant_status(uuid) to service_role;
 
 create or replace function private.voice_call_started(
   p_tenant_id uuid, p_agent_id uuid, p_provider_call_id text, p_direction text,
@@ -41,10 +47,7 @@ declare
   v_id uuid;
   v_tenant_status text;
 begin
-  select t.status into v_tenant_status from public.tenants t where t.id = p_tenant_id;
-  if v_tenant_status = 'deleted' then
-    perform private.voice_assert_tenant_not_deleted(p_tenant_id);
-  end if;
+  v_tenant_status := private.voice_event_tenant_status(p_tenant_id);
   -- A repeat answers the call as it is, before the rule about new calls.
   return query select false, c.id, c.status from public.voice_calls c
     where c.tenant_id = p_tenant_id and c.provider_call_id = p_provider_call_id;
@@ -85,7 +88,7 @@ declare
   v_status text;
   v_n int;
 begin
-  perform private.voice_assert_tenant_not_deleted(p_tenant_id);
+  perform private.voice_event_tenant_status(p_tenant_id);
   select c.id, c.status into v_id, v_status from public.voice_calls c
   where c.tenant_id = p_tenant_id and c.provider_call_id = p_provider_call_id
   for no key update;
@@ -121,7 +124,7 @@ as $$
 declare
   c public.voice_calls;
 begin
-  perform private.voice_assert_tenant_not_deleted(p_tenant_id);
+  perform private.voice_event_tenant_status(p_tenant_id);
   select * into c from public.voice_calls v
   where v.tenant_id = p_tenant_id and v.provider_call_id = p_provider_call_id
   for no key update;
