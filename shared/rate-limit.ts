@@ -55,15 +55,19 @@ const writeRefused = (v: RateLimitVerdict | null) =>
     : 'Too many writes from you in this tenant this minute';
 const KEY_READ_REFUSED = "Too many reads with this API key this minute; the plan's limit is reached";
 
+/** The count of one write, as an expression: `tenant` a value, or a fragment naming it. */
+const writeHit = (c: Limited, claims: Claims, tenant: unknown) =>
+  db()`private.rate_limit_hit(${JSON.stringify(claims)}::jsonb, ${tenant}::uuid, ${c.req.header('x-tenant-id') ?? null}::text)`;
+/** The count of one read with this API key, as an expression. */
+const keyRead = (key: PresentedKey) => db()`private.rate_limit_key_read(${key.id}::uuid, ${key.secretSha256})`;
+
 /** Counts one write of the caller with these claims in the tenant the path names, or
  *  else the request's (X-Tenant-Id, the token's, their only one). Sets the RateLimit-*
  *  headers on the response; throws 429 rate_limited when a window is spent. */
 export async function countWrite(c: Limited, claims: Claims, tenantId: string | undefined): Promise<void> {
   if (!rateLimitsEnabled()) return;
   const [{ verdict }] = await db()<{ verdict: RateLimitVerdict | null }>`
-    select private.rate_limit_hit(${JSON.stringify(claims)}::jsonb, ${tenantId ?? null}::uuid, ${
-    c.req.header('x-tenant-id') ?? null
-  }::text) as verdict`;
+    select ${writeHit(c, claims, tenantId ?? null)} as verdict`;
   apply(c, verdict, writeRefused(verdict));
 }
 
@@ -71,8 +75,7 @@ export async function countWrite(c: Limited, claims: Claims, tenantId: string | 
  *  the request's own check refuses it). Headers and 429 as for writes. */
 export async function countKeyRead(c: Limited, key: PresentedKey): Promise<void> {
   if (!rateLimitsEnabled()) return;
-  const [{ verdict }] = await db()<{ verdict: RateLimitVerdict | null }>`
-    select private.rate_limit_key_read(${key.id}::uuid, ${key.secretSha256}) as verdict`;
+  const [{ verdict }] = await db()<{ verdict: RateLimitVerdict | null }>`select ${keyRead(key)} as verdict`;
   apply(c, verdict, KEY_READ_REFUSED);
 }
 
@@ -93,10 +96,8 @@ export async function verifyKeyAndCount(
   const count = !rateLimitsEnabled()
     ? sql`null::jsonb`
     : writeClaims
-    ? sql`private.rate_limit_hit(${JSON.stringify(writeClaims)}::jsonb, (v.key ->> 'tenant_id')::uuid, ${
-      c.req.header('x-tenant-id') ?? null
-    }::text)`
-    : sql`private.rate_limit_key_read(${key.id}::uuid, ${key.secretSha256})`;
+    ? writeHit(c, writeClaims, sql`(v.key ->> 'tenant_id')`)
+    : keyRead(key);
   const [row] = await sql<{ key: { tenant_id: string }; verdict: RateLimitVerdict | null }>`
     select v.key, ${count} as verdict
     from (select private.verify_api_key(${key.id}::uuid, ${key.secretSha256}, ${scope}::text) as key offset 0) v`;
