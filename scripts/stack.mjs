@@ -236,10 +236,9 @@ export function spawnFunctionsServer(env, { fn, entry: program } = {}) {
   const extra = (env.FUNCTIONS_DENO_FLAGS ?? '').split(/\s+/).filter(Boolean);
   // Deno.serve's own "Listening on" line is the readiness signal there; --quiet hides it.
   // `entry`: another Deno.serve program of the project's (a bench's baseline server).
-  const [entry, quiet, listening] = program
-    ? [program, [], 'Listening on']
-    : fn
-    ? [`functions/${fn}/index.ts`, [], 'Listening on']
+  const alone = program ?? (fn ? `functions/${fn}/index.ts` : undefined);
+  const [entry, quiet, listening] = alone
+    ? [alone, [], 'Listening on']
     : ['scripts/serve.ts', ['--quiet'], 'functions listening'];
   const child = spawn(bin('deno'),
     ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', ...quiet, '--unstable-no-legacy-abort', ...extra, entry],

@@ -37,7 +37,7 @@ import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, type CallResult } from '../helpers/http.ts';
 import { LOCAL_SUPABASE_ISSUER, teams, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
-import { installKit, populateTenant, snapshot, VICTIM, VICTIM_PEOPLE, VICTIM_TEAM } from './attack-kit.ts';
+import { installKit, populateTenant, snapshot, VICTIM, VICTIM_PEOPLE, VICTIM_TEAM, VICTIM_TICKETS } from './attack-kit.ts';
 
 type App = { request: (input: string, init?: RequestInit) => Response | Promise<Response> };
 const apps: Record<string, App> = { tenants: tenantsApp, tickets: ticketsApp, webhooks: webhooksApp, jobs, voice: voiceApp };
@@ -115,14 +115,18 @@ let foreignIds: string[] = [];
 /** Strings tried, in order, against a property's pattern. */
 const PATTERNED = ['+14155550199', '#aa0000', 'text/plain', 'probe', 'probe-key', 'a', 'A1', 'US', 'en', '1'];
 
-/** A value the schema accepts: with `only` the required properties of each object and
- *  those `only` names, with `full` every property. */
+/** The schema a `$ref` names, or the schema itself. */
+const deref = (schema: Schema, doc: Document): Schema =>
+  schema?.$ref ? deref(doc.components?.schemas?.[schema.$ref.split('/').at(-1)], doc) : schema;
+
 /** `member`: at each union (anyOf/oneOf), its member of that index where it has one. */
 type Pick = { full?: boolean; only?: string; member?: number; uuid?: (field: string) => string | undefined };
+/** A value the schema accepts: with `only` the required properties of each object and
+ *  those `only` names, with `full` every property; ids from `uuid` by property name. */
 function sample(schema: Schema, doc: Document, pick: Pick = {}, depth = 0, field = ''): unknown {
   if (!schema || depth > 8) return undefined;
   const inner = (s: Schema, name = field) => sample(s, doc, { full: pick.full, member: pick.member, uuid: pick.uuid }, depth + 1, name);
-  if (schema.$ref) return sample(doc.components?.schemas?.[schema.$ref.split('/').at(-1)], doc, pick, depth + 1, field);
+  if (schema.$ref) return sample(deref(schema, doc), doc, pick, depth + 1, field);
   for (const key of ['anyOf', 'oneOf'] as const) {
     if (schema[key]) {
       const options = schema[key].filter((s: Schema) => s.type !== 'null' && !s.nullable);
@@ -172,8 +176,7 @@ function sample(schema: Schema, doc: Document, pick: Pick = {}, depth = 0, field
 /** Bodies to try, until one passes validation: the required properties alone, with each
  *  optional top-level property in turn (a PATCH needs one), then every property. */
 function bodies(schema: Schema, doc: Document, uuid?: Pick['uuid']): unknown[] {
-  let top = schema;
-  while (top?.$ref) top = doc.components?.schemas?.[top.$ref.split('/').at(-1)];
+  const top = deref(schema, doc);
   const optional = Object.keys(top?.properties ?? {}).filter((n) => !(top.required ?? []).includes(n));
   const out = [
     sample(schema, doc, { uuid }),
@@ -197,7 +200,7 @@ const UNION_MEMBERS = 24;
  *  anywhere in the schema, every member of every union included. */
 function uuidFields(schema: Schema, doc: Document, field = '', depth = 0, out = new Set<string>()): Set<string> {
   if (!schema || depth > 10) return out;
-  if (schema.$ref) return uuidFields(doc.components?.schemas?.[schema.$ref.split('/').at(-1)], doc, field, depth + 1, out);
+  if (schema.$ref) return uuidFields(deref(schema, doc), doc, field, depth + 1, out);
   for (const key of ['anyOf', 'oneOf', 'allOf'] as const) for (const m of schema[key] ?? []) uuidFields(m, doc, field, depth + 1, out);
   if (schema.format === 'uuid' && field) out.add(field);
   for (const [name, prop] of Object.entries(schema.properties ?? {})) uuidFields(prop, doc, name, depth + 1, out);
@@ -314,7 +317,7 @@ beforeAll(async () => {
     on conflict (tenant_id) do update set limits = excluded.limits`;
   for (const table of new Set([...Object.values(RECORD_OF), ...Object.values(FIELD_RECORD_OF)])) {
     const byTenant = new Map<string, string>();
-    for (const [tenant, people, tickets] of [[acme, users.acmeAgent, OWN_TICKETS], [globex, VICTIM_PEOPLE.agent, { open: '5c000000-0000-4000-8000-000000000001' }]] as const) {
+    for (const [tenant, people, tickets] of [[acme, users.acmeAgent, OWN_TICKETS], [globex, VICTIM_PEOPLE.agent, VICTIM_TICKETS]] as const) {
       if (table === 'tenants') byTenant.set(tenant, tenant);
       else if (table === 'users') byTenant.set(tenant, people.id);
       else if (table === 'tickets') byTenant.set(tenant, tickets.open);
