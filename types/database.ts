@@ -854,14 +854,14 @@ isOneToOne: false
                   ]
                 },"voice_calls": {
                   Row: {
-                    "agent_id": string,"answered_at": string | null,"cost": number | null,"created_at": string,"customer_id": string | null,"direction": string,"duration_seconds": number | null,"ended_at": string | null,"from_number": string | null,"id": string,"outcome": string | null,"provider_call_id": string,"recording_path": string | null,"started_at": string,"status": string,"summary": string | null,"tenant_id": string,"ticket_id": string | null,"to_number": string | null,"updated_at": string
+                    "agent_id": string,"answered_at": string | null,"cost": number | null,"created_at": string,"customer_id": string | null,"direction": string,"duration_seconds": number | null,"ended_at": string | null,"from_number": string | null,"id": string,"outcome": string | null,"provider_call_id": string,"recording_path": string | null,"started_at": string,"status": string,"summary": string | null,"tenant_id": string,"ticket_id": string | null,"timed_out_at": string | null,"to_number": string | null,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "agent_id": string,"answered_at"?: string | null,"cost"?: number | null,"created_at"?: string,"customer_id"?: string | null,"direction"?: string,"duration_seconds"?: number | null,"ended_at"?: string | null,"from_number"?: string | null,"id"?: string,"outcome"?: string | null,"provider_call_id": string,"recording_path"?: string | null,"started_at"?: string,"status"?: string,"summary"?: string | null,"tenant_id": string,"ticket_id"?: string | null,"to_number"?: string | null,"updated_at"?: string
+                    "agent_id": string,"answered_at"?: string | null,"cost"?: number | null,"created_at"?: string,"customer_id"?: string | null,"direction"?: string,"duration_seconds"?: number | null,"ended_at"?: string | null,"from_number"?: string | null,"id"?: string,"outcome"?: string | null,"provider_call_id": string,"recording_path"?: string | null,"started_at"?: string,"status"?: string,"summary"?: string | null,"tenant_id": string,"ticket_id"?: string | null,"timed_out_at"?: string | null,"to_number"?: string | null,"updated_at"?: string
                   }
                   Update: {
-                    "agent_id"?: string,"answered_at"?: string | null,"cost"?: number | null,"created_at"?: string,"customer_id"?: string | null,"direction"?: string,"duration_seconds"?: number | null,"ended_at"?: string | null,"from_number"?: string | null,"id"?: string,"outcome"?: string | null,"provider_call_id"?: string,"recording_path"?: string | null,"started_at"?: string,"status"?: string,"summary"?: string | null,"tenant_id"?: string,"ticket_id"?: string | null,"to_number"?: string | null,"updated_at"?: string
+                    "agent_id"?: string,"answered_at"?: string | null,"cost"?: number | null,"created_at"?: string,"customer_id"?: string | null,"direction"?: string,"duration_seconds"?: number | null,"ended_at"?: string | null,"from_number"?: string | null,"id"?: string,"outcome"?: string | null,"provider_call_id"?: string,"recording_path"?: string | null,"started_at"?: string,"status"?: string,"summary"?: string | null,"tenant_id"?: string,"ticket_id"?: string | null,"timed_out_at"?: string | null,"to_number"?: string | null,"updated_at"?: string
                   }
                   Relationships: [
                     {

@@ -229,6 +229,10 @@ export const CallSchema = z.object({
   started_at: Instant,
   answered_at: Instant.nullable(),
   ended_at: Instant.nullable(),
+  timed_out_at: Instant.nullable().openapi({
+    description: 'When the stale-call sweep ended the call for want of its end event (ringing 15 minutes, or 4 hours ' +
+      "without an event); null once the provider's end came, which replaces the provisional end",
+  }),
   duration_seconds: z.number().int().nullable(),
   outcome: z.string().nullable(),
   summary: z.string().nullable(),

@@ -9,6 +9,7 @@ import { provision } from './tasks/provision.ts';
 import { prune } from './tasks/prune.ts';
 import { reconcile } from './tasks/reconcile.ts';
 import { slaSweep } from './tasks/sla-sweep.ts';
+import { voiceStaleCalls } from './tasks/voice-stale-calls.ts';
 import { type AnyTask, registered } from './types.ts';
 
 export const tasks: Record<string, AnyTask> = {
@@ -21,4 +22,5 @@ export const tasks: Record<string, AnyTask> = {
   'assign-ticket': registered(assignTicket),
   automation: registered(automation),
   'automation-sweep': registered(automationSweep),
+  'voice-stale-calls': registered(voiceStaleCalls),
 };

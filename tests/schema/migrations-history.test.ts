@@ -47,9 +47,18 @@ const REDEFINITIONS: Record<string, string[]> = {
   // The call events ask the tenant's state: no new call for a suspended one, nothing for a
   // deleted one; a deleted tenant has no knowledge (issue 14).
   'private.voice_call_started': ['20261202160000_voice_events_tenant_state.sql'],
-  'private.voice_call_segments_appended': ['20261202160000_voice_events_tenant_state.sql'],
-  'private.voice_call_ended': ['20261202160000_voice_events_tenant_state.sql'],
+  // ... and a timed-out call takes its late segments and its real end once (issue 14,
+  // stale calls).
+  'private.voice_call_segments_appended': [
+    '20261202160000_voice_events_tenant_state.sql',
+    '20261202170000_voice_stale_calls.sql',
+  ],
+  'private.voice_call_ended': ['20261202160000_voice_events_tenant_state.sql', '20261202170000_voice_stale_calls.sql'],
   'private.kb_search_for_call': ['20261202160000_voice_events_tenant_state.sql'],
+  // The provider's end replaces the stale-call sweep's provisional end, and is announced
+  // again (issue 14).
+  'private.voice_call_status': ['20261202170000_voice_stale_calls.sql'],
+  'private.voice_webhook_outbox': ['20261202170000_voice_stale_calls.sql'],
   // Auto-assigns a ticket that gains a team with no assignee (issue 11 §4).
   'private.hand_off_ticket': ['20261201091000_department_routing.sql'],
   // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).

@@ -58,6 +58,7 @@ export const CALL_COLUMNS = [
   'started_at',
   'answered_at',
   'ended_at',
+  'timed_out_at',
   'duration_seconds',
   'outcome',
   'summary',

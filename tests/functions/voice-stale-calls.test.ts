@@ -1,0 +1,227 @@
+// Stale calls (issue 14; supabase/migrations/20261202170000_voice_stale_calls.sql): the
+// recurring job voice-stale-calls ends provisionally a call ringing for 15 minutes
+// (missed) or in progress with no event for 4 hours (failed), in every tenant, at its
+// last known event; the provider's late end replaces that end once (call.ended again);
+// late segments are stored; a call an event holds is skipped; staff can neither clear the
+// mark nor move a timed-out call.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app as jobsApp } from '../../functions/jobs/app.ts';
+import { app } from '../../functions/voice/app.ts';
+import { closeDb } from '../../shared/db.ts';
+import { apiKey } from '../../scripts/tokens.mjs';
+import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
+import { call } from '../helpers/http.ts';
+import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
+
+let db: TestDatabase;
+let auth: AuthFixture;
+let service: string;
+const acme = tenants.acme.id;
+const globex = tenants.globex.id;
+const LLM = { model: 'm', system_prompt: 'p' };
+const NUMBER = { acme: '+14155556001', globex: '+14155556002' };
+const AGENT = { acme: '76000000-0000-4000-8000-000000000001', globex: '76000000-0000-4000-8000-000000000002' };
+const MINUTE = 60_000;
+const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
+
+beforeAll(async () => {
+  db = await freshDatabase('fn_voice_stale');
+  auth = await configureAuth(db.url);
+  service = await apiKey('service_role', TEST_JWT_SECRET);
+  await db.sql`update public.tenants set plan = 'pro' where id in (${acme}, ${globex})`;
+  await db.sql`insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config) values
+    (${acme}, ${AGENT.acme}, 'Acme desk', ${NUMBER.acme}, 'v', ${db.sql.json(LLM)}),
+    (${globex}, ${AGENT.globex}, 'Globex desk', ${NUMBER.globex}, 'v', ${db.sql.json(LLM)})`;
+  await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types)
+    values (${acme}, 'https://hooks.example.com/voice', 'v1:x', '{call.ended}')`;
+});
+afterAll(async () => {
+  await closeDb();
+  await auth.close();
+  await db.close();
+});
+
+const event = (body: Record<string, unknown>) =>
+  call(app, 'POST', '/voice/calls/events', { body, headers: { authorization: `Bearer ${service}` } });
+const start = async (tenant: string, id: string, startedAt: string, answered: boolean) => {
+  const r = await event({
+    type: 'call.started',
+    tenant_id: tenant,
+    provider_call_id: id,
+    agent_id: tenant === acme ? AGENT.acme : AGENT.globex,
+    to: tenant === acme ? NUMBER.acme : NUMBER.globex,
+    started_at: startedAt,
+    answered,
+  });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  return r.body.call_id as string;
+};
+const segment = (tenant: string, id: string, seq: number) =>
+  event({
+    type: 'transcript.segments',
+    tenant_id: tenant,
+    provider_call_id: id,
+    segments: [{ seq, speaker: 'customer', content: `said ${seq}` }],
+  });
+const row = async (id: string) =>
+  (await db.sql`select status, answered_at, ended_at, duration_seconds, timed_out_at, outcome, cost::float8 as cost
+                from public.voice_calls where id = ${id}`)[0];
+/** The job as the worker runs it: due now, through the jobs function. */
+const runJob = async () => {
+  await db.sql`update private.job_schedules set next_run_at = now() where name = 'voice-stale-calls'`;
+  const r = await call(jobsApp, 'POST', '/jobs/run', { token: service });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  return r.body.tasks['voice-stale-calls'].ended as number;
+};
+
+describe('the stale-call sweep', () => {
+  it('ends a call ringing 15 minutes (missed) and one silent 4 hours (failed) at its last event, in every tenant', async () => {
+    const c = {
+      ringing: await start(acme, 'stale-ringing', ago(20 * MINUTE), false),
+      ringingNow: await start(acme, 'fresh-ringing', ago(5 * MINUTE), false),
+      silent: await start(acme, 'stale-silent', ago(300 * MINUTE), true),
+      talking: await start(acme, 'long-talking', ago(300 * MINUTE), true),
+      ended: await start(acme, 'long-ended', ago(300 * MINUTE), true),
+      globex: await start(globex, 'globex-ringing', ago(30 * MINUTE), false),
+    };
+    // The silent call's last segment came 4.5 hours ago; the long call is still talking.
+    expect((await segment(acme, 'stale-silent', 0)).body.segments_added).toBe(1);
+    const lastWord = await db.sql`update public.voice_call_segments set created_at = now() - interval '270 minutes'
+      where call_id = ${c.silent} returning created_at`;
+    expect((await segment(acme, 'long-talking', 0)).body.segments_added).toBe(1);
+    await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'long-ended', status: 'completed' });
+    const endedBefore = await row(c.ended);
+
+    expect(await runJob()).toBe(3);
+
+    const ringing = await row(c.ringing);
+    expect(ringing).toMatchObject({ status: 'missed', answered_at: null, duration_seconds: 0, outcome: null });
+    const [{ started_at }] = await db.sql`select started_at from public.voice_calls where id = ${c.ringing}`;
+    expect(ringing.ended_at).toEqual(started_at);
+    expect(ringing.timed_out_at).toBeInstanceOf(Date);
+    const silent = await row(c.silent);
+    expect(silent).toMatchObject({ status: 'failed', duration_seconds: 30 * 60 });
+    expect(silent.ended_at).toEqual(lastWord[0].created_at);
+    expect(silent.timed_out_at).toBeInstanceOf(Date);
+    expect((await row(c.globex)).status).toBe('missed');
+    for (const id of [c.ringingNow, c.talking]) expect(await row(id)).toMatchObject({ timed_out_at: null, ended_at: null });
+    expect((await row(c.ringingNow)).status).toBe('ringing');
+    expect((await row(c.talking)).status).toBe('in_progress');
+    expect(await row(c.ended)).toEqual(endedBefore);
+    // Nothing more is stale: the next run ends nothing, and the audit has the sweep's ends.
+    expect(await runJob()).toBe(0);
+    const audit = await db.sql`select new_data->>'status' as status, actor_role, changed_fields from public.audit_logs
+      where table_name = 'voice_calls' and record_key->>'id' = ${c.silent} and action = 'UPDATE' order by id desc limit 1`;
+    expect(audit).toMatchObject([{
+      status: 'failed',
+      changed_fields: expect.arrayContaining(['status', 'ended_at', 'timed_out_at']),
+    }]);
+  });
+
+  it("the provider's late end replaces the provisional end once, and call.ended goes out again", async () => {
+    const id = await start(acme, 'late-end', ago(20 * MINUTE), false);
+    expect(await runJob()).toBe(1);
+    expect((await row(id)).status).toBe('missed');
+    // A late segment is stored; the call stays ended until its end comes.
+    const late = await segment(acme, 'late-end', 0);
+    expect([late.body.segments_added, late.body.status]).toEqual([1, 'missed']);
+    const end = await event({
+      type: 'call.ended',
+      tenant_id: acme,
+      provider_call_id: 'late-end',
+      status: 'completed',
+      outcome: 'booked',
+      cost: 0.4,
+    });
+    expect([end.status, end.body.applied, end.body.status]).toEqual([200, true, 'completed']);
+    const after = await row(id);
+    const [{ started_at }] = await db.sql`select started_at from public.voice_calls where id = ${id}`;
+    expect(after).toMatchObject({
+      status: 'completed',
+      timed_out_at: null,
+      outcome: 'booked',
+      cost: 0.4,
+      answered_at: started_at,
+    });
+    // Answered at its start (nothing said when), ended now: about 20 minutes.
+    expect(after.duration_seconds).toBeGreaterThanOrEqual(20 * 60);
+    expect(after.ended_at.getTime()).toBeGreaterThan(Date.now() - MINUTE);
+    // Once replaced, the call is ended as any other: a repeat changes nothing.
+    const repeat = await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'late-end', status: 'failed', cost: 9 });
+    expect([repeat.body.applied, repeat.body.status]).toEqual([false, 'completed']);
+    expect(await row(id)).toEqual(after);
+    const sent = await db.sql`select payload->'data' as data from private.webhook_events
+      where tenant_id = ${acme} and type = 'call.ended' and ordering_key = ${`call:${id}`} order by id`;
+    expect(sent.map((e) => [e.data.status, e.data.timed_out_at === null])).toEqual([['missed', false], ['completed', true]]);
+    expect(
+      (await call(app, 'GET', `/voice/calls/${id}`, { token: await supabaseToken(users.acmeAgent, { tenantId: acme }) })).body,
+    )
+      .toMatchObject({ status: 'completed', timed_out_at: null, cost: 0.4, transcript: [{ seq: 0, content: 'said 0' }] });
+  });
+
+  it("takes the provider's duration and end time when the late end gives them, also for the same status", async () => {
+    const id = await start(acme, 'late-failed', ago(300 * MINUTE), true);
+    expect(await runJob()).toBe(1);
+    const endedAt = ago(100 * MINUTE);
+    const end = await event({
+      type: 'call.ended',
+      tenant_id: acme,
+      provider_call_id: 'late-failed',
+      status: 'failed',
+      ended_at: endedAt,
+      duration_seconds: 12_000,
+    });
+    expect([end.body.applied, end.body.status]).toEqual([true, 'failed']);
+    const after = await row(id);
+    expect(after).toMatchObject({ status: 'failed', timed_out_at: null, duration_seconds: 12_000 });
+    expect(after.ended_at.toISOString()).toBe(endedAt);
+  });
+
+  it('leaves a call that an event holds to that event, and takes it on the next run if still stale', async () => {
+    const id = await start(acme, 'held', ago(20 * MINUTE), false);
+    const conn = await db.sql.reserve();
+    try {
+      await conn`begin`;
+      await conn`select id from public.voice_calls where id = ${id} for no key update`;
+      expect(await db.sql`select private.run_voice_stale_call_sweep() as n`).toEqual([{ n: 0 }]);
+      await conn`rollback`;
+    } finally {
+      conn.release();
+    }
+    expect((await row(id)).status).toBe('ringing');
+    expect(await runJob()).toBe(1);
+    expect((await row(id)).status).toBe('missed');
+  });
+
+  it('ends at most its limit per run, oldest first', async () => {
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push(await start(acme, `batch-${i}`, ago((40 - i) * MINUTE), false));
+    expect(await db.sql`select private.run_voice_stale_call_sweep(p_limit => 2) as n`).toEqual([{ n: 2 }]);
+    expect((await Promise.all(ids.map(row))).map((r) => r.status)).toEqual(['missed', 'missed', 'ringing']);
+    expect(await runJob()).toBe(1);
+  });
+
+  it('staff can neither clear the mark nor move a timed-out call; the API roles cannot run the sweep', async () => {
+    const id = await start(acme, 'staff', ago(20 * MINUTE), false);
+    expect(await runJob()).toBe(1);
+    const claims = supabaseClaims(users.acmeAdmin, acme);
+    const clear = await probeAs(
+      db.sql,
+      'authenticated',
+      claims,
+      (tx) => tx`update public.voice_calls set timed_out_at = null where id = ${id}`,
+    );
+    expect(clear).toMatchObject({ ok: false, error: { code: '42501' } });
+    const move = await probeAs(
+      db.sql,
+      'authenticated',
+      claims,
+      (tx) => tx`update public.voice_calls set status = 'completed' where id = ${id} returning id`,
+    );
+    expect(move).toMatchObject({ ok: false, error: { code: 'PT409' } });
+    const sweep = await probeAs(db.sql, 'authenticated', claims, (tx) => tx`select private.run_voice_stale_call_sweep()`);
+    expect(sweep).toMatchObject({ ok: false, error: { code: '42501' } });
+    expect((await row(id)).status).toBe('missed');
+  });
+});
