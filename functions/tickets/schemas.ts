@@ -126,10 +126,21 @@ export const EventSchema = z
   })
   .openapi('TicketEvent');
 
+// A voice call this ticket was opened from (voice_calls.ticket_id, the enforced link; the
+// voice function's GET /calls/{id} has the rest).
+export const LinkedCallSchema = z
+  .object({
+    id: Uuid,
+    status: z.enum(['ringing', 'in_progress', 'completed', 'failed', 'missed']),
+    started_at: Timestamp,
+  })
+  .openapi('TicketLinkedCall');
+
 export const TicketDetailSchema = TicketSchema.extend({
   messages: z.array(MessageSchema),
   attachments: z.array(AttachmentSchema),
   timeline: z.array(EventSchema),
+  calls: z.array(LinkedCallSchema).openapi({ description: 'The voice calls this ticket was opened from, oldest first' }),
 }).openapi('TicketDetail');
 
 export const CreateTicketBody = z

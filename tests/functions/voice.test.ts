@@ -3,6 +3,7 @@
 // caller, credentials), call events (idempotency, ordering, late events, the status
 // machine, 50 calls appending at once), phone uniqueness across tenants.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { app } from '../../functions/voice/app.ts';
 import { closeDb } from '../../shared/db.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
@@ -772,6 +773,14 @@ describe('a ticket from a call', () => {
     });
     const detail = await call(app, 'GET', `/voice/calls/${id}`, { token: tok.user });
     expect(detail.body.ticket_id).toBe(opened.body.ticket_id);
+    // The ticket's side reads the enforced link (voice_calls.ticket_id), not its metadata.
+    const ticketDetail = await call(ticketsApp, 'GET', `/tickets/${opened.body.ticket_id}`, { token: tok.user });
+    expect(ticketDetail.body.calls).toEqual([{ id, status: 'completed', started_at: detail.body.started_at }]);
+    await db.sql`update public.tickets set metadata = '{}' where id = ${opened.body.ticket_id}`;
+    expect((await call(ticketsApp, 'GET', `/tickets/${opened.body.ticket_id}`, { token: tok.admin })).body.calls)
+      .toEqual([{ id, status: 'completed', started_at: detail.body.started_at }]);
+    // Another tenant's admin reads neither.
+    expect((await call(ticketsApp, 'GET', `/tickets/${opened.body.ticket_id}`, { token: tok.globexAdmin })).status).toBe(404);
   });
 });
 

@@ -480,21 +480,24 @@ const stats: TicketsHandler<typeof routes.stats> = async (c) => {
 // ---------------------------------------------------------------- one ticket
 
 type EventRow = { id: string; type: string; data: JsonObject; actor_user_id: string | null; created_at: string };
+type LinkedCallRow = { id: string; status: z.infer<typeof s.LinkedCallSchema>['status']; started_at: string };
 
 const read: TicketsHandler<typeof routes.read> = async (c) => {
   const { id } = c.req.valid('param');
   const access = c.var.access;
   const detail = await callerDb(c, access.tenantId, async (tx) => {
     const ticket = await visibleTicket(tx, access.tenantId, id);
-    const [messages, attachments, timeline] = await Promise.all([
+    const [messages, attachments, timeline, calls] = await Promise.all([
       tx<MessageRow>`select ${tx.columns(MESSAGE_COLUMNS)} from public.ticket_messages
          where tenant_id = ${access.tenantId} and ticket_id = ${id} order by created_at, id`,
       tx<AttachmentRow>`select ${tx.columns(ATTACHMENT_COLUMNS)} from public.attachments
          where tenant_id = ${access.tenantId} and ticket_id = ${id} order by created_at, id`,
       tx<EventRow>`select id::text, type, data, actor_user_id, created_at from public.ticket_events
          where tenant_id = ${access.tenantId} and ticket_id = ${id} order by ticket_events.id`,
+      tx<LinkedCallRow>`select id, status, started_at from public.voice_calls
+         where tenant_id = ${access.tenantId} and ticket_id = ${id} order by started_at, id`,
     ]);
-    return { ...ticket, messages, attachments, timeline };
+    return { ...ticket, messages, attachments, timeline, calls };
   });
   return c.json(detail, 200);
 };
