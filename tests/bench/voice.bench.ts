@@ -276,6 +276,21 @@ describe('voice call path', () => {
       // 10,000 matches are every one ranked.
       const narrow = (i: number) => raw`select * from private.kb_search_in_tenant(${acme}, ${`${words[i % 6]}${i % 997}`}, null, 5)`;
       const broad = (i: number) => raw`select * from private.kb_search_in_tenant(${acme}, ${`season${i % 10}`}, null, 5)`;
+      // The same-run baseline: the same answer from one statement that ranks and sorts the
+      // matches' whole rows and joins each to its document before the limit (the search
+      // before 20261202170100_kb_search_late_rows.sql).
+      const broadWholeRows = (i: number) =>
+        raw`with q as (select websearch_to_tsquery('simple', ${`season${i % 10}`}) as qs,
+                              websearch_to_tsquery('english', ${`season${i % 10}`}) as qe)
+            select k.id, k.document_id, k.knowledge_base_id, d.title, k.ordinal, k.content,
+                   greatest(ts_rank(k.search_english, q.qe), ts_rank(k.search_simple, q.qs))::real as score
+            from public.kb_chunks k join public.kb_documents d on d.tenant_id = k.tenant_id and d.id = k.document_id, q
+            where k.tenant_id = ${acme} and (k.search_english @@ q.qe or k.search_simple @@ q.qs)
+            order by score desc, k.id limit 5`;
+      results.push(line(
+        'baseline: ranking whole rows, 1 connection (a word in 10% of the chunks, 10,000 matches)',
+        await closedLoop(1, async (i) => void await broadWholeRows(i)),
+      ));
       for (const clients of [1, 8]) {
         results.push(line(
           `kb search in SQL, ${clients} connection(s) (a word in 0.1% of the chunks, ~100 matches)`,

@@ -55,6 +55,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   ],
   'private.voice_call_ended': ['20261202160000_voice_events_tenant_state.sql', '20261202170000_voice_stale_calls.sql'],
   'private.kb_search_for_call': ['20261202160000_voice_events_tenant_state.sql'],
+  // The same chunks, ranked as (id, score) and read after the limit, with a custom plan
+  // per call (issue 14, knowledge search speed).
+  'private.kb_search_in_tenant': ['20261202170100_kb_search_late_rows.sql'],
   // The provider's end replaces the stale-call sweep's provisional end, and is announced
   // again (issue 14).
   'private.voice_call_status': ['20261202170000_voice_stale_calls.sql'],
