@@ -230,7 +230,9 @@ it('fails a migration that needs a superuser: an untrusted extension, alter syst
   expect(await pushProbe('harmless', 'create table public.probe_ok (id int primary key);\nalter table public.probe_ok enable row level security;\n')).toBeNull();
   const [ok] = await db.sql`select pg_get_userbyid(relowner) as owner from pg_class where oid = 'public.probe_ok'::regclass`;
   expect(ok.owner).toBe('postgres');
-});
+  // Four runs of the Supabase CLI, each checking the whole migration history: past the
+  // default 30 s on a busy two-core machine (a timeout here is no finding).
+}, 120_000);
 
 it('lets postgres use auth.users as hosted grants it: read, write, triggers — not alter it', async () => {
   const probe = postgres(db.url, { max: 1, onnotice: () => {} });
