@@ -126,8 +126,8 @@ export const EventSchema = z
   })
   .openapi('TicketEvent');
 
-// A voice call this ticket was opened from (voice_calls.ticket_id, the enforced link; the
-// voice function's GET /calls/{id} has the rest).
+// A voice call linked to this ticket (voice_calls.ticket_id, the enforced link: opened from
+// the call, or linked by staff; the voice function's GET /calls/{id} has the rest).
 export const LinkedCallSchema = z
   .object({
     id: Uuid,
@@ -140,7 +140,10 @@ export const TicketDetailSchema = TicketSchema.extend({
   messages: z.array(MessageSchema),
   attachments: z.array(AttachmentSchema),
   timeline: z.array(EventSchema),
-  calls: z.array(LinkedCallSchema).openapi({ description: 'The voice calls this ticket was opened from, oldest first' }),
+  calls: z.array(LinkedCallSchema).optional().openapi({
+    description: 'The voice calls linked to this ticket (voice_calls.ticket_id), oldest first; absent for an API key ' +
+      'without calls:read',
+  }),
 }).openapi('TicketDetail');
 
 export const CreateTicketBody = z

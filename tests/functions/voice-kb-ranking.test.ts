@@ -2,8 +2,7 @@
 // 20261202170100_kb_search_late_rows.sql ranks (id, score) alone and reads the rows after
 // the limit): for broad and narrow words, stems, phrases, OR and negation, every limit,
 // one knowledge base or all, with ties (identical chunks) ordered by id — compared with
-// ranking every match in one plain query. Repeated past PL/pgSQL's fifth call in one
-// session, where its plan cache would switch plans.
+// ranking every match in one plain query, on one connection (126 calls).
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { tenants } from '../helpers/seed.ts';

@@ -75,6 +75,11 @@ const runJob = async () => {
   return r.body.tasks['voice-stale-calls'].ended as number;
 };
 
+const startedAt = async (id: string) => (await db.sql`select started_at from public.voice_calls where id = ${id}`)[0].started_at as Date;
+const sent = async (id: string) =>
+  (await db.sql`select payload from private.webhook_events
+                where type = 'call.ended' and ordering_key = ${`call:${id}`} order by id`).map((e) => e.payload);
+
 describe('the stale-call sweep', () => {
   it('ends a call ringing 15 minutes (missed) and one silent 4 hours (failed) at its last event, in every tenant', async () => {
     const c = {
@@ -82,14 +87,17 @@ describe('the stale-call sweep', () => {
       ringingNow: await start(acme, 'fresh-ringing', ago(5 * MINUTE), false),
       silent: await start(acme, 'stale-silent', ago(300 * MINUTE), true),
       talking: await start(acme, 'long-talking', ago(300 * MINUTE), true),
+      answeredLate: await start(acme, 'answered-late', ago(300 * MINUTE), true),
       ended: await start(acme, 'long-ended', ago(300 * MINUTE), true),
       globex: await start(globex, 'globex-ringing', ago(30 * MINUTE), false),
     };
-    // The silent call's last segment came 4.5 hours ago; the long call is still talking.
+    // The silent call's last segment came 4.5 hours ago; the long call is still talking;
+    // the third was answered 3 hours ago (its last event) and has said nothing since.
     expect((await segment(acme, 'stale-silent', 0)).body.segments_added).toBe(1);
     const lastWord = await db.sql`update public.voice_call_segments set created_at = now() - interval '270 minutes'
       where call_id = ${c.silent} returning created_at`;
     expect((await segment(acme, 'long-talking', 0)).body.segments_added).toBe(1);
+    await db.sql`update public.voice_calls set answered_at = now() - interval '3 hours' where id = ${c.answeredLate}`;
     await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'long-ended', status: 'completed' });
     const endedBefore = await row(c.ended);
 
@@ -97,66 +105,55 @@ describe('the stale-call sweep', () => {
 
     const ringing = await row(c.ringing);
     expect(ringing).toMatchObject({ status: 'missed', answered_at: null, duration_seconds: 0, outcome: null });
-    const [{ started_at }] = await db.sql`select started_at from public.voice_calls where id = ${c.ringing}`;
-    expect(ringing.ended_at).toEqual(started_at);
+    expect(ringing.ended_at).toEqual(await startedAt(c.ringing));
     expect(ringing.timed_out_at).toBeInstanceOf(Date);
     const silent = await row(c.silent);
     expect(silent).toMatchObject({ status: 'failed', duration_seconds: 30 * 60 });
     expect(silent.ended_at).toEqual(lastWord[0].created_at);
     expect(silent.timed_out_at).toBeInstanceOf(Date);
     expect((await row(c.globex)).status).toBe('missed');
-    for (const id of [c.ringingNow, c.talking]) expect(await row(id)).toMatchObject({ timed_out_at: null, ended_at: null });
+    for (const id of [c.ringingNow, c.talking, c.answeredLate]) {
+      expect(await row(id)).toMatchObject({ timed_out_at: null, ended_at: null });
+    }
     expect((await row(c.ringingNow)).status).toBe('ringing');
     expect((await row(c.talking)).status).toBe('in_progress');
     expect(await row(c.ended)).toEqual(endedBefore);
+    // The provisional end went out as such.
+    expect((await sent(c.silent)).map((p) => [p.data.status, p.provisional, p.replaces_provisional, p.data.timed_out_at !== null]))
+      .toEqual([['failed', true, false, true]]);
     // Nothing more is stale: the next run ends nothing, and the audit has the sweep's ends.
     expect(await runJob()).toBe(0);
     const audit = await db.sql`select new_data->>'status' as status, actor_role, changed_fields from public.audit_logs
       where table_name = 'voice_calls' and record_key->>'id' = ${c.silent} and action = 'UPDATE' order by id desc limit 1`;
-    expect(audit).toMatchObject([{
-      status: 'failed',
-      changed_fields: expect.arrayContaining(['status', 'ended_at', 'timed_out_at']),
-    }]);
+    expect(audit).toMatchObject([{ status: 'failed', changed_fields: expect.arrayContaining(['status', 'ended_at', 'timed_out_at']) }]);
   });
 
-  it("the provider's late end replaces the provisional end once, and call.ended goes out again", async () => {
+  it("the provider's late end replaces the provisional end once, and call.ended goes out again, marked", async () => {
     const id = await start(acme, 'late-end', ago(20 * MINUTE), false);
     expect(await runJob()).toBe(1);
-    expect((await row(id)).status).toBe('missed');
+    const provisional = await row(id);
+    expect(provisional.status).toBe('missed');
     // A late segment is stored; the call stays ended until its end comes.
     const late = await segment(acme, 'late-end', 0);
     expect([late.body.segments_added, late.body.status]).toEqual([1, 'missed']);
     const end = await event({
-      type: 'call.ended',
-      tenant_id: acme,
-      provider_call_id: 'late-end',
-      status: 'completed',
-      outcome: 'booked',
-      cost: 0.4,
+      type: 'call.ended', tenant_id: acme, provider_call_id: 'late-end', status: 'completed', outcome: 'booked', cost: 0.4,
     });
     expect([end.status, end.body.applied, end.body.status]).toEqual([200, true, 'completed']);
     const after = await row(id);
-    const [{ started_at }] = await db.sql`select started_at from public.voice_calls where id = ${id}`;
+    // Answered at its start (nothing said when); no end time given: the last known event
+    // stays its end, not the moment the late event came.
     expect(after).toMatchObject({
-      status: 'completed',
-      timed_out_at: null,
-      outcome: 'booked',
-      cost: 0.4,
-      answered_at: started_at,
+      status: 'completed', timed_out_at: null, outcome: 'booked', cost: 0.4, answered_at: await startedAt(id),
+      ended_at: provisional.ended_at, duration_seconds: 0,
     });
-    // Answered at its start (nothing said when), ended now: about 20 minutes.
-    expect(after.duration_seconds).toBeGreaterThanOrEqual(20 * 60);
-    expect(after.ended_at.getTime()).toBeGreaterThan(Date.now() - MINUTE);
     // Once replaced, the call is ended as any other: a repeat changes nothing.
     const repeat = await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'late-end', status: 'failed', cost: 9 });
     expect([repeat.body.applied, repeat.body.status]).toEqual([false, 'completed']);
     expect(await row(id)).toEqual(after);
-    const sent = await db.sql`select payload->'data' as data from private.webhook_events
-      where tenant_id = ${acme} and type = 'call.ended' and ordering_key = ${`call:${id}`} order by id`;
-    expect(sent.map((e) => [e.data.status, e.data.timed_out_at === null])).toEqual([['missed', false], ['completed', true]]);
-    expect(
-      (await call(app, 'GET', `/voice/calls/${id}`, { token: await supabaseToken(users.acmeAgent, { tenantId: acme }) })).body,
-    )
+    expect((await sent(id)).map((p) => [p.data.status, p.provisional, p.replaces_provisional, p.data.timed_out_at === null]))
+      .toEqual([['missed', true, false, false], ['completed', false, true, true]]);
+    expect((await call(app, 'GET', `/voice/calls/${id}`, { token: await supabaseToken(users.acmeAgent, { tenantId: acme }) })).body)
       .toMatchObject({ status: 'completed', timed_out_at: null, cost: 0.4, transcript: [{ seq: 0, content: 'said 0' }] });
   });
 
@@ -165,17 +162,27 @@ describe('the stale-call sweep', () => {
     expect(await runJob()).toBe(1);
     const endedAt = ago(100 * MINUTE);
     const end = await event({
-      type: 'call.ended',
-      tenant_id: acme,
-      provider_call_id: 'late-failed',
-      status: 'failed',
-      ended_at: endedAt,
-      duration_seconds: 12_000,
+      type: 'call.ended', tenant_id: acme, provider_call_id: 'late-failed', status: 'failed', ended_at: endedAt, duration_seconds: 12_000,
     });
     expect([end.body.applied, end.body.status]).toEqual([true, 'failed']);
     const after = await row(id);
     expect(after).toMatchObject({ status: 'failed', timed_out_at: null, duration_seconds: 12_000 });
     expect(after.ended_at.toISOString()).toBe(endedAt);
+  });
+
+  it('takes only an end the call could have reached from where the sweep found it', async () => {
+    // Swept in progress (failed): it was answered, so it cannot have been missed.
+    const talked = await start(acme, 'reach-talked', ago(300 * MINUTE), true);
+    // Swept ringing (missed): failing is possible, and it was never answered.
+    const rang = await start(acme, 'reach-rang', ago(20 * MINUTE), false);
+    expect(await runJob()).toBe(2);
+    const before = await row(talked);
+    const missed = await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'reach-talked', status: 'missed' });
+    expect([missed.status, missed.body.error.code, missed.body.error.details.allowed]).toEqual([409, 'invalid_transition', ['completed', 'failed']]);
+    expect(await row(talked)).toEqual(before);
+    const failed = await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'reach-rang', status: 'failed' });
+    expect([failed.body.applied, failed.body.status]).toEqual([true, 'failed']);
+    expect(await row(rang)).toMatchObject({ status: 'failed', answered_at: null, duration_seconds: 0, timed_out_at: null });
   });
 
   it('leaves a call that an event holds to that event, and takes it on the next run if still stale', async () => {
@@ -194,34 +201,65 @@ describe('the stale-call sweep', () => {
     expect((await row(id)).status).toBe('missed');
   });
 
-  it('ends at most its limit per run, oldest first', async () => {
+  it('ends at most its limit per run, oldest first; a call it cannot end stops no other', async () => {
     const ids = [];
     for (let i = 0; i < 3; i++) ids.push(await start(acme, `batch-${i}`, ago((40 - i) * MINUTE), false));
     expect(await db.sql`select private.run_voice_stale_call_sweep(p_limit => 2) as n`).toEqual([{ n: 2 }]);
     expect((await Promise.all(ids.map(row))).map((r) => r.status)).toEqual(['missed', 'missed', 'ringing']);
     expect(await runJob()).toBe(1);
+    // The oldest candidate cannot be ended (a constraint refuses it here): the others are.
+    const poison = await start(acme, 'poison', ago(50 * MINUTE), false);
+    const fine = await start(acme, 'fine', ago(45 * MINUTE), false);
+    await db.sql`alter table public.voice_calls add constraint test_poison
+      check (provider_call_id <> 'poison' or status in ('ringing', 'in_progress')) not valid`;
+    try {
+      expect(await runJob()).toBe(1);
+      expect([(await row(poison)).status, (await row(fine)).status]).toEqual(['ringing', 'missed']);
+    } finally {
+      await db.sql`alter table public.voice_calls drop constraint test_poison`;
+    }
+    expect(await runJob()).toBe(1);
   });
 
-  it('staff can neither clear the mark nor move a timed-out call; the API roles cannot run the sweep', async () => {
-    const id = await start(acme, 'staff', ago(20 * MINUTE), false);
+  it('caps the duration of a call reported to have started decades ago, instead of failing', async () => {
+    const [{ id }] = await db.sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at, answered_at)
+      values (${acme}, ${AGENT.acme}, 'ancient', 'in_progress', '1900-01-01T00:00:00Z', '1900-01-01T00:00:00Z') returning id`;
+    await segment(acme, 'ancient', 0);
+    await db.sql`update public.voice_call_segments set created_at = now() - interval '5 hours' where call_id = ${id}`;
     expect(await runJob()).toBe(1);
-    const claims = supabaseClaims(users.acmeAdmin, acme);
-    const clear = await probeAs(
-      db.sql,
-      'authenticated',
-      claims,
-      (tx) => tx`update public.voice_calls set timed_out_at = null where id = ${id}`,
-    );
+    expect(await row(id)).toMatchObject({ status: 'failed', duration_seconds: 2147483647 });
+  });
+
+  it("leaves a deleted tenant's calls alone", async () => {
+    const id = await start(globex, 'deleted-tenant', ago(20 * MINUTE), false);
+    await db.sql`update public.tenants set status = 'deleted', deleted_at = now() where id = ${globex}`;
+    try {
+      expect(await runJob()).toBe(0);
+      expect(await row(id)).toMatchObject({ status: 'ringing', timed_out_at: null });
+    } finally {
+      await db.sql`update public.tenants set status = 'active', deleted_at = null where id = ${globex}`;
+    }
+    expect(await runJob()).toBe(1);
+  });
+
+  it('staff end a call they logged by hand after the sweep, but can neither clear the mark nor say an unreachable end', async () => {
+    const claims = supabaseClaims(users.acmeAgent, acme);
+    // Logged 5 hours ago (the insert's answer is its last event).
+    const [{ id }] = await db.sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at, answered_at)
+      values (${acme}, ${AGENT.acme}, 'by-hand', 'in_progress', now() - interval '5 hours', now() - interval '5 hours') returning id`;
+    expect(await runJob()).toBe(1);
+    const clear = await probeAs(db.sql, 'authenticated', claims, (tx) => tx`update public.voice_calls set timed_out_at = null where id = ${id}`);
     expect(clear).toMatchObject({ ok: false, error: { code: '42501' } });
-    const move = await probeAs(
-      db.sql,
-      'authenticated',
-      claims,
-      (tx) => tx`update public.voice_calls set status = 'completed' where id = ${id} returning id`,
-    );
-    expect(move).toMatchObject({ ok: false, error: { code: 'PT409' } });
+    const unreachable = await probeAs(db.sql, 'authenticated', claims, (tx) => tx`update public.voice_calls set status = 'missed' where id = ${id}`);
+    expect(unreachable).toMatchObject({ ok: false, error: { code: 'PT409' } });
     const sweep = await probeAs(db.sql, 'authenticated', claims, (tx) => tx`select private.run_voice_stale_call_sweep()`);
     expect(sweep).toMatchObject({ ok: false, error: { code: '42501' } });
-    expect((await row(id)).status).toBe('missed');
+    const before = await row(id);
+    // Committed, as PostgREST would: the agent's end replaces the provisional one.
+    await db.sql.begin(async (tx) => {
+      await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${JSON.stringify({ ...claims, role: 'authenticated' })}, true)`;
+      await tx`update public.voice_calls set status = 'completed', outcome = 'resolved' where id = ${id}`;
+    });
+    expect(await row(id)).toMatchObject({ status: 'completed', outcome: 'resolved', timed_out_at: null, ended_at: before.ended_at });
   });
 });

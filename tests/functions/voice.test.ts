@@ -3,6 +3,7 @@
 // caller, credentials), call events (idempotency, ordering, late events, the status
 // machine, 50 calls appending at once), phone uniqueness across tenants.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { app } from '../../functions/voice/app.ts';
 import { closeDb } from '../../shared/db.ts';
@@ -781,6 +782,17 @@ describe('a ticket from a call', () => {
       .toEqual([{ id, status: 'completed', started_at: detail.body.started_at }]);
     // Another tenant's admin reads neither.
     expect((await call(ticketsApp, 'GET', `/tickets/${opened.body.ticket_id}`, { token: tok.globexAdmin })).status).toBe(404);
+    // An API key reads the linked calls only with calls:read, as on the voice API.
+    const keyFor = async (scopes: string[]) =>
+      (await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: tok.admin, body: { name: scopes.join(' '), scopes } }))
+        .body.key as string;
+    const ticketsOnly = await call(ticketsApp, 'GET', `/tickets/${opened.body.ticket_id}`, { token: await keyFor(['tickets:read']) });
+    expect(ticketsOnly.status).toBe(200);
+    expect(ticketsOnly.body).not.toHaveProperty('calls');
+    const withCalls = await call(ticketsApp, 'GET', `/tickets/${opened.body.ticket_id}`, {
+      token: await keyFor(['tickets:read', 'calls:read']),
+    });
+    expect(withCalls.body.calls).toEqual([{ id, status: 'completed', started_at: detail.body.started_at }]);
   });
 });
 

@@ -6,7 +6,7 @@ import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { conflict, forbidden, unprocessable } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
-import type { Json, JsonObject } from '../../../shared/rows.ts';
+import type { Checked, Column, Json, JsonObject, Selected } from '../../../shared/rows.ts';
 import {
   commonErrors,
   conflictError,
@@ -480,13 +480,20 @@ const stats: TicketsHandler<typeof routes.stats> = async (c) => {
 // ---------------------------------------------------------------- one ticket
 
 type EventRow = { id: string; type: string; data: JsonObject; actor_user_id: string | null; created_at: string };
-type LinkedCallRow = { id: string; status: z.infer<typeof s.LinkedCallSchema>['status']; started_at: string };
+const LINKED_CALL_COLUMNS = ['id', 'status', 'started_at'] as const satisfies readonly Column<'voice_calls'>[];
+type LinkedCallRow = Checked<
+  Selected<'voice_calls', typeof LINKED_CALL_COLUMNS>,
+  { status: z.infer<typeof s.LinkedCallSchema>['status'] }
+>;
 
 const read: TicketsHandler<typeof routes.read> = async (c) => {
   const { id } = c.req.valid('param');
   const access = c.var.access;
   const detail = await callerDb(c, access.tenantId, async (tx) => {
     const ticket = await visibleTicket(tx, access.tenantId, id);
+    // An API key reads the calls only with their own scope (calls:read), as on the voice API.
+    const key = caller(c).apiKey;
+    const readsCalls = !key || key.scopes.includes('calls:read');
     const [messages, attachments, timeline, calls] = await Promise.all([
       tx<MessageRow>`select ${tx.columns(MESSAGE_COLUMNS)} from public.ticket_messages
          where tenant_id = ${access.tenantId} and ticket_id = ${id} order by created_at, id`,
@@ -494,10 +501,12 @@ const read: TicketsHandler<typeof routes.read> = async (c) => {
          where tenant_id = ${access.tenantId} and ticket_id = ${id} order by created_at, id`,
       tx<EventRow>`select id::text, type, data, actor_user_id, created_at from public.ticket_events
          where tenant_id = ${access.tenantId} and ticket_id = ${id} order by ticket_events.id`,
-      tx<LinkedCallRow>`select id, status, started_at from public.voice_calls
-         where tenant_id = ${access.tenantId} and ticket_id = ${id} order by started_at, id`,
+      readsCalls
+        ? tx<LinkedCallRow>`select ${tx.columns(LINKED_CALL_COLUMNS)} from public.voice_calls
+           where tenant_id = ${access.tenantId} and ticket_id = ${id} order by started_at, id`
+        : undefined,
     ]);
-    return { ...ticket, messages, attachments, timeline, calls };
+    return { ...ticket, messages, attachments, timeline, ...(calls ? { calls } : {}) };
   });
   return c.json(detail, 200);
 };
