@@ -49,7 +49,7 @@ export const issuerUnavailable = (retryAfterMs = 1_000) =>
     'Retry-After': String(Math.max(1, Math.ceil(retryAfterMs / 1_000))),
   });
 
-type PgLikeError = {
+export type PgLikeError = {
   name?: string;
   code?: string;
   message: string;

@@ -332,25 +332,37 @@ describe('voice call path', () => {
 
   bench('transcript segment appends, 50 concurrent calls', async () => {
     const agents = await db.sql`select tenant_id, id from public.voice_agents where tenant_id = ${acme} limit 1`;
-    const post = (body: unknown, client = 0) =>
-      request(server.url, client, '/functions/v1/voice/calls/events', {
+    // The voice function alone (as deployed), and the local functions server (npm start).
+    const targets = {
+      'the voice function alone': { url: deployed.url, path: '/voice/calls/events', pid: deployed.pid },
+      'local functions server': { url: server.url, path: '/functions/v1/voice/calls/events', pid: server.pid },
+    };
+    type Target = keyof typeof targets;
+    const post = (target: Target, body: unknown, client = 0) =>
+      request(targets[target].url, client, targets[target].path, {
         method: 'POST',
         headers: { authorization: `Bearer ${service}`, 'content-type': 'application/json' },
         body: JSON.stringify(body),
       });
-    // One segment per event, then batches of BATCH (what a provider sends when it flushes
-    // its recogniser's output every second or so): each on 50 calls of its own, 50
-    // clients, client c appending to call c in sequence.
-    for (const perEvent of [1, 10, 50]) {
-      const calls = Array.from({ length: 50 }, (_, i) => `bench-call-${perEvent}-${i}`);
+    // One segment per event (on both servers), then batches of 10 and 50 (what a provider
+    // sends when it flushes its recogniser's output every second or so): each on 50 calls
+    // of its own, 50 clients, client c appending to call c in sequence.
+    const runs: [Target, number][] = [
+      ['the voice function alone', 1],
+      ['local functions server', 1],
+      ['the voice function alone', 10],
+      ['the voice function alone', 50],
+    ];
+    for (const [target, perEvent] of runs) {
+      const calls = Array.from({ length: 50 }, (_, i) => `bench-call-${target.length}-${perEvent}-${i}`);
       for (const id of calls) {
-        await post({ type: 'call.started', tenant_id: acme, agent_id: agents[0].id, provider_call_id: id, answered: true });
+        await post(target, { type: 'call.started', tenant_id: acme, agent_id: agents[0].id, provider_call_id: id, answered: true });
       }
       const seqs = calls.map(() => 0);
       const appended = await closedLoop(50, async (_i, c) => {
         const first = seqs[c];
         seqs[c] += perEvent;
-        const res = await post({
+        const res = await post(target, {
           type: 'transcript.segments',
           tenant_id: acme,
           provider_call_id: calls[c],
@@ -362,13 +374,13 @@ describe('voice call path', () => {
         if (res.status !== 200) throw new Error(`status ${res.status}`);
         const out = JSON.parse(res.text) as { segments_added: number };
         if (out.segments_added !== perEvent) throw new Error(`added ${out.segments_added}`);
-      }, server.pid);
+      }, targets[target].pid);
       const [{ n }] = await db.sql`
         select count(*)::int as n from public.voice_call_segments s join public.voice_calls c on c.tenant_id = s.tenant_id and c.id = s.call_id
-        where c.tenant_id = ${acme} and c.provider_call_id like ${`bench-call-${perEvent}-%`}`;
+        where c.tenant_id = ${acme} and c.provider_call_id like ${`bench-call-${target.length}-${perEvent}-%`}`;
       const segments = { ...appended, n: appended.n * perEvent };
       results.push(
-        line(`segment appends over HTTP, ${perEvent} segment(s) per event, 50 calls`, segments, 'segments/s') +
+        line(`segment appends over HTTP, ${target}, ${perEvent} segment(s) per event, 50 calls`, segments, 'segments/s') +
           ` (${(appended.n / appended.seconds).toFixed(0)} events/s); stored ${n}`,
       );
     }

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { app } from '../../functions/voice/app.ts';
-import { closeDb } from '../../shared/db.ts';
+import { closeDb, observeStatements } from '../../shared/db.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
@@ -365,6 +365,31 @@ describe('call events', () => {
     expect(counts.every((r) => r.n === 20 && r.ordered)).toBe(true);
     const [{ n }] = await db.sql`select count(*)::int as n from public.voice_calls where provider_call_id like 'pc-load-%' and customer_id = ${voiceCustomer}`;
     expect(n).toBe(50);
+  });
+
+  it('segment events sent at once share statements, and each answers as it would alone, refusals included', async () => {
+    // Three open calls, one ended, one unknown; each event's answer alone first.
+    for (const id of ['pc-bat-0', 'pc-bat-1', 'pc-bat-2', 'pc-bat-ended']) await started(id, { answered: true });
+    await ended('pc-bat-ended');
+    const ids = ['pc-bat-0', 'pc-bat-1', 'pc-bat-2', 'pc-bat-ended', 'pc-bat-unknown'];
+    const alone: Awaited<ReturnType<typeof event>>[] = [];
+    for (const id of ids) alone.push(await segments(id, [{ seq: 0 }]));
+    expect(alone.map((r) => [r.status, r.body.segments_added ?? errorCode(r)]))
+      .toEqual([[200, 1], [200, 1], [200, 1], [200, 0], [404, 'unknown_call']]);
+    const statements: string[] = [];
+    observeStatements((text) => statements.push(text));
+    try {
+      // 100 at once, in reverse call order across the burst: seq 1..20 of each id.
+      const burst = Array.from({ length: 100 }, (_, i) => ({ id: ids[(99 - i) % 5], seq: 1 + Math.floor(i / 5) }));
+      const together = await Promise.all(burst.map((b) => segments(b.id, [{ seq: b.seq }])));
+      // A new seq adds one segment as the first did; the ended call takes none; the unknown is 404.
+      together.forEach((r, i) => expect(r, `event ${i}`).toEqual(alone[ids.indexOf(burst[i].id)]));
+    } finally {
+      observeStatements(null);
+    }
+    expect(statements.filter((t) => t.includes('voice_call_segments_append_answer')).length).toBeGreaterThan(0);
+    for (const id of ids.slice(0, 3)) expect(await transcript(id)).toHaveLength(21);
+    expect(await transcript('pc-bat-ended')).toHaveLength(0);
   });
 
   it('validates events before anything is written', async () => {

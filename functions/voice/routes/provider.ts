@@ -14,7 +14,7 @@ import { needs } from '../../../shared/auth/needs.ts';
 import { Batcher } from '../../../shared/batch.ts';
 import { telephonyTenant } from '../../../shared/auth/service.ts';
 import { db } from '../../../shared/db.ts';
-import { ApiError } from '../../../shared/errors.ts';
+import { ApiError, fromPgError, type PgLikeError } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import { commonErrors, errorResponse, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import { security, telephonyErrors } from '../../../shared/schemas/security.ts';
@@ -95,6 +95,42 @@ const routeAnswers = new Batcher<{ to: string; from: string | null }, RouteAnswe
       cross join lateral (select private.voice_route_answer(x.t, x.f) as v offset 0) l
       order by x.n`
 );
+type Appended = { applied: number; call_id: string; status: EventRow['status'] };
+type AppendAnswer = Appended & { error?: PgLikeError };
+type Append = { tenant_id: string; provider_call_id: string; segments: unknown[] };
+const byCall = (a: Append, b: Append) =>
+  a.tenant_id < b.tenant_id
+    ? -1
+    : a.tenant_id > b.tenant_id
+    ? 1
+    : a.provider_call_id < b.provider_call_id
+    ? -1
+    : a.provider_call_id > b.provider_call_id
+    ? 1
+    : 0;
+
+// Transcript segments, batched like /route (20261202170200_voice_segments_batched.sql):
+// one event alone is the plain call, whose refusal is raised as always; in a batch each
+// event answers its outcome or its error as data, in its own subtransaction, and the
+// events run sorted by tenant and call, so concurrent batches lock calls in one order.
+const segmentAppends = new Batcher<Append, AppendAnswer>(async (items) => {
+  if (items.length === 1) {
+    const [{ tenant_id, provider_call_id, segments }] = items;
+    return await db()<Appended>`
+      select * from private.voice_call_segments_appended(${tenant_id}, ${provider_call_id}, ${db().json(segments)})`;
+  }
+  const order = items.map((_, i) => i).sort((i, j) => byCall(items[i], items[j]));
+  const rows = await db()<{ v: AppendAnswer }>`
+    select l.v
+    from unnest(${order.map((i) => items[i].tenant_id)}::uuid[], ${order.map((i) => items[i].provider_call_id)}::text[],
+                ${order.map((i) => JSON.stringify(items[i].segments))}::jsonb[]) with ordinality as x(t, c, s, n)
+    cross join lateral (select private.voice_call_segments_append_answer(x.t, x.c, x.s) as v offset 0) l
+    order by x.n`;
+  const answers: AppendAnswer[] = new Array(items.length);
+  order.forEach((i, k) => (answers[i] = rows[k].v));
+  return answers;
+});
+
 /** A reported number as the call keeps it; a caller ID that is no number (withheld) as none. */
 const reported = (n: string | undefined) => (n !== undefined && s.REPORTED_NUMBER_PATTERN.test(n) ? n : null);
 
@@ -142,15 +178,15 @@ export const provider = createRouter()
           select * from private.voice_call_started(${e.tenant_id}, ${e.agent_id}, ${e.provider_call_id}, ${e.direction},
             ${reported(e.from)}, ${reported(e.to)}, ${e.started_at ?? null}, ${e.answered})`;
         return c.json({ applied: r.applied as boolean, call_id: r.call_id, status: r.status }, 200);
-      case 'transcript.segments':
-        [r] = await sql<EventRow>`
-          select * from private.voice_call_segments_appended(${e.tenant_id}, ${e.provider_call_id}, ${sql.json(e.segments)})`;
-        return c.json({
-          applied: (r.applied as number) > 0,
-          segments_added: r.applied as number,
-          call_id: r.call_id,
-          status: r.status,
-        }, 200);
+      case 'transcript.segments': {
+        const a = await segmentAppends.load({
+          tenant_id: e.tenant_id,
+          provider_call_id: e.provider_call_id,
+          segments: e.segments,
+        });
+        if (a.error) throw fromPgError(a.error);
+        return c.json({ applied: a.applied > 0, segments_added: a.applied, call_id: a.call_id, status: a.status }, 200);
+      }
       case 'call.ended':
         [r] = await sql<EventRow>`
           select * from private.voice_call_ended(${e.tenant_id}, ${e.provider_call_id}, ${e.status}, ${e.ended_at ?? null},
