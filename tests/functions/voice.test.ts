@@ -368,28 +368,32 @@ describe('call events', () => {
   });
 
   it('segment events sent at once share statements, and each answers as it would alone, refusals included', async () => {
-    // Three open calls, one ended, one unknown; each event's answer alone first.
-    for (const id of ['pc-bat-0', 'pc-bat-1', 'pc-bat-2', 'pc-bat-ended']) await started(id, { answered: true });
+    // Three open calls, one ended, one unknown, and an event whose text Postgres cannot
+    // take as JSON (a lone surrogate passes validation); each event's answer alone first.
+    for (const id of ['pc-bat-0', 'pc-bat-1', 'pc-bat-2', 'pc-bat-ended', 'pc-bat-bad']) await started(id, { answered: true });
     await ended('pc-bat-ended');
-    const ids = ['pc-bat-0', 'pc-bat-1', 'pc-bat-2', 'pc-bat-ended', 'pc-bat-unknown'];
+    const ids = ['pc-bat-0', 'pc-bat-1', 'pc-bat-2', 'pc-bat-ended', 'pc-bat-unknown', 'pc-bat-bad'];
+    const content = (id: string) => (id === 'pc-bat-bad' ? 'broken \ud800 text' : undefined);
     const alone: Awaited<ReturnType<typeof event>>[] = [];
-    for (const id of ids) alone.push(await segments(id, [{ seq: 0 }]));
+    for (const id of ids) alone.push(await segments(id, [{ seq: 0, content: content(id) }]));
     expect(alone.map((r) => [r.status, r.body.segments_added ?? errorCode(r)]))
-      .toEqual([[200, 1], [200, 1], [200, 1], [200, 0], [404, 'unknown_call']]);
+      .toEqual([[200, 1], [200, 1], [200, 1], [200, 0], [404, 'unknown_call'], [422, 'validation_failed']]);
     const statements: string[] = [];
     observeStatements((text) => statements.push(text));
     try {
-      // 100 at once, in reverse call order across the burst: seq 1..20 of each id.
-      const burst = Array.from({ length: 100 }, (_, i) => ({ id: ids[(99 - i) % 5], seq: 1 + Math.floor(i / 5) }));
-      const together = await Promise.all(burst.map((b) => segments(b.id, [{ seq: b.seq }])));
-      // A new seq adds one segment as the first did; the ended call takes none; the unknown is 404.
+      // 120 at once, in reverse call order across the burst: seq 1..20 of each id.
+      const burst = Array.from({ length: 120 }, (_, i) => ({ id: ids[(119 - i) % 6], seq: 1 + Math.floor(i / 6) }));
+      const together = await Promise.all(burst.map((b) => segments(b.id, [{ seq: b.seq, content: content(b.id) }])));
+      // A new seq adds one segment as the first did; the ended call takes none; the
+      // unknown is 404; the bad text is its own 422, and no other event's.
       together.forEach((r, i) => expect(r, `event ${i}`).toEqual(alone[ids.indexOf(burst[i].id)]));
     } finally {
       observeStatements(null);
     }
-    expect(statements.filter((t) => t.includes('voice_call_segments_append_answer')).length).toBeGreaterThan(0);
+    expect(statements.filter((t) => t.includes('voice_call_segments_append_outcome')).length).toBeGreaterThan(0);
     for (const id of ids.slice(0, 3)) expect(await transcript(id)).toHaveLength(21);
     expect(await transcript('pc-bat-ended')).toHaveLength(0);
+    expect(await transcript('pc-bat-bad')).toHaveLength(0);
   });
 
   it('validates events before anything is written', async () => {

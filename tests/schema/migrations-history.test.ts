@@ -53,15 +53,22 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202160000_voice_events_tenant_state.sql',
     '20261202170000_voice_stale_calls.sql',
   ],
-  'private.voice_call_ended': ['20261202160000_voice_events_tenant_state.sql', '20261202170000_voice_stale_calls.sql'],
+  'private.voice_call_ended': [
+    '20261202160000_voice_events_tenant_state.sql',
+    '20261202170000_voice_stale_calls.sql',
+    '20261202170300_voice_stale_calls_review.sql',
+  ],
   'private.kb_search_for_call': ['20261202160000_voice_events_tenant_state.sql'],
   // The same chunks, ranked as (id, score) and read after the limit, with a custom plan
   // per call (issue 14, knowledge search speed).
   'private.kb_search_in_tenant': ['20261202170100_kb_search_late_rows.sql'],
   // The provider's end replaces the stale-call sweep's provisional end, and is announced
   // again (issue 14).
-  'private.voice_call_status': ['20261202170000_voice_stale_calls.sql'],
-  'private.voice_webhook_outbox': ['20261202170000_voice_stale_calls.sql'],
+  // ... and after review: only reachable ends, an unanswered call stays so, call.ended
+  // marked provisional or replacing; the sweep per call, re-checked under its lock.
+  'private.voice_call_status': ['20261202170000_voice_stale_calls.sql', '20261202170300_voice_stale_calls_review.sql'],
+  'private.voice_webhook_outbox': ['20261202170000_voice_stale_calls.sql', '20261202170300_voice_stale_calls_review.sql'],
+  'private.run_voice_stale_call_sweep': ['20261202170300_voice_stale_calls_review.sql'],
   // Auto-assigns a ticket that gains a team with no assignee (issue 11 §4).
   'private.hand_off_ticket': ['20261201091000_department_routing.sql'],
   // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).

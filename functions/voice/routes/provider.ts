@@ -2,9 +2,9 @@
 // Machine callers: the service credential or VOICE_TELEPHONY_SECRET for every tenant's
 // numbers, or a tenant's API key (voice:route, calls:write) for its own. Each request
 // is one statement on the pool, autocommit, as the function's database role: one round
-// trip. The provider's routing lookups that arrive together share that statement (a
-// Batcher: one parse, plan and round trip for many index probes; an idle call path sends
-// each at once). The functions called (private.voice_route_answer, private.voice_call_*)
+// trip. The provider's routing lookups that arrive together share that statement, and so
+// do small transcript-segment events (a Batcher: one parse, plan, round trip and commit
+// for many; an idle call path sends each at once). The functions called (private.voice_route_answer, private.voice_call_*)
 // name the tenant explicitly and hold every rule (reason codes, idempotency, ordering,
 // the status machine), so nothing here re-implements one.
 import { createRoute, type z } from '@hono/zod-openapi';
@@ -14,7 +14,7 @@ import { needs } from '../../../shared/auth/needs.ts';
 import { Batcher } from '../../../shared/batch.ts';
 import { telephonyTenant } from '../../../shared/auth/service.ts';
 import { db } from '../../../shared/db.ts';
-import { ApiError, fromPgError, type PgLikeError } from '../../../shared/errors.ts';
+import { ApiError, type PgLikeError } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import { commonErrors, errorResponse, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import { security, telephonyErrors } from '../../../shared/schemas/security.ts';
@@ -98,38 +98,38 @@ const routeAnswers = new Batcher<{ to: string; from: string | null }, RouteAnswe
 type Appended = { applied: number; call_id: string; status: EventRow['status'] };
 type AppendAnswer = Appended & { error?: PgLikeError };
 type Append = { tenant_id: string; provider_call_id: string; segments: unknown[] };
-const byCall = (a: Append, b: Append) =>
-  a.tenant_id < b.tenant_id
-    ? -1
-    : a.tenant_id > b.tenant_id
-    ? 1
-    : a.provider_call_id < b.provider_call_id
-    ? -1
-    : a.provider_call_id > b.provider_call_id
-    ? 1
-    : 0;
+/** Events with more segments than this run alone: they already spread one statement over
+ *  many rows, and a batch of them would hold its calls' locks for long. */
+const BATCHED_SEGMENTS_MAX = 20;
+// The order a batch locks its calls in: by tenant (uuids in any letter case are one
+// tenant) and provider call id.
+const callKey = (a: Append) => `${a.tenant_id.toLowerCase()}\u0000${a.provider_call_id}`;
 
-// Transcript segments, batched like /route (20261202170200_voice_segments_batched.sql):
-// one event alone is the plain call, whose refusal is raised as always; in a batch each
-// event answers its outcome or its error as data, in its own subtransaction, and the
-// events run sorted by tenant and call, so concurrent batches lock calls in one order.
+// Transcript segments, batched like /route (20261202170200_voice_segments_batched.sql,
+// 20261202170300_voice_stale_calls_review.sql): one event alone is the plain call, whose
+// refusal is raised as always; in a batch each event answers its outcome or its error as
+// data, in its own subtransaction (its segments read as jsonb there, so one event's bad
+// JSON fails only it), and the events run sorted by call, so concurrent batches lock
+// calls in one order. At most 48 events a batch: each holds a subtransaction id until the
+// batch commits, and a session has room for 64 before every snapshot overflows.
 const segmentAppends = new Batcher<Append, AppendAnswer>(async (items) => {
-  if (items.length === 1) {
-    const [{ tenant_id, provider_call_id, segments }] = items;
-    return await db()<Appended>`
-      select * from private.voice_call_segments_appended(${tenant_id}, ${provider_call_id}, ${db().json(segments)})`;
-  }
-  const order = items.map((_, i) => i).sort((i, j) => byCall(items[i], items[j]));
+  if (items.length === 1) return await appendAlone(items[0]);
+  const order = items.map((_, i) => i).sort((i, j) => (callKey(items[i]) < callKey(items[j]) ? -1 : 1));
   const rows = await db()<{ v: AppendAnswer }>`
     select l.v
     from unnest(${order.map((i) => items[i].tenant_id)}::uuid[], ${order.map((i) => items[i].provider_call_id)}::text[],
-                ${order.map((i) => JSON.stringify(items[i].segments))}::jsonb[]) with ordinality as x(t, c, s, n)
-    cross join lateral (select private.voice_call_segments_append_answer(x.t, x.c, x.s) as v offset 0) l
+                ${order.map((i) => JSON.stringify(items[i].segments))}::text[]) with ordinality as x(t, c, s, n)
+    cross join lateral (select private.voice_call_segments_append_outcome(x.t, x.c, x.s) as v offset 0) l
     order by x.n`;
   const answers: AppendAnswer[] = new Array(items.length);
   order.forEach((i, k) => (answers[i] = rows[k].v));
   return answers;
-});
+}, { maxInFlight: 2, maxBatch: 48 });
+
+async function appendAlone({ tenant_id, provider_call_id, segments }: Append): Promise<Appended[]> {
+  return await db()<Appended>`
+    select * from private.voice_call_segments_appended(${tenant_id}, ${provider_call_id}, ${db().json(segments)})`;
+}
 
 /** A reported number as the call keeps it; a caller ID that is no number (withheld) as none. */
 const reported = (n: string | undefined) => (n !== undefined && s.REPORTED_NUMBER_PATTERN.test(n) ? n : null);
@@ -179,12 +179,13 @@ export const provider = createRouter()
             ${reported(e.from)}, ${reported(e.to)}, ${e.started_at ?? null}, ${e.answered})`;
         return c.json({ applied: r.applied as boolean, call_id: r.call_id, status: r.status }, 200);
       case 'transcript.segments': {
-        const a = await segmentAppends.load({
-          tenant_id: e.tenant_id,
-          provider_call_id: e.provider_call_id,
-          segments: e.segments,
-        });
-        if (a.error) throw fromPgError(a.error);
+        const item = { tenant_id: e.tenant_id, provider_call_id: e.provider_call_id, segments: e.segments };
+        const a: AppendAnswer = e.segments.length > BATCHED_SEGMENTS_MAX
+          ? (await appendAlone(item))[0]
+          : await segmentAppends.load(item);
+        // A refusal in a batch, raised as the driver raises it alone: the same answer, and
+        // the same server log for a failure.
+        if (a.error) throw Object.assign(new Error(a.error.message), { ...a.error, name: 'PostgresError' });
         return c.json({ applied: a.applied > 0, segments_added: a.applied, call_id: a.call_id, status: a.status }, 200);
       }
       case 'call.ended':
