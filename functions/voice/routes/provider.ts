@@ -4,9 +4,10 @@
 // is one statement on the pool, autocommit, as the function's database role: one round
 // trip. The provider's routing lookups that arrive together share that statement, and so
 // do small transcript-segment events (a Batcher: one parse, plan, round trip and commit
-// for many; an idle call path sends each at once). The functions called (private.voice_route_answer, private.voice_call_*)
-// name the tenant explicitly and hold every rule (reason codes, idempotency, ordering,
-// the status machine), so nothing here re-implements one.
+// for many; an idle call path sends each at once). The functions called
+// (private.voice_route_answer, private.voice_call_*) name the tenant explicitly and hold
+// every rule (reason codes, idempotency, ordering, the status machine), so nothing here
+// re-implements one.
 import { createRoute, type z } from '@hono/zod-openapi';
 import type { TypedResponse } from 'hono';
 import type { JSONParsed } from 'hono/utils/types';
@@ -114,7 +115,8 @@ const callKey = (a: Append) => `${a.tenant_id.toLowerCase()}\u0000${a.provider_c
 // batch commits, and a session has room for 64 before every snapshot overflows.
 const segmentAppends = new Batcher<Append, AppendAnswer>(async (items) => {
   if (items.length === 1) return await appendAlone(items[0]);
-  const order = items.map((_, i) => i).sort((i, j) => (callKey(items[i]) < callKey(items[j]) ? -1 : 1));
+  const keys = items.map(callKey);
+  const order = items.map((_, i) => i).sort((i, j) => (keys[i] < keys[j] ? -1 : keys[i] > keys[j] ? 1 : i - j));
   const rows = await db()<{ v: AppendAnswer }>`
     select l.v
     from unnest(${order.map((i) => items[i].tenant_id)}::uuid[], ${order.map((i) => items[i].provider_call_id)}::text[],
