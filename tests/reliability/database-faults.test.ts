@@ -8,16 +8,22 @@
 // was seen, every 503 being database_unavailable with Retry-After; that the first
 // request after each return of the database succeeds; that every acknowledged write is
 // in the database exactly once; and that writes sent with an Idempotency-Key and
-// retried after a 503 until acknowledged exist exactly once.
+// retried after a 503 until acknowledged exist exactly once. The voice call path runs in
+// the same workload (issue 14): the telephony provider's /voice/route lookups and call
+// events, which share batched statements (shared/batch.ts), so a batch that the outage
+// fails answers every request in it 503 and the next batch runs for what waits. Every
+// route answered is the right agent and customer; every call whose events were each
+// retried after a 503 until acknowledged exists once, ended, with exactly its segments.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { apiKey } from '../../scripts/tokens.mjs';
 import { freePort, migrate, runSqlFile, seedFile, startEmbeddedPostgres } from '../../scripts/stack.mjs';
 import { type FunctionsServer, startFunctionsServer } from '../helpers/functions-server.ts';
 import { tenants, users } from '../helpers/seed.ts';
-import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
 
 const RESTARTS = 5;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -28,6 +34,9 @@ let postgres: { stop(): Promise<void> } | undefined;
 let dbUrl: string;
 let auth: AuthFixture;
 let server: FunctionsServer;
+// The voice call path's fixture: acme's agent on a number, and a caller it knows.
+const VOICE = { agent: '00000000-0000-4000-8000-00000000a901', number: '+14155550901', caller: '+14155550999' };
+let voiceCustomer: string;
 
 const startPostgres = async () => {
   postgres = (await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), port: pgPort, fast: true, ownedRoot: dir })).pg;
@@ -54,6 +63,15 @@ beforeAll(async () => {
   dbUrl = started.url;
   await migrate(dbUrl);
   await runSqlFile(dbUrl, seedFile);
+  await adminQuery(
+    `insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config)
+     values ($1, $2, 'Reliability desk', $3, 'voice-r', '{"model": "m", "system_prompt": "p"}')`,
+    [tenants.acme.id, VOICE.agent, VOICE.number],
+  );
+  [{ id: voiceCustomer }] = await adminQuery<{ id: string }>(
+    `insert into public.voice_customers (tenant_id, phone, name) values ($1, $2, 'Reliability caller') returning id`,
+    [tenants.acme.id, VOICE.caller],
+  );
   auth = await configureAuth(dbUrl);
   const env: Record<string, string> = { DB_CONNECT_TIMEOUT_MS: '2000' };
   server = await startFunctionsServer(env);
@@ -69,6 +87,7 @@ afterAll(async () => {
 it('survives 5 restarts and terminated backends under readers and writers, losing nothing', async () => {
   const customer = await supabaseToken(users.acmeUser, { tenantId: tenants.acme.id });
   const admin = await supabaseToken(users.acmeAdmin, { tenantId: tenants.acme.id });
+  const service = await apiKey('service_role', TEST_JWT_SECRET);
   const byStatus: Record<string, number> = {};
   const unexpected: string[] = [];
   let networkErrors = 0;
@@ -85,7 +104,8 @@ it('survives 5 restarts and terminated backends under readers and writers, losin
       const json = await res.json().catch(() => null);
       byStatus[res.status] = (byStatus[res.status] ?? 0) + 1;
       const ok = (res.status >= 200 && res.status < 300) || res.status === 409 ||
-        (res.status === 503 && json?.error?.code === 'database_unavailable' && /^\d+$/.test(res.headers.get('retry-after') ?? ''));
+        (res.status === 503 && json?.error?.code === 'database_unavailable' &&
+          /^\d+$/.test(res.headers.get('retry-after') ?? ''));
       if (!ok && unexpected.length < 10) unexpected.push(`${method} ${route} → ${res.status} ${JSON.stringify(json)}`);
       return { status: res.status, body: json };
     } catch (err) {
@@ -139,6 +159,76 @@ it('survives 5 restarts and terminated backends under readers and writers, losin
     }
   };
 
+  // The telephony provider: lookups of the dialled number (each answer checked), and
+  // calls reported event by event (start, three transcript events of two segments, end),
+  // each event sent again after a 503 until acknowledged, as a provider's retry does.
+  const routeQuery = `/voice/route?to=${encodeURIComponent(VOICE.number)}&from=${encodeURIComponent(VOICE.caller)}`;
+  const wrongRoutes: string[] = [];
+  let routesAnswered = 0;
+  const routeReader = async () => {
+    for (let i = 0; i < MAX_PER_WORKER && !stopping; i++) {
+      const r = await request('GET', routeQuery, service);
+      if (r.status === 200) routesAnswered++;
+      if (
+        r.status === 200 &&
+        (r.body?.agent?.id !== VOICE.agent || r.body?.customer?.id !== voiceCustomer || r.body?.tenant?.id !== tenants.acme.id)
+      ) {
+        wrongRoutes.push(JSON.stringify(r.body));
+      }
+    }
+  };
+  const SEGMENT_EVENTS = 3;
+  const calls: { id: string; acked: boolean; after503: boolean }[] = [];
+  const segment = (id: string, seq: number) => ({
+    seq,
+    speaker: seq % 2 ? 'agent' : 'customer',
+    content: `${id} line ${seq}`,
+    offset_ms: seq * 1000,
+  });
+  const callWriter = async (w: number) => {
+    for (let i = 0; i < MAX_PER_WORKER && !stopping; i++) {
+      const id = `reliability-call-${w}-${i}`;
+      const events: Record<string, unknown>[] = [
+        {
+          type: 'call.started',
+          tenant_id: tenants.acme.id,
+          agent_id: VOICE.agent,
+          provider_call_id: id,
+          from: VOICE.caller,
+          to: VOICE.number,
+        },
+        ...Array.from({ length: SEGMENT_EVENTS }, (_, k) => ({
+          type: 'transcript.segments',
+          tenant_id: tenants.acme.id,
+          provider_call_id: id,
+          segments: [segment(id, 2 * k), segment(id, 2 * k + 1)],
+        })),
+        {
+          type: 'call.ended',
+          tenant_id: tenants.acme.id,
+          provider_call_id: id,
+          status: 'completed',
+          duration_seconds: 30,
+          outcome: 'answered',
+          cost: 0.1,
+        },
+      ];
+      const call = { id, acked: true, after503: false };
+      for (const e of events) {
+        let status = 0;
+        for (let attempt = 0; attempt < 200 && (status === 0 || status === 503); attempt++) {
+          if (attempt > 0) {
+            call.after503 = true;
+            await sleep(25);
+          }
+          status = (await request('POST', '/voice/calls/events', service, e)).status;
+        }
+        if (status !== 200) call.acked = false;
+      }
+      calls.push(call);
+    }
+  };
+
   const faults = { restarts: 0, terminationRounds: 0, backendsTerminated: 0 };
   const firstAfterReturn: number[] = [];
   const terminate = async () => {
@@ -150,7 +240,20 @@ it('survives 5 restarts and terminated backends under readers and writers, losin
     faults.backendsTerminated += rows.filter((r) => r.ok).length;
   };
 
-  const workload = Promise.all([reader(), reader(), plainWriter(1), plainWriter(2), keyedWriter(1), keyedWriter(2), teamWriter()]);
+  const workload = Promise.all([
+    reader(),
+    reader(),
+    plainWriter(1),
+    plainWriter(2),
+    keyedWriter(1),
+    keyedWriter(2),
+    teamWriter(),
+    routeReader(),
+    routeReader(),
+    callWriter(1),
+    callWriter(2),
+    callWriter(3),
+  ]);
   const alive: boolean[] = [];
   for (let round = 0; round < RESTARTS; round++) {
     await sleep(300);
@@ -213,7 +316,9 @@ it('survives 5 restarts and terminated backends under readers and writers, losin
     `[reliability] faults injected: ${faults.restarts} restarts, ${faults.terminationRounds} termination rounds ` +
       `(${faults.backendsTerminated} backends terminated); requests by status ${JSON.stringify(byStatus)}; ` +
       `acknowledged writes ${ackedWrites.length} (plain tickets ${acked(plain).length}, keyed tickets ${acked(keyed).length}, ` +
-      `teams ${acked(teams).length}); keyed writes retried after a 503 ${retried.length}; rows lost ${rowsLost}; duplicated ${duplicated}`,
+      `teams ${
+        acked(teams).length
+      }); keyed writes retried after a 503 ${retried.length}; rows lost ${rowsLost}; duplicated ${duplicated}`,
   );
 
   expect(keyed.every((k) => k.status === 201)).toBe(true);
@@ -222,4 +327,31 @@ it('survives 5 restarts and terminated backends under readers and writers, losin
   expect(duplicated).toBe(0);
   expect(unackedTwice).toBe(0);
   expect(ackedWrites.length).toBeGreaterThan(0);
+
+  // The voice call path: right answers only, and every call exactly as reported.
+  expect(wrongRoutes).toEqual([]);
+  const stored = new Map(
+    (await adminQuery<{ provider_call_id: string; n: number; status: string; transcript: string[] }>(
+      `select c.provider_call_id, count(*) over (partition by c.provider_call_id)::int as n, c.status,
+              coalesce((select array_agg(s.seq || ':' || s.content order by s.seq) from public.voice_call_segments s
+                        where s.tenant_id = c.tenant_id and s.call_id = c.id), '{}') as transcript
+       from public.voice_calls c where c.tenant_id = $1 and c.provider_call_id like 'reliability-call-%'`,
+      [tenants.acme.id],
+    )).map((r) => [r.provider_call_id, r]),
+  );
+  const expected = (id: string) => Array.from({ length: 2 * SEGMENT_EVENTS }, (_, seq) => `${seq}:${id} line ${seq}`);
+  const callsWrong = calls.filter((c) => c.acked).map((c) => ({ id: c.id, stored: stored.get(c.id) }))
+    .filter(({ id, stored }) =>
+      stored?.n !== 1 || stored.status !== 'completed' || JSON.stringify(stored.transcript) !== JSON.stringify(expected(id))
+    );
+  const callsRetried = calls.filter((c) => c.after503);
+  console.log(
+    `[reliability] voice: calls reported ${calls.length} (after a 503 ${callsRetried.length}), ` +
+      `routes answered ${routesAnswered}; calls not as reported ${callsWrong.length}`,
+  );
+  expect(calls.every((c) => c.acked)).toBe(true);
+  expect(callsWrong).toEqual([]);
+  expect(calls.length).toBeGreaterThan(0);
+  expect(routesAnswered).toBeGreaterThan(0);
+  expect(callsRetried.length).toBeGreaterThan(0); // the outage reached the call path
 }, 120_000);
