@@ -177,5 +177,6 @@ describe('npm run token and npm run user without a stack', () => {
       expect(r.stderr).toContain('usage: npm run');
       readable(r);
     }
-  });
+    // Nine node processes one after another: ~1 s each alone, several under a loaded suite.
+  }, 120_000);
 });

@@ -8,9 +8,9 @@ import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { app } from '../../functions/voice/app.ts';
 import { closeDb, observeStatements } from '../../shared/db.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
-import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
-import { tenants, users } from '../helpers/seed.ts';
+import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
 
 let db: TestDatabase;
@@ -485,7 +485,7 @@ describe('agents, as people manage them', () => {
 });
 
 describe('customers', () => {
-  it('agents add customers; consent times are the database’s; users read; the number is unique per tenant', async () => {
+  it('agents add customers; consent times are the database’s; staff read, a customer (user) not; the number is unique per tenant', async () => {
     const r = await call(app, 'POST', '/voice/customers', {
       token: tok.agent,
       body: { phone: '+14155551234', name: 'Ada', email: 'ada@example.test', tags: ['vip'], marketing_consent: true },
@@ -501,8 +501,12 @@ describe('customers', () => {
     expect(elsewhere.status).toBe(201);
     const byUser = await call(app, 'POST', '/voice/customers', { token: tok.user, body: { phone: '+14155551235' } });
     expect(byUser.status).toBe(403);
-    const found = await call(app, 'GET', `/voice/customers?phone=${encodeURIComponent('+14155551234')}`, { token: tok.user });
+    const found = await call(app, 'GET', `/voice/customers?phone=${encodeURIComponent('+14155551234')}`, { token: tok.agent });
     expect(found.body.items.map((x: { id: string }) => x.id)).toEqual([r.body.id]);
+    // A tenant's customer (role user) reads no other customer's record (20261202180000).
+    const byCustomer = await call(app, 'GET', `/voice/customers?phone=${encodeURIComponent('+14155551234')}`, { token: tok.user });
+    expect([byCustomer.status, byCustomer.body.items]).toEqual([200, []]);
+    expect((await call(app, 'GET', `/voice/customers/${r.body.id}`, { token: tok.user })).status).toBe(404);
     const foreign = await call(app, 'GET', `/voice/customers/${r.body.id}`, { token: tok.globexAdmin });
     expect(foreign.status).toBe(404);
   });
@@ -514,7 +518,7 @@ describe('customers', () => {
     const seen: string[] = [];
     let cursor: string | null = '';
     while (cursor !== null) {
-      const r = await call(app, 'GET', `/voice/customers?limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: tok.user });
+      const r = await call(app, 'GET', `/voice/customers?limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: tok.agent });
       seen.push(...r.body.items.map((x: { phone: string }) => x.phone).filter((p: string) => p.startsWith('+1415555130')));
       cursor = r.body.next;
     }
@@ -537,10 +541,10 @@ describe('calls, as people read them', () => {
   });
 
   it('finds calls by transcript words (stemmed), status and customer; the detail has the transcript in order', async () => {
-    const found = await call(app, 'GET', '/voice/calls?q=refunds&status=completed', { token: tok.user });
+    const found = await call(app, 'GET', '/voice/calls?q=refunds&status=completed', { token: tok.agent });
     expect(found.status, JSON.stringify(found.body)).toBe(200);
     expect(found.body.items.map((x: { provider_call_id: string }) => x.provider_call_id)).toEqual(['read-1']);
-    const detail = await call(app, 'GET', `/voice/calls/${found.body.items[0].id}`, { token: tok.user });
+    const detail = await call(app, 'GET', `/voice/calls/${found.body.items[0].id}`, { token: tok.agent });
     expect(detail.body).toMatchObject({ status: 'completed', cost: 0.5, customer_id: voiceCustomer });
     expect(detail.body.transcript.map((x: { seq: number; content: string }) => x.content)).toEqual(['Where is my refund?', 'Your refund is on its way']);
     const byCustomer = await call(app, 'GET', `/voice/calls?customer_id=${voiceCustomer}&limit=100`, { token: tok.agent });
@@ -557,17 +561,70 @@ describe('calls, as people read them', () => {
   });
 
   it('pages calls newest first, within a time range', async () => {
-    const all = await call(app, 'GET', '/voice/calls?agent_id=' + AGENT.acme + '&limit=100', { token: tok.user });
+    const all = await call(app, 'GET', '/voice/calls?agent_id=' + AGENT.acme + '&limit=100', { token: tok.agent });
+    expect(all.body.items.length).toBeGreaterThan(7);
     const seen: string[] = [];
     let cursor: string | null = '';
     while (cursor !== null) {
-      const r = await call(app, 'GET', `/voice/calls?agent_id=${AGENT.acme}&limit=7${cursor ? `&cursor=${cursor}` : ''}`, { token: tok.user });
+      const r = await call(app, 'GET', `/voice/calls?agent_id=${AGENT.acme}&limit=7${cursor ? `&cursor=${cursor}` : ''}`, { token: tok.agent });
       seen.push(...r.body.items.map((x: { id: string }) => x.id));
       cursor = r.body.next;
     }
     expect(seen).toEqual(all.body.items.map((x: { id: string }) => x.id));
-    const none = await call(app, 'GET', '/voice/calls?started_before=2000-01-01T00:00:00Z', { token: tok.user });
+    const none = await call(app, 'GET', '/voice/calls?started_before=2000-01-01T00:00:00Z', { token: tok.agent });
     expect(none.body.items).toEqual([]);
+  });
+});
+
+describe('a customer (role user) reads their own voice data', () => {
+  it('their linked customer record, its calls and transcripts, on both paths; no other caller’s', async () => {
+    const ids = (r: { body: { items: { id: string }[] } }) => r.body.items.map((x) => x.id).sort();
+    const [{ id: readOne }] = await db.sql`select id from public.voice_calls where tenant_id = ${acme} and provider_call_id = 'read-1'`;
+    // Another caller's call, in the same tenant.
+    await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'stranger-1', from: '+14155550777', answered: true });
+    await event({
+      type: 'transcript.segments', tenant_id: acme, provider_call_id: 'stranger-1', segments: [{ seq: 0, speaker: 'customer', content: 'my refund' }],
+    });
+    const [{ id: stranger }] = await db.sql`select id from public.voice_calls where tenant_id = ${acme} and provider_call_id = 'stranger-1'`;
+    const asUser = (fn: Parameters<typeof probeAs>[3]) => probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeUser, acme), fn);
+    const direct = () =>
+      asUser(async (tx) => ({
+        customers: (await tx`select id from public.voice_customers order by id`).map((r) => r.id),
+        calls: (await tx`select count(*)::int as n from public.voice_calls`)[0].n,
+        segments: (await tx`select count(*)::int as n from public.voice_call_segments`)[0].n,
+      }));
+
+    // Linked to no record: nothing, on either path.
+    expect(ids(await call(app, 'GET', '/voice/customers?limit=100', { token: tok.user }))).toEqual([]);
+    expect(ids(await call(app, 'GET', '/voice/calls?limit=100', { token: tok.user }))).toEqual([]);
+    expect((await call(app, 'GET', `/voice/calls/${readOne}`, { token: tok.user })).status).toBe(404);
+    expect(await direct()).toEqual({ ok: true, value: { customers: [], calls: 0, segments: 0 } });
+
+    await db.sql`update public.voice_customers set user_id = ${users.acmeUser.id} where id = ${voiceCustomer}`;
+    try {
+      const own = await db.sql`select id from public.voice_calls where tenant_id = ${acme} and customer_id = ${voiceCustomer}`;
+      const [{ n: ownSegments }] = await db.sql`
+        select count(*)::int as n from public.voice_call_segments s join public.voice_calls c on c.tenant_id = s.tenant_id and c.id = s.call_id
+        where c.tenant_id = ${acme} and c.customer_id = ${voiceCustomer}`;
+      expect(own.length).toBeGreaterThan(50);
+      expect(ownSegments).toBeGreaterThan(0);
+      expect(ids(await call(app, 'GET', '/voice/customers?limit=100', { token: tok.user }))).toEqual([voiceCustomer]);
+      const listed = await call(app, 'GET', `/voice/calls?customer_id=${voiceCustomer}&limit=100`, { token: tok.user });
+      expect(listed.body.items.length).toBe(Math.min(own.length, 100));
+      const detail = await call(app, 'GET', `/voice/calls/${readOne}`, { token: tok.user });
+      expect(detail.body.transcript.map((x: { content: string }) => x.content)).toEqual(['Where is my refund?', 'Your refund is on its way']);
+      // A word in both transcripts finds only theirs.
+      const byWord = ids(await call(app, 'GET', '/voice/calls?q=refund&limit=100', { token: tok.user }));
+      expect(byWord).toContain(readOne);
+      expect(byWord).not.toContain(stranger);
+      expect(ids(await call(app, 'GET', '/voice/calls?q=refund&limit=100', { token: tok.agent }))).toContain(stranger);
+      expect((await call(app, 'GET', `/voice/calls/${stranger}`, { token: tok.user })).status).toBe(404);
+      expect(await direct()).toEqual({ ok: true, value: { customers: [voiceCustomer], calls: own.length, segments: ownSegments } });
+      // Their record in another tenant's eyes: nothing.
+      expect((await call(app, 'GET', `/voice/customers/${voiceCustomer}`, { token: tok.globexAdmin })).status).toBe(404);
+    } finally {
+      await db.sql`update public.voice_customers set user_id = null where id = ${voiceCustomer}`;
+    }
   });
 });
 

@@ -67,6 +67,7 @@ const SAFE: Record<string, string> = {
   'private.customer_follower_tenant_ids(p_writable boolean)':
     "the caller's own tenants (tenant_ids) whose settings let customers follow tickets",
   'private.my_team_keys()': "the caller's own teams, as tenant-qualified keys",
+  'private.my_voice_customer_keys()': "the caller's own linked voice customer records, as tenant-qualified keys",
   'private.render_canned_response(p_tenant_id uuid, p_canned_id uuid, p_ticket_id uuid)':
     'security invoker: reads the template, the ticket and the people under the caller\'s own RLS',
   'private.retry_tenant_service(p_tenant_id uuid, p_service text)': "checks tenant_ids('admin', writable)",

@@ -214,7 +214,7 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'claim_idempotency_key(uuid,text,text)', 'store_idempotent_response(uuid,text,integer,jsonb)', // writable own tenant
       'mark_attachment_uploaded(uuid,uuid)', // visible ticket; nothing in a read-only tenant
       'message_edit_refusal(ticket_messages)', // the caller's own right to edit; the ticket under their RLS (invoker)
-      'my_invitations()', 'my_team_keys()', 'my_followed_ticket_keys()', 'tenant_ids(text,boolean)', // the caller's own
+      'my_invitations()', 'my_team_keys()', 'my_followed_ticket_keys()', 'my_voice_customer_keys()', 'tenant_ids(text,boolean)', // the caller's own
       'customer_follower_tenant_ids(boolean)', // the caller's own tenants that let customers follow
       'retry_tenant_service(uuid,text)', 'rotate_service_credentials(uuid,text)', // admins, writable tenant
       'reveal_service_credentials(uuid,text)', 'webhook_deliveries_for(uuid,uuid,integer)', // admins

@@ -3,7 +3,9 @@
 // test file enumerates it against the database exactly as PostgREST would call it.
 //
 //   user   — a tenant's customer: reads the tenant, its teams and its staff (not other
-//            customers), edits only their own profile, may leave.
+//            customers), edits only their own profile, may leave. Of the voice data,
+//            only the customer record linked to them and its calls (a fixture row is
+//            linked to nobody; tests/functions/voice.test.ts reads a linked one).
 //   agent  — staff: sees every member (ticket powers come with the tickets tables).
 //   admin  — runs the tenant: settings, invitations, roles, teams, audit trail.
 //   super  — platform super-admin: everything in every tenant.
@@ -75,12 +77,14 @@ export const matrix: Record<string, Record<Action, Record<Role, Outcome>>> = {
   ticket_internal_fields: { select: only(['super', 'admin', 'agent']), insert: nobody(), update: nobody(), delete: nobody() },
   sla_policies: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
   // Voice (issue 14): admins manage agents and the knowledge base, agents manage
-  // customers and calls, every member reads; chunks and segments are never rewritten.
+  // customers and calls, every member reads agents and the knowledge base; customers,
+  // calls and transcripts are staff's (a user reads only their own linked record and its
+  // calls: 20261202180000); chunks and segments are never rewritten.
   voice_knowledge_bases: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
   kb_documents: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
   kb_chunks: { select: all(true, false), insert: nobody(), update: nobody(), delete: nobody() },
   voice_agents: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
-  voice_customers: { select: all(true, false), insert: only(['super', 'admin', 'agent']), update: only(['super', 'admin', 'agent']), delete: only(['super', 'admin', 'agent']) },
-  voice_calls: { select: all(true, false), insert: only(['super', 'admin', 'agent']), update: only(['super', 'admin', 'agent']), delete: only(['super', 'admin']) },
-  voice_call_segments: { select: all(true, false), insert: only(['super', 'admin', 'agent']), update: nobody(), delete: nobody() },
+  voice_customers: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin', 'agent']), update: only(['super', 'admin', 'agent']), delete: only(['super', 'admin', 'agent']) },
+  voice_calls: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin', 'agent']), update: only(['super', 'admin', 'agent']), delete: only(['super', 'admin']) },
+  voice_call_segments: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin', 'agent']), update: nobody(), delete: nobody() },
 };
