@@ -98,6 +98,44 @@ describe('a tenant API key on the call path', () => {
     expect((await db.sql`select count(*)::int as n from public.voice_calls where tenant_id = ${globex}`)[0].n).toBe(before);
   });
 
+  it("cannot add words to, end or search another tenant's calls and knowledge: 404, nothing changed", async () => {
+    // Globex's call under way, reported by the provider's own credential, and its knowledge.
+    const service = await apiKey('service_role', TEST_JWT_SECRET);
+    const theirs = 'key-call-theirs';
+    expect((await event({ type: 'call.started', tenant_id: globex, agent_id: AGENT.globex, provider_call_id: theirs, answered: true }, service)).status)
+      .toBe(200);
+    const [kb] = await db.sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${globex}, 'Globex secrets') returning id`;
+    await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+      values (${globex}, ${kb.id}, 'Vault', 'The vault combination is hidden behind the painting')`;
+    const state = async () =>
+      (await db.sql`
+        select c.status, c.ended_at, (select count(*)::int from public.voice_call_segments s where s.tenant_id = c.tenant_id and s.call_id = c.id) as segments
+        from public.voice_calls c where c.tenant_id = ${globex} and c.provider_call_id = ${theirs}`)[0];
+    const before = await state();
+    expect(before).toMatchObject({ status: 'in_progress', segments: 0 });
+    const search = await makeKey('knowledge reader', ['voice:route']);
+    // Acme's key names globex's call (its provider id) or globex's knowledge.
+    const words = await event(
+      { type: 'transcript.segments', tenant_id: globex, provider_call_id: theirs, segments: [{ seq: 0, speaker: 'agent', content: 'injected' }] },
+      key.events.key,
+    );
+    const ended = await event({ type: 'call.ended', tenant_id: globex, provider_call_id: theirs, status: 'failed' }, key.events.key);
+    const found = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${globex}&q=vault`, { headers: { authorization: `Bearer ${search.key}` } });
+    expect([words.status, errorCode(words)]).toEqual([404, 'unknown_call']);
+    expect([ended.status, errorCode(ended)]).toEqual([404, 'unknown_call']);
+    expect(found.status).toBe(404);
+    expect(JSON.stringify(found.body)).not.toContain('vault');
+    expect(await state()).toEqual(before);
+    // The same requests for acme's own call and knowledge are answered (the refusals are the tenant's, not the shape's).
+    const mine = await event(
+      { type: 'transcript.segments', tenant_id: acme, provider_call_id: 'key-call-1', segments: [{ seq: 0, speaker: 'agent', content: 'hello' }] },
+      key.events.key,
+    );
+    expect([mine.status, mine.body.segments_added]).toEqual([200, 1]);
+    const own = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=vault`, { headers: { authorization: `Bearer ${search.key}` } });
+    expect([own.status, own.body.items]).toEqual([200, []]);
+  });
+
   it('a revoked key is refused on the very next request', async () => {
     const k = await makeKey('short-lived', ['voice:route']);
     expect((await route(NUMBER.acme, k.key)).status).toBe(200);

@@ -205,15 +205,23 @@ describe('phone numbers', () => {
     });
   });
 
-  it('the database refuses numbers that are not E.164 and an LLM configuration without a model or with a setting it does not know', async () => {
+  it('the database refuses numbers that are not E.164 and an LLM configuration without a model, with a setting it does not know, or with tools the API refuses', async () => {
     for (const [phone, llm] of [['4155550001', LLM], ['+1415555000a', LLM], ['+14155550077', { system_prompt: 'x' }], [
       '+14155550078',
       { ...LLM, temperature: 3 },
-    ], ['+14155550079', { ...LLM, top_p: 0.9 }]] as const) {
+    ], ['+14155550079', { ...LLM, top_p: 0.9 }], ['+14155550080', { ...LLM, tools: [1, 'x'] }], ['+14155550081', {
+      ...LLM,
+      tools: Array.from({ length: 51 }, (_, i) => ({ name: `tool${i}` })),
+    }]] as const) {
       const err = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
         values (${acme}, 'Bad', ${phone}, 'v', ${db.sql.json(llm)})`.catch((e) => e);
       expect(err.code, phone).toBe('23514');
     }
+    // The most tools the API takes is what the table takes.
+    const [ok] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+      values (${acme}, 'Tooled', '+14155550082', 'v', ${db.sql.json({ ...LLM, tools: Array.from({ length: 50 }, (_, i) => ({ name: `tool${i}` })) })})
+      returning id`;
+    await db.sql`delete from public.voice_agents where id = ${ok.id}`;
   });
 });
 
@@ -358,11 +366,18 @@ describe('call events', () => {
     const results = await Promise.all(batches.map((f) => f()));
     expect(results.every((r) => r.status === 200)).toBe(true);
     const counts = await db.sql`
-      select c.provider_call_id, count(s.*)::int as n, array_agg(s.seq order by s.seq) = array(select generate_series(0, 19)) as ordered
+      select c.provider_call_id, count(s.*)::int as n,
+             array_agg(s.seq || ':' || s.content order by s.seq) = array(select g || ':line ' || g from generate_series(0, 19) g) as exact
       from public.voice_calls c left join public.voice_call_segments s on s.tenant_id = c.tenant_id and s.call_id = c.id
       where c.provider_call_id like 'pc-load-%' group by 1`;
     expect(counts).toHaveLength(50);
-    expect(counts.every((r) => r.n === 20 && r.ordered)).toBe(true);
+    // Each seq once, with its own words: no batch's segment landed under another seq.
+    expect(counts.every((r) => r.n === 20 && r.exact)).toBe(true);
+    // And a reader gets the transcript in seq order, whatever order the batches landed in.
+    const [{ id: one }] = await db.sql`select id from public.voice_calls where provider_call_id = 'pc-load-7'`;
+    const detail = await call(app, 'GET', `/voice/calls/${one}`, { token: tok.agent });
+    expect(detail.body.transcript.map((x: { seq: number; content: string }) => `${x.seq}:${x.content}`))
+      .toEqual(Array.from({ length: 20 }, (_, g) => `${g}:line ${g}`));
     const [{ n }] = await db.sql`select count(*)::int as n from public.voice_calls where provider_call_id like 'pc-load-%' and customer_id = ${voiceCustomer}`;
     expect(n).toBe(50);
   });
@@ -879,6 +894,16 @@ describe('a ticket from a call', () => {
       token: await keyFor(['tickets:read', 'calls:read']),
     });
     expect(withCalls.body.calls).toEqual([{ id, status: 'completed', started_at: detail.body.started_at }]);
+  });
+});
+
+describe('realtime', () => {
+  it('calls are in the realtime publication (read under the same policies), their transcripts and customers are not', async () => {
+    const names = (await db.sql`select tablename from pg_publication_tables where pubname = 'supabase_realtime' and schemaname = 'public'`)
+      .map((r) => r.tablename as string);
+    expect(names).toContain('voice_calls');
+    expect(names).not.toContain('voice_call_segments');
+    expect(names).not.toContain('voice_customers');
   });
 });
 
