@@ -273,6 +273,9 @@ export const CreateKnowledgeBaseBody = z.object({
   name: Text.min(1).max(100),
   description: Text.max(2000).nullable().optional(),
 }).strict();
+export const UpdateKnowledgeBaseBody = CreateKnowledgeBaseBody.partial().strict()
+  .refine((b) => Object.keys(b).length > 0, 'name at least one field to change');
+export const KbListQuery = z.object({ limit: Limit, cursor: Cursor });
 export const KbDocumentSchema = z.object({
   id: Uuid,
   tenant_id: Uuid,
@@ -284,12 +287,18 @@ export const KbDocumentSchema = z.object({
   created_at: Instant,
   updated_at: Instant,
 }).openapi('KnowledgeDocument');
-export const CreateKbDocumentBody = z.object({
+export const KbDocumentDetailSchema = KbDocumentSchema.extend({ content: z.string() }).openapi('KnowledgeDocumentDetail');
+const KbDocumentFields = {
   title: Text.min(1).max(200),
   source: Text.max(2000).nullable().optional(),
-  format: z.enum(['text', 'markdown']).default('text'),
+  format: z.enum(['text', 'markdown']),
   content: Text.min(1).max(1_000_000),
-}).strict();
+};
+export const CreateKbDocumentBody = z.object({ ...KbDocumentFields, format: KbDocumentFields.format.default('text') }).strict();
+// A new content is chunked again by the database (kb_document_chunks); the rest is the
+// document's own description.
+export const UpdateKbDocumentBody = z.object(KbDocumentFields).partial().strict()
+  .refine((b) => Object.keys(b).length > 0, 'name at least one field to change');
 export const KbSearchQuery = z.object({
   q: Text.min(1).max(500),
   knowledge_base_id: Uuid.optional(),
@@ -306,6 +315,6 @@ export const KbHitSchema = z.object({
   score: z.number(),
 }).openapi('KnowledgeHit');
 export const KbHitsSchema = z.object({ items: z.array(KbHitSchema) });
-export const KnowledgeBaseListSchema = z.object({ items: z.array(KnowledgeBaseSchema) });
-export const KbDocumentListSchema = z.object({ items: z.array(KbDocumentSchema) });
+export const KnowledgeBasePageSchema = z.object({ items: z.array(KnowledgeBaseSchema), next: z.string().nullable() });
+export const KbDocumentPageSchema = z.object({ items: z.array(KbDocumentSchema), next: z.string().nullable() });
 export const CallTicketSchema = z.object({ ticket_id: Uuid, call_id: Uuid }).openapi('CallTicket');

@@ -685,6 +685,89 @@ describe('knowledge base', () => {
       await db.sql`update public.tenants set status = 'active', deleted_at = null where id = ${acme}`;
     }
   });
+
+  it('admins rename a knowledge base, change a document (a new content is chunked again, a new title not) and delete them; others cannot', async () => {
+    const created = await call(app, 'POST', '/voice/knowledge-bases', { token: tok.admin, body: { name: 'Kitchen', description: 'Menus' } });
+    const id = created.body.id;
+    const doc = await call(app, 'POST', `/voice/knowledge-bases/${id}/documents`, {
+      token: tok.admin,
+      body: { title: 'Menu', content: 'The soup of the day is tomato.' },
+    });
+    const docUrl = `/voice/knowledge-bases/${id}/documents/${doc.body.id}`;
+    const chunks = async () =>
+      (await db.sql`select id, content from public.kb_chunks where tenant_id = ${acme} and document_id = ${doc.body.id} order by ordinal`);
+    const search = async (q: string) =>
+      (await call(app, 'GET', `/voice/knowledge-bases/search?q=${q}&knowledge_base_id=${id}`, { token: tok.agent })).body.items
+        .map((x: { content: string }) => x.content);
+
+    // Staff and customers read it; only admins change it; another tenant sees nothing.
+    expect((await call(app, 'GET', `/voice/knowledge-bases/${id}`, { token: tok.user })).body).toMatchObject({ name: 'Kitchen', description: 'Menus' });
+    expect((await call(app, 'GET', docUrl, { token: tok.agent })).body).toMatchObject({ title: 'Menu', content: 'The soup of the day is tomato.', chunks: 1 });
+    for (const [method, url, body] of [['PATCH', `/voice/knowledge-bases/${id}`, { name: 'x' }], ['PATCH', docUrl, { title: 'x' }], [
+      'DELETE',
+      `/voice/knowledge-bases/${id}`,
+      undefined,
+    ]] as const) {
+      expect((await call(app, method, url, { token: tok.agent, body })).status, `${method} ${url}`).toBe(403);
+      expect((await call(app, method, url, { token: tok.globexAdmin, body })).status, `${method} ${url}`).toBe(404);
+    }
+    expect((await call(app, 'GET', docUrl, { token: tok.globexAdmin })).status).toBe(404);
+    // A document addressed through another knowledge base of the same tenant is not there.
+    expect((await call(app, 'GET', `/voice/knowledge-bases/${kb}/documents/${doc.body.id}`, { token: tok.admin })).status).toBe(404);
+
+    const renamed = await call(app, 'PATCH', `/voice/knowledge-bases/${id}`, { token: tok.admin, body: { name: 'Kitchen and bar', description: null } });
+    expect([renamed.status, renamed.body.name, renamed.body.description]).toEqual([200, 'Kitchen and bar', null]);
+    const taken = await call(app, 'PATCH', `/voice/knowledge-bases/${id}`, { token: tok.admin, body: { name: 'Front desk' } });
+    expect([taken.status, errorCode(taken)]).toEqual([409, 'already_exists']);
+    const empty = await call(app, 'PATCH', `/voice/knowledge-bases/${id}`, { token: tok.admin, body: {} });
+    expect([empty.status, errorCode(empty)]).toEqual([422, 'validation_failed']);
+
+    const before = await chunks();
+    const retitled = await call(app, 'PATCH', docUrl, { token: tok.admin, body: { title: 'Lunch menu', source: 'https://example.test/menu' } });
+    expect(retitled.body).toMatchObject({ title: 'Lunch menu', source: 'https://example.test/menu', chunks: 1 });
+    expect(await chunks()).toEqual(before); // the same chunk rows: not chunked again
+    const rewritten = await call(app, 'PATCH', docUrl, { token: tok.admin, body: { content: 'Today: pumpkin soup.\n\nDessert: apple pie.' } });
+    expect(rewritten.status, JSON.stringify(rewritten.body)).toBe(200);
+    expect((await chunks()).map((c) => c.content).join(' ')).toContain('pumpkin');
+    expect(await search('tomato')).toEqual([]);
+    expect((await search('pumpkin'))[0]).toContain('pumpkin soup');
+    const bad = await call(app, 'PATCH', docUrl, { token: tok.admin, body: { content: '' } });
+    expect([bad.status, errorCode(bad)]).toEqual([422, 'validation_failed']);
+    expect((await search('pumpkin'))[0]).toContain('pumpkin soup');
+
+    // An agent answering from it keeps answering, without it.
+    const [agent] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, knowledge_base_id)
+      values (${acme}, 'Kitchen line', '+14155550091', 'v', ${db.sql.json(LLM)}, ${id}) returning id`;
+    expect((await call(app, 'DELETE', `/voice/knowledge-bases/${id}`, { token: tok.admin })).status).toBe(204);
+    expect((await call(app, 'GET', `/voice/knowledge-bases/${id}`, { token: tok.admin })).status).toBe(404);
+    expect(await chunks()).toEqual([]);
+    expect((await db.sql`select knowledge_base_id from public.voice_agents where id = ${agent.id}`)[0].knowledge_base_id).toBeNull();
+    expect((await route(`to=${encodeURIComponent('+14155550091')}`)).status).toBe(200);
+    await db.sql`update public.voice_agents set active = false where id = ${agent.id}`;
+  });
+
+  it('lists knowledge bases and documents in keyset pages', async () => {
+    const [second] = await db.sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${acme}, 'Zzz paged') returning id`;
+    await db.sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${acme}, 'Aaa paged'), (${acme}, 'Mmm paged'), (${acme}, 'Ooo paged')`;
+    for (let i = 0; i < 5; i++) {
+      await call(app, 'POST', `/voice/knowledge-bases/${second.id}/documents`, { token: tok.admin, body: { title: `Page ${i}`, content: `page ${i}` } });
+    }
+    const walk = async (url: string) => {
+      const seen: string[] = [];
+      let cursor: string | null = '';
+      while (cursor !== null) {
+        const r = await call(app, 'GET', `${url}?limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: tok.agent });
+        expect(r.status, JSON.stringify(r.body)).toBe(200);
+        seen.push(...r.body.items.map((x: { name?: string; title?: string }) => x.name ?? x.title));
+        cursor = r.body.next;
+      }
+      return seen;
+    };
+    const names = (await db.sql`select name from public.voice_knowledge_bases where tenant_id = ${acme} order by name, id`).map((r) => r.name);
+    expect(names.length).toBeGreaterThan(4);
+    expect(await walk('/voice/knowledge-bases')).toEqual(names);
+    expect(await walk(`/voice/knowledge-bases/${second.id}/documents`)).toEqual(['Page 4', 'Page 3', 'Page 2', 'Page 1', 'Page 0']);
+  });
 });
 
 describe('customers from CSV', () => {

@@ -557,6 +557,7 @@ it('every read endpoint of voice, the provider’s call path included, reads thr
     '/voice/customers': ['', `?phone=${encodeURIComponent(customer.phone)}`],
     '/voice/agents/{id}': [],
     '/voice/customers/{id}': [],
+    '/voice/knowledge-bases/{kbId}/documents/{id}': [],
   };
   const plans: Explained[] = [];
   const statuses: string[] = [];
@@ -573,10 +574,15 @@ it('every read endpoint of voice, the provider’s call path included, reads thr
       }, plans);
     }
   }
-  // The ids of a single agent and customer, read through their routes.
-  for (const [path, id] of [['/voice/agents/{id}', agent.id], ['/voice/customers/{id}', customer.id]]) {
+  // The ids of a single agent, customer and document, read through their routes.
+  for (
+    const [path, id] of [['/voice/agents/{id}', agent.id], ['/voice/customers/{id}', customer.id], [
+      '/voice/knowledge-bases/{kbId}/documents/{id}',
+      doc.id,
+    ]]
+  ) {
     await explained(`GET ${path}`, async () => {
-      const r = await call(voiceApp, 'GET', path.replace('{id}', id), { token: tok.admin });
+      const r = await call(voiceApp, 'GET', path.replace('{kbId}', kb.id).replace('{id}', id), { token: tok.admin });
       if (r.status >= 300) statuses.push(`GET ${path}: ${r.status}`);
     }, plans);
   }

@@ -66,10 +66,38 @@ const routes = {
   listKbs: createRoute({
     method: 'get',
     path: '/knowledge-bases',
-    summary: "The tenant's knowledge bases",
+    summary: "The tenant's knowledge bases, by name (keyset pages)",
     ...apiKeyScope('knowledge:read'),
     middleware: needs.activeTenantRole('user', { scope: 'knowledge:read', feature: 'knowledge_base' }),
-    responses: { 200: jsonResponse(s.KnowledgeBaseListSchema, 'Knowledge bases'), ...commonErrors },
+    request: { query: s.KbListQuery },
+    responses: { 200: jsonResponse(s.KnowledgeBasePageSchema, 'A page of knowledge bases'), ...commonErrors },
+  }),
+  readKb: createRoute({
+    method: 'get',
+    path: '/knowledge-bases/{kbId}',
+    summary: 'A knowledge base',
+    ...apiKeyScope('knowledge:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'knowledge:read', feature: 'knowledge_base' }),
+    request: { params: s.KbParam },
+    responses: { 200: jsonResponse(s.KnowledgeBaseSchema, 'The knowledge base'), ...commonErrors },
+  }),
+  updateKb: createRoute({
+    method: 'patch',
+    path: '/knowledge-bases/{kbId}',
+    summary: 'Rename or describe a knowledge base (admins)',
+    ...apiKeyScope('knowledge:write'),
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'knowledge:write', feature: 'knowledge_base' }),
+    request: { params: s.KbParam, body: jsonBody(s.UpdateKnowledgeBaseBody) },
+    responses: { 200: jsonResponse(s.KnowledgeBaseSchema, 'The knowledge base'), ...commonErrors, ...conflictError },
+  }),
+  removeKb: createRoute({
+    method: 'delete',
+    path: '/knowledge-bases/{kbId}',
+    summary: 'Delete a knowledge base with its documents and chunks (admins); its agents keep answering, without it',
+    ...apiKeyScope('knowledge:write'),
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'knowledge:write', feature: 'knowledge_base' }),
+    request: { params: s.KbParam },
+    responses: { 204: { description: 'Deleted' }, ...commonErrors },
   }),
   createKb: createRoute({
     method: 'post',
@@ -83,11 +111,29 @@ const routes = {
   listDocs: createRoute({
     method: 'get',
     path: '/knowledge-bases/{kbId}/documents',
-    summary: 'The documents of a knowledge base, newest first, with their chunk counts',
+    summary: 'The documents of a knowledge base, newest first, with their chunk counts (keyset pages)',
     ...apiKeyScope('knowledge:read'),
     middleware: needs.activeTenantRole('user', { scope: 'knowledge:read', feature: 'knowledge_base' }),
-    request: { params: s.KbParam },
-    responses: { 200: jsonResponse(s.KbDocumentListSchema, 'Documents'), ...commonErrors },
+    request: { params: s.KbParam, query: s.KbListQuery },
+    responses: { 200: jsonResponse(s.KbDocumentPageSchema, 'A page of documents'), ...commonErrors },
+  }),
+  readDoc: createRoute({
+    method: 'get',
+    path: '/knowledge-bases/{kbId}/documents/{id}',
+    summary: 'A document with its content',
+    ...apiKeyScope('knowledge:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'knowledge:read', feature: 'knowledge_base' }),
+    request: { params: s.KbDocumentParam },
+    responses: { 200: jsonResponse(s.KbDocumentDetailSchema, 'The document'), ...commonErrors },
+  }),
+  updateDoc: createRoute({
+    method: 'patch',
+    path: '/knowledge-bases/{kbId}/documents/{id}',
+    summary: 'Change a document (admins); a new content replaces its chunks in the same transaction',
+    ...apiKeyScope('knowledge:write'),
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'knowledge:write', feature: 'knowledge_base' }),
+    request: { params: s.KbDocumentParam, body: jsonBody(s.UpdateKbDocumentBody) },
+    responses: { 200: jsonResponse(s.KbDocumentSchema, 'The document'), ...commonErrors },
   }),
   addDoc: createRoute({
     method: 'post',
@@ -233,12 +279,61 @@ const remove: VoiceHandler<typeof routes.remove> = async (c) => {
   return c.body(null, 204);
 };
 
+type KbRow = Selected<'voice_knowledge_bases', typeof KB_COLUMNS>;
+
 const listKbs: VoiceHandler<typeof routes.listKbs> = async (c) => {
+  const q = c.req.valid('query');
   const tenantId = c.var.access.tenantId;
-  const items = await callerDb(c, tenantId, (tx) =>
-    tx<Selected<'voice_knowledge_bases', typeof KB_COLUMNS>>`
-      select ${tx.columns(KB_COLUMNS)} from public.voice_knowledge_bases where tenant_id = ${tenantId} order by name limit 500`);
-  return c.json({ items }, 200);
+  const rows = await callerDb(c, tenantId, (tx) =>
+    tx<KbRow & { sort_key: string }>`
+      select ${tx.columns(KB_COLUMNS)}, name as sort_key from public.voice_knowledge_bases
+      where tenant_id = ${tenantId} and ${after(tx, q.cursor, tx`name`, tx`text`, false)}
+      order by name, id limit ${q.limit + 1}`);
+  return c.json(page(rows, q.limit), 200);
+};
+
+const readKb: VoiceHandler<typeof routes.readKb> = async (c) => {
+  const { kbId } = c.req.valid('param');
+  const tenantId = c.var.access.tenantId;
+  const [kb] = await callerDb(
+    c,
+    tenantId,
+    (tx) =>
+      tx<KbRow>`select ${
+        tx.columns(KB_COLUMNS)
+      } from public.voice_knowledge_bases where tenant_id = ${tenantId} and id = ${kbId}`,
+  );
+  if (!kb) throw notFound('Knowledge base');
+  return c.json(kb, 200);
+};
+
+const updateKb: VoiceHandler<typeof routes.updateKb> = async (c) => {
+  const { kbId } = c.req.valid('param');
+  const b = c.req.valid('json');
+  const tenantId = c.var.access.tenantId;
+  const [kb] = await callerDb(c, tenantId, (tx) =>
+    tx<KbRow>`
+      update public.voice_knowledge_bases set
+        name = coalesce(${b.name ?? null}::text, name),
+        description = case when ${'description' in b} then ${b.description ?? null}::text else description end
+      where tenant_id = ${tenantId} and id = ${kbId}
+      returning ${tx.columns(KB_COLUMNS)}`);
+  if (!kb) throw notFound('Knowledge base');
+  return c.json(kb, 200);
+};
+
+/** The documents and chunks go with it (foreign keys, cascade); an agent that used it
+ *  keeps its number and configuration and searches no knowledge (set null). */
+const removeKb: VoiceHandler<typeof routes.removeKb> = async (c) => {
+  const { kbId } = c.req.valid('param');
+  const tenantId = c.var.access.tenantId;
+  const deleted = await callerDb(
+    c,
+    tenantId,
+    (tx) => tx`delete from public.voice_knowledge_bases where tenant_id = ${tenantId} and id = ${kbId} returning id`,
+  );
+  if (!deleted.length) throw notFound('Knowledge base');
+  return c.body(null, 204);
 };
 
 const createKb: VoiceHandler<typeof routes.createKb> = async (c) => {
@@ -259,15 +354,52 @@ const docColumns = (tx: ReturnType<typeof db>) =>
 
 const listDocs: VoiceHandler<typeof routes.listDocs> = async (c) => {
   const { kbId } = c.req.valid('param');
+  const q = c.req.valid('query');
   const tenantId = c.var.access.tenantId;
-  const items = await callerDb(c, tenantId, async (tx) => {
+  const rows = await callerDb(c, tenantId, async (tx) => {
     const [kb] = await tx`select id from public.voice_knowledge_bases where tenant_id = ${tenantId} and id = ${kbId}`;
     if (!kb) throw notFound('Knowledge base');
-    return await tx<DocRow>`
-      select ${docColumns(tx)} from public.kb_documents
-      where tenant_id = ${tenantId} and knowledge_base_id = ${kbId} order by created_at desc, id desc limit 500`;
+    return await tx<DocRow & { sort_key: string }>`
+      select ${docColumns(tx)}, created_at::text as sort_key from public.kb_documents
+      where tenant_id = ${tenantId} and knowledge_base_id = ${kbId}
+        and ${after(tx, q.cursor, tx`created_at`, tx`timestamptz`, true)}
+      order by created_at desc, id desc limit ${q.limit + 1}`;
   });
-  return c.json({ items }, 200);
+  return c.json(page(rows, q.limit), 200);
+};
+
+const readDoc: VoiceHandler<typeof routes.readDoc> = async (c) => {
+  const { kbId, id } = c.req.valid('param');
+  const tenantId = c.var.access.tenantId;
+  const [doc] = await callerDb(c, tenantId, (tx) =>
+    tx<DocRow & { content: string }>`
+      select ${docColumns(tx)}, content from public.kb_documents
+      where tenant_id = ${tenantId} and knowledge_base_id = ${kbId} and id = ${id}`);
+  if (!doc) throw notFound('Document');
+  return c.json(doc, 200);
+};
+
+const updateDoc: VoiceHandler<typeof routes.updateDoc> = async (c) => {
+  const { kbId, id } = c.req.valid('param');
+  const b = c.req.valid('json');
+  const tenantId = c.var.access.tenantId;
+  const doc = await callerDb(c, tenantId, async (tx) => {
+    // The content is in the statement only when it is sent: the chunks trigger fires on an
+    // update OF content, and a new title must not chunk the document again.
+    const changed = await tx`
+      update public.kb_documents set
+        title = coalesce(${b.title ?? null}::text, title),
+        source = case when ${'source' in b} then ${b.source ?? null}::text else source end,
+        format = coalesce(${b.format ?? null}::text, format)
+        ${b.content !== undefined ? tx`, content = ${b.content}` : tx``}
+      where tenant_id = ${tenantId} and knowledge_base_id = ${kbId} and id = ${id} returning id`;
+    if (!changed.length) throw notFound('Document');
+    const [row] = await tx<DocRow>`select ${
+      docColumns(tx)
+    } from public.kb_documents where tenant_id = ${tenantId} and id = ${id}`;
+    return row;
+  });
+  return c.json(doc, 200);
 };
 
 const addDoc: VoiceHandler<typeof routes.addDoc> = async (c) => {
@@ -335,6 +467,12 @@ export const agents = createRouter()
   .openapi(routes.machineSearch, machineSearch)
   .openapi(routes.listKbs, listKbs)
   .openapi(routes.createKb, createKb)
+  // After /knowledge-bases/search, which would otherwise be read as a knowledge base's id.
+  .openapi(routes.readKb, readKb)
+  .openapi(routes.updateKb, updateKb)
+  .openapi(routes.removeKb, removeKb)
   .openapi(routes.listDocs, listDocs)
   .openapi(routes.addDoc, addDoc)
+  .openapi(routes.readDoc, readDoc)
+  .openapi(routes.updateDoc, updateDoc)
   .openapi(routes.removeDoc, removeDoc);
