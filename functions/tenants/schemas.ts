@@ -1,6 +1,7 @@
 // Request and response shapes of the tenants API. The same schemas validate requests
 // and generate the OpenAPI document.
 import { z } from '@hono/zod-openapi';
+import { isSupportedCountry } from 'libphonenumber-js';
 import { JsonObject, PageQuery, Text, Uuid } from '../../shared/schemas/common.ts';
 
 export const TenantRoleSchema = z.enum(['user', 'agent', 'admin']);
@@ -25,7 +26,19 @@ export const SlugSchema = z
 
 const Name = Text.trim().min(1).max(100);
 const Email = z.email().max(320).transform((e) => e.toLowerCase());
-const Settings = JsonObject(16_384);
+// Free-form, but for the keys the platform reads: the voice customers import's default
+// region (functions/voice/routes/import.ts) must be one libphonenumber-js knows, or
+// every import of the tenant that names none would be refused for it.
+const Settings = JsonObject(16_384).superRefine((o, ctx) => {
+  const region = o.voice_default_region;
+  if (region !== undefined && region !== null && (typeof region !== 'string' || !isSupportedCountry(region))) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['voice_default_region'],
+      message: 'is not a supported region (ISO 3166-1 alpha-2, e.g. FR)',
+    });
+  }
+});
 const Timestamp = z.string().openapi({ format: 'date-time' });
 
 export const TenantSchema = z

@@ -328,6 +328,11 @@ describe('features', () => {
       `GET /voice/knowledge-bases/${id}/documents: knowledge_base`,
       `POST /voice/knowledge-bases/${id}/documents: knowledge_base`,
       `DELETE /voice/knowledge-bases/${id}/documents/${id}: knowledge_base`,
+      `GET /voice/knowledge-bases/${id}: knowledge_base`,
+      `PATCH /voice/knowledge-bases/${id}: knowledge_base`,
+      `DELETE /voice/knowledge-bases/${id}: knowledge_base`,
+      `GET /voice/knowledge-bases/${id}/documents/${id}: knowledge_base`,
+      `PATCH /voice/knowledge-bases/${id}/documents/${id}: knowledge_base`,
     ].sort());
     // Every voice route people call is guarded; the provider's are below.
     const people = everyRoute().filter((r) => r.path.startsWith('/voice') && !['/voice/route', '/voice/calls/events', '/voice/knowledge/search'].includes(r.path));

@@ -929,6 +929,31 @@ describe('customers from CSV', () => {
     const user = await importCsv('phone\n+14155552699\n', {}, tok.user);
     expect(user.status).toBe(403);
   });
+
+  it("refuses a default region libphonenumber-js does not know: in the tenant's settings, and named where it came from", async () => {
+    const [{ settings }] = await db.sql`select settings from public.tenants where id = ${acme}`;
+    const patch = (region: unknown) =>
+      call(tenantsApp, 'PATCH', `/tenants/${acme}`, { token: tok.admin, body: { settings: { ...settings, voice_default_region: region } } });
+    for (const region of ['XX', 'fr', 42]) {
+      const r = await patch(region);
+      expect([r.status, errorCode(r)], String(region)).toEqual([422, 'validation_failed']);
+      expect(JSON.stringify(r.body.error.details), String(region)).toContain('voice_default_region');
+    }
+    expect((await db.sql`select settings from public.tenants where id = ${acme}`)[0].settings).toEqual(settings);
+    expect((await patch('DE')).status).toBe(200);
+    // A bad one written past the API (straight to the table): the import names the setting, not the query it was not given.
+    await db.sql`update public.tenants set settings = settings || '{"voice_default_region": "XX"}' where id = ${acme}`;
+    try {
+      const refused = await importCsv('phone\n030 1234567\n');
+      expect([refused.status, errorCode(refused), refused.body.error.details.fields[0].field]).toEqual([422, 'validation_failed', 'settings.voice_default_region']);
+      const named = await importCsv('phone\n030 1234567\n', { default_region: 'DE' });
+      expect(named.body).toMatchObject({ rows: 1 });
+      const query = await importCsv('phone\n030 1234567\n', { default_region: 'XX' });
+      expect(query.body.error.details.fields[0].field).toBe('default_region');
+    } finally {
+      await db.sql`update public.tenants set settings = ${db.sql.json(settings)} where id = ${acme}`;
+    }
+  });
 });
 
 describe('a ticket from a call', () => {

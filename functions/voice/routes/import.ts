@@ -339,14 +339,22 @@ const importCustomers: VoiceHandler<typeof route> = async (c) => {
   }
   const result = await callerDb(c, tenantId, async (tx) => {
     let region = requested;
+    // Which of the two named the region: a bad one is the caller's to fix where it is.
+    let field = 'default_region';
     if (!region) {
       const [t] = await tx<{ region: string | null }>`
         select settings ->> 'voice_default_region' as region from public.tenants where id = ${tenantId}`;
       region = t?.region ?? undefined;
+      field = 'settings.voice_default_region';
     }
     if (region && !isSupportedCountry(region)) {
       throw unprocessable('The request is not valid', {
-        fields: [{ field: 'default_region', message: 'is not a supported region' }],
+        fields: [{
+          field,
+          message: field === 'default_region'
+            ? 'is not a supported region'
+            : "the tenant's default region is not a supported one: name one with ?default_region= or correct the setting",
+        }],
       });
     }
     return await importCustomersCsv(tx, tenantId, source, region as CountryCode | undefined);
