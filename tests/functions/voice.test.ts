@@ -2,7 +2,7 @@
 // and a real database: routing for the telephony provider (reason codes, the known
 // caller, credentials), call events (idempotency, ordering, late events, the status
 // machine, 50 calls appending at once), phone uniqueness across tenants.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { app } from '../../functions/voice/app.ts';
@@ -209,7 +209,10 @@ describe('phone numbers', () => {
     for (const [phone, llm] of [['4155550001', LLM], ['+1415555000a', LLM], ['+14155550077', { system_prompt: 'x' }], [
       '+14155550078',
       { ...LLM, temperature: 3 },
-    ], ['+14155550079', { ...LLM, top_p: 0.9 }], ['+14155550080', { ...LLM, tools: [1, 'x'] }], ['+14155550081', {
+    ], ['+14155550079', { ...LLM, top_p: 0.9 }], ['+14155550080', { ...LLM, tools: [1, 'x'] }], ['+14155550083', { ...LLM, tools: [[{ name: 'nested' }]] }], [
+      '+14155550084',
+      { ...LLM, tools: [[]] },
+    ], ['+14155550081', {
       ...LLM,
       tools: Array.from({ length: 51 }, (_, i) => ({ name: `tool${i}` })),
     }]] as const) {
@@ -594,8 +597,15 @@ describe('calls, as people read them', () => {
 describe('a customer (role user) reads their own voice data', () => {
   it('their linked customer record, its calls and transcripts, on both paths; no other caller’s', async () => {
     const ids = (r: { body: { items: { id: string }[] } }) => r.body.items.map((x) => x.id).sort();
-    const [{ id: readOne }] = await db.sql`select id from public.voice_calls where tenant_id = ${acme} and provider_call_id = 'read-1'`;
-    // Another caller's call, in the same tenant.
+    // A call of the known caller's record, and another caller's call, in the same tenant.
+    await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'mine-1', from: CALLER, answered: true });
+    await event({
+      type: 'transcript.segments',
+      tenant_id: acme,
+      provider_call_id: 'mine-1',
+      segments: [{ seq: 1, speaker: 'agent', content: 'Your refund is on its way' }, { seq: 0, speaker: 'customer', content: 'Where is my refund?' }],
+    });
+    const [{ id: readOne }] = await db.sql`select id from public.voice_calls where tenant_id = ${acme} and provider_call_id = 'mine-1'`;
     await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'stranger-1', from: '+14155550777', answered: true });
     await event({
       type: 'transcript.segments', tenant_id: acme, provider_call_id: 'stranger-1', segments: [{ seq: 0, speaker: 'customer', content: 'my refund' }],
@@ -621,8 +631,8 @@ describe('a customer (role user) reads their own voice data', () => {
       const [{ n: ownSegments }] = await db.sql`
         select count(*)::int as n from public.voice_call_segments s join public.voice_calls c on c.tenant_id = s.tenant_id and c.id = s.call_id
         where c.tenant_id = ${acme} and c.customer_id = ${voiceCustomer}`;
-      expect(own.length).toBeGreaterThan(50);
-      expect(ownSegments).toBeGreaterThan(0);
+      expect(own.length).toBeGreaterThan(0);
+      expect(ownSegments).toBeGreaterThan(1);
       expect(ids(await call(app, 'GET', '/voice/customers?limit=100', { token: tok.user }))).toEqual([voiceCustomer]);
       const listed = await call(app, 'GET', `/voice/calls?customer_id=${voiceCustomer}&limit=100`, { token: tok.user });
       expect(listed.body.items.length).toBe(Math.min(own.length, 100));
@@ -713,11 +723,14 @@ describe('knowledge base', () => {
     }
     expect((await call(app, 'GET', docUrl, { token: tok.globexAdmin })).status).toBe(404);
     // A document addressed through another knowledge base of the same tenant is not there.
-    expect((await call(app, 'GET', `/voice/knowledge-bases/${kb}/documents/${doc.body.id}`, { token: tok.admin })).status).toBe(404);
+    const [other] = await db.sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${acme}, 'Pantry') returning id`;
+    expect((await call(app, 'GET', `/voice/knowledge-bases/${other.id}/documents/${doc.body.id}`, { token: tok.admin })).status).toBe(404);
+    expect((await call(app, 'PATCH', `/voice/knowledge-bases/${other.id}/documents/${doc.body.id}`, { token: tok.admin, body: { title: 'x' } })).status)
+      .toBe(404);
 
     const renamed = await call(app, 'PATCH', `/voice/knowledge-bases/${id}`, { token: tok.admin, body: { name: 'Kitchen and bar', description: null } });
     expect([renamed.status, renamed.body.name, renamed.body.description]).toEqual([200, 'Kitchen and bar', null]);
-    const taken = await call(app, 'PATCH', `/voice/knowledge-bases/${id}`, { token: tok.admin, body: { name: 'Front desk' } });
+    const taken = await call(app, 'PATCH', `/voice/knowledge-bases/${id}`, { token: tok.admin, body: { name: 'Pantry' } });
     expect([taken.status, errorCode(taken)]).toEqual([409, 'already_exists']);
     const empty = await call(app, 'PATCH', `/voice/knowledge-bases/${id}`, { token: tok.admin, body: {} });
     expect([empty.status, errorCode(empty)]).toEqual([422, 'validation_failed']);
@@ -726,6 +739,9 @@ describe('knowledge base', () => {
     const retitled = await call(app, 'PATCH', docUrl, { token: tok.admin, body: { title: 'Lunch menu', source: 'https://example.test/menu' } });
     expect(retitled.body).toMatchObject({ title: 'Lunch menu', source: 'https://example.test/menu', chunks: 1 });
     expect(await chunks()).toEqual(before); // the same chunk rows: not chunked again
+    const resent = await call(app, 'PATCH', docUrl, { token: tok.admin, body: { content: 'The soup of the day is tomato.' } });
+    expect(resent.status).toBe(200);
+    expect(await chunks()).toEqual(before); // the same content sent again: not chunked again either
     const rewritten = await call(app, 'PATCH', docUrl, { token: tok.admin, body: { content: 'Today: pumpkin soup.\n\nDessert: apple pie.' } });
     expect(rewritten.status, JSON.stringify(rewritten.body)).toBe(200);
     expect((await chunks()).map((c) => c.content).join(' ')).toContain('pumpkin');
@@ -749,9 +765,13 @@ describe('knowledge base', () => {
   it('lists knowledge bases and documents in keyset pages', async () => {
     const [second] = await db.sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${acme}, 'Zzz paged') returning id`;
     await db.sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${acme}, 'Aaa paged'), (${acme}, 'Mmm paged'), (${acme}, 'Ooo paged')`;
-    for (let i = 0; i < 5; i++) {
-      await call(app, 'POST', `/voice/knowledge-bases/${second.id}/documents`, { token: tok.admin, body: { title: `Page ${i}`, content: `page ${i}` } });
-    }
+    // Five documents written at one instant: the id orders them.
+    await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+      select ${acme}, ${second.id}, 'Page ' || g, 'page ' || g from generate_series(0, 4) g`;
+    const tied = (await db.sql`select title from public.kb_documents where knowledge_base_id = ${second.id} order by created_at desc, id desc`)
+      .map((r) => r.title);
+    expect(new Set((await db.sql`select created_at from public.kb_documents where knowledge_base_id = ${second.id}`).map((r) => +r.created_at)).size)
+      .toBe(1);
     const walk = async (url: string) => {
       const seen: string[] = [];
       let cursor: string | null = '';
@@ -766,7 +786,8 @@ describe('knowledge base', () => {
     const names = (await db.sql`select name from public.voice_knowledge_bases where tenant_id = ${acme} order by name, id`).map((r) => r.name);
     expect(names.length).toBeGreaterThan(4);
     expect(await walk('/voice/knowledge-bases')).toEqual(names);
-    expect(await walk(`/voice/knowledge-bases/${second.id}/documents`)).toEqual(['Page 4', 'Page 3', 'Page 2', 'Page 1', 'Page 0']);
+    expect(await walk(`/voice/knowledge-bases/${second.id}/documents`)).toEqual(tied);
+    expect(tied).toHaveLength(5);
   });
 });
 
@@ -959,6 +980,7 @@ describe('customers from CSV', () => {
 describe('a ticket from a call', () => {
   it("opens once, through the ticket workflow: the customer's user is the requester, the summary the description, linked both ways", async () => {
     await db.sql`update public.voice_customers set user_id = ${users.acmeUser.id} where id = ${voiceCustomer}`;
+    onTestFinished(async () => void await db.sql`update public.voice_customers set user_id = null where id = ${voiceCustomer}`);
     await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'ticket-1', from: CALLER, answered: true });
     await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'ticket-1', status: 'completed', summary: 'Printer on fire again' });
     const [{ id }] = await db.sql`select id from public.voice_calls where provider_call_id = 'ticket-1'`;
@@ -1006,7 +1028,7 @@ describe('a ticket from a call', () => {
 });
 
 describe('realtime', () => {
-  it('calls are in the realtime publication (read under the same policies), their transcripts and customers are not', async () => {
+  it('calls are in the realtime publication, their transcripts and customers are not', async () => {
     const names = (await db.sql`select tablename from pg_publication_tables where pubname = 'supabase_realtime' and schemaname = 'public'`)
       .map((r) => r.tablename as string);
     expect(names).toContain('voice_calls');

@@ -88,7 +88,7 @@ const SAFE: Record<string, string> = {
   'private.kb_search(p_tenant_id uuid, p_query text, p_knowledge_base_id uuid, p_limit integer, p_embedding real[])':
     "answers only for a tenant among the caller's own (tenant_ids('user')) or a platform admin; else nothing",
   'private.voice_calls_matching(p_tenant_id uuid, p_query text)':
-    "answers only for a tenant among the caller's own (tenant_ids('user')) or a platform admin; else nothing",
+    "answers only for a tenant among the caller's own: staff (tenant_ids('agent')) or a platform admin every call, a customer (tenant_ids('user')) their linked record's; else nothing",
   'private.webhook_deliveries_for(p_tenant_id uuid, p_endpoint_id uuid, p_limit integer)': "checks tenant_ids('admin')",
   // Plans and usage (issue 15).
   'private.entitlements_of(p_tenant_id uuid)': "checks tenant_ids('user') or platform admin; the same 404 for another tenant as for none",

@@ -221,7 +221,7 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'role_rank(text)', 'tags_text(text[])', // pure
       'ticket_stats(uuid)', // staff of the tenant
       'allowed_voice_call_transitions(text)', // the call status machine, the same for every tenant
-      'kb_search(uuid,text,uuid,integer,real[])', 'voice_calls_matching(uuid,text)', // members of the tenant (tenant_ids), else nothing
+      'kb_search(uuid,text,uuid,integer,real[])', 'voice_calls_matching(uuid,text)', // members of the tenant (tenant_ids; customers their own calls), else nothing
       'ticket_search_candidates(uuid,text,boolean,integer)', // the tickets select policy as the caller's claims see it
       'entitlements_of(uuid)', 'require_feature(uuid,text)', 'tenant_usage(uuid)', // members (usage: admins) or platform admins
       'set_tenant_entitlements(uuid,jsonb,jsonb,jsonb)', // platform admins only

@@ -586,6 +586,16 @@ it('every read endpoint of voice, the provider’s call path included, reads thr
       if (r.status >= 300) statuses.push(`GET ${path}: ${r.status}`);
     }, plans);
   }
+  // A tenant's customer (role user) linked to one voice customer record: their calls and
+  // their record are found by index, not by the policy filtering the tenant's rows.
+  await db.sql`update public.voice_customers set user_id = ${users.acmeUser.id} where tenant_id = ${acme} and id = ${customer.id}`;
+  const userToken = await supabaseToken(users.acmeUser, { tenantId: acme });
+  for (const url of ['/voice/calls', '/voice/calls?q=refund', '/voice/customers']) {
+    await explained(`GET ${url} (customer)`, async () => {
+      const r = await call(voiceApp, 'GET', url, { token: userToken });
+      if (r.status !== 200 || (url === '/voice/customers' && r.body.items.length !== 1)) statuses.push(`GET ${url} (customer): ${r.status}`);
+    }, plans);
+  }
   expect(statuses).toEqual([]);
   expect(doc.id).toBeTruthy();
   const tenantTables = new Set(
