@@ -93,6 +93,7 @@ const FIELD_RECORD_OF: Record<string, string> = {
   agent_id: 'voice_agents',
   customer_id: 'voice_customers',
   ticket_id: 'tickets',
+  tenant_id: 'tenants',
   message_id: 'ticket_messages',
   into: 'tickets',
   ids: 'notifications',
@@ -106,6 +107,9 @@ const OWN_TICKETS = { open: '5d000000-0000-4000-8000-000000000001', other: '5d00
 let db: TestDatabase;
 let auth: AuthFixture;
 const actors: { label: string; token: string }[] = [];
+const API_KEY_ACTOR = 'acme API key (every scope)';
+/** What `sample` makes of a call event's provider_call_id (a text of at least one character). */
+const SAMPLED_PROVIDER_CALL_ID = 'probe-';
 /** A record of each table, per tenant (the first by id, or the ticket with messages). */
 const records = new Map<string, Map<string, string>>();
 /** Every id of globex's: its people's and its rows' in each public table. An answer that
@@ -235,8 +239,13 @@ async function probes() {
     for (const [path, ops] of Object.entries(doc.paths)) {
       for (const [m, op] of Object.entries(ops)) {
         const method = m.toUpperCase();
-        // People's routes (a bearer token); machine and signed webhook routes take no person.
-        if (!(op.security ?? []).some((s) => 'bearerAuth' in s)) continue;
+        // People's routes (a bearer token), by every actor; the telephony provider's routes,
+        // which a tenant's API key may call for its own tenant (security.telephony), by the
+        // API key; machine and signed webhook routes take no person and no key.
+        const forPeople = (op.security ?? []).some((s) => 'bearerAuth' in s);
+        const forKeys = (op.security ?? []).some((s) => 'apiKey' in s);
+        if (!forPeople && !forKeys) continue;
+        const routeActors = forPeople ? actors : actors.filter((a) => a.label === API_KEY_ACTOR);
         const params = (op.parameters ?? []).filter((p) => p.in === 'path');
         const named = params.filter((p) => !p.schema?.enum);
         const route = `${method} ${path}`;
@@ -246,9 +255,15 @@ async function probes() {
           continue;
         }
         const queryParams = (op.parameters ?? []).filter((p) => p.in === 'query');
+        // The required parameters (acme's own record where one names a record), but the one
+        // `extra` sets.
         const query = (extra = '') =>
-          [...queryParams.filter((p) => p.required).map((p) => `${p.name}=${encodeURIComponent(String(sample(p.schema, doc)))}`), extra]
-            .filter(Boolean).join('&');
+          [
+            ...queryParams.filter((p) => p.required && !extra.startsWith(`${p.name}=`)).map((p) =>
+              `${p.name}=${encodeURIComponent(String((p.schema?.format === 'uuid' && recordId(p.name, acme)) || sample(p.schema, doc)))}`
+            ),
+            extra,
+          ].filter(Boolean).join('&');
         const bodySchema = op.requestBody?.content?.['application/json']?.schema;
         const url = (foreign: Set<string>, extra = '') => {
           const q = query(extra);
@@ -259,7 +274,7 @@ async function probes() {
           }) + (q ? `?${q}` : '');
         };
         const push = (kind: Probe['kind'], u: string, candidates: unknown[], headers?: Record<string, string>, target = '') => {
-          for (const actor of actors) list.push({ kind, actor: actor.label, route, target, url: u, method, bodies: candidates, headers });
+          for (const actor of routeActors) list.push({ kind, actor: actor.label, route, target, url: u, method, bodies: candidates, headers });
         };
         if (named.length) {
           routes.push(route);
@@ -310,6 +325,9 @@ beforeAll(async () => {
   await installKit(db.sql);
   await populateTenant(db.sql, VICTIM, VICTIM_PEOPLE, VICTIM_TEAM);
   await populateTenant(db.sql, { id: acme }, { admin: users.acmeAdmin, agent: users.acmeAgent, user: users.acmeUser }, teams.acme, OWN_TICKETS);
+  // Globex's call under the provider id a generated call event names: a key's event that
+  // crossed into globex would add to it or end it, and the fingerprints would see it.
+  await db.sql`update public.voice_calls set provider_call_id = ${SAMPLED_PROVIDER_CALL_ID} where tenant_id = ${globex}`;
   // Every feature, and limits no probe reaches (they are tested in rate-limits.test.ts).
   await db.sql`update public.tenants set plan = 'enterprise' where id in (${acme}, ${globex})`;
   await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits)
@@ -346,7 +364,7 @@ beforeAll(async () => {
     body: { name: 'every scope', scopes: [...API_KEY_SCOPES] },
   });
   expect(key.status, JSON.stringify(key.body)).toBe(201);
-  actors.push({ label: 'acme API key (every scope)', token: key.body.key as string });
+  actors.push({ label: API_KEY_ACTOR, token: key.body.key as string });
   const tables = await db.sql`
     select c.table_name as t from information_schema.columns c
     join information_schema.columns i on i.table_schema = c.table_schema and i.table_name = c.table_name and i.column_name = 'id'
@@ -454,6 +472,12 @@ describe("another tenant's records through every route of every function", () =>
     expect(fieldTargets.filter((t) => !validated.has(`field ${t}`)), 'no generated request passes validation').toEqual([]);
     expect(list.filter((p) => p.kind === 'path').length).toBeGreaterThan(500);
     expect(fieldTargets.length).toBeGreaterThan(30);
+    // The provider's call path is walked by the API key too, its events with globex's tenant.
+    expect(fieldTargets).toEqual(expect.arrayContaining(['POST /voice/calls/events tenant_id', 'GET /voice/knowledge/search ?tenant_id']));
+    // ... naming globex's call: each kind of event.
+    const events = list.filter((p) => p.route === 'POST /voice/calls/events' && p.target === 'tenant_id').map((p) => p.bodies[0] as Record<string, unknown>);
+    expect(new Set(events.filter((b) => b.provider_call_id === SAMPLED_PROVIDER_CALL_ID).map((b) => b.type)))
+      .toEqual(new Set(['call.started', 'transcript.segments', 'call.ended']));
     expect(await fingerprints()).toEqual(before);
     expect(await counters()).toBe(countersBefore);
   }, 300_000);
