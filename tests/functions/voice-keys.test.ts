@@ -136,6 +136,18 @@ describe('a tenant API key on the call path', () => {
     expect([own.status, own.body.items]).toEqual([200, []]);
   });
 
+  it("reads its tenant's calls and customers with calls:read and customers:read, as staff do (not a customer's own only)", async () => {
+    const reader = await makeKey('crm reader', ['calls:read', 'customers:read']);
+    const [{ n: calls }] = await db.sql`select count(*)::int as n from public.voice_calls where tenant_id = ${acme}`;
+    await db.sql`insert into public.voice_customers (tenant_id, phone, name) values (${acme}, '+14155550778', 'Key-read caller')`;
+    const [{ n: customers }] = await db.sql`select count(*)::int as n from public.voice_customers where tenant_id = ${acme}`;
+    expect(calls).toBeGreaterThan(0);
+    const listedCalls = await call(app, 'GET', '/voice/calls?limit=100', { headers: { authorization: `Bearer ${reader.key}` } });
+    const listedCustomers = await call(app, 'GET', '/voice/customers?limit=100', { headers: { authorization: `Bearer ${reader.key}` } });
+    expect([listedCalls.status, listedCalls.body.items.length]).toEqual([200, calls]);
+    expect([listedCustomers.status, listedCustomers.body.items.length]).toEqual([200, customers]);
+  });
+
   it('a revoked key is refused on the very next request', async () => {
     const k = await makeKey('short-lived', ['voice:route']);
     expect((await route(NUMBER.acme, k.key)).status).toBe(200);
