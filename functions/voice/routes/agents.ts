@@ -351,6 +351,9 @@ const createKb: VoiceHandler<typeof routes.createKb> = async (c) => {
 const docColumns = (tx: ReturnType<typeof db>) =>
   tx`${tx.columns(DOC_COLUMNS)}, (select count(*)::int from public.kb_chunks k
        where k.tenant_id = kb_documents.tenant_id and k.document_id = kb_documents.id) as chunks`;
+/** A document as the API answers it, after a write. */
+const docRow = async (tx: ReturnType<typeof db>, tenantId: string, id: string) =>
+  (await tx<DocRow>`select ${docColumns(tx)} from public.kb_documents where tenant_id = ${tenantId} and id = ${id}`)[0];
 
 const listDocs: VoiceHandler<typeof routes.listDocs> = async (c) => {
   const { kbId } = c.req.valid('param');
@@ -384,20 +387,17 @@ const updateDoc: VoiceHandler<typeof routes.updateDoc> = async (c) => {
   const b = c.req.valid('json');
   const tenantId = c.var.access.tenantId;
   const doc = await callerDb(c, tenantId, async (tx) => {
-    // The content is in the statement only when it is sent: the chunks trigger fires on an
-    // update OF content, and a new title must not chunk the document again.
+    // The chunks are made again only when the content really changes (the trigger's WHEN,
+    // 20261202180200), so an unchanged or unsent content keeps them.
     const changed = await tx`
       update public.kb_documents set
         title = coalesce(${b.title ?? null}::text, title),
         source = case when ${'source' in b} then ${b.source ?? null}::text else source end,
-        format = coalesce(${b.format ?? null}::text, format)
-        ${b.content !== undefined ? tx`, content = ${b.content}` : tx``}
+        format = coalesce(${b.format ?? null}::text, format),
+        content = coalesce(${b.content ?? null}::text, content)
       where tenant_id = ${tenantId} and knowledge_base_id = ${kbId} and id = ${id} returning id`;
     if (!changed.length) throw notFound('Document');
-    const [row] = await tx<DocRow>`select ${
-      docColumns(tx)
-    } from public.kb_documents where tenant_id = ${tenantId} and id = ${id}`;
-    return row;
+    return await docRow(tx, tenantId, id);
   });
   return c.json(doc, 200);
 };
@@ -412,10 +412,7 @@ const addDoc: VoiceHandler<typeof routes.addDoc> = async (c) => {
     const [{ id }] = await tx<{ id: string }>`
       insert into public.kb_documents (tenant_id, knowledge_base_id, title, source, format, content)
       values (${tenantId}, ${kbId}, ${b.title}, ${b.source ?? null}, ${b.format}, ${b.content}) returning id`;
-    const [row] = await tx<DocRow>`select ${
-      docColumns(tx)
-    } from public.kb_documents where tenant_id = ${tenantId} and id = ${id}`;
-    return row;
+    return await docRow(tx, tenantId, id);
   });
   return c.json(doc, 201);
 };
