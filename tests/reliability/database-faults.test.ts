@@ -133,22 +133,30 @@ it('survives 5 restarts and terminated backends under readers and writers, losin
       plain.push({ title, status: r.status });
     }
   };
+  /** Sends the same request again after a 503 or a dropped connection, 25 ms apart, until
+   *  it is acknowledged (at most 200 times), as a client that retries does. */
+  const untilAcknowledged = async (send: () => Promise<{ status: number }>) => {
+    let status = 0;
+    let attempts = 0;
+    let after503 = false;
+    while (attempts < 200) {
+      attempts++;
+      status = (await send()).status;
+      if (status !== 503 && status !== 0) break;
+      after503 = true;
+      await sleep(25);
+    }
+    return { status, attempts, after503 };
+  };
   // Sends each write with an Idempotency-Key and, after a 503, the same request again
   // until it is acknowledged (bounded).
   const keyedWriter = async (w: number) => {
     for (let i = 0; i < MAX_PER_WORKER && !stopping; i++) {
       const title = `Reliability keyed ${w}-${i}`;
-      let r = { status: 0 };
-      let attempts = 0;
-      let after503 = false;
-      while (attempts < 200) {
-        attempts++;
-        r = await request('POST', '/tickets', customer, { title }, { 'Idempotency-Key': `reliability-${w}-${i}` });
-        if (r.status !== 503 && r.status !== 0) break;
-        after503 = true;
-        await sleep(25);
-      }
-      keyed.push({ title, status: r.status, attempts, after503 });
+      const r = await untilAcknowledged(() =>
+        request('POST', '/tickets', customer, { title }, { 'Idempotency-Key': `reliability-${w}-${i}` })
+      );
+      keyed.push({ title, ...r });
     }
   };
   const teamWriter = async () => {
@@ -215,15 +223,9 @@ it('survives 5 restarts and terminated backends under readers and writers, losin
       ];
       const call = { id, acked: true, after503: false };
       for (const e of events) {
-        let status = 0;
-        for (let attempt = 0; attempt < 200 && (status === 0 || status === 503); attempt++) {
-          if (attempt > 0) {
-            call.after503 = true;
-            await sleep(25);
-          }
-          status = (await request('POST', '/voice/calls/events', service, e)).status;
-        }
-        if (status !== 200) call.acked = false;
+        const r = await untilAcknowledged(() => request('POST', '/voice/calls/events', service, e));
+        if (r.after503) call.after503 = true;
+        if (r.status !== 200) call.acked = false;
       }
       calls.push(call);
     }
