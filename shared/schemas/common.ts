@@ -67,9 +67,12 @@ export const PageQuery = z.object({
   cursor: Text.max(500).optional(),
 });
 
-/** Opaque keyset cursor: the sort key of the last row returned. */
+/** Opaque keyset cursor: the sort key of the last row returned. Every character past
+ *  ASCII is written as a JSON \u escape first: btoa takes only Latin-1, and a sort key is
+ *  any name ("Support – FR", "Łódź", an emoji); JSON.parse reads the escapes back. */
 export function encodeCursor(values: unknown[]): string {
-  return btoa(JSON.stringify(values)).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
+  const ascii = JSON.stringify(values).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return btoa(ascii).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
 }
 
 const plainText = (v: string) => v.length <= 200 && !v.includes('\u0000');
