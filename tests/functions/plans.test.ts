@@ -45,7 +45,8 @@ afterAll(async () => {
 const entitle = (tenantId: string, body: unknown, token = tok.super) =>
   call(tenantsApp, 'PATCH', `/tenants/${tenantId}/entitlements`, { token, body });
 
-const usage = async (tenantId: string) => (await call(tenantsApp, 'GET', `/tenants/${tenantId}/usage`, { token: tok.super })).body;
+const usage = async (tenantId: string) =>
+  (await call(tenantsApp, 'GET', `/tenants/${tenantId}/usage`, { token: tok.super })).body;
 
 describe('entitlements', () => {
   it('the catalogue lists the three tiers, each with the same limits and features', async () => {
@@ -55,10 +56,24 @@ describe('entitlements', () => {
     const keys = (p: { limits: object; features: object }) => [Object.keys(p.limits).sort(), Object.keys(p.features).sort()];
     for (const p of r.body) expect(keys(p)).toEqual(keys(r.body[0]));
     expect(Object.keys(r.body[0].limits)).toEqual(expect.arrayContaining([
-      'members', 'agents', 'tickets_per_month', 'storage_bytes', 'webhook_endpoints', 'api_keys', 'voice_agents', 'requests_per_minute',
+      'members',
+      'agents',
+      'tickets_per_month',
+      'storage_bytes',
+      'webhook_endpoints',
+      'api_keys',
+      'voice_agents',
+      'requests_per_minute',
     ]));
     expect(Object.keys(r.body[0].features)).toEqual(expect.arrayContaining([
-      'voice', 'knowledge_base', 'chatwoot', 'botpress', 'n8n', 'odoo', 'sla_business_hours', 'outbound_webhooks',
+      'voice',
+      'knowledge_base',
+      'chatwoot',
+      'botpress',
+      'n8n',
+      'odoo',
+      'sla_business_hours',
+      'outbound_webhooks',
     ]));
     expect((await call(tenantsApp, 'GET', '/tenants/plans', {})).status).toBe(401);
   });
@@ -78,22 +93,37 @@ describe('entitlements', () => {
   });
 
   it('super-admins override limits and features and set flags; a null removes one', async () => {
-    const r = await entitle(globex, { limits: { members: 3 }, features: { voice: true }, flags: { new_inbox: 'variant-b', beta: true } });
+    const r = await entitle(globex, {
+      limits: { members: 3 },
+      features: { voice: true },
+      flags: { new_inbox: 'variant-b', beta: true },
+    });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body).toMatchObject({
-      plan: 'starter', limits: { members: 3, agents: 50 }, features: { voice: true }, flags: { new_inbox: 'variant-b', beta: true },
+      plan: 'starter',
+      limits: { members: 3, agents: 50 },
+      features: { voice: true },
+      flags: { new_inbox: 'variant-b', beta: true },
       overridden: { limits: ['members'], features: ['voice'] },
     });
     const seen = await call(tenantsApp, 'GET', '/tenants/me', { token: tok.globexUser });
     expect(seen.body.entitlements).toMatchObject({ limits: { members: 3 }, features: { voice: true }, flags: { beta: true } });
     const back = await entitle(globex, { limits: { members: null }, features: { voice: null }, flags: { beta: null } });
-    expect(back.body).toMatchObject({ limits: { members: 250 }, features: { voice: false }, flags: { new_inbox: 'variant-b' }, overridden: { limits: [], features: [] } });
+    expect(back.body).toMatchObject({
+      limits: { members: 250 },
+      features: { voice: false },
+      flags: { new_inbox: 'variant-b' },
+      overridden: { limits: [], features: [] },
+    });
     expect(back.body.flags).not.toHaveProperty('beta');
     // Each change is in the tenant's audit trail, with the super-admin as the actor.
     const trail = await db.sql`select table_name, action, actor_user_id from public.audit_logs
       where tenant_id = ${globex} and table_name in ('tenant_plan_overrides', 'tenant_feature_flags') order by id`;
     expect(trail.map((r) => `${r.table_name} ${r.action}`)).toEqual(expect.arrayContaining([
-      'tenant_plan_overrides INSERT', 'tenant_plan_overrides UPDATE', 'tenant_feature_flags INSERT', 'tenant_feature_flags DELETE',
+      'tenant_plan_overrides INSERT',
+      'tenant_plan_overrides UPDATE',
+      'tenant_feature_flags INSERT',
+      'tenant_feature_flags DELETE',
     ]));
     expect(new Set(trail.map((r) => r.actor_user_id))).toEqual(new Set([users.super.id]));
     const unknown = await entitle(globex, { limits: { nonsense: 1 } });
@@ -131,7 +161,8 @@ describe('usage and limits', () => {
     const over = await db.sql`insert into public.memberships (tenant_id, user_id) values (${globex}, ${u2.id})`.catch((e) => e);
     expect(over).toMatchObject({ code: 'PT403' });
     expect(JSON.parse(over.detail)).toEqual({
-      code: 'plan_limit_reached', details: { limit: 'members', max: 4, usage: 4, requested: 1, plan: 'starter' },
+      code: 'plan_limit_reached',
+      details: { limit: 'members', max: 4, usage: 4, requested: 1, plan: 'starter' },
     });
     await db.sql`update public.memberships set role = 'user' where tenant_id = ${globex} and user_id = ${u1.id}`;
     expect((await usage(globex)).metrics.agents.used).toBe(2);
@@ -162,8 +193,12 @@ describe('usage and limits', () => {
     const room = 7;
     await entitle(acme, { limits: { tickets_per_month: used + room } });
     const [{ n: before }] = await db.sql`select count(*)::int as n from public.tickets where tenant_id = ${acme}`;
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) =>
-      call(ticketsApp, 'POST', '/tickets', { token: tok.user, body: { title: `Rush ${i}` } })));
+    const results = await Promise.all(
+      Array.from(
+        { length: 50 },
+        (_, i) => call(ticketsApp, 'POST', '/tickets', { token: tok.user, body: { title: `Rush ${i}` } }),
+      ),
+    );
     const statuses = results.map((r) => r.status);
     expect(statuses.filter((s) => s === 201)).toHaveLength(room);
     expect(statuses.filter((s) => s === 403)).toHaveLength(50 - room);
@@ -175,13 +210,19 @@ describe('usage and limits', () => {
   });
 
   it('counts storage bytes of attachments and refuses an upload past the limit', async () => {
-    const [ticket] = await db.sql`insert into public.tickets (tenant_id, title, created_by) values (${globex}, 'Files', ${users.globexUser.id}) returning id`;
+    const [ticket] = await db
+      .sql`insert into public.tickets (tenant_id, title, created_by) values (${globex}, 'Files', ${users.globexUser.id}) returning id`;
     const used = (await usage(globex)).metrics.storage_bytes.used as number;
     await entitle(globex, { limits: { storage_bytes: used + 1000 } });
-    await db.sql`insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes) values (${globex}, ${ticket.id}, 'a.txt', 600)`;
-    const over = await db.sql`insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes) values (${globex}, ${ticket.id}, 'b.txt', 401)`
+    await db
+      .sql`insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes) values (${globex}, ${ticket.id}, 'a.txt', 600)`;
+    const over = await db
+      .sql`insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes) values (${globex}, ${ticket.id}, 'b.txt', 401)`
       .catch((e) => e);
-    expect(JSON.parse(over.detail)).toMatchObject({ code: 'plan_limit_reached', details: { limit: 'storage_bytes', usage: used + 600, requested: 401 } });
+    expect(JSON.parse(over.detail)).toMatchObject({
+      code: 'plan_limit_reached',
+      details: { limit: 'storage_bytes', usage: used + 600, requested: 401 },
+    });
     await db.sql`delete from public.attachments where tenant_id = ${globex} and ticket_id = ${ticket.id}`;
     expect((await usage(globex)).metrics.storage_bytes.used).toBe(used);
     await entitle(globex, { limits: { storage_bytes: null } });
@@ -193,7 +234,10 @@ describe('voice agents', () => {
   let phones = 0;
   const phone = () => `+1415777${String(phones++).padStart(4, '0')}`;
   const createAgent = (body: Record<string, unknown> = {}, token = tok.admin) =>
-    call(voiceApp, 'POST', '/voice/agents', { token, body: { name: 'Desk', phone: phone(), voice_id: 'v', llm_config: LLM, ...body } });
+    call(voiceApp, 'POST', '/voice/agents', {
+      token,
+      body: { name: 'Desk', phone: phone(), voice_id: 'v', llm_config: LLM, ...body },
+    });
   const voiceAgents = async (tenantId: string) => (await usage(tenantId)).metrics.voice_agents;
 
   it('counts active agents: past the limit a create or an activation is 403 plan_limit_reached; parking one gives its place back', async () => {
@@ -209,26 +253,45 @@ describe('voice agents', () => {
     const over = await createAgent();
     expect(over.status).toBe(403);
     expect(over.body.error).toMatchObject({
-      code: 'plan_limit_reached', details: { limit: 'voice_agents', max: 1, usage: 1, requested: 1, plan: 'pro' },
+      code: 'plan_limit_reached',
+      details: { limit: 'voice_agents', max: 1, usage: 1, requested: 1, plan: 'pro' },
     });
-    const activate = await call(voiceApp, 'PATCH', `/voice/agents/${parked.body.id}`, { token: tok.admin, body: { active: true } });
+    const activate = await call(voiceApp, 'PATCH', `/voice/agents/${parked.body.id}`, {
+      token: tok.admin,
+      body: { active: true },
+    });
     expect([activate.status, errorCode(activate)]).toEqual([403, 'plan_limit_reached']);
     const [{ n: after }] = await db.sql`select count(*)::int as n from public.voice_agents where tenant_id = ${acme} and active`;
     expect(after).toBe(1);
     expect((await db.sql`select count(*)::int as n from public.voice_agents where tenant_id = ${acme}`)[0].n).toBe(before);
     // Editing an active agent is not a new one.
-    expect((await call(voiceApp, 'PATCH', `/voice/agents/${first.body.id}`, { token: tok.admin, body: { greeting: 'Hi' } })).status).toBe(200);
+    expect(
+      (await call(voiceApp, 'PATCH', `/voice/agents/${first.body.id}`, { token: tok.admin, body: { greeting: 'Hi' } })).status,
+    ).toBe(200);
     // Deactivating the first makes room for the parked one; deleting gives the place back too.
-    expect((await call(voiceApp, 'PATCH', `/voice/agents/${first.body.id}`, { token: tok.admin, body: { active: false } })).status).toBe(200);
-    expect((await call(voiceApp, 'PATCH', `/voice/agents/${parked.body.id}`, { token: tok.admin, body: { active: true } })).status).toBe(200);
+    expect(
+      (await call(voiceApp, 'PATCH', `/voice/agents/${first.body.id}`, { token: tok.admin, body: { active: false } })).status,
+    ).toBe(200);
+    expect(
+      (await call(voiceApp, 'PATCH', `/voice/agents/${parked.body.id}`, { token: tok.admin, body: { active: true } })).status,
+    ).toBe(200);
     expect(await voiceAgents(acme)).toEqual({ used: 1, limit: 1 });
     expect((await call(voiceApp, 'DELETE', `/voice/agents/${parked.body.id}`, { token: tok.admin })).status).toBe(204);
     expect(await voiceAgents(acme)).toEqual({ used: 0, limit: 1 });
     // The direct table path is held to the same limit.
-    await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config) values (${acme}, 'Direct', ${phone()}, 'v', ${db.sql.json(LLM)})`;
-    const direct = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config) values (${acme}, 'Direct 2', ${phone()}, 'v', ${db.sql.json(LLM)})`
+    await db
+      .sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config) values (${acme}, 'Direct', ${phone()}, 'v', ${
+      db.sql.json(LLM)
+    })`;
+    const direct = await db
+      .sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config) values (${acme}, 'Direct 2', ${phone()}, 'v', ${
+      db.sql.json(LLM)
+    })`
       .catch((e) => e);
-    expect(JSON.parse(direct.detail)).toMatchObject({ code: 'plan_limit_reached', details: { limit: 'voice_agents', max: 1, usage: 1 } });
+    expect(JSON.parse(direct.detail)).toMatchObject({
+      code: 'plan_limit_reached',
+      details: { limit: 'voice_agents', max: 1, usage: 1 },
+    });
     // The counter equals the active agents.
     const [{ n: active }] = await db.sql`select count(*)::int as n from public.voice_agents where tenant_id = ${acme} and active`;
     expect((await voiceAgents(acme)).used).toBe(active);
@@ -254,7 +317,10 @@ describe('voice agents', () => {
     const r = await createAgent({}, tok.globexAdmin);
     expect(r.status).toBe(403);
     expect(r.body.error).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'voice', plan: 'starter' } });
-    const direct = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config) values (${globex}, 'No', ${phone()}, 'v', ${db.sql.json(LLM)})`
+    const direct = await db
+      .sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config) values (${globex}, 'No', ${phone()}, 'v', ${
+      db.sql.json(LLM)
+    })`
       .catch((e) => e);
     expect(JSON.parse(direct.detail)).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'voice' } });
     // With the feature but no room: the limit answers.
@@ -272,7 +338,13 @@ describe('voice agents', () => {
 
 describe('features', () => {
   const FEATURES_OFF = {
-    outbound_webhooks: false, odoo: false, chatwoot: false, botpress: false, n8n: false, voice: false, knowledge_base: false,
+    outbound_webhooks: false,
+    odoo: false,
+    chatwoot: false,
+    botpress: false,
+    n8n: false,
+    voice: false,
+    knowledge_base: false,
   };
   const appOf = (path: string) => path.startsWith('/tickets') ? ticketsApp : path.startsWith('/voice') ? voiceApp : tenantsApp;
 
@@ -284,7 +356,10 @@ describe('features', () => {
       .filter((r) => r.method !== 'ALL' && !r.path.includes('*') && !r.path.endsWith('openapi.json'))
       .map((r) => ({
         method: r.method,
-        path: r.path.replace(':tenantId', globex).replace(':service', 'odoo').replace(/:[A-Za-z]+(\{[^}]*\})?/g, '50000000-0000-4000-8000-000000000001'),
+        path: r.path.replace(':tenantId', globex).replace(':service', 'odoo').replace(
+          /:[A-Za-z]+(\{[^}]*\})?/g,
+          '50000000-0000-4000-8000-000000000001',
+        ),
       }))
       .filter((r) => !seen.has(`${r.method} ${r.path}`) && seen.add(`${r.method} ${r.path}`) !== undefined);
   }
@@ -311,14 +386,10 @@ describe('features', () => {
       'GET /voice/agents: voice',
       'POST /voice/agents: voice',
       `GET /voice/agents/${id}: voice`,
-      `PATCH /voice/agents/${id}: voice`,
-      `DELETE /voice/agents/${id}: voice`,
       'GET /voice/customers: voice',
       'POST /voice/customers: voice',
       'POST /voice/customers/import: voice',
       `GET /voice/customers/${id}: voice`,
-      `PATCH /voice/customers/${id}: voice`,
-      `DELETE /voice/customers/${id}: voice`,
       'GET /voice/calls: voice',
       `GET /voice/calls/${id}: voice`,
       `POST /voice/calls/${id}/ticket: voice`,
@@ -327,17 +398,59 @@ describe('features', () => {
       'GET /voice/knowledge-bases/search: knowledge_base',
       `GET /voice/knowledge-bases/${id}/documents: knowledge_base`,
       `POST /voice/knowledge-bases/${id}/documents: knowledge_base`,
-      `DELETE /voice/knowledge-bases/${id}/documents/${id}: knowledge_base`,
       `GET /voice/knowledge-bases/${id}: knowledge_base`,
       `PATCH /voice/knowledge-bases/${id}: knowledge_base`,
-      `DELETE /voice/knowledge-bases/${id}: knowledge_base`,
       `GET /voice/knowledge-bases/${id}/documents/${id}: knowledge_base`,
       `PATCH /voice/knowledge-bases/${id}/documents/${id}: knowledge_base`,
     ].sort());
-    // Every voice route people call is guarded; the provider's are below.
-    const people = everyRoute().filter((r) => r.path.startsWith('/voice') && !['/voice/route', '/voice/calls/events', '/voice/knowledge/search'].includes(r.path));
-    expect(refused.filter((r) => r.includes(' /voice/'))).toHaveLength(people.length);
+    // Every voice route people call is guarded but six: the removals and the agents' and
+    // customers' edits (the next test); the provider's are below.
+    const people = everyRoute().filter((r) =>
+      r.path.startsWith('/voice') && !['/voice/route', '/voice/calls/events', '/voice/knowledge/search'].includes(r.path)
+    );
+    expect(refused.filter((r) => r.includes(' /voice/'))).toHaveLength(people.length - 6);
     await entitle(globex, { features: Object.fromEntries(Object.keys(FEATURES_OFF).map((k) => [k, null])) });
+  });
+
+  it('without the feature a tenant still parks and edits its agents, corrects and erases its customers, removes its knowledge; an active agent may not move to a new number', async () => {
+    await entitle(globex, { limits: { voice_agents: 1 }, features: { voice: true, knowledge_base: true } });
+    const LLM = { model: 'm', system_prompt: 'p' };
+    const [agent] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+      values (${globex}, 'Downgraded desk', '+14155557101', 'v', ${db.sql.json(LLM)}) returning id`;
+    const [customer] = await db
+      .sql`insert into public.voice_customers (tenant_id, phone, name) values (${globex}, '+14155557102', 'Erase me') returning id`;
+    const [kb] = await db
+      .sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${globex}, 'Old knowledge') returning id`;
+    const [doc] = await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+      values (${globex}, ${kb.id}, 'Old', 'old text') returning id`;
+    await entitle(globex, { limits: { voice_agents: null }, features: { voice: false, knowledge_base: false } });
+    const as = (method: string, path: string, body?: unknown) => call(voiceApp, method, path, { token: tok.globexAdmin, body });
+    // Moving the active agent claims a new number on the router: refused, in the API and in SQL.
+    const moved = await as('PATCH', `/voice/agents/${agent.id}`, { phone: '+14155557103' });
+    expect([moved.status, moved.body.error?.details?.feature]).toEqual([403, 'voice']);
+    const direct = await db.sql`update public.voice_agents set phone = '+14155557103' where id = ${agent.id}`.catch((e) => e);
+    expect(JSON.parse(direct.detail)).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'voice' } });
+    const renamed = await as('PATCH', `/voice/agents/${agent.id}`, { name: 'Parked desk', active: false });
+    expect([renamed.status, renamed.body.active, renamed.body.name], JSON.stringify(renamed.body)).toEqual([
+      200,
+      false,
+      'Parked desk',
+    ]);
+    // Parked, it may take another number (it routes nothing), and not come back.
+    expect((await as('PATCH', `/voice/agents/${agent.id}`, { phone: '+14155557103' })).status).toBe(200);
+    expect((await as('PATCH', `/voice/agents/${agent.id}`, { active: true })).body.error).toMatchObject({
+      code: 'feature_not_in_plan',
+    });
+    const fixed = await as('PATCH', `/voice/customers/${customer.id}`, { name: 'Corrected' });
+    expect([fixed.status, fixed.body.name]).toEqual([200, 'Corrected']);
+    expect((await as('DELETE', `/voice/customers/${customer.id}`)).status).toBe(204);
+    expect((await as('DELETE', `/voice/knowledge-bases/${kb.id}/documents/${doc.id}`)).status).toBe(204);
+    expect((await as('DELETE', `/voice/knowledge-bases/${kb.id}`)).status).toBe(204);
+    expect((await as('DELETE', `/voice/agents/${agent.id}`)).status).toBe(204);
+    const left = await db.sql`select (select count(*) from public.voice_customers where id = ${customer.id})
+      + (select count(*) from public.voice_knowledge_bases where id = ${kb.id}) + (select count(*) from public.voice_agents where id = ${agent.id}) as n`;
+    expect(Number(left[0].n)).toBe(0);
+    await entitle(globex, { features: { voice: null, knowledge_base: null } });
   });
 
   it("and on the provider's call path: routing, a call's start and knowledge search; a call under way finishes", async () => {
@@ -350,7 +463,11 @@ describe('features', () => {
     const [agent] = await db.sql`select id from public.voice_agents where phone = ${number}`;
     expect((await provider('GET', `/voice/route?to=${encodeURIComponent(number)}`)).status).toBe(200);
     const started = await provider('POST', '/voice/calls/events', {
-      type: 'call.started', tenant_id: globex, agent_id: agent.id, provider_call_id: 'plan-call-1', answered: true,
+      type: 'call.started',
+      tenant_id: globex,
+      agent_id: agent.id,
+      provider_call_id: 'plan-call-1',
+      answered: true,
     });
     expect(started.status, JSON.stringify(started.body)).toBe(200);
     // The plan loses voice and knowledge bases (the agent stays, as it was).
@@ -359,7 +476,10 @@ describe('features', () => {
     expect(routed.status).toBe(403);
     expect(routed.body.error).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'voice', plan: 'starter' } });
     const next = await provider('POST', '/voice/calls/events', {
-      type: 'call.started', tenant_id: globex, agent_id: agent.id, provider_call_id: 'plan-call-2',
+      type: 'call.started',
+      tenant_id: globex,
+      agent_id: agent.id,
+      provider_call_id: 'plan-call-2',
     });
     expect(next.body.error).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'voice' } });
     expect((await db.sql`select count(*)::int as n from public.voice_calls where provider_call_id = 'plan-call-2'`)[0].n).toBe(0);
@@ -367,11 +487,17 @@ describe('features', () => {
     expect(kb.body.error).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'knowledge_base' } });
     // The call already under way is transcribed and ends.
     const segments = await provider('POST', '/voice/calls/events', {
-      type: 'transcript.segments', tenant_id: globex, provider_call_id: 'plan-call-1', segments: [{ seq: 0, speaker: 'customer', content: 'hello' }],
+      type: 'transcript.segments',
+      tenant_id: globex,
+      provider_call_id: 'plan-call-1',
+      segments: [{ seq: 0, speaker: 'customer', content: 'hello' }],
     });
     expect(segments.status).toBe(200);
     const ended = await provider('POST', '/voice/calls/events', {
-      type: 'call.ended', tenant_id: globex, provider_call_id: 'plan-call-1', status: 'completed',
+      type: 'call.ended',
+      tenant_id: globex,
+      provider_call_id: 'plan-call-1',
+      status: 'completed',
     });
     expect([ended.status, ended.body.status]).toEqual([200, 'completed']);
   });
@@ -379,21 +505,30 @@ describe('features', () => {
   it('and on the write path in SQL: services, webhook endpoints, SLA business hours', async () => {
     await entitle(globex, { features: FEATURES_OFF });
     // Enabling a partner service the plan lacks: refused by the database.
-    const on = await call(tenantsApp, 'PUT', `/tenants/${globex}/services/odoo`, { token: tok.globexAdmin, body: { enabled: true } });
+    const on = await call(tenantsApp, 'PUT', `/tenants/${globex}/services/odoo`, {
+      token: tok.globexAdmin,
+      body: { enabled: true },
+    });
     expect([on.status, errorCode(on)]).toEqual([403, 'feature_not_in_plan']);
-    const direct = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted) values (${globex}, 'https://x.example.com', 'x')`
+    const direct = await db
+      .sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted) values (${globex}, 'https://x.example.com', 'x')`
       .catch((e) => e);
     expect(JSON.parse(direct.detail)).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'outbound_webhooks' } });
     await entitle(globex, { features: { sla_business_hours: false } });
     const [hours] = await db.sql`select business_hours from public.sla_policies where business_hours is not null limit 1`;
-    const sla = await db.sql`insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes, business_hours)
-      values (${globex}, 'low', 60, 120, ${hours?.business_hours ?? { timezone: 'UTC', days: [1, 2, 3, 4, 5], start: '09:00', end: '17:00' }})`
+    const sla = await db
+      .sql`insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes, business_hours)
+      values (${globex}, 'low', 60, 120, ${
+      hours?.business_hours ?? { timezone: 'UTC', days: [1, 2, 3, 4, 5], start: '09:00', end: '17:00' }
+    })`
       .catch((e) => e);
     expect(sla.detail ? JSON.parse(sla.detail).code : sla.message).toMatch(/feature_not_in_plan|business/);
     // Another tenant's admin learns nothing about globex's plan: the same 404 as before.
     const cross = await call(tenantsApp, 'GET', `/tenants/${globex}/webhooks`, { token: tok.admin });
     expect(cross.status).toBe(404);
-    await entitle(globex, { features: { ...Object.fromEntries(Object.keys(FEATURES_OFF).map((k) => [k, null])), sla_business_hours: null } });
+    await entitle(globex, {
+      features: { ...Object.fromEntries(Object.keys(FEATURES_OFF).map((k) => [k, null])), sla_business_hours: null },
+    });
     const back = await call(tenantsApp, 'GET', `/tenants/${globex}/webhooks`, { token: tok.globexAdmin });
     expect(back.status).toBe(200);
   });
@@ -405,7 +540,8 @@ describe('outbound webhooks when the plan lacks them', () => {
       values (${globex}, 'https://hooks.globex.example.com/in', 'not-sent') returning id`;
     const ticket = async (title: string) =>
       db.sql`insert into public.tickets (tenant_id, title, created_by) values (${globex}, ${title}, ${users.globexUser.id})`;
-    const events = async () => (await db.sql`select count(*)::int as n from private.webhook_events where tenant_id = ${globex}`)[0].n as number;
+    const events = async () =>
+      (await db.sql`select count(*)::int as n from private.webhook_events where tenant_id = ${globex}`)[0].n as number;
     const before = await events();
     await ticket('Queued while the plan had webhooks');
     expect(await events()).toBe(before + 1);
@@ -419,13 +555,22 @@ describe('outbound webhooks when the plan lacks them', () => {
     expect(await events()).toBe(before + 1);
     // The queued one: its job sends nothing and ends it, naming the plan; the endpoint is
     // not blamed for it.
-    const job = { id: Number(delivery.job_id), task: 'deliver-webhook', payload: { delivery_id: Number(delivery.id) }, queue: null, job_key: null,
-      attempts: 1, max_attempts: 25 };
+    const job = {
+      id: Number(delivery.job_id),
+      task: 'deliver-webhook',
+      payload: { delivery_id: Number(delivery.id) },
+      queue: null,
+      job_key: null,
+      attempts: 1,
+      max_attempts: 25,
+    };
     const outcome = await deliverWebhook.run(job as never, { worker: 'test', deps: {} });
     expect(outcome).toEqual({ withheld: 1 });
     const [after] = await db.sql`select status, last_error, attempts from private.webhook_deliveries where id = ${delivery.id}`;
     expect(after).toEqual({ status: 'failed', last_error: expect.stringContaining('outbound_webhooks'), attempts: 0 });
-    expect((await db.sql`select count(*)::int as n from private.webhook_attempts where delivery_id = ${delivery.id}`)[0].n).toBe(0);
+    expect((await db.sql`select count(*)::int as n from private.webhook_attempts where delivery_id = ${delivery.id}`)[0].n).toBe(
+      0,
+    );
     const [ep] = await db.sql`select enabled, consecutive_failures from public.webhook_endpoints where id = ${endpoint.id}`;
     expect(ep).toEqual({ enabled: true, consecutive_failures: 0 });
 
@@ -487,7 +632,10 @@ describe('rate limits', () => {
     // Someone else's tenant named in the path does not spend that tenant's budget: a
     // stranger's writes to globex's routes are 404s, counted nowhere.
     const before = await db.sql`select hits from private.rate_limit_counters where scope = 'tenant' and key = ${globex}`;
-    const stranger = await call(tenantsApp, 'POST', `/tenants/${globex}/teams`, { token: tok.admin, body: { name: 'Moles', department: 'sales' } });
+    const stranger = await call(tenantsApp, 'POST', `/tenants/${globex}/teams`, {
+      token: tok.admin,
+      body: { name: 'Moles', department: 'sales' },
+    });
     expect(stranger.status).toBe(404);
     expect(await db.sql`select hits from private.rate_limit_counters where scope = 'tenant' and key = ${globex}`).toEqual(before);
     await entitle(globex, { limits: { requests_per_minute: null } });

@@ -206,19 +206,81 @@ describe('routing a dialled number', () => {
 });
 
 describe('phone numbers', () => {
-  it('one active agent per number across the platform: a second tenant is refused, an inactive twin is not', async () => {
-    const err = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
-      values (${globex}, 'Thief', ${NUMBER.acme}, 'v', ${db.sql.json(LLM)})`.catch((e) => e);
-    expect(err.code).toBe('23505');
+  it("a number is its tenant's while any of its agents uses it: another tenant is refused even while the agent is parked", async () => {
+    const insert = (tenant: string, name: string, phone: string, active = true) =>
+      db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active)
+        values (${tenant}, ${name}, ${phone}, 'v', ${db.sql.json(LLM)}, ${active}) returning id`;
+    const refused = async (p: Promise<unknown>) => {
+      const err = await p.then(() => null, (e) => e);
+      expect(err?.code, String(err)).toBe('PT409');
+      expect(JSON.parse(err.detail)).toEqual({
+        code: 'already_exists',
+        details: { fields: [{ field: 'phone', message: 'is already taken' }] },
+      });
+    };
+    await refused(insert(globex, 'Thief', NUMBER.acme));
+    await refused(insert(globex, 'Parked thief', NUMBER.acme, false));
+    // The attack: acme parks its agent; globex takes the number and receives acme's callers.
+    await db.sql`update public.voice_agents set active = false where id = ${AGENT.acme}`;
+    try {
+      await refused(insert(globex, 'Thief', NUMBER.acme));
+      const [g] = await insert(globex, 'Mover', '+14155550160');
+      await refused(db.sql`update public.voice_agents set phone = ${NUMBER.acme} where id = ${g.id}`);
+      await db.sql`delete from public.voice_agents where id = ${g.id}`;
+    } finally {
+      await db.sql`update public.voice_agents set active = true where id = ${AGENT.acme}`;
+    }
+    expect((await route(`to=${encodeURIComponent(NUMBER.acme)}`)).body.agent.id).toBe(AGENT.acme);
+    // Within the tenant a parked twin shares the number; only one of them is active.
     await db.sql.begin(async (tx) => {
       await tx`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active)
-        values (${globex}, 'Parked', ${NUMBER.acme}, 'v', ${tx.json(LLM)}, false)`;
-      const r = await tx`select count(*)::int as n from public.voice_agents where phone = ${NUMBER.acme}`;
-      expect(r[0].n).toBe(2);
+        values (${acme}, 'Parked twin', ${NUMBER.acme}, 'v', ${tx.json(LLM)}, false)`;
+      const dup = await tx`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+        values (${acme}, 'Active twin', ${NUMBER.acme}, 'v', ${tx.json(LLM)})`.catch((e) => e);
+      expect(dup.code).toBe('23505');
       throw Object.assign(new Error('rollback'), { rollback: true });
     }).catch((e) => {
       if (!e.rollback) throw e;
     });
+  });
+
+  it("a number is free again once the tenant's last agent on it is deleted or moves to another number", async () => {
+    const insert = (tenant: string, name: string, phone: string, active = false) =>
+      db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active)
+        values (${tenant}, ${name}, ${phone}, 'v', ${db.sql.json(LLM)}, ${active}) returning id`;
+    const [a1] = await insert(acme, 'Held 1', '+14155550161');
+    const [a2] = await insert(acme, 'Held 2', '+14155550161');
+    await db.sql`delete from public.voice_agents where id = ${a1.id}`;
+    // One agent of acme's still uses it.
+    expect((await insert(globex, 'Too early', '+14155550161').catch((e) => e)).code).toBe('PT409');
+    await db.sql`update public.voice_agents set phone = '+14155550162' where id = ${a2.id}`;
+    const [g] = await insert(globex, 'Now free', '+14155550161', true);
+    expect((await route(`to=${encodeURIComponent('+14155550161')}`)).body.agent.id).toBe(g.id);
+    expect((await insert(globex, 'Held by acme', '+14155550162').catch((e) => e)).code).toBe('PT409');
+    await db.sql`delete from public.voice_agents where id in (${a2.id}, ${g.id})`;
+  });
+
+  it('two tenants claiming one free number at once: exactly one of them gets it', async () => {
+    for (let round = 0; round < 5; round++) {
+      const phone = `+1415555017${round}`;
+      const attempts = await Promise.allSettled(
+        Array.from(
+          { length: 10 },
+          (_, i) =>
+            db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active)
+            values (${i % 2 ? globex : acme}, ${`Race ${round}.${i}`}, ${phone}, 'v', ${db.sql.json(LLM)}, false)`,
+        ),
+      );
+      const winners = await db.sql`select distinct tenant_id from public.voice_agents where phone = ${phone}`;
+      expect(winners).toHaveLength(1);
+      // Every attempt of the winner landed, every one of the other tenant was refused with 409.
+      attempts.forEach((a, i) => {
+        const mine = (i % 2 ? globex : acme) === winners[0].tenant_id;
+        expect(a.status, String((a as PromiseRejectedResult).reason)).toBe(mine ? 'fulfilled' : 'rejected');
+        if (!mine) expect((a as PromiseRejectedResult).reason.code).toBe('PT409');
+      });
+      await db.sql`delete from public.voice_agents where phone = ${phone}`;
+    }
   });
 
   it('the database refuses numbers that are not E.164 and an LLM configuration without a model, with a setting it does not know, or with tools the API refuses', async () => {
@@ -1126,6 +1188,51 @@ describe('customers from CSV', () => {
       message: 'has no country code and no default region was given',
     }]]);
     expect(await countAcme()).toBe(before);
+  });
+
+  it('into a tenant that listens: one customer.created per new customer, none for an updated one, and no lock per row', async () => {
+    // 1,000 customers known before anyone listens; then three endpoints: every event,
+    // another event type, every event but disabled.
+    await db.sql`insert into public.voice_customers (tenant_id, phone, name)
+      select ${globex}, '+1646' || (2000000 + g), 'Known ' || g from generate_series(0, 999) g`;
+    const endpoints = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types, enabled)
+      values (${globex}, 'https://hooks.example.com/all', 'v1:x', '{}', true),
+             (${globex}, 'https://hooks.example.com/calls', 'v1:x', '{call.started}', true),
+             (${globex}, 'https://hooks.example.com/off', 'v1:x', '{}', false)
+      returning id`;
+    onTestFinished(async () => {
+      await db.sql`delete from private.jobs where tenant_id = ${globex} and task = 'deliver-webhook'`;
+      await db.sql`delete from private.webhook_events where tenant_id = ${globex}`;
+      await db.sql`delete from public.webhook_endpoints where id in ${db.sql(endpoints.map((e) => e.id))}`;
+      await db.sql`delete from public.voice_customers where tenant_id = ${globex} and phone like '+1646%'`;
+    });
+    const before = (await db.sql`select count(*)::int as n from private.webhook_events where tenant_id = ${globex}`)[0].n;
+    // 10,000 new customers and 1,000 renamed ones, in one transaction: three advisory locks
+    // per new customer filled the shared lock table (out of shared memory, a 500).
+    const rows = Array.from({ length: 11_000 }, (_, i) => `+1646${2_000_000 + i},Imported ${i}`);
+    const r = await importCsv(`phone,name\n${rows.join('\n')}\n`, {}, tok.globexAdmin, 65_536);
+    expect(r.status, JSON.stringify(r.body).slice(0, 500)).toBe(200);
+    expect(r.body).toEqual({ rows: 11_000, inserted: 10_000, updated: 1_000, unchanged: 0 });
+    const [events] = await db.sql`
+      select count(*)::int as n, count(distinct ev.ordering_key)::int as keys,
+             bool_and(ev.type = 'customer.created' and ev.ordering_key = 'customer:' || c.id and ev.payload ->> 'type' = 'customer.created'
+                      and ev.payload -> 'data' ->> 'phone' = c.phone and ev.payload -> 'data' ->> 'name' = c.name
+                      and ev.payload -> 'data' ->> 'created_at' like '%Z' and ev.payload ->> 'tenant_id' = ${globex}) as exact,
+             count(*) filter (where c.phone < '+16462001000')::int as renamed
+      from private.webhook_events ev
+      left join public.voice_customers c on c.tenant_id = ev.tenant_id and 'customer:' || c.id = ev.ordering_key
+      where ev.tenant_id = ${globex}`;
+    expect(events).toEqual({ n: before + 10_000, keys: before + 10_000, exact: true, renamed: 0 });
+    // One delivery each, to the endpoint that wants every event, each with its job, as
+    // add_job writes it.
+    const [deliveries] = await db.sql`
+      select count(*)::int as n, count(distinct d.endpoint_id)::int as endpoints, min(d.endpoint_id::text) as endpoint,
+             count(j.id)::int as jobs,
+             bool_and(j.task = 'deliver-webhook' and j.queue = 'webhook:' || d.endpoint_id || ':' || d.ordering_key
+                      and (j.payload ->> 'delivery_id')::bigint = d.id and j.tenant_id = ${globex} and j.attempts = 0) as exact
+      from private.webhook_deliveries d left join private.jobs j on j.job_key = 'delivery:' || d.id
+      where d.tenant_id = ${globex}`;
+    expect(deliveries).toEqual({ n: 10_000, endpoints: 1, endpoint: endpoints[0].id, jobs: 10_000, exact: true });
   });
 
   it('50,000 rows in one streamed request; the same file again changes nothing', async () => {

@@ -47,9 +47,11 @@ const routes = {
   update: createRoute({
     method: 'patch',
     path: '/agents/{id}',
-    summary: 'Change a voice agent (admins): configuration, number, activation',
+    summary: "Change a voice agent (admins): configuration, number, activation. Without the plan's voice feature an agent " +
+      'may still be parked, renamed and edited; activating one, or moving an active one to another number, is 403 ' +
+      "feature_not_in_plan. A number another tenant's agent uses, even a parked one, is 409 already_exists naming phone",
     ...apiKeyScope('agents:write'),
-    middleware: needs.activeTenantRole('admin', { write: true, scope: 'agents:write', feature: 'voice' }),
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'agents:write' }),
     request: { params: s.IdParam, body: jsonBody(s.UpdateAgentBody) },
     responses: { 200: jsonResponse(s.AgentSchema, 'The agent'), ...commonErrors, ...conflictError },
   }),
@@ -59,7 +61,7 @@ const routes = {
     summary: 'Delete a voice agent without calls (admins); one with calls is 409 still_referenced: deactivate it instead ' +
       '(PATCH active: false), its calls keep it',
     ...apiKeyScope('agents:write'),
-    middleware: needs.activeTenantRole('admin', { write: true, scope: 'agents:write', feature: 'voice' }),
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'agents:write' }),
     request: { params: s.IdParam },
     responses: { 204: { description: 'Deleted' }, ...commonErrors, ...conflictError },
   }),
@@ -95,7 +97,7 @@ const routes = {
     path: '/knowledge-bases/{kbId}',
     summary: 'Delete a knowledge base with its documents and chunks (admins); its agents keep answering, without it',
     ...apiKeyScope('knowledge:write'),
-    middleware: needs.activeTenantRole('admin', { write: true, scope: 'knowledge:write', feature: 'knowledge_base' }),
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'knowledge:write' }),
     request: { params: s.KbParam },
     responses: { 204: { description: 'Deleted' }, ...commonErrors },
   }),
@@ -149,7 +151,7 @@ const routes = {
     path: '/knowledge-bases/{kbId}/documents/{id}',
     summary: 'Delete a document and its chunks (admins)',
     ...apiKeyScope('knowledge:write'),
-    middleware: needs.activeTenantRole('admin', { write: true, scope: 'knowledge:write', feature: 'knowledge_base' }),
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'knowledge:write' }),
     request: { params: s.KbDocumentParam },
     responses: { 204: { description: 'Deleted' }, ...commonErrors },
   }),
