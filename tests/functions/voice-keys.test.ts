@@ -76,7 +76,13 @@ describe('a tenant API key on the call path', () => {
       const r = await route(NUMBER.acme, k);
       expect([r.status, errorCode(r)]).toEqual([403, 'insufficient_scope']);
     }
-    const r = await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'x', direction: 'inbound' }, key.route.key);
+    const r = await event({
+      type: 'call.started',
+      tenant_id: acme,
+      agent_id: AGENT.acme,
+      provider_call_id: 'x',
+      direction: 'inbound',
+    }, key.route.key);
     expect([r.status, errorCode(r)]).toEqual([403, 'insufficient_scope']);
     const bad = await route(NUMBER.acme, 'tpk_live_nonsense');
     expect([bad.status, errorCode(bad)]).toEqual([401, 'invalid_api_key']);
@@ -84,7 +90,14 @@ describe('a tenant API key on the call path', () => {
 
   it("reports its tenant's calls with calls:write; another tenant's are refused and change nothing", async () => {
     const started = await event(
-      { type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'key-call-1', direction: 'inbound', from: '+14155550777' },
+      {
+        type: 'call.started',
+        tenant_id: acme,
+        agent_id: AGENT.acme,
+        provider_call_id: 'key-call-1',
+        direction: 'inbound',
+        from: '+14155550777',
+      },
       key.events.key,
     );
     expect(started.status, JSON.stringify(started.body)).toBe(200);
@@ -102,9 +115,15 @@ describe('a tenant API key on the call path', () => {
     // Globex's call under way, reported by the provider's own credential, and its knowledge.
     const service = await apiKey('service_role', TEST_JWT_SECRET);
     const theirs = 'key-call-theirs';
-    expect((await event({ type: 'call.started', tenant_id: globex, agent_id: AGENT.globex, provider_call_id: theirs, answered: true }, service)).status)
+    expect(
+      (await event(
+        { type: 'call.started', tenant_id: globex, agent_id: AGENT.globex, provider_call_id: theirs, answered: true },
+        service,
+      )).status,
+    )
       .toBe(200);
-    const [kb] = await db.sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${globex}, 'Globex secrets') returning id`;
+    const [kb] = await db
+      .sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${globex}, 'Globex secrets') returning id`;
     await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
       values (${globex}, ${kb.id}, 'Vault', 'The vault combination is hidden behind the painting')`;
     const state = async () =>
@@ -116,11 +135,21 @@ describe('a tenant API key on the call path', () => {
     const search = await makeKey('knowledge reader', ['voice:route']);
     // Acme's key names globex's call (its provider id) or globex's knowledge.
     const words = await event(
-      { type: 'transcript.segments', tenant_id: globex, provider_call_id: theirs, segments: [{ seq: 0, speaker: 'agent', content: 'injected' }] },
+      {
+        type: 'transcript.segments',
+        tenant_id: globex,
+        provider_call_id: theirs,
+        segments: [{ seq: 0, speaker: 'agent', content: 'injected' }],
+      },
       key.events.key,
     );
-    const ended = await event({ type: 'call.ended', tenant_id: globex, provider_call_id: theirs, status: 'failed' }, key.events.key);
-    const found = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${globex}&q=vault`, { headers: { authorization: `Bearer ${search.key}` } });
+    const ended = await event(
+      { type: 'call.ended', tenant_id: globex, provider_call_id: theirs, status: 'failed' },
+      key.events.key,
+    );
+    const found = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${globex}&q=vault`, {
+      headers: { authorization: `Bearer ${search.key}` },
+    });
     expect([words.status, errorCode(words)]).toEqual([404, 'unknown_call']);
     expect([ended.status, errorCode(ended)]).toEqual([404, 'unknown_call']);
     expect(found.status).toBe(404);
@@ -128,11 +157,18 @@ describe('a tenant API key on the call path', () => {
     expect(await state()).toEqual(before);
     // The same requests for acme's own call and knowledge are answered (the refusals are the tenant's, not the shape's).
     const mine = await event(
-      { type: 'transcript.segments', tenant_id: acme, provider_call_id: 'key-call-1', segments: [{ seq: 0, speaker: 'agent', content: 'hello' }] },
+      {
+        type: 'transcript.segments',
+        tenant_id: acme,
+        provider_call_id: 'key-call-1',
+        segments: [{ seq: 0, speaker: 'agent', content: 'hello' }],
+      },
       key.events.key,
     );
     expect([mine.status, mine.body.segments_added]).toEqual([200, 1]);
-    const own = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=vault`, { headers: { authorization: `Bearer ${search.key}` } });
+    const own = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=vault`, {
+      headers: { authorization: `Bearer ${search.key}` },
+    });
     expect([own.status, own.body.items]).toEqual([200, []]);
   });
 
@@ -143,9 +179,35 @@ describe('a tenant API key on the call path', () => {
     const [{ n: customers }] = await db.sql`select count(*)::int as n from public.voice_customers where tenant_id = ${acme}`;
     expect(calls).toBeGreaterThan(0);
     const listedCalls = await call(app, 'GET', '/voice/calls?limit=100', { headers: { authorization: `Bearer ${reader.key}` } });
-    const listedCustomers = await call(app, 'GET', '/voice/customers?limit=100', { headers: { authorization: `Bearer ${reader.key}` } });
+    const listedCustomers = await call(app, 'GET', '/voice/customers?limit=100', {
+      headers: { authorization: `Bearer ${reader.key}` },
+    });
     expect([listedCalls.status, listedCalls.body.items.length]).toEqual([200, calls]);
     expect([listedCustomers.status, listedCustomers.body.items.length]).toEqual([200, customers]);
+  });
+
+  it('names its own tenant in any letter case: a uuid in capitals is the same tenant, on the call path and in knowledge search', async () => {
+    // The fixtures' uuids are all digits; this tenant's has letters.
+    const lettered = 'abcdef00-0000-4000-8000-0000000000ab';
+    await db.sql`insert into public.tenants (id, name, slug, plan) values (${lettered}, 'Lettered', 'lettered', 'pro')`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${lettered}, ${users.acmeAdmin.id}, 'admin')`;
+    const [agent] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+      values (${lettered}, 'Lettered desk', '+14155551005', 'v', ${db.sql.json(LLM)}) returning id`;
+    const admin = await supabaseToken(users.acmeAdmin, { tenantId: lettered });
+    const made = await call(tenantsApp, 'POST', `/tenants/${lettered}/api-keys`, {
+      token: admin,
+      body: { name: 'lettered', scopes: ['calls:write', 'voice:route'] },
+    });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    const shouted = await event(
+      { type: 'call.started', tenant_id: lettered.toUpperCase(), agent_id: agent.id, provider_call_id: 'key-call-case' },
+      made.body.key,
+    );
+    expect([shouted.status, shouted.body.applied], JSON.stringify(shouted.body)).toEqual([200, true]);
+    const search = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${lettered.toUpperCase()}&q=vault`, {
+      headers: { authorization: `Bearer ${made.body.key}` },
+    });
+    expect([search.status, search.body.items], JSON.stringify(search.body)).toEqual([200, []]);
   });
 
   it('a revoked key is refused on the very next request', async () => {
@@ -172,16 +234,24 @@ describe('a tenant API key on the call path', () => {
       return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
     };
     const routePath = `/voice/route?to=${encodeURIComponent(NUMBER.acme)}`;
-    const start = { type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'limited-call', direction: 'inbound' };
+    const start = {
+      type: 'call.started',
+      tenant_id: acme,
+      agent_id: AGENT.acme,
+      provider_call_id: 'limited-call',
+      direction: 'inbound',
+    };
     await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits)
       values (${acme}, '{"reads_per_minute_per_key": 2, "requests_per_minute_per_caller": 2}')
       on conflict (tenant_id) do update set limits = excluded.limits`;
     try {
       await earlyInMinute();
-      for (const [k, path, body, scope] of [
-        [router.key, routePath, undefined, 'key'],
-        [recorder.key, '/voice/calls/events', start, 'caller'],
-      ] as const) {
+      for (
+        const [k, path, body, scope] of [
+          [router.key, routePath, undefined, 'key'],
+          [recorder.key, '/voice/calls/events', start, 'caller'],
+        ] as const
+      ) {
         const remaining: (string | null)[] = [];
         for (let i = 0; i < 2; i++) {
           const ok = await req(k, path, body);
@@ -190,11 +260,16 @@ describe('a tenant API key on the call path', () => {
         }
         expect(remaining, path).toEqual(['1', '0']);
         const refused = await req(k, path, body);
-        expect([refused.status, refused.body.error.code, refused.body.error.details.scope], path).toEqual([429, 'rate_limited', scope]);
+        expect([refused.status, refused.body.error.code, refused.body.error.details.scope], path).toEqual([
+          429,
+          'rate_limited',
+          scope,
+        ]);
         expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
       }
       // The refused event changed nothing: the call was started once.
-      const [{ n }] = await db.sql`select count(*)::int as n from public.voice_calls where tenant_id = ${acme} and provider_call_id = 'limited-call'`;
+      const [{ n }] = await db
+        .sql`select count(*)::int as n from public.voice_calls where tenant_id = ${acme} and provider_call_id = 'limited-call'`;
       expect(n).toBe(1);
       // The provider's own credential routes and reports every tenant's calls, unlimited.
       for (let i = 0; i < 3; i++) {

@@ -449,7 +449,8 @@ const machineSearch: VoiceHandler<typeof routes.machineSearch> = async (c) => {
   const q = c.req.valid('query');
   // A tenant's API key searches its own tenant's knowledge only.
   const confined = telephonyTenant(c);
-  if (confined && confined !== q.tenant_id) throw notFound('Tenant');
+  // A uuid in any letter case names one tenant (the key's is lowercase, as Postgres writes it).
+  if (confined && confined !== q.tenant_id.toLowerCase()) throw notFound('Tenant');
   const items = await db()<Hit>`select * from private.kb_search_for_call(${q.tenant_id}, ${q.q}, ${
     q.knowledge_base_id ?? null
   }, ${q.limit})`;

@@ -171,7 +171,10 @@ export const provider = createRouter()
     const e = c.req.valid('json');
     // A tenant's API key reports its own tenant's calls only.
     const confined = telephonyTenant(c);
-    if (confined && confined !== e.tenant_id) throw new ApiError(404, 'unknown_call', 'No such call in this tenant');
+    // A uuid in any letter case names one tenant (the key's is lowercase, as Postgres writes it).
+    if (confined && confined !== e.tenant_id.toLowerCase()) {
+      throw new ApiError(404, 'unknown_call', 'No such call in this tenant');
+    }
     const sql = db();
     let r: EventRow;
     switch (e.type) {
