@@ -1174,7 +1174,23 @@ describe('customers from CSV', () => {
     }
     const headerOnly = await importCsv('phone,name\n');
     expect([headerOnly.status, headerOnly.body.rows]).toEqual([200, 0]);
+    // A record is named by the line it starts on: after blank lines, and when a quoted
+    // field spans lines (csv-parse counts the line a record ends on).
+    const spanning = await importCsv('\n\nphone,notes\n12,"one\ntwo\nthree"\n\n+14155552695,x\n(415) 555-2695,"a\nb"\n', {
+      default_region: 'US',
+    });
+    expect(spanning.body.error.details.rows).toEqual([
+      { line: 4, field: 'phone', message: 'is not a valid phone number' },
+      { line: 9, field: 'phone', message: 'duplicates line 8 (+14155552695)' },
+    ]);
+    const lateHeader = await importCsv('\n\nphone,shoe_size\n');
+    expect(lateHeader.body.error.details.rows).toEqual([{ line: 3, field: 'header', message: 'unknown columns: shoe_size' }]);
     expect(await countAcme()).toBe(before);
+  });
+
+  it('rows of empty cells (as spreadsheets end their exports) are no rows', async () => {
+    const r = await importCsv('phone,name\r\n+14155552696,Kept\r\n,\r\n,\r\n');
+    expect([r.status, r.body], JSON.stringify(r.body)).toEqual([200, { rows: 1, inserted: 1, updated: 0, unchanged: 0 }]);
   });
 
   it('a bad row after several batches were written rolls every batch back', async () => {

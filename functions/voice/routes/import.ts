@@ -204,7 +204,7 @@ async function upsertBatch(tx: Tx, tenantId: string, rows: Row[]): Promise<Count
   return counts;
 }
 
-type Parsed = { record: string[]; info: { lines: number } };
+type Parsed = { record: string[]; info: { lines: number; empty_lines: number } };
 
 /** Every record the parser has ready, at once: one wait per chunk of the body instead of
  *  a promise per record (the stream's async iterator). Measured against the iterator,
@@ -266,6 +266,11 @@ export async function importCustomersCsv(
   try {
     // Where each known column is in the file's records (-1: absent).
     let at: number[] | undefined;
+    // csv-parse tells the line a record ENDS on; a quoted field may span lines, so a
+    // record's own line is the one after the previous record's end and the blank lines
+    // skipped since.
+    let endOfPrevious = 0;
+    let blanksBefore = 0;
     reading: for (;;) {
       let ready: Parsed[];
       try {
@@ -277,11 +282,16 @@ export async function importCustomersCsv(
       }
       if (!ready.length) break;
       for (const { record, info } of ready) {
+        const line = endOfPrevious + 1 + (info.empty_lines - blanksBefore);
+        endOfPrevious = info.lines;
+        blanksBefore = info.empty_lines;
+        // A row of empty cells (",,," — spreadsheets end their exports with them) is no row.
+        if (record.every((cell) => cell === '')) continue;
         if (!at) {
           const header = record.map((h) => h.trim().toLowerCase());
           const unknown = header.filter((h) => !(COLUMNS as readonly string[]).includes(h));
-          if (unknown.length) problems.push({ line: 1, field: 'header', message: `unknown columns: ${unknown.join(', ')}` });
-          if (!header.includes('phone')) problems.push({ line: 1, field: 'header', message: 'a phone column is required' });
+          if (unknown.length) problems.push({ line, field: 'header', message: `unknown columns: ${unknown.join(', ')}` });
+          if (!header.includes('phone')) problems.push({ line, field: 'header', message: 'a phone column is required' });
           if (problems.length) break reading;
           // A column named twice: its last cell counts.
           at = COLUMNS.map((name) => header.lastIndexOf(name));
@@ -290,15 +300,15 @@ export async function importCustomersCsv(
         const r: Record<string, string | undefined> = {};
         for (let i = 0; i < COLUMNS.length; i++) if (at[i] >= 0) r[COLUMNS[i]] = record[at[i]];
         if (++total.rows > MAX_ROWS) {
-          problems.push({ line: info.lines, field: 'csv', message: `more than ${MAX_ROWS} rows` });
+          problems.push({ line, field: 'csv', message: `more than ${MAX_ROWS} rows` });
           break reading;
         }
         const row = checkRow(
           r,
-          info.lines,
+          line,
           region,
           seen,
-          (field, message) => problems.push({ line: info.lines, field, message }),
+          (field, message) => problems.push({ line, field, message }),
         );
         if (problems.length >= MAX_ERRORS) break reading;
         if (row && !problems.length) {
