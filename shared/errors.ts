@@ -56,6 +56,7 @@ export type PgLikeError = {
   detail?: string;
   constraint_name?: string;
   column_name?: string;
+  table_name?: string;
 };
 
 function isPgError(err: unknown): err is PgLikeError {
@@ -88,6 +89,18 @@ function alreadyExists(constraint: string | undefined): ApiError {
     ? `${fields[0].field} is already taken`
     : `The combination of ${fields.map((f) => f.field).join(' and ')} is already taken`;
   return conflict('already_exists', message, { constraint, fields });
+}
+
+/** The column a check constraint is about, read from its name: Postgres names a column's
+ *  check `<table>_<column>_check`, and the schema's own follow `<table>_<column>_valid`
+ *  (voice_agents_llm_config_valid → llm_config). A check of several columns
+ *  (`<table>_check`) names none. */
+function checkedColumn(err: PgLikeError): string | undefined {
+  const prefix = `${err.table_name}_`;
+  const name = err.constraint_name;
+  if (!err.table_name || !name?.startsWith(prefix)) return undefined;
+  const column = name.slice(prefix.length).replace(/_(check|valid)\d*$/, '');
+  return column && column !== name.slice(prefix.length) ? column : undefined;
 }
 
 /** The code and details a database refusal carries for the response, in its `detail`:
@@ -144,7 +157,10 @@ export function fromPgError(err: PgLikeError): ApiError {
     case '23502':
       return unprocessable('The data breaks a rule of the schema', {
         constraint,
-        fields: [{ field: err.column_name ?? constraint ?? 'body', message: 'breaks a rule of the schema' }],
+        fields: [{
+          field: err.column_name ?? checkedColumn(err) ?? constraint ?? 'body',
+          message: 'breaks a rule of the schema',
+        }],
       });
     case '42501':
       return forbidden();

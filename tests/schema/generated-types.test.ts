@@ -49,7 +49,8 @@ it('notices drift: a new unique key shows up with its columns in order', async (
   // A column whose name the expression's text must quote (a keyword) is found too.
   await db.sql`alter table public.teams add column drift_code text, add column "order" text,
                 add constraint drift_probe_key unique (tenant_id, drift_code, department)`;
-  await db.sql`create unique index drift_probe_lower_key on public.teams (tenant_id, lower("order"), (department || '-' || name))`;
+  await db
+    .sql`create unique index drift_probe_lower_key on public.teams (tenant_id, lower("order"), (department || '-' || name))`;
   try {
     const generated = await generateUniqueKeys(db.url);
     expect(generated).toContain(`  drift_probe_key: ['drift_code', 'department'],\n`);
@@ -61,7 +62,8 @@ it('notices drift: a new unique key shows up with its columns in order', async (
 });
 
 it('answers a unique violation with the fields of its key, or none for a key it does not know', () => {
-  const violation = (constraint: string) => fromPgError({ name: 'PostgresError', code: '23505', message: 'duplicate', constraint_name: constraint });
+  const violation = (constraint: string) =>
+    fromPgError({ name: 'PostgresError', code: '23505', message: 'duplicate', constraint_name: constraint });
   expect(violation('teams_tenant_name_key')).toMatchObject({
     status: 409,
     code: 'already_exists',
@@ -75,5 +77,39 @@ it('answers a unique violation with the fields of its key, or none for a key it 
       message: 'A record with these values already exists',
       details: { constraint: unknown, fields: [] },
     });
+  }
+});
+
+it('answers a broken check with the column it is about, read from its name, or the constraint when it names several', async () => {
+  await db.sql`create table public.check_probe (id int primary key, a int check (a > 0), b int, c int, check (b > c),
+    constraint check_probe_c_valid check (c <> 7))`;
+  try {
+    const refusal = async (values: { id: number; a?: number; b?: number; c?: number }) =>
+      fromPgError(
+        await db.sql`insert into public.check_probe ${db.sql({ a: null, b: null, c: null, ...values })}`.then(
+          () => null,
+          (e) => e,
+        ),
+      );
+    const field = async (values: { id: number; a?: number; b?: number; c?: number }) => {
+      const e = await refusal(values);
+      expect([e.status, e.code]).toEqual([422, 'validation_failed']);
+      return (e.details as { fields: { field: string }[] }).fields[0].field;
+    };
+    expect(await field({ id: 1, a: -1 })).toBe('a');
+    expect(await field({ id: 2, b: 1, c: 2 })).toBe('check_probe_check');
+    expect(await field({ id: 3, c: 7 })).toBe('c');
+    // The schema's own: an LLM configuration past 64 kB breaks voice_agents_llm_config_valid.
+    const e = fromPgError(
+      await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+        values ('10000000-0000-4000-8000-000000000001', 'x', '+14155550999', 'v',
+                ${
+        db.sql.json({ model: 'm', system_prompt: 'p', tools: Array.from({ length: 5 }, () => ({ d: 'x'.repeat(15_000) })) })
+      })`
+        .then(() => null, (err) => err),
+    );
+    expect(e.details).toMatchObject({ constraint: 'voice_agents_llm_config_valid', fields: [{ field: 'llm_config' }] });
+  } finally {
+    await db.sql`drop table public.check_probe`;
   }
 });
