@@ -108,8 +108,9 @@ export const machineErrors = {
 /** The answers of a telephony route's credential check. */
 export const telephonyErrors = {
   401: errorResponse(
-    '`telephony_credential_required`: no service credential (Authorization: Bearer or apikey) and no matching ' +
-      'x-telephony-secret; a user token is refused too',
+    '`telephony_credential_required`: no service credential (Authorization: Bearer or apikey), no matching ' +
+      'x-telephony-secret and no tenant API key; a user token is refused too. A tenant API key that does not verify: ' +
+      '`invalid_api_key`, `api_key_revoked`, `api_key_expired`, `api_key_owner_inactive`',
   ),
 } as const;
 

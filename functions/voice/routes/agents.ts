@@ -178,6 +178,8 @@ const routes = {
       403: commonErrors[403],
       404: commonErrors[404],
       422: commonErrors[422],
+      // A tenant API key's reads (reads_per_minute_per_key); the provider's credentials are not limited.
+      429: commonErrors[429],
     },
   }),
 };
