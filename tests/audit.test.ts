@@ -333,10 +333,10 @@ const cases: {
     table: 'voice_calls',
     tenantId: tenants.acme.id,
     key: tenantKey,
-    insert: (tx) => tx`insert into public.voice_calls (tenant_id, agent_id, provider_call_id) values (${tenants.acme.id}, ${VOICE_AGENT}, 'audit-call')`,
-    update: (tx) => tx`update public.voice_calls set summary = 'Asked for hours' where provider_call_id = 'audit-call'`,
+    insert: (tx) => tx`insert into public.voice_calls (tenant_id, agent_id, provider_call_id) values (${tenants.acme.id}, ${VOICE_AGENT}, 'manual:audit-call')`,
+    update: (tx) => tx`update public.voice_calls set summary = 'Asked for hours' where provider_call_id = 'manual:audit-call'`,
     changed: ['summary'],
-    remove: (tx) => tx`delete from public.voice_calls where provider_call_id = 'audit-call'`,
+    remove: (tx) => tx`delete from public.voice_calls where provider_call_id = 'manual:audit-call'`,
   },
   {
     table: 'voice_call_segments',
@@ -383,7 +383,7 @@ beforeAll(async () => {
   await db.sql`insert into public.voice_knowledge_bases (tenant_id, id, name) values (${tenants.acme.id}, ${KB}, 'Parent KB')`;
   await db.sql`insert into public.kb_documents (tenant_id, id, knowledge_base_id, title, content) values (${tenants.acme.id}, ${DOC}, ${KB}, 'Parent doc', 'Parent text.')`;
   await db.sql`insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config) values (${tenants.acme.id}, ${VOICE_AGENT}, 'Parent agent', '+15550006006', 'v', ${db.sql.json(LLM)})`;
-  await db.sql`insert into public.voice_calls (tenant_id, id, agent_id, provider_call_id) values (${tenants.acme.id}, ${CALL}, ${VOICE_AGENT}, 'parent-call')`;
+  await db.sql`insert into public.voice_calls (tenant_id, id, agent_id, provider_call_id) values (${tenants.acme.id}, ${CALL}, ${VOICE_AGENT}, 'manual:parent-call')`;
   await db.sql`insert into public.automation_rules (tenant_id, name, event, actions, active) values (${tenants.acme.id}, 'Audited run rule', 'ticket.created', '[{"type":"set_priority","priority":"high"}]', false)`;
 });
 

@@ -68,7 +68,12 @@ export const RouteAnswerSchema = z.object({
 
 const EventBase = {
   tenant_id: Uuid,
-  provider_call_id: Text.min(1).max(200),
+  // `manual:` ids are the calls people log by hand (20261202190200_voice_provider_calls.sql):
+  // the provider's never meet one.
+  provider_call_id: Text.min(1).max(200).refine(
+    (id) => !id.startsWith('manual:'),
+    'must not start with manual: (calls people log)',
+  ),
 };
 
 export const CallStartedEvent = z.object({
@@ -80,7 +85,7 @@ export const CallStartedEvent = z.object({
   // as none (the call is still recorded).
   from: CallerId.optional().openapi({ description: 'The caller ID; anything but a number is recorded as none' }),
   to: CallerId.optional().openapi({ description: 'The number called; anything but a number is recorded as none' }),
-  started_at: Timestamp.optional(),
+  started_at: Timestamp.optional().openapi({ description: 'When the call started; none, or a time ahead of now, is now' }),
   answered: z.boolean().default(false),
 }).strict();
 
@@ -104,7 +109,7 @@ export const CallEndedEvent = z.object({
   type: z.literal('call.ended'),
   ...EventBase,
   status: z.enum(['completed', 'failed', 'missed']),
-  ended_at: Timestamp.optional(),
+  ended_at: Timestamp.optional().openapi({ description: 'When the call ended; a time ahead of now is now' }),
   duration_seconds: z.number().int().min(0).max(7 * 86400).optional(),
   outcome: Text.max(200).optional(),
   cost: z.number().min(0).max(1e6).optional(),

@@ -261,7 +261,7 @@ describe('the stale-call sweep', () => {
     const claims = supabaseClaims(users.acmeAgent, acme);
     // Logged 5 hours ago (the insert's answer is its last event).
     const [{ id }] = await db.sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at, answered_at)
-      values (${acme}, ${AGENT.acme}, 'by-hand', 'in_progress', now() - interval '5 hours', now() - interval '5 hours') returning id`;
+      values (${acme}, ${AGENT.acme}, 'manual:by-hand', 'in_progress', now() - interval '5 hours', now() - interval '5 hours') returning id`;
     expect(await runJob()).toBe(1);
     const clear = await probeAs(db.sql, 'authenticated', claims, (tx) => tx`update public.voice_calls set timed_out_at = null where id = ${id}`);
     expect(clear).toMatchObject({ ok: false, error: { code: '42501' } });

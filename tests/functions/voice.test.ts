@@ -439,6 +439,36 @@ describe('call events', () => {
     }
   });
 
+  it('takes a start or an end reported ahead of now as now: a call started in 2099 would never be swept', async () => {
+    const ahead = '2099-01-01T00:00:00Z';
+    expect((await started('pc-ahead', { started_at: ahead, answered: true })).status).toBe(200);
+    expect((await ended('pc-ahead', { ended_at: ahead })).status).toBe(200);
+    const [c] = await db.sql`select started_at <= now() and started_at > now() - interval '1 minute' as started_now,
+      ended_at <= now() and ended_at >= started_at as ended_now from public.voice_calls where provider_call_id = 'pc-ahead'`;
+    expect(c).toEqual({ started_now: true, ended_now: true });
+  });
+
+  it('never takes a manual: id, the calls people log by hand: no provider event can reach one', async () => {
+    await db.sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status)
+      values (${acme}, ${AGENT.acme}, 'manual:front-desk-1', 'in_progress')`;
+    for (
+      const r of [
+        await started('manual:front-desk-1'),
+        await segments('manual:front-desk-1', [{ seq: 0 }]),
+        await ended('manual:front-desk-1'),
+      ]
+    ) {
+      expect([r.status, errorCode(r), r.body.error.details.fields[0].field]).toEqual([
+        422,
+        'validation_failed',
+        'provider_call_id',
+      ]);
+    }
+    const [c] = await db.sql`select status, (select count(*)::int from public.voice_call_segments s where s.call_id = c.id) as n
+      from public.voice_calls c where provider_call_id = 'manual:front-desk-1'`;
+    expect(c).toEqual({ status: 'in_progress', n: 0 });
+  });
+
   it("follows the tenant's state: suspended takes no new call but finishes those under way; deleted takes nothing; no voice in the plan, no call", async () => {
     const start = (id: string) =>
       event({ type: 'call.started', tenant_id: globex, agent_id: AGENT.globex, provider_call_id: id, answered: true });

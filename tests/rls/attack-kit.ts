@@ -534,7 +534,7 @@ export async function populateTenant(
     const [customer] = await tx`insert into public.voice_customers (tenant_id, phone, name, email, notes, recording_consent)
              values (${t.id}, '+15559990001', 'Victim caller', 'caller@victim.test', 'victim customer notes', true) returning id`;
     const [call] = await tx`insert into public.voice_calls (tenant_id, agent_id, customer_id, provider_call_id, summary)
-             values (${t.id}, ${agent.id}, ${customer.id}, 'victim-call-1', 'victim call summary') returning id`;
+             values (${t.id}, ${agent.id}, ${customer.id}, 'manual:victim-call-1', 'victim call summary') returning id`;
     await tx`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
              values (${t.id}, ${call.id}, 0, 'customer', 'victim transcript line')`;
   });

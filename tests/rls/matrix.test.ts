@@ -210,7 +210,7 @@ const ops: Record<string, Record<Action, Op>> = {
   voice_calls: {
     select: async (tx, t) => count(await tx`select id from public.voice_calls where tenant_id = ${tenantOf(t).id}`),
     insert: async (tx, t) => count(await tx`
-      insert into public.voice_calls (tenant_id, agent_id, provider_call_id) values (${tenantOf(t).id}, ${voiceOf(t).agent}, 'probe-call') returning id`),
+      insert into public.voice_calls (tenant_id, agent_id, provider_call_id) values (${tenantOf(t).id}, ${voiceOf(t).agent}, 'manual:probe-call') returning id`),
     update: async (tx, t) => count(await tx`update public.voice_calls set summary = 'x' where tenant_id = ${tenantOf(t).id} returning id`),
     delete: async (tx, t) => count(await tx`delete from public.voice_calls where tenant_id = ${tenantOf(t).id} returning id`),
   },
@@ -343,7 +343,7 @@ beforeAll(async () => {
                  values (${tenantId}, ${v.agent}, 'Reception', ${v.phone}, 'voice-1', ${db.sql.json(LLM)}, ${v.kb}, true),
                         (${tenantId}, ${v.spare}, 'Spare', ${v.phone}, 'voice-1', ${db.sql.json(LLM)}, null, false)`;
     await db.sql`insert into public.voice_customers (tenant_id, id, phone, name) values (${tenantId}, ${v.customer}, '+15550003003', 'Caller')`;
-    await db.sql`insert into public.voice_calls (tenant_id, id, agent_id, customer_id, provider_call_id) values (${tenantId}, ${v.call}, ${v.agent}, ${v.customer}, 'call-1')`;
+    await db.sql`insert into public.voice_calls (tenant_id, id, agent_id, customer_id, provider_call_id) values (${tenantId}, ${v.call}, ${v.agent}, ${v.customer}, 'manual:call-1')`;
     await db.sql`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content) values (${tenantId}, ${v.call}, 0, 'customer', 'Hello?')`;
     await db.sql`insert into public.tenant_services (tenant_id, service) values (${tenantId}, 'botpress')`;
     await db.sql`insert into public.canned_responses (tenant_id, scope, short_code, title, body) values (${tenantId}, 'tenant', 'thanks', 'Thanks', 'Thank you, {{requester.name}}')`;

@@ -2,6 +2,8 @@
 // table (PostgREST) only to a call that is ringing or in progress; a completed, failed or
 // missed call's transcript takes nothing more (409 call_ended), from anyone but the
 // provider's own path (a machine). An append waits for a concurrent end, then is refused.
+// And a call the provider reports is the provider's: people log calls under `manual:`
+// ids, and may neither end nor add words to any other call.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
@@ -16,23 +18,23 @@ beforeAll(async () => {
   const [agent] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
     values (${acme}, 'Desk', '+14155557001', 'v', '{"model": "m", "system_prompt": "p"}') returning id`;
   await db.sql`insert into public.voice_calls (tenant_id, id, agent_id, provider_call_id, status) values
-    (${acme}, ${call.open}, ${agent.id}, 'open', 'in_progress'), (${acme}, ${call.ended}, ${agent.id}, 'ended', 'in_progress')`;
+    (${acme}, ${call.open}, ${agent.id}, 'manual:open', 'in_progress'), (${acme}, ${call.ended}, ${agent.id}, 'manual:ended', 'in_progress')`;
   await db.sql`update public.voice_calls set status = 'completed' where id = ${call.ended}`;
 });
 afterAll(async () => {
   await db.close();
 });
 
-const append = (id: string, seq: number) => async (tx: Parameters<Parameters<typeof probeAs>[3]>[0]) =>
-  [...await
-  tx`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
-     values (${acme}, ${id}, ${seq}, 'agent', 'added afterwards') returning seq`];
+const append = (id: string, seq: number) => async (tx: Parameters<Parameters<typeof probeAs>[3]>[0]) => [
+  ...await tx`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
+     values (${acme}, ${id}, ${seq}, 'agent', 'added afterwards') returning seq`,
+];
 
 describe("an ended call's transcript", () => {
   it('an append racing the end waits for it, then is refused', async () => {
     const [agent] = await db.sql`select id from public.voice_agents where tenant_id = ${acme} limit 1`;
     const [c] = await db.sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status)
-      values (${acme}, ${agent.id}, 'racing', 'in_progress') returning id`;
+      values (${acme}, ${agent.id}, 'manual:racing', 'in_progress') returning id`;
     // The end holds the call row (as private.voice_call_ended does) while the append starts.
     const ending = db.sql.reserve();
     const conn = await ending;
@@ -40,9 +42,14 @@ describe("an ended call's transcript", () => {
       await conn`begin`;
       await conn`select 1 from public.voice_calls where id = ${c.id} for no key update`;
       await conn`update public.voice_calls set status = 'completed' where id = ${c.id}`;
-      const append = probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAgent, acme), async (tx) =>
-        tx`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
-           values (${acme}, ${c.id}, 0, 'agent', 'too late') returning seq`);
+      const append = probeAs(
+        db.sql,
+        'authenticated',
+        supabaseClaims(users.acmeAgent, acme),
+        async (tx) =>
+          tx`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
+           values (${acme}, ${c.id}, 0, 'agent', 'too late') returning seq`,
+      );
       // Still waiting on the end's lock a moment later.
       const early = await Promise.race([append.then(() => 'done'), new Promise((r) => setTimeout(() => r('waiting'), 300))]);
       expect(early).toBe('waiting');
@@ -56,9 +63,72 @@ describe("an ended call's transcript", () => {
   for (const who of ['acmeAgent', 'acmeAdmin'] as const) {
     it(`${who}: appends to a call in progress, not to one that has ended`, async () => {
       // Each probe is rolled back (tests/helpers/db.ts probeAs): the two never see each other.
-      expect(await probeAs(db.sql, 'authenticated', supabaseClaims(users[who], acme), append(call.open, 1))).toEqual({ ok: true, value: [{ seq: 1 }] });
+      expect(await probeAs(db.sql, 'authenticated', supabaseClaims(users[who], acme), append(call.open, 1))).toEqual({
+        ok: true,
+        value: [{ seq: 1 }],
+      });
       const refused = await probeAs(db.sql, 'authenticated', supabaseClaims(users[who], acme), append(call.ended, 1));
-      expect(refused).toMatchObject({ ok: false, error: { code: 'PT409', message: 'The call has ended; its transcript is final' } });
+      expect(refused).toMatchObject({
+        ok: false,
+        error: { code: 'PT409', message: 'The call has ended; its transcript is final' },
+      });
     });
   }
+});
+
+describe("the provider's calls", () => {
+  const as = (who: 'acmeAgent' | 'acmeAdmin' | 'super', f: Parameters<typeof probeAs>[3]) =>
+    probeAs(db.sql, 'authenticated', supabaseClaims(users[who], acme), f);
+  let provider: string;
+  beforeAll(async () => {
+    const [agent] = await db.sql`select id from public.voice_agents where tenant_id = ${acme} limit 1`;
+    // As the provider's path writes it: no caller.
+    [{ id: provider }] = await db.sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status)
+      values (${acme}, ${agent.id}, 'CA-provider-1', 'in_progress') returning id`;
+  });
+
+  for (const who of ['acmeAgent', 'acmeAdmin', 'super'] as const) {
+    it(`${who}: logs a call only under a manual: id, so none can be adopted by the provider's call.started`, async () => {
+      const [agent] = await db.sql`select id from public.voice_agents where tenant_id = ${acme} limit 1`;
+      const log = (id: string) =>
+        as(
+          who,
+          (tx) =>
+            tx`insert into public.voice_calls (tenant_id, agent_id, provider_call_id) values (${acme}, ${agent.id}, ${id}) returning provider_call_id`,
+        );
+      const squat = await log('CA-upcoming');
+      expect(squat).toMatchObject({ ok: false, error: { code: 'PT422' } });
+      expect(squat).toMatchObject({ ok: false, error: { message: 'A call logged by a person has an id starting with manual:' } });
+      expect(await log('manual:desk-phone-1')).toEqual({ ok: true, value: [{ provider_call_id: 'manual:desk-phone-1' }] });
+    });
+
+    it(`${who}: neither ends nor adds words to a call the provider reports; links, outcome and summary stay theirs`, async () => {
+      const end = await as(
+        who,
+        (tx) => tx`update public.voice_calls set status = 'completed' where id = ${provider} returning id`,
+      );
+      expect(end).toMatchObject({ ok: false, error: { code: 'PT409', message: 'The telephony provider ends its own calls' } });
+      const words = await as(who, append(provider, 3));
+      expect(words).toMatchObject({
+        ok: false,
+        error: { code: 'PT409', message: "The telephony provider writes its calls' transcripts" },
+      });
+      const notes = await as(
+        who,
+        (tx) =>
+          tx`update public.voice_calls set outcome = 'callback', summary = 'wants a callback' where id = ${provider} returning outcome`,
+      );
+      expect(notes).toEqual({ ok: true, value: [{ outcome: 'callback' }] });
+    });
+  }
+
+  it("the provider's own path still ends and transcribes it (no caller)", async () => {
+    await db.sql.begin(async (tx) => {
+      await tx`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content) values (${acme}, ${provider}, 0, 'customer', 'hello')`;
+      await tx`update public.voice_calls set status = 'completed' where id = ${provider}`;
+      throw Object.assign(new Error('rollback'), { rollback: true });
+    }).catch((e) => {
+      if (!e.rollback) throw e;
+    });
+  });
 });

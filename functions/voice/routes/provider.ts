@@ -135,6 +135,12 @@ async function appendAlone({ tenant_id, provider_call_id, segments }: Append): P
 
 /** A reported number as the call keeps it; a caller ID that is no number (withheld) as none. */
 const reported = (n: string | undefined) => (n !== undefined && s.REPORTED_NUMBER_PATTERN.test(n) ? n : null);
+/** A reported time, but never one still to come: a start or an end ahead of now is not
+ *  a fact yet (a call "started" in 2099 sorted first for ever, and the stale-call sweep,
+ *  which ends calls by how long ago they started, never ended it). Taken as now. */
+const notAhead = (
+  t: string | undefined,
+) => (t !== undefined && Date.parse(t) > Date.now() ? new Date().toISOString() : t ?? null);
 
 type EventRow = {
   applied: boolean | number;
@@ -181,7 +187,7 @@ export const provider = createRouter()
       case 'call.started':
         [r] = await sql<EventRow>`
           select * from private.voice_call_started(${e.tenant_id}, ${e.agent_id}, ${e.provider_call_id}, ${e.direction},
-            ${reported(e.from)}, ${reported(e.to)}, ${e.started_at ?? null}, ${e.answered})`;
+            ${reported(e.from)}, ${reported(e.to)}, ${notAhead(e.started_at)}, ${e.answered})`;
         return c.json({ applied: r.applied as boolean, call_id: r.call_id, status: r.status }, 200);
       case 'transcript.segments': {
         const item = { tenant_id: e.tenant_id, provider_call_id: e.provider_call_id, segments: e.segments };
@@ -195,7 +201,7 @@ export const provider = createRouter()
       }
       case 'call.ended':
         [r] = await sql<EventRow>`
-          select * from private.voice_call_ended(${e.tenant_id}, ${e.provider_call_id}, ${e.status}, ${e.ended_at ?? null},
+          select * from private.voice_call_ended(${e.tenant_id}, ${e.provider_call_id}, ${e.status}, ${notAhead(e.ended_at)},
             ${e.duration_seconds ?? null}, ${e.outcome ?? null}, ${e.cost ?? null}, ${e.summary ?? null}, ${
           e.recording_path ?? null
         })`;
