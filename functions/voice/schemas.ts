@@ -2,6 +2,7 @@
 // rules again (E.164 numbers, the LLM configuration, the call status machine); these
 // shapes make bad input a clear 422 before it reaches SQL.
 import { z } from '@hono/zod-openapi';
+import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import { JsonObject, Text, Uuid } from '../../shared/schemas/common.ts';
 
 /** E.164: + and 7 to 15 digits, the first not 0. */
@@ -195,8 +196,18 @@ export const CustomerSchema = z.object({
   updated_at: Instant,
 }).openapi('VoiceCustomer');
 
+/** A customer's number in the one form the import writes it: a number libphonenumber-js
+ *  knows becomes its canonical E.164 (`+330612345678`, the French trunk 0 kept, is
+ *  `+33612345678`, as `06 12 34 56 78` imported with region FR), so one person is not two
+ *  records and /route finds them by the number the network reports; a number it does not
+ *  know is kept as given. */
+const CustomerPhone = E164.transform((n) => {
+  const parsed = parsePhoneNumberFromString(n);
+  return parsed?.isValid() ? parsed.number : n;
+});
+
 const CustomerFields = z.object({
-  phone: E164,
+  phone: CustomerPhone,
   name: Text.max(200).nullable(),
   email: z.email().max(320).nullable(),
   notes: Text.max(10000).nullable(),
@@ -206,7 +217,7 @@ const CustomerFields = z.object({
   marketing_consent: z.boolean(),
 });
 export const CreateCustomerBody = CustomerFields.partial().extend({
-  phone: E164,
+  phone: CustomerPhone,
   tags: CustomerFields.shape.tags.default([]),
   recording_consent: z.boolean().default(false),
   marketing_consent: z.boolean().default(false),
@@ -214,7 +225,7 @@ export const CreateCustomerBody = CustomerFields.partial().extend({
 export const UpdateCustomerBody = CustomerFields.partial().strict()
   .refine((b) => Object.keys(b).length > 0, 'name at least one field to change');
 export const CustomerListQuery = z.object({
-  phone: E164.optional(),
+  phone: CustomerPhone.optional(),
   limit: Limit,
   cursor: Cursor,
 });

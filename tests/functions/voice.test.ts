@@ -1218,6 +1218,27 @@ describe('customers from CSV', () => {
     expect(await countAcme()).toBe(before);
   });
 
+  it('a number written by hand is stored as the import writes it: one person is one record', async () => {
+    // The French trunk 0 kept after the country code: valid E.164 in form, not the number's canonical one.
+    const made = await call(app, 'POST', '/voice/customers', {
+      token: tok.agent,
+      body: { phone: '+330612345678', name: 'Trunk zero' },
+    });
+    expect([made.status, made.body.phone], JSON.stringify(made.body)).toEqual([201, '+33612345678']);
+    const found = await call(app, 'GET', `/voice/customers?phone=${encodeURIComponent('+330612345678')}`, { token: tok.agent });
+    expect(found.body.items.map((c: { id: string }) => c.id)).toEqual([made.body.id]);
+    const imported = await importCsv('phone,notes\n06 12 34 56 78,Imported later\n', { default_region: 'FR' });
+    expect(imported.body).toEqual({ rows: 1, inserted: 0, updated: 1, unchanged: 0 });
+    const moved = await call(app, 'PATCH', `/voice/customers/${made.body.id}`, {
+      token: tok.agent,
+      body: { phone: '+330612345679' },
+    });
+    expect([moved.status, moved.body.phone]).toEqual([200, '+33612345679']);
+    // A number libphonenumber-js does not know is kept as given.
+    const unknown = await call(app, 'POST', '/voice/customers', { token: tok.agent, body: { phone: '+15559990042' } });
+    expect([unknown.status, unknown.body.phone]).toEqual([201, '+15559990042']);
+  });
+
   it('rows of empty cells (as spreadsheets end their exports) are no rows', async () => {
     const r = await importCsv('phone,name\r\n+14155552696,Kept\r\n,\r\n,\r\n');
     expect([r.status, r.body], JSON.stringify(r.body)).toEqual([200, { rows: 1, inserted: 1, updated: 0, unchanged: 0 }]);
