@@ -118,7 +118,18 @@ export const CallEndedEvent = z.object({
   recording_path: Text.max(1024).optional(),
 }).strict();
 
-export const CallEventBody = z.discriminatedUnion('type', [CallStartedEvent, TranscriptEvent, CallEndedEvent])
+/** A ringing call was picked up (20261202190300_voice_call_answered.sql): for a provider
+ *  that sends the transcript only at the end, without it the call stayed ringing and the
+ *  stale-call sweep ended it as missed. */
+export const CallAnsweredEvent = z.object({
+  type: z.literal('call.answered'),
+  ...EventBase,
+  answered_at: Timestamp.optional().openapi({
+    description: 'When it was answered; none is now, a time before the start is the start, ahead of now is now',
+  }),
+}).strict();
+
+export const CallEventBody = z.discriminatedUnion('type', [CallStartedEvent, CallAnsweredEvent, TranscriptEvent, CallEndedEvent])
   .openapi('CallEvent');
 
 export const CallEventResult = z.object({

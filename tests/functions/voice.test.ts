@@ -439,6 +439,33 @@ describe('call events', () => {
     }
   });
 
+  it('call.answered: the first answer of a ringing call applies with its time (bounded by the start and now); a repeated or late one changes nothing', async () => {
+    const answered = (id: string, answered_at?: string) =>
+      event({ type: 'call.answered', tenant_id: acme, provider_call_id: id, ...(answered_at ? { answered_at } : {}) });
+    const at = new Date(Date.now() - 60_000);
+    expect((await started('pc-answer', { started_at: at.toISOString() })).body.status).toBe('ringing');
+    const picked = new Date(at.getTime() + 7_000).toISOString();
+    const first = await answered('pc-answer', picked);
+    expect([first.status, first.body.applied, first.body.status], JSON.stringify(first.body)).toEqual([200, true, 'in_progress']);
+    const again = await answered('pc-answer', new Date().toISOString());
+    expect([again.body.applied, again.body.status]).toEqual([false, 'in_progress']);
+    const [c] = await db.sql`select status, answered_at from public.voice_calls where provider_call_id = 'pc-answer'`;
+    expect([c.status, c.answered_at.toISOString()]).toEqual(['in_progress', picked]);
+    // A time before the start is the start; an answer after the end changes nothing.
+    await started('pc-answer-early', { started_at: at.toISOString() });
+    expect((await answered('pc-answer-early', new Date(at.getTime() - 3_600_000).toISOString())).body.applied).toBe(true);
+    expect(
+      (await db.sql`select answered_at from public.voice_calls where provider_call_id = 'pc-answer-early'`)[0].answered_at
+        .toISOString(),
+    )
+      .toBe(at.toISOString());
+    await ended('pc-answer-early');
+    const late = await answered('pc-answer-early');
+    expect([late.body.applied, late.body.status]).toEqual([false, 'completed']);
+    const nowhere = await answered('pc-answer-nowhere');
+    expect([nowhere.status, errorCode(nowhere)]).toEqual([404, 'unknown_call']);
+  });
+
   it('takes a start or an end reported ahead of now as now: a call started in 2099 would never be swept', async () => {
     const ahead = '2099-01-01T00:00:00Z';
     expect((await started('pc-ahead', { started_at: ahead, answered: true })).status).toBe(200);

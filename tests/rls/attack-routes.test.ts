@@ -477,7 +477,7 @@ describe("another tenant's records through every route of every function", () =>
     // ... naming globex's call: each kind of event.
     const events = list.filter((p) => p.route === 'POST /voice/calls/events' && p.target === 'tenant_id').map((p) => p.bodies[0] as Record<string, unknown>);
     expect(new Set(events.filter((b) => b.provider_call_id === SAMPLED_PROVIDER_CALL_ID).map((b) => b.type)))
-      .toEqual(new Set(['call.started', 'transcript.segments', 'call.ended']));
+      .toEqual(new Set(['call.started', 'call.answered', 'transcript.segments', 'call.ended']));
     expect(await fingerprints()).toEqual(before);
     expect(await counters()).toBe(countersBefore);
   }, 300_000);

@@ -46,7 +46,7 @@ const routes = {
   events: createRoute({
     method: 'post',
     path: '/calls/events',
-    summary: 'A call event from the provider (started, transcript segments, ended), idempotent by provider call id',
+    summary: 'A call event from the provider (started, answered, transcript segments, ended), idempotent by provider call id',
     security: security.telephony,
     'x-api-key-scope': 'calls:write',
     middleware: needs.telephony('calls:write'),
@@ -55,7 +55,7 @@ const routes = {
       200: jsonResponse(s.CallEventResult, 'What the event did; a repeated or late event changes nothing'),
       ...telephonyErrors,
       404: errorResponse(
-        '`unknown_call`: segments or an end for a call that never started; `tenant_deleted`: the tenant is deleted and ' +
+        '`unknown_call`: an answer, segments or an end for a call that never started; `tenant_deleted`: the tenant is deleted and ' +
           'takes no event',
       ),
       409: errorResponse("`invalid_transition`: the end asked for is not allowed from the call's status"),
@@ -188,6 +188,10 @@ export const provider = createRouter()
         [r] = await sql<EventRow>`
           select * from private.voice_call_started(${e.tenant_id}, ${e.agent_id}, ${e.provider_call_id}, ${e.direction},
             ${reported(e.from)}, ${reported(e.to)}, ${notAhead(e.started_at)}, ${e.answered})`;
+        return c.json({ applied: r.applied as boolean, call_id: r.call_id, status: r.status }, 200);
+      case 'call.answered':
+        [r] = await sql<EventRow>`
+          select * from private.voice_call_answered(${e.tenant_id}, ${e.provider_call_id}, ${notAhead(e.answered_at)})`;
         return c.json({ applied: r.applied as boolean, call_id: r.call_id, status: r.status }, 200);
       case 'transcript.segments': {
         const item = { tenant_id: e.tenant_id, provider_call_id: e.provider_call_id, segments: e.segments };
