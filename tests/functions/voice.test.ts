@@ -1499,6 +1499,29 @@ describe('a ticket from a call', () => {
     });
     expect(withCalls.body.calls).toEqual([{ id, status: 'completed', started_at: detail.body.started_at }]);
   });
+
+  it("a summary longer than a ticket's description is cut with a note, at a character, not in silence", async () => {
+    // 20,000 characters, emoji among them (two UTF-16 units each).
+    const summary = 'Caller 😀 explains. '.repeat(1000);
+    await event({
+      type: 'call.started',
+      tenant_id: acme,
+      agent_id: AGENT.acme,
+      provider_call_id: 'ticket-long',
+      from: '+14155558123',
+      answered: true,
+    });
+    await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'ticket-long', status: 'completed', summary });
+    const [{ id }] = await db.sql`select id from public.voice_calls where provider_call_id = 'ticket-long'`;
+    const opened = await call(app, 'POST', `/voice/calls/${id}/ticket`, { token: tok.agent });
+    expect(opened.status, JSON.stringify(opened.body)).toBe(201);
+    const [t] = await db
+      .sql`select title, description, char_length(description) as n from public.tickets where id = ${opened.body.ticket_id}`;
+    expect(t.title).toBe('Call from +14155558123');
+    expect(t.n).toBe(5000);
+    expect(t.description.endsWith('[…] The summary goes on in the call this ticket was opened from.')).toBe(true);
+    expect(summary.startsWith(t.description.split('\n\n[…]')[0])).toBe(true);
+  });
 });
 
 describe('realtime', () => {
