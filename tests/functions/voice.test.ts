@@ -475,6 +475,21 @@ describe('call events', () => {
     expect(c).toEqual({ started_now: true, ended_now: true });
   });
 
+  it('an event naming a tenant that does not exist is 404 unknown_tenant (not the plan of no tenant)', async () => {
+    const nobody = '10000000-0000-4000-8000-0000000000ff';
+    for (
+      const body of [
+        { type: 'call.started', agent_id: AGENT.acme },
+        { type: 'call.answered' },
+        { type: 'transcript.segments', segments: [{ seq: 0, speaker: 'customer', content: 'hello' }] },
+        { type: 'call.ended', status: 'completed' },
+      ]
+    ) {
+      const r = await event({ ...body, tenant_id: nobody, provider_call_id: 'pc-nobody' });
+      expect([r.status, errorCode(r)], JSON.stringify(r.body)).toEqual([404, 'unknown_tenant']);
+    }
+  });
+
   it('never takes a manual: id, the calls people log by hand: no provider event can reach one', async () => {
     await db.sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status)
       values (${acme}, ${AGENT.acme}, 'manual:front-desk-1', 'in_progress')`;

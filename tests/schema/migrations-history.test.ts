@@ -73,6 +73,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.voice_calls_matching': ['20261202180200_voice_customers_review.sql'],
   // An active agent moved to a new number claims it on the router: the voice feature (issue 14 review).
   'private.require_voice_feature': ['20261202190000_voice_numbers_held.sql'],
+  // A call event naming no tenant is 404 unknown_tenant, not the plan's 403 (issue 14 review).
+  'private.voice_event_tenant_status': ['20261202190400_voice_events_unknown_tenant.sql'],
   // Auto-assigns a ticket that gains a team with no assignee (issue 11 §4).
   'private.hand_off_ticket': ['20261201091000_department_routing.sql'],
   // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).

@@ -55,8 +55,8 @@ const routes = {
       200: jsonResponse(s.CallEventResult, 'What the event did; a repeated or late event changes nothing'),
       ...telephonyErrors,
       404: errorResponse(
-        '`unknown_call`: an answer, segments or an end for a call that never started; `tenant_deleted`: the tenant is deleted and ' +
-          'takes no event',
+        '`unknown_call`: an answer, segments or an end for a call that never started; `unknown_tenant`: no such tenant; ' +
+          '`tenant_deleted`: the tenant is deleted and takes no event',
       ),
       409: errorResponse("`invalid_transition`: the end asked for is not allowed from the call's status"),
       403: errorResponse(
