@@ -447,7 +447,7 @@ export const notStaffError = {
 export const NotificationsQuery = z.object({
   unread: z.enum(['true', 'false']).optional().transform((v) => v === 'true'),
   limit: z.coerce.number().int().min(1).max(100).default(50),
-  cursor: Text.max(500).optional(),
+  cursor: Text.max(2048).optional(),
 });
 export const MarkReadBody = z
   .object({

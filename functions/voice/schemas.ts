@@ -146,7 +146,7 @@ export const IdParam = z.object({ id: Uuid.openapi({ param: { name: 'id', in: 'p
 export const KbParam = z.object({ kbId: Uuid.openapi({ param: { name: 'kbId', in: 'path' } }) });
 export const KbDocumentParam = KbParam.extend({ id: Uuid.openapi({ param: { name: 'id', in: 'path' } }) });
 const Limit = z.coerce.number().int().min(1).max(100).default(50);
-const Cursor = Text.max(500).optional();
+const Cursor = Text.max(2048).optional();
 
 export const AgentSchema = z.object({
   id: Uuid,

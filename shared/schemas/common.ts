@@ -64,7 +64,8 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
 
 export const PageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(50),
-  cursor: Text.max(500).optional(),
+  // Room for a sort key of 100 characters past ASCII, each a 6-character \u escape, in base64.
+  cursor: Text.max(2048).optional(),
 });
 
 /** Opaque keyset cursor: the sort key of the last row returned. Every character past

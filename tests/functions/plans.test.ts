@@ -436,8 +436,17 @@ describe('features', () => {
       false,
       'Parked desk',
     ]);
-    // Parked, it may take another number (it routes nothing), and not come back.
-    expect((await as('PATCH', `/voice/agents/${agent.id}`, { phone: '+14155557103' })).status).toBe(200);
+    // Parked, it may not take a number nobody holds either (a parked agent would keep it
+    // from its owner), nor come back.
+    const taken = await as('PATCH', `/voice/agents/${agent.id}`, { phone: '+14155557103' });
+    expect([taken.status, taken.body.error?.details?.feature]).toEqual([403, 'voice']);
+    const parkedDirect = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active)
+      values (${globex}, 'Squatter', '+14155557104', 'v', ${db.sql.json(LLM)}, false)`.catch((e) => e);
+    expect(JSON.parse(parkedDirect.detail)).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'voice' } });
+    // A number it holds stays its own: a second parked agent on it is fine.
+    const [twin] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active)
+      values (${globex}, 'Parked twin', '+14155557101', 'v', ${db.sql.json(LLM)}, false) returning id`;
+    await db.sql`delete from public.voice_agents where id = ${twin.id}`;
     expect((await as('PATCH', `/voice/agents/${agent.id}`, { active: true })).body.error).toMatchObject({
       code: 'feature_not_in_plan',
     });

@@ -260,6 +260,58 @@ describe('phone numbers', () => {
     await db.sql`delete from public.voice_agents where id in (${a2.id}, ${g.id})`;
   });
 
+  it("a deleted tenant's number goes to the next tenant that claims it", async () => {
+    const [parked] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active)
+      values (${globex}, 'Left behind', '+14155550163', 'v', ${db.sql.json(LLM)}, false) returning id`;
+    const claim = () =>
+      db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+        values (${acme}, 'Next owner', '+14155550163', 'v', ${db.sql.json(LLM)}) returning id`;
+    expect((await claim().catch((e) => e)).code).toBe('PT409');
+    await db.sql`update public.tenants set status = 'deleted', deleted_at = now() where id = ${globex}`;
+    try {
+      const [mine] = await claim();
+      expect((await route(`to=${encodeURIComponent('+14155550163')}`)).body.agent.id).toBe(mine.id);
+      await db.sql`delete from public.voice_agents where id = ${mine.id}`;
+    } finally {
+      await db.sql`update public.tenants set status = 'active', deleted_at = null where id = ${globex}`;
+      await db.sql`delete from public.voice_agents where id = ${parked.id}`;
+    }
+  });
+
+  it('an agent leaving a number while another of the tenant takes it: both commit, no deadlock', async () => {
+    // The leaving agent's statement is held between its row change and its AFTER triggers
+    // (a test-only trigger that sleeps, named to run first), when the claim arrives.
+    await db.sql`create function public.test_pause() returns trigger language plpgsql set search_path = '' as $$
+      begin perform pg_catalog.pg_sleep(1.5); return null; end $$`;
+    await db
+      .sql`create trigger a_test_pause after delete on public.voice_agents for each row execute function public.test_pause()`;
+    const leaving = await db.sql.reserve();
+    const taking = await db.sql.reserve();
+    try {
+      const [old] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+        values (${acme}, 'Leaving', '+14155550164', 'v', ${db.sql.json(LLM)}) returning id`;
+      await leaving`begin`;
+      await taking`begin`;
+      const left = leaving`delete from public.voice_agents where id = ${old.id}`.then(() => 'ok', (e) => e.code);
+      await new Promise((r) => setTimeout(r, 300));
+      const took = taking`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+        values (${acme}, 'Taking', '+14155550164', 'v', ${db.sql.json(LLM)})`.then(() => 'ok', (e) => e.code);
+      expect(await left).toBe('ok');
+      await leaving`commit`;
+      expect(await took).toBe('ok');
+      await taking`commit`;
+      expect((await db.sql`select name from public.voice_agents where phone = '+14155550164'`).map((r) => r.name)).toEqual([
+        'Taking',
+      ]);
+    } finally {
+      leaving.release();
+      taking.release();
+      await db.sql`drop trigger a_test_pause on public.voice_agents`;
+      await db.sql`drop function public.test_pause()`;
+      await db.sql`delete from public.voice_agents where phone = '+14155550164'`;
+    }
+  });
+
   it('two tenants claiming one free number at once: exactly one of them gets it', async () => {
     for (let round = 0; round < 5; round++) {
       const phone = `+1415555017${round}`;
@@ -1111,9 +1163,12 @@ describe('knowledge base', () => {
     const [second] = await db
       .sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${acme}, 'Zzz paged') returning id`;
     // A name past Latin-1 is a sort key like any other: pages of one end on it, and its
-    // cursor must encode (btoa alone threw, a 500).
+    // cursor must encode (btoa alone threw, a 500) and come back (100 such characters,
+    // escaped, are past the 500 a cursor could be).
     await db.sql`insert into public.voice_knowledge_bases (tenant_id, name)
-      values (${acme}, 'Aaa paged'), (${acme}, 'Mmm paged'), (${acme}, 'Bbb – Łódź paged 😀'), (${acme}, 'Ooo paged')`;
+      values (${acme}, 'Aaa paged'), (${acme}, 'Mmm paged'), (${acme}, 'Bbb – Łódź paged 😀'), (${acme}, ${
+      'Ccc ' + 'Ж'.repeat(96)
+    }), (${acme}, 'Ooo paged')`;
     // Five documents written at one instant: the id orders them.
     await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
       select ${acme}, ${second.id}, 'Page ' || g, 'page ' || g from generate_series(0, 4) g`;

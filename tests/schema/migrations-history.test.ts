@@ -75,6 +75,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.require_voice_feature': ['20261202190000_voice_numbers_held.sql'],
   // A call event naming no tenant is 404 unknown_tenant, not the plan's 403 (issue 14 review).
   'private.voice_event_tenant_status': ['20261202190400_voice_events_unknown_tenant.sql'],
+  // Taking a free number needs the voice feature; a deleted tenant's number can be taken.
+  'private.claim_voice_number': ['20261202190500_voice_numbers_review.sql'],
   // Auto-assigns a ticket that gains a team with no assignee (issue 11 §4).
   'private.hand_off_ticket': ['20261201091000_department_routing.sql'],
   // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).
