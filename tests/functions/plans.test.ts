@@ -443,6 +443,10 @@ describe('features', () => {
     const parkedDirect = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active)
       values (${globex}, 'Squatter', '+14155557104', 'v', ${db.sql.json(LLM)}, false)`.catch((e) => e);
     expect(JSON.parse(parkedDirect.detail)).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'voice' } });
+    // Nor store new callers through the table (the API already refused).
+    const newCustomer = await db.sql`insert into public.voice_customers (tenant_id, phone) values (${globex}, '+14155557105')`
+      .catch((e) => e);
+    expect(JSON.parse(newCustomer.detail)).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'voice' } });
     // A number it holds stays its own: a second parked agent on it is fine.
     const [twin] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active)
       values (${globex}, 'Parked twin', '+14155557101', 'v', ${db.sql.json(LLM)}, false) returning id`;
