@@ -81,7 +81,8 @@ describe('creating, listing and revoking keys', () => {
       created_by: users.acmeAdmin.id,
     });
     const secret = res.body.key.slice(42);
-    const stored = await db.sql`select encode(secret_sha256, 'hex') as h from private.api_key_secrets where key_id = ${res.body.id}`;
+    const stored = await db
+      .sql`select encode(secret_sha256, 'hex') as h from private.api_key_secrets where key_id = ${res.body.id}`;
     expect(stored).toHaveLength(1);
     expect(stored[0].h).toMatch(/^[0-9a-f]{64}$/);
     expect(stored[0].h).not.toContain(secret);
@@ -112,13 +113,19 @@ describe('creating, listing and revoking keys', () => {
     });
     expect([past.status, errorCode(past)]).toEqual([400, 'expiry_in_past']);
     for (const who of ['agent', 'user']) {
-      const res = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: tok[who], body: { name: 'x', scopes: ['tickets:read'] } });
+      const res = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, {
+        token: tok[who],
+        body: { name: 'x', scopes: ['tickets:read'] },
+      });
       expect([res.status, errorCode(res)], who).toEqual([403, 'forbidden']);
       const list = await call(tenantsApp, 'GET', `/tenants/${acme}/api-keys`, { token: tok[who] });
       expect(list.status, who).toBe(403);
     }
     // Another tenant's admin: the tenant is not theirs.
-    const foreign = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: tok.globexAdmin, body: { name: 'x', scopes: ['tickets:read'] } });
+    const foreign = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, {
+      token: tok.globexAdmin,
+      body: { name: 'x', scopes: ['tickets:read'] },
+    });
     expect(foreign.status).toBe(404);
   });
 
@@ -186,7 +193,10 @@ describe('creating, listing and revoking keys', () => {
         [tenantsApp, 'GET', `/tenants/${acme}`],
       ] as const
     ) {
-      const res = await call(app, method, path, { token: key, body: method === 'POST' ? { name: 'x', scopes: ['tickets:read'] } : undefined });
+      const res = await call(app, method, path, {
+        token: key,
+        body: method === 'POST' ? { name: 'x', scopes: ['tickets:read'] } : undefined,
+      });
       expect([res.status, errorCode(res)], `${method} ${path}`).toEqual([403, 'insufficient_scope']);
     }
     // Directly in SQL too: the creation function refuses a key principal.
@@ -194,7 +204,7 @@ describe('creating, listing and revoking keys', () => {
     expect(n).toBeGreaterThan(0);
   });
 
-  it('a key acts only in its tenant: another tenant\'s ids are not found, its header a mismatch', async () => {
+  it("a key acts only in its tenant: another tenant's ids are not found, its header a mismatch", async () => {
     const { key } = await createKey(globex, tok.globexAdmin, { scopes: [...API_KEY_SCOPES] });
     const attempts: [App, string, string, unknown?, Record<string, string>?][] = [
       [ticketsApp, 'GET', `/tickets/${acmeTicket}`],
@@ -231,7 +241,10 @@ describe('creating, listing and revoking keys', () => {
 
   it('acts on the voice API through the same policies, only in its tenant, and within its plan', async () => {
     const { id, key } = await createKey(acme, tok.admin, { scopes: ['customers:read', 'customers:write'] });
-    const made = await call(voiceApp, 'POST', '/voice/customers', { token: key, body: { phone: '+14155550777', name: 'Via key' } });
+    const made = await call(voiceApp, 'POST', '/voice/customers', {
+      token: key,
+      body: { phone: '+14155550777', name: 'Via key' },
+    });
     expect(made.status, JSON.stringify(made.body)).toBe(201);
     expect(made.body.tenant_id).toBe(acme);
     const [row] = await db.sql`select actor_user_id, actor_issuer, actor_subject from public.audit_logs
@@ -240,7 +253,14 @@ describe('creating, listing and revoking keys', () => {
     const listed = await call(voiceApp, 'GET', '/voice/customers', { token: key });
     expect(listed.body.items.map((c: { tenant_id: string }) => c.tenant_id)).toEqual([acme]);
     // Another tenant's customer is the same 404 as none; another tenant named in a header is refused.
-    const [other] = await db.sql`insert into public.voice_customers (tenant_id, phone) values (${globex}, '+14155550778') returning id`;
+    // (globex's customer from a time its plan had voice: adding one needs the feature.)
+    const other = await db.sql.begin(async (tx) => {
+      const [{ plan }] = await tx`select plan from public.tenants where id = ${globex}`;
+      await tx`update public.tenants set plan = 'pro' where id = ${globex}`;
+      const [c] = await tx`insert into public.voice_customers (tenant_id, phone) values (${globex}, '+14155550778') returning id`;
+      await tx`update public.tenants set plan = ${plan} where id = ${globex}`;
+      return c;
+    });
     expect((await call(voiceApp, 'GET', `/voice/customers/${other.id}`, { token: key })).status).toBe(404);
     const header = await call(voiceApp, 'GET', '/voice/customers', { token: key, headers: { 'x-tenant-id': globex } });
     expect([header.status, errorCode(header)]).toEqual([400, 'tenant_mismatch']);
@@ -263,10 +283,11 @@ describe('creating, listing and revoking keys', () => {
     expect(byCreator.body.id).not.toBe(byKey.body.id);
   });
 
-  it('lives on its creator\'s admin standing: refused once they are demoted; platform admins outside the tenant make none', async () => {
+  it("lives on its creator's admin standing: refused once they are demoted; platform admins outside the tenant make none", async () => {
     // A second admin of acme creates the key, then is demoted.
     const [{ id: owner }] = await db.sql`insert into public.users (email) values ('second-admin@acme.test') returning id`;
-    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${owner}, ${owner})`;
+    await db
+      .sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${owner}, ${owner})`;
     await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${acme}, ${owner}, 'admin')`;
     const ownerToken = await supabaseToken({ id: owner, email: 'second-admin@acme.test' }, { tenantId: acme });
     const { key } = await createKey(acme, ownerToken, { scopes: ['tickets:read'] });
@@ -278,13 +299,16 @@ describe('creating, listing and revoking keys', () => {
     expect((await call(ticketsApp, 'GET', `/tickets/${acmeTicket}`, { token: key })).status).toBe(200);
 
     const superToken = await supabaseToken(users.super);
-    const bySuper = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: superToken, body: { name: 'x', scopes: ['tickets:read'] } });
+    const bySuper = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, {
+      token: superToken,
+      body: { name: 'x', scopes: ['tickets:read'] },
+    });
     expect([bySuper.status, errorCode(bySuper)]).toEqual([403, 'api_key_owner_required']);
     // They still see and revoke the tenant's keys.
     expect((await call(tenantsApp, 'GET', `/tenants/${acme}/api-keys`, { token: superToken })).status).toBe(200);
   });
 
-  it('costs no extra statement but its read count: a key request runs as many as a person\'s (verification rides the caller lookup)', async () => {
+  it("costs no extra statement but its read count: a key request runs as many as a person's (verification rides the caller lookup)", async () => {
     const { key } = await createKey(acme, tok.admin, { scopes: ['teams:read'] });
     const count = async (token: string) => {
       await call(tenantsApp, 'GET', `/tenants/${acme}/teams`, { token }); // warm (and last_used_at marked)
@@ -310,18 +334,29 @@ describe('creating, listing and revoking keys', () => {
 
   it("counts unrevoked keys against the plan's api_keys limit: past it a 403 that creates nothing, a revocation gives the place back", async () => {
     const used = async () =>
-      Number((await db.sql`select used from private.usage_counters where tenant_id = ${acme} and metric = 'api_keys'`)[0]?.used ?? 0);
-    const live = (await db.sql`select count(*)::int as n from public.api_keys where tenant_id = ${acme} and revoked_at is null`)[0].n;
+      Number(
+        (await db.sql`select used from private.usage_counters where tenant_id = ${acme} and metric = 'api_keys'`)[0]?.used ?? 0,
+      );
+    const live =
+      (await db.sql`select count(*)::int as n from public.api_keys where tenant_id = ${acme} and revoked_at is null`)[0].n;
     expect(await used()).toBe(live);
-    await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits) values (${acme}, ${db.sql.json({ api_keys: live + 1 })})
+    await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits) values (${acme}, ${
+      db.sql.json({ api_keys: live + 1 })
+    })
       on conflict (tenant_id) do update set limits = excluded.limits`;
     try {
       const { id } = await createKey(acme, tok.admin, { scopes: ['tickets:read'] });
       const rows = async () => (await db.sql`select count(*)::int as n from public.api_keys where tenant_id = ${acme}`)[0].n;
       const before = await rows();
-      const over = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: tok.admin, body: { name: 'one too many', scopes: ['tickets:read'] } });
+      const over = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, {
+        token: tok.admin,
+        body: { name: 'one too many', scopes: ['tickets:read'] },
+      });
       expect(over.status).toBe(403);
-      expect(over.body.error).toMatchObject({ code: 'plan_limit_reached', details: { limit: 'api_keys', max: live + 1, usage: live + 1 } });
+      expect(over.body.error).toMatchObject({
+        code: 'plan_limit_reached',
+        details: { limit: 'api_keys', max: live + 1, usage: live + 1 },
+      });
       expect(await rows()).toBe(before);
       const usage = await call(tenantsApp, 'GET', `/tenants/${acme}/usage`, { token: tok.admin });
       expect(usage.body.metrics.api_keys).toEqual({ used: live + 1, limit: live + 1 });
@@ -373,7 +408,9 @@ describe('creating, listing and revoking keys', () => {
       expect((await req(b.key, '/tickets')).status).toBe(200);
       expect((await req(tok.admin, '/tickets')).headers.get('ratelimit-limit')).toBeNull();
       const before = await hits(a.id);
-      expect((await req(a.key, '/tickets', { method: 'POST', body: { title: 'Written while reads are spent' } })).status).toBe(201);
+      expect((await req(a.key, '/tickets', { method: 'POST', body: { title: 'Written while reads are spent' } })).status).toBe(
+        201,
+      );
       expect(await hits(a.id)).toBe(before);
       // Someone who knows the key's id but not its secret spends nothing of its budget.
       const forged = `tpk_live_${a.id.replace(/-/g, '')}_${'A'.repeat(43)}`;
@@ -381,7 +418,8 @@ describe('creating, listing and revoking keys', () => {
       expect([bad.status, errorCode(bad)]).toEqual([401, 'invalid_api_key']);
       expect(await hits(a.id)).toBe(before);
       // No limit in the plan: not counted.
-      await db.sql`update private.tenant_plan_overrides set limits = '{"reads_per_minute_per_key": null}' where tenant_id = ${acme}`;
+      await db
+        .sql`update private.tenant_plan_overrides set limits = '{"reads_per_minute_per_key": null}' where tenant_id = ${acme}`;
       const free = await req(a.key, '/tickets');
       expect([free.status, free.headers.get('ratelimit-limit')]).toEqual([200, null]);
     } finally {
@@ -392,16 +430,20 @@ describe('creating, listing and revoking keys', () => {
   it("is a caller of its own for rate limits: its writes never spend its creator's window", async () => {
     const { id, key } = await createKey(acme, tok.admin, { scopes: ['tickets:write'] });
     const creatorHits = async () =>
-      (await db.sql`select hits from private.rate_limit_counters where scope = 'caller' and key = ${`${acme}/${users.acmeAdmin.id}`}`)[0]?.hits ?? 0;
+      (await db
+        .sql`select hits from private.rate_limit_counters where scope = 'caller' and key = ${`${acme}/${users.acmeAdmin.id}`}`)[0]
+        ?.hits ?? 0;
     const before = await creatorHits();
     // No write at all per caller: one request decides, whatever minute it falls in.
-    await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits) values (${acme}, '{"requests_per_minute_per_caller": 0}')
+    await db
+      .sql`insert into private.tenant_plan_overrides (tenant_id, limits) values (${acme}, '{"requests_per_minute_per_caller": 0}')
       on conflict (tenant_id) do update set limits = excluded.limits`;
     try {
       const refused = await call(ticketsApp, 'POST', '/tickets', { token: key, body: { title: 'Key write' } });
       expect(refused.status).toBe(429);
       expect(refused.body.error.details).toMatchObject({ scope: 'caller', limit: 0 });
-      const [window] = await db.sql`select hits from private.rate_limit_counters where scope = 'caller' and key = ${`${acme}/key:${id}`}`;
+      const [window] = await db
+        .sql`select hits from private.rate_limit_counters where scope = 'caller' and key = ${`${acme}/key:${id}`}`;
       expect(window.hits).toBe(1);
       expect(await creatorHits()).toBe(before);
     } finally {
@@ -412,7 +454,11 @@ describe('creating, listing and revoking keys', () => {
 
 // ---------------------------------------------------------------- the scope matrix
 
-type Operation = { security?: Record<string, string[]>[]; 'x-api-key-scope'?: Scope; parameters?: { name: string; in: string }[] };
+type Operation = {
+  security?: Record<string, string[]>[];
+  'x-api-key-scope'?: Scope;
+  parameters?: { name: string; in: string }[];
+};
 type Doc = { paths: Record<string, Record<string, Operation>> };
 
 async function operations() {
@@ -421,8 +467,10 @@ async function operations() {
     const doc = await (await app.request(`/${fn}/openapi.json`)).json() as Doc;
     for (const [path, ops] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(ops)) {
-        const url = path.replace(/\{(\w+)\}/g, (_, name: string) =>
-          name === 'tenantId' ? acme : name === 'priority' ? 'high' : '30000000-0000-4000-8000-00000000dead');
+        const url = path.replace(
+          /\{(\w+)\}/g,
+          (_, name: string) => name === 'tenantId' ? acme : name === 'priority' ? 'high' : '30000000-0000-4000-8000-00000000dead',
+        );
         const keyed = (op.security ?? []).some((alt) => 'apiKey' in alt);
         // Machine routes take a machine credential, never a person's token; the telephony
         // provider's also take a tenant's key with their scope (its own numbers and calls).
@@ -446,12 +494,14 @@ describe('the scope matrix, over every route of the tenants, tickets and voice f
     // People's routes without a scope: the caller's own account, tenant administration,
     // the keys themselves, and a person's notifications.
     const unscoped = ops.filter((o) => !o.scope && !o.machine).map((o) => `${o.method} ${o.path}`);
-    expect(unscoped.filter((o) => o.includes('/voice') || o.includes('macros') || o.includes('canned') || o.includes('followers')))
+    expect(
+      unscoped.filter((o) => o.includes('/voice') || o.includes('macros') || o.includes('canned') || o.includes('followers')),
+    )
       .toEqual([]);
     expect(unscoped).toEqual(expect.arrayContaining(['GET /tickets/notifications', 'POST /tickets/notifications/read']));
   });
 
-  it('a key without the route\'s scope is 403 insufficient_scope; with it, it gets past the check; unscoped routes refuse keys', async () => {
+  it("a key without the route's scope is 403 insufficient_scope; with it, it gets past the check; unscoped routes refuse keys", async () => {
     const ops = await operations();
     const keys = new Map<string, string>();
     const keyFor = async (scopes: Scope[]) => {
@@ -460,7 +510,8 @@ describe('the scope matrix, over every route of the tenants, tickets and voice f
       return keys.get(name)!;
     };
     // Nothing written but the keys themselves.
-    const writes = () => db.sql`select count(*)::int as n from public.audit_logs where tenant_id = ${acme} and table_name <> 'api_keys'`;
+    const writes = () =>
+      db.sql`select count(*)::int as n from public.audit_logs where tenant_id = ${acme} and table_name <> 'api_keys'`;
     const before = await writes();
     let checked = 0;
     for (const op of ops) {
@@ -481,7 +532,10 @@ describe('the scope matrix, over every route of the tenants, tickets and voice f
       }
       const without = await keyFor(API_KEY_SCOPES.filter((s) => s !== op.scope));
       const refused = await call(apps[op.fn], op.method, `${op.url}?limit=0`, { token: without, body });
-      expect([refused.status, errorCode(refused)], `${op.method} ${op.path} without ${op.scope}`).toEqual([403, 'insufficient_scope']);
+      expect([refused.status, errorCode(refused)], `${op.method} ${op.path} without ${op.scope}`).toEqual([
+        403,
+        'insufficient_scope',
+      ]);
       expect(refused.body.error.details).toEqual({ required: op.scope });
       const only = await keyFor([op.scope]);
       // Input that fails validation: past the key and its scope, the route's own 422 (or
