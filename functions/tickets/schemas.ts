@@ -1,7 +1,7 @@
 // Request and response shapes of the tickets API; the same schemas validate requests
 // and generate the OpenAPI document.
 import { z } from '@hono/zod-openapi';
-import { ErrorSchema, JsonObject, PageQuery, Text, Uuid } from '../../shared/schemas/common.ts';
+import { CursorParam, ErrorSchema, JsonObject, PageQuery, Text, Uuid } from '../../shared/schemas/common.ts';
 
 const STATUSES = ['open', 'pending', 'escalated', 'resolved', 'closed'] as const;
 const PRIORITIES = ['low', 'medium', 'high', 'urgent'] as const;
@@ -447,7 +447,7 @@ export const notStaffError = {
 export const NotificationsQuery = z.object({
   unread: z.enum(['true', 'false']).optional().transform((v) => v === 'true'),
   limit: z.coerce.number().int().min(1).max(100).default(50),
-  cursor: Text.max(2048).optional(),
+  cursor: CursorParam,
 });
 export const MarkReadBody = z
   .object({

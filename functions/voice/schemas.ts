@@ -3,7 +3,7 @@
 // shapes make bad input a clear 422 before it reaches SQL.
 import { z } from '@hono/zod-openapi';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
-import { JsonObject, Text, Uuid } from '../../shared/schemas/common.ts';
+import { CursorParam, JsonObject, Text, Uuid } from '../../shared/schemas/common.ts';
 
 /** E.164: + and 7 to 15 digits, the first not 0. */
 export const E164_PATTERN = /^\+[1-9][0-9]{6,14}$/;
@@ -146,7 +146,6 @@ export const IdParam = z.object({ id: Uuid.openapi({ param: { name: 'id', in: 'p
 export const KbParam = z.object({ kbId: Uuid.openapi({ param: { name: 'kbId', in: 'path' } }) });
 export const KbDocumentParam = KbParam.extend({ id: Uuid.openapi({ param: { name: 'id', in: 'path' } }) });
 const Limit = z.coerce.number().int().min(1).max(100).default(50);
-const Cursor = Text.max(2048).optional();
 
 export const AgentSchema = z.object({
   id: Uuid,
@@ -187,7 +186,7 @@ export const AgentPageSchema = z.object({ items: z.array(AgentSchema), next: z.s
 export const AgentListQuery = z.object({
   active: z.enum(['true', 'false']).optional(),
   limit: Limit,
-  cursor: Cursor,
+  cursor: CursorParam,
 });
 
 export const CustomerSchema = z.object({
@@ -238,7 +237,7 @@ export const UpdateCustomerBody = CustomerFields.partial().strict()
 export const CustomerListQuery = z.object({
   phone: CustomerPhone.optional(),
   limit: Limit,
-  cursor: Cursor,
+  cursor: CursorParam,
 });
 export const CustomerPageSchema = z.object({ items: z.array(CustomerSchema), next: z.string().nullable() });
 
@@ -284,7 +283,7 @@ export const CallListQuery = z.object({
   started_before: z.iso.datetime({ offset: true }).optional(),
   q: Text.min(1).max(200).optional().openapi({ description: 'Words to find in the transcript' }),
   limit: Limit,
-  cursor: Cursor,
+  cursor: CursorParam,
 });
 export const CallPageSchema = z.object({ items: z.array(CallSchema), next: z.string().nullable() });
 
@@ -302,7 +301,7 @@ export const CreateKnowledgeBaseBody = z.object({
 }).strict();
 export const UpdateKnowledgeBaseBody = CreateKnowledgeBaseBody.partial().strict()
   .refine((b) => Object.keys(b).length > 0, 'name at least one field to change');
-export const KbListQuery = z.object({ limit: Limit, cursor: Cursor });
+export const KbListQuery = z.object({ limit: Limit, cursor: CursorParam });
 export const KbDocumentSchema = z.object({
   id: Uuid,
   tenant_id: Uuid,

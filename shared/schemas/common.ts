@@ -62,10 +62,13 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
   content: { 'application/json': { schema } },
 });
 
+/** A keyset cursor as a query parameter (encodeCursor's output): room for a sort key of
+ *  100 characters past ASCII, each a 6-character \u escape, in base64. */
+export const CursorParam = Text.max(2048).optional();
+
 export const PageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(50),
-  // Room for a sort key of 100 characters past ASCII, each a 6-character \u escape, in base64.
-  cursor: Text.max(2048).optional(),
+  cursor: CursorParam,
 });
 
 /** Opaque keyset cursor: the sort key of the last row returned. Every character past
