@@ -10,6 +10,7 @@ import { env } from '../env.ts';
 import { secretEquals } from '../auth/service.ts';
 import { supabaseUrl } from '../auth/issuers.ts';
 import { ApiError, forbidden, unauthorized } from '../errors.ts';
+import { firstCharacters } from '../text.ts';
 
 /** A partner's JSON payload: shapes are checked where they are read. */
 // deno-lint-ignore no-explicit-any
@@ -157,11 +158,11 @@ async function ticketFor(tx: Tx, tenantId: string, conversation: Payload) {
   const sender = typeof conversation.meta?.sender === 'object' && conversation.meta.sender ? conversation.meta.sender : {};
   const name = typeof sender.name === 'string' ? sender.name : undefined;
   const first = Array.isArray(conversation.messages) ? conversation.messages[0]?.content : undefined;
-  const title = `Chat #${conversationId}${name ? ` from ${name}` : ''}`.slice(0, 200);
+  const title = firstCharacters(`Chat #${conversationId}${name ? ` from ${name}` : ''}`, 200);
   const [t] = await tx`
     insert into public.tickets (tenant_id, title, description, department, chatwoot_conversation_id, metadata, tags)
     values (${tenantId}, ${title}, ${
-    typeof first === 'string' && first ? first.slice(0, 5000) : null
+    typeof first === 'string' && first ? firstCharacters(first, 5000) : null
   }, 'support', ${conversationId},
             ${
     tx.json({

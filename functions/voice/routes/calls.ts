@@ -7,6 +7,7 @@ import { needs } from '../../../shared/auth/needs.ts';
 import { conflict, notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import { commonErrors, conflictError, jsonResponse } from '../../../shared/schemas/common.ts';
+import { firstCharacters } from '../../../shared/text.ts';
 import * as s from '../schemas.ts';
 import { after, CALL_COLUMNS, type CallRow, page, type VoiceHandler } from './common.ts';
 
@@ -107,7 +108,7 @@ const openTicket: VoiceHandler<typeof routes.openTicket> = async (c) => {
     const who = callRow.name || callRow.phone || 'an unknown caller';
     await tx`
       insert into public.tickets (tenant_id, title, description, created_by, metadata)
-      values (${tenantId}, ${codePoints(`Call from ${who}`, 200)}, ${ticketDescription(callRow.summary)},
+      values (${tenantId}, ${firstCharacters(`Call from ${who}`, 200)}, ${ticketDescription(callRow.summary)},
               ${callRow.user_id ?? null}, ${tx.json({ voice_call_id: id })})`;
     const [{ ticket_id }] = await tx<{ ticket_id: string }>`select current_setting('private.created_ticket_id') as ticket_id`;
     await tx`update public.voice_calls set ticket_id = ${ticket_id} where tenant_id = ${tenantId} and id = ${id}`;
@@ -116,17 +117,13 @@ const openTicket: VoiceHandler<typeof routes.openTicket> = async (c) => {
   return c.json(opened, 201);
 };
 
-/** The first `max` characters as Postgres counts them (code points: a UTF-16 slice could
- *  split a pair and send half an emoji). */
-const codePoints = (text: string, max: number) => [...text].slice(0, max).join('');
-
 /** A ticket's description holds 5,000 characters and a call's summary 20,000: a longer
  *  summary is cut with a note saying so, not in silence. */
 const DESCRIPTION_MAX = 5000;
 const CUT_NOTE = '\n\n[…] The summary goes on in the call this ticket was opened from.';
 function ticketDescription(summary: string | null): string | null {
   if (summary === null || [...summary].length <= DESCRIPTION_MAX) return summary;
-  return codePoints(summary, DESCRIPTION_MAX - [...CUT_NOTE].length) + CUT_NOTE;
+  return firstCharacters(summary, DESCRIPTION_MAX - [...CUT_NOTE].length) + CUT_NOTE;
 }
 
 export const calls = createRouter()
