@@ -188,11 +188,11 @@ export const provider = createRouter()
         [r] = await sql<EventRow>`
           select * from private.voice_call_started(${e.tenant_id}, ${e.agent_id}, ${e.provider_call_id}, ${e.direction},
             ${reported(e.from)}, ${reported(e.to)}, ${notAhead(e.started_at)}, ${e.answered})`;
-        return c.json({ applied: r.applied as boolean, call_id: r.call_id, status: r.status }, 200);
+        break;
       case 'call.answered':
         [r] = await sql<EventRow>`
           select * from private.voice_call_answered(${e.tenant_id}, ${e.provider_call_id}, ${notAhead(e.answered_at)})`;
-        return c.json({ applied: r.applied as boolean, call_id: r.call_id, status: r.status }, 200);
+        break;
       case 'transcript.segments': {
         const item = { tenant_id: e.tenant_id, provider_call_id: e.provider_call_id, segments: e.segments };
         const a: AppendAnswer = e.segments.length > BATCHED_SEGMENTS_MAX
@@ -209,6 +209,8 @@ export const provider = createRouter()
             ${e.duration_seconds ?? null}, ${e.outcome ?? null}, ${e.cost ?? null}, ${e.summary ?? null}, ${
           e.recording_path ?? null
         })`;
-        return c.json({ applied: r.applied as boolean, call_id: r.call_id, status: r.status }, 200);
+        break;
     }
+    // A start, an answer or an end: what it did to the call.
+    return c.json({ applied: r.applied as boolean, call_id: r.call_id, status: r.status }, 200);
   });
