@@ -138,6 +138,31 @@ export function limitBody(basePath = '', streamed: readonly StreamedBody[] = [])
   };
 }
 
+/** Every byte of a stream, at once; throws what the stream fails with (through
+ *  limitBody: its 413 or 408) as it is. */
+export async function bytesOf(stream: ReadableStream<Uint8Array>): Promise<Uint8Array<ArrayBuffer>> {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    chunks.push(value);
+  }
+  return concat(chunks, size);
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return body;
+}
+
 /** Reads a whole body of at most `limit` bytes (outside Hono: local storage uploads),
  *  with the idle timeout; refuses a larger one from Content-Length or at the first byte
  *  past the limit, without reading further. Throws 413/408 ApiErrors. */
@@ -155,11 +180,5 @@ export async function readBodyLimited(req: Request, limit: number, idleMs = body
     if (size > limit) throw payloadTooLarge(limit);
     chunks.push(value);
   }
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return body;
+  return concat(chunks, size);
 }

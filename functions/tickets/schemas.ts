@@ -2,34 +2,22 @@
 // and generate the OpenAPI document.
 import { z } from '@hono/zod-openapi';
 import { CursorParam, ErrorSchema, JsonObject, PageQuery, Text, Uuid } from '../../shared/schemas/common.ts';
+import {
+  CustomFieldValues,
+  DepartmentSchema,
+  FieldKey,
+  IsoDate,
+  PRIORITIES,
+  PrioritySchema,
+  Tag,
+  Tags,
+} from '../../shared/schemas/ticket-fields.ts';
+
+export { DepartmentSchema, FieldKey, PrioritySchema };
 
 const STATUSES = ['open', 'pending', 'escalated', 'resolved', 'closed'] as const;
-const PRIORITIES = ['low', 'medium', 'high', 'urgent'] as const;
 export const StatusSchema = z.enum(STATUSES);
-export const PrioritySchema = z.enum(PRIORITIES);
-/** A department's key: the tenant keeps its own list (GET /tickets/departments; sales,
- *  support, marketing and technical to begin with), which the database checks. */
-export const DepartmentSchema = Text.regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'a department key (lower-case letters, digits, - and _)')
-  .openapi({ description: "A department's key, one of the tenant's (GET /tickets/departments)", example: 'support' });
-/** A custom field's key. */
-export const FieldKey = Text.regex(/^[a-z][a-z0-9_]{0,39}$/, 'lower-case letters, digits and _, starting with a letter');
-/** Custom field values by key, as JSON; the database checks each against its field's
- *  type and options. null removes a value. */
-const CustomFieldValues = z
-  .record(
-    FieldKey,
-    z.union([Text.max(1000), z.number(), z.boolean(), z.array(Text.max(100)).max(100), z.null()]),
-  )
-  .refine((r) => Object.keys(r).length <= 50, 'at most 50 fields')
-  .openapi({
-    description:
-      'Values by field key (GET /tickets/custom-fields): text, number, YYYY-MM-DD date, an option, a list of options, true/false; null removes a value',
-    example: { plan: 'gold', seats: 25 },
-  });
 const Timestamp = z.string().openapi({ format: 'date-time' });
-const IsoDate = z.iso.datetime({ offset: true });
-const Tag = Text.trim().min(1).max(50).regex(/^[^,\s][^,]*$/, 'no commas, no leading space');
-const Tags = z.array(Tag).max(20);
 
 export const TicketIdParam = z.object({ id: Uuid.openapi({ param: { name: 'id', in: 'path' } }) });
 export const MessageParam = TicketIdParam.extend({

@@ -4,6 +4,7 @@
 import { z } from '@hono/zod-openapi';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import { CursorParam, JsonObject, Text, Uuid } from '../../shared/schemas/common.ts';
+import { CustomFieldValues, DepartmentSchema, IsoDate, PrioritySchema, Tags } from '../../shared/schemas/ticket-fields.ts';
 
 /** E.164: + and 7 to 15 digits, the first not 0. */
 export const E164_PATTERN = /^\+[1-9][0-9]{6,14}$/;
@@ -30,6 +31,27 @@ export const RouteQuery = z.object({
   }),
 });
 
+/** The database's bound on a whole configuration: 65,536 bytes of its jsonb text. */
+export const LLM_CONFIG_MAX_BYTES = 65_536;
+const utf8 = new TextEncoder();
+/** How many bytes `value::jsonb::text` takes in Postgres: JSON.stringify's text (the same
+ *  escapes) plus the space jsonb writes after every `:` and `,` between items. */
+export function jsonbTextBytes(value: unknown): number {
+  let separators = 0;
+  const count = (v: unknown): void => {
+    if (Array.isArray(v)) {
+      separators += Math.max(0, v.length - 1);
+      v.forEach(count);
+    } else if (v !== null && typeof v === 'object') {
+      const entries = Object.entries(v);
+      separators += entries.length + Math.max(0, entries.length - 1);
+      for (const [, item] of entries) count(item);
+    }
+  };
+  count(value);
+  return utf8.encode(JSON.stringify(value)).length + separators;
+}
+
 export const LlmConfigSchema = z.object({
   model: Text.min(1).max(200),
   system_prompt: Text.max(20000),
@@ -38,7 +60,11 @@ export const LlmConfigSchema = z.object({
 })
   // A setting the platform does not know is refused by name, not dropped in silence.
   .strict()
-  .openapi('LlmConfig');
+  // Each part may be within its bound and the whole not: said here, not as the check's 422.
+  .refine((config) => jsonbTextBytes(config) <= LLM_CONFIG_MAX_BYTES, {
+    message: `at most ${LLM_CONFIG_MAX_BYTES} bytes in all (as JSON)`,
+  })
+  .openapi('LlmConfig', { description: `At most ${LLM_CONFIG_MAX_BYTES} bytes in all, as JSON` });
 
 export const RouteAnswerSchema = z.object({
   tenant: z.object({ id: Uuid, name: z.string() }),
@@ -162,14 +188,26 @@ export const AgentSchema = z.object({
   updated_at: Instant,
 }).openapi('VoiceAgent');
 
+/** A number in the one form the import writes it: a number libphonenumber-js knows
+ *  becomes its canonical E.164 (`+330612345678`, the French trunk 0 kept, is
+ *  `+33612345678`, as `06 12 34 56 78` imported with region FR), so one person is not two
+ *  records and /route finds them by the number the network reports; a number it does not
+ *  know is kept as given. */
+const CanonicalPhone = E164.transform((n) => {
+  const parsed = parsePhoneNumberFromString(n);
+  return parsed?.isValid() ? parsed.number : n;
+});
+
 // The fields a person sets, without defaults: an update changes only what it names.
 const AgentFields = z.object({
   name: Text.min(1).max(100),
-  phone: E164,
+  // Canonical like a customer's: `+330612345678` and `+33612345678` are one line, which
+  // one tenant holds (and the network reports the canonical one).
+  phone: CanonicalPhone,
   voice_id: Text.min(1).max(200),
   llm_config: LlmConfigSchema,
   greeting: Text.max(2000).nullable(),
-  language: z.string().regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/),
+  language: z.string().max(35).regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/),
   active: z.boolean(),
   knowledge_base_id: Uuid.nullable(),
 });
@@ -206,18 +244,8 @@ export const CustomerSchema = z.object({
   updated_at: Instant,
 }).openapi('VoiceCustomer');
 
-/** A customer's number in the one form the import writes it: a number libphonenumber-js
- *  knows becomes its canonical E.164 (`+330612345678`, the French trunk 0 kept, is
- *  `+33612345678`, as `06 12 34 56 78` imported with region FR), so one person is not two
- *  records and /route finds them by the number the network reports; a number it does not
- *  know is kept as given. */
-const CustomerPhone = E164.transform((n) => {
-  const parsed = parsePhoneNumberFromString(n);
-  return parsed?.isValid() ? parsed.number : n;
-});
-
 const CustomerFields = z.object({
-  phone: CustomerPhone,
+  phone: CanonicalPhone,
   name: Text.max(200).nullable(),
   email: z.email().max(320).nullable(),
   notes: Text.max(10000).nullable(),
@@ -227,7 +255,7 @@ const CustomerFields = z.object({
   marketing_consent: z.boolean(),
 });
 export const CreateCustomerBody = CustomerFields.partial().extend({
-  phone: CustomerPhone,
+  phone: CanonicalPhone,
   tags: CustomerFields.shape.tags.default([]),
   recording_consent: z.boolean().default(false),
   marketing_consent: z.boolean().default(false),
@@ -235,7 +263,7 @@ export const CreateCustomerBody = CustomerFields.partial().extend({
 export const UpdateCustomerBody = CustomerFields.partial().strict()
   .refine((b) => Object.keys(b).length > 0, 'name at least one field to change');
 export const CustomerListQuery = z.object({
-  phone: CustomerPhone.optional(),
+  phone: CanonicalPhone.optional(),
   limit: Limit,
   cursor: CursorParam,
 });
@@ -274,7 +302,26 @@ export const SegmentOutSchema = z.object({
   content: z.string(),
   offset_ms: z.number().int(),
 }).openapi('TranscriptSegment');
-export const CallDetailSchema = CallSchema.extend({ transcript: z.array(SegmentOutSchema) }).openapi('VoiceCallDetail');
+/** Segments per page of a transcript: a call's transcript has no bound but seq's
+ *  (1,000,000 segments of up to 10,000 characters), so it is read in pages. */
+export const TRANSCRIPT_PAGE_MAX = 500;
+export const TRANSCRIPT_PAGE_DEFAULT = 200;
+export const CallDetailSchema = CallSchema.extend({
+  transcript: z.array(SegmentOutSchema).openapi({
+    description: `The transcript's first ${TRANSCRIPT_PAGE_DEFAULT} segments, in order`,
+  }),
+  transcript_next: z.string().nullable().openapi({
+    description: 'Null when that is the whole transcript; else the `cursor` of GET /calls/{id}/transcript for the rest',
+  }),
+}).openapi('VoiceCallDetail');
+export const TranscriptQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(TRANSCRIPT_PAGE_MAX).default(TRANSCRIPT_PAGE_DEFAULT),
+  cursor: z.string().regex(/^(0|[1-9][0-9]{0,6})$/, "the previous page's next").optional().openapi({
+    description: "The previous page's `next` (or the call's `transcript_next`): the segments after it",
+  }),
+});
+export const TranscriptPageSchema = z.object({ items: z.array(SegmentOutSchema), next: z.string().nullable() })
+  .openapi('TranscriptPage');
 export const CallListQuery = z.object({
   agent_id: Uuid.optional(),
   customer_id: Uuid.optional(),
@@ -318,7 +365,7 @@ const KbDocumentFields = {
   title: Text.min(1).max(200),
   source: Text.max(2000).nullable().optional(),
   format: z.enum(['text', 'markdown']),
-  content: Text.min(1).max(1_000_000),
+  content: Text.min(1).max(1_000_000).regex(/\S/, 'must have some text, not only whitespace'),
 };
 export const CreateKbDocumentBody = z.object({ ...KbDocumentFields, format: KbDocumentFields.format.default('text') }).strict();
 // A new content is chunked again by the database (kb_document_chunks); the rest is the
@@ -344,3 +391,16 @@ export const KbHitsSchema = z.object({ items: z.array(KbHitSchema) });
 export const KnowledgeBasePageSchema = z.object({ items: z.array(KnowledgeBaseSchema), next: z.string().nullable() });
 export const KbDocumentPageSchema = z.object({ items: z.array(KbDocumentSchema), next: z.string().nullable() });
 export const CallTicketSchema = z.object({ ticket_id: Uuid, call_id: Uuid }).openapi('CallTicket');
+/** What the ticket opened from a call may be given beyond what the call says (its
+ *  title, the summary as description, the requester): what the tickets API's create
+ *  takes for the rest, custom fields included (a tenant's required fields must be). */
+export const OpenCallTicketBody = z.object({
+  title: Text.trim().min(5).max(200).optional().openapi({ description: 'Default: "Call from <customer or number>"' }),
+  priority: PrioritySchema.default('medium'),
+  department: DepartmentSchema.default('support'),
+  team_id: Uuid.optional().openapi({ description: 'A team with automatic assignment picks an agent' }),
+  assigned_to: Uuid.optional().openapi({ description: 'An agent or admin of the tenant' }),
+  due_date: IsoDate.optional(),
+  tags: Tags.default([]),
+  custom_fields: CustomFieldValues.default({}),
+}).strict().openapi('OpenCallTicket');

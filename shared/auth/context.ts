@@ -4,6 +4,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { asUser, type Claims, type Tx, withClaims } from '../db.ts';
 import { forbidden } from '../errors.ts';
+import { bytesOf } from '../limits.ts';
 import { countKeyRead, countWrite } from '../rate-limit.ts';
 import { markPrincipal } from '../request-log.ts';
 import { apiKeyIdentity, presentedApiKey, type Scope } from './api-keys.ts';
@@ -61,6 +62,11 @@ export interface TenantNeed {
   /** A feature the plan of the tenant the request acts in must include (403
    *  feature_not_in_plan, private.require_feature), asked in the same round trip. */
   feature?: string;
+  /** Read the whole request body (bounded by shared/limits.ts) once the credential is
+   *  verified and before the request's transaction opens: a streamed upload (the CSV
+   *  import) must not hold a database connection, and locks, while its bytes arrive
+   *  over a slow link. */
+  bodyFirst?: boolean;
 }
 
 /** Ends the request transaction without committing when the handler failed. */
@@ -102,6 +108,18 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
     // against the key's own (429 when spent).
     if (need?.write) await countWrite(c, identity.claims, need.tenantId);
     else if (key) await countKeyRead(c, key);
+    if (need?.bodyFirst && c.req.raw.body) {
+      // A key's secret is checked first (a short statement of its own), so no one holds
+      // a large body in memory with a made-up key.
+      if (key) {
+        await asUser(
+          { ...identity.claims },
+          (tx) => tx`select private.verify_api_key(${key.id}::uuid, ${key.secretSha256}, ${need.scope ?? null}::text)`,
+        );
+      }
+      const raw = c.req.raw;
+      c.req.raw = new Request(raw, { body: await bytesOf(raw.body!) });
+    }
     try {
       await asUser({ ...identity.claims }, async (tx) => {
         const verifyKey = key

@@ -83,6 +83,7 @@ export const needs = {
    *  include, in the same statement (private.require_feature). */
   activeTenantRole: (
     minRole: TenantRole,
-    opts: { write?: boolean; scope?: Scope; feature?: string } = {},
-  ): MiddlewareHandler<TenantEnv> => requireUser({ minRole, write: opts.write, scope: opts.scope, feature: opts.feature }),
+    opts: { write?: boolean; scope?: Scope; feature?: string; bodyFirst?: boolean } = {},
+  ): MiddlewareHandler<TenantEnv> =>
+    requireUser({ minRole, write: opts.write, scope: opts.scope, feature: opts.feature, bodyFirst: opts.bodyFirst }),
 };

@@ -392,6 +392,7 @@ describe('features', () => {
       `GET /voice/customers/${id}: voice`,
       'GET /voice/calls: voice',
       `GET /voice/calls/${id}: voice`,
+      `GET /voice/calls/${id}/transcript: voice`,
       `POST /voice/calls/${id}/ticket: voice`,
       'GET /voice/knowledge-bases: knowledge_base',
       'POST /voice/knowledge-bases: knowledge_base',

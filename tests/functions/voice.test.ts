@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { app } from '../../functions/voice/app.ts';
+import { jsonbTextBytes } from '../../functions/voice/schemas.ts';
 import { closeDb, observeStatements } from '../../shared/db.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
@@ -714,6 +715,43 @@ describe('agents, as people manage them', () => {
     ...extra,
   });
 
+  it('stores a number in its canonical form, so one line is one tenant’s however it is written', async () => {
+    const created = await call(app, 'POST', '/voice/agents', { token: tok.admin, body: body('+330612345679') });
+    expect([created.status, created.body.phone]).toEqual([201, '+33612345679']);
+    const other = await call(app, 'POST', '/voice/agents', { token: tok.globexAdmin, body: body('+33612345679') });
+    expect([other.status, errorCode(other)]).toEqual([409, 'already_exists']);
+    await db.sql`delete from public.voice_agents where id = ${created.body.id}`;
+  });
+
+  it('an LLM configuration larger in all than the database holds is a 422 naming it, before SQL', async () => {
+    const tools = Array.from({ length: 10 }, (_, i) => ({ name: `tool_${i}`, description: 'x'.repeat(10_000) }));
+    const r = await call(app, 'POST', '/voice/agents', {
+      token: tok.admin,
+      body: body('+14155550177', { llm_config: { ...LLM, tools } }),
+    });
+    expect([r.status, r.body.error.details.fields]).toEqual([422, [{
+      code: 'custom',
+      field: 'llm_config',
+      message: 'at most 65536 bytes in all (as JSON)',
+    }]]);
+  });
+
+  it("jsonbTextBytes counts what the database's check counts (octet_length of the jsonb's text)", async () => {
+    const samples: unknown[] = [
+      LLM,
+      {
+        model: 'm',
+        system_prompt: 'line\nbreak\ttab "quoted" \\ back \u0001 ctl é 😀',
+        tools: [{ a: [1, 2, { b: null }], c: true }],
+      },
+      { model: 'm', system_prompt: '', temperature: 0.25, tools: [] },
+    ];
+    for (const sample of samples) {
+      const [{ n }] = await db.sql`select octet_length(${db.sql.json(sample as never)}::jsonb::text) as n`;
+      expect(jsonbTextBytes(sample), JSON.stringify(sample)).toBe(n);
+    }
+  });
+
   it('admins create and change agents; agents and users read them; other tenants see nothing', async () => {
     const created = await call(app, 'POST', '/voice/agents', { token: tok.admin, body: body('+14155550100') });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
@@ -913,6 +951,22 @@ describe('calls, as people read them', () => {
     expect(seen).toEqual(all.body.items.map((x: { id: string }) => x.id));
     const none = await call(app, 'GET', '/voice/calls?started_before=2000-01-01T00:00:00Z', { token: tok.agent });
     expect(none.body.items).toEqual([]);
+  });
+  it("reads a long transcript in pages: the detail's first, then /transcript from its transcript_next", async () => {
+    await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'long-read', answered: true });
+    const [{ id }] = await db.sql`select id from public.voice_calls where provider_call_id = 'long-read'`;
+    await db.sql`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
+      select ${acme}, ${id}, g, 'agent', 'line ' || g from generate_series(0, 449) g`;
+    const detail = await call(app, 'GET', `/voice/calls/${id}`, { token: tok.agent });
+    expect([detail.status, detail.body.transcript.length, detail.body.transcript_next]).toEqual([200, 200, '199']);
+    const second = await call(app, 'GET', `/voice/calls/${id}/transcript?cursor=199`, { token: tok.agent });
+    expect([second.status, second.body.items[0].seq, second.body.items.length, second.body.next]).toEqual([200, 200, 200, '399']);
+    const last = await call(app, 'GET', `/voice/calls/${id}/transcript?cursor=399&limit=500`, { token: tok.agent });
+    expect([last.body.items.length, last.body.items.at(-1).seq, last.body.next]).toEqual([50, 449, null]);
+    const bad = await call(app, 'GET', `/voice/calls/${id}/transcript?cursor=-1`, { token: tok.agent });
+    expect([bad.status, errorCode(bad)]).toEqual([422, 'validation_failed']);
+    const stranger = await call(app, 'GET', `/voice/calls/${id}/transcript`, { token: tok.globexAdmin });
+    expect(stranger.status).toBe(404);
   });
 });
 
@@ -1341,10 +1395,119 @@ describe('customers from CSV', () => {
     expect([r.status, r.body], JSON.stringify(r.body)).toEqual([200, { rows: 1, inserted: 1, updated: 0, unchanged: 0 }]);
   });
 
+  /** The file's bytes as they are (not necessarily UTF-8), in one request. */
+  const importBytes = async (bytes: Uint8Array<ArrayBuffer>) => {
+    const res = await app.request('/voice/customers/import', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tok.agent}`, 'content-type': 'text/csv' },
+      body: bytes,
+    });
+    const text = await res.text();
+    return { status: res.status, text, body: text ? JSON.parse(text) : null };
+  };
+
+  it('a file still arriving holds no database connection (its bytes are read before the transaction)', async () => {
+    let release!: () => void;
+    let pulled = false;
+    const stalled = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (!pulled) {
+          pulled = true;
+          controller.enqueue(new TextEncoder().encode('phone,name\n+14155552611,Slow '));
+          await new Promise<void>((r) => (release = r));
+          return;
+        }
+        controller.enqueue(new TextEncoder().encode('upload\n'));
+        controller.close();
+      },
+    });
+    const pending = app.request('/voice/customers/import', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tok.agent}`, 'content-type': 'text/csv' },
+      body: stalled,
+      duplex: 'half',
+    } as RequestInit);
+    while (!pulled) await new Promise((r) => setTimeout(r, 10));
+    // Past the credential check and the rate limit, waiting for the rest of the body.
+    await new Promise((r) => setTimeout(r, 200));
+    const waiting = await db.sql`
+      select count(*)::int as n from pg_stat_activity
+      where datname = current_database() and state like 'idle in transaction%'`;
+    expect(waiting).toEqual([{ n: 0 }]);
+    release();
+    const res = await pending;
+    expect([res.status, await res.json()]).toEqual([200, { rows: 1, inserted: 1, updated: 0, unchanged: 0 }]);
+  });
+
+  it('a file that is not UTF-8 (Windows-1252 from Excel) is refused at its line, nothing imported', async () => {
+    const before = await countAcme();
+    const latin1 = Uint8Array.from(
+      [...'phone,name\n+14155552612,Ann\n+14155552613,M', 0xfc, ...'ller\n'].map((c) =>
+        typeof c === 'number' ? c : c.charCodeAt(0)
+      ),
+    );
+    const r = await importBytes(latin1);
+    expect([r.status, r.body.error.details.rows]).toEqual([422, [{
+      line: 3,
+      field: 'csv',
+      message: 'is not UTF-8 text: save the file as "CSV UTF-8"',
+    }]]);
+    expect(await countAcme()).toBe(before);
+  });
+
+  it('one huge field (an unclosed quote) is refused without being held whole or echoed back', async () => {
+    const huge = 'phone,name\n+14155552614,"' + 'a'.repeat(200_000) + '\n+14155552615,Bob\n';
+    const r = await importBytes(new TextEncoder().encode(huge));
+    expect(r.status).toBe(422);
+    expect(r.body.error.details.rows).toEqual([{
+      line: expect.any(Number),
+      field: 'csv',
+      message: 'a record of more than 65536 characters (an unclosed quote?)',
+    }]);
+    expect(r.text.length).toBeLessThan(2_000);
+  });
+
+  it('a phone cell holds one number: a sentence, two numbers, an extension or a number the column refuses is a problem of its line', async () => {
+    const r = await importCsv(
+      'phone,name\n' +
+        '"call me at 415 555 2671 tomorrow",A\n' +
+        '4155552671;4155552672,B\n' +
+        '+1 415 555 2671 x123,C\n' +
+        '+43 1 117,D\n',
+      { default_region: 'US' },
+    );
+    const one = 'must be one phone number (digits, spaces, + ( ) . / -), without an extension';
+    expect([r.status, r.body.error.details.rows]).toEqual([422, [
+      { line: 2, field: 'phone', message: one },
+      { line: 3, field: 'phone', message: one },
+      { line: 4, field: 'phone', message: one },
+      { line: 5, field: 'phone', message: 'is not a valid phone number' },
+    ]]);
+  });
+
+  it('a header cell without a name is no column; a column named twice is refused', async () => {
+    const trailing = await importCsv('phone,name,\n+14155552616,Trailing,\n');
+    expect([trailing.status, trailing.body]).toEqual([200, { rows: 1, inserted: 1, updated: 0, unchanged: 0 }]);
+    const twice = await importCsv('phone,tags,tags\n+14155552617,a,b\n');
+    expect([twice.status, twice.body.error.details.rows]).toEqual([422, [
+      { line: 1, field: 'header', message: 'columns named twice: tags' },
+    ]]);
+  });
+
+  it('two files with new numbers in common, at once: one after the other, both imported', async () => {
+    const lines = Array.from({ length: 3_000 }, (_, i) => `+1646${3_000_000 + i},Shared ${i}`).join('\n');
+    const [a, b] = await Promise.all([
+      importCsv(`phone,name\n${lines}\n`, {}, tok.agent, 65_536),
+      importCsv(`phone,name\n${lines}\n`, {}, tok.admin, 65_536),
+    ]);
+    expect([a.status, b.status], JSON.stringify([a.body, b.body])).toEqual([200, 200]);
+    expect([a.body.inserted + b.body.inserted, a.body.unchanged + b.body.unchanged]).toEqual([3_000, 3_000]);
+  });
+
   it('a bad row after several batches were written rolls every batch back', async () => {
     const before = await countAcme();
     const lines = Array.from({ length: 5_000 }, (_, i) => `+1646${2_000_000 + i},Batch ${i}`);
-    lines[4_500] = 'not a number,Bad';
+    lines[4_500] = '5550100,Bad';
     const r = await importCsv(`phone,name\n${lines.join('\n')}\n`, {}, tok.agent, 65_536);
     expect([r.status, r.body.error.details.rows]).toEqual([422, [{
       line: 4_502,
@@ -1591,6 +1754,43 @@ describe('a ticket from a call', () => {
     expect(t.n).toBe(5000);
     expect(t.description.endsWith('[…] The summary goes on in the call this ticket was opened from.')).toBe(true);
     expect(summary.startsWith(t.description.split('\n\n[…]')[0])).toBe(true);
+  });
+  it('takes what the call does not say: a tenant with a required custom field gets it in the body, or a clear 422', async () => {
+    await db.sql`insert into public.custom_field_definitions (tenant_id, key, label, type, required, visible_to_customers)
+      values (${acme}, 'product', 'Product', 'text', true, true)`;
+    onTestFinished(async () =>
+      void await db.sql`delete from public.custom_field_definitions where tenant_id = ${acme} and key = 'product'`
+    );
+    await event({
+      type: 'call.started',
+      tenant_id: acme,
+      agent_id: AGENT.acme,
+      provider_call_id: 'ticket-fields',
+      answered: true,
+    });
+    const [{ id }] = await db.sql`select id from public.voice_calls where provider_call_id = 'ticket-fields'`;
+    const tickets = async () => (await db.sql`select count(*)::int as n from public.tickets where tenant_id = ${acme}`)[0].n;
+    const before = await tickets();
+    const bare = await call(app, 'POST', `/voice/calls/${id}/ticket`, { token: tok.agent });
+    expect([bare.status, bare.body.error.details.fields]).toEqual([422, [{
+      field: 'custom_fields.product',
+      message: 'is required',
+    }]]);
+    const unknown = await call(app, 'POST', `/voice/calls/${id}/ticket`, { token: tok.agent, body: { colour: 'red' } });
+    expect([unknown.status, errorCode(unknown)]).toEqual([422, 'validation_failed']);
+    expect(await tickets()).toBe(before);
+    const opened = await call(app, 'POST', `/voice/calls/${id}/ticket`, {
+      token: tok.agent,
+      body: { custom_fields: { product: 'Printer' }, priority: 'high', tags: ['voice'], title: 'Printer jammed again' },
+    });
+    expect(opened.status, JSON.stringify(opened.body)).toBe(201);
+    expect(await db.sql`select title, priority, tags, custom_fields from public.tickets where id = ${opened.body.ticket_id}`)
+      .toEqual([{
+        title: 'Printer jammed again',
+        priority: 'high',
+        tags: ['voice'],
+        custom_fields: { product: 'Printer' },
+      }]);
   });
 });
 

@@ -61,12 +61,25 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.kb_search_for_call': ['20261202160000_voice_events_tenant_state.sql'],
   // The same chunks, ranked as (id, score) and read after the limit, with a custom plan
   // per call (issue 14, knowledge search speed).
-  'private.kb_search_in_tenant': ['20261202170100_kb_search_late_rows.sql'],
+  // ... and a configuration's query with nothing to look for (negations only) matches nothing.
+  'private.kb_search_in_tenant': ['20261202170100_kb_search_late_rows.sql', '20261202200100_voice_knowledge_review.sql'],
+  // Chunking in one pass, cutting between words, after a line break when it can (issue 14 review).
+  'private.kb_chunk_text': ['20261202200100_voice_knowledge_review.sql'],
   // The provider's end replaces the stale-call sweep's provisional end, and is announced
   // again (issue 14).
   // ... and after review: only reachable ends, an unanswered call stays so, call.ended
   // marked provisional or replacing; the sweep per call, re-checked under its lock.
-  'private.voice_call_status': ['20261202170000_voice_stale_calls.sql', '20261202170300_voice_stale_calls_review.sql'],
+  // ... and times that hold together: a start not ahead of now, an end not before the start
+  // or the answer, 0 seconds for a call never answered (issue 14 review).
+  'private.voice_call_status': [
+    '20261202170000_voice_stale_calls.sql',
+    '20261202170300_voice_stale_calls_review.sql',
+    '20261202200000_voice_calls_review.sql',
+  ],
+  // People may not write the status of a provider's call the sweep ended (issue 14 review).
+  'private.voice_call_people_rules': ['20261202200000_voice_calls_review.sql'],
+  // A linked call may follow its ticket into the ticket it was merged into (issue 14 review).
+  'private.voice_call_ticket_once': ['20261202200000_voice_calls_review.sql'],
   'private.voice_webhook_outbox': ['20261202170000_voice_stale_calls.sql', '20261202170300_voice_stale_calls_review.sql'],
   'private.run_voice_stale_call_sweep': ['20261202170300_voice_stale_calls_review.sql'],
   // A tenant's customer searches only the transcripts of their own calls (issue 14 review).

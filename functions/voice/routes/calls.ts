@@ -5,8 +5,9 @@ import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { conflict, notFound } from '../../../shared/errors.ts';
-import { createRouter } from '../../../shared/http.ts';
-import { commonErrors, conflictError, jsonResponse } from '../../../shared/schemas/common.ts';
+import type { Tx } from '../../../shared/db.ts';
+import { createRouter, validationError } from '../../../shared/http.ts';
+import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import { firstCharacters } from '../../../shared/text.ts';
 import * as s from '../schemas.ts';
 import { after, CALL_COLUMNS, type CallRow, page, type VoiceHandler } from './common.ts';
@@ -30,6 +31,15 @@ const routes = {
     request: { params: s.IdParam },
     responses: { 200: jsonResponse(s.CallDetailSchema, 'The call'), ...commonErrors },
   }),
+  transcript: createRoute({
+    method: 'get',
+    path: '/calls/{id}/transcript',
+    summary: "A page of a call's transcript, in order (after the detail's first page: its transcript_next)",
+    ...apiKeyScope('calls:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'calls:read', feature: 'voice' }),
+    request: { params: s.IdParam, query: s.TranscriptQuery },
+    responses: { 200: jsonResponse(s.TranscriptPageSchema, 'The segments'), ...commonErrors },
+  }),
   openTicket: createRoute({
     method: 'post',
     path: '/calls/{id}/ticket',
@@ -37,7 +47,9 @@ const routes = {
       'the call and the ticket point at each other. Once per call (409 already_linked).',
     ...apiKeyScope('calls:write'),
     middleware: needs.activeTenantRole('agent', { write: true, scope: 'calls:write', feature: 'voice' }),
-    request: { params: s.IdParam },
+    // Optional: a call says enough for most tickets; a tenant with required custom fields
+    // (or a team to route to) gives the rest.
+    request: { params: s.IdParam, body: { ...jsonBody(s.OpenCallTicketBody), required: false } },
     responses: { 201: jsonResponse(s.CallTicketSchema, 'The ticket opened'), ...commonErrors, ...conflictError },
   }),
 };
@@ -70,6 +82,17 @@ const list: VoiceHandler<typeof routes.list> = async (c) => {
   return c.json(page(rows, q.limit), 200);
 };
 
+/** Up to `limit` segments of a call after seq `after` (-1: from the start), and the
+ *  cursor of the next page. */
+async function transcriptPage(tx: Tx, tenantId: string, callId: string, after: number, limit: number) {
+  const rows = await tx<Segment>`
+    select seq, speaker, content, offset_ms from public.voice_call_segments
+    where tenant_id = ${tenantId} and call_id = ${callId} and seq > ${after} order by seq limit ${limit + 1}`;
+  const more = rows.length > limit;
+  const items = more ? rows.slice(0, limit) : rows;
+  return { items, next: more ? String(items[items.length - 1].seq) : null };
+}
+
 const read: VoiceHandler<typeof routes.read> = async (c) => {
   const { id } = c.req.valid('param');
   const tenantId = c.var.access.tenantId;
@@ -79,12 +102,23 @@ const read: VoiceHandler<typeof routes.read> = async (c) => {
       tx.columns(CALL_COLUMNS)
     }, cost::float8 as cost from public.voice_calls where tenant_id = ${tenantId} and id = ${id}`;
     if (!callRow) throw notFound('Call');
-    const transcript = await tx<Segment>`
-      select seq, speaker, content, offset_ms from public.voice_call_segments
-      where tenant_id = ${tenantId} and call_id = ${id} order by seq`;
-    return { ...callRow, transcript };
+    const first = await transcriptPage(tx, tenantId, id, -1, s.TRANSCRIPT_PAGE_DEFAULT);
+    return { ...callRow, transcript: first.items, transcript_next: first.next };
   });
   return c.json(detail, 200);
+};
+
+const transcript: VoiceHandler<typeof routes.transcript> = async (c) => {
+  const { id } = c.req.valid('param');
+  const q = c.req.valid('query');
+  const tenantId = c.var.access.tenantId;
+  const result = await callerDb(c, tenantId, async (tx) => {
+    // The call first: a call the caller may not read is a 404, not an empty page.
+    const [callRow] = await tx`select 1 from public.voice_calls where tenant_id = ${tenantId} and id = ${id}`;
+    if (!callRow) throw notFound('Call');
+    return await transcriptPage(tx, tenantId, id, q.cursor === undefined ? -1 : Number(q.cursor), q.limit);
+  });
+  return c.json(result, 200);
 };
 
 /** Through the ticket workflow, as the caller: the insert triggers number it, route it
@@ -92,6 +126,10 @@ const read: VoiceHandler<typeof routes.read> = async (c) => {
  *  agents opening a ticket from one call make one ticket. */
 const openTicket: VoiceHandler<typeof routes.openTicket> = async (c) => {
   const { id } = c.req.valid('param');
+  // No body (or no JSON content type) is the defaults.
+  const given = s.OpenCallTicketBody.safeParse(c.req.valid('json') ?? {});
+  if (!given.success) throw validationError(given.error.issues, 'json');
+  const body = given.data;
   const tenantId = c.var.access.tenantId;
   const opened = await callerDb(c, tenantId, async (tx) => {
     const [callRow] = await tx<
@@ -107,9 +145,12 @@ const openTicket: VoiceHandler<typeof routes.openTicket> = async (c) => {
     // An empty name is no name.
     const who = callRow.name || callRow.phone || 'an unknown caller';
     await tx`
-      insert into public.tickets (tenant_id, title, description, created_by, metadata)
-      values (${tenantId}, ${firstCharacters(`Call from ${who}`, 200)}, ${ticketDescription(callRow.summary)},
-              ${callRow.user_id ?? null}, ${tx.json({ voice_call_id: id })})`;
+      insert into public.tickets (tenant_id, title, description, priority, department, team_id, assigned_to, created_by,
+                                  due_date, tags, metadata, custom_fields)
+      values (${tenantId}, ${body.title ?? firstCharacters(`Call from ${who}`, 200)}, ${ticketDescription(callRow.summary)},
+              ${body.priority}, ${body.department}, ${body.team_id ?? null}, ${body.assigned_to ?? null},
+              ${callRow.user_id ?? null}, ${body.due_date ?? null}, ${body.tags}, ${tx.json({ voice_call_id: id })},
+              ${tx.json(body.custom_fields)})`;
     const [{ ticket_id }] = await tx<{ ticket_id: string }>`select current_setting('private.created_ticket_id') as ticket_id`;
     await tx`update public.voice_calls set ticket_id = ${ticket_id} where tenant_id = ${tenantId} and id = ${id}`;
     return { ticket_id, call_id: id };
@@ -129,4 +170,5 @@ function ticketDescription(summary: string | null): string | null {
 export const calls = createRouter()
   .openapi(routes.list, list)
   .openapi(routes.read, read)
+  .openapi(routes.transcript, transcript)
   .openapi(routes.openTicket, openTicket);

@@ -4,17 +4,22 @@
 // duplicate phone within the file included, is a 422 listing each problem with its line
 // number, and nothing is imported.
 //
-// The file is sent as it is (`Content-Type: text/csv`, region in the query) and read as it
-// arrives: the body stream goes through csv-parse's stream parser (its Node stream: the
-// WHATWG one, csv-parse/stream, costs a promise per row and took three times the CPU on
-// 50,000 rows), each row is checked as
-// it comes, and the valid rows go to the database in batches of BATCH_ROWS (one
-// statement over unnest'ed arrays each) inside the request's one transaction, so 50,000
-// rows never sit in memory at once — only the phones seen, to find duplicates. The body
-// is capped by MAX_IMPORT_BODY_BYTES (32 MiB; shared/limits.ts), not MAX_BODY_BYTES. A
-// problem stops the writing (the transaction is rolled back at the end) but not the
-// checking, up to MAX_ERRORS problems. The older JSON form (`{"csv": "…"}`) is still
-// taken, within MAX_BODY_BYTES, and read the same way.
+// The file is sent as it is (`Content-Type: text/csv`, region in the query), capped by
+// MAX_IMPORT_BODY_BYTES (32 MiB; shared/limits.ts), not MAX_BODY_BYTES. Its bytes are
+// read whole once the caller's credential is verified and before the request's
+// transaction opens (`bodyFirst`): an upload over a slow link held a connection of the
+// pool the call path shares, and the locks of the batches written so far, for as long
+// as it took to arrive. The bytes then go through a strict UTF-8 decoder (a Windows-1252
+// file is refused, not stored with U+FFFD in its names) and csv-parse's stream parser
+// (its Node stream: the WHATWG one, csv-parse/stream, costs a promise per row and took
+// three times the CPU on 50,000 rows); each row is checked as it comes, and the valid
+// rows go to the database in batches of BATCH_ROWS (one statement over unnest'ed arrays
+// each), so 50,000 rows never sit in memory as objects at once — only the phones seen,
+// to find duplicates. A problem stops the writing (the transaction is rolled back at the
+// end) but not the checking, up to MAX_ERRORS problems. Imports into one tenant take
+// turns (a transaction-scoped advisory lock): two files with a new number in common
+// would otherwise meet on the unique index, one failing whole without a line. The older
+// JSON form (`{"csv": "…"}`) is still taken, within MAX_BODY_BYTES, and read the same way.
 import { createRoute, z } from '@hono/zod-openapi';
 import { CsvError, parse } from 'csv-parse';
 import { Readable } from 'node:stream';
@@ -26,7 +31,9 @@ import type { Tx } from '../../../shared/db.ts';
 import { unprocessable } from '../../../shared/errors.ts';
 import { createRouter, validationError } from '../../../shared/http.ts';
 import { maxImportBodyBytes, mediaTypeOf, type StreamedBody } from '../../../shared/limits.ts';
-import { commonErrors, jsonResponse, Text } from '../../../shared/schemas/common.ts';
+import { commonErrors, errorResponse, jsonResponse, Text } from '../../../shared/schemas/common.ts';
+import { firstCharacters } from '../../../shared/text.ts';
+import { E164_PATTERN } from '../schemas.ts';
 import type { VoiceHandler } from './common.ts';
 
 const Region = z.string().regex(/^[A-Z]{2}$/).openapi({ description: 'ISO 3166 alpha-2, e.g. FR' });
@@ -53,6 +60,15 @@ export const importStream: StreamedBody = {
 const COLUMNS = ['phone', 'name', 'email', 'notes', 'tags', 'recording_consent', 'marketing_consent'] as const;
 const MAX_ROWS = 50_000;
 const MAX_ERRORS = 100;
+/** Characters of one record: its fields' own limits add up to ~16,000 (notes 10,000, 50
+ *  tags of 50…). Without a bound, one unclosed quote made the rest of a file one field,
+ *  held whole and echoed back in the parser's message. */
+const MAX_RECORD_CHARS = 65_536;
+/** What a phone cell may hold: a number as people write it, not a sentence, two
+ *  numbers or an extension (libphonenumber-js finds a number inside any text). */
+const PHONE_CELL = /^[+0-9 ()./-]*$/;
+/** A problem's message quotes at most this much of the file. */
+const QUOTE_MAX = 200;
 /** Rows per statement: big enough that 50,000 rows are 25 round trips, small enough that
  *  a batch's arrays and its statement stay a few hundred kilobytes. */
 export const BATCH_ROWS = 2_000;
@@ -81,7 +97,7 @@ const route = createRoute({
   path: '/customers/import',
   summary: 'Import customers from CSV (agents): all or nothing, upserting by phone; per-row errors with line numbers',
   ...apiKeyScope('customers:write'),
-  middleware: needs.activeTenantRole('agent', { write: true, scope: 'customers:write', feature: 'voice' }),
+  middleware: needs.activeTenantRole('agent', { write: true, scope: 'customers:write', feature: 'voice', bodyFirst: true }),
   request: {
     query: ImportQuery,
     // Not `required` for zod-openapi's sake: it would then parse every body as JSON. The
@@ -96,7 +112,18 @@ const route = createRoute({
       },
     },
   },
-  responses: { 200: jsonResponse(ImportResult, 'What the import did'), ...commonErrors },
+  responses: {
+    200: jsonResponse(ImportResult, 'What the import did'),
+    ...commonErrors,
+    408: errorResponse('The body stopped arriving for BODY_IDLE_TIMEOUT_MS (request_timeout)'),
+    413: errorResponse('The body is larger than MAX_IMPORT_BODY_BYTES (payload_too_large)'),
+    415: errorResponse('Neither text/csv nor application/json'),
+    422: errorResponse(
+      'The file has rows that cannot be imported: details.rows lists each problem (line, field, message), up to 100; ' +
+        'nothing was imported. A bad default_region: details.fields',
+    ),
+    503: errorResponse('The database is busy or unreachable; retry after Retry-After'),
+  },
 });
 
 /** Checks one record (a row of the file) and returns the customer it gives, or null
@@ -108,13 +135,18 @@ function checkRow(
   seen: Map<string, number>,
   fail: (field: string, message: string) => void,
 ): Row | null {
-  const parsed = parsePhoneNumberFromString(r.phone ?? '', region ? { defaultCountry: region } : undefined);
-  if (!parsed || !parsed.isValid()) {
+  const cell = r.phone ?? '';
+  if (!PHONE_CELL.test(cell)) {
+    fail('phone', 'must be one phone number (digits, spaces, + ( ) . / -), without an extension');
+    return null;
+  }
+  const parsed = parsePhoneNumberFromString(cell, region ? { defaultCountry: region } : undefined);
+  // The database's own E.164 rule too: libphonenumber-js takes some short numbers
+  // (+431117, 6 digits) that the column refuses.
+  if (!parsed || !parsed.isValid() || !E164_PATTERN.test(parsed.number)) {
     fail(
       'phone',
-      region || (r.phone ?? '').startsWith('+')
-        ? 'is not a valid phone number'
-        : 'has no country code and no default region was given',
+      region || cell.startsWith('+') ? 'is not a valid phone number' : 'has no country code and no default region was given',
     );
     return null;
   }
@@ -204,6 +236,45 @@ async function upsertBatch(tx: Tx, tenantId: string, rows: Row[]): Promise<Count
   return counts;
 }
 
+/** The body's bytes as UTF-8 text, refusing bytes that are not (TextDecoder's fatal
+ *  mode): a NotUtf8 naming the line of the first bad byte. */
+class NotUtf8 extends Error {
+  constructor(readonly line: number) {
+    super('is not UTF-8 text: save the file as "CSV UTF-8"');
+  }
+}
+const newlinesIn = (text: string) => {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+};
+function strictUtf8(): TransformStream<Uint8Array, string> {
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  let linesBefore = 0;
+  const decode = (bytes?: Uint8Array) => {
+    try {
+      const text = bytes ? decoder.decode(bytes, { stream: true }) : decoder.decode();
+      linesBefore += newlinesIn(text);
+      return text;
+    } catch {
+      // Where: the chunk again, leniently, up to its first replacement character.
+      const lenient = bytes ? new TextDecoder().decode(bytes) : '';
+      const at = lenient.indexOf('\uFFFD');
+      throw new NotUtf8(linesBefore + newlinesIn(at < 0 ? lenient : lenient.slice(0, at)) + 1);
+    }
+  };
+  return new TransformStream({
+    transform(bytes, controller) {
+      const text = decode(bytes);
+      if (text) controller.enqueue(text);
+    },
+    flush(controller) {
+      const text = decode();
+      if (text) controller.enqueue(text);
+    },
+  });
+}
+
 type Parsed = { record: string[]; info: { lines: number; empty_lines: number } };
 
 /** Every record the parser has ready, at once: one wait per chunk of the body instead of
@@ -251,12 +322,15 @@ export async function importCustomersCsv(
     }
     batch = [];
   };
-  const input = Readable.fromWeb(source as import('node:stream/web').ReadableStream<Uint8Array>);
+  const input = Readable.fromWeb(
+    source.pipeThrough(strictUtf8()) as unknown as import('node:stream/web').ReadableStream<string>,
+  );
   // Records as arrays, the first one the header: csv-parse's `columns` (an object per
   // record, a defineProperty per field) was half of the parsing's CPU. Every record must
   // have as many fields as the header (csv-parse checks it against the first record).
   const parser = input.pipe(parse({
     bom: true,
+    max_record_size: MAX_RECORD_CHARS,
     skip_empty_lines: true,
     trim: true,
     info: true,
@@ -276,8 +350,15 @@ export async function importCustomersCsv(
       try {
         ready = await readyRecords(parser);
       } catch (err) {
+        if (err instanceof NotUtf8) {
+          problems.push({ line: err.line, field: 'csv', message: err.message });
+          break;
+        }
         if (!(err instanceof CsvError)) throw err;
-        problems.push({ line: (err as CsvError & { lines?: number }).lines ?? 0, field: 'csv', message: err.message });
+        const message = err.code === 'CSV_MAX_RECORD_SIZE'
+          ? `a record of more than ${MAX_RECORD_CHARS} characters (an unclosed quote?)`
+          : firstCharacters(err.message, QUOTE_MAX);
+        problems.push({ line: (err as CsvError & { lines?: number }).lines ?? 0, field: 'csv', message });
         break;
       }
       if (!ready.length) break;
@@ -289,12 +370,19 @@ export async function importCustomersCsv(
         if (record.every((cell) => cell === '')) continue;
         if (!at) {
           const header = record.map((h) => h.trim().toLowerCase());
-          const unknown = header.filter((h) => !(COLUMNS as readonly string[]).includes(h));
-          if (unknown.length) problems.push({ line, field: 'header', message: `unknown columns: ${unknown.join(', ')}` });
+          // A column without a name (`phone,name,`: spreadsheets export trailing ones) is
+          // no column; its cells are not read.
+          const named = header.filter((h) => h !== '');
+          const unknown = named.filter((h) => !(COLUMNS as readonly string[]).includes(h));
+          const twice = COLUMNS.filter((name) => header.indexOf(name) !== header.lastIndexOf(name));
+          if (unknown.length) {
+            const listed = unknown.slice(0, 10).map((h) => firstCharacters(h, 50)).join(', ');
+            problems.push({ line, field: 'header', message: `unknown columns: ${listed}${unknown.length > 10 ? ', …' : ''}` });
+          }
+          if (twice.length) problems.push({ line, field: 'header', message: `columns named twice: ${twice.join(', ')}` });
           if (!header.includes('phone')) problems.push({ line, field: 'header', message: 'a phone column is required' });
           if (problems.length) break reading;
-          // A column named twice: its last cell counts.
-          at = COLUMNS.map((name) => header.lastIndexOf(name));
+          at = COLUMNS.map((name) => header.indexOf(name));
           continue;
         }
         const r: Record<string, string | undefined> = {};
@@ -348,6 +436,8 @@ const importCustomers: VoiceHandler<typeof route> = async (c) => {
     requested = body.data.default_region ?? requested;
   }
   const result = await callerDb(c, tenantId, async (tx) => {
+    // One import at a time per tenant (see the top of this file).
+    await tx`select pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(${`voice_customers_import:${tenantId}`}, 0))`;
     let region = requested;
     // Which of the two named the region: a bad one is the caller's to fix where it is.
     let field = 'default_region';

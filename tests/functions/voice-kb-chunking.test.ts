@@ -1,0 +1,123 @@
+// How a document becomes chunks, and what a search with nothing to look for finds
+// (20261202200100_voice_knowledge_review.sql): chunks end between words, after a line
+// break when one falls in the chunk's second half, so a list of one item per line loses
+// no item at a boundary; a text of 650,000 characters without a blank line is chunked
+// in one pass (each chunk within the limit, every word kept, in order); a query of
+// negations only finds nothing; new content needs the plan's knowledge_base feature.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
+import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
+
+let db: TestDatabase;
+const acme = tenants.acme.id;
+let kb: string;
+
+beforeAll(async () => {
+  db = await freshDatabase('voice_kb_chunking');
+  await db.sql`update public.tenants set plan = 'pro' where id = ${acme}`;
+  [{ id: kb }] = await db
+    .sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${acme}, 'Catalogue') returning id`;
+});
+afterAll(async () => {
+  await db.close();
+});
+
+const chunksOf = async (text: string) =>
+  (await db.sql<{ content: string }[]>`select content from private.kb_chunk_text(${text}) order by ordinal`).map((c) =>
+    c.content
+  );
+
+describe('chunking', () => {
+  it('a list of one item per line: every chunk ends after a line, so every item is found', async () => {
+    const items = Array.from({ length: 300 }, (_, i) => `SKU-${1000 + i}`);
+    const [doc] = await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+      values (${acme}, ${kb}, 'Price list', ${items.join('\n')}) returning id`;
+    const chunks = await db.sql<{ content: string }[]>`
+      select content from public.kb_chunks where document_id = ${doc.id} order by ordinal`;
+    expect(chunks.length).toBeGreaterThan(1);
+    for (const c of chunks) expect(c.content).toMatch(/^SKU-\d{4}(\nSKU-\d{4})*$/);
+    for (const item of [items[0], items[133], items[266], items[299]]) {
+      const hits = await db.sql`select content from private.kb_search_in_tenant(${acme}, ${item}, ${kb}, 5)`;
+      expect(hits.map((h) => h.content).some((c: string) => c.split('\n').includes(item)), item).toBe(true);
+    }
+  });
+
+  it('650,000 characters without a blank line: chunks within the limit, every word kept in order', async () => {
+    const words = Array.from({ length: 100_000 }, (_, i) => `w${i}`);
+    // Lines of seven words, no blank line anywhere.
+    const lines: string[] = [];
+    for (let i = 0; i < words.length; i += 7) lines.push(words.slice(i, i + 7).join(' '));
+    const text = lines.join('\n');
+    const chunks = await chunksOf(text);
+    expect(Math.max(...chunks.map((c) => [...c].length))).toBeLessThanOrEqual(1200);
+    expect(chunks.join(' ').split(/\s+/)).toEqual(words);
+    // A word longer than a chunk is cut at the limit, and nothing is lost.
+    const long = 'x'.repeat(3000);
+    expect(await chunksOf(`before ${long} after`)).toEqual([
+      'before',
+      'x'.repeat(1200),
+      'x'.repeat(1200),
+      `${'x'.repeat(600)} after`,
+    ]);
+    // Short paragraphs are still packed together.
+    expect(await chunksOf('One.\n\nTwo.\n\n\nThree.')).toEqual(['One.\n\nTwo.\n\nThree.']);
+  });
+
+  it('a document of whitespace only is refused (it would have no chunk, and never be found)', async () => {
+    await expect(db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+      values (${acme}, ${kb}, 'Blank', ${' \n\t '})`).rejects.toMatchObject({
+      code: '23514',
+      constraint_name: 'kb_documents_content_check',
+    });
+  });
+});
+
+describe('a search with nothing to look for', () => {
+  it('negations only, or only what a configuration drops, finds nothing rather than every other chunk', async () => {
+    await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+      values (${acme}, ${kb}, 'Refunds', 'Refunds take five days.'), (${acme}, ${kb}, 'Parking', 'Parking is free.')`;
+    const search = (q: string) => db.sql`select content from private.kb_search_in_tenant(${acme}, ${q}, null, 50)`;
+    expect(await search('-refunds')).toEqual([]);
+    expect(await search('-zzzz')).toEqual([]);
+    // `the` is a stop word of the english configuration: its half of the query is
+    // negations only, and the simple half looks for `the` (in no chunk here).
+    expect(await search('the -refunds')).toEqual([]);
+    // A query with a word still finds it, negation and all.
+    expect((await search('parking -refunds')).map((r) => r.content)).toEqual(['Parking is free.']);
+    expect((await search('refunds')).map((r) => r.content)).toEqual(['Refunds take five days.']);
+  });
+});
+
+describe("the plan's knowledge_base feature", () => {
+  it('a tenant without it may retitle or delete a document, not give it new content', async () => {
+    const [doc] = await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+      values (${acme}, ${kb}, 'Menu', 'Soup of the day.') returning id`;
+    await db.sql`update public.tenants set plan = 'starter' where id = ${acme}`;
+    try {
+      const asAdmin = <T>(f: Parameters<typeof probeAs<T>>[3]) =>
+        probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, acme), f);
+      expect(
+        await asAdmin((tx) =>
+          tx`update public.kb_documents set content = 'All new knowledge.' where id = ${doc.id} returning id`
+        ),
+      )
+        .toMatchObject({ ok: false, error: { code: 'PT403' } });
+      expect(await asAdmin((tx) => tx`update public.kb_documents set title = 'Lunch menu' where id = ${doc.id} returning title`))
+        .toEqual({ ok: true, value: [{ title: 'Lunch menu' }] });
+      expect(await asAdmin((tx) => tx`delete from public.kb_documents where id = ${doc.id} returning id`))
+        .toEqual({ ok: true, value: [{ id: doc.id }] });
+    } finally {
+      await db.sql`update public.tenants set plan = 'pro' where id = ${acme}`;
+    }
+  });
+});
+
+describe("an agent's language", () => {
+  it('is a language tag of at most 35 characters', async () => {
+    await expect(db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, language)
+      values (${acme}, 'Long tongue', '+14155557201', 'v', '{"model": "m", "system_prompt": "p"}', ${
+      'en' + '-abcdefgh'.repeat(10)
+    })`)
+      .rejects.toMatchObject({ code: '23514', constraint_name: 'voice_agents_language_check' });
+  });
+});

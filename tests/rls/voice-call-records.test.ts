@@ -1,0 +1,164 @@
+// A call's record holds together whoever writes it (20261202200000_voice_calls_review.sql):
+// a person cannot replace the provider's end of a call the sweep ended, not even by
+// naming the status it already has; times are never ahead of now, an end never before
+// the start or the answer, and a call nobody answered lasted 0 seconds; a transcript's
+// seq is bounded for people as for the provider; a merged ticket's calls follow it.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
+import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
+
+let db: TestDatabase;
+const acme = tenants.acme.id;
+let agentId: string;
+
+beforeAll(async () => {
+  db = await freshDatabase('voice_call_records');
+  await db.sql`update public.tenants set plan = 'pro' where id = ${acme}`;
+  [{ id: agentId }] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+    values (${acme}, 'Desk', '+14155557101', 'v', '{"model": "m", "system_prompt": "p"}') returning id`;
+});
+afterAll(async () => {
+  await db.close();
+});
+
+const asAgent = <T>(f: Parameters<typeof probeAs<T>>[3]) =>
+  probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAgent, acme), f);
+
+/** A provider's call (the machine's path: no caller), started `hoursAgo`. */
+async function providerCall(id: string, status: 'ringing' | 'in_progress', hoursAgo = 0) {
+  const [c] = await db.sql`
+    insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at, answered_at)
+    values (${acme}, ${agentId}, ${id}, ${status}, now() - make_interval(hours => ${hoursAgo}),
+            case when ${status} = 'in_progress' then now() - make_interval(hours => ${hoursAgo}) end) returning id`;
+  return c.id as string;
+}
+
+describe("the provider's end of a call the sweep ended", () => {
+  it('a person naming the status it already has is refused, and the real call.ended still lands', async () => {
+    const id = await providerCall('prov-swept', 'in_progress', 5);
+    expect(await db.sql`select private.run_voice_stale_call_sweep()`).toEqual([{ run_voice_stale_call_sweep: 1 }]);
+    const [swept] = await db.sql`select status, timed_out_at from public.voice_calls where id = ${id}`;
+    expect(swept.status).toBe('failed');
+    expect(swept.timed_out_at).not.toBeNull();
+
+    const same = await asAgent((tx) => tx`update public.voice_calls set status = status where id = ${id} returning id`);
+    expect(same).toMatchObject({ ok: false, error: { code: 'PT409', message: 'The telephony provider ends its own calls' } });
+    // A write that leaves the status alone (the outcome) is still the agent's to make.
+    const outcome = await asAgent((tx) =>
+      tx`update public.voice_calls set outcome = 'callback promised' where id = ${id}
+         returning outcome, timed_out_at is not null as still_provisional`
+    );
+    expect(outcome).toEqual({ ok: true, value: [{ outcome: 'callback promised', still_provisional: true }] });
+
+    const [ended] = await db.sql`
+      select * from private.voice_call_ended(${acme}, 'prov-swept', 'completed', null, 3600, 'resolved', 1.5, null, 'rec/1.ogg')`;
+    expect(ended).toMatchObject({ applied: true, status: 'completed' });
+    expect(
+      await db.sql`select status, duration_seconds, cost::float8 as cost, recording_path, timed_out_at
+                        from public.voice_calls where id = ${id}`,
+    ).toEqual([{
+      status: 'completed',
+      duration_seconds: 3600,
+      cost: 1.5,
+      recording_path: 'rec/1.ogg',
+      timed_out_at: null,
+    }]);
+  });
+});
+
+describe('times that hold together', () => {
+  it('a call logged by hand "starting" in the future starts now; infinity is refused', async () => {
+    const future = await asAgent((tx) =>
+      tx`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at)
+         values (${acme}, ${agentId}, 'manual:future', 'in_progress', '2999-01-01')
+         returning started_at <= now() as not_ahead, answered_at >= started_at as answered_after`
+    );
+    expect(future).toEqual({ ok: true, value: [{ not_ahead: true, answered_after: true }] });
+    const infinite = await asAgent((tx) =>
+      tx`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at)
+         values (${acme}, ${agentId}, 'manual:infinite', 'ringing', '-infinity') returning id`
+    );
+    expect(infinite).toMatchObject({ ok: false, error: { code: '23514' } });
+    expect(await db.sql`select count(*)::int as n from public.voice_calls where provider_call_id like 'manual:%'`).toEqual([{
+      n: 0,
+    }]);
+  });
+
+  it('an end event before the start ends at the start; a call never answered lasted 0 seconds', async () => {
+    await providerCall('prov-early-end', 'ringing');
+    const [missed] = await db.sql`
+      select * from private.voice_call_ended(${acme}, 'prov-early-end', 'missed', '2000-01-01', 604800, null, null, null, null)`;
+    expect(missed).toMatchObject({ applied: true, status: 'missed' });
+    expect(
+      await db.sql`select ended_at = started_at as at_start, answered_at, duration_seconds
+                        from public.voice_calls where provider_call_id = 'prov-early-end'`,
+    ).toEqual([{
+      at_start: true,
+      answered_at: null,
+      duration_seconds: 0,
+    }]);
+
+    // Answered, then ended an hour "before" it started: at the answer, with the provider's duration.
+    await providerCall('prov-answered', 'in_progress');
+    await db
+      .sql`select * from private.voice_call_ended(${acme}, 'prov-answered', 'completed', now() - interval '1 hour', 42, null, null, null, null)`;
+    expect(
+      await db.sql`select ended_at >= answered_at as after_answer, ended_at >= started_at as after_start, duration_seconds
+                        from public.voice_calls where provider_call_id = 'prov-answered'`,
+    ).toEqual([{
+      after_answer: true,
+      after_start: true,
+      duration_seconds: 42,
+    }]);
+  });
+
+  it('the table refuses an end before the start however it is written', async () => {
+    const id = await providerCall('prov-direct', 'in_progress');
+    await expect(db.sql`update public.voice_calls set ended_at = started_at - interval '1 second' where id = ${id}`)
+      .rejects.toMatchObject({ code: '23514', constraint_name: 'voice_calls_ended_at_check' });
+    await expect(db.sql`update public.voice_calls set answered_at = started_at - interval '1 second' where id = ${id}`)
+      .rejects.toMatchObject({ code: '23514', constraint_name: 'voice_calls_answered_at_check' });
+  });
+});
+
+describe("a transcript's length", () => {
+  it('people write no seq past 1,000,000 (the provider cannot either)', async () => {
+    const manual = await asAgent(async (tx) => {
+      const [c] = await tx`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status)
+        values (${acme}, ${agentId}, 'manual:long', 'in_progress') returning id`;
+      const ok = await tx`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
+        values (${acme}, ${c.id}, 1000000, 'agent', 'last') returning seq`;
+      await tx`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
+        values (${acme}, ${c.id}, 2147483647, 'agent', 'past it')`;
+      return ok;
+    });
+    expect(manual).toMatchObject({ ok: false, error: { code: '23514' } });
+  });
+});
+
+describe('merged tickets', () => {
+  it("a merged ticket's calls move to the ticket it was merged into, which may later be linked on", async () => {
+    const ticket = async (title: string) => {
+      await db.sql`insert into public.tickets (tenant_id, title, created_by) values (${acme}, ${title}, ${users.acmeUser.id})`;
+      const [t] = await db.sql`select id from public.tickets where tenant_id = ${acme} and title = ${title}`;
+      return t.id as string;
+    };
+    const source = await ticket('Merged away from');
+    const target = await ticket('Merged into here');
+    const other = await ticket('Some other ticket');
+    const id = await providerCall('prov-merged', 'in_progress');
+    await db.sql`update public.voice_calls set ticket_id = ${source} where id = ${id}`;
+    // Merged by an admin, who then reads the call.
+    const asAdmin = <T>(f: Parameters<typeof probeAs<T>>[3]) =>
+      probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, acme), f);
+    const merged = await asAdmin(async (tx) => {
+      await tx`select private.merge_tickets(${acme}, ${source}, ${target})`;
+      const [after] = await tx`select ticket_id from public.voice_calls where id = ${id}`;
+      // Linked once still: not on to a third ticket.
+      const again = await tx.savepoint((sp) => sp`update public.voice_calls set ticket_id = ${other} where id = ${id}`)
+        .then(() => 'moved', (err: { code?: string }) => err.code);
+      return { ticket_id: after.ticket_id, again };
+    });
+    expect(merged).toEqual({ ok: true, value: { ticket_id: target, again: 'PT409' } });
+  });
+});
