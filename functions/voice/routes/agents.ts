@@ -158,7 +158,7 @@ const routes = {
   search: createRoute({
     method: 'get',
     path: '/knowledge-bases/search',
-    summary: "The best chunks of the tenant's knowledge for a query (full text; by embedding where available)",
+    summary: "The best chunks of the tenant's knowledge for a query (full text, in two configurations)",
     ...apiKeyScope('knowledge:read'),
     middleware: needs.activeTenantRole('user', { scope: 'knowledge:read', feature: 'knowledge_base' }),
     request: { query: s.KbSearchQuery },
