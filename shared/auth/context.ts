@@ -4,7 +4,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { asUser, type Claims, type Tx, withClaims } from '../db.ts';
 import { forbidden } from '../errors.ts';
-import { bytesOf } from '../limits.ts';
+import { chunksOf, streamOf } from '../limits.ts';
 import { countKeyRead, countWrite } from '../rate-limit.ts';
 import { markPrincipal } from '../request-log.ts';
 import { apiKeyIdentity, presentedApiKey, type Scope } from './api-keys.ts';
@@ -108,57 +108,62 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
     // against the key's own (429 when spent).
     if (need?.write) await countWrite(c, identity.claims, need.tenantId);
     else if (key) await countKeyRead(c, key);
+    /** The caller's row: the key's verification, the caller's context, their standing in
+     *  the tenant and the plan's feature, in one statement (it raises what refuses them). */
+    const callerRow = async (tx: Tx) => {
+      const verifyKey = key
+        ? tx`private.verify_api_key(${key.id}::uuid, ${key.secretSha256}, ${need?.scope ?? null}::text)`
+        : tx`null::jsonb`;
+      const access = !need
+        ? tx`null::jsonb`
+        : need.tenantId !== undefined
+        ? tx`private.tenant_access(${need.tenantId}::uuid, ${need.minRole}, ${need.write ?? false})`
+        : tx`private.tenant_access(private.request_tenant_id(${c.req.header('x-tenant-id') ?? null}::text), ${need.minRole}, ${
+          need.write ?? false
+        })`;
+      // The caller's context (private.caller_context: user, admin flag, memberships with
+      // their tenants) is read once per transaction and cached there for the policies
+      // and helpers of the rest of the request; this statement reads it, and no row
+      // comes back for an identity with no active user.
+      const [row] = await tx<CallerRow>`
+      with k as materialized (select ${verifyKey} as api_key), -- first: refuses a bad key
+      c as materialized (select k.api_key, private.caller_context() as ctx from k) -- one call, not one per use
+      select c.ctx -> 'user' as user,
+        c.api_key, -- the verified key (private.verify_api_key), with its scopes
+        (c.ctx ->> 'platform_admin')::boolean as is_platform_admin,
+        coalesce((
+          select jsonb_agg(jsonb_build_object(
+            'tenant_id', m.key, 'role', m.value ->> 0,
+            'tenant', jsonb_build_object('id', m.key, 'name', m.value ->> 2, 'slug', m.value ->> 3, 'status', m.value ->> 1)
+          ) order by m.value ->> 2)
+          from jsonb_each(c.ctx -> 'memberships') m
+        ), '[]'::jsonb) as memberships,
+        ${need ? tx`null::uuid` : tx`private.token_tenant_id()`} as token_tenant_id,
+        a.access,
+        ${
+        need?.feature ? tx`private.require_feature((a.access ->> 'tenant_id')::uuid, ${need.feature}::text)` : tx`null`
+      } as feature -- after the standing: a stranger's answer stays the 404/403 it was
+      from c
+      -- offset 0: evaluated once per caller row, never inlined into the feature check twice
+      cross join lateral (select ${access} as access offset 0) a
+      where c.ctx ->> 'user_id' is not null
+    `;
+      return row as CallerRow | undefined;
+    };
     if (need?.bodyFirst && c.req.raw.body) {
-      // A key's secret is checked first (a short statement of its own), so no one holds
-      // a large body in memory with a made-up key.
-      if (key) {
-        await asUser(
-          { ...identity.claims },
-          (tx) => tx`select private.verify_api_key(${key.id}::uuid, ${key.secretSha256}, ${need.scope ?? null}::text)`,
-        );
-      }
+      // The caller's standing first, in a short transaction of its own (the request's
+      // own checks it again), so no one without it makes the function hold a large body.
+      await asUser({ ...identity.claims }, async (tx) => {
+        if (!(await callerRow(tx))) throw forbidden('No account on this platform belongs to this identity', 'unknown_user');
+      });
       const raw = c.req.raw;
-      c.req.raw = new Request(raw, { body: await bytesOf(raw.body!) });
+      // The chunks as they came, streamed again: one joined copy would be read by the
+      // handler as one chunk, parsed whole at once.
+      c.req.raw = new Request(raw, { body: streamOf(await chunksOf(raw.body!)), duplex: 'half' } as RequestInit);
     }
     try {
       await asUser({ ...identity.claims }, async (tx) => {
-        const verifyKey = key
-          ? tx`private.verify_api_key(${key.id}::uuid, ${key.secretSha256}, ${need?.scope ?? null}::text)`
-          : tx`null::jsonb`;
-        const access = !need
-          ? tx`null::jsonb`
-          : need.tenantId !== undefined
-          ? tx`private.tenant_access(${need.tenantId}::uuid, ${need.minRole}, ${need.write ?? false})`
-          : tx`private.tenant_access(private.request_tenant_id(${c.req.header('x-tenant-id') ?? null}::text), ${need.minRole}, ${
-            need.write ?? false
-          })`;
-        // The caller's context (private.caller_context: user, admin flag, memberships with
-        // their tenants) is read once per transaction and cached there for the policies
-        // and helpers of the rest of the request; this statement reads it, and no row
-        // comes back for an identity with no active user.
-        const [row] = await tx<CallerRow>`
-          with k as materialized (select ${verifyKey} as api_key), -- first: refuses a bad key
-          c as materialized (select k.api_key, private.caller_context() as ctx from k) -- one call, not one per use
-          select c.ctx -> 'user' as user,
-            c.api_key, -- the verified key (private.verify_api_key), with its scopes
-            (c.ctx ->> 'platform_admin')::boolean as is_platform_admin,
-            coalesce((
-              select jsonb_agg(jsonb_build_object(
-                'tenant_id', m.key, 'role', m.value ->> 0,
-                'tenant', jsonb_build_object('id', m.key, 'name', m.value ->> 2, 'slug', m.value ->> 3, 'status', m.value ->> 1)
-              ) order by m.value ->> 2)
-              from jsonb_each(c.ctx -> 'memberships') m
-            ), '[]'::jsonb) as memberships,
-            ${need ? tx`null::uuid` : tx`private.token_tenant_id()`} as token_tenant_id,
-            a.access,
-            ${
-          need?.feature ? tx`private.require_feature((a.access ->> 'tenant_id')::uuid, ${need.feature}::text)` : tx`null`
-        } as feature -- after the standing: a stranger's answer stays the 404/403 it was
-          from c
-          -- offset 0: evaluated once per caller row, never inlined into the feature check twice
-          cross join lateral (select ${access} as access offset 0) a
-          where c.ctx ->> 'user_id' is not null
-        `;
+        const row = await callerRow(tx);
         if (!row) {
           throw forbidden('No account on this platform belongs to this identity', 'unknown_user');
         }

@@ -112,6 +112,15 @@ begin
 end;
 $$;
 
+-- Rows the old rules let through are brought within the new ones first (a person's
+-- start in 2999 or at -infinity, an end event before the start), as the trigger above
+-- now does for new ones, so the checks hold for every row.
+update public.voice_calls set started_at = least(created_at, now())
+where not isfinite(started_at) or started_at > now();
+update public.voice_calls set answered_at = least(greatest(answered_at, started_at), now())
+where answered_at < started_at or answered_at > now();
+update public.voice_calls set ended_at = greatest(ended_at, answered_at, started_at)
+where ended_at < coalesce(answered_at, started_at);
 alter table public.voice_calls
   add constraint voice_calls_started_at_check check (isfinite(started_at)),
   add constraint voice_calls_answered_at_check check (answered_at >= started_at),
@@ -120,10 +129,11 @@ alter table public.voice_calls
 -- ------------------------------------------------------------------ a transcript's length
 
 -- The provider's events bound seq at 1,000,000 (functions/voice/schemas.ts); people's
--- segments of their manual calls now are too, by the database.
+-- segments of their manual calls now are too, by the database. Not validated against the
+-- rows already there: a segment past it is a person's own, kept as written.
 alter table public.voice_call_segments
   drop constraint voice_call_segments_seq_check,
-  add constraint voice_call_segments_seq_check check (seq between 0 and 1000000);
+  add constraint voice_call_segments_seq_check check (seq between 0 and 1000000) not valid;
 
 -- ------------------------------------------------------------------ merged tickets
 
@@ -161,3 +171,16 @@ revoke all on function private.voice_calls_follow_merge() from public, anon, aut
 create trigger voice_calls_follow_merge after update of merged_into_id on public.tickets
   for each row when (new.merged_into_id is not null and old.merged_into_id is null)
   execute function private.voice_calls_follow_merge();
+
+-- Calls already on a merged ticket follow it, through every merge since, to the ticket
+-- it ended in.
+do $follow$
+begin
+  loop
+    update public.voice_calls v set ticket_id = t.merged_into_id
+    from public.tickets t
+    where t.tenant_id = v.tenant_id and t.id = v.ticket_id and t.merged_into_id is not null;
+    exit when not found;
+  end loop;
+end;
+$follow$;

@@ -83,7 +83,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.voice_webhook_outbox': ['20261202170000_voice_stale_calls.sql', '20261202170300_voice_stale_calls_review.sql'],
   'private.run_voice_stale_call_sweep': ['20261202170300_voice_stale_calls_review.sql'],
   // A tenant's customer searches only the transcripts of their own calls (issue 14 review).
-  'private.voice_calls_matching': ['20261202180200_voice_customers_review.sql'],
+  // ... and a query an index cannot look up (negations only) matches no call (issue 14 review).
+  'private.voice_calls_matching': ['20261202180200_voice_customers_review.sql', '20261202200100_voice_knowledge_review.sql'],
   // An active agent moved to a new number claims it on the router: the voice feature (issue 14 review).
   'private.require_voice_feature': ['20261202190000_voice_numbers_held.sql'],
   // A call event naming no tenant is 404 unknown_tenant, not the plan's 403 (issue 14 review).

@@ -25,7 +25,7 @@ const routes = {
   read: createRoute({
     method: 'get',
     path: '/calls/{id}',
-    summary: 'A call with its transcript, in order',
+    summary: "A call with its transcript's first page, in order (transcript_next: the rest, from /transcript)",
     ...apiKeyScope('calls:read'),
     middleware: needs.activeTenantRole('user', { scope: 'calls:read', feature: 'voice' }),
     request: { params: s.IdParam },
@@ -126,7 +126,7 @@ const transcript: VoiceHandler<typeof routes.transcript> = async (c) => {
  *  agents opening a ticket from one call make one ticket. */
 const openTicket: VoiceHandler<typeof routes.openTicket> = async (c) => {
   const { id } = c.req.valid('param');
-  // No body (or no JSON content type) is the defaults.
+  // No body at all (no Content-Type) is the defaults; a JSON one is checked by the route.
   const given = s.OpenCallTicketBody.safeParse(c.req.valid('json') ?? {});
   if (!given.success) throw validationError(given.error.issues, 'json');
   const body = given.data;

@@ -6,19 +6,21 @@
 //
 // The file is sent as it is (`Content-Type: text/csv`, region in the query), capped by
 // MAX_IMPORT_BODY_BYTES (32 MiB; shared/limits.ts), not MAX_BODY_BYTES. Its bytes are
-// read whole once the caller's credential is verified and before the request's
-// transaction opens (`bodyFirst`): an upload over a slow link held a connection of the
-// pool the call path shares, and the locks of the batches written so far, for as long
-// as it took to arrive. The bytes then go through a strict UTF-8 decoder (a Windows-1252
+// read whole (kept as the chunks they came in) once the caller's standing is checked and
+// before the request's transaction opens (`bodyFirst`): an upload over a slow link held
+// a connection of the pool the call path shares, and the locks of the batches written so
+// far, for as long as it took to arrive. The bytes then go through a strict UTF-8 decoder (a Windows-1252
 // file is refused, not stored with U+FFFD in its names) and csv-parse's stream parser
 // (its Node stream: the WHATWG one, csv-parse/stream, costs a promise per row and took
 // three times the CPU on 50,000 rows); each row is checked as it comes, and the valid
 // rows go to the database in batches of BATCH_ROWS (one statement over unnest'ed arrays
 // each), so 50,000 rows never sit in memory as objects at once — only the phones seen,
 // to find duplicates. A problem stops the writing (the transaction is rolled back at the
-// end) but not the checking, up to MAX_ERRORS problems. Imports into one tenant take
-// turns (a transaction-scoped advisory lock): two files with a new number in common
-// would otherwise meet on the unique index, one failing whole without a line. The older
+// end) but not the checking, up to MAX_ERRORS problems. One import at a time per tenant
+// (a transaction-scoped advisory lock, tried, not waited for: a queued import would hold
+// a connection of the call path's pool as long as the ones ahead of it take): another is
+// 409 import_in_progress with Retry-After. Two at once with a new number in common met on
+// the unique index, one failing whole with a 409 naming no line. The older
 // JSON form (`{"csv": "…"}`) is still taken, within MAX_BODY_BYTES, and read the same way.
 import { createRoute, z } from '@hono/zod-openapi';
 import { CsvError, parse } from 'csv-parse';
@@ -28,7 +30,7 @@ import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import type { Tx } from '../../../shared/db.ts';
-import { unprocessable } from '../../../shared/errors.ts';
+import { ApiError, unprocessable } from '../../../shared/errors.ts';
 import { createRouter, validationError } from '../../../shared/http.ts';
 import { maxImportBodyBytes, mediaTypeOf, type StreamedBody } from '../../../shared/limits.ts';
 import { commonErrors, errorResponse, jsonResponse, Text } from '../../../shared/schemas/common.ts';
@@ -60,13 +62,17 @@ export const importStream: StreamedBody = {
 const COLUMNS = ['phone', 'name', 'email', 'notes', 'tags', 'recording_consent', 'marketing_consent'] as const;
 const MAX_ROWS = 50_000;
 const MAX_ERRORS = 100;
-/** Characters of one record: its fields' own limits add up to ~16,000 (notes 10,000, 50
- *  tags of 50…). Without a bound, one unclosed quote made the rest of a file one field,
- *  held whole and echoed back in the parser's message. */
-const MAX_RECORD_CHARS = 65_536;
+/** One record's size, as csv-parse measures it (64 KiB): its fields' own limits add up to
+ *  ~16,000 characters (notes 10,000, 50 tags of 50…). Without a bound, one unclosed quote
+ *  made the rest of a file one field, held whole and echoed back in the parser's message. */
+const MAX_RECORD_SIZE = 65_536;
 /** What a phone cell may hold: a number as people write it, not a sentence, two
- *  numbers or an extension (libphonenumber-js finds a number inside any text). */
+ *  numbers or an extension (libphonenumber-js finds a number inside any text). Spaces and
+ *  dashes as spreadsheets write them (no-break spaces, typographic dashes) count as such. */
 const PHONE_CELL = /^[+0-9 ()./-]*$/;
+const phoneCell = (cell: string) => cell.replace(/[\u00a0\u2007\u202f]/g, ' ').replace(/[\u2010-\u2015]/g, '-');
+/** How long a refused import is told to wait before trying again. */
+const IMPORT_RETRY_AFTER_SECONDS = 5;
 /** A problem's message quotes at most this much of the file. */
 const QUOTE_MAX = 200;
 /** Rows per statement: big enough that 50,000 rows are 25 round trips, small enough that
@@ -104,7 +110,7 @@ const route = createRoute({
     // handler refuses a request with neither.
     body: {
       required: false,
-      description: 'The file as `text/csv` (streamed, up to MAX_IMPORT_BODY_BYTES), or `{"csv": "…"}` as JSON ' +
+      description: 'The file as `text/csv` (up to MAX_IMPORT_BODY_BYTES), or `{"csv": "…"}` as JSON ' +
         '(up to MAX_BODY_BYTES). Columns: ' + 'phone (required), name, email, notes, tags, recording_consent, marketing_consent.',
       content: {
         'text/csv': { schema: z.string().openapi({ example: 'phone,name\n+14155550123,Jane Doe\n' }) },
@@ -116,6 +122,10 @@ const route = createRoute({
     200: jsonResponse(ImportResult, 'What the import did'),
     ...commonErrors,
     408: errorResponse('The body stopped arriving for BODY_IDLE_TIMEOUT_MS (request_timeout)'),
+    409: errorResponse(
+      'Another import into this tenant is running (import_in_progress; retry after Retry-After), or a number the ' +
+        'file adds was added at the same moment by another request (already_exists)',
+    ),
     413: errorResponse('The body is larger than MAX_IMPORT_BODY_BYTES (payload_too_large)'),
     415: errorResponse('Neither text/csv nor application/json'),
     422: errorResponse(
@@ -135,7 +145,7 @@ function checkRow(
   seen: Map<string, number>,
   fail: (field: string, message: string) => void,
 ): Row | null {
-  const cell = r.phone ?? '';
+  const cell = phoneCell(r.phone ?? '');
   if (!PHONE_CELL.test(cell)) {
     fail('phone', 'must be one phone number (digits, spaces, + ( ) . / -), without an extension');
     return null;
@@ -330,7 +340,7 @@ export async function importCustomersCsv(
   // have as many fields as the header (csv-parse checks it against the first record).
   const parser = input.pipe(parse({
     bom: true,
-    max_record_size: MAX_RECORD_CHARS,
+    max_record_size: MAX_RECORD_SIZE,
     skip_empty_lines: true,
     trim: true,
     info: true,
@@ -356,7 +366,7 @@ export async function importCustomersCsv(
         }
         if (!(err instanceof CsvError)) throw err;
         const message = err.code === 'CSV_MAX_RECORD_SIZE'
-          ? `a record of more than ${MAX_RECORD_CHARS} characters (an unclosed quote?)`
+          ? `a record larger than ${MAX_RECORD_SIZE / 1024} KiB (an unclosed quote?)`
           : firstCharacters(err.message, QUOTE_MAX);
         problems.push({ line: (err as CsvError & { lines?: number }).lines ?? 0, field: 'csv', message });
         break;
@@ -437,7 +447,13 @@ const importCustomers: VoiceHandler<typeof route> = async (c) => {
   }
   const result = await callerDb(c, tenantId, async (tx) => {
     // One import at a time per tenant (see the top of this file).
-    await tx`select pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(${`voice_customers_import:${tenantId}`}, 0))`;
+    const [{ locked }] = await tx<{ locked: boolean }>`
+      select pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtextextended(${`voice_customers_import:${tenantId}`}, 0)) as locked`;
+    if (!locked) {
+      throw new ApiError(409, 'import_in_progress', 'Another import into this tenant is running; retry once it is done', {
+        retry_after_seconds: IMPORT_RETRY_AFTER_SECONDS,
+      }, { 'Retry-After': String(IMPORT_RETRY_AFTER_SECONDS) });
+    }
     let region = requested;
     // Which of the two named the region: a bad one is the caller's to fix where it is.
     let field = 'default_region';
