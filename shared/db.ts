@@ -240,16 +240,24 @@ const types = {
   },
 } as pg.CustomTypesConfig;
 
-let pool: pg.Pool | undefined;
-let poolSql: Sql | undefined;
+/** Two pools: people's requests, scripts and jobs (`main`), and the telephony provider's
+ *  call path (`call_path`: routing, call events, knowledge search during a call), so a
+ *  caller waiting for an answer never queues behind people's slow work — an import of
+ *  50,000 customers holds a connection for seconds, a document of a million characters
+ *  is chunked in its insert. Each has its own size (DB_POOL_MAX, DB_POOL_MAX_CALL_PATH). */
+type PoolName = 'main' | 'call_path';
+const pools = new Map<PoolName, pg.Pool>();
+const poolSqls = new Map<PoolName, Sql>();
 
-function getPool(): pg.Pool {
-  if (pool) return pool;
+function getPool(name: PoolName = 'main'): pg.Pool {
+  const existing = pools.get(name);
+  if (existing) return existing;
   const p = new pg.Pool({
     connectionString: requireEnv('SUPABASE_DB_URL'),
-    max: envInt('DB_POOL_MAX', 4, 1, 200),
+    max: name === 'main' ? envInt('DB_POOL_MAX', 4, 1, 200) : envInt('DB_POOL_MAX_CALL_PATH', 4, 1, 200),
     idleTimeoutMillis: 20_000,
     connectionTimeoutMillis: envInt('DB_CONNECT_TIMEOUT_MS', 10_000, 1, 600_000),
+    // The same name for both: operators and tests find the functions' connections by it.
     application_name: 'edge-functions',
     keepAlive: true,
     types,
@@ -261,28 +269,41 @@ function getPool(): pg.Pool {
   });
   // Server notices reach a test's observer (auto_explain's plans, in the plan test).
   p.on('connect', (client) => client.on('notice', (n) => noticeObserver?.(n.message ?? '')));
-  pool = p;
+  pools.set(name, p);
   return p;
 }
 
-/** Autocommit statements on the pool (no request transaction): scripts and tests. */
+function autocommit(name: PoolName): Sql {
+  let sql = poolSqls.get(name);
+  if (!sql) {
+    sql = makeSql(async (text, values) => {
+      observer?.(text, values, undefined);
+      try {
+        return await getPool(name).query({ text, values, types });
+      } catch (err) {
+        throw normalise(err);
+      }
+    });
+    poolSqls.set(name, sql);
+  }
+  return sql;
+}
+
+/** Autocommit statements on the main pool (no request transaction): scripts and tests. */
 export function db(): Sql {
-  poolSql ??= makeSql(async (text, values) => {
-    observer?.(text, values, undefined);
-    try {
-      return await getPool().query({ text, values, types });
-    } catch (err) {
-      throw normalise(err);
-    }
-  });
-  return poolSql;
+  return autocommit('main');
+}
+
+/** Autocommit statements on the call path's own pool: the telephony provider's routes. */
+export function callPathDb(): Sql {
+  return autocommit('call_path');
 }
 
 export async function closeDb(): Promise<void> {
-  const p = pool;
-  pool = undefined;
-  poolSql = undefined;
-  await p?.end();
+  const open = [...pools.values()];
+  pools.clear();
+  poolSqls.clear();
+  await Promise.all(open.map((p) => p.end()));
 }
 
 /** Runs fn in a transaction on one client of the pool. The client is watched for a

@@ -8,7 +8,7 @@
 // response carries RateLimit-Limit / RateLimit-Remaining / RateLimit-Reset; a refusal is
 // 429 rate_limited with Retry-After. RATE_LIMITS=off turns the count off (benches that
 // measure something else, tests that need it).
-import { type Claims, db } from './db.ts';
+import { callPathDb, type Claims, db } from './db.ts';
 import { env } from './env.ts';
 import type { PresentedKey } from './auth/api-keys.ts';
 import { ApiError } from './errors.ts';
@@ -92,7 +92,8 @@ export async function verifyKeyAndCount(
   scope: string,
   writeClaims?: Claims,
 ): Promise<{ tenant_id: string }> {
-  const sql = db();
+  // The call path's own pool (shared/db.ts), like the rest of the provider's statements.
+  const sql = callPathDb();
   const count = !rateLimitsEnabled()
     ? sql`null::jsonb`
     : writeClaims

@@ -206,6 +206,40 @@ describe('routing a dialled number', () => {
   });
 });
 
+describe("the call path's own connections", () => {
+  it("routes a call while people's requests hold every connection of the main pool", async () => {
+    // Six people's writes to one customer, each waiting on a row lock held here: the main
+    // pool (DB_POOL_MAX, 4) is all theirs, and two more wait for a connection.
+    const holder = await db.sql.reserve();
+    let writes: Promise<{ status: number }>[] = [];
+    try {
+      await holder`begin`;
+      await holder`select 1 from public.voice_customers where id = ${voiceCustomer} for update`;
+      writes = Array.from(
+        { length: 6 },
+        (_, i) => call(app, 'PATCH', `/voice/customers/${voiceCustomer}`, { token: tok.agent, body: { notes: `note ${i}` } }),
+      );
+      // Until all four connections of the main pool wait on the lock.
+      for (;;) {
+        const [{ n }] = await db.sql`
+          select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and application_name = 'edge-functions' and wait_event_type = 'Lock'`;
+        if (n >= 4) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // The provider's lookup does not queue behind them (before its own pool, it waited here
+      // for as long as the lock was held, which is until it answered).
+      const routed = await route(`to=${encodeURIComponent(NUMBER.acme)}&from=${encodeURIComponent(CALLER)}`);
+      expect([routed.status, routed.body.customer?.id]).toEqual([200, voiceCustomer]);
+      await holder`commit`;
+    } finally {
+      holder.release();
+    }
+    expect((await Promise.all(writes)).map((w) => w.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    await db.sql`update public.voice_customers set notes = null where id = ${voiceCustomer}`;
+  });
+});
+
 describe('phone numbers', () => {
   it("a number is its tenant's while any of its agents uses it: another tenant is refused even while the agent is parked", async () => {
     const insert = (tenant: string, name: string, phone: string, active = true) =>

@@ -7,7 +7,7 @@ import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { telephonyTenant } from '../../../shared/auth/service.ts';
-import { db } from '../../../shared/db.ts';
+import { callPathDb, type Tx } from '../../../shared/db.ts';
 import { notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Column, Selected } from '../../../shared/rows.ts';
@@ -352,11 +352,11 @@ const createKb: VoiceHandler<typeof routes.createKb> = async (c) => {
   return c.json(kb, 201);
 };
 
-const docColumns = (tx: ReturnType<typeof db>) =>
+const docColumns = (tx: Tx) =>
   tx`${tx.columns(DOC_COLUMNS)}, (select count(*)::int from public.kb_chunks k
        where k.tenant_id = kb_documents.tenant_id and k.document_id = kb_documents.id) as chunks`;
 /** A document as the API answers it, after a write. */
-const docRow = async (tx: ReturnType<typeof db>, tenantId: string, id: string) =>
+const docRow = async (tx: Tx, tenantId: string, id: string) =>
   (await tx<DocRow>`select ${docColumns(tx)} from public.kb_documents where tenant_id = ${tenantId} and id = ${id}`)[0];
 
 const listDocs: VoiceHandler<typeof routes.listDocs> = async (c) => {
@@ -453,7 +453,7 @@ const machineSearch: VoiceHandler<typeof routes.machineSearch> = async (c) => {
   const confined = telephonyTenant(c);
   // A uuid in any letter case names one tenant (the key's is lowercase, as Postgres writes it).
   if (confined && confined !== q.tenant_id.toLowerCase()) throw notFound('Tenant');
-  const items = await db()<Hit>`select * from private.kb_search_for_call(${q.tenant_id}, ${q.q}, ${
+  const items = await callPathDb()<Hit>`select * from private.kb_search_for_call(${q.tenant_id}, ${q.q}, ${
     q.knowledge_base_id ?? null
   }, ${q.limit})`;
   return c.json({ items }, 200);

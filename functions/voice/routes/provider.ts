@@ -14,7 +14,7 @@ import type { JSONParsed } from 'hono/utils/types';
 import { needs } from '../../../shared/auth/needs.ts';
 import { Batcher } from '../../../shared/batch.ts';
 import { telephonyTenant } from '../../../shared/auth/service.ts';
-import { db } from '../../../shared/db.ts';
+import { callPathDb } from '../../../shared/db.ts';
 import { ApiError, type PgLikeError } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import { commonErrors, errorResponse, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
@@ -87,10 +87,10 @@ type RouteAnswer = {
 // a connection of the pool anyway.
 const routeAnswers = new Batcher<{ to: string; from: string | null }, RouteAnswer>((items) =>
   items.length === 1
-    ? db()<RouteAnswer>`
+    ? callPathDb()<RouteAnswer>`
       select case when v ? 'error' then null else v::text end as answer, v -> 'error' as error
       from private.voice_route_answer(${items[0].to}, ${items[0].from}) v`
-    : db()<RouteAnswer>`
+    : callPathDb()<RouteAnswer>`
       select case when l.v ? 'error' then null else l.v::text end as answer, l.v -> 'error' as error
       from unnest(${items.map((i) => i.to)}::text[], ${items.map((i) => i.from)}::text[]) with ordinality as x(t, f, n)
       cross join lateral (select private.voice_route_answer(x.t, x.f) as v offset 0) l
@@ -117,7 +117,7 @@ const segmentAppends = new Batcher<Append, AppendAnswer>(async (items) => {
   if (items.length === 1) return await appendAlone(items[0]);
   const keys = items.map(callKey);
   const order = items.map((_, i) => i).sort((i, j) => (keys[i] < keys[j] ? -1 : keys[i] > keys[j] ? 1 : i - j));
-  const rows = await db()<{ v: AppendAnswer }>`
+  const rows = await callPathDb()<{ v: AppendAnswer }>`
     select l.v
     from unnest(${order.map((i) => items[i].tenant_id)}::uuid[], ${order.map((i) => items[i].provider_call_id)}::text[],
                 ${order.map((i) => JSON.stringify(items[i].segments))}::text[]) with ordinality as x(t, c, s, n)
@@ -129,8 +129,8 @@ const segmentAppends = new Batcher<Append, AppendAnswer>(async (items) => {
 }, { maxInFlight: 2, maxBatch: 48 });
 
 async function appendAlone({ tenant_id, provider_call_id, segments }: Append): Promise<Appended[]> {
-  return await db()<Appended>`
-    select * from private.voice_call_segments_appended(${tenant_id}, ${provider_call_id}, ${db().json(segments)})`;
+  return await callPathDb()<Appended>`
+    select * from private.voice_call_segments_appended(${tenant_id}, ${provider_call_id}, ${callPathDb().json(segments)})`;
 }
 
 /** A reported number as the call keeps it; a caller ID that is no number (withheld) as none. */
@@ -160,7 +160,7 @@ export const provider = createRouter()
     const confined = telephonyTenant(c);
     let route: string;
     if (confined) {
-      [{ route }] = await db()<Routed>`
+      [{ route }] = await callPathDb()<Routed>`
         select private.voice_route_in_tenant(${confined}, ${q.to}, ${from})::text as route`;
     } else {
       const a = await routeAnswers.load({ to: q.to, from });
@@ -181,7 +181,7 @@ export const provider = createRouter()
     if (confined && confined !== e.tenant_id.toLowerCase()) {
       throw new ApiError(404, 'unknown_call', 'No such call in this tenant');
     }
-    const sql = db();
+    const sql = callPathDb();
     let r: EventRow;
     switch (e.type) {
       case 'call.started':
