@@ -168,7 +168,7 @@ export function fromPgError(err: PgLikeError): ApiError {
     case '40P01':
       return new ApiError(503, 'retry', 'Concurrent update; retry the request', undefined, { 'Retry-After': '1' });
     case '57014':
-      return new ApiError(503, 'timeout', 'The database took too long to answer');
+      return new ApiError(503, 'timeout', 'The database took too long to answer', undefined, { 'Retry-After': '1' });
     default:
       // Class 22 (data exception: bad text, out-of-range numbers, invalid JSON…) is
       // always the caller's input.

@@ -106,6 +106,9 @@ function carriesBody(req: Request): boolean {
 /** 405 with `Allow` for a method the path does not take, and 415 for a body that is
  *  not JSON (or the media type of a streamed route), decided from the app's registered
  *  routes before any route's own middleware (authentication, validation) runs. */
+/** The JSON content types Hono's validator takes (hono/validator's own test). */
+const HONO_JSON = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/;
+
 function methodAndMediaType(
   routes: () => RouteEntry[],
   basePath: string,
@@ -129,6 +132,14 @@ function methodAndMediaType(
         );
       }
       const contentType = c.req.header('content-type');
+      // A JSON media type in a form Hono's validator does not parse (`application/json ;
+      // charset=utf-8`, legal per RFC 9110) is passed on as plain application/json (JSON
+      // is UTF-8 whatever the parameters say).
+      if (contentType && isJsonMediaType(contentType) && !HONO_JSON.test(contentType) && c.req.raw.body) {
+        const headers = new Headers(c.req.raw.headers);
+        headers.set('content-type', 'application/json');
+        c.req.raw = new Request(c.req.raw, { headers, duplex: 'half' } as RequestInit);
+      }
       if (
         carriesBody(c.req.raw) && !isJsonMediaType(contentType) &&
         !(streamed.length && streamedBodyOf(streamed, basePath, c.req.raw, c.req.path))
@@ -202,6 +213,12 @@ export function createApp<E extends Env>(
     let apiError: ApiError;
     if (err instanceof HTTPException && err.status === 400) {
       apiError = new ApiError(400, 'invalid_json', 'The request body is not valid JSON');
+    } else if (err instanceof HTTPException && err.status === 415) {
+      apiError = new ApiError(
+        415,
+        'unsupported_media_type',
+        'Send the request body as JSON, with the header Content-Type: application/json',
+      );
     } else if (err instanceof HTTPException) {
       apiError = new ApiError(err.status as ApiError['status'], 'http_error', err.message);
     } else {

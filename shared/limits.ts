@@ -142,15 +142,23 @@ export function limitBody(basePath = '', streamed: readonly StreamedBody[] = [])
   };
 }
 
-/** Every chunk of a stream, as it came; throws what the stream fails with (through
- *  limitBody: its 413 or 408) as it is. */
+/** Every chunk of a stream, as it came; throws what the stream fails with through
+ *  limitBody (its 413 or 408) as it is, and a broken stream as 400 body_incomplete. */
 export async function chunksOf(stream: ReadableStream<Uint8Array>): Promise<Uint8Array[]> {
   const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return chunks;
-    chunks.push(value);
+    let read: ReadableStreamReadResult<Uint8Array>;
+    try {
+      read = await reader.read();
+    } catch (err) {
+      // A client that went away mid-upload: its request, not a failure of ours (it was
+      // logged as a 500 internal_error).
+      if (err instanceof ApiError) throw err;
+      throw new ApiError(400, 'body_incomplete', 'The request body ended before it was complete');
+    }
+    if (read.done) return chunks;
+    chunks.push(read.value);
   }
 }
 

@@ -237,7 +237,8 @@ export const CreateAgentBody = AgentFields.extend({
   knowledge_base_id: AgentFields.shape.knowledge_base_id.optional(),
 }).strict();
 export const UpdateAgentBody = AgentFields.partial().strict()
-  .refine((b) => Object.keys(b).length > 0, 'name at least one field to change');
+  .refine((b) => Object.keys(b).length > 0, 'name at least one field to change')
+  .openapi({ minProperties: 1 });
 
 export const AgentPageSchema = z.object({ items: z.array(AgentSchema), next: z.string().nullable() });
 export const AgentListQuery = z.object({
@@ -280,7 +281,8 @@ export const CreateCustomerBody = CustomerFields.partial().extend({
   marketing_consent: z.boolean().default(false),
 }).strict();
 export const UpdateCustomerBody = CustomerFields.partial().strict()
-  .refine((b) => Object.keys(b).length > 0, 'name at least one field to change');
+  .refine((b) => Object.keys(b).length > 0, 'name at least one field to change')
+  .openapi({ minProperties: 1 });
 export const CustomerListQuery = z.object({
   phone: CanonicalPhone.optional(),
   limit: Limit,
@@ -341,12 +343,15 @@ export const TranscriptQuery = z.object({
 });
 export const TranscriptPageSchema = z.object({ items: z.array(SegmentOutSchema), next: z.string().nullable() })
   .openapi('TranscriptPage');
+/** A time in a query: ISO 8601 with an offset, in Postgres's range (year 0000, which ISO
+ *  has and Postgres has not, was a cast failure naming the body). */
+const QueryInstant = z.iso.datetime({ offset: true }).refine((v) => !v.startsWith('0000'), 'year 1 or later');
 export const CallListQuery = z.object({
   agent_id: Uuid.optional(),
   customer_id: Uuid.optional(),
   status: CallStatus.optional(),
-  started_after: z.iso.datetime({ offset: true }).optional(),
-  started_before: z.iso.datetime({ offset: true }).optional(),
+  started_after: QueryInstant.optional(),
+  started_before: QueryInstant.optional(),
   q: Text.min(1).max(200).optional().openapi({ description: 'Words to find in the transcript' }),
   limit: Limit,
   cursor: CursorParam,
@@ -366,7 +371,8 @@ export const CreateKnowledgeBaseBody = z.object({
   description: Text.max(2000).nullable().optional(),
 }).strict();
 export const UpdateKnowledgeBaseBody = CreateKnowledgeBaseBody.partial().strict()
-  .refine((b) => Object.keys(b).length > 0, 'name at least one field to change');
+  .refine((b) => Object.keys(b).length > 0, 'name at least one field to change')
+  .openapi({ minProperties: 1 });
 export const KbListQuery = z.object({ limit: Limit, cursor: CursorParam });
 export const KbDocumentSchema = z.object({
   id: Uuid,
@@ -390,7 +396,8 @@ export const CreateKbDocumentBody = z.object({ ...KbDocumentFields, format: KbDo
 // A new content is chunked again by the database (kb_document_chunks); the rest is the
 // document's own description.
 export const UpdateKbDocumentBody = z.object(KbDocumentFields).partial().strict()
-  .refine((b) => Object.keys(b).length > 0, 'name at least one field to change');
+  .refine((b) => Object.keys(b).length > 0, 'name at least one field to change')
+  .openapi({ minProperties: 1 });
 export const KbSearchQuery = z.object({
   q: Text.min(1).max(500),
   knowledge_base_id: Uuid.optional(),

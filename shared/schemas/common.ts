@@ -7,8 +7,14 @@ export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0
 
 export const Uuid = z.uuid().openapi({ example: '10000000-0000-4000-8000-000000000001' });
 
-/** Text Postgres can store: no NUL characters. */
-export const Text = z.string().refine((s) => !s.includes('\u0000'), 'must not contain NUL characters');
+/** With the u flag a pair is one code point: only a half left alone matches. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/** Text Postgres can store: no NUL characters, and no lone surrogate (a UTF-16 half
+ *  character, which the driver would store as U+FFFD). */
+export const Text = z.string()
+  .refine((s) => !s.includes('\u0000'), 'must not contain NUL characters')
+  .refine((s) => !LONE_SURROGATE.test(s), 'must be well-formed Unicode (no lone surrogate)');
 
 /** A JSON object of at most maxBytes, without NUL characters anywhere (jsonb refuses them). */
 export const JsonObject = (maxBytes: number) =>
@@ -17,8 +23,14 @@ export const JsonObject = (maxBytes: number) =>
     if (new TextEncoder().encode(json).length > maxBytes) {
       ctx.addIssue({ code: 'custom', message: `must be at most ${maxBytes} bytes of JSON` });
     }
-    if (json.includes('\\u0000')) {
+    // A NUL character is `\u0000` in the JSON text; the six characters `\u0000` written
+    // in a string are `\\u0000` there, and are fine.
+    if (/(^|[^\\])(\\\\)*\\u0000/.test(json)) {
       ctx.addIssue({ code: 'custom', message: 'must not contain NUL characters' });
+    }
+    // JSON.stringify writes a lone surrogate as its escape (`\ud800`), a pair as it is.
+    if (/(^|[^\\])(\\\\)*\\u[dD][89a-fA-F][0-9a-fA-F]{2}/.test(json)) {
+      ctx.addIssue({ code: 'custom', message: 'must be well-formed Unicode (no lone surrogate)' });
     }
   });
 
@@ -39,6 +51,22 @@ export const errorResponse = (description: string) => ({
 });
 
 /** The error responses every authenticated route can give. */
+/** The database unreachable or busy: `database_unavailable`, `retry` (a concurrent update)
+ *  or `timeout`, each with Retry-After; the clients' signal to try again. */
+export const unavailableError = {
+  503: errorResponse(
+    'The database is unreachable (`database_unavailable`), a concurrent update gave way (`retry`) or a statement ' +
+      'took too long (`timeout`); retry after Retry-After seconds',
+  ),
+} as const;
+
+/** What any request with a body may be answered before its route looks at it. */
+export const bodyErrors = {
+  400: errorResponse('`invalid_json`: the body is not valid JSON'),
+  413: errorResponse('`payload_too_large`: the body is larger than MAX_BODY_BYTES'),
+  415: errorResponse('`unsupported_media_type`: the body is not sent as application/json'),
+} as const;
+
 export const commonErrors = {
   400: errorResponse('Malformed request (invalid JSON, missing tenant)'),
   401: errorResponse('Missing, invalid or expired token'),
@@ -46,6 +74,7 @@ export const commonErrors = {
   404: errorResponse('Not found, or not visible to the caller'),
   422: errorResponse('Validation failed; details.fields names each field'),
   429: errorResponse('A rate limit of the plan is spent (rate_limited); retry after Retry-After seconds'),
+  ...unavailableError,
 } as const;
 
 export const conflictError = {

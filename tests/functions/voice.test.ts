@@ -240,6 +240,52 @@ describe("the call path's own connections", () => {
   });
 });
 
+describe('the contract at its edges', () => {
+  it('a JSON content type with parameters in any legal form is JSON', async () => {
+    const res = await app.request('/voice/customers', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tok.agent}`, 'content-type': 'application/json ; charset=utf-8' },
+      body: JSON.stringify({ phone: '+14155552701', name: 'Spaced type' }),
+    });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const plain = await app.request('/voice/customers', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tok.agent}`, 'content-type': 'text/plain' },
+      body: '{}',
+    });
+    expect([plain.status, (await plain.json()).error.code]).toEqual([415, 'unsupported_media_type']);
+  });
+
+  it('a lone surrogate is refused by name, not stored as U+FFFD; the six characters \\u0000 in a tool are text', async () => {
+    const agent = (name: string, tools: unknown[] = []) =>
+      call(app, 'POST', '/voice/agents', {
+        token: tok.admin,
+        body: { name, phone: '+14155550188', voice_id: 'v', llm_config: { ...LLM, tools } },
+      });
+    const lone = await agent('Desk \ud800');
+    expect([lone.status, lone.body.error.details.fields[0].field]).toEqual([422, 'name']);
+    const inTools = await agent('Desk', [{ pattern: 'x\udc00' }]);
+    expect([inTools.status, inTools.body.error.details.fields[0].message]).toEqual([
+      422,
+      'must be well-formed Unicode (no lone surrogate)',
+    ]);
+    const literal = await agent('Desk', [{ pattern: '\\u0000' }]);
+    expect([literal.status, literal.body.llm_config?.tools]).toEqual([201, [{ pattern: '\\u0000' }]]);
+    await db.sql`delete from public.voice_agents where id = ${literal.body.id}`;
+  });
+
+  it("another list's cursor, or a year ISO has and Postgres has not, is a 422 naming the parameter", async () => {
+    const agents = await call(app, 'GET', '/voice/agents?limit=1', { token: tok.admin });
+    expect(agents.body.next).toEqual(expect.any(String));
+    const wrong = await call(app, 'GET', `/voice/calls?cursor=${agents.body.next}`, { token: tok.agent });
+    expect([wrong.status, wrong.body.error.details.fields[0].field]).toEqual([422, 'cursor']);
+    const year0 = await call(app, 'GET', `/voice/calls?started_after=${encodeURIComponent('0000-01-01T00:00:00Z')}`, {
+      token: tok.agent,
+    });
+    expect([year0.status, year0.body.error.details.fields[0].field]).toEqual([422, 'started_after']);
+  });
+});
+
 describe('phone numbers', () => {
   it("a number is its tenant's while any of its agents uses it: another tenant is refused even while the agent is parked", async () => {
     const insert = (tenant: string, name: string, phone: string, active = true) =>
@@ -1482,6 +1528,24 @@ describe('customers from CSV', () => {
     release();
     const res = await pending;
     expect([res.status, await res.json()]).toEqual([200, { rows: 1, inserted: 1, updated: 0, unchanged: 0 }]);
+  });
+
+  it('an upload that breaks off is 400 body_incomplete (a client gone away), not a 500, and imports nothing', async () => {
+    const before = await countAcme();
+    const broken = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('phone,name\n+14155552620,Cut off\n'));
+        controller.error(new Error('connection reset'));
+      },
+    });
+    const res = await app.request('/voice/customers/import', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tok.agent}`, 'content-type': 'text/csv' },
+      body: broken,
+      duplex: 'half',
+    } as RequestInit);
+    expect([res.status, (await res.json()).error.code]).toEqual([400, 'body_incomplete']);
+    expect(await countAcme()).toBe(before);
   });
 
   it('a file that is not UTF-8 (Windows-1252 from Excel) is refused at its line, nothing imported', async () => {

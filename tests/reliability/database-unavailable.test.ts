@@ -129,7 +129,9 @@ it('classifies connection failures and nothing else as database_unavailable', ()
   expect(toApiError(new Error('timeout exceeded when trying to connect')).code).toBe('database_unavailable');
   // Not outages: a constraint, a cancelled statement, a plain bug.
   expect(toApiError(Object.assign(new Error('dup'), { name: 'PostgresError', code: '23505' })).status).toBe(409);
-  expect(toApiError(Object.assign(new Error('late'), { name: 'PostgresError', code: '57014' })).code).toBe('timeout');
+  // A statement timeout is the database busy, not gone: 503 with Retry-After like the others.
+  const late = toApiError(Object.assign(new Error('late'), { name: 'PostgresError', code: '57014' }));
+  expect([late.status, late.code, late.headers]).toEqual([503, 'timeout', { 'Retry-After': '1' }]);
   expect(toApiError(new TypeError('x is undefined')).code).toBe('internal_error');
   expect(connectionFailure(new Error('Internal error'))).toBeUndefined();
 });

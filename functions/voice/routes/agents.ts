@@ -11,7 +11,7 @@ import { callPathDb, type Tx } from '../../../shared/db.ts';
 import { notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Column, Selected } from '../../../shared/rows.ts';
-import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import { commonErrors, conflictError, jsonBody, jsonResponse, unavailableError } from '../../../shared/schemas/common.ts';
 import { security as securityOf, telephonyErrors } from '../../../shared/schemas/security.ts';
 import * as s from '../schemas.ts';
 import { after, AGENT_COLUMNS, type AgentRow, page, type VoiceHandler } from './common.ts';
@@ -180,6 +180,7 @@ const routes = {
       422: commonErrors[422],
       // A tenant API key's reads (reads_per_minute_per_key); the provider's credentials are not limited.
       429: commonErrors[429],
+      ...unavailableError,
     },
   }),
 };
@@ -217,7 +218,7 @@ const list: VoiceHandler<typeof routes.list> = async (c) => {
     tx<AgentRow & { sort_key: string }>`
       select ${tx.columns(AGENT_COLUMNS)}, name as sort_key from public.voice_agents
       where tenant_id = ${tenantId} and ${q.active ? tx`active = ${q.active === 'true'}` : tx`true`}
-        and ${after(tx, q.cursor, tx`name`, tx`text`, false)}
+        and ${after(tx, q.cursor, tx`name`, 'text', false)}
       order by name, id limit ${q.limit + 1}`);
   return c.json(page(rows, q.limit), 200);
 };
@@ -291,7 +292,7 @@ const listKbs: VoiceHandler<typeof routes.listKbs> = async (c) => {
   const rows = await callerDb(c, tenantId, (tx) =>
     tx<KbRow & { sort_key: string }>`
       select ${tx.columns(KB_COLUMNS)}, name as sort_key from public.voice_knowledge_bases
-      where tenant_id = ${tenantId} and ${after(tx, q.cursor, tx`name`, tx`text`, false)}
+      where tenant_id = ${tenantId} and ${after(tx, q.cursor, tx`name`, 'text', false)}
       order by name, id limit ${q.limit + 1}`);
   return c.json(page(rows, q.limit), 200);
 };
@@ -369,7 +370,7 @@ const listDocs: VoiceHandler<typeof routes.listDocs> = async (c) => {
     return await tx<DocRow & { sort_key: string }>`
       select ${docColumns(tx)}, created_at::text as sort_key from public.kb_documents
       where tenant_id = ${tenantId} and knowledge_base_id = ${kbId}
-        and ${after(tx, q.cursor, tx`created_at`, tx`timestamptz`, true)}
+        and ${after(tx, q.cursor, tx`created_at`, 'timestamptz', true)}
       order by created_at desc, id desc limit ${q.limit + 1}`;
   });
   return c.json(page(rows, q.limit), 200);

@@ -77,7 +77,7 @@ const list: VoiceHandler<typeof routes.list> = async (c) => {
         ? tx`true`
         : tx`customer_id in (select id from public.voice_customers where tenant_id = ${tenantId} and user_id = (select private.current_user_id()))`
     }
-        and ${after(tx, q.cursor, tx`started_at`, tx`timestamptz`, true)}
+        and ${after(tx, q.cursor, tx`started_at`, 'timestamptz', true)}
       order by started_at desc, id desc limit ${q.limit + 1}`);
   return c.json(page(rows, q.limit), 200);
 };

@@ -83,11 +83,21 @@ export function page<T extends { id: string; sort_key: string }>(rows: T[], limi
   return { items: shown.map(({ sort_key: _, ...row }) => row), next };
 }
 
+/** A timestamptz as Postgres writes it (`started_at::text`), the sort key of the lists
+ *  by time: a cursor of another list (a name) is a 422 naming `cursor`, not a cast
+ *  failure naming the body. */
+const PG_TIMESTAMPTZ = /^\d{4,}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d(:\d\d){0,2}$/;
+
 /** The keyset condition after a cursor, descending or ascending on (key, id). */
-export function after(tx: Tx, cursor: string | undefined, key: ReturnType<Tx>, type: ReturnType<Tx>, desc: boolean) {
-  const values = cursorValues(cursor, 2, sortKeyAndId);
+export function after(tx: Tx, cursor: string | undefined, key: ReturnType<Tx>, type: 'text' | 'timestamptz', desc: boolean) {
+  const values = cursorValues(
+    cursor,
+    2,
+    (v, i) => sortKeyAndId(v, i) && (i !== 0 || type === 'text' || PG_TIMESTAMPTZ.test(v)),
+  );
   if (!values) return tx`true`;
+  const cast = type === 'text' ? tx`text` : tx`timestamptz`;
   return desc
-    ? tx`(${key}, id) < (${values[0]}::${type}, ${values[1]}::uuid)`
-    : tx`(${key}, id) > (${values[0]}::${type}, ${values[1]}::uuid)`;
+    ? tx`(${key}, id) < (${values[0]}::${cast}, ${values[1]}::uuid)`
+    : tx`(${key}, id) > (${values[0]}::${cast}, ${values[1]}::uuid)`;
 }

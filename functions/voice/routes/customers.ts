@@ -69,7 +69,7 @@ const list: VoiceHandler<typeof routes.list> = async (c) => {
         and ${q.phone ? tx`phone = ${q.phone}` : tx`true`}
         -- A customer reads only their own record (the policy's rule, 20261202180000), by its index.
         and ${c.var.access.staff ? tx`true` : tx`user_id = (select private.current_user_id())`}
-        and ${after(tx, q.cursor, tx`created_at`, tx`timestamptz`, true)}
+        and ${after(tx, q.cursor, tx`created_at`, 'timestamptz', true)}
       order by created_at desc, id desc limit ${q.limit + 1}`);
   return c.json(page(rows, q.limit), 200);
 };

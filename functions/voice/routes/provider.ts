@@ -17,7 +17,14 @@ import { telephonyTenant } from '../../../shared/auth/service.ts';
 import { callPathDb } from '../../../shared/db.ts';
 import { ApiError, type PgLikeError } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
-import { commonErrors, errorResponse, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import {
+  bodyErrors,
+  commonErrors,
+  errorResponse,
+  jsonBody,
+  jsonResponse,
+  unavailableError,
+} from '../../../shared/schemas/common.ts';
 import { security, telephonyErrors } from '../../../shared/schemas/security.ts';
 import * as s from '../schemas.ts';
 
@@ -41,6 +48,7 @@ const routes = {
       422: commonErrors[422],
       // A tenant API key's reads (reads_per_minute_per_key); the provider's credentials are not limited.
       429: commonErrors[429],
+      ...unavailableError,
     },
   }),
   events: createRoute({
@@ -66,6 +74,8 @@ const routes = {
       422: commonErrors[422],
       // A tenant API key's writes (the tenant's and the key's windows); not the provider's.
       429: commonErrors[429],
+      ...bodyErrors,
+      ...unavailableError,
     },
   }),
 };
