@@ -103,11 +103,13 @@ function carriesBody(req: Request): boolean {
   return req.headers.has('content-type') && req.body !== null;
 }
 
+/** The JSON content types @hono/zod-openapi's request validation takes (its own media
+ *  type test; it refuses `application/json ; charset=utf-8`). */
+const HONO_JSON = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/;
+
 /** 405 with `Allow` for a method the path does not take, and 415 for a body that is
  *  not JSON (or the media type of a streamed route), decided from the app's registered
  *  routes before any route's own middleware (authentication, validation) runs. */
-/** The JSON content types Hono's validator takes (hono/validator's own test). */
-const HONO_JSON = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/;
 
 function methodAndMediaType(
   routes: () => RouteEntry[],

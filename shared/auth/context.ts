@@ -62,8 +62,8 @@ export interface TenantNeed {
   /** A feature the plan of the tenant the request acts in must include (403
    *  feature_not_in_plan, private.require_feature), asked in the same round trip. */
   feature?: string;
-  /** Read the whole request body (bounded by shared/limits.ts) once the credential is
-   *  verified and before the request's transaction opens: a streamed upload (the CSV
+  /** Read the whole request body (bounded by shared/limits.ts) once the caller's
+   *  standing is checked and before the request's transaction opens: a streamed upload (the CSV
    *  import) must not hold a database connection, and locks, while its bytes arrive
    *  over a slow link. */
   bodyFirst?: boolean;

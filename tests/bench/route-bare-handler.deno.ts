@@ -10,7 +10,8 @@ import pg from 'pg';
 
 const pool = new pg.Pool({
   connectionString: Deno.env.get('SUPABASE_DB_URL'),
-  max: Number(Deno.env.get('DB_POOL_MAX') ?? 4),
+  // The size of the pool the function's /route runs on (shared/db.ts: the call path's).
+  max: Number(Deno.env.get('DB_POOL_MAX_CALL_PATH') ?? 4),
   application_name: 'route-bare-handler',
 });
 

@@ -18,7 +18,7 @@
 // to find duplicates. A problem stops the writing (the transaction is rolled back at the
 // end) but not the checking, up to MAX_ERRORS problems. One import at a time per tenant
 // (a transaction-scoped advisory lock, tried, not waited for: a queued import would hold
-// a connection of the call path's pool as long as the ones ahead of it take): another is
+// a database connection as long as the ones ahead of it take): another is
 // 409 import_in_progress with Retry-After. Two at once with a new number in common met on
 // the unique index, one failing whole with a 409 naming no line. The older
 // JSON form (`{"csv": "…"}`) is still taken, within MAX_BODY_BYTES, and read the same way.
