@@ -105,7 +105,7 @@ function carriesBody(req: Request): boolean {
 
 /** The JSON content types @hono/zod-openapi's request validation takes (its own media
  *  type test; it refuses `application/json ; charset=utf-8`). */
-const HONO_JSON = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/;
+const HONO_JSON = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
 
 /** 405 with `Allow` for a method the path does not take, and 415 for a body that is
  *  not JSON (or the media type of a streamed route), decided from the app's registered

@@ -4,6 +4,7 @@
 // no item at a boundary; a text of 650,000 characters without a blank line is chunked
 // in one pass (each chunk within the limit, every word kept, in order); a query of
 // negations only finds nothing; new content needs the plan's knowledge_base feature.
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
@@ -119,5 +120,53 @@ describe("an agent's language", () => {
       'en' + '-abcdefgh'.repeat(10)
     })`)
       .rejects.toMatchObject({ code: '23514', constraint_name: 'voice_agents_language_check' });
+  });
+
+  it('written long before the bound is cut to whole subtags, so deleting its knowledge base works', async () => {
+    const repair = readFileSync('supabase/migrations/20261202210000_voice_agents_language_repair.sql', 'utf8');
+    const tags = {
+      boundary: 'en-' + 'abcdefgh-'.repeat(3) + 'abcde-xy', // 38: the 35th character ends a subtag
+      inside: 'de-' + 'abcdefgh-'.repeat(4) + 'ab', // 41: the 35th character is inside one
+      short: 'fr-CA',
+    };
+    const rollback = new Error('rollback');
+    await expect(db.sql.begin(async (tx) => {
+      // The table as it was before 20261202200100: a long tag was allowed.
+      await tx`alter table public.voice_agents drop constraint voice_agents_language_check`;
+      const [base] = await tx`insert into public.voice_knowledge_bases (tenant_id, name)
+        values (${acme}, 'Going away') returning id`;
+      const ids: Record<string, string> = {};
+      let n = 7210;
+      for (const [name, language] of Object.entries(tags)) {
+        [{ id: ids[name] }] = await tx`insert into public.voice_agents
+          (tenant_id, name, phone, voice_id, llm_config, language, knowledge_base_id)
+          values (${acme}, ${name}, ${'+1415555' + n++}, 'v', '{"model": "m", "system_prompt": "p"}', ${language}, ${base.id})
+          returning id`;
+      }
+      await tx`alter table public.voice_agents add constraint voice_agents_language_check
+        check (char_length(language) <= 35 and language ~ '^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$') not valid`;
+      // What failed before the repair: the foreign key's set null updates the agent.
+      await tx`savepoint before_repair`;
+      await expect(tx`delete from public.voice_knowledge_bases where id = ${base.id}`)
+        .rejects.toMatchObject({ code: '23514', constraint_name: 'voice_agents_language_check' });
+      await tx`rollback to savepoint before_repair`;
+
+      await tx.unsafe(repair).simple();
+
+      const rows = await tx<{ name: string; language: string }[]>`select name, language from public.voice_agents
+        where id in ${tx(Object.values(ids))} order by name`;
+      expect(Object.fromEntries(rows.map((r) => [r.name, r.language]))).toEqual({
+        boundary: 'en-abcdefgh-abcdefgh-abcdefgh-abcde',
+        inside: 'de-abcdefgh-abcdefgh-abcdefgh',
+        short: 'fr-CA',
+      });
+      const [check] = await tx`select convalidated from pg_constraint where conname = 'voice_agents_language_check'`;
+      expect(check.convalidated).toBe(true);
+      await tx`delete from public.voice_knowledge_bases where id = ${base.id}`;
+      const [after] = await tx`select count(*)::int as n from public.voice_agents
+        where id in ${tx(Object.values(ids))} and knowledge_base_id is null`;
+      expect(after.n).toBe(3);
+      throw rollback;
+    })).rejects.toBe(rollback);
   });
 });

@@ -1034,6 +1034,27 @@ describe('calls, as people read them', () => {
     const none = await call(app, 'GET', '/voice/calls?started_before=2000-01-01T00:00:00Z', { token: tok.agent });
     expect(none.body.items).toEqual([]);
   });
+
+  it('a page ending on a call started before year 1 (Postgres writes BC) has a next cursor that works', async () => {
+    const [agent] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active)
+      values (${acme}, 'Antiquity', '+14155557301', 'v', ${db.sql.json(LLM)}, false) returning id`;
+    try {
+      const ids = (await db.sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at)
+        values (${acme}, ${agent.id}, 'manual:bc-1', 'ringing', '0044-03-15 12:00:00+00 BC'),
+               (${acme}, ${agent.id}, 'manual:bc-2', 'ringing', '0044-03-14 12:00:00+00 BC')
+        returning id`).map((r) => r.id);
+      const first = await call(app, 'GET', `/voice/calls?agent_id=${agent.id}&limit=1`, { token: tok.agent });
+      expect([first.status, first.body.items.map((x: { id: string }) => x.id)]).toEqual([200, [ids[0]]]);
+      const second = await call(app, 'GET', `/voice/calls?agent_id=${agent.id}&limit=1&cursor=${first.body.next}`, {
+        token: tok.agent,
+      });
+      expect(second.status).toBe(200);
+      expect([second.body.items.map((x: { id: string }) => x.id), second.body.next]).toEqual([[ids[1]], null]);
+    } finally {
+      await db.sql`delete from public.voice_calls where agent_id = ${agent.id}`;
+      await db.sql`delete from public.voice_agents where id = ${agent.id}`;
+    }
+  });
   it('transcript words that an index cannot look up (negations only) find no call, not every other one', async () => {
     const found = await call(app, 'GET', `/voice/calls?q=${encodeURIComponent('refund')}`, { token: tok.agent });
     expect(found.body.items.length).toBeGreaterThan(0);

@@ -83,10 +83,10 @@ export function page<T extends { id: string; sort_key: string }>(rows: T[], limi
   return { items: shown.map(({ sort_key: _, ...row }) => row), next };
 }
 
-/** A timestamptz as Postgres writes it (`started_at::text`), the sort key of the lists
- *  by time: a cursor of another list (a name) is a 422 naming `cursor`, not a cast
- *  failure naming the body. */
-const PG_TIMESTAMPTZ = /^\d{4,}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d(:\d\d){0,2}$/;
+/** A timestamptz as Postgres writes it (`started_at::text`, ` BC` after a year before
+ *  the first), the sort key of the lists by time: a cursor of another list (a name) is a
+ *  422 naming `cursor`, not a cast failure naming the body. */
+const PG_TIMESTAMPTZ = /^\d{4,}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d(:\d\d){0,2}( BC)?$/;
 
 /** The keyset condition after a cursor, descending or ascending on (key, id). */
 export function after(tx: Tx, cursor: string | undefined, key: ReturnType<Tx>, type: 'text' | 'timestamptz', desc: boolean) {

@@ -121,7 +121,10 @@ const route = createRoute({
   responses: {
     200: jsonResponse(ImportResult, 'What the import did'),
     ...commonErrors,
-    400: errorResponse('`invalid_json` (the JSON form); `body_incomplete`: the upload broke off before its end'),
+    400: errorResponse(
+      'No tenant named, or two different ones (tenant_required, tenant_mismatch); `invalid_json` (the JSON form); ' +
+        '`body_incomplete`: the upload broke off before its end',
+    ),
     408: errorResponse('The body stopped arriving for BODY_IDLE_TIMEOUT_MS (request_timeout)'),
     409: errorResponse(
       'Another import into this tenant is running (import_in_progress; retry after Retry-After), or a number the ' +
