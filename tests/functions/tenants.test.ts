@@ -1,12 +1,14 @@
 // The tenants function, called in-process through its Hono app with real tokens and a
 // real database: the main flows, every validation rule, and tenant isolation tried as
 // an attacker would — every endpoint, every role, with another tenant's ids.
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app } from '../../functions/tenants/app.ts';
+import { AUDIT_PAGE_BYTES } from '../../functions/tenants/routes/audit.ts';
 import { closeDb } from '../../shared/db.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
-import { teams, tenants, users, type SeedUser } from '../helpers/seed.ts';
+import { type SeedUser, teams, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
 
 let db: TestDatabase;
@@ -62,9 +64,18 @@ describe('GET /me', () => {
     const sup = await call(app, 'GET', '/tenants/me', { token: tok.super });
     expect(sup.body).toMatchObject({ is_platform_admin: true, role: 'super_admin', memberships: [] });
 
-    const clerk = await auth.clerk.sign('user_admin_acme', { azp: 'http://localhost:3000', v: 2, o: { id: 'org_acme', rol: 'admin' } });
+    const clerk = await auth.clerk.sign('user_admin_acme', {
+      azp: 'http://localhost:3000',
+      v: 2,
+      o: { id: 'org_acme', rol: 'admin' },
+    });
     const viaClerk = await call(app, 'GET', '/tenants/me', { token: clerk });
-    expect(viaClerk.body).toMatchObject({ user: { id: users.acmeAdmin.id }, identity: { kind: 'clerk' }, role: 'admin', active_tenant: { slug: 'acme' } });
+    expect(viaClerk.body).toMatchObject({
+      user: { id: users.acmeAdmin.id },
+      identity: { kind: 'clerk' },
+      role: 'admin',
+      active_tenant: { slug: 'acme' },
+    });
 
     const st = await auth.supertokens.sign('st-user_globex', { tenant_id: 'globex' });
     const viaSt = await call(app, 'GET', '/tenants/me', { token: st });
@@ -72,7 +83,10 @@ describe('GET /me', () => {
   });
 
   it('lets the caller edit their own profile, nothing else', async () => {
-    const r = await call(app, 'PATCH', '/tenants/me', { token: tok.user, body: { display_name: 'Uma U.', profile: { locale: 'de' }, last_name: null } });
+    const r = await call(app, 'PATCH', '/tenants/me', {
+      token: tok.user,
+      body: { display_name: 'Uma U.', profile: { locale: 'de' }, last_name: null },
+    });
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ id: users.acmeUser.id, display_name: 'Uma U.', last_name: null, profile: { locale: 'de' } });
     const email = await call(app, 'PATCH', '/tenants/me', { token: tok.user, body: { email: 'new@example.test' } });
@@ -84,7 +98,8 @@ describe('GET /me', () => {
   });
 
   it('picks the active tenant from X-Tenant-Id (id or slug) when the token names none', async () => {
-    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenants.globex.id}, ${users.acmeAgent.id}, 'user')`;
+    await db
+      .sql`insert into public.memberships (tenant_id, user_id, role) values (${tenants.globex.id}, ${users.acmeAgent.id}, 'user')`;
     try {
       const agent = await supabaseToken(users.acmeAgent);
       const none = await call(app, 'GET', '/tenants/me', { token: agent });
@@ -132,7 +147,8 @@ describe('tenant lifecycle', () => {
     expect(created.body).toMatchObject({ name: 'Initech', slug: 'initech', plan: 'pro', status: 'active', settings: {} });
     const [u] = await db.sql`select id, email from public.users where email = 'boss@initech.test'`;
     expect(u).toBeTruthy();
-    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${u.id}, ${u.id})`;
+    await db
+      .sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${u.id}, ${u.id})`;
     const boss = await supabaseToken({ id: u.id, email: u.email });
     const me = await call(app, 'GET', '/tenants/me', { token: boss });
     expect(me.body).toMatchObject({ role: 'admin', active_tenant: { slug: 'initech' } });
@@ -167,7 +183,10 @@ describe('tenant lifecycle', () => {
   });
 
   it('admins rename their tenant and change settings but not the plan', async () => {
-    const r = await call(app, 'PATCH', `/tenants/${tenants.acme.id}`, { token: tok.admin, body: { name: 'Acme Corp', settings: { locale: 'fr' } } });
+    const r = await call(app, 'PATCH', `/tenants/${tenants.acme.id}`, {
+      token: tok.admin,
+      body: { name: 'Acme Corp', settings: { locale: 'fr' } },
+    });
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ name: 'Acme Corp', settings: { locale: 'fr' } });
     const plan = await call(app, 'PATCH', `/tenants/${tenants.acme.id}`, { token: tok.admin, body: { plan: 'enterprise' } });
@@ -186,10 +205,16 @@ describe('tenant lifecycle', () => {
     const s = await call(app, 'POST', `${path}/suspend`, { token: tok.super });
     expect(s.body.status).toBe('suspended');
     expect((await call(app, 'GET', `${path}/teams`, { token: tok.globexAdmin })).status).toBe(200);
-    const w = await call(app, 'POST', `${path}/teams`, { token: tok.globexAdmin, body: { name: 'Blocked', department: 'sales' } });
+    const w = await call(app, 'POST', `${path}/teams`, {
+      token: tok.globexAdmin,
+      body: { name: 'Blocked', department: 'sales' },
+    });
     expect([w.status, errorCode(w)]).toEqual([403, 'tenant_suspended']);
     expect((await call(app, 'POST', `${path}/resume`, { token: tok.super })).body.status).toBe('active');
-    expect((await call(app, 'POST', `${path}/teams`, { token: tok.globexAdmin, body: { name: 'Allowed', department: 'sales' } })).status).toBe(201);
+    expect(
+      (await call(app, 'POST', `${path}/teams`, { token: tok.globexAdmin, body: { name: 'Allowed', department: 'sales' } }))
+        .status,
+    ).toBe(201);
 
     const d = await call(app, 'DELETE', path, { token: tok.super });
     expect(d.body).toMatchObject({ status: 'deleted', deleted_at: expect.any(String) });
@@ -200,7 +225,10 @@ describe('tenant lifecycle', () => {
     const unpinned = await call(app, 'GET', path, { token: await supabaseToken(users.globexAdmin) });
     expect([unpinned.status, errorCode(unpinned)]).toEqual([404, 'not_found']);
     expect((await call(app, 'GET', path, { token: tok.super })).body.status).toBe('deleted');
-    expect((await call(app, 'POST', `${path}/resume`, { token: tok.super })).body).toMatchObject({ status: 'active', deleted_at: null });
+    expect((await call(app, 'POST', `${path}/resume`, { token: tok.super })).body).toMatchObject({
+      status: 'active',
+      deleted_at: null,
+    });
   });
 });
 
@@ -208,14 +236,28 @@ describe('members', () => {
   const base = `/tenants/${tenants.acme.id}/members`;
 
   it('admins invite by e-mail; the invitee accepts and joins; admins change roles and remove', async () => {
-    const invite = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin, body: { email: 'New.Hire@acme.test', role: 'agent' } });
+    const invite = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, {
+      token: tok.admin,
+      body: { email: 'New.Hire@acme.test', role: 'agent' },
+    });
     expect(invite.status).toBe(201);
-    expect(invite.body).toMatchObject({ email: 'new.hire@acme.test', role: 'agent', invited_by: users.acmeAdmin.id, accepted_at: null });
-    const dup = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin, body: { email: 'new.hire@acme.test' } });
+    expect(invite.body).toMatchObject({
+      email: 'new.hire@acme.test',
+      role: 'agent',
+      invited_by: users.acmeAdmin.id,
+      accepted_at: null,
+    });
+    const dup = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, {
+      token: tok.admin,
+      body: { email: 'new.hire@acme.test' },
+    });
     expect([dup.status, errorCode(dup)]).toEqual([409, 'already_exists']);
     // A partial unique index on lower(email) still names the column the caller sent.
     expect(dup.body.error.details.fields).toEqual([{ field: 'email', message: 'is already taken' }]);
-    const member = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin, body: { email: users.acmeAgent.email } });
+    const member = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, {
+      token: tok.admin,
+      body: { email: users.acmeAgent.email },
+    });
     expect([member.status, errorCode(member)]).toEqual([409, 'already_member']);
     const pending = await call(app, 'GET', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin });
     expect(pending.body.items.map((i: { email: string }) => i.email).sort()).toEqual(['new.hire@acme.test', 'pending@acme.test']);
@@ -223,7 +265,8 @@ describe('members', () => {
     // The invitee signs up (their identity arrives through a trusted path), sees the
     // invitation in /me, accepts it, and is a member.
     const [hire] = await db.sql`insert into public.users (email, first_name) values ('new.hire@acme.test', 'Nia') returning id`;
-    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${hire.id}, ${hire.id})`;
+    await db
+      .sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${hire.id}, ${hire.id})`;
     const hireToken = await supabaseToken({ id: hire.id, email: 'new.hire@acme.test' });
     const me = await call(app, 'GET', '/tenants/me', { token: hireToken });
     expect(me.body).toMatchObject({ memberships: [], invitations: [{ id: invite.body.id, tenant_slug: 'acme', role: 'agent' }] });
@@ -248,17 +291,23 @@ describe('members', () => {
   });
 
   it("an invitee's token bound to the invitation's tenant reads /me and accepts; nothing else before that", async () => {
-    const invite = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin, body: { email: 'bound@acme.test', role: 'user' } });
+    const invite = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, {
+      token: tok.admin,
+      body: { email: 'bound@acme.test', role: 'user' },
+    });
     expect(invite.status).toBe(201);
     const [person] = await db.sql`insert into public.users (email) values ('bound@acme.test') returning id`;
-    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${person.id}, ${person.id})`;
+    await db
+      .sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${person.id}, ${person.id})`;
     const bound = await supabaseToken({ id: person.id, email: 'bound@acme.test' }, { tenantId: tenants.acme.id });
 
     const me = await call(app, 'GET', '/tenants/me', { token: bound });
     expect(me.status).toBe(200);
     expect(me.body).toMatchObject({ memberships: [], active_tenant: null, role: null, invitations: [{ id: invite.body.id }] });
     // Not a member yet: the tenant's routes refuse the token, as before.
-    for (const path of [`/tenants/${tenants.acme.id}`, `/tenants/${tenants.acme.id}/teams`, `/tenants/${tenants.acme.id}/members`]) {
+    for (
+      const path of [`/tenants/${tenants.acme.id}`, `/tenants/${tenants.acme.id}/teams`, `/tenants/${tenants.acme.id}/members`]
+    ) {
       const r = await call(app, 'GET', path, { token: bound });
       expect([r.status, errorCode(r)], path).toEqual([403, 'tenant_not_member']);
     }
@@ -278,15 +327,24 @@ describe('members', () => {
   });
 
   it('admins revoke pending invitations; others cannot invite', async () => {
-    const inv = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin, body: { email: 'maybe@acme.test', expires_in_days: 2 } });
+    const inv = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, {
+      token: tok.admin,
+      body: { email: 'maybe@acme.test', expires_in_days: 2 },
+    });
     expect(inv.status).toBe(201);
     expect(new Date(inv.body.expires_at).getTime() - Date.now()).toBeGreaterThan(47 * 3600_000);
     for (const role of ['agent', 'user']) {
-      expect((await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, { token: tok[role], body: { email: 'x@acme.test' } })).status).toBe(403);
-      expect((await call(app, 'DELETE', `/tenants/${tenants.acme.id}/invitations/${inv.body.id}`, { token: tok[role] })).status).toBe(403);
+      expect(
+        (await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, { token: tok[role], body: { email: 'x@acme.test' } }))
+          .status,
+      ).toBe(403);
+      expect((await call(app, 'DELETE', `/tenants/${tenants.acme.id}/invitations/${inv.body.id}`, { token: tok[role] })).status)
+        .toBe(403);
     }
-    expect((await call(app, 'DELETE', `/tenants/${tenants.acme.id}/invitations/${inv.body.id}`, { token: tok.admin })).status).toBe(204);
-    expect((await call(app, 'DELETE', `/tenants/${tenants.acme.id}/invitations/${inv.body.id}`, { token: tok.admin })).status).toBe(404);
+    expect((await call(app, 'DELETE', `/tenants/${tenants.acme.id}/invitations/${inv.body.id}`, { token: tok.admin })).status)
+      .toBe(204);
+    expect((await call(app, 'DELETE', `/tenants/${tenants.acme.id}/invitations/${inv.body.id}`, { token: tok.admin })).status)
+      .toBe(404);
   });
 
   it('never removes or demotes the last admin', async () => {
@@ -294,13 +352,17 @@ describe('members', () => {
     expect([demote.status, errorCode(demote)]).toEqual([409, 'conflict']);
     const remove = await call(app, 'DELETE', `${base}/${users.acmeAdmin.id}`, { token: tok.admin });
     expect(remove.status).toBe(409);
-    const [m] = await db.sql`select role from public.memberships where user_id = ${users.acmeAdmin.id} and tenant_id = ${tenants.acme.id}`;
+    const [m] = await db
+      .sql`select role from public.memberships where user_id = ${users.acmeAdmin.id} and tenant_id = ${tenants.acme.id}`;
     expect(m.role).toBe('admin');
   });
 
   it('agents and users cannot manage members', async () => {
     for (const role of ['agent', 'user']) {
-      expect((await call(app, 'PATCH', `${base}/${users.acmeUser.id}`, { token: tok[role], body: { role: 'admin' } })).status, role).toBe(403);
+      expect(
+        (await call(app, 'PATCH', `${base}/${users.acmeUser.id}`, { token: tok[role], body: { role: 'admin' } })).status,
+        role,
+      ).toBe(403);
       expect((await call(app, 'DELETE', `${base}/${users.acmeUser.id}`, { token: tok[role] })).status, role).toBe(403);
     }
   });
@@ -331,15 +393,29 @@ describe('teams', () => {
   });
 
   it('admins create, read, update and delete teams and their members', async () => {
-    const t = await call(app, 'POST', base, { token: tok.admin, body: { name: 'Billing', department: 'support', lead_user_id: users.acmeAgent.id } });
+    const t = await call(app, 'POST', base, {
+      token: tok.admin,
+      body: { name: 'Billing', department: 'support', lead_user_id: users.acmeAgent.id },
+    });
     expect(t.status).toBe(201);
-    expect(t.body).toMatchObject({ name: 'Billing', department: 'support', lead_user_id: users.acmeAgent.id, tenant_id: tenants.acme.id });
+    expect(t.body).toMatchObject({
+      name: 'Billing',
+      department: 'support',
+      lead_user_id: users.acmeAgent.id,
+      tenant_id: tenants.acme.id,
+    });
     const dup = await call(app, 'POST', base, { token: tok.admin, body: { name: 'BILLING', department: 'sales' } });
     expect([dup.status, errorCode(dup)]).toEqual([409, 'already_exists']);
 
-    const add = await call(app, 'POST', `${base}/${t.body.id}/members`, { token: tok.admin, body: { user_id: users.acmeUser.id } });
+    const add = await call(app, 'POST', `${base}/${t.body.id}/members`, {
+      token: tok.admin,
+      body: { user_id: users.acmeUser.id },
+    });
     expect(add.status).toBe(201);
-    const dupMember = await call(app, 'POST', `${base}/${t.body.id}/members`, { token: tok.admin, body: { user_id: users.acmeUser.id } });
+    const dupMember = await call(app, 'POST', `${base}/${t.body.id}/members`, {
+      token: tok.admin,
+      body: { user_id: users.acmeUser.id },
+    });
     expect([dupMember.status, errorCode(dupMember)]).toEqual([409, 'already_exists']);
     expect(dupMember.body.error).toMatchObject({
       message: 'The combination of team_id and user_id is already taken',
@@ -353,16 +429,24 @@ describe('teams', () => {
     const read = await call(app, 'GET', `${base}/${t.body.id}`, { token: tok.user });
     expect(read.body.members.map((m: { user_id: string }) => m.user_id)).toEqual([users.acmeUser.id]);
 
-    const upd = await call(app, 'PATCH', `${base}/${t.body.id}`, { token: tok.admin, body: { description: 'Invoices', lead_user_id: null } });
+    const upd = await call(app, 'PATCH', `${base}/${t.body.id}`, {
+      token: tok.admin,
+      body: { description: 'Invoices', lead_user_id: null },
+    });
     expect(upd.body).toMatchObject({ description: 'Invoices', lead_user_id: null, name: 'Billing' });
 
-    expect((await call(app, 'DELETE', `${base}/${t.body.id}/members/${users.acmeUser.id}`, { token: tok.admin })).status).toBe(204);
+    expect((await call(app, 'DELETE', `${base}/${t.body.id}/members/${users.acmeUser.id}`, { token: tok.admin })).status).toBe(
+      204,
+    );
     expect((await call(app, 'DELETE', `${base}/${t.body.id}`, { token: tok.admin })).status).toBe(204);
     expect((await call(app, 'GET', `${base}/${t.body.id}`, { token: tok.admin })).status).toBe(404);
   });
 
   it('admins configure automatic assignment and agents’ availability', async () => {
-    const t = await call(app, 'POST', base, { token: tok.admin, body: { name: 'Auto', department: 'support', auto_assign: 'round_robin' } });
+    const t = await call(app, 'POST', base, {
+      token: tok.admin,
+      body: { name: 'Auto', department: 'support', auto_assign: 'round_robin' },
+    });
     expect(t.body.auto_assign).toBe('round_robin');
     const u = await call(app, 'PATCH', `${base}/${t.body.id}`, { token: tok.admin, body: { auto_assign: 'least_open' } });
     expect(u.body.auto_assign).toBe('least_open');
@@ -376,10 +460,16 @@ describe('teams', () => {
   });
 
   it('refuses a lead or member who is not in this tenant (composite keys)', async () => {
-    const lead = await call(app, 'POST', base, { token: tok.admin, body: { name: 'Foreign lead', department: 'sales', lead_user_id: users.globexAgent.id } });
+    const lead = await call(app, 'POST', base, {
+      token: tok.admin,
+      body: { name: 'Foreign lead', department: 'sales', lead_user_id: users.globexAgent.id },
+    });
     expect([lead.status, errorCode(lead)]).toEqual([422, 'validation_failed']);
     expect(lead.body.error.details.fields).toEqual([{ field: 'lead_user_id', message: 'does not exist in this tenant' }]);
-    const member = await call(app, 'POST', `${base}/${teams.acme}/members`, { token: tok.admin, body: { user_id: users.globexUser.id } });
+    const member = await call(app, 'POST', `${base}/${teams.acme}/members`, {
+      token: tok.admin,
+      body: { user_id: users.globexUser.id },
+    });
     expect(member.status).toBe(422);
   });
 
@@ -397,9 +487,16 @@ describe('audit trail', () => {
     await call(app, 'PATCH', `/tenants/${tenants.acme.id}`, { token: tok.admin, body: { settings: { audited: true } } });
     const r = await call(app, 'GET', `/tenants/${tenants.acme.id}/audit?limit=2&table_name=tenants`, { token: tok.admin });
     expect(r.status).toBe(200);
-    expect(r.body.items[0]).toMatchObject({ table_name: 'tenants', action: 'UPDATE', actor_user_id: users.acmeAdmin.id, changed_fields: ['settings'] });
+    expect(r.body.items[0]).toMatchObject({
+      table_name: 'tenants',
+      action: 'UPDATE',
+      actor_user_id: users.acmeAdmin.id,
+      changed_fields: ['settings'],
+    });
     if (r.body.next) {
-      const next = await call(app, 'GET', `/tenants/${tenants.acme.id}/audit?limit=2&table_name=tenants&cursor=${r.body.next}`, { token: tok.admin });
+      const next = await call(app, 'GET', `/tenants/${tenants.acme.id}/audit?limit=2&table_name=tenants&cursor=${r.body.next}`, {
+        token: tok.admin,
+      });
       expect(Number(next.body.items[0].id)).toBeLessThan(Number(r.body.items.at(-1).id));
     }
     for (const role of ['agent', 'user']) {
@@ -411,14 +508,50 @@ describe('audit trail', () => {
     const ids: number[] = [];
     let cursor: string | null = null;
     do {
-      const r: { body: { items: { id: string }[]; next: string | null } } = await call(app, 'GET',
-        `/tenants/${tenants.acme.id}/audit?limit=7${cursor ? `&cursor=${cursor}` : ''}`, { token: tok.admin });
+      const r: { body: { items: { id: string }[]; next: string | null } } = await call(
+        app,
+        'GET',
+        `/tenants/${tenants.acme.id}/audit?limit=7${cursor ? `&cursor=${cursor}` : ''}`,
+        { token: tok.admin },
+      );
       ids.push(...r.body.items.map((x) => Number(x.id)));
       cursor = r.body.next;
     } while (cursor);
     expect(ids.length).toBeGreaterThan(20); // spans one- and two-digit ids
     expect(ids).toEqual([...ids].sort((a, b) => b - a));
     expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('cuts a page short once its row images pass the size bound, and the cursor loses nothing', async () => {
+    // Five entries of ~0.9 MB each (random base64 that compression cannot shrink): the
+    // first page holds the three that start below 2 MB, not all five.
+    const big = Array.from({ length: 5 }, () => randomBytes(675_000).toString('base64'));
+    const inserted = await db.sql`
+      insert into public.audit_logs (tenant_id, table_name, record_key, action, actor_role, new_data)
+      select ${tenants.acme.id}, 'size_probe', jsonb_build_object('n', n), 'INSERT', 'postgres', jsonb_build_object('blob', b)
+      from unnest(${big}::text[]) with ordinality u(b, n)
+      returning id::text`;
+    const [{ stored }] = await db.sql`
+      select min(pg_column_size(new_data))::int as stored from public.audit_logs where table_name = 'size_probe'`;
+    expect(stored).toBeGreaterThan(AUDIT_PAGE_BYTES / 3);
+
+    const pages: { items: { id: string; new_data: { blob: string } }[]; next: string | null }[] = [];
+    let cursor: string | null = null;
+    do {
+      const r = await call(
+        app,
+        'GET',
+        `/tenants/${tenants.acme.id}/audit?limit=10&table_name=size_probe${cursor ? `&cursor=${cursor}` : ''}`,
+        { token: tok.admin },
+      );
+      expect(r.status).toBe(200);
+      pages.push(r.body);
+      cursor = r.body.next;
+    } while (cursor);
+    expect(pages.map((p) => p.items.length)).toEqual([3, 2]);
+    const ids = pages.flatMap((p) => p.items.map((x) => x.id));
+    expect(ids).toEqual(inserted.map((r) => r.id).reverse());
+    expect(pages.flatMap((p) => p.items.map((x) => x.new_data.blob))).toEqual([...big].reverse());
   });
 });
 
@@ -446,7 +579,13 @@ describe('validation: 422 naming the field, or 400 for broken JSON, and nothing 
     ['POST', '/tenants', 'super', { name: 'X', slug: 'fine-slug', settings: { k: 'a\u0000b' } }, 'settings'],
     ['POST', '/tenants', 'super', { name: 'X', slug: 'fine-slug', settings: { big: 'x'.repeat(17_000) } }, 'settings'],
     ['PATCH', `/tenants/${acme}/teams/${teams.acme}`, 'admin', { description: 'a\u0000' }, 'description'],
-    ['GET', `/tenants/${acme}/audit?cursor=${Buffer.from('["99999999999999999999"]').toString('base64url')}`, 'admin', undefined, 'cursor'],
+    [
+      'GET',
+      `/tenants/${acme}/audit?cursor=${Buffer.from('["99999999999999999999"]').toString('base64url')}`,
+      'admin',
+      undefined,
+      'cursor',
+    ],
     ['GET', `/tenants?cursor=${Buffer.from('["a\u0000", "x"]').toString('base64url')}`, 'super', undefined, 'cursor'],
     ['GET', `/tenants?cursor=${Buffer.from('["a", "not-a-uuid"]').toString('base64url')}`, 'super', undefined, 'cursor'],
     ['PATCH', `/tenants/${acme}/members/${users.acmeUser.id}`, 'admin', { role: 'super_admin' }, 'role'],
@@ -488,7 +627,12 @@ describe('validation: 422 naming the field, or 400 for broken JSON, and nothing 
 type Ids = { tenant: string; team: string; user: string; invitation: string };
 const invitations = { acme: '40000000-0000-4000-8000-000000000001', globex: '40000000-0000-4000-8000-000000000002' };
 const acmeIds: Ids = { tenant: tenants.acme.id, team: teams.acme, user: users.acmeUser.id, invitation: invitations.acme };
-const globexIds: Ids = { tenant: tenants.globex.id, team: teams.globex, user: users.globexUser.id, invitation: invitations.globex };
+const globexIds: Ids = {
+  tenant: tenants.globex.id,
+  team: teams.globex,
+  user: users.globexUser.id,
+  invitation: invitations.globex,
+};
 
 /** Every tenant-scoped route of the function, with a body that would be valid. */
 const endpoints: { method: string; path: (i: Ids) => string; body?: (i: Ids) => unknown }[] = [
@@ -536,9 +680,11 @@ describe('isolation', () => {
       .filter((r) => r.includes('{tenantId}'))
       .sort();
     const tested = endpoints
-      .map((e) => `${e.method} ${e.path({ tenant: '{tenantId}', team: '{teamId}', user: '{userId}', invitation: '{invitationId}' })}`
-        .replace('/services/chatwoot', '/services/{service}').replace('/webhooks/{invitationId}', '/webhooks/{endpointId}')
-        .replace('/api-keys/{invitationId}', '/api-keys/{keyId}'))
+      .map((e) =>
+        `${e.method} ${e.path({ tenant: '{tenantId}', team: '{teamId}', user: '{userId}', invitation: '{invitationId}' })}`
+          .replace('/services/chatwoot', '/services/{service}').replace('/webhooks/{invitationId}', '/webhooks/{endpointId}')
+          .replace('/api-keys/{invitationId}', '/api-keys/{keyId}')
+      )
       .sort();
     expect(tested).toEqual(documented);
   });
@@ -557,7 +703,12 @@ describe('isolation', () => {
 
   it("acme's admin gets 404 for globex's teams and members through acme's own path", async () => {
     const before = await tenantFingerprint(tenants.globex.id);
-    const mixed: Ids = { tenant: tenants.acme.id, team: teams.globex, user: users.globexAdmin.id, invitation: invitations.globex };
+    const mixed: Ids = {
+      tenant: tenants.acme.id,
+      team: teams.globex,
+      user: users.globexAdmin.id,
+      invitation: invitations.globex,
+    };
     for (const e of endpoints.filter((x) => /members\/|teams\/|invitations\/|webhooks\//.test(x.path(acmeIds)))) {
       const r = await call(app, e.method, e.path(mixed), { token: tok.admin, body: e.body?.(mixed) });
       expect(r.status, `${e.method} ${e.path(mixed)}`).toBe(404);

@@ -20,7 +20,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { root } from '../../scripts/stack.mjs';
-import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { freshDatabase, type TestDatabase, UNAUDITED_TABLES } from '../helpers/db.ts';
 
 /** Functions a later migration redefines on purpose: 'schema.name' → the redefining files,
  *  each with the reason in a comment. */
@@ -118,12 +118,19 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.active_tenant_id': ['20261202080000_api_keys.sql'],
   'private.api_timestamps': ['20261201095000_machine_path_speed.sql'],
   // The audit trail renders timestamps from trigger arguments, not a catalog read per row.
-  'private.enable_audit': ['20261201096000_audit_timestamps_in_trigger.sql', '20261201099000_audit_secret_arguments.sql'],
+  // ... and leaves search columns out of it (issue 14).
+  'private.enable_audit': [
+    '20261201096000_audit_timestamps_in_trigger.sql',
+    '20261201099000_audit_secret_arguments.sql',
+    '20261203080000_audit_derived_and_large_values.sql',
+  ],
   'private.audit_row': [
     '20261201096000_audit_timestamps_in_trigger.sql',
     '20261201099000_audit_secret_arguments.sql',
     // One statement per row, the actor only for claims with a subject (issue 12).
     '20261201153000_audit_row_speed.sql',
+    // Search columns and an UPDATE's large unchanged values left out (issue 14).
+    '20261203080000_audit_derived_and_large_values.sql',
   ],
   // A Chatwoot login that existed before the tenant has no password of ours to rotate (issue 13).
   'private.rotate_service_credentials': ['20261201151000_chatwoot_rotation_existing_login.sql'],
@@ -147,19 +154,32 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Automation rules: the capture renders the old row once; actions that would change
   // nothing write nothing (issue 16 §1, measured in tests/bench/automation.bench.ts).
   'private.automation_capture': ['20261202140100_automation_speed.sql'],
-  'private.automation_apply_action': ['20261202140100_automation_speed.sql', '20261202140200_automation_custom_fields.sql', '20261202141300_automation_review_fixes.sql'],
+  'private.automation_apply_action': [
+    '20261202140100_automation_speed.sql',
+    '20261202140200_automation_custom_fields.sql',
+    '20261202141300_automation_review_fixes.sql',
+  ],
   // Rules read custom fields wherever they are kept, and set them (issue 16 §1 x §4).
   'private.automation_subject': ['20261202140200_automation_custom_fields.sql'],
   'private.automation_actions_ok': ['20261202140200_automation_custom_fields.sql'],
   // Pending-for rules count in the ticket's own policy's hours (team or tenant).
-  'private.run_automation_sweep': ['20261202141200_automation_sweep_team_policy.sql', '20261202141300_automation_review_fixes.sql'],
+  'private.run_automation_sweep': [
+    '20261202141200_automation_sweep_team_policy.sql',
+    '20261202141300_automation_review_fixes.sql',
+  ],
   // After review: the ticket locked first, passing errors retried, read-only tenants
   // left alone, personal templates refused (issue 16 §1).
   'private.run_automation': ['20261202141300_automation_review_fixes.sql'],
   // The chain of rules rides along the assign-ticket job (issue 16 §1).
   'private.assign_ticket_on_new_team': ['20261202141500_automation_chain_through_assignment.sql'],
-  'private.ticket_messages_after_insert': ['20261202050200_sla_next_response_warnings_holidays.sql', '20261202141000_sla_policies_per_team.sql'],
-  'private.tickets_sla_pause': ['20261202050200_sla_next_response_warnings_holidays.sql', '20261202141000_sla_policies_per_team.sql'],
+  'private.ticket_messages_after_insert': [
+    '20261202050200_sla_next_response_warnings_holidays.sql',
+    '20261202141000_sla_policies_per_team.sql',
+  ],
+  'private.tickets_sla_pause': [
+    '20261202050200_sla_next_response_warnings_holidays.sql',
+    '20261202141000_sla_policies_per_team.sql',
+  ],
   // Customers follow tickets where the tenant allows it (issue 16 §5): their follows count
   // there, they add only customers, and hear of public changes only.
   'private.my_followed_ticket_keys': ['20261202141100_customer_followers.sql'],
@@ -244,7 +264,11 @@ describe('each function is created once', () => {
     const created = new Set(functionCreations().map((c) => c.fn));
     // Less those a later migration dropped.
     for (const file of files) {
-      for (const m of source(file).replace(/--[^\n]*/g, '').matchAll(/\bdrop\s+function\s+(?:if\s+exists\s+)?("?\w+"?)\.("?\w+"?)\s*\(/gi)) {
+      for (
+        const m of source(file).replace(/--[^\n]*/g, '').matchAll(
+          /\bdrop\s+function\s+(?:if\s+exists\s+)?("?\w+"?)\.("?\w+"?)\s*\(/gi,
+        )
+      ) {
         created.delete(`${m[1]}.${m[2]}`.replace(/"/g, '').toLowerCase());
       }
     }
@@ -257,9 +281,12 @@ describe('each function is created once', () => {
   });
 
   it('notices a duplicate: a second create of a function is found by the same scan', () => {
-    const sql = `create function private.a() returns int language sql as 'select 1';\n-- create function private.b()\ncreate or replace function private.a() returns int language sql as 'select 2';`
-      .replace(/--[^\n]*/g, '');
-    const names = [...sql.matchAll(/\bcreate\s+(or\s+replace\s+)?function\s+("?\w+"?)\.("?\w+"?)\s*\(/gi)].map((m) => `${m[2]}.${m[3]}`);
+    const sql =
+      `create function private.a() returns int language sql as 'select 1';\n-- create function private.b()\ncreate or replace function private.a() returns int language sql as 'select 2';`
+        .replace(/--[^\n]*/g, '');
+    const names = [...sql.matchAll(/\bcreate\s+(or\s+replace\s+)?function\s+("?\w+"?)\.("?\w+"?)\s*\(/gi)].map((m) =>
+      `${m[2]}.${m[3]}`
+    );
     expect(names).toEqual(['private.a', 'private.a']);
   });
 });
@@ -274,7 +301,8 @@ describe('audit is attached by private.enable_audit', () => {
   /** The trigger private.enable_audit creates on a table, from the catalog: the tenant
    *  column ('id' for tenants itself, '' for platform tables), then the key columns, then
    *  the timestamptz columns '@'-prefixed (rendered as the API renders them), then the
-   *  secret columns '-'-prefixed (left out of the trail). */
+   *  secret columns '-'-prefixed (left out of the trail), then the search columns
+   *  (tsvector, vector) '~'-prefixed (neither stored nor named). */
   const expectedTriggers = (db: TestDatabase) =>
     db.sql`
       select c.relname,
@@ -296,9 +324,11 @@ describe('audit is attached by private.enable_audit', () => {
                  where x.attrelid = c.oid and x.attnum > 0 and not x.attisdropped and x.atttypid = 'timestamptz'::regtype)
              || (select coalesce(array_agg('-' || x.attname order by x.attnum), '{}') from pg_attribute x
                  where x.attrelid = c.oid and x.attnum > 0 and not x.attisdropped and x.attname like '%\\_encrypted')
+             || (select coalesce(array_agg('~' || x.attname order by x.attnum), '{}') from pg_attribute x join pg_type y on y.oid = x.atttypid
+                 where x.attrelid = c.oid and x.attnum > 0 and not x.attisdropped and (x.atttypid = 'tsvector'::regtype or y.typname = 'vector'))
              ) with ordinality u(a, o))) as expected
       from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = 'public' and c.relkind in ('r', 'p') and c.relname <> 'audit_logs'
+      where n.nspname = 'public' and c.relkind in ('r', 'p') and c.relname <> all(${['audit_logs', ...UNAUDITED_TABLES]})
       order by c.relname`;
 
   it('every table in public but the trail has exactly the trigger enable_audit makes, keys from the catalog', async () => {
@@ -317,8 +347,9 @@ describe('audit is attached by private.enable_audit', () => {
     expect(enabling.length).toBeGreaterThanOrEqual(5);
   });
 
-  it('reads a table\'s tenant column and primary key, in key order, and refuses a table without a key', async () => {
-    await db.sql`create table public.zz_audit_probe (a text, b int, tenant_id uuid, at timestamptz, key_encrypted text, primary key (b, a))`;
+  it("reads a table's tenant column and primary key, in key order, and refuses a table without a key", async () => {
+    await db
+      .sql`create table public.zz_audit_probe (a text, b int, tenant_id uuid, at timestamptz, key_encrypted text, words tsvector, primary key (b, a))`;
     await db.sql`create table private.zz_audit_platform (k text primary key)`;
     await db.sql`create table private.zz_audit_keyless (k text)`;
     try {
@@ -326,13 +357,15 @@ describe('audit is attached by private.enable_audit', () => {
       const args = await db.sql`
         select c.relname, encode(t.tgargs, 'escape') as args from pg_trigger t join pg_class c on c.oid = t.tgrelid
         where t.tgname = 'audit' and c.relname like 'zz_audit_%' order by 1`;
-      expect(args.map((r) => `${r.relname}: ${String(r.args).split('\\000').filter((_, i, a) => i < a.length - 1).join(',')}`)).toEqual([
-        'zz_audit_platform: ,k',
-        'zz_audit_probe: tenant_id,b,a,@at,-key_encrypted',
-      ]);
+      expect(args.map((r) => `${r.relname}: ${String(r.args).split('\\000').filter((_, i, a) => i < a.length - 1).join(',')}`))
+        .toEqual([
+          'zz_audit_platform: ,k',
+          'zz_audit_probe: tenant_id,b,a,@at,-key_encrypted,~words',
+        ]);
       // Calling it again replaces the trigger rather than adding a second one.
       await db.sql`select private.enable_audit('public.zz_audit_probe')`;
-      const [{ n }] = await db.sql`select count(*)::int as n from pg_trigger where tgrelid = 'public.zz_audit_probe'::regclass and not tgisinternal`;
+      const [{ n }] = await db
+        .sql`select count(*)::int as n from pg_trigger where tgrelid = 'public.zz_audit_probe'::regclass and not tgisinternal`;
       expect(n).toBe(1);
       await expect(db.sql`select private.enable_audit('private.zz_audit_keyless')`).rejects.toThrow(/no primary key/);
     } finally {

@@ -27,12 +27,21 @@ type AuditEntryRow =
   >
   & { id: string };
 
+/** A page stops early once its entries' row images, as stored, pass this many bytes:
+ *  an entry that changed a large value (a knowledge-base document's content is up to
+ *  1 MB) holds it twice, and a page of 100 such entries would not fit in an Edge
+ *  Function's memory. The first entry is always returned; `next` goes on from the last. */
+export const AUDIT_PAGE_BYTES = 2 * 1024 * 1024;
+
 export function registerAudit(app: TenantsApp): void {
   app.openapi(
     createRoute({
       method: 'get',
       path: '/{tenantId}/audit',
       summary: "Read the tenant's audit trail, newest first (admins)",
+      description: 'A page holds up to `limit` entries, fewer when their row images pass about 2 MB as stored: ' +
+        'follow `next` until it is null. Search columns are never in the trail, and an UPDATE leaves out of both ' +
+        'images an unchanged value stored in more than 4 kB (the entry that last changed it holds it).',
       ...apiKeyScope('audit:read'),
       middleware: needs.tenantRole('admin', { scope: 'audit:read' }),
       request: { params: s.TenantIdParam, query: s.AuditQuery },
@@ -52,26 +61,38 @@ export function registerAudit(app: TenantsApp): void {
         // backwards look cheapest, and that walk read every newer row of the other
         // tenants first (6,670 on the dataset of tests/schema/endpoint-plans.test.ts)
         // where audit_logs_tenant_id_idx reads this tenant's page alone.
-        tx<AuditEntryRow>`
+        //
+        // The size bound: each fetched entry's stored image size (pg_column_size reads
+        // the stored, possibly compressed, length without reading the value), summed over
+        // the newer entries of the page; only entries that start below the bound are
+        // returned, and `fetched` says how many the page had before it was cut.
+        tx<AuditEntryRow & { fetched: number }>`
           select page.id::text, page.table_name, page.record_key, page.action, page.actor_user_id, page.actor_role,
-                 page.old_data, page.new_data, page.changed_fields, page.created_at
+                 page.old_data, page.new_data, page.changed_fields, page.created_at, page.fetched
           from (select ${tenantId}::uuid as tenant_id offset 0) as caller
           cross join lateral (
-            select l.id, l.table_name, l.record_key, l.action, l.actor_user_id, l.actor_role,
-                   l.old_data, l.new_data, l.changed_fields, l.created_at
-            from public.audit_logs l
-            where l.tenant_id = caller.tenant_id
-              and (${q.table_name ?? null}::text is null or l.table_name = ${q.table_name ?? null}::text)
-              and (${q.action ?? null}::text is null or l.action = ${q.action ?? null}::text)
-              and (${before?.[0] ?? null}::bigint is null or l.id < ${before?.[0] ?? null}::bigint)
-            order by l.id desc
-            limit ${q.limit + 1}
+            select w.*, (count(*) over ())::int as fetched,
+                   coalesce(sum(w.bytes) over (order by w.id desc rows between unbounded preceding and 1 preceding), 0) as bytes_before
+            from (
+              select l.id, l.table_name, l.record_key, l.action, l.actor_user_id, l.actor_role,
+                     l.old_data, l.new_data, l.changed_fields, l.created_at,
+                     coalesce(pg_column_size(l.old_data), 0) + coalesce(pg_column_size(l.new_data), 0) as bytes
+              from public.audit_logs l
+              where l.tenant_id = caller.tenant_id
+                and (${q.table_name ?? null}::text is null or l.table_name = ${q.table_name ?? null}::text)
+                and (${q.action ?? null}::text is null or l.action = ${q.action ?? null}::text)
+                and (${before?.[0] ?? null}::bigint is null or l.id < ${before?.[0] ?? null}::bigint)
+              order by l.id desc
+              limit ${q.limit + 1}
+            ) as w
           ) as page
+          where page.bytes_before < ${AUDIT_PAGE_BYTES}
           order by page.id desc
         `);
-      const items = rows.slice(0, q.limit);
+      const items = rows.slice(0, q.limit).map(({ fetched: _, ...entry }) => entry);
       const last = items.at(-1);
-      return c.json({ items, next: rows.length > q.limit && last ? encodeCursor([last.id]) : null }, 200);
+      const more = (rows[0]?.fetched ?? 0) > items.length;
+      return c.json({ items, next: more && last ? encodeCursor([last.id]) : null }, 200);
     },
   );
 }
