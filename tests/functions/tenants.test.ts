@@ -553,6 +553,28 @@ describe('audit trail', () => {
     expect(ids).toEqual(inserted.map((r) => r.id).reverse());
     expect(pages.flatMap((p) => p.items.map((x) => x.new_data.blob))).toEqual([...big].reverse());
   });
+
+  it('bounds a page by the images as sent, not as compressed: edits of a repetitive 1 MB document', async () => {
+    // The same paragraph over and over compresses ~85x when stored; the page must count it
+    // as the ~2 MB (old and new content) each entry sends.
+    const [kb] = await db
+      .sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${tenants.acme.id}, 'Size KB') returning id`;
+    const text = (n: number) => `Version ${n}. ` + 'Opening hours are nine to five on weekdays. '.repeat(22_000);
+    const [doc] = await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+      values (${tenants.acme.id}, ${kb.id}, 'Hours', ${text(0)}) returning id`;
+    for (let n = 1; n <= 5; n++) await db.sql`update public.kb_documents set content = ${text(n)} where id = ${doc.id}`;
+    const [{ stored, written }] = await db.sql`
+      select max(pg_column_size(old_data) + pg_column_size(new_data))::int as stored, min(image_bytes) as written
+      from public.audit_logs where table_name = 'kb_documents' and action = 'UPDATE' and record_key ->> 'id' = ${doc.id}`;
+    expect(stored).toBeLessThan(200_000);
+    expect(written).toBeGreaterThan(1_900_000);
+    const r = await call(app, 'GET', `/tenants/${tenants.acme.id}/audit?limit=100&table_name=kb_documents`, { token: tok.admin });
+    expect(r.status).toBe(200);
+    // Each entry is ~1.9 MB as sent: the second starts below 2 MB, the third past it.
+    expect(r.body.items.map((x: { action: string }) => x.action)).toEqual(['UPDATE', 'UPDATE']);
+    expect(r.body.next).not.toBeNull();
+    expect(JSON.stringify(r.body).length).toBeLessThan(3 * AUDIT_PAGE_BYTES);
+  });
 });
 
 describe('validation: 422 naming the field, or 400 for broken JSON, and nothing written', () => {

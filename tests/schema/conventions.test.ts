@@ -1,7 +1,8 @@
 // The schema's house rules, read from the catalog so a new table or function that
 // breaks one fails here: RLS everywhere in public, search_path = '' on every function
 // of ours, tenant_id leading the key of tenant-owned tables, an audit trigger on every
-// table but the audit log itself, and nothing of ours in the auth schema.
+// table but the audit log itself and the derived tables named in UNAUDITED_TABLES
+// (tests/helpers/db.ts), and nothing of ours in the auth schema.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freshDatabase, type TestDatabase, UNAUDITED_TABLES } from '../helpers/db.ts';
 

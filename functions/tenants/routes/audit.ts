@@ -27,7 +27,7 @@ type AuditEntryRow =
   >
   & { id: string };
 
-/** A page stops early once its entries' row images, as stored, pass this many bytes:
+/** A page stops early once its entries' row images, uncompressed, pass this many bytes:
  *  an entry that changed a large value (a knowledge-base document's content is up to
  *  1 MB) holds it twice, and a page of 100 such entries would not fit in an Edge
  *  Function's memory. The first entry is always returned; `next` goes on from the last. */
@@ -39,9 +39,9 @@ export function registerAudit(app: TenantsApp): void {
       method: 'get',
       path: '/{tenantId}/audit',
       summary: "Read the tenant's audit trail, newest first (admins)",
-      description: 'A page holds up to `limit` entries, fewer when their row images pass about 2 MB as stored: ' +
+      description: 'A page holds up to `limit` entries, fewer when their row images pass about 2 MB: ' +
         'follow `next` until it is null. Search columns are never in the trail, and an UPDATE leaves out of both ' +
-        'images an unchanged value stored in more than 4 kB (the entry that last changed it holds it).',
+        'images an unchanged value of more than 4 kB (the entry that last changed it holds it).',
       ...apiKeyScope('audit:read'),
       middleware: needs.tenantRole('admin', { scope: 'audit:read' }),
       request: { params: s.TenantIdParam, query: s.AuditQuery },
@@ -62,10 +62,11 @@ export function registerAudit(app: TenantsApp): void {
         // tenants first (6,670 on the dataset of tests/schema/endpoint-plans.test.ts)
         // where audit_logs_tenant_id_idx reads this tenant's page alone.
         //
-        // The size bound: each fetched entry's stored image size (pg_column_size reads
-        // the stored, possibly compressed, length without reading the value), summed over
-        // the newer entries of the page; only entries that start below the bound are
-        // returned, and `fetched` says how many the page had before it was cut.
+        // The size bound: each fetched entry's image size as written (image_bytes,
+        // uncompressed; for entries written before it existed, the stored size, which
+        // pg_column_size reads without reading the value), summed over the newer entries
+        // of the page; only entries that start below the bound are returned, and
+        // `fetched` says how many the page had before it was cut.
         tx<AuditEntryRow & { fetched: number }>`
           select page.id::text, page.table_name, page.record_key, page.action, page.actor_user_id, page.actor_role,
                  page.old_data, page.new_data, page.changed_fields, page.created_at, page.fetched
@@ -76,7 +77,7 @@ export function registerAudit(app: TenantsApp): void {
             from (
               select l.id, l.table_name, l.record_key, l.action, l.actor_user_id, l.actor_role,
                      l.old_data, l.new_data, l.changed_fields, l.created_at,
-                     coalesce(pg_column_size(l.old_data), 0) + coalesce(pg_column_size(l.new_data), 0) as bytes
+                     coalesce(l.image_bytes, coalesce(pg_column_size(l.old_data), 0) + coalesce(pg_column_size(l.new_data), 0)) as bytes
               from public.audit_logs l
               where l.tenant_id = caller.tenant_id
                 and (${q.table_name ?? null}::text is null or l.table_name = ${q.table_name ?? null}::text)
