@@ -309,10 +309,10 @@ export async function closeDb(): Promise<void> {
 /** Runs fn in a transaction on one client of the pool. The client is watched for a
  *  lost connection from checkout to release: after one, nothing more is sent on it (no
  *  ROLLBACK: the server has already ended the transaction) and it is destroyed. */
-async function transaction<T>(fn: (tx: Tx) => Promise<T>, scope?: Scope): Promise<T> {
+async function transaction<T>(fn: (tx: Tx) => Promise<T>, scope?: Scope, pool: PoolName = 'main'): Promise<T> {
   let client: pg.PoolClient;
   try {
-    client = await getPool().connect();
+    client = await getPool(pool).connect();
   } catch (err) {
     throw normalise(err);
   }
@@ -391,8 +391,13 @@ export async function withClaims<T>(
   }
 }
 
-function inRequestTransaction<T>(role: string, claims: Claims, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  return transaction(fn, { role, claims });
+function inRequestTransaction<T>(
+  role: string,
+  claims: Claims,
+  fn: (tx: Tx) => Promise<T>,
+  pool: PoolName = 'main',
+): Promise<T> {
+  return transaction(fn, { role, claims }, pool);
 }
 
 /** Sees every statement before it is sent, with the scope (role and claims JSON) it runs
@@ -427,6 +432,15 @@ const scopeStatement = (s: Scope, literal: (v: string) => string) =>
 /** A user's request: RLS applies exactly as it does to PostgREST reads. */
 export function asUser<T>(claims: Claims, fn: (tx: Tx) => Promise<T>): Promise<T> {
   return inRequestTransaction('authenticated', { ...claims, role: 'authenticated' }, fn);
+}
+
+/** A tenant API key's call events on the telephony path: a transaction on the call
+ *  path's pool (a call never queues behind people's slow work), as the machine's role
+ *  (the private.voice_call_* functions name the tenant and hold every rule), with the
+ *  key's claims published so the audit trail names the key (actor_issuer, actor_subject)
+ *  and its creator, as for the key's writes elsewhere. */
+export function asApiKeyMachine<T>(claims: Claims, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return inRequestTransaction('service_role', { ...claims, role: 'service_role' }, fn, 'call_path');
 }
 
 /** Trusted machine paths only (verified webhooks, workers): RLS is bypassed, so the

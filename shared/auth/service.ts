@@ -1,6 +1,7 @@
 // Machine credentials: the service-role key in either Supabase key model. Accepted only
 // by machine endpoints (workers, cron), never as a user.
 import type { Context, MiddlewareHandler } from 'hono';
+import type { Claims } from '../db.ts';
 import { jwtVerify } from 'jose';
 import { unauthorized } from '../errors.ts';
 import { env, envList } from '../env.ts';
@@ -151,6 +152,7 @@ export function requireTelephony(scope?: 'voice:route' | 'calls:write'): Middlew
         // id spends nothing. Routing is the key's read, a call event its write.
         const verified = await verifyKeyAndCount(c, key, scope, scope === 'calls:write' ? apiKeyIdentity(key).claims : undefined);
         c.set('telephonyTenant' as never, verified.tenant_id as never);
+        c.set('telephonyKeyClaims' as never, apiKeyIdentity(key).claims as never);
         markPrincipal(c, 'api_key');
         return await next();
       }
@@ -167,4 +169,11 @@ export function requireTelephony(scope?: 'voice:route' | 'calls:write'): Middlew
  *  own credentials, which route every tenant's numbers. */
 export function telephonyTenant(c: Context): string | undefined {
   return c.get('telephonyTenant' as never) as string | undefined;
+}
+
+/** The claims of the tenant API key a telephony request came with (none for the
+ *  provider's own credentials): its call events run under them, so the audit trail names
+ *  the key as it does for the key's other writes. */
+export function telephonyKeyClaims(c: Context): Claims | undefined {
+  return c.get('telephonyKeyClaims' as never) as Claims | undefined;
 }

@@ -9,7 +9,7 @@ import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app } from '../../functions/voice/app.ts';
 import { closeDb } from '../../shared/db.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
-import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { earlyInMinute } from '../helpers/minute.ts';
 import { tenants, users } from '../helpers/seed.ts';
@@ -109,6 +109,81 @@ describe('a tenant API key on the call path', () => {
     );
     expect([theirs.status, errorCode(theirs)]).toEqual([404, 'unknown_call']);
     expect((await db.sql`select count(*)::int as n from public.voice_calls where tenant_id = ${globex}`)[0].n).toBe(before);
+  });
+
+  it("its call events are audited under the key and its creator, the provider's under nobody", async () => {
+    const since = (await db.sql`select coalesce(max(id), 0)::bigint as id from public.audit_logs`)[0].id;
+    const id = 'key-call-audited';
+    const steps = [
+      { type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: id, direction: 'inbound' },
+      { type: 'call.answered', tenant_id: acme, provider_call_id: id },
+      {
+        type: 'transcript.segments',
+        tenant_id: acme,
+        provider_call_id: id,
+        segments: [{ seq: 0, speaker: 'customer', content: 'hi' }],
+      },
+      { type: 'call.ended', tenant_id: acme, provider_call_id: id, status: 'completed', duration_seconds: 12 },
+    ];
+    for (const body of steps) {
+      const r = await event(body, key.events.key);
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body.applied).toBe(true);
+    }
+    const rows = await db.sql`
+      select table_name, action, actor_issuer, actor_subject, actor_user_id from public.audit_logs
+      where id > ${since} and table_name in ('voice_calls', 'voice_call_segments') order by id`;
+    expect(rows.map((r) => `${r.action} ${r.table_name}`)).toEqual([
+      'INSERT voice_calls',
+      'UPDATE voice_calls',
+      'INSERT voice_call_segments',
+      'UPDATE voice_calls',
+    ]);
+    for (const r of rows) {
+      expect(r).toMatchObject({
+        actor_issuer: 'tenant-platform:api-key',
+        actor_subject: key.events.id,
+        actor_user_id: users.acmeAdmin.id,
+      });
+    }
+    // The key's claims are the machine's only under the service role its events run as:
+    // under authenticated (as its other routes run) the people's rules hold, so a key
+    // can write no provider call's times or status anywhere else.
+    const keyClaims = { iss: 'tenant-platform:api-key', sub: key.events.id };
+    for (const change of ['ended_at = now()', "status = 'failed'"]) {
+      const r = await probeAs(
+        db.sql,
+        'authenticated',
+        keyClaims,
+        (tx) =>
+          tx.unsafe(
+            `update public.voice_calls set ${change} where tenant_id = $1 and provider_call_id = 'key-call-1' returning id`,
+            [acme],
+          ),
+      );
+      expect(r, change).toMatchObject({ ok: false, error: { code: 'PT409' } });
+    }
+    const words = await probeAs(
+      db.sql,
+      'authenticated',
+      keyClaims,
+      (tx) =>
+        tx`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
+         select tenant_id, id, 900, 'agent', 'forged' from public.voice_calls where tenant_id = ${acme} and provider_call_id = 'key-call-1'
+         returning id`,
+    );
+    expect(words).toMatchObject({ ok: false, error: { code: 'PT409' } });
+    // The provider's own credential reports as the machine: nobody.
+    const service = await apiKey('service_role', TEST_JWT_SECRET);
+    const mark = (await db.sql`select max(id)::bigint as id from public.audit_logs`)[0].id;
+    const r = await event(
+      { type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'provider-audited' },
+      service,
+    );
+    expect(r.status).toBe(200);
+    const [row] = await db
+      .sql`select actor_subject, actor_user_id from public.audit_logs where id > ${mark} and table_name = 'voice_calls'`;
+    expect(row).toEqual({ actor_subject: null, actor_user_id: null });
   });
 
   it("cannot add words to, end or search another tenant's calls and knowledge: 404, nothing changed", async () => {

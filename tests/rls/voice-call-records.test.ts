@@ -24,6 +24,22 @@ afterAll(async () => {
 const asAgent = <T>(f: Parameters<typeof probeAs<T>>[3]) =>
   probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAgent, acme), f);
 
+/** As asAgent, committed (as PostgREST does): for a call logged, then ended, then corrected. */
+async function committedAsAgent<T>(f: Parameters<typeof probeAs<T>>[3]) {
+  try {
+    const value = await db.sql.begin(async (tx) => {
+      await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${
+        JSON.stringify({ ...supabaseClaims(users.acmeAgent, acme), role: 'authenticated' })
+      }, true)`;
+      return await f(tx);
+    });
+    return { ok: true as const, value: value as T };
+  } catch (err) {
+    const e = err as { code?: string; message: string };
+    return { ok: false as const, error: { code: e.code, message: e.message } };
+  }
+}
+
 /** A provider's call (the machine's path: no caller), started `hoursAgo`. */
 async function providerCall(id: string, status: 'ringing' | 'in_progress', hoursAgo = 0) {
   const [c] = await db.sql`
@@ -110,6 +126,128 @@ describe('times that hold together', () => {
       after_start: true,
       duration_seconds: 42,
     }]);
+  });
+
+  it('a call logged after the fact keeps its times: answered at its start, ended when they say, duration from them', async () => {
+    await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types)
+      values (${acme}, 'https://hooks.example.com/manual-times', 'v1:x', '{call.ended}')`;
+    const logged = await committedAsAgent((tx) =>
+      tx`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at)
+         values (${acme}, ${agentId}, 'manual:past-1', 'in_progress', now() - interval '3 hours')
+         returning id, answered_at = started_at as answered_at_start`
+    );
+    expect(logged).toMatchObject({ ok: true, value: [{ answered_at_start: true }] });
+    if (!logged.ok) throw new Error(logged.error.message);
+    const id = logged.value[0].id as string;
+    const ended = await committedAsAgent((tx) =>
+      tx`update public.voice_calls set status = 'completed', ended_at = started_at + interval '25 minutes' where id = ${id}
+         returning duration_seconds, ended_at - started_at = interval '25 minutes' as ended_as_said`
+    );
+    expect(ended).toEqual({ ok: true, value: [{ duration_seconds: 1500, ended_as_said: true }] });
+    const [hook] = await db.sql`
+      select payload -> 'data' as data from private.webhook_events where tenant_id = ${acme} and type = 'call.ended'
+        and payload -> 'data' ->> 'provider_call_id' = 'manual:past-1'`;
+    expect(hook.data).toMatchObject({ status: 'completed', duration_seconds: 1500 });
+
+    // A correction: answered five minutes in, ended at 40 minutes: 35 minutes.
+    const corrected = await committedAsAgent((tx) =>
+      tx`update public.voice_calls set answered_at = started_at + interval '5 minutes', ended_at = started_at + interval '40 minutes'
+         where id = ${id} returning duration_seconds`
+    );
+    expect(corrected).toEqual({ ok: true, value: [{ duration_seconds: 2100 }] });
+    // An end ahead of now is now; an end cannot be cleared.
+    const ahead = await committedAsAgent((tx) =>
+      tx`update public.voice_calls set ended_at = '2999-01-01' where id = ${id}
+         returning ended_at <= now() as not_ahead, duration_seconds between 10500 and 11100 as follows`
+    );
+    expect(ahead).toEqual({ ok: true, value: [{ not_ahead: true, follows: true }] });
+    const cleared = await committedAsAgent((tx) =>
+      tx`update public.voice_calls set ended_at = null where id = ${id} returning id`
+    );
+    expect(cleared).toMatchObject({ ok: false, error: { code: 'PT422' } });
+  });
+
+  it("an end is written with the status that ends the call, an answer not on a ringing call, and never on a provider's call", async () => {
+    const logged = await committedAsAgent((tx) =>
+      tx`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status)
+         values (${acme}, ${agentId}, 'manual:ringing-1', 'ringing') returning id, answered_at`
+    );
+    expect(logged).toMatchObject({ ok: true, value: [{ answered_at: null }] });
+    if (!logged.ok) throw new Error(logged.error.message);
+    const id = logged.value[0].id as string;
+    const earlyEnd = await committedAsAgent((tx) =>
+      tx`update public.voice_calls set ended_at = now() where id = ${id} returning id`
+    );
+    expect(earlyEnd).toMatchObject({ ok: false, error: { code: 'PT422', message: 'A call ends with its status' } });
+    const ringingAnswer = await committedAsAgent((tx) =>
+      tx`update public.voice_calls set answered_at = now() where id = ${id} returning id`
+    );
+    expect(ringingAnswer).toMatchObject({ ok: false, error: { code: 'PT422' } });
+    const missed = await committedAsAgent((tx) =>
+      tx`update public.voice_calls set status = 'missed' where id = ${id} returning answered_at, duration_seconds`
+    );
+    expect(missed).toEqual({ ok: true, value: [{ answered_at: null, duration_seconds: 0 }] });
+
+    // An answer given with the call is held to its start and to now.
+    const early = await asAgent((tx) =>
+      tx`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at, answered_at)
+         values (${acme}, ${agentId}, 'manual:early-answer', 'in_progress', now() - interval '1 hour', now() - interval '2 hours')
+         returning answered_at = started_at as at_start`
+    );
+    expect(early).toEqual({ ok: true, value: [{ at_start: true }] });
+    const late = await asAgent((tx) =>
+      tx`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at, answered_at)
+         values (${acme}, ${agentId}, 'manual:late-answer', 'in_progress', now() - interval '1 hour', '2999-01-01')
+         returning answered_at <= now() as not_ahead`
+    );
+    expect(late).toEqual({ ok: true, value: [{ not_ahead: true }] });
+
+    const provider = await providerCall('prov-times', 'in_progress', 1);
+    for (const change of ["answered_at = started_at + interval '1 minute'", 'ended_at = now()']) {
+      const r = await committedAsAgent((tx) =>
+        tx.unsafe(`update public.voice_calls set ${change} where id = $1 returning id`, [provider])
+      );
+      expect(r, change).toMatchObject({ ok: false, error: { code: 'PT409' } });
+    }
+    expect(await db.sql`select answered_at = started_at as untouched, ended_at from public.voice_calls where id = ${provider}`)
+      .toEqual([{ untouched: true, ended_at: null }]);
+    // Nor on one the provider has ended: a longer call is not forged after the fact.
+    await db.sql`select * from private.voice_call_ended(${acme}, 'prov-times', 'completed', null, 60, null, null, null, null)`;
+    const [before] = await db.sql`select answered_at, ended_at, duration_seconds from public.voice_calls where id = ${provider}`;
+    for (
+      const change of [
+        "ended_at = ended_at + interval '1 minute'",
+        "answered_at = started_at + interval '1 second'",
+        'answered_at = null',
+      ]
+    ) {
+      const r = await asAgent((tx) =>
+        tx.unsafe(`update public.voice_calls set ${change} where id = $1 returning id`, [provider])
+      );
+      expect(r, change).toMatchObject({ ok: false, error: { code: 'PT409' } });
+    }
+    expect(await db.sql`select answered_at, ended_at, duration_seconds from public.voice_calls where id = ${provider}`)
+      .toEqual([before]);
+  });
+
+  it('an answered manual call keeps its answer: clearing it is refused', async () => {
+    const logged = await committedAsAgent((tx) =>
+      tx`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at)
+         values (${acme}, ${agentId}, 'manual:keeps-answer', 'in_progress', now() - interval '10 minutes') returning id`
+    );
+    if (!logged.ok) throw new Error(logged.error.message);
+    const id = logged.value[0].id as string;
+    const cleared = await asAgent((tx) => tx`update public.voice_calls set answered_at = null where id = ${id} returning id`);
+    expect(cleared).toMatchObject({
+      ok: false,
+      error: { code: 'PT422', message: 'The call was answered; its answer cannot be cleared' },
+    });
+    const ended = await committedAsAgent((tx) =>
+      tx`update public.voice_calls set status = 'completed' where id = ${id} returning duration_seconds between 590 and 700 as lasted`
+    );
+    expect(ended).toEqual({ ok: true, value: [{ lasted: true }] });
+    const after = await asAgent((tx) => tx`update public.voice_calls set answered_at = null where id = ${id} returning id`);
+    expect(after).toMatchObject({ ok: false, error: { code: 'PT422' } });
   });
 
   it('the table refuses an end before the start however it is written', async () => {

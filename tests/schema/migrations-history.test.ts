@@ -77,7 +77,14 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202200000_voice_calls_review.sql',
   ],
   // People may not write the status of a provider's call the sweep ended (issue 14 review).
-  'private.voice_call_people_rules': ['20261202200000_voice_calls_review.sql'],
+  // ... and people write the times of their manual calls only; a tenant API key's call
+  // events are the machine's (issue 14 review).
+  'private.voice_call_people_rules': [
+    '20261202200000_voice_calls_review.sql',
+    '20261203080100_voice_call_times_and_key_events.sql',
+  ],
+  'private.voice_segment_people_rules': ['20261203080100_voice_call_times_and_key_events.sql'],
+  'private.voice_segment_call_open': ['20261203080100_voice_call_times_and_key_events.sql'],
   // A linked call may follow its ticket into the ticket it was merged into (issue 14 review).
   'private.voice_call_ticket_once': ['20261202200000_voice_calls_review.sql'],
   'private.voice_webhook_outbox': ['20261202170000_voice_stale_calls.sql', '20261202170300_voice_stale_calls_review.sql'],
@@ -131,6 +138,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261201153000_audit_row_speed.sql',
     // Search columns and an UPDATE's large unchanged values left out (issue 14).
     '20261203080000_audit_derived_and_large_values.sql',
+    // ... and the images' size as written, for the audit page's bound (issue 14).
+    '20261203080200_audit_image_bytes.sql',
   ],
   // A Chatwoot login that existed before the tenant has no password of ours to rotate (issue 13).
   'private.rotate_service_credentials': ['20261201151000_chatwoot_rotation_existing_login.sql'],

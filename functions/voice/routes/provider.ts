@@ -1,10 +1,12 @@
 // The telephony provider's call path: route a dialled number, and report call events.
 // Machine callers: the service credential or VOICE_TELEPHONY_SECRET for every tenant's
 // numbers, or a tenant's API key (voice:route, calls:write) for its own. Each request
-// is one statement on the pool, autocommit, as the function's database role: one round
-// trip. The provider's routing lookups that arrive together share that statement, and so
-// do small transcript-segment events (a Batcher: one parse, plan, round trip and commit
-// for many; an idle call path sends each at once). The functions called
+// is one statement on the call path's pool, autocommit, as the function's database role:
+// one round trip. A key's call event is instead a short transaction on the same pool, as
+// service_role under the key's claims (so the audit trail names the key), never batched.
+// The provider's routing lookups that arrive together share one statement, and so do
+// small transcript-segment events (a Batcher: one parse, plan, round trip and commit for
+// many; an idle call path sends each at once). The functions called
 // (private.voice_route_answer, private.voice_call_*) name the tenant explicitly and hold
 // every rule (reason codes, idempotency, ordering, the status machine), so nothing here
 // re-implements one.
@@ -13,8 +15,8 @@ import type { TypedResponse } from 'hono';
 import type { JSONParsed } from 'hono/utils/types';
 import { needs } from '../../../shared/auth/needs.ts';
 import { Batcher } from '../../../shared/batch.ts';
-import { telephonyTenant } from '../../../shared/auth/service.ts';
-import { callPathDb } from '../../../shared/db.ts';
+import { telephonyKeyClaims, telephonyTenant } from '../../../shared/auth/service.ts';
+import { asApiKeyMachine, callPathDb, type Sql } from '../../../shared/db.ts';
 import { ApiError, type PgLikeError } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import {
@@ -138,9 +140,9 @@ const segmentAppends = new Batcher<Append, AppendAnswer>(async (items) => {
   return answers;
 }, { maxInFlight: 2, maxBatch: 48 });
 
-async function appendAlone({ tenant_id, provider_call_id, segments }: Append): Promise<Appended[]> {
-  return await callPathDb()<Appended>`
-    select * from private.voice_call_segments_appended(${tenant_id}, ${provider_call_id}, ${callPathDb().json(segments)})`;
+async function appendAlone({ tenant_id, provider_call_id, segments }: Append, sql: Sql = callPathDb()): Promise<Appended[]> {
+  return await sql<Appended>`
+    select * from private.voice_call_segments_appended(${tenant_id}, ${provider_call_id}, ${sql.json(segments)})`;
 }
 
 /** A reported number as the call keeps it; a caller ID that is no number (withheld) as none. */
@@ -191,36 +193,51 @@ export const provider = createRouter()
     if (confined && confined !== e.tenant_id.toLowerCase()) {
       throw new ApiError(404, 'unknown_call', 'No such call in this tenant');
     }
-    const sql = callPathDb();
-    let r: EventRow;
-    switch (e.type) {
-      case 'call.started':
-        [r] = await sql<EventRow>`
-          select * from private.voice_call_started(${e.tenant_id}, ${e.agent_id}, ${e.provider_call_id}, ${e.direction},
-            ${reported(e.from)}, ${reported(e.to)}, ${notAhead(e.started_at)}, ${e.answered})`;
-        break;
-      case 'call.answered':
-        [r] = await sql<EventRow>`
-          select * from private.voice_call_answered(${e.tenant_id}, ${e.provider_call_id}, ${notAhead(e.answered_at)})`;
-        break;
-      case 'transcript.segments': {
-        const item = { tenant_id: e.tenant_id, provider_call_id: e.provider_call_id, segments: e.segments };
-        const a: AppendAnswer = e.segments.length > BATCHED_SEGMENTS_MAX
-          ? (await appendAlone(item))[0]
-          : await segmentAppends.load(item);
-        // A refusal in a batch, raised as the driver raises it alone: the same answer, and
-        // the same server log for a failure.
-        if (a.error) throw Object.assign(new Error(a.error.message), { ...a.error, name: 'PostgresError' });
-        return c.json({ applied: a.applied > 0, segments_added: a.applied, call_id: a.call_id, status: a.status }, 200);
-      }
-      case 'call.ended':
-        [r] = await sql<EventRow>`
-          select * from private.voice_call_ended(${e.tenant_id}, ${e.provider_call_id}, ${e.status}, ${notAhead(e.ended_at)},
-            ${e.duration_seconds ?? null}, ${e.outcome ?? null}, ${e.cost ?? null}, ${e.summary ?? null}, ${
-          e.recording_path ?? null
-        })`;
-        break;
-    }
-    // A start, an answer or an end: what it did to the call.
-    return c.json({ applied: r.applied as boolean, call_id: r.call_id, status: r.status }, 200);
+    // A key's event runs under the key's claims (the audit names it) and alone: a batch
+    // is one statement for many callers.
+    const keyClaims = telephonyKeyClaims(c);
+    const result = keyClaims
+      ? await asApiKeyMachine(keyClaims, (tx) => reportEvent(e, tx, false))
+      : await reportEvent(e, callPathDb(), true);
+    return c.json(result, 200);
   });
+
+/** One call event, reported on `sql` (small transcript events join a batch when `batch`):
+ *  what it did to the call. */
+async function reportEvent(
+  e: z.infer<typeof s.CallEventBody>,
+  sql: Sql,
+  batch: boolean,
+): Promise<z.infer<typeof s.CallEventResult>> {
+  let r: EventRow;
+  switch (e.type) {
+    case 'call.started':
+      [r] = await sql<EventRow>`
+        select * from private.voice_call_started(${e.tenant_id}, ${e.agent_id}, ${e.provider_call_id}, ${e.direction},
+          ${reported(e.from)}, ${reported(e.to)}, ${notAhead(e.started_at)}, ${e.answered})`;
+      break;
+    case 'call.answered':
+      [r] = await sql<EventRow>`
+        select * from private.voice_call_answered(${e.tenant_id}, ${e.provider_call_id}, ${notAhead(e.answered_at)})`;
+      break;
+    case 'transcript.segments': {
+      const item = { tenant_id: e.tenant_id, provider_call_id: e.provider_call_id, segments: e.segments };
+      const a: AppendAnswer = !batch || e.segments.length > BATCHED_SEGMENTS_MAX
+        ? (await appendAlone(item, sql))[0]
+        : await segmentAppends.load(item);
+      // A refusal in a batch, raised as the driver raises it alone: the same answer, and
+      // the same server log for a failure.
+      if (a.error) throw Object.assign(new Error(a.error.message), { ...a.error, name: 'PostgresError' });
+      return { applied: a.applied > 0, segments_added: a.applied, call_id: a.call_id, status: a.status };
+    }
+    case 'call.ended':
+      [r] = await sql<EventRow>`
+        select * from private.voice_call_ended(${e.tenant_id}, ${e.provider_call_id}, ${e.status}, ${notAhead(e.ended_at)},
+          ${e.duration_seconds ?? null}, ${e.outcome ?? null}, ${e.cost ?? null}, ${e.summary ?? null}, ${
+        e.recording_path ?? null
+      })`;
+      break;
+  }
+  // A start, an answer or an end: what it did to the call.
+  return { applied: r.applied as boolean, call_id: r.call_id, status: r.status };
+}
