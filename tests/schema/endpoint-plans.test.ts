@@ -409,7 +409,7 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
       '?custom_field=plan:gold',
       '?custom_field=risk:3',
     ],
-    '/tenants/{tenantId}/audit': ['?table=tickets'],
+    '/tenants/{tenantId}/audit': ['?table_name=tickets', '?table_name=teams', '?action=UPDATE', '?action=DELETE'],
     '/tickets/canned-responses': ['?code=th', '?scope=tenant'],
     '/tickets/notifications': ['?unread=true'],
     '/tickets/automation-rules/{ruleId}/runs': ['?outcome=failed'],
