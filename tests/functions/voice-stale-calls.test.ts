@@ -75,7 +75,8 @@ const runJob = async () => {
   return r.body.tasks['voice-stale-calls'].ended as number;
 };
 
-const startedAt = async (id: string) => (await db.sql`select started_at from public.voice_calls where id = ${id}`)[0].started_at as Date;
+const startedAt = async (id: string) =>
+  (await db.sql`select started_at from public.voice_calls where id = ${id}`)[0].started_at as Date;
 const sent = async (id: string) =>
   (await db.sql`select payload from private.webhook_events
                 where type = 'call.ended' and ordering_key = ${`call:${id}`} order by id`).map((e) => e.payload);
@@ -119,13 +120,18 @@ describe('the stale-call sweep', () => {
     expect((await row(c.talking)).status).toBe('in_progress');
     expect(await row(c.ended)).toEqual(endedBefore);
     // The provisional end went out as such.
-    expect((await sent(c.silent)).map((p) => [p.data.status, p.provisional, p.replaces_provisional, p.data.timed_out_at !== null]))
+    expect(
+      (await sent(c.silent)).map((p) => [p.data.status, p.provisional, p.replaces_provisional, p.data.timed_out_at !== null]),
+    )
       .toEqual([['failed', true, false, true]]);
     // Nothing more is stale: the next run ends nothing, and the audit has the sweep's ends.
     expect(await runJob()).toBe(0);
     const audit = await db.sql`select new_data->>'status' as status, actor_role, changed_fields from public.audit_logs
       where table_name = 'voice_calls' and record_key->>'id' = ${c.silent} and action = 'UPDATE' order by id desc limit 1`;
-    expect(audit).toMatchObject([{ status: 'failed', changed_fields: expect.arrayContaining(['status', 'ended_at', 'timed_out_at']) }]);
+    expect(audit).toMatchObject([{
+      status: 'failed',
+      changed_fields: expect.arrayContaining(['status', 'ended_at', 'timed_out_at']),
+    }]);
   });
 
   it("the provider's late end replaces the provisional end once, and call.ended goes out again, marked", async () => {
@@ -137,15 +143,25 @@ describe('the stale-call sweep', () => {
     const late = await segment(acme, 'late-end', 0);
     expect([late.body.segments_added, late.body.status]).toEqual([1, 'missed']);
     const end = await event({
-      type: 'call.ended', tenant_id: acme, provider_call_id: 'late-end', status: 'completed', outcome: 'booked', cost: 0.4,
+      type: 'call.ended',
+      tenant_id: acme,
+      provider_call_id: 'late-end',
+      status: 'completed',
+      outcome: 'booked',
+      cost: 0.4,
     });
     expect([end.status, end.body.applied, end.body.status]).toEqual([200, true, 'completed']);
     const after = await row(id);
     // Answered at its start (nothing said when); no end time given: the last known event
     // stays its end, not the moment the late event came.
     expect(after).toMatchObject({
-      status: 'completed', timed_out_at: null, outcome: 'booked', cost: 0.4, answered_at: await startedAt(id),
-      ended_at: provisional.ended_at, duration_seconds: 0,
+      status: 'completed',
+      timed_out_at: null,
+      outcome: 'booked',
+      cost: 0.4,
+      answered_at: await startedAt(id),
+      ended_at: provisional.ended_at,
+      duration_seconds: 0,
     });
     // Once replaced, the call is ended as any other: a repeat changes nothing.
     const repeat = await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'late-end', status: 'failed', cost: 9 });
@@ -153,7 +169,9 @@ describe('the stale-call sweep', () => {
     expect(await row(id)).toEqual(after);
     expect((await sent(id)).map((p) => [p.data.status, p.provisional, p.replaces_provisional, p.data.timed_out_at === null]))
       .toEqual([['missed', true, false, false], ['completed', false, true, true]]);
-    expect((await call(app, 'GET', `/voice/calls/${id}`, { token: await supabaseToken(users.acmeAgent, { tenantId: acme }) })).body)
+    expect(
+      (await call(app, 'GET', `/voice/calls/${id}`, { token: await supabaseToken(users.acmeAgent, { tenantId: acme }) })).body,
+    )
       .toMatchObject({ status: 'completed', timed_out_at: null, cost: 0.4, transcript: [{ seq: 0, content: 'said 0' }] });
   });
 
@@ -162,7 +180,12 @@ describe('the stale-call sweep', () => {
     expect(await runJob()).toBe(1);
     const endedAt = ago(100 * MINUTE);
     const end = await event({
-      type: 'call.ended', tenant_id: acme, provider_call_id: 'late-failed', status: 'failed', ended_at: endedAt, duration_seconds: 12_000,
+      type: 'call.ended',
+      tenant_id: acme,
+      provider_call_id: 'late-failed',
+      status: 'failed',
+      ended_at: endedAt,
+      duration_seconds: 12_000,
     });
     expect([end.body.applied, end.body.status]).toEqual([true, 'failed']);
     const after = await row(id);
@@ -178,7 +201,10 @@ describe('the stale-call sweep', () => {
     expect(await runJob()).toBe(2);
     const before = await row(talked);
     const missed = await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'reach-talked', status: 'missed' });
-    expect([missed.status, missed.body.error.code, missed.body.error.details.allowed]).toEqual([409, 'invalid_transition', ['completed', 'failed']]);
+    expect([missed.status, missed.body.error.code, missed.body.error.details.allowed]).toEqual([409, 'invalid_transition', [
+      'completed',
+      'failed',
+    ]]);
     expect(await row(talked)).toEqual(before);
     const failed = await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'reach-rang', status: 'failed' });
     expect([failed.body.applied, failed.body.status]).toEqual([true, 'failed']);
@@ -226,7 +252,8 @@ describe('the stale-call sweep', () => {
     // segment staff added now.
     const live = await start(acme, 'live-old', ago(400 * MINUTE), true);
     await segment(acme, 'live-old', 0);
-    const [{ id: ringingLive }] = await db.sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at)
+    const [{ id: ringingLive }] = await db
+      .sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at)
       values (${acme}, ${AGENT.acme}, 'ringing-live', 'ringing', now() - interval '30 minutes') returning id`;
     await db.sql`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
       values (${acme}, ${ringingLive}, 0, 'system', 'note')`;
@@ -237,7 +264,8 @@ describe('the stale-call sweep', () => {
   });
 
   it('caps the duration of a call reported to have started decades ago, instead of failing', async () => {
-    const [{ id }] = await db.sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at, answered_at)
+    const [{ id }] = await db
+      .sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at, answered_at)
       values (${acme}, ${AGENT.acme}, 'ancient', 'in_progress', '1900-01-01T00:00:00Z', '1900-01-01T00:00:00Z') returning id`;
     await segment(acme, 'ancient', 0);
     await db.sql`update public.voice_call_segments set created_at = now() - interval '5 hours' where call_id = ${id}`;
@@ -259,22 +287,41 @@ describe('the stale-call sweep', () => {
 
   it('staff end a call they logged by hand after the sweep, but can neither clear the mark nor say an unreachable end', async () => {
     const claims = supabaseClaims(users.acmeAgent, acme);
-    // Logged 5 hours ago (the insert's answer is its last event).
-    const [{ id }] = await db.sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at, answered_at)
-      values (${acme}, ${AGENT.acme}, 'manual:by-hand', 'in_progress', now() - interval '5 hours', now() - interval '5 hours') returning id`;
+    // Logged 5 hours ago (the logging and the answer are its last events).
+    const [{ id }] = await db
+      .sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at, answered_at, created_at)
+      values (${acme}, ${AGENT.acme}, 'manual:by-hand', 'in_progress', now() - interval '5 hours', now() - interval '5 hours',
+              now() - interval '5 hours') returning id`;
     expect(await runJob()).toBe(1);
-    const clear = await probeAs(db.sql, 'authenticated', claims, (tx) => tx`update public.voice_calls set timed_out_at = null where id = ${id}`);
+    const clear = await probeAs(
+      db.sql,
+      'authenticated',
+      claims,
+      (tx) => tx`update public.voice_calls set timed_out_at = null where id = ${id}`,
+    );
     expect(clear).toMatchObject({ ok: false, error: { code: '42501' } });
-    const unreachable = await probeAs(db.sql, 'authenticated', claims, (tx) => tx`update public.voice_calls set status = 'missed' where id = ${id}`);
+    const unreachable = await probeAs(
+      db.sql,
+      'authenticated',
+      claims,
+      (tx) => tx`update public.voice_calls set status = 'missed' where id = ${id}`,
+    );
     expect(unreachable).toMatchObject({ ok: false, error: { code: 'PT409' } });
     const sweep = await probeAs(db.sql, 'authenticated', claims, (tx) => tx`select private.run_voice_stale_call_sweep()`);
     expect(sweep).toMatchObject({ ok: false, error: { code: '42501' } });
     const before = await row(id);
     // Committed, as PostgREST would: the agent's end replaces the provisional one.
     await db.sql.begin(async (tx) => {
-      await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${JSON.stringify({ ...claims, role: 'authenticated' })}, true)`;
+      await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${
+        JSON.stringify({ ...claims, role: 'authenticated' })
+      }, true)`;
       await tx`update public.voice_calls set status = 'completed', outcome = 'resolved' where id = ${id}`;
     });
-    expect(await row(id)).toMatchObject({ status: 'completed', outcome: 'resolved', timed_out_at: null, ended_at: before.ended_at });
+    expect(await row(id)).toMatchObject({
+      status: 'completed',
+      outcome: 'resolved',
+      timed_out_at: null,
+      ended_at: before.ended_at,
+    });
   });
 });

@@ -250,6 +250,39 @@ describe('times that hold together', () => {
     expect(after).toMatchObject({ ok: false, error: { code: 'PT422' } });
   });
 
+  it('an answer is not cleared on the way to an end either (it was stamped again at now: 0 seconds)', async () => {
+    const logged = await committedAsAgent((tx) =>
+      tx`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at)
+         values (${acme}, ${agentId}, 'manual:failed-clear', 'in_progress', now() - interval '10 minutes') returning id`
+    );
+    if (!logged.ok) throw new Error(logged.error.message);
+    const id = logged.value[0].id as string;
+    const r = await asAgent((tx) =>
+      tx`update public.voice_calls set status = 'failed', answered_at = null where id = ${id} returning duration_seconds`
+    );
+    expect(r).toMatchObject({
+      ok: false,
+      error: { code: 'PT422', message: 'The call was answered; its answer cannot be cleared' },
+    });
+  });
+
+  it('a past call logged in progress is not swept as stale while it is being written up', async () => {
+    // Started five hours ago, logged now: the sweep's 4-hour silence counts from the logging.
+    const logged = await committedAsAgent((tx) =>
+      tx`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at)
+         values (${acme}, ${agentId}, 'manual:written-up', 'in_progress', now() - interval '5 hours') returning id`
+    );
+    if (!logged.ok) throw new Error(logged.error.message);
+    const id = logged.value[0].id as string;
+    await db.sql`select private.run_voice_stale_call_sweep()`;
+    expect(await db.sql`select status, timed_out_at from public.voice_calls where id = ${id}`)
+      .toEqual([{ status: 'in_progress', timed_out_at: null }]);
+    // Four hours after the logging with nothing since, it is stale like any other call.
+    await db.sql`select private.run_voice_stale_call_sweep(now() + interval '4 hours 1 minute')`;
+    const [swept] = await db.sql`select status, timed_out_at is not null as provisional from public.voice_calls where id = ${id}`;
+    expect(swept).toEqual({ status: 'failed', provisional: true });
+  });
+
   it('the table refuses an end before the start however it is written', async () => {
     const id = await providerCall('prov-direct', 'in_progress');
     await expect(db.sql`update public.voice_calls set ended_at = started_at - interval '1 second' where id = ${id}`)

@@ -79,10 +79,14 @@ const REDEFINITIONS: Record<string, string[]> = {
   // People may not write the status of a provider's call the sweep ended (issue 14 review).
   // ... and people write the times of their manual calls only; a tenant API key's call
   // events are the machine's (issue 14 review).
+  // ... and an answer once given is never cleared; logging a manual call is an event for
+  // the stale-call sweep (issue 14 review).
   'private.voice_call_people_rules': [
     '20261202200000_voice_calls_review.sql',
     '20261203080100_voice_call_times_and_key_events.sql',
+    '20261203080400_voice_manual_calls_review.sql',
   ],
+  'private.voice_call_last_event_at': ['20261203080400_voice_manual_calls_review.sql'],
   'private.voice_segment_people_rules': ['20261203080100_voice_call_times_and_key_events.sql'],
   'private.voice_segment_call_open': ['20261203080100_voice_call_times_and_key_events.sql'],
   // A linked call may follow its ticket into the ticket it was merged into (issue 14 review).
