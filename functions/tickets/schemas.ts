@@ -1,12 +1,11 @@
 // Request and response shapes of the tickets API; the same schemas validate requests
 // and generate the OpenAPI document.
 import { z } from '@hono/zod-openapi';
-import { CursorParam, ErrorSchema, JsonObject, PageQuery, Text, Uuid } from '../../shared/schemas/common.ts';
+import { CursorParam, ErrorSchema, IsoTimestamp, JsonObject, PageQuery, Text, Uuid } from '../../shared/schemas/common.ts';
 import {
   CustomFieldValues,
   DepartmentSchema,
   FieldKey,
-  IsoDate,
   PRIORITIES,
   PrioritySchema,
   Tag,
@@ -145,7 +144,7 @@ export const CreateTicketBody = z
     }),
     assigned_to: Uuid.optional().openapi({ description: 'Staff only; an agent or admin of the tenant' }),
     requester_id: Uuid.optional().openapi({ description: 'Staff only: file the ticket for this member' }),
-    due_date: IsoDate.optional(),
+    due_date: IsoTimestamp.optional(),
     tags: Tags.default([]),
     metadata: JsonObject(16_384).default({}),
     custom_fields: CustomFieldValues.default({}).openapi({
@@ -162,7 +161,7 @@ export const UpdateTicketBody = z
     priority: PrioritySchema.optional(),
     department: DepartmentSchema.optional(),
     team_id: Uuid.nullable().optional(),
-    due_date: IsoDate.nullable().optional(),
+    due_date: IsoTimestamp.nullable().optional(),
     tags: Tags.optional(),
     metadata: JsonObject(16_384).optional(),
     custom_fields: CustomFieldValues.optional().openapi({
@@ -256,10 +255,10 @@ export const ListQuery = PageQuery.extend({
   requester: z.union([z.literal('me'), Uuid]).optional(),
   tag: Tag.optional(),
   number: z.coerce.number().int().min(1).optional(),
-  created_after: IsoDate.optional(),
-  created_before: IsoDate.optional(),
-  updated_after: IsoDate.optional(),
-  updated_before: IsoDate.optional(),
+  created_after: IsoTimestamp.optional(),
+  created_before: IsoTimestamp.optional(),
+  updated_after: IsoTimestamp.optional(),
+  updated_before: IsoTimestamp.optional(),
   sla_breached: bool.optional(),
   q: Text.trim().min(1).max(200).optional().openapi({
     description: 'Full-text search over title, description and tags',

@@ -25,6 +25,5 @@ export const CustomFieldValues = z
       'Values by field key (GET /tickets/custom-fields): text, number, YYYY-MM-DD date, an option, a list of options, true/false; null removes a value',
     example: { plan: 'gold', seats: 25 },
   });
-export const IsoDate = z.iso.datetime({ offset: true });
 export const Tag = Text.trim().min(1).max(50).regex(/^[^,\s][^,]*$/, 'no commas, no leading space');
 export const Tags = z.array(Tag).max(20);

@@ -102,6 +102,8 @@ describe('creating, listing and revoking keys', () => {
       { name: 'x', scopes: ['tickets:admin'] },
       { name: 'x', scopes: ['tickets:read'], extra: 1 },
       { name: 'x', scopes: ['tickets:read'], expires_at: 'tomorrow' },
+      // An offset ISO allows and Postgres does not.
+      { name: 'x', scopes: ['tickets:read'], expires_at: '2099-01-01T00:00:00+16:00' },
     ];
     for (const body of bad) {
       const res = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: tok.admin, body });

@@ -4,6 +4,7 @@
 // last known event; the provider's late end replaces that end once (call.ended again);
 // late segments are stored; a call an event holds is skipped; staff can neither clear the
 // mark nor move a timed-out call.
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as jobsApp } from '../../functions/jobs/app.ts';
 import { app } from '../../functions/voice/app.ts';
@@ -152,16 +153,19 @@ describe('the stale-call sweep', () => {
     });
     expect([end.status, end.body.applied, end.body.status]).toEqual([200, true, 'completed']);
     const after = await row(id);
-    // Answered at its start (nothing said when); no end time given: the last known event
-    // stays its end, not the moment the late event came.
+    // Answered at its start (nothing said when); no end time given: its last known event
+    // is its end — the late segment, stored after the sweep — not the sweep's end (the
+    // start) and not the moment the late end came.
+    const [lateWord] = await db.sql`select created_at from public.voice_call_segments where call_id = ${id}`;
+    expect(lateWord.created_at.getTime()).toBeGreaterThan(provisional.ended_at.getTime());
     expect(after).toMatchObject({
       status: 'completed',
       timed_out_at: null,
       outcome: 'booked',
       cost: 0.4,
       answered_at: await startedAt(id),
-      ended_at: provisional.ended_at,
-      duration_seconds: 0,
+      ended_at: lateWord.created_at,
+      duration_seconds: Math.floor((lateWord.created_at.getTime() - provisional.ended_at.getTime()) / 1000),
     });
     // Once replaced, the call is ended as any other: a repeat changes nothing.
     const repeat = await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'late-end', status: 'failed', cost: 9 });
@@ -245,6 +249,52 @@ describe('the stale-call sweep', () => {
       await db.sql`alter table public.voice_calls drop constraint test_poison`;
     }
     expect(await runJob()).toBe(1);
+  });
+
+  it("takes turns between tenants: one tenant's calls reported to have started in 2000 do not keep another's from being ended", async () => {
+    const flood = [];
+    for (let i = 0; i < 5; i++) flood.push(await start(acme, `flood-${i}`, `2000-01-0${i + 1}T00:00:00Z`, false));
+    const stuck = await start(globex, 'stuck-elsewhere', ago(20 * MINUTE), false);
+    // Three a run: globex's only stale call is in the first, though acme's five are older.
+    expect(await db.sql`select private.run_voice_stale_call_sweep(p_limit => 3) as n`).toEqual([{ n: 3 }]);
+    expect((await row(stuck)).status).toBe('missed');
+    expect((await Promise.all(flood.map(row))).map((r) => r.status)).toEqual([
+      'missed',
+      'missed',
+      'ringing',
+      'ringing',
+      'ringing',
+    ]);
+    expect(await runJob()).toBe(3);
+  });
+
+  it("reads a call's last event from one index entry, not from every segment of the call", async () => {
+    const id = await start(acme, 'long-transcript', ago(5 * MINUTE), true);
+    await db.sql`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content, created_at)
+      select ${acme}, ${id}, g, 'customer', 'word ' || g, now() - make_interval(secs => 3000 - g)
+      from generate_series(0, 2999) g`;
+    await db.sql`analyze public.voice_call_segments`;
+    // The statements the function runs, planned and counted as they ran (auto_explain's
+    // nested plans sent back as notices on this one connection).
+    const plans: any[] = [];
+    const probe = postgres(db.adminUrl, { max: 1, onnotice: (n) => plans.push(n.message) });
+    try {
+      await probe.unsafe(`load 'auto_explain'; set auto_explain.log_min_duration = 0;
+        set auto_explain.log_nested_statements = on; set auto_explain.log_analyze = on;
+        set auto_explain.log_timing = off; set auto_explain.log_format = 'json'; set auto_explain.log_level = 'notice'`);
+      const [{ last }] = await probe`select private.voice_call_last_event_at(${acme}, ${id}) as last`;
+      const [{ newest }] = await db.sql`select max(created_at) as newest from public.voice_call_segments where call_id = ${id}`;
+      expect(last).toEqual(newest);
+    } finally {
+      await probe.end();
+    }
+    const rowsRead = (node: any): number =>
+      (node['Relation Name'] === 'voice_call_segments' ? node['Actual Rows'] * (node['Actual Loops'] ?? 1) : 0) +
+      (node.Plans ?? []).reduce((n: number, p: any) => n + rowsRead(p), 0);
+    const nested = plans.map((m) => JSON.parse(m.slice(m.indexOf('{'))))
+      .filter((p) => /voice_call_segments/.test(p['Query Text']) && !/voice_call_last_event_at/.test(p['Query Text']));
+    expect(nested).toHaveLength(1);
+    expect(rowsRead(nested[0].Plan)).toBe(1);
   });
 
   it('never lets live calls fill its limit: a call whose last event is recent is no candidate', async () => {

@@ -784,6 +784,34 @@ describe('call events', () => {
       expect([r.status, errorCode(r)], JSON.stringify(body)).toEqual([422, 'validation_failed']);
     }
   });
+
+  it('a time ISO has and Postgres has not (year 0000, an offset past ±15:59) is a 422 naming the field, nothing written', async () => {
+    const calls = async () => (await db.sql`select count(*)::int as n from public.voice_calls where tenant_id = ${acme}`)[0].n;
+    const before = await calls();
+    for (
+      const [field, body] of [
+        ['started_at', { type: 'call.started', agent_id: AGENT.acme, to: NUMBER.acme, started_at: '0000-06-01T00:00:00Z' }],
+        ['started_at', { type: 'call.started', agent_id: AGENT.acme, to: NUMBER.acme, started_at: '2026-01-01T00:00:00+16:00' }],
+        ['started_at', { type: 'call.started', agent_id: AGENT.acme, to: NUMBER.acme, started_at: '2026-01-01T00:00:00-23:30' }],
+        ['answered_at', { type: 'call.answered', answered_at: '0000-06-01T00:00:00Z' }],
+        ['ended_at', { type: 'call.ended', status: 'completed', ended_at: '2026-01-01T00:00:00+20:00' }],
+      ] as const
+    ) {
+      const r = await event({ tenant_id: acme, provider_call_id: 'odd-time', ...body });
+      expect([r.status, errorCode(r), r.body.error.details?.fields?.[0]?.field], JSON.stringify(body)).toEqual([
+        422,
+        'validation_failed',
+        field,
+      ]);
+    }
+    expect(await calls()).toBe(before);
+    // The edges Postgres takes: year 1 and an offset of ±15:59.
+    const edge = await started('edge-time', { started_at: '2026-01-01T00:00:00+15:59' });
+    expect([edge.status, edge.body.applied]).toEqual([200, true]);
+    const [{ started_at }] = await db.sql`select started_at from public.voice_calls where provider_call_id = 'edge-time'`;
+    expect(started_at.toISOString()).toBe('2025-12-31T08:01:00.000Z');
+    await db.sql`delete from public.voice_calls where provider_call_id = 'edge-time'`;
+  });
 });
 
 describe('agents, as people manage them', () => {

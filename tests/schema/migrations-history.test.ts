@@ -53,10 +53,13 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202160000_voice_events_tenant_state.sql',
     '20261202170000_voice_stale_calls.sql',
   ],
+  // ... and a timed-out call's real end without a time is its last event, late segments
+  // included (issue 14 review).
   'private.voice_call_ended': [
     '20261202160000_voice_events_tenant_state.sql',
     '20261202170000_voice_stale_calls.sql',
     '20261202170300_voice_stale_calls_review.sql',
+    '20261203110000_voice_sweep_fairness.sql',
   ],
   'private.kb_search_for_call': ['20261202160000_voice_events_tenant_state.sql'],
   // The same chunks, ranked as (id, score) and read after the limit, with a custom plan
@@ -92,7 +95,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // A linked call may follow its ticket into the ticket it was merged into (issue 14 review).
   'private.voice_call_ticket_once': ['20261202200000_voice_calls_review.sql'],
   'private.voice_webhook_outbox': ['20261202170000_voice_stale_calls.sql', '20261202170300_voice_stale_calls_review.sql'],
-  'private.run_voice_stale_call_sweep': ['20261202170300_voice_stale_calls_review.sql'],
+  // ... and tenants take turns, so one tenant's ancient calls hold up no other's (issue 14 review).
+  'private.run_voice_stale_call_sweep': ['20261202170300_voice_stale_calls_review.sql', '20261203110000_voice_sweep_fairness.sql'],
   // A tenant's customer searches only the transcripts of their own calls (issue 14 review).
   // ... and a query an index cannot look up (negations only) matches no call (issue 14 review).
   'private.voice_calls_matching': ['20261202180200_voice_customers_review.sql', '20261202200100_voice_knowledge_review.sql'],

@@ -8,7 +8,7 @@ import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { notFound } from '../../../shared/errors.ts';
 import type { Checked, Column, Selected } from '../../../shared/rows.ts';
-import { commonErrors, jsonBody, jsonResponse, Text, Uuid } from '../../../shared/schemas/common.ts';
+import { commonErrors, IsoTimestamp, jsonBody, jsonResponse, Text, Uuid } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
 import { security, type TenantsApp } from './common.ts';
 
@@ -19,7 +19,7 @@ const CreateApiKeyBody = z
   .object({
     name: Text.trim().min(1).max(100),
     scopes: z.array(ScopeSchema).min(1).max(API_KEY_SCOPES.length),
-    expires_at: z.iso.datetime({ offset: true }).optional().openapi({ description: 'Refused from then on; none: never' }),
+    expires_at: IsoTimestamp.optional().openapi({ description: 'Refused from then on; none: never' }),
   })
   .strict()
   .openapi('CreateApiKey');
