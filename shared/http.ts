@@ -12,6 +12,7 @@ import { ApiError, errorBody, toApiError, unprocessable } from './errors.ts';
 import { installProcessGuards } from './guards.ts';
 import { limitBody, mediaTypeOf, type StreamedBody, streamedBodyOf } from './limits.ts';
 import { securitySchemes } from './schemas/security.ts';
+import { withTenantHeader } from './auth/tenant-header.ts';
 import { requestId, requestLog } from './request-log.ts';
 
 type ZodIssueLike = { path: PropertyKey[]; message: string; code?: string; keys?: string[] };
@@ -167,7 +168,17 @@ function withoutGatewayPrefix(req: Request): string {
 /** A router for one concern of a function (its route modules), mounted on the
  *  function's app with app.route(); it validates like the app does. */
 export function createRouter<E extends Env>() {
-  return new OpenAPIHono<E>({ defaultHook });
+  return declaringTenantHeader(new OpenAPIHono<E>({ defaultHook }));
+}
+
+/** Registers each route with X-Tenant-Id among its documented parameters when its
+ *  middleware reads the header (shared/auth/tenant-header.ts). */
+function declaringTenantHeader<A extends { openapi: (...args: never[]) => unknown }>(app: A): A {
+  const register = app.openapi as unknown as (route: Parameters<typeof withTenantHeader>[0], ...rest: unknown[]) => unknown;
+  app.openapi =
+    ((route: Parameters<typeof withTenantHeader>[0], ...rest: unknown[]) =>
+      register(withTenantHeader(route), ...rest)) as unknown as A['openapi'];
+  return app;
 }
 
 export function createApp<E extends Env>(
@@ -180,7 +191,7 @@ export function createApp<E extends Env>(
   // the gateway's layout (`/functions/v1/<name>/…`, scripts/serve.ts) may hand the request
   // over as it came, and the prefix is not part of the route. Saves that server copying
   // every request (URL, headers, signal) just to change its path.
-  const app = new OpenAPIHono<E>({ defaultHook, getPath: withoutGatewayPrefix }).basePath(`/${name}`);
+  const app = declaringTenantHeader(new OpenAPIHono<E>({ defaultHook, getPath: withoutGatewayPrefix }).basePath(`/${name}`));
 
   // First: every response, errors and preflights included, gets its request id and
   // its log line.

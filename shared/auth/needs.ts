@@ -15,6 +15,7 @@ import { Uuid } from '../schemas/common.ts';
 import type { Scope } from './api-keys.ts';
 import { type AuthEnv, caller, requireUser, type TenantEnv, type TenantRole } from './context.ts';
 import { requireMachine, requireTelephony } from './service.ts';
+import { readsTenantHeader } from './tenant-header.ts';
 
 export type { TenantEnv } from './context.ts';
 
@@ -43,14 +44,17 @@ export const needs = {
    *  tenant API key with `scope`, confined to its tenant. */
   telephony: (scope?: 'voice:route' | 'calls:write'): MiddlewareHandler => requireTelephony(scope),
 
-  /** Anyone signed in (runs the request in the caller's transaction). */
-  user: (opts: { platformAdmin?: boolean } = {}): MiddlewareHandler<AuthEnv> => {
+  /** Anyone signed in (runs the request in the caller's transaction). `activeTenant`: the
+   *  handler reads the request's active tenant itself, so its operation declares
+   *  X-Tenant-Id. */
+  user: (opts: { platformAdmin?: boolean; activeTenant?: boolean } = {}): MiddlewareHandler<AuthEnv> => {
     const signedIn = requireUser();
-    return (c, next) =>
+    const middleware: MiddlewareHandler<AuthEnv> = (c, next) =>
       signedIn(c, async () => {
         if (opts.platformAdmin) requirePlatformAdmin(caller(c));
         await next();
       });
+    return opts.activeTenant ? readsTenantHeader(middleware) : middleware;
   },
 
   /** At least `minRole` in the tenant of the path (`{tenantId}`), as the database answers
@@ -85,5 +89,7 @@ export const needs = {
     minRole: TenantRole,
     opts: { write?: boolean; scope?: Scope; feature?: string; bodyFirst?: boolean } = {},
   ): MiddlewareHandler<TenantEnv> =>
-    requireUser({ minRole, write: opts.write, scope: opts.scope, feature: opts.feature, bodyFirst: opts.bodyFirst }),
+    readsTenantHeader(
+      requireUser({ minRole, write: opts.write, scope: opts.scope, feature: opts.feature, bodyFirst: opts.bodyFirst }),
+    ),
 };

@@ -37,7 +37,7 @@ export function registerMe(app: TenantsApp): void {
       path: '/me',
       summary: 'The caller: user, memberships, active tenant and role',
       security,
-      middleware: needs.user(),
+      middleware: needs.user({ activeTenant: true }),
       responses: { 200: jsonResponse(s.MeSchema, 'The caller'), ...commonErrors },
     }),
     async (c) => {
