@@ -105,19 +105,28 @@ const LINGER_BYTES = 8 * 1024 * 1024;
  * written; this replaces it on that one socket.
  */
 function lingerOnClose(socket: Socket) {
+  let lingering = false;
   socket.destroySoon = function () {
+    // Called again by @hono/node-server's own drain of an unread body: once is enough.
+    if (lingering) return;
+    lingering = true;
     let drained = 0;
     const close = () => {
       clearTimeout(timer);
       socket.destroy();
     };
     const timer = setTimeout(close, LINGER_MS);
+    timer.unref?.();
+    // The HTTP parser's reader would pause the socket again once the unread body's queue
+    // is full: what comes now is only counted and dropped.
+    socket.removeAllListeners('data');
     socket.on('data', (chunk: Uint8Array) => {
       drained += chunk.length;
       if (drained > LINGER_BYTES) close();
     });
     socket.once('end', close);
     socket.once('error', close);
+    socket.once('close', () => clearTimeout(timer));
     socket.end();
     socket.resume();
   };

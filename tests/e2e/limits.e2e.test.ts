@@ -95,7 +95,9 @@ function exchange(
   const total = opts.total ?? 0;
   counted.offered += total;
   return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
+    // keepSending: the server's FIN does not end the client's side (it writes on, as a
+    // client that ignores the answer would); only the server's close or reset does.
+    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: !!opts.keepSending });
     let response = '';
     let sent = 0;
     let sentBeforeAnswer = -1;
@@ -126,7 +128,9 @@ function exchange(
       if (sentBeforeAnswer < 0) sentBeforeAnswer = sent;
       response += d.toString('latin1');
     });
-    socket.on('end', () => finish(true));
+    socket.on('end', () => {
+      if (!opts.keepSending) finish(true);
+    });
     socket.on('close', () => finish(true));
     socket.on('error', () => finish(true));
     timers.push(setTimeout(() => finish(false), opts.giveUpMs ?? 15_000));

@@ -156,8 +156,10 @@ describe('the stale-call sweep', () => {
     // Answered at its start (nothing said when); no end time given: its last known event
     // is its end — the late segment, stored after the sweep — not the sweep's end (the
     // start) and not the moment the late end came.
-    const [lateWord] = await db.sql`select created_at from public.voice_call_segments where call_id = ${id}`;
-    expect(lateWord.created_at.getTime()).toBeGreaterThan(provisional.ended_at.getTime());
+    // Its duration counts from the answer (the start) to that segment, in microseconds.
+    const [lateWord] = await db.sql`select g.created_at, floor(extract(epoch from g.created_at - c.started_at))::int as seconds
+      from public.voice_call_segments g join public.voice_calls c on c.id = g.call_id where g.call_id = ${id}`;
+    expect(lateWord.seconds).toBeGreaterThanOrEqual(20 * 60);
     expect(after).toMatchObject({
       status: 'completed',
       timed_out_at: null,
@@ -165,7 +167,7 @@ describe('the stale-call sweep', () => {
       cost: 0.4,
       answered_at: await startedAt(id),
       ended_at: lateWord.created_at,
-      duration_seconds: Math.floor((lateWord.created_at.getTime() - provisional.ended_at.getTime()) / 1000),
+      duration_seconds: lateWord.seconds,
     });
     // Once replaced, the call is ended as any other: a repeat changes nothing.
     const repeat = await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'late-end', status: 'failed', cost: 9 });

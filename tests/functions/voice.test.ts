@@ -805,7 +805,7 @@ describe('call events', () => {
       ]);
     }
     expect(await calls()).toBe(before);
-    // The edges Postgres takes: year 1 and an offset of ±15:59.
+    // The edge Postgres takes: an offset of ±15:59.
     const edge = await started('edge-time', { started_at: '2026-01-01T00:00:00+15:59' });
     expect([edge.status, edge.body.applied]).toEqual([200, true]);
     const [{ started_at }] = await db.sql`select started_at from public.voice_calls where provider_call_id = 'edge-time'`;
