@@ -68,7 +68,7 @@ describe('holidays', () => {
   it('a policy keeps its holidays; bad dates are 422s that change nothing', async () => {
     const saved = await policy('low', { first_response_minutes: 60, resolution_minutes: 600, business_hours: { ...PARIS, holidays: ['2026-12-25', '2027-01-01'] } });
     expect(saved.business_hours.holidays).toEqual(['2026-12-25', '2027-01-01']);
-    for (const holidays of [['2026-13-01'], ['25/12/2026'], ['2026-12-25', '2026-12-25'], Array.from({ length: 401 }, (_, i) => `2027-01-${String(i % 28 + 1).padStart(2, '0')}`)]) {
+    for (const holidays of [['2026-13-01'], ['25/12/2026'], ['0000-12-25'], ['2026-12-25', '2026-12-25'], Array.from({ length: 401 }, (_, i) => `2027-01-${String(i % 28 + 1).padStart(2, '0')}`)]) {
       const r = await call(app, 'PUT', '/tickets/sla-policies/low', { token: tok.admin, body: { first_response_minutes: 1, resolution_minutes: 1, business_hours: { ...PARIS, holidays } } });
       expect(r.status, JSON.stringify(holidays).slice(0, 60)).toBe(422);
       expect(errorCode(r)).toBe('validation_failed');

@@ -96,7 +96,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.voice_call_ticket_once': ['20261202200000_voice_calls_review.sql'],
   'private.voice_webhook_outbox': ['20261202170000_voice_stale_calls.sql', '20261202170300_voice_stale_calls_review.sql'],
   // ... and tenants take turns, so one tenant's ancient calls hold up no other's (issue 14 review).
-  'private.run_voice_stale_call_sweep': ['20261202170300_voice_stale_calls_review.sql', '20261203110000_voice_sweep_fairness.sql'],
+  // ... and each tenant gives a run at most its limit of candidates (issue 14 review).
+  'private.run_voice_stale_call_sweep': [
+    '20261202170300_voice_stale_calls_review.sql',
+    '20261203110000_voice_sweep_fairness.sql',
+    '20261203120000_voice_sweep_per_tenant.sql',
+  ],
   // A tenant's customer searches only the transcripts of their own calls (issue 14 review).
   // ... and a query an index cannot look up (negations only) matches no call (issue 14 review).
   'private.voice_calls_matching': ['20261202180200_voice_customers_review.sql', '20261202200100_voice_knowledge_review.sql'],
