@@ -1,7 +1,16 @@
 // Request and response shapes of the tickets API; the same schemas validate requests
 // and generate the OpenAPI document.
 import { z } from '@hono/zod-openapi';
-import { CursorParam, ErrorSchema, IsoTimestamp, JsonObject, PageQuery, Text, Uuid } from '../../shared/schemas/common.ts';
+import {
+  CursorParam,
+  ErrorSchema,
+  IsoDate,
+  IsoTimestamp,
+  JsonObject,
+  PageQuery,
+  Text,
+  Uuid,
+} from '../../shared/schemas/common.ts';
 import {
   CustomFieldValues,
   DepartmentSchema,
@@ -297,7 +306,7 @@ export const BusinessHours = z
       .openapi({ description: 'ISO weekdays, 1 = Monday' }),
     start: HHMM.default('09:00'),
     end: HHMM.default('17:00'),
-    holidays: z.array(z.iso.date().refine((v) => !v.startsWith('0000'), 'year 1 or later (Postgres has no year 0)')).max(400)
+    holidays: z.array(IsoDate).max(400)
       .refine((d) => new Set(d).size === d.length, 'each date once').optional()
       .openapi({ description: "Dates (YYYY-MM-DD, in the calendar's time zone) on which no business time passes" }),
   })

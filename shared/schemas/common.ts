@@ -5,16 +5,20 @@ import { unprocessable } from '../errors.ts';
 /** The textual form of a UUID, for ids that arrive outside a zod schema (cursors, headers). */
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** ISO 8601 times that Postgres cannot read: year 0000 (ISO has it, Postgres has not) and
- *  offsets past ±15:59 (ISO allows ±23:59). Either was a cast failure in SQL, a 422 that
- *  named the body instead of the field. */
+/** Year 0000: ISO 8601 has it, Postgres has not. */
+const yearZero = (v: string) => v.startsWith('0000');
+/** ISO 8601 times that Postgres cannot read: year 0000 and offsets past ±15:59 (ISO allows
+ *  ±23:59). Either was a cast failure in SQL, a 422 that named the body instead of the
+ *  field. */
 function outsidePostgres(v: string): boolean {
   const offsetHours = v.match(/[+-](\d{2}):?\d{2}$/)?.[1];
-  return v.startsWith('0000') || (offsetHours !== undefined && Number(offsetHours) > 15);
+  return yearZero(v) || (offsetHours !== undefined && Number(offsetHours) > 15);
 }
 /** A time with an offset (ISO 8601), in Postgres's range. */
 export const IsoTimestamp = z.iso.datetime({ offset: true })
   .refine((v) => !outsidePostgres(v), 'year 1 or later, offset within ±15:59');
+/** A calendar date (YYYY-MM-DD), in Postgres's range. */
+export const IsoDate = z.iso.date().refine((v) => !yearZero(v), 'year 1 or later (Postgres has no year 0)');
 
 export const Uuid = z.uuid().openapi({ example: '10000000-0000-4000-8000-000000000001' });
 

@@ -29,8 +29,7 @@ beforeAll(async () => {
   storageDir = await mkdtemp(path.join(os.tmpdir(), 'tickets-storage-'));
   auth = await configureAuth(db.url, { LOCAL_STORAGE_DIR: storageDir, STORAGE_BACKEND: 'local' });
   await db.sql`insert into public.users (id, email) values (${agent2.id}, ${agent2.email})`;
-  await db
-    .sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${agent2.id}, ${agent2.id})`;
+  await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${agent2.id}, ${agent2.id})`;
   await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${acme}, ${agent2.id}, 'agent')`;
   await db.sql`insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes) values
     (${acme}, 'urgent', 15, 240), (${acme}, 'medium', 240, 2880)`;
@@ -62,19 +61,12 @@ async function newTicket(extra: Record<string, unknown> = {}, token = tok.user) 
   return r.body;
 }
 
-const count = async (table: string) =>
-  (await db.sql`select count(*)::int as n from ${db.sql('public')}.${db.sql(table)}`)[0].n as number;
+const count = async (table: string) => (await db.sql`select count(*)::int as n from ${db.sql('public')}.${db.sql(table)}`)[0].n as number;
 
 describe('creating tickets', () => {
   it('a customer opens a ticket: numbered, open, theirs, with SLA due dates', async () => {
     const t = await newTicket({ priority: 'urgent', tags: ['printer', 'fire'] });
-    expect(t).toMatchObject({
-      status: 'open',
-      priority: 'urgent',
-      created_by: users.acmeUser.id,
-      assigned_to: null,
-      tags: ['printer', 'fire'],
-    });
+    expect(t).toMatchObject({ status: 'open', priority: 'urgent', created_by: users.acmeUser.id, assigned_to: null, tags: ['printer', 'fire'] });
     expect(t.number).toBeGreaterThan(0);
     const created = new Date(t.created_at).getTime();
     expect(new Date(t.first_response_due_at).getTime() - created).toBe(15 * 60_000);
@@ -109,40 +101,23 @@ describe('creating tickets', () => {
       body: { title: 'Phoned-in issue', requester_id: users.acmeUser.id, assigned_to: users.acmeAgent.id },
     });
     expect(r.body).toMatchObject({ created_by: users.acmeUser.id, assigned_to: users.acmeAgent.id });
-    const toCustomer = await call(app, 'POST', '/tickets', {
-      token: tok.agent,
-      body: { title: 'Bad assignee', assigned_to: users.acmeUser.id },
-    });
+    const toCustomer = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Bad assignee', assigned_to: users.acmeUser.id } });
     expect([toCustomer.status, toCustomer.body.error.details.fields[0].field]).toEqual([422, 'assigned_to']);
-    const toForeign = await call(app, 'POST', '/tickets', {
-      token: tok.agent,
-      body: { title: 'Foreign assignee', assigned_to: users.globexAgent.id },
-    });
+    const toForeign = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Foreign assignee', assigned_to: users.globexAgent.id } });
     expect([toForeign.status, toForeign.body.error.details.fields[0].field]).toEqual([422, 'assigned_to']);
-    const foreignRequester = await call(app, 'POST', '/tickets', {
-      token: tok.agent,
-      body: { title: 'Foreign requester', requester_id: users.globexUser.id },
-    });
+    const foreignRequester = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Foreign requester', requester_id: users.globexUser.id } });
     expect([foreignRequester.status, foreignRequester.body.error.details.fields[0].field]).toEqual([422, 'created_by']);
   });
 
   it('numbers are gap-free and unique per tenant under concurrent creates', async () => {
     const before = (await db.sql`select coalesce(max(number), 0)::int as n from public.tickets where tenant_id = ${acme}`)[0].n;
-    const results = await Promise.all(
-      Array.from(
-        { length: 30 },
-        (_, i) =>
-          call(app, 'POST', '/tickets', { token: i % 2 ? tok.user : tok.agent, body: { title: `Concurrent ticket ${i}` } }),
-      ),
-    );
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) =>
+      call(app, 'POST', '/tickets', { token: i % 2 ? tok.user : tok.agent, body: { title: `Concurrent ticket ${i}` } })));
     expect(results.every((r) => r.status === 201)).toBe(true);
     // A failed create in between gives its number back.
     await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Doomed ticket', assigned_to: users.acmeUser.id } });
     const after = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'After the failure' } });
-    const numbers =
-      (await db.sql`select number from public.tickets where tenant_id = ${acme} and number > ${before} order by number`).map((
-        r,
-      ) => Number(r.number));
+    const numbers = (await db.sql`select number from public.tickets where tenant_id = ${acme} and number > ${before} order by number`).map((r) => Number(r.number));
     expect(numbers).toEqual(Array.from({ length: 31 }, (_, i) => before + 1 + i));
     expect(after.body.number).toBe(before + 31);
     // Another tenant counts on its own.
@@ -160,11 +135,7 @@ describe('Idempotency-Key', () => {
     expect(again.status).toBe(201);
     expect(again.body).toEqual(first.body);
     expect(await count('tickets')).toBe(before);
-    const other = await call(app, 'POST', '/tickets', {
-      token: tok.user,
-      body: { ...body, description: 'twice' },
-      headers: { 'idempotency-key': 'k-1' },
-    });
+    const other = await call(app, 'POST', '/tickets', { token: tok.user, body: { ...body, description: 'twice' }, headers: { 'idempotency-key': 'k-1' } });
     expect([other.status, errorCode(other)]).toEqual([409, 'idempotency_key_reused']);
     // Keys are per user: another caller's identical key is their own.
     const agentOwn = await call(app, 'POST', '/tickets', { token: tok.agent, body, headers: { 'idempotency-key': 'k-1' } });
@@ -173,14 +144,8 @@ describe('Idempotency-Key', () => {
 
   it('concurrent duplicates create one ticket', async () => {
     const before = await count('tickets');
-    const results = await Promise.all(
-      Array.from({ length: 6 }, () =>
-        call(app, 'POST', '/tickets', {
-          token: tok.user,
-          body: { title: 'Double-clicked submit' },
-          headers: { 'idempotency-key': 'k-race' },
-        })),
-    );
+    const results = await Promise.all(Array.from({ length: 6 }, () =>
+      call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Double-clicked submit' }, headers: { 'idempotency-key': 'k-race' } })));
     expect(new Set(results.map((r) => r.body.id)).size).toBe(1);
     expect(results.every((r) => r.status === 201)).toBe(true);
     expect(await count('tickets')).toBe(before + 1);
@@ -196,33 +161,21 @@ describe('the status machine', () => {
     resolved: ['closed', 'open'],
     closed: ['open'],
   };
-  const pathTo: Record<string, string[]> = {
-    open: [],
-    pending: ['pending'],
-    escalated: ['escalated'],
-    resolved: ['resolved'],
-    closed: ['resolved', 'closed'],
-  };
+  const pathTo: Record<string, string[]> = { open: [], pending: ['pending'], escalated: ['escalated'], resolved: ['resolved'], closed: ['resolved', 'closed'] };
 
   for (const from of all) {
     for (const to of all.filter((s) => s !== from)) {
       const ok = allowed[from].includes(to);
       it(`${from} → ${to}: ${ok ? 'allowed' : '409'}`, async () => {
         const t = await newTicket();
-        for (const step of pathTo[from]) {
-          expect((await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: step } })).status).toBe(
-            200,
-          );
-        }
+        for (const step of pathTo[from]) expect((await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: step } })).status).toBe(200);
         const r = await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: to } });
         if (ok) {
           expect(r.status).toBe(200);
           expect(r.body.status).toBe(to);
           if (to === 'resolved') expect(r.body.resolved_at).not.toBeNull();
           if (to === 'closed') expect(r.body.closed_at).not.toBeNull();
-          if (to === 'open' && (from === 'resolved' || from === 'closed')) {
-            expect([r.body.resolved_at, r.body.closed_at]).toEqual([null, null]);
-          }
+          if (to === 'open' && (from === 'resolved' || from === 'closed')) expect([r.body.resolved_at, r.body.closed_at]).toEqual([null, null]);
         } else {
           expect([r.status, errorCode(r)]).toEqual([409, 'invalid_transition']);
           expect(r.body.error.details).toEqual({ from, to, allowed: allowed[from] });
@@ -234,8 +187,7 @@ describe('the status machine', () => {
   }
 
   it('matches the database’s own table of transitions', async () => {
-    const rows = await db
-      .sql`select from_status, array_agg(to_status order by to_status) as tos from private.ticket_status_transitions group by 1`;
+    const rows = await db.sql`select from_status, array_agg(to_status order by to_status) as tos from private.ticket_status_transitions group by 1`;
     expect(Object.fromEntries(rows.map((r) => [r.from_status, r.tos]))).toEqual(allowed);
   });
 
@@ -255,8 +207,7 @@ describe('the status machine', () => {
     });
     await db.sql`update public.tenants set settings = settings || '{"reopen_window_days": 30}' where id = ${acme}`;
     try {
-      expect((await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: 'open' } })).body.status)
-        .toBe('open');
+      expect((await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: 'open' } })).body.status).toBe('open');
     } finally {
       await db.sql`update public.tenants set settings = settings - 'reopen_window_days' where id = ${acme}`;
     }
@@ -277,16 +228,10 @@ describe('the status machine', () => {
 describe('conversation', () => {
   it("an agent's first public reply sets first_response_at; notes do not; notes stay hidden from the requester", async () => {
     const t = await newTicket();
-    const note = await call(app, 'POST', `/tickets/${t.id}/messages`, {
-      token: tok.agent,
-      body: { type: 'note', content: 'Customer is on the VIP list' },
-    });
+    const note = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { type: 'note', content: 'Customer is on the VIP list' } });
     expect(note.status).toBe(201);
     expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent })).body.first_response_at).toBeNull();
-    const reply = await call(app, 'POST', `/tickets/${t.id}/messages`, {
-      token: tok.agent,
-      body: { content: 'On our way with an extinguisher' },
-    });
+    const reply = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'On our way with an extinguisher' } });
     const seen = await call(app, 'GET', `/tickets/${t.id}`, { token: tok.user });
     expect(seen.body.first_response_at).toBe(reply.body.created_at);
     expect(seen.body.messages.map((m: { type: string }) => m.type)).toEqual(['message']);
@@ -308,10 +253,7 @@ describe('conversation', () => {
   it("the requester's reply moves a pending ticket back to open", async () => {
     const t = await newTicket();
     await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: 'pending' } });
-    await call(app, 'POST', `/tickets/${t.id}/messages`, {
-      token: tok.user,
-      body: { content: 'Here is the info you asked for' },
-    });
+    await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.user, body: { content: 'Here is the info you asked for' } });
     const r = await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent });
     expect(r.body.status).toBe('open');
     expect(r.body.timeline.filter((e: { type: string }) => e.type === 'status_changed').map((e: { data: unknown }) => e.data))
@@ -321,33 +263,20 @@ describe('conversation', () => {
   it('authors edit their own messages (edited_at set), nobody else’s', async () => {
     const t = await newTicket();
     const m = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.user, body: { content: 'Typo hree' } });
-    const edited = await call(app, 'PATCH', `/tickets/${t.id}/messages/${m.body.id}`, {
-      token: tok.user,
-      body: { content: 'Typo here' },
-    });
+    const edited = await call(app, 'PATCH', `/tickets/${t.id}/messages/${m.body.id}`, { token: tok.user, body: { content: 'Typo here' } });
     expect(edited.body).toMatchObject({ content: 'Typo here', edited_at: expect.any(String) });
-    const other = await call(app, 'PATCH', `/tickets/${t.id}/messages/${m.body.id}`, {
-      token: tok.agent,
-      body: { content: 'Hijacked' },
-    });
-    expect([other.status, other.body.error]).toEqual([
-      403,
-      expect.objectContaining({ code: 'forbidden', message: 'Only the author edits a message' }),
-    ]);
+    const other = await call(app, 'PATCH', `/tickets/${t.id}/messages/${m.body.id}`, { token: tok.agent, body: { content: 'Hijacked' } });
+    expect([other.status, other.body.error]).toEqual([403, expect.objectContaining({ code: 'forbidden', message: 'Only the author edits a message' })]);
     // The reasons come from the rule in SQL (private.message_edit_refusal), the one the
     // update policy applies: a system message, a message that is not there.
     const [system] = await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, type, content, author_id)
       values (${acme}, ${t.id}, 'system', 'Merged', ${users.acmeUser.id}) returning id`;
     const sys = await call(app, 'PATCH', `/tickets/${t.id}/messages/${system.id}`, { token: tok.user, body: { content: 'x' } });
     expect([sys.status, sys.body.error.message]).toEqual([403, 'System messages cannot be edited']);
-    const missing = await call(app, 'PATCH', `/tickets/${t.id}/messages/${crypto.randomUUID()}`, {
-      token: tok.user,
-      body: { content: 'x' },
-    });
+    const missing = await call(app, 'PATCH', `/tickets/${t.id}/messages/${crypto.randomUUID()}`, { token: tok.user, body: { content: 'x' } });
     expect(missing.status).toBe(404);
     // Nothing changed by the refusals.
-    const rows = await db
-      .sql`select id, content from public.ticket_messages where id in (${m.body.id}, ${system.id}) order by content`;
+    const rows = await db.sql`select id, content from public.ticket_messages where id in (${m.body.id}, ${system.id}) order by content`;
     expect(rows.map((r) => r.content).sort()).toEqual(['Merged', 'Typo here']);
   });
 });
@@ -363,45 +292,26 @@ describe('assignment', () => {
     const u = await call(app, 'PUT', `/tickets/${t.id}/assignee`, { token: tok.agent2, body: { user_id: null } });
     expect(u.body).toEqual({ id: t.id, tenant_id: acme });
     expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent })).body.assigned_to).toBeNull();
-    const timeline = (await call(app, 'GET', `/tickets/${t.id}`, { token: tok.admin })).body.timeline.map((e: { type: string }) =>
-      e.type
-    );
+    const timeline = (await call(app, 'GET', `/tickets/${t.id}`, { token: tok.admin })).body.timeline.map((e: { type: string }) => e.type);
     expect(timeline).toEqual(['created', 'team_changed', 'assigned', 'unassigned']);
-    expect(
-      (await call(app, 'PUT', `/tickets/${t.id}/assignee`, { token: tok.user, body: { user_id: users.acmeAgent.id } })).status,
-    ).toBe(403);
-    expect(
-      (await call(app, 'PUT', `/tickets/${t.id}/assignee`, { token: tok.agent, body: { user_id: users.acmeUser.id } })).status,
-    ).toBe(422);
+    expect((await call(app, 'PUT', `/tickets/${t.id}/assignee`, { token: tok.user, body: { user_id: users.acmeAgent.id } })).status).toBe(403);
+    expect((await call(app, 'PUT', `/tickets/${t.id}/assignee`, { token: tok.agent, body: { user_id: users.acmeUser.id } })).status).toBe(422);
   });
 
   it('round-robin over the team’s available agents, safe under concurrent creates; manual assignment wins', async () => {
-    const [team] = await db
-      .sql`insert into public.teams (tenant_id, name, department, auto_assign) values (${acme}, 'Round robin', 'support', 'round_robin') returning id`;
-    await db
-      .sql`insert into public.team_members (tenant_id, team_id, user_id) values (${acme}, ${team.id}, ${users.acmeAgent.id}), (${acme}, ${team.id}, ${agent2.id}), (${acme}, ${team.id}, ${users.acmeUser.id})`;
-    const created = await Promise.all(
-      Array.from(
-        { length: 6 },
-        (_, i) => call(app, 'POST', '/tickets', { token: tok.admin, body: { title: `Round robin ${i}`, team_id: team.id } }),
-      ),
-    );
+    const [team] = await db.sql`insert into public.teams (tenant_id, name, department, auto_assign) values (${acme}, 'Round robin', 'support', 'round_robin') returning id`;
+    await db.sql`insert into public.team_members (tenant_id, team_id, user_id) values (${acme}, ${team.id}, ${users.acmeAgent.id}), (${acme}, ${team.id}, ${agent2.id}), (${acme}, ${team.id}, ${users.acmeUser.id})`;
+    const created = await Promise.all(Array.from({ length: 6 }, (_, i) =>
+      call(app, 'POST', '/tickets', { token: tok.admin, body: { title: `Round robin ${i}`, team_id: team.id } })));
     const picks = created.map((r) => r.body.assigned_to);
     expect(picks.filter((p) => p === users.acmeAgent.id)).toHaveLength(3);
     expect(picks.filter((p) => p === agent2.id)).toHaveLength(3);
-    const manual = await call(app, 'POST', '/tickets', {
-      token: tok.admin,
-      body: { title: 'Manual wins', team_id: team.id, assigned_to: users.acmeAdmin.id },
-    });
+    const manual = await call(app, 'POST', '/tickets', { token: tok.admin, body: { title: 'Manual wins', team_id: team.id, assigned_to: users.acmeAdmin.id } });
     expect(manual.body.assigned_to).toBe(users.acmeAdmin.id);
     // An unavailable agent is skipped.
     await db.sql`update public.memberships set available = false where tenant_id = ${acme} and user_id = ${agent2.id}`;
     try {
-      const next = await Promise.all(
-        [1, 2].map((i) =>
-          call(app, 'POST', '/tickets', { token: tok.admin, body: { title: `Only one agent ${i}`, team_id: team.id } })
-        ),
-      );
+      const next = await Promise.all([1, 2].map((i) => call(app, 'POST', '/tickets', { token: tok.admin, body: { title: `Only one agent ${i}`, team_id: team.id } })));
       expect(next.map((r) => r.body.assigned_to)).toEqual([users.acmeAgent.id, users.acmeAgent.id]);
     } finally {
       await db.sql`update public.memberships set available = true where tenant_id = ${acme} and user_id = ${agent2.id}`;
@@ -409,15 +319,9 @@ describe('assignment', () => {
   });
 
   it('least-open picks the agent with the fewest open tickets', async () => {
-    const [team] = await db
-      .sql`insert into public.teams (tenant_id, name, department, auto_assign) values (${acme}, 'Least open', 'technical', 'least_open') returning id`;
-    await db
-      .sql`insert into public.team_members (tenant_id, team_id, user_id) values (${acme}, ${team.id}, ${users.acmeAgent.id}), (${acme}, ${team.id}, ${agent2.id})`;
-    const load = async (id: string) =>
-      (await db
-        .sql`select count(*)::int as n from public.tickets where assigned_to = ${id} and status in ('open','pending','escalated')`)[
-          0
-        ].n;
+    const [team] = await db.sql`insert into public.teams (tenant_id, name, department, auto_assign) values (${acme}, 'Least open', 'technical', 'least_open') returning id`;
+    await db.sql`insert into public.team_members (tenant_id, team_id, user_id) values (${acme}, ${team.id}, ${users.acmeAgent.id}), (${acme}, ${team.id}, ${agent2.id})`;
+    const load = async (id: string) => (await db.sql`select count(*)::int as n from public.tickets where assigned_to = ${id} and status in ('open','pending','escalated')`)[0].n;
     const lighter = (await load(users.acmeAgent.id)) <= (await load(agent2.id)) ? users.acmeAgent.id : agent2.id;
     const r = await call(app, 'POST', '/tickets', { token: tok.admin, body: { title: 'Least open ticket', team_id: team.id } });
     expect(r.body.assigned_to).toBe(lighter);
@@ -437,10 +341,7 @@ describe('routing by department (issue 11 §4)', () => {
     expect(sales.body.receives_department_tickets).toBe(true);
     await db.sql`insert into public.team_members (tenant_id, team_id, user_id) values (${acme}, ${sales.body.id}, ${agent2.id})`;
 
-    const r = await call(app, 'POST', '/tickets', {
-      token: tok.user,
-      body: { title: 'Quote for 40 seats', department: 'sales' },
-    });
+    const r = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Quote for 40 seats', department: 'sales' } });
     expect(r.status).toBe(201);
     const [row] = await db.sql`select team_id, assigned_to from public.tickets where id = ${r.body.id}`;
     expect(row).toEqual({ team_id: sales.body.id, assigned_to: agent2.id });
@@ -449,17 +350,13 @@ describe('routing by department (issue 11 §4)', () => {
     const m = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Logo colours', department: 'marketing' } });
     expect((await db.sql`select team_id from public.tickets where id = ${m.body.id}`)[0].team_id).toBeNull();
     // Staff naming a team keep their choice.
-    const chosen = await call(app, 'POST', '/tickets', {
-      token: tok.agent,
-      body: { title: 'Own team', department: 'sales', team_id: teams.acme },
-    });
+    const chosen = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Own team', department: 'sales', team_id: teams.acme } });
     expect((await db.sql`select team_id from public.tickets where id = ${chosen.body.id}`)[0].team_id).toBe(teams.acme);
   });
 
   it('one receiving team per department: a second is a 409 and changes nothing; moving the role is two updates', async () => {
     const tenantsFn = await tenantsApp();
-    const [current] = await db
-      .sql`select id from public.teams where tenant_id = ${acme} and department = 'sales' and receives_department_tickets`;
+    const [current] = await db.sql`select id from public.teams where tenant_id = ${acme} and department = 'sales' and receives_department_tickets`;
     const second = await call(tenantsFn, 'POST', `/tenants/${acme}/teams`, {
       token: tok.admin,
       body: { name: 'Sales two', department: 'sales', receives_department_tickets: true },
@@ -467,24 +364,15 @@ describe('routing by department (issue 11 §4)', () => {
     expect(second.status).toBe(409);
     expect(await db.sql`select 1 from public.teams where tenant_id = ${acme} and name = 'Sales two'`).toHaveLength(0);
     // Customers and agents cannot name one.
-    const byAgent = await call(tenantsFn, 'PATCH', `/tenants/${acme}/teams/${teams.acme}`, {
-      token: tok.agent,
-      body: { receives_department_tickets: true },
-    });
+    const byAgent = await call(tenantsFn, 'PATCH', `/tenants/${acme}/teams/${teams.acme}`, { token: tok.agent, body: { receives_department_tickets: true } });
     expect(byAgent.status).toBe(403);
-    const off = await call(tenantsFn, 'PATCH', `/tenants/${acme}/teams/${current.id}`, {
-      token: tok.admin,
-      body: { receives_department_tickets: false },
-    });
+    const off = await call(tenantsFn, 'PATCH', `/tenants/${acme}/teams/${current.id}`, { token: tok.admin, body: { receives_department_tickets: false } });
     expect(off.body.receives_department_tickets).toBe(false);
-    const on = await call(tenantsFn, 'PATCH', `/tenants/${acme}/teams/${current.id}`, {
-      token: tok.admin,
-      body: { receives_department_tickets: true },
-    });
+    const on = await call(tenantsFn, 'PATCH', `/tenants/${acme}/teams/${current.id}`, { token: tok.admin, body: { receives_department_tickets: true } });
     expect(on.body.receives_department_tickets).toBe(true);
   });
 
-  it("a ticket routed to a team through the API gets the team's pick at once; a given assignee wins", async () => {
+  it('a ticket routed to a team through the API gets the team\'s pick at once; a given assignee wins', async () => {
     const [team] = await db.sql`insert into public.teams (tenant_id, name, department, auto_assign)
       values (${acme}, 'Routing RR', 'technical', 'round_robin') returning id`;
     await db.sql`insert into public.team_members (tenant_id, team_id, user_id) values (${acme}, ${team.id}, ${agent2.id})`;
@@ -492,19 +380,11 @@ describe('routing by department (issue 11 §4)', () => {
     expect(t.body.assigned_to).toBeNull();
     const routed = await call(app, 'PATCH', `/tickets/${t.body.id}`, { token: tok.agent, body: { team_id: team.id } });
     expect(routed.status).toBe(200);
-    expect((await db.sql`select team_id, assigned_to from public.tickets where id = ${t.body.id}`)[0]).toEqual({
-      team_id: team.id,
-      assigned_to: agent2.id,
-    });
-    const timeline = (await call(app, 'GET', `/tickets/${t.body.id}`, { token: tok.admin })).body.timeline.map((
-      e: { type: string },
-    ) => e.type);
+    expect((await db.sql`select team_id, assigned_to from public.tickets where id = ${t.body.id}`)[0]).toEqual({ team_id: team.id, assigned_to: agent2.id });
+    const timeline = (await call(app, 'GET', `/tickets/${t.body.id}`, { token: tok.admin })).body.timeline.map((e: { type: string }) => e.type);
     expect(timeline).toEqual(expect.arrayContaining(['team_changed', 'assigned']));
     // Already assigned: the assignee stays.
-    const u = await call(app, 'POST', '/tickets', {
-      token: tok.agent,
-      body: { title: 'Routed, already assigned', assigned_to: users.acmeAgent.id },
-    });
+    const u = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Routed, already assigned', assigned_to: users.acmeAgent.id } });
     await call(app, 'PATCH', `/tickets/${u.body.id}`, { token: tok.agent, body: { team_id: team.id, priority: 'high' } });
     expect((await db.sql`select team_id, assigned_to, priority from public.tickets where id = ${u.body.id}`)[0])
       .toEqual({ team_id: team.id, assigned_to: users.acmeAgent.id, priority: 'high' });
@@ -512,15 +392,9 @@ describe('routing by department (issue 11 §4)', () => {
 
   it('a team change that takes the ticket out of sight with other changes is a 409 that changes nothing', async () => {
     const [team] = await db.sql`select id from public.teams where tenant_id = ${acme} and name = 'Routing RR'`;
-    const t = await call(app, 'POST', '/tickets', {
-      token: tok.agent,
-      body: { title: 'Seen by agent2 through the team', team_id: team.id, assigned_to: users.acmeAgent.id },
-    });
+    const t = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Seen by agent2 through the team', team_id: team.id, assigned_to: users.acmeAgent.id } });
     expect((await call(app, 'GET', `/tickets/${t.body.id}`, { token: tok.agent2 })).status).toBe(200);
-    const r = await call(app, 'PATCH', `/tickets/${t.body.id}`, {
-      token: tok.agent2,
-      body: { team_id: teams.acme, title: 'Renamed on the way out' },
-    });
+    const r = await call(app, 'PATCH', `/tickets/${t.body.id}`, { token: tok.agent2, body: { team_id: teams.acme, title: 'Renamed on the way out' } });
     expect([r.status, errorCode(r)]).toEqual([409, 'out_of_sight']);
     expect((await db.sql`select team_id, title from public.tickets where id = ${t.body.id}`)[0])
       .toEqual({ team_id: team.id, title: 'Seen by agent2 through the team' });
@@ -534,17 +408,12 @@ describe('routing by department (issue 11 §4)', () => {
     // As PostgREST runs an UPDATE for the agent's token.
     await db.sql.begin(async (tx) => {
       await tx`select set_config('role', 'authenticated', true),
-        set_config('request.jwt.claims', ${
-        JSON.stringify({ ...supabaseClaims(users.acmeAgent, acme), role: 'authenticated' })
-      }, true)`;
-      const updated =
-        await tx`update public.tickets set team_id = ${team.id} where tenant_id = ${acme} and id = ${t.body.id} returning id`;
+        set_config('request.jwt.claims', ${JSON.stringify({ ...supabaseClaims(users.acmeAgent, acme), role: 'authenticated' })}, true)`;
+      const updated = await tx`update public.tickets set team_id = ${team.id} where tenant_id = ${acme} and id = ${t.body.id} returning id`;
       expect(updated).toHaveLength(1);
     });
     expect((await db.sql`select assigned_to from public.tickets where id = ${t.body.id}`)[0].assigned_to).toBeNull();
-    expect(await db.sql`select task from private.jobs where job_key = ${`assign-ticket:${acme}:${t.body.id}`}`).toEqual([{
-      task: 'assign-ticket',
-    }]);
+    expect(await db.sql`select task from private.jobs where job_key = ${`assign-ticket:${acme}:${t.body.id}`}`).toEqual([{ task: 'assign-ticket' }]);
     const report = await runJobs({ tasks: ['assign-ticket'] });
     expect(report.tasks['assign-ticket']).toMatchObject({ completed: expect.any(Number), dead: 0 });
     expect((await db.sql`select assigned_to from public.tickets where id = ${t.body.id}`)[0].assigned_to).toBe(agent2.id);
@@ -553,43 +422,28 @@ describe('routing by department (issue 11 §4)', () => {
     await db.sql`update public.tickets set team_id = ${team.id} where id = ${later.body.id}`;
     await db.sql`update public.tickets set assigned_to = ${users.acmeAgent.id} where id = ${later.body.id}`;
     await runJobs({ tasks: ['assign-ticket'] });
-    expect((await db.sql`select assigned_to from public.tickets where id = ${later.body.id}`)[0].assigned_to).toBe(
-      users.acmeAgent.id,
-    );
+    expect((await db.sql`select assigned_to from public.tickets where id = ${later.body.id}`)[0].assigned_to).toBe(users.acmeAgent.id);
   });
 });
 
 describe('SLA', () => {
   it('a sweep with a moved clock marks each breach once, escalates, and says so', async () => {
     const t = await newTicket({ priority: 'urgent' });
-    const sweep = (minutes: number) =>
-      asService(
-        null,
-        async (tx) => (await tx`select private.run_sla_sweep(now() + make_interval(mins => ${minutes})) as n`)[0].n as number,
-      );
+    const sweep = (minutes: number) => asService(null, async (tx) =>
+      (await tx`select private.run_sla_sweep(now() + make_interval(mins => ${minutes})) as n`)[0].n as number);
     await sweep(10);
     expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent })).body.status).toBe('open');
     expect(await sweep(20)).toBeGreaterThanOrEqual(1);
     const after = (await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent })).body;
-    expect(after).toMatchObject({
-      status: 'escalated',
-      sla_first_response_breached_at: expect.any(String),
-      sla_resolution_breached_at: null,
-    });
+    expect(after).toMatchObject({ status: 'escalated', sla_first_response_breached_at: expect.any(String), sla_resolution_breached_at: null });
     expect(after.messages.filter((m: { type: string }) => m.type === 'system')).toHaveLength(1);
-    expect(after.timeline.filter((e: { type: string }) => e.type === 'sla_breached')).toEqual([
-      expect.objectContaining({ data: expect.objectContaining({ kind: 'first_response' }) }),
-    ]);
+    expect(after.timeline.filter((e: { type: string }) => e.type === 'sla_breached')).toEqual([expect.objectContaining({ data: expect.objectContaining({ kind: 'first_response' }) })]);
     await sweep(30);
     const again = (await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent })).body;
     expect(again.timeline.filter((e: { type: string }) => e.type === 'sla_breached')).toHaveLength(1);
     await sweep(300);
     const late = (await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent })).body;
-    expect(
-      late.timeline.filter((e: { type: string }) => e.type === 'sla_breached').map((e: { data: { kind: string } }) =>
-        e.data.kind
-      ),
-    ).toEqual(['first_response', 'resolution']);
+    expect(late.timeline.filter((e: { type: string }) => e.type === 'sla_breached').map((e: { data: { kind: string } }) => e.data.kind)).toEqual(['first_response', 'resolution']);
     const breached = await call(app, 'GET', '/tickets?sla_breached=true&limit=100', { token: tok.agent });
     expect(breached.body.items.map((x: { id: string }) => x.id)).toContain(t.id);
   });
@@ -597,43 +451,25 @@ describe('SLA', () => {
   it('two sweeps running at once still mark each breach once', async () => {
     const made = await Promise.all([1, 2, 3].map(() => newTicket({ priority: 'urgent' })));
     const when = new Date(Date.now() + 20 * 60_000).toISOString();
-    const sweep = () =>
-      db.sql.begin(async (tx) => {
-        await tx`select set_config('role', 'service_role', true)`;
-        return (await tx`select private.run_sla_sweep(${when}::timestamptz) as n`)[0].n as number;
-      });
+    const sweep = () => db.sql.begin(async (tx) => {
+      await tx`select set_config('role', 'service_role', true)`;
+      return (await tx`select private.run_sla_sweep(${when}::timestamptz) as n`)[0].n as number;
+    });
     const [a, b, c] = await Promise.all([sweep(), sweep(), sweep()]);
     expect(a + b + c).toBeGreaterThanOrEqual(3);
     for (const t of made) {
-      const [row] = await db
-        .sql`select count(*)::int as n from public.ticket_events where ticket_id = ${t.id} and type = 'sla_breached'`;
+      const [row] = await db.sql`select count(*)::int as n from public.ticket_events where ticket_id = ${t.id} and type = 'sla_breached'`;
       expect(row.n).toBe(1);
     }
   });
 
   it('admins set SLA targets per priority; everyone reads them; new tickets follow them', async () => {
-    const put = await call(app, 'PUT', '/tickets/sla-policies/low', {
-      token: tok.admin,
-      body: { first_response_minutes: 600, resolution_minutes: 6000 },
-    });
-    expect(put.body).toMatchObject({
-      priority: 'low',
-      first_response_minutes: 600,
-      resolution_minutes: 6000,
-      business_hours: null,
-    });
+    const put = await call(app, 'PUT', '/tickets/sla-policies/low', { token: tok.admin, body: { first_response_minutes: 600, resolution_minutes: 6000 } });
+    expect(put.body).toMatchObject({ priority: 'low', first_response_minutes: 600, resolution_minutes: 6000, business_hours: null });
     for (const role of ['agent', 'user']) {
-      expect(
-        (await call(app, 'PUT', '/tickets/sla-policies/low', {
-          token: tok[role],
-          body: { first_response_minutes: 1, resolution_minutes: 2 },
-        })).status,
-      ).toBe(403);
+      expect((await call(app, 'PUT', '/tickets/sla-policies/low', { token: tok[role], body: { first_response_minutes: 1, resolution_minutes: 2 } })).status).toBe(403);
     }
-    const bad = await call(app, 'PUT', '/tickets/sla-policies/low', {
-      token: tok.admin,
-      body: { first_response_minutes: 60, resolution_minutes: 30 },
-    });
+    const bad = await call(app, 'PUT', '/tickets/sla-policies/low', { token: tok.admin, body: { first_response_minutes: 60, resolution_minutes: 30 } });
     expect([bad.status, bad.body.error.details.fields[0].field]).toEqual([422, 'resolution_minutes']);
     const list = await call(app, 'GET', '/tickets/sla-policies', { token: tok.user });
     expect(list.body.items.map((p: { priority: string }) => p.priority)).toEqual(['urgent', 'medium', 'low']);
@@ -646,10 +482,8 @@ describe('SLA', () => {
 
   it('counts targets in business hours when the policy has them', async () => {
     const due = async (start: string, minutes: number) =>
-      new Date(
-        (await db.sql`select private.add_business_minutes(${start}::timestamptz, ${minutes},
-        '{"timezone": "Europe/Paris", "days": [1,2,3,4,5], "start": "09:00", "end": "17:00"}') as d`)[0].d,
-      ).toISOString();
+      new Date((await db.sql`select private.add_business_minutes(${start}::timestamptz, ${minutes},
+        '{"timezone": "Europe/Paris", "days": [1,2,3,4,5], "start": "09:00", "end": "17:00"}') as d`)[0].d).toISOString();
     // Friday 16:30 Paris (15:30Z) + 60 business minutes → Monday 09:30 Paris (08:30Z).
     expect(await due('2026-11-27T15:30:00Z', 60)).toBe('2026-11-30T08:30:00.000Z');
     // Saturday → Monday 09:00 + 2 h.
@@ -657,20 +491,14 @@ describe('SLA', () => {
     // Two full business days.
     expect(await due('2026-11-24T08:00:00Z', 16 * 60)).toBe('2026-11-25T16:00:00.000Z');
     const put = await call(app, 'PUT', '/tickets/sla-policies/high', {
-      token: tok.admin,
-      body: { first_response_minutes: 60, resolution_minutes: 480, business_hours: { timezone: 'Europe/Paris' } },
+      token: tok.admin, body: { first_response_minutes: 60, resolution_minutes: 480, business_hours: { timezone: 'Europe/Paris' } },
     });
     expect(put.body.business_hours).toEqual({ timezone: 'Europe/Paris', days: [1, 2, 3, 4, 5], start: '09:00', end: '17:00' });
     const t = await newTicket({ priority: 'high' });
-    const [{ expected }] = await db.sql`select private.add_business_minutes(${t.created_at}::timestamptz, 60, ${
-      db.sql.json(put.body.business_hours)
-    }) as expected`;
+    const [{ expected }] = await db.sql`select private.add_business_minutes(${t.created_at}::timestamptz, 60, ${db.sql.json(put.body.business_hours)}) as expected`;
     expect(new Date(t.first_response_due_at).getTime()).toBe(new Date(expected).getTime());
     for (const business_hours of [{ timezone: 'Mars/Olympus' }, { start: '18:00', end: '09:00' }, { days: [0] }]) {
-      const bad = await call(app, 'PUT', '/tickets/sla-policies/high', {
-        token: tok.admin,
-        body: { first_response_minutes: 60, resolution_minutes: 480, business_hours },
-      });
+      const bad = await call(app, 'PUT', '/tickets/sla-policies/high', { token: tok.admin, body: { first_response_minutes: 60, resolution_minutes: 480, business_hours } });
       expect(bad.status, JSON.stringify(business_hours)).toBe(422);
     }
     await call(app, 'DELETE', '/tickets/sla-policies/high', { token: tok.admin });
@@ -680,9 +508,7 @@ describe('SLA', () => {
     const t = await newTicket({ priority: 'medium' });
     const r = await call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.agent, body: { priority: 'urgent' } });
     expect(new Date(r.body.due_date).getTime() - new Date(t.created_at).getTime()).toBe(240 * 60_000);
-    const timeline = (await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent })).body.timeline.map((e: { type: string }) =>
-      e.type
-    );
+    const timeline = (await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent })).body.timeline.map((e: { type: string }) => e.type);
     expect(timeline).toContain('priority_changed');
   });
 
@@ -711,24 +537,17 @@ describe('merge, delete, restore', () => {
     expect((await call(app, 'POST', `/tickets/${b.id}/merge`, { token: tok.agent, body: { into: b.id } })).status).toBe(409);
     expect((await call(app, 'POST', `/tickets/${b.id}/merge`, { token: tok.user, body: { into: a.id } })).status).toBe(403);
     // Another customer's ticket: merging would show one customer the other's messages.
-    const other = await call(app, 'POST', '/tickets', {
-      token: tok.agent,
-      body: { title: 'Phoned in by admin', requester_id: users.acmeAdmin.id, team_id: teams.acme },
-    });
+    const other = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Phoned in by admin', requester_id: users.acmeAdmin.id, team_id: teams.acme } });
     const refused = await call(app, 'POST', `/tickets/${b.id}/merge`, { token: tok.agent, body: { into: other.body.id } });
     expect([refused.status, errorCode(refused)]).toEqual([409, 'conflict']);
   });
 
   it('admins soft-delete and restore; deleted tickets vanish for everyone else', async () => {
     const t = await newTicket();
-    for (const role of ['agent', 'user']) {
-      expect((await call(app, 'DELETE', `/tickets/${t.id}`, { token: tok[role] })).status).toBe(403);
-    }
+    for (const role of ['agent', 'user']) expect((await call(app, 'DELETE', `/tickets/${t.id}`, { token: tok[role] })).status).toBe(403);
     const d = await call(app, 'DELETE', `/tickets/${t.id}`, { token: tok.admin });
     expect(d.body.deleted_at).not.toBeNull();
-    for (const role of ['agent', 'user']) {
-      expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok[role] })).status).toBe(404);
-    }
+    for (const role of ['agent', 'user']) expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok[role] })).status).toBe(404);
     const listed = await call(app, 'GET', '/tickets?include_deleted=true&limit=100', { token: tok.admin });
     expect(listed.body.items.map((x: { id: string }) => x.id)).toContain(t.id);
     expect((await call(app, 'GET', '/tickets?include_deleted=true', { token: tok.agent })).status).toBe(403);
@@ -754,8 +573,7 @@ describe('list, search, pagination', () => {
     const t = await newTicket({ tags: ['billing'] });
     await call(app, 'PUT', `/tickets/${t.id}/assignee`, { token: tok.admin, body: { user_id: agent2.id } });
     await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.admin, body: { status: 'pending' } });
-    const q = async (query: string, token = tok.admin) =>
-      (await call(app, 'GET', `/tickets?${query}&limit=100`, { token })).body.items.map((x: { id: string }) => x.id);
+    const q = async (query: string, token = tok.admin) => (await call(app, 'GET', `/tickets?${query}&limit=100`, { token })).body.items.map((x: { id: string }) => x.id);
     expect(await q('status=pending,escalated&tag=billing')).toEqual([t.id]);
     expect(await q('assignee=me&tag=billing', tok.agent2)).toEqual([t.id]);
     expect(await q('assignee=none&tag=billing')).toEqual([]);
@@ -773,12 +591,8 @@ describe('list, search, pagination', () => {
     let cursor: string | null = null;
     let first = true;
     do {
-      const r: { body: { items: { id: string }[]; next: string | null; total?: number } } = await call(
-        app,
-        'GET',
-        `/tickets?tag=${tag}&limit=3&include_total=true${cursor ? `&cursor=${cursor}` : ''}`,
-        { token: tok.admin },
-      );
+      const r: { body: { items: { id: string }[]; next: string | null; total?: number } } = await call(app, 'GET',
+        `/tickets?tag=${tag}&limit=3&include_total=true${cursor ? `&cursor=${cursor}` : ''}`, { token: tok.admin });
       if (first) expect(r.body.total).toBe(7);
       first = false;
       seen.push(...r.body.items.map((x) => x.id));
@@ -791,12 +605,7 @@ describe('list, search, pagination', () => {
   });
 
   it('shows each role only what it may see', async () => {
-    const ids = async (token: string) =>
-      new Set(
-        (await call(app, 'GET', '/tickets?limit=100&sort=created_at', { token })).body.items.map((
-          x: { created_by: string; tenant_id: string },
-        ) => `${x.tenant_id}:${x.created_by}`),
-      );
+    const ids = async (token: string) => new Set((await call(app, 'GET', '/tickets?limit=100&sort=created_at', { token })).body.items.map((x: { created_by: string; tenant_id: string }) => `${x.tenant_id}:${x.created_by}`));
     for (const key of await ids(tok.user)) expect(key).toBe(`${acme}:${users.acmeUser.id}`);
     for (const key of await ids(tok.globexUser)) expect(String(key).startsWith(tenants.globex.id)).toBe(true);
   });
@@ -812,16 +621,12 @@ describe('statistics', () => {
         percentile_cont(0.5) within group (order by extract(epoch from resolved_at - created_at)) as res
       from public.tickets where tenant_id = ${acme} and deleted_at is null`;
     expect(r.body.total).toBe(exact.total);
-    const byStatus = await db
-      .sql`select status, count(*)::int as n from public.tickets where tenant_id = ${acme} and deleted_at is null group by 1`;
+    const byStatus = await db.sql`select status, count(*)::int as n from public.tickets where tenant_id = ${acme} and deleted_at is null group by 1`;
     expect(r.body.by_status).toEqual(Object.fromEntries(byStatus.map((x) => [x.status, x.n])));
-    const byPriority = await db
-      .sql`select priority, count(*)::int as n from public.tickets where tenant_id = ${acme} and deleted_at is null group by 1`;
+    const byPriority = await db.sql`select priority, count(*)::int as n from public.tickets where tenant_id = ${acme} and deleted_at is null group by 1`;
     expect(r.body.by_priority).toEqual(Object.fromEntries(byPriority.map((x) => [x.priority, x.n])));
     // Log buckets 5 % wide: the estimate is within that of the true median (and ≥ 1 s).
-    for (
-      const [estimate, truth] of [[r.body.median_first_response_seconds, exact.fr], [r.body.median_resolution_seconds, exact.res]]
-    ) {
+    for (const [estimate, truth] of [[r.body.median_first_response_seconds, exact.fr], [r.body.median_resolution_seconds, exact.res]]) {
       if (truth === null) expect(estimate).toBeNull();
       else expect(Math.abs(estimate - Math.max(truth, 1)) / Math.max(truth, 1)).toBeLessThan(0.06);
     }
@@ -830,10 +635,8 @@ describe('statistics', () => {
 
   it('the trigger-maintained numbers equal a rebuild from scratch', async () => {
     const snapshot = async () => ({
-      counts: await db
-        .sql`select status, priority, n from private.ticket_counts where tenant_id = ${acme} and n <> 0 order by 1, 2`,
-      durations: await db
-        .sql`select kind, bucket, n from private.ticket_durations where tenant_id = ${acme} and n <> 0 order by 1, 2`,
+      counts: await db.sql`select status, priority, n from private.ticket_counts where tenant_id = ${acme} and n <> 0 order by 1, 2`,
+      durations: await db.sql`select kind, bucket, n from private.ticket_durations where tenant_id = ${acme} and n <> 0 order by 1, 2`,
     });
     const maintained = await snapshot();
     expect(maintained.counts.length).toBeGreaterThan(2);
@@ -846,10 +649,7 @@ describe('attachments', () => {
   it('registers, uploads through a signed URL, and downloads through another', async () => {
     const t = await newTicket();
     const bytes = new TextEncoder().encode('%PDF-1.7 fake invoice');
-    const r = await call(app, 'POST', `/tickets/${t.id}/attachments`, {
-      token: tok.user,
-      body: { file_name: 'invoice.pdf', content_type: 'application/pdf', size_bytes: bytes.length },
-    });
+    const r = await call(app, 'POST', `/tickets/${t.id}/attachments`, { token: tok.user, body: { file_name: 'invoice.pdf', content_type: 'application/pdf', size_bytes: bytes.length } });
     expect(r.status).toBe(201);
     expect(r.body.attachment).toMatchObject({ status: 'pending', uploaded_by: users.acmeUser.id });
     const url = new URL(r.body.upload.url);
@@ -868,8 +668,7 @@ describe('attachments', () => {
     expect(download.headers.get('content-type')).toBe('application/pdf');
     expect(download.headers.get('content-disposition')).toBe(`attachment; filename="invoice.pdf"; filename*=UTF-8''invoice.pdf`);
     expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok.user })).body.attachments).toHaveLength(1);
-    expect((await call(app, 'GET', `/tickets/${t.id}/attachments/${r.body.attachment.id}`, { token: tok.globexAgent })).status)
-      .toBe(404);
+    expect((await call(app, 'GET', `/tickets/${t.id}/attachments/${r.body.attachment.id}`, { token: tok.globexAgent })).status).toBe(404);
   });
 
   it('downloads under the registered name and type: a non-ASCII name with a quote, an HTML file', async () => {
@@ -889,10 +688,7 @@ describe('attachments', () => {
     ];
     for (const { file_name, content_type, disposition } of files) {
       const bytes = new TextEncoder().encode(`<script>alert(${JSON.stringify(file_name)})</script>`);
-      const r = await call(app, 'POST', `/tickets/${t.id}/attachments`, {
-        token: tok.user,
-        body: { file_name, content_type, size_bytes: bytes.length },
-      });
+      const r = await call(app, 'POST', `/tickets/${t.id}/attachments`, { token: tok.user, body: { file_name, content_type, size_bytes: bytes.length } });
       expect(r.status, file_name).toBe(201);
       expect((await handleLocalStorage(new Request(r.body.upload.url, { method: 'PUT', body: bytes }))).status).toBe(200);
       const got = await call(app, 'GET', `/tickets/${t.id}/attachments/${r.body.attachment.id}`, { token: tok.agent });
@@ -908,9 +704,7 @@ describe('attachments', () => {
 
   it('refuses files over 50 MiB and names with paths', async () => {
     const t = await newTicket();
-    for (
-      const body of [{ file_name: 'big.iso', size_bytes: 50 * 1024 * 1024 + 1 }, { file_name: '../etc/passwd', size_bytes: 10 }]
-    ) {
+    for (const body of [{ file_name: 'big.iso', size_bytes: 50 * 1024 * 1024 + 1 }, { file_name: '../etc/passwd', size_bytes: 10 }]) {
       const r = await call(app, 'POST', `/tickets/${t.id}/attachments`, { token: tok.user, body });
       expect(r.status).toBe(422);
     }
@@ -946,12 +740,8 @@ describe('roles × endpoints', () => {
       const t = (await call(app, 'POST', '/tickets', { token: userToken, body: { title: 'Matrix ticket' } })).body;
       const other = (await call(app, 'POST', '/tickets', { token: userToken, body: { title: 'Matrix other ticket' } })).body;
       await db.sql`update public.tickets set team_id = ${team} where id in (${t.id}, ${other.id})`;
-      const m =
-        (await call(app, 'POST', `/tickets/${t.id}/messages`, { token: userToken, body: { content: 'customer words' } })).body;
-      const a = (await call(app, 'POST', `/tickets/${t.id}/attachments`, {
-        token: agentToken,
-        body: { file_name: 'a.txt', size_bytes: 1 },
-      })).body;
+      const m = (await call(app, 'POST', `/tickets/${t.id}/messages`, { token: userToken, body: { content: 'customer words' } })).body;
+      const a = (await call(app, 'POST', `/tickets/${t.id}/attachments`, { token: agentToken, body: { file_name: 'a.txt', size_bytes: 1 } })).body;
       expect(a.attachment, JSON.stringify(a)).toBeDefined();
       const [macro] = await db.sql`insert into public.macros (tenant_id, scope, name, actions)
         values (${tenantId}, 'tenant', 'Matrix macro', '[{"type":"add_tags","tags":["macro"]}]') returning id`;
@@ -967,25 +757,13 @@ describe('roles × endpoints', () => {
       .flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`))
       .filter((r) => r.includes('{id}'))
       .sort();
-    const tested = endpoints.map((e) =>
-      `${e.method} ${
-        e.path({
-          ticket: '{id}',
-          message: '{messageId}',
-          attachment: '{attachmentId}',
-          other: 'x',
-          follower: '{userId}',
-          macro: '{macroId}',
-        })
-      }`
-    ).sort();
+    const tested = endpoints.map((e) => `${e.method} ${e.path({ ticket: '{id}', message: '{messageId}', attachment: '{attachmentId}', other: 'x', follower: '{userId}', macro: '{macroId}' })}`).sort();
     expect(tested).toEqual(documented);
   });
 
   for (const role of ['admin', 'agent', 'agent2', 'user'] as const) {
     it(`${role} of acme: 404 for every route with globex ticket ids, globex unchanged`, async () => {
-      const snapshot = async () =>
-        (await db.sql`
+      const snapshot = async () => (await db.sql`
         select md5(string_agg(t::text, ',' order by t.id)) as t,
                (select count(*) from public.ticket_messages where tenant_id = ${tenants.globex.id}) as m,
                (select count(*) from public.attachments where tenant_id = ${tenants.globex.id}) as a
@@ -1025,16 +803,7 @@ describe('roles × endpoints', () => {
   for (const role of ['agent2', 'user', 'agent', 'admin'] as const) {
     it(`${role} of acme on an acme ticket gets exactly the matrix`, async () => {
       for (const e of endpoints) {
-        const route = `${e.method} ${
-          e.path({
-            ticket: '{id}',
-            message: '{messageId}',
-            attachment: '{attachmentId}',
-            other: '',
-            follower: '{userId}',
-            macro: '{macroId}',
-          })
-        }`;
+        const route = `${e.method} ${e.path({ ticket: '{id}', message: '{messageId}', attachment: '{attachmentId}', other: '', follower: '{userId}', macro: '{macroId}' })}`;
         // Merging and deleting change the ticket: give each a fresh pair.
         let ids = own;
         if (e.path(own).endsWith('/merge') || e.method === 'DELETE' || e.path(own).endsWith('/restore')) {
@@ -1043,8 +812,7 @@ describe('roles × endpoints', () => {
           ids = { ...own, ticket: a.id, other: b.id };
           if (e.path(own).endsWith('/restore')) await db.sql`update public.tickets set deleted_at = now() where id = ${a.id}`;
           if (e.path(own).includes('/followers/')) {
-            await db
-              .sql`insert into public.ticket_followers (tenant_id, ticket_id, user_id) values (${acme}, ${a.id}, ${users.acmeAgent.id})`;
+            await db.sql`insert into public.ticket_followers (tenant_id, ticket_id, user_id) values (${acme}, ${a.id}, ${users.acmeAgent.id})`;
           }
         }
         const r = await call(app, e.method, e.path(ids), { token: tok[role], body: e.body?.(ids) });
@@ -1094,17 +862,15 @@ describe('validation: 422 naming the field, nothing written', () => {
 
   it('ticket-level bodies are validated too', async () => {
     const t = await newTicket();
-    for (
-      const [method, suffix, body, field] of [
-        ['POST', '/status', { status: 'done' }, 'status'],
-        ['PUT', '/assignee', { user_id: 'me' }, 'user_id'],
-        ['POST', '/messages', { content: '' }, 'content'],
-        ['POST', '/messages', { content: 'x'.repeat(10_001) }, 'content'],
-        ['POST', '/messages', { content: 'hi', type: 'system' }, 'type'],
-        ['POST', '/merge', { into: 'other' }, 'into'],
-        ['PATCH', '', {}, ''],
-      ] as const
-    ) {
+    for (const [method, suffix, body, field] of [
+      ['POST', '/status', { status: 'done' }, 'status'],
+      ['PUT', '/assignee', { user_id: 'me' }, 'user_id'],
+      ['POST', '/messages', { content: '' }, 'content'],
+      ['POST', '/messages', { content: 'x'.repeat(10_001) }, 'content'],
+      ['POST', '/messages', { content: 'hi', type: 'system' }, 'type'],
+      ['POST', '/merge', { into: 'other' }, 'into'],
+      ['PATCH', '', {}, ''],
+    ] as const) {
       const r = await call(app, method, `/tickets/${t.id}${suffix}`, { token: tok.agent, body });
       expect(r.status, `${method} ${suffix}`).toBe(422);
       if (field) expect(r.body.error.details.fields.map((f: { field: string }) => f.field)).toContain(field);
@@ -1119,22 +885,11 @@ describe('the tenant a request acts in, and the caller’s standing there', () =
       const unpinned = await supabaseToken(agent2);
       const none = await call(app, 'GET', '/tickets', { token: unpinned });
       expect([none.status, errorCode(none)]).toEqual([400, 'tenant_required']);
-      expect((await call(app, 'GET', '/tickets/stats', { token: unpinned, headers: { 'x-tenant-id': 'acme' } })).status).toBe(
-        200,
-      );
-      expect(
-        (await call(app, 'GET', '/tickets/stats', { token: unpinned, headers: { 'x-tenant-id': acme.toUpperCase() } })).status,
-      ).toBe(200);
+      expect((await call(app, 'GET', '/tickets/stats', { token: unpinned, headers: { 'x-tenant-id': 'acme' } })).status).toBe(200);
+      expect((await call(app, 'GET', '/tickets/stats', { token: unpinned, headers: { 'x-tenant-id': acme.toUpperCase() } })).status).toBe(200);
       // A customer in globex: the statistics need the agent role.
-      const customer = await call(app, 'GET', '/tickets/stats', {
-        token: unpinned,
-        headers: { 'x-tenant-id': tenants.globex.id },
-      });
-      expect([customer.status, errorCode(customer), customer.body.error.message]).toEqual([
-        403,
-        'forbidden',
-        'This needs the agent role in the tenant',
-      ]);
+      const customer = await call(app, 'GET', '/tickets/stats', { token: unpinned, headers: { 'x-tenant-id': tenants.globex.id } });
+      expect([customer.status, errorCode(customer), customer.body.error.message]).toEqual([403, 'forbidden', 'This needs the agent role in the tenant']);
       for (const name of ['no-such-tenant', '10000000-0000-4000-8000-0000000000ff']) {
         const r = await call(app, 'GET', '/tickets', { token: unpinned, headers: { 'x-tenant-id': name } });
         expect([r.status, errorCode(r)], name).toEqual([404, 'not_found']);
@@ -1148,8 +903,7 @@ describe('the tenant a request acts in, and the caller’s standing there', () =
 
   it('a token bound to a tenant acts only there: X-Tenant-Id must name the same one', async () => {
     for (const same of ['acme', acme]) {
-      expect((await call(app, 'GET', '/tickets/stats', { token: tok.agent, headers: { 'x-tenant-id': same } })).status, same)
-        .toBe(200);
+      expect((await call(app, 'GET', '/tickets/stats', { token: tok.agent, headers: { 'x-tenant-id': same } })).status, same).toBe(200);
     }
     for (const other of ['globex', tenants.globex.id, 'no-such-tenant']) {
       const r = await call(app, 'GET', '/tickets', { token: tok.agent, headers: { 'x-tenant-id': other } });
@@ -1160,10 +914,7 @@ describe('the tenant a request acts in, and the caller’s standing there', () =
   it('platform admins act as super_admin in a tenant named by id; a slug of a tenant they are not in names none', async () => {
     const stats = await call(app, 'GET', '/tickets/stats', { token: tok.super, headers: { 'x-tenant-id': acme } });
     expect(stats.status).toBe(200);
-    const deleted = await call(app, 'GET', `/tickets?include_deleted=true&limit=1`, {
-      token: tok.super,
-      headers: { 'x-tenant-id': acme },
-    });
+    const deleted = await call(app, 'GET', `/tickets?include_deleted=true&limit=1`, { token: tok.super, headers: { 'x-tenant-id': acme } });
     expect(deleted.status).toBe(200);
     const bySlug = await call(app, 'GET', '/tickets', { token: tok.super, headers: { 'x-tenant-id': 'acme' } });
     expect([bySlug.status, errorCode(bySlug)]).toEqual([404, 'not_found']);
@@ -1172,8 +923,7 @@ describe('the tenant a request acts in, and the caller’s standing there', () =
   it('an invitee’s token bound to the tenant acts in none of it, whatever X-Tenant-Id says', async () => {
     const invitee = { id: '00000000-0000-4000-8000-0000000000a9', email: 'invitee@acme.test' };
     await db.sql`insert into public.users (id, email) values (${invitee.id}, ${invitee.email})`;
-    await db
-      .sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${invitee.id}, ${invitee.id})`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${invitee.id}, ${invitee.id})`;
     await db.sql`insert into public.invitations (tenant_id, email) values (${acme}, ${invitee.email})`;
     const bound = await supabaseToken(invitee, { tenantId: acme });
     for (const headers of [{}, { 'x-tenant-id': 'globex' }, { 'x-tenant-id': 'acme' }] as Record<string, string>[]) {
