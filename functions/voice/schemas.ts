@@ -181,6 +181,16 @@ export const CallEventResult = z.object({
   status: z.enum(['ringing', 'in_progress', 'completed', 'failed', 'missed']),
 }).openapi('CallEventResult');
 
+/** An answer, segments or an end that overtook its call's start
+ *  (20261203140000_voice_early_events.sql): held, and applied when the start arrives. */
+export const CallEventHeld = z.object({
+  held: z.literal(true),
+  provider_call_id: z.string(),
+  held_until: z.string().openapi({
+    description: 'When it is dropped if its call has not started by then (a start after that finds nothing held)',
+  }),
+}).openapi('CallEventHeld');
+
 // ---------------------------------------------------------------- people's routes
 
 const Instant = z.string().openapi({ format: 'date-time' });

@@ -111,6 +111,36 @@ describe('a tenant API key on the call path', () => {
     expect((await db.sql`select count(*)::int as n from public.voice_calls where tenant_id = ${globex}`)[0].n).toBe(before);
   });
 
+  it("an event that overtakes its call's start is held under the key too; the key's start applies it, audited under the key", async () => {
+    const since = (await db.sql`select coalesce(max(id), 0)::bigint as id from public.audit_logs`)[0].id;
+    const id = 'key-call-early';
+    const early = await event(
+      { type: 'transcript.segments', tenant_id: acme, provider_call_id: id, segments: [{ seq: 0, speaker: 'customer', content: 'hi' }] },
+      key.events.key,
+    );
+    expect([early.status, early.body.held], JSON.stringify(early.body)).toEqual([202, true]);
+    // Not for another tenant: the key's own tenant only, as for its calls.
+    const theirs = await event(
+      { type: 'transcript.segments', tenant_id: globex, provider_call_id: id, segments: [{ seq: 0, speaker: 'agent', content: 'x' }] },
+      key.events.key,
+    );
+    expect([theirs.status, errorCode(theirs)]).toEqual([404, 'unknown_call']);
+    expect((await db.sql`select count(*)::int as n from private.voice_call_early_events where tenant_id = ${globex}`)[0].n).toBe(0);
+    const started = await event(
+      { type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: id, direction: 'inbound' },
+      key.events.key,
+    );
+    expect([started.status, started.body.status]).toEqual([200, 'in_progress']);
+    const rows = await db.sql`
+      select table_name, action, actor_subject from public.audit_logs
+      where id > ${since} and table_name in ('voice_calls', 'voice_call_segments') order by id`;
+    expect(rows.map((r) => `${r.action} ${r.table_name} ${r.actor_subject}`)).toEqual([
+      `INSERT voice_calls ${key.events.id}`,
+      `UPDATE voice_calls ${key.events.id}`,
+      `INSERT voice_call_segments ${key.events.id}`,
+    ]);
+  });
+
   it("its call events are audited under the key and its creator, the provider's under nobody", async () => {
     const since = (await db.sql`select coalesce(max(id), 0)::bigint as id from public.audit_logs`)[0].id;
     const id = 'key-call-audited';

@@ -487,6 +487,8 @@ describe('call events', () => {
       cost: 0.12,
       ...extra,
     });
+  const answered = (id: string, answered_at?: string) =>
+    event({ type: 'call.answered', tenant_id: acme, provider_call_id: id, ...(answered_at ? { answered_at } : {}) });
   const transcript = async (id: string) =>
     (await db
       .sql`select s.seq, s.content from public.voice_call_segments s join public.voice_calls c on c.tenant_id = s.tenant_id and c.id = s.call_id
@@ -559,7 +561,7 @@ describe('call events', () => {
     expect(new Date(q.answered_at).getTime()).toBe(new Date(q.started_at).getTime());
   });
 
-  it('refuses a status the machine does not allow, and events for calls that never started', async () => {
+  it('refuses a status the machine does not allow', async () => {
     await started('pc-answered', { answered: true });
     const missed = await ended('pc-answered', { status: 'missed' });
     expect([missed.status, errorCode(missed), missed.body.error.details]).toEqual([409, 'invalid_transition', {
@@ -567,14 +569,177 @@ describe('call events', () => {
       to: 'missed',
       allowed: ['completed', 'failed'],
     }]);
-    for (const r of [await segments('pc-nowhere', [{ seq: 0 }]), await ended('pc-nowhere')]) {
+  });
+
+  const heldRows = async (id: string) =>
+    (await db.sql`select type from private.voice_call_early_events where provider_call_id = ${id} order by id`).map((r) => r.type);
+
+  it('an answer, segments and an end that overtake the start are held; the start applies them in the order they came', async () => {
+    await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types)
+      values (${acme}, 'https://hooks.example.com/early', 'v1:x', '{call.started,call.ended}')`;
+    onTestFinished(async () => {
+      await db.sql`delete from private.webhook_events where tenant_id = ${acme}`;
+      await db.sql`delete from public.webhook_endpoints where url = 'https://hooks.example.com/early'`;
+    });
+    const early = [
+      await segments('pc-early-1', [{ seq: 1 }]),
+      await segments('pc-early-1', [{ seq: 0 }, { seq: 1, content: 'a repeat keeps the first' }]),
+      await ended('pc-early-1'),
+    ];
+    for (const r of early) {
+      expect([r.status, r.body.held, r.body.provider_call_id], JSON.stringify(r.body)).toEqual([202, true, 'pc-early-1']);
+      expect(Date.parse(r.body.held_until) - Date.now()).toBeGreaterThan(9 * 60_000);
+    }
+    expect(await db.sql`select id from public.voice_calls where provider_call_id = 'pc-early-1'`).toEqual([]);
+    expect(await heldRows('pc-early-1')).toEqual(['transcript.segments', 'transcript.segments', 'call.ended']);
+
+    const start = await started('pc-early-1');
+    expect([start.status, start.body.applied, start.body.status]).toEqual([200, true, 'completed']);
+    expect(await transcript('pc-early-1')).toEqual(['0:line 0', '1:line 1']);
+    const [c] = await db.sql`select status, duration_seconds, cost::float8 as cost, outcome, answered_at = started_at as answered_at_start,
+      ended_at >= started_at as ends_after_start from public.voice_calls where provider_call_id = 'pc-early-1'`;
+    expect(c).toEqual({ status: 'completed', duration_seconds: 42, cost: 0.12, outcome: 'answered', answered_at_start: true, ends_after_start: true });
+    expect(await heldRows('pc-early-1')).toEqual([]);
+    // The webhooks as if each had arrived in time: the start first.
+    const hooks = await db.sql`select type from private.webhook_events where tenant_id = ${acme} and payload -> 'data' ->> 'provider_call_id' = 'pc-early-1' order by id`;
+    expect(hooks.map((h) => h.type)).toEqual(['call.started', 'call.ended']);
+    // Once applied, they are the call's: a repeated start or end changes nothing.
+    expect((await started('pc-early-1')).body).toMatchObject({ applied: false, status: 'completed' });
+    expect((await ended('pc-early-1', { status: 'failed' })).body).toMatchObject({ applied: false, status: 'completed' });
+  });
+
+  it('an early end without a time ends the call when it arrived, never before the start; an early answer likewise', async () => {
+    await answered('pc-early-times');
+    const heldAt = (await db.sql`select received_at from private.voice_call_early_events where provider_call_id = 'pc-early-times'`)[0].received_at;
+    await ended('pc-early-times');
+    await started('pc-early-times', { started_at: new Date(Date.now() - 60_000).toISOString() });
+    const [c] = await db.sql`select answered_at, ended_at, started_at from public.voice_calls where provider_call_id = 'pc-early-times'`;
+    // Answered when the answer came (not when the start came), ended when the end came.
+    expect(c.answered_at.toISOString()).toBe(heldAt.toISOString());
+    expect(c.ended_at.getTime()).toBeGreaterThanOrEqual(c.answered_at.getTime());
+    expect(c.ended_at.getTime()).toBeLessThan(Date.now());
+    // A start reported after the held end (the provider's clocks disagree): the end is the start.
+    await ended('pc-early-skew');
+    await started('pc-early-skew', { started_at: new Date(Date.now() - 1).toISOString() });
+    const [k] = await db.sql`select ended_at >= started_at as ok, status from public.voice_calls where provider_call_id = 'pc-early-skew'`;
+    expect(k).toEqual({ ok: true, status: 'completed' });
+  });
+
+  it('an end its call then refuses is dropped, and the start and the events before it stand', async () => {
+    await answered('pc-early-refused');
+    await ended('pc-early-refused', { status: 'missed' }); // an answered call cannot be missed
+    const start = await started('pc-early-refused');
+    expect([start.status, start.body.applied, start.body.status]).toEqual([200, true, 'in_progress']);
+    expect(await heldRows('pc-early-refused')).toEqual([]);
+    // The real end that follows applies as always.
+    expect((await ended('pc-early-refused')).body).toMatchObject({ applied: true, status: 'completed' });
+  });
+
+  it('held events older than 10 minutes are dropped: a start after that finds nothing held', async () => {
+    await segments('pc-early-stale', [{ seq: 0 }]);
+    await ended('pc-early-stale');
+    await db.sql`update private.voice_call_early_events set received_at = now() - interval '11 minutes' where provider_call_id = 'pc-early-stale'`;
+    const start = await started('pc-early-stale');
+    expect([start.body.applied, start.body.status]).toEqual([true, 'ringing']);
+    expect(await transcript('pc-early-stale')).toEqual([]);
+    expect(await heldRows('pc-early-stale')).toEqual([]);
+    // And the next hold in the tenant clears what expired of its other calls.
+    await segments('pc-early-never', [{ seq: 0 }]);
+    await db.sql`update private.voice_call_early_events set received_at = now() - interval '11 minutes' where provider_call_id = 'pc-early-never'`;
+    await segments('pc-early-next', [{ seq: 0 }]);
+    expect(await heldRows('pc-early-never')).toEqual([]);
+    expect(await heldRows('pc-early-next')).toEqual(['transcript.segments']);
+  });
+
+  it('a tenant holds at most 1,000 early events; beyond, 404 unknown_call as before, and other tenants are not affected', async () => {
+    await db.sql`insert into private.voice_call_early_events (tenant_id, provider_call_id, type, payload)
+      select ${acme}, 'pc-flood-' || g, 'call.ended', '{"status": "completed"}' from generate_series(1, 1000) g`;
+    onTestFinished(async () => {
+      await db.sql`delete from private.voice_call_early_events where provider_call_id like 'pc-flood-%'`;
+    });
+    for (const r of [await segments('pc-early-full', [{ seq: 0 }]), await ended('pc-early-full')]) {
       expect([r.status, errorCode(r)]).toEqual([404, 'unknown_call']);
+    }
+    expect(await heldRows('pc-early-full')).toEqual([]);
+    const theirs = await event({ type: 'call.ended', tenant_id: globex, provider_call_id: 'pc-early-globex', status: 'completed' });
+    expect(theirs.status).toBe(202);
+  });
+
+  it('a start and an event of one call arriving at once: every event applied, once', async () => {
+    const ids = Array.from({ length: 40 }, (_, i) => `pc-early-race-${i}`);
+    const results = await Promise.all(ids.flatMap((id) => [started(id), segments(id, [{ seq: 0 }]), ended(id)]));
+    expect(results.every((r) => r.status === 200 || r.status === 202), JSON.stringify(results.find((r) => r.status >= 300)?.body))
+      .toBe(true);
+    const calls = await db.sql`
+      select c.status, (select count(*)::int from public.voice_call_segments s where s.tenant_id = c.tenant_id and s.call_id = c.id) as n
+      from public.voice_calls c where c.provider_call_id like 'pc-early-race-%'`;
+    expect(calls).toHaveLength(40);
+    // The segment may arrive after the end (then a late one: dropped, as always); the end always applies.
+    expect(calls.filter((c) => c.status !== 'completed')).toEqual([]);
+    const [{ n }] = await db.sql`select count(*)::int as n from private.voice_call_early_events where provider_call_id like 'pc-early-race-%'`;
+    expect(n).toBe(0);
+  });
+
+  it('a hold and a start of one call id take turns: the start applies an event held meanwhile, or the event finds the call', async () => {
+    const a = await db.sql.reserve();
+    const b = await db.sql.reserve();
+    // Until the statement of this pid waits for a lock (a bounded wait: it never does without one).
+    const waiting = async (pid: number) => {
+      for (let i = 0; i < 500; i++) {
+        const [w] = await db.sql`select wait_event_type from pg_stat_activity where pid = ${pid}`;
+        if (w?.wait_event_type === 'Lock') return;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      throw new Error(`backend ${pid} never waited for the lock`);
+    };
+    const end = db.sql.json({ status: 'completed', duration_seconds: 7 });
+    try {
+      const [{ pid: pidA }] = await a`select pg_backend_pid() as pid`;
+      const [{ pid: pidB }] = await b`select pg_backend_pid() as pid`;
+      // Held first; the start comes while the hold is not committed yet.
+      await a`begin`;
+      const [h] = await a`select held from private.voice_call_event_held(${acme}, 'pc-turns-1', 'call.ended', ${end})`;
+      expect(h.held).toBe(true);
+      const start = b`select * from private.voice_call_started(${acme}, ${AGENT.acme}, 'pc-turns-1', 'inbound', null, null, null, false)`
+        .then((rows) => rows);
+      await waiting(pidB);
+      await a`commit`;
+      expect((await start)[0]).toMatchObject({ applied: true, status: 'completed' });
+      expect((await db.sql`select duration_seconds from public.voice_calls where provider_call_id = 'pc-turns-1'`)[0].duration_seconds)
+        .toBe(7);
+      // Started first; the event comes while the start is not committed yet: not held, sent again.
+      await b`begin`;
+      await b`select * from private.voice_call_started(${acme}, ${AGENT.acme}, 'pc-turns-2', 'inbound', null, null, null, false)`;
+      const hold = a`select held from private.voice_call_event_held(${acme}, 'pc-turns-2', 'call.ended', ${end})`
+        .then((rows) => rows);
+      await waiting(pidA);
+      await b`commit`;
+      expect((await hold)[0].held).toBe(false);
+      expect(await heldRows('pc-turns-2')).toEqual([]);
+    } finally {
+      a.release();
+      b.release();
     }
   });
 
+  it('a tenant that could not start the call holds nothing: suspended, no voice in its plan, deleted', async () => {
+    const early = () => event({ type: 'call.ended', tenant_id: globex, provider_call_id: 'pc-early-state', status: 'completed' });
+    try {
+      await db.sql`update public.tenants set status = 'suspended' where id = ${globex}`;
+      const suspended = await early();
+      await db.sql`update public.tenants set status = 'active', plan = 'starter' where id = ${globex}`;
+      const offPlan = await early();
+      await db.sql`update public.tenants set status = 'deleted', deleted_at = now(), plan = 'pro' where id = ${globex}`;
+      const deleted = await early();
+      expect([suspended, offPlan, deleted].map((r) => [r.status, errorCode(r)]))
+        .toEqual([[404, 'unknown_call'], [404, 'unknown_call'], [404, 'tenant_deleted']]);
+    } finally {
+      await db.sql`update public.tenants set status = 'active', deleted_at = null, plan = 'pro' where id = ${globex}`;
+    }
+    expect(await heldRows('pc-early-state')).toEqual([]);
+  });
+
   it('call.answered: the first answer of a ringing call applies with its time (bounded by the start and now); a repeated or late one changes nothing', async () => {
-    const answered = (id: string, answered_at?: string) =>
-      event({ type: 'call.answered', tenant_id: acme, provider_call_id: id, ...(answered_at ? { answered_at } : {}) });
     const at = new Date(Date.now() - 60_000);
     expect((await started('pc-answer', { started_at: at.toISOString() })).body.status).toBe('ringing');
     const picked = new Date(at.getTime() + 7_000).toISOString();
@@ -596,7 +761,7 @@ describe('call events', () => {
     const late = await answered('pc-answer-early');
     expect([late.body.applied, late.body.status]).toEqual([false, 'completed']);
     const nowhere = await answered('pc-answer-nowhere');
-    expect([nowhere.status, errorCode(nowhere)]).toEqual([404, 'unknown_call']);
+    expect([nowhere.status, nowhere.body.held]).toEqual([202, true]);
   });
 
   it('takes a start or an end reported ahead of now as now: a call started in 2099 would never be swept', async () => {
@@ -745,8 +910,10 @@ describe('call events', () => {
     const content = (id: string) => (id === 'pc-bat-bad' ? 'broken \ud800 text' : undefined);
     const alone: Awaited<ReturnType<typeof event>>[] = [];
     for (const id of ids) alone.push(await segments(id, [{ seq: 0, content: content(id) }]));
-    expect(alone.map((r) => [r.status, r.body.segments_added ?? errorCode(r)]))
-      .toEqual([[200, 1], [200, 1], [200, 1], [200, 0], [404, 'unknown_call'], [422, 'validation_failed']]);
+    // The unknown call's events are held for it (each answer with its own time).
+    const same = (r: Awaited<ReturnType<typeof event>>) => (r.body.held ? { ...r, body: { ...r.body, held_until: 'later' } } : r);
+    expect(alone.map((r) => [r.status, r.body.segments_added ?? (r.body.held ? 'held' : errorCode(r))]))
+      .toEqual([[200, 1], [200, 1], [200, 1], [200, 0], [202, 'held'], [422, 'validation_failed']]);
     const statements: string[] = [];
     observeStatements((text) => statements.push(text));
     try {
@@ -754,8 +921,8 @@ describe('call events', () => {
       const burst = Array.from({ length: 120 }, (_, i) => ({ id: ids[(119 - i) % 6], seq: 1 + Math.floor(i / 6) }));
       const together = await Promise.all(burst.map((b) => segments(b.id, [{ seq: b.seq, content: content(b.id) }])));
       // A new seq adds one segment as the first did; the ended call takes none; the
-      // unknown is 404; the bad text is its own 422, and no other event's.
-      together.forEach((r, i) => expect(r, `event ${i}`).toEqual(alone[ids.indexOf(burst[i].id)]));
+      // unknown is held; the bad text is its own 422, and no other event's.
+      together.forEach((r, i) => expect(same(r), `event ${i}`).toEqual(same(alone[ids.indexOf(burst[i].id)])));
     } finally {
       observeStatements(null);
     }
@@ -1058,7 +1225,10 @@ describe('calls, as people read them', () => {
       seen.push(...r.body.items.map((x: { id: string }) => x.id));
       cursor = r.body.next;
     }
-    expect(seen).toEqual(all.body.items.map((x: { id: string }) => x.id));
+    // The pages in turn are the one long page (its first 100), then the rest: each call once.
+    expect(seen.slice(0, all.body.items.length)).toEqual(all.body.items.map((x: { id: string }) => x.id));
+    const [{ n }] = await db.sql`select count(*)::int as n from public.voice_calls where agent_id = ${AGENT.acme}`;
+    expect([seen.length, new Set(seen).size]).toEqual([n, n]);
     const none = await call(app, 'GET', '/voice/calls?started_before=2000-01-01T00:00:00Z', { token: tok.agent });
     expect(none.body.items).toEqual([]);
   });

@@ -45,8 +45,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   ],
   'private.rate_limit_hit': ['20261202074000_rate_limit_speed.sql', '20261202080300_rate_limit_per_api_key.sql'],
   // The call events ask the tenant's state: no new call for a suspended one, nothing for a
-  // deleted one; a deleted tenant has no knowledge (issue 14).
-  'private.voice_call_started': ['20261202160000_voice_events_tenant_state.sql'],
+  // deleted one; a deleted tenant has no knowledge (issue 14); a new call answers its
+  // status after the events held for it (issue 14, early events).
+  'private.voice_call_started': ['20261202160000_voice_events_tenant_state.sql', '20261203140000_voice_early_events.sql'],
   // ... and a timed-out call takes its late segments and its real end once (issue 14,
   // stale calls).
   'private.voice_call_segments_appended': [

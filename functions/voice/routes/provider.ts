@@ -17,7 +17,7 @@ import { needs } from '../../../shared/auth/needs.ts';
 import { Batcher } from '../../../shared/batch.ts';
 import { telephonyKeyClaims, telephonyTenant } from '../../../shared/auth/service.ts';
 import { asApiKeyMachine, callPathDb, type Sql } from '../../../shared/db.ts';
-import { ApiError, type PgLikeError } from '../../../shared/errors.ts';
+import { ApiError, type PgLikeError, toApiError } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import {
   bodyErrors,
@@ -63,10 +63,16 @@ const routes = {
     request: { body: jsonBody(s.CallEventBody) },
     responses: {
       200: jsonResponse(s.CallEventResult, 'What the event did; a repeated or late event changes nothing'),
+      202: jsonResponse(
+        s.CallEventHeld,
+        'An answer, segments or an end for a call not started yet: held for 10 minutes and applied, in the order ' +
+          'held, when the call starts',
+      ),
       ...telephonyErrors,
       404: errorResponse(
-        '`unknown_call`: an answer, segments or an end for a call that never started; `unknown_tenant`: no such tenant; ' +
-          '`tenant_deleted`: the tenant is deleted and takes no event',
+        '`unknown_call`: an answer, segments or an end for a call that did not start, in a tenant that could not start ' +
+          'it (suspended, no voice in its plan) or that holds 1,000 early events already; `unknown_tenant`: no such ' +
+          'tenant; `tenant_deleted`: the tenant is deleted and takes no event',
       ),
       409: errorResponse("`invalid_transition`: the end asked for is not allowed from the call's status"),
       403: errorResponse(
@@ -196,11 +202,44 @@ export const provider = createRouter()
     // A key's event runs under the key's claims (the audit names it) and alone: a batch
     // is one statement for many callers.
     const keyClaims = telephonyKeyClaims(c);
-    const result = keyClaims
-      ? await asApiKeyMachine(keyClaims, (tx) => reportEvent(e, tx, false))
-      : await reportEvent(e, callPathDb(), true);
-    return c.json(result, 200);
+    const run = <T>(work: (sql: Sql) => Promise<T>) => keyClaims ? asApiKeyMachine(keyClaims, work) : work(callPathDb());
+    try {
+      return c.json(await run((sql) => reportEvent(e, sql, !keyClaims)), 200);
+    } catch (err) {
+      // An event that overtook its call's start is held for it (in a transaction of its
+      // own: the refused one is over); when the call started in between, it is sent
+      // again, as it would arrive now.
+      if (e.type === 'call.started' || toApiError(err).code !== 'unknown_call') throw err;
+      const [held] = await run((sql) => holdEvent(e, sql));
+      if (held.held) {
+        return c.json({ held: true as const, provider_call_id: e.provider_call_id, held_until: held.held_until }, 202);
+      }
+      return c.json(await run((sql) => reportEvent(e, sql, false)), 200);
+    }
   });
+
+type Early = Exclude<z.infer<typeof s.CallEventBody>, { type: 'call.started' }>;
+
+/** Holds an event for a call not started yet: what the start will apply, with the times
+ *  taken as they would be now (none stays none: the start takes the time it arrived). */
+async function holdEvent(e: Early, sql: Sql) {
+  const payload = e.type === 'call.answered'
+    ? { answered_at: notAhead(e.answered_at) }
+    : e.type === 'transcript.segments'
+    ? { segments: e.segments }
+    : {
+      status: e.status,
+      ended_at: notAhead(e.ended_at),
+      duration_seconds: e.duration_seconds ?? null,
+      outcome: e.outcome ?? null,
+      cost: e.cost ?? null,
+      summary: e.summary ?? null,
+      recording_path: e.recording_path ?? null,
+    };
+  return await sql<{ held: boolean; held_until: string }>`
+    select held, to_char(held_until at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as held_until
+    from private.voice_call_event_held(${e.tenant_id}, ${e.provider_call_id}, ${e.type}, ${sql.json(payload)})`;
+}
 
 /** One call event, reported on `sql` (small transcript events join a batch when `batch`):
  *  what it did to the call. */
