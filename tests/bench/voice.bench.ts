@@ -167,6 +167,13 @@ beforeAll(async () => {
       -- and one word that a tenth of the chunks share: a broad query ranks 10,000 of them.
       || ' season' || (g % 10)
     from generate_series(1, ${CHUNKS}) g`;
+  // The chunks' postings, which their (disabled) trigger writes as each chunk is written
+  // (20261203150000_kb_postings.sql): here in one statement.
+  await db.sql`
+    insert into private.kb_postings (tenant_id, knowledge_base_id, config, lexeme, positions, chunk_id)
+    select p.* from public.kb_chunks k
+    cross join lateral private.kb_chunk_postings(k.tenant_id, k.knowledge_base_id, k.id, k.search_english, k.search_simple) p
+    where k.tenant_id = ${acme}`;
   await db.sql`alter table public.voice_agents enable trigger user`;
   await db.sql`alter table public.voice_customers enable trigger user`;
   await db.sql`alter table public.kb_chunks enable trigger user`;
@@ -302,11 +309,44 @@ describe('voice call path', () => {
             limit v_limit;
         end;
         $$`;
+      // And the search before 20261203150000_kb_postings.sql (its full-text part): every
+      // match ranked through GIN, (id, score) alone, the rows read after the limit.
+      await db.sql`
+        create or replace function bench.kb_search_every_match(p_tenant_id uuid, p_query text, p_knowledge_base_id uuid, p_limit int)
+        returns table (chunk_id uuid, document_id uuid, knowledge_base_id uuid, title text, ordinal int, content text, score real)
+        language plpgsql stable set search_path = '' set plan_cache_mode = force_custom_plan as $$
+        declare
+          v_limit int := least(greatest(coalesce(p_limit, 5), 1), 50);
+          qs tsquery := websearch_to_tsquery('simple'::regconfig, coalesce(p_query, ''));
+          qe tsquery := websearch_to_tsquery('english'::regconfig, coalesce(p_query, ''));
+        begin
+          return query
+            with best as materialized (
+              select m.id, greatest(ts_rank(m.search_english, qe), ts_rank(m.search_simple, qs))::real as score
+              from public.kb_chunks m
+              where m.tenant_id = p_tenant_id
+                and (p_knowledge_base_id is null or m.knowledge_base_id = p_knowledge_base_id)
+                and (m.search_english @@ qe or m.search_simple @@ qs)
+              order by score desc, m.id
+              limit v_limit
+            )
+            select k.id, k.document_id, k.knowledge_base_id, d.title, k.ordinal, k.content, b.score
+            from best b
+            join public.kb_chunks k on k.tenant_id = p_tenant_id and k.id = b.id
+            join public.kb_documents d on d.tenant_id = k.tenant_id and d.id = k.document_id
+            order by b.score desc, k.id;
+        end;
+        $$`;
       const broadWholeRows = (i: number) => raw`select * from bench.kb_search_whole_rows(${acme}, ${`season${i % 10}`}, null, 5)`;
+      const broadEveryMatch = (i: number) => raw`select * from bench.kb_search_every_match(${acme}, ${`season${i % 10}`}, null, 5)`;
       await closedLoop(1, async (i) => void await broad(i));
       results.push(line(
         'baseline: the search before its late rows, 1 connection (a word in 10% of the chunks, 10,000 matches)',
         await closedLoop(1, async (i) => void await broadWholeRows(i)),
+      ));
+      results.push(line(
+        'baseline: the search before its postings (every match ranked), 1 connection (a word in 10% of the chunks, 10,000 matches)',
+        await closedLoop(1, async (i) => void await broadEveryMatch(i)),
       ));
       for (const clients of [1, 8]) {
         results.push(line(
@@ -317,6 +357,28 @@ describe('voice call path', () => {
           `kb search in SQL, ${clients} connection(s) (a word in 10% of the chunks, 10,000 matches)`,
           await closedLoop(clients, async (i) => void await broad(i)),
         ));
+      }
+      // What the postings cost: their size, and a document's upload and delete (~50 chunks
+      // of ~40 words) with their trigger and, same run, without it.
+      const [size] = await db.sql`
+        select (select count(*) from private.kb_postings)::int as n,
+               pg_total_relation_size('private.kb_postings') / 1048576 as mb,
+               pg_total_relation_size('public.kb_chunks') / 1048576 as chunks_mb`;
+      results.push(`[voice bench] postings: ${size.n} rows, ${size.mb} MB with their index, for chunks of ${size.chunks_mb} MB`);
+      const [{ kb }] = await db.sql`select id as kb from public.voice_knowledge_bases where tenant_id = ${acme} limit 1`;
+      const text = Array.from({ length: 50 }, (_, p) => Array.from({ length: 40 }, (_, w) => `${words[(p + w) % 6]}${(p * 40 + w) % 997}`).join(' '))
+        .join('\n\n');
+      const upload = async () => {
+        const [{ id }] = await raw`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+          values (${acme}, ${kb}, 'Upload', ${text}) returning id`;
+        await raw`delete from public.kb_documents where id = ${id}`;
+      };
+      results.push(line('a 50-chunk document uploaded and deleted, 1 connection', await closedLoop(1, upload), 'documents/s'));
+      await db.sql`alter table public.kb_chunks disable trigger postings`;
+      try {
+        results.push(line('baseline: the same without postings, 1 connection', await closedLoop(1, upload), 'documents/s'));
+      } finally {
+        await db.sql`alter table public.kb_chunks enable trigger postings`;
       }
       const http = await closedLoop(8, async (i, c) => {
         const res = await request(server.url, c, `/functions/v1/voice/knowledge/search?tenant_id=${acme}&q=${words[i % 6]}${i % 997}`, {

@@ -2,7 +2,11 @@
 // 20261202170100_kb_search_late_rows.sql ranks (id, score) alone and reads the rows after
 // the limit): for broad and narrow words, stems, phrases, OR and negation, every limit,
 // one knowledge base or all, with ties (identical chunks) ordered by id — compared with
-// ranking every match in one plain query, on one connection (126 calls).
+// ranking every match in one plain query, on one connection (126 calls). A query of one
+// word ranks only what its postings give (20261203150000_kb_postings.sql): the same
+// comparison holds it to the same answers, and the postings are checked against the
+// chunks after every kind of write.
+import postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { tenants } from '../helpers/seed.ts';
@@ -44,8 +48,19 @@ afterAll(async () => {
 
 const QUERIES = [
   'refund', 'refunds', 'refunded', 'parking', 'XJ-42', 'warranty', 'room 17', '"late checkout"', 'parking or warranty',
-  'refund -parking', 'paid days', 'nothing-like-this', '', 'the',
+  'refund -parking', 'paid days', 'nothing-like-this', '', 'the', 'late', 'checkout', 'possible', '17', 'room', 'days;',
 ];
+
+/** Postings that the chunks do not give, and chunks' postings that are missing: both empty. */
+const postingsDrift = async () =>
+  await db.sql`
+    with want as (
+      select p.* from public.kb_chunks k
+      cross join lateral private.kb_chunk_postings(k.tenant_id, k.knowledge_base_id, k.id, k.search_english, k.search_simple) p
+    )
+    select 'extra' as kind, count(*)::int as n from (select * from private.kb_postings except all select * from want) x
+    union all
+    select 'missing', count(*)::int from (select * from want except all select * from private.kb_postings) y`;
 
 it('answers the chunks and order that ranking every match gives, for every query, limit and knowledge base', async () => {
   let compared = 0;
@@ -78,4 +93,95 @@ it('answers the chunks and order that ranking every match gives, for every query
   const [{ ties }] = await db.sql`select count(*)::int as ties from (
       select score from private.kb_search_in_tenant(${acme}, 'refunds', null, 50) group by score having count(*) > 1) t`;
   expect(ties).toBeGreaterThan(0);
+});
+
+it('a one-word query reads only its candidates: a word in most chunks ranks a handful of rows, not all of them', async () => {
+  // 'room' is in 320 of each knowledge base's 400 chunks. The statements the search runs,
+  // counted as they ran (auto_explain's nested plans, sent back as notices on this one
+  // connection): the chunks they read.
+  const plans: string[] = [];
+  const probe = postgres(db.adminUrl, { max: 1, onnotice: (n) => plans.push(n.message) });
+  try {
+    await probe.unsafe(`load 'auto_explain'; set auto_explain.log_min_duration = 0;
+      set auto_explain.log_nested_statements = on; set auto_explain.log_analyze = on;
+      set auto_explain.log_timing = off; set auto_explain.log_format = 'json'; set auto_explain.log_level = 'notice'`);
+    const hits = await probe`select chunk_id from private.kb_search_in_tenant(${acme}, 'room', null, 5)`;
+    expect(hits).toHaveLength(5);
+  } finally {
+    await probe.end();
+  }
+  // deno-lint-ignore no-explicit-any
+  const chunksRead = (node: any): number =>
+    (node['Relation Name'] === 'kb_chunks' ? node['Actual Rows'] * (node['Actual Loops'] ?? 1) : 0) +
+    // deno-lint-ignore no-explicit-any
+    (node.Plans ?? []).reduce((n: number, p: any) => n + chunksRead(p), 0);
+  const read = plans.map((m) => JSON.parse(m.slice(m.indexOf('{'))))
+    .filter((p) => !/kb_search_in_tenant/.test(p['Query Text']))
+    .reduce((n, p) => n + chunksRead(p.Plan), 0);
+  // 2 knowledge bases × 2 configurations × 5 candidates, then the 5 best read again for
+  // their rows (ranking every match read 640).
+  expect(read).toBeGreaterThan(0);
+  expect(read).toBeLessThanOrEqual(2 * 2 * 5 + 5);
+});
+
+it('postings follow every write: a new document, a changed one, a deleted one, a deleted knowledge base', async () => {
+  expect(await postingsDrift()).toEqual([{ kind: 'extra', n: 0 }, { kind: 'missing', n: 0 }]);
+  const [{ count }] = await db.sql`select count(*)::int from private.kb_postings`;
+  expect(count).toBeGreaterThan(1000);
+  const [kb] = await db.sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${acme}, 'Churn') returning id`;
+  const [doc] = await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+    values (${acme}, ${kb.id}, 'Churn', ${'Refunds refunds for the parking garage.\n\n'.repeat(80)}) returning id`;
+  expect((await db.sql`select count(*)::int as n from public.kb_chunks where document_id = ${doc.id}`)[0].n).toBeGreaterThan(1);
+  expect(await postingsDrift()).toEqual([{ kind: 'extra', n: 0 }, { kind: 'missing', n: 0 }]);
+  const hit = async () => (await db.sql`select count(*)::int as n from private.kb_search_in_tenant(${acme}, 'garage', ${kb.id}, 50)`)[0].n;
+  expect(await hit()).toBeGreaterThan(0);
+  await db.sql`update public.kb_documents set content = 'Only the valet now.' where id = ${doc.id}`;
+  expect(await postingsDrift()).toEqual([{ kind: 'extra', n: 0 }, { kind: 'missing', n: 0 }]);
+  expect(await hit()).toBe(0);
+  expect((await db.sql`select count(*)::int as n from private.kb_search_in_tenant(${acme}, 'valet', ${kb.id}, 50)`)[0].n).toBe(1);
+  await db.sql`delete from public.kb_documents where id = ${doc.id}`;
+  expect(await postingsDrift()).toEqual([{ kind: 'extra', n: 0 }, { kind: 'missing', n: 0 }]);
+  const [doc2] = await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+    values (${acme}, ${kb.id}, 'Again', 'The valet parks cars.') returning id`;
+  expect(doc2.id).toBeTruthy();
+  await db.sql`delete from public.voice_knowledge_bases where id = ${kb.id}`;
+  expect(await postingsDrift()).toEqual([{ kind: 'extra', n: 0 }, { kind: 'missing', n: 0 }]);
+  expect((await db.sql`select count(*)::int as n from private.kb_postings where knowledge_base_id = ${kb.id}`)[0].n).toBe(0);
+});
+
+it('reads the one word of a query back exactly, quotes and backslashes included, or not at all', async () => {
+  const rows = await db.sql`
+    select w, private.tsquery_single_lexeme(q) as got, q::text as q
+    from unnest(array['plain', 'o''brien', 'back\\slash', 'it''''s', 'two & words', 'a | b', '!neg', 'pre:*', 'w:A']) w,
+         lateral (select case when w ~ '[&|!:]' then to_tsquery('simple', w) else array_to_tsvector(array[w])::text::tsquery end as q) x`;
+  const got = Object.fromEntries(rows.map((r) => [r.w, r.got]));
+  expect(got).toEqual({
+    plain: 'plain',
+    "o'brien": "o'brien",
+    'back\\slash': 'back\\slash',
+    "it''s": "it''s",
+    'two & words': null,
+    'a | b': null,
+    '!neg': null,
+    'pre:*': null,
+    'w:A': null,
+  });
+});
+
+it("another tenant's knowledge base and chunks under the same ids are never a candidate", async () => {
+  // Ids are unique within a tenant only: globex holds a knowledge base with acme's id, and
+  // chunks with acme's chunk ids, full of a word acme's chunks never have.
+  const before = await db.sql`select chunk_id, score from private.kb_search_in_tenant(${acme}, 'refund', ${kbs[0]}, 5)`;
+  await db.sql`insert into public.voice_knowledge_bases (tenant_id, id, name) values (${globex}, ${kbs[0]}, 'Twin')`;
+  const [{ doc }] = await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+    values (${globex}, ${kbs[0]}, 'Twin', 'x') returning id as doc`;
+  await db.sql`
+    insert into public.kb_chunks (tenant_id, id, knowledge_base_id, document_id, ordinal, content)
+    select ${globex}, k.id, ${kbs[0]}, ${doc}, 1000 + k.ordinal, repeat('zebra refund ', 5)
+    from public.kb_chunks k where k.tenant_id = ${acme} and k.knowledge_base_id = ${kbs[0]}`;
+  expect(await db.sql`select chunk_id from private.kb_search_in_tenant(${acme}, 'zebra', null, 5)`).toHaveLength(0);
+  expect([...await db.sql`select chunk_id, score from private.kb_search_in_tenant(${acme}, 'refund', ${kbs[0]}, 5)`]).toEqual([...before]);
+  await db.sql`delete from public.voice_knowledge_bases where tenant_id = ${globex} and id = ${kbs[0]}`;
+  expect(await postingsDrift()).toEqual([{ kind: 'extra', n: 0 }, { kind: 'missing', n: 0 }]);
+  expect([...await db.sql`select chunk_id, score from private.kb_search_in_tenant(${acme}, 'refund', ${kbs[0]}, 5)`]).toEqual([...before]);
 });
