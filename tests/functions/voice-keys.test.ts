@@ -141,6 +141,36 @@ describe('a tenant API key on the call path', () => {
     ]);
   });
 
+  it('a held event is written under whoever sent it, not whoever started the call', async () => {
+    const since = (await db.sql`select coalesce(max(id), 0)::bigint as id from public.audit_logs`)[0].id;
+    // The key's words, then the provider's start; the provider's words, then the key's start.
+    const words = (id: string) => ({
+      type: 'transcript.segments',
+      tenant_id: acme,
+      provider_call_id: id,
+      segments: [{ seq: 0, speaker: 'customer', content: 'hi' }],
+    });
+    const start = (id: string) => ({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: id, direction: 'inbound' });
+    const service = await apiKey('service_role', TEST_JWT_SECRET);
+    expect((await event(words('key-early-words'), key.events.key)).status).toBe(202);
+    expect((await event(start('key-early-words'), service)).status).toBe(200);
+    expect((await event(words('provider-early-words'), service)).status).toBe(202);
+    expect((await event(start('provider-early-words'), key.events.key)).status).toBe(200);
+    const rows = await db.sql`
+      select a.table_name, a.action, a.actor_subject, c.provider_call_id
+      from public.audit_logs a
+      join public.voice_calls c on c.id = (case when a.table_name = 'voice_calls' then a.record_key ->> 'id' else a.new_data ->> 'call_id' end)::uuid
+      where a.id > ${since} and a.table_name in ('voice_calls', 'voice_call_segments') order by a.id`;
+    expect(rows.map((r) => `${r.provider_call_id}: ${r.action} ${r.table_name} by ${r.actor_subject ?? 'nobody'}`)).toEqual([
+      'key-early-words: INSERT voice_calls by nobody',
+      `key-early-words: UPDATE voice_calls by ${key.events.id}`,
+      `key-early-words: INSERT voice_call_segments by ${key.events.id}`,
+      `provider-early-words: INSERT voice_calls by ${key.events.id}`,
+      'provider-early-words: UPDATE voice_calls by nobody',
+      'provider-early-words: INSERT voice_call_segments by nobody',
+    ]);
+  });
+
   it("its call events are audited under the key and its creator, the provider's under nobody", async () => {
     const since = (await db.sql`select coalesce(max(id), 0)::bigint as id from public.audit_logs`)[0].id;
     const id = 'key-call-audited';

@@ -325,6 +325,19 @@ describe('the stale-call sweep', () => {
     expect(await row(id)).toMatchObject({ status: 'failed', duration_seconds: 2147483647 });
   });
 
+  it('drops the call events held longer than 10 minutes for a start that never came, and keeps the live ones', async () => {
+    await db.sql`insert into private.voice_call_early_events (tenant_id, provider_call_id, type, payload, received_at) values
+      (${acme}, 'never-started', 'call.ended', '{"status": "completed"}', now() - interval '11 minutes'),
+      (${globex}, 'never-started', 'call.answered', '{}', now() - interval '3 hours'),
+      (${acme}, 'starting-soon', 'call.ended', '{"status": "completed"}', now() - interval '9 minutes')`;
+    await db.sql`update private.job_schedules set next_run_at = now() where name = 'voice-stale-calls'`;
+    const r = await call(jobsApp, 'POST', '/jobs/run', { token: service });
+    expect(r.body.tasks['voice-stale-calls'].early_events_dropped).toBe(2);
+    expect((await db.sql`select provider_call_id from private.voice_call_early_events`).map((e) => e.provider_call_id))
+      .toEqual(['starting-soon']);
+    await db.sql`delete from private.voice_call_early_events`;
+  });
+
   it("leaves a deleted tenant's calls alone", async () => {
     const id = await start(globex, 'deleted-tenant', ago(20 * MINUTE), false);
     await db.sql`update public.tenants set status = 'deleted', deleted_at = now() where id = ${globex}`;

@@ -608,21 +608,30 @@ describe('call events', () => {
     expect((await ended('pc-early-1', { status: 'failed' })).body).toMatchObject({ applied: false, status: 'completed' });
   });
 
-  it('an early end without a time ends the call when it arrived, never before the start; an early answer likewise', async () => {
+  it('held events keep the times they arrived: an answer or a first segment answers then, an end without a time ends then', async () => {
+    const arrivals = async (id: string) =>
+      (await db.sql`select received_at from private.voice_call_early_events where provider_call_id = ${id} order by id`)
+        .map((r) => r.received_at.toISOString());
+    const times = async (id: string) =>
+      (await db.sql`select answered_at, ended_at from public.voice_calls where provider_call_id = ${id}`)
+        .map((c) => [c.answered_at.toISOString(), c.ended_at.toISOString()])[0];
+    const aMinuteAgo = new Date(Date.now() - 60_000).toISOString();
     await answered('pc-early-times');
-    const heldAt = (await db.sql`select received_at from private.voice_call_early_events where provider_call_id = 'pc-early-times'`)[0].received_at;
     await ended('pc-early-times');
-    await started('pc-early-times', { started_at: new Date(Date.now() - 60_000).toISOString() });
-    const [c] = await db.sql`select answered_at, ended_at, started_at from public.voice_calls where provider_call_id = 'pc-early-times'`;
-    // Answered when the answer came (not when the start came), ended when the end came.
-    expect(c.answered_at.toISOString()).toBe(heldAt.toISOString());
-    expect(c.ended_at.getTime()).toBeGreaterThanOrEqual(c.answered_at.getTime());
-    expect(c.ended_at.getTime()).toBeLessThan(Date.now());
+    const [answerCame, endCame] = await arrivals('pc-early-times');
+    await started('pc-early-times', { started_at: aMinuteAgo });
+    expect(await times('pc-early-times')).toEqual([answerCame, endCame]);
+    // Words before the start: the call was answered when they came, not when the start did.
+    await segments('pc-early-words', [{ seq: 0 }]);
+    await ended('pc-early-words');
+    const [wordsCame, wordsEndCame] = await arrivals('pc-early-words');
+    await started('pc-early-words', { started_at: aMinuteAgo });
+    expect(await times('pc-early-words')).toEqual([wordsCame, wordsEndCame]);
     // A start reported after the held end (the provider's clocks disagree): the end is the start.
     await ended('pc-early-skew');
     await started('pc-early-skew', { started_at: new Date(Date.now() - 1).toISOString() });
-    const [k] = await db.sql`select ended_at >= started_at as ok, status from public.voice_calls where provider_call_id = 'pc-early-skew'`;
-    expect(k).toEqual({ ok: true, status: 'completed' });
+    const [k] = await db.sql`select ended_at = started_at as at_start, status from public.voice_calls where provider_call_id = 'pc-early-skew'`;
+    expect(k).toEqual({ at_start: true, status: 'completed' });
   });
 
   it('an end its call then refuses is dropped, and the start and the events before it stand', async () => {
@@ -635,7 +644,7 @@ describe('call events', () => {
     expect((await ended('pc-early-refused')).body).toMatchObject({ applied: true, status: 'completed' });
   });
 
-  it('held events older than 10 minutes are dropped: a start after that finds nothing held', async () => {
+  it('held events older than 10 minutes are dropped: a start after that finds nothing, and the job clears them', async () => {
     await segments('pc-early-stale', [{ seq: 0 }]);
     await ended('pc-early-stale');
     await db.sql`update private.voice_call_early_events set received_at = now() - interval '11 minutes' where provider_call_id = 'pc-early-stale'`;
@@ -643,24 +652,45 @@ describe('call events', () => {
     expect([start.body.applied, start.body.status]).toEqual([true, 'ringing']);
     expect(await transcript('pc-early-stale')).toEqual([]);
     expect(await heldRows('pc-early-stale')).toEqual([]);
-    // And the next hold in the tenant clears what expired of its other calls.
+    // Those of a call that never starts: dropped by the stale-call job's prune, the live kept.
     await segments('pc-early-never', [{ seq: 0 }]);
+    await segments('pc-early-never', [{ seq: 1 }]);
+    await segments('pc-early-live', [{ seq: 0 }]);
     await db.sql`update private.voice_call_early_events set received_at = now() - interval '11 minutes' where provider_call_id = 'pc-early-never'`;
-    await segments('pc-early-next', [{ seq: 0 }]);
+    const [{ n }] = await db.sql`select private.prune_voice_early_events() as n`;
+    expect(n).toBeGreaterThanOrEqual(2);
     expect(await heldRows('pc-early-never')).toEqual([]);
-    expect(await heldRows('pc-early-next')).toEqual(['transcript.segments']);
+    expect(await heldRows('pc-early-live')).toEqual(['transcript.segments']);
   });
 
-  it('a tenant holds at most 1,000 early events; beyond, 404 unknown_call as before, and other tenants are not affected', async () => {
-    await db.sql`insert into private.voice_call_early_events (tenant_id, provider_call_id, type, payload)
-      select ${acme}, 'pc-flood-' || g, 'call.ended', '{"status": "completed"}' from generate_series(1, 1000) g`;
+  it('a call holds at most 32 early events, a tenant 1,000 and 16 MiB; beyond, 404 unknown_call as before; other tenants unaffected', async () => {
+    const refused = async (r: Awaited<ReturnType<typeof event>>) => expect([r.status, errorCode(r)]).toEqual([404, 'unknown_call']);
+    await db.sql`delete from private.voice_call_early_events where tenant_id = ${acme}`;
     onTestFinished(async () => {
-      await db.sql`delete from private.voice_call_early_events where provider_call_id like 'pc-flood-%'`;
+      await db.sql`delete from private.voice_call_early_events where tenant_id = ${acme}`;
     });
-    for (const r of [await segments('pc-early-full', [{ seq: 0 }]), await ended('pc-early-full')]) {
-      expect([r.status, errorCode(r)]).toEqual([404, 'unknown_call']);
-    }
-    expect(await heldRows('pc-early-full')).toEqual([]);
+    // One call: 32 taken, the 33rd refused.
+    for (let seq = 0; seq < 32; seq++) expect((await segments('pc-early-chatty', [{ seq }])).status).toBe(202);
+    await refused(await segments('pc-early-chatty', [{ seq: 32 }]));
+    // The tenant: 999 held, the 1,000th taken, the 1,001st refused.
+    await db.sql`delete from private.voice_call_early_events where tenant_id = ${acme}`;
+    await db.sql`insert into private.voice_call_early_events (tenant_id, provider_call_id, type, payload)
+      select ${acme}, 'pc-flood-' || g, 'call.ended', '{"status": "completed"}' from generate_series(1, 999) g`;
+    expect((await ended('pc-early-1000th')).status).toBe(202);
+    await refused(await ended('pc-early-1001st'));
+    expect(await heldRows('pc-early-1001st')).toEqual([]);
+    // Expired ones do not count.
+    await db.sql`update private.voice_call_early_events set received_at = now() - interval '11 minutes' where provider_call_id = 'pc-flood-1'`;
+    expect((await ended('pc-early-1001st')).status).toBe(202);
+    // Bytes: 17 events of 1 MiB of random text.
+    await db.sql`delete from private.voice_call_early_events where tenant_id = ${acme}`;
+    await db.sql`insert into private.voice_call_early_events (tenant_id, provider_call_id, type, payload)
+      select ${acme}, 'pc-big-' || g, 'call.ended',
+        jsonb_build_object('summary', (select string_agg(md5(random()::text || g || x), '') from generate_series(1, 32768) x))
+      from generate_series(1, 17) g`;
+    const [{ mb }] = await db.sql`select sum(pg_column_size(payload)) / 1048576.0 as mb from private.voice_call_early_events where tenant_id = ${acme}`;
+    expect(Number(mb)).toBeGreaterThan(16);
+    await refused(await ended('pc-early-bytes'));
     const theirs = await event({ type: 'call.ended', tenant_id: globex, provider_call_id: 'pc-early-globex', status: 'completed' });
     expect(theirs.status).toBe(202);
   });
@@ -676,6 +706,7 @@ describe('call events', () => {
     expect(calls).toHaveLength(40);
     // The segment may arrive after the end (then a late one: dropped, as always); the end always applies.
     expect(calls.filter((c) => c.status !== 'completed')).toEqual([]);
+    expect(calls.filter((c) => c.n > 1)).toEqual([]);
     const [{ n }] = await db.sql`select count(*)::int as n from private.voice_call_early_events where provider_call_id like 'pc-early-race-%'`;
     expect(n).toBe(0);
   });

@@ -66,13 +66,13 @@ const routes = {
       202: jsonResponse(
         s.CallEventHeld,
         'An answer, segments or an end for a call not started yet: held for 10 minutes and applied, in the order ' +
-          'held, when the call starts',
+          'held and under the credential that sent it, when the call starts',
       ),
       ...telephonyErrors,
       404: errorResponse(
         '`unknown_call`: an answer, segments or an end for a call that did not start, in a tenant that could not start ' +
-          'it (suspended, no voice in its plan) or that holds 1,000 early events already; `unknown_tenant`: no such ' +
-          'tenant; `tenant_deleted`: the tenant is deleted and takes no event',
+          'it (suspended, no voice in its plan), or with as many early events held as it may (32 a call; 1,000 or 16 MiB ' +
+          'a tenant); `unknown_tenant`: no such tenant; `tenant_deleted`: the tenant is deleted and takes no event',
       ),
       409: errorResponse("`invalid_transition`: the end asked for is not allowed from the call's status"),
       403: errorResponse(

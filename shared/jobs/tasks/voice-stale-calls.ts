@@ -1,7 +1,8 @@
 // voice-stale-calls (every minute, private.job_schedules): ends provisionally the calls
 // whose end event never came — ringing for 15 minutes, or in progress with no event for
 // 4 hours — so they stop counting as live; the provider's late end still replaces it
-// (private.run_voice_stale_call_sweep).
+// (private.run_voice_stale_call_sweep). And drops the call events held for a start that
+// did not come within 10 minutes (private.prune_voice_early_events).
 import { asService } from '../../db.ts';
 import type { Task } from '../types.ts';
 
@@ -11,6 +12,10 @@ export const voiceStaleCalls: Task = {
       null,
       async (tx) => (await tx`select private.run_voice_stale_call_sweep() as n`)[0].n as number,
     );
-    return { ended };
+    const early_events_dropped = await asService(
+      null,
+      async (tx) => (await tx`select private.prune_voice_early_events() as n`)[0].n as number,
+    );
+    return { ended, early_events_dropped };
   },
 };
