@@ -70,12 +70,16 @@ const REDEFINITIONS: Record<string, string[]> = {
   // The same chunks, ranked as (id, score) and read after the limit, with a custom plan
   // per call (issue 14, knowledge search speed).
   // ... and a configuration's query with nothing to look for (negations only) matches nothing.
-  // ... and a query of one word ranks only the candidates its postings give (issue 14, broad words).
+  // ... and a query of one word ranks only the candidates its postings give, each a match (issue 14, broad words).
   'private.kb_search_in_tenant': [
     '20261202170100_kb_search_late_rows.sql',
     '20261202200100_voice_knowledge_review.sql',
     '20261203150000_kb_postings.sql',
+    '20261203170000_kb_postings_review.sql',
   ],
+  // Postings after review: a chunk written again keeps its postings; the backslash as chr(92) (issue 14).
+  'private.kb_chunks_postings': ['20261203170000_kb_postings_review.sql'],
+  'private.tsquery_single_lexeme': ['20261203170000_kb_postings_review.sql'],
   // Chunking in one pass, cutting between words, after a line break when it can (issue 14 review).
   'private.kb_chunk_text': ['20261202200100_voice_knowledge_review.sql'],
   // The provider's end replaces the stale-call sweep's provisional end, and is announced
