@@ -187,6 +187,7 @@ export const CallEventHeld = z.object({
   held: z.literal(true),
   provider_call_id: z.string(),
   held_until: z.string().openapi({
+    format: 'date-time',
     description: 'When it is dropped if its call has not started by then (a start after that finds nothing held)',
   }),
 }).openapi('CallEventHeld');

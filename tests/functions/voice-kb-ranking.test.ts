@@ -2,7 +2,7 @@
 // 20261202170100_kb_search_late_rows.sql ranks (id, score) alone and reads the rows after
 // the limit): for broad and narrow words, stems, phrases, OR and negation, every limit,
 // one knowledge base or all, with ties (identical chunks) ordered by id — compared with
-// ranking every match in one plain query, on one connection (126 calls). A query of one
+// ranking every match in one plain query, on one connection (180 calls). A query of one
 // word ranks only what its postings give (20261203150000_kb_postings.sql): the same
 // comparison holds it to the same answers, and the postings are checked against the
 // chunks after every kind of write.

@@ -5,7 +5,7 @@
 // late segments are stored; a call an event holds is skipped; staff can neither clear the
 // mark nor move a timed-out call.
 import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { app as jobsApp } from '../../functions/jobs/app.ts';
 import { app } from '../../functions/voice/app.ts';
 import { closeDb } from '../../shared/db.ts';
@@ -330,12 +330,14 @@ describe('the stale-call sweep', () => {
       (${acme}, 'never-started', 'call.ended', '{"status": "completed"}', now() - interval '11 minutes'),
       (${globex}, 'never-started', 'call.answered', '{}', now() - interval '3 hours'),
       (${acme}, 'starting-soon', 'call.ended', '{"status": "completed"}', now() - interval '9 minutes')`;
+    onTestFinished(async () => {
+      await db.sql`delete from private.voice_call_early_events`;
+    });
     await db.sql`update private.job_schedules set next_run_at = now() where name = 'voice-stale-calls'`;
     const r = await call(jobsApp, 'POST', '/jobs/run', { token: service });
     expect(r.body.tasks['voice-stale-calls'].early_events_dropped).toBe(2);
     expect((await db.sql`select provider_call_id from private.voice_call_early_events`).map((e) => e.provider_call_id))
       .toEqual(['starting-soon']);
-    await db.sql`delete from private.voice_call_early_events`;
   });
 
   it("leaves a deleted tenant's calls alone", async () => {

@@ -9,7 +9,9 @@
 // many; an idle call path sends each at once). The functions called
 // (private.voice_route_answer, private.voice_call_*) name the tenant explicitly and hold
 // every rule (reason codes, idempotency, ordering, the status machine), so nothing here
-// re-implements one.
+// re-implements one. An event that overtakes its call's start (404 unknown_call) is held
+// instead, in a transaction of its own (private.voice_call_event_held), and sent again
+// at once if the call started meanwhile: two or three statements, for early events only.
 import { createRoute, type z } from '@hono/zod-openapi';
 import type { TypedResponse } from 'hono';
 import type { JSONParsed } from 'hono/utils/types';
