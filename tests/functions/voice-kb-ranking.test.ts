@@ -6,9 +6,9 @@
 // word ranks only what its postings give (20261203150000_kb_postings.sql): the same
 // comparison holds it to the same answers, and the postings are checked against the
 // chunks after every kind of write.
-import postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { rowsRead, withNestedPlans } from '../helpers/nested-plans.ts';
 import { tenants } from '../helpers/seed.ts';
 
 let db: TestDatabase;
@@ -97,26 +97,13 @@ it('answers the chunks and order that ranking every match gives, for every query
 
 it('a one-word query reads only its candidates: a word in most chunks ranks a handful of rows, not all of them', async () => {
   // 'room' is in 320 of each knowledge base's 400 chunks. The statements the search runs,
-  // counted as they ran (auto_explain's nested plans, sent back as notices on this one
-  // connection): the chunks they read.
-  const plans: string[] = [];
-  const probe = postgres(db.adminUrl, { max: 1, onnotice: (n) => plans.push(n.message) });
-  try {
-    await probe.unsafe(`load 'auto_explain'; set auto_explain.log_min_duration = 0;
-      set auto_explain.log_nested_statements = on; set auto_explain.log_analyze = on;
-      set auto_explain.log_timing = off; set auto_explain.log_format = 'json'; set auto_explain.log_level = 'notice'`);
-    const hits = await probe`select chunk_id from private.kb_search_in_tenant(${acme}, 'room', null, 5)`;
-    expect(hits).toHaveLength(5);
-  } finally {
-    await probe.end();
-  }
-  // deno-lint-ignore no-explicit-any
-  const rowsRead = (node: any, table: string): number =>
-    (node['Relation Name'] === table ? node['Actual Rows'] * (node['Actual Loops'] ?? 1) : 0) +
-    // deno-lint-ignore no-explicit-any
-    (node.Plans ?? []).reduce((n: number, p: any) => n + rowsRead(p, table), 0);
-  const statements = plans.map((m) => JSON.parse(m.slice(m.indexOf('{'))))
-    .filter((p) => !/kb_search_in_tenant/.test(p['Query Text']));
+  // counted as they ran: the chunks and postings they read.
+  const { result: hits, plans } = await withNestedPlans(
+    db.adminUrl,
+    (probe) => probe`select chunk_id from private.kb_search_in_tenant(${acme}, 'room', null, 5)`,
+  );
+  expect(hits).toHaveLength(5);
+  const statements = plans.filter((p) => !/kb_search_in_tenant/.test(p['Query Text']));
   const read = (table: string) => statements.reduce((n, p) => n + rowsRead(p.Plan, table), 0);
   // 2 knowledge bases × 4 lists (english, simple, and the shared under each lexeme) × 5
   // candidates from the postings (not every posting of the word), then the 5 best read

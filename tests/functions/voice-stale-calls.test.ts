@@ -4,11 +4,11 @@
 // last known event; the provider's late end replaces that end once (call.ended again);
 // late segments are stored; a call an event holds is skipped; staff can neither clear the
 // mark nor move a timed-out call.
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { app as jobsApp } from '../../functions/jobs/app.ts';
 import { app } from '../../functions/voice/app.ts';
 import { closeDb } from '../../shared/db.ts';
+import { rowsRead, withNestedPlans } from '../helpers/nested-plans.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { call } from '../helpers/http.ts';
@@ -276,27 +276,17 @@ describe('the stale-call sweep', () => {
       select ${acme}, ${id}, g, 'customer', 'word ' || g, now() - make_interval(secs => 3000 - g)
       from generate_series(0, 2999) g`;
     await db.sql`analyze public.voice_call_segments`;
-    // The statements the function runs, planned and counted as they ran (auto_explain's
-    // nested plans sent back as notices on this one connection).
-    const plans: any[] = [];
-    const probe = postgres(db.adminUrl, { max: 1, onnotice: (n) => plans.push(n.message) });
-    try {
-      await probe.unsafe(`load 'auto_explain'; set auto_explain.log_min_duration = 0;
-        set auto_explain.log_nested_statements = on; set auto_explain.log_analyze = on;
-        set auto_explain.log_timing = off; set auto_explain.log_format = 'json'; set auto_explain.log_level = 'notice'`);
-      const [{ last }] = await probe`select private.voice_call_last_event_at(${acme}, ${id}) as last`;
-      const [{ newest }] = await db.sql`select max(created_at) as newest from public.voice_call_segments where call_id = ${id}`;
-      expect(last).toEqual(newest);
-    } finally {
-      await probe.end();
-    }
-    const rowsRead = (node: any): number =>
-      (node['Relation Name'] === 'voice_call_segments' ? node['Actual Rows'] * (node['Actual Loops'] ?? 1) : 0) +
-      (node.Plans ?? []).reduce((n: number, p: any) => n + rowsRead(p), 0);
-    const nested = plans.map((m) => JSON.parse(m.slice(m.indexOf('{'))))
+    // The statements the function runs, planned and counted as they ran.
+    const { result: last, plans } = await withNestedPlans(
+      db.adminUrl,
+      async (probe) => (await probe`select private.voice_call_last_event_at(${acme}, ${id}) as last`)[0].last,
+    );
+    const [{ newest }] = await db.sql`select max(created_at) as newest from public.voice_call_segments where call_id = ${id}`;
+    expect(last).toEqual(newest);
+    const nested = plans
       .filter((p) => /voice_call_segments/.test(p['Query Text']) && !/voice_call_last_event_at/.test(p['Query Text']));
     expect(nested).toHaveLength(1);
-    expect(rowsRead(nested[0].Plan)).toBe(1);
+    expect(rowsRead(nested[0].Plan, 'voice_call_segments')).toBe(1);
   });
 
   it('never lets live calls fill its limit: a call whose last event is recent is no candidate', async () => {
