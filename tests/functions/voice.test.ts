@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { app } from '../../functions/voice/app.ts';
-import { jsonbTextBytes } from '../../functions/voice/schemas.ts';
+import { CallAnsweredEvent, CallEndedEvent, jsonbTextBytes, TranscriptEvent } from '../../functions/voice/schemas.ts';
 import { closeDb, observeStatements } from '../../shared/db.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
@@ -632,6 +632,50 @@ describe('call events', () => {
     await started('pc-early-skew', { started_at: new Date(Date.now() - 1).toISOString() });
     const [k] = await db.sql`select ended_at = started_at as at_start, status from public.voice_calls where provider_call_id = 'pc-early-skew'`;
     expect(k).toEqual({ at_start: true, status: 'completed' });
+  });
+
+  it('a held event keeps every field its schema has, and the start applies each: none dropped on the way', async () => {
+    // The fields an early event carries besides its type and its call (the schemas'), all set.
+    const fieldsOf = (schema: { shape: Record<string, unknown> }) =>
+      Object.keys(schema.shape).filter((k) => !['type', 'tenant_id', 'provider_call_id'].includes(k)).sort();
+    const endedAt = new Date(Date.now() - 5_000).toISOString();
+    const answeredAt = new Date(Date.now() - 50_000).toISOString();
+    const end = {
+      status: 'completed',
+      ended_at: endedAt,
+      duration_seconds: 45,
+      outcome: 'booked',
+      cost: 0.37,
+      summary: 'Booked a table for two.',
+      recording_path: 'recordings/pc-early-full.wav',
+    };
+    expect(Object.keys(end).sort()).toEqual(fieldsOf(CallEndedEvent));
+    expect(['answered_at']).toEqual(fieldsOf(CallAnsweredEvent));
+    expect(['segments']).toEqual(fieldsOf(TranscriptEvent));
+    await answered('pc-early-fields', answeredAt);
+    await segments('pc-early-fields', [{ seq: 0, content: 'a table for two' }]);
+    await ended('pc-early-fields', end);
+    const held = await db.sql`select type, payload from private.voice_call_early_events where provider_call_id = 'pc-early-fields' order by id`;
+    expect(held.map((h) => [h.type, Object.keys(h.payload).sort()])).toEqual([
+      ['call.answered', ['answered_at']],
+      ['transcript.segments', ['segments']],
+      ['call.ended', fieldsOf(CallEndedEvent)],
+    ]);
+    await started('pc-early-fields', { started_at: new Date(Date.now() - 60_000).toISOString() });
+    const [c] = await db.sql`
+      select status, answered_at, ended_at, duration_seconds, outcome, cost::float8 as cost, summary, recording_path
+      from public.voice_calls where provider_call_id = 'pc-early-fields'`;
+    expect({ ...c, answered_at: c.answered_at.toISOString(), ended_at: c.ended_at.toISOString() }).toEqual({
+      status: 'completed',
+      answered_at: answeredAt,
+      ended_at: endedAt,
+      duration_seconds: 45,
+      outcome: 'booked',
+      cost: 0.37,
+      summary: 'Booked a table for two.',
+      recording_path: 'recordings/pc-early-full.wav',
+    });
+    expect(await transcript('pc-early-fields')).toEqual(['0:a table for two']);
   });
 
   it('an end its call then refuses is dropped, and the start and the events before it stand', async () => {
