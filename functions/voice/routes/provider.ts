@@ -222,6 +222,18 @@ export const provider = createRouter()
 
 type Early = Exclude<z.infer<typeof s.CallEventBody>, { type: 'call.started' }>;
 
+/** An end as the database takes it, reported at once or held for its call's start: its
+ *  time never ahead of now, what the provider left out null. */
+const endOf = (e: z.infer<typeof s.CallEndedEvent>) => ({
+  status: e.status,
+  ended_at: notAhead(e.ended_at),
+  duration_seconds: e.duration_seconds ?? null,
+  outcome: e.outcome ?? null,
+  cost: e.cost ?? null,
+  summary: e.summary ?? null,
+  recording_path: e.recording_path ?? null,
+});
+
 /** Holds an event for a call not started yet: what the start will apply, with the times
  *  taken as they would be now (none stays none: the start takes the time it arrived). */
 async function holdEvent(e: Early, sql: Sql) {
@@ -229,15 +241,7 @@ async function holdEvent(e: Early, sql: Sql) {
     ? { answered_at: notAhead(e.answered_at) }
     : e.type === 'transcript.segments'
     ? { segments: e.segments }
-    : {
-      status: e.status,
-      ended_at: notAhead(e.ended_at),
-      duration_seconds: e.duration_seconds ?? null,
-      outcome: e.outcome ?? null,
-      cost: e.cost ?? null,
-      summary: e.summary ?? null,
-      recording_path: e.recording_path ?? null,
-    };
+    : endOf(e);
   return await sql<{ held: boolean; held_until: string }>`
     select held, to_char(held_until at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as held_until
     from private.voice_call_event_held(${e.tenant_id}, ${e.provider_call_id}, ${e.type}, ${sql.json(payload)})`;
@@ -271,13 +275,13 @@ async function reportEvent(
       if (a.error) throw Object.assign(new Error(a.error.message), { ...a.error, name: 'PostgresError' });
       return { applied: a.applied > 0, segments_added: a.applied, call_id: a.call_id, status: a.status };
     }
-    case 'call.ended':
+    case 'call.ended': {
+      const end = endOf(e);
       [r] = await sql<EventRow>`
-        select * from private.voice_call_ended(${e.tenant_id}, ${e.provider_call_id}, ${e.status}, ${notAhead(e.ended_at)},
-          ${e.duration_seconds ?? null}, ${e.outcome ?? null}, ${e.cost ?? null}, ${e.summary ?? null}, ${
-        e.recording_path ?? null
-      })`;
+        select * from private.voice_call_ended(${e.tenant_id}, ${e.provider_call_id}, ${end.status}, ${end.ended_at},
+          ${end.duration_seconds}, ${end.outcome}, ${end.cost}, ${end.summary}, ${end.recording_path})`;
       break;
+    }
   }
   // A start, an answer or an end: what it did to the call.
   return { applied: r.applied as boolean, call_id: r.call_id, status: r.status };

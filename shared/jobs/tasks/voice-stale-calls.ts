@@ -10,14 +10,14 @@ import type { Task } from '../types.ts';
 
 export const voiceStaleCalls: Task = {
   async run() {
-    const [ended, dropped] = await Promise.allSettled([
+    const steps = await Promise.allSettled([
       asService(null, async (tx) => (await tx`select private.run_voice_stale_call_sweep() as n`)[0].n as number),
       asService(null, async (tx) => (await tx`select private.prune_voice_early_events() as n`)[0].n as number),
     ]);
-    for (const step of [ended, dropped]) if (step.status === 'rejected') throw step.reason;
-    return {
-      ended: (ended as PromiseFulfilledResult<number>).value,
-      early_events_dropped: (dropped as PromiseFulfilledResult<number>).value,
-    };
+    const [ended, early_events_dropped] = steps.map((step) => {
+      if (step.status === 'rejected') throw step.reason;
+      return step.value;
+    });
+    return { ended, early_events_dropped };
   },
 };
