@@ -31,3 +31,9 @@ export function rowsRead(node: PlanNode, table: string): number {
   return (node['Relation Name'] === table ? node['Actual Rows'] * (node['Actual Loops'] ?? 1) : 0) +
     (node.Plans ?? []).reduce((n, p) => n + rowsRead(p, table), 0);
 }
+
+/** How many times a plan tree scanned `table` (its scans' loops). */
+export function scansOf(node: PlanNode, table: string): number {
+  return (node['Relation Name'] === table ? node['Actual Loops'] ?? 1 : 0) +
+    (node.Plans ?? []).reduce((n, p) => n + scansOf(p, table), 0);
+}
