@@ -63,6 +63,8 @@ describe('entitlements', () => {
       'webhook_endpoints',
       'api_keys',
       'voice_agents',
+      'knowledge_bases',
+      'knowledge_bytes',
       'requests_per_minute',
     ]));
     expect(Object.keys(r.body[0].features)).toEqual(expect.arrayContaining([
@@ -336,6 +338,109 @@ describe('voice agents', () => {
   });
 });
 
+describe('knowledge base', () => {
+  const knowledge = async (tenantId: string) => {
+    const m = (await usage(tenantId)).metrics;
+    return { bases: m.knowledge_bases, bytes: m.knowledge_bytes };
+  };
+  /** The tenant's knowledge as stored: its knowledge bases and its documents' bytes. */
+  const stored = async (tenantId: string) => {
+    const [r] = await db.sql`
+      select (select count(*) from public.voice_knowledge_bases where tenant_id = ${tenantId})::int as bases,
+             (select coalesce(sum(octet_length(content)), 0) from public.kb_documents where tenant_id = ${tenantId})::int as bytes`;
+    return r as { bases: number; bytes: number };
+  };
+  const createKb = (name: string, token = tok.admin) => call(voiceApp, 'POST', '/voice/knowledge-bases', { token, body: { name } });
+  const upload = (kbId: string, content: string, token = tok.admin) =>
+    call(voiceApp, 'POST', `/voice/knowledge-bases/${kbId}/documents`, { token, body: { title: 'Doc', content } });
+
+  it("counts knowledge bases: past the limit a create is 403 plan_limit_reached on the route and in SQL; a deletion gives its place back", async () => {
+    const before = await stored(acme);
+    expect((await knowledge(acme)).bases).toEqual({ used: before.bases, limit: 20 });
+    await entitle(acme, { limits: { knowledge_bases: before.bases + 1 } });
+    const first = await createKb('Quota one');
+    expect(first.status, JSON.stringify(first.body)).toBe(201);
+    const over = await createKb('Quota two');
+    expect(over.status).toBe(403);
+    expect(over.body.error).toMatchObject({
+      code: 'plan_limit_reached',
+      details: { limit: 'knowledge_bases', max: before.bases + 1, usage: before.bases + 1, requested: 1, plan: 'pro' },
+    });
+    const direct = await db.sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${acme}, 'Quota direct')`.catch((e) => e);
+    expect(JSON.parse(direct.detail)).toMatchObject({ code: 'plan_limit_reached', details: { limit: 'knowledge_bases' } });
+    expect(await stored(acme)).toEqual({ ...before, bases: before.bases + 1 });
+    expect((await call(voiceApp, 'DELETE', `/voice/knowledge-bases/${first.body.id}`, { token: tok.admin })).status).toBe(204);
+    expect((await knowledge(acme)).bases.used).toBe(before.bases);
+    const again = await createKb('Quota again');
+    expect(again.status).toBe(201);
+    expect((await knowledge(acme)).bases.used).toBe((await stored(acme)).bases);
+    await call(voiceApp, 'DELETE', `/voice/knowledge-bases/${again.body.id}`, { token: tok.admin });
+    await entitle(acme, { limits: { knowledge_bases: null } });
+  });
+
+  it("counts the documents' bytes (UTF-8): an upload or a longer content past the limit is 403 and changes nothing; deletions give the bytes back", async () => {
+    const kb = (await createKb('Bytes')).body.id as string;
+    const before = await stored(acme);
+    expect((await knowledge(acme)).bytes).toEqual({ used: before.bytes, limit: 268435456 });
+    await entitle(acme, { limits: { knowledge_bytes: before.bytes + 100 } });
+    // 'é' is two bytes: 30 characters, 60 bytes.
+    const doc = await upload(kb, 'é'.repeat(30));
+    expect(doc.status, JSON.stringify(doc.body)).toBe(201);
+    expect((await knowledge(acme)).bytes.used).toBe(before.bytes + 60);
+    const over = await upload(kb, 'x'.repeat(41));
+    expect(over.status).toBe(403);
+    expect(over.body.error).toMatchObject({
+      code: 'plan_limit_reached',
+      details: { limit: 'knowledge_bytes', max: before.bytes + 100, usage: before.bytes + 60, requested: 41 },
+    });
+    // A new content counts its difference: 60 → 100 bytes fits, 60 → 101 does not.
+    const patch = (content: string) =>
+      call(voiceApp, 'PATCH', `/voice/knowledge-bases/${kb}/documents/${doc.body.id}`, { token: tok.admin, body: { content } });
+    const tooLong = await patch('y'.repeat(101));
+    expect([tooLong.status, errorCode(tooLong)]).toEqual([403, 'plan_limit_reached']);
+    const [kept] = await db.sql`select content from public.kb_documents where tenant_id = ${acme} and id = ${doc.body.id}`;
+    expect(kept.content).toBe('é'.repeat(30));
+    expect((await patch('y'.repeat(100))).status).toBe(200);
+    expect(await stored(acme)).toEqual({ bases: before.bases, bytes: before.bytes + 100 });
+    expect((await knowledge(acme)).bytes.used).toBe(before.bytes + 100);
+    // Shorter is always allowed, also past a lowered limit.
+    await entitle(acme, { limits: { knowledge_bytes: before.bytes } });
+    expect((await patch('short')).status).toBe(200);
+    expect((await knowledge(acme)).bytes.used).toBe(before.bytes + 5);
+    // Deleting the knowledge base gives back its documents' bytes and its place.
+    expect((await call(voiceApp, 'DELETE', `/voice/knowledge-bases/${kb}`, { token: tok.admin })).status).toBe(204);
+    expect(await stored(acme)).toEqual({ bases: before.bases - 1, bytes: before.bytes });
+    expect(await knowledge(acme)).toEqual({
+      bases: { used: before.bases - 1, limit: 20 },
+      bytes: { used: before.bytes, limit: before.bytes },
+    });
+    await entitle(acme, { limits: { knowledge_bytes: null } });
+  });
+
+  it('20 concurrent uploads at the byte limit never overshoot it', async () => {
+    const kb = (await createKb('Rush')).body.id as string;
+    const { bytes: used } = await stored(acme);
+    await entitle(acme, { limits: { knowledge_bytes: used + 3 * 1000 } });
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => upload(kb, `${String(i).padStart(4, '0')} `.repeat(200))));
+    expect(results.map((r) => r.status).sort()).toEqual([...Array(3).fill(201), ...Array(17).fill(403)]);
+    for (const r of results.filter((x) => x.status === 403)) expect(errorCode(r)).toBe('plan_limit_reached');
+    expect((await stored(acme)).bytes).toBe(used + 3000);
+    expect((await knowledge(acme)).bytes).toEqual({ used: used + 3000, limit: used + 3000 });
+    await call(voiceApp, 'DELETE', `/voice/knowledge-bases/${kb}`, { token: tok.admin });
+    await entitle(acme, { limits: { knowledge_bytes: null } });
+  });
+
+  it('starter: the feature is refused first; with the feature but no room, the limit answers', async () => {
+    await entitle(globex, { features: { knowledge_base: true } });
+    const none = await createKb('No room', tok.globexAdmin);
+    expect(none.body.error).toMatchObject({ code: 'plan_limit_reached', details: { limit: 'knowledge_bases', max: 0, usage: 0 } });
+    await entitle(globex, { features: { knowledge_base: null } });
+    const off = await createKb('Off', tok.globexAdmin);
+    expect(off.body.error).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'knowledge_base' } });
+    expect(await knowledge(globex)).toEqual({ bases: { used: 0, limit: 0 }, bytes: { used: 0, limit: 0 } });
+  });
+});
+
 describe('features', () => {
   const FEATURES_OFF = {
     outbound_webhooks: false,
@@ -414,7 +519,10 @@ describe('features', () => {
   });
 
   it('without the feature a tenant still parks and edits its agents, corrects and erases its customers, removes its knowledge; an active agent may not move to a new number', async () => {
-    await entitle(globex, { limits: { voice_agents: 1 }, features: { voice: true, knowledge_base: true } });
+    await entitle(globex, {
+      limits: { voice_agents: 1, knowledge_bases: 1, knowledge_bytes: 1000 },
+      features: { voice: true, knowledge_base: true },
+    });
     const LLM = { model: 'm', system_prompt: 'p' };
     const [agent] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
       values (${globex}, 'Downgraded desk', '+14155557101', 'v', ${db.sql.json(LLM)}) returning id`;
@@ -424,7 +532,10 @@ describe('features', () => {
       .sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${globex}, 'Old knowledge') returning id`;
     const [doc] = await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
       values (${globex}, ${kb.id}, 'Old', 'old text') returning id`;
-    await entitle(globex, { limits: { voice_agents: null }, features: { voice: false, knowledge_base: false } });
+    await entitle(globex, {
+      limits: { voice_agents: null, knowledge_bases: null, knowledge_bytes: null },
+      features: { voice: false, knowledge_base: false },
+    });
     const as = (method: string, path: string, body?: unknown) => call(voiceApp, method, path, { token: tok.globexAdmin, body });
     // Moving the active agent claims a new number on the router: refused, in the API and in SQL.
     const moved = await as('PATCH', `/voice/agents/${agent.id}`, { phone: '+14155557103' });
