@@ -11,10 +11,10 @@ import { app as voiceApp } from '../../functions/voice/app.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { closeDb } from '../../shared/db.ts';
 import { deliverWebhook } from '../../shared/jobs/tasks/deliver-webhook.ts';
-import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { earlyInMinute } from '../helpers/minute.ts';
-import { tenants, users } from '../helpers/seed.ts';
+import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
 
 let db: TestDatabase;
@@ -64,6 +64,7 @@ describe('entitlements', () => {
       'api_keys',
       'voice_agents',
       'knowledge_bases',
+      'knowledge_documents',
       'knowledge_bytes',
       'requests_per_minute',
     ]));
@@ -339,105 +340,194 @@ describe('voice agents', () => {
 });
 
 describe('knowledge base', () => {
-  const knowledge = async (tenantId: string) => {
+  type Metric = { used: number; limit: number | null };
+  const knowledge = async (tenantId: string): Promise<{ bases: Metric; documents: Metric; bytes: Metric }> => {
     const m = (await usage(tenantId)).metrics;
-    return { bases: m.knowledge_bases, bytes: m.knowledge_bytes };
+    return { bases: m.knowledge_bases, documents: m.knowledge_documents, bytes: m.knowledge_bytes };
   };
-  /** The tenant's knowledge as stored: its knowledge bases and its documents' bytes. */
+  /** The tenant's knowledge as stored, and what its writes leave behind (chunks, postings,
+   *  audit rows): a refused write changes none of it. */
   const stored = async (tenantId: string) => {
     const [r] = await db.sql`
       select (select count(*) from public.voice_knowledge_bases where tenant_id = ${tenantId})::int as bases,
-             (select coalesce(sum(octet_length(content)), 0) from public.kb_documents where tenant_id = ${tenantId})::int as bytes`;
-    return r as { bases: number; bytes: number };
+             (select count(*) from public.kb_documents where tenant_id = ${tenantId})::int as documents,
+             (select coalesce(sum(octet_length(content)), 0) from public.kb_documents where tenant_id = ${tenantId})::int as bytes,
+             (select count(*) from public.kb_chunks where tenant_id = ${tenantId})::int as chunks,
+             (select count(*) from private.kb_postings where tenant_id = ${tenantId})::int as postings,
+             (select count(*) from public.audit_logs where tenant_id = ${tenantId})::int as audited`;
+    return r as { bases: number; documents: number; bytes: number; chunks: number; postings: number; audited: number };
+  };
+  /** The usage metrics agree with what is stored. */
+  const expectCounted = async (tenantId: string) => {
+    const [k, s] = await Promise.all([knowledge(tenantId), stored(tenantId)]);
+    expect([k.bases.used, k.documents.used, k.bytes.used]).toEqual([s.bases, s.documents, s.bytes]);
+  };
+  /** Runs `fn` with these limit overrides on acme, removed after it whatever happens. */
+  const withLimits = async (limits: Record<string, number>, fn: () => Promise<void>) => {
+    await entitle(acme, { limits });
+    try {
+      await fn();
+    } finally {
+      await entitle(acme, { limits: Object.fromEntries(Object.keys(limits).map((k) => [k, null])) });
+    }
   };
   const createKb = (name: string, token = tok.admin) => call(voiceApp, 'POST', '/voice/knowledge-bases', { token, body: { name } });
-  const upload = (kbId: string, content: string, token = tok.admin) =>
-    call(voiceApp, 'POST', `/voice/knowledge-bases/${kbId}/documents`, { token, body: { title: 'Doc', content } });
+  const upload = (kbId: string, content: string, title = 'Doc', token = tok.admin) =>
+    call(voiceApp, 'POST', `/voice/knowledge-bases/${kbId}/documents`, { token, body: { title, content } });
 
-  it("counts knowledge bases: past the limit a create is 403 plan_limit_reached on the route and in SQL; a deletion gives its place back", async () => {
+  it('counts knowledge bases: past the limit a create is 403 plan_limit_reached on the route and in SQL; a deletion gives its place back', async () => {
     const before = await stored(acme);
     expect((await knowledge(acme)).bases).toEqual({ used: before.bases, limit: 20 });
-    await entitle(acme, { limits: { knowledge_bases: before.bases + 1 } });
-    const first = await createKb('Quota one');
-    expect(first.status, JSON.stringify(first.body)).toBe(201);
-    const over = await createKb('Quota two');
-    expect(over.status).toBe(403);
-    expect(over.body.error).toMatchObject({
-      code: 'plan_limit_reached',
-      details: { limit: 'knowledge_bases', max: before.bases + 1, usage: before.bases + 1, requested: 1, plan: 'pro' },
+    await withLimits({ knowledge_bases: before.bases + 1 }, async () => {
+      const first = await createKb('Quota one');
+      expect(first.status, JSON.stringify(first.body)).toBe(201);
+      const over = await createKb('Quota two');
+      expect(over.status).toBe(403);
+      expect(over.body.error).toMatchObject({
+        code: 'plan_limit_reached',
+        details: { limit: 'knowledge_bases', max: before.bases + 1, usage: before.bases + 1, requested: 1, plan: 'pro' },
+      });
+      // The direct path (PostgREST, an admin under RLS) is held to the same limit.
+      const direct = await probeAs(
+        db.sql,
+        'authenticated',
+        supabaseClaims(users.acmeAdmin, acme),
+        (tx) => tx`insert into public.voice_knowledge_bases (tenant_id, name) values (${acme}, 'Quota direct')`,
+      );
+      expect(direct.ok).toBe(false);
+      expect(direct.ok ? null : direct.error.code).toBe('PT403');
+      expect((await stored(acme)).bases).toBe(before.bases + 1);
+      expect((await call(voiceApp, 'DELETE', `/voice/knowledge-bases/${first.body.id}`, { token: tok.admin })).status).toBe(204);
+      expect((await knowledge(acme)).bases.used).toBe(before.bases);
+      const again = await createKb('Quota again');
+      expect(again.status).toBe(201);
+      await expectCounted(acme);
+      await call(voiceApp, 'DELETE', `/voice/knowledge-bases/${again.body.id}`, { token: tok.admin });
     });
-    const direct = await db.sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${acme}, 'Quota direct')`.catch((e) => e);
-    expect(JSON.parse(direct.detail)).toMatchObject({ code: 'plan_limit_reached', details: { limit: 'knowledge_bases' } });
-    expect(await stored(acme)).toEqual({ ...before, bases: before.bases + 1 });
-    expect((await call(voiceApp, 'DELETE', `/voice/knowledge-bases/${first.body.id}`, { token: tok.admin })).status).toBe(204);
-    expect((await knowledge(acme)).bases.used).toBe(before.bases);
-    const again = await createKb('Quota again');
-    expect(again.status).toBe(201);
-    expect((await knowledge(acme)).bases.used).toBe((await stored(acme)).bases);
-    await call(voiceApp, 'DELETE', `/voice/knowledge-bases/${again.body.id}`, { token: tok.admin });
-    await entitle(acme, { limits: { knowledge_bases: null } });
   });
 
-  it("counts the documents' bytes (UTF-8): an upload or a longer content past the limit is 403 and changes nothing; deletions give the bytes back", async () => {
+  it("counts documents and their content's UTF-8 bytes: past either limit an upload or a longer content is 403 and changes nothing; deletions give back", async () => {
     const kb = (await createKb('Bytes')).body.id as string;
     const before = await stored(acme);
-    expect((await knowledge(acme)).bytes).toEqual({ used: before.bytes, limit: 268435456 });
-    await entitle(acme, { limits: { knowledge_bytes: before.bytes + 100 } });
-    // 'é' is two bytes: 30 characters, 60 bytes.
-    const doc = await upload(kb, 'é'.repeat(30));
-    expect(doc.status, JSON.stringify(doc.body)).toBe(201);
-    expect((await knowledge(acme)).bytes.used).toBe(before.bytes + 60);
-    const over = await upload(kb, 'x'.repeat(41));
-    expect(over.status).toBe(403);
-    expect(over.body.error).toMatchObject({
-      code: 'plan_limit_reached',
-      details: { limit: 'knowledge_bytes', max: before.bytes + 100, usage: before.bytes + 60, requested: 41 },
+    expect(await knowledge(acme)).toMatchObject({
+      documents: { used: before.documents, limit: 10000 },
+      bytes: { used: before.bytes, limit: 268435456 },
     });
-    // A new content counts its difference: 60 → 100 bytes fits, 60 → 101 does not.
-    const patch = (content: string) =>
-      call(voiceApp, 'PATCH', `/voice/knowledge-bases/${kb}/documents/${doc.body.id}`, { token: tok.admin, body: { content } });
-    const tooLong = await patch('y'.repeat(101));
-    expect([tooLong.status, errorCode(tooLong)]).toEqual([403, 'plan_limit_reached']);
-    const [kept] = await db.sql`select content from public.kb_documents where tenant_id = ${acme} and id = ${doc.body.id}`;
-    expect(kept.content).toBe('é'.repeat(30));
-    expect((await patch('y'.repeat(100))).status).toBe(200);
-    expect(await stored(acme)).toEqual({ bases: before.bases, bytes: before.bytes + 100 });
-    expect((await knowledge(acme)).bytes.used).toBe(before.bytes + 100);
-    // Shorter is always allowed, also past a lowered limit.
-    await entitle(acme, { limits: { knowledge_bytes: before.bytes } });
-    expect((await patch('short')).status).toBe(200);
-    expect((await knowledge(acme)).bytes.used).toBe(before.bytes + 5);
-    // Deleting the knowledge base gives back its documents' bytes and its place.
-    expect((await call(voiceApp, 'DELETE', `/voice/knowledge-bases/${kb}`, { token: tok.admin })).status).toBe(204);
-    expect(await stored(acme)).toEqual({ bases: before.bases - 1, bytes: before.bytes });
-    expect(await knowledge(acme)).toEqual({
-      bases: { used: before.bases - 1, limit: 20 },
-      bytes: { used: before.bytes, limit: before.bytes },
+    await withLimits({ knowledge_bytes: before.bytes + 100, knowledge_documents: before.documents + 2 }, async () => {
+      // 'é' is two bytes: 30 of them make 60.
+      const doc = await upload(kb, 'é'.repeat(30));
+      expect(doc.status, JSON.stringify(doc.body)).toBe(201);
+      expect((await knowledge(acme)).bytes.used).toBe(before.bytes + 60);
+      const after = await stored(acme);
+      const over = await upload(kb, 'x'.repeat(41));
+      expect(over.status).toBe(403);
+      expect(over.body.error).toMatchObject({
+        code: 'plan_limit_reached',
+        details: { limit: 'knowledge_bytes', max: before.bytes + 100, usage: before.bytes + 60, requested: 41, plan: 'pro' },
+      });
+      expect(await stored(acme)).toEqual(after);
+      // A new content counts its difference: 60 → 100 bytes fits, 60 → 101 does not.
+      const patch = (body: Record<string, string>) =>
+        call(voiceApp, 'PATCH', `/voice/knowledge-bases/${kb}/documents/${doc.body.id}`, { token: tok.admin, body });
+      const tooLong = await patch({ content: 'y'.repeat(101) });
+      expect(tooLong.status).toBe(403);
+      expect(tooLong.body.error).toMatchObject({
+        code: 'plan_limit_reached',
+        details: { limit: 'knowledge_bytes', usage: before.bytes + 60, requested: 41 },
+      });
+      expect(await stored(acme)).toEqual(after);
+      const [kept] = await db.sql`select content from public.kb_documents where tenant_id = ${acme} and id = ${doc.body.id}`;
+      expect(kept.content).toBe('é'.repeat(30));
+      // Its title and source are not content: they count under knowledge_documents.
+      expect((await patch({ title: 'A much longer title', source: 's'.repeat(500) })).status).toBe(200);
+      expect((await patch({ content: 'y'.repeat(100) })).status).toBe(200);
+      expect((await knowledge(acme)).bytes.used).toBe(before.bytes + 100);
+      // The direct path: an admin's insert and update under RLS.
+      const claims = supabaseClaims(users.acmeAdmin, acme);
+      const direct = await probeAs(db.sql, 'authenticated', claims, (tx) =>
+        tx`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content) values (${acme}, ${kb}, 'D', 'e')`);
+      expect(direct.ok ? null : direct.error.code).toBe('PT403');
+      const directUpdate = await probeAs(db.sql, 'authenticated', claims, (tx) =>
+        tx`update public.kb_documents set content = content || '!' where tenant_id = ${acme} and id = ${doc.body.id}`);
+      expect(directUpdate.ok ? null : directUpdate.error.code).toBe('PT403');
+      // Shorter is always allowed, also past a lowered limit.
+      await entitle(acme, { limits: { knowledge_bytes: before.bytes } });
+      expect((await patch({ content: 'short' })).status).toBe(200);
+      expect((await knowledge(acme)).bytes.used).toBe(before.bytes + 5);
+      // The documents' own limit: room for one more, then none.
+      await entitle(acme, { limits: { knowledge_bytes: null } });
+      expect((await upload(kb, 'second')).status).toBe(201);
+      const third = await upload(kb, 'third');
+      expect(third.status).toBe(403);
+      expect(third.body.error).toMatchObject({
+        code: 'plan_limit_reached',
+        details: { limit: 'knowledge_documents', max: before.documents + 2, usage: before.documents + 2, requested: 1 },
+      });
+      await expectCounted(acme);
+      // Deleting the knowledge base gives back its documents and their bytes, and its place.
+      expect((await call(voiceApp, 'DELETE', `/voice/knowledge-bases/${kb}`, { token: tok.admin })).status).toBe(204);
+      expect(await knowledge(acme)).toMatchObject({
+        bases: { used: before.bases - 1 },
+        documents: { used: before.documents },
+        bytes: { used: before.bytes },
+      });
+      await expectCounted(acme);
     });
-    await entitle(acme, { limits: { knowledge_bytes: null } });
   });
 
   it('20 concurrent uploads at the byte limit never overshoot it', async () => {
     const kb = (await createKb('Rush')).body.id as string;
     const { bytes: used } = await stored(acme);
-    await entitle(acme, { limits: { knowledge_bytes: used + 3 * 1000 } });
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => upload(kb, `${String(i).padStart(4, '0')} `.repeat(200))));
-    expect(results.map((r) => r.status).sort()).toEqual([...Array(3).fill(201), ...Array(17).fill(403)]);
-    for (const r of results.filter((x) => x.status === 403)) expect(errorCode(r)).toBe('plan_limit_reached');
-    expect((await stored(acme)).bytes).toBe(used + 3000);
-    expect((await knowledge(acme)).bytes).toEqual({ used: used + 3000, limit: used + 3000 });
+    const each = '0000 '.repeat(200).length;
+    await withLimits({ knowledge_bytes: used + 3 * each }, async () => {
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => upload(kb, `${String(i).padStart(4, '0')} `.repeat(200))));
+      expect(results.map((r) => r.status).sort()).toEqual([...Array(3).fill(201), ...Array(17).fill(403)]);
+      for (const r of results.filter((x) => x.status === 403)) expect(errorCode(r)).toBe('plan_limit_reached');
+      expect((await stored(acme)).bytes).toBe(used + 3 * each);
+      expect((await knowledge(acme)).bytes).toEqual({ used: used + 3 * each, limit: used + 3 * each });
+    });
     await call(voiceApp, 'DELETE', `/voice/knowledge-bases/${kb}`, { token: tok.admin });
-    await entitle(acme, { limits: { knowledge_bytes: null } });
+    await expectCounted(acme);
+    // Each upload locks the tenant's counter until it commits, so the count is the last
+    // of a document's row triggers (they fire in name order): the chunks and their
+    // postings are written before it, while other uploads of the tenant go on.
+    const triggers = await db.sql`
+      select tgname from pg_trigger
+      where tgrelid = 'public.kb_documents'::regclass and not tgisinternal
+        and tgtype & 1 = 1 and tgtype & 2 = 0 -- for each row, after
+      order by tgname collate "C"`;
+    expect(triggers.at(-1)?.tgname).toBe('zz_count_usage');
+    expect(triggers.map((t) => t.tgname)).toEqual(expect.arrayContaining(['kb_document_chunks', 'kb_document_chunks_changed']));
   });
 
   it('starter: the feature is refused first; with the feature but no room, the limit answers', async () => {
     await entitle(globex, { features: { knowledge_base: true } });
-    const none = await createKb('No room', tok.globexAdmin);
-    expect(none.body.error).toMatchObject({ code: 'plan_limit_reached', details: { limit: 'knowledge_bases', max: 0, usage: 0 } });
-    await entitle(globex, { features: { knowledge_base: null } });
+    try {
+      const none = await createKb('No room', tok.globexAdmin);
+      expect(none.status).toBe(403);
+      expect(none.body.error).toMatchObject({ code: 'plan_limit_reached', details: { limit: 'knowledge_bases', max: 0, usage: 0 } });
+    } finally {
+      await entitle(globex, { features: { knowledge_base: null } });
+    }
     const off = await createKb('Off', tok.globexAdmin);
+    expect(off.status).toBe(403);
     expect(off.body.error).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'knowledge_base' } });
-    expect(await knowledge(globex)).toEqual({ bases: { used: 0, limit: 0 }, bytes: { used: 0, limit: 0 } });
+    expect(await knowledge(globex)).toEqual({
+      bases: { used: 0, limit: 0 },
+      documents: { used: 0, limit: 0 },
+      bytes: { used: 0, limit: 0 },
+    });
+  });
+
+  it("a TRUNCATE of the documents (the owner's, outside the API) clears their counters", async () => {
+    const kb = (await createKb('Truncated')).body.id as string;
+    expect((await upload(kb, 'some text')).status).toBe(201);
+    expect((await knowledge(acme)).documents.used).toBeGreaterThan(0);
+    await db.sql`truncate public.kb_documents cascade`;
+    expect(await knowledge(acme)).toMatchObject({ documents: { used: 0 }, bytes: { used: 0 } });
+    await expectCounted(acme);
+    await call(voiceApp, 'DELETE', `/voice/knowledge-bases/${kb}`, { token: tok.admin });
+    await expectCounted(acme);
   });
 });
 
@@ -520,7 +610,7 @@ describe('features', () => {
 
   it('without the feature a tenant still parks and edits its agents, corrects and erases its customers, removes its knowledge; an active agent may not move to a new number', async () => {
     await entitle(globex, {
-      limits: { voice_agents: 1, knowledge_bases: 1, knowledge_bytes: 1000 },
+      limits: { voice_agents: 1, knowledge_bases: 1, knowledge_documents: 1, knowledge_bytes: 1000 },
       features: { voice: true, knowledge_base: true },
     });
     const LLM = { model: 'm', system_prompt: 'p' };
@@ -533,7 +623,7 @@ describe('features', () => {
     const [doc] = await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
       values (${globex}, ${kb.id}, 'Old', 'old text') returning id`;
     await entitle(globex, {
-      limits: { voice_agents: null, knowledge_bases: null, knowledge_bytes: null },
+      limits: { voice_agents: null, knowledge_bases: null, knowledge_documents: null, knowledge_bytes: null },
       features: { voice: false, knowledge_base: false },
     });
     const as = (method: string, path: string, body?: unknown) => call(voiceApp, method, path, { token: tok.globexAdmin, body });
