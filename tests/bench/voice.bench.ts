@@ -348,6 +348,18 @@ describe('voice call path', () => {
         'baseline: the search before its postings (every match ranked), 1 connection (a word in 10% of the chunks, 10,000 matches)',
         await closedLoop(1, async (i) => void await broadEveryMatch(i)),
       ));
+      // Queries of several words take the GIN path (the postings serve one word): two
+      // narrow words together (all of a chunk's words share its number: ~100 chunks have
+      // both), and two broad words OR'd (websearch's `or`: 20,000 matches, every one ranked).
+      const pair = (i: number) =>
+        raw`select * from private.kb_search_in_tenant(${acme}, ${`${words[i % 6]}${i % 997} ${words[(i + 1) % 6]}${i % 997}`}, null, 5)`;
+      const broadOr = (i: number) =>
+        raw`select * from private.kb_search_in_tenant(${acme}, ${`season${i % 10} or season${(i + 1) % 10}`}, null, 5)`;
+      results.push(line('kb search in SQL, 1 connection (two words, both in the same ~100 chunks)', await closedLoop(1, async (i) => void await pair(i))));
+      results.push(line(
+        "kb search in SQL, 1 connection (two broad words OR'd, 20,000 matches)",
+        await closedLoop(1, async (i) => void await broadOr(i)),
+      ));
       for (const clients of [1, 8]) {
         results.push(line(
           `kb search in SQL, ${clients} connection(s) (a word in 0.1% of the chunks, ~100 matches)`,
