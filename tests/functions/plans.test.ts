@@ -14,6 +14,7 @@ import { deliverWebhook } from '../../shared/jobs/tasks/deliver-webhook.ts';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { earlyInMinute } from '../helpers/minute.ts';
+import { withNestedPlans } from '../helpers/nested-plans.ts';
 import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
 
@@ -498,6 +499,25 @@ describe('knowledge base', () => {
       order by tgname collate "C"`;
     expect(triggers.at(-1)?.tgname).toBe('zz_count_usage');
     expect(triggers.map((t) => t.tgname)).toEqual(expect.arrayContaining(['kb_document_chunks', 'kb_document_chunks_changed']));
+  });
+
+  it('an upload or a new content past the limit is refused before its chunks are written', async () => {
+    const kb = (await createKb('No work')).body.id as string;
+    const [doc] = await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+      values (${acme}, ${kb}, 'Small', 'small') returning id`;
+    const big = Array.from({ length: 50 }, (_, i) => `Paragraph ${i} about parking and refunds. `.repeat(20)).join('\n\n');
+    await withLimits({ knowledge_bytes: (await stored(acme)).bytes }, async () => {
+      // The statements the refused writes ran, nested ones included (auto_explain).
+      const { result, plans } = await withNestedPlans(db.adminUrl, async (probe) => [
+        await probe`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+          values (${acme}, ${kb}, 'Big', ${big})`.catch((e) => e),
+        await probe`update public.kb_documents set content = ${big} where tenant_id = ${acme} and id = ${doc.id}`.catch((e) => e),
+      ]);
+      for (const e of result) expect(JSON.parse(e.detail)).toMatchObject({ code: 'plan_limit_reached', details: { limit: 'knowledge_bytes' } });
+      expect(plans.filter((p) => /kb_chunks|kb_postings/.test(p['Query Text']))).toEqual([]);
+    });
+    await call(voiceApp, 'DELETE', `/voice/knowledge-bases/${kb}`, { token: tok.admin });
+    await expectCounted(acme);
   });
 
   it('starter: the feature is refused first; with the feature but no room, the limit answers', async () => {
