@@ -4,6 +4,7 @@
 // concurrent creates (tickets and voice agents), a feature off → 403 on every route it
 // guards (read from the route tables of tenants, tickets and voice) and on the voice
 // provider's call path, super-admin-only overrides, and other tenants' attempts.
+import type postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
@@ -514,10 +515,55 @@ describe('knowledge base', () => {
         await probe`update public.kb_documents set content = ${big} where tenant_id = ${acme} and id = ${doc.id}`.catch((e) => e),
       ]);
       for (const e of result) expect(JSON.parse(e.detail)).toMatchObject({ code: 'plan_limit_reached', details: { limit: 'knowledge_bytes' } });
+      // The plans were logged (the look at the counter among them), none writing chunks.
+      expect(plans.some((p) => /usage_counters/.test(p['Query Text']))).toBe(true);
       expect(plans.filter((p) => /kb_chunks|kb_postings/.test(p['Query Text']))).toEqual([]);
+      // Another tenant's admin writing under acme's id is refused by the policy, and
+      // learns nothing of acme's quota: the look runs after the row's checks.
+      const theirs = await probeAs(
+        db.sql,
+        'authenticated',
+        supabaseClaims(users.globexAdmin, globex),
+        (tx) => tx`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content) values (${acme}, ${kb}, 'Probe', 'x')`,
+      );
+      expect(theirs.ok ? null : theirs.error.code).toBe('42501');
+      const ours = await probeAs(
+        db.sql,
+        'authenticated',
+        supabaseClaims(users.acmeAdmin, acme),
+        (tx) => tx`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content) values (${acme}, ${kb}, 'Probe', 'x')`,
+      );
+      expect(ours.ok ? null : ours.error.code).toBe('PT403');
+      // A content breaking the table's check is that check's error, not the quota's.
+      const blank = await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+        values (${acme}, ${kb}, 'Blank', '   ')`.catch((e) => e);
+      expect(blank.code).toBe('23514');
     });
     await call(voiceApp, 'DELETE', `/voice/knowledge-bases/${kb}`, { token: tok.admin });
     await expectCounted(acme);
+  });
+
+  it('a document of a tenant without the feature and without room: the feature answers, on upload and on new content', async () => {
+    await entitle(globex, {
+      features: { knowledge_base: true },
+      limits: { knowledge_bases: 1, knowledge_documents: 1, knowledge_bytes: 10 },
+    });
+    let kb: string;
+    let doc: string;
+    try {
+      [{ id: kb }] = await db.sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${globex}, 'Parked') returning id`;
+      [{ id: doc }] = await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+        values (${globex}, ${kb}, 'Parked', 'ten bytes!') returning id`;
+    } finally {
+      // Back to starter's: no knowledge_base, and 0 of each.
+      await entitle(globex, { features: { knowledge_base: null }, limits: { knowledge_bases: null, knowledge_documents: null, knowledge_bytes: null } });
+    }
+    const as = (method: string, path: string, body?: unknown) => call(voiceApp, method, path, { token: tok.globexAdmin, body });
+    const upload = await as('POST', `/voice/knowledge-bases/${kb}/documents`, { title: 'New', content: 'more' });
+    expect([upload.status, upload.body.error?.code]).toEqual([403, 'feature_not_in_plan']);
+    const longer = await as('PATCH', `/voice/knowledge-bases/${kb}/documents/${doc}`, { content: 'eleven bytes' });
+    expect([longer.status, longer.body.error?.code]).toEqual([403, 'feature_not_in_plan']);
+    expect((await as('DELETE', `/voice/knowledge-bases/${kb}`)).status).toBe(204);
   });
 
   it('starter: the feature is refused first; with the feature but no room, the limit answers', async () => {
@@ -766,6 +812,47 @@ describe('features', () => {
     });
     const back = await call(tenantsApp, 'GET', `/tenants/${globex}/webhooks`, { token: tok.globexAdmin });
     expect(back.status).toBe(200);
+  });
+});
+
+describe("a tenant's plan and people outside it", () => {
+  // Features are checked by before-row triggers, which run before a policy's WITH CHECK:
+  // a write under another tenant's id must be the policy's refusal whatever that
+  // tenant's plan, as under an id nobody has, or its features are read by id.
+  const writes: [string, (tx: postgres.TransactionSql, tenantId: string) => Promise<unknown>][] = [
+    ['voice_agents', (tx, t) => tx`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+      values (${t}, 'Probe', '+14155550999', 'v', '{"model": "m", "system_prompt": "p"}')`],
+    ['voice_customers', (tx, t) => tx`insert into public.voice_customers (tenant_id, phone) values (${t}, '+14155550998')`],
+    ['voice_knowledge_bases', (tx, t) => tx`insert into public.voice_knowledge_bases (tenant_id, name) values (${t}, 'Probe')`],
+    ['webhook_endpoints', (tx, t) => tx`insert into public.webhook_endpoints (tenant_id, url) values (${t}, 'https://example.com/probe')`],
+  ];
+  const FEATURES = { voice: false, knowledge_base: false, outbound_webhooks: false };
+
+  it("another tenant's admin writing under its id gets the policy's 42501, with its features on or off, as under an unknown id", async () => {
+    const outsider = supabaseClaims(users.globexAdmin, globex);
+    const answers = async (tenantId: string) => {
+      const out: Record<string, string | undefined> = {};
+      for (const [table, write] of writes) {
+        const r = await probeAs(db.sql, 'authenticated', outsider, (tx) => write(tx, tenantId));
+        out[table] = r.ok ? 'written' : r.error.code;
+      }
+      return out;
+    };
+    const withFeatures = await answers(acme);
+    await entitle(acme, { features: FEATURES });
+    try {
+      const withoutFeatures = await answers(acme);
+      const unknown = await answers('10000000-0000-4000-8000-0000000000ff');
+      const policy = Object.fromEntries(writes.map(([table]) => [table, '42501']));
+      expect({ withFeatures, withoutFeatures, unknown }).toEqual({ withFeatures: policy, withoutFeatures: policy, unknown: policy });
+      // The tenant's own admin is told why.
+      for (const [table, write] of writes) {
+        const own = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, acme), (tx) => write(tx, acme));
+        expect([table, own.ok ? null : own.error.code]).toEqual([table, 'PT403']);
+      }
+    } finally {
+      await entitle(acme, { features: Object.fromEntries(Object.keys(FEATURES).map((k) => [k, null])) });
+    }
   });
 });
 

@@ -83,6 +83,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261203190000_kb_vector_search_hosted.sql',
     '20261203200000_kb_vector_search_review.sql',
   ],
+  // A tenant's plan is not told to API callers outside it (issues 14 and 15).
+  'private.assert_feature': ['20261203234000_plan_checks_for_outsiders.sql'],
   // Each document against knowledge_documents too (issue 14, knowledge quotas after review).
   'private.count_knowledge': ['20261203220000_knowledge_quotas_review.sql'],
   // One posting for a lexeme both configurations give alike (issue 14, postings' size).
@@ -134,7 +136,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // A call event naming no tenant is 404 unknown_tenant, not the plan's 403 (issue 14 review).
   'private.voice_event_tenant_status': ['20261202190400_voice_events_unknown_tenant.sql'],
   // Taking a free number needs the voice feature; a deleted tenant's number can be taken.
-  'private.claim_voice_number': ['20261202190500_voice_numbers_review.sql'],
+  // ... and nothing for an API caller outside the tenant: the policy refuses (issues 14, 15).
+  'private.claim_voice_number': ['20261202190500_voice_numbers_review.sql', '20261203234000_plan_checks_for_outsiders.sql'],
   // Auto-assigns a ticket that gains a team with no assignee (issue 11 §4).
   'private.hand_off_ticket': ['20261201091000_department_routing.sql'],
   // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).
