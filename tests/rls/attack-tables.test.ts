@@ -182,30 +182,40 @@ describe('direct-table attacks on the victim tenant', () => {
     expect(await fingerprint(db.sql, VICTIM.id)).toBe(baseline);
   });
 
-  it("answers a write under the victim's id as one under an id nobody has, whatever the victim's plan", async () => {
+  it("answers a write under the victim's id as one under an id nobody has, whatever the victim's plan and usage", async () => {
     // Before-row triggers run before a policy's WITH CHECK: one that answers from the
     // victim's data (its plan, its features, its usage, its rows) tells an outsider what
     // the policy would not. (After the fingerprint: turning the victim's features off
     // and on again is a change of its own.) Each insert the attackers tried under the victim's id is
     // tried again under an id nobody has, and, with every feature of the victim's plan
-    // turned off, under the victim's id again: the answers must be the same.
+    // off and every limit at 0, under the victim's id again: the answers (code and
+    // message, the two ids written alike) must be the same.
     const NOBODY = '10000000-0000-4000-8000-0000000000ee';
     const inserts = tried.filter(({ probe }) => probe.meta.action === 'insert' && probe.role === 'authenticated' && probe.sql.includes(VICTIM.id));
     expect(inserts.length).toBeGreaterThan(100);
     const nobody = await runProbes(db.sql, inserts.map(({ probe }) => ({ ...probe, sql: probe.sql.replaceAll(VICTIM.id, NOBODY) })));
-    const [{ features }] = await db.sql`select jsonb_object_agg(k, false) as features from (select distinct jsonb_object_keys(features) k from private.plans) f`;
-    await db.sql`insert into private.tenant_plan_overrides (tenant_id, features) values (${VICTIM.id}, ${db.sql.json(features)})
-      on conflict (tenant_id) do update set features = excluded.features`;
+    const [{ features, limits }] = await db.sql`
+      select (select jsonb_object_agg(k, false) from (select distinct jsonb_object_keys(features) k from private.plans) f) as features,
+             (select jsonb_object_agg(k, 0) from (select distinct jsonb_object_keys(limits) k from private.plans) l) as limits`;
+    const before = await db.sql`select limits, features from private.tenant_plan_overrides where tenant_id = ${VICTIM.id}`;
+    await db.sql`insert into private.tenant_plan_overrides (tenant_id, features, limits)
+      values (${VICTIM.id}, ${db.sql.json(features)}, ${db.sql.json(limits)})
+      on conflict (tenant_id) do update set features = excluded.features, limits = excluded.limits`;
     let featuresOff: Awaited<ReturnType<typeof runProbes>>;
     try {
       featuresOff = await runProbes(db.sql, inserts.map(({ probe }) => probe));
     } finally {
-      await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${VICTIM.id}`;
+      if (before.length) {
+        await db.sql`update private.tenant_plan_overrides set features = ${db.sql.json(before[0].features)}, limits = ${
+          db.sql.json(before[0].limits)
+        } where tenant_id = ${VICTIM.id}`;
+      } else await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${VICTIM.id}`;
     }
+    const answer = (o: { code?: string; msg?: string }) => `${o.code ?? 'ok'} ${(o.msg ?? '').replaceAll(VICTIM.id, 'T').replaceAll(NOBODY, 'T')}`;
     const told: string[] = [];
     inserts.forEach(({ probe, outcome }, i) => {
       const where = Object.values(probe.meta).join(' | ');
-      const answers = [outcome.code ?? 'ok', featuresOff[i].code ?? 'ok', nobody[i].code ?? 'ok'];
+      const answers = [answer(outcome), answer(featuresOff[i]), answer(nobody[i])];
       if (new Set(answers).size > 1) told.push(`${where}: victim ${answers[0]}, its features off ${answers[1]}, nobody's ${answers[2]}`);
     });
     expect(summarise(told.map((l) => l.replace(/ \| [^|]*: victim/, ': victim')))).toEqual([]);

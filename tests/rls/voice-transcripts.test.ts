@@ -30,6 +30,25 @@ const append = (id: string, seq: number) => async (tx: Parameters<Parameters<typ
      values (${acme}, ${id}, ${seq}, 'agent', 'added afterwards') returning seq`,
 ];
 
+describe("another tenant's people", () => {
+  it("learn nothing of a call by appending to it: ended, the provider's or unknown, the policy's 42501", async () => {
+    const [agent] = await db.sql`select id from public.voice_agents where tenant_id = ${acme} limit 1`;
+    const [provider] = await db.sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status)
+      values (${acme}, ${agent.id}, 'outsider-probe', 'in_progress') returning id`;
+    const outsider = supabaseClaims(users.globexAdmin, tenants.globex.id);
+    const answers: Record<string, string | undefined> = {};
+    for (const [label, id] of Object.entries({ ...call, provider: provider.id, unknown: '72000000-0000-4000-8000-0000000000ff' })) {
+      const r = await probeAs(db.sql, 'authenticated', outsider, append(id, 900));
+      answers[label] = r.ok ? 'appended' : `${r.error.code} ${r.error.message}`;
+    }
+    const refused = 'new row violates row-level security policy for table "voice_call_segments"';
+    expect(answers).toEqual({ open: `42501 ${refused}`, ended: `42501 ${refused}`, provider: `42501 ${refused}`, unknown: `42501 ${refused}` });
+    // The tenant's own agent is told why.
+    const own = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAgent, acme), append(call.ended, 900));
+    expect(own).toMatchObject({ ok: false, error: { code: 'PT409' } });
+  });
+});
+
 describe("an ended call's transcript", () => {
   it('an append racing the end waits for it, then is refused', async () => {
     const [agent] = await db.sql`select id from public.voice_agents where tenant_id = ${acme} limit 1`;

@@ -116,8 +116,9 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261203080400_voice_manual_calls_review.sql',
   ],
   'private.voice_call_last_event_at': ['20261203080400_voice_manual_calls_review.sql'],
-  'private.voice_segment_people_rules': ['20261203080100_voice_call_times_and_key_events.sql'],
-  'private.voice_segment_call_open': ['20261203080100_voice_call_times_and_key_events.sql'],
+  // ... and nothing for an API caller outside the call's tenant (issue 14).
+  'private.voice_segment_people_rules': ['20261203080100_voice_call_times_and_key_events.sql', '20261203235000_segment_rules_for_outsiders.sql'],
+  'private.voice_segment_call_open': ['20261203080100_voice_call_times_and_key_events.sql', '20261203235000_segment_rules_for_outsiders.sql'],
   // A linked call may follow its ticket into the ticket it was merged into (issue 14 review).
   'private.voice_call_ticket_once': ['20261202200000_voice_calls_review.sql'],
   'private.voice_webhook_outbox': ['20261202170000_voice_stale_calls.sql', '20261202170300_voice_stale_calls_review.sql'],
