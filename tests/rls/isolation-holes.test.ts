@@ -382,3 +382,34 @@ describe("attachments reference only their uploader's own messages", () => {
     expect(rows.map((r) => r.message_id)).toEqual([customerMessage]);
   });
 });
+
+describe("a ticket's lock", () => {
+  it("is not taken by an outsider's message or attachment: refused at once by the policy, not after waiting on the ticket", async () => {
+    // The victim's ticket is being written (its row locked, as a new message locks it).
+    const writer = await db.sql.reserve();
+    try {
+      await writer`begin`;
+      await writer`select 1 from public.tickets where tenant_id = ${globex} and id = ${victimTicket} for no key update`;
+      // An Acme admin who is no one in Globex.
+      const outsider = supabaseClaims(users.acmeAdmin, acme);
+      const attempts = [
+        probeAs(db.sql, 'authenticated', outsider, (tx) =>
+          tx`insert into public.ticket_messages (tenant_id, ticket_id, author_id, content)
+             values (${globex}, ${victimTicket}, ${users.acmeAdmin.id}, 'probe')`),
+        probeAs(db.sql, 'authenticated', outsider, (tx) =>
+          tx`insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes)
+             values (${globex}, ${victimTicket}, 'probe.txt', 1)`),
+      ];
+      const settled = await Promise.race([
+        Promise.all(attempts),
+        // Generous: refused at once, these never come near it; waiting on the lock, they never end.
+        new Promise<'waiting'>((r) => setTimeout(() => r('waiting'), 10_000)),
+      ]);
+      expect(settled).not.toBe('waiting');
+      for (const r of settled as Awaited<(typeof attempts)[number]>[]) expect(r).toMatchObject({ ok: false, error: { code: '42501' } });
+    } finally {
+      await writer`rollback`;
+      writer.release();
+    }
+  });
+});
