@@ -168,6 +168,20 @@ describe('values on tickets', () => {
     expect(forged.ok ? 'updated' : forged.error.code).toBe('42501');
   });
 
+  it("another tenant's people learn nothing of the fields by filing a ticket under its id: 42501, as under an id nobody has", async () => {
+    const outsider = supabaseClaims(users.globexAdmin, globex);
+    const file = (tenantId: string) =>
+      probeAs(db.sql, 'authenticated', outsider, (tx) =>
+        tx`insert into public.tickets (tenant_id, title, custom_fields, team_id)
+           values (${tenantId}, 'Probe', '{"plan": "bronze", "nosuch": 1}', ${teams.acme})`);
+    const theirs = await file(acme);
+    const nobody = await file('10000000-0000-4000-8000-0000000000ee');
+    // Refused before the fields are read: the first of the tickets' before-row triggers
+    // (tickets_before_insert, as the invoker) finds the caller is no one in the tenant.
+    expect(theirs.ok ? 'inserted' : theirs.error).toEqual({ code: '42501', message: 'not a member of this tenant' });
+    expect(nobody.ok ? 'inserted' : nobody.error).toEqual(theirs.ok ? 'inserted' : theirs.error);
+  });
+
   it('required fields: customers must fill the visible ones, staff all; machine paths are exempt', async () => {
     const [plan] = await db.sql`select id from public.custom_field_definitions where key = 'plan'`;
     const [risk] = await db.sql`select id from public.custom_field_definitions where key = 'risk'`;
