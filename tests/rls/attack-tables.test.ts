@@ -182,17 +182,11 @@ describe('direct-table attacks on the victim tenant', () => {
     expect(await fingerprint(db.sql, VICTIM.id)).toBe(baseline);
   });
 
-  it("answers a write under the victim's id as one under an id nobody has, whatever the victim's plan and usage", async () => {
-    // Before-row triggers run before a policy's WITH CHECK: one that answers from the
-    // victim's data (its plan, its features, its usage, its rows) tells an outsider what
-    // the policy would not. (After the fingerprint: turning the victim's features off
-    // and on again is a change of its own.) Each insert the attackers tried under the victim's id is
-    // tried again under an id nobody has, and, with every feature of the victim's plan
-    // off and every limit at 0, under the victim's id again: the answers (code and
-    // message, the two ids written alike) must be the same.
-    const NOBODY = '10000000-0000-4000-8000-0000000000ee';
-    const inserts = tried.filter(({ probe }) => probe.meta.action === 'insert' && probe.role === 'authenticated' && probe.sql.includes(VICTIM.id));
-    expect(inserts.length).toBeGreaterThan(100);
+  const NOBODY = '10000000-0000-4000-8000-0000000000ee';
+  /** Each insert under the victim's id, tried again under an id nobody has and, with every
+   *  feature of the victim's plan off and every limit at 0, under the victim's id again:
+   *  the answers that differ (code and message, the two ids written alike). */
+  async function answeredDifferently(inserts: Tried[]): Promise<string[]> {
     const nobody = await runProbes(db.sql, inserts.map(({ probe }) => ({ ...probe, sql: probe.sql.replaceAll(VICTIM.id, NOBODY) })));
     const [{ features, limits }] = await db.sql`
       select (select jsonb_object_agg(k, false) from (select distinct jsonb_object_keys(features) k from private.plans) f) as features,
@@ -218,7 +212,57 @@ describe('direct-table attacks on the victim tenant', () => {
       const answers = [answer(outcome), answer(featuresOff[i]), answer(nobody[i])];
       if (new Set(answers).size > 1) told.push(`${where}: victim ${answers[0]}, its features off ${answers[1]}, nobody's ${answers[2]}`);
     });
-    expect(summarise(told.map((l) => l.replace(/ \| [^|]*: victim/, ': victim')))).toEqual([]);
+    return summarise(told.map((l) => l.replace(/ \| [^|]*: victim/, ': victim')));
+  }
+
+  it("answers a write under the victim's id as one under an id nobody has, whatever the victim's plan and usage", async () => {
+    // Before-row triggers run before a policy's WITH CHECK: one that answers from the
+    // victim's data (its plan, its features, its usage, its rows) tells an outsider what
+    // the policy would not. (After the fingerprint: turning the victim's features off
+    // and on again is a change of its own.)
+    const inserts = tried.filter(({ probe }) => probe.meta.action === 'insert' && probe.role === 'authenticated' && probe.sql.includes(VICTIM.id));
+    expect(inserts.length).toBeGreaterThan(100);
+    expect(await answeredDifferently(inserts)).toEqual([]);
+  });
+
+  it("answers alike from every one of the victim's rows, in the states its triggers read", async () => {
+    // Triggers read the rows a new one refers to: a call's state decides what its
+    // transcript takes. The victim gets an ended call of the provider's with a segment,
+    // and inserts are built from each of its rows, not only the first of each table.
+    const [agent] = await db.sql`select id from public.voice_agents where tenant_id = ${VICTIM.id} limit 1`;
+    const [c] = await db.sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status)
+      values (${VICTIM.id}, ${agent.id}, 'attack-ended', 'in_progress') returning id`;
+    await db.sql`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
+      values (${VICTIM.id}, ${c.id}, 0, 'customer', 'hello')`;
+    await db.sql`update public.voice_calls set status = 'completed' where tenant_id = ${VICTIM.id} and id = ${c.id}`;
+    await snapshot(db.sql, VICTIM.id); // the victim's rows as they are now
+    const rows = await tenantRows(db.sql, VICTIM.id);
+    const probes: Probe[] = [];
+    for (const actor of actors().filter((a) => a.role === 'authenticated')) {
+      for (const t of tablesFor.authenticated.filter((x) => x.hasTenantId)) {
+        for (const row of rows.get(t.rel) ?? []) {
+          for (const st of statementsFor(t, [row], fallbackRow(t, VICTIM.id, VICTIM_PEOPLE.user.id)).filter((x) => x.action === 'insert')) {
+            // Two shapes: the token naming the attacker's own tenant, and the victim's.
+            for (const shape of actor.shapes.filter((x) => /^supabase tenant_id=(B|victim)$/.test(x.label))) {
+              probes.push({
+                role: 'authenticated',
+                claims: shape.claims,
+                sql: st.sql,
+                kind: st.kind,
+                rel: t.rel,
+                tenant: VICTIM.id,
+                fp: true,
+                fp_always: t.statementTriggers,
+                meta: { table: t.rel, action: st.action, variant: st.variant, actor: actor.label, shape: shape.label },
+              });
+            }
+          }
+        }
+      }
+    }
+    expect(probes.filter((p) => p.rel === 'voice_call_segments').length).toBeGreaterThan(6);
+    const outcomes = await runProbes(db.sql, probes);
+    expect(await answeredDifferently(probes.map((probe, i) => ({ probe, outcome: outcomes[i] })))).toEqual([]);
   });
 });
 
