@@ -56,7 +56,7 @@ const SCHEMA_FILTER = `nspname not in ('pg_catalog', 'information_schema', 'pg_t
 const BODY = `btrim(regexp_replace(p.prosrc, '\\s+', ' ', 'g'))`;
 
 /** One query per kind of fact; each returns rows of one text column `line`. */
-const QUERIES = {
+export const QUERIES = {
   schema: `
     select format('%s owner=%s acl=%s comment=%s', n.nspname, pg_get_userbyid(n.nspowner),
       (select coalesce(string_agg(x, ' ' order by x), '') from (

@@ -21,6 +21,7 @@ import { vector } from '@electric-sql/pglite-pgvector';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { QUERIES } from '../../scripts/catalog-snapshot.mjs';
 import { bootstrapFile, root, seedFile } from '../../scripts/stack.mjs';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
@@ -122,55 +123,33 @@ afterAll(async () => {
 });
 
 describe('the migrations where the vector extension exists', () => {
-  /** Privileges, effective (a null ACL is its default), sorted. */
-  const acl = (column: string, kind: string, owner: string) => `
-    (select coalesce(string_agg(x, ' ' order by x), '') from (
-       select (case when a.grantee = 0 then 'PUBLIC' else pg_get_userbyid(a.grantee) end) || ':' || a.privilege_type as x
-       from aclexplode(coalesce(${column}, acldefault('${kind}', ${owner}))) a) s)`;
-  /** Tables (RLS, privileges), columns, indexes, constraints, functions (settings,
-   *  privileges, bodies), policies and triggers of the project's schemas, one line each,
-   *  comparable across Postgres versions. */
-  const CATALOG = `
-    select 'relation ' || n.nspname || '.' || c.relname || ' kind=' || c.relkind::text || ' rls=' || c.relrowsecurity
-           || ' force_rls=' || c.relforcerowsecurity || ' acl=' || ${acl('c.relacl', 'r', 'c.relowner')} as line
-    from pg_class c join pg_namespace n on n.oid = c.relnamespace
-    where n.nspname in ('public', 'private') and c.relkind in ('r', 'p', 'v', 'm')
-    union all
-    select 'column ' || n.nspname || '.' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' not_null=' || a.attnotnull
-    from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
-    where n.nspname in ('public', 'private') and c.relkind in ('r', 'p', 'v') and a.attnum > 0 and not a.attisdropped
-    union all
-    select 'index ' || pg_get_indexdef(i.indexrelid)
-    from pg_index i join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace
-    where n.nspname in ('public', 'private')
-    union all
-    select 'constraint ' || n.nspname || '.' || coalesce(c.relname, '-') || ' ' || k.conname || ' ' || pg_get_constraintdef(k.oid, true)
-    from pg_constraint k join pg_namespace n on n.oid = k.connamespace left join pg_class c on c.oid = k.conrelid
-    where n.nspname in ('public', 'private') and k.contype <> 'n'
-    union all
-    select 'function ' || n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ') '
-           || coalesce(pg_get_function_result(p.oid), '-') || ' definer=' || p.prosecdef || ' volatility=' || p.provolatile::text
-           || ' config=' || coalesce(p.proconfig::text, '-') || ' acl=' || ${acl('p.proacl', 'f', 'p.proowner')} || ' ' || md5(p.prosrc)
-    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-    where n.nspname in ('public', 'private')
-    union all
-    select 'policy ' || schemaname || '.' || tablename || ' ' || policyname || ' ' || cmd || ' ' || coalesce(qual, '-') || ' ' || coalesce(with_check, '-')
-    from pg_policies where schemaname in ('public', 'private')
-    union all
-    select 'trigger ' || pg_get_triggerdef(t.oid) || ' ' || t.tgenabled::text
-    from pg_trigger t join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace
-    where not t.tgisinternal and n.nspname in ('public', 'private')`;
+  /** The catalogue snapshot's facts (scripts/catalog-snapshot.mjs) of the project's two
+   *  schemas: tables (RLS, privileges, options), columns (type, default, nullability,
+   *  privileges), indexes, constraints, functions (settings, privileges, bodies),
+   *  policies and triggers. Postgres 18 lists NOT NULL as constraints too (type=n):
+   *  those are the columns' not_null, compared already. */
+  const SECTIONS = ['relation', 'column', 'index', 'constraint', 'function', 'policy', 'trigger'] as const;
+  async function catalog(run: (query: string) => Promise<{ line: string }[]>): Promise<Set<string>> {
+    const lines = new Set<string>();
+    for (const section of SECTIONS) {
+      for (const { line } of await run(QUERIES[section])) {
+        const fact = line.replace(/\s*\n\s*/g, ' ');
+        if (/^(public|private)\./.test(fact) && !(section === 'constraint' && / type=n /.test(fact))) lines.add(`${section}: ${fact}`);
+      }
+    }
+    return lines;
+  }
 
   it('gives the local schema plus the embedding column and its HNSW index, nothing else; pgvector 0.8', async () => {
-    const hosted = new Set((await rows<{ line: string }>(CATALOG)).map((r) => r.line));
-    const here = new Set((await local.sql.unsafe<{ line: string }[]>(CATALOG)).map((r) => r.line));
+    const hosted = await catalog((q) => rows<{ line: string }>(q));
+    const here = await catalog((q) => local.sql.unsafe<{ line: string }[]>(q));
     expect(here.size).toBeGreaterThan(1000);
     const onlyHosted = [...hosted].filter((l) => !here.has(l)).sort();
     const onlyLocal = [...here].filter((l) => !hosted.has(l)).sort();
     expect(onlyLocal).toEqual([]);
     expect(onlyHosted).toEqual([
-      'column public.kb_chunks.embedding extensions.vector(1536) not_null=false',
-      'index CREATE INDEX kb_chunks_embedding_idx ON public.kb_chunks USING hnsw (embedding extensions.vector_cosine_ops)',
+      'column: public.kb_chunks #10 embedding type=extensions.vector(1536) not_null=f default=- generated=- identity=- collation=- acl=- comment=-',
+      'index: public.kb_chunks CREATE INDEX kb_chunks_embedding_idx ON public.kb_chunks USING hnsw (embedding extensions.vector_cosine_ops)',
     ]);
     const [ext] = await rows<{ schema: string; version: string }>(
       `select extnamespace::regnamespace::text as schema, extversion as version from pg_extension where extname = 'vector'`,
