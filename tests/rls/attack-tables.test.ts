@@ -79,12 +79,18 @@ function beyondTwin(p: { attacker: Tried; twin: Tried }): string | null {
   return null;
 }
 
-/** Every probe for the given actors and tables. */
-function buildProbes(tableFilter: (t: Table) => boolean, actorList = actors()): Probe[] {
+/** Every probe for the given actors and tables, from the victim's rows of each table
+ *  (`rowSets`: the rows each set of statements is built from; by default all of them, so
+ *  inserts copy the first). */
+function buildProbes(
+  tableFilter: (t: Table) => boolean,
+  actorList = actors(),
+  rowSets = (t: Table): Json[][] => [victimRows.get(t.rel) ?? []],
+): Probe[] {
   const probes: Probe[] = [];
   for (const actor of actorList) {
     for (const t of tablesFor[actor.role].filter(tableFilter)) {
-      const statements = statementsFor(t, victimRows.get(t.rel) ?? [], fallbackRow(t, VICTIM.id, VICTIM_PEOPLE.user.id));
+      const statements = rowSets(t).flatMap((rows) => statementsFor(t, rows, fallbackRow(t, VICTIM.id, VICTIM_PEOPLE.user.id)));
       for (const shape of actor.shapes) {
         for (const s of statements) {
           probes.push({
@@ -237,29 +243,10 @@ describe('direct-table attacks on the victim tenant', () => {
     await db.sql`update public.voice_calls set status = 'completed' where tenant_id = ${VICTIM.id} and id = ${c.id}`;
     await snapshot(db.sql, VICTIM.id); // the victim's rows as they are now
     const rows = await tenantRows(db.sql, VICTIM.id);
-    const probes: Probe[] = [];
-    for (const actor of actors().filter((a) => a.role === 'authenticated')) {
-      for (const t of tablesFor.authenticated.filter((x) => x.hasTenantId)) {
-        for (const row of rows.get(t.rel) ?? []) {
-          for (const st of statementsFor(t, [row], fallbackRow(t, VICTIM.id, VICTIM_PEOPLE.user.id)).filter((x) => x.action === 'insert')) {
-            // Two shapes: the token naming the attacker's own tenant, and the victim's.
-            for (const shape of actor.shapes.filter((x) => /^supabase tenant_id=(B|victim)$/.test(x.label))) {
-              probes.push({
-                role: 'authenticated',
-                claims: shape.claims,
-                sql: st.sql,
-                kind: st.kind,
-                rel: t.rel,
-                tenant: VICTIM.id,
-                fp: true,
-                fp_always: t.statementTriggers,
-                meta: { table: t.rel, action: st.action, variant: st.variant, actor: actor.label, shape: shape.label },
-              });
-            }
-          }
-        }
-      }
-    }
+    // Inserts built from each row, by the attackers with two shapes: the token naming
+    // their own tenant, and the victim's.
+    const probes = buildProbes((t) => t.hasTenantId, actors(), (t) => (rows.get(t.rel) ?? []).map((r) => [r]))
+      .filter((p) => p.role === 'authenticated' && p.meta.action === 'insert' && /^supabase tenant_id=(B|victim)$/.test(String(p.meta.shape)));
     expect(probes.filter((p) => p.rel === 'voice_call_segments').length).toBeGreaterThan(6);
     const outcomes = await runProbes(db.sql, probes);
     expect(await answeredDifferently(probes.map((probe, i) => ({ probe, outcome: outcomes[i] })))).toEqual([]);
