@@ -59,7 +59,7 @@ export type PgLikeError = {
   table_name?: string;
 };
 
-function isPgError(err: unknown): err is PgLikeError {
+export function isPgError(err: unknown): err is PgLikeError {
   return typeof err === 'object' && err !== null && (err as { name?: string }).name === 'PostgresError';
 }
 

@@ -411,6 +411,50 @@ export const KbSearchQuery = z.object({
   limit: z.coerce.number().int().min(1).max(50).default(5),
 });
 export const KbMachineSearchQuery = KbSearchQuery.extend({ tenant_id: Uuid });
+/** A query's embedding, as the model gave it: numbers only (JSON has no NaN or infinity);
+ *  its size must be the project's (1,536 on hosted projects; the database says which). */
+const Embedding = z.array(z.number()).min(1).max(16_000);
+/** A search with the query's embedding, by POST (an embedding does not fit a URL): by it
+ *  where the project has vector search, else by the text, which is always given. */
+export const KbSearchBody = z.object({
+  q: Text.min(1).max(500).openapi({ description: 'The query as text: searched by full text where there is no vector search' }),
+  embedding: Embedding.optional().openapi({
+    description: "The query's embedding, from the same model as the chunks': where the project has vector search, the " +
+      'chunks nearest to it by cosine distance',
+  }),
+  knowledge_base_id: Uuid.optional(),
+  limit: z.number().int().min(1).max(50).default(5),
+}).strict();
+export const KbMachineSearchBody = KbSearchBody.extend({ tenant_id: Uuid }).strict();
+export const KbChunksQuery = z.object({
+  after: z.coerce.number().int().min(-1).optional().openapi({ description: 'The last ordinal of the previous page' }),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  embedded: z.enum(['true', 'false']).transform((v) => v === 'true').optional().openapi({
+    description: 'Only the chunks with (true) or without (false) an embedding',
+  }),
+});
+export const KbChunkSchema = z.object({
+  id: Uuid,
+  ordinal: z.number().int(),
+  content: z.string(),
+  embedded: z.boolean().openapi({ description: 'Whether it has its embedding (never where the project has no vector search)' }),
+}).openapi('KnowledgeChunk');
+export const KbChunkPageSchema = z.object({
+  items: z.array(KbChunkSchema),
+  next: z.number().int().nullable().openapi({ description: 'The `after` of the next page; null on the last' }),
+  embedding_dimensions: z.number().int().nullable().openapi({
+    description: 'The size embeddings must have; null where the project has no vector search (-1: any size)',
+  }),
+});
+export const SetEmbeddingsBody = z.object({
+  items: z.array(
+    z.object({
+      chunk_id: Uuid,
+      embedding: Embedding.nullable().openapi({ description: "The chunk's embedding; null clears it" }),
+    }).strict(),
+  ).min(1).max(100),
+}).strict();
+export const SetEmbeddingsResult = z.object({ written: z.number().int() }).openapi('EmbeddingsWritten');
 export const KbHitSchema = z.object({
   chunk_id: Uuid,
   document_id: Uuid,
@@ -420,7 +464,12 @@ export const KbHitSchema = z.object({
   content: z.string(),
   score: z.number(),
 }).openapi('KnowledgeHit');
-export const KbHitsSchema = z.object({ items: z.array(KbHitSchema) });
+export const KbHitsSchema = z.object({
+  items: z.array(KbHitSchema),
+  mode: z.enum(['embedding', 'full_text']).openapi({
+    description: 'How the chunks were found: by the embedding (cosine similarity as the score), or by the text',
+  }),
+});
 export const KnowledgeBasePageSchema = z.object({ items: z.array(KnowledgeBaseSchema), next: z.string().nullable() });
 export const KbDocumentPageSchema = z.object({ items: z.array(KbDocumentSchema), next: z.string().nullable() });
 export const CallTicketSchema = z.object({ ticket_id: Uuid, call_id: Uuid }).openapi('CallTicket');

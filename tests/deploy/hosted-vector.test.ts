@@ -16,14 +16,11 @@
 // among its own, included), also when the planner scans the HNSW index, which holds
 // every tenant's chunks; a wrong embedding is a clear 22023; people search under their
 // standing in the tenant.
-import { PGlite } from '@electric-sql/pglite';
-import { vector } from '@electric-sql/pglite-pgvector';
-import { readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
+import type { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUERIES } from '../../scripts/catalog-snapshot.mjs';
-import { bootstrapFile, root, seedFile } from '../../scripts/stack.mjs';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { cosineDistance, embeddingSpace, hostedDatabase } from '../helpers/hosted-pglite.ts';
 import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
 
 const DIMENSIONS = 1536;
@@ -40,25 +37,7 @@ async function rows<T = Record<string, unknown>>(text: string, params: unknown[]
 /** An embedding as Postgres reads a real[]: `{…}`. */
 const pgArray = (v: (number | string)[]) => `{${v.join(',')}}`;
 
-// Embeddings as a model gives them: dense, from a seeded generator (the same every run).
-let seed = 20261203;
-function random(): number {
-  seed = (seed * 1103515245 + 12345) % 2147483648;
-  return seed / 2147483648 - 0.5;
-}
-const query = Array.from({ length: DIMENSIONS }, random);
-/** A direction near the query: the larger `spread`, the farther. */
-const near = (spread: number) => query.map((x) => x + spread * random());
-
-function cosineDistance(a: number[], b: number[]): number {
-  let dot = 0, na = 0, nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return 1 - dot / Math.sqrt(na * nb);
-}
+const { query, near } = embeddingSpace(20261203, DIMENSIONS);
 
 type Chunk = { id: string; knowledge_base_id: string; embedding: number[] | null };
 /** acme's chunks as written, with their embeddings: the oracle ranks these. */
@@ -103,17 +82,7 @@ async function knowledge(tenant: string, name: string, embeddings: (number[] | n
 }
 
 beforeAll(async () => {
-  pg = await PGlite.create({ extensions: { vector } });
-  await pg.exec(readFileSync(bootstrapFile, 'utf8'));
-  const dir = path.join(root, 'supabase', 'migrations');
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.sql')).sort()) {
-    try {
-      await pg.exec(`begin;\n${readFileSync(path.join(dir, file), 'utf8')}\ncommit;`);
-    } catch (err) {
-      throw new Error(`${file} on a database with vector: ${(err as Error).message}`);
-    }
-  }
-  await pg.exec(readFileSync(seedFile, 'utf8'));
+  pg = await hostedDatabase();
   local = await freshDatabase('hosted_vector');
 }, 180_000);
 

@@ -87,6 +87,11 @@ const SAFE: Record<string, string> = {
   'private.allowed_voice_call_transitions(p_from text)': 'the global call status transition table, the same for every tenant',
   'private.kb_search(p_tenant_id uuid, p_query text, p_knowledge_base_id uuid, p_limit integer, p_embedding real[])':
     "answers only for a tenant among the caller's own (tenant_ids('user')) or a platform admin; else nothing",
+  'private.kb_embedding_dimensions()': "the project's embedding size from the catalog, the same for every tenant",
+  'private.kb_chunks_of_document(p_tenant_id uuid, p_document_id uuid, p_after integer, p_limit integer, p_embedded boolean)':
+    'invoker: the kb_chunks select policy decides what the caller sees',
+  'private.kb_set_embeddings(p_tenant_id uuid, p_knowledge_base_id uuid, p_document_id uuid, p_items jsonb)':
+    "checks tenant_ids('admin', true) or platform admin before reading anything (42501 to anyone else, the same for an unknown tenant)",
   'private.voice_calls_matching(p_tenant_id uuid, p_query text)':
     "answers only for a tenant among the caller's own: staff (tenant_ids('agent')) or a platform admin every call, a customer (tenant_ids('user')) their linked record's; else nothing",
   'private.webhook_deliveries_for(p_tenant_id uuid, p_endpoint_id uuid, p_limit integer)': "checks tenant_ids('admin')",

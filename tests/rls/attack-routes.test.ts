@@ -90,6 +90,7 @@ const FIELD_RECORD_OF: Record<string, string> = {
   requester: 'users',
   canned_response_id: 'canned_responses',
   knowledge_base_id: 'voice_knowledge_bases',
+  chunk_id: 'kb_chunks',
   agent_id: 'voice_agents',
   customer_id: 'voice_customers',
   ticket_id: 'tickets',

@@ -222,6 +222,9 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'ticket_stats(uuid)', // staff of the tenant
       'allowed_voice_call_transitions(text)', // the call status machine, the same for every tenant
       'kb_search(uuid,text,uuid,integer,real[])', 'voice_calls_matching(uuid,text)', // members of the tenant (tenant_ids; customers their own calls), else nothing
+      'kb_embedding_dimensions()', // the catalog's embedding size, the same for every tenant
+      'kb_chunks_of_document(uuid,uuid,integer,integer,boolean)', // invoker: the kb_chunks select policy
+      'kb_set_embeddings(uuid,uuid,uuid,jsonb)', // admins of the writable tenant (or platform admins) first; 42501 otherwise
       'ticket_search_candidates(uuid,text,boolean,integer)', // the tickets select policy as the caller's claims see it
       'entitlements_of(uuid)', 'require_feature(uuid,text)', 'tenant_usage(uuid)', // members (usage: admins) or platform admins
       'set_tenant_entitlements(uuid,jsonb,jsonb,jsonb)', // platform admins only

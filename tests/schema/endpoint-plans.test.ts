@@ -558,6 +558,7 @@ it('every read endpoint of voice, the provider’s call path included, reads thr
     '/voice/agents/{id}': [],
     '/voice/customers/{id}': [],
     '/voice/knowledge-bases/{kbId}/documents/{id}': [],
+    '/voice/knowledge-bases/{kbId}/documents/{id}/chunks': [],
   };
   const plans: Explained[] = [];
   const statuses: string[] = [];
@@ -584,6 +585,26 @@ it('every read endpoint of voice, the provider’s call path included, reads thr
     await explained(`GET ${path}`, async () => {
       const r = await call(voiceApp, 'GET', path.replace('{kbId}', kb.id).replace('{id}', id), { token: tok.admin });
       if (r.status >= 300) statuses.push(`GET ${path}: ${r.status}`);
+    }, plans);
+  }
+  // A document's chunks: the first page, a later one, and those without an embedding.
+  for (const query of ['', '?after=100&limit=50', '?embedded=false']) {
+    const path = '/voice/knowledge-bases/{kbId}/documents/{id}/chunks';
+    await explained(`GET ${path}`, async () => {
+      const r = await call(voiceApp, 'GET', `${path.replace('{kbId}', kb.id).replace('{id}', doc.id)}${query}`, { token: tok.admin });
+      if (r.status !== 200 || !r.body.items.length) statuses.push(`GET ${path}${query}: ${r.status}`);
+    }, plans);
+  }
+  // The searches by POST, with a query's embedding (here, without vector search, by the text).
+  for (
+    const [path, body, machine] of [
+      ['/voice/knowledge-bases/search', { q: 'parking', embedding: [0.5, 0.5] }, false],
+      ['/voice/knowledge/search', { tenant_id: acme, q: 'parking', embedding: [0.5, 0.5] }, true],
+    ] as const
+  ) {
+    await explained(`POST ${path}`, async () => {
+      const r = await call(voiceApp, 'POST', path, machine ? { body, headers: { authorization: `Bearer ${service}` } } : { body, token: tok.admin });
+      if (r.status !== 200 || r.body.mode !== 'full_text' || !r.body.items.length) statuses.push(`POST ${path}: ${r.status} ${JSON.stringify(r.body)}`);
     }, plans);
   }
   // A tenant's customer (role user) linked to one voice customer record: their calls and

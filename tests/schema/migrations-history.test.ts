@@ -66,7 +66,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202170300_voice_stale_calls_review.sql',
     '20261203110000_voice_sweep_fairness.sql',
   ],
-  'private.kb_search_for_call': ['20261202160000_voice_events_tenant_state.sql'],
+  // ... and with the query's embedding (issue 14, embeddings through the API).
+  'private.kb_search_for_call': ['20261202160000_voice_events_tenant_state.sql', '20261203240000_kb_embeddings_api.sql'],
   // The same chunks, ranked as (id, score) and read after the limit, with a custom plan
   // per call (issue 14, knowledge search speed).
   // ... and a configuration's query with nothing to look for (negations only) matches nothing.

@@ -8,10 +8,17 @@ import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { telephonyTenant } from '../../../shared/auth/service.ts';
 import { callPathDb, type Tx } from '../../../shared/db.ts';
-import { notFound } from '../../../shared/errors.ts';
+import { isPgError, notFound, unprocessable } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Column, Selected } from '../../../shared/rows.ts';
-import { commonErrors, conflictError, jsonBody, jsonResponse, unavailableError } from '../../../shared/schemas/common.ts';
+import {
+  bodyErrors,
+  commonErrors,
+  conflictError,
+  jsonBody,
+  jsonResponse,
+  unavailableError,
+} from '../../../shared/schemas/common.ts';
 import { security as securityOf, telephonyErrors } from '../../../shared/schemas/security.ts';
 import * as s from '../schemas.ts';
 import { after, AGENT_COLUMNS, type AgentRow, page, type VoiceHandler } from './common.ts';
@@ -163,6 +170,58 @@ const routes = {
     middleware: needs.activeTenantRole('user', { scope: 'knowledge:read', feature: 'knowledge_base' }),
     request: { query: s.KbSearchQuery },
     responses: { 200: jsonResponse(s.KbHitsSchema, 'The best chunks, best first'), ...commonErrors },
+  }),
+  searchByEmbedding: createRoute({
+    method: 'post',
+    path: '/knowledge-bases/search',
+    summary: "The best chunks of the tenant's knowledge for a query and, optionally, its embedding: by the embedding " +
+      'where the project has vector search and chunks have embeddings, else by the text (`mode` says which)',
+    ...apiKeyScope('knowledge:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'knowledge:read', feature: 'knowledge_base' }),
+    request: { body: jsonBody(s.KbSearchBody) },
+    responses: { 200: jsonResponse(s.KbHitsSchema, 'The best chunks, best first'), ...commonErrors },
+  }),
+  listChunks: createRoute({
+    method: 'get',
+    path: '/knowledge-bases/{kbId}/documents/{id}/chunks',
+    summary: "A document's chunks in order, with whether each has its embedding: what an embedding job reads " +
+      '(pages by ordinal; `embedded=false` for the ones still to compute)',
+    ...apiKeyScope('knowledge:read'),
+    middleware: needs.activeTenantRole('user', { scope: 'knowledge:read', feature: 'knowledge_base' }),
+    request: { params: s.KbDocumentParam, query: s.KbChunksQuery },
+    responses: { 200: jsonResponse(s.KbChunkPageSchema, 'A page of chunks'), ...commonErrors },
+  }),
+  setEmbeddings: createRoute({
+    method: 'put',
+    path: '/knowledge-bases/{kbId}/documents/{id}/embeddings',
+    summary: "Write (or clear, with null) the embeddings of a document's chunks (admins), all or nothing, up to 100 " +
+      'per request within the body limit. 409 vector_search_unavailable where the project has no vector search; ' +
+      "409 chunks_changed naming the ids that are not the document's chunks (its content changed since they were " +
+      'read: its new chunks need their own); 422 naming the item whose embedding has the wrong size or no direction',
+    ...apiKeyScope('knowledge:write'),
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'knowledge:write', feature: 'knowledge_base' }),
+    request: { params: s.KbDocumentParam, body: jsonBody(s.SetEmbeddingsBody) },
+    responses: { 200: jsonResponse(s.SetEmbeddingsResult, 'How many chunks were written'), ...commonErrors, ...conflictError },
+  }),
+  machineSearchByEmbedding: createRoute({
+    method: 'post',
+    path: '/knowledge/search',
+    summary: "The best chunks of a tenant's knowledge for the agent during a call (the provider), with the query's " +
+      'embedding when it has one: by it where the project has vector search, else by the text (`mode` says which)',
+    security: securityOf.telephony,
+    'x-api-key-scope': 'voice:route',
+    middleware: needs.telephony('voice:route'),
+    request: { body: jsonBody(s.KbMachineSearchBody) },
+    responses: {
+      200: jsonResponse(s.KbHitsSchema, 'The best chunks, best first'),
+      ...telephonyErrors,
+      ...bodyErrors,
+      403: commonErrors[403],
+      404: commonErrors[404],
+      422: commonErrors[422],
+      429: commonErrors[429],
+      ...unavailableError,
+    },
   }),
   machineSearch: createRoute({
     method: 'get',
@@ -443,7 +502,88 @@ const search: VoiceHandler<typeof routes.search> = async (c) => {
     tenantId,
     (tx) => tx<Hit>`select * from private.kb_search(${tenantId}, ${q.q}, ${q.knowledge_base_id ?? null}, ${q.limit})`,
   );
-  return c.json({ items }, 200);
+  return c.json({ items, mode: 'full_text' as const }, 200);
+};
+
+type Found = { items: Hit[]; mode: 'embedding' | 'full_text' };
+/** One search statement's answer: the project's embedding size (null: no vector search)
+ *  and the hits in the search's own order. */
+type Searched = { dimensions: number | null; items: Hit[] };
+/** The hits of a search statement as one row, in the order it gave them. */
+const hitsInOrder = (tx: Tx, from: ReturnType<Tx>) =>
+  tx<Searched>`
+    select private.kb_embedding_dimensions() as dimensions,
+           coalesce((select jsonb_agg(to_jsonb(h) - 'n' order by h.n) from ${from} with ordinality h(chunk_id, document_id,
+             knowledge_base_id, title, ordinal, content, score, n)), '[]') as items`;
+
+/** By the embedding where the project has vector search and some chunk has one, in one
+ *  statement; else by the text (where the project has none the same statement already
+ *  searched by it: private.kb_search_in_tenant ignores an embedding it cannot use). A
+ *  wrong embedding is 422 naming it, with the database's reason. */
+async function findChunks(search: (embedding: number[] | null) => Promise<Searched>, embedding?: number[]): Promise<Found> {
+  if (embedding) {
+    let first: Searched;
+    try {
+      first = await search(embedding);
+    } catch (err) {
+      if (isPgError(err) && err.code === '22023' && err.message.startsWith('embedding')) {
+        throw unprocessable('The embedding is not acceptable', { fields: [{ field: 'embedding', message: err.message }] });
+      }
+      throw err;
+    }
+    if (first.dimensions === null) return { items: first.items, mode: 'full_text' };
+    // Chunks not embedded yet (a knowledge base filled before its embeddings): the text.
+    if (first.items.length) return { items: first.items, mode: 'embedding' };
+  }
+  return { items: (await search(null)).items, mode: 'full_text' };
+}
+
+const searchByEmbedding: VoiceHandler<typeof routes.searchByEmbedding> = async (c) => {
+  const b = c.req.valid('json');
+  const tenantId = c.var.access.tenantId;
+  const found = await findChunks(
+    (embedding) =>
+      callerDb(c, tenantId, async (tx) =>
+        (await hitsInOrder(
+          tx,
+          tx`private.kb_search(${tenantId}, ${b.q}, ${b.knowledge_base_id ?? null}, ${b.limit}, ${embedding}::real[])`,
+        ))[0]),
+    b.embedding,
+  );
+  return c.json(found, 200);
+};
+
+type ChunkRow = { id: string; ordinal: number; content: string; embedded: boolean };
+
+const listChunks: VoiceHandler<typeof routes.listChunks> = async (c) => {
+  const { kbId, id } = c.req.valid('param');
+  const q = c.req.valid('query');
+  const tenantId = c.var.access.tenantId;
+  const answer = await callerDb(c, tenantId, async (tx) => {
+    const [doc] =
+      await tx`select id from public.kb_documents where tenant_id = ${tenantId} and knowledge_base_id = ${kbId} and id = ${id}`;
+    if (!doc) throw notFound('Document');
+    const items = await tx<ChunkRow>`
+      select * from private.kb_chunks_of_document(${tenantId}, ${id}, ${q.after ?? null}, ${q.limit + 1}, ${q.embedded ?? null})`;
+    const [{ dimensions }] = await tx<{ dimensions: number | null }>`select private.kb_embedding_dimensions() as dimensions`;
+    return { items, dimensions };
+  });
+  const more = answer.items.length > q.limit;
+  const items = answer.items.slice(0, q.limit);
+  return c.json({ items, next: more ? items[items.length - 1].ordinal : null, embedding_dimensions: answer.dimensions }, 200);
+};
+
+const setEmbeddings: VoiceHandler<typeof routes.setEmbeddings> = async (c) => {
+  const { kbId, id } = c.req.valid('param');
+  const b = c.req.valid('json');
+  const tenantId = c.var.access.tenantId;
+  const [{ written }] = await callerDb(
+    c,
+    tenantId,
+    (tx) =>
+      tx<{ written: number }>`select private.kb_set_embeddings(${tenantId}, ${kbId}, ${id}, ${tx.json(b.items)}) as written`,
+  );
+  return c.json({ written }, 200);
 };
 
 /** One statement on the pool, like the rest of the provider's call path; the tenant's
@@ -457,7 +597,27 @@ const machineSearch: VoiceHandler<typeof routes.machineSearch> = async (c) => {
   const items = await callPathDb()<Hit>`select * from private.kb_search_for_call(${q.tenant_id}, ${q.q}, ${
     q.knowledge_base_id ?? null
   }, ${q.limit})`;
-  return c.json({ items }, 200);
+  return c.json({ items, mode: 'full_text' as const }, 200);
+};
+
+/** As machineSearch, with the query's embedding: one statement on the call path's pool
+ *  (two when no chunk has an embedding yet: then the text). */
+const machineSearchByEmbedding: VoiceHandler<typeof routes.machineSearchByEmbedding> = async (c) => {
+  const b = c.req.valid('json');
+  const confined = telephonyTenant(c);
+  if (confined && confined !== b.tenant_id.toLowerCase()) throw notFound('Tenant');
+  const db = callPathDb();
+  const found = await findChunks(
+    async (embedding) =>
+      (await hitsInOrder(
+        db,
+        db`private.kb_search_for_call_with_embedding(${b.tenant_id}, ${b.q}, ${
+          b.knowledge_base_id ?? null
+        }, ${b.limit}, ${embedding}::real[])`,
+      ))[0],
+    b.embedding,
+  );
+  return c.json(found, 200);
 };
 
 export const agents = createRouter()
@@ -467,7 +627,9 @@ export const agents = createRouter()
   .openapi(routes.update, update)
   .openapi(routes.remove, remove)
   .openapi(routes.search, search)
+  .openapi(routes.searchByEmbedding, searchByEmbedding)
   .openapi(routes.machineSearch, machineSearch)
+  .openapi(routes.machineSearchByEmbedding, machineSearchByEmbedding)
   .openapi(routes.listKbs, listKbs)
   .openapi(routes.createKb, createKb)
   // After /knowledge-bases/search, which would otherwise be read as a knowledge base's id.
@@ -478,4 +640,6 @@ export const agents = createRouter()
   .openapi(routes.addDoc, addDoc)
   .openapi(routes.readDoc, readDoc)
   .openapi(routes.updateDoc, updateDoc)
+  .openapi(routes.listChunks, listChunks)
+  .openapi(routes.setEmbeddings, setEmbeddings)
   .openapi(routes.removeDoc, removeDoc);

@@ -1,0 +1,263 @@
+// Embeddings through the voice function where the project has vector search (issue 14;
+// 20261203240000_kb_embeddings_api.sql): the voice function's own app, in-process, on a
+// database as a hosted project's (tests/helpers/hosted-pglite.ts: PGlite with pgvector,
+// every migration, served over the wire protocol so the function's driver and pools run
+// unchanged). An embedding job reads a document's chunks, writes their embeddings, and
+// people and the provider's agent search by a query's embedding.
+//
+// What it holds: the chunks say which have an embedding and the size embeddings must
+// have; a write is all or nothing, by chunk id, and one computed from a document's old
+// content is refused after the content changed (409 chunks_changed) rather than attached
+// to new text; a wrong embedding is 422 naming the item; null clears one; the search
+// answers the chunks nearest the query's embedding in order (the oracle: cosine distance
+// computed here), says it searched by the embedding, and falls back to the text where no
+// chunk has one yet; another tenant's admin with the victim's ids finds nothing and
+// changes nothing; the provider's search takes the embedding too.
+import type { PGlite } from '@electric-sql/pglite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app } from '../../functions/voice/app.ts';
+import { apiKey } from '../../scripts/tokens.mjs';
+import { closeDb } from '../../shared/db.ts';
+import { cosineDistance, embeddingSpace, hostedDatabase, serve } from '../helpers/hosted-pglite.ts';
+import { call, errorCode } from '../helpers/http.ts';
+import { tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
+
+const DIMENSIONS = 1536;
+const acme = tenants.acme.id;
+const globex = tenants.globex.id;
+
+let pg: PGlite;
+let server: { url: string; stop: () => Promise<void> };
+let auth: AuthFixture;
+let service: string;
+const tok: Record<string, string> = {};
+
+const { query, near } = embeddingSpace(20261204, DIMENSIONS);
+
+/** The stored state of a tenant's embeddings: chunk id → the embedding's text, or null. */
+async function stored(tenant: string): Promise<Record<string, string | null>> {
+  const rows = (await pg.query<{ id: string; e: string | null }>(
+    `select id, embedding::text as e from public.kb_chunks where tenant_id = $1 order by id`,
+    [tenant],
+  )).rows;
+  return Object.fromEntries(rows.map((r) => [r.id, r.e]));
+}
+
+type Chunk = { id: string; ordinal: number; content: string; embedded: boolean };
+const paragraphs = (n: number, topic: string) =>
+  Array.from({ length: n }, (_, i) => `${topic} paragraph ${i}: ${'words about the desk and its hours '.repeat(30)}`).join('\n\n');
+
+let kb: string;
+let doc: string;
+let chunks: Chunk[];
+
+beforeAll(async () => {
+  pg = await hostedDatabase();
+  server = await serve(pg);
+  auth = await configureAuth(server.url);
+  service = await apiKey('service_role', TEST_JWT_SECRET);
+  tok.admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+  tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
+  tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
+  tok.globexAdmin = await supabaseToken(users.globexAdmin, { tenantId: globex });
+  await pg.exec(`update public.tenants set plan = 'pro'`);
+  const created = await call(app, 'POST', '/voice/knowledge-bases', { token: tok.admin, body: { name: 'Front desk' } });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  kb = created.body.id;
+  const uploaded = await call(app, 'POST', `/voice/knowledge-bases/${kb}/documents`, {
+    token: tok.admin,
+    body: { title: 'Handbook', content: paragraphs(12, 'Handbook') },
+  });
+  expect(uploaded.status, JSON.stringify(uploaded.body)).toBe(201);
+  doc = uploaded.body.id;
+}, 180_000);
+
+afterAll(async () => {
+  await closeDb();
+  await auth?.close();
+  await server?.stop();
+  await pg?.close();
+});
+
+const chunksUrl = () => `/voice/knowledge-bases/${kb}/documents/${doc}/chunks`;
+const embeddingsUrl = () => `/voice/knowledge-bases/${kb}/documents/${doc}/embeddings`;
+
+describe("a document's chunks, for whoever computes their embeddings", () => {
+  it('pages them in order, with the size embeddings must have and none embedded yet', async () => {
+    const first = await call(app, 'GET', `${chunksUrl()}?limit=5`, { token: tok.user });
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    expect(first.body.embedding_dimensions).toBe(DIMENSIONS);
+    expect(first.body.items.map((c: Chunk) => c.ordinal)).toEqual([0, 1, 2, 3, 4]);
+    expect(first.body.next).toBe(4);
+    const all: Chunk[] = [...first.body.items];
+    let after = first.body.next;
+    while (after !== null) {
+      const next = await call(app, 'GET', `${chunksUrl()}?limit=5&after=${after}`, { token: tok.user });
+      all.push(...next.body.items);
+      after = next.body.next;
+    }
+    const [{ n }] = (await pg.query<{ n: number }>(
+      `select count(*)::int as n from public.kb_chunks where tenant_id = $1 and document_id = $2`,
+      [acme, doc],
+    )).rows;
+    expect(all.length).toBe(n);
+    expect(n).toBeGreaterThan(5);
+    expect(all.every((c) => !c.embedded)).toBe(true);
+    expect(all.every((c) => c.content.startsWith('Handbook paragraph'))).toBe(true);
+    chunks = all;
+  });
+});
+
+describe('writing embeddings', () => {
+  it("writes them by chunk id; the chunks say so; the search ranks by them, nearest first, as the oracle's cosine distance", async () => {
+    // Each chunk a step farther from the query, given in shuffled order.
+    const embeddings = chunks.map((_, i) => near(0.05 + 0.1 * i));
+    const items = chunks.map((c, i) => ({ chunk_id: c.id, embedding: embeddings[i] })).reverse();
+    const written = await call(app, 'PUT', embeddingsUrl(), { token: tok.admin, body: { items } });
+    expect(written.status, JSON.stringify(written.body)).toBe(200);
+    expect(written.body).toEqual({ written: chunks.length });
+    const listed = await call(app, 'GET', `${chunksUrl()}?limit=500`, { token: tok.user });
+    expect(listed.body.items.every((c: Chunk) => c.embedded)).toBe(true);
+    expect((await call(app, 'GET', `${chunksUrl()}?embedded=false`, { token: tok.user })).body.items).toEqual([]);
+
+    const found = await call(app, 'POST', '/voice/knowledge-bases/search', {
+      token: tok.user,
+      body: { q: 'a text that matches nothing', embedding: query, limit: 4 },
+    });
+    expect(found.status, JSON.stringify(found.body)).toBe(200);
+    expect(found.body.mode).toBe('embedding');
+    const oracle = chunks
+      .map((c, i) => ({ id: c.id, distance: cosineDistance(query, embeddings[i]) }))
+      .sort((a, b) => a.distance - b.distance)
+      .slice(0, 4);
+    expect(found.body.items.map((h: { chunk_id: string }) => h.chunk_id)).toEqual(oracle.map((o) => o.id));
+    for (const [i, hit] of found.body.items.entries()) {
+      expect(hit).toMatchObject({ document_id: doc, knowledge_base_id: kb, title: 'Handbook' });
+      expect(hit.score).toBeCloseTo(1 - oracle[i].distance, 4);
+    }
+  });
+
+  it('the provider searches by the embedding too, within its tenant, and a plan without knowledge is 403', async () => {
+    const headers = { authorization: `Bearer ${service}` };
+    const found = await call(app, 'POST', '/voice/knowledge/search', {
+      headers,
+      body: { tenant_id: acme, q: 'desk', embedding: query, limit: 2 },
+    });
+    expect(found.status, JSON.stringify(found.body)).toBe(200);
+    expect(found.body.mode).toBe('embedding');
+    expect(found.body.items.map((h: { chunk_id: string }) => h.chunk_id)).toEqual([chunks[0].id, chunks[1].id]);
+    // By the text, as before, on GET.
+    const text = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=desk&limit=2`, { headers });
+    expect(text.body.mode).toBe('full_text');
+    expect(text.body.items).toHaveLength(2);
+    // Another tenant's knowledge: globex has none, under the same embedding.
+    const other = await call(app, 'POST', '/voice/knowledge/search', { headers, body: { tenant_id: globex, q: 'desk', embedding: query } });
+    expect(other.status, JSON.stringify(other.body)).toBe(200);
+    expect(other.body.items).toEqual([]);
+    await pg.query(`update public.tenants set plan = 'starter' where id = $1`, [acme]);
+    try {
+      const starter = await call(app, 'POST', '/voice/knowledge/search', { headers, body: { tenant_id: acme, q: 'desk', embedding: query } });
+      expect(starter.status).toBe(403);
+      expect(errorCode(starter)).toBe('feature_not_in_plan');
+    } finally {
+      await pg.query(`update public.tenants set plan = 'pro' where id = $1`, [acme]);
+    }
+  });
+
+  it('a wrong embedding is 422 naming the item and why, and nothing is written', async () => {
+    const before = await stored(acme);
+    const cases: [unknown[], string, string][] = [
+      [[{ chunk_id: chunks[0].id, embedding: near(1) }, { chunk_id: chunks[1].id, embedding: [1, 2, 3] }], 'items[1].embedding', 'must have 1536 dimensions, not 3'],
+      [[{ chunk_id: chunks[0].id, embedding: new Array(DIMENSIONS).fill(0) }], 'items[0].embedding', 'must not be all zeros'],
+      [[{ chunk_id: chunks[0].id, embedding: new Array(DIMENSIONS).fill(1e30) }], 'items[0].embedding', 'values are too large'],
+      [[{ chunk_id: chunks[0].id, embedding: near(1) }, { chunk_id: chunks[0].id, embedding: near(1) }], 'items[1].chunk_id', 'appears twice'],
+    ];
+    for (const [items, field, message] of cases) {
+      const r = await call(app, 'PUT', embeddingsUrl(), { token: tok.admin, body: { items } });
+      expect(r.status, JSON.stringify(r.body)).toBe(422);
+      expect(errorCode(r)).toBe('validation_failed');
+      expect(r.body.error.details.fields).toEqual([{ field, message: expect.stringContaining(message) }]);
+    }
+    // And by the route's own schema: not numbers, no items, an unknown field.
+    for (const body of [{ items: [{ chunk_id: chunks[0].id, embedding: ['1'] }] }, { items: [] }, { items: [{ chunk_id: chunks[0].id, embedding: [1], model: 'x' }] }]) {
+      const r = await call(app, 'PUT', embeddingsUrl(), { token: tok.admin, body });
+      expect(r.status, JSON.stringify(r.body)).toBe(422);
+    }
+    expect(await stored(acme)).toEqual(before);
+    // A search by an embedding of the wrong size: 422 naming it, with the database's reason.
+    const search = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body: { q: 'desk', embedding: [1, 2] } });
+    expect(search.status, JSON.stringify(search.body)).toBe(422);
+    expect(search.body.error.details.fields).toEqual([{ field: 'embedding', message: 'embedding must have 1536 dimensions, not 2' }]);
+  });
+
+  it("embeddings of a document's old content are refused once it changed (409 chunks_changed), all of them, and the new chunks start without", async () => {
+    const before = await stored(acme);
+    const changed = await call(app, 'PATCH', `/voice/knowledge-bases/${kb}/documents/${doc}`, {
+      token: tok.admin,
+      body: { content: paragraphs(3, 'Revised') },
+    });
+    expect(changed.status, JSON.stringify(changed.body)).toBe(200);
+    const fresh = (await call(app, 'GET', chunksUrl(), { token: tok.admin })).body.items as Chunk[];
+    expect(fresh.every((c) => !c.embedded && c.content.startsWith('Revised'))).toBe(true);
+    expect(fresh.map((c) => c.id).some((id) => chunks.some((old) => old.id === id))).toBe(false);
+    // One new chunk and one of the old content: nothing is written, and the old one is named.
+    const stale = await call(app, 'PUT', embeddingsUrl(), {
+      token: tok.admin,
+      body: { items: [{ chunk_id: fresh[0].id, embedding: near(0.1) }, { chunk_id: chunks[0].id, embedding: near(0.1) }] },
+    });
+    expect(stale.status, JSON.stringify(stale.body)).toBe(409);
+    expect(errorCode(stale)).toBe('chunks_changed');
+    expect(stale.body.error.details).toEqual({ chunk_ids: [chunks[0].id] });
+    const now = await stored(acme);
+    expect(now[fresh[0].id]).toBeNull();
+    // The old chunks are gone with their embeddings; no other chunk of the tenant changed.
+    for (const old of chunks) expect(now).not.toHaveProperty(old.id);
+    for (const [id, e] of Object.entries(now)) if (id in before) expect(e, id).toBe(before[id]);
+    chunks = fresh;
+  });
+
+  it('null clears an embedding; a search where no chunk has one falls back to the text, and says so', async () => {
+    const items = chunks.map((c, i) => ({ chunk_id: c.id, embedding: near(0.2 * (i + 1)) }));
+    expect((await call(app, 'PUT', embeddingsUrl(), { token: tok.admin, body: { items } })).body).toEqual({ written: chunks.length });
+    const cleared = await call(app, 'PUT', embeddingsUrl(), {
+      token: tok.admin,
+      body: { items: chunks.map((c) => ({ chunk_id: c.id, embedding: null })) },
+    });
+    expect(cleared.body).toEqual({ written: chunks.length });
+    expect(Object.values(await stored(acme)).every((e) => e === null)).toBe(true);
+    const found = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body: { q: 'revised', embedding: query } });
+    expect(found.status, JSON.stringify(found.body)).toBe(200);
+    expect(found.body.mode).toBe('full_text');
+    expect(found.body.items.map((h: { chunk_id: string }) => h.chunk_id).sort()).toEqual(chunks.map((c) => c.id).sort());
+  });
+});
+
+describe('who may', () => {
+  it("agents and users may not write embeddings (403); another tenant's admin with the victim's ids finds nothing and changes nothing", async () => {
+    const items = [{ chunk_id: chunks[0].id, embedding: near(0.1) }];
+    const before = await stored(acme);
+    for (const token of [tok.agent, tok.user]) {
+      const r = await call(app, 'PUT', embeddingsUrl(), { token, body: { items } });
+      expect(r.status, JSON.stringify(r.body)).toBe(403);
+    }
+    const foreignWrite = await call(app, 'PUT', embeddingsUrl(), { token: tok.globexAdmin, body: { items } });
+    const foreignRead = await call(app, 'GET', chunksUrl(), { token: tok.globexAdmin });
+    // globex is on pro here: the same answers as for ids nobody has.
+    const unknown = '00000000-0000-4000-8000-00000000beef';
+    const unknownWrite = await call(app, 'PUT', `/voice/knowledge-bases/${unknown}/documents/${unknown}/embeddings`, {
+      token: tok.globexAdmin,
+      body: { items },
+    });
+    const unknownRead = await call(app, 'GET', `/voice/knowledge-bases/${unknown}/documents/${unknown}/chunks`, { token: tok.globexAdmin });
+    expect([foreignWrite.status, foreignRead.status]).toEqual([404, 404]);
+    expect(foreignWrite.body).toEqual(unknownWrite.body);
+    expect(foreignRead.body).toEqual(unknownRead.body);
+    const search = await call(app, 'POST', '/voice/knowledge-bases/search', {
+      token: tok.globexAdmin,
+      body: { q: 'revised', embedding: query, knowledge_base_id: kb },
+    });
+    expect(search.body.items).toEqual([]);
+    expect(await stored(acme)).toEqual(before);
+  });
+});
