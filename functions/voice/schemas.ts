@@ -413,7 +413,13 @@ export const KbSearchQuery = z.object({
 export const KbMachineSearchQuery = KbSearchQuery.extend({ tenant_id: Uuid });
 /** A query's embedding, as the model gave it: numbers only (JSON has no NaN or infinity);
  *  its size must be the project's (1,536 on hosted projects; the database says which). */
-const Embedding = z.array(z.number()).min(1).max(16_000);
+const Embedding = z.array(
+  // What single precision keeps (pgvector's): 0, or a magnitude from its smallest normal
+  // number to below its largest.
+  z.number().refine((x) => x === 0 || (Math.abs(x) >= 1.2e-38 && Math.abs(x) < 3.4e38), {
+    message: 'must be 0 or a single-precision number (1.2e-38 ≤ |x| < 3.4e38)',
+  }),
+).min(1).max(16_000);
 /** A search with the query's embedding, by POST (an embedding does not fit a URL): by it
  *  where the project has vector search, else by the text, which is always given. */
 export const KbSearchBody = z.object({
@@ -427,7 +433,9 @@ export const KbSearchBody = z.object({
 }).strict();
 export const KbMachineSearchBody = KbSearchBody.extend({ tenant_id: Uuid }).strict();
 export const KbChunksQuery = z.object({
-  after: z.coerce.number().int().min(-1).optional().openapi({ description: 'The last ordinal of the previous page' }),
+  after: z.coerce.number().int().min(-1).max(2_147_483_647).optional().openapi({
+    description: 'The last ordinal of the previous page',
+  }),
   limit: z.coerce.number().int().min(1).max(500).default(100),
   embedded: z.enum(['true', 'false']).transform((v) => v === 'true').optional().openapi({
     description: 'Only the chunks with (true) or without (false) an embedding',
@@ -463,11 +471,16 @@ export const KbHitSchema = z.object({
   ordinal: z.number().int(),
   content: z.string(),
   score: z.number(),
+  matched_by: z.enum(['embedding', 'full_text']).openapi({
+    description: "What found it: the query's embedding (score: cosine similarity) or its text (score: ts_rank)",
+  }),
 }).openapi('KnowledgeHit');
 export const KbHitsSchema = z.object({
   items: z.array(KbHitSchema),
   mode: z.enum(['embedding', 'full_text']).openapi({
-    description: 'How the chunks were found: by the embedding (cosine similarity as the score), or by the text',
+    description: "What ranked the chunks: the query's embedding (where the project has vector search and chunks have " +
+      'embeddings; when fewer chunks have one than asked for, the rest follow by the text, each hit saying ' +
+      '`matched_by`), or the text',
   }),
 });
 export const KnowledgeBasePageSchema = z.object({ items: z.array(KnowledgeBaseSchema), next: z.string().nullable() });

@@ -165,13 +165,51 @@ describe('writing embeddings', () => {
     }
   });
 
+  it("chunks of another document of the tenant, or of another tenant, are refused (409 chunks_changed) and nothing is written", async () => {
+    const other = await call(app, 'POST', `/voice/knowledge-bases/${kb}/documents`, { token: tok.admin, body: { title: 'Other', content: 'Other document about the desk.' } });
+    expect(other.status).toBe(201);
+    const [otherChunk] = (await call(app, 'GET', `/voice/knowledge-bases/${kb}/documents/${other.body.id}/chunks`, { token: tok.admin })).body.items;
+    // globex's own knowledge, under its own ids.
+    const { rows: [gkb] } = await pg.query<{ id: string }>(`insert into public.voice_knowledge_bases (tenant_id, name) values ($1, 'Globex desk') returning id`, [globex]);
+    const { rows: [gdoc] } = await pg.query<{ id: string }>(
+      `insert into public.kb_documents (tenant_id, knowledge_base_id, title, content) values ($1, $2, 'Globex', 'Globex desk hours.') returning id`,
+      [globex, gkb.id],
+    );
+    const { rows: [globexChunk] } = await pg.query<{ id: string }>(`select id from public.kb_chunks where tenant_id = $1 and document_id = $2`, [globex, gdoc.id]);
+    const beforeAcme = await stored(acme);
+    const beforeGlobex = await stored(globex);
+    for (const foreign of [otherChunk.id, globexChunk.id]) {
+      const r = await call(app, 'PUT', embeddingsUrl(), {
+        token: tok.admin,
+        body: { items: [{ chunk_id: chunks[0].id, embedding: near(3) }, { chunk_id: foreign, embedding: near(3) }] },
+      });
+      expect(r.status, JSON.stringify(r.body)).toBe(409);
+      expect(errorCode(r)).toBe('chunks_changed');
+      expect(r.body.error.details).toEqual({ chunk_ids: [foreign] });
+    }
+    expect(await stored(acme)).toEqual(beforeAcme);
+    expect(await stored(globex)).toEqual(beforeGlobex);
+    // globex's admin searching by the same embedding, while acme's chunks have theirs,
+    // finds globex's chunk only (by the text: it has no embedding), never acme's.
+    const search = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.globexAdmin, body: { q: 'desk', embedding: query } });
+    expect(search.status, JSON.stringify(search.body)).toBe(200);
+    expect(search.body.items.map((h: { chunk_id: string; matched_by: string }) => [h.chunk_id, h.matched_by])).toEqual([[globexChunk.id, 'full_text']]);
+    const byKb = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.globexAdmin, body: { q: 'desk', embedding: query, knowledge_base_id: kb } });
+    expect(byKb.body.items).toEqual([]);
+    await call(app, 'DELETE', `/voice/knowledge-bases/${kb}/documents/${other.body.id}`, { token: tok.admin });
+  });
+
   it('a wrong embedding is 422 naming the item and why, and nothing is written', async () => {
     const before = await stored(acme);
     const cases: [unknown[], string, string][] = [
-      [[{ chunk_id: chunks[0].id, embedding: near(1) }, { chunk_id: chunks[1].id, embedding: [1, 2, 3] }], 'items[1].embedding', 'must have 1536 dimensions, not 3'],
-      [[{ chunk_id: chunks[0].id, embedding: new Array(DIMENSIONS).fill(0) }], 'items[0].embedding', 'must not be all zeros'],
-      [[{ chunk_id: chunks[0].id, embedding: new Array(DIMENSIONS).fill(1e30) }], 'items[0].embedding', 'values are too large'],
-      [[{ chunk_id: chunks[0].id, embedding: near(1) }, { chunk_id: chunks[0].id, embedding: near(1) }], 'items[1].chunk_id', 'appears twice'],
+      [[{ chunk_id: chunks[0].id, embedding: near(1) }, { chunk_id: chunks[1].id, embedding: [1, 2, 3] }], 'items.1.embedding', 'must have 1536 dimensions, not 3'],
+      [[{ chunk_id: chunks[0].id, embedding: new Array(DIMENSIONS).fill(0) }], 'items.0.embedding', 'must not be all zeros'],
+      // Squares that all round to zero in single precision: no direction either.
+      [[{ chunk_id: chunks[0].id, embedding: new Array(DIMENSIONS).fill(1e-30) }], 'items.0.embedding', 'must not be all zeros'],
+      [[{ chunk_id: chunks[0].id, embedding: new Array(DIMENSIONS).fill(1e30) }], 'items.0.embedding', 'values are too large'],
+      // A float8 sum of these squares overflows; counted exactly, it is named.
+      [[{ chunk_id: chunks[0].id, embedding: new Array(DIMENSIONS).fill(2e37) }], 'items.0.embedding', 'values are too large'],
+      [[{ chunk_id: chunks[0].id, embedding: near(1) }, { chunk_id: chunks[0].id, embedding: near(1) }], 'items.1.chunk_id', 'appears twice'],
     ];
     for (const [items, field, message] of cases) {
       const r = await call(app, 'PUT', embeddingsUrl(), { token: tok.admin, body: { items } });
@@ -179,11 +217,29 @@ describe('writing embeddings', () => {
       expect(errorCode(r)).toBe('validation_failed');
       expect(r.body.error.details.fields).toEqual([{ field, message: expect.stringContaining(message) }]);
     }
-    // And by the route's own schema: not numbers, no items, an unknown field.
-    for (const body of [{ items: [{ chunk_id: chunks[0].id, embedding: ['1'] }] }, { items: [] }, { items: [{ chunk_id: chunks[0].id, embedding: [1], model: 'x' }] }]) {
+    // And by the route's own schema: not numbers, no items, an unknown field, no embedding,
+    // a value single precision cannot hold (past it, or below its smallest normal number).
+    for (
+      const body of [
+        { items: [{ chunk_id: chunks[0].id, embedding: ['1'] }] },
+        { items: [] },
+        { items: [{ chunk_id: chunks[0].id, embedding: [1], model: 'x' }] },
+        { items: [{ chunk_id: chunks[0].id }] },
+        { items: [{ chunk_id: chunks[0].id, embedding: [...near(1).slice(1), 1e39] }] },
+        { items: [{ chunk_id: chunks[0].id, embedding: [...near(1).slice(1), 1e-40] }] },
+      ]
+    ) {
       const r = await call(app, 'PUT', embeddingsUrl(), { token: tok.admin, body });
       expect(r.status, JSON.stringify(r.body)).toBe(422);
     }
+    // Past the route (its SQL function, as a direct caller reaches it): an item without an
+    // embedding is refused, not taken as clearing the chunk's.
+    await expect(pg.query(`select private.kb_set_embeddings($1, $2, $3, $4)`, [
+      acme,
+      kb,
+      doc,
+      JSON.stringify([{ chunk_id: chunks[0].id }]),
+    ])).rejects.toMatchObject({ code: 'PT422', message: expect.stringContaining('items.0.embedding is required') });
     expect(await stored(acme)).toEqual(before);
     // A search by an embedding of the wrong size: 422 naming it, with the database's reason.
     const search = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body: { q: 'desk', embedding: [1, 2] } });
@@ -215,6 +271,19 @@ describe('writing embeddings', () => {
     for (const old of chunks) expect(now).not.toHaveProperty(old.id);
     for (const [id, e] of Object.entries(now)) if (id in before) expect(e, id).toBe(before[id]);
     chunks = fresh;
+  });
+
+  it('fewer embedded chunks than asked for: those by the embedding first, the rest by the text, each saying what found it', async () => {
+    const put = await call(app, 'PUT', embeddingsUrl(), { token: tok.admin, body: { items: [{ chunk_id: chunks[1].id, embedding: near(0.1) }] } });
+    expect(put.body).toEqual({ written: 1 });
+    const found = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body: { q: 'revised', embedding: query, limit: 3 } });
+    expect(found.body.mode).toBe('embedding');
+    expect(found.body.items.map((h: { chunk_id: string; matched_by: string }) => [h.chunk_id, h.matched_by])).toEqual([
+      [chunks[1].id, 'embedding'],
+      ...[chunks[0].id, chunks[2].id].sort().map((id) => [id, 'full_text']),
+    ]);
+    const one = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body: { q: 'revised', embedding: query, limit: 1 } });
+    expect(one.body.items.map((h: { matched_by: string }) => h.matched_by)).toEqual(['embedding']);
   });
 
   it('null clears an embedding; a search where no chunk has one falls back to the text, and says so', async () => {

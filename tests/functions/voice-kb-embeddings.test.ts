@@ -69,7 +69,7 @@ describe('without vector search', () => {
     const foreign = await call(app, 'GET', chunksUrl(), { token: tok.globexAdmin });
     expect([wrongKb.status, foreign.status]).toEqual([404, 404]);
     expect(errorCode(foreign)).toBe('not_found');
-    for (const query of ['?limit=0', '?limit=501', '?after=x', '?embedded=yes']) {
+    for (const query of ['?limit=0', '?limit=501', '?after=x', '?after=1e20', '?embedded=yes']) {
       const r = await call(app, 'GET', `${chunksUrl()}${query}`, { token: tok.user });
       expect(r.status, query).toBe(422);
       expect(errorCode(r)).toBe('validation_failed');
@@ -131,7 +131,7 @@ describe('without vector search', () => {
     expect(post.body).toEqual(get.body);
     // Without an embedding, the same.
     expect((await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body: { q: 'garage', limit: 3 } })).body).toEqual(get.body);
-    for (const body of [{ embedding: [1] }, { q: '' }, { q: 'garage', limit: 51 }, { q: 'garage', embedding: [Number.NaN] }, { q: 'garage', tenant_id: acme }]) {
+    for (const body of [{ embedding: [1] }, { q: '' }, { q: 'garage', limit: 51 }, { q: 'garage', embedding: [1e39] }, { q: 'garage', embedding: [1, 1e-40] }, { q: 'garage', tenant_id: acme }]) {
       const r = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body });
       expect(r.status, JSON.stringify(body)).toBe(422);
     }
@@ -141,6 +141,35 @@ describe('without vector search', () => {
       body: { q: 'garage', embedding: [1, 2], knowledge_base_id: kb },
     });
     expect(foreign.body).toEqual({ items: [], mode: 'full_text' });
+  });
+
+  it('a write of embeddings takes the document\'s lock first: it waits for a content change in progress (and so cannot write between its check of the ids and the new chunks)', async () => {
+    const [chunk] = await db.sql`select id from public.kb_chunks where tenant_id = ${acme} and document_id = ${doc} order by ordinal limit 1`;
+    const holder = await db.sql.reserve();
+    let write: Promise<{ status: number; body: { error?: { code: string } } }> | undefined;
+    try {
+      await holder`begin`;
+      await holder`update public.kb_documents set content = content || ' (revised)' where tenant_id = ${acme} and id = ${doc}`;
+      write = call(app, 'PUT', `/voice/knowledge-bases/${kb}/documents/${doc}/embeddings`, {
+        token: tok.admin,
+        body: { items: [{ chunk_id: chunk.id, embedding: [0.5, 0.5] }] },
+      });
+      // The write waits on the document's row lock held here (without its lock it answered
+      // at once); here, without vector search, it then answers that.
+      for (let tries = 0;; tries++) {
+        const [{ n }] = await db.sql`
+          select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock' and query like '%kb_set_embeddings%'`;
+        if (n === 1) break;
+        if (tries > 500) throw new Error('the write never waited on the document');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await holder`rollback`;
+    } finally {
+      holder.release();
+    }
+    const r = await write!;
+    expect([r.status, r.body.error?.code]).toEqual([409, 'vector_search_unavailable']);
   });
 
   it("the provider's search takes an embedding too; a tenant's API key searches its own tenant only", async () => {

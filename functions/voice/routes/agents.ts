@@ -15,6 +15,7 @@ import {
   bodyErrors,
   commonErrors,
   conflictError,
+  errorResponse,
   jsonBody,
   jsonResponse,
   unavailableError,
@@ -201,13 +202,22 @@ const routes = {
     ...apiKeyScope('knowledge:write'),
     middleware: needs.activeTenantRole('admin', { write: true, scope: 'knowledge:write', feature: 'knowledge_base' }),
     request: { params: s.KbDocumentParam, body: jsonBody(s.SetEmbeddingsBody) },
-    responses: { 200: jsonResponse(s.SetEmbeddingsResult, 'How many chunks were written'), ...commonErrors, ...conflictError },
+    responses: {
+      200: jsonResponse(s.SetEmbeddingsResult, 'How many chunks were written'),
+      ...commonErrors,
+      ...bodyErrors,
+      409: errorResponse(
+        "`chunks_changed`: some chunk ids are not the document's chunks (any more), listed in details.chunk_ids; " +
+          '`vector_search_unavailable`: the project has no vector search',
+      ),
+    },
   }),
   machineSearchByEmbedding: createRoute({
     method: 'post',
     path: '/knowledge/search',
     summary: "The best chunks of a tenant's knowledge for the agent during a call (the provider), with the query's " +
-      'embedding when it has one: by it where the project has vector search, else by the text (`mode` says which)',
+      'embedding when it has one: by it where the project has vector search and chunks have embeddings, else by the ' +
+      'text (`mode` says which)',
     security: securityOf.telephony,
     'x-api-key-scope': 'voice:route',
     middleware: needs.telephony('voice:route'),
@@ -502,10 +512,11 @@ const search: VoiceHandler<typeof routes.search> = async (c) => {
     tenantId,
     (tx) => tx<Hit>`select * from private.kb_search(${tenantId}, ${q.q}, ${q.knowledge_base_id ?? null}, ${q.limit})`,
   );
-  return c.json({ items, mode: 'full_text' as const }, 200);
+  return c.json({ items: items.map(matchedBy('full_text')), mode: 'full_text' as const }, 200);
 };
 
-type Found = { items: Hit[]; mode: 'embedding' | 'full_text' };
+type Found = { items: (Hit & { matched_by: 'embedding' | 'full_text' })[]; mode: 'embedding' | 'full_text' };
+const matchedBy = (matched_by: 'embedding' | 'full_text') => (hit: Hit) => ({ ...hit, matched_by });
 /** One search statement's answer: the project's embedding size (null: no vector search)
  *  and the hits in the search's own order. */
 type Searched = { dimensions: number | null; items: Hit[] };
@@ -516,26 +527,35 @@ const hitsInOrder = (tx: Tx, from: ReturnType<Tx>) =>
            coalesce((select jsonb_agg(to_jsonb(h) - 'n' order by h.n) from ${from} with ordinality h(chunk_id, document_id,
              knowledge_base_id, title, ordinal, content, score, n)), '[]') as items`;
 
-/** By the embedding where the project has vector search and some chunk has one, in one
- *  statement; else by the text (where the project has none the same statement already
- *  searched by it: private.kb_search_in_tenant ignores an embedding it cannot use). A
- *  wrong embedding is 422 naming it, with the database's reason. */
-async function findChunks(search: (embedding: number[] | null) => Promise<Searched>, embedding?: number[]): Promise<Found> {
-  if (embedding) {
-    let first: Searched;
-    try {
-      first = await search(embedding);
-    } catch (err) {
-      if (isPgError(err) && err.code === '22023' && err.message.startsWith('embedding')) {
-        throw unprocessable('The embedding is not acceptable', { fields: [{ field: 'embedding', message: err.message }] });
-      }
-      throw err;
+/** By the embedding where the project has vector search, in one statement (where it has
+ *  none, the same statement searched by the text: private.kb_search_in_tenant ignores an
+ *  embedding it cannot use). When fewer chunks than asked for have an embedding (a
+ *  knowledge base filled before its embeddings, a document added since), the rest follow
+ *  by the text, each hit saying what found it. A wrong embedding is 422 naming it, with
+ *  the database's reason. */
+async function findChunks(
+  search: (embedding: number[] | null) => Promise<Searched>,
+  embedding: number[] | undefined,
+  limit: number,
+): Promise<Found> {
+  if (!embedding) return { items: (await search(null)).items.map(matchedBy('full_text')), mode: 'full_text' };
+  let first: Searched;
+  try {
+    first = await search(embedding);
+  } catch (err) {
+    if (isPgError(err) && err.code === '22023' && err.message.startsWith('embedding')) {
+      throw unprocessable('The embedding is not acceptable', { fields: [{ field: 'embedding', message: err.message }] });
     }
-    if (first.dimensions === null) return { items: first.items, mode: 'full_text' };
-    // Chunks not embedded yet (a knowledge base filled before its embeddings): the text.
-    if (first.items.length) return { items: first.items, mode: 'embedding' };
+    throw err;
   }
-  return { items: (await search(null)).items, mode: 'full_text' };
+  if (first.dimensions === null) return { items: first.items.map(matchedBy('full_text')), mode: 'full_text' };
+  const items = first.items.map(matchedBy('embedding'));
+  if (items.length < limit) {
+    const found = new Set(items.map((h) => h.chunk_id));
+    const byText = (await search(null)).items.filter((h) => !found.has(h.chunk_id));
+    items.push(...byText.slice(0, limit - items.length).map(matchedBy('full_text')));
+  }
+  return { items, mode: items.some((h) => h.matched_by === 'embedding') ? 'embedding' : 'full_text' };
 }
 
 const searchByEmbedding: VoiceHandler<typeof routes.searchByEmbedding> = async (c) => {
@@ -549,6 +569,7 @@ const searchByEmbedding: VoiceHandler<typeof routes.searchByEmbedding> = async (
           tx`private.kb_search(${tenantId}, ${b.q}, ${b.knowledge_base_id ?? null}, ${b.limit}, ${embedding}::real[])`,
         ))[0]),
     b.embedding,
+    b.limit,
   );
   return c.json(found, 200);
 };
@@ -597,7 +618,7 @@ const machineSearch: VoiceHandler<typeof routes.machineSearch> = async (c) => {
   const items = await callPathDb()<Hit>`select * from private.kb_search_for_call(${q.tenant_id}, ${q.q}, ${
     q.knowledge_base_id ?? null
   }, ${q.limit})`;
-  return c.json({ items, mode: 'full_text' as const }, 200);
+  return c.json({ items: items.map(matchedBy('full_text')), mode: 'full_text' as const }, 200);
 };
 
 /** As machineSearch, with the query's embedding: one statement on the call path's pool
@@ -616,6 +637,7 @@ const machineSearchByEmbedding: VoiceHandler<typeof routes.machineSearchByEmbedd
         }, ${b.limit}, ${embedding}::real[])`,
       ))[0],
     b.embedding,
+    b.limit,
   );
   return c.json(found, 200);
 };
