@@ -2,8 +2,10 @@
 // 20261203240000_kb_embeddings_api.sql): the voice function's own app, in-process, on a
 // database as a hosted project's (tests/helpers/hosted-pglite.ts: PGlite with pgvector,
 // every migration, served over the wire protocol so the function's driver and pools run
-// unchanged). An embedding job reads a document's chunks, writes their embeddings, and
-// people and the provider's agent search by a query's embedding.
+// unchanged), and at the end the local functions server (Deno, as `npm start` runs it)
+// on the same database, called through supabase-js. An embedding job reads a document's
+// chunks, writes their embeddings, and people and the provider's agent search by a
+// query's embedding.
 //
 // What it holds: the chunks say which have an embedding and the size embeddings must
 // have; a write is all or nothing, by chunk id, and one computed from a document's old
@@ -14,10 +16,13 @@
 // chunk has one yet; another tenant's admin with the victim's ids finds nothing and
 // changes nothing; the provider's search takes the embedding too.
 import type { PGlite } from '@electric-sql/pglite';
+import { createClient, FunctionsHttpError } from '@supabase/supabase-js';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app } from '../../functions/voice/app.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { closeDb } from '../../shared/db.ts';
+import { startFunctionsServer } from '../helpers/functions-server.ts';
 import { cosineDistance, embeddingSpace, hostedDatabase, serve } from '../helpers/hosted-pglite.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { tenants, users } from '../helpers/seed.ts';
@@ -328,5 +333,51 @@ describe('who may', () => {
     });
     expect(search.body.items).toEqual([]);
     expect(await stored(acme)).toEqual(before);
+  });
+});
+
+describe('the function as `npm start` serves it (Deno), through supabase-js', () => {
+  it('an embedding job and a search by embedding run the same on this database', async () => {
+    const anonKey = await apiKey('anon', TEST_JWT_SECRET);
+    // The local functions server with its own driver and pools, on this database.
+    const functions = await startFunctionsServer({ SUPABASE_DB_URL: server.url, SUPABASE_ANON_KEY: anonKey });
+    try {
+      const as = (token: string) =>
+        createClient(functions.url, anonKey, {
+          auth: { persistSession: false, autoRefreshToken: false },
+          realtime: { transport: WebSocket as never },
+          global: { headers: { Authorization: `Bearer ${token}` } },
+        });
+      const admin = as(tok.admin);
+      const listed = await admin.functions.invoke(`voice/knowledge-bases/${kb}/documents/${doc}/chunks?embedded=false`, { method: 'GET' });
+      expect(listed.error).toBeNull();
+      expect(listed.data.embedding_dimensions).toBe(DIMENSIONS);
+      const todo = listed.data.items as Chunk[];
+      expect(todo.length).toBe(chunks.length);
+      const embeddings = todo.map((_, i) => near(0.05 + 0.2 * i));
+      const written = await admin.functions.invoke(`voice/knowledge-bases/${kb}/documents/${doc}/embeddings`, {
+        method: 'PUT',
+        body: { items: todo.map((c, i) => ({ chunk_id: c.id, embedding: embeddings[i] })) },
+      });
+      expect(written.error).toBeNull();
+      expect(written.data).toEqual({ written: todo.length });
+      const found = await as(tok.user).functions.invoke('voice/knowledge-bases/search', { body: { q: 'revised', embedding: query, limit: 2 } });
+      expect(found.error).toBeNull();
+      expect(found.data.mode).toBe('embedding');
+      expect(found.data.items.map((h: { chunk_id: string }) => h.chunk_id)).toEqual(
+        todo.map((c, i) => ({ id: c.id, d: cosineDistance(query, embeddings[i]) })).sort((a, b) => a.d - b.d).slice(0, 2).map((x) => x.id),
+      );
+      // A wrong size through the same path: 422 in the common error shape.
+      const wrong = await admin.functions.invoke(`voice/knowledge-bases/${kb}/documents/${doc}/embeddings`, {
+        method: 'PUT',
+        body: { items: [{ chunk_id: todo[0].id, embedding: [1, 2] }] },
+      });
+      expect(wrong.error).toBeInstanceOf(FunctionsHttpError);
+      const res = (wrong.error as FunctionsHttpError).context as Response;
+      expect(res.status).toBe(422);
+      expect((await res.json()).error.details.fields).toEqual([{ field: 'items.0.embedding', message: 'must have 1536 dimensions, not 2' }]);
+    } finally {
+      await functions.stop();
+    }
   });
 });

@@ -607,14 +607,19 @@ const setEmbeddings: VoiceHandler<typeof routes.setEmbeddings> = async (c) => {
   return c.json({ written }, 200);
 };
 
+/** The tenant a provider's search names: a tenant's API key searches its own tenant's
+ *  knowledge only (a uuid in any letter case names one tenant; the key's is lowercase, as
+ *  Postgres writes it). */
+function searchedTenant(c: Parameters<typeof telephonyTenant>[0], tenantId: string): void {
+  const confined = telephonyTenant(c);
+  if (confined && confined !== tenantId.toLowerCase()) throw notFound('Tenant');
+}
+
 /** One statement on the pool, like the rest of the provider's call path; the tenant's
  *  plan must include knowledge_base (private.kb_search_for_call). */
 const machineSearch: VoiceHandler<typeof routes.machineSearch> = async (c) => {
   const q = c.req.valid('query');
-  // A tenant's API key searches its own tenant's knowledge only.
-  const confined = telephonyTenant(c);
-  // A uuid in any letter case names one tenant (the key's is lowercase, as Postgres writes it).
-  if (confined && confined !== q.tenant_id.toLowerCase()) throw notFound('Tenant');
+  searchedTenant(c, q.tenant_id);
   const items = await callPathDb()<Hit>`select * from private.kb_search_for_call(${q.tenant_id}, ${q.q}, ${
     q.knowledge_base_id ?? null
   }, ${q.limit})`;
@@ -622,11 +627,10 @@ const machineSearch: VoiceHandler<typeof routes.machineSearch> = async (c) => {
 };
 
 /** As machineSearch, with the query's embedding: one statement on the call path's pool
- *  (two when no chunk has an embedding yet: then the text). */
+ *  (two when fewer chunks than asked for have an embedding: the rest by the text). */
 const machineSearchByEmbedding: VoiceHandler<typeof routes.machineSearchByEmbedding> = async (c) => {
   const b = c.req.valid('json');
-  const confined = telephonyTenant(c);
-  if (confined && confined !== b.tenant_id.toLowerCase()) throw notFound('Tenant');
+  searchedTenant(c, b.tenant_id);
   const db = callPathDb();
   const found = await findChunks(
     async (embedding) =>
