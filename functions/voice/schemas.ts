@@ -419,7 +419,17 @@ const Embedding = z.array(
   z.number().refine((x) => x === 0 || (Math.abs(x) >= 1.2e-38 && Math.abs(x) < 3.4e38), {
     message: 'must be 0 or a single-precision number (1.2e-38 ≤ |x| < 3.4e38)',
   }),
-).min(1).max(16_000);
+).min(1).max(16_000)
+  // pgvector sums the squares in single precision: past 3.4e38 they overflow, and if
+  // every square rounds to zero (no value of 1.1e-19 or more) the vector has no
+  // direction; either way its cosine distances are NaN. As private.kb_set_embeddings
+  // checks them.
+  .refine((v) => v.some((x) => Math.abs(x) >= 1.1e-19), {
+    message: 'must not be all zeros (nor so near zero that single precision loses its direction)',
+  })
+  .refine((v) => v.reduce((sum, x) => sum + x * x, 0) < 3.4e38, {
+    message: 'values are too large (the sum of their squares must stay below 3.4e38)',
+  });
 /** A search with the query's embedding, by POST (an embedding does not fit a URL): by it
  *  where the project has vector search, else by the text, which is always given. */
 export const KbSearchBody = z.object({
@@ -479,8 +489,8 @@ export const KbHitsSchema = z.object({
   items: z.array(KbHitSchema),
   mode: z.enum(['embedding', 'full_text']).openapi({
     description: "What ranked the chunks: the query's embedding (where the project has vector search and chunks have " +
-      'embeddings; when fewer chunks have one than asked for, the rest follow by the text, each hit saying ' +
-      '`matched_by`), or the text',
+      'embeddings; when it finds fewer than asked for, the rest follow by the text, each hit saying `matched_by`), ' +
+      'or the text',
   }),
 });
 export const KnowledgeBasePageSchema = z.object({ items: z.array(KnowledgeBaseSchema), next: z.string().nullable() });

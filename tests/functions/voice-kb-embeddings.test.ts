@@ -131,7 +131,7 @@ describe('without vector search', () => {
     expect(post.body).toEqual(get.body);
     // Without an embedding, the same.
     expect((await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body: { q: 'garage', limit: 3 } })).body).toEqual(get.body);
-    for (const body of [{ embedding: [1] }, { q: '' }, { q: 'garage', limit: 51 }, { q: 'garage', embedding: [1e39] }, { q: 'garage', embedding: [1, 1e-40] }, { q: 'garage', tenant_id: acme }]) {
+    for (const body of [{ embedding: [1] }, { q: '' }, { q: 'garage', limit: 51 }, { q: 'garage', embedding: [1e39] }, { q: 'garage', embedding: [1, 1e-40] }, { q: 'garage', embedding: [1e-25, 1e-25] }, { q: 'garage', embedding: [2e19, 2e19] }, { q: 'garage', tenant_id: acme }]) {
       const r = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body });
       expect(r.status, JSON.stringify(body)).toBe(422);
     }
@@ -145,11 +145,20 @@ describe('without vector search', () => {
 
   it('a write of embeddings takes the document\'s lock first: it waits for a content change in progress (and so cannot write between its check of the ids and the new chunks)', async () => {
     const [chunk] = await db.sql`select id from public.kb_chunks where tenant_id = ${acme} and document_id = ${doc} order by ordinal limit 1`;
+    // Held by a content change; and by FOR SHARE, as another write held it before
+    // 20261203241000 (two writes then each held it and updated the chunks in their own
+    // order: a deadlock): a write now waits for both.
+    for (
+      const hold of [
+        (tx: typeof db.sql) => tx`update public.kb_documents set content = content || ' (revised)' where tenant_id = ${acme} and id = ${doc}`,
+        (tx: typeof db.sql) => tx`select 1 from public.kb_documents where tenant_id = ${acme} and id = ${doc} for share`,
+      ]
+    ) {
     const holder = await db.sql.reserve();
     let write: Promise<{ status: number; body: { error?: { code: string } } }> | undefined;
     try {
       await holder`begin`;
-      await holder`update public.kb_documents set content = content || ' (revised)' where tenant_id = ${acme} and id = ${doc}`;
+      await hold(holder as unknown as typeof db.sql);
       write = call(app, 'PUT', `/voice/knowledge-bases/${kb}/documents/${doc}/embeddings`, {
         token: tok.admin,
         body: { items: [{ chunk_id: chunk.id, embedding: [0.5, 0.5] }] },
@@ -170,6 +179,7 @@ describe('without vector search', () => {
     }
     const r = await write!;
     expect([r.status, r.body.error?.code]).toEqual([409, 'vector_search_unavailable']);
+    }
   });
 
   it("the provider's search takes an embedding too; a tenant's API key searches its own tenant only", async () => {

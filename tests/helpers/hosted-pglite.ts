@@ -29,7 +29,10 @@ export async function hostedDatabase(): Promise<PGlite> {
 
 /** The database served over the wire protocol on a free loopback port
  *  (@electric-sql/pglite-socket), so the functions' own driver and pools reach it: one
- *  session, shared by the connections in turn (a transaction holds it to its end). */
+ *  session, shared by the connections in turn. A transaction holds it to its end, but
+ *  outside one each protocol message is queued on its own, so two connections' statements
+ *  may interleave between Parse and Bind: drive it one request at a time, and test
+ *  concurrency and locks on the local Postgres, not here. */
 export async function serve(pg: PGlite): Promise<{ url: string; stop: () => Promise<void> }> {
   const server = new PGLiteSocketServer({ db: pg, host: '127.0.0.1', port: 0, maxConnections: 32 });
   await server.start();

@@ -180,7 +180,7 @@ const routes = {
     ...apiKeyScope('knowledge:read'),
     middleware: needs.activeTenantRole('user', { scope: 'knowledge:read', feature: 'knowledge_base' }),
     request: { body: jsonBody(s.KbSearchBody) },
-    responses: { 200: jsonResponse(s.KbHitsSchema, 'The best chunks, best first'), ...commonErrors },
+    responses: { 200: jsonResponse(s.KbHitsSchema, 'The best chunks, best first'), ...commonErrors, ...bodyErrors },
   }),
   listChunks: createRoute({
     method: 'get',
@@ -529,9 +529,10 @@ const hitsInOrder = (tx: Tx, from: ReturnType<Tx>) =>
 
 /** By the embedding where the project has vector search, in one statement (where it has
  *  none, the same statement searched by the text: private.kb_search_in_tenant ignores an
- *  embedding it cannot use). When fewer chunks than asked for have an embedding (a
- *  knowledge base filled before its embeddings, a document added since), the rest follow
- *  by the text, each hit saying what found it. A wrong embedding is 422 naming it, with
+ *  embedding it cannot use). When it finds fewer chunks than asked for (fewer have an
+ *  embedding: a knowledge base filled before its embeddings, a document added since; or
+ *  the HNSW scan stopped at hnsw.max_scan_tuples), the rest follow by the text, each hit
+ *  saying what found it. A wrong embedding is 422 naming it, with
  *  the database's reason. */
 async function findChunks(
   search: (embedding: number[] | null) => Promise<Searched>,
@@ -627,7 +628,7 @@ const machineSearch: VoiceHandler<typeof routes.machineSearch> = async (c) => {
 };
 
 /** As machineSearch, with the query's embedding: one statement on the call path's pool
- *  (two when fewer chunks than asked for have an embedding: the rest by the text). */
+ *  (two when it finds fewer chunks than asked for: the rest by the text). */
 const machineSearchByEmbedding: VoiceHandler<typeof routes.machineSearchByEmbedding> = async (c) => {
   const b = c.req.valid('json');
   searchedTenant(c, b.tenant_id);
