@@ -353,6 +353,21 @@ export const TranscriptQuery = z.object({
 });
 export const TranscriptPageSchema = z.object({ items: z.array(SegmentOutSchema), next: z.string().nullable() })
   .openapi('TranscriptPage');
+export const HeldEventsQuery = z.object({
+  provider_call_id: Text.min(1).max(200).optional().openapi({ description: "Only one call's" }),
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: z.string().regex(/^(0|[1-9][0-9]{0,17})$/, "the previous page's next").optional().openapi({
+    description: "The previous page's `next`: the events held after it",
+  }),
+});
+export const HeldEventSchema = z.object({
+  provider_call_id: z.string(),
+  type: z.enum(['call.answered', 'transcript.segments', 'call.ended']),
+  payload: z.record(z.string(), z.unknown()).openapi({ description: 'The event as the provider sent it' }),
+  received_at: Instant,
+  held_until: Instant.openapi({ description: 'When it is dropped if its call has not started by then' }),
+}).openapi('VoiceHeldEvent');
+export const HeldEventPageSchema = z.object({ items: z.array(HeldEventSchema), next: z.string().nullable() });
 export const CallListQuery = z.object({
   agent_id: Uuid.optional(),
   customer_id: Uuid.optional(),

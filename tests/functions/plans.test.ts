@@ -652,6 +652,7 @@ describe('features', () => {
       'POST /voice/customers/import: voice',
       `GET /voice/customers/${id}: voice`,
       'GET /voice/calls: voice',
+      'GET /voice/calls/held-events: voice',
       `GET /voice/calls/${id}: voice`,
       `GET /voice/calls/${id}/transcript: voice`,
       `POST /voice/calls/${id}/ticket: voice`,

@@ -92,6 +92,8 @@ const SAFE: Record<string, string> = {
     'invoker: the kb_chunks select policy decides what the caller sees',
   'private.kb_set_embeddings(p_tenant_id uuid, p_knowledge_base_id uuid, p_document_id uuid, p_items jsonb)':
     "checks tenant_ids('admin', true) or platform admin before reading anything (42501 to anyone else, the same for an unknown tenant)",
+  'private.voice_held_events(p_tenant_id uuid, p_provider_call_id text, p_after_id bigint, p_limit integer)':
+    "answers only for a tenant among the caller's own staff tenants (tenant_ids('agent')) or a platform admin; else nothing",
   'private.voice_calls_matching(p_tenant_id uuid, p_query text)':
     "answers only for a tenant among the caller's own: staff (tenant_ids('agent')) or a platform admin every call, a customer (tenant_ids('user')) their linked record's; else nothing",
   'private.webhook_deliveries_for(p_tenant_id uuid, p_endpoint_id uuid, p_limit integer)': "checks tenant_ids('admin')",

@@ -22,6 +22,17 @@ const routes = {
     request: { query: s.CallListQuery },
     responses: { 200: jsonResponse(s.CallPageSchema, 'A page of calls'), ...commonErrors },
   }),
+  heldEvents: createRoute({
+    method: 'get',
+    path: '/calls/held-events',
+    summary: "Staff: the provider's events held for calls that have not started yet (an answer, transcript segments " +
+      'or an end that overtook its call.started), in the order they arrived; each is applied when its call starts, ' +
+      'or dropped at held_until',
+    ...apiKeyScope('calls:read'),
+    middleware: needs.activeTenantRole('agent', { scope: 'calls:read', feature: 'voice' }),
+    request: { query: s.HeldEventsQuery },
+    responses: { 200: jsonResponse(s.HeldEventPageSchema, 'A page of held events'), ...commonErrors },
+  }),
   read: createRoute({
     method: 'get',
     path: '/calls/{id}',
@@ -55,6 +66,22 @@ const routes = {
 };
 
 type Segment = z.infer<typeof s.SegmentOutSchema>;
+
+type HeldEvent = z.infer<typeof s.HeldEventSchema> & { id: string };
+
+/** private.voice_held_events: the staff's standing is checked there too (nothing for
+ *  anyone else). Pages by event id, the order they arrived in. */
+const heldEvents: VoiceHandler<typeof routes.heldEvents> = async (c) => {
+  const q = c.req.valid('query');
+  const tenantId = c.var.access.tenantId;
+  const rows = await callerDb(c, tenantId, (tx) =>
+    tx<HeldEvent>`
+      select id::text as id, provider_call_id, type, payload, received_at, held_until
+      from private.voice_held_events(${tenantId}, ${q.provider_call_id ?? null}, ${q.cursor ?? null}::bigint, ${q.limit + 1})`);
+  const shown = rows.slice(0, q.limit);
+  const next = rows.length > q.limit ? shown[shown.length - 1].id : null;
+  return c.json({ items: shown.map(({ id: _, ...event }) => event), next }, 200);
+};
 
 const list: VoiceHandler<typeof routes.list> = async (c) => {
   const q = c.req.valid('query');
@@ -169,6 +196,8 @@ function ticketDescription(summary: string | null): string | null {
 
 export const calls = createRouter()
   .openapi(routes.list, list)
+  // Before /calls/{id}, which would otherwise take held-events for an id.
+  .openapi(routes.heldEvents, heldEvents)
   .openapi(routes.read, read)
   .openapi(routes.transcript, transcript)
   .openapi(routes.openTicket, openTicket);
