@@ -363,11 +363,17 @@ export const HeldEventsQuery = z.object({
 export const HeldEventSchema = z.object({
   provider_call_id: z.string(),
   type: z.enum(['call.answered', 'transcript.segments', 'call.ended']),
-  payload: z.record(z.string(), z.unknown()).openapi({ description: 'The event as the provider sent it' }),
+  payload: z.record(z.string(), z.unknown()).openapi({
+    description: 'The event as held: its fields after validation (those it left out as null, a time ahead of now as ' +
+      'now), less tenant_id, type and provider_call_id',
+  }),
   received_at: Instant,
   held_until: Instant.openapi({ description: 'When it is dropped if its call has not started by then' }),
 }).openapi('VoiceHeldEvent');
-export const HeldEventPageSchema = z.object({ items: z.array(HeldEventSchema), next: z.string().nullable() });
+export const HeldEventPageSchema = z.object({
+  items: z.array(HeldEventSchema),
+  next: z.string().nullable().openapi({ description: 'The `cursor` of the next page; null on the last' }),
+}).openapi('VoiceHeldEventPage');
 export const CallListQuery = z.object({
   agent_id: Uuid.optional(),
   customer_id: Uuid.optional(),

@@ -5,6 +5,7 @@
 // is not listed; customers (role user) may not, another tenant's staff see their own
 // tenant's only; the credential each was sent under is never shown.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app } from '../../functions/voice/app.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { closeDb } from '../../shared/db.ts';
@@ -31,6 +32,7 @@ beforeAll(async () => {
   tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
   tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
   tok.globexAdmin = await supabaseToken(users.globexAdmin, { tenantId: globex });
+  tok.super = await supabaseToken(users.super, { tenantId: acme });
   await db.sql`update public.tenants set plan = 'pro'`;
   await db.sql`insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config)
     values (${acme}, ${AGENT}, 'Desk', ${NUMBER}, 'v', ${db.sql.json(LLM)})`;
@@ -99,6 +101,15 @@ describe('events held for calls not started', () => {
     expect((await event(segment('pc-held-3', 0))).status).toBe(202);
     const user = await held(tok.user);
     expect(user.status).toBe(403);
+    expect(errorCode(user)).toBe('forbidden');
+    // Another tenant's admin naming this tenant: refused before anything is read.
+    const named = await call(app, 'GET', '/voice/calls/held-events', { token: tok.globexAdmin, headers: { 'x-tenant-id': acme } });
+    expect([400, 403]).toContain(named.status);
+    errorCode(named);
+    // A platform admin acting in the tenant sees them.
+    const platform = await held(tok.super);
+    expect(platform.status, JSON.stringify(platform.body)).toBe(200);
+    expect(platform.body.items.map((e: { provider_call_id: string }) => e.provider_call_id)).toContain('pc-held-3');
     const foreign = await held(tok.globexAdmin, '?provider_call_id=pc-held-3');
     expect([foreign.status, foreign.body.items]).toEqual([200, []]);
     // The definer under the route answers nothing to anyone outside the tenant's staff,
@@ -115,10 +126,54 @@ describe('events held for calls not started', () => {
     expect(await direct(supabaseClaims(users.acmeUser, acme))).toBe(0);
     expect(await direct(supabaseClaims(users.globexAdmin, globex))).toBe(0);
     expect(await direct(supabaseClaims(users.globexAdmin, acme))).toBe(0);
-    for (const query of ['?limit=0', '?limit=101', '?cursor=x', '?cursor=-1', '?provider_call_id=']) {
+    for (const query of ['?limit=0', '?limit=101', '?cursor=x', '?cursor=-1', '?cursor=9223372036854775808', '?provider_call_id=']) {
       const r = await held(tok.agent, query);
       expect(r.status, query).toBe(422);
       expect(errorCode(r)).toBe('validation_failed');
     }
+  });
+
+  it("a tenant's API key reads them with calls:read (and not without); the credential an event came with is never shown", async () => {
+    const key = async (scopes: string[]) => {
+      const r = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: tok.admin, body: { name: scopes.join(' '), scopes } });
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+      return { id: r.body.id as string, key: r.body.key as string };
+    };
+    const provider = await key(['calls:write']);
+    const body = segment('pc-held-keyed', 0);
+    const r = await call(app, 'POST', '/voice/calls/events', { body, headers: { authorization: `Bearer ${provider.key}` } });
+    expect([r.status, r.body.held], JSON.stringify(r.body)).toEqual([202, true]);
+    const [{ claims }] = await db.sql`select claims from private.voice_call_early_events where provider_call_id = 'pc-held-keyed'`;
+    expect(claims).toContain(provider.id);
+    const reader = await key(['calls:read']);
+    const listed = await call(app, 'GET', '/voice/calls/held-events?provider_call_id=pc-held-keyed', { headers: { authorization: `Bearer ${reader.key}` } });
+    expect(listed.status, JSON.stringify(listed.body)).toBe(200);
+    expect(listed.body.items.map((e: { payload: unknown }) => e.payload)).toEqual([{ segments: body.segments }]);
+    expect(JSON.stringify(listed.body)).not.toContain(provider.id);
+    const other = await key(['tickets:read']);
+    const refused = await call(app, 'GET', '/voice/calls/held-events', { headers: { authorization: `Bearer ${other.key}` } });
+    expect(refused.status).toBe(403);
+    expect(errorCode(refused)).toBe('insufficient_scope');
+  });
+
+  it('a page stops after 1 MiB of events (at least one), so large transcripts never make one answer', async () => {
+    // Three events of about 600 kB each: one a page.
+    const big = (seq0: number) => ({
+      ...segment('pc-held-big', 0),
+      segments: Array.from({ length: 60 }, (_, i) => ({ seq: seq0 + i, speaker: 'agent', content: 'x'.repeat(10_000), offset_ms: i })),
+    });
+    for (const seq0 of [0, 60, 120]) expect((await event(big(seq0))).status).toBe(202);
+    const seen: number[] = [];
+    let cursor: string | null = '';
+    let pages = 0;
+    while (cursor !== null) {
+      const page = await held(tok.agent, `?provider_call_id=pc-held-big${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(page.status).toBe(200);
+      expect(page.body.items).toHaveLength(1);
+      seen.push(page.body.items[0].payload.segments[0].seq);
+      cursor = page.body.next;
+      pages++;
+    }
+    expect([pages, seen]).toEqual([3, [0, 60, 120]]);
   });
 });

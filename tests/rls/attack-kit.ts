@@ -541,6 +541,14 @@ export async function populateTenant(
   await sql`update public.teams set auto_assign = 'round_robin' where tenant_id = ${t.id} and id = ${team}`;
   await sql`insert into public.team_members (tenant_id, team_id, user_id) values (${t.id}, ${team}, ${people.agent.id}) on conflict do nothing`;
   await sql`insert into private.idempotency_keys (tenant_id, user_id, key, request_hash) values (${t.id}, ${people.admin.id}, 'victim-idempotency-key', 'victim-request-hash')`;
+  // A provider event held for a call not started yet, received in the future so it stays
+  // held (listed) however long a suite runs; under the call id and past the event id that
+  // tests/rls/attack-functions.test.ts passes for private.voice_held_events ('x', the text
+  // it passes for a name no victim column has, and 10), so a listing that answered
+  // outsiders shows it there.
+  await sql`insert into private.voice_call_early_events (tenant_id, provider_call_id, id, type, payload, received_at)
+            overriding system value
+            values (${t.id}, 'x', 1000000, 'call.answered', '{"answered_at": null, "victim": "held event"}', now() + interval '1 day')`;
 }
 
 /** The attackers and their twins: their person, identities at the three issuers, their

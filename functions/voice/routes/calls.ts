@@ -69,18 +69,32 @@ type Segment = z.infer<typeof s.SegmentOutSchema>;
 
 type HeldEvent = z.infer<typeof s.HeldEventSchema> & { id: string };
 
+/** A page of held events stops after this many bytes of payloads (one event may be close
+ *  to 1 MiB: 500 segments of up to 10,000 characters), so no answer holds a hundred. */
+const HELD_PAGE_BYTES = 1024 * 1024;
+
 /** private.voice_held_events: the staff's standing is checked there too (nothing for
- *  anyone else). Pages by event id, the order they arrived in. */
+ *  anyone else). Pages by event id, the order they arrived in; first the sizes, then as
+ *  many events as fit in HELD_PAGE_BYTES (at least one). */
 const heldEvents: VoiceHandler<typeof routes.heldEvents> = async (c) => {
   const q = c.req.valid('query');
   const tenantId = c.var.access.tenantId;
-  const rows = await callerDb(c, tenantId, (tx) =>
-    tx<HeldEvent>`
+  const page = await callerDb(c, tenantId, async (tx) => {
+    const sizes = await tx<{ bytes: number }>`
+      select octet_length(payload::text) as bytes
+      from private.voice_held_events(${tenantId}, ${q.provider_call_id ?? null}, ${q.cursor ?? null}::bigint, ${q.limit + 1})`;
+    let fit = 0;
+    for (let bytes = 0; fit < Math.min(q.limit, sizes.length); fit++) {
+      bytes += sizes[fit].bytes;
+      if (fit > 0 && bytes > HELD_PAGE_BYTES) break;
+    }
+    const rows = fit === 0 ? [] : await tx<HeldEvent>`
       select id::text as id, provider_call_id, type, payload, received_at, held_until
-      from private.voice_held_events(${tenantId}, ${q.provider_call_id ?? null}, ${q.cursor ?? null}::bigint, ${q.limit + 1})`);
-  const shown = rows.slice(0, q.limit);
-  const next = rows.length > q.limit ? shown[shown.length - 1].id : null;
-  return c.json({ items: shown.map(({ id: _, ...event }) => event), next }, 200);
+      from private.voice_held_events(${tenantId}, ${q.provider_call_id ?? null}, ${q.cursor ?? null}::bigint, ${fit})`;
+    return { rows, more: sizes.length > rows.length };
+  });
+  const next = page.more && page.rows.length ? page.rows[page.rows.length - 1].id : null;
+  return c.json({ items: page.rows.map(({ id: _, ...event }) => event), next }, 200);
 };
 
 const list: VoiceHandler<typeof routes.list> = async (c) => {
