@@ -232,6 +232,8 @@ describe('knowledge search by embedding', () => {
     await refused('{{1,2},{3,4}}', /^embedding must be a list of numbers/);
     await refused(pgArray(new Array(DIMENSIONS).fill(0)), /^embedding must not be all zeros$/);
     await refused(pgArray(query.map((x) => x * 1e20)), /too large/);
+    // Squares that all round to zero in single precision: pgvector's distances were NaN.
+    await refused(pgArray(new Array(DIMENSIONS).fill(1e-25)), /^embedding is so near zero that single precision loses its direction/);
   });
 
   it('searches full text without an embedding, as locally', async () => {
