@@ -85,9 +85,11 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261203180000_kb_postings_shared.sql',
     '20261203190000_kb_vector_search_hosted.sql',
     '20261203200000_kb_vector_search_review.sql',
-    // ... and a query embedding too near zero for single precision refused, pgvector's
-    // library loaded by its own statement only once a session (issue 14 review).
+    // ... and a query embedding too near zero for single precision refused (issue 14
+    // review); its skipping pgvector's library load when the setting could be read was
+    // unsafe for a placeholder setting, and is undone.
     '20261203243000_kb_vector_search_checks.sql',
+    '20261203244000_kb_vector_search_load_first.sql',
   ],
   // A tenant's plan is not told to API callers outside it (issues 14 and 15).
   'private.assert_feature': ['20261203234000_plan_checks_for_outsiders.sql'],
