@@ -171,6 +171,14 @@ export function telephonyTenant(c: Context): string | undefined {
   return c.get('telephonyTenant' as never) as string | undefined;
 }
 
+/** Whether a telephony request names a tenant other than the one its API key is confined
+ *  to (the provider's own credentials are confined to none). A uuid in any letter case
+ *  names one tenant; the key's is lowercase, as Postgres writes it. */
+export function outsideTelephonyTenant(c: Context, tenantId: string): boolean {
+  const confined = telephonyTenant(c);
+  return !!confined && confined !== tenantId.toLowerCase();
+}
+
 /** The claims of the tenant API key a telephony request came with (none for the
  *  provider's own credentials): its call events run under them, so the audit trail names
  *  the key as it does for the key's other writes. */

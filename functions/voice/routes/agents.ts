@@ -6,7 +6,7 @@ import { createRoute } from '@hono/zod-openapi';
 import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
-import { telephonyTenant } from '../../../shared/auth/service.ts';
+import { outsideTelephonyTenant } from '../../../shared/auth/service.ts';
 import { callPathDb, type Tx } from '../../../shared/db.ts';
 import { isPgError, notFound, unprocessable } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
@@ -608,19 +608,12 @@ const setEmbeddings: VoiceHandler<typeof routes.setEmbeddings> = async (c) => {
   return c.json({ written }, 200);
 };
 
-/** The tenant a provider's search names: a tenant's API key searches its own tenant's
- *  knowledge only (a uuid in any letter case names one tenant; the key's is lowercase, as
- *  Postgres writes it). */
-function searchedTenant(c: Parameters<typeof telephonyTenant>[0], tenantId: string): void {
-  const confined = telephonyTenant(c);
-  if (confined && confined !== tenantId.toLowerCase()) throw notFound('Tenant');
-}
-
 /** One statement on the pool, like the rest of the provider's call path; the tenant's
  *  plan must include knowledge_base (private.kb_search_for_call). */
 const machineSearch: VoiceHandler<typeof routes.machineSearch> = async (c) => {
   const q = c.req.valid('query');
-  searchedTenant(c, q.tenant_id);
+  // A tenant's API key searches its own tenant's knowledge only.
+  if (outsideTelephonyTenant(c, q.tenant_id)) throw notFound('Tenant');
   const items = await callPathDb()<Hit>`select * from private.kb_search_for_call(${q.tenant_id}, ${q.q}, ${
     q.knowledge_base_id ?? null
   }, ${q.limit})`;
@@ -631,7 +624,7 @@ const machineSearch: VoiceHandler<typeof routes.machineSearch> = async (c) => {
  *  (two when it finds fewer chunks than asked for: the rest by the text). */
 const machineSearchByEmbedding: VoiceHandler<typeof routes.machineSearchByEmbedding> = async (c) => {
   const b = c.req.valid('json');
-  searchedTenant(c, b.tenant_id);
+  if (outsideTelephonyTenant(c, b.tenant_id)) throw notFound('Tenant');
   const db = callPathDb();
   const found = await findChunks(
     async (embedding) =>

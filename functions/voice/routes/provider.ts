@@ -17,7 +17,7 @@ import type { TypedResponse } from 'hono';
 import type { JSONParsed } from 'hono/utils/types';
 import { needs } from '../../../shared/auth/needs.ts';
 import { Batcher } from '../../../shared/batch.ts';
-import { telephonyKeyClaims, telephonyTenant } from '../../../shared/auth/service.ts';
+import { outsideTelephonyTenant, telephonyKeyClaims, telephonyTenant } from '../../../shared/auth/service.ts';
 import { asApiKeyMachine, callPathDb, type Sql } from '../../../shared/db.ts';
 import { ApiError, type PgLikeError, toApiError } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
@@ -196,9 +196,7 @@ export const provider = createRouter()
   .openapi(routes.events, async (c) => {
     const e = c.req.valid('json');
     // A tenant's API key reports its own tenant's calls only.
-    const confined = telephonyTenant(c);
-    // A uuid in any letter case names one tenant (the key's is lowercase, as Postgres writes it).
-    if (confined && confined !== e.tenant_id.toLowerCase()) {
+    if (outsideTelephonyTenant(c, e.tenant_id)) {
       throw new ApiError(404, 'unknown_call', 'No such call in this tenant');
     }
     // A key's event runs under the key's claims (the audit names it) and alone: a batch
