@@ -74,27 +74,24 @@ type HeldEvent = z.infer<typeof s.HeldEventSchema> & { id: string };
 const HELD_PAGE_BYTES = 1024 * 1024;
 
 /** private.voice_held_events: the staff's standing is checked there too (nothing for
- *  anyone else). Pages by event id, the order they arrived in; first the sizes, then as
- *  many events as fit in HELD_PAGE_BYTES (at least one). */
+ *  anyone else). Pages by event id, the order they arrived in: as many events as fit in
+ *  HELD_PAGE_BYTES (at least one), in one statement that sends no payload past them;
+ *  `found` (how many the function gave, up to the page and one) says whether more follow. */
 const heldEvents: VoiceHandler<typeof routes.heldEvents> = async (c) => {
   const q = c.req.valid('query');
   const tenantId = c.var.access.tenantId;
-  const page = await callerDb(c, tenantId, async (tx) => {
-    const sizes = await tx<{ bytes: number }>`
-      select octet_length(payload::text) as bytes
-      from private.voice_held_events(${tenantId}, ${q.provider_call_id ?? null}, ${q.cursor ?? null}::bigint, ${q.limit + 1})`;
-    let fit = 0;
-    for (let bytes = 0; fit < Math.min(q.limit, sizes.length); fit++) {
-      bytes += sizes[fit].bytes;
-      if (fit > 0 && bytes > HELD_PAGE_BYTES) break;
-    }
-    const rows = fit === 0 ? [] : await tx<HeldEvent>`
-      select id::text as id, provider_call_id, type, payload, received_at, held_until
-      from private.voice_held_events(${tenantId}, ${q.provider_call_id ?? null}, ${q.cursor ?? null}::bigint, ${fit})`;
-    return { rows, more: sizes.length > rows.length };
-  });
-  const next = page.more && page.rows.length ? page.rows[page.rows.length - 1].id : null;
-  return c.json({ items: page.rows.map(({ id: _, ...event }) => event), next }, 200);
+  const rows = await callerDb(c, tenantId, (tx) =>
+    tx<HeldEvent & { found: string }>`
+      select x.id::text as id, x.provider_call_id, x.type, x.payload, x.received_at, x.held_until, x.found
+      from (
+        select h.*, count(*) over () as found, row_number() over (order by h.id) as n,
+               sum(octet_length(h.payload::text)) over (order by h.id) as bytes
+        from private.voice_held_events(${tenantId}, ${q.provider_call_id ?? null}, ${q.cursor ?? null}::bigint, ${q.limit + 1}) h
+      ) x
+      where x.n <= ${q.limit} and (x.n = 1 or x.bytes <= ${HELD_PAGE_BYTES})
+      order by x.id`);
+  const next = rows.length && Number(rows[0].found) > rows.length ? rows[rows.length - 1].id : null;
+  return c.json({ items: rows.map(({ id: _, found: __, ...event }) => event), next }, 200);
 };
 
 const list: VoiceHandler<typeof routes.list> = async (c) => {
