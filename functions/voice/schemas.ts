@@ -452,12 +452,19 @@ const Embedding = z.array(
     message: 'values are too large (the sum of their squares must stay below 3.4e38)',
   });
 /** A search with the query's embedding, by POST (an embedding does not fit a URL): by it
- *  where the project has vector search, else by the text, which is always given. */
+ *  and the text where the project has vector search, else by the text, which is always
+ *  given. */
 export const KbSearchBody = z.object({
-  q: Text.min(1).max(500).openapi({ description: 'The query as text: searched by full text where there is no vector search' }),
+  q: Text.min(1).max(500).openapi({ description: 'The query as text: searched by full text, with the embedding or alone' }),
   embedding: Embedding.optional().openapi({
     description: "The query's embedding, from the same model as the chunks': where the project has vector search, the " +
       'chunks nearest to it by cosine distance',
+  }),
+  ranking: z.enum(['hybrid', 'embedding']).default('hybrid').openapi({
+    description: 'With an embedding, where the project has vector search: `hybrid` fuses the nearest chunks and the ' +
+      "text's best by their ranks (reciprocal rank fusion, k = 60: a chunk both find first, one without an embedding " +
+      "yet still found by its words); `embedding` orders by the embedding alone, the text's best after it only when " +
+      'fewer chunks have an embedding than asked for',
   }),
   knowledge_base_id: Uuid.optional(),
   limit: z.number().int().min(1).max(50).default(5),
@@ -494,6 +501,10 @@ export const SetEmbeddingsBody = z.object({
   ).min(1).max(100),
 }).strict();
 export const SetEmbeddingsResult = z.object({ written: z.number().int() }).openapi('EmbeddingsWritten');
+const KbPlaceSchema = z.object({
+  rank: z.number().int().openapi({ description: '1 for the best' }),
+  score: z.number().openapi({ description: "That search's own score: cosine similarity or ts_rank" }),
+});
 export const KbHitSchema = z.object({
   chunk_id: Uuid,
   document_id: Uuid,
@@ -501,17 +512,25 @@ export const KbHitSchema = z.object({
   title: z.string(),
   ordinal: z.number().int(),
   content: z.string(),
-  score: z.number(),
-  matched_by: z.enum(['embedding', 'full_text']).openapi({
-    description: "What found it: the query's embedding (score: cosine similarity) or its text (score: ts_rank)",
+  score: z.number().openapi({
+    description: 'By the mode: the fused score (hybrid: the sum of 1/(60 + rank) over the searches that found it), ' +
+      "the cosine similarity to the query's embedding, or ts_rank (the text)",
+  }),
+  matched_by: z.enum(['embedding', 'full_text', 'both']).openapi({
+    description: "What found it: the query's embedding, its text, or both (hybrid)",
+  }),
+  hybrid: z.object({
+    embedding: KbPlaceSchema.nullable(),
+    full_text: KbPlaceSchema.nullable(),
+  }).optional().openapi({
+    description: 'Hybrid only: where each search placed it (null: not found by that one)',
   }),
 }).openapi('KnowledgeHit');
 export const KbHitsSchema = z.object({
   items: z.array(KbHitSchema),
-  mode: z.enum(['embedding', 'full_text']).openapi({
-    description: "What ranked the chunks: the query's embedding (where the project has vector search and chunks have " +
-      'embeddings; when it finds fewer than asked for, the rest follow by the text, each hit saying `matched_by`), ' +
-      'or the text',
+  mode: z.enum(['hybrid', 'embedding', 'full_text']).openapi({
+    description: "What ranked the chunks: both searches fused (`hybrid`), the query's embedding, or the text alone " +
+      '(no embedding given, no vector search, or no chunk with an embedding yet)',
   }),
 });
 export const KnowledgeBasePageSchema = z.object({ items: z.array(KnowledgeBaseSchema), next: z.string().nullable() });

@@ -13,7 +13,7 @@
 // to new text; a wrong embedding is 422 naming the item; null clears one; the search
 // answers the chunks nearest the query's embedding in order (the oracle: cosine distance
 // computed here), says it searched by the embedding, and falls back to the text where no
-// chunk has one yet; another tenant's admin with the victim's ids finds nothing and
+// chunk has one yet; by default both searches fused by their ranks (hybrid); another tenant's admin with the victim's ids finds nothing and
 // changes nothing; the provider's search takes the embedding too.
 import type { PGlite } from '@electric-sql/pglite';
 import { createClient, FunctionsHttpError } from '@supabase/supabase-js';
@@ -85,6 +85,22 @@ afterAll(async () => {
   await pg?.close();
 });
 
+/** The tests' oracle for hybrid ranking: [chunk id, what found it] by the sum of
+ *  1/(60 + rank) over the two lists, ties to the embedding's better place, then the id. */
+function fused(byEmbedding: string[], byText: string[]): [string, string][] {
+  const ids = [...new Set([...byEmbedding, ...byText])];
+  const score = (id: string) =>
+    [byEmbedding, byText].reduce((sum, list) => sum + (list.includes(id) ? 1 / (61 + list.indexOf(id)) : 0), 0);
+  const place = (list: string[], id: string) => (list.includes(id) ? list.indexOf(id) : Infinity);
+  return ids
+    .sort((a, b) =>
+      score(b) - score(a) ||
+      Math.min(place(byEmbedding, a), place(byText, a)) - Math.min(place(byEmbedding, b), place(byText, b)) ||
+      (place(byEmbedding, a) - place(byEmbedding, b) || 0) || (a < b ? -1 : 1)
+    )
+    .map((id) => [id, byEmbedding.includes(id) && byText.includes(id) ? 'both' : byEmbedding.includes(id) ? 'embedding' : 'full_text']);
+}
+
 const chunksUrl = () => `/voice/knowledge-bases/${kb}/documents/${doc}/chunks`;
 const embeddingsUrl = () => `/voice/knowledge-bases/${kb}/documents/${doc}/embeddings`;
 
@@ -128,7 +144,7 @@ describe('writing embeddings', () => {
 
     const found = await call(app, 'POST', '/voice/knowledge-bases/search', {
       token: tok.user,
-      body: { q: 'a text that matches nothing', embedding: query, limit: 4 },
+      body: { q: 'a text that matches nothing', embedding: query, ranking: 'embedding', limit: 4 },
     });
     expect(found.status, JSON.stringify(found.body)).toBe(200);
     expect(found.body.mode).toBe('embedding');
@@ -141,17 +157,38 @@ describe('writing embeddings', () => {
       expect(hit).toMatchObject({ document_id: doc, knowledge_base_id: kb, title: 'Handbook' });
       expect(hit.score).toBeCloseTo(1 - oracle[i].distance, 4);
     }
+    // Hybrid (the default), where the text finds nothing: the embedding's order, each hit
+    // found by it alone, at its place.
+    const hybrid = await call(app, 'POST', '/voice/knowledge-bases/search', {
+      token: tok.user,
+      body: { q: 'a text that matches nothing', embedding: query, limit: 4 },
+    });
+    expect(hybrid.body.mode).toBe('hybrid');
+    expect(hybrid.body.items.map((h: { chunk_id: string }) => h.chunk_id)).toEqual(oracle.map((o) => o.id));
+    for (const [i, hit] of hybrid.body.items.entries()) {
+      expect(hit.matched_by).toBe('embedding');
+      expect(hit.hybrid.full_text).toBeNull();
+      expect(hit.hybrid.embedding.rank).toBe(i + 1);
+      expect(hit.hybrid.embedding.score).toBeCloseTo(1 - oracle[i].distance, 4);
+      expect(hit.score).toBeCloseTo(1 / (60 + i + 1), 6);
+    }
   });
 
   it('the provider searches by the embedding too, within its tenant, and a plan without knowledge is 403', async () => {
     const headers = { authorization: `Bearer ${service}` };
     const found = await call(app, 'POST', '/voice/knowledge/search', {
       headers,
-      body: { tenant_id: acme, q: 'desk', embedding: query, limit: 2 },
+      body: { tenant_id: acme, q: 'desk', embedding: query, ranking: 'embedding', limit: 2 },
     });
     expect(found.status, JSON.stringify(found.body)).toBe(200);
     expect(found.body.mode).toBe('embedding');
     expect(found.body.items.map((h: { chunk_id: string }) => h.chunk_id)).toEqual([chunks[0].id, chunks[1].id]);
+    // Hybrid by default: the two lists, each read four deep, fused by their ranks.
+    const hybrid = await call(app, 'POST', '/voice/knowledge/search', { headers, body: { tenant_id: acme, q: 'desk', embedding: query, limit: 2 } });
+    expect(hybrid.body.mode).toBe('hybrid');
+    const textOrder = (await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=desk&limit=4`, { headers })).body.items;
+    const expected = fused(chunks.slice(0, 4).map((c) => c.id), textOrder.map((h: { chunk_id: string }) => h.chunk_id)).slice(0, 2);
+    expect(hybrid.body.items.map((h: { chunk_id: string; matched_by: string }) => [h.chunk_id, h.matched_by])).toEqual(expected);
     // By the text, as before, on GET.
     const text = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=desk&limit=2`, { headers });
     expect(text.body.mode).toBe('full_text');
@@ -302,13 +339,13 @@ describe('writing embeddings', () => {
   it('fewer embedded chunks than asked for: those by the embedding first, the rest by the text, each saying what found it', async () => {
     const put = await call(app, 'PUT', embeddingsUrl(), { token: tok.admin, body: { items: [{ chunk_id: chunks[1].id, embedding: near(0.1) }] } });
     expect(put.body).toEqual({ written: 1 });
-    const found = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body: { q: 'revised', embedding: query, limit: 3 } });
+    const found = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body: { q: 'revised', embedding: query, ranking: 'embedding', limit: 3 } });
     expect(found.body.mode).toBe('embedding');
     expect(found.body.items.map((h: { chunk_id: string; matched_by: string }) => [h.chunk_id, h.matched_by])).toEqual([
       [chunks[1].id, 'embedding'],
       ...[chunks[0].id, chunks[2].id].sort().map((id) => [id, 'full_text']),
     ]);
-    const one = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body: { q: 'revised', embedding: query, limit: 1 } });
+    const one = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body: { q: 'revised', embedding: query, ranking: 'embedding', limit: 1 } });
     expect(one.body.items.map((h: { matched_by: string }) => h.matched_by)).toEqual(['embedding']);
   });
 
@@ -325,6 +362,80 @@ describe('writing embeddings', () => {
     expect(found.status, JSON.stringify(found.body)).toBe(200);
     expect(found.body.mode).toBe('full_text');
     expect(found.body.items.map((h: { chunk_id: string }) => h.chunk_id).sort()).toEqual(chunks.map((c) => c.id).sort());
+  });
+});
+
+describe('hybrid ranking (the default with an embedding)', () => {
+  it("a chunk both searches place well beats one either places first; a chunk without an embedding is still found by its words; the provider's search ranks the same", async () => {
+    // Five chunks of one document (each paragraph too long to share a chunk), in their own
+    // knowledge base: the part number X42 three times, twice, once or not at all, and
+    // embeddings at known distances from the query (the fourth has none yet).
+    const filler = 'the clerk checks the ledger before the counter opens. '.repeat(16);
+    const texts = [
+      `Valve X42, X42 and X42 again. ${filler}`,
+      `Nothing about that part here. ${filler}`,
+      `One mention of X42. ${filler}`,
+      `X42 twice: X42. ${filler}`,
+      `Opening times only. ${filler}`,
+    ];
+    const parts = await call(app, 'POST', '/voice/knowledge-bases', { token: tok.admin, body: { name: 'Parts' } });
+    expect(parts.status).toBe(201);
+    const upload = await call(app, 'POST', `/voice/knowledge-bases/${parts.body.id}/documents`, {
+      token: tok.admin,
+      body: { title: 'Parts', content: texts.join('\n\n') },
+    });
+    expect(upload.status, JSON.stringify(upload.body)).toBe(201);
+    try {
+      const url = `/voice/knowledge-bases/${parts.body.id}/documents/${upload.body.id}`;
+      const partChunks = (await call(app, 'GET', `${url}/chunks`, { token: tok.admin })).body.items as Chunk[];
+      expect(partChunks.map((c) => c.content.slice(0, 12))).toEqual(texts.map((t) => t.slice(0, 12)));
+      const [p0, p1, p2, p3, p4] = partChunks.map((c) => c.id);
+      const embedded: [string, number[]][] = [[p0, near(2)], [p1, near(0.05)], [p2, near(0.3)], [p4, near(0.5)]];
+      const put = await call(app, 'PUT', `${url}/embeddings`, {
+        token: tok.admin,
+        body: { items: embedded.map(([chunk_id, embedding]) => ({ chunk_id, embedding })) },
+      });
+      expect(put.body).toEqual({ written: 4 });
+      // The two searches alone, as the oracle ranks them: by the embedding p1, p2, p4, p0
+      // (cosine distances computed here); by the text p0, p3, p2 (three, two, one X42).
+      const byEmbedding = embedded.map(([id, e]) => ({ id, d: cosineDistance(query, e) })).sort((a, b) => a.d - b.d).map((x) => x.id);
+      expect(byEmbedding).toEqual([p1, p2, p4, p0]);
+      const body = { q: 'X42', embedding: query, knowledge_base_id: parts.body.id, limit: 5 };
+      const text = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body: { q: 'X42', knowledge_base_id: parts.body.id, limit: 5 } });
+      expect(text.body.items.map((h: { chunk_id: string }) => h.chunk_id)).toEqual([p0, p3, p2]);
+      // Fused: p0 (4th and 1st) and p2 (2nd and 3rd) first, each found by both; then p1
+      // (the embedding's first alone), p3 (the text's second, no embedding), p4.
+      const hybrid = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body });
+      expect(hybrid.status, JSON.stringify(hybrid.body)).toBe(200);
+      expect(hybrid.body.mode).toBe('hybrid');
+      const answer = hybrid.body.items.map((h: { chunk_id: string; matched_by: string }) => [h.chunk_id, h.matched_by]);
+      expect(answer).toEqual([[p0, 'both'], [p2, 'both'], [p1, 'embedding'], [p3, 'full_text'], [p4, 'embedding']]);
+      expect(answer).toEqual(fused(byEmbedding, [p0, p3, p2]));
+      expect(hybrid.body.items.map((h: { score: number }) => h.score)).toEqual(
+        [[4, 1], [2, 3], [1], [2], [3]].map((ranks) => expect.closeTo(ranks.reduce((sum, r) => sum + 1 / (60 + r), 0), 9)),
+      );
+      expect(hybrid.body.items[0].hybrid).toEqual({
+        embedding: { rank: 4, score: expect.closeTo(1 - cosineDistance(query, embedded[0][1]), 4) },
+        full_text: { rank: 1, score: text.body.items[0].score },
+      });
+      expect(hybrid.body.items[3].hybrid.embedding).toBeNull();
+      // The same fused order for the provider's agent, and at a smaller limit its head.
+      const headers = { authorization: `Bearer ${service}` };
+      const provider = await call(app, 'POST', '/voice/knowledge/search', { headers, body: { ...body, tenant_id: acme } });
+      expect(provider.body).toEqual(hybrid.body);
+      const two = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body: { ...body, limit: 2 } });
+      expect(two.body.items.map((h: { chunk_id: string }) => h.chunk_id)).toEqual([p0, p2]);
+      // By the embedding alone: its order, the text's p3 after (it has no embedding).
+      const nearest = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body: { ...body, ranking: 'embedding' } });
+      expect(nearest.body.items.map((h: { chunk_id: string; matched_by: string }) => [h.chunk_id, h.matched_by])).toEqual([
+        [p1, 'embedding'], [p2, 'embedding'], [p4, 'embedding'], [p0, 'embedding'], [p3, 'full_text'],
+      ]);
+      // Another tenant's admin, naming this knowledge base: nothing, by either search.
+      const foreign = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.globexAdmin, body });
+      expect(foreign.body).toEqual({ items: [], mode: 'full_text' });
+    } finally {
+      await call(app, 'DELETE', `/voice/knowledge-bases/${parts.body.id}`, { token: tok.admin });
+    }
   });
 });
 
@@ -382,12 +493,18 @@ describe('the function as `npm start` serves it (Deno), through supabase-js', ()
       });
       expect(written.error).toBeNull();
       expect(written.data).toEqual({ written: todo.length });
-      const found = await as(tok.user).functions.invoke('voice/knowledge-bases/search', { body: { q: 'revised', embedding: query, limit: 2 } });
+      const search = { q: 'revised', embedding: query, knowledge_base_id: kb, limit: 2 };
+      const found = await as(tok.user).functions.invoke('voice/knowledge-bases/search', { body: { ...search, ranking: 'embedding' } });
       expect(found.error).toBeNull();
       expect(found.data.mode).toBe('embedding');
       expect(found.data.items.map((h: { chunk_id: string }) => h.chunk_id)).toEqual(
         todo.map((c, i) => ({ id: c.id, d: cosineDistance(query, embeddings[i]) })).sort((a, b) => a.d - b.d).slice(0, 2).map((x) => x.id),
       );
+      // Hybrid, the default: as the function answers in-process.
+      const hybrid = await as(tok.user).functions.invoke('voice/knowledge-bases/search', { body: search });
+      expect(hybrid.error).toBeNull();
+      expect(hybrid.data.mode).toBe('hybrid');
+      expect(hybrid.data).toEqual((await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body: search })).body);
       // A wrong size through the same path: 422 in the common error shape.
       const wrong = await admin.functions.invoke(`voice/knowledge-bases/${kb}/documents/${doc}/embeddings`, {
         method: 'PUT',

@@ -129,9 +129,13 @@ describe('without vector search', () => {
     });
     expect(post.status, JSON.stringify(post.body)).toBe(200);
     expect(post.body).toEqual(get.body);
-    // Without an embedding, the same.
+    // Without an embedding, the same; and by either ranking (each needs vector search).
     expect((await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body: { q: 'garage', limit: 3 } })).body).toEqual(get.body);
-    for (const body of [{ embedding: [1] }, { q: '' }, { q: 'garage', limit: 51 }, { q: 'garage', embedding: [1e39] }, { q: 'garage', embedding: [1, 1e-40] }, { q: 'garage', embedding: [1e-25, 1e-25] }, { q: 'garage', embedding: [2e19, 2e19] }, { q: 'garage', tenant_id: acme }]) {
+    for (const ranking of ['hybrid', 'embedding']) {
+      const ranked = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body: { q: 'garage', embedding: [0.3, 0.1, 0.7], ranking, limit: 3 } });
+      expect(ranked.body, ranking).toEqual(get.body);
+    }
+    for (const body of [{ embedding: [1] }, { q: '' }, { q: 'garage', embedding: [1], ranking: 'nearest' }, { q: 'garage', ranking: null }, { q: 'garage', limit: 51 }, { q: 'garage', embedding: [1e39] }, { q: 'garage', embedding: [1, 1e-40] }, { q: 'garage', embedding: [1e-25, 1e-25] }, { q: 'garage', embedding: [2e19, 2e19] }, { q: 'garage', tenant_id: acme }]) {
       const r = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body });
       expect(r.status, JSON.stringify(body)).toBe(422);
     }

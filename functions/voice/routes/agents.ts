@@ -21,6 +21,7 @@ import {
   unavailableError,
 } from '../../../shared/schemas/common.ts';
 import { security as securityOf, telephonyErrors } from '../../../shared/schemas/security.ts';
+import { byText, type Found, fusionDepth, type Hit, rankHits, type Ranking, type Searched } from '../knowledge-ranking.ts';
 import * as s from '../schemas.ts';
 import { after, AGENT_COLUMNS, type AgentRow, page, type VoiceHandler } from './common.ts';
 
@@ -175,8 +176,9 @@ const routes = {
   searchByEmbedding: createRoute({
     method: 'post',
     path: '/knowledge-bases/search',
-    summary: "The best chunks of the tenant's knowledge for a query and, optionally, its embedding: by the embedding " +
-      'where the project has vector search and chunks have embeddings, else by the text (`mode` says which)',
+    summary: "The best chunks of the tenant's knowledge for a query and, optionally, its embedding: where the project " +
+      'has vector search and chunks have embeddings, by both fused (`ranking: hybrid`, the default) or by the ' +
+      'embedding, else by the text (`mode` says which)',
     ...apiKeyScope('knowledge:read'),
     middleware: needs.activeTenantRole('user', { scope: 'knowledge:read', feature: 'knowledge_base' }),
     request: { body: jsonBody(s.KbSearchBody) },
@@ -216,8 +218,8 @@ const routes = {
     method: 'post',
     path: '/knowledge/search',
     summary: "The best chunks of a tenant's knowledge for the agent during a call (the provider), with the query's " +
-      'embedding when it has one: by it where the project has vector search and chunks have embeddings, else by the ' +
-      'text (`mode` says which)',
+      'embedding when it has one: where the project has vector search and chunks have embeddings, by both fused ' +
+      '(`ranking: hybrid`, the default) or by the embedding, else by the text (`mode` says which); one statement',
     security: securityOf.telephony,
     'x-api-key-scope': 'voice:route',
     middleware: needs.telephony('voice:route'),
@@ -270,16 +272,6 @@ const DOC_COLUMNS = [
   'kb_documents'
 >[];
 type DocRow = Selected<'kb_documents', typeof DOC_COLUMNS> & { format: 'text' | 'markdown'; chunks: number };
-type Hit = {
-  chunk_id: string;
-  document_id: string;
-  knowledge_base_id: string;
-  title: string;
-  ordinal: number;
-  content: string;
-  score: number;
-};
-
 const list: VoiceHandler<typeof routes.list> = async (c) => {
   const q = c.req.valid('query');
   const tenantId = c.var.access.tenantId;
@@ -512,66 +504,64 @@ const search: VoiceHandler<typeof routes.search> = async (c) => {
     tenantId,
     (tx) => tx<Hit>`select * from private.kb_search(${tenantId}, ${q.q}, ${q.knowledge_base_id ?? null}, ${q.limit})`,
   );
-  return c.json({ items: items.map(matchedBy('full_text')), mode: 'full_text' as const }, 200);
+  return c.json(byText(items), 200);
 };
 
-type Found = { items: (Hit & { matched_by: 'embedding' | 'full_text' })[]; mode: 'embedding' | 'full_text' };
-const matchedBy = (matched_by: 'embedding' | 'full_text') => (hit: Hit) => ({ ...hit, matched_by });
-/** One search statement's answer: the project's embedding size (null: no vector search)
- *  and the hits in the search's own order. */
-type Searched = { dimensions: number | null; items: Hit[] };
-/** The hits of a search statement as one row, in the order it gave them. */
-const hitsInOrder = (tx: Tx, from: ReturnType<Tx>) =>
-  tx<Searched>`
-    select private.kb_embedding_dimensions() as dimensions,
-           coalesce((select jsonb_agg(to_jsonb(h) - 'n' order by h.n) from ${from} with ordinality h(chunk_id, document_id,
-             knowledge_base_id, title, ordinal, content, score, n)), '[]') as items`;
+/** A search's hits as one jsonb array, in the order the search gave them. */
+const hitsAsJson = (tx: Tx, from: ReturnType<Tx>) =>
+  tx`coalesce((select jsonb_agg(to_jsonb(h) - 'n' order by h.n) from ${from} with ordinality h(chunk_id, document_id,
+       knowledge_base_id, title, ordinal, content, score, n)), '[]')`;
 
-/** By the embedding where the project has vector search, in one statement (where it has
- *  none, the same statement searched by the text: private.kb_search_in_tenant ignores an
- *  embedding it cannot use). When it finds fewer chunks than asked for (fewer have an
- *  embedding: a knowledge base filled before its embeddings, a document added since; or
- *  the HNSW scan stopped at hnsw.max_scan_tuples), the rest follow by the text, each hit
- *  saying what found it. A wrong embedding is 422 naming it, with
- *  the database's reason. */
+/** Both searches of a query with its embedding in one statement: by the embedding (only
+ *  where the project has vector search: elsewhere the search would ignore the embedding
+ *  and answer by the text again) and by the text; knowledge-ranking.ts orders them. A
+ *  wrong embedding is 422 naming it, with the database's reason. */
 async function findChunks(
-  search: (embedding: number[] | null) => Promise<Searched>,
-  embedding: number[] | undefined,
+  search: (embedding: number[] | null, depth: number) => ReturnType<Tx>,
+  db: Tx,
+  embedding: number[],
+  ranking: Ranking,
   limit: number,
 ): Promise<Found> {
-  if (!embedding) return { items: (await search(null)).items.map(matchedBy('full_text')), mode: 'full_text' };
-  let first: Searched;
+  const depth = ranking === 'hybrid' ? fusionDepth(limit) : limit;
+  let searched: Searched;
   try {
-    first = await search(embedding);
+    [searched] = await db<Searched>`
+      with d as (select private.kb_embedding_dimensions() as dimensions)
+      select d.dimensions,
+             case when d.dimensions is not null then ${hitsAsJson(db, search(embedding, depth))} end as by_embedding,
+             ${hitsAsJson(db, search(null, depth))} as by_text
+      from d`;
   } catch (err) {
     if (isPgError(err) && err.code === '22023' && err.message.startsWith('embedding')) {
       throw unprocessable('The embedding is not acceptable', { fields: [{ field: 'embedding', message: err.message }] });
     }
     throw err;
   }
-  if (first.dimensions === null) return { items: first.items.map(matchedBy('full_text')), mode: 'full_text' };
-  const items = first.items.map(matchedBy('embedding'));
-  if (items.length < limit) {
-    const found = new Set(items.map((h) => h.chunk_id));
-    const byText = (await search(null)).items.filter((h) => !found.has(h.chunk_id));
-    items.push(...byText.slice(0, limit - items.length).map(matchedBy('full_text')));
-  }
-  return { items, mode: items.some((h) => h.matched_by === 'embedding') ? 'embedding' : 'full_text' };
+  return rankHits(searched, ranking, limit);
 }
 
 const searchByEmbedding: VoiceHandler<typeof routes.searchByEmbedding> = async (c) => {
   const b = c.req.valid('json');
   const tenantId = c.var.access.tenantId;
-  const found = await findChunks(
-    (embedding) =>
-      callerDb(c, tenantId, async (tx) =>
-        (await hitsInOrder(
-          tx,
-          tx`private.kb_search(${tenantId}, ${b.q}, ${b.knowledge_base_id ?? null}, ${b.limit}, ${embedding}::real[])`,
-        ))[0]),
-    b.embedding,
-    b.limit,
-  );
+  const kbId = b.knowledge_base_id ?? null;
+  if (!b.embedding) {
+    const items = await callerDb(
+      c,
+      tenantId,
+      (tx) => tx<Hit>`select * from private.kb_search(${tenantId}, ${b.q}, ${kbId}, ${b.limit})`,
+    );
+    return c.json(byText(items), 200);
+  }
+  const embedding = b.embedding;
+  const found = await callerDb(c, tenantId, (tx) =>
+    findChunks(
+      (e, depth) => tx`private.kb_search(${tenantId}, ${b.q}, ${kbId}, ${depth}, ${e}::real[])`,
+      tx,
+      embedding,
+      b.ranking,
+      b.limit,
+    ));
   return c.json(found, 200);
 };
 
@@ -617,24 +607,25 @@ const machineSearch: VoiceHandler<typeof routes.machineSearch> = async (c) => {
   const items = await callPathDb()<Hit>`select * from private.kb_search_for_call(${q.tenant_id}, ${q.q}, ${
     q.knowledge_base_id ?? null
   }, ${q.limit})`;
-  return c.json({ items: items.map(matchedBy('full_text')), mode: 'full_text' as const }, 200);
+  return c.json(byText(items), 200);
 };
 
-/** As machineSearch, with the query's embedding: one statement on the call path's pool
- *  (two when it finds fewer chunks than asked for: the rest by the text). */
+/** As machineSearch, with the query's embedding: one statement on the call path's pool,
+ *  both searches in it. */
 const machineSearchByEmbedding: VoiceHandler<typeof routes.machineSearchByEmbedding> = async (c) => {
   const b = c.req.valid('json');
   if (outsideTelephonyTenant(c, b.tenant_id)) throw notFound('Tenant');
   const db = callPathDb();
+  const kbId = b.knowledge_base_id ?? null;
+  if (!b.embedding) {
+    const items = await db<Hit>`select * from private.kb_search_for_call(${b.tenant_id}, ${b.q}, ${kbId}, ${b.limit})`;
+    return c.json(byText(items), 200);
+  }
   const found = await findChunks(
-    async (embedding) =>
-      (await hitsInOrder(
-        db,
-        db`private.kb_search_for_call_with_embedding(${b.tenant_id}, ${b.q}, ${
-          b.knowledge_base_id ?? null
-        }, ${b.limit}, ${embedding}::real[])`,
-      ))[0],
+    (e, depth) => db`private.kb_search_for_call_with_embedding(${b.tenant_id}, ${b.q}, ${kbId}, ${depth}, ${e}::real[])`,
+    db,
     b.embedding,
+    b.ranking,
     b.limit,
   );
   return c.json(found, 200);

@@ -1,0 +1,91 @@
+// How a knowledge search with a query's embedding orders what its two searches found
+// (functions/voice/knowledge-ranking.ts): hybrid by reciprocal rank fusion, embedding
+// with the text's best after it, and the text alone when the embedding found nothing.
+// The searches themselves run against a database in tests/deploy/hosted-vector-api.test.ts.
+import { describe, expect, it } from 'vitest';
+import { fusionDepth, type Hit, rankHits, RRF_K } from '../functions/voice/knowledge-ranking.ts';
+
+const hit = (id: string, score: number): Hit => ({
+  chunk_id: id,
+  document_id: 'doc',
+  knowledge_base_id: 'kb',
+  title: 'Handbook',
+  ordinal: id.charCodeAt(0),
+  content: `chunk ${id}`,
+  score,
+});
+const ids = (items: { chunk_id: string }[]) => items.map((h) => h.chunk_id);
+const rrf = (...ranks: number[]) => ranks.reduce((sum, r) => sum + 1 / (RRF_K + r), 0);
+
+// By the embedding: b, c, e, a. By the text: a, d, c (d has no embedding yet).
+const byEmbedding = [hit('b', 0.95), hit('c', 0.9), hit('e', 0.8), hit('a', 0.3)];
+const byText = [hit('a', 0.6), hit('d', 0.4), hit('c', 0.1)];
+
+describe('hybrid: reciprocal rank fusion', () => {
+  it('orders by the sum of 1/(60 + rank) over the searches that found a chunk, and says where each placed it', () => {
+    const found = rankHits({ dimensions: 1536, by_embedding: byEmbedding, by_text: byText }, 'hybrid', 5);
+    expect(found.mode).toBe('hybrid');
+    // a: 4th and 1st; c: 2nd and 3rd; b: 1st alone; d: the text's 2nd; e: the embedding's 3rd.
+    expect(ids(found.items)).toEqual(['a', 'c', 'b', 'd', 'e']);
+    expect(found.items.map((h) => h.score)).toEqual([rrf(4, 1), rrf(2, 3), rrf(1), rrf(2), rrf(3)]);
+    expect(found.items.map((h) => h.matched_by)).toEqual(['both', 'both', 'embedding', 'full_text', 'embedding']);
+    expect(found.items[0].hybrid).toEqual({ embedding: { rank: 4, score: 0.3 }, full_text: { rank: 1, score: 0.6 } });
+    expect(found.items[3].hybrid).toEqual({ embedding: null, full_text: { rank: 2, score: 0.4 } });
+    // The chunk itself as the search gave it.
+    expect(found.items[3]).toMatchObject({ content: 'chunk d', title: 'Handbook', document_id: 'doc' });
+  });
+
+  it('answers at most the limit', () => {
+    const found = rankHits({ dimensions: 1536, by_embedding: byEmbedding, by_text: byText }, 'hybrid', 2);
+    expect(ids(found.items)).toEqual(['a', 'c']);
+  });
+
+  it("ties (one search's first against the other's) go to the better single place, then the embedding's, then the id, whatever the input order", () => {
+    const one = rankHits({ dimensions: 3, by_embedding: [hit('y', 0.9)], by_text: [hit('x', 0.5)] }, 'hybrid', 5);
+    expect(ids(one.items)).toEqual(['y', 'x']);
+    // Two chunks both searches found at swapped places: equal fused scores, equal best
+    // places; the embedding's first goes first.
+    const swapped = rankHits({
+      dimensions: 3,
+      by_embedding: [hit('q', 0.9), hit('p', 0.8)],
+      by_text: [hit('p', 0.5), hit('q', 0.4)],
+    }, 'hybrid', 5);
+    expect(swapped.items[0].score).toBe(swapped.items[1].score);
+    expect(ids(swapped.items)).toEqual(['q', 'p']);
+    const reversed = rankHits({
+      dimensions: 3,
+      by_embedding: [hit('p', 0.9), hit('q', 0.8)],
+      by_text: [hit('q', 0.5), hit('p', 0.4)],
+    }, 'hybrid', 5);
+    expect(ids(reversed.items)).toEqual(['p', 'q']);
+  });
+
+  it('reads each list twice as deep as the limit, within the search bound of 50', () => {
+    expect([1, 5, 25, 26, 50].map(fusionDepth)).toEqual([2, 10, 50, 50, 50]);
+  });
+});
+
+describe('embedding', () => {
+  it("the embedding's order, then the text's best not already found while the limit allows", () => {
+    const all = rankHits({ dimensions: 1536, by_embedding: byEmbedding, by_text: byText }, 'embedding', 6);
+    expect(all.mode).toBe('embedding');
+    expect(ids(all.items)).toEqual(['b', 'c', 'e', 'a', 'd']);
+    expect(all.items.map((h) => h.matched_by)).toEqual(['embedding', 'embedding', 'embedding', 'embedding', 'full_text']);
+    expect(all.items.map((h) => h.score)).toEqual([0.95, 0.9, 0.8, 0.3, 0.4]);
+    expect(all.items.every((h) => h.hybrid === undefined)).toBe(true);
+    expect(ids(rankHits({ dimensions: 1536, by_embedding: byEmbedding, by_text: byText }, 'embedding', 3).items)).toEqual(['b', 'c', 'e']);
+  });
+});
+
+describe('the text alone', () => {
+  it('where nothing was found by the embedding (no vector search, or no chunk has one yet), whatever the ranking', () => {
+    for (const ranking of ['hybrid', 'embedding'] as const) {
+      for (const by_embedding of [null, []]) {
+        const found = rankHits({ dimensions: by_embedding ? 1536 : null, by_embedding, by_text: byText }, ranking, 2);
+        expect(found.mode).toBe('full_text');
+        expect(ids(found.items)).toEqual(['a', 'd']);
+        expect(found.items.map((h) => [h.matched_by, h.score])).toEqual([['full_text', 0.6], ['full_text', 0.4]]);
+      }
+    }
+  });
+});
