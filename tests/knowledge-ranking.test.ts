@@ -3,7 +3,7 @@
 // with the text's best after it, and the text alone when the embedding found nothing.
 // The searches themselves run against a database in tests/deploy/hosted-vector-api.test.ts.
 import { describe, expect, it } from 'vitest';
-import { fusionDepth, type Hit, rankHits, RRF_K } from '../functions/voice/knowledge-ranking.ts';
+import { fusedFraction, fusionDepth, type Hit, rankHits, RRF_K } from '../functions/voice/knowledge-ranking.ts';
 
 const hit = (id: string, score: number): Hit => ({
   chunk_id: id,
@@ -27,7 +27,7 @@ describe('hybrid: reciprocal rank fusion', () => {
     expect(found.mode).toBe('hybrid');
     // a: 4th and 1st; c: 2nd and 3rd; b: 1st alone; d: the text's 2nd; e: the embedding's 3rd.
     expect(ids(found.items)).toEqual(['a', 'c', 'b', 'd', 'e']);
-    expect(found.items.map((h) => h.score)).toEqual([rrf(4, 1), rrf(2, 3), rrf(1), rrf(2), rrf(3)]);
+    expect(found.items.map((h) => h.score)).toEqual([rrf(4, 1), rrf(2, 3), rrf(1), rrf(2), rrf(3)].map((x) => expect.closeTo(x, 12)));
     expect(found.items.map((h) => h.matched_by)).toEqual(['both', 'both', 'embedding', 'full_text', 'embedding']);
     expect(found.items[0].hybrid).toEqual({ embedding: { rank: 4, score: 0.3 }, full_text: { rank: 1, score: 0.6 } });
     expect(found.items[3].hybrid).toEqual({ embedding: null, full_text: { rank: 2, score: 0.4 } });
@@ -40,7 +40,7 @@ describe('hybrid: reciprocal rank fusion', () => {
     expect(ids(found.items)).toEqual(['a', 'c']);
   });
 
-  it("ties (one search's first against the other's) go to the better single place, then the embedding's, then the id, whatever the input order", () => {
+  it("ties (one search's first against the other's) go to the better single place, then the embedding's", () => {
     const one = rankHits({ dimensions: 3, by_embedding: [hit('y', 0.9)], by_text: [hit('x', 0.5)] }, 'hybrid', 5);
     expect(ids(one.items)).toEqual(['y', 'x']);
     // Two chunks both searches found at swapped places: equal fused scores, equal best
@@ -58,6 +58,32 @@ describe('hybrid: reciprocal rank fusion', () => {
       by_text: [hit('q', 0.5), hit('p', 0.4)],
     }, 'hybrid', 5);
     expect(ids(reversed.items)).toEqual(['p', 'q']);
+  });
+
+  it('compares fused scores exactly: places 39 and 39 tie with 30 and 50 (1/99 + 1/99 = 1/90 + 1/110), and the better single place goes first', () => {
+    // Two lists 50 deep (limit 25): x at 39 in both, y at 30 by the embedding and 50 by the text.
+    // In floating point the first sum is one bit larger, which put x first.
+    expect(1 / 99 + 1 / 99).not.toBe(1 / 90 + 1 / 110);
+    const list = (at: Record<number, string>, prefix: string) =>
+      Array.from({ length: 50 }, (_, i) => hit(at[i + 1] ?? `${prefix}${i + 1}`, 1 - i / 100));
+    const found = rankHits({
+      dimensions: 3,
+      by_embedding: list({ 39: 'x', 30: 'y' }, 'e'),
+      by_text: list({ 39: 'x', 50: 'y' }, 't'),
+    }, 'hybrid', 50);
+    const order = ids(found.items);
+    expect(order.indexOf('y')).toBeLessThan(order.indexOf('x'));
+    expect(order.indexOf('x')).toBe(order.indexOf('y') + 1);
+    // The answer's scores are the fused ones, as numbers.
+    expect(found.items[order.indexOf('y')].score).toBeCloseTo(1 / 90 + 1 / 110, 12);
+  });
+
+  it('the fused score as an exact fraction', () => {
+    expect(fusedFraction(39, 39)).toEqual({ n: 198, d: 99 * 99 });
+    expect(fusedFraction(30, 50)).toEqual({ n: 200, d: 90 * 110 });
+    expect(198 * 90 * 110).toBe(200 * 99 * 99);
+    expect(fusedFraction(3, undefined)).toEqual({ n: 1, d: 63 });
+    expect(fusedFraction(undefined, 7)).toEqual({ n: 1, d: 67 });
   });
 
   it('reads each list twice as deep as the limit, within the search bound of 50', () => {

@@ -5,12 +5,13 @@
 //
 // Hybrid (the default): reciprocal rank fusion, each chunk scored by the sum of 1/(k + r)
 // over the lists that hold it at rank r. The two scores are not comparable (a cosine
-// similarity and a ts_rank), their ranks are: a chunk both searches found comes before
-// one found by either alone at a similar place, a chunk without an embedding yet (a
+// similarity and a ts_rank), their ranks are: a chunk without an embedding yet (a
 // document added since its embeddings were computed) is still found by its words, and an
 // exact word the embedding misses (a product code, a name) still ranks. k = 60, as the
 // method's authors (Cormack, Clarke, Büttcher 2009) and most engines use: the first
-// places of a list weigh little more than the next few.
+// places of a list weigh little more than the next few. With lists at most 50 deep, a
+// chunk both searches found always comes before one only either found (2/110 > 1/61):
+// agreement first, then each list's best alternately by place.
 //
 // Embedding: the embedding's order, the text's best after it when the embedding found
 // fewer chunks than asked for (fewer have an embedding, or the HNSW scan stopped).
@@ -49,8 +50,17 @@ export const RRF_K = 60;
  *  bound of 50. */
 export const fusionDepth = (limit: number) => Math.min(50, 2 * limit);
 
-export const byText = (hits: Hit[]): Found => ({
-  items: hits.map((h) => ({ ...h, matched_by: 'full_text' })),
+/** The fused score of a chunk at these places (1-based; undefined: not found by that
+ *  list) as a fraction n/d: 1/(k+a) + 1/(k+b) = (2k+a+b)/((k+a)(k+b)). Integers below
+ *  2^15 here, so products of two compare exactly. */
+export function fusedFraction(a: number | undefined, b: number | undefined): { n: number; d: number } {
+  if (a !== undefined && b !== undefined) return { n: 2 * RRF_K + a + b, d: (RRF_K + a) * (RRF_K + b) };
+  return { n: 1, d: RRF_K + (a ?? b!) };
+}
+
+/** The text's answer alone, as the GET searches give it. */
+export const byText = (hits: Hit[]): { items: (Hit & { matched_by: 'full_text' })[]; mode: 'full_text' } => ({
+  items: hits.map((h) => ({ ...h, matched_by: 'full_text' as const })),
   mode: 'full_text',
 });
 
@@ -78,20 +88,21 @@ export function rankHits(searched: Searched, ranking: Ranking, limit: number): F
     });
   place(nearest, 'embedding');
   place(searched.by_text, 'full_text');
-  const rrf = (p: Place | null) => (p ? 1 / (RRF_K + p.rank) : 0);
   const best = (e: { embedding: Place | null; full_text: Place | null }) =>
     Math.min(e.embedding?.rank ?? Infinity, e.full_text?.rank ?? Infinity);
-  const scored = [...fused.values()].map((e) => ({ ...e, fusedScore: rrf(e.embedding) + rrf(e.full_text) }));
-  // Ties (one list's first place against the other's): the better single place, then the
-  // embedding's, then the id, so the order never depends on the map's.
+  const scored = [...fused.values()].map((e) => ({ ...e, fraction: fusedFraction(e.embedding?.rank, e.full_text?.rank) }));
+  // Compared exactly, as fractions: in floating point, equal sums (1/99 + 1/99 and
+  // 1/90 + 1/110) differ in their last bit and would skip the ties' rule. Ties: the
+  // better single place, then the embedding's (then the id: never reached, as no two
+  // chunks share a place in one list, but the order must not depend on the map's).
   scored.sort((a, b) =>
-    b.fusedScore - a.fusedScore || best(a) - best(b) ||
+    b.fraction.n * a.fraction.d - a.fraction.n * b.fraction.d || best(a) - best(b) ||
     (a.embedding?.rank ?? Infinity) - (b.embedding?.rank ?? Infinity) ||
     (a.hit.chunk_id < b.hit.chunk_id ? -1 : a.hit.chunk_id > b.hit.chunk_id ? 1 : 0)
   );
   const items = scored.slice(0, limit).map((e): RankedHit => ({
     ...e.hit,
-    score: e.fusedScore,
+    score: e.fraction.n / e.fraction.d,
     matched_by: e.embedding && e.full_text ? 'both' : e.embedding ? 'embedding' : 'full_text',
     hybrid: { embedding: e.embedding, full_text: e.full_text },
   }));

@@ -504,17 +504,20 @@ export const SetEmbeddingsResult = z.object({ written: z.number().int() }).opena
 const KbPlaceSchema = z.object({
   rank: z.number().int().openapi({ description: '1 for the best' }),
   score: z.number().openapi({ description: "That search's own score: cosine similarity or ts_rank" }),
-});
-export const KbHitSchema = z.object({
+}).openapi('KnowledgeHitPlace');
+const KbChunkFound = {
   chunk_id: Uuid,
   document_id: Uuid,
   knowledge_base_id: Uuid,
   title: z.string(),
   ordinal: z.number().int(),
   content: z.string(),
+};
+export const KbHitSchema = z.object({
+  ...KbChunkFound,
   score: z.number().openapi({
-    description: 'By the mode: the fused score (hybrid: the sum of 1/(60 + rank) over the searches that found it), ' +
-      "the cosine similarity to the query's embedding, or ts_rank (the text)",
+    description: 'In hybrid mode the fused score (the sum of 1/(60 + rank) over the searches that found it); ' +
+      "otherwise that of what found it (`matched_by`): the cosine similarity to the query's embedding, or ts_rank",
   }),
   matched_by: z.enum(['embedding', 'full_text', 'both']).openapi({
     description: "What found it: the query's embedding, its text, or both (hybrid)",
@@ -529,9 +532,21 @@ export const KbHitSchema = z.object({
 export const KbHitsSchema = z.object({
   items: z.array(KbHitSchema),
   mode: z.enum(['hybrid', 'embedding', 'full_text']).openapi({
-    description: "What ranked the chunks: both searches fused (`hybrid`), the query's embedding, or the text alone " +
-      '(no embedding given, no vector search, or no chunk with an embedding yet)',
+    description: 'What ranked the chunks: both searches fused (`hybrid`; a chunk both found comes before any only one ' +
+      "found, as each list is read at most 50 deep), the query's embedding, or the text alone (no embedding given, no " +
+      'vector search, or no chunk with an embedding yet)',
   }),
+});
+/** The GET searches' answer: by the text alone, in the same shape. */
+export const KbTextHitsSchema = z.object({
+  items: z.array(
+    z.object({
+      ...KbChunkFound,
+      score: z.number().openapi({ description: 'ts_rank' }),
+      matched_by: z.enum(['full_text']),
+    }).openapi('KnowledgeTextHit'),
+  ),
+  mode: z.enum(['full_text']),
 });
 export const KnowledgeBasePageSchema = z.object({ items: z.array(KnowledgeBaseSchema), next: z.string().nullable() });
 export const KbDocumentPageSchema = z.object({ items: z.array(KbDocumentSchema), next: z.string().nullable() });

@@ -86,17 +86,20 @@ afterAll(async () => {
 });
 
 /** The tests' oracle for hybrid ranking: [chunk id, what found it] by the sum of
- *  1/(60 + rank) over the two lists, ties to the embedding's better place, then the id. */
+ *  1/(60 + rank) over the two lists (compared exactly, as fractions), ties to the better
+ *  single place, then the embedding's. */
 function fused(byEmbedding: string[], byText: string[]): [string, string][] {
   const ids = [...new Set([...byEmbedding, ...byText])];
-  const score = (id: string) =>
-    [byEmbedding, byText].reduce((sum, list) => sum + (list.includes(id) ? 1 / (61 + list.indexOf(id)) : 0), 0);
-  const place = (list: string[], id: string) => (list.includes(id) ? list.indexOf(id) : Infinity);
+  const place = (list: string[], id: string) => (list.includes(id) ? list.indexOf(id) + 1 : Infinity);
+  const fraction = (id: string) =>
+    [byEmbedding, byText]
+      .filter((list) => list.includes(id))
+      .reduce((f, list) => ({ n: f.n * (60 + place(list, id)) + f.d, d: f.d * (60 + place(list, id)) }), { n: 0, d: 1 });
   return ids
     .sort((a, b) =>
-      score(b) - score(a) ||
+      fraction(b).n * fraction(a).d - fraction(a).n * fraction(b).d ||
       Math.min(place(byEmbedding, a), place(byText, a)) - Math.min(place(byEmbedding, b), place(byText, b)) ||
-      (place(byEmbedding, a) - place(byEmbedding, b) || 0) || (a < b ? -1 : 1)
+      (place(byEmbedding, a) - place(byEmbedding, b) || 0)
     )
     .map((id) => [id, byEmbedding.includes(id) && byText.includes(id) ? 'both' : byEmbedding.includes(id) ? 'embedding' : 'full_text']);
 }

@@ -171,7 +171,7 @@ const routes = {
     ...apiKeyScope('knowledge:read'),
     middleware: needs.activeTenantRole('user', { scope: 'knowledge:read', feature: 'knowledge_base' }),
     request: { query: s.KbSearchQuery },
-    responses: { 200: jsonResponse(s.KbHitsSchema, 'The best chunks, best first'), ...commonErrors },
+    responses: { 200: jsonResponse(s.KbTextHitsSchema, 'The best chunks, best first'), ...commonErrors },
   }),
   searchByEmbedding: createRoute({
     method: 'post',
@@ -244,7 +244,7 @@ const routes = {
     middleware: needs.telephony('voice:route'),
     request: { query: s.KbMachineSearchQuery },
     responses: {
-      200: jsonResponse(s.KbHitsSchema, 'The best chunks, best first'),
+      200: jsonResponse(s.KbTextHitsSchema, 'The best chunks, best first'),
       ...telephonyErrors,
       403: commonErrors[403],
       404: commonErrors[404],
@@ -514,8 +514,10 @@ const hitsAsJson = (tx: Tx, from: ReturnType<Tx>) =>
 
 /** Both searches of a query with its embedding in one statement: by the embedding (only
  *  where the project has vector search: elsewhere the search would ignore the embedding
- *  and answer by the text again) and by the text; knowledge-ranking.ts orders them. A
- *  wrong embedding is 422 naming it, with the database's reason. */
+ *  and answer by the text again) and by the text (for `embedding` ranking only when the
+ *  embedding found fewer than the limit); knowledge-ranking.ts orders them. Each search
+ *  is an uncorrelated subquery under a CASE, run only when its branch is taken. A wrong
+ *  embedding is 422 naming it, with the database's reason. */
 async function findChunks(
   search: (embedding: number[] | null, depth: number) => ReturnType<Tx>,
   db: Tx,
@@ -527,11 +529,15 @@ async function findChunks(
   let searched: Searched;
   try {
     [searched] = await db<Searched>`
-      with d as (select private.kb_embedding_dimensions() as dimensions)
-      select d.dimensions,
-             case when d.dimensions is not null then ${hitsAsJson(db, search(embedding, depth))} end as by_embedding,
-             ${hitsAsJson(db, search(null, depth))} as by_text
-      from d`;
+      with d as (select private.kb_embedding_dimensions() as dimensions),
+      e as materialized (
+        select case when d.dimensions is not null then ${hitsAsJson(db, search(embedding, depth))} end as by_embedding
+        from d
+      )
+      select d.dimensions, e.by_embedding,
+             case when ${ranking === 'hybrid'} or coalesce(jsonb_array_length(e.by_embedding), 0) < ${limit}
+                  then ${hitsAsJson(db, search(null, depth))} else '[]'::jsonb end as by_text
+      from d, e`;
   } catch (err) {
     if (isPgError(err) && err.code === '22023' && err.message.startsWith('embedding')) {
       throw unprocessable('The embedding is not acceptable', { fields: [{ field: 'embedding', message: err.message }] });
