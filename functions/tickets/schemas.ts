@@ -220,12 +220,7 @@ export const AttachmentBody = z
   .strict()
   .openapi('NewAttachment');
 
-export const SignedUrlSchema = z.object({
-  url: z.string(),
-  method: z.string(),
-  expires_at: Timestamp,
-  headers: z.record(z.string(), z.string()),
-});
+export { SignedUrlSchema } from '../../shared/schemas/common.ts';
 
 /** A comma-separated query value of enum members: `status=open,pending`. */
 const csv = <T extends readonly [string, ...string[]]>(values: T) =>

@@ -3,7 +3,8 @@
 // shapes make bad input a clear 422 before it reaches SQL.
 import { z } from '@hono/zod-openapi';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
-import { CursorParam, IsoTimestamp, JsonObject, Text, Uuid } from '../../shared/schemas/common.ts';
+import { CursorParam, IsoTimestamp, JsonObject, SignedUrlSchema, Text, Uuid } from '../../shared/schemas/common.ts';
+import { MAX_UPLOAD_BYTES } from '../../shared/storage.ts';
 import { CustomFieldValues, DepartmentSchema, PrioritySchema, Tags } from '../../shared/schemas/ticket-fields.ts';
 
 /** E.164: + and 7 to 15 digits, the first not 0. */
@@ -191,6 +192,39 @@ export const CallEventHeld = z.object({
     description: 'When it is dropped if its call has not started by then (a start after that finds nothing held)',
   }),
 }).openapi('CallEventHeld');
+
+// ---------------------------------------------------------------- call recordings
+
+/** The audio a call's recording may be, and the extension its object gets (the bucket
+ *  takes these types only: 20261203250000_voice_call_recordings.sql). */
+export const RECORDING_EXTENSIONS = {
+  'audio/mpeg': 'mp3',
+  'audio/wav': 'wav',
+  'audio/ogg': 'ogg',
+  'audio/webm': 'webm',
+  'audio/mp4': 'm4a',
+  'audio/flac': 'flac',
+} as const;
+export type RecordingType = keyof typeof RECORDING_EXTENSIONS;
+const RecordingTypeSchema = z.enum(Object.keys(RECORDING_EXTENSIONS) as [RecordingType, ...RecordingType[]]);
+
+export const RecordingUploadBody = z.object({
+  ...EventBase,
+  content_type: RecordingTypeSchema,
+  size_bytes: z.number().int().min(1).max(MAX_UPLOAD_BYTES).openapi({
+    description: 'The exact size of the recording to upload (at most 50 MiB)',
+  }),
+}).strict();
+export const RecordingUploadSchema = z.object({
+  call_id: Uuid,
+  recording_path: z.string().openapi({ description: 'Where the recording is kept: `<tenant_id>/<call_id>/recording.<ext>`' }),
+  upload: SignedUrlSchema,
+}).openapi('RecordingUpload');
+export const CallRecordingSchema = z.object({
+  call_id: Uuid,
+  content_type: RecordingTypeSchema,
+  download: SignedUrlSchema,
+}).openapi('CallRecording');
 
 // ---------------------------------------------------------------- people's routes
 

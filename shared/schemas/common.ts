@@ -22,6 +22,15 @@ export const IsoDate = z.iso.date().refine((v) => !yearZero(v), 'year 1 or later
 
 export const Uuid = z.uuid().openapi({ example: '10000000-0000-4000-8000-000000000001' });
 
+/** A short-lived signed URL to upload an object's bytes to or download them from
+ *  (shared/storage.ts): the request to make, with its headers, until it expires. */
+export const SignedUrlSchema = z.object({
+  url: z.string(),
+  method: z.string(),
+  expires_at: z.string().openapi({ format: 'date-time' }),
+  headers: z.record(z.string(), z.string()),
+});
+
 /** With the u flag a pair is one code point: only a half left alone matches. */
 const LONE_SURROGATE = /\p{Surrogate}/u;
 

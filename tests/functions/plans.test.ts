@@ -655,6 +655,7 @@ describe('features', () => {
       'GET /voice/calls/held-events: voice',
       `GET /voice/calls/${id}: voice`,
       `GET /voice/calls/${id}/transcript: voice`,
+      `GET /voice/calls/${id}/recording: voice`,
       `POST /voice/calls/${id}/ticket: voice`,
       'GET /voice/knowledge-bases: knowledge_base',
       'POST /voice/knowledge-bases: knowledge_base',
@@ -672,7 +673,7 @@ describe('features', () => {
     // Every voice route people call is guarded but six: the removals and the agents' and
     // customers' edits (the next test); the provider's are below.
     const people = everyRoute().filter((r) =>
-      r.path.startsWith('/voice') && !['/voice/route', '/voice/calls/events', '/voice/knowledge/search'].includes(r.path)
+      r.path.startsWith('/voice') && !['/voice/route', '/voice/calls/events', '/voice/calls/recordings', '/voice/knowledge/search'].includes(r.path)
     );
     expect(refused.filter((r) => r.includes(' /voice/'))).toHaveLength(people.length - 6);
     await entitle(globex, { features: Object.fromEntries(Object.keys(FEATURES_OFF).map((k) => [k, null])) });

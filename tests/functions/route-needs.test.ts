@@ -189,7 +189,7 @@ describe('the OpenAPI documents say what each route needs', () => {
     // the telephony provider's its credential or a tenant's key with the route's scope
     // (that tenant's numbers and calls only).
     const telephony = [{ serviceKey: [] }, { serviceApiKey: [] }, { telephonySecret: [] }, { apiKey: [] }];
-    const provider = ['GET /voice/route', 'POST /voice/calls/events', 'GET /voice/knowledge/search', 'POST /voice/knowledge/search'];
+    const provider = ['GET /voice/route', 'POST /voice/calls/events', 'POST /voice/calls/recordings', 'GET /voice/knowledge/search', 'POST /voice/knowledge/search'];
     for (const r of routes.filter((r) => r.fn === 'voice')) {
       const keyed = (r.op as { 'x-api-key-scope'?: string })['x-api-key-scope'] !== undefined;
       expect(keyed, r.documented).toBe(true);

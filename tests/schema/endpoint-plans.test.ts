@@ -559,6 +559,7 @@ it('every read endpoint of voice, the provider’s call path included, reads thr
     '/voice/customers/{id}': [],
     '/voice/knowledge-bases/{kbId}/documents/{id}': [],
     '/voice/knowledge-bases/{kbId}/documents/{id}/chunks': [],
+    '/voice/calls/{id}/recording': [],
   };
   const plans: Explained[] = [];
   const statuses: string[] = [];
@@ -587,6 +588,12 @@ it('every read endpoint of voice, the provider’s call path included, reads thr
       if (r.status >= 300) statuses.push(`GET ${path}: ${r.status}`);
     }, plans);
   }
+  // A call's recording: the call's row is what it reads (this one has none in storage:
+  // 404 no_recording, after the read).
+  await explained('GET /voice/calls/{id}/recording', async () => {
+    const r = await call(voiceApp, 'GET', `/voice/calls/${oneCall.id}/recording`, { token: tok.admin });
+    if (r.status !== 404 || r.body.error?.code !== 'no_recording') statuses.push(`GET /voice/calls/{id}/recording: ${r.status}`);
+  }, plans);
   // A document's chunks: the first page, a later one, and those without an embedding.
   for (const query of ['', '?after=100&limit=50', '?embedded=false']) {
     const path = '/voice/knowledge-bases/{kbId}/documents/{id}/chunks';

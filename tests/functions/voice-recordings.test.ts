@@ -1,0 +1,234 @@
+// Call recordings in storage (issue 14; 20261203250000_voice_call_recordings.sql,
+// functions/voice/routes/recordings.ts): the provider asks where to upload a call's
+// recording and gets a signed URL for `<tenant>/<call>/recording.<ext>` in the
+// `call-recordings` bucket, the path written on the call at once; whoever may read the
+// call gets a signed download URL once the bytes are there. Only the call's own object
+// is ever signed: a recording path naming anything else (another tenant's recording
+// included) is shown on the call, never signed. The local stack's storage backend (a
+// folder behind HMAC-signed URLs) serves the bytes here, as `npm start` runs it.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app as tenantsApp } from '../../functions/tenants/app.ts';
+import { app } from '../../functions/voice/app.ts';
+import { apiKey } from '../../scripts/tokens.mjs';
+import { closeDb } from '../../shared/db.ts';
+import { handleLocalStorage } from '../../shared/storage.ts';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
+import { tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
+
+let db: TestDatabase;
+let auth: AuthFixture;
+let storageDir: string;
+let service: string;
+const tok: Record<string, string> = {};
+const acme = tenants.acme.id;
+const globex = tenants.globex.id;
+const LLM = { model: 'gpt-4o-mini', system_prompt: 'You answer the phone.', temperature: 0.2, tools: [] };
+const ACME_AGENT = '72000000-0000-4000-8000-000000000011';
+const GLOBEX_AGENT = '72000000-0000-4000-8000-000000000012';
+const AUDIO = new Uint8Array(Array.from({ length: 4096 }, (_, i) => (i * 37) % 256));
+
+beforeAll(async () => {
+  db = await freshDatabase('fn_voice_recordings');
+  storageDir = await mkdtemp(path.join(os.tmpdir(), 'voice-recordings-'));
+  auth = await configureAuth(db.url, { LOCAL_STORAGE_DIR: storageDir, STORAGE_BACKEND: 'local' });
+  service = await apiKey('service_role', TEST_JWT_SECRET);
+  tok.admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+  tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
+  tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
+  tok.globexAdmin = await supabaseToken(users.globexAdmin, { tenantId: globex });
+  await db.sql`update public.tenants set plan = 'pro'`;
+  await db.sql`insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config)
+    values (${acme}, ${ACME_AGENT}, 'Desk', '+14155552011', 'v', ${db.sql.json(LLM)}),
+           (${globex}, ${GLOBEX_AGENT}, 'Desk', '+14155552012', 'v', ${db.sql.json(LLM)})`;
+});
+afterAll(async () => {
+  await closeDb();
+  await auth?.close();
+  await db?.close();
+  if (storageDir) await rm(storageDir, { recursive: true, force: true });
+});
+
+const asService = () => ({ authorization: `Bearer ${service}` });
+const event = (body: Record<string, unknown>, headers = asService()) => call(app, 'POST', '/voice/calls/events', { body, headers });
+/** A call the provider started and ended: its id. */
+async function endedCall(tenant: string, providerCallId: string, agent = tenant === acme ? ACME_AGENT : GLOBEX_AGENT) {
+  const started = await event({ type: 'call.started', tenant_id: tenant, provider_call_id: providerCallId, agent_id: agent, from: '+33612345678' });
+  expect(started.status, JSON.stringify(started.body)).toBe(200);
+  const ended = await event({ type: 'call.ended', tenant_id: tenant, provider_call_id: providerCallId, status: 'completed', duration_seconds: 42 });
+  expect(ended.status, JSON.stringify(ended.body)).toBe(200);
+  return started.body.call_id as string;
+}
+const askUpload = (body: Record<string, unknown>, headers: Record<string, string> = asService()) =>
+  call(app, 'POST', '/voice/calls/recordings', { body, headers });
+const put = (url: string, bytes: Uint8Array) => handleLocalStorage(new Request(url, { method: 'PUT', body: bytes as BufferSource }));
+const recording = (id: string, token: string) => call(app, 'GET', `/voice/calls/${id}/recording`, { token });
+const callRow = async (tenant: string, id: string) =>
+  (await db.sql`select recording_path from public.voice_calls where tenant_id = ${tenant} and id = ${id}`)[0];
+
+describe('a call recording, uploaded by the provider and played by staff', () => {
+  it('the provider gets a signed upload URL for the call\'s own object; staff get a download URL once it is there, and the bytes', async () => {
+    const id = await endedCall(acme, 'pc-rec-1');
+    const asked = await askUpload({ tenant_id: acme, provider_call_id: 'pc-rec-1', content_type: 'audio/mpeg', size_bytes: AUDIO.length });
+    expect(asked.status, JSON.stringify(asked.body)).toBe(201);
+    expect(asked.body.call_id).toBe(id);
+    expect(asked.body.recording_path).toBe(`${acme}/${id}/recording.mp3`);
+    expect(asked.body.upload).toMatchObject({ method: 'PUT', headers: { 'content-type': 'audio/mpeg' } });
+    expect(new URL(asked.body.upload.url).pathname).toBe(`/storage/v1/local/call-recordings/${acme}/${id}/recording.mp3`);
+    // Written on the call at once (its end is long applied), and shown with it.
+    expect(await callRow(acme, id)).toEqual({ recording_path: asked.body.recording_path });
+    expect((await call(app, 'GET', `/voice/calls/${id}`, { token: tok.agent })).body.recording_path).toBe(asked.body.recording_path);
+    // Not uploaded yet: 404 saying so.
+    const early = await recording(id, tok.agent);
+    expect([early.status, errorCode(early), early.body.error.details]).toEqual([404, 'no_recording', { reason: 'not_uploaded' }]);
+    // The signed size is the size: other bytes are refused; the right ones taken once.
+    expect((await put(asked.body.upload.url, AUDIO.slice(1))).status).toBe(400);
+    expect((await put(asked.body.upload.url, AUDIO)).status).toBe(200);
+    expect((await put(asked.body.upload.url, AUDIO)).status).toBe(409);
+    for (const token of [tok.agent, tok.admin]) {
+      const got = await recording(id, token);
+      expect(got.status, JSON.stringify(got.body)).toBe(200);
+      expect(got.body).toMatchObject({ call_id: id, content_type: 'audio/mpeg', download: { method: 'GET' } });
+      const res = await handleLocalStorage(new Request(got.body.download.url));
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('audio/mpeg');
+      expect(res.headers.get('content-disposition')).toContain(`filename="call-${id}.mp3"`);
+      expect(new Uint8Array(await res.arrayBuffer())).toEqual(AUDIO);
+    }
+  });
+
+  it('asked again: the same path (and no audit row) for the same type; another type moves the path', async () => {
+    const id = await endedCall(acme, 'pc-rec-2');
+    const body = { tenant_id: acme, provider_call_id: 'pc-rec-2', content_type: 'audio/wav', size_bytes: AUDIO.length };
+    const first = await askUpload(body);
+    const audits = async () =>
+      (await db.sql`select count(*)::int as n from public.audit_logs
+        where table_name = 'voice_calls' and record_key ->> 'id' = ${id} and action = 'UPDATE'`)[0].n;
+    const before = await audits();
+    const again = await askUpload(body);
+    expect(again.status).toBe(201);
+    expect(again.body.recording_path).toBe(first.body.recording_path);
+    expect(await audits()).toBe(before);
+    const ogg = await askUpload({ ...body, content_type: 'audio/ogg' });
+    expect(ogg.body.recording_path).toBe(`${acme}/${id}/recording.ogg`);
+    expect(await callRow(acme, id)).toEqual({ recording_path: ogg.body.recording_path });
+    expect(await audits()).toBe(before + 1);
+  });
+
+  it('refuses what it cannot sign: an unknown call or tenant, a type or size out of bounds, a person\'s own call id, no credential', async () => {
+    await endedCall(acme, 'pc-rec-3');
+    const ok = { tenant_id: acme, provider_call_id: 'pc-rec-3', content_type: 'audio/mpeg', size_bytes: 10 };
+    const cases: [Record<string, unknown>, number, string][] = [
+      [{ ...ok, provider_call_id: 'pc-nobody' }, 404, 'unknown_call'],
+      [{ ...ok, tenant_id: '00000000-0000-4000-8000-00000000beef' }, 404, 'unknown_tenant'],
+      [{ ...ok, content_type: 'text/html' }, 422, 'validation_failed'],
+      [{ ...ok, content_type: 'audio/x-evil' }, 422, 'validation_failed'],
+      [{ ...ok, size_bytes: 0 }, 422, 'validation_failed'],
+      [{ ...ok, size_bytes: 50 * 1024 * 1024 + 1 }, 422, 'validation_failed'],
+      [{ ...ok, provider_call_id: 'manual:1' }, 422, 'validation_failed'],
+      [{ ...ok, path: '../x' }, 422, 'validation_failed'],
+    ];
+    const before = await db.sql`select id, recording_path from public.voice_calls order by tenant_id, id`;
+    for (const [body, status, code] of cases) {
+      const r = await askUpload(body);
+      expect([r.status, errorCode(r)], JSON.stringify(body)).toEqual([status, code]);
+    }
+    for (const headers of [{}, { authorization: `Bearer ${tok.admin}` }] as Record<string, string>[]) {
+      const r = await askUpload(ok, headers);
+      expect([r.status, errorCode(r)]).toEqual([401, 'telephony_credential_required']);
+    }
+    expect(await db.sql`select id, recording_path from public.voice_calls order by tenant_id, id`).toEqual(before);
+    // The database's own check, as a direct caller would reach it.
+    await expect(db.sql`select * from private.voice_call_recording_target(${acme}, 'pc-rec-3', 'html')`)
+      .rejects.toMatchObject({ code: 'PT422' });
+  });
+
+  it('a suspended tenant\'s call still takes its recording; a deleted tenant\'s does not', async () => {
+    await endedCall(acme, 'pc-rec-4');
+    const body = { tenant_id: acme, provider_call_id: 'pc-rec-4', content_type: 'audio/flac', size_bytes: 10 };
+    try {
+      await db.sql`update public.tenants set status = 'suspended' where id = ${acme}`;
+      expect((await askUpload(body)).status).toBe(201);
+      await db.sql`update public.tenants set status = 'deleted', deleted_at = now() where id = ${acme}`;
+      const gone = await askUpload(body);
+      expect([gone.status, errorCode(gone)]).toEqual([404, 'tenant_deleted']);
+    } finally {
+      await db.sql`update public.tenants set status = 'active', deleted_at = null where id = ${acme}`;
+    }
+  });
+});
+
+describe('only the call\'s own object is signed, only for those who may read the call', () => {
+  it('a recording path naming another tenant\'s recording (reported by the call\'s end, or written by an agent) is never signed', async () => {
+    // globex's recording, uploaded.
+    const theirs = await endedCall(globex, 'pc-rec-g1');
+    const up = await askUpload({ tenant_id: globex, provider_call_id: 'pc-rec-g1', content_type: 'audio/mpeg', size_bytes: AUDIO.length });
+    expect((await put(up.body.upload.url, AUDIO)).status).toBe(200);
+    expect((await recording(theirs, tok.globexAdmin)).status).toBe(200);
+    // An acme call whose end reports globex's path, one an agent points at it, and paths
+    // that climb out of the call's folder.
+    const started = await event({ type: 'call.started', tenant_id: acme, provider_call_id: 'pc-rec-5', agent_id: ACME_AGENT });
+    const mine = started.body.call_id as string;
+    const ended = await event({
+      type: 'call.ended',
+      tenant_id: acme,
+      provider_call_id: 'pc-rec-5',
+      status: 'completed',
+      recording_path: up.body.recording_path,
+    });
+    expect(ended.status, JSON.stringify(ended.body)).toBe(200);
+    expect(await callRow(acme, mine)).toEqual({ recording_path: up.body.recording_path });
+    for (const p of [up.body.recording_path, `${acme}/${mine}/recording.mp3/../../${theirs}/recording.mp3`, `${acme}/${mine}/other.mp3`, 'https://provider.example/rec/1.mp3']) {
+      await db.sql`update public.voice_calls set recording_path = ${p} where tenant_id = ${acme} and id = ${mine}`;
+      const r = await recording(mine, tok.agent);
+      expect([r.status, errorCode(r), r.body.error.details], p).toEqual([404, 'no_recording', { reason: 'elsewhere' }]);
+    }
+    await db.sql`update public.voice_calls set recording_path = null where tenant_id = ${acme} and id = ${mine}`;
+    const none = await recording(mine, tok.agent);
+    expect([none.status, none.body.error.details]).toEqual([404, { reason: 'none' }]);
+  });
+
+  it("another tenant's staff, and a customer the call is not theirs, get what an unknown id gets", async () => {
+    const id = await endedCall(acme, 'pc-rec-6');
+    const up = await askUpload({ tenant_id: acme, provider_call_id: 'pc-rec-6', content_type: 'audio/mpeg', size_bytes: AUDIO.length });
+    expect((await put(up.body.upload.url, AUDIO)).status).toBe(200);
+    expect((await recording(id, tok.agent)).status).toBe(200);
+    const unknown = '00000000-0000-4000-8000-00000000beef';
+    for (const token of [tok.globexAdmin, tok.user]) {
+      const foreign = await recording(id, token);
+      const nobody = await recording(unknown, token);
+      expect(foreign.status).toBe(404);
+      expect(foreign.body).toEqual(nobody.body);
+    }
+  });
+
+  it("a tenant's API key uploads its own tenant's recordings only, as itself in the audit trail, and needs calls:write", async () => {
+    const id = await endedCall(acme, 'pc-rec-7');
+    await endedCall(globex, 'pc-rec-7');
+    const createKey = async (scopes: string[]) => {
+      const created = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: tok.admin, body: { name: `rec ${scopes}`, scopes } });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      return created.body as { id: string; key: string };
+    };
+    const key = await createKey(['calls:write']);
+    const headers = { authorization: `Bearer ${key.key}` };
+    const own = await askUpload({ tenant_id: acme, provider_call_id: 'pc-rec-7', content_type: 'audio/webm', size_bytes: 10 }, headers);
+    expect(own.status, JSON.stringify(own.body)).toBe(201);
+    const [row] = await db.sql`select actor_issuer, actor_subject from public.audit_logs
+      where table_name = 'voice_calls' and record_key ->> 'id' = ${id} and action = 'UPDATE'
+        and new_data ->> 'recording_path' = ${own.body.recording_path}`;
+    expect(row).toEqual({ actor_issuer: 'tenant-platform:api-key', actor_subject: key.id });
+    const other = await askUpload({ tenant_id: globex, provider_call_id: 'pc-rec-7', content_type: 'audio/webm', size_bytes: 10 }, headers);
+    expect([other.status, errorCode(other)]).toEqual([404, 'unknown_call']);
+    const readOnly = await createKey(['calls:read']);
+    const refused = await askUpload(
+      { tenant_id: acme, provider_call_id: 'pc-rec-7', content_type: 'audio/webm', size_bytes: 10 },
+      { authorization: `Bearer ${readOnly.key}` },
+    );
+    expect([refused.status, errorCode(refused)]).toEqual([403, 'insufficient_scope']);
+  });
+});
