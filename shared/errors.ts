@@ -42,6 +42,11 @@ export const databaseUnavailable = () =>
     'Retry-After': String(DATABASE_RETRY_AFTER_SECONDS),
   });
 
+/** Object storage did not answer (down, timed out) or refused to sign: a 503 the client
+ *  may retry, as for the database, not a 500 or a missing object. */
+export const storageUnavailable = () =>
+  new ApiError(503, 'storage_unavailable', 'The storage is unavailable; retry shortly', undefined, { 'Retry-After': '5' });
+
 /** A token issuer's keys cannot be fetched right now: a 503 to retry once the key set's
  *  cooldown has passed (no token causes a fetch before then). */
 export const issuerUnavailable = (retryAfterMs = 1_000) =>

@@ -31,6 +31,7 @@ export interface ObjectStorage {
     objectPath: string,
     opts: { fileName: string; contentType: string },
   ): Promise<SignedUrl>;
+  /** Whether the object is there; throws when the storage gives no answer. */
   exists(bucket: string, objectPath: string): Promise<boolean>;
 }
 
@@ -98,7 +99,11 @@ export const supabaseStorage: ObjectStorage = {
   async exists(bucket, objectPath) {
     const res = await storageApi('GET', `/object/info/${bucket}/${encodePath(objectPath)}`);
     await res.body?.cancel();
-    return res.ok;
+    if (res.ok) return true;
+    // Storage answers a missing object 404, or 400 with "statusCode": "404" in its body
+    // (older versions); anything else (5xx, a refused key) is no answer, not an absence.
+    if (res.status === 400 || res.status === 404) return false;
+    throw new Error(`storage: object info failed (${res.status})`);
   },
 };
 

@@ -217,7 +217,9 @@ export const RecordingUploadBody = z.object({
 }).strict();
 export const RecordingUploadSchema = z.object({
   call_id: Uuid,
-  recording_path: z.string().openapi({ description: 'Where the recording is kept: `<tenant_id>/<call_id>/recording.<ext>`' }),
+  recording_object: z.string().openapi({
+    description: 'Where the recording is kept, in the `call-recordings` bucket: `<tenant_id>/<call_id>/recording.<ext>`',
+  }),
   upload: SignedUrlSchema,
 }).openapi('RecordingUpload');
 export const CallRecordingSchema = z.object({

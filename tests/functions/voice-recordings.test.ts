@@ -1,23 +1,28 @@
 // Call recordings in storage (issue 14; 20261203250000_voice_call_recordings.sql,
-// functions/voice/routes/recordings.ts): the provider asks where to upload a call's
-// recording and gets a signed URL for `<tenant>/<call>/recording.<ext>` in the
-// `call-recordings` bucket, the path written on the call at once; whoever may read the
-// call gets a signed download URL once the bytes are there. Only the call's own object
-// is ever signed: a recording path naming anything else (another tenant's recording
-// included) is shown on the call, never signed. The local stack's storage backend (a
-// folder behind HMAC-signed URLs) serves the bytes here, as `npm start` runs it.
+// 20261203251000_voice_call_recording_objects.sql, functions/voice/routes/recordings.ts):
+// the provider asks where to upload a call's recording and gets a signed URL for
+// `<tenant>/<call>/recording.<ext>` in the `call-recordings` bucket, kept on the call as
+// `recording_object` at once; whoever may read the call gets a signed download URL once
+// the bytes are there. Only the call's own object is ever signed: `recording_object` is
+// checked against the row's tenant and id, and `recording_path` (the provider's text,
+// which call.ended writes) is never signed. An uploaded recording is kept. The local
+// stack's storage backend (a folder behind HMAC-signed URLs) serves the bytes here, as
+// `npm start` runs it; then a stand-in of Supabase Storage's API, as on a hosted project.
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app } from '../../functions/voice/app.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
+import { resetIssuerProfiles, supabaseUrl } from '../../shared/auth/issuers.ts';
 import { closeDb } from '../../shared/db.ts';
 import { handleLocalStorage } from '../../shared/storage.ts';
-import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
-import { tenants, users } from '../helpers/seed.ts';
+import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
 
 let db: TestDatabase;
@@ -68,7 +73,7 @@ const askUpload = (body: Record<string, unknown>, headers: Record<string, string
 const put = (url: string, bytes: Uint8Array) => handleLocalStorage(new Request(url, { method: 'PUT', body: bytes as BufferSource }));
 const recording = (id: string, token: string) => call(app, 'GET', `/voice/calls/${id}/recording`, { token });
 const callRow = async (tenant: string, id: string) =>
-  (await db.sql`select recording_path from public.voice_calls where tenant_id = ${tenant} and id = ${id}`)[0];
+  (await db.sql`select recording_object, recording_path from public.voice_calls where tenant_id = ${tenant} and id = ${id}`)[0];
 
 describe('a call recording, uploaded by the provider and played by staff', () => {
   it('the provider gets a signed upload URL for the call\'s own object; staff get a download URL once it is there, and the bytes', async () => {
@@ -76,12 +81,11 @@ describe('a call recording, uploaded by the provider and played by staff', () =>
     const asked = await askUpload({ tenant_id: acme, provider_call_id: 'pc-rec-1', content_type: 'audio/mpeg', size_bytes: AUDIO.length });
     expect(asked.status, JSON.stringify(asked.body)).toBe(201);
     expect(asked.body.call_id).toBe(id);
-    expect(asked.body.recording_path).toBe(`${acme}/${id}/recording.mp3`);
+    expect(asked.body.recording_object).toBe(`${acme}/${id}/recording.mp3`);
     expect(asked.body.upload).toMatchObject({ method: 'PUT', headers: { 'content-type': 'audio/mpeg' } });
     expect(new URL(asked.body.upload.url).pathname).toBe(`/storage/v1/local/call-recordings/${acme}/${id}/recording.mp3`);
-    // Written on the call at once (its end is long applied), and shown with it.
-    expect(await callRow(acme, id)).toEqual({ recording_path: asked.body.recording_path });
-    expect((await call(app, 'GET', `/voice/calls/${id}`, { token: tok.agent })).body.recording_path).toBe(asked.body.recording_path);
+    // Kept on the call at once (its end is long applied); the provider's own path untouched.
+    expect(await callRow(acme, id)).toEqual({ recording_object: asked.body.recording_object, recording_path: null });
     // Not uploaded yet: 404 saying so.
     const early = await recording(id, tok.agent);
     expect([early.status, errorCode(early), early.body.error.details]).toEqual([404, 'no_recording', { reason: 'not_uploaded' }]);
@@ -101,7 +105,20 @@ describe('a call recording, uploaded by the provider and played by staff', () =>
     }
   });
 
-  it('asked again: the same path (and no audit row) for the same type; another type moves the path', async () => {
+  it("a call's end reported after its recording was uploaded, with the provider's own path, leaves the recording as it is", async () => {
+    const started = await event({ type: 'call.started', tenant_id: acme, provider_call_id: 'pc-rec-9', agent_id: ACME_AGENT });
+    const id = started.body.call_id as string;
+    const asked = await askUpload({ tenant_id: acme, provider_call_id: 'pc-rec-9', content_type: 'audio/mpeg', size_bytes: AUDIO.length });
+    expect((await put(asked.body.upload.url, AUDIO)).status).toBe(200);
+    const ended = await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'pc-rec-9', status: 'completed', recording_path: 'https://provider.example/rec/9.mp3' });
+    expect([ended.status, ended.body.applied]).toEqual([200, true]);
+    expect(await callRow(acme, id)).toEqual({ recording_object: asked.body.recording_object, recording_path: 'https://provider.example/rec/9.mp3' });
+    const got = await recording(id, tok.agent);
+    expect(got.status, JSON.stringify(got.body)).toBe(200);
+    expect(new Uint8Array(await (await handleLocalStorage(new Request(got.body.download.url))).arrayBuffer())).toEqual(AUDIO);
+  });
+
+  it('asked again before the upload: a new URL, the same object (no audit row) or, for another type, another; after it: 409, the recording kept', async () => {
     const id = await endedCall(acme, 'pc-rec-2');
     const body = { tenant_id: acme, provider_call_id: 'pc-rec-2', content_type: 'audio/wav', size_bytes: AUDIO.length };
     const first = await askUpload(body);
@@ -111,12 +128,29 @@ describe('a call recording, uploaded by the provider and played by staff', () =>
     const before = await audits();
     const again = await askUpload(body);
     expect(again.status).toBe(201);
-    expect(again.body.recording_path).toBe(first.body.recording_path);
+    expect(again.body.recording_object).toBe(first.body.recording_object);
     expect(await audits()).toBe(before);
     const ogg = await askUpload({ ...body, content_type: 'audio/ogg' });
-    expect(ogg.body.recording_path).toBe(`${acme}/${id}/recording.ogg`);
-    expect(await callRow(acme, id)).toEqual({ recording_path: ogg.body.recording_path });
+    expect(ogg.body.recording_object).toBe(`${acme}/${id}/recording.ogg`);
+    expect((await callRow(acme, id)).recording_object).toBe(ogg.body.recording_object);
     expect(await audits()).toBe(before + 1);
+    expect((await put(ogg.body.upload.url, AUDIO)).status).toBe(200);
+    for (const content_type of ['audio/ogg', 'audio/mpeg']) {
+      const after = await askUpload({ ...body, content_type });
+      expect([after.status, errorCode(after), after.body.error.details], content_type).toEqual([409, 'recording_exists', { content_type: 'audio/ogg' }]);
+    }
+    expect((await callRow(acme, id)).recording_object).toBe(ogg.body.recording_object);
+    const got = await recording(id, tok.agent);
+    expect([got.status, got.body.content_type]).toEqual([200, 'audio/ogg']);
+  });
+
+  it('another request in between: the object is written only if it is still the one the storage was asked about', async () => {
+    const id = await endedCall(acme, 'pc-rec-8');
+    await expect(db.sql`select private.voice_call_recording_set(${acme}, ${id}, 'mp3', ${`${acme}/${id}/recording.wav`})`)
+      .rejects.toMatchObject({ code: 'PT409' });
+    expect((await callRow(acme, id)).recording_object).toBeNull();
+    const [{ object }] = await db.sql`select private.voice_call_recording_set(${acme}, ${id}, 'mp3', null) as object`;
+    expect(object).toBe(`${acme}/${id}/recording.mp3`);
   });
 
   it('refuses what it cannot sign: an unknown call or tenant, a type or size out of bounds, a person\'s own call id, no credential', async () => {
@@ -132,7 +166,7 @@ describe('a call recording, uploaded by the provider and played by staff', () =>
       [{ ...ok, provider_call_id: 'manual:1' }, 422, 'validation_failed'],
       [{ ...ok, path: '../x' }, 422, 'validation_failed'],
     ];
-    const before = await db.sql`select id, recording_path from public.voice_calls order by tenant_id, id`;
+    const before = await db.sql`select id, recording_object from public.voice_calls order by tenant_id, id`;
     for (const [body, status, code] of cases) {
       const r = await askUpload(body);
       expect([r.status, errorCode(r)], JSON.stringify(body)).toEqual([status, code]);
@@ -141,9 +175,10 @@ describe('a call recording, uploaded by the provider and played by staff', () =>
       const r = await askUpload(ok, headers);
       expect([r.status, errorCode(r)]).toEqual([401, 'telephony_credential_required']);
     }
-    expect(await db.sql`select id, recording_path from public.voice_calls order by tenant_id, id`).toEqual(before);
+    expect(await db.sql`select id, recording_object from public.voice_calls order by tenant_id, id`).toEqual(before);
     // The database's own check, as a direct caller would reach it.
-    await expect(db.sql`select * from private.voice_call_recording_target(${acme}, 'pc-rec-3', 'html')`)
+    const [{ id }] = await db.sql`select id from public.voice_calls where tenant_id = ${acme} and provider_call_id = 'pc-rec-3'`;
+    await expect(db.sql`select private.voice_call_recording_set(${acme}, ${id}, 'html', null)`)
       .rejects.toMatchObject({ code: 'PT422' });
   });
 
@@ -163,33 +198,41 @@ describe('a call recording, uploaded by the provider and played by staff', () =>
 });
 
 describe('only the call\'s own object is signed, only for those who may read the call', () => {
-  it('a recording path naming another tenant\'s recording (reported by the call\'s end, or written by an agent) is never signed', async () => {
+  it("a call's recording object is its own: a recording path naming another tenant's recording is never signed, and no write can point the object elsewhere", async () => {
     // globex's recording, uploaded.
     const theirs = await endedCall(globex, 'pc-rec-g1');
     const up = await askUpload({ tenant_id: globex, provider_call_id: 'pc-rec-g1', content_type: 'audio/mpeg', size_bytes: AUDIO.length });
     expect((await put(up.body.upload.url, AUDIO)).status).toBe(200);
     expect((await recording(theirs, tok.globexAdmin)).status).toBe(200);
-    // An acme call whose end reports globex's path, one an agent points at it, and paths
-    // that climb out of the call's folder.
+    // An acme call whose end reports globex's object as its recording path: shown, not signed.
     const started = await event({ type: 'call.started', tenant_id: acme, provider_call_id: 'pc-rec-5', agent_id: ACME_AGENT });
     const mine = started.body.call_id as string;
-    const ended = await event({
-      type: 'call.ended',
-      tenant_id: acme,
-      provider_call_id: 'pc-rec-5',
-      status: 'completed',
-      recording_path: up.body.recording_path,
-    });
+    const ended = await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'pc-rec-5', status: 'completed', recording_path: up.body.recording_object });
     expect(ended.status, JSON.stringify(ended.body)).toBe(200);
-    expect(await callRow(acme, mine)).toEqual({ recording_path: up.body.recording_path });
-    for (const p of [up.body.recording_path, `${acme}/${mine}/recording.mp3/../../${theirs}/recording.mp3`, `${acme}/${mine}/other.mp3`, 'https://provider.example/rec/1.mp3']) {
-      await db.sql`update public.voice_calls set recording_path = ${p} where tenant_id = ${acme} and id = ${mine}`;
-      const r = await recording(mine, tok.agent);
-      expect([r.status, errorCode(r), r.body.error.details], p).toEqual([404, 'no_recording', { reason: 'elsewhere' }]);
-    }
-    await db.sql`update public.voice_calls set recording_path = null where tenant_id = ${acme} and id = ${mine}`;
+    expect(await callRow(acme, mine)).toEqual({ recording_object: null, recording_path: up.body.recording_object });
     const none = await recording(mine, tok.agent);
-    expect([none.status, none.body.error.details]).toEqual([404, { reason: 'none' }]);
+    expect([none.status, errorCode(none), none.body.error.details]).toEqual([404, 'no_recording', { reason: 'none' }]);
+    // Past every route, as the table's owner: the object is the row's own or nothing
+    // (another tenant's, another call's, a climb out of the folder, another name, upper case).
+    for (
+      const p of [
+        up.body.recording_object,
+        `${acme}/${theirs}/recording.mp3`,
+        `${acme}/${mine}/recording.mp3/../../${theirs}/recording.mp3`,
+        `${acme}/${mine}/other.mp3`,
+        `${acme}/${mine}/recording.exe`,
+        `${acme}/${mine.toUpperCase()}/recording.mp3`,
+      ]
+    ) {
+      await expect(db.sql`update public.voice_calls set recording_object = ${p} where tenant_id = ${acme} and id = ${mine}`, p)
+        .rejects.toMatchObject({ code: '23514' });
+    }
+    // People may not write it at all (the update grants name their columns), even their own object.
+    const claims = supabaseClaims(users.acmeAdmin, acme);
+    const own = `${acme}/${mine}/recording.mp3`;
+    const r = await probeAs(db.sql, 'authenticated', claims, (tx) => tx`update public.voice_calls set recording_object = ${own} where tenant_id = ${acme} and id = ${mine}`);
+    expect(r).toMatchObject({ ok: false, error: { code: '42501' } });
+    expect(await callRow(acme, mine)).toEqual({ recording_object: null, recording_path: up.body.recording_object });
   });
 
   it("another tenant's staff, and a customer the call is not theirs, get what an unknown id gets", async () => {
@@ -220,7 +263,7 @@ describe('only the call\'s own object is signed, only for those who may read the
     expect(own.status, JSON.stringify(own.body)).toBe(201);
     const [row] = await db.sql`select actor_issuer, actor_subject from public.audit_logs
       where table_name = 'voice_calls' and record_key ->> 'id' = ${id} and action = 'UPDATE'
-        and new_data ->> 'recording_path' = ${own.body.recording_path}`;
+        and new_data ->> 'recording_object' = ${own.body.recording_object}`;
     expect(row).toEqual({ actor_issuer: 'tenant-platform:api-key', actor_subject: key.id });
     const other = await askUpload({ tenant_id: globex, provider_call_id: 'pc-rec-7', content_type: 'audio/webm', size_bytes: 10 }, headers);
     expect([other.status, errorCode(other)]).toEqual([404, 'unknown_call']);
@@ -230,5 +273,97 @@ describe('only the call\'s own object is signed, only for those who may read the
       { authorization: `Bearer ${readOnly.key}` },
     );
     expect([refused.status, errorCode(refused)]).toEqual([403, 'insufficient_scope']);
+  });
+});
+
+describe('on a hosted project: Supabase Storage (a stand-in following its API)', () => {
+  // Storage's answers as its API gives them: a signed upload path, 400 with statusCode
+  // "409" for an object that exists (no upsert), object info 200 or 400 with statusCode
+  // "404", a signed download path; and a switch for an outage (503 to everything).
+  const stored = new Set<string>();
+  const seen: string[] = [];
+  let outage = false;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const url = new URL(req.url!, 'http://storage');
+      seen.push(`${req.method} ${decodeURIComponent(url.pathname)} ${req.headers.authorization === `Bearer ${service}`}`);
+      const json = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      if (outage) return json(503, { statusCode: '503', error: 'Service Unavailable', message: 'down' });
+      const m = decodeURIComponent(url.pathname).match(/^\/storage\/v1\/object\/(upload\/sign|info|sign)\/(.+)$/);
+      if (!m) return json(404, { statusCode: '404', error: 'not_found', message: 'route' });
+      const [, op, object] = m;
+      if (op === 'upload/sign') {
+        if (stored.has(object)) return json(400, { statusCode: '409', error: 'Duplicate', message: 'The resource already exists' });
+        return json(200, { url: `/object/upload/sign/${object}?token=upload-token` });
+      }
+      if (op === 'info') {
+        return stored.has(object) ? json(200, { name: object, size: AUDIO.length }) : json(400, { statusCode: '404', error: 'not_found', message: 'Object not found' });
+      }
+      return json(200, { signedURL: `/object/sign/${object}?token=download-token` });
+    });
+  });
+  const saved: Record<string, string | undefined> = {};
+  const vars = ['STORAGE_BACKEND', 'SUPABASE_URL', 'SUPABASE_SERVICE_ROLE_KEY', 'SUPABASE_AUTH_ISSUER'];
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    for (const v of vars) saved[v] = process.env[v];
+    // Tokens stay verified against the issuer they were made for.
+    process.env.SUPABASE_AUTH_ISSUER = `${supabaseUrl()}/auth/v1`;
+    process.env.STORAGE_BACKEND = 'supabase';
+    process.env.SUPABASE_URL = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    process.env.SUPABASE_SERVICE_ROLE_KEY = service;
+    resetIssuerProfiles();
+  });
+  afterAll(async () => {
+    for (const v of vars) {
+      if (saved[v] === undefined) delete process.env[v];
+      else process.env[v] = saved[v];
+    }
+    resetIssuerProfiles();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it('signs the upload and the download with the service key; a recording uploaded is 409, not a 500 from the storage refusing to sign again', async () => {
+    const id = await endedCall(acme, 'pc-rec-h1');
+    const object = `call-recordings/${acme}/${id}/recording.mp3`;
+    const asked = await askUpload({ tenant_id: acme, provider_call_id: 'pc-rec-h1', content_type: 'audio/mpeg', size_bytes: AUDIO.length });
+    expect(asked.status, JSON.stringify(asked.body)).toBe(201);
+    expect(asked.body.upload.url).toBe(`${process.env.SUPABASE_URL}/storage/v1/object/upload/sign/${object}?token=upload-token`);
+    expect(seen).toEqual([`POST /storage/v1/object/upload/sign/${object} true`]);
+    const early = await recording(id, tok.agent);
+    expect([early.status, early.body.error?.details]).toEqual([404, { reason: 'not_uploaded' }]);
+    stored.add(object);
+    const got = await recording(id, tok.agent);
+    expect(got.status, JSON.stringify(got.body)).toBe(200);
+    const url = new URL(got.body.download.url);
+    expect(url.pathname).toBe(`/storage/v1/object/sign/${object}`);
+    expect(url.searchParams.get('download')).toBe(`call-${id}.mp3`);
+    seen.length = 0;
+    const again = await askUpload({ tenant_id: acme, provider_call_id: 'pc-rec-h1', content_type: 'audio/wav', size_bytes: AUDIO.length });
+    expect([again.status, errorCode(again)]).toEqual([409, 'recording_exists']);
+    expect(seen).toEqual([`GET /storage/v1/object/info/${object} true`]);
+    expect((await callRow(acme, id)).recording_object).toBe(`${acme}/${id}/recording.mp3`);
+  });
+
+  it('a storage outage is a 503 to retry, on both routes, and writes nothing', async () => {
+    const id = await endedCall(acme, 'pc-rec-h2');
+    const first = await askUpload({ tenant_id: acme, provider_call_id: 'pc-rec-h2', content_type: 'audio/mpeg', size_bytes: 10 });
+    expect(first.status).toBe(201);
+    outage = true;
+    try {
+      const asked = await app.request('/voice/calls/recordings', {
+        method: 'POST',
+        headers: { ...asService(), 'content-type': 'application/json' },
+        body: JSON.stringify({ tenant_id: acme, provider_call_id: 'pc-rec-h2', content_type: 'audio/ogg', size_bytes: 10 }),
+      });
+      expect([asked.status, (await asked.json()).error.code, asked.headers.get('retry-after')]).toEqual([503, 'storage_unavailable', '5']);
+      // Not moved to the type asked for while the storage could not say what it holds.
+      expect((await callRow(acme, id)).recording_object).toBe(first.body.recording_object);
+      const got = await recording(id, tok.agent);
+      expect([got.status, errorCode(got)]).toEqual([503, 'storage_unavailable']);
+    } finally {
+      outage = false;
+    }
   });
 });

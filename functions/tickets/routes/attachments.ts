@@ -86,7 +86,8 @@ const read: TicketsHandler<typeof routes.read> = async (c) => {
       where tenant_id = ${access.tenantId} and ticket_id = ${id} and id = ${attachmentId}
     `;
     if (!a) throw notFound('Attachment');
-    if (a.status === 'pending' && (await objectStorage().exists(a.bucket, a.path))) {
+    // Storage unreachable: still pending, as before it answered; the next read asks again.
+    if (a.status === 'pending' && (await objectStorage().exists(a.bucket, a.path).catch(() => false))) {
       await tx`select private.mark_attachment_uploaded(${access.tenantId}, ${attachmentId})`;
       a.status = 'uploaded';
     }

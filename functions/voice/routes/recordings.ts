@@ -1,18 +1,20 @@
 // Call recordings: their bytes go straight to object storage through short-lived signed
 // URLs, as attachments' do (shared/storage.ts). The provider asks where to upload a
 // call's recording (one per call, in the private bucket `call-recordings` at
-// `<tenant_id>/<call_id>/recording.<ext>`; the path is written on the call then, since
-// a recording is finished after the call's end was reported); whoever may read the call
-// gets a download URL. Only a path under the call's own `<tenant_id>/<call_id>/` is ever
-// signed: a recording path reported by call.ended or written by an agent can name
-// anything, another tenant's object included, and is shown as it is, never signed.
+// `<tenant_id>/<call_id>/recording.<ext>`, kept on the call as `recording_object` when
+// the URL is handed out: recordings are often finished after the call's end); whoever
+// may read the call gets a download URL. `recording_object` is the call's own object by
+// a check in the database, written only here (20261203251000_voice_call_recording_objects.sql);
+// `recording_path` stays the provider's own text (call.ended's: a URL of its own
+// storage, say), shown on the call, never signed. Whether a customer consented to being
+// recorded is the provider's to decide (/route gives `recording_consent`).
 import { createRoute } from '@hono/zod-openapi';
 import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { outsideTelephonyTenant, telephonyKeyClaims } from '../../../shared/auth/service.ts';
 import { asApiKeyMachine, callPathDb, type Sql } from '../../../shared/db.ts';
-import { ApiError, notFound } from '../../../shared/errors.ts';
+import { ApiError, notFound, storageUnavailable } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import {
   bodyErrors,
@@ -34,8 +36,8 @@ const routes = {
     method: 'post',
     path: '/calls/recordings',
     summary: "Where to upload a call's recording (the provider): a signed URL for its bytes, valid two hours; the " +
-      'path is written on the call at once. Asked again, the same path and a new URL (an upload that did not finish ' +
-      'can be tried again; one that did is kept: a second upload to it is refused by the storage)',
+      'object is kept on the call at once. Asked again before the upload finished, a new URL (for another type, ' +
+      'another object); after, 409 recording_exists: a recording once uploaded is kept',
     security: security.telephony,
     'x-api-key-scope': 'calls:write',
     middleware: needs.telephony('calls:write'),
@@ -47,6 +49,10 @@ const routes = {
       404: errorResponse(
         '`unknown_call`: no call with this provider call id in the tenant (or the key is confined to another); ' +
           '`unknown_tenant`; `tenant_deleted`',
+      ),
+      409: errorResponse(
+        "`recording_exists`: the call's recording was uploaded (it is kept, whatever type is asked now); " +
+          '`recording_changed`: another request for this call gave it another object meanwhile (ask again)',
       ),
       422: commonErrors[422],
       429: commonErrors[429],
@@ -66,25 +72,34 @@ const routes = {
       ...commonErrors,
       404: errorResponse(
         '`not_found`: no such call the caller may read; `no_recording`: the call has none in storage — ' +
-          '`details.reason` `none`, `elsewhere` (its recording path names no object of this call: the provider keeps ' +
-          'it, and the call shows the path) or `not_uploaded` (its upload has not finished)',
+          '`details.reason` `none` (no upload was asked for: a `recording_path` on the call is where the provider ' +
+          'keeps it) or `not_uploaded` (its upload has not finished)',
       ),
+      ...unavailableError,
     },
   }),
 };
 
 const extensionOf = (type: s.RecordingType) => s.RECORDING_EXTENSIONS[type];
-const typeOf = (extension: string) =>
-  (Object.keys(s.RECORDING_EXTENSIONS) as s.RecordingType[]).find((t) => s.RECORDING_EXTENSIONS[t] === extension);
+/** The type of a recording object (the database checks it ends in one of these). */
+const typeOf = (object: string) =>
+  (Object.keys(s.RECORDING_EXTENSIONS) as s.RecordingType[]).find((t) =>
+    object.endsWith(`/recording.${s.RECORDING_EXTENSIONS[t]}`)
+  )!;
 
-/** The recording's type when `path` is the call's own object, else undefined. */
-function ownRecording(path: string, tenantId: string, callId: string): s.RecordingType | undefined {
-  const prefix = `${tenantId.toLowerCase()}/${callId.toLowerCase()}/recording.`;
-  return path.startsWith(prefix) ? typeOf(path.slice(prefix.length)) : undefined;
-}
-
-const noRecording = (reason: 'none' | 'elsewhere' | 'not_uploaded') =>
+const noRecording = (reason: 'none' | 'not_uploaded') =>
   new ApiError(404, 'no_recording', 'The call has no recording in storage', { reason });
+
+/** A storage request that failed (Storage down, a timeout, a refusal to sign) is a 503
+ *  to retry, not a 500 or a missing object. */
+async function fromStorage<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    console.error('[voice] storage request failed:', err instanceof Error ? err.message : err);
+    throw storageUnavailable();
+  }
+}
 
 const upload: VoiceHandler<typeof routes.upload> = async (c) => {
   const b = c.req.valid('json');
@@ -92,15 +107,28 @@ const upload: VoiceHandler<typeof routes.upload> = async (c) => {
   if (outsideTelephonyTenant(c, b.tenant_id)) throw new ApiError(404, 'unknown_call', 'No such call in this tenant');
   // Under a key's claims, so the audit trail names the key, as for its call events.
   const keyClaims = telephonyKeyClaims(c);
-  const target = (sql: Sql) =>
-    sql<{ call_id: string; recording_path: string }>`
-      select * from private.voice_call_recording_target(${b.tenant_id}, ${b.provider_call_id}, ${extensionOf(b.content_type)})`;
-  const [t] = keyClaims ? await asApiKeyMachine(keyClaims, target) : await target(callPathDb());
-  const signed = await objectStorage().createUploadUrl(RECORDINGS_BUCKET, t.recording_path, {
-    contentType: b.content_type,
-    size: b.size_bytes,
-  });
-  return c.json({ call_id: t.call_id, recording_path: t.recording_path, upload: signed }, 201);
+  const run = <T>(work: (sql: Sql) => Promise<T>) => keyClaims ? asApiKeyMachine(keyClaims, work) : work(callPathDb());
+  const [seen] = await run((sql) =>
+    sql<{ call_id: string; recording_object: string | null }>`
+      select * from private.voice_call_recording_of(${b.tenant_id}, ${b.provider_call_id})`
+  );
+  // Asked between two statements, so no connection waits on the storage.
+  const storage = objectStorage();
+  const current = seen.recording_object;
+  if (current && (await fromStorage(() => storage.exists(RECORDINGS_BUCKET, current)))) {
+    throw new ApiError(409, 'recording_exists', "The call's recording was uploaded; it is kept", {
+      content_type: typeOf(current),
+    });
+  }
+  const [{ object }] = await run((sql) =>
+    sql<{ object: string }>`
+      select private.voice_call_recording_set(${b.tenant_id}, ${seen.call_id}, ${extensionOf(b.content_type)}, ${current})
+        as object`
+  );
+  const signed = await fromStorage(() =>
+    storage.createUploadUrl(RECORDINGS_BUCKET, object, { contentType: b.content_type, size: b.size_bytes })
+  );
+  return c.json({ call_id: seen.call_id, recording_object: object, upload: signed }, 201);
 };
 
 const download: VoiceHandler<typeof routes.download> = async (c) => {
@@ -110,19 +138,21 @@ const download: VoiceHandler<typeof routes.download> = async (c) => {
     c,
     tenantId,
     (tx) =>
-      tx<{ id: string; recording_path: string | null }>`
-      select id, recording_path from public.voice_calls where tenant_id = ${tenantId} and id = ${id}`,
+      tx<{ id: string; recording_object: string | null }>`
+      select id, recording_object from public.voice_calls where tenant_id = ${tenantId} and id = ${id}`,
   );
   if (!call) throw notFound('Call');
-  if (call.recording_path === null) throw noRecording('none');
-  const type = ownRecording(call.recording_path, tenantId, call.id);
-  if (!type) throw noRecording('elsewhere');
+  const object = call.recording_object;
+  if (object === null) throw noRecording('none');
+  const type = typeOf(object);
   const storage = objectStorage();
-  if (!(await storage.exists(RECORDINGS_BUCKET, call.recording_path))) throw noRecording('not_uploaded');
-  const signed = await storage.createDownloadUrl(RECORDINGS_BUCKET, call.recording_path, {
-    fileName: `call-${call.id}.${extensionOf(type)}`,
-    contentType: type,
-  });
+  if (!(await fromStorage(() => storage.exists(RECORDINGS_BUCKET, object)))) throw noRecording('not_uploaded');
+  const signed = await fromStorage(() =>
+    storage.createDownloadUrl(RECORDINGS_BUCKET, object, {
+      fileName: `call-${call.id}.${extensionOf(type)}`,
+      contentType: type,
+    })
+  );
   return c.json({ call_id: call.id, content_type: type, download: signed }, 200);
 };
 
