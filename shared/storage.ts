@@ -3,7 +3,7 @@
 // the local stack, a folder served by the local server with HMAC-signed URLs. One
 // interface, chosen by STORAGE_BACKEND; the local folder exists only in the local stack
 // (PLATFORM_LOCAL_STACK=1, where it is the default), never on a hosted project.
-import { mkdir, open, stat } from 'node:fs/promises';
+import { mkdir, open, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { env, envList, isLocalStack } from './env.ts';
 import { jwtSecret, supabaseUrl } from './auth/issuers.ts';
@@ -33,6 +33,9 @@ export interface ObjectStorage {
   ): Promise<SignedUrl>;
   /** Whether the object is there; throws when the storage gives no answer. */
   exists(bucket: string, objectPath: string): Promise<boolean>;
+  /** Deletes the object; one already gone is no error. Throws when the storage gives no
+   *  answer (the storage-delete job retries). */
+  remove(bucket: string, objectPath: string): Promise<void>;
 }
 
 const UPLOAD_TTL_S = 2 * 3600;
@@ -104,6 +107,13 @@ export const supabaseStorage: ObjectStorage = {
     // (older versions); anything else (5xx, a refused key) is no answer, not an absence.
     if (res.status === 400 || res.status === 404) return false;
     throw new Error(`storage: object info failed (${res.status})`);
+  },
+  async remove(bucket, objectPath) {
+    const res = await storageApi('DELETE', `/object/${bucket}/${encodePath(objectPath)}`);
+    await res.body?.cancel();
+    // Gone already: 404, or 400 with "statusCode": "404" in its body, as for object info.
+    if (res.ok || res.status === 400 || res.status === 404) return;
+    throw new Error(`storage: delete failed (${res.status})`);
   },
 };
 
@@ -219,6 +229,11 @@ export const localStorage: ObjectStorage = {
   },
   async exists(bucket, objectPath) {
     return await stat(localFile(bucket, objectPath)).then((s) => s.isFile(), () => false);
+  },
+  async remove(bucket, objectPath) {
+    await unlink(localFile(bucket, objectPath)).catch((err) => {
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    });
   },
 };
 

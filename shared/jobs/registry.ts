@@ -9,6 +9,7 @@ import { provision } from './tasks/provision.ts';
 import { prune } from './tasks/prune.ts';
 import { reconcile } from './tasks/reconcile.ts';
 import { slaSweep } from './tasks/sla-sweep.ts';
+import { storageDelete } from './tasks/storage-delete.ts';
 import { voiceStaleCalls } from './tasks/voice-stale-calls.ts';
 import { type AnyTask, registered } from './types.ts';
 
@@ -23,4 +24,5 @@ export const tasks: Record<string, AnyTask> = {
   automation: registered(automation),
   'automation-sweep': registered(automationSweep),
   'voice-stale-calls': registered(voiceStaleCalls),
+  'storage-delete': registered(storageDelete),
 };

@@ -8,7 +8,7 @@
 // which call.ended writes) is never signed. An uploaded recording is kept. The local
 // stack's storage backend (a folder behind HMAC-signed URLs) serves the bytes here, as
 // `npm start` runs it; then a stand-in of Supabase Storage's API, as on a hosted project.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -19,6 +19,7 @@ import { app } from '../../functions/voice/app.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { resetIssuerProfiles, supabaseUrl } from '../../shared/auth/issuers.ts';
 import { closeDb } from '../../shared/db.ts';
+import { runJobs } from '../../shared/jobs/runner.ts';
 import { handleLocalStorage } from '../../shared/storage.ts';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
@@ -276,6 +277,59 @@ describe('only the call\'s own object is signed, only for those who may read the
   });
 });
 
+describe('a recording goes with its call', () => {
+  const file = (object: string) => path.join(storageDir, 'call-recordings', ...object.split('/'));
+  const there = (object: string) => stat(file(object)).then(() => true, () => false);
+  const jobsFor = (object: string) =>
+    db.sql`select job_key, payload, run_at > now() + interval '2 hours' as later from private.jobs
+      where task = 'storage-delete' and payload ->> 'object' = ${object}`;
+
+  it("deleting a call adds a job for its recording in the same transaction, and the job deletes the bytes", async () => {
+    const id = await endedCall(acme, 'pc-rec-e1');
+    const asked = await askUpload({ tenant_id: acme, provider_call_id: 'pc-rec-e1', content_type: 'audio/mpeg', size_bytes: AUDIO.length });
+    expect((await put(asked.body.upload.url, AUDIO)).status).toBe(200);
+    expect(await there(asked.body.recording_object)).toBe(true);
+    // A call without a recording adds nothing.
+    const bare = await endedCall(acme, 'pc-rec-e2');
+    const [{ before }] = await db.sql`select count(*)::int as before from private.jobs where task = 'storage-delete'`;
+    await db.sql`delete from public.voice_calls where tenant_id = ${acme} and id in (${id}, ${bare})`;
+    const [{ after }] = await db.sql`select count(*)::int as after from private.jobs where task = 'storage-delete'`;
+    expect(after).toBe(before + 1);
+    expect(await jobsFor(asked.body.recording_object)).toEqual([{
+      job_key: `storage-delete:call-recordings/${asked.body.recording_object}`,
+      payload: { bucket: 'call-recordings', object: asked.body.recording_object },
+      later: false,
+    }]);
+    const report = await runJobs({ tasks: ['storage-delete'] });
+    expect(report.tasks['storage-delete']).toMatchObject({ completed: 1, deleted: 1 });
+    expect(await there(asked.body.recording_object)).toBe(false);
+    expect(await jobsFor(asked.body.recording_object)).toEqual([]);
+  });
+
+  it('an object replaced before its upload is deleted once the first URL expired; one given back to its call is kept', async () => {
+    await endedCall(acme, 'pc-rec-e3');
+    const body = { tenant_id: acme, provider_call_id: 'pc-rec-e3', size_bytes: AUDIO.length };
+    const mp3 = await askUpload({ ...body, content_type: 'audio/mpeg' });
+    const ogg = await askUpload({ ...body, content_type: 'audio/ogg' });
+    expect(await jobsFor(mp3.body.recording_object)).toEqual([expect.objectContaining({ later: true })]);
+    // Back to mp3, and uploaded: the job its first replacement added must not delete it.
+    const back = await askUpload({ ...body, content_type: 'audio/mpeg' });
+    expect(back.body.recording_object).toBe(mp3.body.recording_object);
+    expect(await jobsFor(ogg.body.recording_object)).toEqual([expect.objectContaining({ later: true })]);
+    expect((await put(back.body.upload.url, AUDIO)).status).toBe(200);
+    // A late upload through the ogg URL, before it expired.
+    expect((await put(ogg.body.upload.url, AUDIO)).status).toBe(200);
+    await db.sql`update private.jobs set run_at = now() where task = 'storage-delete'
+      and payload ->> 'object' in (${mp3.body.recording_object}, ${ogg.body.recording_object})`;
+    const report = await runJobs({ tasks: ['storage-delete'] });
+    expect(report.tasks['storage-delete']).toMatchObject({ completed: 2, deleted: 1, kept: 1 });
+    expect(await there(mp3.body.recording_object)).toBe(true);
+    expect(await there(ogg.body.recording_object)).toBe(false);
+    const [{ id }] = await db.sql`select id from public.voice_calls where tenant_id = ${acme} and provider_call_id = 'pc-rec-e3'`;
+    expect((await recording(id, tok.agent)).status).toBe(200);
+  });
+});
+
 describe('on a hosted project: Supabase Storage (a stand-in following its API)', () => {
   // Storage's answers as its API gives them: a signed upload path, 400 with statusCode
   // "409" for an object that exists (no upsert), object info 200 or 400 with statusCode
@@ -290,6 +344,11 @@ describe('on a hosted project: Supabase Storage (a stand-in following its API)',
       seen.push(`${req.method} ${decodeURIComponent(url.pathname)} ${req.headers.authorization === `Bearer ${service}`}`);
       const json = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       if (outage) return json(503, { statusCode: '503', error: 'Service Unavailable', message: 'down' });
+      if (req.method === 'DELETE') {
+        const object = decodeURIComponent(url.pathname).replace(/^\/storage\/v1\/object\//, '');
+        if (!stored.delete(object)) return json(400, { statusCode: '404', error: 'not_found', message: 'Object not found' });
+        return json(200, { message: 'Successfully deleted' });
+      }
       const m = decodeURIComponent(url.pathname).match(/^\/storage\/v1\/object\/(upload\/sign|info|sign)\/(.+)$/);
       if (!m) return json(404, { statusCode: '404', error: 'not_found', message: 'route' });
       const [, op, object] = m;
@@ -344,6 +403,31 @@ describe('on a hosted project: Supabase Storage (a stand-in following its API)',
     expect([again.status, errorCode(again)]).toEqual([409, 'recording_exists']);
     expect(seen).toEqual([`GET /storage/v1/object/info/${object} true`]);
     expect((await callRow(acme, id)).recording_object).toBe(`${acme}/${id}/recording.mp3`);
+  });
+
+  it("a deleted call's recording is deleted with the service key; through an outage its job is retried", async () => {
+    const id = await endedCall(acme, 'pc-rec-h3');
+    const asked = await askUpload({ tenant_id: acme, provider_call_id: 'pc-rec-h3', content_type: 'audio/mpeg', size_bytes: AUDIO.length });
+    const object = `call-recordings/${asked.body.recording_object}`;
+    stored.add(object);
+    await db.sql`delete from public.voice_calls where tenant_id = ${acme} and id = ${id}`;
+    outage = true;
+    try {
+      const failed = await runJobs({ tasks: ['storage-delete'] });
+      expect(failed.tasks['storage-delete']).toMatchObject({ claimed: 1, retried: 1 });
+      expect(stored.has(object)).toBe(true);
+    } finally {
+      outage = false;
+    }
+    await db.sql`update private.jobs set run_at = now() where task = 'storage-delete' and payload ->> 'object' = ${asked.body.recording_object}`;
+    seen.length = 0;
+    const done = await runJobs({ tasks: ['storage-delete'] });
+    expect(done.tasks['storage-delete']).toMatchObject({ completed: 1, deleted: 1 });
+    expect(seen).toEqual([`DELETE /storage/v1/object/${object} true`]);
+    expect(stored.has(object)).toBe(false);
+    // Gone already (deleted by hand, say): done, not retried for ever.
+    await db.sql`select private.add_job('storage-delete', ${db.sql.json({ bucket: 'call-recordings', object: asked.body.recording_object })})`;
+    expect((await runJobs({ tasks: ['storage-delete'] })).tasks['storage-delete']).toMatchObject({ completed: 1, deleted: 1 });
   });
 
   it('a storage outage is a 503 to retry, on both routes, and writes nothing', async () => {
