@@ -71,6 +71,19 @@ async function storageApi(method: string, route: string, body?: unknown): Promis
   });
 }
 
+/** Whether Storage's answer says the object does not exist: 404, or (older versions) 400
+ *  with `"statusCode": "404"` in its body. Storage also answers 400 for a refused or
+ *  malformed key and for a policy's refusal: those are failures, not absences. Consumes
+ *  the body, whatever the answer. */
+async function missing(res: Response): Promise<boolean> {
+  if (res.status !== 400) {
+    await res.body?.cancel();
+    return res.status === 404;
+  }
+  const body = await res.json().catch(() => null) as { statusCode?: unknown } | null;
+  return String(body?.statusCode) === '404';
+}
+
 export const supabaseStorage: ObjectStorage = {
   async createUploadUrl(bucket, objectPath, { contentType }) {
     const res = await storageApi('POST', `/object/upload/sign/${bucket}/${encodePath(objectPath)}`, {});
@@ -101,18 +114,15 @@ export const supabaseStorage: ObjectStorage = {
   },
   async exists(bucket, objectPath) {
     const res = await storageApi('GET', `/object/info/${bucket}/${encodePath(objectPath)}`);
-    await res.body?.cancel();
+    const absent = await missing(res);
     if (res.ok) return true;
-    // Storage answers a missing object 404, or 400 with "statusCode": "404" in its body
-    // (older versions); anything else (5xx, a refused key) is no answer, not an absence.
-    if (res.status === 400 || res.status === 404) return false;
+    if (absent) return false;
     throw new Error(`storage: object info failed (${res.status})`);
   },
   async remove(bucket, objectPath) {
     const res = await storageApi('DELETE', `/object/${bucket}/${encodePath(objectPath)}`);
-    await res.body?.cancel();
-    // Gone already: 404, or 400 with "statusCode": "404" in its body, as for object info.
-    if (res.ok || res.status === 400 || res.status === 404) return;
+    const absent = await missing(res);
+    if (res.ok || absent) return;
     throw new Error(`storage: delete failed (${res.status})`);
   },
 };

@@ -52,6 +52,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   // under the claims they came with, a held segment answering at its own time (issue 14).
   'private.voice_call_event_held': ['20261203160000_voice_early_events_review.sql'],
   'private.voice_call_apply_early_events': ['20261203160000_voice_early_events_review.sql'],
+  // Two identical recording-upload requests at once: the second answers the object the
+  // call holds rather than 409 (issue 14, call recordings).
+  'private.voice_call_recording_set': ['20261203253000_storage_objects_erased_review.sql'],
   // ... and a timed-out call takes its late segments and its real end once (issue 14,
   // stale calls).
   'private.voice_call_segments_appended': [
