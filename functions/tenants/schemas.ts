@@ -28,7 +28,8 @@ const Name = Text.trim().min(1).max(100);
 const Email = z.email().max(320).transform((e) => e.toLowerCase());
 // Free-form, but for the keys the platform reads: the voice customers import's default
 // region (functions/voice/routes/import.ts) must be one libphonenumber-js knows, or
-// every import of the tenant that names none would be refused for it.
+// every import of the tenant that names none would be refused for it; whether call
+// recordings need the customer's consent (private.voice_call_recording_of) is a boolean.
 const Settings = JsonObject(16_384).superRefine((o, ctx) => {
   const region = o.voice_default_region;
   if (region !== undefined && region !== null && (typeof region !== 'string' || !isSupportedCountry(region))) {
@@ -37,6 +38,10 @@ const Settings = JsonObject(16_384).superRefine((o, ctx) => {
       path: ['voice_default_region'],
       message: 'is not a supported region (ISO 3166-1 alpha-2, e.g. FR)',
     });
+  }
+  const consent = o.voice_recording_requires_consent;
+  if (consent !== undefined && consent !== null && typeof consent !== 'boolean') {
+    ctx.addIssue({ code: 'custom', path: ['voice_recording_requires_consent'], message: 'must be true or false' });
   }
 });
 const Timestamp = z.string().openapi({ format: 'date-time' });

@@ -189,6 +189,43 @@ describe('a call recording, uploaded by the provider and played by staff', () =>
       .rejects.toMatchObject({ code: 'PT422' });
   });
 
+  it("a tenant that records only consenting customers: 409 recording_not_consented for a customer who did not, and for an unknown caller", async () => {
+    await db.sql`insert into public.voice_customers (tenant_id, phone, name, recording_consent)
+      values (${acme}, '+33612340001', 'Consents', true), (${acme}, '+33612340002', 'Declines', false)`;
+    const startFrom = async (providerCallId: string, from?: string) => {
+      const r = await event({ type: 'call.started', tenant_id: acme, provider_call_id: providerCallId, agent_id: ACME_AGENT, ...(from ? { from } : {}) });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      return r.body.call_id as string;
+    };
+    await startFrom('pc-rec-c1', '+33612340001');
+    const declining = await startFrom('pc-rec-c2', '+33612340002');
+    await startFrom('pc-rec-c3');
+    const ask = (id: string) => askUpload({ tenant_id: acme, provider_call_id: id, content_type: 'audio/mpeg', size_bytes: 10 });
+    // Not required (the default): every call takes one.
+    expect((await ask('pc-rec-c2')).status).toBe(201);
+    await db.sql`update public.voice_calls set recording_object = null where tenant_id = ${acme} and id = ${declining}`;
+    const setting = async (value: unknown) =>
+      call(tenantsApp, 'PATCH', `/tenants/${acme}`, { token: tok.admin, body: { settings: { voice_recording_requires_consent: value } } });
+    expect((await setting(true)).status).toBe(200);
+    try {
+      expect((await ask('pc-rec-c1')).status).toBe(201);
+      const [{ customer }] = await db.sql`select customer_id as customer from public.voice_calls where tenant_id = ${acme} and id = ${declining}`;
+      for (const [id, customer_id] of [['pc-rec-c2', customer], ['pc-rec-c3', null]]) {
+        const r = await ask(id);
+        expect([r.status, errorCode(r), r.body.error.details], id).toEqual([409, 'recording_not_consented', { customer_id }]);
+      }
+      expect((await callRow(acme, declining)).recording_object).toBeNull();
+      // Consent given since: taken.
+      await db.sql`update public.voice_customers set recording_consent = true where tenant_id = ${acme} and phone = '+33612340002'`;
+      expect((await ask('pc-rec-c2')).status).toBe(201);
+      // The setting is a boolean.
+      const bad = await setting('yes');
+      expect([bad.status, bad.body.error.details.fields]).toEqual([422, [expect.objectContaining({ field: 'settings.voice_recording_requires_consent' })]]);
+    } finally {
+      expect((await setting(false)).status).toBe(200);
+    }
+  });
+
   it('a suspended tenant\'s call still takes its recording; a deleted tenant\'s does not', async () => {
     await endedCall(acme, 'pc-rec-4');
     const body = { tenant_id: acme, provider_call_id: 'pc-rec-4', content_type: 'audio/flac', size_bytes: 10 };

@@ -55,6 +55,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Two identical recording-upload requests at once: the second answers the object the
   // call holds rather than 409 (issue 14, call recordings).
   'private.voice_call_recording_set': ['20261203253000_storage_objects_erased_review.sql'],
+  // The tenant's consent rule for recordings (issue 14, call recordings).
+  'private.voice_call_recording_of': ['20261203254000_voice_recording_consent.sql'],
   // ... and a timed-out call takes its late segments and its real end once (issue 14,
   // stale calls).
   'private.voice_call_segments_appended': [

@@ -7,7 +7,9 @@
 // a check in the database, written only here (20261203251000_voice_call_recording_objects.sql);
 // `recording_path` stays the provider's own text (call.ended's: a URL of its own
 // storage, say), shown on the call, never signed. Whether a customer consented to being
-// recorded is the provider's to decide (/route gives `recording_consent`).
+// recorded is the provider's to decide (/route gives `recording_consent`), unless the
+// tenant asks the platform to refuse recordings without it
+// (`settings.voice_recording_requires_consent`, 20261203254000_voice_recording_consent.sql).
 import { createRoute } from '@hono/zod-openapi';
 import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
@@ -52,7 +54,9 @@ const routes = {
       ),
       409: errorResponse(
         "`recording_exists`: the call's recording was uploaded (it is kept, whatever type is asked now); " +
-          '`recording_changed`: another request for this call gave it another object meanwhile (ask again)',
+          '`recording_changed`: another request for this call gave it another object meanwhile (ask again); ' +
+          '`recording_not_consented`: the tenant records only customers who consented ' +
+          '(`settings.voice_recording_requires_consent`), and this call has none, or one who did not',
       ),
       422: commonErrors[422],
       429: commonErrors[429],
