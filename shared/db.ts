@@ -443,6 +443,13 @@ export function asApiKeyMachine<T>(claims: Claims, fn: (tx: Tx) => Promise<T>): 
   return inRequestTransaction('service_role', { ...claims, role: 'service_role' }, fn, 'call_path');
 }
 
+/** Where the telephony provider's writes run: under a tenant API key's claims when one
+ *  sent them (a transaction: the audit trail names the key), else as one autocommit
+ *  statement each on the call path's pool. */
+export function telephonyWrites(keyClaims: Claims | undefined): <T>(work: (sql: Sql) => Promise<T>) => Promise<T> {
+  return (work) => keyClaims ? asApiKeyMachine(keyClaims, work) : work(callPathDb());
+}
+
 /** Trusted machine paths only (verified webhooks, workers): RLS is bypassed, so the
  *  caller names the tenant explicitly and every statement must filter by it. */
 export function asService<T>(tenantId: string | null, fn: (tx: Tx) => Promise<T>): Promise<T> {

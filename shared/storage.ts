@@ -33,9 +33,9 @@ export interface ObjectStorage {
   ): Promise<SignedUrl>;
   /** Whether the object is there; throws when the storage gives no answer. */
   exists(bucket: string, objectPath: string): Promise<boolean>;
-  /** Deletes the object; one already gone is no error. Throws when the storage gives no
-   *  answer (the storage-delete job retries). */
-  remove(bucket: string, objectPath: string): Promise<void>;
+  /** Deletes the object: true, or false when it was gone already (no error). Throws when
+   *  the storage gives no answer (the storage-delete job retries). */
+  remove(bucket: string, objectPath: string): Promise<boolean>;
 }
 
 const UPLOAD_TTL_S = 2 * 3600;
@@ -122,7 +122,8 @@ export const supabaseStorage: ObjectStorage = {
   async remove(bucket, objectPath) {
     const res = await storageApi('DELETE', `/object/${bucket}/${encodePath(objectPath)}`);
     const absent = await missing(res);
-    if (res.ok || absent) return;
+    if (res.ok) return true;
+    if (absent) return false;
     throw new Error(`storage: delete failed (${res.status})`);
   },
 };
@@ -241,8 +242,9 @@ export const localStorage: ObjectStorage = {
     return await stat(localFile(bucket, objectPath)).then((s) => s.isFile(), () => false);
   },
   async remove(bucket, objectPath) {
-    await unlink(localFile(bucket, objectPath)).catch((err) => {
-      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    return await unlink(localFile(bucket, objectPath)).then(() => true, (err) => {
+      if ((err as { code?: string }).code === 'ENOENT') return false;
+      throw err;
     });
   },
 };

@@ -23,7 +23,7 @@ const byText = [hit('a', 0.6), hit('d', 0.4), hit('c', 0.1)];
 
 describe('hybrid: reciprocal rank fusion', () => {
   it('orders by the sum of 1/(60 + rank) over the searches that found a chunk, and says where each placed it', () => {
-    const found = rankHits({ dimensions: 1536, by_embedding: byEmbedding, by_text: byText }, 'hybrid', 5);
+    const found = rankHits({ by_embedding: byEmbedding, by_text: byText }, 'hybrid', 5);
     expect(found.mode).toBe('hybrid');
     // a: 4th and 1st; c: 2nd and 3rd; b: 1st alone; d: the text's 2nd; e: the embedding's 3rd.
     expect(ids(found.items)).toEqual(['a', 'c', 'b', 'd', 'e']);
@@ -36,24 +36,22 @@ describe('hybrid: reciprocal rank fusion', () => {
   });
 
   it('answers at most the limit', () => {
-    const found = rankHits({ dimensions: 1536, by_embedding: byEmbedding, by_text: byText }, 'hybrid', 2);
+    const found = rankHits({ by_embedding: byEmbedding, by_text: byText }, 'hybrid', 2);
     expect(ids(found.items)).toEqual(['a', 'c']);
   });
 
   it("ties (one search's first against the other's) go to the better single place, then the embedding's", () => {
-    const one = rankHits({ dimensions: 3, by_embedding: [hit('y', 0.9)], by_text: [hit('x', 0.5)] }, 'hybrid', 5);
+    const one = rankHits({ by_embedding: [hit('y', 0.9)], by_text: [hit('x', 0.5)] }, 'hybrid', 5);
     expect(ids(one.items)).toEqual(['y', 'x']);
     // Two chunks both searches found at swapped places: equal fused scores, equal best
     // places; the embedding's first goes first.
     const swapped = rankHits({
-      dimensions: 3,
       by_embedding: [hit('q', 0.9), hit('p', 0.8)],
       by_text: [hit('p', 0.5), hit('q', 0.4)],
     }, 'hybrid', 5);
     expect(swapped.items[0].score).toBe(swapped.items[1].score);
     expect(ids(swapped.items)).toEqual(['q', 'p']);
     const reversed = rankHits({
-      dimensions: 3,
       by_embedding: [hit('p', 0.9), hit('q', 0.8)],
       by_text: [hit('q', 0.5), hit('p', 0.4)],
     }, 'hybrid', 5);
@@ -67,7 +65,6 @@ describe('hybrid: reciprocal rank fusion', () => {
     const list = (at: Record<number, string>, prefix: string) =>
       Array.from({ length: 50 }, (_, i) => hit(at[i + 1] ?? `${prefix}${i + 1}`, 1 - i / 100));
     const found = rankHits({
-      dimensions: 3,
       by_embedding: list({ 39: 'x', 30: 'y' }, 'e'),
       by_text: list({ 39: 'x', 50: 'y' }, 't'),
     }, 'hybrid', 50);
@@ -93,13 +90,13 @@ describe('hybrid: reciprocal rank fusion', () => {
 
 describe('embedding', () => {
   it("the embedding's order, then the text's best not already found while the limit allows", () => {
-    const all = rankHits({ dimensions: 1536, by_embedding: byEmbedding, by_text: byText }, 'embedding', 6);
+    const all = rankHits({ by_embedding: byEmbedding, by_text: byText }, 'embedding', 6);
     expect(all.mode).toBe('embedding');
     expect(ids(all.items)).toEqual(['b', 'c', 'e', 'a', 'd']);
     expect(all.items.map((h) => h.matched_by)).toEqual(['embedding', 'embedding', 'embedding', 'embedding', 'full_text']);
     expect(all.items.map((h) => h.score)).toEqual([0.95, 0.9, 0.8, 0.3, 0.4]);
     expect(all.items.every((h) => h.hybrid === undefined)).toBe(true);
-    expect(ids(rankHits({ dimensions: 1536, by_embedding: byEmbedding, by_text: byText }, 'embedding', 3).items)).toEqual(['b', 'c', 'e']);
+    expect(ids(rankHits({ by_embedding: byEmbedding, by_text: byText }, 'embedding', 3).items)).toEqual(['b', 'c', 'e']);
   });
 });
 
@@ -107,7 +104,7 @@ describe('the text alone', () => {
   it('where nothing was found by the embedding (no vector search, or no chunk has one yet), whatever the ranking', () => {
     for (const ranking of ['hybrid', 'embedding'] as const) {
       for (const by_embedding of [null, []]) {
-        const found = rankHits({ dimensions: by_embedding ? 1536 : null, by_embedding, by_text: byText }, ranking, 2);
+        const found = rankHits({ by_embedding, by_text: byText }, ranking, 2);
         expect(found.mode).toBe('full_text');
         expect(ids(found.items)).toEqual(['a', 'd']);
         expect(found.items.map((h) => [h.matched_by, h.score])).toEqual([['full_text', 0.6], ['full_text', 0.4]]);

@@ -116,3 +116,38 @@ describe('Supabase Storage download URLs', () => {
     },
   );
 });
+
+describe('Supabase Storage: an absent object told from a failure', () => {
+  // Storage answers a missing object 404, or (older versions) 400 with "statusCode": "404"
+  // in its body; it also answers 400 for a refused key or a policy's refusal, and 5xx when
+  // it is down. Only the first two are absences; the rest must throw (a job retries, a
+  // route answers 503), never read as "gone".
+  let answer: { status: number; body: string } = { status: 200, body: '{}' };
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(answer.status, { 'content-type': 'application/json' }).end(answer.body));
+  });
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    process.env.SUPABASE_URL = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    process.env.SUPABASE_SERVICE_ROLE_KEY = 'storage-test-service-key';
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  const cases: [string, number, string, boolean | 'throws', boolean | 'throws'][] = [
+    // what, status, body, exists(), remove()
+    ['there (200)', 200, '{"name":"x"}', true, true],
+    ['missing (404)', 404, '{"statusCode":"404","error":"not_found"}', false, false],
+    ['missing (400, statusCode 404)', 400, '{"statusCode":"404","error":"not_found","message":"Object not found"}', false, false],
+    ['a refused key (400, statusCode 403)', 400, '{"statusCode":"403","error":"Unauthorized","message":"invalid signature"}', 'throws', 'throws'],
+    ['a 400 that is no JSON', 400, 'Bad Request', 'throws', 'throws'],
+    ['down (503)', 503, '{"statusCode":"503"}', 'throws', 'throws'],
+    ['a refused key (401)', 401, '{"statusCode":"401"}', 'throws', 'throws'],
+  ];
+  it.each(cases)('%s', async (_, status, body, exists, removed) => {
+    answer = { status, body };
+    const outcome = (p: Promise<boolean>) => p.then((v) => v, () => 'throws' as const);
+    expect(await outcome(supabaseStorage.exists('call-recordings', 't/c/recording.mp3'))).toBe(exists);
+    expect(await outcome(supabaseStorage.remove('call-recordings', 't/c/recording.mp3'))).toBe(removed);
+  });
+});

@@ -2,7 +2,8 @@
 // tenant's customers, calls with their transcripts, and the agents' knowledge base. The
 // telephony provider routes calls and reports call events with a machine credential
 // (routes/provider.ts, one round trip each) and uploads recordings (routes/recordings.ts,
-// through signed URLs); people manage the rest under RLS in their request's transaction. Each route declares what it needs (shared/auth/needs.ts).
+// through signed URLs); people manage the rest under RLS in their request's transaction.
+// Each route declares what it needs (shared/auth/needs.ts).
 import { createApp } from '../../shared/http.ts';
 import { agents } from './routes/agents.ts';
 import { calls } from './routes/calls.ts';

@@ -39,9 +39,9 @@ export type RankedHit = Hit & {
 export type Ranking = 'hybrid' | 'embedding';
 export type Found = { items: RankedHit[]; mode: Ranking | 'full_text' };
 
-/** One search statement's answer: the project's embedding size (null: no vector search),
- *  the chunks by the embedding (null when not searched) and by the text, each in order. */
-export type Searched = { dimensions: number | null; by_embedding: Hit[] | null; by_text: Hit[] };
+/** One search statement's answer: the chunks by the embedding (null when not searched:
+ *  the project has no vector search) and by the text, each in order. */
+export type Searched = { by_embedding: Hit[] | null; by_text: Hit[] };
 
 export const RRF_K = 60;
 

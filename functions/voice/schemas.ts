@@ -196,7 +196,7 @@ export const CallEventHeld = z.object({
 // ---------------------------------------------------------------- call recordings
 
 /** The audio a call's recording may be, and the extension its object gets (the bucket
- *  takes these types only: 20261203250000_voice_call_recordings.sql). */
+ *  takes these types only: 20261203251000_voice_call_recording_objects.sql). */
 export const RECORDING_EXTENSIONS = {
   'audio/mpeg': 'mp3',
   'audio/wav': 'wav',
@@ -357,7 +357,11 @@ export const CallSchema = z.object({
   duration_seconds: z.number().int().nullable(),
   outcome: z.string().nullable(),
   summary: z.string().nullable(),
-  recording_path: z.string().nullable(),
+  recording_path: z.string().nullable().openapi({ description: 'Where the provider keeps the recording (its own text)' }),
+  recording_object: z.string().nullable().openapi({
+    description: "The recording in this platform's storage, once the provider asked to upload it " +
+      '(`GET /calls/{id}/recording` says whether it is there)',
+  }),
   cost: z.number().nullable(),
   ticket_id: Uuid.nullable(),
   created_at: Instant,
@@ -500,7 +504,7 @@ export const KbSearchBody = z.object({
     description: 'With an embedding, where the project has vector search: `hybrid` fuses the nearest chunks and the ' +
       "text's best by their ranks (reciprocal rank fusion, k = 60: a chunk both find first, one without an embedding " +
       "yet still found by its words); `embedding` orders by the embedding alone, the text's best after it only when " +
-      'fewer chunks have an embedding than asked for',
+      'the embedding finds fewer than asked for (fewer chunks have one, or the HNSW scan stopped)',
   }),
   knowledge_base_id: Uuid.optional(),
   limit: z.number().int().min(1).max(50).default(5),

@@ -13,8 +13,9 @@
 // to new text; a wrong embedding is 422 naming the item; null clears one; the search
 // answers the chunks nearest the query's embedding in order (the oracle: cosine distance
 // computed here), says it searched by the embedding, and falls back to the text where no
-// chunk has one yet; by default both searches fused by their ranks (hybrid); another tenant's admin with the victim's ids finds nothing and
-// changes nothing; the provider's search takes the embedding too.
+// chunk has one yet; by default both searches fused by their ranks (hybrid); another
+// tenant's admin with the victim's ids finds nothing and changes nothing; the provider's
+// search takes the embedding too.
 import type { PGlite } from '@electric-sql/pglite';
 import { createClient, FunctionsHttpError } from '@supabase/supabase-js';
 import WebSocket from 'ws';

@@ -1,13 +1,15 @@
-// Call recordings in storage (issue 14; 20261203250000_voice_call_recordings.sql,
-// 20261203251000_voice_call_recording_objects.sql, functions/voice/routes/recordings.ts):
-// the provider asks where to upload a call's recording and gets a signed URL for
+// Call recordings in storage (issue 14; migrations 20261203250000…20261203255000,
+// functions/voice/routes/recordings.ts, shared/jobs/tasks/storage-delete.ts): the
+// provider asks where to upload a call's recording and gets a signed URL for
 // `<tenant>/<call>/recording.<ext>` in the `call-recordings` bucket, kept on the call as
 // `recording_object` at once; whoever may read the call gets a signed download URL once
 // the bytes are there. Only the call's own object is ever signed: `recording_object` is
-// checked against the row's tenant and id, and `recording_path` (the provider's text,
-// which call.ended writes) is never signed. An uploaded recording is kept. The local
-// stack's storage backend (a folder behind HMAC-signed URLs) serves the bytes here, as
-// `npm start` runs it; then a stand-in of Supabase Storage's API, as on a hosted project.
+// checked against the row's tenant and id and written only by the provider's route, and
+// `recording_path` (the provider's text, which call.ended writes) is never signed. An
+// uploaded recording is kept; a tenant may require the customer's consent; a deleted
+// call's recording is deleted by jobs. The local stack's storage backend (a folder behind
+// HMAC-signed URLs) serves the bytes here, as `npm start` runs it; then a stand-in of
+// Supabase Storage's API, as on a hosted project.
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -119,7 +121,7 @@ describe('a call recording, uploaded by the provider and played by staff', () =>
     expect(new Uint8Array(await (await handleLocalStorage(new Request(got.body.download.url))).arrayBuffer())).toEqual(AUDIO);
   });
 
-  it('asked again before the upload: a new URL, the same object (no audit row) or, for another type, another; after it: 409, the recording kept', async () => {
+  it('asked again before the upload: a URL for the same object (no audit row) or, for another type, another; after it: 409, the recording kept', async () => {
     const id = await endedCall(acme, 'pc-rec-2');
     const body = { tenant_id: acme, provider_call_id: 'pc-rec-2', content_type: 'audio/wav', size_bytes: AUDIO.length };
     const first = await askUpload(body);
@@ -343,6 +345,12 @@ describe('a recording goes with its call', () => {
     // A call without a recording adds nothing.
     const bare = await endedCall(acme, 'pc-rec-e2');
     const [{ before }] = await db.sql`select count(*)::int as before from private.jobs where task = 'storage-delete'`;
+    // A delete rolled back adds nothing: the jobs are the delete's own transaction's.
+    await db.sql.begin(async (tx) => {
+      await tx`delete from public.voice_calls where tenant_id = ${acme} and id = ${id}`;
+      throw new Error('rolled back');
+    }).catch((err: Error) => expect(err.message).toBe('rolled back'));
+    expect((await db.sql`select count(*)::int as n from private.jobs where task = 'storage-delete'`)[0].n).toBe(before);
     await db.sql`delete from public.voice_calls where tenant_id = ${acme} and id in (${id}, ${bare})`;
     const [{ after }] = await db.sql`select count(*)::int as after from private.jobs where task = 'storage-delete'`;
     expect(after).toBe(before + 2);
@@ -361,7 +369,7 @@ describe('a recording goes with its call', () => {
     const lateAsk = await askUpload({ tenant_id: acme, provider_call_id: 'pc-rec-e4', content_type: 'audio/mpeg', size_bytes: AUDIO.length });
     await db.sql`delete from public.voice_calls where tenant_id = ${acme} and id = ${late}`;
     await onlyJobsFor([lateAsk.body.recording_object]);
-    expect((await runJobs({ tasks: ['storage-delete'] })).tasks['storage-delete']).toMatchObject({ completed: 1, deleted: 1 });
+    expect((await runJobs({ tasks: ['storage-delete'] })).tasks['storage-delete']).toMatchObject({ completed: 1, absent: 1 });
     expect((await put(lateAsk.body.upload.url, AUDIO)).status).toBe(200);
     expect(await there(lateAsk.body.recording_object)).toBe(true);
     await db.sql`update private.jobs set run_at = now() where task = 'storage-delete' and payload ->> 'object' = ${lateAsk.body.recording_object}`;
@@ -473,6 +481,7 @@ describe('on a hosted project: Supabase Storage (a stand-in following its API)',
   });
 
   it('signs the upload and the download with the service key; a recording uploaded is 409, not a 500 from the storage refusing to sign again', async () => {
+    seen.length = 0;
     const id = await endedCall(acme, 'pc-rec-h1');
     const object = `call-recordings/${acme}/${id}/recording.mp3`;
     const asked = await askUpload({ tenant_id: acme, provider_call_id: 'pc-rec-h1', content_type: 'audio/mpeg', size_bytes: AUDIO.length });
@@ -515,17 +524,17 @@ describe('on a hosted project: Supabase Storage (a stand-in following its API)',
         outage = refused = false;
       }
     }
-    // Both jobs due (the one at once, and the one for a late upload): the first deletes
-    // it, the second finds it gone (400 with statusCode 404) and is done too.
+    // Both jobs due (the one at once, and the one for a late upload): one deletes it, the
+    // other finds it gone (400 with statusCode 404) and is done too.
     await db.sql`update private.jobs set run_at = now() where task = 'storage-delete'`;
     seen.length = 0;
     const done = await runJobs({ tasks: ['storage-delete'] });
-    expect(done.tasks['storage-delete']).toMatchObject({ completed: 2, deleted: 2 });
+    expect(done.tasks['storage-delete']).toMatchObject({ completed: 2, deleted: 1, absent: 1 });
     expect(seen).toEqual([`DELETE /storage/v1/object/${object} true`, `DELETE /storage/v1/object/${object} true`]);
     expect(stored.has(object)).toBe(false);
     // Gone already (deleted by hand, say): done, not retried for ever.
     await db.sql`select private.add_job('storage-delete', ${db.sql.json({ bucket: 'call-recordings', object: asked.body.recording_object })})`;
-    expect((await runJobs({ tasks: ['storage-delete'] })).tasks['storage-delete']).toMatchObject({ completed: 1, deleted: 1 });
+    expect((await runJobs({ tasks: ['storage-delete'] })).tasks['storage-delete']).toMatchObject({ completed: 1, absent: 1 });
   });
 
   it('a storage outage is a 503 to retry, on both routes, and writes nothing', async () => {

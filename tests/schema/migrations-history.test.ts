@@ -57,6 +57,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.voice_call_recording_set': ['20261203253000_storage_objects_erased_review.sql'],
   // The tenant's consent rule for recordings (issue 14, call recordings).
   'private.voice_call_recording_of': ['20261203254000_voice_recording_consent.sql'],
+  // A deleted call's storage-delete jobs get 1,000 attempts (issue 14, call recordings).
+  'private.voice_call_recordings_erased': ['20261203255000_storage_delete_jobs_review.sql'],
   // ... and a timed-out call takes its late segments and its real end once (issue 14,
   // stale calls).
   'private.voice_call_segments_appended': [

@@ -529,15 +529,14 @@ async function findChunks(
   let searched: Searched;
   try {
     [searched] = await db<Searched>`
-      with d as (select private.kb_embedding_dimensions() as dimensions),
-      e as materialized (
-        select case when d.dimensions is not null then ${hitsAsJson(db, search(embedding, depth))} end as by_embedding
-        from d
+      with e as materialized (
+        select case when private.kb_embedding_dimensions() is not null then ${hitsAsJson(db, search(embedding, depth))} end
+          as by_embedding
       )
-      select d.dimensions, e.by_embedding,
+      select e.by_embedding,
              case when ${ranking === 'hybrid'} or coalesce(jsonb_array_length(e.by_embedding), 0) < ${limit}
                   then ${hitsAsJson(db, search(null, depth))} else '[]'::jsonb end as by_text
-      from d, e`;
+      from e`;
   } catch (err) {
     if (isPgError(err) && err.code === '22023' && err.message.startsWith('embedding')) {
       throw unprocessable('The embedding is not acceptable', { fields: [{ field: 'embedding', message: err.message }] });

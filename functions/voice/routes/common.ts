@@ -63,6 +63,7 @@ export const CALL_COLUMNS = [
   'outcome',
   'summary',
   'recording_path',
+  'recording_object',
   'ticket_id',
   'created_at',
   'updated_at',

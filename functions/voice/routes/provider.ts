@@ -18,7 +18,7 @@ import type { JSONParsed } from 'hono/utils/types';
 import { needs } from '../../../shared/auth/needs.ts';
 import { Batcher } from '../../../shared/batch.ts';
 import { outsideTelephonyTenant, telephonyKeyClaims, telephonyTenant } from '../../../shared/auth/service.ts';
-import { asApiKeyMachine, callPathDb, type Sql } from '../../../shared/db.ts';
+import { callPathDb, type Sql, telephonyWrites } from '../../../shared/db.ts';
 import { ApiError, type PgLikeError, toApiError } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import {
@@ -202,7 +202,7 @@ export const provider = createRouter()
     // A key's event runs under the key's claims (the audit names it) and alone: a batch
     // is one statement for many callers.
     const keyClaims = telephonyKeyClaims(c);
-    const run = <T>(work: (sql: Sql) => Promise<T>) => keyClaims ? asApiKeyMachine(keyClaims, work) : work(callPathDb());
+    const run = telephonyWrites(keyClaims);
     try {
       return c.json(await run((sql) => reportEvent(e, sql, !keyClaims)), 200);
     } catch (err) {

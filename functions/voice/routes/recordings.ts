@@ -15,7 +15,7 @@ import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { outsideTelephonyTenant, telephonyKeyClaims } from '../../../shared/auth/service.ts';
-import { asApiKeyMachine, callPathDb, type Sql } from '../../../shared/db.ts';
+import { telephonyWrites } from '../../../shared/db.ts';
 import { ApiError, notFound, storageUnavailable } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import {
@@ -31,7 +31,7 @@ import { objectStorage } from '../../../shared/storage.ts';
 import * as s from '../schemas.ts';
 import type { VoiceHandler } from './common.ts';
 
-export const RECORDINGS_BUCKET = 'call-recordings';
+const RECORDINGS_BUCKET = 'call-recordings';
 
 const routes = {
   upload: createRoute({
@@ -110,8 +110,7 @@ const upload: VoiceHandler<typeof routes.upload> = async (c) => {
   // A tenant's API key uploads its own tenant's recordings only.
   if (outsideTelephonyTenant(c, b.tenant_id)) throw new ApiError(404, 'unknown_call', 'No such call in this tenant');
   // Under a key's claims, so the audit trail names the key, as for its call events.
-  const keyClaims = telephonyKeyClaims(c);
-  const run = <T>(work: (sql: Sql) => Promise<T>) => keyClaims ? asApiKeyMachine(keyClaims, work) : work(callPathDb());
+  const run = telephonyWrites(telephonyKeyClaims(c));
   const [seen] = await run((sql) =>
     sql<{ call_id: string; recording_object: string | null }>`
       select * from private.voice_call_recording_of(${b.tenant_id}, ${b.provider_call_id})`

@@ -1,10 +1,11 @@
 // storage-delete: deletes one object from object storage (shared/storage.ts), added by
-// the database when the row that held the object goes: a call deleted with its
-// recording, or a recording object replaced before its upload finished (added to run
-// after that upload's URL expired, so a late upload is not left behind)
-// (20261203252000_storage_objects_erased.sql). An object a row holds again is kept; one
-// already gone is done; a storage that does not answer is retried with the queue's
-// backoff. Result: { deleted } or { kept }.
+// the database when no row should hold it any more
+// (20261203253000_storage_objects_erased_review.sql, 20261203255000_storage_delete_jobs_review.sql):
+// a deleted call's recording gets two, one at once and one after its upload URL expired
+// (an upload that lands after the erasure goes too); a recording object replaced before
+// its upload finished gets one after its URL expired. An object a row holds again is kept;
+// a storage that does not answer is retried with the queue's backoff (1,000 attempts).
+// Result: { deleted }, { absent } (gone already) or { kept }.
 import { asService } from '../../db.ts';
 import { objectStorage } from '../../storage.ts';
 import { JobError, type Task } from '../types.ts';
@@ -21,7 +22,6 @@ export const storageDelete: Task<{ bucket?: unknown; object?: unknown }> = {
       (tx) => tx<{ used: boolean }>`select private.storage_object_in_use(${bucket}, ${object}) as used`,
     );
     if (used) return { kept: 1 };
-    await objectStorage().remove(bucket, object);
-    return { deleted: 1 };
+    return (await objectStorage().remove(bucket, object)) ? { deleted: 1 } : { absent: 1 };
   },
 };
