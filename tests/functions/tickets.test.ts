@@ -6,13 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as jobsApp } from '../../functions/jobs/app.ts';
 import { app } from '../../functions/tickets/app.ts';
 import { asService, closeDb } from '../../shared/db.ts';
+import { runJobs } from '../../shared/jobs/runner.ts';
 import { handleLocalStorage } from '../../shared/storage.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { teams, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -669,6 +670,28 @@ describe('attachments', () => {
     expect(download.headers.get('content-disposition')).toBe(`attachment; filename="invoice.pdf"; filename*=UTF-8''invoice.pdf`);
     expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok.user })).body.attachments).toHaveLength(1);
     expect((await call(app, 'GET', `/tickets/${t.id}/attachments/${r.body.attachment.id}`, { token: tok.globexAgent })).status).toBe(404);
+  });
+
+  it("a deleted ticket's files are deleted by storage-delete jobs its delete added (at once, and after the upload URL expired)", async () => {
+    const t = await newTicket();
+    const objects: string[] = [];
+    for (const file_name of ['a.txt', 'b.txt']) {
+      const bytes = new TextEncoder().encode(file_name);
+      const r = await call(app, 'POST', `/tickets/${t.id}/attachments`, { token: tok.user, body: { file_name, content_type: 'text/plain', size_bytes: bytes.length } });
+      expect((await handleLocalStorage(new Request(r.body.upload.url, { method: 'PUT', body: bytes }))).status).toBe(200);
+      const [{ path: object }] = await db.sql`select path from public.attachments where tenant_id = ${acme} and id = ${r.body.attachment.id}`;
+      objects.push(object);
+    }
+    const there = (object: string) => stat(path.join(storageDir, 'attachments', ...object.split('/'))).then(() => true, () => false);
+    expect(await Promise.all(objects.map(there))).toEqual([true, true]);
+    await db.sql`delete from public.tickets where tenant_id = ${acme} and id = ${t.id}`;
+    const jobs = await db.sql`select payload ->> 'object' as object, run_at > now() + interval '2 hours' as later, tenant_id
+      from private.jobs where task = 'storage-delete' and payload ->> 'object' = any(${objects}) order by 1, 2`;
+    expect(jobs).toEqual(objects.sort().flatMap((object) => [false, true].map((later) => ({ object, later, tenant_id: acme }))));
+    await db.sql`delete from private.jobs where task = 'storage-delete' and not (payload ->> 'object' = any(${objects}))`;
+    const report = await runJobs({ tasks: ['storage-delete'] });
+    expect(report.tasks['storage-delete']).toMatchObject({ completed: 2, deleted: 2 });
+    expect(await Promise.all(objects.map(there))).toEqual([false, false]);
   });
 
   it('downloads under the registered name and type: a non-ASCII name with a quote, an HTML file', async () => {
