@@ -302,6 +302,15 @@ describe('writing embeddings', () => {
     const search = await call(app, 'POST', '/voice/knowledge-bases/search', { token: tok.user, body: { q: 'desk', embedding: [1, 2] } });
     expect(search.status, JSON.stringify(search.body)).toBe(422);
     expect(search.body.error.details.fields).toEqual([{ field: 'embedding', message: 'embedding must have 1536 dimensions, not 2' }]);
+    // The same through the provider's search, by either ranking (its own statement, on the call path's pool).
+    for (const ranking of ['hybrid', 'embedding']) {
+      const provider = await call(app, 'POST', '/voice/knowledge/search', {
+        headers: { authorization: `Bearer ${service}` },
+        body: { tenant_id: acme, q: 'desk', embedding: [1, 2], ranking },
+      });
+      expect(provider.status, JSON.stringify(provider.body)).toBe(422);
+      expect(provider.body.error.details.fields).toEqual([{ field: 'embedding', message: 'embedding must have 1536 dimensions, not 2' }]);
+    }
     // A query embedding whose squares all round to zero in single precision: every cosine
     // distance would be NaN (scores "NaN", any order).
     const flat = await call(app, 'POST', '/voice/knowledge-bases/search', {
