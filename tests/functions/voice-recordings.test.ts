@@ -433,6 +433,8 @@ describe('on a hosted project: Supabase Storage (a stand-in following its API)',
   const seen: string[] = [];
   let outage = false;
   let refused = false;
+  /** An object whose upload finishes just after the storage was first asked about it. */
+  let landsAfterFirstLook: string | null = null;
   const server = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
@@ -454,6 +456,11 @@ describe('on a hosted project: Supabase Storage (a stand-in following its API)',
         return json(200, { url: `/object/upload/sign/${object}?token=upload-token` });
       }
       if (op === 'info') {
+        if (landsAfterFirstLook === object) {
+          landsAfterFirstLook = null;
+          stored.add(object);
+          return json(400, { statusCode: '404', error: 'not_found', message: 'Object not found' });
+        }
         return stored.has(object) ? json(200, { name: object, size: AUDIO.length }) : json(400, { statusCode: '404', error: 'not_found', message: 'Object not found' });
       }
       return json(200, { signedURL: `/object/sign/${object}?token=download-token` });
@@ -501,6 +508,22 @@ describe('on a hosted project: Supabase Storage (a stand-in following its API)',
     expect([again.status, errorCode(again)]).toEqual([409, 'recording_exists']);
     expect(seen).toEqual([`GET /storage/v1/object/info/${object} true`]);
     expect((await callRow(acme, id)).recording_object).toBe(`${acme}/${id}/recording.mp3`);
+  });
+
+  it('an upload that finishes while another type is asked for: the call keeps it (409 recording_exists), and so does its delayed delete job', async () => {
+    const id = await endedCall(acme, 'pc-rec-h4');
+    const first = await askUpload({ tenant_id: acme, provider_call_id: 'pc-rec-h4', content_type: 'audio/mpeg', size_bytes: AUDIO.length });
+    const object = `call-recordings/${first.body.recording_object}`;
+    landsAfterFirstLook = object;
+    const other = await askUpload({ tenant_id: acme, provider_call_id: 'pc-rec-h4', content_type: 'audio/wav', size_bytes: AUDIO.length });
+    expect([other.status, errorCode(other), other.body.error.details]).toEqual([409, 'recording_exists', { content_type: 'audio/mpeg' }]);
+    expect((await callRow(acme, id)).recording_object).toBe(first.body.recording_object);
+    // The job its brief replacement added, run now: the call holds the object, so it stays.
+    await db.sql`delete from private.jobs where task = 'storage-delete' and payload ->> 'object' <> ${first.body.recording_object}`;
+    await db.sql`update private.jobs set run_at = now() where task = 'storage-delete'`;
+    expect((await runJobs({ tasks: ['storage-delete'] })).tasks['storage-delete']).toMatchObject({ completed: 1, kept: 1 });
+    expect(stored.has(object)).toBe(true);
+    expect((await recording(id, tok.agent)).status).toBe(200);
   });
 
   it("a deleted call's recording is deleted with the service key; through an outage its job is retried", async () => {

@@ -118,16 +118,23 @@ const upload: VoiceHandler<typeof routes.upload> = async (c) => {
   // Asked between two statements, so no connection waits on the storage.
   const storage = objectStorage();
   const current = seen.recording_object;
-  if (current && (await fromStorage(() => storage.exists(RECORDINGS_BUCKET, current)))) {
-    throw new ApiError(409, 'recording_exists', "The call's recording was uploaded; it is kept", {
-      content_type: typeOf(current),
-    });
+  const uploaded = (object: string) => fromStorage(() => storage.exists(RECORDINGS_BUCKET, object));
+  const recordingExists = (object: string) =>
+    new ApiError(409, 'recording_exists', "The call's recording was uploaded; it is kept", { content_type: typeOf(object) });
+  if (current && (await uploaded(current))) throw recordingExists(current);
+  const setObject = (extension: string, seenObject: string | null) =>
+    run((sql) =>
+      sql<{ object: string }>`
+        select private.voice_call_recording_set(${b.tenant_id}, ${seen.call_id}, ${extension}, ${seenObject}) as object`
+    );
+  const [{ object }] = await setObject(extensionOf(b.content_type), current);
+  // Another type: the first object's upload may have finished between the storage's
+  // answer and the write. Asked again, and if it did, the call is given it back (its
+  // delayed delete job then keeps it: private.storage_object_in_use).
+  if (current && object !== current && (await uploaded(current))) {
+    await setObject(current.slice(current.lastIndexOf('.') + 1), object);
+    throw recordingExists(current);
   }
-  const [{ object }] = await run((sql) =>
-    sql<{ object: string }>`
-      select private.voice_call_recording_set(${b.tenant_id}, ${seen.call_id}, ${extensionOf(b.content_type)}, ${current})
-        as object`
-  );
   const signed = await fromStorage(() =>
     storage.createUploadUrl(RECORDINGS_BUCKET, object, { contentType: b.content_type, size: b.size_bytes })
   );
