@@ -682,16 +682,28 @@ describe('attachments', () => {
       const [{ path: object }] = await db.sql`select path from public.attachments where tenant_id = ${acme} and id = ${r.body.attachment.id}`;
       objects.push(object);
     }
+    // And one registered but not uploaded yet when its ticket goes.
+    const pendingBytes = new TextEncoder().encode('late');
+    const pending = await call(app, 'POST', `/tickets/${t.id}/attachments`, { token: tok.user, body: { file_name: 'c.txt', content_type: 'text/plain', size_bytes: pendingBytes.length } });
+    const [{ path: pendingObject }] = await db.sql`select path from public.attachments where tenant_id = ${acme} and id = ${pending.body.attachment.id}`;
+    objects.push(pendingObject);
     const there = (object: string) => stat(path.join(storageDir, 'attachments', ...object.split('/'))).then(() => true, () => false);
-    expect(await Promise.all(objects.map(there))).toEqual([true, true]);
+    expect(await Promise.all(objects.map(there))).toEqual([true, true, false]);
     await db.sql`delete from public.tickets where tenant_id = ${acme} and id = ${t.id}`;
     const jobs = await db.sql`select payload ->> 'object' as object, run_at > now() + interval '2 hours' as later, tenant_id
       from private.jobs where task = 'storage-delete' and payload ->> 'object' = any(${objects}) order by 1, 2`;
-    expect(jobs).toEqual(objects.sort().flatMap((object) => [false, true].map((later) => ({ object, later, tenant_id: acme }))));
+    expect(jobs).toEqual([...objects].sort().flatMap((object) => [false, true].map((later) => ({ object, later, tenant_id: acme }))));
     await db.sql`delete from private.jobs where task = 'storage-delete' and not (payload ->> 'object' = any(${objects}))`;
     const report = await runJobs({ tasks: ['storage-delete'] });
-    expect(report.tasks['storage-delete']).toMatchObject({ completed: 2, deleted: 2 });
-    expect(await Promise.all(objects.map(there))).toEqual([false, false]);
+    expect(report.tasks['storage-delete']).toMatchObject({ completed: 3, deleted: 2, absent: 1 });
+    expect(await Promise.all(objects.map(there))).toEqual([false, false, false]);
+    // The pending file lands through its URL after its ticket went: the later jobs take it.
+    expect((await handleLocalStorage(new Request(pending.body.upload.url, { method: 'PUT', body: pendingBytes }))).status).toBe(200);
+    expect(await there(pendingObject)).toBe(true);
+    await db.sql`update private.jobs set run_at = now() where task = 'storage-delete' and payload ->> 'object' = any(${objects})`;
+    const later = await runJobs({ tasks: ['storage-delete'] });
+    expect(later.tasks['storage-delete']).toMatchObject({ completed: 3, deleted: 1, absent: 2 });
+    expect(await there(pendingObject)).toBe(false);
   });
 
   it('downloads under the registered name and type: a non-ASCII name with a quote, an HTML file', async () => {

@@ -407,6 +407,8 @@ describe('a recording goes with its call', () => {
     const mp3 = await askUpload({ ...body, content_type: 'audio/mpeg' });
     const ogg = await askUpload({ ...body, content_type: 'audio/ogg' });
     expect(await jobsFor(mp3.body.recording_object)).toEqual([expect.objectContaining({ later: true })]);
+    const [tagged] = await db.sql`select tenant_id from private.jobs where task = 'storage-delete' and payload ->> 'object' = ${mp3.body.recording_object}`;
+    expect(tagged.tenant_id).toBe(acme);
     // Back to mp3, and uploaded: the job its first replacement added must not delete it.
     const back = await askUpload({ ...body, content_type: 'audio/mpeg' });
     expect(back.body.recording_object).toBe(mp3.body.recording_object);
@@ -422,6 +424,39 @@ describe('a recording goes with its call', () => {
     expect(await there(ogg.body.recording_object)).toBe(false);
     const [{ id }] = await db.sql`select id from public.voice_calls where tenant_id = ${acme} and provider_call_id = 'pc-rec-e3'`;
     expect((await recording(id, tok.agent)).status).toBe(200);
+  });
+
+  it('a replaced recording uploaded after all (past every look the route took) is given back to its call by its job, when the call\'s own object never was', async () => {
+    const id = await endedCall(acme, 'pc-rec-e5');
+    const body = { tenant_id: acme, provider_call_id: 'pc-rec-e5', size_bytes: AUDIO.length };
+    const mp3 = await askUpload({ ...body, content_type: 'audio/mpeg' });
+    const wav = await askUpload({ ...body, content_type: 'audio/wav' });
+    expect(wav.status).toBe(201);
+    // The mp3 lands through its URL, still valid; the wav never comes.
+    expect((await put(mp3.body.upload.url, AUDIO)).status).toBe(200);
+    await onlyJobsFor([mp3.body.recording_object]);
+    await db.sql`update private.jobs set run_at = now() where task = 'storage-delete'`;
+    expect((await runJobs({ tasks: ['storage-delete'] })).tasks['storage-delete']).toMatchObject({ completed: 1, restored: 1 });
+    expect((await callRow(acme, id)).recording_object).toBe(mp3.body.recording_object);
+    expect(await there(mp3.body.recording_object)).toBe(true);
+    const got = await recording(id, tok.agent);
+    expect([got.status, got.body.content_type]).toEqual([200, 'audio/mpeg']);
+    // The wav's own job (its replacement by the restore) finds nothing to delete.
+    await onlyJobsFor([wav.body.recording_object]);
+    await db.sql`update private.jobs set run_at = now() where task = 'storage-delete'`;
+    expect((await runJobs({ tasks: ['storage-delete'] })).tasks['storage-delete']).toMatchObject({ completed: 1, absent: 1 });
+    // Both uploaded: the call's own stays, the replaced one goes.
+    const id2 = await endedCall(acme, 'pc-rec-e6');
+    const b2 = { tenant_id: acme, provider_call_id: 'pc-rec-e6', size_bytes: AUDIO.length };
+    const first = await askUpload({ ...b2, content_type: 'audio/mpeg' });
+    const second = await askUpload({ ...b2, content_type: 'audio/ogg' });
+    expect((await put(first.body.upload.url, AUDIO)).status).toBe(200);
+    expect((await put(second.body.upload.url, AUDIO)).status).toBe(200);
+    await onlyJobsFor([first.body.recording_object]);
+    await db.sql`update private.jobs set run_at = now() where task = 'storage-delete'`;
+    expect((await runJobs({ tasks: ['storage-delete'] })).tasks['storage-delete']).toMatchObject({ completed: 1, deleted: 1 });
+    expect((await callRow(acme, id2)).recording_object).toBe(second.body.recording_object);
+    expect(await there(first.body.recording_object)).toBe(false);
   });
 });
 
@@ -515,7 +550,8 @@ describe('on a hosted project: Supabase Storage (a stand-in following its API)',
     const first = await askUpload({ tenant_id: acme, provider_call_id: 'pc-rec-h4', content_type: 'audio/mpeg', size_bytes: AUDIO.length });
     const object = `call-recordings/${first.body.recording_object}`;
     landsAfterFirstLook = object;
-    const other = await askUpload({ tenant_id: acme, provider_call_id: 'pc-rec-h4', content_type: 'audio/wav', size_bytes: AUDIO.length });
+    const other = await askUpload({ tenant_id: acme, provider_call_id: 'pc-rec-h4', content_type: 'audio/wav', size_bytes: AUDIO.length })
+      .finally(() => (landsAfterFirstLook = null));
     expect([other.status, errorCode(other), other.body.error.details]).toEqual([409, 'recording_exists', { content_type: 'audio/mpeg' }]);
     expect((await callRow(acme, id)).recording_object).toBe(first.body.recording_object);
     // The job its brief replacement added, run now: the call holds the object, so it stays.

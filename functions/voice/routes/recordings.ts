@@ -122,17 +122,18 @@ const upload: VoiceHandler<typeof routes.upload> = async (c) => {
   const recordingExists = (object: string) =>
     new ApiError(409, 'recording_exists', "The call's recording was uploaded; it is kept", { content_type: typeOf(object) });
   if (current && (await uploaded(current))) throw recordingExists(current);
-  const setObject = (extension: string, seenObject: string | null) =>
-    run((sql) =>
-      sql<{ object: string }>`
-        select private.voice_call_recording_set(${b.tenant_id}, ${seen.call_id}, ${extension}, ${seenObject}) as object`
-    );
-  const [{ object }] = await setObject(extensionOf(b.content_type), current);
+  const [{ object }] = await run((sql) =>
+    sql<{ object: string }>`
+      select private.voice_call_recording_set(${b.tenant_id}, ${seen.call_id}, ${extensionOf(b.content_type)}, ${current})
+        as object`
+  );
   // Another type: the first object's upload may have finished between the storage's
   // answer and the write. Asked again, and if it did, the call is given it back (its
-  // delayed delete job then keeps it: private.storage_object_in_use).
+  // delayed delete job then keeps it: private.storage_object_in_use). Should this look
+  // fail, or the upload land just after it, that job gives the finished recording back
+  // itself once the first URL expired (shared/jobs/tasks/storage-delete.ts).
   if (current && object !== current && (await uploaded(current))) {
-    await setObject(current.slice(current.lastIndexOf('.') + 1), object);
+    await run((sql) => sql`select private.voice_call_recording_restore(${b.tenant_id}, ${seen.call_id}, ${current}, ${object})`);
     throw recordingExists(current);
   }
   const signed = await fromStorage(() =>

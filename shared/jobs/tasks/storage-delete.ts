@@ -1,14 +1,50 @@
 // storage-delete: deletes one object from object storage (shared/storage.ts), added by
 // the database when no row should hold it any more
-// (20261203253000_storage_objects_erased_review.sql, 20261203255000_storage_delete_jobs_review.sql):
-// a deleted call's recording gets two, one at once and one after its upload URL expired
-// (an upload that lands after the erasure goes too); a recording object replaced before
-// its upload finished gets one after its URL expired. An object a row holds again is kept;
-// a storage that does not answer is retried with the queue's backoff (1,000 attempts).
-// Result: { deleted }, { absent } (gone already) or { kept }.
+// (20261203253000_storage_objects_erased_review.sql, 20261203255000_storage_delete_jobs_review.sql,
+// 20261203256000_attachment_objects_erased.sql): a deleted call's recording or
+// attachment's file gets two, one at once and one after its upload URL expired (an upload
+// that lands after the erasure goes too); a recording object replaced before its upload
+// finished gets one after its URL expired. An object a row holds again is kept. A
+// replaced recording that was uploaded after all, while its call's own object never was,
+// is given back to the call rather than deleted (20261203257000_voice_recording_restore.sql):
+// by then no upload can still land, so this is the last word on which object the call
+// keeps. A storage that does not answer is retried with the queue's backoff (1,000
+// attempts). Result: { deleted }, { absent } (gone already), { kept } or { restored }.
 import { asService } from '../../db.ts';
 import { objectStorage } from '../../storage.ts';
 import { JobError, type Task } from '../types.ts';
+
+/** The call a recording object's path names: <tenant>/<call>/recording.<ext>. */
+const RECORDING_PATH = /^([0-9a-f-]{36})\/([0-9a-f-]{36})\/recording\.[a-z0-9]+$/;
+
+/** A replaced recording uploaded after all, given back to its call when the call is
+ *  still there (gone: an erasure) and what it holds instead was never uploaded (both
+ *  uploaded: the call's own stays). True when given back. */
+async function gaveBackRecording(object: string): Promise<boolean> {
+  const call = object.match(RECORDING_PATH);
+  if (!call) return false;
+  const [, tenantId, callId] = call;
+  const [holder] = await asService(
+    tenantId,
+    (tx) =>
+      tx<{ recording_object: string | null }>`
+      select recording_object from public.voice_calls where tenant_id = ${tenantId} and id = ${callId}`,
+  );
+  if (!holder) return false;
+  const storage = objectStorage();
+  if (!(await storage.exists('call-recordings', object))) return false;
+  const current = holder.recording_object;
+  if (current && (await storage.exists('call-recordings', current))) return false;
+  const [{ restored }] = await asService(
+    tenantId,
+    (tx) =>
+      tx<{ restored: boolean }>`
+      select private.voice_call_recording_restore(${tenantId}, ${callId}, ${object}, ${current}) as restored`,
+  );
+  // The call changed meanwhile: decided again on the next attempt.
+  if (!restored) throw new JobError('the call changed while its recording was given back');
+  return true;
+}
 
 export const storageDelete: Task<{ bucket?: unknown; object?: unknown }> = {
   async run(job) {
@@ -22,6 +58,7 @@ export const storageDelete: Task<{ bucket?: unknown; object?: unknown }> = {
       (tx) => tx<{ used: boolean }>`select private.storage_object_in_use(${bucket}, ${object}) as used`,
     );
     if (used) return { kept: 1 };
+    if (bucket === 'call-recordings' && (await gaveBackRecording(object))) return { restored: 1 };
     return (await objectStorage().remove(bucket, object)) ? { deleted: 1 } : { absent: 1 };
   },
 };
