@@ -458,6 +458,28 @@ describe('a recording goes with its call', () => {
     expect((await callRow(acme, id2)).recording_object).toBe(second.body.recording_object);
     expect(await there(first.body.recording_object)).toBe(false);
   });
+
+  it("every URL signed for a call moves its other objects' jobs past that URL's expiry, so a job never decides while an upload can still land", async () => {
+    const id = await endedCall(acme, 'pc-rec-e7');
+    const body = { tenant_id: acme, provider_call_id: 'pc-rec-e7', size_bytes: AUDIO.length };
+    const mp3 = await askUpload({ ...body, content_type: 'audio/mpeg' });
+    await askUpload({ ...body, content_type: 'audio/wav' });
+    // An hour on, as it were: the mp3's job would run in 70 minutes; the wav asked again
+    // signs a URL valid two hours, and the job moves past it.
+    await db.sql`update private.jobs set run_at = now() + interval '70 minutes'
+      where task = 'storage-delete' and payload ->> 'object' = ${mp3.body.recording_object}`;
+    const again = await askUpload({ ...body, content_type: 'audio/wav' });
+    expect(again.status).toBe(201);
+    expect(await jobsFor(mp3.body.recording_object)).toEqual([expect.objectContaining({ later: true })]);
+    // A call cleared by hand holds nothing: its replaced object is deleted, not given back.
+    expect((await put(mp3.body.upload.url, AUDIO)).status).toBe(200);
+    await db.sql`update public.voice_calls set recording_object = null where tenant_id = ${acme} and id = ${id}`;
+    await onlyJobsFor([mp3.body.recording_object]);
+    await db.sql`update private.jobs set run_at = now() where task = 'storage-delete'`;
+    expect((await runJobs({ tasks: ['storage-delete'] })).tasks['storage-delete']).toMatchObject({ completed: 1, deleted: 1 });
+    expect((await callRow(acme, id)).recording_object).toBeNull();
+    expect(await there(mp3.body.recording_object)).toBe(false);
+  });
 });
 
 describe('on a hosted project: Supabase Storage (a stand-in following its API)', () => {

@@ -54,7 +54,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.voice_call_apply_early_events': ['20261203160000_voice_early_events_review.sql'],
   // Two identical recording-upload requests at once: the second answers the object the
   // call holds rather than 409 (issue 14, call recordings).
-  'private.voice_call_recording_set': ['20261203253000_storage_objects_erased_review.sql'],
+  // ... and every URL signed for a call moves its other objects' delete jobs past its
+  // expiry (issue 14, call recordings).
+  'private.voice_call_recording_set': [
+    '20261203253000_storage_objects_erased_review.sql',
+    '20261203258000_voice_recording_urls_outlive_jobs.sql',
+  ],
   // The tenant's consent rule for recordings (issue 14, call recordings).
   'private.voice_call_recording_of': ['20261203254000_voice_recording_consent.sql'],
   // A deleted call's storage-delete jobs get 1,000 attempts (issue 14, call recordings).

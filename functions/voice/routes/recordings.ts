@@ -133,7 +133,13 @@ const upload: VoiceHandler<typeof routes.upload> = async (c) => {
   // fail, or the upload land just after it, that job gives the finished recording back
   // itself once the first URL expired (shared/jobs/tasks/storage-delete.ts).
   if (current && object !== current && (await uploaded(current))) {
-    await run((sql) => sql`select private.voice_call_recording_restore(${b.tenant_id}, ${seen.call_id}, ${current}, ${object})`);
+    const [{ restored }] = await run((sql) =>
+      sql<{ restored: boolean }>`
+        select private.voice_call_recording_restore(${b.tenant_id}, ${seen.call_id}, ${current}, ${object}) as restored`
+    );
+    if (!restored) {
+      throw new ApiError(409, 'recording_changed', "The call's recording changed meanwhile; ask again");
+    }
     throw recordingExists(current);
   }
   const signed = await fromStorage(() =>

@@ -17,12 +17,15 @@ import { JobError, type Task } from '../types.ts';
 /** The call a recording object's path names: <tenant>/<call>/recording.<ext>. */
 const RECORDING_PATH = /^([0-9a-f-]{36})\/([0-9a-f-]{36})\/recording\.[a-z0-9]+$/;
 
-/** A replaced recording uploaded after all, given back to its call when the call is
- *  still there (gone: an erasure) and what it holds instead was never uploaded (both
- *  uploaded: the call's own stays). True when given back. */
-async function gaveBackRecording(object: string): Promise<boolean> {
+/** What becomes of a replaced recording: `kept` when its call holds it again (between
+ *  the in-use check and here), `restored` when it was uploaded after all and is given
+ *  back to its call, whose own object was never uploaded (every URL of the call has
+ *  expired by now: 20261203258000_voice_recording_urls_outlive_jobs.sql); null — delete
+ *  it — when the call is gone (an erasure), holds nothing (cleared by hand), or holds an
+ *  uploaded recording of its own. */
+async function recordingFate(object: string): Promise<'kept' | 'restored' | null> {
   const call = object.match(RECORDING_PATH);
-  if (!call) return false;
+  if (!call) return null;
   const [, tenantId, callId] = call;
   const [holder] = await asService(
     tenantId,
@@ -30,11 +33,12 @@ async function gaveBackRecording(object: string): Promise<boolean> {
       tx<{ recording_object: string | null }>`
       select recording_object from public.voice_calls where tenant_id = ${tenantId} and id = ${callId}`,
   );
-  if (!holder) return false;
+  const current = holder?.recording_object ?? null;
+  if (current === object) return 'kept';
+  if (!current) return null;
   const storage = objectStorage();
-  if (!(await storage.exists('call-recordings', object))) return false;
-  const current = holder.recording_object;
-  if (current && (await storage.exists('call-recordings', current))) return false;
+  if (!(await storage.exists('call-recordings', object))) return null;
+  if (await storage.exists('call-recordings', current)) return null;
   const [{ restored }] = await asService(
     tenantId,
     (tx) =>
@@ -43,7 +47,7 @@ async function gaveBackRecording(object: string): Promise<boolean> {
   );
   // The call changed meanwhile: decided again on the next attempt.
   if (!restored) throw new JobError('the call changed while its recording was given back');
-  return true;
+  return 'restored';
 }
 
 export const storageDelete: Task<{ bucket?: unknown; object?: unknown }> = {
@@ -58,7 +62,8 @@ export const storageDelete: Task<{ bucket?: unknown; object?: unknown }> = {
       (tx) => tx<{ used: boolean }>`select private.storage_object_in_use(${bucket}, ${object}) as used`,
     );
     if (used) return { kept: 1 };
-    if (bucket === 'call-recordings' && (await gaveBackRecording(object))) return { restored: 1 };
+    const fate = bucket === 'call-recordings' ? await recordingFate(object) : null;
+    if (fate) return { [fate]: 1 };
     return (await objectStorage().remove(bucket, object)) ? { deleted: 1 } : { absent: 1 };
   },
 };
