@@ -64,6 +64,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.voice_call_recording_of': ['20261203254000_voice_recording_consent.sql'],
   // A deleted call's storage-delete jobs get 1,000 attempts (issue 14, call recordings).
   'private.voice_call_recordings_erased': ['20261203255000_storage_delete_jobs_review.sql'],
+  // The wait of a call's other objects' jobs finds them by key, not by scanning the queue
+  // (issue 14, call recordings).
+  'private.voice_call_recording_jobs_wait': ['20261203259000_voice_recording_jobs_by_key.sql'],
   // ... and a timed-out call takes its late segments and its real end once (issue 14,
   // stale calls).
   'private.voice_call_segments_appended': [
