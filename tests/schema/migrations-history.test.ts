@@ -66,7 +66,11 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.voice_call_recordings_erased': ['20261203255000_storage_delete_jobs_review.sql'],
   // The wait of a call's other objects' jobs finds them by key, not by scanning the queue
   // (issue 14, call recordings).
-  'private.voice_call_recording_jobs_wait': ['20261203259000_voice_recording_jobs_by_key.sql'],
+  // ... and by the queue a released key left, with expired leases too.
+  'private.voice_call_recording_jobs_wait': [
+    '20261203259000_voice_recording_jobs_by_key.sql',
+    '20261203260000_voice_recording_jobs_released_keys.sql',
+  ],
   // ... and a timed-out call takes its late segments and its real end once (issue 14,
   // stale calls).
   'private.voice_call_segments_appended': [
