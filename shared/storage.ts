@@ -84,6 +84,15 @@ async function missing(res: Response): Promise<boolean> {
   return String(body?.statusCode) === '404';
 }
 
+/** What an answer about one object says: true (2xx: there, or done), false (it does not
+ *  exist), or a throw (no answer about it: down, a refused key). */
+async function aboutObject(res: Response, what: string): Promise<boolean> {
+  const absent = await missing(res);
+  if (res.ok) return true;
+  if (absent) return false;
+  throw new Error(`storage: ${what} failed (${res.status})`);
+}
+
 export const supabaseStorage: ObjectStorage = {
   async createUploadUrl(bucket, objectPath, { contentType }) {
     const res = await storageApi('POST', `/object/upload/sign/${bucket}/${encodePath(objectPath)}`, {});
@@ -113,18 +122,10 @@ export const supabaseStorage: ObjectStorage = {
     };
   },
   async exists(bucket, objectPath) {
-    const res = await storageApi('GET', `/object/info/${bucket}/${encodePath(objectPath)}`);
-    const absent = await missing(res);
-    if (res.ok) return true;
-    if (absent) return false;
-    throw new Error(`storage: object info failed (${res.status})`);
+    return await aboutObject(await storageApi('GET', `/object/info/${bucket}/${encodePath(objectPath)}`), 'object info');
   },
   async remove(bucket, objectPath) {
-    const res = await storageApi('DELETE', `/object/${bucket}/${encodePath(objectPath)}`);
-    const absent = await missing(res);
-    if (res.ok) return true;
-    if (absent) return false;
-    throw new Error(`storage: delete failed (${res.status})`);
+    return await aboutObject(await storageApi('DELETE', `/object/${bucket}/${encodePath(objectPath)}`), 'delete');
   },
 };
 

@@ -17,8 +17,7 @@ import { JobError, type Task } from '../types.ts';
 /** The call a recording object's path names: <tenant>/<call>/recording.<ext>. */
 const RECORDING_PATH = /^([0-9a-f-]{36})\/([0-9a-f-]{36})\/recording\.[a-z0-9]+$/;
 
-/** What becomes of a replaced recording: `kept` when its call holds it again (between
- *  the in-use check and here), `restored` when it was uploaded after all and is given
+/** What becomes of a replaced recording: `kept` when its call holds it again, `restored` when it was uploaded after all and is given
  *  back to its call, whose own object was never uploaded (every URL of the call has
  *  expired by now: 20261203258000_voice_recording_urls_outlive_jobs.sql); null — delete
  *  it — when the call is gone (an erasure), holds nothing (cleared by hand), or holds an
@@ -56,14 +55,18 @@ export const storageDelete: Task<{ bucket?: unknown; object?: unknown }> = {
     if (typeof bucket !== 'string' || typeof object !== 'string' || !bucket || !object) {
       throw new JobError('storage-delete needs {bucket, object}', { retryable: false });
     }
-    // A row that holds the object again (a recording's type asked back) keeps it.
-    const [{ used }] = await asService(
-      null,
-      (tx) => tx<{ used: boolean }>`select private.storage_object_in_use(${bucket}, ${object}) as used`,
-    );
-    if (used) return { kept: 1 };
-    const fate = bucket === 'call-recordings' ? await recordingFate(object) : null;
-    if (fate) return { [fate]: 1 };
+    // A row that holds the object again (a recording's type asked back) keeps it. A
+    // recording's call row is read once, by recordingFate, which answers that too.
+    if (bucket === 'call-recordings') {
+      const fate = await recordingFate(object);
+      if (fate) return { [fate]: 1 };
+    } else {
+      const [{ used }] = await asService(
+        null,
+        (tx) => tx<{ used: boolean }>`select private.storage_object_in_use(${bucket}, ${object}) as used`,
+      );
+      if (used) return { kept: 1 };
+    }
     return (await objectStorage().remove(bucket, object)) ? { deleted: 1 } : { absent: 1 };
   },
 };
