@@ -2,10 +2,11 @@
 // 20261202170100_kb_search_late_rows.sql ranks (id, score) alone and reads the rows after
 // the limit): for broad and narrow words, stems, phrases, OR and negation, every limit,
 // one knowledge base or all, with ties (identical chunks) ordered by id — compared with
-// ranking every match in one plain query, on one connection (180 calls). A query of one
-// word ranks only what its postings give (20261203150000_kb_postings.sql): the same
-// comparison holds it to the same answers, and the postings are checked against the
-// chunks after every kind of write.
+// ranking every match in one plain query, on one connection (261 calls). A query of one
+// word ranks only what its postings give (20261203150000_kb_postings.sql), a query of
+// words OR'd those and the chunks with two or more of them
+// (20261203270000_kb_search_any_of_words.sql): the same comparison holds both to the same
+// answers, and the postings are checked against the chunks after every kind of write.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { rowsRead, scansOf, withNestedPlans } from '../helpers/nested-plans.ts';
@@ -49,6 +50,13 @@ afterAll(async () => {
 const QUERIES = [
   'refund', 'refunds', 'refunded', 'parking', 'XJ-42', 'warranty', 'room 17', '"late checkout"', 'parking or warranty',
   'refund -parking', 'paid days', 'nothing-like-this', '', 'the', 'late', 'checkout', 'possible', '17', 'room', 'days;',
+  // Words OR'd rank from each word's first k and the chunks with two or more of them
+  // (20261203270000_kb_search_any_of_words.sql): a chunk with both words of 'late or
+  // warranty' (one per knowledge base) is the best, and seldom among either word's first
+  // five; stems, stop words, a word twice, three and four words, and OR'd with what is
+  // not a word (ranked through GIN).
+  'late or warranty', 'refund or room', 'parking or refunded', 'warranty or checkout or room', 'the or warranty',
+  'refund or refund', 'refunds or parking or late or possible', 'XJ-42 or late', 'room or parking -late',
 ];
 
 /** Postings that the chunks do not give, and chunks' postings that are missing: both empty. */
@@ -140,23 +148,68 @@ it('postings follow every write: a new document, a changed one, a deleted one, a
   expect((await db.sql`select count(*)::int as n from private.kb_postings where knowledge_base_id = ${kb.id}`)[0].n).toBe(0);
 });
 
-it('reads the one word of a query back exactly, quotes and backslashes included, or not at all', async () => {
+it('reads the words of a query of words OR\'d back exactly, quotes and backslashes included, or not at all', async () => {
   const rows = await db.sql`
-    select w, private.tsquery_single_lexeme(q) as got, q::text as q
-    from unnest(array['plain', 'o''brien', 'back\\slash', 'it''''s', 'two & words', 'a | b', '!neg', 'pre:*', 'w:A']) w,
-         lateral (select case when w ~ '[&|!:]' then to_tsquery('simple', w) else array_to_tsvector(array[w])::text::tsquery end as q) x`;
+    select w, private.tsquery_any_lexemes(q) as got
+    from unnest(array['plain', 'o''brien', 'back\\slash', 'it''''s', 'two & words', 'a | b', 'a | b | a', 'a | b & c',
+                      '(a & b) | c', 'a | !b', 'a <-> b', '!neg', 'pre:*', 'w:A', 'a | b:*', ${Array.from({ length: 16 }, (_, i) => `w${i}`).join(' | ')},
+                      ${Array.from({ length: 17 }, (_, i) => `w${i}`).join(' | ')}]) w,
+         lateral (select case when w ~ '[&|!:<]' then to_tsquery('simple', w) else array_to_tsvector(array[w])::text::tsquery end as q) x`;
   const got = Object.fromEntries(rows.map((r) => [r.w, r.got]));
   expect(got).toEqual({
-    plain: 'plain',
-    "o'brien": "o'brien",
-    'back\\slash': 'back\\slash',
-    "it''s": "it''s",
+    plain: ['plain'],
+    "o'brien": ["o'brien"],
+    'back\\slash': ['back\\slash'],
+    "it''s": ["it''s"],
     'two & words': null,
-    'a | b': null,
+    'a | b': ['a', 'b'],
+    'a | b | a': ['a', 'b'],
+    'a | b & c': null,
+    '(a & b) | c': null,
+    'a | !b': null,
+    'a <-> b': null,
     '!neg': null,
     'pre:*': null,
     'w:A': null,
+    'a | b:*': null,
+    [Array.from({ length: 16 }, (_, i) => `w${i}`).join(' | ')]: Array.from({ length: 16 }, (_, i) => `w${i}`),
+    [Array.from({ length: 17 }, (_, i) => `w${i}`).join(' | ')]: null,
   });
+  // Any two of them, for the chunks that have two or more.
+  const [pairs] = await db.sql`
+    select private.tsquery_any_two(array['a', 'b', 'c'])::text as three, private.tsquery_any_two(array['a']) as one,
+           private.tsquery_any_two(array['it''s', 'x']) @@ array_to_tsvector(array['it''s', 'x']) as quoted`;
+  expect(pairs).toEqual({ three: "'a' & 'b' | 'a' & 'c' | 'b' & 'c'", one: null, quoted: true });
+});
+
+it("words OR'd read their candidates only: each word's first k and the chunks with both, not every chunk with one", async () => {
+  // 400 chunks, 'alpha' in half of them, 'beta' in the other half, and both in ten: those
+  // ten rank first (two words beat one), and none need be among either word's first five.
+  const [kb] = await db.sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${globex}, 'Alphabet') returning id`;
+  const [doc] = await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+    values (${globex}, ${kb.id}, 'Alphabet', 'x') returning id`;
+  await db.sql`
+    insert into public.kb_chunks (tenant_id, knowledge_base_id, document_id, ordinal, content)
+    select ${globex}, ${kb.id}, ${doc.id}, g,
+      case when g % 2 = 1 then 'alpha alpha' else 'beta' end || case when g % 40 = 1 then ' beta' else '' end
+    from generate_series(1, 400) g`;
+  try {
+    const { result: hits, plans } = await withNestedPlans(
+      db.adminUrl,
+      (probe) => probe`select content from private.kb_search_in_tenant(${globex}, 'alpha or beta', ${kb.id}, 5)`,
+    );
+    expect(hits.map((h) => h.content)).toEqual(Array(5).fill('alpha alpha beta'));
+    const statements = plans.filter((p) => !/kb_search_in_tenant/.test(p['Query Text']));
+    const read = (table: string) => statements.reduce((n, p) => n + rowsRead(p.Plan, table), 0);
+    // Two words, each the same lexeme in both configurations: 3 lists each (english,
+    // simple, shared) × 5; the ten chunks with both, found through GIN; the candidates
+    // ranked, and the best five read again (ranking every match read all 400).
+    expect([read('kb_postings') > 0, read('kb_chunks') > 0]).toEqual([true, true]);
+    expect(read('kb_postings')).toBeLessThanOrEqual(2 * 3 * 5);
+    expect(read('kb_chunks')).toBeLessThanOrEqual(10 + (2 * 3 * 5 + 10) + 5);
+  } finally {
+    await db.sql`delete from public.voice_knowledge_bases where tenant_id = ${globex} and id = ${kb.id}`;
+  }
 });
 
 it("another tenant's knowledge base and chunks under the same ids are never a candidate", async () => {
@@ -227,9 +280,10 @@ it('postings survive the writes that skip row triggers: never a wrong answer, em
   expect(await postingsDrift()).toEqual([{ kind: 'extra', n: 0 }, { kind: 'missing', n: 0 }]);
 });
 
-it("the chunks' vectors carry no weights: the one-word fast path's exactness rests on it", async () => {
+it("the chunks' vectors carry no weights: the postings' fast path's exactness rests on it", async () => {
   // ts_rank of one word is a function of its count of positions only while every position
-  // weighs the same; a setweight (titles as A, say) would make the postings' order wrong.
+  // weighs the same (and of words OR'd, a sum of those); a setweight (titles as A, say)
+  // would make the postings' order wrong.
   const columns = await db.sql`
     select a.attname, pg_get_expr(d.adbin, d.adrelid) as expr from pg_attribute a
     join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum

@@ -109,6 +109,9 @@ const REDEFINITIONS: Record<string, string[]> = {
     // unsafe for a placeholder setting, and is undone.
     '20261203243000_kb_vector_search_checks.sql',
     '20261203244000_kb_vector_search_load_first.sql',
+    // ... and a query of words OR'd ranks only its candidates: each word's first k and the
+    // chunks with two or more of them (issue 14, knowledge search speed).
+    '20261203270000_kb_search_any_of_words.sql',
   ],
   // A tenant's plan is not told to API callers outside it (issues 14 and 15).
   'private.assert_feature': ['20261203234000_plan_checks_for_outsiders.sql'],
