@@ -112,6 +112,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     // ... and a query of words OR'd ranks only its candidates: each word's first k and the
     // chunks with two or more of them (issue 14, knowledge search speed).
     '20261203270000_kb_search_any_of_words.sql',
+    // ... and those chunks ranked as GIN finds them, not read again by id.
+    '20261203271000_kb_search_any_of_words_rows.sql',
   ],
   // A tenant's plan is not told to API callers outside it (issues 14 and 15).
   'private.assert_feature': ['20261203234000_plan_checks_for_outsiders.sql'],
