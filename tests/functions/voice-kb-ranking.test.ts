@@ -7,6 +7,7 @@
 // words OR'd those and the chunks with two or more of them
 // (20261203270000_kb_search_any_of_words.sql): the same comparison holds both to the same
 // answers, and the postings are checked against the chunks after every kind of write.
+import type postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { rowsRead, scansOf, withNestedPlans } from '../helpers/nested-plans.ts';
@@ -51,10 +52,11 @@ const QUERIES = [
   'refund', 'refunds', 'refunded', 'parking', 'XJ-42', 'warranty', 'room 17', '"late checkout"', 'parking or warranty',
   'refund -parking', 'paid days', 'nothing-like-this', '', 'the', 'late', 'checkout', 'possible', '17', 'room', 'days;',
   // Words OR'd rank from each word's first k and the chunks with two or more of them
-  // (20261203270000_kb_search_any_of_words.sql): a chunk with both words of 'late or
-  // warranty' (one per knowledge base) is the best, and seldom among either word's first
-  // five; stems, stop words, a word twice, three and four words, and OR'd with what is
-  // not a word (ranked through GIN).
+  // (20261203270000_kb_search_any_of_words.sql): the chunks with parking and refund three
+  // times are among neither word's first k of 'parking or refunded' (the pairs find
+  // them), the one chunk with both of 'late or warranty' is the best; stems, stop words,
+  // a word twice, three and four words, and OR'd with what is not a word (ranked through
+  // GIN). With fixed ids, in each configuration: the test below.
   'late or warranty', 'refund or room', 'parking or refunded', 'warranty or checkout or room', 'the or warranty',
   'refund or refund', 'refunds or parking or late or possible', 'XJ-42 or late', 'room or parking -late',
 ];
@@ -70,6 +72,17 @@ const postingsDrift = async () =>
     union all
     select 'missing', count(*)::int from (select * from want except all select * from private.kb_postings) y`;
 
+/** The search's answer computed the plain way: every match ranked. */
+const everyMatchRanked = (sql: postgres.Sql, tenant: string, q: string, kb: string | null, limit: number) =>
+  sql`
+    with q as (select websearch_to_tsquery('simple', ${q}) as qs, websearch_to_tsquery('english', ${q}) as qe)
+    select k.id as chunk_id, k.document_id, k.knowledge_base_id, d.title, k.ordinal, k.content,
+           greatest(ts_rank(k.search_english, q.qe), ts_rank(k.search_simple, q.qs))::real as score
+    from public.kb_chunks k join public.kb_documents d on d.tenant_id = k.tenant_id and d.id = k.document_id, q
+    where k.tenant_id = ${tenant} and (${kb}::uuid is null or k.knowledge_base_id = ${kb})
+      and (k.search_english @@ q.qe or k.search_simple @@ q.qs)
+    order by score desc, k.id limit ${limit}`;
+
 it('answers the chunks and order that ranking every match gives, for every query, limit and knowledge base', async () => {
   let compared = 0;
   const sql = await db.sql.reserve();
@@ -79,14 +92,7 @@ it('answers the chunks and order that ranking every match gives, for every query
         for (const q of QUERIES) {
           const got = await sql`select chunk_id, document_id, knowledge_base_id, title, ordinal, content, score
             from private.kb_search_in_tenant(${acme}, ${q}, ${kb}, ${limit})`;
-          const want = await sql`
-            with q as (select websearch_to_tsquery('simple', ${q}) as qs, websearch_to_tsquery('english', ${q}) as qe)
-            select k.id as chunk_id, k.document_id, k.knowledge_base_id, d.title, k.ordinal, k.content,
-                   greatest(ts_rank(k.search_english, q.qe), ts_rank(k.search_simple, q.qs))::real as score
-            from public.kb_chunks k join public.kb_documents d on d.tenant_id = k.tenant_id and d.id = k.document_id, q
-            where k.tenant_id = ${acme} and (${kb}::uuid is null or k.knowledge_base_id = ${kb})
-              and (k.search_english @@ q.qe or k.search_simple @@ q.qs)
-            order by score desc, k.id limit ${limit}`;
+          const want = await everyMatchRanked(sql, acme, q, kb, limit);
           expect([...got], `${q} / ${kb} / ${limit}`).toEqual([...want]);
           compared += got.length;
         }
@@ -178,8 +184,10 @@ it('reads the words of a query of words OR\'d back exactly, quotes and backslash
   // Any two of them, for the chunks that have two or more.
   const [pairs] = await db.sql`
     select private.tsquery_any_two(array['a', 'b', 'c'])::text as three, private.tsquery_any_two(array['a']) as one,
-           private.tsquery_any_two(array['it''s', 'x']) @@ array_to_tsvector(array['it''s', 'x']) as quoted`;
-  expect(pairs).toEqual({ three: "'a' & 'b' | 'a' & 'c' | 'b' & 'c'", one: null, quoted: true });
+           private.tsquery_any_two(array['it''s', 'x']) @@ array_to_tsvector(array['it''s', 'x']) as quoted,
+           private.tsquery_any_two(array['back\\slash', 'x']) @@ array_to_tsvector(array['back\\slash', 'x']) as escaped,
+           private.tsquery_any_two(array['back\\slash', 'x']) @@ array_to_tsvector(array['backslash', 'x']) as unescaped`;
+  expect(pairs).toEqual({ three: "'a' & 'b' | 'a' & 'c' | 'b' & 'c'", one: null, quoted: true, escaped: true, unescaped: false });
 });
 
 it("words OR'd read their candidates only: each word's first k and the chunks with both, not every chunk with one", async () => {
@@ -214,10 +222,44 @@ it("words OR'd read their candidates only: each word's first k and the chunks wi
   }
 });
 
+it("words OR'd: a chunk with two of the words is found in either configuration, though in no word's first k", async () => {
+  // Ten chunks with one of the words, more often than the last one has it or as often,
+  // ids before the last one's, which has two of the words: it ranks first, and only the
+  // search for chunks with two words finds it.
+  // 'is' is a word the english configuration drops (simple: 'is' | 'late'; english:
+  // 'late'): only the simple one's pairs have it. 'parked refunded' has neither 'parking'
+  // nor 'refunds' as a simple word: only the english one's pairs (park, refund) have it.
+  const cases = [
+    { q: 'is or late', many: ['is is is is', 'late'], both: 'is is is late' },
+    { q: 'parking or refunds', many: ['parking parking parking', 'refunds refunds refunds'], both: 'parked refunded' },
+  ];
+  for (const { q, many, both } of cases) {
+    const [kb] = await db.sql`insert into public.voice_knowledge_bases (tenant_id, name) values (${globex}, ${q}) returning id`;
+    const [doc] = await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
+      values (${globex}, ${kb.id}, ${q}, 'x') returning id`;
+    await db.sql`
+      insert into public.kb_chunks (tenant_id, id, knowledge_base_id, document_id, ordinal, content)
+      select ${globex}::uuid, ('00000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, ${kb.id}::uuid, ${doc.id}::uuid, g,
+        (${many}::text[])[1 + g % 2]
+      from generate_series(1, 10) g
+      union all
+      select ${globex}::uuid, 'ffffffff-ffff-4fff-bfff-ffffffffffff'::uuid, ${kb.id}::uuid, ${doc.id}::uuid, 11, ${both}::text`;
+    try {
+      const got = await db.sql`select chunk_id, document_id, knowledge_base_id, title, ordinal, content, score
+        from private.kb_search_in_tenant(${globex}, ${q}, ${kb.id}, 5)`;
+      expect(got[0]?.content, q).toBe(both);
+      expect([...got], q).toEqual([...await everyMatchRanked(db.sql, globex, q, kb.id, 5)]);
+    } finally {
+      await db.sql`delete from public.voice_knowledge_bases where tenant_id = ${globex} and id = ${kb.id}`;
+    }
+  }
+});
+
 it("another tenant's knowledge base and chunks under the same ids are never a candidate", async () => {
   // Ids are unique within a tenant only: globex holds a knowledge base with acme's id, and
   // chunks with acme's chunk ids, full of a word acme's chunks never have.
   const before = await db.sql`select chunk_id, score from private.kb_search_in_tenant(${acme}, 'refund', ${kbs[0]}, 5)`;
+  const beforeOr = await db.sql`select chunk_id, score from private.kb_search_in_tenant(${acme}, 'zebra or refund', ${kbs[0]}, 5)`;
   await db.sql`insert into public.voice_knowledge_bases (tenant_id, id, name) values (${globex}, ${kbs[0]}, 'Twin')`;
   const [{ doc }] = await db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
     values (${globex}, ${kbs[0]}, 'Twin', 'x') returning id as doc`;
@@ -227,6 +269,9 @@ it("another tenant's knowledge base and chunks under the same ids are never a ca
     from public.kb_chunks k where k.tenant_id = ${acme} and k.knowledge_base_id = ${kbs[0]}`;
   expect(await db.sql`select chunk_id from private.kb_search_in_tenant(${acme}, 'zebra', null, 5)`).toHaveLength(0);
   expect([...await db.sql`select chunk_id, score from private.kb_search_in_tenant(${acme}, 'refund', ${kbs[0]}, 5)`]).toEqual([...before]);
+  // Words OR'd: the twins have both words (the chunks with two are looked for too).
+  expect([...await db.sql`select chunk_id, score from private.kb_search_in_tenant(${acme}, 'zebra or refund', ${kbs[0]}, 5)`])
+    .toEqual([...beforeOr]);
   await db.sql`delete from public.voice_knowledge_bases where tenant_id = ${globex} and id = ${kbs[0]}`;
   expect(await postingsDrift()).toEqual([{ kind: 'extra', n: 0 }, { kind: 'missing', n: 0 }]);
   expect([...await db.sql`select chunk_id, score from private.kb_search_in_tenant(${acme}, 'refund', ${kbs[0]}, 5)`]).toEqual([...before]);
