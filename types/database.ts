@@ -284,14 +284,14 @@ isOneToOne: false
                   ]
                 },"kb_documents": {
                   Row: {
-                    "content": string,"created_at": string,"format": string,"id": string,"knowledge_base_id": string,"source": string | null,"tenant_id": string,"title": string,"updated_at": string
+                    "content": string,"created_at": string,"embedded_chunks": number,"embeddings_written_at": string | null,"format": string,"id": string,"knowledge_base_id": string,"source": string | null,"tenant_id": string,"title": string,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "content": string,"created_at"?: string,"format"?: string,"id"?: string,"knowledge_base_id": string,"source"?: string | null,"tenant_id": string,"title": string,"updated_at"?: string
+                    "content": string,"created_at"?: string,"embedded_chunks"?: number,"embeddings_written_at"?: string | null,"format"?: string,"id"?: string,"knowledge_base_id": string,"source"?: string | null,"tenant_id": string,"title": string,"updated_at"?: string
                   }
                   Update: {
-                    "content"?: string,"created_at"?: string,"format"?: string,"id"?: string,"knowledge_base_id"?: string,"source"?: string | null,"tenant_id"?: string,"title"?: string,"updated_at"?: string
+                    "content"?: string,"created_at"?: string,"embedded_chunks"?: number,"embeddings_written_at"?: string | null,"format"?: string,"id"?: string,"knowledge_base_id"?: string,"source"?: string | null,"tenant_id"?: string,"title"?: string,"updated_at"?: string
                   }
                   Relationships: [
                     {

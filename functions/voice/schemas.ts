@@ -450,6 +450,14 @@ export const KbDocumentSchema = z.object({
   source: z.string().nullable(),
   format: z.enum(['text', 'markdown']),
   chunks: z.number().int(),
+  embedded_chunks: z.number().int().openapi({
+    description: 'How many of its chunks have their embedding (0 where the project has no vector search; 0 again ' +
+      'after its content changes: the chunks are cut again)',
+  }),
+  embeddings_written_at: Instant.nullable().openapi({
+    description: 'When embeddings of its chunks were last written or cleared (PUT …/embeddings); null if never. ' +
+      'Each write is an entry of the document in the audit trail',
+  }),
   created_at: Instant,
   updated_at: Instant,
 }).openapi('KnowledgeDocument');

@@ -481,6 +481,106 @@ describe('who may', () => {
   });
 });
 
+type Entry = { action: string; changed_fields: string[]; old_data: Record<string, unknown>; new_data: Record<string, unknown>; actor_user_id: string | null; actor_role: string };
+/** The document's entries in the trail after an id, oldest first. */
+async function docEntries(after: number): Promise<Entry[]> {
+  return (await pg.query<Entry>(
+    `select action, changed_fields, old_data, new_data, actor_user_id, actor_role from public.audit_logs
+     where table_name = 'kb_documents' and record_key = $1::jsonb and id > $2 order by id`,
+    [JSON.stringify({ tenant_id: acme, id: doc }), after],
+  )).rows;
+}
+const lastAuditId = async () => (await pg.query<{ id: number }>(`select coalesce(max(id), 0)::int as id from public.audit_logs`)).rows[0].id;
+const docUrl = () => `/voice/knowledge-bases/${kb}/documents/${doc}`;
+
+describe('the trail', () => {
+  it('every write of embeddings is an entry of its document, by its writer, with how many chunks have one; refused writes and content changes say so too', async () => {
+    const start = await lastAuditId();
+    const before = await call(app, 'GET', docUrl(), { token: tok.user });
+    expect(before.status, JSON.stringify(before.body)).toBe(200);
+    expect(before.body.embedded_chunks).toBe(0);
+    expect(before.body.chunks).toBe(chunks.length);
+
+    const all = chunks.map((c, i) => ({ chunk_id: c.id, embedding: near(0.1 * (i + 1)) }));
+    expect((await call(app, 'PUT', embeddingsUrl(), { token: tok.admin, body: { items: all } })).body).toEqual({ written: chunks.length });
+    const first = await call(app, 'GET', docUrl(), { token: tok.user });
+    expect(first.body.embedded_chunks).toBe(chunks.length);
+    expect(Date.parse(first.body.embeddings_written_at)).not.toBeNaN();
+    // The list shows the same figures.
+    const listed = await call(app, 'GET', `/voice/knowledge-bases/${kb}/documents`, { token: tok.user });
+    expect(listed.body.items.find((d: { id: string }) => d.id === doc)).toMatchObject({
+      embedded_chunks: chunks.length,
+      embeddings_written_at: first.body.embeddings_written_at,
+    });
+    let entries = await docEntries(start);
+    expect(entries).toEqual([expect.objectContaining({
+      action: 'UPDATE',
+      changed_fields: ['embedded_chunks', 'embeddings_written_at'],
+      actor_user_id: users.acmeAdmin.id,
+      actor_role: 'authenticated',
+    })]);
+    expect(entries[0].old_data).toMatchObject({ embedded_chunks: 0 });
+    expect(entries[0].new_data).toMatchObject({ embedded_chunks: chunks.length, embeddings_written_at: first.body.embeddings_written_at });
+    // No embedding in the trail: the chunks are not audited, their vectors never copied.
+    expect(JSON.stringify(entries)).not.toContain(String(all[0].embedding[0]));
+
+    // The same chunks again, with other embeddings: as many embedded, still an entry.
+    const again = chunks.map((c, i) => ({ chunk_id: c.id, embedding: near(0.3 + 0.1 * i) }));
+    expect((await call(app, 'PUT', embeddingsUrl(), { token: tok.admin, body: { items: again } })).status).toBe(200);
+    // One cleared.
+    expect((await call(app, 'PUT', embeddingsUrl(), { token: tok.admin, body: { items: [{ chunk_id: chunks[0].id, embedding: null }] } })).body)
+      .toEqual({ written: 1 });
+    entries = await docEntries(start);
+    expect(entries.map((e) => e.changed_fields)).toEqual([
+      ['embedded_chunks', 'embeddings_written_at'],
+      ['embeddings_written_at'],
+      ['embedded_chunks', 'embeddings_written_at'],
+    ]);
+    expect(entries[2].new_data).toMatchObject({ embedded_chunks: chunks.length - 1 });
+    const cleared = await call(app, 'GET', docUrl(), { token: tok.user });
+    expect(cleared.body.embedded_chunks).toBe(chunks.length - 1);
+
+    // Refused writes (a wrong size, a chunk that is not the document's, a role that may
+    // not, another tenant's admin) leave the document and the trail as they were.
+    const mark = await lastAuditId();
+    const refused = [
+      await call(app, 'PUT', embeddingsUrl(), { token: tok.admin, body: { items: [{ chunk_id: chunks[1].id, embedding: [1, 2] }] } }),
+      await call(app, 'PUT', embeddingsUrl(), {
+        token: tok.admin,
+        body: { items: [{ chunk_id: chunks[1].id, embedding: near(1) }, { chunk_id: '00000000-0000-4000-8000-00000000beef', embedding: near(1) }] },
+      }),
+      await call(app, 'PUT', embeddingsUrl(), { token: tok.agent, body: { items: [{ chunk_id: chunks[1].id, embedding: null }] } }),
+      await call(app, 'PUT', embeddingsUrl(), { token: tok.globexAdmin, body: { items: [{ chunk_id: chunks[1].id, embedding: null }] } }),
+    ];
+    expect(refused.map((r) => r.status)).toEqual([422, 409, 403, 404]);
+    expect(await lastAuditId()).toBe(mark);
+    expect((await call(app, 'GET', docUrl(), { token: tok.user })).body).toEqual(cleared.body);
+
+    // The document's own columns: no API role writes them, through PostgREST's grants either.
+    const [{ may }] = (await pg.query<{ may: boolean }>(
+      `select has_column_privilege('authenticated', 'public.kb_documents', 'embedded_chunks', 'UPDATE')
+           or has_column_privilege('authenticated', 'public.kb_documents', 'embeddings_written_at', 'UPDATE')
+           or has_column_privilege('authenticated', 'public.kb_documents', 'embedded_chunks', 'INSERT') as may`,
+    )).rows;
+    expect(may).toBe(false);
+
+    // A new content: its chunks are cut again without embeddings, and the same entry
+    // that shows the content shows the count going to 0.
+    const changed = await call(app, 'PATCH', docUrl(), { token: tok.admin, body: { content: paragraphs(4, 'Revised') } });
+    expect(changed.status, JSON.stringify(changed.body)).toBe(200);
+    expect(changed.body.embedded_chunks).toBe(0);
+    const [content] = await docEntries(mark);
+    expect(content.changed_fields).toEqual(['content', 'embedded_chunks']);
+    expect([content.old_data.embedded_chunks, content.new_data.embedded_chunks]).toEqual([chunks.length - 1, 0]);
+    // A title edit leaves the count alone.
+    const renamed = await call(app, 'PATCH', docUrl(), { token: tok.admin, body: { title: 'Handbook' } });
+    expect(renamed.status).toBe(200);
+    chunks = (await call(app, 'GET', `${chunksUrl()}?limit=500`, { token: tok.admin })).body.items;
+    expect(chunks.every((c) => !c.embedded)).toBe(true);
+    expect(changed.body.chunks).toBe(chunks.length);
+  });
+});
+
 describe('the function as `npm start` serves it (Deno), through supabase-js', () => {
   it('an embedding job and a search by embedding run the same on this database', async () => {
     const anonKey = await apiKey('anon', TEST_JWT_SECRET);
@@ -506,6 +606,9 @@ describe('the function as `npm start` serves it (Deno), through supabase-js', ()
       });
       expect(written.error).toBeNull();
       expect(written.data).toEqual({ written: todo.length });
+      const document = await admin.functions.invoke(`voice/knowledge-bases/${kb}/documents/${doc}`, { method: 'GET' });
+      expect(document.error).toBeNull();
+      expect(document.data.embedded_chunks).toBe(todo.length);
       const search = { q: 'revised', embedding: query, knowledge_base_id: kb, limit: 2 };
       const found = await as(tok.user).functions.invoke('voice/knowledge-bases/search', { body: { ...search, ranking: 'embedding' } });
       expect(found.error).toBeNull();

@@ -266,6 +266,8 @@ const DOC_COLUMNS = [
   'title',
   'source',
   'format',
+  'embedded_chunks',
+  'embeddings_written_at',
   'created_at',
   'updated_at',
 ] as const satisfies readonly Column<
