@@ -494,7 +494,17 @@ const lastAuditId = async () => (await pg.query<{ id: number }>(`select coalesce
 const docUrl = () => `/voice/knowledge-bases/${kb}/documents/${doc}`;
 
 describe('the trail', () => {
-  it('every write of embeddings is an entry of its document, by its writer, with how many chunks have one; refused writes and content changes say so too', async () => {
+  /** A statement on the chunks as the service role (a job with the service key, through
+   *  PostgREST or SQL), under its claims. */
+  async function asServiceRole(sql: string, params: unknown[]) {
+    await pg.transaction(async (tx) => {
+      await tx.exec(`set local role service_role; select set_config('request.jwt.claims', '{"role":"service_role"}', true);`);
+      await tx.query(sql, params);
+    });
+  }
+  const count = async () => (await call(app, 'GET', docUrl(), { token: tok.user })).body.embedded_chunks;
+
+  it('every write of embeddings is an entry of its document, by its writer, with how many chunks have one; refused writes leave none', async () => {
     const start = await lastAuditId();
     const before = await call(app, 'GET', docUrl(), { token: tok.user });
     expect(before.status, JSON.stringify(before.body)).toBe(200);
@@ -519,10 +529,10 @@ describe('the trail', () => {
       actor_user_id: users.acmeAdmin.id,
       actor_role: 'authenticated',
     })]);
-    expect(entries[0].old_data).toMatchObject({ embedded_chunks: 0 });
+    // (Earlier tests wrote embeddings of this document's chunks, and cleared them.)
+    expect(entries[0].old_data).toMatchObject({ embedded_chunks: 0, embeddings_written_at: before.body.embeddings_written_at });
+    expect(Date.parse(before.body.embeddings_written_at)).toBeLessThanOrEqual(Date.parse(first.body.embeddings_written_at));
     expect(entries[0].new_data).toMatchObject({ embedded_chunks: chunks.length, embeddings_written_at: first.body.embeddings_written_at });
-    // No embedding in the trail: the chunks are not audited, their vectors never copied.
-    expect(JSON.stringify(entries)).not.toContain(String(all[0].embedding[0]));
 
     // The same chunks again, with other embeddings: as many embedded, still an entry.
     const again = chunks.map((c, i) => ({ chunk_id: c.id, embedding: near(0.3 + 0.1 * i) }));
@@ -530,6 +540,8 @@ describe('the trail', () => {
     // One cleared.
     expect((await call(app, 'PUT', embeddingsUrl(), { token: tok.admin, body: { items: [{ chunk_id: chunks[0].id, embedding: null }] } })).body)
       .toEqual({ written: 1 });
+    // One written again as it is stored: nothing changed, no entry.
+    expect((await call(app, 'PUT', embeddingsUrl(), { token: tok.admin, body: { items: [again[1]] } })).body).toEqual({ written: 1 });
     entries = await docEntries(start);
     expect(entries.map((e) => e.changed_fields)).toEqual([
       ['embedded_chunks', 'embeddings_written_at'],
@@ -540,8 +552,9 @@ describe('the trail', () => {
     const cleared = await call(app, 'GET', docUrl(), { token: tok.user });
     expect(cleared.body.embedded_chunks).toBe(chunks.length - 1);
 
-    // Refused writes (a wrong size, a chunk that is not the document's, a role that may
-    // not, another tenant's admin) leave the document and the trail as they were.
+    // Refused writes that reach the database (a wrong size, a chunk that is not the
+    // document's, another tenant's admin with this one's ids) leave the document and the
+    // trail as they were.
     const mark = await lastAuditId();
     const refused = [
       await call(app, 'PUT', embeddingsUrl(), { token: tok.admin, body: { items: [{ chunk_id: chunks[1].id, embedding: [1, 2] }] } }),
@@ -549,35 +562,96 @@ describe('the trail', () => {
         token: tok.admin,
         body: { items: [{ chunk_id: chunks[1].id, embedding: near(1) }, { chunk_id: '00000000-0000-4000-8000-00000000beef', embedding: near(1) }] },
       }),
-      await call(app, 'PUT', embeddingsUrl(), { token: tok.agent, body: { items: [{ chunk_id: chunks[1].id, embedding: null }] } }),
       await call(app, 'PUT', embeddingsUrl(), { token: tok.globexAdmin, body: { items: [{ chunk_id: chunks[1].id, embedding: null }] } }),
     ];
-    expect(refused.map((r) => r.status)).toEqual([422, 409, 403, 404]);
+    expect(refused.map((r) => r.status)).toEqual([422, 409, 404]);
     expect(await lastAuditId()).toBe(mark);
     expect((await call(app, 'GET', docUrl(), { token: tok.user })).body).toEqual(cleared.body);
 
     // The document's own columns: no API role writes them, through PostgREST's grants either.
     const [{ may }] = (await pg.query<{ may: boolean }>(
-      `select has_column_privilege('authenticated', 'public.kb_documents', 'embedded_chunks', 'UPDATE')
-           or has_column_privilege('authenticated', 'public.kb_documents', 'embeddings_written_at', 'UPDATE')
-           or has_column_privilege('authenticated', 'public.kb_documents', 'embedded_chunks', 'INSERT') as may`,
+      `select bool_or(has_column_privilege(r, 'public.kb_documents', c, p)) as may
+       from unnest(array['authenticated', 'anon']) r, unnest(array['embedded_chunks', 'embeddings_written_at']) c,
+            unnest(array['INSERT', 'UPDATE']) p`,
     )).rows;
     expect(may).toBe(false);
+  });
 
-    // A new content: its chunks are cut again without embeddings, and the same entry
-    // that shows the content shows the count going to 0.
+  it("embeddings the service role writes or deletes on the chunks directly are counted and entered too, under its claims", async () => {
+    const start = await lastAuditId();
+    const n = await count();
+    // (Copies of another chunk's: the service role here may not call pgvector's input function.)
+    const copy = `(select k.embedding from public.kb_chunks k where k.tenant_id = $1 and k.id = '${chunks[1].id}')`;
+    await asServiceRole(`update public.kb_chunks set embedding = ${copy} where tenant_id = $1 and id = $2`, [acme, chunks[0].id]);
+    expect(await count()).toBe(n + 1);
+    // A chunk with its embedding deleted: the count, not the time of a write.
+    await asServiceRole(`delete from public.kb_chunks where tenant_id = $1 and id = $2`, [acme, chunks[chunks.length - 1].id]);
+    expect(await count()).toBe(n);
+    // Chunks inserted with an embedding count too.
+    await asServiceRole(
+      `insert into public.kb_chunks (tenant_id, knowledge_base_id, document_id, ordinal, content, embedding)
+       values ($1, $2, $3, 1000, 'An appendix.', ${copy})`,
+      [acme, kb, doc],
+    );
+    expect(await count()).toBe(n + 1);
+    const entries = await docEntries(start);
+    expect(entries.map((e) => [e.changed_fields, e.actor_role, e.actor_user_id])).toEqual([
+      [['embedded_chunks', 'embeddings_written_at'], 'service_role', null],
+      [['embedded_chunks'], 'service_role', null],
+      [['embedded_chunks'], 'service_role', null],
+    ]);
+    expect(entries.map((e) => [e.old_data.embedded_chunks, e.new_data.embedded_chunks])).toEqual([[n, n + 1], [n + 1, n], [n, n + 1]]);
+  });
+
+  it('an operator repairs counts written with the triggers off: private.kb_documents_recount_embeddings', async () => {
+    const n = await count();
+    const written = (await call(app, 'GET', docUrl(), { token: tok.user })).body.embeddings_written_at;
+    await pg.exec(`update public.kb_documents set embedded_chunks = 0 where tenant_id = '${acme}' and id = '${doc}'`);
+    expect(await count()).toBe(0);
+    const fixed = await pg.query<{ n: number }>(`select private.kb_documents_recount_embeddings() as n`);
+    expect(fixed.rows[0].n).toBe(1);
+    expect(await count()).toBe(n);
+    expect((await call(app, 'GET', docUrl(), { token: tok.user })).body.embeddings_written_at).toBe(written);
+    expect((await pg.query<{ n: number }>(`select private.kb_documents_recount_embeddings() as n`)).rows[0].n).toBe(0);
+    const [{ may }] = (await pg.query<{ may: boolean }>(
+      `select has_function_privilege('authenticated', 'private.kb_documents_recount_embeddings(uuid[], uuid[], boolean)', 'EXECUTE')
+           or has_function_privilege('anon', 'private.kb_documents_recount_embeddings(uuid[], uuid[], boolean)', 'EXECUTE') as may`,
+    )).rows;
+    expect(may).toBe(false);
+  });
+
+  it('a new title leaves the count; a new content or knowledge base resets it in the same entry', async () => {
+    const n = await count();
+    expect(n).toBeGreaterThan(0);
+    const mark = await lastAuditId();
+    // The route sends the content it has with a new title: the chunks stay, and the count.
+    const renamed = await call(app, 'PATCH', docUrl(), { token: tok.admin, body: { title: 'Handbook, revised' } });
+    expect(renamed.status, JSON.stringify(renamed.body)).toBe(200);
+    expect(renamed.body.embedded_chunks).toBe(n);
+    expect((await docEntries(mark)).map((e) => e.changed_fields)).toEqual([['title']]);
+
     const changed = await call(app, 'PATCH', docUrl(), { token: tok.admin, body: { content: paragraphs(4, 'Revised') } });
     expect(changed.status, JSON.stringify(changed.body)).toBe(200);
     expect(changed.body.embedded_chunks).toBe(0);
-    const [content] = await docEntries(mark);
+    const [, content, ...more] = await docEntries(mark);
+    expect(more).toEqual([]);
     expect(content.changed_fields).toEqual(['content', 'embedded_chunks']);
-    expect([content.old_data.embedded_chunks, content.new_data.embedded_chunks]).toEqual([chunks.length - 1, 0]);
-    // A title edit leaves the count alone.
-    const renamed = await call(app, 'PATCH', docUrl(), { token: tok.admin, body: { title: 'Handbook' } });
-    expect(renamed.status).toBe(200);
+    expect([content.old_data.embedded_chunks, content.new_data.embedded_chunks]).toEqual([n, 0]);
+
+    // Moved to another knowledge base (SQL: the API moves no document), it is cut again.
+    const fresh = (await call(app, 'GET', `${chunksUrl()}?limit=500`, { token: tok.admin })).body.items as Chunk[];
+    await call(app, 'PUT', embeddingsUrl(), { token: tok.admin, body: { items: [{ chunk_id: fresh[0].id, embedding: near(0.1) }] } });
+    expect(await count()).toBe(1);
+    const other = await call(app, 'POST', '/voice/knowledge-bases', { token: tok.admin, body: { name: 'Elsewhere' } });
+    await pg.query(`update public.kb_documents set knowledge_base_id = $1 where tenant_id = $2 and id = $3`, [other.body.id, acme, doc]);
+    const [moved] = (await pg.query<{ n: number }>(`select embedded_chunks as n from public.kb_documents where tenant_id = $1 and id = $2`, [acme, doc])).rows;
+    expect(moved.n).toBe(0);
+    await pg.query(`update public.kb_documents set knowledge_base_id = $1, title = 'Handbook' where tenant_id = $2 and id = $3`, [kb, acme, doc]);
+    await call(app, 'DELETE', `/voice/knowledge-bases/${other.body.id}`, { token: tok.admin });
+
     chunks = (await call(app, 'GET', `${chunksUrl()}?limit=500`, { token: tok.admin })).body.items;
     expect(chunks.every((c) => !c.embedded)).toBe(true);
-    expect(changed.body.chunks).toBe(chunks.length);
+    expect(await count()).toBe(0);
   });
 });
 

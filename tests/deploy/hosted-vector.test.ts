@@ -109,7 +109,7 @@ describe('the migrations where the vector extension exists', () => {
     return lines;
   }
 
-  it('gives the local schema plus the embedding column and its HNSW index, nothing else; pgvector 0.8', async () => {
+  it('gives the local schema plus the embedding column, its HNSW index and the triggers counting embeddings, nothing else; pgvector 0.8', async () => {
     const hosted = await catalog((q) => rows<{ line: string }>(q));
     const here = await catalog((q) => local.sql.unsafe<{ line: string }[]>(q));
     expect(here.size).toBeGreaterThan(1000);
@@ -119,6 +119,10 @@ describe('the migrations where the vector extension exists', () => {
     expect(onlyHosted).toEqual([
       'column: public.kb_chunks #10 embedding type=extensions.vector(1536) not_null=f default=- generated=- identity=- collation=- acl=- comment=-',
       'index: public.kb_chunks CREATE INDEX kb_chunks_embedding_idx ON public.kb_chunks USING hnsw (embedding extensions.vector_cosine_ops)',
+      // The documents' embedding counts, kept where there are embeddings (20261204091000).
+      'trigger: public.kb_chunks CREATE TRIGGER embeddings_counted_on_delete AFTER DELETE ON kb_chunks REFERENCING OLD TABLE AS changed_old FOR EACH STATEMENT EXECUTE FUNCTION private.kb_chunks_embeddings_counted() enabled=A comment=-',
+      'trigger: public.kb_chunks CREATE TRIGGER embeddings_counted_on_insert AFTER INSERT ON kb_chunks REFERENCING NEW TABLE AS changed_new FOR EACH STATEMENT EXECUTE FUNCTION private.kb_chunks_embeddings_counted() enabled=A comment=-',
+      'trigger: public.kb_chunks CREATE TRIGGER embeddings_counted_on_update AFTER UPDATE ON kb_chunks REFERENCING OLD TABLE AS changed_old NEW TABLE AS changed_new FOR EACH STATEMENT EXECUTE FUNCTION private.kb_chunks_embeddings_counted() enabled=A comment=-',
     ]);
     const [ext] = await rows<{ schema: string; version: string }>(
       `select extnamespace::regnamespace::text as schema, extversion as version from pg_extension where extname = 'vector'`,

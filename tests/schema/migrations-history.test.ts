@@ -88,8 +88,13 @@ const REDEFINITIONS: Record<string, string[]> = {
   // ... and with the query's embedding (issue 14, embeddings through the API).
   'private.kb_search_for_call': ['20261202160000_voice_events_tenant_state.sql', '20261203240000_kb_embeddings_api.sql'],
   // Writes to one document queue, numbers checked exactly (issue 14 review).
-  // ... and each write recorded on its document, audited there (issue 14, embeddings audited).
-  'private.kb_set_embeddings': ['20261203241000_kb_embeddings_review.sql', '20261204090000_kb_embeddings_audited.sql'],
+  // ... and each write recorded on its document, audited there (issue 14, embeddings audited);
+  // ... and that recorded by triggers on the chunks, for every writer (issue 14 review).
+  'private.kb_set_embeddings': [
+    '20261203241000_kb_embeddings_review.sql',
+    '20261204090000_kb_embeddings_audited.sql',
+    '20261204091000_kb_embeddings_counted_on_chunks.sql',
+  ],
   // The same chunks, ranked as (id, score) and read after the limit, with a custom plan
   // per call (issue 14, knowledge search speed).
   // ... and a configuration's query with nothing to look for (negations only) matches nothing.
