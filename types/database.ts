@@ -70,14 +70,14 @@ isOneToOne: false
                   ]
                 },"audit_logs": {
                   Row: {
-                    "action": string,"actor_issuer": string | null,"actor_role": string,"actor_subject": string | null,"actor_user_id": string | null,"changed_fields": (string)[] | null,"created_at": string,"id": number,"image_bytes": number | null,"new_data": Json | null,"old_data": Json | null,"record_key": NonNullable<Json>,"table_name": string,"tenant_id": string | null,"transaction_id": number
+                    "action": string,"actor_issuer": string | null,"actor_role": string,"actor_subject": string | null,"actor_user_id": string | null,"changed_fields": (string)[] | null,"created_at": string,"id": number,"image_bytes": number | null,"new_data": Json | null,"old_data": Json | null,"record_key": NonNullable<Json>,"redacted_at": string | null,"table_name": string,"tenant_id": string | null,"transaction_id": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "action": string,"actor_issuer"?: string | null,"actor_role": string,"actor_subject"?: string | null,"actor_user_id"?: string | null,"changed_fields"?: (string)[] | null,"created_at"?: string,"id"?: never,"image_bytes"?: number | null,"new_data"?: Json | null,"old_data"?: Json | null,"record_key": NonNullable<Json>,"table_name": string,"tenant_id"?: string | null,"transaction_id"?: number
+                    "action": string,"actor_issuer"?: string | null,"actor_role": string,"actor_subject"?: string | null,"actor_user_id"?: string | null,"changed_fields"?: (string)[] | null,"created_at"?: string,"id"?: never,"image_bytes"?: number | null,"new_data"?: Json | null,"old_data"?: Json | null,"record_key": NonNullable<Json>,"redacted_at"?: string | null,"table_name": string,"tenant_id"?: string | null,"transaction_id"?: number
                   }
                   Update: {
-                    "action"?: string,"actor_issuer"?: string | null,"actor_role"?: string,"actor_subject"?: string | null,"actor_user_id"?: string | null,"changed_fields"?: (string)[] | null,"created_at"?: string,"id"?: never,"image_bytes"?: number | null,"new_data"?: Json | null,"old_data"?: Json | null,"record_key"?: NonNullable<Json>,"table_name"?: string,"tenant_id"?: string | null,"transaction_id"?: number
+                    "action"?: string,"actor_issuer"?: string | null,"actor_role"?: string,"actor_subject"?: string | null,"actor_user_id"?: string | null,"changed_fields"?: (string)[] | null,"created_at"?: string,"id"?: never,"image_bytes"?: number | null,"new_data"?: Json | null,"old_data"?: Json | null,"record_key"?: NonNullable<Json>,"redacted_at"?: string | null,"table_name"?: string,"tenant_id"?: string | null,"transaction_id"?: number
                   }
                   Relationships: [
                     

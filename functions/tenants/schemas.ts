@@ -279,6 +279,9 @@ export const AuditEntrySchema = z
     new_data: z.record(z.string(), z.unknown()).nullable(),
     changed_fields: z.array(z.string()).nullable(),
     created_at: Timestamp,
+    redacted_at: Timestamp.nullable().openapi({
+      description: 'When the row images were erased (a customer erasure): old_data and new_data are then null',
+    }),
   })
   .openapi('AuditEntry');
 
@@ -333,6 +336,7 @@ export const WEBHOOK_EVENT_TYPES = [
   'call.started',
   'call.ended',
   'customer.created',
+  'customer.erased',
   'automation.triggered',
 ] as const;
 

@@ -335,6 +335,23 @@ export const CustomerListQuery = z.object({
   cursor: CursorParam,
 });
 export const CustomerPageSchema = z.object({ items: z.array(CustomerSchema), next: z.string().nullable() });
+/** What an erasure removed (private.voice_customer_erase): counts, the calls, and the
+ *  tickets opened from them, which the support workflow keeps. */
+export const CustomerErasureSchema = z.object({
+  customer_id: Uuid,
+  erased: z.object({
+    calls: z.number().int(),
+    transcript_segments: z.number().int(),
+    recordings: z.number().int().openapi({ description: 'Recordings whose objects are deleted by jobs' }),
+    held_events: z.number().int().openapi({ description: "The provider's events still held for those calls" }),
+    webhook_events: z.number().int().openapi({
+      description: 'Outbound events about the customer or the calls, with their deliveries',
+    }),
+    audit_entries: z.number().int().openapi({ description: 'Audit entries whose row images were erased (the entries stay)' }),
+  }),
+  call_ids: z.array(Uuid),
+  tickets_kept: z.array(Uuid).openapi({ description: 'Tickets opened from the erased calls: kept, for the ticket workflow' }),
+}).openapi('VoiceCustomerErasure');
 
 const CallStatus = z.enum(['ringing', 'in_progress', 'completed', 'failed', 'missed']);
 export const CallSchema = z.object({

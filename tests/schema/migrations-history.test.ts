@@ -47,7 +47,11 @@ const REDEFINITIONS: Record<string, string[]> = {
   // The call events ask the tenant's state: no new call for a suspended one, nothing for a
   // deleted one; a deleted tenant has no knowledge (issue 14); a new call answers its
   // status after the events held for it (issue 14, early events).
-  'private.voice_call_started': ['20261202160000_voice_events_tenant_state.sql', '20261203140000_voice_early_events.sql'],
+  'private.voice_call_started': [
+    '20261202160000_voice_events_tenant_state.sql',
+    '20261203140000_voice_early_events.sql',
+    '20261204100000_voice_customer_erasure.sql',
+  ],
   // Early events, after review: bounded per call and in bytes, counted in turns per tenant,
   // under the claims they came with, a held segment answering at its own time (issue 14).
   'private.voice_call_event_held': ['20261203160000_voice_early_events_review.sql'],

@@ -22,6 +22,7 @@ type AuditEntryRow =
       | 'new_data'
       | 'changed_fields'
       | 'created_at'
+      | 'redacted_at'
     >,
     { record_key: JsonObject; old_data: JsonObject | null; new_data: JsonObject | null }
   >
@@ -69,14 +70,14 @@ export function registerAudit(app: TenantsApp): void {
         // `fetched` says how many the page had before it was cut.
         tx<AuditEntryRow & { fetched: number }>`
           select page.id::text, page.table_name, page.record_key, page.action, page.actor_user_id, page.actor_role,
-                 page.old_data, page.new_data, page.changed_fields, page.created_at, page.fetched
+                 page.old_data, page.new_data, page.changed_fields, page.created_at, page.redacted_at, page.fetched
           from (select ${tenantId}::uuid as tenant_id offset 0) as caller
           cross join lateral (
             select w.*, (count(*) over ())::int as fetched,
                    coalesce(sum(w.bytes) over (order by w.id desc rows between unbounded preceding and 1 preceding), 0) as bytes_before
             from (
               select l.id, l.table_name, l.record_key, l.action, l.actor_user_id, l.actor_role,
-                     l.old_data, l.new_data, l.changed_fields, l.created_at,
+                     l.old_data, l.new_data, l.changed_fields, l.created_at, l.redacted_at,
                      coalesce(l.image_bytes, coalesce(pg_column_size(l.old_data), 0) + coalesce(pg_column_size(l.new_data), 0)) as bytes
               from public.audit_logs l
               where l.tenant_id = caller.tenant_id

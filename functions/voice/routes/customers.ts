@@ -1,7 +1,9 @@
 // The tenant's callers: every member reads them, agents manage them (the policies
 // decide). Phone numbers are E.164 and unique per tenant (a duplicate is 409
-// already_exists naming phone); consent times are the database's.
-import { createRoute } from '@hono/zod-openapi';
+// already_exists naming phone); consent times are the database's. Deleting a customer
+// keeps their calls; erasing one (admins, private.voice_customer_erase) removes the calls,
+// transcripts, recordings and their images in the audit trail too.
+import { createRoute, type z } from '@hono/zod-openapi';
 import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
@@ -51,11 +53,27 @@ const routes = {
   remove: createRoute({
     method: 'delete',
     path: '/customers/{id}',
-    summary: 'Delete a customer (agents); their calls stay, without a customer',
+    summary: 'Delete a customer (agents); their calls stay, without a customer (erase them with POST /customers/{id}/erasure)',
     ...apiKeyScope('customers:write'),
     middleware: needs.activeTenantRole('agent', { write: true, scope: 'customers:write' }),
     request: { params: s.IdParam },
     responses: { 204: { description: 'Deleted' }, ...commonErrors },
+  }),
+  erase: createRoute({
+    method: 'post',
+    path: '/customers/{id}/erasure',
+    summary:
+      'Erase a customer (admins): the record, their calls with transcripts and recordings, and their images in the audit trail',
+    description: "For a caller's right to erasure. In one transaction: the customer; their calls (linked, or with their " +
+      'number and no customer), transcripts and recordings (deleted from storage by jobs); held provider events; outbound ' +
+      'webhook events about them not yet sent; and the row images of all of these in the audit trail, the entries ' +
+      'staying with `redacted_at`. Receivers get `customer.erased`. Tickets opened from the calls are kept and listed. ' +
+      'Allowed while the tenant is suspended, or its plan lacks voice. 409 `calls_in_progress` while one of the calls ' +
+      'has not ended.',
+    ...apiKeyScope('customers:write'),
+    middleware: needs.activeTenantRole('admin', { scope: 'customers:write' }),
+    request: { params: s.IdParam },
+    responses: { 200: jsonResponse(s.CustomerErasureSchema, 'What was erased'), ...commonErrors, ...conflictError },
   }),
 };
 
@@ -135,9 +153,24 @@ const remove: VoiceHandler<typeof routes.remove> = async (c) => {
   return c.body(null, 204);
 };
 
+const erase: VoiceHandler<typeof routes.erase> = async (c) => {
+  const { id } = c.req.valid('param');
+  const tenantId = c.var.access.tenantId;
+  const [{ erasure }] = await callerDb(
+    c,
+    tenantId,
+    (tx) =>
+      tx<
+        { erasure: z.infer<typeof s.CustomerErasureSchema> }
+      >`select private.voice_customer_erase(${tenantId}, ${id}) as erasure`,
+  );
+  return c.json(erasure, 200);
+};
+
 export const customers = createRouter()
   .openapi(routes.list, list)
   .openapi(routes.create, create)
   .openapi(routes.read, read)
   .openapi(routes.update, update)
-  .openapi(routes.remove, remove);
+  .openapi(routes.remove, remove)
+  .openapi(routes.erase, erase);

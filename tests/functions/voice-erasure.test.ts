@@ -1,0 +1,330 @@
+// Erasing a voice customer (issue 14; 20261204100000_voice_customer_erasure.sql,
+// POST /voice/customers/{id}/erasure): the customer, their calls (linked, or with their
+// number and no customer), transcripts, recordings, held provider events, unsent webhook
+// events, and every image of those records in the audit trail. The proof is an attacker's:
+// after the erasure, every row of every table of the database is read as text and none
+// holds the customer's name, e-mail, notes, transcript words or number (the twin tenant's
+// rows with the same number aside), while the other customers, the twin tenant and the
+// audit entries themselves stay.
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app } from '../../functions/voice/app.ts';
+import { app as tenantsApp } from '../../functions/tenants/app.ts';
+import { apiKey } from '../../scripts/tokens.mjs';
+import { closeDb } from '../../shared/db.ts';
+import { runJobs } from '../../shared/jobs/runner.ts';
+import { handleLocalStorage } from '../../shared/storage.ts';
+import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
+import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
+
+let db: TestDatabase;
+let auth: AuthFixture;
+let storageDir: string;
+let service: string;
+const tok: Record<string, string> = {};
+const acme = tenants.acme.id;
+const globex = tenants.globex.id;
+const LLM = { model: 'gpt-4o-mini', system_prompt: 'You answer the phone.', temperature: 0.2, tools: [] };
+const ACME_AGENT = '73000000-0000-4000-8000-000000000011';
+const GLOBEX_AGENT = '73000000-0000-4000-8000-000000000012';
+const AUDIO = new Uint8Array(Array.from({ length: 2048 }, (_, i) => (i * 31) % 256));
+
+beforeAll(async () => {
+  db = await freshDatabase('fn_voice_erasure');
+  storageDir = await mkdtemp(path.join(os.tmpdir(), 'voice-erasure-'));
+  auth = await configureAuth(db.url, { LOCAL_STORAGE_DIR: storageDir, STORAGE_BACKEND: 'local' });
+  service = await apiKey('service_role', TEST_JWT_SECRET);
+  tok.admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+  tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
+  tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
+  tok.globexAdmin = await supabaseToken(users.globexAdmin, { tenantId: globex });
+  await db.sql`update public.tenants set plan = 'pro'`;
+  await db.sql`insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config)
+    values (${acme}, ${ACME_AGENT}, 'Desk', '+14155553011', 'v', ${db.sql.json(LLM)}),
+           (${globex}, ${GLOBEX_AGENT}, 'Desk', '+14155553012', 'v', ${db.sql.json(LLM)})`;
+  // Every event type of both tenants is queued for a receiver (never sent here).
+  await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types)
+    values (${acme}, 'https://hooks.example.com/erasure', 'v1:x', '{}'), (${globex}, 'https://hooks.example.com/erasure', 'v1:x', '{}')`;
+});
+afterAll(async () => {
+  await closeDb();
+  await auth?.close();
+  await db?.close();
+  if (storageDir) await rm(storageDir, { recursive: true, force: true });
+});
+
+const asService = () => ({ authorization: `Bearer ${service}` });
+const event = async (body: Record<string, unknown>) => {
+  const r = await call(app, 'POST', '/voice/calls/events', { body, headers: asService() });
+  expect(r.status, JSON.stringify(r.body)).toBeLessThan(300);
+  return r;
+};
+const erase = (id: string, token = tok.admin) => call(app, 'POST', `/voice/customers/${id}/erasure`, { token });
+const addCustomer = async (body: Record<string, unknown>, token = tok.agent) => {
+  const r = await call(app, 'POST', '/voice/customers', { token, body });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  return r.body.id as string;
+};
+/** A call the provider started, talked in and ended: its id. */
+async function talkedCall(tenant: string, providerCallId: string, from: string, words: string, summary?: string) {
+  const started = await event({
+    type: 'call.started',
+    tenant_id: tenant,
+    provider_call_id: providerCallId,
+    agent_id: tenant === acme ? ACME_AGENT : GLOBEX_AGENT,
+    from,
+    answered: true,
+  });
+  await event({
+    type: 'transcript.segments',
+    tenant_id: tenant,
+    provider_call_id: providerCallId,
+    segments: [
+      { seq: 0, speaker: 'agent', content: 'Hello, how can I help?' },
+      { seq: 1, speaker: 'customer', content: `It is about the ${words}` },
+    ],
+  });
+  await event({ type: 'call.ended', tenant_id: tenant, provider_call_id: providerCallId, status: 'completed', summary: summary ?? words });
+  return started.body.call_id as string;
+}
+
+/** Every row of every table outside Postgres's own catalogs that holds `needle`, as
+ *  `schema.table`, leaving out rows of the tables with a tenant_id that belong to
+ *  `except` (the twin tenant). Read as the superuser: what a stolen backup would show. */
+async function rowsHolding(needle: string, except?: string): Promise<string[]> {
+  const tables = await db.sql<{ schema: string; name: string; tenanted: boolean }[]>`
+    select n.nspname as schema, c.relname as name,
+           exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'tenant_id' and not a.attisdropped) as tenanted
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_toast'
+    order by 1, 2`;
+  expect(tables.map((t) => `${t.schema}.${t.name}`)).toEqual(expect.arrayContaining(['public.audit_logs', 'private.webhook_events']));
+  const found: string[] = [];
+  for (const t of tables) {
+    const [{ n }] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from ${db.sql(t.schema)}.${db.sql(t.name)} r
+      where strpos(r::text, ${needle}) > 0
+        and ${t.tenanted && except ? db.sql`r.tenant_id is distinct from ${except}::uuid` : db.sql`true`}`;
+    if (n) found.push(`${t.schema}.${t.name}`);
+  }
+  return found;
+}
+
+describe('erasing a customer', () => {
+  it('leaves no trace of them in any table: record, calls, transcripts, recording, held events, webhooks, audit images', async () => {
+    const phone = '+33611112222';
+    // A call from their number before they were a customer (no customer linked).
+    const before = await talkedCall(acme, 'pc-erase-0', phone, 'quokkaberry invoice', 'Quentin Erasmus asked about an invoice');
+    // An earlier record with their number, deleted (its images stay in the trail).
+    const earlier = await addCustomer({ phone, name: 'Old Quentin Erasmus' });
+    expect((await call(app, 'DELETE', `/voice/customers/${earlier}`, { token: tok.agent })).status).toBe(204);
+    const id = await addCustomer({
+      phone,
+      name: 'Q. Erasmus',
+      email: 'quentin.erasmus@example.org',
+      notes: 'Allergic to marmalade',
+      tags: ['vip'],
+      recording_consent: true,
+    });
+    const renamed = await call(app, 'PATCH', `/voice/customers/${id}`, { token: tok.agent, body: { name: 'Quentin Erasmus' } });
+    expect(renamed.status).toBe(200);
+    const linked = await talkedCall(acme, 'pc-erase-1', phone, 'quokkaberry refund', 'Quentin Erasmus wants a refund');
+    const removedEarlier = await talkedCall(acme, 'pc-erase-2', phone, 'quokkaberry delivery');
+    const [{ customer_id }] = await db.sql`select customer_id from public.voice_calls where id = ${linked}`;
+    expect(customer_id).toBe(id);
+    // An admin deleted one of their calls before: only the trail holds it.
+    await db.sql`delete from public.voice_calls where tenant_id = ${acme} and id = ${removedEarlier}`;
+    // A recording uploaded for the linked call.
+    const asked = await call(app, 'POST', '/voice/calls/recordings', {
+      headers: asService(),
+      body: { tenant_id: acme, provider_call_id: 'pc-erase-1', content_type: 'audio/mpeg', size_bytes: AUDIO.length },
+    });
+    expect(asked.status, JSON.stringify(asked.body)).toBe(201);
+    expect((await handleLocalStorage(new Request(asked.body.upload.url, { method: 'PUT', body: AUDIO }))).status).toBe(200);
+    const file = path.join(storageDir, 'call-recordings', acme, linked, 'recording.mp3');
+    expect((await stat(file)).size).toBe(AUDIO.length);
+    // An event the provider sent for the linked call that is still held.
+    await db.sql`insert into private.voice_call_early_events (tenant_id, provider_call_id, type, payload)
+      values (${acme}, 'pc-erase-1', 'call.ended', ${db.sql.json({ summary: 'Quentin Erasmus, again' })})`;
+
+    // Bystanders: another customer of the tenant, and the twin tenant's customer with the same number.
+    const other = await addCustomer({ phone: '+33633334444', name: 'Olga Bystander' });
+    const otherCall = await talkedCall(acme, 'pc-erase-3', '+33633334444', 'pelican order');
+    const twin = await addCustomer({ phone, name: 'Twin Erasmus' }, await supabaseToken(users.globexAgent, { tenantId: globex }));
+    const twinCall = await talkedCall(globex, 'pc-erase-1', phone, 'quokkaberry twin');
+
+    const needles = ['Erasmus', 'quokkaberry', 'marmalade', 'quentin.erasmus@example.org'];
+    for (const needle of needles) expect(await rowsHolding(needle, globex), needle).toContain('public.audit_logs');
+    const trail = async () =>
+      (await db.sql<{ n: number }[]>`select count(*)::int as n from public.audit_logs where tenant_id = ${acme}`)[0].n;
+    const entriesBefore = await trail();
+    const segments = (await db.sql`select count(*)::int as n from public.voice_call_segments where call_id in (${before}, ${linked})`)[0].n;
+    expect(segments).toBe(4);
+
+    const erased = await erase(id);
+    expect(erased.status, JSON.stringify(erased.body)).toBe(200);
+    expect(erased.body).toMatchObject({
+      customer_id: id,
+      erased: { calls: 2, transcript_segments: 4, recordings: 1, held_events: 1 },
+      tickets_kept: [],
+    });
+    expect([...erased.body.call_ids].sort()).toEqual([before, linked].sort());
+    // customer.created of both records; call.started and call.ended of the three calls.
+    expect(erased.body.erased.webhook_events).toBe(8);
+
+    // Nothing of them is left anywhere (the twin tenant's own rows aside).
+    for (const needle of [...needles, phone]) expect(await rowsHolding(needle, globex), needle).toEqual([]);
+    // The trail keeps its entries, with the erasure's own deletes; their images are gone.
+    expect(await trail()).toBeGreaterThan(entriesBefore);
+    const [redacted] = await db.sql<{ n: number; with_images: number }[]>`
+      select count(*)::int as n, count(*) filter (where old_data is not null or new_data is not null)::int as with_images
+      from public.audit_logs where tenant_id = ${acme} and redacted_at is not null`;
+    expect(redacted).toEqual({ n: erased.body.erased.audit_entries, with_images: 0 });
+    const [deletedBy] = await db.sql`
+      select actor_user_id, actor_role, old_data, redacted_at is not null as redacted from public.audit_logs
+      where table_name = 'voice_customers' and record_key = ${db.sql.json({ tenant_id: acme, id })} and action = 'DELETE'`;
+    expect(deletedBy).toEqual({ actor_user_id: users.acmeAdmin.id, actor_role: 'authenticated', old_data: null, redacted: true });
+    // Receivers are told, with ids only.
+    const [told] = await db.sql`select payload from private.webhook_events where tenant_id = ${acme} and type = 'customer.erased'`;
+    expect(told.payload.data.id).toBe(id);
+    expect([...told.payload.data.call_ids].sort()).toEqual([before, linked, removedEarlier].sort());
+    // The recording's bytes go with the job the erasure queued.
+    await runJobs({ tasks: ['storage-delete'] });
+    await expect(stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
+
+    // Bystanders untouched: records, calls, transcripts, and their trail with its images.
+    expect((await call(app, 'GET', `/voice/customers/${other}`, { token: tok.agent })).body.name).toBe('Olga Bystander');
+    expect((await call(app, 'GET', `/voice/calls/${otherCall}/transcript`, { token: tok.agent })).status).toBe(200);
+    expect(await rowsHolding('pelican', globex)).toEqual(expect.arrayContaining(['public.audit_logs', 'public.voice_call_segments']));
+    const globexToken = await supabaseToken(users.globexAgent, { tenantId: globex });
+    expect((await call(app, 'GET', `/voice/customers/${twin}`, { token: globexToken })).body.name).toBe('Twin Erasmus');
+    const twinTranscript = await call(app, 'GET', `/voice/calls/${twinCall}/transcript`, { token: globexToken });
+    expect(JSON.stringify(twinTranscript.body)).toContain('quokkaberry twin');
+    const [twinTrail] = await db.sql`select count(*)::int as n from public.audit_logs where tenant_id = ${globex} and redacted_at is not null`;
+    expect(twinTrail.n).toBe(0);
+
+    // The admins' trail shows the redacted entries as such.
+    const page = await call(tenantsApp, 'GET', `/tenants/${acme}/audit?table_name=voice_customers&limit=100`, { token: tok.admin });
+    expect(page.status).toBe(200);
+    const ofErased = page.body.items.filter((e: { record_key: { id: string } }) => e.record_key.id === id);
+    expect(ofErased.map((e: { action: string }) => e.action).sort()).toEqual(['DELETE', 'INSERT', 'UPDATE']);
+    for (const e of ofErased) expect(e).toMatchObject({ old_data: null, new_data: null, redacted_at: expect.any(String) });
+
+    // Erased is gone: a second erasure, a read, a transcript are 404s.
+    expect([(await erase(id)).status, errorCode(await erase(id))]).toEqual([404, 'not_found']);
+    expect((await call(app, 'GET', `/voice/calls/${linked}/transcript`, { token: tok.admin })).status).toBe(404);
+  });
+
+  it('only admins of the tenant erase: agents, users and the other tenant\'s admin are refused, and nothing changes', async () => {
+    const id = await addCustomer({ phone: '+33655556666', name: 'Refused Erasure' });
+    const callId = await talkedCall(acme, 'pc-erase-refused', '+33655556666', 'kiwifruit');
+    const state = async () => ({
+      customer: (await db.sql`select count(*)::int as n from public.voice_customers where id = ${id}`)[0].n,
+      calls: (await db.sql`select count(*)::int as n from public.voice_calls where id = ${callId}`)[0].n,
+      redacted: (await db.sql`select count(*)::int as n from public.audit_logs where redacted_at is not null`)[0].n,
+    });
+    const unchanged = await state();
+    expect(unchanged).toMatchObject({ customer: 1, calls: 1 });
+    for (const token of [tok.agent, tok.user]) {
+      const r = await erase(id, token);
+      expect([r.status, errorCode(r)]).toEqual([403, 'forbidden']);
+    }
+    // Another tenant's admin names acme's customer: not found in their tenant.
+    const foreign = await erase(id, tok.globexAdmin);
+    expect([foreign.status, errorCode(foreign)]).toEqual([404, 'not_found']);
+    // Malformed and unknown ids.
+    expect([(await erase('not-a-uuid')).status, errorCode(await erase('not-a-uuid'))]).toEqual([422, 'validation_failed']);
+    expect((await erase('73000000-0000-4000-8000-0000000000ff')).status).toBe(404);
+    expect(await state()).toEqual(unchanged);
+
+    // Straight to the function with the caller's own rights (as a function's transaction
+    // runs): agents of the tenant, admins of another, nobody signed in are refused.
+    for (const [role, claims] of [
+      ['authenticated', supabaseClaims(users.acmeAgent, acme)],
+      ['authenticated', supabaseClaims(users.globexAdmin, globex)],
+      ['authenticated', supabaseClaims(users.globexAdmin, acme)],
+      ['anon', {}],
+    ] as const) {
+      const r = await probeAs(db.sql, role, claims, (tx) => tx`select private.voice_customer_erase(${acme}, ${id})`);
+      expect(r.ok ? 'ran' : r.error.code, `${role} ${JSON.stringify(claims)}`).toBe('42501');
+    }
+    // The other tenant's admin passing their own tenant with acme's customer: not found.
+    const cross = await probeAs(db.sql, 'authenticated', supabaseClaims(users.globexAdmin, globex), (tx) =>
+      tx`select private.voice_customer_erase(${globex}, ${id})`);
+    expect(cross.ok ? 'ran' : cross.error.code).toBe('PT404');
+    expect(await state()).toEqual(unchanged);
+  });
+
+  it('refuses while one of their calls has not ended, naming it; erases once it has', async () => {
+    const phone = '+33677778888';
+    const id = await addCustomer({ phone, name: 'Busy Caller' });
+    const started = await event({ type: 'call.started', tenant_id: acme, provider_call_id: 'pc-erase-open', agent_id: ACME_AGENT, from: phone });
+    const refused = await erase(id);
+    expect([refused.status, errorCode(refused), refused.body.error.details]).toEqual([409, 'calls_in_progress', {
+      call_ids: [started.body.call_id],
+    }]);
+    expect((await db.sql`select count(*)::int as n from public.voice_customers where id = ${id}`)[0].n).toBe(1);
+    await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'pc-erase-open', status: 'missed' });
+    const done = await erase(id);
+    expect([done.status, done.body.erased.calls]).toEqual([200, 1]);
+  });
+
+  it('keeps the tickets opened from their calls, naming them, and unlinks nothing else', async () => {
+    const id = await addCustomer({ phone: '+33699990000', name: 'Ticket Holder' });
+    const callId = await talkedCall(acme, 'pc-erase-ticket', '+33699990000', 'broken kettle');
+    const opened = await call(app, 'POST', `/voice/calls/${callId}/ticket`, { token: tok.agent, body: {} });
+    expect(opened.status, JSON.stringify(opened.body)).toBe(201);
+    const done = await erase(id);
+    expect(done.status).toBe(200);
+    expect(done.body.tickets_kept).toEqual([opened.body.ticket_id]);
+    expect((await db.sql`select count(*)::int as n from public.tickets where id = ${opened.body.ticket_id}`)[0].n).toBe(1);
+  });
+
+  it("a call from the customer starting while their erasure commits is recorded as an unknown caller's, not refused", async () => {
+    const phone = '+33600000003';
+    const id = await addCustomer({ phone, name: 'Racing Caller' });
+    let erased!: () => void;
+    let release!: () => void;
+    const ran = new Promise<void>((r) => (erased = r));
+    const commit = new Promise<void>((r) => (release = r));
+    // The erasure, done but not committed: it holds the customer's row.
+    const erasing = db.sql.begin(async (tx) => {
+      await tx`select private.voice_customer_erase(${acme}, ${id})`;
+      erased();
+      await commit;
+    });
+    await ran;
+    // The call's insert saw the customer in its snapshot; its foreign key check waits.
+    const starting = call(app, 'POST', '/voice/calls/events', {
+      headers: asService(),
+      body: { type: 'call.started', tenant_id: acme, provider_call_id: 'pc-erase-race', agent_id: ACME_AGENT, from: phone },
+    });
+    await expect.poll(async () =>
+      (await db.sql`select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'`)[0].n, { timeout: 10_000 }).toBeGreaterThan(0);
+    release();
+    await erasing;
+    const started = await starting;
+    expect(started.status, JSON.stringify(started.body)).toBe(200);
+    const [row] = await db.sql`select customer_id, from_number from public.voice_calls where id = ${started.body.call_id}`;
+    expect(row).toEqual({ customer_id: null, from_number: phone });
+  });
+
+  it('a suspended tenant, or one whose plan no longer has voice, may still erase', async () => {
+    const a = await addCustomer({ phone: '+33600000001', name: 'Suspended Erasure' });
+    const b = await addCustomer({ phone: '+33600000002', name: 'Downgraded Erasure' });
+    try {
+      await db.sql`update public.tenants set status = 'suspended' where id = ${acme}`;
+      expect((await erase(a)).status).toBe(200);
+      await db.sql`update public.tenants set status = 'active', plan = 'starter' where id = ${acme}`;
+      expect((await erase(b)).status).toBe(200);
+    } finally {
+      await db.sql`update public.tenants set status = 'active', plan = 'pro' where id = ${acme}`;
+    }
+    expect((await db.sql`select count(*)::int as n from public.voice_customers where id in (${a}, ${b})`)[0].n).toBe(0);
+  });
+});
