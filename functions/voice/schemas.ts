@@ -335,8 +335,9 @@ export const CustomerListQuery = z.object({
   cursor: CursorParam,
 });
 export const CustomerPageSchema = z.object({ items: z.array(CustomerSchema), next: z.string().nullable() });
-/** What an erasure removed (private.voice_customer_erase): counts, the calls, and the
- *  tickets opened from them, which the support workflow keeps. */
+/** What an erasure removed in its request (private.voice_customer_erase): counts, the
+ *  calls, and the tickets opened from them, which the support workflow keeps; the audit
+ *  trail's images follow in a job. */
 export const CustomerErasureSchema = z.object({
   customer_id: Uuid,
   erased: z.object({
@@ -347,10 +348,12 @@ export const CustomerErasureSchema = z.object({
     webhook_events: z.number().int().openapi({
       description: 'Outbound events about the customer or the calls, with their deliveries',
     }),
-    audit_entries: z.number().int().openapi({ description: 'Audit entries whose row images were erased (the entries stay)' }),
   }),
   call_ids: z.array(Uuid),
   tickets_kept: z.array(Uuid).openapi({ description: 'Tickets opened from the erased calls: kept, for the ticket workflow' }),
+  audit_trail: z.enum(['queued']).openapi({
+    description: 'The row images of their audit entries are erased by a job (voice-erasure-trail), in batches, after the request',
+  }),
 }).openapi('VoiceCustomerErasure');
 
 const CallStatus = z.enum(['ringing', 'in_progress', 'completed', 'failed', 'missed']);

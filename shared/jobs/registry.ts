@@ -10,6 +10,7 @@ import { prune } from './tasks/prune.ts';
 import { reconcile } from './tasks/reconcile.ts';
 import { slaSweep } from './tasks/sla-sweep.ts';
 import { storageDelete } from './tasks/storage-delete.ts';
+import { voiceErasureTrail } from './tasks/voice-erasure-trail.ts';
 import { voiceStaleCalls } from './tasks/voice-stale-calls.ts';
 import { type AnyTask, registered } from './types.ts';
 
@@ -25,4 +26,5 @@ export const tasks: Record<string, AnyTask> = {
   'automation-sweep': registered(automationSweep),
   'voice-stale-calls': registered(voiceStaleCalls),
   'storage-delete': registered(storageDelete),
+  'voice-erasure-trail': registered(voiceErasureTrail),
 };

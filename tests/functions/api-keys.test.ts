@@ -494,12 +494,13 @@ describe('the scope matrix, over every route of the tenants, tickets and voice f
     // tenant's own telephony integration).
     expect([...used].sort()).toEqual([...API_KEY_SCOPES].sort());
     // People's routes without a scope: the caller's own account, tenant administration,
-    // the keys themselves, and a person's notifications.
+    // the keys themselves, a person's notifications, and a customer's erasure (a key that
+    // syncs customers must not erase them).
     const unscoped = ops.filter((o) => !o.scope && !o.machine).map((o) => `${o.method} ${o.path}`);
     expect(
       unscoped.filter((o) => o.includes('/voice') || o.includes('macros') || o.includes('canned') || o.includes('followers')),
     )
-      .toEqual([]);
+      .toEqual(['POST /voice/customers/{id}/erasure']);
     expect(unscoped).toEqual(expect.arrayContaining(['GET /tickets/notifications', 'POST /tickets/notifications/read']));
   });
 

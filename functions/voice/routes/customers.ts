@@ -2,7 +2,7 @@
 // decide). Phone numbers are E.164 and unique per tenant (a duplicate is 409
 // already_exists naming phone); consent times are the database's. Deleting a customer
 // keeps their calls; erasing one (admins, private.voice_customer_erase) removes the calls,
-// transcripts, recordings and their images in the audit trail too.
+// transcripts and recordings too, and queues the job that erases their audit images.
 import { createRoute, type z } from '@hono/zod-openapi';
 import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
@@ -10,6 +10,7 @@ import { needs } from '../../../shared/auth/needs.ts';
 import { notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import { security } from '../../../shared/schemas/security.ts';
 import * as s from '../schemas.ts';
 import { after, CUSTOMER_COLUMNS, type CustomerRow, page, type VoiceHandler } from './common.ts';
 
@@ -64,14 +65,16 @@ const routes = {
     path: '/customers/{id}/erasure',
     summary:
       'Erase a customer (admins): the record, their calls with transcripts and recordings, and their images in the audit trail',
-    description: "For a caller's right to erasure. In one transaction: the customer; their calls (linked, or with their " +
-      'number and no customer), transcripts and recordings (deleted from storage by jobs); held provider events; outbound ' +
-      'webhook events about them not yet sent; and the row images of all of these in the audit trail, the entries ' +
-      'staying with `redacted_at`. Receivers get `customer.erased`. Tickets opened from the calls are kept and listed. ' +
-      'Allowed while the tenant is suspended, or its plan lacks voice. 409 `calls_in_progress` while one of the calls ' +
-      'has not ended.',
-    ...apiKeyScope('customers:write'),
-    middleware: needs.activeTenantRole('admin', { scope: 'customers:write' }),
+    description: "For a caller's right to erasure. In the request's transaction: the customer; their calls (linked, or " +
+      'unlinked with their number as the caller of an inbound call or the callee of an outbound one), transcripts and ' +
+      'recordings in storage (deleted by jobs); held provider events; outbound webhook events about them not yet sent. ' +
+      'Then a job erases the row images of their audit entries (and of their calls and records deleted before), the ' +
+      'entries staying with `redacted_at`. Receivers get `customer.erased`. Tickets opened from the calls are kept and ' +
+      'listed. Allowed while the tenant is suspended, or its plan lacks voice; not with an API key (people only). ' +
+      '409 `calls_in_progress` while one of the calls has not ended.',
+    // People only, no API key scope: a key that syncs customers must not be able to erase them.
+    security: security.user,
+    middleware: needs.activeTenantRole('admin'),
     request: { params: s.IdParam },
     responses: { 200: jsonResponse(s.CustomerErasureSchema, 'What was erased'), ...commonErrors, ...conflictError },
   }),

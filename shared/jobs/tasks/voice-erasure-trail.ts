@@ -1,0 +1,28 @@
+// voice-erasure-trail: the audit trail's part of a customer erasure
+// (20261204101000_voice_customer_erasure_trail_job.sql), queued by the erasure's request.
+// The request deleted what indexes reach under its locks; the trail has no index by
+// record, so its entries are found by reading the tenant's voice entries newest first,
+// one batch per job in its own transaction, holding no lock on a live row: first which
+// calls and customer records were the customer's (erased now, or gone before), then
+// their entries and their calls' segments' entries are redacted. A batch that is not the
+// last queues the next with the payload it leaves. Result: the stage reached and counts.
+import { asService } from '../../db.ts';
+import type { Task } from '../types.ts';
+
+interface TrailJob {
+  tenant_id: string;
+  stage: string;
+  redacted: number;
+  webhook_events: number;
+  [field: string]: unknown;
+}
+
+export const voiceErasureTrail: Task<TrailJob> = {
+  async run(job) {
+    const [{ step }] = await asService(
+      job.payload.tenant_id,
+      (tx) => tx<{ step: TrailJob }>`select private.voice_erasure_trail_step(${tx.json(job.payload)}) as step`,
+    );
+    return { [step.stage === 'done' ? 'done' : 'continued']: 1, redacted: step.redacted, webhook_events: step.webhook_events };
+  },
+};
