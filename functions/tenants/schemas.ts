@@ -337,6 +337,7 @@ export const WEBHOOK_EVENT_TYPES = [
   'call.ended',
   'customer.created',
   'customer.erased',
+  'customer.erasure_completed',
   'automation.triggered',
 ] as const;
 

@@ -47,7 +47,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // The call events ask the tenant's state: no new call for a suspended one, nothing for a
   // deleted one; a deleted tenant has no knowledge (issue 14); a new call answers its
   // status after the events held for it (issue 14, early events).
-  'private.voice_customer_erase': ['20261204101000_voice_customer_erasure_trail_job.sql'],
+  'private.voice_customer_erase': ['20261204101000_voice_customer_erasure_trail_job.sql', '20261204102000_voice_customer_erasure_review.sql'],
+  'private.voice_erasure_trail_step': ['20261204102000_voice_customer_erasure_review.sql'],
   'private.voice_call_started': [
     '20261202160000_voice_events_tenant_state.sql',
     '20261203140000_voice_early_events.sql',

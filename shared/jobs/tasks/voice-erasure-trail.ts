@@ -4,8 +4,10 @@
 // record, so its entries are found by reading the tenant's voice entries newest first,
 // one batch per job in its own transaction, holding no lock on a live row: first which
 // calls and customer records were the customer's (erased now, or gone before), then
-// their entries and their calls' segments' entries are redacted. A batch that is not the
-// last queues the next with the payload it leaves. Result: the stage reached and counts.
+// their entries and their calls' segments' entries are redacted
+// (20261204102000_voice_customer_erasure_review.sql: one chain per erasure, under its job
+// key; `customer.erasure_completed` at the end). A batch that is not the last queues the
+// next with the payload it leaves. Result: done or continued, and this batch's counts.
 import { asService } from '../../db.ts';
 import type { Task } from '../types.ts';
 
@@ -23,6 +25,11 @@ export const voiceErasureTrail: Task<TrailJob> = {
       job.payload.tenant_id,
       (tx) => tx<{ step: TrailJob }>`select private.voice_erasure_trail_step(${tx.json(job.payload)}) as step`,
     );
-    return { [step.stage === 'done' ? 'done' : 'continued']: 1, redacted: step.redacted, webhook_events: step.webhook_events };
+    // The payload keeps running totals; this batch's part is what it added.
+    return {
+      [step.stage === 'done' ? 'done' : 'continued']: 1,
+      redacted: step.redacted - job.payload.redacted,
+      webhook_events: step.webhook_events - job.payload.webhook_events,
+    };
   },
 };
