@@ -4,9 +4,10 @@
 // entries the chain must read, through the same index, in the same run. Two customers:
 // one whose calls are recent (the segments stage reads back only to their first call),
 // one with a call at the very start of the trail (every segment entry of the tenant is
-// read). The trail is written straight into audit_logs as the audit trigger writes it
-// (ERASURE_BENCH_CALLS calls, each an INSERT and an UPDATE entry around ten segments'),
-// since writing it through the API would take the bench's whole budget.
+// read). The trail is written straight into audit_logs shaped as the audit trigger writes
+// it — every column in each image, a call's summary included (ERASURE_BENCH_CALLS calls,
+// each an INSERT and an UPDATE entry around ten segments') —, since writing it through
+// the API would take the bench's whole budget.
 //   ERASURE_BENCH_CALLS=50000 npx vitest bench --run tests/bench/erasure.bench.ts
 import { afterAll, beforeAll, bench, describe } from 'vitest';
 import { closeDb } from '../../shared/db.ts';
@@ -50,29 +51,43 @@ beforeAll(async () => {
   // The long-standing customer's first call, at the start of the trail.
   const old = await customerWithCalls('+33700000001', 1);
   // Everyone else's calls: an INSERT entry, ten segments' INSERT entries, an UPDATE entry
-  // each, in that order, as the trigger writes them (images as it renders them).
+  // each, in that order, with images of every column as the trigger renders them (a
+  // call's summary of about 300 characters).
   await db.sql`
     insert into public.audit_logs (tenant_id, table_name, record_key, action, actor_role, old_data, new_data, changed_fields, image_bytes)
-    select ${acme}, e.table_name, jsonb_build_object('tenant_id', ${acme}::uuid, 'id', e.record_id), e.action, 'service_role',
-           e.old_data, e.new_data, e.changed, pg_column_size(e.new_data)
-    from (select n, gen_random_uuid() as call_id from generate_series(1, ${CALLS}) n) c
+    select ${acme}, e.table_name, jsonb_build_object('id', e.record_id, 'tenant_id', ${acme}::uuid), e.action, 'service_role',
+           e.old_data, e.new_data, e.changed,
+           coalesce(pg_column_size(e.old_data), 0) + coalesce(pg_column_size(e.new_data), 0)
+    from (
+      select n, call_id, jsonb_build_object(
+               'id', call_id, 'tenant_id', ${acme}::uuid, 'agent_id', ${AGENT}::uuid, 'customer_id', null,
+               'direction', 'inbound', 'provider_call_id', 'synthetic-' || n,
+               'from_number', '+3360' || lpad(n::text, 7, '0'), 'to_number', '+14155554011',
+               'started_at', '2026-11-01T10:00:00.000Z', 'answered_at', '2026-11-01T10:00:02.000Z', 'ended_at', null,
+               'duration_seconds', null, 'outcome', null, 'summary', null, 'recording_path', null, 'recording_object', null,
+               'cost', null, 'ticket_id', null, 'timed_out_at', null,
+               'created_at', '2026-11-01T10:00:00.000Z', 'updated_at', '2026-11-01T10:00:00.000Z',
+               'status', 'in_progress') as open_image
+      from (select n, gen_random_uuid() as call_id from generate_series(1, ${CALLS}) n) c0
+    ) c
     cross join lateral (
       select 0 as k, 'voice_calls' as table_name, c.call_id as record_id, 'INSERT' as action, null::jsonb as old_data,
-             jsonb_build_object('id', c.call_id, 'tenant_id', ${acme}::uuid, 'agent_id', ${AGENT}::uuid, 'customer_id', null,
-                                'direction', 'inbound', 'status', 'in_progress', 'from_number', '+3360' || lpad(c.n::text, 7, '0'),
-                                'provider_call_id', 'synthetic-' || c.n) as new_data,
-             null::text[] as changed
+             c.open_image as new_data, null::text[] as changed
       union all
-      select 1 + g, 'voice_call_segments', gen_random_uuid(), 'INSERT', null,
-             jsonb_build_object('id', gen_random_uuid(), 'tenant_id', ${acme}::uuid, 'call_id', c.call_id, 'seq', g,
-                                'speaker', 'customer', 'content', 'a sentence another caller said about their order, number ' || g),
+      select 1 + g, 'voice_call_segments', s.id, 'INSERT', null,
+             jsonb_build_object('id', s.id, 'tenant_id', ${acme}::uuid, 'call_id', c.call_id, 'seq', g, 'speaker', 'customer',
+                                'content', 'a sentence another caller said about their order, number ' || g, 'offset_ms', g * 4000,
+                                'created_at', '2026-11-01T10:00:10.000Z'),
              null
-      from generate_series(0, ${SEGMENTS - 1}) g
+      from generate_series(0, ${SEGMENTS - 1}) g cross join lateral (select gen_random_uuid() as id) s
       union all
-      select 1 + ${SEGMENTS}, 'voice_calls', c.call_id, 'UPDATE',
-             jsonb_build_object('id', c.call_id, 'status', 'in_progress', 'from_number', '+3360' || lpad(c.n::text, 7, '0')),
-             jsonb_build_object('id', c.call_id, 'status', 'completed', 'from_number', '+3360' || lpad(c.n::text, 7, '0')),
-             array['status']
+      select 1 + ${SEGMENTS}, 'voice_calls', c.call_id, 'UPDATE', c.open_image,
+             c.open_image || jsonb_build_object('status', 'completed', 'ended_at', '2026-11-01T10:04:00.000Z',
+               'duration_seconds', 240, 'outcome', 'resolved', 'cost', 0.12, 'updated_at', '2026-11-01T10:04:00.000Z',
+               'summary', 'The caller asked about an order placed last week, which had not arrived; the agent checked the ' ||
+                          'tracking, found it delayed at the depot, promised a call back tomorrow and offered a discount ' ||
+                          'on the next order, which the caller accepted. Call ' || c.n),
+             array['cost', 'duration_seconds', 'ended_at', 'outcome', 'status', 'summary']
     ) e
     order by c.n, e.k`;
   await db.sql`analyze public.audit_logs`;

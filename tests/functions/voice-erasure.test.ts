@@ -228,8 +228,8 @@ describe('erasing a customer', () => {
     // keeps one chain (without it, a second successor would start a second chain).
     await db.sql`update private.jobs set payload = payload || ${db.sql.json({ batch: 3 })} where task = 'voice-erasure-trail'`;
     const [first] = await db.sql`update private.jobs set locked_by = 'lost-worker', locked_until = now() + interval '2 minutes'
-      where task = 'voice-erasure-trail' returning id, payload`;
-    for (let i = 0; i < 2; i++) await db.sql`select private.voice_erasure_trail_step(${db.sql.json(first.payload)})`;
+      where task = 'voice-erasure-trail' returning id`;
+    for (let i = 0; i < 2; i++) await db.sql`select private.voice_erasure_trail_batch(${first.id}, 'lost-worker')`;
     const chain = await db.sql`select id, job_key from private.jobs where task = 'voice-erasure-trail' order by id`;
     expect(chain.map((j) => [j.id === first.id, j.job_key])).toEqual([[true, null], [false, `voice-erasure-trail:${acme}:${id}`]]);
     await db.sql`delete from private.jobs where id = ${first.id}`;
@@ -293,6 +293,44 @@ describe('erasing a customer', () => {
     // Erased is gone: a second erasure, a transcript are 404s.
     expect([(await erase(id)).status, errorCode(await erase(id))]).toEqual([404, 'not_found']);
     expect((await call(app, 'GET', `/voice/calls/${linked}/transcript`, { token: tok.admin })).status).toBe(404);
+  });
+
+  it('each batch runs at most once: a job claimed again after its batch committed does nothing; a worker whose lease ran out records nothing', async () => {
+    const phone = '+33600000005';
+    const id = await addCustomer({ phone, name: 'Twice Erased' });
+    const callId = await talkedCall(acme, 'pc-erase-twice', phone, 'twice words');
+    const segmentIds = await segmentsInTrail([callId]);
+    expect((await erase(id)).status).toBe(200);
+    await db.sql`update private.jobs set payload = payload || ${db.sql.json({ batch: 3 })} where task = 'voice-erasure-trail'`;
+    // A worker whose lease ran out: nothing recorded, no next batch.
+    const [stale] = await db.sql`update private.jobs set locked_by = 'late', locked_until = now() - interval '1 second'
+      where task = 'voice-erasure-trail' returning id, payload`;
+    expect((await db.sql`select private.voice_erasure_trail_batch(${stale.id}, 'late') as step`)[0].step).toBeNull();
+    expect(await db.sql`select id, payload from private.jobs where task = 'voice-erasure-trail'`).toEqual([{ id: stale.id, payload: stale.payload }]);
+    await db.sql`update private.jobs set locked_by = null, locked_until = null where id = ${stale.id}`;
+    // Every batch run twice by its worker before it is completed: the second does nothing.
+    let batches = 0;
+    for (;;) {
+      const [job] = await db.sql`select id from private.jobs where task = 'voice-erasure-trail' order by id limit 1`;
+      if (!job) break;
+      await db.sql`update private.jobs set locked_by = 'w', locked_until = now() + interval '2 minutes' where id = ${job.id}`;
+      const [{ step: once }] = await db.sql`select private.voice_erasure_trail_batch(${job.id}, 'w') as step`;
+      const [{ step: again }] = await db.sql`select private.voice_erasure_trail_batch(${job.id}, 'w') as step`;
+      expect(again).toEqual({ ...once, committed: true });
+      await db.sql`delete from private.jobs where id = ${job.id}`;
+      batches++;
+    }
+    expect(batches).toBeGreaterThan(5);
+    const expected = await entriesOf([
+      { table: 'voice_customers', ids: [id] },
+      { table: 'voice_calls', ids: [callId] },
+      { table: 'voice_call_segments', ids: segmentIds },
+    ]);
+    const [{ n }] = await db.sql`select count(*)::int as n from public.audit_logs where redacted_at is not null and id in ${db.sql([...expected].map(Number))}`;
+    expect(n).toBe(expected.size);
+    const told = await db.sql`select payload from private.webhook_events
+      where type = 'customer.erasure_completed' and payload -> 'data' ->> 'id' = ${id}`;
+    expect(told.map((e) => [e.payload.data.call_ids, e.payload.data.audit_entries])).toEqual([[[callId], expected.size]]);
   });
 
   it("a customer whose number is the agent's own line takes only their own calls, not every call to that line", async () => {

@@ -67,9 +67,10 @@ const routes = {
       'Erase a customer (admins): the record, their calls with transcripts and recordings, and their images in the audit trail',
     description: "For a caller's right to erasure. In the request's transaction: the customer; their calls (linked, or " +
       'unlinked with their number as the caller of an inbound call or the callee of an outbound one), transcripts and ' +
-      'recordings in storage (deleted by jobs); held provider events; outbound webhook events about them not yet sent. ' +
+      'recordings in storage (deleted by jobs); held provider events; outbound webhook events about them, sent or not. ' +
       'Then a job erases the row images of their audit entries (and of their calls and records deleted before), the ' +
-      'entries staying with `redacted_at`. Receivers get `customer.erased`. Tickets opened from the calls are kept and ' +
+      'entries staying with `redacted_at`. Receivers get `customer.erased` at once and `customer.erasure_completed` ' +
+      'when the trail is done. Tickets opened from the calls are kept and ' +
       'listed. Allowed while the tenant is suspended, or its plan lacks voice; not with an API key (people only). ' +
       '409 `calls_in_progress` while one of the calls has not ended.',
     // People only, no API key scope: a key that syncs customers must not be able to erase them.

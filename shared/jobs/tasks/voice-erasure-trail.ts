@@ -9,7 +9,7 @@
 // key; `customer.erasure_completed` at the end). A batch that is not the last queues the
 // next with the payload it leaves. Result: done or continued, and this batch's counts.
 import { asService } from '../../db.ts';
-import type { Task } from '../types.ts';
+import { LeaseLost, type Task } from '../types.ts';
 
 interface TrailJob {
   tenant_id: string;
@@ -20,11 +20,15 @@ interface TrailJob {
 }
 
 export const voiceErasureTrail: Task<TrailJob> = {
-  async run(job) {
+  async run(job, { worker }) {
+    // At most once per job (20261204103000): under the job's lease, and a job claimed
+    // again after its batch committed (a lease lost before the runner completed it) does
+    // nothing.
     const [{ step }] = await asService(
       job.payload.tenant_id,
-      (tx) => tx<{ step: TrailJob }>`select private.voice_erasure_trail_step(${tx.json(job.payload)}) as step`,
+      (tx) => tx<{ step: TrailJob | null }>`select private.voice_erasure_trail_batch(${job.id}, ${worker}) as step`,
     );
+    if (!step) throw new LeaseLost();
     // The payload keeps running totals; this batch's part is what it added.
     return {
       [step.stage === 'done' ? 'done' : 'continued']: 1,
