@@ -129,6 +129,7 @@ const REFUSALS: Record<string, { status: ContentfulStatusCode; code: string }> =
   PT403: { status: 403, code: 'forbidden' },
   PT404: { status: 404, code: 'not_found' },
   PT409: { status: 409, code: 'conflict' },
+  PT410: { status: 410, code: 'gone' },
   PT422: { status: 422, code: 'validation_failed' },
 };
 

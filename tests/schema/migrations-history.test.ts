@@ -53,10 +53,12 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202160000_voice_events_tenant_state.sql',
     '20261203140000_voice_early_events.sql',
     '20261204100000_voice_customer_erasure.sql',
+    '20261204110000_voice_call_tombstones.sql',
   ],
   // Early events, after review: bounded per call and in bytes, counted in turns per tenant,
-  // under the claims they came with, a held segment answering at its own time (issue 14).
-  'private.voice_call_event_held': ['20261203160000_voice_early_events_review.sql'],
+  // under the claims they came with, a held segment answering at its own time (issue 14);
+  // an event for a deleted call refused rather than held (issue 14, tombstones).
+  'private.voice_call_event_held': ['20261203160000_voice_early_events_review.sql', '20261204110000_voice_call_tombstones.sql'],
   'private.voice_call_apply_early_events': ['20261203160000_voice_early_events_review.sql'],
   // Two identical recording-upload requests at once: the second answers the object the
   // call holds rather than 409 (issue 14, call recordings).

@@ -77,6 +77,10 @@ const routes = {
           'a tenant); `unknown_tenant`: no such tenant; `tenant_deleted`: the tenant is deleted and takes no event',
       ),
       409: errorResponse("`invalid_transition`: the end asked for is not allowed from the call's status"),
+      410: errorResponse(
+        '`call_deleted`: the call was deleted (by an admin, or erasing its customer) within the last 30 days; any ' +
+          'event for it, a start included, is refused rather than creating the call again or being held: stop retrying',
+      ),
       403: errorResponse(
         '`tenant_suspended`: a suspended tenant takes no new call (segments and the end of a call under way are still ' +
           "taken); `feature_not_in_plan`: the tenant's plan has no voice; `insufficient_scope` for a key without calls:write",

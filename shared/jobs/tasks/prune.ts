@@ -1,16 +1,21 @@
 // prune (daily, private.job_schedules): drops webhook history older than 30 days — the
 // inbox, finished deliveries with their events and attempts, replies sent or given up
-// (private.prune_webhook_history); pending deliveries stay whatever their age — and
-// dead jobs 30 days after they died (private.prune_dead_jobs).
+// (private.prune_webhook_history); pending deliveries stay whatever their age —, dead
+// jobs 30 days after they died (private.prune_dead_jobs), and deleted calls' tombstones
+// after 30 days (private.prune_voice_call_tombstones: a provider's retry of the call
+// is refused until then).
 import { asService } from '../../db.ts';
 import type { Task } from '../types.ts';
 
 export const prune: Task = {
   async run() {
     return await asService(null, async (tx) => {
-      const [{ pruned, dead_jobs }] = await tx<{ pruned: number; dead_jobs: number }>`
-        select private.prune_webhook_history() as pruned, private.prune_dead_jobs() as dead_jobs`;
-      return { pruned, dead_jobs };
+      const [{ pruned, dead_jobs, call_tombstones }] = await tx<
+        { pruned: number; dead_jobs: number; call_tombstones: number }
+      >`
+        select private.prune_webhook_history() as pruned, private.prune_dead_jobs() as dead_jobs,
+          private.prune_voice_call_tombstones() as call_tombstones`;
+      return { pruned, dead_jobs, call_tombstones };
     });
   },
 };

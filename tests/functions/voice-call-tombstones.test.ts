@@ -1,0 +1,240 @@
+// A deleted call stays deleted (issue 14; 20261204110000_voice_call_tombstones.sql):
+// providers retry each call event until they see a 2xx, so a start retried after its
+// call was deleted (by an admin through the table, or erasing the customer) created the
+// call again with the caller's number, and a late transcript was held ten minutes. Now
+// every delete leaves a tombstone of the provider call id for 30 days, and every event
+// for it is 410 call_deleted: no call, no held event, no webhook event, no audit entry.
+// Per tenant (another tenant's call of the same id starts), for the provider's
+// credential and a tenant's key alike, kept only by a delete that commits, none for
+// people's own calls or a tenant hard-deleted, pruned after 30 days by the daily job.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app as tenantsApp } from '../../functions/tenants/app.ts';
+import { app } from '../../functions/voice/app.ts';
+import { apiKey } from '../../scripts/tokens.mjs';
+import { closeDb } from '../../shared/db.ts';
+import { runJobs } from '../../shared/jobs/runner.ts';
+import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
+import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
+
+let db: TestDatabase;
+let auth: AuthFixture;
+let service: string;
+const tok: Record<string, string> = {};
+const acme = tenants.acme.id;
+const globex = tenants.globex.id;
+const LLM = { model: 'gpt-4o-mini', system_prompt: 'You answer the phone.', temperature: 0.2, tools: [] };
+const AGENTS: Record<string, string> = {
+  [acme]: '74000000-0000-4000-8000-000000000011',
+  [globex]: '74000000-0000-4000-8000-000000000012',
+};
+
+beforeAll(async () => {
+  db = await freshDatabase('fn_voice_tombstones');
+  auth = await configureAuth(db.url);
+  service = await apiKey('service_role', TEST_JWT_SECRET);
+  tok.admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+  tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
+  await db.sql`update public.tenants set plan = 'pro'`;
+  await db.sql`insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config)
+    values (${acme}, ${AGENTS[acme]}, 'Desk', '+14155554011', 'v', ${db.sql.json(LLM)}),
+           (${globex}, ${AGENTS[globex]}, 'Desk', '+14155554012', 'v', ${db.sql.json(LLM)})`;
+  // Every event type of acme is queued for a receiver (never sent here): a start taken
+  // again would show as a call.started event.
+  await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types)
+    values (${acme}, 'https://hooks.example.com/tombstones', 'v1:x', '{}')`;
+});
+afterAll(async () => {
+  await closeDb();
+  await auth?.close();
+  await db?.close();
+});
+
+const send = (body: Record<string, unknown>, authorization = `Bearer ${service}`) =>
+  call(app, 'POST', '/voice/calls/events', { body, headers: { authorization } });
+const started = (tenant: string, id: string, from = '+33612345678') => ({
+  type: 'call.started',
+  tenant_id: tenant,
+  provider_call_id: id,
+  agent_id: AGENTS[tenant],
+  from,
+  answered: true,
+});
+const segments = (tenant: string, id: string, words: string) => ({
+  type: 'transcript.segments',
+  tenant_id: tenant,
+  provider_call_id: id,
+  segments: [{ seq: 0, speaker: 'customer', content: words }],
+});
+const answered = (tenant: string, id: string) => ({ type: 'call.answered', tenant_id: tenant, provider_call_id: id });
+const ended = (tenant: string, id: string) => ({ type: 'call.ended', tenant_id: tenant, provider_call_id: id, status: 'completed' });
+/** Every event the provider could send for a call, start first. */
+const everyEvent = (tenant: string, id: string, words = 'late words') =>
+  [started(tenant, id), answered(tenant, id), segments(tenant, id, words), ended(tenant, id)];
+/** A call the provider started, talked in and ended: its id. */
+async function talkedCall(tenant: string, id: string, from?: string) {
+  const r = await send(started(tenant, id, from));
+  expect([r.status, r.body.applied], JSON.stringify(r.body)).toEqual([200, true]);
+  expect((await send(segments(tenant, id, 'first words'))).status).toBe(200);
+  expect((await send(ended(tenant, id))).status).toBe(200);
+  return r.body.call_id as string;
+}
+/** Deletes calls as acme's admin through the table (PostgREST's path), committed. */
+async function deleteAsAdmin(ids: string[]) {
+  await db.sql.begin(async (tx) => {
+    await tx`select set_config('role', 'authenticated', true),
+      set_config('request.jwt.claims', ${JSON.stringify(supabaseClaims(users.acmeAdmin, acme))}, true)`;
+    const gone = await tx`delete from public.voice_calls where tenant_id = ${acme} and id in ${tx(ids)} returning id`;
+    expect(gone.length).toBe(ids.length);
+  });
+}
+/** What the database holds of a provider call id in a tenant, anywhere it could come back. */
+async function tracesOf(tenant: string, id: string) {
+  const [r] = await db.sql`select
+      (select count(*)::int from public.voice_calls where tenant_id = ${tenant} and provider_call_id = ${id}) as calls,
+      (select count(*)::int from private.voice_call_early_events where tenant_id = ${tenant} and provider_call_id = ${id}) as held,
+      (select count(*)::int from private.webhook_events where tenant_id = ${tenant} and payload::text like ${'%' + id + '%'}) as events,
+      (select count(*)::int from public.audit_logs where tenant_id = ${tenant} and table_name = 'voice_calls'
+        and coalesce(new_data, old_data) ->> 'provider_call_id' = ${id}) as entries`;
+  return r as { calls: number; held: number; events: number; entries: number };
+}
+const tombstones = async (tenant: string) =>
+  (await db.sql`select provider_call_id from private.voice_call_tombstones where tenant_id = ${tenant} order by 1`)
+    .map((r) => r.provider_call_id as string);
+/** Every event for the id refused as deleted, changing nothing anywhere. */
+async function refusedAsDeleted(tenant: string, id: string, authorization?: string) {
+  const before = await tracesOf(tenant, id);
+  for (const body of everyEvent(tenant, id)) {
+    const r = await send(body, authorization);
+    expect([r.status, errorCode(r)], `${body.type}: ${JSON.stringify(r.body)}`).toEqual([410, 'call_deleted']);
+  }
+  expect(await tracesOf(tenant, id)).toEqual(before);
+}
+
+describe('a deleted call stays deleted', () => {
+  it("an admin's delete through the table: a retried start, answer, transcript or end is 410 call_deleted and brings nothing back", async () => {
+    const id = await talkedCall(acme, 'pc-tomb-1');
+    await deleteAsAdmin([id]);
+    expect(await tombstones(acme)).toEqual(['pc-tomb-1']);
+    const gone = await tracesOf(acme, 'pc-tomb-1');
+    expect([gone.calls, gone.held]).toEqual([0, 0]);
+    await refusedAsDeleted(acme, 'pc-tomb-1');
+    // Segments batched with others (events arriving together share one statement) are
+    // refused alike, each answering its own outcome.
+    const other = await talkedCall(acme, 'pc-tomb-2');
+    await deleteAsAdmin([other]);
+    const answers = await Promise.all(
+      ['pc-tomb-1', 'pc-tomb-2', 'pc-tomb-1', 'pc-tomb-2'].map((pc, i) => send(segments(acme, pc, `batched ${i}`))),
+    );
+    expect(answers.map((r) => [r.status, errorCode(r)])).toEqual(Array(4).fill([410, 'call_deleted']));
+    expect((await db.sql`select count(*)::int as n from private.voice_call_early_events where tenant_id = ${acme}`)[0].n).toBe(0);
+  });
+
+  it("erasing a customer: the provider's retries of their calls bring back neither the calls nor the number", async () => {
+    const r = await call(app, 'POST', '/voice/customers', { token: tok.agent, body: { phone: '+33698765432', name: 'Camille' } });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    await talkedCall(acme, 'pc-tomb-erased-1', '+33698765432');
+    await talkedCall(acme, 'pc-tomb-erased-2', '+33698765432');
+    const erased = await call(app, 'POST', `/voice/customers/${r.body.id}/erasure`, { token: tok.admin });
+    expect(erased.status, JSON.stringify(erased.body)).toBe(200);
+    expect(await tombstones(acme)).toEqual(expect.arrayContaining(['pc-tomb-erased-1', 'pc-tomb-erased-2']));
+    for (const pc of ['pc-tomb-erased-1', 'pc-tomb-erased-2']) {
+      for (const body of [{ ...started(acme, pc, '+33698765432') }, segments(acme, pc, 'Camille again')]) {
+        const again = await send(body);
+        expect([again.status, errorCode(again)], JSON.stringify(again.body)).toEqual([410, 'call_deleted']);
+      }
+    }
+    expect(await db.sql`select id from public.voice_calls where from_number = '+33698765432' or to_number = '+33698765432'`)
+      .toEqual([]);
+    expect(await db.sql`select id from private.voice_call_early_events where payload::text like '%Camille%'`).toEqual([]);
+  });
+
+  it("is its tenant's only: another tenant's call of the same id starts; a tenant's key is refused as the provider is", async () => {
+    const id = await talkedCall(acme, 'pc-tomb-shared');
+    await deleteAsAdmin([id]);
+    const twin = await send(started(globex, 'pc-tomb-shared'));
+    expect([twin.status, twin.body.applied], JSON.stringify(twin.body)).toEqual([200, true]);
+    expect(await tombstones(globex)).toEqual([]);
+    const k = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, {
+      token: tok.admin,
+      body: { name: 'recorder', scopes: ['calls:write'] },
+    });
+    expect(k.status, JSON.stringify(k.body)).toBe(201);
+    await refusedAsDeleted(acme, 'pc-tomb-shared', `Bearer ${k.body.key}`);
+    // Deleting globex's call leaves globex's own tombstone, acme's untouched.
+    await db.sql`delete from public.voice_calls where tenant_id = ${globex} and provider_call_id = 'pc-tomb-shared'`;
+    expect(await tombstones(globex)).toEqual(['pc-tomb-shared']);
+    await refusedAsDeleted(globex, 'pc-tomb-shared');
+  });
+
+  it("keeps a tombstone only for a delete that commits, and none for people's own calls", async () => {
+    const id = await talkedCall(acme, 'pc-tomb-rolled');
+    await db.sql.begin(async (tx) => {
+      await tx`delete from public.voice_calls where tenant_id = ${acme} and id = ${id}`;
+      throw new Error('rolled back');
+    }).catch((err: Error) => expect(err.message).toBe('rolled back'));
+    expect(await tombstones(acme)).not.toContain('pc-tomb-rolled');
+    const repeat = await send(started(acme, 'pc-tomb-rolled'));
+    expect([repeat.status, repeat.body.applied, repeat.body.call_id]).toEqual([200, false, id]);
+    // A call people logged themselves (a manual: id, which the provider may not send).
+    const [manual] = await db.sql`insert into public.voice_calls (tenant_id, agent_id, direction, status, provider_call_id, to_number)
+      values (${acme}, ${AGENTS[acme]}, 'outbound', 'ringing', 'manual:pc-tomb', '+33611112222') returning id`;
+    await deleteAsAdmin([manual.id]);
+    expect((await tombstones(acme)).filter((pc) => pc.startsWith('manual:'))).toEqual([]);
+  });
+
+  it('is out of reach of every API role: only the definer functions read or write it', async () => {
+    for (const [role, claims] of [
+      ['authenticated', supabaseClaims(users.acmeAdmin, acme)],
+      ['anon', {}],
+      ['service_role', {}],
+    ] as const) {
+      for (const statement of [
+        (tx: Parameters<Parameters<typeof probeAs>[3]>[0]) => tx`select * from private.voice_call_tombstones`,
+        (tx: Parameters<Parameters<typeof probeAs>[3]>[0]) => tx`delete from private.voice_call_tombstones`,
+        (tx: Parameters<Parameters<typeof probeAs>[3]>[0]) =>
+          tx`insert into private.voice_call_tombstones (tenant_id, provider_call_id) values (${globex}, 'pc-forged')`,
+      ]) {
+        const probe = await probeAs(db.sql, role, claims, statement);
+        expect(probe.ok, role).toBe(false);
+        if (!probe.ok) expect(probe.error.code, role).toBe('42501');
+      }
+    }
+    for (const role of ['authenticated', 'anon'] as const) {
+      const probe = await probeAs(db.sql, role, {}, (tx) => tx`select private.prune_voice_call_tombstones(interval '0')`);
+      expect(probe.ok ? 'ran' : probe.error.code, role).toBe('42501');
+    }
+  });
+
+  it('a tenant hard-deleted with its calls leaves no tombstone (and the delete is not refused)', async () => {
+    const doomed = '10000000-0000-4000-8000-0000000000d1';
+    await db.sql`insert into public.tenants (id, name, slug, plan) values (${doomed}, 'Doomed', 'doomed-tombstones', 'pro')`;
+    await db.sql`insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config)
+      values (${doomed}, '74000000-0000-4000-8000-0000000000d1', 'Desk', '+14155554013', 'v', ${db.sql.json(LLM)})`;
+    AGENTS[doomed] = '74000000-0000-4000-8000-0000000000d1';
+    await talkedCall(doomed, 'pc-tomb-doomed');
+    await db.sql`delete from public.tenants where id = ${doomed}`;
+    expect(await tombstones(doomed)).toEqual([]);
+    expect(await db.sql`select id from public.voice_calls where tenant_id = ${doomed}`).toEqual([]);
+  });
+
+  it('the daily prune drops tombstones after 30 days; only then is the id taken as a new call', async () => {
+    const id = await talkedCall(acme, 'pc-tomb-old');
+    const young = await talkedCall(acme, 'pc-tomb-young');
+    await deleteAsAdmin([id, young]);
+    await db.sql`update private.voice_call_tombstones set deleted_at = now() - interval '30 days 1 minute'
+      where tenant_id = ${acme} and provider_call_id = 'pc-tomb-old'`;
+    await db.sql`update private.voice_call_tombstones set deleted_at = now() - interval '29 days 23 hours'
+      where tenant_id = ${acme} and provider_call_id = 'pc-tomb-young'`;
+    const before = (await tombstones(acme)).length;
+    await db.sql`select private.add_job('prune')`;
+    const report = await runJobs({ tasks: ['prune'] });
+    expect(report.tasks.prune).toMatchObject({ completed: 1, call_tombstones: 1 });
+    expect(await tombstones(acme)).toHaveLength(before - 1);
+    expect(await tombstones(acme)).not.toContain('pc-tomb-old');
+    await refusedAsDeleted(acme, 'pc-tomb-young');
+    const again = await send(started(acme, 'pc-tomb-old'));
+    expect([again.status, again.body.applied], JSON.stringify(again.body)).toEqual([200, true]);
+  });
+});
