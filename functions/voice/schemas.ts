@@ -182,6 +182,15 @@ export const CallEventResult = z.object({
   status: z.enum(['ringing', 'in_progress', 'completed', 'failed', 'missed']),
 }).openapi('CallEventResult');
 
+/** Any event for a call its tenant deleted in the last 30 days (by an admin, or erasing
+ *  its customer; 20261204110000_voice_call_tombstones.sql): taken and dropped, as a late
+ *  event is. A 2xx, so the sender stops retrying; never the call again. */
+export const CallEventDeleted = z.object({
+  applied: z.literal(false),
+  deleted: z.literal(true),
+  provider_call_id: z.string(),
+}).openapi('CallEventDeleted');
+
 /** An answer, segments or an end that overtook its call's start
  *  (20261203140000_voice_early_events.sql): held, and applied when the start arrives. */
 export const CallEventHeld = z.object({

@@ -1,12 +1,16 @@
-// A deleted call stays deleted (issue 14; 20261204110000_voice_call_tombstones.sql):
-// providers retry each call event until they see a 2xx, so a start retried after its
-// call was deleted (by an admin through the table, or erasing the customer) created the
-// call again with the caller's number, and a late transcript was held ten minutes. Now
-// every delete leaves a tombstone of the provider call id for 30 days, and every event
-// for it is 410 call_deleted: no call, no held event, no webhook event, no audit entry.
-// Per tenant (another tenant's call of the same id starts), for the provider's
-// credential and a tenant's key alike, kept only by a delete that commits, none for
-// people's own calls or a tenant hard-deleted, pruned after 30 days by the daily job.
+// A deleted call stays deleted (issue 14; 20261204110000_voice_call_tombstones.sql,
+// 20261204111000_voice_call_tombstones_review.sql): the sender of call events retries
+// each until it sees a 2xx, so a start retried after its call was deleted (by an admin
+// through the table, or erasing the customer) created the call again with the caller's
+// number, and a late transcript was held ten minutes. Now every delete leaves a
+// tombstone (the provider call id's SHA-256) for 30 days, and every event for it is
+// taken and dropped — 200 `{applied: false, deleted: true}` — whatever the tenant's
+// state: no call, no held event, no webhook event, no audit entry. A recording asked for
+// is 410 call_deleted. Per tenant (another tenant's call of the same id starts), for the
+// provider's credential and a tenant's key alike, kept only by a delete that commits
+// (any role's), none for people's own calls or a tenant hard-deleted, pruned after 30
+// days by the daily job; a start or segments racing the delete get one answer or the other.
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app } from '../../functions/voice/app.ts';
@@ -69,6 +73,7 @@ const segments = (tenant: string, id: string, words: string) => ({
 });
 const answered = (tenant: string, id: string) => ({ type: 'call.answered', tenant_id: tenant, provider_call_id: id });
 const ended = (tenant: string, id: string) => ({ type: 'call.ended', tenant_id: tenant, provider_call_id: id, status: 'completed' });
+const hashOf = (providerCallId: string) => createHash('sha256').update(providerCallId, 'utf8').digest('hex');
 /** Every event the provider could send for a call, start first. */
 const everyEvent = (tenant: string, id: string, words = 'late words') =>
   [started(tenant, id), answered(tenant, id), segments(tenant, id, words), ended(tenant, id)];
@@ -80,11 +85,12 @@ async function talkedCall(tenant: string, id: string, from?: string) {
   expect((await send(ended(tenant, id))).status).toBe(200);
   return r.body.call_id as string;
 }
-/** Deletes calls as acme's admin through the table (PostgREST's path), committed. */
-async function deleteAsAdmin(ids: string[]) {
+/** Deletes calls through the table (PostgREST's path), committed: as acme's admin, or
+ *  as the service role. */
+async function deleteAsAdmin(ids: string[], role: 'authenticated' | 'service_role' = 'authenticated') {
   await db.sql.begin(async (tx) => {
-    await tx`select set_config('role', 'authenticated', true),
-      set_config('request.jwt.claims', ${JSON.stringify(supabaseClaims(users.acmeAdmin, acme))}, true)`;
+    const claims = role === 'authenticated' ? supabaseClaims(users.acmeAdmin, acme) : { role };
+    await tx`select set_config('role', ${role}, true), set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`;
     const gone = await tx`delete from public.voice_calls where tenant_id = ${acme} and id in ${tx(ids)} returning id`;
     expect(gone.length).toBe(ids.length);
   });
@@ -99,35 +105,44 @@ async function tracesOf(tenant: string, id: string) {
         and coalesce(new_data, old_data) ->> 'provider_call_id' = ${id}) as entries`;
   return r as { calls: number; held: number; events: number; entries: number };
 }
+/** The tenant's tombstones: the hashes of the provider call ids, sorted. */
 const tombstones = async (tenant: string) =>
-  (await db.sql`select provider_call_id from private.voice_call_tombstones where tenant_id = ${tenant} order by 1`)
-    .map((r) => r.provider_call_id as string);
-/** Every event for the id refused as deleted, changing nothing anywhere. */
+  (await db.sql`select encode(provider_call_hash, 'hex') as h from private.voice_call_tombstones where tenant_id = ${tenant}`)
+    .map((r) => r.h as string).sort();
+const hashesOf = (...ids: string[]) => ids.map(hashOf).sort();
+/** The answer to an event for a deleted call: taken and dropped. */
+const droppedAsDeleted = (id: string) => ({ applied: false, deleted: true, provider_call_id: id });
+/** Every event for the id dropped as deleted, changing nothing anywhere. */
 async function refusedAsDeleted(tenant: string, id: string, authorization?: string) {
   const before = await tracesOf(tenant, id);
   for (const body of everyEvent(tenant, id)) {
     const r = await send(body, authorization);
-    expect([r.status, errorCode(r)], `${body.type}: ${JSON.stringify(r.body)}`).toEqual([410, 'call_deleted']);
+    expect([r.status, r.body], `${body.type}`).toEqual([200, droppedAsDeleted(id)]);
   }
   expect(await tracesOf(tenant, id)).toEqual(before);
 }
 
 describe('a deleted call stays deleted', () => {
-  it("an admin's delete through the table: a retried start, answer, transcript or end is 410 call_deleted and brings nothing back", async () => {
+  it("an admin's delete through the table: a retried start, answer, transcript or end is dropped and brings nothing back", async () => {
     const id = await talkedCall(acme, 'pc-tomb-1');
     await deleteAsAdmin([id]);
-    expect(await tombstones(acme)).toEqual(['pc-tomb-1']);
+    expect(await tombstones(acme)).toEqual(hashesOf('pc-tomb-1'));
+    // The tombstone holds no provider call id as sent (an integrator may build it from
+    // the caller's number).
+    expect(await db.sql`select * from private.voice_call_tombstones t where t::text like '%pc-tomb%'`).toEqual([]);
     const gone = await tracesOf(acme, 'pc-tomb-1');
     expect([gone.calls, gone.held]).toEqual([0, 0]);
     await refusedAsDeleted(acme, 'pc-tomb-1');
-    // Segments batched with others (events arriving together share one statement) are
-    // refused alike, each answering its own outcome.
+    // Segments sent at once (events arriving together may share one statement) are
+    // dropped alike, each answering its own outcome.
     const other = await talkedCall(acme, 'pc-tomb-2');
     await deleteAsAdmin([other]);
     const answers = await Promise.all(
       ['pc-tomb-1', 'pc-tomb-2', 'pc-tomb-1', 'pc-tomb-2'].map((pc, i) => send(segments(acme, pc, `batched ${i}`))),
     );
-    expect(answers.map((r) => [r.status, errorCode(r)])).toEqual(Array(4).fill([410, 'call_deleted']));
+    expect(answers.map((r) => [r.status, r.body])).toEqual(
+      ['pc-tomb-1', 'pc-tomb-2', 'pc-tomb-1', 'pc-tomb-2'].map((pc) => [200, droppedAsDeleted(pc)]),
+    );
     expect((await db.sql`select count(*)::int as n from private.voice_call_early_events where tenant_id = ${acme}`)[0].n).toBe(0);
   });
 
@@ -138,11 +153,11 @@ describe('a deleted call stays deleted', () => {
     await talkedCall(acme, 'pc-tomb-erased-2', '+33698765432');
     const erased = await call(app, 'POST', `/voice/customers/${r.body.id}/erasure`, { token: tok.admin });
     expect(erased.status, JSON.stringify(erased.body)).toBe(200);
-    expect(await tombstones(acme)).toEqual(expect.arrayContaining(['pc-tomb-erased-1', 'pc-tomb-erased-2']));
+    expect(await tombstones(acme)).toEqual(expect.arrayContaining(hashesOf('pc-tomb-erased-1', 'pc-tomb-erased-2')));
     for (const pc of ['pc-tomb-erased-1', 'pc-tomb-erased-2']) {
       for (const body of [{ ...started(acme, pc, '+33698765432') }, segments(acme, pc, 'Camille again')]) {
         const again = await send(body);
-        expect([again.status, errorCode(again)], JSON.stringify(again.body)).toEqual([410, 'call_deleted']);
+        expect([again.status, again.body]).toEqual([200, droppedAsDeleted(pc)]);
       }
     }
     expect(await db.sql`select id from public.voice_calls where from_number = '+33698765432' or to_number = '+33698765432'`)
@@ -150,7 +165,7 @@ describe('a deleted call stays deleted', () => {
     expect(await db.sql`select id from private.voice_call_early_events where payload::text like '%Camille%'`).toEqual([]);
   });
 
-  it("is its tenant's only: another tenant's call of the same id starts; a tenant's key is refused as the provider is", async () => {
+  it("is its tenant's only: another tenant's call of the same id starts; a tenant's key's events are dropped as the provider's are", async () => {
     const id = await talkedCall(acme, 'pc-tomb-shared');
     await deleteAsAdmin([id]);
     const twin = await send(started(globex, 'pc-tomb-shared'));
@@ -164,7 +179,7 @@ describe('a deleted call stays deleted', () => {
     await refusedAsDeleted(acme, 'pc-tomb-shared', `Bearer ${k.body.key}`);
     // Deleting globex's call leaves globex's own tombstone, acme's untouched.
     await db.sql`delete from public.voice_calls where tenant_id = ${globex} and provider_call_id = 'pc-tomb-shared'`;
-    expect(await tombstones(globex)).toEqual(['pc-tomb-shared']);
+    expect(await tombstones(globex)).toEqual(hashesOf('pc-tomb-shared'));
     await refusedAsDeleted(globex, 'pc-tomb-shared');
   });
 
@@ -174,14 +189,15 @@ describe('a deleted call stays deleted', () => {
       await tx`delete from public.voice_calls where tenant_id = ${acme} and id = ${id}`;
       throw new Error('rolled back');
     }).catch((err: Error) => expect(err.message).toBe('rolled back'));
-    expect(await tombstones(acme)).not.toContain('pc-tomb-rolled');
+    expect(await tombstones(acme)).not.toContain(hashOf('pc-tomb-rolled'));
     const repeat = await send(started(acme, 'pc-tomb-rolled'));
     expect([repeat.status, repeat.body.applied, repeat.body.call_id]).toEqual([200, false, id]);
     // A call people logged themselves (a manual: id, which the provider may not send).
     const [manual] = await db.sql`insert into public.voice_calls (tenant_id, agent_id, direction, status, provider_call_id, to_number)
       values (${acme}, ${AGENTS[acme]}, 'outbound', 'ringing', 'manual:pc-tomb', '+33611112222') returning id`;
+    const before = await tombstones(acme);
     await deleteAsAdmin([manual.id]);
-    expect((await tombstones(acme)).filter((pc) => pc.startsWith('manual:'))).toEqual([]);
+    expect(await tombstones(acme)).toEqual(before);
   });
 
   it('is out of reach of every API role: only the definer functions read or write it', async () => {
@@ -194,7 +210,7 @@ describe('a deleted call stays deleted', () => {
         (tx: Parameters<Parameters<typeof probeAs>[3]>[0]) => tx`select * from private.voice_call_tombstones`,
         (tx: Parameters<Parameters<typeof probeAs>[3]>[0]) => tx`delete from private.voice_call_tombstones`,
         (tx: Parameters<Parameters<typeof probeAs>[3]>[0]) =>
-          tx`insert into private.voice_call_tombstones (tenant_id, provider_call_id) values (${globex}, 'pc-forged')`,
+          tx`insert into private.voice_call_tombstones (tenant_id, provider_call_hash) values (${globex}, '\\x00')`,
       ]) {
         const probe = await probeAs(db.sql, role, claims, statement);
         expect(probe.ok, role).toBe(false);
@@ -224,17 +240,98 @@ describe('a deleted call stays deleted', () => {
     const young = await talkedCall(acme, 'pc-tomb-young');
     await deleteAsAdmin([id, young]);
     await db.sql`update private.voice_call_tombstones set deleted_at = now() - interval '30 days 1 minute'
-      where tenant_id = ${acme} and provider_call_id = 'pc-tomb-old'`;
+      where tenant_id = ${acme} and provider_call_hash = ${Buffer.from(hashOf('pc-tomb-old'), 'hex')}`;
     await db.sql`update private.voice_call_tombstones set deleted_at = now() - interval '29 days 23 hours'
-      where tenant_id = ${acme} and provider_call_id = 'pc-tomb-young'`;
+      where tenant_id = ${acme} and provider_call_hash = ${Buffer.from(hashOf('pc-tomb-young'), 'hex')}`;
     const before = (await tombstones(acme)).length;
     await db.sql`select private.add_job('prune')`;
     const report = await runJobs({ tasks: ['prune'] });
     expect(report.tasks.prune).toMatchObject({ completed: 1, call_tombstones: 1 });
     expect(await tombstones(acme)).toHaveLength(before - 1);
-    expect(await tombstones(acme)).not.toContain('pc-tomb-old');
+    expect(await tombstones(acme)).not.toContain(hashOf('pc-tomb-old'));
     await refusedAsDeleted(acme, 'pc-tomb-young');
     const again = await send(started(acme, 'pc-tomb-old'));
     expect([again.status, again.body.applied], JSON.stringify(again.body)).toEqual([200, true]);
+  });
+
+  it("is the answer whatever the tenant's state: suspended, or its plan without voice", async () => {
+    const id = await talkedCall(acme, 'pc-tomb-state');
+    await deleteAsAdmin([id]);
+    try {
+      for (const change of [
+        () => db.sql`update public.tenants set status = 'suspended' where id = ${acme}`,
+        () => db.sql`update public.tenants set status = 'active', plan = 'starter' where id = ${acme}`,
+      ]) {
+        await change();
+        await refusedAsDeleted(acme, 'pc-tomb-state');
+      }
+      // A call never started is still unknown there (404), as before: the tombstone
+      // answers for deleted calls only.
+      const unknown = await send(segments(acme, 'pc-tomb-never', 'words'));
+      expect([unknown.status, errorCode(unknown)]).toEqual([404, 'unknown_call']);
+    } finally {
+      await db.sql`update public.tenants set status = 'active', plan = 'pro' where id = ${acme}`;
+    }
+  });
+
+  it("a recording asked for a deleted call is 410 call_deleted (the provider discards it); a call never started stays 404", async () => {
+    const id = await talkedCall(acme, 'pc-tomb-rec');
+    await deleteAsAdmin([id]);
+    const ask = (pc: string) => call(app, 'POST', '/voice/calls/recordings', {
+      headers: { authorization: `Bearer ${service}` },
+      body: { tenant_id: acme, provider_call_id: pc, content_type: 'audio/mpeg', size_bytes: 1024 },
+    });
+    const r = await ask('pc-tomb-rec');
+    expect([r.status, errorCode(r)], JSON.stringify(r.body)).toEqual([410, 'call_deleted']);
+    const never = await ask('pc-tomb-rec-never');
+    expect([never.status, errorCode(never)], JSON.stringify(never.body)).toEqual([404, 'unknown_call']);
+  });
+
+  it('the service role deleting through the table leaves one too; a call inserted again by hand and deleted again renews it', async () => {
+    const id = await talkedCall(acme, 'pc-tomb-service');
+    await deleteAsAdmin([id], 'service_role');
+    expect(await tombstones(acme)).toContain(hashOf('pc-tomb-service'));
+    const key = Buffer.from(hashOf('pc-tomb-service'), 'hex');
+    await db.sql`update private.voice_call_tombstones set deleted_at = now() - interval '20 days'
+      where tenant_id = ${acme} and provider_call_hash = ${key}`;
+    // An operator's hand insert (the event path refuses the id), then its delete.
+    const [again] = await db.sql`insert into public.voice_calls (tenant_id, agent_id, direction, status, provider_call_id, from_number)
+      values (${acme}, ${AGENTS[acme]}, 'inbound', 'ringing', 'pc-tomb-service', '+33612345678') returning id`;
+    await deleteAsAdmin([again.id], 'service_role');
+    const [{ age }] = await db.sql`select now() - deleted_at < interval '1 minute' as age
+      from private.voice_call_tombstones where tenant_id = ${acme} and provider_call_hash = ${key}`;
+    expect(age).toBe(true);
+    await refusedAsDeleted(acme, 'pc-tomb-service');
+  });
+
+  it('a start or segments racing an uncommitted delete: the call as it is, or dropped, never created again or held', async () => {
+    const id = await talkedCall(acme, 'pc-tomb-race');
+    let deleted!: () => void;
+    let release!: () => void;
+    const ran = new Promise<void>((r) => (deleted = r));
+    const commit = new Promise<void>((r) => (release = r));
+    const deleting = db.sql.begin(async (tx) => {
+      await tx`delete from public.voice_calls where tenant_id = ${acme} and id = ${id}`;
+      deleted();
+      await commit;
+    });
+    await ran;
+    // A retried start while the delete is open sees the call and answers it: a 2xx,
+    // nothing created.
+    const start = await send(started(acme, 'pc-tomb-race'));
+    expect([start.status, start.body]).toEqual([200, { applied: false, call_id: id, status: 'completed' }]);
+    // Segments lock the call, so they wait for the delete; once it commits, they find
+    // no call, and the hold finds the tombstone.
+    const appending = send(segments(acme, 'pc-tomb-race', 'racing words'));
+    await expect.poll(async () =>
+      (await db.sql`select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock' and query ilike '%voice_call_segments_appended%'`)[0].n, {
+        timeout: 10_000,
+      }).toBeGreaterThan(0);
+    release();
+    await deleting;
+    const appended = await appending;
+    expect([appended.status, appended.body]).toEqual([200, droppedAsDeleted('pc-tomb-race')]);
+    expect(await tracesOf(acme, 'pc-tomb-race')).toMatchObject({ calls: 0, held: 0 });
   });
 });

@@ -58,7 +58,14 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Early events, after review: bounded per call and in bytes, counted in turns per tenant,
   // under the claims they came with, a held segment answering at its own time (issue 14);
   // an event for a deleted call refused rather than held (issue 14, tombstones).
-  'private.voice_call_event_held': ['20261203160000_voice_early_events_review.sql', '20261204110000_voice_call_tombstones.sql'],
+  'private.voice_call_event_held': [
+    '20261203160000_voice_early_events_review.sql',
+    '20261204110000_voice_call_tombstones.sql',
+    '20261204111000_voice_call_tombstones_review.sql',
+  ],
+  // Tombstones, after review: by the provider call id's hash (issue 14).
+  'private.voice_calls_tombstoned': ['20261204111000_voice_call_tombstones_review.sql'],
+  'private.voice_call_refuse_deleted': ['20261204111000_voice_call_tombstones_review.sql'],
   'private.voice_call_apply_early_events': ['20261203160000_voice_early_events_review.sql'],
   // Two identical recording-upload requests at once: the second answers the object the
   // call holds rather than 409 (issue 14, call recordings).
@@ -69,7 +76,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261203258000_voice_recording_urls_outlive_jobs.sql',
   ],
   // The tenant's consent rule for recordings (issue 14, call recordings).
-  'private.voice_call_recording_of': ['20261203254000_voice_recording_consent.sql'],
+  // ... and a deleted call's recording is 410 call_deleted (issue 14, tombstones).
+  'private.voice_call_recording_of': ['20261203254000_voice_recording_consent.sql', '20261204111000_voice_call_tombstones_review.sql'],
   // A deleted call's storage-delete jobs get 1,000 attempts (issue 14, call recordings).
   'private.voice_call_recordings_erased': ['20261203255000_storage_delete_jobs_review.sql'],
   // The wait of a call's other objects' jobs finds them by key, not by scanning the queue

@@ -12,7 +12,7 @@
 // re-implements one. An event that overtakes its call's start (404 unknown_call) is held
 // instead, in a transaction of its own (private.voice_call_event_held), and sent again
 // at once if the call started meanwhile: two or three statements, for early events only.
-import { createRoute, type z } from '@hono/zod-openapi';
+import { createRoute, z } from '@hono/zod-openapi';
 import type { TypedResponse } from 'hono';
 import type { JSONParsed } from 'hono/utils/types';
 import { needs } from '../../../shared/auth/needs.ts';
@@ -64,7 +64,12 @@ const routes = {
     middleware: needs.telephony('calls:write'),
     request: { body: jsonBody(s.CallEventBody) },
     responses: {
-      200: jsonResponse(s.CallEventResult, 'What the event did; a repeated or late event changes nothing'),
+      200: jsonResponse(
+        z.union([s.CallEventResult, s.CallEventDeleted]),
+        'What the event did; a repeated or late event changes nothing. `deleted: true`: the call was deleted (by an ' +
+          'admin, or erasing its customer) in the last 30 days, and any event for it, a start included, is dropped ' +
+          'rather than creating the call again or being held',
+      ),
       202: jsonResponse(
         s.CallEventHeld,
         'An answer, segments or an end for a call not started yet: held for 10 minutes and applied, in the order ' +
@@ -77,10 +82,6 @@ const routes = {
           'a tenant); `unknown_tenant`: no such tenant; `tenant_deleted`: the tenant is deleted and takes no event',
       ),
       409: errorResponse("`invalid_transition`: the end asked for is not allowed from the call's status"),
-      410: errorResponse(
-        '`call_deleted`: the call was deleted (by an admin, or erasing its customer) within the last 30 days; any ' +
-          'event for it, a start included, is refused rather than creating the call again or being held: stop retrying',
-      ),
       403: errorResponse(
         '`tenant_suspended`: a suspended tenant takes no new call (segments and the end of a call under way are still ' +
           "taken); `feature_not_in_plan`: the tenant's plan has no voice; `insufficient_scope` for a key without calls:write",
@@ -208,17 +209,32 @@ export const provider = createRouter()
     const keyClaims = telephonyKeyClaims(c);
     const run = telephonyWrites(keyClaims);
     try {
-      return c.json(await run((sql) => reportEvent(e, sql, !keyClaims)), 200);
-    } catch (err) {
-      // An event that overtook its call's start is held for it (in a transaction of its
-      // own: the refused one is over); when the call started in between, it is sent
-      // again, as it would arrive now.
-      if (e.type === 'call.started' || toApiError(err).code !== 'unknown_call') throw err;
-      const [held] = await run((sql) => holdEvent(e, sql));
-      if (held.held) {
-        return c.json({ held: true as const, provider_call_id: e.provider_call_id, held_until: held.held_until }, 202);
+      try {
+        return c.json(await run((sql) => reportEvent(e, sql, !keyClaims)), 200);
+      } catch (err) {
+        // An event that overtook its call's start is held for it (in a transaction of its
+        // own: the refused one is over); when the call started in between, it is sent
+        // again, as it would arrive now. Should the call be gone by then (deleted between
+        // the hold's look and the resend), the second hold finds its tombstone.
+        if (e.type === 'call.started' || toApiError(err).code !== 'unknown_call') throw err;
+        for (let attempt = 0;; attempt++) {
+          const [held] = await run((sql) => holdEvent(e, sql));
+          if (held.held) {
+            return c.json({ held: true as const, provider_call_id: e.provider_call_id, held_until: held.held_until }, 202);
+          }
+          try {
+            return c.json(await run((sql) => reportEvent(e, sql, false)), 200);
+          } catch (again) {
+            if (attempt > 0 || toApiError(again).code !== 'unknown_call') throw again;
+          }
+        }
       }
-      return c.json(await run((sql) => reportEvent(e, sql, false)), 200);
+    } catch (err) {
+      // A call deleted in the last 30 days (20261204110000_voice_call_tombstones.sql):
+      // the database refuses its event, and the sender is told it was taken and dropped,
+      // as a late event is (a 2xx: it stops retrying).
+      if (toApiError(err).code !== 'call_deleted') throw err;
+      return c.json({ applied: false as const, deleted: true as const, provider_call_id: e.provider_call_id }, 200);
     }
   });
 

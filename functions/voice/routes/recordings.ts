@@ -52,6 +52,10 @@ const routes = {
         '`unknown_call`: no call with this provider call id in the tenant (or the key is confined to another); ' +
           '`unknown_tenant`; `tenant_deleted`',
       ),
+      410: errorResponse(
+        '`call_deleted`: the call was deleted (by an admin, or erasing its customer) in the last 30 days: discard ' +
+          'its recording',
+      ),
       409: errorResponse(
         "`recording_exists`: the call's recording was uploaded (it is kept, whatever type is asked now); " +
           '`recording_changed`: another request for this call gave it another object meanwhile (ask again); ' +
