@@ -494,13 +494,14 @@ describe('the scope matrix, over every route of the tenants, tickets and voice f
     // tenant's own telephony integration).
     expect([...used].sort()).toEqual([...API_KEY_SCOPES].sort());
     // People's routes without a scope: the caller's own account, tenant administration,
-    // the keys themselves, a person's notifications, and a customer's erasure (a key that
-    // syncs customers must not erase them).
+    // the keys themselves, a person's notifications, a customer's erasure (a key that
+    // syncs customers must not erase them) and a call's delete (nor the key that reports
+    // calls remove them).
     const unscoped = ops.filter((o) => !o.scope && !o.machine).map((o) => `${o.method} ${o.path}`);
     expect(
       unscoped.filter((o) => o.includes('/voice') || o.includes('macros') || o.includes('canned') || o.includes('followers')),
     )
-      .toEqual(['POST /voice/customers/{id}/erasure']);
+      .toEqual(['POST /voice/customers/{id}/erasure', 'DELETE /voice/calls/{id}']);
     expect(unscoped).toEqual(expect.arrayContaining(['GET /tickets/notifications', 'POST /tickets/notifications/read']));
   });
 

@@ -187,10 +187,11 @@ describe('the OpenAPI documents say what each route needs', () => {
     expect(route('POST /jobs/run').op.security).toEqual([{ serviceKey: [] }, { serviceApiKey: [] }, { cronSecret: [] }]);
     // The voice function: people's routes take a token or a key with the route's scope,
     // the telephony provider's its credential or a tenant's key with the route's scope
-    // (that tenant's numbers and calls only); a customer's erasure takes a person's token only.
+    // (that tenant's numbers and calls only); a customer's erasure and a call's delete take a
+    // person's token only.
     const telephony = [{ serviceKey: [] }, { serviceApiKey: [] }, { telephonySecret: [] }, { apiKey: [] }];
     const provider = ['GET /voice/route', 'POST /voice/calls/events', 'POST /voice/calls/recordings', 'GET /voice/knowledge/search', 'POST /voice/knowledge/search'];
-    const peopleOnly = ['POST /voice/customers/{id}/erasure'];
+    const peopleOnly = ['POST /voice/customers/{id}/erasure', 'DELETE /voice/calls/{id}'];
     for (const r of routes.filter((r) => r.fn === 'voice')) {
       const keyed = (r.op as { 'x-api-key-scope'?: string })['x-api-key-scope'] !== undefined;
       expect(keyed, r.documented).toBe(!peopleOnly.includes(r.documented));

@@ -40,6 +40,7 @@ beforeAll(async () => {
   service = await apiKey('service_role', TEST_JWT_SECRET);
   tok.admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
   tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
+  tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
   await db.sql`update public.tenants set plan = 'pro'`;
   await db.sql`insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config)
     values (${acme}, ${AGENTS[acme]}, 'Desk', '+14155554011', 'v', ${db.sql.json(LLM)}),
@@ -333,5 +334,80 @@ describe('a deleted call stays deleted', () => {
     const appended = await appending;
     expect([appended.status, appended.body]).toEqual([200, droppedAsDeleted('pc-tomb-race')]);
     expect(await tracesOf(acme, 'pc-tomb-race')).toMatchObject({ calls: 0, held: 0 });
+  });
+
+  it("DELETE /voice/calls/{id}: an admin deletes an ended call with its transcript and recording; the audit names them; the provider's retries are dropped", async () => {
+    const id = await talkedCall(acme, 'pc-tomb-api');
+    const object = `${acme}/${id}/recording.mp3`;
+    await db.sql`update public.voice_calls set recording_object = ${object} where tenant_id = ${acme} and id = ${id}`;
+    const r = await call(app, 'DELETE', `/voice/calls/${id}`, { token: tok.admin });
+    expect(r.status, JSON.stringify(r.body)).toBe(204);
+    const [left] = await db.sql`select
+        (select count(*)::int from public.voice_calls where id = ${id}) as calls,
+        (select count(*)::int from public.voice_call_segments where call_id = ${id}) as segments,
+        (select count(*)::int from private.jobs where task = 'storage-delete' and payload ->> 'object' = ${object}) as jobs`;
+    expect(left).toEqual({ calls: 0, segments: 0, jobs: 2 });
+    const [entry] = await db.sql`select actor_user_id, actor_role from public.audit_logs
+      where tenant_id = ${acme} and table_name = 'voice_calls' and action = 'DELETE' and record_key ->> 'id' = ${id}`;
+    expect(entry).toEqual({ actor_user_id: users.acmeAdmin.id, actor_role: 'authenticated' });
+    await refusedAsDeleted(acme, 'pc-tomb-api');
+    const again = await call(app, 'DELETE', `/voice/calls/${id}`, { token: tok.admin });
+    expect([again.status, errorCode(again)]).toEqual([404, 'not_found']);
+  });
+
+  it('DELETE /voice/calls/{id} refused, changing nothing: agents, users, API keys, another tenant, an open call, a suspended tenant, bad ids', async () => {
+    const id = await talkedCall(acme, 'pc-tomb-api-kept');
+    const open = await send(started(acme, 'pc-tomb-api-open'));
+    expect(open.status).toBe(200);
+    const state = async () =>
+      (await db.sql`select id, status from public.voice_calls where tenant_id = ${acme} order by id`).map((r) => `${r.id}:${r.status}`);
+    const [before, tombsBefore] = [await state(), await tombstones(acme)];
+    const del = (callId: string, headers: Record<string, string>) => call(app, 'DELETE', `/voice/calls/${callId}`, { headers });
+    const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+    for (const who of ['agent', 'user']) {
+      const r = await del(id, bearer(tok[who]));
+      expect([r.status, errorCode(r)], who).toEqual([403, 'forbidden']);
+    }
+    // An admin's key with every call scope: people only.
+    const k = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, {
+      token: tok.admin,
+      body: { name: 'telephony', scopes: ['calls:read', 'calls:write'] },
+    });
+    expect(k.status, JSON.stringify(k.body)).toBe(201);
+    const byKey = await del(id, bearer(k.body.key));
+    expect([byKey.status, errorCode(byKey)]).toEqual([403, 'insufficient_scope']);
+    // Another tenant's admin names acme's call: not found in their tenant.
+    const globexAdmin = await supabaseToken(users.globexAdmin, { tenantId: globex });
+    const foreign = await del(id, bearer(globexAdmin));
+    expect([foreign.status, errorCode(foreign)]).toEqual([404, 'not_found']);
+    // A call the provider is still reporting.
+    const live = await del(open.body.call_id, bearer(tok.admin));
+    expect([live.status, errorCode(live), live.body.error?.details]).toEqual([409, 'call_in_progress', { status: 'in_progress' }]);
+    // Malformed and unknown ids.
+    const bad = await del('not-a-uuid', bearer(tok.admin));
+    expect([bad.status, errorCode(bad)]).toEqual([422, 'validation_failed']);
+    const unknown = await del('74000000-0000-4000-8000-0000000000ff', bearer(tok.admin));
+    expect([unknown.status, errorCode(unknown)]).toEqual([404, 'not_found']);
+    // A suspended tenant deletes nothing.
+    await db.sql`update public.tenants set status = 'suspended' where id = ${acme}`;
+    try {
+      const suspended = await del(id, bearer(tok.admin));
+      expect([suspended.status, errorCode(suspended)]).toEqual([403, 'tenant_suspended']);
+    } finally {
+      await db.sql`update public.tenants set status = 'active' where id = ${acme}`;
+    }
+    expect([await state(), await tombstones(acme)]).toEqual([before, tombsBefore]);
+    // Once ended, the open call can go; and a tenant whose plan lost voice still removes
+    // what it has; a platform admin may too.
+    expect((await send(ended(acme, 'pc-tomb-api-open'))).status).toBe(200);
+    await db.sql`update public.tenants set plan = 'starter' where id = ${acme}`;
+    try {
+      expect((await del(open.body.call_id, bearer(tok.admin))).status).toBe(204);
+    } finally {
+      await db.sql`update public.tenants set plan = 'pro' where id = ${acme}`;
+    }
+    const superToken = await supabaseToken(users.super, { tenantId: acme });
+    expect((await del(id, bearer(superToken))).status).toBe(204);
+    expect(await tombstones(acme)).toEqual(expect.arrayContaining(hashesOf('pc-tomb-api-open', 'pc-tomb-api-kept')));
   });
 });

@@ -1,5 +1,6 @@
 // Calls as people read them: filtered pages (agent, customer, status, time range, words
-// in the transcript), newest first by keyset, and one call with its transcript in order.
+// in the transcript), newest first by keyset, and one call with its transcript in order;
+// and an admin's delete of one call.
 import { createRoute, type z } from '@hono/zod-openapi';
 import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
@@ -8,6 +9,7 @@ import { conflict, notFound } from '../../../shared/errors.ts';
 import type { Tx } from '../../../shared/db.ts';
 import { createRouter, validationError } from '../../../shared/http.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import { security } from '../../../shared/schemas/security.ts';
 import { firstCharacters } from '../../../shared/text.ts';
 import * as s from '../schemas.ts';
 import { after, CALL_COLUMNS, type CallRow, page, type VoiceHandler } from './common.ts';
@@ -62,6 +64,23 @@ const routes = {
     // (or a team to route to) gives the rest.
     request: { params: s.IdParam, body: { ...jsonBody(s.OpenCallTicketBody), required: false } },
     responses: { 201: jsonResponse(s.CallTicketSchema, 'The ticket opened'), ...commonErrors, ...conflictError },
+  }),
+  remove: createRoute({
+    method: 'delete',
+    path: '/calls/{id}',
+    summary: "Delete a call (admins): its transcript and recording go with it; the provider's later events for it are " +
+      'dropped for 30 days',
+    description: 'The call, its transcript, and its recording in storage (deleted by jobs). The call leaves a tombstone, ' +
+      'so an event the provider sends or retries for it later is taken and dropped (`deleted: true`) rather than ' +
+      'creating the call again. A ticket opened from the call is kept. 409 `call_in_progress` while the call is ringing ' +
+      'or in progress (the provider is still reporting it; the stale-call sweep ends a call whose end never comes). ' +
+      "Allowed while the tenant's plan lacks voice, not while it is suspended; not with an API key (people only).",
+    // People only, no API key scope: the key that reports calls (calls:write) is the
+    // telephony integration's, and must not be able to remove them.
+    security: security.user,
+    middleware: needs.activeTenantRole('admin', { write: true }),
+    request: { params: s.IdParam },
+    responses: { 204: { description: 'Deleted' }, ...commonErrors, ...conflictError },
   }),
 };
 
@@ -196,6 +215,25 @@ const openTicket: VoiceHandler<typeof routes.openTicket> = async (c) => {
   return c.json(opened, 201);
 };
 
+const remove: VoiceHandler<typeof routes.remove> = async (c) => {
+  const { id } = c.req.valid('param');
+  const tenantId = c.var.access.tenantId;
+  await callerDb(c, tenantId, async (tx) => {
+    // Locked first, so an event changing its status waits for the delete (and then finds
+    // the call gone: dropped, by its tombstone).
+    const [row] = await tx<{ status: string }>`
+      select status from public.voice_calls where tenant_id = ${tenantId} and id = ${id} for update`;
+    if (!row) throw notFound('Call');
+    if (row.status === 'ringing' || row.status === 'in_progress') {
+      throw conflict('call_in_progress', 'The call has not ended; it can be deleted once it has', { status: row.status });
+    }
+    // Under RLS: admins of the tenant and platform admins only.
+    const gone = await tx`delete from public.voice_calls where tenant_id = ${tenantId} and id = ${id} returning id`;
+    if (!gone.length) throw notFound('Call');
+  });
+  return c.body(null, 204);
+};
+
 /** A ticket's description holds 5,000 characters and a call's summary 20,000: a longer
  *  summary is cut with a note saying so, not in silence. */
 const DESCRIPTION_MAX = 5000;
@@ -211,4 +249,5 @@ export const calls = createRouter()
   .openapi(routes.heldEvents, heldEvents)
   .openapi(routes.read, read)
   .openapi(routes.transcript, transcript)
-  .openapi(routes.openTicket, openTicket);
+  .openapi(routes.openTicket, openTicket)
+  .openapi(routes.remove, remove);
