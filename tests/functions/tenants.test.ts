@@ -554,7 +554,9 @@ describe('audit trail', () => {
     expect(pages.flatMap((p) => p.items.map((x) => x.new_data.blob))).toEqual([...big].reverse());
   });
 
-  it('bounds a page by the images as sent, not as compressed: edits of a repetitive 1 MB document', async () => {
+  // Six 1 MB documents are chunked and indexed for search as they are written (~17 s alone
+  // on two cores): a longer timeout than the suite's, so a busy machine does not fail it.
+  it('bounds a page by the images as sent, not as compressed: edits of a repetitive 1 MB document', { timeout: 120_000 }, async () => {
     // The same paragraph over and over compresses ~85x when stored; the page must count it
     // as the ~2 MB (old and new content) each entry sends.
     const [kb] = await db
