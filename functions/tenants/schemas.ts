@@ -335,6 +335,7 @@ export const WEBHOOK_EVENT_TYPES = [
   'service.drift_detected',
   'call.started',
   'call.ended',
+  'call.deleted',
   'customer.created',
   'customer.erased',
   'customer.erasure_completed',

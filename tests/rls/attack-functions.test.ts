@@ -92,6 +92,8 @@ const SAFE: Record<string, string> = {
     'invoker: the kb_chunks select policy decides what the caller sees',
   'private.kb_set_embeddings(p_tenant_id uuid, p_knowledge_base_id uuid, p_document_id uuid, p_items jsonb)':
     "checks tenant_ids('admin', true) or platform admin before reading anything (42501 to anyone else, the same for an unknown tenant)",
+  'private.voice_call_delete(p_tenant_id uuid, p_call_id uuid)':
+    "checks tenant_ids('admin', true) or platform admin before reading anything (42501 to anyone else, the same for an unknown tenant)",
   'private.voice_customer_erase(p_tenant_id uuid, p_customer_id uuid)':
     "checks tenant_ids('admin') or platform admin before reading anything (42501 to anyone else, the same for an unknown tenant)",
   'private.voice_held_events(p_tenant_id uuid, p_provider_call_id text, p_after_id bigint, p_limit integer)':

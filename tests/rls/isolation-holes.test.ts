@@ -225,6 +225,7 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'kb_embedding_dimensions()', // the catalog's embedding size, the same for every tenant
       'kb_chunks_of_document(uuid,uuid,integer,integer,boolean)', // invoker: the kb_chunks select policy
       'kb_set_embeddings(uuid,uuid,uuid,jsonb)', // admins of the writable tenant (or platform admins) first; 42501 otherwise
+      'voice_call_delete(uuid,uuid)', // admins of the writable tenant (or platform admins) first; 42501 otherwise
       'voice_customer_erase(uuid,uuid)', // admins of the tenant (suspended too) or platform admins first; 42501 otherwise
       'voice_held_events(uuid,text,bigint,integer)', // staff of the tenant (tenant_ids('agent')) or platform admins, else nothing
       'ticket_search_candidates(uuid,text,boolean,integer)', // the tickets select policy as the caller's claims see it

@@ -62,6 +62,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261203160000_voice_early_events_review.sql',
     '20261204110000_voice_call_tombstones.sql',
     '20261204111000_voice_call_tombstones_review.sql',
+    '20261204112000_voice_call_delete.sql',
   ],
   // Tombstones, after review: by the provider call id's hash (issue 14).
   'private.voice_calls_tombstoned': ['20261204111000_voice_call_tombstones_review.sql'],

@@ -70,11 +70,13 @@ const routes = {
     path: '/calls/{id}',
     summary: "Delete a call (admins): its transcript and recording go with it; the provider's later events for it are " +
       'dropped for 30 days',
-    description: 'The call, its transcript, and its recording in storage (deleted by jobs). The call leaves a tombstone, ' +
-      'so an event the provider sends or retries for it later is taken and dropped (`deleted: true`) rather than ' +
-      'creating the call again. A ticket opened from the call is kept. 409 `call_in_progress` while the call is ringing ' +
-      'or in progress (the provider is still reporting it; the stale-call sweep ends a call whose end never comes). ' +
-      "Allowed while the tenant's plan lacks voice, not while it is suspended; not with an API key (people only).",
+    description: 'The call, its transcript, and its recording in storage (deleted by jobs); the webhook events about ' +
+      'it, delivered or not (their payloads hold the call), then `call.deleted` naming its id. The call leaves a ' +
+      'tombstone, so an event the provider sends or retries for it later is taken and dropped (`deleted: true`) ' +
+      'rather than creating the call again. A ticket opened from the call is kept. 409 `call_in_progress` while the ' +
+      'call is ringing or in progress (the provider is still reporting it; the stale-call sweep ends a call whose end ' +
+      "never comes, and a real end arriving after the delete is dropped). Allowed while the tenant's plan lacks voice; " +
+      'not while it is suspended, but for platform admins; not with an API key (people only).',
     // People only, no API key scope: the key that reports calls (calls:write) is the
     // telephony integration's, and must not be able to remove them.
     security: security.user,
@@ -218,19 +220,9 @@ const openTicket: VoiceHandler<typeof routes.openTicket> = async (c) => {
 const remove: VoiceHandler<typeof routes.remove> = async (c) => {
   const { id } = c.req.valid('param');
   const tenantId = c.var.access.tenantId;
-  await callerDb(c, tenantId, async (tx) => {
-    // Locked first, so an event changing its status waits for the delete (and then finds
-    // the call gone: dropped, by its tombstone).
-    const [row] = await tx<{ status: string }>`
-      select status from public.voice_calls where tenant_id = ${tenantId} and id = ${id} for update`;
-    if (!row) throw notFound('Call');
-    if (row.status === 'ringing' || row.status === 'in_progress') {
-      throw conflict('call_in_progress', 'The call has not ended; it can be deleted once it has', { status: row.status });
-    }
-    // Under RLS: admins of the tenant and platform admins only.
-    const gone = await tx`delete from public.voice_calls where tenant_id = ${tenantId} and id = ${id} returning id`;
-    if (!gone.length) throw notFound('Call');
-  });
+  // Every rule is the function's (20261204112000_voice_call_delete.sql): who, the open
+  // call, the webhook events about the call, call.deleted.
+  await callerDb(c, tenantId, (tx) => tx`select private.voice_call_delete(${tenantId}, ${id})`);
   return c.body(null, 204);
 };
 
