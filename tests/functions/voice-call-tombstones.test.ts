@@ -9,7 +9,8 @@
 // is 410 call_deleted. Per tenant (another tenant's call of the same id starts), for the
 // provider's credential and a tenant's key alike, kept only by a delete that commits
 // (any role's), none for people's own calls or a tenant hard-deleted, pruned after 30
-// days by the daily job; a start or segments racing the delete get one answer or the other.
+// days by the daily job; a start, segments, a recording request or an early end's resend
+// racing the delete get one answer or the other, never the call back.
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
@@ -113,6 +114,38 @@ const tombstones = async (tenant: string) =>
 const hashesOf = (...ids: string[]) => ids.map(hashOf).sort();
 /** The answer to an event for a deleted call: taken and dropped. */
 const droppedAsDeleted = (id: string) => ({ applied: false, deleted: true, provider_call_id: id });
+const askRecording = (pc: string) =>
+  call(app, 'POST', '/voice/calls/recordings', {
+    headers: { authorization: `Bearer ${service}` },
+    body: { tenant_id: acme, provider_call_id: pc, content_type: 'audio/mpeg', size_bytes: 1024 },
+  });
+/** Starts `during` while a delete of the call is done but not committed, commits the
+ *  delete once something is blocked on it, and answers what `during` did. */
+async function whileDeleting<T>(callId: string, during: () => Promise<T>): Promise<T> {
+  let deleted!: (pid: number) => void;
+  let release!: () => void;
+  const ran = new Promise<number>((r) => (deleted = r));
+  const commit = new Promise<void>((r) => (release = r));
+  const deleting = db.sql.begin(async (tx) => {
+    const [{ pid }] = await tx`select pg_backend_pid() as pid`;
+    await tx`delete from public.voice_calls where tenant_id = ${acme} and id = ${callId}`;
+    deleted(pid);
+    await commit;
+  });
+  const deleter = await ran;
+  const pending = during();
+  pending.catch(() => {}); // awaited below: a failure is reported there, after the commit
+  try {
+    await expect.poll(async () =>
+      (await db.sql`select count(*)::int as n from pg_stat_activity where pg_blocking_pids(pid) @> array[${deleter}::int]`)[0].n, {
+        timeout: 10_000,
+      }).toBeGreaterThan(0);
+  } finally {
+    release();
+    await deleting;
+  }
+  return await pending;
+}
 /** Every event for the id dropped as deleted, changing nothing anywhere. */
 async function refusedAsDeleted(tenant: string, id: string, authorization?: string) {
   const before = await tracesOf(tenant, id);
@@ -278,14 +311,15 @@ describe('a deleted call stays deleted', () => {
   it("a recording asked for a deleted call is 410 call_deleted (the provider discards it); a call never started stays 404", async () => {
     const id = await talkedCall(acme, 'pc-tomb-rec');
     await deleteAsAdmin([id]);
-    const ask = (pc: string) => call(app, 'POST', '/voice/calls/recordings', {
-      headers: { authorization: `Bearer ${service}` },
-      body: { tenant_id: acme, provider_call_id: pc, content_type: 'audio/mpeg', size_bytes: 1024 },
-    });
-    const r = await ask('pc-tomb-rec');
+    const r = await askRecording('pc-tomb-rec');
     expect([r.status, errorCode(r)], JSON.stringify(r.body)).toEqual([410, 'call_deleted']);
-    const never = await ask('pc-tomb-rec-never');
+    const never = await askRecording('pc-tomb-rec-never');
     expect([never.status, errorCode(never)], JSON.stringify(never.body)).toEqual([404, 'unknown_call']);
+    // Asked while the call is being deleted: the call is found, its object's write waits
+    // for the delete's lock and then finds no call, and the answer is the tombstone's.
+    const racing = await talkedCall(acme, 'pc-tomb-rec-race');
+    const raced = await whileDeleting(racing, () => askRecording('pc-tomb-rec-race'));
+    expect([raced.status, errorCode(raced)], JSON.stringify(raced.body)).toEqual([410, 'call_deleted']);
   });
 
   it('the service role deleting through the table leaves one too; a call inserted again by hand and deleted again renews it', async () => {
@@ -316,33 +350,75 @@ describe('a deleted call stays deleted', () => {
 
   it('a start or segments racing an uncommitted delete: the call as it is, or dropped, never created again or held', async () => {
     const id = await talkedCall(acme, 'pc-tomb-race');
-    let deleted!: (pid: number) => void;
-    let release!: () => void;
-    const ran = new Promise<number>((r) => (deleted = r));
-    const commit = new Promise<void>((r) => (release = r));
-    const deleting = db.sql.begin(async (tx) => {
-      const [{ pid }] = await tx`select pg_backend_pid() as pid`;
-      await tx`delete from public.voice_calls where tenant_id = ${acme} and id = ${id}`;
-      deleted(pid);
-      await commit;
+    const appended = await whileDeleting(id, async () => {
+      // A retried start while the delete is open sees the call and answers it: a 2xx,
+      // nothing created.
+      const start = await send(started(acme, 'pc-tomb-race'));
+      expect([start.status, start.body]).toEqual([200, { applied: false, call_id: id, status: 'completed' }]);
+      // Segments lock the call, so they wait for the delete; once it commits, they find
+      // no call, and the hold finds the tombstone.
+      return await send(segments(acme, 'pc-tomb-race', 'racing words'));
     });
-    const deleter = await ran;
-    // A retried start while the delete is open sees the call and answers it: a 2xx,
-    // nothing created.
-    const start = await send(started(acme, 'pc-tomb-race'));
-    expect([start.status, start.body]).toEqual([200, { applied: false, call_id: id, status: 'completed' }]);
-    // Segments lock the call, so they wait for the delete; once it commits, they find
-    // no call, and the hold finds the tombstone.
-    const appending = send(segments(acme, 'pc-tomb-race', 'racing words'));
-    await expect.poll(async () =>
-      (await db.sql`select count(*)::int as n from pg_stat_activity where pg_blocking_pids(pid) @> array[${deleter}::int]`)[0].n, {
-        timeout: 10_000,
-      }).toBeGreaterThan(0);
-    release();
-    await deleting;
-    const appended = await appending;
     expect([appended.status, appended.body]).toEqual([200, droppedAsDeleted('pc-tomb-race')]);
     expect(await tracesOf(acme, 'pc-tomb-race')).toMatchObject({ calls: 0, held: 0 });
+  });
+
+  it('an early end whose resend finds the call deleted meanwhile is held again, and so dropped by the tombstone', async () => {
+    // The end arrives before its call is there (held), the call is there when the hold
+    // looks (sent again), and the call is deleted before the resend writes: the route's
+    // second hold finds the tombstone. Staged with the call id's lock and a row lock.
+    const pc = 'pc-tomb-resend';
+    const blockedBy = async (pid: number) =>
+      (await db.sql`select count(*)::int as n from pg_stat_activity where pg_blocking_pids(pid) @> array[${pid}::int]`)[0].n;
+    const gate = () => {
+      let open!: () => void;
+      return { opened: new Promise<void>((r) => (open = r)), open: () => open() };
+    };
+    const [insertDone, insertCommit, queuedDone, queuedCommit, deleteDone, deleteCommit] = [gate(), gate(), gate(), gate(), gate(), gate()];
+    let inserter = 0, queued = 0, deleter = 0;
+    // A: the call inserted under its id's lock, not committed (the end does not see it).
+    const a = db.sql.begin(async (tx) => {
+      [{ pid: inserter }] = await tx`select pg_backend_pid() as pid`;
+      await tx`select private.voice_call_id_lock(${acme}, ${pc})`;
+      await tx`insert into public.voice_calls (tenant_id, agent_id, direction, status, provider_call_id, from_number, answered_at)
+        values (${acme}, ${AGENTS[acme]}, 'inbound', 'in_progress', ${pc}, '+33612345678', now())`;
+      insertDone.open();
+      await insertCommit.opened;
+    });
+    await insertDone.opened;
+    // B: queued for the id's lock first, so it, not the hold, takes it when A commits.
+    const b = db.sql.begin(async (tx) => {
+      [{ pid: queued }] = await tx`select pg_backend_pid() as pid`;
+      queuedDone.open();
+      await tx`select private.voice_call_id_lock(${acme}, ${pc})`;
+      await queuedCommit.opened;
+    });
+    await queuedDone.opened;
+    await expect.poll(() => blockedBy(inserter), { timeout: 10_000 }).toBe(1);
+    // The end: refused (no call yet), then its hold waits behind A and B.
+    const ending = send(ended(acme, pc));
+    await expect.poll(() => blockedBy(inserter), { timeout: 10_000 }).toBe(2);
+    insertCommit.open();
+    await a;
+    // C: the call deleted, not committed, holding its row.
+    const [{ id }] = await db.sql`select id from public.voice_calls where tenant_id = ${acme} and provider_call_id = ${pc}`;
+    const c = db.sql.begin(async (tx) => {
+      [{ pid: deleter }] = await tx`select pg_backend_pid() as pid`;
+      await tx`delete from public.voice_calls where tenant_id = ${acme} and id = ${id}`;
+      deleteDone.open();
+      await deleteCommit.opened;
+    });
+    await deleteDone.opened;
+    // B lets the hold go: it sees the call (C has not committed), so the end is sent
+    // again, and waits on C's row lock.
+    queuedCommit.open();
+    await b;
+    await expect.poll(() => blockedBy(deleter), { timeout: 10_000 }).toBe(1);
+    deleteCommit.open();
+    await c;
+    const r = await ending;
+    expect([r.status, r.body]).toEqual([200, droppedAsDeleted(pc)]);
+    expect(await tracesOf(acme, pc)).toMatchObject({ calls: 0, held: 0 });
   });
 
   it("DELETE /voice/calls/{id}: an admin deletes an ended call with its transcript, recording and webhook events, then call.deleted; the audit names them; the provider's retries are dropped", async () => {

@@ -16,7 +16,7 @@ import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { outsideTelephonyTenant, telephonyKeyClaims } from '../../../shared/auth/service.ts';
 import { telephonyWrites } from '../../../shared/db.ts';
-import { ApiError, notFound, storageUnavailable } from '../../../shared/errors.ts';
+import { ApiError, notFound, storageUnavailable, toApiError } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import {
   bodyErrors,
@@ -130,7 +130,14 @@ const upload: VoiceHandler<typeof routes.upload> = async (c) => {
     sql<{ object: string }>`
       select private.voice_call_recording_set(${b.tenant_id}, ${seen.call_id}, ${extensionOf(b.content_type)}, ${current})
         as object`
-  );
+  ).catch(async (err) => {
+    // The call was there a statement ago: deleted since, it says so (410 call_deleted,
+    // by its tombstone) as a request after the delete would.
+    if (toApiError(err).code === 'unknown_call') {
+      await run((sql) => sql`select private.voice_call_refuse_deleted(${b.tenant_id}, ${b.provider_call_id})`);
+    }
+    throw err;
+  });
   // Another type: the first object's upload may have finished between the storage's
   // answer and the write. Asked again, and if it did, the call is given it back (its
   // delayed delete job then keeps it: private.storage_object_in_use). Should this look
