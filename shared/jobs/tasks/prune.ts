@@ -2,8 +2,8 @@
 // inbox, finished deliveries with their events and attempts, replies sent or given up
 // (private.prune_webhook_history); pending deliveries stay whatever their age —, dead
 // jobs 30 days after they died (private.prune_dead_jobs), and deleted calls' tombstones
-// after 30 days (private.prune_voice_call_tombstones: a provider's retry of the call
-// is refused until then).
+// after 30 days (private.prune_voice_call_tombstones: the provider's events for the
+// call are dropped until then).
 import { asService } from '../../db.ts';
 import type { Task } from '../types.ts';
 
