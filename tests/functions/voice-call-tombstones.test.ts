@@ -119,32 +119,35 @@ const askRecording = (pc: string) =>
     headers: { authorization: `Bearer ${service}` },
     body: { tenant_id: acme, provider_call_id: pc, content_type: 'audio/mpeg', size_bytes: 1024 },
   });
+/** A promise and the function that settles it: a step of a staged race. */
+function gate() {
+  let open!: () => void;
+  return { opened: new Promise<void>((r) => (open = r)), open: () => open() };
+}
+/** How many sessions wait on a lock the session `pid` holds. */
+const blockedBy = async (pid: number) =>
+  (await db.sql`select count(*)::int as n from pg_stat_activity where pg_blocking_pids(pid) @> array[${pid}::int]`)[0].n as number;
 /** Starts `during` while a delete of the call is done but not committed, commits the
  *  delete once something is blocked on it, and answers what `during` did. */
 async function whileDeleting<T>(callId: string, during: () => Promise<T>): Promise<T> {
-  let deleted!: (pid: number) => void;
-  let release!: () => void;
-  const ran = new Promise<number>((r) => (deleted = r));
-  const commit = new Promise<void>((r) => (release = r));
+  const [deleted, commit] = [gate(), gate()];
+  let deleter = 0;
   const deleting = db.sql.begin(async (tx) => {
-    const [{ pid }] = await tx`select pg_backend_pid() as pid`;
+    [{ pid: deleter }] = await tx`select pg_backend_pid() as pid`;
     await tx`delete from public.voice_calls where tenant_id = ${acme} and id = ${callId}`;
-    deleted(pid);
-    await commit;
+    deleted.open();
+    await commit.opened;
   });
-  const deleter = await ran;
+  await deleted.opened;
   // `during` settling before anything waits on the delete is its own failure (a broken
   // expectation in it): reported as such, not as the poll's timeout.
   let settled = false;
   const pending = during().finally(() => (settled = true));
   pending.catch(() => {}); // awaited below, after the commit, which reports its failure
   try {
-    await expect.poll(async () =>
-      settled ||
-      (await db.sql`select count(*)::int as n from pg_stat_activity where pg_blocking_pids(pid) @> array[${deleter}::int]`)[0].n >
-        0, { timeout: 10_000 }).toBe(true);
+    await expect.poll(async () => settled || (await blockedBy(deleter)) > 0, { timeout: 10_000 }).toBe(true);
   } finally {
-    release();
+    commit.open();
     await deleting;
   }
   return await pending;
@@ -371,14 +374,8 @@ describe('a deleted call stays deleted', () => {
     // looks (sent again), and the call is deleted before the resend writes: the route's
     // second hold finds the tombstone. Staged with the call id's lock and a row lock.
     const pc = 'pc-tomb-resend';
-    const blockedBy = async (pid: number) =>
-      (await db.sql`select count(*)::int as n from pg_stat_activity where pg_blocking_pids(pid) @> array[${pid}::int]`)[0].n;
-    const gate = () => {
-      let open!: () => void;
-      return { opened: new Promise<void>((r) => (open = r)), open: () => open() };
-    };
     const [insertDone, insertCommit, queuedDone, queuedCommit, deleteDone, deleteCommit] = [gate(), gate(), gate(), gate(), gate(), gate()];
-    let inserter = 0, queued = 0, deleter = 0;
+    let inserter = 0, deleter = 0;
     // A: the call inserted under its id's lock, not committed (the end does not see it).
     const a = db.sql.begin(async (tx) => {
       [{ pid: inserter }] = await tx`select pg_backend_pid() as pid`;
@@ -391,7 +388,6 @@ describe('a deleted call stays deleted', () => {
     await insertDone.opened;
     // B: queued for the id's lock first, so it, not the hold, takes it when A commits.
     const b = db.sql.begin(async (tx) => {
-      [{ pid: queued }] = await tx`select pg_backend_pid() as pid`;
       queuedDone.open();
       await tx`select private.voice_call_id_lock(${acme}, ${pc})`;
       await queuedCommit.opened;
