@@ -47,7 +47,13 @@ const REDEFINITIONS: Record<string, string[]> = {
   // The call events ask the tenant's state: no new call for a suspended one, nothing for a
   // deleted one; a deleted tenant has no knowledge (issue 14); a new call answers its
   // status after the events held for it (issue 14, early events).
-  'private.voice_customer_erase': ['20261204101000_voice_customer_erasure_trail_job.sql', '20261204102000_voice_customer_erasure_review.sql'],
+  // ... and its delete of the calls marked, so the calls' delete trigger leaves their
+  // events and notices to it (issue 14, table deletes).
+  'private.voice_customer_erase': [
+    '20261204101000_voice_customer_erasure_trail_job.sql',
+    '20261204102000_voice_customer_erasure_review.sql',
+    '20261204120000_voice_call_table_deletes.sql',
+  ],
   'private.voice_erasure_trail_step': ['20261204102000_voice_customer_erasure_review.sql'],
   'private.voice_call_started': [
     '20261202160000_voice_events_tenant_state.sql',
@@ -66,6 +72,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   ],
   // Tombstones, after review: by the provider call id's hash (issue 14).
   'private.voice_calls_tombstoned': ['20261204111000_voice_call_tombstones_review.sql'],
+  // The route's delete leaves the events and call.deleted to the calls' delete trigger,
+  // and deletes people's own (manual:) calls in any state (issue 14, table deletes).
+  'private.voice_call_delete': ['20261204120000_voice_call_table_deletes.sql'],
   'private.voice_call_refuse_deleted': ['20261204111000_voice_call_tombstones_review.sql'],
   'private.voice_call_apply_early_events': ['20261203160000_voice_early_events_review.sql'],
   // Two identical recording-upload requests at once: the second answers the object the

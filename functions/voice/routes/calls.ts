@@ -75,7 +75,8 @@ const routes = {
       'tombstone, so an event the provider sends or retries for it later is taken and dropped (`deleted: true`) ' +
       'rather than creating the call again. A ticket opened from the call is kept. 409 `call_in_progress` while the ' +
       'call is ringing or in progress (the provider is still reporting it; the stale-call sweep ends a call whose end ' +
-      "never comes, and a real end arriving after the delete is dropped). Allowed while the tenant's plan lacks voice; " +
+      'never comes, and a real end arriving after the delete is dropped); a call people logged themselves (`manual:`) ' +
+      "goes in any state. A delete through the table does the same. Allowed while the tenant's plan lacks voice; " +
       'not while it is suspended, but for platform admins; not with an API key (people only).',
     // People only, no API key scope: the key that reports calls (calls:write) is the
     // telephony integration's, and must not be able to remove them.
@@ -220,8 +221,9 @@ const openTicket: VoiceHandler<typeof routes.openTicket> = async (c) => {
 const remove: VoiceHandler<typeof routes.remove> = async (c) => {
   const { id } = c.req.valid('param');
   const tenantId = c.var.access.tenantId;
-  // Every rule is the function's (20261204112000_voice_call_delete.sql): who, the open
-  // call, the webhook events about the call, call.deleted.
+  // Every rule is the database's: who and the open call in the function
+  // (20261204120000_voice_call_table_deletes.sql), the webhook events about the call and
+  // call.deleted in the calls' delete trigger, which a delete through the table runs too.
   await callerDb(c, tenantId, (tx) => tx`select private.voice_call_delete(${tenantId}, ${id})`);
   return c.body(null, 204);
 };

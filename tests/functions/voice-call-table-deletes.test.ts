@@ -1,0 +1,218 @@
+// Deleting calls through the table does what the API's delete does (issue 14;
+// 20261204120000_voice_call_table_deletes.sql). An admin's
+// `supabase.from('voice_calls').delete()` used to remove the rows only: a call the
+// provider still reported could go, the outbox still sent the call's `call.started` and
+// `call.ended` (its numbers, its summary) after it was gone, and receivers never heard of
+// the delete. Now every delete of calls, on any path, takes the calls' webhook events
+// with it and sends `call.deleted` (the id only) for each; people are refused a call the
+// provider still reports (409 call_in_progress, nothing changed), while the service role
+// may, and calls people logged (`manual:`) go in any state. A customer's erasure keeps
+// its own accounting (no `call.deleted` per call; the events it removed counted in its
+// answer), and a tenant hard-deleted with a ringing call is not refused.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app } from '../../functions/voice/app.ts';
+import { apiKey } from '../../scripts/tokens.mjs';
+import { closeDb } from '../../shared/db.ts';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
+import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
+
+type SeedUser = (typeof users)[keyof typeof users];
+let db: TestDatabase;
+let auth: AuthFixture;
+let service: string;
+let adminToken: string;
+const acme = tenants.acme.id;
+const globex = tenants.globex.id;
+const LLM = { model: 'gpt-4o-mini', system_prompt: 'You answer the phone.', temperature: 0.2, tools: [] };
+const AGENTS: Record<string, string> = {
+  [acme]: '75000000-0000-4000-8000-000000000011',
+  [globex]: '75000000-0000-4000-8000-000000000012',
+};
+
+beforeAll(async () => {
+  db = await freshDatabase('fn_voice_table_deletes');
+  auth = await configureAuth(db.url);
+  service = await apiKey('service_role', TEST_JWT_SECRET);
+  adminToken = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+  await db.sql`update public.tenants set plan = 'pro'`;
+  await db.sql`insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config)
+    values (${acme}, ${AGENTS[acme]}, 'Desk', '+14155554021', 'v', ${db.sql.json(LLM)}),
+           (${globex}, ${AGENTS[globex]}, 'Desk', '+14155554022', 'v', ${db.sql.json(LLM)})`;
+  // Both tenants have a receiver for every event type (never sent here): what is queued
+  // for it is what would go out.
+  await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types)
+    values (${acme}, 'https://hooks.example.com/calls', 'v1:x', '{}'),
+           (${globex}, 'https://hooks.example.com/calls', 'v1:x', '{}')`;
+});
+afterAll(async () => {
+  await closeDb();
+  await auth?.close();
+  await db?.close();
+});
+
+const send = (body: Record<string, unknown>) =>
+  call(app, 'POST', '/voice/calls/events', { body, headers: { authorization: `Bearer ${service}` } });
+/** A call the provider started (answered) and, unless `open`, ended: its id. */
+async function providerCall(tenant: string, pc: string, { open = false, answered = true } = {}) {
+  const r = await send({ type: 'call.started', tenant_id: tenant, provider_call_id: pc, agent_id: AGENTS[tenant], from: '+33612345678', answered });
+  expect([r.status, r.body.applied], JSON.stringify(r.body)).toEqual([200, true]);
+  if (!open) expect((await send({ type: 'call.ended', tenant_id: tenant, provider_call_id: pc, status: 'completed' })).status).toBe(200);
+  return r.body.call_id as string;
+}
+/** A call people logged themselves, in the given status: its id. */
+async function manualCall(pc: string, status: string) {
+  const [c] = await db.sql`insert into public.voice_calls (tenant_id, agent_id, direction, status, provider_call_id, to_number)
+    values (${acme}, ${AGENTS[acme]}, 'outbound', ${status}, ${'manual:' + pc}, '+33611112222') returning id`;
+  return c.id as string;
+}
+/** Deletes calls through the table (PostgREST's path) in one committed statement, as
+ *  `who` (a person of acme, or the service role): the ids deleted, or the error. */
+async function deleteThroughTable(ids: string[], who: SeedUser | 'service_role' = users.acmeAdmin) {
+  try {
+    return await db.sql.begin(async (tx) => {
+      const [role, claims] = who === 'service_role' ? ['service_role', { role: who }] : ['authenticated', supabaseClaims(who, acme)];
+      await tx`select set_config('role', ${role}, true), set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`;
+      return (await tx`delete from public.voice_calls where id in ${tx(ids)} returning id`).map((r) => r.id as string).sort();
+    });
+  } catch (err) {
+    return err as { code: string; detail: string };
+  }
+}
+/** The webhook events about a call, oldest first: [type, data]. */
+const eventsOf = async (tenant: string, callId: string) =>
+  (await db.sql`select type, payload -> 'data' as data from private.webhook_events
+    where tenant_id = ${tenant} and ordering_key = ${'call:' + callId} order by id`).map((e) => [e.type, e.data]);
+/** Everything a delete could change: calls, events, deliveries, tombstones. */
+const state = async () => ({
+  calls: (await db.sql`select id, status from public.voice_calls order by id`).map((r) => `${r.id}:${r.status}`),
+  events: (await db.sql`select id, type from private.webhook_events order by id`).map((r) => `${r.id}:${r.type}`),
+  deliveries: (await db.sql`select count(*)::int as n from private.webhook_deliveries`)[0].n,
+  tombstones: (await db.sql`select count(*)::int as n from private.voice_call_tombstones`)[0].n,
+});
+
+describe('deleting calls through the table', () => {
+  it("an admin's delete takes the call's webhook events (delivered or not, with their deliveries) and sends call.deleted; a bystander's stay", async () => {
+    const id = await providerCall(acme, 'pc-table-1');
+    const bystander = await providerCall(acme, 'pc-table-bystander');
+    const twin = await providerCall(globex, 'pc-table-1');
+    expect((await eventsOf(acme, id)).map(([type]) => type)).toEqual(['call.started', 'call.ended']);
+    const [first] = await db.sql`select min(id) as id from private.webhook_events where tenant_id = ${acme} and ordering_key = ${'call:' + id}`;
+    await db.sql`update private.webhook_deliveries set status = 'delivered', delivered_at = now() where event_id = ${first.id}`;
+    const [kept, twinKept] = [await eventsOf(acme, bystander), await eventsOf(globex, twin)];
+
+    expect(await deleteThroughTable([id])).toEqual([id]);
+    expect(await eventsOf(acme, id)).toEqual([['call.deleted', { id }]]);
+    const deliveries = await db.sql`select e.type, d.status, d.endpoint_id is not null as endpoint
+      from private.webhook_deliveries d join private.webhook_events e on e.id = d.event_id
+      where e.tenant_id = ${acme} and e.ordering_key = ${'call:' + id}`;
+    expect(deliveries).toEqual([{ type: 'call.deleted', status: 'pending', endpoint: true }]);
+    // Nothing about the deleted call is waiting to go out with the caller's number.
+    expect(await db.sql`select id from private.webhook_events where tenant_id = ${acme} and ordering_key = ${'call:' + id}
+      and payload::text like '%+33612345678%'`).toEqual([]);
+    expect([await eventsOf(acme, bystander), await eventsOf(globex, twin)]).toEqual([kept, twinKept]);
+    // The audit names the admin, as for the route.
+    const [entry] = await db.sql`select actor_user_id from public.audit_logs
+      where tenant_id = ${acme} and table_name = 'voice_calls' and action = 'DELETE' and record_key ->> 'id' = ${id}`;
+    expect(entry).toEqual({ actor_user_id: users.acmeAdmin.id });
+  });
+
+  it('a delete of several calls in one statement sends one call.deleted each, in id order', async () => {
+    const ids = [await providerCall(acme, 'pc-table-bulk-1'), await providerCall(acme, 'pc-table-bulk-2'), await providerCall(acme, 'pc-table-bulk-3')];
+    const [{ last }] = await db.sql`select coalesce(max(id), 0) as last from private.webhook_events`;
+    expect(await deleteThroughTable(ids)).toEqual([...ids].sort());
+    const told = await db.sql`select type, ordering_key, payload -> 'data' as data from private.webhook_events
+      where id > ${last} order by id`;
+    expect(told).toEqual([...ids].sort().map((id) => ({ type: 'call.deleted', ordering_key: `call:${id}`, data: { id } })));
+  });
+
+  it('people may not delete a call the provider still reports: 409 call_in_progress naming it, and the whole statement changes nothing', async () => {
+    const ended = await providerCall(acme, 'pc-table-ended');
+    const talking = await providerCall(acme, 'pc-table-talking', { open: true });
+    const ringing = await providerCall(acme, 'pc-table-ringing', { open: true, answered: false });
+    const before = await state();
+    for (const who of [users.acmeAdmin, users.super]) {
+      const refused = await deleteThroughTable([ended, talking, ringing], who);
+      expect('code' in refused && [refused.code, JSON.parse(refused.detail)], who.email).toEqual([
+        'PT409',
+        { code: 'call_in_progress', details: { call_ids: [talking, ringing].sort() } },
+      ]);
+      expect(await state(), who.email).toEqual(before);
+    }
+    // The ended call alone goes.
+    expect(await deleteThroughTable([ended])).toEqual([ended]);
+    // The service role may (the machine's clean-up), and receivers are told.
+    expect(await deleteThroughTable([talking, ringing], 'service_role')).toEqual([talking, ringing].sort());
+    for (const id of [talking, ringing]) expect(await eventsOf(acme, id)).toEqual([['call.deleted', { id }]]);
+  });
+
+  it('calls people logged themselves go in any state, through the table and the route, with call.deleted', async () => {
+    const inTable = await manualCall('table-ringing', 'ringing');
+    const inRoute = await manualCall('route-in-progress', 'in_progress');
+    expect(await deleteThroughTable([inTable])).toEqual([inTable]);
+    const r = await call(app, 'DELETE', `/voice/calls/${inRoute}`, { token: adminToken });
+    expect(r.status, JSON.stringify(r.body)).toBe(204);
+    for (const id of [inTable, inRoute]) expect(await eventsOf(acme, id)).toEqual([['call.deleted', { id }]]);
+    // A provider call in progress is still refused by the route.
+    const live = await providerCall(acme, 'pc-table-route-live', { open: true });
+    const refused = await call(app, 'DELETE', `/voice/calls/${live}`, { token: adminToken });
+    expect([refused.status, errorCode(refused), refused.body.error?.details]).toEqual([409, 'call_in_progress', { status: 'in_progress' }]);
+  });
+
+  it("an erasure sends no call.deleted per call and counts the events it removed; its mark ends with its statement", async () => {
+    const customer = await call(app, 'POST', '/voice/customers', {
+      token: adminToken,
+      body: { phone: '+33698765400', name: 'Dominique' },
+    });
+    expect(customer.status, JSON.stringify(customer.body)).toBe(201);
+    const calls = [];
+    for (const pc of ['pc-table-erased-1', 'pc-table-erased-2']) {
+      const r = await send({ type: 'call.started', tenant_id: acme, provider_call_id: pc, agent_id: AGENTS[acme], from: '+33698765400', answered: true });
+      expect(r.status).toBe(200);
+      expect((await send({ type: 'call.ended', tenant_id: acme, provider_call_id: pc, status: 'completed' })).status).toBe(200);
+      calls.push(r.body.call_id as string);
+    }
+    const afterwards = await providerCall(acme, 'pc-table-after-erasure');
+    const [events] = await db.sql`select count(*)::int as n from private.webhook_events
+      where tenant_id = ${acme} and (ordering_key = any (${calls.map((c) => 'call:' + c)}) or ordering_key = ${'customer:' + customer.body.id})`;
+    // The erasure and a delete through the table in one transaction, as an admin.
+    const [erased, deleted] = await db.sql.begin(async (tx) => {
+      await tx`select set_config('role', 'authenticated', true),
+        set_config('request.jwt.claims', ${JSON.stringify(supabaseClaims(users.acmeAdmin, acme))}, true)`;
+      const [e] = await tx`select private.voice_customer_erase(${acme}, ${customer.body.id}) as r`;
+      const d = await tx`delete from public.voice_calls where id = ${afterwards} returning id`;
+      return [e.r, d];
+    });
+    expect(erased.erased.webhook_events).toBe(events.n);
+    expect(erased.call_ids).toEqual([...calls].sort());
+    for (const id of calls) expect(await eventsOf(acme, id)).toEqual([]);
+    const [told] = await db.sql`select payload -> 'data' -> 'call_ids' as ids from private.webhook_events
+      where tenant_id = ${acme} and type = 'customer.erased'`;
+    expect(told.ids).toEqual([...calls].sort());
+    // The delete after it, in the same transaction, is told as any other.
+    expect(deleted.length).toBe(1);
+    expect(await eventsOf(acme, afterwards)).toEqual([['call.deleted', { id: afterwards }]]);
+  });
+
+  it("a platform admin hard-deleting a tenant with a ringing call is not refused, and nothing is sent", async () => {
+    const doomed = '10000000-0000-4000-8000-0000000000d2';
+    await db.sql`insert into public.tenants (id, name, slug, plan) values (${doomed}, 'Doomed', 'doomed-table-deletes', 'pro')`;
+    AGENTS[doomed] = '75000000-0000-4000-8000-0000000000d2';
+    await db.sql`insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config)
+      values (${doomed}, ${AGENTS[doomed]}, 'Desk', '+14155554023', 'v', ${db.sql.json(LLM)})`;
+    await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types)
+      values (${doomed}, 'https://hooks.example.com/doomed', 'v1:x', '{}')`;
+    await providerCall(doomed, 'pc-table-doomed', { open: true, answered: false });
+    const gone = await db.sql.begin(async (tx) => {
+      await tx`select set_config('role', 'authenticated', true),
+        set_config('request.jwt.claims', ${JSON.stringify(supabaseClaims(users.super))}, true)`;
+      return await tx`delete from public.tenants where id = ${doomed} returning id`;
+    });
+    expect(gone.length).toBe(1);
+    const [left] = await db.sql`select
+        (select count(*)::int from public.voice_calls where tenant_id = ${doomed}) as calls,
+        (select count(*)::int from private.webhook_events where tenant_id = ${doomed}) as events`;
+    expect(left).toEqual({ calls: 0, events: 0 });
+  });
+});
