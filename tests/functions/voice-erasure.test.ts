@@ -237,6 +237,9 @@ describe('erasing a customer', () => {
     const trail = await finishTrail(3);
     expect(trail.completed).toBeGreaterThan(10);
     expect(trail.done).toBe(1);
+    // The call deleted before told receivers so (its id only): the trail keeps that notice.
+    expect(await db.sql`select type, payload -> 'data' as data from private.webhook_events
+      where ordering_key = ${'call:' + removedEarlier}`).toEqual([{ type: 'call.deleted', data: { id: removedEarlier } }]);
 
     // Nothing of them is left anywhere (the twin tenant's own rows aside).
     for (const needle of needles) expect(await rowsHolding(needle, globex), needle).toEqual([]);
@@ -360,8 +363,11 @@ describe('erasing a customer', () => {
     const redactedCalls = await db.sql`select distinct record_key ->> 'id' as id from public.audit_logs
       where redacted_at is not null and table_name = 'voice_calls' and record_key ->> 'id' in (${inbound}, ${deletedInbound}, ${outbound.body.call_id})`;
     expect(redactedCalls.map((r) => r.id)).toEqual([outbound.body.call_id]);
-    // Its entries are left as they were (its webhook events went with its delete).
+    // Its entries are left as they were (its webhook events went with its delete, which
+    // told receivers: that notice stays too).
     expect(await rowsHolding('harbour question', globex)).toEqual(['public.audit_logs']);
+    expect(await db.sql`select type from private.webhook_events where ordering_key = ${'call:' + deletedInbound}`)
+      .toEqual([{ type: 'call.deleted' }]);
     // The caller's own call to the line keeps everything: its events wait to be sent.
     expect(await rowsHolding('lighthouse question', globex)).toEqual([
       'private.webhook_events',

@@ -54,7 +54,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261204102000_voice_customer_erasure_review.sql',
     '20261204120000_voice_call_table_deletes.sql',
   ],
-  'private.voice_erasure_trail_step': ['20261204102000_voice_customer_erasure_review.sql'],
+  // ... and a former call's call.deleted kept (issue 14, table deletes' notices).
+  'private.voice_erasure_trail_step': ['20261204102000_voice_customer_erasure_review.sql', '20261204121000_voice_call_deleted_notices.sql'],
   'private.voice_call_started': [
     '20261202160000_voice_events_tenant_state.sql',
     '20261203140000_voice_early_events.sql',
@@ -75,6 +76,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // The route's delete leaves the events and call.deleted to the calls' delete trigger,
   // and deletes people's own (manual:) calls in any state (issue 14, table deletes).
   'private.voice_call_delete': ['20261204120000_voice_call_table_deletes.sql'],
+  // A large delete's notices by jobs, past 500 locks in its transaction (issue 14).
+  'private.voice_calls_deleted': ['20261204121000_voice_call_deleted_notices.sql'],
   'private.voice_call_refuse_deleted': ['20261204111000_voice_call_tombstones_review.sql'],
   'private.voice_call_apply_early_events': ['20261203160000_voice_early_events_review.sql'],
   // Two identical recording-upload requests at once: the second answers the object the
