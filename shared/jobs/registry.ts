@@ -10,7 +10,6 @@ import { prune } from './tasks/prune.ts';
 import { reconcile } from './tasks/reconcile.ts';
 import { slaSweep } from './tasks/sla-sweep.ts';
 import { storageDelete } from './tasks/storage-delete.ts';
-import { voiceCallNotices } from './tasks/voice-call-notices.ts';
 import { voiceErasureTrail } from './tasks/voice-erasure-trail.ts';
 import { voiceStaleCalls } from './tasks/voice-stale-calls.ts';
 import { type AnyTask, registered } from './types.ts';
@@ -28,5 +27,4 @@ export const tasks: Record<string, AnyTask> = {
   'voice-stale-calls': registered(voiceStaleCalls),
   'storage-delete': registered(storageDelete),
   'voice-erasure-trail': registered(voiceErasureTrail),
-  'voice-call-notices': registered(voiceCallNotices),
 };

@@ -8,15 +8,14 @@
 // provider still reports (409 call_in_progress, nothing changed), while the service role
 // may, and calls people logged (`manual:`) go in any state. A customer's erasure keeps
 // its own accounting (no `call.deleted` per call; the events it removed counted in its
-// answer), and a tenant hard-deleted with a ringing call is not refused. A delete whose
-// notices would hold more than 500 locks in its transaction sends what fits and leaves
-// the rest to `voice-call-notices` jobs (20261204121000_voice_call_deleted_notices.sql):
-// 20,000 calls at once had filled the server's shared lock table.
+// answer), and a tenant hard-deleted with a ringing call is not refused. The notices
+// are written for the whole statement at once and take no lock
+// (20261204122000_voice_call_deleted_at_once.sql): 20,000 calls deleted at once, sent one
+// by one, had filled the server's shared lock table.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app } from '../../functions/voice/app.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { closeDb } from '../../shared/db.ts';
-import { runJobs } from '../../shared/jobs/runner.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
@@ -199,64 +198,91 @@ describe('deleting calls through the table', () => {
     expect(await eventsOf(acme, afterwards)).toEqual([['call.deleted', { id: afterwards }]]);
   });
 
-  it("a delete too large to tell in its transaction: the notices that fit 500 locks at once, the rest by jobs; every call told once; the lock table spared", async () => {
-    // Three receivers listen: an event takes 1 + 2 x 3 = 7 locks, so 71 are told at once.
+  it('10,000 calls deleted in one statement: every call told in its transaction, in id order, and no lock taken for it', async () => {
+    // Before (one event at a time through emit_webhook_event, three locks a call with one
+    // receiver, held to commit: 30,000 here), this filled the server's shared lock table
+    // (64 x 200 slots locally): "out of shared memory". The calls are written while the
+    // receiver is off (their call.started would take those locks too).
+    await db.sql`update public.webhook_endpoints set enabled = false where tenant_id = ${acme}`;
+    const ids = (await db.sql`insert into public.voice_calls (tenant_id, agent_id, direction, status, provider_call_id)
+      select ${acme}, ${AGENTS[acme]}, 'outbound', 'ringing', 'manual:bulk-' || g from generate_series(1, 10000) g returning id`)
+      .map((r) => r.id as string).sort();
+    await db.sql`update public.webhook_endpoints set enabled = true where tenant_id = ${acme}`;
+    const [{ last }] = await db.sql`select coalesce(max(id), 0) as last from private.webhook_events`;
+    const locks = await db.sql.begin(async (tx) => {
+      await tx`select set_config('role', 'authenticated', true),
+        set_config('request.jwt.claims', ${JSON.stringify(supabaseClaims(users.acmeAdmin, acme))}, true)`;
+      expect((await tx`delete from public.voice_calls where tenant_id = ${acme} and provider_call_id like 'manual:bulk-%' returning id`).length).toBe(10000);
+      await tx`reset role`;
+      return (await tx`select count(*)::int as n from pg_locks where pid = pg_backend_pid() and locktype = 'advisory'`)[0].n as number;
+    });
+    expect(locks).toBe(0);
+    const told = await db.sql`select e.payload -> 'data' ->> 'id' as id, e.ordering_key, d.endpoint_id, j.queue, j.job_key, j.max_attempts
+      from private.webhook_events e
+      join private.webhook_deliveries d on d.event_id = e.id
+      join private.jobs j on j.task = 'deliver-webhook' and j.job_key = 'delivery:' || d.id
+      where e.id > ${last} and e.type = 'call.deleted' order by e.id`;
+    const [endpoint] = await db.sql`select id from public.webhook_endpoints where tenant_id = ${acme}`;
+    // One event a call, in id order; one delivery to the one receiver; its job queued as
+    // add_job queues it (behind the call's earlier deliveries).
+    expect(told.length).toBe(10000);
+    expect(told.map((t) => t.id)).toEqual(ids);
+    expect(told.filter((t) =>
+      t.ordering_key !== `call:${t.id}` || t.endpoint_id !== endpoint.id || t.queue !== `webhook:${endpoint.id}:call:${t.id}` ||
+      t.max_attempts !== 25
+    )).toEqual([]);
+    await db.sql`delete from private.jobs where task = 'deliver-webhook' and tenant_id = ${acme}`;
+  }, 120_000);
+
+  it("a delete across tenants (the service role's, a platform admin's) tells each tenant's receivers of its own calls, every endpoint that wants the type", async () => {
     await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types)
-      values (${acme}, 'https://hooks.example.com/second', 'v1:x', '{}'), (${acme}, 'https://hooks.example.com/third', 'v1:x', '{call.deleted}')`;
+      values (${globex}, 'https://hooks.example.com/globex-deletes', 'v1:x', '{call.deleted}'),
+             (${globex}, 'https://hooks.example.com/globex-other', 'v1:x', '{call.started}'),
+             (${globex}, 'https://hooks.example.com/globex-off', 'v1:x', '{}')`;
+    await db.sql`update public.webhook_endpoints set enabled = false where url = 'https://hooks.example.com/globex-off'`;
     try {
-      const ids = (await db.sql`insert into public.voice_calls (tenant_id, agent_id, direction, status, provider_call_id)
-        select ${acme}, ${AGENTS[acme]}, 'outbound', 'ringing', 'manual:bulk-' || g from generate_series(1, 650) g returning id`)
-        .map((r) => r.id as string).sort();
-      const [{ last }] = await db.sql`select coalesce(max(id), 0) as last from private.webhook_events`;
-      const locks = await db.sql.begin(async (tx) => {
-        await tx`select set_config('role', 'authenticated', true),
-          set_config('request.jwt.claims', ${JSON.stringify(supabaseClaims(users.acmeAdmin, acme))}, true)`;
-        expect((await tx`delete from public.voice_calls where id in ${tx(ids)} returning id`).length).toBe(650);
-        await tx`reset role`;
-        return (await tx`select count(*)::int as n from pg_locks where pid = pg_backend_pid() and locktype = 'advisory'`)[0].n as number;
-      });
-      // 71 events: one lock each for its ordering key, two per delivery (job key, queue).
-      expect(locks).toBe(71 * 7);
-      const told = async () =>
-        (await db.sql`select payload -> 'data' ->> 'id' as id, count(*)::int as n from private.webhook_events
-          where id > ${last} and type = 'call.deleted' group by 1 order by min(id)`).map((r) => [r.id, r.n]);
-      expect(await told()).toEqual(ids.slice(0, 71).map((id) => [id, 1]));
-      const queued = await db.sql`select id, payload from private.jobs where task = 'voice-call-notices' order by id`;
-      expect(queued.map((j) => j.payload)).toEqual([
-        { tenant_id: acme, call_ids: ids.slice(71, 571) },
-        { tenant_id: acme, call_ids: ids.slice(571) },
-      ]);
-      // A job's batch runs at most once: claimed again after it committed, it does nothing.
-      await db.sql`update private.jobs set locked_by = 'worker-a', locked_until = now() + interval '1 minute' where id = ${queued[0].id}`;
-      const once = await db.sql`select private.voice_call_notices_batch(${queued[0].id}, 'worker-a') as b`;
-      const twice = await db.sql`select private.voice_call_notices_batch(${queued[0].id}, 'worker-a') as b`;
-      const elsewhere = await db.sql`select private.voice_call_notices_batch(${queued[0].id}, 'worker-b') as b`;
-      expect([once[0].b, twice[0].b, elsewhere[0].b]).toEqual([{ sent: 71, queued: 429 }, { sent: 0, queued: 0 }, null]);
-      await db.sql`delete from private.jobs where id = ${queued[0].id}`;
-      expect((await db.sql`select count(*)::int as n from private.jobs where task = 'voice-call-notices'`)[0].n).toBe(2);
-      // The runner drains the rest, 71 a transaction.
-      const report = await runJobs({ tasks: ['voice-call-notices'] });
-      expect(report.tasks['voice-call-notices']).toMatchObject({ completed: 9, sent: 650 - 71 - 71, dead: 0 });
-      expect(await db.sql`select id from private.jobs where task = 'voice-call-notices'`).toEqual([]);
-      expect((await told()).sort()).toEqual(ids.map((id) => [id, 1]).sort());
+      const calls = [await providerCall(acme, 'pc-table-across'), await providerCall(globex, 'pc-table-across'), await providerCall(globex, 'pc-table-across-2')];
+      for (const who of ['service_role', users.super] as const) {
+        const ids = who === 'service_role' ? calls.slice(0, 2) : calls.slice(2);
+        const deleted = await db.sql.begin(async (tx) => {
+          const [role, claims] = who === 'service_role' ? ['service_role', { role: who }] : ['authenticated', supabaseClaims(who)];
+          await tx`select set_config('role', ${role}, true), set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`;
+          return (await tx`delete from public.voice_calls where id in ${tx(ids)} returning id`).length;
+        });
+        expect(deleted).toBe(ids.length);
+      }
+      const receivers = async (callId: string) =>
+        (await db.sql`select e.tenant_id, w.url from private.webhook_events e
+          join private.webhook_deliveries d on d.event_id = e.id join public.webhook_endpoints w on w.id = d.endpoint_id
+          where e.type = 'call.deleted' and e.ordering_key = ${'call:' + callId} order by w.url`).map((r) => [r.tenant_id, r.url]);
+      expect(await receivers(calls[0])).toEqual([[acme, 'https://hooks.example.com/calls']]);
+      for (const id of calls.slice(1)) {
+        expect(await receivers(id)).toEqual([[globex, 'https://hooks.example.com/calls'], [globex, 'https://hooks.example.com/globex-deletes']]);
+      }
     } finally {
-      await db.sql`delete from public.webhook_endpoints where tenant_id = ${acme} and url <> 'https://hooks.example.com/calls'`;
+      await db.sql`delete from public.webhook_endpoints where url like 'https://hooks.example.com/globex-%'`;
     }
   });
 
-  it('a tenant with 250 receivers: one notice takes 501 locks, so even a single delete queues it, and the job sends it alone', async () => {
+  it('a tenant with 250 receivers: one delete tells every one of them in its transaction; a plan without webhooks tells none', async () => {
     await db.sql`update public.tenants set plan = 'enterprise' where id = ${globex}`;
     await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types)
       select ${globex}, 'https://hooks.example.com/many/' || g, 'v1:x', '{}' from generate_series(2, 250) g`;
     try {
       const id = await providerCall(globex, 'pc-table-many-receivers');
-      await db.sql`delete from public.voice_calls where id = ${id}`;
-      expect(await eventsOf(globex, id)).toEqual([]);
-      const report = await runJobs({ tasks: ['voice-call-notices'] });
-      expect(report.tasks['voice-call-notices']).toMatchObject({ completed: 1, sent: 1, queued: 0 });
+      expect(await deleteThroughTable([id], 'service_role')).toEqual([id]);
       expect(await eventsOf(globex, id)).toEqual([['call.deleted', { id }]]);
       expect((await db.sql`select count(*)::int as n from private.webhook_deliveries d join private.webhook_events e on e.id = d.event_id
         where e.ordering_key = ${'call:' + id}`)[0].n).toBe(250);
+      // The plan loses outbound webhooks: nothing is written for its receivers.
+      await db.sql`update private.plans set features = features || '{"outbound_webhooks": false}' where id = 'enterprise'`;
+      try {
+        const muted = await providerCall(globex, 'pc-table-muted');
+        expect(await deleteThroughTable([muted], 'service_role')).toEqual([muted]);
+        expect(await eventsOf(globex, muted)).toEqual([]);
+      } finally {
+        await db.sql`update private.plans set features = features || '{"outbound_webhooks": true}' where id = 'enterprise'`;
+      }
     } finally {
       await db.sql`delete from public.webhook_endpoints where tenant_id = ${globex} and url like 'https://hooks.example.com/many/%'`;
       await db.sql`update public.tenants set plan = 'pro' where id = ${globex}`;

@@ -76,8 +76,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   // The route's delete leaves the events and call.deleted to the calls' delete trigger,
   // and deletes people's own (manual:) calls in any state (issue 14, table deletes).
   'private.voice_call_delete': ['20261204120000_voice_call_table_deletes.sql'],
-  // A large delete's notices by jobs, past 500 locks in its transaction (issue 14).
-  'private.voice_calls_deleted': ['20261204121000_voice_call_deleted_notices.sql'],
+  // A large delete's notices by jobs, past 500 locks in its transaction; then all at
+  // once, set-based, taking no lock (issue 14).
+  'private.voice_calls_deleted': ['20261204121000_voice_call_deleted_notices.sql', '20261204122000_voice_call_deleted_at_once.sql'],
   'private.voice_call_refuse_deleted': ['20261204111000_voice_call_tombstones_review.sql'],
   'private.voice_call_apply_early_events': ['20261203160000_voice_early_events_review.sql'],
   // Two identical recording-upload requests at once: the second answers the object the
