@@ -12,10 +12,16 @@
 // are written for the whole statement at once and take no lock
 // (20261204122000_voice_call_deleted_at_once.sql): 20,000 calls deleted at once, sent one
 // by one, had filled the server's shared lock table.
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Webhook as StandardWebhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app } from '../../functions/voice/app.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { closeDb } from '../../shared/db.ts';
+import { runJobs } from '../../shared/jobs/runner.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
@@ -36,7 +42,8 @@ const AGENTS: Record<string, string> = {
 
 beforeAll(async () => {
   db = await freshDatabase('fn_voice_table_deletes');
-  auth = await configureAuth(db.url);
+  // The receiver's secret is kept encrypted.
+  auth = await configureAuth(db.url, { PROVISIONING_ENCRYPTION_KEY: randomBytes(32).toString('base64') });
   service = await apiKey('service_role', TEST_JWT_SECRET);
   adminToken = await supabaseToken(users.acmeAdmin, { tenantId: acme });
   await db.sql`update public.tenants set plan = 'pro'`;
@@ -217,7 +224,9 @@ describe('deleting calls through the table', () => {
       return (await tx`select count(*)::int as n from pg_locks where pid = pg_backend_pid() and locktype = 'advisory'`)[0].n as number;
     });
     expect(locks).toBe(0);
-    const told = await db.sql`select e.payload -> 'data' ->> 'id' as id, e.ordering_key, d.endpoint_id, j.queue, j.job_key, j.max_attempts
+    const told = await db.sql`select e.payload -> 'data' ->> 'id' as id, e.ordering_key, d.endpoint_id, j.queue, j.max_attempts,
+        j.payload = jsonb_build_object('tenant_id', e.tenant_id, 'delivery_id', d.id) and j.tenant_id = e.tenant_id
+          and j.attempts = 0 and j.locked_by is null and j.dead_at is null and j.run_at <= now() as queued_as_add_job_does
       from private.webhook_events e
       join private.webhook_deliveries d on d.event_id = e.id
       join private.jobs j on j.task = 'deliver-webhook' and j.job_key = 'delivery:' || d.id
@@ -229,7 +238,7 @@ describe('deleting calls through the table', () => {
     expect(told.map((t) => t.id)).toEqual(ids);
     expect(told.filter((t) =>
       t.ordering_key !== `call:${t.id}` || t.endpoint_id !== endpoint.id || t.queue !== `webhook:${endpoint.id}:call:${t.id}` ||
-      t.max_attempts !== 25
+      t.max_attempts !== 25 || !t.queued_as_add_job_does
     )).toEqual([]);
     await db.sql`delete from private.jobs where task = 'deliver-webhook' and tenant_id = ${acme}`;
   }, 120_000);
@@ -241,7 +250,13 @@ describe('deleting calls through the table', () => {
              (${globex}, 'https://hooks.example.com/globex-off', 'v1:x', '{}')`;
     await db.sql`update public.webhook_endpoints set enabled = false where url = 'https://hooks.example.com/globex-off'`;
     try {
-      const calls = [await providerCall(acme, 'pc-table-across'), await providerCall(globex, 'pc-table-across'), await providerCall(globex, 'pc-table-across-2')];
+      const calls = [
+        await providerCall(acme, 'pc-table-across'),
+        await providerCall(globex, 'pc-table-across'),
+        await providerCall(acme, 'pc-table-across-2'),
+        await providerCall(globex, 'pc-table-across-2'),
+      ];
+      const [{ last }] = await db.sql`select coalesce(max(id), 0) as last from private.webhook_events`;
       for (const who of ['service_role', users.super] as const) {
         const ids = who === 'service_role' ? calls.slice(0, 2) : calls.slice(2);
         const deleted = await db.sql.begin(async (tx) => {
@@ -255,10 +270,17 @@ describe('deleting calls through the table', () => {
         (await db.sql`select e.tenant_id, w.url from private.webhook_events e
           join private.webhook_deliveries d on d.event_id = e.id join public.webhook_endpoints w on w.id = d.endpoint_id
           where e.type = 'call.deleted' and e.ordering_key = ${'call:' + callId} order by w.url`).map((r) => [r.tenant_id, r.url]);
-      expect(await receivers(calls[0])).toEqual([[acme, 'https://hooks.example.com/calls']]);
-      for (const id of calls.slice(1)) {
+      for (const id of [calls[0], calls[2]]) expect(await receivers(id)).toEqual([[acme, 'https://hooks.example.com/calls']]);
+      for (const id of [calls[1], calls[3]]) {
         expect(await receivers(id)).toEqual([[globex, 'https://hooks.example.com/calls'], [globex, 'https://hooks.example.com/globex-deletes']]);
       }
+      // Each statement's events in (tenant, id) order.
+      const order = (await db.sql`select e.tenant_id, e.payload -> 'data' ->> 'id' as call from private.webhook_events e
+        where e.id > ${last} and e.type = 'call.deleted' order by e.id`).map((r) => `${r.tenant_id}/${r.call}`);
+      const byStatement = [calls.slice(0, 2), calls.slice(2)].flatMap((ids) =>
+        ids.map((id, i) => `${i % 2 ? globex : acme}/${id}`).sort()
+      );
+      expect(order).toEqual(byStatement);
     } finally {
       await db.sql`delete from public.webhook_endpoints where url like 'https://hooks.example.com/globex-%'`;
     }
@@ -286,6 +308,48 @@ describe('deleting calls through the table', () => {
     } finally {
       await db.sql`delete from public.webhook_endpoints where tenant_id = ${globex} and url like 'https://hooks.example.com/many/%'`;
       await db.sql`update public.tenants set plan = 'pro' where id = ${globex}`;
+    }
+  });
+
+  it("a receiver gets the deleted call's call.deleted, signed, and nothing of the call's earlier events still queued", async () => {
+    const received: string[] = [];
+    let secret = '';
+    const server = http.createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const event = new StandardWebhook(secret).verify(Buffer.concat(chunks).toString('utf8'), req.headers as Record<string, string>) as {
+        type: string;
+        data: { id: string };
+      };
+      received.push(`${event.type}:${event.data.id}`);
+      res.writeHead(204).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    await db.sql`update public.webhook_endpoints set enabled = false where tenant_id = ${acme}`;
+    let endpoint = '';
+    try {
+      const reg = await call(tenantsApp, 'POST', `/tenants/${acme}/webhooks`, {
+        token: adminToken,
+        body: { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, event_types: ['call.started', 'call.ended', 'call.deleted'] },
+      });
+      expect(reg.status, JSON.stringify(reg.body)).toBe(201);
+      [secret, endpoint] = [reg.body.secret, reg.body.id];
+      const id = await providerCall(acme, 'pc-table-delivered');
+      expect(await deleteThroughTable([id])).toEqual([id]);
+      // The receiver's queue alone: call.started's and call.ended's jobs, then call.deleted's.
+      await db.sql`delete from private.jobs where task = 'deliver-webhook' and queue not like ${'webhook:' + endpoint + ':%'}`;
+      expect((await db.sql`select count(*)::int as n from private.jobs where queue = ${`webhook:${endpoint}:call:${id}`}`)[0].n).toBe(3);
+      const report = await runJobs({ tasks: ['deliver-webhook'] });
+      expect(received).toEqual([`call.deleted:${id}`]);
+      expect(report.tasks['deliver-webhook']).toMatchObject({ completed: 3, dead: 0 });
+      const [delivery] = await db.sql`select d.status from private.webhook_deliveries d join private.webhook_events e on e.id = d.event_id
+        where d.endpoint_id = ${endpoint} and e.ordering_key = ${'call:' + id}`;
+      expect(delivery.status).toBe('delivered');
+    } finally {
+      if (endpoint) await db.sql`delete from public.webhook_endpoints where id = ${endpoint}`;
+      await db.sql`update public.webhook_endpoints set enabled = true where tenant_id = ${acme}`;
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
     }
   });
 
