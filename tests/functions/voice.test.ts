@@ -1996,6 +1996,24 @@ describe('customers from CSV', () => {
     expect(deliveries).toEqual({ n: 10_000, endpoints: 1, endpoint: endpoints[0].id, jobs: 10_000, exact: true });
   });
 
+  it("customers created in a tenant nobody listens to build no customer.created payload (counted, not timed)", async () => {
+    // 20261204124000: the payload (private.api_timestamps, a catalog read) was built for
+    // every new row before the tenants nobody listens to were dropped.
+    const calls = await db.sql.begin(async (tx) => {
+      await tx`set local track_functions = 'all'`;
+      const counted = async () =>
+        (await tx`select coalesce(pg_stat_get_xact_function_calls('private.api_timestamps(jsonb, regclass)'::regprocedure), 0)::int as n`)[0].n as number;
+      await tx`insert into public.voice_customers (tenant_id, phone) select ${globex}, '+1646' || (3000000 + g) from generate_series(0, 49) g`;
+      const unheard = await counted();
+      await tx`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types) values (${globex}, 'https://hooks.example.com/heard', 'v1:x', '{}')`;
+      await tx`insert into public.voice_customers (tenant_id, phone) select ${globex}, '+1646' || (3000100 + g) from generate_series(0, 49) g`;
+      const heard = (await counted()) - unheard;
+      const [{ n }] = await tx`select count(*)::int as n from private.webhook_events where tenant_id = ${globex} and type = 'customer.created'`;
+      throw Object.assign(new Error('rolled back'), { result: [unheard, heard, n] });
+    }).catch((err: Error & { result?: number[] }) => err.result ?? Promise.reject(err));
+    expect(calls).toEqual([0, 50, 50]);
+  });
+
   it('50,000 rows in one streamed request; the same file again changes nothing', async () => {
     const before = await countAcme();
     const rows = Array.from(

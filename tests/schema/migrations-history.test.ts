@@ -81,7 +81,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.voice_calls_deleted': ['20261204121000_voice_call_deleted_notices.sql', '20261204122000_voice_call_deleted_at_once.sql'],
   // A statement's events written by one helper, taking no lock (issue 14).
   'private.voice_calls_deleted_notices': ['20261204123000_webhook_events_unlocked.sql'],
-  'private.voice_customers_created': ['20261204123000_webhook_events_unlocked.sql'],
+  // ... payloads built only for tenants that want the type (issue 14, imports' speed).
+  'private.voice_customers_created': ['20261204123000_webhook_events_unlocked.sql', '20261204124000_webhook_events_wanted_first.sql'],
+  'private.emit_webhook_events_unlocked': ['20261204124000_webhook_events_wanted_first.sql'],
   'private.voice_call_refuse_deleted': ['20261204111000_voice_call_tombstones_review.sql'],
   'private.voice_call_apply_early_events': ['20261203160000_voice_early_events_review.sql'],
   // Two identical recording-upload requests at once: the second answers the object the

@@ -76,7 +76,7 @@ const routes = {
       'rather than creating the call again. A ticket opened from the call is kept. 409 `call_in_progress` while the ' +
       'call is ringing or in progress (the provider is still reporting it; the stale-call sweep ends a call whose end ' +
       'never comes, and a real end arriving after the delete is dropped); a call people logged themselves (`manual:`) ' +
-      "goes in any state. A delete through the table does the same. Allowed while the tenant's plan lacks voice; " +
+      "goes in any state. A delete through the table also removes the events and sends `call.deleted`. Allowed while the tenant's plan lacks voice; " +
       'not while it is suspended, but for platform admins; not with an API key (people only).',
     // People only, no API key scope: the key that reports calls (calls:write) is the
     // telephony integration's, and must not be able to remove them.
