@@ -180,7 +180,14 @@ declare
   v_out jsonb;
   v_leaks jsonb;
   v_markers jsonb;
+  v_attempt int := 0;
 begin
+  -- Batches run side by side and their probes write the same rows, each rolled back: two
+  -- of them can deadlock (40P01) or fail to serialise (40001), which says nothing about the
+  -- probe's own rights. Such a probe runs again, its first try rolled back.
+  <<attempts>>
+  loop
+  v_attempt := v_attempt + 1;
   begin
     perform set_config('role', p ->> 'role', true);
     perform set_config('request.jwt.claims', (p -> 'claims')::text, true);
@@ -201,10 +208,14 @@ begin
   exception when others then
     if sqlstate = 'PRB00' then
       v_out := sqlerrm::jsonb;
+    elsif sqlstate in ('40P01', '40001') and v_attempt < 5 then
+      continue attempts;
     else
-      return jsonb_build_object('code', sqlstate, 'msg', left(sqlerrm, 300));
+      return jsonb_build_object('code', sqlstate, 'msg', left(sqlerrm, 300), 'retries', nullif(v_attempt - 1, 0));
     end if;
   end;
+  exit attempts;
+  end loop;
   v_rows := v_out -> 'rows';
   if v_rows is not null and jsonb_typeof(v_rows) = 'array' then
     if p ? 'rel' then
@@ -224,7 +235,8 @@ begin
     'leaks', (select jsonb_agg(x) from (select x from jsonb_array_elements(v_leaks) x limit 2) y),
     'leak_count', case when v_leaks is not null then jsonb_array_length(v_leaks) end,
     'markers', v_markers,
-    'value', case when p ? 'keep' then v_rows end));
+    'value', case when p ? 'keep' then v_rows end,
+    'retries', nullif(v_attempt - 1, 0)));
 end $f$;
 
 create function attack_probe.run_batch(ps jsonb) returns setof jsonb language plpgsql as $f$
@@ -351,6 +363,8 @@ export interface Outcome {
   leak_count?: number;
   markers?: string[];
   value?: unknown;
+  /** Times the probe ran again after a deadlock with another batch's probe. */
+  retries?: number;
 }
 
 /** Runs probes in batches on the connection pool; results in the probes' order. */

@@ -75,7 +75,10 @@ function beyondTwin(p: { attacker: Tried; twin: Tried }): string | null {
   const b = p.twin.outcome;
   const where = Object.values(p.attacker.probe.meta).join(' | ');
   if ((a.leak_count ?? 0) > (b.leak_count ?? 0)) return `READ beyond its role in its own tenant: ${where}`;
-  if (a.changed && !b.changed) return `CHANGED beyond its role in its own tenant: ${where}: ${(a.changed_tables ?? []).join(', ')}`;
+  if (a.changed && !b.changed) {
+    const twin = b.code ? ` (the twin was refused: ${b.code} ${b.msg})` : '';
+    return `CHANGED beyond its role in its own tenant: ${where}: ${(a.changed_tables ?? []).join(', ')}${twin}`;
+  }
   return null;
 }
 
@@ -144,7 +147,8 @@ beforeAll(async () => {
     `direct-path attack: ${tablesFor.authenticated.length} tables × 4 actions × ${as.length} roles × ${as[1].shapes.length} token shapes = ` +
       `${combos.size} combinations, ${tried.length} statements (${reached} reached the database's decision, ` +
       `${tried.length - reached} stopped earlier by a constraint), ${colliders} colliding rows planted; schemas: ${schemas.join(', ')}; ` +
-      `own tenant vs twin: ${pairs.length} statement pairs`,
+      `own tenant vs twin: ${pairs.length} statement pairs; ` +
+      `${[...outcomes, ...ownOutcomes].filter((o) => o.retries).length} probes ran again after a deadlock with another batch`,
   );
 }, 120_000);
 afterAll(() => db?.close());
