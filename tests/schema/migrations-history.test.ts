@@ -83,7 +83,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.voice_calls_deleted_notices': ['20261204123000_webhook_events_unlocked.sql'],
   // ... payloads built only for tenants that want the type (issue 14, imports' speed).
   'private.voice_customers_created': ['20261204123000_webhook_events_unlocked.sql', '20261204124000_webhook_events_wanted_first.sql'],
-  'private.emit_webhook_events_unlocked': ['20261204124000_webhook_events_wanted_first.sql'],
+  // ... and in PL/pgSQL, its plans kept: called once per call by voice_webhook_outbox (issue 14).
+  'private.emit_webhook_events_unlocked': ['20261204124000_webhook_events_wanted_first.sql', '20261205090000_voice_call_events_unlocked.sql'],
+  'private.webhook_type_wanted': ['20261205090000_voice_call_events_unlocked.sql'],
   'private.voice_call_refuse_deleted': ['20261204111000_voice_call_tombstones_review.sql'],
   'private.voice_call_apply_early_events': ['20261203160000_voice_early_events_review.sql'],
   // Two identical recording-upload requests at once: the second answers the object the
@@ -196,7 +198,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.voice_segment_call_open': ['20261203080100_voice_call_times_and_key_events.sql', '20261203235000_segment_rules_for_outsiders.sql'],
   // A linked call may follow its ticket into the ticket it was merged into (issue 14 review).
   'private.voice_call_ticket_once': ['20261202200000_voice_calls_review.sql'],
-  'private.voice_webhook_outbox': ['20261202170000_voice_stale_calls.sql', '20261202170300_voice_stale_calls_review.sql'],
+  // ... and through the unlocked helper: the call's row orders its events (issue 14).
+  'private.voice_webhook_outbox': [
+    '20261202170000_voice_stale_calls.sql',
+    '20261202170300_voice_stale_calls_review.sql',
+    '20261205090000_voice_call_events_unlocked.sql',
+  ],
   // ... and tenants take turns, so one tenant's ancient calls hold up no other's (issue 14 review).
   // ... and each tenant gives a run at most its limit of candidates (issue 14 review).
   'private.run_voice_stale_call_sweep': [
