@@ -34,7 +34,10 @@ const REDEFINITIONS: Record<string, string[]> = {
   // The api_keys (then voice_agents) count among the usage metrics (issue 15).
   'private.tenant_usage': ['20261202091000_api_key_quota.sql', '20261202100000_voice_plan.sql'],
   // No outbox row for a tenant whose plan lacks outbound_webhooks (issue 15).
-  'private.emit_webhook_event': ['20261202100300_webhooks_off_plan.sql'],
+  // ... and a bounded number of locks per transaction: the tenant's outbox lock past 64 keys (issue 14).
+  'private.emit_webhook_event': ['20261202100300_webhooks_off_plan.sql', '20261205100000_webhook_outbox_bounded_locks.sql'],
+  // Re-enabling an endpoint takes the tenant's outbox lock exclusively (issue 14).
+  'private.webhook_endpoint_requeue': ['20261205100000_webhook_outbox_bounded_locks.sql'],
   // A number of a tenant whose plan lacks voice does not route (issue 15); then the
   // whole answer in one statement (issue 14, /route speed).
   // The answer as data for batched lookups, raised from there (issue 14).
