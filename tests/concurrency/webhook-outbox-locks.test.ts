@@ -108,7 +108,7 @@ describe('bulk writes of tickets', () => {
       jobs: BULK,
       jobs_exact: true,
     });
-  });
+  }, 120_000);
 
   it('updating them all in one statement: the same bound, and each ticket.status_changed after its ticket.created', async () => {
     const r = await asAgent((tx) =>
@@ -120,7 +120,7 @@ describe('bulk writes of tickets', () => {
       select count(*)::int as n from private.webhook_events c join private.webhook_events s on s.ordering_key = c.ordering_key
       where c.tenant_id = ${acme} and c.type = 'ticket.created' and s.type = 'ticket.status_changed' and s.id > c.id`;
     expect(order.n).toBe(BULK);
-  });
+  }, 120_000);
 
   it('a few tickets take one lock each and their tenant\'s in share mode, as before: emitters of other tickets never wait', async () => {
     const r = await asAgent((tx) =>
@@ -128,7 +128,7 @@ describe('bulk writes of tickets', () => {
          select ${acme}, 'Small ticket ' || g, 'One of three' from generate_series(1, 3) g returning id`
     );
     expect(r).toEqual({ rows: 3, locks: { keys: 3, tenantShare: 1, tenantExclusive: 0 } });
-  });
+  }, 120_000);
 });
 
 describe('a bulk write and the other writers', () => {
@@ -160,7 +160,7 @@ describe('a bulk write and the other writers', () => {
                 and ordering_key <> ${'ticket:' + lone.id}) as bulk_n`;
     expect(ids.bulk_n).toBe(BULK);
     expect(BigInt(ids.lone)).toBeGreaterThan(BigInt(ids.bulk_last));
-  });
+  }, 120_000);
 
   it("re-enabling an endpoint waits for the tenant's emitters under way, then re-queues every pending delivery", async () => {
     const [t] = await db.sql`insert into public.tickets (tenant_id, title, description)
@@ -181,5 +181,5 @@ describe('a bulk write and the other writers', () => {
     expect(waited).toBe(true);
     const jobs = await db.sql`select j.queue from private.jobs j where j.job_key = ${'delivery:' + pending.id}`;
     expect(jobs).toEqual([{ queue: `webhook:${endpoint.acmeOff}:ticket:${t.id}` }]);
-  });
+  }, 120_000);
 });
