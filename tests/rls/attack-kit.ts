@@ -211,7 +211,7 @@ begin
     elsif sqlstate in ('40P01', '40001') and v_attempt < 5 then
       continue attempts;
     else
-      return jsonb_build_object('code', sqlstate, 'msg', left(sqlerrm, 300), 'retries', nullif(v_attempt - 1, 0));
+      return jsonb_strip_nulls(jsonb_build_object('code', sqlstate, 'msg', left(sqlerrm, 300), 'retries', nullif(v_attempt - 1, 0)));
     end if;
   end;
   exit attempts;
