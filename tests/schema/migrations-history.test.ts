@@ -36,6 +36,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // No outbox row for a tenant whose plan lacks outbound_webhooks (issue 15).
   // ... and a bounded number of locks per transaction: the tenant's outbox lock past 64 keys (issue 14).
   'private.emit_webhook_event': ['20261202100300_webhooks_off_plan.sql', '20261205100000_webhook_outbox_bounded_locks.sql'],
+  // add_job's key and queue locks bounded per transaction: the tenant's job adders' lock past 64 (issue 14).
+  'private.add_job': ['20261205110000_job_adders_bounded_locks.sql'],
   // Re-enabling an endpoint takes the tenant's outbox lock exclusively (issue 14).
   'private.webhook_endpoint_requeue': ['20261205100000_webhook_outbox_bounded_locks.sql'],
   // A number of a tenant whose plan lacks voice does not route (issue 15); then the

@@ -1,0 +1,157 @@
+// add_job's locks are bounded per transaction (issue 14;
+// 20261205110000_job_adders_bounded_locks.sql). Every job with a key took the key's
+// advisory lock and every job in a named queue the queue's, held to commit, in a lock
+// table the whole server shares: a tenant admin's update of 3,000 tickets' team held
+// 3,000 (6,000 with an automation rule on ticket.updated), and a large enough request
+// fails with "out of shared memory", with every other tenant's transactions that need a
+// lock meanwhile. Now a transaction takes at most 64 key and queue locks; past them it
+// adds jobs under its tenant's job adders' lock in exclusive mode, which the tenant's
+// other job adders wait for, and no other tenant does. The jobs are the same.
+import type { TransactionSql } from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { asTenantUser, countAdvisoryLocks, someoneWaitsForAdvisoryLock } from '../helpers/advisory-locks.ts';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { tenants, users } from '../helpers/seed.ts';
+
+let db: TestDatabase;
+const acme = tenants.acme.id;
+const globex = tenants.globex.id;
+const BULK = 3_000;
+let team: { first: string; second: string; globex: string };
+
+beforeAll(async () => {
+  db = await freshDatabase('conc_job_adders_locks');
+  const rows = await db.sql`insert into public.teams (tenant_id, name, department)
+    values (${acme}, 'Bulk first', 'technical'), (${acme}, 'Bulk second', 'technical'), (${globex}, 'Globex bulk', 'technical')
+    returning id`;
+  team = { first: rows[0].id, second: rows[1].id, globex: rows[2].id };
+  // An automation rule on ticket.updated: every ticket update adds a job to the ticket's queue.
+  await db.sql`insert into public.automation_rules (tenant_id, name, event, actions, active)
+    values (${acme}, 'Tag team changes', 'ticket.updated', '[{"type":"add_tags","tags":["moved"]}]', true)`;
+  await db.sql`insert into public.tickets (tenant_id, title, description)
+    select ${acme}, 'Bulk job ticket ' || g, 'Given a team at once' from generate_series(1, ${BULK}) g`;
+}, 120_000);
+afterAll(() => db?.close());
+
+/** The job adders' locks of the given tenants this transaction holds, by mode, and the
+ *  other advisory locks (key and queue locks here, and the outbox's where named). */
+async function jobLocks(tx: TransactionSql, tenantsOfTx: string[]) {
+  const adders = await tx`select private.job_adders_lock_key(t)::text as key from pg_catalog.unnest(${tenantsOfTx}::uuid[]) t`;
+  const c = await countAdvisoryLocks(tx, adders.map((a) => a.key as string));
+  return { keysAndQueues: c.others, adderShare: c.share, adderExclusive: c.exclusive };
+}
+
+/** Runs `statement` as a tenant's admin, through PostgREST's path, in one committed
+ *  transaction: the rows it returned and the job locks held before commit. */
+const asAdmin = (tenant: string, statement: (tx: TransactionSql) => Promise<readonly unknown[]>) =>
+  asTenantUser(db.sql, tenant === acme ? users.acmeAdmin : users.globexAdmin, tenant, statement, (tx) => jobLocks(tx, [tenant]));
+
+/** The bulk tickets' jobs: assign-ticket by key, automation by queue, each checked. */
+const bulkJobs = async (teamId: string) =>
+  (await db.sql`
+    select count(a.id)::int as assign, count(distinct a.job_key)::int as assign_keys,
+           bool_and(a.payload ->> 'team_id' = ${teamId} and a.payload ->> 'ticket_id' = t.id::text
+                    and a.tenant_id = ${acme} and a.attempts = 0 and a.locked_by is null) as assign_exact,
+           (select count(*)::int from private.jobs au join public.tickets t2 on au.queue = 'automation:' || t2.id
+            where au.task = 'automation' and t2.title like 'Bulk job ticket %' and au.tenant_id = ${acme}
+              and au.payload ->> 'event' = 'ticket.updated' and au.payload -> 'changed' ? 'team_id') as automation
+    from public.tickets t
+    left join private.jobs a on a.job_key = 'assign-ticket:' || t.tenant_id || ':' || t.id and a.task = 'assign-ticket'
+    where t.tenant_id = ${acme} and t.title like 'Bulk job ticket %'`)[0];
+
+describe('bulk job adders', () => {
+  it(`an admin's update of ${BULK.toLocaleString('en')} tickets' team holds at most 64 key and queue locks and two of its tenant's, and adds every job`, async () => {
+    const r = await asAdmin(acme, (tx) =>
+      tx`update public.tickets set team_id = ${team.first} where tenant_id = ${acme} and title like 'Bulk job ticket %' returning id`
+    );
+    // Two jobs a ticket: its assign-ticket job (a key) and its automation job (a queue).
+    expect(r).toEqual({ rows: BULK, locks: { keysAndQueues: 64, adderShare: 1, adderExclusive: 1 } });
+    expect(await bulkJobs(team.first)).toEqual({ assign: BULK, assign_keys: BULK, assign_exact: true, automation: BULK });
+  }, 120_000);
+
+  it("again, to another team, while some tickets' assign-ticket jobs run: each key keeps one pending job, queued behind the running one", async () => {
+    const running = await db.sql`
+      update private.jobs j set locked_by = 'bulk-runner', locked_until = now() + interval '10 minutes'
+      from public.tickets t
+      where j.job_key = 'assign-ticket:' || t.tenant_id || ':' || t.id and t.tenant_id = ${acme}
+        and t.title in ('Bulk job ticket 1', 'Bulk job ticket 1500', 'Bulk job ticket 3000')
+      returning j.id, j.job_key`;
+    expect(running.length).toBe(3);
+    const r = await asAdmin(acme, (tx) =>
+      tx`update public.tickets set team_id = ${team.second} where tenant_id = ${acme} and title like 'Bulk job ticket %' returning id`
+    );
+    expect(r.locks.keysAndQueues).toBeLessThanOrEqual(64 + 2); // a running job's hand-over may add its queue's
+    expect(r.locks).toMatchObject({ adderShare: 1, adderExclusive: 1 });
+    expect(await bulkJobs(team.second)).toMatchObject({ assign: BULK, assign_keys: BULK, assign_exact: true });
+    for (const job of running) {
+      const rows = await db.sql`select id, job_key, queue, locked_by, payload ->> 'team_id' as team from private.jobs
+        where id = ${job.id} or job_key = ${job.job_key} order by id`;
+      expect(rows.map((j) => ({ ...j, id: undefined }))).toEqual([
+        { id: undefined, job_key: null, queue: 'job:' + job.job_key, locked_by: 'bulk-runner', team: team.first },
+        { id: undefined, job_key: job.job_key, queue: 'job:' + job.job_key, locked_by: null, team: team.second },
+      ]);
+    }
+    await db.sql`update private.jobs set locked_by = null, locked_until = null where locked_by = 'bulk-runner'`;
+  }, 120_000);
+
+  it("one ticket's team: its key's lock, its queue's and its tenant's in share mode, as before: adders of other keys never wait", async () => {
+    const [t] = await db.sql`insert into public.tickets (tenant_id, title, description)
+      values (${acme}, 'Single job ticket', 'One of one') returning id`;
+    const r = await asAdmin(acme, (tx) => tx`update public.tickets set team_id = ${team.first} where id = ${t.id} returning id`);
+    expect(r).toEqual({ rows: 1, locks: { keysAndQueues: 2, adderShare: 1, adderExclusive: 0 } });
+  }, 120_000);
+});
+
+describe('a bulk job adder and the others', () => {
+  it("the tenant's other adders wait for it and their jobs come after its jobs; another tenant's do not wait", async () => {
+    const [lone] = await db.sql`insert into public.tickets (tenant_id, title, description)
+      values (${acme}, 'Lone job ticket', 'Not in the bulk write') returning id`;
+    const [other] = await db.sql`insert into public.tickets (tenant_id, title, description)
+      values (${globex}, 'Globex job ticket', 'Another tenant') returning id`;
+    let loneUpdate: Promise<unknown> | undefined;
+    let waited = false;
+    let globexDone = false;
+    await db.sql.begin(async (tx) => {
+      await tx`update public.tickets set team_id = ${team.first} where tenant_id = ${acme} and title like 'Bulk job ticket %'`;
+      expect((await jobLocks(tx, [acme])).adderExclusive).toBe(1);
+      // Another ticket of the same tenant: its assign-ticket job waits for the tenant's lock.
+      loneUpdate = db.sql`update public.tickets set team_id = ${team.second} where id = ${lone.id}`.execute();
+      waited = await someoneWaitsForAdvisoryLock(db.sql);
+      // Another tenant's ticket: its job added while the bulk write is still open.
+      await db.sql`update public.tickets set team_id = ${team.globex} where id = ${other.id}`;
+      globexDone = true;
+    });
+    await loneUpdate;
+    expect([waited, globexDone]).toEqual([true, true]);
+    const [ids] = await db.sql`
+      select (select max(j.id) from private.jobs j join public.tickets t on j.job_key = 'assign-ticket:' || t.tenant_id || ':' || t.id
+                where t.tenant_id = ${acme} and t.title like 'Bulk job ticket %') as bulk_last,
+             (select id from private.jobs where job_key = ${'assign-ticket:' + acme + ':' + lone.id}) as lone,
+             (select count(*)::int from private.jobs where job_key = ${'assign-ticket:' + globex + ':' + other.id}) as globex_jobs`;
+    expect(ids.globex_jobs).toBe(1);
+    expect(BigInt(ids.lone)).toBeGreaterThan(BigInt(ids.bulk_last));
+  }, 120_000);
+
+  it('re-enabling a webhook endpoint with thousands of pending deliveries re-queues each under the same bound', async () => {
+    await db.sql`update public.tenants set plan = 'pro' where id = ${acme}`;
+    const [endpoint] = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types, enabled)
+      values (${acme}, 'https://hooks.example.com/requeue', 'v1:x', '{ticket.updated}', true) returning id`;
+    await db.sql`update public.tickets set priority = 'high' where tenant_id = ${acme} and title like 'Bulk job ticket %'`;
+    await db.sql`update public.webhook_endpoints set enabled = false where id = ${endpoint.id}`;
+    // The delivery jobs run meanwhile and fail, or were pruned: the re-enable queues them again.
+    await db.sql`delete from private.jobs where task = 'deliver-webhook' and tenant_id = ${acme}`;
+    const locks = await db.sql.begin(async (tx) => {
+      await tx`update public.webhook_endpoints set enabled = true where id = ${endpoint.id}`;
+      return await jobLocks(tx, [acme]);
+    });
+    // 64 key and queue locks, and the tenant's outbox lock the re-enable takes first.
+    expect(locks).toEqual({ keysAndQueues: 64 + 1, adderShare: 1, adderExclusive: 1 });
+    const [q] = await db.sql`
+      select count(*)::int as deliveries, count(j.id)::int as jobs,
+             bool_and(j.queue = 'webhook:' || d.endpoint_id || ':' || d.ordering_key and j.tenant_id = ${acme}
+                      and (j.payload ->> 'delivery_id')::bigint = d.id) as exact
+      from private.webhook_deliveries d left join private.jobs j on j.job_key = 'delivery:' || d.id
+      where d.endpoint_id = ${endpoint.id} and d.status = 'pending'`;
+    expect(q).toEqual({ deliveries: BULK, jobs: BULK, exact: true });
+  }, 120_000);
+});

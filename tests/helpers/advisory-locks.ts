@@ -1,0 +1,59 @@
+// What a transaction holds in advisory locks, and who waits for one: the bounded-lock
+// tests (the outbox's, the job queue's, the calls' events) count them before commit.
+import type { Sql, TransactionSql } from 'postgres';
+import { type SeedUser, supabaseClaims } from './seed.ts';
+
+export interface AdvisoryLockCounts {
+  /** Locks whose key is not among those named. */
+  others: number;
+  /** Named keys held in share mode. */
+  share: number;
+  /** Named keys held in exclusive mode. */
+  exclusive: number;
+}
+
+/** Counts the advisory locks this transaction holds (64-bit keys), telling apart those
+ *  whose key is one of `namedKeys` (as text: bigint keys, computed by the database). */
+export async function countAdvisoryLocks(tx: TransactionSql, namedKeys: readonly string[]): Promise<AdvisoryLockCounts> {
+  const [c] = await tx`
+    with mine as (
+      select l.mode, ((l.classid::bigint << 32) | l.objid::bigint)::text as key
+      from pg_catalog.pg_locks l
+      where l.pid = pg_catalog.pg_backend_pid() and l.locktype = 'advisory' and l.objsubid = 1
+    )
+    select count(*) filter (where m.key <> all (${namedKeys as string[]}::text[]))::int as others,
+           count(*) filter (where m.key = any (${namedKeys as string[]}::text[]) and m.mode = 'ShareLock')::int as share,
+           count(*) filter (where m.key = any (${namedKeys as string[]}::text[]) and m.mode = 'ExclusiveLock')::int as exclusive
+    from mine m`;
+  return c as unknown as AdvisoryLockCounts;
+}
+
+/** Runs `statement` as `user` in `tenant` through PostgREST's path (role authenticated,
+ *  the user's claims), in one committed transaction; then, back in the test's own role
+ *  and before commit, `inspect` sees what the transaction holds. */
+export async function asTenantUser<T>(
+  sql: Sql,
+  user: SeedUser,
+  tenant: string,
+  statement: (tx: TransactionSql) => Promise<readonly unknown[]>,
+  inspect: (tx: TransactionSql) => Promise<T>,
+): Promise<{ rows: number; locks: T }> {
+  return await sql.begin(async (tx) => {
+    await tx`select set_config('role', 'authenticated', true),
+                    set_config('request.jwt.claims', ${JSON.stringify(supabaseClaims(user, tenant))}, true)`;
+    const rows = await statement(tx);
+    await tx`select set_config('role', 'none', true)`;
+    return { rows: rows.length, locks: await inspect(tx) };
+  }) as { rows: number; locks: T };
+}
+
+/** Waits (up to five seconds) until some backend waits for an advisory lock. */
+export async function someoneWaitsForAdvisoryLock(sql: Sql): Promise<boolean> {
+  for (let i = 0; i < 200; i++) {
+    const [w] = await sql`select count(*)::int as n from pg_catalog.pg_stat_activity
+                          where wait_event_type = 'Lock' and wait_event = 'advisory'`;
+    if (w.n > 0) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return false;
+}
