@@ -9,8 +9,9 @@
 // other tenant does. Each key's events stay numbered in commit order.
 import type { TransactionSql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { asTenantUser, countAdvisoryLocks, someoneWaitsForAdvisoryLock } from '../helpers/advisory-locks.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
-import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
+import { tenants, users } from '../helpers/seed.ts';
 
 let db: TestDatabase;
 const acme = tenants.acme.id;
@@ -30,41 +31,18 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => db?.close());
 
-interface Locks {
-  keys: number;
-  tenantShare: number;
-  tenantExclusive: number;
-}
-/** The advisory locks this transaction holds: the outbox's key locks (exclusive, on
- *  one 64-bit key each) and its tenants' outbox locks, told apart by the tenants'. */
-async function outboxLocks(tx: TransactionSql, tenantsOfTx: string[]): Promise<Locks> {
-  const [l] = await tx`
-    with mine as (
-      select l.mode, (l.classid::bigint << 32) | l.objid::bigint as key
-      from pg_catalog.pg_locks l
-      where l.pid = pg_catalog.pg_backend_pid() and l.locktype = 'advisory' and l.objsubid = 1
-    ), tenant_keys as (
-      select pg_catalog.hashtextextended('webhook-tenant:' || t, 0) as key
-      from pg_catalog.unnest(${tenantsOfTx}::uuid[]) t
-    )
-    select count(*) filter (where m.key not in (select key from tenant_keys))::int as keys,
-           count(*) filter (where m.key in (select key from tenant_keys) and m.mode = 'ShareLock')::int as "tenantShare",
-           count(*) filter (where m.key in (select key from tenant_keys) and m.mode = 'ExclusiveLock')::int as "tenantExclusive"
-    from mine m`;
-  return l as unknown as Locks;
+/** The outbox's locks this transaction holds: its key locks (all other advisory locks
+ *  here) and its tenants' outbox locks, by mode. */
+async function outboxLocks(tx: TransactionSql, tenantsOfTx: string[]) {
+  const tenantKeys = await tx`select private.webhook_tenant_lock_key(t)::text as key from pg_catalog.unnest(${tenantsOfTx}::uuid[]) t`;
+  const c = await countAdvisoryLocks(tx, tenantKeys.map((k) => k.key as string));
+  return { keys: c.others, tenantShare: c.share, tenantExclusive: c.exclusive };
 }
 
 /** Runs `statement` as acme's agent, through PostgREST's path, in one committed
  *  transaction: the rows it returned and the outbox locks held before commit. */
-async function asAgent(statement: (tx: TransactionSql) => Promise<readonly unknown[]>) {
-  return await db.sql.begin(async (tx) => {
-    await tx`select set_config('role', 'authenticated', true),
-                    set_config('request.jwt.claims', ${JSON.stringify(supabaseClaims(users.acmeAgent, acme))}, true)`;
-    const rows = await statement(tx);
-    await tx`select set_config('role', 'none', true)`;
-    return { rows: rows.length, locks: await outboxLocks(tx, [acme]) };
-  });
-}
+const asAgent = (statement: (tx: TransactionSql) => Promise<readonly unknown[]>) =>
+  asTenantUser(db.sql, users.acmeAgent, acme, statement, (tx) => outboxLocks(tx, [acme]));
 
 const events = async (type: string, titlePrefix: string) =>
   (await db.sql`
@@ -81,17 +59,6 @@ const events = async (type: string, titlePrefix: string) =>
     left join private.webhook_deliveries d on d.event_id = ev.id
     left join private.jobs j on j.job_key = 'delivery:' || d.id
     where ev.tenant_id = ${acme} and ev.type = ${type} and t.title like ${titlePrefix + '%'}`)[0];
-
-/** Waits until a backend other than the test's is waiting for an advisory lock. */
-async function someoneWaitsForAdvisoryLock(): Promise<boolean> {
-  for (let i = 0; i < 200; i++) {
-    const [w] = await db.sql`select count(*)::int as n from pg_catalog.pg_stat_activity
-                             where wait_event_type = 'Lock' and wait_event = 'advisory'`;
-    if (w.n > 0) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return false;
-}
 
 describe('bulk writes of tickets', () => {
   it(`an agent's insert of ${BULK.toLocaleString('en')} tickets holds at most 64 key locks and its tenant's, and writes every ticket.created`, async () => {
@@ -145,7 +112,7 @@ describe('a bulk write and the other writers', () => {
       expect((await outboxLocks(tx, [acme])).tenantExclusive).toBe(1);
       // Another ticket of the same tenant: waits for the tenant's outbox lock.
       loneUpdate = db.sql`update public.tickets set priority = 'urgent' where id = ${lone.id}`.execute();
-      waited = await someoneWaitsForAdvisoryLock();
+      waited = await someoneWaitsForAdvisoryLock(db.sql);
       // Another tenant's ticket: written while the bulk write is still open.
       await db.sql`update public.tickets set priority = 'urgent' where id = ${other.id}`;
       globexDone = true;
@@ -175,7 +142,7 @@ describe('a bulk write and the other writers', () => {
       await tx`update public.tickets set priority = 'low' where id = ${t.id}`;
       expect(await outboxLocks(tx, [acme])).toEqual({ keys: 1, tenantShare: 1, tenantExclusive: 0 });
       enable = db.sql`update public.webhook_endpoints set enabled = true where id = ${endpoint.acmeOff}`.execute();
-      waited = await someoneWaitsForAdvisoryLock();
+      waited = await someoneWaitsForAdvisoryLock(db.sql);
     });
     await enable;
     expect(waited).toBe(true);

@@ -11,9 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app } from '../../functions/voice/app.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { closeDb } from '../../shared/db.ts';
+import { asTenantUser, countAdvisoryLocks } from '../helpers/advisory-locks.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call } from '../helpers/http.ts';
-import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
+import { tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, TEST_JWT_SECRET } from '../helpers/tokens.ts';
 
 let db: TestDatabase;
@@ -53,16 +54,9 @@ afterAll(async () => {
 /** Runs `statement` as the tenant's agent through PostgREST's path, in one committed
  *  transaction: the rows it changed and the advisory locks it held before commit. */
 async function asAgent(tenant: string, statement: (tx: TransactionSql) => Promise<readonly unknown[]>) {
-  const user = tenant === acme ? users.acmeAgent : users.globexAgent;
-  return await db.sql.begin(async (tx) => {
-    await tx`select set_config('role', 'authenticated', true),
-                    set_config('request.jwt.claims', ${JSON.stringify(supabaseClaims(user, tenant))}, true)`;
-    const rows = await statement(tx);
-    await tx`select set_config('role', 'none', true)`;
-    const [{ n }] = await tx`select count(*)::int as n from pg_catalog.pg_locks
-                             where pid = pg_catalog.pg_backend_pid() and locktype = 'advisory'`;
-    return { rows: rows.length, advisoryLocks: n as number };
-  });
+  const r = await asTenantUser(db.sql, tenant === acme ? users.acmeAgent : users.globexAgent, tenant, statement,
+    (tx) => countAdvisoryLocks(tx, []));
+  return { rows: r.rows, advisoryLocks: r.locks.others };
 }
 
 const logCalls = (tenant: string, prefix: string, n = CALLS) =>

@@ -35,11 +35,16 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.tenant_usage': ['20261202091000_api_key_quota.sql', '20261202100000_voice_plan.sql'],
   // No outbox row for a tenant whose plan lacks outbound_webhooks (issue 15).
   // ... and a bounded number of locks per transaction: the tenant's outbox lock past 64 keys (issue 14).
-  'private.emit_webhook_event': ['20261202100300_webhooks_off_plan.sql', '20261205100000_webhook_outbox_bounded_locks.sql'],
+  // ... and each event asks once who wants it; the tenant's lock key by its function (issue 14).
+  'private.emit_webhook_event': [
+    '20261202100300_webhooks_off_plan.sql',
+    '20261205100000_webhook_outbox_bounded_locks.sql',
+    '20261205120000_webhook_events_asked_once.sql',
+  ],
   // add_job's key and queue locks bounded per transaction: the tenant's job adders' lock past 64 (issue 14).
   'private.add_job': ['20261205110000_job_adders_bounded_locks.sql'],
   // Re-enabling an endpoint takes the tenant's outbox lock exclusively (issue 14).
-  'private.webhook_endpoint_requeue': ['20261205100000_webhook_outbox_bounded_locks.sql'],
+  'private.webhook_endpoint_requeue': ['20261205100000_webhook_outbox_bounded_locks.sql', '20261205120000_webhook_events_asked_once.sql'],
   // A number of a tenant whose plan lacks voice does not route (issue 15); then the
   // whole answer in one statement (issue 14, /route speed).
   // The answer as data for batched lookups, raised from there (issue 14).
@@ -87,9 +92,19 @@ const REDEFINITIONS: Record<string, string[]> = {
   // A statement's events written by one helper, taking no lock (issue 14).
   'private.voice_calls_deleted_notices': ['20261204123000_webhook_events_unlocked.sql'],
   // ... payloads built only for tenants that want the type (issue 14, imports' speed).
-  'private.voice_customers_created': ['20261204123000_webhook_events_unlocked.sql', '20261204124000_webhook_events_wanted_first.sql'],
+  // ... and written by private.write_webhook_events, having asked once (issue 14).
+  'private.voice_customers_created': [
+    '20261204123000_webhook_events_unlocked.sql',
+    '20261204124000_webhook_events_wanted_first.sql',
+    '20261205120000_webhook_events_asked_once.sql',
+  ],
   // ... and in PL/pgSQL, its plans kept: called once per call by voice_webhook_outbox (issue 14).
-  'private.emit_webhook_events_unlocked': ['20261204124000_webhook_events_wanted_first.sql', '20261205090000_voice_call_events_unlocked.sql'],
+  // ... and asking once per tenant, writing through private.write_webhook_events (issue 14).
+  'private.emit_webhook_events_unlocked': [
+    '20261204124000_webhook_events_wanted_first.sql',
+    '20261205090000_voice_call_events_unlocked.sql',
+    '20261205120000_webhook_events_asked_once.sql',
+  ],
   'private.webhook_type_wanted': ['20261205090000_voice_call_events_unlocked.sql'],
   'private.voice_call_refuse_deleted': ['20261204111000_voice_call_tombstones_review.sql'],
   'private.voice_call_apply_early_events': ['20261203160000_voice_early_events_review.sql'],
@@ -208,6 +223,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202170000_voice_stale_calls.sql',
     '20261202170300_voice_stale_calls_review.sql',
     '20261205090000_voice_call_events_unlocked.sql',
+    '20261205120000_webhook_events_asked_once.sql',
   ],
   // ... and tenants take turns, so one tenant's ancient calls hold up no other's (issue 14 review).
   // ... and each tenant gives a run at most its limit of candidates (issue 14 review).
