@@ -164,10 +164,13 @@ describe('deleting calls through the table', () => {
     const r = await call(app, 'DELETE', `/voice/calls/${inRoute}`, { token: adminToken });
     expect(r.status, JSON.stringify(r.body)).toBe(204);
     for (const id of [inTable, inRoute]) expect(await eventsOf(acme, id)).toEqual([['call.deleted', { id }]]);
-    // A provider call in progress is still refused by the route.
+    // A provider call in progress is still refused by the route, named as the table names it.
     const live = await providerCall(acme, 'pc-table-route-live', { open: true });
     const refused = await call(app, 'DELETE', `/voice/calls/${live}`, { token: adminToken });
-    expect([refused.status, errorCode(refused), refused.body.error?.details]).toEqual([409, 'call_in_progress', { status: 'in_progress' }]);
+    expect([refused.status, errorCode(refused), refused.body.error?.details]).toEqual([409, 'call_in_progress', {
+      call_ids: [live],
+      status: 'in_progress',
+    }]);
   });
 
   it("an erasure sends no call.deleted per call and counts the events it removed; its mark ends with its statement", async () => {

@@ -482,10 +482,16 @@ describe('a deleted call stays deleted', () => {
     expect([foreign.status, errorCode(foreign)]).toEqual([404, 'not_found']);
     // A call the provider is still reporting.
     const live = await del(open.body.call_id, bearer(tok.admin));
-    expect([live.status, errorCode(live), live.body.error?.details]).toEqual([409, 'call_in_progress', { status: 'in_progress' }]);
+    expect([live.status, errorCode(live), live.body.error?.details]).toEqual([409, 'call_in_progress', {
+      call_ids: [open.body.call_id],
+      status: 'in_progress',
+    }]);
     const ringing = await send({ ...started(acme, 'pc-tomb-api-ringing'), answered: false });
     const rang = await del(ringing.body.call_id, bearer(tok.admin));
-    expect([rang.status, errorCode(rang), rang.body.error?.details]).toEqual([409, 'call_in_progress', { status: 'ringing' }]);
+    expect([rang.status, errorCode(rang), rang.body.error?.details]).toEqual([409, 'call_in_progress', {
+      call_ids: [ringing.body.call_id],
+      status: 'ringing',
+    }]);
     // Malformed and unknown ids.
     const bad = await del('not-a-uuid', bearer(tok.admin));
     expect([bad.status, errorCode(bad)]).toEqual([422, 'validation_failed']);

@@ -85,7 +85,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.voice_calls_tombstoned': ['20261204111000_voice_call_tombstones_review.sql'],
   // The route's delete leaves the events and call.deleted to the calls' delete trigger,
   // and deletes people's own (manual:) calls in any state (issue 14, table deletes).
-  'private.voice_call_delete': ['20261204120000_voice_call_table_deletes.sql'],
+  // ... and its 409 names the call (details.call_ids) as the table's does (issue 14).
+  'private.voice_call_delete': ['20261204120000_voice_call_table_deletes.sql', '20261205130000_voice_call_delete_names_call.sql'],
   // A large delete's notices by jobs, past 500 locks in its transaction; then all at
   // once, set-based, taking no lock (issue 14).
   'private.voice_calls_deleted': ['20261204121000_voice_call_deleted_notices.sql', '20261204122000_voice_call_deleted_at_once.sql'],

@@ -73,7 +73,8 @@ const routes = {
     description: 'The call, its transcript, and its recording in storage (deleted by jobs); the webhook events about ' +
       'it, delivered or not (their payloads hold the call), then `call.deleted` naming its id. The call leaves a ' +
       'tombstone, so an event the provider sends or retries for it later is taken and dropped (`deleted: true`) ' +
-      'rather than creating the call again. A ticket opened from the call is kept. 409 `call_in_progress` while the ' +
+      'rather than creating the call again. A ticket opened from the call is kept. 409 `call_in_progress` ' +
+      '(`details.call_ids` naming it, as a delete through the table does, and its `details.status`) while the ' +
       'call is ringing or in progress (the provider is still reporting it; the stale-call sweep ends a call whose end ' +
       'never comes, and a real end arriving after the delete is dropped); a call people logged themselves (`manual:`) ' +
       "goes in any state. A delete through the table also removes the events and sends `call.deleted`. Allowed while the tenant's plan lacks voice; " +
