@@ -9,7 +9,7 @@
 // other job adders wait for, and no other tenant does. The jobs are the same.
 import type { TransactionSql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { asTenantUser, countAdvisoryLocks, someoneWaitsForAdvisoryLock } from '../helpers/advisory-locks.ts';
+import { asTenantUser, countAdvisoryLocks, settled, someoneWaitsForAdvisoryLock } from '../helpers/advisory-locks.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { tenants, users } from '../helpers/seed.ts';
 
@@ -103,55 +103,112 @@ describe('bulk job adders', () => {
 });
 
 describe('a bulk job adder and the others', () => {
-  it("the tenant's other adders wait for it and their jobs come after its jobs; another tenant's do not wait", async () => {
+  it("the tenant's other adders wait for it until it commits; another tenant's do not wait", async () => {
     const [lone] = await db.sql`insert into public.tickets (tenant_id, title, description)
       values (${acme}, 'Lone job ticket', 'Not in the bulk write') returning id`;
     const [other] = await db.sql`insert into public.tickets (tenant_id, title, description)
       values (${globex}, 'Globex job ticket', 'Another tenant') returning id`;
     let loneUpdate: Promise<unknown> | undefined;
-    let waited = false;
-    let globexDone = false;
+    const seen = { waitedForBulk: false, doneBeforeCommit: true, globexDone: false };
     await db.sql.begin(async (tx) => {
       await tx`update public.tickets set team_id = ${team.first} where tenant_id = ${acme} and title like 'Bulk job ticket %'`;
       expect((await jobLocks(tx, [acme])).adderExclusive).toBe(1);
+      const [{ pid }] = await tx`select pg_catalog.pg_backend_pid() as pid`;
       // Another ticket of the same tenant: its assign-ticket job waits for the tenant's lock.
       loneUpdate = db.sql`update public.tickets set team_id = ${team.second} where id = ${lone.id}`.execute();
-      waited = await someoneWaitsForAdvisoryLock(db.sql);
+      seen.waitedForBulk = await someoneWaitsForAdvisoryLock(db.sql, pid);
       // Another tenant's ticket: its job added while the bulk write is still open.
       await db.sql`update public.tickets set team_id = ${team.globex} where id = ${other.id}`;
-      globexDone = true;
+      seen.globexDone = true;
+      seen.doneBeforeCommit = await settled(loneUpdate);
     });
     await loneUpdate;
-    expect([waited, globexDone]).toEqual([true, true]);
-    const [ids] = await db.sql`
-      select (select max(j.id) from private.jobs j join public.tickets t on j.job_key = 'assign-ticket:' || t.tenant_id || ':' || t.id
-                where t.tenant_id = ${acme} and t.title like 'Bulk job ticket %') as bulk_last,
-             (select id from private.jobs where job_key = ${'assign-ticket:' + acme + ':' + lone.id}) as lone,
+    expect(seen).toEqual({ waitedForBulk: true, doneBeforeCommit: false, globexDone: true });
+    const [jobs] = await db.sql`
+      select (select payload ->> 'team_id' from private.jobs where job_key = ${'assign-ticket:' + acme + ':' + lone.id}) as lone,
              (select count(*)::int from private.jobs where job_key = ${'assign-ticket:' + globex + ':' + other.id}) as globex_jobs`;
-    expect(ids.globex_jobs).toBe(1);
-    expect(BigInt(ids.lone)).toBeGreaterThan(BigInt(ids.bulk_last));
+    expect(jobs).toEqual({ lone: team.second, globex_jobs: 1 });
   }, 120_000);
 
-  it('re-enabling a webhook endpoint with thousands of pending deliveries re-queues each under the same bound', async () => {
+  it('an adder waiting for a queue lock the bulk writer took early holds no tenant lock: no deadlock when the writer escalates', async () => {
+    // 20261205110000 took the tenant's share lock before the queue's: the waiting adder
+    // held it, and the writer's exclusive request closed a cycle (40P01).
+    let waiter: Promise<unknown> | undefined;
+    await db.sql.begin(async (tx) => {
+      await tx`select private.add_job('probe', ${db.sql.json({ tenant_id: acme })}, null, null, null, 'early-queue-' || g)
+               from generate_series(1, 10) g`;
+      const [{ pid }] = await tx`select pg_catalog.pg_backend_pid() as pid`;
+      waiter = db.sql`select private.add_job('probe', ${db.sql.json({ tenant_id: acme })}, null, null, null, 'early-queue-1')`.execute();
+      expect(await someoneWaitsForAdvisoryLock(db.sql, pid)).toBe(true);
+      // Past the bound: the tenant's lock in exclusive mode.
+      await tx`select private.add_job('probe', ${db.sql.json({ tenant_id: acme })}, null, null, null, 'late-queue-' || g)
+               from generate_series(1, 100) g`;
+      expect((await jobLocks(tx, [acme])).adderExclusive).toBe(1);
+    });
+    await waiter;
+    const [n] = await db.sql`select count(*)::int as n from private.jobs where task = 'probe' and queue = 'early-queue-1'`;
+    expect(n.n).toBe(2);
+    await db.sql`delete from private.jobs where task = 'probe'`;
+  }, 120_000);
+
+  it('re-enabling a webhook endpoint with thousands of pending deliveries takes no job lock, with add_job\'s rules for their jobs', async () => {
     await db.sql`update public.tenants set plan = 'pro' where id = ${acme}`;
     const [endpoint] = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types, enabled)
       values (${acme}, 'https://hooks.example.com/requeue', 'v1:x', '{ticket.updated}', true) returning id`;
     await db.sql`update public.tickets set priority = 'high' where tenant_id = ${acme} and title like 'Bulk job ticket %'`;
     await db.sql`update public.webhook_endpoints set enabled = false where id = ${endpoint.id}`;
-    // The delivery jobs run meanwhile and fail, or were pruned: the re-enable queues them again.
-    await db.sql`delete from private.jobs where task = 'deliver-webhook' and tenant_id = ${acme}`;
+    // Meanwhile most delivery jobs ran and found the endpoint off; one runs now, one died.
+    const kept = await db.sql`select j.id from private.jobs j join private.webhook_deliveries d on j.job_key = 'delivery:' || d.id
+      where d.endpoint_id = ${endpoint.id} order by j.id limit 2`;
+    const [running, dead] = kept.map((k) => k.id as string);
+    await db.sql`delete from private.jobs where task = 'deliver-webhook' and tenant_id = ${acme} and id not in ${db.sql([running, dead])}`;
+    await db.sql`update private.jobs set locked_by = 'requeue-runner', locked_until = now() + interval '10 minutes', attempts = 1
+      where id = ${running}`;
+    await db.sql`update private.jobs set dead_at = now(), attempts = 25, last_error = 'gave up' where id = ${dead}`;
     const locks = await db.sql.begin(async (tx) => {
       await tx`update public.webhook_endpoints set enabled = true where id = ${endpoint.id}`;
       return await jobLocks(tx, [acme]);
     });
-    // 64 key and queue locks, and the tenant's outbox lock the re-enable takes first.
-    expect(locks).toEqual({ keysAndQueues: 64 + 1, adderShare: 1, adderExclusive: 1 });
+    // One lock: the tenant's outbox lock, which the re-enable takes first.
+    expect(locks).toEqual({ keysAndQueues: 1, adderShare: 0, adderExclusive: 0 });
     const [q] = await db.sql`
       select count(*)::int as deliveries, count(j.id)::int as jobs,
-             bool_and(j.queue = 'webhook:' || d.endpoint_id || ':' || d.ordering_key and j.tenant_id = ${acme}
-                      and (j.payload ->> 'delivery_id')::bigint = d.id) as exact
+             bool_and(j.queue = 'webhook:' || d.endpoint_id || ':' || d.ordering_key and j.tenant_id = ${acme} and j.task = 'deliver-webhook'
+                      and (j.payload ->> 'delivery_id')::bigint = d.id and j.attempts = 0 and j.dead_at is null
+                      and j.locked_by is null and j.max_attempts = 25) as exact
       from private.webhook_deliveries d left join private.jobs j on j.job_key = 'delivery:' || d.id
       where d.endpoint_id = ${endpoint.id} and d.status = 'pending'`;
     expect(q).toEqual({ deliveries: BULK, jobs: BULK, exact: true });
+    // The running job keeps running without its key, in the queue the new job waits in.
+    const [handed] = await db.sql`select r.job_key, r.locked_by, r.queue = n.queue as same_queue, n.id > r.id as behind
+      from private.jobs r join private.jobs n on n.job_key = 'delivery:' || (r.payload ->> 'delivery_id') where r.id = ${running}`;
+    expect(handed).toEqual({ job_key: null, locked_by: 'requeue-runner', same_queue: true, behind: true });
+    // The dead one started over.
+    expect((await db.sql`select attempts, dead_at, last_error from private.jobs where id = ${dead}`)[0])
+      .toEqual({ attempts: 0, dead_at: null, last_error: null });
+  }, 120_000);
+
+  it("a re-enable and a writer that added a job, then wants the outbox: no deadlock", async () => {
+    // 20261205110000: the re-enable held the tenant's outbox lock and asked for the job
+    // adders' lock exclusively; the writer held that in share mode and asked for the
+    // outbox lock: 40P01.
+    const [endpoint] = await db.sql`select id from public.webhook_endpoints where url = 'https://hooks.example.com/requeue'`;
+    await db.sql`update public.webhook_endpoints set enabled = false where id = ${endpoint.id}`;
+    await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types, enabled)
+      values (${acme}, 'https://hooks.example.com/always', 'v1:x', '{ticket.updated}', true)`;
+    const [t] = await db.sql`select id from public.tickets where tenant_id = ${acme} and title = 'Bulk job ticket 7'`;
+    let enable: Promise<unknown> | undefined;
+    await db.sql.begin(async (tx) => {
+      await tx`select private.add_job('probe', ${db.sql.json({ tenant_id: acme })}, 'probe-key', null, null, 'probe-queue')`;
+      enable = db.sql`update public.webhook_endpoints set enabled = true where id = ${endpoint.id}`.execute();
+      // The re-enable either finishes or waits for this transaction; then a webhook event.
+      await Promise.race([enable, someoneWaitsForAdvisoryLock(db.sql)]);
+      await tx`update public.tickets set priority = 'urgent' where id = ${t.id}`;
+    });
+    await enable;
+    const [ev] = await db.sql`select count(*)::int as n from private.webhook_events
+      where ordering_key = ${'ticket:' + t.id} and type = 'ticket.updated' and payload -> 'data' ->> 'priority' = 'urgent'`;
+    expect(ev.n).toBe(1);
+    await db.sql`delete from private.jobs where task = 'probe'`;
   }, 120_000);
 });

@@ -9,7 +9,7 @@
 // other tenant does. Each key's events stay numbered in commit order.
 import type { TransactionSql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { asTenantUser, countAdvisoryLocks, someoneWaitsForAdvisoryLock } from '../helpers/advisory-locks.ts';
+import { asTenantUser, countAdvisoryLocks, settled, someoneWaitsForAdvisoryLock } from '../helpers/advisory-locks.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { tenants, users } from '../helpers/seed.ts';
 
@@ -105,20 +105,21 @@ describe('a bulk write and the other writers', () => {
     const [other] = await db.sql`insert into public.tickets (tenant_id, title, description)
       values (${globex}, 'Globex ticket', 'Another tenant') returning id`;
     let loneUpdate: Promise<unknown> | undefined;
-    let waited = false;
-    let globexDone = false;
+    const seen = { waitedForBulk: false, doneBeforeCommit: true, globexDone: false };
     await db.sql.begin(async (tx) => {
       await tx`update public.tickets set priority = 'high' where tenant_id = ${acme} and title like 'Bulk ticket %'`;
       expect((await outboxLocks(tx, [acme])).tenantExclusive).toBe(1);
+      const [{ pid }] = await tx`select pg_catalog.pg_backend_pid() as pid`;
       // Another ticket of the same tenant: waits for the tenant's outbox lock.
       loneUpdate = db.sql`update public.tickets set priority = 'urgent' where id = ${lone.id}`.execute();
-      waited = await someoneWaitsForAdvisoryLock(db.sql);
+      seen.waitedForBulk = await someoneWaitsForAdvisoryLock(db.sql, pid);
       // Another tenant's ticket: written while the bulk write is still open.
       await db.sql`update public.tickets set priority = 'urgent' where id = ${other.id}`;
-      globexDone = true;
+      seen.globexDone = true;
+      seen.doneBeforeCommit = await settled(loneUpdate);
     });
     await loneUpdate;
-    expect([waited, globexDone]).toEqual([true, true]);
+    expect(seen).toEqual({ waitedForBulk: true, doneBeforeCommit: false, globexDone: true });
     const [ids] = await db.sql`
       select (select max(id) from private.webhook_events where tenant_id = ${acme} and type = 'ticket.updated'
                 and ordering_key <> ${'ticket:' + lone.id}) as bulk_last,
@@ -137,15 +138,17 @@ describe('a bulk write and the other writers', () => {
     const [pending] = await db.sql`insert into private.webhook_deliveries (tenant_id, endpoint_id, event_id, ordering_key)
       values (${acme}, ${endpoint.acmeOff}, ${ev.id}, ${'ticket:' + t.id}) returning id`;
     let enable: Promise<unknown> | undefined;
-    let waited = false;
+    const seen = { waitedForEmitter: false, doneBeforeCommit: true };
     await db.sql.begin(async (tx) => {
       await tx`update public.tickets set priority = 'low' where id = ${t.id}`;
       expect(await outboxLocks(tx, [acme])).toEqual({ keys: 1, tenantShare: 1, tenantExclusive: 0 });
+      const [{ pid }] = await tx`select pg_catalog.pg_backend_pid() as pid`;
       enable = db.sql`update public.webhook_endpoints set enabled = true where id = ${endpoint.acmeOff}`.execute();
-      waited = await someoneWaitsForAdvisoryLock(db.sql);
+      seen.waitedForEmitter = await someoneWaitsForAdvisoryLock(db.sql, pid);
+      seen.doneBeforeCommit = await settled(enable);
     });
     await enable;
-    expect(waited).toBe(true);
+    expect(seen).toEqual({ waitedForEmitter: true, doneBeforeCommit: false });
     const jobs = await db.sql`select j.queue from private.jobs j where j.job_key = ${'delivery:' + pending.id}`;
     expect(jobs).toEqual([{ queue: `webhook:${endpoint.acmeOff}:ticket:${t.id}` }]);
   }, 120_000);

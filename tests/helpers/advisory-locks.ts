@@ -12,16 +12,17 @@ export interface AdvisoryLockCounts {
   exclusive: number;
 }
 
-/** Counts the advisory locks this transaction holds (64-bit keys), telling apart those
+/** Counts the advisory locks this transaction holds, telling apart those (on one 64-bit key)
  *  whose key is one of `namedKeys` (as text: bigint keys, computed by the database). */
 export async function countAdvisoryLocks(tx: TransactionSql, namedKeys: readonly string[]): Promise<AdvisoryLockCounts> {
   const [c] = await tx`
     with mine as (
-      select l.mode, ((l.classid::bigint << 32) | l.objid::bigint)::text as key
+      select l.mode, case when l.objsubid = 1 then ((l.classid::bigint << 32) | l.objid::bigint)::text end as key
       from pg_catalog.pg_locks l
-      where l.pid = pg_catalog.pg_backend_pid() and l.locktype = 'advisory' and l.objsubid = 1
+      where l.pid = pg_catalog.pg_backend_pid() and l.locktype = 'advisory'
     )
-    select count(*) filter (where m.key <> all (${namedKeys as string[]}::text[]))::int as others,
+    -- A lock on two 32-bit keys (objsubid 2) is never a named one.
+    select count(*) filter (where not coalesce(m.key = any (${namedKeys as string[]}::text[]), false))::int as others,
            count(*) filter (where m.key = any (${namedKeys as string[]}::text[]) and m.mode = 'ShareLock')::int as share,
            count(*) filter (where m.key = any (${namedKeys as string[]}::text[]) and m.mode = 'ExclusiveLock')::int as exclusive
     from mine m`;
@@ -47,13 +48,24 @@ export async function asTenantUser<T>(
   }) as { rows: number; locks: T };
 }
 
-/** Waits (up to five seconds) until some backend waits for an advisory lock. */
-export async function someoneWaitsForAdvisoryLock(sql: Sql): Promise<boolean> {
+/** Waits (up to five seconds) until a backend of this database waits for an advisory
+ *  lock (held by the backend `blockerPid`, when given). */
+export async function someoneWaitsForAdvisoryLock(sql: Sql, blockerPid?: number): Promise<boolean> {
   for (let i = 0; i < 200; i++) {
-    const [w] = await sql`select count(*)::int as n from pg_catalog.pg_stat_activity
-                          where wait_event_type = 'Lock' and wait_event = 'advisory'`;
+    const [w] = await sql`select count(*)::int as n from pg_catalog.pg_stat_activity a
+                          where a.datname = pg_catalog.current_database()
+                            and a.wait_event_type = 'Lock' and a.wait_event = 'advisory'
+                            and (${blockerPid ?? null}::int is null or ${blockerPid ?? null}::int = any (pg_catalog.pg_blocking_pids(a.pid)))`;
     if (w.n > 0) return true;
     await new Promise((r) => setTimeout(r, 25));
   }
   return false;
+}
+
+/** Whether `promise` has settled by now (after the microtasks queued before it). */
+export async function settled(promise: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  promise.then(() => (done = true), () => (done = true));
+  await new Promise((r) => setTimeout(r, 0));
+  return done;
 }

@@ -42,9 +42,15 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261205120000_webhook_events_asked_once.sql',
   ],
   // add_job's key and queue locks bounded per transaction: the tenant's job adders' lock past 64 (issue 14).
-  'private.add_job': ['20261205110000_job_adders_bounded_locks.sql'],
+  // ... then the key's, the queue's, then the tenant's lock; a hand-over's lock counted (issue 14 review).
+  'private.add_job': ['20261205110000_job_adders_bounded_locks.sql', '20261205140000_job_adders_lock_order.sql'],
   // Re-enabling an endpoint takes the tenant's outbox lock exclusively (issue 14).
-  'private.webhook_endpoint_requeue': ['20261205100000_webhook_outbox_bounded_locks.sql', '20261205120000_webhook_events_asked_once.sql'],
+  // ... and its jobs in one statement, taking no job lock (issue 14 review).
+  'private.webhook_endpoint_requeue': [
+    '20261205100000_webhook_outbox_bounded_locks.sql',
+    '20261205120000_webhook_events_asked_once.sql',
+    '20261205140000_job_adders_lock_order.sql',
+  ],
   // A number of a tenant whose plan lacks voice does not route (issue 15); then the
   // whole answer in one statement (issue 14, /route speed).
   // The answer as data for batched lookups, raised from there (issue 14).
