@@ -9,7 +9,7 @@
 // other job adders wait for, and no other tenant does. The jobs are the same.
 import type { TransactionSql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { asTenantUser, countAdvisoryLocks, settled, someoneWaitsForAdvisoryLock } from '../helpers/advisory-locks.ts';
+import { asTenantUser, countAdvisoryLocks, settled, someoneWaitsFor, someoneWaitsForAdvisoryLock } from '../helpers/advisory-locks.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { tenants, users } from '../helpers/seed.ts';
 
@@ -58,6 +58,14 @@ const bulkJobs = async (teamId: string) =>
     from public.tickets t
     left join private.jobs a on a.job_key = 'assign-ticket:' || t.tenant_id || ':' || t.id and a.task = 'assign-ticket'
     where t.tenant_id = ${acme} and t.title like 'Bulk job ticket %'`)[0];
+
+/** An enabled endpoint of `tenant` for ticket.updated (its plan made pro, which has webhooks). */
+async function endpointFor(tenant: string, url: string) {
+  await db.sql`update public.tenants set plan = 'pro' where id = ${tenant}`;
+  const [endpoint] = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types, enabled)
+    values (${tenant}, ${url}, 'v1:x', '{ticket.updated}', true) returning id`;
+  return endpoint as { id: string };
+}
 
 describe('bulk job adders', () => {
   it(`an admin's update of ${BULK.toLocaleString('en')} tickets' team holds at most 64 key and queue locks and two of its tenant's, and adds every job`, async () => {
@@ -152,9 +160,7 @@ describe('a bulk job adder and the others', () => {
   }, 120_000);
 
   it('re-enabling a webhook endpoint with thousands of pending deliveries takes no job lock, with add_job\'s rules for their jobs', async () => {
-    await db.sql`update public.tenants set plan = 'pro' where id = ${acme}`;
-    const [endpoint] = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types, enabled)
-      values (${acme}, 'https://hooks.example.com/requeue', 'v1:x', '{ticket.updated}', true) returning id`;
+    const endpoint = await endpointFor(acme, 'https://hooks.example.com/requeue');
     await db.sql`update public.tickets set priority = 'high' where tenant_id = ${acme} and title like 'Bulk job ticket %'`;
     await db.sql`update public.webhook_endpoints set enabled = false where id = ${endpoint.id}`;
     // Meanwhile most delivery jobs ran and found the endpoint off; one runs now, one died.
@@ -200,9 +206,11 @@ describe('a bulk job adder and the others', () => {
     let enable: Promise<unknown> | undefined;
     await db.sql.begin(async (tx) => {
       await tx`select private.add_job('probe', ${db.sql.json({ tenant_id: acme })}, 'probe-key', null, null, 'probe-queue')`;
+      const [{ pid }] = await tx`select pg_catalog.pg_backend_pid() as pid`;
       enable = db.sql`update public.webhook_endpoints set enabled = true where id = ${endpoint.id}`.execute();
+      enable.catch(() => {}); // awaited below; a failure there fails the test
       // The re-enable either finishes or waits for this transaction; then a webhook event.
-      await Promise.race([enable, someoneWaitsForAdvisoryLock(db.sql)]);
+      await Promise.race([enable, someoneWaitsForAdvisoryLock(db.sql, pid)]);
       await tx`update public.tickets set priority = 'urgent' where id = ${t.id}`;
     });
     await enable;
@@ -210,5 +218,108 @@ describe('a bulk job adder and the others', () => {
       where ordering_key = ${'ticket:' + t.id} and type = 'ticket.updated' and payload -> 'data' ->> 'priority' = 'urgent'`;
     expect(ev.n).toBe(1);
     await db.sql`delete from private.jobs where task = 'probe'`;
+  }, 120_000);
+});
+
+// 20261205150000_job_adders_bulk_sticky.sql, after a second review.
+describe('past the bound, and a running job\'s queue', () => {
+  const probe = (tenant: string, note: string) => db.sql.json({ tenant_id: tenant, note });
+
+  it('a transaction past the bound stays past it: a later one-lock add takes no key lock a waiting adder holds (no deadlock)', async () => {
+    // 20261205140000 counted nothing past the bound: 63 locks, a key and a queue (bulk),
+    // then a one-lock add was under the bound again and asked for its key's lock while
+    // holding the tenant's lock exclusively; the adder holding that key waited for the
+    // tenant's share lock: 40P01.
+    let other: Promise<unknown> | undefined;
+    const seen = await db.sql.begin(async (tx) => {
+      await tx`select private.add_job('probe', ${probe(acme, 'early')}, null, null, null, 'sticky-queue-' || g)
+               from generate_series(1, 63) g`;
+      await tx`select private.add_job('probe', ${probe(acme, 'escalates')}, 'sticky-first', null, null, 'sticky-queue-64')`;
+      const escalated = (await jobLocks(tx, [acme])).adderExclusive;
+      const [{ pid }] = await tx`select pg_catalog.pg_backend_pid() as pid`;
+      // Another adder of the tenant: holds the key's lock, waits for the tenant's.
+      other = db.sql`select private.add_job('probe', ${probe(acme, 'other')}, 'sticky-shared')`.execute();
+      other.catch(() => {}); // awaited below
+      const otherWaits = await someoneWaitsForAdvisoryLock(db.sql, pid);
+      await tx`select private.add_job('probe', ${probe(acme, 'bulk')}, 'sticky-shared')`;
+      return { escalated, otherWaits, locks: await jobLocks(tx, [acme]), otherDone: await settled(other) };
+    });
+    await other;
+    expect(seen).toEqual({
+      escalated: 1,
+      otherWaits: true,
+      locks: { keysAndQueues: 63, adderShare: 1, adderExclusive: 1 },
+      otherDone: false,
+    });
+    // The other adder came second: its job replaced the bulk writer's.
+    const jobs = await db.sql`select payload ->> 'note' as note from private.jobs where job_key = 'sticky-shared'`;
+    expect(jobs).toEqual([{ note: 'other' }]);
+    await db.sql`delete from private.jobs where task = 'probe'`;
+  }, 120_000);
+
+  it("an adder whose key's job runs takes that job's queue before the tenant's lock: no deadlock with a bulk writer holding the queue", async () => {
+    // 20261205140000 handed the running job over after taking the tenant's share lock,
+    // then waited for the queue's lock, which the bulk writer held from its first 64;
+    // the writer's exclusive request closed a cycle (40P01).
+    const [running] = await db.sql`insert into private.jobs (task, payload, tenant_id, queue, job_key, locked_by, locked_until)
+      values ('probe', ${probe(acme, 'running')}, ${acme}, 'handover-queue', 'handover-key', 'probe-runner', now() + interval '10 minutes')
+      returning id`;
+    let adder: Promise<unknown> | undefined;
+    await db.sql.begin(async (tx) => {
+      await tx`select private.add_job('probe', ${probe(acme, 'bulk')}, null, null, null, 'handover-queue')`;
+      const [{ pid }] = await tx`select pg_catalog.pg_backend_pid() as pid`;
+      adder = db.sql`select private.add_job('probe', ${probe(acme, 'again')}, 'handover-key')`.execute();
+      adder.catch(() => {}); // awaited below
+      expect(await someoneWaitsForAdvisoryLock(db.sql, pid)).toBe(true);
+      // Past the bound: the tenant's lock in exclusive mode.
+      await tx`select private.add_job('probe', ${probe(acme, 'bulk')}, null, null, null, 'handover-late-' || g)
+               from generate_series(1, 100) g`;
+      expect((await jobLocks(tx, [acme])).adderExclusive).toBe(1);
+      expect(await settled(adder)).toBe(false);
+    });
+    await adder;
+    const jobs = await db.sql`select id = ${running.id} as running, job_key, queue, locked_by from private.jobs
+      where id = ${running.id} or job_key = 'handover-key' order by id`;
+    expect(jobs).toEqual([
+      { running: true, job_key: null, queue: 'handover-queue', locked_by: 'probe-runner' },
+      { running: false, job_key: 'handover-key', queue: 'handover-queue', locked_by: null },
+    ]);
+    await db.sql`delete from private.jobs where task = 'probe'`;
+  }, 120_000);
+
+  it("a re-enable waits for a worker's claim under way and hands the claimed job over; a pending job's later run_at starts now", async () => {
+    const endpoint = await endpointFor(globex, 'https://hooks.example.com/claimed');
+    const tickets = await db.sql`insert into public.tickets (tenant_id, title, description)
+      select ${globex}, 'Claimed delivery ticket ' || g, 'Three deliveries' from generate_series(1, 3) g returning id`;
+    await db.sql`update public.tickets set priority = 'high' where id in ${db.sql(tickets.map((t) => t.id as string))}`;
+    await db.sql`update public.webhook_endpoints set enabled = false where id = ${endpoint.id}`;
+    const jobs = await db.sql`select j.id, j.job_key, d.id as delivery from private.jobs j
+      join private.webhook_deliveries d on j.job_key = 'delivery:' || d.id where d.endpoint_id = ${endpoint.id} order by j.id`;
+    expect(jobs.length).toBe(3);
+    const [claimed, later, gone] = jobs;
+    await db.sql`update private.jobs set run_at = now() + interval '1 hour', attempts = 3 where id = ${later.id}`;
+    await db.sql`delete from private.jobs where id = ${gone.id}`;
+    let enable: Promise<unknown> | undefined;
+    const seen = await db.sql.begin(async (claim) => {
+      // A worker's claim, not yet committed: the job's row is locked.
+      await claim`update private.jobs set locked_by = 'claiming-worker', locked_until = now() + interval '10 minutes'
+                  where id = ${claimed.id}`;
+      const [{ pid }] = await claim`select pg_catalog.pg_backend_pid() as pid`;
+      enable = db.sql`update public.webhook_endpoints set enabled = true where id = ${endpoint.id}`.execute();
+      enable.catch(() => {}); // awaited below
+      return { waits: await someoneWaitsFor(db.sql, pid), done: await settled(enable) };
+    });
+    await enable;
+    expect(seen).toEqual({ waits: true, done: false });
+    const after = await db.sql`select j.job_key, j.locked_by, j.attempts, j.run_at <= now() as due, j.queue, j.id = ${claimed.id} as claimed
+      from private.jobs j where j.id = ${claimed.id} or j.job_key in ${db.sql(jobs.map((j) => j.job_key as string))} order by j.id`;
+    const queue = (await db.sql`select queue from private.jobs where id = ${claimed.id}`)[0].queue;
+    expect(after).toEqual([
+      // The claimed job runs on without its key; its delivery's new job waits behind it.
+      { job_key: null, locked_by: 'claiming-worker', attempts: 0, due: true, queue, claimed: true },
+      { job_key: later.job_key, locked_by: null, attempts: 0, due: true, queue: expect.any(String), claimed: false },
+      { job_key: claimed.job_key, locked_by: null, attempts: 0, due: true, queue, claimed: false },
+      { job_key: gone.job_key, locked_by: null, attempts: 0, due: true, queue: expect.any(String), claimed: false },
+    ]);
   }, 120_000);
 });

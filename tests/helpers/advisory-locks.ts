@@ -50,11 +50,21 @@ export async function asTenantUser<T>(
 
 /** Waits (up to five seconds) until a backend of this database waits for an advisory
  *  lock (held by the backend `blockerPid`, when given). */
-export async function someoneWaitsForAdvisoryLock(sql: Sql, blockerPid?: number): Promise<boolean> {
+export function someoneWaitsForAdvisoryLock(sql: Sql, blockerPid?: number): Promise<boolean> {
+  return someoneWaits(sql, blockerPid, true);
+}
+
+/** Waits (up to five seconds) until a backend of this database waits for any lock the
+ *  backend `blockerPid` holds (a row's, a transaction's, an advisory one). */
+export function someoneWaitsFor(sql: Sql, blockerPid: number): Promise<boolean> {
+  return someoneWaits(sql, blockerPid, false);
+}
+
+async function someoneWaits(sql: Sql, blockerPid: number | undefined, advisoryOnly: boolean): Promise<boolean> {
   for (let i = 0; i < 200; i++) {
     const [w] = await sql`select count(*)::int as n from pg_catalog.pg_stat_activity a
-                          where a.datname = pg_catalog.current_database()
-                            and a.wait_event_type = 'Lock' and a.wait_event = 'advisory'
+                          where a.datname = pg_catalog.current_database() and a.wait_event_type = 'Lock'
+                            and (not ${advisoryOnly} or a.wait_event = 'advisory')
                             and (${blockerPid ?? null}::int is null or ${blockerPid ?? null}::int = any (pg_catalog.pg_blocking_pids(a.pid)))`;
     if (w.n > 0) return true;
     await new Promise((r) => setTimeout(r, 25));

@@ -43,13 +43,20 @@ const REDEFINITIONS: Record<string, string[]> = {
   ],
   // add_job's key and queue locks bounded per transaction: the tenant's job adders' lock past 64 (issue 14).
   // ... then the key's, the queue's, then the tenant's lock; a hand-over's lock counted (issue 14 review).
-  'private.add_job': ['20261205110000_job_adders_bounded_locks.sql', '20261205140000_job_adders_lock_order.sql'],
+  // ... past the bound to commit; a running job's queue locked before the tenant's (issue 14 review).
+  'private.add_job': [
+    '20261205110000_job_adders_bounded_locks.sql',
+    '20261205140000_job_adders_lock_order.sql',
+    '20261205150000_job_adders_bulk_sticky.sql',
+  ],
   // Re-enabling an endpoint takes the tenant's outbox lock exclusively (issue 14).
   // ... and its jobs in one statement, taking no job lock (issue 14 review).
+  // ... its upsert leaving a running job alone, as add_job does (issue 14 review).
   'private.webhook_endpoint_requeue': [
     '20261205100000_webhook_outbox_bounded_locks.sql',
     '20261205120000_webhook_events_asked_once.sql',
     '20261205140000_job_adders_lock_order.sql',
+    '20261205150000_job_adders_bulk_sticky.sql',
   ],
   // A number of a tenant whose plan lacks voice does not route (issue 15); then the
   // whole answer in one statement (issue 14, /route speed).
