@@ -25,6 +25,13 @@ import { freshDatabase, type TestDatabase, UNAUDITED_TABLES } from '../helpers/d
 /** Functions a later migration redefines on purpose: 'schema.name' → the redefining files,
  *  each with the reason in a comment. */
 const REDEFINITIONS: Record<string, string[]> = {
+  // Per-row trigger helpers in PL/pgSQL, planned once a session; the statistics' cells
+  // computed in their caller's statement (issue 14, per-row trigger cost).
+  'private.ticket_stats_change': ['20261205160000_row_trigger_helpers_planned_once.sql'],
+  'private.is_member': ['20261205160000_row_trigger_helpers_planned_once.sql'],
+  'private.api_timestamp': ['20261205160000_row_trigger_helpers_planned_once.sql'],
+  'private.webhook_tenant_lock_key': ['20261205160000_row_trigger_helpers_planned_once.sql'],
+  'private.job_adders_lock_key': ['20261205160000_row_trigger_helpers_planned_once.sql'],
   // Knowledge search checks the caller's standing once, then uses the GIN indexes (issue 14).
   'private.kb_search': ['20261202090500_voice_search_under_rls.sql'],
   // Outsiders get no rows at once, without reading the tenant (issue 12, search timing).
@@ -351,7 +358,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // there, they add only customers, and hear of public changes only.
   'private.my_followed_ticket_keys': ['20261202141100_customer_followers.sql'],
   'private.ticket_followers_check': ['20261202141100_customer_followers.sql'],
-  'private.notify_followers': ['20261202141100_customer_followers.sql'],
+  // ... PL/pgSQL, planned once a session (issue 14, per-row trigger cost).
+  'private.notify_followers': ['20261202141100_customer_followers.sql', '20261205160000_row_trigger_helpers_planned_once.sql'],
 };
 
 const dir = path.join(root, 'supabase', 'migrations');
