@@ -32,6 +32,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.api_timestamp': ['20261205160000_row_trigger_helpers_planned_once.sql'],
   'private.webhook_tenant_lock_key': ['20261205160000_row_trigger_helpers_planned_once.sql'],
   'private.job_adders_lock_key': ['20261205160000_row_trigger_helpers_planned_once.sql'],
+  'private.usage_period': ['20261205180000_quota_and_bucket_helpers_planned_once.sql'],
+  'private.duration_bucket': ['20261205180000_quota_and_bucket_helpers_planned_once.sql'],
   // Knowledge search checks the caller's standing once, then uses the GIN indexes (issue 14).
   'private.kb_search': ['20261202090500_voice_search_under_rls.sql'],
   // Outsiders get no rows at once, without reading the tenant (issue 12, search timing).
