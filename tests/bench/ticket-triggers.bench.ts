@@ -3,13 +3,12 @@
 // into a tenant with a webhook endpoint, and an update of their priority, each rolled
 // back, against the same statement with every trigger off and no row security
 // (session_replication_role replica, as the superuser: the bare rows and their indexes),
-// in turns in the same run. Then one EXPLAIN
-// ANALYZE of each, printed per row by trigger, and the functions with the most time of
-// their own (track_functions), which is how 20261205160000 found the SQL helpers planned
-// again on every call.
+// in turns in the same run. Then one EXPLAIN ANALYZE of each, printed per row by trigger,
+// and the functions with the most time of their own (track_functions), which is how
+// 20261205160000 found the SQL helpers planned again on every call.
 import { afterAll, beforeAll, bench, describe } from 'vitest';
 import type { TransactionSql } from 'postgres';
-import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { freshDatabase, rolledBack, type TestDatabase } from '../helpers/db.ts';
 import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
 
 let db: TestDatabase;
@@ -26,13 +25,10 @@ const statements = {
   update: `update public.tickets set priority = 'high' where tenant_id = '${acme}' and title like 'Kept trigger ticket %'`,
 };
 
-class Rollback extends Error {}
-
 /** Runs `work` as acme's admin through PostgREST's path (triggers on), or bare (as the
  *  superuser, every trigger off, no row security), rolled back. */
-async function rolledBack<T>(withTriggers: boolean, work: (tx: TransactionSql) => Promise<T>, profiled = false): Promise<T> {
-  let out: T | undefined;
-  await db.sql.begin(async (tx) => {
+const asAdminOrBare = <T>(withTriggers: boolean, work: (tx: TransactionSql) => Promise<T>, profiled = false) =>
+  rolledBack(db.sql, async (tx) => {
     // Functions timed only in the profiling pass: the timed runs pay no instrumentation.
     if (profiled) await tx`set local track_functions = 'all'`;
     if (withTriggers) {
@@ -41,17 +37,12 @@ async function rolledBack<T>(withTriggers: boolean, work: (tx: TransactionSql) =
     } else {
       await tx`set local session_replication_role = replica`;
     }
-    out = await work(tx);
-    throw new Rollback();
-  }).catch((e) => {
-    if (!(e instanceof Rollback)) throw e;
+    return await work(tx);
   });
-  return out as T;
-}
 
 async function timed(key: string, withTriggers: boolean, sql: string) {
   const t0 = performance.now();
-  await rolledBack(withTriggers, (tx) => tx.unsafe(sql));
+  await asAdminOrBare(withTriggers, (tx) => tx.unsafe(sql));
   (ms[key] ??= []).push(performance.now() - t0);
 }
 
@@ -71,7 +62,7 @@ afterAll(async () => {
     const on = median(ms[kind]), off = median(ms[`${kind} bare`]);
     console.log(`[ticket triggers] ${kind} ${ROWS} tickets: ${(on / ROWS * 1000).toFixed(0)} µs a row with triggers, ` +
       `${(off / ROWS * 1000).toFixed(0)} µs bare (${(on / off).toFixed(1)}×)`);
-    const { plan, funcs } = await rolledBack(true, async (tx) => ({
+    const { plan, funcs } = await asAdminOrBare(true, async (tx) => ({
       plan: await tx.unsafe(`explain (analyze, buffers off) ${statements[kind]}`),
       funcs: await tx`select s.schemaname || '.' || s.funcname as f, s.calls::int as calls, s.self_time as self
         from pg_catalog.pg_stat_xact_user_functions s order by s.self_time desc limit 8`,

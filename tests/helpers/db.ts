@@ -32,32 +32,40 @@ export async function freshDatabase(label = 'test'): Promise<TestDatabase> {
   return { url, adminUrl, sql, close: () => sql.end({ timeout: 1 }) };
 }
 
-/** Runs fn as PostgREST would for a request with these claims, then rolls back, so
- *  every probe starts from the same data. Resolves with fn's result or the error. */
-export async function probeAs<T>(
-  sql: Sql,
-  role: 'authenticated' | 'anon' | 'service_role',
-  claims: Record<string, unknown>,
-  fn: (tx: postgres.TransactionSql) => Promise<T>,
-): Promise<{ ok: true; value: T } | { ok: false; error: { code?: string; message: string } }> {
-  let outcome: { ok: true; value: T } | { ok: false; error: { code?: string; message: string } } | undefined;
+/** Runs fn in a transaction, then rolls it back: resolves with fn's result, rejects with
+ *  its error. */
+export async function rolledBack<T>(sql: Sql, fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
+  let out: T | undefined;
   await sql
     .begin(async (tx) => {
-      await tx`select set_config('role', ${role}, true), set_config('request.jwt.claims', ${
-        JSON.stringify({ ...claims, role })
-      }, true)`;
-      try {
-        outcome = { ok: true, value: await fn(tx) };
-      } catch (err) {
-        const e = err as { code?: string; message: string };
-        outcome = { ok: false, error: { code: e.code, message: e.message } };
-      }
+      out = await fn(tx);
       throw new Rollback();
     })
     .catch((err) => {
       if (!(err instanceof Rollback)) throw err;
     });
-  return outcome!;
+  return out as T;
 }
 
 class Rollback extends Error {}
+
+/** Runs fn as PostgREST would for a request with these claims, then rolls back, so
+ *  every probe starts from the same data. Resolves with fn's result or the error. */
+export function probeAs<T>(
+  sql: Sql,
+  role: 'authenticated' | 'anon' | 'service_role',
+  claims: Record<string, unknown>,
+  fn: (tx: postgres.TransactionSql) => Promise<T>,
+): Promise<{ ok: true; value: T } | { ok: false; error: { code?: string; message: string } }> {
+  return rolledBack(sql, async (tx) => {
+    await tx`select set_config('role', ${role}, true), set_config('request.jwt.claims', ${
+      JSON.stringify({ ...claims, role })
+    }, true)`;
+    try {
+      return { ok: true as const, value: await fn(tx) };
+    } catch (err) {
+      const e = err as { code?: string; message: string };
+      return { ok: false as const, error: { code: e.code, message: e.message } };
+    }
+  });
+}
