@@ -184,7 +184,9 @@ declare
 begin
   -- Batches run side by side and their probes write the same rows, each rolled back: two
   -- of them can deadlock (40P01) or fail to serialise (40001), which says nothing about the
-  -- probe's own rights. Such a probe runs again, its first try rolled back.
+  -- probe's own rights. Such a probe runs again, its first try rolled back, after a random
+  -- pause growing with each try: run again at once, it met the same batch in the same
+  -- step and deadlocked again (a CI run saw one probe refused five times in a row).
   <<attempts>>
   loop
   v_attempt := v_attempt + 1;
@@ -208,7 +210,8 @@ begin
   exception when others then
     if sqlstate = 'PRB00' then
       v_out := sqlerrm::jsonb;
-    elsif sqlstate in ('40P01', '40001') and v_attempt < 5 then
+    elsif sqlstate in ('40P01', '40001') and v_attempt < 8 then
+      perform pg_sleep(random() * 0.02 * v_attempt);
       continue attempts;
     else
       return jsonb_strip_nulls(jsonb_build_object('code', sqlstate, 'msg', left(sqlerrm, 300), 'retries', nullif(v_attempt - 1, 0)));
