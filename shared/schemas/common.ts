@@ -149,8 +149,61 @@ export function cursorValues(
   return values;
 }
 
-/** A keyset cursor of (sort value, id). */
-export const sortKeyAndId = (v: string, i: number) => (i === 0 ? plainText(v) : UUID_PATTERN.test(v));
+/** Whether a date and time of day exist in the proleptic Gregorian calendar (Postgres's,
+ *  with 1 BC as year 0): form alone lets 30 February or hour 25 through. */
+export function realDateTime(year: number, bc: boolean, month: number, day: number, h: number, m: number, s: number) {
+  const y = bc ? 1 - year : year;
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
+  return year >= 1 && days !== undefined && day >= 1 && day <= days && h <= 23 && m <= 59 && s <= 59;
+}
+
+/** Days from 1970-01-01 to a date of the proleptic Gregorian calendar, years
+ *  astronomical (1 BC is 0): Howard Hinnant's days_from_civil. */
+function daysFromCivil(y: number, m: number, d: number): number {
+  const yy = m <= 2 ? y - 1 : y;
+  const era = Math.floor(yy / 400);
+  const yoe = yy - era * 400;
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  return era * 146097 + yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy - 719468;
+}
+
+/** timestamptz's range in seconds from the epoch, UTC: 4714-11-24 00:00:00 BC to
+ *  294276-12-31 23:59:59.999999. */
+const PG_FIRST_SECOND = daysFromCivil(-4713, 11, 24) * 86400;
+const PG_LAST_SECOND = daysFromCivil(294276, 12, 31) * 86400 + 86399;
+
+/** A timestamptz as Postgres writes it as text (`created_at::text`: ISO date style, an
+ *  offset, ` BC` before year 1) that Postgres can read back: a cursor's sort key goes into
+ *  a `::timestamptz` cast, and one holding 30 February, hour 25, an offset past 15 hours
+ *  or an instant past the type's range failed there, a 422 naming the body, not the
+ *  cursor. */
+const PG_TIMESTAMPTZ = /^(\d{4,6})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.\d{1,6})?([+-])(\d\d)(?::(\d\d))?(?::(\d\d))?( BC)?$/;
+export function isPgTimestamptz(v: string): boolean {
+  const m = PG_TIMESTAMPTZ.exec(v);
+  if (!m) return false;
+  const [year, month, day, h, min, s] = m.slice(1, 7).map(Number);
+  const [oh, om, os] = m.slice(8, 11).map((x) => Number(x ?? 0));
+  const bc = m[11] !== undefined;
+  if (!realDateTime(year, bc, month, day, h, min, s) || oh > 15 || om > 59 || os > 59) return false;
+  const utc = daysFromCivil(bc ? 1 - year : year, month, day) * 86400 + h * 3600 + min * 60 + s -
+    (m[7] === '-' ? -1 : 1) * (oh * 3600 + om * 60 + os);
+  return utc >= PG_FIRST_SECOND && utc <= PG_LAST_SECOND;
+}
+
+/** A double precision as Postgres writes it (`number::double precision::text`). */
+const PG_FLOAT8 = /^-?\d{1,20}(\.\d{1,20})?(e[-+]\d{1,2})?$/;
+
+/** A keyset cursor of (sort value, id) whose sort value is read back as `type`: each
+ *  value is checked for that type here, so a forged one is a 422 naming the cursor. */
+export const keysetCursor = (type: 'text' | 'timestamptz' | 'double precision') => (v: string, i: number) =>
+  i !== 0
+    ? UUID_PATTERN.test(v)
+    : type === 'text'
+    ? plainText(v)
+    : type === 'timestamptz'
+    ? isPgTimestamptz(v)
+    : PG_FLOAT8.test(v);
 
 export function decodeCursor(cursor: string, arity: number): string[] | null {
   try {

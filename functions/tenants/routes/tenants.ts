@@ -11,7 +11,7 @@ import {
   encodeCursor,
   jsonBody,
   jsonResponse,
-  sortKeyAndId,
+  keysetCursor,
 } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
 import { security, TENANT_COLUMNS, type TenantRow, type TenantsApp } from './common.ts';
@@ -58,7 +58,7 @@ export function registerTenants(app: TenantsApp): void {
     }),
     async (c) => {
       const q = c.req.valid('query');
-      const after = cursorValues(q.cursor, 2, sortKeyAndId);
+      const after = cursorValues(q.cursor, 2, keysetCursor('text'));
       const rows = await callerDb(c, null, (tx) =>
         tx<TenantRow>`
           select ${tx.columns(TENANT_COLUMNS)} from public.tenants

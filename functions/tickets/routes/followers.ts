@@ -17,7 +17,7 @@ import {
   encodeCursor,
   jsonBody,
   jsonResponse,
-  sortKeyAndId,
+  keysetCursor,
 } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
 import { security, type TicketsHandler, visibleTicket } from './common.ts';
@@ -158,7 +158,7 @@ const unfollow: TicketsHandler<typeof routes.unfollow> = async (c) => {
 const notifications: TicketsHandler<typeof routes.notifications> = async (c) => {
   const q = c.req.valid('query');
   const access = c.var.access;
-  const after = cursorValues(q.cursor, 2, sortKeyAndId);
+  const after = cursorValues(q.cursor, 2, keysetCursor('timestamptz'));
   const me = caller(c).user.id;
   const { rows, unread } = await callerDb(c, access.tenantId, async (tx) => {
     // The policies keep others' rows out; user_id here picks the index.

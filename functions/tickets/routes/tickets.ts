@@ -14,7 +14,8 @@ import {
   encodeCursor,
   jsonBody,
   jsonResponse,
-  sortKeyAndId,
+  keysetCursor,
+  realDateTime,
   UUID_PATTERN,
 } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
@@ -252,11 +253,19 @@ async function resolveFieldFilters(tx: Tx, tenantId: string, filters: ListQuery[
 type RelevanceCursor = { phase: 'c' | 'x'; last?: [string, string, string]; edge?: [string, string] };
 
 const RANK = /^-?\d+(\.\d+)?(e[-+]?\d+)?$/i;
-const ISO_MICROS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+/** created_at as the query writes it (to_char in UTC): an instant that exists, since the
+ *  cursor's value goes into a `::timestamptz` cast (30 February failed there, naming the body). */
+const ISO_MICROS = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.\d{6}Z$/;
+const isoMicros = (v: string) => {
+  const m = ISO_MICROS.exec(v);
+  if (!m) return false;
+  const [year, month, day, h, min, s] = m.slice(1, 7).map(Number);
+  return realDateTime(year, false, month, day, h, min, s);
+};
 const relevanceCursorValue = (v: string, i: number) =>
   i === 0
     ? v === 'c' || v === 'x'
-    : v === '' || (i === 1 ? RANK.test(v) && v.length <= 40 : i === 2 || i === 4 ? ISO_MICROS.test(v) : UUID_PATTERN.test(v));
+    : v === '' || (i === 1 ? RANK.test(v) && v.length <= 40 : i === 2 || i === 4 ? isoMicros(v) : UUID_PATTERN.test(v));
 
 function relevanceCursor(cursor: string | undefined): RelevanceCursor | null {
   const v = cursorValues(cursor, 6, relevanceCursorValue);
@@ -423,7 +432,8 @@ const list: TicketsHandler<typeof routes.list> = async (c) => {
   }
   const relevance = sort === 'relevance';
   const searchFrom = relevance ? relevanceCursor(q.cursor) : null;
-  const after = relevance ? null : cursorValues(q.cursor, 2, sortKeyAndId);
+  const keyType = sort === 'created_at' || sort === 'updated_at' ? 'timestamptz' : 'double precision';
+  const after = relevance ? null : cursorValues(q.cursor, 2, keysetCursor(keyType));
 
   const page = await callerDb(c, access.tenantId, async (tx) => {
     const fq: ListQuery = { ...query, fields: await resolveFieldFilters(tx, access.tenantId, query.custom_field) };
@@ -441,11 +451,11 @@ const list: TicketsHandler<typeof routes.list> = async (c) => {
       number: tx`number::double precision`,
       priority: tx`(case priority when 'urgent' then 4 when 'high' then 3 when 'medium' then 2 else 1 end)::double precision`,
     }[sort];
-    const keyType = sort === 'created_at' || sort === 'updated_at' ? tx`timestamptz` : tx`double precision`;
+    const cast = keyType === 'timestamptz' ? tx`timestamptz` : tx`double precision`;
     const keyset = after
       ? desc
-        ? tx`and (${sortExpr}, id) < (${after[0]}::${keyType}, ${after[1]}::uuid)`
-        : tx`and (${sortExpr}, id) > (${after[0]}::${keyType}, ${after[1]}::uuid)`
+        ? tx`and (${sortExpr}, id) < (${after[0]}::${cast}, ${after[1]}::uuid)`
+        : tx`and (${sortExpr}, id) > (${after[0]}::${cast}, ${after[1]}::uuid)`
       : tx``;
     const direction = desc ? tx`desc` : tx`asc`;
     const rows = await tx<TicketRow & { sort_key: string }>`

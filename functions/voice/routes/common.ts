@@ -3,7 +3,7 @@
 import type { RouteConfig, RouteHandler, z } from '@hono/zod-openapi';
 import type { Tx } from '../../../shared/db.ts';
 import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
-import { cursorValues, encodeCursor, sortKeyAndId } from '../../../shared/schemas/common.ts';
+import { cursorValues, encodeCursor, keysetCursor } from '../../../shared/schemas/common.ts';
 import type * as s from '../schemas.ts';
 
 export type VoiceHandler<R extends RouteConfig> = RouteHandler<R>;
@@ -84,18 +84,11 @@ export function page<T extends { id: string; sort_key: string }>(rows: T[], limi
   return { items: shown.map(({ sort_key: _, ...row }) => row), next };
 }
 
-/** A timestamptz as Postgres writes it (`started_at::text`, ` BC` after a year before
- *  the first), the sort key of the lists by time: a cursor of another list (a name) is a
- *  422 naming `cursor`, not a cast failure naming the body. */
-const PG_TIMESTAMPTZ = /^\d{4,}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d(:\d\d){0,2}( BC)?$/;
-
 /** The keyset condition after a cursor, descending or ascending on (key, id). */
 export function after(tx: Tx, cursor: string | undefined, key: ReturnType<Tx>, type: 'text' | 'timestamptz', desc: boolean) {
-  const values = cursorValues(
-    cursor,
-    2,
-    (v, i) => sortKeyAndId(v, i) && (i !== 0 || type === 'text' || PG_TIMESTAMPTZ.test(v)),
-  );
+  // Each value checked for its type (keysetCursor): a cursor of another list (a name), or
+  // one naming 30 February, is a 422 naming `cursor`, not a cast failure naming the body.
+  const values = cursorValues(cursor, 2, keysetCursor(type));
   if (!values) return tx`true`;
   const cast = type === 'text' ? tx`text` : tx`timestamptz`;
   return desc
