@@ -2207,6 +2207,29 @@ describe('a ticket from a call', () => {
     expect(t.description.endsWith('[…] The summary goes on in the call this ticket was opened from.')).toBe(true);
     expect(summary.startsWith(t.description.split('\n\n[…]')[0])).toBe(true);
   });
+  it("an outbound call's ticket names the person called, not the agent's own line", async () => {
+    const open = async (providerCallId: string, to: string | undefined) => {
+      await event({
+        type: 'call.started',
+        tenant_id: acme,
+        agent_id: AGENT.acme,
+        provider_call_id: providerCallId,
+        direction: 'outbound',
+        from: NUMBER.acme,
+        ...(to === undefined ? {} : { to }),
+        answered: true,
+      });
+      const [{ id }] = await db.sql`select id from public.voice_calls where provider_call_id = ${providerCallId}`;
+      const opened = await call(app, 'POST', `/voice/calls/${id}/ticket`, { token: tok.agent });
+      expect(opened.status, JSON.stringify(opened.body)).toBe(201);
+      const [t] = await db.sql`select title from public.tickets where id = ${opened.body.ticket_id}`;
+      return t;
+    };
+    expect((await open('ticket-out-1', '+14155557777')).title).toBe('Call to +14155557777');
+    // A known customer called: named.
+    expect((await open('ticket-out-2', CALLER)).title).toBe('Call to Known caller');
+    expect((await open('ticket-out-3', undefined)).title).toBe('Call to an unknown number');
+  });
   it('takes what the call does not say: a tenant with a required custom field gets it in the body, or a clear 422', async () => {
     await db.sql`insert into public.custom_field_definitions (tenant_id, key, label, type, required, visible_to_customers)
       values (${acme}, 'product', 'Product', 'text', true, true)`;

@@ -194,9 +194,20 @@ const openTicket: VoiceHandler<typeof routes.openTicket> = async (c) => {
   const tenantId = c.var.access.tenantId;
   const opened = await callerDb(c, tenantId, async (tx) => {
     const [callRow] = await tx<
-      { ticket_id: string | null; summary: string | null; phone: string | null; name: string | null; user_id: string | null }
+      {
+        ticket_id: string | null;
+        summary: string | null;
+        outbound: boolean;
+        phone: string | null;
+        name: string | null;
+        user_id: string | null;
+      }
     >`
-      select v.ticket_id, v.summary, coalesce(cu.phone, v.from_number) as phone, cu.name, cu.user_id
+      -- The other party's number: the caller's on an inbound call, the callee's on an
+      -- outbound one (from_number is then the agent's own line).
+      select v.ticket_id, v.summary, v.direction = 'outbound' as outbound,
+             coalesce(cu.phone, case when v.direction = 'outbound' then v.to_number else v.from_number end) as phone,
+             cu.name, cu.user_id
       from public.voice_calls v
       left join public.voice_customers cu on cu.tenant_id = v.tenant_id and cu.id = v.customer_id
       where v.tenant_id = ${tenantId} and v.id = ${id}
@@ -204,11 +215,12 @@ const openTicket: VoiceHandler<typeof routes.openTicket> = async (c) => {
     if (!callRow) throw notFound('Call');
     if (callRow.ticket_id) throw conflict('already_linked', 'This call already has a ticket', { ticket_id: callRow.ticket_id });
     // An empty name is no name.
-    const who = callRow.name || callRow.phone || 'an unknown caller';
+    const who = callRow.name || callRow.phone || (callRow.outbound ? 'an unknown number' : 'an unknown caller');
+    const title = `${callRow.outbound ? 'Call to' : 'Call from'} ${who}`;
     await tx`
       insert into public.tickets (tenant_id, title, description, priority, department, team_id, assigned_to, created_by,
                                   due_date, tags, metadata, custom_fields)
-      values (${tenantId}, ${body.title ?? firstCharacters(`Call from ${who}`, 200)}, ${ticketDescription(callRow.summary)},
+      values (${tenantId}, ${body.title ?? firstCharacters(title, 200)}, ${ticketDescription(callRow.summary)},
               ${body.priority}, ${body.department}, ${body.team_id ?? null}, ${body.assigned_to ?? null},
               ${callRow.user_id ?? null}, ${body.due_date ?? null}, ${body.tags}, ${tx.json({ voice_call_id: id })},
               ${tx.json(body.custom_fields)})`;
