@@ -8,6 +8,7 @@ import {
   IsoTimestamp,
   JsonObject,
   PageQuery,
+  QueryInteger,
   Text,
   Uuid,
 } from '../../shared/schemas/common.ts';
@@ -258,7 +259,7 @@ export const ListQuery = PageQuery.extend({
   assignee: z.union([z.literal('me'), z.literal('none'), Uuid]).optional(),
   requester: z.union([z.literal('me'), Uuid]).optional(),
   tag: Tag.optional(),
-  number: z.coerce.number().int().min(1).optional(),
+  number: QueryInteger(1, Number.MAX_SAFE_INTEGER).optional(),
   created_after: IsoTimestamp.optional(),
   created_before: IsoTimestamp.optional(),
   updated_after: IsoTimestamp.optional(),
@@ -375,7 +376,7 @@ export const CannedListQuery = z.object({
   scope: CannedScopeSchema.optional(),
   team_id: Uuid.optional(),
   code: Text.max(32).optional().openapi({ description: 'Short codes starting with this' }),
-  limit: z.coerce.number().int().min(1).max(500).default(200),
+  limit: QueryInteger(1, 500).default(200),
 });
 
 export const CannedResponseBody = z
@@ -437,7 +438,7 @@ export const notStaffError = {
 
 export const NotificationsQuery = z.object({
   unread: z.enum(['true', 'false']).optional().transform((v) => v === 'true'),
-  limit: z.coerce.number().int().min(1).max(100).default(50),
+  limit: QueryInteger(1, 100).default(50),
   cursor: CursorParam,
 });
 export const MarkReadBody = z
@@ -740,6 +741,6 @@ export const AutomationRuleSchema = z
 export const AutomationRunsQuery = z.object({
   outcome: z.enum(['applied', 'failed', 'not_matched']).optional(),
   ticket_id: Uuid.optional(),
-  before: z.coerce.number().int().positive().optional().openapi({ description: 'Runs older than this id (keyset)' }),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
+  before: QueryInteger(1, Number.MAX_SAFE_INTEGER).optional().openapi({ description: 'Runs older than this id (keyset)' }),
+  limit: QueryInteger(1, 200).default(50),
 });

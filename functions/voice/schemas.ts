@@ -3,7 +3,7 @@
 // shapes make bad input a clear 422 before it reaches SQL.
 import { z } from '@hono/zod-openapi';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
-import { CursorParam, IsoTimestamp, JsonObject, SignedUrlSchema, Text, Uuid } from '../../shared/schemas/common.ts';
+import { CursorParam, IsoTimestamp, JsonObject, QueryInteger, SignedUrlSchema, Text, Uuid } from '../../shared/schemas/common.ts';
 import { MAX_UPLOAD_BYTES } from '../../shared/storage.ts';
 import { CustomFieldValues, DepartmentSchema, PrioritySchema, Tags } from '../../shared/schemas/ticket-fields.ts';
 
@@ -17,13 +17,21 @@ export const REPORTED_NUMBER_PATTERN = /^\+?[0-9]{3,15}$/;
  *  `restricted`, a SIP URI… Bounded, and never refused for its form. */
 const CallerId = z.string().max(256);
 
+/** A number in a query string. A `+` left unencoded in a URL's query is a space once
+ *  decoded (form encoding), so `?to=+14155550123` arrives as ` 14155550123`; a leading
+ *  space before a digit can only have been that `+`, and is read as one. Without this, a
+ *  provider's URL template that does not percent-encode the number was refused (422), and
+ *  its caller ID routed the call to no customer. */
+const inQuery = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v) => (typeof v === 'string' && /^ [0-9]/.test(v) ? `+${v.slice(1)}` : v), schema);
+
 // ---------------------------------------------------------------- routing
 
 export const RouteQuery = z.object({
-  to: E164.openapi({ description: 'The dialled number', param: { name: 'to', in: 'query' } }),
+  to: inQuery(E164).openapi({ description: 'The dialled number', param: { name: 'to', in: 'query' } }),
   // The caller ID as the network gives it: withheld callers come as "anonymous", "unknown",
   // "restricted" or no number at all, and such a call must still route (to no customer).
-  from: CallerId.optional().openapi({
+  from: inQuery(CallerId).optional().openapi({
     description: "The caller's number as the network reports it. Only an E.164 number is looked up among the tenant's " +
       'customers; anything else (a withheld caller ID such as `anonymous`) routes the call with no customer.',
     param: { name: 'from', in: 'query' },
@@ -243,7 +251,7 @@ const Instant = z.string().openapi({ format: 'date-time' });
 export const IdParam = z.object({ id: Uuid.openapi({ param: { name: 'id', in: 'path' } }) });
 export const KbParam = z.object({ kbId: Uuid.openapi({ param: { name: 'kbId', in: 'path' } }) });
 export const KbDocumentParam = KbParam.extend({ id: Uuid.openapi({ param: { name: 'id', in: 'path' } }) });
-const Limit = z.coerce.number().int().min(1).max(100).default(50);
+const Limit = QueryInteger(1, 100).default(50);
 
 export const AgentSchema = z.object({
   id: Uuid,
@@ -339,7 +347,7 @@ export const UpdateCustomerBody = CustomerFields.partial().strict()
   .refine((b) => Object.keys(b).length > 0, 'name at least one field to change')
   .openapi({ minProperties: 1 });
 export const CustomerListQuery = z.object({
-  phone: CanonicalPhone.optional(),
+  phone: inQuery(CanonicalPhone).optional(),
   limit: Limit,
   cursor: CursorParam,
 });
@@ -415,7 +423,7 @@ export const CallDetailSchema = CallSchema.extend({
   }),
 }).openapi('VoiceCallDetail');
 export const TranscriptQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(TRANSCRIPT_PAGE_MAX).default(TRANSCRIPT_PAGE_DEFAULT),
+  limit: QueryInteger(1, TRANSCRIPT_PAGE_MAX).default(TRANSCRIPT_PAGE_DEFAULT),
   cursor: z.string().regex(/^(0|[1-9][0-9]{0,6})$/, "the previous page's next").optional().openapi({
     description: "The previous page's `next` (or the call's `transcript_next`): the segments after it",
   }),
@@ -424,7 +432,7 @@ export const TranscriptPageSchema = z.object({ items: z.array(SegmentOutSchema),
   .openapi('TranscriptPage');
 export const HeldEventsQuery = z.object({
   provider_call_id: Text.min(1).max(200).optional().openapi({ description: "Only one call's" }),
-  limit: z.coerce.number().int().min(1).max(100).default(50),
+  limit: QueryInteger(1, 100).default(50),
   cursor: z.string().regex(/^(0|[1-9][0-9]{0,17})$/, "the previous page's next").optional().openapi({
     description: "The previous page's `next`: the events held after it",
   }),
@@ -506,7 +514,7 @@ export const UpdateKbDocumentBody = z.object(KbDocumentFields).partial().strict(
 export const KbSearchQuery = z.object({
   q: Text.min(1).max(500),
   knowledge_base_id: Uuid.optional(),
-  limit: z.coerce.number().int().min(1).max(50).default(5),
+  limit: QueryInteger(1, 50).default(5),
 });
 export const KbMachineSearchQuery = KbSearchQuery.extend({ tenant_id: Uuid });
 /** A query's embedding, as the model gave it: numbers only (JSON has no NaN or infinity);
@@ -548,10 +556,10 @@ export const KbSearchBody = z.object({
 }).strict();
 export const KbMachineSearchBody = KbSearchBody.extend({ tenant_id: Uuid }).strict();
 export const KbChunksQuery = z.object({
-  after: z.coerce.number().int().min(-1).max(2_147_483_647).optional().openapi({
+  after: QueryInteger(-1, 2_147_483_647).optional().openapi({
     description: 'The last ordinal of the previous page',
   }),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
+  limit: QueryInteger(1, 500).default(100),
   embedded: z.enum(['true', 'false']).transform((v) => v === 'true').optional().openapi({
     description: 'Only the chunks with (true) or without (false) an embedding',
   }),

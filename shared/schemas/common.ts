@@ -119,8 +119,17 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
  *  100 characters past ASCII, each a 6-character \u escape, in base64. */
 export const CursorParam = Text.max(2048).optional();
 
+/** An integer query parameter, written in decimal digits: z.coerce.number took an empty
+ *  value (`?after=`) as 0, and `0x10`, `1e2` or ` 2` as numbers, so a page asked for
+ *  "from the start" with an empty cursor silently skipped its first row. */
+export const QueryInteger = (min: number, max: number) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' && /^-?\d{1,16}$/.test(v) ? Number(v) : v),
+    z.number({ error: 'must be a whole number, in decimal digits' }).int().min(min).max(max),
+  );
+
 export const PageQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(50),
+  limit: QueryInteger(1, 100).default(50),
   cursor: CursorParam,
 });
 

@@ -88,6 +88,17 @@ describe('routing a dialled number', () => {
     expect(g.body.customer).toBeNull();
   });
 
+  it("takes numbers with the + left unencoded (a space once the query is decoded), for the route and a customer's phone", async () => {
+    // `?to=+1…` as a provider's URL template writes it: the query decodes the + as a space.
+    const r = await route(`to=${NUMBER.acme}&from=${CALLER}`);
+    expect([r.status, r.body.agent?.id, r.body.customer?.id]).toEqual([200, AGENT.acme, voiceCustomer]);
+    const found = await call(app, 'GET', `/voice/customers?phone=${CALLER}`, { token: tok.agent });
+    expect([found.status, found.body.items?.map((c: { id: string }) => c.id)]).toEqual([200, [voiceCustomer]]);
+    // A space elsewhere is still no number; a withheld caller ID still routes, to no customer.
+    expect((await route(`to=${encodeURIComponent(`+1 ${NUMBER.acme.slice(2)}`)}`)).status).toBe(422);
+    expect((await route(`to=${NUMBER.acme}&from=anonymous`)).body.customer).toBeNull();
+  });
+
   it('refuses with a reason code: unknown number, inactive agent, suspended or deleted tenant', async () => {
     const unknown = await route(`to=${encodeURIComponent('+14155550999')}`);
     expect([unknown.status, errorCode(unknown)]).toEqual([404, 'unknown_number']);
