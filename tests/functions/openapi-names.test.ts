@@ -1,30 +1,23 @@
-// Every operation of the four functions' OpenAPI documents has an operationId, unique
+// Every operation of the five functions' OpenAPI documents has an operationId, unique
 // across them all (client generators name their methods by it), and at least one tag
 // (they group by it); a route that names its own keeps it.
 import { expect, it } from 'vitest';
 import { app as jobs } from '../../functions/jobs/app.ts';
 import { app as tenants } from '../../functions/tenants/app.ts';
 import { app as tickets } from '../../functions/tickets/app.ts';
+import { app as voice } from '../../functions/voice/app.ts';
 import { app as webhooks } from '../../functions/webhooks/app.ts';
 import { withOperationNames } from '../../shared/http.ts';
+import { operationsOf } from '../helpers/openapi.ts';
 
-type FetchApp = { request: (input: string) => Response | Promise<Response> };
-type Operation = { operationId?: string; tags?: string[] };
-const apps: Record<string, FetchApp> = { tenants, tickets, jobs, webhooks };
-const METHODS = ['get', 'put', 'post', 'delete', 'patch'];
+const apps = { tenants, tickets, jobs, webhooks, voice };
 
 it('names and tags every operation of every function, with ids unique across all of them', async () => {
   const ids: string[] = [];
-  for (const [fn, app] of Object.entries(apps)) {
-    const doc = await (await app.request(`/${fn}/openapi.json`)).json();
-    for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, Operation>>)) {
-      for (const method of METHODS.filter((m) => item[m])) {
-        const op = item[method];
-        expect(op.operationId, `${method} ${path}`).toMatch(/^[a-z][A-Za-z0-9]+$/);
-        expect(op.tags?.length, `${method} ${path}`).toBeGreaterThan(0);
-        ids.push(op.operationId!);
-      }
-    }
+  for (const { path, method, op } of await operationsOf(apps)) {
+    expect(op.operationId, `${method} ${path}`).toMatch(/^[a-z][A-Za-z0-9]+$/);
+    expect(op.tags?.length, `${method} ${path}`).toBeGreaterThan(0);
+    ids.push(op.operationId!);
   }
   expect(ids.length).toBeGreaterThanOrEqual(50);
   expect(new Set(ids).size).toBe(ids.length);

@@ -12,14 +12,11 @@ import { closeDb } from '../../shared/db.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call } from '../helpers/http.ts';
+import { operationsOf, type Parameter } from '../helpers/openapi.ts';
 import { tenants as seeded, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
 
-type FetchApp = { request: (input: string, init?: RequestInit) => Response | Promise<Response> };
-type Parameter = { name: string; in: string; schema?: { type?: string | string[] } };
-type Operation = { parameters?: Parameter[]; security?: Record<string, unknown>[] };
-const apps: Record<string, FetchApp> = { tenants, tickets, jobs, webhooks, voice };
-const METHODS = ['get', 'put', 'post', 'delete', 'patch'];
+const apps = { tenants, tickets, jobs, webhooks, voice };
 const BAD = ['', '0x10', '1e1', ' 1', '1.0', '+1'];
 
 let db: TestDatabase;
@@ -43,27 +40,21 @@ const isInteger = (p: Parameter) => [p.schema?.type].flat().includes('integer');
 
 it('refuses an empty, hexadecimal, exponent, padded or signed integer by name, on every operation that takes one', async () => {
   const checked: string[] = [];
-  for (const [fn, app] of Object.entries(apps)) {
-    const doc = await (await app.request(`/${fn}/openapi.json`)).json();
-    for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, Operation>>)) {
-      for (const method of METHODS.filter((m) => item[m])) {
-        const op = item[method];
-        const concrete = path.replace(/\{[^}]+\}/g, '00000000-0000-4000-8000-000000000000');
-        // The machine routes (a service key) and the people's (a super-admin in acme).
-        const token = JSON.stringify(op.security ?? []).includes('service') ? service : person;
-        for (const p of (op.parameters ?? []).filter((p) => p.in === 'query' && isInteger(p))) {
-          for (const bad of BAD) {
-            const r = await call(app, method.toUpperCase(), `${concrete}?${p.name}=${encodeURIComponent(bad)}`, {
-              token,
-              ...(method === 'get' || method === 'delete' ? {} : { body: {} }),
-            });
-            const fields = (r.body?.error?.details?.fields ?? []).map((f: { field: string }) => f.field);
-            expect([r.status, fields.includes(p.name)], `${method} ${path} ?${p.name}=${JSON.stringify(bad)}`)
-              .toEqual([422, true]);
-          }
-          checked.push(`${method} ${path} ${p.name}`);
-        }
+  for (const { app, path, method, op } of await operationsOf(apps)) {
+    const concrete = path.replace(/\{[^}]+\}/g, '00000000-0000-4000-8000-000000000000');
+    // The machine routes (a service key) and the people's (a super-admin in acme).
+    const token = JSON.stringify(op.security ?? []).includes('service') ? service : person;
+    for (const p of (op.parameters ?? []).filter((p) => p.in === 'query' && isInteger(p))) {
+      for (const bad of BAD) {
+        const r = await call(app, method.toUpperCase(), `${concrete}?${p.name}=${encodeURIComponent(bad)}`, {
+          token,
+          ...(method === 'get' || method === 'delete' ? {} : { body: {} }),
+        });
+        const fields = (r.body?.error?.details?.fields ?? []).map((f: { field: string }) => f.field);
+        expect([r.status, fields.includes(p.name)], `${method} ${path} ?${p.name}=${JSON.stringify(bad)}`)
+          .toEqual([422, true]);
       }
+      checked.push(`${method} ${path} ${p.name}`);
     }
   }
   // The documents have such parameters (pages' limits, a ticket's number, a chunk ordinal).
