@@ -95,9 +95,11 @@ const routes = {
   updateKb: createRoute({
     method: 'patch',
     path: '/knowledge-bases/{kbId}',
-    summary: 'Rename or describe a knowledge base (admins)',
+    summary: 'Rename or describe a knowledge base (admins); allowed while the plan lacks knowledge_base',
     ...apiKeyScope('knowledge:write'),
-    middleware: needs.activeTenantRole('admin', { write: true, scope: 'knowledge:write', feature: 'knowledge_base' }),
+    // No feature: a tenant that lost knowledge_base may still tidy up what it has (as it
+    // may delete it); new knowledge is what the plan gates.
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'knowledge:write' }),
     request: { params: s.KbParam, body: jsonBody(s.UpdateKnowledgeBaseBody) },
     responses: { 200: jsonResponse(s.KnowledgeBaseSchema, 'The knowledge base'), ...commonErrors, ...conflictError },
   }),
@@ -140,9 +142,13 @@ const routes = {
   updateDoc: createRoute({
     method: 'patch',
     path: '/knowledge-bases/{kbId}/documents/{id}',
-    summary: 'Change a document (admins); a new content replaces its chunks in the same transaction',
+    summary: 'Change a document (admins); a new content replaces its chunks in the same transaction. New content ' +
+      "needs the plan's knowledge_base feature (403 feature_not_in_plan); a new title or source does not",
     ...apiKeyScope('knowledge:write'),
-    middleware: needs.activeTenantRole('admin', { write: true, scope: 'knowledge:write', feature: 'knowledge_base' }),
+    // The feature is the database's to check, for new content only
+    // (require_feature_for_content, 20261202200100): through the table a tenant that lost
+    // it may still retitle a document, and the API now says the same.
+    middleware: needs.activeTenantRole('admin', { write: true, scope: 'knowledge:write' }),
     request: { params: s.KbDocumentParam, body: jsonBody(s.UpdateKbDocumentBody) },
     responses: { 200: jsonResponse(s.KbDocumentSchema, 'The document'), ...commonErrors },
   }),
