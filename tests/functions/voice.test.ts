@@ -1864,6 +1864,77 @@ describe('customers from CSV', () => {
     expect(await countAcme()).toBe(before);
   });
 
+  /** Bytes of text, a number being one byte as it is (a Windows-1252 or Mac Roman one). */
+  const bytesOf = (...parts: (string | number)[]) =>
+    Uint8Array.from(parts.flatMap((p) => (typeof p === 'number' ? [p] : [...new TextEncoder().encode(p)])));
+  /** The file sent in exactly these chunks. */
+  const importChunks = async (chunks: Uint8Array[]) => {
+    const res = await app.request('/voice/customers/import?default_region=US', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tok.agent}`, 'content-type': 'text/csv' },
+      body: new ReadableStream<Uint8Array>({
+        pull(controller) {
+          const next = chunks.shift();
+          if (next) controller.enqueue(next);
+          else controller.close();
+        },
+      }),
+      duplex: 'half',
+    } as RequestInit);
+    return { status: res.status, body: await res.json() };
+  };
+  const problems = (r: { body: { error?: { details?: { rows?: unknown } } } }) => r.body.error?.details?.rows;
+  const NOT_UTF8 = 'is not UTF-8 text: save the file as "CSV UTF-8"';
+
+  it('lines are the file\'s lines: a CRLF inside a cell, CR-only line ends, a bad byte held across chunks', async () => {
+    const before = await countAcme();
+    // A Windows tool's file: CRLF between rows and inside a quoted cell (counted twice before).
+    const crlf = await importCsv('phone,notes\r\n+14155552671,"a\r\nb"\r\n12,x\r\n', { default_region: 'US' });
+    expect(problems(crlf)).toEqual([{ line: 4, field: 'phone', message: 'is not a valid phone number' }]);
+    // Excel for Mac: CR alone, a Mac Roman é (0x8E) on line 3.
+    const mac = await importChunks([bytesOf('phone,name\r+14155552672,Ann\r+14155552673,Ren', 0x8e, '\r')]);
+    expect(problems(mac)).toEqual([{ line: 3, field: 'csv', message: NOT_UTF8 }]);
+    // A Windows-1252 é (0xE9) ending a chunk: the decoder holds it for the next chunk,
+    // whose newlines were all counted before.
+    const heldOver = await importChunks([
+      bytesOf('phone,name\n+14155552674,Ren', 0xe9),
+      bytesOf('\n+14155552675,Bob\n+14155552676,Cy\n'),
+    ]);
+    expect(problems(heldOver)).toEqual([{ line: 2, field: 'csv', message: NOT_UTF8 }]);
+    // A good é split by the chunks, then a bad byte on line 3 (the split read as the
+    // first bad byte before).
+    const split = await importChunks([
+      bytesOf('phone,name\n+14155552677,Ren', 0xc3),
+      bytesOf(0xa9, '\n+14155552678,M', 0xfc, 'ller\n'),
+    ]);
+    expect(problems(split)).toEqual([{ line: 3, field: 'csv', message: NOT_UTF8 }]);
+    // Cut off at the very end: the last line.
+    const cut = await importChunks([bytesOf('phone,name\n+14155552679,Ren', 0xc3)]);
+    expect(problems(cut)).toEqual([{ line: 2, field: 'csv', message: NOT_UTF8 }]);
+    expect(await countAcme()).toBe(before);
+  });
+
+  it("a record csv-parse cannot take is named at the line it starts on, after the rows before it; a blank phone is required", async () => {
+    const before = await countAcme();
+    const r = await importCsv('phone,notes\n12,a\n+14155552680,"x\ny",extra\n', { default_region: 'US' });
+    expect(problems(r)).toEqual([
+      { line: 2, field: 'phone', message: 'is not a valid phone number' },
+      { line: 3, field: 'csv', message: expect.stringContaining('Invalid Record Length') },
+    ]);
+    const blank = await importCsv('phone,name\n,Jane\n  ,Joe\n', { default_region: 'US' });
+    expect(problems(blank)).toEqual([
+      { line: 2, field: 'phone', message: 'is required' },
+      { line: 3, field: 'phone', message: 'is required' },
+    ]);
+    expect(await countAcme()).toBe(before);
+    // A cell's CRLF is kept as LF.
+    const ok = await importCsv('phone,notes\r\n+14155552681,"a\r\nb"\r\n', { default_region: 'US' });
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+    const [row] = await db.sql`select notes from public.voice_customers where tenant_id = ${acme} and phone = '+14155552681'`;
+    expect(row.notes).toBe('a\nb');
+    await db.sql`delete from public.voice_customers where tenant_id = ${acme} and phone = '+14155552681'`;
+  });
+
   it('one huge field (an unclosed quote) is refused without being held whole or echoed back', async () => {
     const huge = 'phone,name\n+14155552614,"' + 'a'.repeat(200_000) + '\n+14155552615,Bob\n';
     const r = await importBytes(new TextEncoder().encode(huge));

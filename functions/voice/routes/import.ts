@@ -150,6 +150,10 @@ function checkRow(
   fail: (field: string, message: string) => void,
 ): Row | null {
   const cell = phoneCell(r.phone ?? '');
+  if (cell.trim() === '') {
+    fail('phone', 'is required');
+    return null;
+  }
   if (!PHONE_CELL.test(cell)) {
     fail('phone', 'must be one phone number (digits, spaces, + ( ) . / -), without an extension');
     return null;
@@ -262,20 +266,89 @@ const newlinesIn = (text: string) => {
   for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
   return n;
 };
-function strictUtf8(): TransformStream<Uint8Array, string> {
+
+const concat = (a: Uint8Array, b: Uint8Array) => {
+  const all = new Uint8Array(a.length + b.length);
+  all.set(a);
+  all.set(b, a.length);
+  return all;
+};
+
+/** The bytes at the end of a chunk that begin a UTF-8 sequence the chunk does not finish
+ *  (what a streaming decoder holds for the next chunk): at most three. */
+function unfinishedTail(bytes: Uint8Array): Uint8Array {
+  for (let back = 1; back <= Math.min(3, bytes.length); back++) {
+    const b = bytes[bytes.length - back];
+    if (b < 0x80) break;
+    if (b >= 0xc0) {
+      const length = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2;
+      return length > back ? bytes.slice(bytes.length - back) : new Uint8Array();
+    }
+  }
+  return new Uint8Array();
+}
+
+/** Where the first byte that is not UTF-8 is (a sequence cut off by the end counts), or
+ *  the length when there is none: the Unicode standard's well-formed byte sequences. */
+function firstBadByte(bytes: Uint8Array): number {
+  for (let i = 0; i < bytes.length;) {
+    const b = bytes[i];
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    const length = b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    if (!length || i + length > bytes.length) return i;
+    // The second byte's range is narrower after E0, ED, F0 and F4 (no overlong form, no
+    // surrogate, nothing past U+10FFFF).
+    const [lo, hi] = b === 0xe0
+      ? [0xa0, 0xbf]
+      : b === 0xed
+      ? [0x80, 0x9f]
+      : b === 0xf0
+      ? [0x90, 0xbf]
+      : b === 0xf4
+      ? [0x80, 0x8f]
+      : [0x80, 0xbf];
+    if (bytes[i + 1] < lo || bytes[i + 1] > hi) return i;
+    for (let k = 2; k < length; k++) if (bytes[i + k] < 0x80 || bytes[i + k] > 0xbf) return i;
+    i += length;
+  }
+  return bytes.length;
+}
+
+/** The body as UTF-8 text with its line ends as LF. csv-parse counts a line for each CR
+ *  and each LF inside a quoted field, so a CRLF in a cell (Windows tools write them) put
+ *  every later record's line one further; with LF alone, its count is the file's lines,
+ *  CR-only files (Excel for Mac) included. A cell's CRLF is stored as LF. */
+function utf8WithLf(): TransformStream<Uint8Array, string> {
   const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   let linesBefore = 0;
+  // A CR that ended the last chunk: a line end whatever follows, but one line with an LF
+  // that starts the next.
+  let pendingCr = false;
+  let held: Uint8Array = new Uint8Array();
+  const lf = (text: string, last: boolean) => {
+    let t = (pendingCr ? '\r' : '') + text;
+    pendingCr = !last && t.endsWith('\r');
+    if (pendingCr) t = t.slice(0, -1);
+    t = t.replace(/\r\n?/g, '\n');
+    linesBefore += newlinesIn(t);
+    return t;
+  };
   const decode = (bytes?: Uint8Array) => {
+    let text: string;
     try {
-      const text = bytes ? decoder.decode(bytes, { stream: true }) : decoder.decode();
-      linesBefore += newlinesIn(text);
-      return text;
+      text = bytes ? decoder.decode(bytes, { stream: true }) : decoder.decode();
     } catch {
-      // Where: the chunk again, leniently, up to its first replacement character.
-      const lenient = bytes ? new TextDecoder().decode(bytes) : '';
-      const at = lenient.indexOf('\uFFFD');
-      throw new NotUtf8(linesBefore + newlinesIn(at < 0 ? lenient : lenient.slice(0, at)) + 1);
+      // Where: the bytes the decoder held from the last chunk and this one, up to the
+      // first that is not UTF-8, counted as lines.
+      const all = concat(held, bytes ?? new Uint8Array());
+      const good = new TextDecoder().decode(all.subarray(0, firstBadByte(all)));
+      throw new NotUtf8(linesBefore + newlinesIn(((pendingCr ? '\r' : '') + good).replace(/\r\n?/g, '\n')) + 1);
     }
+    if (bytes) held = unfinishedTail(bytes.length >= 3 ? bytes : concat(held, bytes));
+    return lf(text, !bytes);
   };
   return new TransformStream({
     transform(bytes, controller) {
@@ -288,7 +361,6 @@ function strictUtf8(): TransformStream<Uint8Array, string> {
     },
   });
 }
-
 type Parsed = { record: string[]; info: { lines: number; empty_lines: number } };
 
 /** Every record the parser has ready, at once: one wait per chunk of the body instead of
@@ -299,10 +371,13 @@ type Parsed = { record: string[]; info: { lines: number; empty_lines: number } }
  *  own 413 or 408). */
 async function readyRecords(parser: Readable): Promise<Parsed[]> {
   for (;;) {
-    if (parser.errored) throw parser.errored;
+    // The records parsed before a failure first: their problems are reported too, and the
+    // failing record's line is counted from the last of them.
     const ready: Parsed[] = [];
     for (let r = parser.read() as Parsed | null; r !== null; r = parser.read() as Parsed | null) ready.push(r);
-    if (ready.length || parser.readableEnded || parser.destroyed) return ready;
+    if (ready.length) return ready;
+    if (parser.errored) throw parser.errored;
+    if (parser.readableEnded || parser.destroyed) return ready;
     await new Promise<void>((resolve) => {
       const events = ['readable', 'end', 'error', 'close'] as const;
       const settle = () => {
@@ -337,7 +412,7 @@ export async function importCustomersCsv(
     batch = [];
   };
   const input = Readable.fromWeb(
-    source.pipeThrough(strictUtf8()) as unknown as import('node:stream/web').ReadableStream<string>,
+    source.pipeThrough(utf8WithLf()) as unknown as import('node:stream/web').ReadableStream<string>,
   );
   // Records as arrays, the first one the header: csv-parse's `columns` (an object per
   // record, a defineProperty per field) was half of the parsing's CPU. Every record must
@@ -372,7 +447,10 @@ export async function importCustomersCsv(
         const message = err.code === 'CSV_MAX_RECORD_SIZE'
           ? `a record larger than ${MAX_RECORD_SIZE / 1024} KiB (an unclosed quote?)`
           : firstCharacters(err.message, QUOTE_MAX);
-        problems.push({ line: (err as CsvError & { lines?: number }).lines ?? 0, field: 'csv', message });
+        // The line the failing record starts on, as for any record (below): csv-parse's
+        // own `lines` is where it stopped, the record's last line.
+        const skipped = (err as CsvError & { empty_lines?: number }).empty_lines ?? blanksBefore;
+        problems.push({ line: endOfPrevious + 1 + (skipped - blanksBefore), field: 'csv', message });
         break;
       }
       if (!ready.length) break;
