@@ -327,12 +327,17 @@ export const CustomerSchema = z.object({
   updated_at: Instant,
 }).openapi('VoiceCustomer');
 
+/** A customer's tags as people type them and as the import reads a tags cell: each
+ *  trimmed, blanks dropped, each once (first place kept). The API took `[" vip", "vip",
+ *  "  "]` as three tags, which a re-import of the same person replaced with one. */
+export const customerTags = (tags: string[]) => [...new Set(tags.map((t) => t.trim()).filter((t) => t !== ''))];
+
 const CustomerFields = z.object({
   phone: CanonicalPhone,
   name: Text.max(200).nullable(),
   email: z.email().max(320).nullable(),
   notes: Text.max(10000).nullable(),
-  tags: z.array(Text.min(1).max(50)).max(50),
+  tags: z.array(Text.max(50)).max(50).transform(customerTags),
   user_id: Uuid.nullable(),
   recording_consent: z.boolean(),
   marketing_consent: z.boolean(),

@@ -1189,6 +1189,27 @@ describe('agents, as people manage them', () => {
 });
 
 describe('customers', () => {
+  it("a customer's tags are trimmed, blanks dropped and each kept once, through the API and the import alike", async () => {
+    const made = await call(app, 'POST', '/voice/customers', {
+      token: tok.agent,
+      body: { phone: '+14155551290', tags: [' vip', 'vip', '   ', 'new '] },
+    });
+    expect([made.status, made.body.tags]).toEqual([201, ['vip', 'new']]);
+    const patched = await call(app, 'PATCH', `/voice/customers/${made.body.id}`, {
+      token: tok.agent,
+      body: { tags: ['late ', ' late', 'vip'] },
+    });
+    expect([patched.status, patched.body.tags]).toEqual([200, ['late', 'vip']]);
+    const imported = await call(app, 'POST', '/voice/customers/import', {
+      token: tok.agent,
+      body: { csv: 'phone,tags\n+14155551290,late; late ;|vip\n' },
+    });
+    expect([imported.status, imported.body.unchanged], JSON.stringify(imported.body)).toEqual([200, 1]);
+    const [row] = await db.sql`select tags from public.voice_customers where id = ${made.body.id}`;
+    expect(row.tags).toEqual(['late', 'vip']);
+    await db.sql`delete from public.voice_customers where id = ${made.body.id}`;
+  });
+
   it('agents add customers; consent times are the database’s; staff read, a customer (user) not; the number is unique per tenant', async () => {
     const r = await call(app, 'POST', '/voice/customers', {
       token: tok.agent,

@@ -35,7 +35,7 @@ import { createRouter, validationError } from '../../../shared/http.ts';
 import { maxImportBodyBytes, mediaTypeOf, type StreamedBody } from '../../../shared/limits.ts';
 import { commonErrors, errorResponse, jsonResponse, Text } from '../../../shared/schemas/common.ts';
 import { firstCharacters } from '../../../shared/text.ts';
-import { E164_PATTERN } from '../schemas.ts';
+import { customerTags, E164_PATTERN } from '../schemas.ts';
 import type { VoiceHandler } from './common.ts';
 
 const Region = z.string().regex(/^[A-Z]{2}$/).openapi({ description: 'ISO 3166 alpha-2, e.g. FR' });
@@ -190,7 +190,7 @@ function checkRow(
   const email = r.email || null;
   if (email && email.length > EMAIL_MAX) problem('email', `at most ${EMAIL_MAX} characters`);
   else if (email && !Email.safeParse(email).success) problem('email', 'is not an e-mail address');
-  const tags = r.tags ? r.tags.split(/[;|]/).map((t) => t.trim()).filter(Boolean) : [];
+  const tags = r.tags ? customerTags(r.tags.split(/[;|]/)) : [];
   if (tags.length > 50 || tags.some((t) => t.length > 50)) problem('tags', 'at most 50 tags of 50 characters');
   const name = r.name || null;
   if (name && name.length > 200) problem('name', 'at most 200 characters');
