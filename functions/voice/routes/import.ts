@@ -426,6 +426,11 @@ export async function importCustomersCsv(
   }));
   // pipe() does not pass the body's own failure (413 past the cap, 408 idle) on.
   input.once('error', (err) => parser.destroy(err));
+  // The parser's failure is read from parser.errored (readyRecords). Without a listener
+  // of its own, a failure that came while no read was waiting was an 'error' event
+  // nobody heard: an uncaught exception of the whole process. A file cut off inside a
+  // character (its last bytes not UTF-8, found when the stream closes) did that.
+  parser.on('error', () => {});
   try {
     // Where each known column is in the file's records (-1: absent).
     let at: number[] | undefined;
