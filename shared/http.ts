@@ -254,14 +254,14 @@ export function createApp<E extends Env>(
   // document only changes with a deploy.
   let document: unknown;
   app.get('/openapi.json', (c) => {
-    document ??= withSecuritySchemes(withOperationNames(
+    document ??= withBodyLimit(withSecuritySchemes(withOperationNames(
       name,
       app.getOpenAPI31Document({
         openapi: '3.1.0',
         info: { title: info.title, version: '1.0.0', description: info.description },
         servers: [{ url: '/functions/v1' }],
       }),
-    ));
+    )));
     return c.json(document as Record<string, unknown>);
   });
   return app;
@@ -286,6 +286,28 @@ export function withOperationNames(fn: string, doc: OpenApiDocument): OpenApiDoc
       if (!operation) continue;
       operation.operationId ??= `${method}${words}`;
       if (!operation.tags?.length) operation.tags = [tag];
+    }
+  }
+  return doc;
+}
+
+/** Every operation that takes a body says it may be answered 413: the limit
+ *  (shared/limits.ts) holds on every route, before the route looks at the body, and a
+ *  route that did not declare it (most did not) left clients unaware of the bound, e.g. a
+ *  knowledge document whose content the schema allows but whose JSON passes 1 MiB. A
+ *  route's own 413 (the import's larger cap) is kept. */
+export function withBodyLimit(doc: OpenApiDocument): OpenApiDocument {
+  for (const item of Object.values(doc.paths ?? {})) {
+    for (const method of HTTP_METHODS) {
+      const operation = item[method];
+      if (!operation?.requestBody || operation.responses?.['413']) continue;
+      operation.responses = {
+        ...operation.responses,
+        413: {
+          description: '`payload_too_large`: the body is larger than MAX_BODY_BYTES (1 MiB by default)',
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+        },
+      };
     }
   }
   return doc;

@@ -1,6 +1,7 @@
 // Every operation of the five functions' OpenAPI documents has an operationId, unique
 // across them all (client generators name their methods by it), and at least one tag
-// (they group by it); a route that names its own keeps it.
+// (they group by it); a route that names its own keeps it. Every operation that takes
+// a body declares the 413 the body limit may answer.
 import { expect, it } from 'vitest';
 import { app as jobs } from '../../functions/jobs/app.ts';
 import { app as tenants } from '../../functions/tenants/app.ts';
@@ -21,6 +22,20 @@ it('names and tags every operation of every function, with ids unique across all
   }
   expect(ids.length).toBeGreaterThanOrEqual(50);
   expect(new Set(ids).size).toBe(ids.length);
+});
+
+it('says on every operation that takes a body that it may be 413, with the error shape', async () => {
+  const bodies = (await operationsOf(apps)).filter(({ op }) => op.requestBody);
+  expect(bodies.length).toBeGreaterThan(40);
+  for (const { path, method, op } of bodies) {
+    expect(op.responses?.['413']?.content?.['application/json']?.schema, `${method} ${path}`)
+      .toEqual({ $ref: '#/components/schemas/Error' });
+  }
+  // The reference resolves in each document.
+  for (const fn of new Set(bodies.map((b) => b.fn))) {
+    const doc = await (await apps[fn as keyof typeof apps].request(`/${fn}/openapi.json`)).json();
+    expect(doc.components?.schemas?.Error, fn).toBeDefined();
+  }
 });
 
 it('derives names from method and path, and keeps what a route declares', () => {

@@ -9,6 +9,8 @@ export type Operation = {
   tags?: string[];
   parameters?: Parameter[];
   security?: Record<string, unknown>[];
+  requestBody?: unknown;
+  responses?: Record<string, { content?: Record<string, { schema?: unknown }> }>;
 };
 export type Documented = { fn: string; app: FetchApp; path: string; method: string; op: Operation };
 
