@@ -9,6 +9,7 @@ import {
   JsonObject,
   PageQuery,
   QueryInteger,
+  QueryTimestamp,
   Text,
   Uuid,
 } from '../../shared/schemas/common.ts';
@@ -260,10 +261,10 @@ export const ListQuery = PageQuery.extend({
   requester: z.union([z.literal('me'), Uuid]).optional(),
   tag: Tag.optional(),
   number: QueryInteger(1, Number.MAX_SAFE_INTEGER).optional(),
-  created_after: IsoTimestamp.optional(),
-  created_before: IsoTimestamp.optional(),
-  updated_after: IsoTimestamp.optional(),
-  updated_before: IsoTimestamp.optional(),
+  created_after: QueryTimestamp.optional(),
+  created_before: QueryTimestamp.optional(),
+  updated_after: QueryTimestamp.optional(),
+  updated_before: QueryTimestamp.optional(),
   sla_breached: bool.optional(),
   q: Text.trim().min(1).max(200).optional().openapi({
     description: 'Full-text search over title, description and tags',

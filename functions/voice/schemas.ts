@@ -3,7 +3,16 @@
 // shapes make bad input a clear 422 before it reaches SQL.
 import { z } from '@hono/zod-openapi';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
-import { CursorParam, IsoTimestamp, JsonObject, QueryInteger, SignedUrlSchema, Text, Uuid } from '../../shared/schemas/common.ts';
+import {
+  CursorParam,
+  IsoTimestamp,
+  JsonObject,
+  QueryInteger,
+  QueryTimestamp,
+  SignedUrlSchema,
+  Text,
+  Uuid,
+} from '../../shared/schemas/common.ts';
 import { MAX_UPLOAD_BYTES } from '../../shared/storage.ts';
 import { CustomFieldValues, DepartmentSchema, PrioritySchema, Tags } from '../../shared/schemas/ticket-fields.ts';
 
@@ -460,8 +469,8 @@ export const CallListQuery = z.object({
   agent_id: Uuid.optional(),
   customer_id: Uuid.optional(),
   status: CallStatus.optional(),
-  started_after: IsoTimestamp.optional(),
-  started_before: IsoTimestamp.optional(),
+  started_after: QueryTimestamp.optional(),
+  started_before: QueryTimestamp.optional(),
   q: Text.min(1).max(200).optional().openapi({ description: 'Words to find in the transcript' }),
   limit: Limit,
   cursor: CursorParam,

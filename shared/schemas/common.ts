@@ -17,6 +17,13 @@ function outsidePostgres(v: string): boolean {
 /** A time with an offset (ISO 8601), in Postgres's range. */
 export const IsoTimestamp = z.iso.datetime({ offset: true })
   .refine((v) => !outsidePostgres(v), 'year 1 or later, offset within ±15:59');
+/** A timestamp in a query string. A `+` offset left unencoded is a space once the query
+ *  is decoded (`…T09:00:00 02:00`), refused before; it is read as the `+` it was, as the
+ *  voice numbers are (functions/voice/schemas.ts). */
+export const QueryTimestamp = z.preprocess(
+  (v) => (typeof v === 'string' ? v.replace(/(T[\d:.]+) (\d\d(?::?\d\d)?)$/, '$1+$2') : v),
+  IsoTimestamp,
+);
 /** A calendar date (YYYY-MM-DD), in Postgres's range. */
 export const IsoDate = z.iso.date().refine((v) => !yearZero(v), 'year 1 or later (Postgres has no year 0)');
 

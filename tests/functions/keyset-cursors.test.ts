@@ -141,12 +141,18 @@ describe('a forged sort value is a 422 naming the cursor, on every list that cas
     }
   });
 
-  it("/tickets by relevance: a created_at that does not exist is refused by name", async () => {
+  it("/tickets by relevance: a created_at that does not exist, or a rank past the type's range, is refused by name", async () => {
     const cursor = (at: string) => encodeCursor(['x', '0.5', at, ID, '', '']);
     const bad = await call(tickets, 'GET', `/tickets?q=printer&cursor=${cursor('2024-02-30T00:00:00.000000Z')}`, {
       token: admin,
     });
     expect([bad.status, bad.body.error?.details?.fields?.[0]?.field]).toEqual([422, 'cursor']);
+    // A rank past double precision's range failed its cast the same way.
+    for (const rank of ['1e400', '1e-400']) {
+      const c = encodeCursor(['x', rank, '2024-02-29T00:00:00.000000Z', ID, '', '']);
+      const r = await call(tickets, 'GET', `/tickets?q=printer&cursor=${c}`, { token: admin });
+      expect([r.status, r.body.error?.details?.fields?.[0]?.field], rank).toEqual([422, 'cursor']);
+    }
     const good = await call(tickets, 'GET', `/tickets?q=printer&cursor=${cursor('2024-02-29T00:00:00.000000Z')}`, {
       token: admin,
     });

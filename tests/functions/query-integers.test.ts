@@ -2,6 +2,8 @@
 // digits only. z.coerce.number read an empty value as 0 (`?after=` on a knowledge
 // document's chunks skipped chunk 0), and `0x10`, `1e1`, ` 1` as numbers; each is now a
 // 422 naming the parameter. Generated from the documents, so a new parameter is covered.
+// And a time in a query whose `+` offset was left unencoded (a space once decoded) is
+// read as the + it was.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { app as jobs } from '../../functions/jobs/app.ts';
 import { app as tenants } from '../../functions/tenants/app.ts';
@@ -73,4 +75,20 @@ it('still reads decimal digits, a leading zero and -1 where allowed', async () =
   expect(first.status, JSON.stringify(first.body)).toBe(200);
   expect(first.body.items[0].ordinal).toBe(0);
   expect((await chunks('0')).body.items.map((c: { ordinal: number }) => c.ordinal)).not.toContain(0);
+});
+
+it("reads a time's + offset left unencoded in the query as the + it was, on the time filters", async () => {
+  const at = '2024-01-01T09:00:00+02:00';
+  for (const [app, path] of [
+    [voice, '/voice/calls?started_after'],
+    [voice, '/voice/calls?started_before'],
+    [tickets, '/tickets?created_after'],
+    [tickets, '/tickets?updated_before'],
+  ] as const) {
+    const plain = await call(app, 'GET', `${path}=${at}`, { token: person });
+    expect([plain.status, Array.isArray(plain.body.items)], `${path} ${JSON.stringify(plain.body)}`).toEqual([200, true]);
+    // A space elsewhere is still no time.
+    const odd = await call(app, 'GET', `${path}=${encodeURIComponent('2024-01-01 09:00:00+02:00')}`, { token: person });
+    expect(odd.status, path).toBe(422);
+  }
 });

@@ -252,7 +252,9 @@ async function resolveFieldFilters(tx: Tx, tenantId: string, filters: ListQuery[
  *  (empty at the start of a phase), then the edge's created_at and id (or empty). */
 type RelevanceCursor = { phase: 'c' | 'x'; last?: [string, string, string]; edge?: [string, string] };
 
-const RANK = /^-?\d+(\.\d+)?(e[-+]?\d+)?$/i;
+/** A rank as the query writes it: the exponent bounded, so the `::double precision` cast
+ *  cannot overflow (1e400 failed there, a 422 naming the body). */
+const RANK = /^-?\d+(\.\d+)?(e[-+]?\d{1,2})?$/i;
 /** created_at as the query writes it (to_char in UTC): an instant that exists, since the
  *  cursor's value goes into a `::timestamptz` cast (30 February failed there, naming the body). */
 const ISO_MICROS = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.\d{6}Z$/;

@@ -320,7 +320,7 @@ function firstBadByte(bytes: Uint8Array): number {
 /** The body as UTF-8 text with its line ends as LF. csv-parse counts a line for each CR
  *  and each LF inside a quoted field, so a CRLF in a cell (Windows tools write them) put
  *  every later record's line one further; with LF alone, its count is the file's lines,
- *  CR-only files (Excel for Mac) included. A cell's CRLF is stored as LF. */
+ *  CR-only files (Excel for Mac) included. A cell's CRLF, or lone CR, is stored as LF. */
 function utf8WithLf(): TransformStream<Uint8Array, string> {
   const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   let linesBefore = 0;
