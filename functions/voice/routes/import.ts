@@ -328,11 +328,13 @@ function utf8WithLf(): TransformStream<Uint8Array, string> {
   // that starts the next.
   let pendingCr = false;
   let held: Uint8Array = new Uint8Array();
+  const afterPendingCr = (text: string) => (pendingCr ? '\r' : '') + text;
+  const toLf = (text: string) => text.replace(/\r\n?/g, '\n');
   const lf = (text: string, last: boolean) => {
-    let t = (pendingCr ? '\r' : '') + text;
+    let t = afterPendingCr(text);
     pendingCr = !last && t.endsWith('\r');
     if (pendingCr) t = t.slice(0, -1);
-    t = t.replace(/\r\n?/g, '\n');
+    t = toLf(t);
     linesBefore += newlinesIn(t);
     return t;
   };
@@ -345,7 +347,7 @@ function utf8WithLf(): TransformStream<Uint8Array, string> {
       // first that is not UTF-8, counted as lines.
       const all = concat(held, bytes ?? new Uint8Array());
       const good = new TextDecoder().decode(all.subarray(0, firstBadByte(all)));
-      throw new NotUtf8(linesBefore + newlinesIn(((pendingCr ? '\r' : '') + good).replace(/\r\n?/g, '\n')) + 1);
+      throw new NotUtf8(linesBefore + newlinesIn(toLf(afterPendingCr(good))) + 1);
     }
     if (bytes) held = unfinishedTail(bytes.length >= 3 ? bytes : concat(held, bytes));
     return lf(text, !bytes);
