@@ -341,12 +341,15 @@ export const CustomerSchema = z.object({
  *  "  "]` as three tags, which a re-import of the same person replaced with one. */
 export const customerTags = (tags: string[]) => [...new Set(tags.map((t) => t.trim()).filter((t) => t !== ''))];
 
+/** A customer's bounds, in characters (the columns' checks); the import checks the same. */
+export const CUSTOMER_MAX = { name: 200, email: 320, notes: 10000, tags: 50, tag: 50 } as const;
+
 const CustomerFields = z.object({
   phone: CanonicalPhone,
-  name: Text.max(200).nullable(),
-  email: z.email().max(320).nullable(),
-  notes: Text.max(10000).nullable(),
-  tags: z.array(Text.max(50)).max(50).transform(customerTags),
+  name: Text.max(CUSTOMER_MAX.name).nullable(),
+  email: z.email().max(CUSTOMER_MAX.email).nullable(),
+  notes: Text.max(CUSTOMER_MAX.notes).nullable(),
+  tags: z.array(Text.max(CUSTOMER_MAX.tag)).max(CUSTOMER_MAX.tags).transform(customerTags),
   user_id: Uuid.nullable(),
   recording_consent: z.boolean(),
   marketing_consent: z.boolean(),

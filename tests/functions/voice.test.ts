@@ -1807,6 +1807,30 @@ describe('customers from CSV', () => {
     expect([r.status, r.body], JSON.stringify(r.body)).toEqual([200, { rows: 1, inserted: 1, updated: 0, unchanged: 0 }]);
   });
 
+  it('counts a cell in characters, as the API does: a name, notes or tag of emoji at its full length is taken', async () => {
+    // An emoji is two UTF-16 units: the import counted 101 of them as a name of 202.
+    const [name, notes, tag] = ['😀'.repeat(200), '🎉'.repeat(10_000), '🏷'.repeat(50)];
+    const full = await importCsv(`phone,name,notes,tags\n+14155552697,${name},${notes},${tag};vip\n`);
+    expect([full.status, full.body], JSON.stringify(full.body).slice(0, 300)).toEqual([
+      200,
+      { rows: 1, inserted: 1, updated: 0, unchanged: 0 },
+    ]);
+    const [row] = await db.sql`select name, notes, tags from public.voice_customers where phone = '+14155552697'`;
+    expect(row).toEqual({ name, notes, tags: [tag, 'vip'] });
+    // The API takes the same, and one more is refused on either path.
+    const api = await call(app, 'POST', '/voice/customers', {
+      token: tok.agent,
+      body: { phone: '+14155552698', name, notes, tags: [tag] },
+    });
+    expect(api.status, JSON.stringify(api.body).slice(0, 300)).toBe(201);
+    const over = await importCsv(`phone,name,notes,tags\n+14155552699,${name}😀,${notes}🎉,${tag}🏷\n`);
+    expect(over.body.error.details.rows).toEqual([
+      { line: 2, field: 'tags', message: 'at most 50 tags of 50 characters' },
+      { line: 2, field: 'name', message: 'at most 200 characters' },
+      { line: 2, field: 'notes', message: 'at most 10000 characters' },
+    ]);
+  });
+
   /** The file's bytes as they are (not necessarily UTF-8), in one request. */
   const importBytes = async (bytes: Uint8Array<ArrayBuffer>) => {
     const res = await app.request('/voice/customers/import', {

@@ -34,8 +34,8 @@ import { ApiError, unprocessable } from '../../../shared/errors.ts';
 import { createRouter, validationError } from '../../../shared/http.ts';
 import { maxImportBodyBytes, mediaTypeOf, type StreamedBody } from '../../../shared/limits.ts';
 import { commonErrors, errorResponse, jsonResponse, Text } from '../../../shared/schemas/common.ts';
-import { firstCharacters } from '../../../shared/text.ts';
-import { customerTags, E164_PATTERN } from '../schemas.ts';
+import { characterCount, firstCharacters } from '../../../shared/text.ts';
+import { CUSTOMER_MAX, customerTags, E164_PATTERN } from '../schemas.ts';
 import type { VoiceHandler } from './common.ts';
 
 const Region = z.string().regex(/^[A-Z]{2}$/).openapi({ description: 'ISO 3166 alpha-2, e.g. FR' });
@@ -80,7 +80,6 @@ const QUOTE_MAX = 200;
 export const BATCH_ROWS = 2_000;
 // Built once: constructing a zod schema per row was a sixth of the import's CPU.
 const Email = z.email();
-const EMAIL_MAX = 320; // the column's own limit
 const TRUE = new Set(['true', 'yes', 'y', '1']);
 const FALSE = new Set(['false', 'no', 'n', '0']);
 
@@ -188,14 +187,19 @@ function checkRow(
     return false;
   };
   const email = r.email || null;
-  if (email && email.length > EMAIL_MAX) problem('email', `at most ${EMAIL_MAX} characters`);
+  // Lengths in characters, as the API's schemas and the columns count them: `.length`
+  // counted an emoji twice, so a name the API took was refused here at half its length.
+  const longer = (v: string | null, max: number) => v !== null && v.length > max && characterCount(v) > max;
+  if (longer(email, CUSTOMER_MAX.email)) problem('email', `at most ${CUSTOMER_MAX.email} characters`);
   else if (email && !Email.safeParse(email).success) problem('email', 'is not an e-mail address');
   const tags = r.tags ? customerTags(r.tags.split(/[;|]/)) : [];
-  if (tags.length > 50 || tags.some((t) => t.length > 50)) problem('tags', 'at most 50 tags of 50 characters');
+  if (tags.length > CUSTOMER_MAX.tags || tags.some((t) => longer(t, CUSTOMER_MAX.tag))) {
+    problem('tags', `at most ${CUSTOMER_MAX.tags} tags of ${CUSTOMER_MAX.tag} characters`);
+  }
   const name = r.name || null;
-  if (name && name.length > 200) problem('name', 'at most 200 characters');
+  if (longer(name, CUSTOMER_MAX.name)) problem('name', `at most ${CUSTOMER_MAX.name} characters`);
   const notes = r.notes || null;
-  if (notes && notes.length > 10000) problem('notes', 'at most 10000 characters');
+  if (longer(notes, CUSTOMER_MAX.notes)) problem('notes', `at most ${CUSTOMER_MAX.notes} characters`);
   if (hasNul(name) || hasNul(notes) || hasNul(email) || tags.some(hasNul)) problem('row', 'must not contain NUL characters');
   const row = {
     phone,
