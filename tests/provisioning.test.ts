@@ -417,6 +417,27 @@ describe('Chatwoot conversations', () => {
     expect(unsigned.status).toBe(401);
     const forged = await call(webhooksApp, 'POST', path, { rawBody: d.body.replace('Wendy', 'Mallory'), headers: d.headers });
     expect(forged.status).toBe(401);
+
+    // A password rotation asked and not yet run keeps the secret (and the owner token the
+    // replies use): the URL token alone still opens nothing, a signed delivery still does.
+    const ownerToken = await tokenForOwner(t);
+    const rotated = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/rotate-credentials`, { token: ownerToken });
+    expect(rotated.status).toBe(202);
+    const meanwhile = await call(webhooksApp, 'POST', path, { rawBody: d.body, headers: { 'x-chatwoot-delivery': 'x2' } });
+    expect(meanwhile.status).toBe(401);
+    const signed = chatwoot.delivery(hooks[0], { ...conversation, id: 4243 });
+    expect((await call(webhooksApp, 'POST', path, { rawBody: signed.body, headers: signed.headers })).status).toBe(200);
+    const before = await decryptJson<Record<string, string>>(row.credentials_encrypted, { tenantId: t.id, service: 'chatwoot' });
+    const [during] = await db.sql`select credentials_encrypted from public.tenant_services where tenant_id = ${t.id} and service = 'chatwoot'`;
+    expect(await decryptJson(during.credentials_encrypted, { tenantId: t.id, service: 'chatwoot' }))
+      .toMatchObject({ access_token: before.access_token, webhook_secret: before.webhook_secret });
+    await drain();
+    const [after] = await db.sql`select state, credentials_encrypted from public.tenant_services where tenant_id = ${t.id} and service = 'chatwoot'`;
+    const rotatedTo = await decryptJson<Record<string, string>>(after.credentials_encrypted, { tenantId: t.id, service: 'chatwoot' });
+    expect(after.state).toBe('active');
+    expect(rotatedTo).toMatchObject({ access_token: before.access_token, webhook_secret: before.webhook_secret });
+    expect(rotatedTo.password).not.toBe(before.password);
+    expect(chatwoot.userByEmail(t.email)!.password).toBe(rotatedTo.password);
   });
 });
 

@@ -127,13 +127,31 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
     async ensure(ctx) {
       if (!ctx.admin) throw new PartnerError('chatwoot', 'the tenant has no admin to own the account', false);
       const knownUser = ctx.externalIds.user_id as number | undefined;
+      const stored = ctx.credentials as ChatwootCredentials | null;
+      // What every checkpoint carries over: the owner token and the webhook's signing
+      // secret. Replies go out with the token and inbound events are checked with the
+      // secret while a rotation runs; a rotation that dropped them failed every reply in
+      // that window for good and let the URL token alone authenticate events.
+      const kept: Pick<ChatwootCredentials, 'access_token' | 'webhook_secret'> = {
+        ...(stored?.access_token ? { access_token: stored.access_token } : {}),
+        ...(stored?.webhook_secret ? { webhook_secret: stored.webhook_secret } : {}),
+      };
+      // A rotation asked for (private.rotate_service_credentials counts them) and not yet
+      // begun: a new password, recorded with the count it answers in one checkpoint.
+      const rotations = Number(ctx.externalIds.password_rotations ?? 0);
+      const rotate = rotations > Number(ctx.externalIds.password_rotated ?? 0);
       // A password is chosen once and recorded before Chatwoot sees it, so a retry sends
       // the same one. Chosen while the user is already known (rotation, or credentials
       // lost), it is applied with a PATCH below.
-      let credentials = ctx.credentials as ChatwootCredentials | null;
-      if (!credentials?.password && !credentials?.existing_login) {
-        credentials = { email: ctx.admin.email, password: generatePassword(), ...(knownUser ? { password_pending: true } : {}) };
-        await ctx.checkpoint({}, credentials as unknown as Record<string, unknown>);
+      let credentials = stored;
+      if (rotate || (!credentials?.password && !credentials?.existing_login)) {
+        credentials = {
+          ...kept,
+          email: ctx.admin.email,
+          password: generatePassword(),
+          ...(knownUser ? { password_pending: true } : {}),
+        };
+        await ctx.checkpoint(rotate ? { password_rotated: rotations } : {}, credentials as unknown as Record<string, unknown>);
       }
       const { body: user } = await call('/platform/api/v1/users', {
         method: 'POST',
@@ -152,16 +170,16 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         // Ours, with a password that may not be the one it has (rotation, or the login made
         // again after credentials said it pre-existed): choose, record, then apply it.
         if (!credentials!.password) {
-          credentials = { email: ctx.admin.email, password: generatePassword(), password_pending: true };
+          credentials = { ...kept, email: ctx.admin.email, password: generatePassword(), password_pending: true };
           await ctx.checkpoint({}, credentials as unknown as Record<string, unknown>);
         }
         await call(`/platform/api/v1/users/${user.id}`, { method: 'PATCH', body: { password: credentials!.password } });
-        credentials = { email: credentials!.email, password: credentials!.password };
+        credentials = { ...kept, email: credentials!.email, password: credentials!.password };
         await ctx.checkpoint({}, credentials as unknown as Record<string, unknown>);
       }
       credentials = created
-        ? { email: ctx.admin.email, password: credentials!.password }
-        : { email: ctx.admin.email, existing_login: true, note: EXISTING_LOGIN_NOTE };
+        ? { ...kept, email: ctx.admin.email, password: credentials!.password }
+        : { ...kept, email: ctx.admin.email, existing_login: true, note: EXISTING_LOGIN_NOTE };
 
       let account = accountId(ctx) ? live(await getAccount(accountId(ctx)!)) : undefined;
       if (!account) {
@@ -197,7 +215,7 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         body: { user_id: user.id, role: 'administrator' },
       });
       const externalIds: Record<string, unknown> = { account_id: account.id, user_id: user.id };
-      const accessToken = user.access_token ?? (ctx.credentials as ChatwootCredentials | null)?.access_token;
+      const accessToken = user.access_token ?? kept.access_token;
       if (config.inboundUrl && accessToken) {
         const hook = await ensureWebhook(ctx, account.id, accessToken);
         externalIds.webhook_id = hook.id;

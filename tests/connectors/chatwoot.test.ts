@@ -59,15 +59,30 @@ describe('the owner login', () => {
     const t = tenant('cw-rot');
     await step(connector(), t, 'ensure');
     const first = t.credentials!.password;
-    t.credentials = null; // what rotate_service_credentials leaves
+    const { access_token, webhook_secret } = t.credentials!;
+    expect([access_token, webhook_secret].every(Boolean)).toBe(true);
+    t.externalIds.password_rotations = 1; // what rotate_service_credentials asks
     cw.server.faults = { ...cw.server.faults, match: /^PATCH \/platform\/api\/v1\/users\//, fail5xx: 1 };
     await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true, status: 503 });
-    expect(t.credentials).toMatchObject({ password_pending: true }); // chosen and recorded, not yet applied
+    // Chosen and recorded with the rotation it answers, not yet applied; the owner token
+    // and the webhook secret stay, for the replies and the inbound events meanwhile.
+    expect(t.credentials).toMatchObject({ password_pending: true, access_token, webhook_secret });
+    expect(t.externalIds.password_rotated).toBe(1);
+    const pending = t.credentials!.password;
     await settle(connector(), t, 'ensure');
     const user = cw.userByEmail(t.admin!.email)!;
     expect(t.credentials!.password).not.toBe(first);
+    expect(t.credentials!.password).toBe(pending); // the retry applied the one recorded
     expect(user.password).toBe(t.credentials!.password);
+    expect(t.credentials).toMatchObject({ access_token, webhook_secret });
     expect(t.credentials!.password_pending).toBeUndefined();
+    // Answered once: a later run changes nothing; a second rotation gives another password.
+    await step(connector(), t, 'ensure');
+    expect(t.credentials!.password).toBe(pending);
+    t.externalIds.password_rotations = 2;
+    await step(connector(), t, 'ensure');
+    expect(t.credentials!.password).not.toBe(pending);
+    expect(cw.userByEmail(t.admin!.email)!.password).toBe(t.credentials!.password);
   });
 
   it('makes no duplicate when answers are lost or slow (5xx, 429 Retry-After, timeout, dropped connection)', async () => {
@@ -111,7 +126,7 @@ describe('the account webhook', () => {
     await step(connector(), t, 'ensure');
     const hook = cw.webhooks.find((w) => w.account_id === t.externalIds.account_id)!;
     hook.subscriptions = ['message_created'];
-    t.credentials = null;
+    t.credentials = null; // credentials lost: the secret is found again with the webhook
     await step(connector(), t, 'ensure');
     expect(hook.subscriptions.sort()).toEqual(['conversation_created', 'conversation_status_changed', 'message_created']);
     expect(t.credentials!.webhook_secret).toBe(hook.secret);

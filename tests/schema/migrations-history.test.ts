@@ -308,8 +308,13 @@ const REDEFINITIONS: Record<string, string[]> = {
     // ... and the images' size as written, for the audit page's bound (issue 14).
     '20261203080200_audit_image_bytes.sql',
   ],
-  // A Chatwoot login that existed before the tenant has no password of ours to rotate (issue 13).
-  'private.rotate_service_credentials': ['20261201151000_chatwoot_rotation_existing_login.sql'],
+  // A Chatwoot login that existed before the tenant has no password of ours to rotate (issue 13);
+  // a rotation is counted, not a clearing of the credentials that hold the owner token and
+  // the webhook secret (issue 14, review of the webhooks).
+  'private.rotate_service_credentials': [
+    '20261201151000_chatwoot_rotation_existing_login.sql',
+    '20261205190000_chatwoot_rotation_keeps_token.sql',
+  ],
   // The caller's team keys through the (tenant_id, user_id) index, not a tenant-wide walk.
   'private.my_team_keys': ['20261201150000_team_keys_by_member_index.sql'],
   // The SLA clock stops while a ticket is pending: due dates keep the paused time, and the
