@@ -8,7 +8,7 @@ import path from 'node:path';
 import { env, envList, isLocalStack } from './env.ts';
 import { jwtSecret, supabaseUrl } from './auth/issuers.ts';
 import { secretEquals } from './auth/service.ts';
-import { ApiError } from './errors.ts';
+import { ApiError, storageUnavailable } from './errors.ts';
 import { readBodyLimited } from './limits.ts';
 
 export interface SignedUrl {
@@ -43,12 +43,30 @@ const UPLOAD_TTL_S = 2 * 3600;
 export const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
 const DOWNLOAD_TTL_S = 300;
 const expiry = (seconds: number) => new Date(Date.now() + seconds * 1000);
+/** The object keys Supabase Storage takes (isValidKey in supabase/storage's
+ *  src/storage/limits.ts): ASCII letters, digits and `_/!-.*'() &$@=;:+,?`. Anything
+ *  else (an accent, a CJK name, `#`, `%`) is 400 InvalidKey there. */
+const STORAGE_KEY = /^[A-Za-z0-9_/!\-.*'() &$@=;:+,?]+$/;
+
 /** Object paths come from the database (<tenant>/<ticket>/<attachment>/<file>); a dot
- *  segment would let a URL climb out of the bucket, so none is ever encoded. */
+ *  segment would let a URL climb out of the bucket, so none is ever encoded. A key
+ *  Storage would refuse is refused here too, on the local folder as on a hosted project. */
 function encodePath(p: string): string {
   const segments = p.split('/');
   if (segments.some((s) => s === '' || s === '.' || s === '..')) throw new Error('invalid object path');
+  if (!STORAGE_KEY.test(p)) throw new Error('invalid object path: a key Supabase Storage refuses');
   return segments.map(encodeURIComponent).join('/');
+}
+
+/** A storage request that failed (Storage down, a timeout, a refusal to sign) is a 503
+ *  to retry, not a 500 or a missing object. */
+export async function fromStorage<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    console.error('[storage] request failed:', err instanceof Error ? err.message : err);
+    throw storageUnavailable();
+  }
 }
 
 // ---------------------------------------------------------------- Supabase Storage

@@ -672,6 +672,25 @@ describe('attachments', () => {
     expect((await call(app, 'GET', `/tickets/${t.id}/attachments/${r.body.attachment.id}`, { token: tok.globexAgent })).status).toBe(404);
   });
 
+  it('takes any file name: the storage key keeps the characters Storage takes, the download keeps the name', async () => {
+    const t = await newTicket();
+    // An accent, CJK, and macOS's screenshot name (a narrow no-break space before PM): each
+    // was the tail of the key, which Supabase Storage refuses (400 InvalidKey), a 500.
+    for (const file_name of ['Rechnung März.pdf', '报告 #1.txt', 'Screenshot 2026-12-05 at 7.12.05\u202fPM.png']) {
+      const bytes = new TextEncoder().encode(file_name);
+      const r = await call(app, 'POST', `/tickets/${t.id}/attachments`, { token: tok.user, body: { file_name, size_bytes: bytes.length } });
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+      expect(r.body.attachment.file_name).toBe(file_name);
+      const [{ path: key }] = await db.sql`select path from public.attachments where tenant_id = ${acme} and id = ${r.body.attachment.id}`;
+      expect(key).toBe(`${acme}/${t.id}/${r.body.attachment.id}/${file_name.replace(/[^A-Za-z0-9_.!*'()-]/g, '_')}`);
+      expect((await handleLocalStorage(new Request(r.body.upload.url, { method: 'PUT', body: bytes }))).status).toBe(200);
+      const got = await call(app, 'GET', `/tickets/${t.id}/attachments/${r.body.attachment.id}`, { token: tok.agent });
+      const download = await handleLocalStorage(new Request(got.body.download.url));
+      expect(new TextDecoder().decode(await download.arrayBuffer())).toBe(file_name);
+      expect(download.headers.get('content-disposition')).toContain(`filename*=UTF-8''${encodeURIComponent(file_name)}`);
+    }
+  });
+
   it("a deleted ticket's files are deleted by storage-delete jobs its delete added (at once, and after the upload URL expired)", async () => {
     const t = await newTicket();
     const objects: string[] = [];

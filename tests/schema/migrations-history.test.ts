@@ -311,6 +311,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   // A Chatwoot login that existed before the tenant has no password of ours to rotate (issue 13);
   // a rotation is counted, not a clearing of the credentials that hold the owner token and
   // the webhook secret (issue 14, review of the webhooks).
+  // An attachment's object key in the characters Supabase Storage takes (issue 14, review
+  // of the tickets function).
+  'private.set_attachment_location': ['20261205191000_attachment_storage_keys.sql'],
   'private.rotate_service_credentials': [
     '20261201151000_chatwoot_rotation_existing_login.sql',
     '20261205190000_chatwoot_rotation_keeps_token.sql',

@@ -8,7 +8,7 @@ import { notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Tables } from '../../../shared/rows.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
-import { objectStorage } from '../../../shared/storage.ts';
+import { fromStorage, objectStorage } from '../../../shared/storage.ts';
 import * as s from '../schemas.ts';
 import { ATTACHMENT_COLUMNS, type AttachmentRow, type TicketsHandler, visibleTicket } from './common.ts';
 
@@ -69,10 +69,10 @@ const register: TicketsHandler<typeof routes.register> = async (c) => {
     return a;
   });
   const { bucket, path, ...attachment } = stored;
-  const upload = await objectStorage().createUploadUrl(bucket, path, {
-    contentType: body.content_type,
-    size: body.size_bytes,
-  });
+  // Storage down or refusing to sign: 503 to retry (the registered row waits, pending).
+  const upload = await fromStorage(() =>
+    objectStorage().createUploadUrl(bucket, path, { contentType: body.content_type, size: body.size_bytes })
+  );
   return c.json({ attachment, upload }, 201);
 };
 
@@ -95,10 +95,12 @@ const read: TicketsHandler<typeof routes.read> = async (c) => {
   });
   const { bucket, path, ...attachment } = stored;
   const download = attachment.status === 'uploaded'
-    ? await objectStorage().createDownloadUrl(bucket, path, {
-      fileName: attachment.file_name,
-      contentType: attachment.content_type,
-    })
+    ? await fromStorage(() =>
+      objectStorage().createDownloadUrl(bucket, path, {
+        fileName: attachment.file_name,
+        contentType: attachment.content_type,
+      })
+    )
     : null;
   return c.json({ attachment, download }, 200);
 };

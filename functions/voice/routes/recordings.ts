@@ -16,7 +16,7 @@ import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { outsideTelephonyTenant, telephonyKeyClaims } from '../../../shared/auth/service.ts';
 import { telephonyWrites } from '../../../shared/db.ts';
-import { ApiError, notFound, storageUnavailable, toApiError } from '../../../shared/errors.ts';
+import { ApiError, notFound, toApiError } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import {
   bodyErrors,
@@ -27,7 +27,7 @@ import {
   unavailableError,
 } from '../../../shared/schemas/common.ts';
 import { security, telephonyErrors } from '../../../shared/schemas/security.ts';
-import { objectStorage } from '../../../shared/storage.ts';
+import { fromStorage, objectStorage } from '../../../shared/storage.ts';
 import * as s from '../schemas.ts';
 import type { VoiceHandler } from './common.ts';
 
@@ -97,17 +97,6 @@ const typeOf = (object: string) =>
 
 const noRecording = (reason: 'none' | 'not_uploaded') =>
   new ApiError(404, 'no_recording', 'The call has no recording in storage', { reason });
-
-/** A storage request that failed (Storage down, a timeout, a refusal to sign) is a 503
- *  to retry, not a 500 or a missing object. */
-async function fromStorage<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    console.error('[voice] storage request failed:', err instanceof Error ? err.message : err);
-    throw storageUnavailable();
-  }
-}
 
 const upload: VoiceHandler<typeof routes.upload> = async (c) => {
   const b = c.req.valid('json');
