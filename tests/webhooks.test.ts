@@ -302,7 +302,9 @@ interface Received { id: string; type: string; ticket: string; verified: boolean
 
 async function receiver(secretRef: { secret?: string }) {
   const received: Received[] = [];
-  const behaviour = { failNext: 0, hangNext: 0 };
+  // failNext answers 503 (with failRetryAfter as its Retry-After, when set); rateLimitNext
+  // answers 429 with retryAfter.
+  const behaviour = { failNext: 0, hangNext: 0, failRetryAfter: '', rateLimitNext: 0, retryAfter: '120' };
   const server = http.createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
@@ -313,7 +315,12 @@ async function receiver(secretRef: { secret?: string }) {
     }
     if (behaviour.failNext > 0) {
       behaviour.failNext--;
-      res.writeHead(503).end('busy');
+      res.writeHead(503, behaviour.failRetryAfter ? { 'retry-after': behaviour.failRetryAfter } : {}).end('busy');
+      return;
+    }
+    if (behaviour.rateLimitNext > 0) {
+      behaviour.rateLimitNext--;
+      res.writeHead(429, { 'retry-after': behaviour.retryAfter }).end('slow down');
       return;
     }
     let verified = false;
@@ -420,7 +427,7 @@ describe('outbound webhooks', () => {
     }
   });
 
-  it('disables an endpoint that keeps failing; an admin sees why and re-enables it', async () => {
+  it('disables an endpoint that keeps failing for a day, not for a burst of failed attempts; an admin sees why and re-enables it', async () => {
     const rx = await receiver({ secret: 'whsec_x' });
     try {
       const reg = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken, body: { url: rx.url, event_types: ['membership.updated'] } });
@@ -428,15 +435,73 @@ describe('outbound webhooks', () => {
       for (let i = 0; i < 3; i++) {
         await db.sql`update public.memberships set role = ${i % 2 ? 'agent' : 'user'} where tenant_id = ${tenants.acme.id} and user_id = ${users.acmeUser.id}`;
       }
-      for (let i = 0; i < 40; i++) {
-        await db.sql`update private.jobs set run_at = now() where task = 'deliver-webhook' and dead_at is null`;
-        if ((await deliverWebhooks({ timeoutMs: 300, budgetMs: 5_000 })).claimed === 0) break;
-      }
-      const [endpoint] = (await call(tenantsApp, 'GET', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken })).body.items
-        .filter((e: { id: string }) => e.id === reg.body.id);
-      expect(endpoint).toMatchObject({ enabled: false, disabled_reason: expect.stringContaining('503') });
+      const failFor = async (rounds: number) => {
+        for (let i = 0; i < rounds; i++) {
+          await db.sql`update private.jobs set run_at = now() where task = 'deliver-webhook' and dead_at is null`;
+          if ((await deliverWebhooks({ timeoutMs: 300, budgetMs: 5_000 })).claimed === 0) break;
+        }
+      };
+      const endpoint = async () =>
+        (await call(tenantsApp, 'GET', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken })).body.items
+          .find((e: { id: string }) => e.id === reg.body.id);
+      // 30 attempts and more within minutes (a receiver down while tickets change): still
+      // enabled, failing since the first.
+      await failFor(40);
+      const burst = await endpoint();
+      expect(burst).toMatchObject({ enabled: true, disabled_reason: null, failing_since: expect.any(String) });
+      expect(burst.consecutive_failures).toBeGreaterThanOrEqual(30);
+      // A day of it: the next failure disables the endpoint, and says since when.
+      await db.sql`update public.webhook_endpoints set failing_since = now() - interval '25 hours' where id = ${reg.body.id}`;
+      await failFor(1);
+      const off = await endpoint();
+      expect(off).toMatchObject({ enabled: false, disabled_reason: expect.stringMatching(/since \d{4}-.*; last: 503$/) });
       const back = await call(tenantsApp, 'PATCH', `/tenants/${tenants.acme.id}/webhooks/${reg.body.id}`, { token: adminToken, body: { enabled: true } });
-      expect(back.body).toMatchObject({ enabled: true, disabled_reason: null, consecutive_failures: 0 });
+      expect(back.body).toMatchObject({ enabled: true, disabled_reason: null, consecutive_failures: 0, failing_since: null });
+    } finally {
+      await rx.close();
+    }
+  });
+
+  it("a receiver's 429 is no failure of the endpoint, and its Retry-After is waited out; a 503's too", async () => {
+    const secretRef: { secret?: string } = {};
+    const rx = await receiver(secretRef);
+    try {
+      const reg = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken, body: { url: rx.url, event_types: ['membership.updated'] } });
+      secretRef.secret = reg.body.secret;
+      await db.sql`update private.jobs set dead_at = now() where task = 'deliver-webhook' and dead_at is null`;
+      await db.sql`update public.memberships set role = 'agent' where tenant_id = ${tenants.acme.id} and user_id = ${users.acmeUser.id}`;
+      const delivery = async () => {
+        const [d] = await db.sql`select d.status, d.attempts, d.last_status_code,
+            extract(epoch from j.run_at - now())::int as wait
+          from private.webhook_deliveries d join private.jobs j on j.job_key = 'delivery:' || d.id
+          where d.endpoint_id = ${reg.body.id}`;
+        const [e] = await db.sql`select consecutive_failures, failing_since from public.webhook_endpoints where id = ${reg.body.id}`;
+        return { ...d, ...e };
+      };
+      rx.behaviour.rateLimitNext = 1;
+      rx.behaviour.retryAfter = '120';
+      await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 });
+      const limited = await delivery();
+      expect(limited).toMatchObject({ status: 'pending', attempts: 1, last_status_code: 429, consecutive_failures: 0, failing_since: null });
+      expect(limited.wait).toBeGreaterThanOrEqual(115); // not the 2 s of the first backoff
+      // Not claimed before then.
+      expect((await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 2_000 })).claimed).toBe(0);
+      // A 503 with a date to come back at: a failure of the endpoint, retried after that date.
+      rx.behaviour.failNext = 1;
+      rx.behaviour.failRetryAfter = new Date(Date.now() + 600_000).toUTCString();
+      await db.sql`update private.jobs set run_at = now() where task = 'deliver-webhook' and dead_at is null`;
+      await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 });
+      const down = await delivery();
+      expect(down).toMatchObject({ status: 'pending', attempts: 2, last_status_code: 503, consecutive_failures: 1 });
+      expect(down.failing_since).not.toBeNull();
+      expect(down.wait).toBeGreaterThanOrEqual(580);
+      // Delivered: the failing period ends.
+      await db.sql`update private.jobs set run_at = now() where task = 'deliver-webhook' and dead_at is null`;
+      await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 });
+      const [done] = await db.sql`select d.status, e.consecutive_failures, e.failing_since
+        from private.webhook_deliveries d join public.webhook_endpoints e on e.id = d.endpoint_id where e.id = ${reg.body.id}`;
+      expect(done).toEqual({ status: 'delivered', consecutive_failures: 0, failing_since: null });
+      expect(rx.received.filter((r) => r.verified)).toHaveLength(1);
     } finally {
       await rx.close();
     }

@@ -938,14 +938,14 @@ isOneToOne: false
                   ]
                 },"webhook_endpoints": {
                   Row: {
-                    "consecutive_failures": number,"created_at": string,"description": string | null,"disabled_reason": string | null,"enabled": boolean,"event_types": (string)[],"id": string,"secret_encrypted": string,"tenant_id": string,"updated_at": string,"url": string
+                    "consecutive_failures": number,"created_at": string,"description": string | null,"disabled_reason": string | null,"enabled": boolean,"event_types": (string)[],"failing_since": string | null,"id": string,"secret_encrypted": string,"tenant_id": string,"updated_at": string,"url": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "consecutive_failures"?: number,"created_at"?: string,"description"?: string | null,"disabled_reason"?: string | null,"enabled"?: boolean,"event_types"?: (string)[],"id"?: string,"secret_encrypted": string,"tenant_id": string,"updated_at"?: string,"url": string
+                    "consecutive_failures"?: number,"created_at"?: string,"description"?: string | null,"disabled_reason"?: string | null,"enabled"?: boolean,"event_types"?: (string)[],"failing_since"?: string | null,"id"?: string,"secret_encrypted": string,"tenant_id": string,"updated_at"?: string,"url": string
                   }
                   Update: {
-                    "consecutive_failures"?: number,"created_at"?: string,"description"?: string | null,"disabled_reason"?: string | null,"enabled"?: boolean,"event_types"?: (string)[],"id"?: string,"secret_encrypted"?: string,"tenant_id"?: string,"updated_at"?: string,"url"?: string
+                    "consecutive_failures"?: number,"created_at"?: string,"description"?: string | null,"disabled_reason"?: string | null,"enabled"?: boolean,"event_types"?: (string)[],"failing_since"?: string | null,"id"?: string,"secret_encrypted"?: string,"tenant_id"?: string,"updated_at"?: string,"url"?: string
                   }
                   Relationships: [
                     {

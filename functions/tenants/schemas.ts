@@ -377,7 +377,10 @@ export const EndpointSchema = z
     event_types: z.array(z.string()),
     enabled: z.boolean(),
     disabled_reason: z.string().nullable(),
-    consecutive_failures: z.number().int(),
+    consecutive_failures: z.number().int().openapi({ description: 'Failed attempts in a row (a 429 is not one)' }),
+    failing_since: Timestamp.nullable().openapi({
+      description: 'When the current run of failures began; after a day of them (and 30 attempts) the endpoint is disabled',
+    }),
     created_at: Timestamp,
     updated_at: Timestamp,
   })

@@ -62,7 +62,9 @@ export interface HttpOptions {
   accept?: number[];
 }
 
-function retryAfter(value: string | null): number | undefined {
+/** A Retry-After header in seconds (it is seconds or an HTTP date); undefined when absent
+ *  or unreadable. */
+export function retryAfter(value: string | null): number | undefined {
   if (!value) return undefined;
   const seconds = Number(value);
   if (Number.isFinite(seconds)) return Math.max(0, seconds);

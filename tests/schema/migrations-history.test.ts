@@ -314,6 +314,10 @@ const REDEFINITIONS: Record<string, string[]> = {
   // An attachment's object key in the characters Supabase Storage takes (issue 14, review
   // of the tickets function).
   'private.set_attachment_location': ['20261205191000_attachment_storage_keys.sql'],
+  // An endpoint disabled after a day of failures, not 30 attempts that parallel queues
+  // spend in seconds; a 429 is no failure of the endpoint (issue 14, review of the webhooks).
+  'private.webhook_endpoint_reenabled': ['20261205192000_webhook_endpoint_failing_since.sql'],
+  'private.record_webhook_attempt': ['20261205192000_webhook_endpoint_failing_since.sql'],
   'private.rotate_service_credentials': [
     '20261201151000_chatwoot_rotation_existing_login.sql',
     '20261205190000_chatwoot_rotation_keeps_token.sql',

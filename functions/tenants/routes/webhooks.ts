@@ -20,6 +20,7 @@ const ENDPOINT_COLUMNS = [
   'enabled',
   'disabled_reason',
   'consecutive_failures',
+  'failing_since',
   'created_at',
   'updated_at',
 ] as const satisfies readonly Column<'webhook_endpoints'>[];

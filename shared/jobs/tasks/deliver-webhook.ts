@@ -4,8 +4,11 @@
 // the attempt (admins read them: GET /tenants/{id}/webhooks/{endpointId}/deliveries).
 // Queued by the outbox (one job per delivery, named queue per endpoint and ordering
 // key), so one ticket's events reach an endpoint in order. At least once: a crash after
-// the POST means one more delivery with the same webhook-id.
+// the POST means one more delivery with the same webhook-id. A receiver's Retry-After
+// (429, 503) is honoured before the retry; a 429 is no failure of the endpoint, which is
+// disabled only after failing a day (private.record_webhook_attempt).
 import { Webhook } from 'standardwebhooks';
+import { retryAfter } from '../../connectors/types.ts';
 import { decryptJson } from '../../crypto.ts';
 import { asService } from '../../db.ts';
 import { resolvedTargetProblem } from '../../webhooks/ssrf.ts';
@@ -43,6 +46,8 @@ export const deliverWebhook: Task<{ delivery_id: number }> = {
     const t0 = Date.now();
     let status: number | null = null;
     let error: string | null = null;
+    /** A receiver that asks for time (429, 503 with Retry-After) gets it before the retry. */
+    let wait: number | undefined;
     const problem = await resolvedTargetProblem(d.url);
     // The secret is sealed for this endpoint of this tenant: one copied in from another
     // row does not open, and nothing is sent (a signature with a foreign secret would be
@@ -76,6 +81,7 @@ export const deliverWebhook: Task<{ delivery_id: number }> = {
           signal: AbortSignal.timeout(deps.webhookTimeoutMs ?? 10_000),
         });
         status = res.status;
+        if (status === 429 || status === 503) wait = retryAfter(res.headers.get('retry-after'));
         await res.body?.cancel();
         if (status < 200 || status > 299) error = `HTTP ${status}`;
       } catch (err) {
@@ -92,7 +98,7 @@ export const deliverWebhook: Task<{ delivery_id: number }> = {
         }, ${final}) as outcome`,
     );
     if (outcome === 'lost') throw new LeaseLost();
-    if (outcome !== 'delivered') throw new JobError(error ?? 'delivery failed');
+    if (outcome !== 'delivered') throw new JobError(error ?? 'delivery failed', { retryAfterSeconds: wait });
     return { delivered: 1 };
   },
 
