@@ -347,6 +347,103 @@ describe('members', () => {
       .toBe(404);
   });
 
+  /** A second admin of acme, with a token, for tests that take the role away again. */
+  async function extraAdmin(email: string): Promise<{ id: string; token: string }> {
+    const [u] = await db.sql`insert into public.users (email) values (${email}) returning id`;
+    await db
+      .sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${u.id}, ${u.id})`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenants.acme.id}, ${u.id}, 'admin')`;
+    return { id: u.id, token: await supabaseToken({ id: u.id, email }, { tenantId: tenants.acme.id }) };
+  }
+  async function pendingEmails(): Promise<string[]> {
+    const r = await call(app, 'GET', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin });
+    expect(r.status).toBe(200);
+    return r.body.items.map((i: { email: string }) => i.email).sort();
+  }
+
+  it("an admin's pending invitations end when they are demoted, removed or deleted; others' stay", async () => {
+    const cases = [
+      { who: 'demoted', end: (id: string) => call(app, 'PATCH', `${base}/${id}`, { token: tok.admin, body: { role: 'agent' } }) },
+      { who: 'removed', end: (id: string) => call(app, 'DELETE', `${base}/${id}`, { token: tok.admin }) },
+      { who: 'leaving', end: (id: string, token: string) => call(app, 'DELETE', `${base}/${id}`, { token }) },
+      { who: 'deleted', end: (id: string) => db.sql`delete from public.users where id = ${id}`.then(() => ({ status: 204 })) },
+    ];
+    for (const { who, end } of cases) {
+      const admin = await extraAdmin(`${who}.admin@acme.test`);
+      const alias = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, {
+        token: admin.token,
+        body: { email: `${who}.alias@elsewhere.test`, role: 'admin' },
+      });
+      expect(alias.status, who).toBe(201);
+      const colleague = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, {
+        token: tok.admin,
+        body: { email: `${who}.colleague@acme.test` },
+      });
+      expect(colleague.status, who).toBe(201);
+      expect(await pendingEmails(), who).toContain(`${who}.alias@elsewhere.test`);
+
+      const ended = await end(admin.id, admin.token);
+      expect([200, 204], who).toContain(ended.status);
+      expect(await pendingEmails(), who).not.toContain(`${who}.alias@elsewhere.test`);
+      expect(await pendingEmails(), who).toContain(`${who}.colleague@acme.test`);
+
+      // The alias, once signed up, finds nothing to accept.
+      const [alias2] = await db.sql`insert into public.users (email) values (${`${who}.alias@elsewhere.test`}) returning id`;
+      await db
+        .sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${alias2.id}, ${alias2.id})`;
+      const aliasToken = await supabaseToken({ id: alias2.id, email: `${who}.alias@elsewhere.test` });
+      const accept = await call(app, 'POST', `/tenants/invitations/${alias.body.id}/accept`, { token: aliasToken });
+      expect([accept.status, errorCode(accept)], who).toEqual([404, 'not_found']);
+      const [m] = await db.sql`select count(*)::int as n from public.memberships where user_id = ${alias2.id}`;
+      expect(m.n, who).toBe(0);
+    }
+    // Accepted invitations are history: a demoted admin's accepted ones stay.
+    const admin = await extraAdmin('history.admin@acme.test');
+    const sent = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, {
+      token: admin.token,
+      body: { email: 'history.hire@acme.test' },
+    });
+    await db.sql`update public.invitations set accepted_at = now(), accepted_by = ${admin.id}
+      where tenant_id = ${tenants.acme.id} and id = ${sent.body.id}`;
+    expect((await call(app, 'PATCH', `${base}/${admin.id}`, { token: tok.admin, body: { role: 'user' } })).status).toBe(200);
+    const [kept] = await db.sql`select count(*)::int as n from public.invitations where id = ${sent.body.id}`;
+    expect(kept.n).toBe(1);
+  });
+
+  it('an expired invitation is not pending: not listed, not accepted, and inviting the address again replaces it', async () => {
+    const [old] = await db.sql`
+      insert into public.invitations (tenant_id, email, role, expires_at)
+      values (${tenants.acme.id}, 'late@acme.test', 'admin', now() - interval '1 day') returning id`;
+    expect(await pendingEmails()).not.toContain('late@acme.test');
+    const again = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, {
+      token: tok.admin,
+      body: { email: 'Late@acme.test', role: 'user' },
+    });
+    expect(again.status).toBe(201);
+    expect(again.body).toMatchObject({ email: 'late@acme.test', role: 'user', accepted_at: null });
+    expect(await pendingEmails()).toContain('late@acme.test');
+    const rows = await db.sql`select id from public.invitations where tenant_id = ${tenants.acme.id} and email = 'late@acme.test'`;
+    expect(rows.map((r) => r.id)).toEqual([again.body.id]);
+    expect(again.body.id).not.toBe(old.id);
+    // One that has not expired still refuses a second one (409), as before.
+    const dup = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, {
+      token: tok.admin,
+      body: { email: 'late@acme.test' },
+    });
+    expect([dup.status, errorCode(dup)]).toEqual([409, 'already_exists']);
+    // Another tenant's admin inviting the same address replaces nothing of acme's.
+    const [gone] = await db.sql`
+      insert into public.invitations (tenant_id, email, expires_at)
+      values (${tenants.acme.id}, 'gone@acme.test', now() - interval '1 day') returning id`;
+    const globex = await call(app, 'POST', `/tenants/${tenants.globex.id}/invitations`, {
+      token: tok.globexAdmin,
+      body: { email: 'gone@acme.test' },
+    });
+    expect(globex.status).toBe(201);
+    const [kept] = await db.sql`select count(*)::int as n from public.invitations where id = ${gone.id}`;
+    expect(kept.n).toBe(1);
+  });
+
   it('never removes or demotes the last admin', async () => {
     const demote = await call(app, 'PATCH', `${base}/${users.acmeAdmin.id}`, { token: tok.admin, body: { role: 'agent' } });
     expect([demote.status, errorCode(demote)]).toEqual([409, 'conflict']);

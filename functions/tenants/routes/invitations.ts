@@ -60,7 +60,7 @@ export function registerInvitations(app: TenantsApp): void {
     createRoute({
       method: 'get',
       path: '/{tenantId}/invitations',
-      summary: "List a tenant's pending invitations (admins)",
+      summary: "List a tenant's pending invitations, expired ones left out (admins)",
       security,
       middleware: needs.tenantRole('admin'),
       request: { params: s.TenantIdParam },
@@ -74,7 +74,7 @@ export function registerInvitations(app: TenantsApp): void {
       const items = await callerDb(c, tenantId, (tx) =>
         tx<InvitationRow>`
           select ${tx.columns(INVITATION_COLUMNS)} from public.invitations
-          where tenant_id = ${tenantId} and accepted_at is null
+          where tenant_id = ${tenantId} and accepted_at is null and expires_at > now()
           order by created_at desc
         `);
       return c.json({ items }, 200);
