@@ -230,6 +230,33 @@ describe('tenant lifecycle', () => {
       deleted_at: null,
     });
   });
+
+  it("resume and restore give back what the suspension or deletion took: not a service its admins turned off, nor one the plan dropped", async () => {
+    const [t] = await db.sql`insert into public.tenants (name, slug, plan) values ('Resumed', 'resumed', 'starter') returning id`;
+    await db.sql`insert into public.tenant_services (tenant_id, service) select ${t.id}, s from unnest(array['chatwoot', 'botpress', 'n8n', 'odoo']) s`;
+    // Its admins turned n8n off (a removal of theirs has no remove_after).
+    await db.sql`update public.tenant_services set desired_state = 'removed' where tenant_id = ${t.id} and service = 'n8n'`;
+    const desired = async () =>
+      Object.fromEntries(
+        (await db.sql`select service, desired_state, remove_after is not null as timed from public.tenant_services where tenant_id = ${t.id}`)
+          .map((r) => [r.service, r.timed ? `${r.desired_state} later` : r.desired_state]),
+      );
+    const path = `/tenants/${t.id}`;
+    expect((await call(app, 'POST', `${path}/suspend`, { token: tok.super })).status).toBe(200);
+    expect(await desired()).toEqual({ chatwoot: 'suspended', botpress: 'suspended', n8n: 'removed', odoo: 'suspended' });
+    // While suspended, an override takes Odoo out of its plan: the resume still succeeds.
+    await db.sql`insert into private.tenant_plan_overrides (tenant_id, features) values (${t.id}, '{"odoo": false}')`;
+    const resumed = await call(app, 'POST', `${path}/resume`, { token: tok.super });
+    expect([resumed.status, resumed.body.status]).toEqual([200, 'active']);
+    expect(await desired()).toEqual({ chatwoot: 'active', botpress: 'active', n8n: 'removed', odoo: 'suspended' });
+
+    expect((await call(app, 'DELETE', path, { token: tok.super })).status).toBe(200);
+    expect(await desired()).toEqual({ chatwoot: 'removed later', botpress: 'removed later', n8n: 'removed', odoo: 'removed later' });
+    await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${t.id}`;
+    const restored = await call(app, 'POST', `${path}/resume`, { token: tok.super });
+    expect([restored.status, restored.body.status]).toEqual([200, 'active']);
+    expect(await desired()).toEqual({ chatwoot: 'active', botpress: 'active', n8n: 'removed', odoo: 'active' });
+  });
 });
 
 describe('members', () => {

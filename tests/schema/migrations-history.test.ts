@@ -318,6 +318,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   // spend in seconds; a 429 is no failure of the endpoint (issue 14, review of the webhooks).
   'private.webhook_endpoint_reenabled': ['20261205192000_webhook_endpoint_failing_since.sql'],
   'private.record_webhook_attempt': ['20261205192000_webhook_endpoint_failing_since.sql'],
+  // A tenant turning active restores only what its suspension or deletion took, and not
+  // a service its plan no longer includes (issue 14, review of the tenants function).
+  'private.tenant_status_to_services': ['20261205201000_resume_restores_what_suspension_took.sql'],
   'private.rotate_service_credentials': [
     '20261201151000_chatwoot_rotation_existing_login.sql',
     '20261205190000_chatwoot_rotation_keeps_token.sql',
