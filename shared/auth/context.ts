@@ -57,6 +57,9 @@ export interface TenantNeed {
   tenantId?: string;
   minRole: TenantRole;
   write?: boolean;
+  /** A write that takes access away (revoking an API key): counted as a write, and
+   *  allowed while the tenant is suspended. */
+  whileSuspended?: boolean;
   /** The API-key scope the route needs; a route without one refuses API keys. */
   scope?: Scope;
   /** A feature the plan of the tenant the request acts in must include (403
@@ -114,13 +117,14 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
       const verifyKey = key
         ? tx`private.verify_api_key(${key.id}::uuid, ${key.secretSha256}, ${need?.scope ?? null}::text)`
         : tx`null::jsonb`;
+      const refusedIfSuspended = !!need?.write && !need.whileSuspended;
       const access = !need
         ? tx`null::jsonb`
         : need.tenantId !== undefined
-        ? tx`private.tenant_access(${need.tenantId}::uuid, ${need.minRole}, ${need.write ?? false})`
-        : tx`private.tenant_access(private.request_tenant_id(${c.req.header('x-tenant-id') ?? null}::text), ${need.minRole}, ${
-          need.write ?? false
-        })`;
+        ? tx`private.tenant_access(${need.tenantId}::uuid, ${need.minRole}, ${refusedIfSuspended})`
+        : tx`private.tenant_access(private.request_tenant_id(${
+          c.req.header('x-tenant-id') ?? null
+        }::text), ${need.minRole}, ${refusedIfSuspended})`;
       // The caller's context (private.caller_context: user, admin flag, memberships with
       // their tenants) is read once per transaction and cached there for the policies
       // and helpers of the rest of the request; this statement reads it, and no row

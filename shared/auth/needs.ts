@@ -22,6 +22,8 @@ export type { TenantEnv } from './context.ts';
 export interface RoleOptions {
   /** A write: refused while the tenant is suspended. */
   write?: boolean;
+  /** With `write`: a write that takes access away, allowed while the tenant is suspended. */
+  whileSuspended?: boolean;
   /** Only platform super-admins, once the tenant is known to be visible (a 404 first). */
   platformAdmin?: boolean;
   /** A feature the tenant's plan must include (private.require_feature: 403
@@ -65,7 +67,7 @@ export const needs = {
     return (c, next) => {
       const id = Uuid.safeParse(c.req.param('tenantId'));
       const signedIn: MiddlewareHandler = id.success
-        ? requireUser({ tenantId: id.data, minRole, write: opts.write, scope: opts.scope })
+        ? requireUser({ tenantId: id.data, minRole, write: opts.write, whileSuspended: opts.whileSuspended, scope: opts.scope })
         : unchecked;
       return signedIn(c, async () => {
         if (!id.success) {

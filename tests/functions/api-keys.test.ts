@@ -10,10 +10,10 @@ import { app as voiceApp } from '../../functions/voice/app.ts';
 import { API_KEY_SCOPES, type Scope } from '../../shared/auth/api-keys.ts';
 import { closeDb, observeStatements } from '../../shared/db.ts';
 import { captureRequestLog } from '../../shared/request-log.ts';
-import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { earlyInMinute } from '../helpers/minute.ts';
-import { teams, tenants, users } from '../helpers/seed.ts';
+import { supabaseClaims, teams, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
 
 type App = { request: (input: string, init?: RequestInit) => Response | Promise<Response> };
@@ -163,6 +163,41 @@ describe('creating, listing and revoking keys', () => {
     await expect(db.sql`update public.api_keys set revoked_at = null where id = ${id}`).rejects.toMatchObject({ code: 'PT409' });
     const listedAfter = await call(tenantsApp, 'GET', `/tenants/${acme}/api-keys`, { token: tok.admin });
     expect(listedAfter.body.items.find((k: { id: string }) => k.id === id).revoked_at).not.toBeNull();
+  });
+
+  it("a suspended tenant's admins can still revoke its keys, and nothing else changes", async () => {
+    const { id, key } = await createKey(globex, tok.globexAdmin, { scopes: ['tickets:read'] });
+    const globexUser = await supabaseToken(users.globexUser, { tenantId: globex });
+    await db.sql`update public.tenants set status = 'suspended' where id = ${globex}`;
+    try {
+      // Suspended is read-only: the key still reads, and other writes are refused.
+      expect((await call(ticketsApp, 'GET', `/tickets/${globexTicket}`, { token: key })).status).toBe(200);
+      const create = await call(tenantsApp, 'POST', `/tenants/${globex}/api-keys`, {
+        token: tok.globexAdmin,
+        body: { name: 'more', scopes: ['tickets:read'] },
+      });
+      expect([create.status, errorCode(create)]).toEqual([403, 'tenant_suspended']);
+      // Only its admins revoke, and only its keys.
+      const byUser = await call(tenantsApp, 'DELETE', `/tenants/${globex}/api-keys/${id}`, { token: globexUser });
+      expect(byUser.status).toBe(403);
+      expect((await call(tenantsApp, 'DELETE', `/tenants/${globex}/api-keys/${id}`, { token: tok.admin })).status).toBe(404);
+      expect((await call(tenantsApp, 'DELETE', `/tenants/${acme}/api-keys/${id}`, { token: tok.admin })).status).toBe(404);
+      const [untouched] = await db.sql`select revoked_at from public.api_keys where id = ${id}`;
+      expect(untouched.revoked_at).toBeNull();
+
+      const revoke = await call(tenantsApp, 'DELETE', `/tenants/${globex}/api-keys/${id}`, { token: tok.globexAdmin });
+      expect(revoke.status).toBe(204);
+      const after = await call(ticketsApp, 'GET', `/tickets/${globexTicket}`, { token: key });
+      expect([after.status, errorCode(after)]).toEqual([401, 'api_key_revoked']);
+      const [row] = await db.sql`select revoked_at from public.api_keys where id = ${id}`;
+      expect(row.revoked_at).not.toBeNull();
+      // Renaming is no revocation: still refused while suspended.
+      const rename = await probeAs(db.sql, 'authenticated', supabaseClaims(users.globexAdmin, globex), (tx) =>
+        tx`update public.api_keys set name = 'renamed' where id = ${id} returning id`);
+      expect(rename).toEqual({ ok: true, value: [] });
+    } finally {
+      await db.sql`update public.tenants set status = 'active' where id = ${globex}`;
+    }
   });
 
   it('refuses an expired key on the next request, and a wrong or malformed one alike', async () => {

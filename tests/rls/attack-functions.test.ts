@@ -72,6 +72,8 @@ const SAFE: Record<string, string> = {
     'security invoker: reads the template, the ticket and the people under the caller\'s own RLS',
   'private.retry_tenant_service(p_tenant_id uuid, p_service text)': "checks tenant_ids('admin', writable)",
   'private.reveal_service_credentials(p_tenant_id uuid, p_service text)': "checks tenant_ids('admin')",
+  'private.revoke_api_key(p_tenant_id uuid, p_key_id uuid)':
+    "checks tenant_ids('admin') (suspended too) first; null for anyone else, whether the key exists or not",
   'private.request_tenant_id(p_name text)': "resolves a name only among the caller's own tenants (tenant_ids); any other uuid is echoed unchecked, a slug of another tenant is the nil id",
   'private.role_in(p_tenant_id uuid)': "the caller's own role, narrowed to the tenants their token allows",
   'private.role_rank(p_role text)': 'pure: a role name to its rank',

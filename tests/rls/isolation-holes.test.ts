@@ -232,6 +232,7 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'entitlements_of(uuid)', 'require_feature(uuid,text)', 'tenant_usage(uuid)', // members (usage: admins) or platform admins
       'set_tenant_entitlements(uuid,jsonb,jsonb,jsonb)', // platform admins only
       'create_api_key(uuid,text,text[],timestamp with time zone,text)', 'api_keys_last_used(uuid)', // admins of the tenant
+      'revoke_api_key(uuid,uuid)', // admins of the tenant (suspended too) or platform admins first; null otherwise
       'verify_api_key(uuid,text,text)', // the key whose secret the caller holds; the same 401 for any other id
     ].map((f) => `private.${f}`).sort();
     const rows = await db.sql`

@@ -116,22 +116,22 @@ export function registerApiKeys(app: TenantsApp): void {
     createRoute({
       method: 'delete',
       path: '/{tenantId}/api-keys/{keyId}',
-      summary: 'Revoke an API key (admins): refused from the very next request',
+      summary: 'Revoke an API key (admins, also while the tenant is suspended): refused from the very next request',
       security,
-      middleware: needs.tenantRole('admin', { write: true }),
+      middleware: needs.tenantRole('admin', { write: true, whileSuspended: true }),
       request: { params: ApiKeyParam },
       responses: { 204: { description: 'Revoked (or already revoked)' }, ...commonErrors },
     }),
     async (c) => {
       const { tenantId, keyId } = c.req.valid('param');
-      const revoked = await callerDb(
+      // Through the database's function: the update policy admits writable tenants only,
+      // and a suspended tenant's leaked key must still be stoppable.
+      const [{ id }] = await callerDb(
         c,
         tenantId,
-        (tx) =>
-          tx`update public.api_keys set revoked_at = coalesce(revoked_at, now())
-             where tenant_id = ${tenantId} and id = ${keyId} returning id`,
+        (tx) => tx<{ id: string | null }>`select private.revoke_api_key(${tenantId}, ${keyId}) as id`,
       );
-      if (!revoked.length) throw notFound('API key');
+      if (!id) throw notFound('API key');
       return c.body(null, 204);
     },
   );
