@@ -536,6 +536,18 @@ describe('merge, delete, restore', () => {
     expect(target.timeline.map((e: { type: string }) => e.type)).toContain('merged');
     expect((await call(app, 'POST', `/tickets/${a.id}/merge`, { token: tok.agent, body: { into: b.id } })).status).toBe(409);
     expect((await call(app, 'POST', `/tickets/${b.id}/merge`, { token: tok.agent, body: { into: b.id } })).status).toBe(409);
+    // A merged ticket stays closed: reopening it is a refused transition, like any other.
+    for (const status of ['open', 'resolved']) {
+      const reopen = await call(app, 'POST', `/tickets/${a.id}/status`, { token: tok.agent, body: { status } });
+      expect([reopen.status, reopen.body.error]).toMatchObject([409, {
+        code: 'invalid_transition',
+        details: { from: 'closed', to: status, allowed: [], merged_into_id: b.id },
+      }]);
+    }
+    // The database says the same to a client writing the table (PostgREST).
+    const direct = await db.sql`update public.tickets set status = 'open' where id = ${a.id}`.catch((e) => e);
+    expect([direct.code, JSON.parse(direct.detail).code]).toEqual(['PT409', 'invalid_transition']);
+    expect((await call(app, 'GET', `/tickets/${a.id}`, { token: tok.agent })).body).toMatchObject({ status: 'closed', merged_into_id: b.id });
     expect((await call(app, 'POST', `/tickets/${b.id}/merge`, { token: tok.user, body: { into: a.id } })).status).toBe(403);
     // Another customer's ticket: merging would show one customer the other's messages.
     const other = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Phoned in by admin', requester_id: users.acmeAdmin.id, team_id: teams.acme } });
