@@ -10,6 +10,7 @@ import { runJobs } from '../../shared/jobs/runner.ts';
 import { handleLocalStorage } from '../../shared/storage.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { teams, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
@@ -317,6 +318,34 @@ describe('assignment', () => {
     } finally {
       await db.sql`update public.memberships set available = true where tenant_id = ${acme} and user_id = ${agent2.id}`;
     }
+  });
+
+  it("a new team's pick does not overwrite an assignment made while it waited for the team", async () => {
+    const [team] = await db.sql`insert into public.teams (tenant_id, name, department, auto_assign) values (${acme}, 'Busy desk', 'support', 'round_robin') returning id`;
+    await db.sql`insert into public.team_members (tenant_id, team_id, user_id) values (${acme}, ${team.id}, ${agent2.id})`;
+    const t = await newTicket();
+    await db.sql`update public.tickets set assigned_to = null where id = ${t.id}`;
+    // Another request holds the team (as a create picking in it does); the hand-off reads
+    // the ticket unassigned, then waits for the team.
+    const holder = await db.sql.reserve();
+    try {
+      await holder`begin`;
+      await holder`select 1 from public.teams where id = ${team.id} for no key update`;
+      const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+      const moved = call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.admin, body: { team_id: team.id } });
+      expect(await someoneWaitsFor(db.sql, pid)).toBe(true);
+      // Meanwhile someone assigns the ticket.
+      await db.sql`update public.tickets set assigned_to = ${users.acmeAdmin.id} where id = ${t.id}`;
+      await holder`commit`;
+      const r = await moved;
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body).toMatchObject({ team_id: team.id, assigned_to: users.acmeAdmin.id });
+    } finally {
+      await holder`rollback`.catch(() => undefined);
+      holder.release();
+    }
+    const [row] = await db.sql`select assigned_to, team_id from public.tickets where id = ${t.id}`;
+    expect(row).toEqual({ assigned_to: users.acmeAdmin.id, team_id: team.id });
   });
 
   it('least-open picks the agent with the fewest open tickets', async () => {

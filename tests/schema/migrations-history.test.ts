@@ -266,7 +266,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   // ... and nothing for an API caller outside the tenant: the policy refuses (issues 14, 15).
   'private.claim_voice_number': ['20261202190500_voice_numbers_review.sql', '20261203234000_plan_checks_for_outsiders.sql'],
   // Auto-assigns a ticket that gains a team with no assignee (issue 11 §4).
-  'private.hand_off_ticket': ['20261201091000_department_routing.sql'],
+  // Later: a team's pick goes only to a ticket still unassigned, so an assignment made
+  // while the hand-off waited for the team stays (issue 14, review of the tickets function).
+  'private.hand_off_ticket': ['20261201091000_department_routing.sql', '20261205204000_hand_off_keeps_concurrent_assignment.sql'],
   // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).
   'private.webhook_outbox': ['20261201093000_api_timestamps.sql', '20261201099100_outbox_listener_first.sql'],
   // The same answers from the caller's context, read once per transaction (issue 12).
