@@ -172,19 +172,20 @@ const update: TicketsHandler<typeof routes.update> = async (c) => {
   const b = c.req.valid('json');
   const access = c.var.access;
   const rule = await callerDb(c, access.tenantId, async (tx) => {
-    const current = await readRule(tx, access.tenantId, ruleId);
-    // Only what the body names changes; the database checks the whole (timing,
+    await readRule(tx, access.tenantId, ruleId);
+    // Only what the body names changes, written over the row as it is when locked (a
+    // concurrent change to another field stays); the database checks the whole (timing,
     // conditions and actions), so a rule never becomes inconsistent.
     await tx`
       update public.automation_rules set
-        name = ${b.name ?? current.name},
-        description = ${b.description === undefined ? current.description : b.description},
-        event = ${b.event ?? current.event},
-        after_minutes = ${b.after_minutes === undefined ? current.after_minutes : b.after_minutes},
-        conditions = ${tx.json(b.conditions ?? current.conditions)},
-        actions = ${tx.json(b.actions ?? current.actions)},
-        position = ${b.position ?? current.position},
-        active = ${b.active ?? current.active}
+        name = coalesce(${b.name ?? null}::text, name),
+        description = case when ${'description' in b} then ${b.description ?? null}::text else description end,
+        event = coalesce(${b.event ?? null}::text, event),
+        after_minutes = case when ${'after_minutes' in b} then ${b.after_minutes ?? null}::integer else after_minutes end,
+        conditions = coalesce(${b.conditions ? tx.json(b.conditions) : null}::jsonb, conditions),
+        actions = coalesce(${b.actions ? tx.json(b.actions) : null}::jsonb, actions),
+        position = coalesce(${b.position ?? null}::integer, position),
+        active = coalesce(${b.active ?? null}::boolean, active)
       where tenant_id = ${access.tenantId} and id = ${ruleId}
     `;
     return await readRule(tx, access.tenantId, ruleId);

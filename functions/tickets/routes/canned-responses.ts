@@ -137,11 +137,13 @@ const update: TicketsHandler<typeof routes.update> = async (c) => {
   const access = c.var.access;
   const row = await callerDb(c, access.tenantId, async (tx) => {
     const current = await visibleCanned(tx, access.tenantId, cannedId);
+    // Only what the body names is written, over the row as it is when locked: a
+    // concurrent change to another field stays (no read-then-write of every column).
     const [r] = await tx<CannedRow>`
       update public.canned_responses set
-        short_code = ${body.short_code ?? current.short_code},
-        title = ${body.title ?? current.title},
-        body = ${body.body ?? current.body}
+        short_code = coalesce(${body.short_code ?? null}::text, short_code),
+        title = coalesce(${body.title ?? null}::text, title),
+        body = coalesce(${body.body ?? null}::text, body)
       where tenant_id = ${access.tenantId} and id = ${cannedId}
       returning ${tx.columns(CANNED_COLUMNS)}
     `;

@@ -140,12 +140,14 @@ const update: TicketsHandler<typeof routes.update> = async (c) => {
   const body = c.req.valid('json');
   const access = c.var.access;
   const row = await callerDb(c, access.tenantId, async (tx) => {
-    const current = await visibleMacro(tx, access.tenantId, macroId);
+    await visibleMacro(tx, access.tenantId, macroId);
+    // Only what the body names is written, over the row as it is when locked: a
+    // concurrent change to another field stays (no read-then-write of every column).
     const [m] = await tx<MacroRow>`
       update public.macros set
-        name = ${body.name ?? current.name},
-        description = ${body.description === undefined ? current.description : body.description},
-        actions = ${tx.json(body.actions ?? current.actions)}
+        name = coalesce(${body.name ?? null}::text, name),
+        description = case when ${'description' in body} then ${body.description ?? null}::text else description end,
+        actions = coalesce(${body.actions ? tx.json(body.actions) : null}::jsonb, actions)
       where tenant_id = ${access.tenantId} and id = ${macroId}
       returning ${tx.columns(MACRO_COLUMNS)}
     `;
