@@ -175,6 +175,48 @@ describe('Clerk (Svix signatures)', () => {
   });
 });
 
+describe('Clerk events out of order', () => {
+  const base = Date.now() - 60_000;
+  const at = (step: number) => base + step * 1000;
+  const member = (type: string, timestamp: number, role = 'org:admin') => ({
+    type,
+    timestamp,
+    data: { id: 'orgmem_late', role, organization: { id: 'org_late' }, public_user_data: { user_id: 'user_late', identifier: 'late@late.test' } },
+  });
+
+  it('an event older than one already applied to the same object changes nothing', async () => {
+    await sendClerk(clerkRequest({ type: 'organization.created', timestamp: at(0), data: { id: 'org_late', name: 'Late Ltd', slug: 'late-ltd' } }));
+    await sendClerk(clerkRequest({ ...clerkUser('user_late', 'late@late.test', 'Lara'), timestamp: at(1) }));
+    const [t] = await db.sql`select l.tenant_id as id from public.tenant_org_links l where l.org_id = 'org_late'`;
+    const [u] = await db.sql`select id from public.users where email = 'late@late.test'`;
+    const role = async () => (await db.sql`select role from public.memberships where tenant_id = ${t.id} and user_id = ${u.id}`)[0]?.role ?? null;
+
+    // The membership's creation failed its first attempts; Clerk's removal of it arrived
+    // first. The created event, retried later, is older than the removal: ignored.
+    expect((await sendClerk(clerkRequest(member('organizationMembership.deleted', at(4))))).status).toBe(200);
+    const late = await sendClerk(clerkRequest(member('organizationMembership.created', at(2))));
+    expect([late.status, late.body.outcome]).toEqual([200, 'ignored']);
+    expect(await role()).toBeNull();
+
+    // A newer one applies; an older role change after it does not.
+    expect((await sendClerk(clerkRequest(member('organizationMembership.created', at(5), 'org:member')))).body.outcome).toBe('applied');
+    expect(await role()).toBe('user');
+    expect((await sendClerk(clerkRequest(member('organizationMembership.updated', at(3))))).body.outcome).toBe('ignored');
+    expect(await role()).toBe('user');
+
+    // A user deleted in Clerk is not brought back by an update sent before the deletion.
+    expect((await sendClerk(clerkRequest({ type: 'user.deleted', timestamp: at(7), data: { id: 'user_late', deleted: true } }))).body.outcome).toBe('applied');
+    const stale = await sendClerk(clerkRequest({ ...clerkUser('user_late', 'late@late.test', 'Lara'), type: 'user.updated', timestamp: at(6) }));
+    expect(stale.body.outcome).toBe('ignored');
+    expect((await db.sql`select status from public.users where id = ${u.id}`)[0].status).toBe('deleted');
+    expect(await role()).toBeNull();
+
+    // Events of different objects do not hold each other back.
+    const other = await sendClerk(clerkRequest({ ...clerkUser('user_other_late', 'other@late.test'), timestamp: at(0) }));
+    expect(other.body.outcome).toBe('applied');
+  });
+});
+
 // ---------------------------------------------------------------- Supabase Auth
 
 describe('Supabase Auth', () => {

@@ -115,9 +115,37 @@ function slugFor(data: Payload): string {
   return (base.length >= 3 ? base : `org-${base}`).replace(/-+/g, '-');
 }
 
+/** The object a Clerk event is about, as private.clerk_object_versions names it; null
+ *  for events this sync does not apply. */
+function clerkObject(type: string, d: Payload, orgsAsTenants: boolean): string | null {
+  const [kind] = type.split('.');
+  if (kind === 'user') return `user:${d.id}`;
+  if (kind === 'organization') return orgsAsTenants ? `organization:${d.id}` : null;
+  if (kind === 'organizationMembership') return `membership:${d.organization?.id}:${d.public_user_data?.user_id}`;
+  return null;
+}
+
+/** Whether this event is no older than the newest applied to its object (and, if so, it
+ *  becomes that newest, under the object's row lock for the rest of the transaction).
+ *  Svix retries an event for days, after the ones that followed it: a late
+ *  organizationMembership.created must not undo the .deleted that came after it. An event
+ *  without its time (Clerk always sends one) is applied as it comes. */
+async function newestForObject(tx: Tx, event: ClerkEvent, object: string | null): Promise<boolean> {
+  const at = event.timestamp;
+  if (object === null || typeof at !== 'number' || !Number.isFinite(at) || at <= 0) return true;
+  const [fresh] = await tx`
+    insert into private.clerk_object_versions (issuer, object, event_at)
+    values (${issuer()}, ${object.slice(0, 300)}, to_timestamp(${at}::double precision / 1000))
+    on conflict (issuer, object) do update set event_at = excluded.event_at
+      where clerk_object_versions.event_at <= excluded.event_at
+    returning 1 as fresh`;
+  return !!fresh;
+}
+
 export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'applied' | 'ignored'> {
   const d = event.data ?? {};
   const orgsAsTenants = env('CLERK_ORGS_AS_TENANTS') !== 'false';
+  if (!(await newestForObject(tx, event, clerkObject(event.type, d, orgsAsTenants)))) return 'ignored';
   switch (event.type) {
     case 'user.created':
     case 'user.updated':
