@@ -531,6 +531,20 @@ describe('SLA', () => {
       const bad = await call(app, 'PUT', '/tickets/sla-policies/high', { token: tok.admin, body: { first_response_minutes: 60, resolution_minutes: 480, business_hours } });
       expect(bad.status, JSON.stringify(business_hours)).toBe(422);
     }
+    // An unknown time zone and a target the hours cannot reach in ten years are named.
+    const mars = await call(app, 'PUT', '/tickets/sla-policies/high', { token: tok.admin, body: { first_response_minutes: 60, resolution_minutes: 480, business_hours: { timezone: 'Mars/Olympus' } } });
+    expect(mars.body.error.details.fields).toEqual([{ field: 'business_hours.timezone', message: expect.stringContaining('time zone') }]);
+    const weekly = { timezone: 'UTC', days: [1], start: '09:00', end: '10:00' };
+    const far = await call(app, 'PUT', '/tickets/sla-policies/high', { token: tok.admin, body: { first_response_minutes: 60, resolution_minutes: 525_600, business_hours: weekly } });
+    expect([far.status, far.body.error.details.fields]).toEqual([422, [{ field: 'resolution_minutes', message: 'takes more than ten years of these business hours' }]]);
+    const farReply = await call(app, 'PUT', '/tickets/sla-policies/high', { token: tok.admin, body: { first_response_minutes: 60, resolution_minutes: 600, next_response_minutes: 525_600, business_hours: weekly } });
+    expect(farReply.body.error.details.fields).toEqual([{ field: 'next_response_minutes', message: 'takes more than ten years of these business hours' }]);
+    // One within reach is stored. Beyond ten years of the hours (a long pause added to a
+    // target) the arithmetic answers no due time, not an error failing the ticket's write.
+    const near = await call(app, 'PUT', '/tickets/sla-policies/high', { token: tok.admin, body: { first_response_minutes: 60, resolution_minutes: 6000, business_hours: weekly } });
+    expect(near.status, JSON.stringify(near.body)).toBe(200);
+    const [{ none }] = await db.sql`select private.add_business_minutes(now(), 600000, ${db.sql.json(weekly)}) is null as none`;
+    expect(none).toBe(true);
     await call(app, 'DELETE', '/tickets/sla-policies/high', { token: tok.admin });
   });
 

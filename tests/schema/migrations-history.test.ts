@@ -342,7 +342,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.tickets_before_update': ['20261202141000_sla_policies_per_team.sql'],
   // Holidays in a business-hours calendar; a next-response clock run by the reply trigger,
   // which the pause moves too (issue 16 §2).
-  'private.add_business_minutes': ['20261202050200_sla_next_response_warnings_holidays.sql'],
+  // ... then null past ten years of days, not an error in every later ticket write (issue
+  // 14, review of the tickets function).
+  'private.add_business_minutes': [
+    '20261202050200_sla_next_response_warnings_holidays.sql',
+    '20261205206000_sla_hours_checked_on_write.sql',
+  ],
   'private.business_minutes_between': ['20261202050200_sla_next_response_warnings_holidays.sql'],
   // Automation rules: the capture renders the old row once; actions that would change
   // nothing write nothing (issue 16 §1, measured in tests/bench/automation.bench.ts).
