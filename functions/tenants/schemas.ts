@@ -101,7 +101,9 @@ export const CreateTenantBody = z
 export const UpdateTenantBody = z
   .object({
     name: Name.optional(),
-    settings: Settings.optional(),
+    settings: Settings.optional().openapi({
+      description: 'Merged into the settings the tenant has (JSON Merge Patch, top level): keys not named stay, null removes one',
+    }),
     plan: PlanSchema.optional().openapi({ description: 'Super-admins only' }),
   })
   .strict()

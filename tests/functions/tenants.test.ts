@@ -199,6 +199,24 @@ describe('tenant lifecycle', () => {
     expect(t).toEqual({ name: 'Acme Corp', plan: 'pro' });
   });
 
+  it('settings are merged: keys not named stay, null removes one, and two admins setting different keys keep both', async () => {
+    const path = `/tenants/${tenants.globex.id}`;
+    const patch = (settings: Record<string, unknown>) => call(app, 'PATCH', path, { token: tok.globexAdmin, body: { settings } });
+    expect((await patch({ locale: 'de', reopen_window_days: 3 })).status).toBe(200);
+    const r = await patch({ customer_followers: true });
+    expect(r.body.settings).toEqual({ locale: 'de', reopen_window_days: 3, customer_followers: true });
+    const removed = await patch({ reopen_window_days: null, locale: 'en' });
+    expect(removed.body.settings).toEqual({ locale: 'en', customer_followers: true });
+    // Renaming leaves them as they are.
+    const renamed = await call(app, 'PATCH', path, { token: tok.globexAdmin, body: { name: 'Globex Corporation' } });
+    expect(renamed.body.settings).toEqual({ locale: 'en', customer_followers: true });
+    const both = await Promise.all([patch({ a: 1 }), patch({ b: 2 })]);
+    expect(both.map((x) => x.status)).toEqual([200, 200]);
+    const [t] = await db.sql`select settings from public.tenants where id = ${tenants.globex.id}`;
+    expect(t.settings).toEqual({ locale: 'en', customer_followers: true, a: 1, b: 2 });
+    await db.sql`update public.tenants set settings = '{}' where id = ${tenants.globex.id}`;
+  });
+
   it('suspend makes a tenant read-only, resume restores it, delete hides it', async () => {
     const path = `/tenants/${tenants.globex.id}`;
     expect((await call(app, 'POST', `${path}/suspend`, { token: tok.globexAdmin })).status).toBe(403);

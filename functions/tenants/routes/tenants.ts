@@ -141,7 +141,7 @@ export function registerTenants(app: TenantsApp): void {
     createRoute({
       method: 'patch',
       path: '/{tenantId}',
-      summary: 'Rename a tenant or change its settings (admins); change its plan (super-admins)',
+      summary: 'Rename a tenant or change its settings, merged (admins); change its plan (super-admins)',
       security,
       middleware: needs.tenantRole('admin', { write: true }), // the plan: super-admins
       request: { params: s.TenantIdParam, body: jsonBody(s.UpdateTenantBody) },
@@ -155,7 +155,12 @@ export function registerTenants(app: TenantsApp): void {
         tx<TenantRow | undefined>`
           update public.tenants set
             name = coalesce(${body.name ?? null}::text, name),
-            settings = coalesce(${body.settings ? tx.json(body.settings) : null}::jsonb, settings),
+            -- Merged (JSON Merge Patch, top level): keys not named stay, null removes one;
+            -- over the row as locked, so two admins setting different keys keep both.
+            settings = case when ${body.settings !== undefined}
+              then (settings || ${tx.json(body.settings ?? {})}::jsonb)
+                   - array(select e.key from jsonb_each(${tx.json(body.settings ?? {})}::jsonb) e where e.value = 'null'::jsonb)
+              else settings end,
             plan = coalesce(${body.plan ?? null}::text, plan)
           where id = ${tenantId}
           returning ${tx.columns(TENANT_COLUMNS)}
