@@ -646,6 +646,37 @@ describe('audit trail', () => {
     }
   });
 
+  it("shows admins no one else's personal macros, canned responses or notifications", async () => {
+    const acme = tenants.acme.id;
+    const [theirs] = await db.sql`insert into public.macros (tenant_id, scope, owner_id, name, actions)
+      values (${acme}, 'personal', ${users.acmeAgent.id}, 'My private macro', '[{"type": "set_priority", "priority": "low"}]') returning id`;
+    const [mine] = await db.sql`insert into public.macros (tenant_id, scope, owner_id, name, actions)
+      values (${acme}, 'personal', ${users.acmeAdmin.id}, 'Admin own macro', '[{"type": "set_priority", "priority": "low"}]') returning id`;
+    const [shared] = await db.sql`insert into public.macros (tenant_id, scope, name, actions)
+      values (${acme}, 'tenant', 'Shared macro', '[{"type": "set_priority", "priority": "low"}]') returning id`;
+    const [cannedTheirs] = await db.sql`insert into public.canned_responses (tenant_id, scope, owner_id, short_code, title, body)
+      values (${acme}, 'personal', ${users.acmeAgent.id}, 'mine', 'Mine', 'Private words') returning id`;
+    const [note] = await db.sql`insert into public.notifications (tenant_id, user_id, type)
+      values (${acme}, ${users.acmeAgent.id}, 'mentioned') returning id`;
+    await db.sql`update public.macros set name = 'My private macro, renamed' where id = ${theirs.id}`;
+    const keys = async (table: string) => {
+      const r = await call(app, 'GET', `/tenants/${acme}/audit?limit=100&table_name=${table}`, { token: tok.admin });
+      expect(r.status).toBe(200);
+      return r.body.items.map((e: { record_key: { id: string } }) => e.record_key.id);
+    };
+    const macros = await keys('macros');
+    expect(macros).toEqual(expect.arrayContaining([mine.id, shared.id]));
+    expect(macros).not.toContain(theirs.id);
+    expect(await keys('canned_responses')).not.toContain(cannedTheirs.id);
+    expect(await keys('notifications')).not.toContain(note.id);
+    // The trail keeps them: the owner's own reads are not this route's, a platform admin sees all.
+    const all = await call(app, 'GET', `/tenants/${acme}/audit?limit=100&table_name=macros`, { token: tok.super });
+    expect(all.body.items.map((e: { record_key: { id: string } }) => e.record_key.id)).toContain(theirs.id);
+    await db.sql`delete from public.macros where id in ${db.sql([theirs.id, mine.id, shared.id])}`;
+    await db.sql`delete from public.canned_responses where id = ${cannedTheirs.id}`;
+    await db.sql`delete from public.notifications where id = ${note.id}`;
+  });
+
   it('pages newest first by the numeric id, across pages', async () => {
     const ids: number[] = [];
     let cursor: string | null = null;
