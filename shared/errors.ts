@@ -121,6 +121,34 @@ function refusalOf(detail: string | undefined): { code: string; details?: unknow
   }
 }
 
+/** What a rule checked by a trigger as a constraint (errcode 23514 with a constraint name)
+ *  says of the value, where "breaks a rule of the schema" would not tell the caller what
+ *  to send instead. */
+const CHECK_MESSAGES: Readonly<Record<string, string>> = {
+  tickets_assignee_role_check: 'is not an agent or admin of this tenant',
+};
+
+/** Runs `work`, and answers a refusal naming columns (a 422's `fields`, a 403's `field`)
+ *  with the request's own names for them (`{created_by: 'requester_id'}`): a route whose
+ *  body calls a column otherwise says which field to fix. Anything else is thrown as it
+ *  came (a server error keeps its cause for the log). */
+export async function namingFields<T>(names: Readonly<Record<string, string>>, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    const api = err instanceof ApiError ? err : isPgError(err) ? fromPgError(err) : undefined;
+    if (!api || api.status >= 500 || typeof api.details !== 'object' || api.details === null) throw err;
+    const named = (field: unknown) => typeof field === 'string' && Object.hasOwn(names, field);
+    const details = api.details as { field?: unknown; fields?: { field: string; message: string }[] };
+    if (!named(details.field) && !details.fields?.some((f) => named(f.field))) throw err;
+    throw new ApiError(api.status, api.code, api.message, {
+      ...details,
+      ...(named(details.field) ? { field: names[details.field as string] } : {}),
+      ...(details.fields ? { fields: details.fields.map((f) => (named(f.field) ? { ...f, field: names[f.field] } : f)) } : {}),
+    }, api.headers);
+  }
+}
+
 /** The statuses a rule in SQL may answer with, by SQLSTATE PTnnn (PostgREST's convention:
  *  the HTTP status in the code), and the code each answers when the raise names none. */
 const REFUSALS: Record<string, { status: ContentfulStatusCode; code: string }> = {
@@ -165,7 +193,9 @@ export function fromPgError(err: PgLikeError): ApiError {
         constraint,
         fields: [{
           field: err.column_name ?? checkedColumn(err) ?? constraint ?? 'body',
-          message: 'breaks a rule of the schema',
+          message:
+            (constraint !== undefined && Object.hasOwn(CHECK_MESSAGES, constraint) ? CHECK_MESSAGES[constraint] : undefined) ??
+              'breaks a rule of the schema',
         }],
       });
     case '42501':

@@ -4,7 +4,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { caller, callerDb } from '../../../shared/auth/context.ts';
 import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { needs } from '../../../shared/auth/needs.ts';
-import { conflict, forbidden, unprocessable } from '../../../shared/errors.ts';
+import { conflict, forbidden, namingFields, unprocessable } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Checked, Column, Json, JsonObject, Selected } from '../../../shared/rows.ts';
 import {
@@ -153,42 +153,44 @@ const create: TicketsHandler<typeof routes.create> = async (c) => {
   const access = c.var.access;
   // A customer naming a team, an assignee or another requester: the insert trigger's 403.
   const requestHash = key ? await sha256Hex(JSON.stringify(body)) : null;
-  const result = await callerDb(c, access.tenantId, async (tx) => {
-    if (key) {
-      const [claim] = await tx<IdempotencyClaim>`
+  // The requester is the created_by column: a refusal of it names the body's requester_id.
+  const result = await namingFields({ created_by: 'requester_id' }, () =>
+    callerDb(c, access.tenantId, async (tx) => {
+      if (key) {
+        const [claim] = await tx<IdempotencyClaim>`
         select * from private.claim_idempotency_key(${access.tenantId}, ${key}, ${requestHash})
       `;
-      if (!claim.claimed) {
-        if (claim.request_hash !== requestHash) {
-          throw conflict(
-            'idempotency_key_reused',
-            'This Idempotency-Key was used with a different request',
-          );
+        if (!claim.claimed) {
+          if (claim.request_hash !== requestHash) {
+            throw conflict(
+              'idempotency_key_reused',
+              'This Idempotency-Key was used with a different request',
+            );
+          }
+          return { replayed: true, ticket: claim.response };
         }
-        return { replayed: true, ticket: claim.response };
       }
-    }
-    // The database chooses the id; the new ticket may be invisible to its creator (an
-    // agent filing for a customer on another team), so it is read back from the
-    // setting the insert trigger leaves, not with RETURNING.
-    await tx`
+      // The database chooses the id; the new ticket may be invisible to its creator (an
+      // agent filing for a customer on another team), so it is read back from the
+      // setting the insert trigger leaves, not with RETURNING.
+      await tx`
       insert into public.tickets (tenant_id, title, description, priority, department, team_id, assigned_to,
                                   created_by, due_date, tags, metadata, custom_fields)
       values (${access.tenantId}, ${body.title}, ${body.description ?? null}, ${body.priority},
               ${body.department}, ${body.team_id ?? null}, ${body.assigned_to ?? null}, ${body.requester_id ?? null},
               ${body.due_date ?? null}, ${body.tags}, ${tx.json(body.metadata)}, ${tx.json(body.custom_fields)})
     `;
-    const [{ id }] = await tx<{ id: string }>`select current_setting('private.created_ticket_id') as id`;
-    const ticket = await readBack(tx, access.tenantId, id);
-    if (key) {
-      await tx`
+      const [{ id }] = await tx<{ id: string }>`select current_setting('private.created_ticket_id') as id`;
+      const ticket = await readBack(tx, access.tenantId, id);
+      if (key) {
+        await tx`
         select private.store_idempotent_response(${access.tenantId}, ${key}, 201, ${
-        tx.json(JSON.parse(JSON.stringify(ticket)) as Json)
-      })
+          tx.json(JSON.parse(JSON.stringify(ticket)) as Json)
+        })
       `;
-    }
-    return { replayed: false, ticket };
-  });
+      }
+      return { replayed: false, ticket };
+    }));
   if (result.replayed) c.header('idempotent-replayed', 'true');
   return c.json(result.ticket, 201);
 };
@@ -580,12 +582,14 @@ const assign: TicketsHandler<typeof routes.assign> = async (c) => {
   const { id } = c.req.valid('param');
   const { user_id } = c.req.valid('json');
   const access = c.var.access;
-  const ticket = await callerDb(c, access.tenantId, async (tx) => {
-    await visibleTicket(tx, access.tenantId, id);
-    requireStaff(access);
-    await handOff(tx, access.tenantId, id, { assignee: user_id });
-    return await readBack(tx, access.tenantId, id);
-  });
+  // The body names the assignee user_id: a refusal of the column says so.
+  const ticket = await namingFields({ assigned_to: 'user_id' }, () =>
+    callerDb(c, access.tenantId, async (tx) => {
+      await visibleTicket(tx, access.tenantId, id);
+      requireStaff(access);
+      await handOff(tx, access.tenantId, id, { assignee: user_id });
+      return await readBack(tx, access.tenantId, id);
+    }));
   return c.json(ticket, 200);
 };
 
