@@ -631,6 +631,38 @@ describe('replies back to Chatwoot', () => {
       expect(echo.body.outcome).toBe('ignored');
       const contents = (await db.sql`select content from public.ticket_messages where ticket_id = ${ticket.id} order by created_at`).map((m) => m.content);
       expect(contents).toEqual(['Hello from the widget', 'Hi Gina, we are on it', 'internal only']);
+
+      // A POST Chatwoot saved but whose answer never arrived: the retry finds the message
+      // in the conversation instead of posting it a second time.
+      const retryNow = () => db.sql`update private.jobs set run_at = now() where task = 'chatwoot-reply' and dead_at is null and run_at > now()`;
+      const posted = (content: string) => cw.messages.filter((m) => m.content === content).length;
+      await call(ticketsApp, 'POST', `/tickets/${ticket.id}/messages`, { token: agent, body: { content: 'Checking the logs now' } });
+      cw.server.faults = { ...cw.server.faults, match: /^POST \/api\/v1\/accounts\/\d+\/conversations\/77\/messages$/, dropAfterWork: 1 };
+      expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 0, retried: 1, failed: 0 });
+      expect(posted('Checking the logs now')).toBe(1);
+      await retryNow();
+      expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 1, retried: 0, failed: 0 });
+      expect(posted('Checking the logs now')).toBe(1);
+      const [found] = await db.sql`select status, chatwoot_message_id from private.chatwoot_replies where content = 'Checking the logs now'`;
+      expect(found).toEqual({ status: 'sent', chatwoot_message_id: String(cw.messages.at(-1)!.id) });
+
+      // Its echo arriving before the job has read Chatwoot's answer: recognised by the
+      // owner's login and the text, the reply marked sent, the job posts nothing more.
+      await call(ticketsApp, 'POST', `/tickets/${ticket.id}/messages`, { token: agent, body: { content: 'Fixed, please try again' } });
+      cw.server.faults = { ...cw.server.faults, match: /^POST \/api\/v1\/accounts\/\d+\/conversations\/77\/messages$/, dropAfterWork: 1 };
+      expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 0, retried: 1, failed: 0 });
+      const saved = cw.messages.at(-1)!;
+      const owner = svc.external_ids.user_id;
+      // Someone else writing the same text in Chatwoot is their message, not our echo.
+      const other = await inbound({ event: 'message_created', id: 9001, content: 'Fixed, please try again', message_type: 'outgoing', private: false, sender: { id: owner + 1000, type: 'user' }, conversation: { display_id: 77 } }, 'd-other');
+      expect(other.body.outcome).toBe('applied');
+      const early = await inbound({ event: 'message_created', id: saved.id, content: 'Fixed, please try again', message_type: 'outgoing', private: false, sender: { id: owner, type: 'user' }, conversation: { display_id: 77 } }, 'd-early');
+      expect(early.body.outcome).toBe('ignored');
+      await retryNow();
+      expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 0, retried: 0, failed: 0 });
+      expect(posted('Fixed, please try again')).toBe(1);
+      const after = (await db.sql`select content from public.ticket_messages where ticket_id = ${ticket.id} order by created_at`).map((m) => m.content);
+      expect(after.filter((c) => c === 'Fixed, please try again')).toHaveLength(2); // ours, and the colleague's in Chatwoot
     } finally {
       await cw.server.close();
     }

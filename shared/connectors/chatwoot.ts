@@ -293,3 +293,43 @@ export async function postChatwootReply(
   ) as { body: { id: number } };
   return body.id;
 }
+
+/** A message of a conversation as Chatwoot lists it (`GET …/messages`: its latest 20,
+ *  oldest first; `message_type` as its integer, 1 for outgoing; `created_at` in Unix
+ *  seconds; `sender` the user or contact who wrote it). */
+interface ListedMessage {
+  id: number;
+  content?: string | null;
+  message_type?: number | string;
+  private?: boolean;
+  created_at?: number;
+  sender?: { id?: number; type?: string } | null;
+}
+
+/** The id of a reply already in the conversation: an outgoing, public message of the
+ *  tenant's owner login (`senderId`) with this text, saved since `since`, and not one
+ *  another reply recorded (`taken`). A POST that timed out may have been saved: the job
+ *  asks this before posting again. Undefined when there is none among the latest 20. */
+export async function findChatwootReply(
+  config: { url: string; timeoutMs?: number },
+  accountId: number,
+  conversationId: string,
+  userToken: string,
+  wanted: { content: string; senderId: number; since: Date; taken: (id: number) => Promise<boolean> },
+): Promise<number | undefined> {
+  const { body } = await partnerFetch(
+    'chatwoot',
+    `${config.url.replace(/\/$/, '')}/api/v1/accounts/${accountId}/conversations/${encodeURIComponent(conversationId)}/messages`,
+    { headers: { api_access_token: userToken }, timeoutMs: config.timeoutMs },
+  ) as { body: { payload?: ListedMessage[] } };
+  // Chatwoot's clock and ours may differ by a little: a minute of slack.
+  const since = Math.floor(wanted.since.getTime() / 1000) - 60;
+  for (const m of body?.payload ?? []) {
+    const outgoing = m.message_type === 1 || m.message_type === 'outgoing';
+    if (
+      outgoing && !m.private && m.content === wanted.content && m.sender?.id === wanted.senderId &&
+      (m.sender?.type ?? 'user') === 'user' && (m.created_at ?? 0) >= since && !(await wanted.taken(m.id))
+    ) return m.id;
+  }
+  return undefined;
+}

@@ -190,7 +190,20 @@ export async function applyChatwootEvent(
     case 'message_created': {
       const type = event.message_type;
       if (type === 'activity' || type === 2 || type === 'template' || type === 3) return 'ignored';
-      // Our own replies, posted by the delivery job, come back: not a new message.
+      // Our own replies, posted by the delivery job, come back: not a new message. One
+      // whose id the job has not recorded yet (Chatwoot sends the webhook as it saves the
+      // message, and a POST that timed out records none) is the pending reply of that
+      // conversation with the same text from our own login: claimed as sent by this
+      // echo, so the job does not post it again. Claimed first: it waits for a job
+      // finishing that reply, whose id the check after it then finds.
+      const outgoing = type === 'outgoing' || type === 1;
+      if (outgoing && !event.private && typeof event.content === 'string' && event.conversation?.display_id != null) {
+        const [{ claimed }] = await tx`
+          select private.claim_chatwoot_echo(${tenantId}, ${String(event.conversation.display_id)}, ${event.content},
+                   ${event.sender?.type === 'user' && Number.isSafeInteger(event.sender?.id) ? event.sender.id : null}::bigint,
+                   ${Number(event.id) || -1}::bigint) as claimed`;
+        if (claimed) return 'ignored';
+      }
       const [ours] = await tx`
         select 1 from private.chatwoot_replies where tenant_id = ${tenantId} and chatwoot_message_id = ${Number(event.id) || -1}`;
       if (ours) return 'ignored';

@@ -70,7 +70,7 @@ export class ChatwootStandIn {
   users = new Map<number, User>();
   links: { account_id: number; user_id: number; role: string }[] = [];
   webhooks: Webhook[] = [];
-  messages: { id: number; account_id: number; conversation_id: string; content: string; author: number }[] = [];
+  messages: { id: number; account_id: number; conversation_id: string; content: string; author: number; created_at: number }[] = [];
   /** Objects this platform app created or was linked to (platform_app_permissibles). */
   permissible = new Set<string>();
   /** DeleteObjectJob runs waiting: deletions become visible only after runJobs(). */
@@ -148,6 +148,15 @@ export class ChatwootStandIn {
     return { id, name, locale, domain, support_email, enabled_features: {}, custom_attributes, limits, status };
   }
 
+  private messageJson(m: ChatwootStandIn['messages'][number]) {
+    const author = [...this.users.values()].find((u) => u.id === m.author);
+    return {
+      id: m.id, content: m.content, account_id: m.account_id, conversation_id: m.conversation_id, message_type: 1,
+      content_type: 'text', private: false, created_at: m.created_at, source_id: null,
+      sender: author ? { id: author.id, name: author.name, type: 'user' } : null,
+    };
+  }
+
   private webhookJson(w: Webhook) {
     const { secret, ...rest } = w;
     return this.signing ? { ...rest, secret } : rest;
@@ -166,9 +175,19 @@ export class ChatwootStandIn {
     const rest = m[2];
     let w;
     if ((w = rest.match(/^\/conversations\/([^/]+)\/messages$/)) && method === 'POST') {
-      const msg = { id: this.nextId++, account_id: account.id, conversation_id: decodeURIComponent(w[1]), content: body.content, author: user.id };
+      const msg = {
+        id: this.nextId++, account_id: account.id, conversation_id: decodeURIComponent(w[1]), content: body.content, author: user.id,
+        created_at: Math.floor(Date.now() / 1000),
+      };
       this.messages.push(msg);
-      return json(200, { ...msg, message_type: 1, private: false });
+      return json(200, this.messageJson(msg));
+    }
+    // messages#index: the conversation's latest 20, oldest first (MessageFinder), as the
+    // message partial renders them: message_type as its integer, created_at in seconds.
+    if ((w = rest.match(/^\/conversations\/([^/]+)\/messages$/)) && method === 'GET') {
+      const conversation = decodeURIComponent(w[1]);
+      const mine = this.messages.filter((m) => m.account_id === account.id && m.conversation_id === conversation).slice(-20);
+      return json(200, { meta: {}, payload: mine.map((m) => this.messageJson(m)) });
     }
     if (rest === '/webhooks' || (w = rest.match(/^\/webhooks\/(\d+)$/))) {
       if (link.role !== 'administrator') return json(401, { error: 'You are not authorized to do this action' });

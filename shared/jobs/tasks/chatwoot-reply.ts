@@ -1,9 +1,11 @@
 // chatwoot-reply: posts a reply written here (payload { reply_id }) to its ticket's
 // Chatwoot conversation through the tenant's owner token, and records Chatwoot's id for
-// it, by which the echo Chatwoot sends back is recognised (shared/webhooks/chatwoot.ts).
+// it, by which the echo Chatwoot sends back is recognised (shared/webhooks/chatwoot.ts;
+// an echo arriving first marks the reply sent itself). A retry looks for the message in
+// the conversation before posting it again: the POST before it may have been saved.
 // Queued by trigger with the reply, named queue per conversation, so a conversation's
 // replies arrive in order.
-import { postChatwootReply } from '../../connectors/chatwoot.ts';
+import { findChatwootReply, postChatwootReply } from '../../connectors/chatwoot.ts';
 import { decryptJson } from '../../crypto.ts';
 import { asService } from '../../db.ts';
 import { env } from '../../env.ts';
@@ -16,6 +18,32 @@ interface Reply {
   content: string;
   external_ids: Record<string, unknown> | null;
   credentials_encrypted: string | null;
+}
+
+/** The reply's message, if an earlier attempt saved it in the conversation. */
+async function alreadyPosted(
+  config: { url: string; timeoutMs?: number },
+  accountId: number,
+  r: Reply,
+  replyId: number,
+  token: string,
+): Promise<number | undefined> {
+  const senderId = r.external_ids?.user_id;
+  if (typeof senderId !== 'number') return undefined;
+  const [{ created_at: since }] = await asService(
+    null,
+    (tx) => tx<{ created_at: Date }>`select created_at from private.chatwoot_replies where id = ${replyId}`,
+  );
+  return await findChatwootReply(config, accountId, r.conversation_id, token, {
+    content: r.content,
+    senderId,
+    since,
+    taken: async (id) =>
+      (await asService(
+        null,
+        (tx) => tx`select 1 from private.chatwoot_replies where tenant_id = ${r.tenant_id} and chatwoot_message_id = ${id}`,
+      )).length > 0,
+  });
 }
 
 export const chatwootReply: Task<{ reply_id: number }> = {
@@ -31,20 +59,27 @@ export const chatwootReply: Task<{ reply_id: number }> = {
     if (!url || !accountId || !creds.access_token) {
       throw new JobError('Chatwoot is not provisioned for this tenant (no account or owner token)', { retryable: false });
     }
+    const config = { url, timeoutMs: deps.chatwootTimeoutMs };
+    // A retry may follow a POST that Chatwoot saved but whose answer never came (a
+    // timeout, a dropped connection): the reply is looked for before it is posted again.
+    const found = job.attempts > 1 ? await alreadyPosted(config, accountId, r, replyId, creds.access_token) : undefined;
     // PartnerError carries retryable and Retry-After for the runner.
-    const messageId = await postChatwootReply(
-      { url, timeoutMs: deps.chatwootTimeoutMs },
-      accountId,
-      r.conversation_id,
-      creds.access_token,
-      r.content,
-    );
+    const messageId = found ??
+      await postChatwootReply(config, accountId, r.conversation_id, creds.access_token, r.content);
     const [{ status }] = await asService(
       r.tenant_id,
       (tx) =>
         tx`select private.finish_chatwoot_reply(${replyId}, ${job.id}, ${worker}, ${messageId}, ${null}, ${false}) as status`,
     );
-    if (status === 'lost') throw new LeaseLost();
+    if (status === 'lost') {
+      // Its echo may have come first and marked it sent (private.claim_chatwoot_echo).
+      const [now] = await asService(
+        null,
+        (tx) => tx<{ status: string }>`select status from private.chatwoot_replies where id = ${replyId}`,
+      );
+      if (now?.status === 'sent') return { sent: 1 };
+      throw new LeaseLost();
+    }
     return { sent: 1 };
   },
 
