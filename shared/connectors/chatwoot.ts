@@ -98,13 +98,17 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
     await call(`/platform/api/v1/accounts/${id}`, { method: 'PATCH', body: { status } });
   }
 
-  /** The account webhook at this tenant's inbound URL, found by URL or created. */
+  /** The account webhook at this tenant's inbound URL, found by URL or created. The one
+   *  recorded for the tenant at another URL (the project moved, CHATWOOT_WEBHOOK_KEY
+   *  changed the URL's token) is moved to the current URL, keeping its id and secret,
+   *  rather than left sending every event to an address that refuses it. */
   async function ensureWebhook(ctx: ProvisionContext, account: number, token: string): Promise<Webhook> {
     const url = await config.inboundUrl!(ctx.tenant.id);
     const path = `/api/v1/accounts/${account}/webhooks`;
     const { body } = await call(path, { token }) as { body: { payload?: { webhooks?: Webhook[] } | Webhook[] } };
     const list = Array.isArray(body?.payload) ? body.payload : body?.payload?.webhooks ?? [];
-    const found = list.find((w) => w.url === url);
+    const recorded = list.find((w) => w.id === ctx.externalIds.webhook_id);
+    const found = list.find((w) => w.url === url) ?? recorded;
     if (!found) {
       const body = webhookBody({ url, name: 'Tenant platform (tickets)', subscriptions: CHATWOOT_WEBHOOK_EVENTS });
       const { body: created } = await call(path, { method: 'POST', token, body }) as {
@@ -113,7 +117,7 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
       return created.payload.webhook;
     }
     const missing = CHATWOOT_WEBHOOK_EVENTS.filter((e) => !found.subscriptions?.includes(e));
-    if (!missing.length) return found;
+    if (!missing.length && found.url === url) return found;
     const { body: updated } = await call(`${path}/${found.id}`, {
       method: 'PATCH',
       token,
@@ -265,7 +269,10 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         const { body } = await call(`/api/v1/accounts/${id}/webhooks`, { token }) as {
           body: { payload?: { webhooks?: Webhook[] } };
         };
-        if (!(body?.payload?.webhooks ?? []).some((w) => w.id === hookId)) return false;
+        // There, and at the URL this deployment answers now (a moved project or a new
+        // CHATWOOT_WEBHOOK_KEY changes it): anything else is drift, which ensure repairs.
+        const url = await config.inboundUrl(ctx.tenant.id);
+        if (!(body?.payload?.webhooks ?? []).some((w) => w.id === hookId && w.url === url)) return false;
       }
       return true;
     },

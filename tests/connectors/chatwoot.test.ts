@@ -148,6 +148,22 @@ describe('the account webhook', () => {
     await step(connector(), t, 'ensure');
     expect(await check(connector(), t)).toBe(true);
   });
+
+  it("a webhook at another URL (the project moved, a new CHATWOOT_WEBHOOK_KEY) is drift: ensure moves it, keeping its id and secret", async () => {
+    const t = tenant('cw-moved');
+    await step(connector(), t, 'ensure');
+    const hook = cw.webhooks.find((w) => w.account_id === t.externalIds.account_id)!;
+    const { id, secret } = hook;
+    const moved = (tenantId: string) => `https://new-project.example.com/functions/v1/webhooks/chatwoot/${tenantId}?token=new`;
+    const after = () => chatwootConnector({ url: cw.url, platformToken: cw.token, timeoutMs: 3_000, inboundUrl: moved });
+    expect(await check(connector(), t)).toBe(true);
+    expect(await check(after(), t)).toBe(false);
+    await step(after(), t, 'ensure');
+    expect(cw.webhooks.filter((w) => w.account_id === t.externalIds.account_id)).toEqual([expect.objectContaining({ id, secret, url: moved(t.tenant.id) })]);
+    expect(t.externalIds.webhook_id).toBe(id);
+    expect(t.credentials!.webhook_secret).toBe(secret);
+    expect(await check(after(), t)).toBe(true);
+  });
 });
 
 describe('suspend, resume and removal', () => {
