@@ -157,17 +157,29 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         };
         await ctx.checkpoint(rotate ? { password_rotated: rotations } : {}, credentials as unknown as Record<string, unknown>);
       }
-      const { body: user } = await call('/platform/api/v1/users', {
-        method: 'POST',
-        body: {
-          name: ctx.admin.name,
-          display_name: ctx.admin.name,
-          email: ctx.admin.email,
-          // Applied only when this call creates the user (an existing one is returned as is).
-          password: credentials!.password ?? generatePassword(),
-          custom_attributes: { tenant_id: ctx.tenant.id },
-        },
-      }) as { body: User };
+      const createUser = () =>
+        call('/platform/api/v1/users', {
+          method: 'POST',
+          body: {
+            name: ctx.admin.name,
+            display_name: ctx.admin.name,
+            email: ctx.admin.email,
+            // Applied only when this call creates the user (an existing one is returned as is).
+            password: credentials!.password ?? generatePassword(),
+            custom_attributes: { tenant_id: ctx.tenant.id },
+          },
+        }) as Promise<{ body: User }>;
+      let user: User;
+      try {
+        ({ body: user } = await createUser());
+      } catch (err) {
+        // Two tenants of one owner provisioned at once: the other's create saved the
+        // e-mail between Chatwoot's lookup (User.from_email) and this one's save, whose
+        // uniqueness validation answers 422 "Email has already been taken". Asked again,
+        // Chatwoot finds the login.
+        if (!(err instanceof PartnerError && err.status === 422 && /already been taken/i.test(err.message))) throw err;
+        ({ body: user } = await createUser());
+      }
       const created = ours(ctx, user);
       await ctx.checkpoint({ user_id: user.id, owner_login: created ? 'created' : 'existing' });
       if (created && (!credentials!.password || credentials!.password_pending)) {

@@ -106,6 +106,25 @@ describe('the owner login', () => {
   });
 });
 
+describe('two tenants of one owner at once', () => {
+  it("a create that lost Chatwoot's race for the e-mail (422 Email has already been taken) asks again and finds the login", async () => {
+    const a = tenant('cw-race-a');
+    await step(connector(), a, 'ensure');
+    const b = tenant('cw-race-b');
+    b.admin = a.admin;
+    cw.emailRaces = 1;
+    await step(connector(), b, 'ensure');
+    expect(cw.emailRaces).toBe(0);
+    expect(b.externalIds.user_id).toBe(a.externalIds.user_id);
+    expect(b.externalIds.owner_login).toBe('existing');
+    // Any other 422 is still the permanent error it was.
+    cw.invalidEmails.add('bad@race.test');
+    const c = tenant('cw-race-c');
+    c.admin = { ...c.admin!, email: 'bad@race.test' };
+    await expect(step(connector(), c, 'ensure')).rejects.toMatchObject({ retryable: false, status: 422 });
+  });
+});
+
 describe('the account webhook', () => {
   it("is created once at the tenant's inbound URL with the three events; its secret is kept with the credentials", async () => {
     const t = tenant('cw-hook');

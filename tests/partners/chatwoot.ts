@@ -69,6 +69,9 @@ export class ChatwootStandIn {
   accounts = new Map<number, Account>();
   users = new Map<number, User>();
   links: { account_id: number; user_id: number; role: string }[] = [];
+  /** Fault switch: this many creates of an existing e-mail answer as if another create had
+   *  saved it between Chatwoot's lookup and its save. */
+  emailRaces = 0;
   webhooks: Webhook[] = [];
   messages: { id: number; account_id: number; conversation_id: string; content: string; author: number; created_at: number }[] = [];
   /** Objects this platform app created or was linked to (platform_app_permissibles). */
@@ -239,6 +242,12 @@ export class ChatwootStandIn {
       }
       // User.from_email(email) || User.new(user_params): an existing user is returned as is.
       let user = this.userByEmail(body.email);
+      // A concurrent create of the same e-mail saved between the lookup and this save: the
+      // uniqueness validation refuses it (RecordInvalid → 422 with the attribute).
+      if (user && this.emailRaces > 0) {
+        this.emailRaces--;
+        return invalid('Email has already been taken', ['email']);
+      }
       if (!user) {
         if (!body.password) return invalid("Password can't be blank", ['password']);
         user = {
