@@ -157,13 +157,14 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         };
         await ctx.checkpoint(rotate ? { password_rotated: rotations } : {}, credentials as unknown as Record<string, unknown>);
       }
+      const owner = ctx.admin;
       const createUser = () =>
         call('/platform/api/v1/users', {
           method: 'POST',
           body: {
-            name: ctx.admin.name,
-            display_name: ctx.admin.name,
-            email: ctx.admin.email,
+            name: owner.name,
+            display_name: owner.name,
+            email: owner.email,
             // Applied only when this call creates the user (an existing one is returned as is).
             password: credentials!.password ?? generatePassword(),
             custom_attributes: { tenant_id: ctx.tenant.id },
