@@ -191,3 +191,29 @@ describe('applying a macro', () => {
     expect((await state(t.id)).priority).toBe('medium');
   });
 });
+
+describe('an action after one that moved the ticket away', () => {
+  it('is a 409 out_of_sight naming the action, whatever it is, and the macro changes nothing', async () => {
+    const [elsewhere] = await db.sql`insert into public.teams (tenant_id, name, department) values (${acme}, 'Elsewhere', 'sales') returning id`;
+    const canned = await call(app, 'POST', '/tickets/canned-responses', { token: tok.admin, body: { scope: 'tenant', short_code: 'bye', title: 'Bye', body: 'Goodbye' } });
+    expect(canned.status).toBe(201);
+    const next = [
+      { type: 'add_note', content: 'Moved on' },
+      { type: 'reply', content: 'Moved on' },
+      { type: 'send_canned', canned_response_id: canned.body.id },
+      { type: 'assign', user_id: users.acmeAgent.id },
+      { type: 'set_team', team_id: teams.acme },
+      { type: 'set_priority', priority: 'high' },
+    ];
+    for (const action of next) {
+      const t = await ticket();
+      const before = await state(t.id);
+      const m = await create(tok.agent, { name: `Move then ${action.type}`, actions: [{ type: 'set_team', team_id: elsewhere.id }, action] });
+      expect(m.status, JSON.stringify(m.body)).toBe(201);
+      const r = await apply(tok.agent, t.id, m.body.id);
+      expect([r.status, r.body.error?.code, r.body.error?.details?.action], action.type).toEqual([409, 'out_of_sight', 1]);
+      expect(await state(t.id), action.type).toEqual(before);
+      await call(app, 'DELETE', `/tickets/macros/${m.body.id}`, { token: tok.agent });
+    }
+  });
+});

@@ -175,6 +175,11 @@ async function runAction(tx: Tx, access: TenantAccess, ticketId: string, a: Macr
     // Seen before the macro but not changed now: an earlier action took it out of sight.
     if (!rows.length) throw conflict('out_of_sight', 'An earlier action took the ticket out of your sight');
   };
+  // The actions that do not update the ticket's row ask first: a hand-off or a message on a
+  // ticket an earlier action moved away would answer 404 or 403, as if the caller had never
+  // seen it or could not write there.
+  const inSight = async (): Promise<void> =>
+    changed(await tx`select id from public.tickets where tenant_id = ${t} and id = ${ticketId}`);
   switch (a.type) {
     case 'set_status':
       return changed(
@@ -185,8 +190,10 @@ async function runAction(tx: Tx, access: TenantAccess, ticketId: string, a: Macr
         await tx`update public.tickets set priority = ${a.priority} where tenant_id = ${t} and id = ${ticketId} returning id`,
       );
     case 'set_team':
+      await inSight();
       return handOff(tx, t, ticketId, { team: a.team_id });
     case 'assign':
+      await inSight();
       return handOff(tx, t, ticketId, { assignee: a.user_id });
     case 'add_tags':
       return changed(
@@ -202,10 +209,12 @@ async function runAction(tx: Tx, access: TenantAccess, ticketId: string, a: Macr
       );
     case 'add_note':
     case 'reply':
+      await inSight();
       await tx`insert into public.ticket_messages (tenant_id, ticket_id, type, content)
                values (${t}, ${ticketId}, ${a.type === 'add_note' ? 'note' : 'message'}, ${a.content})`;
       return;
     case 'send_canned': {
+      await inSight();
       const text = await fillCannedResponse(tx, t, a.canned_response_id, ticketId);
       if (!text) throw notFound('Canned response');
       await tx`insert into public.ticket_messages (tenant_id, ticket_id, type, content)
