@@ -251,7 +251,10 @@ async function resolveFieldFilters(tx: Tx, tenantId: string, filters: ListQuery[
 /** A relevance search page's keyset, as the cursor carries it: the phase ('c': ranking
  *  the candidates; 'x': the exact order, over the matches older than the candidates'
  *  oldest, `edge`, when there is one), then the last row's rank, created_at and id
- *  (empty at the start of a phase), then the edge's created_at and id (or empty). */
+ *  (empty at the start of a phase), then the edge's created_at and id (or empty). A
+ *  phase-c cursor carries the first page's edge when the candidates were bounded: the
+ *  later pages rank the matches from it on, so tickets created meanwhile cannot push a
+ *  ticket already shown out of the candidates and into phase x, where it came again. */
 type RelevanceCursor = { phase: 'c' | 'x'; last?: [string, string, string]; edge?: [string, string] };
 
 /** A rank as the query writes it: the exponent bounded, so the `::double precision` cast
@@ -276,10 +279,8 @@ function relevanceCursor(cursor: string | undefined): RelevanceCursor | null {
   if (!v) return null;
   const lastParts = [v[1], v[2], v[3]].filter((x) => x !== '').length;
   const edgeParts = [v[4], v[5]].filter((x) => x !== '').length;
-  // A phase-c cursor always has a last row and never an edge; the parts come whole.
-  if (
-    (lastParts !== 0 && lastParts !== 3) || (edgeParts !== 0 && edgeParts !== 2) || (v[0] === 'c' && (!lastParts || edgeParts))
-  ) {
+  // A phase-c cursor always has a last row; the parts come whole.
+  if ((lastParts !== 0 && lastParts !== 3) || (edgeParts !== 0 && edgeParts !== 2) || (v[0] === 'c' && !lastParts)) {
     throw unprocessable('The request is not valid', { fields: [{ field: 'cursor', message: 'Invalid cursor' }] });
   }
   return {
@@ -378,7 +379,7 @@ async function relevancePage(
     throw unprocessable('The request is not valid', { fields: [{ field: 'cursor', message: 'Invalid cursor' }] });
   }
 
-  if (approximate && (!cursor || cursor.phase === 'c')) {
+  if (approximate && !cursor) {
     // The candidates (found by a definer function that applies the tickets select
     // policy), read again here under RLS, ranked. edge: the oldest of them and how many.
     const rows = await tx<RankedRow & { edge_at: string; edge_id: string; candidates: number }>`
@@ -392,21 +393,44 @@ async function relevancePage(
       )
       select ${cols}, edge.edge_at, edge.edge_id, edge.candidates
       from public.tickets, edge
-      where ${filter} and id in (select id from c) ${keyset(cursor?.last)}
+      where ${filter} and id in (select id from c)
       order by ${rank} desc, created_at desc, id desc
       limit ${q.limit + 1}
     `;
     const shown = rows.slice(0, q.limit);
     const edge = rows[0];
+    const bounded: [string, string] | undefined = edge && edge.candidates >= SEARCH_CANDIDATES
+      ? [edge.edge_at, edge.edge_id]
+      : undefined;
     const next: RelevanceCursor | null = rows.length > q.limit
-      ? { phase: 'c', last: lastOf(shown.at(-1)!) }
-      : edge && edge.candidates >= SEARCH_CANDIDATES
-      ? { phase: 'x', edge: [edge.edge_at, edge.edge_id] }
+      ? { phase: 'c', last: lastOf(shown.at(-1)!), edge: bounded }
+      : bounded
+      ? { phase: 'x', edge: bounded }
       : null;
     return {
       items: shown.map(({ rank_key: _r, at_key: _a, edge_at: _e, edge_id: _i, candidates: _n, ...ticket }) => ticket),
       next,
     };
+  }
+
+  if (approximate && cursor?.phase === 'c') {
+    // The first page's candidates are the matches from its edge on (all of them when
+    // they were not bounded): ranked exactly here, with what was created since.
+    const from = cursor.edge ? tx`and (created_at, id) >= (${cursor.edge[0]}::timestamptz, ${cursor.edge[1]}::uuid)` : tx``;
+    const rows = await tx<RankedRow>`
+      select ${cols}
+      from public.tickets
+      where ${filter} ${from} ${keyset(cursor.last)}
+      order by ${rank} desc, created_at desc, id desc
+      limit ${q.limit + 1}
+    `;
+    const shown = rows.slice(0, q.limit);
+    const next: RelevanceCursor | null = rows.length > q.limit
+      ? { phase: 'c', last: lastOf(shown.at(-1)!), edge: cursor.edge }
+      : cursor.edge
+      ? { phase: 'x', edge: cursor.edge }
+      : null;
+    return { items: shown.map(({ rank_key: _r, at_key: _a, ...ticket }) => ticket), next };
   }
 
   // The exact order, over the matches older than the edge when there is one.
