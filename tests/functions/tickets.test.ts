@@ -431,6 +431,9 @@ describe('routing by department (issue 11 §4)', () => {
     expect([r.status, errorCode(r)]).toEqual([409, 'out_of_sight']);
     expect((await db.sql`select team_id, title from public.tickets where id = ${t.body.id}`)[0])
       .toEqual({ team_id: team.id, title: 'Seen by agent2 through the team' });
+    // A status the route answers is one its OpenAPI document declares, for generated clients.
+    const doc = await (await app.request('/tickets/openapi.json')).json();
+    expect(doc.paths['/tickets/{id}'].patch.responses['409']).toBeDefined();
   });
 
   it('a ticket given a team straight through PostgREST is assigned by the assign-ticket job, once', async () => {

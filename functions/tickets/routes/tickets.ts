@@ -85,7 +85,9 @@ const routes = {
     ...apiKeyScope('tickets:write'),
     middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // staff: checked once the ticket is visible
     request: { params: s.TicketIdParam, body: jsonBody(s.UpdateTicketBody) },
-    responses: { 200: jsonResponse(s.ChangedTicketSchema, 'The ticket'), ...commonErrors },
+    // 409 out_of_sight: a team change that takes the ticket out of the caller's sight
+    // together with other changes (they would be made where the caller cannot see them).
+    responses: { 200: jsonResponse(s.ChangedTicketSchema, 'The ticket'), ...commonErrors, ...conflictError },
   }),
   setStatus: createRoute({
     method: 'post',
