@@ -544,6 +544,23 @@ describe('outbound webhooks', () => {
         from private.webhook_deliveries d join public.webhook_endpoints e on e.id = d.endpoint_id where e.id = ${reg.body.id}`;
       expect(done).toEqual({ status: 'delivered', consecutive_failures: 0, failing_since: null });
       expect(rx.received.filter((r) => r.verified)).toHaveLength(1);
+
+      // A Retry-After past any reason (seconds beyond an int, a date in the year 9999) is a
+      // day: the run records it and goes on, as for any other receiver.
+      for (const wait of ['1e12', 'Fri, 31 Dec 9999 23:59:59 GMT']) {
+        await db.sql`update public.memberships set role = ${wait === '1e12' ? 'user' : 'agent'} where tenant_id = ${tenants.acme.id} and user_id = ${users.acmeUser.id}`;
+        rx.behaviour.rateLimitNext = 1;
+        rx.behaviour.retryAfter = wait;
+        const run = await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 });
+        expect(run.claimed, wait).toBeGreaterThan(0);
+        const [held] = await db.sql`select extract(epoch from j.run_at - now())::int as wait
+          from private.webhook_deliveries d join private.jobs j on j.job_key = 'delivery:' || d.id
+          where d.endpoint_id = ${reg.body.id} and d.status = 'pending'`;
+        expect(held.wait, wait).toBeGreaterThan(86_000);
+        expect(held.wait, wait).toBeLessThanOrEqual(86_400);
+        await db.sql`update private.webhook_deliveries set status = 'failed' where endpoint_id = ${reg.body.id} and status = 'pending'`;
+        await db.sql`update private.jobs set dead_at = now() where task = 'deliver-webhook' and dead_at is null`;
+      }
     } finally {
       await rx.close();
     }

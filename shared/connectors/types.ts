@@ -62,14 +62,19 @@ export interface HttpOptions {
   accept?: number[];
 }
 
-/** A Retry-After header in seconds (it is seconds or an HTTP date); undefined when absent
- *  or unreadable. */
+/** The longest a partner or receiver may make a job wait: a day, as the queue allows. */
+export const MAX_RETRY_AFTER_SECONDS = 86_400;
+
+/** A Retry-After header in seconds (it is seconds or an HTTP date), at most a day (the
+ *  header is the other side's to write: 1e12 or a date in the year 9999 is a day);
+ *  undefined when absent or unreadable. */
 export function retryAfter(value: string | null): number | undefined {
   if (!value) return undefined;
   const seconds = Number(value);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+  const date = Number.isFinite(seconds) ? undefined : Date.parse(value);
+  if (date !== undefined && Number.isNaN(date)) return undefined;
+  const wait = date === undefined ? seconds : Math.ceil((date - Date.now()) / 1000);
+  return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(0, wait));
 }
 
 /** JSON over HTTP with a timeout and the retryable/permanent split every connector uses. */

@@ -56,8 +56,10 @@ type Outcome = 'completed' | 'retried' | 'dead' | 'lost';
 function errorInfo(err: unknown): { message: string; permanent: boolean; retryAfter: number | null } {
   const e = err as { message?: unknown; retryable?: unknown; retryAfterSeconds?: unknown };
   const message = typeof e?.message === 'string' && e.message ? e.message : String(err);
+  // At most a day (fail_job takes an int and caps at a day too): a task's error must not
+  // overflow the statement that records it, which would fail the whole run's batch.
   const retryAfter = typeof e?.retryAfterSeconds === 'number' && Number.isFinite(e.retryAfterSeconds)
-    ? Math.max(0, Math.ceil(e.retryAfterSeconds))
+    ? Math.min(86_400, Math.max(0, Math.ceil(e.retryAfterSeconds)))
     : null;
   return { message: message.slice(0, 2000), permanent: e?.retryable === false, retryAfter };
 }
