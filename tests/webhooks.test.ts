@@ -680,6 +680,17 @@ describe('replies back to Chatwoot', () => {
       expect(posted('Fixed, please try again')).toBe(1);
       const after = (await db.sql`select content from public.ticket_messages where ticket_id = ${ticket.id} order by created_at`).map((m) => m.content);
       expect(after.filter((c) => c === 'Fixed, please try again')).toHaveLength(2); // ours, and the colleague's in Chatwoot
+
+      // The same text twice in a row: the first's echo (its id recorded) claims nothing,
+      // and the second is posted too.
+      await call(ticketsApp, 'POST', `/tickets/${ticket.id}/messages`, { token: agent, body: { content: 'Thanks' } });
+      expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 1, retried: 0, failed: 0 });
+      const first = cw.messages.at(-1)!;
+      await call(ticketsApp, 'POST', `/tickets/${ticket.id}/messages`, { token: agent, body: { content: 'Thanks' } });
+      const echoFirst = await inbound({ event: 'message_created', id: first.id, content: 'Thanks', message_type: 'outgoing', private: false, sender: { id: owner, type: 'user' }, conversation: { display_id: 77 } }, 'd-thanks-1');
+      expect(echoFirst.body.outcome).toBe('ignored');
+      expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 1, retried: 0, failed: 0 });
+      expect(posted('Thanks')).toBe(2);
     } finally {
       await cw.server.close();
     }

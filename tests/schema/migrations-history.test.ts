@@ -323,6 +323,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // A tenant turning active restores only what its suspension or deletion took, and not
   // a service its plan no longer includes (issue 14, review of the tenants function).
   'private.tenant_status_to_services': ['20261205201000_resume_restores_what_suspension_took.sql'],
+  // An echo claims a pending reply only when its id is no reply's yet (issue 14, review).
+  'private.claim_chatwoot_echo': ['20261205209000_chatwoot_echo_claims_only_unknown_ids.sql'],
   'private.rotate_service_credentials': [
     '20261201151000_chatwoot_rotation_existing_login.sql',
     '20261205190000_chatwoot_rotation_keeps_token.sql',
