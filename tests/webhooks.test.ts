@@ -504,6 +504,37 @@ describe('outbound webhooks', () => {
     }
   });
 
+  it('a delivery out of retries while its endpoint fails is held, not dropped: the endpoint is disabled and re-enabling sends it', async () => {
+    const secretRef: { secret?: string } = {};
+    const rx = await receiver(secretRef);
+    try {
+      const reg = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken, body: { url: rx.url, event_types: ['membership.updated'] } });
+      secretRef.secret = reg.body.secret;
+      await db.sql`update private.jobs set dead_at = now() where task = 'deliver-webhook' and dead_at is null`;
+      await db.sql`update public.memberships set role = 'user' where tenant_id = ${tenants.acme.id} and user_id = ${users.acmeUser.id}`;
+      // Failing for 15 hours, not yet a day; this delivery's next attempt is its last.
+      await db.sql`update public.webhook_endpoints set consecutive_failures = 40, failing_since = now() - interval '15 hours' where id = ${reg.body.id}`;
+      await db.sql`update private.jobs j set attempts = j.max_attempts - 1 from private.webhook_deliveries d
+        where j.job_key = 'delivery:' || d.id and d.endpoint_id = ${reg.body.id}`;
+      rx.behaviour.failNext = 1;
+      const run = await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 });
+      expect(run.claimed).toBeGreaterThanOrEqual(1);
+      const [d] = await db.sql`select status, attempts from private.webhook_deliveries where endpoint_id = ${reg.body.id}`;
+      expect(d).toEqual({ status: 'pending', attempts: 1 });
+      const [e] = await db.sql`select enabled, disabled_reason from public.webhook_endpoints where id = ${reg.body.id}`;
+      expect(e.enabled).toBe(false);
+      expect(e.disabled_reason).toMatch(/^disabled after 41 failed deliveries/);
+      // Re-enabled: the held delivery goes out.
+      expect((await call(tenantsApp, 'PATCH', `/tenants/${tenants.acme.id}/webhooks/${reg.body.id}`, { token: adminToken, body: { enabled: true } })).status).toBe(200);
+      await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 });
+      const [sent] = await db.sql`select status from private.webhook_deliveries where endpoint_id = ${reg.body.id}`;
+      expect(sent.status).toBe('delivered');
+      expect(rx.received.filter((r) => r.verified)).toHaveLength(1);
+    } finally {
+      await rx.close();
+    }
+  });
+
   it("a receiver's 429 is no failure of the endpoint, and its Retry-After is waited out; a 503's too", async () => {
     const secretRef: { secret?: string } = {};
     const rx = await receiver(secretRef);

@@ -319,7 +319,11 @@ const REDEFINITIONS: Record<string, string[]> = {
   // An endpoint disabled after a day of failures, not 30 attempts that parallel queues
   // spend in seconds; a 429 is no failure of the endpoint (issue 14, review of the webhooks).
   'private.webhook_endpoint_reenabled': ['20261205192000_webhook_endpoint_failing_since.sql'],
-  'private.record_webhook_attempt': ['20261205192000_webhook_endpoint_failing_since.sql'],
+  // ... and a delivery out of retries while its endpoint fails is held for re-enabling.
+  'private.record_webhook_attempt': [
+    '20261205192000_webhook_endpoint_failing_since.sql',
+    '20261205210000_webhook_delivery_held_at_last_attempt.sql',
+  ],
   // A tenant turning active restores only what its suspension or deletion took, and not
   // a service its plan no longer includes (issue 14, review of the tenants function).
   'private.tenant_status_to_services': ['20261205201000_resume_restores_what_suspension_took.sql'],

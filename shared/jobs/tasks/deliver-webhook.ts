@@ -98,6 +98,9 @@ export const deliverWebhook: Task<{ delivery_id: number }> = {
         }, ${final}) as outcome`,
     );
     if (outcome === 'lost') throw new LeaseLost();
+    // Out of retries while the endpoint fails: it was disabled and the delivery waits for
+    // it to be enabled again (the job is done; re-enabling queues the delivery anew).
+    if (outcome === 'held') return { held: 1 };
     if (outcome !== 'delivered') throw new JobError(error ?? 'delivery failed', { retryAfterSeconds: wait });
     return { delivered: 1 };
   },
