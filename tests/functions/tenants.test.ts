@@ -274,6 +274,23 @@ describe('tenant lifecycle', () => {
     const restored = await call(app, 'POST', `${path}/resume`, { token: tok.super });
     expect([restored.status, restored.body.status]).toEqual([200, 'active']);
     expect(await desired()).toEqual({ chatwoot: 'active', botpress: 'active', n8n: 'removed', odoo: 'active' });
+
+    // Odoo, kept removed by the plan through a restore, then enabled and turned off by an
+    // admin: the deletion's remove_after goes with the admin's change, so the next
+    // restore does not take it for the deletion's.
+    expect((await call(app, 'DELETE', path, { token: tok.super })).status).toBe(200);
+    await db.sql`insert into private.tenant_plan_overrides (tenant_id, features) values (${t.id}, '{"odoo": false}')`;
+    expect((await call(app, 'POST', `${path}/resume`, { token: tok.super })).status).toBe(200);
+    expect((await desired()).odoo).toBe('removed later');
+    await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${t.id}`;
+    for (const enabled of [true, false]) {
+      const r = await call(app, 'PUT', `${path}/services/odoo`, { token: tok.super, body: { enabled } });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+    }
+    expect((await desired()).odoo).toBe('removed');
+    expect((await call(app, 'DELETE', path, { token: tok.super })).status).toBe(200);
+    expect((await call(app, 'POST', `${path}/resume`, { token: tok.super })).status).toBe(200);
+    expect((await desired()).odoo).toBe('removed');
   });
 });
 
