@@ -7,6 +7,7 @@ import { app } from '../../functions/tenants/app.ts';
 import { AUDIT_PAGE_BYTES } from '../../functions/tenants/routes/audit.ts';
 import { closeDb } from '../../shared/db.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { type SeedUser, teams, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
@@ -470,6 +471,30 @@ describe('members', () => {
     expect((await call(app, 'PATCH', `${base}/${admin.id}`, { token: tok.admin, body: { role: 'user' } })).status).toBe(200);
     const [kept] = await db.sql`select count(*)::int as n from public.invitations where id = ${sent.body.id}`;
     expect(kept.n).toBe(1);
+  });
+
+  it('an invitation sent while its sender is being demoted waits for the change and is refused', async () => {
+    const admin = await extraAdmin('racing.admin@acme.test');
+    const holder = await db.sql.reserve();
+    try {
+      // The demotion, under way in another transaction.
+      await holder`begin`;
+      await holder`update public.memberships set role = 'agent' where tenant_id = ${tenants.acme.id} and user_id = ${admin.id}`;
+      const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+      const sent = call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, {
+        token: admin.token,
+        body: { email: 'racing.alias@elsewhere.test', role: 'admin' },
+      });
+      expect(await someoneWaitsFor(db.sql, pid)).toBe(true);
+      await holder`commit`;
+      const r = await sent;
+      expect(r.status).toBe(403);
+    } finally {
+      await holder`rollback`.catch(() => undefined);
+      holder.release();
+    }
+    const [n] = await db.sql`select count(*)::int as n from public.invitations where email = 'racing.alias@elsewhere.test'`;
+    expect(n.n).toBe(0);
   });
 
   it('an expired invitation is not pending: not listed, not accepted, and inviting the address again replaces it', async () => {
