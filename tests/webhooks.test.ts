@@ -214,6 +214,26 @@ describe('Clerk events out of order', () => {
     // Events of different objects do not hold each other back.
     const other = await sendClerk(clerkRequest({ ...clerkUser('user_other_late', 'other@late.test'), timestamp: at(0) }));
     expect(other.body.outcome).toBe('applied');
+
+    // A membership event after its organisation's deletion adds no one to the deleted tenant.
+    await sendClerk(clerkRequest({ type: 'organization.deleted', timestamp: at(8), data: { id: 'org_late', deleted: true } }));
+    const [other2] = await db.sql`select id from public.users where email = 'other@late.test'`;
+    const afterDeletion = await sendClerk(clerkRequest({
+      type: 'organizationMembership.created',
+      timestamp: at(9),
+      data: { id: 'orgmem_other', role: 'org:admin', organization: { id: 'org_late' }, public_user_data: { user_id: 'user_other_late' } },
+    }));
+    expect(afterDeletion.body.outcome).toBe('ignored');
+    expect(await db.sql`select 1 from public.memberships where tenant_id = ${t.id} and user_id = ${other2.id}`).toHaveLength(0);
+    // Events naming no object are not ordered under one shared key: both apply as they come.
+    const [bare1, bare2] = [at(20), at(10)].map((timestamp) => ({ type: 'organizationMembership.deleted', timestamp, data: {} }));
+    expect((await sendClerk(clerkRequest(bare1))).status).toBe(200);
+    expect(await db.sql`select 1 from private.clerk_object_versions where object like 'membership:undefined%'`).toHaveLength(0);
+    expect((await sendClerk(clerkRequest(bare2))).status).toBe(200);
+    for (const type of ['user.created', 'user.deleted', 'organization.created', 'organizationMembership.created']) {
+      const bare = await sendClerk(clerkRequest({ type, timestamp: at(30), data: {} }));
+      expect([bare.status, bare.body.outcome], type).toEqual([200, 'ignored']);
+    }
   });
 });
 

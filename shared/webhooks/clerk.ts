@@ -102,8 +102,20 @@ async function upsertUser(
   return id;
 }
 
-async function tenantForOrg(tx: Tx, orgId: string): Promise<string | undefined> {
+async function tenantForOrg(tx: Tx, orgId: unknown): Promise<string | undefined> {
+  // A payload without the organisation's id names none (and is no server error).
+  if (typeof orgId !== 'string' || orgId === '') return undefined;
   const [link] = await tx`select tenant_id from public.tenant_org_links where issuer = ${issuer()} and org_id = ${orgId}`;
+  return link?.tenant_id;
+}
+
+/** The tenant of an organisation that may still take members: a deleted one takes none
+ *  (a late organizationMembership event after organization.deleted changes nothing). */
+async function liveTenantForOrg(tx: Tx, orgId: unknown): Promise<string | undefined> {
+  if (typeof orgId !== 'string' || orgId === '') return undefined;
+  const [link] = await tx`
+    select l.tenant_id from public.tenant_org_links l join public.tenants t on t.id = l.tenant_id
+    where l.issuer = ${issuer()} and l.org_id = ${orgId} and t.status <> 'deleted'`;
   return link?.tenant_id;
 }
 
@@ -119,9 +131,15 @@ function slugFor(data: Payload): string {
  *  for events this sync does not apply. */
 function clerkObject(type: string, d: Payload, orgsAsTenants: boolean): string | null {
   const [kind] = type.split('.');
-  if (kind === 'user') return `user:${d.id}`;
-  if (kind === 'organization') return orgsAsTenants ? `organization:${d.id}` : null;
-  if (kind === 'organizationMembership') return `membership:${d.organization?.id}:${d.public_user_data?.user_id}`;
+  // Ids as Clerk writes them (user_…, org_…); without them an event names no object, and
+  // is not ordered against others (it is ignored where it is applied).
+  const id = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+  const user = id(d.id);
+  if (kind === 'user') return user ? `user:${user}` : null;
+  if (kind === 'organization') return orgsAsTenants && user ? `organization:${user}` : null;
+  const org = id(d.organization?.id);
+  const member = id(d.public_user_data?.user_id);
+  if (kind === 'organizationMembership') return org && member ? `membership:${org}:${member}` : null;
   return null;
 }
 
@@ -146,6 +164,10 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
   const d = event.data ?? {};
   const orgsAsTenants = env('CLERK_ORGS_AS_TENANTS') !== 'false';
   if (!(await newestForObject(tx, event, clerkObject(event.type, d, orgsAsTenants)))) return 'ignored';
+  // A user or organisation event without the object's id names nothing to change (it was
+  // a 500 where the id went into a query).
+  const kind = event.type.split('.')[0];
+  if ((kind === 'user' || kind === 'organization') && (typeof d.id !== 'string' || d.id === '')) return 'ignored';
   switch (event.type) {
     case 'user.created':
     case 'user.updated':
@@ -188,7 +210,7 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
     }
     case 'organizationMembership.created':
     case 'organizationMembership.updated': {
-      const tenantId = await tenantForOrg(tx, d.organization?.id);
+      const tenantId = await liveTenantForOrg(tx, d.organization?.id);
       const pud = d.public_user_data ?? {};
       if (!tenantId || !pud.user_id) return 'ignored';
       // A membership's identifier is not known to be verified: only a user Clerk already
