@@ -551,6 +551,10 @@ describe('SLA', () => {
     expect(near.status, JSON.stringify(near.body)).toBe(200);
     const [{ none }] = await db.sql`select private.add_business_minutes(now(), 600000, ${db.sql.json(weekly)}) is null as none`;
     expect(none).toBe(true);
+    // Hours with no business day at all (days the API refuses, written to the table) are named as such.
+    const [policy] = await db.sql`select id from public.sla_policies where tenant_id = ${acme} and priority = 'high' and team_id is null`;
+    const never = await db.sql`update public.sla_policies set business_hours = ${db.sql.json({ ...weekly, days: [8] })} where id = ${policy.id}`.catch((e) => e);
+    expect([never.code, JSON.parse(never.detail).details.fields[0].field]).toEqual(['PT422', 'business_hours']);
     await call(app, 'DELETE', '/tickets/sla-policies/high', { token: tok.admin });
   });
 

@@ -327,6 +327,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // A tenant turning active restores only what its suspension or deletion took, and not
   // a service its plan no longer includes (issue 14, review of the tenants function).
   'private.tenant_status_to_services': ['20261205201000_resume_restores_what_suspension_took.sql'],
+  // Hours with no business time at all name business_hours (issue 14, review).
+  'private.sla_policy_hours_valid': ['20261205213000_sla_hours_without_business_time.sql'],
   // An echo claims a pending reply only when its id is no reply's yet (issue 14, review).
   'private.claim_chatwoot_echo': ['20261205209000_chatwoot_echo_claims_only_unknown_ids.sql'],
   'private.rotate_service_credentials': [
