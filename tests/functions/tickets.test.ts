@@ -349,6 +349,9 @@ describe('assignment', () => {
     }
     const [row] = await db.sql`select assigned_to, team_id from public.tickets where id = ${t.id}`;
     expect(row).toEqual({ assigned_to: users.acmeAdmin.id, team_id: team.id });
+    // The unused pick gave its turn back: the team's pointer is where it was.
+    const [pointer] = await db.sql`select last_assigned_user_id from public.teams where id = ${team.id}`;
+    expect(pointer.last_assigned_user_id).toBeNull();
   });
 
   it('least-open picks the agent with the fewest open tickets', async () => {

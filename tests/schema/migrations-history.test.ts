@@ -268,7 +268,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Auto-assigns a ticket that gains a team with no assignee (issue 11 §4).
   // Later: a team's pick goes only to a ticket still unassigned, so an assignment made
   // while the hand-off waited for the team stays (issue 14, review of the tickets function).
-  'private.hand_off_ticket': ['20261201091000_department_routing.sql', '20261205204000_hand_off_keeps_concurrent_assignment.sql'],
+  // And a pick made moot gives the agent's turn back.
+  'private.hand_off_ticket': [
+    '20261201091000_department_routing.sql',
+    '20261205204000_hand_off_keeps_concurrent_assignment.sql',
+    '20261205214000_hand_off_returns_unused_turn.sql',
+  ],
   // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).
   'private.webhook_outbox': ['20261201093000_api_timestamps.sql', '20261201099100_outbox_listener_first.sql'],
   // The same answers from the caller's context, read once per transaction (issue 12).
