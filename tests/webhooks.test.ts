@@ -742,6 +742,14 @@ describe('replies back to Chatwoot', () => {
       expect(echoFirst.body.outcome).toBe('ignored');
       expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 1, retried: 0, failed: 0 });
       expect(posted('Thanks')).toBe(2);
+
+      // Someone signed in to Chatwoot as the owner login posts the text of a reply still
+      // queued here: their message, not the reply's echo (its job has not begun).
+      await call(ticketsApp, 'POST', `/tickets/${ticket.id}/messages`, { token: agent, body: { content: 'On it' } });
+      const human = await inbound({ event: 'message_created', id: 9100, content: 'On it', message_type: 'outgoing', private: false, sender: { id: owner, type: 'user' }, conversation: { display_id: 77 } }, 'd-human');
+      expect(human.body.outcome).toBe('applied');
+      expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 1, retried: 0, failed: 0 });
+      expect(posted('On it')).toBe(1);
     } finally {
       await cw.server.close();
     }

@@ -335,7 +335,11 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Hours with no business time at all name business_hours (issue 14, review).
   'private.sla_policy_hours_valid': ['20261205213000_sla_hours_without_business_time.sql'],
   // An echo claims a pending reply only when its id is no reply's yet (issue 14, review).
-  'private.claim_chatwoot_echo': ['20261205209000_chatwoot_echo_claims_only_unknown_ids.sql'],
+  // ... and only of a reply whose job has begun.
+  'private.claim_chatwoot_echo': [
+    '20261205209000_chatwoot_echo_claims_only_unknown_ids.sql',
+    '20261205215000_chatwoot_echo_needs_a_started_job.sql',
+  ],
   'private.rotate_service_credentials': [
     '20261201151000_chatwoot_rotation_existing_login.sql',
     '20261205190000_chatwoot_rotation_keeps_token.sql',
