@@ -292,6 +292,14 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
   };
 }
 
+/** A conversation's messages (Application API): where replies are posted and listed. */
+const messagesUrl = (url: string, accountId: number, conversationId: string) =>
+  `${url.replace(/\/$/, '')}/api/v1/accounts/${accountId}/conversations/${encodeURIComponent(conversationId)}/messages`;
+
+/** Whether a message is outgoing: Chatwoot writes message_type as its name in webhooks and
+ *  as its integer (1) in API lists. */
+export const isOutgoing = (messageType: unknown): boolean => messageType === 'outgoing' || messageType === 1;
+
 /** Posts a reply written here into the Chatwoot conversation (Application API, with the
  *  tenant's owner token) and returns Chatwoot's message id. */
 export async function postChatwootReply(
@@ -303,7 +311,7 @@ export async function postChatwootReply(
 ): Promise<number> {
   const { body } = await partnerFetch(
     'chatwoot',
-    `${config.url.replace(/\/$/, '')}/api/v1/accounts/${accountId}/conversations/${encodeURIComponent(conversationId)}/messages`,
+    messagesUrl(config.url, accountId, conversationId),
     {
       method: 'POST',
       headers: { api_access_token: userToken },
@@ -339,13 +347,13 @@ export async function findChatwootReply(
 ): Promise<number | undefined> {
   const { body } = await partnerFetch(
     'chatwoot',
-    `${config.url.replace(/\/$/, '')}/api/v1/accounts/${accountId}/conversations/${encodeURIComponent(conversationId)}/messages`,
+    messagesUrl(config.url, accountId, conversationId),
     { headers: { api_access_token: userToken }, timeoutMs: config.timeoutMs },
   ) as { body: { payload?: ListedMessage[] } };
   // Chatwoot's clock and ours may differ by a little: a minute of slack.
   const since = Math.floor(wanted.since.getTime() / 1000) - 60;
   for (const m of body?.payload ?? []) {
-    const outgoing = m.message_type === 1 || m.message_type === 'outgoing';
+    const outgoing = isOutgoing(m.message_type);
     if (
       outgoing && !m.private && m.content === wanted.content && m.sender?.id === wanted.senderId &&
       (m.sender?.type ?? 'user') === 'user' && (m.created_at ?? 0) >= since && !(await wanted.taken(m.id))

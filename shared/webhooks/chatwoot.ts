@@ -11,6 +11,7 @@ import { secretEquals } from '../auth/service.ts';
 import { supabaseUrl } from '../auth/issuers.ts';
 import { ApiError, forbidden, unauthorized } from '../errors.ts';
 import { firstCharacters } from '../text.ts';
+import { isOutgoing } from '../connectors/chatwoot.ts';
 
 /** A partner's JSON payload: shapes are checked where they are read. */
 // deno-lint-ignore no-explicit-any
@@ -196,7 +197,7 @@ export async function applyChatwootEvent(
       // conversation with the same text from our own login: claimed as sent by this
       // echo, so the job does not post it again. Claimed first: it waits for a job
       // finishing that reply, whose id the check after it then finds.
-      const outgoing = type === 'outgoing' || type === 1;
+      const outgoing = isOutgoing(type);
       if (outgoing && !event.private && typeof event.content === 'string' && event.conversation?.display_id != null) {
         const [{ claimed }] = await tx`
           select private.claim_chatwoot_echo(${tenantId}, ${String(event.conversation.display_id)}, ${event.content},

@@ -415,38 +415,30 @@ async function relevancePage(
     };
   }
 
-  if (approximate && cursor?.phase === 'c') {
-    // The first page's candidates are the matches from its edge on (all of them when
-    // they were not bounded): ranked exactly here, with what was created since.
-    const from = cursor.edge ? tx`and (created_at, id) >= (${cursor.edge[0]}::timestamptz, ${cursor.edge[1]}::uuid)` : tx``;
-    const rows = await tx<RankedRow>`
-      select ${cols}
-      from public.tickets
-      where ${filter} ${from} ${keyset(cursor.last)}
-      order by ${rank} desc, created_at desc, id desc
-      limit ${q.limit + 1}
-    `;
-    const shown = rows.slice(0, q.limit);
-    const next: RelevanceCursor | null = rows.length > q.limit
-      ? { phase: 'c', last: lastOf(shown.at(-1)!), edge: cursor.edge }
-      : cursor.edge
-      ? { phase: 'x', edge: cursor.edge }
-      : null;
-    return { items: shown.map(({ rank_key: _r, at_key: _a, ...ticket }) => ticket), next };
-  }
-
-  // The exact order, over the matches older than the edge when there is one.
+  // The exact order over a stretch of the matches. A later candidate page (phase c, so
+  // most relevant first): the first page's candidates, the matches from its edge on (all
+  // of them when they were not bounded), with what was created since; phase x: the
+  // matches older than the edge when there is one.
+  const phase = cursor?.phase ?? 'x';
   const edge = cursor?.edge;
-  const older = edge ? tx`and (created_at, id) < (${edge[0]}::timestamptz, ${edge[1]}::uuid)` : tx``;
+  const stretch = !edge
+    ? tx``
+    : phase === 'c'
+    ? tx`and (created_at, id) >= (${edge[0]}::timestamptz, ${edge[1]}::uuid)`
+    : tx`and (created_at, id) < (${edge[0]}::timestamptz, ${edge[1]}::uuid)`;
   const rows = await tx<RankedRow>`
     select ${cols}
     from public.tickets
-    where ${filter} ${older} ${keyset(cursor?.last)}
+    where ${filter} ${stretch} ${keyset(cursor?.last)}
     order by ${rank} ${direction}, created_at ${direction}, id ${direction}
     limit ${q.limit + 1}
   `;
   const shown = rows.slice(0, q.limit);
-  const next: RelevanceCursor | null = rows.length > q.limit ? { phase: 'x', last: lastOf(shown.at(-1)!), edge } : null;
+  const next: RelevanceCursor | null = rows.length > q.limit
+    ? { phase, last: lastOf(shown.at(-1)!), edge }
+    : phase === 'c' && edge
+    ? { phase: 'x', edge }
+    : null;
   return { items: shown.map(({ rank_key: _r, at_key: _a, ...ticket }) => ticket), next };
 }
 
