@@ -399,6 +399,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   // there, they add only customers, and hear of public changes only.
   'private.my_followed_ticket_keys': ['20261202141100_customer_followers.sql'],
   'private.ticket_followers_check': ['20261202141100_customer_followers.sql'],
+  // A changing value reads its field's definition FOR SHARE, so a visibility change and
+  // the write never miss each other (issue 14, review of the custom fields).
+  'private.write_ticket_custom_fields': ['20261206010000_custom_field_writes_wait_for_visibility.sql'],
   // ... PL/pgSQL, planned once a session (issue 14, per-row trigger cost).
   'private.notify_followers': ['20261202141100_customer_followers.sql', '20261205160000_row_trigger_helpers_planned_once.sql'],
 };
