@@ -180,6 +180,21 @@ describe('provisioning a new tenant', () => {
     expect((await services(t.id)).botpress.state).toBe('active');
   });
 
+  it('makes no duplicate when a job runs past its lease: the next run leaves it to the worker still in it', async () => {
+    // A create slower than the 1 s lease (but within the connector's timeout): the worker
+    // renews the lease while it waits, so the next run finds nothing to claim.
+    botpress.server.faults = { ...botpress.server.faults, match: /^POST \/v1\/admin\/bots$/, slow: 1, slowMs: 1_500 };
+    const patient = { ...connectors(), botpress: botpressConnector({ url: botpress.url, token: botpress.token, workspaceId: botpress.workspaceId, timeoutMs: 3_000 }) };
+    const t = await createTenant(['botpress']);
+    const first = runJobs({ tasks: ['provision'], deps: { connectors: patient }, budgetMs: 10_000, leaseSeconds: 1, workerId: 'first' });
+    await new Promise((r) => setTimeout(r, 1_100));
+    const next = await runJobs({ tasks: ['provision'], deps: { connectors: patient }, budgetMs: 3_000, workerId: 'next' });
+    expect(next.claimed).toBe(0);
+    expect(await first).toMatchObject({ claimed: 1, completed: 1, lost: 0 });
+    expect(partnerObjects(t).botpressBots).toBe(1);
+    expect((await services(t.id)).botpress.state).toBe('active');
+  });
+
   it('recovers from a worker killed mid-job: the lease runs out and another worker finishes', async () => {
     const t = await createTenant(['chatwoot']);
     // Worker A claims and dies before doing anything else.

@@ -49,8 +49,8 @@ export function connectorsFromEnv(): Connectors {
       mode: env('ODOO_MODE') === 'database' ? 'database' : 'company',
       masterPassword: env('ODOO_MASTER_PASSWORD'),
       timeoutMs,
-      // create_database blocks while Odoo builds the database: its own timeout, kept under
-      // the job lease (120 s); the database counts only once it is usable.
+      // create_database blocks while Odoo builds the database: its own timeout (the job's
+      // lease is renewed while it waits); the database counts only once it is usable.
       createDatabaseTimeoutMs: envInt('ODOO_CREATE_DB_TIMEOUT_MS', 90_000, 1_000, 600_000),
       adminGroups: envList('ODOO_ADMIN_GROUPS').length ? envList('ODOO_ADMIN_GROUPS') : undefined,
     });

@@ -1,6 +1,7 @@
 // The job runner: one run is one Edge Function invocation (POST /functions/v1/jobs/run)
 // or one call from a test. It adds the recurring jobs that are due, then claims small
-// batches of due jobs of every registered task (FOR UPDATE SKIP LOCKED, under a lease),
+// batches of due jobs of every registered task (FOR UPDATE SKIP LOCKED, under a lease
+// renewed while they run),
 // runs each through its task's handler, completes the batch's successes in the
 // statement that claims the next batch, fails the others one by one (backoff or dead),
 // and stops claiming when the queue is empty or its time budget is spent — an Edge
@@ -19,7 +20,8 @@ export interface RunOptions {
   batch?: number;
   /** Stop claiming after this long. */
   budgetMs?: number;
-  /** The lease on each claimed batch; a job not finished by then may run elsewhere. */
+  /** The lease on each claimed batch, renewed while the batch runs: a job whose worker
+   *  stopped for this long may run elsewhere. */
   leaseSeconds?: number;
   /** Only these tasks (default: every task of the registry). */
   tasks?: string[];
@@ -155,22 +157,51 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
     for (const job of jobs) taskReport(job.task).claimed++;
     const release: number[] = [];
     const serial = jobs.filter((j) => registry[j.task]?.serial);
-    await Promise.all([
-      ...jobs.filter((j) => !registry[j.task]?.serial).map((j) => runOne(j, done)),
-      (async () => {
-        for (const job of serial) {
-          // Out of time: the jobs not started go back at once, their attempt uncounted.
-          if (Date.now() - started >= budget) release.push(job.id);
-          else await runOne(job, done);
-        }
-      })(),
-    ]);
+    const stopRenewing = renewLeases(worker, jobs.map((j) => j.id), leaseSeconds, started);
+    try {
+      await Promise.all([
+        ...jobs.filter((j) => !registry[j.task]?.serial).map((j) => runOne(j, done)),
+        (async () => {
+          for (const job of serial) {
+            // Out of time: the jobs not started go back at once, their attempt uncounted.
+            if (Date.now() - started >= budget) release.push(job.id);
+            else await runOne(job, done);
+          }
+        })(),
+      ]);
+    } finally {
+      stopRenewing();
+    }
     if (release.length) {
       report.released += (await db()`select private.release_jobs(${worker}, ${release}) as n`)[0].n as number;
     }
   }
   report.ms = Date.now() - started;
   return report;
+}
+
+/** How long a run keeps renewing its leases at most: far past any platform's wall clock
+ *  for one invocation (150 s on Supabase, 400 s on paid plans), so only a handler that
+ *  hangs for good lets its job go to another worker. */
+const MAX_HOLD_MS = 15 * 60_000;
+
+/** Renews the lease of a batch's jobs every third of the lease while they run, so a job
+ *  that takes longer than its lease (a serial job started late in its batch, a slow
+ *  partner) is not claimed by the next run while this one is still in it; a lease runs
+ *  out only when its worker stops. Returns the function that stops the renewals. A
+ *  renewal that fails (the database away for a moment) is tried again at the next tick;
+ *  a job whose lease was lost meanwhile stays lost (its handler finds out when it
+ *  records anything). */
+function renewLeases(worker: string, ids: number[], leaseSeconds: number, started: number): () => void {
+  let inFlight = false;
+  const timer = setInterval(() => {
+    if (inFlight || Date.now() - started > MAX_HOLD_MS) return;
+    inFlight = true;
+    db()`select id from private.renew_job_leases(${worker}, ${ids}, ${leaseSeconds})`
+      .catch((err: unknown) => console.error(`[jobs] ${worker}: could not renew leases: ${(err as Error).message}`))
+      .finally(() => inFlight = false);
+  }, Math.max(100, (leaseSeconds * 1000) / 3));
+  return () => clearInterval(timer);
 }
 
 function addCounts(into: TaskReport, result: TaskResult) {

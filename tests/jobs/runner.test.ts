@@ -2,7 +2,8 @@
 // named queues run one job at a time, in order, under four concurrent workers, also
 // through a retry at a queue's head; a handler's Retry-After and permanent errors reach
 // the stored job; a task the registry does not know is never claimed; a handler that
-// outlives its lease cannot complete its job; jobs not started within the budget go back.
+// runs past its lease keeps it while its worker renews it, and one whose worker stopped
+// cannot complete its job; jobs not started within the budget go back.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Registry, runJobs } from '../../shared/jobs/runner.ts';
 import { tasks as productionTasks } from '../../shared/jobs/registry.ts';
@@ -103,24 +104,61 @@ describe('failures reported by handlers', () => {
 });
 
 describe('leases and budgets', () => {
-  it('a handler that outlives its lease cannot complete the job: counted lost, run again by another worker', async () => {
+  it('a handler that runs past its lease keeps it: the next run does not take the job, which runs once', async () => {
     let runs = 0;
     const registry: Registry = {
       slow: {
+        serial: true,
         async run() {
           runs++;
-          if (runs === 1) await sleep(2_200); // longer than the 1 s lease
+          await sleep(2_200); // more than twice the 1 s lease
         },
       } as never,
     };
     const [{ id }] = await db.sql`select id from private.add_job('slow')`;
-    const late = runJobs({ registry, leaseSeconds: 1, workerId: 'late', budgetMs: 10_000 });
+    const first = runJobs({ registry, leaseSeconds: 1, workerId: 'first', budgetMs: 10_000 });
     await sleep(1_300);
-    const other = await runJobs({ registry, workerId: 'other', budgetMs: 5_000 });
-    expect(other).toMatchObject({ claimed: 1, completed: 1 });
-    expect(await late).toMatchObject({ claimed: 1, completed: 0, lost: 1 });
+    const next = await runJobs({ registry, workerId: 'next', budgetMs: 2_000 });
+    expect(next.claimed).toBe(0);
+    expect(await first).toMatchObject({ claimed: 1, completed: 1, lost: 0 });
+    expect(runs).toBe(1);
+    expect(await db.sql`select 1 from private.jobs where id = ${id}`).toHaveLength(0);
+  });
+
+  it('a worker that stopped renewing loses the job: counted lost, run again by another worker', async () => {
+    let runs = 0;
+    let taken: Promise<unknown> | undefined;
+    const registry: Registry = {
+      stalled: {
+        async run() {
+          runs++;
+          if (runs > 1) return;
+          // As if this worker froze past its lease: the lease runs out, another worker
+          // claims the job, and only then does this one go on.
+          await db.sql`update private.jobs set locked_until = now() - interval '1 second' where task = 'stalled'`;
+          taken = runJobs({ registry, workerId: 'other', budgetMs: 5_000 });
+          await taken;
+        },
+      } as never,
+    };
+    const [{ id }] = await db.sql`select id from private.add_job('stalled')`;
+    const late = await runJobs({ registry, leaseSeconds: 1, workerId: 'late', budgetMs: 10_000 });
+    expect(late).toMatchObject({ claimed: 1, completed: 0, lost: 1 });
+    expect(await taken).toMatchObject({ claimed: 1, completed: 1 });
     expect(runs).toBe(2);
     expect(await db.sql`select 1 from private.jobs where id = ${id}`).toHaveLength(0);
+  });
+
+  it('a renewal neither shortens a lease nor takes back one another worker holds', async () => {
+    const [{ id }] = await db.sql`select id from private.add_job('held-elsewhere')`;
+    await db.sql`update private.jobs set locked_by = 'owner', locked_until = now() + interval '10 minutes', attempts = 1 where id = ${id}`;
+    expect(await db.sql`select id from private.renew_job_leases('intruder', ${[id]}, 600)`).toEqual([]);
+    expect(await db.sql`select id from private.renew_job_leases('owner', ${[id]}, 1)`).toHaveLength(1);
+    const [row] = await db.sql`select locked_by, locked_until > now() + interval '9 minutes' as long from private.jobs where id = ${id}`;
+    expect(row).toEqual({ locked_by: 'owner', long: true });
+    await db.sql`update private.jobs set locked_until = now() - interval '1 second' where id = ${id}`;
+    expect(await db.sql`select id from private.renew_job_leases('owner', ${[id]}, 600)`).toEqual([]);
+    await db.sql`delete from private.jobs where id = ${id}`;
   });
 
   it('gives back serial jobs it had no time to start, their attempt uncounted', async () => {
