@@ -79,6 +79,17 @@ export async function countKeyRead(c: Limited, key: PresentedKey): Promise<void>
   apply(c, verdict, KEY_READ_REFUSED);
 }
 
+/** Counts one write made with an API key, in a statement that verifies the key first
+ *  (secret, revocation, expiry, the route's scope): someone who knows a key's id (admins
+ *  list them, the audit trail names them, the key carries it in clear) but not its
+ *  secret spends nothing of the tenant's or the key's windows, and learns nothing of
+ *  them from the RateLimit-* headers of its 401. The request's own statement verifies
+ *  the key again, in its transaction. Headers and 429 as above. */
+export async function countKeyWrite(c: Limited, key: PresentedKey, scope: string, claims: Claims): Promise<void> {
+  if (!rateLimitsEnabled()) return;
+  await verifiedAndCounted(db(), c, key, scope, claims);
+}
+
 /** An API key verified for `scope` (private.verify_api_key: secret, revocation, expiry,
  *  scope; its refusals are the database's) and its request counted, in one autocommit
  *  statement where a request makes no transaction of its own (the telephony call path):
@@ -86,14 +97,23 @@ export async function countKeyRead(c: Limited, key: PresentedKey): Promise<void>
  *  tenant's window (read from the verified key) and the key's own. One statement is one
  *  transaction: a key that does not verify raises, and takes any count back with it.
  *  Returns the verified key (its tenant_id among it); headers and 429 as above. */
-export async function verifyKeyAndCount(
+export function verifyKeyAndCount(
   c: Limited,
   key: PresentedKey,
   scope: string,
   writeClaims?: Claims,
 ): Promise<{ tenant_id: string }> {
   // The call path's own pool (shared/db.ts), like the rest of the provider's statements.
-  const sql = callPathDb();
+  return verifiedAndCounted(callPathDb(), c, key, scope, writeClaims);
+}
+
+async function verifiedAndCounted(
+  sql: ReturnType<typeof db>,
+  c: Limited,
+  key: PresentedKey,
+  scope: string,
+  writeClaims?: Claims,
+): Promise<{ tenant_id: string }> {
   const count = !rateLimitsEnabled()
     ? sql`null::jsonb`
     : writeClaims

@@ -5,7 +5,7 @@ import type { MiddlewareHandler } from 'hono';
 import { asUser, type Claims, type Tx, withClaims } from '../db.ts';
 import { forbidden } from '../errors.ts';
 import { chunksOf, streamOf } from '../limits.ts';
-import { countKeyRead, countWrite } from '../rate-limit.ts';
+import { countKeyRead, countKeyWrite, countWrite } from '../rate-limit.ts';
 import { markPrincipal } from '../request-log.ts';
 import { apiKeyIdentity, presentedApiKey, type Scope } from './api-keys.ts';
 import { type Identity, verifyUserToken } from './verify.ts';
@@ -107,9 +107,10 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
     if (key && !need?.scope) throw forbidden('API keys cannot be used on this route', 'insufficient_scope');
     const identity = key ? apiKeyIdentity(key) : await verifyUserToken(c.req.header('authorization'));
     if (key) markPrincipal(c, 'api_key');
-    // A write counts against the tenant's and the caller's rate limits, a key's read
-    // against the key's own (429 when spent).
-    if (need?.write) await countWrite(c, identity.claims, need.tenantId);
+    // A write counts against the tenant's and the caller's rate limits (a key's, once
+    // the key verifies), a key's read against the key's own (429 when spent).
+    if (need?.write && key) await countKeyWrite(c, key, need.scope!, identity.claims);
+    else if (need?.write) await countWrite(c, identity.claims, need.tenantId);
     else if (key) await countKeyRead(c, key);
     /** The caller's row: the key's verification, the caller's context, their standing in
      *  the tenant and the plan's feature, in one statement (it raises what refuses them). */

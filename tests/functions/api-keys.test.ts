@@ -487,6 +487,37 @@ describe('creating, listing and revoking keys', () => {
       await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;
     }
   });
+
+  it("spends nothing of the tenant's write window for someone who knows its id but not its secret", async () => {
+    const { id } = await createKey(acme, tok.admin, { scopes: ['tickets:write'] });
+    const forged = `tpk_live_${id.replace(/-/g, '')}_${'A'.repeat(43)}`;
+    const windowHits = async () =>
+      (await db.sql`select coalesce(sum(hits), 0)::int as n from private.rate_limit_counters
+        where key = ${acme} or key like ${`${acme}/%`}`)[0].n as number;
+    await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits) values (${acme}, '{"requests_per_minute": 3}')
+      on conflict (tenant_id) do update set limits = excluded.limits`;
+    try {
+      await earlyInMinute();
+      await db.sql`delete from private.rate_limit_counters`;
+      for (let i = 0; i < 3; i++) {
+        const res = await ticketsApp.request('/tickets', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${forged}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ title: 'Forged write' }),
+        });
+        expect(res.status).toBe(401);
+        expect((await res.json()).error.code).toBe('invalid_api_key');
+        // Nothing of the tenant's budget is told to a caller that did not verify.
+        expect(res.headers.get('ratelimit-remaining')).toBeNull();
+      }
+      expect(await windowHits()).toBe(0);
+      const admin = await call(ticketsApp, 'POST', '/tickets', { token: tok.admin, body: { title: 'Still room to write' } });
+      expect(admin.status, JSON.stringify(admin.body)).toBe(201);
+      expect(await windowHits()).toBeGreaterThan(0);
+    } finally {
+      await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;
+    }
+  });
 });
 
 // ---------------------------------------------------------------- the scope matrix
