@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { app as voiceApp } from '../../functions/voice/app.ts';
-import { API_KEY_SCOPES, type Scope } from '../../shared/auth/api-keys.ts';
+import { API_KEY_SCOPES, presentedApiKey, type Scope } from '../../shared/auth/api-keys.ts';
 import { closeDb, observeStatements } from '../../shared/db.ts';
 import { captureRequestLog } from '../../shared/request-log.ts';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
@@ -129,6 +129,43 @@ describe('creating, listing and revoking keys', () => {
       body: { name: 'x', scopes: ['tickets:read'] },
     });
     expect(foreign.status).toBe(404);
+  });
+
+  it('marks its use without making its other requests wait for the request that marks it', async () => {
+    const { id, key } = await createKey(acme, tok.admin, { scopes: ['tickets:read'] });
+    const presented = (await presentedApiKey(`Bearer ${key}`))!;
+    await db.sql`update private.api_key_secrets set last_used_at = now() - interval '2 minutes' where key_id = ${id}`;
+    const marker = await db.sql.reserve();
+    try {
+      // A request of the key that marks it used and is still running (its transaction open).
+      await marker`begin`;
+      await marker`select private.verify_api_key(${id}::uuid, ${presented.secretSha256}, 'tickets:read')`;
+      const [{ pid }] = await marker`select pg_backend_pid() as pid`;
+      const [{ marked }] = await marker`select last_used_at > now() - interval '1 minute' as marked
+        from private.api_key_secrets where key_id = ${id}`;
+      expect(marked).toBe(true);
+      // Another request of the same key meanwhile: answered while the first still runs.
+      const other = call(ticketsApp, 'GET', `/tickets/${acmeTicket}`, { token: key });
+      const first = await Promise.race([
+        other.then(() => 'answered'),
+        (async () => {
+          for (let i = 0; i < 200; i++) {
+            const [w] = await db.sql`select count(*)::int as n from pg_catalog.pg_stat_activity a
+              where ${pid}::int = any (pg_catalog.pg_blocking_pids(a.pid))`;
+            if (w.n > 0) return 'waited';
+            await new Promise((r) => setTimeout(r, 25));
+          }
+          return 'neither';
+        })(),
+      ]);
+      await marker`commit`;
+      expect((await other).status).toBe(200);
+      expect(first).toBe('answered');
+    } finally {
+      marker.release();
+    }
+    const [row] = await db.sql`select last_used_at > now() - interval '1 minute' as recent from private.api_key_secrets where key_id = ${id}`;
+    expect(row.recent).toBe(true);
   });
 
   it('acts with its scopes, marks its last use at most once a minute, and is refused on the next request once revoked', async () => {
