@@ -2242,6 +2242,38 @@ describe('customers from CSV', () => {
       await db.sql`update public.tenants set settings = ${db.sql.json(settings)} where id = ${acme}`;
     }
   });
+
+  it('blank cells keep what the customer has when the import writes, a consent withdrawn meanwhile included', async () => {
+    await db.sql`update public.voice_customers set recording_consent = true where tenant_id = ${acme} and phone = '+14155552671'`;
+    const holder = await db.sql.reserve();
+    let imported: Awaited<ReturnType<typeof importCsv>>;
+    try {
+      // Someone else's edit of the customer under way: the import queues for the row.
+      await holder`begin`;
+      await holder`select 1 from public.voice_customers where tenant_id = ${acme} and phone = '+14155552671' for update`;
+      const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+      const pending = importCsv('phone,name\n+14155552671,Jane Renamed\n');
+      let waited = false;
+      for (let i = 0; i < 200 && !waited; i++) {
+        const [w] = await db.sql`select count(*)::int as n from pg_catalog.pg_stat_activity a
+          where ${pid}::int = any (pg_catalog.pg_blocking_pids(a.pid))`;
+        waited = w.n > 0;
+        if (!waited) await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(waited).toBe(true);
+      // The edit: the customer withdraws their consent to recording.
+      await holder`update public.voice_customers set recording_consent = false where tenant_id = ${acme} and phone = '+14155552671'`;
+      await holder`commit`;
+      imported = await pending;
+    } finally {
+      holder.release();
+    }
+    expect(imported.status, JSON.stringify(imported.body)).toBe(200);
+    expect(imported.body).toEqual({ rows: 1, inserted: 0, updated: 1, unchanged: 0 });
+    const [jane] = await db.sql`select name, recording_consent from public.voice_customers
+      where tenant_id = ${acme} and phone = '+14155552671'`;
+    expect(jane).toEqual({ name: 'Jane Renamed', recording_consent: false });
+  });
 });
 
 describe('a ticket from a call', () => {

@@ -223,7 +223,10 @@ type Counts = { inserted: number; updated: number; unchanged: number };
  *  gives (blank cells keep what they have) — only those where that changes something, so
  *  importing a file again writes nothing, no audit row included —, the others inserted;
  *  the consent trigger and the audit trail see every row written. Phones are unique
- *  across batches (checked before). */
+ *  across batches (checked before). A blank cell is filled from the row as the update
+ *  finds it (`c`), not from the statement's snapshot: a row edited while the import
+ *  waited for it is re-read before the write (READ COMMITTED re-checks the row, not the
+ *  values a CTE computed), so an edit made meanwhile — a consent withdrawn — is kept. */
 async function upsertBatch(tx: Tx, tenantId: string, rows: Row[]): Promise<Counts> {
   const col = <K extends keyof Row>(k: K) => rows.map((r) => r[k]);
   const [counts] = await tx<Counts>`
@@ -232,29 +235,29 @@ async function upsertBatch(tx: Tx, tenantId: string, rows: Row[]): Promise<Count
                            ${rows.map((r) => arrayLiteral(r.tags))}::text[], ${col('recording_consent')}::boolean[],
                            ${col('marketing_consent')}::boolean[])
         as r(phone, name, email, notes, tags, recording_consent, marketing_consent)
-    ), merged as (
-      select c.id, s.phone, coalesce(s.name, c.name) as name, coalesce(s.email, c.email) as email,
-             coalesce(s.notes, c.notes) as notes, case when s.tags <> '{}' then s.tags::text[] else c.tags end as tags,
-             coalesce(s.recording_consent, c.recording_consent) as recording_consent,
-             coalesce(s.marketing_consent, c.marketing_consent) as marketing_consent,
-             row(c.name, c.email, c.notes, c.tags, c.recording_consent, c.marketing_consent) as was
-      from src s join public.voice_customers c on c.tenant_id = ${tenantId} and c.phone = s.phone
+    ), found as (
+      select c.id, s.* from src s join public.voice_customers c on c.tenant_id = ${tenantId} and c.phone = s.phone
     ), upd as (
-      update public.voice_customers c set name = m.name, email = m.email, notes = m.notes, tags = m.tags,
-        recording_consent = m.recording_consent, marketing_consent = m.marketing_consent
-      from merged m
-      where c.tenant_id = ${tenantId} and c.id = m.id
-        and row(m.name, m.email, m.notes, m.tags, m.recording_consent, m.marketing_consent) is distinct from m.was
+      update public.voice_customers c set name = coalesce(f.name, c.name), email = coalesce(f.email, c.email),
+        notes = coalesce(f.notes, c.notes), tags = case when f.tags <> '{}' then f.tags::text[] else c.tags end,
+        recording_consent = coalesce(f.recording_consent, c.recording_consent),
+        marketing_consent = coalesce(f.marketing_consent, c.marketing_consent)
+      from found f
+      where c.tenant_id = ${tenantId} and c.id = f.id
+        and row(coalesce(f.name, c.name), coalesce(f.email, c.email), coalesce(f.notes, c.notes),
+                case when f.tags <> '{}' then f.tags::text[] else c.tags end,
+                coalesce(f.recording_consent, c.recording_consent), coalesce(f.marketing_consent, c.marketing_consent))
+            is distinct from row(c.name, c.email, c.notes, c.tags, c.recording_consent, c.marketing_consent)
       returning 1
     ), ins as (
       insert into public.voice_customers (tenant_id, phone, name, email, notes, tags, recording_consent, marketing_consent)
       select ${tenantId}, s.phone, s.name, s.email, s.notes, s.tags::text[], coalesce(s.recording_consent, false),
              coalesce(s.marketing_consent, false)
-      from src s where not exists (select 1 from merged m where m.phone = s.phone)
+      from src s where not exists (select 1 from found f where f.phone = s.phone)
       returning 1
     )
     select (select count(*) from ins)::int as inserted, (select count(*) from upd)::int as updated,
-           (select count(*) from merged)::int - (select count(*) from upd)::int as unchanged`;
+           (select count(*) from found)::int - (select count(*) from upd)::int as unchanged`;
   return counts;
 }
 
