@@ -348,6 +348,49 @@ describe('lifecycle', () => {
     expect(odooUser()?.active).toBe(false);
   });
 
+  it('removes what a create made when its answer was lost and the tenant went before a retry', async () => {
+    // The bot and the n8n project are made, their answers never arrive: no id is recorded.
+    botpress.server.faults = { ...botpress.server.faults, match: /^POST \/v1\/admin\/bots$/, dropAfterWork: 1 };
+    n8n.licensed = true;
+    try {
+      const c = connectors({ n8nMode: 'projects' });
+      n8n.server.faults = { ...n8n.server.faults, match: /^POST \/api\/v1\/projects$/, dropAfterWork: 1 };
+      const t = await createTenant(['botpress', 'n8n']);
+      const projectsBefore = n8n.projects.size;
+      await runJobs({ tasks: ['provision'], deps: { connectors: c }, budgetMs: 5_000 });
+      const made = await services(t.id);
+      expect(made.botpress.external_ids.bot_id).toBeUndefined();
+      expect(made.n8n.external_ids.project_id).toBeUndefined();
+      expect(partnerObjects(t).botpressBots).toBe(1);
+      expect(n8n.projects.size).toBe(projectsBefore + 1);
+
+      expect((await call(tenantsApp, 'DELETE', `/tenants/${t.id}`, { token: superToken })).status).toBe(200);
+      await db.sql`update public.tenant_services set remove_after = now() where tenant_id = ${t.id}`;
+      await drain(c);
+      expect(Object.values(await services(t.id)).map((s) => s.state)).toEqual(['removed', 'removed']);
+      expect(partnerObjects(t).botpressBots).toBe(0);
+      expect(n8n.projects.size).toBe(projectsBefore);
+    } finally {
+      n8n.licensed = false;
+    }
+  });
+
+  it('unblocks a bot whose suspension was applied but never answered once the tenant is resumed', async () => {
+    const t = await createTenant(['botpress']);
+    await drain();
+    const { bot_id: botId } = (await services(t.id)).botpress.external_ids;
+    await call(tenantsApp, 'POST', `/tenants/${t.id}/suspend`, { token: superToken });
+    // Botpress blocks the bot; the answer is lost, so the suspension is retried later.
+    botpress.server.faults = { ...botpress.server.faults, match: /^PUT \/v1\/admin\/bots\//, dropAfterWork: 1 };
+    await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 });
+    expect(botpress.bots.get(botId)?.blocked).toBe(true);
+    expect((await services(t.id)).botpress.state).toBe('active');
+    await call(tenantsApp, 'POST', `/tenants/${t.id}/resume`, { token: superToken });
+    await drain();
+    expect((await services(t.id)).botpress.state).toBe('active');
+    expect(botpress.bots.get(botId)?.blocked).toBe(false);
+  });
+
   it('an owner of two tenants keeps one Odoo login with both companies; suspending one takes away only that company', async () => {
     const a = await createTenant(['odoo']);
     const b = await createTenant([]);

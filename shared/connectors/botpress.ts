@@ -124,6 +124,12 @@ export function botpressConnector(config: BotpressConfig): Connector {
     service: 'botpress',
     async ensure(ctx) {
       let bot = await tenantBot(ctx);
+      // A suspension that blocked the bot but never finished (its answer lost, the tenant
+      // resumed meanwhile) left it blocked: the bot's JSON does not say, the record does.
+      if (bot && ctx.externalIds.blocked === true) {
+        const unblocked = await setBlocked(ctx, false);
+        await ctx.checkpoint(unblocked);
+      }
       if (!bot) {
         const { body } = await call('/v1/admin/bots', {
           method: 'POST',
@@ -141,6 +147,9 @@ export function botpressConnector(config: BotpressConfig): Connector {
         await remove(ctx);
         return { externalIds: { bot_id: null } };
       }
+      // Recorded before the call: if its answer is lost the bot may be blocked, and an
+      // ensure that follows (the tenant resumed meanwhile) unblocks it.
+      await ctx.checkpoint({ blocked: true });
       return { externalIds: await setBlocked(ctx, true) };
     },
     async resume(ctx) {

@@ -180,7 +180,10 @@ export function n8nConnector(config: N8nConfig): Connector {
     // service still uses it (or it is one of n8n's own admins), which revokes a pending
     // invitation.
     async remove(ctx) {
-      const { project_id: projectId, user_id: userId } = ctx.externalIds as { project_id?: string; user_id?: string };
+      const { project_id: recorded, user_id: userId } = ctx.externalIds as { project_id?: string; user_id?: string };
+      // A project whose create answer was lost has no id here: found by its name.
+      const projectId = recorded ??
+        (config.mode === 'projects' ? await findProject((p) => p.name === projectName(ctx)) : undefined);
       if (projectId) await removeCall(`/projects/${encodeURIComponent(projectId)}`);
       if (!userId || await usedElsewhere(ctx, userId)) return;
       const user = await findUser(userId);

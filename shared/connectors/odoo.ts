@@ -382,7 +382,9 @@ export function odooConnector(config: OdooConfig): Connector {
         await t.db('drop', [config.masterPassword, dbName(ctx)]); // false when already gone
         return;
       }
-      const companyId = ctx.externalIds.company_id as number | undefined;
+      // A company whose create answer was lost has no id here: found by its name.
+      const companyId = ctx.externalIds.company_id as number | undefined ??
+        await findOne('res.company', [['name', '=', companyName(ctx)]]);
       if (!companyId) return;
       // Every active user of the company loses it (the owner included), then the company
       // is archived — refused while it is an active user's default company.

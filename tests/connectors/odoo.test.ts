@@ -118,6 +118,19 @@ describe('the owner', () => {
     expect(await check(connector(), b)).toBe(true);
   });
 
+  it('removing a tenant whose company id was never recorded (the create answer lost) finds the company by its name', async () => {
+    const made = tenant('od-rm-lost');
+    await step(connector(), made, 'ensure');
+    const companyId = made.externalIds.company_id as number;
+    // The same tenant as the job saw it when the answer never came: no id at all.
+    const lost = tenant('od-rm-lost');
+    expect(lost.externalIds.company_id).toBeUndefined();
+    await step(connector(), lost, 'remove');
+    expect(company(companyId).active).toBe(false);
+    // Their only company: the owner's login is closed with it.
+    expect(userOf(made.admin!.email).active).toBe(false);
+  });
+
   it('an owner whose only company was suspended comes back with only the new tenant when another tenant is created for them', async () => {
     const a = tenant('od-arch-a');
     await step(connector(), a, 'ensure');

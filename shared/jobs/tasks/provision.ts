@@ -78,11 +78,12 @@ export const provision: Task<Payload> = {
         result = await connector.ensure(ctx);
         state = 'active';
       } else if (s.desired_state === 'suspended') {
-        // Nothing made yet: nothing to suspend.
-        if (Object.keys(ctx.externalIds).length) result = await connector.suspend(ctx);
+        // Also with no id recorded: a create whose answer was lost made an object all the
+        // same, which the connector finds by what it made it with (a tag, a name).
+        result = await connector.suspend(ctx);
         state = 'suspended';
       } else {
-        if (Object.keys(ctx.externalIds).length) result = await connector.remove(ctx);
+        result = await connector.remove(ctx);
         state = 'removed';
       }
       const sealed = result?.credentials ? await encryptJson(result.credentials, owner) : null;
