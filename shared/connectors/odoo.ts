@@ -351,15 +351,27 @@ export function odooConnector(config: OdooConfig): Connector {
         // The same person already has a login (another tenant's owner): give it this company.
         await grant((await readUser(userId))!, companyId, groups);
       } else {
-        const created = await t.call('res.users', 'create', [[{
-          name: ctx.admin.name,
-          login: ctx.admin.email,
-          email: ctx.admin.email,
-          company_id: companyId,
-          company_ids: [[6, 0, [companyId]]],
-          ...groups,
-        }]]);
-        id = Array.isArray(created) ? created[0] : created as number;
+        try {
+          const created = await t.call('res.users', 'create', [[{
+            name: ctx.admin.name,
+            login: ctx.admin.email,
+            email: ctx.admin.email,
+            company_id: companyId,
+            company_ids: [[6, 0, [companyId]]],
+            ...groups,
+          }]]);
+          id = Array.isArray(created) ? created[0] : created as number;
+        } catch (err) {
+          // Another tenant of the same owner, provisioned at the same time by another
+          // worker, made the login between the lookup and this create (Odoo refuses a
+          // second login as a ValidationError): it is theirs to share, as above.
+          const raced = err instanceof PartnerError && !err.retryable
+            ? await findOne('res.users', [['login', '=', ctx.admin.email]])
+            : undefined;
+          if (!raced) throw err;
+          await grant((await readUser(raced))!, companyId, groups);
+          id = raced;
+        }
       }
       return {
         externalIds: { company_id: companyId, user_id: id },

@@ -118,6 +118,32 @@ describe('the owner', () => {
     expect(await check(connector(), b)).toBe(true);
   });
 
+  it('two tenants of one owner provisioned at once by two workers share the login the faster one made', async () => {
+    const a = tenant('od-race-a');
+    const b = tenant('od-race-b', a.admin!.email);
+    const original = odoo.handle.bind(odoo);
+    let raced = false;
+    // a's worker looked the login up and found none; before its create arrives, b's worker
+    // (the same owner) makes it.
+    odoo.handle = async (method, path, headers, body) => {
+      const args = body?.params?.args;
+      if (!raced && args?.[3] === 'res.users' && args?.[4] === 'create') {
+        raced = true;
+        await step(connector(), b, 'ensure');
+      }
+      return await original(method, path, headers, body);
+    };
+    try {
+      await step(connector(), a, 'ensure');
+    } finally {
+      odoo.handle = original;
+    }
+    expect(raced).toBe(true);
+    expect(users().filter((u) => u.login === a.admin!.email)).toHaveLength(1);
+    expect(a.externalIds.user_id).toBe(b.externalIds.user_id);
+    expect(userOf(a.admin!.email).company_ids.sort()).toEqual([a.externalIds.company_id, b.externalIds.company_id].sort());
+  });
+
   it('removing a tenant whose company id was never recorded (the create answer lost) finds the company by its name', async () => {
     const made = tenant('od-rm-lost');
     await step(connector(), made, 'ensure');
