@@ -10,7 +10,7 @@
 // transaction is held across a handler's outside calls.
 import { asService, db } from '../db.ts';
 import { tasks as defaultRegistry } from './registry.ts';
-import { type AnyTask, type Job, LeaseLost, type TaskContext, type TaskDeps, type TaskResult } from './types.ts';
+import { type AnyTask, type Job, JobError, LeaseLost, type TaskContext, type TaskDeps, type TaskResult } from './types.ts';
 
 export type Registry = Record<string, AnyTask>;
 
@@ -122,6 +122,14 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
     const task = registry[job.task];
     try {
       if (!task) throw new Error(`no handler for task ${job.task}`);
+      // Claimed again after its last attempt's lease ran out (a worker killed or frozen
+      // every time: fail_job never ran): dead now, through the task's failure hook,
+      // rather than retried for ever.
+      if (job.attempts > job.max_attempts) {
+        throw new JobError(`no attempt finished: the worker stopped during each of the ${job.max_attempts} attempts`, {
+          retryable: false,
+        });
+      }
       const result = await task.run(job, ctx);
       done.push(job);
       if (result) addCounts(taskReport(job.task), result);

@@ -161,6 +161,35 @@ describe('leases and budgets', () => {
     await db.sql`delete from private.jobs where id = ${id}`;
   });
 
+  it('a job whose worker stopped during every attempt ends dead, through the failure hook, instead of running for ever', async () => {
+    let runs = 0;
+    const hooked: string[] = [];
+    const registry: Registry = {
+      fragile: {
+        async run() {
+          runs++;
+        },
+        async failed(_tx: unknown, _job: Job, outcome: string, error: string) {
+          hooked.push(`${outcome}: ${error}`);
+        },
+      } as never,
+    };
+    const [{ id }] = await db.sql`select id from private.add_job('fragile', '{}', null, null, 2)`;
+    // Two attempts, each claimed by a worker that dies with it: the lease runs out.
+    for (const worker of ['dies-1', 'dies-2']) {
+      const claimed = await db.sql`select id from private.claim_jobs(${worker}, 10, 60, array['fragile'])`;
+      expect(claimed.map((j) => j.id)).toEqual([id]);
+      await db.sql`update private.jobs set locked_until = now() - interval '1 second' where id = ${id}`;
+    }
+    const report = await runJobs({ registry, workerId: 'third', budgetMs: 5_000 });
+    expect(report).toMatchObject({ claimed: 1, dead: 1, completed: 0 });
+    expect(runs).toBe(0);
+    expect(hooked).toEqual([expect.stringMatching(/^dead: no attempt finished/)]);
+    const [row] = await db.sql`select dead_at is not null as dead, locked_by from private.jobs where id = ${id}`;
+    expect(row).toEqual({ dead: true, locked_by: null });
+    await db.sql`delete from private.jobs where id = ${id}`;
+  });
+
   it('gives back serial jobs it had no time to start, their attempt uncounted', async () => {
     const registry: Registry = {
       serial: {
