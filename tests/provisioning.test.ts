@@ -543,6 +543,21 @@ describe('credentials', () => {
 });
 
 describe('credential rotation', () => {
+  it('a password shown once stays shown after later runs hand back the same credentials (suspend, resume, drift repair)', async () => {
+    const t = await createTenant(['chatwoot']);
+    await drain();
+    const adminToken = await tokenForOwner(t);
+    const first = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/credentials`, { token: adminToken });
+    expect(first.status).toBe(200);
+    await call(tenantsApp, 'POST', `/tenants/${t.id}/suspend`, { token: superToken });
+    await drain();
+    await call(tenantsApp, 'POST', `/tenants/${t.id}/resume`, { token: superToken });
+    await drain();
+    expect((await services(t.id)).chatwoot.state).toBe('active');
+    const again = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/credentials`, { token: adminToken });
+    expect([again.status, errorCode(again)]).toEqual([409, 'credentials_unavailable']);
+  });
+
   it("gives the Chatwoot owner a new password, shown once again to the tenant's admins", async () => {
     const t = await createTenant(['chatwoot']);
     await drain();

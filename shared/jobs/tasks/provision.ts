@@ -48,6 +48,12 @@ export const provision: Task<Payload> = {
 
     // Credentials are sealed for this tenant's service and no other row (shared/crypto.ts).
     const owner = { tenantId, service };
+    /** The credentials sealed to be stored, or null when there are none or they are the
+     *  ones stored already: storing credentials makes them revealable once more, and a
+     *  connector's ensure hands back the same ones on every run (a resume, a drift
+     *  repair), which must not undo the "shown once" of a password already shown. */
+    const sealIfNew = async (credentials: Record<string, unknown> | undefined | null) =>
+      credentials && !sameJson(credentials, ctx.credentials) ? await encryptJson(credentials, owner) : null;
     const ctx: ProvisionContext = {
       tenant: { id: tenantId, slug: s.tenant_slug, name: s.tenant_name },
       admin: s.admin_email ? { email: s.admin_email, name: s.admin_name ?? s.admin_email } : null,
@@ -55,8 +61,8 @@ export const provision: Task<Payload> = {
       credentials: s.credentials_encrypted ? await decryptJson(s.credentials_encrypted, owner) : null,
       async checkpoint(ids, credentials) {
         Object.assign(ctx.externalIds, ids);
+        const sealed = await sealIfNew(credentials);
         if (credentials) ctx.credentials = credentials;
-        const sealed = credentials ? await encryptJson(credentials, owner) : null;
         const [{ ok }] = await inTenant((tx) =>
           tx`select private.record_provisioning_progress(${job.id}, ${worker}, ${tx.json(ids)}, ${sealed}) as ok`
         );
@@ -86,7 +92,7 @@ export const provision: Task<Payload> = {
         result = await connector.remove(ctx);
         state = 'removed';
       }
-      const sealed = result?.credentials ? await encryptJson(result.credentials, owner) : null;
+      const sealed = await sealIfNew(result?.credentials);
       const [{ ok }] = await inTenant((tx) =>
         tx`select private.finish_provisioning_job(${job.id}, ${worker}, ${state}, ${
           tx.json(result?.externalIds ?? {})
@@ -111,3 +117,14 @@ export const provision: Task<Payload> = {
     })`;
   },
 };
+
+/** Whether two JSON values are equal, whatever the order of their keys. */
+function sameJson(a: unknown, b: unknown): boolean {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(canonical)
+      : v && typeof v === 'object'
+      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]))
+      : v;
+  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+}
