@@ -505,6 +505,27 @@ describe('call events', () => {
       .sql`select s.seq, s.content from public.voice_call_segments s join public.voice_calls c on c.tenant_id = s.tenant_id and c.id = s.call_id
                   where c.provider_call_id = ${id} order by s.seq`).map((r) => `${r.seq}:${r.content}`);
 
+  it("counts each ended call's minutes, rounded up, in the month's call_minutes usage; a repeated end counts nothing more", async () => {
+    const used = async () =>
+      (await db.sql`select coalesce(sum(used), 0)::int as n from private.usage_counters
+        where tenant_id = ${acme} and metric = 'call_minutes' and period = date_trunc('month', now() at time zone 'UTC')::date`)[0]
+        .n as number;
+    const before = await used();
+    await started('pc-minutes-1');
+    expect((await ended('pc-minutes-1', { duration_seconds: 61 })).status).toBe(200);
+    expect(await used()).toBe(before + 2);
+    await started('pc-minutes-2');
+    await ended('pc-minutes-2', { duration_seconds: 120 });
+    await ended('pc-minutes-2', { duration_seconds: 120 });
+    expect(await used()).toBe(before + 4);
+    // A correction counts the difference.
+    await db.sql`update public.voice_calls set duration_seconds = 30 where tenant_id = ${acme} and provider_call_id = 'pc-minutes-2'`;
+    expect(await used()).toBe(before + 3);
+    // What the tenant's admins read.
+    const usage = await call(tenantsApp, 'GET', `/tenants/${acme}/usage`, { token: tok.admin });
+    expect(usage.body.metrics.call_minutes.used).toBe(before + 3);
+  });
+
   it('start, segments in order, end: once each; repeated and late events change nothing', async () => {
     const first = await started('pc-1');
     expect(first.body).toMatchObject({ applied: true, status: 'ringing' });
@@ -2425,6 +2446,23 @@ describe('a ticket from a call', () => {
         tags: ['voice'],
         custom_fields: { product: 'Printer' },
       }]);
+  });
+
+  it("a call's ticket deleted outright (an operator's delete) clears the link; a person still cannot unlink it", async () => {
+    await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'ticket-deleted', from: CALLER });
+    await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'ticket-deleted', status: 'completed' });
+    const [{ id }] = await db.sql`select id from public.voice_calls where provider_call_id = 'ticket-deleted'`;
+    const opened = await call(app, 'POST', `/voice/calls/${id}/ticket`, { token: tok.agent });
+    expect(opened.status, JSON.stringify(opened.body)).toBe(201);
+    const unlink = await probeAs(
+      db.sql,
+      'authenticated',
+      supabaseClaims(users.acmeAdmin, acme),
+      (tx) => tx`update public.voice_calls set ticket_id = null where id = ${id}`,
+    );
+    expect(unlink.ok ? 'unlinked' : unlink.error.code).toBe('PT409');
+    await db.sql`delete from public.tickets where id = ${opened.body.ticket_id}`;
+    expect((await db.sql`select ticket_id from public.voice_calls where id = ${id}`)[0].ticket_id).toBeNull();
   });
 });
 
