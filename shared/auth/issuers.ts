@@ -31,7 +31,8 @@ export function issuedInFuture(payload: JWTPayload, nowMs = Date.now()): boolean
 
 const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
 
-/** Keys are cached for 10 minutes; a token with an unknown `kid` triggers a refetch. Every
+/** Keys are cached for 10 minutes (and serve up to a day longer while the issuer fails);
+ *  a token with an unknown `kid` triggers a refetch. Every
  *  fetch a token causes — failed ones too — waits out the cooldown (30 s by default), so
  *  neither random kids nor a failing issuer turn tokens into fetches (shared/auth/jwks.ts). */
 function remote(url: string | undefined): JWTVerifyGetKey | undefined {

@@ -2,7 +2,9 @@
 // under one cooldown. jose's createRemoteJWKSet cools down only after a successful
 // fetch, so an issuer answering 500 or hanging was fetched again for every token; here
 // a failure is remembered: until the cooldown has passed no token causes another fetch,
-// and while no keys are known every token gets KeysUnavailable (a 503 to retry).
+// and while no keys are known every token gets KeysUnavailable (a 503 to retry). Keys
+// past their cache age keep verifying while the issuer does not answer (for up to
+// `staleIfErrorMs` more): an outage of the key endpoint alone does not sign everyone out.
 import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 
 /** The issuer's keys cannot be had right now: not the caller's fault, worth a retry. */
@@ -20,6 +22,9 @@ export interface RemoteKeySetOptions {
   cacheMaxAgeMs: number;
   /** Timeout of one fetch, body included. */
   timeoutMs: number;
+  /** How long keys past their cache age still verify while fetching them again fails
+   *  (default a day). */
+  staleIfErrorMs?: number;
 }
 
 export interface RemoteKeySet extends JWTVerifyGetKey {
@@ -71,11 +76,18 @@ export function remoteKeySet(url: URL, opts: RemoteKeySetOptions): RemoteKeySet 
   const getKey = async (header: Parameters<JWTVerifyGetKey>[0], token: Parameters<JWTVerifyGetKey>[1]) => {
     if (pending) await pending.catch(() => {});
     if (!keys || Date.now() >= fetchedAt + opts.cacheMaxAgeMs) {
+      // Keys past their age still serve while the issuer fails, for a while.
+      const stale = keys && Date.now() < fetchedAt + opts.cacheMaxAgeMs + (opts.staleIfErrorMs ?? 86_400_000) ? keys : undefined;
       // No usable keys: fetch, unless the last fetch failed within the cooldown.
       if (lastFailure !== undefined && coolingDown()) {
-        throw new KeysUnavailable(href, `${lastFailure} (cooling down)`, attemptedAt + opts.cooldownMs - Date.now());
+        if (!stale) {
+          throw new KeysUnavailable(href, `${lastFailure} (cooling down)`, attemptedAt + opts.cooldownMs - Date.now());
+        }
+      } else {
+        await refresh().catch((err) => {
+          if (!stale) throw err;
+        });
       }
-      await refresh();
     }
     try {
       return await keys!(header, token);

@@ -151,6 +151,34 @@ describe('a failing JWKS endpoint', () => {
       await jwks.close();
     }
   });
+
+  it('keys past their cache age keep verifying while the issuer fails, for a day, then 503', async () => {
+    const jwks = await jwksStandIn();
+    try {
+      Object.assign(process.env, { CLERK_JWKS_URL: jwks.url, JWKS_COOLDOWN_MS: String(COOLDOWN_MS), JWKS_TIMEOUT_MS: '10000' });
+      resetIssuerProfiles();
+      vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+      expect(await outcome(await jwks.token())).toBe(200);
+      jwks.state.mode = 'fail';
+      // Past the keys' ten minutes: the refetch fails, the keys it had still verify.
+      vi.setSystemTime(Date.now() + 600_000 + 1_000);
+      expect(await outcome(await jwks.token())).toBe(200);
+      expect(jwks.state.fetches).toBe(2);
+      // Within the cooldown nothing is fetched, and the keys still serve.
+      expect(await outcome(await jwks.token())).toBe(200);
+      expect(jwks.state.fetches).toBe(2);
+      // A day later the issuer still fails: the keys are too old to trust.
+      vi.setSystemTime(Date.now() + 86_400_000);
+      const token = await jwks.token();
+      expect(await outcome(token)).toEqual({ status: 503, code: 'issuer_unavailable' });
+      // The issuer answers again: fresh keys, once the cooldown has passed.
+      jwks.state.mode = 'ok';
+      vi.setSystemTime(Date.now() + COOLDOWN_MS + 1_000);
+      expect(await outcome(await jwks.token())).toBe(200);
+    } finally {
+      await jwks.close();
+    }
+  });
 });
 
 // ---------------------------------------------------------------- iat in the future
