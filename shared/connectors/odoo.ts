@@ -97,6 +97,11 @@ function jsonRpc(config: OdooConfig): Transport {
         error?: { code: number; message: string; data?: { name?: string; message?: string } };
       };
     };
+    // A 200 that is not a JSON-RPC answer (a proxy's maintenance page, a redirect to a
+    // login page): not Odoo speaking, so not a refusal — worth a retry.
+    if (typeof body !== 'object' || body === null || (!('result' in body) && !body.error)) {
+      throw new PartnerError('odoo', `${service}.${method}: the answer is not a JSON-RPC response`, true);
+    }
     if (body.error) {
       const name = body.error.data?.name ?? '';
       if (name === 'werkzeug.exceptions.NotFound' || body.error.code === 404) {
