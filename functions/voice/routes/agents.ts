@@ -38,7 +38,8 @@ const routes = {
   create: createRoute({
     method: 'post',
     path: '/agents',
-    summary: 'Create a voice agent (admins); its number must not be taken by another active agent anywhere',
+    summary:
+      "Create a voice agent (admins); its number must not be held by another tenant's agent, even a parked one (409 already_exists naming phone)",
     ...apiKeyScope('agents:write'),
     middleware: needs.activeTenantRole('admin', { write: true, scope: 'agents:write', feature: 'voice' }),
     request: { body: jsonBody(s.CreateAgentBody) },
@@ -57,8 +58,9 @@ const routes = {
     method: 'patch',
     path: '/agents/{id}',
     summary: "Change a voice agent (admins): configuration, number, activation. Without the plan's voice feature an agent " +
-      'may still be parked, renamed and edited; activating one, or moving an active one to another number, is 403 ' +
-      "feature_not_in_plan. A number another tenant's agent uses, even a parked one, is 409 already_exists naming phone",
+      'may still be parked, renamed and edited; activating one, or moving one (active or parked) to a number the tenant ' +
+      "does not hold yet, is 403 feature_not_in_plan. A number another tenant's agent uses, even a parked one, is 409 " +
+      'already_exists naming phone',
     ...apiKeyScope('agents:write'),
     middleware: needs.activeTenantRole('admin', { write: true, scope: 'agents:write' }),
     request: { params: s.IdParam, body: jsonBody(s.UpdateAgentBody) },
