@@ -1,6 +1,7 @@
 // Every task the runner knows, by the name jobs carry (private.jobs.task). A job whose
 // task is not here is never claimed by this deployment.
 import { assignTicket } from './tasks/assign-ticket.ts';
+import { attachmentUploadCheck } from './tasks/attachment-upload-check.ts';
 import { automationSweep } from './tasks/automation-sweep.ts';
 import { automation } from './tasks/automation.ts';
 import { chatwootReply } from './tasks/chatwoot-reply.ts';
@@ -26,5 +27,6 @@ export const tasks: Record<string, AnyTask> = {
   'automation-sweep': registered(automationSweep),
   'voice-stale-calls': registered(voiceStaleCalls),
   'storage-delete': registered(storageDelete),
+  'attachment-upload-check': registered(attachmentUploadCheck),
   'voice-erasure-trail': registered(voiceErasureTrail),
 };

@@ -11,7 +11,9 @@ import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { app as voiceApp } from '../../functions/voice/app.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { closeDb } from '../../shared/db.ts';
+import { runJobs } from '../../shared/jobs/runner.ts';
 import { deliverWebhook } from '../../shared/jobs/tasks/deliver-webhook.ts';
+import { handleLocalStorage } from '../../shared/storage.ts';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { earlyInMinute } from '../helpers/minute.ts';
@@ -231,6 +233,45 @@ describe('usage and limits', () => {
     await db.sql`delete from public.attachments where tenant_id = ${globex} and ticket_id = ${ticket.id}`;
     expect((await usage(globex)).metrics.storage_bytes.used).toBe(used);
     await entitle(globex, { limits: { storage_bytes: null } });
+  });
+
+  it('gives back the storage of a file registered but never uploaded once its upload URL expired; one uploaded but never read is kept', async () => {
+    const [ticket] = await db
+      .sql`insert into public.tickets (tenant_id, title, created_by) values (${globex}, 'Files again', ${users.globexUser.id}) returning id`;
+    const used = (await usage(globex)).metrics.storage_bytes.used as number;
+    await entitle(globex, { limits: { storage_bytes: used + 1000 } });
+    const register = (size: number) =>
+      call(ticketsApp, 'POST', `/tickets/${ticket.id}/attachments`, {
+        token: tok.globexUser,
+        body: { file_name: `f${size}.txt`, content_type: 'text/plain', size_bytes: size },
+      });
+    try {
+      // A customer announces 600 bytes and never sends them; 400 more arrive but nobody reads them.
+      const abandoned = await register(600);
+      expect(abandoned.status, JSON.stringify(abandoned.body)).toBe(201);
+      const sent = await register(400);
+      expect(sent.status).toBe(201);
+      const put = await handleLocalStorage(new Request(sent.body.upload.url, { method: 'PUT', body: new Uint8Array(400) }));
+      expect(put.status).toBe(200);
+      const full = await register(1);
+      expect([full.status, errorCode(full)]).toEqual([403, 'plan_limit_reached']);
+      // The upload URLs expire; the checks queued with the registrations run.
+      const checks = await db.sql`update private.jobs set run_at = now()
+        where task = 'attachment-upload-check'
+          and payload ->> 'attachment_id' in (${abandoned.body.attachment.id}, ${sent.body.attachment.id}) returning id`;
+      expect(checks).toHaveLength(2);
+      const report = await runJobs({ tasks: ['attachment-upload-check'], budgetMs: 10_000 });
+      expect(report.tasks['attachment-upload-check']).toMatchObject({ claimed: 2, completed: 2, released: 1, uploaded: 1 });
+      expect(await db.sql`select file_name, status from public.attachments where ticket_id = ${ticket.id}`).toEqual([
+        { file_name: 'f400.txt', status: 'uploaded' },
+      ]);
+      expect((await usage(globex)).metrics.storage_bytes.used).toBe(used + 400);
+      expect((await register(600)).status).toBe(201);
+    } finally {
+      await db.sql`delete from public.attachments where tenant_id = ${globex} and ticket_id = ${ticket.id}`;
+      await db.sql`delete from private.jobs where task in ('attachment-upload-check', 'storage-delete')`;
+      await entitle(globex, { limits: { storage_bytes: null } });
+    }
   });
 });
 

@@ -22,7 +22,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 it('looks up every production task by name', () => {
   expect(Object.keys(productionTasks).sort()).toEqual(
-    ['assign-ticket', 'automation', 'automation-sweep', 'chatwoot-reply', 'deliver-webhook', 'prune', 'provision', 'reconcile', 'sla-sweep', 'storage-delete', 'voice-erasure-trail', 'voice-stale-calls'].sort(),
+    ['assign-ticket', 'attachment-upload-check', 'automation', 'automation-sweep', 'chatwoot-reply', 'deliver-webhook', 'prune', 'provision', 'reconcile', 'sla-sweep', 'storage-delete', 'voice-erasure-trail', 'voice-stale-calls'].sort(),
   );
 });
 
