@@ -521,9 +521,19 @@ describe('call events', () => {
     // A correction counts the difference.
     await db.sql`update public.voice_calls set duration_seconds = 30 where tenant_id = ${acme} and provider_call_id = 'pc-minutes-2'`;
     expect(await used()).toBe(before + 3);
+    // A call whose duration is computed from its times when it ends (a person's manual
+    // call, the stale-call sweep): five minutes.
+    const [manual] = await db.sql`insert into public.voice_calls
+      (tenant_id, agent_id, direction, status, provider_call_id, to_number, started_at, answered_at)
+      values (${acme}, ${AGENT.acme}, 'outbound', 'in_progress', 'manual:minutes', '+33611112222',
+              now() - interval '5 minutes', now() - interval '5 minutes')
+      returning id`;
+    await db.sql`update public.voice_calls set status = 'completed', ended_at = now() where id = ${manual.id}`;
+    expect((await db.sql`select duration_seconds from public.voice_calls where id = ${manual.id}`)[0].duration_seconds).toBe(300);
+    expect(await used()).toBe(before + 8);
     // What the tenant's admins read.
     const usage = await call(tenantsApp, 'GET', `/tenants/${acme}/usage`, { token: tok.admin });
-    expect(usage.body.metrics.call_minutes.used).toBe(before + 3);
+    expect(usage.body.metrics.call_minutes.used).toBe(before + 8);
   });
 
   it('start, segments in order, end: once each; repeated and late events change nothing', async () => {
