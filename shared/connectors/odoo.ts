@@ -145,7 +145,7 @@ function json2(config: OdooConfig): Transport {
       else if (method === 'search_read') named.domain = args[0];
       else if (method === 'fields_get') named.allfields = args[0];
       const path = `/json/2/${model}/${method}`;
-      const { status, body } = await partnerFetch('odoo', `${config.url.replace(/\/$/, '')}${path}`, {
+      const { status, body, headers } = await partnerFetch('odoo', `${config.url.replace(/\/$/, '')}${path}`, {
         method: 'POST',
         headers: { authorization: `bearer ${config.key}`, 'x-odoo-database': config.db },
         body: named,
@@ -154,7 +154,14 @@ function json2(config: OdooConfig): Transport {
         // throw retryable, with Retry-After).
         accept: [400, 401, 403, 404, 409, 422, 500],
       });
-      if (status < 400) return body;
+      if (status < 400) {
+        // A 200 that is not Odoo's JSON (a proxy's maintenance page): worth a retry, and
+        // never read as an answer (an empty search would make a second company).
+        if (!/json/i.test(headers.get('content-type') ?? '')) {
+          throw new PartnerError('odoo', `POST ${path}: the answer is not JSON`, true, status);
+        }
+        return body;
+      }
       const err = (typeof body === 'object' && body !== null ? body : {}) as { name?: string; message?: string };
       const name = err.name ?? '';
       const transient = name.endsWith('LockError') || (status >= 500 && !isPermanent(name));

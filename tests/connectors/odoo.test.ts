@@ -64,22 +64,26 @@ describe('errors', () => {
     expect(users().filter((u) => u.login === t.admin!.email)).toHaveLength(1);
     expect([...odoo.tables['res.company'].values()].filter((c) => c.name === `Tenant od-faults (od-faults)`)).toHaveLength(1);
   });
-  it('a 200 that is not a JSON-RPC answer (a proxy page) is retryable, not a refused login', async () => {
-    const original = odoo.handle.bind(odoo);
-    let served = false;
-    odoo.handle = (method, path, headers, body) => {
-      if (served) return original(method, path, headers, body);
-      served = true;
-      return { status: 200, body: '<html><body>Down for maintenance</body></html>', headers: { 'content-type': 'text/html' } };
-    };
-    try {
-      const err = await step(connector(), tenant('od-proxy-page'), 'ensure').catch((e) => e);
-      expect(err).toMatchObject({ retryable: true, message: expect.stringContaining('not a JSON-RPC response') });
-    } finally {
-      odoo.handle = original;
-    }
-    await step(connector(), tenant('od-proxy-page'), 'ensure'); // the next attempt goes through
-  });
+  for (const [transport, says] of [['jsonrpc', 'not a JSON-RPC response'], ['json2', 'not JSON']] as const) {
+    it(`a 200 that is not Odoo's answer (a proxy page) is retryable over ${transport}, not a refused login or an empty search`, async () => {
+      const original = odoo.handle.bind(odoo);
+      let served = false;
+      odoo.handle = (method, path, headers, body) => {
+        if (served) return original(method, path, headers, body);
+        served = true;
+        return { status: 200, body: '<html><body>Down for maintenance</body></html>', headers: { 'content-type': 'text/html' } };
+      };
+      const t = tenant(`od-proxy-${transport}`);
+      try {
+        const err = await step(connector({ transport }), t, 'ensure').catch((e) => e);
+        expect(err).toMatchObject({ retryable: true, message: expect.stringContaining(says) });
+      } finally {
+        odoo.handle = original;
+      }
+      await step(connector({ transport }), t, 'ensure'); // the next attempt goes through
+      expect([...odoo.tables['res.company'].values()].filter((c) => c.name === `${t.tenant.name} (${t.tenant.slug})`)).toHaveLength(1);
+    });
+  }
 });
 
 describe('the owner', () => {
