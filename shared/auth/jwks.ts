@@ -92,8 +92,18 @@ export function remoteKeySet(url: URL, opts: RemoteKeySetOptions): RemoteKeySet 
     try {
       return await keys!(header, token);
     } catch (err) {
+      if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw err;
+      // Serving old keys because the issuer fails: an unknown kid may be the rotation
+      // those keys predate, which only the issuer can tell — not the caller's fault.
+      if (lastFailure !== undefined && Date.now() >= fetchedAt + opts.cacheMaxAgeMs) {
+        throw new KeysUnavailable(
+          href,
+          `${lastFailure} (serving older keys)`,
+          Math.max(0, attemptedAt + opts.cooldownMs - Date.now()),
+        );
+      }
       // An unknown kid may be a rotation: refetch, at most once per cooldown.
-      if (!(err instanceof joseErrors.JWKSNoMatchingKey) || coolingDown()) throw err;
+      if (coolingDown()) throw err;
       await refresh();
       return await keys!(header, token);
     }

@@ -167,6 +167,10 @@ describe('a failing JWKS endpoint', () => {
       // Within the cooldown nothing is fetched, and the keys still serve.
       expect(await outcome(await jwks.token())).toBe(200);
       expect(jwks.state.fetches).toBe(2);
+      // A kid the old keys do not have may be a rotation they predate: the issuer's to
+      // answer, a 503 to retry — not a 401 that signs the user out.
+      expect(await outcome(await jwks.token('rotated-while-down'))).toEqual({ status: 503, code: 'issuer_unavailable' });
+      expect(jwks.state.fetches).toBe(2);
       // A day later the issuer still fails: the keys are too old to trust.
       vi.setSystemTime(Date.now() + 86_400_000);
       const token = await jwks.token();
