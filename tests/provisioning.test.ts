@@ -556,6 +556,20 @@ describe('credential rotation', () => {
     expect((await services(t.id)).chatwoot.state).toBe('active');
     const again = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/credentials`, { token: adminToken });
     expect([again.status, errorCode(again)]).toEqual([409, 'credentials_unavailable']);
+    // Someone deletes the account webhook at Chatwoot; the next ensure makes it again with
+    // a new signing secret, kept with the credentials — the login, already shown, is not.
+    const before = (await services(t.id)).chatwoot;
+    chatwoot.webhooks = chatwoot.webhooks.filter((w) => w.account_id !== before.external_ids.account_id);
+    await call(tenantsApp, 'POST', `/tenants/${t.id}/suspend`, { token: superToken });
+    await drain();
+    await call(tenantsApp, 'POST', `/tenants/${t.id}/resume`, { token: superToken });
+    await drain();
+    const hook = chatwoot.webhooks.find((w) => w.account_id === before.external_ids.account_id)!;
+    expect(hook).toBeDefined();
+    const [row] = await db.sql`select credentials_encrypted from public.tenant_services where tenant_id = ${t.id} and service = 'chatwoot'`;
+    expect(await decryptJson(row.credentials_encrypted, { tenantId: t.id, service: 'chatwoot' })).toMatchObject({ webhook_secret: hook.secret });
+    const third = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/credentials`, { token: adminToken });
+    expect([third.status, errorCode(third)]).toEqual([409, 'credentials_unavailable']);
   });
 
   it("gives the Chatwoot owner a new password, shown once again to the tenant's admins", async () => {

@@ -19,6 +19,16 @@ export interface ProvisionContext {
   otherTenantsUsing?(key: string, value: unknown): Promise<number>;
 }
 
+/** What the server keeps beside a login and never shows: the owner's Chatwoot API token
+ *  (which opens every account that login administers), the webhook signing secret, and
+ *  the note that a password is still being applied. */
+const MACHINE_SECRETS = ['access_token', 'webhook_secret', 'password_pending'];
+
+/** The part of a service's credentials its admins are shown (once): the login. */
+export function shownCredentials(credentials: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(credentials).filter(([k]) => !MACHINE_SECRETS.includes(k)));
+}
+
 export interface ProvisionResult {
   externalIds?: Record<string, unknown>;
   credentials?: Record<string, unknown>;

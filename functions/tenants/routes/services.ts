@@ -4,6 +4,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { decryptJson } from '../../../shared/crypto.ts';
+import { shownCredentials } from '../../../shared/connectors/types.ts';
 import { chatwootInboundUrl } from '../../../shared/webhooks/chatwoot.ts';
 import { conflict } from '../../../shared/errors.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
@@ -144,12 +145,8 @@ export function registerServices(app: TenantsApp): void {
       if (!row.sealed) {
         throw conflict('credentials_unavailable', 'No credentials to show: none yet, or already shown once');
       }
-      // The login only: the machine secrets kept beside it (the owner's Chatwoot API token,
-      // which also opens every other tenant's account that login administers, and the
-      // webhook signing secret) stay with the server.
-      const { access_token: _token, webhook_secret: _secret, password_pending: _pending, ...login } = await decryptJson<
-        Record<string, unknown>
-      >(row.sealed, { tenantId, service });
+      // The login only: the machine secrets kept beside it stay with the server.
+      const login = shownCredentials(await decryptJson<Record<string, unknown>>(row.sealed, { tenantId, service }));
       return c.json({ credentials: login }, 200);
     },
   );

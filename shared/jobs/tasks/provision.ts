@@ -7,7 +7,7 @@
 // service `failed` with a readable error.
 import { connectorsFromEnv } from '../../connectors/index.ts';
 import type { ProvisionContext, ProvisionResult, ServiceName } from '../../connectors/types.ts';
-import { PartnerError } from '../../connectors/types.ts';
+import { PartnerError, shownCredentials } from '../../connectors/types.ts';
 import { decryptJson, encryptJson } from '../../crypto.ts';
 import { asService, type Tx } from '../../db.ts';
 import { JobError, LeaseLost, type Task } from '../types.ts';
@@ -48,12 +48,21 @@ export const provision: Task<Payload> = {
 
     // Credentials are sealed for this tenant's service and no other row (shared/crypto.ts).
     const owner = { tenantId, service };
-    /** The credentials sealed to be stored, or null when there are none or they are the
-     *  ones stored already: storing credentials makes them revealable once more, and a
-     *  connector's ensure hands back the same ones on every run (a resume, a drift
-     *  repair), which must not undo the "shown once" of a password already shown. */
-    const sealIfNew = async (credentials: Record<string, unknown> | undefined | null) =>
-      credentials && !sameJson(credentials, ctx.credentials) ? await encryptJson(credentials, owner) : null;
+    /** The credentials sealed to be stored with the progress, or null: none, the ones
+     *  stored already, or ones whose shown part (the login) is unchanged, which are
+     *  stored here at once without making them revealable again. Storing credentials
+     *  with the progress makes the login revealable once more; a connector's ensure hands
+     *  back the same login on every run (a resume, a drift repair) and may bring a new
+     *  machine secret (a webhook made again), neither of which may undo the "shown once"
+     *  of a password already shown. */
+    const sealIfNew = async (credentials: Record<string, unknown> | undefined | null) => {
+      if (!credentials || sameJson(credentials, ctx.credentials)) return null;
+      const sealed = await encryptJson(credentials, owner);
+      if (!ctx.credentials || !sameJson(shownCredentials(credentials), shownCredentials(ctx.credentials))) return sealed;
+      const [{ ok }] = await inTenant((tx) => tx`select private.record_service_secrets(${job.id}, ${worker}, ${sealed}) as ok`);
+      if (!ok) throw new LeaseLost();
+      return null;
+    };
     const ctx: ProvisionContext = {
       tenant: { id: tenantId, slug: s.tenant_slug, name: s.tenant_name },
       admin: s.admin_email ? { email: s.admin_email, name: s.admin_name ?? s.admin_email } : null,
