@@ -94,7 +94,8 @@ export const provision: Task<Payload> = {
         state = 'active';
       } else if (s.desired_state === 'suspended') {
         // Also with no id recorded: a create whose answer was lost made an object all the
-        // same, which the connector finds by what it made it with (a tag, a name).
+        // same, which the connector finds by what it made it with (Botpress a tag, n8n and
+        // Odoo a name; Chatwoot has no account search: README, known limit).
         result = await connector.suspend(ctx);
         state = 'suspended';
       } else {
