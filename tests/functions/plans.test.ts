@@ -266,6 +266,20 @@ describe('usage and limits', () => {
         { file_name: 'f400.txt', status: 'uploaded' },
       ]);
       expect((await usage(globex)).metrics.storage_bytes.used).toBe(used + 400);
+      // One registered before the checks existed (or whose check an operator deleted):
+      // the daily prune queues its check.
+      const older = await register(600);
+      expect(older.status).toBe(201);
+      await db.sql`delete from private.jobs
+        where task = 'attachment-upload-check' and payload ->> 'attachment_id' = ${older.body.attachment.id}`;
+      await db.sql`update public.attachments set created_at = now() - interval '3 hours' where id = ${older.body.attachment.id}`;
+      expect((await register(1)).status).toBe(403);
+      await db.sql`select private.add_job('prune')`;
+      const daily = await runJobs({ tasks: ['prune'], budgetMs: 10_000 });
+      expect(daily.tasks.prune).toMatchObject({ completed: 1, attachment_checks: 1 });
+      const late = await runJobs({ tasks: ['attachment-upload-check'], budgetMs: 10_000 });
+      expect(late.tasks['attachment-upload-check']).toMatchObject({ released: 1 });
+      expect((await usage(globex)).metrics.storage_bytes.used).toBe(used + 400);
       expect((await register(600)).status).toBe(201);
     } finally {
       await db.sql`delete from public.attachments where tenant_id = ${globex} and ticket_id = ${ticket.id}`;
