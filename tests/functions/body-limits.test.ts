@@ -246,6 +246,43 @@ describe('at the limit: not refused', () => {
   });
 });
 
+describe('a body that arrives slowly', () => {
+  it('is read before the route opens its transaction: no connection waits idle in transaction for it', async () => {
+    const admin = await supabaseToken(users.acmeAdmin, { tenantId: tenants.acme.id });
+    const json = JSON.stringify({ name: 'Slow team', department: 'support' });
+    let release!: () => void;
+    let pulled = false;
+    const stalled = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (!pulled) {
+          pulled = true;
+          controller.enqueue(new TextEncoder().encode(json.slice(0, 10)));
+          await new Promise<void>((r) => (release = r));
+          return;
+        }
+        controller.enqueue(new TextEncoder().encode(json.slice(10)));
+        controller.close();
+      },
+    });
+    const pending = tenantsApp.request(`/tenants/${tenants.acme.id}/teams`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json', 'content-length': String(json.length) },
+      body: stalled,
+      duplex: 'half',
+    } as RequestInit);
+    while (!pulled) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 200));
+    const waiting = await db.sql`
+      select count(*)::int as n from pg_stat_activity
+      where datname = current_database() and state like 'idle in transaction%'`;
+    expect(waiting).toEqual([{ n: 0 }]);
+    release();
+    const res = await pending;
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({ name: 'Slow team' });
+  });
+});
+
 describe('MAX_BODY_BYTES', () => {
   it('moves the limit, and the 413 names it', async () => {
     process.env.MAX_BODY_BYTES = '2048';
