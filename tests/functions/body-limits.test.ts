@@ -16,6 +16,7 @@ import { closeDb } from '../../shared/db.ts';
 import { envInt } from '../../shared/env.ts';
 import { DEFAULT_MAX_BODY_BYTES, maxBodyBytes } from '../../shared/limits.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { idleInTransaction, stalledBody } from '../helpers/slow-body.ts';
 import { teams, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
 
@@ -250,33 +251,16 @@ describe('a body that arrives slowly', () => {
   it('is read before the route opens its transaction: no connection waits idle in transaction for it', async () => {
     const admin = await supabaseToken(users.acmeAdmin, { tenantId: tenants.acme.id });
     const json = JSON.stringify({ name: 'Slow team', department: 'support' });
-    let release!: () => void;
-    let pulled = false;
-    const stalled = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        if (!pulled) {
-          pulled = true;
-          controller.enqueue(new TextEncoder().encode(json.slice(0, 10)));
-          await new Promise<void>((r) => (release = r));
-          return;
-        }
-        controller.enqueue(new TextEncoder().encode(json.slice(10)));
-        controller.close();
-      },
-    });
+    const slow = stalledBody(json.slice(0, 10), json.slice(10));
     const pending = tenantsApp.request(`/tenants/${tenants.acme.id}/teams`, {
       method: 'POST',
       headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json', 'content-length': String(json.length) },
-      body: stalled,
+      body: slow.stream,
       duplex: 'half',
     } as RequestInit);
-    while (!pulled) await new Promise((r) => setTimeout(r, 10));
-    await new Promise((r) => setTimeout(r, 200));
-    const waiting = await db.sql`
-      select count(*)::int as n from pg_stat_activity
-      where datname = current_database() and state like 'idle in transaction%'`;
-    expect(waiting).toEqual([{ n: 0 }]);
-    release();
+    await slow.firstPartRead();
+    expect(await idleInTransaction(db.sql)).toBe(0);
+    slow.release();
     const res = await pending;
     expect(res.status).toBe(201);
     expect(await res.json()).toMatchObject({ name: 'Slow team' });

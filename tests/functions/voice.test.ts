@@ -10,6 +10,7 @@ import { CallAnsweredEvent, CallEndedEvent, jsonbTextBytes, TranscriptEvent } fr
 import { closeDb, observeStatements } from '../../shared/db.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
+import { idleInTransaction, stalledBody } from '../helpers/slow-body.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
@@ -1874,34 +1875,17 @@ describe('customers from CSV', () => {
   };
 
   it('a file still arriving holds no database connection (its bytes are read before the transaction)', async () => {
-    let release!: () => void;
-    let pulled = false;
-    const stalled = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        if (!pulled) {
-          pulled = true;
-          controller.enqueue(new TextEncoder().encode('phone,name\n+14155552611,Slow '));
-          await new Promise<void>((r) => (release = r));
-          return;
-        }
-        controller.enqueue(new TextEncoder().encode('upload\n'));
-        controller.close();
-      },
-    });
+    const slow = stalledBody('phone,name\n+14155552611,Slow ', 'upload\n');
     const pending = app.request('/voice/customers/import', {
       method: 'POST',
       headers: { authorization: `Bearer ${tok.agent}`, 'content-type': 'text/csv' },
-      body: stalled,
+      body: slow.stream,
       duplex: 'half',
     } as RequestInit);
-    while (!pulled) await new Promise((r) => setTimeout(r, 10));
     // Past the credential check and the rate limit, waiting for the rest of the body.
-    await new Promise((r) => setTimeout(r, 200));
-    const waiting = await db.sql`
-      select count(*)::int as n from pg_stat_activity
-      where datname = current_database() and state like 'idle in transaction%'`;
-    expect(waiting).toEqual([{ n: 0 }]);
-    release();
+    await slow.firstPartRead();
+    expect(await idleInTransaction(db.sql)).toBe(0);
+    slow.release();
     const res = await pending;
     expect([res.status, await res.json()]).toEqual([200, { rows: 1, inserted: 1, updated: 0, unchanged: 0 }]);
   });
