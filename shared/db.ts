@@ -63,6 +63,8 @@ const SOCKET_CODES = new Set([
 const LOST_CONNECTION =
   /connection terminated|connection timeout|timeout exceeded when trying to connect|not queryable|connection error|client was closed|cannot use a pool after calling end|the server closed the connection|socket/i;
 
+const POOLER_REFUSAL = /^\((E[A-Z_]+)\)|MaxClientsInSession|max client connections reached|unable to check out connection/i;
+
 /** Why `err` means the database is unreachable, or undefined when it does not. */
 export function connectionFailure(err: unknown): string | undefined {
   if (err instanceof DatabaseUnavailableError) return err.reason;
@@ -70,6 +72,11 @@ export function connectionFailure(err: unknown): string | undefined {
   const e = err as { code?: unknown; message?: unknown; errors?: unknown };
   const code = typeof e.code === 'string' ? e.code : undefined;
   if (code && /^[0-9A-Z]{5}$/.test(code) && !SOCKET_CODES.has(code)) {
+    // Supabase's pooler (Supavisor) refuses a connection as XX000 in its own words:
+    // `(EMAXCONN) max client connections reached`, `(ECHECKOUTTIMEOUT) …` (its reason in
+    // parentheses), older `Max client connections reached`, `MaxClientsInSessionMode: …`.
+    const pooler = code === 'XX000' && typeof e.message === 'string' ? POOLER_REFUSAL.exec(e.message) : null;
+    if (pooler) return pooler[1] ?? 'pooler_refused';
     // A SQLSTATE from the server.
     return isConnectionSqlState(code) ? code : undefined;
   }

@@ -125,6 +125,12 @@ it('classifies connection failures and nothing else as database_unavailable', ()
   for (const code of ['57P01', '57P02', '57P03', '08000', '08003', '08006', '08P01', '53300']) {
     expect(toApiError(Object.assign(new Error('x'), { name: 'PostgresError', code })).code, code).toBe('database_unavailable');
   }
+  // Supabase's pooler (Supavisor) refusing a connection: XX000 with its reason in parentheses.
+  for (const message of ['(EMAXCONN) max client connections reached, limit: 200', '(ECHECKOUTTIMEOUT) unable to check out connection from the pool due to timeout', '(EDBHANDLEREXITED) connection to database closed', 'Max client connections reached', 'MaxClientsInSessionMode: max clients reached - in Session mode max clients are limited to pool_size']) {
+    expect(toApiError(Object.assign(new Error(message), { name: 'PostgresError', code: 'XX000' })).code, message).toBe('database_unavailable');
+  }
+  // A server's own XX000 (an internal error) is not an outage.
+  expect(toApiError(Object.assign(new Error('could not open relation'), { name: 'PostgresError', code: 'XX000' })).code).toBe('internal_error');
   expect(toApiError(new Error('Connection terminated unexpectedly')).code).toBe('database_unavailable');
   expect(toApiError(new Error('timeout exceeded when trying to connect')).code).toBe('database_unavailable');
   // Not outages: a constraint, a cancelled statement, a plain bug.
