@@ -346,7 +346,10 @@ async function transaction<T>(fn: (tx: Tx) => Promise<T>, scope?: Scope, pool: P
       // BEGIN and the request's role and claims in one round trip: a simple-protocol
       // query may hold several statements (no parameters there, so the values go in as
       // literals, quoted by the driver).
-      await run(`begin; ${scopeStatement(scope, (v) => client.escapeLiteral(v))}`, []);
+      await run(
+        `begin; set local statement_timeout = ${statementTimeoutMs()}; ${scopeStatement(scope, (v) => client.escapeLiteral(v))}`,
+        [],
+      );
       scopes.set(tx, scopeKey(scope));
     } else {
       await tx`begin`;
@@ -421,6 +424,13 @@ export function observeNotices(fn: ((message: string) => void) | null): void {
 export function observeStatements(fn: StatementObserver | null): void {
   observer = fn;
 }
+
+/** The longest one statement of a request's or job's transaction may run, lock waits
+ *  included (DB_STATEMENT_TIMEOUT_MS, 30 s; 0: none). PostgREST applies its roles'
+ *  timeouts per request; the functions connect as one login that has none, so a
+ *  statement stuck behind a lock held a pooled connection without end. Past it:
+ *  57014, the 503 `timeout` to retry. */
+const statementTimeoutMs = () => envInt('DB_STATEMENT_TIMEOUT_MS', 30_000, 0, 3_600_000);
 
 /** A request's role and claims (what PostgREST sets per request). */
 interface Scope {

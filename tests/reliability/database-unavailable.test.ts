@@ -19,6 +19,7 @@ import { freePort } from '../../scripts/stack.mjs';
 import { asUser, closeDb, connectionFailure, DatabaseUnavailableError } from '../../shared/db.ts';
 import { toApiError } from '../../shared/errors.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
 import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
 
@@ -169,6 +170,31 @@ describe('a backend terminated inside a request transaction', () => {
     await expect(attempt).rejects.toBeInstanceOf(DatabaseUnavailableError);
     const [after] = await asUser(claims, (tx) => tx`select count(*)::int as n from public.teams where name = 'Terminated mid-statement'`);
     expect(after.n).toBe(0);
+  });
+
+  it('a statement stuck behind a lock gives up after DB_STATEMENT_TIMEOUT_MS: 503 timeout, the connection back in the pool', async () => {
+    const [{ timeout }] = await asUser(claims, (tx) => tx`select current_setting('statement_timeout') as timeout`);
+    expect(timeout).toBe('30s');
+    const [team] = await db.sql`insert into public.teams (tenant_id, name, department)
+      values (${tenants.acme.id}, 'Locked team', 'sales') returning id`;
+    const holder = await db.sql.reserve();
+    process.env.DB_STATEMENT_TIMEOUT_MS = '300';
+    try {
+      await holder`begin`;
+      await holder`select 1 from public.teams where id = ${team.id} for update`;
+      const res = await call(tenantsApp, 'PATCH', `/tenants/${tenants.acme.id}/teams/${team.id}`, {
+        token: await supabaseToken(users.acmeAdmin, { tenantId: tenants.acme.id }),
+        body: { name: 'Renamed while locked' },
+      });
+      expect([res.status, errorCode(res)]).toEqual([503, 'timeout']);
+    } finally {
+      delete process.env.DB_STATEMENT_TIMEOUT_MS;
+      await holder`rollback`;
+      holder.release();
+    }
+    // The pool's one connection serves the next request.
+    const [{ name }] = await asUser(claims, (tx) => tx`select name from public.teams where id = ${team.id}`);
+    expect(name).toBe('Locked team');
   });
 
   it('between two statements: the next statement fails without reaching a new connection', async () => {
