@@ -80,6 +80,7 @@ export function isLocalStack(): boolean {
 /** Loopback names and addresses (this machine). */
 export function isLoopbackHost(hostname: string): boolean {
   const host = hostname.toLowerCase().replace(/\.$/, '');
-  return host === 'localhost' || host.endsWith('.localhost') || /^127\./.test(host) || host === '[::1]' ||
+  // 127.x.y.z as an address only: a name such as 127.hooks.example.com may resolve anywhere.
+  return host === 'localhost' || host.endsWith('.localhost') || /^127(\.\d{1,3}){3}$/.test(host) || host === '[::1]' ||
     host === '::1';
 }

@@ -104,6 +104,9 @@ describe('SSRF guard: URLs', () => {
   it('a host name that merely starts like a private address is a name, not an address', () => {
     expect(webhookTargetProblem('https://10.hooks.example.com/h', false)).toBeNull();
     expect(webhookTargetProblem('https://192.168.example.org/h', false)).toBeNull();
+    expect(webhookTargetProblem('https://127.example.com/h', false)).toBeNull();
+    // Nor is it loopback where the local stack allows loopback: plain http stays refused.
+    expect(webhookTargetProblem('http://127.hooks.attacker.example/h', true)).not.toBeNull();
   });
 
   it('loopback only where the local stack allows it; plain http only to loopback there', () => {
