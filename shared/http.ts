@@ -210,7 +210,10 @@ export function createApp<E extends Env>(
         'idempotency-key',
         'x-request-id',
       ],
-      exposeHeaders: ['X-Request-Id'],
+      // What a browser client needs to read besides the safelisted headers: the request's
+      // id, when to retry (every 503 and 429 says it here, not in the body), the rate
+      // limits, and the methods a path takes (405).
+      exposeHeaders: ['X-Request-Id', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'Allow'],
       allowMethods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
       maxAge: 600,
     }),

@@ -81,11 +81,13 @@ describe('X-Request-Id', () => {
     }
   });
 
-  it('is exposed to browsers (CORS)', async () => {
+  it('is exposed to browsers (CORS), with Retry-After, RateLimit-* and Allow', async () => {
     const { res } = await send(tenantsApp, 'GET', '/tenants/me', {
       headers: { authorization: `Bearer ${token}`, origin: 'http://localhost:3000' },
     });
-    expect(res.headers.get('access-control-expose-headers') ?? '').toMatch(/x-request-id/i);
+    const exposed = (res.headers.get('access-control-expose-headers') ?? '').toLowerCase().split(/\s*,\s*/);
+    // With the headers a client needs to retry and to pace itself.
+    expect(exposed).toEqual(expect.arrayContaining(['x-request-id', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'allow']));
   });
 });
 
