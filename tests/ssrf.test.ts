@@ -3,7 +3,7 @@
 // special ranges, IPv4 embedded in IPv6 (mapped, compatible, NAT64, 6to4) in the forms a
 // URL normalises them to, and public addresses of both families that must pass.
 import { describe, expect, it } from 'vitest';
-import { nonPublicAddress, parseIPv6, webhookTargetProblem } from '../shared/webhooks/ssrf.ts';
+import { nonPublicAddress, parseIPv6, resolvedTargetProblem, webhookTargetProblem } from '../shared/webhooks/ssrf.ts';
 
 const BLOCKED_V4: [string, string, string][] = [
   // range, first, last
@@ -116,5 +116,22 @@ describe('SSRF guard: URLs', () => {
     expect(webhookTargetProblem('https://[::1]/h', false)).not.toBeNull();
     expect(webhookTargetProblem('http://[2606:4700:4700::1111]/h', true)).not.toBeNull(); // https only
     expect(webhookTargetProblem('https://[::ffff:10.0.0.1]/h', true)).not.toBeNull(); // private is never allowed
+  });
+});
+
+describe('SSRF guard: names', () => {
+  const neverAnswers = () => new Promise<{ address: string }[]>(() => {});
+  it('a name server that never answers is a name that does not resolve, within the timeout', async () => {
+    // Settled by the timeout: the resolver never answers (without it, this never returns).
+    const problem = await resolvedTargetProblem('https://hooks.slow-dns.example/h', false, neverAnswers, 50);
+    expect(problem).toBe('the host name does not resolve');
+  });
+
+  it('the names a resolver answers are judged by their addresses', async () => {
+    const answers = (address: string) => () => Promise.resolve([{ address }]);
+    expect(await resolvedTargetProblem('https://hooks.example.com/h', false, answers('10.0.0.7'))).toBe(
+      'the host resolves to a private address',
+    );
+    expect(await resolvedTargetProblem('https://hooks.example.com/h', false, answers('93.184.216.34'))).toBeNull();
   });
 });

@@ -152,17 +152,31 @@ export function webhookTargetProblem(raw: string, allowLoopback = localStack()):
 export async function resolvedTargetProblem(
   raw: string,
   allowLoopback = localStack(),
+  resolve: (host: string) => Promise<{ address: string }[]> = (host) => lookup(host, { all: true }),
+  timeoutMs = DNS_TIMEOUT_MS,
 ): Promise<string | null> {
   const problem = webhookTargetProblem(raw, allowLoopback);
   if (problem) return problem;
   const host = new URL(raw).hostname.toLowerCase().replace(/\.$/, '');
   if (allowLoopback && isLoopbackHost(host)) return null;
   if (ipLiteral(host)) return null; // a literal address, checked above
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    const addresses = await lookup(host, { all: true });
+    // The system resolver's own timeouts run to tens of seconds, while a registration
+    // holds its request and a delivery its job: a name server that never answers is a
+    // name that does not resolve, now.
+    const addresses = await Promise.race([
+      resolve(host),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timed out')), timeoutMs))),
+    ]);
     if (addresses.some((a) => nonPublicAddress(a.address))) return 'the host resolves to a private address';
   } catch {
     return 'the host name does not resolve';
+  } finally {
+    clearTimeout(timer);
   }
   return null;
 }
+
+/** How long a webhook host's name may take to resolve. */
+const DNS_TIMEOUT_MS = 5_000;
