@@ -226,10 +226,14 @@ export async function advisors(url) {
   return JSON.parse(out.slice(out.indexOf('{'))).results ?? [];
 }
 
+/** The characters of a functions server's output spawnFunctionsServer keeps. */
+export const OUTPUT_KEPT = 64 * 1024;
+
 /** Starts the local functions server (Deno, scripts/serve.ts), or with `fn` one
  *  function as the platform runs it: its functions/<fn>/index.ts alone (Deno.serve, no
  *  local server in front), listening where DENO_SERVE_ADDRESS says. `ready` resolves once
- *  it listens and rejects if it exits first; `output()` is what it printed so far. */
+ *  it listens and rejects if it exits first; `output()` is the last OUTPUT_KEPT
+ *  characters it printed. */
 export function spawnFunctionsServer(env, { fn, entry: program } = {}) {
   // FUNCTIONS_DENO_FLAGS adds flags to the server's deno, e.g. --inspect=127.0.0.1:9229
   // for scripts/profile-functions.mjs.
@@ -243,10 +247,12 @@ export function spawnFunctionsServer(env, { fn, entry: program } = {}) {
   const child = spawn(bin('deno'),
     ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', ...quiet, '--unstable-no-legacy-abort', ...extra, entry],
     { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Only the tail is kept: the server prints a line per request for as long as it runs
+  // (`npm start`: hours), and what callers want is its last words.
   let out = '';
   const ready = new Promise((resolve, reject) => {
     const onData = (d) => {
-      out += d;
+      out = (out + d).slice(-OUTPUT_KEPT);
       if (out.includes(listening)) resolve();
     };
     child.stdout.on('data', onData);

@@ -10,7 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, root } from '../scripts/stack.mjs';
+import { freePort, OUTPUT_KEPT, root, spawnFunctionsServer } from '../scripts/stack.mjs';
 
 interface Run {
   code: number;
@@ -179,4 +179,18 @@ describe('npm run token and npm run user without a stack', () => {
     }
     // Nine node processes one after another: ~1 s each alone, several under a loaded suite.
   }, 120_000);
+});
+
+describe('the functions server a script starts', () => {
+  it('keeps only the tail of what the server prints, however long it runs', async () => {
+    const server = spawnFunctionsServer({ ...process.env }, { entry: 'tests/helpers/noisy-server.deno.ts' });
+    try {
+      await server.ready;
+      for (let i = 0; i < 600 && !server.output().includes('last line'); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(server.output()).toContain('last line');
+      expect(server.output().length).toBeLessThanOrEqual(OUTPUT_KEPT);
+    } finally {
+      server.child.kill();
+    }
+  });
 });
