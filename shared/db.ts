@@ -63,7 +63,11 @@ const SOCKET_CODES = new Set([
 const LOST_CONNECTION =
   /connection terminated|connection timeout|timeout exceeded when trying to connect|not queryable|connection error|client was closed|cannot use a pool after calling end|the server closed the connection|socket/i;
 
-const POOLER_REFUSAL = /^\((E[A-Z_]+)\)|MaxClientsInSession|max client connections reached|unable to check out connection/i;
+/** Supavisor's refusals that say it is full or lost the database — an outage to retry.
+ *  Its other errors under XX000 ((ENOTFOUND) tenant or user, (EADDRNOTALLOWED),
+ *  (ESSLREQUIRED)…) are configuration a retry does not fix: they stay 500s. */
+const POOLER_REFUSAL =
+  /^\((EMAXCONN|ECHECKOUTTIMEOUT|EDBHANDLEREXITED)\)|MaxClientsInSession|max client connections reached|unable to check out connection/i;
 
 /** Why `err` means the database is unreachable, or undefined when it does not. */
 export function connectionFailure(err: unknown): string | undefined {
@@ -347,7 +351,7 @@ async function transaction<T>(fn: (tx: Tx) => Promise<T>, scope?: Scope, pool: P
       // query may hold several statements (no parameters there, so the values go in as
       // literals, quoted by the driver).
       await run(
-        `begin; set local statement_timeout = ${statementTimeoutMs()}; ${scopeStatement(scope, (v) => client.escapeLiteral(v))}`,
+        `begin; set local lock_timeout = ${lockTimeoutMs()}; ${scopeStatement(scope, (v) => client.escapeLiteral(v))}`,
         [],
       );
       scopes.set(tx, scopeKey(scope));
@@ -425,12 +429,14 @@ export function observeStatements(fn: StatementObserver | null): void {
   observer = fn;
 }
 
-/** The longest one statement of a request's or job's transaction may run, lock waits
- *  included (DB_STATEMENT_TIMEOUT_MS, 30 s; 0: none). PostgREST applies its roles'
- *  timeouts per request; the functions connect as one login that has none, so a
- *  statement stuck behind a lock held a pooled connection without end. Past it:
- *  57014, the 503 `timeout` to retry. */
-const statementTimeoutMs = () => envInt('DB_STATEMENT_TIMEOUT_MS', 30_000, 0, 3_600_000);
+/** The longest a statement of a request's or job's transaction waits for a lock (a row,
+ *  an advisory lock) before giving up (DB_LOCK_TIMEOUT_MS, 30 s; 0: for ever). The
+ *  functions connect as one login without PostgREST's per-role timeouts, so a statement
+ *  queued behind a lock that is never let go (a stuck transaction elsewhere) held its
+ *  pooled connection without end. A wait, not the work: a long statement that holds the
+ *  locks it needs (a field's visibility rewriting a tenant's tickets, a call's million
+ *  transcript segments deleted) runs to its end. Past it: 55P03, the 503 `timeout`. */
+const lockTimeoutMs = () => envInt('DB_LOCK_TIMEOUT_MS', 30_000, 0, 3_600_000);
 
 /** A request's role and claims (what PostgREST sets per request). */
 interface Scope {

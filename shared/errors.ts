@@ -203,6 +203,7 @@ export function fromPgError(err: PgLikeError): ApiError {
     case '40001':
     case '40P01':
       return new ApiError(503, 'retry', 'Concurrent update; retry the request', undefined, { 'Retry-After': '1' });
+    case '55P03': // lock_timeout: a lock waited for too long
     case '57014':
       return new ApiError(503, 'timeout', 'The database took too long to answer', undefined, { 'Retry-After': '1' });
     default:

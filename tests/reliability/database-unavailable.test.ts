@@ -130,8 +130,11 @@ it('classifies connection failures and nothing else as database_unavailable', ()
   for (const message of ['(EMAXCONN) max client connections reached, limit: 200', '(ECHECKOUTTIMEOUT) unable to check out connection from the pool due to timeout', '(EDBHANDLEREXITED) connection to database closed', 'Max client connections reached', 'MaxClientsInSessionMode: max clients reached - in Session mode max clients are limited to pool_size']) {
     expect(toApiError(Object.assign(new Error(message), { name: 'PostgresError', code: 'XX000' })).code, message).toBe('database_unavailable');
   }
-  // A server's own XX000 (an internal error) is not an outage.
-  expect(toApiError(Object.assign(new Error('could not open relation'), { name: 'PostgresError', code: 'XX000' })).code).toBe('internal_error');
+  // A server's own XX000 (an internal error) is not an outage, nor is the pooler's refusal
+  // of a configuration a retry cannot fix.
+  for (const message of ['could not open relation', '(ENOTFOUND) tenant/user postgres.x not found', '(EADDRNOTALLOWED) address not in allow list']) {
+    expect(toApiError(Object.assign(new Error(message), { name: 'PostgresError', code: 'XX000' })).code, message).toBe('internal_error');
+  }
   expect(toApiError(new Error('Connection terminated unexpectedly')).code).toBe('database_unavailable');
   expect(toApiError(new Error('timeout exceeded when trying to connect')).code).toBe('database_unavailable');
   // Not outages: a constraint, a cancelled statement, a plain bug.
@@ -139,6 +142,9 @@ it('classifies connection failures and nothing else as database_unavailable', ()
   // A statement timeout is the database busy, not gone: 503 with Retry-After like the others.
   const late = toApiError(Object.assign(new Error('late'), { name: 'PostgresError', code: '57014' }));
   expect([late.status, late.code, late.headers]).toEqual([503, 'timeout', { 'Retry-After': '1' }]);
+  // So is a lock waited for past lock_timeout.
+  const locked = toApiError(Object.assign(new Error('lock'), { name: 'PostgresError', code: '55P03' }));
+  expect([locked.status, locked.code]).toEqual([503, 'timeout']);
   expect(toApiError(new TypeError('x is undefined')).code).toBe('internal_error');
   expect(connectionFailure(new Error('Internal error'))).toBeUndefined();
 });
@@ -172,13 +178,13 @@ describe('a backend terminated inside a request transaction', () => {
     expect(after.n).toBe(0);
   });
 
-  it('a statement stuck behind a lock gives up after DB_STATEMENT_TIMEOUT_MS: 503 timeout, the connection back in the pool', async () => {
-    const [{ timeout }] = await asUser(claims, (tx) => tx`select current_setting('statement_timeout') as timeout`);
+  it('a statement stuck behind a lock gives up after DB_LOCK_TIMEOUT_MS: 503 timeout, the connection back in the pool', async () => {
+    const [{ timeout }] = await asUser(claims, (tx) => tx`select current_setting('lock_timeout') as timeout`);
     expect(timeout).toBe('30s');
     const [team] = await db.sql`insert into public.teams (tenant_id, name, department)
       values (${tenants.acme.id}, 'Locked team', 'sales') returning id`;
     const holder = await db.sql.reserve();
-    process.env.DB_STATEMENT_TIMEOUT_MS = '300';
+    process.env.DB_LOCK_TIMEOUT_MS = '300';
     try {
       await holder`begin`;
       await holder`select 1 from public.teams where id = ${team.id} for update`;
@@ -188,7 +194,7 @@ describe('a backend terminated inside a request transaction', () => {
       });
       expect([res.status, errorCode(res)]).toEqual([503, 'timeout']);
     } finally {
-      delete process.env.DB_STATEMENT_TIMEOUT_MS;
+      delete process.env.DB_LOCK_TIMEOUT_MS;
       await holder`rollback`;
       holder.release();
     }
