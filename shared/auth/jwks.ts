@@ -93,12 +93,13 @@ export function remoteKeySet(url: URL, opts: RemoteKeySetOptions): RemoteKeySet 
       return await keys!(header, token);
     } catch (err) {
       if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw err;
-      // Serving old keys because the issuer fails: an unknown kid may be the rotation
-      // those keys predate, which only the issuer can tell — not the caller's fault.
-      if (lastFailure !== undefined && Date.now() >= fetchedAt + opts.cacheMaxAgeMs) {
+      // The issuer's key endpoint failed last time: an unknown kid may be a rotation the
+      // keys here predate, which only the issuer can tell — not the caller's fault (a
+      // 401 would sign them out).
+      if (lastFailure !== undefined) {
         throw new KeysUnavailable(
           href,
-          `${lastFailure} (serving older keys)`,
+          `${lastFailure} (the key may be new)`,
           Math.max(0, attemptedAt + opts.cooldownMs - Date.now()),
         );
       }
