@@ -120,11 +120,16 @@ describe('SSRF guard: URLs', () => {
 });
 
 describe('SSRF guard: names', () => {
-  const neverAnswers = () => new Promise<{ address: string }[]>(() => {});
   it('a name server that never answers is a name that does not resolve, within the timeout', async () => {
+    let asked = 0;
+    const neverAnswers = () => {
+      asked++;
+      return new Promise<{ address: string }[]>(() => {});
+    };
     // Settled by the timeout: the resolver never answers (without it, this never returns).
     const problem = await resolvedTargetProblem('https://hooks.slow-dns.example/h', false, neverAnswers, 50);
     expect(problem).toBe('the host name does not resolve');
+    expect(asked).toBe(1);
   });
 
   it('the names a resolver answers are judged by their addresses', async () => {
