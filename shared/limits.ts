@@ -11,8 +11,9 @@
 // handler still reads it chunk by chunk. A JSON body sent to such a route keeps
 // MAX_BODY_BYTES.
 import type { Context, MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { envInt } from './env.ts';
-import { ApiError } from './errors.ts';
+import { ApiError, errorBody } from './errors.ts';
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 /** The largest limit the variable may set: a function worker has 256 MB, and a body is
@@ -101,10 +102,10 @@ export function withByteLimit(source: ReadableStream<Uint8Array>, limit: number)
 }
 
 /** Hono middleware, first after CORS in every function (shared/http.ts), so before any
- *  authentication, signature check or validation: a declared Content-Length above the
- *  limit is refused unread, and any other body is read whole up to the limit, with the
- *  idle timeout, before the route goes on; every handler (the webhook signature checks
- *  included) then reads those bytes. */
+ *  authentication, signature check or validation: Hono's bodyLimit refuses a declared
+ *  Content-Length above the limit unread, and buffers a streamed body only up to the
+ *  limit; every handler (the webhook signature checks included) then reads that bounded
+ *  body. The idle timeout wraps the stream underneath. */
 export function limitBody(basePath = '', streamed: readonly StreamedBody[] = []): MiddlewareHandler {
   return async (c: Context, next) => {
     const raw = c.req.raw;
@@ -123,20 +124,21 @@ export function limitBody(basePath = '', streamed: readonly StreamedBody[] = [])
       c.req.raw = new Request(raw, { body: withByteLimit(guarded.stream, cap), duplex: 'half' } as RequestInit);
       return await next();
     }
-    // Read whole here, before anything opens a transaction: a route's authentication
-    // holds the request's database transaction open while the handler runs, and a body
-    // read then — sent one byte at a time just inside the idle timeout — kept a pooled
-    // connection idle in transaction for as long as the client liked.
-    let body: Uint8Array;
-    try {
-      body = await readBodyLimited(raw, maxBodyBytes());
-    } catch (err) {
-      // A client that went away mid-body: its request, not a failure of ours.
-      if (err instanceof ApiError) throw err;
-      throw new ApiError(400, 'body_incomplete', 'The request body ended before it was complete');
+    const limit = maxBodyBytes();
+    const guarded = withIdleTimeout(raw.body, bodyIdleTimeoutMs());
+    c.req.raw = new Request(raw, { body: guarded.stream, duplex: 'half' } as RequestInit);
+    await bodyLimit({
+      maxSize: limit,
+      onError: () => {
+        throw payloadTooLarge(limit);
+      },
+    })(c, next);
+    // A stalled body read by a handler (Content-Length path) surfaces there as a parse
+    // failure; the client should learn what really happened.
+    if (guarded.timedOut() && c.res.status !== 408) {
+      const e = requestTimeout(bodyIdleTimeoutMs());
+      c.res = c.json(errorBody(e.code, e.message, e.details), 408);
     }
-    c.req.raw = new Request(raw, { body: body as BodyInit, duplex: 'half' } as RequestInit);
-    return await next();
   };
 }
 

@@ -165,6 +165,13 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
       // The chunks as they came, streamed again: one joined copy would be read by the
       // handler as one chunk, parsed whole at once.
       c.req.raw = new Request(raw, { body: streamOf(await chunksOf(raw.body!)), duplex: 'half' } as RequestInit);
+    } else if (c.req.raw.body && c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+      // Any other body (bounded by limitBody) is read whole now, after the token was
+      // checked and before the request's transaction opens: read by the validator inside
+      // it, a body sent a byte at a time just inside the idle timeout kept a pooled
+      // connection idle in transaction for as long as the client liked.
+      const raw = c.req.raw;
+      c.req.raw = new Request(raw, { body: streamOf(await chunksOf(raw.body!)), duplex: 'half' } as RequestInit);
     }
     try {
       await asUser({ ...identity.claims }, async (tx) => {

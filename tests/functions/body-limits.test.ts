@@ -265,6 +265,22 @@ describe('a body that arrives slowly', () => {
     expect(res.status).toBe(201);
     expect(await res.json()).toMatchObject({ name: 'Slow team' });
   });
+
+  it('is not read at all for a caller whose token is refused: 401 at once, not the 408 of a body waited for', async () => {
+    const json = JSON.stringify({ name: 'Never read', department: 'support' });
+    const slow = stalledBody(json.slice(0, 10), json.slice(10));
+    try {
+      const res = await tenantsApp.request(`/tenants/${tenants.acme.id}/teams`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer not-a-token', 'content-type': 'application/json', 'content-length': String(json.length) },
+        body: slow.stream,
+        duplex: 'half',
+      } as RequestInit);
+      expect(res.status).toBe(401);
+    } finally {
+      slow.release();
+    }
+  });
 });
 
 describe('MAX_BODY_BYTES', () => {
