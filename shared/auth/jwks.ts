@@ -93,18 +93,20 @@ export function remoteKeySet(url: URL, opts: RemoteKeySetOptions): RemoteKeySet 
       return await keys!(header, token);
     } catch (err) {
       if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw err;
-      // The issuer's key endpoint failed last time: an unknown kid may be a rotation the
-      // keys here predate, which only the issuer can tell — not the caller's fault (a
-      // 401 would sign them out).
-      if (lastFailure !== undefined) {
-        throw new KeysUnavailable(
-          href,
-          `${lastFailure} (the key may be new)`,
-          Math.max(0, attemptedAt + opts.cooldownMs - Date.now()),
-        );
-      }
       // An unknown kid may be a rotation: refetch, at most once per cooldown.
-      if (coolingDown()) throw err;
+      if (coolingDown()) {
+        // The issuer's key endpoint failed last time: only it can tell whether the kid is
+        // a rotation the keys here predate — not the caller's fault (a 401 would sign
+        // them out).
+        if (lastFailure !== undefined) {
+          throw new KeysUnavailable(
+            href,
+            `${lastFailure} (the key may be new)`,
+            Math.max(0, attemptedAt + opts.cooldownMs - Date.now()),
+          );
+        }
+        throw err;
+      }
       await refresh();
       return await keys!(header, token);
     }

@@ -53,12 +53,13 @@ async function outcome(token: string): Promise<number | { status: number; code: 
 async function jwksStandIn() {
   const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true });
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
-  const state = { mode: 'ok' as 'ok' | 'fail' | 'hang', fetches: 0 };
+  // `kids`: the key ids the set serves the key under (a rotation adds one).
+  const state = { mode: 'ok' as 'ok' | 'fail' | 'hang', fetches: 0, kids: ['k1'] };
   const server = http.createServer((req, res) => {
     state.fetches++;
     if (state.mode === 'hang') return; // never answers; the client's timeout ends it
     if (state.mode === 'fail') return void res.writeHead(500).end('upstream broke');
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: state.kids.map((kid) => ({ ...jwk, kid })) }));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`;
@@ -148,6 +149,13 @@ describe('a failing JWKS endpoint', () => {
       // failing issuer could confirm (a 401 would sign the user out).
       for (const r of unknown.slice(1)) expect(r).toEqual({ status: 503, code: 'issuer_unavailable' });
       expect(jwks.state.fetches).toBe(2);
+      // The issuer is back, with the new key, while the keys here are still fresh: once
+      // the cooldown has passed, the new kid fetches again and verifies.
+      jwks.state.mode = 'ok';
+      jwks.state.kids.push('rotated-0');
+      vi.setSystemTime(Date.now() + COOLDOWN_MS + 1_000);
+      expect(await outcome(await jwks.token('rotated-0'))).toBe(200);
+      expect(jwks.state.fetches).toBe(3);
       expect(await outcome(await jwks.token())).toBe(200); // the cached key still verifies
     } finally {
       await jwks.close();
