@@ -33,6 +33,7 @@ export const bodyIdleTimeoutMs = () => envInt('BODY_IDLE_TIMEOUT_MS', DEFAULT_BO
 
 export const payloadTooLarge = (limit: number) =>
   new ApiError(413, 'payload_too_large', `The request body is larger than ${limit} bytes`, { limit });
+export const bodyIncomplete = () => new ApiError(400, 'body_incomplete', 'The request body ended before it was complete');
 export const requestTimeout = (idleMs: number) =>
   new ApiError(408, 'request_timeout', `The request body stopped arriving for ${idleMs} ms`, { idle_ms: idleMs });
 
@@ -55,7 +56,15 @@ export function withIdleTimeout(
         }, idleMs);
       });
       try {
-        const { done, value } = await Promise.race([reader.read(), stalled]);
+        const { done, value } = await Promise.race([
+          reader.read().catch((err) => {
+            // A client that went away mid-body: its request, not a failure of ours (every
+            // reader of the body — the body limit, a validator, a signature check — gets
+            // this 400 rather than a 500).
+            throw err instanceof ApiError ? err : bodyIncomplete();
+          }),
+          stalled,
+        ]);
         if (done) controller.close();
         else controller.enqueue(value);
       } finally {
@@ -155,7 +164,7 @@ export async function chunksOf(stream: ReadableStream<Uint8Array>): Promise<Uint
       // A client that went away mid-upload: its request, not a failure of ours (it was
       // logged as a 500 internal_error).
       if (err instanceof ApiError) throw err;
-      throw new ApiError(400, 'body_incomplete', 'The request body ended before it was complete');
+      throw bodyIncomplete();
     }
     if (read.done) return chunks;
     chunks.push(read.value);

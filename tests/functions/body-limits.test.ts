@@ -266,6 +266,29 @@ describe('a body that arrives slowly', () => {
     expect(await res.json()).toMatchObject({ name: 'Slow team' });
   });
 
+  it('that breaks off is 400 body_incomplete, not a 500, with or without Content-Length', async () => {
+    const admin = await supabaseToken(users.acmeAdmin, { tenantId: tenants.acme.id });
+    for (const declared of [true, false]) {
+      const broken = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('{"name": "Cut'));
+          controller.error(new Error('connection reset'));
+        },
+      });
+      const res = await tenantsApp.request(`/tenants/${tenants.acme.id}/teams`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${admin}`,
+          'content-type': 'application/json',
+          ...(declared ? { 'content-length': '40' } : {}),
+        },
+        body: broken,
+        duplex: 'half',
+      } as RequestInit);
+      expect([res.status, (await res.json()).error.code], `Content-Length: ${declared}`).toEqual([400, 'body_incomplete']);
+    }
+  });
+
   it('is not read at all for a caller whose token is refused: 401 at once, not the 408 of a body waited for', async () => {
     const json = JSON.stringify({ name: 'Never read', department: 'support' });
     const slow = stalledBody(json.slice(0, 10), json.slice(10));
