@@ -67,7 +67,7 @@ const LOST_CONNECTION =
  *  Its other errors under XX000 ((ENOTFOUND) tenant or user, (EADDRNOTALLOWED),
  *  (ESSLREQUIRED)…) are configuration a retry does not fix: they stay 500s. */
 const POOLER_REFUSAL =
-  /^\((EMAXCONN|ECHECKOUTTIMEOUT|EDBHANDLEREXITED)\)|MaxClientsInSession|max client connections reached|unable to check out connection/i;
+  /^\((EMAXCONN|EMAXCONNSESSION|ECHECKOUTTIMEOUT|EDBHANDLEREXITED|ECIRCUITBREAKER)\)|MaxClientsInSession|max client connections reached|unable to check out connection/i;
 
 /** Why `err` means the database is unreachable, or undefined when it does not. */
 export function connectionFailure(err: unknown): string | undefined {

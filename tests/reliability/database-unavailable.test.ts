@@ -127,7 +127,7 @@ it('classifies connection failures and nothing else as database_unavailable', ()
     expect(toApiError(Object.assign(new Error('x'), { name: 'PostgresError', code })).code, code).toBe('database_unavailable');
   }
   // Supabase's pooler (Supavisor) refusing a connection: XX000 with its reason in parentheses.
-  for (const message of ['(EMAXCONN) max client connections reached, limit: 200', '(ECHECKOUTTIMEOUT) unable to check out connection from the pool due to timeout', '(EDBHANDLEREXITED) connection to database closed', 'Max client connections reached', 'MaxClientsInSessionMode: max clients reached - in Session mode max clients are limited to pool_size']) {
+  for (const message of ['(EMAXCONN) max client connections reached, limit: 200', '(ECHECKOUTTIMEOUT) unable to check out connection from the pool due to timeout', '(EDBHANDLEREXITED) connection to database closed', '(ECIRCUITBREAKER) Unable to establish connection to upstream database', '(EMAXCONNSESSION) max clients reached in session mode - max clients are limited to pool_size: 15', 'Max client connections reached', 'MaxClientsInSessionMode: max clients reached - in Session mode max clients are limited to pool_size']) {
     expect(toApiError(Object.assign(new Error(message), { name: 'PostgresError', code: 'XX000' })).code, message).toBe('database_unavailable');
   }
   // A server's own XX000 (an internal error) is not an outage, nor is the pooler's refusal
