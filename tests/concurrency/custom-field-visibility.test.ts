@@ -7,6 +7,7 @@
 // runs through the tickets function, which is the interleaving that lost the value.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app } from '../../functions/tickets/app.ts';
+import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
 import { call } from '../helpers/http.ts';
 import { tenants, users } from '../helpers/seed.ts';
 import { supabaseToken } from '../helpers/tokens.ts';
@@ -55,18 +56,6 @@ async function visibleNow(fieldId: string): Promise<boolean> {
   return row.visible_to_customers as boolean;
 }
 
-/** Resolves true once some backend waits for a lock held by `pid` (up to five seconds;
- *  false when nothing ever waits, which is how the old code ran). */
-async function someoneWaitsFor(pid: number): Promise<boolean> {
-  for (let i = 0; i < 200; i++) {
-    const [w] = await db.sql`select count(*)::int as n from pg_catalog.pg_stat_activity a
-      where a.datname = pg_catalog.current_database() and ${pid}::int = any (pg_catalog.pg_blocking_pids(a.pid))`;
-    if (w.n > 0) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return false;
-}
-
 /** Runs `during` while another transaction holds `hold` uncommitted, then commits it. */
 async function whileHeld<T>(hold: (tx: ConcurrencyDb['sql']) => Promise<unknown>, during: () => Promise<T>): Promise<T> {
   const holder = await db.sql.reserve();
@@ -76,7 +65,7 @@ async function whileHeld<T>(hold: (tx: ConcurrencyDb['sql']) => Promise<unknown>
     const [{ pid }] = await holder`select pg_backend_pid() as pid`;
     const pending = during();
     // Either the request queues behind the held transaction, or it finishes without.
-    await Promise.race([pending.then(() => undefined, () => undefined), someoneWaitsFor(pid as number)]);
+    await Promise.race([pending.then(() => undefined, () => undefined), someoneWaitsFor(db.sql, pid as number)]);
     await holder`commit`;
     return await pending;
   } finally {
@@ -142,7 +131,7 @@ describe('a value written while its field changes visibility is kept where the c
         token: tok.admin,
         body: { visible_to_customers: false },
       });
-      expect(await someoneWaitsFor(pid as number)).toBe(true);
+      expect(await someoneWaitsFor(db.sql, pid as number)).toBe(true);
       try {
         await holder`update public.tickets set custom_fields = custom_fields || '{"account_tier": "gold"}'::jsonb where id = ${id}`;
         await holder`commit`;

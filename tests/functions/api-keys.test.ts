@@ -10,6 +10,7 @@ import { app as voiceApp } from '../../functions/voice/app.ts';
 import { API_KEY_SCOPES, presentedApiKey, type Scope } from '../../shared/auth/api-keys.ts';
 import { closeDb, observeStatements } from '../../shared/db.ts';
 import { captureRequestLog } from '../../shared/request-log.ts';
+import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { earlyInMinute } from '../helpers/minute.ts';
@@ -148,15 +149,7 @@ describe('creating, listing and revoking keys', () => {
       const other = call(ticketsApp, 'GET', `/tickets/${acmeTicket}`, { token: key });
       const first = await Promise.race([
         other.then(() => 'answered'),
-        (async () => {
-          for (let i = 0; i < 200; i++) {
-            const [w] = await db.sql`select count(*)::int as n from pg_catalog.pg_stat_activity a
-              where ${pid}::int = any (pg_catalog.pg_blocking_pids(a.pid))`;
-            if (w.n > 0) return 'waited';
-            await new Promise((r) => setTimeout(r, 25));
-          }
-          return 'neither';
-        })(),
+        someoneWaitsFor(db.sql, pid as number).then((waited) => (waited ? 'waited' : 'neither')),
       ]);
       await marker`commit`;
       expect((await other).status).toBe(200);

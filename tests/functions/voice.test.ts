@@ -9,6 +9,7 @@ import { app } from '../../functions/voice/app.ts';
 import { CallAnsweredEvent, CallEndedEvent, jsonbTextBytes, TranscriptEvent } from '../../functions/voice/schemas.ts';
 import { closeDb, observeStatements } from '../../shared/db.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
+import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { idleInTransaction, stalledBody } from '../helpers/slow-body.ts';
 import { call, errorCode } from '../helpers/http.ts';
@@ -2268,14 +2269,7 @@ describe('customers from CSV', () => {
       await holder`select 1 from public.voice_customers where tenant_id = ${acme} and phone = '+14155552671' for update`;
       const [{ pid }] = await holder`select pg_backend_pid() as pid`;
       const pending = importCsv('phone,name\n+14155552671,Jane Renamed\n');
-      let waited = false;
-      for (let i = 0; i < 200 && !waited; i++) {
-        const [w] = await db.sql`select count(*)::int as n from pg_catalog.pg_stat_activity a
-          where ${pid}::int = any (pg_catalog.pg_blocking_pids(a.pid))`;
-        waited = w.n > 0;
-        if (!waited) await new Promise((r) => setTimeout(r, 25));
-      }
-      expect(waited).toBe(true);
+      expect(await someoneWaitsFor(db.sql, pid as number)).toBe(true);
       // The edit: the customer withdraws their consent to recording.
       await holder`update public.voice_customers set recording_consent = false where tenant_id = ${acme} and phone = '+14155552671'`;
       await holder`commit`;
