@@ -155,23 +155,21 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
     `;
       return row as CallerRow | undefined;
     };
-    if (need?.bodyFirst && c.req.raw.body) {
-      // The caller's standing first, in a short transaction of its own (the request's
-      // own checks it again), so no one without it makes the function hold a large body.
-      await asUser({ ...identity.claims }, async (tx) => {
-        if (!(await callerRow(tx))) throw forbidden('No account on this platform belongs to this identity', 'unknown_user');
-      });
-      const raw = c.req.raw;
-      // The chunks as they came, streamed again: one joined copy would be read by the
-      // handler as one chunk, parsed whole at once.
-      c.req.raw = new Request(raw, { body: streamOf(await chunksOf(raw.body!)), duplex: 'half' } as RequestInit);
-    } else if (c.req.raw.body && c.req.method !== 'GET' && c.req.method !== 'HEAD') {
-      // Any other body (bounded by limitBody) is read whole now, after the token was
-      // checked and before the request's transaction opens: read by the validator inside
-      // it, a body sent a byte at a time just inside the idle timeout kept a pooled
-      // connection idle in transaction for as long as the client liked.
-      const raw = c.req.raw;
-      c.req.raw = new Request(raw, { body: streamOf(await chunksOf(raw.body!)), duplex: 'half' } as RequestInit);
+    const body = c.req.method !== 'GET' && c.req.method !== 'HEAD' ? c.req.raw.body : null;
+    if (body) {
+      if (need?.bodyFirst) {
+        // The caller's standing first, in a short transaction of its own (the request's
+        // own checks it again), so no one without it makes the function hold a large body.
+        await asUser({ ...identity.claims }, async (tx) => {
+          if (!(await callerRow(tx))) throw forbidden('No account on this platform belongs to this identity', 'unknown_user');
+        });
+      }
+      // The body (bounded by limitBody) is read whole now, after the token was checked and
+      // before the request's transaction opens: read by the validator inside it, a body
+      // sent a byte at a time just inside the idle timeout kept a pooled connection idle
+      // in transaction for as long as the client liked. The chunks as they came, streamed
+      // again: one joined copy would be read by the handler as one chunk, parsed whole.
+      c.req.raw = new Request(c.req.raw, { body: streamOf(await chunksOf(body)), duplex: 'half' } as RequestInit);
     }
     try {
       await asUser({ ...identity.claims }, async (tx) => {

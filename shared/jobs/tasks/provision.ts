@@ -5,6 +5,7 @@
 // reconcile pass and by an admin's retry. Partner errors carry retryable/Retry-After;
 // permanent ones (401, 403 licence, 422, Odoo AccessDenied) end the job at once and the
 // service `failed` with a readable error.
+import { isDeepStrictEqual } from 'node:util';
 import { connectorsFromEnv } from '../../connectors/index.ts';
 import type { ProvisionContext, ProvisionResult, ServiceName } from '../../connectors/types.ts';
 import { PartnerError, shownCredentials } from '../../connectors/types.ts';
@@ -56,9 +57,9 @@ export const provision: Task<Payload> = {
      *  machine secret (a webhook made again), neither of which may undo the "shown once"
      *  of a password already shown. */
     const sealIfNew = async (credentials: Record<string, unknown> | undefined | null) => {
-      if (!credentials || sameJson(credentials, ctx.credentials)) return null;
+      if (!credentials || isDeepStrictEqual(credentials, ctx.credentials)) return null;
       const sealed = await encryptJson(credentials, owner);
-      if (!ctx.credentials || !sameJson(shownCredentials(credentials), shownCredentials(ctx.credentials))) return sealed;
+      if (!ctx.credentials || !isDeepStrictEqual(shownCredentials(credentials), shownCredentials(ctx.credentials))) return sealed;
       const [{ ok }] = await inTenant((tx) => tx`select private.record_service_secrets(${job.id}, ${worker}, ${sealed}) as ok`);
       if (!ok) throw new LeaseLost();
       return null;
@@ -127,14 +128,3 @@ export const provision: Task<Payload> = {
     })`;
   },
 };
-
-/** Whether two JSON values are equal, whatever the order of their keys. */
-function sameJson(a: unknown, b: unknown): boolean {
-  const canonical = (v: unknown): unknown =>
-    Array.isArray(v)
-      ? v.map(canonical)
-      : v && typeof v === 'object'
-      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]))
-      : v;
-  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
-}
