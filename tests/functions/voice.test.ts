@@ -1416,7 +1416,7 @@ describe('calls, as people read them', () => {
 });
 
 describe('a customer (role user) reads their own voice data', () => {
-  it('their linked customer record, its calls and transcripts, on both paths; no other caller’s', async () => {
+  it('their linked customer record (through the API, without staff’s notes and tags), its calls and transcripts on both paths; no other caller’s', async () => {
     const ids = (r: { body: { items: { id: string }[] } }) => r.body.items.map((x) => x.id).sort();
     // A call of the known caller's record, and another caller's call, in the same tenant.
     await event({
@@ -1470,7 +1470,11 @@ describe('a customer (role user) reads their own voice data', () => {
     expect((await call(app, 'GET', `/voice/calls/${readOne}`, { token: tok.user })).status).toBe(404);
     expect(await direct()).toEqual({ ok: true, value: { customers: [], calls: 0, segments: 0 } });
 
-    await db.sql`update public.voice_customers set user_id = ${users.acmeUser.id} where id = ${voiceCustomer}`;
+    const [before] = await db.sql`select notes, tags from public.voice_customers where id = ${voiceCustomer}`;
+    await db.sql`
+      update public.voice_customers set user_id = ${users.acmeUser.id}, notes = 'Shouts at agents; refunds need a manager',
+        tags = '{watchlist}'
+      where id = ${voiceCustomer}`;
     try {
       const own = await db.sql`select id from public.voice_calls where tenant_id = ${acme} and customer_id = ${voiceCustomer}`;
       const [{ n: ownSegments }] = await db.sql`
@@ -1479,6 +1483,21 @@ describe('a customer (role user) reads their own voice data', () => {
       expect(own.length).toBeGreaterThan(0);
       expect(ownSegments).toBeGreaterThan(1);
       expect(ids(await call(app, 'GET', '/voice/customers?limit=100', { token: tok.user }))).toEqual([voiceCustomer]);
+      // Their record, without what staff note about them (a policy filters rows, not
+      // columns: the record is read through private.voice_own_customer_records).
+      for (
+        const theirs of [
+          (await call(app, 'GET', '/voice/customers?limit=100', { token: tok.user })).body.items[0],
+          (await call(app, 'GET', `/voice/customers/${voiceCustomer}`, { token: tok.user })).body,
+          (await call(app, 'GET', `/voice/customers?phone=${encodeURIComponent(CALLER)}`, { token: tok.user })).body.items[0],
+        ]
+      ) {
+        expect(theirs).toMatchObject({ id: voiceCustomer, phone: CALLER, user_id: users.acmeUser.id, notes: null, tags: [] });
+      }
+      expect((await call(app, 'GET', `/voice/customers/${voiceCustomer}`, { token: tok.agent })).body).toMatchObject({
+        notes: 'Shouts at agents; refunds need a manager',
+        tags: ['watchlist'],
+      });
       const listed = await call(app, 'GET', `/voice/calls?customer_id=${voiceCustomer}&limit=100`, { token: tok.user });
       expect(listed.body.items.length).toBe(Math.min(own.length, 100));
       const detail = await call(app, 'GET', `/voice/calls/${readOne}`, { token: tok.user });
@@ -1492,14 +1511,17 @@ describe('a customer (role user) reads their own voice data', () => {
       expect(byWord).not.toContain(stranger);
       expect(ids(await call(app, 'GET', '/voice/calls?q=refund&limit=100', { token: tok.agent }))).toContain(stranger);
       expect((await call(app, 'GET', `/voice/calls/${stranger}`, { token: tok.user })).status).toBe(404);
+      // Directly: their calls and transcripts, not the record with staff's notes.
       expect(await direct()).toEqual({
         ok: true,
-        value: { customers: [voiceCustomer], calls: own.length, segments: ownSegments },
+        value: { customers: [], calls: own.length, segments: ownSegments },
       });
       // Their record in another tenant's eyes: nothing.
       expect((await call(app, 'GET', `/voice/customers/${voiceCustomer}`, { token: tok.globexAdmin })).status).toBe(404);
     } finally {
-      await db.sql`update public.voice_customers set user_id = null where id = ${voiceCustomer}`;
+      await db.sql`
+        update public.voice_customers set user_id = null, notes = ${before.notes}, tags = ${before.tags}
+        where id = ${voiceCustomer}`;
     }
   });
 });

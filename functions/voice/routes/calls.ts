@@ -133,11 +133,7 @@ const list: VoiceHandler<typeof routes.list> = async (c) => {
         -- A customer reads only the calls of their linked record (the policy's rule,
         -- 20261202180000), said here too so the customer index finds them rather than
         -- the policy filtering every call of the tenant.
-        and ${
-      c.var.access.staff
-        ? tx`true`
-        : tx`customer_id in (select id from public.voice_customers where tenant_id = ${tenantId} and user_id = (select private.current_user_id()))`
-    }
+        and ${c.var.access.staff ? tx`true` : tx`customer_id in (select id from private.voice_own_customer_records(${tenantId}))`}
         and ${after(tx, q.cursor, tx`started_at`, 'timestamptz', true)}
       order by started_at desc, id desc limit ${q.limit + 1}`);
   return c.json(page(rows, q.limit), 200);

@@ -45,6 +45,23 @@ export const CUSTOMER_COLUMNS = [
 ] as const satisfies readonly Column<'voice_customers'>[];
 export type CustomerRow = Selected<'voice_customers', typeof CUSTOMER_COLUMNS>;
 
+/** Where a caller reads customer records: staff and keys the table, under its policy; a
+ *  customer (role user) their own records, through private.voice_own_customer_records,
+ *  which leaves out staff's notes and tags about them (20261206030000). */
+export function customerSource(tx: Tx, tenantId: string, staff: boolean) {
+  return staff ? tx`public.voice_customers` : tx`private.voice_own_customer_records(${tenantId}) as voice_customers`;
+}
+
+/** A customer's own record answers in the API's one shape, with no notes and no tags. */
+const OWN_CUSTOMER_COLUMNS = CUSTOMER_COLUMNS.map((name) =>
+  name === 'notes' ? `null::text as notes` : name === 'tags' ? `'{}'::text[] as tags` : `"${name}"`
+).join(', ');
+
+/** The columns a caller reads of a customer record (see customerSource). */
+export function customerColumns(tx: Tx, staff: boolean) {
+  return staff ? tx.columns(CUSTOMER_COLUMNS) : tx.unsafe(OWN_CUSTOMER_COLUMNS);
+}
+
 export const CALL_COLUMNS = [
   'id',
   'tenant_id',

@@ -1,5 +1,5 @@
-// The tenant's callers: every member reads them, agents manage them (the policies
-// decide). Phone numbers are E.164 and unique per tenant (a duplicate is 409
+// The tenant's callers: staff read them, agents manage them (the policies decide); a
+// customer (role user) reads the record linked to them, without staff's notes and tags. Phone numbers are E.164 and unique per tenant (a duplicate is 409
 // already_exists naming phone); consent times are the database's. Deleting a customer
 // keeps their calls; erasing one (admins, private.voice_customer_erase) removes the calls,
 // transcripts and recordings too, and queues the job that erases their audit images.
@@ -12,7 +12,7 @@ import { createRouter } from '../../../shared/http.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import { security } from '../../../shared/schemas/security.ts';
 import * as s from '../schemas.ts';
-import { after, CUSTOMER_COLUMNS, type CustomerRow, page, type VoiceHandler } from './common.ts';
+import { after, CUSTOMER_COLUMNS, customerColumns, type CustomerRow, customerSource, page, type VoiceHandler } from './common.ts';
 
 const routes = {
   list: createRoute({
@@ -86,11 +86,10 @@ const list: VoiceHandler<typeof routes.list> = async (c) => {
   const tenantId = c.var.access.tenantId;
   const rows = await callerDb(c, tenantId, (tx) =>
     tx<CustomerRow & { sort_key: string }>`
-      select ${tx.columns(CUSTOMER_COLUMNS)}, created_at::text as sort_key from public.voice_customers
+      select ${customerColumns(tx, c.var.access.staff)}, created_at::text as sort_key
+      from ${customerSource(tx, tenantId, c.var.access.staff)}
       where tenant_id = ${tenantId}
         and ${q.phone ? tx`phone = ${q.phone}` : tx`true`}
-        -- A customer reads only their own record (the policy's rule, 20261202180000), by its index.
-        and ${c.var.access.staff ? tx`true` : tx`user_id = (select private.current_user_id())`}
         and ${after(tx, q.cursor, tx`created_at`, 'timestamptz', true)}
       order by created_at desc, id desc limit ${q.limit + 1}`);
   return c.json(page(rows, q.limit), 200);
@@ -115,9 +114,8 @@ const read: VoiceHandler<typeof routes.read> = async (c) => {
     c,
     tenantId,
     (tx) =>
-      tx<CustomerRow>`select ${
-        tx.columns(CUSTOMER_COLUMNS)
-      } from public.voice_customers where tenant_id = ${tenantId} and id = ${id}`,
+      tx<CustomerRow>`select ${customerColumns(tx, c.var.access.staff)}
+        from ${customerSource(tx, tenantId, c.var.access.staff)} where tenant_id = ${tenantId} and id = ${id}`,
   );
   if (!customer) throw notFound('Customer');
   return c.json(customer, 200);
