@@ -6,11 +6,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { Webhook as SvixWebhook } from 'svix';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { app as jobs } from '../../functions/jobs/app.ts';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
-import { app as ticketsApp } from '../../functions/tickets/app.ts';
-import { app as voiceApp } from '../../functions/voice/app.ts';
-import { app as webhooksApp } from '../../functions/webhooks/app.ts';
 import { encryptJson } from '../../shared/crypto.ts';
 import { closeDb } from '../../shared/db.ts';
 import { envInt } from '../../shared/env.ts';
@@ -19,9 +15,9 @@ import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { idleInTransaction, stalledBody } from '../helpers/slow-body.ts';
 import { teams, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+import { functionApps as apps } from '../helpers/openapi.ts';
 
 type App = { request: (input: string, init?: RequestInit) => Response | Promise<Response> };
-const apps: Record<string, App> = { tenants: tenantsApp, tickets: ticketsApp, webhooks: webhooksApp, jobs, voice: voiceApp };
 const LIMIT = DEFAULT_MAX_BODY_BYTES;
 const CLERK_SECRET = `whsec_${randomBytes(24).toString('base64')}`;
 const CW_SECRET = 'chatwoot-webhook-secret-limits';

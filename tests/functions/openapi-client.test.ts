@@ -14,15 +14,10 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { astToString, createConfig, openapiTS } from '@tenant-platform/openapi-gen';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { app as jobs } from '../../functions/jobs/app.ts';
-import { app as tenants } from '../../functions/tenants/app.ts';
-import { app as tickets } from '../../functions/tickets/app.ts';
-import { app as webhooks } from '../../functions/webhooks/app.ts';
 import { root } from '../../scripts/stack.mjs';
+import { functionApps as apps } from '../helpers/openapi.ts';
 
-type FetchApp = { request: (input: string) => Response | Promise<Response> };
 type Document = { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
-const apps: Record<string, FetchApp> = { tenants, tickets, jobs, webhooks };
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'];
 
 /** Per function, calls a client would make, with what they read from the answers. */
@@ -49,6 +44,15 @@ const CALLS: Record<string, string> = {
     // @ts-expect-error batch is a number
     await client.POST('/jobs/run', { body: { batch: 'five' } });
     return [claimed];`,
+  voice: `
+    const route = await client.GET('/voice/route', { params: { query: { to: '+14155550100', from: 'anonymous' } } });
+    const agent: string | undefined = route.data?.agent.name;
+    const reason: string | undefined = route.error?.error.code;
+    // @ts-expect-error the dialled number is required
+    await client.GET('/voice/route', { params: { query: { from: '+14155550123' } } });
+    const customer = await client.GET('/voice/customers/{id}', { params: { path: { id } } });
+    const notes: string | null | undefined = customer.data?.notes;
+    return [agent, reason, notes];`,
   webhooks: `
     const event = await client.POST('/webhooks/chatwoot/{tenantId}', { params: { path: { tenantId: id }, query: { token: 't' } } });
     const outcome: 'applied' | 'ignored' | 'duplicate' | undefined = event.data?.outcome;

@@ -3,15 +3,13 @@
 // (they group by it); a route that names its own keeps it. Every operation that takes
 // a body declares the 413 the body limit may answer.
 import { expect, it } from 'vitest';
-import { app as jobs } from '../../functions/jobs/app.ts';
-import { app as tenants } from '../../functions/tenants/app.ts';
-import { app as tickets } from '../../functions/tickets/app.ts';
-import { app as voice } from '../../functions/voice/app.ts';
-import { app as webhooks } from '../../functions/webhooks/app.ts';
 import { withOperationNames } from '../../shared/http.ts';
-import { operationsOf } from '../helpers/openapi.ts';
+import { functionApps as apps, functionFolders, operationsOf } from '../helpers/openapi.ts';
 
-const apps = { tenants, tickets, jobs, webhooks, voice };
+it('the suites that walk every document walk every function (tests/helpers/openapi.ts)', () => {
+  expect(Object.keys(apps).sort()).toEqual(functionFolders());
+  expect(functionFolders().length).toBeGreaterThanOrEqual(5);
+});
 
 it('names and tags every operation of every function, with ids unique across all of them', async () => {
   const ids: string[] = [];
@@ -33,7 +31,7 @@ it('says on every operation that takes a body that it may be 413, with the error
   }
   // The reference resolves in each document.
   for (const fn of new Set(bodies.map((b) => b.fn))) {
-    const doc = await (await apps[fn as keyof typeof apps].request(`/${fn}/openapi.json`)).json();
+    const doc = await (await apps[fn].request(`/${fn}/openapi.json`)).json();
     expect(doc.components?.schemas?.Error, fn).toBeDefined();
   }
 });

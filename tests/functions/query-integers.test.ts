@@ -5,20 +5,17 @@
 // And a time in a query whose `+` offset was left unencoded (a space once decoded) is
 // read as the + it was.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { app as jobs } from '../../functions/jobs/app.ts';
 import { app as tenants } from '../../functions/tenants/app.ts';
 import { app as tickets } from '../../functions/tickets/app.ts';
 import { app as voice } from '../../functions/voice/app.ts';
-import { app as webhooks } from '../../functions/webhooks/app.ts';
 import { closeDb } from '../../shared/db.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call } from '../helpers/http.ts';
-import { operationsOf, type Parameter } from '../helpers/openapi.ts';
+import { functionApps as apps, operationsOf, type Parameter } from '../helpers/openapi.ts';
 import { tenants as seeded, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
 
-const apps = { tenants, tickets, jobs, webhooks, voice };
 const BAD = ['', '0x10', '1e1', ' 1', '1.0', '+1'];
 
 let db: TestDatabase;

@@ -13,9 +13,6 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { Webhook as SvixWebhook } from 'svix';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { app as jobs } from '../../functions/jobs/app.ts';
-import { app as tenantsApp } from '../../functions/tenants/app.ts';
-import { app as ticketsApp } from '../../functions/tickets/app.ts';
-import { app as voiceApp } from '../../functions/voice/app.ts';
 import { app as webhooksApp } from '../../functions/webhooks/app.ts';
 import { encryptJson } from '../../shared/crypto.ts';
 import { closeDb } from '../../shared/db.ts';
@@ -24,9 +21,9 @@ import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, type CallResult, errorCode } from '../helpers/http.ts';
 import { tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+import { functionApps as apps } from '../helpers/openapi.ts';
 
 type App = { request: (input: string, init?: RequestInit) => Response | Promise<Response> };
-const apps: Record<string, App> = { tenants: tenantsApp, tickets: ticketsApp, webhooks: webhooksApp, jobs, voice: voiceApp };
 /** Authenticated by their signatures instead (tests/webhooks.test.ts). */
 const SIGNED = ['POST /webhooks/clerk', 'POST /webhooks/chatwoot/{tenantId}'];
 const isMachineRoute = (fn: string) => fn === 'jobs';

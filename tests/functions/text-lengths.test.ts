@@ -6,21 +6,18 @@
 // OpenAPI documents: every string with a length bound in a JSON body or a query, so a new
 // field is covered.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { app as jobs } from '../../functions/jobs/app.ts';
 import { app as tenants } from '../../functions/tenants/app.ts';
 import { app as tickets } from '../../functions/tickets/app.ts';
 import { app as voice } from '../../functions/voice/app.ts';
-import { app as webhooks } from '../../functions/webhooks/app.ts';
 import { closeDb } from '../../shared/db.ts';
 import { maxBodyBytes } from '../../shared/limits.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call } from '../helpers/http.ts';
-import { operationsOf } from '../helpers/openapi.ts';
+import { functionApps as apps, operationsOf } from '../helpers/openapi.ts';
 import { tenants as seeded, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
 
-const apps = { tenants, tickets, jobs, webhooks, voice };
 /** Two UTF-16 units, one character, four bytes of UTF-8. */
 const EMOJI = '😀';
 

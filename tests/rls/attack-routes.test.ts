@@ -26,11 +26,7 @@
 // to a table fails it until RECORD_OF or FIELD_RECORD_OF names one.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { app as jobs } from '../../functions/jobs/app.ts';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
-import { app as ticketsApp } from '../../functions/tickets/app.ts';
-import { app as voiceApp } from '../../functions/voice/app.ts';
-import { app as webhooksApp } from '../../functions/webhooks/app.ts';
 import { closeDb } from '../../shared/db.ts';
 import { API_KEY_SCOPES } from '../../shared/auth/api-keys.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -38,9 +34,9 @@ import { call, type CallResult } from '../helpers/http.ts';
 import { LOCAL_SUPABASE_ISSUER, teams, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
 import { installKit, populateTenant, snapshot, VICTIM, VICTIM_PEOPLE, VICTIM_TEAM, VICTIM_TICKETS } from './attack-kit.ts';
+import { functionApps as apps } from '../helpers/openapi.ts';
 
 type App = { request: (input: string, init?: RequestInit) => Response | Promise<Response> };
-const apps: Record<string, App> = { tenants: tenantsApp, tickets: ticketsApp, webhooks: webhooksApp, jobs, voice: voiceApp };
 
 // A JSON Schema of the documents, walked loosely.
 type Schema = any;
