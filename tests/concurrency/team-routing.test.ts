@@ -11,6 +11,7 @@ import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { db as pool } from '../../shared/db.ts';
 import { runJobs } from '../../shared/jobs/runner.ts';
 import type { CallResult } from '../helpers/http.ts';
+import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
 import { call } from '../helpers/http.ts';
 import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
 import { supabaseToken } from '../helpers/tokens.ts';
@@ -151,23 +152,18 @@ it('a team change through the API waits for the team before it touches the ticke
   expect(t.body.assigned_to).toBeNull();
   let release!: () => void;
   const held = new Promise<void>((r) => (release = r));
-  let locked!: () => void;
-  const teamLocked = new Promise<void>((r) => (locked = r));
+  let locked!: (pid: number) => void;
+  const teamLocked = new Promise<number>((r) => (locked = r));
   // Another picker holds the team.
   const holder = db.sql.begin(async (tx) => {
-    await tx`select 1 from public.teams where id = ${team.id} for no key update`;
-    locked();
+    const [{ pid }] = await tx`select pg_backend_pid() as pid, 1 from public.teams where id = ${team.id} for no key update`;
+    locked(pid);
     await held;
   });
-  await teamLocked;
+  const holderPid = await teamLocked;
   const patch = call(app, 'PATCH', `/tickets/${t.body.id}`, { token: tok.agent, body: { team_id: team.id, title: 'Renamed too' } });
-  // Wait until the request is blocked on a lock.
-  for (let i = 0; i < 400; i++) {
-    const [{ n }] = await db.sql`select count(*)::int as n from pg_stat_activity
-      where datname = ${db.name} and application_name = 'edge-functions' and wait_event_type = 'Lock'`;
-    if (n > 0) break;
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  // The request is blocked on the team (else the probe below would prove nothing).
+  expect(await someoneWaitsFor(db.sql, holderPid)).toBe(true);
   // While it waits for the team, the ticket is free: it has not been locked out of order.
   const probe = await db.sql.begin(async (tx) => {
     await tx`set local lock_timeout = '200ms'`;
