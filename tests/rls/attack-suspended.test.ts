@@ -16,6 +16,7 @@ import {
   populateTenant,
   type Probe,
   brokenProbe,
+  reachedDecision,
   runProbes,
   snapshot,
   statementsFor,
@@ -125,6 +126,23 @@ describe('a suspended tenant on the direct path', () => {
     const changed = writes.filter((w) => tenantChanges(w.outcome).length > 0)
       .map((w) => `${w.probe.meta.actor} ${w.probe.meta.action} ${w.probe.meta.table} (${w.probe.meta.variant}) changed ${tenantChanges(w.outcome).join(', ')}`);
     expect(summarise(changed)).toEqual([]);
+  });
+
+  it("covers every writable tenant table: each write on it reached the database's decision at least once", () => {
+    // A write stopped by a constraint (22xxx, 23xxx) before any policy ran proves nothing
+    // about the suspension; each table and action needs one that got as far as the rule.
+    const missing: string[] = [];
+    const combos = new Set(writes.map((w) => `${w.probe.meta.table}|${w.probe.meta.action}`));
+    for (const t of writable.filter((x) => x.hasTenantId)) {
+      for (const action of ['insert', 'update', 'delete']) {
+        const mine = writes.filter((w) => w.probe.meta.table === t.rel && w.probe.meta.action === action);
+        if (mine.length > 0 && !mine.some((w) => reachedDecision(w.outcome))) missing.push(`${t.rel} ${action} (${mine.length} probes, none decided)`);
+      }
+      if (![...combos].some((c) => c.startsWith(`${t.rel}|`))) missing.push(`${t.rel}: no write generated`);
+    }
+    expect(missing).toEqual([]);
+    expect(writable.filter((x) => x.hasTenantId).length).toBeGreaterThanOrEqual(25);
+    expect(writes.length).toBeGreaterThan(writable.length * people.length);
   });
 
   it('every generated write is well-formed', () => {

@@ -184,6 +184,15 @@ describe('direct-table attacks on the victim tenant', () => {
   });
 
   it("reaches nothing of its own tenant beyond what its role there allows (ids colliding from its other tenant)", () => {
+    // The pairs exist: every attacker and its twin in each of the six token shapes (a
+    // renamed shape would leave OWN_SHAPES matching nothing), on every tenant table.
+    for (const at of attackers) {
+      expect([at.label, shapes(at).filter((x) => OWN_SHAPES.test(x.label)).length]).toEqual([at.label, 6]);
+      expect([at.twin.label, shapes(at.twin).filter((x) => OWN_SHAPES.test(x.label)).length]).toEqual([at.twin.label, 6]);
+    }
+    const paired = new Set(pairs.map((p) => p.attacker.probe.meta.table));
+    expect(tablesFor.authenticated.filter((t) => t.hasTenantId && !paired.has(t.rel)).map((t) => t.rel)).toEqual([]);
+    expect(pairs.length).toBeGreaterThan(attackers.length * 6 * paired.size);
     expect(summarise(pairs.map(beyondTwin).filter((x): x is string => x !== null))).toEqual([]);
     expect(summarise(problems(pairs.flatMap((p) => [p.attacker, p.twin])).filter((p) => p.startsWith('BROKEN')))).toEqual([]);
   });
