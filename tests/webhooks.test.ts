@@ -118,10 +118,19 @@ describe('Clerk (Svix signatures)', () => {
   });
 
   it('answers malformed JSON with 400 and unknown event types with 200, applying nothing', async () => {
+    const people = async () => (await db.sql`
+      select (select count(*)::int from public.users) as users, (select count(*)::int from public.user_identities) as identities,
+             (select count(*)::int from public.tenants) as tenants, (select count(*)::int from public.memberships) as memberships,
+             (select count(*)::int from public.audit_logs) as audit`)[0];
+    const inbox = async () => (await db.sql`select count(*)::int as n from private.webhook_inbox`)[0].n;
+    const [peopleBefore, inboxBefore] = [await people(), await inbox()];
     const bad = await sendClerk(clerkRequest(null, { body: '{"type": "user.created", ' }));
     expect([bad.status, errorCode(bad)]).toEqual([400, 'invalid_payload']);
+    expect([await people(), await inbox()]).toEqual([peopleBefore, inboxBefore]);
     const unknown = await sendClerk(clerkRequest({ type: 'email.created', data: { id: 'x' } }));
     expect([unknown.status, unknown.body.outcome]).toEqual([200, 'ignored']);
+    // Remembered, so a replay is a duplicate; nothing else.
+    expect([await people(), await inbox()]).toEqual([peopleBefore, inboxBefore + 1]);
   });
 
   it('applies a replayed event once, also when the replays arrive at the same time', async () => {
@@ -619,11 +628,25 @@ describe('outbound webhooks', () => {
 
   it('only admins manage endpoints; bad targets are 422', async () => {
     const agent = await supabaseToken(users.acmeAgent, { tenantId: tenants.acme.id });
-    expect((await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, { token: agent, body: { url: 'https://hooks.example.com/x' } })).status).toBe(403);
+    const count = async () => (await db.sql`select count(*)::int as n from public.webhook_endpoints`)[0].n;
+    const endpointsBefore = await count();
+    const byAgent = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, { token: agent, body: { url: 'https://hooks.example.com/x' } });
+    expect([byAgent.status, errorCode(byAgent)]).toEqual([403, 'forbidden']);
     delete process.env.PLATFORM_LOCAL_STACK; // a hosted project: loopback is no receiver
     try {
       const r = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken, body: { url: 'http://127.0.0.1:9/x' } });
       expect([r.status, r.body.error.details.fields[0].field]).toEqual([422, 'url']);
+      expect(await count()).toBe(endpointsBefore);
+      // Moving an endpoint to a private address is refused the same way, and keeps it.
+      const endpoints = async () =>
+        await db.sql`select id, url, enabled from public.webhook_endpoints where tenant_id = ${tenants.acme.id} order by id`;
+      const before = await endpoints();
+      expect(before.length).toBeGreaterThan(0);
+      for (const url of ['http://169.254.169.254/latest/meta-data', 'http://10.0.0.7/hook', 'http://[::1]:8080/x']) {
+        const moved = await call(tenantsApp, 'PATCH', `/tenants/${tenants.acme.id}/webhooks/${before[0].id}`, { token: adminToken, body: { url } });
+        expect([url, moved.status, moved.body.error.details.fields[0].field]).toEqual([url, 422, 'url']);
+      }
+      expect(await endpoints()).toEqual(before);
     } finally {
       process.env.PLATFORM_LOCAL_STACK = '1';
     }
