@@ -159,6 +159,7 @@ const REFUSALS: Record<string, { status: ContentfulStatusCode; code: string }> =
   PT409: { status: 409, code: 'conflict' },
   PT410: { status: 410, code: 'gone' },
   PT422: { status: 422, code: 'validation_failed' },
+  PT429: { status: 429, code: 'rate_limited' },
 };
 
 /** Maps a database error to the API error a client should see. A rule the database
@@ -170,7 +171,12 @@ export function fromPgError(err: PgLikeError): ApiError {
   const refusal = err.code ? REFUSALS[err.code] : undefined;
   if (refusal) {
     const said = refusalOf(err.detail);
-    if (said) return new ApiError(refusal.status, said.code, err.message, said.details);
+    if (said) {
+      // A rule's 429 says when to come back (details.retry_after, seconds), as the rate limits do.
+      const wait = (said.details as { retry_after?: unknown } | undefined)?.retry_after;
+      const headers = refusal.status === 429 && typeof wait === 'number' ? { 'Retry-After': String(wait) } : undefined;
+      return new ApiError(refusal.status, said.code, err.message, said.details, headers);
+    }
     // A bare 404 names nothing: what was not found may not be the caller's to know.
     if (refusal.status === 404) return notFound();
     return new ApiError(refusal.status, refusal.code, err.message);

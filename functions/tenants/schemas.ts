@@ -29,7 +29,8 @@ const Email = z.email().max(320).transform((e) => e.toLowerCase());
 // Free-form, but for the keys the platform reads: the voice customers import's default
 // region (functions/voice/routes/import.ts) must be one libphonenumber-js knows, or
 // every import of the tenant that names none would be refused for it; whether call
-// recordings need the customer's consent (private.voice_call_recording_of) is a boolean.
+// recordings need the customer's consent (private.voice_call_recording_of) is a boolean;
+// how many tickets a customer files a day (private.customer_tickets_per_day) is 1–1,000,000.
 const Settings = JsonObject(16_384).superRefine((o, ctx) => {
   const region = o.voice_default_region;
   if (region !== undefined && region !== null && (typeof region !== 'string' || !isSupportedCountry(region))) {
@@ -38,6 +39,13 @@ const Settings = JsonObject(16_384).superRefine((o, ctx) => {
       path: ['voice_default_region'],
       message: 'is not a supported region (ISO 3166-1 alpha-2, e.g. FR)',
     });
+  }
+  const perDay = o.customer_tickets_per_day;
+  if (
+    perDay !== undefined && perDay !== null &&
+    !(Number.isInteger(perDay) && (perDay as number) >= 1 && (perDay as number) <= 1_000_000)
+  ) {
+    ctx.addIssue({ code: 'custom', path: ['customer_tickets_per_day'], message: 'must be a whole number from 1 to 1000000' });
   }
   const consent = o.voice_recording_requires_consent;
   if (consent !== undefined && consent !== null && typeof consent !== 'boolean') {

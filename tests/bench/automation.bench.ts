@@ -27,6 +27,8 @@ beforeAll(async () => {
   db = await freshDatabase('bench_automation');
   // Same plan for both, so only the rules differ; the ticket quota does not stop the run.
   await db.sql`update public.tenants set plan = 'enterprise' where id in (${acme}, ${globex})`;
+  // Their customers file thousands of tickets in the run: above any real day's allowance.
+  await db.sql`update public.tenants set settings = settings || '{"customer_tickets_per_day": 1000000}' where id in (${acme}, ${globex})`;
   for (let i = 0; i < 20; i++) {
     await db.sql`insert into public.automation_rules (tenant_id, name, event, position, conditions, actions) values
       (${acme}, ${'created ' + i}, 'ticket.created', ${i},

@@ -24,6 +24,8 @@ beforeAll(async () => {
   [off, on] = await Promise.all([startFunctionsServer({ RATE_LIMITS: 'off' }), startFunctionsServer({})]);
   await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits) values (${tenants.acme.id},
     ${db.sql.json({ requests_per_minute: 100_000_000, requests_per_minute_per_caller: 100_000_000, tickets_per_month: null })})`;
+  // The customer files thousands of tickets in the run: above any real day's allowance.
+  await db.sql`update public.tenants set settings = settings || '{"customer_tickets_per_day": 1000000}' where id = ${tenants.acme.id}`;
   token = await supabaseToken(users.acmeUser, { tenantId: tenants.acme.id, exp: '1h' });
 }, 120_000);
 

@@ -100,6 +100,8 @@ const SAFE: Record<string, string> = {
     "checks tenant_ids('admin') or platform admin before reading anything (42501 to anyone else, the same for an unknown tenant)",
   'private.voice_held_events(p_tenant_id uuid, p_provider_call_id text, p_after_id bigint, p_limit integer)':
     "answers only for a tenant among the caller's own staff tenants (tenant_ids('agent')) or a platform admin; else nothing",
+  'private.check_customer_filing(p_tenant_id uuid)':
+    "counts only the caller's own tickets, in a tenant among tenant_ids('user'); else returns at once",
   'private.voice_own_customer_records(p_tenant_id uuid)':
     "the caller's own linked voice customer records in a tenant they belong to, without staff's notes and tags",
   'private.voice_calls_matching(p_tenant_id uuid, p_query text)':
