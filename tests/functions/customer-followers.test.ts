@@ -212,6 +212,30 @@ describe('with the setting on', () => {
     expect(await colleagueSees(t.id)).toMatchObject({ status: 404, tickets: 0 });
   });
 
+  it("an assignment made by the customer's own filing is staff's follow: not theirs to see or remove", async () => {
+    // The department's team picks an assignee inside the customer's insert, so the follow
+    // the assignment makes records the customer's statement as having added it.
+    await db.sql`update public.teams set receives_department_tickets = true, auto_assign = 'round_robin' where id = ${teams.acme}`;
+    try {
+      const r = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Routed and assigned at once' } });
+      expect([r.status, r.body.assigned_to]).toEqual([201, users.acmeAgent.id]);
+      const [made] = await db.sql`select reason, added_by from public.ticket_followers where ticket_id = ${r.body.id} and user_id = ${users.acmeAgent.id}`;
+      expect(made).toEqual({ reason: 'assigned', added_by: users.acmeUser.id });
+      const listed = await call(app, 'GET', `/tickets/${r.body.id}/followers`, { token: tok.user });
+      expect(listed.body.items.map((x: { user_id: string }) => x.user_id)).not.toContain(users.acmeAgent.id);
+      const direct = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeUser, acme), async (tx) => ({
+        seen: (await tx`select user_id from public.ticket_followers where ticket_id = ${r.body.id} and user_id = ${users.acmeAgent.id}`).length,
+        deleted: (await tx`delete from public.ticket_followers where ticket_id = ${r.body.id} and user_id = ${users.acmeAgent.id} returning id`).length,
+      }));
+      expect(direct).toEqual({ ok: true, value: { seen: 0, deleted: 0 } });
+      const removed = await call(app, 'DELETE', `/tickets/${r.body.id}/followers/${users.acmeAgent.id}`, { token: tok.user });
+      expect(removed.status).not.toBe(204);
+      expect(await followersOf(r.body.id)).toContain(users.acmeAgent.id);
+    } finally {
+      await db.sql`update public.teams set receives_department_tickets = false, auto_assign = 'none' where id = ${teams.acme}`;
+    }
+  });
+
   it('turned off, the setting takes sight and notifications away at once; the follows stay unused', async () => {
     const t = await ticket();
     expect((await addColleague(t.id)).status).toBe(201);
