@@ -20,6 +20,9 @@ const globex = tenants.globex.id;
 
 beforeAll(async () => {
   db = await freshDatabase('fn_automation');
+  // The customer here files more tickets in a run than a customer's daily allowance
+  // (tests/functions/customer-ticket-cap.test.ts is about that).
+  await db.sql`update public.tenants set settings = settings || '{"customer_tickets_per_day": 10000}'`;
   auth = await configureAuth(db.url);
   tok.admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
   tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });

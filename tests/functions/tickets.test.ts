@@ -28,6 +28,9 @@ const agent2 = { id: '00000000-0000-4000-8000-0000000000a2', email: 'agent2@acme
 
 beforeAll(async () => {
   db = await freshDatabase('fn_tickets');
+  // The customer here files more tickets in a run than a customer's daily allowance
+  // (tests/functions/customer-ticket-cap.test.ts is about that).
+  await db.sql`update public.tenants set settings = settings || '{"customer_tickets_per_day": 10000}'`;
   storageDir = await mkdtemp(path.join(os.tmpdir(), 'tickets-storage-'));
   auth = await configureAuth(db.url, { LOCAL_STORAGE_DIR: storageDir, STORAGE_BACKEND: 'local' });
   await db.sql`insert into public.users (id, email) values (${agent2.id}, ${agent2.email})`;
