@@ -268,7 +268,9 @@ export const AgentSchema = z.object({
   name: z.string(),
   phone: z.string(),
   voice_id: z.string(),
-  llm_config: LlmConfigSchema,
+  llm_config: LlmConfigSchema.nullable().openapi({
+    description: 'The LLM configuration (system prompt, tools); null for a customer (role user): it is staff’s',
+  }),
   greeting: z.string().nullable(),
   language: z.string(),
   active: z.boolean(),

@@ -1143,7 +1143,7 @@ describe('agents, as people manage them', () => {
     }
   });
 
-  it('admins create and change agents; agents and users read them; other tenants see nothing', async () => {
+  it('admins create and change agents; agents read them, users without their LLM configuration; other tenants see nothing', async () => {
     const created = await call(app, 'POST', '/voice/agents', { token: tok.admin, body: body('+14155550100') });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     expect(created.body).toMatchObject({ tenant_id: acme, phone: '+14155550100', active: true, language: 'en', llm_config: LLM });
@@ -1151,6 +1151,16 @@ describe('agents, as people manage them', () => {
     expect([refused.status, errorCode(refused)]).toEqual([403, 'forbidden']);
     const read = await call(app, 'GET', `/voice/agents/${created.body.id}`, { token: tok.user });
     expect(read.body.name).toBe('Night desk');
+    // A customer reads the agents without their LLM configuration (the system prompt, the
+    // tools with their credentials): through the API as null, directly not at all.
+    expect(read.body).toMatchObject({ id: created.body.id, phone: '+14155550100', llm_config: null });
+    const listed = await call(app, 'GET', '/voice/agents?limit=100', { token: tok.user });
+    expect(listed.body.items.length).toBeGreaterThan(1);
+    expect(listed.body.items.filter((a: { llm_config: unknown }) => a.llm_config !== null)).toEqual([]);
+    expect((await call(app, 'GET', `/voice/agents/${created.body.id}`, { token: tok.agent })).body.llm_config).toEqual(LLM);
+    const direct = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeUser, acme), async (tx) =>
+      (await tx`select llm_config from public.voice_agents where tenant_id = ${acme}`).length);
+    expect(direct).toEqual({ ok: true, value: 0 });
     const patched = await call(app, 'PATCH', `/voice/agents/${created.body.id}`, {
       token: tok.admin,
       body: { active: false, greeting: 'Closed' },

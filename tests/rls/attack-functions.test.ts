@@ -102,6 +102,8 @@ const SAFE: Record<string, string> = {
     "answers only for a tenant among the caller's own staff tenants (tenant_ids('agent')) or a platform admin; else nothing",
   'private.check_customer_filing(p_tenant_id uuid)':
     "counts only the caller's own tickets, in a tenant among tenant_ids('user'); else returns at once",
+  'private.voice_agents_for_members(p_tenant_id uuid)':
+    "the agents of a tenant among the caller's own (tenant_ids('user')), without their LLM configuration; else nothing",
   'private.voice_own_customer_records(p_tenant_id uuid)':
     "the caller's own linked voice customer records in a tenant they belong to, without staff's notes and tags",
   'private.voice_calls_matching(p_tenant_id uuid, p_query text)':

@@ -228,6 +228,7 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'voice_call_delete(uuid,uuid)', // admins of the writable tenant (or platform admins) first; 42501 otherwise
       'voice_customer_erase(uuid,uuid)', // admins of the tenant (suspended too) or platform admins first; 42501 otherwise
       'check_customer_filing(uuid)', // the caller's own tickets, in a tenant they belong to (tenant_ids('user')); else nothing
+      'voice_agents_for_members(uuid)', // a tenant among the caller's own (tenant_ids('user')), else nothing
       'voice_own_customer_records(uuid)', // the caller's own records, in a tenant they belong to (tenant_ids('user'))
       'voice_held_events(uuid,text,bigint,integer)', // staff of the tenant (tenant_ids('agent')) or platform admins, else nothing
       'ticket_search_candidates(uuid,text,boolean,integer)', // the tickets select policy as the caller's claims see it

@@ -83,7 +83,7 @@ export const matrix: Record<string, Record<Action, Record<Role, Outcome>>> = {
   voice_knowledge_bases: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
   kb_documents: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
   kb_chunks: { select: all(true, false), insert: nobody(), update: nobody(), delete: nobody() },
-  voice_agents: { select: all(true, false), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
+  voice_agents: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: only(['super', 'admin']) },
   voice_customers: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin', 'agent']), update: only(['super', 'admin', 'agent']), delete: only(['super', 'admin', 'agent']) },
   voice_calls: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin', 'agent']), update: only(['super', 'admin', 'agent']), delete: only(['super', 'admin']) },
   voice_call_segments: { select: only(['super', 'admin', 'agent']), insert: only(['super', 'admin', 'agent']), update: nobody(), delete: nobody() },

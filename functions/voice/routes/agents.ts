@@ -23,7 +23,7 @@ import {
 import { security as securityOf, telephonyErrors } from '../../../shared/schemas/security.ts';
 import { byText, type Found, fusionDepth, type Hit, rankHits, type Ranking, type Searched } from '../knowledge-ranking.ts';
 import * as s from '../schemas.ts';
-import { after, AGENT_COLUMNS, type AgentRow, page, type VoiceHandler } from './common.ts';
+import { after, AGENT_COLUMNS, type AgentRow, page, readableColumns, readableRows, type VoiceHandler } from './common.ts';
 
 const routes = {
   list: createRoute({
@@ -287,7 +287,8 @@ const list: VoiceHandler<typeof routes.list> = async (c) => {
   const tenantId = c.var.access.tenantId;
   const rows = await callerDb(c, tenantId, (tx) =>
     tx<AgentRow & { sort_key: string }>`
-      select ${tx.columns(AGENT_COLUMNS)}, name as sort_key from public.voice_agents
+      select ${readableColumns(tx, 'voice_agents', c.var.access.staff)}, name as sort_key
+      from ${readableRows(tx, 'voice_agents', tenantId, c.var.access.staff)}
       where tenant_id = ${tenantId} and ${q.active ? tx`active = ${q.active === 'true'}` : tx`true`}
         and ${after(tx, q.cursor, tx`name`, 'text', false)}
       order by name, id limit ${q.limit + 1}`);
@@ -313,7 +314,8 @@ const read: VoiceHandler<typeof routes.read> = async (c) => {
     c,
     tenantId,
     (tx) =>
-      tx<AgentRow>`select ${tx.columns(AGENT_COLUMNS)} from public.voice_agents where tenant_id = ${tenantId} and id = ${id}`,
+      tx<AgentRow>`select ${readableColumns(tx, 'voice_agents', c.var.access.staff)}
+        from ${readableRows(tx, 'voice_agents', tenantId, c.var.access.staff)} where tenant_id = ${tenantId} and id = ${id}`,
   );
   if (!agent) throw notFound('Agent');
   return c.json(agent, 200);

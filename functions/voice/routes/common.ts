@@ -45,21 +45,36 @@ export const CUSTOMER_COLUMNS = [
 ] as const satisfies readonly Column<'voice_customers'>[];
 export type CustomerRow = Selected<'voice_customers', typeof CUSTOMER_COLUMNS>;
 
-/** Where a caller reads customer records: staff and keys the table, under its policy; a
- *  customer (role user) their own records, through private.voice_own_customer_records,
- *  which leaves out staff's notes and tags about them (20261206030000). */
-export function customerSource(tx: Tx, tenantId: string, staff: boolean) {
-  return staff ? tx`public.voice_customers` : tx`private.voice_own_customer_records(${tenantId}) as voice_customers`;
+/** Staff-managed rows a customer (role user) reads too, without staff's columns. Staff
+ *  and keys read the table under its policy; a customer reads through a definer function
+ *  that leaves those columns out (the policy shows them no row), and gets them in the
+ *  API's one shape (null, empty): what staff note about a caller (20261206030000), an
+ *  agent's LLM configuration with its tools' credentials (20261206033000). */
+const MEMBER_VIEWS = {
+  voice_customers: {
+    fn: 'private.voice_own_customer_records',
+    columns: CUSTOMER_COLUMNS as readonly string[],
+    withheld: { notes: 'null::text', tags: "'{}'::text[]" } as Record<string, string>,
+  },
+  voice_agents: {
+    fn: 'private.voice_agents_for_members',
+    columns: AGENT_COLUMNS as readonly string[],
+    withheld: { llm_config: 'null::jsonb' } as Record<string, string>,
+  },
+};
+type MemberView = keyof typeof MEMBER_VIEWS;
+
+/** Where the caller reads `table`'s rows of the tenant (see MEMBER_VIEWS). */
+export function readableRows(tx: Tx, table: MemberView, tenantId: string, staff: boolean) {
+  return staff ? tx.unsafe(`public.${table}`) : tx`${tx.unsafe(MEMBER_VIEWS[table].fn)}(${tenantId}) as ${tx.unsafe(table)}`;
 }
 
-/** A customer's own record answers in the API's one shape, with no notes and no tags. */
-const OWN_CUSTOMER_COLUMNS = CUSTOMER_COLUMNS.map((name) =>
-  name === 'notes' ? `null::text as notes` : name === 'tags' ? `'{}'::text[] as tags` : `"${name}"`
-).join(', ');
-
-/** The columns a caller reads of a customer record (see customerSource). */
-export function customerColumns(tx: Tx, staff: boolean) {
-  return staff ? tx.columns(CUSTOMER_COLUMNS) : tx.unsafe(OWN_CUSTOMER_COLUMNS);
+/** The columns the caller reads of `table` (see MEMBER_VIEWS). */
+export function readableColumns(tx: Tx, table: MemberView, staff: boolean) {
+  const { columns, withheld } = MEMBER_VIEWS[table];
+  return staff
+    ? tx.columns(columns)
+    : tx.unsafe(columns.map((name) => (Object.hasOwn(withheld, name) ? `${withheld[name]} as ${name}` : `"${name}"`)).join(', '));
 }
 
 export const CALL_COLUMNS = [

@@ -12,7 +12,7 @@ import { createRouter } from '../../../shared/http.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import { security } from '../../../shared/schemas/security.ts';
 import * as s from '../schemas.ts';
-import { after, CUSTOMER_COLUMNS, customerColumns, type CustomerRow, customerSource, page, type VoiceHandler } from './common.ts';
+import { after, CUSTOMER_COLUMNS, type CustomerRow, page, readableColumns, readableRows, type VoiceHandler } from './common.ts';
 
 const routes = {
   list: createRoute({
@@ -86,8 +86,8 @@ const list: VoiceHandler<typeof routes.list> = async (c) => {
   const tenantId = c.var.access.tenantId;
   const rows = await callerDb(c, tenantId, (tx) =>
     tx<CustomerRow & { sort_key: string }>`
-      select ${customerColumns(tx, c.var.access.staff)}, created_at::text as sort_key
-      from ${customerSource(tx, tenantId, c.var.access.staff)}
+      select ${readableColumns(tx, 'voice_customers', c.var.access.staff)}, created_at::text as sort_key
+      from ${readableRows(tx, 'voice_customers', tenantId, c.var.access.staff)}
       where tenant_id = ${tenantId}
         and ${q.phone ? tx`phone = ${q.phone}` : tx`true`}
         and ${after(tx, q.cursor, tx`created_at`, 'timestamptz', true)}
@@ -114,8 +114,8 @@ const read: VoiceHandler<typeof routes.read> = async (c) => {
     c,
     tenantId,
     (tx) =>
-      tx<CustomerRow>`select ${customerColumns(tx, c.var.access.staff)}
-        from ${customerSource(tx, tenantId, c.var.access.staff)} where tenant_id = ${tenantId} and id = ${id}`,
+      tx<CustomerRow>`select ${readableColumns(tx, 'voice_customers', c.var.access.staff)}
+        from ${readableRows(tx, 'voice_customers', tenantId, c.var.access.staff)} where tenant_id = ${tenantId} and id = ${id}`,
   );
   if (!customer) throw notFound('Customer');
   return c.json(customer, 200);
