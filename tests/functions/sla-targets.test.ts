@@ -77,7 +77,7 @@ describe('holidays', () => {
     expect(p.first_response_minutes).toBe(60);
     // The direct-table path: the check constraint runs the same arithmetic.
     await expect(db.sql`update public.sla_policies set business_hours = ${db.sql.json({ ...PARIS, holidays: ['not-a-date'] })}
-      where tenant_id = ${acme} and priority = 'low'`).rejects.toThrow();
+      where tenant_id = ${acme} and priority = 'low'`).rejects.toMatchObject({ code: '22007', message: expect.stringContaining('not-a-date') });
   });
 });
 

@@ -146,6 +146,9 @@ describe('what a search shows', () => {
     for (const t of await seen('agent2', 'kerberos or printer or login')) expect(t.created_by).toBe(otherUser.id);
     expect((await seen('user')).length).toBeGreaterThan(0);
     expect((await seen('otherUser')).length).toBeGreaterThan(0);
+    expect((await seen('globexUser')).length).toBeGreaterThan(0);
+    expect((await seen('globexAgent')).length).toBeGreaterThan(0);
+    expect((await seen('agent2', 'kerberos or printer or login')).length).toBeGreaterThan(0);
   });
 
   it('an attacker gets nothing more: foreign tenant in the token, forged cursors, the definer function directly', async () => {
