@@ -219,7 +219,8 @@ describe('with the setting on', () => {
       const r = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Routed and assigned at once' } });
       expect([r.status, r.body.assigned_to]).toEqual([201, users.acmeAgent.id]);
       const [made] = await db.sql`select reason, added_by from public.ticket_followers where ticket_id = ${r.body.id} and user_id = ${users.acmeAgent.id}`;
-      expect(made).toEqual({ reason: 'assigned', added_by: users.acmeUser.id });
+      // Added by nobody: the customer's statement made it, the customer did not choose it.
+      expect(made).toEqual({ reason: 'assigned', added_by: null });
       const listed = await call(app, 'GET', `/tickets/${r.body.id}/followers`, { token: tok.user });
       expect(listed.body.items.map((x: { user_id: string }) => x.user_id)).not.toContain(users.acmeAgent.id);
       const direct = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeUser, acme), async (tx) => ({
@@ -228,7 +229,7 @@ describe('with the setting on', () => {
       }));
       expect(direct).toEqual({ ok: true, value: { seen: 0, deleted: 0 } });
       const removed = await call(app, 'DELETE', `/tickets/${r.body.id}/followers/${users.acmeAgent.id}`, { token: tok.user });
-      expect(removed.status).not.toBe(204);
+      expect([removed.status, errorCode(removed)]).toEqual([404, 'not_found']);
       expect(await followersOf(r.body.id)).toContain(users.acmeAgent.id);
     } finally {
       await db.sql`update public.teams set receives_department_tickets = false, auto_assign = 'none' where id = ${teams.acme}`;
@@ -273,5 +274,45 @@ describe('demotion', () => {
     // Back to customer: the staff follow is gone, and with it the ticket.
     expect(await followersOf(t.id)).toEqual([]);
     expect(await colleagueSees(t.id)).toMatchObject({ status: 404, tickets: 0, messages: [] });
+  });
+
+  it('what a person added while staff is not theirs to see or remove once a customer, nor a customer they added once promoted', async () => {
+    await allowCustomerFollowers(true);
+    const t = await ticket();
+    const asColleague = () =>
+      probeAs(db.sql, 'authenticated', colleagueClaims, async (tx) => ({
+        seen: (await tx`select user_id from public.ticket_followers where ticket_id = ${t.id} and user_id = ${users.acmeAgent.id}`).length,
+        deleted: (await tx`delete from public.ticket_followers where ticket_id = ${t.id} and user_id = ${users.acmeAgent.id} returning id`).length,
+      }));
+    // The colleague, an admin for a while, adds the agent by hand.
+    await db.sql`update public.memberships set role = 'admin' where tenant_id = ${acme} and user_id = ${colleague.id}`;
+    const colleagueAsStaff = await supabaseToken(colleague, { tenantId: acme });
+    try {
+      const added = await call(app, 'POST', `/tickets/${t.id}/followers`, { token: colleagueAsStaff, body: { user_id: users.acmeAgent.id } });
+      expect(added.status, JSON.stringify(added.body)).toBe(201);
+    } finally {
+      await db.sql`update public.memberships set role = 'user' where tenant_id = ${acme} and user_id = ${colleague.id}`;
+    }
+    const [row] = await db.sql`select reason, added_by from public.ticket_followers where ticket_id = ${t.id} and user_id = ${users.acmeAgent.id}`;
+    expect(row).toEqual({ reason: 'manual', added_by: colleague.id });
+    // A customer again: the agent's follow they added is staff's.
+    expect(await asColleague()).toEqual({ ok: true, value: { seen: 0, deleted: 0 } });
+    expect(await followersOf(t.id)).toContain(users.acmeAgent.id);
+
+    // The requester adds the colleague (a customer); the colleague is promoted: the
+    // requester no longer sees or removes that follow.
+    expect((await addColleague(t.id)).status).toBe(201);
+    const requesterSees = () =>
+      probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeUser, acme), async (tx) => ({
+        seen: (await tx`select user_id from public.ticket_followers where ticket_id = ${t.id} and user_id = ${colleague.id}`).length,
+        deleted: (await tx`delete from public.ticket_followers where ticket_id = ${t.id} and user_id = ${colleague.id} returning id`).length,
+      }));
+    expect(await requesterSees()).toEqual({ ok: true, value: { seen: 1, deleted: 1 } });
+    await db.sql`update public.memberships set role = 'agent' where tenant_id = ${acme} and user_id = ${colleague.id}`;
+    try {
+      expect(await requesterSees()).toEqual({ ok: true, value: { seen: 0, deleted: 0 } });
+    } finally {
+      await db.sql`update public.memberships set role = 'user' where tenant_id = ${acme} and user_id = ${colleague.id}`;
+    }
   });
 });

@@ -25,6 +25,9 @@ import { freshDatabase, type TestDatabase, UNAUDITED_TABLES } from '../helpers/d
 /** Functions a later migration redefines on purpose: 'schema.name' → the redefining files,
  *  each with the reason in a comment. */
 const REDEFINITIONS: Record<string, string[]> = {
+  // An assignment made inside a customer's own insert adds the assignee's follow as
+  // nobody's, not the customer's (issue 16, customer followers).
+  'private.tickets_assignee_follows': ['20261206035000_customer_followers_customers_only.sql'],
   // Per-row trigger helpers in PL/pgSQL, planned once a session; the statistics' cells
   // computed in their caller's statement (issue 14, per-row trigger cost).
   'private.ticket_stats_change': ['20261205160000_row_trigger_helpers_planned_once.sql'],
@@ -400,7 +403,7 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Customers follow tickets where the tenant allows it (issue 16 §5): their follows count
   // there, they add only customers, and hear of public changes only.
   'private.my_followed_ticket_keys': ['20261202141100_customer_followers.sql'],
-  'private.ticket_followers_check': ['20261202141100_customer_followers.sql'],
+  'private.ticket_followers_check': ['20261202141100_customer_followers.sql', '20261206035000_customer_followers_customers_only.sql'],
   // A changing value reads its field's definition FOR SHARE, so a visibility change and
   // the write never miss each other (issue 14, review of the custom fields).
   'private.write_ticket_custom_fields': ['20261206010000_custom_field_writes_wait_for_visibility.sql'],
