@@ -268,9 +268,7 @@ export const AgentSchema = z.object({
   name: z.string(),
   phone: z.string(),
   voice_id: z.string(),
-  llm_config: LlmConfigSchema.nullable().openapi({
-    description: 'The LLM configuration (system prompt, tools); null for a customer (role user): it is staff’s',
-  }),
+  llm_config: LlmConfigSchema,
   greeting: z.string().nullable(),
   language: z.string(),
   active: z.boolean(),
@@ -314,7 +312,14 @@ export const UpdateAgentBody = AgentFields.partial().strict()
   .refine((b) => Object.keys(b).length > 0, 'name at least one field to change')
   .openapi({ minProperties: 1 });
 
-export const AgentPageSchema = z.object({ items: z.array(AgentSchema), next: z.string().nullable() });
+/** An agent as a read answers it: for a customer (role user) without its LLM configuration,
+ *  which is staff's (the system prompt, the tools with their servers' credentials). */
+export const AgentReadSchema = AgentSchema.extend({
+  llm_config: LlmConfigSchema.nullable().openapi({
+    description: 'The LLM configuration (system prompt, tools); null when a customer (role user) reads the agent',
+  }),
+}).openapi('VoiceAgentRead');
+export const AgentPageSchema = z.object({ items: z.array(AgentReadSchema), next: z.string().nullable() });
 export const AgentListQuery = z.object({
   active: z.enum(['true', 'false']).optional(),
   limit: Limit,

@@ -9,12 +9,14 @@ import type postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app } from '../../functions/tickets/app.ts';
+import { app as voiceApp } from '../../functions/voice/app.ts';
+import { apiKey } from '../../scripts/tokens.mjs';
 import { closeDb } from '../../shared/db.ts';
 import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
-import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
 
 let db: TestDatabase;
 let auth: AuthFixture;
@@ -35,6 +37,13 @@ afterAll(async () => {
   await db.close();
 });
 
+/** The customer's count of the day set to `filed` (as if they had filed that many). */
+async function filedToday(filed: number) {
+  await db.sql`
+    insert into private.customer_ticket_filings (tenant_id, user_id, day, filed)
+    values (${acme}, ${users.acmeUser.id}, (now() at time zone 'UTC')::date, ${filed})
+    on conflict (tenant_id, user_id) do update set day = excluded.day, filed = excluded.filed`;
+}
 async function allowance(perDay: unknown) {
   const r = await call(tenantsApp, 'PATCH', `/tenants/${acme}`, { token: tok.admin, body: { settings: { customer_tickets_per_day: perDay } } });
   expect(r.status, JSON.stringify(r.body)).toBe(200);
@@ -81,6 +90,8 @@ describe("a customer's tickets a day", () => {
   });
 
   it('the API: 429 rate_limited with Retry-After; staff and other customers still file; deleting frees nothing', async () => {
+    await allowance(5);
+    await filedToday(5);
     const earliest = await toMidnight();
     const res = await app.request('/tickets', {
       method: 'POST',
@@ -103,8 +114,7 @@ describe("a customer's tickets a day", () => {
     const byAgent = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Filed by staff', requester_id: users.acmeUser.id } });
     expect(byAgent.status, JSON.stringify(byAgent.body)).toBe(201);
     expect((await state()).filed).toBe(5);
-    const [mine] = await db.sql`select id from public.tickets where created_by = ${users.acmeUser.id} and title like 'spam%' limit 1`;
-    expect((await call(app, 'DELETE', `/tickets/${mine.id}`, { token: tok.admin })).status).toBe(200);
+    expect((await call(app, 'DELETE', `/tickets/${byAgent.body.id}`, { token: tok.admin })).status).toBe(200);
     const still = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Still too many' } });
     expect([still.status, errorCode(still)]).toEqual([429, 'rate_limited']);
 
@@ -123,6 +133,39 @@ describe("a customer's tickets a day", () => {
     await db.sql`update private.customer_ticket_filings set day = day - 1 where user_id = ${users.acmeUser.id}`;
     expect((await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'The next day' } })).status).toBe(201);
     expect(await state()).toMatchObject({ filed: 1 });
+  });
+
+  it('tickets filed for the customer by an API key or opened from their call are not theirs to count', async () => {
+    await allowance(5);
+    await filedToday(5);
+    const key = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: tok.admin, body: { name: 'crm', scopes: ['tickets:write'] } });
+    expect(key.status, JSON.stringify(key.body)).toBe(201);
+    const byKey = await call(app, 'POST', '/tickets', { token: key.body.key, body: { title: 'Synced from the CRM', requester_id: users.acmeUser.id } });
+    expect([byKey.status, byKey.body.created_by]).toEqual([201, users.acmeUser.id]);
+
+    // A call from the customer's voice record, opened as a ticket by an agent: the
+    // ticket's requester is the customer.
+    await db.sql`update public.tenants set plan = 'pro' where id = ${acme}`;
+    const agentId = '75000000-0000-4000-8000-000000000051';
+    await db.sql`insert into public.voice_agents (tenant_id, id, name, phone, voice_id, llm_config)
+      values (${acme}, ${agentId}, 'Desk', '+14155554051', 'v', ${db.sql.json({ model: 'm', system_prompt: 'p' })})`;
+    await db.sql`insert into public.voice_customers (tenant_id, phone, name, user_id) values (${acme}, '+14155550151', 'Caller', ${users.acmeUser.id})`;
+    const service = await apiKey('service_role', TEST_JWT_SECRET);
+    const started = await call(voiceApp, 'POST', '/voice/calls/events', {
+      headers: { authorization: `Bearer ${service}` },
+      body: { type: 'call.started', tenant_id: acme, agent_id: agentId, provider_call_id: 'cap-call-1', from: '+14155550151', answered: true },
+    });
+    expect(started.status, JSON.stringify(started.body)).toBe(200);
+    const [{ id: callId }] = await db.sql`select id from public.voice_calls where provider_call_id = 'cap-call-1'`;
+    const opened = await call(voiceApp, 'POST', `/voice/calls/${callId}/ticket`, { token: tok.agent });
+    expect(opened.status, JSON.stringify(opened.body)).toBe(201);
+    const [{ created_by }] = await db.sql`select created_by from public.tickets where id = ${opened.body.ticket_id}`;
+    expect(created_by).toBe(users.acmeUser.id);
+
+    // Neither counted: the customer's own count is where it was, and still full.
+    expect((await state()).filed).toBe(5);
+    const own = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'My own ticket' } });
+    expect([own.status, errorCode(own)], JSON.stringify(own.body)).toEqual([429, 'rate_limited']);
   });
 
   it('two filings at once take the last place once', async () => {

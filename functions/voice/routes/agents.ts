@@ -23,7 +23,16 @@ import {
 import { security as securityOf, telephonyErrors } from '../../../shared/schemas/security.ts';
 import { byText, type Found, fusionDepth, type Hit, rankHits, type Ranking, type Searched } from '../knowledge-ranking.ts';
 import * as s from '../schemas.ts';
-import { after, AGENT_COLUMNS, type AgentRow, page, readableColumns, readableRows, type VoiceHandler } from './common.ts';
+import {
+  after,
+  AGENT_COLUMNS,
+  type AgentReadRow,
+  type AgentRow,
+  page,
+  readableColumns,
+  readableRows,
+  type VoiceHandler,
+} from './common.ts';
 
 const routes = {
   list: createRoute({
@@ -52,7 +61,7 @@ const routes = {
     ...apiKeyScope('agents:read'),
     middleware: needs.activeTenantRole('user', { scope: 'agents:read', feature: 'voice' }),
     request: { params: s.IdParam },
-    responses: { 200: jsonResponse(s.AgentSchema, 'The agent'), ...commonErrors },
+    responses: { 200: jsonResponse(s.AgentReadSchema, 'The agent'), ...commonErrors },
   }),
   update: createRoute({
     method: 'patch',
@@ -286,7 +295,7 @@ const list: VoiceHandler<typeof routes.list> = async (c) => {
   const q = c.req.valid('query');
   const tenantId = c.var.access.tenantId;
   const rows = await callerDb(c, tenantId, (tx) =>
-    tx<AgentRow & { sort_key: string }>`
+    tx<AgentReadRow & { sort_key: string }>`
       select ${readableColumns(tx, 'voice_agents', c.var.access.staff)}, name as sort_key
       from ${readableRows(tx, 'voice_agents', tenantId, c.var.access.staff)}
       where tenant_id = ${tenantId} and ${q.active ? tx`active = ${q.active === 'true'}` : tx`true`}
@@ -314,7 +323,7 @@ const read: VoiceHandler<typeof routes.read> = async (c) => {
     c,
     tenantId,
     (tx) =>
-      tx<AgentRow>`select ${readableColumns(tx, 'voice_agents', c.var.access.staff)}
+      tx<AgentReadRow>`select ${readableColumns(tx, 'voice_agents', c.var.access.staff)}
         from ${readableRows(tx, 'voice_agents', tenantId, c.var.access.staff)} where tenant_id = ${tenantId} and id = ${id}`,
   );
   if (!agent) throw notFound('Agent');

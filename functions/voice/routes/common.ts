@@ -26,6 +26,8 @@ export type AgentRow = Checked<
   Selected<'voice_agents', typeof AGENT_COLUMNS>,
   { llm_config: z.infer<typeof s.LlmConfigSchema> & JsonObject }
 >;
+/** An agent as a read gives it: a customer's has no LLM configuration (see MEMBER_VIEWS). */
+export type AgentReadRow = Omit<AgentRow, 'llm_config'> & { llm_config: AgentRow['llm_config'] | null };
 
 export const CUSTOMER_COLUMNS = [
   'id',
