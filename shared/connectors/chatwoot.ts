@@ -275,7 +275,12 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
     },
     async check(ctx) {
       const id = accountId(ctx);
-      if (!id || !live(await getAccount(id))) return false;
+      const account = id ? live(await getAccount(id)) : undefined;
+      if (!id || !account) return false;
+      // Suspended at Chatwoot while active here (checks run for active services only) is
+      // drift, which ensure repairs; Chatwoot would also refuse the webhook list below for
+      // it (401 "Account is suspended"), and the check would fail on every run instead.
+      if (account.status && account.status !== 'active') return false;
       const token = (ctx.credentials as ChatwootCredentials | null)?.access_token;
       const hookId = ctx.externalIds.webhook_id as number | undefined;
       if (config.inboundUrl && token && hookId) {

@@ -198,10 +198,12 @@ describe('suspend, resume and removal', () => {
     expect([res.status, await res.json()]).toEqual([401, { error: 'Account is suspended' }]);
     await step(connector(), t, 'resume');
     expect(cw.accounts.get(t.externalIds.account_id)!.status).toBe('active');
-    // Suspended at Chatwoot while the service is active: ensure puts it back.
+    // Suspended at Chatwoot while the service is active: drift, which ensure repairs.
     cw.accounts.get(t.externalIds.account_id)!.status = 'suspended';
+    expect(await check(connector(), t)).toBe(false);
     await step(connector(), t, 'ensure');
     expect(cw.accounts.get(t.externalIds.account_id)!.status).toBe('active');
+    expect(await check(connector(), t)).toBe(true);
   });
 
   it('removal ends access at once although Chatwoot deletes later; check sees it gone, a rerun is harmless, ensure never reuses it', async () => {

@@ -172,9 +172,10 @@ export class ChatwootStandIn {
     if (!user) return json(401, { error: 'Invalid Access Token' });
     const account = this.accounts.get(Number(m[1]));
     if (!account) return json(404, { error: 'Resource could not be found' });
+    // Chatwoot's EnsureCurrentAccountHelper: a suspended account first, then membership.
+    if (account.status !== 'active') return json(401, { error: 'Account is suspended' });
     const link = this.links.find((l) => l.user_id === user.id && l.account_id === account.id);
     if (!link) return json(401, { error: 'You are not authorized to access this account' });
-    if (account.status !== 'active') return json(401, { error: 'Account is suspended' });
     const rest = m[2];
     let w;
     if ((w = rest.match(/^\/conversations\/([^/]+)\/messages$/)) && method === 'POST') {
