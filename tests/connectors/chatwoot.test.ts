@@ -87,8 +87,14 @@ describe('the owner login', () => {
 
   it('makes no duplicate when answers are lost or slow (5xx, 429 Retry-After, timeout, dropped connection)', async () => {
     const t = tenant('cw-faults');
-    cw.server.faults = { ...cw.server.faults, fail5xx: 1, rateLimit: 1, retryAfterSeconds: 7 };
+    cw.server.faults = { ...cw.server.faults, fail5xx: 1, rateLimit: 1 };
     await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true, status: 503 });
+    // rack-attack's 429: "Retry later" as plain text, no Retry-After (the queue's backoff decides).
+    const limited = await step(connector(), t, 'ensure').catch((e) => e);
+    expect(limited).toMatchObject({ retryable: true, status: 429 });
+    expect(limited.retryAfterSeconds).toBeUndefined();
+    // A proxy in front that does say when: taken.
+    cw.server.faults = { ...cw.server.faults, rateLimit: 1, retryAfterSeconds: 7 };
     await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true, status: 429, retryAfterSeconds: 7 });
     // (A lost answer to POST /platform/api/v1/accounts would leave an orphan account:
     // Chatwoot has no call that lists or searches accounts. See the README.)

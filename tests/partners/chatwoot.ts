@@ -87,8 +87,11 @@ export class ChatwootStandIn {
 
   static async start(token = 'platform-token') {
     let self: ChatwootStandIn | undefined;
-    const server = await StandIn.start((req) => self!.handle(req.method, req.path, req.headers, req.body), (s) =>
-      s === 429 ? 'Retry later' : { error: 'Internal Server Error' });
+    const server = await StandIn.start(
+      (req) => self!.handle(req.method, req.path, req.headers, req.body),
+      (s) => s === 429 ? 'Retry later' : { error: 'Internal Server Error' },
+      { retryAfterSeconds: null }, // rack-attack's 429 carries no Retry-After
+    );
     self = new ChatwootStandIn(server, token);
     return self;
   }

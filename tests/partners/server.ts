@@ -10,7 +10,8 @@ export interface Faults {
   match?: RegExp;
   fail5xx: number;
   rateLimit: number;
-  retryAfterSeconds: number;
+  /** The 429's Retry-After; null: none (Chatwoot's rack-attack sends none). */
+  retryAfterSeconds: number | null;
   slow: number;
   slowMs: number;
   dropAfterWork: number;
@@ -32,14 +33,25 @@ export interface Reply {
 
 export type Handler = (req: Request) => Reply | Promise<Reply>;
 
-const noFaults = (): Faults => ({ fail5xx: 0, rateLimit: 0, retryAfterSeconds: 30, slow: 0, slowMs: 0, dropAfterWork: 0 });
+const noFaults = (defaults: Partial<Faults> = {}): Faults => ({
+  fail5xx: 0,
+  rateLimit: 0,
+  retryAfterSeconds: 30,
+  slow: 0,
+  slowMs: 0,
+  dropAfterWork: 0,
+  ...defaults,
+});
 
 export class StandIn {
-  faults: Faults = noFaults();
+  faults: Faults;
   readonly log: { method: string; path: string; status: number | 'dropped' }[] = [];
-  private constructor(private server: http.Server, readonly url: string) {}
+  private constructor(private server: http.Server, readonly url: string, private defaults: Partial<Faults>) {
+    this.faults = noFaults(defaults);
+  }
 
-  static async start(handler: Handler, errorBody: (status: number) => unknown): Promise<StandIn> {
+  /** `defaults`: how this partner's faults look unless a test says otherwise. */
+  static async start(handler: Handler, errorBody: (status: number) => unknown, defaults: Partial<Faults> = {}): Promise<StandIn> {
     let self: StandIn | undefined;
     const server = http.createServer(async (req, res) => {
       const url = new URL(req.url ?? '/', 'http://x');
@@ -66,13 +78,30 @@ export class StandIn {
       }
       if (faulty && f.rateLimit > 0) {
         f.rateLimit--;
-        return send({ status: 429, body: errorBody(429), headers: { 'retry-after': String(f.retryAfterSeconds) } });
+        const body = errorBody(429);
+        return send({
+          status: 429,
+          body,
+          headers: {
+            // A plain-text refusal says so (rack-attack's "Retry later").
+            ...(typeof body === 'string' ? { 'content-type': 'text/plain' } : {}),
+            ...(f.retryAfterSeconds === null ? {} : { 'retry-after': String(f.retryAfterSeconds) }),
+          },
+        });
       }
       if (faulty && f.slow > 0) {
         f.slow--;
         await new Promise((r) => setTimeout(r, f.slowMs));
       }
-      const reply = await handler(request);
+      let reply: Reply;
+      try {
+        reply = await handler(request);
+      } catch (err) {
+        // A bug of the stand-in's own is a 500 the test sees, not a socket left open that a
+        // connector would take for a timeout (retryable) and hide.
+        console.error(`[stand-in] ${request.method} ${request.path}: ${(err as Error).stack ?? err}`);
+        reply = { status: 500, body: errorBody(500) };
+      }
       if (faulty && f.dropAfterWork > 0) {
         f.dropAfterWork--;
         self!.log.push({ method: request.method, path: request.path, status: 'dropped' });
@@ -82,12 +111,12 @@ export class StandIn {
       if (!res.destroyed) send(reply);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    self = new StandIn(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    self = new StandIn(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`, defaults);
     return self;
   }
 
   resetFaults(): void {
-    this.faults = noFaults();
+    this.faults = noFaults(this.defaults);
   }
 
   close(): Promise<void> {
