@@ -292,6 +292,20 @@ describe('permanent errors', () => {
     }
   });
 
+  it("n8n's user-quota 403 on /users is permanent and explained, not the projects advice", async () => {
+    n8n.usersLimited = true;
+    try {
+      const t = await createTenant(['n8n']);
+      await drain(connectors({ n8nMode: 'shared' }));
+      const s = (await services(t.id)).n8n;
+      expect(s).toMatchObject({ state: 'failed', attempts: 1 });
+      expect(s.last_error).toContain('unlimited user quota');
+      expect(s.last_error).not.toContain('N8N_MODE=shared');
+    } finally {
+      n8n.usersLimited = false;
+    }
+  });
+
   it('a partner that keeps failing ends dead after max_attempts', async () => {
     const t = await createTenant(['odoo']);
     await db.sql`update private.jobs set max_attempts = 3 where job_key = ${`provision:${t.id}:odoo`}`;

@@ -48,12 +48,13 @@ export function n8nConnector(config: N8nConfig): Connector {
       });
     } catch (err) {
       if (err instanceof PartnerError && err.status === 403 && /license/i.test(err.message)) {
-        throw new PartnerError(
-          'n8n',
-          `the instance's licence does not allow this (set N8N_MODE=shared or upgrade n8n): ${err.message}`,
-          false,
-          403,
-        );
+        // Two licence gates: the projects feature (shared mode needs none), and the user
+        // reads, which need a licence without a user quota whatever the mode.
+        const advice = path.startsWith('/users')
+          ? "the instance's licence limits its users, and n8n's /users API needs an unlimited user quota: " +
+            'use a licence without a user limit (or none: the community edition has no limit)'
+          : "the instance's licence does not allow this (set N8N_MODE=shared or upgrade n8n)";
+        throw new PartnerError('n8n', `${advice}: ${err.message}`, false, 403);
       }
       throw err;
     }

@@ -16,6 +16,8 @@ export class N8nStandIn {
   /** Team projects (personal projects are derived from the users, as n8n lists them). */
   projects = new Map<string, { id: string; name: string; type: 'team'; members: Map<string, string> }>();
   licensed = false;
+  /** A licence with a user quota: GET /users and /users/{id} need an unlimited one. */
+  usersLimited = false;
   readonly ownerId: string;
   private n = 0;
   constructor(readonly server: StandIn, public apiKey: string) {
@@ -68,6 +70,10 @@ export class N8nStandIn {
     // [2.8.4] no key: 401 "'X-N8N-API-KEY' header required"; a wrong one: 401 "unauthorized".
     if (headers['x-n8n-api-key'] === undefined) return json(401, { message: "'X-N8N-API-KEY' header required" });
     if (headers['x-n8n-api-key'] !== this.apiKey) return json(401, { message: 'unauthorized' });
+    // users.handler.ts: the user reads need an unlimited user quota.
+    if (this.usersLimited && method === 'GET' && /^\/api\/v1\/users(\/[^/]+)?$/.test(path)) {
+      return json(403, { message: '/users path can only be used with a valid license. See https://n8n.io/pricing/' });
+    }
     let m;
     if ((m = path.match(/^\/api\/v1\/users\/([^/]+)$/))) {
       const id = decodeURIComponent(m[1]);
