@@ -38,7 +38,7 @@ describe('errors', () => {
     await settle(connector({ transport: 'json2' }), t, 'ensure');
     expect(userOf(t.admin!.email)).toBeDefined();
     // ValueError comes back as 500: permanent. Other 500s (a database error) are transient.
-    odoo.raiseNext = 'ValueError';
+    odoo.raiseNext = 'builtins.ValueError';
     await expect(step(connector({ transport: 'json2' }), t, 'ensure')).rejects.toMatchObject({ retryable: false, status: 500, message: expect.stringContaining('ValueError') });
     odoo.raiseNext = 'psycopg2.OperationalError';
     await expect(step(connector({ transport: 'json2' }), t, 'ensure')).rejects.toMatchObject({ retryable: true, status: 500 });
@@ -48,7 +48,7 @@ describe('errors', () => {
       method: 'POST', headers: { authorization: `bearer ${odoo.key}`, 'content-type': 'application/json' },
       body: JSON.stringify({ ids: [userOf(t.admin!.email).id], vals: { groups_id: [[4, 1]] } }),
     });
-    expect([res.status, (await res.json()).name]).toEqual([500, 'ValueError']);
+    expect([res.status, (await res.json()).name]).toEqual([500, 'builtins.ValueError']);
   });
 
   it('5xx, 429 with Retry-After, a timeout and a dropped connection are retried without duplicates', async () => {

@@ -58,7 +58,8 @@ export class OdooStandIn {
   createDbMs = 0;
   /** The next n writes answer LockError (another transaction holds the rows). */
   lockWrites = 0;
-  /** The next call raises this Python exception (e.g. 'ValueError'). */
+  /** The next call raises this Python exception, named as Odoo's serialize_exception names
+   *  it: '{module}.{name}' ('builtins.ValueError', 'odoo.exceptions.UserError'). */
   raiseNext: string | null = null;
   private n = 10;
   constructor(readonly server: StandIn, public login: string, public key: string, readonly masterPassword: string) {
@@ -109,7 +110,7 @@ export class OdooStandIn {
       if (op === '=') return value === v;
       if (op === '!=') return value !== v;
       if (op === 'in') return Array.isArray(value) ? value.some((x) => (v as unknown[]).includes(x)) : (v as unknown[]).includes(value);
-      throw new OdooError('ValueError', `Invalid domain operator ${op}`);
+      throw new OdooError('builtins.ValueError', `Invalid domain operator ${op}`);
     });
   }
 
@@ -129,7 +130,7 @@ export class OdooStandIn {
       ? ['name', 'login', 'email', 'active', 'company_id', 'company_ids', this.groupsField]
       : model === 'res.company' ? ['name', 'active'] : Object.keys(vals);
     for (const [field, value] of Object.entries(vals)) {
-      if (!known.includes(field)) throw new OdooError('ValueError', `Invalid field '${field}' on model '${model}'`);
+      if (!known.includes(field)) throw new OdooError('builtins.ValueError', `Invalid field '${field}' on model '${model}'`);
       row[field] = x2many.includes(field) ? this.applyX2many(this.ids(row, field), value as Cmd[]) : value;
     }
     if (model === 'res.users' && row.company_id && !this.ids(row, 'company_ids').includes(row.company_id)) {
@@ -209,7 +210,7 @@ export class OdooStandIn {
       }
       return true;
     }
-    throw new OdooError('AttributeError', `The method '${method}' does not exist on the model '${model}'`);
+    throw new OdooError('builtins.AttributeError', `The method '${method}' does not exist on the model '${model}'`);
   }
 
   handle(method: string, path: string, headers: Record<string, unknown>, body: any): Reply | Promise<Reply> {
