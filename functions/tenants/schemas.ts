@@ -30,7 +30,9 @@ const Email = z.email().max(320).transform((e) => e.toLowerCase());
 // region (functions/voice/routes/import.ts) must be one libphonenumber-js knows, or
 // every import of the tenant that names none would be refused for it; whether call
 // recordings need the customer's consent (private.voice_call_recording_of) is a boolean;
-// how many tickets a customer files a day (private.customer_tickets_per_day) is 1–1,000,000.
+// how many tickets a customer files a day (private.customer_tickets_per_day) is 1–1,000,000,
+// and the bytes a customer's pending uploads hold (private.customer_pending_upload_bytes)
+// 50 MiB–100 GiB.
 const Settings = JsonObject(16_384).superRefine((o, ctx) => {
   const region = o.voice_default_region;
   if (region !== undefined && region !== null && (typeof region !== 'string' || !isSupportedCountry(region))) {
@@ -46,6 +48,17 @@ const Settings = JsonObject(16_384).superRefine((o, ctx) => {
     !(Number.isInteger(perDay) && (perDay as number) >= 1 && (perDay as number) <= 1_000_000)
   ) {
     ctx.addIssue({ code: 'custom', path: ['customer_tickets_per_day'], message: 'must be a whole number from 1 to 1000000' });
+  }
+  const pendingBytes = o.customer_pending_upload_bytes;
+  if (
+    pendingBytes !== undefined && pendingBytes !== null &&
+    !(Number.isInteger(pendingBytes) && (pendingBytes as number) >= 52_428_800 && (pendingBytes as number) <= 107_374_182_400)
+  ) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['customer_pending_upload_bytes'],
+      message: 'must be a whole number of bytes from 52428800 (50 MiB) to 107374182400 (100 GiB)',
+    });
   }
   const consent = o.voice_recording_requires_consent;
   if (consent !== undefined && consent !== null && typeof consent !== 'boolean') {

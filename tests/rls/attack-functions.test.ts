@@ -100,6 +100,8 @@ const SAFE: Record<string, string> = {
     "checks tenant_ids('admin') or platform admin before reading anything (42501 to anyone else, the same for an unknown tenant)",
   'private.voice_held_events(p_tenant_id uuid, p_provider_call_id text, p_after_id bigint, p_limit integer)':
     "answers only for a tenant among the caller's own staff tenants (tenant_ids('agent')) or a platform admin; else nothing",
+  'private.check_customer_upload(p_tenant_id uuid, p_size_bytes bigint)':
+    "sums only the caller's own pending attachments, in a tenant among tenant_ids('user'); else returns at once",
   'private.check_customer_filing(p_tenant_id uuid)':
     "counts only the caller's own tickets, in a tenant among tenant_ids('user'); else returns at once",
   'private.voice_agents_for_members(p_tenant_id uuid)':

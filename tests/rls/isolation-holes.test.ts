@@ -227,6 +227,7 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'kb_set_embeddings(uuid,uuid,uuid,jsonb)', // admins of the writable tenant (or platform admins) first; 42501 otherwise
       'voice_call_delete(uuid,uuid)', // admins of the writable tenant (or platform admins) first; 42501 otherwise
       'voice_customer_erase(uuid,uuid)', // admins of the tenant (suspended too) or platform admins first; 42501 otherwise
+      'check_customer_upload(uuid,bigint)', // the caller's own pending attachments, in a tenant they belong to; else nothing
       'check_customer_filing(uuid)', // the caller's own tickets, in a tenant they belong to (tenant_ids('user')); else nothing
       'voice_agents_for_members(uuid)', // a tenant among the caller's own (tenant_ids('user')), else nothing
       'voice_own_customer_records(uuid)', // the caller's own records, in a tenant they belong to (tenant_ids('user'))
