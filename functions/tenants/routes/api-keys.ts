@@ -19,7 +19,11 @@ const CreateApiKeyBody = z
   .object({
     name: Text.trim().min(1).max(100),
     scopes: z.array(ScopeSchema).min(1).max(API_KEY_SCOPES.length),
-    expires_at: IsoTimestamp.optional().openapi({ description: 'Refused from then on; none: never' }),
+    // In the future, as the database checks too (create_api_key: its own clock decides a
+    // request racing the instant): a body field's problem is a 422 naming it.
+    expires_at: IsoTimestamp.refine((v) => Date.parse(v) > Date.now(), 'must be in the future').optional().openapi({
+      description: 'Refused from then on (in the future); none: never',
+    }),
   })
   .strict()
   .openapi('CreateApiKey');
