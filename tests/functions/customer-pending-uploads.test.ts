@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app } from '../../functions/tickets/app.ts';
 import { closeDb } from '../../shared/db.ts';
+import { handleLocalStorage } from '../../shared/storage.ts';
 import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
@@ -97,20 +98,75 @@ describe("a customer's pending uploads", () => {
       retry_after: expect.any(Number),
     }]);
     expect(res.headers.get('retry-after')).toBe(String(body.error.details.retry_after));
-    // When the oldest registration's check runs: 2 h 10 min after it was registered.
+    // When the first registration's check will have freed room for one byte: 2 h 10 min
+    // after it was registered.
     const [{ due }] = await db.sql`
-      select extract(epoch from min(created_at) + interval '2 hours 10 minutes' - now())::float8 as due
+      select extract(epoch from min(created_at) + interval '2 hours 10 minutes' - clock_timestamp())::float8 as due
       from public.attachments where tenant_id = ${acme} and uploaded_by = ${users.acmeUser.id} and status = 'pending'`;
     expect(Math.abs(body.error.details.retry_after - due)).toBeLessThanOrEqual(2);
     expect(await state()).toEqual(before);
-
-    // Staff are not held by it; and a file that arrived no longer counts for the customer.
+    // Staff are not held by it.
     expect((await register(tok.agent, 50 * MiB, 'staff.pdf')).status).toBe(201);
-    await db.sql`update public.attachments set status = 'uploaded'
-      where id = (select id from public.attachments where uploaded_by = ${users.acmeUser.id} and status = 'pending' limit 1)`;
-    expect((await register(tok.user, 50 * MiB)).status).toBe(201);
-    const again = await register(tok.user, 1);
-    expect([again.status, errorCode(again)]).toEqual([429, 'rate_limited']);
+  });
+
+  it('files that did arrive no longer count: the registration past the bound marks them and goes through', async () => {
+    await clearPending();
+    await bound(100 * MiB);
+    // Two files registered and sent as a client sends them (PUT to the signed URL),
+    // never read back by anyone.
+    for (const name of ['a.bin', 'b.bin']) {
+      const r = await call(app, 'POST', `/tickets/${ticket}/attachments`, {
+        token: tok.user,
+        body: { file_name: name, content_type: 'application/octet-stream', size_bytes: 50 * MiB },
+      });
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+      const sent = await handleLocalStorage(new Request(r.body.upload.url, { method: 'PUT', body: new Uint8Array(50 * MiB) }));
+      expect(sent.status).toBe(200);
+    }
+    expect((await state()).pending).toBe(100 * MiB);
+    // A third: the two that arrived are marked uploaded, and there is room.
+    const third = await register(tok.user, 50 * MiB, 'c.bin');
+    expect(third.status, JSON.stringify(third.body)).toBe(201);
+    const rows = await db.sql`select file_name, status from public.attachments
+      where tenant_id = ${acme} and uploaded_by = ${users.acmeUser.id} order by file_name`;
+    expect(rows.filter((r) => ['a.bin', 'b.bin', 'c.bin'].includes(r.file_name))).toEqual([
+      { file_name: 'a.bin', status: 'uploaded' },
+      { file_name: 'b.bin', status: 'uploaded' },
+      { file_name: 'c.bin', status: 'pending' },
+    ]);
+    // A fourth past the bound with nothing arrived: refused, and nothing marked.
+    expect((await register(tok.user, 50 * MiB, 'd.bin')).status).toBe(201);
+    const fifth = await register(tok.user, 1, 'e.bin');
+    expect([fifth.status, errorCode(fifth)]).toEqual([429, 'rate_limited']);
+    expect((await state()).pending).toBe(100 * MiB);
+  });
+
+  it('Retry-After is when enough pending registrations will have been checked, never under a minute', async () => {
+    await clearPending();
+    await bound(100 * MiB);
+    // 1 MiB an hour ago, 49 MiB half an hour ago, 50 MiB now: the bound is full.
+    for (const [name, size, age] of [['small.bin', 1 * MiB, '1 hour'], ['mid.bin', 49 * MiB, '30 minutes'], ['large.bin', 50 * MiB, '0']] as const) {
+      const r = await register(tok.user, size, name);
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+      await db.sql`update public.attachments set created_at = created_at - ${age}::interval
+        where tenant_id = ${acme} and file_name = ${name} and status = 'pending'`;
+    }
+    const dueOf = async (name: string) =>
+      (await db.sql`select extract(epoch from created_at + interval '2 hours 10 minutes' - clock_timestamp())::float8 as due
+        from public.attachments where tenant_id = ${acme} and file_name = ${name} and status = 'pending'`)[0].due as number;
+    // 1 byte: the small one's check frees enough.
+    const oneByte = await register(tok.user, 1);
+    expect(oneByte.status).toBe(429);
+    expect(Math.abs(oneByte.body.error.details.retry_after - (await dueOf('small.bin')))).toBeLessThanOrEqual(2);
+    // 2 MiB: the small one's check is not enough, the next one's is.
+    const twoMiB = await register(tok.user, 2 * MiB);
+    expect(twoMiB.status).toBe(429);
+    expect(Math.abs(twoMiB.body.error.details.retry_after - (await dueOf('mid.bin')))).toBeLessThanOrEqual(2);
+    // A check already due (late): a minute, not a second.
+    await db.sql`update public.attachments set created_at = created_at - interval '3 hours'
+      where tenant_id = ${acme} and uploaded_by = ${users.acmeUser.id} and status = 'pending'`;
+    const late = await register(tok.user, 1);
+    expect([late.status, late.body.error.details.retry_after]).toEqual([429, 60]);
   });
 
   it('the direct path: a bulk insert past the bound is refused whole', async () => {

@@ -5,8 +5,11 @@
 // lock nobody lets go is a 503 `timeout` the provider retries, and the connection goes
 // back to the pool; before, the request hung as long as the lock was held.
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app } from '../../functions/voice/app.ts';
+import { root } from '../../scripts/stack.mjs';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { closeDb } from '../../shared/db.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -32,7 +35,34 @@ const BOUNDED = [
   'fail_job',
   'release_jobs',
   'renew_job_leases',
+  // 20261206037000
+  'voice_route_answer',
+  'voice_route_in_tenant',
+  'kb_search_for_call',
+  'kb_search_for_call_with_embedding',
+  'voice_call_recording_restore',
+  'voice_call_refuse_deleted',
+  'rate_limit_hit',
+  'rate_limit_key_read',
+  'job_metrics',
 ];
+
+/** The private functions the code calls in a statement of its own, outside a transaction:
+ *  every `db()` and `callPathDb()` template in functions/ and shared/. */
+function calledOutsideTransactions(): string[] {
+  const names = new Set<string>();
+  const files = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
+      d.isDirectory() ? files(path.join(dir, d.name)) : d.name.endsWith('.ts') ? [path.join(dir, d.name)] : []
+    );
+  for (const file of [...files(path.join(root, 'functions')), ...files(path.join(root, 'shared'))]) {
+    const text = readFileSync(file, 'utf8');
+    for (const call of text.matchAll(/\b(?:db|callPathDb)\(\)(?:<[^`]*?>)?`([^`]*)`/g)) {
+      for (const fn of call[1].matchAll(/private\.(\w+)\(/g)) names.add(fn[1]);
+    }
+  }
+  return [...names].sort();
+}
 
 let db: TestDatabase;
 let auth: AuthFixture;
@@ -58,6 +88,12 @@ const event = (body: Record<string, unknown>) =>
   call(app, 'POST', '/voice/calls/events', { body: { tenant_id: acme, ...body }, headers: { authorization: `Bearer ${service}` } });
 
 describe('lock waits outside a transaction', () => {
+  it('the list is every private function the code calls outside a transaction, and more', () => {
+    const called = calledOutsideTransactions();
+    expect(called.length).toBeGreaterThan(8);
+    expect(called.filter((name) => !BOUNDED.includes(name))).toEqual([]);
+  });
+
   it('every such function carries its own lock_timeout of 30 s', async () => {
     const rows = await db.sql<{ name: string; config: string[] | null }[]>`
       select p.proname as name, p.proconfig as config
@@ -86,5 +122,26 @@ describe('lock waits outside a transaction', () => {
     expect(ended.status, JSON.stringify(ended.body)).toBe(200);
     const [c] = await db.sql`select status, duration_seconds from public.voice_calls where tenant_id = ${acme} and provider_call_id = 'locked-1'`;
     expect(c).toEqual({ status: 'completed', duration_seconds: 7 });
+  });
+
+  it("a batch's transcript append behind a held lock ends the batch's statement, not only that event's outcome", async () => {
+    const started = await event({ type: 'call.started', agent_id: AGENT, provider_call_id: 'locked-2', from: '+14155550124', answered: true });
+    expect(started.status, JSON.stringify(started.body)).toBe(200);
+    await db.sql`alter function private.voice_call_segments_appended set lock_timeout = '300ms'`;
+    const holder = await db.sql.reserve();
+    try {
+      await holder`begin`;
+      await holder`select 1 from public.voice_calls where tenant_id = ${acme} and provider_call_id = 'locked-2' for update`;
+      // What a batch of appends runs for each of its events (functions/voice/routes/provider.ts).
+      const outcome = await db.sql`
+        select private.voice_call_segments_append_outcome(${acme}, 'locked-2', ${JSON.stringify([{ seq: 0, speaker: 'agent', content: 'Hello' }])}) as v`
+        .then((rows) => rows[0].v, (e: { code?: string }) => ({ raised: e.code }));
+      // Raised, so the batch's every event is answered 503 at once and retried; an outcome
+      // would have let each of a batch's events wait its own timeout in turn.
+      expect(outcome).toEqual({ raised: '55P03' });
+    } finally {
+      await holder`rollback`;
+      holder.release();
+    }
   });
 });

@@ -6,6 +6,7 @@ import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
+import type { Tx } from '../../../shared/db.ts';
 import type { Tables } from '../../../shared/rows.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import { fromStorage, objectStorage } from '../../../shared/storage.ts';
@@ -60,13 +61,27 @@ const register: TicketsHandler<typeof routes.register> = async (c) => {
         await tx`select 1 from public.ticket_messages where tenant_id = ${access.tenantId} and ticket_id = ${id} and id = ${body.message_id}`;
       if (!m) throw notFound('Message');
     }
-    const [a] = await tx<StoredAttachment>`
-      insert into public.attachments (tenant_id, ticket_id, message_id, file_name, content_type, size_bytes)
-      values (${access.tenantId}, ${id}, ${body.message_id ?? null}, ${body.file_name},
-              ${body.content_type}, ${body.size_bytes})
-      returning ${tx.columns(STORED_COLUMNS)}
-    `;
-    return a;
+    const insert = async () =>
+      (await tx<StoredAttachment>`
+        insert into public.attachments (tenant_id, ticket_id, message_id, file_name, content_type, size_bytes)
+        values (${access.tenantId}, ${id}, ${body.message_id ?? null}, ${body.file_name},
+                ${body.content_type}, ${body.size_bytes})
+        returning ${tx.columns(STORED_COLUMNS)}
+      `)[0];
+    if (access.staff) return await insert();
+    // A customer's pending registrations are bounded (20261206036000), and one stays
+    // pending until someone reads it or its check runs, two hours on: a customer who sent
+    // their files would be refused for them. At the bound, the files of theirs that did
+    // arrive are marked so first, and the registration is tried once more.
+    await tx`savepoint register`;
+    try {
+      return await insert();
+    } catch (err) {
+      if (!pendingUploadsFull(err)) throw err;
+      await tx`rollback to savepoint register`;
+      if (!(await settleArrivedUploads(tx, access.tenantId))) throw err;
+      return await insert();
+    }
   });
   const { bucket, path, ...attachment } = stored;
   // Storage down or refusing to sign: 503 to retry (the registered row waits, pending).
@@ -75,6 +90,26 @@ const register: TicketsHandler<typeof routes.register> = async (c) => {
   );
   return c.json({ attachment, upload }, 201);
 };
+
+/** The database refused a customer's registration for their pending bytes. */
+const pendingUploadsFull = (err: unknown) =>
+  (err as { code?: string }).code === 'PT429' && /customer_pending_upload_bytes/.test((err as { detail?: string }).detail ?? '');
+
+/** Marks the caller's pending attachments in the tenant whose files have arrived (up to
+ *  the 20 oldest, asked of the storage at once; one it cannot answer for stays pending).
+ *  Whether any was. */
+async function settleArrivedUploads(tx: Tx, tenantId: string): Promise<boolean> {
+  const pending = await tx<{ id: string; bucket: string; path: string }>`
+    select id, bucket, path from public.attachments
+    where tenant_id = ${tenantId} and uploaded_by = (select private.current_user_id()) and status = 'pending'
+    order by created_at limit 20`;
+  const storage = objectStorage();
+  const arrived = (await Promise.all(
+    pending.map(async (a) => ((await storage.exists(a.bucket, a.path).catch(() => false)) ? a.id : null)),
+  )).filter((id): id is string => id !== null);
+  for (const id of arrived) await tx`select private.mark_attachment_uploaded(${tenantId}, ${id})`;
+  return arrived.length > 0;
+}
 
 const read: TicketsHandler<typeof routes.read> = async (c) => {
   const { id, attachmentId } = c.req.valid('param');
