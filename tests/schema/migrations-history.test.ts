@@ -25,6 +25,8 @@ import { freshDatabase, type TestDatabase, UNAUDITED_TABLES } from '../helpers/d
 /** Functions a later migration redefines on purpose: 'schema.name' → the redefining files,
  *  each with the reason in a comment. */
 const REDEFINITIONS: Record<string, string[]> = {
+  // A platform user can be deleted: their API keys lose their creator, and are revoked.
+  'private.api_key_guard': ['20261206038000_user_deletion.sql'],
   // After review of the bounds added on 2026-12-06: a lock timeout ends a batch of
   // appends; a pending-uploads refusal says when enough room frees.
   'private.voice_call_segments_append_outcome': ['20261206037000_bounds_review.sql'],
@@ -283,7 +285,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261205214000_hand_off_returns_unused_turn.sql',
   ],
   // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).
-  'private.webhook_outbox': ['20261201093000_api_timestamps.sql', '20261201099100_outbox_listener_first.sql'],
+  'private.webhook_outbox': ['20261201093000_api_timestamps.sql', '20261201099100_outbox_listener_first.sql', '20261206038000_user_deletion.sql'],
   // The same answers from the caller's context, read once per transaction (issue 12).
   'private.current_user_id': ['20261201094000_caller_context.sql'],
   'private.is_platform_admin': ['20261201094000_caller_context.sql'],

@@ -1,0 +1,74 @@
+// A platform user who joined by invitation, made an API key, filed tickets and wrote
+// messages can be deleted (`delete from public.users`, as Supabase Auth's user deletion
+// and Clerk's user.deleted reach it), and the deletion sends nothing of theirs out again
+// (20261206038000). Before, the delete failed for such a person (the accepted
+// invitation's check, the key's guard), and where it went through, every message of
+// theirs went to the tenant's webhook receivers once more as `message.updated`.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app as tenantsApp } from '../../functions/tenants/app.ts';
+import { app as ticketsApp } from '../../functions/tickets/app.ts';
+import { closeDb } from '../../shared/db.ts';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
+import { tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+
+let db: TestDatabase;
+let auth: AuthFixture;
+const acme = tenants.acme.id;
+
+beforeAll(async () => {
+  db = await freshDatabase('fn_user_deletion');
+  auth = await configureAuth(db.url);
+});
+afterAll(async () => {
+  await closeDb();
+  await auth.close();
+  await db.close();
+});
+
+describe('deleting a platform user', () => {
+  it('goes through for someone who joined by invitation and made a key, revokes the key, and sends nothing again', async () => {
+    const admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+    // A receiver of every event in the tenant (the outbox writes; nothing is delivered here).
+    await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types)
+      values (${acme}, 'https://hooks.example.com/all', 'v1:x', '{}')`;
+
+    // Invited as an admin, signs up, accepts.
+    const invite = await call(tenantsApp, 'POST', `/tenants/${acme}/invitations`, { token: admin, body: { email: 'leaver@acme.test', role: 'admin' } });
+    expect(invite.status, JSON.stringify(invite.body)).toBe(201);
+    const [leaver] = await db.sql`insert into public.users (email) values ('leaver@acme.test') returning id`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${leaver.id}, ${leaver.id})`;
+    const token = await supabaseToken({ id: leaver.id, email: 'leaver@acme.test' });
+    expect((await call(tenantsApp, 'POST', `/tenants/invitations/${invite.body.id}/accept`, { token })).status).toBe(200);
+    const inTenant = await supabaseToken({ id: leaver.id, email: 'leaver@acme.test' }, { tenantId: acme });
+
+    // Makes a key, files a ticket, writes a reply and a note.
+    const key = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: inTenant, body: { name: 'sync', scopes: ['tickets:read'] } });
+    expect(key.status, JSON.stringify(key.body)).toBe(201);
+    const ticket = await call(ticketsApp, 'POST', '/tickets', { token: inTenant, body: { title: 'Written by the leaver' } });
+    expect(ticket.status, JSON.stringify(ticket.body)).toBe(201);
+    for (const body of [{ content: 'A reply of theirs, not to be sent again' }, { content: 'A note of theirs', type: 'note' }]) {
+      expect((await call(ticketsApp, 'POST', `/tickets/${ticket.body.id}/messages`, { token: inTenant, body })).status).toBe(201);
+    }
+    expect((await call(ticketsApp, 'GET', `/tickets/${ticket.body.id}`, { token: key.body.key })).status).toBe(200);
+
+    const [{ mark }] = await db.sql`select coalesce(max(id), 0) as mark from private.webhook_events`;
+    await db.sql`delete from public.users where id = ${leaver.id}`;
+
+    // Gone, their records kept without them.
+    expect(await db.sql`select 1 from public.users where id = ${leaver.id}`).toEqual([]);
+    const [inv] = await db.sql`select accepted_at is not null as accepted, accepted_by from public.invitations where id = ${invite.body.id}`;
+    expect(inv).toEqual({ accepted: true, accepted_by: null });
+    const [k] = await db.sql`select created_by, revoked_at is not null as revoked from public.api_keys where id = ${key.body.id}`;
+    expect(k).toEqual({ created_by: null, revoked: true });
+    const refused = await call(ticketsApp, 'GET', `/tickets/${ticket.body.id}`, { token: key.body.key });
+    expect([refused.status, errorCode(refused)]).toEqual([401, 'api_key_revoked']);
+    const [t] = await db.sql`select created_by, title from public.tickets where id = ${ticket.body.id}`;
+    expect(t).toEqual({ created_by: null, title: 'Written by the leaver' });
+
+    // What receivers hear: that the membership ended; not their ticket and messages again.
+    const events = await db.sql`select type from private.webhook_events where id > ${mark} order by id`;
+    expect(events.map((e) => e.type)).toEqual(['membership.deleted']);
+  });
+});
