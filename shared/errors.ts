@@ -126,6 +126,7 @@ function refusalOf(detail: string | undefined): { code: string; details?: unknow
  *  to send instead. */
 const CHECK_MESSAGES: Readonly<Record<string, string>> = {
   tickets_assignee_role_check: 'is not an agent or admin of this tenant',
+  tickets_assignee_active_check: 'is disabled on the platform',
 };
 
 /** Runs `work`, and answers a refusal naming columns (a 422's `fields`, a 403's `field`)
