@@ -369,6 +369,14 @@ describe('creating, listing and revoking keys', () => {
     expect([demoted.status, errorCode(demoted)]).toEqual([401, 'api_key_owner_inactive']);
     await db.sql`update public.memberships set role = 'admin' where tenant_id = ${acme} and user_id = ${owner}`;
     expect((await call(ticketsApp, 'GET', `/tickets/${acmeTicket}`, { token: key })).status).toBe(200);
+    // Removed from the tenant: the key is revoked, listed so, and stays so when they come back.
+    const members = await call(tenantsApp, 'DELETE', `/tenants/${acme}/members/${owner}`, { token: tok.admin });
+    expect(members.status, JSON.stringify(members.body)).toBe(204);
+    const listed = await call(tenantsApp, 'GET', `/tenants/${acme}/api-keys`, { token: tok.admin });
+    expect(listed.body.items.find((k: { created_by: string }) => k.created_by === owner)).toMatchObject({ revoked_at: expect.any(String) });
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${acme}, ${owner}, 'admin')`;
+    const back = await call(ticketsApp, 'GET', `/tickets/${acmeTicket}`, { token: key });
+    expect([back.status, errorCode(back)]).toEqual([401, 'api_key_revoked']);
 
     const superToken = await supabaseToken(users.super);
     const bySuper = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, {

@@ -25,6 +25,9 @@ import { freshDatabase, type TestDatabase, UNAUDITED_TABLES } from '../helpers/d
 /** Functions a later migration redefines on purpose: 'schema.name' → the redefining files,
  *  each with the reason in a comment. */
 const REDEFINITIONS: Record<string, string[]> = {
+  // A person disabled on the platform is given no tickets (issue 11, routing).
+  'private.auto_assignee': ['20261206039000_disabled_people_not_assigned.sql'],
+  'private.check_ticket_assignee': ['20261206039000_disabled_people_not_assigned.sql'],
   // A platform user can be deleted: their API keys lose their creator, and are revoked.
   'private.api_key_guard': ['20261206038000_user_deletion.sql'],
   // After review of the bounds added on 2026-12-06: a lock timeout ends a batch of
