@@ -25,6 +25,8 @@ import { freshDatabase, type TestDatabase, UNAUDITED_TABLES } from '../helpers/d
 /** Functions a later migration redefines on purpose: 'schema.name' → the redefining files,
  *  each with the reason in a comment. */
 const REDEFINITIONS: Record<string, string[]> = {
+  // A deleted tenant's deliveries still queued are ended unsent (issue 15, webhooks).
+  'private.webhook_delivery_withheld': ['20261206041000_inactive_tenants_left_alone.sql'],
   // A person disabled on the platform is given no tickets (issue 11, routing).
   'private.auto_assignee': ['20261206039000_disabled_people_not_assigned.sql'],
   'private.check_ticket_assignee': ['20261206039000_disabled_people_not_assigned.sql'],
@@ -140,7 +142,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261205090000_voice_call_events_unlocked.sql',
     '20261205120000_webhook_events_asked_once.sql',
   ],
-  'private.webhook_type_wanted': ['20261205090000_voice_call_events_unlocked.sql'],
+  'private.webhook_type_wanted': ['20261205090000_voice_call_events_unlocked.sql', '20261206041000_inactive_tenants_left_alone.sql'],
   'private.voice_call_refuse_deleted': ['20261204111000_voice_call_tombstones_review.sql'],
   'private.voice_call_apply_early_events': ['20261203160000_voice_early_events_review.sql'],
   // Two identical recording-upload requests at once: the second answers the object the
@@ -369,6 +371,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202050100_sla_pause_while_pending.sql',
     '20261202050200_sla_next_response_warnings_holidays.sql',
     '20261202141000_sla_policies_per_team.sql',
+    '20261206041000_inactive_tenants_left_alone.sql',
   ],
   'private.tickets_before_update': ['20261202141000_sla_policies_per_team.sql'],
   // Holidays in a business-hours calendar; a next-response clock run by the reply trigger,
