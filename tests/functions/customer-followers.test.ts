@@ -276,6 +276,33 @@ describe('demotion', () => {
     expect(await colleagueSees(t.id)).toMatchObject({ status: 404, tickets: 0, messages: [] });
   });
 
+  it("a member demoted to customer keeps no staff notifications, only those about their own tickets", async () => {
+    await allowCustomerFollowers(true);
+    const t = await ticket();
+    await db.sql`update public.memberships set role = 'admin' where tenant_id = ${acme} and user_id = ${colleague.id}`;
+    const asStaff = await supabaseToken(colleague, { tenantId: acme });
+    let own: string;
+    try {
+      // Staff for a while: they follow the customer's ticket and hear of its note and reply.
+      expect((await call(app, 'POST', `/tickets/${t.id}/followers`, { token: asStaff, body: {} })).status).toBe(201);
+      for (const body of [{ content: 'Internal: refund approved', type: 'note' }, { content: 'Your refund is on its way' }]) {
+        expect((await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body })).status).toBe(201);
+      }
+      // And a ticket of their own, with news about it.
+      const mine = await call(app, 'POST', '/tickets', { token: asStaff, body: { title: 'My own request' } });
+      expect(mine.status, JSON.stringify(mine.body)).toBe(201);
+      own = mine.body.id;
+      await db.sql`insert into public.notifications (tenant_id, user_id, ticket_id, type) values (${acme}, ${colleague.id}, ${own}, 'status_changed')`;
+      const types = (await db.sql`select type from public.notifications where user_id = ${colleague.id} and ticket_id = ${t.id}`).map((r) => r.type).sort();
+      expect(types).toEqual(['message.created', 'note.created']);
+    } finally {
+      await db.sql`update public.memberships set role = 'user' where tenant_id = ${acme} and user_id = ${colleague.id}`;
+    }
+    const left = await probeAs(db.sql, 'authenticated', colleagueClaims, async (tx) =>
+      (await tx`select ticket_id, type from public.notifications`).map((r) => `${r.ticket_id === own ? 'own' : r.ticket_id}:${r.type}`));
+    expect(left).toEqual({ ok: true, value: ['own:status_changed'] });
+  });
+
   it('what a person added while staff is not theirs to see or remove once a customer, nor a customer they added once promoted', async () => {
     await allowCustomerFollowers(true);
     const t = await ticket();
