@@ -273,6 +273,19 @@ describe('Supabase Auth', () => {
     expect(await find()).toEqual([]);
     expect((await db.sql`select status from public.users where id = ${sam.user_id}`)[0].status).toBe('deleted');
     expect((await db.sql`select count(*)::int as n from public.memberships where user_id = ${sam.user_id}`)[0].n).toBe(0);
+    // Signing up again with the same confirmed address: the same person, active again.
+    await db.sql`insert into auth.users (id, email, email_confirmed_at) values ('6a1c1d52-2a51-4d2e-8a3e-5f6e7a8b9c0d', 'renamed@example.test', now())`;
+    expect((await db.sql`select u.id, u.status from public.users u join public.user_identities i on i.user_id = u.id
+      where i.subject = '6a1c1d52-2a51-4d2e-8a3e-5f6e7a8b9c0d'`)[0]).toEqual({ id: sam.user_id, status: 'active' });
+    // A person with a second login (the linked acme customer above): deleting one login
+    // keeps them, their memberships and the other login.
+    const membershipsOf = async (id: string) => (await db.sql`select count(*)::int as n from public.memberships where user_id = ${id}`)[0].n;
+    const before = await membershipsOf(users.acmeUser.id);
+    expect(before).toBeGreaterThan(0);
+    await db.sql`delete from auth.users where id = '8b2d2e63-3b62-4e3f-8b4f-6a7f8b9c0d1e'`;
+    expect((await db.sql`select status from public.users where id = ${users.acmeUser.id}`)[0].status).toBe('active');
+    expect(await membershipsOf(users.acmeUser.id)).toBe(before);
+    expect((await db.sql`select count(*)::int as n from public.user_identities where user_id = ${users.acmeUser.id}`)[0].n).toBeGreaterThan(0);
     // A platform admin's address is never linked automatically.
     await db.sql`insert into auth.users (id, email, email_confirmed_at) values ('9c3e3f74-4c73-4f4a-9c5a-7b8a9cad1e2f', ${users.super.email}, now())`;
     expect((await db.sql`select count(*)::int as n from public.user_identities where subject = '9c3e3f74-4c73-4f4a-9c5a-7b8a9cad1e2f'`)[0].n).toBe(0);

@@ -25,6 +25,9 @@ import { freshDatabase, type TestDatabase, UNAUDITED_TABLES } from '../helpers/d
 /** Functions a later migration redefines on purpose: 'schema.name' → the redefining files,
  *  each with the reason in a comment. */
 const REDEFINITIONS: Record<string, string[]> = {
+  // A person is retired with their last login, and back when they sign up again.
+  'private.retire_identity': ['20261206043000_people_retired_with_their_last_login.sql'],
+  'private.sync_auth_user': ['20261206043000_people_retired_with_their_last_login.sql'],
   // A deleted tenant's deliveries still queued are ended unsent (issue 15, webhooks).
   'private.webhook_delivery_withheld': ['20261206041000_inactive_tenants_left_alone.sql'],
   // A person disabled on the platform is given no tickets (issue 11, routing).
