@@ -277,6 +277,14 @@ describe('Supabase Auth', () => {
     await db.sql`insert into auth.users (id, email, email_confirmed_at) values ('6a1c1d52-2a51-4d2e-8a3e-5f6e7a8b9c0d', 'renamed@example.test', now())`;
     expect((await db.sql`select u.id, u.status from public.users u join public.user_identities i on i.user_id = u.id
       where i.subject = '6a1c1d52-2a51-4d2e-8a3e-5f6e7a8b9c0d'`)[0]).toEqual({ id: sam.user_id, status: 'active' });
+    // Someone a platform admin disabled stays disabled through their login's deletion and
+    // a new sign-up.
+    await db.sql`insert into auth.users (id, email, email_confirmed_at) values ('5b0b0c41-1a40-4c1d-9a2d-4e5d6f7a8b9c', 'barred@example.test', now())`;
+    const [barred] = await db.sql`select user_id from public.user_identities where subject = '5b0b0c41-1a40-4c1d-9a2d-4e5d6f7a8b9c'`;
+    await db.sql`update public.users set status = 'disabled' where id = ${barred.user_id}`;
+    await db.sql`delete from auth.users where id = '5b0b0c41-1a40-4c1d-9a2d-4e5d6f7a8b9c'`;
+    await db.sql`insert into auth.users (id, email, email_confirmed_at) values ('4a9a9b30-0939-4b0c-8a1c-3d4e5f6a7b8c', 'barred@example.test', now())`;
+    expect((await db.sql`select status from public.users where id = ${barred.user_id}`)[0].status).toBe('disabled');
     // A person with a second login (the linked acme customer above): deleting one login
     // keeps them, their memberships and the other login.
     const membershipsOf = async (id: string) => (await db.sql`select count(*)::int as n from public.memberships where user_id = ${id}`)[0].n;

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { closeDb } from '../../shared/db.ts';
+import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { tenants, users } from '../helpers/seed.ts';
@@ -28,7 +29,7 @@ afterAll(async () => {
 });
 
 describe('deleting a platform user', () => {
-  it('goes through for someone who joined by invitation and made a key, revokes the key, and sends nothing again', async () => {
+  it('goes through for someone who joined by invitation and made a key, revokes the key, and sends nothing of theirs again', async () => {
     const admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
     // A receiver of every event in the tenant (the outbox writes; nothing is delivered here).
     await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types)
@@ -52,7 +53,13 @@ describe('deleting a platform user', () => {
       expect((await call(ticketsApp, 'POST', `/tickets/${ticket.body.id}/messages`, { token: inTenant, body })).status).toBe(201);
     }
     expect((await call(ticketsApp, 'GET', `/tickets/${ticket.body.id}`, { token: key.body.key })).status).toBe(200);
+    // And is assigned a ticket of someone else's.
+    const assigned = await call(ticketsApp, 'POST', '/tickets', { token: admin, body: { title: 'Theirs to solve', assigned_to: leaver.id } });
+    expect(assigned.status, JSON.stringify(assigned.body)).toBe(201);
 
+    const keysUsed = async () =>
+      Number((await db.sql`select coalesce(sum(used), 0) as n from private.usage_counters where tenant_id = ${acme} and metric = 'api_keys'`)[0].n);
+    const keysBefore = await keysUsed();
     const [{ mark }] = await db.sql`select coalesce(max(id), 0) as mark from private.webhook_events`;
     await db.sql`delete from public.users where id = ${leaver.id}`;
 
@@ -62,13 +69,43 @@ describe('deleting a platform user', () => {
     expect(inv).toEqual({ accepted: true, accepted_by: null });
     const [k] = await db.sql`select created_by, revoked_at is not null as revoked from public.api_keys where id = ${key.body.id}`;
     expect(k).toEqual({ created_by: null, revoked: true });
+    // Its place in the plan's api_keys limit is given back.
+    expect(await keysUsed()).toBe(keysBefore - 1);
     const refused = await call(ticketsApp, 'GET', `/tickets/${ticket.body.id}`, { token: key.body.key });
     expect([refused.status, errorCode(refused)]).toEqual([401, 'api_key_revoked']);
     const [t] = await db.sql`select created_by, title from public.tickets where id = ${ticket.body.id}`;
     expect(t).toEqual({ created_by: null, title: 'Written by the leaver' });
 
-    // What receivers hear: that the membership ended; not their ticket and messages again.
-    const events = await db.sql`select type from private.webhook_events where id > ${mark} order by id`;
-    expect(events.map((e) => e.type)).toEqual(['membership.deleted']);
+    // What receivers hear: that the membership ended and the ticket they had is unassigned;
+    // not their ticket and messages again.
+    const events = await db.sql`select type, payload -> 'data' ->> 'id' as id from private.webhook_events where id > ${mark} order by id`;
+    expect(events.map((e) => `${e.type}${e.type === 'ticket.assigned' ? `:${e.id}` : ''}`).sort()).toEqual(
+      ['membership.deleted', `ticket.assigned:${assigned.body.id}`].sort(),
+    );
+  });
+
+  it('two of a person\'s logins deleted at once retire them (the person\'s row orders the two)', async () => {
+    const [p] = await db.sql`insert into public.users (email) values ('two-logins@acme.test') returning id`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id)
+      values ('https://clerk.example.test', 'user_two', ${p.id}), ('http://127.0.0.1:54321/auth/v1', ${p.id}, ${p.id})`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${acme}, ${p.id}, 'user')`;
+    const first = await db.sql.reserve();
+    const second = await db.sql.reserve();
+    try {
+      await first`begin`;
+      await first`select private.retire_identity('https://clerk.example.test', 'user_two')`;
+      const [{ pid }] = await first`select pg_backend_pid() as pid`;
+      await second`begin`;
+      const other = second`select private.retire_identity('http://127.0.0.1:54321/auth/v1', ${p.id})`.then(() => second`commit`);
+      expect(await someoneWaitsFor(db.sql, pid)).toBe(true);
+      await first`commit`;
+      await other;
+    } finally {
+      first.release();
+      second.release();
+    }
+    const [u] = await db.sql`select status from public.users where id = ${p.id}`;
+    expect(u.status).toBe('deleted');
+    expect((await db.sql`select count(*)::int as n from public.memberships where user_id = ${p.id}`)[0].n).toBe(0);
   });
 });

@@ -29,10 +29,10 @@ const REDEFINITIONS: Record<string, string[]> = {
   // upload URLs take any size): the check releases one the plan has no room for.
   'private.settle_pending_attachment': ['20261206044000_attachment_sizes_as_stored.sql'],
   // A person is retired with their last login, and back when they sign up again.
-  'private.retire_identity': ['20261206043000_people_retired_with_their_last_login.sql'],
+  'private.retire_identity': ['20261206043000_people_retired_with_their_last_login.sql', '20261206045000_lifecycle_review.sql'],
   'private.sync_auth_user': ['20261206043000_people_retired_with_their_last_login.sql'],
   // A deleted tenant's deliveries still queued are ended unsent (issue 15, webhooks).
-  'private.webhook_delivery_withheld': ['20261206041000_inactive_tenants_left_alone.sql'],
+  'private.webhook_delivery_withheld': ['20261206041000_inactive_tenants_left_alone.sql', '20261206045000_lifecycle_review.sql'],
   // A person disabled on the platform is given no tickets (issue 11, routing).
   'private.auto_assignee': ['20261206039000_disabled_people_not_assigned.sql'],
   'private.check_ticket_assignee': ['20261206039000_disabled_people_not_assigned.sql'],
@@ -296,7 +296,12 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261205214000_hand_off_returns_unused_turn.sql',
   ],
   // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).
-  'private.webhook_outbox': ['20261201093000_api_timestamps.sql', '20261201099100_outbox_listener_first.sql', '20261206038000_user_deletion.sql'],
+  'private.webhook_outbox': [
+    '20261201093000_api_timestamps.sql',
+    '20261201099100_outbox_listener_first.sql',
+    '20261206038000_user_deletion.sql',
+    '20261206045000_lifecycle_review.sql',
+  ],
   // The same answers from the caller's context, read once per transaction (issue 12).
   'private.current_user_id': ['20261201094000_caller_context.sql'],
   'private.is_platform_admin': ['20261201094000_caller_context.sql'],
