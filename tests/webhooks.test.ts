@@ -284,7 +284,8 @@ describe('Supabase Auth', () => {
     await db.sql`update public.users set status = 'disabled' where id = ${barred.user_id}`;
     await db.sql`delete from auth.users where id = '5b0b0c41-1a40-4c1d-9a2d-4e5d6f7a8b9c'`;
     await db.sql`insert into auth.users (id, email, email_confirmed_at) values ('4a9a9b30-0939-4b0c-8a1c-3d4e5f6a7b8c', 'barred@example.test', now())`;
-    expect((await db.sql`select status from public.users where id = ${barred.user_id}`)[0].status).toBe('disabled');
+    // Disabled, not retired: no deleted_at (which would hide them from co-members once re-enabled).
+    expect((await db.sql`select status, deleted_at from public.users where id = ${barred.user_id}`)[0]).toEqual({ status: 'disabled', deleted_at: null });
     // A person with a second login (the linked acme customer above): deleting one login
     // keeps them, their memberships and the other login.
     const membershipsOf = async (id: string) => (await db.sql`select count(*)::int as n from public.memberships where user_id = ${id}`)[0].n;

@@ -70,4 +70,22 @@ describe('an uploaded attachment counts the bytes the storage holds', () => {
     expect(await db.sql`select 1 from public.attachments where id = ${tooBig}`).toEqual([]);
     expect(await storageUsed()).toBe(usedBefore - 1);
   });
+
+  it('past the largest attachment (a bucket made before its limit): refused, and released by its check', async () => {
+    await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;
+    const huge = await registered(1, 60 * MiB);
+    const refused = await db.sql`update public.attachments set status = 'uploaded' where id = ${huge}`.catch((e: { code?: string; detail?: string }) => e);
+    expect((refused as { code?: string }).code).toBe('PT403');
+    expect(JSON.parse((refused as { detail: string }).detail)).toMatchObject({ code: 'attachment_too_large' });
+    const [{ outcome }] = await db.sql`select private.settle_pending_attachment(${acme}, ${huge}, true) as outcome`;
+    expect(outcome).toBe('released');
+  });
+
+  it('an update naming the size too is counted once', async () => {
+    const id = await registered(2 * MiB, 3 * MiB);
+    const before = await storageUsed();
+    await db.sql`update public.attachments set status = 'uploaded', size_bytes = size_bytes where id = ${id}`;
+    expect(await sizeOf(id)).toEqual({ n: 3 * MiB, status: 'uploaded' });
+    expect(await storageUsed()).toBe(before + MiB);
+  });
 });

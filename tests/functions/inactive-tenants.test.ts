@@ -69,5 +69,10 @@ describe('tenants that are not active', () => {
     expect(withheld).toBe(false);
     const [after] = await db.sql`select status from private.webhook_deliveries where id = ${d.id}`;
     expect(after).toEqual({ status: 'pending' });
+    // A plan without outbound webhooks still ends a delivery unsent.
+    await db.sql`insert into private.tenant_plan_overrides (tenant_id, features) values (${globex}, '{"outbound_webhooks": false}')`;
+    expect((await db.sql`select private.webhook_delivery_withheld(${d.id}) as w`)[0].w).toBe(true);
+    const [ended] = await db.sql`select status, last_error from private.webhook_deliveries where id = ${d.id}`;
+    expect(ended).toEqual({ status: 'failed', last_error: "not sent: the tenant's plan does not include outbound_webhooks" });
   });
 });

@@ -25,11 +25,17 @@ import { freshDatabase, type TestDatabase, UNAUDITED_TABLES } from '../helpers/d
 /** Functions a later migration redefines on purpose: 'schema.name' → the redefining files,
  *  each with the reason in a comment. */
 const REDEFINITIONS: Record<string, string[]> = {
+  // The stored size moves the quota through the table's own count; a file past 50 MiB is a refusal.
+  'private.attachment_size_as_stored': ['20261206046000_stored_sizes_review.sql'],
   // An uploaded attachment counts the bytes the storage holds (hosted Storage's signed
   // upload URLs take any size): the check releases one the plan has no room for.
   'private.settle_pending_attachment': ['20261206044000_attachment_sizes_as_stored.sql'],
   // A person is retired with their last login, and back when they sign up again.
-  'private.retire_identity': ['20261206043000_people_retired_with_their_last_login.sql', '20261206045000_lifecycle_review.sql'],
+  'private.retire_identity': [
+    '20261206043000_people_retired_with_their_last_login.sql',
+    '20261206045000_lifecycle_review.sql',
+    '20261206046000_stored_sizes_review.sql',
+  ],
   'private.sync_auth_user': ['20261206043000_people_retired_with_their_last_login.sql'],
   // A deleted tenant's deliveries still queued are ended unsent (issue 15, webhooks).
   'private.webhook_delivery_withheld': ['20261206041000_inactive_tenants_left_alone.sql', '20261206045000_lifecycle_review.sql'],

@@ -107,8 +107,20 @@ async function settleArrivedUploads(tx: Tx, tenantId: string): Promise<boolean> 
   const arrived = (await Promise.all(
     pending.map(async (a) => ((await storage.exists(a.bucket, a.path).catch(() => false)) ? a.id : null)),
   )).filter((id): id is string => id !== null);
-  for (const id of arrived) await tx`select private.mark_attachment_uploaded(${tenantId}, ${id})`;
-  return arrived.length > 0;
+  let marked = 0;
+  for (const id of arrived) {
+    // One the plan has no room for at its stored size (or past 50 MiB) stays pending, for
+    // its check to release; the others are marked.
+    await tx`savepoint settle_arrived`;
+    try {
+      await tx`select private.mark_attachment_uploaded(${tenantId}, ${id})`;
+      marked++;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'PT403') throw err;
+      await tx`rollback to savepoint settle_arrived`;
+    }
+  }
+  return marked > 0;
 }
 
 const read: TicketsHandler<typeof routes.read> = async (c) => {
@@ -123,8 +135,13 @@ const read: TicketsHandler<typeof routes.read> = async (c) => {
     if (!a) throw notFound('Attachment');
     // Storage unreachable: still pending, as before it answered; the next read asks again.
     if (a.status === 'pending' && (await objectStorage().exists(a.bucket, a.path).catch(() => false))) {
+      // Marked, it counts the bytes the storage holds (20261206044000): read it again.
       await tx`select private.mark_attachment_uploaded(${access.tenantId}, ${attachmentId})`;
-      a.status = 'uploaded';
+      const [marked] = await tx<StoredAttachment>`
+        select ${
+        tx.columns(STORED_COLUMNS)
+      } from public.attachments where tenant_id = ${access.tenantId} and id = ${attachmentId}`;
+      return marked;
     }
     return a;
   });
