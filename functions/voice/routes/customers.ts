@@ -1,6 +1,7 @@
 // The tenant's callers: staff read them, agents manage them (the policies decide); a
-// customer (role user) reads the record linked to them, without staff's notes and tags. Phone numbers are E.164 and unique per tenant (a duplicate is 409
-// already_exists naming phone); consent times are the database's. Deleting a customer
+// customer (role user) reads the record linked to them, without staff's notes and tags.
+// Phone numbers are E.164 and unique per tenant (a duplicate is 409 already_exists
+// naming phone); consent times are the database's. Deleting a customer
 // keeps their calls; erasing one (admins, private.voice_customer_erase) removes the calls,
 // transcripts and recordings too, and queues the job that erases their audit images.
 import { createRoute, type z } from '@hono/zod-openapi';
