@@ -42,24 +42,20 @@ const Settings = JsonObject(16_384).superRefine((o, ctx) => {
       message: 'is not a supported region (ISO 3166-1 alpha-2, e.g. FR)',
     });
   }
-  const perDay = o.customer_tickets_per_day;
-  if (
-    perDay !== undefined && perDay !== null &&
-    !(Number.isInteger(perDay) && (perDay as number) >= 1 && (perDay as number) <= 1_000_000)
-  ) {
-    ctx.addIssue({ code: 'custom', path: ['customer_tickets_per_day'], message: 'must be a whole number from 1 to 1000000' });
-  }
-  const pendingBytes = o.customer_pending_upload_bytes;
-  if (
-    pendingBytes !== undefined && pendingBytes !== null &&
-    !(Number.isInteger(pendingBytes) && (pendingBytes as number) >= 52_428_800 && (pendingBytes as number) <= 107_374_182_400)
-  ) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['customer_pending_upload_bytes'],
-      message: 'must be a whole number of bytes from 52428800 (50 MiB) to 107374182400 (100 GiB)',
-    });
-  }
+  // A whole number within the bounds the database clamps it to.
+  const wholeNumber = (key: string, min: number, max: number, message: string) => {
+    const v = o[key];
+    if (v !== undefined && v !== null && !(Number.isInteger(v) && (v as number) >= min && (v as number) <= max)) {
+      ctx.addIssue({ code: 'custom', path: [key], message });
+    }
+  };
+  wholeNumber('customer_tickets_per_day', 1, 1_000_000, 'must be a whole number from 1 to 1000000');
+  wholeNumber(
+    'customer_pending_upload_bytes',
+    52_428_800,
+    107_374_182_400,
+    'must be a whole number of bytes from 52428800 (50 MiB) to 107374182400 (100 GiB)',
+  );
   const consent = o.voice_recording_requires_consent;
   if (consent !== undefined && consent !== null && typeof consent !== 'boolean') {
     ctx.addIssue({ code: 'custom', path: ['voice_recording_requires_consent'], message: 'must be true or false' });

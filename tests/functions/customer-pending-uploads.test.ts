@@ -16,7 +16,7 @@ import { app } from '../../functions/tickets/app.ts';
 import { closeDb } from '../../shared/db.ts';
 import { handleLocalStorage } from '../../shared/storage.ts';
 import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
-import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { committedAs, freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
@@ -66,10 +66,7 @@ async function state() {
 }
 /** As the customer on PostgREST's path, committed. */
 function asCustomer<T>(fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
-  return db.sql.begin(async (tx) => {
-    await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${JSON.stringify(customer)}, true)`;
-    return await fn(tx);
-  }) as Promise<T>;
+  return committedAs(db.sql, 'authenticated', customer, fn);
 }
 const insertDirect = (tx: postgres.TransactionSql, sizes: number[]) =>
   tx`insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes)

@@ -13,7 +13,7 @@ import { app as voiceApp } from '../../functions/voice/app.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { closeDb } from '../../shared/db.ts';
 import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
-import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { committedAs, freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
@@ -62,10 +62,7 @@ const toMidnight = async () =>
     .s as number;
 /** Runs `fn` as the customer on PostgREST's path (role authenticated, their claims), committed. */
 function asCustomer<T>(fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
-  return db.sql.begin(async (tx) => {
-    await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${JSON.stringify(customer)}, true)`;
-    return await fn(tx);
-  }) as Promise<T>;
+  return committedAs(db.sql, 'authenticated', customer, fn);
 }
 const bulk = (tx: postgres.TransactionSql, n: number) =>
   tx`insert into public.tickets (tenant_id, title) select ${acme}, 'spam ' || g from generate_series(1, ${n}::int) g`;

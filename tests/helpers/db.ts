@@ -49,18 +49,25 @@ export async function rolledBack<T>(sql: Sql, fn: (tx: postgres.TransactionSql) 
 
 class Rollback extends Error {}
 
+type ApiRole = 'authenticated' | 'anon' | 'service_role';
+
+/** Switches the transaction to `role` with these claims, as PostgREST does for a request. */
+async function actAs(tx: postgres.TransactionSql, role: ApiRole, claims: Record<string, unknown>): Promise<void> {
+  await tx`select set_config('role', ${role}, true), set_config('request.jwt.claims', ${
+    JSON.stringify({ ...claims, role })
+  }, true)`;
+}
+
 /** Runs fn as PostgREST would for a request with these claims, then rolls back, so
  *  every probe starts from the same data. Resolves with fn's result or the error. */
 export function probeAs<T>(
   sql: Sql,
-  role: 'authenticated' | 'anon' | 'service_role',
+  role: ApiRole,
   claims: Record<string, unknown>,
   fn: (tx: postgres.TransactionSql) => Promise<T>,
 ): Promise<{ ok: true; value: T } | { ok: false; error: { code?: string; message: string } }> {
   return rolledBack(sql, async (tx) => {
-    await tx`select set_config('role', ${role}, true), set_config('request.jwt.claims', ${
-      JSON.stringify({ ...claims, role })
-    }, true)`;
+    await actAs(tx, role, claims);
     try {
       return { ok: true as const, value: await fn(tx) };
     } catch (err) {
@@ -68,4 +75,13 @@ export function probeAs<T>(
       return { ok: false as const, error: { code: e.code, message: e.message } };
     }
   });
+}
+
+/** Runs fn as PostgREST would for a request with these claims, in one committed
+ *  transaction: what a client's own write through the direct path leaves behind. */
+export function committedAs<T>(sql: Sql, role: ApiRole, claims: Record<string, unknown>, fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
+  return sql.begin(async (tx) => {
+    await actAs(tx, role, claims);
+    return await fn(tx);
+  }) as Promise<T>;
 }
