@@ -246,6 +246,97 @@ describe('Clerk events out of order', () => {
   });
 });
 
+describe('Clerk events before the objects they name', () => {
+  const membership = (org: string, user: string, timestamp?: number) => ({
+    type: 'organizationMembership.created',
+    ...(timestamp === undefined ? {} : { timestamp }),
+    data: { id: `orgmem_${user}`, role: 'org:admin', organization: { id: org }, public_user_data: { user_id: user } },
+  });
+  const recorded = async (svixId: string) => ({
+    inbox: (await db.sql`select count(*)::int as n from private.webhook_inbox where provider = 'clerk' and event_id = ${svixId}`)[0].n,
+    versions: (await db.sql`select count(*)::int as n from private.clerk_object_versions where object like 'membership:org_early%'`)[0].n,
+  });
+  const roleIn = async (org: string, email: string) =>
+    (await db.sql`
+      select m.role from public.memberships m join public.tenant_org_links l on l.tenant_id = m.tenant_id
+      join public.users u on u.id = m.user_id where l.org_id = ${org} and u.email = ${email}`)[0]?.role ?? null;
+
+  it("a creator's membership sent before its organisation and its user is refused until both arrive, then applied", async () => {
+    // Svix sends events concurrently, in no set order: the membership came first.
+    const early = clerkRequest(membership('org_early', 'user_early', Date.now()));
+    const beforeOrg = await sendClerk(early);
+    expect([beforeOrg.status, errorCode(beforeOrg)]).toEqual([409, 'related_event_pending']);
+    // Nothing is remembered, so Svix's next attempt is not a duplicate.
+    expect(await recorded(early.headers['svix-id'])).toEqual({ inbox: 0, versions: 0 });
+
+    await sendClerk(clerkRequest({ type: 'organization.created', timestamp: Date.now(), data: { id: 'org_early', name: 'Early Ltd', slug: 'early-ltd' } }));
+    const beforeUser = await sendClerk(early);
+    expect([beforeUser.status, errorCode(beforeUser)]).toEqual([409, 'related_event_pending']);
+    expect(await recorded(early.headers['svix-id'])).toEqual({ inbox: 0, versions: 0 });
+
+    await sendClerk(clerkRequest({ ...clerkUser('user_early', 'early@early.test'), timestamp: Date.now() }));
+    const retried = await sendClerk(early);
+    expect([retried.status, retried.body.outcome]).toEqual([200, 'applied']);
+    expect(await roleIn('org_early', 'early@early.test')).toBe('admin');
+    expect((await sendClerk(early)).body.outcome).toBe('duplicate');
+  });
+
+  it('a membership of someone never announced is ignored once it is a day old, or has no time', async () => {
+    await sendClerk(clerkRequest({ type: 'organization.created', data: { id: 'org_quiet', name: 'Quiet Ltd', slug: 'quiet-ltd' } }));
+    const dayOld = await sendClerk(clerkRequest(membership('org_quiet', 'user_never', Date.now() - 25 * 3600_000)));
+    expect([dayOld.status, dayOld.body.outcome]).toEqual([200, 'ignored']);
+    const timeless = await sendClerk(clerkRequest(membership('org_quiet', 'user_never')));
+    expect([timeless.status, timeless.body.outcome]).toEqual([200, 'ignored']);
+    // An organisation never announced, the same.
+    const noOrg = await sendClerk(clerkRequest(membership('org_never', 'user_never', Date.now() - 25 * 3600_000)));
+    expect([noOrg.status, noOrg.body.outcome]).toEqual([200, 'ignored']);
+    expect(await db.sql`select 1 from public.memberships m join public.tenant_org_links l on l.tenant_id = m.tenant_id where l.org_id = 'org_quiet'`)
+      .toHaveLength(0);
+  });
+});
+
+describe('Clerk values the schema is stricter about', () => {
+  const org = (id: string, data: Record<string, unknown>) => clerkRequest({ type: 'organization.created', timestamp: Date.now(), data: { id, ...data } });
+  const tenantOf = async (orgId: string) =>
+    (await db.sql`select t.name, t.slug from public.tenants t join public.tenant_org_links l on l.tenant_id = t.id where l.org_id = ${orgId}`)[0];
+
+  it('an organisation whose slug or name makes no valid slug still becomes a tenant', async () => {
+    // Cut at 50 characters, the slug would end in a hyphen.
+    const long = await sendClerk(org('org_2LongSlug', { name: 'Long', slug: `${'a'.repeat(49)}-b` }));
+    expect([long.status, long.body.outcome]).toEqual([200, 'applied']);
+    expect((await tenantOf('org_2LongSlug')).slug).toBe('a'.repeat(49));
+    // No slug (Clerk can turn them off) and a name with no Latin letters.
+    const kanji = await sendClerk(org('org_2Kanji', { name: '株式会社', slug: null }));
+    expect([kanji.status, kanji.body.outcome]).toEqual([200, 'applied']);
+    expect(await tenantOf('org_2Kanji')).toEqual({ name: '株式会社', slug: 'org-2kanji' });
+    // A blank name: the tenant is named by its slug. The same slug again gets the id's.
+    const blank = await sendClerk(org('org_2Blank', { name: '   ', slug: 'blank-co' }));
+    expect([blank.status, blank.body.outcome]).toEqual([200, 'applied']);
+    expect(await tenantOf('org_2Blank')).toEqual({ name: 'blank-co', slug: 'blank-co' });
+    expect((await sendClerk(org('org_AA2Blank2', { name: 'Blank 2', slug: 'blank-co' }))).body.outcome).toBe('applied');
+    expect((await tenantOf('org_AA2Blank2')).slug).toBe('blank-co-a2blank2');
+    // Ids alike in their last eight letters: a random part.
+    expect((await sendClerk(org('org_BA2Blank2', { name: 'Blank 3', slug: 'blank-co' }))).body.outcome).toBe('applied');
+    expect((await tenantOf('org_BA2Blank2')).slug).toMatch(/^blank-co-a2blank2-[0-9a-f]{8}$/);
+    // A blank name on update keeps the tenant's name.
+    await sendClerk(clerkRequest({ type: 'organization.updated', timestamp: Date.now() + 1, data: { id: 'org_AA2Blank2', name: '' } }));
+    expect((await tenantOf('org_AA2Blank2')).name).toBe('Blank 2');
+  });
+
+  it("a person's over-long names are cut to the schema's, and an address someone else has leaves theirs", async () => {
+    const long = await sendClerk(clerkRequest({ ...clerkUser('user_longname', 'long.name@example.test', 'F'.repeat(150)), timestamp: Date.now() }));
+    expect([long.status, long.body.outcome]).toEqual([200, 'applied']);
+    const [u] = await db.sql`select id, first_name from public.users where email = 'long.name@example.test'`;
+    expect(u.first_name).toBe('F'.repeat(100));
+
+    // They make another person's verified address their primary one in Clerk.
+    await sendClerk(clerkRequest({ ...clerkUser('user_other_owner', 'taken@example.test'), timestamp: Date.now() }));
+    const moved = await sendClerk(clerkRequest({ ...clerkUser('user_longname', 'taken@example.test', 'Lena'), type: 'user.updated', timestamp: Date.now() + 1 }));
+    expect([moved.status, moved.body.outcome]).toEqual([200, 'applied']);
+    expect((await db.sql`select email, first_name from public.users where id = ${u.id}`)[0]).toEqual({ email: 'long.name@example.test', first_name: 'Lena' });
+  });
+});
+
 // ---------------------------------------------------------------- Supabase Auth
 
 describe('Supabase Auth', () => {

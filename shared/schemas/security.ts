@@ -121,6 +121,10 @@ export const clerkErrors = {
       'body is not a Clerk event',
   ),
   401: errorResponse('`invalid_signature`: no signature matches, or the timestamp is more than 5 minutes away'),
+  409: errorResponse(
+    '`related_event_pending`: a membership names an organisation or user not received yet (Svix sends events ' +
+      'in no set order); nothing was recorded, and Svix sends it again. Past a day, it is ignored',
+  ),
   503: errorResponse(
     '`not_configured`: CLERK_WEBHOOK_SECRET is not set (nothing is accepted), or CLERK_ISSUER, needed to map users',
   ),

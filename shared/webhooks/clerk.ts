@@ -5,7 +5,7 @@
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import type { Tx } from '../db.ts';
 import { env } from '../env.ts';
-import { ApiError, badRequest, unauthorized } from '../errors.ts';
+import { ApiError, badRequest, conflict, unauthorized } from '../errors.ts';
 
 /** A partner's JSON payload: shapes are checked where they are read. */
 // deno-lint-ignore no-explicit-any
@@ -89,7 +89,11 @@ async function upsertUser(
   } else {
     await tx`
       update public.users set
-        email = coalesce(${email ?? null}::text, email),
+        -- An address another person already has here stays theirs: this person keeps
+        -- theirs (the update is not refused for ever by the unique e-mail).
+        email = case when ${email ?? null}::text is not null and not exists (
+                       select 1 from public.users o where lower(o.email) = ${email ?? null}::text and o.id <> ${userId})
+                     then ${email ?? null}::text else email end,
         first_name = coalesce(${names.first ?? null}::text, first_name),
         last_name = coalesce(${names.last ?? null}::text, last_name),
         avatar_url = coalesce(${names.image ?? null}::text, avatar_url),
@@ -119,12 +123,49 @@ async function liveTenantForOrg(tx: Tx, orgId: unknown): Promise<string | undefi
   return link?.tenant_id;
 }
 
+/** The letters and digits of a Clerk id (org_2ab…), lower case, to tell slugs apart. */
+const idSuffix = (id: unknown) => String(id).replace(/^[a-z]+_/i, '').toLowerCase().replace(/[^a-z0-9]/g, '').slice(-8) || 'org';
+
+/** A slug the tenants' check takes (3–63 letters, digits and single inner hyphens),
+ *  from the organisation's slug or name; Clerk's own rules are looser (orgs may have
+ *  no slug, names in any script). */
 function slugFor(data: Payload): string {
-  const base = String(data.slug ?? data.name ?? data.id).toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(
-    /^-+|-+$/g,
-    '',
-  ).slice(0, 50);
-  return (base.length >= 3 ? base : `org-${base}`).replace(/-+/g, '-');
+  const source = typeof data.slug === 'string' && data.slug !== '' ? data.slug : String(data.name ?? '');
+  const base = source.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 50).replace(/^-+|-+$/g, '');
+  return base.length >= 3 ? base : `org-${base || idSuffix(data.id)}`;
+}
+
+/** The organisation's name as the tenants' check takes it: trimmed, at most 100
+ *  characters; a blank or missing one is replaced by the slug (on update: kept). */
+function orgName(data: Payload): string | undefined {
+  const name = typeof data.name === 'string' ? data.name.trim().slice(0, 100).trim() : '';
+  return name === '' ? undefined : name;
+}
+
+/** A person's name part as the users' check takes it (at most 100 characters). */
+const namePart = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v.trim().slice(0, 100) : undefined);
+
+/** An avatar URL the users' check takes; a longer one is dropped, not cut. */
+const imageUrl = (v: unknown) => (typeof v === 'string' && v !== '' && v.length <= 2048 ? v : undefined);
+
+/** How long a membership naming an organisation or person not received yet is refused,
+ *  for Svix to send it again. Svix sends events concurrently and in no set order: an
+ *  organisation's creator's membership can come before organization.created, an
+ *  invitee's before their user.created. Acknowledged as ignored, it was never sent again
+ *  and the person never joined. Past this, one never announced is ignored. */
+const AWAIT_RELATED_MS = 24 * 60 * 60 * 1000;
+
+/** Refuses a recent event (409, retried by Svix; its transaction, inbox row included,
+ *  rolls back); an old one, or one without its time, is ignored. */
+function awaitRelated(event: ClerkEvent, what: 'organization' | 'user'): 'ignored' {
+  const at = event.timestamp;
+  if (typeof at === 'number' && Number.isFinite(at) && Date.now() - at < AWAIT_RELATED_MS) {
+    throw conflict(
+      'related_event_pending',
+      `The ${what} this membership names has not been received yet; send the event again later`,
+    );
+  }
+  return 'ignored';
 }
 
 /** The object a Clerk event is about, as private.clerk_object_versions names it; null
@@ -172,9 +213,9 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
     case 'user.created':
     case 'user.updated':
       return (await upsertUser(tx, d.id, primaryEmail(d), {
-          first: d.first_name,
-          last: d.last_name,
-          image: d.image_url,
+          first: namePart(d.first_name),
+          last: namePart(d.last_name),
+          image: imageUrl(d.image_url),
         }))
         ? 'applied'
         : 'ignored';
@@ -187,18 +228,16 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
     case 'organization.updated': {
       if (!orgsAsTenants) return 'ignored';
       const tenantId = await tenantForOrg(tx, d.id);
+      const name = orgName(d);
       if (tenantId) {
-        await tx`update public.tenants set name = ${String(d.name).slice(0, 100)} where id = ${tenantId}`;
+        if (name) await tx`update public.tenants set name = ${name} where id = ${tenantId}`;
         return 'applied';
       }
       let slug = slugFor(d);
-      const [taken] = await tx`select 1 from public.tenants where slug = ${slug}`;
-      if (taken) {
-        slug = `${slug.slice(0, 50)}-${String(d.id).slice(-6).toLowerCase().replace(/[^a-z0-9]/g, '')}`;
-      }
-      const [t] = await tx`insert into public.tenants (name, slug) values (${
-        String(d.name).slice(0, 100)
-      }, ${slug}) returning id`;
+      const taken = async () => (await tx`select 1 from public.tenants where slug = ${slug}`).length > 0;
+      if (await taken()) slug = `${slug}-${idSuffix(d.id)}`;
+      if (await taken()) slug = `${slug.slice(0, 50)}-${crypto.randomUUID().slice(0, 8)}`;
+      const [t] = await tx`insert into public.tenants (name, slug) values (${name ?? slug}, ${slug}) returning id`;
       await tx`insert into public.tenant_org_links (tenant_id, issuer, org_id) values (${t.id}, ${issuer()}, ${d.id})`;
       return 'applied';
     }
@@ -210,17 +249,23 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
     }
     case 'organizationMembership.created':
     case 'organizationMembership.updated': {
-      const tenantId = await liveTenantForOrg(tx, d.organization?.id);
+      const orgId = d.organization?.id;
+      const tenantId = await liveTenantForOrg(tx, orgId);
       const pud = d.public_user_data ?? {};
-      if (!tenantId || !pud.user_id) return 'ignored';
+      if (!pud.user_id) return 'ignored';
+      if (!tenantId) {
+        // An organisation never received is waited for; a deleted one takes no members.
+        const unseen = orgsAsTenants && typeof orgId === 'string' && orgId !== '' && !(await tenantForOrg(tx, orgId));
+        return unseen ? awaitRelated(event, 'organization') : 'ignored';
+      }
       // A membership's identifier is not known to be verified: only a user Clerk already
       // told us about (user.created) is linked here.
       const userId = await upsertUser(tx, pud.user_id, { email: undefined, verified: false }, {
-        first: pud.first_name,
-        last: pud.last_name,
-        image: pud.image_url,
+        first: namePart(pud.first_name),
+        last: namePart(pud.last_name),
+        image: imageUrl(pud.image_url),
       });
-      if (!userId) return 'ignored';
+      if (!userId) return awaitRelated(event, 'user');
       await tx`
         insert into public.memberships (tenant_id, user_id, role) values (${tenantId}, ${userId}, ${roleFor(d.role)})
         on conflict (tenant_id, user_id) do update set role = excluded.role`;
