@@ -109,7 +109,16 @@ export async function partnerFetch(
     const what = (err as Error).name === 'TimeoutError' ? 'timed out' : 'connection failed';
     throw new PartnerError(service, `${opts.method ?? 'GET'} ${new URL(url).pathname} ${what}`, true);
   }
-  const text = await res.text().catch(() => '');
+  // An answer whose body breaks off (the connection dropped, or the timeout ran out while
+  // it came) is no answer: read as empty, a 200 looked like "not there" to the callers
+  // that probe (an account not found, so not removed).
+  let text: string;
+  try {
+    text = await res.text();
+  } catch (err) {
+    const what = (err as Error).name === 'TimeoutError' ? 'timed out' : 'connection failed';
+    throw new PartnerError(service, `${opts.method ?? 'GET'} ${new URL(url).pathname} ${what} in the answer`, true);
+  }
   let body: unknown = text;
   try {
     body = text ? JSON.parse(text) : null;

@@ -231,6 +231,21 @@ describe('suspend, resume and removal', () => {
     await step(connector(), t, 'remove'); // 404 now: already removed
   });
 
+  it('an answer that breaks off halfway is a failure to retry, not "not there": removal is not taken as done', async () => {
+    const t = tenant('cw-rm-cut');
+    await step(connector(), t, 'ensure');
+    const id = t.externalIds.account_id;
+    cw.server.faults = { ...cw.server.faults, match: /^GET \/platform\/api\/v1\/accounts\/\d+$/, truncateBody: 1 };
+    const err = await step(connector(), t, 'remove').catch((e) => e);
+    expect(err).toBeInstanceOf(PartnerError);
+    expect(err).toMatchObject({ retryable: true, message: expect.stringContaining('in the answer') });
+    expect(cw.server.log.at(-1)).toMatchObject({ method: 'GET', status: 'dropped' });
+    expect(cw.accounts.get(id)!.status).toBe('active');
+    // The queue's next attempt removes it.
+    await step(connector(), t, 'remove');
+    expect(cw.accounts.get(id)).toMatchObject({ status: 'suspended', custom_attributes: { deletion_requested_at: expect.any(String) } });
+  });
+
   it("removal deletes the login this tenant created unless another tenant's account uses it", async () => {
     const a = tenant('cw-rm-a');
     await step(connector(), a, 'ensure');

@@ -1,7 +1,7 @@
 // The base of every partner stand-in: a loopback HTTP server that keeps state, logs
 // requests, and has switches for the faults a real partner shows — 5xx, 429 with
-// Retry-After, answers slower than the client's timeout, and a connection dropped
-// after the partner did the work.
+// Retry-After, answers slower than the client's timeout, a connection dropped after the
+// partner did the work, and one dropped halfway through the answer's body.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -15,6 +15,8 @@ export interface Faults {
   slow: number;
   slowMs: number;
   dropAfterWork: number;
+  /** Answers with the headers and half the body, then drops the connection. */
+  truncateBody: number;
 }
 
 export interface Request {
@@ -40,6 +42,7 @@ const noFaults = (defaults: Partial<Faults> = {}): Faults => ({
   slow: 0,
   slowMs: 0,
   dropAfterWork: 0,
+  truncateBody: 0,
   ...defaults,
 });
 
@@ -106,6 +109,15 @@ export class StandIn {
         f.dropAfterWork--;
         self!.log.push({ method: request.method, path: request.path, status: 'dropped' });
         req.socket.destroy(); // the work is done, the answer never arrives
+        return;
+      }
+      if (faulty && f.truncateBody > 0 && !res.destroyed) {
+        f.truncateBody--;
+        self!.log.push({ method: request.method, path: request.path, status: 'dropped' });
+        const text = reply.body === undefined ? '' : typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
+        const bytes = Buffer.from(text || ' ');
+        res.writeHead(reply.status, { 'content-type': 'application/json', 'content-length': String(bytes.length), ...reply.headers });
+        res.write(bytes.subarray(0, Math.floor(bytes.length / 2)), () => req.socket.destroy());
         return;
       }
       if (!res.destroyed) send(reply);
