@@ -1019,6 +1019,22 @@ describe('rate limits', () => {
     await entitle(globex, { limits: { requests_per_minute_per_caller: null } });
   });
 
+  it("writes a caller's own window refuses spend nothing of the tenant's: one busy caller does not starve the others", async () => {
+    await entitle(globex, { limits: { requests_per_minute: 5, requests_per_minute_per_caller: 3 } });
+    await earlyInMinute();
+    await db.sql`delete from private.rate_limit_counters`;
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) statuses.push((await write(tok.globexUser, 20 + i)).status);
+    expect(statuses).toEqual([201, 201, 201, 429, 429, 429, 429, 429]);
+    const [tenantRow] = await db.sql`select hits from private.rate_limit_counters where scope = 'tenant' and key = ${globex}`;
+    expect(tenantRow.hits).toBe(3);
+    // The tenant's other two writes this minute are a colleague's.
+    for (let i = 0; i < 2; i++) expect((await write(tok.globexAdmin, 30 + i)).status).toBe(201);
+    const sixth = await write(tok.globexAdmin, 32);
+    expect([sixth.status, (await sixth.json()).error.details]).toEqual([429, expect.objectContaining({ scope: 'tenant', limit: 5 })]);
+    await entitle(globex, { limits: { requests_per_minute: null, requests_per_minute_per_caller: null } });
+  });
+
   it("the tenant's window binds all its callers together", async () => {
     await entitle(globex, { limits: { requests_per_minute: 0 } });
     const res = await write(tok.globexAdmin, 6);

@@ -101,7 +101,12 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202150000_voice_route_one_statement.sql',
     '20261202150200_voice_route_batched.sql',
   ],
-  'private.rate_limit_hit': ['20261202074000_rate_limit_speed.sql', '20261202080300_rate_limit_per_api_key.sql'],
+  // A write the caller's own window refuses spends nothing of the tenant's (20261206050000).
+  'private.rate_limit_hit': [
+    '20261202074000_rate_limit_speed.sql',
+    '20261202080300_rate_limit_per_api_key.sql',
+    '20261206050000_rate_limit_refusals_spend_only_the_caller.sql',
+  ],
   // The call events ask the tenant's state: no new call for a suspended one, nothing for a
   // deleted one; a deleted tenant has no knowledge (issue 14); a new call answers its
   // status after the events held for it (issue 14, early events).
