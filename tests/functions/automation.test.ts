@@ -489,6 +489,49 @@ describe('time-based rules', () => {
   });
 });
 
+describe('time-based rules whose wait ends before their job runs', () => {
+  it('match nothing: a customer who answered in between is not closed for lack of reply, nor nudged', async () => {
+    await quiet();
+    const close = await rule({
+      name: 'Close when silent',
+      event: 'ticket.pending_for',
+      after_minutes: 60,
+      actions: [{ type: 'reply', content: 'Closing for lack of reply' }, { type: 'set_status', status: 'resolved' }],
+    });
+    const nudge = await rule({
+      name: 'Nudge when silent',
+      event: 'ticket.no_customer_reply',
+      after_minutes: 60,
+      actions: [{ type: 'add_tags', tags: ['nudged'] }],
+    });
+    const waiting = await ticket('Pending, then answered');
+    expect((await call(app, 'POST', `/tickets/${waiting}/status`, { token: tok.admin, body: { status: 'pending' } })).status).toBe(200);
+    await db.sql`update public.tickets set sla_paused_at = now() - interval '2 hours' where id = ${waiting}`;
+    const asked = await ticket('Asked, then answered');
+    await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content, created_at)
+      values (${acme}, ${asked}, ${users.acmeAgent.id}, 'message', 'Which version?', now() - interval '2 hours')`;
+    await drain();
+    await db.sql`select private.run_automation_sweep()`;
+    const queued = await db.sql`
+      select payload ->> 'ticket_id' as ticket, payload ->> 'rule_id' as rule from private.jobs
+      where task = 'automation' and payload ->> 'ticket_id' in (${waiting}, ${asked}) order by 1`;
+    expect(queued.map((j) => [j.ticket, j.rule]).sort()).toEqual([[waiting, close], [asked, nudge]].sort());
+    // Both customers answer before the queued jobs run.
+    for (const t of [waiting, asked]) {
+      const reply = await call(app, 'POST', `/tickets/${t}/messages`, { token: tok.user, body: { content: 'Here is my answer' } });
+      expect(reply.status, JSON.stringify(reply.body)).toBe(201);
+    }
+    expect((await state(waiting)).status).toBe('open');
+    await drain();
+    expect(await state(waiting)).toMatchObject({ status: 'open', messages: ['message:Here is my answer'] });
+    expect((await state(asked)).tags).toEqual([]);
+    const mine = (runs: { ticket_id: string; outcome: string }[]) =>
+      runs.filter((r) => [waiting, asked].includes(r.ticket_id)).map((r) => [r.ticket_id, r.outcome]);
+    expect(mine(await runsOf(close))).toEqual([[waiting, 'not_matched']]);
+    expect(mine(await runsOf(nudge))).toEqual([[asked, 'not_matched']]);
+  });
+});
+
 describe('concurrency', () => {
   it('100 tickets changed at once under 20 active rules: every rule applied exactly once per event', async () => {
     await quiet();
