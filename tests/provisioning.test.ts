@@ -348,9 +348,15 @@ describe('lifecycle', () => {
 
     await call(tenantsApp, 'DELETE', `/tenants/${t.id}`, { token: superToken });
     await drain();
-    // Within the grace period nothing is removed.
-    expect(account()).toBeDefined();
-    expect(Object.values(await services(t.id)).every((s) => s.desired_state === 'removed' && s.state === 'active')).toBe(true);
+    // Within the grace period nothing is removed, but access ends at once: suspended.
+    expect(account()?.status).toBe('suspended');
+    expect(odooUser()?.active).toBe(false);
+    expect(botpress.bots.get(ids.botpress.external_ids.bot_id)?.blocked).toBe(true);
+    expect(Object.values(await services(t.id)).every((s) => s.desired_state === 'removed' && s.state === 'suspended')).toBe(true);
+    // The removal waits for its time.
+    const removals = await db.sql`select run_at > now() + interval '6 days' as later from private.jobs
+      where task = 'provision' and dead_at is null and payload ->> 'tenant_id' = ${t.id}`;
+    expect(removals.map((j) => j.later)).toEqual([true, true, true]);
     await db.sql`update public.tenant_services set remove_after = now() where tenant_id = ${t.id}`;
     await drain();
     expect(Object.values(await services(t.id)).map((s) => s.state)).toEqual(['removed', 'removed', 'removed']);
@@ -360,6 +366,31 @@ describe('lifecycle', () => {
     expect(account()).toBeUndefined();
     expect(partnerObjects(t).botpressBots).toBe(0);
     expect(odooUser()?.active).toBe(false);
+  });
+
+  it('a deletion suspends at once, also a suspension still waiting out a failure, and a restore within the grace period resumes', async () => {
+    const t = await createTenant(['chatwoot']);
+    await drain();
+    const ids = await services(t.id);
+    const account = () => chatwoot.accounts.get(ids.chatwoot.external_ids.account_id);
+    // The suspension meets a Chatwoot 503 and waits out its backoff…
+    chatwoot.server.faults = { ...chatwoot.server.faults, match: /^PATCH \/platform\/api\/v1\/accounts\//, fail5xx: 1 };
+    await call(tenantsApp, 'POST', `/tenants/${t.id}/suspend`, { token: superToken });
+    await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 });
+    expect(account()?.status).toBe('active');
+    // …when the tenant is deleted: the job is not moved out by the grace period.
+    await call(tenantsApp, 'DELETE', `/tenants/${t.id}`, { token: superToken });
+    const [job] = await jobOf(t.id, 'chatwoot');
+    expect(new Date(job.run_at).getTime()).toBeLessThan(Date.now() + 60_000);
+    await drain();
+    expect(account()?.status).toBe('suspended');
+    expect((await services(t.id)).chatwoot).toMatchObject({ desired_state: 'removed', state: 'suspended' });
+
+    await call(tenantsApp, 'POST', `/tenants/${t.id}/resume`, { token: superToken });
+    await drain();
+    expect(account()?.status).toBe('active');
+    expect((await services(t.id)).chatwoot).toMatchObject({ desired_state: 'active', state: 'active' });
+    expect(await db.sql`select 1 from private.jobs where job_key = ${`provision:${t.id}:chatwoot`} and dead_at is null`).toHaveLength(0);
   });
 
   it('removes what a create made when its answer was lost and the tenant went before a retry', async () => {

@@ -25,6 +25,9 @@ import { freshDatabase, type TestDatabase, UNAUDITED_TABLES } from '../helpers/d
 /** Functions a later migration redefines on purpose: 'schema.name' → the redefining files,
  *  each with the reason in a comment. */
 const REDEFINITIONS: Record<string, string[]> = {
+  // A deleted tenant's partner spaces are suspended during the removal's grace period.
+  'private.provisioning_context': ['20261206052000_deleted_tenants_suspended_during_grace.sql'],
+  'private.tenant_services_enqueue': ['20261206052000_deleted_tenants_suspended_during_grace.sql'],
   // The stored size moves the quota through the table's own count; a file past 50 MiB is a refusal.
   'private.attachment_size_as_stored': ['20261206046000_stored_sizes_review.sql'],
   // An uploaded attachment counts the bytes the storage holds (hosted Storage's signed
