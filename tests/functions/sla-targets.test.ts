@@ -115,6 +115,11 @@ describe('the next-response target', () => {
     const breached = await row(t.id);
     expect(breached.sla_next_response_breached_at).not.toBeNull();
     expect(breached.status).toBe('escalated');
+    // The list's breach filter counts it.
+    const listed = async (flag: boolean) =>
+      (await call(app, 'GET', `/tickets?sla_breached=${flag}&limit=100`, { token: tok.agent })).body.items.map((x: { id: string }) => x.id);
+    expect(await listed(true)).toContain(t.id);
+    expect(await listed(false)).not.toContain(t.id);
     await sweep(40);
     expect(await events('ticket.sla_breached', t.id)).toEqual([{ ticket_id: t.id, number: t.number, kind: 'next_response' }]);
     const timeline = await db.sql`select data ->> 'kind' as kind from public.ticket_events where ticket_id = ${t.id} and type = 'sla_breached'`;

@@ -326,8 +326,10 @@ function listFilter(tx: Tx, q: ListQuery, tenantId: string, me: string, staff: b
     q.sla_breached === undefined
       ? tx`true`
       : q.sla_breached
-      ? tx`(sla_first_response_breached_at is not null or sla_resolution_breached_at is not null)`
-      : tx`(sla_first_response_breached_at is null and sla_resolution_breached_at is null)`,
+      ? tx`(sla_first_response_breached_at is not null or sla_resolution_breached_at is not null
+            or sla_next_response_breached_at is not null)`
+      : tx`(sla_first_response_breached_at is null and sla_resolution_breached_at is null
+            and sla_next_response_breached_at is null)`,
     q.q ? tx`search @@ websearch_to_tsquery('english', ${q.q})` : tx`true`,
   ];
   return where.reduce((acc, part) => tx`${acc} and ${part}`);
