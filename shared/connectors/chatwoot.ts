@@ -95,7 +95,9 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
   async function setStatus(ctx: ProvisionContext, status: 'active' | 'suspended') {
     const id = accountId(ctx);
     if (!id) return;
-    await call(`/platform/api/v1/accounts/${id}`, { method: 'PATCH', body: { status } });
+    // An account deleted at Chatwoot has nothing to suspend; on resume, ensure (which
+    // runs next) makes it again. A 404 here failed the service for good instead.
+    await call(`/platform/api/v1/accounts/${id}`, { method: 'PATCH', body: { status }, accept: [404] });
   }
 
   /** The account webhook at this tenant's inbound URL, found by URL or created. The one

@@ -231,6 +231,20 @@ describe('suspend, resume and removal', () => {
     await step(connector(), t, 'remove'); // 404 now: already removed
   });
 
+  it('an account deleted at Chatwoot: suspend has nothing to do, and resume then ensure make it again', async () => {
+    const t = tenant('cw-gone');
+    await step(connector(), t, 'ensure');
+    const id = t.externalIds.account_id;
+    cw.accounts.delete(id);
+    await step(connector(), t, 'suspend');
+    expect(cw.server.log.at(-1)).toMatchObject({ method: 'PATCH', status: 404 });
+    await step(connector(), t, 'resume');
+    await step(connector(), t, 'ensure');
+    expect(t.externalIds.account_id).not.toBe(id);
+    expect(cw.accounts.get(t.externalIds.account_id)!.status).toBe('active');
+    expect(await check(connector(), t)).toBe(true);
+  });
+
   it('an answer that breaks off halfway is a failure to retry, not "not there": removal is not taken as done', async () => {
     const t = tenant('cw-rm-cut');
     await step(connector(), t, 'ensure');
