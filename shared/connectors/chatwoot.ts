@@ -286,9 +286,14 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
       const token = (ctx.credentials as ChatwootCredentials | null)?.access_token;
       const hookId = ctx.externalIds.webhook_id as number | undefined;
       if (config.inboundUrl && token && hookId) {
-        const { body } = await call(`/api/v1/accounts/${id}/webhooks`, { token }) as {
+        const { status, body } = await call(`/api/v1/accounts/${id}/webhooks`, { token, accept: [401] }) as {
+          status: number;
           body: { payload?: { webhooks?: Webhook[] } };
         };
+        // The owner's token no longer works here (the login deleted or unlinked at
+        // Chatwoot, its token reset): drift, which ensure repairs by finding the login
+        // again. Failing the check left every reply posted with it failing for good.
+        if (status === 401) return false;
         // There, and at the URL this deployment answers now (a moved project or a new
         // CHATWOOT_WEBHOOK_KEY changes it): anything else is drift, which ensure repairs.
         const url = await config.inboundUrl(ctx.tenant.id);

@@ -174,6 +174,21 @@ describe('the account webhook', () => {
     expect(await check(connector(), t)).toBe(true);
   });
 
+  it("an owner token that no longer works (the login unlinked, its token reset) is drift that ensure repairs, not a check error", async () => {
+    const t = tenant('cw-token');
+    await step(connector(), t, 'ensure');
+    const userId = t.externalIds.user_id as number;
+    cw.links = cw.links.filter((l) => !(l.user_id === userId && l.account_id === t.externalIds.account_id));
+    expect(await check(connector(), t)).toBe(false);
+    await step(connector(), t, 'ensure');
+    expect(await check(connector(), t)).toBe(true);
+    cw.users.get(userId)!.access_token = 'reset-at-chatwoot';
+    expect(await check(connector(), t)).toBe(false);
+    await step(connector(), t, 'ensure');
+    expect(t.credentials!.access_token).toBe('reset-at-chatwoot');
+    expect(await check(connector(), t)).toBe(true);
+  });
+
   it("a webhook at another URL (the project moved, a new CHATWOOT_WEBHOOK_KEY) is drift: ensure moves it, keeping its id and secret", async () => {
     const t = tenant('cw-moved');
     await step(connector(), t, 'ensure');
