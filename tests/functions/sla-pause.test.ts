@@ -137,6 +137,21 @@ describe('pausing the clock while pending', () => {
     expect(after.due_date.getTime()).toBeGreaterThan(before.due_date.getTime());
   });
 
+  it('resolved straight from pending and reopened, the resolution clock does not count the wait', async () => {
+    const t = await ticket();
+    await setStatus(t.id, 'pending');
+    await waited(t.id, 90);
+    const resolved = await setStatus(t.id, 'resolved');
+    expect(resolved.sla_paused_minutes).toBe(90);
+    const reopened = await setStatus(t.id, 'open');
+    expect(new Date(reopened.due_date).getTime() - new Date(t.due_date).getTime()).toBe(90 * 60_000);
+    // The same due date a recomputation gives (a priority change and back).
+    for (const priority of ['high', 'medium']) {
+      expect((await call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.agent, body: { priority } })).status).toBe(200);
+    }
+    expect((await row(t.id)).due_date.getTime()).toBe(new Date(reopened.due_date).getTime());
+  });
+
   it('a priority change keeps the time already waited', async () => {
     const t = await ticket();
     await setStatus(t.id, 'pending');

@@ -438,6 +438,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.tickets_sla_pause': [
     '20261202050200_sla_next_response_warnings_holidays.sql',
     '20261202141000_sla_policies_per_team.sql',
+    // Resolved straight from pending, the wait still moves the resolution due date.
+    '20261206053000_pending_resolved_keeps_its_wait.sql',
   ],
   // Customers follow tickets where the tenant allows it (issue 16 §5): their follows count
   // there, they add only customers, and hear of public changes only.
