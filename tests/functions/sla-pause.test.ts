@@ -152,6 +152,26 @@ describe('pausing the clock while pending', () => {
     expect((await row(t.id)).due_date.getTime()).toBe(new Date(reopened.due_date).getTime());
   });
 
+  it('a priority no policy covers takes the due dates away (the sweep breaches nothing); back under one, they return', async () => {
+    const t = await ticket('medium');
+    await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'Which version?' } });
+    await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.user, body: { content: 'Version 2' } });
+    const low = await call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.agent, body: { priority: 'low' } });
+    expect(low.status, JSON.stringify(low.body)).toBe(200);
+    expect(await row(t.id)).toMatchObject({ first_response_due_at: null, due_date: null, next_response_due_at: null });
+    await asService(null, (tx) => tx`select private.run_sla_sweep(now() + interval '5 days')`);
+    expect(await row(t.id)).toMatchObject({ status: 'open', sla_first_response_breached_at: null, sla_resolution_breached_at: null });
+    const back = await call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.agent, body: { priority: 'medium' } });
+    expect(back.body.due_date).toBe(t.due_date);
+    // A due date set by hand where no policy applies is kept through a change to another
+    // place no policy covers (no team, still low).
+    const manual = await ticket('low');
+    const by = new Date(Date.now() + 86_400_000).toISOString();
+    expect((await call(app, 'PATCH', `/tickets/${manual.id}`, { token: tok.agent, body: { due_date: by } })).status).toBe(200);
+    await db.sql`update public.tickets set team_id = null where id = ${manual.id}`;
+    expect((await row(manual.id)).due_date.toISOString()).toBe(by);
+  });
+
   it('a priority change keeps the time already waited', async () => {
     const t = await ticket();
     await setStatus(t.id, 'pending');
