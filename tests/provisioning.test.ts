@@ -393,6 +393,27 @@ describe('lifecycle', () => {
     expect(await db.sql`select 1 from private.jobs where job_key = ${`provision:${t.id}:chatwoot`} and dead_at is null`).toHaveLength(0);
   });
 
+  it('a tenant is deleted outright only once its partner services are removed (they would stay live at the partners)', async () => {
+    const t = await createTenant(['chatwoot', 'botpress']);
+    await drain();
+    const refused = await db.sql`delete from public.tenants where id = ${t.id}`.catch((e) => e);
+    expect(refused).toMatchObject({ code: 'PT409', message: expect.stringContaining('botpress, chatwoot') });
+    expect(JSON.parse(refused.detail)).toEqual({ code: 'services_not_removed', details: { services: ['botpress', 'chatwoot'] } });
+    expect(await db.sql`select 1 from public.tenant_services where tenant_id = ${t.id}`).toHaveLength(2);
+    // Purged the way it says: deleted with no grace period, its services removed, then gone.
+    await db.sql`update public.tenants set settings = settings || '{"removal_grace_days": "0"}' where id = ${t.id}`;
+    expect((await call(tenantsApp, 'DELETE', `/tenants/${t.id}`, { token: superToken })).status).toBe(200);
+    await drain();
+    expect(Object.values(await services(t.id)).map((s) => s.state)).toEqual(['removed', 'removed']);
+    expect(partnerObjects(t).botpressBots).toBe(0);
+    await db.sql`delete from public.tenants where id = ${t.id}`;
+    // A service that never made anything does not hold a tenant back.
+    const bare = await createTenant(['odoo']);
+    expect((await services(bare.id)).odoo.state).toBe('pending');
+    await db.sql`delete from public.tenants where id = ${bare.id}`;
+    expect(await db.sql`select 1 from public.tenants where id = ${bare.id}`).toHaveLength(0);
+  });
+
   it('removes what a create made when its answer was lost and the tenant went before a retry', async () => {
     // The bot and the n8n project are made, their answers never arrive: no id is recorded.
     botpress.server.faults = { ...botpress.server.faults, match: /^POST \/v1\/admin\/bots$/, dropAfterWork: 1 };
