@@ -47,6 +47,15 @@ describe('an uploaded attachment counts the bytes the storage holds', () => {
     expect(await storageUsed()).toBe(before - (50 * MiB - 1));
   });
 
+  it('empty: charged one byte, not the size announced for it', async () => {
+    const id = await registered(50 * MiB, 0);
+    const before = await storageUsed();
+    const [{ outcome }] = await db.sql`select private.settle_pending_attachment(${acme}, ${id}, true) as outcome`;
+    expect(outcome).toBe('uploaded');
+    expect(await sizeOf(id)).toEqual({ n: 1, status: 'uploaded' });
+    expect(await storageUsed()).toBe(before - (50 * MiB - 1));
+  });
+
   it('more than announced: charged when a reader marks it, and refused when the plan has no room', async () => {
     const id = await registered(1, 10 * MiB);
     const before = await storageUsed();

@@ -29,7 +29,7 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.provisioning_context': ['20261206052000_deleted_tenants_suspended_during_grace.sql'],
   'private.tenant_services_enqueue': ['20261206052000_deleted_tenants_suspended_during_grace.sql'],
   // The stored size moves the quota through the table's own count; a file past 50 MiB is a refusal.
-  'private.attachment_size_as_stored': ['20261206046000_stored_sizes_review.sql'],
+  'private.attachment_size_as_stored': ['20261206046000_stored_sizes_review.sql', '20261206056000_empty_uploads_charged_as_stored.sql'],
   // An uploaded attachment counts the bytes the storage holds (hosted Storage's signed
   // upload URLs take any size): the check releases one the plan has no room for.
   'private.settle_pending_attachment': ['20261206044000_attachment_sizes_as_stored.sql'],
