@@ -318,6 +318,8 @@ describe('merged tickets', () => {
     const target = await ticket('Merged into here');
     const other = await ticket('Some other ticket');
     const id = await providerCall('prov-merged', 'in_progress');
+    // Opened from the call (the ticket names it), so the link takes.
+    await db.sql`update public.tickets set metadata = ${db.sql.json({ voice_call_id: id })} where id = ${source}`;
     await db.sql`update public.voice_calls set ticket_id = ${source} where id = ${id}`;
     // Merged by an admin, who then reads the call.
     const asAdmin = <T>(f: Parameters<typeof probeAs<T>>[3]) =>
@@ -331,5 +333,26 @@ describe('merged tickets', () => {
       return { ticket_id: after.ticket_id, again };
     });
     expect(merged).toEqual({ ok: true, value: { ticket_id: target, again: 'PT409' } });
+  });
+});
+
+describe('the link between a call and its ticket', () => {
+  it('an agent links a call on the direct path only to a ticket opened from it, not to any ticket of the tenant', async () => {
+    const call = await providerCall('prov-link', 'in_progress');
+    const other = await providerCall('prov-link-other', 'in_progress');
+    await db.sql`insert into public.tickets (tenant_id, title, created_by, metadata)
+      values (${acme}, 'Opened from the other call', ${users.acmeUser.id}, ${db.sql.json({ voice_call_id: other })}),
+             (${acme}, 'Not from a call', ${users.acmeUser.id}, '{}')`;
+    const [fromOther] = await db.sql`select id from public.tickets where title = 'Opened from the other call'`;
+    const [plain] = await db.sql`select id from public.tickets where title = 'Not from a call'`;
+    for (const ticket of [fromOther.id, plain.id]) {
+      const linked = await asAgent((tx) => tx`update public.voice_calls set ticket_id = ${ticket} where id = ${call} returning id`);
+      expect(linked).toMatchObject({ ok: false, error: { code: 'PT409', message: 'A call is linked only to the ticket opened from it' } });
+    }
+    expect((await db.sql`select ticket_id from public.voice_calls where id = ${call}`)[0].ticket_id).toBeNull();
+    // The ticket opened from it (naming it) links.
+    await db.sql`update public.tickets set metadata = ${db.sql.json({ voice_call_id: call })} where id = ${plain.id}`;
+    const ok = await asAgent((tx) => tx`update public.voice_calls set ticket_id = ${plain.id} where id = ${call} returning id`);
+    expect(ok).toMatchObject({ ok: true });
   });
 });

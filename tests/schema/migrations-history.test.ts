@@ -275,7 +275,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.voice_segment_call_open': ['20261203080100_voice_call_times_and_key_events.sql', '20261203235000_segment_rules_for_outsiders.sql'],
   // A linked call may follow its ticket into the ticket it was merged into (issue 14 review).
   // ... and the link cleared when its ticket is deleted (issue 14, review of the voice work).
-  'private.voice_call_ticket_once': ['20261202200000_voice_calls_review.sql', '20261206014000_call_ticket_link_cleared_by_delete.sql'],
+  'private.voice_call_ticket_once': [
+    '20261202200000_voice_calls_review.sql',
+    '20261206014000_call_ticket_link_cleared_by_delete.sql',
+    // The first link is to a ticket opened from the call (20261206057000).
+    '20261206057000_call_links_both_ways.sql',
+  ],
   // ... and through the unlocked helper: the call's row orders its events (issue 14).
   'private.voice_webhook_outbox': [
     '20261202170000_voice_stale_calls.sql',
