@@ -2318,6 +2318,37 @@ describe('customers from CSV', () => {
       where tenant_id = ${acme} and phone = '+14155552671'`;
     expect(jane).toEqual({ name: 'Jane Renamed', recording_consent: false });
   });
+
+  it("a customer renumbered or deleted while the import waited for it: the file's row goes to its own number, not to them", async () => {
+    await db.sql`insert into public.voice_customers (tenant_id, phone, name) values
+      (${acme}, '+14155552681', 'Renumbered'), (${acme}, '+14155552682', 'Deleted')`;
+    for (const edit of ['renumber', 'delete'] as const) {
+      const phone = edit === 'renumber' ? '+14155552681' : '+14155552682';
+      const holder = await db.sql.reserve();
+      let imported: Awaited<ReturnType<typeof importCsv>>;
+      try {
+        await holder`begin`;
+        await holder`select 1 from public.voice_customers where tenant_id = ${acme} and phone = ${phone} for update`;
+        const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+        const pending = importCsv(`phone,name\n${phone},From the file\n`);
+        expect(await someoneWaitsFor(db.sql, pid as number)).toBe(true);
+        if (edit === 'renumber') {
+          await holder`update public.voice_customers set phone = '+14155552689' where tenant_id = ${acme} and phone = ${phone}`;
+        } else {
+          await holder`delete from public.voice_customers where tenant_id = ${acme} and phone = ${phone}`;
+        }
+        await holder`commit`;
+        imported = await pending;
+      } finally {
+        holder.release();
+      }
+      expect([imported.status, imported.body], edit).toEqual([200, { rows: 1, inserted: 1, updated: 0, unchanged: 0 }]);
+      const [row] = await db.sql`select name from public.voice_customers where tenant_id = ${acme} and phone = ${phone}`;
+      expect(row, edit).toEqual({ name: 'From the file' });
+    }
+    const [moved] = await db.sql`select name from public.voice_customers where tenant_id = ${acme} and phone = '+14155552689'`;
+    expect(moved).toEqual({ name: 'Renumbered' });
+  });
 });
 
 describe('a ticket from a call', () => {

@@ -30,7 +30,7 @@ import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import type { Tx } from '../../../shared/db.ts';
-import { ApiError, unprocessable } from '../../../shared/errors.ts';
+import { ApiError, conflict, unprocessable } from '../../../shared/errors.ts';
 import { createRouter, validationError } from '../../../shared/http.ts';
 import { maxImportBodyBytes, mediaTypeOf, type StreamedBody } from '../../../shared/limits.ts';
 import { commonErrors, errorResponse, jsonResponse, Text } from '../../../shared/schemas/common.ts';
@@ -127,7 +127,8 @@ const route = createRoute({
     408: errorResponse('The body stopped arriving for BODY_IDLE_TIMEOUT_MS (request_timeout)'),
     409: errorResponse(
       'Another import into this tenant is running (import_in_progress; retry after Retry-After), or a number the ' +
-        'file adds was added at the same moment by another request (already_exists)',
+        'file adds was added at the same moment by another request (already_exists), or its customers kept being ' +
+        'renumbered or deleted while it ran (customers_changed); nothing was imported',
     ),
     413: errorResponse('The body is larger than MAX_IMPORT_BODY_BYTES (payload_too_large)'),
     415: errorResponse('Neither text/csv nor application/json'),
@@ -228,6 +229,26 @@ type Counts = { inserted: number; updated: number; unchanged: number };
  *  waited for it is re-read before the write (READ COMMITTED re-checks the row, not the
  *  values a CTE computed), so an edit made meanwhile — a consent withdrawn — is kept. */
 async function upsertBatch(tx: Tx, tenantId: string, rows: Row[]): Promise<Counts> {
+  const total = await upsertOnce(tx, tenantId, rows);
+  // A customer the statement found by phone but that someone renumbered or deleted before
+  // the statement could lock it (the import's lock keeps other imports out, not people's
+  // edits) is left alone, and that phone of the file is not there yet: written again,
+  // now found or inserted. Each round needs another such edit; three are plenty.
+  for (let round = 0; round < 3; round++) {
+    const [{ missing }] = await tx<{ missing: string[] }>`
+      select coalesce(array_agg(p.phone), '{}') as missing from unnest(${rows.map((r) => r.phone)}::text[]) p(phone)
+      where not exists (select 1 from public.voice_customers c where c.tenant_id = ${tenantId} and c.phone = p.phone)`;
+    if (!missing.length) return total;
+    const again = rows.filter((r) => missing.includes(r.phone));
+    const counts = await upsertOnce(tx, tenantId, again);
+    total.unchanged += counts.unchanged - again.length;
+    total.inserted += counts.inserted;
+    total.updated += counts.updated;
+  }
+  throw conflict('customers_changed', 'Customers of this file kept changing while it was imported; send it again');
+}
+
+async function upsertOnce(tx: Tx, tenantId: string, rows: Row[]): Promise<Counts> {
   const col = <K extends keyof Row>(k: K) => rows.map((r) => r[k]);
   const [counts] = await tx<Counts>`
     with src as (
@@ -243,7 +264,9 @@ async function upsertBatch(tx: Tx, tenantId: string, rows: Row[]): Promise<Count
         recording_consent = coalesce(f.recording_consent, c.recording_consent),
         marketing_consent = coalesce(f.marketing_consent, c.marketing_consent)
       from found f
-      where c.tenant_id = ${tenantId} and c.id = f.id
+      -- The phone again: re-checked on the row as it is once locked, so a customer
+      -- renumbered meanwhile is not given another number's data.
+      where c.tenant_id = ${tenantId} and c.id = f.id and c.phone = f.phone
         and row(coalesce(f.name, c.name), coalesce(f.email, c.email), coalesce(f.notes, c.notes),
                 case when f.tags <> '{}' then f.tags::text[] else c.tags end,
                 coalesce(f.recording_consent, c.recording_consent), coalesce(f.marketing_consent, c.marketing_consent))
