@@ -343,3 +343,31 @@ describe('demotion', () => {
     }
   });
 });
+
+describe('merging', () => {
+  it("a merged ticket's followers follow the ticket it went into: a colleague reads their own messages there", async () => {
+    await allowCustomerFollowers(true);
+    try {
+      const [from, into] = [await ticket(), await ticket()];
+      expect((await addColleague(from.id)).status).toBe(201);
+      expect((await call(app, 'POST', `/tickets/${from.id}/followers`, { token: tok.agent, body: {} })).status).toBe(201);
+      const wrote = await call(app, 'POST', `/tickets/${from.id}/messages`, { token: tok.colleague, body: { content: 'Mine too' } });
+      expect(wrote.status, JSON.stringify(wrote.body)).toBe(201);
+      const merged = await call(app, 'POST', `/tickets/${from.id}/merge`, { token: tok.admin, body: { into: into.id } });
+      expect(merged.status, JSON.stringify(merged.body)).toBe(200);
+      expect((await followersOf(into.id)).sort()).toEqual([colleague.id, users.acmeAgent.id].sort());
+      const seen = await colleagueSees(into.id);
+      expect(seen.status).toBe(200);
+      expect(seen.api.messages.map((m: { content: string }) => m.content)).toContain('Mine too');
+      // With the setting turned off since, a customer's follow does not move (nor fail the merge).
+      const [from2, into2] = [await ticket(), await ticket()];
+      expect((await addColleague(from2.id)).status).toBe(201);
+      await allowCustomerFollowers(false);
+      const merged2 = await call(app, 'POST', `/tickets/${from2.id}/merge`, { token: tok.admin, body: { into: into2.id } });
+      expect(merged2.status, JSON.stringify(merged2.body)).toBe(200);
+      expect(await followersOf(into2.id)).toEqual([]);
+    } finally {
+      await allowCustomerFollowers(false);
+    }
+  });
+});

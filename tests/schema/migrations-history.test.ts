@@ -25,6 +25,8 @@ import { freshDatabase, type TestDatabase, UNAUDITED_TABLES } from '../helpers/d
 /** Functions a later migration redefines on purpose: 'schema.name' → the redefining files,
  *  each with the reason in a comment. */
 const REDEFINITIONS: Record<string, string[]> = {
+  // A merged ticket's followers follow the ticket it was merged into.
+  'private.merge_tickets': ['20261206058000_merged_ticket_followers_move.sql'],
   // A deleted tenant's partner spaces are suspended during the removal's grace period.
   'private.provisioning_context': ['20261206052000_deleted_tenants_suspended_during_grace.sql'],
   'private.tenant_services_enqueue': ['20261206052000_deleted_tenants_suspended_during_grace.sql'],
