@@ -357,6 +357,23 @@ describe('assignment', () => {
     expect(pointer.last_assigned_user_id).toBeNull();
   });
 
+  it('a resolved ticket moved to a round-robin team takes nobody\'s turn, through the API as through PostgREST', async () => {
+    const [team] = await db.sql`insert into public.teams (tenant_id, name, department, auto_assign) values (${acme}, 'Finished desk', 'support', 'round_robin') returning id`;
+    await db.sql`insert into public.team_members (tenant_id, team_id, user_id) values (${acme}, ${team.id}, ${users.acmeAgent.id}), (${acme}, ${team.id}, ${agent2.id})`;
+    const t = await newTicket();
+    await db.sql`update public.tickets set assigned_to = null, status = 'resolved' where id = ${t.id}`;
+    const moved = await call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.admin, body: { team_id: team.id } });
+    expect(moved.status, JSON.stringify(moved.body)).toBe(200);
+    expect(moved.body).toMatchObject({ team_id: team.id, assigned_to: null });
+    const [pointer] = await db.sql`select last_assigned_user_id from public.teams where id = ${team.id}`;
+    expect(pointer.last_assigned_user_id).toBeNull();
+    // An open one is given to the team's first in turn.
+    const open = await newTicket();
+    await db.sql`update public.tickets set assigned_to = null where id = ${open.id}`;
+    const given = await call(app, 'PATCH', `/tickets/${open.id}`, { token: tok.admin, body: { team_id: team.id } });
+    expect([users.acmeAgent.id, agent2.id]).toContain(given.body.assigned_to);
+  });
+
   it('least-open picks the agent with the fewest open tickets', async () => {
     const [team] = await db.sql`insert into public.teams (tenant_id, name, department, auto_assign) values (${acme}, 'Least open', 'technical', 'least_open') returning id`;
     await db.sql`insert into public.team_members (tenant_id, team_id, user_id) values (${acme}, ${team.id}, ${users.acmeAgent.id}), (${acme}, ${team.id}, ${agent2.id})`;

@@ -315,6 +315,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261201091000_department_routing.sql',
     '20261205204000_hand_off_keeps_concurrent_assignment.sql',
     '20261205214000_hand_off_returns_unused_turn.sql',
+    // A finished or deleted ticket is nobody's turn, as on the direct path (20261206059000).
+    '20261206059000_finished_tickets_take_no_turn.sql',
   ],
   // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).
   'private.webhook_outbox': [
