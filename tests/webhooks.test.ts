@@ -739,6 +739,28 @@ describe('outbound webhooks', () => {
     }
   });
 
+  it('one update that reopens a ticket and assigns it is told as both events, so a receiver of assignments hears it', async () => {
+    // A receiver of assignments only (the outbox writes; nothing is delivered here).
+    const [endpoint] = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types)
+      values (${tenants.acme.id}, 'https://hooks.example.com/assignments', 'v1:x', '{ticket.assigned}') returning id`;
+    try {
+      const [t] = await db.sql`insert into public.tickets (tenant_id, title, created_by, status)
+        values (${tenants.acme.id}, 'Reopened and taken', ${users.acmeUser.id}, 'open') returning id`;
+      await db.sql`update public.tickets set status = 'resolved' where id = ${t.id}`;
+      const [{ mark }] = await db.sql`select coalesce(max(id), 0) as mark from private.webhook_events`;
+      // PostgREST's one PATCH (the API makes these two updates).
+      await db.sql`update public.tickets set status = 'open', assigned_to = ${users.acmeAgent.id} where id = ${t.id}`;
+      const told = await db.sql`select type from private.webhook_events
+        where id > ${mark} and payload -> 'data' ->> 'id' = ${t.id} order by id`;
+      expect(told.map((e) => e.type)).toContain('ticket.assigned');
+      const [d] = await db.sql`select count(*)::int as n from private.webhook_deliveries d join private.webhook_events e on e.id = d.event_id
+        where d.endpoint_id = ${endpoint.id} and e.payload -> 'data' ->> 'id' = ${t.id}`;
+      expect(d.n).toBe(1);
+    } finally {
+      await db.sql`delete from public.webhook_endpoints where id = ${endpoint.id}`;
+    }
+  });
+
   it('only admins manage endpoints; bad targets are 422', async () => {
     const agent = await supabaseToken(users.acmeAgent, { tenantId: tenants.acme.id });
     const count = async () => (await db.sql`select count(*)::int as n from public.webhook_endpoints`)[0].n;

@@ -324,6 +324,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261201099100_outbox_listener_first.sql',
     '20261206038000_user_deletion.sql',
     '20261206045000_lifecycle_review.sql',
+    // A status and an assignee changed at once: ticket.assigned too (20261206060000).
+    '20261206060000_status_and_assignee_both_told.sql',
   ],
   // The same answers from the caller's context, read once per transaction (issue 12).
   'private.current_user_id': ['20261201094000_caller_context.sql'],
