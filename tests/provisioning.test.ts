@@ -414,6 +414,27 @@ describe('lifecycle', () => {
     expect(await db.sql`select 1 from public.tenants where id = ${bare.id}`).toHaveLength(0);
   });
 
+  it('a service whose feature the plan loses is suspended at the partner, and resumed when the plan has it again', async () => {
+    const t = await createTenant(['chatwoot', 'botpress']);
+    await drain();
+    const ids = await services(t.id);
+    const account = () => chatwoot.accounts.get(ids.chatwoot.external_ids.account_id);
+    const entitle = (features: Record<string, boolean | null>) =>
+      call(tenantsApp, 'PATCH', `/tenants/${t.id}/entitlements`, { token: superToken, body: { features } });
+    expect((await entitle({ chatwoot: false })).status).toBe(200);
+    await drain();
+    expect((await services(t.id)).chatwoot).toMatchObject({ desired_state: 'suspended', state: 'suspended' });
+    expect(account()?.status).toBe('suspended');
+    // The other service is the plan's still.
+    expect((await services(t.id)).botpress).toMatchObject({ desired_state: 'active', state: 'active' });
+    // Nothing re-creates it meanwhile.
+    expect((await db.sql`select private.reconcile_tenant_services() as n`)[0].n).toBe(0);
+    expect((await entitle({ chatwoot: null })).status).toBe(200);
+    await drain();
+    expect((await services(t.id)).chatwoot).toMatchObject({ desired_state: 'active', state: 'active' });
+    expect(account()?.status).toBe('active');
+  });
+
   it('removes what a create made when its answer was lost and the tenant went before a retry', async () => {
     // The bot and the n8n project are made, their answers never arrive: no id is recorded.
     botpress.server.faults = { ...botpress.server.faults, match: /^POST \/v1\/admin\/bots$/, dropAfterWork: 1 };
