@@ -6,7 +6,7 @@
 // standardwebhooks library.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
 import { Webhook as SvixWebhook } from 'svix';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -758,6 +758,81 @@ describe('outbound webhooks', () => {
       expect(d.n).toBe(1);
     } finally {
       await db.sql`delete from public.webhook_endpoints where id = ${endpoint.id}`;
+    }
+  });
+
+  it("an endpoint's secret is rotated with both signing for a while (or at once, for a leak); only its admins rotate it", async () => {
+    const seen: { body: string; headers: Record<string, string> }[] = [];
+    const server = http.createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      seen.push({ body: Buffer.concat(chunks).toString('utf8'), headers: req.headers as Record<string, string> });
+      res.writeHead(204).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/rotating`;
+    const verifies = (secret: string, i: number) => {
+      try {
+        new StandardWebhook(secret).verify(seen[i].body, seen[i].headers);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const acme = tenants.acme.id;
+    const nudge = async (role: string) => {
+      await db.sql`update private.jobs set dead_at = now() where task = 'deliver-webhook' and dead_at is null`;
+      await db.sql`update public.memberships set role = ${role} where tenant_id = ${acme} and user_id = ${users.acmeUser.id}`;
+      await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 });
+    };
+    try {
+      const reg = await call(tenantsApp, 'POST', `/tenants/${acme}/webhooks`, { token: adminToken, body: { url, event_types: ['membership.updated'] } });
+      expect(reg.status, JSON.stringify(reg.body)).toBe(201);
+      const path = `/tenants/${acme}/webhooks/${reg.body.id}/rotate-secret`;
+      const first = reg.body.secret as string;
+
+      // Only its tenant's admins: an agent, another tenant's admin, bad input change nothing.
+      const agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
+      const sealed = async () => (await db.sql`select secret_encrypted from public.webhook_endpoints where id = ${reg.body.id}`)[0].secret_encrypted;
+      const before = await sealed();
+      expect((await call(tenantsApp, 'POST', path, { token: agent })).status).toBe(403);
+      // (Another tenant's endpoints: the generated attack suites, tests/rls/attack-routes.test.ts.)
+      expect((await call(tenantsApp, 'POST', `/tenants/${acme}/webhooks/${randomUUID()}/rotate-secret`, { token: adminToken })).status)
+        .toBe(404);
+      const bad = await call(tenantsApp, 'POST', path, { token: adminToken, body: { previous_secret_hours: 500 } });
+      expect([bad.status, errorCode(bad), bad.body.error.details.fields[0].field]).toEqual([422, 'validation_failed', 'previous_secret_hours']);
+      expect(await sealed()).toBe(before);
+
+      // Rotated with the default overlap: both secrets verify what is sent meanwhile.
+      const rotated = await call(tenantsApp, 'POST', path, { token: adminToken });
+      expect(rotated.status, JSON.stringify(rotated.body)).toBe(200);
+      const second = rotated.body.secret as string;
+      expect(second).toMatch(/^whsec_/);
+      expect(second).not.toBe(first);
+      const overlap = new Date(rotated.body.previous_secret_expires_at).getTime() - new Date(rotated.body.secret_rotated_at).getTime();
+      expect(overlap).toBe(24 * 3600_000);
+      await nudge('agent');
+      expect(seen).toHaveLength(1);
+      expect(seen[0].headers['webhook-signature'].split(' ')).toHaveLength(2);
+      expect([verifies(first, 0), verifies(second, 0)]).toEqual([true, true]);
+
+      // A leaked secret: rotated with no overlap, the old one verifies nothing more.
+      const leaked = await call(tenantsApp, 'POST', path, { token: adminToken, body: { previous_secret_hours: 0 } });
+      expect([leaked.status, leaked.body.previous_secret_expires_at]).toEqual([200, null]);
+      await nudge('user');
+      expect(seen).toHaveLength(2);
+      expect([verifies(second, 1), verifies(leaked.body.secret, 1)]).toEqual([false, true]);
+      // Nothing of a secret in the audit trail.
+      const trail = await db.sql`select * from public.audit_logs where table_name = 'webhook_endpoints' and record_key ->> 'id' = ${reg.body.id}`;
+      expect(trail.length).toBeGreaterThanOrEqual(3); // the registration and both rotations
+      expect(JSON.stringify(trail)).toMatch(/secret_rotated_at/);
+      // (changed_fields names a sealed column that changed; its values are left out.)
+      const values = JSON.stringify(trail.map((r) => [r.old_data, r.new_data]));
+      expect(values).not.toMatch(/_encrypted|v2:/);
+      await call(tenantsApp, 'DELETE', `/tenants/${acme}/webhooks/${reg.body.id}`, { token: adminToken });
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
     }
   });
 

@@ -938,14 +938,14 @@ isOneToOne: false
                   ]
                 },"webhook_endpoints": {
                   Row: {
-                    "consecutive_failures": number,"created_at": string,"description": string | null,"disabled_reason": string | null,"enabled": boolean,"event_types": (string)[],"failing_since": string | null,"id": string,"secret_encrypted": string,"tenant_id": string,"updated_at": string,"url": string
+                    "consecutive_failures": number,"created_at": string,"description": string | null,"disabled_reason": string | null,"enabled": boolean,"event_types": (string)[],"failing_since": string | null,"id": string,"previous_secret_encrypted": string | null,"previous_secret_expires_at": string | null,"secret_encrypted": string,"secret_rotated_at": string | null,"tenant_id": string,"updated_at": string,"url": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "consecutive_failures"?: number,"created_at"?: string,"description"?: string | null,"disabled_reason"?: string | null,"enabled"?: boolean,"event_types"?: (string)[],"failing_since"?: string | null,"id"?: string,"secret_encrypted": string,"tenant_id": string,"updated_at"?: string,"url": string
+                    "consecutive_failures"?: number,"created_at"?: string,"description"?: string | null,"disabled_reason"?: string | null,"enabled"?: boolean,"event_types"?: (string)[],"failing_since"?: string | null,"id"?: string,"previous_secret_encrypted"?: string | null,"previous_secret_expires_at"?: string | null,"secret_encrypted": string,"secret_rotated_at"?: string | null,"tenant_id": string,"updated_at"?: string,"url": string
                   }
                   Update: {
-                    "consecutive_failures"?: number,"created_at"?: string,"description"?: string | null,"disabled_reason"?: string | null,"enabled"?: boolean,"event_types"?: (string)[],"failing_since"?: string | null,"id"?: string,"secret_encrypted"?: string,"tenant_id"?: string,"updated_at"?: string,"url"?: string
+                    "consecutive_failures"?: number,"created_at"?: string,"description"?: string | null,"disabled_reason"?: string | null,"enabled"?: boolean,"event_types"?: (string)[],"failing_since"?: string | null,"id"?: string,"previous_secret_encrypted"?: string | null,"previous_secret_expires_at"?: string | null,"secret_encrypted"?: string,"secret_rotated_at"?: string | null,"tenant_id"?: string,"updated_at"?: string,"url"?: string
                   }
                   Relationships: [
                     {

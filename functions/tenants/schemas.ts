@@ -400,10 +400,23 @@ export const EndpointSchema = z
     failing_since: Timestamp.nullable().openapi({
       description: 'When the current run of failures began; after a day of them (and 30 attempts) the endpoint is disabled',
     }),
+    secret_rotated_at: Timestamp.nullable().openapi({ description: 'When the signing secret was last rotated' }),
+    previous_secret_expires_at: Timestamp.nullable().openapi({
+      description: 'Until when deliveries are signed with the previous secret too (null: only the current one)',
+    }),
     created_at: Timestamp,
     updated_at: Timestamp,
   })
   .openapi('WebhookEndpoint');
+
+export const RotateSecretBody = z
+  .object({
+    previous_secret_hours: z.number().int().min(0).max(168).default(24).openapi({
+      description: 'How long deliveries carry a signature with the previous secret too (0: stop at once, for a leaked secret)',
+    }),
+  })
+  .strict()
+  .openapi('RotateWebhookSecret');
 
 export const DeliverySchema = z
   .object({

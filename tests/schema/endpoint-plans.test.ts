@@ -267,6 +267,12 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
   await run('tenants', 'PATCH', '/tenants/{tenantId}/webhooks/{endpointId}', `/tenants/${acme}/webhooks/${endpoint.id}`, {
     body: { enabled: true },
   });
+  await run(
+    'tenants',
+    'POST',
+    '/tenants/{tenantId}/webhooks/{endpointId}/rotate-secret',
+    `/tenants/${acme}/webhooks/${endpoint.id}/rotate-secret`,
+  );
   const apiKey = await run('tenants', 'POST', '/tenants/{tenantId}/api-keys', `/tenants/${acme}/api-keys`, {
     body: { name: 'plans', scopes: ['tickets:read'] },
   });

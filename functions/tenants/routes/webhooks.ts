@@ -7,6 +7,7 @@ import { needs } from '../../../shared/auth/needs.ts';
 import { newEndpointSecret } from '../../../shared/webhooks/deliver.ts';
 import { resolvedTargetProblem } from '../../../shared/webhooks/ssrf.ts';
 import { notFound, unprocessable } from '../../../shared/errors.ts';
+import { validationError } from '../../../shared/http.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import type { Column, Selected } from '../../../shared/rows.ts';
 import * as s from '../schemas.ts';
@@ -21,6 +22,8 @@ const ENDPOINT_COLUMNS = [
   'disabled_reason',
   'consecutive_failures',
   'failing_since',
+  'secret_rotated_at',
+  'previous_secret_expires_at',
   'created_at',
   'updated_at',
 ] as const satisfies readonly Column<'webhook_endpoints'>[];
@@ -122,6 +125,52 @@ export function registerWebhooks(app: TenantsApp): void {
         `);
       if (!endpoint) throw notFound('Webhook endpoint');
       return c.json(endpoint, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/{tenantId}/webhooks/{endpointId}/rotate-secret',
+      summary: "Rotate an endpoint's signing secret (admins); the new one is shown this once",
+      description: 'Deliveries carry a signature with the previous secret too for `previous_secret_hours` (24 unless ' +
+        'given; 0 for a secret that leaked), so the receiver can switch without missing any. Pending and held ' +
+        'deliveries stay queued and are signed with the new secret.',
+      ...apiKeyScope('webhooks:manage'),
+      middleware: needs.tenantRole('admin', { write: true, feature: 'outbound_webhooks', scope: 'webhooks:manage' }),
+      request: { params: s.EndpointParam, body: { ...jsonBody(s.RotateSecretBody), required: false } },
+      responses: {
+        200: jsonResponse(s.EndpointSchema.extend({ secret: z.string() }), 'The endpoint and its new secret'),
+        ...commonErrors,
+      },
+    }),
+    async (c) => {
+      const { tenantId, endpointId } = c.req.valid('param');
+      // No body at all is the defaults; a JSON one is checked by the route.
+      const given = s.RotateSecretBody.safeParse(c.req.valid('json') ?? {});
+      if (!given.success) throw validationError(given.error.issues, 'json');
+      const hours = given.data.previous_secret_hours;
+      // The endpoint first, as the caller sees it (another tenant's is not found), then
+      // its new secret sealed for it, under its row lock.
+      const rotated = await callerDb(c, tenantId, async (tx) => {
+        const [found] = await tx`
+          select 1 from public.webhook_endpoints where tenant_id = ${tenantId} and id = ${endpointId} for no key update`;
+        if (!found) return undefined;
+        const { secret, sealed } = await newEndpointSecret(tenantId, endpointId);
+        const [endpoint] = await tx<EndpointRow>`
+          -- The secret it replaces is kept as the previous one by the table's trigger
+          -- (webhook_endpoint_secret_rotated), for as long as this says.
+          update public.webhook_endpoints set
+            secret_encrypted = ${sealed},
+            previous_secret_expires_at = case when ${hours} > 0 then now() + make_interval(hours => ${hours}) end
+          where tenant_id = ${tenantId} and id = ${endpointId}
+          returning ${tx.columns(ENDPOINT_COLUMNS)}
+        `;
+        return { endpoint, secret };
+      });
+      if (!rotated) throw notFound('Webhook endpoint');
+      const { endpoint, secret } = rotated;
+      return c.json({ ...endpoint, secret }, 200);
     },
   );
 

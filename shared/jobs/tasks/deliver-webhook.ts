@@ -19,6 +19,8 @@ interface Delivery {
   enabled: boolean;
   url: string;
   secret_encrypted: string;
+  /** The previous secret while it still signs (a rotation's overlap), else null. */
+  previous_secret_encrypted: string | null;
   message_id: string;
   type: string;
   payload: Record<string, unknown>;
@@ -35,7 +37,8 @@ export const deliverWebhook: Task<{ delivery_id: number }> = {
       null,
       (tx) =>
         tx<Delivery & { withheld: boolean }>`
-          select c.*, private.webhook_delivery_withheld(${deliveryId}) as withheld
+          select c.*, private.webhook_delivery_withheld(${deliveryId}) as withheld,
+                 private.webhook_endpoint_previous_secret(c.tenant_id, c.endpoint_id) as previous_secret_encrypted
           from private.webhook_delivery_context(${deliveryId}) c`,
     );
     if (d?.withheld) return { withheld: 1 };
@@ -52,13 +55,18 @@ export const deliverWebhook: Task<{ delivery_id: number }> = {
     // The secret is sealed for this endpoint of this tenant: one copied in from another
     // row does not open, and nothing is sent (a signature with a foreign secret would be
     // one its receiver trusts).
-    const secret = problem ? undefined : await decryptJson<{ secret: string }>(d.secret_encrypted, {
-      tenantId: d.tenant_id,
-      endpointId: d.endpoint_id,
-    }).then((v) => v.secret, (err: Error) => {
-      console.error(`[webhooks] endpoint ${d.tenant_id}/${d.endpoint_id}: ${err.message}`);
-      return undefined;
-    });
+    const open = (sealed: string | null) =>
+      problem || !sealed ? Promise.resolve(undefined) : decryptJson<{ secret: string }>(sealed, {
+        tenantId: d.tenant_id,
+        endpointId: d.endpoint_id,
+      }).then((v) => v.secret, (err: Error) => {
+        console.error(`[webhooks] endpoint ${d.tenant_id}/${d.endpoint_id}: ${err.message}`);
+        return undefined;
+      });
+    const secret = await open(d.secret_encrypted);
+    // A rotation's previous secret signs too while it lasts (the receiver may not have
+    // switched yet); one that does not open is left out.
+    const previous = secret ? await open(d.previous_secret_encrypted) : undefined;
     if (problem) {
       error = `target refused: ${problem}`;
     } else if (!secret) {
@@ -75,7 +83,9 @@ export const deliverWebhook: Task<{ delivery_id: number }> = {
             'user-agent': 'tenant-platform-webhooks/1',
             'webhook-id': d.message_id,
             'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
-            'webhook-signature': new Webhook(secret).sign(d.message_id, now, body),
+            // Several signatures, space-separated (Standard Webhooks): any one verifies.
+            'webhook-signature': [secret, previous].filter((k): k is string => !!k)
+              .map((k) => new Webhook(k).sign(d.message_id, now, body)).join(' '),
           },
           body,
           signal: AbortSignal.timeout(deps.webhookTimeoutMs ?? 10_000),
