@@ -528,7 +528,8 @@ it('leaves secret columns out of the row images but names them among the changed
     tx`update public.webhook_endpoints set secret_encrypted = 'v1:two' where url = 'https://hooks.example.com/s'`
   );
   expect(rows).toHaveLength(1);
-  expect(rows[0].changed_fields).toEqual(['secret_encrypted']);
+  // A new secret is a rotation: its time is recorded too (20261206062000).
+  expect(rows[0].changed_fields).toEqual(['secret_encrypted', 'secret_rotated_at']);
   expect(rows[0].old_data).not.toHaveProperty('secret_encrypted');
   expect(rows[0].new_data).not.toHaveProperty('secret_encrypted');
   expect(JSON.stringify(rows[0])).not.toContain('v1:');

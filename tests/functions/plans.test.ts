@@ -708,6 +708,7 @@ describe('features', () => {
       `GET /tenants/{tenantId}/webhooks/${id}/deliveries: outbound_webhooks`,
       `GET /tenants/{tenantId}/webhooks: outbound_webhooks`,
       `PATCH /tenants/{tenantId}/webhooks/${id}: outbound_webhooks`,
+      `POST /tenants/{tenantId}/webhooks/${id}/rotate-secret: outbound_webhooks`,
       `POST /tenants/{tenantId}/services/odoo/retry: odoo`,
       `POST /tenants/{tenantId}/services/odoo/rotate-credentials: odoo`,
       `POST /tenants/{tenantId}/webhooks: outbound_webhooks`,

@@ -903,6 +903,7 @@ const endpoints: { method: string; path: (i: Ids) => string; body?: (i: Ids) => 
   { method: 'POST', path: (i) => `/tenants/${i.tenant}/webhooks`, body: () => ({ url: 'http://127.0.0.1:9/mole' }) },
   { method: 'GET', path: (i) => `/tenants/${i.tenant}/webhooks` },
   { method: 'PATCH', path: (i) => `/tenants/${i.tenant}/webhooks/${i.invitation}`, body: () => ({ enabled: false }) },
+  { method: 'POST', path: (i) => `/tenants/${i.tenant}/webhooks/${i.invitation}/rotate-secret` },
   { method: 'DELETE', path: (i) => `/tenants/${i.tenant}/webhooks/${i.invitation}` },
   { method: 'GET', path: (i) => `/tenants/${i.tenant}/webhooks/${i.invitation}/deliveries` },
   { method: 'GET', path: (i) => `/tenants/${i.tenant}/usage` },
