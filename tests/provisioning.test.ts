@@ -629,6 +629,27 @@ describe('credentials', () => {
   });
 });
 
+describe('credentials not yet taken by the partner', () => {
+  it('a password chosen before Chatwoot answered is not shown while the create keeps failing, nor at all when the login existed', async () => {
+    const t = await createTenant(['chatwoot']);
+    // The owner already has a Chatwoot login of their own, and the create fails at first.
+    chatwoot.addForeignUser(t.email);
+    chatwoot.server.faults = { ...chatwoot.server.faults, match: /^POST \/platform\/api\/v1\/users$/, fail5xx: 1 };
+    await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 });
+    expect((await services(t.id)).chatwoot.state).not.toBe('active');
+    const adminToken = await tokenForOwner(t);
+    const early = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/credentials`, { token: adminToken });
+    expect([early.status, errorCode(early)]).toEqual([409, 'credentials_pending']);
+    // Not spent: shown once the service is set up — the existing login, without a password.
+    await drain();
+    expect((await services(t.id)).chatwoot.state).toBe('active');
+    const later = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/credentials`, { token: adminToken });
+    expect(later.status, JSON.stringify(later.body)).toBe(200);
+    expect(later.body.credentials).toMatchObject({ email: t.email, existing_login: true });
+    expect(later.body.credentials.password).toBeUndefined();
+  });
+});
+
 describe('credential rotation', () => {
   it('a password shown once stays shown after later runs hand back the same credentials (suspend, resume, drift repair)', async () => {
     const t = await createTenant(['chatwoot']);

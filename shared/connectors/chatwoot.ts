@@ -155,7 +155,9 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
           ...kept,
           email: ctx.admin.email,
           password: generatePassword(),
-          ...(knownUser ? { password_pending: true } : {}),
+          // Not yet known to work: the login may exist already (its own password then),
+          // or the create may keep failing. Not shown until it is (the reveal refuses).
+          ...(knownUser ? { password_pending: true } : { password_unconfirmed: true }),
         };
         await ctx.checkpoint(rotate ? { password_rotated: rotations } : {}, credentials as unknown as Record<string, unknown>);
       }

@@ -22,7 +22,12 @@ export interface ProvisionContext {
 /** What the server keeps beside a login and never shows: the owner's Chatwoot API token
  *  (which opens every account that login administers), the webhook signing secret, and
  *  the note that a password is still being applied. */
-const MACHINE_SECRETS = ['access_token', 'webhook_secret', 'password_pending'];
+const MACHINE_SECRETS = ['access_token', 'webhook_secret', 'password_pending', 'password_unconfirmed'];
+
+/** Whether stored credentials hold a password not yet known to work at the partner
+ *  (chosen and recorded before the partner saw it): not shown to anyone until it is. */
+export const passwordUnsettled = (credentials: Record<string, unknown>): boolean =>
+  credentials.password_pending === true || credentials.password_unconfirmed === true;
 
 /** The part of a service's credentials its admins are shown (once): the login. */
 export function shownCredentials(credentials: Record<string, unknown>): Record<string, unknown> {

@@ -4,7 +4,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { decryptJson } from '../../../shared/crypto.ts';
-import { shownCredentials } from '../../../shared/connectors/types.ts';
+import { passwordUnsettled, shownCredentials } from '../../../shared/connectors/types.ts';
 import { chatwootInboundUrl } from '../../../shared/webhooks/chatwoot.ts';
 import { conflict } from '../../../shared/errors.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
@@ -137,16 +137,21 @@ export function registerServices(app: TenantsApp): void {
     }),
     async (c) => {
       const { tenantId, service } = c.req.valid('param');
-      const [row] = await callerDb(
-        c,
-        tenantId,
-        (tx) => tx<{ sealed: string | null }>`select private.reveal_service_credentials(${tenantId}, ${service}) as sealed`,
-      );
-      if (!row.sealed) {
-        throw conflict('credentials_unavailable', 'No credentials to show: none yet, or already shown once');
-      }
-      // The login only: the machine secrets kept beside it stay with the server.
-      const login = shownCredentials(await decryptJson<Record<string, unknown>>(row.sealed, { tenantId, service }));
+      const login = await callerDb(c, tenantId, async (tx) => {
+        const [row] = await tx<{ sealed: string | null }>`
+          select private.reveal_service_credentials(${tenantId}, ${service}) as sealed`;
+        if (!row.sealed) {
+          throw conflict('credentials_unavailable', 'No credentials to show: none yet, or already shown once');
+        }
+        const stored = await decryptJson<Record<string, unknown>>(row.sealed, { tenantId, service });
+        // A password the partner has not taken yet would not work: refused, and (the
+        // transaction rolled back) still to be shown once it does.
+        if (passwordUnsettled(stored)) {
+          throw conflict('credentials_pending', 'The login is still being set up at the partner; ask again once it is active');
+        }
+        // The login only: the machine secrets kept beside it stay with the server.
+        return shownCredentials(stored);
+      });
       return c.json({ credentials: login }, 200);
     },
   );
