@@ -318,6 +318,16 @@ describe('Clerk values the schema is stricter about', () => {
     // Ids alike in their last eight letters: a random part.
     expect((await sendClerk(org('org_BA2Blank2', { name: 'Blank 3', slug: 'blank-co' }))).body.outcome).toBe('applied');
     expect((await tenantOf('org_BA2Blank2')).slug).toMatch(/^blank-co-a2blank2-[0-9a-f]{8}$/);
+    // A slug of 49 characters taken twice: cut at 50, the hyphen before the id's letters
+    // would make a double one, which the tenants' check refuses.
+    const long49 = `${'c'.repeat(48)}x`;
+    // (The last two ids alike in their last eight letters: the second gets a random part.)
+    for (const id of ['org_49first', 'org_A1ba49long', 'org_A2ba49long']) {
+      const r = await sendClerk(org(id, { name: 'Forty-nine', slug: long49 }));
+      expect([r.status, r.body.outcome], id).toEqual([200, 'applied']);
+    }
+    expect((await tenantOf('org_A1ba49long')).slug).toBe(`${long49}-ba49long`);
+    expect((await tenantOf('org_A2ba49long')).slug).toMatch(new RegExp(`^${long49}-[0-9a-f]{8}$`));
     // A blank name on update keeps the tenant's name.
     await sendClerk(clerkRequest({ type: 'organization.updated', timestamp: Date.now() + 1, data: { id: 'org_AA2Blank2', name: '' } }));
     expect((await tenantOf('org_AA2Blank2')).name).toBe('Blank 2');

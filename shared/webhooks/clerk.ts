@@ -236,7 +236,7 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
       let slug = slugFor(d);
       const taken = async () => (await tx`select 1 from public.tenants where slug = ${slug}`).length > 0;
       if (await taken()) slug = `${slug}-${idSuffix(d.id)}`;
-      if (await taken()) slug = `${slug.slice(0, 50)}-${crypto.randomUUID().slice(0, 8)}`;
+      if (await taken()) slug = `${slug.slice(0, 50).replace(/-+$/, '')}-${crypto.randomUUID().slice(0, 8)}`;
       const [t] = await tx`insert into public.tenants (name, slug) values (${name ?? slug}, ${slug}) returning id`;
       await tx`insert into public.tenant_org_links (tenant_id, issuer, org_id) values (${t.id}, ${issuer()}, ${d.id})`;
       return 'applied';
