@@ -2321,9 +2321,10 @@ describe('customers from CSV', () => {
 
   it("a customer renumbered or deleted while the import waited for it: the file's row goes to its own number, not to them", async () => {
     await db.sql`insert into public.voice_customers (tenant_id, phone, name) values
-      (${acme}, '+14155552681', 'Renumbered'), (${acme}, '+14155552682', 'Deleted')`;
-    for (const edit of ['renumber', 'delete'] as const) {
-      const phone = edit === 'renumber' ? '+14155552681' : '+14155552682';
+      (${acme}, '+14155552681', 'Renumbered'), (${acme}, '+14155552682', 'Deleted'),
+      (${acme}, '+14155552683', 'Swapped away'), (${acme}, '+14155552684', 'Swapped in')`;
+    for (const edit of ['renumber', 'delete', 'swap'] as const) {
+      const phone = { renumber: '+14155552681', delete: '+14155552682', swap: '+14155552683' }[edit];
       const holder = await db.sql.reserve();
       let imported: Awaited<ReturnType<typeof importCsv>>;
       try {
@@ -2334,18 +2335,25 @@ describe('customers from CSV', () => {
         expect(await someoneWaitsFor(db.sql, pid as number)).toBe(true);
         if (edit === 'renumber') {
           await holder`update public.voice_customers set phone = '+14155552689' where tenant_id = ${acme} and phone = ${phone}`;
-        } else {
+        } else if (edit === 'delete') {
           await holder`delete from public.voice_customers where tenant_id = ${acme} and phone = ${phone}`;
+        } else {
+          // The number passes from one customer to another: the file's row is the new holder's.
+          await holder`update public.voice_customers set phone = '+14155552688' where tenant_id = ${acme} and phone = ${phone}`;
+          await holder`update public.voice_customers set phone = ${phone} where tenant_id = ${acme} and phone = '+14155552684'`;
         }
         await holder`commit`;
         imported = await pending;
       } finally {
         holder.release();
       }
-      expect([imported.status, imported.body], edit).toEqual([200, { rows: 1, inserted: 1, updated: 0, unchanged: 0 }]);
+      const written = edit === 'swap' ? { inserted: 0, updated: 1 } : { inserted: 1, updated: 0 };
+      expect([imported.status, imported.body], edit).toEqual([200, { rows: 1, ...written, unchanged: 0 }]);
       const [row] = await db.sql`select name from public.voice_customers where tenant_id = ${acme} and phone = ${phone}`;
       expect(row, edit).toEqual({ name: 'From the file' });
     }
+    const [away] = await db.sql`select name from public.voice_customers where tenant_id = ${acme} and phone = '+14155552688'`;
+    expect(away).toEqual({ name: 'Swapped away' });
     const [moved] = await db.sql`select name from public.voice_customers where tenant_id = ${acme} and phone = '+14155552689'`;
     expect(moved).toEqual({ name: 'Renumbered' });
   });

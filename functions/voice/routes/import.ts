@@ -229,28 +229,38 @@ type Counts = { inserted: number; updated: number; unchanged: number };
  *  waited for it is re-read before the write (READ COMMITTED re-checks the row, not the
  *  values a CTE computed), so an edit made meanwhile — a consent withdrawn — is kept. */
 async function upsertBatch(tx: Tx, tenantId: string, rows: Row[]): Promise<Counts> {
-  const total = await upsertOnce(tx, tenantId, rows);
+  let { found, ...total } = await upsertOnce(tx, tenantId, rows);
   // A customer the statement found by phone but that someone renumbered or deleted before
   // the statement could lock it (the import's lock keeps other imports out, not people's
-  // edits) is left alone, and that phone of the file is not there yet: written again,
-  // now found or inserted. Each round needs another such edit; three are plenty.
+  // edits) is left alone by the update's re-check, and its row of the file was not
+  // written: written again, to whoever has that number now, or inserted. Asked by id, so
+  // a number moved to another customer meanwhile is not taken for the row written. Each
+  // round needs another such edit; three are plenty.
   for (let round = 0; round < 3; round++) {
-    const [{ missing }] = await tx<{ missing: string[] }>`
-      select coalesce(array_agg(p.phone), '{}') as missing from unnest(${rows.map((r) => r.phone)}::text[]) p(phone)
-      where not exists (select 1 from public.voice_customers c where c.tenant_id = ${tenantId} and c.phone = p.phone)`;
-    if (!missing.length) return total;
-    const again = rows.filter((r) => missing.includes(r.phone));
-    const counts = await upsertOnce(tx, tenantId, again);
-    total.unchanged += counts.unchanged - again.length;
-    total.inserted += counts.inserted;
-    total.updated += counts.updated;
+    const [{ stale }] = await tx<{ stale: string[] }>`
+      select coalesce(array_agg(f.phone), '{}') as stale
+      from unnest(${found.ids}::uuid[], ${found.phones}::text[]) f(id, phone)
+      where not exists (select 1 from public.voice_customers c
+                        where c.tenant_id = ${tenantId} and c.id = f.id and c.phone = f.phone)`;
+    if (!stale.length) return total;
+    const again = rows.filter((r) => stale.includes(r.phone));
+    const next = await upsertOnce(tx, tenantId, again);
+    total.unchanged += next.unchanged - again.length;
+    total.inserted += next.inserted;
+    total.updated += next.updated;
+    found = next.found;
   }
   throw conflict('customers_changed', 'Customers of this file kept changing while it was imported; send it again');
 }
 
-async function upsertOnce(tx: Tx, tenantId: string, rows: Row[]): Promise<Counts> {
+/** One batch's statement: its counts, and the customers it found by phone (id, phone). */
+async function upsertOnce(
+  tx: Tx,
+  tenantId: string,
+  rows: Row[],
+): Promise<Counts & { found: { ids: string[]; phones: string[] } }> {
   const col = <K extends keyof Row>(k: K) => rows.map((r) => r[k]);
-  const [counts] = await tx<Counts>`
+  const [row] = await tx<Counts & { found_ids: string[]; found_phones: string[] }>`
     with src as (
       select * from unnest(${col('phone')}::text[], ${col('name')}::text[], ${col('email')}::text[], ${col('notes')}::text[],
                            ${rows.map((r) => arrayLiteral(r.tags))}::text[], ${col('recording_consent')}::boolean[],
@@ -280,8 +290,11 @@ async function upsertOnce(tx: Tx, tenantId: string, rows: Row[]): Promise<Counts
       returning 1
     )
     select (select count(*) from ins)::int as inserted, (select count(*) from upd)::int as updated,
-           (select count(*) from found)::int - (select count(*) from upd)::int as unchanged`;
-  return counts;
+           (select count(*) from found)::int - (select count(*) from upd)::int as unchanged,
+           (select coalesce(array_agg(f.id order by f.phone), '{}') from found f) as found_ids,
+           (select coalesce(array_agg(f.phone order by f.phone), '{}') from found f) as found_phones`;
+  const { found_ids, found_phones, ...counts } = row;
+  return { ...counts, found: { ids: found_ids, phones: found_phones } };
 }
 
 /** The body's bytes as UTF-8 text, refusing bytes that are not (TextDecoder's fatal
