@@ -407,11 +407,17 @@ describe('lifecycle', () => {
     expect(Object.values(await services(t.id)).map((s) => s.state)).toEqual(['removed', 'removed']);
     expect(partnerObjects(t).botpressBots).toBe(0);
     await db.sql`delete from public.tenants where id = ${t.id}`;
-    // A service that never made anything does not hold a tenant back.
+    // A service that never made anything does not hold a tenant back: pending, or failed
+    // before it made anything (a partner this deployment has no connection to).
     const bare = await createTenant(['odoo']);
     expect((await services(bare.id)).odoo.state).toBe('pending');
     await db.sql`delete from public.tenants where id = ${bare.id}`;
     expect(await db.sql`select 1 from public.tenants where id = ${bare.id}`).toHaveLength(0);
+    const failed = await createTenant(['botpress']);
+    await db.sql`update public.tenant_services set state = 'failed', last_error = 'botpress is not configured on this deployment'
+      where tenant_id = ${failed.id}`;
+    await db.sql`delete from public.tenants where id = ${failed.id}`;
+    expect(await db.sql`select 1 from public.tenants where id = ${failed.id}`).toHaveLength(0);
   });
 
   it('a service whose feature the plan loses is suspended at the partner, and resumed when the plan has it again', async () => {
@@ -429,10 +435,13 @@ describe('lifecycle', () => {
     expect((await services(t.id)).botpress).toMatchObject({ desired_state: 'active', state: 'active' });
     // Nothing re-creates it meanwhile.
     expect((await db.sql`select private.reconcile_tenant_services() as n`)[0].n).toBe(0);
+    // A service its admin paused (desired suspended, through PostgREST) is not the plan's to resume.
+    await db.sql`update public.tenant_services set desired_state = 'suspended' where tenant_id = ${t.id} and service = 'botpress'`;
     expect((await entitle({ chatwoot: null })).status).toBe(200);
     await drain();
     expect((await services(t.id)).chatwoot).toMatchObject({ desired_state: 'active', state: 'active' });
     expect(account()?.status).toBe('active');
+    expect((await services(t.id)).botpress).toMatchObject({ desired_state: 'suspended', state: 'suspended' });
   });
 
   it('removes what a create made when its answer was lost and the tenant went before a retry', async () => {

@@ -20,9 +20,9 @@ import { chatwootUrlToken } from '../shared/webhooks/chatwoot.ts';
 import { runJobs } from '../shared/jobs/runner.ts';
 import { resolvedTargetProblem, webhookTargetProblem } from '../shared/webhooks/ssrf.ts';
 import { apiKey } from '../scripts/tokens.mjs';
-import { freshDatabase, type TestDatabase } from './helpers/db.ts';
+import { freshDatabase, probeAs, type TestDatabase } from './helpers/db.ts';
 import { call, errorCode } from './helpers/http.ts';
-import { LOCAL_CLERK_ISSUER, tenants, users } from './helpers/seed.ts';
+import { LOCAL_CLERK_ISSUER, supabaseClaims, tenants, users } from './helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from './helpers/tokens.ts';
 
 const CLERK_SECRET = `whsec_${randomBytes(24).toString('base64')}`;
@@ -832,9 +832,19 @@ describe('outbound webhooks', () => {
       await nudge('user');
       expect(seen).toHaveLength(2);
       expect([verifies(second, 1), verifies(leaked.body.secret, 1)]).toEqual([false, true]);
+      // On the direct path an admin ends an overlap (null) or shortens it, never lengthens it.
+      const rotatedAgain = await call(tenantsApp, 'POST', path, { token: adminToken, body: { previous_secret_hours: 2 } });
+      const given = new Date(rotatedAgain.body.previous_secret_expires_at).getTime();
+      const asAdmin = (f: (tx: any) => Promise<unknown>) => probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, acme), f);
+      const longer = await asAdmin((tx) => tx`update public.webhook_endpoints set previous_secret_expires_at = '9999-01-01'
+        where id = ${reg.body.id} returning previous_secret_expires_at`);
+      expect(longer.ok && new Date((longer.value as any)[0].previous_secret_expires_at).getTime()).toBe(given);
+      const ended = await asAdmin((tx) => tx`update public.webhook_endpoints set previous_secret_expires_at = null
+        where id = ${reg.body.id} returning previous_secret_expires_at`);
+      expect(ended).toMatchObject({ ok: true, value: [{ previous_secret_expires_at: null }] });
       // Nothing of a secret in the audit trail.
       const trail = await db.sql`select * from public.audit_logs where table_name = 'webhook_endpoints' and record_key ->> 'id' = ${reg.body.id}`;
-      expect(trail.length).toBeGreaterThanOrEqual(3); // the registration and both rotations
+      expect(trail.length).toBeGreaterThanOrEqual(4); // the registration and the rotations
       expect(JSON.stringify(trail)).toMatch(/secret_rotated_at/);
       // (changed_fields names a sealed column that changed; its values are left out.)
       const values = JSON.stringify(trail.map((r) => [r.old_data, r.new_data]));

@@ -356,6 +356,12 @@ describe('merging', () => {
       const merged = await call(app, 'POST', `/tickets/${from.id}/merge`, { token: tok.admin, body: { into: into.id } });
       expect(merged.status, JSON.stringify(merged.body)).toBe(200);
       expect((await followersOf(into.id)).sort()).toEqual([colleague.id, users.acmeAgent.id].sort());
+      // The agent is told the merger added them; the colleague's follow stays the requester's.
+      const told = await db.sql`select user_id::text, actor_user_id::text from public.notifications
+        where ticket_id = ${into.id} and type = 'follower_added' order by user_id`;
+      expect(told).toEqual(expect.arrayContaining([{ user_id: users.acmeAgent.id, actor_user_id: users.acmeAdmin.id }]));
+      const [kept] = await db.sql`select added_by::text from public.ticket_followers where ticket_id = ${into.id} and user_id = ${colleague.id}`;
+      expect(kept.added_by).toBe(users.acmeUser.id);
       const seen = await colleagueSees(into.id);
       expect(seen.status).toBe(200);
       expect(seen.api.messages.map((m: { content: string }) => m.content)).toContain('Mine too');

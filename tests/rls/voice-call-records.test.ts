@@ -352,7 +352,11 @@ describe('the link between a call and its ticket', () => {
     expect((await db.sql`select ticket_id from public.voice_calls where id = ${call}`)[0].ticket_id).toBeNull();
     // The ticket opened from it (naming it) links.
     await db.sql`update public.tickets set metadata = ${db.sql.json({ voice_call_id: call })} where id = ${plain.id}`;
-    const ok = await asAgent((tx) => tx`update public.voice_calls set ticket_id = ${plain.id} where id = ${call} returning id`);
+    const ok = await committedAsAgent((tx) => tx`update public.voice_calls set ticket_id = ${plain.id} where id = ${call} returning id`);
     expect(ok).toMatchObject({ ok: true });
+    // The ticket's metadata edited to name the other call: still the first call's ticket.
+    await db.sql`update public.tickets set metadata = ${db.sql.json({ voice_call_id: other })} where id = ${plain.id}`;
+    const shared = await asAgent((tx) => tx`update public.voice_calls set ticket_id = ${plain.id} where id = ${other} returning id`);
+    expect(shared).toMatchObject({ ok: false, error: { code: 'PT409', message: 'A call is linked only to the ticket opened from it' } });
   });
 });

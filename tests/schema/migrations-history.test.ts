@@ -26,7 +26,12 @@ import { freshDatabase, type TestDatabase, UNAUDITED_TABLES } from '../helpers/d
  *  each with the reason in a comment. */
 const REDEFINITIONS: Record<string, string[]> = {
   // A merged ticket's followers follow the ticket it was merged into.
-  'private.merge_tickets': ['20261206058000_merged_ticket_followers_move.sql'],
+  'private.merge_tickets': ['20261206058000_merged_ticket_followers_move.sql', '20261206063000_second_round_review.sql'],
+  // After review: failed services that made nothing hold no tenant back; only the plan's
+  // pauses are the plan's to resume; a rotation's overlap is only ever shortened.
+  'private.tenant_delete_after_services': ['20261206063000_second_round_review.sql'],
+  'private.services_follow_the_plan': ['20261206063000_second_round_review.sql'],
+  'private.webhook_endpoint_secret_rotated': ['20261206063000_second_round_review.sql'],
   // A deleted tenant's partner spaces are suspended during the removal's grace period.
   'private.provisioning_context': ['20261206052000_deleted_tenants_suspended_during_grace.sql'],
   'private.tenant_services_enqueue': ['20261206052000_deleted_tenants_suspended_during_grace.sql'],
@@ -280,8 +285,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.voice_call_ticket_once': [
     '20261202200000_voice_calls_review.sql',
     '20261206014000_call_ticket_link_cleared_by_delete.sql',
-    // The first link is to a ticket opened from the call (20261206057000).
+    // The first link is to a ticket opened from the call (20261206057000), no other call's.
     '20261206057000_call_links_both_ways.sql',
+    '20261206063000_second_round_review.sql',
   ],
   // ... and through the unlocked helper: the call's row orders its events (issue 14).
   'private.voice_webhook_outbox': [
