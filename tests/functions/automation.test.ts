@@ -426,6 +426,41 @@ describe('rules and custom fields', () => {
     const r = await createRule({ name: 'Malformed', event: 'ticket.created', actions: [{ type: 'set_custom_field', key: 'Bad Key', value: 1 }] });
     expect(r.status).toBe(422);
   });
+
+  it('a change of staff-only values alone is an update: rules on them run, and receivers of ticket.updated hear of it', async () => {
+    await quiet();
+    await db.sql`insert into public.custom_field_definitions (tenant_id, key, label, type, options, visible_to_customers)
+      values (${acme}, 'risk', 'Risk', 'number', '{}', false) on conflict do nothing`;
+    const risky = await rule({
+      name: 'Risky',
+      event: 'ticket.updated',
+      conditions: { all: [{ field: 'changed', op: 'contains', value: 'custom_fields' }, { field: 'custom_fields.risk', op: 'in', value: [4, 5] }] },
+      actions: [{ type: 'set_priority', priority: 'urgent' }],
+    });
+    const [endpoint] = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, event_types)
+      values (${acme}, 'https://hooks.example.com/updates', 'v1:x', '{ticket.updated}') returning id`;
+    try {
+      const t = await ticket('Only staff see this value');
+      await drain();
+      const [{ mark }] = await db.sql`select coalesce(max(id), 0) as mark from private.webhook_events`;
+      const r = await call(app, 'PATCH', `/tickets/${t}`, { token: tok.admin, body: { custom_fields: { risk: 5 } } });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      await drain();
+      expect((await runsOf(risky)).filter((x) => x.ticket_id === t).map((x) => x.outcome)).toEqual(['applied']);
+      expect((await state(t)).priority).toBe('urgent');
+      const told = await db.sql`select type, payload -> 'data' -> 'custom_fields' as fields from private.webhook_events
+        where id > ${mark} and payload -> 'data' ->> 'id' = ${t} order by id`;
+      // The update of the value, then the rule's priority; the hidden value in neither.
+      expect(told.map((e) => e.type)).toEqual(['ticket.updated', 'ticket.updated']);
+      expect(JSON.stringify(told)).not.toContain('risk');
+      // The same value again changes nothing and tells nobody.
+      const [{ again }] = await db.sql`select coalesce(max(id), 0) as again from private.webhook_events`;
+      expect((await call(app, 'PATCH', `/tickets/${t}`, { token: tok.admin, body: { custom_fields: { risk: 5 } } })).status).toBe(200);
+      expect(await db.sql`select 1 from private.webhook_events where id > ${again} and payload -> 'data' ->> 'id' = ${t}`).toHaveLength(0);
+    } finally {
+      await db.sql`delete from public.webhook_endpoints where id = ${endpoint.id}`;
+    }
+  });
 });
 
 describe('time-based rules', () => {

@@ -465,7 +465,11 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.ticket_followers_check': ['20261202141100_customer_followers.sql', '20261206035000_customer_followers_customers_only.sql'],
   // A changing value reads its field's definition FOR SHARE, so a visibility change and
   // the write never miss each other (issue 14, review of the custom fields).
-  'private.write_ticket_custom_fields': ['20261206010000_custom_field_writes_wait_for_visibility.sql'],
+  // ... and a change of staff-only values alone is told as an update (20261206064000).
+  'private.write_ticket_custom_fields': [
+    '20261206010000_custom_field_writes_wait_for_visibility.sql',
+    '20261206064000_hidden_field_changes_told.sql',
+  ],
   // ... PL/pgSQL, planned once a session (issue 14, per-row trigger cost).
   'private.notify_followers': ['20261202141100_customer_followers.sql', '20261205160000_row_trigger_helpers_planned_once.sql'],
 };
