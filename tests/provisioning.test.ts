@@ -22,9 +22,9 @@ import { BotpressStandIn } from './partners/botpress.ts';
 import { ChatwootStandIn } from './partners/chatwoot.ts';
 import { N8nStandIn } from './partners/n8n.ts';
 import { OdooStandIn } from './partners/odoo.ts';
-import { freshDatabase, type TestDatabase } from './helpers/db.ts';
+import { freshDatabase, probeAs, type TestDatabase } from './helpers/db.ts';
 import { call, errorCode } from './helpers/http.ts';
-import { users } from './helpers/seed.ts';
+import { supabaseClaims, users } from './helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from './helpers/tokens.ts';
 
 let db: TestDatabase;
@@ -413,9 +413,18 @@ describe('lifecycle', () => {
     expect((await services(bare.id)).odoo.state).toBe('pending');
     await db.sql`delete from public.tenants where id = ${bare.id}`;
     expect(await db.sql`select 1 from public.tenants where id = ${bare.id}`).toHaveLength(0);
+    // A failed one may have made something whose answer was lost: it holds the tenant.
+    // One of a partner this deployment has no connection to is removed by its removal
+    // job (nothing made, nothing to remove), and the tenant then goes.
     const failed = await createTenant(['botpress']);
-    await db.sql`update public.tenant_services set state = 'failed', last_error = 'botpress is not configured on this deployment'
-      where tenant_id = ${failed.id}`;
+    const { botpress: _unconfigured, ...withoutBotpress } = connectors();
+    await drain(withoutBotpress as Connectors);
+    expect((await services(failed.id)).botpress).toMatchObject({ state: 'failed', external_ids: {} });
+    expect(await db.sql`delete from public.tenants where id = ${failed.id}`.catch((e) => e.code)).toBe('PT409');
+    await db.sql`update public.tenants set settings = settings || '{"removal_grace_days": "0"}' where id = ${failed.id}`;
+    expect((await call(tenantsApp, 'DELETE', `/tenants/${failed.id}`, { token: superToken })).status).toBe(200);
+    await drain(withoutBotpress as Connectors);
+    expect((await services(failed.id)).botpress.state).toBe('removed');
     await db.sql`delete from public.tenants where id = ${failed.id}`;
     expect(await db.sql`select 1 from public.tenants where id = ${failed.id}`).toHaveLength(0);
   });
@@ -435,13 +444,29 @@ describe('lifecycle', () => {
     expect((await services(t.id)).botpress).toMatchObject({ desired_state: 'active', state: 'active' });
     // Nothing re-creates it meanwhile.
     expect((await db.sql`select private.reconcile_tenant_services() as n`)[0].n).toBe(0);
-    // A service its admin paused (desired suspended, through PostgREST) is not the plan's to resume.
-    await db.sql`update public.tenant_services set desired_state = 'suspended' where tenant_id = ${t.id} and service = 'botpress'`;
+    // Suspension is the platform's: an admin turns a service off by removing it, not by
+    // suspending it through PostgREST (which the tenant's next resume would undo).
+    await tokenForOwner(t); // their login, which the claims name
+    const [owner] = await db.sql`select id, email from public.users where email = ${t.email}`;
+    const paused = await probeAs(db.sql, 'authenticated', { ...supabaseClaims(users.acmeAdmin, t.id), sub: owner.id, email: owner.email },
+      (tx) => tx`update public.tenant_services set desired_state = 'suspended' where tenant_id = ${t.id} and service = 'botpress'`);
+    expect(paused).toMatchObject({ ok: false, error: { code: 'PT409' } });
     expect((await entitle({ chatwoot: null })).status).toBe(200);
     await drain();
     expect((await services(t.id)).chatwoot).toMatchObject({ desired_state: 'active', state: 'active' });
     expect(account()?.status).toBe('active');
-    expect((await services(t.id)).botpress).toMatchObject({ desired_state: 'suspended', state: 'suspended' });
+
+    // The plan loses the feature while the tenant is suspended: still paused after the
+    // tenant's resume, and back with the feature.
+    await call(tenantsApp, 'POST', `/tenants/${t.id}/suspend`, { token: superToken });
+    expect((await entitle({ chatwoot: false })).status).toBe(200);
+    await call(tenantsApp, 'POST', `/tenants/${t.id}/resume`, { token: superToken });
+    await drain();
+    expect((await services(t.id)).chatwoot).toMatchObject({ desired_state: 'suspended', state: 'suspended' });
+    expect((await services(t.id)).botpress).toMatchObject({ desired_state: 'active', state: 'active' });
+    expect((await entitle({ chatwoot: null })).status).toBe(200);
+    await drain();
+    expect((await services(t.id)).chatwoot).toMatchObject({ desired_state: 'active', state: 'active' });
   });
 
   it('removes what a create made when its answer was lost and the tenant went before a retry', async () => {

@@ -453,9 +453,17 @@ describe('rules and custom fields', () => {
       // The update of the value, then the rule's priority; the hidden value in neither.
       expect(told.map((e) => e.type)).toEqual(['ticket.updated', 'ticket.updated']);
       expect(JSON.stringify(told)).not.toContain('risk');
+      // The value changed with another field in one update: custom_fields is among what changed.
+      await db.sql`update public.tickets set priority = 'low' where id = ${t}`;
+      await drain();
+      const mixed = await call(app, 'PATCH', `/tickets/${t}`, { token: tok.admin, body: { title: 'Renamed too', custom_fields: { risk: 4 } } });
+      expect(mixed.status, JSON.stringify(mixed.body)).toBe(200);
+      await drain();
+      expect((await runsOf(risky)).filter((x) => x.ticket_id === t).map((x) => x.outcome)).toEqual(['applied', 'applied']);
+      expect((await state(t)).priority).toBe('urgent');
       // The same value again changes nothing and tells nobody.
       const [{ again }] = await db.sql`select coalesce(max(id), 0) as again from private.webhook_events`;
-      expect((await call(app, 'PATCH', `/tickets/${t}`, { token: tok.admin, body: { custom_fields: { risk: 5 } } })).status).toBe(200);
+      expect((await call(app, 'PATCH', `/tickets/${t}`, { token: tok.admin, body: { custom_fields: { risk: 4 } } })).status).toBe(200);
       expect(await db.sql`select 1 from private.webhook_events where id > ${again} and payload -> 'data' ->> 'id' = ${t}`).toHaveLength(0);
     } finally {
       await db.sql`delete from public.webhook_endpoints where id = ${endpoint.id}`;

@@ -145,7 +145,7 @@ const ops: Record<string, Record<Action, Op>> = {
   tenant_services: {
     select: async (tx, t) => count(await tx`select service from public.tenant_services where tenant_id = ${tenantOf(t).id}`),
     insert: async (tx, t) => count(await tx`insert into public.tenant_services (tenant_id, service) values (${tenantOf(t).id}, 'n8n') returning service`),
-    update: async (tx, t) => count(await tx`update public.tenant_services set desired_state = 'suspended' where tenant_id = ${tenantOf(t).id} returning service`),
+    update: async (tx, t) => count(await tx`update public.tenant_services set desired_state = 'removed' where tenant_id = ${tenantOf(t).id} returning service`),
     delete: async (tx, t) => count(await tx`delete from public.tenant_services where tenant_id = ${tenantOf(t).id} returning service`),
   },
   webhook_endpoints: {

@@ -29,8 +29,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.merge_tickets': ['20261206058000_merged_ticket_followers_move.sql', '20261206063000_second_round_review.sql'],
   // After review: failed services that made nothing hold no tenant back; only the plan's
   // pauses are the plan's to resume; a rotation's overlap is only ever shortened.
-  'private.tenant_delete_after_services': ['20261206063000_second_round_review.sql'],
-  'private.services_follow_the_plan': ['20261206063000_second_round_review.sql'],
+  'private.tenant_delete_after_services': ['20261206063000_second_round_review.sql', '20261206065000_third_round_review.sql'],
+  'private.services_follow_the_plan': ['20261206063000_second_round_review.sql', '20261206065000_third_round_review.sql'],
   'private.webhook_endpoint_secret_rotated': ['20261206063000_second_round_review.sql'],
   // A deleted tenant's partner spaces are suspended during the removal's grace period.
   'private.provisioning_context': ['20261206052000_deleted_tenants_suspended_during_grace.sql'],
@@ -428,7 +428,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.business_minutes_between': ['20261202050200_sla_next_response_warnings_holidays.sql'],
   // Automation rules: the capture renders the old row once; actions that would change
   // nothing write nothing (issue 16 §1, measured in tests/bench/automation.bench.ts).
-  'private.automation_capture': ['20261202140100_automation_speed.sql'],
+  // ... and custom_fields among what changed when staff-only values changed too (20261206065000).
+  'private.automation_capture': ['20261202140100_automation_speed.sql', '20261206065000_third_round_review.sql'],
   'private.automation_apply_action': [
     '20261202140100_automation_speed.sql',
     '20261202140200_automation_custom_fields.sql',
@@ -469,6 +470,7 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.write_ticket_custom_fields': [
     '20261206010000_custom_field_writes_wait_for_visibility.sql',
     '20261206064000_hidden_field_changes_told.sql',
+    '20261206065000_third_round_review.sql',
   ],
   // ... PL/pgSQL, planned once a session (issue 14, per-row trigger cost).
   'private.notify_followers': ['20261202141100_customer_followers.sql', '20261205160000_row_trigger_helpers_planned_once.sql'],
