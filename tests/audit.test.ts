@@ -267,7 +267,7 @@ const cases: {
     tenantId: tenants.acme.id,
     key: (r) => ({ tenant_id: tenants.acme.id, id: r.id }),
     insert: (tx) => tx`insert into public.tenant_services (tenant_id, service) values (${tenants.acme.id}, 'odoo')`,
-    update: (tx) => tx`update public.tenant_services set desired_state = 'suspended' where service = 'odoo'`,
+    update: (tx) => tx`update public.tenant_services set desired_state = 'removed' where service = 'odoo'`,
     changed: ['desired_state'],
     remove: (tx) => tx`delete from public.tenant_services where service = 'odoo'`,
   },

@@ -45,21 +45,7 @@ export const provision: Task<Payload> = {
     if (s.wait_until) return { deferred: 1 }; // a removal waiting out its grace period
 
     const connector = (deps.connectors ?? connectorsFromEnv())[service];
-    if (!connector) {
-      // A removal of a service that made nothing here (no partner id, no credentials):
-      // nothing to remove at a partner this deployment has no connection to, and its
-      // tenant could otherwise never be purged (private.tenant_delete_after_services).
-      if (
-        s.desired_state === 'removed' && Object.keys(s.external_ids ?? {}).length === 0 && !s.credentials_encrypted
-      ) {
-        const [{ ok }] = await inTenant((tx) =>
-          tx`select private.finish_provisioning_job(${job.id}, ${worker}, 'removed', '{}'::jsonb, null) as ok`
-        );
-        if (!ok) throw new LeaseLost();
-        return { removed: 1 };
-      }
-      throw new JobError(`${service} is not configured on this deployment`, { retryable: false });
-    }
+    if (!connector) throw new JobError(`${service} is not configured on this deployment`, { retryable: false });
 
     // Credentials are sealed for this tenant's service and no other row (shared/crypto.ts).
     const owner = { tenantId, service };
