@@ -1,7 +1,7 @@
 // The one job runner as an Edge Function: the scheduler (pg_cron + pg_net every 10 s on
 // a hosted project, a timer in `npm start`) calls POST /jobs/run with the service
 // credential; each run adds the recurring jobs that are due, then runs due jobs of
-// every task (shared/jobs/registry.ts) in small batches and stops when the queue is
+// every task (shared/jobs/registry.ts), up to `batch` at once, and stops when the queue is
 // empty or its time budget is spent. Machine callers only.
 import { createRoute, z } from '@hono/zod-openapi';
 import { needs } from '../../shared/auth/needs.ts';

@@ -1,9 +1,9 @@
 // The job runner: one run is one Edge Function invocation (POST /functions/v1/jobs/run)
-// or one call from a test. It adds the recurring jobs that are due, then claims small
-// batches of due jobs of every registered task (FOR UPDATE SKIP LOCKED, under a lease
-// renewed while they run),
-// runs each through its task's handler, completes the batch's successes in the
-// statement that claims the next batch, fails the others one by one (backoff or dead),
+// or one call from a test. It adds the recurring jobs that are due, then keeps up to
+// `batch` due jobs of every registered task in hand (claimed FOR UPDATE SKIP LOCKED,
+// under a lease renewed while they run; a slot that frees is filled while the others
+// still run), runs each through its task's handler, completes the successes in the
+// statement that claims the next jobs, fails the others one by one (backoff or dead),
 // and stops claiming when the queue is empty or its time budget is spent — an Edge
 // Function has 150 s of wall clock and about 2 s of CPU per request. Queue bookkeeping is one autocommit statement each
 // (definer functions); handlers open their own service transactions, and no
@@ -16,11 +16,11 @@ export type Registry = Record<string, AnyTask>;
 
 export interface RunOptions {
   workerId?: string;
-  /** Jobs per claim (1–100). */
+  /** Jobs held at once, running or waiting their turn in the serial chain (1–100). */
   batch?: number;
   /** Stop claiming after this long. */
   budgetMs?: number;
-  /** The lease on each claimed batch, renewed while the batch runs: a job whose worker
+  /** The lease on each claimed job, renewed while the run holds it: a job whose worker
    *  stopped for this long may run elsewhere. */
   leaseSeconds?: number;
   /** Only these tasks (default: every task of the registry). */
@@ -59,7 +59,7 @@ function errorInfo(err: unknown): { message: string; permanent: boolean; retryAf
   const e = err as { message?: unknown; retryable?: unknown; retryAfterSeconds?: unknown };
   const message = typeof e?.message === 'string' && e.message ? e.message : String(err);
   // At most a day (fail_job takes an int and caps at a day too): a task's error must not
-  // overflow the statement that records it, which would fail the whole run's batch.
+  // overflow the statement that records it, which would fail the whole run.
   const retryAfter = typeof e?.retryAfterSeconds === 'number' && Number.isFinite(e.retryAfterSeconds)
     ? Math.min(86_400, Math.max(0, Math.ceil(e.retryAfterSeconds)))
     : null;
@@ -117,8 +117,10 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
     }
   };
 
-  // Runs one job; successes wait in `done` for the batch's completion.
-  const runOne = async (job: Job, done: Job[]) => {
+  let done: Job[] = []; // finished, to complete with the next claim
+
+  // Runs one job; successes wait in `done` to be completed with the next claim.
+  const runOne = async (job: Job) => {
     const task = registry[job.task];
     try {
       if (!task) throw new Error(`no handler for task ${job.task}`);
@@ -143,69 +145,117 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
     for (const job of done) count(job, completed.has(job.id) ? 'completed' : 'lost');
   };
 
-  // Each claim also completes the previous batch's successes: one statement, one commit
-  // per batch.
-  let done: Job[] = [];
-  for (;;) {
-    if (Date.now() - started >= budget) {
-      if (done.length) {
-        settle(done, (await db()`select id from private.complete_jobs(${worker}, ${done.map((j) => j.id)})`).map((r) => r.id));
+  // A pool of `batch` slots rather than batch after batch: a slot that frees is filled
+  // again while the others still run, so one slow job (a receiver that hangs until its
+  // timeout, a partner taking its time) holds one slot, not the whole run. Claims are
+  // grouped: another is made when half the slots are free, or when a slot has been free
+  // for REFILL_MS, or when nothing is held. Each claim also completes the successes
+  // since the last one: one statement, one commit.
+  const held = new Map<number, Promise<void>>(); // claimed and not finished: running, or waiting in the serial chain
+  const release: number[] = [];
+  let failure: { error: unknown } | null = null;
+  let serialChain = Promise.resolve();
+  let ended = 0; // held jobs ended so far
+  let finished: (() => void) | null = null; // wakes the loop when a held job ends
+  const outOfTime = () => Date.now() - started >= budget;
+
+  const start = (job: Job) => {
+    // Serial tasks' jobs run one after another: those not started when the budget is
+    // spent go back at once, their attempt uncounted.
+    const run = registry[job.task]?.serial
+      ? (serialChain = serialChain.then(() => outOfTime() || failure ? void release.push(job.id) : runOne(job)))
+      : runOne(job);
+    held.set(
+      job.id,
+      run.catch((error: unknown) => void (failure ??= { error })).finally(() => {
+        held.delete(job.id);
+        ended++;
+        finished?.();
+      }),
+    );
+  };
+  /** Until a held job ends, or `ms` have passed. */
+  const progress = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      finished = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    }).finally(() => finished = null);
+
+  // The leases of every job claimed and not yet completed are renewed while the run holds them.
+  const stopRenewing = renewLeases(worker, () => [...held.keys(), ...done.map((j) => j.id)], leaseSeconds, started);
+  try {
+    let lastClaim = 0;
+    while (!failure && !outOfTime()) {
+      const endedBefore = ended;
+      const free = batch - held.size;
+      if (!held.size || free >= Math.ceil(batch / 2) || (free > 0 && Date.now() - lastClaim >= REFILL_MS)) {
+        const completing = done;
+        done = [];
+        let rows: (Job & { completed: boolean })[];
+        try {
+          rows = await db()<Job & { completed: boolean }>`
+            select * from private.claim_jobs(${worker}, ${free}, ${leaseSeconds}, ${names}, ${
+            completing.length ? completing.map((j) => j.id) : null
+          })`;
+        } catch (error) {
+          failure = { error };
+          break;
+        }
+        lastClaim = Date.now();
+        settle(completing, rows.filter((r) => r.completed).map((r) => r.id));
+        const jobs = rows.filter((r) => !r.completed);
+        if (!jobs.length && !held.size) break; // the queue is empty and nothing runs
+        report.claimed += jobs.length;
+        for (const job of jobs) {
+          taskReport(job.task).claimed++;
+          start(job);
+        }
       }
-      break;
+      // Unless a job ended meanwhile (its wake-up would be lost), wait for one to end.
+      if (ended === endedBefore) await progress(Math.max(10, lastClaim + REFILL_MS - Date.now()));
     }
-    const rows = await db()<Job & { completed: boolean }>`
-      select * from private.claim_jobs(${worker}, ${batch}, ${leaseSeconds}, ${names}, ${
-      done.length ? done.map((j) => j.id) : null
-    })`;
-    settle(done, rows.filter((r) => r.completed).map((r) => r.id));
-    const jobs = rows.filter((r) => !r.completed);
-    done = [];
-    if (!jobs.length) break;
-    report.claimed += jobs.length;
-    for (const job of jobs) taskReport(job.task).claimed++;
-    const release: number[] = [];
-    const serial = jobs.filter((j) => registry[j.task]?.serial);
-    const stopRenewing = renewLeases(worker, jobs.map((j) => j.id), leaseSeconds, started);
-    try {
-      await Promise.all([
-        ...jobs.filter((j) => !registry[j.task]?.serial).map((j) => runOne(j, done)),
-        (async () => {
-          for (const job of serial) {
-            // Out of time: the jobs not started go back at once, their attempt uncounted.
-            if (Date.now() - started >= budget) release.push(job.id);
-            else await runOne(job, done);
-          }
-        })(),
-      ]);
-    } finally {
-      stopRenewing();
-    }
-    if (release.length) {
-      report.released += (await db()`select private.release_jobs(${worker}, ${release}) as n`)[0].n as number;
-    }
+    // Out of time or failed: no more claims; what is held finishes (or goes back).
+    await Promise.all(held.values());
+  } finally {
+    stopRenewing();
+  }
+  if (failure) throw failure.error;
+  if (done.length) {
+    settle(done, (await db()`select id from private.complete_jobs(${worker}, ${done.map((j) => j.id)})`).map((r) => r.id));
+  }
+  if (release.length) {
+    report.released += (await db()`select private.release_jobs(${worker}, ${release}) as n`)[0].n as number;
   }
   report.ms = Date.now() - started;
   return report;
 }
+
+/** How long a free slot waits for others to free before it is filled alone: claims are
+ *  grouped (one statement for several jobs) without letting a slow job starve the pool. */
+const REFILL_MS = 200;
 
 /** How long a run keeps renewing its leases at most: far past any platform's wall clock
  *  for one invocation (150 s on Supabase, 400 s on paid plans), so only a handler that
  *  hangs for good lets its job go to another worker. */
 const MAX_HOLD_MS = 15 * 60_000;
 
-/** Renews the lease of a batch's jobs every third of the lease while they run, so a job
- *  that takes longer than its lease (a serial job started late in its batch, a slow
- *  partner) is not claimed by the next run while this one is still in it; a lease runs
+/** Renews the lease of the jobs the run holds (`ids()`: running, waiting in the serial
+ *  chain, or finished and not yet completed) every third of the lease, so a job that
+ *  takes longer than its lease (a serial job started late, a slow partner) is not claimed by the next run while this one is still in it; a lease runs
  *  out only when its worker stops. Returns the function that stops the renewals. A
  *  renewal that fails (the database away for a moment) is tried again at the next tick;
  *  a job whose lease was lost meanwhile stays lost (its handler finds out when it
  *  records anything). */
-function renewLeases(worker: string, ids: number[], leaseSeconds: number, started: number): () => void {
+function renewLeases(worker: string, ids: () => number[], leaseSeconds: number, started: number): () => void {
   let inFlight = false;
   const timer = setInterval(() => {
-    if (inFlight || Date.now() - started > MAX_HOLD_MS) return;
+    const held = ids();
+    if (inFlight || !held.length || Date.now() - started > MAX_HOLD_MS) return;
     inFlight = true;
-    db()`select id from private.renew_job_leases(${worker}, ${ids}, ${leaseSeconds})`
+    db()`select id from private.renew_job_leases(${worker}, ${held}, ${leaseSeconds})`
       .catch((err: unknown) => console.error(`[jobs] ${worker}: could not renew leases: ${(err as Error).message}`))
       .finally(() => inFlight = false);
   }, Math.max(100, (leaseSeconds * 1000) / 3));

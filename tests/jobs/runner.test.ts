@@ -3,12 +3,13 @@
 // through a retry at a queue's head; a handler's Retry-After and permanent errors reach
 // the stored job; a task the registry does not know is never claimed; a handler that
 // runs past its lease keeps it while its worker renews it, and one whose worker stopped
-// cannot complete its job; jobs not started within the budget go back.
+// cannot complete its job; jobs not started within the budget go back; a slow job holds
+// one slot of the run's pool while the others keep running.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Registry, runJobs } from '../../shared/jobs/runner.ts';
 import { tasks as productionTasks } from '../../shared/jobs/registry.ts';
-import { JobError, type Job } from '../../shared/jobs/types.ts';
-import { closeConcurrencyDb, type ConcurrencyDb, concurrencyDatabase, deadlocks } from '../concurrency/harness.ts';
+import { type Job, JobError } from '../../shared/jobs/types.ts';
+import { closeConcurrencyDb, concurrencyDatabase, type ConcurrencyDb, deadlocks } from '../concurrency/harness.ts';
 
 let db: ConcurrencyDb;
 beforeAll(async () => {
@@ -22,7 +23,21 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 it('looks up every production task by name', () => {
   expect(Object.keys(productionTasks).sort()).toEqual(
-    ['assign-ticket', 'attachment-upload-check', 'automation', 'automation-sweep', 'chatwoot-reply', 'deliver-webhook', 'prune', 'provision', 'reconcile', 'sla-sweep', 'storage-delete', 'voice-erasure-trail', 'voice-stale-calls'].sort(),
+    [
+      'assign-ticket',
+      'attachment-upload-check',
+      'automation',
+      'automation-sweep',
+      'chatwoot-reply',
+      'deliver-webhook',
+      'prune',
+      'provision',
+      'reconcile',
+      'sla-sweep',
+      'storage-delete',
+      'voice-erasure-trail',
+      'voice-stale-calls',
+    ].sort(),
   );
 });
 
@@ -61,7 +76,9 @@ describe('named queues', () => {
     const before = await deadlocks(db.sql, db.name);
     for (let round = 0; round < 20; round++) {
       await db.sql`update private.jobs set run_at = now() where task = 'ordered' and run_at > now()`;
-      const reports = await Promise.all([0, 1, 2, 3].map((w) => runJobs({ registry, workerId: `w${round}-${w}`, batch: 4, budgetMs: 10_000 })));
+      const reports = await Promise.all(
+        [0, 1, 2, 3].map((w) => runJobs({ registry, workerId: `w${round}-${w}`, batch: 4, budgetMs: 10_000 })),
+      );
       if (reports.every((r) => r.claimed === 0)) break;
     }
     expect((await deadlocks(db.sql, db.name)) - before).toBe(0);
@@ -71,6 +88,38 @@ describe('named queues', () => {
       expect(ran.filter((r) => r.queue === `q-${q}`).map((r) => r.seq), `q-${q}`).toEqual([...Array(PER_QUEUE).keys()]);
     }
     expect((await db.sql`select count(*)::int as n from private.jobs where task = 'ordered'`)[0].n).toBe(0);
+  });
+});
+
+describe('the pool', () => {
+  it('a slow job holds one slot, not the run: the others are claimed and run while it waits', async () => {
+    // The slow job waits until every fast job has run (or 8 s). Run batch after batch,
+    // its batch would wait for it and the fast jobs after that batch would never start.
+    const FAST = 12;
+    let fastRan = 0;
+    let allFast: () => void = () => {};
+    const fastDone = new Promise<void>((r) => allFast = r);
+    let sawFast = -1;
+    const registry: Registry = {
+      slow: {
+        async run() {
+          await Promise.race([fastDone, sleep(8_000)]);
+          sawFast = fastRan;
+        },
+      } as never,
+      fast: {
+        async run() {
+          await sleep(5);
+          if (++fastRan === FAST) allFast();
+        },
+      } as never,
+    };
+    await db.sql`select private.add_job('slow')`; // claimed first (oldest run_at)
+    for (let i = 0; i < FAST; i++) await db.sql`select private.add_job('fast')`;
+    const report = await runJobs({ registry, batch: 4, budgetMs: 20_000 });
+    expect(sawFast).toBe(FAST);
+    expect(report).toMatchObject({ claimed: FAST + 1, completed: FAST + 1, lost: 0 });
+    expect((await db.sql`select count(*)::int as n from private.jobs where task in ('slow', 'fast')`)[0].n).toBe(0);
   });
 });
 
@@ -102,7 +151,10 @@ describe('failures reported by handlers', () => {
     const [{ id }] = await db.sql`select id from private.add_job('not-deployed-here')`;
     const report = await runJobs({ registry: { known: { run: async () => {} } as never }, budgetMs: 2_000 });
     expect(report.claimed).toBe(0);
-    expect((await db.sql`select attempts, locked_by from private.jobs where id = ${id}`)[0]).toEqual({ attempts: 0, locked_by: null });
+    expect((await db.sql`select attempts, locked_by from private.jobs where id = ${id}`)[0]).toEqual({
+      attempts: 0,
+      locked_by: null,
+    });
     await db.sql`delete from private.jobs where id = ${id}`;
   });
 });
@@ -155,10 +207,12 @@ describe('leases and budgets', () => {
 
   it('a renewal neither shortens a lease nor takes back one another worker holds', async () => {
     const [{ id }] = await db.sql`select id from private.add_job('held-elsewhere')`;
-    await db.sql`update private.jobs set locked_by = 'owner', locked_until = now() + interval '10 minutes', attempts = 1 where id = ${id}`;
+    await db
+      .sql`update private.jobs set locked_by = 'owner', locked_until = now() + interval '10 minutes', attempts = 1 where id = ${id}`;
     expect(await db.sql`select id from private.renew_job_leases('intruder', ${[id]}, 600)`).toEqual([]);
     expect(await db.sql`select id from private.renew_job_leases('owner', ${[id]}, 1)`).toHaveLength(1);
-    const [row] = await db.sql`select locked_by, locked_until > now() + interval '9 minutes' as long from private.jobs where id = ${id}`;
+    const [row] = await db
+      .sql`select locked_by, locked_until > now() + interval '9 minutes' as long from private.jobs where id = ${id}`;
     expect(row).toEqual({ locked_by: 'owner', long: true });
     await db.sql`update private.jobs set locked_until = now() - interval '1 second' where id = ${id}`;
     expect(await db.sql`select id from private.renew_job_leases('owner', ${[id]}, 600)`).toEqual([]);
