@@ -631,7 +631,9 @@ describe('outbound webhooks', () => {
       }
       const failFor = async (rounds: number) => {
         for (let i = 0; i < rounds; i++) {
+          // Time passes: the jobs' backoff and the breaker's interval are over.
           await db.sql`update private.jobs set run_at = now() where task = 'deliver-webhook' and dead_at is null`;
+          await db.sql`delete from private.webhook_endpoint_breakers where endpoint_id = ${reg.body.id}`;
           if ((await deliverWebhooks({ timeoutMs: 300, budgetMs: 5_000 })).claimed === 0) break;
         }
       };
@@ -653,6 +655,94 @@ describe('outbound webhooks', () => {
       expect(back.body).toMatchObject({ enabled: true, disabled_reason: null, consecutive_failures: 0, failing_since: null });
     } finally {
       await rx.close();
+    }
+  });
+
+  it('an endpoint failing without pause gets one delivery at a time as a probe: the others wait untried, in their queues, and go out once a probe gets through', async () => {
+    const secretRef: { secret?: string } = {};
+    const rx = await receiver(secretRef);
+    try {
+      const reg = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken, body: { url: rx.url, event_types: ['ticket.created'] } });
+      secretRef.secret = reg.body.secret;
+      await db.sql`update private.jobs set dead_at = now() where task = 'deliver-webhook' and dead_at is null`;
+      // Six tickets: six named queues (one per ticket), so nothing orders them but the breaker.
+      for (let i = 0; i < 6; i++) {
+        await db.sql`insert into public.tickets (tenant_id, title, created_by) values (${tenants.acme.id}, ${`Breaker ${i}`}, ${users.acmeUser.id})`;
+      }
+      // Only this endpoint's deliveries run (other tests' endpoints hear of tickets too).
+      await db.sql`update private.jobs j set dead_at = now() from private.webhook_deliveries d
+        where j.job_key = 'delivery:' || d.id and d.endpoint_id <> ${reg.body.id} and j.dead_at is null`;
+      // Failed five times in a row already: the breaker trips.
+      await db.sql`update public.webhook_endpoints set consecutive_failures = 5, failing_since = now() - interval '10 minutes' where id = ${reg.body.id}`;
+      const attempts = async () =>
+        (await db.sql`select count(*)::int as n from private.webhook_attempts a
+          join private.webhook_deliveries d on d.id = a.delivery_id where d.endpoint_id = ${reg.body.id}`)[0].n;
+      const due = () => db.sql`update private.jobs set run_at = now() where task = 'deliver-webhook' and dead_at is null`;
+      rx.behaviour.hangNext = 100; // the receiver hangs
+
+      const first = await deliverWebhooks({ timeoutMs: 300, budgetMs: 5_000 });
+      expect(first.tasks['deliver-webhook']).toMatchObject({ claimed: 6, deferred: 5, retried: 1 });
+      expect(await attempts()).toBe(1); // the probe, timed out
+      // The deferred ones spent no attempt and wait for the probe's interval (10 s).
+      const waiting = await db.sql`select j.attempts, extract(epoch from j.run_at - now()) as wait
+        from private.webhook_deliveries d join private.jobs j on j.job_key = 'delivery:' || d.id
+        where d.endpoint_id = ${reg.body.id} and d.attempts = 0`;
+      expect(waiting).toHaveLength(5);
+      for (const w of waiting) {
+        expect(w.attempts).toBe(0);
+        expect(Number(w.wait)).toBeGreaterThan(5);
+        expect(Number(w.wait)).toBeLessThanOrEqual(11);
+      }
+      // Claimed again within the interval (the backoffs over): all deferred, none sent.
+      await due();
+      const again = await deliverWebhooks({ timeoutMs: 300, budgetMs: 5_000 });
+      expect(again.tasks['deliver-webhook']).toMatchObject({ claimed: 6, deferred: 6 });
+      expect(await attempts()).toBe(1);
+
+      // The interval over and the receiver back: one probe gets through and resets the
+      // endpoint; the others, deferred meanwhile, go out when they come due.
+      rx.behaviour.hangNext = 0;
+      await db.sql`update private.webhook_endpoint_breakers set probe_after = now() where endpoint_id = ${reg.body.id}`;
+      await due();
+      const probe = (await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 })).tasks['deliver-webhook'];
+      // The probe went out; those that asked the breaker before it got through were
+      // deferred (those after it, if any, found the endpoint healthy and went too).
+      expect(probe).toMatchObject({ claimed: 6, retried: 0 });
+      expect(probe.completed).toBeGreaterThanOrEqual(1);
+      expect(probe.completed + probe.deferred).toBe(6);
+      const [e] = await db.sql`select consecutive_failures, failing_since from public.webhook_endpoints where id = ${reg.body.id}`;
+      expect(e).toEqual({ consecutive_failures: 0, failing_since: null });
+      await due();
+      const rest = await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 });
+      expect(rest.tasks['deliver-webhook']?.completed ?? 0).toBe(probe.deferred);
+      const delivered = await db.sql`select status from private.webhook_deliveries where endpoint_id = ${reg.body.id}`;
+      expect(delivered.map((d) => d.status)).toEqual(Array(6).fill('delivered'));
+      expect(rx.received.filter((r) => r.verified && r.type === 'ticket.created')).toHaveLength(6);
+      expect(await attempts()).toBe(7);
+    } finally {
+      await rx.close();
+    }
+  });
+
+  it('one probe per interval however many deliveries ask the breaker at once', async () => {
+    const [endpoint] = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, consecutive_failures, failing_since)
+      values (${tenants.acme.id}, 'https://hooks.example.com/breaker', 'v1:x', 7, now()) returning id`;
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 30 }, () => db.sql`select private.webhook_endpoint_gate(${tenants.acme.id}, ${endpoint.id}) as wait`),
+      );
+      const waits = answers.map(([a]) => a.wait);
+      expect(waits.filter((w) => w === null)).toHaveLength(1);
+      // Failing seven times in a row: the third interval, 40 s.
+      for (const w of waits.filter((w) => w !== null)) expect(Number(w)).toBeGreaterThanOrEqual(39);
+      // Below five failures in a row the breaker stays shut: everyone sends.
+      await db.sql`update public.webhook_endpoints set consecutive_failures = 4 where id = ${endpoint.id}`;
+      const healthy = await Promise.all(
+        Array.from({ length: 5 }, () => db.sql`select private.webhook_endpoint_gate(${tenants.acme.id}, ${endpoint.id}) as wait`),
+      );
+      expect(healthy.map(([a]) => a.wait)).toEqual(Array(5).fill(null));
+    } finally {
+      await db.sql`delete from public.webhook_endpoints where id = ${endpoint.id}`;
     }
   });
 

@@ -30,6 +30,8 @@ const Counts = z.object({
   retried: z.number().int(),
   dead: z.number().int(),
   lost: z.number().int(),
+  /** Put back untried, their attempt uncounted (a webhook endpoint's open breaker). */
+  deferred: z.number().int(),
 }).catchall(z.number());
 
 const Report = z.object({
@@ -40,6 +42,7 @@ const Report = z.object({
   retried: z.number().int(),
   dead: z.number().int(),
   lost: z.number().int(),
+  deferred: z.number().int(),
   released: z.number().int(),
   ms: z.number().int(),
   tasks: z.record(z.string(), Counts),

@@ -10,7 +10,16 @@
 // transaction is held across a handler's outside calls.
 import { asService, db } from '../db.ts';
 import { tasks as defaultRegistry } from './registry.ts';
-import { type AnyTask, type Job, JobError, LeaseLost, type TaskContext, type TaskDeps, type TaskResult } from './types.ts';
+import {
+  type AnyTask,
+  type Job,
+  JobDeferred,
+  JobError,
+  LeaseLost,
+  type TaskContext,
+  type TaskDeps,
+  type TaskResult,
+} from './types.ts';
 
 export type Registry = Record<string, AnyTask>;
 
@@ -37,6 +46,7 @@ export interface TaskReport {
   retried: number;
   dead: number;
   lost: number;
+  deferred: number;
   [count: string]: number;
 }
 
@@ -48,12 +58,13 @@ export interface RunReport {
   retried: number;
   dead: number;
   lost: number;
+  deferred: number;
   released: number;
   ms: number;
   tasks: Record<string, TaskReport>;
 }
 
-type Outcome = 'completed' | 'retried' | 'dead' | 'lost';
+type Outcome = 'completed' | 'retried' | 'dead' | 'lost' | 'deferred';
 
 function errorInfo(err: unknown): { message: string; permanent: boolean; retryAfter: number | null } {
   const e = err as { message?: unknown; retryable?: unknown; retryAfterSeconds?: unknown };
@@ -85,11 +96,13 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
     retried: 0,
     dead: 0,
     lost: 0,
+    deferred: 0,
     released: 0,
     ms: 0,
     tasks: {},
   };
-  const taskReport = (task: string) => report.tasks[task] ??= { claimed: 0, completed: 0, retried: 0, dead: 0, lost: 0 };
+  const taskReport = (task: string) =>
+    report.tasks[task] ??= { claimed: 0, completed: 0, retried: 0, dead: 0, lost: 0, deferred: 0 };
   const count = (job: Job, outcome: Outcome) => {
     report[outcome]++;
     taskReport(job.task)[outcome]++;
@@ -136,6 +149,10 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
       done.push(job);
       if (result) addCounts(taskReport(job.task), result);
     } catch (err) {
+      if (err instanceof JobDeferred) {
+        const [{ ok }] = await db()`select private.defer_job(${worker}, ${job.id}, ${Math.ceil(err.seconds)}) as ok`;
+        return count(job, ok ? 'deferred' : 'lost');
+      }
       count(job, err instanceof LeaseLost ? 'lost' : await fail(job, err));
     }
   };
@@ -264,6 +281,8 @@ function renewLeases(worker: string, ids: () => number[], leaseSeconds: number, 
 
 function addCounts(into: TaskReport, result: TaskResult) {
   for (const [k, v] of Object.entries(result)) {
-    if (typeof v === 'number' && !['claimed', 'completed', 'retried', 'dead', 'lost'].includes(k)) into[k] = (into[k] ?? 0) + v;
+    if (typeof v === 'number' && !['claimed', 'completed', 'retried', 'dead', 'lost', 'deferred'].includes(k)) {
+      into[k] = (into[k] ?? 0) + v;
+    }
   }
 }

@@ -77,6 +77,18 @@ export class JobError extends Error {
   }
 }
 
+/** Not now, and not a failure: the job goes back untried until `seconds` from now, its
+ *  attempt uncounted, still at the head of its named queue (a webhook endpoint whose
+ *  breaker is open: private.webhook_endpoint_gate). */
+export class JobDeferred extends Error {
+  readonly seconds: number;
+  constructor(seconds: number, reason: string) {
+    super(reason);
+    this.name = 'JobDeferred';
+    this.seconds = seconds;
+  }
+}
+
 /** The job's lease ran out and another worker owns it now: stop, record nothing. */
 export class LeaseLost extends Error {
   constructor() {

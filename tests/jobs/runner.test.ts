@@ -4,12 +4,13 @@
 // the stored job; a task the registry does not know is never claimed; a handler that
 // runs past its lease keeps it while its worker renews it, and one whose worker stopped
 // cannot complete its job; jobs not started within the budget go back; a slow job holds
-// one slot of the run's pool while the others keep running.
+// one slot of the run's pool while the others keep running; a deferred job goes back
+// untried, keeping its queue's head.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Registry, runJobs } from '../../shared/jobs/runner.ts';
 import { tasks as productionTasks } from '../../shared/jobs/registry.ts';
-import { type Job, JobError } from '../../shared/jobs/types.ts';
-import { closeConcurrencyDb, concurrencyDatabase, type ConcurrencyDb, deadlocks } from '../concurrency/harness.ts';
+import { JobDeferred, JobError, type Job } from '../../shared/jobs/types.ts';
+import { closeConcurrencyDb, type ConcurrencyDb, concurrencyDatabase, deadlocks } from '../concurrency/harness.ts';
 
 let db: ConcurrencyDb;
 beforeAll(async () => {
@@ -23,21 +24,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 it('looks up every production task by name', () => {
   expect(Object.keys(productionTasks).sort()).toEqual(
-    [
-      'assign-ticket',
-      'attachment-upload-check',
-      'automation',
-      'automation-sweep',
-      'chatwoot-reply',
-      'deliver-webhook',
-      'prune',
-      'provision',
-      'reconcile',
-      'sla-sweep',
-      'storage-delete',
-      'voice-erasure-trail',
-      'voice-stale-calls',
-    ].sort(),
+    ['assign-ticket', 'attachment-upload-check', 'automation', 'automation-sweep', 'chatwoot-reply', 'deliver-webhook', 'prune', 'provision', 'reconcile', 'sla-sweep', 'storage-delete', 'voice-erasure-trail', 'voice-stale-calls'].sort(),
   );
 });
 
@@ -76,9 +63,7 @@ describe('named queues', () => {
     const before = await deadlocks(db.sql, db.name);
     for (let round = 0; round < 20; round++) {
       await db.sql`update private.jobs set run_at = now() where task = 'ordered' and run_at > now()`;
-      const reports = await Promise.all(
-        [0, 1, 2, 3].map((w) => runJobs({ registry, workerId: `w${round}-${w}`, batch: 4, budgetMs: 10_000 })),
-      );
+      const reports = await Promise.all([0, 1, 2, 3].map((w) => runJobs({ registry, workerId: `w${round}-${w}`, batch: 4, budgetMs: 10_000 })));
       if (reports.every((r) => r.claimed === 0)) break;
     }
     expect((await deadlocks(db.sql, db.name)) - before).toBe(0);
@@ -123,6 +108,47 @@ describe('the pool', () => {
   });
 });
 
+describe('deferred jobs', () => {
+  it('go back untried: the attempt uncounted, due when asked, at the head of their queue; a worker that lost the lease defers nothing', async () => {
+    let behindRan = false;
+    const registry: Registry = {
+      later: { run: () => Promise.reject(new JobDeferred(60, 'not now')) } as never,
+      behind: {
+        async run() {
+          behindRan = true;
+        },
+      } as never,
+    };
+    const [{ id }] = await db.sql`select id from private.add_job('later', '{}', null, null, null, 'deferred-q')`;
+    await db.sql`select private.add_job('behind', '{}', null, null, null, 'deferred-q')`;
+    const report = await runJobs({ registry, budgetMs: 5_000 });
+    expect(report).toMatchObject({ claimed: 1, deferred: 1, retried: 0, completed: 0 });
+    expect(report.tasks.later).toMatchObject({ claimed: 1, deferred: 1 });
+    const [job] = await db.sql`select attempts, locked_by, last_error, extract(epoch from run_at - now()) as wait
+      from private.jobs where id = ${id}`;
+    expect(job).toMatchObject({ attempts: 0, locked_by: null, last_error: null });
+    expect(Number(job.wait)).toBeGreaterThan(55);
+    expect(Number(job.wait)).toBeLessThanOrEqual(60);
+    expect(behindRan).toBe(false); // its queue waits for the deferred head
+    // A lease run out before the defer: the job is no longer this worker's to put off, so
+    // it stays due and is claimed again at once (here by the same run, and done).
+    await db.sql`update private.jobs set run_at = now() where id = ${id}`;
+    let tries = 0;
+    const lateRegistry: Registry = {
+      later: {
+        async run() {
+          if (++tries > 1) return;
+          await db.sql`update private.jobs set locked_until = now() - interval '1 second' where id = ${id}`;
+          throw new JobDeferred(60, 'not now');
+        },
+      } as never,
+    };
+    expect(await runJobs({ registry: lateRegistry, tasks: ['later'], budgetMs: 5_000 })).toMatchObject({ claimed: 2, deferred: 0, lost: 1, completed: 1 });
+    expect(await db.sql`select 1 from private.jobs where id = ${id}`).toHaveLength(0);
+    await db.sql`delete from private.jobs where queue = 'deferred-q'`;
+  });
+});
+
 describe('failures reported by handlers', () => {
   it("store the handler's Retry-After (never sooner) and end permanent errors at once", async () => {
     const registry: Registry = {
@@ -151,10 +177,7 @@ describe('failures reported by handlers', () => {
     const [{ id }] = await db.sql`select id from private.add_job('not-deployed-here')`;
     const report = await runJobs({ registry: { known: { run: async () => {} } as never }, budgetMs: 2_000 });
     expect(report.claimed).toBe(0);
-    expect((await db.sql`select attempts, locked_by from private.jobs where id = ${id}`)[0]).toEqual({
-      attempts: 0,
-      locked_by: null,
-    });
+    expect((await db.sql`select attempts, locked_by from private.jobs where id = ${id}`)[0]).toEqual({ attempts: 0, locked_by: null });
     await db.sql`delete from private.jobs where id = ${id}`;
   });
 });
@@ -207,12 +230,10 @@ describe('leases and budgets', () => {
 
   it('a renewal neither shortens a lease nor takes back one another worker holds', async () => {
     const [{ id }] = await db.sql`select id from private.add_job('held-elsewhere')`;
-    await db
-      .sql`update private.jobs set locked_by = 'owner', locked_until = now() + interval '10 minutes', attempts = 1 where id = ${id}`;
+    await db.sql`update private.jobs set locked_by = 'owner', locked_until = now() + interval '10 minutes', attempts = 1 where id = ${id}`;
     expect(await db.sql`select id from private.renew_job_leases('intruder', ${[id]}, 600)`).toEqual([]);
     expect(await db.sql`select id from private.renew_job_leases('owner', ${[id]}, 1)`).toHaveLength(1);
-    const [row] = await db
-      .sql`select locked_by, locked_until > now() + interval '9 minutes' as long from private.jobs where id = ${id}`;
+    const [row] = await db.sql`select locked_by, locked_until > now() + interval '9 minutes' as long from private.jobs where id = ${id}`;
     expect(row).toEqual({ locked_by: 'owner', long: true });
     await db.sql`update private.jobs set locked_until = now() - interval '1 second' where id = ${id}`;
     expect(await db.sql`select id from private.renew_job_leases('owner', ${[id]}, 600)`).toEqual([]);

@@ -6,13 +6,15 @@
 // key), so one ticket's events reach an endpoint in order. At least once: a crash after
 // the POST means one more delivery with the same webhook-id. A receiver's Retry-After
 // (429, 503) is honoured before the retry; a 429 is no failure of the endpoint, which is
-// disabled only after failing a day (private.record_webhook_attempt).
+// disabled only after failing a day (private.record_webhook_attempt). From its fifth
+// failure in a row an endpoint is only probed, one delivery per interval; the others are
+// deferred without spending an attempt (private.webhook_endpoint_gate).
 import { Webhook } from 'standardwebhooks';
 import { retryAfter } from '../../connectors/types.ts';
 import { decryptJson } from '../../crypto.ts';
 import { asService } from '../../db.ts';
 import { resolvedTargetProblem } from '../../webhooks/ssrf.ts';
-import { JobError, LeaseLost, type Task } from '../types.ts';
+import { JobDeferred, JobError, LeaseLost, type Task } from '../types.ts';
 
 interface Delivery {
   status: string;
@@ -33,18 +35,27 @@ export const deliverWebhook: Task<{ delivery_id: number }> = {
     const deliveryId = job.payload.delivery_id;
     // The context, and whether the tenant's plan still includes outbound webhooks: one
     // that no longer does ends the delivery unsent (private.webhook_delivery_withheld).
+    // A delivery that would be sent also asks the endpoint's breaker: an endpoint failing
+    // without pause gets one delivery as a probe per interval, and the others are
+    // deferred, untried (private.webhook_endpoint_gate).
     const [d] = await asService(
       null,
       (tx) =>
-        tx<Delivery & { withheld: boolean }>`
-          select c.*, private.webhook_delivery_withheld(${deliveryId}) as withheld,
-                 private.webhook_endpoint_previous_secret(c.tenant_id, c.endpoint_id) as previous_secret_encrypted
-          from private.webhook_delivery_context(${deliveryId}) c`,
+        tx<Delivery & { withheld: boolean; defer_seconds: string | null }>`
+          select c.*, w.withheld,
+                 private.webhook_endpoint_previous_secret(c.tenant_id, c.endpoint_id) as previous_secret_encrypted,
+                 case when not w.withheld and c.status = 'pending' and c.enabled
+                      then private.webhook_endpoint_gate(c.tenant_id, c.endpoint_id) end as defer_seconds
+          from private.webhook_delivery_context(${deliveryId}) c,
+               lateral (select private.webhook_delivery_withheld(${deliveryId}) as withheld) w`,
     );
     if (d?.withheld) return { withheld: 1 };
     // Already delivered or given up (a repeat job), or gone: nothing to send. A disabled
     // endpoint's deliveries wait, pending, until it is enabled again (which queues them).
     if (!d || d.status !== 'pending' || !d.enabled) return { skipped: 1 };
+    if (d.defer_seconds !== null) {
+      throw new JobDeferred(Number(d.defer_seconds), 'the endpoint keeps failing: waiting for its next probe');
+    }
 
     const t0 = Date.now();
     let status: number | null = null;
