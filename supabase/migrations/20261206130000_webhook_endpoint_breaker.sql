@@ -59,10 +59,13 @@ grant execute on function private.webhook_endpoint_gate(uuid, uuid, int) to serv
 
 -- Puts a claimed job back untried until p_seconds from now: its attempt is not counted
 -- and it keeps its place in its named queue (the jobs behind it wait for it). False
--- when the worker's lease on it has run out (another worker may hold it now).
+-- when the worker's lease on it has run out (another worker may hold it now). The runner
+-- calls it outside a transaction of its own, so it bounds its own lock wait, as the
+-- queue's other functions do (20261206034000).
 create function private.defer_job(p_worker text, p_id bigint, p_seconds int) returns boolean
 language plpgsql volatile security definer
 set search_path = ''
+set lock_timeout = '30s'
 as $$
 begin
   update private.jobs j

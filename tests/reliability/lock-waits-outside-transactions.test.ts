@@ -45,6 +45,8 @@ const BOUNDED = [
   'rate_limit_hit',
   'rate_limit_key_read',
   'job_metrics',
+  // 20261206130000
+  'defer_job',
 ];
 
 /** The private functions the code calls in a statement of its own, outside a transaction:
