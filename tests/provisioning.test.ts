@@ -200,7 +200,7 @@ describe('provisioning a new tenant', () => {
     // Worker A claims and dies before doing anything else.
     const claimed = await db.sql.begin(async (tx) => {
       await tx`select set_config('role', 'service_role', true)`;
-      return await tx`select * from private.claim_jobs('worker-a', 10, 60, array['provision'])`;
+      return await tx`select * from private.claim_due_jobs('worker-a', 10, 60, array['provision'])`;
     });
     expect(claimed.map((j) => j.payload.tenant_id)).toContain(t.id);
     // While A's lease holds, nobody else takes the job.

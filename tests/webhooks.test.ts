@@ -658,7 +658,7 @@ describe('outbound webhooks', () => {
     }
   });
 
-  it('an endpoint failing without pause gets one delivery at a time as a probe: the others wait untried, in their queues, and go out once a probe gets through', async () => {
+  it('an endpoint failing without pause gets one delivery per interval as a probe: the others wait untried, in their queues, and go out once a probe gets through', async () => {
     const secretRef: { secret?: string } = {};
     const rx = await receiver(secretRef);
     try {
@@ -712,6 +712,7 @@ describe('outbound webhooks', () => {
       expect(probe.completed + probe.deferred).toBe(6);
       const [e] = await db.sql`select consecutive_failures, failing_since from public.webhook_endpoints where id = ${reg.body.id}`;
       expect(e).toEqual({ consecutive_failures: 0, failing_since: null });
+      expect(await db.sql`select 1 from private.webhook_endpoint_breakers where endpoint_id = ${reg.body.id}`).toHaveLength(0);
       await due();
       const rest = await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 });
       expect(rest.tasks['deliver-webhook']?.completed ?? 0).toBe(probe.deferred);
@@ -741,6 +742,14 @@ describe('outbound webhooks', () => {
         Array.from({ length: 5 }, () => db.sql`select private.webhook_endpoint_gate(${tenants.acme.id}, ${endpoint.id}) as wait`),
       );
       expect(healthy.map(([a]) => a.wait)).toEqual(Array(5).fill(null));
+      // Recovered inside an interval (a delivery got through: failures back to 0), then
+      // failing again: the breaker starts afresh, with a probe at once rather than the
+      // rest of the interval left from before.
+      await db.sql`update public.webhook_endpoints set consecutive_failures = 7 where id = ${endpoint.id}`;
+      expect((await db.sql`select private.webhook_endpoint_gate(${tenants.acme.id}, ${endpoint.id}) as wait`)[0].wait).not.toBeNull();
+      await db.sql`update public.webhook_endpoints set consecutive_failures = 0, failing_since = null where id = ${endpoint.id}`;
+      await db.sql`update public.webhook_endpoints set consecutive_failures = 5, failing_since = now() where id = ${endpoint.id}`;
+      expect((await db.sql`select private.webhook_endpoint_gate(${tenants.acme.id}, ${endpoint.id}) as wait`)[0].wait).toBeNull();
     } finally {
       await db.sql`delete from public.webhook_endpoints where id = ${endpoint.id}`;
     }

@@ -150,7 +150,10 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
       if (result) addCounts(taskReport(job.task), result);
     } catch (err) {
       if (err instanceof JobDeferred) {
-        const [{ ok }] = await db()`select private.defer_job(${worker}, ${job.id}, ${Math.ceil(err.seconds)}) as ok`;
+        // Bounded as a retry's wait is (errorInfo): a delay out of range must not fail the
+        // statement, and with it the run.
+        const seconds = Number.isNaN(err.seconds) ? 1 : Math.min(86_400, Math.max(1, Math.ceil(err.seconds)));
+        const [{ ok }] = await db()`select private.defer_job(${worker}, ${job.id}, ${seconds}) as ok`;
         return count(job, ok ? 'deferred' : 'lost');
       }
       count(job, err instanceof LeaseLost ? 'lost' : await fail(job, err));
@@ -165,9 +168,12 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
   // A pool of `batch` slots rather than batch after batch: a slot that frees is filled
   // again while the others still run, so one slow job (a receiver that hangs until its
   // timeout, a partner taking its time) holds one slot, not the whole run. Claims are
-  // grouped: another is made when half the slots are free, or when a slot has been free
-  // for REFILL_MS, or when nothing is held. Each claim also completes the successes
-  // since the last one: one statement, one commit.
+  // grouped: another is made when half the slots are free, or when a slot is free
+  // REFILL_MS after the last claim (IDLE_MS after one that found nothing, so a run
+  // waiting on a slow job does not poll an empty queue), or when nothing is held. Each
+  // claim also completes the successes since the last one: one statement, one commit,
+  // and never hands back a job the run holds (p_held: a lease lapsed under a job still
+  // running goes to another worker, not to a second copy here).
   const held = new Map<number, Promise<void>>(); // claimed and not finished: running, or waiting in the serial chain
   const release: number[] = [];
   let failure: { error: unknown } | null = null;
@@ -177,14 +183,19 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
   const outOfTime = () => Date.now() - started >= budget;
 
   const start = (job: Job) => {
-    // Serial tasks' jobs run one after another: those not started when the budget is
-    // spent go back at once, their attempt uncounted.
-    const run = registry[job.task]?.serial
-      ? (serialChain = serialChain.then(() => outOfTime() || failure ? void release.push(job.id) : runOne(job)))
-      : runOne(job);
+    // Serial tasks' jobs run one after another: those whose turn comes when the budget is
+    // spent, or after the run failed, are not started and go back (released at the end
+    // of the run, their attempt uncounted). The chain goes on past a job that threw, so
+    // the ones behind it are released rather than left locked until their lease ends.
+    let run = runOne;
+    if (registry[job.task]?.serial) {
+      const turn = serialChain.then(() => outOfTime() || failure ? void release.push(job.id) : runOne(job));
+      serialChain = turn.catch(() => {});
+      run = () => turn;
+    }
     held.set(
       job.id,
-      run.catch((error: unknown) => void (failure ??= { error })).finally(() => {
+      run(job).catch((error: unknown) => void (failure ??= { error })).finally(() => {
         held.delete(job.id);
         ended++;
         finished?.();
@@ -201,23 +212,31 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
       };
     }).finally(() => finished = null);
 
-  // The leases of every job claimed and not yet completed are renewed while the run holds them.
+  // The leases of the jobs the run holds (running, waiting their serial turn, or finished
+  // and waiting for the next claim to complete them) are renewed while it holds them.
   const stopRenewing = renewLeases(worker, () => [...held.keys(), ...done.map((j) => j.id)], leaseSeconds, started);
   try {
     let lastClaim = 0;
+    let lastFoundNone = false;
     while (!failure && !outOfTime()) {
       const endedBefore = ended;
       const free = batch - held.size;
-      if (!held.size || free >= Math.ceil(batch / 2) || (free > 0 && Date.now() - lastClaim >= REFILL_MS)) {
+      const since = Date.now() - lastClaim;
+      if (
+        !held.size ||
+        (free > 0 && (lastFoundNone ? since >= IDLE_MS : free >= Math.ceil(batch / 2) || since >= REFILL_MS))
+      ) {
         const completing = done;
         done = [];
         let rows: (Job & { completed: boolean })[];
         try {
           rows = await db()<Job & { completed: boolean }>`
-            select * from private.claim_jobs(${worker}, ${free}, ${leaseSeconds}, ${names}, ${
+            select * from private.claim_due_jobs(${worker}, ${free}, ${leaseSeconds}, ${names}, ${
             completing.length ? completing.map((j) => j.id) : null
-          })`;
+          }, ${held.size ? [...held.keys()] : null})`;
         } catch (error) {
+          // Not completed: they are completed at the end of the run, as far as it can.
+          done = [...completing, ...done];
           failure = { error };
           break;
         }
@@ -225,34 +244,53 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
         settle(completing, rows.filter((r) => r.completed).map((r) => r.id));
         const jobs = rows.filter((r) => !r.completed);
         if (!jobs.length && !held.size) break; // the queue is empty and nothing runs
+        lastFoundNone = !jobs.length;
         report.claimed += jobs.length;
         for (const job of jobs) {
           taskReport(job.task).claimed++;
           start(job);
         }
       }
-      // Unless a job ended meanwhile (its wake-up would be lost), wait for one to end.
-      if (ended === endedBefore) await progress(Math.max(10, lastClaim + REFILL_MS - Date.now()));
+      // Unless a job ended meanwhile (its wake-up would be lost), wait for one to end, or
+      // for the time of the next claim; with every slot taken, only for a job to end.
+      const next = batch === held.size ? started + budget : lastClaim + (lastFoundNone ? IDLE_MS : REFILL_MS);
+      if (ended === endedBefore) await progress(Math.max(10, next - Date.now()));
     }
     // Out of time or failed: no more claims; what is held finishes (or goes back).
     await Promise.all(held.values());
   } finally {
     stopRenewing();
   }
-  if (failure) throw failure.error;
+  // Even after a failure, what finished is completed and what was not started goes back:
+  // otherwise both would wait out their lease, and the finished jobs would run again.
+  let endFailure = failure;
   if (done.length) {
-    settle(done, (await db()`select id from private.complete_jobs(${worker}, ${done.map((j) => j.id)})`).map((r) => r.id));
+    try {
+      const completed = await db()`select id from private.complete_jobs(${worker}, ${done.map((j) => j.id)})`;
+      settle(done, completed.map((r) => r.id));
+    } catch (error) {
+      endFailure ??= { error };
+    }
   }
   if (release.length) {
-    report.released += (await db()`select private.release_jobs(${worker}, ${release}) as n`)[0].n as number;
+    try {
+      report.released += (await db()`select private.release_jobs(${worker}, ${release}) as n`)[0].n as number;
+    } catch (error) {
+      endFailure ??= { error };
+    }
   }
+  if (endFailure) throw endFailure.error;
   report.ms = Date.now() - started;
   return report;
 }
 
-/** How long a free slot waits for others to free before it is filled alone: claims are
- *  grouped (one statement for several jobs) without letting a slow job starve the pool. */
+/** How long after a claim a free slot waits for others to free before it is filled
+ *  alone: claims are grouped (one statement for several jobs) without letting a slow job
+ *  starve the pool. */
 const REFILL_MS = 200;
+/** The same after a claim that found nothing due: the queue is polled once a second at
+ *  most while the run waits on jobs it holds. */
+const IDLE_MS = 1_000;
 
 /** How long a run keeps renewing its leases at most: far past any platform's wall clock
  *  for one invocation (150 s on Supabase, 400 s on paid plans), so only a handler that

@@ -7,8 +7,10 @@
 -- (10 s, doubling with each further failure, at most 5 minutes); the deliveries that
 -- come due meanwhile are deferred to the interval's end without spending an attempt,
 -- each still at the head of its named queue, so per-ticket order holds. A probe that
--- succeeds resets the endpoint's failures (private.record_webhook_attempt), and the
--- deferred deliveries go out as they come due. The day of failures that disables an
+-- succeeds resets the endpoint's failures (private.record_webhook_attempt) and with them
+-- its breaker, and the deferred deliveries go out as they come due. The interval starts
+-- when a probe is let through, not when its answer comes: with a receiver timeout longer
+-- than the interval, a second probe may go while the first still waits. The day of failures that disables an
 -- endpoint (private.record_webhook_attempt) is counted from the probes as before.
 
 -- When an endpoint that trips the breaker may be probed next. Private schema, not
@@ -22,6 +24,24 @@ create table private.webhook_endpoint_breakers (
 );
 alter table private.webhook_endpoint_breakers enable row level security;
 revoke all on private.webhook_endpoint_breakers from public, anon, authenticated, service_role;
+
+-- An endpoint whose run of failures ends (a delivery got through, or an admin enabled it
+-- again) starts afresh: its breaker goes, so failing again later it gets a probe at its
+-- fifth failure rather than waiting out an interval left from before it recovered.
+create function private.webhook_endpoint_breaker_reset() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  delete from private.webhook_endpoint_breakers b where b.tenant_id = new.tenant_id and b.endpoint_id = new.id;
+  return null;
+end;
+$$;
+revoke all on function private.webhook_endpoint_breaker_reset() from public, anon, authenticated;
+create trigger webhook_endpoint_breaker_reset
+after update of consecutive_failures on public.webhook_endpoints
+for each row when (new.consecutive_failures = 0 and old.consecutive_failures <> 0)
+execute function private.webhook_endpoint_breaker_reset();
 
 -- Null: send (the endpoint is healthy, or this caller is its probe); else the seconds to
 -- defer the delivery by. One probe per interval however many workers ask at once: the

@@ -23,7 +23,7 @@ beforeAll(async () => {
   await db.sql`vacuum analyze private.jobs`; // statistics of the empty queue
   warm = postgres(db.adminUrl, { max: 1, onnotice: () => {} });
   cold = postgres(db.adminUrl, { max: 1, onnotice: () => {} });
-  for (let i = 0; i < 10; i++) await warm`select id from private.claim_jobs('warm', 10, 60, ${['burst']}, ${[0]})`;
+  for (let i = 0; i < 10; i++) await warm`select id from private.claim_due_jobs('warm', 10, 60, ${['burst']}, ${[0]})`;
   // The garbage of jobs done since: dead rows in the heap, due later, so no claim's index
   // scan reaches their entries; a scan of the table reads them all.
   await db.sql`insert into private.jobs (task, run_at) select 'done', now() + interval '1 day' from generate_series(1, ${DONE})`;
@@ -48,7 +48,7 @@ const counters = async (tx: postgres.TransactionSql) =>
 async function claim(backend: postgres.Sql, worker: string, done: number[] | null = null) {
   return await backend.begin(async (tx) => {
     const before = await counters(tx);
-    const rows = await tx`select id, completed from private.claim_jobs(${worker}, 10, 60, ${['burst']}, ${done})`;
+    const rows = await tx`select id, completed from private.claim_due_jobs(${worker}, 10, 60, ${['burst']}, ${done})`;
     const after = await counters(tx);
     return {
       ids: rows.filter((r) => !r.completed).map((r) => Number(r.id)),

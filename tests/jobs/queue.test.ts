@@ -23,7 +23,7 @@ const add = async (task: string, opts: { key?: string; runAt?: string; max?: num
   (await db.sql`select * from private.add_job(${task}, ${db.sql.json(opts.payload ?? {})}, ${opts.key ?? null},
     ${opts.runAt ?? null}, ${opts.max ?? null}, ${opts.queue ?? null}, ${opts.mode ?? 'replace'})`)[0];
 const claim = (worker: string, task: string, limit = 10, lease = 60) =>
-  db.sql`select * from private.claim_jobs(${worker}, ${limit}, ${lease}, ${[task]})`;
+  db.sql`select * from private.claim_due_jobs(${worker}, ${limit}, ${lease}, ${[task]})`;
 const job = async (id: number) => (await db.sql`select * from private.jobs where id = ${id}`)[0];
 
 describe('job keys', () => {
@@ -82,7 +82,7 @@ describe('backoff', () => {
     const j = await add(task, { max: 100 });
     await db.sql`update private.jobs set attempts = ${attempts - 1} where id = ${j.id}`;
     return await db.sql.begin(async (tx) => {
-      const [c] = await tx`select * from private.claim_jobs('w', 1, 60, ${[task]})`;
+      const [c] = await tx`select * from private.claim_due_jobs('w', 1, 60, ${[task]})`;
       expect(c.attempts).toBe(attempts);
       const [{ o }] = await tx`select private.fail_job('w', ${j.id}, 'try later', ${retryAfter}) as o`;
       expect(o).toBe('retry');

@@ -147,6 +147,17 @@ describe('deferred jobs', () => {
     expect(await db.sql`select 1 from private.jobs where id = ${id}`).toHaveLength(0);
     await db.sql`delete from private.jobs where queue = 'deferred-q'`;
   });
+
+  it('a delay out of range is held to a day, not an error that fails the run', async () => {
+    const registry: Registry = { far: { run: () => Promise.reject(new JobDeferred(1e12, 'much later')) } as never };
+    const [{ id }] = await db.sql`select id from private.add_job('far')`;
+    expect(await runJobs({ registry, budgetMs: 5_000 })).toMatchObject({ claimed: 1, deferred: 1 });
+    const [job] = await db.sql`select attempts, extract(epoch from run_at - now()) as wait from private.jobs where id = ${id}`;
+    expect(job.attempts).toBe(0);
+    expect(Number(job.wait)).toBeGreaterThan(86_000);
+    expect(Number(job.wait)).toBeLessThanOrEqual(86_400);
+    await db.sql`delete from private.jobs where id = ${id}`;
+  });
 });
 
 describe('failures reported by handlers', () => {
@@ -228,6 +239,57 @@ describe('leases and budgets', () => {
     expect(await db.sql`select 1 from private.jobs where id = ${id}`).toHaveLength(0);
   });
 
+  it('a run never claims a job it still holds, even once its lease has lapsed under it', async () => {
+    let runs = 0;
+    const registry: Registry = {
+      lapsing: {
+        async run(job: Job) {
+          runs++;
+          if (runs > 1) return;
+          // As if the renewals had failed for a while: the lease runs out while the job
+          // runs. The run's pool claims meanwhile (a free slot is filled within 200 ms).
+          await db.sql`update private.jobs set locked_until = now() - interval '1 second' where id = ${job.id}`;
+          await sleep(700);
+          // The renewals back before another worker came by: the job is still this run's.
+          await db.sql`update private.jobs set locked_until = now() + interval '1 minute' where id = ${job.id}`;
+        },
+      } as never,
+    };
+    const [{ id }] = await db.sql`select id from private.add_job('lapsing')`;
+    const report = await runJobs({ registry, batch: 4, budgetMs: 5_000 });
+    expect(runs).toBe(1);
+    expect(report).toMatchObject({ claimed: 1, completed: 1, lost: 0 });
+    expect(await db.sql`select 1 from private.jobs where id = ${id}`).toHaveLength(0);
+  });
+
+  it('a run that fails still completes what it finished and gives back the serial jobs it did not start', async () => {
+    const registry: Registry = {
+      // Still running when the chain's first job fails: finished after the run stopped claiming.
+      quick: { run: () => sleep(300) } as never,
+      chain: {
+        serial: true,
+        run: () => Promise.reject(new JobError('this one fails')),
+        // The failure cannot be recorded (as when the database refuses the statement): the
+        // run fails with it.
+        failed: () => Promise.reject(new Error('the failure could not be recorded')),
+      } as never,
+    };
+    for (let i = 0; i < 3; i++) await db.sql`select private.add_job('quick')`;
+    for (let i = 0; i < 3; i++) await db.sql`select private.add_job('chain')`;
+    await expect(runJobs({ registry, batch: 10, budgetMs: 5_000 })).rejects.toThrow('the failure could not be recorded');
+    // The quick jobs ran: completed, not left to run again when their lease ends.
+    expect(await db.sql`select 1 from private.jobs where task = 'quick'`).toHaveLength(0);
+    // The first of the chain holds its lease (its failure went unrecorded); the two behind
+    // it never started and are back, their attempt uncounted.
+    const chain = await db.sql`select attempts, locked_by is not null as locked from private.jobs where task = 'chain' order by id`;
+    expect(chain.map((r) => ({ ...r }))).toEqual([
+      { attempts: 1, locked: true },
+      { attempts: 0, locked: false },
+      { attempts: 0, locked: false },
+    ]);
+    await db.sql`delete from private.jobs where task = 'chain'`;
+  });
+
   it('a renewal neither shortens a lease nor takes back one another worker holds', async () => {
     const [{ id }] = await db.sql`select id from private.add_job('held-elsewhere')`;
     await db.sql`update private.jobs set locked_by = 'owner', locked_until = now() + interval '10 minutes', attempts = 1 where id = ${id}`;
@@ -256,7 +318,7 @@ describe('leases and budgets', () => {
     const [{ id }] = await db.sql`select id from private.add_job('fragile', '{}', null, null, 2)`;
     // Two attempts, each claimed by a worker that dies with it: the lease runs out.
     for (const worker of ['dies-1', 'dies-2']) {
-      const claimed = await db.sql`select id from private.claim_jobs(${worker}, 10, 60, array['fragile'])`;
+      const claimed = await db.sql`select id from private.claim_due_jobs(${worker}, 10, 60, array['fragile'])`;
       expect(claimed.map((j) => j.id)).toEqual([id]);
       await db.sql`update private.jobs set locked_until = now() - interval '1 second' where id = ${id}`;
     }

@@ -30,7 +30,7 @@ const BOUNDED = [
   'voice_call_recording_of',
   'voice_call_recording_set',
   'add_scheduled_jobs',
-  'claim_jobs',
+  'claim_due_jobs', // 20261206131000, in place of claim_jobs
   'complete_jobs',
   'fail_job',
   'release_jobs',
