@@ -2,7 +2,8 @@
 // priority wins over the tenant-wide one for that team's tickets, wherever a ticket's
 // policy is read (due dates, the pause, the next-response clock, the sweep's warnings —
 // all through private.sla_policy_for); a ticket changing team gets its due dates again,
-// keeping the time it waited; another tenant's team is refused and changes nothing.
+// keeping the time it waited, and its next-response clock follows its policy too
+// (20261206132000); another tenant's team is refused and changes nothing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app } from '../../functions/tickets/app.ts';
 import { asService, closeDb } from '../../shared/db.ts';
@@ -181,6 +182,64 @@ describe('the pause and the other clocks read the same policy', () => {
     // Started from the reply's transaction time: 30 minutes on.
     expect((due.getTime() - (m.created_at as Date).getTime()) / MIN).toBe(30);
     expect((await row(noTeam.id)).next_response_due_at).toBeNull();
+  });
+
+  it("a customer's reply waits by the policy governing the ticket now: on the team its clock runs from the reply; off it, it stops", async () => {
+    const t = await ticket(null);
+    const r = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.user, body: { content: 'Still broken' } });
+    expect(r.status).toBe(201);
+    const [reply] = await db.sql`select created_at from public.ticket_messages where id = ${r.body.id}`;
+    expect((await row(t.id)).next_response_due_at).toBeNull(); // the tenant-wide policy has no such target
+    await patch(t.id, { team_id: teams.acme });
+    const due = (await row(t.id)).next_response_due_at as Date;
+    expect((due.getTime() - (reply.created_at as Date).getTime()) / MIN).toBe(30);
+    await patch(t.id, { team_id: null });
+    expect((await row(t.id)).next_response_due_at).toBeNull();
+    // Answered by staff: no reply waits, whatever the policy.
+    await patch(t.id, { team_id: teams.acme });
+    const answer = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.admin, body: { content: 'On it' } });
+    expect(answer.status).toBe(201);
+    expect((await row(t.id)).next_response_due_at).toBeNull();
+    await patch(t.id, { priority: 'high' });
+    await patch(t.id, { priority: 'medium' });
+    expect((await row(t.id)).next_response_due_at).toBeNull();
+  });
+
+  it('a priority change gives the running clock the new target, keeping the time the ticket waited on the customer', async () => {
+    await put('urgent', teams.acme, { first_response_minutes: 15, resolution_minutes: 120, next_response_minutes: 5 });
+    try {
+      const t = await ticket(teams.acme);
+      const r = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.user, body: { content: 'Any news?' } });
+      expect(r.status).toBe(201);
+      // The reply an hour ago (its clock with it), so the waits below come after it.
+      await db.sql`update public.ticket_messages set created_at = created_at - interval '1 hour' where id = ${r.body.id}`;
+      await db.sql`update public.tickets set next_response_due_at = next_response_due_at - interval '1 hour' where id = ${t.id}`;
+      const [reply] = await db.sql`select created_at from public.ticket_messages where id = ${r.body.id}`;
+      const fromReply = async () => ((await row(t.id)).next_response_due_at!.getTime() - (reply.created_at as Date).getTime()) / MIN;
+      expect(await fromReply()).toBe(30);
+      // Twenty minutes waiting on the customer push the clock by as much.
+      const st = async (status: string) =>
+        expect((await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.admin, body: { status } })).status).toBe(200);
+      await st('pending');
+      await db.sql`update public.tickets set sla_paused_at = sla_paused_at - interval '20 minutes' where id = ${t.id}`;
+      await st('open');
+      expect(await fromReply()).toBe(50);
+      // Raised to urgent: 5 minutes from the reply, plus the 20 waited.
+      await patch(t.id, { priority: 'urgent' });
+      expect(await fromReply()).toBe(25);
+      await patch(t.id, { priority: 'medium' });
+      expect(await fromReply()).toBe(50);
+      // A wait ended by the same update as the change counts too, once: 25 more minutes
+      // make the new clock (5 + 20 + 25) the old one's time (30 + 20), which the pause's
+      // own push must not move again.
+      await st('pending');
+      await db.sql`update public.tickets set sla_paused_at = sla_paused_at - interval '25 minutes' where id = ${t.id}`;
+      await db.sql`update public.tickets set status = 'open', priority = 'urgent' where id = ${t.id}`;
+      expect(await fromReply()).toBe(5 + 20 + 25);
+    } finally {
+      // The other tests count this team's policies.
+      await db.sql`delete from public.sla_policies where tenant_id = ${acme} and team_id = ${teams.acme} and priority = 'urgent'`;
+    }
   });
 
   it("the sweep warns by the team's lead time, and not tickets whose policy has none", async () => {

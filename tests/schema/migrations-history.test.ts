@@ -459,6 +459,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202141000_sla_policies_per_team.sql',
     // Resolved straight from pending, the wait still moves the resolution due date.
     '20261206053000_pending_resolved_keeps_its_wait.sql',
+    // The next-response clock of a priority or team change is computed again, wait included.
+    '20261206132000_next_response_follows_the_policy.sql',
   ],
   // Customers follow tickets where the tenant allows it (issue 16 §5): their follows count
   // there, they add only customers, and hear of public changes only.
