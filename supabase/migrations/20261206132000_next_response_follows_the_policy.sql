@@ -5,80 +5,127 @@
 -- clock (started by each customer reply, 20261202050200) kept the old policy's time: an
 -- unanswered customer reply on a ticket raised from low (a 4-hour next response) to
 -- urgent (15 minutes) was still due four hours after it, and a ticket moved to a team
--- whose policy has no next-response target was breached by the old one. Now:
---   * the new policy has no next-response target: the clock stops;
---   * it has one: the clock runs from the customer reply it was started by (the ticket's
---     latest public message with an author, when that author is the requester or not
---     staff, as private.ticket_messages_after_insert judges), plus the time the ticket
---     has waited on the customer since (taken from how far the old clock had been
---     pushed by pauses, and the pause this update ends: private.tickets_sla_pause now
---     leaves the clock of an update changing priority or team to this function).
---     So a reply still unanswered when a policy with a target comes to govern the ticket
---     starts the clock from that reply, as the due dates run from the ticket's creation.
--- An update that sets next_response_due_at itself keeps it. A breach already recorded
--- stays recorded, as for the other targets.
-create function private.tickets_sla_next_response() returns trigger
+-- whose policy has no next-response target was breached by the old one.
+--
+-- What the clock runs from is now kept with the ticket, as the due dates keep
+-- created_at and sla_paused_minutes: next_response_since, the customer reply staff owe an
+-- answer to (set by each reply from the customer's side whatever the policy, cleared by
+-- a staff reply), and next_response_paused_minutes, the time the ticket has waited on the
+-- customer since. A priority or team change (tickets_sla_next_response) then gives the
+-- clock the new policy's target from that reply plus that wait, or stops it where the
+-- policy has none or no answer is owed. Kept rather than worked out from the messages
+-- and the old policy at the change, so neither a policy edited since the reply, nor an
+-- agent demoted since answering, nor messages moved in by a merge change the answer.
+-- A clock that starts or stops sheds a breach recorded on an earlier one (the message
+-- trigger does the same): a stale mark would keep the sweep from the new clock.
+--
+-- Existing tickets: the reply owed is read from their messages once (the latest public
+-- message with an author, owed when that author is the requester or not staff), and a
+-- running clock's wait from how far pauses had pushed it under the current policy.
+
+alter table public.tickets
+  add column next_response_since timestamptz,
+  add column next_response_paused_minutes int not null default 0 check (next_response_paused_minutes >= 0);
+comment on column public.tickets.next_response_since is
+  'When the customer reply that staff owe an answer to came (null: none owed); the next-response clock runs from it';
+comment on column public.tickets.next_response_paused_minutes is
+  'Business minutes the ticket has waited on the customer (pending) since next_response_since';
+-- The audit trigger renders timestamptz columns from its arguments: give it the new one.
+select private.enable_audit('public.tickets');
+
+-- The backfill is bookkeeping, not a change anyone made: no audit entry, no updated_at,
+-- no ticket.updated webhook. No trigger of the table is disabled otherwise.
+alter table public.tickets disable trigger user;
+with owed as (
+  select t.tenant_id, t.id, m.created_at as since, t.next_response_due_at as due,
+         private.sla_policy_for(t.tenant_id, t.team_id, t.priority) as p
+  from public.tickets t
+  cross join lateral (
+    select m.created_at, m.author_id from public.ticket_messages m
+    where m.tenant_id = t.tenant_id and m.ticket_id = t.id and m.type = 'message' and m.author_id is not null
+    order by m.created_at desc, m.id desc
+    limit 1
+  ) m
+  where t.deleted_at is null and t.status not in ('resolved', 'closed')
+    and (m.author_id = t.created_by or not (
+      exists (select 1 from public.memberships ms
+              where ms.tenant_id = t.tenant_id and ms.user_id = m.author_id and ms.role in ('agent', 'admin'))
+      or exists (select 1 from public.platform_admins pa where pa.user_id = m.author_id)))
+)
+update public.tickets t
+set next_response_since = o.since,
+    next_response_paused_minutes = case when o.due is null or (o.p).next_response_minutes is null then 0
+      else private.business_minutes_between(
+        case when (o.p).business_hours is null then o.since + make_interval(mins => (o.p).next_response_minutes)
+             else private.add_business_minutes(o.since, (o.p).next_response_minutes, (o.p).business_hours) end,
+        o.due, (o.p).business_hours) end
+from owed o
+where t.tenant_id = o.tenant_id and t.id = o.id;
+alter table public.tickets enable trigger user;
+
+-- Redefined (20261202141000_sla_policies_per_team.sql): the reply owed is kept.
+create or replace function private.ticket_messages_after_insert() returns trigger
 language plpgsql security definer
 set search_path = ''
 as $$
 declare
-  v_new public.sla_policies := private.sla_policy_for(new.tenant_id, new.team_id, new.priority);
-  v_old public.sla_policies;
-  v_reply public.ticket_messages;
-  v_waited int := 0;
-  v_expected timestamptz;
+  v_ticket public.tickets;
+  v_staff boolean;
+  v_policy public.sla_policies;
+  v_next_set boolean := false;
+  v_next_due timestamptz;
+  v_owed_set boolean := false;
+  v_owed timestamptz;
 begin
-  if new.next_response_due_at is distinct from old.next_response_due_at then
-    return new; -- set by this update (or by tickets_before_update, the policy gone)
+  select * into v_ticket from public.tickets t where t.tenant_id = new.tenant_id and t.id = new.ticket_id for no key update;
+  -- Only public replies with an author count; notes, system and imported messages
+  -- leave v_staff null and fall through to the activity touch.
+  if new.type = 'message' and new.author_id is not null then
+    v_staff := exists (
+      select 1 from public.memberships m
+      where m.tenant_id = new.tenant_id and m.user_id = new.author_id and m.role in ('agent', 'admin')
+    ) or exists (select 1 from public.platform_admins p where p.user_id = new.author_id);
   end if;
-  if v_new.next_response_minutes is null then
-    new.next_response_due_at := null;
-    return new;
-  end if;
-  select * into v_reply from public.ticket_messages m
-  where m.tenant_id = new.tenant_id and m.ticket_id = new.id and m.type = 'message' and m.author_id is not null
-  order by m.created_at desc, m.id desc
-  limit 1;
-  if v_reply.id is null or (
-    v_reply.author_id is distinct from new.created_by and (
-      exists (select 1 from public.memberships ms
-              where ms.tenant_id = new.tenant_id and ms.user_id = v_reply.author_id and ms.role in ('agent', 'admin'))
-      or exists (select 1 from public.platform_admins p where p.user_id = v_reply.author_id))
-  ) then
-    new.next_response_due_at := null; -- no customer reply waits for an answer
-    return new;
-  end if;
-  -- The waits the old clock was pushed by: how far it runs past its policy's time.
-  if old.next_response_due_at is not null then
-    v_old := private.sla_policy_for(old.tenant_id, old.team_id, old.priority);
-    if v_old.next_response_minutes is not null then
-      v_expected := case when v_old.business_hours is null
-        then v_reply.created_at + make_interval(mins => v_old.next_response_minutes)
-        else private.add_business_minutes(v_reply.created_at, v_old.next_response_minutes, v_old.business_hours) end;
-      v_waited := private.business_minutes_between(v_expected, old.next_response_due_at, v_old.business_hours);
+  if v_staff and new.author_id is distinct from v_ticket.created_by then
+    v_next_set := v_ticket.next_response_due_at is not null;
+    v_next_due := null;
+    v_owed_set := v_ticket.next_response_since is not null;
+    v_owed := null;
+  elsif v_staff is not null then
+    -- Owed whatever the policy: a policy with a target that comes to govern the ticket
+    -- later runs its clock from this reply (tickets_sla_next_response).
+    v_owed_set := true;
+    v_owed := now();
+    v_policy := private.sla_policy_for(new.tenant_id, v_ticket.team_id, v_ticket.priority);
+    if v_policy.next_response_minutes is not null then
+      v_next_set := true;
+      v_next_due := case when v_policy.business_hours is null
+        then now() + make_interval(mins => v_policy.next_response_minutes)
+        else private.add_business_minutes(now(), v_policy.next_response_minutes, v_policy.business_hours) end;
     end if;
   end if;
-  -- A wait this update ends (tickets_sla_pause leaves this clock to this function).
-  if old.sla_paused_at is not null and new.status <> 'pending' then
-    v_waited := v_waited + private.business_minutes_between(greatest(old.sla_paused_at, v_reply.created_at), now(), v_new.business_hours);
-  end if;
-  new.next_response_due_at := case when v_new.business_hours is null
-    then v_reply.created_at + make_interval(mins => v_new.next_response_minutes + v_waited)
-    else private.add_business_minutes(v_reply.created_at, v_new.next_response_minutes + v_waited, v_new.business_hours) end;
-  return new;
+  update public.tickets set
+    first_response_at = case
+      when v_staff and new.author_id is distinct from v_ticket.created_by and v_ticket.first_response_at is null
+      then new.created_at else first_response_at end,
+    status = case
+      when v_staff is not null and new.author_id = v_ticket.created_by and v_ticket.status = 'pending'
+      then 'open' else status end,
+    next_response_due_at = case when v_next_set then v_next_due else next_response_due_at end,
+    sla_next_response_breached_at = case when v_next_set then null else sla_next_response_breached_at end,
+    next_response_since = case when v_owed_set then v_owed else next_response_since end,
+    next_response_paused_minutes = case when v_owed_set then 0 else next_response_paused_minutes end,
+    updated_at = now()
+  where tenant_id = new.tenant_id and id = new.ticket_id;
+  return null;
 end;
 $$;
-revoke all on function private.tickets_sla_next_response() from public, anon, authenticated;
--- Named to fire after tickets_before_update (which clears the clock when no policy
--- governs the ticket any more) and before tickets_sla_pause (triggers fire by name).
-create trigger tickets_sla_next_response before update on public.tickets
-for each row when (new.priority is distinct from old.priority or new.team_id is distinct from old.team_id)
-execute function private.tickets_sla_next_response();
+revoke all on function private.ticket_messages_after_insert() from public, anon;
 
--- Redefined (20261206053000_pending_resolved_keeps_its_wait.sql): the next-response
--- clock of an update that changes priority or team is tickets_sla_next_response's, the
--- wait this update ends included. Pushing it here too would count that wait twice
--- whenever the clock computed again happened to equal the old one.
+-- Redefined (20261206053000_pending_resolved_keeps_its_wait.sql): the wait since the reply
+-- owed is counted; the next-response clock of an update that changes priority or team is
+-- tickets_sla_next_response's, the wait this update ends included (pushing it here too
+-- would count that wait twice whenever the clock computed again equals the old one).
 create or replace function private.tickets_sla_pause() returns trigger
 language plpgsql security definer
 set search_path = ''
@@ -116,6 +163,11 @@ begin
           else private.add_business_minutes(new.next_response_due_at, v_minutes, v_hours) end;
       end if;
       new.sla_paused_minutes := new.sla_paused_minutes + v_minutes;
+      -- The part of the wait since the reply staff owe an answer to.
+      if new.next_response_since is not null then
+        new.next_response_paused_minutes := new.next_response_paused_minutes
+          + private.business_minutes_between(greatest(old.sla_paused_at, new.next_response_since), now(), v_hours);
+      end if;
     end if;
     new.sla_paused_at := null;
   end if;
@@ -123,3 +175,44 @@ begin
 end;
 $$;
 revoke all on function private.tickets_sla_pause() from public, anon, authenticated;
+
+-- A priority or team change: the next-response clock under the policy that governs the
+-- ticket now. An update that sets next_response_due_at itself keeps it, and one that
+-- tickets_before_update stopped (no policy any more) stays stopped.
+create function private.tickets_sla_next_response() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_policy public.sla_policies;
+  v_waited int;
+begin
+  if new.next_response_due_at is not distinct from old.next_response_due_at then
+    v_policy := private.sla_policy_for(new.tenant_id, new.team_id, new.priority);
+    if v_policy.next_response_minutes is null or new.next_response_since is null then
+      new.next_response_due_at := null;
+    else
+      v_waited := new.next_response_paused_minutes;
+      -- A wait this update ends (tickets_sla_pause, next by name, counts it only after).
+      if old.sla_paused_at is not null and new.status <> 'pending' then
+        v_waited := v_waited + private.business_minutes_between(
+          greatest(old.sla_paused_at, new.next_response_since), now(), v_policy.business_hours);
+      end if;
+      new.next_response_due_at := case when v_policy.business_hours is null
+        then new.next_response_since + make_interval(mins => v_policy.next_response_minutes + v_waited)
+        else private.add_business_minutes(new.next_response_since, v_policy.next_response_minutes + v_waited,
+                                          v_policy.business_hours) end;
+    end if;
+  end if;
+  if new.next_response_due_at is null or old.next_response_due_at is null then
+    new.sla_next_response_breached_at := null; -- stopped, or a new clock
+  end if;
+  return new;
+end;
+$$;
+revoke all on function private.tickets_sla_next_response() from public, anon, authenticated;
+-- Named to fire after tickets_before_update (which stops the clock when no policy governs
+-- the ticket any more) and before tickets_sla_pause (triggers fire by name).
+create trigger tickets_sla_next_response before update on public.tickets
+for each row when (new.priority is distinct from old.priority or new.team_id is distinct from old.team_id)
+execute function private.tickets_sla_next_response();

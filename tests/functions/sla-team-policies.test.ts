@@ -69,6 +69,9 @@ type Dates = {
   due_date: Date;
   first_response_due_at: Date;
   next_response_due_at: Date | null;
+  next_response_since: Date | null;
+  next_response_paused_minutes: number;
+  sla_next_response_breached_at: Date | null;
   sla_paused_minutes: number;
 };
 const row = async (id: string) => (await db.sql`select * from public.tickets where id = ${id}`)[0] as unknown as Dates;
@@ -189,20 +192,41 @@ describe('the pause and the other clocks read the same policy', () => {
     const r = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.user, body: { content: 'Still broken' } });
     expect(r.status).toBe(201);
     const [reply] = await db.sql`select created_at from public.ticket_messages where id = ${r.body.id}`;
-    expect((await row(t.id)).next_response_due_at).toBeNull(); // the tenant-wide policy has no such target
+    const since = (reply.created_at as Date).getTime();
+    let now = await row(t.id);
+    expect(now.next_response_due_at).toBeNull(); // the tenant-wide policy has no such target
+    expect(now.next_response_since?.getTime()).toBe(since); // but the answer is owed
     await patch(t.id, { team_id: teams.acme });
-    const due = (await row(t.id)).next_response_due_at as Date;
-    expect((due.getTime() - (reply.created_at as Date).getTime()) / MIN).toBe(30);
+    expect(((await row(t.id)).next_response_due_at!.getTime() - since) / MIN).toBe(30);
+    // Breached on the team, then moved off: the clock stops and sheds its breach, so
+    // moved back, the new clock can breach again.
+    await asService(null, (tx) => tx`select private.run_sla_sweep(${new Date(since + 31 * MIN)}::timestamptz)`);
+    expect((await row(t.id)).sla_next_response_breached_at).not.toBeNull();
     await patch(t.id, { team_id: null });
-    expect((await row(t.id)).next_response_due_at).toBeNull();
-    // Answered by staff: no reply waits, whatever the policy.
+    now = await row(t.id);
+    expect(now).toMatchObject({ next_response_due_at: null, sla_next_response_breached_at: null });
     await patch(t.id, { team_id: teams.acme });
-    const answer = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.admin, body: { content: 'On it' } });
-    expect(answer.status).toBe(201);
-    expect((await row(t.id)).next_response_due_at).toBeNull();
-    await patch(t.id, { priority: 'high' });
-    await patch(t.id, { priority: 'medium' });
-    expect((await row(t.id)).next_response_due_at).toBeNull();
+    now = await row(t.id);
+    expect((now.next_response_due_at!.getTime() - since) / MIN).toBe(30);
+    expect(now.sla_next_response_breached_at).toBeNull();
+  });
+
+  it('an answer stays an answer: a change of policy after it starts no clock, even once its author is no longer staff', async () => {
+    const t = await ticket(teams.acme);
+    expect((await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.user, body: { content: 'Help' } })).status).toBe(201);
+    expect((await row(t.id)).next_response_due_at).not.toBeNull();
+    const answer = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'On it' } });
+    expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+    expect((await row(t.id))).toMatchObject({ next_response_due_at: null, next_response_since: null });
+    // The agent who answered becomes a customer of the tenant: the answer was still staff's.
+    await db.sql`update public.memberships set role = 'user' where tenant_id = ${acme} and user_id = ${users.acmeAgent.id}`;
+    try {
+      await patch(t.id, { team_id: null });
+      await patch(t.id, { team_id: teams.acme });
+      expect((await row(t.id)).next_response_due_at).toBeNull();
+    } finally {
+      await db.sql`update public.memberships set role = 'agent' where tenant_id = ${acme} and user_id = ${users.acmeAgent.id}`;
+    }
   });
 
   it('a priority change gives the running clock the new target, keeping the time the ticket waited on the customer', async () => {
@@ -212,10 +236,10 @@ describe('the pause and the other clocks read the same policy', () => {
       const r = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.user, body: { content: 'Any news?' } });
       expect(r.status).toBe(201);
       // The reply an hour ago (its clock with it), so the waits below come after it.
-      await db.sql`update public.ticket_messages set created_at = created_at - interval '1 hour' where id = ${r.body.id}`;
-      await db.sql`update public.tickets set next_response_due_at = next_response_due_at - interval '1 hour' where id = ${t.id}`;
-      const [reply] = await db.sql`select created_at from public.ticket_messages where id = ${r.body.id}`;
-      const fromReply = async () => ((await row(t.id)).next_response_due_at!.getTime() - (reply.created_at as Date).getTime()) / MIN;
+      await db.sql`update public.tickets set next_response_since = next_response_since - interval '1 hour',
+        next_response_due_at = next_response_due_at - interval '1 hour' where id = ${t.id}`;
+      const since = (await row(t.id)).next_response_since!.getTime();
+      const fromReply = async () => ((await row(t.id)).next_response_due_at!.getTime() - since) / MIN;
       expect(await fromReply()).toBe(30);
       // Twenty minutes waiting on the customer push the clock by as much.
       const st = async (status: string) =>
@@ -224,21 +248,28 @@ describe('the pause and the other clocks read the same policy', () => {
       await db.sql`update public.tickets set sla_paused_at = sla_paused_at - interval '20 minutes' where id = ${t.id}`;
       await st('open');
       expect(await fromReply()).toBe(50);
+      expect((await row(t.id)).next_response_paused_minutes).toBe(20);
+      // The team's medium target edited since (to 45): the running clock is left as it
+      // was, and the wait is still the 20 minutes waited, not read back from the old time.
+      await put('medium', teams.acme, { first_response_minutes: 60, resolution_minutes: 480, next_response_minutes: 45, warning_minutes: 20 });
+      expect(await fromReply()).toBe(50);
       // Raised to urgent: 5 minutes from the reply, plus the 20 waited.
       await patch(t.id, { priority: 'urgent' });
-      expect(await fromReply()).toBe(25);
+      expect(await fromReply()).toBe(5 + 20);
       await patch(t.id, { priority: 'medium' });
-      expect(await fromReply()).toBe(50);
-      // A wait ended by the same update as the change counts too, once: 25 more minutes
-      // make the new clock (5 + 20 + 25) the old one's time (30 + 20), which the pause's
+      expect(await fromReply()).toBe(45 + 20);
+      // A wait ended by the same update as the change counts too, once: 40 more minutes
+      // make the new clock (5 + 20 + 40) the old one's time (45 + 20), which the pause's
       // own push must not move again.
       await st('pending');
-      await db.sql`update public.tickets set sla_paused_at = sla_paused_at - interval '25 minutes' where id = ${t.id}`;
+      await db.sql`update public.tickets set sla_paused_at = sla_paused_at - interval '40 minutes' where id = ${t.id}`;
       await db.sql`update public.tickets set status = 'open', priority = 'urgent' where id = ${t.id}`;
-      expect(await fromReply()).toBe(5 + 20 + 25);
+      expect(await fromReply()).toBe(5 + 20 + 40);
+      expect((await row(t.id)).next_response_paused_minutes).toBe(60);
     } finally {
-      // The other tests count this team's policies.
+      // The other tests count this team's policies and read its medium one.
       await db.sql`delete from public.sla_policies where tenant_id = ${acme} and team_id = ${teams.acme} and priority = 'urgent'`;
+      await put('medium', teams.acme, { first_response_minutes: 60, resolution_minutes: 480, next_response_minutes: 30, warning_minutes: 20 });
     }
   });
 

@@ -453,13 +453,16 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.ticket_messages_after_insert': [
     '20261202050200_sla_next_response_warnings_holidays.sql',
     '20261202141000_sla_policies_per_team.sql',
+    // The reply staff owe an answer to is kept (next_response_since).
+    '20261206132000_next_response_follows_the_policy.sql',
   ],
   'private.tickets_sla_pause': [
     '20261202050200_sla_next_response_warnings_holidays.sql',
     '20261202141000_sla_policies_per_team.sql',
     // Resolved straight from pending, the wait still moves the resolution due date.
     '20261206053000_pending_resolved_keeps_its_wait.sql',
-    // The next-response clock of a priority or team change is computed again, wait included.
+    // The wait since the reply owed is counted; a priority or team change's clock is left
+    // to tickets_sla_next_response.
     '20261206132000_next_response_follows_the_policy.sql',
   ],
   // Customers follow tickets where the tenant allows it (issue 16 §5): their follows count
