@@ -4,8 +4,11 @@
 // all through private.sla_policy_for); a ticket changing team gets its due dates again,
 // keeping the time it waited, and its next-response clock follows its policy too
 // (20261206132000); another tenant's team is refused and changes nothing.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app } from '../../functions/tickets/app.ts';
+import { root } from '../../scripts/stack.mjs';
 import { asService, closeDb } from '../../shared/db.ts';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
@@ -285,6 +288,56 @@ describe('the pause and the other clocks read the same policy', () => {
     // Even at 235 minutes (inside any lead time of the tenant's 240), no warning: the tenant-wide policy has none.
     await asService(null, (tx) => tx`select private.run_sla_sweep(${new Date(noTeam.created_at.getTime() + 235 * MIN)}::timestamptz)`);
     expect(await warned(noTeam.id)).toEqual([]);
+  });
+});
+
+describe("existing tickets' next-response clocks (20261206132000)", () => {
+  it('are given the reply owed and the wait by the migration: the reply read from their messages, the wait from the running clock', async () => {
+    // Tickets as they stood before the migration: clocks without what they run from.
+    const owed = await ticket(teams.acme);
+    const answered = await ticket(teams.acme);
+    const resolved = await ticket(teams.acme);
+    const reply = new Date(Date.now() - 2 * 60 * MIN);
+    for (const t of [owed, answered, resolved]) {
+      await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content, created_at)
+        values (${acme}, ${t.id}, ${users.acmeUser.id}, 'message', 'Any news?', ${reply})`;
+    }
+    await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content, created_at)
+      values (${acme}, ${answered.id}, ${users.acmeAgent.id}, 'message', 'Done', ${new Date(reply.getTime() + MIN)})`;
+    await db.sql`update public.tickets set status = 'resolved' where id = ${resolved.id}`;
+    // The owed reply's clock pushed 20 minutes by a wait (the team's medium: 30 minutes).
+    await db.sql`update public.tickets set next_response_since = null, next_response_paused_minutes = 0,
+      next_response_due_at = case when id = ${owed.id} then ${new Date(reply.getTime() + 50 * MIN)}::timestamptz end
+      where id in ${db.sql([owed.id, answered.id, resolved.id])}`;
+    const before = await db.sql`select id, updated_at from public.tickets where id = ${owed.id}`;
+    const audited = async () =>
+      (await db.sql`select count(*)::int as n from public.audit_logs
+                    where table_name = 'tickets' and record_key ->> 'id' = ${owed.id}`)[0].n;
+    const auditedBefore = await audited();
+    expect(auditedBefore).toBeGreaterThan(0); // the updates above were audited
+
+    // The migration's own backfill, as written in it.
+    const migration = readFileSync(path.join(root, 'supabase/migrations/20261206132000_next_response_follows_the_policy.sql'), 'utf8');
+    const from = migration.indexOf('alter table public.tickets disable trigger user;');
+    const to = migration.indexOf('alter table public.tickets enable trigger user;');
+    expect(from).toBeGreaterThan(0);
+    expect(to).toBeGreaterThan(from);
+    await db.sql.unsafe(migration.slice(from, to + 'alter table public.tickets enable trigger user;'.length));
+
+    const rows = async (id: string) => (await row(id)) as Dates & { updated_at: Date };
+    expect(await rows(owed.id)).toMatchObject({ next_response_since: reply, next_response_paused_minutes: 20 });
+    expect(await rows(answered.id)).toMatchObject({ next_response_since: null, next_response_paused_minutes: 0 });
+    expect(await rows(resolved.id)).toMatchObject({ next_response_since: null });
+    // Bookkeeping, not a change: no updated_at moved, no audit entry; triggers back on.
+    expect((await rows(owed.id)).updated_at).toEqual(before[0].updated_at);
+    expect(await audited()).toBe(auditedBefore);
+    const [{ off }] = await db.sql`select count(*)::int as off from pg_trigger
+      where tgrelid = 'public.tickets'::regclass and not tgisinternal and tgenabled = 'D'`;
+    expect(off).toBe(0);
+    // And a priority change now gives the clock the new target from that reply and wait.
+    await patch(owed.id, { priority: 'high' });
+    await patch(owed.id, { priority: 'medium' });
+    expect(((await row(owed.id)).next_response_due_at!.getTime() - reply.getTime()) / MIN).toBe(30 + 20);
   });
 });
 
