@@ -72,12 +72,15 @@ type Dates = {
   due_date: Date;
   first_response_due_at: Date;
   next_response_due_at: Date | null;
-  next_response_since: Date | null;
-  next_response_paused_minutes: number;
   sla_next_response_breached_at: Date | null;
   sla_paused_minutes: number;
 };
 const row = async (id: string) => (await db.sql`select * from public.tickets where id = ${id}`)[0] as unknown as Dates;
+/** The reply staff owe an answer to, kept beside the ticket (20261206132000). */
+const owedOf = async (id: string) =>
+  (await db.sql`select since, paused_minutes from private.ticket_replies_owed where ticket_id = ${id}`).map((r) => ({ ...r }))[0] as
+    | { since: Date; paused_minutes: number }
+    | undefined ?? null;
 const after = (t: { created_at: Date }, at: Date) => (at.getTime() - t.created_at.getTime()) / MIN;
 const policies = async () =>
   (await db.sql`select team_id, priority, first_response_minutes, resolution_minutes from public.sla_policies
@@ -198,7 +201,11 @@ describe('the pause and the other clocks read the same policy', () => {
     const since = (reply.created_at as Date).getTime();
     let now = await row(t.id);
     expect(now.next_response_due_at).toBeNull(); // the tenant-wide policy has no such target
-    expect(now.next_response_since?.getTime()).toBe(since); // but the answer is owed
+    expect((await owedOf(t.id))?.since.getTime()).toBe(since); // but the answer is owed
+    // Kept beside the ticket: the reply changed nothing of the ticket's row but its activity.
+    const [{ n: updates }] = await db.sql`select count(*)::int as n from public.audit_logs
+      where table_name = 'tickets' and record_key ->> 'id' = ${t.id} and action = 'UPDATE'`;
+    expect(updates).toBe(0);
     await patch(t.id, { team_id: teams.acme });
     expect(((await row(t.id)).next_response_due_at!.getTime() - since) / MIN).toBe(30);
     // Breached on the team, then moved off: the clock stops and sheds its breach, so
@@ -220,7 +227,8 @@ describe('the pause and the other clocks read the same policy', () => {
     expect((await row(t.id)).next_response_due_at).not.toBeNull();
     const answer = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'On it' } });
     expect(answer.status, JSON.stringify(answer.body)).toBe(201);
-    expect((await row(t.id))).toMatchObject({ next_response_due_at: null, next_response_since: null });
+    expect((await row(t.id)).next_response_due_at).toBeNull();
+    expect(await owedOf(t.id)).toBeNull();
     // The agent who answered becomes a customer of the tenant: the answer was still staff's.
     await db.sql`update public.memberships set role = 'user' where tenant_id = ${acme} and user_id = ${users.acmeAgent.id}`;
     try {
@@ -239,9 +247,9 @@ describe('the pause and the other clocks read the same policy', () => {
       const r = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.user, body: { content: 'Any news?' } });
       expect(r.status).toBe(201);
       // The reply an hour ago (its clock with it), so the waits below come after it.
-      await db.sql`update public.tickets set next_response_since = next_response_since - interval '1 hour',
-        next_response_due_at = next_response_due_at - interval '1 hour' where id = ${t.id}`;
-      const since = (await row(t.id)).next_response_since!.getTime();
+      await db.sql`update private.ticket_replies_owed set since = since - interval '1 hour' where ticket_id = ${t.id}`;
+      await db.sql`update public.tickets set next_response_due_at = next_response_due_at - interval '1 hour' where id = ${t.id}`;
+      const since = (await owedOf(t.id))!.since.getTime();
       const fromReply = async () => ((await row(t.id)).next_response_due_at!.getTime() - since) / MIN;
       expect(await fromReply()).toBe(30);
       // Twenty minutes waiting on the customer push the clock by as much.
@@ -251,7 +259,7 @@ describe('the pause and the other clocks read the same policy', () => {
       await db.sql`update public.tickets set sla_paused_at = sla_paused_at - interval '20 minutes' where id = ${t.id}`;
       await st('open');
       expect(await fromReply()).toBe(50);
-      expect((await row(t.id)).next_response_paused_minutes).toBe(20);
+      expect((await owedOf(t.id))!.paused_minutes).toBe(20);
       // The team's medium target edited since (to 45): the running clock is left as it
       // was, and the wait is still the 20 minutes waited, not read back from the old time.
       await put('medium', teams.acme, { first_response_minutes: 60, resolution_minutes: 480, next_response_minutes: 45, warning_minutes: 20 });
@@ -268,12 +276,33 @@ describe('the pause and the other clocks read the same policy', () => {
       await db.sql`update public.tickets set sla_paused_at = sla_paused_at - interval '40 minutes' where id = ${t.id}`;
       await db.sql`update public.tickets set status = 'open', priority = 'urgent' where id = ${t.id}`;
       expect(await fromReply()).toBe(5 + 20 + 40);
-      expect((await row(t.id)).next_response_paused_minutes).toBe(60);
+      expect((await owedOf(t.id))!.paused_minutes).toBe(60);
     } finally {
       // The other tests count this team's policies and read its medium one.
       await db.sql`delete from public.sla_policies where tenant_id = ${acme} and team_id = ${teams.acme} and priority = 'urgent'`;
       await put('medium', teams.acme, { first_response_minutes: 60, resolution_minutes: 480, next_response_minutes: 30, warning_minutes: 20 });
     }
+  });
+
+  it("a wait pushes the clock only by its part after the reply owed: a follower's reply while the ticket waited", async () => {
+    // Filed by an admin for themselves: the tenant's customer who writes is a follower,
+    // whose reply restarts the clock without ending the wait.
+    const [t] = await db.sql`insert into public.tickets (tenant_id, title, created_by, team_id, priority)
+      values (${acme}, 'Waiting', ${users.acmeAdmin.id}, ${teams.acme}, 'medium') returning id`;
+    await db.sql`update public.tickets set status = 'pending' where id = ${t.id}`;
+    await db.sql`update public.tickets set sla_paused_at = sla_paused_at - interval '60 minutes' where id = ${t.id}`;
+    await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content)
+      values (${acme}, ${t.id}, ${users.acmeUser.id}, 'message', 'Me too')`;
+    expect((await row(t.id)).next_response_due_at).not.toBeNull();
+    // The reply ten minutes ago, in a wait that began seventy minutes ago.
+    await db.sql`update private.ticket_replies_owed set since = since - interval '10 minutes' where ticket_id = ${t.id}`;
+    await db.sql`update public.tickets set next_response_due_at = next_response_due_at - interval '10 minutes',
+      sla_paused_at = sla_paused_at - interval '10 minutes' where id = ${t.id}`;
+    await db.sql`update public.tickets set status = 'open' where id = ${t.id}`;
+    const owed = (await owedOf(t.id))!;
+    expect(owed.paused_minutes).toBe(10);
+    expect(((await row(t.id)).next_response_due_at!.getTime() - owed.since.getTime()) / MIN).toBe(30 + 10);
+    expect((await row(t.id)).sla_paused_minutes).toBe(70); // the due dates keep the whole wait
   });
 
   it("the sweep warns by the team's lead time, and not tickets whose policy has none", async () => {
@@ -292,52 +321,54 @@ describe('the pause and the other clocks read the same policy', () => {
 });
 
 describe("existing tickets' next-response clocks (20261206132000)", () => {
-  it('are given the reply owed and the wait by the migration: the reply read from their messages, the wait from the running clock', async () => {
-    // Tickets as they stood before the migration: clocks without what they run from.
+  it('are given the reply owed and the wait by the migration, read from their clocks and messages', async () => {
+    // Tickets as they stood before the migration: clocks without the reply they run from.
     const owed = await ticket(teams.acme);
     const answered = await ticket(teams.acme);
-    const resolved = await ticket(teams.acme);
+    const raised = await ticket(teams.acme);
+    const untargeted = await ticket(null); // the tenant-wide medium policy: no next-response target
+    const goneAuthor = await ticket(null);
     const reply = new Date(Date.now() - 2 * 60 * MIN);
-    for (const t of [owed, answered, resolved]) {
+    for (const t of [owed, answered, raised, untargeted, goneAuthor]) {
       await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content, created_at)
         values (${acme}, ${t.id}, ${users.acmeUser.id}, 'message', 'Any news?', ${reply})`;
     }
     await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content, created_at)
       values (${acme}, ${answered.id}, ${users.acmeAgent.id}, 'message', 'Done', ${new Date(reply.getTime() + MIN)})`;
-    await db.sql`update public.tickets set status = 'resolved' where id = ${resolved.id}`;
-    // The owed reply's clock pushed 20 minutes by a wait (the team's medium: 30 minutes).
-    await db.sql`update public.tickets set next_response_since = null, next_response_paused_minutes = 0,
-      next_response_due_at = case when id = ${owed.id} then ${new Date(reply.getTime() + 50 * MIN)}::timestamptz end
-      where id in ${db.sql([owed.id, answered.id, resolved.id])}`;
-    const before = await db.sql`select id, updated_at from public.tickets where id = ${owed.id}`;
-    const audited = async () =>
-      (await db.sql`select count(*)::int as n from public.audit_logs
-                    where table_name = 'tickets' and record_key ->> 'id' = ${owed.id}`)[0].n;
-    const auditedBefore = await audited();
-    expect(auditedBefore).toBeGreaterThan(0); // the updates above were audited
+    // An answer whose author's account is gone since (the key set to null): not owed.
+    await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content, created_at)
+      values (${acme}, ${goneAuthor.id}, null, 'message', 'Done', ${new Date(reply.getTime() + MIN)})`;
+    const ids = [owed.id, answered.id, raised.id, untargeted.id, goneAuthor.id];
+    await db.sql`delete from private.ticket_replies_owed where ticket_id in ${db.sql(ids)}`;
+    // owed: the team's medium (30 minutes), pushed 20 by a wait the ticket had.
+    await db.sql`update public.tickets set next_response_due_at = ${new Date(reply.getTime() + 50 * MIN)}, sla_paused_minutes = 20
+      where id = ${owed.id}`;
+    // raised: still on low's time (240) after a change to medium before the migration, no wait.
+    await db.sql`update public.tickets set next_response_due_at = ${new Date(reply.getTime() + 240 * MIN)}, sla_paused_minutes = 0
+      where id = ${raised.id}`;
+    await db.sql`update public.tickets set next_response_due_at = null where id = ${answered.id}`;
 
     // The migration's own backfill, as written in it.
     const migration = readFileSync(path.join(root, 'supabase/migrations/20261206132000_next_response_follows_the_policy.sql'), 'utf8');
-    const from = migration.indexOf('alter table public.tickets disable trigger user;');
-    const to = migration.indexOf('alter table public.tickets enable trigger user;');
+    const from = migration.indexOf('-- backfill:begin');
+    const to = migration.indexOf('-- backfill:end');
     expect(from).toBeGreaterThan(0);
     expect(to).toBeGreaterThan(from);
-    await db.sql.unsafe(migration.slice(from, to + 'alter table public.tickets enable trigger user;'.length));
+    await db.sql.unsafe(migration.slice(from, to));
 
-    const rows = async (id: string) => (await row(id)) as Dates & { updated_at: Date };
-    expect(await rows(owed.id)).toMatchObject({ next_response_since: reply, next_response_paused_minutes: 20 });
-    expect(await rows(answered.id)).toMatchObject({ next_response_since: null, next_response_paused_minutes: 0 });
-    expect(await rows(resolved.id)).toMatchObject({ next_response_since: null });
-    // Bookkeeping, not a change: no updated_at moved, no audit entry; triggers back on.
-    expect((await rows(owed.id)).updated_at).toEqual(before[0].updated_at);
-    expect(await audited()).toBe(auditedBefore);
-    const [{ off }] = await db.sql`select count(*)::int as off from pg_trigger
-      where tgrelid = 'public.tickets'::regclass and not tgisinternal and tgenabled = 'D'`;
-    expect(off).toBe(0);
-    // And a priority change now gives the clock the new target from that reply and wait.
-    await patch(owed.id, { priority: 'high' });
-    await patch(owed.id, { priority: 'medium' });
+    expect(await owedOf(owed.id)).toEqual({ since: reply, paused_minutes: 20 });
+    expect(await owedOf(raised.id)).toEqual({ since: reply, paused_minutes: 0 }); // not 210: that was low's time
+    expect(await owedOf(untargeted.id)).toEqual({ since: reply, paused_minutes: 0 });
+    expect(await owedOf(answered.id)).toBeNull();
+    expect(await owedOf(goneAuthor.id)).toBeNull();
+    // And a priority change now gives each clock the new target from that reply and wait.
+    for (const t of [owed, raised, goneAuthor]) {
+      await patch(t.id, { priority: 'high' });
+      await patch(t.id, { priority: 'medium' });
+    }
     expect(((await row(owed.id)).next_response_due_at!.getTime() - reply.getTime()) / MIN).toBe(30 + 20);
+    expect(((await row(raised.id)).next_response_due_at!.getTime() - reply.getTime()) / MIN).toBe(30);
+    expect((await row(goneAuthor.id)).next_response_due_at).toBeNull();
   });
 });
 

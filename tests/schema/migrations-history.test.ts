@@ -453,7 +453,7 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.ticket_messages_after_insert': [
     '20261202050200_sla_next_response_warnings_holidays.sql',
     '20261202141000_sla_policies_per_team.sql',
-    // The reply staff owe an answer to is kept (next_response_since).
+    // The reply staff owe an answer to is kept (private.ticket_replies_owed).
     '20261206132000_next_response_follows_the_policy.sql',
   ],
   'private.tickets_sla_pause': [
