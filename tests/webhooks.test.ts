@@ -750,6 +750,13 @@ describe('outbound webhooks', () => {
       await db.sql`update public.webhook_endpoints set consecutive_failures = 0, failing_since = null where id = ${endpoint.id}`;
       await db.sql`update public.webhook_endpoints set consecutive_failures = 5, failing_since = now() where id = ${endpoint.id}`;
       expect((await db.sql`select private.webhook_endpoint_gate(${tenants.acme.id}, ${endpoint.id}) as wait`)[0].wait).toBeNull();
+      // Likewise when an admin enables it again (the PATCH names only `enabled`; the
+      // failures are zeroed by a BEFORE trigger): its breaker goes too.
+      await db.sql`update public.webhook_endpoints set consecutive_failures = 7, enabled = false where id = ${endpoint.id}`;
+      expect((await db.sql`select private.webhook_endpoint_gate(${tenants.acme.id}, ${endpoint.id}) as wait`)[0].wait).not.toBeNull();
+      const back = await call(tenantsApp, 'PATCH', `/tenants/${tenants.acme.id}/webhooks/${endpoint.id}`, { token: adminToken, body: { enabled: true } });
+      expect(back.status, JSON.stringify(back.body)).toBe(200);
+      expect(await db.sql`select 1 from private.webhook_endpoint_breakers where endpoint_id = ${endpoint.id}`).toHaveLength(0);
     } finally {
       await db.sql`delete from public.webhook_endpoints where id = ${endpoint.id}`;
     }

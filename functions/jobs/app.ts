@@ -52,7 +52,7 @@ app.openapi(
   createRoute({
     method: 'post',
     path: '/run',
-    summary: 'Run due jobs of every task for up to budget_ms, in batches (the scheduler)',
+    summary: 'Run due jobs of every task for up to budget_ms, up to batch at once (the scheduler)',
     security: security.machine,
     middleware: needs.machine(),
     request: { body: { ...jsonBody(RunBody), required: false } },

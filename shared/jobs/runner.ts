@@ -172,8 +172,9 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
   // REFILL_MS after the last claim (IDLE_MS after one that found nothing, so a run
   // waiting on a slow job does not poll an empty queue), or when nothing is held. Each
   // claim also completes the successes since the last one: one statement, one commit,
-  // and never hands back a job the run holds (p_held: a lease lapsed under a job still
-  // running goes to another worker, not to a second copy here).
+  // and never hands back a job the run holds, running or finished and being completed
+  // (p_held: a lease lapsed under a job still running goes to another worker, not to a
+  // second copy here).
   const held = new Map<number, Promise<void>>(); // claimed and not finished: running, or waiting in the serial chain
   const release: number[] = [];
   let failure: { error: unknown } | null = null;
@@ -233,7 +234,7 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
           rows = await db()<Job & { completed: boolean }>`
             select * from private.claim_due_jobs(${worker}, ${free}, ${leaseSeconds}, ${names}, ${
             completing.length ? completing.map((j) => j.id) : null
-          }, ${held.size ? [...held.keys()] : null})`;
+          }, ${held.size || completing.length ? [...held.keys(), ...completing.map((j) => j.id)] : null})`;
         } catch (error) {
           // Not completed: they are completed at the end of the run, as far as it can.
           done = [...completing, ...done];

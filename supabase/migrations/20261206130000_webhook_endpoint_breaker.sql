@@ -38,8 +38,10 @@ begin
 end;
 $$;
 revoke all on function private.webhook_endpoint_breaker_reset() from public, anon, authenticated;
+-- No column list: re-enabling sets only `enabled`, and the zeroing is the BEFORE trigger
+-- webhook_endpoint_reenabled's, which an `update of consecutive_failures` trigger misses.
 create trigger webhook_endpoint_breaker_reset
-after update of consecutive_failures on public.webhook_endpoints
+after update on public.webhook_endpoints
 for each row when (new.consecutive_failures = 0 and old.consecutive_failures <> 0)
 execute function private.webhook_endpoint_breaker_reset();
 

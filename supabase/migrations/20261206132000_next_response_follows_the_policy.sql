@@ -43,7 +43,8 @@ revoke all on private.ticket_replies_owed from public, anon, authenticated, serv
 -- it: a reply is owed while it runs, from the latest public message with an author, and
 -- the wait is how far pauses pushed it (at most the ticket's whole wait: a clock left
 -- on an earlier priority's time is not a wait). Under none, the latest public message
--- is owed when its author is the requester or not staff today (a deleted author: not).
+-- is owed when its author is the requester or not staff today; one without an author (its
+-- account deleted since, or imported) is not: no clock is started that may already be past.
 -- backfill:begin
 insert into private.ticket_replies_owed (tenant_id, ticket_id, since, paused_minutes)
 select t.tenant_id, t.id, m.created_at,
