@@ -3,18 +3,19 @@
 -- deliveries as each came due, each on its own backoff: a tenant with many tickets'
 -- events queued for a hanging receiver kept the job runner's slots busy with timeouts
 -- while every other tenant's jobs waited. From its fifth failure in a row, an endpoint
--- gets one delivery at a time as a probe, then none until the probe's interval is over
+-- gets one delivery as a probe, then none until the probe's interval is over
 -- (10 s, doubling with each further failure, at most 5 minutes); the deliveries that
 -- come due meanwhile are deferred to the interval's end without spending an attempt,
 -- each still at the head of its named queue, so per-ticket order holds. A probe that
 -- succeeds resets the endpoint's failures (private.record_webhook_attempt) and with them
 -- its breaker, and the deferred deliveries go out as they come due. The interval starts
 -- when a probe is let through, not when its answer comes: with a receiver timeout longer
--- than the interval, a second probe may go while the first still waits. The day of failures that disables an
--- endpoint (private.record_webhook_attempt) is counted from the probes as before.
+-- than the interval, a second probe may go while the first still waits. The day of
+-- failures that disables an endpoint (private.record_webhook_attempt) is counted from the
+-- probes as before.
 
 -- When an endpoint that trips the breaker may be probed next. Private schema, not
--- exposed; only the definer function below touches it.
+-- exposed; only the definer functions below touch it.
 create table private.webhook_endpoint_breakers (
   tenant_id uuid not null,
   endpoint_id uuid not null,
