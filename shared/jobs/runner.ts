@@ -66,13 +66,17 @@ export interface RunReport {
 
 type Outcome = 'completed' | 'retried' | 'dead' | 'lost' | 'deferred';
 
+/** Whole seconds, from `floor` to a day: what fail_job and defer_job take (an int, capped
+ *  at a day), so a handler's number never fails the statement that records it. */
+function withinADay(seconds: number, floor: number): number {
+  return Math.min(86_400, Math.max(floor, Math.ceil(seconds)));
+}
+
 function errorInfo(err: unknown): { message: string; permanent: boolean; retryAfter: number | null } {
   const e = err as { message?: unknown; retryable?: unknown; retryAfterSeconds?: unknown };
   const message = typeof e?.message === 'string' && e.message ? e.message : String(err);
-  // At most a day (fail_job takes an int and caps at a day too): a task's error must not
-  // overflow the statement that records it, which would fail the whole run.
   const retryAfter = typeof e?.retryAfterSeconds === 'number' && Number.isFinite(e.retryAfterSeconds)
-    ? Math.min(86_400, Math.max(0, Math.ceil(e.retryAfterSeconds)))
+    ? withinADay(e.retryAfterSeconds, 0)
     : null;
   return { message: message.slice(0, 2000), permanent: e?.retryable === false, retryAfter };
 }
@@ -150,9 +154,8 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
       if (result) addCounts(taskReport(job.task), result);
     } catch (err) {
       if (err instanceof JobDeferred) {
-        // Bounded as a retry's wait is (errorInfo): a delay out of range must not fail the
-        // statement, and with it the run.
-        const seconds = Number.isNaN(err.seconds) ? 1 : Math.min(86_400, Math.max(1, Math.ceil(err.seconds)));
+        // Bounded as a retry's wait is; a delay that is not a number waits a second.
+        const seconds = Number.isNaN(err.seconds) ? 1 : withinADay(err.seconds, 1);
         const [{ ok }] = await db()`select private.defer_job(${worker}, ${job.id}, ${seconds}) as ok`;
         return count(job, ok ? 'deferred' : 'lost');
       }
@@ -188,15 +191,16 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
     // spent, or after the run failed, are not started and go back (released at the end
     // of the run, their attempt uncounted). The chain goes on past a job that threw, so
     // the ones behind it are released rather than left locked until their lease ends.
-    let run = runOne;
+    let run: Promise<void>;
     if (registry[job.task]?.serial) {
-      const turn = serialChain.then(() => outOfTime() || failure ? void release.push(job.id) : runOne(job));
-      serialChain = turn.catch(() => {});
-      run = () => turn;
+      run = serialChain.then(() => outOfTime() || failure ? void release.push(job.id) : runOne(job));
+      serialChain = run.catch(() => {});
+    } else {
+      run = runOne(job);
     }
     held.set(
       job.id,
-      run(job).catch((error: unknown) => void (failure ??= { error })).finally(() => {
+      run.catch((error: unknown) => void (failure ??= { error })).finally(() => {
         held.delete(job.id);
         ended++;
         finished?.();
@@ -228,13 +232,14 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
         (free > 0 && (lastFoundNone ? since >= IDLE_MS : free >= Math.ceil(batch / 2) || since >= REFILL_MS))
       ) {
         const completing = done;
+        const completingIds = completing.map((j) => j.id);
         done = [];
         let rows: (Job & { completed: boolean })[];
         try {
           rows = await db()<Job & { completed: boolean }>`
             select * from private.claim_due_jobs(${worker}, ${free}, ${leaseSeconds}, ${names}, ${
-            completing.length ? completing.map((j) => j.id) : null
-          }, ${held.size || completing.length ? [...held.keys(), ...completing.map((j) => j.id)] : null})`;
+            completingIds.length ? completingIds : null
+          }, ${held.size || completingIds.length ? [...held.keys(), ...completingIds] : null})`;
         } catch (error) {
           // Not completed: they are completed at the end of the run, as far as it can.
           done = [...completing, ...done];
