@@ -750,9 +750,23 @@ describe('outbound webhooks', () => {
       await db.sql`update public.webhook_endpoints set consecutive_failures = 0, failing_since = null where id = ${endpoint.id}`;
       await db.sql`update public.webhook_endpoints set consecutive_failures = 5, failing_since = now() where id = ${endpoint.id}`;
       expect((await db.sql`select private.webhook_endpoint_gate(${tenants.acme.id}, ${endpoint.id}) as wait`)[0].wait).toBeNull();
+      // A delivery asking while a success is being recorded waits for it: it writes no
+      // breaker behind the reset's back (one would hold up the next run of failures).
+      await db.sql`delete from private.webhook_endpoint_breakers where endpoint_id = ${endpoint.id}`;
+      await db.sql`update public.webhook_endpoints set consecutive_failures = 7 where id = ${endpoint.id}`;
+      let asked: Promise<unknown> | undefined;
+      await db.sql.begin(async (tx) => {
+        await tx`update public.webhook_endpoints set consecutive_failures = 0 where id = ${endpoint.id}`;
+        asked = db.sql`select private.webhook_endpoint_gate(${tenants.acme.id}, ${endpoint.id}) as wait`;
+        asked.then(() => {}, () => {});
+        await new Promise((r) => setTimeout(r, 300)); // the gate reaches the endpoint's row
+      });
+      expect(((await asked) as { wait: unknown }[])[0].wait).toBeNull();
+      expect(await db.sql`select 1 from private.webhook_endpoint_breakers where endpoint_id = ${endpoint.id}`).toHaveLength(0);
       // Likewise when an admin enables it again (the PATCH names only `enabled`; the
       // failures are zeroed by a BEFORE trigger): its breaker goes too.
       await db.sql`update public.webhook_endpoints set consecutive_failures = 7, enabled = false where id = ${endpoint.id}`;
+      expect((await db.sql`select private.webhook_endpoint_gate(${tenants.acme.id}, ${endpoint.id}) as wait`)[0].wait).toBeNull(); // the probe
       expect((await db.sql`select private.webhook_endpoint_gate(${tenants.acme.id}, ${endpoint.id}) as wait`)[0].wait).not.toBeNull();
       const back = await call(tenantsApp, 'PATCH', `/tenants/${tenants.acme.id}/webhooks/${endpoint.id}`, { token: adminToken, body: { enabled: true } });
       expect(back.status, JSON.stringify(back.body)).toBe(200);

@@ -64,6 +64,17 @@ begin
   if v_failures is null or v_failures < p_trip_after then
     return null;
   end if;
+  -- Tripped: read again under a share lock. A success being recorded zeroes the failures
+  -- and drops the breaker under its own lock on the row (private.record_webhook_attempt,
+  -- webhook_endpoint_breaker_reset): waiting for it, this sees the endpoint healthy
+  -- rather than writing a breaker behind the reset's back, which would hold up the
+  -- probes of a later run of failures.
+  select e.consecutive_failures into v_failures
+  from public.webhook_endpoints e where e.tenant_id = p_tenant_id and e.id = p_endpoint_id
+  for share;
+  if v_failures is null or v_failures < p_trip_after then
+    return null;
+  end if;
   insert into private.webhook_endpoint_breakers as b (tenant_id, endpoint_id, probe_after)
   values (p_tenant_id, p_endpoint_id,
           now() + make_interval(secs => least(300, 10 * power(2, least(v_failures - p_trip_after, 5)))))
