@@ -649,6 +649,8 @@ describe('credentials', () => {
       expect(first.body.credentials).toMatchObject({ email: t.email, password: stored.password });
       const second = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/credentials`, { token: adminToken });
       expect([second.status, errorCode(second)]).toEqual([409, 'credentials_unavailable']);
+      const shown = await call(tenantsApp, 'GET', `/tenants/${t.id}/services`, { token: adminToken });
+      expect(shown.body.items[0]).toMatchObject({ credentials_available: false, credentials_pending: false });
 
       // API roles cannot even select the ciphertext.
       await expect(db.sql.begin(async (tx) => {
@@ -670,11 +672,19 @@ describe('credentials not yet taken by the partner', () => {
     await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 });
     expect((await services(t.id)).chatwoot.state).not.toBe('active');
     const adminToken = await tokenForOwner(t);
+    // The list says the login is coming, not that it can be shown.
+    const listedEarly = await call(tenantsApp, 'GET', `/tenants/${t.id}/services`, { token: adminToken });
+    expect(listedEarly.body.items[0]).toMatchObject({ service: 'chatwoot', credentials_available: false, credentials_pending: true });
     const early = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/credentials`, { token: adminToken });
     expect([early.status, errorCode(early)]).toEqual([409, 'credentials_pending']);
     // Not spent: shown once the service is set up — the existing login, without a password.
     await drain();
     expect((await services(t.id)).chatwoot.state).toBe('active');
+    const listedLater = await call(tenantsApp, 'GET', `/tenants/${t.id}/services`, { token: adminToken });
+    expect(listedLater.body.items[0]).toMatchObject({ credentials_available: true, credentials_pending: false });
+    // Enabling again answers with the same state of the login.
+    const put = await call(tenantsApp, 'PUT', `/tenants/${t.id}/services/chatwoot`, { token: adminToken, body: { enabled: true } });
+    expect(put.body).toMatchObject({ credentials_available: true, credentials_pending: false });
     const later = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/credentials`, { token: adminToken });
     expect(later.status, JSON.stringify(later.body)).toBe(200);
     expect(later.body.credentials).toMatchObject({ email: t.email, existing_login: true });

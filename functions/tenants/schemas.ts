@@ -319,7 +319,13 @@ export const TenantServiceSchema = z
     last_error: z.string().nullable(),
     attempts: z.number().int(),
     remove_after: Timestamp.nullable(),
-    credentials_available: z.boolean().openapi({ description: 'Credentials not yet revealed to an admin' }),
+    credentials_available: z.boolean().openapi({
+      description: 'A login to show an admin once (POST …/credentials): stored, not yet shown, and taken by the partner',
+    }),
+    credentials_pending: z.boolean().openapi({
+      description:
+        'A login not yet shown whose password the partner has not taken yet: the reveal answers 409 credentials_pending until it has',
+    }),
     drift_detected_at: Timestamp.nullable().openapi({
       description: "When the reconcile pass last found the partner's objects gone (they are provisioned again)",
     }),

@@ -72,6 +72,7 @@ const SAFE: Record<string, string> = {
     'security invoker: reads the template, the ticket and the people under the caller\'s own RLS',
   'private.retry_tenant_service(p_tenant_id uuid, p_service text)': "checks tenant_ids('admin', writable)",
   'private.reveal_service_credentials(p_tenant_id uuid, p_service text)': "checks tenant_ids('admin')",
+  'private.unrevealed_service_credentials(p_tenant_id uuid)': "only rows of a tenant among tenant_ids('admin') (or for platform admins); else nothing",
   'private.revoke_api_key(p_tenant_id uuid, p_key_id uuid)':
     "checks tenant_ids('admin') (suspended too) first; null for anyone else, whether the key exists or not",
   'private.request_tenant_id(p_name text)': "resolves a name only among the caller's own tenants (tenant_ids); any other uuid is echoed unchecked, a slug of another tenant is the nil id",

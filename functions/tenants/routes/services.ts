@@ -2,13 +2,14 @@
 // disabling, retrying a failed one, and the owner credentials shown once.
 import { createRoute, z } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
+import type { Tx } from '../../../shared/db.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { decryptJson } from '../../../shared/crypto.ts';
 import { passwordUnsettled, shownCredentials } from '../../../shared/connectors/types.ts';
 import { chatwootInboundUrl } from '../../../shared/webhooks/chatwoot.ts';
 import { conflict } from '../../../shared/errors.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
-import type { Checked, Column, JsonObject, Selected, Tables } from '../../../shared/rows.ts';
+import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
 import * as s from '../schemas.ts';
 import { security, type TenantsApp } from './common.ts';
 
@@ -26,9 +27,6 @@ const SERVICE_COLUMNS = [
   'drift_repaired_at',
   'updated_at',
 ] as const satisfies readonly Column<'tenant_services'>[];
-const LISTED_COLUMNS = [...SERVICE_COLUMNS, 'credentials_stored', 'credentials_revealed_at'] as const satisfies readonly Column<
-  'tenant_services'
->[];
 type ServiceRow = Checked<
   Selected<'tenant_services', typeof SERVICE_COLUMNS>,
   {
@@ -38,6 +36,26 @@ type ServiceRow = Checked<
     external_ids: JsonObject;
   }
 >;
+
+/** The tenant's logins not yet shown, by service: whether each is still being set up at
+ *  the partner (the reveal would answer 409 credentials_pending). The flag is inside the
+ *  sealed credentials, which only the functions can open (migration 20261206140000). */
+async function unrevealedLogins(tx: Tx, tenantId: string): Promise<Map<string, { pending: boolean }>> {
+  const rows = await tx<{ service: string; credentials_encrypted: string }>`
+    select service, credentials_encrypted from private.unrevealed_service_credentials(${tenantId})`;
+  return new Map(
+    await Promise.all(rows.map(async (r) => {
+      const stored = await decryptJson<Record<string, unknown>>(r.credentials_encrypted, { tenantId, service: r.service });
+      return [r.service, { pending: passwordUnsettled(stored) }] as const;
+    })),
+  );
+}
+
+/** What the list says of a service's login: one to show now, or one still being set up. */
+function loginState(logins: Map<string, { pending: boolean }>, service: string) {
+  const login = logins.get(service);
+  return { credentials_available: login?.pending === false, credentials_pending: login?.pending === true };
+}
 
 /** A partner service is a feature of the plan, by its name (issue 15). */
 const serviceFeature = (c: { req: { param(name: string): string | undefined } }) => c.req.param('service') ?? '';
@@ -59,12 +77,15 @@ export function registerServices(app: TenantsApp): void {
     async (c) => {
       const { tenantId } = c.req.valid('param');
       const items = await callerDb(c, tenantId, async (tx) => {
-        const rows = await tx<ServiceRow & Pick<Tables<'tenant_services'>, 'credentials_stored' | 'credentials_revealed_at'>>`
-          select ${tx.columns(LISTED_COLUMNS)}
-          from public.tenant_services where tenant_id = ${tenantId} order by service`;
-        return await Promise.all(rows.map(async ({ credentials_stored, credentials_revealed_at, ...r }) => ({
+        const [rows, logins] = await Promise.all([
+          tx<ServiceRow>`select ${
+            tx.columns(SERVICE_COLUMNS)
+          } from public.tenant_services where tenant_id = ${tenantId} order by service`,
+          unrevealedLogins(tx, tenantId),
+        ]);
+        return await Promise.all(rows.map(async (r) => ({
           ...r,
-          credentials_available: credentials_stored && credentials_revealed_at === null,
+          ...loginState(logins, r.service),
           // Where the tenant's Chatwoot account sends its webhooks (provisioning creates the
           // webhook; for versions that do not sign, the token in the URL authenticates).
           ...(r.service === 'chatwoot' ? { inbound_webhook_url: await chatwootInboundUrl(tenantId) } : {}),
@@ -87,15 +108,14 @@ export function registerServices(app: TenantsApp): void {
     async (c) => {
       const { tenantId, service } = c.req.valid('param');
       const { enabled } = c.req.valid('json');
-      const [row] = await callerDb(c, tenantId, (tx) =>
-        tx<ServiceRow & { credentials_available: boolean }>`
+      const row = await callerDb(c, tenantId, async (tx) => {
+        const [r] = await tx<ServiceRow>`
           insert into public.tenant_services (tenant_id, service, desired_state)
           values (${tenantId}, ${service}, ${enabled ? 'active' : 'removed'})
           on conflict (tenant_id, service) do update set desired_state = excluded.desired_state
-          returning ${
-          tx.columns(SERVICE_COLUMNS)
-        }, credentials_stored and credentials_revealed_at is null as credentials_available
-        `);
+          returning ${tx.columns(SERVICE_COLUMNS)}`;
+        return { ...r, ...loginState(await unrevealedLogins(tx, tenantId), service) };
+      });
       return c.json(row, 200);
     },
   );
