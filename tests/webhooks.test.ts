@@ -454,6 +454,28 @@ describe('Chatwoot conversations', () => {
     expect(msgs).toEqual([{ type: 'message', content: 'Order #55, placed Monday' }, { type: 'note', content: 'Checking with the warehouse' }]);
   });
 
+  it('applies status changes in the order Chatwoot made them, not the order they arrive', async () => {
+    await sendSigned(conversation(111));
+    const status = (s: string, extra: Record<string, unknown>) => sendSigned({ event: 'conversation_status_changed', id: 111, status: s, ...extra });
+    const ticketStatus = async () =>
+      (await db.sql`select status from public.tickets where tenant_id = ${acme} and chatwoot_conversation_id = '111'`)[0].status;
+    // Resolved, then reopened by the customer: the reopening arrives first, the resolve late.
+    expect((await status('open', { updated_at: 1_800_000_200.5, timestamp: 1_800_000_150 })).body.outcome).toBe('ignored');
+    expect((await status('resolved', { updated_at: 1_800_000_100.25, timestamp: 1_800_000_100 })).body.outcome).toBe('ignored');
+    expect(await ticketStatus()).toBe('open');
+    // Resolved, reopened and resolved again with no message between (the same
+    // `timestamp`): each change applies, the second resolve no repeat of the first.
+    expect((await status('resolved', { updated_at: 1_800_000_300.1, timestamp: 1_800_000_150 })).body.outcome).toBe('applied');
+    expect((await status('open', { updated_at: 1_800_000_300.2, timestamp: 1_800_000_150 })).body.outcome).toBe('applied');
+    expect((await status('resolved', { updated_at: 1_800_000_300.3, timestamp: 1_800_000_150 })).body.outcome).toBe('applied');
+    expect(await ticketStatus()).toBe('resolved');
+    // An older payload with only `timestamp` (ISO updated_at not given): older is ignored too.
+    expect((await status('open', { timestamp: 1_800_000_120 })).body.outcome).toBe('ignored');
+    expect(await ticketStatus()).toBe('resolved');
+    expect((await status('open', { updated_at: '2027-01-16T08:00:00.000Z' })).body.outcome).toBe('applied');
+    expect(await ticketStatus()).toBe('open');
+  });
+
   it('authenticates by the per-tenant URL token where Chatwoot does not sign, and only there', async () => {
     const token = await chatwootUrlToken(acme);
     // With a signing secret configured the token alone opens nothing.
@@ -1094,10 +1116,12 @@ describe('replies back to Chatwoot', () => {
       expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 0, retried: 1, failed: 0 });
       const saved = cw.messages.at(-1)!;
       const owner = svc.external_ids.user_id;
+      // Current Chatwoot names the conversation by `id` (its display id) where older
+      // versions sent `display_id`: both are recognised.
       // Someone else writing the same text in Chatwoot is their message, not our echo.
-      const other = await inbound({ event: 'message_created', id: 9001, content: 'Fixed, please try again', message_type: 'outgoing', private: false, sender: { id: owner + 1000, type: 'user' }, conversation: { display_id: 77 } }, 'd-other');
+      const other = await inbound({ event: 'message_created', id: 9001, content: 'Fixed, please try again', message_type: 'outgoing', private: false, sender: { id: owner + 1000, type: 'user' }, conversation: { id: 77 } }, 'd-other');
       expect(other.body.outcome).toBe('applied');
-      const early = await inbound({ event: 'message_created', id: saved.id, content: 'Fixed, please try again', message_type: 'outgoing', private: false, sender: { id: owner, type: 'user' }, conversation: { display_id: 77 } }, 'd-early');
+      const early = await inbound({ event: 'message_created', id: saved.id, content: 'Fixed, please try again', message_type: 'outgoing', private: false, sender: { id: owner, type: 'user' }, conversation: { id: 77, inbox_id: 1 } }, 'd-early');
       expect(early.body.outcome).toBe('ignored');
       await retryNow();
       expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 0, retried: 0, failed: 0 });
@@ -1119,7 +1143,7 @@ describe('replies back to Chatwoot', () => {
       // Someone signed in to Chatwoot as the owner login posts the text of a reply still
       // queued here: their message, not the reply's echo (its job has not begun).
       await call(ticketsApp, 'POST', `/tickets/${ticket.id}/messages`, { token: agent, body: { content: 'On it' } });
-      const human = await inbound({ event: 'message_created', id: 9100, content: 'On it', message_type: 'outgoing', private: false, sender: { id: owner, type: 'user' }, conversation: { display_id: 77 } }, 'd-human');
+      const human = await inbound({ event: 'message_created', id: 9100, content: 'On it', message_type: 'outgoing', private: false, sender: { id: owner, type: 'user' }, conversation: { id: 77 } }, 'd-human');
       expect(human.body.outcome).toBe('applied');
       expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 1, retried: 0, failed: 0 });
       expect(posted('On it')).toBe(1);

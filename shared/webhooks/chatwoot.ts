@@ -148,11 +148,18 @@ const STATUS: Record<string, string> = {
   resolved: 'resolved',
 };
 
+/** A conversation's number in its account (what the tenant's agents see, and what
+ *  tickets record): `id` in current payloads, which Chatwoot fills with the display id
+ *  (Conversations::EventDataPresenter), `display_id` in older ones. */
+function conversationNumber(conversation: Payload | undefined): string | undefined {
+  const raw = conversation?.display_id ?? conversation?.id;
+  return raw !== undefined && raw !== null && /^\d{1,20}$/.test(String(raw)) ? String(raw) : undefined;
+}
+
 /** The ticket mirroring a conversation, created on first sight. */
 async function ticketFor(tx: Tx, tenantId: string, conversation: Payload) {
-  const raw = conversation.display_id ?? conversation.id;
-  if (raw === undefined || raw === null || !/^\d{1,20}$/.test(String(raw))) return undefined;
-  const conversationId = String(raw);
+  const conversationId = conversationNumber(conversation);
+  if (conversationId === undefined) return undefined;
   const [existing] = await tx`
     select id, status from public.tickets where tenant_id = ${tenantId} and chatwoot_conversation_id = ${conversationId}`;
   if (existing) return existing;
@@ -198,9 +205,10 @@ export async function applyChatwootEvent(
       // echo, so the job does not post it again. Claimed first: it waits for a job
       // finishing that reply, whose id the check after it then finds.
       const outgoing = isOutgoing(type);
-      if (outgoing && !event.private && typeof event.content === 'string' && event.conversation?.display_id != null) {
+      const conversation = conversationNumber(event.conversation);
+      if (outgoing && !event.private && typeof event.content === 'string' && conversation !== undefined) {
         const [{ claimed }] = await tx`
-          select private.claim_chatwoot_echo(${tenantId}, ${String(event.conversation.display_id)}, ${event.content},
+          select private.claim_chatwoot_echo(${tenantId}, ${conversation}, ${event.content},
                    ${event.sender?.type === 'user' && Number.isSafeInteger(event.sender?.id) ? event.sender.id : null}::bigint,
                    ${Number(event.id) || -1}::bigint) as claimed`;
         if (claimed) return 'ignored';
@@ -228,8 +236,17 @@ export async function applyChatwootEvent(
     }
     case 'conversation_status_changed': {
       const ticket = await ticketFor(tx, tenantId, event);
+      if (!ticket) return 'ignored';
+      // Chatwoot sends its webhooks in no fixed order: a change older than one applied
+      // already changes nothing (migration 20261206141000).
+      const changedAt = statusChangedAt(event);
+      if (changedAt !== undefined) {
+        const [{ newest }] = await tx`
+          select private.chatwoot_status_is_newest(${tenantId}, ${ticket.id}, ${changedAt}::float8) as newest`;
+        if (!newest) return 'ignored';
+      }
       const target = STATUS[String(event.status)];
-      if (!ticket || !target || target === ticket.status) return 'ignored';
+      if (!target || target === ticket.status) return 'ignored';
       const [{ allowed }] = await tx`select private.allowed_ticket_transitions(${ticket.status}) as allowed`;
       if (!allowed.includes(target)) return 'ignored';
       await tx`update public.tickets set status = ${target} where tenant_id = ${tenantId} and id = ${ticket.id}`;
@@ -240,13 +257,33 @@ export async function applyChatwootEvent(
   }
 }
 
+/** When Chatwoot changed the conversation, in seconds: `updated_at` (current versions,
+ *  sub-second; seconds, or an ISO time), else `timestamp` (the last activity, whole
+ *  seconds). */
+function statusChangedAt(event: Payload): number | undefined {
+  for (const v of [event.updated_at, event.timestamp]) {
+    const n = typeof v === 'number'
+      ? v
+      : typeof v !== 'string' || !v.trim()
+      ? NaN
+      : /^\d+(\.\d+)?$/.test(v.trim())
+      ? Number(v)
+      : Date.parse(v) / 1000;
+    if (Number.isFinite(n)) return n;
+  }
+  return undefined;
+}
+
 /** The deduplication key, from the (signed) body: Chatwoot's X-Chatwoot-Delivery header
  *  is not covered by the signature, so it cannot decide what counts as a repeat. */
 export function chatwootEventId(event: Payload): string {
   const conv = event.conversation?.display_id ?? event.display_id ?? event.id;
   if (event.event === 'message_created') return `message_created:${event.id}`;
   if (event.event === 'conversation_status_changed') {
-    const when = event.timestamp ?? event.updated_at ?? JSON.stringify(event.changed_attributes ?? null);
+    // updated_at first: a conversation resolved, reopened and resolved again with no
+    // message between keeps its `timestamp` (the last activity), and the second
+    // `resolved` would pass for a repeat of the first.
+    const when = event.updated_at ?? event.timestamp ?? JSON.stringify(event.changed_attributes ?? null);
     return `status:${conv}:${event.status}:${when}`;
   }
   return `${event.event}:${conv}`;
