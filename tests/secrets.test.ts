@@ -127,6 +127,12 @@ describe('the swap attack: a ciphertext copied into another row', () => {
 
     // Revealing globex's credentials shows nothing of acme's, and does not use up the one reveal.
     const globexAdmin = await supabaseToken(users.globexAdmin, { tenantId: globex });
+    // The services list still answers (it opens the logins not yet shown to tell a pending
+    // one): the row that does not open is listed as stored and not yet shown.
+    const listed = await call(tenantsApp, 'GET', `/tenants/${globex}/services`, { token: globexAdmin });
+    expect(listed.status, JSON.stringify(listed.body)).toBe(200);
+    expect(listed.body.items).toEqual([expect.objectContaining({ service: 'chatwoot', credentials_available: true, credentials_pending: false })]);
+    expect(JSON.stringify(listed.body)).not.toContain('acme-owner-pw');
     const reveal = await call(tenantsApp, 'POST', `/tenants/${globex}/services/chatwoot/credentials`, { token: globexAdmin });
     expect(reveal.status).toBe(500);
     expect(JSON.stringify(reveal.body)).not.toContain('acme-owner-pw');
