@@ -246,6 +246,42 @@ describe('Clerk events out of order', () => {
   });
 });
 
+describe('an address moving from one Clerk user to another', () => {
+  it("the new owner's user.created arriving before the old owner's change does not make them the old owner's person", async () => {
+    const now = Date.now();
+    await sendClerk(clerkRequest({ type: 'organization.created', timestamp: now - 5000, data: { id: 'org_moved', name: 'Moved Ltd', slug: 'moved-ltd' } }));
+    await sendClerk(clerkRequest({ ...clerkUser('user_old_owner', 'moved@moved.test', 'Olga'), timestamp: now - 4000 }));
+    await sendClerk(clerkRequest({
+      type: 'organizationMembership.created', timestamp: now - 3000,
+      data: { id: 'orgmem_olga', role: 'org:admin', organization: { id: 'org_moved' }, public_user_data: { user_id: 'user_old_owner' } },
+    }));
+    const [olga] = await db.sql`select id from public.users where email = 'moved@moved.test'`;
+    const identities = async () =>
+      (await db.sql`select subject, user_id from public.user_identities where subject in ('user_old_owner', 'user_new_owner') order by subject`)
+        .map((i) => [i.subject, i.user_id]);
+
+    // Olga gave up the address in Clerk and Nick took it; Nick's creation came first.
+    const nick = clerkRequest({ ...clerkUser('user_new_owner', 'moved@moved.test', 'Nick'), timestamp: now - 1000 });
+    const early = await sendClerk(nick);
+    expect([early.status, errorCode(early)]).toEqual([409, 'related_event_pending']);
+    expect(await identities()).toEqual([['user_old_owner', olga.id]]);
+
+    await sendClerk(clerkRequest({ ...clerkUser('user_old_owner', 'olga@moved.test', 'Olga'), type: 'user.updated', timestamp: now - 2000 }));
+    expect((await db.sql`select email from public.users where id = ${olga.id}`)[0].email).toBe('olga@moved.test');
+    // Svix sends Nick's again: a person of his own, with none of Olga's memberships.
+    const retried = await sendClerk(nick);
+    expect([retried.status, retried.body.outcome]).toEqual([200, 'applied']);
+    const [nickUser] = await db.sql`select id from public.users where email = 'moved@moved.test'`;
+    expect(nickUser.id).not.toBe(olga.id);
+    expect(await identities()).toEqual([['user_new_owner', nickUser.id], ['user_old_owner', olga.id]]);
+    expect(await db.sql`select 1 from public.memberships where user_id = ${nickUser.id}`).toHaveLength(0);
+    // Unresolved for a day, the event is acknowledged and links no one.
+    const stale = await sendClerk(clerkRequest({ ...clerkUser('user_third', 'olga@moved.test'), timestamp: now - 25 * 3600_000 }));
+    expect([stale.status, stale.body.outcome]).toEqual([200, 'ignored']);
+    expect(await db.sql`select 1 from public.user_identities where subject = 'user_third'`).toHaveLength(0);
+  });
+});
+
 describe('Clerk events before the objects they name', () => {
   const membership = (org: string, user: string, timestamp?: number) => ({
     type: 'organizationMembership.created',

@@ -62,22 +62,31 @@ function primaryEmail(data: Payload): { email?: string; verified: boolean } {
   return { email, verified: entry?.verification?.status === 'verified' };
 }
 
+/** An address another Clerk user's person here still has. */
+const ADDRESS_HELD = Symbol('address held by another Clerk user');
+
 /** The platform user behind a Clerk user id. A new one is created, or an existing one
- *  linked by e-mail, only for an address Clerk verified — and never a platform admin. */
+ *  linked by e-mail, only for an address Clerk verified — and never a platform admin,
+ *  nor a person another Clerk user already signs in as: ADDRESS_HELD. Clerk lets an
+ *  address move from one user to another, and Svix sends the new owner's user.created
+ *  before the old owner's user.updated at will; linked by the address, the new user
+ *  would sign in as the old one, memberships and roles included. */
 async function upsertUser(
   tx: Tx,
   clerkId: string,
   address: { email?: string; verified: boolean },
   names: { first?: string; last?: string; image?: string },
-) {
+): Promise<string | undefined | typeof ADDRESS_HELD> {
   const [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${clerkId}`;
   let userId: string | undefined = known?.user_id;
   const email = address.verified ? address.email : undefined;
   if (!userId && email) {
     const [match] = await tx`
-      select u.id, exists (select 1 from public.platform_admins p where p.user_id = u.id) as is_admin
+      select u.id, exists (select 1 from public.platform_admins p where p.user_id = u.id) as is_admin,
+             exists (select 1 from public.user_identities i where i.user_id = u.id and i.issuer = ${issuer()}) as clerk_login
       from public.users u where lower(u.email) = ${email}`;
     if (match?.is_admin) return undefined;
+    if (match?.clerk_login) return ADDRESS_HELD;
     userId = match?.id;
   }
   if (!userId) {
@@ -157,12 +166,14 @@ const AWAIT_RELATED_MS = 24 * 60 * 60 * 1000;
 
 /** Refuses a recent event (409, retried by Svix; its transaction, inbox row included,
  *  rolls back); an old one, or one without its time, is ignored. */
-function awaitRelated(event: ClerkEvent, what: 'organization' | 'user'): 'ignored' {
+function awaitRelated(event: ClerkEvent, what: 'organization' | 'user' | 'address'): 'ignored' {
   const at = event.timestamp;
   if (typeof at === 'number' && Number.isFinite(at) && Date.now() - at < AWAIT_RELATED_MS) {
     throw conflict(
       'related_event_pending',
-      `The ${what} this membership names has not been received yet; send the event again later`,
+      what === 'address'
+        ? "This user's address still belongs to another Clerk user here; send the event again once that user's change has arrived"
+        : `The ${what} this membership names has not been received yet; send the event again later`,
     );
   }
   return 'ignored';
@@ -211,14 +222,17 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
   if ((kind === 'user' || kind === 'organization') && (typeof d.id !== 'string' || d.id === '')) return 'ignored';
   switch (event.type) {
     case 'user.created':
-    case 'user.updated':
-      return (await upsertUser(tx, d.id, primaryEmail(d), {
-          first: namePart(d.first_name),
-          last: namePart(d.last_name),
-          image: imageUrl(d.image_url),
-        }))
-        ? 'applied'
-        : 'ignored';
+    case 'user.updated': {
+      const userId = await upsertUser(tx, d.id, primaryEmail(d), {
+        first: namePart(d.first_name),
+        last: namePart(d.last_name),
+        image: imageUrl(d.image_url),
+      });
+      // The address still names another Clerk user's person: refused until that user's
+      // own change of address arrives (Svix sends this again), then created afresh.
+      if (userId === ADDRESS_HELD) return awaitRelated(event, 'address');
+      return userId ? 'applied' : 'ignored';
+    }
     case 'user.deleted': {
       // Memberships go; tickets and the audit trail stay with the (deleted) person.
       const [{ retired }] = await tx`select private.retire_identity(${issuer()}, ${d.id}) as retired`;
@@ -265,7 +279,7 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
         last: namePart(pud.last_name),
         image: imageUrl(pud.image_url),
       });
-      if (!userId) return awaitRelated(event, 'user');
+      if (!userId || userId === ADDRESS_HELD) return awaitRelated(event, 'user');
       await tx`
         insert into public.memberships (tenant_id, user_id, role) values (${tenantId}, ${userId}, ${roleFor(d.role)})
         on conflict (tenant_id, user_id) do update set role = excluded.role`;
