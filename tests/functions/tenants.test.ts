@@ -2,7 +2,7 @@
 // real database: the main flows, every validation rule, and tenant isolation tried as
 // an attacker would — every endpoint, every role, with another tenant's ids.
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { app } from '../../functions/tenants/app.ts';
 import { AUDIT_PAGE_BYTES } from '../../functions/tenants/routes/audit.ts';
 import { closeDb } from '../../shared/db.ts';
@@ -431,6 +431,8 @@ describe('members', () => {
       { who: 'removed', end: (id: string) => call(app, 'DELETE', `${base}/${id}`, { token: tok.admin }) },
       { who: 'leaving', end: (id: string, token: string) => call(app, 'DELETE', `${base}/${id}`, { token }) },
       { who: 'deleted', end: (id: string) => db.sql`delete from public.users where id = ${id}`.then(() => ({ status: 204 })) },
+      // Disabled by a platform admin: still a member, but no longer able to sign in.
+      { who: 'disabled', end: (id: string) => db.sql`update public.users set status = 'disabled' where id = ${id}`.then(() => ({ status: 204 })) },
     ];
     for (const { who, end } of cases) {
       const admin = await extraAdmin(`${who}.admin@acme.test`);
@@ -532,7 +534,31 @@ describe('members', () => {
     expect(kept.n).toBe(1);
   });
 
+  it("a platform admin's invitations into tenants they are not an admin of end when they stop being a platform admin", async () => {
+    const [op] = await db.sql`insert into public.users (email) values ('former.operator@platform.test') returning id`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${op.id}, ${op.id})`;
+    await db.sql`insert into public.platform_admins (user_id) values (${op.id})`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenants.globex.id}, ${op.id}, 'admin')`;
+    const opToken = await supabaseToken({ id: op.id, email: 'former.operator@platform.test' });
+    const into = async (tenantId: string, email: string) => {
+      const r = await call(app, 'POST', `/tenants/${tenantId}/invitations`, { token: opToken, body: { email, role: 'admin' } });
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+      return r.body.id as string;
+    };
+    const inAcme = await into(tenants.acme.id, 'operator.alias@elsewhere.test');
+    const inGlobex = await into(tenants.globex.id, 'operator.hire@globex.test');
+    await db.sql`delete from public.platform_admins where user_id = ${op.id}`;
+    const left = await db.sql`select id from public.invitations where id in (${inAcme}, ${inGlobex})`;
+    // Gone where only the platform role backed it; kept where they are an admin themselves.
+    expect(left.map((r) => r.id)).toEqual([inGlobex]);
+    await db.sql`delete from public.users where id = ${op.id}`;
+  });
+
   it('never removes or demotes the last admin', async () => {
+    // An admin who cannot sign in (disabled) does not count.
+    const disabled = await extraAdmin('offline.admin@acme.test');
+    await db.sql`update public.users set status = 'disabled' where id = ${disabled.id}`;
+    onTestFinished(() => db.sql`delete from public.users where id = ${disabled.id}`.then(() => {}));
     const demote = await call(app, 'PATCH', `${base}/${users.acmeAdmin.id}`, { token: tok.admin, body: { role: 'agent' } });
     expect([demote.status, errorCode(demote)]).toEqual([409, 'conflict']);
     const remove = await call(app, 'DELETE', `${base}/${users.acmeAdmin.id}`, { token: tok.admin });
