@@ -345,6 +345,10 @@ describe('Clerk values the schema is stricter about', () => {
     const kanji = await sendClerk(org('org_2Kanji', { name: '株式会社', slug: null }));
     expect([kanji.status, kanji.body.outcome]).toEqual([200, 'applied']);
     expect(await tenantOf('org_2Kanji')).toEqual({ name: '株式会社', slug: 'org-2kanji' });
+    // A slug shaped like a tenant id (which X-Tenant-Id would read as one): prefixed.
+    const lookalike = await sendClerk(org('org_2Lookalike', { name: 'Lookalike', slug: '6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f' }));
+    expect([lookalike.status, lookalike.body.outcome]).toEqual([200, 'applied']);
+    expect((await tenantOf('org_2Lookalike')).slug).toBe('org-6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f');
     // A blank name: the tenant is named by its slug. The same slug again gets the id's.
     const blank = await sendClerk(org('org_2Blank', { name: '   ', slug: 'blank-co' }));
     expect([blank.status, blank.body.outcome]).toEqual([200, 'applied']);

@@ -16,12 +16,16 @@ export const AutoAssignSchema = z.enum(['none', 'round_robin', 'least_open']).op
 
 /** Subdomain rules, as the database checks them: 3–63 characters, lower-case letters,
  *  digits and single inner hyphens. */
+const UUID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 export const SlugSchema = z
   .string()
   .min(3)
   .max(63)
   .regex(/^[a-z0-9](?:[a-z0-9-]*[a-z0-9])$/, 'lower-case letters, digits and inner hyphens only')
   .refine((s) => !s.includes('--'), 'no consecutive hyphens')
+  // X-Tenant-Id takes a slug or an id: a slug shaped like an id could name another tenant.
+  .refine((s) => !UUID_SHAPE.test(s), 'not shaped like a tenant id')
   .openapi({ example: 'acme' });
 
 const Name = Text.trim().min(1).max(100);

@@ -135,13 +135,17 @@ async function liveTenantForOrg(tx: Tx, orgId: unknown): Promise<string | undefi
 /** The letters and digits of a Clerk id (org_2ab…), lower case, to tell slugs apart. */
 const idSuffix = (id: unknown) => String(id).replace(/^[a-z]+_/i, '').toLowerCase().replace(/[^a-z0-9]/g, '').slice(-8) || 'org';
 
+/** A tenant id's shape, which slugs may not have (X-Tenant-Id takes either). */
+const UUID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 /** A slug the tenants' check takes (3–63 letters, digits and single inner hyphens),
  *  from the organisation's slug or name; Clerk's own rules are looser (orgs may have
  *  no slug, names in any script). */
 function slugFor(data: Payload): string {
   const source = typeof data.slug === 'string' && data.slug !== '' ? data.slug : String(data.name ?? '');
   const base = source.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 50).replace(/^-+|-+$/g, '');
-  return base.length >= 3 ? base : `org-${base || idSuffix(data.id)}`;
+  // One shaped like a tenant id is refused as a slug (X-Tenant-Id takes either).
+  return base.length >= 3 && !UUID_SHAPE.test(base) ? base : `org-${base || idSuffix(data.id)}`;
 }
 
 /** The organisation's name as the tenants' check takes it: trimmed, at most 100

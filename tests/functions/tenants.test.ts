@@ -162,6 +162,19 @@ describe('tenant lifecycle', () => {
     });
   });
 
+  it("a slug shaped like a tenant id is refused (X-Tenant-Id takes either, and it could name another tenant)", async () => {
+    const idShaped = tenants.globex.id;
+    const r = await call(app, 'POST', '/tenants', { token: tok.super, body: { name: 'Lookalike', slug: idShaped } });
+    expect([r.status, errorCode(r)]).toEqual([422, 'validation_failed']);
+    expect(JSON.stringify(r.body.error.details)).toContain('slug');
+    // Nor by a direct write: the database refuses it too.
+    await expect(db.sql`insert into public.tenants (name, slug) values ('Lookalike', ${idShaped})`).rejects
+      .toMatchObject({ code: '23514', constraint_name: 'tenants_slug_not_an_id' });
+    await expect(db.sql`update public.tenants set slug = ${idShaped} where id = ${tenants.acme.id}`).rejects
+      .toMatchObject({ code: '23514' });
+    expect(await db.sql`select 1 from public.tenants where slug = ${idShaped}`).toHaveLength(0);
+  });
+
   it('only super-admins create tenants', async () => {
     for (const role of ['admin', 'agent', 'user']) {
       const r = await call(app, 'POST', '/tenants', { token: tok[role], body: { name: 'Nope', slug: `nope-${role}` } });
