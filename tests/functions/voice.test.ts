@@ -113,8 +113,25 @@ describe('routing a dialled number', () => {
       await db.sql`update public.tenants set status = 'deleted', deleted_at = now() where id = ${globex}`;
       const deleted = await route(`to=${encodeURIComponent(NUMBER.globex)}`);
       expect([deleted.status, errorCode(deleted)]).toEqual([404, 'tenant_deleted']);
+      // Its agent parked as well (after a downgrade, say): the tenant's state is still the
+      // reason, not the agent's, so the provider stops retrying a deleted tenant's number.
+      await db.sql`update public.voice_agents set active = false where tenant_id = ${globex} and phone = ${NUMBER.globex}`;
+      const parkedDeleted = await route(`to=${encodeURIComponent(NUMBER.globex)}`);
+      expect([parkedDeleted.status, errorCode(parkedDeleted)]).toEqual([404, 'tenant_deleted']);
+      await db.sql`update public.tenants set status = 'suspended', deleted_at = null where id = ${globex}`;
+      const parkedSuspended = await route(`to=${encodeURIComponent(NUMBER.globex)}`);
+      expect([parkedSuspended.status, errorCode(parkedSuspended)]).toEqual([404, 'tenant_suspended']);
     } finally {
       await db.sql`update public.tenants set status = 'active', deleted_at = null where id = ${globex}`;
+      await db.sql`update public.voice_agents set active = true where tenant_id = ${globex} and phone = ${NUMBER.globex}`;
+    }
+    // Back to active, the parked agent's reason is its own again.
+    await db.sql`update public.voice_agents set active = false where tenant_id = ${globex} and phone = ${NUMBER.globex}`;
+    try {
+      const parked = await route(`to=${encodeURIComponent(NUMBER.globex)}`);
+      expect([parked.status, errorCode(parked)]).toEqual([404, 'agent_inactive']);
+    } finally {
+      await db.sql`update public.voice_agents set active = true where tenant_id = ${globex} and phone = ${NUMBER.globex}`;
     }
   });
 

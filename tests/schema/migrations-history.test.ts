@@ -25,6 +25,8 @@ import { freshDatabase, type TestDatabase, UNAUDITED_TABLES } from '../helpers/d
 /** Functions a later migration redefines on purpose: 'schema.name' → the redefining files,
  *  each with the reason in a comment. */
 const REDEFINITIONS: Record<string, string[]> = {
+  // /route's reason for a number only parked agents have: their tenant's state first.
+  'private.voice_route_answer': ['20261206144000_route_reasons_for_parked_agents.sql'],
   // Only admins who can sign in count toward the last admin.
   'private.keep_last_admin': ['20261206142000_admins_who_can_act.sql'],
   // A merged ticket's followers follow the ticket it was merged into.
