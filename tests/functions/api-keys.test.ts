@@ -3,6 +3,7 @@
 // request logs), revoked or expired keys refused on the very next request, a key acting
 // only in its tenant and only on routes that declare one of its scopes — the scope
 // matrix generated from the OpenAPI documents of the tenants, tickets and voice functions.
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
@@ -44,7 +45,7 @@ async function createKey(
 
 beforeAll(async () => {
   db = await freshDatabase('fn_api_keys');
-  auth = await configureAuth(db.url);
+  auth = await configureAuth(db.url, { PROVISIONING_ENCRYPTION_KEY: randomBytes(32).toString('base64') }); // endpoint secrets
   tok.admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
   tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
   tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
@@ -299,6 +300,44 @@ describe('creating, listing and revoking keys', () => {
     const named = await call(ticketsApp, 'GET', '/tickets', { token: key, headers: { 'x-tenant-id': acme } });
     expect([named.status, errorCode(named)]).toEqual([400, 'tenant_mismatch']);
     expect(await db.sql`select count(*)::int as n from public.audit_logs where tenant_id = ${acme}`).toEqual(before);
+  });
+
+  it('a key that manages webhooks sends itself only events its scopes can read', async () => {
+    const { key } = await createKey(acme, tok.admin, { scopes: ['webhooks:manage', 'calls:read'] });
+    const endpoints = async () =>
+      (await db.sql`select id, url, event_types from public.webhook_endpoints where tenant_id = ${acme} order by id`)
+        .map((e) => JSON.stringify(e)).join();
+    const before = await endpoints();
+    const post = (token: string, event_types: string[]) =>
+      call(tenantsApp, 'POST', `/tenants/${acme}/webhooks`, { token, body: { url: 'http://127.0.0.1:9/key-hook', event_types } });
+    // Every event type ([]) carries tickets, members and customers: refused, naming the scopes.
+    const all = await post(key, []);
+    expect([all.status, errorCode(all)]).toEqual([403, 'insufficient_scope']);
+    expect(all.body.error.details.required_scopes.sort()).toEqual(['customers:read', 'members:read', 'tickets:read']);
+    const notes = await post(key, ['call.ended', 'note.created']);
+    expect([notes.status, errorCode(notes), notes.body.error.details]).toEqual([403, 'insufficient_scope', { required_scopes: ['tickets:read'] }]);
+    expect(await endpoints()).toBe(before);
+    // What it can read: registered.
+    const calls = await post(key, ['call.started', 'call.ended', 'service.state_changed']);
+    expect(calls.status, JSON.stringify(calls.body)).toBe(201);
+
+    // Widening it, or pointing an admin's every-event endpoint at itself, is refused too,
+    // and changes nothing; an admin is not limited, and a key's change of description is no reading.
+    const mine = await call(tenantsApp, 'POST', `/tenants/${acme}/webhooks`, { token: tok.admin, body: { url: 'http://127.0.0.1:9/admin-hook' } });
+    expect(mine.status).toBe(201);
+    const settled = await endpoints();
+    const widen = await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${calls.body.id}`, { token: key, body: { event_types: ['ticket.created'] } });
+    expect([widen.status, errorCode(widen)]).toEqual([403, 'insufficient_scope']);
+    const redirect = await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${mine.body.id}`, { token: key, body: { url: 'http://127.0.0.1:9/stolen' } });
+    expect([redirect.status, errorCode(redirect)]).toEqual([403, 'insufficient_scope']);
+    expect(await endpoints()).toBe(settled);
+    const described = await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${mine.body.id}`, { token: key, body: { description: 'CRM sync' } });
+    expect(described.status).toBe(200);
+    const narrowed = await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${calls.body.id}`, { token: key, body: { event_types: ['call.ended'] } });
+    expect([narrowed.status, narrowed.body.event_types]).toEqual([200, ['call.ended']]);
+    for (const id of [calls.body.id, mine.body.id]) {
+      expect((await call(tenantsApp, 'DELETE', `/tenants/${acme}/webhooks/${id}`, { token: tok.admin })).status).toBe(204);
+    }
   });
 
   it('writes as the key: the audit trail names the key, the ticket its creator', async () => {

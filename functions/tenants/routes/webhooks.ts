@@ -1,12 +1,12 @@
 // Outbound webhook endpoints: registration (the signing secret shown once), changes,
 // re-enabling, removal and the delivery log (admins).
 import { createRoute, z } from '@hono/zod-openapi';
-import { callerDb } from '../../../shared/auth/context.ts';
-import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
+import { caller, type CallerContext, callerDb } from '../../../shared/auth/context.ts';
+import { apiKeyScope, type Scope } from '../../../shared/auth/api-keys.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { newEndpointSecret } from '../../../shared/webhooks/deliver.ts';
 import { resolvedTargetProblem } from '../../../shared/webhooks/ssrf.ts';
-import { notFound, unprocessable } from '../../../shared/errors.ts';
+import { ApiError, notFound, unprocessable } from '../../../shared/errors.ts';
 import { validationError } from '../../../shared/http.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import type { Column, Selected } from '../../../shared/rows.ts';
@@ -38,12 +38,72 @@ async function checkTarget(url: string | undefined): Promise<void> {
   }
 }
 
+type EventType = typeof s.WEBHOOK_EVENT_TYPES[number];
+
+/** The read scope an API key needs for an endpoint to receive each event type. An
+ *  endpoint is a way of reading what its events carry (tickets with their notes, calls,
+ *  customers, members): a key that manages webhooks sends itself only what it could read.
+ *  A partner service's state is the webhooks' own business (admins' keys manage both). */
+const EVENT_READ_SCOPE: Record<EventType, Scope | null> = {
+  'ticket.created': 'tickets:read',
+  'ticket.updated': 'tickets:read',
+  'ticket.status_changed': 'tickets:read',
+  'ticket.assigned': 'tickets:read',
+  'ticket.deleted': 'tickets:read',
+  'ticket.sla_warning': 'tickets:read',
+  'ticket.sla_breached': 'tickets:read',
+  'ticket.follower_added': 'tickets:read',
+  'ticket.mentioned': 'tickets:read',
+  'message.created': 'tickets:read',
+  'message.updated': 'tickets:read',
+  'message.deleted': 'tickets:read',
+  'note.created': 'tickets:read',
+  'note.updated': 'tickets:read',
+  'note.deleted': 'tickets:read',
+  'automation.triggered': 'tickets:read',
+  'membership.created': 'members:read',
+  'membership.updated': 'members:read',
+  'membership.deleted': 'members:read',
+  'call.started': 'calls:read',
+  'call.ended': 'calls:read',
+  'call.deleted': 'calls:read',
+  'customer.created': 'customers:read',
+  'customer.erased': 'customers:read',
+  'customer.erasure_completed': 'customers:read',
+  'service.state_changed': null,
+  'service.drift_detected': null,
+};
+
+const KEY_EVENT_SCOPES = 'An API key registers only event types its scopes can read: `tickets:read` for ticket, message, ' +
+  'note and automation events, `members:read` for memberships, `calls:read` for calls, `customers:read` for customers ' +
+  '(every type, `[]`, needs all four); otherwise 403 `insufficient_scope` with `required_scopes`.';
+
+/** Refuses an API key an endpoint that would receive events its scopes cannot read
+ *  (403 insufficient_scope naming them); `[]` is every event type. People (admins) are
+ *  not limited here. */
+function requireEventScopes(c: CallerContext, eventTypes: readonly string[]): void {
+  const key = caller(c).apiKey;
+  if (!key) return;
+  const wanted = (eventTypes.length ? eventTypes : s.WEBHOOK_EVENT_TYPES) as readonly EventType[];
+  const missing = [...new Set(wanted.map((t) => EVENT_READ_SCOPE[t]))]
+    .filter((scope): scope is Scope => scope !== null && !key.scopes.includes(scope));
+  if (missing.length) {
+    throw new ApiError(
+      403,
+      'insufficient_scope',
+      `This API key cannot read what these events carry; it needs ${missing.join(', ')}`,
+      { required_scopes: missing },
+    );
+  }
+}
+
 export function registerWebhooks(app: TenantsApp): void {
   app.openapi(
     createRoute({
       method: 'post',
       path: '/{tenantId}/webhooks',
       summary: 'Register a webhook endpoint (admins); its signing secret is shown this once',
+      description: KEY_EVENT_SCOPES,
       ...apiKeyScope('webhooks:manage'),
       middleware: needs.tenantRole('admin', { write: true, feature: 'outbound_webhooks', scope: 'webhooks:manage' }),
       request: { params: s.TenantIdParam, body: jsonBody(s.CreateEndpointBody) },
@@ -55,6 +115,7 @@ export function registerWebhooks(app: TenantsApp): void {
     async (c) => {
       const { tenantId } = c.req.valid('param');
       const body = c.req.valid('json');
+      requireEventScopes(c, body.event_types);
       await checkTarget(body.url);
       // The secret is sealed for (tenant, endpoint id) and the database chooses the id:
       // insert, then seal and store the secret, in one transaction.
@@ -104,6 +165,7 @@ export function registerWebhooks(app: TenantsApp): void {
       method: 'patch',
       path: '/{tenantId}/webhooks/{endpointId}',
       summary: 'Change or re-enable an endpoint (admins)',
+      description: `${KEY_EVENT_SCOPES} A key changing an endpoint's url or event types needs them for what it will receive.`,
       ...apiKeyScope('webhooks:manage'),
       middleware: needs.tenantRole('admin', { write: true, feature: 'outbound_webhooks', scope: 'webhooks:manage' }),
       request: { params: s.EndpointParam, body: jsonBody(s.UpdateEndpointBody) },
@@ -113,8 +175,8 @@ export function registerWebhooks(app: TenantsApp): void {
       const { tenantId, endpointId } = c.req.valid('param');
       const body = c.req.valid('json');
       await checkTarget(body.url);
-      const [endpoint] = await callerDb(c, tenantId, (tx) =>
-        tx<EndpointRow | undefined>`
+      const endpoint = await callerDb(c, tenantId, async (tx) => {
+        const [row] = await tx<EndpointRow | undefined>`
           update public.webhook_endpoints set
             url = coalesce(${body.url ?? null}::text, url),
             description = case when ${'description' in body} then ${body.description ?? null}::text else description end,
@@ -122,8 +184,13 @@ export function registerWebhooks(app: TenantsApp): void {
             enabled = coalesce(${body.enabled ?? null}::boolean, enabled)
           where tenant_id = ${tenantId} and id = ${endpointId}
           returning ${tx.columns(ENDPOINT_COLUMNS)}
-        `);
-      if (!endpoint) throw notFound('Webhook endpoint');
+        `;
+        if (!row) throw notFound('Webhook endpoint');
+        // Pointing an endpoint elsewhere, or changing what it receives, is registering it
+        // anew: the key must be able to read what it will then receive (rolled back if not).
+        if (body.url !== undefined || body.event_types !== undefined) requireEventScopes(c, row.event_types);
+        return row;
+      });
       return c.json(endpoint, 200);
     },
   );
