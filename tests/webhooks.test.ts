@@ -869,6 +869,35 @@ describe('outbound webhooks', () => {
     }
   });
 
+  it("re-enabling keeps one person's or ticket's events in order: the held delivery goes before those queued behind it", async () => {
+    const secretRef: { secret?: string } = {};
+    const rx = await receiver(secretRef);
+    try {
+      const reg = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken, body: { url: rx.url, event_types: ['membership.updated'] } });
+      secretRef.secret = reg.body.secret;
+      await db.sql`update private.jobs set dead_at = now() where task = 'deliver-webhook' and dead_at is null`;
+      for (const role of ['agent', 'user']) {
+        await db.sql`update public.memberships set role = ${role} where tenant_id = ${tenants.acme.id} and user_id = ${users.acmeUser.id}`;
+      }
+      const deliveries = await db.sql`select d.id, e.message_id, d.ordering_key from private.webhook_deliveries d
+        join private.webhook_events e on e.id = d.event_id where d.endpoint_id = ${reg.body.id} order by d.id`;
+      expect(deliveries).toHaveLength(2);
+      expect(deliveries[0].ordering_key).toBe(deliveries[1].ordering_key); // one queue
+      // The first ran out of retries while the endpoint failed: held (its job ended) and the
+      // endpoint disabled, the second still queued behind it.
+      await db.sql`delete from private.jobs where job_key = ${`delivery:${deliveries[0].id}`}`;
+      await db.sql`update public.webhook_endpoints set enabled = false, disabled_reason = 'failing' where id = ${reg.body.id}`;
+      expect((await call(tenantsApp, 'PATCH', `/tenants/${tenants.acme.id}/webhooks/${reg.body.id}`, { token: adminToken, body: { enabled: true } })).status).toBe(200);
+      const queued = await db.sql`select d.id from private.jobs j join private.webhook_deliveries d on j.job_key = 'delivery:' || d.id
+        where d.endpoint_id = ${reg.body.id} order by j.id`;
+      expect(queued.map((q) => q.id)).toEqual(deliveries.map((d) => d.id));
+      await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 });
+      expect(rx.received.filter((r) => r.verified).map((r) => r.id)).toEqual(deliveries.map((d) => d.message_id));
+    } finally {
+      await rx.close();
+    }
+  });
+
   it("a receiver's 429 is no failure of the endpoint, and its Retry-After is waited out; a 503's too", async () => {
     const secretRef: { secret?: string } = {};
     const rx = await receiver(secretRef);

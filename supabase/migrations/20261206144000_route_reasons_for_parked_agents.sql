@@ -9,6 +9,8 @@
 create or replace function private.voice_route_answer(p_to text, p_from text default null) returns jsonb
 language plpgsql stable security definer
 set search_path = ''
+-- Called outside a transaction of its own: its lock wait bounded as 20261206037000 set it.
+set lock_timeout = '30s'
 as $$
 declare
   r record;

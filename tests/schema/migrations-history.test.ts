@@ -106,6 +106,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261205120000_webhook_events_asked_once.sql',
     '20261205140000_job_adders_lock_order.sql',
     '20261205150000_job_adders_bulk_sticky.sql',
+    '20261206145000_requeue_keeps_delivery_order.sql', // new jobs in delivery order
   ],
   // A number of a tenant whose plan lacks voice does not route (issue 15); then the
   // whole answer in one statement (issue 14, /route speed).
