@@ -189,9 +189,15 @@ describe('a bulk job adder and the others', () => {
     const [handed] = await db.sql`select r.job_key, r.locked_by, r.queue = n.queue as same_queue, n.id > r.id as behind
       from private.jobs r join private.jobs n on n.job_key = 'delivery:' || (r.payload ->> 'delivery_id') where r.id = ${running}`;
     expect(handed).toEqual({ job_key: null, locked_by: 'requeue-runner', same_queue: true, behind: true });
-    // The dead one started over.
-    expect((await db.sql`select attempts, dead_at, last_error from private.jobs where id = ${dead}`)[0])
-      .toEqual({ attempts: 0, dead_at: null, last_error: null });
+    // The dead one started over, as a new job (its row gone); every new job was made in
+    // delivery order, so each queue runs its deliveries in order (20261206145000).
+    expect(await db.sql`select 1 from private.jobs where id = ${dead}`).toHaveLength(0);
+    const [order] = await db.sql`
+      select bool_and(o.job_rank = o.delivery_rank) as in_order
+      from (select rank() over (order by j.id) as job_rank, rank() over (order by d.id) as delivery_rank
+            from private.webhook_deliveries d join private.jobs j on j.job_key = 'delivery:' || d.id
+            where d.endpoint_id = ${endpoint.id} and d.status = 'pending') o`;
+    expect(order.in_order).toBe(true);
   }, 120_000);
 
   it("a re-enable and a writer that added a job, then wants the outbox: no deadlock", async () => {
@@ -316,9 +322,10 @@ describe('past the bound, and a running job\'s queue', () => {
     const queue = (await db.sql`select queue from private.jobs where id = ${claimed.id}`)[0].queue;
     expect(after).toEqual([
       // The claimed job runs on without its key; its delivery's new job waits behind it.
+      // Every other delivery gets a new job, made in delivery order (20261206145000).
       { job_key: null, locked_by: 'claiming-worker', attempts: 0, due: true, queue, claimed: true },
-      { job_key: later.job_key, locked_by: null, attempts: 0, due: true, queue: expect.any(String), claimed: false },
       { job_key: claimed.job_key, locked_by: null, attempts: 0, due: true, queue, claimed: false },
+      { job_key: later.job_key, locked_by: null, attempts: 0, due: true, queue: expect.any(String), claimed: false },
       { job_key: gone.job_key, locked_by: null, attempts: 0, due: true, queue: expect.any(String), claimed: false },
     ]);
   }, 120_000);
