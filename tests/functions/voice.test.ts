@@ -423,6 +423,51 @@ describe('phone numbers', () => {
     }
   });
 
+  it('two agents of a tenant trading numbers at once: both commit, no deadlock', async () => {
+    const [n1, n2] = ['+14155550191', '+14155550192'];
+    const [a] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+      values (${acme}, 'Trader A', ${n1}, 'v', ${db.sql.json(LLM)}) returning id`;
+    const [b] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active)
+      values (${acme}, 'Trader B', ${n2}, 'v', ${db.sql.json(LLM)}, false) returning id`;
+    // Someone reading n1 under a share lock holds A's change between its two number locks.
+    const holder = await db.sql.reserve();
+    const first = await db.sql.reserve();
+    const second = await db.sql.reserve();
+    const waiting = async (n: number) => {
+      for (;;) {
+        const [{ w }] = await db.sql`select count(*)::int as w from pg_stat_activity
+          where wait_event_type = 'Lock' and query like 'update public.voice_agents set phone%'`;
+        if (w >= n) return;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    try {
+      await holder`begin`;
+      await holder`select 1 from private.voice_numbers where phone = ${n1} for share`;
+      await first`begin`;
+      await second`begin`;
+      const aMoved = first`update public.voice_agents set phone = ${n2} where id = ${a.id}`.then(() => 'ok', (e) => e.code);
+      await waiting(1);
+      const bMoved = second`update public.voice_agents set phone = ${n1} where id = ${b.id}`.then(() => 'ok', (e) => e.code);
+      await waiting(2);
+      await holder`commit`;
+      expect(await aMoved).toBe('ok');
+      await first`commit`;
+      expect(await bMoved).toBe('ok');
+      await second`commit`;
+      expect(await db.sql`select name, phone from public.voice_agents where id in (${a.id}, ${b.id}) order by name`).toEqual([
+        { name: 'Trader A', phone: n2 },
+        { name: 'Trader B', phone: n1 },
+      ]);
+    } finally {
+      for (const c of [holder, first, second]) {
+        await c`rollback`.catch(() => {});
+        c.release();
+      }
+      await db.sql`delete from public.voice_agents where id in (${a.id}, ${b.id})`;
+    }
+  });
+
   it('two tenants claiming one free number at once: exactly one of them gets it', async () => {
     for (let round = 0; round < 5; round++) {
       const phone = `+1415555017${round}`;
