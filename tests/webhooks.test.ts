@@ -449,6 +449,13 @@ describe('Supabase Auth', () => {
     await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenants.globex.id}, ${users.acmeAgent.id}, 'user')`;
     const chosen = await hook(users.acmeAgent.id, { sub: users.acmeAgent.id, app_metadata: { tenant_id: tenants.globex.id } });
     expect(chosen).toMatchObject({ tenant_id: tenants.globex.id, tenant_role: 'user' });
+    // In two tenants and no choice made: no tenant named, so each request names its own
+    // (X-Tenant-Id); a stale claim the token came with is dropped, a choice elsewhere too.
+    const unchosen = await hook(users.acmeAgent.id, { sub: users.acmeAgent.id, tenant_id: tenants.acme.id, tenant_role: 'agent' });
+    expect([unchosen.tenant_id, unchosen.tenant_role, unchosen.sub]).toEqual([undefined, undefined, users.acmeAgent.id]);
+    const elsewhere = await hook(users.acmeAgent.id, { sub: users.acmeAgent.id, app_metadata: { tenant_id: '00000000-0000-4000-8000-0000000000ff' } });
+    expect(elsewhere.tenant_id).toBeUndefined();
+    await db.sql`delete from public.memberships where tenant_id = ${tenants.globex.id} and user_id = ${users.acmeAgent.id}`;
     const nobody = await hook('00000000-0000-4000-8000-00000000dead', { sub: 'x', tenant_id: tenants.acme.id });
     expect(nobody.tenant_id).toBeUndefined();
   });
