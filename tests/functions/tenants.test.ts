@@ -513,6 +513,38 @@ describe('members', () => {
     expect(n.n).toBe(0);
   });
 
+  it('an invitation sent while its sender is being disabled, or losing the platform admin role, waits for the change and is refused', async () => {
+    const admin = await extraAdmin('disabling.admin@acme.test');
+    const [op] = await db.sql`insert into public.users (email) values ('leaving.operator@platform.test') returning id`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${op.id}, ${op.id})`;
+    await db.sql`insert into public.platform_admins (user_id) values (${op.id})`;
+    const opToken = await supabaseToken({ id: op.id, email: 'leaving.operator@platform.test' });
+    const cases = [
+      { who: 'disabled', token: admin.token, change: (h: typeof db.sql) => h`update public.users set status = 'disabled' where id = ${admin.id}` },
+      { who: 'former operator', token: opToken, change: (h: typeof db.sql) => h`delete from public.platform_admins where user_id = ${op.id}` },
+    ];
+    for (const { who, token, change } of cases) {
+      const holder = await db.sql.reserve();
+      const alias = `${who.replace(' ', '.')}.alias@elsewhere.test`;
+      try {
+        await holder`begin`;
+        await change(holder);
+        const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+        const sent = call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, { token, body: { email: alias, role: 'admin' } });
+        expect(await someoneWaitsFor(db.sql, pid), who).toBe(true);
+        await holder`commit`;
+        const r = await sent;
+        expect(r.status, who).toBe(403);
+      } finally {
+        await holder`rollback`.catch(() => undefined);
+        holder.release();
+      }
+      const [n] = await db.sql`select count(*)::int as n from public.invitations where email = ${alias}`;
+      expect(n.n, who).toBe(0);
+    }
+    await db.sql`delete from public.users where id in (${admin.id}, ${op.id})`;
+  });
+
   it('an expired invitation is not pending: not listed, not accepted, and inviting the address again replaces it', async () => {
     const [old] = await db.sql`
       insert into public.invitations (tenant_id, email, role, expires_at)
