@@ -453,8 +453,17 @@ describe('Supabase Auth', () => {
     // (X-Tenant-Id); a stale claim the token came with is dropped, a choice elsewhere too.
     const unchosen = await hook(users.acmeAgent.id, { sub: users.acmeAgent.id, tenant_id: tenants.acme.id, tenant_role: 'agent' });
     expect([unchosen.tenant_id, unchosen.tenant_role, unchosen.sub]).toEqual([undefined, undefined, users.acmeAgent.id]);
-    const elsewhere = await hook(users.acmeAgent.id, { sub: users.acmeAgent.id, app_metadata: { tenant_id: '00000000-0000-4000-8000-0000000000ff' } });
-    expect(elsewhere.tenant_id).toBeUndefined();
+    // A choice of a tenant they are not (or no longer) in: dropped, so the token works
+    // unbound rather than as a non-member's of that tenant everywhere.
+    const elsewhere = await hook(users.acmeAgent.id, {
+      sub: users.acmeAgent.id, role: 'authenticated', app_metadata: { provider: 'email', tenant_id: '00000000-0000-4000-8000-0000000000ff' },
+    });
+    expect([elsewhere.tenant_id, elsewhere.app_metadata]).toEqual([undefined, { provider: 'email' }]);
+    const active = await db.sql.begin(async (tx) => {
+      await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${JSON.stringify({ ...elsewhere, iss: 'http://127.0.0.1:54321/auth/v1' })}, true)`;
+      return (await tx`select private.active_tenant_id() as id, private.request_tenant_id(${tenants.globex.id}) as named`)[0];
+    });
+    expect(active).toEqual({ id: null, named: tenants.globex.id });
     await db.sql`delete from public.memberships where tenant_id = ${tenants.globex.id} and user_id = ${users.acmeAgent.id}`;
     const nobody = await hook('00000000-0000-4000-8000-00000000dead', { sub: 'x', tenant_id: tenants.acme.id });
     expect(nobody.tenant_id).toBeUndefined();

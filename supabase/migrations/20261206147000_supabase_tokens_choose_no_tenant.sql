@@ -5,8 +5,8 @@
 -- tenant_mismatch). Clerk's tokens name an organisation only when the person chose one
 -- as active. Now the hook binds the token to the tenant app_metadata.tenant_id names
 -- when the person is a member there, or to their only tenant; a person in several
--- tenants without a choice gets an unbound token and names the tenant per request
--- (X-Tenant-Id, or the path).
+-- tenants without a valid choice gets an unbound token (a choice of a tenant they have
+-- left is dropped from it) and names the tenant per request (X-Tenant-Id, or the path).
 
 -- Redefined (20261126101700_inbound_webhooks.sql): no tenant chosen for someone in several.
 create or replace function private.custom_access_token_hook(event jsonb) returns jsonb
@@ -33,7 +33,13 @@ begin
   if v_member.tenant_id is not null and (v_member.tenant_id::text = v_wanted or v_member.tenants = 1) then
     v_claims := v_claims || jsonb_build_object('tenant_id', v_member.tenant_id, 'tenant_role', v_member.role);
   else
+    -- Bound to none. A choice naming a tenant they are no longer in goes too: requests read
+    -- app_metadata.tenant_id where the token has no tenant_id (private.active_tenant_id),
+    -- and would all be refused as from a non-member.
     v_claims := v_claims - 'tenant_id' - 'tenant_role';
+    if jsonb_typeof(v_claims -> 'app_metadata') = 'object' then
+      v_claims := jsonb_set(v_claims, '{app_metadata}', (v_claims -> 'app_metadata') - 'tenant_id');
+    end if;
   end if;
   return jsonb_build_object('claims', v_claims);
 end;
