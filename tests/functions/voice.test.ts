@@ -468,6 +468,27 @@ describe('phone numbers', () => {
     }
   });
 
+  it("a refused move onto another tenant's number does not hold up that tenant's claims of it", async () => {
+    const [a] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
+      values (${acme}, 'Mover', '+14155550193', 'v', ${db.sql.json(LLM)}) returning id`;
+    const mover = await db.sql.reserve();
+    try {
+      await mover`begin`;
+      // Refused (globex holds the number); the transaction keeps its locks until it ends.
+      await expect(mover`update public.voice_agents set phone = ${NUMBER.globex} where id = ${a.id}`).rejects.toMatchObject({ code: 'PT409' });
+      // Globex's own claim of its number (a share lock) is not held up meanwhile.
+      const claim = await db.sql.begin(async (tx) => {
+        await tx`set local lock_timeout = '200ms'`;
+        return (await tx`select tenant_id from private.voice_numbers where phone = ${NUMBER.globex} for share`)[0].tenant_id;
+      });
+      expect(claim).toBe(globex);
+    } finally {
+      await mover`rollback`.catch(() => {});
+      mover.release();
+      await db.sql`delete from public.voice_agents where id = ${a.id}`;
+    }
+  });
+
   it('two tenants claiming one free number at once: exactly one of them gets it', async () => {
     for (let round = 0; round < 5; round++) {
       const phone = `+1415555017${round}`;
