@@ -468,23 +468,27 @@ describe('phone numbers', () => {
     }
   });
 
-  it("a refused move onto another tenant's number does not hold up that tenant's claims of it", async () => {
+  it("a move onto another tenant's number does not hold up that tenant's claims of it while it is refused", async () => {
+    // The move is held between the number locks and the claim that refuses it (a
+    // test-only trigger that sleeps, named to run between them).
+    await db.sql`create function public.test_pause() returns trigger language plpgsql set search_path = '' as $$
+      begin perform pg_catalog.pg_sleep(1.5); return new; end $$`;
+    await db.sql`create trigger b_test_pause before update of phone on public.voice_agents for each row execute function public.test_pause()`;
     const [a] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config)
       values (${acme}, 'Mover', '+14155550193', 'v', ${db.sql.json(LLM)}) returning id`;
-    const mover = await db.sql.reserve();
     try {
-      await mover`begin`;
-      // Refused (globex holds the number); the transaction keeps its locks until it ends.
-      await expect(mover`update public.voice_agents set phone = ${NUMBER.globex} where id = ${a.id}`).rejects.toMatchObject({ code: 'PT409' });
+      const moved = db.sql`update public.voice_agents set phone = ${NUMBER.globex} where id = ${a.id}`.then(() => 'ok', (e) => e.code);
+      await new Promise((r) => setTimeout(r, 300));
       // Globex's own claim of its number (a share lock) is not held up meanwhile.
       const claim = await db.sql.begin(async (tx) => {
-        await tx`set local lock_timeout = '200ms'`;
+        await tx`set local lock_timeout = '500ms'`;
         return (await tx`select tenant_id from private.voice_numbers where phone = ${NUMBER.globex} for share`)[0].tenant_id;
-      });
+      }).catch((e) => e.code);
       expect(claim).toBe(globex);
+      expect(await moved).toBe('PT409');
     } finally {
-      await mover`rollback`.catch(() => {});
-      mover.release();
+      await db.sql`drop trigger b_test_pause on public.voice_agents`;
+      await db.sql`drop function public.test_pause()`;
       await db.sql`delete from public.voice_agents where id = ${a.id}`;
     }
   });
