@@ -161,7 +161,7 @@ async function ticketFor(tx: Tx, tenantId: string, conversation: Payload) {
   const conversationId = conversationNumber(conversation);
   if (conversationId === undefined) return undefined;
   const [existing] = await tx`
-    select id, status from public.tickets where tenant_id = ${tenantId} and chatwoot_conversation_id = ${conversationId}`;
+    select id, status, merged_into_id from public.tickets where tenant_id = ${tenantId} and chatwoot_conversation_id = ${conversationId}`;
   if (existing) return existing;
   const sender = typeof conversation.meta?.sender === 'object' && conversation.meta.sender ? conversation.meta.sender : {};
   const name = typeof sender.name === 'string' ? sender.name : undefined;
@@ -180,11 +180,22 @@ async function ticketFor(tx: Tx, tenantId: string, conversation: Payload) {
   },
             ${['chatwoot']})
     on conflict (tenant_id, chatwoot_conversation_id) where chatwoot_conversation_id is not null do nothing
-    returning id, status`;
+    returning id, status, merged_into_id`;
   return t ??
-    (await tx`select id, status from public.tickets where tenant_id = ${tenantId} and chatwoot_conversation_id = ${conversationId}`)[
+    (await tx`select id, status, merged_into_id from public.tickets where tenant_id = ${tenantId} and chatwoot_conversation_id = ${conversationId}`)[
       0
     ];
+}
+
+/** Where a conversation's new messages go: its ticket, or the ticket that was merged into
+ *  (a merged ticket takes no new messages), following merges made since. */
+async function ticketForMessages(tx: Tx, tenantId: string, conversation: Payload) {
+  let ticket = await ticketFor(tx, tenantId, conversation);
+  for (let hop = 0; ticket?.merged_into_id && hop < 10; hop++) {
+    [ticket] =
+      await tx`select id, status, merged_into_id from public.tickets where tenant_id = ${tenantId} and id = ${ticket.merged_into_id}`;
+  }
+  return ticket;
 }
 
 export async function applyChatwootEvent(
@@ -216,7 +227,7 @@ export async function applyChatwootEvent(
       const [ours] = await tx`
         select 1 from private.chatwoot_replies where tenant_id = ${tenantId} and chatwoot_message_id = ${Number(event.id) || -1}`;
       if (ours) return 'ignored';
-      const ticket = await ticketFor(tx, tenantId, event.conversation ?? {});
+      const ticket = await ticketForMessages(tx, tenantId, event.conversation ?? {});
       if (!ticket) return 'ignored';
       const incoming = type === 'incoming' || type === 0;
       await tx`
@@ -235,8 +246,14 @@ export async function applyChatwootEvent(
       return 'applied';
     }
     case 'conversation_status_changed': {
-      const ticket = await ticketFor(tx, tenantId, event);
-      if (!ticket) return 'ignored';
+      const found = await ticketFor(tx, tenantId, event);
+      // A merged ticket stays closed; its conversation's status is not the other ticket's.
+      if (!found || found.merged_into_id) return 'ignored';
+      // The ticket first (as a ticket's writers lock it), then the order of its events: a
+      // ticket being deleted meanwhile is waited for, and its status is read afresh.
+      const [ticket] = await tx`
+        select id, status, merged_into_id from public.tickets where tenant_id = ${tenantId} and id = ${found.id} for no key update`;
+      if (!ticket || ticket.merged_into_id) return 'ignored';
       // Chatwoot sends its webhooks in no fixed order: a change older than one applied
       // already changes nothing (migration 20261206141000).
       const changedAt = statusChangedAt(event);

@@ -631,6 +631,35 @@ describe('merge, delete, restore', () => {
     expect([refused.status, errorCode(refused)]).toEqual([409, 'conflict']);
   });
 
+  it('a merged ticket takes no new messages or attachments: 409 ticket_merged naming where to write, nothing written', async () => {
+    const { supabaseClaims } = await import('../helpers/seed.ts');
+    const a = await newTicket();
+    const b = await newTicket();
+    expect((await call(app, 'POST', `/tickets/${a.id}/merge`, { token: tok.agent, body: { into: b.id } })).status).toBe(200);
+    const written = async () =>
+      (await db.sql`select (select count(*) from public.ticket_messages where ticket_id = ${a.id})::int as messages,
+                           (select count(*) from public.attachments where ticket_id = ${a.id})::int as attachments`)[0];
+    const before = await written();
+    const refusals = [
+      await call(app, 'POST', `/tickets/${a.id}/messages`, { token: tok.user, body: { content: 'Any news?' } }),
+      await call(app, 'POST', `/tickets/${a.id}/messages`, { token: tok.agent, body: { type: 'note', content: 'Checking' } }),
+      await call(app, 'POST', `/tickets/${a.id}/attachments`, { token: tok.user, body: { file_name: 'late.txt', content_type: 'text/plain', size_bytes: 5 } }),
+    ];
+    for (const r of refusals) {
+      expect([r.status, r.body.error?.code, r.body.error?.details]).toEqual([409, 'ticket_merged', { merged_into_id: b.id }]);
+    }
+    // Directly (PostgREST) the same.
+    const direct = await db.sql.begin(async (tx) => {
+      await tx`select set_config('role', 'authenticated', true),
+        set_config('request.jwt.claims', ${JSON.stringify({ ...supabaseClaims(users.acmeUser, acme), role: 'authenticated' })}, true)`;
+      return await tx`insert into public.ticket_messages (tenant_id, ticket_id, content) values (${acme}, ${a.id}, 'Direct reply')`;
+    }).catch((e) => e);
+    expect([direct.code, JSON.parse(direct.detail).code]).toEqual(['PT409', 'ticket_merged']);
+    expect(await written()).toEqual(before);
+    // The ticket it was merged into takes them.
+    expect((await call(app, 'POST', `/tickets/${b.id}/messages`, { token: tok.user, body: { content: 'Any news?' } })).status).toBe(201);
+  });
+
   it('admins soft-delete and restore; deleted tickets vanish for everyone else', async () => {
     const t = await newTicket();
     for (const role of ['agent', 'user']) expect((await call(app, 'DELETE', `/tickets/${t.id}`, { token: tok[role] })).status).toBe(403);

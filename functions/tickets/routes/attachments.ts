@@ -8,7 +8,7 @@ import { notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Tx } from '../../../shared/db.ts';
 import type { Tables } from '../../../shared/rows.ts';
-import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import { fromStorage, objectStorage } from '../../../shared/storage.ts';
 import * as s from '../schemas.ts';
 import { ATTACHMENT_COLUMNS, type AttachmentRow, type TicketsHandler, visibleTicket } from './common.ts';
@@ -31,6 +31,7 @@ const routes = {
         'Where to upload',
       ),
       ...commonErrors,
+      ...conflictError, // ticket_merged: the ticket was merged into another (details.merged_into_id)
     },
   }),
   read: createRoute({

@@ -6,7 +6,7 @@ import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { forbidden, notFound, unprocessable } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
-import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
 import {
   fillCannedResponse,
@@ -25,7 +25,8 @@ const routes = {
     ...apiKeyScope('tickets:write'),
     middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // notes: staff
     request: { params: s.TicketIdParam, body: jsonBody(s.MessageBody) },
-    responses: { 201: jsonResponse(s.MessageSchema, 'The message'), ...commonErrors },
+    // 409 ticket_merged: the ticket was merged into another (details.merged_into_id).
+    responses: { 201: jsonResponse(s.MessageSchema, 'The message'), ...commonErrors, ...conflictError },
   }),
   edit: createRoute({
     method: 'patch',
