@@ -189,6 +189,10 @@ export function odooConnector(config: OdooConfig): Connector {
   const t = (config.transport ?? 'jsonrpc') === 'json2' ? json2(config) : jsonRpc(config);
   const mode = config.mode ?? 'company';
   const companyName = (ctx: ProvisionContext) => `${ctx.tenant.name} (${ctx.tenant.slug})`;
+  /** A removed tenant's archived company is renamed to carry the tenant's id: a later
+   *  tenant with the same name and slug (slugs are freed when a deleted tenant is purged)
+   *  must not find it by name and take over its contacts and invoices. */
+  const removedName = (ctx: ProvisionContext) => `${companyName(ctx)} [removed tenant ${ctx.tenant.id}]`;
   const dbName = (ctx: ProvisionContext) => `tenant_${ctx.tenant.slug.replace(/-/g, '_')}`;
   const noArchived = { context: { active_test: false } };
   const USER_FIELDS = ['active', 'company_id', 'company_ids'];
@@ -343,8 +347,10 @@ export function odooConnector(config: OdooConfig): Connector {
     async ensure(ctx) {
       if (!ctx.admin) throw new PartnerError('odoo', 'the tenant has no admin to own the company', false);
       if (mode === 'database') return await ensureDatabase(ctx);
+      // By its id, else by its name: this tenant's, or the name it was given when this
+      // tenant's service was removed (never another tenant's removed company).
       let found = ctx.externalIds.company_id as number | undefined ??
-        await findOne('res.company', [['name', '=', companyName(ctx)]]);
+        await findOne('res.company', [['name', 'in', [companyName(ctx), removedName(ctx)]]]);
       if (!found) {
         const created = await t.call('res.company', 'create', [[{ name: companyName(ctx) }]]);
         found = Array.isArray(created) ? created[0] : created as number;
@@ -352,10 +358,15 @@ export function odooConnector(config: OdooConfig): Connector {
       const companyId: number = found!;
       await ctx.checkpoint({ company_id: companyId });
       const [company] = await t.call('res.company', 'search_read', [[['id', '=', companyId]]], {
-        fields: ['active'],
+        fields: ['active', 'name'],
         ...noArchived,
-      }) as { active: boolean }[];
-      if (company && !company.active) await t.call('res.company', 'write', [[companyId], { active: true }]);
+      }) as { active: boolean; name: string }[];
+      if (company && !company.active) {
+        // Brought back (the service enabled again): active, under the tenant's name again.
+        const back: Record<string, unknown> = { active: true };
+        if (company.name === removedName(ctx)) back.name = companyName(ctx);
+        await t.call('res.company', 'write', [[companyId], back]);
+      }
       const groups = await adminGroups();
       const userId = await findOne('res.users', [['login', '=', ctx.admin.email]]);
       let id = userId;
@@ -408,7 +419,7 @@ export function odooConnector(config: OdooConfig): Connector {
       }
       // A company whose create answer was lost has no id here: found by its name.
       const companyId = ctx.externalIds.company_id as number | undefined ??
-        await findOne('res.company', [['name', '=', companyName(ctx)]]);
+        await findOne('res.company', [['name', 'in', [companyName(ctx), removedName(ctx)]]]);
       if (!companyId) return;
       // Every active user of the company loses it (the owner included), then the company
       // is archived — refused while it is an active user's default company.
@@ -417,7 +428,7 @@ export function odooConnector(config: OdooConfig): Connector {
         ['login', '!=', config.login],
       ]], { fields: USER_FIELDS }) as UserRow[];
       for (const user of users) await revoke(user, companyId);
-      await t.call('res.company', 'write', [[companyId], { active: false }]);
+      await t.call('res.company', 'write', [[companyId], { active: false, name: removedName(ctx) }]);
     },
     async check(ctx) {
       if (mode === 'database') {

@@ -177,6 +177,26 @@ describe('the owner', () => {
     expect(userOf(made.admin!.email).active).toBe(false);
   });
 
+  it("a removed tenant's company goes to no later tenant of the same name and slug; the tenant itself gets it back", async () => {
+    const a = tenant('od-reuse');
+    await step(connector(), a, 'ensure');
+    const companyId = a.externalIds.company_id as number;
+    await step(connector(), a, 'remove');
+    expect(company(companyId)).toMatchObject({ active: false, name: `Tenant od-reuse (od-reuse) [removed tenant ${a.tenant.id}]` });
+    // Its service enabled again, even with the company's id lost: its company, back under its name.
+    const again = { ...a, externalIds: {} };
+    await step(connector(), again, 'ensure');
+    expect(again.externalIds.company_id).toBe(companyId);
+    expect(company(companyId)).toMatchObject({ active: true, name: 'Tenant od-reuse (od-reuse)' });
+    await step(connector(), again, 'remove');
+    // The tenant is then deleted and purged; a new one takes its slug and name.
+    const later = tenant('od-reuse', 'someone.else@od-reuse-2.test');
+    await step(connector(), later, 'ensure');
+    expect(later.externalIds.company_id).not.toBe(companyId);
+    expect(company(companyId).active).toBe(false);
+    expect(userOf('someone.else@od-reuse-2.test').company_ids).toEqual([later.externalIds.company_id]);
+  });
+
   it('an owner whose only company was suspended comes back with only the new tenant when another tenant is created for them', async () => {
     const a = tenant('od-arch-a');
     await step(connector(), a, 'ensure');
