@@ -184,7 +184,7 @@ describe('the owner', () => {
     await step(connector(), a, 'remove');
     expect(company(companyId)).toMatchObject({ active: false, name: `Tenant od-reuse (od-reuse) [removed tenant ${a.tenant.id}]` });
     // Its service enabled again, even with the company's id lost: its company, back under its name.
-    const again = { ...a, externalIds: {} };
+    const again: typeof a = { ...a, externalIds: {} };
     await step(connector(), again, 'ensure');
     expect(again.externalIds.company_id).toBe(companyId);
     expect(company(companyId)).toMatchObject({ active: true, name: 'Tenant od-reuse (od-reuse)' });
