@@ -140,7 +140,17 @@ export function n8nConnector(config: N8nConfig): Connector {
       await ctx.checkpoint({ user_id: userId }, changed ? credentials : undefined);
       const ids: Record<string, unknown> = { user_id: userId };
       if (config.mode === 'projects') {
-        let projectId = await findProject((p) => p.name === projectName(ctx));
+        // The project recorded, while it exists (a slug can change later, and the name with
+        // it); else the one of this tenant's name (a create whose answer was lost).
+        const recorded = ctx.externalIds.project_id as string | undefined;
+        let projectId = recorded ? await findProject((p) => p.id === recorded) : undefined;
+        if (!projectId) {
+          // By name: never a project another tenant's service records (one whose slug this
+          // tenant now has). Without the count, a project found by name is taken as ours.
+          const named = await findProject((p) => p.name === projectName(ctx));
+          const taken = named && ctx.otherTenantsUsing ? await ctx.otherTenantsUsing('project_id', named) > 0 : false;
+          projectId = taken ? undefined : named;
+        }
         if (!projectId) {
           const { body } = await call('/projects', { method: 'POST', body: { name: projectName(ctx) } }) as {
             body: { id: string };

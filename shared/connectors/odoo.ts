@@ -193,7 +193,12 @@ export function odooConnector(config: OdooConfig): Connector {
    *  tenant with the same name and slug (slugs are freed when a deleted tenant is purged)
    *  must not find it by name and take over its contacts and invoices. */
   const removedName = (ctx: ProvisionContext) => `${companyName(ctx)} [removed tenant ${ctx.tenant.id}]`;
-  const dbName = (ctx: ProvisionContext) => `tenant_${ctx.tenant.slug.replace(/-/g, '_')}`;
+  /** The tenant's database: the one recorded, else one named after the slug. A slug can
+   *  change later (platform admins, 20261206143000); the database keeps its name. */
+  const dbName = (ctx: ProvisionContext) =>
+    typeof ctx.externalIds.database === 'string' && ctx.externalIds.database
+      ? ctx.externalIds.database
+      : `tenant_${ctx.tenant.slug.replace(/-/g, '_')}`;
   const noArchived = { context: { active_test: false } };
   const USER_FIELDS = ['active', 'company_id', 'company_ids'];
 
@@ -293,11 +298,11 @@ export function odooConnector(config: OdooConfig): Connector {
 
   async function ensureDatabase(ctx: ProvisionContext) {
     let credentials = ctx.credentials as { login: string; password: string; database: string } | null;
+    const name = dbName(ctx);
     if (!credentials?.password) {
-      credentials = { login: ctx.admin!.email, password: generatePassword(), database: dbName(ctx) };
+      credentials = { login: ctx.admin!.email, password: generatePassword(), database: name };
       await ctx.checkpoint({}, credentials);
     }
-    const name = dbName(ctx);
     if (ctx.externalIds.database_state === 'ready' && await t.db('db_exist', [name])) {
       return { externalIds: { database: name }, credentials };
     }

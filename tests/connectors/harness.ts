@@ -10,13 +10,18 @@ export interface Stored {
   credentials: Record<string, any> | null;
 }
 
+/** Every tenant made here, as the services table would list them (for otherTenantsUsing). */
+const made: Stored[] = [];
+
 export function tenant(n: string, email = `owner@${n}.test`): Stored {
-  return {
+  const s: Stored = {
     tenant: { id: crypto.randomUUID(), slug: n, name: `Tenant ${n}` },
     admin: { email, name: 'Olive Owner' },
     externalIds: {},
     credentials: null,
   };
+  made.push(s);
+  return s;
 }
 
 function context(s: Stored): ProvisionContext {
@@ -30,6 +35,10 @@ function context(s: Stored): ProvisionContext {
       Object.assign(s.externalIds, ids);
       if (credentials) ctx.credentials = s.credentials = credentials;
       return Promise.resolve();
+    },
+    // As private.partner_id_users: other tenants' records of the same partner id.
+    otherTenantsUsing(key, value) {
+      return Promise.resolve(made.filter((o) => o.tenant.id !== s.tenant.id && String(o.externalIds[key]) === String(value)).length);
     },
   };
   return ctx;

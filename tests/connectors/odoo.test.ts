@@ -240,6 +240,20 @@ describe('database mode', () => {
     await expect(step(connector({ mode: 'database' }), t, 'ensure')).rejects.toMatchObject({ retryable: false, message: expect.stringContaining('drop it') });
   });
 
+  it("keeps the tenant's database after its slug changes: no second database, and removal drops the one it has", async () => {
+    const c = connector({ mode: 'database' });
+    const t = tenant('od-db-renamed');
+    await step(c, t, 'ensure');
+    expect(t.externalIds).toMatchObject({ database: 'tenant_od_db_renamed', database_state: 'ready' });
+    t.tenant.slug = 'od-db-renamed-2'; // a platform admin changed it
+    expect(await check(c, t)).toBe(true);
+    await step(c, t, 'ensure');
+    expect(t.externalIds.database).toBe('tenant_od_db_renamed');
+    expect(odoo.databases.has('tenant_od_db_renamed_2')).toBe(false);
+    await step(c, t, 'remove');
+    expect(odoo.databases.has('tenant_od_db_renamed')).toBe(false);
+  });
+
   it('on a release that gates /jsonrpc, a built database (its registry answers) counts as usable', async () => {
     odoo.gated = true;
     const t = tenant('od-db-gated');
