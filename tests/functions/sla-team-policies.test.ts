@@ -131,6 +131,19 @@ describe('the policy of a ticket', () => {
     const due = new Date(t.created_at.getTime() + 7 * 24 * 60 * MIN).toISOString();
     await patch(t.id, { team_id: teams.acme, due_date: due });
     expect((await row(t.id)).due_date.toISOString()).toBe(due);
+    // ... while the first response follows the policy the ticket moved to (the team's 60
+    // minutes, not the tenant's 240), as on insert.
+    expect(after(t, (await row(t.id)).first_response_due_at)).toBe(60);
+    // Moved off it with another due date set, to no policy at all: that due date stays,
+    // the old policy's first response goes.
+    await put('urgent', teams.acme, { first_response_minutes: 15, resolution_minutes: 120 });
+    await patch(t.id, { priority: 'urgent', due_date: new Date(t.created_at.getTime() + 3 * 24 * 60 * MIN).toISOString() });
+    expect(after(t, (await row(t.id)).first_response_due_at)).toBe(15);
+    const later = new Date(t.created_at.getTime() + 5 * 24 * 60 * MIN).toISOString();
+    await patch(t.id, { team_id: SECOND_TEAM, due_date: later });
+    const moved = await row(t.id);
+    expect([moved.due_date.toISOString(), moved.first_response_due_at]).toEqual([later, null]);
+    await call(app, 'DELETE', `/tickets/sla-policies/urgent?team_id=${teams.acme}`, { token: tok.admin });
   });
 
   it('a team policy removed: the tenant-wide one governs the team\'s tickets again at their next change', async () => {

@@ -426,7 +426,11 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206041000_inactive_tenants_left_alone.sql',
   ],
   // ... and a change to a priority or team no policy covers clears them (20261206054000).
-  'private.tickets_before_update': ['20261202141000_sla_policies_per_team.sql', '20261206054000_sla_dates_leave_with_their_policy.sql'],
+  'private.tickets_before_update': [
+    '20261202141000_sla_policies_per_team.sql',
+    '20261206054000_sla_dates_leave_with_their_policy.sql',
+    '20261206150000_first_response_follows_a_priority_change.sql', // also when the update sets due_date
+  ],
   // Holidays in a business-hours calendar; a next-response clock run by the reply trigger,
   // which the pause moves too (issue 16 §2).
   // ... then null past ten years of days, not an error in every later ticket write (issue
