@@ -357,6 +357,31 @@ describe('assignment', () => {
     expect(pointer.last_assigned_user_id).toBeNull();
   });
 
+  it("the assign-ticket job's pick, made moot by an assignment while it waited for the team, gives the turn back", async () => {
+    const [team] = await db.sql`insert into public.teams (tenant_id, name, department, auto_assign) values (${acme}, 'Job desk', 'support', 'round_robin') returning id`;
+    await db.sql`insert into public.team_members (tenant_id, team_id, user_id) values (${acme}, ${team.id}, ${agent2.id})`;
+    const t = await newTicket();
+    await db.sql`update public.tickets set assigned_to = null, team_id = ${team.id} where id = ${t.id}`;
+    await db.sql`update public.teams set last_assigned_user_id = null where id = ${team.id}`;
+    const holder = await db.sql.reserve();
+    try {
+      await holder`begin`;
+      await holder`select 1 from public.teams where id = ${team.id} for no key update`;
+      const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+      // The job (as shared/jobs/tasks/assign-ticket.ts runs it) finds the ticket unassigned, then waits for the team.
+      const picked = db.sql`select private.auto_assign_ticket(${acme}, ${t.id}, ${team.id}) as assignee`.then((r) => r[0].assignee);
+      expect(await someoneWaitsFor(db.sql, pid)).toBe(true);
+      await db.sql`update public.tickets set assigned_to = ${users.acmeAdmin.id} where id = ${t.id}`;
+      await holder`commit`;
+      expect(await picked).toBeNull();
+    } finally {
+      await holder`rollback`.catch(() => undefined);
+      holder.release();
+    }
+    expect((await db.sql`select assigned_to from public.tickets where id = ${t.id}`)[0].assigned_to).toBe(users.acmeAdmin.id);
+    expect((await db.sql`select last_assigned_user_id from public.teams where id = ${team.id}`)[0].last_assigned_user_id).toBeNull();
+  });
+
   it('a resolved ticket moved to a round-robin team takes nobody\'s turn, through the API as through PostgREST', async () => {
     const [team] = await db.sql`insert into public.teams (tenant_id, name, department, auto_assign) values (${acme}, 'Finished desk', 'support', 'round_robin') returning id`;
     await db.sql`insert into public.team_members (tenant_id, team_id, user_id) values (${acme}, ${team.id}, ${users.acmeAgent.id}), (${acme}, ${team.id}, ${agent2.id})`;

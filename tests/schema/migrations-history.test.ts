@@ -327,6 +327,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Later: a team's pick goes only to a ticket still unassigned, so an assignment made
   // while the hand-off waited for the team stays (issue 14, review of the tickets function).
   // And a pick made moot gives the agent's turn back.
+  // The assign-ticket job's unused pick gives the turn back, as hand_off_ticket's does.
+  'private.auto_assign_ticket': ['20261206151000_assign_job_gives_the_turn_back.sql'],
   'private.hand_off_ticket': [
     '20261201091000_department_routing.sql',
     '20261205204000_hand_off_keeps_concurrent_assignment.sql',
