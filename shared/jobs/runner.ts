@@ -91,6 +91,8 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
   const batch = Math.min(Math.max(opts.batch ?? 10, 1), 100);
   const leaseSeconds = opts.leaseSeconds ?? 120;
   const names = opts.tasks ?? Object.keys(registry);
+  /** The tasks a claim asks for while the serial chain already has a job waiting. */
+  const unchained = names.filter((name) => !registry[name]?.serial);
   const ctx: TaskContext = { worker, deps: opts.deps ?? {} };
   const report: RunReport = {
     worker,
@@ -182,6 +184,11 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
   const release: number[] = [];
   let failure: { error: unknown } | null = null;
   let serialChain = Promise.resolve();
+  // Serial jobs claimed and waiting for their turn. They take no slot while they wait, and
+  // while one waits a claim asks for other tasks only: a backlog of serial jobs (a bulk
+  // plan change queues hundreds of provision jobs) then runs one at a time beside the
+  // other tasks instead of filling every slot with jobs waiting on each other.
+  let chainWaiting = 0;
   let ended = 0; // held jobs ended so far
   let finished: (() => void) | null = null; // wakes the loop when a held job ends
   const outOfTime = () => Date.now() - started >= budget;
@@ -193,7 +200,11 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
     // the ones behind it are released rather than left locked until their lease ends.
     let run: Promise<void>;
     if (registry[job.task]?.serial) {
-      run = serialChain.then(() => outOfTime() || failure ? void release.push(job.id) : runOne(job));
+      chainWaiting++;
+      run = serialChain.then(() => {
+        chainWaiting--;
+        return outOfTime() || failure ? void release.push(job.id) : runOne(job);
+      });
       serialChain = run.catch(() => {});
     } else {
       run = runOne(job);
@@ -225,7 +236,7 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
     let lastFoundNone = false;
     while (!failure && !outOfTime()) {
       const endedBefore = ended;
-      const free = batch - held.size;
+      const free = batch - (held.size - chainWaiting);
       const since = Date.now() - lastClaim;
       if (
         !held.size ||
@@ -237,7 +248,7 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
         let rows: (Job & { completed: boolean })[];
         try {
           rows = await db()<Job & { completed: boolean }>`
-            select * from private.claim_due_jobs(${worker}, ${free}, ${leaseSeconds}, ${names}, ${
+            select * from private.claim_due_jobs(${worker}, ${free}, ${leaseSeconds}, ${chainWaiting ? unchained : names}, ${
             completingIds.length ? completingIds : null
           }, ${held.size || completingIds.length ? [...held.keys(), ...completingIds] : null})`;
         } catch (error) {
@@ -259,7 +270,8 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
       }
       // Unless a job ended meanwhile (its wake-up would be lost), wait for one to end, or
       // for the time of the next claim; with every slot taken, only for a job to end.
-      const next = batch === held.size ? started + budget : lastClaim + (lastFoundNone ? IDLE_MS : REFILL_MS);
+      const busy = held.size - chainWaiting >= batch; // every slot taken
+      const next = busy ? started + budget : lastClaim + (lastFoundNone ? IDLE_MS : REFILL_MS);
       if (ended === endedBefore) await progress(Math.max(10, next - Date.now()));
     }
     // Out of time or failed: no more claims; what is held finishes (or goes back).

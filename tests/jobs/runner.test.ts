@@ -331,6 +331,34 @@ describe('leases and budgets', () => {
     await db.sql`delete from private.jobs where id = ${id}`;
   });
 
+  it('a backlog of serial jobs runs one at a time beside the other tasks, not in every slot', async () => {
+    const order: string[] = [];
+    const registry: Registry = {
+      provisionLike: {
+        serial: true,
+        async run() {
+          order.push('serial');
+          await sleep(300);
+        },
+      } as never,
+      quick: {
+        async run() {
+          order.push('quick');
+        },
+      } as never,
+    };
+    // Twenty serial jobs queued first (older), then five others.
+    for (let i = 0; i < 20; i++) await db.sql`select private.add_job('provisionLike')`;
+    for (let i = 0; i < 5; i++) await db.sql`select private.add_job('quick')`;
+    const report = await runJobs({ registry, batch: 4, budgetMs: 1_500 });
+    // The other tasks all ran while the serial backlog went on (about five of its jobs fit
+    // in the budget), rather than waiting behind serial jobs holding every slot.
+    expect(report.tasks.quick).toMatchObject({ claimed: 5, completed: 5 });
+    expect(order.filter((o) => o === 'serial').length).toBeLessThan(20);
+    expect(await db.sql`select 1 from private.jobs where task = 'quick'`).toHaveLength(0);
+    await db.sql`delete from private.jobs where task = 'provisionLike'`;
+  });
+
   it('gives back serial jobs it had no time to start, their attempt uncounted', async () => {
     const registry: Registry = {
       serial: {
