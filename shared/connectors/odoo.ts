@@ -354,8 +354,10 @@ export function odooConnector(config: OdooConfig): Connector {
       if (mode === 'database') return await ensureDatabase(ctx);
       // By its id, else by its name: this tenant's, or the name it was given when this
       // tenant's service was removed (never another tenant's removed company).
-      let found = ctx.externalIds.company_id as number | undefined ??
-        await findOne('res.company', [['name', 'in', [companyName(ctx), removedName(ctx)]]]);
+      let found = ctx.externalIds.company_id as number | undefined;
+      // A recorded company deleted at Odoo since (drift) is made again, not granted by id.
+      if (found !== undefined && await findOne('res.company', [['id', '=', found]]) === undefined) found = undefined;
+      found ??= await findOne('res.company', [['name', 'in', [companyName(ctx), removedName(ctx)]]]);
       if (!found) {
         const created = await t.call('res.company', 'create', [[{ name: companyName(ctx) }]]);
         found = Array.isArray(created) ? created[0] : created as number;

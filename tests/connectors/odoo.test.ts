@@ -177,6 +177,18 @@ describe('the owner', () => {
     expect(userOf(made.admin!.email).active).toBe(false);
   });
 
+  it('a company deleted at Odoo is made again by the drift repair, not granted by its old id', async () => {
+    const t = tenant('od-drift-gone');
+    await step(connector(), t, 'ensure');
+    const gone = t.externalIds.company_id as number;
+    odoo.tables['res.company'].delete(gone); // an operator deleted it at Odoo
+    expect(await check(connector(), t)).toBe(false);
+    await step(connector(), t, 'ensure');
+    expect(t.externalIds.company_id).not.toBe(gone);
+    expect(company(t.externalIds.company_id)).toMatchObject({ active: true, name: 'Tenant od-drift-gone (od-drift-gone)' });
+    expect(await check(connector(), t)).toBe(true);
+  });
+
   it("a removed tenant's company goes to no later tenant of the same name and slug; the tenant itself gets it back", async () => {
     const a = tenant('od-reuse');
     await step(connector(), a, 'ensure');
