@@ -800,22 +800,20 @@ describe('outbound webhooks', () => {
       expect(await attempts()).toBe(1);
 
       // The interval over and the receiver back: one probe gets through and resets the
-      // endpoint; the others, deferred meanwhile, go out when they come due.
+      // endpoint; the others, deferred meanwhile, are woken by its success and go out
+      // without waiting for their deferral (20261206152000: no `due()` from here on).
       rx.behaviour.hangNext = 0;
       await db.sql`update private.webhook_endpoint_breakers set probe_after = now() where endpoint_id = ${reg.body.id}`;
       await due();
       const probe = (await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 })).tasks['deliver-webhook'];
-      // The probe went out; those that asked the breaker before it got through were
-      // deferred (those after it, if any, found the endpoint healthy and went too).
-      expect(probe).toMatchObject({ claimed: 6, retried: 0 });
+      expect(probe.retried).toBe(0);
       expect(probe.completed).toBeGreaterThanOrEqual(1);
-      expect(probe.completed + probe.deferred).toBe(6);
       const [e] = await db.sql`select consecutive_failures, failing_since from public.webhook_endpoints where id = ${reg.body.id}`;
       expect(e).toEqual({ consecutive_failures: 0, failing_since: null });
       expect(await db.sql`select 1 from private.webhook_endpoint_breakers where endpoint_id = ${reg.body.id}`).toHaveLength(0);
-      await due();
-      const rest = await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 });
-      expect(rest.tasks['deliver-webhook']?.completed ?? 0).toBe(probe.deferred);
+      const sent = async () => (await db.sql`select count(*)::int as n from private.webhook_deliveries
+        where endpoint_id = ${reg.body.id} and status = 'delivered'`)[0].n;
+      for (let run = 0; run < 3 && await sent() < 6; run++) await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 });
       const delivered = await db.sql`select status from private.webhook_deliveries where endpoint_id = ${reg.body.id}`;
       expect(delivered.map((d) => d.status)).toEqual(Array(6).fill('delivered'));
       expect(rx.received.filter((r) => r.verified && r.type === 'ticket.created')).toHaveLength(6);
@@ -872,6 +870,60 @@ describe('outbound webhooks', () => {
       expect(back.status, JSON.stringify(back.body)).toBe(200);
       expect(await db.sql`select 1 from private.webhook_endpoint_breakers where endpoint_id = ${endpoint.id}`).toHaveLength(0);
     } finally {
+      await db.sql`delete from public.webhook_endpoints where id = ${endpoint.id}`;
+    }
+  });
+
+  it('a probe that gets through wakes the deliveries the breaker deferred; a job waiting out its own time keeps it', async () => {
+    const [endpoint] = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, consecutive_failures, failing_since)
+      values (${tenants.acme.id}, 'https://hooks.example.com/wake', 'v1:x', 6, now()) returning id`;
+    try {
+      // Three jobs claimed by a worker: the breaker lets the first through as its probe and
+      // defers the other two, which the runner then puts back for the interval (defer_job).
+      const jobs = await db.sql`select id from private.add_job('wake-probe') union all select id from private.add_job('wake-probe')
+        union all select id from private.add_job('wake-probe')`;
+      const ids = jobs.map((j) => j.id as string);
+      await db.sql`update private.jobs set locked_by = 'w', locked_until = now() + interval '1 minute' where id in ${db.sql(ids)}`;
+      const waits = [];
+      for (const id of ids) {
+        const [{ wait }] = await db.sql`select private.webhook_endpoint_gate_job(${tenants.acme.id}, ${endpoint.id}, ${id}) as wait`;
+        waits.push(wait);
+        if (wait !== null) await db.sql`select private.defer_job('w', ${id}, ${Math.ceil(Number(wait))})`;
+      }
+      expect(waits[0]).toBeNull();
+      expect(waits.slice(1).every((w) => Number(w) >= 19)).toBe(true);
+      // A job of the endpoint waiting out a receiver's Retry-After (not the breaker's doing).
+      const [other] = await db.sql`select id from private.add_job('wake-probe', '{}', null, now() + interval '2 minutes')`;
+      const dueNow = async () =>
+        (await db.sql`select id from private.jobs where task = 'wake-probe' and run_at <= now() order by id`).map((j) => j.id);
+      expect(await dueNow()).toEqual([ids[0]]);
+      // The probe gets through (as private.record_webhook_attempt records it).
+      await db.sql`update public.webhook_endpoints set consecutive_failures = 0, failing_since = null where id = ${endpoint.id}`;
+      expect(await dueNow()).toEqual(ids);
+      expect((await db.sql`select run_at > now() as later from private.jobs where id = ${other.id}`)[0].later).toBe(true);
+      expect(await db.sql`select 1 from private.webhook_breaker_deferrals where endpoint_id = ${endpoint.id}`).toHaveLength(0);
+
+      // Failing again; a job the breaker defers is still in the worker's hand (defer_job
+      // not yet run) when a probe gets through: its deferral then puts it back due at once.
+      await db.sql`update public.webhook_endpoints set consecutive_failures = 6, failing_since = now() where id = ${endpoint.id}`;
+      const [late] = await db.sql`select id from private.add_job('wake-probe')`;
+      await db.sql`update private.jobs set locked_by = 'w', locked_until = now() + interval '1 minute' where id = ${late.id}`;
+      await db.sql`select private.webhook_endpoint_gate(${tenants.acme.id}, ${endpoint.id})`; // another job's probe
+      const [{ wait }] = await db.sql`select private.webhook_endpoint_gate_job(${tenants.acme.id}, ${endpoint.id}, ${late.id}) as wait`;
+      expect(wait).not.toBeNull();
+      await db.sql`update public.webhook_endpoints set consecutive_failures = 0, failing_since = null where id = ${endpoint.id}`;
+      expect((await db.sql`select private.defer_job('w', ${late.id}, ${Math.ceil(Number(wait))}) as ok`)[0].ok).toBe(true);
+      expect((await db.sql`select run_at <= now() as due, locked_by from private.jobs where id = ${late.id}`)[0]).toEqual({ due: true, locked_by: null });
+      expect(await db.sql`select 1 from private.webhook_breaker_deferrals where endpoint_id = ${endpoint.id}`).toHaveLength(0);
+      // Without a reset, a deferral waits as long as it was asked to.
+      await db.sql`update public.webhook_endpoints set consecutive_failures = 6, failing_since = now() where id = ${endpoint.id}`;
+      await db.sql`update private.jobs set locked_by = 'w', locked_until = now() + interval '1 minute' where id = ${late.id}`;
+      await db.sql`select private.webhook_endpoint_gate(${tenants.acme.id}, ${endpoint.id})`;
+      await db.sql`select private.webhook_endpoint_gate_job(${tenants.acme.id}, ${endpoint.id}, ${late.id})`;
+      await db.sql`select private.defer_job('w', ${late.id}, 60)`;
+      expect((await db.sql`select run_at > now() + interval '50 seconds' as later from private.jobs where id = ${late.id}`)[0].later).toBe(true);
+    } finally {
+      await db.sql`delete from private.jobs where task = 'wake-probe'`;
       await db.sql`delete from public.webhook_endpoints where id = ${endpoint.id}`;
     }
   });

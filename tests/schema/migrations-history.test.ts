@@ -327,6 +327,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Later: a team's pick goes only to a ticket still unassigned, so an assignment made
   // while the hand-off waited for the team stays (issue 14, review of the tickets function).
   // And a pick made moot gives the agent's turn back.
+  // A probe that gets through wakes the deliveries the breaker deferred.
+  'private.webhook_endpoint_breaker_reset': ['20261206152000_probe_success_wakes_deferred_deliveries.sql'],
+  'private.defer_job': ['20261206152000_probe_success_wakes_deferred_deliveries.sql'],
   // The assign-ticket job's unused pick gives the turn back, as hand_off_ticket's does.
   'private.auto_assign_ticket': ['20261206151000_assign_job_gives_the_turn_back.sql'],
   'private.hand_off_ticket': [

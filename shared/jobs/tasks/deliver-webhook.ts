@@ -8,7 +8,8 @@
 // (429, 503) is honoured before the retry; a 429 is no failure of the endpoint, which is
 // disabled only after failing a day (private.record_webhook_attempt). From its fifth
 // failure in a row an endpoint is only probed, one delivery per interval; the others are
-// deferred without spending an attempt (private.webhook_endpoint_gate).
+// deferred without spending an attempt (private.webhook_endpoint_gate), and go out as soon
+// as a probe gets through (private.webhook_endpoint_gate_job records them for that).
 import { Webhook } from 'standardwebhooks';
 import { retryAfter } from '../../connectors/types.ts';
 import { decryptJson } from '../../crypto.ts';
@@ -45,7 +46,7 @@ export const deliverWebhook: Task<{ delivery_id: number }> = {
           select c.*, w.withheld,
                  private.webhook_endpoint_previous_secret(c.tenant_id, c.endpoint_id) as previous_secret_encrypted,
                  case when not w.withheld and c.status = 'pending' and c.enabled
-                      then private.webhook_endpoint_gate(c.tenant_id, c.endpoint_id) end as defer_seconds
+                      then private.webhook_endpoint_gate_job(c.tenant_id, c.endpoint_id, ${job.id}) end as defer_seconds
           from private.webhook_delivery_context(${deliveryId}) c,
                lateral (select private.webhook_delivery_withheld(${deliveryId}) as withheld) w`,
     );
