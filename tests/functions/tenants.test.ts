@@ -545,6 +545,33 @@ describe('members', () => {
     await db.sql`delete from public.users where id in (${admin.id}, ${op.id})`;
   });
 
+  it('an invitation sent while its sender is being retired waits and is refused: no deadlock with the retirement', async () => {
+    const admin = await extraAdmin('retiring.admin@acme.test');
+    const holder = await db.sql.reserve();
+    try {
+      // As private.retire_identity does: the person's row first, then their memberships.
+      await holder`begin`;
+      await holder`select 1 from public.users where id = ${admin.id} for no key update`;
+      const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+      const sent = call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, {
+        token: admin.token,
+        body: { email: 'retiring.alias@elsewhere.test', role: 'admin' },
+      });
+      expect(await someoneWaitsFor(db.sql, pid)).toBe(true);
+      await holder`set local lock_timeout = '3s'`;
+      await holder`delete from public.memberships where user_id = ${admin.id}`;
+      await holder`update public.users set status = 'deleted', deleted_at = now() where id = ${admin.id}`;
+      await holder`commit`;
+      const r = await sent;
+      expect(r.status, JSON.stringify(r.body)).toBe(403);
+    } finally {
+      await holder`rollback`.catch(() => undefined);
+      holder.release();
+    }
+    const [n] = await db.sql`select count(*)::int as n from public.invitations where email = 'retiring.alias@elsewhere.test'`;
+    expect(n.n).toBe(0);
+  });
+
   it('an expired invitation is not pending: not listed, not accepted, and inviting the address again replaces it', async () => {
     const [old] = await db.sql`
       insert into public.invitations (tenant_id, email, role, expires_at)
