@@ -449,6 +449,9 @@ describe('Supabase Auth', () => {
     await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenants.globex.id}, ${users.acmeAgent.id}, 'user')`;
     const chosen = await hook(users.acmeAgent.id, { sub: users.acmeAgent.id, app_metadata: { tenant_id: tenants.globex.id } });
     expect(chosen).toMatchObject({ tenant_id: tenants.globex.id, tenant_role: 'user' });
+    // A choice by slug, as requests read it, is a choice too.
+    const bySlug = await hook(users.acmeAgent.id, { sub: users.acmeAgent.id, app_metadata: { tenant_id: 'globex' } });
+    expect(bySlug).toMatchObject({ tenant_id: tenants.globex.id, tenant_role: 'user', app_metadata: { tenant_id: 'globex' } });
     // In two tenants and no choice made: no tenant named, so each request names its own
     // (X-Tenant-Id); a stale claim the token came with is dropped, a choice elsewhere too.
     const unchosen = await hook(users.acmeAgent.id, { sub: users.acmeAgent.id, tenant_id: tenants.acme.id, tenant_role: 'agent' });

@@ -23,14 +23,16 @@ begin
     raise exception 'private.settings has no supabase_auth_issuer: tokens cannot carry tenant claims'
       using hint = 'set it to https://<ref>.supabase.co/auth/v1 (README, Deploying to a hosted project)';
   end if;
-  select m.tenant_id, m.role, count(*) over () as tenants into v_member
+  -- The choice names a tenant by id or slug, as requests read it (private.active_tenant_id).
+  select m.tenant_id, m.role, count(*) over () as tenants,
+         (m.tenant_id::text = v_wanted or t.slug = v_wanted) as chosen into v_member
   from public.user_identities i
   join public.memberships m on m.user_id = i.user_id
   join public.tenants t on t.id = m.tenant_id and t.status <> 'deleted'
   where i.issuer = v_issuer and i.subject = event ->> 'user_id'
-  order by (m.tenant_id::text = v_wanted) desc, m.created_at
+  order by (m.tenant_id::text = v_wanted or t.slug = v_wanted) desc, m.created_at
   limit 1;
-  if v_member.tenant_id is not null and (v_member.tenant_id::text = v_wanted or v_member.tenants = 1) then
+  if v_member.tenant_id is not null and (v_member.chosen or v_member.tenants = 1) then
     v_claims := v_claims || jsonb_build_object('tenant_id', v_member.tenant_id, 'tenant_role', v_member.role);
   else
     -- Bound to none. A choice naming a tenant they are no longer in goes too: requests read
