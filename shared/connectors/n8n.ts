@@ -75,6 +75,15 @@ export function n8nConnector(config: N8nConfig): Connector {
   }
 
   /** The tenant's team project, by id or name (personal projects are listed too). */
+  /** The team project of this tenant's name that no other tenant's service records: a
+   *  slug can change, and a later tenant get the old one (and with it the name). Without
+   *  the count, assume it is someone's. */
+  async function unclaimedProjectNamed(ctx: ProvisionContext): Promise<string | undefined> {
+    const named = await findProject((p) => p.name === projectName(ctx));
+    if (!named) return undefined;
+    return ctx.otherTenantsUsing && await ctx.otherTenantsUsing('project_id', named) === 0 ? named : undefined;
+  }
+
   async function findProject(match: (p: { id: string; name: string }) => boolean): Promise<string | undefined> {
     let cursor: string | undefined;
     do {
@@ -144,13 +153,7 @@ export function n8nConnector(config: N8nConfig): Connector {
         // it); else the one of this tenant's name (a create whose answer was lost).
         const recorded = ctx.externalIds.project_id as string | undefined;
         let projectId = recorded ? await findProject((p) => p.id === recorded) : undefined;
-        if (!projectId) {
-          // By name: never a project another tenant's service records (one whose slug this
-          // tenant now has). Without the count, a project found by name is taken as ours.
-          const named = await findProject((p) => p.name === projectName(ctx));
-          const taken = named && ctx.otherTenantsUsing ? await ctx.otherTenantsUsing('project_id', named) > 0 : false;
-          projectId = taken ? undefined : named;
-        }
+        projectId ??= await unclaimedProjectNamed(ctx);
         if (!projectId) {
           const { body } = await call('/projects', { method: 'POST', body: { name: projectName(ctx) } }) as {
             body: { id: string };
@@ -192,9 +195,9 @@ export function n8nConnector(config: N8nConfig): Connector {
     // invitation.
     async remove(ctx) {
       const { project_id: recorded, user_id: userId } = ctx.externalIds as { project_id?: string; user_id?: string };
-      // A project whose create answer was lost has no id here: found by its name.
-      const projectId = recorded ??
-        (config.mode === 'projects' ? await findProject((p) => p.name === projectName(ctx)) : undefined);
+      // A project whose create answer was lost has no id here: found by its name, never
+      // one another tenant's service records (one whose slug this tenant now has).
+      const projectId = recorded ?? (config.mode === 'projects' ? await unclaimedProjectNamed(ctx) : undefined);
       if (projectId) await removeCall(`/projects/${encodeURIComponent(projectId)}`);
       if (!userId || await usedElsewhere(ctx, userId)) return;
       const user = await findUser(userId);

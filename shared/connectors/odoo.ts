@@ -193,12 +193,22 @@ export function odooConnector(config: OdooConfig): Connector {
    *  tenant with the same name and slug (slugs are freed when a deleted tenant is purged)
    *  must not find it by name and take over its contacts and invoices. */
   const removedName = (ctx: ProvisionContext) => `${companyName(ctx)} [removed tenant ${ctx.tenant.id}]`;
-  /** The tenant's database: the one recorded, else one named after the slug. A slug can
-   *  change later (platform admins, 20261206143000); the database keeps its name. */
-  const dbName = (ctx: ProvisionContext) =>
-    typeof ctx.externalIds.database === 'string' && ctx.externalIds.database
-      ? ctx.externalIds.database
-      : `tenant_${ctx.tenant.slug.replace(/-/g, '_')}`;
+  /** The name when another tenant's company already has the tenant's. */
+  const uniqueName = (ctx: ProvisionContext) => `${ctx.tenant.name} (${ctx.tenant.slug}, ${ctx.tenant.id.slice(0, 8)})`;
+  /** Whether a partner object found by a name made from the slug may be this tenant's:
+   *  no other tenant's service records it. A slug can change (platform admins,
+   *  20261206143000) and a later tenant can get the old one: the names then match another
+   *  tenant's company, database or project. Without the count, assume it is someone's. */
+  const unclaimed = async (ctx: ProvisionContext, key: string, value: unknown) =>
+    ctx.otherTenantsUsing ? await ctx.otherTenantsUsing(key, value) === 0 : false;
+  /** The tenant's database: the one recorded, else `tenant_<slug>` unless another tenant
+   *  has that one (then with the tenant id's first letters). */
+  const dbName = async (ctx: ProvisionContext, credentials?: { database?: string } | null) => {
+    const recorded = ctx.externalIds.database ?? credentials?.database;
+    if (typeof recorded === 'string' && recorded) return recorded;
+    const name = `tenant_${ctx.tenant.slug.replace(/-/g, '_')}`;
+    return await unclaimed(ctx, 'database', name) ? name : `${name}_${ctx.tenant.id.slice(0, 8)}`;
+  };
   const noArchived = { context: { active_test: false } };
   const USER_FIELDS = ['active', 'company_id', 'company_ids'];
 
@@ -209,6 +219,18 @@ export function odooConnector(config: OdooConfig): Connector {
       ...noArchived,
     }) as { id: number }[];
     return rows[0]?.id;
+  }
+
+  /** The tenant's company found by one of the names it may have, never one another
+   *  tenant's service records (see `unclaimed`). */
+  async function ownCompanyByName(ctx: ProvisionContext): Promise<number | undefined> {
+    const rows = await t.call('res.company', 'search_read', [[['name', 'in', [
+      companyName(ctx),
+      uniqueName(ctx),
+      removedName(ctx),
+    ]]]], { fields: ['id'], ...noArchived }) as { id: number }[];
+    for (const { id } of rows) if (await unclaimed(ctx, 'company_id', id)) return id;
+    return undefined;
   }
 
   async function readUser(id: number): Promise<UserRow | undefined> {
@@ -298,7 +320,7 @@ export function odooConnector(config: OdooConfig): Connector {
 
   async function ensureDatabase(ctx: ProvisionContext) {
     let credentials = ctx.credentials as { login: string; password: string; database: string } | null;
-    const name = dbName(ctx);
+    const name = await dbName(ctx, credentials);
     if (!credentials?.password) {
       credentials = { login: ctx.admin!.email, password: generatePassword(), database: name };
       await ctx.checkpoint({}, credentials);
@@ -357,9 +379,12 @@ export function odooConnector(config: OdooConfig): Connector {
       let found = ctx.externalIds.company_id as number | undefined;
       // A recorded company deleted at Odoo since (drift) is made again, not granted by id.
       if (found !== undefined && await findOne('res.company', [['id', '=', found]]) === undefined) found = undefined;
-      found ??= await findOne('res.company', [['name', 'in', [companyName(ctx), removedName(ctx)]]]);
+      found ??= await ownCompanyByName(ctx);
       if (!found) {
-        const created = await t.call('res.company', 'create', [[{ name: companyName(ctx) }]]);
+        // The tenant's name, unless another tenant's company has it (a slug given up and
+        // taken again): then with the tenant id's first letters, as Odoo wants names unique.
+        const taken = await findOne('res.company', [['name', '=', companyName(ctx)]]);
+        const created = await t.call('res.company', 'create', [[{ name: taken ? uniqueName(ctx) : companyName(ctx) }]]);
         found = Array.isArray(created) ? created[0] : created as number;
       }
       const companyId: number = found!;
@@ -421,12 +446,14 @@ export function odooConnector(config: OdooConfig): Connector {
     },
     async remove(ctx) {
       if (mode === 'database') {
-        await t.db('drop', [config.masterPassword, dbName(ctx)]); // false when already gone
+        // Only the tenant's own (dbName: never a database another tenant records).
+        const name = await dbName(ctx, ctx.credentials as { database?: string } | null);
+        await t.db('drop', [config.masterPassword, name]); // false when already gone
         return;
       }
-      // A company whose create answer was lost has no id here: found by its name.
-      const companyId = ctx.externalIds.company_id as number | undefined ??
-        await findOne('res.company', [['name', 'in', [companyName(ctx), removedName(ctx)]]]);
+      // A company whose create answer was lost has no id here: found by its name (never
+      // another tenant's).
+      const companyId = ctx.externalIds.company_id as number | undefined ?? await ownCompanyByName(ctx);
       if (!companyId) return;
       // Every active user of the company loses it (the owner included), then the company
       // is archived — refused while it is an active user's default company.
@@ -439,7 +466,7 @@ export function odooConnector(config: OdooConfig): Connector {
     },
     async check(ctx) {
       if (mode === 'database') {
-        return ctx.externalIds.database_state === 'ready' && Boolean(await t.db('db_exist', [dbName(ctx)]));
+        return ctx.externalIds.database_state === 'ready' && Boolean(await t.db('db_exist', [await dbName(ctx)]));
       }
       const [user, companyId] = await owner(ctx);
       if (!user || !companyId || !user.active || !user.company_ids.includes(companyId)) return false;

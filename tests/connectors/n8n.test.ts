@@ -37,6 +37,11 @@ describe('projects mode', () => {
     await step(connector(), other, 'ensure');
     expect(other.externalIds.project_id).not.toBe(projectId);
     expect(projects().get(projectId)?.members.has(other.externalIds.user_id)).toBe(false);
+    // One with the old slug that never recorded a project (its create answer lost, say)
+    // removes nothing of the first tenant's when it goes.
+    const stranger = tenant('n8n-renamed', 'stranger@n8n-renamed.test');
+    await step(connector(), stranger, 'remove');
+    expect(projects().has(projectId)).toBe(true);
     await step(connector(), t, 'remove');
     expect(projects().has(projectId)).toBe(false);
   });

@@ -169,7 +169,7 @@ describe('the owner', () => {
     await step(connector(), made, 'ensure');
     const companyId = made.externalIds.company_id as number;
     // The same tenant as the job saw it when the answer never came: no id at all.
-    const lost = tenant('od-rm-lost');
+    const lost: typeof made = { ...made, externalIds: {} };
     expect(lost.externalIds.company_id).toBeUndefined();
     await step(connector(), lost, 'remove');
     expect(company(companyId).active).toBe(false);
@@ -187,6 +187,23 @@ describe('the owner', () => {
     expect(t.externalIds.company_id).not.toBe(gone);
     expect(company(t.externalIds.company_id)).toMatchObject({ active: true, name: 'Tenant od-drift-gone (od-drift-gone)' });
     expect(await check(connector(), t)).toBe(true);
+  });
+
+  it("a tenant given another's old slug and name gets a company of its own, and its removal leaves the other's alone", async () => {
+    const a = tenant('od-taken');
+    await step(connector(), a, 'ensure');
+    const aCompany = a.externalIds.company_id as number;
+    a.tenant.slug = 'od-taken-2'; // a platform admin changed it; the company keeps its name
+    const b = tenant('od-taken', 'owner@od-taken-b.test');
+    await step(connector(), b, 'ensure');
+    expect(b.externalIds.company_id).not.toBe(aCompany);
+    expect(company(b.externalIds.company_id).name).toBe(`Tenant od-taken (od-taken, ${b.tenant.id.slice(0, 8)})`);
+    expect(userOf('owner@od-taken-b.test').company_ids).toEqual([b.externalIds.company_id]);
+    // b's create answer lost: its removal by name finds its own company, not a's.
+    await step(connector(), { ...b, externalIds: {} }, 'remove');
+    expect(company(aCompany)).toMatchObject({ active: true, name: 'Tenant od-taken (od-taken)' });
+    expect(company(b.externalIds.company_id).active).toBe(false);
+    expect(await check(connector(), a)).toBe(true);
   });
 
   it("a removed tenant's company goes to no later tenant of the same name and slug; the tenant itself gets it back", async () => {
@@ -264,6 +281,22 @@ describe('database mode', () => {
     expect(odoo.databases.has('tenant_od_db_renamed_2')).toBe(false);
     await step(c, t, 'remove');
     expect(odoo.databases.has('tenant_od_db_renamed')).toBe(false);
+  });
+
+  it("a tenant given another's old slug gets a database of its own, and its removal leaves the other's alone", async () => {
+    const c = connector({ mode: 'database' });
+    const a = tenant('od-db-taken');
+    await step(c, a, 'ensure');
+    a.tenant.slug = 'od-db-taken-2';
+    const b = tenant('od-db-taken', 'owner@od-db-taken-b.test');
+    await step(c, b, 'ensure');
+    expect(b.externalIds.database).toBe(`tenant_od_db_taken_${b.tenant.id.slice(0, 8)}`);
+    // Removed before anything was recorded: nothing of a's goes.
+    await step(c, tenant('od-db-taken', 'third@od-db-taken.test'), 'remove');
+    await step(c, b, 'remove');
+    expect(odoo.databases.has('tenant_od_db_taken')).toBe(true);
+    expect(odoo.databases.has(b.externalIds.database)).toBe(false);
+    expect(await check(c, a)).toBe(true);
   });
 
   it('on a release that gates /jsonrpc, a built database (its registry answers) counts as usable', async () => {
