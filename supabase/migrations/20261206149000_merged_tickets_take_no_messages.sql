@@ -21,7 +21,11 @@ begin
   select t.merged_into_id into v_merged_into
   from public.tickets t where t.tenant_id = new.tenant_id and t.id = new.ticket_id
   for no key update;
-  if v_merged_into is not null and (tg_table_name <> 'ticket_messages' or to_jsonb(new) ->> 'type' <> 'system') then
+  -- Said only to whoever may see the ticket (the trigger runs before the policy): anyone
+  -- else in the tenant gets the policy's refusal, not the merge or the other ticket's id.
+  if v_merged_into is not null and (tg_table_name <> 'ticket_messages' or to_jsonb(new) ->> 'type' <> 'system')
+     and (pg_catalog.current_setting('role', true) not in ('anon', 'authenticated')
+          or private.can_see_ticket(new.tenant_id, new.ticket_id)) then
     raise exception 'This ticket was merged into another; write there' using errcode = 'PT409',
       detail = jsonb_build_object('code', 'ticket_merged', 'details', jsonb_build_object('merged_into_id', v_merged_into))::text;
   end if;

@@ -680,6 +680,19 @@ describe('merge, delete, restore', () => {
       return await tx`insert into public.ticket_messages (tenant_id, ticket_id, content) values (${acme}, ${a.id}, 'Direct reply')`;
     }).catch((e) => e);
     expect([direct.code, JSON.parse(direct.detail).code]).toEqual(['PT409', 'ticket_merged']);
+    // Someone in the tenant who may not see the ticket learns nothing of the merge: the
+    // policy's refusal, as for any ticket of someone else's.
+    const [other] = await db.sql`insert into public.users (email) values ('other.customer@acme.test') returning id, email`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${other.id}, ${other.id})`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${acme}, ${other.id}, 'user')`;
+    const stranger = await db.sql.begin(async (tx) => {
+      await tx`select set_config('role', 'authenticated', true),
+        set_config('request.jwt.claims', ${JSON.stringify({ ...supabaseClaims({ id: other.id, email: other.email } as never, acme), role: 'authenticated' })}, true)`;
+      return await tx`insert into public.ticket_messages (tenant_id, ticket_id, content) values (${acme}, ${a.id}, 'Guessing')`;
+    }).catch((e) => e);
+    expect(stranger.code).toBe('42501');
+    expect(JSON.stringify(stranger)).not.toContain(b.id);
+    await db.sql`delete from public.users where id = ${other.id}`;
     expect(await written()).toEqual(before);
     // The ticket it was merged into takes them.
     expect((await call(app, 'POST', `/tickets/${b.id}/messages`, { token: tok.user, body: { content: 'Any news?' } })).status).toBe(201);
