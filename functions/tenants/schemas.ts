@@ -296,7 +296,15 @@ export const AuditEntrySchema = z
     table_name: z.string(),
     record_key: z.record(z.string(), z.unknown()),
     action: z.string(),
-    actor_user_id: Uuid.nullable(),
+    actor_user_id: Uuid.nullable().openapi({
+      description:
+        'The person the change is made as: an API key acts as its creator (actor_issuer and actor_subject name the key)',
+    }),
+    actor_issuer: z.string().nullable().openapi({
+      description: 'Who vouched for the actor: the identity provider, `tenant-platform:api-key` (actor_subject the key id), ' +
+        "`automation` (actor_subject `rule:<id>`); null for the platform's own paths (jobs, webhooks)",
+    }),
+    actor_subject: z.string().nullable().openapi({ description: "The actor's id at that issuer" }),
     actor_role: z.string(),
     old_data: z.record(z.string(), z.unknown()).nullable(),
     new_data: z.record(z.string(), z.unknown()).nullable(),

@@ -348,6 +348,11 @@ describe('creating, listing and revoking keys', () => {
     const [row] = await db.sql`select actor_user_id, actor_issuer, actor_subject from public.audit_logs
       where table_name = 'tickets' and record_key ->> 'id' = ${made.body.id} and action = 'INSERT'`;
     expect(row).toEqual({ actor_user_id: users.acmeAdmin.id, actor_issuer: 'tenant-platform:api-key', actor_subject: id });
+    // The audit API says so too: the key's writes are told apart from its creator's own.
+    const trail = await call(tenantsApp, 'GET', `/tenants/${acme}/audit?table_name=tickets&action=INSERT&limit=20`, { token: tok.admin });
+    expect(trail.status).toBe(200);
+    const entry = trail.body.items.find((e: { record_key: { id?: string } }) => e.record_key.id === made.body.id);
+    expect(entry).toMatchObject({ actor_user_id: users.acmeAdmin.id, actor_issuer: 'tenant-platform:api-key', actor_subject: id });
   });
 
   it('acts on the voice API through the same policies, only in its tenant, and within its plan', async () => {

@@ -17,6 +17,8 @@ type AuditEntryRow =
       | 'record_key'
       | 'action'
       | 'actor_user_id'
+      | 'actor_issuer'
+      | 'actor_subject'
       | 'actor_role'
       | 'old_data'
       | 'new_data'
@@ -69,14 +71,15 @@ export function registerAudit(app: TenantsApp): void {
         // of the page; only entries that start below the bound are returned, and
         // `fetched` says how many the page had before it was cut.
         tx<AuditEntryRow & { fetched: number }>`
-          select page.id::text, page.table_name, page.record_key, page.action, page.actor_user_id, page.actor_role,
+          select page.id::text, page.table_name, page.record_key, page.action, page.actor_user_id,
+                 page.actor_issuer, page.actor_subject, page.actor_role,
                  page.old_data, page.new_data, page.changed_fields, page.created_at, page.redacted_at, page.fetched
           from (select ${tenantId}::uuid as tenant_id offset 0) as caller
           cross join lateral (
             select w.*, (count(*) over ())::int as fetched,
                    coalesce(sum(w.bytes) over (order by w.id desc rows between unbounded preceding and 1 preceding), 0) as bytes_before
             from (
-              select l.id, l.table_name, l.record_key, l.action, l.actor_user_id, l.actor_role,
+              select l.id, l.table_name, l.record_key, l.action, l.actor_user_id, l.actor_issuer, l.actor_subject, l.actor_role,
                      l.old_data, l.new_data, l.changed_fields, l.created_at, l.redacted_at,
                      coalesce(l.image_bytes, coalesce(pg_column_size(l.old_data), 0) + coalesce(pg_column_size(l.new_data), 0)) as bytes
               from public.audit_logs l
