@@ -557,6 +557,20 @@ describe('Chatwoot conversations', () => {
     expect((await db.sql`select status from public.tickets where id = ${a.id}`)[0].status).toBe('closed');
   });
 
+  it("a tenant whose plan no longer includes Chatwoot takes no events: 403 feature_not_in_plan, nothing written", async () => {
+    await db.sql`insert into private.tenant_plan_overrides (tenant_id, features) values (${acme}, '{"chatwoot": false}')
+      on conflict (tenant_id) do update set features = excluded.features`;
+    try {
+      const before = (await db.sql`select count(*)::int as n from public.tickets where tenant_id = ${acme}`)[0].n;
+      const r = await sendSigned(conversation(131));
+      expect([r.status, r.body.error?.code]).toEqual([403, 'feature_not_in_plan']);
+      expect((await db.sql`select count(*)::int as n from public.tickets where tenant_id = ${acme}`)[0].n).toBe(before);
+    } finally {
+      await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;
+    }
+    expect((await sendSigned(conversation(131))).body.outcome).toBe('applied');
+  });
+
   it('authenticates by the per-tenant URL token where Chatwoot does not sign, and only there', async () => {
     const token = await chatwootUrlToken(acme);
     // With a signing secret configured the token alone opens nothing.
@@ -1310,6 +1324,19 @@ describe('replies back to Chatwoot', () => {
       expect(human.body.outcome).toBe('applied');
       expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 1, retried: 0, failed: 0 });
       expect(posted('On it')).toBe(1);
+
+      // The plan no longer includes Chatwoot: a reply queued is not posted; it fails, saying why.
+      await call(ticketsApp, 'POST', `/tickets/${ticket.id}/messages`, { token: agent, body: { content: 'After the downgrade' } });
+      await db.sql`insert into private.tenant_plan_overrides (tenant_id, features) values (${globex}, '{"chatwoot": false}')
+        on conflict (tenant_id) do update set features = excluded.features`;
+      try {
+        expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 0, retried: 0, failed: 1 });
+        expect(posted('After the downgrade')).toBe(0);
+        const [failed] = await db.sql`select status, last_error from private.chatwoot_replies where content = 'After the downgrade'`;
+        expect(failed).toMatchObject({ status: 'failed', last_error: expect.stringContaining('plan') });
+      } finally {
+        await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${globex}`;
+      }
     } finally {
       await cw.server.close();
     }

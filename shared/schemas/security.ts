@@ -137,7 +137,9 @@ export const chatwootErrors = {
     '`invalid_signature`: a missing or wrong signature or token, or a tenant without Chatwoot (the same answer, so ' +
       'the URL tells nothing about tenants); `stale_timestamp`: signed more than 5 minutes away from now',
   ),
-  403: errorResponse('`tenant_suspended`: a genuine event for a suspended tenant'),
+  403: errorResponse(
+    "`tenant_suspended`: a genuine event for a suspended tenant; `feature_not_in_plan`: the tenant's plan no longer includes Chatwoot",
+  ),
   503: errorResponse(
     '`not_configured`: a URL token was sent but neither CHATWOOT_WEBHOOK_KEY nor PROVISIONING_ENCRYPTION_KEY is set',
   ),

@@ -88,15 +88,18 @@ export async function chatwootInboundUrl(tenantId: string): Promise<string> {
 
 const notAuthenticated = () => unauthorized('invalid_signature', 'Webhook not authenticated: bad or missing signature or token');
 
-/** Suspended (read-only) and deleted tenants take no events. Checked after
- *  authentication and again in the transaction that applies the event, so an event
- *  racing a suspension writes nothing either. */
+/** Suspended (read-only) and deleted tenants take no events, nor tenants whose plan no
+ *  longer includes Chatwoot (20261206154000). Checked after authentication and again in
+ *  the transaction that applies the event, so an event racing a suspension writes
+ *  nothing either. */
 export async function requireChatwootTenantWritable(tx: Tx, tenantId: string): Promise<void> {
-  const [t] = await tx`select status from public.tenants where id = ${tenantId}`;
+  const [t] = await tx<{ status: string; in_plan: boolean }>`
+    select status, private.chatwoot_in_plan(id) as in_plan from public.tenants where id = ${tenantId}`;
   if (!t || t.status === 'deleted') throw notAuthenticated();
   if (t.status !== 'active') {
     throw forbidden('The tenant is suspended; it takes no Chatwoot events until resumed', 'tenant_suspended');
   }
+  if (!t.in_plan) throw forbidden("The tenant's plan does not include Chatwoot", 'feature_not_in_plan');
 }
 
 export async function verifyChatwoot(

@@ -49,8 +49,15 @@ async function alreadyPosted(
 export const chatwootReply: Task<{ reply_id: number }> = {
   async run(job, { worker, deps }) {
     const replyId = job.payload.reply_id;
-    const [r] = await asService(null, (tx) => tx<Reply>`select * from private.chatwoot_reply_context(${replyId})`);
+    const [r] = await asService(
+      null,
+      (tx) =>
+        tx<Reply & { in_plan: boolean }>`
+        select c.*, private.chatwoot_in_plan(c.tenant_id) as in_plan from private.chatwoot_reply_context(${replyId}) c`,
+    );
     if (!r || r.status !== 'pending') return { skipped: 1 };
+    // The plan no longer includes Chatwoot (20261206154000): not sent, the reply failed.
+    if (!r.in_plan) throw new JobError("Chatwoot is not in the tenant's plan: the reply was not sent", { retryable: false });
     const url = deps.chatwootUrl ?? env('CHATWOOT_URL');
     const accountId = r.external_ids?.account_id as number | undefined;
     const creds = r.credentials_encrypted
