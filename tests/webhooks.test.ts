@@ -20,6 +20,7 @@ import { chatwootUrlToken } from '../shared/webhooks/chatwoot.ts';
 import { runJobs } from '../shared/jobs/runner.ts';
 import { resolvedTargetProblem, webhookTargetProblem } from '../shared/webhooks/ssrf.ts';
 import { apiKey } from '../scripts/tokens.mjs';
+import { someoneWaitsFor } from './helpers/advisory-locks.ts';
 import { freshDatabase, probeAs, type TestDatabase } from './helpers/db.ts';
 import { call, errorCode } from './helpers/http.ts';
 import { LOCAL_CLERK_ISSUER, supabaseClaims, tenants, users } from './helpers/seed.ts';
@@ -555,6 +556,29 @@ describe('Chatwoot conversations', () => {
     const reopened = await sendSigned({ event: 'conversation_status_changed', id: 121, status: 'open', updated_at: 1_900_000_000 });
     expect([reopened.status, reopened.body.outcome]).toEqual([200, 'ignored']);
     expect((await db.sql`select status from public.tickets where id = ${a.id}`)[0].status).toBe('closed');
+
+    // A message arriving while a merge of the conversation's ticket is being committed
+    // waits for it and goes to the ticket it was merged into (not a 409 that loses it).
+    await sendSigned(conversation(122));
+    const [c] = await db.sql`select id from public.tickets where tenant_id = ${acme} and chatwoot_conversation_id = '122'`;
+    const [d] = await db.sql`insert into public.tickets (tenant_id, title) values (${acme}, 'Merge target') returning id`;
+    const merger = await db.sql.reserve();
+    try {
+      await merger`begin`;
+      await merger`select set_config('role', 'authenticated', true),
+        set_config('request.jwt.claims', ${JSON.stringify({ ...supabaseClaims(users.acmeAdmin, acme), role: 'authenticated' })}, true)`;
+      await merger`select private.merge_tickets(${acme}, ${c.id}, ${d.id})`;
+      const [{ pid }] = await merger`select pg_backend_pid() as pid`;
+      const during = sendSigned(message(9123, 122, 'Sent during the merge'));
+      expect(await someoneWaitsFor(db.sql, pid)).toBe(true);
+      await merger`commit`;
+      const r = await during;
+      expect([r.status, r.body.outcome]).toEqual([200, 'applied']);
+    } finally {
+      await merger`rollback`.catch(() => undefined);
+      merger.release();
+    }
+    expect(await contents(d.id)).toContain('Sent during the merge');
   });
 
   it("a tenant whose plan no longer includes Chatwoot takes no events: 403 feature_not_in_plan, nothing written", async () => {

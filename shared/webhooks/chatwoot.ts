@@ -191,14 +191,20 @@ async function ticketFor(tx: Tx, tenantId: string, conversation: Payload) {
 }
 
 /** Where a conversation's new messages go: its ticket, or the ticket that was merged into
- *  (a merged ticket takes no new messages), following merges made since. */
+ *  (a merged ticket takes no new messages), following merges made since. Each ticket is
+ *  read under the lock the message's insert takes anyway (lock_parent_ticket): a merge
+ *  committing meanwhile is waited for and followed, not met as a 409 that loses the
+ *  message (Chatwoot does not send it again). */
 async function ticketForMessages(tx: Tx, tenantId: string, conversation: Payload) {
-  let ticket = await ticketFor(tx, tenantId, conversation);
-  for (let hop = 0; ticket?.merged_into_id && hop < 10; hop++) {
-    [ticket] =
-      await tx`select id, status, merged_into_id from public.tickets where tenant_id = ${tenantId} and id = ${ticket.merged_into_id}`;
+  const found = await ticketFor(tx, tenantId, conversation);
+  let next: string | undefined = found?.id;
+  for (let hop = 0; next && hop < 10; hop++) {
+    const [ticket] = await tx`select id, status, merged_into_id from public.tickets
+      where tenant_id = ${tenantId} and id = ${next} for no key update`;
+    if (!ticket?.merged_into_id) return ticket;
+    next = ticket.merged_into_id;
   }
-  return ticket;
+  return undefined;
 }
 
 export async function applyChatwootEvent(
