@@ -181,6 +181,31 @@ describe('the stale-call sweep', () => {
       .toMatchObject({ status: 'completed', timed_out_at: null, cost: 0.4, transcript: [{ seq: 0, content: 'said 0' }] });
   });
 
+  it('takes a late answer of a call it ended as missed: the late end then counts from the answer; nothing ends twice', async () => {
+    const id = await start(acme, 'late-answer', ago(20 * MINUTE), false);
+    expect(await runJob()).toBe(1);
+    expect((await row(id)).status).toBe('missed');
+    const answeredAt = ago(19 * MINUTE);
+    const answer = await event({ type: 'call.answered', tenant_id: acme, provider_call_id: 'late-answer', answered_at: answeredAt });
+    expect([answer.status, answer.body.applied, answer.body.status]).toEqual([200, true, 'missed']);
+    const answered = await row(id);
+    // Recorded; still ended provisionally (the mark kept, no second call.ended).
+    expect(answered).toMatchObject({ status: 'missed', answered_at: new Date(answeredAt) });
+    expect(answered.timed_out_at).not.toBeNull();
+    expect(answered.ended_at.getTime()).toBeGreaterThanOrEqual(new Date(answeredAt).getTime());
+    expect((await sent(id)).map((p) => p.data.status)).toEqual(['missed']);
+    // A repeat of the answer changes nothing.
+    const again = await event({ type: 'call.answered', tenant_id: acme, provider_call_id: 'late-answer', answered_at: ago(MINUTE) });
+    expect(again.body.applied).toBe(false);
+    // A recording written to the call meanwhile leaves the mark for the real end too.
+    await db.sql`update public.voice_calls set recording_path = 'https://provider.example/rec/late-answer' where id = ${id}`;
+    expect((await row(id)).timed_out_at).not.toBeNull();
+    const end = await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'late-answer', status: 'completed', ended_at: ago(14 * MINUTE) });
+    expect([end.body.applied, end.body.status]).toEqual([true, 'completed']);
+    expect(await row(id)).toMatchObject({ status: 'completed', timed_out_at: null, answered_at: new Date(answeredAt), duration_seconds: 300 });
+    expect((await sent(id)).map((p) => p.data.status)).toEqual(['missed', 'completed']);
+  });
+
   it("takes the provider's duration and end time when the late end gives them, also for the same status", async () => {
     const id = await start(acme, 'late-failed', ago(300 * MINUTE), true);
     expect(await runJob()).toBe(1);

@@ -31,6 +31,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.custom_access_token_hook': ['20261206147000_supabase_tokens_choose_no_tenant.sql'],
   // An invitation waits for its sender's disabling or loss of the platform role.
   'private.invitation_sender_still_admin': ['20261206148000_invitations_wait_for_their_sender.sql'],
+  // A timed-out call takes its late answer.
+  'private.voice_call_answered': ['20261206155000_late_answer_of_a_timed_out_call.sql'],
   // Only admins who can sign in count toward the last admin.
   'private.keep_last_admin': ['20261206142000_admins_who_can_act.sql'],
   // A merged ticket's followers follow the ticket it was merged into.
