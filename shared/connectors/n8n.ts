@@ -74,17 +74,26 @@ export function n8nConnector(config: N8nConfig): Connector {
     return status === 200 ? body as N8nUser : undefined;
   }
 
-  /** The tenant's team project, by id or name (personal projects are listed too). */
-  /** The team project of this tenant's name that no other tenant's service records: a
-   *  slug can change, and a later tenant get the old one (and with it the name). Without
-   *  the count, assume it is someone's. */
+  /** The name when another tenant's project already has the tenant's (a slug given up and
+   *  taken again): with the tenant id's first letters, so a lost create is found again. */
+  const uniqueProjectName = (ctx: ProvisionContext) => `${projectName(ctx)}-${ctx.tenant.id.slice(0, 8)}`;
+
+  /** The team project of this tenant's name (or its unique one) that no other tenant's
+   *  service records: a slug can change, and a later tenant get the old one (and with it
+   *  the name). Every project of those names is looked at, not only the first. Without
+   *  the count, assume each is someone's. */
   async function unclaimedProjectNamed(ctx: ProvisionContext): Promise<string | undefined> {
-    const named = await findProject((p) => p.name === projectName(ctx));
-    if (!named) return undefined;
-    return ctx.otherTenantsUsing && await ctx.otherTenantsUsing('project_id', named) === 0 ? named : undefined;
+    const names = [projectName(ctx), uniqueProjectName(ctx)];
+    const named = await findProjects((p) => names.includes(p.name));
+    for (const id of named) {
+      if (ctx.otherTenantsUsing && await ctx.otherTenantsUsing('project_id', id) === 0) return id;
+    }
+    return undefined;
   }
 
-  async function findProject(match: (p: { id: string; name: string }) => boolean): Promise<string | undefined> {
+  /** Every team project matching, in the order n8n lists them. */
+  async function findProjects(match: (p: { id: string; name: string }) => boolean): Promise<string[]> {
+    const ids: string[] = [];
     let cursor: string | undefined;
     do {
       const { body } = await call(
@@ -92,11 +101,15 @@ export function n8nConnector(config: N8nConfig): Connector {
       ) as {
         body: { data: { id: string; name: string; type?: string }[]; nextCursor?: string | null };
       };
-      const hit = body.data.find((p) => p.type !== 'personal' && match(p));
-      if (hit) return hit.id;
+      for (const p of body.data) if (p.type !== 'personal' && match(p)) ids.push(p.id);
       cursor = body.nextCursor ?? undefined;
     } while (cursor);
-    return undefined;
+    return ids;
+  }
+
+  /** The first team project matching (personal projects are listed too, and skipped). */
+  async function findProject(match: (p: { id: string; name: string }) => boolean): Promise<string | undefined> {
+    return (await findProjects(match))[0];
   }
 
   async function isMember(projectId: string, userId: string): Promise<boolean> {
@@ -155,7 +168,10 @@ export function n8nConnector(config: N8nConfig): Connector {
         let projectId = recorded ? await findProject((p) => p.id === recorded) : undefined;
         projectId ??= await unclaimedProjectNamed(ctx);
         if (!projectId) {
-          const { body } = await call('/projects', { method: 'POST', body: { name: projectName(ctx) } }) as {
+          // The tenant's name, unless another tenant's project has it.
+          const taken = (await findProjects((p) => p.name === projectName(ctx))).length > 0;
+          const name = taken ? uniqueProjectName(ctx) : projectName(ctx);
+          const { body } = await call('/projects', { method: 'POST', body: { name } }) as {
             body: { id: string };
           };
           projectId = body.id;

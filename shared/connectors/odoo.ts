@@ -204,8 +204,10 @@ export function odooConnector(config: OdooConfig): Connector {
   /** The tenant's database: the one recorded, else `tenant_<slug>` unless another tenant
    *  has that one (then with the tenant id's first letters). */
   const dbName = async (ctx: ProvisionContext, credentials?: { database?: string } | null) => {
+    // The one recorded, unless another tenant has it now: a removal drops the database but
+    // keeps the record, and the name may have gone to another tenant meanwhile.
     const recorded = ctx.externalIds.database ?? credentials?.database;
-    if (typeof recorded === 'string' && recorded) return recorded;
+    if (typeof recorded === 'string' && recorded && await unclaimed(ctx, 'database', recorded)) return recorded;
     const name = `tenant_${ctx.tenant.slug.replace(/-/g, '_')}`;
     return await unclaimed(ctx, 'database', name) ? name : `${name}_${ctx.tenant.id.slice(0, 8)}`;
   };

@@ -196,13 +196,19 @@ async function ticketFor(tx: Tx, tenantId: string, conversation: Payload) {
  *  committing meanwhile is waited for and followed, not met as a 409 that loses the
  *  message (Chatwoot does not send it again). */
 async function ticketForMessages(tx: Tx, tenantId: string, conversation: Payload) {
-  const found = await ticketFor(tx, tenantId, conversation);
-  let next: string | undefined = found?.id;
-  for (let hop = 0; next && hop < 10; hop++) {
-    const [ticket] = await tx`select id, status, merged_into_id from public.tickets
-      where tenant_id = ${tenantId} and id = ${next} for no key update`;
+  let ticket = await ticketFor(tx, tenantId, conversation);
+  for (let hop = 0; ticket && hop < 10; hop++) {
+    // Followed without locks to the last ticket of the chain, and only that one locked
+    // (the handler never holds a ticket while waiting for the one before it in the chain,
+    // as merge_tickets locks them in id order); merged meanwhile, the chain goes on.
+    while (ticket?.merged_into_id && hop++ < 10) {
+      [ticket] = await tx`select id, status, merged_into_id from public.tickets
+        where tenant_id = ${tenantId} and id = ${ticket.merged_into_id}`;
+    }
+    if (!ticket) return undefined;
+    [ticket] = await tx`select id, status, merged_into_id from public.tickets
+      where tenant_id = ${tenantId} and id = ${ticket.id} for no key update`;
     if (!ticket?.merged_into_id) return ticket;
-    next = ticket.merged_into_id;
   }
   return undefined;
 }

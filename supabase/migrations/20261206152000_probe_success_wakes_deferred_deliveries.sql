@@ -12,7 +12,9 @@
 -- statement). A reset between the two finds the job still in the worker's hand: it
 -- marks the deferral woken instead, and defer_job, finding the mark, makes the job due
 -- at once. The two meet on the deferral's row (the reset updates it, defer_job reads it
--- FOR UPDATE), so whichever comes second sees the other's work.
+-- FOR UPDATE), so whichever comes second sees the other's work; a reset finding the row
+-- held by a defer_job at that instant skips it (see the reset), and that one job waits
+-- out its deferral.
 
 -- The jobs the breaker deferred (one endpoint each); gone with the reset or the deferral
 -- that wakes them, or with the endpoint. A job that ended meanwhile leaves a row the
@@ -42,6 +44,11 @@ begin
     insert into private.webhook_breaker_deferrals (job_id, tenant_id, endpoint_id)
     values (p_job_id, p_tenant_id, p_endpoint_id)
     on conflict (job_id) do update set woken_at = null;
+  else
+    -- Sent now (the probe, or the endpoint healthy): no longer the breaker's to wake. A row
+    -- left from an earlier deferral would have a later reset cut short whatever wait this
+    -- attempt ends with (a receiver's Retry-After, its backoff).
+    delete from private.webhook_breaker_deferrals w where w.job_id = p_job_id;
   end if;
   return v_wait;
 end;
@@ -58,14 +65,19 @@ set search_path = ''
 as $$
 begin
   delete from private.webhook_endpoint_breakers b where b.tenant_id = new.tenant_id and b.endpoint_id = new.id;
-  -- Every deferral marked first (waiting for a defer_job holding one), then those whose
-  -- job is back in the queue are woken; one still in a worker's hand is woken by its
-  -- defer_job, which reads the mark.
+  -- Every deferral marked first, then those whose job is back in the queue are woken; one
+  -- still in a worker's hand is woken by its defer_job, which reads the mark. A deferral
+  -- row a defer_job holds right now is skipped, not waited for: this runs under the
+  -- probe's job row (record_webhook_attempt), and waiting here for a defer_job that waits
+  -- for its own job row (a lease renewal holding it, waiting for the probe's) would close
+  -- a cycle. That job then waits out its deferral, as before this migration.
   update private.webhook_breaker_deferrals w set woken_at = now()
-  where w.tenant_id = new.tenant_id and w.endpoint_id = new.id;
+  where w.job_id in (select d.job_id from private.webhook_breaker_deferrals d
+                     where d.tenant_id = new.tenant_id and d.endpoint_id = new.id
+                     for update skip locked);
   with woken as (
     delete from private.webhook_breaker_deferrals w
-    where w.tenant_id = new.tenant_id and w.endpoint_id = new.id
+    where w.tenant_id = new.tenant_id and w.endpoint_id = new.id and w.woken_at is not null
       and not exists (select 1 from private.jobs j where j.id = w.job_id and j.locked_by is not null)
     returning w.job_id
   )

@@ -46,6 +46,24 @@ describe('projects mode', () => {
     expect(projects().has(projectId)).toBe(false);
   });
 
+  it("a tenant given another's old slug names its project apart, so a lost create is found again, not made twice", async () => {
+    const a = tenant('n8n-twice');
+    await step(connector(), a, 'ensure');
+    a.tenant.slug = 'n8n-twice-2';
+    const c = tenant('n8n-twice', 'c.owner@n8n-twice.test');
+    const before = projects().size;
+    // The create's answer is lost; the retry finds the project the lost call made.
+    n8n.server.faults = { ...n8n.server.faults, match: /^POST \/api\/v1\/projects$/, dropAfterWork: 1 };
+    await expect(step(connector(), c, 'ensure')).rejects.toMatchObject({ retryable: true });
+    await step(connector(), c, 'ensure');
+    expect(projects().size).toBe(before + 1);
+    expect(projects().get(c.externalIds.project_id)?.name).toBe(`tenant-n8n-twice-${c.tenant.id.slice(0, 8)}`);
+    // Its removal with the id lost removes its own project, not the first tenant's.
+    await step(connector(), { ...c, externalIds: { user_id: c.externalIds.user_id } }, 'remove');
+    expect(projects().has(c.externalIds.project_id)).toBe(false);
+    expect(projects().has(a.externalIds.project_id)).toBe(true);
+  });
+
   it('a recorded project deleted at n8n is made again (drift repair), under the current name', async () => {
     const t = tenant('n8n-drift');
     await step(connector(), t, 'ensure');

@@ -299,6 +299,25 @@ describe('database mode', () => {
     expect(await check(c, a)).toBe(true);
   });
 
+  it("a tenant enabled again does not adopt the database its record names once another tenant has it", async () => {
+    const c = connector({ mode: 'database' });
+    const a = tenant('od-db-adopt');
+    await step(c, a, 'ensure');
+    await step(c, a, 'remove'); // dropped; the record keeps its name
+    a.tenant.slug = 'od-db-adopt-2';
+    // While a's service is removed (not counted), another tenant takes the name.
+    const holder = a.externalIds;
+    a.externalIds = {};
+    const b = tenant('od-db-adopt', 'owner@od-db-adopt-b.test');
+    await step(c, b, 'ensure');
+    expect(b.externalIds.database).toBe('tenant_od_db_adopt');
+    a.externalIds = holder;
+    await step(c, a, 'ensure');
+    expect(a.externalIds.database).not.toBe('tenant_od_db_adopt');
+    await step(c, a, 'remove');
+    expect(odoo.databases.has('tenant_od_db_adopt')).toBe(true);
+  });
+
   it('on a release that gates /jsonrpc, a built database (its registry answers) counts as usable', async () => {
     odoo.gated = true;
     const t = tenant('od-db-gated');

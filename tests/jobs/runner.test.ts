@@ -350,8 +350,8 @@ describe('leases and budgets', () => {
     // Twenty serial jobs queued first (older), then five others.
     for (let i = 0; i < 20; i++) await db.sql`select private.add_job('provisionLike')`;
     for (let i = 0; i < 5; i++) await db.sql`select private.add_job('quick')`;
-    const report = await runJobs({ registry, batch: 4, budgetMs: 1_500 });
-    // The other tasks all ran while the serial backlog went on (about five of its jobs fit
+    const report = await runJobs({ registry, batch: 4, budgetMs: 3_000 });
+    // The other tasks all ran while the serial backlog went on (about ten of its jobs fit
     // in the budget), rather than waiting behind serial jobs holding every slot.
     expect(report.tasks.quick).toMatchObject({ claimed: 5, completed: 5 });
     // ... and the serial ones still one at a time.
