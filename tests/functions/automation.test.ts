@@ -532,6 +532,45 @@ describe('time-based rules', () => {
   });
 });
 
+describe("a rule's own reminder and the wait it reminds about", () => {
+  it('remind after an hour, close after three: the reminder does not end the wait, and the close comes', async () => {
+    await quiet();
+    const remind = await rule({
+      name: 'Remind when silent',
+      event: 'ticket.no_customer_reply',
+      after_minutes: 60,
+      actions: [{ type: 'reply', content: 'Just checking in: any news?' }],
+    });
+    const close = await rule({
+      name: 'Close when still silent',
+      event: 'ticket.no_customer_reply',
+      after_minutes: 180,
+      actions: [{ type: 'add_tags', tags: ['closed-for-silence'] }],
+    });
+    const t = await ticket('Asked, then silence');
+    await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content, created_at)
+      values (${acme}, ${t}, ${users.acmeAgent.id}, 'message', 'Which version?', now() - interval '2 hours')`;
+    await drain();
+    const sweepAt = async (hoursAhead: number) =>
+      (await db.sql`select private.run_automation_sweep(now() + make_interval(hours => ${hoursAhead})) as n`)[0].n as number;
+    const onTicket = async (ruleId: string) =>
+      (await runsOf(ruleId)).filter((r) => r.ticket_id === t).map((r) => r.outcome);
+    // Two hours on: the reminder is due, not the close. (Other tests' tickets may be due
+    // for these rules too; only this ticket is looked at.)
+    await sweepAt(0);
+    await drain();
+    expect((await state(t)).messages).toContain('message:Just checking in: any news?');
+    expect(await onTicket(remind)).toEqual(['applied']);
+    expect(await onTicket(close)).toEqual([]);
+    // Two hours later, still no reply: the close is due (the reminder did not end the wait).
+    await sweepAt(2);
+    await drain();
+    expect((await state(t)).tags).toContain('closed-for-silence');
+    expect(await onTicket(close)).toEqual(['applied']);
+    expect(await onTicket(remind)).toEqual(['applied']); // once per wait
+  });
+});
+
 describe('time-based rules whose wait ends before their job runs', () => {
   it('match nothing: a customer who answered in between is not closed for lack of reply, nor nudged', async () => {
     await quiet();

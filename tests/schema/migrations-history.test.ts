@@ -465,10 +465,15 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202141300_automation_review_fixes.sql',
     // The job carries the wait's start; a wait over by the time it runs matches nothing.
     '20261206051000_timed_rules_need_their_wait.sql',
+    '20261206156000_rule_replies_keep_the_wait.sql', // looks past the messages rules posted
   ],
   // After review: the ticket locked first, passing errors retried, read-only tenants
   // left alone, personal templates refused (issue 16 §1).
-  'private.run_automation': ['20261202141300_automation_review_fixes.sql', '20261206051000_timed_rules_need_their_wait.sql'],
+  'private.run_automation': [
+    '20261202141300_automation_review_fixes.sql',
+    '20261206051000_timed_rules_need_their_wait.sql',
+    '20261206156000_rule_replies_keep_the_wait.sql', // looks past the messages rules posted
+  ],
   // The chain of rules rides along the assign-ticket job (issue 16 §1).
   'private.assign_ticket_on_new_team': ['20261202141500_automation_chain_through_assignment.sql'],
   'private.ticket_messages_after_insert': [
