@@ -147,6 +147,22 @@ describe('Idempotency-Key', () => {
     expect(agentOwn.body.id).not.toBe(first.body.id);
   });
 
+  it("a retry answers with the ticket as the caller may see it now: demoted since, its id alone", async () => {
+    const [u] = await db.sql`insert into public.users (email) values ('replaying.agent@acme.test') returning id, email`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${u.id}, ${u.id})`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${acme}, ${u.id}, 'agent')`;
+    const token = await supabaseToken({ id: u.id, email: u.email } as never, { tenantId: acme });
+    const body = { title: 'Filed for a customer', requester_id: users.acmeUser.id, assigned_to: u.id };
+    const first = await call(app, 'POST', '/tickets', { token, body, headers: { 'idempotency-key': 'k-demoted' } });
+    expect(first.status, JSON.stringify(first.body)).toBe(201);
+    expect(first.body.assigned_to).toBe(u.id); // staff saw the whole ticket
+    await db.sql`update public.memberships set role = 'user' where tenant_id = ${acme} and user_id = ${u.id}`;
+    const again = await call(app, 'POST', '/tickets', { token, body, headers: { 'idempotency-key': 'k-demoted' } });
+    expect(again.status).toBe(201);
+    expect(again.body).toEqual({ id: first.body.id, tenant_id: acme });
+    await db.sql`delete from public.users where id = ${u.id}`;
+  });
+
   it('concurrent duplicates create one ticket', async () => {
     const before = await count('tickets');
     const results = await Promise.all(Array.from({ length: 6 }, () =>

@@ -169,7 +169,10 @@ const create: TicketsHandler<typeof routes.create> = async (c) => {
               'This Idempotency-Key was used with a different request',
             );
           }
-          return { replayed: true, ticket: claim.response };
+          // The ticket the first request made, as the caller may see it now (its id alone
+          // when they no longer may): not the stored snapshot, which could show a caller
+          // demoted since what only staff read.
+          return { replayed: true, ticket: await readBack(tx, access.tenantId, claim.response.id) };
         }
       }
       // The database chooses the id; the new ticket may be invisible to its creator (an
