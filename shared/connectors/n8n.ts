@@ -30,6 +30,7 @@ export interface N8nConfig {
 
 type Invite = { user?: { id?: string; email?: string; inviteAcceptUrl?: string }; error?: string };
 type N8nUser = { id: string; email: string; isPending: boolean; role?: string };
+type TeamProject = { id: string; name: string };
 
 /** n8n's answers for an object that is not there (any more). */
 function gone(err: unknown): boolean {
@@ -82,18 +83,18 @@ export function n8nConnector(config: N8nConfig): Connector {
    *  service records: a slug can change, and a later tenant get the old one (and with it
    *  the name). Every project of those names is looked at, not only the first. Without
    *  the count, assume each is someone's. */
-  async function unclaimedProjectNamed(ctx: ProvisionContext): Promise<string | undefined> {
+  async function unclaimedProjectNamed(ctx: ProvisionContext, projects: TeamProject[]): Promise<string | undefined> {
     const names = [projectName(ctx), uniqueProjectName(ctx)];
-    const named = await findProjects((p) => names.includes(p.name));
-    for (const id of named) {
+    for (const { id } of projects.filter((p) => names.includes(p.name))) {
       if (ctx.otherTenantsUsing && await ctx.otherTenantsUsing('project_id', id) === 0) return id;
     }
     return undefined;
   }
 
-  /** Every team project matching, in the order n8n lists them. */
-  async function findProjects(match: (p: { id: string; name: string }) => boolean): Promise<string[]> {
-    const ids: string[] = [];
+  /** Every team project, in the order n8n lists them (personal projects are listed too,
+   *  and left out). */
+  async function teamProjects(): Promise<TeamProject[]> {
+    const projects: TeamProject[] = [];
     let cursor: string | undefined;
     do {
       const { body } = await call(
@@ -101,15 +102,10 @@ export function n8nConnector(config: N8nConfig): Connector {
       ) as {
         body: { data: { id: string; name: string; type?: string }[]; nextCursor?: string | null };
       };
-      for (const p of body.data) if (p.type !== 'personal' && match(p)) ids.push(p.id);
+      for (const p of body.data) if (p.type !== 'personal') projects.push({ id: p.id, name: p.name });
       cursor = body.nextCursor ?? undefined;
     } while (cursor);
-    return ids;
-  }
-
-  /** The first team project matching (personal projects are listed too, and skipped). */
-  async function findProject(match: (p: { id: string; name: string }) => boolean): Promise<string | undefined> {
-    return (await findProjects(match))[0];
+    return projects;
   }
 
   async function isMember(projectId: string, userId: string): Promise<boolean> {
@@ -165,11 +161,12 @@ export function n8nConnector(config: N8nConfig): Connector {
         // The project recorded, while it exists (a slug can change later, and the name with
         // it); else the one of this tenant's name (a create whose answer was lost).
         const recorded = ctx.externalIds.project_id as string | undefined;
-        let projectId = recorded ? await findProject((p) => p.id === recorded) : undefined;
-        projectId ??= await unclaimedProjectNamed(ctx);
+        const projects = await teamProjects(); // listed once for the lookups below
+        let projectId = recorded && projects.some((p) => p.id === recorded) ? recorded : undefined;
+        projectId ??= await unclaimedProjectNamed(ctx, projects);
         if (!projectId) {
           // The tenant's name, unless another tenant's project has it.
-          const taken = (await findProjects((p) => p.name === projectName(ctx))).length > 0;
+          const taken = projects.some((p) => p.name === projectName(ctx));
           const name = taken ? uniqueProjectName(ctx) : projectName(ctx);
           const { body } = await call('/projects', { method: 'POST', body: { name } }) as {
             body: { id: string };
@@ -213,7 +210,8 @@ export function n8nConnector(config: N8nConfig): Connector {
       const { project_id: recorded, user_id: userId } = ctx.externalIds as { project_id?: string; user_id?: string };
       // A project whose create answer was lost has no id here: found by its name, never
       // one another tenant's service records (one whose slug this tenant now has).
-      const projectId = recorded ?? (config.mode === 'projects' ? await unclaimedProjectNamed(ctx) : undefined);
+      const projectId = recorded ??
+        (config.mode === 'projects' ? await unclaimedProjectNamed(ctx, await teamProjects()) : undefined);
       if (projectId) await removeCall(`/projects/${encodeURIComponent(projectId)}`);
       if (!userId || await usedElsewhere(ctx, userId)) return;
       const user = await findUser(userId);
@@ -224,7 +222,7 @@ export function n8nConnector(config: N8nConfig): Connector {
       const { project_id: projectId, user_id: userId } = ctx.externalIds as { project_id?: string; user_id?: string };
       if (!userId || !(await findUser(userId))) return false;
       if (config.mode !== 'projects') return true;
-      if (!projectId || !(await findProject((p) => p.id === projectId))) return false;
+      if (!projectId || !(await teamProjects()).some((p) => p.id === projectId)) return false;
       return await isMember(projectId, userId);
     },
   };
