@@ -115,6 +115,14 @@ describe('GET /me', () => {
     }
   });
 
+  it("answers 404 when X-Tenant-Id names a tenant that is not the caller's, by id, slug or neither", async () => {
+    const admin = await supabaseToken(users.acmeAdmin);
+    for (const name of [tenants.globex.id, 'globex', 'no-such-tenant']) {
+      const r = await call(app, 'GET', '/tenants/me', { token: admin, headers: { 'x-tenant-id': name } });
+      expect([r.status, errorCode(r)], name).toEqual([404, 'not_found']);
+    }
+  });
+
   it('refuses a token whose tenant claim names a tenant the caller is not in', async () => {
     const forged = await supabaseToken(users.acmeAdmin, { tenantId: tenants.globex.id });
     const r = await call(app, 'GET', '/tenants/me', { token: forged });

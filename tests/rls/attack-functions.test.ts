@@ -159,6 +159,15 @@ let victimRows: Map<string, Json[]>;
 let baseline: string;
 let results: { fn: Fn; actor: string; shape: string; victim: Probe; random: Probe; vo: Outcome; ro: Outcome; swap: Map<string, string> }[] = [];
 
+/** The table of an id argument whose name does not say it. */
+const ID_TABLES: Record<string, string> = {
+  'render_canned_response(p_canned_id)': 'canned_responses',
+  'verify_api_key(p_id)': 'api_keys',
+};
+
+/** uuid arguments no victim table is named like: called with a ticket id, which aims at nothing. */
+const unaimed = new Set<string>();
+
 const firstId = (rel: string) => victimRows.get(rel)?.[0]?.id as string | undefined;
 
 /** A value for each argument, aimed at the victim: uuids by name (tenant, ticket, team,
@@ -181,9 +190,12 @@ function victimArgs(fn: Fn): string[] {
       if (/ticket|source/.test(bare)) return `'${VICTIM_TICKETS.open}'::uuid`;
       if (/team/.test(bare)) return `'${VICTIM_TEAM}'::uuid`;
       if (/user|assignee|member|author|lead/.test(bare)) return `'${VICTIM_PEOPLE.agent.id}'::uuid`;
-      const table = [...victimRows.keys()].find((rel) => rel.replace(/^.*\./, '') === `${bare}s` || rel.replace(/^.*\./, '') === bare);
-      const id = (table && firstId(table)) ?? firstId('tickets');
-      return `'${id}'::uuid`;
+      // The table named like the argument, also under a prefix (p_customer_id: voice_customers).
+      const named = new RegExp(`(^|_)${bare}s?$`);
+      const table = ID_TABLES[`${fn.name}(${name})`] ?? [...victimRows.keys()].find((rel) => named.test(rel.replace(/^.*\./, '')));
+      const id = table && firstId(table);
+      if (!id) unaimed.add(`${fn.name}(${name})`);
+      return `'${id ?? firstId('tickets')}'::uuid`;
     }
     if (type === 'text') {
       if (/role/.test(bare)) return `'user'`;
@@ -292,6 +304,10 @@ describe('functions API roles may execute', () => {
     const now = fns.map((f) => f.signature);
     expect(now.filter((s) => !(s in SAFE)), 'new executable function: show it safe, then list it in SAFE').toEqual([]);
     expect(Object.keys(SAFE).filter((s) => !now.includes(s)), 'listed but no longer executable: drop it from SAFE').toEqual([]);
+  });
+
+  it("are called with the victim's own record for each id argument", () => {
+    expect([...unaimed].sort(), 'an id argument no victim table is named like: name the table it takes').toEqual([]);
   });
 
   it('have no effect on the victim tenant, give no information about it, and take well-formed calls', () => {

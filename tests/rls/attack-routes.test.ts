@@ -229,6 +229,7 @@ async function probes() {
   const list: Probe[] = [];
   const unresolved: string[] = [];
   const routes: string[] = [];
+  const headerRoutes: string[] = [];
   const unmapped = new Set<string>();
   const fieldTargets = new Set<string>();
   for (const [fn, app] of Object.entries(apps)) {
@@ -282,6 +283,11 @@ async function probes() {
             { foreign: new Set(named.map((p) => p.name)), headers: { 'x-tenant-id': globex } },
           ];
           for (const v of variants) push('path', url(v.foreign), bodySchema ? bodies(bodySchema, doc) : [undefined], v.headers);
+        } else if ((op.parameters ?? []).some((p) => p.in === 'header' && p.name.toLowerCase() === 'x-tenant-id')) {
+          // No record in the path: the header is what names the tenant (GET /tickets,
+          // POST /voice/customers…), so globex named there must be refused too.
+          headerRoutes.push(route);
+          push('path', url(new Set()), bodySchema ? bodies(bodySchema, doc) : [undefined], { 'x-tenant-id': globex });
         }
         // Globex's id in one body property or query parameter naming a record at a time,
         // the others naming acme's own: each body candidate that carries it is its own
@@ -313,7 +319,7 @@ async function probes() {
       }
     }
   }
-  return { list, unresolved, routes, unmapped: [...unmapped], fieldTargets: [...fieldTargets] };
+  return { list, unresolved, routes, headerRoutes, unmapped: [...unmapped], fieldTargets: [...fieldTargets] };
 }
 
 beforeAll(async () => {
@@ -383,7 +389,9 @@ afterAll(async () => {
 
 describe("another tenant's records through every route of every function", () => {
   it("refuses globex's records in paths (403/404), takes its ids elsewhere without a leak, and changes nothing of globex's", async () => {
-    const { list, unresolved, routes, unmapped, fieldTargets } = await probes();
+    const { list, unresolved, routes, headerRoutes, unmapped, fieldTargets } = await probes();
+    // The routes whose tenant only the header names are walked too.
+    expect(headerRoutes).toEqual(expect.arrayContaining(['GET /tickets', 'POST /tickets', 'GET /voice/customers', 'GET /voice/calls']));
     expect(unresolved, 'path parameters RECORD_OF does not resolve to a table').toEqual([]);
     expect(unmapped, 'body properties or query parameters holding an id that FIELD_RECORD_OF does not name').toEqual([]);
     // Every function with people's record routes is walked (a broken document would be empty).

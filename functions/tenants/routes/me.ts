@@ -3,6 +3,7 @@
 import { createRoute, type z } from '@hono/zod-openapi';
 import { caller, callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
+import { notFound } from '../../../shared/errors.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
 import * as s from '../schemas.ts';
@@ -44,16 +45,25 @@ export function registerMe(app: TenantsApp): void {
       const who = caller(c);
       // The active tenant as the database resolves it (the token's, X-Tenant-Id, the only
       // one; a header differing from the token's tenant is its 400 tenant_mismatch).
-      const [invitations, [{ active_id: activeId, entitlements }]] = await callerDb(c, null, (tx) =>
-        Promise.all([
-          tx<PendingInvitation>`select id, tenant_id, tenant_name, tenant_slug, role, expires_at from private.my_invitations()`,
-          // The active tenant's plan, where the caller is a member of it (issue 15).
-          tx<{ active_id: string | null; entitlements: z.infer<typeof s.EntitlementsSchema> | null }>`
-            select a.id as active_id,
+      const named = c.req.header('x-tenant-id') ?? null;
+      const [invitations, [{ active_id: activeId, token_id: tokenId, entitlements }]] = await callerDb(
+        c,
+        null,
+        (tx) =>
+          Promise.all([
+            tx<PendingInvitation>`select id, tenant_id, tenant_name, tenant_slug, role, expires_at from private.my_invitations()`,
+            // The active tenant's plan, where the caller is a member of it (issue 15).
+            tx<{ active_id: string | null; token_id: string | null; entitlements: z.infer<typeof s.EntitlementsSchema> | null }>`
+            select a.id as active_id, private.active_tenant_id() as token_id,
               case when a.id = any (private.tenant_ids('user')) then private.entitlements_of(a.id) end as entitlements
-            from (select private.request_tenant_id(${c.req.header('x-tenant-id') ?? null}::text) as id) a`,
-        ]));
+            from (select private.request_tenant_id(${named}::text) as id) a`,
+          ]),
+      );
       const active = who.memberships.find((m) => m.tenant_id === activeId);
+      // X-Tenant-Id naming a tenant not the caller's is 404, as on every route that reads
+      // it (a platform admin acts in any tenant, as super_admin). An invitee's token bound
+      // to the inviting tenant still reads /me before they join.
+      if (named && activeId && activeId !== tokenId && !active && !who.isPlatformAdmin) throw notFound('Tenant');
       return c.json({
         user: who.user,
         identity: { issuer: who.identity.issuer, subject: who.identity.subject, kind: who.identity.kind },
