@@ -589,16 +589,17 @@ describe('call events', () => {
     });
   const answered = (id: string, answered_at?: string) =>
     event({ type: 'call.answered', tenant_id: acme, provider_call_id: id, ...(answered_at ? { answered_at } : {}) });
+  /** The tenant's call_minutes used this month. */
+  const used = async () =>
+    (await db.sql`select coalesce(sum(used), 0)::int as n from private.usage_counters
+      where tenant_id = ${acme} and metric = 'call_minutes' and period = date_trunc('month', now() at time zone 'UTC')::date`)[0]
+      .n as number;
   const transcript = async (id: string) =>
     (await db
       .sql`select s.seq, s.content from public.voice_call_segments s join public.voice_calls c on c.tenant_id = s.tenant_id and c.id = s.call_id
                   where c.provider_call_id = ${id} order by s.seq`).map((r) => `${r.seq}:${r.content}`);
 
   it("counts each ended call's minutes, rounded up, in the month's call_minutes usage; a repeated end counts nothing more", async () => {
-    const used = async () =>
-      (await db.sql`select coalesce(sum(used), 0)::int as n from private.usage_counters
-        where tenant_id = ${acme} and metric = 'call_minutes' and period = date_trunc('month', now() at time zone 'UTC')::date`)[0]
-        .n as number;
     const before = await used();
     await started('pc-minutes-1');
     expect((await ended('pc-minutes-1', { duration_seconds: 61 })).status).toBe(200);
@@ -623,6 +624,19 @@ describe('call events', () => {
     // What the tenant's admins read.
     const usage = await call(tenantsApp, 'GET', `/tenants/${acme}/usage`, { token: tok.admin });
     expect(usage.body.metrics.call_minutes.used).toBe(before + 8);
+  });
+
+  it('a call that fails while ringing was never answered: no answer time, the end the provider gave, 0 seconds, no minutes', async () => {
+    const before = await used();
+    const start = new Date(Date.now() - 60_000);
+    const end = new Date(start.getTime() + 5_000);
+    expect((await started('pc-busy', { answered: false, started_at: start.toISOString() })).body).toMatchObject({ status: 'ringing' });
+    const r = await ended('pc-busy', { status: 'failed', outcome: 'busy', ended_at: end.toISOString(), duration_seconds: 25 });
+    expect(r.body).toMatchObject({ applied: true, status: 'failed' });
+    const [c] = await db.sql`select answered_at, ended_at, duration_seconds from public.voice_calls
+      where tenant_id = ${acme} and provider_call_id = 'pc-busy'`;
+    expect(c).toEqual({ answered_at: null, ended_at: end, duration_seconds: 0 });
+    expect(await used()).toBe(before);
   });
 
   it('start, segments in order, end: once each; repeated and late events change nothing', async () => {

@@ -274,6 +274,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202170000_voice_stale_calls.sql',
     '20261202170300_voice_stale_calls_review.sql',
     '20261202200000_voice_calls_review.sql',
+    // ... and a call failing while ringing was never answered (review).
+    '20261206160000_ringing_call_that_fails_never_answered.sql',
   ],
   // People may not write the status of a provider's call the sweep ended (issue 14 review).
   // ... and people write the times of their manual calls only; a tenant API key's call
