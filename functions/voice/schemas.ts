@@ -540,7 +540,21 @@ export const KbSearchQuery = z.object({
   knowledge_base_id: Uuid.optional(),
   limit: QueryInteger(1, 50).default(5),
 });
-export const KbMachineSearchQuery = KbSearchQuery.extend({ tenant_id: Uuid });
+/** What the provider's searches add: the tenant, and the agent on the call, whose own
+ *  knowledge base alone is searched. */
+const ProviderSearch = {
+  tenant_id: Uuid,
+  agent_id: Uuid.optional().openapi({
+    description: "The agent on the call (`/route`'s `agent.id`): only its knowledge base is searched, and nothing when " +
+      'it has none (nor for an agent not of the tenant). Not with `knowledge_base_id`. Without either, every knowledge ' +
+      'base of the tenant',
+  }),
+};
+const oneScope = {
+  check: (v: { agent_id?: string; knowledge_base_id?: string }) => !(v.agent_id && v.knowledge_base_id),
+  message: { message: 'Give agent_id or knowledge_base_id, not both', path: ['knowledge_base_id'] },
+};
+export const KbMachineSearchQuery = KbSearchQuery.extend(ProviderSearch).refine(oneScope.check, oneScope.message);
 /** A query's embedding, as the model gave it: numbers only (JSON has no NaN or infinity);
  *  its size must be the project's (1,536 on hosted projects; the database says which). */
 const Embedding = z.array(
@@ -578,7 +592,7 @@ export const KbSearchBody = z.object({
   knowledge_base_id: Uuid.optional(),
   limit: z.number().int().min(1).max(50).default(5),
 }).strict();
-export const KbMachineSearchBody = KbSearchBody.extend({ tenant_id: Uuid }).strict();
+export const KbMachineSearchBody = KbSearchBody.extend(ProviderSearch).strict().refine(oneScope.check, oneScope.message);
 export const KbChunksQuery = z.object({
   after: QueryInteger(-1, 2_147_483_647).optional().openapi({
     description: 'The last ordinal of the previous page',

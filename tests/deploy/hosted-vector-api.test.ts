@@ -197,6 +197,19 @@ describe('writing embeddings', () => {
     const text = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=desk&limit=2`, { headers });
     expect(text.body.mode).toBe('full_text');
     expect(text.body.items).toHaveLength(2);
+    // For the agent on the call: its knowledge base's chunks, and none for an agent without one.
+    const { rows: [withKb, withoutKb] } = await pg.query<{ id: string }>(
+      `insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, knowledge_base_id)
+       values ($1, 'Desk', '+15550001001', 'v', '{"model": "m", "system_prompt": "p"}', $2),
+              ($1, 'Sales', '+15550001002', 'v', '{"model": "m", "system_prompt": "p"}', null) returning id`,
+      [acme, kb],
+    );
+    const forAgent = async (agent: string) =>
+      (await call(app, 'POST', '/voice/knowledge/search', { headers, body: { tenant_id: acme, agent_id: agent, q: 'desk', embedding: query, limit: 2 } }))
+        .body.items.map((h: { chunk_id: string }) => h.chunk_id);
+    expect(await forAgent(withKb.id)).toEqual(hybrid.body.items.map((h: { chunk_id: string }) => h.chunk_id));
+    expect(await forAgent(withoutKb.id)).toEqual([]);
+    await pg.query(`delete from public.voice_agents where id in ($1, $2)`, [withKb.id, withoutKb.id]);
     // Another tenant's knowledge: globex has none, under the same embedding.
     const other = await call(app, 'POST', '/voice/knowledge/search', { headers, body: { tenant_id: globex, q: 'desk', embedding: query } });
     expect(other.status, JSON.stringify(other.body)).toBe(200);

@@ -1699,6 +1699,37 @@ describe('knowledge base', () => {
     }
   });
 
+  it("the provider's search for the agent on the call reads that agent's knowledge base alone: none, nothing found", async () => {
+    const headers = { 'x-telephony-secret': TELEPHONY_SECRET };
+    const [{ kb }] = await db.sql`select knowledge_base_id as kb from public.kb_documents where tenant_id = ${acme} and title = 'Policies'`;
+    const [{ kept }] = await db.sql`select knowledge_base_id as kept from public.voice_agents where id = ${AGENT.acme}`;
+    const found = async (agent: string) => {
+      const get = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&agent_id=${agent}&q=parking`, { headers });
+      const post = await call(app, 'POST', '/voice/knowledge/search', { headers, body: { tenant_id: acme, agent_id: agent, q: 'parking' } });
+      expect([get.status, post.status], JSON.stringify([get.body, post.body])).toEqual([200, 200]);
+      expect(post.body.items).toEqual(get.body.items);
+      return get.body.items.map((i: { content: string }) => i.content.includes('garage code'));
+    };
+    try {
+      await db.sql`update public.voice_agents set knowledge_base_id = null where id = ${AGENT.acme}`;
+      // Without an agent, every knowledge base of the tenant (as before); with it, its own: none.
+      const all = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=parking`, { headers });
+      expect(all.body.items[0].content).toContain('garage code');
+      expect(await found(AGENT.acme)).toEqual([]);
+      await db.sql`update public.voice_agents set knowledge_base_id = ${kb} where id = ${AGENT.acme}`;
+      expect((await found(AGENT.acme))[0]).toBe(true);
+      // Another tenant's agent, or an unknown one: nothing, alike.
+      expect(await found(AGENT.globex)).toEqual([]);
+      expect(await found('70000000-0000-4000-8000-0000000000ff')).toEqual([]);
+      const both = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&agent_id=${AGENT.acme}&knowledge_base_id=${kb}&q=parking`, {
+        headers,
+      });
+      expect([both.status, errorCode(both)]).toEqual([422, 'validation_failed']);
+    } finally {
+      await db.sql`update public.voice_agents set knowledge_base_id = ${kept} where id = ${AGENT.acme}`;
+    }
+  });
+
   it('admins rename a knowledge base, change a document (a new content is chunked again, a new title not) and delete them; others cannot', async () => {
     const created = await call(app, 'POST', '/voice/knowledge-bases', {
       token: tok.admin,

@@ -7,7 +7,7 @@ import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { outsideTelephonyTenant } from '../../../shared/auth/service.ts';
-import { callPathDb, type Tx } from '../../../shared/db.ts';
+import { callPathDb, type Sql, type Tx } from '../../../shared/db.ts';
 import { isPgError, notFound, unprocessable } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Column, Selected } from '../../../shared/rows.ts';
@@ -630,11 +630,24 @@ const machineSearch: VoiceHandler<typeof routes.machineSearch> = async (c) => {
   const q = c.req.valid('query');
   // A tenant's API key searches its own tenant's knowledge only.
   if (outsideTelephonyTenant(c, q.tenant_id)) throw notFound('Tenant');
-  const items = await callPathDb()<Hit>`select * from private.kb_search_for_call(${q.tenant_id}, ${q.q}, ${
-    q.knowledge_base_id ?? null
-  }, ${q.limit})`;
+  const db = callPathDb();
+  const items = await db<Hit>`select * from private.kb_search_for_call(${q.tenant_id}, ${q.q}, ${searchedKb(db, q)}, ${q.limit})`;
   return c.json(byText(items), 200);
 };
+
+/** No knowledge base has it: what an agent without one (or not of the tenant) searches. */
+const NO_KNOWLEDGE_BASE = '00000000-0000-0000-0000-000000000000';
+
+/** The knowledge base the provider's search reads, as an argument of the same statement:
+ *  the agent's own when it names the agent on the call (so an agent without one finds
+ *  nothing rather than every other agent's knowledge), else the one it names, else all
+ *  (null). */
+function searchedKb(db: Sql, q: { tenant_id: string; agent_id?: string; knowledge_base_id?: string }) {
+  return q.agent_id
+    ? db`coalesce((select a.knowledge_base_id from public.voice_agents a where a.tenant_id = ${q.tenant_id} and a.id = ${q.agent_id}),
+                  ${NO_KNOWLEDGE_BASE}::uuid)`
+    : db`${q.knowledge_base_id ?? null}::uuid`;
+}
 
 /** As machineSearch, with the query's embedding: one statement on the call path's pool,
  *  both searches in it. */
@@ -642,7 +655,7 @@ const machineSearchByEmbedding: VoiceHandler<typeof routes.machineSearchByEmbedd
   const b = c.req.valid('json');
   if (outsideTelephonyTenant(c, b.tenant_id)) throw notFound('Tenant');
   const db = callPathDb();
-  const kbId = b.knowledge_base_id ?? null;
+  const kbId = searchedKb(db, b);
   if (!b.embedding) {
     const items = await db<Hit>`select * from private.kb_search_for_call(${b.tenant_id}, ${b.q}, ${kbId}, ${b.limit})`;
     return c.json(byText(items), 200);
