@@ -1,7 +1,8 @@
 // The tenant's audit trail, newest first, paged (admins).
 import { createRoute } from '@hono/zod-openapi';
-import { callerDb } from '../../../shared/auth/context.ts';
-import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
+import { caller, callerDb } from '../../../shared/auth/context.ts';
+import { apiKeyScope, type Scope } from '../../../shared/auth/api-keys.ts';
+import { ApiError } from '../../../shared/errors.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { commonErrors, cursorValues, encodeCursor, jsonResponse } from '../../../shared/schemas/common.ts';
 import type { Checked, JsonObject, Tables } from '../../../shared/rows.ts';
@@ -36,6 +37,63 @@ type AuditEntryRow =
  *  Function's memory. The first entry is always returned; `next` goes on from the last. */
 export const AUDIT_PAGE_BYTES = 2 * 1024 * 1024;
 
+/** The read scope an API key needs besides `audit:read` to read each audited table's
+ *  entries, whose row images hold the rows themselves (a message's content, a call's
+ *  transcript, a customer's phone): the scope its own routes need. null: the tenant's
+ *  configuration, which `audit:read` alone reads. Every audited table is here
+ *  (tests/functions/audit-scopes.test.ts holds it to the catalog). */
+export const AUDIT_READ_SCOPE: Record<string, Scope | null> = {
+  tickets: 'tickets:read',
+  ticket_messages: 'tickets:read',
+  ticket_events: 'tickets:read',
+  ticket_followers: 'tickets:read',
+  ticket_internal_fields: 'tickets:read',
+  attachments: 'tickets:read',
+  notifications: 'tickets:read',
+  tags: 'tickets:read',
+  custom_field_definitions: 'tickets:read',
+  sla_policies: 'tickets:read',
+  canned_responses: 'tickets:read',
+  macros: 'tickets:read',
+  automation_rules: 'workflow:manage',
+  automation_runs: 'workflow:manage',
+  memberships: 'members:read',
+  users: 'members:read',
+  user_identities: 'members:read',
+  invitations: 'members:read',
+  teams: 'teams:read',
+  team_members: 'teams:read',
+  departments: 'teams:read',
+  voice_calls: 'calls:read',
+  voice_call_segments: 'calls:read',
+  voice_customers: 'customers:read',
+  voice_agents: 'agents:read',
+  voice_knowledge_bases: 'knowledge:read',
+  kb_documents: 'knowledge:read',
+  tenants: null,
+  tenant_services: null,
+  tenant_org_links: null,
+  api_keys: null,
+  webhook_endpoints: null,
+  platform_admins: null,
+};
+
+/** The tables whose entries an API key reads (null: a person, every table); a named table
+ *  it may not read is 403 insufficient_scope, as its own routes answer. */
+function keyReadableTables(scopes: readonly Scope[], named: string | undefined): string[] {
+  const readable = Object.keys(AUDIT_READ_SCOPE).filter((t) => {
+    const needed = AUDIT_READ_SCOPE[t];
+    return needed === null || scopes.includes(needed);
+  });
+  const needed = named === undefined ? null : AUDIT_READ_SCOPE[named];
+  if (needed && !scopes.includes(needed)) {
+    throw new ApiError(403, 'insufficient_scope', `This API key cannot read ${named}; it needs ${needed}`, {
+      required_scopes: [needed],
+    });
+  }
+  return readable;
+}
+
 export function registerAudit(app: TenantsApp): void {
   app.openapi(
     createRoute({
@@ -43,7 +101,9 @@ export function registerAudit(app: TenantsApp): void {
       path: '/{tenantId}/audit',
       summary: "Read the tenant's audit trail, newest first (admins)",
       description: 'A page holds up to `limit` entries, fewer when their row images pass about 2 MB: ' +
-        'follow `next` until it is null. Search columns are never in the trail, and an UPDATE leaves out of both ' +
+        "follow `next` until it is null. An API key reads the entries of the tables its read scopes cover (a ticket's " +
+        "with `tickets:read`, a call's with `calls:read`…) and the tenant's configuration; naming a table it cannot read " +
+        'is 403 `insufficient_scope`. Search columns are never in the trail, and an UPDATE leaves out of both ' +
         'images an unchanged value of more than 4 kB (the entry that last changed it holds it).',
       ...apiKeyScope('audit:read'),
       middleware: needs.tenantRole('admin', { scope: 'audit:read' }),
@@ -57,6 +117,8 @@ export function registerAudit(app: TenantsApp): void {
       const { tenantId } = c.req.valid('param');
       const q = c.req.valid('query');
       const before = cursorValues(q.cursor, 1, (v) => /^\d{1,18}$/.test(v));
+      const key = caller(c).apiKey;
+      const tables = key ? keyReadableTables(key.scopes, q.table_name) : null;
       const rows = await callerDb(c, tenantId, (tx) =>
         // The tenant comes in as a lateral value (offset 0 keeps the planner from folding
         // it into a constant), so the page is planned for a tenant of average size: with
@@ -85,6 +147,7 @@ export function registerAudit(app: TenantsApp): void {
               from public.audit_logs l
               where l.tenant_id = caller.tenant_id
                 and (${q.table_name ?? null}::text is null or l.table_name = ${q.table_name ?? null}::text)
+                and (${tables}::text[] is null or l.table_name = any (${tables}::text[]))
                 and (${q.action ?? null}::text is null or l.action = ${q.action ?? null}::text)
                 and (${before?.[0] ?? null}::bigint is null or l.id < ${before?.[0] ?? null}::bigint)
               order by l.id desc

@@ -1,0 +1,80 @@
+// The audit trail through an API key reads what the key's scopes read (functions/tenants/
+// routes/audit.ts, AUDIT_READ_SCOPE): its row images are the rows themselves (a message's
+// content, a customer's phone), so `audit:read` alone must not read what `tickets:read`
+// or `customers:read` guard on their own routes. Every audited table has its scope, held
+// to the catalog here, so a newly audited table fails this suite until it has one.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { app } from '../../functions/tenants/app.ts';
+import { AUDIT_READ_SCOPE } from '../../functions/tenants/routes/audit.ts';
+import { API_KEY_SCOPES } from '../../shared/auth/api-keys.ts';
+import { closeDb } from '../../shared/db.ts';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { call, errorCode } from '../helpers/http.ts';
+import { tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+
+const acme = tenants.acme.id;
+let db: TestDatabase;
+let auth: AuthFixture;
+let admin: string;
+
+beforeAll(async () => {
+  db = await freshDatabase('audit_scopes');
+  auth = await configureAuth(db.url);
+  admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+  // Entries of a ticket's message and of a customer, beside the tenant's own.
+  const [ticket] = await db.sql`insert into public.tickets (tenant_id, title, created_by)
+    values (${acme}, 'Audited', ${users.acmeUser.id}) returning id`;
+  await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, content)
+    values (${acme}, ${ticket.id}, ${users.acmeUser.id}, 'the secret in a message')`;
+  await db.sql`insert into public.voice_customers (tenant_id, phone, name) values (${acme}, '+14155550123', 'Audited Customer')`;
+  await db.sql`update public.tenants set name = name || ' (audited)' where id = ${acme}`;
+});
+afterAll(async () => {
+  await closeDb();
+  await auth.close();
+  await db.close();
+});
+
+const keyWith = async (scopes: string[]) => {
+  const r = await call(app, 'POST', `/tenants/${acme}/api-keys`, { token: admin, body: { name: scopes.join(' '), scopes } });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  return r.body.key as string;
+};
+const tablesRead = async (token: string, query = '') => {
+  const r = await call(app, 'GET', `/tenants/${acme}/audit?limit=100${query}`, { token });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  return new Set((r.body.items as { table_name: string }[]).map((e) => e.table_name));
+};
+
+describe('the audit trail through an API key', () => {
+  it('names a read scope (or none: the configuration) for every audited table, as the catalog has them', async () => {
+    const audited = await db.sql`select distinct c.relname::text as t from pg_trigger g
+      join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
+      join pg_proc p on p.oid = g.tgfoid
+      where n.nspname = 'public' and p.proname = 'audit_row' and not g.tgisinternal order by 1`;
+    expect(Object.keys(AUDIT_READ_SCOPE).sort()).toEqual(audited.map((r) => r.t));
+    for (const scope of Object.values(AUDIT_READ_SCOPE)) if (scope) expect(API_KEY_SCOPES).toContain(scope);
+  });
+
+  it("reads only the tables its scopes read; a table it cannot read is 403 insufficient_scope; people read them all", async () => {
+    const people = await tablesRead(admin);
+    expect([...people]).toEqual(expect.arrayContaining(['tickets', 'ticket_messages', 'voice_customers', 'tenants']));
+
+    const auditOnly = await keyWith(['audit:read']);
+    const bare = await tablesRead(auditOnly);
+    expect(bare.has('tenants')).toBe(true);
+    expect([...bare].filter((t) => AUDIT_READ_SCOPE[t] !== null)).toEqual([]);
+    for (const table of ['ticket_messages', 'voice_customers']) {
+      const r = await call(app, 'GET', `/tenants/${acme}/audit?table_name=${table}`, { token: auditOnly });
+      expect([r.status, errorCode(r)], table).toEqual([403, 'insufficient_scope']);
+      expect(r.body.error.details.required_scopes).toEqual([AUDIT_READ_SCOPE[table]]);
+    }
+
+    const withTickets = await keyWith(['audit:read', 'tickets:read']);
+    const read = await tablesRead(withTickets);
+    expect(read.has('ticket_messages') && read.has('tickets') && read.has('tenants')).toBe(true);
+    expect(read.has('voice_customers')).toBe(false);
+    expect(await tablesRead(withTickets, '&table_name=ticket_messages')).toEqual(new Set(['ticket_messages']));
+  });
+});
