@@ -61,7 +61,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.webhook_delivery_withheld': ['20261206041000_inactive_tenants_left_alone.sql', '20261206045000_lifecycle_review.sql'],
   // A person disabled on the platform is given no tickets (issue 11, routing).
   'private.auto_assignee': ['20261206039000_disabled_people_not_assigned.sql'],
-  'private.check_ticket_assignee': ['20261206039000_disabled_people_not_assigned.sql'],
+  // ... and waits for a role change of the assignee under way (review).
+  'private.check_ticket_assignee': ['20261206039000_disabled_people_not_assigned.sql', '20261206161000_assignments_and_keys_wait_for_role_changes.sql'],
   // A platform user can be deleted: their API keys lose their creator, and are revoked.
   'private.api_key_guard': ['20261206038000_user_deletion.sql'],
   // After review of the bounds added on 2026-12-06: a lock timeout ends a batch of
@@ -369,7 +370,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.store_idempotent_response': ['20261202080100_api_key_idempotency.sql'],
   // An API key lives on its creator's admin standing: created by tenant admins only, refused
   // once its creator is no longer one (issue 15).
-  'private.create_api_key': ['20261202080200_api_key_owner.sql'],
+  // ... and waits for a removal of its creator under way (review).
+  'private.create_api_key': ['20261202080200_api_key_owner.sql', '20261206161000_assignments_and_keys_wait_for_role_changes.sql'],
   // ... and marks the key used without waiting for a request marking it (issue 14, review).
   'private.verify_api_key': ['20261202080200_api_key_owner.sql', '20261206012000_api_key_use_marked_without_waiting.sql'],
   // An API key's claims name its tenant (issue 15).
@@ -496,7 +498,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Customers follow tickets where the tenant allows it (issue 16 §5): their follows count
   // there, they add only customers, and hear of public changes only.
   'private.my_followed_ticket_keys': ['20261202141100_customer_followers.sql'],
-  'private.ticket_followers_check': ['20261202141100_customer_followers.sql', '20261206035000_customer_followers_customers_only.sql'],
+  // ... and waits for a role change of the follower under way (review).
+  'private.ticket_followers_check': [
+    '20261202141100_customer_followers.sql',
+    '20261206035000_customer_followers_customers_only.sql',
+    '20261206161000_assignments_and_keys_wait_for_role_changes.sql',
+  ],
   // A changing value reads its field's definition FOR SHARE, so a visibility change and
   // the write never miss each other (issue 14, review of the custom fields).
   // ... and a change of staff-only values alone is told as an update (20261206064000).

@@ -1,0 +1,97 @@
+// A person's membership changing while a write names them (migration
+// 20261206161000_assignments_and_keys_wait_for_role_changes.sql). The demotion or removal
+// runs in a transaction held open here; the write comes through the function meanwhile.
+// It must wait for that change (a backend waits on the holder's lock) and, once it is
+// committed, be refused: a ticket assigned to someone being demoted, a follow made by an
+// agent being demoted, a key created by an admin being removed. Unlocked, each went
+// through without waiting and outlived the change's own clean-up, which could not see it.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { app as tenantsApp } from '../../functions/tenants/app.ts';
+import { app as ticketsApp } from '../../functions/tickets/app.ts';
+import { closeDb } from '../../shared/db.ts';
+import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
+import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { call, type CallResult } from '../helpers/http.ts';
+import { LOCAL_SUPABASE_ISSUER, tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+
+const acme = tenants.acme.id;
+let db: TestDatabase;
+let auth: AuthFixture;
+let admin: string;
+
+beforeAll(async () => {
+  db = await freshDatabase('role_change_races');
+  auth = await configureAuth(db.url);
+  admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+});
+afterAll(async () => {
+  await closeDb();
+  await auth.close();
+  await db.close();
+});
+
+/** A new member of acme, with a token bound to it. */
+async function member(email: string, role: 'agent' | 'admin'): Promise<{ id: string; token: string }> {
+  const [u] = await db.sql`insert into public.users (email) values (${email}) returning id`;
+  await db.sql`insert into public.user_identities (issuer, subject, user_id) values (${LOCAL_SUPABASE_ISSUER}, ${u.id}, ${u.id})`;
+  await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${acme}, ${u.id}, ${role})`;
+  return { id: u.id as string, token: await supabaseToken({ id: u.id as string, email }, { tenantId: acme }) };
+}
+
+/** A ticket a customer filed, that nobody holds. */
+async function customerTicket(title: string): Promise<string> {
+  const [t] = await db.sql`insert into public.tickets (tenant_id, title, created_by) values (${acme}, ${title}, ${users.acmeUser.id}) returning id`;
+  return t.id as string;
+}
+
+/** `write` sent while `change` is under way in another transaction: it must wait for it,
+ *  and its answer comes once the change is committed. */
+async function duringChange(change: string, params: unknown[], write: () => Promise<CallResult>): Promise<CallResult> {
+  const holder = await db.sql.reserve();
+  try {
+    await holder`begin`;
+    await holder.unsafe(change, params as never[]);
+    const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+    const sent = write();
+    expect(await someoneWaitsFor(db.sql, pid as number), 'the write waits for the change').toBe(true);
+    await holder`commit`;
+    return await sent;
+  } finally {
+    await holder`rollback`.catch(() => undefined);
+    holder.release();
+  }
+}
+
+const demote = `update public.memberships set role = 'user' where tenant_id = $1 and user_id = $2`;
+
+it('a ticket assigned to an agent being demoted waits for the demotion and is refused', async () => {
+  const agent = await member('demoted.assignee@acme.test', 'agent');
+  const ticket = await customerTicket('Assigned during a demotion');
+  const r = await duringChange(demote, [acme, agent.id], () =>
+    call(ticketsApp, 'PUT', `/tickets/${ticket}/assignee`, { token: admin, body: { user_id: agent.id } }));
+  expect([r.status, r.body?.error?.details?.constraint], JSON.stringify(r.body)).toEqual([422, 'tickets_assignee_role_check']);
+  const [t] = await db.sql`select assigned_to from public.tickets where id = ${ticket}`;
+  expect(t.assigned_to).toBeNull();
+  const follows = await db.sql`select 1 from public.ticket_followers where ticket_id = ${ticket} and user_id = ${agent.id}`;
+  expect(follows).toHaveLength(0);
+});
+
+it('an agent being demoted, added as a follower meanwhile, is refused once the demotion is in', async () => {
+  const agent = await member('demoted.follower@acme.test', 'agent');
+  const ticket = await customerTicket('Followed during a demotion');
+  const r = await duringChange(demote, [acme, agent.id], () =>
+    call(ticketsApp, 'POST', `/tickets/${ticket}/followers`, { token: admin, body: { user_id: agent.id } }));
+  expect([r.status, r.body?.error?.code], JSON.stringify(r.body)).toEqual([409, 'not_staff']);
+  const follows = await db.sql`select 1 from public.ticket_followers where ticket_id = ${ticket} and user_id = ${agent.id}`;
+  expect(follows).toHaveLength(0);
+});
+
+it('an API key created by an admin being removed waits for the removal and is refused', async () => {
+  const removed = await member('removed.keymaker@acme.test', 'admin');
+  const r = await duringChange(`delete from public.memberships where tenant_id = $1 and user_id = $2`, [acme, removed.id], () =>
+    call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: removed.token, body: { name: 'during removal', scopes: ['tickets:read'] } }));
+  expect(r.status, JSON.stringify(r.body)).toBe(404);
+  const keys = await db.sql`select 1 from public.api_keys where tenant_id = ${acme} and created_by = ${removed.id} and revoked_at is null`;
+  expect(keys).toHaveLength(0);
+});
