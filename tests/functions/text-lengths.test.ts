@@ -44,14 +44,22 @@ type Schema = {
   properties?: Record<string, Schema>;
   items?: Schema;
   allOf?: Schema[];
+  anyOf?: Schema[];
+  oneOf?: Schema[];
+  const?: unknown;
   minLength?: number;
   maxLength?: number;
   pattern?: string;
   format?: string;
   enum?: unknown[];
 };
-/** A bounded free-text string at a path in a body (an array's item at index 0). */
-type Bounded = { path: (string | number)[]; min: number; max: number };
+/** Values tried against a union member's patterned property (a rule condition's field). */
+const PATTERNED = ['status', 'probe'];
+
+/** A bounded free-text string at a path in a body (an array's item at index 0), with
+ *  the values a union member it is in needs beside it (its discriminator). */
+type Bounded = { path: (string | number)[]; min: number; max: number; fixed: Fixed[] };
+type Fixed = { path: (string | number)[]; value: unknown };
 
 /** The free-text strings with a length bound: where a format, an enum or a pattern
  *  refuses emoji, they say nothing about the count. */
@@ -60,19 +68,41 @@ function boundedStrings(s: Schema, components: Record<string, Schema>, path: (st
   const found: Bounded[] = [];
   if ([s.type].flat().includes('string') && s.maxLength !== undefined && !s.format && !s.enum) {
     if (s.pattern && !new RegExp(s.pattern, 'u').test(EMOJI)) return [];
-    found.push({ path, min: s.minLength ?? 0, max: s.maxLength });
+    found.push({ path, min: s.minLength ?? 0, max: s.maxLength, fixed: [] });
   }
   for (const [k, v] of Object.entries(s.properties ?? {})) found.push(...boundedStrings(v, components, [...path, k]));
   if (s.items) found.push(...boundedStrings(s.items, components, [...path, 0]));
   for (const part of s.allOf ?? []) found.push(...boundedStrings(part, components, path));
+  // Each member of a union (a macro's or a rule's actions), with its single-valued
+  // properties set, so the member is the one the value is checked against.
+  for (const member of [...(s.anyOf ?? []), ...(s.oneOf ?? [])]) {
+    const m = member.$ref ? components[member.$ref.split('/').pop()!] : member;
+    const fixed = Object.entries(m.properties ?? {}).flatMap(([k, v]) => {
+      const value = 'const' in v ? v.const : v.enum ? v.enum[0] : v.pattern ? PATTERNED.find((x) => new RegExp(v.pattern!).test(x)) : undefined;
+      return value === undefined ? [] : [{ path: [...path, k], value }];
+    });
+    for (const b of boundedStrings(m, components, path)) found.push({ ...b, fixed: [...fixed, ...b.fixed] });
+  }
   return found;
 }
 
-/** A body holding only `value` at `path`. */
-function bodyWith(path: (string | number)[], value: string): unknown {
+/** A body holding only `value` at `path`, and the fixed values its union members need. */
+function bodyWith(b: Bounded, value: string): unknown {
+  let body: unknown;
+  for (const { path, value: v } of [...b.fixed, { path: b.path, value }]) body = placed(body, path, v);
+  return body;
+}
+function placed(into: unknown, path: (string | number)[], value: unknown): unknown {
+  if (!path.length) return value;
   const [head, ...rest] = path;
-  const inner = rest.length ? bodyWith(rest, value) : value;
-  return typeof head === 'number' ? [inner] : { [head]: inner };
+  if (typeof head === 'number') {
+    const list = Array.isArray(into) ? [...into] : [];
+    list[head] = placed(list[head], rest, value);
+    return list;
+  }
+  const obj = into && typeof into === 'object' ? { ...into as Record<string, unknown> } : {};
+  obj[head] = placed(obj[head], rest, value);
+  return obj;
 }
 
 it('counts characters, not UTF-16 units, on every bounded text of every body and query', async () => {
@@ -103,21 +133,22 @@ it('counts characters, not UTF-16 units, on every bounded text of every body and
     };
 
     const body = (op.requestBody as { content?: Record<string, { schema: Schema }> })?.content?.['application/json'];
-    for (const { path: at, min, max } of body ? boundedStrings(body.schema, components) : []) {
+    for (const bounded of body ? boundedStrings(body.schema, components) : []) {
+      const { path: at, min, max } = bounded;
       const field = at.join('.');
       const name = `${method} ${path} ${field}`;
       if ((max + 1) * 4 > maxBodyBytes()) {
         tooLongForTheBody.push(name);
         continue;
       }
-      const atMost = await problemsAt(field, { body: bodyWith(at, EMOJI.repeat(max)) });
+      const atMost = await problemsAt(field, { body: bodyWith(bounded, EMOJI.repeat(max)) });
       expect(atMost.codes, `${name}: ${max} emoji`).toEqual([]);
-      const over = await problemsAt(field, { body: bodyWith(at, EMOJI.repeat(max + 1)) });
+      const over = await problemsAt(field, { body: bodyWith(bounded, EMOJI.repeat(max + 1)) });
       expect([over.status, over.codes], `${name}: ${max + 1} emoji`).toEqual([422, ['too_big']]);
       if (min > 1) {
-        const under = await problemsAt(field, { body: bodyWith(at, EMOJI.repeat(min - 1)) });
+        const under = await problemsAt(field, { body: bodyWith(bounded, EMOJI.repeat(min - 1)) });
         expect([under.status, under.codes], `${name}: ${min - 1} emoji`).toEqual([422, ['too_small']]);
-        expect((await problemsAt(field, { body: bodyWith(at, EMOJI.repeat(min)) })).codes, `${name}: ${min} emoji`)
+        expect((await problemsAt(field, { body: bodyWith(bounded, EMOJI.repeat(min)) })).codes, `${name}: ${min} emoji`)
           .toEqual([]);
       }
       checked.push(name);
@@ -125,13 +156,13 @@ it('counts characters, not UTF-16 units, on every bounded text of every body and
 
     for (const p of (op.parameters ?? []).filter((p) => p.in === 'query')) {
       const s = p.schema as Schema | undefined;
-      if (!s || !boundedStrings(s, components).some((b) => b.path.length === 0)) continue;
+      const max = s && boundedStrings(s, components).find((b) => b.path.length === 0)?.max;
+      if (max === undefined) continue;
       const name = `${method} ${path} ?${p.name}`;
       const query = (n: number) => `${p.name}=${encodeURIComponent(EMOJI.repeat(n))}`;
-      expect((await problemsAt(p.name, { query: query(s.maxLength!) })).codes, `${name}: ${s.maxLength} emoji`)
-        .toEqual([]);
-      const over = await problemsAt(p.name, { query: query(s.maxLength! + 1) });
-      expect([over.status, over.codes], `${name}: ${s.maxLength! + 1} emoji`).toEqual([422, ['too_big']]);
+      expect((await problemsAt(p.name, { query: query(max) })).codes, `${name}: ${max} emoji`).toEqual([]);
+      const over = await problemsAt(p.name, { query: query(max + 1) });
+      expect([over.status, over.codes], `${name}: ${max + 1} emoji`).toEqual([422, ['too_big']]);
       checked.push(name);
     }
   }
@@ -141,6 +172,10 @@ it('counts characters, not UTF-16 units, on every bounded text of every body and
     'post /voice/agents name',
     'post /voice/agents llm_config.model',
     'get /voice/calls ?q',
+    // In unions: a macro's and a rule's actions, a rule's conditions, a query of one or many.
+    'post /tickets/macros actions.0.content',
+    'post /tickets/automation-rules conditions.all.0.value',
+    'get /tickets ?custom_field',
   ]));
   expect(checked.length).toBeGreaterThan(50);
   // A knowledge document's content (1,000,000 characters) passes the body limit before

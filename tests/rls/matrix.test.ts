@@ -14,6 +14,9 @@ type Op = (tx: Tx, t: Target) => Promise<number>;
 
 const tenantOf = (t: Target) => (t === 'own' ? tenants.acme : tenants.globex);
 const ticketOf = (t: Target) => (t === 'own' ? '50000000-0000-4000-8000-0000000000a1' : '50000000-0000-4000-8000-0000000000b1');
+/** A ticket with no staff-only values: no ticket_internal_fields row, so an insert of one
+ *  is refused by the policies alone (the main ticket has one). */
+const plainTicketOf = (t: Target) => (t === 'own' ? '50000000-0000-4000-8000-0000000000a2' : '50000000-0000-4000-8000-0000000000b2');
 const customerOf = (t: Target) => (t === 'own' ? users.acmeUser : users.globexUser);
 const teamOf = (t: Target) => (t === 'own' ? teams.acme : teams.globex);
 // A fellow member of the own tenant who is none of the actors, so "own" never means "self".
@@ -296,7 +299,7 @@ const ops: Record<string, Record<Action, Op>> = {
     select: async (tx, t) => count(await tx`select ticket_id from public.ticket_internal_fields where tenant_id = ${tenantOf(t).id}`),
     insert: async (tx, t) => count(await tx`
       insert into public.ticket_internal_fields (tenant_id, ticket_id, custom_fields)
-      values (${tenantOf(t).id}, ${ticketOf(t)}, '{"risk": 9}') on conflict do nothing returning ticket_id`),
+      values (${tenantOf(t).id}, ${plainTicketOf(t)}, '{"risk": 9}') returning ticket_id`),
     update: async (tx, t) => count(await tx`
       update public.ticket_internal_fields set custom_fields = '{"risk": 9}' where tenant_id = ${tenantOf(t).id} returning ticket_id`),
     delete: async (tx, t) => count(await tx`delete from public.ticket_internal_fields where tenant_id = ${tenantOf(t).id} returning ticket_id`),
@@ -357,6 +360,18 @@ beforeAll(async () => {
                  values (${tenantId}, 'plan', 'Plan', 'select', true, '{gold,silver}'), (${tenantId}, 'risk', 'Risk', 'number', false, '{}')`;
     await db.sql`insert into public.tickets (tenant_id, id, title, team_id, created_by, custom_fields)
                  values (${tenantId}, ${ticketOf(t)}, 'Printer on fire', ${teamOf(t)}, ${customerOf(t).id}, '{"plan": "gold", "risk": 2}')`;
+    await db.sql`insert into public.tickets (tenant_id, id, title, team_id, created_by)
+                 values (${tenantId}, ${plainTicketOf(t)}, 'Nothing hidden', ${teamOf(t)}, ${customerOf(t).id})`;
+    // The insert cell's statement works where no policy stands in the way (the owner's).
+    const undo = new Error('undo');
+    await db.sql.begin(async (tx) => {
+      const rows = await tx`insert into public.ticket_internal_fields (tenant_id, ticket_id, custom_fields)
+        values (${tenantId}, ${plainTicketOf(t)}, '{"risk": 9}') returning ticket_id`;
+      expect(rows).toHaveLength(1);
+      throw undo;
+    }).catch((e) => {
+      if (e !== undo) throw e;
+    });
     await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, content) values (${tenantId}, ${ticketOf(t)}, ${customerOf(t).id}, 'Please help')`;
     await db.sql`insert into public.ticket_followers (tenant_id, ticket_id, user_id) values (${tenantId}, ${ticketOf(t)}, ${agent.id})`;
     const [auto] = await db.sql`insert into public.automation_rules (tenant_id, name, event, actions, active)
