@@ -492,12 +492,12 @@ describe('Chatwoot conversations', () => {
     event: 'message_created', id, content, message_type: 'incoming', private: false, conversation: { id: conv, display_id: conv }, ...extra,
   });
 
-  async function sendSigned(event: unknown, opts: { at?: number; secret?: string } = {}) {
+  async function sendSigned(event: unknown, opts: { at?: number; secret?: string; tenant?: string } = {}) {
     const body = JSON.stringify(event);
     const ts = opts.at ?? Math.floor(Date.now() / 1000);
     const { createHmac } = await import('node:crypto');
     const sig = createHmac('sha256', opts.secret ?? CW_SECRET).update(`${ts}.${body}`).digest('hex');
-    return await call(webhooksApp, 'POST', `/webhooks/chatwoot/${acme}`, {
+    return await call(webhooksApp, 'POST', `/webhooks/chatwoot/${opts.tenant ?? acme}`, {
       rawBody: body,
       headers: { 'x-chatwoot-signature': `sha256=${sig}`, 'x-chatwoot-timestamp': String(ts), 'x-chatwoot-delivery': randomBytes(8).toString('hex') },
     });
@@ -611,6 +611,34 @@ describe('Chatwoot conversations', () => {
     // Another tenant's token opens nothing here.
     const foreign = await chatwootUrlToken(tenants.globex.id);
     expect((await call(webhooksApp, 'POST', `/webhooks/chatwoot/${acme}?token=${foreign}`, { rawBody: JSON.stringify(conversation(104)) })).status).toBe(401);
+  });
+
+  it("keeps two tenants' Chatwoot apart: one's signature opens nothing at the other's URL, and one conversation id in both goes to the URL's tenant", async () => {
+    const globex = tenants.globex.id;
+    const GLOBEX_SECRET = 'globex-chatwoot-secret';
+    await db.sql`insert into public.tenant_services (tenant_id, service, state, credentials_encrypted)
+      values (${globex}, 'chatwoot', 'active', ${await encryptJson({ webhook_secret: GLOBEX_SECRET }, { tenantId: globex, service: 'chatwoot' })})`;
+    onTestFinished(async () => {
+      await db.sql`delete from public.tickets where tenant_id = ${globex} and chatwoot_conversation_id = '301'`;
+      await db.sql`delete from public.tenant_services where tenant_id = ${globex} and service = 'chatwoot'`;
+    });
+    const tickets = async (tenant: string) =>
+      (await db.sql`select count(*)::int as n from public.tickets where tenant_id = ${tenant}`)[0].n as number;
+    const globexBefore = await tickets(globex);
+    // Acme's secret, globex's URL.
+    const crossed = await sendSigned(conversation(301), { tenant: globex });
+    expect([crossed.status, errorCode(crossed)]).toEqual([401, 'invalid_signature']);
+    expect(await tickets(globex)).toBe(globexBefore);
+    // Conversation 301 in each tenant's Chatwoot: a ticket in each.
+    expect((await sendSigned(conversation(301), { tenant: globex, secret: GLOBEX_SECRET })).body.outcome).toBe('applied');
+    expect((await sendSigned(conversation(301))).body.outcome).toBe('applied');
+    const thread = async (tenant: string) =>
+      (await db.sql`select m.content from public.ticket_messages m join public.tickets t on t.tenant_id = m.tenant_id and t.id = m.ticket_id
+        where t.tenant_id = ${tenant} and t.chatwoot_conversation_id = '301' order by m.created_at, m.id`).map((r) => r.content as string);
+    // Each tenant's message in its conversation 301 reaches its own ticket alone.
+    expect((await sendSigned(message(9301, 301, 'Only for globex'), { tenant: globex, secret: GLOBEX_SECRET })).body.outcome).toBe('applied');
+    expect((await sendSigned(message(9302, 301, 'Only for acme'))).body.outcome).toBe('applied');
+    expect([await thread(globex), await thread(acme)]).toEqual([['Only for globex'], ['Only for acme']]);
   });
 
   it('refuses a bad signature, a stale timestamp and a tenant without Chatwoot, writing nothing', async () => {
