@@ -98,6 +98,15 @@ const FIELD_RECORD_OF: Record<string, string> = {
 
 const acme = tenants.acme.id;
 const globex = VICTIM.id;
+/** Routes whose control may refuse acme's own record to acme's admin, and why. */
+const OWN_REFUSED: Record<string, string> = {
+  'POST /tenants/{tenantId}/suspend': 'platform admins only',
+  'POST /tenants/{tenantId}/resume': 'platform admins only',
+  'PATCH /tenants/{tenantId}/entitlements': 'platform admins only',
+  'DELETE /tenants/{tenantId}': 'platform admins only',
+  'POST /tenants/invitations/{invitationId}/accept': 'the invitee only',
+  'PATCH /tickets/{id}/messages/{messageId}': 'its author only',
+};
 const DUAL = { id: 'd0000000-0000-4000-8000-000000000001', email: 'both@attack.test' };
 const OWN_TICKETS = { open: '5d000000-0000-4000-8000-000000000001', other: '5d000000-0000-4000-8000-000000000002' };
 
@@ -230,6 +239,8 @@ async function probes() {
   const unresolved: string[] = [];
   const routes: string[] = [];
   const headerRoutes: string[] = [];
+  /** Each route with acme's own records in its path, by acme's admin (or its key). */
+  const controls: { route: string; method: string; url: string; bodies: unknown[]; actor: string }[] = [];
   const usedFields = new Set<string>();
   const unmapped = new Set<string>();
   const fieldTargets = new Set<string>();
@@ -277,6 +288,14 @@ async function probes() {
         };
         if (named.length) {
           routes.push(route);
+          controls.push({
+            route,
+            method,
+            url: url(new Set()),
+            // Acme's own records in the body too (a merge's target, a follower to add).
+            bodies: bodySchema ? bodies(bodySchema, doc, (f) => FIELD_RECORD_OF[f] && records.get(FIELD_RECORD_OF[f])?.get(acme)) : [undefined],
+            actor: forPeople ? 'acme admin' : API_KEY_ACTOR,
+          });
           // All of globex's records; each alone beside acme's; all of globex's with its header.
           const variants: { foreign: Set<string>; headers?: Record<string, string> }[] = [
             { foreign: new Set(named.map((p) => p.name)) },
@@ -323,7 +342,7 @@ async function probes() {
       }
     }
   }
-  return { list, unresolved, routes, headerRoutes, usedFields, unmapped: [...unmapped], fieldTargets: [...fieldTargets] };
+  return { list, unresolved, routes, headerRoutes, controls, usedFields, unmapped: [...unmapped], fieldTargets: [...fieldTargets] };
 }
 
 beforeAll(async () => {
@@ -348,7 +367,8 @@ beforeAll(async () => {
       else if (table === 'tickets') byTenant.set(tenant, tickets.open);
       else {
         const [row] = await db.sql`select id::text as id from ${db.sql('public')}.${db.sql(table)} where tenant_id = ${tenant}
-          order by ${table === 'ticket_messages' || table === 'attachments' ? db.sql`(ticket_id = ${tickets.open}) desc,` : db.sql``} id limit 1`;
+          order by ${table === 'ticket_messages' || table === 'attachments' ? db.sql`(ticket_id = ${tickets.open}) desc,` : db.sql``}
+                   ${table === 'macros' || table === 'canned_responses' ? db.sql`(scope = 'tenant') desc,` : db.sql``} id limit 1`;
         expect(row, `a ${table} row of ${tenant}`).toBeDefined();
         byTenant.set(tenant, row.id as string);
       }
@@ -393,7 +413,7 @@ afterAll(async () => {
 
 describe("another tenant's records through every route of every function", () => {
   it("refuses globex's records in paths (403/404), takes its ids elsewhere without a leak, and changes nothing of globex's", async () => {
-    const { list, unresolved, routes, headerRoutes, usedFields, unmapped, fieldTargets } = await probes();
+    const { list, unresolved, routes, headerRoutes, controls, usedFields, unmapped, fieldTargets } = await probes();
     // Every field named in FIELD_RECORD_OF is found in some document (a union's member too).
     expect(Object.keys(FIELD_RECORD_OF).filter((f) => !usedFields.has(f)), 'FIELD_RECORD_OF names a field no route has').toEqual([]);
     // The routes whose tenant only the header names are walked too.
@@ -491,5 +511,40 @@ describe("another tenant's records through every route of every function", () =>
       .toEqual(new Set(['call.started', 'call.answered', 'transcript.segments', 'call.ended']));
     expect(await fingerprints()).toEqual(before);
     expect(await counters()).toBe(countersBefore);
+
+    // The control: acme's own records in the same paths reach the route (no 403 or 404),
+    // so the refusals above are about globex, not a record map or a route that refuses
+    // everyone. Last, deletes last and the deepest path first: they change acme's records.
+    const order = (c: (typeof controls)[number]) => (c.method === 'DELETE' ? 1_000 - c.url.length : 0);
+    // What the probes left in acme's records that a control reads: its macros hold the
+    // ids the field probes saved in them (globex's, refused when the macro runs).
+    await db.sql`update public.macros set actions = '[{"type": "set_priority", "priority": "urgent"}]' where tenant_id = ${acme}`;
+    const refusedOwn: string[] = [];
+    let deleting = false;
+    for (const c of [...controls].sort((a, b) => order(a) - order(b))) {
+      if (c.method === 'DELETE' && !deleting) {
+        // The follower the DELETE control removes, an agent again after the member
+        // controls changed their role.
+        deleting = true;
+        const person = records.get('users')!.get(acme)!;
+        await db.sql`update public.memberships set role = 'agent' where tenant_id = ${acme} and user_id = ${person}`;
+        await db.sql`insert into public.ticket_followers (tenant_id, ticket_id, user_id)
+          values (${acme}, ${OWN_TICKETS.open}, ${person}) on conflict do nothing`;
+      }
+      const app = apps[c.url.split('/')[1].split('?')[0]];
+      const token = actors.find((a) => a.label === c.actor)!.token;
+      let r: CallResult | undefined;
+      for (const body of c.bodies) {
+        r = await call(app, c.method, c.url, { token, body });
+        if (!(r.status === 422 && r.body?.error?.details?.constraint === undefined)) break;
+      }
+      // A 404 of another kind (`no_recording`) is the record's state, past the refusal.
+      const refused = r!.status === 403 || (r!.status === 404 && r!.body?.error?.code === 'not_found');
+      if (refused && !(c.route in OWN_REFUSED)) {
+        refusedOwn.push(`${c.route}: ${r!.status} ${JSON.stringify(r!.body).slice(0, 160)}`);
+      }
+    }
+    expect(refusedOwn, "routes that refuse acme's own records to acme's admin: their probes prove nothing").toEqual([]);
+    expect(controls.length).toBe(routes.length);
   }, 300_000);
 });
