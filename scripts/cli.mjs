@@ -53,6 +53,13 @@ export function portValue(usage, name, raw) {
   return port;
 }
 
+/** A number of seconds from the environment (a timer's period): 0.1 to 3,600. */
+export function secondsValue(usage, name, raw) {
+  const seconds = /^\d+(\.\d+)?$/.test(String(raw).trim()) ? Number(raw) : NaN;
+  if (!(seconds >= 0.1 && seconds <= 3600)) usageExit(usage, `${name} must be a number of seconds (0.1-3600), not ${JSON.stringify(String(raw))}`);
+  return seconds;
+}
+
 const lockFile = (dataDir) => path.join(dataDir, 'stack.lock');
 
 function alive(pid) {

@@ -7,7 +7,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import postgres from 'postgres';
 import { parse as parseToml } from 'smol-toml';
-import { claimDataDir, dataDirFlag, dataDirOption, parseCommandLine, portInUse, portValue, runningLock, stackOnPort } from './cli.mjs';
+import { claimDataDir, dataDirFlag, dataDirOption, parseCommandLine, portInUse, portValue, runningLock, secondsValue, stackOnPort } from './cli.mjs';
 import { migrate, root, runSqlFile, seedFile, spawnFunctionsServer, startEmbeddedPostgres } from './stack.mjs';
 import { apiKey, devKeys, issuers, LOCAL_DEV_JWT_SECRET, localSecret, mintToken, publicJwks } from './tokens.mjs';
 
@@ -36,6 +36,8 @@ const { values: args } = parseCommandLine(usage, {
 const localDir = path.resolve(args['data-dir']);
 const port = portValue(usage, '--port', args.port);
 const dbPort = portValue(usage, '--db-port', args['db-port']);
+// Checked before anything starts: a bad value ran the job queue every millisecond.
+const jobsIntervalS = secondsValue(usage, 'JOBS_INTERVAL_S', process.env.JOBS_INTERVAL_S ?? '5');
 const origin = `http://127.0.0.1:${port}`;
 const secret = process.env.SUPABASE_JWT_SECRET ?? LOCAL_DEV_JWT_SECRET;
 const log = (msg) => console.log(`\x1b[2m[start]\x1b[0m ${msg}`);
@@ -187,7 +189,7 @@ try {
   }, seconds * 1000));
   // One timer for the one job queue: provisioning, webhook deliveries, Chatwoot replies,
   // and the recurring SLA sweep, reconcile pass and pruning (private.job_schedules).
-  every(Number(process.env.JOBS_INTERVAL_S ?? 5), 'jobs', 'jobs/run', (b) => {
+  every(jobsIntervalS, 'jobs', 'jobs/run', (b) => {
     // What each task reported (e.g. "deliver-webhook: 3 delivered, 1 to retry"); quiet
     // when a recurring task found nothing to do.
     const queueCounts = ['claimed', 'completed', 'retried', 'dead', 'lost'];

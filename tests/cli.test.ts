@@ -52,7 +52,7 @@ describe('npm start: usage', () => {
     }
   });
 
-  it('an unknown flag, a stray argument or a port that is not a number prints the usage and exits 2', async () => {
+  it('an unknown flag, a stray argument, a port or a job interval that is not a number prints the usage and exits 2', async () => {
     const cases: [string[], Record<string, string>, string][] = [
       [['--bogus'], {}, "Unknown option '--bogus'"],
       [['--data-dir'], {}, '--data-dir'],
@@ -61,6 +61,8 @@ describe('npm start: usage', () => {
       [['--port', '70000'], {}, '--port must be a port number'],
       [['--db-port', '-1'], {}, '--db-port'],
       [[], { PORT: 'eighty' }, '--port must be a port number (1-65535), not "eighty"'],
+      [[], { JOBS_INTERVAL_S: 'soon' }, 'JOBS_INTERVAL_S must be a number of seconds (0.1-3600), not "soon"'],
+      [[], { JOBS_INTERVAL_S: '0' }, 'JOBS_INTERVAL_S must be a number of seconds'],
     ];
     for (const [args, env, message] of cases) {
       const r = await run('scripts/start.mjs', [...args, '--data-dir', path.join(dir, 'never')], env);
