@@ -640,6 +640,33 @@ describe('SLA', () => {
 });
 
 describe('merge, delete, restore', () => {
+  it("a merge hands the source's first response to a target without one, counts no resolution, and wakes no rule on the source", async () => {
+    const a = await newTicket();
+    const b = await newTicket();
+    expect((await call(app, 'POST', `/tickets/${a.id}/messages`, { token: tok.agent, body: { content: 'On it' } })).status).toBe(201);
+    const [answered] = await db.sql`select first_response_at from public.tickets where id = ${a.id}`;
+    expect(answered.first_response_at).not.toBeNull();
+    const [rule] = await db.sql`insert into public.automation_rules (tenant_id, name, event, conditions, actions)
+      values (${tenants.acme.id}, 'Tag closed', 'ticket.updated', '{"all": [{"field": "status", "op": "eq", "value": "closed"}]}',
+              '[{"type": "add_tags", "tags": ["closed-tag"]}]') returning id`;
+    try {
+      expect((await call(app, 'POST', `/tickets/${a.id}/merge`, { token: tok.agent, body: { into: b.id } })).status).toBe(200);
+      await runJobs({ tasks: ['automation'] });
+      const rows = await db.sql`select id, first_response_at, resolved_at, tags from public.tickets where id in (${a.id}, ${b.id})`;
+      const source = rows.find((r) => r.id === a.id)!;
+      const target = rows.find((r) => r.id === b.id)!;
+      // The target's conversation holds the answer: it counts, so no first-response breach.
+      expect(target.first_response_at).toEqual(answered.first_response_at > new Date(b.created_at) ? answered.first_response_at : new Date(b.created_at));
+      // A duplicate closed by a merge was never resolved.
+      expect(source.resolved_at).toBeNull();
+      // No rule ran on the merged source.
+      expect(source.tags).not.toContain('closed-tag');
+      expect(await db.sql`select outcome from public.automation_runs where rule_id = ${rule.id} and ticket_id = ${a.id}`).toEqual([]);
+    } finally {
+      await db.sql`delete from public.automation_rules where id = ${rule.id}`;
+    }
+  });
+
   it('merging moves the conversation and closes the source with a pointer', async () => {
     const a = await newTicket();
     const b = await newTicket();

@@ -36,7 +36,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Only admins who can sign in count toward the last admin.
   'private.keep_last_admin': ['20261206142000_admins_who_can_act.sql'],
   // A merged ticket's followers follow the ticket it was merged into.
-  'private.merge_tickets': ['20261206058000_merged_ticket_followers_move.sql', '20261206063000_second_round_review.sql'],
+  // ... and the target takes the source's first response (review).
+  'private.merge_tickets': [
+    '20261206058000_merged_ticket_followers_move.sql',
+    '20261206063000_second_round_review.sql',
+    '20261206162000_merged_tickets_answered_not_resolved.sql',
+  ],
   // After review: failed services that made nothing hold no tenant back; only the plan's
   // pauses are the plan's to resume; a rotation's overlap is only ever shortened.
   'private.tenant_delete_after_services': ['20261206063000_second_round_review.sql', '20261206065000_third_round_review.sql'],
@@ -441,6 +446,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202141000_sla_policies_per_team.sql',
     '20261206054000_sla_dates_leave_with_their_policy.sql',
     '20261206150000_first_response_follows_a_priority_change.sql', // also when the update sets due_date
+    '20261206162000_merged_tickets_answered_not_resolved.sql', // a close by a merge is no resolution
   ],
   // Holidays in a business-hours calendar; a next-response clock run by the reply trigger,
   // which the pause moves too (issue 16 §2).
@@ -477,6 +483,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202141300_automation_review_fixes.sql',
     '20261206051000_timed_rules_need_their_wait.sql',
     '20261206156000_rule_replies_keep_the_wait.sql', // looks past the messages rules posted
+    '20261206162000_merged_tickets_answered_not_resolved.sql', // a merged ticket runs no rule
   ],
   // The chain of rules rides along the assign-ticket job (issue 16 §1).
   'private.assign_ticket_on_new_team': ['20261202141500_automation_chain_through_assignment.sql'],
