@@ -440,6 +440,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202050200_sla_next_response_warnings_holidays.sql',
     '20261202141000_sla_policies_per_team.sql',
     '20261206041000_inactive_tenants_left_alone.sql',
+    // Each ticket checked again under its lock against its due time then (review).
+    '20261206163000_sla_sweep_checks_under_its_lock.sql',
   ],
   // ... and a change to a priority or team no policy covers clears them (20261206054000).
   'private.tickets_before_update': [
