@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { closeDb } from '../../shared/db.ts';
-import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
+import { whileHeld } from '../helpers/advisory-locks.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { call, type CallResult } from '../helpers/http.ts';
 import { LOCAL_SUPABASE_ISSUER, tenants, users } from '../helpers/seed.ts';
@@ -47,21 +47,8 @@ async function customerTicket(title: string): Promise<string> {
 
 /** `write` sent while `change` is under way in another transaction: it must wait for it,
  *  and its answer comes once the change is committed. */
-async function duringChange(change: string, params: unknown[], write: () => Promise<CallResult>): Promise<CallResult> {
-  const holder = await db.sql.reserve();
-  try {
-    await holder`begin`;
-    await holder.unsafe(change, params as never[]);
-    const [{ pid }] = await holder`select pg_backend_pid() as pid`;
-    const sent = write();
-    expect(await someoneWaitsFor(db.sql, pid as number), 'the write waits for the change').toBe(true);
-    await holder`commit`;
-    return await sent;
-  } finally {
-    await holder`rollback`.catch(() => undefined);
-    holder.release();
-  }
-}
+const duringChange = (change: string, params: unknown[], write: () => Promise<CallResult>) =>
+  whileHeld(db.sql, (tx) => tx.unsafe(change, params as never[]), write);
 
 const demote = `update public.memberships set role = 'user' where tenant_id = $1 and user_id = $2`;
 

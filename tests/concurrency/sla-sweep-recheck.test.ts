@@ -6,7 +6,7 @@
 // has read B as overdue and waits inside A; then that transaction commits. The warnings
 // likewise: a ticket made pending while the sweep waits on an earlier warning gets none.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
+import { whileHeld } from '../helpers/advisory-locks.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { tenants, users } from '../helpers/seed.ts';
 
@@ -29,21 +29,15 @@ it("does not breach a ticket whose due date moved later while the sweep was busy
   await db.sql`update public.tickets set first_response_due_at = now() - interval '2 hours', due_date = null where id = ${a}`;
   await db.sql`update public.tickets set first_response_at = now() - interval '3 hours', due_date = now() - interval '1 hour' where id = ${b}`;
 
-  const holder = await db.sql.reserve();
-  try {
-    await holder`begin`;
-    await holder`update public.tickets set due_date = now() + interval '1 day' where id = ${b}`;
-    // C leaves "open, low": its statistics row is the one A's escalation changes.
-    await holder`update public.tickets set status = 'pending' where id = ${c}`;
-    const [{ pid }] = await holder`select pg_backend_pid() as pid`;
-    const sweep = db.sql`select private.run_sla_sweep() as n`.execute(); // sent now, not when awaited
-    expect(await someoneWaitsFor(db.sql, pid as number), 'the sweep waits inside A').toBe(true);
-    await holder`commit`;
-    await sweep;
-  } finally {
-    await holder`rollback`.catch(() => undefined);
-    holder.release();
-  }
+  await whileHeld(
+    db.sql,
+    async (tx) => {
+      await tx`update public.tickets set due_date = now() + interval '1 day' where id = ${b}`;
+      // C leaves "open, low": its statistics row is the one A's escalation changes.
+      await tx`update public.tickets set status = 'pending' where id = ${c}`;
+    },
+    () => db.sql`select private.run_sla_sweep() as n`.execute(),
+  );
   const rows = await db.sql`select id, status, sla_first_response_breached_at, sla_resolution_breached_at from public.tickets where id in (${a}, ${b})`;
   const of = (id: string) => rows.find((r) => r.id === id)!;
   expect(of(a).sla_first_response_breached_at).not.toBeNull();
@@ -61,22 +55,16 @@ it('sends no warning for a ticket made pending while the sweep was busy with an 
   await db.sql`update public.tickets set first_response_due_at = now() + interval '10 minutes', due_date = null where id = ${first}`;
   await db.sql`update public.tickets set first_response_due_at = now() + interval '20 minutes', due_date = null where id = ${second}`;
 
-  const holder = await db.sql.reserve();
-  try {
-    await holder`begin`;
-    await holder`update public.tickets set status = 'pending' where id = ${second}`;
-    // The warning W1's sweep will record, held uncommitted: the sweep waits on it.
-    await holder`insert into private.sla_warnings (tenant_id, ticket_id, kind, due_at)
-      select tenant_id, id, 'first_response', first_response_due_at from public.tickets where id = ${first}`;
-    const [{ pid }] = await holder`select pg_backend_pid() as pid`;
-    const sweep = db.sql`select private.run_sla_sweep() as n`.execute(); // sent now, not when awaited
-    expect(await someoneWaitsFor(db.sql, pid as number), 'the sweep waits on the first warning').toBe(true);
-    await holder`commit`;
-    await sweep;
-  } finally {
-    await holder`rollback`.catch(() => undefined);
-    holder.release();
-  }
+  await whileHeld(
+    db.sql,
+    async (tx) => {
+      await tx`update public.tickets set status = 'pending' where id = ${second}`;
+      // The warning W1's sweep will record, held uncommitted: the sweep waits on it.
+      await tx`insert into private.sla_warnings (tenant_id, ticket_id, kind, due_at)
+        select tenant_id, id, 'first_response', first_response_due_at from public.tickets where id = ${first}`;
+    },
+    () => db.sql`select private.run_sla_sweep() as n`.execute(),
+  );
   const warned = await db.sql`select ticket_id from private.sla_warnings where ticket_id in (${first}, ${second})`;
   expect(warned.map((w) => w.ticket_id)).toEqual([first]);
   expect(await db.sql`select 1 from public.ticket_events where ticket_id = ${second} and type = 'sla_warning'`).toEqual([]);

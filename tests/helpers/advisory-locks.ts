@@ -1,6 +1,6 @@
 // What a transaction holds in advisory locks, and who waits for one: the bounded-lock
 // tests (the outbox's, the job queue's, the calls' events) count them before commit.
-import type { Sql, TransactionSql } from 'postgres';
+import type { ReservedSql, Sql, TransactionSql } from 'postgres';
 import { type SeedUser, supabaseClaims } from './seed.ts';
 
 export interface AdvisoryLockCounts {
@@ -78,4 +78,28 @@ export async function settled(promise: Promise<unknown>): Promise<boolean> {
   promise.then(() => (done = true), () => (done = true));
   await new Promise((r) => setTimeout(r, 0));
   return done;
+}
+
+/** Runs `act` while `hold` has written in another transaction, left open: `act` must wait
+ *  for that transaction (a backend waits on its locks), which is then committed, and
+ *  `act`'s result comes after. `act` must send its work at once (a postgres.js query:
+ *  `.execute()`). Fails, the transaction rolled back, when nothing waits for it. */
+export async function whileHeld<T>(sql: Sql, hold: (tx: ReservedSql) => Promise<unknown>, act: () => Promise<T>): Promise<T> {
+  const holder = await sql.reserve();
+  try {
+    await holder`begin`;
+    await hold(holder);
+    const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+    const acting = act();
+    if (!(await someoneWaitsFor(sql, pid as number))) {
+      await holder`rollback`;
+      await acting.catch(() => undefined);
+      throw new Error('nothing waited for the held transaction');
+    }
+    await holder`commit`;
+    return await acting;
+  } finally {
+    await holder`rollback`.catch(() => undefined);
+    holder.release();
+  }
 }
