@@ -124,6 +124,12 @@ export function n8nConnector(config: N8nConfig): Connector {
   const usedElsewhere = async (ctx: ProvisionContext, userId: string) =>
     (ctx.otherTenantsUsing ? await ctx.otherTenantsUsing('user_id', userId) : 1) > 0;
 
+  /** The owner's n8n user: the recorded id, else the login of their e-mail (an invitation
+   *  whose answer was lost is at n8n, maybe e-mailed, with no id recorded: a suspension or
+   *  removal must still revoke it). */
+  const ownerId = async (ctx: ProvisionContext) =>
+    ctx.externalIds.user_id as string | undefined ?? (ctx.admin ? (await findUser(ctx.admin.email))?.id : undefined);
+
   /** Invites the e-mail, or finds the login it already is. */
   async function invite(email: string): Promise<{ id: string; inviteUrl: string | null }> {
     const { body } = await call('/users', { method: 'POST', body: [{ email, role: 'global:member' }] }) as {
@@ -190,9 +196,11 @@ export function n8nConnector(config: N8nConfig): Connector {
     // disabled — n8n's public API has no such call, and changing a global role needs
     // feat:advancedPermissions.
     async suspend(ctx) {
-      const { project_id: projectId, user_id: userId } = ctx.externalIds as { project_id?: string; user_id?: string };
+      const userId = await ownerId(ctx);
       if (!userId) return;
       if (config.mode === 'projects') {
+        const projectId = ctx.externalIds.project_id as string | undefined ??
+          await unclaimedProjectNamed(ctx, await teamProjects());
         if (projectId) await removeCall(`/projects/${encodeURIComponent(projectId)}/users/${encodeURIComponent(userId)}`);
         return;
       }
@@ -207,7 +215,8 @@ export function n8nConnector(config: N8nConfig): Connector {
     // service still uses it (or it is one of n8n's own admins), which revokes a pending
     // invitation.
     async remove(ctx) {
-      const { project_id: recorded, user_id: userId } = ctx.externalIds as { project_id?: string; user_id?: string };
+      const recorded = ctx.externalIds.project_id as string | undefined;
+      const userId = await ownerId(ctx);
       // A project whose create answer was lost has no id here: found by its name, never
       // one another tenant's service records (one whose slug this tenant now has).
       const projectId = recorded ??

@@ -295,9 +295,14 @@ export function odooConnector(config: OdooConfig): Connector {
     ]);
   }
 
+  /** The tenant's owner login and company, by their recorded ids; where an answer was lost
+   *  before an id was recorded, found again as ensure would find them: the owner by login
+   *  (unique, archived ones too), the company by its names (never another tenant's). A
+   *  suspension whose ids were never recorded would otherwise revoke nothing. */
   async function owner(ctx: ProvisionContext): Promise<[UserRow | undefined, number | undefined]> {
-    const userId = ctx.externalIds.user_id as number | undefined;
-    const companyId = ctx.externalIds.company_id as number | undefined;
+    const userId = ctx.externalIds.user_id as number | undefined ??
+      (ctx.admin ? await findOne('res.users', [['login', '=', ctx.admin.email]]) : undefined);
+    const companyId = ctx.externalIds.company_id as number | undefined ?? await ownCompanyByName(ctx);
     return [userId ? await readUser(userId) : undefined, companyId];
   }
 
@@ -405,7 +410,9 @@ export function odooConnector(config: OdooConfig): Connector {
       const userId = await findOne('res.users', [['login', '=', ctx.admin.email]]);
       let id = userId;
       if (userId) {
-        // The same person already has a login (another tenant's owner): give it this company.
+        // The same person already has a login (another tenant's owner): give it this company
+        // (recorded first, so a suspension after a lost answer finds whom to revoke).
+        await ctx.checkpoint({ user_id: userId });
         await grant((await readUser(userId))!, companyId, groups);
       } else {
         try {

@@ -76,3 +76,31 @@ describe('projects mode', () => {
     expect(await check(connector(), t)).toBe(true);
   });
 });
+
+describe('an answer lost before the ids were recorded', () => {
+  const shared = () => n8nConnector({ url: n8n.url, apiKey: n8n.apiKey, mode: 'shared', timeoutMs: 3_000 });
+  const projectsMode = () => n8nConnector({ url: n8n.url, apiKey: n8n.apiKey, mode: 'projects', timeoutMs: 3_000 });
+  const userOf = (email: string) => [...n8n.users.values()].find((u) => u.email === email);
+
+  it("shared mode: suspending, or removing, a tenant whose invitation's id was never recorded still revokes the invitation", async () => {
+    for (const which of ['suspend', 'remove'] as const) {
+      const t = tenant(`n8n-lost-${which}`);
+      await step(shared(), t, 'ensure');
+      expect(userOf(t.admin!.email)?.isPending).toBe(true);
+      // The same tenant as the job saw it when the invitation's answer never came.
+      t.externalIds = {};
+      await step(shared(), t, which);
+      expect(userOf(t.admin!.email), which).toBeUndefined();
+    }
+  });
+
+  it("projects mode: suspending a tenant whose ids were never recorded takes the owner out of the tenant's project", async () => {
+    const t = tenant('n8n-lost-project');
+    await step(projectsMode(), t, 'ensure');
+    const projectId = t.externalIds.project_id as string;
+    const userId = t.externalIds.user_id as string;
+    t.externalIds = {};
+    await step(projectsMode(), t, 'suspend');
+    expect(projects().get(projectId)?.members.has(userId)).toBe(false);
+  });
+});

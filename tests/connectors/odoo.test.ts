@@ -177,6 +177,20 @@ describe('the owner', () => {
     expect(userOf(made.admin!.email).active).toBe(false);
   });
 
+  it("suspending and resuming a tenant whose owner's or company's id was never recorded (an answer lost) finds them again", async () => {
+    const made = tenant('od-susp-lost');
+    await step(connector(), made, 'ensure');
+    const companyId = made.externalIds.company_id as number;
+    for (const lost of [{ company_id: companyId }, {}]) {
+      const t: typeof made = { ...made, externalIds: { ...lost } };
+      await step(connector(), t, 'suspend');
+      // Their only company: the owner's login is closed with it.
+      expect(userOf(made.admin!.email).active, JSON.stringify(lost)).toBe(false);
+      await step(connector(), { ...made, externalIds: { ...lost } }, 'resume');
+      expect(userOf(made.admin!.email)).toMatchObject({ active: true, company_ids: [companyId] });
+    }
+  });
+
   it('a company deleted at Odoo is made again by the drift repair, not granted by its old id', async () => {
     const t = tenant('od-drift-gone');
     await step(connector(), t, 'ensure');
