@@ -225,6 +225,9 @@ export function n8nConnector(config: N8nConfig): Connector {
       if (!userId || await usedElsewhere(ctx, userId)) return;
       const user = await findUser(userId);
       if (!user || (user.role !== undefined && user.role !== 'global:member')) return;
+      // Found by e-mail (no id recorded): the current admin's, maybe someone's own login
+      // made elsewhere. Only a pending invitation, which the lost answer may have made, goes.
+      if (!ctx.externalIds.user_id && !user.isPending) return;
       await removeCall(`/users/${encodeURIComponent(userId)}`);
     },
     async check(ctx) {

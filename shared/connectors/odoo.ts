@@ -295,6 +295,12 @@ export function odooConnector(config: OdooConfig): Connector {
     ]);
   }
 
+  /** The tenant's company: its recorded id, else found by its names (a create whose answer
+   *  was lost; never another tenant's). */
+  async function tenantCompany(ctx: ProvisionContext): Promise<number | undefined> {
+    return ctx.externalIds.company_id as number | undefined ?? await ownCompanyByName(ctx);
+  }
+
   /** The tenant's owner login and company, by their recorded ids; where an answer was lost
    *  before an id was recorded, found again as ensure would find them: the owner by login
    *  (unique, archived ones too), the company by its names (never another tenant's). A
@@ -302,7 +308,7 @@ export function odooConnector(config: OdooConfig): Connector {
   async function owner(ctx: ProvisionContext): Promise<[UserRow | undefined, number | undefined]> {
     const userId = ctx.externalIds.user_id as number | undefined ??
       (ctx.admin ? await findOne('res.users', [['login', '=', ctx.admin.email]]) : undefined);
-    const companyId = ctx.externalIds.company_id as number | undefined ?? await ownCompanyByName(ctx);
+    const companyId = await tenantCompany(ctx);
     return [userId ? await readUser(userId) : undefined, companyId];
   }
 
@@ -462,7 +468,7 @@ export function odooConnector(config: OdooConfig): Connector {
       }
       // A company whose create answer was lost has no id here: found by its name (never
       // another tenant's).
-      const companyId = ctx.externalIds.company_id as number | undefined ?? await ownCompanyByName(ctx);
+      const companyId = await tenantCompany(ctx);
       if (!companyId) return;
       // Every active user of the company loses it (the owner included), then the company
       // is archived — refused while it is an active user's default company.

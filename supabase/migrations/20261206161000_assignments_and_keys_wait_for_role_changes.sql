@@ -9,9 +9,13 @@
 -- stayed with a customer (who, through the assignment's follow, then read it), a follow
 -- made by an agent being demoted survived the demotion, and a key created by an admin
 -- being removed stayed unrevoked (and came back to life if they were invited back). Each
--- now reads the membership FOR SHARE: it waits for the change in progress, then sees its
--- outcome and is refused. The demotion's clean-up takes no lock these hold first (the
--- assignment's ticket is not the demoted person's yet), so the two queue, never deadlock.
+-- now reads the membership FOR SHARE and sees the change's outcome. An assignment and a
+-- key wait for a change in progress: the demotion's clean-up takes no lock they hold (the
+-- assignment's ticket is not the demoted person's yet). A follow does not wait: it is
+-- often made holding its ticket (a mention in a note, a merge, a rule's action), which a
+-- demotion's unassigning may be waiting for, the other way round from the lock order
+-- (memberships before tickets). So it reads the membership FOR SHARE NOWAIT: a change in
+-- progress makes it 55P03, the 503 a client retries, and the retry meets the outcome.
 
 -- Redefined (20261206039000_disabled_people_not_assigned.sql): the membership FOR SHARE
 -- (volatile, as a locking read must be).
@@ -36,8 +40,8 @@ end;
 $$;
 
 -- Redefined (20261206035000_customer_followers_customers_only.sql): the follower's
--- membership FOR SHARE, before the adder's is read (a person following themself while
--- being demoted is then read as demoted twice).
+-- membership FOR SHARE NOWAIT, before the adder's is read (a person following themself
+-- while being demoted is then read as demoted twice).
 create or replace function private.ticket_followers_check() returns trigger
 language plpgsql security definer
 set search_path = ''
@@ -53,7 +57,7 @@ begin
     raise exception 'new row violates row-level security policy for table "ticket_followers"' using errcode = '42501';
   end if;
   select m.role into v_role from public.memberships m where m.tenant_id = new.tenant_id and m.user_id = new.user_id
-  for share;
+  for share nowait;
   select m.role into v_adder_role from public.memberships m
   where m.tenant_id = new.tenant_id and m.user_id = private.current_user_id();
   -- A customer where customers may not follow: refused as the policies would (this

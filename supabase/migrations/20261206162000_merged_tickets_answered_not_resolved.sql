@@ -11,6 +11,10 @@
 --   so every merged duplicate counted as a resolution of a few seconds in the statistics
 --   (median resolution time) and showed a resolved_at it never had. A close by a merge
 --   now keeps resolved_at as it was (a source resolved before keeps its own).
+-- * The statistics: a merged ticket's times count no more (its first response is the
+--   target's now, and it was not resolved), so one reply is not counted twice; the
+--   tenants' durations are computed again from their tickets once, here, which drops
+--   those of the tickets merged before.
 -- * Rules on the source: the merge's own update is a ticket.updated with status closed,
 --   and events queued for the source before it still ran; their actions then wrote on a
 --   ticket that takes nothing new (a reply was refused, 409 ticket_merged, recorded as the
@@ -281,3 +285,90 @@ begin
   return jsonb_build_object('applied', v_applied, 'failed', v_failed);
 end;
 $$;
+
+-- Redefined (20261205160000_row_trigger_helpers_planned_once.sql): a merged ticket's first
+-- response and resolution are not counted (its counts by status and priority still are).
+create or replace function private.ticket_stats_change(p_old public.tickets, p_new public.tickets) returns void
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v record;
+  v_tenant uuid := coalesce(p_new.tenant_id, p_old.tenant_id);
+  -- A row counts unless it is absent (an insert's old, a delete's new) or soft-deleted.
+  v_old boolean := p_old.tenant_id is not null and p_old.deleted_at is null;
+  v_new boolean := p_new.tenant_id is not null and p_new.deleted_at is null;
+  -- Whose times count: a merged ticket's are the target's.
+  v_old_timed boolean := v_old and p_old.merged_into_id is null;
+  v_new_timed boolean := v_new and p_new.merged_into_id is null;
+begin
+  -- Nothing while a tenant's own deletion cascades.
+  if not (v_old or v_new) or not exists (select 1 from public.tenants t where t.id = v_tenant) then
+    return;
+  end if;
+  for v in
+    select d.which, d.k1, d.k2, d.bucket, sum(d.n)::bigint as n
+    from (values
+      (1, p_old.status, p_old.priority, null::int, -1, v_old),
+      (1, p_new.status, p_new.priority, null::int, 1, v_new),
+      (2, 'first_response', null::text,
+          case when v_old_timed and p_old.first_response_at is not null
+               then private.duration_bucket(extract(epoch from p_old.first_response_at - p_old.created_at)) end,
+          -1, v_old_timed and p_old.first_response_at is not null),
+      (2, 'first_response', null::text,
+          case when v_new_timed and p_new.first_response_at is not null
+               then private.duration_bucket(extract(epoch from p_new.first_response_at - p_new.created_at)) end,
+          1, v_new_timed and p_new.first_response_at is not null),
+      (2, 'resolution', null::text,
+          case when v_old_timed and p_old.resolved_at is not null
+               then private.duration_bucket(extract(epoch from p_old.resolved_at - p_old.created_at)) end,
+          -1, v_old_timed and p_old.resolved_at is not null),
+      (2, 'resolution', null::text,
+          case when v_new_timed and p_new.resolved_at is not null
+               then private.duration_bucket(extract(epoch from p_new.resolved_at - p_new.created_at)) end,
+          1, v_new_timed and p_new.resolved_at is not null)
+    ) d(which, k1, k2, bucket, n, wanted)
+    where d.wanted
+    group by d.which, d.k1, d.k2, d.bucket
+    having sum(d.n) <> 0
+    order by d.which, d.k1, d.k2, d.bucket
+  loop
+    if v.which = 1 then
+      insert into private.ticket_counts as c (tenant_id, status, priority, n)
+      values (v_tenant, v.k1, v.k2, v.n)
+      on conflict (tenant_id, status, priority) do update set n = c.n + excluded.n;
+    else
+      insert into private.ticket_durations as d (tenant_id, kind, bucket, n)
+      values (v_tenant, v.k1, v.bucket, v.n)
+      on conflict (tenant_id, kind, bucket) do update set n = d.n + excluded.n;
+    end if;
+  end loop;
+end;
+$$;
+
+-- Redefined (20261126101400_ticket_statistics.sql): as the trigger counts them.
+create or replace function private.rebuild_ticket_stats(p_tenant_id uuid) returns void
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+begin
+  delete from private.ticket_counts where tenant_id = p_tenant_id;
+  delete from private.ticket_durations where tenant_id = p_tenant_id;
+  insert into private.ticket_counts (tenant_id, status, priority, n)
+  select tenant_id, status, priority, count(*) from public.tickets
+  where tenant_id = p_tenant_id and deleted_at is null group by 1, 2, 3;
+  insert into private.ticket_durations (tenant_id, kind, bucket, n)
+  select p_tenant_id, kind, bucket, count(*) from (
+    select 'first_response' as kind, private.duration_bucket(extract(epoch from first_response_at - created_at)) as bucket
+    from public.tickets
+    where tenant_id = p_tenant_id and deleted_at is null and merged_into_id is null and first_response_at is not null
+    union all
+    select 'resolution', private.duration_bucket(extract(epoch from resolved_at - created_at))
+    from public.tickets
+    where tenant_id = p_tenant_id and deleted_at is null and merged_into_id is null and resolved_at is not null
+  ) d group by 1, 2, 3;
+end;
+$$;
+
+-- The durations counted so far included the merged tickets'.
+select private.rebuild_ticket_stats(t.id) from public.tenants t;

@@ -1,10 +1,10 @@
 // A person's membership changing while a write names them (migration
 // 20261206161000_assignments_and_keys_wait_for_role_changes.sql). The demotion or removal
 // runs in a transaction held open here; the write comes through the function meanwhile.
-// It must wait for that change (a backend waits on the holder's lock) and, once it is
-// committed, be refused: a ticket assigned to someone being demoted, a follow made by an
-// agent being demoted, a key created by an admin being removed. Unlocked, each went
-// through without waiting and outlived the change's own clean-up, which could not see it.
+// An assignment or a new key must wait for that change (a backend waits on the holder's
+// lock) and, once it is committed, be refused; a follow, which may hold its ticket, must
+// not wait but answer 503 at once, and its retry be refused. Unlocked, each went through
+// and outlived the change's own clean-up, which could not see it.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
@@ -64,12 +64,16 @@ it('a ticket assigned to an agent being demoted waits for the demotion and is re
   expect(follows).toHaveLength(0);
 });
 
-it('an agent being demoted, added as a follower meanwhile, is refused once the demotion is in', async () => {
+it('an agent being demoted, added as a follower meanwhile, gets a 503 at once (a follow may hold its ticket), and the retry is refused', async () => {
   const agent = await member('demoted.follower@acme.test', 'agent');
   const ticket = await customerTicket('Followed during a demotion');
-  const r = await duringChange(demote, [acme, agent.id], () =>
-    call(ticketsApp, 'POST', `/tickets/${ticket}/followers`, { token: admin, body: { user_id: agent.id } }));
-  expect([r.status, r.body?.error?.code], JSON.stringify(r.body)).toEqual([409, 'not_staff']);
+  const follow = () => call(ticketsApp, 'POST', `/tickets/${ticket}/followers`, { token: admin, body: { user_id: agent.id } });
+  // No wait: a follow is often made holding its ticket (a mention, a merge, a rule), which
+  // the demotion's unassigning may be waiting for; waiting here could deadlock.
+  const during = await whileHeld(db.sql, (tx) => tx.unsafe(demote, [acme, agent.id]), follow, { waits: false });
+  expect([during.status, during.body?.error?.code], JSON.stringify(during.body)).toEqual([503, 'timeout']);
+  const retry = await follow();
+  expect([retry.status, retry.body?.error?.code], JSON.stringify(retry.body)).toEqual([409, 'not_staff']);
   const follows = await db.sql`select 1 from public.ticket_followers where ticket_id = ${ticket} and user_id = ${agent.id}`;
   expect(follows).toHaveLength(0);
 });

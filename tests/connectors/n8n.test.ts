@@ -94,6 +94,15 @@ describe('an answer lost before the ids were recorded', () => {
     }
   });
 
+  it("shared mode: removing a tenant whose id was never recorded leaves a joined login found by e-mail alone (maybe someone's own)", async () => {
+    const t = tenant('n8n-lost-joined');
+    await step(shared(), t, 'ensure');
+    userOf(t.admin!.email)!.isPending = false; // they accepted the invitation
+    t.externalIds = {};
+    await step(shared(), t, 'remove');
+    expect(userOf(t.admin!.email)).toBeDefined();
+  });
+
   it("projects mode: suspending a tenant whose ids were never recorded takes the owner out of the tenant's project", async () => {
     const t = tenant('n8n-lost-project');
     await step(projectsMode(), t, 'ensure');

@@ -71,6 +71,12 @@ describe('the audit trail through an API key', () => {
       expect(r.body.error.details.required_scopes).toEqual([AUDIT_READ_SCOPE[table]]);
     }
 
+    // A name that is no table reads nothing, whatever it is (an inherited property too).
+    for (const table of ['constructor', 'no_such_table']) {
+      const r = await call(app, 'GET', `/tenants/${acme}/audit?table_name=${table}`, { token: auditOnly });
+      expect([r.status, r.body.items], table).toEqual([200, []]);
+    }
+
     const withTickets = await keyWith(['audit:read', 'tickets:read']);
     const read = await tablesRead(withTickets);
     expect(read.has('ticket_messages') && read.has('tickets') && read.has('tenants')).toBe(true);

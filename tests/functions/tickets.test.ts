@@ -649,9 +649,18 @@ describe('merge, delete, restore', () => {
     const [rule] = await db.sql`insert into public.automation_rules (tenant_id, name, event, conditions, actions)
       values (${tenants.acme.id}, 'Tag closed', 'ticket.updated', '{"all": [{"field": "status", "op": "eq", "value": "closed"}]}',
               '[{"type": "add_tags", "tags": ["closed-tag"]}]') returning id`;
+    const durations = async () =>
+      Object.fromEntries((await db.sql`select kind, sum(n)::int as n from private.ticket_durations
+        where tenant_id = ${tenants.acme.id} group by kind`).map((r) => [r.kind, r.n]));
+    const before = await durations();
     try {
       expect((await call(app, 'POST', `/tickets/${a.id}/merge`, { token: tok.agent, body: { into: b.id } })).status).toBe(200);
       await runJobs({ tasks: ['automation'] });
+      // One reply is one first response in the statistics (the target's now), and no
+      // resolution was counted; the counts kept by the triggers are what a rebuild finds.
+      expect(await durations()).toEqual(before);
+      await db.sql`select private.rebuild_ticket_stats(${tenants.acme.id})`;
+      expect(await durations()).toEqual(before);
       const rows = await db.sql`select id, first_response_at, resolved_at, tags from public.tickets where id in (${a.id}, ${b.id})`;
       const source = rows.find((r) => r.id === a.id)!;
       const target = rows.find((r) => r.id === b.id)!;

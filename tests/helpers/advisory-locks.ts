@@ -80,17 +80,38 @@ export async function settled(promise: Promise<unknown>): Promise<boolean> {
   return done;
 }
 
-/** Runs `act` while `hold` has written in another transaction, left open: `act` must wait
- *  for that transaction (a backend waits on its locks), which is then committed, and
- *  `act`'s result comes after. `act` must send its work at once (a postgres.js query:
- *  `.execute()`). Fails, the transaction rolled back, when nothing waits for it. */
-export async function whileHeld<T>(sql: Sql, hold: (tx: ReservedSql) => Promise<unknown>, act: () => Promise<T>): Promise<T> {
+/** Runs `act` while `hold` has written in another transaction, left open, which is then
+ *  committed. `waits` (the default): `act` must wait for that transaction (a backend waits
+ *  on its locks), and its result comes after the commit; it must send its work at once (a
+ *  postgres.js query: `.execute()`). `waits: false`: `act` must answer while the
+ *  transaction is still open. Fails, the transaction rolled back, when either is not so. */
+export async function whileHeld<T>(
+  sql: Sql,
+  hold: (tx: ReservedSql) => Promise<unknown>,
+  act: () => Promise<T>,
+  opts: { waits?: boolean } = {},
+): Promise<T> {
   const holder = await sql.reserve();
   try {
     await holder`begin`;
     await hold(holder);
     const [{ pid }] = await holder`select pg_backend_pid() as pid`;
     const acting = act();
+    if (opts.waits === false) {
+      // Until it answers, nothing may wait for the holder (a wait that ends in a lock
+      // timeout would answer too, later).
+      let done = false;
+      const result = acting.finally(() => (done = true));
+      while (!done) {
+        const [w] = await sql`select count(*)::int as n from pg_catalog.pg_stat_activity a
+          where a.wait_event_type = 'Lock' and ${pid as number}::int = any (pg_catalog.pg_blocking_pids(a.pid))`;
+        if (w.n > 0) throw new Error('the act waited for the held transaction');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const answer = await result;
+      await holder`commit`;
+      return answer;
+    }
     if (!(await someoneWaitsFor(sql, pid as number))) {
       await holder`rollback`;
       await acting.catch(() => undefined);

@@ -79,7 +79,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.tickets_assignee_follows': ['20261206035000_customer_followers_customers_only.sql'],
   // Per-row trigger helpers in PL/pgSQL, planned once a session; the statistics' cells
   // computed in their caller's statement (issue 14, per-row trigger cost).
-  'private.ticket_stats_change': ['20261205160000_row_trigger_helpers_planned_once.sql'],
+  // ... and a merged ticket's times are not counted (review).
+  'private.ticket_stats_change': [
+    '20261205160000_row_trigger_helpers_planned_once.sql',
+    '20261206162000_merged_tickets_answered_not_resolved.sql',
+  ],
+  'private.rebuild_ticket_stats': ['20261206162000_merged_tickets_answered_not_resolved.sql'],
   'private.is_member': ['20261205160000_row_trigger_helpers_planned_once.sql'],
   'private.api_timestamp': ['20261205160000_row_trigger_helpers_planned_once.sql'],
   'private.webhook_tenant_lock_key': ['20261205160000_row_trigger_helpers_planned_once.sql'],

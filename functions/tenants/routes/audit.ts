@@ -85,7 +85,8 @@ function keyReadableTables(scopes: readonly Scope[], named: string | undefined):
     const needed = AUDIT_READ_SCOPE[t];
     return needed === null || scopes.includes(needed);
   });
-  const needed = named === undefined ? null : AUDIT_READ_SCOPE[named];
+  // Own keys only: `?table_name=constructor` names no table (an empty page), not a scope.
+  const needed = named !== undefined && Object.hasOwn(AUDIT_READ_SCOPE, named) ? AUDIT_READ_SCOPE[named] : null;
   if (needed && !scopes.includes(needed)) {
     throw new ApiError(403, 'insufficient_scope', `This API key cannot read ${named}; it needs ${needed}`, {
       required_scopes: [needed],
