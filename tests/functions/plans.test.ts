@@ -930,6 +930,34 @@ describe("a tenant's plan and people outside it", () => {
   });
 });
 
+describe('outbound webhooks whose endpoint no longer subscribes', () => {
+  it('a delivery queued before the endpoint dropped its type is ended unsent, naming the type; the kept types go out', async () => {
+    const [endpoint] = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted)
+      values (${globex}, 'https://hooks.globex.example.com/narrowed', 'not-sent') returning id`;
+    await db.sql`insert into public.tickets (tenant_id, title, created_by) values (${globex}, 'Queued for every type', ${users.globexUser.id})`;
+    const [delivery] = await db.sql`select d.id, j.id as job_id from private.webhook_deliveries d
+      join private.jobs j on j.job_key = 'delivery:' || d.id
+      where d.endpoint_id = ${endpoint.id} and d.status = 'pending' order by d.id desc limit 1`;
+    const withheld = async () => (await db.sql`select private.webhook_delivery_withheld(${delivery.id}) as w`)[0].w as boolean;
+    try {
+      // Still subscribed (every type, then ticket.created among its types): it goes out.
+      expect(await withheld()).toBe(false);
+      await db.sql`update public.webhook_endpoints set event_types = '{ticket.created,call.ended}' where id = ${endpoint.id}`;
+      expect(await withheld()).toBe(false);
+      // Narrowed to calls: the ticket's delivery is ended, not sent.
+      await db.sql`update public.webhook_endpoints set event_types = '{call.ended}' where id = ${endpoint.id}`;
+      const job = { id: Number(delivery.job_id), task: 'deliver-webhook', payload: { delivery_id: Number(delivery.id) }, queue: null, job_key: null, attempts: 1, max_attempts: 25 };
+      expect(await deliverWebhook.run(job as never, { worker: 'test', deps: {} })).toEqual({ withheld: 1 });
+      const [after] = await db.sql`select status, last_error from private.webhook_deliveries where id = ${delivery.id}`;
+      expect(after).toEqual({ status: 'failed', last_error: 'not sent: the endpoint no longer subscribes to ticket.created' });
+      const [ep] = await db.sql`select consecutive_failures from public.webhook_endpoints where id = ${endpoint.id}`;
+      expect(ep.consecutive_failures).toBe(0);
+    } finally {
+      await db.sql`delete from public.webhook_endpoints where id = ${endpoint.id}`;
+    }
+  });
+});
+
 describe('outbound webhooks when the plan lacks them', () => {
   it('writes no events while off, and a delivery queued before is ended unsent, not kept for an upgrade', async () => {
     const [endpoint] = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted)

@@ -63,7 +63,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   ],
   'private.sync_auth_user': ['20261206043000_people_retired_with_their_last_login.sql'],
   // A deleted tenant's deliveries still queued are ended unsent (issue 15, webhooks).
-  'private.webhook_delivery_withheld': ['20261206041000_inactive_tenants_left_alone.sql', '20261206045000_lifecycle_review.sql'],
+  // ... and a type the endpoint no longer subscribes to (review).
+  'private.webhook_delivery_withheld': [
+    '20261206041000_inactive_tenants_left_alone.sql',
+    '20261206045000_lifecycle_review.sql',
+    '20261206164000_deliveries_follow_the_subscription.sql',
+  ],
   // A person disabled on the platform is given no tickets (issue 11, routing).
   'private.auto_assignee': ['20261206039000_disabled_people_not_assigned.sql'],
   // ... and waits for a role change of the assignee under way (review).
