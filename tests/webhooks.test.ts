@@ -790,6 +790,63 @@ describe('outbound webhooks', () => {
     }
   });
 
+  it("sends a failed delivery again on an admin's request, with its webhook-id; only a failed one, and only its own endpoint's", async () => {
+    const secretRef: { secret?: string } = {};
+    const rx = await receiver(secretRef);
+    try {
+      const reg = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, {
+        token: adminToken, body: { url: rx.url, event_types: ['ticket.created'] },
+      });
+      secretRef.secret = reg.body.secret;
+      const userTok = await supabaseToken(users.acmeUser, { tenantId: tenants.acme.id });
+      const ticket = (await call(ticketsApp, 'POST', '/tickets', { token: userTok, body: { title: 'Refused until fixed' } })).body;
+      const [d] = await db.sql`select d.id, ev.message_id from private.webhook_deliveries d join private.webhook_events ev on ev.id = d.event_id
+        where d.endpoint_id = ${reg.body.id} and ev.payload -> 'data' ->> 'id' = ${ticket.id}`;
+      // Where its attempts left it: failed, its job ended.
+      await db.sql`update private.webhook_deliveries set status = 'failed', last_error = 'HTTP 400' where id = ${d.id}`;
+      await db.sql`delete from private.jobs where job_key = ${'delivery:' + d.id}`;
+      const retry = (deliveryId: number, endpoint = reg.body.id as string, token = adminToken) =>
+        call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks/${endpoint}/deliveries/retry`, { token, body: { delivery_id: deliveryId } });
+
+      const r = await retry(Number(d.id));
+      expect([r.status, r.body]).toEqual([202, { id: Number(d.id), status: 'pending', queued: true }]);
+      await deliverAll();
+      expect(rx.received.filter((x) => x.ticket === ticket.id).map((x) => [x.id, x.verified])).toEqual([[d.message_id, true]]);
+      const [after] = await db.sql`select status, last_error from private.webhook_deliveries where id = ${d.id}`;
+      expect(after).toEqual({ status: 'delivered', last_error: null });
+      // Delivered now: not sent again.
+      const again = await retry(Number(d.id));
+      expect([again.status, errorCode(again), again.body.error.details]).toEqual([409, 'not_failed', { status: 'delivered' }]);
+      // On a disabled endpoint it waits, pending, for re-enabling, which queues it.
+      await db.sql`update private.webhook_deliveries set status = 'failed' where id = ${d.id}`;
+      await db.sql`update public.webhook_endpoints set enabled = false where id = ${reg.body.id}`;
+      expect((await retry(Number(d.id))).body).toEqual({ id: Number(d.id), status: 'pending', queued: false });
+      const jobs = async () => (await db.sql`select count(*)::int as n from private.jobs where job_key = ${'delivery:' + d.id} and dead_at is null`)[0].n;
+      expect(await jobs()).toBe(0);
+      await db.sql`update public.webhook_endpoints set enabled = true where id = ${reg.body.id}`;
+      expect(await jobs()).toBe(1);
+      // Nobody's delivery, or one of another endpoint: not found, alike.
+      const other = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, {
+        token: adminToken, body: { url: rx.url, event_types: ['ticket.deleted'] },
+      });
+      for (const [id, endpoint] of [[999_999_999, reg.body.id], [Number(d.id), other.body.id]] as const) {
+        const miss = await retry(id, endpoint);
+        expect([miss.status, errorCode(miss)], `${id} at ${endpoint}`).toEqual([404, 'not_found']);
+      }
+      // Staff who are not admins: refused.
+      const agentTok = await supabaseToken(users.acmeAgent, { tenantId: tenants.acme.id });
+      expect((await retry(Number(d.id), reg.body.id, agentTok)).status).toBe(403);
+      // A bad body: 422, nothing changed.
+      const bad = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks/${reg.body.id}/deliveries/retry`, {
+        token: adminToken, body: { delivery_id: 'one' },
+      });
+      expect([bad.status, errorCode(bad)]).toEqual([422, 'validation_failed']);
+      await call(tenantsApp, 'DELETE', `/tenants/${tenants.acme.id}/webhooks/${other.body.id}`, { token: adminToken });
+    } finally {
+      await rx.close();
+    }
+  });
+
   it('disables an endpoint that keeps failing for a day, not for a burst of failed attempts; an admin sees why and re-enables it', async () => {
     const rx = await receiver({ secret: 'whsec_x' });
     try {

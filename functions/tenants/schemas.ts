@@ -436,6 +436,22 @@ export const RotateSecretBody = z
   .strict()
   .openapi('RotateWebhookSecret');
 
+export const RetryDeliveryBody = z
+  .object({
+    delivery_id: z.number().int().min(1).openapi({ description: 'A failed delivery of this endpoint (its `id` in the list)' }),
+  })
+  .strict()
+  .openapi('RetryWebhookDelivery');
+export const RetriedDeliverySchema = z
+  .object({
+    id: z.number().int(),
+    status: z.literal('pending'),
+    queued: z.boolean().openapi({
+      description: 'Whether it was queued now (false: the endpoint is disabled; re-enabling it queues it)',
+    }),
+  })
+  .openapi('RetriedWebhookDelivery');
+
 export const DeliverySchema = z
   .object({
     id: z.number().int(),

@@ -1012,6 +1012,7 @@ const endpoints: { method: string; path: (i: Ids) => string; body?: (i: Ids) => 
   { method: 'POST', path: (i) => `/tenants/${i.tenant}/webhooks/${i.invitation}/rotate-secret` },
   { method: 'DELETE', path: (i) => `/tenants/${i.tenant}/webhooks/${i.invitation}` },
   { method: 'GET', path: (i) => `/tenants/${i.tenant}/webhooks/${i.invitation}/deliveries` },
+  { method: 'POST', path: (i) => `/tenants/${i.tenant}/webhooks/${i.invitation}/deliveries/retry`, body: () => ({ delivery_id: 1 }) },
   { method: 'GET', path: (i) => `/tenants/${i.tenant}/usage` },
   { method: 'PATCH', path: (i) => `/tenants/${i.tenant}/entitlements`, body: () => ({ limits: { members: 1_000_000 } }) },
   { method: 'POST', path: (i) => `/tenants/${i.tenant}/api-keys`, body: () => ({ name: 'mole', scopes: ['tickets:read'] }) },

@@ -112,6 +112,8 @@ const SAFE: Record<string, string> = {
   'private.voice_calls_matching(p_tenant_id uuid, p_query text)':
     "answers only for a tenant among the caller's own: staff (tenant_ids('agent')) or a platform admin every call, a customer (tenant_ids('user')) their linked record's; else nothing",
   'private.webhook_deliveries_for(p_tenant_id uuid, p_endpoint_id uuid, p_limit integer)': "checks tenant_ids('admin')",
+  'private.retry_webhook_delivery(p_tenant_id uuid, p_endpoint_id uuid, p_delivery_id bigint)':
+    "checks tenant_ids('admin', true); the delivery by tenant, endpoint and id",
   // Plans and usage (issue 15).
   'private.entitlements_of(p_tenant_id uuid)': "checks tenant_ids('user') or platform admin; the same 404 for another tenant as for none",
   'private.require_feature(p_tenant_id uuid, p_feature text)': "checks tenant_ids('user') or platform admin first; the same 404 for another tenant as for none",

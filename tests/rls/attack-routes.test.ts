@@ -109,6 +109,9 @@ const OWN_REFUSED: Record<string, string> = {
   'PATCH /tickets/{id}/messages/{messageId}': 'its author only',
   // Past the access checks, the handler resolves the URL's host, which no name does here.
   'POST /tenants/{tenantId}/webhooks': 'a URL whose host resolves',
+  // Past the access checks, a failed delivery of the endpoint's by its number, which the
+  // generated body does not name.
+  'POST /tenants/{tenantId}/webhooks/{endpointId}/deliveries/retry': 'a failed delivery by number',
 };
 const DUAL = { id: 'd0000000-0000-4000-8000-000000000001', email: 'both@attack.test' };
 const OWN_TICKETS = { open: '5d000000-0000-4000-8000-000000000001', other: '5d000000-0000-4000-8000-000000000002' };

@@ -265,6 +265,33 @@ export function registerWebhooks(app: TenantsApp): void {
 
   app.openapi(
     createRoute({
+      method: 'post',
+      path: '/{tenantId}/webhooks/{endpointId}/deliveries/retry',
+      summary: 'Send a failed delivery again (admins)',
+      description: 'The delivery is pending again, with its webhook-id (a receiver that took it deduplicates) and its ' +
+        'attempts kept, and is queued (on a disabled endpoint, when it is enabled again). Only a failed delivery: ' +
+        'another is 409 `not_failed` with its status.',
+      ...apiKeyScope('webhooks:manage'),
+      middleware: needs.tenantRole('admin', { write: true, feature: 'outbound_webhooks', scope: 'webhooks:manage' }),
+      request: { params: s.EndpointParam, body: jsonBody(s.RetryDeliveryBody) },
+      responses: { 202: jsonResponse(s.RetriedDeliverySchema, 'Queued again'), ...commonErrors },
+    }),
+    async (c) => {
+      const { tenantId, endpointId } = c.req.valid('param');
+      const { delivery_id: deliveryId } = c.req.valid('json');
+      const [{ retried }] = await callerDb(
+        c,
+        tenantId,
+        (tx) =>
+          tx<{ retried: z.infer<typeof s.RetriedDeliverySchema> }>`
+            select private.retry_webhook_delivery(${tenantId}::uuid, ${endpointId}::uuid, ${deliveryId}::bigint) as retried`,
+      );
+      return c.json(retried, 202);
+    },
+  );
+
+  app.openapi(
+    createRoute({
       method: 'get',
       path: '/{tenantId}/webhooks/{endpointId}/deliveries',
       summary: "An endpoint's recent deliveries: status, attempts, last error (admins)",
