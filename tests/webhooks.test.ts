@@ -790,6 +790,34 @@ describe('outbound webhooks', () => {
     }
   });
 
+  it('a delivery removed while it is being sent ends its job, not leaving it locked until its lease runs out', async () => {
+    let deliveryId = 0;
+    // The receiver answers once the delivery is gone (its ticket's events deleted meanwhile).
+    const server = http.createServer(async (req, res) => {
+      for await (const _ of req) { /* read the body */ }
+      await db.sql`delete from private.webhook_deliveries where id = ${deliveryId}`;
+      res.writeHead(204).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+      const reg = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken, body: { url, event_types: ['ticket.created'] } });
+      const userTok = await supabaseToken(users.acmeUser, { tenantId: tenants.acme.id });
+      await call(ticketsApp, 'POST', '/tickets', { token: userTok, body: { title: 'Gone in flight' } });
+      const [d] = await db.sql`select id from private.webhook_deliveries where endpoint_id = ${reg.body.id}`;
+      deliveryId = Number(d.id);
+      const report = await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 10_000 });
+      // (Other tests' deliveries may ride along in this run.)
+      expect(report.tasks['deliver-webhook']).toMatchObject({ completed: expect.any(Number), lost: 0 });
+      expect(report.tasks['deliver-webhook'].completed).toBeGreaterThanOrEqual(1);
+      expect(await db.sql`select id from private.jobs where job_key = ${'delivery:' + deliveryId}`).toEqual([]);
+      await call(tenantsApp, 'DELETE', `/tenants/${tenants.acme.id}/webhooks/${reg.body.id}`, { token: adminToken });
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
   it("sends a failed delivery again on an admin's request, with its webhook-id; only a failed one, and only its own endpoint's", async () => {
     const secretRef: { secret?: string } = {};
     const rx = await receiver(secretRef);

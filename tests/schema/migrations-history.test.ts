@@ -422,6 +422,7 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.record_webhook_attempt': [
     '20261205192000_webhook_endpoint_failing_since.sql',
     '20261205210000_webhook_delivery_held_at_last_attempt.sql',
+    '20261206166000_delivery_gone_in_flight_ends_its_job.sql', // 'gone' under a held lease (review)
   ],
   // A tenant turning active restores only what its suspension or deletion took, and not
   // a service its plan no longer includes (issue 14, review of the tenants function).

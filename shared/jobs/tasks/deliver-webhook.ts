@@ -120,6 +120,9 @@ export const deliverWebhook: Task<{ delivery_id: number }> = {
         }, ${final}) as outcome`,
     );
     if (outcome === 'lost') throw new LeaseLost();
+    // Removed while it was being sent (its call or ticket deleted, its endpoint gone): the
+    // job is done, and the deliveries queued behind it go on.
+    if (outcome === 'gone') return { gone: 1 };
     // Out of retries while the endpoint fails: it was disabled and the delivery waits for
     // it to be enabled again (the job is done; re-enabling queues the delivery anew).
     if (outcome === 'held') return { held: 1 };
