@@ -706,6 +706,7 @@ describe('features', () => {
     expect(refused.sort()).toEqual([
       `POST /tenants/{tenantId}/services/odoo/credentials: odoo`,
       `GET /tenants/{tenantId}/webhooks/${id}/deliveries: outbound_webhooks`,
+      `POST /tenants/{tenantId}/webhooks/${id}/deliveries/retry: outbound_webhooks`,
       `GET /tenants/{tenantId}/webhooks: outbound_webhooks`,
       `PATCH /tenants/{tenantId}/webhooks/${id}: outbound_webhooks`,
       `POST /tenants/{tenantId}/webhooks/${id}/rotate-secret: outbound_webhooks`,

@@ -218,6 +218,7 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'customer_follower_tenant_ids(boolean)', // the caller's own tenants that let customers follow
       'retry_tenant_service(uuid,text)', 'rotate_service_credentials(uuid,text)', // admins, writable tenant
       'reveal_service_credentials(uuid,text)', 'webhook_deliveries_for(uuid,uuid,integer)', // admins
+      'retry_webhook_delivery(uuid,uuid,bigint)', // admins (tenant_ids('admin', true)); the delivery by tenant and endpoint
       'unrevealed_service_credentials(uuid)', // admins of the tenant (or platform admins), else nothing
       'role_rank(text)', 'tags_text(text[])', // pure
       'ticket_stats(uuid)', // staff of the tenant

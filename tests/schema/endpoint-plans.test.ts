@@ -456,6 +456,16 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
   await run('tickets', 'DELETE', '/tickets/{id}/followers/{userId}', `/tickets/${ticket.id}/followers/${users.acmeAgent.id}`, {
     token: tok.agent,
   });
+  // One of the endpoint's deliveries as its attempts would leave it, sent again.
+  const [failed] = await db.sql`update private.webhook_deliveries set status = 'failed'
+    where id = (select min(d.id) from private.webhook_deliveries d where d.endpoint_id = ${endpoint.id}) returning id`;
+  await run(
+    'tenants',
+    'POST',
+    '/tenants/{tenantId}/webhooks/{endpointId}/deliveries/retry',
+    `/tenants/${acme}/webhooks/${endpoint.id}/deliveries/retry`,
+    { body: { delivery_id: Number(failed.id) } },
+  );
   await run('tenants', 'DELETE', '/tenants/{tenantId}/webhooks/{endpointId}', `/tenants/${acme}/webhooks/${endpoint.id}`);
   await run('tenants', 'DELETE', '/tenants/{tenantId}/teams/{teamId}', `/tenants/${acme}/teams/${team.id}`);
   await run('tenants', 'DELETE', '/tenants/{tenantId}/members/{userId}', `/tenants/${acme}/members/${users.globexUser.id}`);
