@@ -853,6 +853,18 @@ describe('outbound webhooks', () => {
       expect(await jobs()).toBe(0);
       await db.sql`update public.webhook_endpoints set enabled = true where id = ${reg.body.id}`;
       expect(await jobs()).toBe(1);
+      // While its last job still finishes (locked: its failure hook may yet run): 409.
+      await db.sql`update private.webhook_deliveries set status = 'failed' where id = ${d.id}`;
+      await db.sql`update private.jobs set locked_by = 'another-worker', locked_until = now() + interval '1 minute'
+        where job_key = ${'delivery:' + d.id}`;
+      const busy = await retry(Number(d.id));
+      expect([busy.status, errorCode(busy)]).toEqual([409, 'delivery_busy']);
+      await db.sql`delete from private.jobs where job_key = ${'delivery:' + d.id}`;
+      // A type the endpoint no longer takes: 409, not queued to be withheld.
+      await db.sql`update public.webhook_endpoints set event_types = '{ticket.deleted}' where id = ${reg.body.id}`;
+      const unsubscribed = await retry(Number(d.id));
+      expect([unsubscribed.status, errorCode(unsubscribed), unsubscribed.body.error.details]).toEqual([409, 'not_subscribed', { type: 'ticket.created' }]);
+      await db.sql`update public.webhook_endpoints set event_types = '{ticket.created}' where id = ${reg.body.id}`;
       // Nobody's delivery, or one of another endpoint: not found, alike.
       const other = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, {
         token: adminToken, body: { url: rx.url, event_types: ['ticket.deleted'] },

@@ -346,6 +346,23 @@ begin
 end;
 $$;
 
+-- Redefined (20261126101400_ticket_statistics.sql): a merge changes the counts also when
+-- it changes nothing else (a source already closed keeps its status).
+create or replace function private.ticket_stats_maintain() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if tg_op = 'UPDATE'
+     and (old.status, old.priority, old.deleted_at, old.first_response_at, old.resolved_at, old.merged_into_id)
+         is not distinct from (new.status, new.priority, new.deleted_at, new.first_response_at, new.resolved_at, new.merged_into_id) then
+    return null;
+  end if;
+  perform private.ticket_stats_change(case when tg_op <> 'INSERT' then old end, case when tg_op <> 'DELETE' then new end);
+  return null;
+end;
+$$;
+
 -- Redefined (20261126101400_ticket_statistics.sql): as the trigger counts them.
 create or replace function private.rebuild_ticket_stats(p_tenant_id uuid) returns void
 language plpgsql volatile security definer
@@ -370,5 +387,12 @@ begin
 end;
 $$;
 
--- The durations counted so far included the merged tickets'.
-select private.rebuild_ticket_stats(t.id) from public.tenants t;
+-- The durations counted so far included the merged tickets'. Rebuilt with the counts'
+-- tables locked, so a ticket written meanwhile waits rather than racing the rebuild (in
+-- one statement: the CLI sends a migration's statements outside a transaction block).
+do $$
+begin
+  lock table private.ticket_counts, private.ticket_durations in exclusive mode;
+  perform private.rebuild_ticket_stats(t.id) from public.tenants t;
+end;
+$$;

@@ -7,9 +7,10 @@
 -- sending. Admins (and API keys with webhooks:manage) now send it again with
 -- `POST /tenants/{id}/webhooks/{endpointId}/deliveries/retry` ({delivery_id}): the
 -- delivery is pending again, keeping its attempts' history and its webhook-id (so a
--- receiver that did take it deduplicates), and gets its job again in its queue (where
--- events of its ticket queued since may go before or after it: a replay, which receivers
--- place by its occurred_at); on a disabled endpoint it waits for re-enabling.
+-- receiver that did take it deduplicates), and gets a new job in its queue, behind the
+-- events of its ticket queued since (a replay, which receivers place by its occurred_at);
+-- on a disabled endpoint it waits for re-enabling. Refused (409) while its last job is
+-- still finishing, and for a type the endpoint no longer subscribes to.
 
 create function private.retry_webhook_delivery(p_tenant_id uuid, p_endpoint_id uuid, p_delivery_id bigint)
 returns jsonb
@@ -18,13 +19,16 @@ set search_path = ''
 as $$
 declare
   v_d private.webhook_deliveries;
-  v_enabled boolean;
+  v_endpoint public.webhook_endpoints;
+  v_type text;
 begin
   if p_tenant_id is null or not (p_tenant_id = any (private.tenant_ids('admin', true))) then
     raise exception 'Tenant not found' using errcode = 'PT404';
   end if;
-  -- As the re-enabling of an endpoint: the tenant's webhook lock, then the delivery, then
-  -- its job (lock levels 8 and 9).
+  -- As the re-enabling of an endpoint (private.webhook_endpoint_requeue): the tenant's
+  -- webhook lock, then the delivery, then its job row written directly (no job-queue
+  -- lock, which a ticket write takes before its webhook lock: taking it here after would
+  -- turn the order round).
   perform pg_catalog.pg_advisory_xact_lock(private.webhook_tenant_lock_key(p_tenant_id));
   select * into v_d from private.webhook_deliveries d
   where d.tenant_id = p_tenant_id and d.endpoint_id = p_endpoint_id and d.id = p_delivery_id
@@ -36,12 +40,27 @@ begin
     raise exception 'Only a failed delivery is sent again; this one is %', v_d.status using errcode = 'PT409',
       detail = jsonb_build_object('code', 'not_failed', 'details', jsonb_build_object('status', v_d.status))::text;
   end if;
-  update private.webhook_deliveries set status = 'pending', last_error = null where id = p_delivery_id;
-  select e.enabled into v_enabled from public.webhook_endpoints e where e.tenant_id = p_tenant_id and e.id = p_endpoint_id;
-  if v_enabled then
-    perform private.queue_webhook_delivery(p_tenant_id, p_delivery_id, p_endpoint_id, v_d.ordering_key);
+  -- Its last job still finishing (it recorded the failure; its failure hook may yet run,
+  -- and would mark the delivery failed again behind the retry).
+  if exists (select 1 from private.jobs j where j.job_key = 'delivery:' || p_delivery_id and j.locked_by is not null) then
+    raise exception 'The delivery''s last attempt is still finishing; try again in a moment' using errcode = 'PT409',
+      detail = jsonb_build_object('code', 'delivery_busy')::text;
   end if;
-  return jsonb_build_object('id', p_delivery_id, 'status', 'pending', 'queued', v_enabled);
+  select * into v_endpoint from public.webhook_endpoints e where e.tenant_id = p_tenant_id and e.id = p_endpoint_id;
+  select ev.type into v_type from private.webhook_events ev where ev.id = v_d.event_id;
+  if cardinality(v_endpoint.event_types) > 0 and v_type <> all (v_endpoint.event_types) then
+    raise exception 'The endpoint no longer subscribes to %', v_type using errcode = 'PT409',
+      detail = jsonb_build_object('code', 'not_subscribed', 'details', jsonb_build_object('type', v_type))::text;
+  end if;
+  update private.webhook_deliveries set status = 'pending', last_error = null where id = p_delivery_id;
+  if v_endpoint.enabled then
+    -- A new job (a dead one with the key goes): behind its ordering key's queued jobs.
+    delete from private.jobs j where j.job_key = 'delivery:' || p_delivery_id;
+    insert into private.jobs (task, payload, tenant_id, queue, job_key, run_at, max_attempts)
+    values ('deliver-webhook', jsonb_build_object('tenant_id', p_tenant_id, 'delivery_id', p_delivery_id), p_tenant_id,
+            'webhook:' || p_endpoint_id || ':' || v_d.ordering_key, 'delivery:' || p_delivery_id, pg_catalog.now(), 25);
+  end if;
+  return jsonb_build_object('id', p_delivery_id, 'status', 'pending', 'queued', v_endpoint.enabled);
 end;
 $$;
 revoke all on function private.retry_webhook_delivery(uuid, uuid, bigint) from public, anon, authenticated;

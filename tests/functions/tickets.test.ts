@@ -676,6 +676,25 @@ describe('merge, delete, restore', () => {
     }
   });
 
+  it('a closed ticket merged into another leaves the statistics too: its times are the target\'s now', async () => {
+    const durations = async () =>
+      Object.fromEntries((await db.sql`select kind, sum(n)::int as n from private.ticket_durations
+        where tenant_id = ${tenants.acme.id} group by kind`).map((r) => [r.kind, r.n]));
+    const a = await newTicket();
+    const b = await newTicket();
+    expect((await call(app, 'POST', `/tickets/${a.id}/messages`, { token: tok.agent, body: { content: 'Fixed' } })).status).toBe(201);
+    for (const status of ['resolved', 'closed']) {
+      expect((await call(app, 'POST', `/tickets/${a.id}/status`, { token: tok.agent, body: { status } })).status).toBe(200);
+    }
+    const before = await durations();
+    expect((await call(app, 'POST', `/tickets/${a.id}/merge`, { token: tok.agent, body: { into: b.id } })).status).toBe(200);
+    // Its resolution leaves the statistics; its first response moves to the target.
+    const after = await durations();
+    expect([after.first_response, after.resolution]).toEqual([before.first_response, before.resolution - 1]);
+    await db.sql`select private.rebuild_ticket_stats(${tenants.acme.id})`;
+    expect(await durations()).toEqual(after);
+  });
+
   it('merging moves the conversation and closes the source with a pointer', async () => {
     const a = await newTicket();
     const b = await newTicket();

@@ -105,7 +105,11 @@ export async function whileHeld<T>(
       while (!done) {
         const [w] = await sql`select count(*)::int as n from pg_catalog.pg_stat_activity a
           where a.wait_event_type = 'Lock' and ${pid as number}::int = any (pg_catalog.pg_blocking_pids(a.pid))`;
-        if (w.n > 0) throw new Error('the act waited for the held transaction');
+        if (w.n > 0) {
+          await holder`rollback`;
+          await result.catch(() => undefined);
+          throw new Error('the act waited for the held transaction');
+        }
         await new Promise((r) => setTimeout(r, 10));
       }
       const answer = await result;

@@ -100,6 +100,12 @@ const acme = tenants.acme.id;
 const globex = VICTIM.id;
 /** Routes whose control may refuse acme's own record to acme's admin (or not get past
  *  its body's checks), and why. */
+/** A control's body where the generated one names nothing of acme's (a number, not an id). */
+const CONTROL_BODY: Record<string, () => unknown> = {
+  // A failed delivery of acme's endpoint, planted before the probes.
+  'POST /tenants/{tenantId}/webhooks/{endpointId}/deliveries/retry': () => ({ delivery_id: acmeFailedDelivery }),
+};
+let acmeFailedDelivery = 0;
 const OWN_REFUSED: Record<string, string> = {
   'POST /tenants/{tenantId}/suspend': 'platform admins only',
   'POST /tenants/{tenantId}/resume': 'platform admins only',
@@ -109,9 +115,6 @@ const OWN_REFUSED: Record<string, string> = {
   'PATCH /tickets/{id}/messages/{messageId}': 'its author only',
   // Past the access checks, the handler resolves the URL's host, which no name does here.
   'POST /tenants/{tenantId}/webhooks': 'a URL whose host resolves',
-  // Past the access checks, a failed delivery of the endpoint's by its number, which the
-  // generated body does not name.
-  'POST /tenants/{tenantId}/webhooks/{endpointId}/deliveries/retry': 'a failed delivery by number',
 };
 const DUAL = { id: 'd0000000-0000-4000-8000-000000000001', email: 'both@attack.test' };
 const OWN_TICKETS = { open: '5d000000-0000-4000-8000-000000000001', other: '5d000000-0000-4000-8000-000000000002' };
@@ -299,7 +302,11 @@ async function probes() {
             method,
             url: url(new Set()),
             // Acme's own records in the body too (a merge's target, a follower to add).
-            bodies: bodySchema ? bodies(bodySchema, doc, (f) => FIELD_RECORD_OF[f] && records.get(FIELD_RECORD_OF[f])?.get(acme)) : [undefined],
+            bodies: CONTROL_BODY[route]
+              ? [CONTROL_BODY[route]()]
+              : bodySchema
+              ? bodies(bodySchema, doc, (f) => FIELD_RECORD_OF[f] && records.get(FIELD_RECORD_OF[f])?.get(acme))
+              : [undefined],
             actor: forPeople ? 'acme admin' : API_KEY_ACTOR,
           });
           // All of globex's records; each alone beside acme's; all of globex's with its header.
@@ -381,6 +388,12 @@ beforeAll(async () => {
     }
     records.set(table, byTenant);
   }
+  // A failed delivery of acme's endpoint, for the retry route's control.
+  const [ev] = await db.sql`insert into private.webhook_events (tenant_id, type, ordering_key, payload)
+    values (${acme}, 'ticket.created', 'control', '{}') returning id`;
+  const [fd] = await db.sql`insert into private.webhook_deliveries (tenant_id, endpoint_id, event_id, ordering_key, status)
+    values (${acme}, ${records.get('webhook_endpoints')!.get(acme)!}, ${ev.id}, 'control', 'failed') returning id`;
+  acmeFailedDelivery = Number(fd.id);
   for (const [label, user] of [['admin', users.acmeAdmin], ['agent', users.acmeAgent], ['user', users.acmeUser]] as const) {
     actors.push({ label: `acme ${label}`, token: await supabaseToken(user, { tenantId: acme }) });
   }

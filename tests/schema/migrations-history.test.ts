@@ -90,6 +90,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206162000_merged_tickets_answered_not_resolved.sql',
   ],
   'private.rebuild_ticket_stats': ['20261206162000_merged_tickets_answered_not_resolved.sql'],
+  'private.ticket_stats_maintain': ['20261206162000_merged_tickets_answered_not_resolved.sql'], // a merge counts
   'private.is_member': ['20261205160000_row_trigger_helpers_planned_once.sql'],
   'private.api_timestamp': ['20261205160000_row_trigger_helpers_planned_once.sql'],
   'private.webhook_tenant_lock_key': ['20261205160000_row_trigger_helpers_planned_once.sql'],
