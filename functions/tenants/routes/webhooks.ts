@@ -270,7 +270,8 @@ export function registerWebhooks(app: TenantsApp): void {
       summary: 'Send a failed delivery again (admins)',
       description: 'The delivery is pending again, with its webhook-id (a receiver that took it deduplicates) and its ' +
         'attempts kept, and is queued (on a disabled endpoint, when it is enabled again). Only a failed delivery: ' +
-        'another is 409 `not_failed` with its status.',
+        'another is 409 `not_failed` with its status; one whose last job is still finishing 409 `delivery_busy` ' +
+        '(retry in a moment); one of a type the endpoint no longer takes 409 `not_subscribed`.',
       ...apiKeyScope('webhooks:manage'),
       middleware: needs.tenantRole('admin', { write: true, feature: 'outbound_webhooks', scope: 'webhooks:manage' }),
       request: { params: s.EndpointParam, body: jsonBody(s.RetryDeliveryBody) },
