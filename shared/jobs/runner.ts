@@ -25,7 +25,7 @@ export type Registry = Record<string, AnyTask>;
 
 export interface RunOptions {
   workerId?: string;
-  /** Jobs held at once, running or waiting their turn in the serial chain (1–100). */
+  /** Jobs running at once (1–100). */
   batch?: number;
   /** Stop claiming after this long. */
   budgetMs?: number;
@@ -91,7 +91,7 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
   const batch = Math.min(Math.max(opts.batch ?? 10, 1), 100);
   const leaseSeconds = opts.leaseSeconds ?? 120;
   const names = opts.tasks ?? Object.keys(registry);
-  /** The tasks a claim asks for while the serial chain already has a job waiting. */
+  /** The tasks a claim asks for while the run holds a serial job. */
   const unchained = names.filter((name) => !registry[name]?.serial);
   const ctx: TaskContext = { worker, deps: opts.deps ?? {} };
   const report: RunReport = {
@@ -180,38 +180,28 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
   // and never hands back a job the run holds, running or finished and being completed
   // (p_held: a lease lapsed under a job still running goes to another worker, not to a
   // second copy here).
-  const held = new Map<number, Promise<void>>(); // claimed and not finished: running, or waiting in the serial chain
+  const held = new Map<number, Promise<void>>(); // claimed and not finished
   const release: number[] = [];
   let failure: { error: unknown } | null = null;
-  let serialChain = Promise.resolve();
-  // Serial jobs claimed and waiting for their turn. They take no slot while they wait, and
-  // while one waits a claim asks for other tasks only: a backlog of serial jobs (a bulk
-  // plan change queues hundreds of provision jobs) then runs one at a time beside the
-  // other tasks instead of filling every slot with jobs waiting on each other.
-  let chainWaiting = 0;
+  // Serial tasks' jobs run one at a time: a run holds at most one of them. While it does,
+  // a claim asks for the other tasks only, and a claim that returns several gives the
+  // others back at once, their attempt uncounted. A serial job held waiting its turn
+  // would have its attempt counted by its claim and, were the run killed (a wall clock
+  // reached under a job that hangs), lose it unrun: each kill, every waiting job an
+  // attempt, until they died without running. A backlog of serial jobs (a bulk plan
+  // change queues hundreds of provision jobs) runs one at a time beside the other tasks.
+  let serialHeld = 0;
   let ended = 0; // held jobs ended so far
   let finished: (() => void) | null = null; // wakes the loop when a held job ends
   const outOfTime = () => Date.now() - started >= budget;
 
   const start = (job: Job) => {
-    // Serial tasks' jobs run one after another: those whose turn comes when the budget is
-    // spent, or after the run failed, are not started and go back (released at the end
-    // of the run, their attempt uncounted). The chain goes on past a job that threw, so
-    // the ones behind it are released rather than left locked until their lease ends.
-    let run: Promise<void>;
-    if (registry[job.task]?.serial) {
-      chainWaiting++;
-      run = serialChain.then(() => {
-        chainWaiting--;
-        return outOfTime() || failure ? void release.push(job.id) : runOne(job);
-      });
-      serialChain = run.catch(() => {});
-    } else {
-      run = runOne(job);
-    }
+    const serial = Boolean(registry[job.task]?.serial);
+    if (serial) serialHeld++;
     held.set(
       job.id,
-      run.catch((error: unknown) => void (failure ??= { error })).finally(() => {
+      runOne(job).catch((error: unknown) => void (failure ??= { error })).finally(() => {
+        if (serial) serialHeld--;
         held.delete(job.id);
         ended++;
         finished?.();
@@ -228,7 +218,7 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
       };
     }).finally(() => finished = null);
 
-  // The leases of the jobs the run holds (running, waiting their serial turn, or finished
+  // The leases of the jobs the run holds (running, or finished
   // and waiting for the next claim to complete them) are renewed while it holds them.
   const stopRenewing = renewLeases(worker, () => [...held.keys(), ...done.map((j) => j.id)], leaseSeconds, started);
   try {
@@ -236,7 +226,7 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
     let lastFoundNone = false;
     while (!failure && !outOfTime()) {
       const endedBefore = ended;
-      const free = batch - (held.size - chainWaiting);
+      const free = batch - held.size;
       const since = Date.now() - lastClaim;
       if (
         !held.size ||
@@ -248,7 +238,7 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
         let rows: (Job & { completed: boolean })[];
         try {
           rows = await db()<Job & { completed: boolean }>`
-            select * from private.claim_due_jobs(${worker}, ${free}, ${leaseSeconds}, ${chainWaiting ? unchained : names}, ${
+            select * from private.claim_due_jobs(${worker}, ${free}, ${leaseSeconds}, ${serialHeld ? unchained : names}, ${
             completingIds.length ? completingIds : null
           }, ${held.size || completingIds.length ? [...held.keys(), ...completingIds] : null})`;
         } catch (error) {
@@ -263,14 +253,33 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
         if (!jobs.length && !held.size) break; // the queue is empty and nothing runs
         lastFoundNone = !jobs.length;
         report.claimed += jobs.length;
+        // One serial job at a time: the others claimed with it go back at once.
+        let serialTaken = serialHeld > 0;
+        const extra: number[] = [];
         for (const job of jobs) {
           taskReport(job.task).claimed++;
+          if (registry[job.task]?.serial) {
+            if (serialTaken) {
+              extra.push(job.id);
+              continue;
+            }
+            serialTaken = true;
+          }
           start(job);
+        }
+        if (extra.length) {
+          try {
+            report.released += (await db()`select private.release_jobs(${worker}, ${extra}) as n`)[0].n as number;
+          } catch (error) {
+            release.push(...extra); // given back at the end of the run, as far as it can
+            failure = { error };
+            break;
+          }
         }
       }
       // Unless a job ended meanwhile (its wake-up would be lost), wait for one to end, or
       // for the time of the next claim; with every slot taken, only for a job to end.
-      const busy = held.size - chainWaiting >= batch; // every slot taken
+      const busy = held.size >= batch; // every slot taken
       const next = busy ? started + budget : lastClaim + (lastFoundNone ? IDLE_MS : REFILL_MS);
       if (ended === endedBefore) await progress(Math.max(10, next - Date.now()));
     }

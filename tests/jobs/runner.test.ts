@@ -361,6 +361,26 @@ describe('leases and budgets', () => {
     await db.sql`delete from private.jobs where task = 'provisionLike'`;
   });
 
+  it('holds one serial job at a time: those claimed with it go back at once, so a run killed under one costs the others no attempt', async () => {
+    const seen: { attempts: number; locked: boolean }[][] = [];
+    const registry: Registry = {
+      serialOne: {
+        serial: true,
+        async run(job: Job) {
+          // While this one runs (a run the wall clock might kill here), the others are free
+          // and their attempts as before.
+          seen.push((await db.sql`select attempts, locked_by is not null as locked from private.jobs
+            where task = 'serialOne' and id <> ${job.id} order by id`).map((r) => ({ ...r }) as { attempts: number; locked: boolean }));
+        },
+      } as never,
+    };
+    for (let i = 0; i < 3; i++) await db.sql`select private.add_job('serialOne')`;
+    const report = await runJobs({ registry, batch: 5, budgetMs: 5_000 });
+    expect(report.tasks.serialOne).toMatchObject({ completed: 3 });
+    expect(seen[0]).toEqual([{ attempts: 0, locked: false }, { attempts: 0, locked: false }]);
+    expect(seen.every((others) => others.every((o) => !o.locked))).toBe(true);
+  });
+
   it('gives back serial jobs it had no time to start, their attempt uncounted', async () => {
     const registry: Registry = {
       serial: {
