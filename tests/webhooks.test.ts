@@ -503,6 +503,15 @@ describe('Chatwoot conversations', () => {
     });
   }
 
+  it('cuts a long message at 10,000 characters, never inside an emoji (which would be stored as U+FFFD)', async () => {
+    expect((await sendSigned(conversation(151))).body.outcome).toBe('applied');
+    expect((await sendSigned(message(9151, 151, 'a'.repeat(9_999) + '😀' + 'tail'))).body.outcome).toBe('applied');
+    const [m] = await db.sql`select char_length(m.content) as n, right(m.content, 1) as last from public.ticket_messages m
+      join public.tickets t on t.tenant_id = m.tenant_id and t.id = m.ticket_id
+      where t.tenant_id = ${acme} and t.chatwoot_conversation_id = '151' and m.type = 'message'`;
+    expect(m).toEqual({ n: 10_000, last: '😀' });
+  });
+
   it('turns a conversation, its messages and status changes into a ticket', async () => {
     expect((await sendSigned(conversation(101))).body.outcome).toBe('applied');
     await sendSigned(message(9001, 101, 'Order #55, placed Monday'));

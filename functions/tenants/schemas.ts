@@ -154,7 +154,7 @@ export const PendingInvitationSchema = z.object({
 const Limits = z.record(z.string(), z.number().int().nonnegative().nullable())
   .openapi({ description: 'Limit name → maximum, null for no limit', example: { members: 100, tickets_per_month: 10000 } });
 const Features = z.record(z.string(), z.boolean()).openapi({ example: { voice: false, outbound_webhooks: true } });
-const FlagValue = z.union([z.boolean(), z.string().min(1).max(100)]).openapi({ description: 'On/off, or a variant name' });
+const FlagValue = z.union([z.boolean(), Text.min(1).max(100)]).openapi({ description: 'On/off, or a variant name' });
 
 export const EntitlementsSchema = z
   .object({
@@ -502,9 +502,9 @@ export const PlanTierSchema = z
 
 export const UpdateEntitlementsBody = z
   .object({
-    limits: z.record(z.string().max(63), z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).nullable()).optional()
+    limits: z.record(Text.max(63), z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).nullable()).optional()
       .openapi({ description: "Overrides of the plan's limits; null removes an override (no limit: set a large number)" }),
-    features: z.record(z.string().max(63), z.boolean().nullable()).optional()
+    features: z.record(Text.max(63), z.boolean().nullable()).optional()
       .openapi({ description: "Overrides of the plan's features; null removes an override" }),
     flags: z.record(z.string().regex(/^[a-z][a-z0-9_.-]{0,62}$/), FlagValue.nullable()).optional()
       .openapi({ description: 'Feature flags for gradual roll-outs; null deletes one' }),

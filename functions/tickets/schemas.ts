@@ -635,12 +635,12 @@ const ConditionField = z
     /^(status|priority|department|team_id|assigned_to|requester_id|title|description|tags|changed|message\.content|message\.type|message\.author|custom_fields\.[a-z][a-z0-9_]{0,49})$/,
     'a ticket field, changed, message.content, message.type, message.author or custom_fields.<key>',
   );
-const Scalar = z.union([z.string().max(200), z.number(), z.boolean()]);
+const Scalar = z.union([Text.max(200), z.number(), z.boolean()]);
 export const AutomationConditionSchema = z.union([
   z.object({ field: ConditionField, op: z.enum(['is_empty', 'is_not_empty']) }).strict(),
   z.object({ field: ConditionField, op: z.enum(['eq', 'neq']), value: Scalar }).strict(),
   z.object({ field: ConditionField, op: z.enum(['in', 'not_in']), value: z.array(Scalar).min(1).max(50) }).strict(),
-  z.object({ field: ConditionField, op: z.enum(['contains', 'not_contains']), value: z.string().min(1).max(200) })
+  z.object({ field: ConditionField, op: z.enum(['contains', 'not_contains']), value: Text.min(1).max(200) })
     .strict(),
 ]).openapi('AutomationCondition', {
   description: 'contains: a substring (case-insensitive) of a text, or an element of a list (tags, changed)',

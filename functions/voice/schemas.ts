@@ -6,7 +6,9 @@ import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import {
   CursorParam,
   IsoTimestamp,
+  jsonDeeperThan,
   JsonObject,
+  MAX_JSON_DEPTH,
   QueryInteger,
   QueryTimestamp,
   SignedUrlSchema,
@@ -68,6 +70,8 @@ function decimalLength(text: string): number {
  *  escapes), plus the space jsonb writes after every `:` and `,` between items, with
  *  numbers in exponent form counted as Postgres writes them. */
 export function jsonbTextBytes(value: unknown): number {
+  // Too deep to walk (JsonObject refuses it by name): more than any bound.
+  if (jsonDeeperThan(value, MAX_JSON_DEPTH)) return Number.POSITIVE_INFINITY;
   let extra = 0; // bytes Postgres writes beyond JSON.stringify's
   const count = (v: unknown): void => {
     if (typeof v === 'number' && Number.isFinite(v)) {

@@ -28,7 +28,7 @@ export interface RoleOptions {
   platformAdmin?: boolean;
   /** A feature the tenant's plan must include (private.require_feature: 403
    *  feature_not_in_plan), by name or read from the request (a path parameter). */
-  feature?: string | ((c: { req: { param(name: string): string | undefined } }) => string);
+  feature?: string | ((c: { req: { param(name: string): string | undefined } }) => string | null);
   /** The scope an API key needs here (403 insufficient_scope without it); a route
    *  without one refuses API keys. */
   scope?: Scope;
@@ -74,10 +74,10 @@ export const needs = {
           throw validationError(id.error.issues.map((i) => ({ ...i, path: ['tenantId', ...i.path] })), 'param');
         }
         if (opts.platformAdmin) requirePlatformAdmin(caller(c));
-        if (opts.feature) {
-          const feature = typeof opts.feature === 'string' ? opts.feature : opts.feature(c);
-          await c.get('tx')`select private.require_feature(${id.data}::uuid, ${feature})`;
-        }
+        // A feature named by the path (a service) that is no such thing: the route's own
+        // validation answers (422 naming the parameter), not a plan check of it.
+        const feature = typeof opts.feature === 'function' ? opts.feature(c) : opts.feature;
+        if (feature) await c.get('tx')`select private.require_feature(${id.data}::uuid, ${feature})`;
         await next();
       });
     };

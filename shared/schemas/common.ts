@@ -14,9 +14,13 @@ function outsidePostgres(v: string): boolean {
   const offsetHours = v.match(/[+-](\d{2}):?\d{2}$/)?.[1];
   return yearZero(v) || (offsetHours !== undefined && Number(offsetHours) > 15);
 }
+/** More fraction digits than the nine a time has use for: zod takes any number, and
+ *  Postgres's reader refuses a long one (its input buffer), a 422 naming the body. */
+const tooPrecise = (v: string) => /\.\d{10,}/.test(v);
 /** A time with an offset (ISO 8601), in Postgres's range. */
 export const IsoTimestamp = z.iso.datetime({ offset: true })
-  .refine((v) => !outsidePostgres(v), 'year 1 or later, offset within ±15:59');
+  .refine((v) => !outsidePostgres(v), 'year 1 or later, offset within ±15:59')
+  .refine((v) => !tooPrecise(v), 'at most 9 digits of a second');
 /** A timestamp in a query string. A `+` offset left unencoded is a space once the query
  *  is decoded (`…T09:00:00 02:00`), refused before; it is read as the `+` it was, as the
  *  voice numbers are (functions/voice/schemas.ts). */
@@ -47,9 +51,31 @@ export const Text = z.string()
   .refine((s) => !s.includes('\u0000'), 'must not contain NUL characters')
   .refine((s) => !LONE_SURROGATE.test(s), 'must be well-formed Unicode (no lone surrogate)');
 
+/** How deep JSON may nest in a body's free-form objects: far past any real use, and
+ *  short of what a recursive walk (JSON.stringify on older V8, a size count) can take. */
+export const MAX_JSON_DEPTH = 64;
+
+/** Whether a value nests objects or arrays more than `limit` deep, found without
+ *  recursion: JSON.parse takes 400,000 levels, which a recursive walk cannot. */
+export function jsonDeeperThan(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > limit) return true;
+    for (const item of Array.isArray(v) ? v : Object.values(v)) stack.push([item, depth + 1]);
+  }
+  return false;
+}
+
 /** A JSON object of at most maxBytes, without NUL characters anywhere (jsonb refuses them). */
 export const JsonObject = (maxBytes: number) =>
   z.record(z.string(), z.unknown()).superRefine((o, ctx) => {
+    if (jsonDeeperThan(o, MAX_JSON_DEPTH)) {
+      // Not walked further (a 500 when a walk ran out of stack): refused as it is.
+      ctx.addIssue({ code: 'custom', message: `must not nest deeper than ${MAX_JSON_DEPTH} levels`, continue: false });
+      return;
+    }
     const json = JSON.stringify(o);
     if (new TextEncoder().encode(json).length > maxBytes) {
       ctx.addIssue({ code: 'custom', message: `must be at most ${maxBytes} bytes of JSON` });

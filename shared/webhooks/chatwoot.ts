@@ -249,11 +249,8 @@ export async function applyChatwootEvent(
         insert into public.ticket_messages (tenant_id, ticket_id, type, content)
         values (${tenantId}, ${ticket.id}, ${!incoming && event.private ? 'note' : 'message'},
                 ${
-        (typeof event.content === 'string' && event.content.trim() ? event.content : '[attachment]').slice(
-          0,
-          10000,
-        )
-      })`;
+        // By characters: a cut by UTF-16 units could split an emoji, stored as U+FFFD.
+        firstCharacters(typeof event.content === 'string' && event.content.trim() ? event.content : '[attachment]', 10000)})`;
       // A customer writing again hands a pending ticket back to the agents.
       if (incoming && ticket.status === 'pending') {
         await tx`update public.tickets set status = 'open' where tenant_id = ${tenantId} and id = ${ticket.id}`;

@@ -64,8 +64,12 @@ function loginState(logins: Map<string, { pending: boolean }>, service: string) 
   return { credentials_available: login?.pending === false, credentials_pending: login?.pending === true };
 }
 
-/** A partner service is a feature of the plan, by its name (issue 15). */
-const serviceFeature = (c: { req: { param(name: string): string | undefined } }) => c.req.param('service') ?? '';
+/** A partner service is a feature of the plan, by its name (issue 15); a name that is no
+ *  service is none (the parameter's validation then answers 422). */
+const serviceFeature = (c: { req: { param(name: string): string | undefined } }) => {
+  const name = s.ServiceNameSchema.safeParse(c.req.param('service'));
+  return name.success ? name.data : null;
+};
 
 export function registerServices(app: TenantsApp): void {
   app.openapi(
