@@ -253,9 +253,11 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
         if (!jobs.length && !held.size) break; // the queue is empty and nothing runs
         lastFoundNone = !jobs.length;
         report.claimed += jobs.length;
-        // One serial job at a time: the others claimed with it go back at once.
+        // One serial job at a time: the others claimed with it go back at once, before any
+        // job starts (so none runs while they are still held).
         let serialTaken = serialHeld > 0;
         const extra: number[] = [];
+        const starting: Job[] = [];
         for (const job of jobs) {
           taskReport(job.task).claimed++;
           if (registry[job.task]?.serial) {
@@ -265,17 +267,18 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
             }
             serialTaken = true;
           }
-          start(job);
+          starting.push(job);
         }
         if (extra.length) {
           try {
             report.released += (await db()`select private.release_jobs(${worker}, ${extra}) as n`)[0].n as number;
           } catch (error) {
-            release.push(...extra); // given back at the end of the run, as far as it can
+            release.push(...extra, ...starting.map((j) => j.id)); // given back at the end of the run, as far as it can
             failure = { error };
             break;
           }
         }
+        for (const job of starting) start(job);
       }
       // Unless a job ended meanwhile (its wake-up would be lost), wait for one to end, or
       // for the time of the next claim; with every slot taken, only for a job to end.
