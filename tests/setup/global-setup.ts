@@ -29,13 +29,19 @@ export default async function setup(project: TestProject) {
   const tmpMode = (await stat(os.tmpdir())).mode;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'platform-test-'));
   const port = await freePort();
-  const { pg, url, adminUrl } = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), port, fast: true, ownedRoot: dir });
+  const { pg, url, adminUrl } = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), port, fast: true, ownedRoot: dir })
+    .catch(async (err) => {
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    });
   try {
     const templateUrl = await createDatabase(url, TEMPLATE_DB);
     await migrate(templateUrl, { adminUrl: withDatabase(adminUrl, TEMPLATE_DB) });
     await runSqlFile(templateUrl, seedFile);
   } catch (err) {
+    // A migration that fails must not leave the cluster's folder behind either.
     await pg.stop();
+    await rm(dir, { recursive: true, force: true });
     throw err;
   }
   project.provide('pgUrl', url);
