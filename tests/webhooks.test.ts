@@ -827,7 +827,7 @@ describe('outbound webhooks', () => {
     }
   });
 
-  it("sends a failed delivery again on an admin's request, with its webhook-id; only a failed one, and only its own endpoint's", async () => {
+  it("sends a failed delivery again on an admin's request, with its webhook-id; only a failed one of its own endpoint, not while its job finishes nor for a type no longer taken", async () => {
     const secretRef: { secret?: string } = {};
     const rx = await receiver(secretRef);
     try {

@@ -130,6 +130,12 @@ export function n8nConnector(config: N8nConfig): Connector {
   const ownerId = async (ctx: ProvisionContext) =>
     ctx.externalIds.user_id as string | undefined ?? (ctx.admin ? (await findUser(ctx.admin.email))?.id : undefined);
 
+  /** The tenant's team project (projects mode): the recorded one, else found by its name,
+   *  never one another tenant's service records (a create whose answer was lost). */
+  const tenantProject = async (ctx: ProvisionContext) =>
+    ctx.externalIds.project_id as string | undefined ??
+      (config.mode === 'projects' ? await unclaimedProjectNamed(ctx, await teamProjects()) : undefined);
+
   /** Invites the e-mail, or finds the login it already is. */
   async function invite(email: string): Promise<{ id: string; inviteUrl: string | null }> {
     const { body } = await call('/users', { method: 'POST', body: [{ email, role: 'global:member' }] }) as {
@@ -199,8 +205,7 @@ export function n8nConnector(config: N8nConfig): Connector {
       const userId = await ownerId(ctx);
       if (!userId) return;
       if (config.mode === 'projects') {
-        const projectId = ctx.externalIds.project_id as string | undefined ??
-          await unclaimedProjectNamed(ctx, await teamProjects());
+        const projectId = await tenantProject(ctx);
         if (projectId) await removeCall(`/projects/${encodeURIComponent(projectId)}/users/${encodeURIComponent(userId)}`);
         return;
       }
@@ -215,12 +220,8 @@ export function n8nConnector(config: N8nConfig): Connector {
     // service still uses it (or it is one of n8n's own admins), which revokes a pending
     // invitation.
     async remove(ctx) {
-      const recorded = ctx.externalIds.project_id as string | undefined;
       const userId = await ownerId(ctx);
-      // A project whose create answer was lost has no id here: found by its name, never
-      // one another tenant's service records (one whose slug this tenant now has).
-      const projectId = recorded ??
-        (config.mode === 'projects' ? await unclaimedProjectNamed(ctx, await teamProjects()) : undefined);
+      const projectId = await tenantProject(ctx);
       if (projectId) await removeCall(`/projects/${encodeURIComponent(projectId)}`);
       if (!userId || await usedElsewhere(ctx, userId)) return;
       const user = await findUser(userId);

@@ -295,6 +295,9 @@ export function odooConnector(config: OdooConfig): Connector {
     ]);
   }
 
+  /** The owner's login, by its e-mail (a login is unique; archived ones are found too). */
+  const ownerLogin = (email: string) => findOne('res.users', [['login', '=', email]]);
+
   /** The tenant's company: its recorded id, else found by its names (a create whose answer
    *  was lost; never another tenant's). */
   async function tenantCompany(ctx: ProvisionContext): Promise<number | undefined> {
@@ -307,7 +310,7 @@ export function odooConnector(config: OdooConfig): Connector {
    *  suspension whose ids were never recorded would otherwise revoke nothing. */
   async function owner(ctx: ProvisionContext): Promise<[UserRow | undefined, number | undefined]> {
     const userId = ctx.externalIds.user_id as number | undefined ??
-      (ctx.admin ? await findOne('res.users', [['login', '=', ctx.admin.email]]) : undefined);
+      (ctx.admin ? await ownerLogin(ctx.admin.email) : undefined);
     const companyId = await tenantCompany(ctx);
     return [userId ? await readUser(userId) : undefined, companyId];
   }
@@ -413,7 +416,7 @@ export function odooConnector(config: OdooConfig): Connector {
         await t.call('res.company', 'write', [[companyId], back]);
       }
       const groups = await adminGroups();
-      const userId = await findOne('res.users', [['login', '=', ctx.admin.email]]);
+      const userId = await ownerLogin(ctx.admin.email);
       let id = userId;
       if (userId) {
         // The same person already has a login (another tenant's owner): give it this company
@@ -435,9 +438,7 @@ export function odooConnector(config: OdooConfig): Connector {
           // Another tenant of the same owner, provisioned at the same time by another
           // worker, made the login between the lookup and this create (Odoo refuses a
           // second login as a ValidationError): it is theirs to share, as above.
-          const raced = err instanceof PartnerError && !err.retryable
-            ? await findOne('res.users', [['login', '=', ctx.admin.email]])
-            : undefined;
+          const raced = err instanceof PartnerError && !err.retryable ? await ownerLogin(ctx.admin.email) : undefined;
           if (!raced) throw err;
           await grant((await readUser(raced))!, companyId, groups);
           id = raced;

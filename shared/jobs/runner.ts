@@ -92,7 +92,7 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
   const leaseSeconds = opts.leaseSeconds ?? 120;
   const names = opts.tasks ?? Object.keys(registry);
   /** The tasks a claim asks for while the run holds a serial job. */
-  const unchained = names.filter((name) => !registry[name]?.serial);
+  const nonSerial = names.filter((name) => !registry[name]?.serial);
   const ctx: TaskContext = { worker, deps: opts.deps ?? {} };
   const report: RunReport = {
     worker,
@@ -238,7 +238,7 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
         let rows: (Job & { completed: boolean })[];
         try {
           rows = await db()<Job & { completed: boolean }>`
-            select * from private.claim_due_jobs(${worker}, ${free}, ${leaseSeconds}, ${serialHeld ? unchained : names}, ${
+            select * from private.claim_due_jobs(${worker}, ${free}, ${leaseSeconds}, ${serialHeld ? nonSerial : names}, ${
             completingIds.length ? completingIds : null
           }, ${held.size || completingIds.length ? [...held.keys(), ...completingIds] : null})`;
         } catch (error) {
@@ -286,7 +286,7 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
       const next = busy ? started + budget : lastClaim + (lastFoundNone ? IDLE_MS : REFILL_MS);
       if (ended === endedBefore) await progress(Math.max(10, next - Date.now()));
     }
-    // Out of time or failed: no more claims; what is held finishes (or goes back).
+    // Out of time or failed: no more claims; what is held finishes.
     await Promise.all(held.values());
   } finally {
     stopRenewing();
@@ -327,9 +327,9 @@ const IDLE_MS = 1_000;
  *  hangs for good lets its job go to another worker. */
 const MAX_HOLD_MS = 15 * 60_000;
 
-/** Renews the lease of the jobs the run holds (`ids()`: running, waiting in the serial
- *  chain, or finished and not yet completed) every third of the lease, so a job that
- *  takes longer than its lease (a serial job started late, a slow partner) is not claimed by the next run while this one is still in it; a lease runs
+/** Renews the lease of the jobs the run holds (`ids()`: running, or finished and not yet
+ *  completed) every third of the lease, so a job that takes longer than its lease (a slow
+ *  partner) is not claimed by the next run while this one is still in it; a lease runs
  *  out only when its worker stops. Returns the function that stops the renewals. A
  *  renewal that fails (the database away for a moment) is tried again at the next tick;
  *  a job whose lease was lost meanwhile stays lost (its handler finds out when it

@@ -41,7 +41,8 @@ export interface TaskContext {
 export type TaskResult = Record<string, number | undefined>;
 
 export interface Task<P = Record<string, unknown>> {
-  /** Jobs of this task in one claimed batch run one after another (default: together). */
+  /** A run holds at most one job of this task; the others a claim returns go back at
+   *  once, their attempt uncounted (default: as many as the run has slots). */
   serial?: boolean;
   run(job: Job<P>, ctx: TaskContext): Promise<TaskResult | void>;
   /** Records a failure in the domain, in the transaction that fails the job and before

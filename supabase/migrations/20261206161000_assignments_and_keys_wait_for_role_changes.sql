@@ -1,5 +1,5 @@
--- An assignment, a follow or a new API key waits for a change of its person's membership
--- under way, and is then checked against the outcome.
+-- An assignment or a new API key waits for a change of its person's membership under way,
+-- and is then checked against the outcome; a follow answers 503 (to retry) while one is.
 --
 -- Each read the person's membership unlocked. A demotion (or a removal) takes that row's
 -- lock, and its own clean-up (unassign_on_demotion, drop_follows_on_demotion,

@@ -62,14 +62,20 @@ export function someoneWaitsFor(sql: Sql, blockerPid: number): Promise<boolean> 
 
 async function someoneWaits(sql: Sql, blockerPid: number | undefined, advisoryOnly: boolean): Promise<boolean> {
   for (let i = 0; i < 200; i++) {
-    const [w] = await sql`select count(*)::int as n from pg_catalog.pg_stat_activity a
-                          where a.datname = pg_catalog.current_database() and a.wait_event_type = 'Lock'
-                            and (not ${advisoryOnly} or a.wait_event = 'advisory')
-                            and (${blockerPid ?? null}::int is null or ${blockerPid ?? null}::int = any (pg_catalog.pg_blocking_pids(a.pid)))`;
-    if (w.n > 0) return true;
+    if (await waiters(sql, blockerPid, advisoryOnly) > 0) return true;
     await new Promise((r) => setTimeout(r, 25));
   }
   return false;
+}
+
+/** How many backends of this database wait for a lock now (one `blockerPid` holds, when
+ *  given; advisory ones only, with `advisoryOnly`). */
+async function waiters(sql: Sql, blockerPid: number | undefined, advisoryOnly = false): Promise<number> {
+  const [w] = await sql`select count(*)::int as n from pg_catalog.pg_stat_activity a
+                        where a.datname = pg_catalog.current_database() and a.wait_event_type = 'Lock'
+                          and (not ${advisoryOnly} or a.wait_event = 'advisory')
+                          and (${blockerPid ?? null}::int is null or ${blockerPid ?? null}::int = any (pg_catalog.pg_blocking_pids(a.pid)))`;
+  return w.n as number;
 }
 
 /** Whether `promise` has settled by now (after the microtasks queued before it). */
@@ -103,9 +109,7 @@ export async function whileHeld<T>(
       let done = false;
       const result = acting.finally(() => (done = true));
       while (!done) {
-        const [w] = await sql`select count(*)::int as n from pg_catalog.pg_stat_activity a
-          where a.wait_event_type = 'Lock' and ${pid as number}::int = any (pg_catalog.pg_blocking_pids(a.pid))`;
-        if (w.n > 0) {
+        if (await waiters(sql, pid as number) > 0) {
           await holder`rollback`;
           await result.catch(() => undefined);
           throw new Error('the act waited for the held transaction');

@@ -262,11 +262,11 @@ describe('leases and budgets', () => {
     expect(await db.sql`select 1 from private.jobs where id = ${id}`).toHaveLength(0);
   });
 
-  it('a run that fails still completes what it finished and gives back the serial jobs it did not start', async () => {
+  it('a run that fails still completes what it finished; the serial jobs claimed beside the failing one are back, their attempt uncounted', async () => {
     const registry: Registry = {
-      // Still running when the chain's first job fails: finished after the run stopped claiming.
+      // Still running when the serial job fails: finished after the run stopped claiming.
       quick: { run: () => sleep(300) } as never,
-      chain: {
+      serialFails: {
         serial: true,
         run: () => Promise.reject(new JobError('this one fails')),
         // The failure cannot be recorded (as when the database refuses the statement): the
@@ -275,19 +275,19 @@ describe('leases and budgets', () => {
       } as never,
     };
     for (let i = 0; i < 3; i++) await db.sql`select private.add_job('quick')`;
-    for (let i = 0; i < 3; i++) await db.sql`select private.add_job('chain')`;
+    for (let i = 0; i < 3; i++) await db.sql`select private.add_job('serialFails')`;
     await expect(runJobs({ registry, batch: 10, budgetMs: 5_000 })).rejects.toThrow('the failure could not be recorded');
     // The quick jobs ran: completed, not left to run again when their lease ends.
     expect(await db.sql`select 1 from private.jobs where task = 'quick'`).toHaveLength(0);
-    // The first of the chain holds its lease (its failure went unrecorded); the two behind
-    // it never started and are back, their attempt uncounted.
-    const chain = await db.sql`select attempts, locked_by is not null as locked from private.jobs where task = 'chain' order by id`;
-    expect(chain.map((r) => ({ ...r }))).toEqual([
+    // The serial job that ran holds its lease (its failure went unrecorded); the two claimed
+    // with it went back at their claim, their attempt uncounted.
+    const serial = await db.sql`select attempts, locked_by is not null as locked from private.jobs where task = 'serialFails' order by id`;
+    expect(serial.map((r) => ({ ...r }))).toEqual([
       { attempts: 1, locked: true },
       { attempts: 0, locked: false },
       { attempts: 0, locked: false },
     ]);
-    await db.sql`delete from private.jobs where task = 'chain'`;
+    await db.sql`delete from private.jobs where task = 'serialFails'`;
   });
 
   it('a renewal neither shortens a lease nor takes back one another worker holds', async () => {
@@ -381,7 +381,7 @@ describe('leases and budgets', () => {
     expect(seen.every((others) => others.every((o) => !o.locked))).toBe(true);
   });
 
-  it('gives back serial jobs it had no time to start, their attempt uncounted', async () => {
+  it('gives back at once the serial jobs claimed beside the running one, their attempt uncounted', async () => {
     const registry: Registry = {
       serial: {
         serial: true,

@@ -98,14 +98,19 @@ const FIELD_RECORD_OF: Record<string, string> = {
 
 const acme = tenants.acme.id;
 const globex = VICTIM.id;
-/** Routes whose control may refuse acme's own record to acme's admin (or not get past
- *  its body's checks), and why. */
+/** A 422 of the route's schema or of its handler's own checks (a webhook URL's host that
+ *  does not resolve): it proves nothing about isolation; the database's refusal of a
+ *  reference (`details.constraint`) does. */
+const schemaRefused = (x: CallResult) =>
+  x.status === 422 && x.body?.error?.code === 'validation_failed' && x.body?.error?.details?.constraint === undefined;
 /** A control's body where the generated one names nothing of acme's (a number, not an id). */
 const CONTROL_BODY: Record<string, () => unknown> = {
   // A failed delivery of acme's endpoint, planted before the probes.
   'POST /tenants/{tenantId}/webhooks/{endpointId}/deliveries/retry': () => ({ delivery_id: acmeFailedDelivery }),
 };
 let acmeFailedDelivery = 0;
+/** Routes whose control may refuse acme's own record to acme's admin (or not get past
+ *  its body's checks), and why. */
 const OWN_REFUSED: Record<string, string> = {
   'POST /tenants/{tenantId}/suspend': 'platform admins only',
   'POST /tenants/{tenantId}/resume': 'platform admins only',
@@ -464,11 +469,7 @@ describe("another tenant's records through every route of every function", () =>
     for (const p of list) {
       const app = apps[p.url.split('/')[1].split('?')[0]];
       const token = actors.find((a) => a.label === p.actor)!.token;
-      // The first body that passes validation decides: a 422 of the route's schema or of its
-      // handler's own checks (a webhook URL's host that does not resolve) proves nothing
-      // about isolation; the database's refusal of a reference (`details.constraint`) does.
-      const schemaRefused = (x: CallResult) =>
-        x.status === 422 && x.body?.error?.code === 'validation_failed' && x.body?.error?.details?.constraint === undefined;
+      // The first body that passes validation decides.
       let r: CallResult | undefined;
       let sent: unknown;
       for (const body of p.bodies) {
@@ -555,12 +556,11 @@ describe("another tenant's records through every route of every function", () =>
       let r: CallResult | undefined;
       for (const body of c.bodies) {
         r = await call(app, c.method, c.url, { token, body });
-        if (!(r.status === 422 && r.body?.error?.details?.constraint === undefined)) break;
+        if (!schemaRefused(r)) break;
       }
       // A 404 of another kind (`no_recording`) is the record's state, past the refusal; a
       // body no schema check lets through proves nothing either way.
-      const unchecked = r!.status === 422 && r!.body?.error?.code === 'validation_failed' && r!.body?.error?.details?.constraint === undefined;
-      const refused = unchecked || r!.status === 403 || (r!.status === 404 && r!.body?.error?.code === 'not_found');
+      const refused = schemaRefused(r!) || r!.status === 403 || (r!.status === 404 && r!.body?.error?.code === 'not_found');
       if (refused && !(c.route in OWN_REFUSED)) {
         refusedOwn.push(`${c.route}: ${r!.status} ${JSON.stringify(r!.body).slice(0, 160)}`);
       }

@@ -519,7 +519,7 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Customers follow tickets where the tenant allows it (issue 16 §5): their follows count
   // there, they add only customers, and hear of public changes only.
   'private.my_followed_ticket_keys': ['20261202141100_customer_followers.sql'],
-  // ... and waits for a role change of the follower under way (review).
+  // ... and reads the follower's membership FOR SHARE NOWAIT: a 503 during a role change (review).
   'private.ticket_followers_check': [
     '20261202141100_customer_followers.sql',
     '20261206035000_customer_followers_customers_only.sql',
