@@ -715,6 +715,23 @@ async function receiver(secretRef: { secret?: string }) {
   };
 }
 
+/** A receiver and an endpoint of acme's at it for `eventTypes`, whose signing secret the
+ *  receiver verifies with. The caller closes the receiver. */
+async function receiverFor(eventTypes: string[]) {
+  const secretRef: { secret?: string } = {};
+  const rx = await receiver(secretRef);
+  const reg = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, {
+    token: adminToken,
+    body: { url: rx.url, event_types: eventTypes },
+  });
+  if (reg.status !== 201) {
+    await rx.close();
+    throw new Error(`the endpoint was not registered: ${reg.status} ${JSON.stringify(reg.body)}`);
+  }
+  secretRef.secret = reg.body.secret;
+  return { rx, reg };
+}
+
 /** One run of the job runner over webhook deliveries (what the old delivery job did). */
 const deliverWebhooks = (opts: { timeoutMs: number; budgetMs: number }) =>
   runJobs({ tasks: ['deliver-webhook'], deps: { webhookTimeoutMs: opts.timeoutMs }, budgetMs: opts.budgetMs });
@@ -745,15 +762,10 @@ describe('outbound webhooks', () => {
   });
 
   it('delivers every event, signed, in order per ticket, through failures, a timeout and recovery', async () => {
-    const secretRef: { secret?: string } = {};
-    const rx = await receiver(secretRef);
+    const { rx, reg } = await receiverFor(['ticket.created', 'ticket.status_changed', 'message.created']);
     try {
-      const reg = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, {
-        token: adminToken, body: { url: rx.url, event_types: ['ticket.created', 'ticket.status_changed', 'message.created'] },
-      });
       expect(reg.status).toBe(201);
       expect(reg.body.secret).toMatch(/^whsec_/);
-      secretRef.secret = reg.body.secret;
       const listed = await call(tenantsApp, 'GET', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken });
       expect(JSON.stringify(listed.body)).not.toContain(reg.body.secret);
 
@@ -828,13 +840,8 @@ describe('outbound webhooks', () => {
   });
 
   it("sends a failed delivery again on an admin's request, with its webhook-id; only a failed one of its own endpoint, not while its job finishes nor for a type no longer taken", async () => {
-    const secretRef: { secret?: string } = {};
-    const rx = await receiver(secretRef);
+    const { rx, reg } = await receiverFor(['ticket.created']);
     try {
-      const reg = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, {
-        token: adminToken, body: { url: rx.url, event_types: ['ticket.created'] },
-      });
-      secretRef.secret = reg.body.secret;
       const userTok = await supabaseToken(users.acmeUser, { tenantId: tenants.acme.id });
       const ticket = (await call(ticketsApp, 'POST', '/tickets', { token: userTok, body: { title: 'Refused until fixed' } })).body;
       const [d] = await db.sql`select d.id, ev.message_id from private.webhook_deliveries d join private.webhook_events ev on ev.id = d.event_id
@@ -936,11 +943,8 @@ describe('outbound webhooks', () => {
   });
 
   it('an endpoint failing without pause gets one delivery per interval as a probe: the others wait untried, in their queues, and go out once a probe gets through', async () => {
-    const secretRef: { secret?: string } = {};
-    const rx = await receiver(secretRef);
+    const { rx, reg } = await receiverFor(['ticket.created']);
     try {
-      const reg = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken, body: { url: rx.url, event_types: ['ticket.created'] } });
-      secretRef.secret = reg.body.secret;
       await db.sql`update private.jobs set dead_at = now() where task = 'deliver-webhook' and dead_at is null`;
       // Six tickets: six named queues (one per ticket), so nothing orders them but the breaker.
       for (let i = 0; i < 6; i++) {
@@ -1125,11 +1129,8 @@ describe('outbound webhooks', () => {
   });
 
   it('a delivery out of retries while its endpoint fails is held, not dropped: the endpoint is disabled and re-enabling sends it', async () => {
-    const secretRef: { secret?: string } = {};
-    const rx = await receiver(secretRef);
+    const { rx, reg } = await receiverFor(['membership.updated']);
     try {
-      const reg = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken, body: { url: rx.url, event_types: ['membership.updated'] } });
-      secretRef.secret = reg.body.secret;
       await db.sql`update private.jobs set dead_at = now() where task = 'deliver-webhook' and dead_at is null`;
       await db.sql`update public.memberships set role = 'user' where tenant_id = ${tenants.acme.id} and user_id = ${users.acmeUser.id}`;
       // Failing for 15 hours, not yet a day; this delivery's next attempt is its last.
@@ -1156,11 +1157,8 @@ describe('outbound webhooks', () => {
   });
 
   it("re-enabling keeps one person's or ticket's events in order: the held delivery goes before those queued behind it", async () => {
-    const secretRef: { secret?: string } = {};
-    const rx = await receiver(secretRef);
+    const { rx, reg } = await receiverFor(['membership.updated']);
     try {
-      const reg = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken, body: { url: rx.url, event_types: ['membership.updated'] } });
-      secretRef.secret = reg.body.secret;
       await db.sql`update private.jobs set dead_at = now() where task = 'deliver-webhook' and dead_at is null`;
       for (const role of ['agent', 'user']) {
         await db.sql`update public.memberships set role = ${role} where tenant_id = ${tenants.acme.id} and user_id = ${users.acmeUser.id}`;
@@ -1186,11 +1184,8 @@ describe('outbound webhooks', () => {
   });
 
   it("a receiver's 429 is no failure of the endpoint, and its Retry-After is waited out; a 503's too", async () => {
-    const secretRef: { secret?: string } = {};
-    const rx = await receiver(secretRef);
+    const { rx, reg } = await receiverFor(['membership.updated']);
     try {
-      const reg = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, { token: adminToken, body: { url: rx.url, event_types: ['membership.updated'] } });
-      secretRef.secret = reg.body.secret;
       await db.sql`update private.jobs set dead_at = now() where task = 'deliver-webhook' and dead_at is null`;
       await db.sql`update public.memberships set role = 'agent' where tenant_id = ${tenants.acme.id} and user_id = ${users.acmeUser.id}`;
       const delivery = async () => {
