@@ -32,6 +32,8 @@ const Counts = z.object({
   lost: z.number().int(),
   /** Put back untried, their attempt uncounted (a webhook endpoint's open breaker). */
   deferred: z.number().int(),
+  /** Failed after a newer job took their key: ended, the newer job to run in their place. */
+  superseded: z.number().int(),
 }).catchall(z.number());
 
 const Report = z.object({
@@ -43,6 +45,7 @@ const Report = z.object({
   dead: z.number().int(),
   lost: z.number().int(),
   deferred: z.number().int(),
+  superseded: z.number().int(),
   released: z.number().int(),
   ms: z.number().int(),
   tasks: z.record(z.string(), Counts),

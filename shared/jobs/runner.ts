@@ -3,7 +3,8 @@
 // `batch` due jobs of every registered task in hand (claimed FOR UPDATE SKIP LOCKED,
 // under a lease renewed while they run; a slot that frees is filled while the others
 // still run), runs each through its task's handler, completes the successes in the
-// statement that claims the next jobs, fails the others one by one (backoff or dead),
+// statement that claims the next jobs, fails the others one by one (backoff, dead, or
+// ended when a newer job took its key),
 // and stops claiming when the queue is empty or its time budget is spent — an Edge
 // Function has 150 s of wall clock and about 2 s of CPU per request. Queue bookkeeping is one autocommit statement each
 // (definer functions); handlers open their own service transactions, and no
@@ -47,6 +48,7 @@ export interface TaskReport {
   dead: number;
   lost: number;
   deferred: number;
+  superseded: number;
   [count: string]: number;
 }
 
@@ -59,12 +61,13 @@ export interface RunReport {
   dead: number;
   lost: number;
   deferred: number;
+  superseded: number;
   released: number;
   ms: number;
   tasks: Record<string, TaskReport>;
 }
 
-type Outcome = 'completed' | 'retried' | 'dead' | 'lost' | 'deferred';
+type Outcome = 'completed' | 'retried' | 'dead' | 'lost' | 'deferred' | 'superseded';
 
 /** Whole seconds, from `floor` to a day: what fail_job and defer_job take (an int, capped
  *  at a day), so a handler's number never fails the statement that records it. */
@@ -103,12 +106,13 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
     dead: 0,
     lost: 0,
     deferred: 0,
+    superseded: 0,
     released: 0,
     ms: 0,
     tasks: {},
   };
   const taskReport = (task: string) =>
-    report.tasks[task] ??= { claimed: 0, completed: 0, retried: 0, dead: 0, lost: 0, deferred: 0 };
+    report.tasks[task] ??= { claimed: 0, completed: 0, retried: 0, dead: 0, lost: 0, deferred: 0, superseded: 0 };
   const count = (job: Job, outcome: Outcome) => {
     report[outcome]++;
     taskReport(job.task)[outcome]++;
@@ -124,12 +128,16 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
     try {
       const outcome = await asService(null, async (tx) => {
         const predicted = permanent || job.attempts >= job.max_attempts ? 'dead' : 'retry';
-        if (task?.failed) await task.failed(tx, job, predicted, message, ctx);
+        // A job whose key a newer job took (private.add_job) ends here and its failure is
+        // not the domain's: the newer job, with the current payload, has yet to run.
+        const superseded = task?.failed &&
+          (await tx`select private.job_superseded(${job.id}) as s`)[0].s === true;
+        if (task?.failed && !superseded) await task.failed(tx, job, predicted, message, ctx);
         const [{ o }] = await tx`select private.fail_job(${worker}, ${job.id}, ${message}, ${retryAfter}, ${permanent}) as o`;
         if (o === 'lost') throw new Lost(); // rolls back what the hook wrote
-        return o as 'retry' | 'dead';
+        return o as 'retry' | 'dead' | 'superseded';
       });
-      return outcome === 'retry' ? 'retried' : 'dead';
+      return outcome === 'retry' ? 'retried' : outcome;
     } catch (e) {
       if (e instanceof Lost || e instanceof LeaseLost) return 'lost';
       throw e;

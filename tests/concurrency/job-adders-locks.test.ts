@@ -185,10 +185,11 @@ describe('a bulk job adder and the others', () => {
       from private.webhook_deliveries d left join private.jobs j on j.job_key = 'delivery:' || d.id
       where d.endpoint_id = ${endpoint.id} and d.status = 'pending'`;
     expect(q).toEqual({ deliveries: BULK, jobs: BULK, exact: true });
-    // The running job keeps running without its key, in the queue the new job waits in.
-    const [handed] = await db.sql`select r.job_key, r.locked_by, r.queue = n.queue as same_queue, n.id > r.id as behind
+    // The running job keeps running without its key, in the queue the new job waits in,
+    // superseded: failing, it ends rather than holding the new job back (20261207100000).
+    const [handed] = await db.sql`select r.job_key, r.locked_by, r.superseded, r.queue = n.queue as same_queue, n.id > r.id as behind
       from private.jobs r join private.jobs n on n.job_key = 'delivery:' || (r.payload ->> 'delivery_id') where r.id = ${running}`;
-    expect(handed).toEqual({ job_key: null, locked_by: 'requeue-runner', same_queue: true, behind: true });
+    expect(handed).toEqual({ job_key: null, locked_by: 'requeue-runner', superseded: true, same_queue: true, behind: true });
     // The dead one started over, as a new job (its row gone); every new job was made in
     // delivery order, so each queue runs its deliveries in order (20261206145000).
     expect(await db.sql`select 1 from private.jobs where id = ${dead}`).toHaveLength(0);

@@ -63,6 +63,35 @@ describe('job keys', () => {
     expect((await claim('w2', task)).map((j) => j.id)).toEqual([next.id]);
   });
 
+  it('the running job\'s successor stays behind it when the key is added again without a queue (a schedule\'s next tick)', async () => {
+    const task = freshTask();
+    const running = await add(task, { key: 'k-ticks' });
+    await claim('w1', task);
+    const next = await add(task, { key: 'k-ticks', mode: 'preserve_run_at' });
+    expect(next.queue).toBe('job:k-ticks');
+    const again = await add(task, { key: 'k-ticks', mode: 'preserve_run_at', payload: { v: 3 } });
+    expect(again).toMatchObject({ id: next.id, queue: 'job:k-ticks', payload: { v: 3 } });
+    // Still not beside the running one.
+    expect(await claim('w2', task)).toEqual([]);
+    await db.sql`select private.complete_jobs('w1', ${[running.id]})`;
+    expect((await claim('w2', task)).map((j) => j.id)).toEqual([next.id]);
+  });
+
+  it('a job that gave its key away ends when it fails (superseded), whatever its attempts; its successor keeps its time', async () => {
+    const task = freshTask();
+    const running = await add(task, { key: 'k-superseded', max: 1 });
+    await claim('w1', task);
+    expect((await db.sql`select private.job_superseded(${running.id}) as s`)[0].s).toBe(false);
+    const next = await add(task, { key: 'k-superseded', payload: { v: 2 } });
+    expect((await db.sql`select private.job_superseded(${running.id}) as s`)[0].s).toBe(true);
+    expect((await db.sql`select private.fail_job('w1', ${running.id}, 'boom') as o`)[0].o).toBe('superseded');
+    expect(await job(running.id)).toBeUndefined();
+    expect(await job(next.id)).toMatchObject({ attempts: 0, dead_at: null, last_error: null });
+    expect((await claim('w2', task)).map((j) => j.id)).toEqual([next.id]);
+    // A job that kept its key fails as before.
+    expect((await db.sql`select private.fail_job('w2', ${next.id}, 'boom') as o`)[0].o).toBe('retry');
+  });
+
   it('a dead job with the key comes back to life, attempts reset', async () => {
     const task = freshTask();
     const j = await add(task, { key: 'k-dead', max: 1 });

@@ -184,6 +184,80 @@ describe('failures reported by handlers', () => {
     expect(r).toEqual({ attempts: 1, dead: true, last_error: '401 bad token' });
   });
 
+  it('a job whose key went to a newer job ends when it fails: no failure hook, and the newer job runs when due, not after a backoff', async () => {
+    const hooked: string[] = [];
+    const ran: number[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const registry: Registry = {
+      handed: {
+        async run(job: Job<{ v: number }>) {
+          ran.push(job.payload.v);
+          if (job.payload.v === 1) {
+            started();
+            await held;
+            throw new JobError('partner down', { retryable: false });
+          }
+        },
+        async failed(_tx: unknown, job: Job<{ v: number }>, outcome: string) {
+          hooked.push(`${job.payload.v}: ${outcome}`);
+        },
+      } as never,
+    };
+    const [{ id: first }] = await db.sql`select id from private.add_job('handed', '{"v": 1}', 'handed-key')`;
+    const run = runJobs({ registry, workerId: 'handed-1', budgetMs: 5_000, batch: 1 });
+    await running;
+    // The key is added again while its job runs (a tenant suspended mid-provisioning).
+    const [next] = await db.sql`select id, queue from private.add_job('handed', '{"v": 2}', 'handed-key')`;
+    release();
+    const report = await run;
+    // The first, failing permanently, ended without its hook (no "dead" for the domain);
+    // the second ran in the same run, as soon as the first was out of its way.
+    expect(report.tasks.handed).toMatchObject({ superseded: 1, dead: 0, completed: 1 });
+    expect(hooked).toEqual([]);
+    expect(ran).toEqual([1, 2]);
+    expect(await db.sql`select id from private.jobs where id in (${first}, ${next.id})`).toEqual([]);
+  });
+
+  it("a superseded job's Retry-After holds its successor back; the successor's own failure goes through its hook", async () => {
+    const hooked: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const registry: Registry = {
+      throttled: {
+        async run(job: Job<{ v: number }>) {
+          started();
+          await held;
+          throw new JobError(`429 for ${job.payload.v}`, { retryAfterSeconds: 600 });
+        },
+        async failed(_tx: unknown, job: Job<{ v: number }>, outcome: string) {
+          hooked.push(`${job.payload.v}: ${outcome}`);
+        },
+      } as never,
+    };
+    await db.sql`select id from private.add_job('throttled', '{"v": 1}', 'throttled-key')`;
+    const run = runJobs({ registry, workerId: 'throttled-1', budgetMs: 3_000, batch: 1 });
+    await running;
+    const [next] = await db.sql`select id from private.add_job('throttled', '{"v": 2}', 'throttled-key')`;
+    release();
+    expect((await run).tasks.throttled).toMatchObject({ claimed: 1, superseded: 1 });
+    const [row] = await db.sql`
+      select extract(epoch from run_at - now())::float8 as wait, attempts from private.jobs where id = ${next.id}`;
+    expect(row.attempts).toBe(0);
+    expect(row.wait).toBeGreaterThan(590);
+    expect(row.wait).toBeLessThanOrEqual(600);
+    // Due now, it runs, and its failure is the domain's.
+    await db.sql`update private.jobs set run_at = now() where id = ${next.id}`;
+    expect((await runJobs({ registry, workerId: 'throttled-2', budgetMs: 3_000, batch: 1 })).tasks.throttled)
+      .toMatchObject({ retried: 1 });
+    expect(hooked).toEqual(['2: retry']);
+    await db.sql`delete from private.jobs where id = ${next.id}`;
+  });
+
   it('never claims a task the registry does not know', async () => {
     const [{ id }] = await db.sql`select id from private.add_job('not-deployed-here')`;
     const report = await runJobs({ registry: { known: { run: async () => {} } as never }, budgetMs: 2_000 });

@@ -120,6 +120,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261205110000_job_adders_bounded_locks.sql',
     '20261205140000_job_adders_lock_order.sql',
     '20261205150000_job_adders_bulk_sticky.sql',
+    '20261207100000_superseded_jobs_give_way.sql', // the handed-over job superseded; a pending job keeps its queue
   ],
   // Re-enabling an endpoint takes the tenant's outbox lock exclusively (issue 14).
   // ... and its jobs in one statement, taking no job lock (issue 14 review).
@@ -130,7 +131,10 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261205140000_job_adders_lock_order.sql',
     '20261205150000_job_adders_bulk_sticky.sql',
     '20261206145000_requeue_keeps_delivery_order.sql', // new jobs in delivery order
+    '20261207100000_superseded_jobs_give_way.sql', // the delivery job being sent superseded
   ],
+  // A superseded job's failure ends it, its Retry-After holding back its successor (issue 14 review).
+  'private.fail_job': ['20261207100000_superseded_jobs_give_way.sql'],
   // A number of a tenant whose plan lacks voice does not route (issue 15); then the
   // whole answer in one statement (issue 14, /route speed).
   // The answer as data for batched lookups, raised from there (issue 14).
