@@ -393,6 +393,59 @@ describe('lifecycle', () => {
     expect(await db.sql`select 1 from private.jobs where job_key = ${`provision:${t.id}:chatwoot`} and dead_at is null`).toHaveLength(0);
   });
 
+  it('a tenant deleted again while its removed space is being made anew has the new space suspended at once, and cannot be purged meanwhile', async () => {
+    const t = await createTenant(['chatwoot']);
+    await drain();
+    // Deleted with no grace period: the space is removed.
+    await db.sql`update public.tenants set settings = settings || '{"removal_grace_days": "0"}' where id = ${t.id}`;
+    expect((await call(tenantsApp, 'DELETE', `/tenants/${t.id}`, { token: superToken })).status).toBe(200);
+    await drain();
+    expect((await services(t.id)).chatwoot).toMatchObject({ desired_state: 'removed', state: 'removed' });
+    // Restored, with the usual grace period again: the account is made anew, and the job
+    // stops on a Chatwoot 503 after making it (its webhook), to try again later.
+    await db.sql`update public.tenants set settings = settings - 'removal_grace_days' where id = ${t.id}`;
+    expect((await call(tenantsApp, 'POST', `/tenants/${t.id}/resume`, { token: superToken })).status).toBe(200);
+    chatwoot.server.faults = { ...chatwoot.server.faults, match: /^POST \/api\/v1\/accounts\/\d+\/webhooks/, fail5xx: 1 };
+    expect((await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 })).retried).toBe(1);
+    const made = (await services(t.id)).chatwoot;
+    // In flight, not taken for removed (which is what lets a tenant be purged).
+    expect(made).toMatchObject({ desired_state: 'active', state: 'provisioning' });
+    const account = () => chatwoot.accounts.get(made.external_ids.account_id);
+    expect(account()?.status).toBe('active');
+    // Deleted again: the new account is suspended now, not after the grace period.
+    expect((await call(tenantsApp, 'DELETE', `/tenants/${t.id}`, { token: superToken })).status).toBe(200);
+    expect(await db.sql`delete from public.tenants where id = ${t.id}`.catch((e) => e.code)).toBe('PT409');
+    await drain();
+    expect(account()?.status).toBe('suspended');
+    expect((await services(t.id)).chatwoot).toMatchObject({ desired_state: 'removed', state: 'suspended' });
+  });
+
+  it('a space that comes up after its tenant was deleted (a resume in flight) is suspended at once', async () => {
+    const t = await createTenant(['chatwoot']);
+    await drain();
+    const account = () => chatwoot.accounts.get(made.external_ids.account_id);
+    const made = (await services(t.id)).chatwoot;
+    await call(tenantsApp, 'POST', `/tenants/${t.id}/suspend`, { token: superToken });
+    await drain();
+    expect(account()?.status).toBe('suspended');
+    // The resume is under way (its job holds the service) when the tenant is deleted.
+    await call(tenantsApp, 'POST', `/tenants/${t.id}/resume`, { token: superToken });
+    chatwoot.server.faults = { ...chatwoot.server.faults, match: /^PATCH \/platform\/api\/v1\/accounts\//, slow: 1, slowMs: 300 };
+    const resuming = runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 });
+    await vi.waitFor(async () => {
+      expect(await db.sql`select 1 from private.jobs where task = 'provision' and payload ->> 'tenant_id' = ${t.id} and locked_by is not null`)
+        .toHaveLength(1);
+    });
+    expect((await call(tenantsApp, 'DELETE', `/tenants/${t.id}`, { token: superToken })).status).toBe(200);
+    await resuming;
+    await drain();
+    expect(account()?.status).toBe('suspended');
+    expect((await services(t.id)).chatwoot).toMatchObject({ desired_state: 'removed', state: 'suspended' });
+    const [removal] = await db.sql`select run_at > now() + interval '6 days' as later from private.jobs
+      where task = 'provision' and dead_at is null and payload ->> 'tenant_id' = ${t.id}`;
+    expect(removal.later).toBe(true);
+  });
+
   it('a tenant is deleted outright only once its partner services are removed (they would stay live at the partners)', async () => {
     const t = await createTenant(['chatwoot', 'botpress']);
     await drain();

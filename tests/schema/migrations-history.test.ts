@@ -48,8 +48,16 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.services_follow_the_plan': ['20261206063000_second_round_review.sql', '20261206065000_third_round_review.sql'],
   'private.webhook_endpoint_secret_rotated': ['20261206063000_second_round_review.sql'],
   // A deleted tenant's partner spaces are suspended during the removal's grace period.
-  'private.provisioning_context': ['20261206052000_deleted_tenants_suspended_during_grace.sql'],
-  'private.tenant_services_enqueue': ['20261206052000_deleted_tenants_suspended_during_grace.sql'],
+  // ... a removed space being brought back marked provisioning; only a removed one waits (issue 14 review).
+  'private.provisioning_context': [
+    '20261206052000_deleted_tenants_suspended_during_grace.sql',
+    '20261207101000_provisioning_in_flight_not_taken_as_settled.sql',
+  ],
+  // ... a resume asked for, or a space up or failed during the grace period: suspended now (issue 14 review).
+  'private.tenant_services_enqueue': [
+    '20261206052000_deleted_tenants_suspended_during_grace.sql',
+    '20261207101000_provisioning_in_flight_not_taken_as_settled.sql',
+  ],
   // The stored size moves the quota through the table's own count; a file past 50 MiB is a refusal.
   'private.attachment_size_as_stored': ['20261206046000_stored_sizes_review.sql', '20261206056000_empty_uploads_charged_as_stored.sql'],
   // An uploaded attachment counts the bytes the storage holds (hosted Storage's signed
