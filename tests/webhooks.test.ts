@@ -6,6 +6,8 @@
 // standardwebhooks library.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { parse as parseToml } from 'smol-toml';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
 import { Webhook as SvixWebhook } from 'svix';
@@ -442,6 +444,45 @@ describe('Supabase Auth', () => {
     expect((await db.sql`select count(*)::int as n from public.user_identities where subject = '9c3e3f74-4c73-4f4a-9c5a-7b8a9cad1e2f'`)[0].n).toBe(0);
   });
 
+  it("a platform admin's lockout (marked deleted) outlasts the person's profile edits, in Supabase Auth and in Clerk", async () => {
+    const sbId = '3f8e2c10-5b7a-4c9d-8e1f-2a3b4c5d6e7f';
+    await db.sql`insert into auth.users (id, email, email_confirmed_at) values (${sbId}, 'locked.out@example.test', now())`;
+    const [{ user_id: person }] = await db.sql`select user_id from public.user_identities where subject = ${sbId}`;
+    expect((await sendClerk(clerkRequest(clerkUser('user_locked_out', 'locked.out@example.test')))).body.outcome).toBe('applied');
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenants.globex.id}, ${person}, 'agent')`;
+    // Locked out by a platform admin: marked deleted, logins and membership kept.
+    await db.sql`update public.users set status = 'deleted', deleted_at = now() where id = ${person}`;
+    const state = async () => (await db.sql`select status, deleted_at is not null as deleted from public.users where id = ${person}`)[0];
+    // Their own edits, through either login, bring nothing back.
+    await db.sql`update auth.users set raw_user_meta_data = '{"first_name":"Back"}' where id = ${sbId}`;
+    expect(await state()).toEqual({ status: 'deleted', deleted: true });
+    const edited = await sendClerk(clerkRequest({ ...clerkUser('user_locked_out', 'locked.out@example.test', 'Again'), type: 'user.updated' }));
+    expect(edited.body.outcome).toBe('applied');
+    expect(await state()).toEqual({ status: 'deleted', deleted: true });
+    const token = await auth.clerk.sign('user_locked_out', { azp: 'http://localhost:3000' });
+    expect(errorCode(await call(tenantsApp, 'GET', '/tenants/me', { token }))).toBe('unknown_user');
+    // Retired (every login deleted), they may sign up again, and are back.
+    await sendClerk(clerkRequest({ type: 'user.deleted', data: { id: 'user_locked_out', deleted: true } }));
+    await db.sql`delete from auth.users where id = ${sbId}`;
+    await db.sql`insert into auth.users (id, email, email_confirmed_at) values ('2e7d1b09-4a69-4b8c-9d0e-1f2a3b4c5d6e', 'locked.out@example.test', now())`;
+    expect(await state()).toEqual({ status: 'active', deleted: false });
+  });
+
+  it('the project asks Auth to confirm addresses, which the trigger trusts to link a sign-up to a person', () => {
+    const config = parseToml(readFileSync(new URL('../supabase/config.toml', import.meta.url), 'utf8')) as {
+      auth?: { email?: { enable_confirmations?: boolean } };
+    };
+    expect(config.auth?.email?.enable_confirmations).toBe(true);
+  });
+
+  it('a confirmed change of address to one another person holds keeps the person their own address (no Auth error)', async () => {
+    const sbId = '1d6c0a98-3958-4a7b-8c9d-0e1f2a3b4c5d';
+    await db.sql`insert into auth.users (id, email, email_confirmed_at) values (${sbId}, 'mover@example.test', now())`;
+    await db.sql`update auth.users set email = ${users.acmeAgent.email} where id = ${sbId}`;
+    const [{ email }] = await db.sql`select u.email from public.users u join public.user_identities i on i.user_id = u.id where i.subject = ${sbId}`;
+    expect(email).toBe('mover@example.test');
+  });
+
   it('the custom access token hook puts the active tenant and role into Supabase tokens', async () => {
     const hook = async (userId: string, claims: Record<string, unknown>) =>
       (await db.sql`select private.custom_access_token_hook(${db.sql.json({ user_id: userId, claims } as never)}) as r`)[0].r.claims;
@@ -510,6 +551,25 @@ describe('Chatwoot conversations', () => {
       join public.tickets t on t.tenant_id = m.tenant_id and t.id = m.ticket_id
       where t.tenant_id = ${acme} and t.chatwoot_conversation_id = '151' and m.type = 'message'`;
     expect(m).toEqual({ n: 10_000, last: '😀' });
+  });
+
+  it("an agent's reply in Chatwoot answers the ticket (first response, the reply owed); a contact's message owes one; a note neither", async () => {
+    await sendSigned(conversation(161));
+    const [t] = await db.sql`select id from public.tickets where tenant_id = ${acme} and chatwoot_conversation_id = '161'`;
+    const state = async () => (await db.sql`
+      select t.first_response_at is not null as answered, t.status,
+             exists (select 1 from private.ticket_replies_owed o where o.tenant_id = t.tenant_id and o.ticket_id = t.id) as owed
+      from public.tickets t where t.id = ${t.id}`)[0];
+    await sendSigned(message(9161, 161, 'Still waiting for my parcel'));
+    expect(await state()).toEqual({ answered: false, status: 'open', owed: true });
+    await sendSigned(message(9162, 161, 'Asking the carrier', { message_type: 'outgoing', private: true }));
+    expect(await state()).toEqual({ answered: false, status: 'open', owed: true });
+    await sendSigned(message(9163, 161, 'It arrives tomorrow', { message_type: 'outgoing', sender: { id: 4242, type: 'user' } }));
+    expect(await state()).toEqual({ answered: true, status: 'open', owed: false });
+    // A contact writing again on a pending ticket hands it back to the agents, and owes a reply.
+    await db.sql`update public.tickets set status = 'pending' where id = ${t.id}`;
+    await sendSigned(message(9164, 161, 'It did not arrive'));
+    expect(await state()).toEqual({ answered: true, status: 'open', owed: true });
   });
 
   it('turns a conversation, its messages and status changes into a ticket', async () => {

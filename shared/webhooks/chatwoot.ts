@@ -245,16 +245,19 @@ export async function applyChatwootEvent(
       const ticket = await ticketForMessages(tx, tenantId, event.conversation ?? {});
       if (!ticket) return 'ignored';
       const incoming = type === 'incoming' || type === 0;
+      const note = !incoming && !!event.private;
+      // Whose message it is, for the SLA (20261207103000): Chatwoot's agents and contacts
+      // are no platform users, so the message has no author to tell. Set for this insert.
+      await tx`select set_config('private.message_side', ${note ? '' : incoming ? 'customer' : 'staff'}, true)`;
       await tx`
         insert into public.ticket_messages (tenant_id, ticket_id, type, content)
-        values (${tenantId}, ${ticket.id}, ${!incoming && event.private ? 'note' : 'message'},
+        values (${tenantId}, ${ticket.id}, ${note ? 'note' : 'message'},
                 ${
         // By characters: a cut by UTF-16 units could split an emoji, stored as U+FFFD.
         firstCharacters(typeof event.content === 'string' && event.content.trim() ? event.content : '[attachment]', 10000)})`;
-      // A customer writing again hands a pending ticket back to the agents.
-      if (incoming && ticket.status === 'pending') {
-        await tx`update public.tickets set status = 'open' where tenant_id = ${tenantId} and id = ${ticket.id}`;
-      }
+      await tx`select set_config('private.message_side', '', true)`;
+      // A customer writing again hands a pending ticket back to the agents: the trigger's,
+      // from the side named above.
       return 'applied';
     }
     case 'conversation_status_changed': {

@@ -106,8 +106,15 @@ async function upsertUser(
         first_name = coalesce(${names.first ?? null}::text, first_name),
         last_name = coalesce(${names.last ?? null}::text, last_name),
         avatar_url = coalesce(${names.image ?? null}::text, avatar_url),
-        status = case when status = 'deleted' then 'active' else status end,
-        deleted_at = null
+        -- A retired person (no login left) whose address a new Clerk user verified is
+        -- back; one with a login left was marked deleted by a platform admin and stays so
+        -- (a profile edit is no way back in).
+        status = case when status = 'deleted' and not exists (
+                        select 1 from public.user_identities i where i.user_id = ${userId})
+                      then 'active' else status end,
+        deleted_at = case when status = 'deleted' and not exists (
+                            select 1 from public.user_identities i where i.user_id = ${userId})
+                          then null else deleted_at end
       where id = ${userId}`;
   }
   const id: string = userId;

@@ -239,6 +239,31 @@ describe('tenant lifecycle', () => {
     await db.sql`update public.tenants set settings = '{}' where id = ${tenants.globex.id}`;
   });
 
+  it("the removal grace period (settings.removal_grace_days) is the platform admins' to set, not the tenant's admins'", async () => {
+    const path = `/tenants/${tenants.globex.id}`;
+    const grace = async () => (await db.sql`select settings -> 'removal_grace_days' as g from public.tenants where id = ${tenants.globex.id}`)[0].g;
+    for (const value of [9999, 0]) {
+      const r = await call(app, 'PATCH', path, { token: tok.globexAdmin, body: { settings: { removal_grace_days: value, locale: 'nl' } } });
+      expect([r.status, errorCode(r)]).toEqual([403, 'forbidden']);
+    }
+    // Through the table too, and nothing else of the update is kept.
+    const direct = await db.sql.begin(async (tx) => {
+      await tx`select set_config('role', 'authenticated', true),
+        set_config('request.jwt.claims', ${JSON.stringify({ sub: users.globexAdmin.id, role: 'authenticated', iss: 'http://127.0.0.1:54321/auth/v1' })}, true)`;
+      await tx`update public.tenants set settings = settings || '{"removal_grace_days": 9999}' where id = ${tenants.globex.id}`;
+    }).catch((e) => e.code);
+    expect(direct).toBe('PT403');
+    expect(await grace()).toBeNull();
+    const set = await call(app, 'PATCH', path, { token: tok.super, body: { settings: { removal_grace_days: 30 } } });
+    expect(set.status).toBe(200);
+    expect(await grace()).toBe(30);
+    // Their other settings stay theirs, the grace period named or not (unchanged is no change).
+    expect((await call(app, 'PATCH', path, { token: tok.globexAdmin, body: { settings: { locale: 'nl', removal_grace_days: 30 } } })).status).toBe(200);
+    expect((await call(app, 'PATCH', path, { token: tok.globexAdmin, body: { settings: { locale: 'fr' } } })).status).toBe(200);
+    expect(await grace()).toBe(30);
+    await db.sql`update public.tenants set settings = '{}' where id = ${tenants.globex.id}`;
+  });
+
   it('suspend makes a tenant read-only, resume restores it, delete hides it', async () => {
     const path = `/tenants/${tenants.globex.id}`;
     expect((await call(app, 'POST', `${path}/suspend`, { token: tok.globexAdmin })).status).toBe(403);

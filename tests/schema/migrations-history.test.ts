@@ -69,7 +69,14 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206045000_lifecycle_review.sql',
     '20261206046000_stored_sizes_review.sql',
   ],
-  'private.sync_auth_user': ['20261206043000_people_retired_with_their_last_login.sql'],
+  // ... back only with no login left (a platform admin's lockout outlasts a profile edit);
+  // an address another person holds is not taken (issue 14 review).
+  // settings.removal_grace_days is the platform admins' (issue 14 review).
+  'private.guard_tenant_update': ['20261207104000_removal_grace_is_the_platforms.sql'],
+  'private.sync_auth_user': [
+    '20261206043000_people_retired_with_their_last_login.sql',
+    '20261207102000_lockouts_outlast_profile_edits.sql',
+  ],
   // A deleted tenant's deliveries still queued are ended unsent (issue 15, webhooks).
   // ... and a type the endpoint no longer subscribes to (review).
   'private.webhook_delivery_withheld': [
@@ -518,6 +525,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202141000_sla_policies_per_team.sql',
     // The reply staff owe an answer to is kept (private.ticket_replies_owed).
     '20261206132000_next_response_follows_the_policy.sql',
+    // An authorless message whose side the service role names (Chatwoot's) counts (issue 14 review).
+    '20261207103000_chatwoot_replies_answer_tickets.sql',
   ],
   'private.tickets_sla_pause': [
     '20261202050200_sla_next_response_warnings_holidays.sql',
