@@ -131,6 +131,51 @@ describe('the next-response target', () => {
     expect(restarted.next_response_due_at).not.toBeNull();
   });
 
+  it('resolving answers the reply owed; a customer reply on the settled ticket is owed an answer from its reopening, not from when it came', async () => {
+    const t = await ticket('medium');
+    await reply(t.id, tok.agent);
+    await reply(t.id, tok.user);
+    const status = async (s: string) =>
+      expect((await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: s } })).status).toBe(200);
+    await status('resolved');
+    expect((await row(t.id)).next_response_due_at).toBeNull();
+    // Reopened with nothing owed: no clock.
+    await status('open');
+    expect((await row(t.id)).next_response_due_at).toBeNull();
+    await status('resolved');
+    // "Thanks!", two hours before the ticket is reopened.
+    await reply(t.id, tok.user);
+    await db.sql`update private.ticket_replies_owed set since = since - interval '2 hours' where ticket_id = ${t.id}`;
+    await db.sql`update public.tickets set next_response_due_at = next_response_due_at - interval '2 hours' where id = ${t.id}`;
+    await status('open');
+    const reopened = await row(t.id);
+    const [now] = await db.sql`select now() as at`;
+    const lead = reopened.next_response_due_at.getTime() - now.at.getTime();
+    expect(lead).toBeGreaterThan(25 * 60_000);
+    expect(lead).toBeLessThanOrEqual(30 * 60_000);
+    await sweep(20);
+    expect(await row(t.id)).toMatchObject({ status: 'open', sla_next_response_breached_at: null });
+    await sweep(31);
+    expect((await row(t.id)).sla_next_response_breached_at).not.toBeNull();
+  });
+
+  it("a merge carries the source's unanswered customer reply to the target, whose clock runs from it", async () => {
+    const source = await ticket('medium');
+    const target = await ticket('medium');
+    await reply(source.id, tok.agent);
+    await reply(source.id, tok.user);
+    const [owed] = await db.sql`select since from private.ticket_replies_owed where ticket_id = ${source.id}`;
+    expect((await row(target.id)).next_response_due_at).toBeNull();
+    const m = await call(app, 'POST', `/tickets/${source.id}/merge`, { token: tok.agent, body: { into: target.id } });
+    expect(m.status, JSON.stringify(m.body)).toBe(200);
+    const merged = await row(target.id);
+    expect(merged.next_response_due_at.getTime()).toBe(owed.since.getTime() + 30 * 60_000);
+    await sweep(31);
+    expect((await row(target.id)).sla_next_response_breached_at).not.toBeNull();
+    // The source, closed, owes nothing.
+    expect(await db.sql`select 1 from private.ticket_replies_owed where ticket_id = ${source.id}`).toHaveLength(0);
+  });
+
   it('a pending ticket does not breach it', async () => {
     const t = await ticket('medium');
     await reply(t.id, tok.agent);

@@ -41,6 +41,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206058000_merged_ticket_followers_move.sql',
     '20261206063000_second_round_review.sql',
     '20261206162000_merged_tickets_answered_not_resolved.sql',
+    '20261207105000_settled_tickets_owe_no_reply.sql', // the source's reply owed moves to the target
   ],
   // After review: failed services that made nothing hold no tenant back; only the plan's
   // pauses are the plan's to resume; a rotation's overlap is only ever shortened.
@@ -480,6 +481,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206054000_sla_dates_leave_with_their_policy.sql',
     '20261206150000_first_response_follows_a_priority_change.sql', // also when the update sets due_date
     '20261206162000_merged_tickets_answered_not_resolved.sql', // a close by a merge is no resolution
+    '20261207105000_settled_tickets_owe_no_reply.sql', // the reply owed ends when settled, restarts when reopened
   ],
   // Holidays in a business-hours calendar; a next-response clock run by the reply trigger,
   // which the pause moves too (issue 16 §2).
