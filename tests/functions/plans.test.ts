@@ -707,45 +707,35 @@ describe('features', () => {
       `POST /tenants/{tenantId}/services/odoo/credentials: odoo`,
       `GET /tenants/{tenantId}/webhooks/${id}/deliveries: outbound_webhooks`,
       `POST /tenants/{tenantId}/webhooks/${id}/deliveries/retry: outbound_webhooks`,
-      `GET /tenants/{tenantId}/webhooks: outbound_webhooks`,
       `PATCH /tenants/{tenantId}/webhooks/${id}: outbound_webhooks`,
       `POST /tenants/{tenantId}/webhooks/${id}/rotate-secret: outbound_webhooks`,
       `POST /tenants/{tenantId}/services/odoo/retry: odoo`,
       `POST /tenants/{tenantId}/services/odoo/rotate-credentials: odoo`,
       `POST /tenants/{tenantId}/webhooks: outbound_webhooks`,
-      'GET /voice/agents: voice',
       'POST /voice/agents: voice',
-      `GET /voice/agents/${id}: voice`,
-      'GET /voice/customers: voice',
       'POST /voice/customers: voice',
       'POST /voice/customers/import: voice',
-      `GET /voice/customers/${id}: voice`,
-      'GET /voice/calls: voice',
       'GET /voice/calls/held-events: voice',
-      `GET /voice/calls/${id}: voice`,
       `GET /voice/calls/${id}/transcript: voice`,
       `GET /voice/calls/${id}/recording: voice`,
       `POST /voice/calls/${id}/ticket: voice`,
-      'GET /voice/knowledge-bases: knowledge_base',
       'POST /voice/knowledge-bases: knowledge_base',
       'GET /voice/knowledge-bases/search: knowledge_base',
       'POST /voice/knowledge-bases/search: knowledge_base',
       `GET /voice/knowledge-bases/${id}/documents/${id}/chunks: knowledge_base`,
       `PUT /voice/knowledge-bases/${id}/documents/${id}/embeddings: knowledge_base`,
-      `GET /voice/knowledge-bases/${id}/documents: knowledge_base`,
       `POST /voice/knowledge-bases/${id}/documents: knowledge_base`,
-      `GET /voice/knowledge-bases/${id}: knowledge_base`,
-      `GET /voice/knowledge-bases/${id}/documents/${id}: knowledge_base`,
     ].sort());
-    // Every voice route people call is guarded but ten: the removals (a call's among them:
-    // tests/functions/voice-call-tombstones.test.ts), a customer's erasure
+    // Every voice route people call is guarded but twenty: the removals (a call's among
+    // them: tests/functions/voice-call-tombstones.test.ts), a customer's erasure
     // (tests/functions/voice-erasure.test.ts), the agents' and customers' edits (the next
-    // test), and a knowledge base's or document's edits, where the database refuses new
-    // content alone (the knowledge test above); the provider's are below.
+    // test), a knowledge base's or document's edits, where the database refuses new
+    // content alone (the knowledge test above), and the lists and reads of what these
+    // act on (the next test); the provider's are below.
     const people = everyRoute().filter((r) =>
       r.path.startsWith('/voice') && !['/voice/route', '/voice/calls/events', '/voice/calls/recordings', '/voice/knowledge/search'].includes(r.path)
     );
-    expect(refused.filter((r) => r.includes(' /voice/'))).toHaveLength(people.length - 10);
+    expect(refused.filter((r) => r.includes(' /voice/'))).toHaveLength(people.length - 20);
     await entitle(globex, { features: Object.fromEntries(Object.keys(FEATURES_OFF).map((k) => [k, null])) });
   });
 
@@ -797,6 +787,18 @@ describe('features', () => {
     expect((await as('PATCH', `/voice/agents/${agent.id}`, { active: true })).body.error).toMatchObject({
       code: 'feature_not_in_plan',
     });
+    // It finds what it tidies up: the lists and reads answer without the feature.
+    const ids = async (path: string) => ((await as('GET', path)).body.items ?? []).map((x: { id: string }) => x.id);
+    expect(await ids('/voice/agents')).toContain(agent.id);
+    expect(await ids('/voice/customers')).toContain(customer.id);
+    expect(await ids('/voice/knowledge-bases')).toContain(kb.id);
+    expect(await ids(`/voice/knowledge-bases/${kb.id}/documents`)).toContain(doc.id);
+    for (const path of [`/voice/agents/${agent.id}`, `/voice/customers/${customer.id}`, `/voice/knowledge-bases/${kb.id}`,
+      `/voice/knowledge-bases/${kb.id}/documents/${doc.id}`]) {
+      expect([path, (await as('GET', path)).status]).toEqual([path, 200]);
+    }
+    // Not what only the feature offers: searching the knowledge.
+    expect((await as('GET', `/voice/knowledge-bases/search?q=old`)).status).toBe(403);
     const fixed = await as('PATCH', `/voice/customers/${customer.id}`, { name: 'Corrected' });
     expect([fixed.status, fixed.body.name]).toEqual([200, 'Corrected']);
     expect((await as('DELETE', `/voice/customers/${customer.id}`)).status).toBe(204);
@@ -870,6 +872,9 @@ describe('features', () => {
       .sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted) values (${globex}, 'https://x.example.com', 'x')`
       .catch((e) => e);
     expect(JSON.parse(direct.detail)).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'outbound_webhooks' } });
+    // Its endpoints are listed all the same, to be removed (they count against its limits).
+    const listed = await call(tenantsApp, 'GET', `/tenants/${globex}/webhooks`, { token: tok.globexAdmin });
+    expect(listed.status).toBe(200);
     await entitle(globex, { features: { sla_business_hours: false } });
     const [hours] = await db.sql`select business_hours from public.sla_policies where business_hours is not null limit 1`;
     const sla = await db

@@ -139,7 +139,9 @@ export function registerWebhooks(app: TenantsApp): void {
       path: '/{tenantId}/webhooks',
       summary: "The tenant's webhook endpoints (admins)",
       ...apiKeyScope('webhooks:manage'),
-      middleware: needs.tenantRole('admin', { feature: 'outbound_webhooks', scope: 'webhooks:manage' }),
+      // No feature: a tenant whose plan lost outbound_webhooks still removes its
+      // endpoints (which count against its limits), and must find them to do so.
+      middleware: needs.tenantRole('admin', { scope: 'webhooks:manage' }),
       request: { params: s.TenantIdParam },
       responses: {
         200: jsonResponse(z.object({ items: z.array(s.EndpointSchema) }), 'Endpoints'),
