@@ -380,10 +380,12 @@ describe('creating, listing and revoking keys', () => {
     expect((await call(voiceApp, 'GET', `/voice/customers/${other.id}`, { token: key })).status).toBe(404);
     const header = await call(voiceApp, 'GET', '/voice/customers', { token: key, headers: { 'x-tenant-id': globex } });
     expect([header.status, errorCode(header)]).toEqual([400, 'tenant_mismatch']);
-    // A key of a tenant whose plan lacks voice: the plan answers, as for a person.
-    const g = await createKey(globex, tok.globexAdmin, { scopes: ['customers:read'] });
-    const refused = await call(voiceApp, 'GET', '/voice/customers', { token: g.key });
+    // A key of a tenant whose plan lacks voice: the plan answers, as for a person (a new
+    // customer is refused; the list, to find what to correct or erase, is not).
+    const g = await createKey(globex, tok.globexAdmin, { scopes: ['customers:read', 'customers:write'] });
+    const refused = await call(voiceApp, 'POST', '/voice/customers', { token: g.key, body: { phone: '+14155550177' } });
     expect([refused.status, errorCode(refused)]).toEqual([403, 'feature_not_in_plan']);
+    expect((await call(voiceApp, 'GET', '/voice/customers', { token: g.key })).status).toBe(200);
   });
 
   it('files idempotency keys per API key: a key and its creator never share one', async () => {

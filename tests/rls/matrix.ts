@@ -49,7 +49,8 @@ export const matrix: Record<string, Record<Action, Record<Role, Outcome>>> = {
   tickets: { select: all(true, false), insert: all(true, false), update: only(['super', 'admin', 'agent']), delete: nobody() },
   // Messages on that ticket ("own" = the customer's message): authors edit their own.
   ticket_messages: { select: all(true, false), insert: all(true, false), update: exactly(['user']), delete: nobody() },
-  attachments: { select: all(true, false), insert: all(true, false), update: nobody(), delete: nobody() },
+  // Admins delete attachments (their bytes go back to the plan's storage: 20261207106000).
+  attachments: { select: all(true, false), insert: all(true, false), update: nobody(), delete: only(['super', 'admin']) },
   ticket_events: { select: all(true, false), insert: nobody(), update: nobody(), delete: nobody() },
   // Partner services: admins see and enable them; the worker (service role) does the rest.
   tenant_services: { select: only(['super', 'admin']), insert: only(['super', 'admin']), update: only(['super', 'admin']), delete: nobody() },

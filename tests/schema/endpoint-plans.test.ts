@@ -443,6 +443,7 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
 
   // The removals last.
   await run('tenants', 'DELETE', '/tenants/{tenantId}/api-keys/{keyId}', `/tenants/${acme}/api-keys/${apiKey.id}`);
+  await run('tickets', 'DELETE', '/tickets/{id}/attachments/{attachmentId}', `/tickets/${ticket.id}/attachments/${upload.attachment.id}`);
   await run('tickets', 'DELETE', '/tickets/{id}', `/tickets/${ticket.id}`);
   await run('tickets', 'POST', '/tickets/{id}/restore', `/tickets/${ticket.id}/restore`);
   await run('tickets', 'DELETE', '/tickets/sla-policies/{priority}', '/tickets/sla-policies/high');

@@ -11,7 +11,7 @@ import type { Tables } from '../../../shared/rows.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import { fromStorage, objectStorage } from '../../../shared/storage.ts';
 import * as s from '../schemas.ts';
-import { ATTACHMENT_COLUMNS, type AttachmentRow, type TicketsHandler, visibleTicket } from './common.ts';
+import { ATTACHMENT_COLUMNS, type AttachmentRow, requireAdmin, type TicketsHandler, visibleTicket } from './common.ts';
 
 /** An attachment with where its bytes are kept (never shown to clients). */
 type StoredAttachment = AttachmentRow & Pick<Tables<'attachments'>, 'bucket' | 'path'>;
@@ -48,6 +48,15 @@ const routes = {
       ),
       ...commonErrors,
     },
+  }),
+  remove: createRoute({
+    method: 'delete',
+    path: '/{id}/attachments/{attachmentId}',
+    summary: "Delete an attachment and its bytes (admins): its size is given back to the plan's storage",
+    ...apiKeyScope('tickets:write'),
+    middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // admins: checked once the ticket is visible
+    request: { params: s.AttachmentParam },
+    responses: { 204: { description: 'Deleted' }, ...commonErrors },
   }),
 };
 
@@ -158,6 +167,24 @@ const read: TicketsHandler<typeof routes.read> = async (c) => {
   return c.json({ attachment, download }, 200);
 };
 
+// The row's delete gives its bytes back to the plan (count_usage), queues its object's
+// storage-delete jobs (objects_erased) and is audited; the database allows it to admins
+// alone (attachments_delete, 20261207106000), on PostgREST too.
+const remove: TicketsHandler<typeof routes.remove> = async (c) => {
+  const { id, attachmentId } = c.req.valid('param');
+  const access = c.var.access;
+  await callerDb(c, access.tenantId, async (tx) => {
+    await visibleTicket(tx, access.tenantId, id);
+    requireAdmin(access, 'Only admins delete attachments');
+    const [gone] = await tx`
+      delete from public.attachments where tenant_id = ${access.tenantId} and ticket_id = ${id} and id = ${attachmentId}
+      returning id`;
+    if (!gone) throw notFound('Attachment');
+  });
+  return c.body(null, 204);
+};
+
 export const attachments = createRouter()
   .openapi(routes.register, register)
-  .openapi(routes.read, read);
+  .openapi(routes.read, read)
+  .openapi(routes.remove, remove);

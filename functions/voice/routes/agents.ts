@@ -40,9 +40,10 @@ const routes = {
     path: '/agents',
     summary: "The tenant's voice agents, by name (keyset pages)",
     ...apiKeyScope('agents:read'),
-    // No feature, here and on the reads of agents, knowledge bases and documents below: a
-    // tenant whose plan lost voice or knowledge_base still parks, edits and removes what it
-    // has (which counts against its limits), and must find it to do so.
+    // No feature, here and on the reads of agents and knowledge bases and the list of
+    // documents below: a tenant whose plan lost voice or knowledge_base still parks, edits
+    // and removes what it has (which counts against its limits), and must find it to do
+    // so. A document's content, like a call's transcript, stays the feature's.
     middleware: needs.activeTenantRole('user', { scope: 'agents:read' }),
     request: { query: s.AgentListQuery },
     responses: { 200: jsonResponse(s.AgentPageSchema, 'A page of agents'), ...commonErrors },
@@ -149,7 +150,7 @@ const routes = {
     path: '/knowledge-bases/{kbId}/documents/{id}',
     summary: 'A document with its content',
     ...apiKeyScope('knowledge:read'),
-    middleware: needs.activeTenantRole('user', { scope: 'knowledge:read' }),
+    middleware: needs.activeTenantRole('user', { scope: 'knowledge:read', feature: 'knowledge_base' }),
     request: { params: s.KbDocumentParam },
     responses: { 200: jsonResponse(s.KbDocumentDetailSchema, 'The document'), ...commonErrors },
   }),

@@ -20,9 +20,7 @@ const routes = {
     path: '/calls',
     summary: "The tenant's calls, newest first (keyset pages): by agent, customer, status, time range, transcript words",
     ...apiKeyScope('calls:read'),
-    // No feature, here and on a call's read: a tenant whose plan lost voice still deletes
-    // its calls (and erases its customers'), and must find them to do so.
-    middleware: needs.activeTenantRole('user', { scope: 'calls:read' }),
+    middleware: needs.activeTenantRole('user', { scope: 'calls:read', feature: 'voice' }),
     request: { query: s.CallListQuery },
     responses: { 200: jsonResponse(s.CallPageSchema, 'A page of calls'), ...commonErrors },
   }),
@@ -42,7 +40,7 @@ const routes = {
     path: '/calls/{id}',
     summary: "A call with its transcript's first page, in order (transcript_next: the rest, from /transcript)",
     ...apiKeyScope('calls:read'),
-    middleware: needs.activeTenantRole('user', { scope: 'calls:read' }),
+    middleware: needs.activeTenantRole('user', { scope: 'calls:read', feature: 'voice' }),
     request: { params: s.IdParam },
     responses: { 200: jsonResponse(s.CallDetailSchema, 'The call'), ...commonErrors },
   }),
