@@ -340,6 +340,28 @@ describe('creating, listing and revoking keys', () => {
     }
   });
 
+  it('a key that manages workflows adds, changes or reads the runs of a rule only if it may read and write tickets', async () => {
+    const rule = { name: 'Key rule', event: 'ticket.created', conditions: {}, actions: [{ type: 'add_tags', tags: ['k'] }] };
+    const narrow = await createKey(acme, tok.admin, { scopes: ['workflow:manage'] });
+    const before = (await db.sql`select count(*)::int as n from public.automation_rules where tenant_id = ${acme}`)[0].n;
+    const refused = await call(ticketsApp, 'POST', '/tickets/automation-rules', { token: narrow.key, body: rule });
+    expect([refused.status, errorCode(refused)]).toEqual([403, 'insufficient_scope']);
+    expect(refused.body.error.details.required_scopes).toEqual(['tickets:read', 'tickets:write']);
+    expect((await db.sql`select count(*)::int as n from public.automation_rules where tenant_id = ${acme}`)[0].n).toBe(before);
+    const wide = await createKey(acme, tok.admin, { scopes: ['workflow:manage', 'tickets:read', 'tickets:write'] });
+    const made = await call(ticketsApp, 'POST', '/tickets/automation-rules', { token: wide.key, body: rule });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    const path = `/tickets/automation-rules/${made.body.id}`;
+    for (const [method, suffix, body] of [['PATCH', '', { active: false }], ['GET', '/runs', undefined]] as const) {
+      const r = await call(ticketsApp, method, path + suffix, { token: narrow.key, body });
+      expect([method, r.status, errorCode(r)]).toEqual([method, 403, 'insufficient_scope']);
+      expect([method, (await call(ticketsApp, method, path + suffix, { token: wide.key, body })).status]).toEqual([method, 200]);
+    }
+    // Listing, reading and removing the rules themselves stay workflow:manage's.
+    expect((await call(ticketsApp, 'GET', path, { token: narrow.key })).status).toBe(200);
+    expect((await call(ticketsApp, 'DELETE', path, { token: narrow.key })).status).toBe(204);
+  });
+
   it('writes as the key: the audit trail names the key, the ticket its creator', async () => {
     const { id, key } = await createKey(acme, tok.admin, { scopes: ['tickets:write'] });
     const made = await call(ticketsApp, 'POST', '/tickets', { token: key, body: { title: 'Filed by the CRM' } });

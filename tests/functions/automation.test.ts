@@ -513,8 +513,15 @@ describe('time-based rules', () => {
     expect((await runsOf(silent)).map((r) => [r.ticket_id, r.outcome]).sort()).toEqual(
       [[unanswered, 'applied'], [lowOne, 'not_matched']].sort(),
     );
-    // Each wait is looked at once: nothing is due again until a new one begins.
+    // Each wait is looked at once: nothing is due again until a new one begins, whatever
+    // the time zone and date style of the session that sweeps.
     expect(await sweep()).toBe(0);
+    const elsewhere = await db.sql.begin(async (tx) => {
+      await tx`set local timezone = 'Pacific/Chatham'`;
+      await tx`set local datestyle = 'German, DMY'`;
+      return (await tx`select private.run_automation_sweep() as n`)[0].n as number;
+    });
+    expect(elsewhere).toBe(0);
     expect((await runsOf(pending)).length).toBe(1);
     // The customer answers, the agent asks again, three hours pass: a new wait.
     await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content, created_at)

@@ -398,6 +398,36 @@ describe('assignment', () => {
     expect((await db.sql`select last_assigned_user_id from public.teams where id = ${team.id}`)[0].last_assigned_user_id).toBeNull();
   });
 
+  it('a ticket resolved while its pick waited for the team takes no agent and no turn, from the job as from a team change', async () => {
+    const [team] = await db.sql`insert into public.teams (tenant_id, name, department, auto_assign) values (${acme}, 'Resolving desk', 'support', 'round_robin') returning id`;
+    await db.sql`insert into public.team_members (tenant_id, team_id, user_id) values (${acme}, ${team.id}, ${agent2.id})`;
+    for (const path of ['job', 'team change'] as const) {
+      const t = await newTicket();
+      await db.sql`update public.tickets set assigned_to = null, team_id = ${path === 'job' ? team.id : null} where id = ${t.id}`;
+      await db.sql`update public.teams set last_assigned_user_id = null where id = ${team.id}`;
+      const holder = await db.sql.reserve();
+      try {
+        await holder`begin`;
+        await holder`select 1 from public.teams where id = ${team.id} for no key update`;
+        const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+        const picking = path === 'job'
+          ? db.sql`select private.auto_assign_ticket(${acme}, ${t.id}, ${team.id}) as assignee`.then((r) => r[0].assignee)
+          : call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.admin, body: { team_id: team.id } }).then((r) => r.body.assigned_to);
+        expect(await someoneWaitsFor(db.sql, pid)).toBe(true);
+        // Meanwhile the ticket is resolved.
+        await db.sql`update public.tickets set status = 'resolved' where id = ${t.id}`;
+        await holder`commit`;
+        expect([path, await picking]).toEqual([path, null]);
+      } finally {
+        await holder`rollback`.catch(() => undefined);
+        holder.release();
+      }
+      expect([path, (await db.sql`select assigned_to from public.tickets where id = ${t.id}`)[0].assigned_to]).toEqual([path, null]);
+      expect([path, (await db.sql`select last_assigned_user_id from public.teams where id = ${team.id}`)[0].last_assigned_user_id])
+        .toEqual([path, null]);
+    }
+  });
+
   it('a resolved ticket moved to a round-robin team takes nobody\'s turn, through the API as through PostgREST', async () => {
     const [team] = await db.sql`insert into public.teams (tenant_id, name, department, auto_assign) values (${acme}, 'Finished desk', 'support', 'round_robin') returning id`;
     await db.sql`insert into public.team_members (tenant_id, team_id, user_id) values (${acme}, ${team.id}, ${users.acmeAgent.id}), (${acme}, ${team.id}, ${agent2.id})`;
@@ -1007,6 +1037,7 @@ const endpoints: { method: string; path: (i: Ids) => string; body?: (i: Ids) => 
   { method: 'PATCH', path: (i) => `/tickets/${i.ticket}/messages/${i.message}`, body: () => ({ content: 'edited' }) },
   { method: 'POST', path: (i) => `/tickets/${i.ticket}/attachments`, body: () => ({ file_name: 'x.txt', size_bytes: 1 }) },
   { method: 'GET', path: (i) => `/tickets/${i.ticket}/attachments/${i.attachment}` },
+  { method: 'DELETE', path: (i) => `/tickets/${i.ticket}/attachments/${i.attachment}` },
   { method: 'DELETE', path: (i) => `/tickets/${i.ticket}` },
   { method: 'POST', path: (i) => `/tickets/${i.ticket}/restore` },
   { method: 'POST', path: (i) => `/tickets/${i.ticket}/merge`, body: (i) => ({ into: i.other }) },
@@ -1074,6 +1105,7 @@ describe('roles × endpoints', () => {
     'PATCH /tickets/{id}/messages/{messageId}': { admin: 403, agent: 403, agent2: 404, user: 200 },
     'POST /tickets/{id}/attachments': { admin: 201, agent: 201, agent2: 404, user: 201 },
     'GET /tickets/{id}/attachments/{attachmentId}': { admin: 200, agent: 200, agent2: 404, user: 200 },
+    'DELETE /tickets/{id}/attachments/{attachmentId}': { admin: 204, agent: 403, agent2: 404, user: 403 },
     'DELETE /tickets/{id}': { admin: 200, agent: 403, agent2: 404, user: 403 },
     // A deleted ticket is gone for everyone but admins.
     'POST /tickets/{id}/restore': { admin: 200, agent: 404, agent2: 404, user: 404 },
@@ -1099,6 +1131,11 @@ describe('roles × endpoints', () => {
           if (e.path(own).endsWith('/restore')) await db.sql`update public.tickets set deleted_at = now() where id = ${a.id}`;
           if (e.path(own).includes('/followers/')) {
             await db.sql`insert into public.ticket_followers (tenant_id, ticket_id, user_id) values (${acme}, ${a.id}, ${users.acmeAgent.id})`;
+          }
+          if (e.path(own).includes('/attachments/')) {
+            const [file] = await db.sql`insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes)
+              values (${acme}, ${a.id}, 'matrix.txt', 1) returning id`;
+            ids.attachment = file.id;
           }
         }
         const r = await call(app, e.method, e.path(ids), { token: tok[role], body: e.body?.(ids) });

@@ -372,13 +372,17 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.webhook_endpoint_breaker_reset': ['20261206152000_probe_success_wakes_deferred_deliveries.sql'],
   'private.defer_job': ['20261206152000_probe_success_wakes_deferred_deliveries.sql'],
   // The assign-ticket job's unused pick gives the turn back, as hand_off_ticket's does.
-  'private.auto_assign_ticket': ['20261206151000_assign_job_gives_the_turn_back.sql'],
+  'private.auto_assign_ticket': [
+    '20261206151000_assign_job_gives_the_turn_back.sql',
+    '20261207109000_finished_tickets_take_no_pick.sql', // rechecked as it assigns
+  ],
   'private.hand_off_ticket': [
     '20261201091000_department_routing.sql',
     '20261205204000_hand_off_keeps_concurrent_assignment.sql',
     '20261205214000_hand_off_returns_unused_turn.sql',
     // A finished or deleted ticket is nobody's turn, as on the direct path (20261206059000).
     '20261206059000_finished_tickets_take_no_turn.sql',
+    '20261207109000_finished_tickets_take_no_pick.sql', // rechecked as it assigns
   ],
   // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).
   'private.webhook_outbox': [

@@ -4,10 +4,10 @@
 // runs — what it applied, and what it was refused and why.
 import { createRoute, z } from '@hono/zod-openapi';
 import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
-import { callerDb } from '../../../shared/auth/context.ts';
+import { caller, type CallerContext, callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import type { Tx } from '../../../shared/db.ts';
-import { notFound } from '../../../shared/errors.ts';
+import { ApiError, notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Checked, Column, Selected } from '../../../shared/rows.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
@@ -145,7 +145,27 @@ const list: TicketsHandler<typeof routes.list> = async (c) => {
   return c.json({ items }, 200);
 };
 
+/** A rule reads tickets (its conditions, hidden custom fields included) and writes them
+ *  (its actions), and its runs name the tickets it matched: an API key adds or changes
+ *  one, or reads its runs, only with tickets:read and tickets:write besides
+ *  workflow:manage (403 insufficient_scope naming what it lacks). People (admins) are not
+ *  limited here. */
+function requireTicketScopes(c: CallerContext): void {
+  const key = caller(c).apiKey;
+  if (!key) return;
+  const missing = (['tickets:read', 'tickets:write'] as const).filter((scope) => !key.scopes.includes(scope));
+  if (missing.length) {
+    throw new ApiError(
+      403,
+      'insufficient_scope',
+      `Rules read and write tickets: this API key also needs ${missing.join(', ')}`,
+      { required_scopes: missing },
+    );
+  }
+}
+
 const create: TicketsHandler<typeof routes.create> = async (c) => {
+  requireTicketScopes(c);
   const b = c.req.valid('json');
   const access = c.var.access;
   const rule = await callerDb(c, access.tenantId, async (tx) => {
@@ -168,6 +188,7 @@ const get: TicketsHandler<typeof routes.get> = async (c) => {
 };
 
 const update: TicketsHandler<typeof routes.update> = async (c) => {
+  requireTicketScopes(c);
   const { ruleId } = c.req.valid('param');
   const b = c.req.valid('json');
   const access = c.var.access;
@@ -205,6 +226,7 @@ const remove: TicketsHandler<typeof routes.remove> = async (c) => {
 };
 
 const runs: TicketsHandler<typeof routes.runs> = async (c) => {
+  requireTicketScopes(c);
   const { ruleId } = c.req.valid('param');
   const q = c.req.valid('query');
   const access = c.var.access;
