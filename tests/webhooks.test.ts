@@ -196,6 +196,36 @@ describe('Clerk events out of order', () => {
     data: { id: 'orgmem_late', role, organization: { id: 'org_late' }, public_user_data: { user_id: 'user_late', identifier: 'late@late.test' } },
   });
 
+  it("a membership event racing its user's deletion does not bring them back", async () => {
+    await sendClerk(clerkRequest({ type: 'organization.created', data: { id: 'org_race', name: 'Race Ltd', slug: 'race-ltd' } }));
+    await sendClerk(clerkRequest(clerkUser('user_race', 'race@race.test', 'Rhea')));
+    const [person] = await db.sql`select id from public.users where email = 'race@race.test'`;
+    // user.deleted is being applied (the person retired, not committed yet) when a retried
+    // membership event of theirs arrives.
+    const holder = await db.sql.reserve();
+    try {
+      await holder`begin`;
+      await holder`select set_config('request.jwt.claims', '{"role":"service_role"}', true)`;
+      await holder`select private.retire_identity(${LOCAL_CLERK_ISSUER}, 'user_race')`;
+      const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+      const late = sendClerk(clerkRequest({
+        type: 'organizationMembership.created',
+        data: { id: 'orgmem_race', role: 'org:member', organization: { id: 'org_race' }, public_user_data: { user_id: 'user_race', identifier: 'race@race.test' } },
+      }));
+      expect(await someoneWaitsFor(db.sql, pid)).toBe(true);
+      await holder`commit`;
+      expect((await late).body.outcome).not.toBe('applied');
+    } finally {
+      await holder`rollback`.catch(() => undefined);
+      holder.release();
+    }
+    const [after] = await db.sql`select u.status,
+        (select count(*)::int from public.memberships m where m.user_id = u.id) as memberships,
+        (select count(*)::int from public.user_identities i where i.user_id = u.id) as logins
+      from public.users u where u.id = ${person.id}`;
+    expect(after).toEqual({ status: 'deleted', memberships: 0, logins: 0 });
+  });
+
   it('an event older than one already applied to the same object changes nothing', async () => {
     await sendClerk(clerkRequest({ type: 'organization.created', timestamp: at(0), data: { id: 'org_late', name: 'Late Ltd', slug: 'late-ltd' } }));
     await sendClerk(clerkRequest({ ...clerkUser('user_late', 'late@late.test', 'Lara'), timestamp: at(1) }));
@@ -997,6 +1027,51 @@ describe('outbound webhooks', () => {
       expect(off).toMatchObject({ enabled: false, disabled_reason: expect.stringMatching(/since \d{4}-.*; last: 503$/) });
       const back = await call(tenantsApp, 'PATCH', `/tenants/${tenants.acme.id}/webhooks/${reg.body.id}`, { token: adminToken, body: { enabled: true } });
       expect(back.body).toMatchObject({ enabled: true, disabled_reason: null, consecutive_failures: 0, failing_since: null });
+    } finally {
+      await rx.close();
+    }
+  });
+
+  it("an endpoint whose API key expired is disabled at its next delivery: nothing is sent, and it all goes once an admin enables it", async () => {
+    const { rx, reg } = await receiverFor(['ticket.created']);
+    try {
+      await db.sql`update private.jobs set dead_at = now() where task = 'deliver-webhook' and dead_at is null`;
+      const key = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/api-keys`, {
+        token: adminToken,
+        body: { name: 'expiring integration', scopes: ['webhooks:manage', 'tickets:read'], expires_at: '2999-01-01T00:00:00Z' },
+      });
+      expect(key.status, JSON.stringify(key.body)).toBe(201);
+      // The key points the endpoint at the receiver (it set it up), then expires.
+      const moved = await call(tenantsApp, 'PATCH', `/tenants/${tenants.acme.id}/webhooks/${reg.body.id}`, {
+        token: key.body.key,
+        body: { url: `${rx.url}?via=key` },
+      });
+      expect(moved.status, JSON.stringify(moved.body)).toBe(200);
+      // Its time passes (an expiry is fixed once made, so the test moves it with the rules off).
+      await db.sql.begin(async (tx) => {
+        await tx`set local session_replication_role = replica`;
+        await tx`update public.api_keys set expires_at = now() - interval '1 second' where id = ${key.body.id}`;
+      });
+      const [ticket] = await db.sql`insert into public.tickets (tenant_id, title, created_by)
+        values (${tenants.acme.id}, 'After the key expired', ${users.acmeUser.id}) returning id`;
+      await db.sql`update private.jobs j set dead_at = now() from private.webhook_deliveries d
+        where j.job_key = 'delivery:' || d.id and d.endpoint_id <> ${reg.body.id} and j.dead_at is null`;
+      await deliverAll();
+      expect(rx.received.filter((x) => x.ticket === ticket.id)).toEqual([]);
+      const [endpoint] = await db.sql`select enabled, disabled_reason from public.webhook_endpoints where id = ${reg.body.id}`;
+      expect(endpoint).toEqual({ enabled: false, disabled_reason: expect.stringContaining('has expired') });
+      const [pending] = await db.sql`select d.status from private.webhook_deliveries d
+        join private.webhook_events e on e.id = d.event_id
+        where d.endpoint_id = ${reg.body.id} and e.payload -> 'data' ->> 'id' = ${ticket.id}`;
+      expect(pending.status).toBe('pending');
+      // An admin enables it again (vouching for it): the delivery goes.
+      const back = await call(tenantsApp, 'PATCH', `/tenants/${tenants.acme.id}/webhooks/${reg.body.id}`, {
+        token: adminToken,
+        body: { enabled: true },
+      });
+      expect(back.status).toBe(200);
+      await deliverAll();
+      expect(rx.received.filter((x) => x.ticket === ticket.id)).toHaveLength(1);
     } finally {
       await rx.close();
     }

@@ -77,7 +77,15 @@ async function upsertUser(
   address: { email?: string; verified: boolean },
   names: { first?: string; last?: string; image?: string },
 ): Promise<string | undefined | typeof ADDRESS_HELD> {
-  const [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${clerkId}`;
+  let [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${clerkId}`;
+  if (known) {
+    // The person first, as a user.deleted's retirement locks them (retire_identity), then
+    // the login again: one that retirement took meanwhile names no one any more, and a
+    // late event of that user (a retried membership) must not bring them back.
+    await tx`select 1 from public.users where id = ${known.user_id} for no key update`;
+    [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${clerkId}`;
+    if (!known) return undefined;
+  }
   let userId: string | undefined = known?.user_id;
   const email = address.verified ? address.email : undefined;
   if (!userId && email) {

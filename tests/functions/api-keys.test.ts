@@ -340,6 +340,52 @@ describe('creating, listing and revoking keys', () => {
     }
   });
 
+  it('an endpoint a key set up stops receiving once the key is revoked or expired, until an admin enables it again', async () => {
+    const state = async (id: string) =>
+      (await db.sql`select enabled, disabled_reason from public.webhook_endpoints where tenant_id = ${acme} and id = ${id}`)[0];
+    const a = await createKey(acme, tok.admin, { scopes: ['webhooks:manage', 'calls:read'] });
+    const made = await call(tenantsApp, 'POST', `/tenants/${acme}/webhooks`, {
+      token: a.key,
+      body: { url: 'http://127.0.0.1:9/key-made', event_types: ['call.ended'] },
+    });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    // An admin's endpoint the key only described stays the admin's.
+    const mine = await call(tenantsApp, 'POST', `/tenants/${acme}/webhooks`, {
+      token: tok.admin,
+      body: { url: 'http://127.0.0.1:9/admin-own', event_types: ['call.ended'] },
+    });
+    expect((await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${mine.body.id}`, { token: a.key, body: { description: 'synced' } })).status)
+      .toBe(200);
+    expect((await call(tenantsApp, 'DELETE', `/tenants/${acme}/api-keys/${a.id}`, { token: tok.admin })).status).toBe(204);
+    expect(await state(made.body.id)).toEqual({ enabled: false, disabled_reason: expect.stringContaining('was revoked') });
+    expect(await state(mine.body.id)).toEqual({ enabled: true, disabled_reason: null });
+    // An admin enables it again, and so vouches for it: no longer the key's.
+    const back = await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${made.body.id}`, { token: tok.admin, body: { enabled: true } });
+    expect(back.status, JSON.stringify(back.body)).toBe(200);
+    expect(await state(made.body.id)).toEqual({ enabled: true, disabled_reason: null });
+    // Another key points it elsewhere, then expires: its next delivery disables it first.
+    const b = await createKey(acme, tok.admin, { scopes: ['webhooks:manage', 'calls:read'], expires_at: '2999-01-01T00:00:00Z' });
+    const moved = await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${made.body.id}`, {
+      token: b.key,
+      body: { url: 'http://127.0.0.1:9/key-b' },
+    });
+    expect(moved.status, JSON.stringify(moved.body)).toBe(200);
+    const lapsed = async (id: string) =>
+      (await db.sql`select private.webhook_endpoint_key_lapsed(${acme}, ${id}) as lapsed`)[0].lapsed as boolean;
+    expect(await lapsed(made.body.id)).toBe(false);
+    // Its time passes (an expiry is fixed once made, so the test moves it with the rules off).
+    await db.sql.begin(async (tx) => {
+      await tx`set local session_replication_role = replica`;
+      await tx`update public.api_keys set expires_at = now() - interval '1 second' where id = ${b.id}`;
+    });
+    expect([await lapsed(made.body.id), await lapsed(mine.body.id)]).toEqual([true, false]);
+    expect(await state(made.body.id)).toEqual({ enabled: false, disabled_reason: expect.stringContaining('has expired') });
+    expect(await state(mine.body.id)).toEqual({ enabled: true, disabled_reason: null });
+    for (const id of [made.body.id, mine.body.id]) {
+      expect((await call(tenantsApp, 'DELETE', `/tenants/${acme}/webhooks/${id}`, { token: tok.admin })).status).toBe(204);
+    }
+  });
+
   it('a key that manages workflows adds, changes or reads the runs of a rule only if it may read and write tickets', async () => {
     const rule = { name: 'Key rule', event: 'ticket.created', conditions: {}, actions: [{ type: 'add_tags', tags: ['k'] }] };
     const narrow = await createKey(acme, tok.admin, { scopes: ['workflow:manage'] });

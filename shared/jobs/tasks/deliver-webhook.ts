@@ -39,18 +39,24 @@ export const deliverWebhook: Task<{ delivery_id: number }> = {
     // A delivery that would be sent also asks the endpoint's breaker: an endpoint failing
     // without pause gets one delivery as a probe per interval, and the others are
     // deferred, untried (private.webhook_endpoint_gate).
+    // An endpoint whose API key (the one that set it up) has expired is disabled first,
+    // and its deliveries wait for an admin to enable it again
+    // (private.webhook_endpoint_key_lapsed, 20261207110000).
     const [d] = await asService(
       null,
       (tx) =>
-        tx<Delivery & { withheld: boolean; defer_seconds: string | null }>`
-          select c.*, w.withheld,
+        tx<Delivery & { withheld: boolean; key_lapsed: boolean; defer_seconds: string | null }>`
+          select c.*, w.withheld, k.key_lapsed,
                  private.webhook_endpoint_previous_secret(c.tenant_id, c.endpoint_id) as previous_secret_encrypted,
-                 case when not w.withheld and c.status = 'pending' and c.enabled
+                 case when not w.withheld and not k.key_lapsed and c.status = 'pending' and c.enabled
                       then private.webhook_endpoint_gate_job(c.tenant_id, c.endpoint_id, ${job.id}) end as defer_seconds
           from private.webhook_delivery_context(${deliveryId}) c,
-               lateral (select private.webhook_delivery_withheld(${deliveryId}) as withheld) w`,
+               lateral (select private.webhook_delivery_withheld(${deliveryId}) as withheld) w,
+               lateral (select not w.withheld and c.status = 'pending' and c.enabled
+                               and private.webhook_endpoint_key_lapsed(c.tenant_id, c.endpoint_id) as key_lapsed) k`,
     );
     if (d?.withheld) return { withheld: 1 };
+    if (d?.key_lapsed) return { held: 1 };
     // Already delivered or given up (a repeat job), or gone: nothing to send. A disabled
     // endpoint's deliveries wait, pending, until it is enabled again (which queues them).
     if (!d || d.status !== 'pending' || !d.enabled) return { skipped: 1 };
