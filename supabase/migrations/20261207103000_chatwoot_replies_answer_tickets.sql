@@ -13,6 +13,19 @@
 -- private.message_side ('staff': outgoing, 'customer': incoming). The trigger takes it
 -- only for a public message without an author written by the service role: a person's
 -- message always has its author, and API roles cannot make one count for the other side.
+-- The side is kept with the message (private.ticket_message_sides) for the automation
+-- rules, which read who wrote a message later (20261207111000).
+
+create table private.ticket_message_sides (
+  tenant_id uuid not null,
+  message_id uuid not null,
+  side text not null check (side in ('staff', 'customer')),
+  primary key (tenant_id, message_id),
+  foreign key (tenant_id, message_id) references public.ticket_messages (tenant_id, id) on delete cascade
+);
+-- Private schema, not exposed; only the definer functions touch it.
+alter table private.ticket_message_sides enable row level security;
+revoke all on private.ticket_message_sides from public, anon, authenticated, service_role;
 
 -- Redefined (20261206132000_next_response_follows_the_policy.sql): an authorless public
 -- message the service role names the side of counts for that side.
@@ -43,6 +56,7 @@ begin
     v_side := nullif(pg_catalog.current_setting('private.message_side', true), '');
     if v_side in ('staff', 'customer') then
       v_staff := v_side = 'staff';
+      insert into private.ticket_message_sides (tenant_id, message_id, side) values (new.tenant_id, new.id, v_side);
     end if;
   end if;
   -- A reply answers the ticket: staff writing, not as its requester. The requester's own

@@ -656,3 +656,87 @@ describe('concurrency', () => {
     expect(dead).toBe(0);
   }, 300_000); // 2,000 rule applications and their 2,000 follow-up events on a shared 2-core machine
 });
+
+describe("Chatwoot's messages and the rules", () => {
+  /** A message as the Chatwoot handler writes it: no author, its side named (20261207103000). */
+  const chatwootMessage = (ticketId: string, side: 'staff' | 'customer', content: string, createdAt = 'now()') =>
+    db.sql.begin(async (tx) => {
+      await tx`select set_config('role', 'service_role', true), set_config('private.message_side', ${side}, true)`;
+      await tx`insert into public.ticket_messages (tenant_id, ticket_id, type, content, created_at)
+        values (${acme}, ${ticketId}, 'message', ${content}, ${tx.unsafe(createdAt)})`;
+    });
+
+  it("an agent's reply in Chatwoot is staff's word: its wait comes due, and message.author says staff or requester", async () => {
+    await quiet();
+    const nudge = await rule({
+      name: 'Nudge the Chatwoot contact',
+      event: 'ticket.no_customer_reply',
+      after_minutes: 60,
+      actions: [{ type: 'add_tags', tags: ['nudged-chatwoot'] }],
+    });
+    const byStaff = await rule({
+      name: 'Tag staff replies',
+      event: 'message.created',
+      conditions: { all: [{ field: 'message.author', op: 'eq', value: 'staff' }] },
+      actions: [{ type: 'add_tags', tags: ['staff-said'] }],
+    });
+    const byRequester = await rule({
+      name: 'Tag requester messages',
+      event: 'message.created',
+      conditions: { all: [{ field: 'message.author', op: 'eq', value: 'requester' }] },
+      actions: [{ type: 'add_tags', tags: ['requester-said'] }],
+    });
+    const t = await ticket('From a Chatwoot conversation');
+    await drain();
+    await chatwootMessage(t, 'customer', 'Where is my order?', "now() - interval '3 hours'");
+    await drain();
+    expect((await state(t)).tags).toEqual(['requester-said']);
+    await chatwootMessage(t, 'staff', 'It ships tomorrow', "now() - interval '2 hours'");
+    await drain();
+    expect((await state(t)).tags.sort()).toEqual(['requester-said', 'staff-said']);
+    // Two hours of silence after the agent's reply: the nudge is due.
+    expect((await db.sql`select private.run_automation_sweep() as n`)[0].n).toBeGreaterThanOrEqual(1);
+    await drain();
+    expect((await state(t)).tags).toContain('nudged-chatwoot');
+    expect((await runsOf(nudge)).filter((r) => r.ticket_id === t).map((r) => r.outcome)).toEqual(['applied']);
+    expect((await runsOf(byStaff)).filter((r) => r.ticket_id === t).map((r) => r.outcome)).toContain('applied');
+    expect((await runsOf(byRequester)).filter((r) => r.ticket_id === t).map((r) => r.outcome)).toContain('applied');
+  });
+});
+
+describe('the sweep shares a run between tenants', () => {
+  it("one tenant's backlog of waits takes at most a fifth of a run: another tenant's wait is queued in the same run", async () => {
+    await quiet();
+    const pendingRule = (token: string) =>
+      createRule({
+        name: 'Close stale pending',
+        event: 'ticket.pending_for',
+        after_minutes: 60,
+        conditions: {},
+        actions: [{ type: 'add_tags', tags: ['stale'] }],
+      }, token);
+    const acmeRule = await pendingRule(tok.admin);
+    const globexRule = await pendingRule(tok.globexAdmin);
+    expect([acmeRule.status, globexRule.status]).toEqual([201, 201]);
+    // Acme: twelve tickets pending for two hours; globex: one.
+    const pending = async (tenant: string, creator: string, n: number) => {
+      const made = await db.sql`insert into public.tickets (tenant_id, title, created_by)
+        select ${tenant}, 'Stale pending ' || i, ${creator} from generate_series(1, ${n}) i returning id`;
+      const ids = made.map((t) => t.id as string);
+      await db.sql`update public.tickets set status = 'pending' where id = any (${ids})`;
+      await db.sql`update public.tickets set sla_paused_at = now() - interval '2 hours' where id = any (${ids})`;
+      return made;
+    };
+    await pending(acme, users.acmeUser.id, 12);
+    const [g] = await pending(globex, users.globexUser.id, 1);
+    await db.sql`delete from private.jobs where task = 'automation'`;
+    // A run of five: a share of one per tenant, whichever comes first.
+    expect((await db.sql`select private.run_automation_sweep(now(), 5) as n`)[0].n).toBe(2);
+    const queued = await db.sql`select payload ->> 'tenant_id' as tenant, payload ->> 'ticket_id' as ticket
+      from private.jobs where task = 'automation' order by 1`;
+    expect(queued.map((j) => j.tenant).sort()).toEqual([acme, globex].sort());
+    expect(queued.find((j) => j.tenant === globex)?.ticket).toBe(g.id);
+    await db.sql`delete from private.jobs where task = 'automation'`;
+    await db.sql`update public.tickets set status = 'open' where title like 'Stale pending %'`;
+  });
+});
