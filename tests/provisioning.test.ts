@@ -420,6 +420,21 @@ describe('lifecycle', () => {
     expect((await services(t.id)).chatwoot).toMatchObject({ desired_state: 'removed', state: 'suspended' });
   });
 
+  it("a deleted tenant's suspension that meets a partner failure is retried, not ended (it queued the removal under its own key)", async () => {
+    const t = await createTenant(['chatwoot']);
+    await drain();
+    const made = (await services(t.id)).chatwoot;
+    const account = () => chatwoot.accounts.get(made.external_ids.account_id);
+    expect((await call(tenantsApp, 'DELETE', `/tenants/${t.id}`, { token: superToken })).status).toBe(200);
+    chatwoot.server.faults = { ...chatwoot.server.faults, match: /^PATCH \/platform\/api\/v1\/accounts\//, fail5xx: 1 };
+    const first = await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 });
+    expect(first.tasks.provision).toMatchObject({ retried: 1, superseded: 0 });
+    expect(account()?.status).toBe('active');
+    await drain();
+    expect(account()?.status).toBe('suspended');
+    expect((await services(t.id)).chatwoot).toMatchObject({ desired_state: 'removed', state: 'suspended' });
+  });
+
   it('a space that comes up after its tenant was deleted (a resume in flight) is suspended at once', async () => {
     const t = await createTenant(['chatwoot']);
     await drain();
@@ -430,13 +445,22 @@ describe('lifecycle', () => {
     expect(account()?.status).toBe('suspended');
     // The resume is under way (its job holds the service) when the tenant is deleted.
     await call(tenantsApp, 'POST', `/tenants/${t.id}/resume`, { token: superToken });
-    chatwoot.server.faults = { ...chatwoot.server.faults, match: /^PATCH \/platform\/api\/v1\/accounts\//, slow: 1, slowMs: 300 };
-    const resuming = runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 });
+    chatwoot.server.faults = { ...chatwoot.server.faults, match: /^PATCH \/platform\/api\/v1\/accounts\//, slow: 1, slowMs: 1_500 };
+    // A client that waits that long, so the resume is slow rather than failed.
+    const patient = {
+      ...connectors(),
+      chatwoot: chatwootConnector({ url: chatwoot.url, platformToken: chatwoot.token, timeoutMs: 5_000, inboundUrl: chatwootInboundUrl }),
+    };
+    const resuming = runProvisioningWorker({ connectors: patient, budgetMs: 8_000 });
     await vi.waitFor(async () => {
       expect(await db.sql`select 1 from private.jobs where task = 'provision' and payload ->> 'tenant_id' = ${t.id} and locked_by is not null`)
         .toHaveLength(1);
     });
     expect((await call(tenantsApp, 'DELETE', `/tenants/${t.id}`, { token: superToken })).status).toBe(200);
+    // Still under way when the deletion committed (else this tests nothing new).
+    expect(await db.sql`select 1 from private.jobs where task = 'provision' and payload ->> 'tenant_id' = ${t.id} and locked_by is not null`)
+      .toHaveLength(1);
+    expect((await services(t.id)).chatwoot.state).toBe('suspended');
     await resuming;
     await drain();
     expect(account()?.status).toBe('suspended');

@@ -85,6 +85,8 @@ function errorInfo(err: unknown): { message: string; permanent: boolean; retryAf
 }
 
 class Lost extends Error {}
+/** A failure hook ran for a job that turned out superseded (runJobs' fail). */
+class HookedSuperseded extends Error {}
 
 export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
   const started = Date.now();
@@ -125,17 +127,26 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
   const fail = async (job: Job, err: unknown): Promise<Outcome> => {
     const { message, permanent, retryAfter } = errorInfo(err);
     const task = registry[job.task];
-    try {
-      const outcome = await asService(null, async (tx) => {
+    // A job whose key a newer job took (private.add_job) ends here and its failure is not
+    // the domain's: the newer job, with the current payload, has yet to run. Asked before
+    // the hook (domain rows are locked before the job's), the answer may turn to
+    // superseded before fail_job locks the job: then what the hook wrote is rolled back and
+    // the job failed again without it.
+    const failOnce = (hook: boolean) =>
+      asService(null, async (tx) => {
         const predicted = permanent || job.attempts >= job.max_attempts ? 'dead' : 'retry';
-        // A job whose key a newer job took (private.add_job) ends here and its failure is
-        // not the domain's: the newer job, with the current payload, has yet to run.
-        const superseded = task?.failed &&
-          (await tx`select private.job_superseded(${job.id}) as s`)[0].s === true;
-        if (task?.failed && !superseded) await task.failed(tx, job, predicted, message, ctx);
+        const hooked = hook && !!task?.failed &&
+          (await tx`select private.job_superseded(${job.id}) as s`)[0].s !== true;
+        if (hooked) await task!.failed!(tx, job, predicted, message, ctx);
         const [{ o }] = await tx`select private.fail_job(${worker}, ${job.id}, ${message}, ${retryAfter}, ${permanent}) as o`;
         if (o === 'lost') throw new Lost(); // rolls back what the hook wrote
+        if (o === 'superseded' && hooked) throw new HookedSuperseded(); // and so does this
         return o as 'retry' | 'dead' | 'superseded';
+      });
+    try {
+      const outcome = await failOnce(true).catch((e) => {
+        if (e instanceof HookedSuperseded) return failOnce(false);
+        throw e;
       });
       return outcome === 'retry' ? 'retried' : outcome;
     } catch (e) {

@@ -246,9 +246,12 @@ export async function applyChatwootEvent(
       if (!ticket) return 'ignored';
       const incoming = type === 'incoming' || type === 0;
       const note = !incoming && !!event.private;
-      // Whose message it is, for the SLA (20261207103000): Chatwoot's agents and contacts
-      // are no platform users, so the message has no author to tell. Set for this insert.
-      await tx`select set_config('private.message_side', ${note ? '' : incoming ? 'customer' : 'staff'}, true)`;
+      // Whose message it is, for the SLA and the rules (20261207103000): Chatwoot's agents
+      // and contacts are no platform users, so the message has no author to tell. An
+      // agent's (a Chatwoot user's) public reply is staff's; a bot's or a campaign's
+      // answers no one. Set for this insert.
+      const side = incoming ? 'customer' : !note && outgoing && event.sender?.type === 'user' ? 'staff' : '';
+      await tx`select set_config('private.message_side', ${side}, true)`;
       await tx`
         insert into public.ticket_messages (tenant_id, ticket_id, type, content)
         values (${tenantId}, ${ticket.id}, ${note ? 'note' : 'message'},

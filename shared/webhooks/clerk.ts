@@ -64,6 +64,8 @@ function primaryEmail(data: Payload): { email?: string; verified: boolean } {
 
 /** An address another Clerk user's person here still has. */
 const ADDRESS_HELD = Symbol('address held by another Clerk user');
+/** A login a user.deleted took while this event waited for the person: no one now. */
+const RETIRED = Symbol('the login was retired meanwhile');
 
 /** The platform user behind a Clerk user id. A new one is created, or an existing one
  *  linked by e-mail, only for an address Clerk verified — and never a platform admin,
@@ -76,7 +78,7 @@ async function upsertUser(
   clerkId: string,
   address: { email?: string; verified: boolean },
   names: { first?: string; last?: string; image?: string },
-): Promise<string | undefined | typeof ADDRESS_HELD> {
+): Promise<string | undefined | typeof ADDRESS_HELD | typeof RETIRED> {
   let [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${clerkId}`;
   if (known) {
     // The person first, as a user.deleted's retirement locks them (retire_identity), then
@@ -84,7 +86,7 @@ async function upsertUser(
     // late event of that user (a retried membership) must not bring them back.
     await tx`select 1 from public.users where id = ${known.user_id} for no key update`;
     [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${clerkId}`;
-    if (!known) return undefined;
+    if (!known) return RETIRED;
   }
   let userId: string | undefined = known?.user_id;
   const email = address.verified ? address.email : undefined;
@@ -250,7 +252,7 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
       // The address still names another Clerk user's person: refused until that user's
       // own change of address arrives (Svix sends this again), then created afresh.
       if (userId === ADDRESS_HELD) return awaitRelated(event, 'address');
-      return userId ? 'applied' : 'ignored';
+      return userId && userId !== RETIRED ? 'applied' : 'ignored';
     }
     case 'user.deleted': {
       // Memberships go; tickets and the audit trail stay with the (deleted) person.
@@ -298,6 +300,7 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
         last: namePart(pud.last_name),
         image: imageUrl(pud.image_url),
       });
+      if (userId === RETIRED) return 'ignored';
       if (!userId || userId === ADDRESS_HELD) return awaitRelated(event, 'user');
       await tx`
         insert into public.memberships (tenant_id, user_id, role) values (${tenantId}, ${userId}, ${roleFor(d.role)})

@@ -18,6 +18,9 @@
 --   at the partner. Only a removed space waits for its removal untouched.
 -- * A job that brings a space up (`active`) or leaves it `failed` after its tenant was
 --   deleted queues the suspension at once, rather than at the grace period's end.
+-- * The job that suspends a space in the grace period queues the removal under its own
+--   key, which marks it superseded (20261207100000): it is marked back, so a failure of
+--   the suspension is retried rather than ended.
 
 -- Redefined (20261206052000_deleted_tenants_suspended_during_grace.sql): a suspended
 -- space with a resume asked for is suspended now; a space that comes up or fails during
@@ -73,8 +76,12 @@ begin
   end if;
   v_desired := v_s.desired_state;
   if v_s.desired_state = 'removed' and v_s.remove_after > now() then
-    -- The removal is queued for its time, behind this job.
+    -- The removal is queued for its time, behind this job. Queued under this job's own
+    -- key, it takes the key over and would mark this job superseded (20261207100000): it
+    -- is not, the removal is other work than the suspension this job does now, and a
+    -- failure of that suspension is retried as before.
     perform private.enqueue_provisioning(v_s.tenant_id, v_s.service, v_s.remove_after);
+    update private.jobs j set superseded = false where j.id = p_job_id and j.superseded;
     if v_s.state = 'removed' then
       return query select true, v_s.remove_after, v_s.desired_state, v_s.state, null::jsonb, null::text, null::text,
         null::text, null::text, null::text;

@@ -11,12 +11,18 @@
 -- wrote on meanwhile owes that reply an answer from the reopening, under the ticket's
 -- policy; reopened with nothing owed, it has no next-response clock.
 --
+-- A due date the request names is kept through a priority or team change in the same
+-- update also when it is the value the ticket had (PATCH /tickets/{id} says so in the
+-- transaction-local setting private.due_date_named): a form that sends every field back
+-- lost a due date set by hand, replaced by the policy's whenever it changed the priority.
+--
 -- A merge lost the reply owed the same way: the source's unanswered customer message
 -- moved to the target, which owed nothing for it, and the source, closed, was no longer
 -- swept. The target now owes it (the later of the two replies owed), on its own policy.
 
 -- Redefined (20261206162000_merged_tickets_answered_not_resolved.sql): the reply owed
--- ends with a resolution and restarts with a reopening.
+-- ends with a resolution and restarts with a reopening; a due date the request names is
+-- kept.
 create or replace function private.tickets_before_update() returns trigger
 language plpgsql security definer
 set search_path = ''
@@ -24,6 +30,9 @@ as $$
 declare
   v_window_days numeric;
   v_policy public.sla_policies;
+  -- The request named the due date (PATCH /tickets/{id} sets this for its update): kept
+  -- although unchanged, as a due date set by the same update is.
+  v_due_named boolean := coalesce(pg_catalog.current_setting('private.due_date_named', true), '') = 'on';
 begin
   if new.status is distinct from old.status then
     if new.merged_into_id is not null and old.merged_into_id is null then
@@ -85,7 +94,7 @@ begin
   end if;
   if new.priority is distinct from old.priority or new.team_id is distinct from old.team_id then
     if (private.sla_policy_for(new.tenant_id, new.team_id, new.priority)).id is not null then
-      if new.due_date is not distinct from old.due_date then
+      if new.due_date is not distinct from old.due_date and not v_due_named then
         new := private.apply_sla(new);
       else
         -- A due date set by the same update is kept; the first response still follows
@@ -97,7 +106,7 @@ begin
       -- ticket made under no policy has none (a due date set by hand under no policy
       -- before stays, as on insert, and one set by this update too).
       new.first_response_due_at := null;
-      if new.due_date is not distinct from old.due_date then
+      if new.due_date is not distinct from old.due_date and not v_due_named then
         new.due_date := null;
       end if;
       new.next_response_due_at := null;
@@ -163,6 +172,11 @@ begin
   -- clock), the target's clock from it under the target's policy. The source's goes with
   -- its close.
   select * into v_owed from private.ticket_replies_owed o where o.tenant_id = p_tenant_id and o.ticket_id = p_source_id;
+  if v_owed.since is not null and v_source.status in ('resolved', 'closed') then
+    -- Written on a settled source: owed from now, as a reopening would have it.
+    v_owed.since := now();
+    v_owed.paused_minutes := 0;
+  end if;
   if v_owed.since is not null then
     insert into private.ticket_replies_owed as o (tenant_id, ticket_id, since, paused_minutes)
     values (p_tenant_id, p_target_id, v_owed.since, v_owed.paused_minutes)

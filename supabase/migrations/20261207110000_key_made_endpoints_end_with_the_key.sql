@@ -10,7 +10,9 @@
 -- disabled, saying why; an expired key's endpoint is disabled at its next delivery
 -- (private.webhook_endpoint_key_lapsed, asked by the delivery job). Its deliveries wait,
 -- pending, as for any disabled endpoint, until an admin enables it again, which vouches
--- for it: a person's change of those fields forgets the key.
+-- for it: a person's change of those fields forgets the key. Endpoints set up by keys
+-- before this migration are not known as theirs (the audit trail names the key of each
+-- change, for an operator who wants to look).
 
 create table private.webhook_endpoint_key_origins (
   tenant_id uuid not null,

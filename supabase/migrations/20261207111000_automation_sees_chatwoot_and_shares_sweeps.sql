@@ -11,7 +11,8 @@
 --   and those already queued were skipped the next time: a tenant sorting first with a
 --   backlog of tens of thousands of waits took every run's 500 until it was through, and
 --   the rules of the tenants after it did not run for that long. A tenant now takes at
---   most a fifth of a run, and the tenants' order changes every minute.
+--   most a fifth of a run, then a second pass hands out what the others left, and the
+--   tenants' order changes every minute.
 
 -- Redefined (20261206162000_merged_tickets_answered_not_resolved.sql): a Chatwoot
 -- message's side.
@@ -155,69 +156,75 @@ declare
   v_rule public.automation_rules;
   v_due record;
   v_added int := 0;
-  -- A tenant's share of a run: a fifth, so one tenant's backlog leaves room for others.
-  v_share int := greatest(1, p_limit / 5);
+  -- A tenant's share of a run: a fifth, so one tenant's backlog leaves room for others;
+  -- the second pass hands out what the first left.
+  v_share int;
   v_tenant uuid;
   v_in_tenant int := 0;
 begin
-  for v_rule in
-    select r.* from public.automation_rules r
-    join public.tenants x on x.id = r.tenant_id and x.status = 'active'
-    where r.active and r.after_minutes is not null and r.event in ('ticket.pending_for', 'ticket.no_customer_reply')
-    -- Tenants in an order that changes every minute, so no tenant always comes first.
-    order by pg_catalog.md5(r.tenant_id::text || pg_catalog.date_trunc('minute', p_now)::text), r.tenant_id, r.position, r.id
-  loop
+  for v_pass in 1..2 loop
     exit when v_added >= p_limit;
-    if v_rule.tenant_id is distinct from v_tenant then
-      v_tenant := v_rule.tenant_id;
-      v_in_tenant := 0;
-    end if;
-    continue when v_in_tenant >= v_share;
-    for v_due in
-      select w.ticket_id, w.since,
-             md5(v_rule.id::text || ':' || w.ticket_id::text || ':' || w.since::text)::uuid as event_id
-      from (
-        select t.id as ticket_id, t.sla_paused_at as since
-        from public.tickets t
-        where v_rule.event = 'ticket.pending_for'
-          and t.tenant_id = v_rule.tenant_id and t.status = 'pending' and t.deleted_at is null
-          and t.sla_paused_at <= p_now - make_interval(mins => v_rule.after_minutes)
-          and private.business_minutes_between(t.sla_paused_at, p_now,
-                (private.sla_policy_for(t.tenant_id, t.team_id, t.priority)).business_hours) >= v_rule.after_minutes
-        union all
-        select t.id, m.created_at
-        from public.tickets t
-        cross join lateral (
-          select x.id, x.author_id, x.created_at from public.ticket_messages x
-          where x.tenant_id = t.tenant_id and x.ticket_id = t.id and x.type = 'message'
-            and not exists (select 1 from private.automation_messages a where a.tenant_id = x.tenant_id and a.message_id = x.id)
-          order by x.created_at desc limit 1
-        ) m
-        where v_rule.event = 'ticket.no_customer_reply'
-          and t.tenant_id = v_rule.tenant_id and t.status in ('open', 'pending', 'escalated') and t.deleted_at is null
-          and (exists (select 1 from public.memberships s
-                       where s.tenant_id = t.tenant_id and s.user_id = m.author_id and s.role in ('agent', 'admin'))
-               or exists (select 1 from private.ticket_message_sides sd
-                          where sd.tenant_id = t.tenant_id and sd.message_id = m.id and sd.side = 'staff'))
-          and m.created_at <= p_now - make_interval(mins => v_rule.after_minutes)
-      ) w
-      where not exists (
-        select 1 from private.jobs j
-        where j.job_key = 'automation-timed:' || md5(v_rule.id::text || ':' || w.ticket_id::text || ':' || w.since::text)::uuid)
-      and not exists (
-        select 1 from public.automation_runs x
-        where x.tenant_id = v_rule.tenant_id and x.rule_id = v_rule.id
-          and x.event_id = md5(v_rule.id::text || ':' || w.ticket_id::text || ':' || w.since::text)::uuid)
-      order by w.since
-      limit least(p_limit - v_added, v_share - v_in_tenant)
+    v_share := case v_pass when 1 then greatest(1, p_limit / 5) else p_limit end;
+    v_tenant := null;
+    for v_rule in
+      select r.* from public.automation_rules r
+      join public.tenants x on x.id = r.tenant_id and x.status = 'active'
+      where r.active and r.after_minutes is not null and r.event in ('ticket.pending_for', 'ticket.no_customer_reply')
+      -- Tenants in an order that changes every minute, so no tenant always comes first.
+      order by pg_catalog.md5(r.tenant_id::text || pg_catalog.date_trunc('minute', p_now)::text), r.tenant_id, r.position, r.id
     loop
-      perform private.add_job('automation',
-        jsonb_build_object('tenant_id', v_rule.tenant_id, 'ticket_id', v_due.ticket_id, 'event', v_rule.event,
-                           'event_id', v_due.event_id, 'rule_id', v_rule.id, 'chain', '[]'::jsonb,
-                           'since', v_due.since),
-        'automation-timed:' || v_due.event_id, null, null, 'automation:' || v_due.ticket_id, 'preserve_run_at');
-      v_added := v_added + 1;
-      v_in_tenant := v_in_tenant + 1;
+      exit when v_added >= p_limit;
+      if v_rule.tenant_id is distinct from v_tenant then
+        v_tenant := v_rule.tenant_id;
+        v_in_tenant := 0;
+      end if;
+      continue when v_in_tenant >= v_share;
+      for v_due in
+        select w.ticket_id, w.since,
+               md5(v_rule.id::text || ':' || w.ticket_id::text || ':' || w.since::text)::uuid as event_id
+        from (
+          select t.id as ticket_id, t.sla_paused_at as since
+          from public.tickets t
+          where v_rule.event = 'ticket.pending_for'
+            and t.tenant_id = v_rule.tenant_id and t.status = 'pending' and t.deleted_at is null
+            and t.sla_paused_at <= p_now - make_interval(mins => v_rule.after_minutes)
+            and private.business_minutes_between(t.sla_paused_at, p_now,
+                  (private.sla_policy_for(t.tenant_id, t.team_id, t.priority)).business_hours) >= v_rule.after_minutes
+          union all
+          select t.id, m.created_at
+          from public.tickets t
+          cross join lateral (
+            select x.id, x.author_id, x.created_at from public.ticket_messages x
+            where x.tenant_id = t.tenant_id and x.ticket_id = t.id and x.type = 'message'
+              and not exists (select 1 from private.automation_messages a where a.tenant_id = x.tenant_id and a.message_id = x.id)
+            order by x.created_at desc limit 1
+          ) m
+          where v_rule.event = 'ticket.no_customer_reply'
+            and t.tenant_id = v_rule.tenant_id and t.status in ('open', 'pending', 'escalated') and t.deleted_at is null
+            and (exists (select 1 from public.memberships s
+                         where s.tenant_id = t.tenant_id and s.user_id = m.author_id and s.role in ('agent', 'admin'))
+                 or exists (select 1 from private.ticket_message_sides sd
+                            where sd.tenant_id = t.tenant_id and sd.message_id = m.id and sd.side = 'staff'))
+            and m.created_at <= p_now - make_interval(mins => v_rule.after_minutes)
+        ) w
+        where not exists (
+          select 1 from private.jobs j
+          where j.job_key = 'automation-timed:' || md5(v_rule.id::text || ':' || w.ticket_id::text || ':' || w.since::text)::uuid)
+        and not exists (
+          select 1 from public.automation_runs x
+          where x.tenant_id = v_rule.tenant_id and x.rule_id = v_rule.id
+            and x.event_id = md5(v_rule.id::text || ':' || w.ticket_id::text || ':' || w.since::text)::uuid)
+        order by w.since
+        limit least(p_limit - v_added, v_share - v_in_tenant)
+      loop
+        perform private.add_job('automation',
+          jsonb_build_object('tenant_id', v_rule.tenant_id, 'ticket_id', v_due.ticket_id, 'event', v_rule.event,
+                             'event_id', v_due.event_id, 'rule_id', v_rule.id, 'chain', '[]'::jsonb,
+                             'since', v_due.since),
+          'automation-timed:' || v_due.event_id, null, null, 'automation:' || v_due.ticket_id, 'preserve_run_at');
+        v_added := v_added + 1;
+        v_in_tenant := v_in_tenant + 1;
+      end loop;
     end loop;
   end loop;
   return v_added;

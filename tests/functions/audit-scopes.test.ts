@@ -54,7 +54,7 @@ describe('the audit trail through an API key', () => {
       join pg_proc p on p.oid = g.tgfoid
       where n.nspname = 'public' and p.proname = 'audit_row' and not g.tgisinternal order by 1`;
     expect(Object.keys(AUDIT_READ_SCOPE).sort()).toEqual(audited.map((r) => r.t));
-    for (const scope of Object.values(AUDIT_READ_SCOPE)) if (scope) expect(API_KEY_SCOPES).toContain(scope);
+    for (const scope of Object.values(AUDIT_READ_SCOPE).flat()) if (scope) expect(API_KEY_SCOPES).toContain(scope);
   });
 
   it("reads only the tables its scopes read; a table it cannot read is 403 insufficient_scope; people read them all", async () => {
@@ -68,7 +68,7 @@ describe('the audit trail through an API key', () => {
     for (const table of ['ticket_messages', 'voice_customers']) {
       const r = await call(app, 'GET', `/tenants/${acme}/audit?table_name=${table}`, { token: auditOnly });
       expect([r.status, errorCode(r)], table).toEqual([403, 'insufficient_scope']);
-      expect(r.body.error.details.required_scopes).toEqual([AUDIT_READ_SCOPE[table]]);
+      expect(r.body.error.details.required_scopes).toEqual([AUDIT_READ_SCOPE[table]].flat());
     }
 
     // A name that is no table reads nothing, whatever it is (an inherited property too).
@@ -82,5 +82,12 @@ describe('the audit trail through an API key', () => {
     expect(read.has('ticket_messages') && read.has('tickets') && read.has('tenants')).toBe(true);
     expect(read.has('voice_customers')).toBe(false);
     expect(await tablesRead(withTickets, '&table_name=ticket_messages')).toEqual(new Set(['ticket_messages']));
+
+    // A rule's runs name the tickets it matched: workflow:manage alone does not read them.
+    const workflows = await keyWith(['audit:read', 'workflow:manage']);
+    const runs = await call(app, 'GET', `/tenants/${acme}/audit?table_name=automation_runs`, { token: workflows });
+    expect([runs.status, errorCode(runs), runs.body.error?.details?.required_scopes]).toEqual([403, 'insufficient_scope', ['tickets:read']]);
+    const both = await keyWith(['audit:read', 'workflow:manage', 'tickets:read']);
+    expect((await call(app, 'GET', `/tenants/${acme}/audit?table_name=automation_runs`, { token: both })).status).toBe(200);
   });
 });

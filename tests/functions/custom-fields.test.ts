@@ -182,6 +182,25 @@ describe('values on tickets', () => {
     expect(nobody.ok ? 'inserted' : nobody.error).toEqual(theirs.ok ? 'inserted' : theirs.error);
   });
 
+  it('a required field takes no blank value: blank text and an empty list are missing', async () => {
+    const [note] = await db.sql`select id from public.custom_field_definitions where key = 'internal_note'`;
+    const [areas] = await db.sql`select id from public.custom_field_definitions where key = 'areas'`;
+    expect((await patch(tok.admin, `/custom-fields/${note.id}`, { required: true })).status).toBe(200);
+    expect((await patch(tok.admin, `/custom-fields/${areas.id}`, { required: true })).status).toBe(200);
+    try {
+      const before = (await db.sql`select count(*)::int as n from public.tickets where tenant_id = ${acme}`)[0].n;
+      const blank = await post(tok.agent, '', { title: 'Filed with blanks', custom_fields: { internal_note: '   ', areas: [] } });
+      expect([blank.status, fieldsOf(blank)]).toEqual([422, ['custom_fields.areas', 'custom_fields.internal_note'].sort()]);
+      expect((await db.sql`select count(*)::int as n from public.tickets where tenant_id = ${acme}`)[0].n).toBe(before);
+      const filled = await post(tok.agent, '', { title: 'Filed in full', custom_fields: { internal_note: 'checked', areas: ['eu'] } });
+      expect(filled.status, JSON.stringify(filled.body)).toBe(201);
+      await db.sql`delete from public.tickets where id = ${filled.body.id}`; // out of the filters' tests
+    } finally {
+      await patch(tok.admin, `/custom-fields/${note.id}`, { required: false });
+      await patch(tok.admin, `/custom-fields/${areas.id}`, { required: false });
+    }
+  });
+
   it('required fields: customers must fill the visible ones, staff all; machine paths are exempt', async () => {
     const [plan] = await db.sql`select id from public.custom_field_definitions where key = 'plan'`;
     const [risk] = await db.sql`select id from public.custom_field_definitions where key = 'risk'`;

@@ -174,6 +174,20 @@ describe('the next-response target', () => {
     expect((await row(target.id)).sla_next_response_breached_at).not.toBeNull();
     // The source, closed, owes nothing.
     expect(await db.sql`select 1 from private.ticket_replies_owed where ticket_id = ${source.id}`).toHaveLength(0);
+
+    // A settled source's reply owed (a "thanks" two hours ago) is owed from the merge.
+    const settled = await ticket('medium');
+    const open = await ticket('medium');
+    await reply(settled.id, tok.agent);
+    expect((await call(app, 'POST', `/tickets/${settled.id}/status`, { token: tok.agent, body: { status: 'resolved' } })).status).toBe(200);
+    await reply(settled.id, tok.user);
+    await db.sql`update private.ticket_replies_owed set since = since - interval '2 hours' where ticket_id = ${settled.id}`;
+    const into = await call(app, 'POST', `/tickets/${settled.id}/merge`, { token: tok.agent, body: { into: open.id } });
+    expect(into.status, JSON.stringify(into.body)).toBe(200);
+    const [now] = await db.sql`select now() as at`;
+    const lead = (await row(open.id)).next_response_due_at.getTime() - now.at.getTime();
+    expect(lead).toBeGreaterThan(25 * 60_000);
+    expect(lead).toBeLessThanOrEqual(30 * 60_000);
   });
 
   it('a pending ticket does not breach it', async () => {

@@ -660,6 +660,19 @@ describe('SLA', () => {
     expect(timeline).toContain('priority_changed');
   });
 
+  it('a due date the request names stays through its priority change, also when it is the one the ticket has', async () => {
+    const t = await newTicket({ priority: 'medium' });
+    const chosen = '2099-01-10T00:00:00.000Z';
+    expect((await call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.agent, body: { due_date: chosen } })).body.due_date).toBe(chosen);
+    // A form sending every field back: the same due date with a new priority.
+    const r = await call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.agent, body: { priority: 'urgent', due_date: chosen } });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body.due_date).toBe(chosen);
+    // Not named, the policy's date follows the priority as before.
+    const moved = await call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.agent, body: { priority: 'medium' } });
+    expect(moved.body.due_date).not.toBe(chosen);
+  });
+
   it('the sweep (a recurring job of the jobs function) takes only the service credential', async () => {
     expect((await call(jobsApp, 'POST', '/jobs/run', { token: tok.admin })).status).toBe(401);
     await db.sql`update private.job_schedules set next_run_at = now() where name = 'sla-sweep'`;

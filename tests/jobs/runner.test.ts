@@ -11,6 +11,7 @@ import { type Registry, runJobs } from '../../shared/jobs/runner.ts';
 import { tasks as productionTasks } from '../../shared/jobs/registry.ts';
 import { JobDeferred, JobError, type Job } from '../../shared/jobs/types.ts';
 import { closeConcurrencyDb, type ConcurrencyDb, concurrencyDatabase, deadlocks } from '../concurrency/harness.ts';
+import type { Tx } from '../../shared/db.ts';
 
 let db: ConcurrencyDb;
 beforeAll(async () => {
@@ -198,7 +199,7 @@ describe('failures reported by handlers', () => {
           if (job.payload.v === 1) {
             started();
             await held;
-            throw new JobError('partner down', { retryable: false });
+            throw new JobError('partner down'); // retryable: backed off, before
           }
         },
         async failed(_tx: unknown, job: Job<{ v: number }>, outcome: string) {
@@ -213,12 +214,34 @@ describe('failures reported by handlers', () => {
     const [next] = await db.sql`select id, queue from private.add_job('handed', '{"v": 2}', 'handed-key')`;
     release();
     const report = await run;
-    // The first, failing permanently, ended without its hook (no "dead" for the domain);
+    // The first ended without its hook (no failure for the domain) and without a backoff;
     // the second ran in the same run, as soon as the first was out of its way.
     expect(report.tasks.handed).toMatchObject({ superseded: 1, dead: 0, completed: 1 });
     expect(hooked).toEqual([]);
     expect(ran).toEqual([1, 2]);
     expect(await db.sql`select id from private.jobs where id in (${first}, ${next.id})`).toEqual([]);
+  });
+
+  it("a job handed over while its failure hook runs ends superseded, the hook's writes rolled back", async () => {
+    let hooked = 0;
+    const registry: Registry = {
+      racing: {
+        async run(job: Job<{ v: number }>) {
+          if (job.payload.v === 1) throw new JobError('partner down');
+        },
+        async failed(tx: Tx) {
+          hooked++;
+          await tx`select private.add_job('racing-marker')`; // the hook's own write
+          // Meanwhile, on another connection, the key is added again: a hand-over.
+          await db.sql`select private.add_job('racing', '{"v": 2}', 'racing-key')`;
+        },
+      } as never,
+    };
+    await db.sql`select private.add_job('racing', '{"v": 1}', 'racing-key')`;
+    const report = await runJobs({ registry, tasks: ['racing'], workerId: 'racing-1', budgetMs: 5_000, batch: 1 });
+    expect(report.tasks.racing).toMatchObject({ superseded: 1, completed: 1, retried: 0 });
+    expect(hooked).toBe(1);
+    expect(await db.sql`select 1 from private.jobs where task in ('racing', 'racing-marker')`).toEqual([]);
   });
 
   it("a superseded job's Retry-After holds its successor back; the successor's own failure goes through its hook", async () => {

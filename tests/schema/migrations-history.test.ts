@@ -561,6 +561,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206010000_custom_field_writes_wait_for_visibility.sql',
     '20261206064000_hidden_field_changes_told.sql',
     '20261206065000_third_round_review.sql',
+    '20261207112000_required_fields_not_blank.sql', // a blank value is no answer to a required field
   ],
   // ... PL/pgSQL, planned once a session (issue 14, per-row trigger cost).
   'private.notify_followers': ['20261202141100_customer_followers.sql', '20261205160000_row_trigger_helpers_planned_once.sql'],

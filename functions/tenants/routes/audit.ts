@@ -2,7 +2,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import { caller, callerDb } from '../../../shared/auth/context.ts';
 import { apiKeyScope, type Scope } from '../../../shared/auth/api-keys.ts';
-import { ApiError } from '../../../shared/errors.ts';
+import { missingScopes, requireScopes } from '../../../shared/auth/key-scopes.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { commonErrors, cursorValues, encodeCursor, jsonResponse } from '../../../shared/schemas/common.ts';
 import type { Checked, JsonObject, Tables } from '../../../shared/rows.ts';
@@ -37,12 +37,12 @@ type AuditEntryRow =
  *  Function's memory. The first entry is always returned; `next` goes on from the last. */
 export const AUDIT_PAGE_BYTES = 2 * 1024 * 1024;
 
-/** The read scope an API key needs besides `audit:read` to read each audited table's
+/** The read scopes an API key needs besides `audit:read` to read each audited table's
  *  entries, whose row images hold the rows themselves (a message's content, a call's
- *  transcript, a customer's phone): the scope its own routes need. null: the tenant's
+ *  transcript, a customer's phone): the scopes its own routes need. null: the tenant's
  *  configuration, which `audit:read` alone reads. Every audited table is here
  *  (tests/functions/audit-scopes.test.ts holds it to the catalog). */
-export const AUDIT_READ_SCOPE: Record<string, Scope | null> = {
+export const AUDIT_READ_SCOPE: Record<string, Scope | readonly Scope[] | null> = {
   tickets: 'tickets:read',
   ticket_messages: 'tickets:read',
   ticket_events: 'tickets:read',
@@ -56,7 +56,8 @@ export const AUDIT_READ_SCOPE: Record<string, Scope | null> = {
   canned_responses: 'tickets:read',
   macros: 'tickets:read',
   automation_rules: 'workflow:manage',
-  automation_runs: 'workflow:manage',
+  // A rule's runs name the tickets it matched (GET …/runs needs both, 20261207).
+  automation_runs: ['workflow:manage', 'tickets:read'],
   memberships: 'members:read',
   users: 'members:read',
   user_identities: 'members:read',
@@ -81,16 +82,11 @@ export const AUDIT_READ_SCOPE: Record<string, Scope | null> = {
 /** The tables whose entries an API key reads (null: a person, every table); a named table
  *  it may not read is 403 insufficient_scope, as its own routes answer. */
 function keyReadableTables(scopes: readonly Scope[], named: string | undefined): string[] {
-  const readable = Object.keys(AUDIT_READ_SCOPE).filter((t) => {
-    const needed = AUDIT_READ_SCOPE[t];
-    return needed === null || scopes.includes(needed);
-  });
+  const scopesFor = (table: string): readonly Scope[] => [AUDIT_READ_SCOPE[table] ?? []].flat();
+  const readable = Object.keys(AUDIT_READ_SCOPE).filter((t) => missingScopes(scopes, scopesFor(t)).length === 0);
   // Own keys only: `?table_name=constructor` names no table (an empty page), not a scope.
-  const needed = named !== undefined && Object.hasOwn(AUDIT_READ_SCOPE, named) ? AUDIT_READ_SCOPE[named] : null;
-  if (needed && !scopes.includes(needed)) {
-    throw new ApiError(403, 'insufficient_scope', `This API key cannot read ${named}; it needs ${needed}`, {
-      required_scopes: [needed],
-    });
+  if (named !== undefined && Object.hasOwn(AUDIT_READ_SCOPE, named)) {
+    requireScopes(scopes, scopesFor(named), `The audit entries of ${named} hold its rows`);
   }
   return readable;
 }

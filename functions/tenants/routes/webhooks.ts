@@ -3,10 +3,11 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { caller, type CallerContext, callerDb } from '../../../shared/auth/context.ts';
 import { apiKeyScope, type Scope } from '../../../shared/auth/api-keys.ts';
+import { requireScopes } from '../../../shared/auth/key-scopes.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { newEndpointSecret } from '../../../shared/webhooks/deliver.ts';
 import { resolvedTargetProblem } from '../../../shared/webhooks/ssrf.ts';
-import { ApiError, notFound, unprocessable } from '../../../shared/errors.ts';
+import { notFound, unprocessable } from '../../../shared/errors.ts';
 import { validationError } from '../../../shared/http.ts';
 import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import type { Column, Selected } from '../../../shared/rows.ts';
@@ -82,19 +83,9 @@ const KEY_EVENT_SCOPES = 'An API key registers only event types its scopes can r
  *  (403 insufficient_scope naming them); `[]` is every event type. People (admins) are
  *  not limited here. */
 function requireEventScopes(c: CallerContext, eventTypes: readonly string[]): void {
-  const key = caller(c).apiKey;
-  if (!key) return;
   const wanted = (eventTypes.length ? eventTypes : s.WEBHOOK_EVENT_TYPES) as readonly EventType[];
-  const missing = [...new Set(wanted.map((t) => EVENT_READ_SCOPE[t]))]
-    .filter((scope): scope is Scope => scope !== null && !key.scopes.includes(scope));
-  if (missing.length) {
-    throw new ApiError(
-      403,
-      'insufficient_scope',
-      `This API key cannot read what these events carry; it needs ${missing.join(', ')}`,
-      { required_scopes: missing },
-    );
-  }
+  const needed = wanted.map((t) => EVENT_READ_SCOPE[t]).filter((scope): scope is Scope => scope !== null);
+  requireScopes(caller(c).apiKey?.scopes, needed, 'These events carry what only some scopes read');
 }
 
 export function registerWebhooks(app: TenantsApp): void {

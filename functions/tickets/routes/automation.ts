@@ -5,9 +5,10 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { caller, type CallerContext, callerDb } from '../../../shared/auth/context.ts';
+import { requireScopes } from '../../../shared/auth/key-scopes.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import type { Tx } from '../../../shared/db.ts';
-import { ApiError, notFound } from '../../../shared/errors.ts';
+import { notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Checked, Column, Selected } from '../../../shared/rows.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
@@ -148,21 +149,9 @@ const list: TicketsHandler<typeof routes.list> = async (c) => {
 /** A rule reads tickets (its conditions, hidden custom fields included) and writes them
  *  (its actions), and its runs name the tickets it matched: an API key adds or changes
  *  one, or reads its runs, only with tickets:read and tickets:write besides
- *  workflow:manage (403 insufficient_scope naming what it lacks). People (admins) are not
- *  limited here. */
-function requireTicketScopes(c: CallerContext): void {
-  const key = caller(c).apiKey;
-  if (!key) return;
-  const missing = (['tickets:read', 'tickets:write'] as const).filter((scope) => !key.scopes.includes(scope));
-  if (missing.length) {
-    throw new ApiError(
-      403,
-      'insufficient_scope',
-      `Rules read and write tickets: this API key also needs ${missing.join(', ')}`,
-      { required_scopes: missing },
-    );
-  }
-}
+ *  workflow:manage. */
+const requireTicketScopes = (c: CallerContext) =>
+  requireScopes(caller(c).apiKey?.scopes, ['tickets:read', 'tickets:write'], 'Rules read and write tickets');
 
 const create: TicketsHandler<typeof routes.create> = async (c) => {
   requireTicketScopes(c);

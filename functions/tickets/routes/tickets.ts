@@ -562,6 +562,9 @@ const update: TicketsHandler<typeof routes.update> = async (c) => {
     if (set('team_id')) await handOff(tx, access.tenantId, id, { team: body.team_id ?? null });
     const fields = Object.keys(body).some((k) => k !== 'team_id');
     if (!fields) return await readBack(tx, access.tenantId, id);
+    // A due date named here stays through this update's priority change even when it is
+    // the one the ticket has (private.tickets_before_update reads this, 20261207105000).
+    if (set('due_date')) await tx`select set_config('private.due_date_named', 'on', true)`;
     const updated = await tx`
       update public.tickets set
         title = case when ${set('title')} then ${body.title ?? null}::text else title end,
@@ -577,6 +580,7 @@ const update: TicketsHandler<typeof routes.update> = async (c) => {
       where tenant_id = ${access.tenantId} and id = ${id}
       returning id
     `;
+    if (set('due_date')) await tx`select set_config('private.due_date_named', '', true)`;
     if (!updated.length && set('team_id')) {
       // The team change took the ticket out of the caller's sight before the rest.
       throw conflict('out_of_sight', 'The new team takes the ticket out of your sight: change the other fields first');
