@@ -90,6 +90,9 @@ export async function mintToken({ dbUrl, email, tenant, issuer = 'supabase', sec
     } else if (t) {
       claims.tenant_id = t.id;
     }
+    // A SuperTokens access token names its session (shared/auth/verify.ts refuses one that
+    // does not: the backend's other JWTs share its keys).
+    if (issuer === 'supertokens') claims.sessionHandle = crypto.randomUUID();
     const jwt = new SignJWT(claims)
       .setIssuer(iss)
       .setSubject(who.subject)

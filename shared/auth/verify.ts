@@ -156,6 +156,12 @@ export async function verifyUserToken(authorization: string | undefined | null):
       throw unauthorized('invalid_token', 'The token was issued to an origin that is not allowed');
     }
   }
+  // Only a session's access token names its session (sessionHandle): a JWT the backend
+  // makes with its JWT recipe (createJWT, any payload, a century's life by default) is
+  // signed with the same keys and issuer, and is no signed-in user.
+  if (profile.kind === 'supertokens' && (typeof payload.sessionHandle !== 'string' || payload.sessionHandle === '')) {
+    throw unauthorized('invalid_token', 'The token is not a SuperTokens session (no sessionHandle)');
+  }
   // Frozen: a kept identity serves later requests too, so none may change it.
   const identity: Identity = Object.freeze({
     kind: profile.kind,

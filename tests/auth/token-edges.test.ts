@@ -218,7 +218,7 @@ describe('tokens issued in the future', () => {
     }
     const issuer = kind === 'clerk' ? auth.clerk : auth.supertokens;
     const key = issuer.keys.at(-1)!;
-    return await build({ azp: 'http://localhost:3000', tenant_id: 'acme', iat }, issuer.issuer, 'someone')
+    return await build({ azp: 'http://localhost:3000', tenant_id: 'acme', sessionHandle: 'st-session-1', iat }, issuer.issuer, 'someone')
       .setProtectedHeader({ alg: key.alg, kid: key.kid }).sign(key.privateKey);
   }
 

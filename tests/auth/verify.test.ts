@@ -188,8 +188,15 @@ describe('SuperTokens (ES256 through JWKS)', () => {
   });
 
   it('refuses an expired one', async () => {
-    const t = await auth.supertokens.sign('st-user_acme', {}, { exp: Math.floor(Date.now() / 1000) - 30 });
+    const t = await auth.supertokens.sign('st-user_acme', { sessionHandle: 'h' }, { exp: Math.floor(Date.now() / 1000) - 30 });
     expect(await rejection(bearer(t))).toEqual({ status: 401, code: 'token_expired' });
+  });
+
+  it("refuses a JWT of the backend's JWT recipe (same keys and issuer, no session): only an access token names its session", async () => {
+    for (const claims of [{ tenant_id: 'acme' }, { tenant_id: 'acme', sessionHandle: '' }, { tenant_id: 'acme', sessionHandle: 7 }]) {
+      const t = await auth.supertokens.sign('st-user_acme', claims, { exp: Math.floor(Date.now() / 1000) + 100 * 365 * 86400 });
+      expect(await rejection(bearer(t)), JSON.stringify(claims)).toEqual({ status: 401, code: 'invalid_token' });
+    }
   });
 });
 

@@ -78,7 +78,7 @@ describe('GET /me', () => {
       active_tenant: { slug: 'acme' },
     });
 
-    const st = await auth.supertokens.sign('st-user_globex', { tenant_id: 'globex' });
+    const st = await auth.supertokens.sign('st-user_globex', { tenant_id: 'globex', sessionHandle: 'st-session-1' });
     const viaSt = await call(app, 'GET', '/tenants/me', { token: st });
     expect(viaSt.body).toMatchObject({ user: { id: users.globexUser.id }, role: 'user', active_tenant: { slug: 'globex' } });
   });
