@@ -1092,6 +1092,23 @@ describe('rate limits', () => {
     await entitle(globex, { limits: { requests_per_minute_per_caller: null } });
   });
 
+  it('a write that began in the previous minute counts in the newer window rather than setting it back', async () => {
+    await entitle(globex, { limits: { requests_per_minute_per_caller: 3 } });
+    await earlyInMinute();
+    await db.sql`delete from private.rate_limit_counters`;
+    const key = `${globex}/${users.globexUser.id}`;
+    // Writes of the next minute got there first (as a late writer finds it after its wait).
+    await db.sql`insert into private.rate_limit_counters (scope, key, window_start, hits)
+      values ('caller', ${key}, date_trunc('minute', now()) + interval '1 minute', 2)`;
+    const res = await write(tok.globexUser, 40);
+    expect(res.status).toBe(201);
+    const [row] = await db.sql`select hits, window_start = date_trunc('minute', now()) + interval '1 minute' as kept
+      from private.rate_limit_counters where scope = 'caller' and key = ${key}`;
+    expect(row).toEqual({ hits: 3, kept: true });
+    await db.sql`delete from private.rate_limit_counters`;
+    await entitle(globex, { limits: { requests_per_minute_per_caller: null } });
+  });
+
   it("writes a caller's own window refuses spend nothing of the tenant's: one busy caller does not starve the others", async () => {
     await entitle(globex, { limits: { requests_per_minute: 5, requests_per_minute_per_caller: 3 } });
     await earlyInMinute();

@@ -164,7 +164,10 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202074000_rate_limit_speed.sql',
     '20261202080300_rate_limit_per_api_key.sql',
     '20261206050000_rate_limit_refusals_spend_only_the_caller.sql',
+    '20261207113000_rate_limit_windows_move_forward.sql', // a late write does not set the window back
   ],
+  // A late write does not set the window back (issue 14 review).
+  'private.rate_limit_key_read': ['20261207113000_rate_limit_windows_move_forward.sql'],
   // The call events ask the tenant's state: no new call for a suspended one, nothing for a
   // deleted one; a deleted tenant has no knowledge (issue 14); a new call answers its
   // status after the events held for it (issue 14, early events).
