@@ -248,8 +248,8 @@ export async function applyChatwootEvent(
       const note = !incoming && !!event.private;
       // Whose message it is, for the SLA and the rules (20261207103000): Chatwoot's agents
       // and contacts are no platform users, so the message has no author to tell. An
-      // agent's (a Chatwoot user's) public reply is staff's; a bot's or a campaign's
-      // answers no one. Set for this insert.
+      // agent's (a Chatwoot user's) public reply is staff's; an agent bot's, or one with no
+      // sender, answers no one. Set for this insert.
       const side = incoming ? 'customer' : !note && outgoing && event.sender?.type === 'user' ? 'staff' : '';
       await tx`select set_config('private.message_side', ${side}, true)`;
       await tx`

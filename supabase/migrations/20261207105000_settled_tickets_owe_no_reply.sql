@@ -129,6 +129,8 @@ declare
   v_target public.tickets;
   v_owed private.ticket_replies_owed;
   v_policy public.sla_policies;
+  -- The target owes the source's reply now (its clock to set).
+  v_carried boolean := false;
 begin
   if coalesce(private.role_in(p_tenant_id), 'user') = 'user'
      or p_tenant_id <> all (private.tenant_ids('agent', true)) and not private.is_platform_admin() then
@@ -173,16 +175,24 @@ begin
   -- its close.
   select * into v_owed from private.ticket_replies_owed o where o.tenant_id = p_tenant_id and o.ticket_id = p_source_id;
   if v_owed.since is not null and v_source.status in ('resolved', 'closed') then
-    -- Written on a settled source: owed from now, as a reopening would have it.
+    -- Written on a settled source: owed from now, as a reopening would have it, and only
+    -- where the target owes nothing (from now, it would push back a reply the target owes
+    -- already, and clear its breach).
+    insert into private.ticket_replies_owed as o (tenant_id, ticket_id, since, paused_minutes)
+    values (p_tenant_id, p_target_id, now(), 0)
+    on conflict (tenant_id, ticket_id) do nothing;
+    v_carried := found;
     v_owed.since := now();
     v_owed.paused_minutes := 0;
-  end if;
-  if v_owed.since is not null then
+  elsif v_owed.since is not null then
     insert into private.ticket_replies_owed as o (tenant_id, ticket_id, since, paused_minutes)
     values (p_tenant_id, p_target_id, v_owed.since, v_owed.paused_minutes)
     on conflict (tenant_id, ticket_id) do update set since = excluded.since, paused_minutes = excluded.paused_minutes
     where o.since < excluded.since;
-    if found and v_target.status not in ('resolved', 'closed') then
+    v_carried := found;
+  end if;
+  if v_carried then
+    if v_target.status not in ('resolved', 'closed') then
       v_policy := private.sla_policy_for(p_tenant_id, v_target.team_id, v_target.priority);
       if v_policy.next_response_minutes is not null then
         update public.tickets set

@@ -161,9 +161,11 @@ declare
   v_share int;
   v_tenant uuid;
   v_in_tenant int := 0;
+  -- A tenant reached its share in the first pass: only then is there a second.
+  v_capped boolean := false;
 begin
   for v_pass in 1..2 loop
-    exit when v_added >= p_limit;
+    exit when v_added >= p_limit or (v_pass = 2 and not v_capped);
     v_share := case v_pass when 1 then greatest(1, p_limit / 5) else p_limit end;
     v_tenant := null;
     for v_rule in
@@ -224,6 +226,7 @@ begin
           'automation-timed:' || v_due.event_id, null, null, 'automation:' || v_due.ticket_id, 'preserve_run_at');
         v_added := v_added + 1;
         v_in_tenant := v_in_tenant + 1;
+        v_capped := v_capped or v_in_tenant >= v_share;
       end loop;
     end loop;
   end loop;

@@ -4,13 +4,14 @@
 -- a required order number of "" (or "   ", or a multi-select of []) passed, and the field
 -- was as good as unanswered. Blank text and an empty list are now missing too.
 
--- Whether a custom field's value says nothing: absent, null, blank text, an empty list.
+-- Whether a custom field's value says nothing: absent, null, text of white space only
+-- (tabs and line breaks too), an empty list.
 create function private.custom_field_blank(p_value jsonb) returns boolean
 language sql immutable
 set search_path = ''
 as $$
   select p_value is null or jsonb_typeof(p_value) = 'null'
-    or (jsonb_typeof(p_value) = 'string' and pg_catalog.btrim(p_value #>> '{}') = '')
+    or (jsonb_typeof(p_value) = 'string' and (p_value #>> '{}') !~ '\S')
     or p_value = '[]'::jsonb
 $$;
 revoke all on function private.custom_field_blank(jsonb) from public, anon, authenticated;

@@ -6,7 +6,18 @@
 -- writes set the window back to 12:00 with one hit, and the next 12:01 write set it to
 -- 12:01 with one again, forgetting the hits of the new minute so far; under load a few
 -- extra writes got through at every minute's turn. A window now only moves forward, and a
--- late write counts in the newer one (a little strict, never lax).
+-- late write counts in the newer one (a little strict, never lax); its Retry-After is the
+-- time to that window's end.
+
+-- Seconds until the window that began at p_window ends (at least one): what Retry-After
+-- and RateLimit-Reset say, from the window the write counted in.
+create function private.rate_limit_reset(p_window timestamptz) returns int
+language sql volatile
+set search_path = ''
+as $$
+  select greatest(1, ceil(extract(epoch from (p_window + interval '1 minute' - pg_catalog.clock_timestamp())))::int)
+$$;
+revoke all on function private.rate_limit_reset(timestamptz) from public, anon, authenticated;
 
 -- Redefined (20261206050000_rate_limit_refusals_spend_only_the_caller.sql): the window
 -- only moves forward.
@@ -26,6 +37,9 @@ declare
   v_tenant_hits int;
   v_caller_hits int;
   v_reset int;
+  -- The window the counts fell in: this statement's minute, or a later one a late write
+  -- counted in.
+  v_counted timestamptz;
 begin
   perform set_config('request.jwt.claims', p_claims::text, true);
   v_user := private.current_user_id();
@@ -61,17 +75,16 @@ begin
 
   -- The caller's row first, then the tenant's: one lock order for every writer. A write
   -- the caller's own window refuses stops there and spends nothing of the tenant's.
-  v_reset := greatest(1, ceil(extract(epoch from (v_window + interval '1 minute' - clock_timestamp())))::int);
   if v_caller_limit is not null then
     insert into private.rate_limit_counters as r (scope, key, window_start, hits)
     values ('caller', v_tenant::text || '/' || v_caller, v_window, 1)
     on conflict (scope, key) do update
       set hits = case when r.window_start >= excluded.window_start then r.hits + 1 else 1 end,
           window_start = greatest(r.window_start, excluded.window_start)
-    returning r.hits into v_caller_hits;
+    returning r.hits, r.window_start into v_caller_hits, v_counted;
     if v_caller_hits > v_caller_limit then
       return jsonb_build_object('allowed', false, 'scope', 'caller', 'limit', v_caller_limit,
-        'remaining', 0, 'reset', v_reset);
+        'remaining', 0, 'reset', private.rate_limit_reset(v_counted));
     end if;
   end if;
   if v_tenant_limit is not null then
@@ -80,7 +93,7 @@ begin
     on conflict (scope, key) do update
       set hits = case when r.window_start >= excluded.window_start then r.hits + 1 else 1 end,
           window_start = greatest(r.window_start, excluded.window_start)
-    returning r.hits into v_tenant_hits;
+    returning r.hits, greatest(r.window_start, v_counted) into v_tenant_hits, v_counted;
   end if;
 
   -- Now and then, forget callers who have not written for an hour.
@@ -88,6 +101,7 @@ begin
     delete from private.rate_limit_counters r where r.window_start < now() - interval '1 hour';
   end if;
 
+  v_reset := private.rate_limit_reset(v_counted);
   if v_caller_limit is not null and (v_tenant_limit is null or v_caller_limit - v_caller_hits < v_tenant_limit - v_tenant_hits) then
     return jsonb_build_object('allowed', v_caller_hits <= v_caller_limit, 'scope', 'caller', 'limit', v_caller_limit,
       'remaining', greatest(v_caller_limit - v_caller_hits, 0), 'reset', v_reset);
@@ -131,8 +145,8 @@ begin
   on conflict (scope, key) do update
     set hits = case when r.window_start >= excluded.window_start then r.hits + 1 else 1 end,
         window_start = greatest(r.window_start, excluded.window_start)
-  returning r.hits into v_hits;
-  v_reset := greatest(1, ceil(extract(epoch from (v_window + interval '1 minute' - clock_timestamp())))::int);
+  returning r.hits, r.window_start into v_hits, v_window;
+  v_reset := private.rate_limit_reset(v_window);
   return jsonb_build_object('allowed', v_hits <= v_limit, 'scope', 'key', 'limit', v_limit,
     'remaining', greatest(v_limit - v_hits, 0), 'reset', v_reset);
 end;

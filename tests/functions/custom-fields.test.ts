@@ -189,7 +189,7 @@ describe('values on tickets', () => {
     expect((await patch(tok.admin, `/custom-fields/${areas.id}`, { required: true })).status).toBe(200);
     try {
       const before = (await db.sql`select count(*)::int as n from public.tickets where tenant_id = ${acme}`)[0].n;
-      const blank = await post(tok.agent, '', { title: 'Filed with blanks', custom_fields: { internal_note: '   ', areas: [] } });
+      const blank = await post(tok.agent, '', { title: 'Filed with blanks', custom_fields: { internal_note: ' \t\n ', areas: [] } });
       expect([blank.status, fieldsOf(blank)]).toEqual([422, ['custom_fields.areas', 'custom_fields.internal_note'].sort()]);
       expect((await db.sql`select count(*)::int as n from public.tickets where tenant_id = ${acme}`)[0].n).toBe(before);
       const filled = await post(tok.agent, '', { title: 'Filed in full', custom_fields: { internal_note: 'checked', areas: ['eu'] } });

@@ -1105,6 +1105,10 @@ describe('rate limits', () => {
     const [row] = await db.sql`select hits, window_start = date_trunc('minute', now()) + interval '1 minute' as kept
       from private.rate_limit_counters where scope = 'caller' and key = ${key}`;
     expect(row).toEqual({ hits: 3, kept: true });
+    // Refused there, it is told to wait for that window's end, not this minute's.
+    const refused = await write(tok.globexUser, 41);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(60);
     await db.sql`delete from private.rate_limit_counters`;
     await entitle(globex, { limits: { requests_per_minute_per_caller: null } });
   });

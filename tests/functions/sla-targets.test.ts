@@ -188,6 +188,23 @@ describe('the next-response target', () => {
     const lead = (await row(open.id)).next_response_due_at.getTime() - now.at.getTime();
     expect(lead).toBeGreaterThan(25 * 60_000);
     expect(lead).toBeLessThanOrEqual(30 * 60_000);
+
+    // Into a target that owes a reply already, breached: the settled source's "thanks"
+    // neither pushes that reply back nor clears its breach.
+    const late = await ticket('medium');
+    const thanked = await ticket('medium');
+    await reply(late.id, tok.agent);
+    await reply(late.id, tok.user);
+    await sweep(31);
+    const breached = await row(late.id);
+    expect(breached.sla_next_response_breached_at).not.toBeNull();
+    await reply(thanked.id, tok.agent);
+    expect((await call(app, 'POST', `/tickets/${thanked.id}/status`, { token: tok.agent, body: { status: 'resolved' } })).status).toBe(200);
+    await reply(thanked.id, tok.user);
+    expect((await call(app, 'POST', `/tickets/${thanked.id}/merge`, { token: tok.agent, body: { into: late.id } })).status).toBe(200);
+    const kept = await row(late.id);
+    expect(kept.next_response_due_at.getTime()).toBe(breached.next_response_due_at.getTime());
+    expect(kept.sla_next_response_breached_at).not.toBeNull();
   });
 
   it('a pending ticket does not breach it', async () => {

@@ -56,7 +56,8 @@ export const AUDIT_READ_SCOPE: Record<string, Scope | readonly Scope[] | null> =
   canned_responses: 'tickets:read',
   macros: 'tickets:read',
   automation_rules: 'workflow:manage',
-  // A rule's runs name the tickets it matched (GET …/runs needs both, 20261207).
+  // A rule's runs name the tickets it matched: reading them needs tickets:read too (GET
+  // …/runs asks tickets:write as well, as its rule's routes do).
   automation_runs: ['workflow:manage', 'tickets:read'],
   memberships: 'members:read',
   users: 'members:read',
