@@ -435,6 +435,25 @@ describe('lifecycle', () => {
     expect((await services(t.id)).chatwoot).toMatchObject({ desired_state: 'removed', state: 'suspended' });
   });
 
+  it("a restore while the deleted tenant's suspension waits out a backoff resumes at once, not behind it", async () => {
+    const t = await createTenant(['chatwoot']);
+    await drain();
+    const made = (await services(t.id)).chatwoot;
+    const account = () => chatwoot.accounts.get(made.external_ids.account_id);
+    expect((await call(tenantsApp, 'DELETE', `/tenants/${t.id}`, { token: superToken })).status).toBe(200);
+    chatwoot.server.faults = { ...chatwoot.server.faults, match: /^PATCH \/platform\/api\/v1\/accounts\//, fail5xx: 1 };
+    expect((await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 })).tasks.provision).toMatchObject({ retried: 1 });
+    // Restored while that suspension waits for its retry: the resume runs now (no backoff
+    // is moved here), and the account was never suspended.
+    expect((await call(tenantsApp, 'POST', `/tenants/${t.id}/resume`, { token: superToken })).status).toBe(200);
+    const run = await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 });
+    expect(run.tasks.provision).toMatchObject({ completed: 1 });
+    expect(account()?.status).toBe('active');
+    expect((await services(t.id)).chatwoot).toMatchObject({ desired_state: 'active', state: 'active' });
+    expect(await db.sql`select 1 from private.jobs where task = 'provision' and payload ->> 'tenant_id' = ${t.id} and dead_at is null`)
+      .toHaveLength(0);
+  });
+
   it('a space that comes up after its tenant was deleted (a resume in flight) is suspended at once', async () => {
     const t = await createTenant(['chatwoot']);
     await drain();

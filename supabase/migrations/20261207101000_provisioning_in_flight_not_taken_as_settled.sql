@@ -20,7 +20,9 @@
 --   deleted queues the suspension at once, rather than at the grace period's end.
 -- * The job that suspends a space in the grace period queues the removal under its own
 --   key, which marks it superseded (20261207100000): it is marked back, so a failure of
---   the suspension is retried rather than ended.
+--   the suspension is retried rather than ended. A later change of what is asked (a
+--   restore) supersedes it, or drops it while it waits out a backoff, so the new job is
+--   not held behind it.
 
 -- Redefined (20261206052000_deleted_tenants_suspended_during_grace.sql): a suspended
 -- space with a resume asked for is suspended now; a space that comes up or fails during
@@ -37,6 +39,18 @@ begin
                                                    or (new.state = 'suspended' and old.desired_state = 'active')) then now()
            when new.desired_state = 'removed' then greatest(now(), coalesce(new.remove_after, now()))
            else now() end);
+    -- The service's jobs that gave their key away (the grace period's suspension keeps
+    -- its job after queuing the removal) were for the state asked before: one running is
+    -- superseded, one waiting out a backoff goes, so the job just queued, which reads the
+    -- state asked now, is not held behind it in the service's queue.
+    if tg_op = 'UPDATE' then
+      update private.jobs j set superseded = true
+      where j.queue = 'provision:' || new.tenant_id || ':' || new.service and j.job_key is null
+        and j.locked_by is not null and not j.superseded and j.dead_at is null;
+      delete from private.jobs j
+      where j.queue = 'provision:' || new.tenant_id || ':' || new.service and j.job_key is null
+        and j.locked_by is null and j.dead_at is null;
+    end if;
   elsif new.state is distinct from old.state and new.state in ('active', 'failed')
         and new.desired_state = 'removed' and new.remove_after > now() then
     -- A job that was bringing the space up ended after the deletion: up, or failed partway.
