@@ -949,6 +949,10 @@ describe('outbound webhooks', () => {
 
       const r = await retry(Number(d.id));
       expect([r.status, r.body]).toEqual([202, { id: Number(d.id), status: 'pending', queued: true }]);
+      // The trail says who sent it again (the payload stays out of it).
+      const [entry] = await db.sql`select actor_user_id, action, changed_fields, old_data ->> 'status' as was, new_data ->> 'status' as now
+        from public.audit_logs where table_name = 'webhook_deliveries' and record_key = ${db.sql.json({ id: Number(d.id) })}`;
+      expect(entry).toEqual({ actor_user_id: users.acmeAdmin.id, action: 'UPDATE', changed_fields: ['last_error', 'status'], was: 'failed', now: 'pending' });
       await deliverAll();
       expect(rx.received.filter((x) => x.ticket === ticket.id).map((x) => [x.id, x.verified])).toEqual([[d.message_id, true]]);
       const [after] = await db.sql`select status, last_error from private.webhook_deliveries where id = ${d.id}`;
