@@ -420,7 +420,10 @@ describe('lifecycle', () => {
     expect((await services(t.id)).chatwoot).toMatchObject({ desired_state: 'removed', state: 'suspended' });
   });
 
-  it("a deleted tenant's suspension that meets a partner failure is retried, not ended (it queued the removal under its own key)", async () => {
+  /** A Chatwoot tenant deleted, whose suspension in the grace period met a Chatwoot 503
+   *  and waits to be tried again (retried, not ended as superseded by the removal it
+   *  queued under its own key). */
+  async function deletedWithSuspensionFailed() {
     const t = await createTenant(['chatwoot']);
     await drain();
     const made = (await services(t.id)).chatwoot;
@@ -430,19 +433,18 @@ describe('lifecycle', () => {
     const first = await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 });
     expect(first.tasks.provision).toMatchObject({ retried: 1, superseded: 0 });
     expect(account()?.status).toBe('active');
+    return { t, account };
+  }
+
+  it("a deleted tenant's suspension that meets a partner failure is retried, not ended (it queued the removal under its own key)", async () => {
+    const { t, account } = await deletedWithSuspensionFailed();
     await drain();
     expect(account()?.status).toBe('suspended');
     expect((await services(t.id)).chatwoot).toMatchObject({ desired_state: 'removed', state: 'suspended' });
   });
 
   it("a restore while the deleted tenant's suspension waits out a backoff resumes at once, not behind it", async () => {
-    const t = await createTenant(['chatwoot']);
-    await drain();
-    const made = (await services(t.id)).chatwoot;
-    const account = () => chatwoot.accounts.get(made.external_ids.account_id);
-    expect((await call(tenantsApp, 'DELETE', `/tenants/${t.id}`, { token: superToken })).status).toBe(200);
-    chatwoot.server.faults = { ...chatwoot.server.faults, match: /^PATCH \/platform\/api\/v1\/accounts\//, fail5xx: 1 };
-    expect((await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 })).tasks.provision).toMatchObject({ retried: 1 });
+    const { t, account } = await deletedWithSuspensionFailed();
     // Restored while that suspension waits for its retry: the resume runs now (no backoff
     // is moved here), and the account was never suspended.
     expect((await call(tenantsApp, 'POST', `/tenants/${t.id}/resume`, { token: superToken })).status).toBe(200);

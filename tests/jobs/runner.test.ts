@@ -161,6 +161,16 @@ describe('deferred jobs', () => {
   });
 });
 
+/** A handler that holds its job until the test releases it (`held`/`release`), saying
+ *  when it started (`running`/`started`): the window in which a test hands its key over. */
+function handOverWindow() {
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let started!: () => void;
+  const running = new Promise<void>((r) => (started = r));
+  return { held, release, running, started };
+}
+
 describe('failures reported by handlers', () => {
   it("store the handler's Retry-After (never sooner) and end permanent errors at once", async () => {
     const registry: Registry = {
@@ -188,10 +198,7 @@ describe('failures reported by handlers', () => {
   it('a job whose key went to a newer job ends when it fails: no failure hook, and the newer job runs when due, not after a backoff', async () => {
     const hooked: string[] = [];
     const ran: number[] = [];
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    let started!: () => void;
-    const running = new Promise<void>((r) => (started = r));
+    const { held, release, running, started } = handOverWindow();
     const registry: Registry = {
       handed: {
         async run(job: Job<{ v: number }>) {
@@ -246,10 +253,7 @@ describe('failures reported by handlers', () => {
 
   it("a superseded job's Retry-After holds its successor back; the successor's own failure goes through its hook", async () => {
     const hooked: string[] = [];
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    let started!: () => void;
-    const running = new Promise<void>((r) => (started = r));
+    const { held, release, running, started } = handOverWindow();
     const registry: Registry = {
       throttled: {
         async run(job: Job<{ v: number }>) {
