@@ -79,13 +79,15 @@ async function upsertUser(
   address: { email?: string; verified: boolean },
   names: { first?: string; last?: string; image?: string },
 ): Promise<string | undefined | typeof ADDRESS_HELD | typeof RETIRED> {
-  let [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${clerkId}`;
+  const login = async () =>
+    (await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${clerkId}`)[0];
+  let known = await login();
   if (known) {
     // The person first, as a user.deleted's retirement locks them (retire_identity), then
     // the login again: one that retirement took meanwhile names no one any more, and a
     // late event of that user (a retried membership) must not bring them back.
     await tx`select 1 from public.users where id = ${known.user_id} for no key update`;
-    [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${clerkId}`;
+    known = await login();
     if (!known) return RETIRED;
   }
   let userId: string | undefined = known?.user_id;
