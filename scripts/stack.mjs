@@ -169,7 +169,15 @@ export async function runSqlFile(url, file) {
   }
 }
 
-/** Runs the real Supabase CLI from node_modules; resolves with its stdout. */
+/** The text with the password of every URL in it (`scheme://user:password@host`) masked:
+ *  a database URL's password goes into no message or banner.
+ *  @param {string} text */
+export function redactCredentials(text) {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)[^\s/]*@/gi, '$1***@');
+}
+
+/** Runs the real Supabase CLI from node_modules; resolves with its stdout. Its error
+ *  names the command with the URLs' passwords masked (the database URL is an argument). */
 export function supabaseCli(args, { quiet = true } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(bin('supabase'), args, {
@@ -184,7 +192,7 @@ export function supabaseCli(args, { quiet = true } = {}) {
     child.on('error', reject);
     child.on('close', (code) => {
       if (code === 0) resolve(out);
-      else reject(new Error(`supabase ${args.join(' ')} exited ${code}\n${err}\n${out}`));
+      else reject(new Error(redactCredentials(`supabase ${args.join(' ')} exited ${code}\n${err}\n${out}`)));
     });
   });
 }
@@ -257,7 +265,7 @@ export function spawnFunctionsServer(env, { fn, entry: program } = {}) {
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`functions server exited (${code}):\n${out}`)));
+    child.once('exit', (code, signal) => reject(new Error(`functions server exited (${code ?? signal}):\n${out}`)));
   });
   ready.catch(() => {});
   return { child, ready, output: () => out };

@@ -8,7 +8,7 @@ import path from 'node:path';
 import postgres from 'postgres';
 import { parse as parseToml } from 'smol-toml';
 import { claimDataDir, dataDirFlag, dataDirOption, parseCommandLine, portInUse, portValue, runningLock, secondsValue, stackOnPort } from './cli.mjs';
-import { migrate, root, runSqlFile, seedFile, spawnFunctionsServer, startEmbeddedPostgres } from './stack.mjs';
+import { migrate, redactCredentials, root, runSqlFile, seedFile, spawnFunctionsServer, startEmbeddedPostgres } from './stack.mjs';
 import { apiKey, devKeys, issuers, LOCAL_DEV_JWT_SECRET, localSecret, mintToken, publicJwks } from './tokens.mjs';
 
 const usage = `usage: npm start [-- options]
@@ -86,7 +86,9 @@ async function stop(code = 0) {
   stopping = true;
   log('stopping…');
   for (const t of timers) clearInterval(t);
-  if (deno && deno.exitCode === null) {
+  // A server killed by a signal has a signalCode and no exitCode: it has exited too, and
+  // waiting for its 'exit' (already fired) would hang here with Postgres still up.
+  if (deno && deno.exitCode === null && deno.signalCode === null) {
     deno.kill('SIGTERM');
     await new Promise((r) => deno.once('exit', r));
   }
@@ -98,7 +100,7 @@ async function stop(code = 0) {
 process.on('SIGINT', () => stop(130));
 process.on('SIGTERM', () => stop(143));
 process.on('exit', () => {
-  if (deno && deno.exitCode === null) deno.kill('SIGTERM');
+  if (deno && deno.exitCode === null && deno.signalCode === null) deno.kill('SIGTERM');
 });
 
 const madeDataDir = await ensureFree();
@@ -157,7 +159,12 @@ try {
   const server = spawnFunctionsServer(env);
   deno = server.child;
   await server.ready;
-  deno.on('exit', (code) => { if (!stopping) { console.error(`functions server exited (${code})`); stop(1); } });
+  deno.on('exit', (code, signal) => {
+    if (!stopping) {
+      console.error(`functions server exited (${code ?? signal})`);
+      stop(1);
+    }
+  });
   deno.stdout.pipe(process.stdout);
   deno.stderr.pipe(process.stderr);
 
@@ -208,8 +215,10 @@ try {
   for (const name of Object.keys(config.functions ?? {})) {
     line(`  ${name}`, `${origin}/functions/v1/${name}  (OpenAPI: ${origin}/functions/v1/${name}/openapi.json)`);
   }
-  line('DB URL', dbUrl);
-  line('JWT secret', secret);
+  // The well-known local values are printed for a newcomer to copy; a password or secret
+  // the user brought (--db-url, SUPABASE_JWT_SECRET) is theirs and stays off the screen.
+  line('DB URL', args['db-url'] ? redactCredentials(dbUrl) : dbUrl);
+  line('JWT secret', secret === LOCAL_DEV_JWT_SECRET ? secret : '(the one SUPABASE_JWT_SECRET sets)');
   line('anon key', anonKey);
   line('service_role key', serviceKey);
   line('Clerk dev issuer', issuers.clerk);
@@ -227,6 +236,6 @@ try {
   console.log('  Not served here: /rest/v1, /auth/v1, /storage/v1 (PostgREST, Auth, Storage: use `supabase start`).');
   console.log('\n  Ctrl-C stops everything.\n');
 } catch (err) {
-  console.error(`npm start failed: ${err instanceof Error ? err.message : String(err ?? 'unknown error')}`);
+  console.error(`npm start failed: ${redactCredentials(err instanceof Error ? err.message : String(err ?? 'unknown error'))}`);
   await stop(1);
 }

@@ -196,3 +196,13 @@ describe('the functions server a script starts', () => {
     }
   });
 });
+
+describe('a database password', () => {
+  it('is masked in the error of a Supabase CLI command that names the database', async () => {
+    // A closed port: the CLI fails to connect, and its message names the command.
+    const r = await run('scripts/gen-types.mjs', ['--db-url', `postgresql://postgres:s3cr3t-pw@127.0.0.1:${await freePort()}/x`]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('postgresql://postgres:***@127.0.0.1:');
+    expect(r.stdout + r.stderr).not.toContain('s3cr3t-pw');
+  });
+});

@@ -60,7 +60,19 @@ function parse(line: string) {
 describe('the README deploy commands, against the pinned CLI', () => {
   it('are the ones a deploy needs', () => {
     const paths = commands.map((c) => parse(c).path.join(' '));
-    expect(paths).toEqual(['login', 'link', 'db push', 'db push', 'db query', 'functions deploy', 'secrets set']);
+    expect(paths).toEqual(['login', 'link', 'db push', 'db push', 'db query', 'functions deploy', 'secrets set', 'secrets set']);
+  });
+
+  it('make the encryption key once, apart from the commands each deploy re-runs', () => {
+    // A key made inline in the deploy commands would be replaced on every redeploy, and
+    // nothing sealed before could be read again.
+    const blocks = readmeBlocks('Deploying to a hosted project').filter((b) => b.lang === 'sh');
+    const everyDeploy = blocks.find((b) => b.code.includes('functions deploy'))!;
+    expect(everyDeploy.code).not.toContain('PROVISIONING_ENCRYPTION_KEY');
+    expect(everyDeploy.code).not.toContain('openssl rand');
+    const once = blocks.filter((b) => b.code.includes('PROVISIONING_ENCRYPTION_KEY'));
+    expect(once).toHaveLength(1);
+    expect(once[0].code).toMatch(/umask 077 && openssl rand -base64 32 > (\S+)\)[\s\S]*PROVISIONING_ENCRYPTION_KEY="\$\(cat \1\)"/);
   });
 
   it('use only flags the CLI documents, and every db command targets --remote (db is local by default)', async () => {

@@ -2,6 +2,7 @@
 // newcomer needs (URLs, secret, working tokens), serves the functions, stops cleanly
 // on Ctrl-C, and keeps its data across a restart; `--db-url` uses another database.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -76,6 +77,16 @@ function printedValue(output: string, label: string): string {
   // deno-lint-ignore no-control-regex
   const line = output.replace(/\x1b\[[0-9;]*m/g, '').split('\n').find((l) => l.includes(label)) ?? '';
   return line.trim().split(/\s+/).pop() ?? '';
+}
+
+/** The pid of the functions server (Deno, scripts/serve.ts) a start process runs. */
+function functionsServerPid(startPid: number): number {
+  const children = readdirSync(`/proc/${startPid}/task`)
+    .flatMap((task) => readFileSync(`/proc/${startPid}/task/${task}/children`, 'utf8').trim().split(/\s+/))
+    .filter(Boolean).map(Number);
+  const deno = children.find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('scripts/serve.ts'));
+  if (!deno) throw new Error(`no functions server among the children of ${startPid}`);
+  return deno;
 }
 
 let dir: string;
@@ -156,14 +167,27 @@ describe('--db-url', () => {
     await runSqlFile(withDatabase(inject('pgAdminUrl'), name), bootstrapFile);
     const port = await freePort();
     const s = await start(['--db-url', url, '--port', String(port), '--data-dir', path.join(dir, 'external')]);
+    let exitCode: number | null = null;
     try {
       expect(s.output).not.toContain('starting embedded PostgreSQL');
-      expect(s.output).toContain(url);
+      // The URL the user brought is shown with its password masked.
+      const { password } = new URL(url);
+      expect(password).not.toBe('');
+      expect(s.output).toContain(url.replace(`:${password}@`, ':***@'));
+      expect(s.output).not.toContain(`:${password}@`);
       const admin = printedToken(s.output, 'tenant admin (admin@acme.test)');
       const me = await fetch(`http://127.0.0.1:${port}/functions/v1/tenants/me`, { headers: { authorization: `Bearer ${admin}` } });
       expect(me.status).toBe(200);
+
+      // The functions server killed under it (an OOM kill): npm start says so and fails,
+      // rather than waiting for an exit that has already happened.
+      const exited = new Promise<number | null>((r) => s.child.once('exit', (code) => r(code)));
+      process.kill(functionsServerPid(s.child.pid!), 'SIGKILL');
+      exitCode = await exited;
+      expect(s.output).toContain('functions server exited (SIGKILL)');
+      expect(exitCode).toBe(1);
     } finally {
-      expect(await stop(s)).toBe(130);
+      if (exitCode === null && s.child.exitCode === null) expect(await stop(s)).toBe(130);
     }
   }, 120_000);
 });

@@ -4,6 +4,9 @@
 // concurrent creates (tickets and voice agents), a feature off → 403 on every route it
 // guards (read from the route tables of tenants, tickets and voice) and on the voice
 // provider's call path, super-admin-only overrides, and other tenants' attempts.
+import { readdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
@@ -288,6 +291,10 @@ describe('usage and limits', () => {
       expect(sent.status).toBe(201);
       const put = await handleLocalStorage(new Request(sent.body.upload.url, { method: 'PUT', body: new Uint8Array(400) }));
       expect(put.status).toBe(200);
+      // Stored in the test run's own folder, not in the developer's `.local/storage`.
+      const storageRoot = process.env.LOCAL_STORAGE_DIR ?? '.local/storage';
+      expect(path.relative(os.tmpdir(), storageRoot)).toMatch(/^platform-test-[^/]+\/storage$/);
+      expect(readdirSync(storageRoot, { recursive: true }).map(String)).toContainEqual(expect.stringMatching(/f400\.txt$/));
       const full = await register(1);
       expect([full.status, errorCode(full)]).toEqual([403, 'plan_limit_reached']);
       // The upload URLs expire; the checks queued with the registrations run.

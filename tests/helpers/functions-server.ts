@@ -37,8 +37,13 @@ export async function startFunctionsServer(
   const timeout = new Promise<never>((_, reject) =>
     setTimeout(() => reject(new Error(`functions server did not start:\n${server.output()}`)), 60_000).unref()
   );
-  await Promise.race([server.ready, timeout]);
   const child = server.child;
+  // A server that never got ready is nobody's to stop (the caller has no handle on it):
+  // it goes now, not with the machine.
+  await Promise.race([server.ready, timeout]).catch((err) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    throw err;
+  });
   return {
     url: `http://127.0.0.1:${port}`,
     pid: child.pid,
@@ -46,7 +51,7 @@ export async function startFunctionsServer(
     output: server.output,
     stop: () =>
       new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.removeAllListeners('exit');
         child.once('exit', () => resolve());
         child.kill('SIGTERM');

@@ -28,6 +28,10 @@ export default async function setup(project: TestProject) {
   // machine) must be the same at the end, whatever ran as root in between.
   const tmpMode = (await stat(os.tmpdir())).mode;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'platform-test-'));
+  // Files the tests store through the local backend go into the run's folder, never into
+  // the developer's `.local/storage` (its default) or a folder their shell names; a test
+  // file may still name its own.
+  process.env.LOCAL_STORAGE_DIR = path.join(dir, 'storage');
   const port = await freePort();
   const { pg, url, adminUrl } = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), port, fast: true, ownedRoot: dir })
     .catch(async (err) => {
