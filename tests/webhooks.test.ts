@@ -761,6 +761,75 @@ describe('Chatwoot conversations', () => {
     expect(results.map((r) => r.body.outcome).sort()).toEqual(['applied', 'duplicate', 'duplicate']);
     expect((await db.sql`select count(*)::int as n from public.ticket_messages where content = 'Sent twice by Chatwoot'`)[0].n).toBe(1);
   });
+
+  it("a new Chatwoot account's conversation #1 is not the old account's: its own ticket, and replies go to neither the wrong customer nor the wrong account", async () => {
+    const service = (account: number) => db.sql`update public.tenant_services
+      set external_ids = external_ids || ${db.sql.json({ account_id: account })} where tenant_id = ${acme} and service = 'chatwoot'`;
+    const ticketOf = async (conv: string) =>
+      (await db.sql`select id from public.tickets where tenant_id = ${acme} and chatwoot_conversation_id = ${conv}`)[0]?.id as string | undefined;
+    const reply = (ticket: string, content: string) => db.sql`insert into public.ticket_messages (tenant_id, ticket_id, type, content, author_id)
+      values (${acme}, ${ticket}, 'message', ${content}, ${users.acmeAgent.id})`;
+    const replies = async () =>
+      (await db.sql`select r.content, r.status, r.account_id from private.chatwoot_replies r
+        where r.tenant_id = ${acme} and r.conversation_id = '171' order by r.id`).map((r) => [r.content, r.status, r.account_id]);
+    try {
+      await service(501);
+      expect((await sendSigned(conversation(171))).body.outcome).toBe('applied');
+      await sendSigned(message(9171, 171, 'Carla: where is my parcel?'));
+      const first = (await ticketOf('171'))!;
+      await reply(first, 'Carla, it ships today');
+      expect(await replies()).toEqual([['Carla, it ships today', 'pending', '501']]);
+
+      // Chatwoot is set up again for the tenant: a new account, whose numbers start over.
+      await service(502);
+      expect(await replies()).toEqual([['Carla, it ships today', 'failed', '501']]);
+      expect((await sendSigned(conversation(171, { meta: { sender: { name: 'Dan Other' } } }))).body.outcome).toBe('applied');
+      expect((await sendSigned(message(9172, 171, 'Dan: my invoice is wrong'))).body.outcome).toBe('applied');
+      const second = (await ticketOf('171'))!;
+      expect(second).not.toBe(first);
+      const thread = async (ticket: string) =>
+        (await db.sql`select content from public.ticket_messages where ticket_id = ${ticket} and author_id is null order by created_at, id`)
+          .map((m) => m.content);
+      expect(await thread(first)).toEqual(['Carla: where is my parcel?']);
+      expect(await thread(second)).toEqual(['Dan: my invoice is wrong']);
+      // Carla's ticket no longer names a conversation: a reply there goes nowhere; Dan's goes to his.
+      await reply(first, 'Carla, any news?');
+      await reply(second, 'Dan, we are fixing it');
+      expect(await replies()).toEqual([['Carla, it ships today', 'failed', '501'], ['Dan, we are fixing it', 'pending', '502']]);
+
+      // A reply queued for the old account while it changed is not posted into the new one.
+      await db.sql`insert into private.chatwoot_replies (tenant_id, message_id, conversation_id, content, account_id)
+        values (${acme}, gen_random_uuid(), '171', 'Queued for the old account', 501)`;
+      const [{ id: stale }] = await db.sql`select id from private.chatwoot_replies where content = 'Queued for the old account'`;
+      await db.sql`update public.tenant_services set credentials_encrypted = ${await encryptJson(
+        { webhook_secret: CW_SECRET, access_token: 'owner-token' }, { tenantId: acme, service: 'chatwoot' })}
+        where tenant_id = ${acme} and service = 'chatwoot'`;
+      await db.sql`delete from private.jobs where task = 'chatwoot-reply'`;
+      await db.sql`select private.add_job('chatwoot-reply', ${db.sql.json({ tenant_id: acme, reply_id: Number(stale) })}::jsonb)`;
+      // Nothing listens there: a post would fail as retryable, the refusal is final.
+      const report = await runJobs({ tasks: ['chatwoot-reply'], deps: { chatwootUrl: 'http://127.0.0.1:9' } });
+      expect(report.tasks['chatwoot-reply']).toMatchObject({ dead: 1 });
+      expect((await db.sql`select status, last_error from private.chatwoot_replies where id = ${stale}`)[0])
+        .toEqual({ status: 'failed', last_error: expect.stringContaining('account was replaced') });
+    } finally {
+      await db.sql`delete from private.jobs where task = 'chatwoot-reply'`;
+      await db.sql`update public.tenant_services set external_ids = external_ids - 'account_id',
+        credentials_encrypted = ${await encryptJson({ webhook_secret: CW_SECRET }, { tenantId: acme, service: 'chatwoot' })}
+        where tenant_id = ${acme} and service = 'chatwoot'`;
+      await db.sql`delete from private.chatwoot_accounts where tenant_id = ${acme}`;
+    }
+  });
+
+  it('takes the tenant id in capitals as the same tenant (its secrets are bound to the id as stored)', async () => {
+    // An id with letters (the seed's are all digits).
+    const lettered = 'abcdef00-0000-4000-8000-00000000cafe';
+    await db.sql`insert into public.tenants (id, name, slug, plan) values (${lettered}, 'Cafe Co', 'cafe-co', 'pro')`;
+    await db.sql`insert into public.tenant_services (tenant_id, service, state, credentials_encrypted)
+      values (${lettered}, 'chatwoot', 'active', ${await encryptJson({ webhook_secret: CW_SECRET }, { tenantId: lettered, service: 'chatwoot' })})`;
+    const res = await sendSigned(conversation(181), { tenant: lettered.toUpperCase() });
+    expect([res.status, res.body.outcome]).toEqual([200, 'applied']);
+    expect(await db.sql`select 1 from public.tickets where tenant_id = ${lettered} and chatwoot_conversation_id = '181'`).toHaveLength(1);
+  });
 });
 
 // ---------------------------------------------------------------- outbound

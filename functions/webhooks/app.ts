@@ -66,12 +66,17 @@ app.openapi(
     responses: { 200: jsonResponse(Ack, 'Received'), ...chatwootErrors, 422: commonErrors[422] },
   }),
   async (c) => {
-    const { tenantId } = c.req.valid('param');
+    // As the tenant's id was written when its secrets were sealed (they are bound to it):
+    // an id in capitals found the tenant, and its secrets then failed to open (a 500).
+    const tenantId = c.req.valid('param').tenantId.toLowerCase();
     const { token } = c.req.valid('query');
     const body = await c.req.text();
     // Authenticate before reading the body as an event; a tenant without Chatwoot is a
     // 401 like a bad token, a suspended one a 403.
-    await asService(tenantId, (tx) => verifyChatwoot(tx, tenantId, body, c.req.raw.headers, token ?? null));
+    const { accountId } = await asService(
+      tenantId,
+      (tx) => verifyChatwoot(tx, tenantId, body, c.req.raw.headers, token ?? null),
+    );
     markPrincipal(c, 'webhook');
     let event: Record<string, unknown>;
     try {
@@ -84,7 +89,7 @@ app.openapi(
     }
     const result = await applyOnce(
       'chatwoot',
-      `${tenantId}:${chatwootEventId(event)}`,
+      `${tenantId}:${chatwootEventId(event, accountId)}`,
       event.event as string,
       tenantId,
       async (tx) => {

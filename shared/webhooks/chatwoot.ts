@@ -112,7 +112,7 @@ export async function verifyChatwoot(
   // No Chatwoot here — no row, Chatwoot switched off, or no such (or a deleted) tenant:
   // the same 401 as a bad token, so the URL says nothing about which tenants exist.
   const [svc] = await tx`
-    select s.credentials_encrypted
+    select s.credentials_encrypted, s.external_ids ->> 'account_id' as account_id
     from public.tenant_services s join public.tenants t on t.id = s.tenant_id
     where s.tenant_id = ${tenantId} and s.service = 'chatwoot' and s.desired_state <> 'removed'
       and t.status <> 'deleted'`;
@@ -142,6 +142,7 @@ export async function verifyChatwoot(
     throw notAuthenticated();
   }
   await requireChatwootTenantWritable(tx, tenantId);
+  return { accountId: (svc.account_id as string | null) ?? null };
 }
 
 const STATUS: Record<string, string> = {
@@ -163,6 +164,9 @@ function conversationNumber(conversation: Payload | undefined): string | undefin
 async function ticketFor(tx: Tx, tenantId: string, conversation: Payload) {
   const conversationId = conversationNumber(conversation);
   if (conversationId === undefined) return undefined;
+  // The number again in the tenant's new account (numbers restart in each): the former
+  // account's ticket lets it go (20261207120000), and this conversation gets its own.
+  await tx`select private.release_stale_chatwoot_link(${tenantId}, ${conversationId})`;
   const [existing] = await tx`
     select id, status, merged_into_id from public.tickets where tenant_id = ${tenantId} and chatwoot_conversation_id = ${conversationId}`;
   if (existing) return existing;
@@ -310,10 +314,13 @@ function statusChangedAt(event: Payload): number | undefined {
 }
 
 /** The deduplication key, from the (signed) body: Chatwoot's X-Chatwoot-Delivery header
- *  is not covered by the signature, so it cannot decide what counts as a repeat. */
-export function chatwootEventId(event: Payload): string {
-  const conv = event.conversation?.display_id ?? event.display_id ?? event.id;
+ *  is not covered by the signature, so it cannot decide what counts as a repeat. A
+ *  conversation's number counts within its account: the keys of conversation events name
+ *  the tenant's account (`accountId`), so a new account's conversation #1 is no repeat of
+ *  the old one's; message ids are Chatwoot's own, unique across accounts. */
+export function chatwootEventId(event: Payload, accountId: string | null = null): string {
   if (event.event === 'message_created') return `message_created:${event.id}`;
+  const conv = `${accountId === null ? '' : `a${accountId}:`}${event.conversation?.display_id ?? event.display_id ?? event.id}`;
   if (event.event === 'conversation_status_changed') {
     // updated_at first: a conversation resolved, reopened and resolved again with no
     // message between keeps its `timestamp` (the last activity), and the second

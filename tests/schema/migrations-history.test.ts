@@ -170,6 +170,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.rate_limit_key_read': ['20261207113000_rate_limit_windows_move_forward.sql'],
   // Sending a failed delivery again is audited (issue 14 review).
   'private.retry_webhook_delivery': ['20261207114000_delivery_retries_audited.sql'],
+  // A reply is not queued for a ticket of a former Chatwoot account, and names its own.
+  'private.queue_chatwoot_reply': ['20261207120000_chatwoot_links_end_with_their_account.sql'],
   // The call events ask the tenant's state: no new call for a suspended one, nothing for a
   // deleted one; a deleted tenant has no knowledge (issue 14); a new call answers its
   // status after the events held for it (issue 14, early events).

@@ -18,6 +18,8 @@ interface Reply {
   content: string;
   external_ids: Record<string, unknown> | null;
   credentials_encrypted: string | null;
+  /** The account the reply was written for (bigint, as text). */
+  account_id: string | null;
 }
 
 /** The reply's message, if an earlier attempt saved it in the conversation. */
@@ -53,7 +55,7 @@ export const chatwootReply: Task<{ reply_id: number }> = {
       null,
       (tx) =>
         tx<Reply & { in_plan: boolean }>`
-        select c.*, private.chatwoot_in_plan(c.tenant_id) as in_plan from private.chatwoot_reply_context(${replyId}) c`,
+        select c.*, private.chatwoot_in_plan(c.tenant_id) as in_plan from private.chatwoot_reply_to_send(${replyId}) c`,
     );
     if (!r || r.status !== 'pending') return { skipped: 1 };
     // The plan no longer includes Chatwoot (20261206154000): not sent, the reply failed.
@@ -65,6 +67,11 @@ export const chatwootReply: Task<{ reply_id: number }> = {
       : {};
     if (!url || !accountId || !creds.access_token) {
       throw new JobError('Chatwoot is not provisioned for this tenant (no account or owner token)', { retryable: false });
+    }
+    // Written for a former account (it changed while the reply was queued): that
+    // conversation is gone, and its number in the new account is someone else's.
+    if (r.account_id !== null && String(r.account_id) !== String(accountId)) {
+      throw new JobError('The Chatwoot account was replaced: the reply was not sent', { retryable: false });
     }
     const config = { url, timeoutMs: deps.chatwootTimeoutMs };
     // A retry may follow a POST that Chatwoot saved but whose answer never came (a
