@@ -196,3 +196,36 @@ describe('drift repair in the reconcile pass', () => {
     expect(await service(t.id, 'botpress')).toMatchObject({ drift_detected_at: null });
   });
 });
+
+describe('drift checks with what the provision job knows', () => {
+  it("Odoo's database mode: a tenant's own database (recorded under its name) is no drift", async () => {
+    const { odooConnector } = await import('../shared/connectors/odoo.ts');
+    const { OdooStandIn } = await import('./partners/odoo.ts');
+    const odoo = await OdooStandIn.start();
+    try {
+      const withOdoo = (): Connectors => ({
+        odoo: odooConnector({
+          url: odoo.url, db: 'main', login: odoo.login, key: odoo.key, masterPassword: odoo.masterPassword, timeoutMs: 3_000, mode: 'database',
+        }),
+      });
+      const t = await createTenant(['odoo']);
+      for (let i = 0; i < 20; i++) {
+        await db.sql`update private.jobs set run_at = now() where task = 'provision' and dead_at is null and attempts > 0 and run_at > now()`;
+        if ((await runJobs({ tasks: ['provision'], deps: { connectors: withOdoo() }, budgetMs: 5_000 })).claimed === 0) break;
+      }
+      await onlyActive(t.id);
+      expect(await service(t.id, 'odoo')).toMatchObject({ state: 'active', external_ids: { database: `tenant_${t.slug.replace(/-/g, '_')}` } });
+      await db.sql`update private.job_schedules set next_run_at = now() where name = 'reconcile'`;
+      const r = await runJobs({
+        tasks: ['reconcile'],
+        schedule: true,
+        deps: { connectors: withOdoo(), driftChecksPerPartner: 50, driftCheckIntervalS: 0 },
+        budgetMs: 10_000,
+      });
+      expect(r.tasks.reconcile).toMatchObject({ checked: 1, drifted: 0, check_errors: 0 });
+      expect(await service(t.id, 'odoo')).toMatchObject({ state: 'active', drift_detected_at: null });
+    } finally {
+      await odoo.server.close();
+    }
+  });
+});

@@ -304,6 +304,13 @@ export function odooConnector(config: OdooConfig): Connector {
     return ctx.externalIds.company_id as number | undefined ?? await ownCompanyByName(ctx);
   }
 
+  /** Whether Odoo still has the company (archived ones too). One deleted at Odoo (an
+   *  operator's unlink, which succeeds when nothing refers to it) is gone: nothing to
+   *  revoke, grant or archive, and writing to it fails with MissingError, a permanent
+   *  error that left a removal failed for good (the Connector contract: an object
+   *  already gone counts as removed). */
+  const companyExists = async (id: number) => (await findOne('res.company', [['id', '=', id]])) !== undefined;
+
   /** The tenant's owner login and company, by their recorded ids; where an answer was lost
    *  before an id was recorded, found again as ensure would find them: the owner by login
    *  (unique, archived ones too), the company by its names (never another tenant's). A
@@ -453,12 +460,13 @@ export function odooConnector(config: OdooConfig): Connector {
       // A tenant database stays; the db service has no way to lock one (README).
       if (mode === 'database') return;
       const [user, companyId] = await owner(ctx);
-      if (user && companyId) await revoke(user, companyId);
+      if (user && companyId && await companyExists(companyId)) await revoke(user, companyId);
     },
     async resume(ctx) {
       if (mode === 'database') return;
+      // A company deleted at Odoo meanwhile: ensure, which runs next, makes it again.
       const [user, companyId] = await owner(ctx);
-      if (user && companyId) await grant(user, companyId);
+      if (user && companyId && await companyExists(companyId)) await grant(user, companyId);
     },
     async remove(ctx) {
       if (mode === 'database') {
@@ -470,7 +478,7 @@ export function odooConnector(config: OdooConfig): Connector {
       // A company whose create answer was lost has no id here: found by its name (never
       // another tenant's).
       const companyId = await tenantCompany(ctx);
-      if (!companyId) return;
+      if (!companyId || !(await companyExists(companyId))) return;
       // Every active user of the company loses it (the owner included), then the company
       // is archived — refused while it is an active user's default company.
       const users = await t.call('res.users', 'search_read', [[

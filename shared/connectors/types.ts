@@ -109,6 +109,10 @@ export async function partnerFetch(
       },
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
       signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000),
+      // Never followed: a redirect turns a POST into a GET without its body, and to another
+      // origin it would carry the partner's credentials (api_access_token, X-N8N-API-KEY,
+      // an Odoo key in the body), which fetch does not strip as it does Authorization.
+      redirect: 'manual',
     });
   } catch (err) {
     const what = (err as Error).name === 'TimeoutError' ? 'timed out' : 'connection failed';
@@ -124,11 +128,39 @@ export async function partnerFetch(
     const what = (err as Error).name === 'TimeoutError' ? 'timed out' : 'connection failed';
     throw new PartnerError(service, `${opts.method ?? 'GET'} ${new URL(url).pathname} ${what} in the answer`, true);
   }
+  const call = `${opts.method ?? 'GET'} ${new URL(url).pathname}`;
+  if (res.status >= 300 && res.status < 400 && !opts.accept?.includes(res.status)) {
+    // The partner's URL is set wrong (http for https, a moved path, a login proxy in
+    // front): the operator's to fix, so no retry; where it points, without its query.
+    const location = res.headers.get('location');
+    let to = '';
+    try {
+      if (location) {
+        const target = new URL(location, url);
+        to = ` to ${target.origin}${target.pathname}`;
+      }
+    } catch {
+      // an unreadable Location: not named
+    }
+    throw new PartnerError(
+      service,
+      `${call} → ${res.status}: redirected${to}; redirects are not followed (set the partner's URL to where it points)`,
+      false,
+      res.status,
+    );
+  }
   let body: unknown = text;
+  let json = true;
   try {
     body = text ? JSON.parse(text) : null;
   } catch {
-    // not JSON: keep the text
+    json = false; // not JSON: keep the text
+  }
+  if (res.ok && !json) {
+    // A 2xx that is not JSON is not the partner speaking (a proxy's maintenance page, a
+    // login page): read as its answer, a probe found nothing there (false drift) or a
+    // lookup an empty user. Worth a retry; never an answer.
+    throw new PartnerError(service, `${call} → ${res.status}: the answer is not JSON`, true, res.status);
   }
   if (res.ok || opts.accept?.includes(res.status)) return { status: res.status, body, headers: res.headers };
   const detail = typeof body === 'object' && body !== null
@@ -140,7 +172,7 @@ export async function partnerFetch(
   const retryable = res.status >= 500 || res.status === 429 || res.status === 408;
   throw new PartnerError(
     service,
-    `${opts.method ?? 'GET'} ${new URL(url).pathname} → ${res.status}${detail ? `: ${detail}` : ''}`,
+    `${call} → ${res.status}${detail ? `: ${detail}` : ''}`,
     retryable,
     res.status,
     retryAfter(res.headers.get('retry-after')),

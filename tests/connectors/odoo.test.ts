@@ -64,7 +64,9 @@ describe('errors', () => {
     expect(users().filter((u) => u.login === t.admin!.email)).toHaveLength(1);
     expect([...odoo.tables['res.company'].values()].filter((c) => c.name === `Tenant od-faults (od-faults)`)).toHaveLength(1);
   });
-  for (const [transport, says] of [['jsonrpc', 'not a JSON-RPC response'], ['json2', 'not JSON']] as const) {
+  // Not JSON at all: partnerFetch says so for every partner (a JSON answer that is not
+  // JSON-RPC's is the connector's own check).
+  for (const [transport, says] of [['jsonrpc', 'the answer is not JSON'], ['json2', 'not JSON']] as const) {
     it(`a 200 that is not Odoo's answer (a proxy page) is retryable over ${transport}, not a refused login or an empty search`, async () => {
       const original = odoo.handle.bind(odoo);
       let served = false;
@@ -201,6 +203,18 @@ describe('the owner', () => {
     expect(t.externalIds.company_id).not.toBe(gone);
     expect(company(t.externalIds.company_id)).toMatchObject({ active: true, name: 'Tenant od-drift-gone (od-drift-gone)' });
     expect(await check(connector(), t)).toBe(true);
+  });
+
+  it('a company deleted at Odoo counts as removed, and as nothing to suspend or resume (ensure makes it again)', async () => {
+    const t = tenant('od-rm-gone');
+    await step(connector(), t, 'ensure');
+    odoo.tables['res.company'].delete(t.externalIds.company_id as number); // an operator deleted it at Odoo
+    // Writing to it would be MissingError, a permanent error: the service failed for good.
+    await step(connector(), t, 'suspend');
+    await step(connector(), t, 'resume');
+    await step(connector(), t, 'remove');
+    // Its owner, whose only company it was, is left as the suspension left them.
+    expect(userOf(t.admin!.email)).toBeDefined();
   });
 
   it("a tenant given another's old slug and name gets a company of its own, and its removal leaves the other's alone", async () => {

@@ -58,6 +58,17 @@ export const reconcile: Task = {
               ? await decryptJson(c.credentials_encrypted, { tenantId: c.tenant_id, service })
               : null,
             checkpoint: () => Promise.resolve(),
+            // As the provision job answers it: without it, a connector takes every name it
+            // recorded for someone else's (Odoo's database mode then checked a database
+            // it never made, and reported drift on every run).
+            async otherTenantsUsing(key, value) {
+              const [{ n }] = await asService(
+                c.tenant_id,
+                (tx) =>
+                  tx<{ n: number }>`select private.partner_id_users(${c.tenant_id}, ${service}, ${key}, ${String(value)}) as n`,
+              );
+              return n;
+            },
           };
           present = await connectors[service]!.check(ctx);
         } catch (err) {
