@@ -281,6 +281,58 @@ describe('Clerk events out of order', () => {
   });
 });
 
+describe('Clerk events after a deletion, and older copies of a name', () => {
+  it("a membership event retried after its user's deletion committed is ignored at once, not held for a day", async () => {
+    await sendClerk(clerkRequest({ type: 'organization.created', data: { id: 'org_after', name: 'After Ltd', slug: 'after-ltd' } }));
+    await sendClerk(clerkRequest(clerkUser('user_after', 'after@after.test', 'Ada')));
+    expect((await sendClerk(clerkRequest({ type: 'user.deleted', timestamp: Date.now(), data: { id: 'user_after', deleted: true } }))).body.outcome)
+      .toBe('applied');
+    const late = await sendClerk(clerkRequest({
+      type: 'organizationMembership.created',
+      timestamp: Date.now() - 1000,
+      data: { id: 'orgmem_after', role: 'org:admin', organization: { id: 'org_after' }, public_user_data: { user_id: 'user_after' } },
+    }));
+    expect([late.status, late.body.outcome]).toEqual([200, 'ignored']);
+    // One of a user not received yet is still waited for.
+    const early = await sendClerk(clerkRequest({
+      type: 'organizationMembership.created',
+      timestamp: Date.now(),
+      data: { id: 'orgmem_unseen', role: 'org:admin', organization: { id: 'org_after' }, public_user_data: { user_id: 'user_not_yet' } },
+    }));
+    expect([early.status, errorCode(early)]).toEqual([409, 'related_event_pending']);
+  });
+
+  it("a membership event does not set back the person's name their own newer event changed", async () => {
+    await sendClerk(clerkRequest({ type: 'organization.created', data: { id: 'org_names', name: 'Names Ltd', slug: 'names-ltd' } }));
+    const t0 = Date.now() - 10_000;
+    await sendClerk(clerkRequest({ ...clerkUser('user_names', 'bob@names.test', 'Bob'), timestamp: t0 }));
+    await sendClerk(clerkRequest({ ...clerkUser('user_names', 'bob@names.test', 'Robert'), type: 'user.updated', timestamp: t0 + 2000 }));
+    // Sent between the two, retried after the rename: it still carries "Bob".
+    const member = await sendClerk(clerkRequest({
+      type: 'organizationMembership.created',
+      timestamp: t0 + 1000,
+      data: {
+        id: 'orgmem_names', role: 'org:member', organization: { id: 'org_names' },
+        public_user_data: { user_id: 'user_names', first_name: 'Bob', last_name: 'Old' },
+      },
+    }));
+    expect(member.body.outcome).toBe('applied');
+    expect((await db.sql`select first_name, last_name from public.users where email = 'bob@names.test'`)[0])
+      .toEqual({ first_name: 'Robert', last_name: 'Clerk' });
+  });
+
+  it('a CLERK_WEBHOOK_SECRET that is no signing secret is the deployment\'s fault (503), not the sender\'s JSON (400)', async () => {
+    const kept = process.env.CLERK_WEBHOOK_SECRET;
+    process.env.CLERK_WEBHOOK_SECRET = 'whsec_abc\n';
+    try {
+      const r = await sendClerk(clerkRequest(clerkUser('user_bad_secret', 'bad@secret.test')));
+      expect([r.status, errorCode(r)]).toEqual([503, 'not_configured']);
+    } finally {
+      process.env.CLERK_WEBHOOK_SECRET = kept;
+    }
+  });
+});
+
 describe('an address moving from one Clerk user to another', () => {
   it("the new owner's user.created arriving before the old owner's change does not make them the old owner's person", async () => {
     const now = Date.now();

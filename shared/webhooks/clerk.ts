@@ -24,9 +24,18 @@ export function verifyClerk(body: string, headers: Headers): ClerkEvent {
   if (!id || !timestamp || !signature) {
     throw badRequest('missing_signature', 'svix-id, svix-timestamp and svix-signature are required');
   }
+  let webhook: Webhook;
+  try {
+    webhook = new Webhook(secret);
+  } catch {
+    // A secret that is no whsec_ key (a line break pasted with it, a typo): the
+    // deployment's fault, said as such (a 5xx, logged) — not the sender's invalid JSON,
+    // which Svix would retry and then disable the endpoint for, unseen.
+    throw new ApiError(503, 'not_configured', 'CLERK_WEBHOOK_SECRET is not a valid signing secret (whsec_…)');
+  }
   try {
     // Checks every signature in the header (rotation sends several) and a 5-minute window.
-    return new Webhook(secret).verify(body, {
+    return webhook.verify(body, {
       'webhook-id': id,
       'webhook-timestamp': timestamp,
       'webhook-signature': signature,
@@ -227,12 +236,19 @@ async function newestForObject(tx: Tx, event: ClerkEvent, object: string | null)
   const at = event.timestamp;
   if (object === null || typeof at !== 'number' || !Number.isFinite(at) || at <= 0) return true;
   const [fresh] = await tx`
-    insert into private.clerk_object_versions (issuer, object, event_at)
-    values (${issuer()}, ${object.slice(0, 300)}, to_timestamp(${at}::double precision / 1000))
-    on conflict (issuer, object) do update set event_at = excluded.event_at
+    insert into private.clerk_object_versions (issuer, object, event_at, deleted)
+    values (${issuer()}, ${object.slice(0, 300)}, to_timestamp(${at}::double precision / 1000), ${event.type === 'user.deleted'})
+    on conflict (issuer, object) do update set event_at = excluded.event_at, deleted = excluded.deleted
       where clerk_object_versions.event_at <= excluded.event_at
     returning 1 as fresh`;
   return !!fresh;
+}
+
+/** Whether the newest event applied to this Clerk user deleted them. */
+async function userDeleted(tx: Tx, clerkUserId: unknown): Promise<boolean> {
+  const [v] = await tx`
+    select deleted from private.clerk_object_versions where issuer = ${issuer()} and object = ${`user:${String(clerkUserId)}`}`;
+  return v?.deleted === true;
 }
 
 export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'applied' | 'ignored'> {
@@ -296,13 +312,14 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
         return unseen ? awaitRelated(event, 'organization') : 'ignored';
       }
       // A membership's identifier is not known to be verified: only a user Clerk already
-      // told us about (user.created) is linked here.
-      const userId = await upsertUser(tx, pud.user_id, { email: undefined, verified: false }, {
-        first: namePart(pud.first_name),
-        last: namePart(pud.last_name),
-        image: imageUrl(pud.image_url),
-      });
+      // told us about (user.created) is linked here. Its copy of the user's names is not
+      // applied: it may be older than the user's own newest event, which owns them (a
+      // retried membership event set a renamed person's old name back).
+      const userId = await upsertUser(tx, pud.user_id, { email: undefined, verified: false }, {});
       if (userId === RETIRED) return 'ignored';
+      // A user whose deletion was applied already (a retry of this event after it): no one
+      // to wait for.
+      if (!userId && await userDeleted(tx, pud.user_id)) return 'ignored';
       if (!userId || userId === ADDRESS_HELD) return awaitRelated(event, 'user');
       await tx`
         insert into public.memberships (tenant_id, user_id, role) values (${tenantId}, ${userId}, ${roleFor(d.role)})

@@ -86,3 +86,22 @@ it('an API key created by an admin being removed waits for the removal and is re
   const keys = await db.sql`select 1 from public.api_keys where tenant_id = ${acme} and created_by = ${removed.id} and revoked_at is null`;
   expect(keys).toHaveLength(0);
 });
+
+it('an internal note written while a follower is being demoted neither waits nor leaves them a note notification', async () => {
+  const agent = await member('demoted.noted@acme.test', 'agent');
+  const ticket = await customerTicket('Noted during a demotion');
+  const colleague = await member('noted.colleague@acme.test', 'agent');
+  for (const who of [agent.id, colleague.id]) {
+    await db.sql`insert into public.ticket_followers (tenant_id, ticket_id, user_id, reason) values (${acme}, ${ticket}, ${who}, 'manual')`;
+  }
+  // The note holds its ticket, which a demotion may be waiting for (to unassign): it must not wait.
+  const note = await whileHeld(db.sql, (tx) => tx.unsafe(demote, [acme, agent.id]), () =>
+    call(ticketsApp, 'POST', `/tickets/${ticket}/messages`, { token: admin, body: { type: 'note', content: 'Do not tell the customer yet' } }), { waits: false });
+  expect(note.status, JSON.stringify(note.body)).toBe(201);
+  const feed = async (who: string) =>
+    (await db.sql`select type from public.notifications where user_id = ${who} and ticket_id = ${ticket}`).map((n) => n.type);
+  expect(await feed(agent.id)).toEqual([]);
+  expect(await feed(colleague.id)).toContain('note.created');
+  const [{ role }] = await db.sql`select role from public.memberships where tenant_id = ${acme} and user_id = ${agent.id}`;
+  expect(role).toBe('user');
+});

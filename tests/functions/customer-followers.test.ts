@@ -203,12 +203,21 @@ describe('with the setting on', () => {
 
   it('removed by the requester, or leaving by themselves, the colleague loses sight of the ticket', async () => {
     const t = await ticket();
+    const told = async () => {
+      expect((await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'We are on it' } })).status).toBe(201);
+      expect(await colleagueFeed(t.id)).toContain('message.created');
+    };
     expect((await addColleague(t.id)).status).toBe(201);
+    await told();
     expect((await call(app, 'DELETE', `/tickets/${t.id}/followers/${colleague.id}`, { token: tok.user })).status).toBe(204);
     expect(await colleagueSees(t.id)).toMatchObject({ status: 404, tickets: 0, messages: [] });
+    // What they were told of it goes with their sight of it.
+    expect(await colleagueFeed(t.id)).toEqual([]);
     expect((await addColleague(t.id)).status).toBe(201);
+    await told();
     expect((await call(app, 'DELETE', `/tickets/${t.id}/followers/${colleague.id}`, { token: tok.colleague })).status).toBe(204);
     expect(await colleagueSees(t.id)).toMatchObject({ status: 404, tickets: 0 });
+    expect(await colleagueFeed(t.id)).toEqual([]);
   });
 
   it("an assignment made by the customer's own filing is staff's follow: not theirs to see or remove", async () => {
@@ -240,12 +249,15 @@ describe('with the setting on', () => {
     const t = await ticket();
     expect((await addColleague(t.id)).status).toBe(201);
     expect((await colleagueSees(t.id)).status).toBe(200);
+    await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'Before the switch' } });
+    expect(await colleagueFeed(t.id)).toContain('message.created');
     await allowCustomerFollowers(false);
     try {
       expect(await colleagueSees(t.id)).toMatchObject({ status: 404, tickets: 0, messages: [] });
-      const heard = (await colleagueFeed(t.id)).length;
+      // What they were told goes too.
+      expect(await colleagueFeed(t.id)).toEqual([]);
       await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'Anyone there?' } });
-      expect((await colleagueFeed(t.id)).length).toBe(heard);
+      expect(await colleagueFeed(t.id)).toEqual([]);
       // The requester can no longer add anyone, and sees no followers.
       const again = await addColleague(t.id);
       expect(again.status).toBe(403);

@@ -338,6 +338,16 @@ describe('tenant lifecycle', () => {
     expect((await call(app, 'DELETE', path, { token: tok.super })).status).toBe(200);
     expect((await call(app, 'POST', `${path}/resume`, { token: tok.super })).status).toBe(200);
     expect((await desired()).odoo).toBe('removed');
+
+    // A deleted tenant suspended (brought back read-only): no longer deleted, so its
+    // partner spaces are kept, paused — not removed when the deletion's grace ends.
+    expect((await call(app, 'DELETE', path, { token: tok.super })).status).toBe(200);
+    expect(await desired()).toEqual({ chatwoot: 'removed later', botpress: 'removed later', n8n: 'removed', odoo: 'removed' });
+    const suspended = await call(app, 'POST', `${path}/suspend`, { token: tok.super });
+    expect([suspended.status, suspended.body.status]).toEqual([200, 'suspended']);
+    expect(await desired()).toEqual({ chatwoot: 'suspended', botpress: 'suspended', n8n: 'removed', odoo: 'removed' });
+    expect((await call(app, 'POST', `${path}/resume`, { token: tok.super })).status).toBe(200);
+    expect(await desired()).toEqual({ chatwoot: 'active', botpress: 'active', n8n: 'removed', odoo: 'removed' });
   });
 });
 

@@ -163,6 +163,36 @@ describe('Idempotency-Key', () => {
     await db.sql`delete from public.users where id = ${u.id}`;
   });
 
+  it("the same request with its objects' keys in another order is a retry, not a different request", async () => {
+    const first = await call(app, 'POST', '/tickets', {
+      token: tok.user, body: { title: 'Keys reordered', metadata: { a: 1, b: { c: 2, d: 3 } } }, headers: { 'idempotency-key': 'k-order' },
+    });
+    expect(first.status).toBe(201);
+    const again = await call(app, 'POST', '/tickets', {
+      token: tok.user, body: { metadata: { b: { d: 3, c: 2 }, a: 1 }, title: 'Keys reordered' }, headers: { 'idempotency-key': 'k-order' },
+    });
+    expect([again.status, again.body.id]).toEqual([201, first.body.id]);
+    // Another value is another request.
+    const other = await call(app, 'POST', '/tickets', {
+      token: tok.user, body: { title: 'Keys reordered', metadata: { a: 1, b: { c: 2, d: 4 } } }, headers: { 'idempotency-key': 'k-order' },
+    });
+    expect([other.status, errorCode(other)]).toEqual([409, 'idempotency_key_reused']);
+  });
+
+  it("a key keeps only its ticket's id, and the daily prune drops it after its 24 hours", async () => {
+    const made = await call(app, 'POST', '/tickets', {
+      token: tok.user, body: { title: 'Remembered briefly', description: 'not kept twice' }, headers: { 'idempotency-key': 'k-prune' },
+    });
+    const young = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Remembered still' }, headers: { 'idempotency-key': 'k-young' } });
+    const stored = await db.sql`select key, response from private.idempotency_keys where key in ('k-prune', 'k-young') order by key`;
+    expect(stored).toEqual([{ key: 'k-prune', response: { id: made.body.id } }, { key: 'k-young', response: { id: young.body.id } }]);
+    await db.sql`update private.idempotency_keys set created_at = now() - interval '25 hours' where key = 'k-prune'`;
+    await db.sql`select private.add_job('prune')`;
+    const report = await runJobs({ tasks: ['prune'] });
+    expect(report.tasks.prune).toMatchObject({ idempotency_keys: 1 });
+    expect((await db.sql`select key from private.idempotency_keys where key in ('k-prune', 'k-young')`).map((r) => r.key)).toEqual(['k-young']);
+  });
+
   it('concurrent duplicates create one ticket', async () => {
     const before = await count('tickets');
     const results = await Promise.all(Array.from({ length: 6 }, () =>

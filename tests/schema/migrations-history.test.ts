@@ -458,7 +458,10 @@ const REDEFINITIONS: Record<string, string[]> = {
   ],
   // A tenant turning active restores only what its suspension or deletion took, and not
   // a service its plan no longer includes (issue 14, review of the tenants function).
-  'private.tenant_status_to_services': ['20261205201000_resume_restores_what_suspension_took.sql'],
+  'private.tenant_status_to_services': [
+    '20261205201000_resume_restores_what_suspension_took.sql',
+    '20261207121000_deleted_tenant_suspended_keeps_its_services.sql', // a deleted tenant suspended keeps its spaces
+  ],
   // Hours with no business time at all name business_hours (issue 14, review).
   'private.sla_policy_hours_valid': ['20261205213000_sla_hours_without_business_time.sql'],
   // An echo claims a pending reply only when its id is no reply's yet (issue 14, review).
@@ -571,7 +574,11 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261207112000_required_fields_not_blank.sql', // a blank value is no answer to a required field
   ],
   // ... PL/pgSQL, planned once a session (issue 14, per-row trigger cost).
-  'private.notify_followers': ['20261202141100_customer_followers.sql', '20261205160000_row_trigger_helpers_planned_once.sql'],
+  'private.notify_followers': [
+    '20261202141100_customer_followers.sql',
+    '20261205160000_row_trigger_helpers_planned_once.sql',
+    '20261207122000_notifications_follow_what_people_see.sql', // the membership read under a share lock
+  ],
 };
 
 const dir = path.join(root, 'supabase', 'migrations');

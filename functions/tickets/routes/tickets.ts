@@ -29,7 +29,6 @@ import {
   requireAdmin,
   requireStaff,
   ticketColumns,
-  type TicketOutOfSight,
   type TicketRow,
   type TicketsHandler,
   visibleTicket,
@@ -147,14 +146,28 @@ async function sha256Hex(text: string): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-type IdempotencyClaim = { claimed: boolean; request_hash: string | null; response: TicketRow | TicketOutOfSight };
+/** JSON with every object's keys in one order (sorted), arrays as they are. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_key, v) =>
+      v && typeof v === 'object' && !Array.isArray(v)
+        ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]))
+        : v,
+  );
+}
+
+/** A retry reads the first request's ticket id alone (the stored response keeps no more). */
+type IdempotencyClaim = { claimed: boolean; request_hash: string | null; response: { id: string } };
 
 const create: TicketsHandler<typeof routes.create> = async (c) => {
   const body = c.req.valid('json');
   const key = c.req.valid('header')['idempotency-key'];
   const access = c.var.access;
   // A customer naming a team, an assignee or another requester: the insert trigger's 403.
-  const requestHash = key ? await sha256Hex(JSON.stringify(body)) : null;
+  // The same request whatever order the client's serialiser wrote its objects' keys in
+  // (metadata, custom_fields): a retry after a restart is not "a different request".
+  const requestHash = key ? await sha256Hex(canonicalJson(body)) : null;
   // The requester is the created_by column: a refusal of it names the body's requester_id.
   const result = await namingFields({ created_by: 'requester_id' }, () =>
     callerDb(c, access.tenantId, async (tx) => {
@@ -189,9 +202,7 @@ const create: TicketsHandler<typeof routes.create> = async (c) => {
       const ticket = await readBack(tx, access.tenantId, id);
       if (key) {
         await tx`
-        select private.store_idempotent_response(${access.tenantId}, ${key}, 201, ${
-          tx.json(JSON.parse(JSON.stringify(ticket)) as Json)
-        })
+        select private.store_idempotent_response(${access.tenantId}, ${key}, 201, ${tx.json({ id: ticket.id })})
       `;
       }
       return { replayed: false, ticket };
