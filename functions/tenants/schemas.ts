@@ -2,7 +2,7 @@
 // and generate the OpenAPI document.
 import { z } from '@hono/zod-openapi';
 import { isSupportedCountry } from 'libphonenumber-js';
-import { JsonObject, PageQuery, Text, Uuid } from '../../shared/schemas/common.ts';
+import { CursorParam, JsonObject, PageQuery, QueryInteger, Text, Uuid } from '../../shared/schemas/common.ts';
 
 export const TenantRoleSchema = z.enum(['user', 'agent', 'admin']);
 export const PlanSchema = z.enum(['starter', 'pro', 'enterprise']);
@@ -130,6 +130,13 @@ export const UpdateTenantBody = z
   .strict()
   .refine((b) => Object.keys(b).length > 0, { message: 'name, settings or plan is required' })
   .openapi('UpdateTenant');
+
+/** A tenant's members come in pages too (customers included, a tenant has tens of
+ *  thousands): up to 1,000 a page, all of a tenant with fewer at once, as before pages. */
+export const ListMembersQuery = z.object({
+  limit: QueryInteger(1, 1000).default(1000),
+  cursor: CursorParam,
+});
 
 export const ListTenantsQuery = PageQuery.extend({
   status: z.enum(['active', 'suspended', 'deleted']).optional(),

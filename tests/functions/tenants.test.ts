@@ -6,10 +6,10 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { app } from '../../functions/tenants/app.ts';
 import { AUDIT_PAGE_BYTES } from '../../functions/tenants/routes/audit.ts';
 import { closeDb } from '../../shared/db.ts';
-import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
 import { call, errorCode } from '../helpers/http.ts';
-import { type SeedUser, teams, tenants, users } from '../helpers/seed.ts';
+import { type SeedUser, supabaseClaims, teams, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
 
 let db: TestDatabase;
@@ -181,6 +181,16 @@ describe('tenant lifecycle', () => {
     await expect(db.sql`update public.tenants set slug = ${idShaped} where id = ${tenants.acme.id}`).rejects
       .toMatchObject({ code: '23514' });
     expect(await db.sql`select 1 from public.tenants where slug = ${idShaped}`).toHaveLength(0);
+  });
+
+  it('a person who cannot sign in (disabled, or locked out) is no first admin: 409, and no tenant is made', async () => {
+    for (const [email, status] of [['disabled.boss@example.test', 'disabled'], ['locked.boss@example.test', 'deleted']] as const) {
+      await db.sql`insert into public.users (email, status) values (${email}, ${status})`;
+      const slug = `no-admin-${status}`;
+      const r = await call(app, 'POST', '/tenants', { token: tok.super, body: { name: 'Headless', slug, admin: { email } } });
+      expect([r.status, errorCode(r), r.body.error.details], status).toEqual([409, 'admin_cannot_sign_in', { field: 'admin.email' }]);
+      expect(await db.sql`select 1 from public.tenants where slug = ${slug}`).toHaveLength(0);
+    }
   });
 
   it('only super-admins create tenants', async () => {
@@ -407,6 +417,61 @@ describe('members', () => {
 
     expect((await call(app, 'DELETE', `${base}/${hire.id}`, { token: tok.admin })).status).toBe(204);
     expect((await call(app, 'DELETE', `${base}/${hire.id}`, { token: tok.admin })).status).toBe(404);
+  });
+
+  it('lists members in pages by e-mail: every member once, the cursor checked', async () => {
+    const [t] = await db.sql`insert into public.tenants (name, slug) values ('Crowd', 'crowd') returning id`;
+    const people = await db.sql`insert into public.users (email)
+      select 'crowd' || lpad(i::text, 3, '0') || '@Crowd.test' from generate_series(1, 25) i returning id`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role)
+      select ${t.id}, id, 'user' from unnest(${people.map((p) => p.id)}::uuid[]) id`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${users.super.id}, 'admin')`;
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const r = await call(app, 'GET', `/tenants/${t.id}/members?limit=10${cursor ? `&cursor=${cursor}` : ''}`, { token: tok.super });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body.items.length).toBeLessThanOrEqual(10);
+      expect(Object.keys(r.body.items[0]).sort()).toEqual(['available', 'created_at', 'email', 'first_name', 'last_name', 'role', 'user_id']);
+      seen.push(...r.body.items.map((m: { email: string }) => m.email));
+      cursor = r.body.next;
+      pages++;
+    } while (cursor);
+    expect(pages).toBe(3);
+    expect(seen).toHaveLength(26);
+    expect(new Set(seen).size).toBe(26);
+    expect(seen.slice(0, 2)).toEqual(['crowd001@Crowd.test', 'crowd002@Crowd.test']);
+    // Without a limit, a tenant under 1,000 comes whole, as before pages; a forged cursor is a 422.
+    expect((await call(app, 'GET', `/tenants/${t.id}/members`, { token: tok.super })).body).toMatchObject({ next: null });
+    const forged = await call(app, 'GET', `/tenants/${t.id}/members?cursor=bm9wZQ`, { token: tok.super });
+    expect([forged.status, errorCode(forged)]).toEqual([422, 'validation_failed']);
+  });
+
+  it('no pending invitation is addressed to a member on any path, and a removed member finds none to come back with', async () => {
+    // Through PostgREST, as acme's admin: the rule is the database's.
+    const direct = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, tenants.acme.id), (tx) =>
+      tx`insert into public.invitations (tenant_id, email, role) values (${tenants.acme.id}, ${users.acmeAgent.email}, 'admin') returning id`);
+    expect(direct.ok).toBe(false);
+    expect(direct.ok || [direct.error.code, direct.error.message]).toEqual(['PT409', 'This person is already a member of the tenant']);
+
+    // One made before its addressee joined another way (a Clerk membership, a platform
+    // admin's insert): the person is a member, then removed; the invitation goes with them.
+    const [p] = await db.sql`insert into public.users (email) values ('fired@acme.test') returning id`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${p.id}, ${p.id})`;
+    const invite = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin, body: { email: 'fired@acme.test', role: 'admin' } });
+    expect(invite.status).toBe(201);
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenants.acme.id}, ${p.id}, 'user')`;
+    expect((await call(app, 'DELETE', `/tenants/${tenants.acme.id}/members/${p.id}`, { token: tok.admin })).status).toBe(204);
+    const back = await call(app, 'POST', `/tenants/invitations/${invite.body.id}/accept`, {
+      token: await supabaseToken({ id: p.id, email: 'fired@acme.test' } as never),
+    });
+    expect([back.status, errorCode(back)]).toEqual([404, 'not_found']);
+    expect(await db.sql`select 1 from public.memberships where user_id = ${p.id}`).toHaveLength(0);
+    expect(await db.sql`select 1 from public.invitations where id = ${invite.body.id}`).toHaveLength(0);
+    // Others' invitations stay.
+    const others = await call(app, 'GET', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin });
+    expect(others.body.items.map((i: { email: string }) => i.email)).toContain('pending@acme.test');
   });
 
   it("an invitee's token bound to the invitation's tenant reads /me and accepts; nothing else before that", async () => {

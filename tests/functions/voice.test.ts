@@ -2000,6 +2000,9 @@ describe('customers from CSV', () => {
     // A number libphonenumber-js does not know is kept as given.
     const unknown = await call(app, 'POST', '/voice/customers', { token: tok.agent, body: { phone: '+15559990042' } });
     expect([unknown.status, unknown.body.phone]).toEqual([201, '+15559990042']);
+    // ... and imported again as it is (an export re-imported): the same customer, no bad row.
+    const again = await importCsv('phone\n+1 555 999 0042\n', { default_region: 'US' });
+    expect([again.status, again.body], JSON.stringify(again.body)).toEqual([200, { rows: 1, inserted: 0, updated: 0, unchanged: 1 }]);
   });
 
   it('rows of empty cells (as spreadsheets end their exports) are no rows', async () => {

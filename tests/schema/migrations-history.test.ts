@@ -579,6 +579,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261205160000_row_trigger_helpers_planned_once.sql',
     '20261207122000_notifications_follow_what_people_see.sql', // the membership read under a share lock
   ],
+  // A person who cannot sign in is no tenant's first admin (issue 14, tenants review).
+  'private.find_or_create_user': ['20261207125000_invitations_and_first_admins.sql'],
 };
 
 const dir = path.join(root, 'supabase', 'migrations');

@@ -1,11 +1,19 @@
 // A tenant's members: listing (staff), role and availability changes, removal (admins;
 // never the last admin).
-import { createRoute, z } from '@hono/zod-openapi';
+import { createRoute } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { notFound } from '../../../shared/errors.ts';
-import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import {
+  commonErrors,
+  conflictError,
+  cursorValues,
+  encodeCursor,
+  jsonBody,
+  jsonResponse,
+  keysetCursor,
+} from '../../../shared/schemas/common.ts';
 import type { Tx } from '../../../shared/db.ts';
 import type { Checked, Tables } from '../../../shared/rows.ts';
 import * as s from '../schemas.ts';
@@ -29,20 +37,35 @@ export function registerMembers(app: TenantsApp): void {
       summary: "List a tenant's members (agents and admins)",
       ...apiKeyScope('members:read'),
       middleware: needs.tenantRole('agent', { scope: 'members:read' }),
-      request: { params: s.TenantIdParam },
+      request: { params: s.TenantIdParam, query: s.ListMembersQuery },
       responses: {
-        200: jsonResponse(z.object({ items: z.array(s.MemberSchema) }), 'Members'),
+        200: jsonResponse(s.page(s.MemberSchema), 'A page of members, by e-mail'),
         ...commonErrors,
       },
     }),
     async (c) => {
       const { tenantId } = c.req.valid('param');
-      const items = await callerDb(
+      const q = c.req.valid('query');
+      const after = cursorValues(q.cursor, 2, keysetCursor('text'));
+      const rows = await callerDb(
         c,
         tenantId,
-        (tx) => tx<MemberRow>`${selectMembers(tx)} where m.tenant_id = ${tenantId} order by lower(u.email)`,
+        (tx) =>
+          tx<MemberRow & { sort_key: string }>`
+            select m.user_id, u.email, u.first_name, u.last_name, m.role, m.available, m.created_at,
+                   lower(u.email) as sort_key
+            from public.memberships m join public.users u on u.id = m.user_id
+            where m.tenant_id = ${tenantId}
+              and (${after?.[0] ?? null}::text is null
+                   or (lower(u.email), m.user_id) > (${after?.[0] ?? null}::text, ${after?.[1] ?? null}::uuid))
+            order by lower(u.email), m.user_id
+            limit ${q.limit + 1}`,
       );
-      return c.json({ items }, 200);
+      const page = rows.slice(0, q.limit);
+      const last = page.at(-1);
+      // The sort key as the database lowers it (the cursor is compared there).
+      const items = page.map(({ sort_key: _key, ...member }) => member);
+      return c.json({ items, next: rows.length > q.limit && last ? encodeCursor([last.sort_key, last.user_id]) : null }, 200);
     },
   );
 

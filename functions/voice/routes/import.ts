@@ -160,15 +160,22 @@ function checkRow(
   }
   const parsed = parsePhoneNumberFromString(cell, region ? { defaultCountry: region } : undefined);
   // The database's own E.164 rule too: libphonenumber-js takes some short numbers
-  // (+431117, 6 digits) that the column refuses.
-  if (!parsed || !parsed.isValid() || !E164_PATTERN.test(parsed.number)) {
+  // (+431117, 6 digits) that the column refuses. A number it does not know, written in
+  // E.164, is kept as given, as the API keeps it (CanonicalPhone): a customer made
+  // through the API, exported and imported again, is not a bad row.
+  const given = cell.trim().startsWith('+') ? cell.replace(/[ ()./-]/g, '') : '';
+  const phone = parsed?.isValid() && E164_PATTERN.test(parsed.number)
+    ? parsed.number as string
+    : E164_PATTERN.test(given)
+    ? given
+    : undefined;
+  if (phone === undefined) {
     fail(
       'phone',
       region || cell.startsWith('+') ? 'is not a valid phone number' : 'has no country code and no default region was given',
     );
     return null;
   }
-  const phone = parsed.number as string;
   const first = seen.get(phone);
   if (first !== undefined) {
     fail('phone', `duplicates line ${first} (${phone})`);

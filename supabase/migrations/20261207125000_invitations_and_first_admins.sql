@@ -1,0 +1,80 @@
+-- Invitations are for people who are not members, and a tenant's first admin can sign in
+-- (review of the tenants function, issue 14).
+--
+-- 1. "Already a member" was checked only by POST …/invitations, before its insert: an
+--    admin's insert through PostgREST, a Clerk membership added meanwhile, or an accept
+--    committing while the route inserted (its insert waited on the accepted invitation's
+--    index entry, then went through) left a pending invitation addressed to a member. Once
+--    that member was removed (say, fired), they accepted it and were back, as whatever
+--    role it named, for up to 90 days. Now the rule is the database's: an invitation to a
+--    member is refused after its insert (an AFTER trigger reads the memberships afresh,
+--    after any wait on the index: the accept's membership is then seen), and a member's
+--    removal takes the pending invitations addressed to them in that tenant with it.
+-- 2. POST /tenants named an existing person as first admin whatever their status: a
+--    disabled one (or one locked out, marked deleted) made a tenant whose only admin
+--    cannot sign in, and who then owned its partner accounts. private.find_or_create_user
+--    now refuses such a person (409 admin_cannot_sign_in).
+
+create function private.invitation_not_for_member() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if exists (select 1 from public.memberships m join public.users u on u.id = m.user_id
+             where m.tenant_id = new.tenant_id and lower(u.email) = lower(new.email)) then
+    raise exception 'This person is already a member of the tenant'
+      using errcode = 'PT409', detail = '{"code": "already_member"}';
+  end if;
+  return null;
+end;
+$$;
+revoke all on function private.invitation_not_for_member() from public, anon, authenticated;
+create trigger invitation_not_for_member after insert on public.invitations
+  for each row execute function private.invitation_not_for_member();
+
+-- Pending invitations to a member removed go with the membership.
+create function private.drop_invitations_of_removed_member() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  delete from public.invitations i
+  using old_rows o
+  join public.users u on u.id = o.user_id
+  where i.tenant_id = o.tenant_id and lower(i.email) = lower(u.email) and i.accepted_at is null;
+  return null;
+end;
+$$;
+revoke all on function private.drop_invitations_of_removed_member() from public, anon, authenticated;
+create trigger drop_invitations_of_removed_member after delete on public.memberships
+  referencing old table as old_rows
+  for each statement execute function private.drop_invitations_of_removed_member();
+
+-- Redefined (20261126100600_tenant_core_operations.sql): a person who cannot sign in is
+-- no first admin.
+create or replace function private.find_or_create_user(p_email text, p_first_name text default null, p_last_name text default null)
+returns uuid
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_id uuid;
+  v_status text;
+begin
+  if not private.is_platform_admin() then
+    raise exception 'only platform admins may create users' using errcode = '42501';
+  end if;
+  insert into public.users (email, first_name, last_name)
+  values (lower(btrim(p_email)), p_first_name, p_last_name)
+  on conflict (lower(email)) do nothing
+  returning id into v_id;
+  if v_id is null then
+    select u.id, u.status into v_id, v_status from public.users u where lower(u.email) = lower(btrim(p_email));
+    if v_status <> 'active' then
+      raise exception 'This person cannot sign in (their account is %): they cannot be the first admin', v_status
+        using errcode = 'PT409', detail = '{"code": "admin_cannot_sign_in", "details": {"field": "admin.email"}}';
+    end if;
+  end if;
+  return v_id;
+end;
+$$;
