@@ -27,11 +27,14 @@ function key(): Promise<CryptoKey> {
 
 const b64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));
 
-/** The associated data: a label per kind of row, then the row's key. */
+/** The associated data: a label per kind of row, then the row's key. Ids in the one form
+ *  Postgres writes a uuid (lower case): a request naming the tenant or endpoint in capitals
+ *  finds the same row, and its secret must open for the jobs that read the id back. */
 export function associatedData(owner: SealedFor): Uint8Array<ArrayBuffer> {
+  const id = (v: string) => (typeof v === 'string' ? v.toLowerCase() : v);
   const parts = 'service' in owner
-    ? ['tenant-service-credentials/v2', owner.tenantId, owner.service]
-    : ['webhook-endpoint-secret/v2', owner.tenantId, owner.endpointId];
+    ? ['tenant-service-credentials/v2', id(owner.tenantId), owner.service]
+    : ['webhook-endpoint-secret/v2', id(owner.tenantId), id(owner.endpointId)];
   if (parts.some((p) => typeof p !== 'string' || p === '')) throw new Error('sealed value without its owner');
   return new TextEncoder().encode(JSON.stringify(parts));
 }

@@ -73,6 +73,17 @@ describe('sealed values are bound to their row', () => {
     expect(tried).toBe(owners.length ** 2);
   });
 
+  it('names a row by its ids whatever their case: sealed under an id in capitals (a request path), opened under the stored one', async () => {
+    const tenantId = 'abcdef00-0000-4000-8000-00000000beef';
+    const endpointId = 'fedcba00-0000-4000-8000-00000000f00d';
+    const service = await encryptJson({ s: 1 }, { tenantId: tenantId.toUpperCase(), service: 'chatwoot' });
+    expect(await decryptJson(service, { tenantId, service: 'chatwoot' })).toEqual({ s: 1 });
+    const endpoint = await encryptJson({ s: 2 }, { tenantId: tenantId.toUpperCase(), endpointId: endpointId.toUpperCase() });
+    expect(await decryptJson(endpoint, { tenantId, endpointId })).toEqual({ s: 2 });
+    // Still another row's is not theirs.
+    expect(await rejects(decryptJson(endpoint, { tenantId, endpointId: endpointId.replace('f00d', 'f00e') }))).toBe(true);
+  });
+
   it('refuses a tampered ciphertext and an owner without its key', async () => {
     const sealed = await encryptJson({ a: 1 }, owners[0]);
     const bytes = Buffer.from(sealed.slice(3), 'base64');

@@ -10,6 +10,8 @@
 -- (private.prune_idempotency_keys), and a response keeps the ticket's id alone, old
 -- rows included.
 
+-- Past their 24 hours first (no retry can use them): what is left to rewrite is a day's.
+delete from private.idempotency_keys k where k.created_at < now() - interval '24 hours';
 update private.idempotency_keys k set response = jsonb_build_object('id', k.response -> 'id')
 where k.response is not null and k.response - 'id' <> '{}'::jsonb;
 

@@ -2,18 +2,24 @@
 -- (review of the tenants function, issue 14).
 --
 -- 1. "Already a member" was checked only by POST …/invitations, before its insert: an
---    admin's insert through PostgREST, a Clerk membership added meanwhile, or an accept
---    committing while the route inserted (its insert waited on the accepted invitation's
---    index entry, then went through) left a pending invitation addressed to a member. Once
---    that member was removed (say, fired), they accepted it and were back, as whatever
---    role it named, for up to 90 days. Now the rule is the database's: an invitation to a
---    member is refused after its insert (an AFTER trigger reads the memberships afresh,
---    after any wait on the index: the accept's membership is then seen), and a member's
---    removal takes the pending invitations addressed to them in that tenant with it.
+--    admin's insert through PostgREST, or an accept committing while the route inserted
+--    (its insert waited on the accepted invitation's index entry, then went through) left
+--    a pending invitation addressed to a member. Once that member was removed (say,
+--    fired), they accepted it and were back, as whatever role it named, for up to 90
+--    days. Now the rule is the database's: an invitation to a member is refused after its
+--    insert (an AFTER trigger reads the memberships afresh, after any wait on the index:
+--    the accept's membership is then seen). A membership added at the very moment of the
+--    insert (a Clerk event) is not seen; so a member's removal also takes the pending
+--    invitations addressed to them in that tenant with it — but for one being accepted
+--    right then, which it skips rather than wait for (the accept holds the invitation and
+--    waits for the membership the removal holds: waiting would deadlock).
 -- 2. POST /tenants named an existing person as first admin whatever their status: a
---    disabled one (or one locked out, marked deleted) made a tenant whose only admin
---    cannot sign in, and who then owned its partner accounts. private.find_or_create_user
---    now refuses such a person (409 admin_cannot_sign_in).
+--    disabled one, or one a platform admin locked out (marked deleted, a login kept), made
+--    a tenant whose only admin cannot sign in, and who then owned its partner accounts.
+--    private.find_or_create_user now refuses such a person (409 admin_cannot_sign_in),
+--    reading them under a share lock (a disabling at that moment waits, or is waited for).
+--    A person retired with their last login (deleted, no login left) may be named: they
+--    come back by signing up, as a new address would.
 
 create function private.invitation_not_for_member() returns trigger
 language plpgsql security definer
@@ -38,10 +44,14 @@ language plpgsql security definer
 set search_path = ''
 as $$
 begin
-  delete from public.invitations i
-  using old_rows o
-  join public.users u on u.id = o.user_id
-  where i.tenant_id = o.tenant_id and lower(i.email) = lower(u.email) and i.accepted_at is null;
+  delete from public.invitations d
+  where (d.tenant_id, d.id) in (
+    select i.tenant_id, i.id
+    from public.invitations i
+    join old_rows o on o.tenant_id = i.tenant_id
+    join public.users u on u.id = o.user_id
+    where lower(i.email) = lower(u.email) and i.accepted_at is null
+    for update of i skip locked);
   return null;
 end;
 $$;
@@ -69,8 +79,10 @@ begin
   on conflict (lower(email)) do nothing
   returning id into v_id;
   if v_id is null then
-    select u.id, u.status into v_id, v_status from public.users u where lower(u.email) = lower(btrim(p_email));
-    if v_status <> 'active' then
+    select u.id, u.status into v_id, v_status from public.users u where lower(u.email) = lower(btrim(p_email))
+    for share;
+    if v_status = 'disabled'
+       or (v_status = 'deleted' and exists (select 1 from public.user_identities i where i.user_id = v_id)) then
       raise exception 'This person cannot sign in (their account is %): they cannot be the first admin', v_status
         using errcode = 'PT409', detail = '{"code": "admin_cannot_sign_in", "details": {"field": "admin.email"}}';
     end if;

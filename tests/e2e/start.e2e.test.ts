@@ -181,7 +181,8 @@ describe('--db-url', () => {
 
       // The functions server killed under it (an OOM kill): npm start says so and fails,
       // rather than waiting for an exit that has already happened.
-      const exited = new Promise<number | null>((r) => s.child.once('exit', (code) => r(code)));
+      // 'close': after the last of its output ('exit' may come before it).
+      const exited = new Promise<number | null>((r) => s.child.once('close', (code) => r(code)));
       process.kill(functionsServerPid(s.child.pid!), 'SIGKILL');
       exitCode = await exited;
       expect(s.output).toContain('functions server exited (SIGKILL)');

@@ -185,12 +185,20 @@ describe('tenant lifecycle', () => {
 
   it('a person who cannot sign in (disabled, or locked out) is no first admin: 409, and no tenant is made', async () => {
     for (const [email, status] of [['disabled.boss@example.test', 'disabled'], ['locked.boss@example.test', 'deleted']] as const) {
-      await db.sql`insert into public.users (email, status) values (${email}, ${status})`;
+      const [u] = await db.sql`insert into public.users (email, status) values (${email}, ${status}) returning id`;
+      // Locked out by a platform admin: marked deleted, their login kept.
+      await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${u.id}, ${u.id})`;
       const slug = `no-admin-${status}`;
       const r = await call(app, 'POST', '/tenants', { token: tok.super, body: { name: 'Headless', slug, admin: { email } } });
       expect([r.status, errorCode(r), r.body.error.details], status).toEqual([409, 'admin_cannot_sign_in', { field: 'admin.email' }]);
       expect(await db.sql`select 1 from public.tenants where slug = ${slug}`).toHaveLength(0);
     }
+    // Retired with their last login (deleted, no login left): they come back by signing up.
+    await db.sql`insert into public.users (email, status) values ('retired.boss@example.test', 'deleted')`;
+    const retired = await call(app, 'POST', '/tenants', {
+      token: tok.super, body: { name: 'Returning', slug: 'returning-boss', admin: { email: 'retired.boss@example.test' } },
+    });
+    expect(retired.status, JSON.stringify(retired.body)).toBe(201);
   });
 
   it('only super-admins create tenants', async () => {
@@ -421,8 +429,10 @@ describe('members', () => {
 
   it('lists members in pages by e-mail: every member once, the cursor checked', async () => {
     const [t] = await db.sql`insert into public.tenants (name, slug) values ('Crowd', 'crowd') returning id`;
+    // One address of 300 characters, of letters past ASCII: its cursor must still be taken.
     const people = await db.sql`insert into public.users (email)
-      select 'crowd' || lpad(i::text, 3, '0') || '@Crowd.test' from generate_series(1, 25) i returning id`;
+      select 'crowd' || lpad(i::text, 3, '0') || '@Crowd.test' from generate_series(1, 24) i
+      union all select 'crowd009' || repeat('é', 280) || '@Crowd.test' returning id`;
     await db.sql`insert into public.memberships (tenant_id, user_id, role)
       select ${t.id}, id, 'user' from unnest(${people.map((p) => p.id)}::uuid[]) id`;
     await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${users.super.id}, 'admin')`;
@@ -442,6 +452,8 @@ describe('members', () => {
     expect(seen).toHaveLength(26);
     expect(new Set(seen).size).toBe(26);
     expect(seen.slice(0, 2)).toEqual(['crowd001@Crowd.test', 'crowd002@Crowd.test']);
+    // The first page ended on the long address (its cursor, past 200 characters, was taken).
+    expect(seen[9]).toMatch(/^crowd009é{280}@/);
     // Without a limit, a tenant under 1,000 comes whole, as before pages; a forged cursor is a 422.
     expect((await call(app, 'GET', `/tenants/${t.id}/members`, { token: tok.super })).body).toMatchObject({ next: null });
     const forged = await call(app, 'GET', `/tenants/${t.id}/members?cursor=bm9wZQ`, { token: tok.super });
@@ -781,6 +793,25 @@ describe('teams', () => {
     expect([rename.status, rename.body.error.details.fields]).toEqual([409, [{ field: 'name', message: 'is already taken' }]]);
     expect(await tenantFingerprint(tenants.acme.id)).toBe(beforeRename);
     expect((await call(app, 'DELETE', `${base}/${other.body.id}`, { token: tok.admin })).status).toBe(204);
+  });
+
+  it("a team with open tickets is not deleted (409 naming how many), on either path; settled ones do not hold it", async () => {
+    const team = await call(app, 'POST', base, { token: tok.admin, body: { name: 'Short-lived', department: 'support' } });
+    expect(team.status).toBe(201);
+    const [open] = await db.sql`insert into public.tickets (tenant_id, title, team_id, created_by)
+      values (${tenants.acme.id}, 'Waiting on the team', ${team.body.id}, ${users.acmeUser.id}) returning id`;
+    await db.sql`insert into public.tickets (tenant_id, title, team_id, created_by, status)
+      values (${tenants.acme.id}, 'Done already', ${team.body.id}, ${users.acmeUser.id}, 'open')`;
+    await db.sql`update public.tickets set status = 'resolved' where title = 'Done already' and team_id = ${team.body.id}`;
+    const refused = await call(app, 'DELETE', `${base}/${team.body.id}`, { token: tok.admin });
+    expect([refused.status, errorCode(refused), refused.body.error.details]).toEqual([409, 'team_has_open_tickets', { open_tickets: 1 }]);
+    const direct = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, tenants.acme.id), (tx) =>
+      tx`delete from public.teams where id = ${team.body.id} returning id`);
+    expect(direct.ok || direct.error.code).toBe('PT409');
+    expect((await db.sql`select team_id from public.tickets where id = ${open.id}`)[0].team_id).toBe(team.body.id);
+    // Moved to another team, the ticket no longer holds it.
+    await db.sql`update public.tickets set team_id = ${teams.acme} where id = ${open.id}`;
+    expect((await call(app, 'DELETE', `${base}/${team.body.id}`, { token: tok.admin })).status).toBe(204);
   });
 
   it('admins create, read, update and delete teams and their members', async () => {

@@ -179,6 +179,19 @@ describe('Idempotency-Key', () => {
     expect([other.status, errorCode(other)]).toEqual([409, 'idempotency_key_reused']);
   });
 
+  it('a key claimed before the canonical hash (the body hashed as written) still replays within its 24 hours', async () => {
+    const body = { title: 'Claimed before the deploy', metadata: { z: 1, a: 2 } };
+    const first = await call(app, 'POST', '/tickets', { token: tok.user, body, headers: { 'idempotency-key': 'k-legacy' } });
+    expect(first.status).toBe(201);
+    // As the route stored it before: the parsed body as JSON.stringify wrote it.
+    const { CreateTicketBody } = await import('../../functions/tickets/schemas.ts');
+    const { createHash } = await import('node:crypto');
+    const legacy = createHash('sha256').update(JSON.stringify(CreateTicketBody.parse(body))).digest('hex');
+    await db.sql`update private.idempotency_keys set request_hash = ${legacy} where key = 'k-legacy'`;
+    const again = await call(app, 'POST', '/tickets', { token: tok.user, body, headers: { 'idempotency-key': 'k-legacy' } });
+    expect([again.status, again.body.id]).toEqual([201, first.body.id]);
+  });
+
   it("a key keeps only its ticket's id, and the daily prune drops it after its 24 hours", async () => {
     const made = await call(app, 'POST', '/tickets', {
       token: tok.user, body: { title: 'Remembered briefly', description: 'not kept twice' }, headers: { 'idempotency-key': 'k-prune' },
@@ -657,6 +670,13 @@ describe('SLA', () => {
     const t = await newTicket({ priority: 'high' });
     const [{ expected }] = await db.sql`select private.add_business_minutes(${t.created_at}::timestamptz, 60, ${db.sql.json(put.body.business_hours)}) as expected`;
     expect(new Date(t.first_response_due_at).getTime()).toBe(new Date(expected).getTime());
+    // POSIX zone specifications Postgres would take, with the sign reversed (UTC+3 is west).
+    for (const timezone of ['UTC+3', 'GMT-5', 'EST5EDT,M3.2.0,M11.1.0', '<+03>-3']) {
+      const posix = await call(app, 'PUT', '/tickets/sla-policies/high', {
+        token: tok.admin, body: { first_response_minutes: 60, resolution_minutes: 480, business_hours: { timezone } },
+      });
+      expect([posix.status, posix.body.error?.details?.fields?.[0]?.field], timezone).toEqual([422, 'business_hours.timezone']);
+    }
     for (const business_hours of [{ timezone: 'Mars/Olympus' }, { start: '18:00', end: '09:00' }, { days: [0] }]) {
       const bad = await call(app, 'PUT', '/tickets/sla-policies/high', { token: tok.admin, body: { first_response_minutes: 60, resolution_minutes: 480, business_hours } });
       expect(bad.status, JSON.stringify(business_hours)).toBe(422);

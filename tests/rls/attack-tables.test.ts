@@ -276,8 +276,9 @@ describe('direct-table attacks on the victim tenant', () => {
 describe('canary: the checker catches a planted hole', () => {
   it('a permissive policy on one tenant table is reported as read and changed', async () => {
     // Any tenant table the attackers may update and delete (privileges), so RLS alone stands in the way.
-    // (teams: no trigger of its own refuses a delete, unlike memberships' last-admin rule).
-    const target = tablesFor.authenticated.find((t) => t.name === 'teams' && t.canDelete && t.columns.some((c) => c.update))!;
+    // (macros: no trigger of its own refuses a delete, unlike memberships' last-admin rule
+    // or teams' open tickets).
+    const target = tablesFor.authenticated.find((t) => t.name === 'macros' && t.canDelete && t.columns.some((c) => c.update))!;
     let found: string[] = [];
     await db.sql
       .begin(async (tx) => {

@@ -64,7 +64,8 @@ const ops: Record<string, Record<Action, Op>> = {
       insert into public.teams (tenant_id, name, department) values (${tenantOf(t).id}, 'Probe team', 'technical') returning id`),
     update: async (tx, t) => count(await tx`
       update public.teams set description = 'x' where tenant_id = ${tenantOf(t).id} and id = ${teamOf(t)} returning id`),
-    delete: async (tx, t) => count(await tx`delete from public.teams where tenant_id = ${tenantOf(t).id} and id = ${teamOf(t)} returning id`),
+    // The spare one: a team with open tickets is kept (20261207127000).
+    delete: async (tx, t) => count(await tx`delete from public.teams where tenant_id = ${tenantOf(t).id} and name = 'Spare team' returning id`),
   },
   team_members: {
     select: async (tx, t) => count(await tx`select id from public.team_members where tenant_id = ${tenantOf(t).id}`),
@@ -354,6 +355,7 @@ beforeAll(async () => {
     await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted) values (${tenantId}, 'https://hooks.example.com/m', 'v1:x')`;
     await db.sql`insert into public.api_keys (tenant_id, name, prefix, scopes, created_by) values (${tenantId}, 'matrix', 'tpk_live_m', '{tickets:read}', ${customerOf(t).id})`;
     await db.sql`insert into public.departments (tenant_id, key, name) values (${tenantId}, 'spare', 'Spare')`;
+    await db.sql`insert into public.teams (tenant_id, name, department) values (${tenantId}, 'Spare team', 'technical')`;
     await db.sql`insert into public.tags (tenant_id, name) values (${tenantId}, 'spare')`;
     // A field customers see and one they do not, both with a value on the ticket.
     await db.sql`insert into public.custom_field_definitions (tenant_id, key, label, type, visible_to_customers, options)
@@ -475,7 +477,7 @@ describe('attacks and edges beyond the matrix', () => {
         read: (await tx`select id from public.teams`).length,
         write: (await tx`update public.teams set description = 'x' returning id`).length,
       }));
-      expect(r).toEqual({ ok: true, value: { read: 1, write: 0 } });
+      expect(r).toEqual({ ok: true, value: { read: 2, write: 0 } }); // its team and the spare
     } finally {
       await db.sql`update public.tenants set status = 'active' where id = ${tenants.acme.id}`;
     }
@@ -494,7 +496,7 @@ describe('attacks and edges beyond the matrix', () => {
 
   it('a Clerk token names its tenant through the organisation claim', async () => {
     const clerk = (org: string) => ({ iss: 'http://127.0.0.1:54321/dev-issuers/clerk', sub: 'user_admin_acme', role: 'authenticated', o: { id: org } });
-    const own = await probeAs(db.sql, 'authenticated', clerk('org_acme'), async (tx) => (await tx`select tenant_id from public.teams`).map((r) => r.tenant_id));
+    const own = await probeAs(db.sql, 'authenticated', clerk('org_acme'), async (tx) => (await tx`select distinct tenant_id from public.teams`).map((r) => r.tenant_id));
     expect(own).toEqual({ ok: true, value: [tenants.acme.id] });
     const other = await probeAs(db.sql, 'authenticated', clerk('org_globex'), async (tx) => (await tx`select id from public.teams`).length);
     expect(other).toEqual({ ok: true, value: 0 });

@@ -463,7 +463,10 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261207121000_deleted_tenant_suspended_keeps_its_services.sql', // a deleted tenant suspended keeps its spaces
   ],
   // Hours with no business time at all name business_hours (issue 14, review).
-  'private.sla_policy_hours_valid': ['20261205213000_sla_hours_without_business_time.sql'],
+  'private.sla_policy_hours_valid': [
+    '20261205213000_sla_hours_without_business_time.sql',
+    '20261207126000_sla_time_zones_by_name.sql', // a zone by its tz database name, not a POSIX spec
+  ],
   // An echo claims a pending reply only when its id is no reply's yet (issue 14, review).
   // ... and only of a reply whose job has begun.
   'private.claim_chatwoot_echo': [
@@ -577,7 +580,6 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.notify_followers': [
     '20261202141100_customer_followers.sql',
     '20261205160000_row_trigger_helpers_planned_once.sql',
-    '20261207122000_notifications_follow_what_people_see.sql', // the membership read under a share lock
   ],
   // A person who cannot sign in is no tenant's first admin (issue 14, tenants review).
   'private.find_or_create_user': ['20261207125000_invitations_and_first_admins.sql'],

@@ -12,7 +12,7 @@ import {
   encodeCursor,
   jsonBody,
   jsonResponse,
-  keysetCursor,
+  UUID_PATTERN,
 } from '../../../shared/schemas/common.ts';
 import type { Tx } from '../../../shared/db.ts';
 import type { Checked, Tables } from '../../../shared/rows.ts';
@@ -46,7 +46,12 @@ export function registerMembers(app: TenantsApp): void {
     async (c) => {
       const { tenantId } = c.req.valid('param');
       const q = c.req.valid('query');
-      const after = cursorValues(q.cursor, 2, keysetCursor('text'));
+      // (lower(email), user_id): an address is up to 320 characters, past keysetCursor's 200.
+      const after = cursorValues(
+        q.cursor,
+        2,
+        (v, i) => i === 0 ? v.length <= 320 && !v.includes('\u0000') : UUID_PATTERN.test(v),
+      );
       const rows = await callerDb(
         c,
         tenantId,

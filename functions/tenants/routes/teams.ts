@@ -149,7 +149,8 @@ export function registerTeams(app: TenantsApp): void {
       security,
       middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.TeamParam },
-      responses: { 204: { description: 'Deleted' }, ...commonErrors },
+      // 409 team_has_open_tickets while tickets not settled are on the team (20261207127000).
+      responses: { 204: { description: 'Deleted' }, ...commonErrors, ...conflictError },
     }),
     async (c) => {
       const { tenantId, teamId } = c.req.valid('param');
