@@ -152,6 +152,25 @@ describe('pausing the clock while pending', () => {
     expect((await row(t.id)).due_date.getTime()).toBe(new Date(reopened.due_date).getTime());
   });
 
+  it('reopened days after it was resolved, the ticket is not breached for the time it sat resolved', async () => {
+    const t = await ticket('high'); // 60 minutes to a first response, 480 to resolve
+    await setStatus(t.id, 'resolved');
+    // Resolved three days ago (no reply was ever written: the first response is still owed).
+    await db.sql`update public.tickets set resolved_at = resolved_at - interval '3 days' where id = ${t.id}`;
+    const reopened = await setStatus(t.id, 'open');
+    const moved = new Date(reopened.due_date).getTime() - new Date(t.due_date).getTime();
+    expect(moved).toBeGreaterThanOrEqual(3 * 24 * 60 * 60_000);
+    expect(moved).toBeLessThan(3 * 24 * 60 * 60_000 + 5 * 60_000);
+    expect(new Date(reopened.first_response_due_at).getTime() - new Date(t.first_response_due_at).getTime()).toBe(moved);
+    expect(reopened.sla_paused_minutes).toBe(Math.round(moved / 60_000));
+    await asService(null, (tx) => tx`select private.run_sla_sweep(now())`);
+    expect(await row(t.id)).toMatchObject({ status: 'open', sla_first_response_breached_at: null, sla_resolution_breached_at: null });
+    // The moved targets still count: past them, the sweep breaches (resolved_at was moved
+    // back past the creation, so the targets are three days and eight hours out).
+    await asService(null, (tx) => tx`select private.run_sla_sweep(now() + interval '3 days 9 hours')`);
+    expect((await row(t.id)).sla_resolution_breached_at).not.toBeNull();
+  });
+
   it('a priority no policy covers takes the due dates away (the sweep breaches nothing); back under one, they return', async () => {
     const t = await ticket('medium');
     await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'Which version?' } });

@@ -557,6 +557,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     // The wait since the reply owed is counted; a priority or team change's clock is left
     // to tickets_sla_next_response.
     '20261206132000_next_response_follows_the_policy.sql',
+    // A reopened ticket's first response and resolution do not count its settled time.
+    '20261207128000_reopened_tickets_skip_their_settled_time.sql',
   ],
   // Customers follow tickets where the tenant allows it (issue 16 §5): their follows count
   // there, they add only customers, and hear of public changes only.
