@@ -212,8 +212,17 @@ export function createApp<E extends Env>(
       ],
       // What a browser client needs to read besides the safelisted headers: the request's
       // id, when to retry (every 503 and 429 says it here, not in the body), the rate
-      // limits, and the methods a path takes (405).
-      exposeHeaders: ['X-Request-Id', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'Allow'],
+      // limits, the methods a path takes (405), and that an answer replays an earlier
+      // request's (Idempotency-Key).
+      exposeHeaders: [
+        'X-Request-Id',
+        'Retry-After',
+        'RateLimit-Limit',
+        'RateLimit-Remaining',
+        'RateLimit-Reset',
+        'Allow',
+        'Idempotent-Replayed',
+      ],
       allowMethods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
       maxAge: 600,
     }),

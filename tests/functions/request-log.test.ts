@@ -79,13 +79,15 @@ describe('X-Request-Id', () => {
     }
   });
 
-  it('is exposed to browsers (CORS), with Retry-After, RateLimit-* and Allow', async () => {
+  it('is exposed to browsers (CORS), with Retry-After, RateLimit-*, Allow and Idempotent-Replayed', async () => {
     const { res } = await send(tenantsApp, 'GET', '/tenants/me', {
       headers: { authorization: `Bearer ${token}`, origin: 'http://localhost:3000' },
     });
     const exposed = (res.headers.get('access-control-expose-headers') ?? '').toLowerCase().split(/\s*,\s*/);
     // With the headers a client needs to retry and to pace itself.
-    expect(exposed).toEqual(expect.arrayContaining(['x-request-id', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'allow']));
+    expect(exposed).toEqual(expect.arrayContaining([
+      'x-request-id', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'allow', 'idempotent-replayed',
+    ]));
   });
 });
 

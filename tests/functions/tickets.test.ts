@@ -140,6 +140,19 @@ describe('Idempotency-Key', () => {
     expect(again.status).toBe(201);
     expect(again.body).toEqual(first.body);
     expect(await count('tickets')).toBe(before);
+    // A replay says so; a first answer does not.
+    const replayed = await app.request('/tickets', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tok.user}`, 'content-type': 'application/json', 'idempotency-key': 'k-1' },
+      body: JSON.stringify(body),
+    });
+    expect(replayed.headers.get('idempotent-replayed')).toBe('true');
+    const fresh = await app.request('/tickets', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tok.user}`, 'content-type': 'application/json', 'idempotency-key': 'k-1-fresh' },
+      body: JSON.stringify(body),
+    });
+    expect([fresh.status, fresh.headers.get('idempotent-replayed')]).toEqual([201, null]);
     const other = await call(app, 'POST', '/tickets', { token: tok.user, body: { ...body, description: 'twice' }, headers: { 'idempotency-key': 'k-1' } });
     expect([other.status, errorCode(other)]).toEqual([409, 'idempotency_key_reused']);
     // Keys are per user: another caller's identical key is their own.
