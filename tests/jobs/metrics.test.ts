@@ -29,6 +29,7 @@ it('counts due, scheduled, running, retrying and dead jobs per task, and the old
       ('metric-a', now() - interval '120 seconds', 0, null, null, null, null),
       ('metric-a', now() - interval '10 seconds', 2, 'partner said 503', null, null, null),
       ('metric-a', now() + interval '1 hour', 1, 'backing off', null, null, null),
+      -- In its first attempt (the claim counted it): running, not retrying.
       ('metric-a', now() - interval '1 second', 1, null, 'worker-1', now() + interval '60 seconds', null),
       ('metric-b', now() - interval '3 days', 25, 'gave up', null, null, now() - interval '2 days'),
       ('metric-b', now() - interval '1 hour', 3, 'permanent', null, null, now() - interval '5 minutes')`;
@@ -38,10 +39,10 @@ it('counts due, scheduled, running, retrying and dead jobs per task, and the old
     due: 2,
     scheduled: 1,
     running: 1,
-    retrying: 3,
+    retrying: 2,
     dead: 2,
     tasks: {
-      'metric-a': { due: 2, scheduled: 1, running: 1, retrying: 3, dead: 0, dead_last_24h: 0 },
+      'metric-a': { due: 2, scheduled: 1, running: 1, retrying: 2, dead: 0, dead_last_24h: 0 },
       'metric-b': { due: 0, scheduled: 0, running: 0, retrying: 0, dead: 2, dead_last_24h: 1, oldest_due_age_seconds: null },
     },
   });

@@ -498,3 +498,71 @@ describe('leases and budgets', () => {
     expect(left).toEqual([{ attempts: 0, locked_by: null }, { attempts: 0, locked_by: null }]);
   });
 });
+
+describe('recurring jobs (private.job_schedules)', () => {
+  const tick = async (name: string) => {
+    await db.sql`update private.job_schedules set next_run_at = now() where name = ${name}`;
+    await db.sql`select private.add_scheduled_jobs()`;
+  };
+  const jobOf = async (name: string) =>
+    (await db.sql`select id, attempts, last_error, run_at <= now() as due, dead_at is not null as dead, locked_by
+                  from private.jobs where job_key = ${`schedule:${name}`}`)[0];
+
+  it('a failing one keeps its failures from tick to tick, and ends dead after its attempts', async () => {
+    await db.sql`insert into private.job_schedules (name, task, every, next_run_at) values ('test-flaky', 'flaky-sweep', interval '1 minute', now())`;
+    const registry: Registry = {
+      'flaky-sweep': {
+        async run() {
+          throw new JobError('the sweep failed');
+        },
+      } as never,
+    };
+    try {
+      await tick('test-flaky');
+      await db.sql`update private.jobs set max_attempts = 3 where job_key = 'schedule:test-flaky'`;
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const report = await runJobs({ registry, tasks: ['flaky-sweep'], schedule: false, budgetMs: 5_000 });
+        expect(report.claimed, `attempt ${attempt}`).toBe(1);
+        const failed = await jobOf('test-flaky');
+        expect(failed).toMatchObject({ attempts: attempt, last_error: expect.stringContaining('the sweep failed'), dead: attempt === 3 });
+        if (attempt < 3) {
+          // The next tick makes it due again, its attempts and error kept.
+          await tick('test-flaky');
+          expect(await jobOf('test-flaky')).toMatchObject({ attempts: attempt, last_error: expect.stringContaining('the sweep failed'), due: true });
+        }
+      }
+      // The metrics show it; the next tick brings it back for a new round, its error kept.
+      await tick('test-flaky');
+      expect(await jobOf('test-flaky')).toMatchObject({ attempts: 0, dead: false, due: true, last_error: expect.stringContaining('the sweep failed') });
+    } finally {
+      await db.sql`delete from private.job_schedules where name = 'test-flaky'`;
+      await db.sql`delete from private.jobs where job_key = 'schedule:test-flaky'`;
+    }
+  });
+
+  it('one whose worker crashed runs once when its lease ends: no successor queued behind it', async () => {
+    await db.sql`insert into private.job_schedules (name, task, every, next_run_at) values ('test-crash', 'counted-sweep', interval '1 minute', now())`;
+    let runs = 0;
+    const registry: Registry = {
+      'counted-sweep': {
+        async run() {
+          runs++;
+        },
+      } as never,
+    };
+    try {
+      await tick('test-crash');
+      const [{ id }] = await db.sql`select id from private.claim_due_jobs('crashed-worker', 10, 60, array['counted-sweep'])`;
+      // The worker is gone; ticks come and go while its lease runs.
+      await tick('test-crash');
+      await tick('test-crash');
+      expect((await db.sql`select id from private.jobs where task = 'counted-sweep'`).map((j) => j.id)).toEqual([id]);
+      await db.sql`update private.jobs set locked_until = now() - interval '1 second' where id = ${id}`;
+      for (let i = 0; i < 3; i++) await runJobs({ registry, tasks: ['counted-sweep'], schedule: false, budgetMs: 5_000 });
+      expect(runs).toBe(1);
+    } finally {
+      await db.sql`delete from private.job_schedules where name = 'test-crash'`;
+      await db.sql`delete from private.jobs where task = 'counted-sweep'`;
+    }
+  });
+});

@@ -585,6 +585,10 @@ const REDEFINITIONS: Record<string, string[]> = {
   ],
   // A person who cannot sign in is no tenant's first admin (issue 14, tenants review).
   'private.find_or_create_user': ['20261207125000_invitations_and_first_admins.sql'],
+  // A recurring job keeps its failures, and a crashed run is not followed by a second;
+  // the metrics count as retrying what failed (issue 14, job queue review).
+  'private.add_scheduled_jobs': ['20261207129000_schedule_jobs_keep_their_failures.sql'],
+  'private.job_metrics': ['20261207129000_schedule_jobs_keep_their_failures.sql'],
 };
 
 const dir = path.join(root, 'supabase', 'migrations');
