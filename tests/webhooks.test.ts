@@ -692,10 +692,26 @@ describe('Chatwoot conversations', () => {
     expect(await ticketStatus()).toBe('open');
   });
 
+  it("two conversations' tickets with no requester are not merged: nobody knows they are one person's", async () => {
+    await sendSigned(conversation(141, { meta: { sender: { name: 'Alice' } } }));
+    await sendSigned(conversation(142, { meta: { sender: { name: 'Bob' } } }));
+    const [alice] = await db.sql`select id from public.tickets where tenant_id = ${acme} and chatwoot_conversation_id = '141'`;
+    const [bob] = await db.sql`select id from public.tickets where tenant_id = ${acme} and chatwoot_conversation_id = '142'`;
+    const admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+    const merged = await call(ticketsApp, 'POST', `/tickets/${alice.id}/merge`, { token: admin, body: { into: bob.id } });
+    expect([merged.status, errorCode(merged), merged.body.error.message]).toEqual([409, expect.any(String), expect.stringContaining('no requester')]);
+    expect((await db.sql`select merged_into_id from public.tickets where id = ${alice.id}`)[0].merged_into_id).toBeNull();
+    // Alice's next message stays on her ticket.
+    await sendSigned(message(9141, 141, 'Alice again'));
+    expect((await db.sql`select 1 from public.ticket_messages where ticket_id = ${bob.id} and content = 'Alice again'`)).toHaveLength(0);
+  });
+
   it("a merged ticket's conversation: new messages go to the ticket it was merged into, its status changes to neither", async () => {
     await sendSigned(conversation(121));
     await sendSigned(message(9121, 121, 'First report'));
     const [a] = await db.sql`select id from public.tickets where tenant_id = ${acme} and chatwoot_conversation_id = '121'`;
+    // Staff know who wrote (a conversation's ticket has no requester until they say).
+    await db.sql`update public.tickets set created_by = ${users.acmeUser.id} where id = ${a.id}`;
     const [b] = await db.sql`insert into public.tickets (tenant_id, title, created_by)
       select tenant_id, 'Older report', created_by from public.tickets where id = ${a.id} returning id`;
     await db.sql.begin(async (tx) => { // an admin merges them
@@ -717,7 +733,8 @@ describe('Chatwoot conversations', () => {
     // waits for it and goes to the ticket it was merged into (not a 409 that loses it).
     await sendSigned(conversation(122));
     const [c] = await db.sql`select id from public.tickets where tenant_id = ${acme} and chatwoot_conversation_id = '122'`;
-    const [d] = await db.sql`insert into public.tickets (tenant_id, title) values (${acme}, 'Merge target') returning id`;
+    await db.sql`update public.tickets set created_by = ${users.acmeUser.id} where id = ${c.id}`;
+    const [d] = await db.sql`insert into public.tickets (tenant_id, title, created_by) values (${acme}, 'Merge target', ${users.acmeUser.id}) returning id`;
     const merger = await db.sql.reserve();
     try {
       await merger`begin`;

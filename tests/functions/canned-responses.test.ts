@@ -186,6 +186,15 @@ describe('replying with a canned response', () => {
     expect(note.body.type).toBe('note');
   });
 
+  it("fills each placeholder from the template alone: a title or name holding a placeholder is sent as written", async () => {
+    const t = await ticket('Order {{agent.name}} lost {{ticket.number}}');
+    const c = await create(tok.admin, { scope: 'tenant', short_code: 'about', title: 'About', body: 'About: {{ticket.title}} — {{agent.name}}' });
+    expect(c.status).toBe(201);
+    const r = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { canned_response_id: c.body.id } });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    expect(r.body.content).toBe('About: Order {{agent.name}} lost {{ticket.number}} — Ada Agent');
+  });
+
   it('a template the caller cannot see, or of another tenant, is a 404 and sends nothing', async () => {
     const t = await ticket();
     const messages = async () => (await db.sql`select count(*)::int as n from public.ticket_messages where ticket_id = ${t.id}`)[0].n;

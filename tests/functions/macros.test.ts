@@ -176,6 +176,23 @@ describe('applying a macro', () => {
     expect(await state(t.id)).toEqual(before);
   });
 
+  it('a canned response that fills in as empty is a 422 naming it, as a reply with it is; nothing is applied', async () => {
+    const t = await ticket();
+    // A ticket with no requester (a Chatwoot conversation's): {{requester.name}} is empty.
+    await db.sql`update public.tickets set created_by = null where id = ${t.id}`;
+    const before = await state(t.id);
+    const canned = await call(app, 'POST', '/tickets/canned-responses', {
+      token: tok.admin,
+      body: { scope: 'tenant', short_code: 'name-only', title: 'Name only', body: '{{requester.name}}' },
+    });
+    expect(canned.status).toBe(201);
+    const m = await create(tok.agent, { name: 'Greet', actions: [{ type: 'add_note', content: 'x' }, { type: 'send_canned', canned_response_id: canned.body.id }] });
+    const r = await apply(tok.agent, t.id, m.body.id);
+    expect([r.status, errorCode(r), r.body.error.details.action, r.body.error.details.fields])
+      .toEqual([422, 'validation_failed', 1, [{ field: 'canned_response_id', message: 'fills in as empty text' }]]);
+    expect(await state(t.id)).toEqual(before);
+  });
+
   it('customers cannot apply macros; another tenant\'s macro or ticket is not there', async () => {
     const t = await ticket();
     const mine = (await call(app, 'GET', '/tickets/macros', { token: tok.agent })).body.items[0];

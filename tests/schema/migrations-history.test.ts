@@ -42,6 +42,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206063000_second_round_review.sql',
     '20261206162000_merged_tickets_answered_not_resolved.sql',
     '20261207105000_settled_tickets_owe_no_reply.sql', // the source's reply owed moves to the target
+    '20261207130000_merges_and_templates_review.sql', // a ticket with no requester is merged with no other
   ],
   // After review: failed services that made nothing hold no tenant back; only the plan's
   // pauses are the plan's to resume; a rotation's overlap is only ever shortened.
@@ -589,6 +590,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   // the metrics count as retrying what failed (issue 14, job queue review).
   'private.add_scheduled_jobs': ['20261207129000_schedule_jobs_keep_their_failures.sql'],
   'private.job_metrics': ['20261207129000_schedule_jobs_keep_their_failures.sql'],
+  // A ticket with no requester is merged with no other; a template is filled in one pass
+  // (issue 14, ticket workflow review).
+  'private.render_canned_response': ['20261207130000_merges_and_templates_review.sql'],
 };
 
 const dir = path.join(root, 'supabase', 'migrations');

@@ -8,7 +8,7 @@ import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb, type TenantAccess } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import type { Tx } from '../../../shared/db.ts';
-import { ApiError, conflict, forbidden, notFound, toApiError } from '../../../shared/errors.ts';
+import { ApiError, conflict, forbidden, notFound, toApiError, unprocessable } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Checked, Column, Selected } from '../../../shared/rows.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
@@ -215,8 +215,13 @@ async function runAction(tx: Tx, access: TenantAccess, ticketId: string, a: Macr
       return;
     case 'send_canned': {
       await inSight();
+      // As POST /{id}/messages answers it: the template is there, its text is not.
       const text = await fillCannedResponse(tx, t, a.canned_response_id, ticketId);
-      if (!text) throw notFound('Canned response');
+      if (!text) {
+        throw unprocessable('The canned response is empty once filled', {
+          fields: [{ field: 'canned_response_id', message: 'fills in as empty text' }],
+        });
+      }
       await tx`insert into public.ticket_messages (tenant_id, ticket_id, type, content)
                values (${t}, ${ticketId}, 'message', ${text})`;
       return;
