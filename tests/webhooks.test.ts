@@ -1489,7 +1489,9 @@ describe('outbound webhooks', () => {
       // A 503 with a date to come back at: a failure of the endpoint, retried after that date.
       rx.behaviour.failNext = 1;
       rx.behaviour.failRetryAfter = new Date(Date.now() + 600_000).toUTCString();
+      // The two minutes pass (the job's, and the endpoint's hold).
       await db.sql`update private.jobs set run_at = now() where task = 'deliver-webhook' and dead_at is null`;
+      await db.sql`delete from private.webhook_endpoint_holds where endpoint_id = ${reg.body.id}`;
       await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 });
       const down = await delivery();
       expect(down).toMatchObject({ status: 'pending', attempts: 2, last_status_code: 503, consecutive_failures: 1 });
@@ -1497,6 +1499,7 @@ describe('outbound webhooks', () => {
       expect(down.wait).toBeGreaterThanOrEqual(580);
       // Delivered: the failing period ends.
       await db.sql`update private.jobs set run_at = now() where task = 'deliver-webhook' and dead_at is null`;
+      await db.sql`delete from private.webhook_endpoint_holds where endpoint_id = ${reg.body.id}`;
       await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 });
       const [done] = await db.sql`select d.status, e.consecutive_failures, e.failing_since
         from private.webhook_deliveries d join public.webhook_endpoints e on e.id = d.endpoint_id where e.id = ${reg.body.id}`;
@@ -1518,8 +1521,41 @@ describe('outbound webhooks', () => {
         expect(held.wait, wait).toBeLessThanOrEqual(86_400);
         await db.sql`update private.webhook_deliveries set status = 'failed' where endpoint_id = ${reg.body.id} and status = 'pending'`;
         await db.sql`update private.jobs set dead_at = now() where task = 'deliver-webhook' and dead_at is null`;
+        await db.sql`delete from private.webhook_endpoint_holds where endpoint_id = ${reg.body.id}`;
       }
     } finally {
+      await rx.close();
+    }
+  });
+
+  it("a receiver's Retry-After holds all of its endpoint's deliveries: one request, the others deferred untried", async () => {
+    const { rx, reg } = await receiverFor(['ticket.created']);
+    try {
+      await db.sql`update private.jobs set dead_at = now() where task = 'deliver-webhook' and dead_at is null`;
+      rx.behaviour.rateLimitNext = 100;
+      rx.behaviour.retryAfter = '120';
+      // Three tickets: three queues, all due at once.
+      for (const title of ['Held one', 'Held two', 'Held three']) {
+        await db.sql`insert into public.tickets (tenant_id, title, created_by) values (${tenants.acme.id}, ${title}, ${users.acmeUser.id})`;
+      }
+      // Only this endpoint's deliveries run (earlier tests' endpoints take these events too).
+      await db.sql`update private.jobs set dead_at = now() where task = 'deliver-webhook' and dead_at is null
+        and (payload ->> 'delivery_id')::bigint not in (select id from private.webhook_deliveries where endpoint_id = ${reg.body.id})`;
+      // One slot, so the deliveries are sent one after another (in parallel, those already
+      // on their way when the first answer comes go out too).
+      const run = await runJobs({ tasks: ['deliver-webhook'], batch: 1, deps: { webhookTimeoutMs: 2_000 }, budgetMs: 5_000 });
+      expect(100 - rx.behaviour.rateLimitNext).toBe(1); // one request reached the receiver
+      expect(run.tasks['deliver-webhook']).toMatchObject({ claimed: 3, retried: 1, deferred: 2 });
+      const deliveries = await db.sql`select d.attempts, extract(epoch from j.run_at - now())::int as wait
+        from private.webhook_deliveries d join private.jobs j on j.job_key = 'delivery:' || d.id
+        where d.endpoint_id = ${reg.body.id} order by d.id`;
+      // Only the one asked spent an attempt; all wait the two minutes.
+      expect(deliveries.map((d) => d.attempts).sort()).toEqual([0, 0, 1]);
+      for (const d of deliveries) expect(d.wait).toBeGreaterThanOrEqual(110);
+      const [e] = await db.sql`select consecutive_failures from public.webhook_endpoints where id = ${reg.body.id}`;
+      expect(e.consecutive_failures).toBe(0);
+    } finally {
+      await db.sql`update private.jobs set dead_at = now() where task = 'deliver-webhook' and dead_at is null`;
       await rx.close();
     }
   });

@@ -593,6 +593,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // A ticket with no requester is merged with no other; a template is filled in one pass
   // (issue 14, ticket workflow review).
   'private.render_canned_response': ['20261207130000_merges_and_templates_review.sql'],
+  // An endpoint whose receiver asked for time holds all its deliveries (issue 14).
+  'private.webhook_endpoint_gate': ['20261207131000_webhook_endpoints_wait_as_asked.sql'],
 };
 
 const dir = path.join(root, 'supabase', 'migrations');

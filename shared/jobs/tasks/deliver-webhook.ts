@@ -5,7 +5,8 @@
 // Queued by the outbox (one job per delivery, named queue per endpoint and ordering
 // key), so one ticket's events reach an endpoint in order. At least once: a crash after
 // the POST means one more delivery with the same webhook-id. A receiver's Retry-After
-// (429, 503) is honoured before the retry; a 429 is no failure of the endpoint, which is
+// (429, 503) is honoured before the retry, by all the endpoint's deliveries
+// (private.webhook_endpoint_hold); a 429 is no failure of the endpoint, which is
 // disabled only after failing a day (private.record_webhook_attempt). From its fifth
 // failure in a row an endpoint is only probed, one delivery per interval; the others are
 // deferred without spending an attempt (private.webhook_endpoint_gate), and go out as soon
@@ -116,6 +117,15 @@ export const deliverWebhook: Task<{ delivery_id: number }> = {
         // Generic on purpose: admins read this, and details would map the network.
         error = (err as Error).name === 'TimeoutError' ? 'timed out' : 'connection failed';
       }
+    }
+    // A receiver asking for time asks it for the endpoint: its other deliveries wait too
+    // (private.webhook_endpoint_gate defers them, untried). A 429 without a time: 10 s.
+    const hold = status === 429 ? wait ?? 10 : status === 503 ? wait : undefined;
+    if (hold !== undefined) {
+      await asService(
+        d.tenant_id,
+        (tx) => tx`select private.webhook_endpoint_hold(${d.tenant_id}, ${d.endpoint_id}, ${hold})`,
+      );
     }
     const final = job.attempts >= job.max_attempts;
     const [{ outcome }] = await asService(
