@@ -305,8 +305,25 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
       const next = busy ? started + budget : lastClaim + (lastFoundNone ? IDLE_MS : REFILL_MS);
       if (ended === endedBefore) await progress(Math.max(10, next - Date.now()));
     }
-    // Out of time or failed: no more claims; what is held finishes.
-    await Promise.all(held.values());
+    // Out of time or failed: no more claims; what is held finishes, and what finishes
+    // meanwhile is completed as it ends, not when the last one does. A job claimed late
+    // may outrun the function's wall clock: killed under it, the run would leave the
+    // finished ones uncompleted, to run again once their lease lapsed.
+    while (held.size) {
+      const endedBefore = ended;
+      if (done.length && !failure) {
+        const completing = done;
+        done = [];
+        try {
+          const completed = await db()`select id from private.complete_jobs(${worker}, ${completing.map((j) => j.id)})`;
+          settle(completing, completed.map((r) => r.id));
+        } catch (error) {
+          done = [...completing, ...done]; // tried again at the end of the run
+          failure = { error };
+        }
+      }
+      if (held.size && ended === endedBefore) await progress(REFILL_MS);
+    }
   } finally {
     stopRenewing();
   }

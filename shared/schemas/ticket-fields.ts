@@ -26,4 +26,6 @@ export const CustomFieldValues = z
     example: { plan: 'gold', seats: 25 },
   });
 export const Tag = Text.trim().min(1).max(50).regex(/^[^,\s][^,]*$/, 'no commas, no leading space');
-export const Tags = z.array(Tag).max(20);
+// Each once (a repeat counted against the 20 and was stored twice, where the registry
+// keeps one): repeats are dropped, the first kept in place.
+export const Tags = z.array(Tag).max(20).transform((tags) => [...new Set(tags)]);

@@ -347,7 +347,14 @@ describe('filtering the list', () => {
     expect(await numbers(tok.agent, '?custom_field=plan:silver&custom_field=risk:9')).toEqual(['My printer broke']);
     expect(await numbers(tok.agent, '?custom_field=internal_note:' + SECRET)).toEqual(['My printer broke', 'Renewal question']);
     expect(await numbers(tok.user, '?custom_field=plan:silver')).toEqual(['My printer broke']);
-    for (const q of ['?custom_field=risk:lots', '?custom_field=vip:maybe', '?custom_field=nonesuch:1', '?custom_field=plan']) {
+    // A number as written, a day of the calendar: what Number() or a pattern alone would
+    // take (16 for 0x10, an empty page for 30 February) is a 422 too.
+    expect(await numbers(tok.agent, '?custom_field=risk:9.0')).toEqual(['My printer broke']);
+    for (const q of [
+      '?custom_field=risk:lots', '?custom_field=vip:maybe', '?custom_field=nonesuch:1', '?custom_field=plan',
+      '?custom_field=risk:0x9', '?custom_field=risk:9e0', '?custom_field=risk:%209', '?custom_field=risk:Infinity',
+      '?custom_field=renewal:2026-02-30', '?custom_field=renewal:2026-13-01',
+    ]) {
       const r = await get(tok.agent, q);
       expect([q, r.status]).toEqual([q, 422]);
     }
@@ -417,6 +424,18 @@ describe('departments', () => {
 });
 
 describe('tags', () => {
+  it('a tag given twice is kept once, on create, on update and from a macro', async () => {
+    const t = await post(tok.agent, '', { title: 'Twice tagged', tags: ['vip', 'vip', 'eu'] });
+    expect([t.status, t.body.tags]).toEqual([201, ['vip', 'eu']]);
+    const edited = await patch(tok.agent, `/${t.body.id}`, { tags: ['eu', 'eu'] });
+    expect([edited.status, edited.body.tags]).toEqual([200, ['eu']]);
+    const macro = await post(tok.agent, '/macros', { name: 'Tag twice', actions: [{ type: 'add_tags', tags: ['x', 'x'] }] });
+    expect(macro.status, JSON.stringify(macro.body)).toBe(201);
+    const applied = await call(app, 'POST', `/tickets/${t.body.id}/macros/${macro.body.id}/apply`, { token: tok.agent });
+    expect(applied.body.ticket.tags).toEqual(['eu', 'x']);
+  });
+
+
   it('tags used on tickets register themselves; admins colour them; one in use stays', async () => {
     const t = await post(tok.agent, '', { title: 'Tagged ticket', tags: ['urgent-billing', 'eu'] });
     expect(t.status).toBe(201);

@@ -432,6 +432,31 @@ describe('leases and budgets', () => {
     await db.sql`delete from private.jobs where id = ${id}`;
   });
 
+  it('out of time, a job that finishes while a slower one still runs is completed then, not when the run ends', async () => {
+    const registry: Registry = {
+      'quick-one': {
+        async run() {
+          await sleep(300);
+        },
+      } as never,
+      'slow-one': {
+        async run() {
+          await sleep(3_000);
+        },
+      } as never,
+    };
+    const [{ id: quick }] = await db.sql`select id from private.add_job('quick-one', '{}')`;
+    const [{ id: slow }] = await db.sql`select id from private.add_job('slow-one', '{}')`;
+    // The budget is spent at once: both are claimed, then the run only waits for them.
+    const run = runJobs({ registry, tasks: ['quick-one', 'slow-one'], schedule: false, budgetMs: 100 });
+    await sleep(1_500);
+    const left = (await db.sql`select id from private.jobs where id in (${quick}, ${slow})`).map((j) => j.id);
+    expect(left).toEqual([slow]);
+    const report = await run;
+    expect(report).toMatchObject({ claimed: 2, completed: 2 });
+    expect(await db.sql`select id from private.jobs where id in (${quick}, ${slow})`).toEqual([]);
+  });
+
   it('a backlog of serial jobs runs one at a time beside the other tasks, not in every slot', async () => {
     let running = 0;
     let most = 0;

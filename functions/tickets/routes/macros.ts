@@ -198,7 +198,9 @@ async function runAction(tx: Tx, access: TenantAccess, ticketId: string, a: Macr
     case 'add_tags':
       return changed(
         await tx`
-        update public.tickets set tags = tags || array(select x from unnest(${a.tags}::text[]) x where not x = any (tags))
+        update public.tickets set tags = tags || array(select x from unnest(${[
+          ...new Set(a.tags),
+        ]}::text[]) x where not x = any (tags))
         where tenant_id = ${t} and id = ${ticketId} returning id`,
       );
     case 'remove_tags':

@@ -246,17 +246,24 @@ async function resolveFieldFilters(tx: Tx, tenantId: string, filters: ListQuery[
     let v: Json;
     switch (def.type) {
       case 'number':
+        // A decimal as written (Number() also reads `0x10`, `1e1` and ` 7 `: none is one).
+        if (!/^-?\d{1,15}(\.\d{1,15})?$/.test(value)) throw badFilter(`${key} takes a number`);
         v = Number(value);
-        if (value.trim() === '' || !Number.isFinite(v)) throw badFilter(`${key} takes a number`);
         break;
       case 'checkbox':
         if (value !== 'true' && value !== 'false') throw badFilter(`${key} takes true or false`);
         v = value === 'true';
         break;
-      case 'date':
-        if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) throw badFilter(`${key} takes a date (YYYY-MM-DD)`);
+      case 'date': {
+        // A day of the calendar (2026-02-30 matched nothing, silently).
+        const day = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
+        const at = day ? new Date(Date.UTC(+day[1], +day[2] - 1, +day[3])) : null;
+        if (!day || !at || at.getUTCFullYear() !== +day[1] || at.getUTCMonth() !== +day[2] - 1 || at.getUTCDate() !== +day[3]) {
+          throw badFilter(`${key} takes a date (YYYY-MM-DD)`);
+        }
         v = value;
         break;
+      }
       case 'multi_select':
         v = [value];
         break;
