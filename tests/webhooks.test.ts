@@ -1554,6 +1554,16 @@ describe('outbound webhooks', () => {
       for (const d of deliveries) expect(d.wait).toBeGreaterThanOrEqual(110);
       const [e] = await db.sql`select consecutive_failures from public.webhook_endpoints where id = ${reg.body.id}`;
       expect(e.consecutive_failures).toBe(0);
+      // Pointed elsewhere, or enabled again, by an admin: the old receiver's word ends.
+      const holds = async () => (await db.sql`select 1 from private.webhook_endpoint_holds where endpoint_id = ${reg.body.id}`).length;
+      expect(await holds()).toBe(1);
+      await db.sql`update public.webhook_endpoints set url = ${rx.url + '?moved=1'} where id = ${reg.body.id}`;
+      expect(await holds()).toBe(0);
+      await db.sql`select private.webhook_endpoint_hold(${tenants.acme.id}, ${reg.body.id}, 120)`;
+      await db.sql`update public.webhook_endpoints set enabled = false where id = ${reg.body.id}`;
+      expect(await holds()).toBe(1);
+      await db.sql`update public.webhook_endpoints set enabled = true where id = ${reg.body.id}`;
+      expect(await holds()).toBe(0);
     } finally {
       await db.sql`update private.jobs set dead_at = now() where task = 'deliver-webhook' and dead_at is null`;
       await rx.close();

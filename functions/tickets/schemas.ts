@@ -61,7 +61,8 @@ export const TicketSchema = z
       .openapi({ description: 'Since when the SLA clocks stand still: the ticket waits for the customer (pending)' }),
     sla_paused_minutes: z.number().int()
       .openapi({
-        description: 'Time spent waiting for the customer, added to the due dates (business minutes under business hours)',
+        description:
+          'Time spent waiting for the customer, or resolved before a reopening, added to the due dates (business minutes under business hours)',
       }),
     next_response_due_at: Timestamp.nullable()
       .openapi({ description: "When the customer's last reply must be answered (the policy's next-response target)" }),

@@ -14,13 +14,17 @@
 -- about a ticket is readable while its person can read the ticket (the tickets policy,
 -- evaluated as them), and one about an internal note or a mention in one only while they
 -- are staff. On both paths and over realtime, which applies the same policy. Sight given
--- back (the setting on again, a follow restored) gives the notifications back with it.
+-- back (the setting on again, a follow restored) gives the notifications back with it. The
+-- notice of a ticket's deletion stays readable by those it was written for.
 
 alter policy notifications_select on public.notifications
   using (
     user_id = (select private.current_user_id())
     and tenant_id = any ((select private.tenant_ids('user'))::uuid[])
     and (ticket_id is null
+         -- The notice that the ticket was deleted: its followers are told, though it is
+         -- out of their sight now (deleted tickets are the admins').
+         or type = 'deleted'
          or exists (select 1 from public.tickets t where t.tenant_id = notifications.tenant_id and t.id = notifications.ticket_id))
     and (type not in ('note.created', 'mentioned') or tenant_id = any ((select private.tenant_ids('agent'))::uuid[]))
   );

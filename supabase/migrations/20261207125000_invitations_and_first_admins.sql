@@ -10,9 +10,11 @@
 --    insert (an AFTER trigger reads the memberships afresh, after any wait on the index:
 --    the accept's membership is then seen). A membership added at the very moment of the
 --    insert (a Clerk event) is not seen; so a member's removal also takes the pending
---    invitations addressed to them in that tenant with it — but for one being accepted
---    right then, which it skips rather than wait for (the accept holds the invitation and
---    waits for the membership the removal holds: waiting would deadlock).
+--    invitations addressed to them in that tenant with it. One being accepted at that very
+--    moment makes the removal a 503 to retry (lock_not_available) rather than a wait: the
+--    accept holds the invitation and waits for the membership the removal holds, so
+--    waiting would deadlock, and skipping it let the accept add the person back just
+--    after their removal.
 -- 2. POST /tenants named an existing person as first admin whatever their status: a
 --    disabled one, or one a platform admin locked out (marked deleted, a login kept), made
 --    a tenant whose only admin cannot sign in, and who then owned its partner accounts.
@@ -51,7 +53,7 @@ begin
     join old_rows o on o.tenant_id = i.tenant_id
     join public.users u on u.id = o.user_id
     where lower(i.email) = lower(u.email) and i.accepted_at is null
-    for update of i skip locked);
+    for update of i nowait);
   return null;
 end;
 $$;

@@ -5,7 +5,12 @@
 -- is three hours west of Greenwich). Such a policy was stored, documented as an IANA
 -- name, and every due date under it was off by twice the offset. A zone must now be one
 -- of the tz database's names (pg_timezone_names: `Europe/Paris`, `UTC`, `Etc/GMT-3` —
--- whose sign is the tz database's own, documented one).
+-- whose sign is the tz database's own, documented one), in any case (Postgres took
+-- `europe/paris` too: it is stored as `Europe/Paris`). Hours are checked when written or
+-- changed: an existing policy whose hours stay as they were is not refused an edit of
+-- its other columns. Policies stored before with a POSIX zone are listed by
+-- `select tenant_id, team_id, priority, business_hours ->> 'timezone' from public.sla_policies
+--  where business_hours ->> 'timezone' not in (select name from pg_timezone_names)`.
 
 -- Redefined (20261205213000_sla_hours_without_business_time.sql): the zone by its name.
 create or replace function private.sla_policy_hours_valid() returns trigger
@@ -15,12 +20,23 @@ as $$
 declare
   v_field text;
   v_zone text;
+  v_named text;
 begin
   if new.business_hours is null then
     return new;
   end if;
+  if tg_op = 'UPDATE' and new.business_hours is not distinct from old.business_hours
+     and new.resolution_minutes is not distinct from old.resolution_minutes
+     and new.next_response_minutes is not distinct from old.next_response_minutes then
+    return new;
+  end if;
   v_zone := coalesce(new.business_hours ->> 'timezone', 'UTC');
-  if not exists (select 1 from pg_catalog.pg_timezone_names z where z.name = v_zone) then
+  select z.name into v_named from pg_catalog.pg_timezone_names z where lower(z.name) = lower(v_zone)
+  order by z.name = v_zone desc, z.name limit 1;
+  if v_named is not null and v_named <> v_zone and new.business_hours ? 'timezone' then
+    new.business_hours := pg_catalog.jsonb_set(new.business_hours, '{timezone}', pg_catalog.to_jsonb(v_named));
+  end if;
+  if v_named is null then
     raise exception 'Unknown time zone %', v_zone using errcode = 'PT422',
       detail = jsonb_build_object('code', 'validation_failed', 'details', jsonb_build_object('fields', jsonb_build_array(
         jsonb_build_object('field', 'business_hours.timezone', 'message', 'is not a time zone (an IANA name, e.g. Europe/Paris)'))))::text;

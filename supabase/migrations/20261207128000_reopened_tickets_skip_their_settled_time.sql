@@ -79,8 +79,14 @@ begin
           then new.first_response_due_at + make_interval(mins => v_minutes)
           else private.add_business_minutes(new.first_response_due_at, v_minutes, v_hours) end;
       end if;
-      if new.due_date is not null and new.due_date is not distinct from old.due_date
-         and coalesce(pg_catalog.current_setting('private.due_date_named', true), '') <> 'on' then
+      -- The ticket's own due date: unchanged by this update, or computed again by it for a
+      -- new priority or team (tickets_before_update, from the paused minutes before this
+      -- reopening) — not one the update names.
+      if new.due_date is not null
+         and coalesce(pg_catalog.current_setting('private.due_date_named', true), '') <> 'on'
+         and (new.due_date is not distinct from old.due_date
+              or ((new.priority is distinct from old.priority or new.team_id is distinct from old.team_id)
+                  and new.due_date is not distinct from (private.apply_sla(new)).due_date)) then
         new.due_date := case when v_hours is null
           then new.due_date + make_interval(mins => v_minutes)
           else private.add_business_minutes(new.due_date, v_minutes, v_hours) end;

@@ -33,11 +33,12 @@ begin
   loop
     v_key := 'schedule:' || v.name;
     -- Waiting or backing off: due now, failures kept.
-    update private.jobs j set run_at = least(j.run_at, now())
+    -- The schedule's task and payload as they are now (a migration may have changed them).
+    update private.jobs j set run_at = least(j.run_at, now()), task = v.task, payload = v.payload
     where j.job_key = v_key and j.dead_at is null and j.locked_by is null;
     if not found then
       -- Dead: back, with its last error (a new round of attempts).
-      update private.jobs j set dead_at = null, attempts = 0, run_at = now()
+      update private.jobs j set dead_at = null, attempts = 0, run_at = now(), task = v.task, payload = v.payload
       where j.job_key = v_key and j.dead_at is not null and j.locked_by is null;
       if not found and not exists (select 1 from private.jobs j where j.job_key = v_key) then
         perform private.add_job(v.task, v.payload, v_key, null, null, null, 'preserve_run_at');

@@ -12,7 +12,8 @@
 -- endpoint's deliveries are deferred without spending an attempt, each at the head of its
 -- queue (private.webhook_endpoint_gate, which the deliveries ask before sending), and the
 -- breaker's probes wait for it too. The delivery that got the answer retries when it
--- ends. A 429 is still no failure of the endpoint.
+-- ends. A 429 is still no failure of the endpoint. An admin who enables the endpoint again
+-- or points it elsewhere ends the hold (it was the old receiver's word).
 
 create table private.webhook_endpoint_holds (
   tenant_id uuid not null,
@@ -82,3 +83,19 @@ begin
   return greatest(1, ceil(extract(epoch from v_until - now())));
 end;
 $$;
+
+-- Enabled again, or pointed at another URL: the receiver's hold ends with it.
+create function private.webhook_endpoint_hold_reset() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  delete from private.webhook_endpoint_holds h where h.tenant_id = new.tenant_id and h.endpoint_id = new.id;
+  return null;
+end;
+$$;
+revoke all on function private.webhook_endpoint_hold_reset() from public, anon, authenticated;
+create trigger webhook_endpoint_hold_reset
+after update of enabled, url on public.webhook_endpoints
+for each row when ((new.enabled and not old.enabled) or new.url is distinct from old.url)
+execute function private.webhook_endpoint_hold_reset();

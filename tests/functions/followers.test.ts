@@ -137,6 +137,17 @@ describe('notifications', () => {
     expect(adminTypes).toEqual(['status_changed', 'message.created', 'follower_added']);
   });
 
+  it("a deleted ticket's followers are told of the deletion, though the ticket is out of their sight", async () => {
+    const t = await ticket();
+    await call(app, 'POST', `/tickets/${t.id}/followers`, { token: tok.agent, body: {} });
+    await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.user, body: { content: 'Before it goes' } });
+    const deleted = await call(app, 'DELETE', `/tickets/${t.id}`, { token: tok.admin });
+    expect([deleted.status, deleted.body.deleted_at]).toEqual([200, expect.any(String)]);
+    // Only the notice stays readable: what they were told of a ticket they cannot see goes.
+    const types = (await feed(tok.agent)).items.filter((i) => i.ticket_id === t.id).map((i) => i.type);
+    expect(types).toEqual(['deleted']);
+  });
+
   it('a mention in an internal note makes the mentioned agent a follower, notified and announced', async () => {
     const t = await ticket();
     const note = await call(app, 'POST', `/tickets/${t.id}/messages`, {

@@ -171,6 +171,21 @@ describe('pausing the clock while pending', () => {
     expect((await row(t.id)).sla_resolution_breached_at).not.toBeNull();
   });
 
+  it('reopened with a new priority in the same update, the due date computed again still skips the settled time', async () => {
+    const t = await ticket('high');
+    await setStatus(t.id, 'resolved');
+    await db.sql`update public.tickets set resolved_at = resolved_at - interval '3 days' where id = ${t.id}`;
+    // One direct update (PostgREST's PATCH), both columns.
+    await db.sql`update public.tickets set status = 'open', priority = 'medium' where id = ${t.id}`;
+    const r = await row(t.id);
+    const settled = r.sla_paused_minutes as number;
+    expect(settled).toBeGreaterThanOrEqual(3 * 24 * 60);
+    // medium: 2,880 minutes to resolve, plus the settled time.
+    expect(r.due_date.getTime() - new Date(t.created_at).getTime()).toBe((2880 + settled) * 60_000);
+    await asService(null, (tx) => tx`select private.run_sla_sweep(now())`);
+    expect(await row(t.id)).toMatchObject({ status: 'open', sla_resolution_breached_at: null });
+  });
+
   it('a priority no policy covers takes the due dates away (the sweep breaches nothing); back under one, they return', async () => {
     const t = await ticket('medium');
     await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'Which version?' } });

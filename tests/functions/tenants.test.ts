@@ -460,6 +460,28 @@ describe('members', () => {
     expect([forged.status, errorCode(forged)]).toEqual([422, 'validation_failed']);
   });
 
+  it('a member removed while an invitation to them is being accepted: a 503 to retry, no deadlock, and no way back in', async () => {
+    const [p] = await db.sql`insert into public.users (email) values ('racing@acme.test') returning id`;
+    const invite = await call(app, 'POST', `/tenants/${tenants.acme.id}/invitations`, { token: tok.admin, body: { email: 'racing@acme.test', role: 'agent' } });
+    expect(invite.status).toBe(201);
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenants.acme.id}, ${p.id}, 'user')`;
+    // The accept holds the invitation (as accept_invitation's `for update` does).
+    const holder = await db.sql.reserve();
+    try {
+      await holder`begin`;
+      await holder`select 1 from public.invitations where id = ${invite.body.id} for update`;
+      const removal = await call(app, 'DELETE', `/tenants/${tenants.acme.id}/members/${p.id}`, { token: tok.admin });
+      expect([removal.status, errorCode(removal)]).toEqual([503, 'timeout']);
+    } finally {
+      await holder`rollback`;
+      holder.release();
+    }
+    expect(await db.sql`select 1 from public.memberships where user_id = ${p.id}`).toHaveLength(1);
+    // Retried once the accept is over: removed, the invitation with them.
+    expect((await call(app, 'DELETE', `/tenants/${tenants.acme.id}/members/${p.id}`, { token: tok.admin })).status).toBe(204);
+    expect(await db.sql`select 1 from public.invitations where id = ${invite.body.id}`).toHaveLength(0);
+  });
+
   it('no pending invitation is addressed to a member on any path, and a removed member finds none to come back with', async () => {
     // Through PostgREST, as acme's admin: the rule is the database's.
     const direct = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, tenants.acme.id), (tx) =>

@@ -683,6 +683,17 @@ describe('SLA', () => {
     const t = await newTicket({ priority: 'high' });
     const [{ expected }] = await db.sql`select private.add_business_minutes(${t.created_at}::timestamptz, 60, ${db.sql.json(put.body.business_hours)}) as expected`;
     expect(new Date(t.first_response_due_at).getTime()).toBe(new Date(expected).getTime());
+    // A tz name in other case is the name (stored as the tz database writes it).
+    const lower = await call(app, 'PUT', '/tickets/sla-policies/high', {
+      token: tok.admin, body: { first_response_minutes: 60, resolution_minutes: 480, business_hours: { timezone: 'europe/paris' } },
+    });
+    expect([lower.status, lower.body.business_hours?.timezone]).toEqual([200, 'Europe/Paris']);
+    // A policy stored before with a zone the check now refuses still takes edits that leave its hours alone.
+    const [stored] = await db.sql`select id from public.sla_policies where tenant_id = ${acme} and priority = 'high' and team_id is null`;
+    await db.sql`alter table public.sla_policies disable trigger sla_policy_hours_valid`;
+    await db.sql`update public.sla_policies set business_hours = business_hours || '{"timezone": "UTC+3"}' where id = ${stored.id}`;
+    await db.sql`alter table public.sla_policies enable trigger sla_policy_hours_valid`;
+    await db.sql`update public.sla_policies set first_response_minutes = 45 where id = ${stored.id}`;
     // POSIX zone specifications Postgres would take, with the sign reversed (UTC+3 is west).
     for (const timezone of ['UTC+3', 'GMT-5', 'EST5EDT,M3.2.0,M11.1.0', '<+03>-3']) {
       const posix = await call(app, 'PUT', '/tickets/sla-policies/high', {

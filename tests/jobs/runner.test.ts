@@ -565,6 +565,22 @@ describe('recurring jobs (private.job_schedules)', () => {
     }
   });
 
+  it("a waiting one takes its schedule's task and payload as they are now (a migration may change them)", async () => {
+    await db.sql`insert into private.job_schedules (name, task, payload, every, next_run_at)
+      values ('test-renamed', 'old-sweep', '{"v": 1}', interval '1 minute', now())`;
+    try {
+      await tick('test-renamed');
+      await db.sql`update private.jobs set run_at = now() + interval '1 hour' where job_key = 'schedule:test-renamed'`;
+      await db.sql`update private.job_schedules set task = 'new-sweep', payload = '{"v": 2}' where name = 'test-renamed'`;
+      await tick('test-renamed');
+      const [job] = await db.sql`select task, payload, run_at <= now() as due from private.jobs where job_key = 'schedule:test-renamed'`;
+      expect(job).toEqual({ task: 'new-sweep', payload: { v: 2 }, due: true });
+    } finally {
+      await db.sql`delete from private.job_schedules where name = 'test-renamed'`;
+      await db.sql`delete from private.jobs where job_key = 'schedule:test-renamed'`;
+    }
+  });
+
   it('one whose worker crashed runs once when its lease ends: no successor queued behind it', async () => {
     await db.sql`insert into private.job_schedules (name, task, every, next_run_at) values ('test-crash', 'counted-sweep', interval '1 minute', now())`;
     let runs = 0;
