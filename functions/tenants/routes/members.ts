@@ -23,10 +23,12 @@ type MemberRow =
   & Checked<Pick<Tables<'memberships'>, 'user_id' | 'role' | 'available' | 'created_at'>, { role: TenantRole }>
   & Pick<Tables<'users'>, 'email' | 'first_name' | 'last_name'>;
 
-/** The members of a tenant with their names (a query fragment to add a where clause to). */
-const selectMembers = (tx: Tx) =>
+/** The members of a tenant with their names (a query fragment to add a where clause to);
+ *  with `sortKey`, also the list's sort key, the address as the database lowers it. */
+const selectMembers = (tx: Tx, sortKey = false) =>
   tx`
     select m.user_id, u.email, u.first_name, u.last_name, m.role, m.available, m.created_at
+      ${sortKey ? tx`, lower(u.email) as sort_key` : tx``}
     from public.memberships m join public.users u on u.id = m.user_id`;
 
 export function registerMembers(app: TenantsApp): void {
@@ -57,9 +59,7 @@ export function registerMembers(app: TenantsApp): void {
         tenantId,
         (tx) =>
           tx<MemberRow & { sort_key: string }>`
-            select m.user_id, u.email, u.first_name, u.last_name, m.role, m.available, m.created_at,
-                   lower(u.email) as sort_key
-            from public.memberships m join public.users u on u.id = m.user_id
+            ${selectMembers(tx, true)}
             where m.tenant_id = ${tenantId}
               and (${after?.[0] ?? null}::text is null
                    or (lower(u.email), m.user_id) > (${after?.[0] ?? null}::text, ${after?.[1] ?? null}::uuid))
