@@ -2205,6 +2205,11 @@ describe('customers from CSV', () => {
     expect([twice.status, twice.body.error.details.rows]).toEqual([422, [
       { line: 1, field: 'header', message: 'columns named twice: tags' },
     ]]);
+    // A French or German spreadsheet's export: said so, nothing imported.
+    const semicolons = await importCsv('phone;name\n06 12 34 56 78;Jean\n', { default_region: 'FR' });
+    expect([semicolons.status, semicolons.body.error.details.rows]).toEqual([422, [
+      { line: 1, field: 'header', message: 'the columns are separated by semicolons: save the file as CSV with commas ("CSV UTF-8")' },
+    ]]);
   });
 
   it('one import at a time per tenant: another is 409 import_in_progress with Retry-After, and imports nothing', async () => {

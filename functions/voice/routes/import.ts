@@ -524,6 +524,18 @@ export async function importCustomersCsv(
           const named = header.filter((h) => h !== '');
           const unknown = named.filter((h) => !(COLUMNS as readonly string[]).includes(h));
           const twice = COLUMNS.filter((name) => header.indexOf(name) !== header.lastIndexOf(name));
+          // One cell naming columns between semicolons: a spreadsheet set to a language
+          // whose lists use them (French, German Excel). Said so, rather than "unknown".
+          const semicolons = header.length === 1 && header[0].includes(';') &&
+            header[0].split(';').map((h) => h.trim()).includes('phone');
+          if (semicolons) {
+            problems.push({
+              line,
+              field: 'header',
+              message: 'the columns are separated by semicolons: save the file as CSV with commas ("CSV UTF-8")',
+            });
+            break reading;
+          }
           if (unknown.length) {
             const listed = unknown.slice(0, 10).map((h) => firstCharacters(h, 50)).join(', ');
             problems.push({ line, field: 'header', message: `unknown columns: ${listed}${unknown.length > 10 ? ', …' : ''}` });
