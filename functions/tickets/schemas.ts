@@ -603,6 +603,13 @@ export const UpdateTagBody = z
   .strict()
   .refine((b) => Object.keys(b).length > 0, { message: 'at least one field is required' })
   .openapi('UpdateTag');
+/** The tag registry comes in pages by name (a customer's tickets register the tags they
+ *  carry, so it grows with them): up to 1,000 a page, the default. */
+export const ListTagsQuery = z.object({
+  limit: QueryInteger(1, 1000).default(1000),
+  cursor: CursorParam,
+});
+
 export const TagSchema = z
   .object({
     id: Uuid,

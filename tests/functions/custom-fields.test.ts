@@ -424,6 +424,27 @@ describe('departments', () => {
 });
 
 describe('tags', () => {
+  it('the registry is listed in pages by name: every tag once; a forged cursor is a 422', async () => {
+    await db.sql`insert into public.tags (tenant_id, name) select ${acme}, 'paged-' || lpad(i::text, 2, '0') from generate_series(1, 25) i`;
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const r = await get(tok.agent, `/tags?limit=10${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body.items.length).toBeLessThanOrEqual(10);
+      seen.push(...r.body.items.map((t: { name: string }) => t.name));
+      cursor = r.body.next;
+      pages++;
+    } while (cursor);
+    const all = (await db.sql`select name from public.tags where tenant_id = ${acme} order by name`).map((t) => t.name);
+    expect(seen).toEqual(all);
+    expect(pages).toBe(Math.ceil(all.length / 10));
+    expect((await get(tok.agent, '/tags')).body).toMatchObject({ next: null });
+    const forged = await get(tok.agent, '/tags?cursor=bm9wZQ');
+    expect([forged.status, errorCode(forged)]).toEqual([422, 'validation_failed']);
+  });
+
   it('a tag given twice is kept once, on create, on update and from a macro', async () => {
     const t = await post(tok.agent, '', { title: 'Twice tagged', tags: ['vip', 'vip', 'eu'] });
     expect([t.status, t.body.tags]).toEqual([201, ['vip', 'eu']]);

@@ -11,7 +11,14 @@ import type { Tx } from '../../../shared/db.ts';
 import { notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Checked, Column, Selected } from '../../../shared/rows.ts';
-import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import {
+  commonErrors,
+  conflictError,
+  cursorValues,
+  encodeCursor,
+  jsonBody,
+  jsonResponse,
+} from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
 import { security, type TicketsHandler } from './common.ts';
 
@@ -144,7 +151,11 @@ const routes = {
     summary: "The tenant's tags with their colours (staff); a tag put on a ticket is registered by itself",
     ...apiKeyScope('tickets:read'),
     middleware: needs.activeTenantRole('agent', { scope: 'tickets:read' }),
-    responses: { 200: jsonResponse(z.object({ items: z.array(s.TagSchema) }), 'Tags by name'), ...commonErrors },
+    request: { query: s.ListTagsQuery },
+    responses: {
+      200: jsonResponse(z.object({ items: z.array(s.TagSchema), next: z.string().nullable() }), 'A page of tags, by name'),
+      ...commonErrors,
+    },
   }),
   createTag: createRoute({
     method: 'post',
@@ -313,12 +324,19 @@ const removeDepartment: TicketsHandler<typeof routes.removeDepartment> = async (
 
 const listTags: TicketsHandler<typeof routes.listTags> = async (c) => {
   const access = c.var.access;
-  const items = await callerDb(
+  const q = c.req.valid('query');
+  const after = cursorValues(q.cursor, 1);
+  const rows = await callerDb(
     c,
     access.tenantId,
-    (tx) => tx<TagRow>`select ${tx.columns(TAG_COLUMNS)} from public.tags where tenant_id = ${access.tenantId} order by name`,
+    (tx) =>
+      tx<TagRow>`select ${tx.columns(TAG_COLUMNS)} from public.tags
+        where tenant_id = ${access.tenantId} and (${after?.[0] ?? null}::text is null or name > ${after?.[0] ?? null}::text)
+        order by name limit ${q.limit + 1}`,
   );
-  return c.json({ items }, 200);
+  const items = rows.slice(0, q.limit);
+  const last = items.at(-1);
+  return c.json({ items, next: rows.length > q.limit && last ? encodeCursor([last.name]) : null }, 200);
 };
 
 const createTag: TicketsHandler<typeof routes.createTag> = async (c) => {
