@@ -379,6 +379,7 @@ export const CannedListQuery = z.object({
   team_id: Uuid.optional(),
   code: Text.max(32).optional().openapi({ description: 'Short codes starting with this' }),
   limit: QueryInteger(1, 500).default(200),
+  cursor: CursorParam,
 });
 
 export const CannedResponseBody = z
@@ -506,6 +507,12 @@ export const UpdateMacroBody = z
   .strict()
   .refine((b) => Object.keys(b).length > 0, { message: 'at least one field is required' })
   .openapi('UpdateMacro');
+/** Macros come in pages by name (up to 500 a page, the default). */
+export const ListMacrosQuery = z.object({
+  limit: QueryInteger(1, 500).default(500),
+  cursor: CursorParam,
+});
+
 export const MacroSchema = z
   .object({
     id: Uuid,

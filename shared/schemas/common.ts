@@ -247,6 +247,10 @@ export const keysetCursor = (type: 'text' | 'timestamptz' | 'double precision') 
     ? isPgTimestamptz(v)
     : PG_FLOAT8.test(v);
 
+/** A keyset cursor of `texts` sort values (short text) then an id: macros by (name,
+ *  scope, id), canned responses by (short code, scope, id). */
+export const textsThenIdCursor = (texts: number) => (v: string, i: number) => i < texts ? plainText(v) : UUID_PATTERN.test(v);
+
 export function decodeCursor(cursor: string, arity: number): string[] | null {
   try {
     const b64 = cursor.replace(/-/g, '+').replace(/_/g, '/');

@@ -241,3 +241,22 @@ describe('replying with a canned response', () => {
     expect((await db.sql`select title from public.canned_responses where tenant_id = ${acme} and title = 'pwned'`)).toEqual([]);
   });
 });
+
+describe('listing canned responses', () => {
+  it('in pages by short code: each once, the filters kept, the cursor checked; a cut list says so', async () => {
+    for (let i = 0; i < 5; i++) {
+      expect((await create(tok.admin, { scope: 'tenant', short_code: `page-${i}`, title: `Page ${i}`, body: 'x' })).status).toBe(201);
+    }
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const r = await call(app, 'GET', `/tickets/canned-responses?code=page-&limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: tok.agent });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      seen.push(...r.body.items.map((c: { short_code: string }) => c.short_code));
+      cursor = r.body.next;
+    } while (cursor);
+    expect(seen).toEqual(['page-0', 'page-1', 'page-2', 'page-3', 'page-4']);
+    const forged = await call(app, 'GET', '/tickets/canned-responses?cursor=bm9wZQ', { token: tok.agent });
+    expect([forged.status, errorCode(forged)]).toEqual([422, 'validation_failed']);
+  });
+});

@@ -234,3 +234,26 @@ describe('an action after one that moved the ticket away', () => {
     }
   });
 });
+
+describe('listing macros', () => {
+  it('in pages by name, each once, with the cursor checked', async () => {
+    for (let i = 0; i < 7; i++) {
+      expect((await create(tok.admin, { scope: 'tenant', name: `Paged ${i}`, actions: [{ type: 'set_priority', priority: 'low' }] })).status).toBe(201);
+    }
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const r = await call(app, 'GET', `/tickets/macros?limit=3${cursor ? `&cursor=${cursor}` : ''}`, { token: tok.agent });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body.items.length).toBeLessThanOrEqual(3);
+      seen.push(...r.body.items.map((m: { id: string }) => m.id));
+      cursor = r.body.next;
+    } while (cursor);
+    const all = await call(app, 'GET', '/tickets/macros', { token: tok.agent });
+    expect(all.body.next).toBeNull();
+    expect(seen).toEqual(all.body.items.map((m: { id: string }) => m.id));
+    expect(seen.length).toBeGreaterThanOrEqual(7);
+    const forged = await call(app, 'GET', '/tickets/macros?cursor=bm9wZQ', { token: tok.agent });
+    expect([forged.status, errorCode(forged)]).toEqual([422, 'validation_failed']);
+  });
+});

@@ -9,7 +9,15 @@ import type { Tx } from '../../../shared/db.ts';
 import { forbidden, notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Checked, Column, Selected } from '../../../shared/rows.ts';
-import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import {
+  commonErrors,
+  conflictError,
+  cursorValues,
+  encodeCursor,
+  jsonBody,
+  jsonResponse,
+  textsThenIdCursor,
+} from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
 import type { TicketsHandler } from './common.ts';
 
@@ -40,7 +48,10 @@ const routes = {
     middleware: needs.activeTenantRole('agent', { scope: 'tickets:read' }),
     request: { query: s.CannedListQuery },
     responses: {
-      200: jsonResponse(z.object({ items: z.array(s.CannedResponseSchema) }), 'Canned responses by short code'),
+      200: jsonResponse(
+        z.object({ items: z.array(s.CannedResponseSchema), next: z.string().nullable() }),
+        'A page of canned responses, by short code',
+      ),
       ...commonErrors,
     },
   }),
@@ -85,17 +96,25 @@ const routes = {
 const list: TicketsHandler<typeof routes.list> = async (c) => {
   const q = c.req.valid('query');
   const access = c.var.access;
-  const items = await callerDb(c, access.tenantId, (tx) =>
+  const after = cursorValues(q.cursor, 3, textsThenIdCursor(2));
+  const rows = await callerDb(c, access.tenantId, (tx) =>
     tx<CannedRow>`
       select ${tx.columns(CANNED_COLUMNS)} from public.canned_responses
       where tenant_id = ${access.tenantId}
         ${q.scope ? tx`and scope = ${q.scope}` : tx``}
         ${q.team_id ? tx`and team_id = ${q.team_id}` : tx``}
         ${q.code ? tx`and short_code like ${q.code.replace(/[\\%_]/g, '\\$&') + '%'}` : tx``}
+        ${after ? tx`and (short_code, scope, id) > (${after[0]}::text, ${after[1]}::text, ${after[2]}::uuid)` : tx``}
       order by short_code, scope, id
-      limit ${q.limit}
+      limit ${q.limit + 1}
     `);
-  return c.json({ items }, 200);
+  // A list longer than the limit says so (`next`), where it was cut silently.
+  const items = rows.slice(0, q.limit);
+  const last = items.at(-1);
+  return c.json(
+    { items, next: rows.length > q.limit && last ? encodeCursor([last.short_code, last.scope, last.id]) : null },
+    200,
+  );
 };
 
 const create: TicketsHandler<typeof routes.create> = async (c) => {

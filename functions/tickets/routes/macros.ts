@@ -11,7 +11,15 @@ import type { Tx } from '../../../shared/db.ts';
 import { ApiError, conflict, forbidden, notFound, toApiError, unprocessable } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Checked, Column, Selected } from '../../../shared/rows.ts';
-import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import {
+  commonErrors,
+  conflictError,
+  cursorValues,
+  encodeCursor,
+  jsonBody,
+  jsonResponse,
+  textsThenIdCursor,
+} from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
 import { fillCannedResponse, handOff, readBack, requireStaff, type TicketsHandler, visibleTicket } from './common.ts';
 
@@ -40,7 +48,11 @@ const routes = {
     summary: "The macros you may apply (staff): the tenant's and your own",
     ...apiKeyScope('tickets:read'),
     middleware: needs.activeTenantRole('agent', { scope: 'tickets:read' }),
-    responses: { 200: jsonResponse(z.object({ items: z.array(s.MacroSchema) }), 'Macros by name'), ...commonErrors },
+    request: { query: s.ListMacrosQuery },
+    responses: {
+      200: jsonResponse(z.object({ items: z.array(s.MacroSchema), next: z.string().nullable() }), 'A page of macros, by name'),
+      ...commonErrors,
+    },
   }),
   create: createRoute({
     method: 'post',
@@ -106,12 +118,19 @@ async function visibleMacro(tx: Tx, tenantId: string, id: string): Promise<Macro
 
 const list: TicketsHandler<typeof routes.list> = async (c) => {
   const access = c.var.access;
-  const items = await callerDb(c, access.tenantId, (tx) =>
+  const q = c.req.valid('query');
+  const after = cursorValues(q.cursor, 3, textsThenIdCursor(2));
+  // Past the 500th a list was cut with nothing to say so: pages, with `next`.
+  const rows = await callerDb(c, access.tenantId, (tx) =>
     tx<MacroRow>`
       select ${tx.columns(MACRO_COLUMNS)} from public.macros where tenant_id = ${access.tenantId}
-      order by name, scope, id limit 500
+        and (${after?.[0] ?? null}::text is null
+             or (name, scope, id) > (${after?.[0] ?? null}::text, ${after?.[1] ?? null}::text, ${after?.[2] ?? null}::uuid))
+      order by name, scope, id limit ${q.limit + 1}
     `);
-  return c.json({ items }, 200);
+  const items = rows.slice(0, q.limit);
+  const last = items.at(-1);
+  return c.json({ items, next: rows.length > q.limit && last ? encodeCursor([last.name, last.scope, last.id]) : null }, 200);
 };
 
 const create: TicketsHandler<typeof routes.create> = async (c) => {
