@@ -6,6 +6,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import postgres from 'postgres';
+import { childRunning } from './stack.mjs';
 
 /** @param {string} label the command's name in messages, e.g. 'bench-load' */
 export function benchRun(label) {
@@ -21,8 +22,7 @@ export function benchRun(label) {
   let cleaning;
 
   function serverAlive() {
-    const child = started.server?.child;
-    return !!child && child.exitCode === null && child.signalCode === null;
+    return childRunning(started.server?.child);
   }
 
   async function stopServer() {
@@ -86,7 +86,7 @@ export function benchRun(label) {
   process.on('exit', () => {
     if (serverAlive()) started.server.child.kill('SIGKILL');
     const pgProcess = started.pg?.process;
-    if (pgProcess && pgProcess.exitCode === null && pgProcess.signalCode === null) pgProcess.kill('SIGKILL');
+    if (childRunning(pgProcess)) pgProcess.kill('SIGKILL');
     if (started.dir && existsSync(started.dir)) rmSync(started.dir, { recursive: true, force: true });
   });
 

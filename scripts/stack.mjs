@@ -234,6 +234,13 @@ export async function advisors(url) {
   return JSON.parse(out.slice(out.indexOf('{'))).results ?? [];
 }
 
+/** Whether a child process still runs: one ended by a signal has a signalCode and no
+ *  exitCode, and has exited too.
+ *  @param {import('node:child_process').ChildProcess | undefined | null} child */
+export function childRunning(child) {
+  return !!child && child.exitCode === null && child.signalCode === null;
+}
+
 /** The characters of a functions server's output spawnFunctionsServer keeps. */
 export const OUTPUT_KEPT = 64 * 1024;
 

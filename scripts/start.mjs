@@ -8,7 +8,7 @@ import path from 'node:path';
 import postgres from 'postgres';
 import { parse as parseToml } from 'smol-toml';
 import { claimDataDir, dataDirFlag, dataDirOption, parseCommandLine, portInUse, portValue, runningLock, secondsValue, stackOnPort } from './cli.mjs';
-import { migrate, redactCredentials, root, runSqlFile, seedFile, spawnFunctionsServer, startEmbeddedPostgres } from './stack.mjs';
+import { childRunning, migrate, redactCredentials, root, runSqlFile, seedFile, spawnFunctionsServer, startEmbeddedPostgres } from './stack.mjs';
 import { apiKey, devKeys, issuers, LOCAL_DEV_JWT_SECRET, localSecret, mintToken, publicJwks } from './tokens.mjs';
 
 const usage = `usage: npm start [-- options]
@@ -86,9 +86,9 @@ async function stop(code = 0) {
   stopping = true;
   log('stopping…');
   for (const t of timers) clearInterval(t);
-  // A server killed by a signal has a signalCode and no exitCode: it has exited too, and
-  // waiting for its 'exit' (already fired) would hang here with Postgres still up.
-  if (deno && deno.exitCode === null && deno.signalCode === null) {
+  // A server killed by a signal has exited too: waiting for its 'exit' (already fired)
+  // would hang here with Postgres still up.
+  if (childRunning(deno)) {
     deno.kill('SIGTERM');
     await new Promise((r) => deno.once('exit', r));
   }
@@ -100,7 +100,7 @@ async function stop(code = 0) {
 process.on('SIGINT', () => stop(130));
 process.on('SIGTERM', () => stop(143));
 process.on('exit', () => {
-  if (deno && deno.exitCode === null && deno.signalCode === null) deno.kill('SIGTERM');
+  if (childRunning(deno)) deno.kill('SIGTERM');
 });
 
 const madeDataDir = await ensureFree();

@@ -174,6 +174,14 @@ export function encodeCursor(values: unknown[]): string {
   return btoa(ascii).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
 }
 
+/** A keyset page from the `limit + 1` rows a query read: the first `limit`, and the cursor
+ *  of the last of them (its sort key, `key`) when there were more. */
+export function keysetPage<T>(rows: T[], limit: number, key: (last: T) => unknown[]): { items: T[]; next: string | null } {
+  const items = rows.slice(0, limit);
+  const last = items.at(-1);
+  return { items, next: rows.length > limit && last !== undefined ? encodeCursor(key(last)) : null };
+}
+
 const plainText = (v: string) => v.length <= 200 && !v.includes('\u0000');
 
 /** The values of a cursor from the query string, or a 422 naming the cursor. `valid`

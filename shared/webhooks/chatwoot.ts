@@ -165,10 +165,9 @@ async function ticketFor(tx: Tx, tenantId: string, conversation: Payload) {
   const conversationId = conversationNumber(conversation);
   if (conversationId === undefined) return undefined;
   // The number again in the tenant's new account (numbers restart in each): the former
-  // account's ticket lets it go (20261207120000), and this conversation gets its own.
-  await tx`select private.release_stale_chatwoot_link(${tenantId}, ${conversationId})`;
-  const [existing] = await tx`
-    select id, status, merged_into_id from public.tickets where tenant_id = ${tenantId} and chatwoot_conversation_id = ${conversationId}`;
+  // account's ticket lets it go as it is looked up (20261207120000), and this
+  // conversation gets its own.
+  const [existing] = await tx`select * from private.chatwoot_conversation_ticket(${tenantId}, ${conversationId})`;
   if (existing) return existing;
   const sender = typeof conversation.meta?.sender === 'object' && conversation.meta.sender ? conversation.meta.sender : {};
   const name = typeof sender.name === 'string' ? sender.name : undefined;

@@ -11,8 +11,9 @@
 -- Now the account a tenant's tickets are linked under is recorded, with when it became
 -- the tenant's (private.chatwoot_accounts). A ticket linked before that (its link is made
 -- when the webhook creates it, so its created_at says when) belongs to a former account:
--- - the webhook path releases such a link when the number comes back
---   (private.release_stale_chatwoot_link), and makes a new ticket for the conversation;
+-- - the webhook path releases such a link when the number comes back, as it looks the
+--   conversation's ticket up (private.chatwoot_conversation_ticket), and makes a new ticket
+--   for the conversation;
 -- - a reply written on such a ticket is not queued (its conversation is gone);
 -- - replies still pending when the account changes fail, saying why; each reply records
 --   the account it was written for, and the reply job posts none into another account
@@ -79,19 +80,27 @@ create trigger chatwoot_account_changed after insert or update of external_ids o
 
 -- ------------------------------------------------------------------ the webhook path
 
--- A ticket of a former account that holds this conversation number lets it go (one
--- ticket at most: the number is unique per tenant), so the conversation gets its own.
-create function private.release_stale_chatwoot_link(p_tenant_id uuid, p_conversation_id text) returns void
-language sql volatile security definer
+-- The ticket of a conversation in the tenant's current account, if it has one. A ticket
+-- of a former account that holds the number lets it go first (one ticket at most: the
+-- number is unique per tenant), so the conversation gets its own. One call per event,
+-- the lookup the webhook path makes anyway.
+create function private.chatwoot_conversation_ticket(p_tenant_id uuid, p_conversation_id text)
+returns table (id uuid, status text, merged_into_id uuid)
+language plpgsql volatile security definer
 set search_path = ''
 as $$
+begin
   update public.tickets t set chatwoot_conversation_id = null
   from private.chatwoot_accounts a
   where a.tenant_id = p_tenant_id and t.tenant_id = p_tenant_id
-    and t.chatwoot_conversation_id = p_conversation_id and t.created_at < a.since
+    and t.chatwoot_conversation_id = p_conversation_id and t.created_at < a.since;
+  return query
+    select t.id, t.status, t.merged_into_id from public.tickets t
+    where t.tenant_id = p_tenant_id and t.chatwoot_conversation_id = p_conversation_id;
+end;
 $$;
-revoke all on function private.release_stale_chatwoot_link(uuid, text) from public, anon, authenticated;
-grant execute on function private.release_stale_chatwoot_link(uuid, text) to service_role;
+revoke all on function private.chatwoot_conversation_ticket(uuid, text) from public, anon, authenticated;
+grant execute on function private.chatwoot_conversation_ticket(uuid, text) to service_role;
 
 -- ------------------------------------------------------------------ replies
 

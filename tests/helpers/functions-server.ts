@@ -1,7 +1,7 @@
 // Starts the real local functions server (Deno, scripts/serve.ts) on a free port for
 // end-to-end tests: the test process's environment (the database URL and issuers that
 // configureAuth set included) plus the given variables, which win.
-import { freePort, spawnFunctionsServer } from '../../scripts/stack.mjs';
+import { childRunning, freePort, spawnFunctionsServer } from '../../scripts/stack.mjs';
 
 export interface FunctionsServer {
   url: string;
@@ -41,17 +41,17 @@ export async function startFunctionsServer(
   // A server that never got ready is nobody's to stop (the caller has no handle on it):
   // it goes now, not with the machine.
   await Promise.race([server.ready, timeout]).catch((err) => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (childRunning(child)) child.kill('SIGKILL');
     throw err;
   });
   return {
     url: `http://127.0.0.1:${port}`,
     pid: child.pid,
-    alive: () => child.exitCode === null && child.signalCode === null,
+    alive: () => childRunning(child),
     output: server.output,
     stop: () =>
       new Promise((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        if (!childRunning(child)) return resolve();
         child.removeAllListeners('exit');
         child.once('exit', () => resolve());
         child.kill('SIGTERM');

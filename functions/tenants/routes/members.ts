@@ -9,9 +9,9 @@ import {
   commonErrors,
   conflictError,
   cursorValues,
-  encodeCursor,
   jsonBody,
   jsonResponse,
+  keysetPage,
   UUID_PATTERN,
 } from '../../../shared/schemas/common.ts';
 import type { Tx } from '../../../shared/db.ts';
@@ -66,11 +66,9 @@ export function registerMembers(app: TenantsApp): void {
             order by lower(u.email), m.user_id
             limit ${q.limit + 1}`,
       );
-      const page = rows.slice(0, q.limit);
-      const last = page.at(-1);
-      // The sort key as the database lowers it (the cursor is compared there).
-      const items = page.map(({ sort_key: _key, ...member }) => member);
-      return c.json({ items, next: rows.length > q.limit && last ? encodeCursor([last.sort_key, last.user_id]) : null }, 200);
+      // The sort key as the database lowers it (the cursor is compared there), then left out.
+      const page = keysetPage(rows, q.limit, (m) => [m.sort_key, m.user_id]);
+      return c.json({ items: page.items.map(({ sort_key: _key, ...member }) => member), next: page.next }, 200);
     },
   );
 

@@ -8,10 +8,10 @@ import {
   commonErrors,
   conflictError,
   cursorValues,
-  encodeCursor,
   jsonBody,
   jsonResponse,
   keysetCursor,
+  keysetPage,
 } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
 import { security, TENANT_COLUMNS, type TenantRow, type TenantsApp } from './common.ts';
@@ -67,9 +67,7 @@ export function registerTenants(app: TenantsApp): void {
           order by name, id
           limit ${q.limit + 1}
         `);
-      const items = rows.slice(0, q.limit);
-      const last = items.at(-1);
-      return c.json({ items, next: rows.length > q.limit && last ? encodeCursor([last.name, last.id]) : null }, 200);
+      return c.json(keysetPage(rows, q.limit, (t) => [t.name, t.id]), 200);
     },
   );
 

@@ -13,9 +13,9 @@ import {
   commonErrors,
   conflictError,
   cursorValues,
-  encodeCursor,
   jsonBody,
   jsonResponse,
+  keysetPage,
   textsThenIdCursor,
 } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
@@ -109,12 +109,7 @@ const list: TicketsHandler<typeof routes.list> = async (c) => {
       limit ${q.limit + 1}
     `);
   // A list longer than the limit says so (`next`), where it was cut silently.
-  const items = rows.slice(0, q.limit);
-  const last = items.at(-1);
-  return c.json(
-    { items, next: rows.length > q.limit && last ? encodeCursor([last.short_code, last.scope, last.id]) : null },
-    200,
-  );
+  return c.json(keysetPage(rows, q.limit, (r) => [r.short_code, r.scope, r.id]), 200);
 };
 
 const create: TicketsHandler<typeof routes.create> = async (c) => {

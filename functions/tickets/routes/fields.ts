@@ -11,14 +11,7 @@ import type { Tx } from '../../../shared/db.ts';
 import { notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Checked, Column, Selected } from '../../../shared/rows.ts';
-import {
-  commonErrors,
-  conflictError,
-  cursorValues,
-  encodeCursor,
-  jsonBody,
-  jsonResponse,
-} from '../../../shared/schemas/common.ts';
+import { commonErrors, conflictError, cursorValues, jsonBody, jsonResponse, keysetPage } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
 import { security, type TicketsHandler } from './common.ts';
 
@@ -334,9 +327,7 @@ const listTags: TicketsHandler<typeof routes.listTags> = async (c) => {
         where tenant_id = ${access.tenantId} and (${after?.[0] ?? null}::text is null or name > ${after?.[0] ?? null}::text)
         order by name limit ${q.limit + 1}`,
   );
-  const items = rows.slice(0, q.limit);
-  const last = items.at(-1);
-  return c.json({ items, next: rows.length > q.limit && last ? encodeCursor([last.name]) : null }, 200);
+  return c.json(keysetPage(rows, q.limit, (t) => [t.name]), 200);
 };
 
 const createTag: TicketsHandler<typeof routes.createTag> = async (c) => {

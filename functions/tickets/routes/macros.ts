@@ -15,9 +15,9 @@ import {
   commonErrors,
   conflictError,
   cursorValues,
-  encodeCursor,
   jsonBody,
   jsonResponse,
+  keysetPage,
   textsThenIdCursor,
 } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
@@ -128,9 +128,7 @@ const list: TicketsHandler<typeof routes.list> = async (c) => {
              or (name, scope, id) > (${after?.[0] ?? null}::text, ${after?.[1] ?? null}::text, ${after?.[2] ?? null}::uuid))
       order by name, scope, id limit ${q.limit + 1}
     `);
-  const items = rows.slice(0, q.limit);
-  const last = items.at(-1);
-  return c.json({ items, next: rows.length > q.limit && last ? encodeCursor([last.name, last.scope, last.id]) : null }, 200);
+  return c.json(keysetPage(rows, q.limit, (m) => [m.name, m.scope, m.id]), 200);
 };
 
 const create: TicketsHandler<typeof routes.create> = async (c) => {

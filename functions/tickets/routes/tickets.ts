@@ -168,9 +168,6 @@ const create: TicketsHandler<typeof routes.create> = async (c) => {
   // The same request whatever order the client's serialiser wrote its objects' keys in
   // (metadata, custom_fields): a retry after a restart is not "a different request".
   const requestHash = key ? await sha256Hex(canonicalJson(body)) : null;
-  // Keys claimed before 2026-12-07 hashed the body as written (JSON.stringify): a retry
-  // of one, within its 24 hours, is still that request. (Drop after 2026-12-09.)
-  const legacyHash = key ? await sha256Hex(JSON.stringify(body)) : null;
   // The requester is the created_by column: a refusal of it names the body's requester_id.
   const result = await namingFields({ created_by: 'requester_id' }, () =>
     callerDb(c, access.tenantId, async (tx) => {
@@ -179,7 +176,9 @@ const create: TicketsHandler<typeof routes.create> = async (c) => {
         select * from private.claim_idempotency_key(${access.tenantId}, ${key}, ${requestHash})
       `;
         if (!claim.claimed) {
-          if (claim.request_hash !== requestHash && claim.request_hash !== legacyHash) {
+          // Keys claimed before 2026-12-07 hashed the body as written (JSON.stringify): a
+          // retry of one, within its 24 hours, is still that request. (Drop after 2026-12-09.)
+          if (claim.request_hash !== requestHash && claim.request_hash !== await sha256Hex(JSON.stringify(body))) {
             throw conflict(
               'idempotency_key_reused',
               'This Idempotency-Key was used with a different request',

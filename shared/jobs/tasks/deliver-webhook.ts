@@ -121,20 +121,13 @@ export const deliverWebhook: Task<{ delivery_id: number }> = {
     // A receiver asking for time asks it for the endpoint: its other deliveries wait too
     // (private.webhook_endpoint_gate defers them, untried). A 429 without a time: 10 s.
     const hold = status === 429 ? wait ?? 10 : status === 503 ? wait : undefined;
-    if (hold !== undefined) {
-      await asService(
-        d.tenant_id,
-        (tx) => tx`select private.webhook_endpoint_hold(${d.tenant_id}, ${d.endpoint_id}, ${hold})`,
-      );
-    }
     const final = job.attempts >= job.max_attempts;
-    const [{ outcome }] = await asService(
-      d.tenant_id,
-      (tx) =>
-        tx`select private.record_webhook_attempt(${deliveryId}, ${job.id}, ${worker}, ${status}, ${error}, ${
-          Date.now() - t0
-        }, ${final}) as outcome`,
-    );
+    const [{ outcome }] = await asService(d.tenant_id, async (tx) => {
+      if (hold !== undefined) await tx`select private.webhook_endpoint_hold(${d.tenant_id}, ${d.endpoint_id}, ${hold})`;
+      return await tx`select private.record_webhook_attempt(${deliveryId}, ${job.id}, ${worker}, ${status}, ${error}, ${
+        Date.now() - t0
+      }, ${final}) as outcome`;
+    });
     if (outcome === 'lost') throw new LeaseLost();
     // Removed while it was being sent (its call or ticket deleted, its endpoint gone): the
     // job is done, and the deliveries queued behind it go on.
