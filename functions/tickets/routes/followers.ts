@@ -11,14 +11,7 @@ import { needs } from '../../../shared/auth/needs.ts';
 import { conflict, notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
-import {
-  commonErrors,
-  cursorValues,
-  encodeCursor,
-  jsonBody,
-  jsonResponse,
-  keysetCursor,
-} from '../../../shared/schemas/common.ts';
+import { commonErrors, cursorValues, jsonBody, jsonResponse, keysetCursor, keysetPage } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
 import { security, type TicketsHandler, visibleTicket } from './common.ts';
 
@@ -176,10 +169,8 @@ const notifications: TicketsHandler<typeof routes.notifications> = async (c) => 
     `;
     return { rows, unread: n };
   });
-  const page = rows.slice(0, q.limit);
-  const last = page.at(-1);
-  const next = rows.length > q.limit && last ? encodeCursor([last.sort_key, last.id]) : null;
-  return c.json({ items: page.map(({ sort_key: _, ...n }) => n), next, unread }, 200);
+  const page = keysetPage(rows, q.limit, (n) => [n.sort_key, n.id]);
+  return c.json({ items: page.items.map(({ sort_key: _, ...n }) => n), next: page.next, unread }, 200);
 };
 
 const read: TicketsHandler<typeof routes.read> = async (c) => {

@@ -15,6 +15,7 @@ import {
   jsonBody,
   jsonResponse,
   keysetCursor,
+  keysetPage,
   realDateTime,
   UUID_PATTERN,
 } from '../../../shared/schemas/common.ts';
@@ -512,11 +513,9 @@ const list: TicketsHandler<typeof routes.list> = async (c) => {
       order by ${sortExpr} ${direction}, id ${direction}
       limit ${q.limit + 1}
     `;
-    const shown = rows.slice(0, q.limit);
-    const last = shown.at(-1);
-    const next = rows.length > q.limit && last ? encodeCursor([last.sort_key, last.id]) : null;
-    const items: TicketRow[] = shown.map(({ sort_key: _, ...ticket }) => ticket);
-    return { items, next, total };
+    const shown = keysetPage(rows, q.limit, (t) => [t.sort_key, t.id]);
+    const items: TicketRow[] = shown.items.map(({ sort_key: _, ...ticket }) => ticket);
+    return { items, next: shown.next, total };
   });
   return c.json({ items: page.items, next: page.next, ...(page.total !== undefined ? { total: page.total } : {}) }, 200);
 };
