@@ -751,7 +751,10 @@ export const AutomationRuleSchema = z
     created_by: Uuid.nullable(),
     created_at: Timestamp,
     updated_at: Timestamp,
-    last_failure: AutomationRunSchema.nullable().openapi({ description: 'The latest failed run, if any' }),
+    last_failure: AutomationRunSchema.nullable().openapi({
+      description:
+        'The latest failed run, if any (null for an API key without tickets:read and tickets:write: a run names a ticket)',
+    }),
   })
   .openapi('AutomationRule');
 export const AutomationRunsQuery = z.object({

@@ -403,8 +403,20 @@ describe('creating, listing and revoking keys', () => {
       expect([method, r.status, errorCode(r)]).toEqual([method, 403, 'insufficient_scope']);
       expect([method, (await call(ticketsApp, method, path + suffix, { token: wide.key, body })).status]).toEqual([method, 200]);
     }
-    // Listing, reading and removing the rules themselves stay workflow:manage's.
-    expect((await call(ticketsApp, 'GET', path, { token: narrow.key })).status).toBe(200);
+    // Listing and reading the rules themselves stay workflow:manage's, without what a run
+    // names (a ticket, its event, why it was refused): the latest failure is the wide key's.
+    const [ticket] = await db.sql`select id from public.tickets where tenant_id = ${acme} limit 1`;
+    await db.sql`insert into public.automation_runs (tenant_id, rule_id, ticket_id, event, event_id, outcome, failed_action, error)
+      values (${acme}, ${made.body.id}, ${ticket.id}, 'ticket.created', gen_random_uuid(), 'failed', 0, 'a refusal naming the ticket')`;
+    const seen = async (key: string) => {
+      const one = await call(ticketsApp, 'GET', path, { token: key });
+      const all = await call(ticketsApp, 'GET', '/tickets/automation-rules', { token: key });
+      expect([one.status, all.status]).toEqual([200, 200]);
+      const listed = all.body.items.find((r: { id: string }) => r.id === made.body.id);
+      return [one.body.last_failure?.ticket_id ?? null, listed.last_failure?.ticket_id ?? null];
+    };
+    expect(await seen(narrow.key)).toEqual([null, null]);
+    expect(await seen(wide.key)).toEqual([ticket.id, ticket.id]);
     expect((await call(ticketsApp, 'DELETE', path, { token: narrow.key })).status).toBe(204);
   });
 

@@ -3,9 +3,9 @@
 // (20261202140000_automation_rules.sql holds every rule of evaluation), and each rule's
 // runs — what it applied, and what it was refused and why.
 import { createRoute, z } from '@hono/zod-openapi';
-import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
+import { apiKeyScope, type Scope } from '../../../shared/auth/api-keys.ts';
 import { caller, type CallerContext, callerDb } from '../../../shared/auth/context.ts';
-import { requireScopes } from '../../../shared/auth/key-scopes.ts';
+import { missingScopes, requireScopes } from '../../../shared/auth/key-scopes.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import type { Tx } from '../../../shared/db.ts';
 import { notFound } from '../../../shared/errors.ts';
@@ -119,28 +119,39 @@ const routes = {
   }),
 };
 
-/** Rules with their latest failure (one statement; the caller adds the filter). */
-const selectRules = (tx: Tx) =>
-  tx`
+/** What a rule reads and writes, and what its runs name: tickets. */
+const TICKET_SCOPES: readonly Scope[] = ['tickets:read', 'tickets:write'];
+
+/** Rules with their latest failure (one statement; the caller adds the filter). A run
+ *  names a ticket, its event and why it was refused: an API key without the ticket scopes
+ *  (see requireTicketScopes) reads the rules with last_failure null, as it cannot read
+ *  their runs either. */
+const selectRules = (tx: Tx, withRuns: boolean) =>
+  withRuns
+    ? tx`
     select ${tx.columns(RULE_COLUMNS)}, (
       select to_jsonb(f) from (
         select ${tx.columns(RUN_COLUMNS)} from public.automation_runs x
         where x.tenant_id = r.tenant_id and x.rule_id = r.id and x.outcome = 'failed'
         order by x.id desc limit 1) f
     ) as last_failure
-    from public.automation_rules r`;
+    from public.automation_rules r`
+    : tx`select ${tx.columns(RULE_COLUMNS)}, null::jsonb as last_failure from public.automation_rules r`;
 
-async function readRule(tx: Tx, tenantId: string, id: string): Promise<Rule> {
-  const [rule] = await tx<Rule>`${selectRules(tx)} where r.tenant_id = ${tenantId} and r.id = ${id}`;
+async function readRule(tx: Tx, tenantId: string, id: string, withRuns = true): Promise<Rule> {
+  const [rule] = await tx<Rule>`${selectRules(tx, withRuns)} where r.tenant_id = ${tenantId} and r.id = ${id}`;
   if (!rule) throw notFound('Automation rule');
   return rule;
 }
+
+/** Whether the caller may read what a rule's runs name (a person: yes; a key: with the ticket scopes). */
+const readsRuns = (c: CallerContext) => missingScopes(caller(c).apiKey?.scopes, TICKET_SCOPES).length === 0;
 
 const list: TicketsHandler<typeof routes.list> = async (c) => {
   const access = c.var.access;
   const items = await callerDb(c, access.tenantId, (tx) =>
     tx<Rule>`
-      ${selectRules(tx)} where r.tenant_id = ${access.tenantId}
+      ${selectRules(tx, readsRuns(c))} where r.tenant_id = ${access.tenantId}
       order by r.event, r.position, r.created_at, r.id limit 500
     `);
   return c.json({ items }, 200);
@@ -151,7 +162,7 @@ const list: TicketsHandler<typeof routes.list> = async (c) => {
  *  one, or reads its runs, only with tickets:read and tickets:write besides
  *  workflow:manage. */
 const requireTicketScopes = (c: CallerContext) =>
-  requireScopes(caller(c).apiKey?.scopes, ['tickets:read', 'tickets:write'], 'Rules read and write tickets');
+  requireScopes(caller(c).apiKey?.scopes, TICKET_SCOPES, 'Rules read and write tickets');
 
 const create: TicketsHandler<typeof routes.create> = async (c) => {
   requireTicketScopes(c);
@@ -173,7 +184,7 @@ const create: TicketsHandler<typeof routes.create> = async (c) => {
 const get: TicketsHandler<typeof routes.get> = async (c) => {
   const { ruleId } = c.req.valid('param');
   const access = c.var.access;
-  return c.json(await callerDb(c, access.tenantId, (tx) => readRule(tx, access.tenantId, ruleId)), 200);
+  return c.json(await callerDb(c, access.tenantId, (tx) => readRule(tx, access.tenantId, ruleId, readsRuns(c))), 200);
 };
 
 const update: TicketsHandler<typeof routes.update> = async (c) => {
