@@ -741,3 +741,50 @@ describe('the sweep shares a run between tenants', () => {
     await db.sql`update public.tickets set status = 'open' where title like 'Stale pending %'`;
   });
 });
+
+describe('time-based rules lengthened after their job was queued', () => {
+  it('wait as the rule now says: an hour made two days closes nothing after an hour, and the wait comes back when due', async () => {
+    await quiet();
+    const close = await rule({
+      name: 'Close when pending long',
+      event: 'ticket.pending_for',
+      after_minutes: 60,
+      actions: [{ type: 'set_status', status: 'resolved' }],
+    });
+    const nudge = await rule({
+      name: 'Nudge when silent long',
+      event: 'ticket.no_customer_reply',
+      after_minutes: 60,
+      actions: [{ type: 'add_tags', tags: ['nudged-late'] }],
+    });
+    const waiting = await ticket('Pending, rule lengthened');
+    expect((await call(app, 'POST', `/tickets/${waiting}/status`, { token: tok.admin, body: { status: 'pending' } })).status).toBe(200);
+    await db.sql`update public.tickets set sla_paused_at = now() - interval '2 hours' where id = ${waiting}`;
+    const asked = await ticket('Asked, rule lengthened');
+    await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content, created_at)
+      values (${acme}, ${asked}, ${users.acmeAgent.id}, 'message', 'Which version?', now() - interval '2 hours')`;
+    await drain();
+    await db.sql`select private.run_automation_sweep()`;
+    const queued = await db.sql`select payload ->> 'rule_id' as rule from private.jobs
+      where task = 'automation' and payload ->> 'ticket_id' in (${waiting}, ${asked})`;
+    expect(queued.map((j) => j.rule).sort()).toEqual([close, nudge].sort());
+    // The admin makes both waits two days before the jobs run.
+    for (const id of [close, nudge]) {
+      const changed = await call(app, 'PATCH', `/tickets/automation-rules/${id}`, { token: tok.admin, body: { after_minutes: 2880 } });
+      expect(changed.status, JSON.stringify(changed.body)).toBe(200);
+    }
+    await drain();
+    expect((await state(waiting)).status).toBe('pending');
+    expect((await state(asked)).tags).toEqual([]);
+    // Nothing recorded, nothing due yet: the waits are not over, only not long enough.
+    expect([(await runsOf(close)).length, (await runsOf(nudge)).length]).toEqual([0, 0]);
+    expect((await db.sql`select private.run_automation_sweep() as n`)[0].n).toBe(0);
+    // Two days on, the same waits are due and the rules apply.
+    await db.sql`update public.tickets set sla_paused_at = sla_paused_at - interval '2 days' where id = ${waiting}`;
+    await db.sql`update public.ticket_messages set created_at = created_at - interval '2 days' where ticket_id = ${asked}`;
+    expect((await db.sql`select private.run_automation_sweep() as n`)[0].n).toBe(2);
+    await drain();
+    expect((await state(waiting)).status).toBe('resolved');
+    expect((await state(asked)).tags).toEqual(['nudged-late']);
+  });
+});

@@ -530,6 +530,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206051000_timed_rules_need_their_wait.sql',
     '20261206156000_rule_replies_keep_the_wait.sql', // looks past the messages rules posted
     '20261207111000_automation_sees_chatwoot_and_shares_sweeps.sql', // Chatwoot's staff; a tenant's share
+    '20261207140000_timed_rules_wait_as_the_rule_says.sql', // the job carries when it was judged
   ],
   // After review: the ticket locked first, passing errors retried, read-only tenants
   // left alone, personal templates refused (issue 16 §1).
@@ -539,6 +540,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206156000_rule_replies_keep_the_wait.sql', // looks past the messages rules posted
     '20261206162000_merged_tickets_answered_not_resolved.sql', // a merged ticket runs no rule
     '20261207111000_automation_sees_chatwoot_and_shares_sweeps.sql', // a Chatwoot message's side
+    '20261207140000_timed_rules_wait_as_the_rule_says.sql', // a lengthened wait is waited for
   ],
   // The chain of rules rides along the assign-ticket job (issue 16 §1).
   'private.assign_ticket_on_new_team': ['20261202141500_automation_chain_through_assignment.sql'],
