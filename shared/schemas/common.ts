@@ -31,7 +31,9 @@ export const QueryTimestamp = z.preprocess(
 /** A calendar date (YYYY-MM-DD), in Postgres's range. */
 export const IsoDate = z.iso.date().refine((v) => !yearZero(v), 'year 1 or later (Postgres has no year 0)');
 
-export const Uuid = z.uuid().openapi({ example: '10000000-0000-4000-8000-000000000001' });
+/** A uuid as Postgres spells it (lower case): an id in capitals (Swift's uuidString) names the
+ *  same row, and is written and compared the way the database writes it. */
+export const Uuid = z.uuid().toLowerCase().openapi({ example: '10000000-0000-4000-8000-000000000001' });
 
 /** A short-lived signed URL to upload an object's bytes to or download them from
  *  (shared/storage.ts): the request to make, with its headers, until it expires. */

@@ -2697,3 +2697,17 @@ describe('outbound webhook events', () => {
     expect(await db.sql`select id from private.webhook_events where tenant_id = ${globex}`).toEqual([]);
   });
 });
+
+describe('ids in capitals', () => {
+  it('name the same call: a ticket opens from POST /calls/{ID}/ticket, linked by the id as stored', async () => {
+    await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'ticket-upper', from: CALLER, answered: true });
+    await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'ticket-upper', status: 'completed', summary: 'Shouted id' });
+    const [{ id }] = await db.sql`select id from public.voice_calls where provider_call_id = 'ticket-upper'`;
+    const opened = await call(app, 'POST', `/voice/calls/${id.toUpperCase()}/ticket`, { token: tok.agent, body: {} });
+    expect(opened.status, JSON.stringify(opened.body)).toBe(201);
+    expect(opened.body.call_id).toBe(id);
+    const [ticket] = await db.sql`select metadata from public.tickets where id = ${opened.body.ticket_id}`;
+    expect(ticket.metadata).toEqual({ voice_call_id: id });
+    expect((await call(app, 'GET', `/voice/calls/${id.toUpperCase()}`, { token: tok.agent })).body.ticket_id).toBe(opened.body.ticket_id);
+  });
+});
