@@ -335,6 +335,22 @@ describe('creating, listing and revoking keys', () => {
     expect(described.status).toBe(200);
     const narrowed = await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${calls.body.id}`, { token: key, body: { event_types: ['call.ended'] } });
     expect([narrowed.status, narrowed.body.event_types]).toEqual([200, ['call.ended']]);
+    // Turning the admin's endpoint back on, or taking its signing secret, is receiving (or
+    // signing) its events: refused, and nothing changes; its own endpoint's are the key's.
+    await db.sql`update public.webhook_endpoints set enabled = false where id = ${mine.body.id}`;
+    const secrets = async () =>
+      (await db.sql`select enabled, secret_encrypted from public.webhook_endpoints where id in (${mine.body.id}, ${calls.body.id}) order by id`)
+        .map((e) => JSON.stringify(e)).join();
+    const held = await secrets();
+    const enable = await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${mine.body.id}`, { token: key, body: { enabled: true } });
+    expect([enable.status, errorCode(enable)]).toEqual([403, 'insufficient_scope']);
+    const rotate = await call(tenantsApp, 'POST', `/tenants/${acme}/webhooks/${mine.body.id}/rotate-secret`, { token: key, body: {} });
+    expect([rotate.status, errorCode(rotate)]).toEqual([403, 'insufficient_scope']);
+    expect(await secrets()).toBe(held);
+    const ownRotate = await call(tenantsApp, 'POST', `/tenants/${acme}/webhooks/${calls.body.id}/rotate-secret`, { token: key, body: {} });
+    expect(ownRotate.status, JSON.stringify(ownRotate.body)).toBe(200);
+    const ownEnable = await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${calls.body.id}`, { token: key, body: { enabled: true } });
+    expect(ownEnable.status, JSON.stringify(ownEnable.body)).toBe(200);
     for (const id of [calls.body.id, mine.body.id]) {
       expect((await call(tenantsApp, 'DELETE', `/tenants/${acme}/webhooks/${id}`, { token: tok.admin })).status).toBe(204);
     }

@@ -158,7 +158,8 @@ export function registerWebhooks(app: TenantsApp): void {
       method: 'patch',
       path: '/{tenantId}/webhooks/{endpointId}',
       summary: 'Change or re-enable an endpoint (admins)',
-      description: `${KEY_EVENT_SCOPES} A key changing an endpoint's url or event types needs them for what it will receive.`,
+      description: `${KEY_EVENT_SCOPES} A key changing an endpoint's url or event types, or enabling it, needs them for ` +
+        'what it will receive.',
       ...apiKeyScope('webhooks:manage'),
       middleware: needs.tenantRole('admin', { write: true, feature: 'outbound_webhooks', scope: 'webhooks:manage' }),
       request: { params: s.EndpointParam, body: jsonBody(s.UpdateEndpointBody) },
@@ -179,9 +180,12 @@ export function registerWebhooks(app: TenantsApp): void {
           returning ${tx.columns(ENDPOINT_COLUMNS)}
         `;
         if (!row) throw notFound('Webhook endpoint');
-        // Pointing an endpoint elsewhere, or changing what it receives, is registering it
+        // Pointing an endpoint elsewhere, changing what it receives, or turning it back on
+        // (disabled by an admin, or when the key that set it up ended) is registering it
         // anew: the key must be able to read what it will then receive (rolled back if not).
-        if (body.url !== undefined || body.event_types !== undefined) requireEventScopes(c, row.event_types);
+        if (body.url !== undefined || body.event_types !== undefined || body.enabled === true) {
+          requireEventScopes(c, row.event_types);
+        }
         return row;
       });
       return c.json(endpoint, 200);
@@ -195,7 +199,8 @@ export function registerWebhooks(app: TenantsApp): void {
       summary: "Rotate an endpoint's signing secret (admins); the new one is shown this once",
       description: 'Deliveries carry a signature with the previous secret too for `previous_secret_hours` (24 unless ' +
         'given; 0 for a secret that leaked), so the receiver can switch without missing any. Pending and held ' +
-        'deliveries stay queued and are signed with the new secret.',
+        'deliveries stay queued and are signed with the new secret. The secret signs what the endpoint receives: ' +
+        'an API key rotates it only with the scopes to read those events (403 `insufficient_scope` otherwise).',
       ...apiKeyScope('webhooks:manage'),
       middleware: needs.tenantRole('admin', { write: true, feature: 'outbound_webhooks', scope: 'webhooks:manage' }),
       request: { params: s.EndpointParam, body: { ...jsonBody(s.RotateSecretBody), required: false } },
@@ -213,9 +218,13 @@ export function registerWebhooks(app: TenantsApp): void {
       // The endpoint first, as the caller sees it (another tenant's is not found), then
       // its new secret sealed for it, under its row lock.
       const rotated = await callerDb(c, tenantId, async (tx) => {
-        const [found] = await tx`
-          select 1 from public.webhook_endpoints where tenant_id = ${tenantId} and id = ${endpointId} for no key update`;
+        const [found] = await tx<{ event_types: string[] }>`
+          select event_types from public.webhook_endpoints where tenant_id = ${tenantId} and id = ${endpointId}
+          for no key update`;
         if (!found) return undefined;
+        // Whoever holds the secret can sign deliveries the receiver will believe: a key gets
+        // it only for an endpoint whose events it could register itself.
+        requireEventScopes(c, found.event_types);
         const { secret, sealed } = await newEndpointSecret(tenantId, endpointId);
         const [endpoint] = await tx<EndpointRow>`
           -- The secret it replaces is kept as the previous one by the table's trigger
