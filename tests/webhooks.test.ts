@@ -1268,7 +1268,7 @@ describe('outbound webhooks', () => {
       rx.behaviour.hangNext = 0;
       await db.sql`update private.webhook_endpoint_breakers set probe_after = now() where endpoint_id = ${reg.body.id}`;
       await due();
-      const probe = (await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 })).tasks['deliver-webhook'];
+      const probe = (await deliverWebhooks({ timeoutMs: 10_000, budgetMs: 15_000 })).tasks['deliver-webhook'];
       expect(probe.retried).toBe(0);
       expect(probe.completed).toBeGreaterThanOrEqual(1);
       const [e] = await db.sql`select consecutive_failures, failing_since from public.webhook_endpoints where id = ${reg.body.id}`;
@@ -1276,10 +1276,14 @@ describe('outbound webhooks', () => {
       expect(await db.sql`select 1 from private.webhook_endpoint_breakers where endpoint_id = ${reg.body.id}`).toHaveLength(0);
       const sent = async () => (await db.sql`select count(*)::int as n from private.webhook_deliveries
         where endpoint_id = ${reg.body.id} and status = 'delivered'`)[0].n;
-      // A few runs, spaced: on a loaded machine a woken job may not be due at the first.
-      for (let run = 0; run < 10 && await sent() < 6; run++) {
-        await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 });
-        if (await sent() < 6) await new Promise((r) => setTimeout(r, 250));
+      // Runs, spaced, for up to one interval and a half: on a loaded machine a woken job
+      // may not be due at the first, and a deferral the reset found held at that instant
+      // (20261206152000) waits out its interval (10 s). The wake itself, step by step, is
+      // the test 'a probe that gets through wakes the deliveries…' below. A receiver slowed
+      // by the load is given the time to answer (a timeout would be an attempt more).
+      for (let run = 0; run < 30 && await sent() < 6; run++) {
+        await deliverWebhooks({ timeoutMs: 10_000, budgetMs: 15_000 });
+        if (await sent() < 6) await new Promise((r) => setTimeout(r, 500));
       }
       const delivered = await db.sql`select status from private.webhook_deliveries where endpoint_id = ${reg.body.id}`;
       expect(delivered.map((d) => d.status)).toEqual(Array(6).fill('delivered'));
@@ -1288,7 +1292,7 @@ describe('outbound webhooks', () => {
     } finally {
       await rx.close();
     }
-  });
+  }, 90_000);
 
   it('one probe per interval however many deliveries ask the breaker at once', async () => {
     const [endpoint] = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, consecutive_failures, failing_since)
