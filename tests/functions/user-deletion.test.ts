@@ -4,6 +4,8 @@
 // (20261206038000). Before, the delete failed for such a person (the accepted
 // invitation's check, the key's guard), and where it went through, every message of
 // theirs went to the tenant's webhook receivers once more as `message.updated`.
+// Their invitations go with them, the accepted and the pending, in every tenant
+// (20261207141000): their address stays in none.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
@@ -59,14 +61,22 @@ describe('deleting a platform user', () => {
 
     const keysUsed = async () =>
       Number((await db.sql`select coalesce(sum(used), 0) as n from private.usage_counters where tenant_id = ${acme} and metric = 'api_keys'`)[0].n);
+    // Another tenant has invited them too, and waits.
+    const globexAdmin = await supabaseToken(users.globexAdmin, { tenantId: tenants.globex.id });
+    const elsewhere = await call(tenantsApp, 'POST', `/tenants/${tenants.globex.id}/invitations`, {
+      token: globexAdmin,
+      body: { email: 'Leaver@acme.test', role: 'user' },
+    });
+    expect(elsewhere.status, JSON.stringify(elsewhere.body)).toBe(201);
     const keysBefore = await keysUsed();
     const [{ mark }] = await db.sql`select coalesce(max(id), 0) as mark from private.webhook_events`;
     await db.sql`delete from public.users where id = ${leaver.id}`;
 
     // Gone, their records kept without them.
     expect(await db.sql`select 1 from public.users where id = ${leaver.id}`).toEqual([]);
-    const [inv] = await db.sql`select accepted_at is not null as accepted, accepted_by from public.invitations where id = ${invite.body.id}`;
-    expect(inv).toEqual({ accepted: true, accepted_by: null });
+    // Their address goes from every tenant's invitations: the one they accepted, the one waiting.
+    expect(await db.sql`select id from public.invitations where id in (${invite.body.id}, ${elsewhere.body.id})`).toEqual([]);
+    expect(await db.sql`select id from public.invitations where lower(email) = 'leaver@acme.test'`).toEqual([]);
     const [k] = await db.sql`select created_by, revoked_at is not null as revoked from public.api_keys where id = ${key.body.id}`;
     expect(k).toEqual({ created_by: null, revoked: true });
     // Its place in the plan's api_keys limit is given back.

@@ -1486,10 +1486,14 @@ describe('calls, as people read them', () => {
     const [agent] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active)
       values (${acme}, 'Antiquity', '+14155557301', 'v', ${db.sql.json(LLM)}, false) returning id`;
     try {
-      const ids = (await db.sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at)
-        values (${acme}, ${agent.id}, 'manual:bc-1', 'ringing', '0044-03-15 12:00:00+00 BC'),
-               (${acme}, ${agent.id}, 'manual:bc-2', 'ringing', '0044-03-14 12:00:00+00 BC')
-        returning id`).map((r) => r.id);
+      // Its calls from when it was active (a parked agent takes no new call).
+      const ids = await db.sql.begin(async (tx) => {
+        await tx`set local session_replication_role = replica`;
+        return (await tx`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at)
+          values (${acme}, ${agent.id}, 'manual:bc-1', 'ringing', '0044-03-15 12:00:00+00 BC'),
+                 (${acme}, ${agent.id}, 'manual:bc-2', 'ringing', '0044-03-14 12:00:00+00 BC')
+          returning id`).map((r) => r.id);
+      });
       const first = await call(app, 'GET', `/voice/calls?agent_id=${agent.id}&limit=1`, { token: tok.agent });
       expect([first.status, first.body.items.map((x: { id: string }) => x.id)]).toEqual([200, [ids[0]]]);
       const second = await call(app, 'GET', `/voice/calls?agent_id=${agent.id}&limit=1&cursor=${first.body.next}`, {
@@ -2003,6 +2007,12 @@ describe('customers from CSV', () => {
     // ... and imported again as it is (an export re-imported): the same customer, no bad row.
     const again = await importCsv('phone\n+1 555 999 0042\n', { default_region: 'US' });
     expect([again.status, again.body], JSON.stringify(again.body)).toEqual([200, { rows: 1, inserted: 0, updated: 0, unchanged: 1 }]);
+    // Two numbers in one cell are not one made up of both (15 digits, E.164 in form).
+    for (const cell of ['+1 415 555 0123 / 0124', '+1 415 555 0123 - 0124']) {
+      const two = await importCsv(`phone\n${cell}\n`, { default_region: 'US' });
+      expect([two.status, two.body.error?.details?.rows?.[0]?.field], cell).toEqual([422, 'phone']);
+    }
+    expect(await db.sql`select phone from public.voice_customers where phone = '+141555501230124'`).toEqual([]);
   });
 
   it('rows of empty cells (as spreadsheets end their exports) are no rows', async () => {
@@ -2709,5 +2719,20 @@ describe('ids in capitals', () => {
     const [ticket] = await db.sql`select metadata from public.tickets where id = ${opened.body.ticket_id}`;
     expect(ticket.metadata).toEqual({ voice_call_id: id });
     expect((await call(app, 'GET', `/voice/calls/${id.toUpperCase()}`, { token: tok.agent })).body.ticket_id).toBe(opened.body.ticket_id);
+  });
+});
+
+describe('a parked agent', () => {
+  it('takes no new call from the call events (409 agent_inactive, nothing stored); its calls under way go on', async () => {
+    await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'parked-before', from: CALLER, answered: true });
+    await db.sql`update public.voice_agents set active = false where id = ${AGENT.acme}`;
+    onTestFinished(async () => void await db.sql`update public.voice_agents set active = true where id = ${AGENT.acme}`);
+    const refused = await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'parked-new', from: CALLER });
+    expect([refused.status, errorCode(refused)], JSON.stringify(refused.body)).toEqual([409, 'agent_inactive']);
+    expect(await db.sql`select id from public.voice_calls where provider_call_id = 'parked-new'`).toEqual([]);
+    const ended = await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'parked-before', status: 'completed' });
+    expect(ended.status, JSON.stringify(ended.body)).toBe(200);
+    const [before] = await db.sql`select status from public.voice_calls where provider_call_id = 'parked-before'`;
+    expect(before.status).toBe('completed');
   });
 });

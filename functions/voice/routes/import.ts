@@ -25,7 +25,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { CsvError, parse } from 'csv-parse';
 import { Readable } from 'node:stream';
-import { type CountryCode, isSupportedCountry, parsePhoneNumberFromString } from 'libphonenumber-js';
+import { type CountryCode, isSupportedCountry, parsePhoneNumberFromString, validatePhoneNumberLength } from 'libphonenumber-js';
 import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
@@ -162,8 +162,12 @@ function checkRow(
   // The database's own E.164 rule too: libphonenumber-js takes some short numbers
   // (+431117, 6 digits) that the column refuses. A number it does not know, written in
   // E.164, is kept as given, as the API keeps it (CanonicalPhone): a customer made
-  // through the API, exported and imported again, is not a bad row.
-  const given = cell.trim().startsWith('+') ? cell.replace(/[ ()./-]/g, '') : '';
+  // through the API, exported and imported again, is not a bad row. Not a cell that is
+  // two numbers run together (`+1 415 555 0123 / 0124` is 15 digits, E.164 in form): one
+  // with a slash (people's "or"), or longer than its country's numbers.
+  const given = cell.trim().startsWith('+') && !cell.includes('/') && validatePhoneNumberLength(cell) !== 'TOO_LONG'
+    ? cell.replace(/[ ()./-]/g, '')
+    : '';
   const phone = parsed?.isValid() && E164_PATTERN.test(parsed.number)
     ? parsed.number as string
     : E164_PATTERN.test(given)
