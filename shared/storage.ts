@@ -48,6 +48,13 @@ const expiry = (seconds: number) => new Date(Date.now() + seconds * 1000);
  *  else (an accent, a CJK name, `#`, `%`) is 400 InvalidKey there. */
 const STORAGE_KEY = /^[A-Za-z0-9_/!\-.*'() &$@=;:+,?]+$/;
 
+/** Whether Supabase Storage takes `p` as an object key: no object can be stored under
+ *  one it refuses (an attachment registered before 20261205191000 kept its file name as
+ *  given), so such a key names nothing to find or delete. */
+export function storableKey(p: string): boolean {
+  return STORAGE_KEY.test(p) && !p.split('/').some((s) => s === '' || s === '.' || s === '..');
+}
+
 /** Object paths come from the database (<tenant>/<ticket>/<attachment>/<file>); a dot
  *  segment would let a URL climb out of the bucket, so none is ever encoded. A key
  *  Storage would refuse is refused here too, on the local folder as on a hosted project. */

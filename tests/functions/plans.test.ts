@@ -322,6 +322,32 @@ describe('usage and limits', () => {
       const late = await runJobs({ tasks: ['attachment-upload-check'], budgetMs: 10_000 });
       expect(late.tasks['attachment-upload-check']).toMatchObject({ released: 1 });
       expect((await usage(globex)).metrics.storage_bytes.used).toBe(used + 400);
+      // One registered before keys were made Storage-safe (its file name as given, which
+      // Storage refuses as a key: it can hold no file) is released too, not retried for ever.
+      const legacy = await register(600);
+      expect(legacy.status).toBe(201);
+      await db.sql`update public.attachments set path = ${`${globex}/${ticket.id}/${legacy.body.attachment.id}/Rechnung März #3.pdf`}
+        where id = ${legacy.body.attachment.id}`;
+      await db.sql`update private.jobs set run_at = now()
+        where task = 'attachment-upload-check' and payload ->> 'attachment_id' = ${legacy.body.attachment.id}`;
+      await db.sql`delete from private.jobs where task = 'storage-delete'`;
+      // As on a hosted project (Supabase Storage, which refuses the key; here no Storage
+      // answers at all): the check asks it nothing, and neither do the release's deletes.
+      const backend = { STORAGE_BACKEND: process.env.STORAGE_BACKEND, SUPABASE_URL: process.env.SUPABASE_URL };
+      process.env.STORAGE_BACKEND = 'supabase';
+      process.env.SUPABASE_URL = 'http://127.0.0.1:9';
+      let legacyCheck;
+      try {
+        legacyCheck = await runJobs({ tasks: ['attachment-upload-check'], budgetMs: 10_000 });
+        await db.sql`update private.jobs set run_at = now() where task = 'storage-delete'`;
+        legacyCheck.tasks['storage-delete'] = (await runJobs({ tasks: ['storage-delete'], budgetMs: 10_000 })).tasks['storage-delete'];
+      } finally {
+        for (const [k, v] of Object.entries(backend)) v === undefined ? delete process.env[k] : (process.env[k] = v);
+      }
+      expect(legacyCheck.tasks['attachment-upload-check']).toMatchObject({ completed: 1, released: 1 });
+      expect(legacyCheck.tasks['storage-delete']).toMatchObject({ completed: 2, absent: 2 });
+      expect(await db.sql`select 1 from public.attachments where id = ${legacy.body.attachment.id}`).toEqual([]);
+      expect((await usage(globex)).metrics.storage_bytes.used).toBe(used + 400);
       expect((await register(600)).status).toBe(201);
     } finally {
       await db.sql`delete from public.attachments where tenant_id = ${globex} and ticket_id = ${ticket.id}`;

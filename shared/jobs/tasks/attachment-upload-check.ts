@@ -6,7 +6,7 @@
 // longer holds storage for ever. A storage that does not answer is retried with the
 // queue's backoff. Result: { uploaded }, { released } or { settled } (no longer pending).
 import { asService } from '../../db.ts';
-import { objectStorage } from '../../storage.ts';
+import { objectStorage, storableKey } from '../../storage.ts';
 import { JobError, type Task } from '../types.ts';
 
 export const attachmentUploadCheck: Task<{ tenant_id?: unknown; attachment_id?: unknown }> = {
@@ -23,8 +23,10 @@ export const attachmentUploadCheck: Task<{ tenant_id?: unknown; attachment_id?: 
         where tenant_id = ${tenantId} and id = ${attachmentId} and status = 'pending'`,
     );
     if (!pending) return { settled: 1 };
-    // Past the URL's expiry no upload can land: what the storage says now is final.
-    const uploaded = await objectStorage().exists(pending.bucket, pending.path);
+    // Past the URL's expiry no upload can land: what the storage says now is final. A key
+    // Storage refuses (a file name as given, before 20261205191000) never held a file: it
+    // was retried for ever, its size charged and its customer's pending cap full.
+    const uploaded = storableKey(pending.path) && await objectStorage().exists(pending.bucket, pending.path);
     const [{ outcome }] = await asService(
       tenantId,
       (tx) =>

@@ -11,7 +11,7 @@
 // keeps. A storage that does not answer is retried with the queue's backoff (1,000
 // attempts). Result: { deleted }, { absent } (gone already), { kept } or { restored }.
 import { asService } from '../../db.ts';
-import { objectStorage } from '../../storage.ts';
+import { objectStorage, storableKey } from '../../storage.ts';
 import { JobError, type Task } from '../types.ts';
 
 /** The call a recording object's path names: <tenant>/<call>/recording.<ext>. */
@@ -67,6 +67,9 @@ export const storageDelete: Task<{ bucket?: unknown; object?: unknown }> = {
       );
       if (used) return { kept: 1 };
     }
+    // No object is stored under a key Storage refuses: nothing to delete (not an error to
+    // retry a thousand times).
+    if (!storableKey(object)) return { absent: 1 };
     return (await objectStorage().remove(bucket, object)) ? { deleted: 1 } : { absent: 1 };
   },
 };
