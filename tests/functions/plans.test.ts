@@ -1205,3 +1205,32 @@ describe('rate limits', () => {
     }
   });
 });
+
+describe('SLA business hours and the plan', () => {
+  it('count only while the plan includes them: without the feature a new ticket is due in wall-clock time, and again in business time once it is back', async () => {
+    // One minute of business time a day: 60 business minutes are two months away.
+    const hours = { timezone: 'UTC', days: [0, 1, 2, 3, 4, 5, 6], start: '03:00', end: '03:01' };
+    await db.sql`insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes, business_hours)
+      values (${globex}, 'urgent', 60, 120, ${db.sql.json(hours)})`;
+    const dueIn = async () => {
+      const [t] = await db.sql`insert into public.tickets (tenant_id, title, priority, created_by)
+        values (${globex}, 'Urgent under the plan', 'urgent', ${users.globexUser.id})
+        returning extract(epoch from first_response_due_at - created_at) / 60 as minutes`;
+      return Number(t.minutes);
+    };
+    try {
+      expect(await dueIn()).toBeGreaterThan(60 * 24 * 30);
+      expect((await entitle(globex, { features: { sla_business_hours: false } })).status).toBe(200);
+      expect(await dueIn()).toBe(60);
+      // The hours stay stored, and count again when the feature comes back.
+      expect((await db.sql`select business_hours from public.sla_policies where tenant_id = ${globex} and priority = 'urgent'`)[0].business_hours)
+        .toEqual(hours);
+      expect((await entitle(globex, { features: { sla_business_hours: null } })).status).toBe(200);
+      expect(await dueIn()).toBeGreaterThan(60 * 24 * 30);
+    } finally {
+      await entitle(globex, { features: { sla_business_hours: null } });
+      await db.sql`delete from public.tickets where tenant_id = ${globex} and title = 'Urgent under the plan'`;
+      await db.sql`delete from public.sla_policies where tenant_id = ${globex} and priority = 'urgent'`;
+    }
+  });
+});
