@@ -645,3 +645,34 @@ describe('append-only', () => {
     expect(r).toEqual({ ok: true, value: [tenants.acme.id] });
   });
 });
+
+describe('a tenant purged', () => {
+  it('leaves one entry, its own deletion: none of its records stay in the trail, the purge’s copies included', async () => {
+    const purged = '30000000-0000-4000-8000-0000000000b1';
+    await db.sql.begin(async (tx) => {
+      await tx`select set_config('request.jwt.claims', ${JSON.stringify(supabaseClaims(users.super))}, true)`;
+      await tx`insert into public.tenants (id, name, slug) values (${purged}, 'Purged Co', 'purged-co')`;
+      await tx`insert into public.memberships (tenant_id, user_id, role) values (${purged}, ${users.acmeUser.id}, 'admin')`;
+      const [t] = await tx`insert into public.tickets (tenant_id, title, created_by)
+        values (${purged}, 'A secret of the purged', ${users.acmeUser.id}) returning id`;
+      await tx`insert into public.ticket_messages (tenant_id, ticket_id, author_id, type, content)
+        values (${purged}, ${t.id}, ${users.acmeUser.id}, 'message', 'Words of the purged')`;
+      await tx`update public.tickets set priority = 'high' where id = ${t.id}`;
+    });
+    const entries = async () =>
+      (await db.sql`select table_name, action from public.audit_logs where tenant_id = ${purged} order by id`)
+        .map((e) => `${e.action} ${e.table_name}`);
+    expect(await entries()).toEqual(expect.arrayContaining(['INSERT tickets', 'INSERT ticket_messages', 'UPDATE tickets']));
+    const bystander = (await db.sql`select count(*)::int as n from public.audit_logs where tenant_id = ${tenants.acme.id}`)[0].n;
+
+    const gone = await audited((tx) => tx`delete from public.tenants where id = ${purged}`);
+    expect(gone.map((e) => `${e.action} ${e.table_name}`)).toEqual(['DELETE tenants']);
+    expect(gone[0]).toMatchObject({ actor_user_id: users.super.id, old_data: expect.objectContaining({ slug: 'purged-co' }) });
+    expect(await entries()).toEqual(['DELETE tenants']);
+    const words = await db.sql`select id from public.audit_logs
+      where old_data::text like '%of the purged%' or new_data::text like '%of the purged%'`;
+    expect(words).toEqual([]);
+    // Another tenant's trail is its own.
+    expect((await db.sql`select count(*)::int as n from public.audit_logs where tenant_id = ${tenants.acme.id}`)[0].n).toBe(bystander);
+  });
+});

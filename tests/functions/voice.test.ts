@@ -639,6 +639,30 @@ describe('call events', () => {
     expect(await used()).toBe(before);
   });
 
+  it('an answer arriving after its failed end is taken: the duration runs from it to the end, and its minutes count', async () => {
+    const before = await used();
+    const start = new Date(Date.now() - 900_000);
+    const pickedUp = new Date(start.getTime() + 10_000);
+    const end = new Date(pickedUp.getTime() + 600_000);
+    expect((await started('pc-answer-late', { answered: false, started_at: start.toISOString() })).body).toMatchObject({ status: 'ringing' });
+    // The call drops after ten minutes of talk; the provider's answer event is retried after its end.
+    expect((await ended('pc-answer-late', { status: 'failed', outcome: 'dropped', ended_at: end.toISOString() })).body)
+      .toMatchObject({ applied: true, status: 'failed' });
+    const late = await answered('pc-answer-late', pickedUp.toISOString());
+    expect(late.body).toMatchObject({ applied: true, status: 'failed' });
+    const [c] = await db.sql`select status, answered_at, ended_at, duration_seconds from public.voice_calls
+      where tenant_id = ${acme} and provider_call_id = 'pc-answer-late'`;
+    expect(c).toEqual({ status: 'failed', answered_at: pickedUp, ended_at: end, duration_seconds: 600 });
+    expect(await used()).toBe(before + 10);
+    // Told again, nothing more.
+    expect((await answered('pc-answer-late', pickedUp.toISOString())).body).toMatchObject({ applied: false });
+    expect(await used()).toBe(before + 10);
+    // A call that ended missed was never picked up: a stray answer changes nothing.
+    await started('pc-missed-answer', { answered: false });
+    await ended('pc-missed-answer', { status: 'missed' });
+    expect((await answered('pc-missed-answer')).body).toMatchObject({ applied: false, status: 'missed' });
+  });
+
   it('start, segments in order, end: once each; repeated and late events change nothing', async () => {
     const first = await started('pc-1');
     expect(first.body).toMatchObject({ applied: true, status: 'ringing' });

@@ -32,7 +32,11 @@ const REDEFINITIONS: Record<string, string[]> = {
   // An invitation waits for its sender's disabling or loss of the platform role.
   'private.invitation_sender_still_admin': ['20261206148000_invitations_wait_for_their_sender.sql'],
   // A timed-out call takes its late answer.
-  'private.voice_call_answered': ['20261206155000_late_answer_of_a_timed_out_call.sql'],
+  // ... and so does a call the provider ended failed before the answer arrived (review).
+  'private.voice_call_answered': [
+    '20261206155000_late_answer_of_a_timed_out_call.sql',
+    '20261207144000_answers_after_the_end.sql',
+  ],
   // Only admins who can sign in count toward the last admin.
   'private.keep_last_admin': ['20261206142000_admins_who_can_act.sql'],
   // A merged ticket's followers follow the ticket it was merged into.
@@ -485,6 +489,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // ... and the policy of a ticket is its team's for the priority, else the tenant's, found by
   // private.sla_policy_for alone; a team change computes the due dates again (issue 16 §2).
   'private.apply_sla': ['20261202050100_sla_pause_while_pending.sql', '20261202141000_sla_policies_per_team.sql'],
+  // A policy's business hours count only while the tenant's plan includes them (review).
+  'private.sla_policy_for': ['20261207145000_business_hours_follow_the_plan.sql'],
   'private.run_sla_sweep': [
     '20261202050100_sla_pause_while_pending.sql',
     '20261202050200_sla_next_response_warnings_holidays.sql',
