@@ -102,7 +102,10 @@ export function registerAudit(app: TenantsApp): void {
         "follow `next` until it is null. An API key reads the entries of the tables its read scopes cover (a ticket's " +
         "with `tickets:read`, a call's with `calls:read`…) and the tenant's configuration; naming a table it cannot read " +
         'is 403 `insufficient_scope`. Search columns are never in the trail, and an UPDATE leaves out of both ' +
-        'images an unchanged value of more than 4 kB (the entry that last changed it holds it).',
+        'images an unchanged value of more than 4 kB (the entry that last changed it holds it). An entry is numbered ' +
+        'when its change is written and listed once its transaction commits, so a long transaction (an import, a ' +
+        'bulk delete) can add entries below ones already read: a reader that follows the trail re-reads the last ' +
+        'minutes from the top on its next pass (ids are unique, so repeats are recognised).',
       ...apiKeyScope('audit:read'),
       middleware: needs.tenantRole('admin', { scope: 'audit:read' }),
       request: { params: s.TenantIdParam, query: s.AuditQuery },
