@@ -647,7 +647,7 @@ describe('append-only', () => {
 });
 
 describe('a tenant purged', () => {
-  it('leaves one entry, its own deletion: none of its records stay in the trail, the purge’s copies included', async () => {
+  it('keeps its entries without their row images (the purge’s copies included), and its own deletion whole', async () => {
     const purged = '30000000-0000-4000-8000-0000000000b1';
     await db.sql.begin(async (tx) => {
       await tx`select set_config('request.jwt.claims', ${JSON.stringify(supabaseClaims(users.super))}, true)`;
@@ -665,10 +665,25 @@ describe('a tenant purged', () => {
     expect(await entries()).toEqual(expect.arrayContaining(['INSERT tickets', 'INSERT ticket_messages', 'UPDATE tickets']));
     const bystander = (await db.sql`select count(*)::int as n from public.audit_logs where tenant_id = ${tenants.acme.id}`)[0].n;
 
+    const before = await entries();
     const gone = await audited((tx) => tx`delete from public.tenants where id = ${purged}`);
-    expect(gone.map((e) => `${e.action} ${e.table_name}`)).toEqual(['DELETE tenants']);
-    expect(gone[0]).toMatchObject({ actor_user_id: users.super.id, old_data: expect.objectContaining({ slug: 'purged-co' }) });
-    expect(await entries()).toEqual(['DELETE tenants']);
+    const purge = gone.find((e) => e.table_name === 'tenants');
+    expect(purge).toMatchObject({ action: 'DELETE', actor_user_id: users.super.id, redacted_at: null });
+    expect(purge!.old_data).toMatchObject({ slug: 'purged-co' });
+    // Every entry stays (who did what, and when), the cascade's DELETEs too; only the
+    // tenants row's own deletion keeps its image.
+    const after = await db.sql`select table_name, action, actor_user_id, old_data, new_data, redacted_at
+      from public.audit_logs where tenant_id = ${purged} order by id`;
+    expect(after.map((e) => `${e.action} ${e.table_name}`)).toEqual([
+      ...before,
+      ...gone.map((e) => `${e.action} ${e.table_name}`),
+    ]);
+    expect(after.map((e) => `${e.action} ${e.table_name}`)).toEqual(
+      expect.arrayContaining(['DELETE tickets', 'DELETE ticket_messages', 'DELETE memberships']),
+    );
+    for (const e of after.filter((x) => !(x.table_name === 'tenants' && x.action === 'DELETE'))) {
+      expect(e, `${e.action} ${e.table_name}`).toMatchObject({ old_data: null, new_data: null, redacted_at: expect.any(Date) });
+    }
     const words = await db.sql`select id from public.audit_logs
       where old_data::text like '%of the purged%' or new_data::text like '%of the purged%'`;
     expect(words).toEqual([]);

@@ -4,7 +4,7 @@
 // with its own TMPDIR, interrupted as a terminal does once a test file has its database,
 // and its folder is looked for afterwards.
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,13 +17,21 @@ afterAll(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
-/** Processes whose command line names a path under `dir` (a postgres left running there). */
+/** Processes working in `dir` or naming it (every postgres process of a cluster works in
+ *  its data folder; only the postmaster names it on its command line). */
 function processesUnder(dir: string): string[] {
   const found: string[] = [];
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      if (cmd.includes(dir)) found.push(`${pid}: ${cmd}`);
+      const cwd = (() => {
+        try {
+          return readlinkSync(`/proc/${pid}/cwd`);
+        } catch {
+          return '';
+        }
+      })();
+      if (cmd.includes(dir) || cwd.startsWith(dir)) found.push(`${pid}: ${cmd}`);
     } catch { /* gone meanwhile */ }
   }
   return found;
@@ -45,27 +53,37 @@ it('Ctrl-C during a test file leaves no temp folder and no PostgreSQL behind', a
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
   const exited = new Promise<number | null>((r) => child.once('exit', (code, signal) => r(code ?? (signal ? 128 : null))));
-
-  // The run's folder, once its cluster holds a database cloned for a test file (template0,
-  // template1, postgres and the migrated template are the first four).
-  const deadline = Date.now() + 120_000;
-  let runDir: string | undefined;
-  while (Date.now() < deadline && child.exitCode === null) {
-    runDir = readdirSync(tmp).find((f) => f.startsWith('platform-test-'));
-    const base = runDir && path.join(tmp, runDir, 'data', 'base');
-    if (base && existsSync(base) && readdirSync(base).length >= 5) break;
-    await new Promise((r) => setTimeout(r, 100));
+  let code: number | null;
+  try {
+    // The run's folder, once its cluster holds a database cloned for a test file (template0,
+    // template1, postgres and the migrated template are the first four; `base` holds one
+    // folder per database, named by its oid).
+    const deadline = Date.now() + 90_000;
+    let cloned = false;
+    while (Date.now() < deadline && child.exitCode === null && !cloned) {
+      const runDir = readdirSync(tmp).find((f) => f.startsWith('platform-test-'));
+      const base = runDir && path.join(tmp, runDir, 'data', 'base');
+      cloned = !!base && existsSync(base) && readdirSync(base).filter((d) => /^\d+$/.test(d)).length >= 5;
+      if (!cloned) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(cloned, output).toBe(true);
+    expect(child.exitCode, output).toBeNull();
+    process.kill(-child.pid!, 'SIGINT');
+    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 30_000);
+    code = await exited;
+    clearTimeout(timer);
+  } finally {
+    // Whatever failed above, the nested run does not outlive this test.
+    if (child.exitCode === null && child.signalCode === null) {
+      process.kill(-child.pid!, 'SIGKILL');
+      await exited;
+    }
   }
-  expect(runDir, output).toBeDefined();
-  expect(child.exitCode, output).toBeNull();
-
-  process.kill(-child.pid!, 'SIGINT');
-  const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 60_000);
-  const code = await exited;
-  clearTimeout(timer);
 
   expect(code, output).not.toBe(0);
   // (The Supabase CLI unpacks a helper library into TMPDIR too; only the run's folder counts.)
   expect(readdirSync(tmp).filter((f) => f.startsWith('platform-test-')), output).toEqual([]);
+  // A killed server's children notice within moments; none is left after that.
+  for (let i = 0; i < 50 && processesUnder(tmp).length; i++) await new Promise((r) => setTimeout(r, 100));
   expect(processesUnder(tmp)).toEqual([]);
 }, 180_000);

@@ -344,6 +344,14 @@ describe('creating, listing and revoking keys', () => {
     const held = await secrets();
     const enable = await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${mine.body.id}`, { token: key, body: { enabled: true } });
     expect([enable.status, errorCode(enable)]).toEqual([403, 'insufficient_scope']);
+    // (Saying `enabled: true` of an endpoint that is on, with a description, turns nothing on.)
+    await db.sql`update public.webhook_endpoints set enabled = true where id = ${mine.body.id}`;
+    const restated = await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${mine.body.id}`, {
+      token: key,
+      body: { description: 'CRM sync', enabled: true },
+    });
+    expect(restated.status, JSON.stringify(restated.body)).toBe(200);
+    await db.sql`update public.webhook_endpoints set enabled = false where id = ${mine.body.id}`;
     const rotate = await call(tenantsApp, 'POST', `/tenants/${acme}/webhooks/${mine.body.id}/rotate-secret`, { token: key, body: {} });
     expect([rotate.status, errorCode(rotate)]).toEqual([403, 'insufficient_scope']);
     expect(await secrets()).toBe(held);
@@ -397,6 +405,26 @@ describe('creating, listing and revoking keys', () => {
     expect([await lapsed(made.body.id), await lapsed(mine.body.id)]).toEqual([true, false]);
     expect(await state(made.body.id)).toEqual({ enabled: false, disabled_reason: expect.stringContaining('has expired') });
     expect(await state(mine.body.id)).toEqual({ enabled: true, disabled_reason: null });
+    // A third key's admin is demoted: the key is refused (not revoked), and so its endpoint
+    // stops at its next delivery, saying why.
+    const [second] = await db.sql`insert into public.users (email) values ('key-c-admin@acme.test') returning id`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${second.id}, ${second.id})`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${acme}, ${second.id}, 'admin')`;
+    const secondTok = await supabaseToken({ id: second.id, email: 'key-c-admin@acme.test' }, { tenantId: acme });
+    const c = await createKey(acme, secondTok, { scopes: ['webhooks:manage', 'calls:read'] });
+    const back2 = await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${made.body.id}`, { token: tok.admin, body: { enabled: true } });
+    expect(back2.status).toBe(200);
+    const movedAgain = await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${made.body.id}`, {
+      token: c.key,
+      body: { url: 'http://127.0.0.1:9/key-c' },
+    });
+    expect(movedAgain.status, JSON.stringify(movedAgain.body)).toBe(200);
+    expect(await lapsed(made.body.id)).toBe(false);
+    await db.sql`update public.memberships set role = 'user' where tenant_id = ${acme} and user_id = ${second.id}`;
+    expect([await lapsed(made.body.id), await lapsed(mine.body.id)]).toEqual([true, false]);
+    expect(await state(made.body.id)).toEqual({ enabled: false, disabled_reason: expect.stringContaining('no longer is one') });
+    // (The person goes, and their key with them: its place in the plan's limit is given back.)
+    await db.sql`delete from public.users where id = ${second.id}`;
     for (const id of [made.body.id, mine.body.id]) {
       expect((await call(tenantsApp, 'DELETE', `/tenants/${acme}/webhooks/${id}`, { token: tok.admin })).status).toBe(204);
     }

@@ -404,3 +404,29 @@ describe('merging', () => {
     }
   });
 });
+
+describe("a colleague's reply", () => {
+  it('is the customer side answering: a pending ticket opens again; on a Chatwoot conversation it is not posted to the contact as the business', async () => {
+    await allowCustomerFollowers(true);
+    try {
+      const t = await ticket();
+      expect((await addColleague(t.id)).status).toBe(201);
+      expect((await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: 'pending' } })).status).toBe(200);
+      const wrote = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.colleague, body: { content: 'Here is the model number' } });
+      expect(wrote.status, JSON.stringify(wrote.body)).toBe(201);
+      const [row] = await db.sql`select status, sla_paused_at from public.tickets where id = ${t.id}`;
+      expect(row).toEqual({ status: 'open', sla_paused_at: null });
+      // A ticket of a Chatwoot conversation: staff's replies go to the contact, the colleague's do not.
+      await db.sql`update public.tickets set chatwoot_conversation_id = '7301' where id = ${t.id}`;
+      const replies = async () =>
+        (await db.sql`select r.content from private.chatwoot_replies r join public.ticket_messages m on m.id = r.message_id
+          where m.ticket_id = ${t.id} order by r.id`).map((r) => r.content);
+      expect((await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.colleague, body: { content: 'Customer words' } })).status)
+        .toBe(201);
+      expect((await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'Staff words' } })).status).toBe(201);
+      expect(await replies()).toEqual(['Staff words']);
+    } finally {
+      await allowCustomerFollowers(false);
+    }
+  });
+});

@@ -648,6 +648,8 @@ describe('call events', () => {
     // The call drops after ten minutes of talk; the provider's answer event is retried after its end.
     expect((await ended('pc-answer-late', { status: 'failed', outcome: 'dropped', ended_at: end.toISOString() })).body)
       .toMatchObject({ applied: true, status: 'failed' });
+    // An answer that does not say when is no answer time to count from (now is after the end).
+    expect((await answered('pc-answer-late')).body).toMatchObject({ applied: false, status: 'failed' });
     const late = await answered('pc-answer-late', pickedUp.toISOString());
     expect(late.body).toMatchObject({ applied: true, status: 'failed' });
     const [c] = await db.sql`select status, answered_at, ended_at, duration_seconds from public.voice_calls
@@ -2754,6 +2756,10 @@ describe('a parked agent', () => {
     const refused = await event({ type: 'call.started', tenant_id: acme, agent_id: AGENT.acme, provider_call_id: 'parked-new', from: CALLER });
     expect([refused.status, errorCode(refused)], JSON.stringify(refused.body)).toEqual([409, 'agent_inactive']);
     expect(await db.sql`select id from public.voice_calls where provider_call_id = 'parked-new'`).toEqual([]);
+    // A call people log by hand, after the fact, still names the agent that took it.
+    const [logged] = await db.sql`insert into public.voice_calls (tenant_id, agent_id, provider_call_id, status, started_at)
+      values (${acme}, ${AGENT.acme}, 'manual:parked-log', 'in_progress', now() - interval '1 day') returning agent_id`;
+    expect(logged.agent_id).toBe(AGENT.acme);
     const ended = await event({ type: 'call.ended', tenant_id: acme, provider_call_id: 'parked-before', status: 'completed' });
     expect(ended.status, JSON.stringify(ended.body)).toBe(200);
     const [before] = await db.sql`select status from public.voice_calls where provider_call_id = 'parked-before'`;

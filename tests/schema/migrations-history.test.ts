@@ -176,7 +176,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Sending a failed delivery again is audited (issue 14 review).
   'private.retry_webhook_delivery': ['20261207114000_delivery_retries_audited.sql'],
   // A reply is not queued for a ticket of a former Chatwoot account, and names its own.
-  'private.queue_chatwoot_reply': ['20261207120000_chatwoot_links_end_with_their_account.sql'],
+  // A key-made endpoint lapses with its key's admin too (review).
+  'private.webhook_endpoint_key_lapsed': ['20261207147000_key_made_endpoints_end_with_the_keys_admin.sql'],
+  'private.queue_chatwoot_reply': [
+    '20261207120000_chatwoot_links_end_with_their_account.sql',
+    '20261207146000_followers_replies_are_the_customers.sql', // staff's messages only
+  ],
   // The call events ask the tenant's state: no new call for a suspended one, nothing for a
   // deleted one; a deleted tenant has no knowledge (issue 14); a new call answers its
   // status after the events held for it (issue 14, early events).
@@ -557,6 +562,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206132000_next_response_follows_the_policy.sql',
     // An authorless message whose side the service role names (Chatwoot's) counts (issue 14 review).
     '20261207103000_chatwoot_replies_answer_tickets.sql',
+    // A customer follower's reply reopens a pending ticket, as the requester's does (review).
+    '20261207146000_followers_replies_are_the_customers.sql',
   ],
   'private.tickets_sla_pause': [
     '20261202050200_sla_next_response_warnings_holidays.sql',

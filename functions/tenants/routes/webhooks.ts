@@ -170,6 +170,12 @@ export function registerWebhooks(app: TenantsApp): void {
       const body = c.req.valid('json');
       await checkTarget(body.url);
       const endpoint = await callerDb(c, tenantId, async (tx) => {
+        // Whether it was on: turning an endpoint on is receiving, sending `enabled: true`
+        // with the rest of an endpoint that is on is not.
+        const [before] = await tx<{ enabled: boolean }>`
+          select enabled from public.webhook_endpoints where tenant_id = ${tenantId} and id = ${endpointId}
+          for no key update`;
+        if (!before) throw notFound('Webhook endpoint');
         const [row] = await tx<EndpointRow | undefined>`
           update public.webhook_endpoints set
             url = coalesce(${body.url ?? null}::text, url),
@@ -183,7 +189,7 @@ export function registerWebhooks(app: TenantsApp): void {
         // Pointing an endpoint elsewhere, changing what it receives, or turning it back on
         // (disabled by an admin, or when the key that set it up ended) is registering it
         // anew: the key must be able to read what it will then receive (rolled back if not).
-        if (body.url !== undefined || body.event_types !== undefined || body.enabled === true) {
+        if (body.url !== undefined || body.event_types !== undefined || (body.enabled === true && !before.enabled)) {
           requireEventScopes(c, row.event_types);
         }
         return row;

@@ -81,7 +81,10 @@ const routes = {
           'it (suspended, no voice in its plan), or with as many early events held as it may (32 a call; 1,000 or 16 MiB ' +
           'a tenant); `unknown_tenant`: no such tenant; `tenant_deleted`: the tenant is deleted and takes no event',
       ),
-      409: errorResponse("`invalid_transition`: the end asked for is not allowed from the call's status"),
+      409: errorResponse(
+        "`invalid_transition`: the end asked for is not allowed from the call's status; `agent_inactive`: a " +
+          'call.started names a parked agent, which takes no new call',
+      ),
       403: errorResponse(
         '`tenant_suspended`: a suspended tenant takes no new call (segments and the end of a call under way are still ' +
           "taken); `feature_not_in_plan`: the tenant's plan has no voice; `insufficient_scope` for a key without calls:write",
