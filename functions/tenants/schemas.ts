@@ -34,7 +34,8 @@ const Email = z.email().max(320).transform((e) => e.toLowerCase());
 // region (functions/voice/routes/import.ts) must be one libphonenumber-js knows, or
 // every import of the tenant that names none would be refused for it; whether call
 // recordings need the customer's consent (private.voice_call_recording_of) is a boolean;
-// how many tickets a customer files a day (private.customer_tickets_per_day) is 1–1,000,000,
+// how many tickets a customer files a day (private.customer_tickets_per_day) and how many
+// messages they write (private.customer_messages_per_day) are 1–1,000,000,
 // and the bytes a customer's pending uploads hold (private.customer_pending_upload_bytes)
 // 50 MiB–100 GiB.
 const Settings = JsonObject(16_384).superRefine((o, ctx) => {
@@ -54,6 +55,7 @@ const Settings = JsonObject(16_384).superRefine((o, ctx) => {
     }
   };
   wholeNumber('customer_tickets_per_day', 1, 1_000_000, 'must be a whole number from 1 to 1000000');
+  wholeNumber('customer_messages_per_day', 1, 1_000_000, 'must be a whole number from 1 to 1000000');
   wholeNumber(
     'customer_pending_upload_bytes',
     52_428_800,

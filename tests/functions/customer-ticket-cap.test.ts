@@ -215,3 +215,59 @@ describe("a customer's tickets a day", () => {
     expect(await db.sql`select * from private.customer_ticket_filings where tenant_id = ${tenants.globex.id}`).toEqual([]);
   });
 });
+
+describe("a customer's messages a day", () => {
+  const written = async () =>
+    (await db.sql`select coalesce(sum(posted), 0)::int as n from private.customer_message_posts
+      where tenant_id = ${acme} and user_id = ${users.acmeUser.id} and day = (now() at time zone 'UTC')::date`)[0].n as number;
+  const messagesAllowance = async (perDay: unknown) => {
+    const r = await call(tenantsApp, 'PATCH', `/tenants/${acme}`, { token: tok.admin, body: { settings: { customer_messages_per_day: perDay } } });
+    return r;
+  };
+
+  it('are counted on both paths: a bulk insert past the allowance is refused whole; the API answers 429; staff still write', async () => {
+    await allowance(1000);
+    const t = await call(app, 'POST', '/tickets', { token: tok.user, body: { title: 'Where I write a lot' } });
+    expect(t.status, JSON.stringify(t.body)).toBe(201);
+    expect((await messagesAllowance(5)).status).toBe(200);
+    const before = await written();
+    const count = async () => (await db.sql`select count(*)::int as n from public.ticket_messages where ticket_id = ${t.body.id}`)[0].n;
+    const inTicket = await count();
+    // PostgREST's path: 10,000 rows at once, refused whole.
+    const refused = await asCustomer((tx) =>
+      tx`insert into public.ticket_messages (tenant_id, ticket_id, type, content)
+        select ${acme}, ${t.body.id}, 'message', 'spam ' || g from generate_series(1, 10000) g`
+    ).catch((e: { code?: string; detail?: string }) => e);
+    expect((refused as { code?: string }).code).toBe('PT429');
+    expect(JSON.parse((refused as { detail: string }).detail)).toMatchObject({
+      code: 'rate_limited',
+      details: { scope: 'customer_messages_per_day', limit: 5 },
+    });
+    expect([await count(), await written()]).toEqual([inTicket, before]);
+    // The API: up to the allowance, then 429 with Retry-After.
+    for (let i = before; i < 5; i++) {
+      const ok = await call(app, 'POST', `/tickets/${t.body.id}/messages`, { token: tok.user, body: { content: `message ${i}` } });
+      expect(ok.status, JSON.stringify(ok.body)).toBe(201);
+    }
+    const res = await app.request(`/tickets/${t.body.id}/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tok.user}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ content: 'one too many' }),
+    });
+    const body = await res.json();
+    expect([res.status, body.error.code, body.error.details.scope]).toEqual([429, 'rate_limited', 'customer_messages_per_day']);
+    expect(res.headers.get('retry-after')).toBe(String(body.error.details.retry_after));
+    // Staff's replies (an admin's) are not the customer's count.
+    const reply = await call(app, 'POST', `/tickets/${t.body.id}/messages`, { token: tok.admin, body: { content: 'We hear you' } });
+    expect(reply.status).toBe(201);
+    expect(await written()).toBe(5);
+    // The next day counts afresh; the setting is a whole number from 1 to 1,000,000.
+    await db.sql`update private.customer_message_posts set day = day - 1 where user_id = ${users.acmeUser.id}`;
+    expect((await call(app, 'POST', `/tickets/${t.body.id}/messages`, { token: tok.user, body: { content: 'a new day' } })).status).toBe(201);
+    for (const bad of [0, 1.5, 1_000_001, 'many']) {
+      const r = await messagesAllowance(bad);
+      expect([r.status, errorCode(r)], String(bad)).toEqual([422, 'validation_failed']);
+    }
+    expect((await messagesAllowance(null)).status).toBe(200);
+  });
+});
