@@ -6,9 +6,8 @@
 -- tenant: a tenant's own telephony, with a key holding calls:write, started calls,
 -- transcripts and recordings on as many parked agents as it made, past its plan. A new
 -- call now needs an active agent (409 agent_inactive, as /route's reason says); events
--- for calls already started go on, and so does a call with no agent, and a call people
--- log by hand (`manual:`, after the fact: the agent may have been parked since). (A call
--- /route answered just before an admin parked its agent is refused: it was parked.)
+-- for calls already started go on, and so does a call with no agent. (A call /route
+-- answered just before an admin parked its agent is refused too: the agent was parked.)
 
 -- Definer: whoever starts the call (the provider, a key under RLS), the agent's state is read.
 create function private.voice_call_needs_active_agent() returns trigger
@@ -18,7 +17,7 @@ as $$
 declare
   v_active boolean;
 begin
-  if new.agent_id is null or new.provider_call_id like 'manual:%' then
+  if new.agent_id is null then
     return new;
   end if;
   select a.active into v_active from public.voice_agents a where a.tenant_id = new.tenant_id and a.id = new.agent_id;

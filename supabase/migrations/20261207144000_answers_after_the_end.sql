@@ -7,10 +7,9 @@
 -- ringing, 20261206160000), and the late answer was `applied: false` (taken only for a
 -- call ringing, or one the stale-call sweep ended): an answered call recorded as
 -- unanswered, its minutes never counted. Now the late answer of a failed call with no
--- answer on record is taken when it says when the call was answered: the answer
--- recorded, the duration counted from it to the end (call minutes follow the duration).
--- A call ended `missed` was never picked up and takes no answer, as before. (The
--- `call.ended` webhook already sent keeps its 0 seconds; the call, when read, has them.)
+-- answer on record is taken: the answer recorded, the duration counted from it to the
+-- end (call minutes follow the duration). A call ended `missed` was never picked up and
+-- takes no answer, as before.
 
 -- Redefined (20261206155000_late_answer_of_a_timed_out_call.sql): the late answer of a
 -- call the provider ended failed is taken; the lock wait bound of 20261206034000 kept.
@@ -51,10 +50,9 @@ begin
   end if;
   -- Ended failed by the provider before its answer arrived (the answer's delivery retried
   -- after the end's): the answer is recorded and the duration counted from it to the end.
-  -- Not a call ended missed (never picked up), nor an answer without its time (now would
-  -- be after the end: answered at the end, 0 s, and the retry that names the time ignored).
-  if c.status = 'failed' and c.answered_at is null and p_answered_at is not null then
-    v_at := least(greatest(p_answered_at, c.started_at), c.ended_at);
+  -- Not a call ended missed (never picked up).
+  if c.status = 'failed' and c.answered_at is null then
+    v_at := least(greatest(coalesce(p_answered_at, now()), c.started_at), c.ended_at);
     update public.voice_calls v
     set answered_at = v_at,
         duration_seconds = least(greatest(0, floor(extract(epoch from v.ended_at - v_at))), 2147483647)::int

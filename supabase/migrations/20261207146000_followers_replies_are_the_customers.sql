@@ -6,8 +6,7 @@
 -- * A follower's reply to a ticket waiting on the customer (`pending`) left it pending:
 --   the SLA stayed paused, the sweeps looked past the reply owed, and a rule "pending for
 --   3 days: resolve" resolved a ticket the customer's side had answered. It now reopens
---   the ticket, as the requester's reply does (20261206132000 had it restart staff's
---   reply clock only, the wait going on).
+--   the ticket, as the requester's reply does.
 -- * On a ticket of a Chatwoot conversation, a follower's message was queued to Chatwoot
 --   and posted there with the owner's token: the contact got a customer's words as the
 --   business's reply. Only staff's messages go to Chatwoot now.

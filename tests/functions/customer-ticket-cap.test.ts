@@ -264,6 +264,21 @@ describe("a customer's messages a day", () => {
     // The next day counts afresh; the setting is a whole number from 1 to 1,000,000.
     await db.sql`update private.customer_message_posts set day = day - 1 where user_id = ${users.acmeUser.id}`;
     expect((await call(app, 'POST', `/tickets/${t.body.id}/messages`, { token: tok.user, body: { content: 'a new day' } })).status).toBe(201);
+    // Edits count too: rewriting every message of theirs in one statement is as many
+    // writes (each a message.updated, a delivery per endpoint, an audit entry).
+    expect((await messagesAllowance(3)).status).toBe(200);
+    expect(await written()).toBe(1);
+    const mine = async () =>
+      (await db.sql`select content from public.ticket_messages where ticket_id = ${t.body.id} and author_id = ${users.acmeUser.id}
+        order by created_at`).map((m) => m.content);
+    const contents = await mine();
+    expect(contents.length).toBeGreaterThan(2);
+    const edit = await asCustomer((tx) =>
+      tx`update public.ticket_messages set content = content || ' (edited)' where ticket_id = ${t.body.id} and author_id = ${users.acmeUser.id}`
+    ).catch((e: { code?: string; detail?: string }) => e);
+    expect((edit as { code?: string }).code).toBe('PT429');
+    expect(JSON.parse((edit as { detail: string }).detail).details.scope).toBe('customer_messages_per_day');
+    expect([await mine(), await written()]).toEqual([contents, 1]);
     for (const bad of [0, 1.5, 1_000_001, 'many']) {
       const r = await messagesAllowance(bad);
       expect([r.status, errorCode(r)], String(bad)).toEqual([422, 'validation_failed']);

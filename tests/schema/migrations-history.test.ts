@@ -32,11 +32,17 @@ const REDEFINITIONS: Record<string, string[]> = {
   // An invitation waits for its sender's disabling or loss of the platform role.
   'private.invitation_sender_still_admin': ['20261206148000_invitations_wait_for_their_sender.sql'],
   // A timed-out call takes its late answer.
-  // ... and so does a call the provider ended failed before the answer arrived (review).
+  // ... and so does a call the provider ended failed before the answer arrived (review),
+  // when the answer says when (review of this stop's migrations).
   'private.voice_call_answered': [
     '20261206155000_late_answer_of_a_timed_out_call.sql',
     '20261207144000_answers_after_the_end.sql',
+    '20261207149000_review_of_this_stops_migrations.sql',
   ],
+  // Manual calls still name a parked agent; a purge keeps its tenant's entries without
+  // their images (review of this stop's migrations).
+  'private.voice_call_needs_active_agent': ['20261207149000_review_of_this_stops_migrations.sql'],
+  'private.tenant_purge_trail': ['20261207149000_review_of_this_stops_migrations.sql'],
   // Only admins who can sign in count toward the last admin.
   'private.keep_last_admin': ['20261206142000_admins_who_can_act.sql'],
   // A merged ticket's followers follow the ticket it was merged into.
