@@ -264,21 +264,40 @@ describe("a customer's messages a day", () => {
     // The next day counts afresh; the setting is a whole number from 1 to 1,000,000.
     await db.sql`update private.customer_message_posts set day = day - 1 where user_id = ${users.acmeUser.id}`;
     expect((await call(app, 'POST', `/tickets/${t.body.id}/messages`, { token: tok.user, body: { content: 'a new day' } })).status).toBe(201);
-    // Edits count too: rewriting every message of theirs in one statement is as many
-    // writes (each a message.updated, a delivery per endpoint, an audit entry).
+    // Edits count too, on a counter of their own with the same allowance: rewriting every
+    // message of theirs in one statement is as many writes (each a message.updated, a
+    // delivery per endpoint, an audit entry).
     expect((await messagesAllowance(3)).status).toBe(200);
-    expect(await written()).toBe(1);
+    const edits = async () =>
+      (await db.sql`select coalesce(sum(edited), 0)::int as n from private.customer_message_edits
+        where tenant_id = ${acme} and user_id = ${users.acmeUser.id} and day = (now() at time zone 'UTC')::date`)[0].n as number;
     const mine = async () =>
-      (await db.sql`select content from public.ticket_messages where ticket_id = ${t.body.id} and author_id = ${users.acmeUser.id}
-        order by created_at`).map((m) => m.content);
+      (await db.sql`select id, content from public.ticket_messages where ticket_id = ${t.body.id} and author_id = ${users.acmeUser.id}
+        order by created_at, id`).map((m) => ({ id: m.id as string, content: m.content as string }));
     const contents = await mine();
-    expect(contents.length).toBeGreaterThan(2);
+    expect(contents.length).toBeGreaterThan(3);
     const edit = await asCustomer((tx) =>
       tx`update public.ticket_messages set content = content || ' (edited)' where ticket_id = ${t.body.id} and author_id = ${users.acmeUser.id}`
     ).catch((e: { code?: string; detail?: string }) => e);
     expect((edit as { code?: string }).code).toBe('PT429');
-    expect(JSON.parse((edit as { detail: string }).detail).details.scope).toBe('customer_messages_per_day');
-    expect([await mine(), await written()]).toEqual([contents, 1]);
+    expect(JSON.parse((edit as { detail: string }).detail).details).toMatchObject({ scope: 'customer_message_edits_per_day', limit: 3 });
+    expect([await mine(), await edits(), await written()]).toEqual([contents, 0, 1]);
+    // One edit counts one; one that changes nothing counts nothing; staff's edits are theirs.
+    const path = (id: string) => `/tickets/${t.body.id}/messages/${id}`;
+    expect((await call(app, 'PATCH', path(contents[0].id), { token: tok.user, body: { content: 'fixed typo' } })).status).toBe(200);
+    await asCustomer((tx) => tx`update public.ticket_messages set content = content where id = ${contents[1].id}`);
+    expect(await edits()).toBe(1);
+    // Through the API, past the allowance: 429 with Retry-After, and the message as it was.
+    await db.sql`update private.customer_message_edits set edited = 3 where user_id = ${users.acmeUser.id}`;
+    const over = await app.request(path(contents[2].id), {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${tok.user}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ content: 'one edit too many' }),
+    });
+    const overBody = await over.json();
+    expect([over.status, overBody.error.code, overBody.error.details.scope]).toEqual([429, 'rate_limited', 'customer_message_edits_per_day']);
+    expect(over.headers.get('retry-after')).toBe(String(overBody.error.details.retry_after));
+    expect((await mine())[2].content).toBe(contents[2].content);
     for (const bad of [0, 1.5, 1_000_001, 'many']) {
       const r = await messagesAllowance(bad);
       expect([r.status, errorCode(r)], String(bad)).toEqual([422, 'validation_failed']);

@@ -107,6 +107,8 @@ const SAFE: Record<string, string> = {
     "counts only the caller's own tickets, in a tenant among tenant_ids('user'); else returns at once",
   'private.check_customer_message(p_tenant_id uuid)':
     "counts only the caller's own messages, in a tenant among tenant_ids('user'); else returns at once",
+  'private.check_customer_edits(p_tenant_id uuid, p_edits integer)':
+    "counts only the caller's own edits, in a tenant among tenant_ids('user'); else returns at once",
   'private.voice_agents_for_members(p_tenant_id uuid)':
     "the agents of a tenant among the caller's own (tenant_ids('user')), without their LLM configuration; else nothing",
   'private.voice_own_customer_records(p_tenant_id uuid)':

@@ -232,6 +232,7 @@ describe('definer functions that trusted the tenant in their arguments', () => {
       'check_customer_upload(uuid,bigint)', // the caller's own pending attachments, in a tenant they belong to; else nothing
       'check_customer_filing(uuid)', // the caller's own tickets, in a tenant they belong to (tenant_ids('user')); else nothing
       'check_customer_message(uuid)', // the caller's own messages, in a tenant they belong to (tenant_ids('user')); else nothing
+      'check_customer_edits(uuid,integer)', // the caller's own edits, in a tenant they belong to (tenant_ids('user')); else nothing
       'voice_agents_for_members(uuid)', // a tenant among the caller's own (tenant_ids('user')), else nothing
       'voice_own_customer_records(uuid)', // the caller's own records, in a tenant they belong to (tenant_ids('user'))
       'voice_held_events(uuid,text,bigint,integer)', // staff of the tenant (tenant_ids('agent')) or platform admins, else nothing
