@@ -1278,15 +1278,22 @@ describe('outbound webhooks', () => {
         where endpoint_id = ${reg.body.id} and status = 'delivered'`)[0].n;
       // Runs, spaced, for up to one interval and a half: on a loaded machine a woken job
       // may not be due at the first, and a deferral the reset found held at that instant
-      // (20261206152000) waits out its interval (10 s). The wake itself, step by step, is
-      // the test 'a probe that gets through wakes the deliveries…' below. A receiver slowed
-      // by the load is given the time to answer (a timeout would be an attempt more).
-      for (let run = 0; run < 30 && await sent() < 6; run++) {
+      // (20261206152000) waits out its interval — 20 s here, the breaker's second (the
+      // first probe failed: six failures in a row). The wake itself, step by step, is the
+      // test 'a probe that gets through wakes the deliveries…' below. A receiver slowed by
+      // the load is given the time to answer (a timeout would be an attempt more).
+      const until = Date.now() + 35_000;
+      while (Date.now() < until && await sent() < 6) {
         await deliverWebhooks({ timeoutMs: 10_000, budgetMs: 15_000 });
         if (await sent() < 6) await new Promise((r) => setTimeout(r, 500));
       }
       const delivered = await db.sql`select status from private.webhook_deliveries where endpoint_id = ${reg.body.id}`;
-      expect(delivered.map((d) => d.status)).toEqual(Array(6).fill('delivered'));
+      // What held a delivery back, should one be left (its job and the breaker's record of it).
+      const held = await db.sql`select d.id, d.status, j.run_at - now() as due_in, j.locked_by, j.attempts, w.woken_at
+        from private.webhook_deliveries d left join private.jobs j on j.job_key = 'delivery:' || d.id
+        left join private.webhook_breaker_deferrals w on w.job_id = j.id
+        where d.endpoint_id = ${reg.body.id} and d.status <> 'delivered'`;
+      expect(delivered.map((d) => d.status), JSON.stringify(held)).toEqual(Array(6).fill('delivered'));
       expect(rx.received.filter((r) => r.verified && r.type === 'ticket.created')).toHaveLength(6);
       expect(await attempts()).toBe(7);
     } finally {
