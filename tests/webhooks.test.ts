@@ -22,7 +22,7 @@ import { chatwootUrlToken } from '../shared/webhooks/chatwoot.ts';
 import { runJobs } from '../shared/jobs/runner.ts';
 import { resolvedTargetProblem, webhookTargetProblem } from '../shared/webhooks/ssrf.ts';
 import { apiKey } from '../scripts/tokens.mjs';
-import { someoneWaitsFor } from './helpers/advisory-locks.ts';
+import { settled, someoneWaitsFor } from './helpers/advisory-locks.ts';
 import { freshDatabase, probeAs, type TestDatabase } from './helpers/db.ts';
 import { call, errorCode } from './helpers/http.ts';
 import { LOCAL_CLERK_ISSUER, supabaseClaims, tenants, users } from './helpers/seed.ts';
@@ -1417,6 +1417,45 @@ describe('outbound webhooks', () => {
       expect((await db.sql`select run_at > now() + interval '50 seconds' as later from private.jobs where id = ${late.id}`)[0].later).toBe(true);
     } finally {
       await db.sql`delete from private.jobs where task = 'wake-probe'`;
+      await db.sql`delete from public.webhook_endpoints where id = ${endpoint.id}`;
+    }
+  });
+
+  it('a probe getting through while a deferred job is being put back wakes it: defer_job waits for the reset', async () => {
+    const [endpoint] = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, consecutive_failures, failing_since)
+      values (${tenants.acme.id}, 'https://hooks.example.com/wake-race', 'v1:x', 6, now()) returning id`;
+    const holder = await db.sql.reserve();
+    try {
+      const [job] = await db.sql`select id from private.add_job('wake-race')`;
+      await db.sql`update private.jobs set locked_by = 'w', locked_until = now() + interval '1 minute' where id = ${job.id}`;
+      await db.sql`select private.webhook_endpoint_gate(${tenants.acme.id}, ${endpoint.id})`; // another job's probe
+      const [{ wait }] = await db.sql`select private.webhook_endpoint_gate_job(${tenants.acme.id}, ${endpoint.id}, ${job.id}) as wait`;
+      expect(wait).not.toBeNull();
+      // The worker puts the deferred job back while its row is held for a moment (a lease
+      // renewal of the worker's batch holds it so)...
+      await holder`begin`;
+      await holder`select 1 from private.jobs where id = ${job.id} for no key update`;
+      const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+      const deferred = db.sql`select private.defer_job('w', ${job.id}, ${Math.ceil(Number(wait))}) as ok`.execute();
+      expect(await someoneWaitsFor(db.sql, pid)).toBe(true);
+      // ...when the probe gets through (as private.record_webhook_attempt records it). The
+      // reset either runs now or waits for defer_job: whichever it does, the job is woken.
+      const reset = db.sql`update public.webhook_endpoints set consecutive_failures = 0, failing_since = null where id = ${endpoint.id}`.execute();
+      for (let i = 0; i < 200 && !(await settled(reset)); i++) {
+        const [{ n }] = await db.sql`select count(*)::int as n from pg_catalog.pg_stat_activity
+          where datname = pg_catalog.current_database() and wait_event_type = 'Lock'`;
+        if (n >= 2) break; // defer_job waits for the holder, the reset for defer_job
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await holder`commit`;
+      expect((await deferred)[0].ok).toBe(true);
+      await reset;
+      expect((await db.sql`select run_at <= now() as due, locked_by from private.jobs where id = ${job.id}`)[0]).toEqual({ due: true, locked_by: null });
+      expect(await db.sql`select 1 from private.webhook_breaker_deferrals where endpoint_id = ${endpoint.id}`).toHaveLength(0);
+    } finally {
+      await holder`rollback`.catch(() => undefined);
+      holder.release();
+      await db.sql`delete from private.jobs where task = 'wake-race'`;
       await db.sql`delete from public.webhook_endpoints where id = ${endpoint.id}`;
     }
   });

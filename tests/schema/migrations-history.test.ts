@@ -393,7 +393,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // And a pick made moot gives the agent's turn back.
   // A probe that gets through wakes the deliveries the breaker deferred.
   'private.webhook_endpoint_breaker_reset': ['20261206152000_probe_success_wakes_deferred_deliveries.sql'],
-  'private.defer_job': ['20261206152000_probe_success_wakes_deferred_deliveries.sql'],
+  // Later: defer_job waits for a reset in progress (its endpoint's row first).
+  'private.defer_job': ['20261206152000_probe_success_wakes_deferred_deliveries.sql', '20261207160000_defer_job_waits_for_a_reset.sql'],
   // The assign-ticket job's unused pick gives the turn back, as hand_off_ticket's does.
   'private.auto_assign_ticket': [
     '20261206151000_assign_job_gives_the_turn_back.sql',
