@@ -60,7 +60,9 @@ function parse(line: string) {
 describe('the README deploy commands, against the pinned CLI', () => {
   it('are the ones a deploy needs', () => {
     const paths = commands.map((c) => parse(c).path.join(' '));
-    expect(paths).toEqual(['login', 'link', 'db push', 'db push', 'db query', 'functions deploy', 'secrets set', 'secrets set']);
+    expect(paths).toEqual([
+      'login', 'link', 'db push', 'db push', 'db query', 'db query', 'functions deploy', 'secrets set', 'secrets set', 'db query',
+    ]);
   });
 
   it('make the encryption key once, apart from the commands each deploy re-runs', () => {
@@ -164,6 +166,13 @@ describe('a hosted-like database, deployed with the README commands', () => {
     await sql`insert into auth.users (id, email, email_confirmed_at) values ('7a000000-0000-4000-8000-000000000002', 'second@hosted.test', now())`;
     const ids = await sql`select issuer, subject from public.user_identities`;
     expect(ids.map((r) => `${r.issuer} ${r.subject}`)).toEqual([`https://${REF}.supabase.co/auth/v1 7a000000-0000-4000-8000-000000000002`]);
+  }, 60_000);
+
+  it('makes the first platform super-admin with the README step, found by address whatever its case', async () => {
+    const line = find(/^npx supabase db query --remote "insert into public\.platform_admins/).replace('<you@example.com>', 'Second@Hosted.test');
+    await run(line, ['--yes']);
+    const admins = await sql`select u.email from public.platform_admins a join public.users u on u.id = a.user_id`;
+    expect(admins.map((a) => a.email)).toEqual(['second@hosted.test']);
   }, 60_000);
 
   it('went through without pg_cron and pg_net, which this machine lacks: the schedules were skipped', async () => {
