@@ -491,6 +491,33 @@ describe('lifecycle', () => {
     expect(removal.later).toBe(true);
   });
 
+  it("a deleted tenant's suspension that fails for good is not queued again at once: it waits for the removal", async () => {
+    const t = await createTenant(['chatwoot']);
+    await drain();
+    const made = (await services(t.id)).chatwoot;
+    expect((await call(tenantsApp, 'DELETE', `/tenants/${t.id}`, { token: superToken })).status).toBe(200);
+    // Chatwoot refuses the platform token (a permanent error) for every suspension: each
+    // one that ended failed used to queue the next at once, for the whole grace period.
+    await drain(connectors({ chatwootToken: 'revoked-token' }));
+    const jobs = await db.sql`select dead_at is not null as dead, run_at > now() + interval '6 days' as later
+      from private.jobs where task = 'provision' and payload ->> 'tenant_id' = ${t.id} order by id`;
+    expect(jobs).toEqual([{ dead: true, later: false }, { dead: false, later: true }]); // the suspension; the removal
+    expect((await services(t.id)).chatwoot).toMatchObject({ desired_state: 'removed', state: 'failed', last_error: expect.stringContaining('401') });
+    expect(chatwoot.accounts.get(made.external_ids.account_id)?.status).toBe('active');
+    // A space recorded as failed (its account made, a later change refused) is likewise
+    // tried once: the suspension does not mark it provisioning, which a job bringing the
+    // space up does, and whose failure queues the suspension at once.
+    const u = await createTenant(['chatwoot']);
+    await drain();
+    await db.sql`update public.tenant_services set state = 'failed' where tenant_id = ${u.id}`;
+    expect((await call(tenantsApp, 'DELETE', `/tenants/${u.id}`, { token: superToken })).status).toBe(200);
+    await drain(connectors({ chatwootToken: 'revoked-token' }));
+    const after = await db.sql`select dead_at is not null as dead, run_at > now() + interval '6 days' as later
+      from private.jobs where task = 'provision' and payload ->> 'tenant_id' = ${u.id} order by id`;
+    expect(after).toEqual([{ dead: true, later: false }, { dead: false, later: true }]);
+    expect((await services(u.id)).chatwoot).toMatchObject({ desired_state: 'removed', state: 'failed' });
+  });
+
   it('a tenant is deleted outright only once its partner services are removed (they would stay live at the partners)', async () => {
     const t = await createTenant(['chatwoot', 'botpress']);
     await drain();

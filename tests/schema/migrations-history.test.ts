@@ -61,14 +61,18 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.webhook_endpoint_secret_rotated': ['20261206063000_second_round_review.sql'],
   // A deleted tenant's partner spaces are suspended during the removal's grace period.
   // ... a removed space being brought back marked provisioning; only a removed one waits (issue 14 review).
+  // ... the grace period's suspension does not mark the space provisioning (its failure looped).
   'private.provisioning_context': [
     '20261206052000_deleted_tenants_suspended_during_grace.sql',
     '20261207101000_provisioning_in_flight_not_taken_as_settled.sql',
+    '20261207161000_grace_suspension_failure_not_requeued.sql',
   ],
   // ... a resume asked for, or a space up or failed during the grace period: suspended now (issue 14 review).
+  // ... failed only from provisioning (a job bringing it up), not the suspension's own failure.
   'private.tenant_services_enqueue': [
     '20261206052000_deleted_tenants_suspended_during_grace.sql',
     '20261207101000_provisioning_in_flight_not_taken_as_settled.sql',
+    '20261207161000_grace_suspension_failure_not_requeued.sql',
   ],
   // The stored size moves the quota through the table's own count; a file past 50 MiB is a refusal.
   'private.attachment_size_as_stored': ['20261206046000_stored_sizes_review.sql', '20261206056000_empty_uploads_charged_as_stored.sql'],
