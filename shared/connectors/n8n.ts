@@ -167,8 +167,17 @@ export function n8nConnector(config: N8nConfig): Connector {
       }
       const credentials = { email: ctx.admin.email, invite_url: inviteUrl };
       const changed = ctx.credentials?.email !== credentials.email || ctx.credentials?.invite_url !== inviteUrl;
-      await ctx.checkpoint({ user_id: userId }, changed ? credentials : undefined);
-      const ids: Record<string, unknown> = { user_id: userId };
+      // Whose login it is, judged when the tenant first records it: a login that had
+      // joined before this tenant invited anyone is the person's own (made for another
+      // tenant, or by hand), and removal leaves it; an invitation's is the tenant's. One
+      // recorded before this was kept is judged now, leaving a joined login alone.
+      const ownerLogin = ctx.externalIds.user_id === userId && ctx.externalIds.owner_login
+        ? ctx.externalIds.owner_login
+        : found && !found.isPending
+        ? 'existing'
+        : 'invited';
+      await ctx.checkpoint({ user_id: userId, owner_login: ownerLogin }, changed ? credentials : undefined);
+      const ids: Record<string, unknown> = { user_id: userId, owner_login: ownerLogin };
       if (config.mode === 'projects') {
         // The project recorded, while it exists (a slug can change later, and the name with
         // it); else the one of this tenant's name (a create whose answer was lost).
@@ -217,8 +226,8 @@ export function n8nConnector(config: N8nConfig): Connector {
     // again.
     async resume() {},
     // The tenant's project goes; the owner's login goes too unless another tenant's
-    // service still uses it (or it is one of n8n's own admins), which revokes a pending
-    // invitation.
+    // service still uses it, it is one of n8n's own admins, or it was the person's own
+    // before the tenant (owner_login); going, a pending invitation is revoked.
     async remove(ctx) {
       const userId = await ownerId(ctx);
       const projectId = await tenantProject(ctx);
@@ -229,6 +238,9 @@ export function n8nConnector(config: N8nConfig): Connector {
       // Found by e-mail (no id recorded): the current admin's, maybe someone's own login
       // made elsewhere. Only a pending invitation, which the lost answer may have made, goes.
       if (!ctx.externalIds.user_id && !user.isPending) return;
+      // The person's own login, found joined when the tenant recorded it: theirs to keep
+      // (and, at n8n, their personal workflows and credentials with it).
+      if (ctx.externalIds.owner_login === 'existing' && !user.isPending) return;
       await removeCall(`/users/${encodeURIComponent(userId)}`);
     },
     async check(ctx) {

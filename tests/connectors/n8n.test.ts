@@ -113,3 +113,34 @@ describe('an answer lost before the ids were recorded', () => {
     expect(projects().get(projectId)?.members.has(userId)).toBe(false);
   });
 });
+
+describe("whose login the tenant's owner is", () => {
+  const shared = () => n8nConnector({ url: n8n.url, apiKey: n8n.apiKey, mode: 'shared', timeoutMs: 3_000 });
+  const projectsMode = () => n8nConnector({ url: n8n.url, apiKey: n8n.apiKey, mode: 'projects', timeoutMs: 3_000 });
+  const userOf = (email: string) => [...n8n.users.values()].find((u) => u.email === email);
+
+  it("removal leaves a login that had joined before the tenant recorded it (the person's own), in either mode", async () => {
+    for (const [mode, connector] of [['shared', shared], ['projects', projectsMode]] as const) {
+      const email = `own-${mode}@n8n-own.test`;
+      const id = crypto.randomUUID();
+      n8n.users.set(id, { id, email, role: 'global:member', isPending: false, createdAt: new Date().toISOString() });
+      const t = tenant(`n8n-own-${mode}`, email);
+      await step(connector(), t, 'ensure');
+      expect(t.externalIds).toMatchObject({ user_id: id, owner_login: 'existing' });
+      await step(connector(), t, 'remove');
+      expect(userOf(email), mode).toMatchObject({ id, isPending: false });
+      if (mode === 'projects') expect(projects().has(t.externalIds.project_id)).toBe(false);
+    }
+  });
+
+  it('removal deletes the login the tenant invited, also once its invitation was accepted', async () => {
+    const t = tenant('n8n-invited');
+    await step(shared(), t, 'ensure');
+    expect(t.externalIds.owner_login).toBe('invited');
+    n8n.accept(t.admin!.email);
+    await step(shared(), t, 'ensure'); // joined since: still the tenant's
+    expect(t.externalIds.owner_login).toBe('invited');
+    await step(shared(), t, 'remove');
+    expect(userOf(t.admin!.email)).toBeUndefined();
+  });
+});
