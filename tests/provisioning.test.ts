@@ -518,6 +518,53 @@ describe('lifecycle', () => {
     expect((await services(u.id)).chatwoot).toMatchObject({ desired_state: 'removed', state: 'failed' });
   });
 
+  it("a removal called off after Chatwoot's DELETE failed has that account deleted when the space is made again, not left behind", async () => {
+    const t = await createTenant(['chatwoot']);
+    await drain();
+    const old = (await services(t.id)).chatwoot.external_ids.account_id;
+    await db.sql`update public.tenants set settings = settings || '{"removal_grace_days": "0"}' where id = ${t.id}`;
+    chatwoot.server.faults = { ...chatwoot.server.faults, match: /^DELETE \/platform\/api\/v1\/accounts\//, fail5xx: 1 };
+    expect((await call(tenantsApp, 'DELETE', `/tenants/${t.id}`, { token: superToken })).status).toBe(200);
+    expect((await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 })).retried).toBe(1);
+    expect(chatwoot.accounts.get(old)).toMatchObject({ status: 'suspended', custom_attributes: { deletion_requested_at: expect.any(String) } });
+    // Restored while that removal waits out its backoff: the space is made again.
+    await db.sql`update public.tenants set settings = settings - 'removal_grace_days' where id = ${t.id}`;
+    expect((await call(tenantsApp, 'POST', `/tenants/${t.id}/resume`, { token: superToken })).status).toBe(200);
+    await drain();
+    const made = (await services(t.id)).chatwoot;
+    expect(made).toMatchObject({ desired_state: 'active', state: 'active' });
+    expect(made.external_ids.account_id).not.toBe(old);
+    chatwoot.runJobs();
+    expect(chatwoot.accounts.has(old)).toBe(false);
+    expect(chatwoot.accounts.get(made.external_ids.account_id)?.status).toBe('active');
+    expect(partnerObjects(t).chatwootAccounts).toBe(1);
+  });
+
+  it("the partner account's owner is the oldest admin who can sign in; with none, making it stops and says why", async () => {
+    const t = await createTenant(['chatwoot']);
+    await drain();
+    const [next] = await db.sql`insert into public.users (email, first_name) values (${`next@${t.slug}.test`}, 'Nia') returning id`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${next.id}, 'admin')`;
+    // The first admin is disabled by a platform admin (the membership stays).
+    await db.sql`update public.users set status = 'disabled' where email = ${t.email}`;
+    const retry = async () => {
+      await db.sql`update public.tenant_services set state = 'failed' where tenant_id = ${t.id}`;
+      expect((await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/retry`, { token: superToken })).status).toBe(202);
+      await drain();
+      return (await services(t.id)).chatwoot;
+    };
+    const made = await retry();
+    expect(made.state).toBe('active');
+    const owner = chatwoot.users.get(made.external_ids.user_id);
+    expect(owner?.email).toBe(`next@${t.slug}.test`);
+    expect(chatwoot.links.some((l) => l.account_id === made.external_ids.account_id && l.user_id === owner!.id)).toBe(true);
+    const [{ credentials_encrypted }] = await db.sql`select credentials_encrypted from public.tenant_services where tenant_id = ${t.id}`;
+    expect((await decryptJson<{ email: string }>(credentials_encrypted, { tenantId: t.id, service: 'chatwoot' })).email).toBe(`next@${t.slug}.test`);
+    // Locked out too (marked deleted, the membership kept): no admin can own it.
+    await db.sql`update public.users set status = 'deleted' where id = ${next.id}`;
+    expect(await retry()).toMatchObject({ state: 'failed', last_error: expect.stringContaining('no admin') });
+  });
+
   it('a tenant is deleted outright only once its partner services are removed (they would stay live at the partners)', async () => {
     const t = await createTenant(['chatwoot', 'botpress']);
     await drain();

@@ -202,16 +202,30 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         ? { ...kept, email: ctx.admin.email, password: credentials!.password }
         : { ...kept, email: ctx.admin.email, existing_login: true, note: EXISTING_LOGIN_NOTE };
 
-      let account = accountId(ctx) ? live(await getAccount(accountId(ctx)!)) : undefined;
+      // An account this tenant's removal marked is going, or was to go when its DELETE
+      // failed and the removal was called off (a restore, Chatwoot switched on again):
+      // its deletion is asked for (again: Chatwoot answers 200, or 404 once it is gone)
+      // before a new account takes its place, or it would be left at Chatwoot for good,
+      // conversations and all, with nothing here recording it.
+      const finishDeletion = async (a: Account) => {
+        if (a.custom_attributes?.tenant_id === ctx.tenant.id && a.custom_attributes?.[DELETION_MARK]) {
+          await call(`/platform/api/v1/accounts/${a.id}`, { method: 'DELETE', accept: [404] });
+        }
+      };
+      const recorded = accountId(ctx) ? await getAccount(accountId(ctx)!) : undefined;
+      let account = live(recorded);
+      if (recorded && !account) await finishDeletion(recorded);
       if (!account) {
         const { body: fresh } = await call(`/platform/api/v1/users/${user.id}`) as { body: User };
         for (const a of fresh.accounts ?? []) {
-          if (a.name !== accountName(ctx)) continue;
-          const candidate = live(await getAccount(a.id));
+          if (a.name !== accountName(ctx) || a.id === recorded?.id) continue;
+          const found = await getAccount(a.id);
+          const candidate = live(found);
           if (candidate && candidate.custom_attributes?.tenant_id === ctx.tenant.id) {
             account = candidate;
             break;
           }
+          if (found) await finishDeletion(found);
         }
       }
       if (!account) {

@@ -62,10 +62,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   // A deleted tenant's partner spaces are suspended during the removal's grace period.
   // ... a removed space being brought back marked provisioning; only a removed one waits (issue 14 review).
   // ... the grace period's suspension does not mark the space provisioning (its failure looped).
+  // ... the partner accounts' owner is the oldest admin whose account is active.
   'private.provisioning_context': [
     '20261206052000_deleted_tenants_suspended_during_grace.sql',
     '20261207101000_provisioning_in_flight_not_taken_as_settled.sql',
     '20261207161000_grace_suspension_failure_not_requeued.sql',
+    '20261207162000_partner_owner_is_an_active_admin.sql',
   ],
   // ... a resume asked for, or a space up or failed during the grace period: suspended now (issue 14 review).
   // ... failed only from provisioning (a job bringing it up), not the suspension's own failure.
