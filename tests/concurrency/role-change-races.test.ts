@@ -110,3 +110,28 @@ it('an internal note written while a follower is being demoted leaves them no no
   const [{ role }] = await db.sql`select role from public.memberships where tenant_id = ${acme} and user_id = ${agent.id}`;
   expect(role).toBe('user');
 });
+
+it('an admin being removed or demoted cannot meanwhile make someone an admin, nor remove another admin: each waits and is refused', async () => {
+  const mallory = await member('removed.admin@acme.test', 'admin');
+  const friend = await member('friend.of.removed@acme.test', 'agent');
+  const promoted = await duringChange(`delete from public.memberships where tenant_id = $1 and user_id = $2`, [acme, mallory.id], () =>
+    call(tenantsApp, 'PATCH', `/tenants/${acme}/members/${friend.id}`, { token: mallory.token, body: { role: 'admin' } }));
+  expect([promoted.status, promoted.body?.error?.code], JSON.stringify(promoted.body)).toEqual([403, 'forbidden']);
+  const [f] = await db.sql`select role from public.memberships where tenant_id = ${acme} and user_id = ${friend.id}`;
+  expect(f.role).toBe('agent');
+
+  // Demoted while removing another admin, straight through the table (PostgREST's path).
+  const demoted = await member('demoted.admin@acme.test', 'admin');
+  const other = await member('other.admin@acme.test', 'admin');
+  const removal = await whileHeld(db.sql, (tx) => tx.unsafe(`update public.memberships set role = 'agent' where tenant_id = $1 and user_id = $2`, [acme, demoted.id]), () =>
+    probeAs(db.sql, 'authenticated', supabaseClaims({ id: demoted.id } as never, acme), (tx) =>
+      tx`delete from public.memberships where tenant_id = ${acme} and user_id = ${other.id} returning id`));
+  expect(removal.ok ? 'removed' : removal.error.code).toBe('PT403');
+  expect(await db.sql`select 1 from public.memberships where tenant_id = ${acme} and user_id = ${other.id}`).toHaveLength(1);
+  // An admin in office still does both, and anyone may still leave.
+  const ok = await call(tenantsApp, 'PATCH', `/tenants/${acme}/members/${friend.id}`, { token: other.token, body: { role: 'admin' } });
+  expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+  const left = await probeAs(db.sql, 'authenticated', supabaseClaims({ id: demoted.id } as never, acme), (tx) =>
+    tx`delete from public.memberships where tenant_id = ${acme} and user_id = ${demoted.id} returning id`);
+  expect(left.ok && left.value.length).toBe(1);
+});
