@@ -788,6 +788,48 @@ describe('Chatwoot conversations', () => {
     expect(rotatedTo.password).not.toBe(before.password);
     expect(chatwoot.userByEmail(t.email)!.password).toBe(rotatedTo.password);
   });
+
+  it('a credentials rotation gives the inbound URL a new token: the former one counts until the webhook has moved, then no more', async () => {
+    chatwoot.signing = false; // a Chatwoot before webhook signing: the URL token is what authenticates
+    try {
+      const t = await createTenant(['chatwoot']);
+      await drain();
+      const s = await services(t.id);
+      const [hook] = chatwoot.webhooks.filter((w) => w.account_id === s.chatwoot.external_ids.account_id);
+      const former = hook.url;
+      expect(former).toBe(await chatwootInboundUrl(t.id));
+      let n = 5100;
+      const send = (url: string) =>
+        call(webhooksApp, 'POST', url.replace(/^https?:\/\/[^/]+\/functions\/v1/, ''), {
+          rawBody: JSON.stringify({ event: 'conversation_created', id: ++n, inbox_id: 1, status: 'open', meta: { sender: { name: 'Rex' } }, messages: [] }),
+          headers: { 'x-chatwoot-delivery': `rotation-${n}` },
+        });
+      expect((await send(former)).status).toBe(200);
+      const owner = await tokenForOwner(t);
+      expect((await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/rotate-credentials`, { token: owner })).status).toBe(202);
+      expect((await send(former)).status).toBe(200); // asked, not yet run
+      // The rotation's job stops after the new token is recorded, before the webhook has
+      // moved (Chatwoot answers that PATCH 503): both tokens count meanwhile.
+      chatwoot.server.faults = { ...chatwoot.server.faults, match: /^PATCH \/api\/v1\/accounts\/\d+\/webhooks\/\d+$/, fail5xx: 1 };
+      expect((await runProvisioningWorker({ connectors: connectors(), budgetMs: 5_000 })).retried).toBe(1);
+      const next = await chatwootInboundUrl(t.id, 1);
+      expect(chatwoot.webhooks.find((w) => w.id === hook.id)!.url).toBe(former);
+      expect((await send(former)).status).toBe(200);
+      expect((await send(next)).status).toBe(200);
+      await drain();
+      expect(chatwoot.webhooks.find((w) => w.id === hook.id)!.url).toBe(next);
+      const refused = await send(former);
+      expect([refused.status, errorCode(refused)]).toEqual([401, 'invalid_signature']);
+      expect((await send(next)).status).toBe(200);
+      const listed = await call(tenantsApp, 'GET', `/tenants/${t.id}/services`, { token: owner });
+      expect(listed.body.items[0].inbound_webhook_url).toBe(next);
+      expect((await services(t.id)).chatwoot).toMatchObject({ state: 'active', external_ids: { url_token_generation: 1, webhook_url_generation: 1 } });
+      const tickets = await db.sql`select count(*)::int as n from public.tickets where tenant_id = ${t.id}`;
+      expect(tickets[0].n).toBe(5); // each delivery that counted made its conversation's ticket
+    } finally {
+      chatwoot.signing = true;
+    }
+  });
 });
 
 describe('credentials', () => {

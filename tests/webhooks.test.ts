@@ -1838,6 +1838,19 @@ describe('replies back to Chatwoot', () => {
       const [found] = await db.sql`select status, chatwoot_message_id from private.chatwoot_replies where content = 'Checking the logs now'`;
       expect(found).toEqual({ status: 'sent', chatwoot_message_id: String(cw.messages.at(-1)!.id) });
 
+      // Likewise when the conversation went on meanwhile (a retry may come an hour later):
+      // the reply is found pages back, not posted again.
+      await call(ticketsApp, 'POST', `/tickets/${ticket.id}/messages`, { token: agent, body: { content: 'Escalated to billing' } });
+      cw.server.faults = { ...cw.server.faults, match: /^POST \/api\/v1\/accounts\/\d+\/conversations\/77\/messages$/, dropAfterWork: 1 };
+      expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 0, retried: 1, failed: 0 });
+      const escalated = cw.messages.at(-1)!;
+      for (let i = 0; i < 45; i++) cw.contactMessage(svc.external_ids.account_id, '77', `Still waiting (${i})`);
+      await retryNow();
+      expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 1, retried: 0, failed: 0 });
+      expect(posted('Escalated to billing')).toBe(1);
+      const [paged] = await db.sql`select status, chatwoot_message_id from private.chatwoot_replies where content = 'Escalated to billing'`;
+      expect(paged).toEqual({ status: 'sent', chatwoot_message_id: String(escalated.id) });
+
       // Its echo arriving before the job has read Chatwoot's answer: recognised by the
       // owner's login and the text, the reply marked sent, the job posts nothing more.
       await call(ticketsApp, 'POST', `/tickets/${ticket.id}/messages`, { token: agent, body: { content: 'Fixed, please try again' } });

@@ -36,8 +36,9 @@ export interface ChatwootConfig {
   url: string;
   platformToken: string;
   timeoutMs?: number;
-  /** The URL at which this tenant's account webhook delivers; no webhook when unset. */
-  inboundUrl?: (tenantId: string) => string | Promise<string>;
+  /** The URL at which this tenant's account webhook delivers, with its URL token of this
+   *  generation (shared/webhooks/chatwoot.ts); no webhook when unset. */
+  inboundUrl?: (tenantId: string, generation?: number) => string | Promise<string>;
 }
 
 type User = {
@@ -70,6 +71,16 @@ const DELETION_MARK = 'deletion_requested_at';
 /** The controller reads params.require(:webhook) (Rails wraps a bare JSON body under that
  *  key); the swagger documents the fields at the top level: both are sent. */
 const webhookBody = (fields: Record<string, unknown>) => ({ ...fields, webhook: fields });
+
+/** The URL token's generations a tenant's service records (external_ids): `current`, the
+ *  one its URL has now (url_token_generation, bumped by a credentials rotation: a token
+ *  someone who left still knows stops working), and `hooked`, the one Chatwoot's webhook
+ *  was last set to (webhook_url_generation). Until the rotation's job has moved the
+ *  webhook, its deliveries still carry the former token, which counts that long. */
+export function urlTokenGenerations(externalIds: Record<string, unknown> | null | undefined) {
+  const n = (v: unknown) => (Number.isSafeInteger(Number(v)) && Number(v) > 0 ? Number(v) : 0);
+  return { current: n(externalIds?.url_token_generation), hooked: n(externalIds?.webhook_url_generation) };
+}
 
 export function chatwootConnector(config: ChatwootConfig): Connector {
   const base = config.url.replace(/\/$/, '');
@@ -105,7 +116,7 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
    *  changed the URL's token) is moved to the current URL, keeping its id and secret,
    *  rather than left sending every event to an address that refuses it. */
   async function ensureWebhook(ctx: ProvisionContext, account: number, token: string): Promise<Webhook> {
-    const url = await config.inboundUrl!(ctx.tenant.id);
+    const url = await config.inboundUrl!(ctx.tenant.id, urlTokenGenerations(ctx.externalIds).current);
     const path = `/api/v1/accounts/${account}/webhooks`;
     const { body } = await call(path, { token }) as { body: { payload?: { webhooks?: Webhook[] } | Webhook[] } };
     const list = Array.isArray(body?.payload) ? body.payload : body?.payload?.webhooks ?? [];
@@ -159,7 +170,13 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
           // or the create may keep failing. Not shown until it is (the reveal refuses).
           ...(knownUser ? { password_pending: true } : { password_unconfirmed: true }),
         };
-        await ctx.checkpoint(rotate ? { password_rotated: rotations } : {}, credentials as unknown as Record<string, unknown>);
+        // A rotation also gives the webhook URL a new token (its generation, recorded with
+        // the answer to the rotation): whoever knew the old one (an admin since removed)
+        // can no longer post events with it once the webhook below has moved.
+        await ctx.checkpoint(
+          rotate ? { password_rotated: rotations, url_token_generation: urlTokenGenerations(ctx.externalIds).current + 1 } : {},
+          credentials as unknown as Record<string, unknown>,
+        );
       }
       const owner = ctx.admin;
       const createUser = () =>
@@ -256,6 +273,10 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         externalIds.webhook_id = hook.id;
         if (hook.secret) credentials.webhook_secret = hook.secret;
       }
+      // The webhook is at the current token's URL now (or there is none to move: one set
+      // up by hand takes the URL the services API shows): the former token stops counting.
+      const generations = urlTokenGenerations(ctx.externalIds);
+      if (generations.hooked !== generations.current) externalIds.webhook_url_generation = generations.current;
       return { externalIds, credentials: { ...credentials, access_token: accessToken } as Record<string, unknown> };
     },
     async suspend(ctx) {
@@ -312,7 +333,7 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         if (status === 401) return false;
         // There, and at the URL this deployment answers now (a moved project or a new
         // CHATWOOT_WEBHOOK_KEY changes it): anything else is drift, which ensure repairs.
-        const url = await config.inboundUrl(ctx.tenant.id);
+        const url = await config.inboundUrl(ctx.tenant.id, urlTokenGenerations(ctx.externalIds).current);
         if (!(body?.payload?.webhooks ?? []).some((w) => w.id === hookId && w.url === url)) return false;
       }
       return true;
@@ -350,6 +371,11 @@ export async function postChatwootReply(
   return body.id;
 }
 
+/** messages#index's page (MessageFinder's latest and `before` limits). */
+const PAGE_SIZE = 20;
+/** How far back a retry looks for its reply: 25 pages, 500 messages. */
+const FIND_PAGES = 25;
+
 /** A message of a conversation as Chatwoot lists it (`GET …/messages`: its latest 20,
  *  oldest first; `message_type` as its integer, 1 for outgoing; `created_at` in Unix
  *  seconds; `sender` the user or contact who wrote it). */
@@ -365,7 +391,8 @@ interface ListedMessage {
 /** The id of a reply already in the conversation: an outgoing, public message of the
  *  tenant's owner login (`senderId`) with this text, saved since `since`, and not one
  *  another reply recorded (`taken`). A POST that timed out may have been saved: the job
- *  asks this before posting again. Undefined when there is none among the latest 20. */
+ *  asks this before posting again. Undefined when there is none among the messages
+ *  since then (as far back as FIND_PAGES pages). */
 export async function findChatwootReply(
   config: { url: string; timeoutMs?: number },
   accountId: number,
@@ -373,19 +400,31 @@ export async function findChatwootReply(
   userToken: string,
   wanted: { content: string; senderId: number; since: Date; taken: (id: number) => Promise<boolean> },
 ): Promise<number | undefined> {
-  const { body } = await partnerFetch(
-    'chatwoot',
-    messagesUrl(config.url, accountId, conversationId),
-    { headers: { api_access_token: userToken }, timeoutMs: config.timeoutMs },
-  ) as { body: { payload?: ListedMessage[] } };
   // Chatwoot's clock and ours may differ by a little: a minute of slack.
   const since = Math.floor(wanted.since.getTime() / 1000) - 60;
-  for (const m of body?.payload ?? []) {
-    const outgoing = isOutgoing(m.message_type);
-    if (
-      outgoing && !m.private && m.content === wanted.content && m.sender?.id === wanted.senderId &&
-      (m.sender?.type ?? 'user') === 'user' && (m.created_at ?? 0) >= since && !(await wanted.taken(m.id))
-    ) return m.id;
+  // The conversation's latest 20, then the 20 before each page's oldest (`before`,
+  // MessageFinder), until a page reaches back past the reply's time: a retry may come an
+  // hour after the lost POST (its backoff, or a day: a Retry-After), and a busy
+  // conversation has more than one page by then. Bounded: a reply not found within
+  // FIND_PAGES pages is posted again.
+  let before: number | undefined;
+  for (let page = 0; page < FIND_PAGES; page++) {
+    const url = messagesUrl(config.url, accountId, conversationId) + (before === undefined ? '' : `?before=${before}`);
+    const { body } = await partnerFetch('chatwoot', url, {
+      headers: { api_access_token: userToken },
+      timeoutMs: config.timeoutMs,
+    }) as { body: { payload?: ListedMessage[] } };
+    const listed = body?.payload ?? [];
+    for (const m of listed) {
+      const outgoing = isOutgoing(m.message_type);
+      if (
+        outgoing && !m.private && m.content === wanted.content && m.sender?.id === wanted.senderId &&
+        (m.sender?.type ?? 'user') === 'user' && (m.created_at ?? 0) >= since && !(await wanted.taken(m.id))
+      ) return m.id;
+    }
+    const oldest = listed.reduce<ListedMessage | undefined>((o, m) => (!o || m.id < o.id ? m : o), undefined);
+    if (!oldest || listed.length < PAGE_SIZE || (oldest.created_at ?? 0) < since) return undefined;
+    before = oldest.id;
   }
   return undefined;
 }

@@ -11,7 +11,7 @@ import { secretEquals } from '../auth/service.ts';
 import { supabaseUrl } from '../auth/issuers.ts';
 import { ApiError, forbidden, unauthorized } from '../errors.ts';
 import { firstCharacters } from '../text.ts';
-import { isOutgoing } from '../connectors/chatwoot.ts';
+import { isOutgoing, urlTokenGenerations } from '../connectors/chatwoot.ts';
 
 /** A partner's JSON payload: shapes are checked where they are read. */
 // deno-lint-ignore no-explicit-any
@@ -69,21 +69,22 @@ function urlTokenKey(): Promise<CryptoKey> {
   return tokenKey.key;
 }
 
-/** The secret token in a tenant's Chatwoot webhook URL: HMAC of the tenant id under the
- *  URL-token key (40 hex characters, 160 bits). */
-export async function chatwootUrlToken(tenantId: string): Promise<string> {
-  const sig = new Uint8Array(
-    await crypto.subtle.sign('HMAC', await urlTokenKey(), new TextEncoder().encode(`${URL_TOKEN_LABEL}:${tenantId}`)),
-  );
+/** The secret token in a tenant's Chatwoot webhook URL: HMAC of the tenant id and the
+ *  token's generation under the URL-token key (40 hex characters, 160 bits). Generation
+ *  0, the first, is the tenant id alone (the token every tenant had before tokens were
+ *  rotated); each credentials rotation makes the next (urlTokenGenerations). */
+export async function chatwootUrlToken(tenantId: string, generation = 0): Promise<string> {
+  const text = generation > 0 ? `${URL_TOKEN_LABEL}:${tenantId}:${generation}` : `${URL_TOKEN_LABEL}:${tenantId}`;
+  const sig = new Uint8Array(await crypto.subtle.sign('HMAC', await urlTokenKey(), new TextEncoder().encode(text)));
   return [...sig].map((b) => b.toString(16).padStart(2, '0')).join('').slice(0, 40);
 }
 
 /** Where a tenant's Chatwoot account webhook delivers: this project's webhooks function,
- *  the tenant in the path and its URL token in the query (what authenticates deliveries
- *  from Chatwoot versions that do not sign them). Provisioning creates the webhook with
- *  it; the services API shows it. */
-export async function chatwootInboundUrl(tenantId: string): Promise<string> {
-  return `${supabaseUrl()}/functions/v1/webhooks/chatwoot/${tenantId}?token=${await chatwootUrlToken(tenantId)}`;
+ *  the tenant in the path and its URL token (of this generation) in the query (what
+ *  authenticates deliveries from Chatwoot versions that do not sign them). Provisioning
+ *  creates the webhook with it; the services API shows it. */
+export async function chatwootInboundUrl(tenantId: string, generation = 0): Promise<string> {
+  return `${supabaseUrl()}/functions/v1/webhooks/chatwoot/${tenantId}?token=${await chatwootUrlToken(tenantId, generation)}`;
 }
 
 const notAuthenticated = () => unauthorized('invalid_signature', 'Webhook not authenticated: bad or missing signature or token');
@@ -112,7 +113,7 @@ export async function verifyChatwoot(
   // No Chatwoot here — no row, Chatwoot switched off, or no such (or a deleted) tenant:
   // the same 401 as a bad token, so the URL says nothing about which tenants exist.
   const [svc] = await tx`
-    select s.credentials_encrypted, s.external_ids ->> 'account_id' as account_id
+    select s.credentials_encrypted, s.external_ids ->> 'account_id' as account_id, s.external_ids
     from public.tenant_services s join public.tenants t on t.id = s.tenant_id
     where s.tenant_id = ${tenantId} and s.service = 'chatwoot' and s.desired_state <> 'removed'
       and t.status <> 'deleted'`;
@@ -138,8 +139,14 @@ export async function verifyChatwoot(
     if (!(await secretEquals(expected, signature))) {
       throw unauthorized('invalid_signature', 'Webhook signature does not match');
     }
-  } else if (!urlToken || !(await secretEquals(urlToken, await chatwootUrlToken(tenantId)))) {
-    throw notAuthenticated();
+  } else {
+    const { current, hooked } = urlTokenGenerations(svc.external_ids);
+    const accepted = current === hooked ? [current] : [current, hooked];
+    let matched = false;
+    for (const g of urlToken ? accepted : []) {
+      if (await secretEquals(urlToken!, await chatwootUrlToken(tenantId, g))) matched = true;
+    }
+    if (!matched) throw notAuthenticated();
   }
   await requireChatwootTenantWritable(tx, tenantId);
   return { accountId: (svc.account_id as string | null) ?? null };

@@ -73,7 +73,7 @@ export class ChatwootStandIn {
    *  saved it between Chatwoot's lookup and its save. */
   emailRaces = 0;
   webhooks: Webhook[] = [];
-  messages: { id: number; account_id: number; conversation_id: string; content: string; author: number; created_at: number }[] = [];
+  messages: { id: number; account_id: number; conversation_id: string; content: string; author: number; created_at: number; incoming?: boolean }[] = [];
   /** Objects this platform app created or was linked to (platform_app_permissibles). */
   permissible = new Set<string>();
   /** DeleteObjectJob runs waiting: deletions become visible only after runJobs(). */
@@ -88,7 +88,7 @@ export class ChatwootStandIn {
   static async start(token = 'platform-token') {
     let self: ChatwootStandIn | undefined;
     const server = await StandIn.start(
-      (req) => self!.handle(req.method, req.path, req.headers, req.body),
+      (req) => self!.handle(req.method, req.path, req.headers, req.body, req.query),
       (s) => s === 429 ? 'Retry later' : { error: 'Internal Server Error' },
       { retryAfterSeconds: null }, // rack-attack's 429 carries no Retry-After
     );
@@ -157,9 +157,9 @@ export class ChatwootStandIn {
   private messageJson(m: ChatwootStandIn['messages'][number]) {
     const author = [...this.users.values()].find((u) => u.id === m.author);
     return {
-      id: m.id, content: m.content, account_id: m.account_id, conversation_id: m.conversation_id, message_type: 1,
+      id: m.id, content: m.content, account_id: m.account_id, conversation_id: m.conversation_id, message_type: m.incoming ? 0 : 1,
       content_type: 'text', private: false, created_at: m.created_at, source_id: null,
-      sender: author ? { id: author.id, name: author.name, type: 'user' } : null,
+      sender: m.incoming ? { id: 1, name: 'Contact', type: 'contact' } : author ? { id: author.id, name: author.name, type: 'user' } : null,
     };
   }
 
@@ -168,7 +168,12 @@ export class ChatwootStandIn {
     return this.signing ? { ...rest, secret } : rest;
   }
 
-  private applicationApi(method: string, path: string, headers: Record<string, unknown>, body: any): Reply | undefined {
+  /** A contact writing in the conversation (the widget): an incoming message. */
+  contactMessage(accountId: number, conversationId: string, content: string) {
+    this.messages.push({ id: this.nextId++, account_id: accountId, conversation_id: conversationId, content, author: 0, created_at: Math.floor(Date.now() / 1000), incoming: true });
+  }
+
+  private applicationApi(method: string, path: string, headers: Record<string, unknown>, body: any, query: URLSearchParams): Reply | undefined {
     const m = path.match(/^\/api\/v1\/accounts\/(\d+)(\/.*)$/);
     if (!m) return undefined;
     const user = [...this.users.values()].find((u) => u.access_token === headers['api_access_token']);
@@ -189,11 +194,13 @@ export class ChatwootStandIn {
       this.messages.push(msg);
       return json(200, this.messageJson(msg));
     }
-    // messages#index: the conversation's latest 20, oldest first (MessageFinder), as the
-    // message partial renders them: message_type as its integer, created_at in seconds.
+    // messages#index: the conversation's latest 20, oldest first (MessageFinder), or with
+    // `before` the 20 whose ids come just before it, as the message partial renders them:
+    // message_type as its integer, created_at in seconds.
     if ((w = rest.match(/^\/conversations\/([^/]+)\/messages$/)) && method === 'GET') {
       const conversation = decodeURIComponent(w[1]);
-      const mine = this.messages.filter((m) => m.account_id === account.id && m.conversation_id === conversation).slice(-20);
+      const before = query.has('before') ? Number(query.get('before')) : Infinity;
+      const mine = this.messages.filter((m) => m.account_id === account.id && m.conversation_id === conversation && m.id < before).slice(-20);
       return json(200, { meta: {}, payload: mine.map((m) => this.messageJson(m)) });
     }
     if (rest === '/webhooks' || (w = rest.match(/^\/webhooks\/(\d+)$/))) {
@@ -234,8 +241,8 @@ export class ChatwootStandIn {
     return notFound();
   }
 
-  handle(method: string, path: string, headers: Record<string, unknown>, body: any): Reply {
-    const app = this.applicationApi(method, path, headers, body);
+  handle(method: string, path: string, headers: Record<string, unknown>, body: any, query = new URLSearchParams()): Reply {
+    const app = this.applicationApi(method, path, headers, body, query);
     if (app) return app;
     let m;
     if (headers['api_access_token'] !== this.token) return json(401, { error: 'Invalid access_token' });

@@ -7,6 +7,7 @@ import { needs } from '../../../shared/auth/needs.ts';
 import { decryptJson } from '../../../shared/crypto.ts';
 import { passwordUnsettled, shownCredentials } from '../../../shared/connectors/types.ts';
 import { chatwootInboundUrl } from '../../../shared/webhooks/chatwoot.ts';
+import { urlTokenGenerations } from '../../../shared/connectors/chatwoot.ts';
 import { conflict } from '../../../shared/errors.ts';
 import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
@@ -99,7 +100,9 @@ export function registerServices(app: TenantsApp): void {
           ...loginState(logins, r.service),
           // Where the tenant's Chatwoot account sends its webhooks (provisioning creates the
           // webhook; for versions that do not sign, the token in the URL authenticates).
-          ...(r.service === 'chatwoot' ? { inbound_webhook_url: await chatwootInboundUrl(tenantId) } : {}),
+          ...(r.service === 'chatwoot'
+            ? { inbound_webhook_url: await chatwootInboundUrl(tenantId, urlTokenGenerations(r.external_ids).current) }
+            : {}),
         })));
       });
       return c.json({ items }, 200);
@@ -191,7 +194,8 @@ export function registerServices(app: TenantsApp): void {
     createRoute({
       method: 'post',
       path: '/{tenantId}/services/{service}/rotate-credentials',
-      summary: "Give the partner account's owner a new password; shown once afterwards (admins; Chatwoot)",
+      summary:
+        "Give the partner account's owner a new password, shown once afterwards, and its inbound webhook URL a new token (admins; Chatwoot)",
       security,
       middleware: needs.tenantRole('admin', { write: true, feature: serviceFeature }),
       request: { params: s.ServiceParam },
