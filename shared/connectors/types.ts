@@ -162,6 +162,19 @@ export async function partnerFetch(
     // lookup an empty user. Worth a retry; never an answer.
     throw new PartnerError(service, `${call} → ${res.status}: the answer is not JSON`, true, res.status);
   }
+  if (res.status === 404 && text && !json) {
+    // Not found, and not in the partner's words (each partner's 404s are JSON errors): a
+    // proxy's or another app's page at a misrouted URL, or a route this version of the
+    // partner lacks (Odoo before JSON-2). Read as the partner's, a removal took every
+    // object for gone while they lived on at the partner (and the tenant was purged). The
+    // operator's to fix, as a redirect is: no retry, and no status of the partner's, so
+    // no caller takes it for "gone". (A gateway answering 404 in JSON still passes.)
+    throw new PartnerError(
+      service,
+      `${call} → 404 with an answer that is not JSON, so not the partner's: check the partner's URL`,
+      false,
+    );
+  }
   if (res.ok || opts.accept?.includes(res.status)) return { status: res.status, body, headers: res.headers };
   const detail = typeof body === 'object' && body !== null
     ? String(

@@ -49,6 +49,8 @@ beforeAll(async () => {
     if (path.startsWith('/permanent')) return { status: 308, headers: { location: `${elsewhere.url}/v2/users` } };
     if (path.startsWith('/maintenance')) return { status: 200, headers: { 'content-type': 'text/html' }, body: '<html>Down for maintenance</html>' };
     if (path.startsWith('/empty')) return { status: 200 };
+    if (path.startsWith('/misrouted')) return { status: 404, headers: { 'content-type': 'text/html' }, body: '<html><h1>404 Not Found</h1></html>' };
+    if (path.startsWith('/missing')) return { status: 404, headers: { 'content-type': 'application/json' }, body: '{"error":"Resource could not be found"}' };
     return { status: 200, headers: { 'content-type': 'application/json' }, body: '{"ok":true}' };
   });
 });
@@ -80,6 +82,31 @@ describe('partnerFetch', () => {
     // An empty 2xx (a DELETE's answer) and JSON are answers.
     expect((await partnerFetch('chatwoot', `${partner.url}/empty`, { method: 'DELETE' })).body).toBeNull();
     expect((await partnerFetch('chatwoot', `${partner.url}/json`)).body).toEqual({ ok: true });
+  });
+
+  it("takes a 404 that is not JSON for the operator's error (the partner's URL), never for the partner's \"gone\", also where a 404 is expected", async () => {
+    for (const accept of [undefined, [404]]) {
+      const err = await partnerFetch('chatwoot', `${partner.url}/misrouted/1`, { method: 'DELETE', accept }).catch((e) => e);
+      expect(err).toBeInstanceOf(PartnerError);
+      expect(err).toMatchObject({ retryable: false, status: undefined, message: expect.stringContaining("not the partner's: check the partner's URL") });
+    }
+    // The partner's own 404 (its JSON error) is an answer where expected.
+    expect((await partnerFetch('chatwoot', `${partner.url}/missing/1`, { accept: [404] })).status).toBe(404);
+  });
+
+  it("a removal behind a misrouted URL (a proxy's HTML 404) fails, saying so: the account is not taken for gone", async () => {
+    const cw = await ChatwootStandIn.start();
+    try {
+      const t = tenant('cw-misrouted');
+      await step(chatwootConnector({ url: cw.url, platformToken: cw.token }), t, 'ensure');
+      const misrouted = chatwootConnector({ url: `${partner.url}/misrouted`, platformToken: cw.token });
+      const err = await step(misrouted, t, 'remove').catch((e) => e);
+      expect(err).toBeInstanceOf(PartnerError);
+      expect(err.message).toContain("check the partner's URL");
+      expect(cw.accounts.get(t.externalIds.account_id)?.status).toBe('active');
+    } finally {
+      await cw.server.close();
+    }
   });
 
   it("a Chatwoot behind a page that is not Chatwoot's: the drift check fails to retry, it does not report drift", async () => {
