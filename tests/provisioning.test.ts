@@ -553,13 +553,23 @@ describe('lifecycle', () => {
       await drain();
       return (await services(t.id)).chatwoot;
     };
+    const [before] = await db.sql`select external_ids, credentials_encrypted from public.tenant_services where tenant_id = ${t.id}`;
+    const formerPassword = (await decryptJson<{ password: string }>(before.credentials_encrypted, { tenantId: t.id, service: 'chatwoot' })).password;
     const made = await retry();
     expect(made.state).toBe('active');
     const owner = chatwoot.users.get(made.external_ids.user_id);
     expect(owner?.email).toBe(`next@${t.slug}.test`);
-    expect(chatwoot.links.some((l) => l.account_id === made.external_ids.account_id && l.user_id === owner!.id)).toBe(true);
+    const account = made.external_ids.account_id;
+    expect(chatwoot.links.some((l) => l.account_id === account && l.user_id === owner!.id)).toBe(true);
+    // The former owner is no longer the account's administrator (their login stays).
+    expect(chatwoot.links.some((l) => l.account_id === account && l.user_id === before.external_ids.user_id)).toBe(false);
+    expect(chatwoot.users.has(before.external_ids.user_id)).toBe(true);
+    // The new owner's login has a password of its own, not the one the former owner was shown.
     const [{ credentials_encrypted }] = await db.sql`select credentials_encrypted from public.tenant_services where tenant_id = ${t.id}`;
-    expect((await decryptJson<{ email: string }>(credentials_encrypted, { tenantId: t.id, service: 'chatwoot' })).email).toBe(`next@${t.slug}.test`);
+    const shown = await decryptJson<{ email: string; password: string }>(credentials_encrypted, { tenantId: t.id, service: 'chatwoot' });
+    expect(shown.email).toBe(`next@${t.slug}.test`);
+    expect(shown.password).not.toBe(formerPassword);
+    expect(owner!.password).toBe(shown.password);
     // Locked out too (marked deleted, the membership kept): no admin can own it.
     await db.sql`update public.users set status = 'deleted' where id = ${next.id}`;
     expect(await retry()).toMatchObject({ state: 'failed', last_error: expect.stringContaining('no admin') });

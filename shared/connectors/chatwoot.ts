@@ -157,11 +157,16 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
       // begun: a new password, recorded with the count it answers in one checkpoint.
       const rotations = Number(ctx.externalIds.password_rotations ?? 0);
       const rotate = rotations > Number(ctx.externalIds.password_rotated ?? 0);
+      // Another admin owns the account now (the former one left, or can no longer sign
+      // in: private.provisioning_context names the oldest active admin). The stored
+      // password is the former owner's, who was shown it: the new owner's login gets one
+      // of its own, never that one.
+      const ownerChanged = !!stored?.email && stored.email.toLowerCase() !== ctx.admin.email.toLowerCase();
       // A password is chosen once and recorded before Chatwoot sees it, so a retry sends
       // the same one. Chosen while the user is already known (rotation, or credentials
       // lost), it is applied with a PATCH below.
       let credentials = stored;
-      if (rotate || (!credentials?.password && !credentials?.existing_login)) {
+      if (rotate || ownerChanged || (!credentials?.password && !credentials?.existing_login)) {
         credentials = {
           ...kept,
           email: ctx.admin.email,
@@ -203,7 +208,19 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         ({ body: user } = await createUser());
       }
       const created = ours(ctx, user);
-      await ctx.checkpoint({ user_id: user.id, owner_login: created ? 'created' : 'existing' });
+      // A former owner's login is recorded until its link to the account is gone (below),
+      // so a retry after this checkpoint still removes it.
+      const recordedFormer = ctx.externalIds.former_user_id as number | null | undefined;
+      const former = knownUser !== undefined && knownUser !== user.id
+        ? knownUser
+        : recordedFormer !== user.id
+        ? recordedFormer
+        : undefined;
+      await ctx.checkpoint({
+        user_id: user.id,
+        owner_login: created ? 'created' : 'existing',
+        ...(former ? { former_user_id: former } : {}),
+      });
       if (created && (!credentials!.password || credentials!.password_pending)) {
         // Ours, with a password that may not be the one it has (rotation, or the login made
         // again after credentials said it pre-existed): choose, record, then apply it.
@@ -267,6 +284,12 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         body: { user_id: user.id, role: 'administrator' },
       });
       const externalIds: Record<string, unknown> = { account_id: account.id, user_id: user.id };
+      if (former) {
+        // The former owner is no longer the account's administrator (a no-op when the link
+        // is gone already). Their login stays: it may be theirs, or serve another tenant.
+        await call(`/platform/api/v1/accounts/${account.id}/account_users`, { method: 'DELETE', body: { user_id: former } });
+        externalIds.former_user_id = null;
+      }
       const accessToken = user.access_token ?? kept.access_token;
       if (config.inboundUrl && accessToken) {
         const hook = await ensureWebhook(ctx, account.id, accessToken);
