@@ -111,22 +111,31 @@ it('an internal note written while a follower is being demoted leaves them no no
   expect(role).toBe('user');
 });
 
-it('an admin being removed or demoted cannot meanwhile make someone an admin, nor remove another admin: each waits and is refused', async () => {
+it('an admin being removed or demoted cannot meanwhile make someone an admin, nor remove another admin: a 503 at once, and the retry is refused', async () => {
   const mallory = await member('removed.admin@acme.test', 'admin');
   const friend = await member('friend.of.removed@acme.test', 'agent');
-  const promoted = await duringChange(`delete from public.memberships where tenant_id = $1 and user_id = $2`, [acme, mallory.id], () =>
-    call(tenantsApp, 'PATCH', `/tenants/${acme}/members/${friend.id}`, { token: mallory.token, body: { role: 'admin' } }));
-  expect([promoted.status, promoted.body?.error?.code], JSON.stringify(promoted.body)).toEqual([403, 'forbidden']);
+  const promote = () => call(tenantsApp, 'PATCH', `/tenants/${acme}/members/${friend.id}`, { token: mallory.token, body: { role: 'admin' } });
+  // No wait (no lock taken after the row the change holds, which a statement over several
+  // memberships would take in turn): the caller's own membership is read NOWAIT.
+  const during = await whileHeld(db.sql, (tx) => tx.unsafe(`delete from public.memberships where tenant_id = $1 and user_id = $2`, [acme, mallory.id]), promote, { waits: false });
+  expect([during.status, during.body?.error?.code], JSON.stringify(during.body)).toEqual([503, 'timeout']);
+  const retry = await promote();
+  expect(retry.status, JSON.stringify(retry.body)).toBe(403);
   const [f] = await db.sql`select role from public.memberships where tenant_id = ${acme} and user_id = ${friend.id}`;
   expect(f.role).toBe('agent');
 
   // Demoted while removing another admin, straight through the table (PostgREST's path).
   const demoted = await member('demoted.admin@acme.test', 'admin');
   const other = await member('other.admin@acme.test', 'admin');
-  const removal = await whileHeld(db.sql, (tx) => tx.unsafe(`update public.memberships set role = 'agent' where tenant_id = $1 and user_id = $2`, [acme, demoted.id]), () =>
+  const remove = () =>
     probeAs(db.sql, 'authenticated', supabaseClaims({ id: demoted.id } as never, acme), (tx) =>
-      tx`delete from public.memberships where tenant_id = ${acme} and user_id = ${other.id} returning id`));
+      tx`delete from public.memberships where tenant_id = ${acme} and user_id = ${other.id} returning id`);
+  // Removing an admin, it waits first for the tenant's row, which keep_last_admin takes
+  // for both admins' changes; then its caller is read demoted: refused.
+  const removal = await whileHeld(db.sql, (tx) => tx.unsafe(`update public.memberships set role = 'agent' where tenant_id = $1 and user_id = $2`, [acme, demoted.id]), remove);
   expect(removal.ok ? 'removed' : removal.error.code).toBe('PT403');
+  const again = await remove();
+  expect(again.ok && again.value.length).toBe(0); // an agent now: the policy finds nothing to remove
   expect(await db.sql`select 1 from public.memberships where tenant_id = ${acme} and user_id = ${other.id}`).toHaveLength(1);
   // An admin in office still does both, and anyone may still leave.
   const ok = await call(tenantsApp, 'PATCH', `/tenants/${acme}/members/${friend.id}`, { token: other.token, body: { role: 'admin' } });
@@ -134,4 +143,21 @@ it('an admin being removed or demoted cannot meanwhile make someone an admin, no
   const left = await probeAs(db.sql, 'authenticated', supabaseClaims({ id: demoted.id } as never, acme), (tx) =>
     tx`delete from public.memberships where tenant_id = ${acme} and user_id = ${demoted.id} returning id`);
   expect(left.ok && left.value.length).toBe(1);
+});
+
+it("a member's change after their own demotion committed, judged on the role read before it, is refused (PT403)", async () => {
+  const late = await member('late.demoted@acme.test', 'admin');
+  const target = await member('late.target@acme.test', 'agent');
+  // The caller context is read at the transaction's first check; the demotion commits
+  // between that read and the change: the policy still passes, the trigger refuses.
+  const r = await db.sql.begin(async (tx) => {
+    await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${JSON.stringify(supabaseClaims({ id: late.id } as never, acme))}, true)`;
+    expect((await tx`select private.role_in(${acme}) as role`)[0].role).toBe('admin');
+    await db.sql`update public.memberships set role = 'agent' where tenant_id = ${acme} and user_id = ${late.id}`;
+    return await tx`update public.memberships set role = 'admin' where tenant_id = ${acme} and user_id = ${target.id} returning id`
+      .then(() => 'changed', (e) => e.code);
+  }).catch((e) => e.code);
+  expect(r).toBe('PT403');
+  const [t] = await db.sql`select role from public.memberships where tenant_id = ${acme} and user_id = ${target.id}`;
+  expect(t.role).toBe('agent');
 });

@@ -400,6 +400,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // A probe that gets through wakes the deliveries the breaker deferred.
   'private.webhook_endpoint_breaker_reset': ['20261206152000_probe_success_wakes_deferred_deliveries.sql'],
   // Later: defer_job waits for a reset in progress (its endpoint's row first).
+  // A member's role change or removal reads the caller's membership NOWAIT, no tenant lock.
+  'private.member_change_by_admin_in_office': ['20261207164000_member_changes_fail_fast_on_own_change.sql'],
   'private.defer_job': ['20261206152000_probe_success_wakes_deferred_deliveries.sql', '20261207160000_defer_job_waits_for_a_reset.sql'],
   // The assign-ticket job's unused pick gives the turn back, as hand_off_ticket's does.
   'private.auto_assign_ticket': [
