@@ -169,15 +169,13 @@ export function n8nConnector(config: N8nConfig): Connector {
       const changed = ctx.credentials?.email !== credentials.email || ctx.credentials?.invite_url !== inviteUrl;
       // Whose login it is, judged when the tenant first records it: a login that had
       // joined before this tenant invited anyone is the person's own (made for another
-      // tenant, or by hand), and removal leaves it; an invitation's is the tenant's. One
-      // recorded before this was kept is judged now, leaving a joined login alone.
-      const ownerLogin = ctx.externalIds.user_id === userId && ctx.externalIds.owner_login
-        ? ctx.externalIds.owner_login
-        : found && !found.isPending
-        ? 'existing'
-        : 'invited';
-      await ctx.checkpoint({ user_id: userId, owner_login: ownerLogin }, changed ? credentials : undefined);
-      const ids: Record<string, unknown> = { user_id: userId, owner_login: ownerLogin };
+      // tenant, or by hand), and removal leaves it; an invitation's is the tenant's. A
+      // login recorded before owner_login was kept is not judged now (joined since, it may
+      // be either): removal treats it as before, as the tenant's.
+      const firstSeen = ctx.externalIds.user_id !== userId;
+      const ownerLogin = firstSeen ? (found && !found.isPending ? 'existing' : 'invited') : ctx.externalIds.owner_login;
+      const ids: Record<string, unknown> = { user_id: userId, ...(ownerLogin ? { owner_login: ownerLogin } : {}) };
+      await ctx.checkpoint(ids, changed ? credentials : undefined);
       if (config.mode === 'projects') {
         // The project recorded, while it exists (a slug can change later, and the name with
         // it); else the one of this tenant's name (a create whose answer was lost).

@@ -133,6 +133,17 @@ describe("whose login the tenant's owner is", () => {
     }
   });
 
+  it('a login recorded before owner_login was kept is not judged afterwards (joined since, it may be the invitation): removal treats it as before', async () => {
+    const t = tenant('n8n-legacy');
+    await step(shared(), t, 'ensure');
+    n8n.accept(t.admin!.email);
+    delete t.externalIds.owner_login; // as recorded before this was kept
+    await step(shared(), t, 'ensure');
+    expect(t.externalIds.owner_login).toBeUndefined();
+    await step(shared(), t, 'remove');
+    expect(userOf(t.admin!.email)).toBeUndefined();
+  });
+
   it('removal deletes the login the tenant invited, also once its invitation was accepted', async () => {
     const t = tenant('n8n-invited');
     await step(shared(), t, 'ensure');
