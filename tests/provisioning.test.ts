@@ -799,7 +799,7 @@ describe('Chatwoot conversations', () => {
     expect(chatwoot.userByEmail(t.email)!.password).toBe(rotatedTo.password);
   });
 
-  it('a credentials rotation gives the inbound URL a new token: the former one counts until the webhook has moved, then no more', async () => {
+  it('a credentials rotation gives the inbound URL a new token: the former one counts until the webhook has moved and a while after, then no more', async () => {
     chatwoot.signing = false; // a Chatwoot before webhook signing: the URL token is what authenticates
     try {
       const t = await createTenant(['chatwoot']);
@@ -828,14 +828,30 @@ describe('Chatwoot conversations', () => {
       expect((await send(next)).status).toBe(200);
       await drain();
       expect(chatwoot.webhooks.find((w) => w.id === hook.id)!.url).toBe(next);
+      expect((await services(t.id)).chatwoot).toMatchObject({
+        state: 'active',
+        external_ids: { url_token_generation: 1, webhook_url_generation: 1, webhook_url_former_generation: 0 },
+      });
+      // Moved: deliveries Chatwoot queued before still carry the former URL (its job took
+      // it when queued) and count for a while; then the former token opens nothing.
+      expect((await send(former)).status).toBe(200);
+      const movedAgo = (minutes: number) =>
+        db.sql`update public.tenant_services set external_ids = external_ids || jsonb_build_object('webhook_url_moved_at', now() - make_interval(mins => ${minutes}))
+               where tenant_id = ${t.id}`;
+      await movedAgo(16);
       const refused = await send(former);
       expect([refused.status, errorCode(refused)]).toEqual([401, 'invalid_signature']);
       expect((await send(next)).status).toBe(200);
       const listed = await call(tenantsApp, 'GET', `/tenants/${t.id}/services`, { token: owner });
       expect(listed.body.items[0].inbound_webhook_url).toBe(next);
-      expect((await services(t.id)).chatwoot).toMatchObject({ state: 'active', external_ids: { url_token_generation: 1, webhook_url_generation: 1 } });
       const tickets = await db.sql`select count(*)::int as n from public.tickets where tenant_id = ${t.id}`;
-      expect(tickets[0].n).toBe(5); // each delivery that counted made its conversation's ticket
+      expect(tickets[0].n).toBe(6); // each delivery that counted made its conversation's ticket
+
+      // Asked again before the last rotation's move was recorded (its job lost its lease
+      // after moving the webhook): every generation since the recorded move counts.
+      await db.sql`update public.tenant_services set external_ids = external_ids || '{"url_token_generation": 3}' where tenant_id = ${t.id}`;
+      for (const g of [1, 2, 3]) expect((await send(await chatwootInboundUrl(t.id, g))).status, `generation ${g}`).toBe(200);
+      expect((await send(former)).status).toBe(401);
     } finally {
       chatwoot.signing = true;
     }

@@ -72,14 +72,32 @@ const DELETION_MARK = 'deletion_requested_at';
  *  key); the swagger documents the fields at the top level: both are sent. */
 const webhookBody = (fields: Record<string, unknown>) => ({ ...fields, webhook: fields });
 
-/** The URL token's generations a tenant's service records (external_ids): `current`, the
- *  one its URL has now (url_token_generation, bumped by a credentials rotation: a token
- *  someone who left still knows stops working), and `hooked`, the one Chatwoot's webhook
- *  was last set to (webhook_url_generation). Until the rotation's job has moved the
- *  webhook, its deliveries still carry the former token, which counts that long. */
-export function urlTokenGenerations(externalIds: Record<string, unknown> | null | undefined) {
+/** How long the URL token a webhook was moved off still counts: deliveries Chatwoot
+ *  queued before the move carry the URL as it was (its webhook job takes the URL when it
+ *  is queued), and Chatwoot does not retry one refused. */
+export const FORMER_URL_TOKEN_GRACE_MS = 15 * 60_000;
+
+/** The URL token generations that authenticate a tenant's Chatwoot deliveries now, from
+ *  what its service records (external_ids): url_token_generation, the current one, which
+ *  a credentials rotation bumps (a token someone who left still knows stops working);
+ *  webhook_url_generation, the one the webhook was last moved to, and every one since
+ *  (a rotation may be asked again before the last one's job recorded its move); and for
+ *  FORMER_URL_TOKEN_GRACE_MS after a move (webhook_url_moved_at), the ones it was moved
+ *  off (webhook_url_former_generation), for the deliveries queued before. At most the
+ *  ten latest. */
+export function urlTokenGenerations(externalIds: Record<string, unknown> | null | undefined, now = Date.now()) {
   const n = (v: unknown) => (Number.isSafeInteger(Number(v)) && Number(v) > 0 ? Number(v) : 0);
-  return { current: n(externalIds?.url_token_generation), hooked: n(externalIds?.webhook_url_generation) };
+  const current = n(externalIds?.url_token_generation);
+  const hooked = n(externalIds?.webhook_url_generation);
+  const movedAt = Date.parse(String(externalIds?.webhook_url_moved_at ?? ''));
+  const recent = Number.isFinite(movedAt) && now - movedAt < FORMER_URL_TOKEN_GRACE_MS;
+  const lowest = Math.max(
+    Math.min(hooked, recent ? n(externalIds?.webhook_url_former_generation) : hooked, current),
+    current - 9,
+  );
+  const accepted = [];
+  for (let g = current; g >= lowest; g--) accepted.push(g);
+  return { current, hooked, accepted };
 }
 
 export function chatwootConnector(config: ChatwootConfig): Connector {
@@ -299,7 +317,11 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
       // The webhook is at the current token's URL now (or there is none to move: one set
       // up by hand takes the URL the services API shows): the former token stops counting.
       const generations = urlTokenGenerations(ctx.externalIds);
-      if (generations.hooked !== generations.current) externalIds.webhook_url_generation = generations.current;
+      if (generations.hooked !== generations.current) {
+        externalIds.webhook_url_generation = generations.current;
+        externalIds.webhook_url_former_generation = generations.hooked;
+        externalIds.webhook_url_moved_at = new Date().toISOString();
+      }
       return { externalIds, credentials: { ...credentials, access_token: accessToken } as Record<string, unknown> };
     },
     async suspend(ctx) {

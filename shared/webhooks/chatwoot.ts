@@ -140,10 +140,8 @@ export async function verifyChatwoot(
       throw unauthorized('invalid_signature', 'Webhook signature does not match');
     }
   } else {
-    const { current, hooked } = urlTokenGenerations(svc.external_ids);
-    const accepted = current === hooked ? [current] : [current, hooked];
     let matched = false;
-    for (const g of urlToken ? accepted : []) {
+    for (const g of urlToken ? urlTokenGenerations(svc.external_ids).accepted : []) {
       if (await secretEquals(urlToken!, await chatwootUrlToken(tenantId, g))) matched = true;
     }
     if (!matched) throw notAuthenticated();
