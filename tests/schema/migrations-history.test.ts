@@ -44,7 +44,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.voice_call_needs_active_agent': ['20261207149000_review_of_this_stops_migrations.sql'],
   'private.tenant_purge_trail': ['20261207149000_review_of_this_stops_migrations.sql'],
   // Only admins who can sign in count toward the last admin.
-  'private.keep_last_admin': ['20261206142000_admins_who_can_act.sql'],
+  // Later: the refusal names itself (409 last_admin).
+  'private.keep_last_admin': ['20261206142000_admins_who_can_act.sql', '20261207165000_last_admin_refusal_named.sql'],
   // A merged ticket's followers follow the ticket it was merged into.
   // ... and the target takes the source's first response (review).
   'private.merge_tickets': [
