@@ -831,6 +831,30 @@ describe('Chatwoot conversations', () => {
     expect((await db.sql`select count(*)::int as n from public.ticket_messages where content = 'Sent twice by Chatwoot'`)[0].n).toBe(1);
   });
 
+  it("a message naming another Chatwoot account than the tenant's (a former one winding down) is ignored: that account's conversation numbers are not this one's", async () => {
+    const [{ external_ids: before }] = await db.sql`select external_ids from public.tenant_services where tenant_id = ${acme} and service = 'chatwoot'`;
+    await db.sql`update public.tenant_services set external_ids = external_ids || '{"account_id": 41}' where tenant_id = ${acme} and service = 'chatwoot'`;
+    try {
+      // The old account's conversation #181 first: the account's own #181 is not its repeat.
+      const foreign = await sendSigned(conversation(181, { account: { id: 40, name: 'Acme (old)' } }));
+      expect([foreign.status, foreign.body.outcome]).toEqual([200, 'ignored']);
+      expect((await db.sql`select count(*)::int as n from public.tickets where tenant_id = ${acme} and chatwoot_conversation_id = '181'`)[0].n).toBe(0);
+      expect((await sendSigned(conversation(181))).body.outcome).toBe('applied');
+      const other = await sendSigned(message(9181, 181, 'From the old account', { account: { id: 40, name: 'Acme (old)' } }));
+      expect([other.status, other.body.outcome]).toEqual([200, 'ignored']);
+      const mine = await sendSigned(message(9182, 181, 'From this account', { account: { id: 41, name: 'Acme' } }));
+      expect(mine.body.outcome).toBe('applied');
+      const unnamed = await sendSigned(message(9183, 181, 'Naming no account'));
+      expect(unnamed.body.outcome).toBe('applied');
+      const contents = (await db.sql`select m.content from public.ticket_messages m join public.tickets t on t.tenant_id = m.tenant_id and t.id = m.ticket_id
+        where t.tenant_id = ${acme} and t.chatwoot_conversation_id = '181' and m.type = 'message' order by m.created_at`).map((m) => m.content);
+      expect(contents).not.toContain('From the old account');
+      expect(contents).toEqual(expect.arrayContaining(['From this account', 'Naming no account']));
+    } finally {
+      await db.sql`update public.tenant_services set external_ids = ${db.sql.json(before)} where tenant_id = ${acme} and service = 'chatwoot'`;
+    }
+  });
+
   it("a new Chatwoot account's conversation #1 is not the old account's: its own ticket, and replies go to neither the wrong customer nor the wrong account", async () => {
     const service = (account: number) => db.sql`update public.tenant_services
       set external_ids = external_ids || ${db.sql.json({ account_id: account })} where tenant_id = ${acme} and service = 'chatwoot'`;

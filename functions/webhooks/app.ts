@@ -87,6 +87,16 @@ app.openapi(
     if (typeof event !== 'object' || event === null || typeof event.event !== 'string') {
       throw badRequest('invalid_payload', 'Expected a Chatwoot event object');
     }
+    // Another account's event than the tenant's (a former account, switched off and
+    // winding down at Chatwoot, whose webhook had this same URL): its conversation
+    // numbers are not this account's, whose tickets they would land on. Messages name
+    // their account; an event that names none is taken as the tenant's. Nothing is
+    // recorded for it: its dedupe key would be read under the tenant's account, and the
+    // account's own event with that conversation number would pass for its repeat.
+    const named = (event.account as { id?: unknown } | null | undefined)?.id;
+    if (accountId !== null && named !== undefined && named !== null && String(named) !== String(accountId)) {
+      return c.json(ack('ignored'), 200);
+    }
     const result = await applyOnce(
       'chatwoot',
       `${tenantId}:${chatwootEventId(event, accountId)}`,
