@@ -22,7 +22,7 @@ import { chatwootUrlToken } from '../shared/webhooks/chatwoot.ts';
 import { runJobs } from '../shared/jobs/runner.ts';
 import { resolvedTargetProblem, webhookTargetProblem } from '../shared/webhooks/ssrf.ts';
 import { apiKey } from '../scripts/tokens.mjs';
-import { settled, someoneWaitsFor } from './helpers/advisory-locks.ts';
+import { settled, someoneWaitsFor, whileHeld } from './helpers/advisory-locks.ts';
 import { freshDatabase, probeAs, type TestDatabase } from './helpers/db.ts';
 import { call, errorCode } from './helpers/http.ts';
 import { LOCAL_CLERK_ISSUER, supabaseClaims, tenants, users } from './helpers/seed.ts';
@@ -1795,6 +1795,55 @@ describe('outbound webhooks', () => {
     expect(pruned.body.tasks.prune.pruned).toBeGreaterThanOrEqual(2);
     expect(await db.sql`select 1 from private.webhook_inbox where event_id = 'ancient'`).toHaveLength(0);
     expect((await db.sql`select id from private.webhook_events where id in (${old.id}, ${stuck.id})`).map((r) => r.id)).toEqual([stuck.id]);
+  });
+
+  it("a failed delivery sent again while the prune runs stays: the prune neither waits for the retry nor deletes it behind it", async () => {
+    const [endpoint] = await db.sql`insert into public.webhook_endpoints (tenant_id, url, secret_encrypted, enabled)
+      values (${tenants.globex.id}, 'https://hooks.example.com/again', 'v1:x', false) returning id`;
+    const [event] = await db.sql`insert into private.webhook_events (tenant_id, type, ordering_key, payload, created_at)
+      values (${tenants.globex.id}, 'ticket.created', 'ticket:again', '{}', now() - interval '40 days') returning id`;
+    const [delivery] = await db.sql`insert into private.webhook_deliveries (tenant_id, endpoint_id, event_id, ordering_key, status)
+      values (${tenants.globex.id}, ${endpoint.id}, ${event.id}, 'ticket:again', 'failed') returning id`;
+    // The retry's write (private.retry_webhook_delivery: the row locked, back to pending),
+    // not committed yet while the prune runs; the prune answers without waiting for it.
+    await whileHeld(
+      db.sql,
+      (tx) => tx`update private.webhook_deliveries set status = 'pending', last_error = null where id = ${delivery.id}`,
+      () => db.sql`select private.prune_webhook_history()`.execute(),
+      { waits: false },
+    );
+    expect(await db.sql`select status from private.webhook_deliveries where id = ${delivery.id}`).toEqual([{ status: 'pending' }]);
+    expect(await db.sql`select id from private.webhook_events where id = ${event.id}`).toHaveLength(1);
+    // Once it is finished again, the next prune takes the delivery and then its event.
+    await db.sql`update private.webhook_deliveries set status = 'delivered' where id = ${delivery.id}`;
+    await db.sql`select private.prune_webhook_history()`;
+    expect(await db.sql`select id from private.webhook_events where id = ${event.id}`).toHaveLength(0);
+    await db.sql`delete from public.webhook_endpoints where id = ${endpoint.id}`;
+  });
+
+  it('prunes a backlog in batches, a transaction each, and hands what one run could not finish to the next', async () => {
+    const backlog = (n: number) => db.sql`insert into private.webhook_inbox (provider, event_id, event_type, received_at)
+      select 'clerk', 'backlog-' || g, 'user.created', now() - interval '40 days' from generate_series(1, ${n}) g`;
+    const left = async () => (await db.sql`select count(*)::int as n from private.webhook_inbox where event_id like 'backlog-%'`)[0].n;
+    // More than a batch (5,000 rows a table): one run deletes it all.
+    await backlog(5_003);
+    await db.sql`select private.add_job('prune')`;
+    const all = await runJobs({ tasks: ['prune'], schedule: false });
+    expect(all.tasks.prune).toMatchObject({ completed: 1 });
+    expect(all.tasks.prune.pruned).toBeGreaterThanOrEqual(5_003);
+    expect(await left()).toBe(0);
+    // A run out of time after its first batch: the job comes back a second later, its
+    // attempt uncounted, and the next run finishes.
+    await backlog(5_003);
+    const [{ id }] = await db.sql`select id from private.add_job('prune')`;
+    const cut = await runJobs({ tasks: ['prune'], schedule: false, deps: { pruneBudgetMs: 0 } });
+    expect(cut.tasks.prune).toMatchObject({ deferred: 1, completed: 0 });
+    expect(await left()).toBe(3);
+    const [job] = await db.sql`select attempts, locked_by, run_at <= now() + interval '2 seconds' as soon from private.jobs where id = ${id}`;
+    expect(job).toEqual({ attempts: 0, locked_by: null, soon: true });
+    await db.sql`update private.jobs set run_at = now() where id = ${id}`;
+    expect((await runJobs({ tasks: ['prune'], schedule: false })).tasks.prune).toMatchObject({ completed: 1 });
+    expect(await left()).toBe(0);
   });
 
   it('the delivery job takes only the service credential', async () => {

@@ -29,6 +29,9 @@ export interface TaskDeps {
    *  least time between two checks of one service (DRIFT_CHECK_INTERVAL_S, 3600). */
   driftChecksPerPartner?: number;
   driftCheckIntervalS?: number;
+  /** prune: how long one run keeps deleting batches before it hands the rest to the
+   *  job's next run, a second later (20 s: well within the function's wall clock). */
+  pruneBudgetMs?: number;
 }
 
 export interface TaskContext {

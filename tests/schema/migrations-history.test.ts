@@ -45,6 +45,11 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.tenant_purge_trail': ['20261207149000_review_of_this_stops_migrations.sql'],
   // Only admins who can sign in count toward the last admin.
   // Later: the refusal names itself (409 last_admin).
+  // The daily prune deletes in batches (and never a delivery being sent again).
+  'private.prune_webhook_history': ['20261207170000_prune_in_batches.sql'],
+  'private.prune_dead_jobs': ['20261207170000_prune_in_batches.sql'],
+  'private.prune_voice_call_tombstones': ['20261207170000_prune_in_batches.sql'],
+  'private.prune_idempotency_keys': ['20261207170000_prune_in_batches.sql'],
   'private.keep_last_admin': ['20261206142000_admins_who_can_act.sql', '20261207165000_last_admin_refusal_named.sql'],
   // A merged ticket's followers follow the ticket it was merged into.
   // ... and the target takes the source's first response (review).

@@ -7,20 +7,40 @@
 // pending past its upload URL without one (private.queue_missing_attachment_checks:
 // registrations from before the checks existed), and drops Idempotency-Keys past their
 // 24 hours (private.prune_idempotency_keys: a key expired only when sent again).
+//
+// Each pruner deletes at most a batch (5,000 rows a table) and the batches run a
+// transaction each, again while they find rows (20261207170000): a backlog in one
+// transaction could outlast the function's wall clock, be killed and roll back every
+// day. A backlog larger than one run's budget is left to the job run again a second
+// later (deferred: no attempt counted).
 import { asService } from '../../db.ts';
-import type { Task } from '../types.ts';
+import { JobDeferred, type Task } from '../types.ts';
+
+const BUDGET_MS = 20_000;
+
+type Counts = { pruned: number; dead_jobs: number; call_tombstones: number; idempotency_keys: number };
 
 export const prune: Task = {
-  async run() {
-    return await asService(null, async (tx) => {
-      const [{ pruned, dead_jobs, call_tombstones, attachment_checks, idempotency_keys }] = await tx<
-        { pruned: number; dead_jobs: number; call_tombstones: number; attachment_checks: number; idempotency_keys: number }
-      >`
-        select private.prune_webhook_history() as pruned, private.prune_dead_jobs() as dead_jobs,
-          private.prune_voice_call_tombstones() as call_tombstones,
-          private.queue_missing_attachment_checks() as attachment_checks,
-          private.prune_idempotency_keys() as idempotency_keys`;
-      return { pruned, dead_jobs, call_tombstones, attachment_checks, idempotency_keys };
-    });
+  async run(_job, { deps }) {
+    const until = Date.now() + (deps.pruneBudgetMs ?? BUDGET_MS);
+    const [{ attachment_checks }] = await asService(
+      null,
+      (tx) => tx<{ attachment_checks: number }>`select private.queue_missing_attachment_checks() as attachment_checks`,
+    );
+    const total: Counts = { pruned: 0, dead_jobs: 0, call_tombstones: 0, idempotency_keys: 0 };
+    for (;;) {
+      const [batch] = await asService(null, (tx) =>
+        tx<Counts>`
+          select private.prune_webhook_history() as pruned, private.prune_dead_jobs() as dead_jobs,
+            private.prune_voice_call_tombstones() as call_tombstones,
+            private.prune_idempotency_keys() as idempotency_keys`);
+      for (const key of Object.keys(total) as (keyof Counts)[]) total[key] += batch[key];
+      if (Object.values(batch).every((n) => n === 0)) break;
+      if (Date.now() >= until) {
+        console.log(`[prune] out of time after ${JSON.stringify(total)}: the rest in the next run`);
+        throw new JobDeferred(1, 'more history to prune than one run deletes');
+      }
+    }
+    return { ...total, attachment_checks };
   },
 };
