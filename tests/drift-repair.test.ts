@@ -191,9 +191,46 @@ describe('drift repair in the reconcile pass', () => {
     const t = await createTenant(['botpress']);
     await drain();
     await call(tenantsApp, 'POST', `/tenants/${t.id}/suspend`, { token: superToken });
-    const [{ recorded }] = await db.sql`select private.record_service_drift(${t.id}, 'botpress', 'gone') as recorded`;
+    const [s] = await db.sql`select external_ids, credentials_encrypted from public.tenant_services where tenant_id = ${t.id} and service = 'botpress'`;
+    const [{ recorded }] = await db.sql`select private.record_service_drift(${t.id}, 'botpress', 'gone',
+      ${db.sql.json(s.external_ids)}, ${s.credentials_encrypted}) as recorded`;
     expect(recorded).toBe(false);
     expect(await service(t.id, 'botpress')).toMatchObject({ drift_detected_at: null });
+  });
+
+  it('a service provisioned again while it was checked (new ids) is not judged by the check of its old ones', async () => {
+    const t = await createTenant(['botpress']);
+    await drain();
+    await onlyActive(t.id);
+    const before = await service(t.id, 'botpress');
+    const events = async () =>
+      (await db.sql`select count(*)::int as n from private.webhook_events where tenant_id = ${t.id} and type = 'service.drift_detected'`)[0].n;
+    const eventsBefore = await events();
+    // The bot deleted at Botpress, and while the check finds it gone, the service is
+    // provisioned again (as a credentials rotation does): active, with another bot.
+    const base = connectors();
+    const reprovisioned = { ...before.external_ids, bot_id: `${before.external_ids.bot_id}-new` };
+    const racing: Connectors = {
+      botpress: {
+        ...base.botpress!,
+        async check() {
+          await db.sql`update public.tenant_services set external_ids = ${db.sql.json(reprovisioned)}
+            where tenant_id = ${t.id} and service = 'botpress'`;
+          return false;
+        },
+      },
+    };
+    await db.sql`update private.job_schedules set next_run_at = now() where name = 'reconcile'`;
+    const r = await runJobs({
+      tasks: ['reconcile'],
+      schedule: true,
+      deps: { connectors: racing, driftChecksPerPartner: 50, driftCheckIntervalS: 0 },
+      budgetMs: 10_000,
+    });
+    expect(r.tasks.reconcile).toMatchObject({ checked: 1, drifted: 0 });
+    expect(await service(t.id, 'botpress')).toMatchObject({ state: 'active', drift_detected_at: null, external_ids: reprovisioned });
+    expect(await events()).toBe(eventsBefore);
+    expect(await db.sql`select 1 from private.jobs where job_key = ${`provision:${t.id}:botpress`} and dead_at is null`).toHaveLength(0);
   });
 });
 

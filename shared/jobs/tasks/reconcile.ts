@@ -7,7 +7,8 @@
 //    checks run one after another; partners run side by side. A service whose objects
 //    are gone is recorded as drifted, announced (`service.drift_detected`) and queued to
 //    be provisioned again, which re-creates what is missing
-//    (private.record_service_drift). A check that errors (partner down) is no drift: it
+//    (private.record_service_drift; only if the service still holds the ids and
+//    credentials checked). A check that errors (partner down) is no drift: it
 //    is logged and tried again after the interval.
 import { connectorsFromEnv } from '../../connectors/index.ts';
 import type { ProvisionContext, ServiceName } from '../../connectors/types.ts';
@@ -84,7 +85,10 @@ export const reconcile: Task = {
         const [{ recorded }] = await asService(
           c.tenant_id,
           (tx) =>
-            tx<{ recorded: boolean }>`select private.record_service_drift(${c.tenant_id}, ${service}, ${detail}) as recorded`,
+            // Against what was checked: a service provisioned again meanwhile (new ids or
+            // credentials) is not judged by a check of its old ones.
+            tx<{ recorded: boolean }>`select private.record_service_drift(${c.tenant_id}, ${service}, ${detail},
+              ${tx.json(c.external_ids as never)}, ${c.credentials_encrypted}) as recorded`,
         );
         if (recorded) counts.drifted++;
       }
