@@ -87,6 +87,13 @@ function errorInfo(err: unknown): { message: string; permanent: boolean; retryAf
 class Lost extends Error {}
 /** A failure hook ran for a job that turned out superseded (runJobs' fail). */
 class HookedSuperseded extends Error {}
+/** A failure hook that could not write for contention: its rows held by another session
+ *  past the lock timeout (55P03), a statement timeout (57014), a deadlock (40P01) or a
+ *  serialization failure (40001). */
+class HookContended extends Error {}
+const CONTENTION = new Set(['55P03', '57014', '40P01', '40001']);
+/** How long a job whose failure hook met contention waits before it runs again. */
+const HOOK_CONTENDED_RETRY_S = 60;
 
 export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
   const started = Date.now();
@@ -137,7 +144,11 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
         const predicted = permanent || job.attempts >= job.max_attempts ? 'dead' : 'retry';
         const hooked = hook && !!task?.failed &&
           (await tx`select private.job_superseded(${job.id}) as s`)[0].s !== true;
-        if (hooked) await task!.failed!(tx, job, predicted, message, ctx);
+        if (hooked) {
+          await task!.failed!(tx, job, predicted, message, ctx).catch((e: unknown) => {
+            throw CONTENTION.has((e as { code?: unknown })?.code as string) ? new HookContended((e as Error).message) : e;
+          });
+        }
         const [{ o }] = await tx`select private.fail_job(${worker}, ${job.id}, ${message}, ${retryAfter}, ${permanent}) as o`;
         if (o === 'lost') throw new Lost(); // rolls back what the hook wrote
         if (o === 'superseded' && hooked) throw new HookedSuperseded(); // and so does this
@@ -151,7 +162,15 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
       return outcome === 'retry' ? 'retried' : outcome;
     } catch (e) {
       if (e instanceof Lost || e instanceof LeaseLost) return 'lost';
-      throw e;
+      if (!(e instanceof HookContended)) throw e;
+      // The hook's rows are held elsewhere (a stuck session, a long transaction): the job
+      // is put back, its attempt uncounted, to run and fail through its hook again in a
+      // minute. Failing the run instead left the job locked until its lease lapsed and
+      // then claimed again, every time, stopping a run each time; dying without its hook
+      // would leave what the hook records (a service failed, a delivery given up) unsaid.
+      console.error(`[jobs] ${job.task} #${job.id}: its failure could not be recorded (${e.message}); again in a minute`);
+      const [{ ok }] = await db()`select private.defer_job(${worker}, ${job.id}, ${HOOK_CONTENDED_RETRY_S}) as ok`;
+      return ok ? 'deferred' : 'lost';
     }
   };
 

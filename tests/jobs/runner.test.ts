@@ -432,6 +432,45 @@ describe('leases and budgets', () => {
     await db.sql`delete from private.jobs where id = ${id}`;
   });
 
+  it('a job whose failure hook finds its rows held elsewhere is put back for a minute, its attempt uncounted, and the run goes on', async () => {
+    const hooked: string[] = [];
+    // A lock the hook must take, held by another session (a stuck transaction); the hook
+    // gives up after its lock timeout (55P03), as a statement over held rows does.
+    const key = 7_700_001;
+    const registry: Registry = {
+      contended: {
+        run: () => Promise.reject(new JobError('the partner said no', { retryable: false })),
+        async failed(tx: Tx, _job: Job, outcome: string) {
+          hooked.push(outcome);
+          await tx`select set_config('lock_timeout', '50ms', true)`;
+          await tx`select pg_advisory_xact_lock(${key})`;
+        },
+      } as never,
+      'beside-contended': { async run() {} } as never,
+    };
+    const [{ id }] = await db.sql`select id from private.add_job('contended')`;
+    for (let i = 0; i < 2; i++) await db.sql`select private.add_job('beside-contended')`;
+    const holder = await db.sql.reserve();
+    try {
+      await holder`begin`;
+      await holder`select pg_advisory_xact_lock(${key})`;
+      const report = await runJobs({ registry, tasks: ['contended', 'beside-contended'], budgetMs: 5_000 });
+      expect(report).toMatchObject({ claimed: 3, deferred: 1, dead: 0, completed: 2 });
+      expect(hooked).toEqual(['dead']);
+      const [row] = await db.sql`select attempts, locked_by, dead_at is null as alive, run_at > now() + interval '50 seconds' as later
+        from private.jobs where id = ${id}`;
+      expect(row).toEqual({ attempts: 0, locked_by: null, alive: true, later: true });
+    } finally {
+      await holder`rollback`;
+      holder.release();
+    }
+    // The lock free again: the next run records the failure through the hook.
+    await db.sql`update private.jobs set run_at = now() where id = ${id}`;
+    expect(await runJobs({ registry, tasks: ['contended'], budgetMs: 5_000 })).toMatchObject({ claimed: 1, dead: 1, deferred: 0 });
+    expect(hooked).toEqual(['dead', 'dead']);
+    await db.sql`delete from private.jobs where id = ${id}`;
+  });
+
   it('out of time, a job that finishes while a slower one still runs is completed then, not when the run ends', async () => {
     const registry: Registry = {
       'quick-one': {
