@@ -92,8 +92,6 @@ class HookedSuperseded extends Error {}
  *  serialization failure (40001). */
 class HookContended extends Error {}
 const CONTENTION = new Set(['55P03', '57014', '40P01', '40001']);
-/** How long a job whose failure hook met contention waits before it runs again. */
-const HOOK_CONTENDED_RETRY_S = 60;
 
 export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
   const started = Date.now();
@@ -164,13 +162,15 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
       if (e instanceof Lost || e instanceof LeaseLost) return 'lost';
       if (!(e instanceof HookContended)) throw e;
       // The hook's rows are held elsewhere (a stuck session, a long transaction): the job
-      // is put back, its attempt uncounted, to run and fail through its hook again in a
-      // minute. Failing the run instead left the job locked until its lease lapsed and
-      // then claimed again, every time, stopping a run each time; dying without its hook
-      // would leave what the hook records (a service failed, a delivery given up) unsaid.
-      console.error(`[jobs] ${job.task} #${job.id}: its failure could not be recorded (${e.message}); again in a minute`);
-      const [{ ok }] = await db()`select private.defer_job(${worker}, ${job.id}, ${HOOK_CONTENDED_RETRY_S}) as ok`;
-      return ok ? 'deferred' : 'lost';
+      // is left to its lease and claimed again once it lapses, as a job whose worker
+      // stopped is — its attempt counted, so its work runs at most max_attempts times in
+      // all, and past the last only its failure hook runs (dead when claimed) until it
+      // can write. Failing the run instead stopped a run at every claim; putting the job
+      // back uncounted would run its work (a partner call, a delivery) again and again
+      // for as long as the rows are held; dying without the hook would leave what it
+      // records (a service failed, a delivery given up) unsaid.
+      console.error(`[jobs] ${job.task} #${job.id}: its failure could not be recorded (${e.message}); left to its lease`);
+      return 'lost';
     }
   };
 

@@ -432,14 +432,18 @@ describe('leases and budgets', () => {
     await db.sql`delete from private.jobs where id = ${id}`;
   });
 
-  it('a job whose failure hook finds its rows held elsewhere is put back for a minute, its attempt uncounted, and the run goes on', async () => {
+  it('a job whose failure hook finds its rows held elsewhere is left to its lease, its attempt counted, and the run goes on; past its last attempt only the hook runs again', async () => {
     const hooked: string[] = [];
+    let runs = 0;
     // A lock the hook must take, held by another session (a stuck transaction); the hook
     // gives up after its lock timeout (55P03), as a statement over held rows does.
     const key = 7_700_001;
     const registry: Registry = {
       contended: {
-        run: () => Promise.reject(new JobError('the partner said no', { retryable: false })),
+        run: () => {
+          runs++;
+          return Promise.reject(new JobError('the partner said no'));
+        },
         async failed(tx: Tx, _job: Job, outcome: string) {
           hooked.push(outcome);
           await tx`select set_config('lock_timeout', '50ms', true)`;
@@ -448,26 +452,32 @@ describe('leases and budgets', () => {
       } as never,
       'beside-contended': { async run() {} } as never,
     };
-    const [{ id }] = await db.sql`select id from private.add_job('contended')`;
+    const [{ id }] = await db.sql`select id from private.add_job('contended', '{}', null, null, 1)`;
     for (let i = 0; i < 2; i++) await db.sql`select private.add_job('beside-contended')`;
+    const lapse = () => db.sql`update private.jobs set locked_until = now() - interval '1 second' where id = ${id}`;
     const holder = await db.sql.reserve();
     try {
       await holder`begin`;
       await holder`select pg_advisory_xact_lock(${key})`;
-      const report = await runJobs({ registry, tasks: ['contended', 'beside-contended'], budgetMs: 5_000 });
-      expect(report).toMatchObject({ claimed: 3, deferred: 1, dead: 0, completed: 2 });
+      const report = await runJobs({ registry, tasks: ['contended', 'beside-contended'], workerId: 'contended-1', budgetMs: 5_000 });
+      expect(report).toMatchObject({ claimed: 3, lost: 1, dead: 0, retried: 0, completed: 2 });
       expect(hooked).toEqual(['dead']);
-      const [row] = await db.sql`select attempts, locked_by, dead_at is null as alive, run_at > now() + interval '50 seconds' as later
-        from private.jobs where id = ${id}`;
-      expect(row).toEqual({ attempts: 0, locked_by: null, alive: true, later: true });
+      const [row] = await db.sql`select attempts, locked_by, dead_at is null as alive from private.jobs where id = ${id}`;
+      expect(row).toEqual({ attempts: 1, locked_by: 'contended-1', alive: true });
+      // Its lease lapsed, past its last attempt: claimed, its work is not run again, only
+      // its hook, which still cannot write.
+      await lapse();
+      expect(await runJobs({ registry, tasks: ['contended'], budgetMs: 5_000 })).toMatchObject({ claimed: 1, lost: 1, dead: 0 });
+      expect([runs, hooked]).toEqual([1, ['dead', 'dead']]);
     } finally {
       await holder`rollback`;
       holder.release();
     }
-    // The lock free again: the next run records the failure through the hook.
-    await db.sql`update private.jobs set run_at = now() where id = ${id}`;
-    expect(await runJobs({ registry, tasks: ['contended'], budgetMs: 5_000 })).toMatchObject({ claimed: 1, dead: 1, deferred: 0 });
-    expect(hooked).toEqual(['dead', 'dead']);
+    // The lock free again: the next claim records the failure through the hook.
+    await lapse();
+    expect(await runJobs({ registry, tasks: ['contended'], budgetMs: 5_000 })).toMatchObject({ claimed: 1, dead: 1, lost: 0 });
+    expect([runs, hooked]).toEqual([1, ['dead', 'dead', 'dead']]);
+    expect((await db.sql`select dead_at is not null as dead from private.jobs where id = ${id}`)[0].dead).toBe(true);
     await db.sql`delete from private.jobs where id = ${id}`;
   });
 
