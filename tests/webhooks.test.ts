@@ -836,7 +836,9 @@ describe('Chatwoot conversations', () => {
     await db.sql`update public.tenant_services set external_ids = external_ids || '{"account_id": 41}' where tenant_id = ${acme} and service = 'chatwoot'`;
     try {
       // The old account's conversation #181 first: the account's own #181 is not its repeat.
-      const foreign = await sendSigned(conversation(181, { account: { id: 40, name: 'Acme (old)' } }));
+      // A conversation event names no account of its own, only its last message's
+      // (`messages[0].account_id`), as Chatwoot sends it.
+      const foreign = await sendSigned(conversation(181, { messages: [{ content: 'Old account', account_id: 40 }] }));
       expect([foreign.status, foreign.body.outcome]).toEqual([200, 'ignored']);
       expect((await db.sql`select count(*)::int as n from public.tickets where tenant_id = ${acme} and chatwoot_conversation_id = '181'`)[0].n).toBe(0);
       expect((await sendSigned(conversation(181))).body.outcome).toBe('applied');
@@ -846,6 +848,14 @@ describe('Chatwoot conversations', () => {
       expect(mine.body.outcome).toBe('applied');
       const unnamed = await sendSigned(message(9183, 181, 'Naming no account'));
       expect(unnamed.body.outcome).toBe('applied');
+      // The old account's #181 resolved: not this account's ticket.
+      const resolved = await sendSigned({
+        event: 'conversation_status_changed', id: 181, status: 'resolved', updated_at: '2026-12-07T10:00:00Z',
+        messages: [{ content: 'Old account', account_id: 40 }],
+      });
+      expect([resolved.status, resolved.body.outcome]).toEqual([200, 'ignored']);
+      const [{ status }] = await db.sql`select status from public.tickets where tenant_id = ${acme} and chatwoot_conversation_id = '181'`;
+      expect(status).not.toBe('resolved');
       const contents = (await db.sql`select m.content from public.ticket_messages m join public.tickets t on t.tenant_id = m.tenant_id and t.id = m.ticket_id
         where t.tenant_id = ${acme} and t.chatwoot_conversation_id = '181' and m.type = 'message' order by m.created_at`).map((m) => m.content);
       expect(contents).not.toContain('From the old account');

@@ -11,6 +11,7 @@ import { commonErrors, jsonResponse, Uuid } from '../../shared/schemas/common.ts
 import { chatwootErrors, clerkErrors, security } from '../../shared/schemas/security.ts';
 import {
   applyChatwootEvent,
+  chatwootEventAccount,
   chatwootEventId,
   requireChatwootTenantWritable,
   verifyChatwoot,
@@ -90,11 +91,12 @@ app.openapi(
     // Another account's event than the tenant's (a former account, switched off and
     // winding down at Chatwoot, whose webhook had this same URL): its conversation
     // numbers are not this account's, whose tickets they would land on. Messages name
-    // their account; an event that names none is taken as the tenant's. Nothing is
-    // recorded for it: its dedupe key would be read under the tenant's account, and the
-    // account's own event with that conversation number would pass for its repeat.
-    const named = (event.account as { id?: unknown } | null | undefined)?.id;
-    if (accountId !== null && named !== undefined && named !== null && String(named) !== String(accountId)) {
+    // their account, conversation events their last message's; an event that names none
+    // is taken as the tenant's. Nothing is recorded for it: its dedupe key would be read
+    // under the tenant's account, and the account's own event with that conversation
+    // number would pass for its repeat.
+    const named = chatwootEventAccount(event);
+    if (accountId !== null && named !== null && named !== String(accountId)) {
       return c.json(ack('ignored'), 200);
     }
     const result = await applyOnce(

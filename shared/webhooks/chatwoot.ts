@@ -317,6 +317,15 @@ function statusChangedAt(event: Payload): number | undefined {
   return undefined;
 }
 
+/** The Chatwoot account an event names, or null when it names none. Messages carry
+ *  `account{id}`; conversation events (created, status changed, updated) carry no
+ *  account of their own, only their last message's `account_id` in `messages[0]`
+ *  (Conversations::EventDataPresenter, Message#push_event_data). */
+export function chatwootEventAccount(event: Payload): string | null {
+  const id = event.account?.id ?? (Array.isArray(event.messages) ? event.messages[0]?.account_id : undefined);
+  return id === undefined || id === null ? null : String(id);
+}
+
 /** The deduplication key, from the (signed) body: Chatwoot's X-Chatwoot-Delivery header
  *  is not covered by the signature, so it cannot decide what counts as a repeat. A
  *  conversation's number counts within its account: the keys of conversation events name
