@@ -4,7 +4,7 @@
 // permanent errors fail once and clearly; suspend/resume/remove round trips; the
 // credentials stay encrypted and out of logs, audit rows and non-admin responses.
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { app as jobsApp } from '../functions/jobs/app.ts';
 import { app as tenantsApp } from '../functions/tenants/app.ts';
 import { app as webhooksApp } from '../functions/webhooks/app.ts';
@@ -538,6 +538,54 @@ describe('lifecycle', () => {
     expect(chatwoot.accounts.has(old)).toBe(false);
     expect(chatwoot.accounts.get(made.external_ids.account_id)?.status).toBe('active');
     expect(partnerObjects(t).chatwootAccounts).toBe(1);
+  });
+
+  it("a new owner takes the n8n project and the Odoo company; the former owner's access there goes, and their n8n login the tenant made goes with the tenant", async () => {
+    const c = connectors({ n8nMode: 'projects' });
+    n8n.licensed = true; // projects need n8n's licence
+    onTestFinished(() => void (n8n.licensed = false));
+    const t = await createTenant(['n8n', 'odoo']);
+    await drain(c);
+    const before = await services(t.id);
+    const formerN8n = before.n8n.external_ids.user_id as string;
+    const formerOdoo = before.odoo.external_ids.user_id as number;
+    const project = before.n8n.external_ids.project_id as string;
+    const company = before.odoo.external_ids.company_id as number;
+    expect(n8n.projects.get(project)?.members.has(formerN8n)).toBe(true);
+    const [next] = await db.sql`insert into public.users (email, first_name) values (${`next@${t.slug}.test`}, 'Nia') returning id`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${next.id}, 'admin')`;
+    // The first admin is disabled by a platform admin (the membership stays).
+    await db.sql`update public.users set status = 'disabled' where email = ${t.email}`;
+    for (const service of ['n8n', 'odoo']) {
+      await db.sql`update public.tenant_services set state = 'failed' where tenant_id = ${t.id} and service = ${service}`;
+      expect((await call(tenantsApp, 'POST', `/tenants/${t.id}/services/${service}/retry`, { token: superToken })).status).toBe(202);
+    }
+    await drain(c);
+    const after = await services(t.id);
+    expect([after.n8n.state, after.odoo.state]).toEqual(['active', 'active']);
+    // n8n: the new owner is the project's admin, the former one no longer a member; their
+    // login stays (in shared mode their workflows would be the tenant's), kept for removal.
+    const ownerN8n = after.n8n.external_ids.user_id as string;
+    expect(n8n.users.get(ownerN8n)?.email).toBe(`next@${t.slug}.test`);
+    expect(n8n.projects.get(project)?.members.has(ownerN8n)).toBe(true);
+    expect(n8n.projects.get(project)?.members.has(formerN8n)).toBe(false);
+    expect(n8n.users.has(formerN8n)).toBe(true);
+    expect(after.n8n.external_ids).toMatchObject({ former_user_id: null, former_logins: [formerN8n] });
+    // Odoo: the new owner has the company; the former owner's login has lost it.
+    const users = odoo.tables['res.users'];
+    const ownerOdoo = after.odoo.external_ids.user_id as number;
+    expect(users.get(ownerOdoo)).toMatchObject({ login: `next@${t.slug}.test`, active: true });
+    expect(users.get(ownerOdoo)!.company_ids).toContain(company);
+    const formerRow = users.get(formerOdoo)!;
+    expect(formerRow.active === false || !(formerRow.company_ids as number[]).includes(company)).toBe(true);
+    expect(after.odoo.external_ids.former_user_id).toBeNull();
+    // Removed: the former owner's n8n login, which the tenant's invitation made, goes too.
+    await db.sql`update public.tenants set settings = settings || '{"removal_grace_days": "0"}' where id = ${t.id}`;
+    expect((await call(tenantsApp, 'DELETE', `/tenants/${t.id}`, { token: superToken })).status).toBe(200);
+    await drain(c);
+    expect((await services(t.id)).n8n.state).toBe('removed');
+    expect(n8n.users.has(formerN8n)).toBe(false);
+    expect(n8n.users.has(ownerN8n)).toBe(false);
   });
 
   it("the partner account's owner is the oldest admin who can sign in; with none, making it stops and says why", async () => {

@@ -136,6 +136,19 @@ export function n8nConnector(config: N8nConfig): Connector {
     ctx.externalIds.project_id as string | undefined ??
       (config.mode === 'projects' ? await unclaimedProjectNamed(ctx, await teamProjects()) : undefined);
 
+  /** Deletes a login the tenant made, unless another tenant's service records it, it is
+   *  one of n8n's own admins, or it is the person's own (found joined when the tenant
+   *  recorded it: theirs to keep, and at n8n their personal workflows and credentials
+   *  with it). One found by e-mail alone (`recorded` false) goes only while pending. */
+  async function dropLogin(ctx: ProvisionContext, userId: string, ownerLogin: unknown, recorded = true) {
+    if (await usedElsewhere(ctx, userId)) return;
+    const user = await findUser(userId);
+    if (!user || (user.role !== undefined && user.role !== 'global:member')) return;
+    if (!recorded && !user.isPending) return;
+    if (ownerLogin === 'existing' && !user.isPending) return;
+    await removeCall(`/users/${encodeURIComponent(userId)}`);
+  }
+
   /** Invites the e-mail, or finds the login it already is. */
   async function invite(email: string): Promise<{ id: string; inviteUrl: string | null }> {
     const { body } = await call('/users', { method: 'POST', body: [{ email, role: 'global:member' }] }) as {
@@ -174,7 +187,28 @@ export function n8nConnector(config: N8nConfig): Connector {
       // be either): removal treats it as before, as the tenant's.
       const firstSeen = ctx.externalIds.user_id !== userId;
       const ownerLogin = firstSeen ? (found && !found.isPending ? 'existing' : 'invited') : ctx.externalIds.owner_login;
+      // Another admin owns the tenant's space now (the former owner left, was demoted or
+      // can no longer sign in: private.provisioning_context names the oldest active
+      // admin). The former owner leaves the tenant's project (below; recorded until then,
+      // so a retry finishes it). Their login stays — in shared mode the tenant's workflows
+      // are theirs, and deleting a login deletes its workflows — but one the tenant made
+      // (its invitation) is kept in former_logins, for the tenant's removal to delete as it
+      // deletes the owner's.
+      const known = ctx.externalIds.user_id as string | undefined;
+      const recordedFormer = ctx.externalIds.former_user_id as string | null | undefined;
+      const former = known !== undefined && known !== userId
+        ? known
+        : recordedFormer && recordedFormer !== userId
+        ? recordedFormer
+        : undefined;
+      const formerLogins = (ctx.externalIds.former_logins as string[] | undefined) ?? [];
       const ids: Record<string, unknown> = { user_id: userId, ...(ownerLogin ? { owner_login: ownerLogin } : {}) };
+      if (former) {
+        ids.former_user_id = former;
+        if (former === known && ctx.externalIds.owner_login !== 'existing' && !formerLogins.includes(former)) {
+          ids.former_logins = [...formerLogins, former];
+        }
+      }
       await ctx.checkpoint(ids, changed ? credentials : undefined);
       if (config.mode === 'projects') {
         // The project recorded, while it exists (a slug can change later, and the name with
@@ -200,7 +234,10 @@ export function n8nConnector(config: N8nConfig): Connector {
           body: { relations: [{ userId, role: 'project:admin' }] },
         });
         ids.project_id = projectId;
+        // A no-op when the member is gone already (204 either way).
+        if (former) await removeCall(`/projects/${encodeURIComponent(projectId)}/users/${encodeURIComponent(former)}`);
       }
+      if (former) ids.former_user_id = null;
       return { externalIds: ids, ...(changed ? { credentials } : {}) };
     },
     // Projects mode: the member leaves the tenant's project (the project and its
@@ -230,16 +267,14 @@ export function n8nConnector(config: N8nConfig): Connector {
       const userId = await ownerId(ctx);
       const projectId = await tenantProject(ctx);
       if (projectId) await removeCall(`/projects/${encodeURIComponent(projectId)}`);
-      if (!userId || await usedElsewhere(ctx, userId)) return;
-      const user = await findUser(userId);
-      if (!user || (user.role !== undefined && user.role !== 'global:member')) return;
+      // Former owners' logins the tenant made go as the owner's does.
+      for (const former of (ctx.externalIds.former_logins as string[] | undefined) ?? []) {
+        if (former !== userId) await dropLogin(ctx, former, 'invited');
+      }
+      if (!userId) return;
       // Found by e-mail (no id recorded): the current admin's, maybe someone's own login
       // made elsewhere. Only a pending invitation, which the lost answer may have made, goes.
-      if (!ctx.externalIds.user_id && !user.isPending) return;
-      // The person's own login, found joined when the tenant recorded it: theirs to keep
-      // (and, at n8n, their personal workflows and credentials with it).
-      if (ctx.externalIds.owner_login === 'existing' && !user.isPending) return;
-      await removeCall(`/users/${encodeURIComponent(userId)}`);
+      await dropLogin(ctx, userId, ctx.externalIds.owner_login, !!ctx.externalIds.user_id);
     },
     async check(ctx) {
       const { project_id: projectId, user_id: userId } = ctx.externalIds as { project_id?: string; user_id?: string };

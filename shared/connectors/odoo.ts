@@ -423,12 +423,21 @@ export function odooConnector(config: OdooConfig): Connector {
         await t.call('res.company', 'write', [[companyId], back]);
       }
       const groups = await adminGroups();
+      // Another admin owns the company now (the former owner left, was demoted or can no
+      // longer sign in: private.provisioning_context names the oldest active admin): the
+      // former owner's login loses the company below, recorded until then so a retry
+      // finishes it (their login stays: it may serve another tenant's company).
+      const known = ctx.externalIds.user_id as number | undefined;
+      const recordedFormer = ctx.externalIds.former_user_id as number | null | undefined;
+      const formerOf = (owner: number | undefined) =>
+        known !== undefined && known !== owner ? known : recordedFormer && recordedFormer !== owner ? recordedFormer : undefined;
       const userId = await ownerLogin(ctx.admin.email);
       let id = userId;
       if (userId) {
         // The same person already has a login (another tenant's owner): give it this company
         // (recorded first, so a suspension after a lost answer finds whom to revoke).
-        await ctx.checkpoint({ user_id: userId });
+        const former = formerOf(userId);
+        await ctx.checkpoint({ user_id: userId, ...(former ? { former_user_id: former } : {}) });
         await grant((await readUser(userId))!, companyId, groups);
       } else {
         try {
@@ -451,8 +460,14 @@ export function odooConnector(config: OdooConfig): Connector {
           id = raced;
         }
       }
+      const former = formerOf(id);
+      if (former) {
+        await ctx.checkpoint({ user_id: id, former_user_id: former });
+        const row = await readUser(former);
+        if (row) await revoke(row, companyId);
+      }
       return {
-        externalIds: { company_id: companyId, user_id: id },
+        externalIds: { company_id: companyId, user_id: id, ...(former ? { former_user_id: null } : {}) },
         credentials: { login: ctx.admin.email },
       };
     },
