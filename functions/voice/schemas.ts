@@ -550,15 +550,27 @@ const ProviderSearch = {
   tenant_id: Uuid,
   agent_id: Uuid.optional().openapi({
     description: "The agent on the call (`/route`'s `agent.id`): only its knowledge base is searched, and nothing when " +
-      'it has none (nor for an agent not of the tenant). Not with `knowledge_base_id`. Without either, every knowledge ' +
-      'base of the tenant',
+      'it has none (nor for an agent not of the tenant). One of `agent_id` and `knowledge_base_id` is required, not ' +
+      "both: a search naming neither would read every knowledge base of the tenant, other agents' included",
   }),
 };
+type Scope = { agent_id?: string; knowledge_base_id?: string };
 const oneScope = {
-  check: (v: { agent_id?: string; knowledge_base_id?: string }) => !(v.agent_id && v.knowledge_base_id),
+  check: (v: Scope) => !(v.agent_id && v.knowledge_base_id),
   message: { message: 'Give agent_id or knowledge_base_id, not both', path: ['knowledge_base_id'] },
 };
-export const KbMachineSearchQuery = KbSearchQuery.extend(ProviderSearch).refine(oneScope.check, oneScope.message);
+// Closed by default: an integration that left both out (an agent with no knowledge base,
+// `/route` answering null for it) searched every knowledge base of the tenant.
+const someScope = {
+  check: (v: Scope) => Boolean(v.agent_id || v.knowledge_base_id),
+  message: {
+    message: 'Give agent_id (the agent on the call: its knowledge base alone) or knowledge_base_id',
+    path: ['agent_id'],
+  },
+};
+export const KbMachineSearchQuery = KbSearchQuery.extend(ProviderSearch)
+  .refine(oneScope.check, oneScope.message)
+  .refine(someScope.check, someScope.message);
 /** A query's embedding, as the model gave it: numbers only (JSON has no NaN or infinity);
  *  its size must be the project's (1,536 on hosted projects; the database says which). */
 const Embedding = z.array(
@@ -596,7 +608,9 @@ export const KbSearchBody = z.object({
   knowledge_base_id: Uuid.optional(),
   limit: z.number().int().min(1).max(50).default(5),
 }).strict();
-export const KbMachineSearchBody = KbSearchBody.extend(ProviderSearch).strict().refine(oneScope.check, oneScope.message);
+export const KbMachineSearchBody = KbSearchBody.extend(ProviderSearch).strict()
+  .refine(oneScope.check, oneScope.message)
+  .refine(someScope.check, someScope.message);
 export const KbChunksQuery = z.object({
   after: QueryInteger(-1, 2_147_483_647).optional().openapi({
     description: 'The last ordinal of the previous page',

@@ -411,7 +411,7 @@ describe('voice call path', () => {
       results.push(line('a 25-chunk document (50 paragraphs of 40 words) uploaded and deleted, 1 connection', uploads.true, 'documents/s'));
       results.push(line('baseline: the same without postings, 1 connection', uploads.false, 'documents/s'));
       const http = await closedLoop(8, async (i, c) => {
-        const res = await request(server.url, c, `/functions/v1/voice/knowledge/search?tenant_id=${acme}&q=${words[i % 6]}${i % 997}`, {
+        const res = await request(server.url, c, `/functions/v1/voice/knowledge/search?tenant_id=${acme}&knowledge_base_id=${kb}&q=${words[i % 6]}${i % 997}`, {
           headers: { authorization: `Bearer ${service}` },
         });
         if (res.status !== 200) throw new Error(`status ${res.status}`);

@@ -182,19 +182,22 @@ describe('writing embeddings', () => {
     const headers = { authorization: `Bearer ${service}` };
     const found = await call(app, 'POST', '/voice/knowledge/search', {
       headers,
-      body: { tenant_id: acme, q: 'desk', embedding: query, ranking: 'embedding', limit: 2 },
+      body: { tenant_id: acme, knowledge_base_id: kb, q: 'desk', embedding: query, ranking: 'embedding', limit: 2 },
     });
     expect(found.status, JSON.stringify(found.body)).toBe(200);
     expect(found.body.mode).toBe('embedding');
     expect(found.body.items.map((h: { chunk_id: string }) => h.chunk_id)).toEqual([chunks[0].id, chunks[1].id]);
     // Hybrid by default: the two lists, each read four deep, fused by their ranks.
-    const hybrid = await call(app, 'POST', '/voice/knowledge/search', { headers, body: { tenant_id: acme, q: 'desk', embedding: query, limit: 2 } });
+    const hybrid = await call(app, 'POST', '/voice/knowledge/search', {
+      headers,
+      body: { tenant_id: acme, knowledge_base_id: kb, q: 'desk', embedding: query, limit: 2 },
+    });
     expect(hybrid.body.mode).toBe('hybrid');
-    const textOrder = (await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=desk&limit=4`, { headers })).body.items;
+    const textOrder = (await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&knowledge_base_id=${kb}&q=desk&limit=4`, { headers })).body.items;
     const expected = fused(chunks.slice(0, 4).map((c) => c.id), textOrder.map((h: { chunk_id: string }) => h.chunk_id)).slice(0, 2);
     expect(hybrid.body.items.map((h: { chunk_id: string; matched_by: string }) => [h.chunk_id, h.matched_by])).toEqual(expected);
     // By the text, as before, on GET.
-    const text = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=desk&limit=2`, { headers });
+    const text = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&knowledge_base_id=${kb}&q=desk&limit=2`, { headers });
     expect(text.body.mode).toBe('full_text');
     expect(text.body.items).toHaveLength(2);
     // For the agent on the call: its knowledge base's chunks, and none for an agent without one.
@@ -211,12 +214,12 @@ describe('writing embeddings', () => {
     expect(await forAgent(withoutKb.id)).toEqual([]);
     await pg.query(`delete from public.voice_agents where id in ($1, $2)`, [withKb.id, withoutKb.id]);
     // Another tenant's knowledge: globex has none, under the same embedding.
-    const other = await call(app, 'POST', '/voice/knowledge/search', { headers, body: { tenant_id: globex, q: 'desk', embedding: query } });
+    const other = await call(app, 'POST', '/voice/knowledge/search', { headers, body: { tenant_id: globex, knowledge_base_id: kb, q: 'desk', embedding: query } });
     expect(other.status, JSON.stringify(other.body)).toBe(200);
     expect(other.body.items).toEqual([]);
     await pg.query(`update public.tenants set plan = 'starter' where id = $1`, [acme]);
     try {
-      const starter = await call(app, 'POST', '/voice/knowledge/search', { headers, body: { tenant_id: acme, q: 'desk', embedding: query } });
+      const starter = await call(app, 'POST', '/voice/knowledge/search', { headers, body: { tenant_id: acme, knowledge_base_id: kb, q: 'desk', embedding: query } });
       expect(starter.status).toBe(403);
       expect(errorCode(starter)).toBe('feature_not_in_plan');
     } finally {
@@ -319,7 +322,7 @@ describe('writing embeddings', () => {
     for (const ranking of ['hybrid', 'embedding']) {
       const provider = await call(app, 'POST', '/voice/knowledge/search', {
         headers: { authorization: `Bearer ${service}` },
-        body: { tenant_id: acme, q: 'desk', embedding: [1, 2], ranking },
+        body: { tenant_id: acme, knowledge_base_id: kb, q: 'desk', embedding: [1, 2], ranking },
       });
       expect(provider.status, JSON.stringify(provider.body)).toBe(422);
       expect(provider.body.error.details.fields).toEqual([{ field: 'embedding', message: 'embedding must have 1536 dimensions, not 2' }]);

@@ -912,7 +912,7 @@ describe('features', () => {
     });
     expect(next.body.error).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'voice' } });
     expect((await db.sql`select count(*)::int as n from public.voice_calls where provider_call_id = 'plan-call-2'`)[0].n).toBe(0);
-    const kb = await provider('GET', `/voice/knowledge/search?tenant_id=${globex}&q=hours`);
+    const kb = await provider('GET', `/voice/knowledge/search?tenant_id=${globex}&agent_id=${agent.id}&q=hours`);
     expect(kb.body.error).toMatchObject({ code: 'feature_not_in_plan', details: { feature: 'knowledge_base' } });
     // The call already under way is transcribed and ends.
     const segments = await provider('POST', '/voice/calls/events', {

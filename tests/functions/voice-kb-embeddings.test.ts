@@ -188,8 +188,8 @@ describe('without vector search', () => {
 
   it("the provider's search takes an embedding too; a tenant's API key searches its own tenant only", async () => {
     const headers = { authorization: `Bearer ${service}` };
-    const get = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=garage&limit=2`, { headers });
-    const post = await call(app, 'POST', '/voice/knowledge/search', { headers, body: { tenant_id: acme, q: 'garage', embedding: [1, 2], limit: 2 } });
+    const get = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&knowledge_base_id=${kb}&q=garage&limit=2`, { headers });
+    const post = await call(app, 'POST', '/voice/knowledge/search', { headers, body: { tenant_id: acme, knowledge_base_id: kb, q: 'garage', embedding: [1, 2], limit: 2 } });
     expect(post.status, JSON.stringify(post.body)).toBe(200);
     expect(post.body).toEqual(get.body);
     expect(post.body.items).toHaveLength(2);
@@ -199,10 +199,10 @@ describe('without vector search', () => {
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     const key = created.body.key as string;
-    const own = await call(app, 'POST', '/voice/knowledge/search', { headers: { authorization: `Bearer ${key}` }, body: { tenant_id: acme, q: 'garage' } });
-    const other = await call(app, 'POST', '/voice/knowledge/search', { headers: { authorization: `Bearer ${key}` }, body: { tenant_id: globex, q: 'garage' } });
+    const own = await call(app, 'POST', '/voice/knowledge/search', { headers: { authorization: `Bearer ${key}` }, body: { tenant_id: acme, knowledge_base_id: kb, q: 'garage' } });
+    const other = await call(app, 'POST', '/voice/knowledge/search', { headers: { authorization: `Bearer ${key}` }, body: { tenant_id: globex, knowledge_base_id: kb, q: 'garage' } });
     expect([own.status, other.status]).toEqual([200, 404]);
-    const anonymous = await call(app, 'POST', '/voice/knowledge/search', { body: { tenant_id: acme, q: 'garage' } });
+    const anonymous = await call(app, 'POST', '/voice/knowledge/search', { body: { tenant_id: acme, knowledge_base_id: kb, q: 'garage' } });
     expect(anonymous.status).toBe(401);
   });
 });

@@ -282,7 +282,7 @@ describe('a tenant API key on the call path', () => {
       { type: 'call.ended', tenant_id: globex, provider_call_id: theirs, status: 'failed' },
       key.events.key,
     );
-    const found = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${globex}&q=vault`, {
+    const found = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${globex}&agent_id=${AGENT.globex}&q=vault`, {
       headers: { authorization: `Bearer ${search.key}` },
     });
     expect([words.status, errorCode(words)]).toEqual([404, 'unknown_call']);
@@ -301,7 +301,7 @@ describe('a tenant API key on the call path', () => {
       key.events.key,
     );
     expect([mine.status, mine.body.segments_added]).toEqual([200, 1]);
-    const own = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=vault`, {
+    const own = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&agent_id=${AGENT.acme}&q=vault`, {
       headers: { authorization: `Bearer ${search.key}` },
     });
     expect([own.status, own.body.items]).toEqual([200, []]);
@@ -339,7 +339,7 @@ describe('a tenant API key on the call path', () => {
       made.body.key,
     );
     expect([shouted.status, shouted.body.applied], JSON.stringify(shouted.body)).toEqual([200, true]);
-    const search = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${lettered.toUpperCase()}&q=vault`, {
+    const search = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${lettered.toUpperCase()}&agent_id=${agent.id}&q=vault`, {
       headers: { authorization: `Bearer ${made.body.key}` },
     });
     expect([search.status, search.body.items], JSON.stringify(search.body)).toEqual([200, []]);

@@ -1706,21 +1706,22 @@ describe('knowledge base', () => {
   });
 
   it('the provider searches for the agent during a call, tenant named, with its credential only', async () => {
-    const r = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=parking`, {
+    const [{ kb }] = await db.sql`select knowledge_base_id as kb from public.kb_documents where tenant_id = ${acme} and title = 'Policies'`;
+    const r = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&knowledge_base_id=${kb}&q=parking`, {
       headers: { 'x-telephony-secret': TELEPHONY_SECRET },
     });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body.items[0].content).toContain('garage code');
-    const other = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${globex}&q=parking`, {
+    const other = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${globex}&knowledge_base_id=${kb}&q=parking`, {
       headers: { 'x-telephony-secret': TELEPHONY_SECRET },
     });
     expect(other.body.items).toEqual([]);
-    const user = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=parking`, { token: tok.admin });
+    const user = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&knowledge_base_id=${kb}&q=parking`, { token: tok.admin });
     expect(user.status).toBe(401);
     // A deleted tenant has no knowledge left for an agent, as one that never existed.
     await db.sql`update public.tenants set status = 'deleted', deleted_at = now() where id = ${acme}`;
     try {
-      const gone = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=parking`, {
+      const gone = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&knowledge_base_id=${kb}&q=parking`, {
         headers: { 'x-telephony-secret': TELEPHONY_SECRET },
       });
       expect([gone.status, gone.body.items]).toEqual([200, []]);
@@ -1742,9 +1743,18 @@ describe('knowledge base', () => {
     };
     try {
       await db.sql`update public.voice_agents set knowledge_base_id = null where id = ${AGENT.acme}`;
-      // Without an agent, every knowledge base of the tenant (as before); with it, its own: none.
-      const all = await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=parking`, { headers });
-      expect(all.body.items[0].content).toContain('garage code');
+      // Naming neither the agent nor a knowledge base: refused, never every knowledge base
+      // of the tenant (an integration passing on /route's null knowledge base for an agent
+      // without one read the others' then). With the agent, its own: none.
+      for (const neither of [
+        await call(app, 'GET', `/voice/knowledge/search?tenant_id=${acme}&q=parking`, { headers }),
+        await call(app, 'POST', '/voice/knowledge/search', { headers, body: { tenant_id: acme, q: 'parking' } }),
+      ]) {
+        expect([neither.status, errorCode(neither)]).toEqual([422, 'validation_failed']);
+        expect(neither.body.error.details.fields).toEqual([
+          expect.objectContaining({ field: 'agent_id', message: expect.stringContaining('knowledge_base_id') }),
+        ]);
+      }
       expect(await found(AGENT.acme)).toEqual([]);
       await db.sql`update public.voice_agents set knowledge_base_id = ${kb} where id = ${AGENT.acme}`;
       expect((await found(AGENT.acme))[0]).toBe(true);

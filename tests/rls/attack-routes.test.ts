@@ -109,6 +109,12 @@ const CONTROL_BODY: Record<string, () => unknown> = {
   'POST /tenants/{tenantId}/webhooks/{endpointId}/deliveries/retry': () => ({ delivery_id: acmeFailedDelivery }),
 };
 let acmeFailedDelivery = 0;
+/** Routes that need one of several optional query parameters (a rule the OpenAPI document
+ *  cannot state): a request that names none of them gets acme's own record in the first. */
+const QUERY_ONE_OF: Record<string, string[]> = {
+  // Never every knowledge base of the tenant: the agent on the call, or a knowledge base.
+  'GET /voice/knowledge/search': ['knowledge_base_id', 'agent_id'],
+};
 /** Routes whose control may refuse acme's own record to acme's admin (or not get past
  *  its body's checks), and why. */
 const OWN_REFUSED: Record<string, string> = {
@@ -281,11 +287,13 @@ async function probes() {
         const queryParams = (op.parameters ?? []).filter((p) => p.in === 'query');
         // The required parameters (acme's own record where one names a record), but the one
         // `extra` sets.
+        const oneOf = QUERY_ONE_OF[route] ?? [];
         const query = (extra = '') =>
           [
             ...queryParams.filter((p) => p.required && !extra.startsWith(`${p.name}=`)).map((p) =>
               `${p.name}=${encodeURIComponent(String((p.schema?.format === 'uuid' && recordId(p.name, acme)) || sample(p.schema, doc)))}`
             ),
+            ...(oneOf.length && !oneOf.some((name) => extra.startsWith(`${name}=`)) ? [`${oneOf[0]}=${recordId(oneOf[0], acme)}`] : []),
             extra,
           ].filter(Boolean).join('&');
         const bodySchema = op.requestBody?.content?.['application/json']?.schema;

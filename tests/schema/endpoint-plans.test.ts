@@ -568,7 +568,7 @@ it('every read endpoint of voice, the provider’s call path included, reads thr
   const ids: Record<string, string> = { id: oneCall.id, kbId: kb.id };
   const byPath: Record<string, string[]> = {
     '/voice/route': [`?to=${encodeURIComponent(agent.phone)}&from=${encodeURIComponent(customer.phone)}`],
-    '/voice/knowledge/search': [`?tenant_id=${acme}&q=parking`],
+    '/voice/knowledge/search': [`?tenant_id=${acme}&knowledge_base_id=${kb.id}&q=parking`],
     '/voice/knowledge-bases/search': ['?q=parking', `?q=parking&knowledge_base_id=${kb.id}`],
     '/voice/calls': ['', '?status=in_progress', `?customer_id=${customer.id}`, `?agent_id=${agent.id}`, '?q=refund'],
     '/voice/customers': ['', `?phone=${encodeURIComponent(customer.phone)}`],
@@ -623,7 +623,7 @@ it('every read endpoint of voice, the provider’s call path included, reads thr
   for (
     const [path, body, machine] of [
       ['/voice/knowledge-bases/search', { q: 'parking', embedding: [0.5, 0.5] }, false],
-      ['/voice/knowledge/search', { tenant_id: acme, q: 'parking', embedding: [0.5, 0.5] }, true],
+      ['/voice/knowledge/search', { tenant_id: acme, knowledge_base_id: kb.id, q: 'parking', embedding: [0.5, 0.5] }, true],
     ] as const
   ) {
     await explained(`POST ${path}`, async () => {

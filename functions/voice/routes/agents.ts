@@ -644,13 +644,13 @@ const NO_KNOWLEDGE_BASE = '00000000-0000-0000-0000-000000000000';
 
 /** The knowledge base the provider's search reads, as an argument of the same statement:
  *  the agent's own when it names the agent on the call (so an agent without one finds
- *  nothing rather than every other agent's knowledge), else the one it names, else all
- *  (null). */
+ *  nothing rather than every other agent's knowledge), else the one it names (the
+ *  schemas require one of the two: never every knowledge base of the tenant). */
 function searchedKb(db: Sql, q: { tenant_id: string; agent_id?: string; knowledge_base_id?: string }) {
   return q.agent_id
     ? db`coalesce((select a.knowledge_base_id from public.voice_agents a where a.tenant_id = ${q.tenant_id} and a.id = ${q.agent_id}),
                   ${NO_KNOWLEDGE_BASE}::uuid)`
-    : db`${q.knowledge_base_id ?? null}::uuid`;
+    : db`${q.knowledge_base_id ?? NO_KNOWLEDGE_BASE}::uuid`;
 }
 
 /** As machineSearch, with the query's embedding: one statement on the call path's pool,
