@@ -161,16 +161,26 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
     } catch (e) {
       if (e instanceof Lost || e instanceof LeaseLost) return 'lost';
       if (!(e instanceof HookContended)) throw e;
-      // The hook's rows are held elsewhere (a stuck session, a long transaction): the job
-      // is left to its lease and claimed again once it lapses, as a job whose worker
-      // stopped is — its attempt counted, so its work runs at most max_attempts times in
-      // all, and past the last only its failure hook runs (dead when claimed) until it
-      // can write. Failing the run instead stopped a run at every claim; putting the job
-      // back uncounted would run its work (a partner call, a delivery) again and again
-      // for as long as the rows are held; dying without the hook would leave what it
-      // records (a service failed, a delivery given up) unsaid.
-      console.error(`[jobs] ${job.task} #${job.id}: its failure could not be recorded (${e.message}); left to its lease`);
-      return 'lost';
+      // The hook's rows are held elsewhere (a stuck session, a long transaction). A failure
+      // that would retry is recorded as any is, without the hook (it runs at the next
+      // failure): backoff, Retry-After and error kept. One that would end the job is held
+      // for its hook (20261207173000): its error recorded, its attempts used up, back in a
+      // minute, when its claim runs the hook alone with that error — its work never runs
+      // again. Failing the run instead stopped a run at every claim; dying without the hook
+      // would leave what it records (a service failed, a delivery given up) unsaid.
+      console.error(`[jobs] ${job.task} #${job.id}: its failure hook could not write (${e.message})`);
+      const predicted = permanent || job.attempts >= job.max_attempts ? 'dead' : 'retry';
+      try {
+        if (predicted === 'retry') {
+          const outcome = await failOnce(false);
+          return outcome === 'retry' ? 'retried' : outcome;
+        }
+        const [{ held }] = await db()`select private.hold_job_for_its_hook(${worker}, ${job.id}, ${message}) as held`;
+        return held ? 'deferred' : 'lost';
+      } catch (again) {
+        if (again instanceof Lost || again instanceof LeaseLost) return 'lost';
+        throw again;
+      }
     }
   };
 
@@ -185,9 +195,12 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
       // every time: fail_job never ran): dead now, through the task's failure hook,
       // rather than retried for ever.
       if (job.attempts > job.max_attempts) {
-        throw new JobError(`no attempt finished: the worker stopped during each of the ${job.max_attempts} attempts`, {
-          retryable: false,
-        });
+        // Or held for its hook, which could not write when the job failed: that failure.
+        const [{ held }] = await db()`select private.held_job_error(${worker}, ${job.id}) as held`;
+        throw new JobError(
+          held ?? `no attempt finished: the worker stopped during each of the ${job.max_attempts} attempts`,
+          { retryable: false },
+        );
       }
       const result = await task.run(job, ctx);
       done.push(job);

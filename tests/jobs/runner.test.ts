@@ -432,7 +432,7 @@ describe('leases and budgets', () => {
     await db.sql`delete from private.jobs where id = ${id}`;
   });
 
-  it('a job whose failure hook finds its rows held elsewhere is left to its lease, its attempt counted, and the run goes on; past its last attempt only the hook runs again', async () => {
+  it("a job whose failure hook finds its rows held elsewhere: a retry is recorded without it; an end is held for it, the work never run again, and the run goes on", async () => {
     const hooked: string[] = [];
     let runs = 0;
     // A lock the hook must take, held by another session (a stuck transaction); the hook
@@ -440,45 +440,57 @@ describe('leases and budgets', () => {
     const key = 7_700_001;
     const registry: Registry = {
       contended: {
-        run: () => {
+        run: (job: Job) => {
           runs++;
-          return Promise.reject(new JobError('the partner said no'));
+          return Promise.reject(
+            job.payload.permanent
+              ? new JobError('the partner said no', { retryable: false })
+              : new JobError('the partner is busy', { retryAfterSeconds: 3600 }),
+          );
         },
-        async failed(tx: Tx, _job: Job, outcome: string) {
-          hooked.push(outcome);
+        async failed(tx: Tx, _job: Job, outcome: string, error: string) {
+          hooked.push(`${outcome}: ${error}`);
           await tx`select set_config('lock_timeout', '50ms', true)`;
           await tx`select pg_advisory_xact_lock(${key})`;
         },
       } as never,
       'beside-contended': { async run() {} } as never,
     };
-    const [{ id }] = await db.sql`select id from private.add_job('contended', '{}', null, null, 1)`;
+    const [{ id: ended }] = await db.sql`select id from private.add_job('contended', '{"permanent": true}', null, null, 3)`;
+    const [{ id: retried }] = await db.sql`select id from private.add_job('contended', '{"permanent": false}', null, null, 3)`;
     for (let i = 0; i < 2; i++) await db.sql`select private.add_job('beside-contended')`;
-    const lapse = () => db.sql`update private.jobs set locked_until = now() - interval '1 second' where id = ${id}`;
+    const job = async (id: number) =>
+      (await db.sql`select attempts, locked_by, dead_at is not null as dead, last_error,
+                      run_at > now() + interval '50 seconds' as later, run_at > now() + interval '50 minutes' as much_later
+                    from private.jobs where id = ${id}`)[0];
     const holder = await db.sql.reserve();
     try {
       await holder`begin`;
       await holder`select pg_advisory_xact_lock(${key})`;
-      const report = await runJobs({ registry, tasks: ['contended', 'beside-contended'], workerId: 'contended-1', budgetMs: 5_000 });
-      expect(report).toMatchObject({ claimed: 3, lost: 1, dead: 0, retried: 0, completed: 2 });
-      expect(hooked).toEqual(['dead']);
-      const [row] = await db.sql`select attempts, locked_by, dead_at is null as alive from private.jobs where id = ${id}`;
-      expect(row).toEqual({ attempts: 1, locked_by: 'contended-1', alive: true });
-      // Its lease lapsed, past its last attempt: claimed, its work is not run again, only
-      // its hook, which still cannot write.
-      await lapse();
-      expect(await runJobs({ registry, tasks: ['contended'], budgetMs: 5_000 })).toMatchObject({ claimed: 1, lost: 1, dead: 0 });
-      expect([runs, hooked]).toEqual([1, ['dead', 'dead']]);
+      const report = await runJobs({ registry, tasks: ['contended', 'beside-contended'], budgetMs: 5_000 });
+      expect(report).toMatchObject({ claimed: 4, completed: 2, retried: 1, deferred: 1, dead: 0, lost: 0 });
+      expect(hooked.sort()).toEqual(['dead: the partner said no', 'retry: the partner is busy']);
+      // The retry: recorded as any failure, its Retry-After kept.
+      expect(await job(retried)).toMatchObject({ attempts: 1, locked_by: null, dead: false, last_error: 'the partner is busy', much_later: true });
+      // The end: held for its hook, its attempts used up.
+      expect(await job(ended)).toMatchObject({ attempts: 3, locked_by: null, dead: false, later: true });
+      // Claimed again while the hook still cannot write: its work does not run again, only
+      // its hook, told the job's own error; held again.
+      await db.sql`update private.jobs set run_at = now() where id = ${ended}`;
+      hooked.length = 0;
+      expect(await runJobs({ registry, tasks: ['contended'], budgetMs: 5_000 })).toMatchObject({ claimed: 1, deferred: 1, dead: 0 });
+      expect([runs, hooked]).toEqual([2, ['dead: the partner said no']]);
     } finally {
       await holder`rollback`;
       holder.release();
     }
-    // The lock free again: the next claim records the failure through the hook.
-    await lapse();
-    expect(await runJobs({ registry, tasks: ['contended'], budgetMs: 5_000 })).toMatchObject({ claimed: 1, dead: 1, lost: 0 });
-    expect([runs, hooked]).toEqual([1, ['dead', 'dead', 'dead']]);
-    expect((await db.sql`select dead_at is not null as dead from private.jobs where id = ${id}`)[0].dead).toBe(true);
-    await db.sql`delete from private.jobs where id = ${id}`;
+    // The lock free again: the next claim records the end through the hook, with its error.
+    await db.sql`update private.jobs set run_at = now() where id = ${ended}`;
+    hooked.length = 0;
+    expect(await runJobs({ registry, tasks: ['contended'], budgetMs: 5_000 })).toMatchObject({ claimed: 1, dead: 1 });
+    expect([runs, hooked]).toEqual([2, ['dead: the partner said no']]);
+    expect(await job(ended)).toMatchObject({ dead: true, last_error: 'the partner said no' });
+    await db.sql`delete from private.jobs where id in (${ended}, ${retried})`;
   });
 
   it('out of time, a job that finishes while a slower one still runs is completed then, not when the run ends', async () => {
