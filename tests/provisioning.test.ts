@@ -570,7 +570,7 @@ describe('lifecycle', () => {
     expect(n8n.projects.get(project)?.members.has(ownerN8n)).toBe(true);
     expect(n8n.projects.get(project)?.members.has(formerN8n)).toBe(false);
     expect(n8n.users.has(formerN8n)).toBe(true);
-    expect(after.n8n.external_ids).toMatchObject({ former_user_id: null, former_logins: [formerN8n] });
+    expect(after.n8n.external_ids).toMatchObject({ former_user_ids: [], former_logins: [formerN8n] });
     // Odoo: the new owner has the company; the former owner's login has lost it.
     const users = odoo.tables['res.users'];
     const ownerOdoo = after.odoo.external_ids.user_id as number;
@@ -578,7 +578,7 @@ describe('lifecycle', () => {
     expect(users.get(ownerOdoo)!.company_ids).toContain(company);
     const formerRow = users.get(formerOdoo)!;
     expect(formerRow.active === false || !(formerRow.company_ids as number[]).includes(company)).toBe(true);
-    expect(after.odoo.external_ids.former_user_id).toBeNull();
+    expect(after.odoo.external_ids.former_user_ids).toEqual([]);
     // Removed: the former owner's n8n login, which the tenant's invitation made, goes too.
     await db.sql`update public.tenants set settings = settings || '{"removal_grace_days": "0"}' where id = ${t.id}`;
     expect((await call(tenantsApp, 'DELETE', `/tenants/${t.id}`, { token: superToken })).status).toBe(200);
@@ -586,6 +586,77 @@ describe('lifecycle', () => {
     expect((await services(t.id)).n8n.state).toBe('removed');
     expect(n8n.users.has(formerN8n)).toBe(false);
     expect(n8n.users.has(ownerN8n)).toBe(false);
+  });
+
+  it('the owner changing again before a failed run took the first former owner out: every former owner leaves the n8n project', async () => {
+    const c = connectors({ n8nMode: 'projects' });
+    n8n.licensed = true;
+    onTestFinished(() => void (n8n.licensed = false));
+    const t = await createTenant(['n8n']);
+    await drain(c);
+    const { user_id: a, project_id: project } = (await services(t.id)).n8n.external_ids as { user_id: string; project_id: string };
+    const admin = async (name: string) => {
+      const [u] = await db.sql`insert into public.users (email, first_name) values (${`${name}@${t.slug}.test`}, ${name}) returning id`;
+      await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${u.id}, 'admin')`;
+      return u.id as string;
+    };
+    const retry = async () => {
+      await db.sql`update public.tenant_services set state = 'failed' where tenant_id = ${t.id}`;
+      expect((await call(tenantsApp, 'POST', `/tenants/${t.id}/services/n8n/retry`, { token: superToken })).status).toBe(202);
+    };
+    const b = await admin('bea');
+    await db.sql`update public.users set status = 'disabled' where email = ${t.email}`;
+    // B's run records B and A as former, then fails taking A out of the project.
+    n8n.server.faults = { ...n8n.server.faults, match: /^DELETE \/api\/v1\/projects\/[^/]+\/users\//, fail5xx: 1 };
+    await retry();
+    expect((await runProvisioningWorker({ connectors: c, budgetMs: 5_000 })).retried).toBe(1);
+    expect((await services(t.id)).n8n.external_ids).toMatchObject({ former_user_ids: [a] });
+    // B is disabled before the retry, and C owns the space.
+    await admin('cyd');
+    await db.sql`update public.users set status = 'disabled' where id = ${b}`;
+    await drain(c);
+    const after = (await services(t.id)).n8n;
+    expect(after.state).toBe('active');
+    const c3 = after.external_ids.user_id as string;
+    expect(n8n.users.get(c3)?.email).toBe(`cyd@${t.slug}.test`);
+    const members = n8n.projects.get(project)!.members;
+    expect([members.has(c3), members.has(a), members.size]).toEqual([true, false, 2]); // C and n8n's owner
+    expect(after.external_ids.former_user_ids).toEqual([]);
+  });
+
+  it("n8n: a former owner who owns the space again keeps the login the tenant's invitation made as the tenant's; a login another tenant keeps as a former owner's is not deleted", async () => {
+    const t = await createTenant(['n8n']);
+    await drain();
+    const a = (await services(t.id)).n8n.external_ids.user_id as string;
+    n8n.users.get(a)!.isPending = false; // accepted the invitation
+    const [b] = await db.sql`insert into public.users (email, first_name) values (${`bo@${t.slug}.test`}, 'Bo') returning id`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${b.id}, 'admin')`;
+    const retry = async () => {
+      await db.sql`update public.tenant_services set state = 'failed' where tenant_id = ${t.id}`;
+      expect((await call(tenantsApp, 'POST', `/tenants/${t.id}/services/n8n/retry`, { token: superToken })).status).toBe(202);
+      await drain();
+      return (await services(t.id)).n8n.external_ids;
+    };
+    await db.sql`update public.users set status = 'disabled' where email = ${t.email}`;
+    const toB = await retry();
+    const bLogin = toB.user_id as string;
+    expect(toB.former_logins).toEqual([a]);
+    // A is back and B disabled: A owns the space again, with the login the tenant made.
+    await db.sql`update public.users set status = 'active' where email = ${t.email}`;
+    await db.sql`update public.users set status = 'disabled' where id = ${b.id}`;
+    const back = await retry();
+    expect(back).toMatchObject({ user_id: a, owner_login: 'invited', former_logins: [bLogin] });
+    // Another tenant keeps B's login as a former owner's: it stays when this one goes.
+    const other = await createTenant(['n8n']);
+    await drain();
+    await db.sql`update public.tenant_services set external_ids = external_ids || ${db.sql.json({ former_logins: [bLogin] })}
+      where tenant_id = ${other.id} and service = 'n8n'`;
+    expect((await db.sql`select private.partner_id_users(${t.id}, 'n8n', 'user_id', ${bLogin}) as n`)[0].n).toBe(1);
+    await db.sql`update public.tenants set settings = settings || '{"removal_grace_days": "0"}' where id = ${t.id}`;
+    expect((await call(tenantsApp, 'DELETE', `/tenants/${t.id}`, { token: superToken })).status).toBe(200);
+    await drain();
+    expect((await services(t.id)).n8n.state).toBe('removed');
+    expect([n8n.users.has(a), n8n.users.has(bLogin)]).toEqual([false, true]);
   });
 
   it("the partner account's owner is the oldest admin who can sign in; with none, making it stops and says why", async () => {

@@ -30,7 +30,7 @@
 // a marked account counts as gone for check() and is never reused by ensure(). The owner
 // login is deleted too when this tenant created it and no other account uses it.
 import { generatePassword } from '../crypto.ts';
-import { type Connector, PartnerError, partnerFetch, type ProvisionContext } from './types.ts';
+import { type Connector, formerOwners, PartnerError, partnerFetch, type ProvisionContext } from './types.ts';
 
 export interface ChatwootConfig {
   url: string;
@@ -226,18 +226,14 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         ({ body: user } = await createUser());
       }
       const created = ours(ctx, user);
-      // A former owner's login is recorded until its link to the account is gone (below),
-      // so a retry after this checkpoint still removes it.
-      const recordedFormer = ctx.externalIds.former_user_id as number | null | undefined;
-      const former = knownUser !== undefined && knownUser !== user.id
-        ? knownUser
-        : recordedFormer !== user.id
-        ? recordedFormer
-        : undefined;
+      // Former owners' logins are recorded until their link to the account is gone (below),
+      // so a retry after this checkpoint still removes them — all of them, should the
+      // owner change again before that.
+      const formers = formerOwners<number>(ctx.externalIds, user.id);
       await ctx.checkpoint({
         user_id: user.id,
         owner_login: created ? 'created' : 'existing',
-        ...(former ? { former_user_id: former } : {}),
+        ...(formers.length ? { former_user_ids: formers, former_user_id: null } : {}),
       });
       if (created && (!credentials!.password || credentials!.password_pending)) {
         // Ours, with a password that may not be the one it has (rotation, or the login made
@@ -302,11 +298,13 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         body: { user_id: user.id, role: 'administrator' },
       });
       const externalIds: Record<string, unknown> = { account_id: account.id, user_id: user.id };
-      if (former) {
-        // The former owner is no longer the account's administrator (a no-op when the link
-        // is gone already). Their login stays: it may be theirs, or serve another tenant.
-        await call(`/platform/api/v1/accounts/${account.id}/account_users`, { method: 'DELETE', body: { user_id: former } });
-        externalIds.former_user_id = null;
+      if (formers.length) {
+        // Former owners are no longer the account's administrators (a no-op when the link
+        // is gone already). Their logins stay: each may be theirs, or serve another tenant.
+        for (const former of formers) {
+          await call(`/platform/api/v1/accounts/${account.id}/account_users`, { method: 'DELETE', body: { user_id: former } });
+        }
+        externalIds.former_user_ids = [];
       }
       const accessToken = user.access_token ?? kept.access_token;
       if (config.inboundUrl && accessToken) {

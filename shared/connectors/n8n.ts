@@ -19,7 +19,7 @@
 // - A project role below admin (project:viewer, project:editor) needs another licence,
 //   and the public API has no disable-user: suspension removes the member from the
 //   tenant's project (projects mode) and can do nothing in shared mode.
-import { type Connector, PartnerError, partnerFetch, type ProvisionContext } from './types.ts';
+import { type Connector, formerOwners, PartnerError, partnerFetch, type ProvisionContext } from './types.ts';
 
 export interface N8nConfig {
   url: string;
@@ -186,7 +186,12 @@ export function n8nConnector(config: N8nConfig): Connector {
       // login recorded before owner_login was kept is not judged now (joined since, it may
       // be either): removal treats it as before, as the tenant's.
       const firstSeen = ctx.externalIds.user_id !== userId;
-      const ownerLogin = firstSeen ? (found && !found.isPending ? 'existing' : 'invited') : ctx.externalIds.owner_login;
+      const formerLogins = (ctx.externalIds.former_logins as string[] | undefined) ?? [];
+      // A former owner who owns the space again: a login the tenant's invitation made is
+      // still the tenant's (joined since, it would pass for the person's own).
+      const ownerLogin = firstSeen
+        ? (formerLogins.includes(userId) ? 'invited' : found && !found.isPending ? 'existing' : 'invited')
+        : ctx.externalIds.owner_login;
       // Another admin owns the tenant's space now (the former owner left, was demoted or
       // can no longer sign in: private.provisioning_context names the oldest active
       // admin). The former owner leaves the tenant's project (below; recorded until then,
@@ -195,20 +200,12 @@ export function n8nConnector(config: N8nConfig): Connector {
       // (its invitation) is kept in former_logins, for the tenant's removal to delete as it
       // deletes the owner's.
       const known = ctx.externalIds.user_id as string | undefined;
-      const recordedFormer = ctx.externalIds.former_user_id as string | null | undefined;
-      const former = known !== undefined && known !== userId
-        ? known
-        : recordedFormer && recordedFormer !== userId
-        ? recordedFormer
-        : undefined;
-      const formerLogins = (ctx.externalIds.former_logins as string[] | undefined) ?? [];
+      const formers = formerOwners(ctx.externalIds, userId);
       const ids: Record<string, unknown> = { user_id: userId, ...(ownerLogin ? { owner_login: ownerLogin } : {}) };
-      if (former) {
-        ids.former_user_id = former;
-        if (former === known && ctx.externalIds.owner_login !== 'existing' && !formerLogins.includes(former)) {
-          ids.former_logins = [...formerLogins, former];
-        }
-      }
+      const tenantMade = known !== undefined && known !== userId && ctx.externalIds.owner_login !== 'existing';
+      const logins = [...new Set([...formerLogins, ...(tenantMade ? [known] : [])])].filter((id) => id !== userId);
+      if (logins.length !== formerLogins.length || logins.some((id, i) => id !== formerLogins[i])) ids.former_logins = logins;
+      if (formers.length) Object.assign(ids, { former_user_ids: formers, former_user_id: null });
       await ctx.checkpoint(ids, changed ? credentials : undefined);
       if (config.mode === 'projects') {
         // The project recorded, while it exists (a slug can change later, and the name with
@@ -235,9 +232,11 @@ export function n8nConnector(config: N8nConfig): Connector {
         });
         ids.project_id = projectId;
         // A no-op when the member is gone already (204 either way).
-        if (former) await removeCall(`/projects/${encodeURIComponent(projectId)}/users/${encodeURIComponent(former)}`);
+        for (const former of formers) {
+          await removeCall(`/projects/${encodeURIComponent(projectId)}/users/${encodeURIComponent(former)}`);
+        }
       }
-      if (former) ids.former_user_id = null;
+      if (formers.length) ids.former_user_ids = [];
       return { externalIds: ids, ...(changed ? { credentials } : {}) };
     },
     // Projects mode: the member leaves the tenant's project (the project and its
@@ -250,7 +249,11 @@ export function n8nConnector(config: N8nConfig): Connector {
       if (!userId) return;
       if (config.mode === 'projects') {
         const projectId = await tenantProject(ctx);
-        if (projectId) await removeCall(`/projects/${encodeURIComponent(projectId)}/users/${encodeURIComponent(userId)}`);
+        // Former owners a failed run left in the project too.
+        const members = [userId, ...((ctx.externalIds.former_user_ids as string[] | undefined) ?? [])];
+        for (const member of projectId ? members : []) {
+          await removeCall(`/projects/${encodeURIComponent(projectId!)}/users/${encodeURIComponent(member)}`);
+        }
         return;
       }
       if (await usedElsewhere(ctx, userId)) return;

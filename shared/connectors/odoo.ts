@@ -30,7 +30,7 @@
 // usable (its admin logs in and the base module is installed) — a timeout, or a retry
 // that finds db_exist true, waits for that instead of trusting the name.
 import { generatePassword } from '../crypto.ts';
-import { type Connector, PartnerError, partnerFetch, type ProvisionContext } from './types.ts';
+import { type Connector, formerOwners, PartnerError, partnerFetch, type ProvisionContext } from './types.ts';
 
 export interface OdooConfig {
   url: string;
@@ -427,17 +427,16 @@ export function odooConnector(config: OdooConfig): Connector {
       // longer sign in: private.provisioning_context names the oldest active admin): the
       // former owner's login loses the company below, recorded until then so a retry
       // finishes it (their login stays: it may serve another tenant's company).
-      const known = ctx.externalIds.user_id as number | undefined;
-      const recordedFormer = ctx.externalIds.former_user_id as number | null | undefined;
-      const formerOf = (owner: number | undefined) =>
-        known !== undefined && known !== owner ? known : recordedFormer && recordedFormer !== owner ? recordedFormer : undefined;
+      const formersOf = (owner: number) => {
+        const formers = formerOwners<number>(ctx.externalIds, owner);
+        return formers.length ? { former_user_ids: formers, former_user_id: null } : {};
+      };
       const userId = await ownerLogin(ctx.admin.email);
       let id = userId;
       if (userId) {
         // The same person already has a login (another tenant's owner): give it this company
         // (recorded first, so a suspension after a lost answer finds whom to revoke).
-        const former = formerOf(userId);
-        await ctx.checkpoint({ user_id: userId, ...(former ? { former_user_id: former } : {}) });
+        await ctx.checkpoint({ user_id: userId, ...formersOf(userId) });
         await grant((await readUser(userId))!, companyId, groups);
       } else {
         try {
@@ -460,14 +459,16 @@ export function odooConnector(config: OdooConfig): Connector {
           id = raced;
         }
       }
-      const former = formerOf(id);
-      if (former) {
-        await ctx.checkpoint({ user_id: id, former_user_id: former });
-        const row = await readUser(former);
-        if (row) await revoke(row, companyId);
+      const formers = formerOwners<number>(ctx.externalIds, id!);
+      if (formers.length) {
+        await ctx.checkpoint({ user_id: id, ...formersOf(id!) });
+        for (const former of formers) {
+          const row = await readUser(former);
+          if (row) await revoke(row, companyId);
+        }
       }
       return {
-        externalIds: { company_id: companyId, user_id: id, ...(former ? { former_user_id: null } : {}) },
+        externalIds: { company_id: companyId, user_id: id, ...(formers.length ? { former_user_ids: [] } : {}) },
         credentials: { login: ctx.admin.email },
       };
     },
@@ -475,7 +476,14 @@ export function odooConnector(config: OdooConfig): Connector {
       // A tenant database stays; the db service has no way to lock one (README).
       if (mode === 'database') return;
       const [user, companyId] = await owner(ctx);
-      if (user && companyId && await companyExists(companyId)) await revoke(user, companyId);
+      if (user && companyId && await companyExists(companyId)) {
+        await revoke(user, companyId);
+        // Former owners a failed run left with the company too.
+        for (const former of (ctx.externalIds.former_user_ids as number[] | undefined) ?? []) {
+          const row = await readUser(former);
+          if (row) await revoke(row, companyId);
+        }
+      }
     },
     async resume(ctx) {
       if (mode === 'database') return;

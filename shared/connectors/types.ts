@@ -19,6 +19,18 @@ export interface ProvisionContext {
   otherTenantsUsing?(key: string, value: unknown): Promise<number>;
 }
 
+/** The former owners whose access to the tenant's partner objects is still to be taken
+ *  away: those recorded (`former_user_ids`; `former_user_id` as kept before), and the
+ *  recorded owner when another is the owner now; never the owner now. A list: the owner
+ *  can change again before a run that failed has taken away the access of the first. */
+export function formerOwners<T extends string | number>(externalIds: Record<string, unknown>, owner: T): T[] {
+  const recorded = (externalIds.former_user_ids as T[] | undefined) ?? [];
+  const single = externalIds.former_user_id as T | null | undefined;
+  const known = externalIds.user_id as T | null | undefined;
+  const all = [...recorded, ...(single == null ? [] : [single]), ...(known == null ? [] : [known])];
+  return [...new Set(all)].filter((id) => id !== owner);
+}
+
 /** What the server keeps beside a login and never shows: the owner's Chatwoot API token
  *  (which opens every account that login administers), the webhook signing secret, and
  *  the note that a password is still being applied. */
