@@ -64,6 +64,34 @@ describe('chunking', () => {
     expect(await chunksOf('One.\n\nTwo.\n\n\nThree.')).toEqual(['One.\n\nTwo.\n\nThree.']);
   });
 
+  it('a run without spaces longer than a chunk is cut after a sentence of its script, never before a mark that belongs to the character before it', async () => {
+    // Thai puts no space between words: a vowel mark (U+0E35) right at the limit.
+    const thai = 'ก' + 'กี'.repeat(700);
+    const thaiChunks = await chunksOf(thai);
+    expect(thaiChunks.join('')).toBe(thai);
+    for (const c of thaiChunks) {
+      expect([...c].length).toBeLessThanOrEqual(1200);
+      expect(c.startsWith('ี'), 'a chunk begins with an orphan mark').toBe(false);
+    }
+    // Chinese: after the last full stop in the chunk's second half, not mid-sentence.
+    const sentence = '这是一个关于停车场开放时间的句子。';
+    const chinese = sentence.repeat(120);
+    const zh = await chunksOf(chinese);
+    expect(zh.join('')).toBe(chinese);
+    expect(zh.length).toBeGreaterThan(1);
+    for (const c of zh.slice(0, -1)) {
+      expect(c.endsWith('。')).toBe(true);
+      expect([...c].length).toBeGreaterThan(600);
+      expect([...c].length).toBeLessThanOrEqual(1200);
+    }
+    // An emoji's skin tone stays with the emoji.
+    const emoji = `${'a'.repeat(1199)}👍🏽${'b'.repeat(100)}`;
+    expect(await chunksOf(emoji)).toEqual(['a'.repeat(1199), `👍🏽${'b'.repeat(100)}`]);
+    // Text of marks alone (no character to move back to) is still cut at the limit.
+    const marks = '\u0301'.repeat(1300);
+    expect((await chunksOf(marks)).map((c) => [...c].length)).toEqual([1200, 100]);
+  });
+
   it('a document of whitespace only is refused (it would have no chunk, and never be found)', async () => {
     await expect(db.sql`insert into public.kb_documents (tenant_id, knowledge_base_id, title, content)
       values (${acme}, ${kb}, 'Blank', ${' \n\t '})`).rejects.toMatchObject({

@@ -52,6 +52,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.prune_idempotency_keys': ['20261207170000_prune_in_batches.sql'],
   // Drift is recorded against the ids and credentials checked (dropped: new arguments).
   'private.record_service_drift': ['20261207171000_drift_recorded_against_what_was_checked.sql'],
+  // A login another tenant keeps as a former owner's counts as used.
+  'private.partner_id_users': ['20261207174000_partner_logins_former_owners_count.sql'],
   'private.keep_last_admin': ['20261206142000_admins_who_can_act.sql', '20261207165000_last_admin_refusal_named.sql'],
   // A merged ticket's followers follow the ticket it was merged into.
   // ... and the target takes the source's first response (review).
@@ -337,7 +339,11 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.kb_chunks_postings': ['20261203170000_kb_postings_review.sql'],
   'private.tsquery_single_lexeme': ['20261203170000_kb_postings_review.sql'],
   // Chunking in one pass, cutting between words, after a line break when it can (issue 14 review).
-  'private.kb_chunk_text': ['20261202200100_voice_knowledge_review.sql'],
+  // ... and a word longer than a chunk after a sentence of its script, never before a mark.
+  'private.kb_chunk_text': [
+    '20261202200100_voice_knowledge_review.sql',
+    '20261207172000_kb_long_words_cut_between_characters.sql',
+  ],
   // The provider's end replaces the stale-call sweep's provisional end, and is announced
   // again (issue 14).
   // ... and after review: only reachable ends, an unanswered call stays so, call.ended
