@@ -250,7 +250,7 @@ export function n8nConnector(config: N8nConfig): Connector {
       if (config.mode === 'projects') {
         const projectId = await tenantProject(ctx);
         // Former owners a failed run left in the project too.
-        const members = [userId, ...((ctx.externalIds.former_user_ids as string[] | undefined) ?? [])];
+        const members = [userId, ...formerOwners<string>(ctx.externalIds, userId)];
         for (const member of projectId ? members : []) {
           await removeCall(`/projects/${encodeURIComponent(projectId!)}/users/${encodeURIComponent(member)}`);
         }

@@ -476,13 +476,12 @@ export function odooConnector(config: OdooConfig): Connector {
       // A tenant database stays; the db service has no way to lock one (README).
       if (mode === 'database') return;
       const [user, companyId] = await owner(ctx);
-      if (user && companyId && await companyExists(companyId)) {
-        await revoke(user, companyId);
-        // Former owners a failed run left with the company too.
-        for (const former of (ctx.externalIds.former_user_ids as number[] | undefined) ?? []) {
-          const row = await readUser(former);
-          if (row) await revoke(row, companyId);
-        }
+      if (!companyId || !(await companyExists(companyId))) return;
+      if (user) await revoke(user, companyId);
+      // Former owners a failed run left with the company too.
+      for (const former of formerOwners<number>(ctx.externalIds, user?.id ?? -1)) {
+        const row = await readUser(former);
+        if (row) await revoke(row, companyId);
       }
     },
     async resume(ctx) {

@@ -166,8 +166,9 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
       // failure): backoff, Retry-After and error kept. One that would end the job is held
       // for its hook (20261207173000): its error recorded, its attempts used up, back in a
       // minute, when its claim runs the hook alone with that error — its work never runs
-      // again. Failing the run instead stopped a run at every claim; dying without the hook
-      // would leave what it records (a service failed, a delivery given up) unsaid.
+      // again; at most 30 times, then it ends without the hook. Failing the run instead
+      // stopped a run at every claim; dying at once without the hook would leave what it
+      // records (a service failed, a delivery given up) unsaid.
       console.error(`[jobs] ${job.task} #${job.id}: its failure hook could not write (${e.message})`);
       const predicted = permanent || job.attempts >= job.max_attempts ? 'dead' : 'retry';
       try {
@@ -176,7 +177,11 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
           return outcome === 'retry' ? 'retried' : outcome;
         }
         const [{ held }] = await db()`select private.hold_job_for_its_hook(${worker}, ${job.id}, ${message}) as held`;
-        return held ? 'deferred' : 'lost';
+        if (held) return 'deferred';
+        // Not held: superseded (a newer job of its key ends it), held 30 times already
+        // (20261207175000: its queue is not blocked for ever), or no longer this run's.
+        const outcome = await failOnce(false);
+        return outcome === 'retry' ? 'retried' : outcome;
       } catch (again) {
         if (again instanceof Lost || again instanceof LeaseLost) return 'lost';
         throw again;

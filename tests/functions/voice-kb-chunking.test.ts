@@ -87,6 +87,12 @@ describe('chunking', () => {
     // An emoji's skin tone stays with the emoji.
     const emoji = `${'a'.repeat(1199)}👍🏽${'b'.repeat(100)}`;
     expect(await chunksOf(emoji)).toEqual(['a'.repeat(1199), `👍🏽${'b'.repeat(100)}`]);
+    // A sentence end at exactly half the chunk is no cut of its own, and the limit it
+    // leaves is checked for a mark as any is.
+    const half = `${'ก'.repeat(599)}。ก${'กี'.repeat(400)}`;
+    const halves = await chunksOf(half);
+    expect(halves.join('')).toBe(half);
+    for (const c of halves) expect(c.startsWith('ี'), 'a chunk begins with an orphan mark').toBe(false);
     // Text of marks alone (no character to move back to) is still cut at the limit.
     const marks = '\u0301'.repeat(1300);
     expect((await chunksOf(marks)).map((c) => [...c].length)).toEqual([1200, 100]);

@@ -448,8 +448,10 @@ describe('leases and budgets', () => {
               : new JobError('the partner is busy', { retryAfterSeconds: 3600 }),
           );
         },
-        async failed(tx: Tx, _job: Job, outcome: string, error: string) {
+        async failed(tx: Tx, job: Job, outcome: string, error: string) {
           hooked.push(`${outcome}: ${error}`);
+          // A newer job takes this one's key while its hook waits.
+          if (job.payload.superseded) await db.sql`update private.jobs set superseded = true where id = ${job.id}`;
           await tx`select set_config('lock_timeout', '50ms', true)`;
           await tx`select pg_advisory_xact_lock(${key})`;
         },
@@ -480,6 +482,16 @@ describe('leases and budgets', () => {
       hooked.length = 0;
       expect(await runJobs({ registry, tasks: ['contended'], budgetMs: 5_000 })).toMatchObject({ claimed: 1, deferred: 1, dead: 0 });
       expect([runs, hooked]).toEqual([2, ['dead: the partner said no']]);
+      // Held as often as it may be: it ends without its hook, its queue no longer blocked.
+      const [{ id: worn }] = await db.sql`select id from private.add_job('contended', '{"permanent": true}', null, null, 3)`;
+      await db.sql`update private.jobs set attempts = 3, hook_holds = 30, last_error = 'failure hook pending: worn out' where id = ${worn}`;
+      expect(await runJobs({ registry, tasks: ['contended'], budgetMs: 5_000 })).toMatchObject({ claimed: 1, dead: 1, deferred: 0 });
+      expect(await job(worn)).toMatchObject({ dead: true, last_error: 'worn out' });
+      // A newer job took its key while its hook waited: it ends (superseded), not held.
+      const [{ id: old }] = await db.sql`select id from private.add_job('contended', '{"permanent": true, "superseded": true}', null, null, 3)`;
+      expect(await runJobs({ registry, tasks: ['contended'], budgetMs: 5_000 })).toMatchObject({ claimed: 1, superseded: 1, deferred: 0 });
+      expect(await db.sql`select 1 from private.jobs where id = ${old}`).toEqual([]);
+      await db.sql`delete from private.jobs where id = ${worn}`;
     } finally {
       await holder`rollback`;
       holder.release();
@@ -488,7 +500,7 @@ describe('leases and budgets', () => {
     await db.sql`update private.jobs set run_at = now() where id = ${ended}`;
     hooked.length = 0;
     expect(await runJobs({ registry, tasks: ['contended'], budgetMs: 5_000 })).toMatchObject({ claimed: 1, dead: 1 });
-    expect([runs, hooked]).toEqual([2, ['dead: the partner said no']]);
+    expect([runs, hooked]).toEqual([3, ['dead: the partner said no']]);
     expect(await job(ended)).toMatchObject({ dead: true, last_error: 'the partner said no' });
     await db.sql`delete from private.jobs where id in (${ended}, ${retried})`;
   });

@@ -47,6 +47,9 @@ const BOUNDED = [
   'job_metrics',
   // 20261206130000
   'defer_job',
+  // 20261207173000, 20261207175000
+  'hold_job_for_its_hook',
+  'held_job_error',
 ];
 
 /** The private functions the code calls in a statement of its own, outside a transaction:

@@ -54,6 +54,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.record_service_drift': ['20261207171000_drift_recorded_against_what_was_checked.sql'],
   // A login another tenant keeps as a former owner's counts as used.
   'private.partner_id_users': ['20261207174000_partner_logins_former_owners_count.sql'],
+  // A hold for a failure hook is bounded and never of a superseded job (review).
+  'private.hold_job_for_its_hook': ['20261207175000_held_jobs_bounded.sql'],
   'private.keep_last_admin': ['20261206142000_admins_who_can_act.sql', '20261207165000_last_admin_refusal_named.sql'],
   // A merged ticket's followers follow the ticket it was merged into.
   // ... and the target takes the source's first response (review).
@@ -343,6 +345,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.kb_chunk_text': [
     '20261202200100_voice_knowledge_review.sql',
     '20261207172000_kb_long_words_cut_between_characters.sql',
+    // ... the marks before a cut found in one match, every cut checked (review).
+    '20261207176000_kb_cuts_in_one_match.sql',
   ],
   // The provider's end replaces the stale-call sweep's provisional end, and is announced
   // again (issue 14).
