@@ -161,6 +161,8 @@ const REFUSALS: Record<string, { status: ContentfulStatusCode; code: string }> =
   PT410: { status: 410, code: 'gone' },
   PT422: { status: 422, code: 'validation_failed' },
   PT429: { status: 429, code: 'rate_limited' },
+  // Busy: what the caller's request needs is being changed by another (retry shortly).
+  PT503: { status: 503, code: 'retry' },
 };
 
 /** Maps a database error to the API error a client should see. A rule the database
@@ -175,12 +177,22 @@ export function fromPgError(err: PgLikeError): ApiError {
     if (said) {
       // A rule's 429 says when to come back (details.retry_after, seconds), as the rate limits do.
       const wait = (said.details as { retry_after?: unknown } | undefined)?.retry_after;
-      const headers = refusal.status === 429 && typeof wait === 'number' ? { 'Retry-After': String(wait) } : undefined;
+      const headers = refusal.status === 429 && typeof wait === 'number'
+        ? { 'Retry-After': String(wait) }
+        : refusal.status === 503
+        ? { 'Retry-After': '1' }
+        : undefined;
       return new ApiError(refusal.status, said.code, err.message, said.details, headers);
     }
     // A bare 404 names nothing: what was not found may not be the caller's to know.
     if (refusal.status === 404) return notFound();
-    return new ApiError(refusal.status, refusal.code, err.message);
+    return new ApiError(
+      refusal.status,
+      refusal.code,
+      err.message,
+      undefined,
+      refusal.status === 503 ? { 'Retry-After': '1' } : undefined,
+    );
   }
   switch (err.code) {
     case '23505':

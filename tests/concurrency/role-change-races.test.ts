@@ -118,7 +118,17 @@ it('an admin being removed or demoted cannot meanwhile make someone an admin, no
   // No wait (no lock taken after the row the change holds, which a statement over several
   // memberships would take in turn): the caller's own membership is read NOWAIT.
   const during = await whileHeld(db.sql, (tx) => tx.unsafe(`delete from public.memberships where tenant_id = $1 and user_id = $2`, [acme, mallory.id]), promote, { waits: false });
-  expect([during.status, during.body?.error?.code], JSON.stringify(during.body)).toEqual([503, 'timeout']);
+  expect([during.status, during.body?.error?.code], JSON.stringify(during.body)).toEqual([503, 'retry']);
+  // Straight through the table, the same refusal as PT503 (PostgREST's 503; a 55P03 would be its 500).
+  const [eve, pal] = [await member('removed.direct@acme.test', 'admin'), await member('pal.of.removed@acme.test', 'agent')];
+  const direct = await whileHeld(
+    db.sql,
+    (tx) => tx.unsafe(`delete from public.memberships where tenant_id = $1 and user_id = $2`, [acme, eve.id]),
+    () => probeAs(db.sql, 'authenticated', supabaseClaims({ id: eve.id } as never, acme), (tx) =>
+      tx`update public.memberships set role = 'admin' where tenant_id = ${acme} and user_id = ${pal.id} returning id`),
+    { waits: false },
+  );
+  expect(direct.ok ? 'changed' : direct.error.code).toBe('PT503');
   const retry = await promote();
   expect(retry.status, JSON.stringify(retry.body)).toBe(403);
   const [f] = await db.sql`select role from public.memberships where tenant_id = ${acme} and user_id = ${friend.id}`;

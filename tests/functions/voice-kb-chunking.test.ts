@@ -93,6 +93,9 @@ describe('chunking', () => {
     const halves = await chunksOf(half);
     expect(halves.join('')).toBe(half);
     for (const c of halves) expect(c.startsWith('ี'), 'a chunk begins with an orphan mark').toBe(false);
+    // Joined emoji (man, joiner, woman, joiner, girl) across the limit go on together.
+    const family = '👨\u200D👩\u200D👧';
+    expect(await chunksOf(`${'a'.repeat(1197)}${family}${'b'.repeat(50)}`)).toEqual(['a'.repeat(1197), `${family}${'b'.repeat(50)}`]);
     // Text of marks alone (no character to move back to) is still cut at the limit.
     const marks = '\u0301'.repeat(1300);
     expect((await chunksOf(marks)).map((c) => [...c].length)).toEqual([1200, 100]);

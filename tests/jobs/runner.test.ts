@@ -487,11 +487,14 @@ describe('leases and budgets', () => {
       await db.sql`update private.jobs set attempts = 3, hook_holds = 30, last_error = 'failure hook pending: worn out' where id = ${worn}`;
       expect(await runJobs({ registry, tasks: ['contended'], budgetMs: 5_000 })).toMatchObject({ claimed: 1, dead: 1, deferred: 0 });
       expect(await job(worn)).toMatchObject({ dead: true, last_error: 'worn out' });
+      // An operator's retry starts it over, its holds too (20261207179000).
+      await db.sql`select private.retry_job(${worn})`;
+      expect((await db.sql`select attempts, hook_holds, dead_at from private.jobs where id = ${worn}`)[0]).toEqual({ attempts: 0, hook_holds: 0, dead_at: null });
+      await db.sql`delete from private.jobs where id = ${worn}`;
       // A newer job took its key while its hook waited: it ends (superseded), not held.
       const [{ id: old }] = await db.sql`select id from private.add_job('contended', '{"permanent": true, "superseded": true}', null, null, 3)`;
       expect(await runJobs({ registry, tasks: ['contended'], budgetMs: 5_000 })).toMatchObject({ claimed: 1, superseded: 1, deferred: 0 });
       expect(await db.sql`select 1 from private.jobs where id = ${old}`).toEqual([]);
-      await db.sql`delete from private.jobs where id = ${worn}`;
     } finally {
       await holder`rollback`;
       holder.release();

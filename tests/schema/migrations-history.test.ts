@@ -56,6 +56,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.partner_id_users': ['20261207174000_partner_logins_former_owners_count.sql'],
   // A hold for a failure hook is bounded and never of a superseded job (review).
   'private.hold_job_for_its_hook': ['20261207175000_held_jobs_bounded.sql'],
+  // A long word's cut moves back over whole clusters (review).
+  'private.kb_cluster_cut': ['20261207180000_kb_cuts_over_whole_clusters.sql'],
   'private.keep_last_admin': ['20261206142000_admins_who_can_act.sql', '20261207165000_last_admin_refusal_named.sql'],
   // A merged ticket's followers follow the ticket it was merged into.
   // ... and the target takes the source's first response (review).
@@ -419,7 +421,11 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.webhook_endpoint_breaker_reset': ['20261206152000_probe_success_wakes_deferred_deliveries.sql'],
   // Later: defer_job waits for a reset in progress (its endpoint's row first).
   // A member's role change or removal reads the caller's membership NOWAIT, no tenant lock.
-  'private.member_change_by_admin_in_office': ['20261207164000_member_changes_fail_fast_on_own_change.sql'],
+  // ... and PostgREST answers the busy refusal 503 too (PT503).
+  'private.member_change_by_admin_in_office': [
+    '20261207164000_member_changes_fail_fast_on_own_change.sql',
+    '20261207178000_member_change_busy_is_503.sql',
+  ],
   'private.defer_job': ['20261206152000_probe_success_wakes_deferred_deliveries.sql', '20261207160000_defer_job_waits_for_a_reset.sql'],
   // The assign-ticket job's unused pick gives the turn back, as hand_off_ticket's does.
   'private.auto_assign_ticket': [
