@@ -96,6 +96,13 @@ describe('chunking', () => {
     // Joined emoji (man, joiner, woman, joiner, girl) across the limit go on together.
     const family = '👨\u200D👩\u200D👧';
     expect(await chunksOf(`${'a'.repeat(1197)}${family}${'b'.repeat(50)}`)).toEqual(['a'.repeat(1197), `${family}${'b'.repeat(50)}`]);
+    // One long joined run (each character followed by a joiner): no cluster ends near the
+    // cut, which is taken at the limit (eight clusters back at most).
+    const joined = 'a\u200D'.repeat(700);
+    expect((await chunksOf(joined)).map((c) => [...c].length)).toEqual([1200, 200]);
+    // Ten joined characters before the limit: past eight clusters, the limit too.
+    const tenJoined = `${'b'.repeat(1180)}${'a\u200D'.repeat(10)}c${'d'.repeat(20)}`;
+    expect((await chunksOf(tenJoined)).map((c) => [...c].length)).toEqual([1200, 21]);
     // Text of marks alone (no character to move back to) is still cut at the limit.
     const marks = '\u0301'.repeat(1300);
     expect((await chunksOf(marks)).map((c) => [...c].length)).toEqual([1200, 100]);

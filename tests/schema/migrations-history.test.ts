@@ -57,7 +57,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // A hold for a failure hook is bounded and never of a superseded job (review).
   'private.hold_job_for_its_hook': ['20261207175000_held_jobs_bounded.sql'],
   // A long word's cut moves back over whole clusters (review).
-  'private.kb_cluster_cut': ['20261207180000_kb_cuts_over_whole_clusters.sql'],
+  // ... at most eight clusters back (review).
+  'private.kb_cluster_cut': ['20261207180000_kb_cuts_over_whole_clusters.sql', '20261207182000_kb_cluster_cut_bounded.sql'],
   'private.keep_last_admin': ['20261206142000_admins_who_can_act.sql', '20261207165000_last_admin_refusal_named.sql'],
   // A merged ticket's followers follow the ticket it was merged into.
   // ... and the target takes the source's first response (review).
