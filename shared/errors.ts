@@ -173,26 +173,18 @@ export function fromPgError(err: PgLikeError): ApiError {
   const constraint = err.constraint_name;
   const refusal = err.code ? REFUSALS[err.code] : undefined;
   if (refusal) {
+    // Busy (PT503): come back in a second, as for a concurrent update.
+    const busy = refusal.status === 503 ? { 'Retry-After': '1' } : undefined;
     const said = refusalOf(err.detail);
     if (said) {
       // A rule's 429 says when to come back (details.retry_after, seconds), as the rate limits do.
       const wait = (said.details as { retry_after?: unknown } | undefined)?.retry_after;
-      const headers = refusal.status === 429 && typeof wait === 'number'
-        ? { 'Retry-After': String(wait) }
-        : refusal.status === 503
-        ? { 'Retry-After': '1' }
-        : undefined;
+      const headers = refusal.status === 429 && typeof wait === 'number' ? { 'Retry-After': String(wait) } : busy;
       return new ApiError(refusal.status, said.code, err.message, said.details, headers);
     }
     // A bare 404 names nothing: what was not found may not be the caller's to know.
     if (refusal.status === 404) return notFound();
-    return new ApiError(
-      refusal.status,
-      refusal.code,
-      err.message,
-      undefined,
-      refusal.status === 503 ? { 'Retry-After': '1' } : undefined,
-    );
+    return new ApiError(refusal.status, refusal.code, err.message, undefined, busy);
   }
   switch (err.code) {
     case '23505':

@@ -87,6 +87,19 @@ async function services(tenantId: string): Promise<Record<string, ServiceRow>> {
     .map((r) => [r.service, r]));
 }
 
+/** Another admin of the tenant (`<local>@<slug>.test`, who can sign in), younger than its first. */
+async function addAdmin(t: { id: string; slug: string }, local: string, firstName = local): Promise<string> {
+  const [u] = await db.sql`insert into public.users (email, first_name) values (${`${local}@${t.slug}.test`}, ${firstName}) returning id`;
+  await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${u.id}, 'admin')`;
+  return u.id as string;
+}
+
+/** An admin's retry of a service, recorded as failed first (a run of it, now). */
+async function retryService(tenantId: string, service: string) {
+  await db.sql`update public.tenant_services set state = 'failed' where tenant_id = ${tenantId} and service = ${service}`;
+  expect((await call(tenantsApp, 'POST', `/tenants/${tenantId}/services/${service}/retry`, { token: superToken })).status).toBe(202);
+}
+
 /** What each partner holds for a tenant: must be exactly one of each. */
 function partnerObjects(t: { id: string; email: string }) {
   return {
@@ -552,14 +565,10 @@ describe('lifecycle', () => {
     const project = before.n8n.external_ids.project_id as string;
     const company = before.odoo.external_ids.company_id as number;
     expect(n8n.projects.get(project)?.members.has(formerN8n)).toBe(true);
-    const [next] = await db.sql`insert into public.users (email, first_name) values (${`next@${t.slug}.test`}, 'Nia') returning id`;
-    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${next.id}, 'admin')`;
+    await addAdmin(t, 'next', 'Nia');
     // The first admin is disabled by a platform admin (the membership stays).
     await db.sql`update public.users set status = 'disabled' where email = ${t.email}`;
-    for (const service of ['n8n', 'odoo']) {
-      await db.sql`update public.tenant_services set state = 'failed' where tenant_id = ${t.id} and service = ${service}`;
-      expect((await call(tenantsApp, 'POST', `/tenants/${t.id}/services/${service}/retry`, { token: superToken })).status).toBe(202);
-    }
+    for (const service of ['n8n', 'odoo']) await retryService(t.id, service);
     await drain(c);
     const after = await services(t.id);
     expect([after.n8n.state, after.odoo.state]).toEqual(['active', 'active']);
@@ -596,8 +605,7 @@ describe('lifecycle', () => {
     const owner = async () => chatwoot.users.get((await services(t.id)).chatwoot.external_ids.user_id)?.email;
     expect(await queued()).toBe(0);
     // Any admin change queues it (the run reads the owner again, after the change).
-    const [next] = await db.sql`insert into public.users (email, first_name) values (${`next@${t.slug}.test`}, 'Nia') returning id`;
-    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${next.id}, 'admin')`;
+    const next = await addAdmin(t, 'next', 'Nia');
     expect(await queued()).toBe(1);
     await drain();
     expect(await owner()).toBe(t.email);
@@ -618,7 +626,7 @@ describe('lifecycle', () => {
     expect(await owner()).toBe(`next@${t.slug}.test`);
     // The last admin disabled (a platform admin may): nothing is queued, and the service
     // keeps its state rather than failing for want of an owner.
-    await db.sql`update public.users set status = 'disabled' where id = ${next.id}`;
+    await db.sql`update public.users set status = 'disabled' where id = ${next}`;
     expect(await queued()).toBe(0);
     expect((await services(t.id)).chatwoot.state).toBe('active');
   });
@@ -630,24 +638,15 @@ describe('lifecycle', () => {
     const t = await createTenant(['n8n']);
     await drain(c);
     const { user_id: a, project_id: project } = (await services(t.id)).n8n.external_ids as { user_id: string; project_id: string };
-    const admin = async (name: string) => {
-      const [u] = await db.sql`insert into public.users (email, first_name) values (${`${name}@${t.slug}.test`}, ${name}) returning id`;
-      await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${u.id}, 'admin')`;
-      return u.id as string;
-    };
-    const retry = async () => {
-      await db.sql`update public.tenant_services set state = 'failed' where tenant_id = ${t.id}`;
-      expect((await call(tenantsApp, 'POST', `/tenants/${t.id}/services/n8n/retry`, { token: superToken })).status).toBe(202);
-    };
-    const b = await admin('bea');
+    const b = await addAdmin(t, 'bea');
     await db.sql`update public.users set status = 'disabled' where email = ${t.email}`;
     // B's run records B and A as former, then fails taking A out of the project.
     n8n.server.faults = { ...n8n.server.faults, match: /^DELETE \/api\/v1\/projects\/[^/]+\/users\//, fail5xx: 1 };
-    await retry();
+    await retryService(t.id, 'n8n');
     expect((await runProvisioningWorker({ connectors: c, budgetMs: 5_000 })).retried).toBe(1);
     expect((await services(t.id)).n8n.external_ids).toMatchObject({ former_user_ids: [a] });
     // B is disabled before the retry, and C owns the space.
-    await admin('cyd');
+    await addAdmin(t, 'cyd');
     await db.sql`update public.users set status = 'disabled' where id = ${b}`;
     await drain(c);
     const after = (await services(t.id)).n8n;
@@ -664,11 +663,9 @@ describe('lifecycle', () => {
     await drain();
     const a = (await services(t.id)).n8n.external_ids.user_id as string;
     n8n.users.get(a)!.isPending = false; // accepted the invitation
-    const [b] = await db.sql`insert into public.users (email, first_name) values (${`bo@${t.slug}.test`}, 'Bo') returning id`;
-    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${b.id}, 'admin')`;
+    const b = await addAdmin(t, 'bo', 'Bo');
     const retry = async () => {
-      await db.sql`update public.tenant_services set state = 'failed' where tenant_id = ${t.id}`;
-      expect((await call(tenantsApp, 'POST', `/tenants/${t.id}/services/n8n/retry`, { token: superToken })).status).toBe(202);
+      await retryService(t.id, 'n8n');
       await drain();
       return (await services(t.id)).n8n.external_ids;
     };
@@ -678,7 +675,7 @@ describe('lifecycle', () => {
     expect(toB.former_logins).toEqual([a]);
     // A is back and B disabled: A owns the space again, with the login the tenant made.
     await db.sql`update public.users set status = 'active' where email = ${t.email}`;
-    await db.sql`update public.users set status = 'disabled' where id = ${b.id}`;
+    await db.sql`update public.users set status = 'disabled' where id = ${b}`;
     const back = await retry();
     expect(back).toMatchObject({ user_id: a, owner_login: 'invited', former_logins: [bLogin] });
     // Another tenant keeps B's login as a former owner's: it stays when this one goes.
@@ -697,13 +694,11 @@ describe('lifecycle', () => {
   it("the partner account's owner is the oldest admin who can sign in; with none, making it stops and says why", async () => {
     const t = await createTenant(['chatwoot']);
     await drain();
-    const [next] = await db.sql`insert into public.users (email, first_name) values (${`next@${t.slug}.test`}, 'Nia') returning id`;
-    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${next.id}, 'admin')`;
+    const next = await addAdmin(t, 'next', 'Nia');
     // The first admin is disabled by a platform admin (the membership stays).
     await db.sql`update public.users set status = 'disabled' where email = ${t.email}`;
     const retry = async () => {
-      await db.sql`update public.tenant_services set state = 'failed' where tenant_id = ${t.id}`;
-      expect((await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/retry`, { token: superToken })).status).toBe(202);
+      await retryService(t.id, 'chatwoot');
       await drain();
       return (await services(t.id)).chatwoot;
     };
@@ -725,7 +720,7 @@ describe('lifecycle', () => {
     expect(shown.password).not.toBe(formerPassword);
     expect(owner!.password).toBe(shown.password);
     // Locked out too (marked deleted, the membership kept): no admin can own it.
-    await db.sql`update public.users set status = 'deleted' where id = ${next.id}`;
+    await db.sql`update public.users set status = 'deleted' where id = ${next}`;
     expect(await retry()).toMatchObject({ state: 'failed', last_error: expect.stringContaining('no admin') });
   });
 

@@ -30,7 +30,7 @@
 // a marked account counts as gone for check() and is never reused by ensure(). The owner
 // login is deleted too when this tenant created it and no other account uses it.
 import { generatePassword } from '../crypto.ts';
-import { type Connector, formerOwners, PartnerError, partnerFetch, type ProvisionContext } from './types.ts';
+import { type Connector, formerOwners, formerOwnersRecord, PartnerError, partnerFetch, type ProvisionContext } from './types.ts';
 
 export interface ChatwootConfig {
   url: string;
@@ -233,7 +233,7 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
       await ctx.checkpoint({
         user_id: user.id,
         owner_login: created ? 'created' : 'existing',
-        ...(formers.length ? { former_user_ids: formers, former_user_id: null } : {}),
+        ...formerOwnersRecord(formers),
       });
       if (created && (!credentials!.password || credentials!.password_pending)) {
         // Ours, with a password that may not be the one it has (rotation, or the login made

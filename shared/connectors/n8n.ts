@@ -19,7 +19,7 @@
 // - A project role below admin (project:viewer, project:editor) needs another licence,
 //   and the public API has no disable-user: suspension removes the member from the
 //   tenant's project (projects mode) and can do nothing in shared mode.
-import { type Connector, formerOwners, PartnerError, partnerFetch, type ProvisionContext } from './types.ts';
+import { type Connector, formerOwners, formerOwnersRecord, PartnerError, partnerFetch, type ProvisionContext } from './types.ts';
 
 export interface N8nConfig {
   url: string;
@@ -205,7 +205,7 @@ export function n8nConnector(config: N8nConfig): Connector {
       const tenantMade = known !== undefined && known !== userId && ctx.externalIds.owner_login !== 'existing';
       const logins = [...new Set([...formerLogins, ...(tenantMade ? [known] : [])])].filter((id) => id !== userId);
       if (logins.length !== formerLogins.length || logins.some((id, i) => id !== formerLogins[i])) ids.former_logins = logins;
-      if (formers.length) Object.assign(ids, { former_user_ids: formers, former_user_id: null });
+      Object.assign(ids, formerOwnersRecord(formers));
       await ctx.checkpoint(ids, changed ? credentials : undefined);
       if (config.mode === 'projects') {
         // The project recorded, while it exists (a slug can change later, and the name with

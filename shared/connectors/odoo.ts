@@ -30,7 +30,7 @@
 // usable (its admin logs in and the base module is installed) — a timeout, or a retry
 // that finds db_exist true, waits for that instead of trusting the name.
 import { generatePassword } from '../crypto.ts';
-import { type Connector, formerOwners, PartnerError, partnerFetch, type ProvisionContext } from './types.ts';
+import { type Connector, formerOwners, formerOwnersRecord, PartnerError, partnerFetch, type ProvisionContext } from './types.ts';
 
 export interface OdooConfig {
   url: string;
@@ -427,16 +427,12 @@ export function odooConnector(config: OdooConfig): Connector {
       // longer sign in: private.provisioning_context names the oldest active admin): the
       // former owner's login loses the company below, recorded until then so a retry
       // finishes it (their login stays: it may serve another tenant's company).
-      const formersOf = (owner: number) => {
-        const formers = formerOwners<number>(ctx.externalIds, owner);
-        return formers.length ? { former_user_ids: formers, former_user_id: null } : {};
-      };
       const userId = await ownerLogin(ctx.admin.email);
       let id = userId;
       if (userId) {
         // The same person already has a login (another tenant's owner): give it this company
         // (recorded first, so a suspension after a lost answer finds whom to revoke).
-        await ctx.checkpoint({ user_id: userId, ...formersOf(userId) });
+        await ctx.checkpoint({ user_id: userId, ...formerOwnersRecord(formerOwners(ctx.externalIds, userId)) });
         await grant((await readUser(userId))!, companyId, groups);
       } else {
         try {
@@ -461,7 +457,8 @@ export function odooConnector(config: OdooConfig): Connector {
       }
       const formers = formerOwners<number>(ctx.externalIds, id!);
       if (formers.length) {
-        await ctx.checkpoint({ user_id: id, ...formersOf(id!) });
+        // A login found was recorded with them above; one made here is now.
+        if (id !== userId) await ctx.checkpoint({ user_id: id, ...formerOwnersRecord(formers) });
         for (const former of formers) {
           const row = await readUser(former);
           if (row) await revoke(row, companyId);

@@ -31,6 +31,11 @@ export function formerOwners<T extends string | number>(externalIds: Record<stri
   return [...new Set(all)].filter((id) => id !== owner);
 }
 
+/** The partner ids that record former owners (from formerOwners) until their access is
+ *  taken away: nothing to record when there are none. */
+export const formerOwnersRecord = (formers: (string | number)[]): Record<string, unknown> =>
+  formers.length ? { former_user_ids: formers, former_user_id: null } : {};
+
 /** What the server keeps beside a login and never shows: the owner's Chatwoot API token
  *  (which opens every account that login administers), the webhook signing secret, and
  *  the note that a password is still being applied. */

@@ -132,6 +132,8 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
   const fail = async (job: Job, err: unknown): Promise<Outcome> => {
     const { message, permanent, retryAfter } = errorInfo(err);
     const task = registry[job.task];
+    const predicted = permanent || job.attempts >= job.max_attempts ? 'dead' : 'retry';
+    const outcomeOf = (o: 'retry' | 'dead' | 'superseded'): Outcome => o === 'retry' ? 'retried' : o;
     // A job whose key a newer job took (private.add_job) ends here and its failure is not
     // the domain's: the newer job, with the current payload, has yet to run. Asked before
     // the hook (domain rows are locked before the job's), the answer may turn to
@@ -139,7 +141,6 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
     // the job failed again without it.
     const failOnce = (hook: boolean) =>
       asService(null, async (tx) => {
-        const predicted = permanent || job.attempts >= job.max_attempts ? 'dead' : 'retry';
         const hooked = hook && !!task?.failed &&
           (await tx`select private.job_superseded(${job.id}) as s`)[0].s !== true;
         if (hooked) {
@@ -157,7 +158,7 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
         if (e instanceof HookedSuperseded) return failOnce(false);
         throw e;
       });
-      return outcome === 'retry' ? 'retried' : outcome;
+      return outcomeOf(outcome);
     } catch (e) {
       if (e instanceof Lost || e instanceof LeaseLost) return 'lost';
       if (!(e instanceof HookContended)) throw e;
@@ -170,18 +171,14 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
       // stopped a run at every claim; dying at once without the hook would leave what it
       // records (a service failed, a delivery given up) unsaid.
       console.error(`[jobs] ${job.task} #${job.id}: its failure hook could not write (${e.message})`);
-      const predicted = permanent || job.attempts >= job.max_attempts ? 'dead' : 'retry';
       try {
-        if (predicted === 'retry') {
-          const outcome = await failOnce(false);
-          return outcome === 'retry' ? 'retried' : outcome;
+        if (predicted === 'dead') {
+          const [{ held }] = await db()`select private.hold_job_for_its_hook(${worker}, ${job.id}, ${message}) as held`;
+          if (held) return 'deferred';
+          // Not held: superseded (a newer job of its key ends it), held 30 times already
+          // (20261207175000: its queue is not blocked for ever), or no longer this run's.
         }
-        const [{ held }] = await db()`select private.hold_job_for_its_hook(${worker}, ${job.id}, ${message}) as held`;
-        if (held) return 'deferred';
-        // Not held: superseded (a newer job of its key ends it), held 30 times already
-        // (20261207175000: its queue is not blocked for ever), or no longer this run's.
-        const outcome = await failOnce(false);
-        return outcome === 'retry' ? 'retried' : outcome;
+        return outcomeOf(await failOnce(false));
       } catch (again) {
         if (again instanceof Lost || again instanceof LeaseLost) return 'lost';
         throw again;
