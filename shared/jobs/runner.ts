@@ -134,6 +134,9 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
     const task = registry[job.task];
     const predicted = permanent || job.attempts >= job.max_attempts ? 'dead' : 'retry';
     const outcomeOf = (o: 'retry' | 'dead' | 'superseded'): Outcome => o === 'retry' ? 'retried' : o;
+    // A job claimed past its last attempt (held for its hook, or its worker lost every
+    // time) made max_attempts attempts: its claim counted one more that runs no work.
+    const attemptsMade = job.attempts > job.max_attempts ? { ...job, attempts: job.max_attempts } : job;
     // A job whose key a newer job took (private.add_job) ends here and its failure is not
     // the domain's: the newer job, with the current payload, has yet to run. Asked before
     // the hook (domain rows are locked before the job's), the answer may turn to
@@ -144,7 +147,7 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
         const hooked = hook && !!task?.failed &&
           (await tx`select private.job_superseded(${job.id}) as s`)[0].s !== true;
         if (hooked) {
-          await task!.failed!(tx, job, predicted, message, ctx).catch((e: unknown) => {
+          await task!.failed!(tx, attemptsMade, predicted, message, ctx).catch((e: unknown) => {
             throw CONTENTION.has((e as { code?: unknown })?.code as string) ? new HookContended((e as Error).message) : e;
           });
         }

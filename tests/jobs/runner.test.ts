@@ -411,8 +411,8 @@ describe('leases and budgets', () => {
         async run() {
           runs++;
         },
-        async failed(_tx: unknown, _job: Job, outcome: string, error: string) {
-          hooked.push(`${outcome}: ${error}`);
+        async failed(_tx: unknown, job: Job, outcome: string, error: string) {
+          hooked.push(`${outcome} after ${job.attempts}: ${error}`);
         },
       } as never,
     };
@@ -426,7 +426,8 @@ describe('leases and budgets', () => {
     const report = await runJobs({ registry, workerId: 'third', budgetMs: 5_000 });
     expect(report).toMatchObject({ claimed: 1, dead: 1, completed: 0 });
     expect(runs).toBe(0);
-    expect(hooked).toEqual([expect.stringMatching(/^dead: no attempt finished/)]);
+    // Told the attempts made (two), not the claim's count that ran no work.
+    expect(hooked).toEqual([expect.stringMatching(/^dead after 2: no attempt finished/)]);
     const [row] = await db.sql`select dead_at is not null as dead, locked_by from private.jobs where id = ${id}`;
     expect(row).toEqual({ dead: true, locked_by: null });
     await db.sql`delete from private.jobs where id = ${id}`;
@@ -434,6 +435,7 @@ describe('leases and budgets', () => {
 
   it("a job whose failure hook finds its rows held elsewhere: a retry is recorded without it; an end is held for it, the work never run again, and the run goes on", async () => {
     const hooked: string[] = [];
+    const told: number[] = []; // the attempts each hook was told
     let runs = 0;
     // A lock the hook must take, held by another session (a stuck transaction); the hook
     // gives up after its lock timeout (55P03), as a statement over held rows does.
@@ -450,6 +452,7 @@ describe('leases and budgets', () => {
         },
         async failed(tx: Tx, job: Job, outcome: string, error: string) {
           hooked.push(`${outcome}: ${error}`);
+          told.push(job.attempts);
           // A newer job takes this one's key while its hook waits.
           if (job.payload.superseded) await db.sql`update private.jobs set superseded = true where id = ${job.id}`;
           await tx`select set_config('lock_timeout', '50ms', true)`;
@@ -502,8 +505,10 @@ describe('leases and budgets', () => {
     // The lock free again: the next claim records the end through the hook, with its error.
     await db.sql`update private.jobs set run_at = now() where id = ${ended}`;
     hooked.length = 0;
+    told.length = 0;
     expect(await runJobs({ registry, tasks: ['contended'], budgetMs: 5_000 })).toMatchObject({ claimed: 1, dead: 1 });
     expect([runs, hooked]).toEqual([3, ['dead: the partner said no']]);
+    expect(told).toEqual([3]); // the attempts it made, not the claim's fourth that ran none
     expect(await job(ended)).toMatchObject({ dead: true, last_error: 'the partner said no' });
     await db.sql`delete from private.jobs where id in (${ended}, ${retried})`;
   });
