@@ -427,6 +427,39 @@ describe('members', () => {
     expect((await call(app, 'DELETE', `${base}/${hire.id}`, { token: tok.admin })).status).toBe(404);
   });
 
+  it('an invitation that cannot be accepted says why to its addressee: expired 410, its tenant not active 409; anyone else 404', async () => {
+    const [late] = await db.sql`insert into public.users (email) values ('late@acme.test') returning id`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${late.id}, ${late.id})`;
+    const lateToken = await supabaseToken({ id: late.id, email: 'late@acme.test' });
+    const [expired] = await db.sql`insert into public.invitations (tenant_id, email, expires_at)
+      values (${tenants.acme.id}, 'late@acme.test', now() - interval '1 minute') returning id`;
+    const [paused] = await db.sql`insert into public.invitations (tenant_id, email)
+      values (${tenants.globex.id}, 'late@acme.test') returning id`;
+    const accept = (id: string, token: string) => call(app, 'POST', `/tenants/invitations/${id}/accept`, { token });
+    const gone = await accept(expired.id, lateToken);
+    expect([gone.status, errorCode(gone)]).toEqual([410, 'invitation_expired']);
+    await db.sql`update public.tenants set status = 'suspended' where id = ${tenants.globex.id}`;
+    try {
+      const fp = [await tenantFingerprint(tenants.acme.id), await tenantFingerprint(tenants.globex.id)];
+      const held = await accept(paused.id, lateToken);
+      expect([held.status, errorCode(held)]).toEqual([409, 'tenant_not_active']);
+      // To anyone else they stay unknown, as an id that exists nowhere.
+      for (const id of [expired.id, paused.id, '40000000-0000-4000-8000-0000000000ff']) {
+        const other = await accept(id, tok.user);
+        expect([other.status, errorCode(other)]).toEqual([404, 'not_found']);
+      }
+      expect([await tenantFingerprint(tenants.acme.id), await tenantFingerprint(tenants.globex.id)]).toEqual(fp);
+    } finally {
+      await db.sql`update public.tenants set status = 'active' where id = ${tenants.globex.id}`;
+    }
+    // Resumed, it is accepted.
+    expect((await accept(paused.id, lateToken)).body).toEqual({ tenant_id: tenants.globex.id, role: 'user' });
+    await db.sql`delete from public.memberships where user_id = ${late.id}`;
+    await db.sql`delete from public.invitations where email = 'late@acme.test'`;
+    await db.sql`delete from public.user_identities where user_id = ${late.id}`;
+    await db.sql`delete from public.users where id = ${late.id}`;
+  });
+
   it('lists members in pages by e-mail: every member once, the cursor checked', async () => {
     const [t] = await db.sql`insert into public.tenants (name, slug) values ('Crowd', 'crowd') returning id`;
     // One address of 300 characters, of letters past ASCII: its cursor must still be taken.

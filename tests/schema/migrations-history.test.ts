@@ -59,6 +59,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // A long word's cut moves back over whole clusters (review).
   // ... at most eight clusters back (review).
   'private.kb_cluster_cut': ['20261207180000_kb_cuts_over_whole_clusters.sql', '20261207182000_kb_cluster_cut_bounded.sql'],
+  // An invitation that cannot be accepted says why to its addressee (expired, tenant not active).
+  'private.accept_invitation': ['20261207183000_invitation_refusals_named.sql'],
   'private.keep_last_admin': ['20261206142000_admins_who_can_act.sql', '20261207165000_last_admin_refusal_named.sql'],
   // A merged ticket's followers follow the ticket it was merged into.
   // ... and the target takes the source's first response (review).

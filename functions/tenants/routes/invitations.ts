@@ -4,7 +4,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { notFound } from '../../../shared/errors.ts';
-import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import { commonErrors, conflictError, errorResponse, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import type { Checked, Column, Selected } from '../../../shared/rows.ts';
 import * as s from '../schemas.ts';
 import { security, type TenantRole, type TenantsApp } from './common.ts';
@@ -115,12 +115,17 @@ export function registerInvitations(app: TenantsApp): void {
           'The membership',
         ),
         ...commonErrors,
-        ...conflictError,
+        409: errorResponse(
+          '`already_accepted`: you accepted it before; `tenant_not_active`: its tenant is suspended or deleted ' +
+            '(it can be accepted once the tenant is resumed, until it expires)',
+        ),
+        410: errorResponse('`invitation_expired`: ask an admin of the tenant for a new one'),
       },
     }),
     async (c) => {
       const { invitationId } = c.req.valid('param');
-      // A second accept is the database's 409 already_accepted.
+      // Refusals to the addressee are the database's: 409 already_accepted or
+      // tenant_not_active, 410 invitation_expired; to anyone else 404.
       const [membership] = await callerDb(
         c,
         null,
