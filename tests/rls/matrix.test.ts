@@ -702,13 +702,14 @@ describe('invitations', () => {
     expect(m.role).toBe('agent');
   });
 
-  it('an expired invitation cannot be accepted', async () => {
+  it('an expired invitation cannot be accepted, and its addressee is told why', async () => {
     const [{ id }] = await db.sql`
       insert into public.invitations (tenant_id, email, role, created_at, expires_at)
       values (${tenants.globex.id}, ${invitee.email}, 'user', now() - interval '20 days', now() - interval '1 day') returning id`;
     const claims = { iss: 'http://127.0.0.1:54321/auth/v1', sub: invitee.id, role: 'authenticated' };
     const r = await probeAs(db.sql, 'authenticated', claims, (tx) => tx`select * from private.accept_invitation(${id})`);
-    expect(r.ok ? 'accepted' : r.error.code).toBe('PT404');
+    // Told so (410 invitation_expired), as its addressee.
+    expect(r.ok ? 'accepted' : r.error.code).toBe('PT410');
   });
 });
 
