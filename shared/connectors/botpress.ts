@@ -71,6 +71,7 @@ export function botpressConnector(config: BotpressConfig): Connector {
 
   async function findBots(ctx: ProvisionContext): Promise<Bot[]> {
     const found: Bot[] = [];
+    const pages = new Set<string>(); // a page token given twice ends the walk, not loops it
     let next: string | undefined;
     do {
       const q = botpressTagQuery({ tenant_id: ctx.tenant.id });
@@ -78,6 +79,8 @@ export function botpressConnector(config: BotpressConfig): Connector {
       const { body } = await call(`/v1/admin/bots?${q}`) as { body: { bots: Bot[]; meta?: { nextToken?: string } } };
       found.push(...body.bots.filter((b) => b.tags?.tenant_id === ctx.tenant.id));
       next = body.meta?.nextToken;
+      if (next && pages.has(next)) break;
+      if (next) pages.add(next);
     } while (next);
     return found;
   }
@@ -88,36 +91,71 @@ export function botpressConnector(config: BotpressConfig): Connector {
     return bot && bot.status !== 'deleting' ? bot : undefined;
   }
 
+  /** The recorded bot, else the first one its tag finds that is not being deleted: the
+   *  list does not say which are (its items carry no status), so each is read, and the
+   *  recorded one, gone or going, is never taken back from it. */
   async function tenantBot(ctx: ProvisionContext): Promise<Bot | undefined> {
     const id = ctx.externalIds.bot_id as string | undefined;
-    return (id ? await getBot(id) : undefined) ?? (await findBots(ctx))[0];
+    const recorded = id ? await getBot(id) : undefined;
+    if (recorded) return recorded;
+    for (const found of await findBots(ctx)) {
+      if (found.id === id) continue;
+      const bot = await getBot(found.id);
+      if (bot) return bot;
+    }
+    return undefined;
+  }
+
+  /** Every bot of the tenant: the recorded one and any its tag finds (a lost answer or an
+   *  overrun lease may have made two). */
+  async function tenantBotIds(ctx: ProvisionContext): Promise<string[]> {
+    const ids = new Set<string>();
+    if (ctx.externalIds.bot_id) ids.add(ctx.externalIds.bot_id as string);
+    for (const b of await findBots(ctx)) ids.add(b.id);
+    return [...ids];
   }
 
   async function remove(ctx: ProvisionContext) {
-    const ids = new Set((await findBots(ctx)).map((b) => b.id));
-    if (ctx.externalIds.bot_id) ids.add(ctx.externalIds.bot_id as string);
-    for (const id of ids) await call(`/v1/admin/bots/${encodeURIComponent(id)}`, { method: 'DELETE', accept: [404] });
+    for (const id of await tenantBotIds(ctx)) {
+      await call(`/v1/admin/bots/${encodeURIComponent(id)}`, { method: 'DELETE', accept: [404] });
+    }
   }
 
-  /** Blocks or unblocks the tenant's bot; false where the token may not (403 Forbidden). */
+  /** Blocks or unblocks every bot of the tenant, as removal deletes every one: a second
+   *  bot left running would serve through a whole suspension. Blocking refused for the
+   *  token (403 Forbidden) is recorded with a note, the bots left running; unblocking
+   *  refused is a permanent error, the record left blocked, rather than a resume said
+   *  done while the bots stay blocked (the API does not report `blocked` back, so no
+   *  check could find it). */
   async function setBlocked(ctx: ProvisionContext, blocked: boolean): Promise<Record<string, unknown>> {
-    const bot = await tenantBot(ctx);
-    if (!bot) return { blocked: false };
-    try {
-      await call(`/v1/admin/bots/${encodeURIComponent(bot.id)}`, { method: 'PUT', body: { blocked } });
-      return { bot_id: bot.id, blocked, suspend_note: null };
-    } catch (err) {
-      if (err instanceof PartnerError && err.status === 403 && /Forbidden/.test(err.message)) {
+    const ids = await tenantBotIds(ctx);
+    let changed = 0;
+    for (const id of ids) {
+      try {
+        const { status } = await call(`/v1/admin/bots/${encodeURIComponent(id)}`, {
+          method: 'PUT',
+          body: { blocked },
+          accept: [404],
+        });
+        if (status !== 404) changed++; // 404: gone meanwhile, nothing to block
+      } catch (err) {
+        if (!(err instanceof PartnerError && err.status === 403 && /Forbidden/.test(err.message))) throw err;
+        if (!blocked) {
+          throw new PartnerError(
+            'botpress',
+            `Botpress refused to unblock bot ${id} for this token (403 Forbidden): unblock it in the Botpress dashboard ` +
+              '(or use a token that may), then retry the service',
+            false,
+            403,
+          );
+        }
         return {
-          bot_id: bot.id,
-          blocked: false,
-          suspend_note: blocked
-            ? 'Botpress refused to block the bot for this token (403 Forbidden): suspension recorded only'
-            : null,
+          blocked: changed > 0, // any blocked before the refusal are unblocked at the resume
+          suspend_note: 'Botpress refused to block the bot for this token (403 Forbidden): suspension recorded only',
         };
       }
-      throw err;
     }
+    return { blocked: blocked && changed > 0, suspend_note: null };
   }
 
   return {
@@ -156,7 +194,8 @@ export function botpressConnector(config: BotpressConfig): Connector {
       // deleteOnSuspend: ensure (which the provision task runs after resume) makes it again.
       if (config.deleteOnSuspend) return;
       // Recorded at once: the provision task keeps only ensure's result after a resume.
-      await ctx.checkpoint(await setBlocked(ctx, false));
+      // A suspension that blocked nothing (recorded only) has nothing to unblock.
+      await ctx.checkpoint(ctx.externalIds.blocked === true ? await setBlocked(ctx, false) : { suspend_note: null });
     },
     remove,
     async check(ctx) {

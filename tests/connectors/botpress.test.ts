@@ -14,8 +14,9 @@ beforeAll(async () => {
 });
 afterEach(() => {
   bp.server.resetFaults();
-  Object.assign(bp, { pageSize: 20, botQuota: Infinity, paymentRequired: false, blockForbidden: false });
+  Object.assign(bp, { pageSize: 20, botQuota: Infinity, paymentRequired: false, blockForbidden: false, repeatNextToken: false });
   bp.locked.clear();
+  bp.deleting.clear();
 });
 afterAll(() => bp.server.close());
 
@@ -103,6 +104,68 @@ describe('lifecycle', () => {
     await step(connector(), t, 'suspend');
     expect(t.externalIds).toMatchObject({ blocked: false, suspend_note: expect.stringContaining('403 Forbidden') });
     expect(bp.bots.get(t.externalIds.bot_id)!.blocked).toBe(false);
+  });
+
+  it('suspend blocks every bot of the tenant, a second one its tag finds too, and resume unblocks them all', async () => {
+    const t = tenant('bp-two');
+    await step(connector(), t, 'ensure');
+    // A second bot with the tenant's tag (made by a run whose lease ran out under it).
+    const made = await fetch(`${bp.url}/v1/admin/bots`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bp.token}`, 'x-workspace-id': bp.workspaceId, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'twin', tags: { tenant_id: t.tenant.id } }),
+    }).then((r) => r.json());
+    expect(botsOf(t)).toHaveLength(2);
+    await step(connector(), t, 'suspend');
+    expect(botsOf(t).map((b) => b.blocked)).toEqual([true, true]);
+    expect(t.externalIds).toMatchObject({ bot_id: botsOf(t)[0].id, blocked: true });
+    await step(connector(), t, 'resume');
+    expect(botsOf(t).map((b) => b.blocked)).toEqual([false, false]);
+    expect(bp.bots.get(made.bot.id)!.blocked).toBe(false);
+  });
+
+  it('an unblock the token is refused is a permanent error, the bot recorded blocked; a suspension recorded only resumes with no call', async () => {
+    const t = tenant('bp-unblock');
+    await step(connector(), t, 'ensure');
+    await step(connector(), t, 'suspend');
+    bp.blockForbidden = true; // the token replaced by one that may not set `blocked`
+    const refused = await step(connector(), t, 'resume').catch((e) => e);
+    expect(refused).toMatchObject({ retryable: false, status: 403, message: expect.stringContaining('refused to unblock') });
+    expect(t.externalIds.blocked).toBe(true);
+    expect(bp.bots.get(t.externalIds.bot_id)!.blocked).toBe(true);
+    // ensure, which also unblocks a bot recorded blocked, says so too.
+    await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: false, status: 403 });
+    bp.blockForbidden = false;
+    await step(connector(), t, 'resume');
+    expect([t.externalIds.blocked, bp.bots.get(t.externalIds.bot_id)!.blocked]).toEqual([false, false]);
+    // Suspended where blocking is refused: recorded only, and the resume has nothing to undo.
+    bp.blockForbidden = true;
+    await step(connector(), t, 'suspend');
+    expect(t.externalIds).toMatchObject({ blocked: false, suspend_note: expect.stringContaining('403') });
+    await step(connector(), t, 'resume');
+    expect(t.externalIds).toMatchObject({ blocked: false, suspend_note: null });
+  });
+
+  it('a bot Botpress is deleting is not taken back from the list: check says it is gone, ensure makes another', async () => {
+    const t = tenant('bp-deleting');
+    await step(connector(), t, 'ensure');
+    const dying = t.externalIds.bot_id;
+    bp.deleting.add(dying);
+    expect(await check(connector(), t)).toBe(false);
+    await step(connector(), t, 'ensure');
+    expect(t.externalIds.bot_id).not.toBe(dying);
+    expect(await check(connector(), t)).toBe(true);
+  });
+
+  it('a list that names the same page again ends instead of looping', async () => {
+    const t = tenant('bp-pages');
+    await step(connector(), t, 'ensure');
+    bp.pageSize = 1;
+    bp.repeatNextToken = true;
+    bp.listQueries.length = 0;
+    await step(connector(), t, 'remove');
+    expect(botsOf(t)).toHaveLength(0);
+    expect(bp.listQueries.length).toBeLessThanOrEqual(3);
   });
 
   it('deleteOnSuspend deletes on suspend and makes the bot again on resume', async () => {

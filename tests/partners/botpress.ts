@@ -31,6 +31,11 @@ export class BotpressStandIn {
   locked = new Map<string, number>();
   /** The token may not set `blocked` (403 Forbidden). */
   blockForbidden = false;
+  /** Bots being deleted (Botpress deletes asynchronously): getBot says `status: 'deleting'`,
+   *  the list, whose items carry no status, still has them. */
+  deleting = new Set<string>();
+  /** A faulty list: every page names the same nextToken. */
+  repeatNextToken = false;
   private n = 0;
   constructor(readonly server: StandIn, public token: string, readonly workspaceId: string) {}
 
@@ -47,7 +52,7 @@ export class BotpressStandIn {
   }
 
   private botJson({ workspace: _w, blocked: _b, ...b }: Bot) {
-    return { ...b, signingSecret: 'sec', status: 'active', dev: false, alwaysAlive: false, integrations: {}, type: 'studio' };
+    return { ...b, signingSecret: 'sec', status: this.deleting.has(b.id) ? 'deleting' : 'active', dev: false, alwaysAlive: false, integrations: {}, type: 'studio' };
   }
 
   handle(method: string, path: string, query: URLSearchParams, headers: Record<string, unknown>, body: any): Reply {
@@ -59,7 +64,7 @@ export class BotpressStandIn {
       const all = [...this.bots.values()].filter((b) => tags.every(([k, v]) => b.tags[k] === v));
       const start = Number(query.get('nextToken') ?? 0);
       const page = all.slice(start, start + this.pageSize);
-      const next = start + this.pageSize < all.length ? String(start + this.pageSize) : undefined;
+      const next = this.repeatNextToken ? String(this.pageSize) : start + this.pageSize < all.length ? String(start + this.pageSize) : undefined;
       return json(200, { bots: page.map((b) => ({ id: b.id, createdAt: b.createdAt, updatedAt: b.updatedAt, name: b.name, tags: b.tags, type: 'studio' })), meta: next ? { nextToken: next } : {} });
     }
     if (path === '/v1/admin/bots' && method === 'POST') {
