@@ -808,6 +808,29 @@ describe('call events', () => {
     expect(k).toEqual({ at_start: true, status: 'completed' });
   });
 
+  it('held events after a held failed end answer nothing: the retried answer with its time counts the call', async () => {
+    const before = await used();
+    const start = new Date(Date.now() - 900_000);
+    const pickedUp = new Date(start.getTime() + 10_000);
+    const end = new Date(pickedUp.getTime() + 600_000);
+    // The start is late (an outage): the call's failed end, words and an answer without a time are held.
+    for (const r of [
+      await ended('pc-early-failed', { status: 'failed', outcome: 'dropped', ended_at: end.toISOString(), duration_seconds: undefined }),
+      await segments('pc-early-failed', [{ seq: 0 }]),
+      await answered('pc-early-failed'),
+    ]) expect(r.status).toBe(202);
+    expect((await started('pc-early-failed', { answered: false, started_at: start.toISOString() })).body).toMatchObject({ status: 'failed' });
+    const call = async () =>
+      (await db.sql`select status, answered_at, ended_at, duration_seconds from public.voice_calls
+        where tenant_id = ${acme} and provider_call_id = 'pc-early-failed'`)[0];
+    // As had they come after the start: the end first, then nothing answers a failed call at the end.
+    expect(await call()).toEqual({ status: 'failed', answered_at: null, ended_at: end, duration_seconds: 0 });
+    // The provider's answer, retried with its time: taken, and the ten minutes count.
+    expect((await answered('pc-early-failed', pickedUp.toISOString())).body).toMatchObject({ applied: true, status: 'failed' });
+    expect(await call()).toEqual({ status: 'failed', answered_at: pickedUp, ended_at: end, duration_seconds: 600 });
+    expect(await used()).toBe(before + 10);
+  });
+
   it('a held event keeps every field its schema has, and the start applies each: none dropped on the way', async () => {
     // The fields an early event carries besides its type and its call (the schemas'), all set.
     const fieldsOf = (schema: { shape: Record<string, unknown> }) =>

@@ -265,7 +265,11 @@ const REDEFINITIONS: Record<string, string[]> = {
   ],
   'private.webhook_type_wanted': ['20261205090000_voice_call_events_unlocked.sql', '20261206041000_inactive_tenants_left_alone.sql'],
   'private.voice_call_refuse_deleted': ['20261204111000_voice_call_tombstones_review.sql'],
-  'private.voice_call_apply_early_events': ['20261203160000_voice_early_events_review.sql'],
+  // ... events held for a call not started answer it at their arrival only while it rings.
+  'private.voice_call_apply_early_events': [
+    '20261203160000_voice_early_events_review.sql',
+    '20261207184000_held_events_answer_only_a_ringing_call.sql',
+  ],
   // Two identical recording-upload requests at once: the second answers the object the
   // call holds rather than 409 (issue 14, call recordings).
   // ... and every URL signed for a call moves its other objects' delete jobs past its
