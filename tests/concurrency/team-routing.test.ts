@@ -177,3 +177,45 @@ it('a team change through the API waits for the team before it touches the ticke
   expect(r.status).toBe(200);
   expect((await db.sql`select team_id, title from public.tickets where id = ${t.body.id}`)[0]).toEqual({ team_id: team.id, title: 'Renamed too' });
 });
+
+it('a pick passes over an agent whose membership is being changed (demoted, removed) rather than waiting to be refused', async () => {
+  const [team] = await db.sql`insert into public.teams (tenant_id, name, department, auto_assign)
+    values (${acme}, 'Passes over', 'support', 'round_robin') returning id`;
+  await db.sql`insert into public.team_members (tenant_id, team_id, user_id)
+    values (${acme}, ${team.id}, ${users.acmeAgent.id}), (${acme}, ${team.id}, ${agent2.id})`;
+  await db.sql`update public.memberships set available = true where tenant_id = ${acme} and user_id in (${users.acmeAgent.id}, ${agent2.id})`;
+  // Round robin: the second agent is next.
+  await db.sql`update public.teams set last_assigned_user_id = ${users.acmeAgent.id} where id = ${team.id}`;
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let locked!: (pid: number) => void;
+  const demoting = new Promise<number>((r) => (locked = r));
+  // An admin's demotion of that agent, not yet committed.
+  const holder = db.sql.begin(async (tx) => {
+    const [{ pid }] = await tx`select pg_backend_pid() as pid`;
+    await tx`update public.memberships set role = 'user' where tenant_id = ${acme} and user_id = ${agent2.id}`;
+    locked(pid);
+    await held;
+  });
+  const holderPid = await demoting;
+  let done = false;
+  const post = call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Picked meanwhile', team_id: team.id } })
+    .finally(() => (done = true));
+  // Either the request ends while the demotion is open, or it waits for it.
+  let outcome = 'assigned';
+  while (!done) {
+    const [w] = await db.sql`select count(*)::int as n from pg_catalog.pg_stat_activity a
+      where a.datname = pg_catalog.current_database() and ${holderPid}::int = any (pg_catalog.pg_blocking_pids(a.pid))`;
+    if (w.n > 0) {
+      outcome = 'waits';
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  release();
+  await holder;
+  const r = await post;
+  await db.sql`update public.memberships set role = 'agent' where tenant_id = ${acme} and user_id = ${agent2.id}`;
+  expect(outcome).toBe('assigned');
+  expect([r.status, r.body.assigned_to]).toEqual([201, users.acmeAgent.id]);
+});

@@ -104,6 +104,48 @@ describe('keeping macros', () => {
   });
 });
 
+describe('the team a set_team action names', () => {
+  it("is the tenant's when a macro or rule is written (422 naming the action), and a team one names is not deleted (409 team_in_use)", async () => {
+    const { app: tenantsApp } = await import('../../functions/tenants/app.ts');
+    const [team] = await db.sql`insert into public.teams (tenant_id, name, department) values (${acme}, 'Named by actions', 'support') returning id`;
+    const [globexTeam] = await db.sql`select id from public.teams where tenant_id = ${globex} limit 1`;
+    const count = async () => (await db.sql`select (select count(*) from public.macros)::int + (select count(*) from public.automation_rules)::int as n`)[0].n;
+    const before = await count();
+    // A team that does not exist, or another tenant's: refused on both paths, nothing written.
+    for (const id of ['2a000000-0000-4000-8000-00000000dead', globexTeam.id]) {
+      const m = await create(tok.admin, { scope: 'tenant', name: 'Moves nowhere', actions: [{ type: 'add_note', content: 'x' }, { type: 'set_team', team_id: id }] });
+      expect([m.status, errorCode(m)]).toEqual([422, 'validation_failed']);
+      expect(m.body.error.details.fields).toEqual([{ field: 'actions.1.team_id', message: 'is not a team of the tenant' }]);
+      const rule = await call(app, 'POST', '/tickets/automation-rules', {
+        token: tok.admin,
+        body: { name: 'Routes nowhere', event: 'ticket.created', actions: [{ type: 'set_team', team_id: id }] },
+      });
+      expect([rule.status, errorCode(rule)]).toEqual([422, 'validation_failed']);
+      const direct = await db.sql`insert into public.macros (tenant_id, scope, name, actions)
+        values (${acme}, 'tenant', 'Direct', ${db.sql.json([{ type: 'set_team', team_id: id }])})`.catch((e) => e.code);
+      expect(direct).toBe('PT422');
+    }
+    expect(await count()).toBe(before);
+    // Named by a macro and a rule: the team stays until they change.
+    const m = await create(tok.admin, { scope: 'tenant', name: 'To the named team', actions: [{ type: 'set_team', team_id: team.id }] });
+    expect(m.status, JSON.stringify(m.body)).toBe(201);
+    const rule = await call(app, 'POST', '/tickets/automation-rules', {
+      token: tok.admin,
+      body: { name: 'To the named team', event: 'ticket.created', actions: [{ type: 'set_team', team_id: team.id }] },
+    });
+    expect(rule.status, JSON.stringify(rule.body)).toBe(201);
+    const del = () => call(tenantsApp, 'DELETE', `/tenants/${acme}/teams/${team.id}`, { token: tok.admin });
+    const refused = await del();
+    expect([refused.status, errorCode(refused)]).toEqual([409, 'team_in_use']);
+    expect(refused.body.error.details).toEqual({ macros: [m.body.id], automation_rules: [rule.body.id] });
+    expect(await db.sql`select 1 from public.teams where id = ${team.id}`).toHaveLength(1);
+    await call(app, 'DELETE', `/tickets/macros/${m.body.id}`, { token: tok.admin });
+    expect(errorCode(await del())).toBe('team_in_use');
+    await call(app, 'DELETE', `/tickets/automation-rules/${rule.body.id}`, { token: tok.admin });
+    expect((await del()).status).toBe(204);
+  });
+});
+
 describe('applying a macro', () => {
   it('runs every action in order, as the caller, through the API\'s own rules', async () => {
     const t = await ticket();

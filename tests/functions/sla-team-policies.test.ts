@@ -146,6 +146,31 @@ describe('the policy of a ticket', () => {
     await call(app, 'DELETE', `/tickets/sla-policies/urgent?team_id=${teams.acme}`, { token: tok.admin });
   });
 
+  it("a settled ticket's due dates are its history: its team deleted, or its priority changed, leaves them as they were", async () => {
+    const GONE_TEAM = '2a000000-0000-4000-8000-00000000a0ff';
+    await db.sql`insert into public.teams (tenant_id, id, name, department) values (${acme}, ${GONE_TEAM}, 'Short-lived', 'technical')`;
+    await put('medium', GONE_TEAM, { first_response_minutes: 30, resolution_minutes: 90 });
+    const resolved = await ticket(GONE_TEAM);
+    const closed = await ticket(GONE_TEAM);
+    for (const [id, status] of [[resolved.id, 'resolved'], [closed.id, 'resolved'], [closed.id, 'closed']]) {
+      const r = await call(app, 'POST', `/tickets/${id}/status`, { token: tok.admin, body: { status } });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+    }
+    const dates = async (id: string) => {
+      const r = await row(id);
+      return [r.due_date?.toISOString(), r.first_response_due_at?.toISOString(), r.next_response_due_at];
+    };
+    const [resolvedBefore, closedBefore] = [await dates(resolved.id), await dates(closed.id)];
+    expect(after(resolved, (await row(resolved.id)).due_date)).toBe(90);
+    // The team goes (its settled tickets have no team now): their 90 minutes stay.
+    await db.sql`delete from public.teams where tenant_id = ${acme} and id = ${GONE_TEAM}`;
+    expect((await db.sql`select count(*)::int as n from public.tickets where team_id is null and id in (${resolved.id}, ${closed.id})`)[0].n).toBe(2);
+    expect([await dates(resolved.id), await dates(closed.id)]).toEqual([resolvedBefore, closedBefore]);
+    // So does a priority change after the fact.
+    await patch(resolved.id, { priority: 'low' });
+    expect(await dates(resolved.id)).toEqual(resolvedBefore);
+  });
+
   it('a team policy removed: the tenant-wide one governs the team\'s tickets again at their next change', async () => {
     await put('high', teams.acme, { first_response_minutes: 10, resolution_minutes: 100 });
     await put('high', null, { first_response_minutes: 50, resolution_minutes: 500 });

@@ -61,6 +61,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.kb_cluster_cut': ['20261207180000_kb_cuts_over_whole_clusters.sql', '20261207182000_kb_cluster_cut_bounded.sql'],
   // An invitation that cannot be accepted says why to its addressee (expired, tenant not active).
   'private.accept_invitation': ['20261207183000_invitation_refusals_named.sql'],
+  // A team a macro or automation rule names is kept too.
+  'private.team_delete_guard': ['20261207186000_team_actions_name_a_team.sql'],
   'private.keep_last_admin': ['20261206142000_admins_who_can_act.sql', '20261207165000_last_admin_refusal_named.sql'],
   // A merged ticket's followers follow the ticket it was merged into.
   // ... and the target takes the source's first response (review).
@@ -120,7 +122,11 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206164000_deliveries_follow_the_subscription.sql',
   ],
   // A person disabled on the platform is given no tickets (issue 11, routing).
-  'private.auto_assignee': ['20261206039000_disabled_people_not_assigned.sql'],
+  // ... an agent whose membership is being changed is passed over, not waited for (review of teams).
+  'private.auto_assignee': [
+    '20261206039000_disabled_people_not_assigned.sql',
+    '20261207187000_auto_pick_skips_members_being_changed.sql',
+  ],
   // ... and waits for a role change of the assignee under way (review).
   'private.check_ticket_assignee': ['20261206039000_disabled_people_not_assigned.sql', '20261206161000_assignments_and_keys_wait_for_role_changes.sql'],
   // A platform user can be deleted: their API keys lose their creator, and are revoked.
@@ -557,6 +563,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206150000_first_response_follows_a_priority_change.sql', // also when the update sets due_date
     '20261206162000_merged_tickets_answered_not_resolved.sql', // a close by a merge is no resolution
     '20261207105000_settled_tickets_owe_no_reply.sql', // the reply owed ends when settled, restarts when reopened
+    '20261207185000_settled_tickets_keep_their_due_dates.sql', // a settled ticket's targets stay (its team deleted)
   ],
   // Holidays in a business-hours calendar; a next-response clock run by the reply trigger,
   // which the pause moves too (issue 16 §2).

@@ -5,7 +5,7 @@ import { callerDb } from '../../../shared/auth/context.ts';
 import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { notFound } from '../../../shared/errors.ts';
-import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import { commonErrors, conflictError, errorResponse, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import type { Checked, Column, Selected, Tables } from '../../../shared/rows.ts';
 import * as s from '../schemas.ts';
 import { security, type TenantsApp } from './common.ts';
@@ -145,12 +145,20 @@ export function registerTeams(app: TenantsApp): void {
     createRoute({
       method: 'delete',
       path: '/{tenantId}/teams/{teamId}',
-      summary: 'Delete a team and its memberships (admins)',
+      summary: 'Delete a team with its memberships, its own SLA policies and canned responses (admins)',
+      description: 'Its settled tickets keep their due dates and are left with no team.',
       security,
       middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.TeamParam },
-      // 409 team_has_open_tickets while tickets not settled are on the team (20261207127000).
-      responses: { 204: { description: 'Deleted' }, ...commonErrors, ...conflictError },
+      responses: {
+        204: { description: 'Deleted' },
+        ...commonErrors,
+        409: errorResponse(
+          '`team_has_open_tickets`: tickets not settled are on the team (`details.open_tickets`; 20261207127000); ' +
+            '`team_in_use`: macros or automation rules move tickets to it (`details.macros`, `details.automation_rules`; ' +
+            '20261207186000): change or delete those first',
+        ),
+      },
     }),
     async (c) => {
       const { tenantId, teamId } = c.req.valid('param');
