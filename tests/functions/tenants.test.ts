@@ -869,6 +869,35 @@ describe('teams', () => {
     expect((await call(app, 'DELETE', `${base}/${team.body.id}`, { token: tok.admin })).status).toBe(204);
   });
 
+  it("a settled ticket of a deleted team, live again (reopened or restored), goes to its department's receiving team", async () => {
+    const receiver = await call(app, 'POST', base, { token: tok.admin, body: { name: 'Marketing desk', department: 'marketing', receives_department_tickets: true } });
+    expect(receiver.status, JSON.stringify(receiver.body)).toBe(201);
+    const gone = await call(app, 'POST', base, { token: tok.admin, body: { name: 'Campaign squad', department: 'marketing' } });
+    const [reopened, restored, moved] = await db.sql`insert into public.tickets (tenant_id, title, team_id, created_by, department) values
+      (${tenants.acme.id}, 'Reopened later', ${gone.body.id}, ${users.acmeUser.id}, 'marketing'),
+      (${tenants.acme.id}, 'Restored later', ${gone.body.id}, ${users.acmeUser.id}, 'marketing'),
+      (${tenants.acme.id}, 'Moved off on purpose', ${gone.body.id}, ${users.acmeUser.id}, 'marketing') returning id`;
+    await db.sql`update public.tickets set status = 'resolved' where id = ${reopened.id}`;
+    await db.sql`update public.tickets set deleted_at = now() where id = ${restored.id}`; // open, deleted: holds no team
+    await db.sql`update public.tickets set team_id = null where id = ${moved.id}`;
+    expect((await call(app, 'DELETE', `${base}/${gone.body.id}`, { token: tok.admin })).status).toBe(204);
+    const teamOf = async (id: string) => (await db.sql`select team_id from public.tickets where id = ${id}`)[0].team_id;
+    expect(await teamOf(reopened.id)).toBeNull();
+    // The customer writes again: reopened, and routed as a new ticket of its department is.
+    await db.sql`update public.tickets set status = 'open' where id = ${reopened.id}`;
+    expect(await teamOf(reopened.id)).toBe(receiver.body.id);
+    const [{ n }] = await db.sql`select count(*)::int as n from public.ticket_events where ticket_id = ${reopened.id} and type = 'team_changed'`;
+    expect(n).toBeGreaterThan(0);
+    // Restored from deletion, open: the same.
+    await db.sql`update public.tickets set deleted_at = null where id = ${restored.id}`;
+    expect(await teamOf(restored.id)).toBe(receiver.body.id);
+    // A live ticket taken off its team on purpose stays so at its next change.
+    await db.sql`update public.tickets set status = 'pending' where id = ${moved.id}`;
+    expect(await teamOf(moved.id)).toBeNull();
+    await db.sql`delete from public.tickets where id in (${reopened.id}, ${restored.id}, ${moved.id})`;
+    expect((await call(app, 'DELETE', `${base}/${receiver.body.id}`, { token: tok.admin })).status).toBe(204);
+  });
+
   it('admins create, read, update and delete teams and their members', async () => {
     const t = await call(app, 'POST', base, {
       token: tok.admin,
