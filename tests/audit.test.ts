@@ -92,11 +92,11 @@ const cases: {
     tenantId: tenants.acme.id,
     key: (r) => ({ tenant_id: tenants.acme.id, id: r.id }),
     insert: (tx) =>
-      tx`insert into public.team_members (tenant_id, team_id, user_id) values (${tenants.acme.id}, ${teams.acme}, ${users.acmeUser.id})`,
+      tx`insert into public.team_members (tenant_id, team_id, user_id) values (${tenants.acme.id}, ${teams.acme}, ${users.acmeAdmin.id})`,
     update: (tx) =>
-      tx`update public.team_members set created_at = '2020-01-01' where tenant_id = ${tenants.acme.id} and user_id = ${users.acmeUser.id}`,
+      tx`update public.team_members set created_at = '2020-01-01' where tenant_id = ${tenants.acme.id} and user_id = ${users.acmeAdmin.id}`,
     changed: ['created_at'],
-    remove: (tx) => tx`delete from public.team_members where tenant_id = ${tenants.acme.id} and user_id = ${users.acmeUser.id}`,
+    remove: (tx) => tx`delete from public.team_members where tenant_id = ${tenants.acme.id} and user_id = ${users.acmeAdmin.id}`,
   },
   {
     table: 'invitations',

@@ -898,6 +898,32 @@ describe('teams', () => {
     expect((await call(app, 'DELETE', `${base}/${receiver.body.id}`, { token: tok.admin })).status).toBe(204);
   });
 
+  it('teams are staff: a customer is refused (409 not_staff) and an agent demoted to customer leaves every team', async () => {
+    const team = await call(app, 'POST', base, { token: tok.admin, body: { name: 'Staff only', department: 'support' } });
+    const before = await tenantFingerprint(tenants.acme.id);
+    const customer = await call(app, 'POST', `${base}/${team.body.id}/members`, { token: tok.admin, body: { user_id: users.acmeUser.id } });
+    expect([customer.status, errorCode(customer), customer.body.error.details]).toEqual([409, 'not_staff', { user_id: users.acmeUser.id }]);
+    const direct = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, tenants.acme.id), (tx) =>
+      tx`insert into public.team_members (tenant_id, team_id, user_id) values (${tenants.acme.id}, ${team.body.id}, ${users.acmeUser.id})`);
+    expect(direct.ok || direct.error.code).toBe('PT409');
+    expect(await tenantFingerprint(tenants.acme.id)).toBe(before);
+    // An agent on two teams, demoted: off both (promoted again, on none).
+    const [agent] = await db.sql`insert into public.users (email) values ('demoted@acme.test') returning id`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenants.acme.id}, ${agent.id}, 'agent')`;
+    for (const id of [team.body.id, teams.acme]) {
+      expect((await call(app, 'POST', `${base}/${id}/members`, { token: tok.admin, body: { user_id: agent.id } })).status).toBe(201);
+    }
+    const onTeams = async () => (await db.sql`select count(*)::int as n from public.team_members where user_id = ${agent.id}`)[0].n;
+    expect(await onTeams()).toBe(2);
+    expect((await call(app, 'PATCH', `/tenants/${tenants.acme.id}/members/${agent.id}`, { token: tok.admin, body: { role: 'user' } })).status).toBe(200);
+    expect(await onTeams()).toBe(0);
+    await call(app, 'PATCH', `/tenants/${tenants.acme.id}/members/${agent.id}`, { token: tok.admin, body: { role: 'agent' } });
+    expect(await onTeams()).toBe(0);
+    await db.sql`delete from public.memberships where user_id = ${agent.id}`;
+    await db.sql`delete from public.users where id = ${agent.id}`;
+    expect((await call(app, 'DELETE', `${base}/${team.body.id}`, { token: tok.admin })).status).toBe(204);
+  });
+
   it('admins create, read, update and delete teams and their members', async () => {
     const t = await call(app, 'POST', base, {
       token: tok.admin,
@@ -915,12 +941,12 @@ describe('teams', () => {
 
     const add = await call(app, 'POST', `${base}/${t.body.id}/members`, {
       token: tok.admin,
-      body: { user_id: users.acmeUser.id },
+      body: { user_id: users.acmeAgent.id },
     });
     expect(add.status).toBe(201);
     const dupMember = await call(app, 'POST', `${base}/${t.body.id}/members`, {
       token: tok.admin,
-      body: { user_id: users.acmeUser.id },
+      body: { user_id: users.acmeAgent.id },
     });
     expect([dupMember.status, errorCode(dupMember)]).toEqual([409, 'already_exists']);
     expect(dupMember.body.error).toMatchObject({
@@ -933,7 +959,7 @@ describe('teams', () => {
       },
     });
     const read = await call(app, 'GET', `${base}/${t.body.id}`, { token: tok.user });
-    expect(read.body.members.map((m: { user_id: string }) => m.user_id)).toEqual([users.acmeUser.id]);
+    expect(read.body.members.map((m: { user_id: string }) => m.user_id)).toEqual([users.acmeAgent.id]);
 
     const upd = await call(app, 'PATCH', `${base}/${t.body.id}`, {
       token: tok.admin,
@@ -941,7 +967,7 @@ describe('teams', () => {
     });
     expect(upd.body).toMatchObject({ description: 'Invoices', lead_user_id: null, name: 'Billing' });
 
-    expect((await call(app, 'DELETE', `${base}/${t.body.id}/members/${users.acmeUser.id}`, { token: tok.admin })).status).toBe(
+    expect((await call(app, 'DELETE', `${base}/${t.body.id}/members/${users.acmeAgent.id}`, { token: tok.admin })).status).toBe(
       204,
     );
     expect((await call(app, 'DELETE', `${base}/${t.body.id}`, { token: tok.admin })).status).toBe(204);

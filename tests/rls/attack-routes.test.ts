@@ -551,13 +551,15 @@ describe("another tenant's records through every route of every function", () =>
     let deleting = false;
     for (const c of [...controls].sort((a, b) => order(a) - order(b))) {
       if (c.method === 'DELETE' && !deleting) {
-        // The follower the DELETE control removes, an agent again after the member
-        // controls changed their role.
+        // The follower and team member the DELETE controls remove, an agent again after
+        // the member controls changed their role (a demotion takes both away).
         deleting = true;
         const person = records.get('users')!.get(acme)!;
         await db.sql`update public.memberships set role = 'agent' where tenant_id = ${acme} and user_id = ${person}`;
         await db.sql`insert into public.ticket_followers (tenant_id, ticket_id, user_id)
           values (${acme}, ${OWN_TICKETS.open}, ${person}) on conflict do nothing`;
+        await db.sql`insert into public.team_members (tenant_id, team_id, user_id)
+          values (${acme}, ${teams.acme}, ${person}) on conflict do nothing`;
       }
       const app = apps[c.url.split('/')[1].split('?')[0]];
       const token = actors.find((a) => a.label === c.actor)!.token;

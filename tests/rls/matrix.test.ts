@@ -23,6 +23,8 @@ const teamOf = (t: Target) => (t === 'own' ? teams.acme : teams.globex);
 const peer = { id: '00000000-0000-4000-8000-0000000000f1', email: 'peer@acme.test' };
 const plainUserOf = (t: Target) => (t === 'own' ? peer : users.globexUser);
 const agentOf = (t: Target) => (t === 'own' ? users.acmeAgent : users.globexAgent);
+// Staff not on the tenant's team (teams are staff: 20261207189000).
+const staffOffTeamOf = (t: Target) => (t === 'own' ? users.acmeAdmin : users.globexAdmin);
 const count = (rows: readonly unknown[]) => rows.length;
 // Voice rows of each tenant (issue 14): a knowledge base with a document, an agent with
 // a call (and a spare agent without, to delete), a customer, a segment of the call.
@@ -71,7 +73,7 @@ const ops: Record<string, Record<Action, Op>> = {
     select: async (tx, t) => count(await tx`select id from public.team_members where tenant_id = ${tenantOf(t).id}`),
     insert: async (tx, t) => count(await tx`
       insert into public.team_members (tenant_id, team_id, user_id)
-      values (${tenantOf(t).id}, ${teamOf(t)}, ${plainUserOf(t).id}) returning id`),
+      values (${tenantOf(t).id}, ${teamOf(t)}, ${staffOffTeamOf(t).id}) returning id`),
     update: async (tx, t) => count(await tx`
       update public.team_members set user_id = user_id where tenant_id = ${tenantOf(t).id} returning id`),
     delete: async (tx, t) => count(await tx`

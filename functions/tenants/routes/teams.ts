@@ -180,7 +180,14 @@ export function registerTeams(app: TenantsApp): void {
       security,
       middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.TeamParam, body: jsonBody(s.AddTeamMemberBody) },
-      responses: { 201: jsonResponse(s.TeamMemberSchema, 'Added'), ...commonErrors, ...conflictError },
+      responses: {
+        201: jsonResponse(s.TeamMemberSchema, 'Added'),
+        ...commonErrors,
+        409: errorResponse(
+          '`already_exists`: already on the team; `not_staff`: a customer (teams are agents and admins: a demotion to ' +
+            'customer takes the person off every team, 20261207189000)',
+        ),
+      },
     }),
     async (c) => {
       const { tenantId, teamId } = c.req.valid('param');
