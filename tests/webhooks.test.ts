@@ -228,6 +228,29 @@ describe('Clerk events out of order', () => {
     expect(after).toEqual({ status: 'deleted', memberships: 0, logins: 0 });
   });
 
+  it("two new Clerk users verifying one person's address at once: the second waits for the first's link and is refused", async () => {
+    const [person] = await db.sql`insert into public.users (email) values ('shared@race.test') returning id`;
+    // User B's event is linking the person (its login added, not committed yet) when user
+    // C's creation, with the same verified address, arrives.
+    const holder = await db.sql.reserve();
+    try {
+      await holder`begin`;
+      await holder`update public.users set first_name = 'Bea' where id = ${person.id}`;
+      await holder`insert into public.user_identities (issuer, subject, user_id) values (${LOCAL_CLERK_ISSUER}, 'user_race_b', ${person.id})`;
+      const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+      const second = sendClerk(clerkRequest({ ...clerkUser('user_race_c', 'shared@race.test', 'Cid'), timestamp: Date.now() }));
+      expect(await someoneWaitsFor(db.sql, pid)).toBe(true);
+      await holder`commit`;
+      const answer = await second;
+      expect([answer.status, errorCode(answer)]).toEqual([409, 'related_event_pending']);
+    } finally {
+      await holder`rollback`.catch(() => undefined);
+      holder.release();
+    }
+    const logins = await db.sql`select subject from public.user_identities where user_id = ${person.id} order by subject`;
+    expect(logins.map((l) => l.subject)).toEqual(['user_race_b']);
+  });
+
   it('an event older than one already applied to the same object changes nothing', async () => {
     await sendClerk(clerkRequest({ type: 'organization.created', timestamp: at(0), data: { id: 'org_late', name: 'Late Ltd', slug: 'late-ltd' } }));
     await sendClerk(clerkRequest({ ...clerkUser('user_late', 'late@late.test', 'Lara'), timestamp: at(1) }));

@@ -102,6 +102,10 @@ async function upsertUser(
   let userId: string | undefined = known?.user_id;
   const email = address.verified ? address.email : undefined;
   if (!userId && email) {
+    // The person holding the address first, then what they are: another Clerk user's
+    // link being made meanwhile (its event locks the person too) is waited for and seen,
+    // rather than both linking one person; a retirement committed meanwhile too.
+    await tx`select 1 from public.users where lower(email) = ${email} for no key update`;
     const [match] = await tx`
       select u.id, exists (select 1 from public.platform_admins p where p.user_id = u.id) as is_admin,
              exists (select 1 from public.user_identities i where i.user_id = u.id and i.issuer = ${issuer()}) as clerk_login
