@@ -74,6 +74,16 @@ class OdooRpcGated extends PartnerError {
   }
 }
 
+/** A tenant database's administrator, as stored (and shown once): with a hand-over under
+ *  way, the new password not yet applied and the login it replaces. */
+interface DatabaseCredentials extends Record<string, unknown> {
+  login: string;
+  password: string;
+  database: string;
+  password_pending?: boolean;
+  handing_over?: { login: string; password: string };
+}
+
 interface Transport {
   call(model: string, method: string, args: unknown[], kwargs?: Record<string, unknown>): Promise<unknown>;
   db(method: string, args: unknown[], timeoutMs?: number): Promise<unknown>;
@@ -268,31 +278,52 @@ export function odooConnector(config: OdooConfig): Connector {
    *  (Odoo refuses a default outside the allowed companies); a user with no other
    *  company is archived instead. */
   async function revoke(user: UserRow, companyId: number) {
-    const others = user.company_ids.filter((id) => id !== companyId);
-    if (!user.active) return;
-    if (!others.length) {
-      await t.call('res.users', 'write', [[user.id], { active: false }]);
-    } else if (user.company_ids.includes(companyId) || m2oId(user.company_id) === companyId) {
-      await t.call('res.users', 'write', [[user.id], {
-        ...(m2oId(user.company_id) === companyId ? { company_id: others[0] } : {}),
-        company_ids: [[3, companyId, 0]],
-      }]);
-    }
+    await writeFresh(user, async (user) => {
+      const others = user.company_ids.filter((id) => id !== companyId);
+      if (!user.active) return;
+      if (!others.length) {
+        await t.call('res.users', 'write', [[user.id], { active: false }]);
+      } else if (user.company_ids.includes(companyId) || m2oId(user.company_id) === companyId) {
+        await t.call('res.users', 'write', [[user.id], {
+          ...(m2oId(user.company_id) === companyId ? { company_id: others[0] } : {}),
+          company_ids: [[3, companyId, 0]],
+        }]);
+      }
+    });
   }
 
   /** Gives this company (back) to a user. An archived user had no access anywhere (every
    *  company they still list was suspended or removed with its tenant): they come back
    *  with this company only. */
   async function grant(user: UserRow, companyId: number, extra: Record<string, unknown> = {}) {
-    await t.call('res.users', 'write', [
-      [user.id],
-      user.active ? { company_ids: [[4, companyId, 0]], ...extra } : {
-        active: true,
-        company_ids: [[6, 0, [companyId]]],
-        company_id: companyId,
-        ...extra,
-      },
-    ]);
+    await writeFresh(user, async (user) => {
+      await t.call('res.users', 'write', [
+        [user.id],
+        user.active ? { company_ids: [[4, companyId, 0]], ...extra } : {
+          active: true,
+          company_ids: [[6, 0, [companyId]]],
+          company_id: companyId,
+          ...extra,
+        },
+      ]);
+    });
+  }
+
+  /** A write computed from a user as read a moment ago. Another tenant's run changing the
+   *  same login meanwhile (the suspensions of two tenants one person owns, on two
+   *  workers) can make it invalid — a default company no longer among the allowed ones —
+   *  and Odoo's ValidationError is permanent: the service failed for good, the person
+   *  keeping the other company. Read again and written once more; a refusal then is the
+   *  write's own. */
+  async function writeFresh(user: UserRow, write: (user: UserRow) => Promise<void>) {
+    try {
+      await write(user);
+    } catch (err) {
+      if (!(err instanceof PartnerError && !err.retryable && /ValidationError/.test(err.message))) throw err;
+      const fresh = await readUser(user.id);
+      if (!fresh) throw err;
+      await write(fresh);
+    }
   }
 
   /** The owner's login, by its e-mail (a login is unique; archived ones are found too). */
@@ -342,14 +373,14 @@ export function odooConnector(config: OdooConfig): Connector {
   }
 
   async function ensureDatabase(ctx: ProvisionContext) {
-    let credentials = ctx.credentials as { login: string; password: string; database: string } | null;
+    let credentials = ctx.credentials as DatabaseCredentials | null;
     const name = await dbName(ctx, credentials);
     if (!credentials?.password) {
       credentials = { login: ctx.admin!.email, password: generatePassword(), database: name };
       await ctx.checkpoint({}, credentials);
     }
     if (ctx.externalIds.database_state === 'ready' && await t.db('db_exist', [name])) {
-      return { externalIds: { database: name }, credentials };
+      return { externalIds: { database: name }, credentials: await handOverDatabase(ctx, name, credentials) };
     }
     if (!(await t.db('db_exist', [name]))) {
       await ctx.checkpoint({ database: name, database_state: 'creating', database_requested_at: new Date().toISOString() });
@@ -389,7 +420,58 @@ export function odooConnector(config: OdooConfig): Connector {
       );
     }
     await ctx.checkpoint({ database: name, database_state: 'ready' });
-    return { externalIds: { database: name, database_state: 'ready' }, credentials };
+    return {
+      externalIds: { database: name, database_state: 'ready' },
+      credentials: await handOverDatabase(ctx, name, credentials),
+    };
+  }
+
+  /** Another admin owns the tenant now (the former one left, or can no longer sign in):
+   *  the database's administrator becomes theirs, with a login and a password of their
+   *  own. The stored password is the former owner's, who was shown it and would keep full
+   *  rights over the tenant's database; Odoo ends the sessions a password change leaves
+   *  behind. The new password is chosen and recorded (with the login it replaces) before
+   *  Odoo sees it, so a retry applies the same one, and not shown until applied. */
+  async function handOverDatabase(
+    ctx: ProvisionContext,
+    name: string,
+    stored: DatabaseCredentials,
+  ): Promise<DatabaseCredentials> {
+    const owner = ctx.admin!;
+    if (!stored.handing_over && stored.login.toLowerCase() === owner.email.toLowerCase()) return stored;
+    let next = stored;
+    if (!next.handing_over) {
+      next = {
+        ...stored,
+        login: owner.email,
+        password: generatePassword(),
+        password_pending: true,
+        handing_over: { login: stored.login, password: stored.password },
+      };
+      await ctx.checkpoint({}, next);
+    }
+    const from = next.handing_over!;
+    const former = t.as!(name, from.login, from.password);
+    const uid = await former.login();
+    if (uid) {
+      await former.call('res.users', 'write', [[uid], {
+        login: next.login,
+        password: next.password,
+        email: next.login,
+        name: owner.name,
+      }]);
+    } else if (!(await t.as!(name, next.login, next.password).login())) {
+      // Neither signs in: someone changed the administrator's password at Odoo.
+      throw new PartnerError(
+        'odoo',
+        `database ${name}: neither the former owner's login nor the new owner's signs in to hand the administrator over; ` +
+          `set its login to ${next.login} and its password at Odoo, or drop the database, then retry the service`,
+        false,
+      );
+    } // else: applied by a run whose answer was lost
+    const done: DatabaseCredentials = { login: next.login, password: next.password, database: name };
+    await ctx.checkpoint({}, done);
+    return done;
   }
 
   return {
@@ -475,9 +557,13 @@ export function odooConnector(config: OdooConfig): Connector {
       const [user, companyId] = await owner(ctx);
       if (!companyId || !(await companyExists(companyId))) return;
       if (user) await revoke(user, companyId);
-      // Former owners a failed run left with the company too.
-      for (const former of formerOwners<number>(ctx.externalIds, user?.id ?? -1)) {
-        const row = await readUser(former);
+      // Former owners a failed run left with the company too, and the current owner's
+      // login where a hand-over made it and lost the answer (its id not recorded yet).
+      const current = ctx.admin ? await ownerLogin(ctx.admin.email) : undefined;
+      const others = formerOwners<number>(ctx.externalIds, user?.id ?? -1);
+      if (current !== undefined && current !== user?.id && !others.includes(current)) others.push(current);
+      for (const other of others) {
+        const row = await readUser(other);
         if (row) await revoke(row, companyId);
       }
     },

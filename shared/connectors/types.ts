@@ -37,9 +37,10 @@ export const formerOwnersRecord = (formers: (string | number)[]): Record<string,
   formers.length ? { former_user_ids: formers, former_user_id: null } : {};
 
 /** What the server keeps beside a login and never shows: the owner's Chatwoot API token
- *  (which opens every account that login administers), the webhook signing secret, and
- *  the note that a password is still being applied. */
-const MACHINE_SECRETS = ['access_token', 'webhook_secret', 'password_pending', 'password_unconfirmed'];
+ *  (which opens every account that login administers), the webhook signing secret, the
+ *  note that a password is still being applied, and the login an Odoo database's
+ *  administrator is being handed over from (with its password). */
+const MACHINE_SECRETS = ['access_token', 'webhook_secret', 'password_pending', 'password_unconfirmed', 'handing_over'];
 
 /** Whether stored credentials hold a password not yet known to work at the partner
  *  (chosen and recorded before the partner saw it): not shown to anyone until it is. */

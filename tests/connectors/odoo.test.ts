@@ -2,6 +2,7 @@
 // do (tests/partners/odoo.ts names the source of each behaviour).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { odooConnector, type OdooConfig } from '../../shared/connectors/odoo.ts';
+import { passwordUnsettled, shownCredentials } from '../../shared/connectors/types.ts';
 import { OdooStandIn } from '../partners/odoo.ts';
 import { check, settle, step, tenant } from './harness.ts';
 
@@ -17,7 +18,7 @@ beforeAll(async () => {
 });
 afterEach(() => {
   odoo.server.resetFaults();
-  Object.assign(odoo, { version: 18, gated: false, useDeprecatedServices: false, createDbMs: 0, lockWrites: 0 });
+  Object.assign(odoo, { version: 18, gated: false, useDeprecatedServices: false, createDbMs: 0, lockWrites: 0, beforeWrite: undefined });
 });
 afterAll(() => odoo.server.close());
 
@@ -121,6 +122,41 @@ describe('the owner', () => {
     await step(connector(), a, 'resume');
     expect(u.company_ids.sort()).toEqual([a.externalIds.company_id, b.externalIds.company_id].sort());
     expect(await check(connector(), a)).toBe(true);
+  });
+
+  it("two tenants of one owner suspended at once: a write the other's made stale is computed again from the login as it is, not a permanent failure", async () => {
+    const a = tenant('od-twice-a');
+    await step(connector(), a, 'ensure');
+    const b = tenant('od-twice-b', a.admin!.email);
+    await step(connector(), b, 'ensure');
+    const u = userOf(a.admin!.email);
+    const [ca, cb] = [a.externalIds.company_id, b.externalIds.company_id];
+    expect([u.company_id, [...u.company_ids].sort()]).toEqual([ca, [ca, cb].sort()]);
+    // B's suspension, on another worker, commits between A's read of the login and A's write.
+    odoo.beforeWrite = () => void (u.company_ids = [ca]);
+    await step(connector(), a, 'suspend');
+    // Read again, the login has no other company: archived, none of the two left to it.
+    expect(u).toMatchObject({ active: false });
+    expect(odoo.beforeWrite).toBeUndefined();
+  });
+
+  it("a suspension takes the company from the current owner's login too, one a hand-over made and did not record", async () => {
+    const t = tenant('od-lost-handover');
+    await step(connector(), t, 'ensure');
+    const companyId = t.externalIds.company_id;
+    // The owner changed; the run making the new owner's login (with the company) lost its answer.
+    const [made] = await (await fetch(`${odoo.url}/jsonrpc`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', method: 'call', id: 1, params: { service: 'object', method: 'execute_kw', args: [
+        'main', 2, odoo.key, 'res.users', 'create',
+        [[{ name: 'Nia', login: 'next@od-lost-handover.test', company_id: companyId, company_ids: [[6, 0, [companyId]]] }]],
+      ] } }),
+    }).then((r) => r.json())).result;
+    t.admin = { email: 'next@od-lost-handover.test', name: 'Nia' };
+    await step(connector(), t, 'suspend');
+    const next = users().find((u) => u.id === made)!;
+    expect(next.active === false || !next.company_ids.includes(companyId)).toBe(true);
   });
 
   it("removing a tenant whose company is the default of its owner and of the tenant's other users archives the company; the owner keeps their other tenant", async () => {
@@ -288,6 +324,40 @@ describe('database mode', () => {
     await step(c, t, 'remove');
     await step(c, t, 'remove');
     expect(odoo.databases.has('tenant_od_db_slow')).toBe(false);
+  });
+
+  it("a new owner takes the database's administrator over, with a password of their own; the former one's no longer signs in", async () => {
+    const c = connector({ mode: 'database' });
+    const t = tenant('od_db_owner');
+    await settle(c, t, 'ensure');
+    const db = () => odoo.databases.get('tenant_od_db_owner')!;
+    const former = { ...t.credentials! };
+    expect(db()).toMatchObject({ login: former.login, password: former.password });
+    // The owner left: the next run hands the administrator over.
+    t.admin = { email: 'next@od_db_owner.test', name: 'Nia Next' };
+    await step(c, t, 'ensure');
+    expect(t.credentials).toEqual({ login: 'next@od_db_owner.test', password: expect.any(String), database: 'tenant_od_db_owner' });
+    expect(t.credentials!.password).not.toBe(former.password);
+    expect(db()).toMatchObject({ login: 'next@od_db_owner.test', password: t.credentials!.password });
+    // Told again, nothing changes.
+    const settled = { ...t.credentials! };
+    await step(c, t, 'ensure');
+    expect(t.credentials).toEqual(settled);
+    // A run that applied the next hand-over and lost the answer: the retry finds it applied.
+    t.admin = { email: 'third@od_db_owner.test', name: 'Tao Third' };
+    t.credentials = { ...settled, login: 'third@od_db_owner.test', password: 'applied-pw', password_pending: true, handing_over: { login: settled.login, password: settled.password } };
+    Object.assign(db(), { login: 'third@od_db_owner.test', password: 'applied-pw' });
+    await step(c, t, 'ensure');
+    expect(t.credentials).toEqual({ login: 'third@od_db_owner.test', password: 'applied-pw', database: 'tenant_od_db_owner' });
+    // Someone changed the administrator's password at Odoo: neither signs in, and it says what to do.
+    t.admin = { email: 'fourth@od_db_owner.test', name: 'Fay Fourth' };
+    db().password = 'changed-at-odoo';
+    const refused = await step(c, t, 'ensure').catch((e) => e);
+    expect(refused).toMatchObject({ retryable: false, message: expect.stringContaining('neither the former owner') });
+    expect(t.credentials).toMatchObject({ password_pending: true, login: 'fourth@od_db_owner.test' });
+    // Pending, it is shown to nobody; and never with the login it replaces.
+    expect(passwordUnsettled(t.credentials!)).toBe(true);
+    expect(Object.keys(shownCredentials(t.credentials!)).sort()).toEqual(['database', 'login', 'password']);
   });
 
   it('a database that never becomes usable fails permanently after the deadline, saying to drop it', async () => {

@@ -58,6 +58,8 @@ export class OdooStandIn {
   createDbMs = 0;
   /** The next n writes answer LockError (another transaction holds the rows). */
   lockWrites = 0;
+  /** Runs before the next write: another client's change committed just before it. */
+  beforeWrite: (() => void) | undefined = undefined;
   /** The next call raises this Python exception, named as Odoo's serialize_exception names
    *  it: '{module}.{name}' ('builtins.ValueError', 'odoo.exceptions.UserError'). */
   raiseNext: string | null = null;
@@ -153,6 +155,16 @@ export class OdooStandIn {
         const names = this.databases.get(db)!.modules;
         return names.filter((n) => (args[0] as Domain).every(([f, , v]) => f !== 'name' || v === n)).map((n) => ({ id: 1, name: n, state: 'installed' }));
       }
+      // Its administrator (uid 2, base.user_admin) changing its own login and password, as
+      // an administrator may (the password field's inverse hashes it; other sessions end).
+      if (model === 'res.users' && method === 'write') {
+        const target = this.databases.get(db)!;
+        if (JSON.stringify(args[0]) !== '[2]') throw new OdooError('odoo.exceptions.MissingError', 'Record does not exist or has been deleted.');
+        const vals = args[1] as { login?: string; password?: string };
+        if (vals.login) target.login = vals.login;
+        if (vals.password) target.password = vals.password;
+        return true;
+      }
       throw new OdooError('odoo.exceptions.AccessError', 'not modelled in the stand-in');
     }
     if (this.raiseNext) {
@@ -167,6 +179,11 @@ export class OdooStandIn {
     }
     const table = this.tables[model];
     if (!table) throw new OdooError('odoo.exceptions.MissingError', `Model ${model} does not exist`);
+    if (method === 'write' && this.beforeWrite) {
+      const other = this.beforeWrite;
+      this.beforeWrite = undefined;
+      other(); // another client's write, committed just before this one
+    }
     if ((method === 'create' || method === 'write') && this.lockWrites > 0) {
       this.lockWrites--;
       throw new OdooError('odoo.exceptions.LockError', 'Cannot lock the records: another transaction holds them; try again.');
