@@ -489,8 +489,16 @@ export function odooConnector(config: OdooConfig): Connector {
         // The tenant's name, unless another tenant's company has it (a slug given up and
         // taken again): then with the tenant id's first letters, as Odoo wants names unique.
         const taken = await findOne('res.company', [['name', '=', companyName(ctx)]]);
-        const created = await t.call('res.company', 'create', [[{ name: taken ? uniqueName(ctx) : companyName(ctx) }]]);
-        found = Array.isArray(created) ? created[0] : created as number;
+        try {
+          const created = await t.call('res.company', 'create', [[{ name: taken ? uniqueName(ctx) : companyName(ctx) }]]);
+          found = Array.isArray(created) ? created[0] : created as number;
+        } catch (err) {
+          // A create that ran past its timeout went on at Odoo and committed since: the
+          // retry's create of the same name is refused (names are unique: a
+          // ValidationError, permanent). It is this tenant's company, found by its name.
+          found = err instanceof PartnerError && !err.retryable ? await ownCompanyByName(ctx) : undefined;
+          if (!found) throw err;
+        }
       }
       const companyId: number = found!;
       await ctx.checkpoint({ company_id: companyId });

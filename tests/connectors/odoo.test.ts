@@ -18,7 +18,7 @@ beforeAll(async () => {
 });
 afterEach(() => {
   odoo.server.resetFaults();
-  Object.assign(odoo, { version: 18, gated: false, useDeprecatedServices: false, createDbMs: 0, lockWrites: 0, beforeWrite: undefined });
+  Object.assign(odoo, { version: 18, gated: false, useDeprecatedServices: false, createDbMs: 0, lockWrites: 0, beforeWrite: undefined, beforeCreate: undefined });
 });
 afterAll(() => odoo.server.close());
 
@@ -200,6 +200,20 @@ describe('the owner', () => {
     expect(users().filter((u) => u.login === a.admin!.email)).toHaveLength(1);
     expect(a.externalIds.user_id).toBe(b.externalIds.user_id);
     expect(userOf(a.admin!.email).company_ids.sort()).toEqual([a.externalIds.company_id, b.externalIds.company_id].sort());
+  });
+
+  it("a company create that timed out and committed at Odoo after the retry's lookup: the retry's create is refused by the unique name, and the company is found by it", async () => {
+    const t = tenant('od-late-company');
+    // The first create committed only now, between the retry's lookup and its create.
+    odoo.beforeCreate = () => {
+      const id = Math.max(0, ...odoo.tables['res.company'].keys(), ...odoo.tables['res.users'].keys()) + 1000;
+      odoo.tables['res.company'].set(id, { id, name: 'Tenant od-late-company (od-late-company)', active: true });
+    };
+    await step(connector(), t, 'ensure');
+    const named = [...odoo.tables['res.company'].values()].filter((c) => c.name === 'Tenant od-late-company (od-late-company)');
+    expect(named).toHaveLength(1);
+    expect(t.externalIds.company_id).toBe(named[0].id);
+    expect(userOf(t.admin!.email).company_ids).toContain(named[0].id);
   });
 
   it('removing a tenant whose company id was never recorded (the create answer lost) finds the company by its name', async () => {

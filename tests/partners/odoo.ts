@@ -60,6 +60,8 @@ export class OdooStandIn {
   lockWrites = 0;
   /** Runs before the next write: another client's change committed just before it. */
   beforeWrite: (() => void) | undefined = undefined;
+  /** Runs before the next create (an earlier request's create committing just before it). */
+  beforeCreate: (() => void) | undefined = undefined;
   /** The next call raises this Python exception, named as Odoo's serialize_exception names
    *  it: '{module}.{name}' ('builtins.ValueError', 'odoo.exceptions.UserError'). */
   raiseNext: string | null = null;
@@ -188,8 +190,18 @@ export class OdooStandIn {
       this.lockWrites--;
       throw new OdooError('odoo.exceptions.LockError', 'Cannot lock the records: another transaction holds them; try again.');
     }
+    if (method === 'create' && this.beforeCreate) {
+      const other = this.beforeCreate;
+      this.beforeCreate = undefined;
+      other();
+    }
     if (method === 'create') {
       const ids = (Array.isArray(args[0]) ? args[0] : [args[0]]).map((vals: Record<string, unknown>) => {
+        // res_company.py's _name_uniq: a company name is unique (IntegrityError, raised as
+        // a ValidationError by the RPC layer).
+        if (model === 'res.company' && [...table.values()].some((r) => r.name === vals.name)) {
+          throw new OdooError('odoo.exceptions.ValidationError', 'The company name must be unique!');
+        }
         if (model === 'res.users' && [...table.values()].some((r) => r.login === vals.login)) {
           throw new OdooError('odoo.exceptions.ValidationError', 'The operation cannot be completed: You can not have two users with the same login !');
         }
