@@ -251,6 +251,38 @@ describe('Clerk events out of order', () => {
     expect(logins.map((l) => l.subject)).toEqual(['user_race_b']);
   });
 
+  it('an organisation whose tenant was purged, or that Clerk deleted, makes no tenant again and takes no members', async () => {
+    const now = Date.now();
+    await sendClerk(clerkRequest({ type: 'organization.created', timestamp: now - 5000, data: { id: 'org_purged', name: 'Purged Ltd', slug: 'purged-ltd' } }));
+    const [link] = await db.sql`select tenant_id from public.tenant_org_links where org_id = 'org_purged'`;
+    // A platform admin purges the tenant (no partner service made anything).
+    await db.sql`delete from public.tenant_services where tenant_id = ${link.tenant_id}`;
+    await db.sql`delete from public.tenants where id = ${link.tenant_id}`;
+    const tenantsNamed = async () => (await db.sql`select count(*)::int as n from public.tenants where name like 'Purged%'`)[0].n;
+    // Renamed at Clerk afterwards: no new tenant.
+    const renamed = await sendClerk(clerkRequest({ type: 'organization.updated', timestamp: now - 1000, data: { id: 'org_purged', name: 'Purged Again', slug: 'purged-ltd' } }));
+    expect([renamed.status, renamed.body.outcome]).toEqual([200, 'ignored']);
+    expect(await tenantsNamed()).toBe(0);
+    // A member added at Clerk: acknowledged at once, not waited for as an unseen organisation.
+    await sendClerk(clerkRequest({ ...clerkUser('user_purged_member', 'member@purged.test'), timestamp: now - 4000 }));
+    const joined = await sendClerk(clerkRequest({
+      type: 'organizationMembership.created', timestamp: now,
+      data: { id: 'orgmem_purged', role: 'org:member', organization: { id: 'org_purged' }, public_user_data: { user_id: 'user_purged_member' } },
+    }));
+    expect([joined.status, joined.body.outcome]).toEqual([200, 'ignored']);
+    // Deleted at Clerk before its creation arrived: its members are not waited for, and its
+    // late creation makes no tenant.
+    await sendClerk(clerkRequest({ type: 'organization.deleted', timestamp: now - 2000, data: { id: 'org_gone_first', deleted: true } }));
+    const member = await sendClerk(clerkRequest({
+      type: 'organizationMembership.created', timestamp: now - 1000,
+      data: { id: 'orgmem_gone', role: 'org:member', organization: { id: 'org_gone_first' }, public_user_data: { user_id: 'user_purged_member' } },
+    }));
+    expect([member.status, member.body.outcome]).toEqual([200, 'ignored']);
+    const late = await sendClerk(clerkRequest({ type: 'organization.created', timestamp: now - 3000, data: { id: 'org_gone_first', name: 'Gone First', slug: 'gone-first' } }));
+    expect([late.status, late.body.outcome]).toEqual([200, 'ignored']);
+    expect(await db.sql`select 1 from public.tenant_org_links where org_id in ('org_purged', 'org_gone_first')`).toHaveLength(0);
+  });
+
   it('an event older than one already applied to the same object changes nothing', async () => {
     await sendClerk(clerkRequest({ type: 'organization.created', timestamp: at(0), data: { id: 'org_late', name: 'Late Ltd', slug: 'late-ltd' } }));
     await sendClerk(clerkRequest({ ...clerkUser('user_late', 'late@late.test', 'Lara'), timestamp: at(1) }));

@@ -241,8 +241,12 @@ async function newestForObject(tx: Tx, event: ClerkEvent, object: string | null)
   if (object === null || typeof at !== 'number' || !Number.isFinite(at) || at <= 0) return true;
   const [fresh] = await tx`
     insert into private.clerk_object_versions (issuer, object, event_at, deleted)
-    values (${issuer()}, ${object.slice(0, 300)}, to_timestamp(${at}::double precision / 1000), ${event.type === 'user.deleted'})
-    on conflict (issuer, object) do update set event_at = excluded.event_at, deleted = excluded.deleted
+    values (${issuer()}, ${object.slice(0, 300)}, to_timestamp(${at}::double precision / 1000),
+            ${event.type === 'user.deleted' || event.type === 'organization.deleted'})
+    -- An organisation once deleted (or its tenant purged) stays so: Clerk never reuses its
+    -- id, and a later rename must not make it a tenant again (20261207190000).
+    on conflict (issuer, object) do update set event_at = excluded.event_at,
+      deleted = excluded.deleted or (clerk_object_versions.deleted and clerk_object_versions.object like 'organization:%')
       where clerk_object_versions.event_at <= excluded.event_at
     returning 1 as fresh`;
   return !!fresh;
@@ -250,8 +254,16 @@ async function newestForObject(tx: Tx, event: ClerkEvent, object: string | null)
 
 /** Whether the newest event applied to this Clerk user deleted them. */
 async function userDeleted(tx: Tx, clerkUserId: unknown): Promise<boolean> {
-  const [v] = await tx`
-    select deleted from private.clerk_object_versions where issuer = ${issuer()} and object = ${`user:${String(clerkUserId)}`}`;
+  return await objectDeleted(tx, `user:${String(clerkUserId)}`);
+}
+
+/** Whether this Clerk organisation is gone: deleted at Clerk, or its tenant purged. */
+async function organizationGone(tx: Tx, orgId: string): Promise<boolean> {
+  return await objectDeleted(tx, `organization:${orgId}`);
+}
+
+async function objectDeleted(tx: Tx, object: string): Promise<boolean> {
+  const [v] = await tx`select deleted from private.clerk_object_versions where issuer = ${issuer()} and object = ${object}`;
   return v?.deleted === true;
 }
 
@@ -290,6 +302,8 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
         if (name) await tx`update public.tenants set name = ${name} where id = ${tenantId}`;
         return 'applied';
       }
+      // Gone (deleted at Clerk, or its tenant purged here): no tenant made for it again.
+      if (await organizationGone(tx, d.id)) return 'ignored';
       let slug = slugFor(d);
       const taken = async () => (await tx`select 1 from public.tenants where slug = ${slug}`).length > 0;
       if (await taken()) slug = `${slug}-${idSuffix(d.id)}`;
@@ -312,7 +326,8 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
       if (!pud.user_id) return 'ignored';
       if (!tenantId) {
         // An organisation never received is waited for; a deleted one takes no members.
-        const unseen = orgsAsTenants && typeof orgId === 'string' && orgId !== '' && !(await tenantForOrg(tx, orgId));
+        const unseen = orgsAsTenants && typeof orgId === 'string' && orgId !== '' && !(await tenantForOrg(tx, orgId)) &&
+          !(await organizationGone(tx, orgId));
         return unseen ? awaitRelated(event, 'organization') : 'ignored';
       }
       // A membership's identifier is not known to be verified: only a user Clerk already
