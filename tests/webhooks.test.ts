@@ -283,6 +283,32 @@ describe('Clerk events out of order', () => {
     expect(await db.sql`select 1 from public.tenant_org_links where org_id in ('org_purged', 'org_gone_first')`).toHaveLength(0);
   });
 
+  it("a membership removal delivered after its user's deletion still removes a person who keeps another login", async () => {
+    const now = Date.now();
+    await sendClerk(clerkRequest({ type: 'organization.created', timestamp: now - 5000, data: { id: 'org_after', name: 'After Ltd', slug: 'after-ltd' } }));
+    await sendClerk(clerkRequest({ ...clerkUser('user_after', 'after@after.test', 'Ada'), timestamp: now - 4000 }));
+    const [person] = await db.sql`select id from public.users where email = 'after@after.test'`;
+    // Ada also signs in with Supabase Auth (the same confirmed address).
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${person.id}, ${person.id})`;
+    await sendClerk(clerkRequest({
+      type: 'organizationMembership.created', timestamp: now - 3000,
+      data: { id: 'orgmem_after', role: 'org:admin', organization: { id: 'org_after' }, public_user_data: { user_id: 'user_after' } },
+    }));
+    const memberships = async () => (await db.sql`select count(*)::int as n from public.memberships where user_id = ${person.id}`)[0].n;
+    expect(await memberships()).toBe(1);
+    // Removed from the organisation, then deleted at Clerk; Svix delivers the deletion first.
+    const deleted = await sendClerk(clerkRequest({ type: 'user.deleted', timestamp: now - 1000, data: { id: 'user_after', deleted: true } }));
+    expect(deleted.status).toBe(200);
+    expect(await memberships()).toBe(1); // her Supabase login keeps the person
+    const removed = await sendClerk(clerkRequest({
+      type: 'organizationMembership.deleted', timestamp: now - 2000,
+      data: { id: 'orgmem_after', role: 'org:admin', organization: { id: 'org_after' }, public_user_data: { user_id: 'user_after' } },
+    }));
+    expect([removed.status, removed.body.outcome]).toEqual([200, 'applied']);
+    expect(await memberships()).toBe(0);
+    expect((await db.sql`select status from public.users where id = ${person.id}`)[0].status).toBe('active');
+  });
+
   it('an event older than one already applied to the same object changes nothing', async () => {
     await sendClerk(clerkRequest({ type: 'organization.created', timestamp: at(0), data: { id: 'org_late', name: 'Late Ltd', slug: 'late-ltd' } }));
     await sendClerk(clerkRequest({ ...clerkUser('user_late', 'late@late.test', 'Lara'), timestamp: at(1) }));

@@ -289,8 +289,15 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
       return userId && userId !== RETIRED ? 'applied' : 'ignored';
     }
     case 'user.deleted': {
-      // Memberships go; tickets and the audit trail stay with the (deleted) person.
+      // Memberships go; tickets and the audit trail stay with the (deleted) person. Whom
+      // the login named is remembered with the deletion: a membership removal delivered
+      // after it (the login gone) still finds them (20261207191000).
+      const [named] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${d.id}`;
       const [{ retired }] = await tx`select private.retire_identity(${issuer()}, ${d.id}) as retired`;
+      if (named) {
+        await tx`update private.clerk_object_versions set user_id = ${named.user_id}
+                 where issuer = ${issuer()} and object = ${`user:${d.id}`}`;
+      }
       return retired ? 'applied' : 'ignored';
     }
     case 'organization.created':
@@ -347,9 +354,14 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
     }
     case 'organizationMembership.deleted': {
       const tenantId = await tenantForOrg(tx, d.organization?.id);
-      const [known] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${
-        d.public_user_data?.user_id ?? ''
-      }`;
+      const subject = String(d.public_user_data?.user_id ?? '');
+      // By the login, else, the user deleted since, by the person their deletion named.
+      const [known] = await tx`
+        select user_id from public.user_identities where issuer = ${issuer()} and subject = ${subject}
+        union all
+        select v.user_id from private.clerk_object_versions v
+        where v.issuer = ${issuer()} and v.object = ${`user:${subject}`} and v.deleted and v.user_id is not null
+        limit 1`;
       if (!tenantId || !known) return 'ignored';
       await tx`delete from public.memberships where tenant_id = ${tenantId} and user_id = ${known.user_id}`;
       return 'applied';
