@@ -427,6 +427,34 @@ describe('members', () => {
     expect((await call(app, 'DELETE', `${base}/${hire.id}`, { token: tok.admin })).status).toBe(404);
   });
 
+  it("a partner service is enabled only in an active tenant, and a suspension waits for an enable under way", async () => {
+    const [t] = await db.sql`insert into public.tenants (name, slug, plan) values ('Paused Co', 'paused-co', 'enterprise') returning id`;
+    const path = `/tenants/${t.id}`;
+    expect((await call(app, 'POST', `${path}/suspend`, { token: tok.super })).status).toBe(200);
+    const enable = await call(app, 'PUT', `${path}/services/botpress`, { token: tok.super, body: { enabled: true } });
+    expect([enable.status, errorCode(enable), enable.body.error?.details]).toEqual([409, 'tenant_not_active', { status: 'suspended' }]);
+    expect(await db.sql`select 1 from public.tenant_services where tenant_id = ${t.id} and service = 'botpress'`).toHaveLength(0);
+    expect((await call(app, 'POST', `${path}/resume`, { token: tok.super })).status).toBe(200);
+    // An enable not yet committed when the tenant is suspended: the suspension waits, then pauses it too.
+    const holder = await db.sql.reserve();
+    try {
+      await holder`begin`;
+      await holder`insert into public.tenant_services (tenant_id, service, desired_state) values (${t.id}, 'botpress', 'active')`;
+      const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+      const suspension = call(app, 'POST', `${path}/suspend`, { token: tok.super });
+      expect(await someoneWaitsFor(db.sql, pid)).toBe(true);
+      await holder`commit`;
+      expect((await suspension).status).toBe(200);
+    } finally {
+      await holder`rollback`.catch(() => undefined);
+      holder.release();
+    }
+    expect((await db.sql`select desired_state from public.tenant_services where tenant_id = ${t.id} and service = 'botpress'`)[0].desired_state)
+      .toBe('suspended');
+    await db.sql`delete from public.tenant_services where tenant_id = ${t.id}`;
+    await db.sql`delete from public.tenants where id = ${t.id}`;
+  });
+
   it('an invitation that cannot be accepted says why to its addressee: expired 410, its tenant not active 409; anyone else 404', async () => {
     const [late] = await db.sql`insert into public.users (email) values ('late@acme.test') returning id`;
     await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${late.id}, ${late.id})`;

@@ -9,7 +9,7 @@ import { passwordUnsettled, shownCredentials } from '../../../shared/connectors/
 import { chatwootInboundUrl } from '../../../shared/webhooks/chatwoot.ts';
 import { urlTokenGenerations } from '../../../shared/connectors/chatwoot.ts';
 import { conflict } from '../../../shared/errors.ts';
-import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import { commonErrors, conflictError, errorResponse, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
 import * as s from '../schemas.ts';
 import { security, type TenantsApp } from './common.ts';
@@ -117,7 +117,11 @@ export function registerServices(app: TenantsApp): void {
       security,
       middleware: needs.tenantRole('admin', { write: true }),
       request: { params: s.ServiceParam, body: jsonBody(s.SetServiceBody) },
-      responses: { 200: jsonResponse(s.TenantServiceSchema, 'The service'), ...commonErrors },
+      responses: {
+        200: jsonResponse(s.TenantServiceSchema, 'The service'),
+        ...commonErrors,
+        409: errorResponse('`tenant_not_active`: enabling a service of a suspended or deleted tenant (`details.status`)'),
+      },
     }),
     async (c) => {
       const { tenantId, service } = c.req.valid('param');
