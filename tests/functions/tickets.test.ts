@@ -609,6 +609,17 @@ describe('routing by department (issue 11 §4)', () => {
     await db.sql`update public.tickets set assigned_to = ${users.acmeAgent.id} where id = ${later.body.id}`;
     await runJobs({ tasks: ['assign-ticket'] });
     expect((await db.sql`select assigned_to from public.tickets where id = ${later.body.id}`)[0].assigned_to).toBe(users.acmeAgent.id);
+    // Routed just before the tenant was suspended: the job runs after, and assigns nobody
+    // in a read-only tenant.
+    const paused = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Routed, then suspended' } });
+    await db.sql`update public.tickets set team_id = ${team.id} where id = ${paused.body.id}`;
+    await db.sql`update public.tenants set status = 'suspended' where id = ${acme}`;
+    try {
+      await runJobs({ tasks: ['assign-ticket'] });
+      expect((await db.sql`select assigned_to from public.tickets where id = ${paused.body.id}`)[0].assigned_to).toBeNull();
+    } finally {
+      await db.sql`update public.tenants set status = 'active' where id = ${acme}`;
+    }
   });
 });
 

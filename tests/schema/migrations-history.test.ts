@@ -444,6 +444,7 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.auto_assign_ticket': [
     '20261206151000_assign_job_gives_the_turn_back.sql',
     '20261207109000_finished_tickets_take_no_pick.sql', // rechecked as it assigns
+    '20261207193000_inactive_tenants_assign_nobody.sql', // nobody in a suspended or deleted tenant
   ],
   'private.hand_off_ticket': [
     '20261201091000_department_routing.sql',
