@@ -63,6 +63,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.accept_invitation': ['20261207183000_invitation_refusals_named.sql'],
   // A team a macro or automation rule names is kept too.
   'private.team_delete_guard': ['20261207186000_team_actions_name_a_team.sql'],
+  // The tenant-state check of a service being enabled is silent for outsiders (the attack suites' oracle).
+  'private.service_wanted_in_an_active_tenant': ['20261207194000_service_tenant_check_silent_for_outsiders.sql'],
   'private.keep_last_admin': ['20261206142000_admins_who_can_act.sql', '20261207165000_last_admin_refusal_named.sql'],
   // A merged ticket's followers follow the ticket it was merged into.
   // ... and the target takes the source's first response (review).
