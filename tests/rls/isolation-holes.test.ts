@@ -428,3 +428,31 @@ describe("a ticket's lock", () => {
     }
   });
 });
+
+describe('checks that run before the policies say nothing to a caller who may not make the write', () => {
+  const codeOf = (r: { ok: true } | { ok: false; error: { code?: string } }) => (r.ok ? 'written' : r.error.code);
+
+  it("another tenant's teams are not learned through a macro's set_team (20261207195000)", async () => {
+    const outsider = supabaseClaims(users.globexAdmin, globex);
+    const macro = (team: string) =>
+      probeAs(db.sql, 'authenticated', outsider, (tx) =>
+        tx`insert into public.macros (tenant_id, scope, name, actions)
+           values (${acme}, 'tenant', 'Probe', ${tx.json([{ type: 'set_team', team_id: team }])})`);
+    const [real, none] = [codeOf(await macro(teams.acme)), codeOf(await macro('2a000000-0000-4000-8000-00000000dead'))];
+    expect(real).not.toBe('written');
+    expect(real).toBe(none);
+  });
+
+  it("who is a customer of a tenant is not learned by adding them to its team, outside it or as its customer (20261207195000)", async () => {
+    const member = (claims: Record<string, unknown>, user: string) =>
+      probeAs(db.sql, 'authenticated', claims, (tx) =>
+        tx`insert into public.team_members (tenant_id, team_id, user_id) values (${acme}, ${teams.acme}, ${user})`);
+    for (const claims of [supabaseClaims(users.globexAdmin, globex), supabaseClaims(users.acmeUser, acme)]) {
+      const [customer, admin] = [codeOf(await member(claims, users.acmeUser.id)), codeOf(await member(claims, users.acmeAdmin.id))];
+      expect(customer).not.toBe('written');
+      expect(customer).toBe(admin);
+    }
+    // An admin of the tenant is told.
+    expect(codeOf(await member(supabaseClaims(users.acmeAdmin, acme), users.acmeUser.id))).toBe('PT409');
+  });
+});

@@ -65,6 +65,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.team_delete_guard': ['20261207186000_team_actions_name_a_team.sql'],
   // The tenant-state check of a service being enabled is silent for outsiders (the attack suites' oracle).
   'private.service_wanted_in_an_active_tenant': ['20261207194000_service_tenant_check_silent_for_outsiders.sql'],
+  // Checks on team references, silent for callers who may not make the write (oracles).
+  'private.actions_name_existing_teams': ['20261207195000_team_checks_silent_for_outsiders.sql'],
+  'private.team_member_is_staff': ['20261207195000_team_checks_silent_for_outsiders.sql'],
   'private.keep_last_admin': ['20261206142000_admins_who_can_act.sql', '20261207165000_last_admin_refusal_named.sql'],
   // A merged ticket's followers follow the ticket it was merged into.
   // ... and the target takes the source's first response (review).
