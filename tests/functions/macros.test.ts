@@ -134,6 +134,10 @@ describe('the team a set_team action names', () => {
       body: { name: 'To the named team', event: 'ticket.created', actions: [{ type: 'set_team', team_id: team.id }] },
     });
     expect(rule.status, JSON.stringify(rule.body)).toBe(201);
+    // An agent's personal macro naming it: theirs, which admins cannot see or change; it
+    // holds nothing (20261207196000).
+    const personal = await create(tok.agent, { name: 'My shortcut to it', actions: [{ type: 'set_team', team_id: team.id }] });
+    expect(personal.status, JSON.stringify(personal.body)).toBe(201);
     const del = () => call(tenantsApp, 'DELETE', `/tenants/${acme}/teams/${team.id}`, { token: tok.admin });
     const refused = await del();
     expect([refused.status, errorCode(refused)]).toEqual([409, 'team_in_use']);

@@ -451,6 +451,23 @@ describe('members', () => {
     }
     expect((await db.sql`select desired_state from public.tenant_services where tenant_id = ${t.id} and service = 'botpress'`)[0].desired_state)
       .toBe('suspended');
+    // Enabled through the table while the tenant is held (a resume or plan change under
+    // way, which waits for this row): not a wait against the lock order, a 503 to retry.
+    expect((await call(app, 'POST', `${path}/resume`, { token: tok.super })).status).toBe(200);
+    await db.sql`update public.tenant_services set desired_state = 'suspended' where tenant_id = ${t.id} and service = 'botpress'`;
+    const tenantHolder = await db.sql.reserve();
+    try {
+      await tenantHolder`begin`;
+      await tenantHolder`select 1 from public.tenants where id = ${t.id} for no key update`;
+      const busy = await db.sql.begin(async (tx) => {
+        await tx`set local lock_timeout = '2s'`;
+        await tx`update public.tenant_services set desired_state = 'active' where tenant_id = ${t.id} and service = 'botpress'`;
+      }).catch((e: { code?: string }) => e.code);
+      expect(busy).toBe('PT503');
+    } finally {
+      await tenantHolder`rollback`;
+      tenantHolder.release();
+    }
     await db.sql`delete from public.tenant_services where tenant_id = ${t.id}`;
     await db.sql`delete from public.tenants where id = ${t.id}`;
   });

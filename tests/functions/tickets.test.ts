@@ -620,6 +620,25 @@ describe('routing by department (issue 11 §4)', () => {
     } finally {
       await db.sql`update public.tenants set status = 'active' where id = ${acme}`;
     }
+    // A suspension committing while the job runs: the job waits for it and assigns nobody.
+    const racing = await call(app, 'POST', '/tickets', { token: tok.agent, body: { title: 'Routed, suspension under way' } });
+    await db.sql`update public.tickets set team_id = ${team.id} where id = ${racing.body.id}`;
+    const holder = await db.sql.reserve();
+    try {
+      await holder`begin`;
+      await holder`update public.tenants set status = 'suspended' where id = ${acme}`;
+      const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+      const job = runJobs({ tasks: ['assign-ticket'] });
+      const { someoneWaitsFor } = await import('../helpers/advisory-locks.ts');
+      expect(await someoneWaitsFor(db.sql, pid)).toBe(true);
+      await holder`commit`;
+      await job;
+      expect((await db.sql`select assigned_to from public.tickets where id = ${racing.body.id}`)[0].assigned_to).toBeNull();
+    } finally {
+      await holder`rollback`.catch(() => undefined);
+      holder.release();
+      await db.sql`update public.tenants set status = 'active' where id = ${acme}`;
+    }
   });
 });
 

@@ -62,9 +62,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   // An invitation that cannot be accepted says why to its addressee (expired, tenant not active).
   'private.accept_invitation': ['20261207183000_invitation_refusals_named.sql'],
   // A team a macro or automation rule names is kept too.
-  'private.team_delete_guard': ['20261207186000_team_actions_name_a_team.sql'],
+  'private.team_delete_guard': ['20261207186000_team_actions_name_a_team.sql', '20261207196000_team_guard_service_lock_assign_review.sql'],
   // The tenant-state check of a service being enabled is silent for outsiders (the attack suites' oracle).
-  'private.service_wanted_in_an_active_tenant': ['20261207194000_service_tenant_check_silent_for_outsiders.sql'],
+  'private.service_wanted_in_an_active_tenant': [
+    '20261207194000_service_tenant_check_silent_for_outsiders.sql',
+    '20261207196000_team_guard_service_lock_assign_review.sql', // NOWAIT on an update (lock order)
+  ],
   // Checks on team references, silent for callers who may not make the write (oracles).
   'private.actions_name_existing_teams': ['20261207195000_team_checks_silent_for_outsiders.sql'],
   'private.team_member_is_staff': ['20261207195000_team_checks_silent_for_outsiders.sql'],
@@ -450,6 +453,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206151000_assign_job_gives_the_turn_back.sql',
     '20261207109000_finished_tickets_take_no_pick.sql', // rechecked as it assigns
     '20261207193000_inactive_tenants_assign_nobody.sql', // nobody in a suspended or deleted tenant
+    '20261207196000_team_guard_service_lock_assign_review.sql', // the tenant held in share mode
   ],
   'private.hand_off_ticket': [
     '20261201091000_department_routing.sql',
