@@ -307,6 +307,15 @@ describe('Clerk events out of order', () => {
     expect([removed.status, removed.body.outcome]).toEqual([200, 'applied']);
     expect(await memberships()).toBe(0);
     expect((await db.sql`select status from public.users where id = ${person.id}`)[0].status).toBe('active');
+    // Invited back since (through her Supabase login): a retry of that removal leaves the new membership.
+    const [{ tenant_id: tenant }] = await db.sql`select tenant_id from public.tenant_org_links where org_id = 'org_after'`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenant}, ${person.id}, 'agent')`;
+    const retried = await sendClerk(clerkRequest({
+      type: 'organizationMembership.deleted', timestamp: now - 2000,
+      data: { id: 'orgmem_after', role: 'org:admin', organization: { id: 'org_after' }, public_user_data: { user_id: 'user_after' } },
+    }));
+    expect(retried.status).toBe(200);
+    expect(await memberships()).toBe(1);
   });
 
   it('an event older than one already applied to the same object changes nothing', async () => {

@@ -295,7 +295,7 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
       const [named] = await tx`select user_id from public.user_identities where issuer = ${issuer()} and subject = ${d.id}`;
       const [{ retired }] = await tx`select private.retire_identity(${issuer()}, ${d.id}) as retired`;
       if (named) {
-        await tx`update private.clerk_object_versions set user_id = ${named.user_id}
+        await tx`update private.clerk_object_versions set user_id = ${named.user_id}, retired_at = now()
                  where issuer = ${issuer()} and object = ${`user:${d.id}`}`;
       }
       return retired ? 'applied' : 'ignored';
@@ -355,15 +355,20 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
     case 'organizationMembership.deleted': {
       const tenantId = await tenantForOrg(tx, d.organization?.id);
       const subject = String(d.public_user_data?.user_id ?? '');
-      // By the login, else, the user deleted since, by the person their deletion named.
+      // By the login, else, the user deleted since, by the person their deletion named —
+      // then only a membership they had when the deletion was applied (20261207197000): one
+      // they were given later (an invitation, through another login) is not this
+      // removal's to take.
       const [known] = await tx`
-        select user_id from public.user_identities where issuer = ${issuer()} and subject = ${subject}
+        select user_id, null::timestamptz as deleted_at from public.user_identities
+        where issuer = ${issuer()} and subject = ${subject}
         union all
-        select v.user_id from private.clerk_object_versions v
+        select v.user_id, coalesce(v.retired_at, v.event_at) from private.clerk_object_versions v
         where v.issuer = ${issuer()} and v.object = ${`user:${subject}`} and v.deleted and v.user_id is not null
         limit 1`;
       if (!tenantId || !known) return 'ignored';
-      await tx`delete from public.memberships where tenant_id = ${tenantId} and user_id = ${known.user_id}`;
+      await tx`delete from public.memberships where tenant_id = ${tenantId} and user_id = ${known.user_id}
+                 and (${known.deleted_at}::timestamptz is null or created_at <= ${known.deleted_at}::timestamptz)`;
       return 'applied';
     }
     default:
