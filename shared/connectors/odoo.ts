@@ -82,6 +82,9 @@ interface DatabaseCredentials extends Record<string, unknown> {
   database: string;
   password_pending?: boolean;
   handing_over?: { login: string; password: string };
+  /** Whose the administrator is, where its login is another's (the owner had a user of
+   *  their own in the database when it was handed over). */
+  owner?: string;
 }
 
 interface Transport {
@@ -438,38 +441,56 @@ export function odooConnector(config: OdooConfig): Connector {
     stored: DatabaseCredentials,
   ): Promise<DatabaseCredentials> {
     const owner = ctx.admin!;
-    if (!stored.handing_over && stored.login.toLowerCase() === owner.email.toLowerCase()) return stored;
+    const ownedBy = (c: DatabaseCredentials) => ((c.owner as string | undefined) ?? c.login).toLowerCase();
+    if (!stored.handing_over && ownedBy(stored) === owner.email.toLowerCase()) return stored;
     let next = stored;
     if (!next.handing_over) {
       next = {
-        ...stored,
         login: owner.email,
         password: generatePassword(),
+        database: name,
         password_pending: true,
         handing_over: { login: stored.login, password: stored.password },
       };
       await ctx.checkpoint({}, next);
     }
     const from = next.handing_over!;
+    let login = next.login;
     const former = t.as!(name, from.login, from.password);
     const uid = await former.login();
     if (uid) {
-      await former.call('res.users', 'write', [[uid], {
-        login: next.login,
-        password: next.password,
-        email: next.login,
-        name: owner.name,
-      }]);
-    } else if (!(await t.as!(name, next.login, next.password).login())) {
-      // Neither signs in: someone changed the administrator's password at Odoo.
+      // The new owner may have a user of their own in the database already (a colleague
+      // the former owner added), whose login the administrator cannot take (Odoo: two
+      // users with one login): the administrator keeps its login, with the new password.
+      const [taken] = await former.call('res.users', 'search_read', [[['login', '=', next.login], ['id', '!=', uid]]], {
+        fields: ['id'],
+        context: { active_test: false },
+      }) as { id: number }[];
+      if (taken) login = from.login;
+      await former.call(
+        'res.users',
+        'write',
+        [[uid], taken ? { password: next.password } : { login, password: next.password, email: login, name: owner.name }],
+      );
+    } else if (await t.as!(name, next.login, next.password).login()) {
+      // applied by a run whose answer was lost
+    } else if (await t.as!(name, from.login, next.password).login()) {
+      login = from.login; // applied, the administrator's login kept
+    } else {
+      // None signs in: someone changed the administrator's password at Odoo.
       throw new PartnerError(
         'odoo',
         `database ${name}: neither the former owner's login nor the new owner's signs in to hand the administrator over; ` +
           `set its login to ${next.login} and its password at Odoo, or drop the database, then retry the service`,
         false,
       );
-    } // else: applied by a run whose answer was lost
-    const done: DatabaseCredentials = { login: next.login, password: next.password, database: name };
+    }
+    const done: DatabaseCredentials = {
+      login,
+      password: next.password,
+      database: name,
+      ...(login.toLowerCase() !== owner.email.toLowerCase() ? { owner: owner.email } : {}),
+    };
     await ctx.checkpoint({}, done);
     return done;
   }

@@ -374,6 +374,26 @@ describe('database mode', () => {
     expect(Object.keys(shownCredentials(t.credentials!)).sort()).toEqual(['database', 'login', 'password']);
   });
 
+  it("a new owner who already has a user in the database gets the administrator with its login kept and a new password", async () => {
+    const c = connector({ mode: 'database' });
+    const t = tenant('od_db_colleague');
+    await settle(c, t, 'ensure');
+    const db = () => odoo.databases.get('tenant_od_db_colleague')!;
+    const former = { ...t.credentials! };
+    db().otherLogins = ['colleague@od_db_colleague.test']; // the former owner added them
+    t.admin = { email: 'colleague@od_db_colleague.test', name: 'Col League' };
+    await step(c, t, 'ensure');
+    expect(t.credentials).toEqual({
+      login: former.login, password: expect.any(String), database: 'tenant_od_db_colleague', owner: 'colleague@od_db_colleague.test',
+    });
+    expect(t.credentials!.password).not.toBe(former.password);
+    expect(db()).toMatchObject({ login: former.login, password: t.credentials!.password });
+    // Theirs now: the next run changes nothing.
+    const settled = { ...t.credentials! };
+    await step(c, t, 'ensure');
+    expect(t.credentials).toEqual(settled);
+  });
+
   it('a database that never becomes usable fails permanently after the deadline, saying to drop it', async () => {
     const t = tenant('od-db-broken');
     odoo.databases.set('tenant_od_db_broken', { ready: false, login: 'x', password: 'y', modules: [] });

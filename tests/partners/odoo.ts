@@ -44,7 +44,7 @@ const STATUS: Record<string, number> = {
   'odoo.exceptions.LockError': 409,
 };
 
-interface TenantDb { ready: boolean; login: string; password: string; modules: string[] }
+interface TenantDb { ready: boolean; login: string; password: string; modules: string[]; otherLogins?: string[] }
 
 export class OdooStandIn {
   tables: Record<string, Map<number, Row>> = { 'res.company': new Map(), 'res.users': new Map(), 'res.groups': new Map(), 'ir.model.data': new Map() };
@@ -159,10 +159,20 @@ export class OdooStandIn {
       }
       // Its administrator (uid 2, base.user_admin) changing its own login and password, as
       // an administrator may (the password field's inverse hashes it; other sessions end).
+      // Its other users (uid 3 on): found by login.
+      if (model === 'res.users' && method === 'search_read') {
+        const others = this.databases.get(db)!.otherLogins ?? [];
+        const login = (args[0] as Domain).find(([f, op]) => f === 'login' && op === '=')?.[2];
+        const i = others.indexOf(login as string);
+        return i < 0 ? [] : [{ id: 3 + i }];
+      }
       if (model === 'res.users' && method === 'write') {
         const target = this.databases.get(db)!;
         if (JSON.stringify(args[0]) !== '[2]') throw new OdooError('odoo.exceptions.MissingError', 'Record does not exist or has been deleted.');
         const vals = args[1] as { login?: string; password?: string };
+        if (vals.login && (target.otherLogins ?? []).includes(vals.login)) {
+          throw new OdooError('odoo.exceptions.ValidationError', 'The operation cannot be completed: You can not have two users with the same login !');
+        }
         if (vals.login) target.login = vals.login;
         if (vals.password) target.password = vals.password;
         return true;
