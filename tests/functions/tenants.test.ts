@@ -943,7 +943,7 @@ describe('teams', () => {
     expect((await call(app, 'DELETE', `${base}/${receiver.body.id}`, { token: tok.admin })).status).toBe(204);
   });
 
-  it('teams are staff: a customer is refused (409 not_staff) and an agent demoted to customer leaves every team', async () => {
+  it('teams are staff: a customer is refused (409 not_staff) as member or lead, and an agent demoted to customer leaves every team and lead', async () => {
     const team = await call(app, 'POST', base, { token: tok.admin, body: { name: 'Staff only', department: 'support' } });
     const before = await tenantFingerprint(tenants.acme.id);
     const customer = await call(app, 'POST', `${base}/${team.body.id}/members`, { token: tok.admin, body: { user_id: users.acmeUser.id } });
@@ -960,8 +960,14 @@ describe('teams', () => {
     }
     const onTeams = async () => (await db.sql`select count(*)::int as n from public.team_members where user_id = ${agent.id}`)[0].n;
     expect(await onTeams()).toBe(2);
+    // ... and leads one; a customer is no lead (20261207198000).
+    const lead = await call(app, 'PATCH', `${base}/${team.body.id}`, { token: tok.admin, body: { lead_user_id: agent.id } });
+    expect(lead.status, JSON.stringify(lead.body)).toBe(200);
+    const customerLead = await call(app, 'PATCH', `${base}/${team.body.id}`, { token: tok.admin, body: { lead_user_id: users.acmeUser.id } });
+    expect([customerLead.status, errorCode(customerLead)]).toEqual([409, 'not_staff']);
     expect((await call(app, 'PATCH', `/tenants/${tenants.acme.id}/members/${agent.id}`, { token: tok.admin, body: { role: 'user' } })).status).toBe(200);
     expect(await onTeams()).toBe(0);
+    expect((await db.sql`select lead_user_id from public.teams where id = ${team.body.id}`)[0].lead_user_id).toBeNull();
     await call(app, 'PATCH', `/tenants/${tenants.acme.id}/members/${agent.id}`, { token: tok.admin, body: { role: 'agent' } });
     expect(await onTeams()).toBe(0);
     await db.sql`delete from public.memberships where user_id = ${agent.id}`;

@@ -71,6 +71,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Checks on team references, silent for callers who may not make the write (oracles).
   'private.actions_name_existing_teams': ['20261207195000_team_checks_silent_for_outsiders.sql'],
   'private.team_member_is_staff': ['20261207195000_team_checks_silent_for_outsiders.sql'],
+  // A demotion also clears the person's team leads.
+  'private.drop_teams_on_demotion': ['20261207198000_team_leads_are_staff.sql'],
   'private.keep_last_admin': ['20261206142000_admins_who_can_act.sql', '20261207165000_last_admin_refusal_named.sql'],
   // A merged ticket's followers follow the ticket it was merged into.
   // ... and the target takes the source's first response (review).
