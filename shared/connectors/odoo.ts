@@ -312,6 +312,14 @@ export function odooConnector(config: OdooConfig): Connector {
     });
   }
 
+  /** Takes this company away from each of these users that Odoo still has. */
+  async function revokeEach(ids: number[], companyId: number) {
+    for (const id of ids) {
+      const row = await readUser(id);
+      if (row) await revoke(row, companyId);
+    }
+  }
+
   /** A write computed from a user as read a moment ago. Another tenant's run changing the
    *  same login meanwhile (the suspensions of two tenants one person owns, on two
    *  workers) can make it invalid — a default company no longer among the allowed ones —
@@ -441,7 +449,7 @@ export function odooConnector(config: OdooConfig): Connector {
     stored: DatabaseCredentials,
   ): Promise<DatabaseCredentials> {
     const owner = ctx.admin!;
-    const ownedBy = (c: DatabaseCredentials) => ((c.owner as string | undefined) ?? c.login).toLowerCase();
+    const ownedBy = (c: DatabaseCredentials) => (c.owner ?? c.login).toLowerCase();
     if (!stored.handing_over && ownedBy(stored) === owner.email.toLowerCase()) return stored;
     let next = stored;
     if (!next.handing_over) {
@@ -570,10 +578,7 @@ export function odooConnector(config: OdooConfig): Connector {
       if (formers.length) {
         // A login found was recorded with them above; one made here is now.
         if (id !== userId) await ctx.checkpoint({ user_id: id, ...formerOwnersRecord(formers) });
-        for (const former of formers) {
-          const row = await readUser(former);
-          if (row) await revoke(row, companyId);
-        }
+        await revokeEach(formers, companyId);
       }
       return {
         externalIds: { company_id: companyId, user_id: id, ...(formers.length ? { former_user_ids: [] } : {}) },
@@ -591,10 +596,7 @@ export function odooConnector(config: OdooConfig): Connector {
       const current = ctx.admin ? await ownerLogin(ctx.admin.email) : undefined;
       const others = formerOwners<number>(ctx.externalIds, user?.id ?? -1);
       if (current !== undefined && current !== user?.id && !others.includes(current)) others.push(current);
-      for (const other of others) {
-        const row = await readUser(other);
-        if (row) await revoke(row, companyId);
-      }
+      await revokeEach(others, companyId);
     },
     async resume(ctx) {
       if (mode === 'database') return;
