@@ -55,19 +55,33 @@ const writeRefused = (v: RateLimitVerdict | null) =>
     : 'Too many writes from you in this tenant this minute';
 const KEY_READ_REFUSED = "Too many reads with this API key this minute; the plan's limit is reached";
 
+/** What the route a write is sent to needs (shared/auth/context.ts's TenantNeed): the
+ *  tenant's window is spent only by a caller the route will let write (their role ranks
+ *  at least `minRole` in a writable tenant), and never by a write taking access away
+ *  (`whileSuspended`, revoking a key); everyone else spends only their own window, so
+ *  refused writes cannot use up their colleagues' budget. */
+export interface WriteNeed {
+  tenantId?: string;
+  minRole: string;
+  whileSuspended?: boolean;
+}
+
 /** The count of one write, as an expression: `tenant` a value, or a fragment naming it. */
-const writeHit = (c: Limited, claims: Claims, tenant: unknown) =>
-  db()`private.rate_limit_hit(${JSON.stringify(claims)}::jsonb, ${tenant}::uuid, ${c.req.header('x-tenant-id') ?? null}::text)`;
+const writeHit = (c: Limited, claims: Claims, tenant: unknown, need: WriteNeed) =>
+  db()`private.rate_limit_hit(${JSON.stringify(claims)}::jsonb, ${tenant}::uuid, ${
+    c.req.header('x-tenant-id') ?? null
+  }::text, ${need.minRole}::text, ${!!need.whileSuspended})`;
 /** The count of one read with this API key, as an expression. */
 const keyRead = (key: PresentedKey) => db()`private.rate_limit_key_read(${key.id}::uuid, ${key.secretSha256})`;
 
-/** Counts one write of the caller with these claims in the tenant the path names, or
- *  else the request's (X-Tenant-Id, the token's, their only one). Sets the RateLimit-*
- *  headers on the response; throws 429 rate_limited when a window is spent. */
-export async function countWrite(c: Limited, claims: Claims, tenantId: string | undefined): Promise<void> {
+/** Counts one write of the caller with these claims to a route with this need, in the
+ *  tenant the path names, or else the request's (X-Tenant-Id, the token's, their only
+ *  one). Sets the RateLimit-* headers on the response; throws 429 rate_limited when a
+ *  window is spent. */
+export async function countWrite(c: Limited, claims: Claims, need: WriteNeed): Promise<void> {
   if (!rateLimitsEnabled()) return;
   const [{ verdict }] = await db()<{ verdict: RateLimitVerdict | null }>`
-    select ${writeHit(c, claims, tenantId ?? null)} as verdict`;
+    select ${writeHit(c, claims, need.tenantId ?? null, need)} as verdict`;
   apply(c, verdict, writeRefused(verdict));
 }
 
@@ -85,9 +99,15 @@ export async function countKeyRead(c: Limited, key: PresentedKey): Promise<void>
  *  secret spends nothing of the tenant's or the key's windows, and learns nothing of
  *  them from the RateLimit-* headers of its 401. The request's own statement verifies
  *  the key again, in its transaction. Headers and 429 as above. */
-export async function countKeyWrite(c: Limited, key: PresentedKey, scope: string, claims: Claims): Promise<void> {
+export async function countKeyWrite(
+  c: Limited,
+  key: PresentedKey,
+  scope: string,
+  claims: Claims,
+  need: WriteNeed,
+): Promise<void> {
   if (!rateLimitsEnabled()) return;
-  await verifiedAndCounted(db(), c, key, scope, claims);
+  await verifiedAndCounted(db(), c, key, scope, { claims, need });
 }
 
 /** An API key verified for `scope` (private.verify_api_key: secret, revocation, expiry,
@@ -104,7 +124,10 @@ export function verifyKeyAndCount(
   writeClaims?: Claims,
 ): Promise<{ tenant_id: string }> {
   // The call path's own pool (shared/db.ts), like the rest of the provider's statements.
-  return verifiedAndCounted(callPathDb(), c, key, scope, writeClaims);
+  // A call event is any member's write (a key acts as its admin); in a suspended tenant,
+  // where only calls under way are told on, it spends the key's window alone.
+  const write = writeClaims && { claims: writeClaims, need: { minRole: 'user' } };
+  return verifiedAndCounted(callPathDb(), c, key, scope, write);
 }
 
 async function verifiedAndCounted(
@@ -112,16 +135,16 @@ async function verifiedAndCounted(
   c: Limited,
   key: PresentedKey,
   scope: string,
-  writeClaims?: Claims,
+  write?: { claims: Claims; need: WriteNeed },
 ): Promise<{ tenant_id: string }> {
   const count = !rateLimitsEnabled()
     ? sql`null::jsonb`
-    : writeClaims
-    ? writeHit(c, writeClaims, sql`(v.key ->> 'tenant_id')`)
+    : write
+    ? writeHit(c, write.claims, sql`(v.key ->> 'tenant_id')`, write.need)
     : keyRead(key);
   const [row] = await sql<{ key: { tenant_id: string }; verdict: RateLimitVerdict | null }>`
     select v.key, ${count} as verdict
     from (select private.verify_api_key(${key.id}::uuid, ${key.secretSha256}, ${scope}::text) as key offset 0) v`;
-  apply(c, row.verdict, writeClaims ? writeRefused(row.verdict) : KEY_READ_REFUSED);
+  apply(c, row.verdict, write ? writeRefused(row.verdict) : KEY_READ_REFUSED);
   return row.key;
 }

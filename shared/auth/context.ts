@@ -107,10 +107,11 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
     if (key && !need?.scope) throw forbidden('API keys cannot be used on this route', 'insufficient_scope');
     const identity = key ? apiKeyIdentity(key) : await verifyUserToken(c.req.header('authorization'));
     if (key) markPrincipal(c, 'api_key');
-    // A write counts against the tenant's and the caller's rate limits (a key's, once
-    // the key verifies), a key's read against the key's own (429 when spent).
-    if (need?.write && key) await countKeyWrite(c, key, need.scope!, identity.claims);
-    else if (need?.write) await countWrite(c, identity.claims, need.tenantId);
+    // A write counts against the caller's rate limit (a key's, once the key verifies)
+    // and, when the route will let the caller write, the tenant's; a key's read against
+    // the key's own (429 when spent).
+    if (need?.write && key) await countKeyWrite(c, key, need.scope!, identity.claims, need);
+    else if (need?.write) await countWrite(c, identity.claims, need);
     else if (key) await countKeyRead(c, key);
     /** The caller's row: the key's verification, the caller's context, their standing in
      *  the tenant and the plan's feature, in one statement (it raises what refuses them). */

@@ -67,7 +67,7 @@ describe('the count alone', () => {
   // What each limited write adds, without HTTP around it: the one autocommit statement.
   const claims = supabaseClaims(users.acmeUser, tenants.acme.id);
   bench('select private.rate_limit_hit(…) as the functions send it', async () => {
-    await db.sql`select private.rate_limit_hit(${JSON.stringify(claims)}::jsonb, null::uuid, null::text)`;
+    await db.sql`select private.rate_limit_hit(${JSON.stringify(claims)}::jsonb, null::uuid, null::text, 'user', false)`;
   }, opts);
   bench('select 1 — the round trip alone', async () => {
     await db.sql`select 1`;

@@ -731,6 +731,49 @@ describe('creating, listing and revoking keys', () => {
       await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;
     }
   });
+
+  it("spends nothing of the tenant's write window for writes refused to their caller, nor for a revocation", async () => {
+    // Customers sending writes to an admin-only route, or a leaked key writing in a
+    // suspended tenant, were refused but spent the tenant's window: every colleague's
+    // write was 429 for the minute, and so was the admin's revocation of that very key.
+    const { id, key } = await createKey(acme, tok.admin, { scopes: ['tickets:write'] });
+    const tenantHits = async () =>
+      (await db.sql`select coalesce(sum(hits), 0)::int as n from private.rate_limit_counters
+        where scope = 'tenant' and key = ${acme}`)[0].n as number;
+    await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits) values (${acme}, '{"requests_per_minute": 2}')
+      on conflict (tenant_id) do update set limits = excluded.limits`;
+    try {
+      await earlyInMinute();
+      await db.sql`delete from private.rate_limit_counters`;
+      for (let i = 0; i < 3; i++) {
+        const res = await call(tenantsApp, 'POST', `/tenants/${acme}/api-keys`, { token: tok.user, body: { name: 'not theirs' } });
+        expect([res.status, errorCode(res)]).toEqual([403, 'forbidden']);
+      }
+      expect(await tenantHits()).toBe(0);
+      const staff = await call(ticketsApp, 'POST', '/tickets', { token: tok.agent, body: { title: 'Room left for staff' } });
+      expect(staff.status, JSON.stringify(staff.body)).toBe(201);
+      expect(await tenantHits()).toBe(1);
+
+      await db.sql`update public.tenants set status = 'suspended' where id = ${acme}`;
+      for (let i = 0; i < 3; i++) {
+        const res = await call(ticketsApp, 'POST', '/tickets', { token: key, body: { title: 'Leaked key' } });
+        expect([res.status, errorCode(res)]).toEqual([403, 'tenant_suspended']);
+      }
+      expect(await tenantHits()).toBe(1);
+      // However spent the window (here in an active tenant again), the admin revokes the key.
+      await db.sql`update public.tenants set status = 'active' where id = ${acme}`;
+      await db.sql`update private.rate_limit_counters set hits = 100 where scope = 'tenant' and key = ${acme}`;
+      const revoke = await call(tenantsApp, 'DELETE', `/tenants/${acme}/api-keys/${id}`, { token: tok.admin });
+      expect(revoke.status, JSON.stringify(revoke.body)).toBe(204);
+      expect(await tenantHits()).toBe(100);
+      const [row] = await db.sql`select revoked_at from public.api_keys where id = ${id}`;
+      expect(row.revoked_at).not.toBeNull();
+    } finally {
+      await db.sql`update public.tenants set status = 'active' where id = ${acme}`;
+      await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;
+      await db.sql`delete from private.rate_limit_counters`;
+    }
+  });
 });
 
 // ---------------------------------------------------------------- the scope matrix

@@ -215,6 +215,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202080300_rate_limit_per_api_key.sql',
     '20261206050000_rate_limit_refusals_spend_only_the_caller.sql',
     '20261207113000_rate_limit_windows_move_forward.sql', // a late write does not set the window back
+    // A write the route refuses its caller spends only the caller's window (dropped: new arguments).
+    '20261207199000_rate_limit_refused_callers_spend_only_their_own.sql',
   ],
   // A late write does not set the window back (issue 14 review).
   'private.rate_limit_key_read': ['20261207113000_rate_limit_windows_move_forward.sql'],
