@@ -76,7 +76,9 @@ export const AUDIT_READ_SCOPE: Record<string, Scope | readonly Scope[] | null> =
   tenant_services: null,
   tenant_org_links: null,
   api_keys: null,
-  webhook_endpoints: null,
+  // An endpoint's URL may be its receiver's bearer token (catch-hook URLs): read as its
+  // routes read it.
+  webhook_endpoints: 'webhooks:manage',
   platform_admins: null,
 };
 
