@@ -1614,6 +1614,38 @@ describe('outbound webhooks', () => {
     }
   });
 
+  it('a delivery whose endpoint is enabled again while its last attempt is being sent is sent by the new job, not failed', async () => {
+    const { rx, reg } = await receiverFor(['membership.updated']);
+    try {
+      await db.sql`update private.jobs set dead_at = now() where task = 'deliver-webhook' and dead_at is null`;
+      await db.sql`update public.memberships set role = 'agent' where tenant_id = ${tenants.acme.id} and user_id = ${users.acmeUser.id}`;
+      const [{ id: deliveryId }] = await db.sql`select id from private.webhook_deliveries where endpoint_id = ${reg.body.id}`;
+      await db.sql`update private.jobs set attempts = max_attempts - 1 where job_key = ${`delivery:${deliveryId}`}`;
+      // The last attempt hangs; meanwhile an admin turns the endpoint off and on again.
+      rx.behaviour.hangNext = 1;
+      const run = deliverWebhooks({ timeoutMs: 3_000, budgetMs: 6_000 });
+      for (let i = 0; i < 100; i++) {
+        const [j] = await db.sql`select locked_by from private.jobs where job_key = ${`delivery:${deliveryId}`}`;
+        if (j?.locked_by) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const url = `/tenants/${tenants.acme.id}/webhooks/${reg.body.id}`;
+      expect((await call(tenantsApp, 'PATCH', url, { token: adminToken, body: { enabled: false } })).status).toBe(200);
+      expect((await call(tenantsApp, 'PATCH', url, { token: adminToken, body: { enabled: true } })).status).toBe(200);
+      await run;
+      // The superseded job's timeout was no last word: the new job sends it (in the same
+      // run, or a later one).
+      for (let i = 0; i < 5 && rx.received.length === 0; i++) await deliverWebhooks({ timeoutMs: 2_000, budgetMs: 5_000 });
+      const [sent] = await db.sql`select status, attempts from private.webhook_deliveries where id = ${deliveryId}`;
+      expect(sent).toEqual({ status: 'delivered', attempts: 2 });
+      const tried = await db.sql`select status_code, error from private.webhook_attempts where delivery_id = ${deliveryId} order by id`;
+      expect(tried.map((t) => t.error ?? t.status_code)).toEqual(['timed out', 204]);
+      expect(rx.received.filter((r) => r.verified)).toHaveLength(1);
+    } finally {
+      await rx.close();
+    }
+  });
+
   it("re-enabling keeps one person's or ticket's events in order: the held delivery goes before those queued behind it", async () => {
     const { rx, reg } = await receiverFor(['membership.updated']);
     try {

@@ -531,6 +531,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261205192000_webhook_endpoint_failing_since.sql',
     '20261205210000_webhook_delivery_held_at_last_attempt.sql',
     '20261206166000_delivery_gone_in_flight_ends_its_job.sql', // 'gone' under a held lease (review)
+    '20261207200000_superseded_delivery_attempt_not_final.sql', // a superseded job's attempt is not final
   ],
   // A tenant turning active restores only what its suspension or deletion took, and not
   // a service its plan no longer includes (issue 14, review of the tenants function).
