@@ -2109,6 +2109,37 @@ describe('replies back to Chatwoot', () => {
       } finally {
         await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${globex}`;
       }
+
+      // A reply written just before the tenant is suspended (its Chatwoot account with it)
+      // is neither posted nor failed: it waits, attempts untouched, and goes out once the
+      // tenant is active again, a first try that finds the account still suspended (401)
+      // tried again rather than final.
+      const provisionAll = async () => {
+        for (let i = 0; i < 5; i++) {
+          const r = await runProvisioningWorker({ connectors: { chatwoot: chatwootConnector({ url: cw.url, platformToken: cw.token }) }, budgetMs: 5_000 });
+          if (!r.claimed) break;
+        }
+      };
+      await call(ticketsApp, 'POST', `/tickets/${ticket.id}/messages`, { token: agent, body: { content: 'Before the suspension' } });
+      await db.sql`update public.tenants set status = 'suspended' where id = ${globex}`;
+      await provisionAll();
+      expect(cw.accounts.get(svc.external_ids.account_id)?.status).toBe('suspended');
+      const waiting = (await runJobs({ tasks: ['chatwoot-reply'], deps: { chatwootUrl: cw.url } })).tasks['chatwoot-reply'];
+      expect(waiting).toMatchObject({ deferred: 1 });
+      const pendingReply = async () =>
+        (await db.sql`select r.status, j.attempts from private.chatwoot_replies r
+          left join private.jobs j on j.task = 'chatwoot-reply' and j.dead_at is null and (j.payload ->> 'reply_id')::bigint = r.id
+          where r.content = 'Before the suspension'`)[0];
+      expect(await pendingReply()).toEqual({ status: 'pending', attempts: 0 });
+      await db.sql`update public.tenants set status = 'active' where id = ${globex}`;
+      await db.sql`update private.jobs set run_at = now() where task = 'chatwoot-reply' and dead_at is null`;
+      expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 0, retried: 1, failed: 0 });
+      expect(posted('Before the suspension')).toBe(0);
+      await provisionAll();
+      expect(cw.accounts.get(svc.external_ids.account_id)?.status).toBe('active');
+      await retryNow();
+      expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 1, retried: 0, failed: 0 });
+      expect(posted('Before the suspension')).toBe(1);
     } finally {
       await cw.server.close();
     }

@@ -9,7 +9,8 @@ import { findChatwootReply, postChatwootReply } from '../../connectors/chatwoot.
 import { decryptJson } from '../../crypto.ts';
 import { asService } from '../../db.ts';
 import { env } from '../../env.ts';
-import { JobError, LeaseLost, type Task } from '../types.ts';
+import { PartnerError } from '../../connectors/types.ts';
+import { JobDeferred, JobError, LeaseLost, type Task } from '../types.ts';
 
 interface Reply {
   status: string;
@@ -48,16 +49,36 @@ async function alreadyPosted(
   });
 }
 
+/** Chatwoot's 401s (an account still suspended just after its tenant resumed, an owner
+ *  token replaced by a provisioning run under way) pass once the tenant's provisioning
+ *  has run: tried again in a minute, within the job's attempts, rather than the reply
+ *  failed for good. */
+function untilProvisioned(err: unknown): never {
+  if (err instanceof PartnerError && err.status === 401) {
+    throw new JobError(`${err.message} (tried again once provisioning has run)`, { retryAfterSeconds: 60 });
+  }
+  throw err;
+}
+
 export const chatwootReply: Task<{ reply_id: number }> = {
   async run(job, { worker, deps }) {
     const replyId = job.payload.reply_id;
     const [r] = await asService(
       null,
       (tx) =>
-        tx<Reply & { in_plan: boolean }>`
-        select c.*, private.chatwoot_in_plan(c.tenant_id) as in_plan from private.chatwoot_reply_to_send(${replyId}) c`,
+        tx<Reply & { in_plan: boolean; tenant_status: string }>`
+        select c.*, private.chatwoot_in_plan(c.tenant_id) as in_plan,
+          (select t.status from public.tenants t where t.id = c.tenant_id) as tenant_status
+        from private.chatwoot_reply_to_send(${replyId}) c`,
     );
     if (!r || r.status !== 'pending') return { skipped: 1 };
+    // Written before its tenant was suspended (or deleted, restorable for a while): the
+    // tenant's Chatwoot account is suspended with it, and the reply waits, its attempts
+    // untouched and its conversation's later replies behind it, for the tenant to be
+    // active again. Posting it meanwhile failed it for good (401 Account is suspended).
+    if (r.tenant_status !== 'active') {
+      throw new JobDeferred(300, `The tenant is ${r.tenant_status}: the reply waits for it to be active again`);
+    }
     // The plan no longer includes Chatwoot (20261206154000): not sent, the reply failed.
     if (!r.in_plan) throw new JobError("Chatwoot is not in the tenant's plan: the reply was not sent", { retryable: false });
     const url = deps.chatwootUrl ?? env('CHATWOOT_URL');
@@ -76,10 +97,14 @@ export const chatwootReply: Task<{ reply_id: number }> = {
     const config = { url, timeoutMs: deps.chatwootTimeoutMs };
     // A retry may follow a POST that Chatwoot saved but whose answer never came (a
     // timeout, a dropped connection): the reply is looked for before it is posted again.
-    const found = job.attempts > 1 ? await alreadyPosted(config, accountId, r, replyId, creds.access_token) : undefined;
+    const found = job.attempts > 1
+      ? await alreadyPosted(config, accountId, r, replyId, creds.access_token).catch(untilProvisioned)
+      : undefined;
     // PartnerError carries retryable and Retry-After for the runner.
     const messageId = found ??
-      await postChatwootReply(config, accountId, r.conversation_id, creds.access_token, r.content);
+      await postChatwootReply(config, accountId, r.conversation_id, creds.access_token, r.content).catch(
+        untilProvisioned,
+      );
     const [{ status }] = await asService(
       r.tenant_id,
       (tx) =>
