@@ -171,6 +171,38 @@ describe('the policy of a ticket', () => {
     expect(await dates(resolved.id)).toEqual(resolvedBefore);
   });
 
+  it('a team or priority changed while settled is applied at the reopening: the same targets, whichever came first', async () => {
+    const st = async (id: string, status: string) => {
+      const r = await call(app, 'POST', `/tickets/${id}/status`, { token: tok.admin, body: { status } });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+    };
+    const [a, b] = [await ticket(teams.acme), await ticket(teams.acme)];
+    expect(after(a, (await row(a.id)).due_date)).toBe(480);
+    for (const t of [a, b]) await st(t.id, 'resolved');
+    await db.sql`update public.tickets set resolved_at = resolved_at - interval '60 minutes' where id in (${a.id}, ${b.id})`;
+    // a: moved to the second line (the tenant-wide medium, 240 / 2880) while resolved,
+    // which leaves its dates as they were; then reopened.
+    await patch(a.id, { team_id: SECOND_TEAM });
+    expect(after(a, (await row(a.id)).due_date)).toBe(480);
+    await st(a.id, 'open');
+    // b: reopened, then moved.
+    await st(b.id, 'open');
+    await patch(b.id, { team_id: SECOND_TEAM });
+    for (const t of [a, b]) {
+      const r = await row(t.id);
+      expect([r.sla_paused_minutes, after(t, r.due_date), after(t, r.first_response_due_at)], t === a ? 'a' : 'b')
+        .toEqual([60, 2880 + 60, 240 + 60]);
+    }
+    // A due date set by hand while settled is kept at the reopening.
+    const c = await ticket(teams.acme);
+    await st(c.id, 'resolved');
+    await patch(c.id, { team_id: SECOND_TEAM });
+    await patch(c.id, { due_date: new Date(c.created_at.getTime() + 1000 * MIN).toISOString() });
+    await st(c.id, 'open');
+    expect(after(c, (await row(c.id)).due_date)).toBe(1000);
+    expect(await db.sql`select * from private.tickets_sla_stale where ticket_id in (${a.id}, ${b.id}, ${c.id})`).toHaveLength(0);
+  });
+
   it('a team policy removed: the tenant-wide one governs the team\'s tickets again at their next change', async () => {
     await put('high', teams.acme, { first_response_minutes: 10, resolution_minutes: 100 });
     await put('high', null, { first_response_minutes: 50, resolution_minutes: 500 });
