@@ -1614,6 +1614,44 @@ describe('outbound webhooks', () => {
     }
   });
 
+  it("a suspended tenant's admins can still turn an endpoint off, rotate its secret or delete it, and change nothing else", async () => {
+    const { rx, reg } = await receiverFor(['membership.updated']);
+    const acme = tenants.acme.id;
+    const url = `/tenants/${acme}/webhooks/${reg.body.id}`;
+    const endpoint = async () =>
+      (await db.sql`select url, description, event_types, enabled from public.webhook_endpoints where id = ${reg.body.id}`)[0];
+    await db.sql`update public.tenants set status = 'suspended' where id = ${acme}`;
+    try {
+      const before = await endpoint();
+      for (const body of [{ url: `${rx.url}/elsewhere` }, { event_types: ['ticket.created'] }, { description: 'renamed' }]) {
+        const r = await call(tenantsApp, 'PATCH', url, { token: adminToken, body });
+        expect([r.status, errorCode(r)], JSON.stringify(body)).toEqual([403, 'tenant_suspended']);
+      }
+      const direct = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, acme), (tx) =>
+        tx`update public.webhook_endpoints set url = 'https://hooks.example.com/direct' where id = ${reg.body.id} returning id`);
+      expect(direct).toMatchObject({ ok: false, error: { code: 'PT403' } });
+      expect(await endpoint()).toEqual(before);
+      // Agents are no admins, suspended or not.
+      const agent = await call(tenantsApp, 'PATCH', url, { token: await supabaseToken(users.acmeAgent, { tenantId: acme }), body: { enabled: false } });
+      expect(agent.status).toBe(403);
+      // What stops deliveries or a leaked secret goes through.
+      const rotated = await call(tenantsApp, 'POST', `${url}/rotate-secret`, { token: adminToken, body: { previous_secret_hours: 0 } });
+      expect(rotated.status, JSON.stringify(rotated.body)).toBe(200);
+      expect(rotated.body.secret).not.toBe(reg.body.secret);
+      const off = await call(tenantsApp, 'PATCH', url, { token: adminToken, body: { enabled: false } });
+      expect([off.status, off.body.enabled], JSON.stringify(off.body)).toEqual([200, false]);
+      const on = await call(tenantsApp, 'PATCH', url, { token: adminToken, body: { enabled: true } });
+      expect([on.status, errorCode(on)]).toEqual([403, 'tenant_suspended']);
+      expect((await endpoint()).enabled).toBe(false);
+      const gone = await call(tenantsApp, 'DELETE', url, { token: adminToken });
+      expect(gone.status, JSON.stringify(gone.body)).toBe(204);
+      expect(await endpoint()).toBeUndefined();
+    } finally {
+      await db.sql`update public.tenants set status = 'active' where id = ${acme}`;
+      await rx.close();
+    }
+  });
+
   it('a delivery whose endpoint is enabled again while its last attempt is being sent is sent by the new job, not failed', async () => {
     const { rx, reg } = await receiverFor(['membership.updated']);
     try {

@@ -57,7 +57,9 @@ export interface TenantNeed {
   tenantId?: string;
   minRole: TenantRole;
   write?: boolean;
-  /** A write that takes access away (revoking an API key): counted as a write, and
+  /** A write that takes access away or stops what the tenant sends (revoking an API
+   *  key; turning off, re-keying or deleting a webhook endpoint, whose table allows a
+   *  suspended tenant nothing else): counted against the caller's window only, and
    *  allowed while the tenant is suspended. */
   whileSuspended?: boolean;
   /** The API-key scope the route needs; a route without one refuses API keys. */

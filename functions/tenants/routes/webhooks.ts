@@ -161,7 +161,12 @@ export function registerWebhooks(app: TenantsApp): void {
       description: `${KEY_EVENT_SCOPES} A key changing an endpoint's url or event types, or enabling it, needs them for ` +
         'what it will receive.',
       ...apiKeyScope('webhooks:manage'),
-      middleware: needs.tenantRole('admin', { write: true, feature: 'outbound_webhooks', scope: 'webhooks:manage' }),
+      middleware: needs.tenantRole('admin', {
+        write: true,
+        whileSuspended: true,
+        feature: 'outbound_webhooks',
+        scope: 'webhooks:manage',
+      }),
       request: { params: s.EndpointParam, body: jsonBody(s.UpdateEndpointBody) },
       responses: { 200: jsonResponse(s.EndpointSchema, 'The endpoint'), ...commonErrors },
     }),
@@ -208,7 +213,12 @@ export function registerWebhooks(app: TenantsApp): void {
         'deliveries stay queued and are signed with the new secret. The secret signs what the endpoint receives: ' +
         'an API key rotates it only with the scopes to read those events (403 `insufficient_scope` otherwise).',
       ...apiKeyScope('webhooks:manage'),
-      middleware: needs.tenantRole('admin', { write: true, feature: 'outbound_webhooks', scope: 'webhooks:manage' }),
+      middleware: needs.tenantRole('admin', {
+        write: true,
+        whileSuspended: true,
+        feature: 'outbound_webhooks',
+        scope: 'webhooks:manage',
+      }),
       request: { params: s.EndpointParam, body: { ...jsonBody(s.RotateSecretBody), required: false } },
       responses: {
         200: jsonResponse(s.EndpointSchema.extend({ secret: z.string() }), 'The endpoint and its new secret'),
@@ -255,7 +265,7 @@ export function registerWebhooks(app: TenantsApp): void {
       path: '/{tenantId}/webhooks/{endpointId}',
       summary: 'Remove an endpoint and its pending deliveries (admins)',
       ...apiKeyScope('webhooks:manage'),
-      middleware: needs.tenantRole('admin', { write: true, scope: 'webhooks:manage' }),
+      middleware: needs.tenantRole('admin', { write: true, whileSuspended: true, scope: 'webhooks:manage' }),
       request: { params: s.EndpointParam },
       responses: { 204: { description: 'Removed' }, ...commonErrors },
     }),
