@@ -10,6 +10,7 @@ import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { app as voiceApp } from '../../functions/voice/app.ts';
 import { API_KEY_SCOPES, presentedApiKey, type Scope } from '../../shared/auth/api-keys.ts';
 import { closeDb, observeStatements } from '../../shared/db.ts';
+import { runJobs } from '../../shared/jobs/runner.ts';
 import { captureRequestLog } from '../../shared/request-log.ts';
 import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
@@ -615,6 +616,53 @@ describe('creating, listing and revoking keys', () => {
       await createKey(acme, tok.admin, { scopes: ['tickets:read'] });
     } finally {
       await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;
+    }
+  });
+
+  it('an expired key gives its place back: retired (revoked as of its expiry) before a key is made, and by the daily prune', async () => {
+    const used = async () =>
+      Number((await db.sql`select used from private.usage_counters where tenant_id = ${globex} and metric = 'api_keys'`)[0]?.used ?? 0);
+    const live = (await db.sql`select count(*)::int as n from public.api_keys where tenant_id = ${globex} and revoked_at is null`)[0].n;
+    await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits) values (${globex}, ${db.sql.json({ api_keys: live + 1 })})
+      on conflict (tenant_id) do update set limits = excluded.limits`;
+    // A key made a while ago that has since expired (its expiry is fixed: set as it lapsed).
+    const lapse = async (id: string) =>
+      await db.sql.begin(async (tx) => {
+        await tx`set local session_replication_role = replica`;
+        await tx`update public.api_keys set expires_at = now() - interval '1 hour' where id = ${id}`;
+      });
+    try {
+      const old = await createKey(globex, tok.globexAdmin, { scopes: ['tickets:read'], expires_at: '2099-01-01T00:00:00Z' });
+      await lapse(old.id);
+      expect(await used()).toBe(live + 1);
+      const fresh = await call(tenantsApp, 'POST', `/tenants/${globex}/api-keys`, {
+        token: tok.globexAdmin,
+        body: { name: 'after the old one expired', scopes: ['tickets:read'] },
+      });
+      expect(fresh.status, JSON.stringify(fresh.body)).toBe(201);
+      expect(await used()).toBe(live + 1);
+      const [retired] = await db.sql`select revoked_at = expires_at as at_expiry from public.api_keys where id = ${old.id}`;
+      expect(retired.at_expiry).toBe(true);
+      // Still told as expired, which it is.
+      const refused = await call(ticketsApp, 'GET', '/tickets', { token: old.key });
+      expect([refused.status, errorCode(refused)]).toEqual([401, 'api_key_expired']);
+      // Still one place: a second is refused.
+      const over = await call(tenantsApp, 'POST', `/tenants/${globex}/api-keys`, {
+        token: tok.globexAdmin,
+        body: { name: 'one too many', scopes: ['tickets:read'] },
+      });
+      expect([over.status, errorCode(over)]).toEqual([403, 'plan_limit_reached']);
+      // The daily prune retires one nobody replaced, and its tenant's usage shows it.
+      await lapse(fresh.body.id);
+      await db.sql`select private.add_job('prune')`;
+      const report = await runJobs({ tasks: ['prune'], schedule: false });
+      expect(report.tasks.prune).toMatchObject({ completed: 1 });
+      expect(report.tasks.prune.expired_api_keys).toBeGreaterThanOrEqual(1);
+      expect(await used()).toBe(live);
+      const usage = await call(tenantsApp, 'GET', `/tenants/${globex}/usage`, { token: tok.globexAdmin });
+      expect(usage.body.metrics.api_keys).toEqual({ used: live, limit: live + 1 });
+    } finally {
+      await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${globex}`;
     }
   });
 

@@ -494,9 +494,17 @@ const REDEFINITIONS: Record<string, string[]> = {
   // An API key lives on its creator's admin standing: created by tenant admins only, refused
   // once its creator is no longer one (issue 15).
   // ... and waits for a removal of its creator under way (review).
-  'private.create_api_key': ['20261202080200_api_key_owner.sql', '20261206161000_assignments_and_keys_wait_for_role_changes.sql'],
+  'private.create_api_key': [
+    '20261202080200_api_key_owner.sql',
+    '20261206161000_assignments_and_keys_wait_for_role_changes.sql',
+    '20261207203000_expired_api_keys_give_their_place_back.sql', // expired keys retired first
+  ],
   // ... and marks the key used without waiting for a request marking it (issue 14, review).
-  'private.verify_api_key': ['20261202080200_api_key_owner.sql', '20261206012000_api_key_use_marked_without_waiting.sql'],
+  'private.verify_api_key': [
+    '20261202080200_api_key_owner.sql',
+    '20261206012000_api_key_use_marked_without_waiting.sql',
+    '20261207203000_expired_api_keys_give_their_place_back.sql', // retired at expiry: expired, not revoked
+  ],
   // An API key's claims name its tenant (issue 15).
   'private.active_tenant_id': ['20261202080000_api_keys.sql'],
   'private.api_timestamps': ['20261201095000_machine_path_speed.sql'],
