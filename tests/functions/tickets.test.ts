@@ -305,9 +305,12 @@ describe('the status machine', () => {
 describe('conversation', () => {
   it("an agent's first public reply sets first_response_at; notes do not; notes stay hidden from the requester", async () => {
     const t = await newTicket();
+    const before = (await call(app, 'GET', `/tickets/${t.id}`, { token: tok.user })).body.updated_at;
     const note = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { type: 'note', content: 'Customer is on the VIP list' } });
     expect(note.status).toBe(201);
     expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok.agent })).body.first_response_at).toBeNull();
+    // Not even its time: the ticket the customer reads (and follows) is untouched by a note.
+    expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok.user })).body.updated_at).toBe(before);
     const reply = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'On our way with an extinguisher' } });
     const seen = await call(app, 'GET', `/tickets/${t.id}`, { token: tok.user });
     expect(seen.body.first_response_at).toBe(reply.body.created_at);

@@ -640,6 +640,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261207103000_chatwoot_replies_answer_tickets.sql',
     // A customer follower's reply reopens a pending ticket, as the requester's does (review).
     '20261207146000_followers_replies_are_the_customers.sql',
+    // An internal note leaves its ticket untouched (its time was the customer's to read).
+    '20261207204000_internal_notes_leave_their_ticket_untouched.sql',
   ],
   'private.tickets_sla_pause': [
     '20261202050200_sla_next_response_warnings_holidays.sql',
