@@ -1114,7 +1114,7 @@ describe('outbound webhooks', () => {
   });
 
   it('also refuses names that do not resolve to a public address', async () => {
-    expect(await resolvedTargetProblem('https://no-such-host.invalid/h', false)).toBe('the host name does not resolve');
+    expect(await resolvedTargetProblem('https://no-such-host.invalid/h', false)).toBe('the host name must resolve, and only to public addresses');
     expect(await resolvedTargetProblem('https://10.1.2.3/h', false)).not.toBeNull();
   });
 

@@ -145,6 +145,11 @@ export function webhookTargetProblem(raw: string, allowLoopback = localStack()):
   return null;
 }
 
+/** One answer for a name that does not resolve and one that resolves to a private
+ *  address: two told an admin (or a key with webhooks:manage) which internal names the
+ *  platform's resolver knows, a map of the network around it. */
+const UNRESOLVED = 'the host name must resolve, and only to public addresses';
+
 /** The full check: the URL, then every address its host resolves to (a public name can
  *  point at a private address). The check and the request resolve separately, so a
  *  name that changes its answer in between is not caught: infrastructure egress rules
@@ -169,9 +174,9 @@ export async function resolvedTargetProblem(
       resolve(host),
       new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timed out')), timeoutMs))),
     ]);
-    if (addresses.some((a) => nonPublicAddress(a.address))) return 'the host resolves to a private address';
+    if (addresses.some((a) => nonPublicAddress(a.address))) return UNRESOLVED;
   } catch {
-    return 'the host name does not resolve';
+    return UNRESOLVED;
   } finally {
     clearTimeout(timer);
   }
