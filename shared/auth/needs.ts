@@ -64,10 +64,16 @@ export const needs = {
    *  parameter's validation gives, once the caller is known. */
   tenantRole: (minRole: TenantRole, opts: RoleOptions = {}): MiddlewareHandler<TenantEnv> => {
     const unchecked: MiddlewareHandler = requireUser();
+    // An API key, on a route keys may use: checked for the route's scope in its own tenant
+    // (where a key acts), so a malformed id is the 422 a person hears too, not 403
+    // insufficient_scope (keys are refused where no need is declared) for a scope it holds.
+    const uncheckedKey: MiddlewareHandler | undefined = opts.scope ? requireUser({ minRole, scope: opts.scope }) : undefined;
     return (c, next) => {
       const id = Uuid.safeParse(c.req.param('tenantId'));
       const signedIn: MiddlewareHandler = id.success
         ? requireUser({ tenantId: id.data, minRole, write: opts.write, whileSuspended: opts.whileSuspended, scope: opts.scope })
+        : uncheckedKey && /^Bearer\s+tpk_/i.test(c.req.header('authorization') ?? '')
+        ? uncheckedKey
         : unchecked;
       return signedIn(c, async () => {
         if (!id.success) {

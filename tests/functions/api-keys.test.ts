@@ -237,6 +237,21 @@ describe('creating, listing and revoking keys', () => {
     }
   });
 
+  it("a malformed tenant id in the path is the 422 a person gets, not a refusal of a scope the key holds", async () => {
+    const { key } = await createKey(acme, tok.admin, { scopes: ['members:read'] });
+    for (const token of [key, tok.admin]) {
+      const r = await call(tenantsApp, 'GET', '/tenants/not-a-uuid/members', { token });
+      expect([r.status, errorCode(r)]).toEqual([422, 'validation_failed']);
+      expect(r.body.error.details.fields.map((f: { field: string }) => f.field)).toEqual(['tenantId']);
+    }
+    // Without the scope it is still refused as such, and a bad key as a bad key.
+    const { key: other } = await createKey(acme, tok.admin, { scopes: ['tickets:read'] });
+    const refused = await call(tenantsApp, 'GET', '/tenants/not-a-uuid/members', { token: other });
+    expect([refused.status, errorCode(refused)]).toEqual([403, 'insufficient_scope']);
+    const forged = await call(tenantsApp, 'GET', '/tenants/not-a-uuid/members', { token: `${key.slice(0, -4)}AAAA` });
+    expect([forged.status, errorCode(forged)]).toEqual([401, 'invalid_api_key']);
+  });
+
   it('refuses an expired key on the next request, and a wrong or malformed one alike', async () => {
     const { id, key } = await createKey(acme, tok.admin, { scopes: ['tickets:read'], expires_at: '2099-01-01T00:00:00Z' });
     expect((await call(ticketsApp, 'GET', `/tickets/${acmeTicket}`, { token: key })).status).toBe(200);
