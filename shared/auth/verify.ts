@@ -155,6 +155,18 @@ export async function verifyUserToken(authorization: string | undefined | null):
     if (!profile.authorizedParties.includes(String(payload.azp ?? ''))) {
       throw unauthorized('invalid_token', 'The token was issued to an origin that is not allowed');
     }
+    // Only a session token names its session (sid, sess_…). A JWT template's token
+    // (getToken({ template }), made for another service: Convex, Hasura, a third party)
+    // is signed with the same keys and issuer, carries the page's azp and no sts, and may
+    // live for years: handed to that service, or logged there, it acted here as the user,
+    // and signing out did not end it. One addressed to an audience is another service's
+    // unless CLERK_AUDIENCE names it (jose checks it then).
+    if (typeof payload.sid !== 'string' || !payload.sid.startsWith('sess_')) {
+      throw unauthorized('invalid_token', 'The token is not a Clerk session token (no session id)');
+    }
+    if (payload.aud !== undefined && !profile.audience) {
+      throw unauthorized('invalid_token', 'The token is addressed to another audience');
+    }
   }
   // Only a session's access token names its session (sessionHandle): a JWT the backend
   // makes with its JWT recipe (createJWT, any payload, a century's life by default) is

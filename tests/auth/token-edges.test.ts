@@ -69,7 +69,7 @@ async function jwksStandIn() {
     url,
     /** A fresh Clerk session token (another subject each time, so nothing is cached per token). */
     token: (kid = 'k1') =>
-      new SignJWT({ azp: 'http://localhost:3000', v: 2 })
+      new SignJWT({ azp: 'http://localhost:3000', v: 2, sid: `sess_${n + 1}` })
         .setProtectedHeader({ alg: 'RS256', kid })
         .setIssuer(LOCAL_CLERK_ISSUER)
         .setSubject(`user_${++n}`)
@@ -218,7 +218,7 @@ describe('tokens issued in the future', () => {
     }
     const issuer = kind === 'clerk' ? auth.clerk : auth.supertokens;
     const key = issuer.keys.at(-1)!;
-    return await build({ azp: 'http://localhost:3000', tenant_id: 'acme', sessionHandle: 'st-session-1', iat }, issuer.issuer, 'someone')
+    return await build({ azp: 'http://localhost:3000', sid: 'sess_1', tenant_id: 'acme', sessionHandle: 'st-session-1', iat }, issuer.issuer, 'someone')
       .setProtectedHeader({ alg: key.alg, kid: key.kid }).sign(key.privateKey);
   }
 

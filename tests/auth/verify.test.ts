@@ -157,6 +157,12 @@ describe('Clerk (RS256 through JWKS)', () => {
     expect(await rejection(bearer(await auth.clerk.sign('user_x', { ...session(), sts: 'pending' })))).toEqual({ status: 401, code: 'session_pending' });
     expect(await rejection(bearer(await auth.clerk.sign('user_x', { azp: 'https://evil.example' })))).toEqual({ status: 401, code: 'invalid_token' });
     expect(await rejection(bearer(await auth.clerk.sign('user_x', {})))).toEqual({ status: 401, code: 'invalid_token' });
+    // A JWT template's token (getToken({ template }), made for another service) is signed
+    // alike and carries the page's azp, but names no session; one addressed to another
+    // audience is that audience's.
+    expect(await rejection(bearer(await auth.clerk.sign('user_admin_acme', { ...session(), sid: undefined })))).toEqual({ status: 401, code: 'invalid_token' });
+    expect(await rejection(bearer(await auth.clerk.sign('user_admin_acme', { ...session(), sid: 'user_admin_acme' })))).toEqual({ status: 401, code: 'invalid_token' });
+    expect(await rejection(bearer(await auth.clerk.sign('user_admin_acme', { ...session(), aud: 'convex' }, { exp: '3650d' })))).toEqual({ status: 401, code: 'invalid_token' });
   });
 
   it('refuses a signature from a key the issuer never published', async () => {

@@ -45,6 +45,9 @@ async function keyPair(alg: 'RS256' | 'ES256', kid: string): Promise<KeyPair> {
 /** A loopback JWKS endpoint for an issuer, with key rotation and a fetch counter. */
 export class TestIssuer {
   fetches = 0;
+  /** Claims every token of this issuer carries unless a test says otherwise (a claim
+   *  given as undefined leaves it out). */
+  defaultClaims: Claims = {};
   private constructor(
     readonly issuer: string,
     private server: http.Server,
@@ -79,7 +82,7 @@ export class TestIssuer {
 
   async sign(subject: string, claims: Claims = {}, opts: { exp?: number | string; key?: KeyPair; header?: Record<string, unknown> } = {}) {
     const key = opts.key ?? this.keys.at(-1)!;
-    return await new SignJWT(claims)
+    return await new SignJWT({ ...this.defaultClaims, ...claims })
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT', ...opts.header })
       .setIssuer(this.issuer)
       .setSubject(subject)
@@ -108,6 +111,9 @@ export interface AuthFixture {
  *  seeded Supabase issuer, and Clerk/SuperTokens issuers backed by loopback JWKS. */
 export async function configureAuth(dbUrl: string, extra: Record<string, string> = {}): Promise<AuthFixture> {
   const clerk = await TestIssuer.start(LOCAL_CLERK_ISSUER, 'RS256');
+  // A session token names its session, as Clerk's do (shared/auth/verify.ts refuses one
+  // that does not: a JWT template's token).
+  clerk.defaultClaims = { sid: 'sess_test' };
   const supertokens = await TestIssuer.start(LOCAL_SUPERTOKENS_ISSUER, 'ES256', '/jwt/jwks.json');
   Object.assign(process.env, {
     PLATFORM_LOCAL_STACK: '1', // as `npm start` sets it: loopback webhook receivers, local storage
