@@ -16,7 +16,7 @@ import { app } from '../../functions/tickets/app.ts';
 import { closeDb } from '../../shared/db.ts';
 import { handleLocalStorage } from '../../shared/storage.ts';
 import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
-import { committedAs, freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { committedAs, freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
@@ -104,6 +104,36 @@ describe("a customer's pending uploads", () => {
     expect(await state()).toEqual(before);
     // Staff are not held by it.
     expect((await register(tok.agent, 50 * MiB, 'staff.pdf')).status).toBe(201);
+  });
+
+  it('the number of pending registrations is bounded too: one-byte announcements do not slip under the bytes', async () => {
+    await clearPending();
+    await bound(100 * MiB);
+    const most = async (n: unknown) => {
+      const r = await call(tenantsApp, 'PATCH', `/tenants/${acme}`, { token: tok.admin, body: { settings: { customer_pending_uploads: n } } });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+    };
+    await most(3); // raised to the floor, 10
+    try {
+      for (let i = 0; i < 10; i++) expect((await register(tok.user, 1, `tiny-${i}.bin`)).status).toBe(201);
+      const before = await state();
+      const over = await register(tok.user, 1, 'tiny-10.bin');
+      expect([over.status, errorCode(over), over.body.error.details]).toEqual([429, 'rate_limited', {
+        scope: 'customer_pending_uploads',
+        limit: 10,
+        pending: 10,
+        retry_after: expect.any(Number),
+      }]);
+      // The direct path alike; nothing charged.
+      const direct = await probeAs(db.sql, 'authenticated', customer, (tx) => insertDirect(tx, [1]));
+      expect(direct).toMatchObject({ ok: false, error: { code: 'PT429' } });
+      expect(await state()).toEqual(before);
+      // Staff are not held by it.
+      expect((await register(tok.agent, 1, 'staff-tiny.bin')).status).toBe(201);
+    } finally {
+      await most(null);
+      await clearPending();
+    }
   });
 
   it('files that did arrive no longer count: the registration past the bound marks them and goes through', async () => {

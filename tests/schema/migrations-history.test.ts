@@ -144,7 +144,10 @@ const REDEFINITIONS: Record<string, string[]> = {
   // After review of the bounds added on 2026-12-06: a lock timeout ends a batch of
   // appends; a pending-uploads refusal says when enough room frees.
   'private.voice_call_segments_append_outcome': ['20261206037000_bounds_review.sql'],
-  'private.check_customer_upload': ['20261206037000_bounds_review.sql'],
+  'private.check_customer_upload': [
+    '20261206037000_bounds_review.sql',
+    '20261207205000_customer_pending_uploads_counted.sql', // bounded in number too
+  ],
   // An assignment made inside a customer's own insert adds the assignee's follow as
   // nobody's, not the customer's (issue 16, customer followers).
   'private.tickets_assignee_follows': ['20261206035000_customer_followers_customers_only.sql'],

@@ -94,16 +94,18 @@ const register: TicketsHandler<typeof routes.register> = async (c) => {
     }
   });
   const { bucket, path, ...attachment } = stored;
-  // Storage down or refusing to sign: 503 to retry (the registered row waits, pending).
+  // Storage down or refusing to sign: 503 to retry (the request's transaction rolls
+  // back: nothing is registered or charged).
   const upload = await fromStorage(() =>
     objectStorage().createUploadUrl(bucket, path, { contentType: body.content_type, size: body.size_bytes })
   );
   return c.json({ attachment, upload }, 201);
 };
 
-/** The database refused a customer's registration for their pending bytes. */
+/** The database refused a customer's registration for their pending bytes or files. */
 const pendingUploadsFull = (err: unknown) =>
-  (err as { code?: string }).code === 'PT429' && /customer_pending_upload_bytes/.test((err as { detail?: string }).detail ?? '');
+  (err as { code?: string }).code === 'PT429' &&
+  /customer_pending_upload(s|_bytes)/.test((err as { detail?: string }).detail ?? '');
 
 /** Marks the caller's pending attachments in the tenant whose files have arrived (up to
  *  the 20 oldest, asked of the storage at once; one it cannot answer for stays pending).
