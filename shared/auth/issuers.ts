@@ -87,6 +87,20 @@ function warnOnce(message: string): void {
   console.error(`[auth] ${message}`);
 }
 
+/** SUPABASE_JWKS, as Supabase gives it ({ keys: [...] }, or the bare array of keys).
+ *  One that is no key set is said once and left out (the remote set still serves):
+ *  thrown while the profiles load, it failed every request with a 500, again each time. */
+function inlineKeySet(raw: string | undefined): JWTVerifyGetKey | undefined {
+  if (!raw) return undefined;
+  try {
+    const parsed = JSON.parse(raw);
+    return createLocalJWKSet(Array.isArray(parsed) ? { keys: parsed } : parsed);
+  } catch {
+    warnOnce('SUPABASE_JWKS is not a JSON Web Key Set ({"keys": [...]} or an array of keys): it is ignored');
+    return undefined;
+  }
+}
+
 function loadProfiles(): IssuerProfile[] {
   const profiles: IssuerProfile[] = [];
 
@@ -99,7 +113,7 @@ function loadProfiles(): IssuerProfile[] {
     audience: envList('SUPABASE_AUTH_AUDIENCE').length ? envList('SUPABASE_AUTH_AUDIENCE') : ['authenticated'],
     secret: secret ? new TextEncoder().encode(secret) : undefined,
     jwks: anyOf(
-      inlineJwks ? createLocalJWKSet(JSON.parse(inlineJwks)) : undefined,
+      inlineKeySet(inlineJwks),
       remote(env('SUPABASE_JWKS_URL') ?? `${supabaseIssuer}/.well-known/jwks.json`),
     ),
     authorizedParties: [],

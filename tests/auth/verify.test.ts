@@ -1,7 +1,7 @@
 // Token verification (shared/auth): every issuer profile, every way a token can be
 // wrong, each a 401 in the common error shape; machine keys recognised separately.
 import { SignJWT, UnsecuredJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { CLOCK_TOLERANCE_S, resetIssuerProfiles } from '../../shared/auth/issuers.ts';
 import { isServiceCredential } from '../../shared/auth/service.ts';
 import { verifyUserToken } from '../../shared/auth/verify.ts';
@@ -96,6 +96,34 @@ describe('Supabase Auth (HS256 with the project secret)', () => {
       const stranger = await TestIssuer.strangerKey('ES256');
       const bad = await issuer.sign(users.acmeUser.id, { aud: 'authenticated' }, { key: stranger });
       expect(await rejection(bearer(bad))).toEqual({ status: 401, code: 'invalid_token' });
+    } finally {
+      delete process.env.SUPABASE_JWKS;
+      resetIssuerProfiles();
+      await issuer.close();
+    }
+  });
+
+  it('takes SUPABASE_JWKS as a bare array of keys too; one that is no key set is ignored, not a 500 on every request', async () => {
+    const issuer = await TestIssuer.start(LOCAL_SUPABASE_ISSUER, 'ES256');
+    try {
+      process.env.SUPABASE_JWKS = JSON.stringify(issuer.keys.map((k) => k.publicJwk));
+      resetIssuerProfiles();
+      const t = await issuer.sign(users.acmeUser.id, { aud: 'authenticated', role: 'authenticated' });
+      expect((await verifyUserToken(bearer(t))).subject).toBe(users.acmeUser.id);
+      // Not a key set: left out, and the remote key set serves (HS256 tokens as ever).
+      const configuredUrl = process.env.SUPABASE_JWKS_URL;
+      process.env.SUPABASE_JWKS_URL = issuer.jwksUrl;
+      onTestFinished(() => {
+        if (configuredUrl === undefined) delete process.env.SUPABASE_JWKS_URL;
+        else process.env.SUPABASE_JWKS_URL = configuredUrl;
+      });
+      for (const broken of ['{not json', '{"keys": "none"}']) {
+        process.env.SUPABASE_JWKS = broken;
+        resetIssuerProfiles();
+        const hs = await supabaseToken(users.acmeUser, {});
+        expect((await verifyUserToken(bearer(hs))).subject, broken).toBe(users.acmeUser.id);
+        expect((await verifyUserToken(bearer(t))).subject, broken).toBe(users.acmeUser.id);
+      }
     } finally {
       delete process.env.SUPABASE_JWKS;
       resetIssuerProfiles();
