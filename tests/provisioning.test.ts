@@ -943,9 +943,28 @@ describe('Chatwoot conversations', () => {
     const [after] = await db.sql`select state, credentials_encrypted from public.tenant_services where tenant_id = ${t.id} and service = 'chatwoot'`;
     const rotatedTo = await decryptJson<Record<string, string>>(after.credentials_encrypted, { tenantId: t.id, service: 'chatwoot' });
     expect(after.state).toBe('active');
-    expect(rotatedTo).toMatchObject({ access_token: before.access_token, webhook_secret: before.webhook_secret });
+    expect(rotatedTo).toMatchObject({ access_token: before.access_token });
     expect(rotatedTo.password).not.toBe(before.password);
     expect(chatwoot.userByEmail(t.email)!.password).toBe(rotatedTo.password);
+    // Run, the rotation replaced the webhook: a new one (its secret new: the old one was
+    // shown to whoever signed in to Chatwoot as the owner), the old one gone.
+    const now = chatwoot.webhooks.filter((w) => w.account_id === s.chatwoot.external_ids.account_id);
+    expect(now).toHaveLength(1);
+    expect(now[0].id).not.toBe(hooks[0].id);
+    expect(rotatedTo.webhook_secret).toBe(now[0].secret);
+    expect(rotatedTo.webhook_secret).not.toBe(before.webhook_secret);
+    const newPath = now[0].url.replace(/^https?:\/\/[^/]+\/functions\/v1/, '');
+    const fresh = chatwoot.delivery(now[0], { ...conversation, id: 4244 });
+    expect((await call(webhooksApp, 'POST', newPath, { rawBody: fresh.body, headers: fresh.headers })).status).toBe(200);
+    // What Chatwoot signed with the old secret before still counts for a while, then not.
+    const late = chatwoot.delivery(hooks[0], { ...conversation, id: 4245 });
+    expect((await call(webhooksApp, 'POST', path, { rawBody: late.body, headers: late.headers })).status).toBe(200);
+    await db.sql`update public.tenant_services
+      set external_ids = external_ids || jsonb_build_object('webhook_secret_replaced_at', now() - interval '16 minutes')
+      where tenant_id = ${t.id} and service = 'chatwoot'`;
+    const stale = chatwoot.delivery(hooks[0], { ...conversation, id: 4246 });
+    const refused = await call(webhooksApp, 'POST', path, { rawBody: stale.body, headers: stale.headers });
+    expect([refused.status, errorCode(refused)]).toEqual([401, 'invalid_signature']);
   });
 
   it('a credentials rotation gives the inbound URL a new token: the former one counts until the webhook has moved and a while after, then no more', async () => {

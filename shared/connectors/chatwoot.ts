@@ -62,6 +62,9 @@ export interface ChatwootCredentials {
   note?: string;
   access_token?: string;
   webhook_secret?: string;
+  /** The secret of the webhook a rotation replaced: it still verifies what Chatwoot
+   *  signed before, for FORMER_URL_TOKEN_GRACE_MS after `webhook_secret_replaced_at`. */
+  webhook_former_secret?: string;
 }
 
 export const CHATWOOT_WEBHOOK_EVENTS = ['conversation_created', 'message_created', 'conversation_status_changed'];
@@ -157,6 +160,39 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
     return { ...updated.payload.webhook, secret: updated.payload.webhook.secret ?? found.secret };
   }
 
+  /** A new account webhook at this tenant's inbound URL, with a new secret, in place of
+   *  the recorded one (left for the caller to delete once the new one is recorded: made
+   *  first when the URLs differ, as a rotation's new URL token makes them, so no event
+   *  falls between the two). One a lost answer made at the URL in the meantime is kept if
+   *  its secret shows, else made again. */
+  async function rekeyWebhook(
+    ctx: ProvisionContext,
+    account: number,
+    token: string,
+  ): Promise<{ fresh: Webhook; former?: number }> {
+    const url = await config.inboundUrl!(ctx.tenant.id, urlTokenGenerations(ctx.externalIds).current);
+    const path = `/api/v1/accounts/${account}/webhooks`;
+    const { body } = await call(path, { token }) as { body: { payload?: { webhooks?: Webhook[] } | Webhook[] } };
+    const list = Array.isArray(body?.payload) ? body.payload : body?.payload?.webhooks ?? [];
+    const recorded = list.find((w) => w.id === ctx.externalIds.webhook_id);
+    const made = list.find((w) => w.url === url && w.id !== recorded?.id);
+    // A Chatwoot that does not sign shows no secret for either: the one made is kept.
+    if (made && (made.secret || !recorded?.secret)) return { fresh: made, former: recorded?.id };
+    if (made) await call(`${path}/${made.id}`, { method: 'DELETE', token, accept: [404] });
+    let former = recorded?.id;
+    if (recorded && recorded.url === url) {
+      // The same URL (no token in it to change): Chatwoot takes one webhook per URL.
+      await call(`${path}/${recorded.id}`, { method: 'DELETE', token, accept: [404] });
+      former = undefined;
+    }
+    const { body: created } = await call(path, {
+      method: 'POST',
+      token,
+      body: webhookBody({ url, name: 'Tenant platform (tickets)', subscriptions: CHATWOOT_WEBHOOK_EVENTS }),
+    }) as { body: { payload: { webhook: Webhook } } };
+    return { fresh: created.payload.webhook, former };
+  }
+
   return {
     service: 'chatwoot',
     async ensure(ctx) {
@@ -197,7 +233,13 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         // the answer to the rotation): whoever knew the old one (an admin since removed)
         // can no longer post events with it once the webhook below has moved.
         await ctx.checkpoint(
-          rotate ? { password_rotated: rotations, url_token_generation: urlTokenGenerations(ctx.externalIds).current + 1 } : {},
+          rotate
+            ? {
+              password_rotated: rotations,
+              url_token_generation: urlTokenGenerations(ctx.externalIds).current + 1,
+              webhook_rekey: rotations,
+            }
+            : {},
           credentials as unknown as Record<string, unknown>,
         );
       }
@@ -308,7 +350,48 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
       }
       const accessToken = user.access_token ?? kept.access_token;
       if (config.inboundUrl && accessToken) {
-        const hook = await ensureWebhook(ctx, account.id, accessToken);
+        const rekey = Number(ctx.externalIds.webhook_rekey ?? 0);
+        let hook: Webhook;
+        // Only a webhook that signs has a secret to replace (an older Chatwoot's is moved
+        // to the new URL below, its URL token being what authenticates).
+        if (rekey > Number(ctx.externalIds.webhook_rekeyed ?? 0) && kept.webhook_secret) {
+          // A rotation replaces the webhook too: its signing secret is shown to anyone who
+          // signs in to Chatwoot as the owner (the webhooks page), and the URL token no
+          // longer counts once a secret is set, so a removed admin who had read it could
+          // still sign events into the tenant's tickets. The new one (a new secret) is
+          // recorded first, then the old one goes.
+          // Events Chatwoot signed with the old secret before (queued, or retried) are
+          // still taken for a while, as a former URL token's are.
+          const { fresh, former } = await rekeyWebhook(ctx, account.id, accessToken);
+          credentials = {
+            ...credentials!,
+            ...(fresh.secret ? { webhook_secret: fresh.secret } : {}),
+            webhook_former_secret: kept.webhook_secret,
+          };
+          await ctx.checkpoint(
+            {
+              webhook_id: fresh.id,
+              webhook_rekeyed: rekey,
+              webhook_former_id: former ?? null,
+              webhook_secret_replaced_at: new Date().toISOString(),
+            },
+            credentials as unknown as Record<string, unknown>,
+          );
+          hook = fresh;
+        } else {
+          hook = await ensureWebhook(ctx, account.id, accessToken);
+          if (rekey > Number(ctx.externalIds.webhook_rekeyed ?? 0)) externalIds.webhook_rekeyed = rekey;
+        }
+        // The webhook a re-keying replaced (recorded until it is gone, so a retry removes it).
+        const former = ctx.externalIds.webhook_former_id as number | null | undefined;
+        if (former && former !== hook.id) {
+          await call(`/api/v1/accounts/${account.id}/webhooks/${former}`, {
+            method: 'DELETE',
+            token: accessToken,
+            accept: [404],
+          });
+        }
+        if (former) externalIds.webhook_former_id = null;
         externalIds.webhook_id = hook.id;
         if (hook.secret) credentials.webhook_secret = hook.secret;
       }

@@ -40,7 +40,14 @@ export const formerOwnersRecord = (formers: (string | number)[]): Record<string,
  *  (which opens every account that login administers), the webhook signing secret, the
  *  note that a password is still being applied, and the login an Odoo database's
  *  administrator is being handed over from (with its password). */
-const MACHINE_SECRETS = ['access_token', 'webhook_secret', 'password_pending', 'password_unconfirmed', 'handing_over'];
+const MACHINE_SECRETS = [
+  'access_token',
+  'webhook_secret',
+  'webhook_former_secret',
+  'password_pending',
+  'password_unconfirmed',
+  'handing_over',
+];
 
 /** Whether stored credentials hold a password not yet known to work at the partner
  *  (chosen and recorded before the partner saw it): not shown to anyone until it is. */

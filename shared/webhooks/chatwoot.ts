@@ -11,7 +11,7 @@ import { secretEquals } from '../auth/service.ts';
 import { supabaseUrl } from '../auth/issuers.ts';
 import { ApiError, forbidden, unauthorized } from '../errors.ts';
 import { firstCharacters } from '../text.ts';
-import { isOutgoing, urlTokenGenerations } from '../connectors/chatwoot.ts';
+import { FORMER_URL_TOKEN_GRACE_MS, isOutgoing, urlTokenGenerations } from '../connectors/chatwoot.ts';
 
 /** A partner's JSON payload: shapes are checked where they are read. */
 // deno-lint-ignore no-explicit-any
@@ -118,9 +118,18 @@ export async function verifyChatwoot(
     where s.tenant_id = ${tenantId} and s.service = 'chatwoot' and s.desired_state <> 'removed'
       and t.status <> 'deleted'`;
   if (!svc) throw notAuthenticated();
-  const secret = svc.credentials_encrypted
-    ? (await decryptJson<{ webhook_secret?: string }>(svc.credentials_encrypted, { tenantId, service: 'chatwoot' }))
-      .webhook_secret
+  const sealed = svc.credentials_encrypted
+    ? await decryptJson<{ webhook_secret?: string; webhook_former_secret?: string }>(svc.credentials_encrypted, {
+      tenantId,
+      service: 'chatwoot',
+    })
+    : undefined;
+  const secret = sealed?.webhook_secret;
+  // The secret of a webhook a rotation replaced, for what Chatwoot signed with it before.
+  const replacedAt = Date.parse(String(svc.external_ids?.webhook_secret_replaced_at ?? ''));
+  const former = sealed?.webhook_former_secret && Number.isFinite(replacedAt) &&
+      Date.now() - replacedAt < FORMER_URL_TOKEN_GRACE_MS
+    ? sealed.webhook_former_secret
     : undefined;
   if (secret) {
     // A signing secret is configured: only a signed, fresh request counts (the URL
@@ -135,10 +144,11 @@ export async function verifyChatwoot(
     if (Math.abs(Date.now() / 1000 - ts) > TOLERANCE_S) {
       throw unauthorized('stale_timestamp', 'The webhook timestamp is too old');
     }
-    const expected = `sha256=${await hmacHex(secret, `${ts}.${body}`)}`;
-    if (!(await secretEquals(expected, signature))) {
-      throw unauthorized('invalid_signature', 'Webhook signature does not match');
+    let matched = false;
+    for (const key of former ? [secret, former] : [secret]) {
+      if (await secretEquals(`sha256=${await hmacHex(key, `${ts}.${body}`)}`, signature)) matched = true;
     }
+    if (!matched) throw unauthorized('invalid_signature', 'Webhook signature does not match');
   } else {
     let matched = false;
     for (const g of urlToken ? urlTokenGenerations(svc.external_ids).accepted : []) {

@@ -74,8 +74,14 @@ describe('the owner login', () => {
     expect(t.credentials!.password).not.toBe(first);
     expect(t.credentials!.password).toBe(pending); // the retry applied the one recorded
     expect(user.password).toBe(t.credentials!.password);
-    expect(t.credentials).toMatchObject({ access_token, webhook_secret });
+    expect(t.credentials).toMatchObject({ access_token });
     expect(t.credentials!.password_pending).toBeUndefined();
+    // The webhook is replaced too, with a new secret (the old one's was shown to whoever
+    // signed in as the owner); only the new one is left.
+    const hooks = cw.webhooks.filter((w) => w.account_id === t.externalIds.account_id);
+    expect(hooks).toHaveLength(1);
+    expect(hooks[0].secret).not.toBe(webhook_secret);
+    expect([t.credentials!.webhook_secret, t.externalIds.webhook_id]).toEqual([hooks[0].secret, hooks[0].id]);
     // Answered once: a later run changes nothing; a second rotation gives another password.
     await step(connector(), t, 'ensure');
     expect(t.credentials!.password).toBe(pending);
@@ -83,6 +89,32 @@ describe('the owner login', () => {
     await step(connector(), t, 'ensure');
     expect(t.credentials!.password).not.toBe(pending);
     expect(cw.userByEmail(t.admin!.email)!.password).toBe(t.credentials!.password);
+  });
+
+  it('a rotation replaces the webhook once: the new one (a new secret, at the new URL) made and recorded before the old goes, a lost answer included', async () => {
+    const byGeneration = (tenantId: string, g = 0) => `http://127.0.0.1:54321/functions/v1/webhooks/chatwoot/${tenantId}?token=g${g}`;
+    const conn = () => chatwootConnector({ url: cw.url, platformToken: cw.token, timeoutMs: 3_000, inboundUrl: byGeneration });
+    const t = tenant('cw-rekey');
+    await step(conn(), t, 'ensure');
+    const [old] = cw.webhooks.filter((w) => w.account_id === t.externalIds.account_id).map((w) => ({ ...w }));
+    t.externalIds.password_rotations = 1;
+    // Chatwoot makes the new webhook but its answer is lost.
+    cw.server.faults = { ...cw.server.faults, match: /^POST \/api\/v1\/accounts\/\d+\/webhooks$/, dropAfterWork: 1 };
+    await expect(step(conn(), t, 'ensure')).rejects.toBeInstanceOf(PartnerError);
+    // Meanwhile the old one still serves, as recorded: no event falls between the two.
+    expect(cw.webhooks.some((w) => w.id === old.id)).toBe(true);
+    expect(t.credentials!.webhook_secret).toBe(old.secret);
+    await settle(conn(), t, 'ensure');
+    const hooks = cw.webhooks.filter((w) => w.account_id === t.externalIds.account_id);
+    expect(hooks).toHaveLength(1);
+    expect(hooks[0].id).not.toBe(old.id);
+    expect(hooks[0].url).not.toBe(old.url);
+    expect(hooks[0].secret).not.toBe(old.secret);
+    expect([t.credentials!.webhook_secret, t.externalIds.webhook_id]).toEqual([hooks[0].secret, hooks[0].id]);
+    // Once: the next run keeps it.
+    await step(conn(), t, 'ensure');
+    expect(cw.webhooks.filter((w) => w.account_id === t.externalIds.account_id)).toEqual([hooks[0]]);
+    expect(await check(conn(), t)).toBe(true);
   });
 
   it('makes no duplicate when answers are lost or slow (5xx, 429 Retry-After, timeout, dropped connection)', async () => {
