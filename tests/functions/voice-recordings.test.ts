@@ -219,7 +219,20 @@ describe('a call recording, uploaded by the provider and played by staff', () =>
       expect((await callRow(acme, declining)).recording_object).toBeNull();
       // Consent given since: taken.
       await db.sql`update public.voice_customers set recording_consent = true where tenant_id = ${acme} and phone = '+33612340002'`;
-      expect((await ask('pc-rec-c2')).status).toBe(201);
+      const asked = await ask('pc-rec-c2');
+      expect(asked.status).toBe(201);
+      expect((await put(asked.body.upload.url, new Uint8Array(10))).status).toBe(200);
+      expect((await recording(declining, tok.agent)).status).toBe(200);
+      // Withdrawn: kept, but no longer handed out, to anyone; given again, available again.
+      const withdraw = await call(app, 'PATCH', `/voice/customers/${customer}`, { token: tok.agent, body: { recording_consent: false } });
+      expect(withdraw.status, JSON.stringify(withdraw.body)).toBe(200);
+      for (const token of [tok.agent, tok.admin]) {
+        const r = await recording(declining, token);
+        expect([r.status, errorCode(r), r.body.error.details]).toEqual([409, 'recording_not_consented', { customer_id: customer }]);
+      }
+      expect((await callRow(acme, declining)).recording_object).not.toBeNull();
+      await db.sql`update public.voice_customers set recording_consent = true where tenant_id = ${acme} and phone = '+33612340002'`;
+      expect((await recording(declining, tok.agent)).status).toBe(200);
       // The setting is a boolean.
       const bad = await setting('yes');
       expect([bad.status, bad.body.error.details.fields]).toEqual([422, [expect.objectContaining({ field: 'settings.voice_recording_requires_consent' })]]);

@@ -83,6 +83,11 @@ const routes = {
           '`details.reason` `none` (no upload was asked for: a `recording_path` on the call is where the provider ' +
           'keeps it) or `not_uploaded` (its upload has not finished)',
       ),
+      409: errorResponse(
+        '`recording_not_consented`: the tenant records only customers who consented ' +
+          "(`settings.voice_recording_requires_consent`), and the call's customer has not (or withdrew) or it has " +
+          'none: the recording is kept, and available again once they consent',
+      ),
       ...unavailableError,
     },
   }),
@@ -155,10 +160,23 @@ const download: VoiceHandler<typeof routes.download> = async (c) => {
     c,
     tenantId,
     (tx) =>
-      tx<{ id: string; recording_object: string | null }>`
-      select id, recording_object from public.voice_calls where tenant_id = ${tenantId} and id = ${id}`,
+      tx<{ id: string; recording_object: string | null; customer_id: string | null; withheld: boolean }>`
+      -- Under the caller's RLS: a customer record they may not read counts as no consent.
+      select v.id, v.recording_object, v.customer_id,
+        coalesce(t.settings -> 'voice_recording_requires_consent' = 'true'::jsonb, false)
+          and not coalesce(c.recording_consent, false) as withheld
+      from public.voice_calls v
+      join public.tenants t on t.id = v.tenant_id
+      left join public.voice_customers c on c.tenant_id = v.tenant_id and c.id = v.customer_id
+      where v.tenant_id = ${tenantId} and v.id = ${id}`,
   );
   if (!call) throw notFound('Call');
+  // Consent withdrawn since the upload (or never given): kept, not handed out.
+  if (call.withheld) {
+    throw new ApiError(409, 'recording_not_consented', 'The tenant plays recordings only of customers who consented', {
+      customer_id: call.customer_id,
+    });
+  }
   const object = call.recording_object;
   if (object === null) throw noRecording('none');
   const type = typeOf(object);
