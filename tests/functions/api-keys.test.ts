@@ -676,6 +676,19 @@ describe('creating, listing and revoking keys', () => {
       expect(await used()).toBe(live);
       const usage = await call(tenantsApp, 'GET', `/tenants/${globex}/usage`, { token: tok.globexAdmin });
       expect(usage.body.metrics.api_keys).toEqual({ used: live, limit: live + 1 });
+      // A revocation an admin writes through the table, dated at or after a future expiry,
+      // is a revocation: refused, never verified.
+      const dated = await createKey(globex, tok.globexAdmin, { scopes: ['tickets:read'], expires_at: '2099-01-01T00:00:00Z' });
+      for (const at of ['2099-01-01T00:00:00Z', '2100-01-01T00:00:00Z']) {
+        await db.sql.begin(async (tx) => {
+          await tx`set local session_replication_role = replica`;
+          await tx`update public.api_keys set revoked_at = ${at} where id = ${dated.id}`;
+        });
+        const sha = (await presentedApiKey(`Bearer ${dated.key}`))!.secretSha256;
+        const r = await db.sql`select private.verify_api_key(${dated.id}::uuid, ${sha}, 'tickets:read')`
+          .then(() => 'verified', (e) => e.detail);
+        expect(r, at).toContain('api_key_revoked');
+      }
     } finally {
       await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${globex}`;
     }

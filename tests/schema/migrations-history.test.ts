@@ -507,6 +507,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202080200_api_key_owner.sql',
     '20261206012000_api_key_use_marked_without_waiting.sql',
     '20261207203000_expired_api_keys_give_their_place_back.sql', // retired at expiry: expired, not revoked
+    '20261207206000_revoked_keys_stay_revoked.sql', // only the retirement's exact shape
   ],
   // An API key's claims name its tenant (issue 15).
   'private.active_tenant_id': ['20261202080000_api_keys.sql'],
