@@ -203,9 +203,11 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
       // secret. Replies go out with the token and inbound events are checked with the
       // secret while a rotation runs; a rotation that dropped them failed every reply in
       // that window for good and let the URL token alone authenticate events.
-      const kept: Pick<ChatwootCredentials, 'access_token' | 'webhook_secret'> = {
+      // (And a replaced webhook's secret, for its grace: verifyChatwoot bounds it in time.)
+      const kept: Pick<ChatwootCredentials, 'access_token' | 'webhook_secret' | 'webhook_former_secret'> = {
         ...(stored?.access_token ? { access_token: stored.access_token } : {}),
         ...(stored?.webhook_secret ? { webhook_secret: stored.webhook_secret } : {}),
+        ...(stored?.webhook_former_secret ? { webhook_former_secret: stored.webhook_former_secret } : {}),
       };
       // A rotation asked for (private.rotate_service_credentials counts them) and not yet
       // begun: a new password, recorded with the count it answers in one checkpoint.
@@ -231,15 +233,18 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         };
         // A rotation also gives the webhook URL a new token (its generation, recorded with
         // the answer to the rotation): whoever knew the old one (an admin since removed)
-        // can no longer post events with it once the webhook below has moved.
+        // can no longer post events with it once the webhook below has moved. A rotation
+        // or a new owner also replaces the webhook (webhook_rekey, counted): its secret
+        // was shown to whoever signed in to Chatwoot as the owner.
+        const rekeyAsked = rotate || ownerChanged ? { webhook_rekey: Number(ctx.externalIds.webhook_rekey ?? 0) + 1 } : {};
         await ctx.checkpoint(
           rotate
             ? {
               password_rotated: rotations,
               url_token_generation: urlTokenGenerations(ctx.externalIds).current + 1,
-              webhook_rekey: rotations,
+              ...rekeyAsked,
             }
-            : {},
+            : rekeyAsked,
           credentials as unknown as Record<string, unknown>,
         );
       }

@@ -111,10 +111,18 @@ describe('the owner login', () => {
     expect(hooks[0].url).not.toBe(old.url);
     expect(hooks[0].secret).not.toBe(old.secret);
     expect([t.credentials!.webhook_secret, t.externalIds.webhook_id]).toEqual([hooks[0].secret, hooks[0].id]);
-    // Once: the next run keeps it.
+    // Once: the next run keeps it, and the replaced secret for its grace.
     await step(conn(), t, 'ensure');
     expect(cw.webhooks.filter((w) => w.account_id === t.externalIds.account_id)).toEqual([hooks[0]]);
+    expect(t.credentials!.webhook_former_secret).toBe(old.secret);
     expect(await check(conn(), t)).toBe(true);
+    // A new owner (the former one was shown the owner's password): replaced again.
+    t.admin = { ...t.admin!, email: 'next-owner@cw-rekey.test' };
+    await settle(conn(), t, 'ensure');
+    const third = cw.webhooks.filter((w) => w.account_id === t.externalIds.account_id);
+    expect(third).toHaveLength(1);
+    expect(third[0].id).not.toBe(hooks[0].id);
+    expect([t.credentials!.webhook_secret, t.credentials!.webhook_former_secret]).toEqual([third[0].secret, hooks[0].secret]);
   });
 
   it('makes no duplicate when answers are lost or slow (5xx, 429 Retry-After, timeout, dropped connection)', async () => {
