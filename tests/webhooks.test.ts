@@ -2169,12 +2169,22 @@ describe('replies back to Chatwoot', () => {
           left join private.jobs j on j.task = 'chatwoot-reply' and j.dead_at is null and (j.payload ->> 'reply_id')::bigint = r.id
           where r.content = 'Before the suspension'`)[0];
       expect(await pendingReply()).toEqual({ status: 'pending', attempts: 0 });
+      // Active again, its account not yet resumed (the provisioning run is still to come):
+      // still waiting, attempts untouched.
       await db.sql`update public.tenants set status = 'active' where id = ${globex}`;
+      await db.sql`update private.jobs set run_at = now() where task = 'chatwoot-reply' and dead_at is null`;
+      const resuming = (await runJobs({ tasks: ['chatwoot-reply'], deps: { chatwootUrl: cw.url } })).tasks['chatwoot-reply'];
+      expect(resuming).toMatchObject({ deferred: 1 });
+      expect(await pendingReply()).toEqual({ status: 'pending', attempts: 0 });
+      await provisionAll();
+      expect(cw.accounts.get(svc.external_ids.account_id)?.status).toBe('active');
+      // Chatwoot still answering 401 (an account suspended there by hand, an owner token
+      // being replaced): tried again, not failed for good.
+      cw.accounts.get(svc.external_ids.account_id)!.status = 'suspended';
       await db.sql`update private.jobs set run_at = now() where task = 'chatwoot-reply' and dead_at is null`;
       expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 0, retried: 1, failed: 0 });
       expect(posted('Before the suspension')).toBe(0);
-      await provisionAll();
-      expect(cw.accounts.get(svc.external_ids.account_id)?.status).toBe('active');
+      cw.accounts.get(svc.external_ids.account_id)!.status = 'active';
       await retryNow();
       expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 1, retried: 0, failed: 0 });
       expect(posted('Before the suspension')).toBe(1);
