@@ -507,6 +507,11 @@ export const UpdateMacroBody = z
   .strict()
   .refine((b) => Object.keys(b).length > 0, { message: 'at least one field is required' })
   .openapi('UpdateMacro');
+/** Automation rules come in pages by event, then position (up to 500 a page, the default). */
+export const ListRulesQuery = z.object({
+  limit: QueryInteger(1, 500).default(500),
+  cursor: CursorParam,
+});
 /** Macros come in pages by name (up to 500 a page, the default). */
 export const ListMacrosQuery = z.object({
   limit: QueryInteger(1, 500).default(500),

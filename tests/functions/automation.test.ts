@@ -74,6 +74,38 @@ const runsOf = (ruleId: string) =>
     select ticket_id, outcome, event, failed_action, error from public.automation_runs where rule_id = ${ruleId} order by id`;
 
 describe('keeping rules', () => {
+  it('are listed in pages by event, then position, every rule once, with next until the last', async () => {
+    await db.sql`delete from public.automation_rules where tenant_id = ${globex}`;
+    const made: string[] = [];
+    for (const [i, event] of ['ticket.updated', 'ticket.created', 'ticket.updated', 'message.created', 'ticket.created'].entries()) {
+      const r = await createRule({ name: `Paged ${i}`, event, conditions: {}, actions: [{ type: 'add_tags', tags: [`p${i}`] }] }, tok.globexAdmin);
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+      made.push(r.body.id);
+    }
+    const whole = await call(app, 'GET', '/tickets/automation-rules', { token: tok.globexAdmin });
+    expect([whole.body.items.length, whole.body.next]).toEqual([5, null]);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    for (let page = 0; page < 5; page++) {
+      const r: { status: number; body: { items: { id: string }[]; next: string | null } } = await call(
+        app, 'GET', `/tickets/automation-rules?limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: tok.globexAdmin });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      seen.push(...r.body.items.map((x) => x.id));
+      cursor = r.body.next;
+      if (!cursor) break;
+    }
+    expect(seen).toEqual(whole.body.items.map((x: { id: string }) => x.id));
+    expect([...seen].sort()).toEqual([...made].sort());
+    expect(whole.body.items.map((x: { event: string }) => x.event)).toEqual(
+      ['message.created', 'ticket.created', 'ticket.created', 'ticket.updated', 'ticket.updated'],
+    );
+    // A forged cursor is a 422 naming it.
+    const forged = btoa(JSON.stringify(['ticket.created', 'x', '2026-01-01 00:00:00+00', made[0]])).replace(/=+$/, '');
+    const bad = await call(app, 'GET', `/tickets/automation-rules?cursor=${forged}`, { token: tok.globexAdmin });
+    expect([bad.status, bad.body.error.details.fields[0].field]).toEqual([422, 'cursor']);
+    await db.sql`delete from public.automation_rules where tenant_id = ${globex}`;
+  });
+
   it('admins keep them; agents, customers and other tenants neither see nor change them', async () => {
     const id = await rule({ name: 'Kept', event: 'ticket.created', actions: [{ type: 'set_priority', priority: 'high' }] });
     const before = (await db.sql`select count(*)::int as n from public.automation_rules`)[0].n;

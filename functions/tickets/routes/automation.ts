@@ -11,7 +11,16 @@ import type { Tx } from '../../../shared/db.ts';
 import { notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Checked, Column, Selected } from '../../../shared/rows.ts';
-import { commonErrors, conflictError, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import {
+  commonErrors,
+  conflictError,
+  cursorValues,
+  isPgTimestamptz,
+  jsonBody,
+  jsonResponse,
+  keysetPage,
+  UUID_PATTERN,
+} from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
 import type { TicketsHandler } from './common.ts';
 
@@ -61,8 +70,12 @@ const routes = {
     summary: "The tenant's automation rules (admins), by event and position",
     ...apiKeyScope('workflow:manage'),
     middleware: needs.activeTenantRole('admin', { scope: 'workflow:manage' }),
+    request: { query: s.ListRulesQuery },
     responses: {
-      200: jsonResponse(z.object({ items: z.array(s.AutomationRuleSchema) }), 'Rules by event, then position'),
+      200: jsonResponse(
+        z.object({ items: z.array(s.AutomationRuleSchema), next: z.string().nullable() }),
+        'A page of rules, by event, then position',
+      ),
       ...commonErrors,
     },
   }),
@@ -126,17 +139,19 @@ const TICKET_SCOPES: readonly Scope[] = ['tickets:read', 'tickets:write'];
  *  names a ticket, its event and why it was refused: an API key without the ticket scopes
  *  (see requireTicketScopes) reads the rules with last_failure null, as it cannot read
  *  their runs either. */
-const selectRules = (tx: Tx, withRuns: boolean) =>
+const selectRules = (tx: Tx, withRuns: boolean, keyed = false) =>
   withRuns
     ? tx`
-    select ${tx.columns(RULE_COLUMNS)}, (
+    select ${tx.columns(RULE_COLUMNS)}, ${keyed ? tx`r.created_at::text as created_key,` : tx``} (
       select to_jsonb(f) from (
         select ${tx.columns(RUN_COLUMNS)} from public.automation_runs x
         where x.tenant_id = r.tenant_id and x.rule_id = r.id and x.outcome = 'failed'
         order by x.id desc limit 1) f
     ) as last_failure
     from public.automation_rules r`
-    : tx`select ${tx.columns(RULE_COLUMNS)}, null::jsonb as last_failure from public.automation_rules r`;
+    : tx`select ${tx.columns(RULE_COLUMNS)}, ${
+      keyed ? tx`r.created_at::text as created_key,` : tx``
+    } null::jsonb as last_failure from public.automation_rules r`;
 
 async function readRule(tx: Tx, tenantId: string, id: string, withRuns = true): Promise<Rule> {
   const [rule] = await tx<Rule>`${selectRules(tx, withRuns)} where r.tenant_id = ${tenantId} and r.id = ${id}`;
@@ -147,14 +162,35 @@ async function readRule(tx: Tx, tenantId: string, id: string, withRuns = true): 
 /** Whether the caller may read what a rule's runs name (a person: yes; a key: with the ticket scopes). */
 const readsRuns = (c: CallerContext) => missingScopes(caller(c).apiKey?.scopes, TICKET_SCOPES).length === 0;
 
+/** A rules cursor: (event, position, created_at as Postgres writes it, id), each checked
+ *  for its type, so a forged one is a 422 naming the cursor. */
+const ruleCursor = (v: string, i: number) =>
+  i === 0
+    ? /^[a-z_.]{1,64}$/.test(v)
+    : i === 1
+    ? /^-?\d{1,10}$/.test(v) && Math.abs(Number(v)) <= 2147483647
+    : i === 2
+    ? isPgTimestamptz(v)
+    : UUID_PATTERN.test(v);
+
 const list: TicketsHandler<typeof routes.list> = async (c) => {
   const access = c.var.access;
-  const items = await callerDb(c, access.tenantId, (tx) =>
-    tx<Rule>`
-      ${selectRules(tx, readsRuns(c))} where r.tenant_id = ${access.tenantId}
-      order by r.event, r.position, r.created_at, r.id limit 500
+  const q = c.req.valid('query');
+  const after = cursorValues(q.cursor, 4, ruleCursor);
+  // Past the 500th a list was cut with nothing to say so: pages, with `next`.
+  const rows = await callerDb(c, access.tenantId, (tx) =>
+    tx<Rule & { created_key: string }>`
+      ${selectRules(tx, readsRuns(c), true)} where r.tenant_id = ${access.tenantId}
+        ${
+      after
+        ? tx`and (r.event, r.position, r.created_at, r.id)
+               > (${after[0]}::text, ${after[1]}::int, ${after[2]}::timestamptz, ${after[3]}::uuid)`
+        : tx``
+    }
+      order by r.event, r.position, r.created_at, r.id limit ${q.limit + 1}
     `);
-  return c.json({ items }, 200);
+  const page = keysetPage(rows, q.limit, (r) => [r.event, String(r.position), r.created_key, r.id]);
+  return c.json({ items: page.items.map(({ created_key: _, ...rule }) => rule), next: page.next }, 200);
 };
 
 /** A rule reads tickets (its conditions, hidden custom fields included) and writes them
