@@ -147,6 +147,21 @@ describe('a call recording, uploaded by the provider and played by staff', () =>
     expect([got.status, got.body.content_type]).toEqual([200, 'audio/ogg']);
   });
 
+  it('asked again for a type whose upload finished after another type was asked for: 409 recording_exists, the call holding it, not a URL the storage refuses', async () => {
+    const id = await endedCall(acme, 'pc-rec-back');
+    const body = { tenant_id: acme, provider_call_id: 'pc-rec-back', size_bytes: AUDIO.length };
+    const mp3 = await askUpload({ ...body, content_type: 'audio/mpeg' });
+    const wav = await askUpload({ ...body, content_type: 'audio/wav' });
+    expect([mp3.status, wav.status]).toEqual([201, 201]);
+    // The mp3's upload, begun before, lands now.
+    expect((await put(mp3.body.upload.url, AUDIO)).status).toBe(200);
+    const again = await askUpload({ ...body, content_type: 'audio/mpeg' });
+    expect([again.status, errorCode(again), again.body.error?.details]).toEqual([409, 'recording_exists', { content_type: 'audio/mpeg' }]);
+    expect((await callRow(acme, id)).recording_object).toBe(mp3.body.recording_object);
+    const got = await recording(id, tok.agent);
+    expect([got.status, got.body.content_type]).toEqual([200, 'audio/mpeg']);
+  });
+
   it('another request in between: the object is written only if it is still the one the storage was asked about', async () => {
     const id = await endedCall(acme, 'pc-rec-8');
     await expect(db.sql`select private.voice_call_recording_set(${acme}, ${id}, 'mp3', ${`${acme}/${id}/recording.wav`})`)

@@ -147,6 +147,10 @@ const upload: VoiceHandler<typeof routes.upload> = async (c) => {
     }
     throw recordingExists(current);
   }
+  // Back to an object asked for before, whose upload finished meanwhile (asked for
+  // mp3, then wav, the mp3 landed, then mp3 again): the call holds it now, and a URL to
+  // write it again would be refused by the storage.
+  if (current && object !== current && (await uploaded(object))) throw recordingExists(object);
   const signed = await fromStorage(() =>
     storage.createUploadUrl(RECORDINGS_BUCKET, object, { contentType: b.content_type, size: b.size_bytes })
   );
