@@ -58,19 +58,19 @@ const KEY_READ_REFUSED = "Too many reads with this API key this minute; the plan
 /** What the route a write is sent to needs (shared/auth/context.ts's TenantNeed): the
  *  tenant's window is spent only by a caller the route will let write (their role ranks
  *  at least `minRole` in a writable tenant), and never by a write taking access away
- *  (`whileSuspended`, revoking a key); everyone else spends only their own window, so
- *  refused writes cannot use up their colleagues' budget. */
+ *  (`revokes`: revoking a key); everyone else spends only their own window, so refused
+ *  writes cannot use up their colleagues' budget. */
 export interface WriteNeed {
   tenantId?: string;
   minRole: string;
-  whileSuspended?: boolean;
+  revokes?: boolean;
 }
 
 /** The count of one write, as an expression: `tenant` a value, or a fragment naming it. */
 const writeHit = (c: Limited, claims: Claims, tenant: unknown, need: WriteNeed) =>
   db()`private.rate_limit_hit(${JSON.stringify(claims)}::jsonb, ${tenant}::uuid, ${
     c.req.header('x-tenant-id') ?? null
-  }::text, ${need.minRole}::text, ${!!need.whileSuspended})`;
+  }::text, ${need.minRole}::text, ${!!need.revokes})`;
 /** The count of one read with this API key, as an expression. */
 const keyRead = (key: PresentedKey) => db()`private.rate_limit_key_read(${key.id}::uuid, ${key.secretSha256})`;
 

@@ -57,11 +57,14 @@ export interface TenantNeed {
   tenantId?: string;
   minRole: TenantRole;
   write?: boolean;
-  /** A write that takes access away or stops what the tenant sends (revoking an API
-   *  key; turning off, re-keying or deleting a webhook endpoint, whose table allows a
-   *  suspended tenant nothing else): counted against the caller's window only, and
-   *  allowed while the tenant is suspended. */
+  /** A write allowed while the tenant is suspended: one that takes access away or stops
+   *  what the tenant sends (revoking an API key; turning off, re-keying or deleting a
+   *  webhook endpoint, whose table allows a suspended tenant nothing else). */
   whileSuspended?: boolean;
+  /** A write that takes access away (revoking a key, deleting or re-keying an endpoint):
+   *  counted against the caller's own window only, never the tenant's, so an admin can
+   *  always make it. */
+  revokes?: boolean;
   /** The API-key scope the route needs; a route without one refuses API keys. */
   scope?: Scope;
   /** A feature the plan of the tenant the request acts in must include (403

@@ -24,6 +24,8 @@ export interface RoleOptions {
   write?: boolean;
   /** With `write`: a write that takes access away, allowed while the tenant is suspended. */
   whileSuspended?: boolean;
+  /** With `write`: a write that takes access away, never spending the tenant's rate limit. */
+  revokes?: boolean;
   /** Only platform super-admins, once the tenant is known to be visible (a 404 first). */
   platformAdmin?: boolean;
   /** A feature the tenant's plan must include (private.require_feature: 403
@@ -71,7 +73,14 @@ export const needs = {
     return (c, next) => {
       const id = Uuid.safeParse(c.req.param('tenantId'));
       const signedIn: MiddlewareHandler = id.success
-        ? requireUser({ tenantId: id.data, minRole, write: opts.write, whileSuspended: opts.whileSuspended, scope: opts.scope })
+        ? requireUser({
+          tenantId: id.data,
+          minRole,
+          write: opts.write,
+          whileSuspended: opts.whileSuspended,
+          revokes: opts.revokes,
+          scope: opts.scope,
+        })
         : uncheckedKey && /^Bearer\s+tpk_/i.test(c.req.header('authorization') ?? '')
         ? uncheckedKey
         : unchecked;

@@ -122,7 +122,7 @@ export function registerApiKeys(app: TenantsApp): void {
       path: '/{tenantId}/api-keys/{keyId}',
       summary: 'Revoke an API key (admins, also while the tenant is suspended): refused from the very next request',
       security,
-      middleware: needs.tenantRole('admin', { write: true, whileSuspended: true }),
+      middleware: needs.tenantRole('admin', { write: true, whileSuspended: true, revokes: true }),
       request: { params: ApiKeyParam },
       responses: { 204: { description: 'Revoked (or already revoked)' }, ...commonErrors },
     }),

@@ -216,6 +216,7 @@ export function registerWebhooks(app: TenantsApp): void {
       middleware: needs.tenantRole('admin', {
         write: true,
         whileSuspended: true,
+        revokes: true,
         feature: 'outbound_webhooks',
         scope: 'webhooks:manage',
       }),
@@ -265,7 +266,7 @@ export function registerWebhooks(app: TenantsApp): void {
       path: '/{tenantId}/webhooks/{endpointId}',
       summary: 'Remove an endpoint and its pending deliveries (admins)',
       ...apiKeyScope('webhooks:manage'),
-      middleware: needs.tenantRole('admin', { write: true, whileSuspended: true, scope: 'webhooks:manage' }),
+      middleware: needs.tenantRole('admin', { write: true, whileSuspended: true, revokes: true, scope: 'webhooks:manage' }),
       request: { params: s.EndpointParam },
       responses: { 204: { description: 'Removed' }, ...commonErrors },
     }),
