@@ -156,7 +156,9 @@ export const CreateTicketBody = z
     }),
     assigned_to: Uuid.optional().openapi({ description: 'Staff only; an agent or admin of the tenant' }),
     requester_id: Uuid.optional().openapi({ description: 'Staff only: file the ticket for this member' }),
-    due_date: IsoTimestamp.optional(),
+    due_date: IsoTimestamp.optional().openapi({
+      description: "Staff only: a customer's is not taken, the SLA policy decides their ticket's due date",
+    }),
     tags: Tags.default([]),
     metadata: JsonObject(16_384).default({}),
     custom_fields: CustomFieldValues.default({}).openapi({

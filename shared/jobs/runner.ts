@@ -9,7 +9,7 @@
 // Function has 150 s of wall clock and about 2 s of CPU per request. Queue bookkeeping is one autocommit statement each
 // (definer functions); handlers open their own service transactions, and no
 // transaction is held across a handler's outside calls.
-import { asService, db } from '../db.ts';
+import { asService, connectionFailure, db } from '../db.ts';
 import { tasks as defaultRegistry } from './registry.ts';
 import {
   type AnyTask,
@@ -92,6 +92,9 @@ class HookedSuperseded extends Error {}
  *  serialization failure (40001). */
 class HookContended extends Error {}
 const CONTENTION = new Set(['55P03', '57014', '40P01', '40001']);
+/** A failure hook that failed otherwise (a refusal, a check, a bug in it; not the
+ *  database going away, which fails the run). */
+class HookFailed extends Error {}
 
 export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
   const started = Date.now();
@@ -148,7 +151,11 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
           (await tx`select private.job_superseded(${job.id}) as s`)[0].s !== true;
         if (hooked) {
           await task!.failed!(tx, attemptsMade, predicted, message, ctx).catch((e: unknown) => {
-            throw CONTENTION.has((e as { code?: unknown })?.code as string) ? new HookContended((e as Error).message) : e;
+            // The database gone is the run's failure, as anywhere; the hook's own refusal is not.
+            if (connectionFailure(e)) throw e;
+            throw CONTENTION.has((e as { code?: unknown })?.code as string)
+              ? new HookContended((e as Error).message)
+              : new HookFailed((e as Error)?.message ?? String(e));
           });
         }
         const [{ o }] = await tx`select private.fail_job(${worker}, ${job.id}, ${message}, ${retryAfter}, ${permanent}) as o`;
@@ -164,6 +171,19 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
       return outcomeOf(outcome);
     } catch (e) {
       if (e instanceof Lost || e instanceof LeaseLost) return 'lost';
+      if (e instanceof HookFailed) {
+        // The hook itself failed (the same way at every try): the failure is recorded
+        // without it, the job backed off or ended as its attempts say. Rethrown, it left
+        // the job locked with nothing recorded, claimed again when its lease lapsed, its
+        // work run again at every claim, never dying, and failed the run each time.
+        console.error(`[jobs] ${job.task} #${job.id}: its failure hook failed (${e.message}); recorded without it`);
+        try {
+          return outcomeOf(await failOnce(false));
+        } catch (again) {
+          if (again instanceof Lost || again instanceof LeaseLost) return 'lost';
+          throw again;
+        }
+      }
       if (!(e instanceof HookContended)) throw e;
       // The hook's rows are held elsewhere (a stuck session, a long transaction). A failure
       // that would retry is recorded as any is, without the hook (it runs at the next

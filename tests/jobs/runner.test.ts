@@ -11,7 +11,7 @@ import { type Registry, runJobs } from '../../shared/jobs/runner.ts';
 import { tasks as productionTasks } from '../../shared/jobs/registry.ts';
 import { JobDeferred, JobError, type Job } from '../../shared/jobs/types.ts';
 import { closeConcurrencyDb, type ConcurrencyDb, concurrencyDatabase, deadlocks } from '../concurrency/harness.ts';
-import type { Tx } from '../../shared/db.ts';
+import { DatabaseUnavailableError, type Tx } from '../../shared/db.ts';
 
 let db: ConcurrencyDb;
 beforeAll(async () => {
@@ -251,6 +251,35 @@ describe('failures reported by handlers', () => {
     expect(await db.sql`select 1 from private.jobs where task in ('racing', 'racing-marker')`).toEqual([]);
   });
 
+  it('a failure hook that itself fails: the failure is recorded without it, the job backs off then ends, and the run goes on', async () => {
+    let runs = 0;
+    let hooked = 0;
+    const registry: Registry = {
+      brokenhook: {
+        async run() {
+          runs++;
+          throw new JobError('partner down');
+        },
+        async failed(tx: Tx) {
+          hooked++;
+          await tx`select 1/0`; // refused the same way every time
+        },
+      } as never,
+    };
+    await db.sql`select private.add_job('brokenhook')`;
+    await db.sql`update private.jobs set max_attempts = 2 where task = 'brokenhook'`;
+    const first = await runJobs({ registry, tasks: ['brokenhook'], workerId: 'brokenhook-1', budgetMs: 5_000 });
+    expect(first.tasks.brokenhook).toMatchObject({ claimed: 1, retried: 1 });
+    const [job] = await db.sql`select attempts, locked_by, last_error, dead_at from private.jobs where task = 'brokenhook'`;
+    expect(job).toMatchObject({ attempts: 1, locked_by: null, last_error: 'partner down', dead_at: null });
+    await db.sql`update private.jobs set run_at = now() where task = 'brokenhook'`;
+    const second = await runJobs({ registry, tasks: ['brokenhook'], workerId: 'brokenhook-2', budgetMs: 5_000 });
+    expect(second.tasks.brokenhook).toMatchObject({ claimed: 1, dead: 1 });
+    const [dead] = await db.sql`select attempts, dead_at is not null as dead from private.jobs where task = 'brokenhook'`;
+    expect(dead).toEqual({ attempts: 2, dead: true });
+    expect([runs, hooked]).toEqual([2, 2]);
+  });
+
   it("a superseded job's Retry-After holds its successor back; the successor's own failure goes through its hook", async () => {
     const hooked: string[] = [];
     const { held, release, running, started } = handOverWindow();
@@ -370,9 +399,9 @@ describe('leases and budgets', () => {
       serialFails: {
         serial: true,
         run: () => Promise.reject(new JobError('this one fails')),
-        // The failure cannot be recorded (as when the database refuses the statement): the
-        // run fails with it.
-        failed: () => Promise.reject(new Error('the failure could not be recorded')),
+        // The failure cannot be recorded (the database went away meanwhile): the run fails
+        // with it. (A hook's own refusal is recorded without it: below.)
+        failed: () => Promise.reject(new DatabaseUnavailableError('the failure could not be recorded')),
       } as never,
     };
     for (let i = 0; i < 3; i++) await db.sql`select private.add_job('quick')`;
