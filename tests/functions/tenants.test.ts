@@ -549,7 +549,7 @@ describe('members', () => {
       await holder`begin`;
       await holder`select 1 from public.invitations where id = ${invite.body.id} for update`;
       const removal = await call(app, 'DELETE', `/tenants/${tenants.acme.id}/members/${p.id}`, { token: tok.admin });
-      expect([removal.status, errorCode(removal)]).toEqual([503, 'timeout']);
+      expect([removal.status, errorCode(removal)]).toEqual([503, 'retry']);
     } finally {
       await holder`rollback`;
       holder.release();
@@ -620,6 +620,38 @@ describe('members', () => {
     expect((await call(app, 'GET', `/tenants/${tenants.acme.id}/teams`, { token: bound })).status).toBe(200);
     const again = await call(app, 'POST', `/tenants/invitations/${invite.body.id}/accept`, { token: bound });
     expect([again.status, errorCode(again)]).toEqual([409, 'already_accepted']);
+  });
+
+  it("a suspended tenant's admins still remove members and revoke invitations (taking access away); roles stay as they are", async () => {
+    const acme = tenants.acme.id;
+    const [p] = await db.sql`insert into public.users (email) values ('fired-while-suspended@acme.test') returning id`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id) values ('http://127.0.0.1:54321/auth/v1', ${p.id}, ${p.id})`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${acme}, ${p.id}, 'agent')`;
+    const fired = await supabaseToken({ id: p.id, email: 'fired-while-suspended@acme.test' }, { tenantId: acme });
+    const inv = await call(app, 'POST', `/tenants/${acme}/invitations`, { token: tok.admin, body: { email: 'not-now@acme.test' } });
+    expect(inv.status).toBe(201);
+    await db.sql`update public.tenants set status = 'suspended' where id = ${acme}`;
+    try {
+      // Suspended, the agent still reads.
+      expect((await call(app, 'GET', `/tenants/${acme}/members`, { token: fired })).status).toBe(200);
+      const demote = await call(app, 'PATCH', `/tenants/${acme}/members/${p.id}`, { token: tok.admin, body: { role: 'user' } });
+      expect([demote.status, errorCode(demote)]).toEqual([403, 'tenant_suspended']);
+      expect((await call(app, 'DELETE', `/tenants/${acme}/members/${p.id}`, { token: tok.admin })).status).toBe(204);
+      expect((await call(app, 'GET', `/tenants/${acme}/members`, { token: fired })).status).toBeGreaterThanOrEqual(403);
+      expect((await call(app, 'DELETE', `/tenants/${acme}/invitations/${inv.body.id}`, { token: tok.admin })).status).toBe(204);
+      expect(await db.sql`select 1 from public.invitations where id = ${inv.body.id}`).toHaveLength(0);
+      // Through the table too; an agent still removes no one.
+      const [q] = await db.sql`insert into public.users (email) values ('fired-too-while-suspended@acme.test') returning id`;
+      await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${acme}, ${q.id}, 'user')`;
+      const byAgent = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAgent, acme), (tx) =>
+        tx`delete from public.memberships where tenant_id = ${acme} and user_id = ${q.id} returning user_id`);
+      expect(byAgent).toEqual({ ok: true, value: [] });
+      const byAdmin = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, acme), (tx) =>
+        tx`delete from public.memberships where tenant_id = ${acme} and user_id = ${q.id} returning user_id`);
+      expect(byAdmin).toMatchObject({ ok: true, value: [{ user_id: q.id }] });
+    } finally {
+      await db.sql`update public.tenants set status = 'active' where id = ${acme}`;
+    }
   });
 
   it('admins revoke pending invitations; others cannot invite', async () => {

@@ -125,14 +125,16 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => db?.close());
 
-/** The one write a suspended tenant keeps, on both paths: its admins stop what it sends
- *  by deleting a webhook endpoint (20261207202000; turning one off or rotating its secret
- *  are updates the table's trigger allows alone, which these probes do not make). */
+/** The writes a suspended tenant keeps, on both paths, all taking access away: its admins
+ *  stop what it sends by deleting a webhook endpoint (20261207202000; turning one off or
+ *  rotating its secret are updates the table's trigger allows alone, which these probes
+ *  do not make), remove members and revoke invitations (20261207207000). */
 const stopsWhatItSends = (w: { probe: Probe }) =>
-  w.probe.meta.actor === 'admin' && w.probe.meta.table === 'webhook_endpoints' && w.probe.meta.action === 'delete';
+  w.probe.meta.action === 'delete' && w.probe.meta.actor === 'admin' &&
+  ['webhook_endpoints', 'invitations', 'memberships'].includes(String(w.probe.meta.table));
 
 describe('a suspended tenant on the direct path', () => {
-  it('refuses every write by its own people (0 rows or an error), but an admin deleting a webhook endpoint', () => {
+  it('refuses every write by its own people (0 rows or an error), but those taking access away', () => {
     const changed = writes.filter((w) => !stopsWhatItSends(w) && tenantChanges(w.outcome).length > 0)
       .map((w) => `${w.probe.meta.actor} ${w.probe.meta.action} ${w.probe.meta.table} (${w.probe.meta.variant}) changed ${tenantChanges(w.outcome).join(', ')}`);
     expect(summarise(changed)).toEqual([]);

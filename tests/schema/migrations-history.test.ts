@@ -54,6 +54,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.record_service_drift': ['20261207171000_drift_recorded_against_what_was_checked.sql'],
   // A login another tenant keeps as a former owner's counts as used.
   'private.partner_id_users': ['20261207174000_partner_logins_former_owners_count.sql'],
+  // A removal racing an acceptance is 503 retry (review of members and invitations).
+  'private.drop_invitations_of_removed_member': ['20261207207000_suspended_tenants_remove_members.sql'],
   // A hold for a failure hook is bounded and never of a superseded job (review).
   'private.hold_job_for_its_hook': ['20261207175000_held_jobs_bounded.sql'],
   // A long word's cut moves back over whole clusters (review).

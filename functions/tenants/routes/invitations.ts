@@ -84,7 +84,7 @@ export function registerInvitations(app: TenantsApp): void {
       path: '/{tenantId}/invitations/{invitationId}',
       summary: 'Revoke a pending invitation (admins)',
       security,
-      middleware: needs.tenantRole('admin', { write: true }),
+      middleware: needs.tenantRole('admin', { write: true, whileSuspended: true, revokes: true }),
       request: { params: s.InvitationParam },
       responses: { 204: { description: 'Revoked' }, ...commonErrors },
     }),

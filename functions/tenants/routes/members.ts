@@ -108,7 +108,7 @@ export function registerMembers(app: TenantsApp): void {
       path: '/{tenantId}/members/{userId}',
       summary: 'Remove a member (admins; never the last admin)',
       security,
-      middleware: needs.tenantRole('admin', { write: true }),
+      middleware: needs.tenantRole('admin', { write: true, whileSuspended: true, revokes: true }),
       request: { params: s.MemberParam },
       responses: { 204: { description: 'Removed' }, ...commonErrors, ...conflictError },
     }),
