@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { app } from '../../functions/tenants/app.ts';
+import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { AUDIT_PAGE_BYTES } from '../../functions/tenants/routes/audit.ts';
 import { closeDb } from '../../shared/db.ts';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
@@ -620,6 +621,42 @@ describe('members', () => {
     expect((await call(app, 'GET', `/tenants/${tenants.acme.id}/teams`, { token: bound })).status).toBe(200);
     const again = await call(app, 'POST', `/tenants/invitations/${invite.body.id}/accept`, { token: bound });
     expect([again.status, errorCode(again)]).toEqual([409, 'already_accepted']);
+  });
+
+  it("an agent removed or demoted: their live tickets on no team go to their department's receiving team, not out of every agent's sight", async () => {
+    const acme = tenants.acme.id;
+    const [{ department }] = await db.sql`select department from public.teams where tenant_id = ${acme} and id = ${teams.acme}`;
+    const agentWith = async (email: string) => {
+      const [u] = await db.sql`insert into public.users (email) values (${email}) returning id`;
+      await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${acme}, ${u.id}, 'agent')`;
+      // Filed while the department had no receiving team: on no team, assigned directly.
+      const ticket = async () =>
+        (await db.sql`insert into public.tickets (tenant_id, title, department, created_by, assigned_to)
+          values (${acme}, ${`Direct to ${email}`}, ${department}, ${users.acmeUser.id}, ${u.id}) returning id`)[0].id as string;
+      const live = await ticket();
+      const settled = await ticket();
+      await db.sql`update public.tickets set status = 'resolved' where id = ${settled}`;
+      return { id: u.id as string, live, settled };
+    };
+    const row = async (id: string) => (await db.sql`select team_id, assigned_to from public.tickets where id = ${id}`)[0];
+    const removed = await agentWith('leaving-agent@acme.test');
+    const demoted = await agentWith('demoted-agent@acme.test');
+    expect(await row(removed.live)).toEqual({ team_id: null, assigned_to: removed.id });
+    await db.sql`update public.teams set receives_department_tickets = (id = ${teams.acme}) where tenant_id = ${acme} and department = ${department}`;
+    try {
+      expect((await call(app, 'DELETE', `/tenants/${acme}/members/${removed.id}`, { token: tok.admin })).status).toBe(204);
+      expect(await row(removed.live)).toEqual({ team_id: teams.acme, assigned_to: null });
+      expect(await row(removed.settled)).toEqual({ team_id: null, assigned_to: null }); // settled: left as it was
+      const r = await call(app, 'PATCH', `/tenants/${acme}/members/${demoted.id}`, { token: tok.admin, body: { role: 'user' } });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect((await row(demoted.live)).team_id).toBe(teams.acme);
+      expect((await row(demoted.settled)).team_id).toBeNull();
+      // The team's agent sees it now.
+      const seen = await call(ticketsApp, 'GET', `/tickets/${removed.live}`, { token: tok.agent });
+      expect(seen.status).toBe(200);
+    } finally {
+      await db.sql`update public.teams set receives_department_tickets = false where tenant_id = ${acme}`;
+    }
   });
 
   it("a suspended tenant's admins still remove members and revoke invitations (taking access away); roles stay as they are", async () => {
