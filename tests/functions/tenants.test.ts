@@ -651,6 +651,10 @@ describe('members', () => {
       expect(r.status, JSON.stringify(r.body)).toBe(200);
       expect((await row(demoted.live)).team_id).toBe(teams.acme);
       expect((await row(demoted.settled)).team_id).toBeNull();
+      // The team's automatic assignment runs for each.
+      const queued = await db.sql`select payload ->> 'ticket_id' as t from private.jobs
+        where task = 'assign-ticket' and payload ->> 'ticket_id' in (${removed.live}, ${demoted.live}) order by 1`;
+      expect(queued.map((q) => q.t)).toEqual([removed.live, demoted.live].sort());
       // The team's agent sees it now.
       const seen = await call(ticketsApp, 'GET', `/tickets/${removed.live}`, { token: tok.agent });
       expect(seen.status).toBe(200);
@@ -686,6 +690,10 @@ describe('members', () => {
       const byAdmin = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, acme), (tx) =>
         tx`delete from public.memberships where tenant_id = ${acme} and user_id = ${q.id} returning user_id`);
       expect(byAdmin).toMatchObject({ ok: true, value: [{ user_id: q.id }] });
+      // An admin leaving on their own waits for the resume, as any member.
+      const leaving = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, acme), (tx) =>
+        tx`delete from public.memberships where tenant_id = ${acme} and user_id = ${users.acmeAdmin.id} returning user_id`);
+      expect(leaving).toEqual({ ok: true, value: [] });
     } finally {
       await db.sql`update public.tenants set status = 'active' where id = ${acme}`;
     }

@@ -54,6 +54,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.record_service_drift': ['20261207171000_drift_recorded_against_what_was_checked.sql'],
   // A login another tenant keeps as a former owner's counts as used.
   'private.partner_id_users': ['20261207174000_partner_logins_former_owners_count.sql'],
+  // A leaving agent's routed ticket is unassigned with the routing, so its team assigns it.
+  'private.route_tickets_of_leaving_agent': ['20261207209000_leaving_agents_tickets_assigned_admins_stay.sql'],
   // A removal racing an acceptance is 503 retry (review of members and invitations).
   'private.drop_invitations_of_removed_member': ['20261207207000_suspended_tenants_remove_members.sql'],
   // A hold for a failure hook is bounded and never of a superseded job (review).
