@@ -171,20 +171,10 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
       return outcomeOf(outcome);
     } catch (e) {
       if (e instanceof Lost || e instanceof LeaseLost) return 'lost';
-      if (e instanceof HookFailed) {
-        // The hook itself failed (the same way at every try): the failure is recorded
-        // without it, the job backed off or ended as its attempts say. Rethrown, it left
-        // the job locked with nothing recorded, claimed again when its lease lapsed, its
-        // work run again at every claim, never dying, and failed the run each time.
-        console.error(`[jobs] ${job.task} #${job.id}: its failure hook failed (${e.message}); recorded without it`);
-        try {
-          return outcomeOf(await failOnce(false));
-        } catch (again) {
-          if (again instanceof Lost || again instanceof LeaseLost) return 'lost';
-          throw again;
-        }
-      }
-      if (!(e instanceof HookContended)) throw e;
+      // A hook that failed otherwise (a refusal, a check, a bug: the same way every
+      // time) is treated alike: rethrown, it left the job locked with nothing recorded,
+      // its work run again at every claim, never dying, failing every run that claimed it.
+      if (!(e instanceof HookContended) && !(e instanceof HookFailed)) throw e;
       // The hook's rows are held elsewhere (a stuck session, a long transaction). A failure
       // that would retry is recorded as any is, without the hook (it runs at the next
       // failure): backoff, Retry-After and error kept. One that would end the job is held
@@ -193,7 +183,7 @@ export async function runJobs(opts: RunOptions = {}): Promise<RunReport> {
       // again; at most 30 times, then it ends without the hook. Failing the run instead
       // stopped a run at every claim; dying at once without the hook would leave what it
       // records (a service failed, a delivery given up) unsaid.
-      console.error(`[jobs] ${job.task} #${job.id}: its failure hook could not write (${e.message})`);
+      console.error(`[jobs] ${job.task} #${job.id}: its failure hook could not write (${(e as Error).message})`);
       try {
         if (predicted === 'dead') {
           const [{ held }] = await db()`select private.hold_job_for_its_hook(${worker}, ${job.id}, ${message}) as held`;

@@ -251,7 +251,7 @@ describe('failures reported by handlers', () => {
     expect(await db.sql`select 1 from private.jobs where task in ('racing', 'racing-marker')`).toEqual([]);
   });
 
-  it('a failure hook that itself fails: the failure is recorded without it, the job backs off then ends, and the run goes on', async () => {
+  it('a failure hook that itself fails: a retry is recorded without it; an end is held for it (bounded), and the run goes on', async () => {
     let runs = 0;
     let hooked = 0;
     const registry: Registry = {
@@ -272,12 +272,19 @@ describe('failures reported by handlers', () => {
     expect(first.tasks.brokenhook).toMatchObject({ claimed: 1, retried: 1 });
     const [job] = await db.sql`select attempts, locked_by, last_error, dead_at from private.jobs where task = 'brokenhook'`;
     expect(job).toMatchObject({ attempts: 1, locked_by: null, last_error: 'partner down', dead_at: null });
+    // Its last attempt: held for its hook (its work never run again), as for contention.
     await db.sql`update private.jobs set run_at = now() where task = 'brokenhook'`;
     const second = await runJobs({ registry, tasks: ['brokenhook'], workerId: 'brokenhook-2', budgetMs: 5_000 });
-    expect(second.tasks.brokenhook).toMatchObject({ claimed: 1, dead: 1 });
-    const [dead] = await db.sql`select attempts, dead_at is not null as dead from private.jobs where task = 'brokenhook'`;
-    expect(dead).toEqual({ attempts: 2, dead: true });
-    expect([runs, hooked]).toEqual([2, 2]);
+    expect(second.tasks.brokenhook).toMatchObject({ claimed: 1, deferred: 1 });
+    expect(runs).toBe(2);
+    // Held as often as the bound allows, it ends without the hook.
+    await db.sql`update private.jobs set run_at = now(), hook_holds = 30 where task = 'brokenhook'`;
+    const third = await runJobs({ registry, tasks: ['brokenhook'], workerId: 'brokenhook-3', budgetMs: 5_000 });
+    expect(third.tasks.brokenhook).toMatchObject({ claimed: 1, dead: 1 });
+    const [dead] = await db.sql`select dead_at is not null as dead, last_error from private.jobs where task = 'brokenhook'`;
+    expect(dead).toEqual({ dead: true, last_error: 'partner down' });
+    expect(runs).toBe(2); // the work ran twice, its two attempts; the hook was tried each time
+    expect(hooked).toBe(3);
   });
 
   it("a superseded job's Retry-After holds its successor back; the successor's own failure goes through its hook", async () => {

@@ -69,8 +69,8 @@ export const chatwootReply: Task<{ reply_id: number }> = {
         tx<Reply & { in_plan: boolean; tenant_status: string; service_state: string | null }>`
         select c.*, private.chatwoot_in_plan(c.tenant_id) as in_plan,
           (select t.status from public.tenants t where t.id = c.tenant_id) as tenant_status,
-          (select s.state from public.tenant_services s where s.tenant_id = c.tenant_id and s.service = 'chatwoot')
-            as service_state
+          (select s.state from public.tenant_services s
+           where s.tenant_id = c.tenant_id and s.service = 'chatwoot' and s.desired_state = 'active') as service_state
         from private.chatwoot_reply_to_send(${replyId}) c`,
     );
     if (!r || r.status !== 'pending') return { skipped: 1 };
@@ -84,7 +84,9 @@ export const chatwootReply: Task<{ reply_id: number }> = {
     // The plan no longer includes Chatwoot (20261206154000): not sent, the reply failed.
     if (!r.in_plan) throw new JobError("Chatwoot is not in the tenant's plan: the reply was not sent", { retryable: false });
     // Active again, its account not yet resumed (the provisioning run that resumes it is
-    // still to come, or failing): the reply waits for it rather than spend its attempts.
+    // still to come, or retrying): the reply waits for it rather than spend its attempts.
+    // Only while the service is wanted active: one being removed is not waited for, and
+    // one whose resume failed for good is `failed`, so the reply goes on to its 401s.
     if (r.service_state === 'suspended') {
       throw new JobDeferred(60, "The tenant's Chatwoot account is being resumed: the reply waits for it");
     }
