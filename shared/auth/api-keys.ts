@@ -57,10 +57,15 @@ async function sha256Hex(text: string): Promise<string> {
 const uuidOf = (hex: string) =>
   `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 
+/** An Authorization header bearing an API key (by its prefix), well-formed or not. */
+const KEY_BEARER = /^Bearer\s+(tpk_\S*)\s*$/i;
+/** Whether an Authorization header bears an API key (presentedApiKey reads it). */
+export const bearsApiKey = (authorization: string | undefined | null): boolean => KEY_BEARER.test(authorization ?? '');
+
 /** The bearer token of an Authorization header when it is an API key (by its prefix),
  *  else undefined; a malformed key is a 401 (never passed on as a JWT). */
 export async function presentedApiKey(authorization: string | undefined | null): Promise<PresentedKey | undefined> {
-  const m = authorization?.match(/^Bearer\s+(tpk_\S*)\s*$/i);
+  const m = authorization?.match(KEY_BEARER);
   if (!m) return undefined;
   const key = m[1].match(KEY_TEXT);
   if (!key) throw unauthorized('invalid_api_key', 'The API key is not valid');

@@ -12,7 +12,7 @@ import type { MiddlewareHandler } from 'hono';
 import { forbidden } from '../errors.ts';
 import { validationError } from '../http.ts';
 import { Uuid } from '../schemas/common.ts';
-import type { Scope } from './api-keys.ts';
+import { bearsApiKey, type Scope } from './api-keys.ts';
 import { type AuthEnv, caller, requireUser, type TenantEnv, type TenantRole } from './context.ts';
 import { requireMachine, requireTelephony } from './service.ts';
 import { readsTenantHeader } from './tenant-header.ts';
@@ -81,7 +81,7 @@ export const needs = {
           revokes: opts.revokes,
           scope: opts.scope,
         })
-        : uncheckedKey && /^Bearer\s+tpk_/i.test(c.req.header('authorization') ?? '')
+        : uncheckedKey && bearsApiKey(c.req.header('authorization'))
         ? uncheckedKey
         : unchecked;
       return signedIn(c, async () => {

@@ -78,7 +78,15 @@ const webhookBody = (fields: Record<string, unknown>) => ({ ...fields, webhook: 
 /** How long the URL token a webhook was moved off still counts: deliveries Chatwoot
  *  queued before the move carry the URL as it was (its webhook job takes the URL when it
  *  is queued), and Chatwoot does not retry one refused. */
-export const FORMER_URL_TOKEN_GRACE_MS = 15 * 60_000;
+const FORMER_URL_TOKEN_GRACE_MS = 15 * 60_000;
+
+/** Whether a move or replacement recorded at `at` (an ISO time in external_ids) is
+ *  recent enough that what it replaced still counts: a former URL token, or a replaced
+ *  webhook's signing secret. */
+export function withinFormerGrace(at: unknown, now = Date.now()): boolean {
+  const t = Date.parse(String(at ?? ''));
+  return Number.isFinite(t) && now - t < FORMER_URL_TOKEN_GRACE_MS;
+}
 
 /** The URL token generations that authenticate a tenant's Chatwoot deliveries now, from
  *  what its service records (external_ids): url_token_generation, the current one, which
@@ -92,8 +100,7 @@ export function urlTokenGenerations(externalIds: Record<string, unknown> | null 
   const n = (v: unknown) => (Number.isSafeInteger(Number(v)) && Number(v) > 0 ? Number(v) : 0);
   const current = n(externalIds?.url_token_generation);
   const hooked = n(externalIds?.webhook_url_generation);
-  const movedAt = Date.parse(String(externalIds?.webhook_url_moved_at ?? ''));
-  const recent = Number.isFinite(movedAt) && now - movedAt < FORMER_URL_TOKEN_GRACE_MS;
+  const recent = withinFormerGrace(externalIds?.webhook_url_moved_at, now);
   const lowest = Math.max(
     Math.min(hooked, recent ? n(externalIds?.webhook_url_former_generation) : hooked, current),
     current - 9,
@@ -132,16 +139,22 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
     await call(`/platform/api/v1/accounts/${id}`, { method: 'PATCH', body: { status }, accept: [404] });
   }
 
+  /** The tenant's inbound URL now, the account's webhooks path, and the webhooks there
+   *  (Chatwoot answers `payload` as the list, or as `{ webhooks }`). */
+  async function accountWebhooks(ctx: ProvisionContext, account: number, token: string) {
+    const url = await config.inboundUrl!(ctx.tenant.id, urlTokenGenerations(ctx.externalIds).current);
+    const path = `/api/v1/accounts/${account}/webhooks`;
+    const { body } = await call(path, { token }) as { body: { payload?: { webhooks?: Webhook[] } | Webhook[] } };
+    const list = Array.isArray(body?.payload) ? body.payload : body?.payload?.webhooks ?? [];
+    return { url, path, list, recorded: list.find((w) => w.id === ctx.externalIds.webhook_id) };
+  }
+
   /** The account webhook at this tenant's inbound URL, found by URL or created. The one
    *  recorded for the tenant at another URL (the project moved, CHATWOOT_WEBHOOK_KEY
    *  changed the URL's token) is moved to the current URL, keeping its id and secret,
    *  rather than left sending every event to an address that refuses it. */
   async function ensureWebhook(ctx: ProvisionContext, account: number, token: string): Promise<Webhook> {
-    const url = await config.inboundUrl!(ctx.tenant.id, urlTokenGenerations(ctx.externalIds).current);
-    const path = `/api/v1/accounts/${account}/webhooks`;
-    const { body } = await call(path, { token }) as { body: { payload?: { webhooks?: Webhook[] } | Webhook[] } };
-    const list = Array.isArray(body?.payload) ? body.payload : body?.payload?.webhooks ?? [];
-    const recorded = list.find((w) => w.id === ctx.externalIds.webhook_id);
+    const { url, path, list, recorded } = await accountWebhooks(ctx, account, token);
     const found = list.find((w) => w.url === url) ?? recorded;
     if (!found) {
       const body = webhookBody({ url, name: 'Tenant platform (tickets)', subscriptions: CHATWOOT_WEBHOOK_EVENTS });
@@ -170,11 +183,7 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
     account: number,
     token: string,
   ): Promise<{ fresh: Webhook; former?: number }> {
-    const url = await config.inboundUrl!(ctx.tenant.id, urlTokenGenerations(ctx.externalIds).current);
-    const path = `/api/v1/accounts/${account}/webhooks`;
-    const { body } = await call(path, { token }) as { body: { payload?: { webhooks?: Webhook[] } | Webhook[] } };
-    const list = Array.isArray(body?.payload) ? body.payload : body?.payload?.webhooks ?? [];
-    const recorded = list.find((w) => w.id === ctx.externalIds.webhook_id);
+    const { url, path, list, recorded } = await accountWebhooks(ctx, account, token);
     const made = list.find((w) => w.url === url && w.id !== recorded?.id);
     // A Chatwoot that does not sign shows no secret for either: the one made is kept.
     if (made && (made.secret || !recorded?.secret)) return { fresh: made, former: recorded?.id };
@@ -356,17 +365,15 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
       const accessToken = user.access_token ?? kept.access_token;
       if (config.inboundUrl && accessToken) {
         const rekey = Number(ctx.externalIds.webhook_rekey ?? 0);
+        const rekeyPending = rekey > Number(ctx.externalIds.webhook_rekeyed ?? 0);
         let hook: Webhook;
         // Only a webhook that signs has a secret to replace (an older Chatwoot's is moved
         // to the new URL below, its URL token being what authenticates).
-        if (rekey > Number(ctx.externalIds.webhook_rekeyed ?? 0) && kept.webhook_secret) {
-          // A rotation replaces the webhook too: its signing secret is shown to anyone who
-          // signs in to Chatwoot as the owner (the webhooks page), and the URL token no
-          // longer counts once a secret is set, so a removed admin who had read it could
-          // still sign events into the tenant's tickets. The new one (a new secret) is
-          // recorded first, then the old one goes.
-          // Events Chatwoot signed with the old secret before (queued, or retried) are
-          // still taken for a while, as a former URL token's are.
+        if (rekeyPending && kept.webhook_secret) {
+          // Replaced (rekeyWebhook): the secret the owner's login could read goes; the new
+          // webhook is recorded first, then the old one deleted. Events Chatwoot signed
+          // with the old secret before (queued, or retried) still count for a while, as a
+          // former URL token's do.
           const { fresh, former } = await rekeyWebhook(ctx, account.id, accessToken);
           credentials = {
             ...credentials!,
@@ -385,7 +392,7 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
           hook = fresh;
         } else {
           hook = await ensureWebhook(ctx, account.id, accessToken);
-          if (rekey > Number(ctx.externalIds.webhook_rekeyed ?? 0)) externalIds.webhook_rekeyed = rekey;
+          if (rekeyPending) externalIds.webhook_rekeyed = rekey;
         }
         // The webhook a re-keying replaced (recorded until it is gone, so a retry removes it).
         const former = ctx.externalIds.webhook_former_id as number | null | undefined;

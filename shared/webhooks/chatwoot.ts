@@ -11,7 +11,7 @@ import { secretEquals } from '../auth/service.ts';
 import { supabaseUrl } from '../auth/issuers.ts';
 import { ApiError, forbidden, unauthorized } from '../errors.ts';
 import { firstCharacters } from '../text.ts';
-import { FORMER_URL_TOKEN_GRACE_MS, isOutgoing, urlTokenGenerations } from '../connectors/chatwoot.ts';
+import { isOutgoing, urlTokenGenerations, withinFormerGrace } from '../connectors/chatwoot.ts';
 
 /** A partner's JSON payload: shapes are checked where they are read. */
 // deno-lint-ignore no-explicit-any
@@ -126,11 +126,7 @@ export async function verifyChatwoot(
     : undefined;
   const secret = sealed?.webhook_secret;
   // The secret of a webhook a rotation replaced, for what Chatwoot signed with it before.
-  const replacedAt = Date.parse(String(svc.external_ids?.webhook_secret_replaced_at ?? ''));
-  const former = sealed?.webhook_former_secret && Number.isFinite(replacedAt) &&
-      Date.now() - replacedAt < FORMER_URL_TOKEN_GRACE_MS
-    ? sealed.webhook_former_secret
-    : undefined;
+  const former = withinFormerGrace(svc.external_ids?.webhook_secret_replaced_at) ? sealed?.webhook_former_secret : undefined;
   if (secret) {
     // A signing secret is configured: only a signed, fresh request counts (the URL
     // token no longer opens anything, so a leaked URL cannot be replayed or forged).

@@ -139,19 +139,20 @@ const TICKET_SCOPES: readonly Scope[] = ['tickets:read', 'tickets:write'];
  *  names a ticket, its event and why it was refused: an API key without the ticket scopes
  *  (see requireTicketScopes) reads the rules with last_failure null, as it cannot read
  *  their runs either. */
-const selectRules = (tx: Tx, withRuns: boolean, keyed = false) =>
-  withRuns
+const selectRules = (tx: Tx, withRuns: boolean, keyed = false) => {
+  // The list's cursor reads created_at as Postgres writes it.
+  const key = keyed ? tx`r.created_at::text as created_key,` : tx``;
+  return withRuns
     ? tx`
-    select ${tx.columns(RULE_COLUMNS)}, ${keyed ? tx`r.created_at::text as created_key,` : tx``} (
+    select ${tx.columns(RULE_COLUMNS)}, ${key} (
       select to_jsonb(f) from (
         select ${tx.columns(RUN_COLUMNS)} from public.automation_runs x
         where x.tenant_id = r.tenant_id and x.rule_id = r.id and x.outcome = 'failed'
         order by x.id desc limit 1) f
     ) as last_failure
     from public.automation_rules r`
-    : tx`select ${tx.columns(RULE_COLUMNS)}, ${
-      keyed ? tx`r.created_at::text as created_key,` : tx``
-    } null::jsonb as last_failure from public.automation_rules r`;
+    : tx`select ${tx.columns(RULE_COLUMNS)}, ${key} null::jsonb as last_failure from public.automation_rules r`;
+};
 
 async function readRule(tx: Tx, tenantId: string, id: string, withRuns = true): Promise<Rule> {
   const [rule] = await tx<Rule>`${selectRules(tx, withRuns)} where r.tenant_id = ${tenantId} and r.id = ${id}`;
