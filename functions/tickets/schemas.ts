@@ -475,14 +475,17 @@ export const ApplyMacroParam = TicketIdParam.extend({
   macroId: Uuid.openapi({ param: { name: 'macroId', in: 'path' } }),
 });
 const MessageText = Text.trim().min(1).max(10_000);
+/** An action's tags: a repeat is dropped, as a ticket's tags drop one (the database
+ *  refuses a list naming one twice: a rule stored it on tickets twice). */
+const ActionTags = z.array(Tag).min(1).max(20).transform((tags) => [...new Set(tags)]);
 /** The allow-list of macro actions (the same list as private.macro_actions_ok). */
 export const MacroActionSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('set_status'), status: StatusSchema }).strict(),
   z.object({ type: z.literal('set_priority'), priority: PrioritySchema }).strict(),
   z.object({ type: z.literal('set_team'), team_id: Uuid.nullable() }).strict(),
   z.object({ type: z.literal('assign'), user_id: Uuid.nullable() }).strict(),
-  z.object({ type: z.literal('add_tags'), tags: z.array(Tag).min(1).max(20) }).strict(),
-  z.object({ type: z.literal('remove_tags'), tags: z.array(Tag).min(1).max(20) }).strict(),
+  z.object({ type: z.literal('add_tags'), tags: ActionTags }).strict(),
+  z.object({ type: z.literal('remove_tags'), tags: ActionTags }).strict(),
   z.object({ type: z.literal('add_note'), content: MessageText }).strict(),
   z.object({ type: z.literal('reply'), content: MessageText }).strict(),
   z.object({ type: z.literal('send_canned'), canned_response_id: Uuid }).strict(),

@@ -397,17 +397,77 @@ describe('applying rules', () => {
 });
 
 describe('what rules may not do', () => {
-  it("a personal canned response is its owner's: a rule sending one fails, recorded", async () => {
+  it("names only templates and people it can use, on both paths: a personal, missing or foreign template, a customer or outsider to assign, a bad or repeated tag are 422s naming the action", async () => {
     await quiet();
     const [mine] = await db.sql`insert into public.canned_responses (tenant_id, scope, owner_id, short_code, title, body)
       values (${acme}, 'personal', ${users.acmeAgent.id}, 'mine', 'Mine', 'My own words') returning id`;
-    const id = await rule({ name: 'Borrow a personal template', event: 'ticket.created', actions: [{ type: 'send_canned', canned_response_id: mine.id }] });
-    const t = await ticket('Personal template target');
+    const [foreign] = await db.sql`insert into public.canned_responses (tenant_id, scope, short_code, title, body)
+      values (${globex}, 'tenant', 'theirs', 'Theirs', 'Their words') returning id`;
+    const before = (await db.sql`select count(*)::int as n from public.automation_rules`)[0].n;
+    const cases: [Body[], string, RegExp][] = [
+      [[{ type: 'send_canned', canned_response_id: mine.id }], 'actions.0.canned_response_id', /personal/],
+      [[{ type: 'send_canned', canned_response_id: foreign.id }], 'actions.0.canned_response_id', /not a canned response/],
+      [[{ type: 'send_canned', canned_response_id: '00000000-0000-4000-8000-000000000000' }], 'actions.0.canned_response_id', /not a canned response/],
+      [[{ type: 'set_priority', priority: 'low' }, { type: 'assign', user_id: users.acmeUser.id }], 'actions.1.user_id', /agent or admin/],
+      [[{ type: 'assign', user_id: users.globexAgent.id }], 'actions.0.user_id', /agent or admin/],
+    ];
+    for (const [actions, field, message] of cases) {
+      const r = await createRule({ name: 'Bad target', event: 'ticket.created', conditions: {}, actions });
+      expect([r.status, errorCode(r)], JSON.stringify(actions)).toEqual([422, 'validation_failed']);
+      expect(r.body.error.details.fields).toEqual([{ field, message: expect.stringMatching(message) }]);
+    }
+    // Straight through PostgREST, past zod: the same, and a tag zod would have refused or
+    // folded (a comma; one named twice, which a rule put on a ticket twice).
+    const claims = supabaseClaims(users.acmeAdmin, acme);
+    for (
+      const [actions, field] of [
+        ...cases.map(([a, f]) => [a, f] as const),
+        [[{ type: 'add_tags', tags: ['vip', 'vip'] }], 'actions.0.tags'],
+        [[{ type: 'remove_tags', tags: ['a,b'] }], 'actions.0.tags'],
+      ] as const
+    ) {
+      const r = await probeAs(db.sql, 'authenticated', claims, (tx) =>
+        tx`insert into public.automation_rules (tenant_id, name, event, conditions, actions)
+           values (${acme}, 'Direct', 'ticket.created', '{}', ${tx.json(actions as never)})`);
+      expect(r.ok, JSON.stringify(actions)).toBe(false);
+      if (!r.ok) expect([r.error.code, JSON.parse(r.error.detail!).details.fields[0].field]).toEqual(['PT422', field]);
+    }
+    expect((await db.sql`select count(*)::int as n from public.automation_rules`)[0].n).toBe(before);
+    // Through the API a tag named twice is taken once, and a rule adding it puts it on once.
+    const id = await rule({ name: 'Tag twice', event: 'ticket.created', actions: [{ type: 'add_tags', tags: ['vip', 'vip', 'gold'] }] });
+    const [stored] = await db.sql`select actions from public.automation_rules where id = ${id}`;
+    expect(stored.actions).toEqual([{ type: 'add_tags', tags: ['vip', 'gold'] }]);
+    const t = await ticket('Tagged once');
     await drain();
-    const [run] = await runsOf(id);
-    expect(run).toMatchObject({ outcome: 'failed', failed_action: 0 });
-    expect(run.error).toMatch(/personal/);
-    expect((await state(t)).messages).toEqual([]);
+    expect((await state(t)).tags).toEqual(['vip', 'gold']);
+  });
+
+  it('a template a rule or macro sends is not deleted under it (409 canned_response_in_use), nor with its team', async () => {
+    await quiet();
+    const [team] = await db.sql`insert into public.teams (tenant_id, name, department) values (${acme}, 'Templates team', 'support') returning id`;
+    const [canned] = await db.sql`insert into public.canned_responses (tenant_id, scope, team_id, short_code, title, body)
+      values (${acme}, 'team', ${team.id}, 'team-ack', 'Ack', 'Thanks, we are on it') returning id`;
+    const id = await rule({ name: 'Team ack', event: 'ticket.created', actions: [{ type: 'send_canned', canned_response_id: canned.id }] });
+    const sends = db.sql.json([{ type: 'send_canned', canned_response_id: canned.id }]);
+    const [shared] = await db.sql`insert into public.macros (tenant_id, scope, name, actions) values (${acme}, 'tenant', 'Shared ack', ${sends}) returning id`;
+    // An agent's personal macro holds nothing: admins can neither see nor change it.
+    await db.sql`insert into public.macros (tenant_id, scope, owner_id, name, actions) values (${acme}, 'personal', ${users.acmeAgent.id}, 'My ack', ${sends})`;
+    const gone = await call(app, 'DELETE', `/tickets/canned-responses/${canned.id}`, { token: tok.admin });
+    expect([gone.status, errorCode(gone), gone.body.error.details]).toEqual([409, 'canned_response_in_use', {
+      canned_response_id: canned.id,
+      macros: [shared.id],
+      automation_rules: [id],
+    }]);
+    const teamGone = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, acme), (tx) =>
+      tx`delete from public.teams where tenant_id = ${acme} and id = ${team.id}`);
+    expect(teamGone.ok || teamGone.error.detail).toMatch(/canned_response_in_use/);
+    expect((await db.sql`select count(*)::int as n from public.canned_responses where id = ${canned.id}`)[0].n).toBe(1);
+    // The rule changed, the template goes (and the team with it).
+    expect((await call(app, 'DELETE', `/tickets/automation-rules/${id}`, { token: tok.admin })).status).toBe(204);
+    await db.sql`delete from public.macros where id = ${shared.id}`;
+    expect((await call(app, 'DELETE', `/tickets/canned-responses/${canned.id}`, { token: tok.admin })).status).toBe(204);
+    await db.sql`delete from public.teams where id = ${team.id}`;
+    await db.sql`delete from public.macros where name = 'My ack'`;
   });
 
   it('a suspended tenant is read-only: its events are evaluated to nothing', async () => {

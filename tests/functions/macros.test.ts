@@ -205,21 +205,53 @@ describe('applying a macro', () => {
     expect(await state(t.id)).toEqual(before);
   });
 
-  it('an assignee outside the tenant, or a canned response the caller cannot see, refuses the macro', async () => {
-    const t = await ticket();
-    const before = await state(t.id);
+  it('an assignee or canned response the tenant does not have, a customer to assign, or a personal template is a 422 on write naming the action', async () => {
     const foreignCanned = await call(app, 'POST', '/tickets/canned-responses', {
       token: tok.globexAdmin,
       body: { scope: 'tenant', short_code: 'g', title: 'G', body: 'globex text' },
     });
-    for (const action of [{ type: 'assign', user_id: users.globexAgent.id }, { type: 'send_canned', canned_response_id: foreignCanned.body.id }]) {
-      const m = await create(tok.agent, { name: `Bad ${action.type}`, actions: [{ type: 'add_note', content: 'x' }, action] });
-      const r = await apply(tok.agent, t.id, m.body.id);
-      expect(r.status, JSON.stringify(r.body)).toBeGreaterThanOrEqual(400);
-      expect(r.status).toBeLessThan(500);
-      expect(r.body.error.details.action).toBe(1);
+    const adminsOwn = await call(app, 'POST', '/tickets/canned-responses', {
+      token: tok.admin,
+      body: { scope: 'personal', short_code: 'admins-own', title: 'Own', body: 'my words' },
+    });
+    const agentsOwn = await call(app, 'POST', '/tickets/canned-responses', {
+      token: tok.agent,
+      body: { scope: 'personal', short_code: 'agents-own', title: 'Own', body: 'my words' },
+    });
+    expect([foreignCanned.status, adminsOwn.status, agentsOwn.status]).toEqual([201, 201, 201]);
+    const before = (await db.sql`select count(*)::int as n from public.macros`)[0].n;
+    const cases: [string, Record<string, unknown>, string][] = [
+      [tok.agent, { type: 'assign', user_id: users.globexAgent.id }, 'user_id'],
+      [tok.agent, { type: 'assign', user_id: users.acmeUser.id }, 'user_id'],
+      [tok.agent, { type: 'send_canned', canned_response_id: foreignCanned.body.id }, 'canned_response_id'],
+      [tok.agent, { type: 'send_canned', canned_response_id: adminsOwn.body.id }, 'canned_response_id'], // someone else's
+      [tok.admin, { type: 'send_canned', canned_response_id: agentsOwn.body.id }, 'canned_response_id'], // in a tenant macro
+    ];
+    for (const [token, action, field] of cases) {
+      const scope = token === tok.admin ? 'tenant' : 'personal';
+      const m = await create(token, { scope, name: `Bad ${action.type}`, actions: [{ type: 'add_note', content: 'x' }, action] });
+      expect([m.status, errorCode(m), m.body.error?.details?.fields], JSON.stringify(action))
+        .toEqual([422, 'validation_failed', [{ field: `actions.1.${field}`, message: expect.any(String) }]]);
     }
+    expect((await db.sql`select count(*)::int as n from public.macros`)[0].n).toBe(before);
+    // Its owner's own personal macro sends it.
+    const own = await create(tok.agent, { name: 'Own words', actions: [{ type: 'send_canned', canned_response_id: agentsOwn.body.id }] });
+    expect(own.status, JSON.stringify(own.body)).toBe(201);
+    await call(app, 'DELETE', `/tickets/macros/${own.body.id}`, { token: tok.agent });
+  });
+
+  it("a team's template the caller is not on the team of refuses the macro when applied, naming the action", async () => {
+    const t = await ticket();
+    const before = await state(t.id);
+    const [team] = await db.sql`insert into public.teams (tenant_id, name, department) values (${acme}, 'Not the agent''s', 'sales') returning id`;
+    const [canned] = await db.sql`insert into public.canned_responses (tenant_id, scope, team_id, short_code, title, body)
+      values (${acme}, 'team', ${team.id}, 'theirs', 'Theirs', 'their words') returning id`;
+    const m = await create(tok.agent, { name: 'Borrowed', actions: [{ type: 'add_note', content: 'x' }, { type: 'send_canned', canned_response_id: canned.id }] });
+    expect(m.status, JSON.stringify(m.body)).toBe(201);
+    const r = await apply(tok.agent, t.id, m.body.id);
+    expect([r.status, r.body.error?.details?.action]).toEqual([404, 1]);
     expect(await state(t.id)).toEqual(before);
+    await call(app, 'DELETE', `/tickets/macros/${m.body.id}`, { token: tok.agent });
   });
 
   it('a canned response that fills in as empty is a 422 naming it, as a reply with it is; nothing is applied', async () => {

@@ -65,14 +65,14 @@ export function probeAs<T>(
   role: ApiRole,
   claims: Record<string, unknown>,
   fn: (tx: postgres.TransactionSql) => Promise<T>,
-): Promise<{ ok: true; value: T } | { ok: false; error: { code?: string; message: string } }> {
+): Promise<{ ok: true; value: T } | { ok: false; error: { code?: string; message: string; detail?: string } }> {
   return rolledBack(sql, async (tx) => {
     await actAs(tx, role, claims);
     try {
       return { ok: true as const, value: await fn(tx) };
     } catch (err) {
-      const e = err as { code?: string; message: string };
-      return { ok: false as const, error: { code: e.code, message: e.message } };
+      const e = err as { code?: string; message: string; detail?: string };
+      return { ok: false as const, error: { code: e.code, message: e.message, detail: e.detail } };
     }
   });
 }
