@@ -1071,6 +1071,24 @@ describe('credentials', () => {
   });
 });
 
+describe('an n8n invitation', () => {
+  it("is shown to the person invited only: another admin, or a platform admin, accepting it would own their login (and every tenant's space it owns)", async () => {
+    const t = await createTenant(['n8n']);
+    await drain();
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${users.acmeAdmin.id}, 'admin')`;
+    const other = await supabaseToken(users.acmeAdmin, { tenantId: t.id });
+    for (const token of [other, superToken]) {
+      const r = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/n8n/credentials`, { token });
+      expect([r.status, errorCode(r)]).toEqual([403, 'not_the_invitee']);
+      expect(JSON.stringify(r.body)).not.toMatch(/invite_url|inviteeId/);
+    }
+    const [row] = await db.sql`select credentials_revealed_at from public.tenant_services where tenant_id = ${t.id} and service = 'n8n'`;
+    expect(row.credentials_revealed_at).toBeNull();
+    const own = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/n8n/credentials`, { token: await tokenForOwner(t) });
+    expect([own.status, own.body.credentials]).toEqual([200, { email: t.email, invite_url: expect.stringMatching(/^https?:\/\//) }]);
+  });
+});
+
 describe('credentials not yet taken by the partner', () => {
   it('a password chosen before Chatwoot answered is not shown while the create keeps failing, nor at all when the login existed', async () => {
     const t = await createTenant(['chatwoot']);

@@ -54,6 +54,13 @@ const MACHINE_SECRETS = [
 export const passwordUnsettled = (credentials: Record<string, unknown>): boolean =>
   credentials.password_pending === true || credentials.password_unconfirmed === true;
 
+/** The person an invitation link among the credentials is for (n8n's `invite_url`), or
+ *  null when there is none. The link sets the password of that person's own login, which
+ *  may own another tenant's space too: only they are shown it, not every admin. */
+export function inviteeOf(credentials: Record<string, unknown>): string | null {
+  return typeof credentials.invite_url === 'string' && typeof credentials.email === 'string' ? credentials.email : null;
+}
+
 /** The part of a service's credentials its admins are shown (once): the login. */
 export function shownCredentials(credentials: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(credentials).filter(([k]) => !MACHINE_SECRETS.includes(k)));

@@ -5,10 +5,10 @@ import { callerDb } from '../../../shared/auth/context.ts';
 import type { Tx } from '../../../shared/db.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { decryptJson } from '../../../shared/crypto.ts';
-import { passwordUnsettled, shownCredentials } from '../../../shared/connectors/types.ts';
+import { inviteeOf, passwordUnsettled, shownCredentials } from '../../../shared/connectors/types.ts';
 import { chatwootInboundUrl } from '../../../shared/webhooks/chatwoot.ts';
 import { urlTokenGenerations } from '../../../shared/connectors/chatwoot.ts';
-import { conflict } from '../../../shared/errors.ts';
+import { conflict, forbidden } from '../../../shared/errors.ts';
 import { commonErrors, conflictError, errorResponse, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
 import * as s from '../schemas.ts';
@@ -186,6 +186,16 @@ export function registerServices(app: TenantsApp): void {
         // transaction rolled back) still to be shown once it does.
         if (passwordUnsettled(stored)) {
           throw conflict('credentials_pending', 'The login is still being set up at the partner; ask again once it is active');
+        }
+        // An invitation is the invited person's to accept: another admin (or a platform
+        // admin) accepting it would own their login, and with it every tenant's space that
+        // login owns. Refused, and (rolled back) still to be shown to them.
+        const invitee = inviteeOf(stored);
+        if (invitee && invitee.toLowerCase() !== c.var.caller.user.email.toLowerCase()) {
+          throw forbidden(
+            `The invitation is for the partner account's owner (${invitee}): only they are shown it`,
+            'not_the_invitee',
+          );
         }
         // The login only: the machine secrets kept beside it stay with the server.
         return shownCredentials(stored);
