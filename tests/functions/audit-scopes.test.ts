@@ -53,7 +53,9 @@ describe('the audit trail through an API key', () => {
       join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
       join pg_proc p on p.oid = g.tgfoid
       where n.nspname = 'public' and p.proname = 'audit_row' and not g.tgisinternal order by 1`;
-    expect(Object.keys(AUDIT_READ_SCOPE).sort()).toEqual(audited.map((r) => r.t));
+    // And the entries written by hand, not by a trigger: a delivery sent again (20261207114000).
+    const handWritten = ['webhook_deliveries'];
+    expect(Object.keys(AUDIT_READ_SCOPE).sort()).toEqual([...audited.map((r) => r.t), ...handWritten].sort());
     for (const scope of Object.values(AUDIT_READ_SCOPE).flat()) if (scope) expect(API_KEY_SCOPES).toContain(scope);
   });
 
@@ -90,5 +92,24 @@ describe('the audit trail through an API key', () => {
     expect([runs.status, errorCode(runs), runs.body.error?.details?.required_scopes]).toEqual([403, 'insufficient_scope', ['tickets:read']]);
     const both = await keyWith(['audit:read', 'workflow:manage', 'tickets:read']);
     expect((await call(app, 'GET', `/tenants/${acme}/audit?table_name=automation_runs`, { token: both })).status).toBe(200);
+  });
+
+  it("never reads its creator's notifications (a person's inbox, which /notifications refuses keys), and reads delivery retries with webhooks:manage", async () => {
+    await db.sql`insert into public.notifications (tenant_id, user_id, type, data)
+      values (${acme}, ${users.acmeAdmin.id}, 'mentioned', '{"snippet": "a note mentioning the admin"}')`;
+    await db.sql`insert into public.audit_logs (tenant_id, table_name, record_key, action, actor_user_id, actor_role, old_data, new_data, changed_fields)
+      values (${acme}, 'webhook_deliveries', '{"id": 1}', 'UPDATE', ${users.acmeAdmin.id}, 'authenticated', '{"status": "failed"}', '{"status": "pending"}', '{status}')`;
+    // The person reads both.
+    expect(await tablesRead(admin, '&table_name=notifications')).toEqual(new Set(['notifications']));
+    expect(await tablesRead(admin, '&table_name=webhook_deliveries')).toEqual(new Set(['webhook_deliveries']));
+    const everything = await keyWith(['audit:read', 'tickets:read', 'webhooks:manage']);
+    const read = await tablesRead(everything);
+    expect([read.has('notifications'), read.has('webhook_deliveries')]).toEqual([false, true]);
+    const inbox = await call(app, 'GET', `/tenants/${acme}/audit?table_name=notifications`, { token: everything });
+    expect([inbox.status, errorCode(inbox)]).toEqual([403, 'insufficient_scope']);
+    expect(JSON.stringify(inbox.body)).not.toContain('a note mentioning');
+    const auditOnly = await keyWith(['audit:read']);
+    const retries = await call(app, 'GET', `/tenants/${acme}/audit?table_name=webhook_deliveries`, { token: auditOnly });
+    expect([retries.status, errorCode(retries), retries.body.error?.details?.required_scopes]).toEqual([403, 'insufficient_scope', ['webhooks:manage']]);
   });
 });

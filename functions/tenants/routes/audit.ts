@@ -4,6 +4,7 @@ import { caller, callerDb } from '../../../shared/auth/context.ts';
 import { apiKeyScope, type Scope } from '../../../shared/auth/api-keys.ts';
 import { missingScopes, requireScopes } from '../../../shared/auth/key-scopes.ts';
 import { needs } from '../../../shared/auth/needs.ts';
+import { forbidden } from '../../../shared/errors.ts';
 import { commonErrors, cursorValues, encodeCursor, jsonResponse } from '../../../shared/schemas/common.ts';
 import type { Checked, JsonObject, Tables } from '../../../shared/rows.ts';
 import * as s from '../schemas.ts';
@@ -40,16 +41,19 @@ export const AUDIT_PAGE_BYTES = 2 * 1024 * 1024;
 /** The read scopes an API key needs besides `audit:read` to read each audited table's
  *  entries, whose row images hold the rows themselves (a message's content, a call's
  *  transcript, a customer's phone): the scopes its own routes need. null: the tenant's
- *  configuration, which `audit:read` alone reads. Every audited table is here
- *  (tests/functions/audit-scopes.test.ts holds it to the catalog). */
-export const AUDIT_READ_SCOPE: Record<string, Scope | readonly Scope[] | null> = {
+ *  configuration, which `audit:read` alone reads. false: no key reads them, as no key
+ *  reads their routes. Every audited table is here (tests/functions/audit-scopes.test.ts
+ *  holds it to the catalog). */
+export const AUDIT_READ_SCOPE: Record<string, Scope | readonly Scope[] | null | false> = {
   tickets: 'tickets:read',
   ticket_messages: 'tickets:read',
   ticket_events: 'tickets:read',
   ticket_followers: 'tickets:read',
   ticket_internal_fields: 'tickets:read',
   attachments: 'tickets:read',
-  notifications: 'tickets:read',
+  // A person's inbox (mentions, note snippets, when they read them): /notifications
+  // refuses keys, and its entries are shown to the person named in them.
+  notifications: false,
   tags: 'tickets:read',
   custom_field_definitions: 'tickets:read',
   sla_policies: 'tickets:read',
@@ -79,16 +83,23 @@ export const AUDIT_READ_SCOPE: Record<string, Scope | readonly Scope[] | null> =
   // An endpoint's URL may be its receiver's bearer token (catch-hook URLs): read as its
   // routes read it.
   webhook_endpoints: 'webhooks:manage',
+  // Written by hand, not by a trigger: who re-sent a delivery (20261207114000).
+  webhook_deliveries: 'webhooks:manage',
   platform_admins: null,
 };
 
 /** The tables whose entries an API key reads (null: a person, every table); a named table
  *  it may not read is 403 insufficient_scope, as its own routes answer. */
 function keyReadableTables(scopes: readonly Scope[], named: string | undefined): string[] {
-  const scopesFor = (table: string): readonly Scope[] => [AUDIT_READ_SCOPE[table] ?? []].flat();
-  const readable = Object.keys(AUDIT_READ_SCOPE).filter((t) => missingScopes(scopes, scopesFor(t)).length === 0);
+  const scopesFor = (table: string): readonly Scope[] => [AUDIT_READ_SCOPE[table] || []].flat();
+  const readable = Object.keys(AUDIT_READ_SCOPE).filter((t) =>
+    AUDIT_READ_SCOPE[t] !== false && missingScopes(scopes, scopesFor(t)).length === 0
+  );
   // Own keys only: `?table_name=constructor` names no table (an empty page), not a scope.
   if (named !== undefined && Object.hasOwn(AUDIT_READ_SCOPE, named)) {
+    if (AUDIT_READ_SCOPE[named] === false) {
+      throw forbidden(`The audit entries of ${named} are a person's own: API keys do not read them`, 'insufficient_scope');
+    }
     requireScopes(scopes, scopesFor(named), `The audit entries of ${named} hold its rows`);
   }
   return readable;
