@@ -94,6 +94,32 @@ describe('deleting a platform user', () => {
     );
   });
 
+  it('retired with their last login (Clerk user.deleted, Supabase Auth deletion), their invitations go too, in every tenant; with a login left, none does', async () => {
+    const admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+    const globexAdmin = await supabaseToken(users.globexAdmin, { tenantId: tenants.globex.id });
+    const accepted = await call(tenantsApp, 'POST', `/tenants/${acme}/invitations`, { token: admin, body: { email: 'retiree@acme.test', role: 'agent' } });
+    expect(accepted.status, JSON.stringify(accepted.body)).toBe(201);
+    const [p] = await db.sql`insert into public.users (email) values ('retiree@acme.test') returning id`;
+    await db.sql`insert into public.user_identities (issuer, subject, user_id)
+      values ('https://clerk.example.test', 'user_retiree', ${p.id}), ('http://127.0.0.1:54321/auth/v1', ${p.id}, ${p.id})`;
+    const token = await supabaseToken({ id: p.id, email: 'retiree@acme.test' });
+    expect((await call(tenantsApp, 'POST', `/tenants/invitations/${accepted.body.id}/accept`, { token })).status).toBe(200);
+    const waiting = await call(tenantsApp, 'POST', `/tenants/${tenants.globex.id}/invitations`, {
+      token: globexAdmin,
+      body: { email: 'Retiree@acme.test', role: 'user' },
+    });
+    expect(waiting.status, JSON.stringify(waiting.body)).toBe(201);
+    const theirs = () => db.sql`select id from public.invitations where id in (${accepted.body.id}, ${waiting.body.id}) order by id`;
+    // One login of two goes: the person stays, and so do their invitations.
+    await db.sql`select private.retire_identity('https://clerk.example.test', 'user_retiree')`;
+    expect(await theirs()).toHaveLength(2);
+    // The last: retired (the row kept for the records naming them), the address with no tenant.
+    await db.sql`select private.retire_identity('http://127.0.0.1:54321/auth/v1', ${p.id})`;
+    expect((await db.sql`select status from public.users where id = ${p.id}`)[0].status).toBe('deleted');
+    expect(await theirs()).toEqual([]);
+    expect(await db.sql`select id from public.invitations where lower(email) = 'retiree@acme.test'`).toEqual([]);
+  });
+
   it('two of a person\'s logins deleted at once retire them (the person\'s row orders the two)', async () => {
     const [p] = await db.sql`insert into public.users (email) values ('two-logins@acme.test') returning id`;
     await db.sql`insert into public.user_identities (issuer, subject, user_id)

@@ -119,6 +119,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206043000_people_retired_with_their_last_login.sql',
     '20261206045000_lifecycle_review.sql',
     '20261206046000_stored_sizes_review.sql',
+    // ... and their invitations go with them (review of the identity sync, issue 14).
+    '20261207211000_retired_users_invitations_go.sql',
   ],
   // ... back only with no login left (a platform admin's lockout outlasts a profile edit);
   // an address another person holds is not taken (issue 14 review).
