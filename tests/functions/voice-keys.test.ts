@@ -71,6 +71,22 @@ describe('a tenant API key on the call path', () => {
     }
   });
 
+  it("answers its tenant's state before a parked agent's, as the provider's credential does: a suspended or deleted tenant's number is not retried", async () => {
+    try {
+      for (const status of ['suspended', 'deleted']) {
+        await db.sql`update public.tenants set status = ${status}, deleted_at = ${status === 'deleted' ? new Date() : null} where id = ${acme}`;
+        for (const n of [NUMBER.acme, NUMBER.acmeRetired]) {
+          const r = await route(n, key.route.key);
+          expect([n, r.status, errorCode(r)]).toEqual([n, 404, `tenant_${status}`]);
+        }
+      }
+    } finally {
+      await db.sql`update public.tenants set status = 'active', deleted_at = null where id = ${acme}`;
+    }
+    const parked = await route(NUMBER.acmeRetired, key.route.key);
+    expect([parked.status, errorCode(parked)]).toEqual([404, 'agent_inactive']);
+  });
+
   it('a key without the scope is 403 insufficient_scope; a malformed one 401', async () => {
     for (const k of [key.events.key, key.other.key]) {
       const r = await route(NUMBER.acme, k);

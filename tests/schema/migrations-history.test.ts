@@ -27,6 +27,8 @@ import { freshDatabase, type TestDatabase, UNAUDITED_TABLES } from '../helpers/d
 const REDEFINITIONS: Record<string, string[]> = {
   // /route's reason for a number only parked agents have: their tenant's state first.
   'private.voice_route_answer': ['20261206144000_route_reasons_for_parked_agents.sql'],
+  // ... and through a tenant's API key (review of the voice product).
+  'private.voice_route_in_tenant': ['20261207212000_keyed_route_reasons_for_parked_agents.sql'],
   // Supabase tokens name no tenant for someone in several who chose none.
   'private.custom_access_token_hook': ['20261206147000_supabase_tokens_choose_no_tenant.sql'],
   // An invitation waits for its sender's disabling or loss of the platform role.
