@@ -318,6 +318,31 @@ describe('Clerk events out of order', () => {
     expect(await memberships()).toBe(1);
   });
 
+  it('a removal Svix retries after the tenant invited the person back (an invitation accepted since) leaves the new membership', async () => {
+    const now = Date.now();
+    await sendClerk(clerkRequest({ type: 'organization.created', timestamp: now - 60_000, data: { id: 'org_back', name: 'Back Ltd', slug: 'back-ltd' } }));
+    await sendClerk(clerkRequest({ ...clerkUser('user_back', 'back@back.test', 'Bob'), timestamp: now - 59_000 }));
+    const membership = { id: 'orgmem_back', role: 'org:member', organization: { id: 'org_back' }, public_user_data: { user_id: 'user_back' } };
+    await sendClerk(clerkRequest({ type: 'organizationMembership.created', timestamp: now - 58_000, data: membership }));
+    const [person] = await db.sql`select id from public.users where email = 'back@back.test'`;
+    const [{ tenant_id: tenant }] = await db.sql`select tenant_id from public.tenant_org_links where org_id = 'org_back'`;
+    const memberships = async () => (await db.sql`select role from public.memberships where tenant_id = ${tenant} and user_id = ${person.id}`).map((m) => m.role);
+    expect(await memberships()).toEqual(['user']);
+    // Removed at Clerk a minute ago; the delivery fails. Meanwhile the tenant's admin
+    // removes and invites them back as an agent, and they accept.
+    await db.sql`delete from public.memberships where tenant_id = ${tenant} and user_id = ${person.id}`;
+    await db.sql`insert into public.invitations (tenant_id, email, role, accepted_at, accepted_by)
+      values (${tenant}, 'back@back.test', 'agent', now(), ${person.id})`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${tenant}, ${person.id}, 'agent')`;
+    const late = await sendClerk(clerkRequest({ type: 'organizationMembership.deleted', timestamp: now - 50_000, data: membership }));
+    expect(late.status).toBe(200);
+    expect(await memberships()).toEqual(['agent']);
+    // A removal made after that acceptance takes it.
+    const later = await sendClerk(clerkRequest({ type: 'organizationMembership.deleted', timestamp: Date.now() + 1000, data: membership }));
+    expect([later.status, later.body.outcome]).toEqual([200, 'applied']);
+    expect(await memberships()).toEqual([]);
+  });
+
   it('an event older than one already applied to the same object changes nothing', async () => {
     await sendClerk(clerkRequest({ type: 'organization.created', timestamp: at(0), data: { id: 'org_late', name: 'Late Ltd', slug: 'late-ltd' } }));
     await sendClerk(clerkRequest({ ...clerkUser('user_late', 'late@late.test', 'Lara'), timestamp: at(1) }));

@@ -367,8 +367,16 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
         where v.issuer = ${issuer()} and v.object = ${`user:${subject}`} and v.deleted and v.user_id is not null
         limit 1`;
       if (!tenantId || !known) return 'ignored';
-      await tx`delete from public.memberships where tenant_id = ${tenantId} and user_id = ${known.user_id}
-                 and (${known.deleted_at}::timestamptz is null or created_at <= ${known.deleted_at}::timestamptz)`;
+      // Nor one the tenant gave them after Clerk removed them (an invitation accepted since:
+      // Svix retries a removal for days, and a late one took the new membership away).
+      const at = typeof event.timestamp === 'number' && Number.isFinite(event.timestamp) && event.timestamp > 0
+        ? new Date(event.timestamp)
+        : null;
+      await tx`delete from public.memberships m where m.tenant_id = ${tenantId} and m.user_id = ${known.user_id}
+                 and (${known.deleted_at}::timestamptz is null or m.created_at <= ${known.deleted_at}::timestamptz)
+                 and (${at}::timestamptz is null or not exists (
+                   select 1 from public.invitations i
+                   where i.tenant_id = m.tenant_id and i.accepted_by = m.user_id and i.accepted_at > ${at}::timestamptz))`;
       return 'applied';
     }
     default:
