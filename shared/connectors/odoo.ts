@@ -493,14 +493,18 @@ export function odooConnector(config: OdooConfig): Connector {
         false,
       );
     }
+    // Whom this hand-over was for: the owner when it began. One who changed since a run
+    // failed mid-way (B, then C) is handed over to in turn, rather than the administrator
+    // recorded as C's with B's address as its login (where Odoo's password resets go).
+    const target = next.login;
     const done: DatabaseCredentials = {
       login,
       password: next.password,
       database: name,
-      ...(login.toLowerCase() !== owner.email.toLowerCase() ? { owner: owner.email } : {}),
+      ...(login.toLowerCase() !== target.toLowerCase() ? { owner: target } : {}),
     };
     await ctx.checkpoint({}, done);
-    return done;
+    return target.toLowerCase() === owner.email.toLowerCase() ? done : await handOverDatabase(ctx, name, done);
   }
 
   return {

@@ -374,6 +374,24 @@ describe('database mode', () => {
     expect(Object.keys(shownCredentials(t.credentials!)).sort()).toEqual(['database', 'login', 'password']);
   });
 
+  it('an owner who changed again while a hand-over waited for a retry gets the administrator in turn, not one left with the first new owner\'s address', async () => {
+    const c = connector({ mode: 'database' });
+    const t = tenant('od_db_twice');
+    await settle(c, t, 'ensure');
+    const db = () => odoo.databases.get('tenant_od_db_twice')!;
+    const first = { ...t.credentials! };
+    // A run toward B recorded its hand-over and failed before Odoo saw it; then B left too.
+    t.credentials = { login: 'b@od_db_twice.test', password: 'for-b', database: 'tenant_od_db_twice', password_pending: true, handing_over: { login: first.login, password: first.password } };
+    t.admin = { email: 'c@od_db_twice.test', name: 'Cy' };
+    await step(c, t, 'ensure');
+    expect(t.credentials).toEqual({ login: 'c@od_db_twice.test', password: expect.any(String), database: 'tenant_od_db_twice' });
+    expect(t.credentials!.password).not.toBe('for-b');
+    expect(db()).toMatchObject({ login: 'c@od_db_twice.test', password: t.credentials!.password });
+    const settled = { ...t.credentials! };
+    await step(c, t, 'ensure');
+    expect(t.credentials).toEqual(settled);
+  });
+
   it("a new owner who already has a user in the database gets the administrator with its login kept and a new password", async () => {
     const c = connector({ mode: 'database' });
     const t = tenant('od_db_colleague');
