@@ -237,12 +237,16 @@ export function odooConnector(config: OdooConfig): Connector {
   }
 
   /** The tenant's company found by one of the names it may have, never one another
-   *  tenant's service records (see `unclaimed`). */
+   *  tenant's service records (see `unclaimed`): its names now, and the name a create
+   *  asked for (recorded before it, as `company_requested`), which a rename of the
+   *  tenant since a create whose answer was lost no longer makes. */
   async function ownCompanyByName(ctx: ProvisionContext): Promise<number | undefined> {
+    const requested = ctx.externalIds.company_requested;
     const rows = await t.call('res.company', 'search_read', [[['name', 'in', [
       companyName(ctx),
       uniqueName(ctx),
       removedName(ctx),
+      ...(typeof requested === 'string' && requested ? [requested] : []),
     ]]]], { fields: ['id'], ...noArchived }) as { id: number }[];
     for (const { id } of rows) if (await unclaimed(ctx, 'company_id', id)) return id;
     return undefined;
@@ -522,8 +526,12 @@ export function odooConnector(config: OdooConfig): Connector {
         // The tenant's name, unless another tenant's company has it (a slug given up and
         // taken again): then with the tenant id's first letters, as Odoo wants names unique.
         const taken = await findOne('res.company', [['name', '=', companyName(ctx)]]);
+        const name = taken ? uniqueName(ctx) : companyName(ctx);
+        // Recorded first: a create whose answer is lost is found by it at the retry, even
+        // when the tenant was renamed meanwhile (else a second company, the first orphaned).
+        await ctx.checkpoint({ company_requested: name });
         try {
-          const created = await t.call('res.company', 'create', [[{ name: taken ? uniqueName(ctx) : companyName(ctx) }]]);
+          const created = await t.call('res.company', 'create', [[{ name }]]);
           found = Array.isArray(created) ? created[0] : created as number;
         } catch (err) {
           // A create that ran past its timeout went on at Odoo and committed since: the
@@ -534,7 +542,7 @@ export function odooConnector(config: OdooConfig): Connector {
         }
       }
       const companyId: number = found!;
-      await ctx.checkpoint({ company_id: companyId });
+      await ctx.checkpoint({ company_id: companyId, company_requested: null });
       const [company] = await t.call('res.company', 'search_read', [[['id', '=', companyId]]], {
         fields: ['active', 'name'],
         ...noArchived,

@@ -65,6 +65,27 @@ describe('errors', () => {
     expect(users().filter((u) => u.login === t.admin!.email)).toHaveLength(1);
     expect([...odoo.tables['res.company'].values()].filter((c) => c.name === `Tenant od-faults (od-faults)`)).toHaveLength(1);
   });
+  it("a company create whose answer was lost is found at the retry although the tenant was renamed meanwhile: no second company", async () => {
+    const t = tenant('od-renamed-retry');
+    const original = odoo.handle.bind(odoo);
+    odoo.handle = async (method, path, headers, body) => {
+      const reply = await original(method, path, headers, body);
+      // The company is made at Odoo; the answer never arrives.
+      const text = JSON.stringify(body);
+      if (text.includes('"res.company"') && text.includes('"create"')) return { status: 502, body: 'Bad Gateway', headers: { 'content-type': 'text/plain' } };
+      return reply;
+    };
+    try {
+      await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true });
+    } finally {
+      odoo.handle = original;
+    }
+    t.tenant.name = 'Renamed Since'; // a tenant admin renames it before the retry
+    await step(connector(), t, 'ensure');
+    const ours = [...odoo.tables['res.company'].values()].filter((c) => String(c.name).includes('(od-renamed-retry)'));
+    expect(ours.map((c) => c.id)).toEqual([t.externalIds.company_id]);
+    expect(t.externalIds.company_requested).toBeNull();
+  });
   // Not JSON at all: partnerFetch says so for every partner (a JSON answer that is not
   // JSON-RPC's is the connector's own check).
   for (const [transport, says] of [['jsonrpc', 'the answer is not JSON'], ['json2', 'not JSON']] as const) {
