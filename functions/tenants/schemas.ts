@@ -63,14 +63,13 @@ const Settings = JsonObject(16_384).superRefine((o, ctx) => {
     'must be a whole number of bytes from 52428800 (50 MiB) to 107374182400 (100 GiB)',
   );
   // Read by the database as a whole number of days up to 9999 (anything else was 7, so a
-  // tenant's partner spaces went for good earlier than the operator set), a window of
-  // days up to 9999 (likewise 7), and a count from 10 to 10,000 (clamped).
+  // tenant's partner spaces went for good earlier than the operator set), and a window
+  // of days up to 9999 (likewise 7). (customer_pending_uploads is clamped to 10–10,000.)
   wholeNumber('removal_grace_days', 0, 9999, 'must be a whole number of days from 0 to 9999');
   const window = o.reopen_window_days;
   if (window !== undefined && window !== null && !(typeof window === 'number' && window >= 0 && window < 10_000)) {
     ctx.addIssue({ code: 'custom', path: ['reopen_window_days'], message: 'must be a number of days from 0 to 9999' });
   }
-  wholeNumber('customer_pending_uploads', 10, 10_000, 'must be a whole number from 10 to 10000');
   const consent = o.voice_recording_requires_consent;
   if (consent !== undefined && consent !== null && typeof consent !== 'boolean') {
     ctx.addIssue({ code: 'custom', path: ['voice_recording_requires_consent'], message: 'must be true or false' });
