@@ -218,9 +218,14 @@ try {
   // The well-known local values are printed for a newcomer to copy; a password or secret
   // the user brought (--db-url, SUPABASE_JWT_SECRET) is theirs and stays off the screen.
   line('DB URL', args['db-url'] ? redactCredentials(dbUrl) : dbUrl);
-  line('JWT secret', secret === LOCAL_DEV_JWT_SECRET ? secret : '(the one SUPABASE_JWT_SECRET sets)');
-  line('anon key', anonKey);
-  line('service_role key', serviceKey);
+  // Keys and tokens made with a secret the user brought are as secret as it: a
+  // service_role key valid for years, printed to a terminal and its scrollback or a log,
+  // would open the project it was made for. Shown only for the well-known local secret.
+  const wellKnown = secret === LOCAL_DEV_JWT_SECRET;
+  const withTheirs = '(made with your SUPABASE_JWT_SECRET: not shown)';
+  line('JWT secret', wellKnown ? secret : '(the one SUPABASE_JWT_SECRET sets)');
+  line('anon key', wellKnown ? anonKey : withTheirs);
+  line('service_role key', wellKnown ? serviceKey : withTheirs);
   line('Clerk dev issuer', issuers.clerk);
   line('SuperTokens dev issuer', issuers.supertokens);
   if (secret === LOCAL_DEV_JWT_SECRET) {
@@ -228,8 +233,12 @@ try {
     console.log('  for it: never use it outside this machine. Set SUPABASE_JWT_SECRET to change it.\x1b[0m');
   }
   const flag = dataDirFlag(localDir);
-  console.log('\n  Access tokens (Supabase Auth issuer, valid 24 h):');
-  for (const [label, token] of Object.entries(tokens)) console.log(`\n  ${label}:\n  ${token}`);
+  if (wellKnown) {
+    console.log('\n  Access tokens (Supabase Auth issuer, valid 24 h):');
+    for (const [label, token] of Object.entries(tokens)) console.log(`\n  ${label}:\n  ${token}`);
+  } else {
+    console.log(`\n  Access tokens: ${withTheirs}; print one with the command below.`);
+  }
   console.log(`\n  More tokens: npm run -s token -- <email> --tenant <slug>${flag}`);
   console.log(`  Sign up:     npm run user -- add <email> --name "First Last"${flag}`);
   console.log('\n  Try: curl -H "Authorization: Bearer <token>" ' + `${origin}/functions/v1/tenants/me`);

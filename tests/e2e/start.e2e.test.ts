@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { bootstrapFile, createDatabase, freePort, root, runSqlFile, withDatabase } from '../../scripts/stack.mjs';
+import { apiKey, mintToken } from '../../scripts/tokens.mjs';
 import { tenants } from '../helpers/seed.ts';
 
 const run = promisify(execFile);
@@ -20,15 +21,22 @@ interface Started {
   output: string;
 }
 
-async function start(args: string[]): Promise<Started> {
+async function start(args: string[], env: Record<string, string> = {}): Promise<Started> {
   const child = spawn(process.execPath, ['scripts/start.mjs', ...args], {
     cwd: root,
-    env: { ...process.env, JOBS_INTERVAL_S: '0.5' },
+    env: { ...process.env, JOBS_INTERVAL_S: '0.5', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const started: Started = { child, output: '' };
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`npm start did not come up:\n${started.output}`)), 90_000);
+    const timer = setTimeout(() => {
+      // Not up in time: stopped, its Postgres and functions server with it, rather than
+      // left running (holding their ports) with no one to stop them.
+      child.kill('SIGINT');
+      const hard = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      child.once('exit', () => clearTimeout(hard));
+      reject(new Error(`npm start did not come up:\n${started.output}`));
+    }, 90_000);
     const on = (d: Buffer) => {
       started.output += d;
       if (started.output.includes('Ctrl-C stops everything')) {
@@ -159,14 +167,17 @@ describe('embedded stack', () => {
 });
 
 describe('--db-url', () => {
-  it('migrates and seeds an existing database instead of starting one', async () => {
+  it('migrates and seeds an existing database instead of starting one; keys and tokens made with a JWT secret the user set are not printed', async () => {
     // A database with the platform but none of the project's migrations, as `supabase
     // start` hands one out: Supabase's superuser set it up, the stack gets postgres's URL.
     const name = `start_dburl_${Date.now()}`;
     const url = await createDatabase(inject('pgUrl'), name);
     await runSqlFile(withDatabase(inject('pgAdminUrl'), name), bootstrapFile);
     const port = await freePort();
-    const s = await start(['--db-url', url, '--port', String(port), '--data-dir', path.join(dir, 'external')]);
+    // The user's own secret (their hosted project's, say): what is signed with it opens
+    // that project, and a terminal's scrollback or a log is no place for it.
+    const secret = `their-own-jwt-secret-${Date.now()}-of-at-least-32-characters`;
+    const s = await start(['--db-url', url, '--port', String(port), '--data-dir', path.join(dir, 'external')], { SUPABASE_JWT_SECRET: secret });
     let exitCode: number | null = null;
     try {
       expect(s.output).not.toContain('starting embedded PostgreSQL');
@@ -175,7 +186,12 @@ describe('--db-url', () => {
       expect(password).not.toBe('');
       expect(s.output).toContain(url.replace(`:${password}@`, ':***@'));
       expect(s.output).not.toContain(`:${password}@`);
-      const admin = printedToken(s.output, 'tenant admin (admin@acme.test)');
+      expect(s.output).not.toContain(secret);
+      for (const role of ['service_role', 'anon']) expect(s.output).not.toContain(await apiKey(role, secret));
+      expect(s.output).not.toContain('tenant admin (admin@acme.test):');
+      expect(s.output).toContain('(made with your SUPABASE_JWT_SECRET: not shown)');
+      // The token command makes one with it.
+      const admin = await mintToken({ dbUrl: url, email: 'admin@acme.test', tenant: 'acme', secret, keys: undefined });
       const me = await fetch(`http://127.0.0.1:${port}/functions/v1/tenants/me`, { headers: { authorization: `Bearer ${admin}` } });
       expect(me.status).toBe(200);
 
