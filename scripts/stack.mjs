@@ -2,9 +2,10 @@
 // an embedded PostgreSQL, the platform bootstrap, the migrations (pushed with the real
 // Supabase CLI) and the seed.
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { existsSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
@@ -177,12 +178,27 @@ export function redactCredentials(text) {
 }
 
 /** Runs the real Supabase CLI from node_modules; resolves with its stdout. Its error
- *  names the command with the URLs' passwords masked (the database URL is an argument). */
-export function supabaseCli(args, { quiet = true } = {}) {
+ *  names the command with the URLs' passwords masked (the database URL is an argument).
+ *  The CLI (a Bun-compiled program) unpacks a native helper into TMPDIR and leaves it
+ *  there: it gets a folder of this run's own, removed once it exits, so nothing is left
+ *  in the shared temp folder. */
+export async function supabaseCli(args, { quiet = true } = {}) {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'supabase-cli-'));
+  try {
+    return await runSupabaseCli(args, quiet, tmp);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+function runSupabaseCli(args, quiet, tmp) {
   return new Promise((resolve, reject) => {
     const child = spawn(bin('supabase'), args, {
       cwd: root,
-      env: { ...process.env, PGSSLMODE: process.env.PGSSLMODE ?? 'disable', SUPABASE_TELEMETRY_DISABLED: '1', DO_NOT_TRACK: '1', CI: process.env.CI ?? 'true' },
+      env: {
+        ...process.env, TMPDIR: tmp, PGSSLMODE: process.env.PGSSLMODE ?? 'disable', SUPABASE_TELEMETRY_DISABLED: '1', DO_NOT_TRACK: '1',
+        CI: process.env.CI ?? 'true',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';

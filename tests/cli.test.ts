@@ -3,14 +3,14 @@
 // `npm run token` / `npm run user` pointed at a folder where no stack runs. Every run is
 // bounded; the only traffic is to 127.0.0.1.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, OUTPUT_KEPT, root, spawnFunctionsServer } from '../scripts/stack.mjs';
+import { freePort, OUTPUT_KEPT, root, spawnFunctionsServer, supabaseCli } from '../scripts/stack.mjs';
 
 interface Run {
   code: number;
@@ -204,5 +204,24 @@ describe('a database password', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('postgresql://postgres:***@127.0.0.1:');
     expect(r.stdout + r.stderr).not.toContain('s3cr3t-pw');
+  });
+});
+
+describe('the Supabase CLI', () => {
+  it('leaves nothing in the temp folder: the native helper it unpacks there goes with the run', async () => {
+    const own = await mkdtemp(path.join(os.tmpdir(), 'platform-cli-tmp-'));
+    const before = process.env.TMPDIR;
+    process.env.TMPDIR = own;
+    try {
+      // A database command loads it (`--version` does not); this one fails at once, as no
+      // database listens on port 1.
+      await expect(supabaseCli(['db', 'push', '--db-url', 'postgresql://nobody:none@127.0.0.1:1/none', '--dry-run']))
+        .rejects.toThrow(/supabase db push/);
+      expect(readdirSync(own)).toEqual([]);
+    } finally {
+      if (before === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = before;
+      await rm(own, { recursive: true, force: true });
+    }
   });
 });

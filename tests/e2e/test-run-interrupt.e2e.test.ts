@@ -87,3 +87,46 @@ it('Ctrl-C during a test file leaves no temp folder and no PostgreSQL behind', a
   for (let i = 0; i < 50 && processesUnder(tmp).length; i++) await new Promise((r) => setTimeout(r, 100));
   expect(processesUnder(tmp)).toEqual([]);
 }, 180_000);
+
+it("Ctrl-C during `node scripts/catalog-snapshot.mjs` (and gen:types, written alike) leaves no cluster folder and no PostgreSQL behind", async () => {
+  const own = await mkdtemp(path.join(os.tmpdir(), 'platform-interrupt-'));
+  try {
+    await chmod(own, 0o755);
+    const env = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: process.env.LANG ?? 'C.UTF-8', TMPDIR: own };
+    const child = spawn(process.execPath, ['scripts/catalog-snapshot.mjs', '--out', path.join(own, 'catalog.txt')], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let output = '';
+    child.stdout!.on('data', (d) => (output += d));
+    child.stderr!.on('data', (d) => (output += d));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code, signal) => r(code ?? (signal ? 128 : null))));
+    try {
+      // Once its cluster runs (the postmaster's pid file is written).
+      const deadline = Date.now() + 90_000;
+      let running = false;
+      while (Date.now() < deadline && child.exitCode === null && !running) {
+        const dir = readdirSync(own).find((f) => f.startsWith('platform-catalog-'));
+        running = !!dir && existsSync(path.join(own, dir, 'data', 'postmaster.pid'));
+        if (!running) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(running, output).toBe(true);
+      process.kill(-child.pid!, 'SIGINT');
+      const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 30_000);
+      await exited;
+      clearTimeout(timer);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) {
+        process.kill(-child.pid!, 'SIGKILL');
+        await exited;
+      }
+    }
+    expect(readdirSync(own).filter((f) => f.startsWith('platform-catalog-')), output).toEqual([]);
+    for (let i = 0; i < 50 && processesUnder(own).length; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(processesUnder(own)).toEqual([]);
+  } finally {
+    await rm(own, { recursive: true, force: true });
+  }
+}, 180_000);
