@@ -131,6 +131,28 @@ describe('the next-response target', () => {
     expect(restarted.next_response_due_at).not.toBeNull();
   });
 
+  it('a breach stays one breach when a change of priority stops the clock and another starts it again for the same reply', async () => {
+    await db.sql`delete from public.sla_policies where tenant_id = ${acme} and priority = 'urgent'`; // urgent: no policy
+    const t = await ticket('medium');
+    await reply(t.id, tok.agent);
+    await reply(t.id, tok.user);
+    await sweep(31);
+    expect((await row(t.id)).sla_next_response_breached_at).not.toBeNull();
+    for (const priority of ['urgent', 'medium']) {
+      const r = await call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.agent, body: { priority } });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+    }
+    // Medium again: the clock runs from the same reply, past due; it was breached already.
+    expect((await row(t.id)).next_response_due_at).not.toBeNull();
+    await sweep(45);
+    expect(await events('ticket.sla_breached', t.id)).toEqual([{ ticket_id: t.id, number: t.number, kind: 'next_response' }]);
+    const messages = await db.sql`select count(*)::int as n from public.ticket_messages where ticket_id = ${t.id} and type = 'system' and content like 'SLA breached%'`;
+    expect(messages[0].n).toBe(1);
+    // A new reply of the customer's is a new clock, which may breach in its turn.
+    await reply(t.id, tok.user);
+    expect((await row(t.id)).sla_next_response_breached_at).toBeNull();
+  });
+
   it('resolving answers the reply owed; a customer reply on the settled ticket is owed an answer from its reopening, not from when it came', async () => {
     const t = await ticket('medium');
     await reply(t.id, tok.agent);

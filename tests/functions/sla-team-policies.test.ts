@@ -278,17 +278,21 @@ describe('the pause and the other clocks read the same policy', () => {
     expect(updates).toBe(0);
     await patch(t.id, { team_id: teams.acme });
     expect(((await row(t.id)).next_response_due_at!.getTime() - since) / MIN).toBe(30);
-    // Breached on the team, then moved off: the clock stops and sheds its breach, so
-    // moved back, the new clock can breach again.
+    // Breached on the team, then moved off: the clock stops, and the breach of the reply
+    // still owed stays (20261207215000); moved back, the clock runs from that reply again,
+    // already breached: one missed reply, one breach.
     await asService(null, (tx) => tx`select private.run_sla_sweep(${new Date(since + 31 * MIN)}::timestamptz)`);
-    expect((await row(t.id)).sla_next_response_breached_at).not.toBeNull();
+    const breachedAt = (await row(t.id)).sla_next_response_breached_at;
+    expect(breachedAt).not.toBeNull();
     await patch(t.id, { team_id: null });
     now = await row(t.id);
-    expect(now).toMatchObject({ next_response_due_at: null, sla_next_response_breached_at: null });
+    expect(now).toMatchObject({ next_response_due_at: null, sla_next_response_breached_at: breachedAt });
     await patch(t.id, { team_id: teams.acme });
     now = await row(t.id);
     expect((now.next_response_due_at!.getTime() - since) / MIN).toBe(30);
-    expect(now.sla_next_response_breached_at).toBeNull();
+    expect(now.sla_next_response_breached_at).toEqual(breachedAt);
+    await asService(null, (tx) => tx`select private.run_sla_sweep(${new Date(since + 40 * MIN)}::timestamptz)`);
+    expect((await row(t.id)).sla_next_response_breached_at).toEqual(breachedAt);
   });
 
   it('an answer stays an answer: a change of policy after it starts no clock, even once its author is no longer staff', async () => {
