@@ -153,6 +153,21 @@ describe('the next-response target', () => {
     expect((await row(t.id)).sla_next_response_breached_at).toBeNull();
   });
 
+  it("a deleted policy's targets leave with a change to a priority no policy governs, as a live policy's do", async () => {
+    await policy('urgent', { first_response_minutes: 30, resolution_minutes: 120 });
+    await db.sql`delete from public.sla_policies where tenant_id = ${acme} and priority = 'low'`;
+    const t = await ticket('urgent');
+    expect((await row(t.id)).first_response_due_at).not.toBeNull();
+    const del = await call(app, 'DELETE', '/tickets/sla-policies/urgent', { token: tok.admin });
+    expect(del.status, JSON.stringify(del.body)).toBe(204);
+    const r = await call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.agent, body: { priority: 'low' } });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(await row(t.id)).toMatchObject({ first_response_due_at: null, due_date: null, next_response_due_at: null });
+    await sweep(600);
+    expect(await row(t.id)).toMatchObject({ status: 'open', sla_first_response_breached_at: null, sla_resolution_breached_at: null });
+    expect(await events('ticket.sla_breached', t.id)).toEqual([]);
+  });
+
   it('resolving answers the reply owed; a customer reply on the settled ticket is owed an answer from its reopening, not from when it came', async () => {
     const t = await ticket('medium');
     await reply(t.id, tok.agent);

@@ -601,6 +601,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206162000_merged_tickets_answered_not_resolved.sql', // a close by a merge is no resolution
     '20261207105000_settled_tickets_owe_no_reply.sql', // the reply owed ends when settled, restarts when reopened
     '20261207185000_settled_tickets_keep_their_due_dates.sql', // a settled ticket's targets stay (its team deleted)
+    '20261207216000_deleted_policies_targets_leave.sql', // a deleted policy's targets leave like a live one's
   ],
   // Holidays in a business-hours calendar; a next-response clock run by the reply trigger,
   // which the pause moves too (issue 16 §2).
