@@ -1209,7 +1209,7 @@ describe('rate limits', () => {
 describe('SLA business hours and the plan', () => {
   it('count only while the plan includes them: without the feature a new ticket is due in wall-clock time, and again in business time once it is back', async () => {
     // One minute of business time a day: 60 business minutes are two months away.
-    const hours = { timezone: 'UTC', days: [0, 1, 2, 3, 4, 5, 6], start: '03:00', end: '03:01' };
+    const hours = { timezone: 'UTC', days: [1, 2, 3, 4, 5, 6, 7], start: '03:00', end: '03:01' };
     await db.sql`insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes, business_hours)
       values (${globex}, 'urgent', 60, 120, ${db.sql.json(hours)})`;
     const dueIn = async () => {
@@ -1225,6 +1225,16 @@ describe('SLA business hours and the plan', () => {
       // The hours stay stored, and count again when the feature comes back.
       expect((await db.sql`select business_hours from public.sla_policies where tenant_id = ${globex} and priority = 'urgent'`)[0].business_hours)
         .toEqual(hours);
+      // Meanwhile the policy's other fields change, its hours sent back as they are; other
+      // hours are the feature's, refused.
+      const put = (body: Record<string, unknown>) =>
+        call(ticketsApp, 'PUT', '/tickets/sla-policies/urgent', { token: tok.globexAdmin, body: { first_response_minutes: 60, ...body } });
+      const kept = await put({ resolution_minutes: 180, business_hours: hours });
+      expect([kept.status, kept.body.resolution_minutes, kept.body.business_hours], JSON.stringify(kept.body)).toEqual([200, 180, hours]);
+      const other = await put({ resolution_minutes: 120, business_hours: { ...hours, end: '04:00' } });
+      expect([other.status, errorCode(other)]).toEqual([403, 'feature_not_in_plan']);
+      expect((await db.sql`select resolution_minutes, business_hours from public.sla_policies where tenant_id = ${globex} and priority = 'urgent'`)[0])
+        .toEqual({ resolution_minutes: 180, business_hours: hours });
       expect((await entitle(globex, { features: { sla_business_hours: null } })).status).toBe(200);
       expect(await dueIn()).toBeGreaterThan(60 * 24 * 30);
     } finally {

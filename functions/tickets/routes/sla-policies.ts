@@ -81,8 +81,23 @@ const put: TicketsHandler<typeof routes.put> = async (c) => {
   const body = c.req.valid('json');
   const access = c.var.access;
   // Another tenant's team (or none) fails the composite foreign key: 422 on team_id.
-  const [policy] = await callerDb(c, access.tenantId, (tx) =>
-    tx<SlaPolicyRow>`
+  const [policy] = await callerDb(c, access.tenantId, async (tx) => {
+    // The policy there is changed in place first: an insert's feature check (its BEFORE
+    // INSERT trigger fires before ON CONFLICT turns it into an update) refused business
+    // hours the tenant's plan no longer includes even when they were the ones stored,
+    // so after a downgrade no other field could be changed without erasing them.
+    const updated = await tx<SlaPolicyRow>`
+      update public.sla_policies set
+        first_response_minutes = ${body.first_response_minutes},
+        resolution_minutes = ${body.resolution_minutes},
+        business_hours = ${body.business_hours ? tx.json(body.business_hours) : null},
+        next_response_minutes = ${body.next_response_minutes},
+        warning_minutes = ${body.warning_minutes}
+      where tenant_id = ${access.tenantId} and team_id is not distinct from ${teamId}::uuid and priority = ${priority}
+      returning ${tx.columns(SLA_COLUMNS)}
+    `;
+    if (updated.length) return updated;
+    return await tx<SlaPolicyRow>`
       insert into public.sla_policies (tenant_id, team_id, priority, first_response_minutes, resolution_minutes,
                                        business_hours, next_response_minutes, warning_minutes)
       values (${access.tenantId}, ${teamId}, ${priority}, ${body.first_response_minutes}, ${body.resolution_minutes},
@@ -95,7 +110,8 @@ const put: TicketsHandler<typeof routes.put> = async (c) => {
         next_response_minutes = excluded.next_response_minutes,
         warning_minutes = excluded.warning_minutes
       returning ${tx.columns(SLA_COLUMNS)}
-    `);
+    `;
+  });
   return c.json(policy, 200);
 };
 
