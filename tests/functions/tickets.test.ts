@@ -724,7 +724,7 @@ describe('SLA', () => {
     // A policy stored before with a zone the check now refuses still takes edits that leave its hours alone.
     const [stored] = await db.sql`select id from public.sla_policies where tenant_id = ${acme} and priority = 'high' and team_id is null`;
     await db.sql`alter table public.sla_policies disable trigger sla_policy_hours_valid`;
-    await db.sql`update public.sla_policies set business_hours = business_hours || '{"timezone": "UTC+3"}' where id = ${stored.id}`;
+    await db.sql`update public.sla_policies set business_hours = business_hours || '{"timezone": "<+04>-4"}' where id = ${stored.id}`;
     await db.sql`alter table public.sla_policies enable trigger sla_policy_hours_valid`;
     await db.sql`update public.sla_policies set first_response_minutes = 45 where id = ${stored.id}`;
     // POSIX zone specifications Postgres would take, with the sign reversed (UTC+3 is west).
