@@ -280,6 +280,20 @@ describe('tenant lifecycle', () => {
       expect([key, bad, r.status, r.body.error?.details?.fields?.[0]?.field]).toEqual([key, bad, 422, `settings.${key}`]);
     }
     expect(await grace()).toBeNull();
+    // Through the table too (a platform admin's grace, a tenant admin's window): refused in
+    // any form the database would not read as days; its digits as text it reads, and takes.
+    const throughTable = (who: { id: string }, settings: Record<string, unknown>) =>
+      db.sql.begin(async (tx) => {
+        await tx`select set_config('role', 'authenticated', true),
+          set_config('request.jwt.claims', ${JSON.stringify({ sub: who.id, role: 'authenticated', iss: 'http://127.0.0.1:54321/auth/v1' })}, true)`;
+        const updated = await tx`update public.tenants set settings = settings || ${tx.json(settings as never)} where id = ${tenants.globex.id} returning id`;
+        throw Object.assign(new Error('rolled back'), { code: `rolled back: ${updated.length}` });
+      }).catch((e) => e.code);
+    for (const [who, settings] of [[users.super, { removal_grace_days: 14.5 }], [users.super, { removal_grace_days: '30 days' }], [users.globexAdmin, { reopen_window_days: 'a week' }], [users.globexAdmin, { reopen_window_days: -1 }]] as const) {
+      expect([settings, await throughTable(who, settings)]).toEqual([settings, '23514']);
+    }
+    expect(await throughTable(users.super, { removal_grace_days: '30' })).toBe('rolled back: 1');
+    expect(await throughTable(users.globexAdmin, { reopen_window_days: 2.5 })).toBe('rolled back: 1');
     const set = await call(app, 'PATCH', path, { token: tok.super, body: { settings: { removal_grace_days: 30 } } });
     expect(set.status).toBe(200);
     expect(await grace()).toBe(30);
