@@ -442,6 +442,27 @@ describe('what rules may not do', () => {
     expect((await state(t)).tags).toEqual(['vip', 'gold']);
   });
 
+  it('an action gone stale (its assignee no longer staff) does not freeze its rule or macro: switched off, renamed, but not written again as it is', async () => {
+    await quiet();
+    const [leaver] = await db.sql`insert into public.users (email) values ('stale-assignee@acme.test') returning id`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${acme}, ${leaver.id}, 'agent')`;
+    const actions = [{ type: 'assign', user_id: leaver.id }];
+    const id = await rule({ name: 'Give it to them', event: 'ticket.created', actions });
+    const [macro] = await db.sql`insert into public.macros (tenant_id, scope, name, actions) values (${acme}, 'tenant', 'Give it to them', ${db.sql.json(actions)}) returning id`;
+    await db.sql`update public.memberships set role = 'user' where tenant_id = ${acme} and user_id = ${leaver.id}`;
+    const off = await call(app, 'PATCH', `/tickets/automation-rules/${id}`, { token: tok.admin, body: { active: false, name: 'Stopped' } });
+    expect([off.status, off.body.active, off.body.name], JSON.stringify(off.body)).toEqual([200, false, 'Stopped']);
+    const renamed = await call(app, 'PATCH', `/tickets/macros/${macro.id}`, { token: tok.admin, body: { name: 'Renamed' } });
+    expect([renamed.status, renamed.body.name], JSON.stringify(renamed.body)).toEqual([200, 'Renamed']);
+    // Actions written anew are checked, the stale one with them.
+    const rewritten = await call(app, 'PATCH', `/tickets/automation-rules/${id}`, {
+      token: tok.admin,
+      body: { actions: [{ type: 'set_priority', priority: 'low' }, ...actions] },
+    });
+    expect([rewritten.status, rewritten.body.error?.details?.fields]).toEqual([422, [{ field: 'actions.1.user_id', message: expect.any(String) }]]);
+    await db.sql`delete from public.macros where id = ${macro.id}`;
+  });
+
   it('a template a rule or macro sends is not deleted under it (409 canned_response_in_use), nor with its team', async () => {
     await quiet();
     const [team] = await db.sql`insert into public.teams (tenant_id, name, department) values (${acme}, 'Templates team', 'support') returning id`;

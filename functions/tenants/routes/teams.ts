@@ -156,7 +156,8 @@ export function registerTeams(app: TenantsApp): void {
         409: errorResponse(
           '`team_has_open_tickets`: tickets not settled are on the team (`details.open_tickets`; 20261207127000); ' +
             '`team_in_use`: macros or automation rules move tickets to it (`details.macros`, `details.automation_rules`; ' +
-            '20261207186000): change or delete those first',
+            '20261207186000); `canned_response_in_use`: they send one of its templates (20261207210000): change or ' +
+            'delete those first',
         ),
       },
     }),

@@ -13,6 +13,7 @@ import {
   commonErrors,
   conflictError,
   cursorValues,
+  errorResponse,
   jsonBody,
   jsonResponse,
   keysetPage,
@@ -89,7 +90,14 @@ const routes = {
     ...apiKeyScope('workflow:manage'),
     middleware: needs.activeTenantRole('agent', { write: true, scope: 'workflow:manage' }),
     request: { params: s.CannedIdParam },
-    responses: { 204: { description: 'Removed' }, ...commonErrors },
+    responses: {
+      204: { description: 'Removed' },
+      ...commonErrors,
+      409: errorResponse(
+        '`canned_response_in_use`: a tenant-wide macro or an automation rule sends it (`details.macros`, ' +
+          '`details.automation_rules`; 20261207210000): change or delete those first',
+      ),
+    },
   }),
 };
 
