@@ -151,6 +151,14 @@ describe('the next-response target', () => {
     // A new reply of the customer's is a new clock, which may breach in its turn.
     await reply(t.id, tok.user);
     expect((await row(t.id)).sla_next_response_breached_at).toBeNull();
+    // Breached again, its clock stopped (urgent has no target), then answered: nothing is
+    // owed, and the mark goes with the answer.
+    await sweep(31);
+    expect((await row(t.id)).sla_next_response_breached_at).not.toBeNull();
+    expect((await call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.agent, body: { priority: 'urgent' } })).status).toBe(200);
+    expect((await row(t.id)).sla_next_response_breached_at).not.toBeNull();
+    await reply(t.id, tok.agent);
+    expect((await row(t.id)).sla_next_response_breached_at).toBeNull();
   });
 
   it("a deleted policy's targets leave with a change to a priority no policy governs, as a live policy's do", async () => {

@@ -657,6 +657,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261207146000_followers_replies_are_the_customers.sql',
     // An internal note leaves its ticket untouched (its time was the customer's to read).
     '20261207204000_internal_notes_leave_their_ticket_untouched.sql',
+    // A staff answer clears the next-response breach mark, a clock running or not (review).
+    '20261207218000_answers_clear_the_next_response_breach.sql',
   ],
   'private.tickets_sla_pause': [
     '20261202050200_sla_next_response_warnings_holidays.sql',
