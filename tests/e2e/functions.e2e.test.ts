@@ -93,11 +93,16 @@ describe('main flows through functions.invoke', () => {
     expect(await failure(c.functions.invoke(`tenants/${tenants.globex.id}/members`, { method: 'GET' }))).toEqual({ status: 404, code: 'not_found' });
   });
 
-  it('bad input is a 422 naming the field', async () => {
+  it('bad input is a 422 naming the field, and changes nothing', async () => {
     const c = client(await supabaseToken(users.acmeAdmin, { tenantId: tenants.acme.id }));
+    const teams = async () => (await db.sql`select count(*)::int as n from public.teams where tenant_id = ${tenants.acme.id}`)[0].n;
+    const before = await teams();
     const { error } = await c.functions.invoke(`tenants/${tenants.acme.id}/teams`, { body: { name: 'X', department: 'legal' } });
-    const body = await ((error as FunctionsHttpError).context as Response).json();
+    const response = (error as FunctionsHttpError).context as Response;
+    expect(response.status).toBe(422);
+    const body = await response.json();
     expect(body.error).toMatchObject({ code: 'validation_failed', details: { fields: [{ field: 'department' }] } });
+    expect(await teams()).toBe(before);
   });
 });
 

@@ -944,6 +944,8 @@ describe('the scope matrix, over every route of the tenants, tickets and voice f
       // a 404 for ids that exist nowhere), and nothing written.
       const passed = await call(apps[op.fn], op.method, `${op.url}?limit=0`, { token: only, body });
       expect([401, 403], `${op.method} ${op.path} with ${op.scope}: ${JSON.stringify(passed.body)}`).not.toContain(passed.status);
+      // ...and the route's own answer to it, not a fault.
+      expect(passed.status, `${op.method} ${op.path} with ${op.scope}: ${JSON.stringify(passed.body)}`).toBeLessThan(500);
       checked++;
     }
     expect(checked).toBe(ops.length);

@@ -250,8 +250,8 @@ describe('the status machine', () => {
         if (ok) {
           expect(r.status).toBe(200);
           expect(r.body.status).toBe(to);
-          if (to === 'resolved') expect(r.body.resolved_at).not.toBeNull();
-          if (to === 'closed') expect(r.body.closed_at).not.toBeNull();
+          if (to === 'resolved') expect(r.body.resolved_at).toEqual(expect.any(String));
+          if (to === 'closed') expect(r.body.closed_at).toEqual(expect.any(String));
           if (to === 'open' && (from === 'resolved' || from === 'closed')) expect([r.body.resolved_at, r.body.closed_at]).toEqual([null, null]);
         } else {
           expect([r.status, errorCode(r)]).toEqual([409, 'invalid_transition']);

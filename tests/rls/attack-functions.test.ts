@@ -320,7 +320,10 @@ describe('functions API roles may execute', () => {
     expect(verdicts(results)).toEqual([]);
   });
 
-  it('leave the victim tenant exactly as it was', async () => {
+  // A check of the harness, not of the functions (the verdicts above see each call's
+  // changes inside its own transaction): every probe is rolled back, so the suite itself
+  // leaves the victim tenant as it found it for the tests that follow.
+  it('the probes leave the victim tenant as they found it (each is rolled back)', async () => {
     expect(await fingerprint(db.sql, VICTIM.id)).toBe(baseline);
   });
 });

@@ -6,6 +6,7 @@
 // ids, and may neither end nor add words to any other call.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
+import { settled, someoneWaitsFor } from '../helpers/advisory-locks.ts';
 import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
 
 let db: TestDatabase;
@@ -61,6 +62,7 @@ describe("an ended call's transcript", () => {
       await conn`begin`;
       await conn`select 1 from public.voice_calls where id = ${c.id} for no key update`;
       await conn`update public.voice_calls set status = 'completed' where id = ${c.id}`;
+      const [{ pid }] = await conn`select pg_backend_pid() as pid`;
       const append = probeAs(
         db.sql,
         'authenticated',
@@ -69,9 +71,9 @@ describe("an ended call's transcript", () => {
           tx`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
            values (${acme}, ${c.id}, 0, 'agent', 'too late') returning seq`,
       );
-      // Still waiting on the end's lock a moment later.
-      const early = await Promise.race([append.then(() => 'done'), new Promise((r) => setTimeout(() => r('waiting'), 300))]);
-      expect(early).toBe('waiting');
+      // It waits on the end's lock (the database says so), and has not answered.
+      expect(await someoneWaitsFor(db.sql, Number(pid))).toBe(true);
+      expect(await settled(append)).toBe(false);
       await conn`commit`;
       expect(await append).toMatchObject({ ok: false, error: { code: 'PT409' } });
     } finally {
@@ -143,8 +145,11 @@ describe("the provider's calls", () => {
 
   it("the provider's own path still ends and transcribes it (no caller)", async () => {
     await db.sql.begin(async (tx) => {
-      await tx`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content) values (${acme}, ${provider}, 0, 'customer', 'hello')`;
-      await tx`update public.voice_calls set status = 'completed' where id = ${provider}`;
+      const segment = await tx`insert into public.voice_call_segments (tenant_id, call_id, seq, speaker, content)
+        values (${acme}, ${provider}, 0, 'customer', 'hello') returning seq`;
+      expect(segment).toHaveLength(1);
+      const ended = await tx`update public.voice_calls set status = 'completed' where id = ${provider} returning status`;
+      expect(ended).toEqual([{ status: 'completed' }]);
       throw Object.assign(new Error('rollback'), { rollback: true });
     }).catch((e) => {
       if (!e.rollback) throw e;

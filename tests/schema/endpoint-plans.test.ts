@@ -498,6 +498,9 @@ it('every endpoint of tenants and tickets, and everything it runs inside, reads 
     `[endpoint plans] ${plans.length} plans (${nested.length} from functions, triggers and key checks) of ${called.size} operations`,
   );
   expect(called.size).toBeGreaterThanOrEqual(50);
+  // Each operation's own statements were seen (a route none is captured for would pass
+  // the check below by having nothing to check).
+  expect([...called].filter((r) => !plans.some((p) => p.route === r)), 'operations none of whose plans was captured').toEqual([]);
   expect([...offenders]).toEqual([]);
 }, 180_000);
 
@@ -579,6 +582,13 @@ it('every read endpoint of voice, the provider’s call path included, reads thr
     '/voice/calls/{id}/recording': [],
   };
   const plans: Explained[] = [];
+  /** explained(), remembering each route run, so that one none of whose plans is captured
+   *  fails rather than passing with nothing to check. */
+  const ran = new Set<string>();
+  const explainedHere = (route: string, fn: () => Promise<void>, into: Explained[]) => {
+    ran.add(route);
+    return explained(route, fn, into);
+  };
   const statuses: string[] = [];
   const doc_ = (await (await voiceApp.request('/voice/openapi.json')).json()) as Document;
   const gets = Object.entries(doc_.paths).filter(([, ops]) => 'get' in ops).map(([p]) => p);
@@ -587,7 +597,7 @@ it('every read endpoint of voice, the provider’s call path included, reads thr
     const queries = byPath[path] ?? [''];
     const machine = path === '/voice/route' || path === '/voice/knowledge/search';
     for (const query of queries.length ? queries : []) {
-      await explained(`GET ${path}`, async () => {
+      await explainedHere(`GET ${path}`, async () => {
         const r = await call(voiceApp, 'GET', `${url}${query}`, machine ? { headers: { authorization: `Bearer ${service}` } } : { token: tok.admin });
         if (r.status >= 300) statuses.push(`GET ${path}${query}: ${r.status} ${JSON.stringify(r.body)}`);
       }, plans);
@@ -600,21 +610,21 @@ it('every read endpoint of voice, the provider’s call path included, reads thr
       doc.id,
     ]]
   ) {
-    await explained(`GET ${path}`, async () => {
+    await explainedHere(`GET ${path}`, async () => {
       const r = await call(voiceApp, 'GET', path.replace('{kbId}', kb.id).replace('{id}', id), { token: tok.admin });
       if (r.status >= 300) statuses.push(`GET ${path}: ${r.status}`);
     }, plans);
   }
   // A call's recording: the call's row is what it reads (this one has none in storage:
   // 404 no_recording, after the read).
-  await explained('GET /voice/calls/{id}/recording', async () => {
+  await explainedHere('GET /voice/calls/{id}/recording', async () => {
     const r = await call(voiceApp, 'GET', `/voice/calls/${oneCall.id}/recording`, { token: tok.admin });
     if (r.status !== 404 || r.body.error?.code !== 'no_recording') statuses.push(`GET /voice/calls/{id}/recording: ${r.status}`);
   }, plans);
   // A document's chunks: the first page, a later one, and those without an embedding.
   for (const query of ['', '?after=100&limit=50', '?embedded=false']) {
     const path = '/voice/knowledge-bases/{kbId}/documents/{id}/chunks';
-    await explained(`GET ${path}`, async () => {
+    await explainedHere(`GET ${path}`, async () => {
       const r = await call(voiceApp, 'GET', `${path.replace('{kbId}', kb.id).replace('{id}', doc.id)}${query}`, { token: tok.admin });
       if (r.status !== 200 || !r.body.items.length) statuses.push(`GET ${path}${query}: ${r.status}`);
     }, plans);
@@ -626,7 +636,7 @@ it('every read endpoint of voice, the provider’s call path included, reads thr
       ['/voice/knowledge/search', { tenant_id: acme, knowledge_base_id: kb.id, q: 'parking', embedding: [0.5, 0.5] }, true],
     ] as const
   ) {
-    await explained(`POST ${path}`, async () => {
+    await explainedHere(`POST ${path}`, async () => {
       const r = await call(voiceApp, 'POST', path, machine ? { body, headers: { authorization: `Bearer ${service}` } } : { body, token: tok.admin });
       if (r.status !== 200 || r.body.mode !== 'full_text' || !r.body.items.length) statuses.push(`POST ${path}: ${r.status} ${JSON.stringify(r.body)}`);
     }, plans);
@@ -636,7 +646,7 @@ it('every read endpoint of voice, the provider’s call path included, reads thr
   await db.sql`update public.voice_customers set user_id = ${users.acmeUser.id} where tenant_id = ${acme} and id = ${customer.id}`;
   const userToken = await supabaseToken(users.acmeUser, { tenantId: acme });
   for (const url of ['/voice/calls', '/voice/calls?q=refund', '/voice/customers']) {
-    await explained(`GET ${url} (customer)`, async () => {
+    await explainedHere(`GET ${url} (customer)`, async () => {
       const r = await call(voiceApp, 'GET', url, { token: userToken });
       if (r.status !== 200 || (url === '/voice/customers' && r.body.items.length !== 1)) statuses.push(`GET ${url} (customer): ${r.status}`);
     }, plans);
@@ -655,5 +665,6 @@ it('every read endpoint of voice, the provider’s call path included, reads thr
     if (scans.length) offenders.add(`${p.route}: ${scans.join(', ')} in ${p.text.replace(/\s+/g, ' ').slice(0, 200)}`);
   }
   expect(plans.length).toBeGreaterThan(15);
+  expect([...ran].filter((r) => !plans.some((p) => p.route === r)), 'routes none of whose plans was captured').toEqual([]);
   expect([...offenders]).toEqual([]);
 }, 180_000);
