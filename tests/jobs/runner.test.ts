@@ -12,6 +12,7 @@ import { tasks as productionTasks } from '../../shared/jobs/registry.ts';
 import { JobDeferred, JobError, type Job } from '../../shared/jobs/types.ts';
 import { closeConcurrencyDb, type ConcurrencyDb, concurrencyDatabase, deadlocks } from '../concurrency/harness.ts';
 import { DatabaseUnavailableError, type Tx } from '../../shared/db.ts';
+import { whileHeld } from '../helpers/advisory-locks.ts';
 
 let db: ConcurrencyDb;
 beforeAll(async () => {
@@ -437,6 +438,28 @@ describe('leases and budgets', () => {
     await db.sql`update private.jobs set locked_until = now() - interval '1 second' where id = ${id}`;
     expect(await db.sql`select id from private.renew_job_leases('owner', ${[id]}, 600)`).toEqual([]);
     await db.sql`delete from private.jobs where id = ${id}`;
+  });
+
+  it("a renewal renews the leases it can at once: a job row another transaction holds is skipped, not waited for (nor does it fail the others')", async () => {
+    const ids: number[] = [];
+    for (const key of ['renew-held', 'renew-free']) {
+      const [{ id }] = await db.sql`select id from private.add_job(${key})`;
+      await db.sql`update private.jobs set locked_by = 'renewer', locked_until = now() + interval '1 minute', attempts = 1 where id = ${id}`;
+      ids.push(Number(id));
+    }
+    const [held, free] = ids;
+    const renewed = await whileHeld(
+      db.sql,
+      (tx) => tx`select 1 from private.jobs where id = ${held} for no key update`,
+      () => db.sql`select id from private.renew_job_leases('renewer', ${ids}, 600)`.execute(),
+      { waits: false },
+    );
+    expect(renewed.map((r) => Number(r.id))).toEqual([free]);
+    const rows = await db.sql`select id, locked_until > now() + interval '9 minutes' as long from private.jobs where id in ${db.sql(ids)} order by id`;
+    expect(rows.map((r) => [Number(r.id), r.long])).toEqual([[held, false], [free, true]]);
+    // The next tick renews it.
+    expect((await db.sql`select id from private.renew_job_leases('renewer', ${ids}, 600)`).map((r) => Number(r.id)).sort()).toEqual([...ids].sort());
+    await db.sql`delete from private.jobs where id in ${db.sql(ids)}`;
   });
 
   it('a job whose worker stopped during every attempt ends dead, through the failure hook, instead of running for ever', async () => {

@@ -29,6 +29,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.voice_route_answer': ['20261206144000_route_reasons_for_parked_agents.sql'],
   // ... and through a tenant's API key (review of the voice product).
   'private.voice_route_in_tenant': ['20261207212000_keyed_route_reasons_for_parked_agents.sql'],
+  // A lease renewal skips a job row held elsewhere instead of failing whole (stop 57's limit).
+  'private.renew_job_leases': ['20261207220000_lease_renewal_skips_a_held_row.sql'],
   // A missed next response stays one breach across priority and team changes (review of SLA).
   'private.tickets_sla_next_response': ['20261207215000_next_response_breached_once.sql'],
   // Supabase tokens name no tenant for someone in several who chose none.
