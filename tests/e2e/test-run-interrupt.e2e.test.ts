@@ -37,22 +37,25 @@ function processesUnder(dir: string): string[] {
   return found;
 }
 
+/** A node program of the project's started as a terminal would (its own process group, a
+ *  shell's environment — not this worker's, whose vitest variables steer a nested run —,
+ *  its own TMPDIR), its output gathered, its exit awaited (128 for a signal). */
+function spawnInterruptible(args: string[], tmpdir: string) {
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: process.env.LANG ?? 'C.UTF-8', TMPDIR: tmpdir };
+  const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const run = { child, output: '', exited: undefined as unknown as Promise<number | null> };
+  child.stdout!.on('data', (d) => (run.output += d));
+  child.stderr!.on('data', (d) => (run.output += d));
+  run.exited = new Promise<number | null>((r) => child.once('exit', (code, signal) => r(code ?? (signal ? 128 : null))));
+  return run;
+}
+
 it('Ctrl-C during a test file leaves no temp folder and no PostgreSQL behind', async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'platform-interrupt-'));
   // Run as root, the cluster's initdb (as the postgres user) reads a password file here.
   await chmod(tmp, 0o755);
-  // A shell's environment, not this worker's (vitest's own variables steer a nested run).
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: process.env.LANG ?? 'C.UTF-8', TMPDIR: tmp };
-  const child = spawn(process.execPath, [path.join(root, 'node_modules/vitest/vitest.mjs'), 'run', 'tests/webhooks.test.ts'], {
-    cwd: root,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code, signal) => r(code ?? (signal ? 128 : null))));
+  const run = spawnInterruptible([path.join(root, 'node_modules/vitest/vitest.mjs'), 'run', 'tests/webhooks.test.ts'], tmp);
+  const { child, exited } = run;
   let code: number | null;
   try {
     // The run's folder, once its cluster holds a database cloned for a test file (template0,
@@ -66,8 +69,8 @@ it('Ctrl-C during a test file leaves no temp folder and no PostgreSQL behind', a
       cloned = !!base && existsSync(base) && readdirSync(base).filter((d) => /^\d+$/.test(d)).length >= 5;
       if (!cloned) await new Promise((r) => setTimeout(r, 100));
     }
-    expect(cloned, output).toBe(true);
-    expect(child.exitCode, output).toBeNull();
+    expect(cloned, run.output).toBe(true);
+    expect(child.exitCode, run.output).toBeNull();
     process.kill(-child.pid!, 'SIGINT');
     const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 30_000);
     code = await exited;
@@ -80,9 +83,9 @@ it('Ctrl-C during a test file leaves no temp folder and no PostgreSQL behind', a
     }
   }
 
-  expect(code, output).not.toBe(0);
+  expect(code, run.output).not.toBe(0);
   // (The Supabase CLI unpacks a helper library into TMPDIR too; only the run's folder counts.)
-  expect(readdirSync(tmp).filter((f) => f.startsWith('platform-test-')), output).toEqual([]);
+  expect(readdirSync(tmp).filter((f) => f.startsWith('platform-test-')), run.output).toEqual([]);
   // A killed server's children notice within moments; none is left after that.
   for (let i = 0; i < 50 && processesUnder(tmp).length; i++) await new Promise((r) => setTimeout(r, 100));
   expect(processesUnder(tmp)).toEqual([]);
@@ -92,17 +95,8 @@ it("Ctrl-C during `node scripts/catalog-snapshot.mjs` (and gen:types, written al
   const own = await mkdtemp(path.join(os.tmpdir(), 'platform-interrupt-'));
   try {
     await chmod(own, 0o755);
-    const env = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: process.env.LANG ?? 'C.UTF-8', TMPDIR: own };
-    const child = spawn(process.execPath, ['scripts/catalog-snapshot.mjs', '--out', path.join(own, 'catalog.txt')], {
-      cwd: root,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    let output = '';
-    child.stdout!.on('data', (d) => (output += d));
-    child.stderr!.on('data', (d) => (output += d));
-    const exited = new Promise<number | null>((r) => child.once('exit', (code, signal) => r(code ?? (signal ? 128 : null))));
+    const run = spawnInterruptible(['scripts/catalog-snapshot.mjs', '--out', path.join(own, 'catalog.txt')], own);
+    const { child, exited } = run;
     try {
       // Once its cluster runs (the postmaster's pid file is written).
       const deadline = Date.now() + 90_000;
@@ -112,7 +106,7 @@ it("Ctrl-C during `node scripts/catalog-snapshot.mjs` (and gen:types, written al
         running = !!dir && existsSync(path.join(own, dir, 'data', 'postmaster.pid'));
         if (!running) await new Promise((r) => setTimeout(r, 100));
       }
-      expect(running, output).toBe(true);
+      expect(running, run.output).toBe(true);
       process.kill(-child.pid!, 'SIGINT');
       const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 30_000);
       await exited;
@@ -123,7 +117,7 @@ it("Ctrl-C during `node scripts/catalog-snapshot.mjs` (and gen:types, written al
         await exited;
       }
     }
-    expect(readdirSync(own).filter((f) => f.startsWith('platform-catalog-')), output).toEqual([]);
+    expect(readdirSync(own).filter((f) => f.startsWith('platform-catalog-')), run.output).toEqual([]);
     for (let i = 0; i < 50 && processesUnder(own).length; i++) await new Promise((r) => setTimeout(r, 100));
     expect(processesUnder(own)).toEqual([]);
   } finally {
