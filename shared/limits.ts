@@ -13,7 +13,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { envInt } from './env.ts';
-import { ApiError, errorBody } from './errors.ts';
+import { ApiError, badRequest, errorBody } from './errors.ts';
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 /** The largest limit the variable may set: a function worker has 256 MB, and a body is
@@ -110,6 +110,39 @@ export function withByteLimit(source: ReadableStream<Uint8Array>, limit: number)
   );
 }
 
+/** A JSON body's bytes, erroring with a 400 `invalid_json` at the first that is not UTF-8:
+ *  JSON is UTF-8 (RFC 8259), and a body read as text gets U+FFFD in place of bad bytes,
+ *  silently (a Windows-1252 "é" in a name was stored as "\uFFFD"). */
+export function withUtf8Check(source: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const notUtf8 = () => badRequest('invalid_json', 'The request body is not valid JSON: it is not UTF-8 text');
+  return source.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        try {
+          decoder.decode(chunk, { stream: true });
+          controller.enqueue(chunk);
+        } catch {
+          controller.error(notUtf8());
+        }
+      },
+      flush(controller) {
+        try {
+          decoder.decode();
+        } catch {
+          controller.error(notUtf8());
+        }
+      },
+    }),
+  );
+}
+
+/** JSON media types: application/json and any +json. */
+const isJson = (req: Request) => {
+  const type = mediaTypeOf(req.headers.get('content-type'));
+  return type === 'application/json' || type.endsWith('+json');
+};
+
 /** Hono middleware, first after CORS in every function (shared/http.ts), so before any
  *  authentication, signature check or validation: Hono's bodyLimit refuses a declared
  *  Content-Length above the limit unread, and buffers a streamed body only up to the
@@ -130,12 +163,16 @@ export function limitBody(basePath = '', streamed: readonly StreamedBody[] = [])
       const declared = raw.headers.get('content-length');
       if (declared !== null && !(Number(declared) <= cap)) throw payloadTooLarge(cap);
       const guarded = withIdleTimeout(raw.body, bodyIdleTimeoutMs());
-      c.req.raw = new Request(raw, { body: withByteLimit(guarded.stream, cap), duplex: 'half' } as RequestInit);
+      const bounded = withByteLimit(guarded.stream, cap);
+      c.req.raw = new Request(raw, { body: isJson(raw) ? withUtf8Check(bounded) : bounded, duplex: 'half' } as RequestInit);
       return await next();
     }
     const limit = maxBodyBytes();
     const guarded = withIdleTimeout(raw.body, bodyIdleTimeoutMs());
-    c.req.raw = new Request(raw, { body: guarded.stream, duplex: 'half' } as RequestInit);
+    c.req.raw = new Request(
+      raw,
+      { body: isJson(raw) ? withUtf8Check(guarded.stream) : guarded.stream, duplex: 'half' } as RequestInit,
+    );
     await bodyLimit({
       maxSize: limit,
       onError: () => {

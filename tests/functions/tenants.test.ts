@@ -1357,6 +1357,11 @@ describe('validation: 422 naming the field, or 400 for broken JSON, and nothing 
     const r = await call(app, 'POST', `/tenants/${acme}/teams`, { token: tok.admin, rawBody: '{"name": ' });
     expect([r.status, errorCode(r)]).toEqual([400, 'invalid_json']);
     expect(await tenantFingerprint(acme)).toBe(before);
+    // Not UTF-8 (a Windows-1252 "é"): refused, not stored with U+FFFD in its place.
+    const latin1 = new Uint8Array([...Buffer.from('{"name": "Ren'), 0xe9, ...Buffer.from('e team", "department": "sales"}')]);
+    const bytes = await call(app, 'POST', `/tenants/${acme}/teams`, { token: tok.admin, rawBody: latin1 });
+    expect([bytes.status, errorCode(bytes)]).toEqual([400, 'invalid_json']);
+    expect(await tenantFingerprint(acme)).toBe(before);
   });
 });
 

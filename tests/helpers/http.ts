@@ -10,15 +10,15 @@ export async function call(
   app: FetchApp,
   method: string,
   path: string,
-  opts: { token?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+  opts: { token?: string; body?: unknown; rawBody?: string | Uint8Array; headers?: Record<string, string> } = {},
 ): Promise<CallResult> {
   const headers: Record<string, string> = { ...opts.headers };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-  let body: string | undefined;
+  let body: string | Uint8Array | undefined;
   if (opts.rawBody !== undefined) body = opts.rawBody;
   else if (opts.body !== undefined) body = JSON.stringify(opts.body);
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await app.request(path, { method, headers, body });
+  const res = await app.request(path, { method, headers, body: body as BodyInit | undefined });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
