@@ -195,6 +195,22 @@ describe('replying with a canned response', () => {
     expect(r.body.content).toBe('About: Order {{agent.name}} lost {{ticket.number}} — Ada Agent');
   });
 
+  it('a template that fills past a message\'s 10,000 characters on this ticket is a 422 naming it, and sends nothing', async () => {
+    const short = await ticket('Short');
+    const long = await ticket('L'.repeat(200));
+    const c = await create(tok.admin, { scope: 'tenant', short_code: 'long-title', title: 'Long', body: `${'x'.repeat(9_900)} {{ticket.title}}` });
+    expect(c.status, JSON.stringify(c.body)).toBe(201);
+    const fits = await call(app, 'POST', `/tickets/${short.id}/messages`, { token: tok.agent, body: { canned_response_id: c.body.id } });
+    expect(fits.status, JSON.stringify(fits.body)).toBe(201);
+    const messages = async () => (await db.sql`select count(*)::int as n from public.ticket_messages where ticket_id = ${long.id}`)[0].n;
+    const before = await messages();
+    const over = await call(app, 'POST', `/tickets/${long.id}/messages`, { token: tok.agent, body: { canned_response_id: c.body.id } });
+    expect([over.status, errorCode(over), over.body.error.details.fields]).toEqual([422, 'validation_failed', [
+      { field: 'canned_response_id', message: 'fills in as more than 10000 characters' },
+    ]]);
+    expect(await messages()).toBe(before);
+  });
+
   it('a template the caller cannot see, or of another tenant, is a 404 and sends nothing', async () => {
     const t = await ticket();
     const messages = async () => (await db.sql`select count(*)::int as n from public.ticket_messages where ticket_id = ${t.id}`)[0].n;

@@ -3,7 +3,8 @@
 import type { RouteConfig, RouteHandler, z } from '@hono/zod-openapi';
 import type { TenantAccess } from '../../../shared/auth/context.ts';
 import type { Tx } from '../../../shared/db.ts';
-import { forbidden, notFound } from '../../../shared/errors.ts';
+import { forbidden, notFound, unprocessable } from '../../../shared/errors.ts';
+import { characterCount } from '../../../shared/text.ts';
 import type { Checked, Column, JsonObject, Selected } from '../../../shared/rows.ts';
 import { security as securityOf } from '../../../shared/schemas/security.ts';
 import type * as s from '../schemas.ts';
@@ -146,13 +147,24 @@ export async function handOff(
   `;
 }
 
+/** A message's most characters (ticket_messages' check, as the API's content allows). */
+const MESSAGE_MAX_CHARACTERS = 10_000;
+
 /** A canned response's body filled for this ticket and the caller, trimmed, read under
  *  the caller's RLS (private.render_canned_response); 404 when the caller cannot see the
- *  template or the ticket. May be empty: each caller decides what that means. */
+ *  template or the ticket; 422 naming canned_response_id when it fills past a message's
+ *  length (a long title in a long template: the column's check named `content`, a field
+ *  the caller never sent). May be empty: each caller decides what that means. */
 export async function fillCannedResponse(tx: Tx, tenantId: string, cannedId: string, ticketId: string): Promise<string> {
   const [filled] = await tx<{ text: string | null }>`
     select private.render_canned_response(${tenantId}, ${cannedId}, ${ticketId}) as text
   `;
   if (filled.text === null) throw notFound('Canned response');
-  return filled.text.trim();
+  const text = filled.text.trim();
+  if (characterCount(text) > MESSAGE_MAX_CHARACTERS) {
+    throw unprocessable('The canned response is too long once filled for this ticket', {
+      fields: [{ field: 'canned_response_id', message: `fills in as more than ${MESSAGE_MAX_CHARACTERS} characters` }],
+    });
+  }
+  return text;
 }
