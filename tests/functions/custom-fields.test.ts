@@ -353,10 +353,15 @@ describe('filtering the list', () => {
     for (const q of [
       '?custom_field=risk:lots', '?custom_field=vip:maybe', '?custom_field=nonesuch:1', '?custom_field=plan',
       '?custom_field=risk:0x9', '?custom_field=risk:9e0', '?custom_field=risk:%209', '?custom_field=risk:Infinity',
-      '?custom_field=renewal:2026-02-30', '?custom_field=renewal:2026-13-01',
+      '?custom_field=renewal:2026-02-30', '?custom_field=renewal:2026-13-01', '?custom_field=renewal:0000-01-01',
     ]) {
       const r = await get(tok.agent, q);
       expect([q, r.status]).toEqual([q, 422]);
+    }
+    // A day a date field stores is a day it filters by, years 0001-0099 too.
+    for (const q of ['?custom_field=renewal:0050-06-01', '?custom_field=renewal:0004-02-29']) {
+      const r = await get(tok.agent, q);
+      expect([q, r.status, r.body.items]).toEqual([q, 200, []]);
     }
   });
 

@@ -255,10 +255,10 @@ async function resolveFieldFilters(tx: Tx, tenantId: string, filters: ListQuery[
         v = value === 'true';
         break;
       case 'date': {
-        // A day of the calendar (2026-02-30 matched nothing, silently).
+        // A day of the calendar (2026-02-30 matched nothing, silently), as the value's check
+        // takes it: years 0001 to 0099 too (JavaScript's Date.UTC read them as 19xx).
         const day = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
-        const at = day ? new Date(Date.UTC(+day[1], +day[2] - 1, +day[3])) : null;
-        if (!day || !at || at.getUTCFullYear() !== +day[1] || at.getUTCMonth() !== +day[2] - 1 || at.getUTCDate() !== +day[3]) {
+        if (!day || !realDateTime(+day[1], false, +day[2], +day[3], 0, 0, 0)) {
           throw badFilter(`${key} takes a date (YYYY-MM-DD)`);
         }
         v = value;
