@@ -79,7 +79,10 @@ export const JsonObject = (maxBytes: number) =>
       return;
     }
     const json = JSON.stringify(o);
-    if (new TextEncoder().encode(json).length > maxBytes) {
+    // As the column's check counts it (octet_length of the jsonb's text, which spaces its
+    // items and writes numbers out in full): counted as JSON.stringify writes it, a value
+    // within the bound here broke the check, a 422 naming no bound.
+    if (jsonbTextBytes(o) > maxBytes) {
       ctx.addIssue({ code: 'custom', message: `must be at most ${maxBytes} bytes of JSON` });
     }
     // A NUL character is `\u0000` in the JSON text; the six characters `\u0000` written
@@ -272,4 +275,42 @@ export function decodeCursor(cursor: string, arity: number): string[] | null {
     // fall through
   }
   return null;
+}
+
+const utf8 = new TextEncoder();
+/** How many characters Postgres writes for a number JSON.stringify writes in exponent
+ *  form: numeric writes every digit (`1e21` is 22 digits, `1e-7` is `0.0000001`). */
+function decimalLength(text: string): number {
+  const m = /^(-?)(\d+)(?:\.(\d+))?e([+-]\d+)$/.exec(text);
+  if (!m) return text.length;
+  const digits = m[2] + (m[3] ?? '');
+  const point = m[2].length + Number(m[4]); // where the decimal point falls among the digits
+  const sign = m[1].length;
+  if (point >= digits.length) return sign + point;
+  if (point <= 0) return sign + 2 - point + digits.length;
+  return sign + digits.length + 1;
+}
+
+/** How many bytes `value::jsonb::text` takes in Postgres: JSON.stringify's text (the same
+ *  escapes), plus the space jsonb writes after every `:` and `,` between items, with
+ *  numbers in exponent form counted as Postgres writes them. */
+export function jsonbTextBytes(value: unknown): number {
+  // Too deep to walk (JsonObject refuses it by name): more than any bound.
+  if (jsonDeeperThan(value, MAX_JSON_DEPTH)) return Number.POSITIVE_INFINITY;
+  let extra = 0; // bytes Postgres writes beyond JSON.stringify's
+  const count = (v: unknown): void => {
+    if (typeof v === 'number' && Number.isFinite(v)) {
+      const text = JSON.stringify(v);
+      extra += decimalLength(text) - text.length;
+    } else if (Array.isArray(v)) {
+      extra += Math.max(0, v.length - 1);
+      v.forEach(count);
+    } else if (v !== null && typeof v === 'object') {
+      const entries = Object.entries(v);
+      extra += entries.length + Math.max(0, entries.length - 1);
+      for (const [, item] of entries) count(item);
+    }
+  };
+  count(value);
+  return utf8.encode(JSON.stringify(value)).length + extra;
 }

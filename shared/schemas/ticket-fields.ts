@@ -2,7 +2,7 @@
 // create and update, and the voice function's ticket opened from a call. The database
 // checks each again (departments and custom fields against the tenant's own).
 import { z } from '@hono/zod-openapi';
-import { Text } from './common.ts';
+import { jsonbTextBytes, Text } from './common.ts';
 
 export const PRIORITIES = ['low', 'medium', 'high', 'urgent'] as const;
 export const PrioritySchema = z.enum(PRIORITIES);
@@ -20,6 +20,8 @@ export const CustomFieldValues = z
     z.union([Text.max(1000), z.number(), z.boolean(), z.array(Text.max(100)).max(100), z.null()]),
   )
   .refine((r) => Object.keys(r).length <= 50, 'at most 50 fields')
+  // The column's own bound, as it counts (50 lists of 100 options can pass the rest).
+  .refine((r) => jsonbTextBytes(r) <= 16_384, 'at most 16384 bytes of JSON in all')
   .openapi({
     description:
       'Values by field key (GET /tickets/custom-fields): text, number, YYYY-MM-DD date, an option, a list of options, true/false; null removes a value',

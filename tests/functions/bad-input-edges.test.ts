@@ -104,3 +104,20 @@ it('a service name that is none is a 422 naming it, also where the plan lacks a 
     expect([r.status, errorCode(r), fields(r)], path).toEqual([422, 'validation_failed', ['service']]);
   }
 });
+
+it("free-form JSON is measured as the database's check measures it (its jsonb text): within the bound there is within the check, and beyond it a 422 that names the bound", async () => {
+  const tickets = await count('tickets');
+  // 1,500 keys: 15,001 bytes as JSON.stringify writes them, 18,000 as jsonb's text (a space
+  // after every ':' and ','), past the 16,384 the column's check allows.
+  const metadata = Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`k${String(i).padStart(4, '0')}`, 0]));
+  const wide = await call(ticketsApp, 'POST', '/tickets', { token: tok.agent, body: { title: 'Wide metadata', metadata } });
+  expect([wide.status, wide.body.error?.details?.fields]).toEqual([422, [{ field: 'metadata', message: 'must be at most 16384 bytes of JSON', code: 'custom' }]]);
+  // Custom field values too: three lists of 100 long options, within every per-value bound.
+  const list = Array.from({ length: 100 }, (_, i) => `${'o'.repeat(95)}${String(i).padStart(5, '0')}`);
+  const values = await call(ticketsApp, 'POST', '/tickets', {
+    token: tok.agent,
+    body: { title: 'Wide values', custom_fields: { a: list, b: list, c: list } },
+  });
+  expect([values.status, values.body.error?.details?.fields]).toEqual([422, [{ field: 'custom_fields', message: 'at most 16384 bytes of JSON in all', code: 'custom' }]]);
+  expect(await count('tickets')).toBe(tickets);
+});

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { app } from '../../functions/voice/app.ts';
-import { CallAnsweredEvent, CallEndedEvent, jsonbTextBytes, TranscriptEvent } from '../../functions/voice/schemas.ts';
+import { CallAnsweredEvent, CallEndedEvent, TranscriptEvent } from '../../functions/voice/schemas.ts';
+import { jsonbTextBytes } from '../../shared/schemas/common.ts';
 import { closeDb, observeStatements } from '../../shared/db.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
 import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
