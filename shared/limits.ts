@@ -116,25 +116,35 @@ export function withByteLimit(source: ReadableStream<Uint8Array>, limit: number)
 export function withUtf8Check(source: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
   const decoder = new TextDecoder('utf-8', { fatal: true });
   const notUtf8 = () => badRequest('invalid_json', 'The request body is not valid JSON: it is not UTF-8 text');
-  return source.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        try {
-          decoder.decode(chunk, { stream: true });
-          controller.enqueue(chunk);
-        } catch {
-          controller.error(notUtf8());
-        }
-      },
-      flush(controller) {
-        try {
+  const reader = source.getReader();
+  // Pulled chunk by chunk as its reader asks (no read-ahead: a body over the limit stops
+  // being taken from the client one chunk past it, as without this check).
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let read: ReadableStreamReadResult<Uint8Array>;
+      try {
+        read = await reader.read();
+      } catch (err) {
+        controller.error(err);
+        return;
+      }
+      try {
+        if (read.done) {
           decoder.decode();
-        } catch {
-          controller.error(notUtf8());
+          controller.close();
+        } else {
+          decoder.decode(read.value, { stream: true });
+          controller.enqueue(read.value);
         }
-      },
-    }),
-  );
+      } catch {
+        controller.error(notUtf8());
+        await reader.cancel().catch(() => undefined);
+      }
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
 }
 
 /** JSON media types: application/json and any +json. */
