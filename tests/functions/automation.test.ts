@@ -442,7 +442,7 @@ describe('what rules may not do', () => {
     expect((await state(t)).tags).toEqual(['vip', 'gold']);
   });
 
-  it('an action gone stale (its assignee no longer staff) does not freeze its rule or macro: switched off, renamed, but not written again as it is', async () => {
+  it('an action gone stale (its assignee no longer staff) does not freeze its rule or macro: switched off, renamed; actions written anew are checked', async () => {
     await quiet();
     const [leaver] = await db.sql`insert into public.users (email) values ('stale-assignee@acme.test') returning id`;
     await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${acme}, ${leaver.id}, 'agent')`;

@@ -2,10 +2,13 @@
 // real database: the main flows, every validation rule, and tenant isolation tried as
 // an attacker would — every endpoint, every role, with another tenant's ids.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { app } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { AUDIT_PAGE_BYTES } from '../../functions/tenants/routes/audit.ts';
+import { root } from '../../scripts/stack.mjs';
 import { closeDb } from '../../shared/db.ts';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
@@ -302,6 +305,28 @@ describe('tenant lifecycle', () => {
     expect((await call(app, 'PATCH', path, { token: tok.globexAdmin, body: { settings: { locale: 'fr' } } })).status).toBe(200);
     expect(await grace()).toBe(30);
     await db.sql`update public.tenants set settings = '{}' where id = ${tenants.globex.id}`;
+  });
+
+  it('a grace stored before the table checked it is cleared (it read as 7 days), so the row takes other changes, and every row is checked', async () => {
+    const migration = (name: string) => readFileSync(path.join(root, 'supabase', 'migrations', name), 'utf8');
+    const globex = tenants.globex.id;
+    await db.sql.begin(async (tx) => {
+      // As a database that stored them before 20261207219000 was.
+      await tx`alter table public.tenants drop constraint tenants_settings_days_readable`;
+      await tx`update public.tenants set settings = settings || '{"removal_grace_days": "30 days", "reopen_window_days": "3"}' where id = ${globex}`;
+      await tx.unsafe(migration('20261207219000_tenant_settings_days_as_read.sql'));
+      const renamed = await tx.savepoint((sp) => sp`update public.tenants set name = name || '.' where id = ${globex}`).catch((e) => e.code);
+      expect(renamed).toBe('23514'); // what 20261207219000 alone left: the row frozen
+      await tx.unsafe(migration('20261207222000_tenant_settings_days_cleared_and_checked.sql'));
+      const [t] = await tx`select settings from public.tenants where id = ${globex}`;
+      expect([t.settings.removal_grace_days, t.settings.reopen_window_days]).toEqual([undefined, '3']);
+      const [c] = await tx`select convalidated from pg_constraint where conname = 'tenants_settings_days_readable'`;
+      expect(c.convalidated).toBe(true);
+      expect(await tx`update public.tenants set name = name where id = ${globex} returning id`).toHaveLength(1);
+      throw Object.assign(new Error('rolled back'), { rolledBack: true });
+    }).catch((e) => {
+      if (!e.rolledBack) throw e;
+    });
   });
 
   it('suspend makes a tenant read-only, resume restores it, delete hides it', async () => {
