@@ -263,6 +263,34 @@ describe('the next-response target', () => {
   });
 });
 
+describe('targets met late', () => {
+  it('a first response or a resolution after its due time is a breach, marked as of that time, though no sweep saw it; on time it is none', async () => {
+    const late = await ticket('medium');
+    const onTime = await ticket('medium');
+    const due = new Date(Date.now() - 60_000);
+    await db.sql`update public.tickets set first_response_due_at = ${due}, due_date = ${due} where id = ${late.id}`;
+    await reply(late.id, tok.agent);
+    await reply(onTime.id, tok.agent);
+    expect((await row(late.id)).sla_first_response_breached_at).toEqual(due);
+    expect((await row(onTime.id)).sla_first_response_breached_at).toBeNull();
+    const resolved = await call(app, 'POST', `/tickets/${late.id}/status`, { token: tok.agent, body: { status: 'resolved' } });
+    expect(resolved.status, JSON.stringify(resolved.body)).toBe(200);
+    expect((await row(late.id)).sla_resolution_breached_at).toEqual(due);
+    // Announced once each, as the sweep would, which now finds nothing more to do.
+    await sweep(1);
+    expect(await events('ticket.sla_breached', late.id)).toEqual([
+      { ticket_id: late.id, number: late.number, kind: 'first_response' },
+      { ticket_id: late.id, number: late.number, kind: 'resolution' },
+    ]);
+    const timeline = await db.sql`select data ->> 'kind' as kind from public.ticket_events where ticket_id = ${late.id} and type = 'sla_breached' order by id`;
+    expect(timeline.map((e) => e.kind)).toEqual(['first_response', 'resolution']);
+    // Answered late, it is not escalated nor told a breach in its conversation.
+    const system = await db.sql`select count(*)::int as n from public.ticket_messages where ticket_id = ${late.id} and type = 'system'`;
+    expect(system[0].n).toBe(0);
+    expect(await events('ticket.sla_breached', onTime.id)).toEqual([]);
+  });
+});
+
 describe('warnings before a breach', () => {
   it('one ticket.sla_warning per target and due time, inside the lead time only', async () => {
     await policy('high', { first_response_minutes: 60, resolution_minutes: 480, warning_minutes: 10 });
