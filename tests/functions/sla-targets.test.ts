@@ -265,29 +265,65 @@ describe('the next-response target', () => {
 
 describe('targets met late', () => {
   it('a first response or a resolution after its due time is a breach, marked as of that time, though no sweep saw it; on time it is none', async () => {
-    const late = await ticket('medium');
-    const onTime = await ticket('medium');
+    // A rule on breaches, for tickets still waiting: not run for a target met late.
+    const [rule] = await db.sql`insert into public.automation_rules (tenant_id, name, event, conditions, actions)
+      values (${acme}, 'Escalate breaches', 'ticket.sla_breached', '{}', '[{"type": "set_priority", "priority": "urgent"}]') returning id`;
+    try {
+      const late = await ticket('medium');
+      const onTime = await ticket('medium');
+      const due = new Date(Date.now() - 60_000);
+      await db.sql`update public.tickets set first_response_due_at = ${due}, due_date = ${due} where id = ${late.id}`;
+      await reply(late.id, tok.agent);
+      await reply(onTime.id, tok.agent);
+      expect((await row(late.id)).sla_first_response_breached_at).toEqual(due);
+      expect((await row(onTime.id)).sla_first_response_breached_at).toBeNull();
+      const [{ mark }] = await db.sql`select coalesce(max(id), 0) as mark from private.webhook_events`;
+      const resolved = await call(app, 'POST', `/tickets/${late.id}/status`, { token: tok.agent, body: { status: 'resolved' } });
+      expect(resolved.status, JSON.stringify(resolved.body)).toBe(200);
+      expect((await row(late.id)).sla_resolution_breached_at).toEqual(due);
+      // Told after the change that resolved it, as the sweep tells a breach after its escalation.
+      const told = await db.sql`select type from private.webhook_events where id > ${mark} and ordering_key = ${`ticket:${late.id}`} order by id`;
+      expect(told.length).toBeGreaterThan(1);
+      expect(told.at(-1)!.type).toBe('ticket.sla_breached');
+      // Announced once each, as the sweep would, which now finds nothing more to do.
+      await sweep(1);
+      const at = due.toISOString();
+      expect(await events('ticket.sla_breached', late.id)).toEqual([
+        { ticket_id: late.id, number: late.number, kind: 'first_response', met_late: true, at },
+        { ticket_id: late.id, number: late.number, kind: 'resolution', met_late: true, at },
+      ]);
+      const timeline = await db.sql`select data ->> 'kind' as kind from public.ticket_events where ticket_id = ${late.id} and type = 'sla_breached' order by id`;
+      expect(timeline.map((e) => e.kind)).toEqual(['first_response', 'resolution']);
+      // Answered late, it is not escalated nor told a breach in its conversation, nor given
+      // to the rules on breaches.
+      const system = await db.sql`select count(*)::int as n from public.ticket_messages where ticket_id = ${late.id} and type = 'system'`;
+      expect(system[0].n).toBe(0);
+      const ruled = await db.sql`select count(*)::int as n from private.jobs
+        where task = 'automation' and payload ->> 'event' = 'ticket.sla_breached' and payload ->> 'ticket_id' = ${late.id}`;
+      expect(ruled[0].n).toBe(0);
+      expect(await events('ticket.sla_breached', onTime.id)).toEqual([]);
+    } finally {
+      await db.sql`delete from public.automation_rules where id = ${rule.id}`;
+      await db.sql`delete from private.jobs where task = 'automation'`;
+    }
+  });
+
+  it('an answer written while the ticket waits on the customer is late when its due time passed before the wait began', async () => {
+    const t = await ticket('medium');
     const due = new Date(Date.now() - 60_000);
-    await db.sql`update public.tickets set first_response_due_at = ${due}, due_date = ${due} where id = ${late.id}`;
-    await reply(late.id, tok.agent);
-    await reply(onTime.id, tok.agent);
-    expect((await row(late.id)).sla_first_response_breached_at).toEqual(due);
-    expect((await row(onTime.id)).sla_first_response_breached_at).toBeNull();
-    const resolved = await call(app, 'POST', `/tickets/${late.id}/status`, { token: tok.agent, body: { status: 'resolved' } });
-    expect(resolved.status, JSON.stringify(resolved.body)).toBe(200);
-    expect((await row(late.id)).sla_resolution_breached_at).toEqual(due);
-    // Announced once each, as the sweep would, which now finds nothing more to do.
-    await sweep(1);
-    expect(await events('ticket.sla_breached', late.id)).toEqual([
-      { ticket_id: late.id, number: late.number, kind: 'first_response' },
-      { ticket_id: late.id, number: late.number, kind: 'resolution' },
-    ]);
-    const timeline = await db.sql`select data ->> 'kind' as kind from public.ticket_events where ticket_id = ${late.id} and type = 'sla_breached' order by id`;
-    expect(timeline.map((e) => e.kind)).toEqual(['first_response', 'resolution']);
-    // Answered late, it is not escalated nor told a breach in its conversation.
-    const system = await db.sql`select count(*)::int as n from public.ticket_messages where ticket_id = ${late.id} and type = 'system'`;
-    expect(system[0].n).toBe(0);
-    expect(await events('ticket.sla_breached', onTime.id)).toEqual([]);
+    await db.sql`update public.tickets set first_response_due_at = ${due} where id = ${t.id}`;
+    const waiting = await call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: 'pending' } });
+    expect(waiting.status, JSON.stringify(waiting.body)).toBe(200);
+    await reply(t.id, tok.agent);
+    expect(await row(t.id)).toMatchObject({ status: 'pending', sla_first_response_breached_at: due });
+    // Due after the wait began: the clock stood still, the answer is in time.
+    const inTime = await ticket('medium');
+    expect((await call(app, 'POST', `/tickets/${inTime.id}/status`, { token: tok.agent, body: { status: 'pending' } })).status).toBe(200);
+    // The wait began 10 s ago; its due time came 5 s ago, during it.
+    await db.sql`update public.tickets set sla_paused_at = now() - interval '10 seconds', first_response_due_at = now() - interval '5 seconds'
+                 where id = ${inTime.id}`;
+    await reply(inTime.id, tok.agent);
+    expect((await row(inTime.id)).sla_first_response_breached_at).toBeNull();
   });
 });
 

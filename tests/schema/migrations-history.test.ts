@@ -29,6 +29,9 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.voice_route_answer': ['20261206144000_route_reasons_for_parked_agents.sql'],
   // ... and through a tenant's API key (review of the voice product).
   'private.voice_route_in_tenant': ['20261207212000_keyed_route_reasons_for_parked_agents.sql'],
+  // A target met late marks only; told after the update, and an answer during a wait judged
+  // by when it began (review of 20261207221000).
+  'private.tickets_sla_met_late': ['20261207223000_targets_met_late_told_after_their_update.sql'],
   // A lease renewal skips a job row held elsewhere instead of failing whole (stop 57's limit).
   'private.renew_job_leases': ['20261207220000_lease_renewal_skips_a_held_row.sql'],
   // A missed next response stays one breach across priority and team changes (review of SLA).
