@@ -2045,6 +2045,13 @@ describe('outbound webhooks', () => {
     expect((await call(jobsApp, 'POST', '/jobs/run', { token: adminToken })).status).toBe(401);
     const ok = await call(jobsApp, 'POST', '/jobs/run', { token: await apiKey('service_role', TEST_JWT_SECRET) });
     expect(ok.status).toBe(200);
+    // A body it cannot read is the caller's mistake, not a run with the defaults.
+    const service = await apiKey('service_role', TEST_JWT_SECRET);
+    for (const rawBody of ['{"batch": ', new Uint8Array([0x7b, 0x22, 0xe9, 0x22, 0x7d])]) {
+      const bad = await call(jobsApp, 'POST', '/jobs/run', { token: service, rawBody });
+      expect([bad.status, errorCode(bad)]).toEqual([400, 'invalid_json']);
+    }
+    expect((await call(jobsApp, 'POST', '/jobs/run', { token: service, rawBody: '{"batch": 1}' })).status).toBe(200);
   });
 });
 
