@@ -10,7 +10,7 @@ import { HTTPException } from 'hono/http-exception';
 import { envList } from './env.ts';
 import { ApiError, errorBody, toApiError, unprocessable } from './errors.ts';
 import { installProcessGuards } from './guards.ts';
-import { limitBody, mediaTypeOf, type StreamedBody, streamedBodyOf } from './limits.ts';
+import { isJsonMediaType, limitBody, type StreamedBody, streamedBodyOf } from './limits.ts';
 import { securitySchemes } from './schemas/security.ts';
 import { withTenantHeader } from './auth/tenant-header.ts';
 import { requestId, requestLog } from './request-log.ts';
@@ -87,12 +87,6 @@ function routeTemplates(routes: RouteEntry[]): RouteTemplate[] {
       rank: parts.map((p) => (p.startsWith(':') ? '0' : '1')).join(''),
     };
   });
-}
-
-/** True when the media type is JSON (`application/json`, `application/<x>+json`). */
-function isJsonMediaType(contentType: string | undefined): boolean {
-  const type = mediaTypeOf(contentType);
-  return type === 'application/json' || /^application\/[a-z0-9.!#$&^_-]+\+json$/.test(type);
 }
 
 /** Every body the functions take is JSON (but a declared streamed body). A request carries one when it says so

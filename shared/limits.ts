@@ -147,11 +147,12 @@ export function withUtf8Check(source: ReadableStream<Uint8Array>): ReadableStrea
   }, { highWaterMark: 0 });
 }
 
-/** JSON media types: application/json and any +json. */
-const isJson = (req: Request) => {
-  const type = mediaTypeOf(req.headers.get('content-type'));
-  return type === 'application/json' || type.endsWith('+json');
-};
+/** True when the media type is JSON (`application/json`, `application/<x>+json`). */
+export function isJsonMediaType(contentType: string | null | undefined): boolean {
+  const type = mediaTypeOf(contentType);
+  return type === 'application/json' || /^application\/[a-z0-9.!#$&^_-]+\+json$/.test(type);
+}
+const isJson = (req: Request) => isJsonMediaType(req.headers.get('content-type'));
 
 /** Hono middleware, first after CORS in every function (shared/http.ts), so before any
  *  authentication, signature check or validation: Hono's bodyLimit refuses a declared

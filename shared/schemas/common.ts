@@ -82,7 +82,7 @@ export const JsonObject = (maxBytes: number) =>
     // As the column's check counts it (octet_length of the jsonb's text, which spaces its
     // items and writes numbers out in full): counted as JSON.stringify writes it, a value
     // within the bound here broke the check, a 422 naming no bound.
-    if (jsonbTextBytes(o) > maxBytes) {
+    if (jsonbTextBytes(o, json) > maxBytes) {
       ctx.addIssue({ code: 'custom', message: `must be at most ${maxBytes} bytes of JSON` });
     }
     // A NUL character is `\u0000` in the JSON text; the six characters `\u0000` written
@@ -292,9 +292,10 @@ function decimalLength(text: string): number {
 }
 
 /** How many bytes `value::jsonb::text` takes in Postgres: JSON.stringify's text (the same
- *  escapes), plus the space jsonb writes after every `:` and `,` between items, with
- *  numbers in exponent form counted as Postgres writes them. */
-export function jsonbTextBytes(value: unknown): number {
+ *  escapes; `json` when the caller has it already), plus the space jsonb writes after
+ *  every `:` and `,` between items, with numbers in exponent form counted as Postgres
+ *  writes them. */
+export function jsonbTextBytes(value: unknown, json?: string): number {
   // Too deep to walk (JsonObject refuses it by name): more than any bound.
   if (jsonDeeperThan(value, MAX_JSON_DEPTH)) return Number.POSITIVE_INFINITY;
   let extra = 0; // bytes Postgres writes beyond JSON.stringify's
@@ -312,5 +313,5 @@ export function jsonbTextBytes(value: unknown): number {
     }
   };
   count(value);
-  return utf8.encode(JSON.stringify(value)).length + extra;
+  return utf8.encode(json ?? JSON.stringify(value)).length + extra;
 }

@@ -200,11 +200,18 @@ const imageUrl = (v: unknown) => (typeof v === 'string' && v !== '' && v.length 
  *  and the person never joined. Past this, one never announced is ignored. */
 const AWAIT_RELATED_MS = 24 * 60 * 60 * 1000;
 
+/** The event's time (its payload's `timestamp`, ms since the epoch), or null when it has
+ *  none usable (Clerk always sends one). */
+function eventTime(event: ClerkEvent): number | null {
+  const at = event.timestamp;
+  return typeof at === 'number' && Number.isFinite(at) && at > 0 ? at : null;
+}
+
 /** Refuses a recent event (409, retried by Svix; its transaction, inbox row included,
  *  rolls back); an old one, or one without its time, is ignored. */
 function awaitRelated(event: ClerkEvent, what: 'organization' | 'user' | 'address'): 'ignored' {
-  const at = event.timestamp;
-  if (typeof at === 'number' && Number.isFinite(at) && Date.now() - at < AWAIT_RELATED_MS) {
+  const at = eventTime(event);
+  if (at !== null && Date.now() - at < AWAIT_RELATED_MS) {
     throw conflict(
       'related_event_pending',
       what === 'address'
@@ -237,8 +244,8 @@ function clerkObject(type: string, d: Payload, orgsAsTenants: boolean): string |
  *  organizationMembership.created must not undo the .deleted that came after it. An event
  *  without its time (Clerk always sends one) is applied as it comes. */
 async function newestForObject(tx: Tx, event: ClerkEvent, object: string | null): Promise<boolean> {
-  const at = event.timestamp;
-  if (object === null || typeof at !== 'number' || !Number.isFinite(at) || at <= 0) return true;
+  const at = eventTime(event);
+  if (object === null || at === null) return true;
   const [fresh] = await tx`
     insert into private.clerk_object_versions (issuer, object, event_at, deleted)
     values (${issuer()}, ${object.slice(0, 300)}, to_timestamp(${at}::double precision / 1000),
@@ -369,9 +376,8 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
       if (!tenantId || !known) return 'ignored';
       // Nor one the tenant gave them after Clerk removed them (an invitation accepted since:
       // Svix retries a removal for days, and a late one took the new membership away).
-      const at = typeof event.timestamp === 'number' && Number.isFinite(event.timestamp) && event.timestamp > 0
-        ? new Date(event.timestamp)
-        : null;
+      const time = eventTime(event);
+      const at = time === null ? null : new Date(time);
       await tx`delete from public.memberships m where m.tenant_id = ${tenantId} and m.user_id = ${known.user_id}
                  and (${known.deleted_at}::timestamptz is null or m.created_at <= ${known.deleted_at}::timestamptz)
                  and (${at}::timestamptz is null or not exists (
