@@ -21,6 +21,7 @@ beforeAll(async () => {
   auth = await configureAuth(db.url);
   await db.sql`insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes, business_hours) values
     (${acme}, 'medium', 240, 2880, null), (${acme}, 'high', 60, 480, null), (${acme}, 'urgent', 30, 240, ${db.sql.json(PARIS)})`;
+  tok.admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
   tok.agent = await supabaseToken(users.acmeAgent, { tenantId: acme });
   tok.user = await supabaseToken(users.acmeUser, { tenantId: acme });
 });
@@ -237,6 +238,72 @@ describe('pausing the clock while pending', () => {
     const breached = await row(t.id);
     expect(breached.sla_first_response_breached_at).not.toBeNull();
     expect(breached.status).toBe('escalated');
+  });
+
+  it('restored days after it was deleted, the ticket is not breached for the time it spent deleted', async () => {
+    const t = await ticket('high'); // 60 minutes to a first response, 480 to resolve
+    expect((await call(app, 'DELETE', `/tickets/${t.id}`, { token: tok.admin })).status).toBe(200);
+    await db.sql`update public.tickets set deleted_at = deleted_at - interval '3 days' where id = ${t.id}`;
+    const restored = await call(app, 'POST', `/tickets/${t.id}/restore`, { token: tok.admin });
+    expect(restored.status, JSON.stringify(restored.body)).toBe(200);
+    const moved = new Date(restored.body.due_date).getTime() - new Date(t.due_date).getTime();
+    expect(moved).toBeGreaterThanOrEqual(3 * 24 * 60 * 60_000);
+    expect(moved).toBeLessThan(3 * 24 * 60 * 60_000 + 5 * 60_000);
+    expect(new Date(restored.body.first_response_due_at).getTime() - new Date(t.first_response_due_at).getTime()).toBe(moved);
+    expect(restored.body.sla_paused_minutes).toBe(Math.round(moved / 60_000));
+    await asService(null, (tx) => tx`select private.run_sla_sweep(now())`);
+    expect(await row(t.id)).toMatchObject({ status: 'open', sla_first_response_breached_at: null, sla_resolution_breached_at: null });
+    // The moved targets still count: an hour past the first response's, the sweep breaches.
+    await asService(null, (tx) => tx`select private.run_sla_sweep(now() + interval '3 days 2 hours')`);
+    expect((await row(t.id)).sla_first_response_breached_at).not.toBeNull();
+  });
+
+  it('restored, the next-response clock skips the deleted time after the reply it waits for', async () => {
+    // Low priority has no policy elsewhere in this file: here, one with a next response.
+    await db.sql`insert into public.sla_policies (tenant_id, priority, first_response_minutes, resolution_minutes, next_response_minutes)
+      values (${acme}, 'low', 600, 4800, 120)`;
+    const t = await ticket('low'); // a reply owed within 120 minutes of the customer's message
+    const answer = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'Looking' } });
+    expect(answer.status).toBe(201);
+    const asked = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.user, body: { content: 'Any news?' } });
+    expect(asked.status).toBe(201);
+    // The customer asked two days ago and the ticket was deleted an hour after: 47 hours
+    // of the reply's clock were spent deleted.
+    await db.sql`update private.ticket_replies_owed set since = since - interval '2 days' where ticket_id = ${t.id}`;
+    await db.sql`update public.tickets set next_response_due_at = next_response_due_at - interval '2 days' where id = ${t.id}`;
+    const before = await row(t.id);
+    expect(before.next_response_due_at).not.toBeNull();
+    expect((await call(app, 'DELETE', `/tickets/${t.id}`, { token: tok.admin })).status).toBe(200);
+    await db.sql`update public.tickets set deleted_at = deleted_at - interval '47 hours' where id = ${t.id}`;
+    expect((await call(app, 'POST', `/tickets/${t.id}/restore`, { token: tok.admin })).status).toBe(200);
+    const after = await row(t.id);
+    const moved = after.next_response_due_at.getTime() - before.next_response_due_at.getTime();
+    expect(moved).toBeGreaterThanOrEqual(47 * 60 * 60_000);
+    expect(moved).toBeLessThan(47 * 60 * 60_000 + 5 * 60_000);
+    // A recomputation (a priority change and back) gives the same due time: the minutes are kept.
+    for (const priority of ['medium', 'low']) {
+      expect((await call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.agent, body: { priority } })).status).toBe(200);
+    }
+    expect((await row(t.id)).next_response_due_at.getTime()).toBe(after.next_response_due_at.getTime());
+    await asService(null, (tx) => tx`select private.run_sla_sweep(now())`);
+    expect((await row(t.id)).sla_next_response_breached_at).toBeNull();
+    await asService(null, (tx) => tx`select private.run_sla_sweep(now() + interval '3 hours')`);
+    expect((await row(t.id)).sla_next_response_breached_at).not.toBeNull();
+    await db.sql`delete from public.sla_policies where tenant_id = ${acme} and priority = 'low'`;
+  });
+
+  it('a pending ticket deleted and restored counts its time deleted once, in its wait', async () => {
+    const t = await ticket();
+    await setStatus(t.id, 'pending');
+    expect((await call(app, 'DELETE', `/tickets/${t.id}`, { token: tok.admin })).status).toBe(200);
+    await db.sql`update public.tickets set deleted_at = deleted_at - interval '60 minutes' where id = ${t.id}`;
+    await waited(t.id, 60);
+    const restored = await call(app, 'POST', `/tickets/${t.id}/restore`, { token: tok.admin });
+    expect(restored.status).toBe(200);
+    expect(restored.body.due_date).toBe(t.due_date);
+    const resumed = await setStatus(t.id, 'open');
+    expect(resumed.sla_paused_minutes).toBe(60);
+    expect(new Date(resumed.due_date).getTime() - new Date(t.due_date).getTime()).toBe(60 * 60_000);
   });
 
   it('the pause columns are the database\'s: API roles cannot write them', async () => {
