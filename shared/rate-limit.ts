@@ -20,7 +20,15 @@ export interface RateLimitVerdict {
   remaining: number;
   /** Seconds until the window ends. */
   reset: number;
+  /** A write counted in its tenant's window: which one (given back if the request fails). */
+  tenant_id?: string;
+  tenant_window?: string;
 }
+
+/** The hit a write spent of its tenant's window, to give back if the request fails. */
+export type TenantHit = { tenantId: string; window: string } | null;
+const tenantHit = (v: RateLimitVerdict | null): TenantHit =>
+  v?.tenant_id && v.tenant_window ? { tenantId: v.tenant_id, window: v.tenant_window } : null;
 
 export function rateLimitsEnabled(): boolean {
   return env('RATE_LIMITS')?.toLowerCase() !== 'off';
@@ -78,11 +86,22 @@ const keyRead = (key: PresentedKey) => db()`private.rate_limit_key_read(${key.id
  *  tenant the path names, or else the request's (X-Tenant-Id, the token's, their only
  *  one). Sets the RateLimit-* headers on the response; throws 429 rate_limited when a
  *  window is spent. */
-export async function countWrite(c: Limited, claims: Claims, need: WriteNeed): Promise<void> {
-  if (!rateLimitsEnabled()) return;
+export async function countWrite(c: Limited, claims: Claims, need: WriteNeed): Promise<TenantHit> {
+  if (!rateLimitsEnabled()) return null;
   const [{ verdict }] = await db()<{ verdict: RateLimitVerdict | null }>`
     select ${writeHit(c, claims, need.tenantId ?? null, need)} as verdict`;
   apply(c, verdict, writeRefused(verdict));
+  return tenantHit(verdict);
+}
+
+/** Gives back the hit a write spent of its tenant's window when the request failed (an
+ *  error answer: nothing was written). Routes that let every member in refuse in the
+ *  handler, and every route refuses bad input and unknown ids after the count: those
+ *  refusals spent the tenant's window, so a few customers, each inside their own limit,
+ *  kept every colleague's write at 429. The caller's own window keeps the hit. */
+export async function giveBackWrite(hit: TenantHit): Promise<void> {
+  if (!hit) return;
+  await db()`select private.rate_limit_refund(${hit.tenantId}::uuid, ${hit.window}::timestamptz)`;
 }
 
 /** Counts one read made with this API key (a key that does not verify counts nothing:
@@ -105,9 +124,9 @@ export async function countKeyWrite(
   scope: string,
   claims: Claims,
   need: WriteNeed,
-): Promise<void> {
-  if (!rateLimitsEnabled()) return;
-  await verifiedAndCounted(db(), c, key, scope, { claims, need });
+): Promise<TenantHit> {
+  if (!rateLimitsEnabled()) return null;
+  return (await verifiedAndCounted(db(), c, key, scope, { claims, need })).spent;
 }
 
 /** An API key verified for `scope` (private.verify_api_key: secret, revocation, expiry,
@@ -127,7 +146,7 @@ export function verifyKeyAndCount(
   // A call event is any member's write (a key acts as its admin); in a suspended tenant,
   // where only calls under way are told on, it spends the key's window alone.
   const write = writeClaims && { claims: writeClaims, need: { minRole: 'user' } };
-  return verifiedAndCounted(callPathDb(), c, key, scope, write);
+  return verifiedAndCounted(callPathDb(), c, key, scope, write).then((r) => r.key);
 }
 
 async function verifiedAndCounted(
@@ -136,7 +155,7 @@ async function verifiedAndCounted(
   key: PresentedKey,
   scope: string,
   write?: { claims: Claims; need: WriteNeed },
-): Promise<{ tenant_id: string }> {
+): Promise<{ key: { tenant_id: string }; spent: TenantHit }> {
   const count = !rateLimitsEnabled()
     ? sql`null::jsonb`
     : write
@@ -146,5 +165,5 @@ async function verifiedAndCounted(
     select v.key, ${count} as verdict
     from (select private.verify_api_key(${key.id}::uuid, ${key.secretSha256}, ${scope}::text) as key offset 0) v`;
   apply(c, row.verdict, write ? writeRefused(row.verdict) : KEY_READ_REFUSED);
-  return row.key;
+  return { key: row.key, spent: tenantHit(row.verdict) };
 }

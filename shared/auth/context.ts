@@ -5,7 +5,7 @@ import type { MiddlewareHandler } from 'hono';
 import { asUser, type Claims, type Tx, withClaims } from '../db.ts';
 import { forbidden } from '../errors.ts';
 import { chunksOf, streamOf } from '../limits.ts';
-import { countKeyRead, countKeyWrite, countWrite } from '../rate-limit.ts';
+import { countKeyRead, countKeyWrite, countWrite, giveBackWrite, type TenantHit } from '../rate-limit.ts';
 import { markPrincipal } from '../request-log.ts';
 import { apiKeyIdentity, presentedApiKey, type Scope } from './api-keys.ts';
 import { type Identity, verifyUserToken } from './verify.ts';
@@ -115,28 +115,36 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
     // A write counts against the caller's rate limit (a key's, once the key verifies)
     // and, when the route will let the caller write, the tenant's; a key's read against
     // the key's own (429 when spent).
-    if (need?.write && key) await countKeyWrite(c, key, need.scope!, identity.claims, need);
-    else if (need?.write) await countWrite(c, identity.claims, need);
+    let spent: TenantHit = null;
+    if (need?.write && key) spent = await countKeyWrite(c, key, need.scope!, identity.claims, need);
+    else if (need?.write) spent = await countWrite(c, identity.claims, need);
     else if (key) await countKeyRead(c, key);
-    /** The caller's row: the key's verification, the caller's context, their standing in
-     *  the tenant and the plan's feature, in one statement (it raises what refuses them). */
-    const callerRow = async (tx: Tx) => {
-      const verifyKey = key
-        ? tx`private.verify_api_key(${key.id}::uuid, ${key.secretSha256}, ${need?.scope ?? null}::text)`
-        : tx`null::jsonb`;
-      const refusedIfSuspended = !!need?.write && !need.whileSuspended;
-      const access = !need
-        ? tx`null::jsonb`
-        : need.tenantId !== undefined
-        ? tx`private.tenant_access(${need.tenantId}::uuid, ${need.minRole}, ${refusedIfSuspended})`
-        : tx`private.tenant_access(private.request_tenant_id(${
-          c.req.header('x-tenant-id') ?? null
-        }::text), ${need.minRole}, ${refusedIfSuspended})`;
-      // The caller's context (private.caller_context: user, admin flag, memberships with
-      // their tenants) is read once per transaction and cached there for the policies
-      // and helpers of the rest of the request; this statement reads it, and no row
-      // comes back for an identity with no active user.
-      const [row] = await tx<CallerRow>`
+    // A write the request does not commit (any error answer: nothing was written) gives
+    // the tenant's hit back; the caller's window keeps it, so no one sends failing writes
+    // unbounded. Routes letting every member in refuse in the handler, and every route
+    // refuses bad input and unknown ids after the count: a few customers, each inside
+    // their own limit, otherwise kept every colleague's write at 429.
+    let committed = false;
+    try {
+      /** The caller's row: the key's verification, the caller's context, their standing in
+       *  the tenant and the plan's feature, in one statement (it raises what refuses them). */
+      const callerRow = async (tx: Tx) => {
+        const verifyKey = key
+          ? tx`private.verify_api_key(${key.id}::uuid, ${key.secretSha256}, ${need?.scope ?? null}::text)`
+          : tx`null::jsonb`;
+        const refusedIfSuspended = !!need?.write && !need.whileSuspended;
+        const access = !need
+          ? tx`null::jsonb`
+          : need.tenantId !== undefined
+          ? tx`private.tenant_access(${need.tenantId}::uuid, ${need.minRole}, ${refusedIfSuspended})`
+          : tx`private.tenant_access(private.request_tenant_id(${
+            c.req.header('x-tenant-id') ?? null
+          }::text), ${need.minRole}, ${refusedIfSuspended})`;
+        // The caller's context (private.caller_context: user, admin flag, memberships with
+        // their tenants) is read once per transaction and cached there for the policies
+        // and helpers of the rest of the request; this statement reads it, and no row
+        // comes back for an identity with no active user.
+        const [row] = await tx<CallerRow>`
       with k as materialized (select ${verifyKey} as api_key), -- first: refuses a bad key
       c as materialized (select k.api_key, private.caller_context() as ctx from k) -- one call, not one per use
       select c.ctx -> 'user' as user,
@@ -152,54 +160,62 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
         ${need ? tx`null::uuid` : tx`private.token_tenant_id()`} as token_tenant_id,
         a.access,
         ${
-        need?.feature ? tx`private.require_feature((a.access ->> 'tenant_id')::uuid, ${need.feature}::text)` : tx`null`
-      } as feature -- after the standing: a stranger's answer stays the 404/403 it was
+          need?.feature
+            ? tx`private.require_feature((a.access ->> 'tenant_id')::uuid, ${need.feature}::text)`
+            : tx`null`
+        } as feature -- after the standing: a stranger's answer stays the 404/403 it was
       from c
       -- offset 0: evaluated once per caller row, never inlined into the feature check twice
       cross join lateral (select ${access} as access offset 0) a
       where c.ctx ->> 'user_id' is not null
     `;
-      return row as CallerRow | undefined;
-    };
-    const body = c.req.method !== 'GET' && c.req.method !== 'HEAD' ? c.req.raw.body : null;
-    if (body) {
-      if (need?.bodyFirst) {
-        // The caller's standing first, in a short transaction of its own (the request's
-        // own checks it again), so no one without it makes the function hold a large body.
-        await asUser({ ...identity.claims }, async (tx) => {
-          if (!(await callerRow(tx))) throw forbidden('No account on this platform belongs to this identity', 'unknown_user');
-        });
+        return row as CallerRow | undefined;
+      };
+      const body = c.req.method !== 'GET' && c.req.method !== 'HEAD' ? c.req.raw.body : null;
+      if (body) {
+        if (need?.bodyFirst) {
+          // The caller's standing first, in a short transaction of its own (the request's
+          // own checks it again), so no one without it makes the function hold a large body.
+          await asUser({ ...identity.claims }, async (tx) => {
+            if (!(await callerRow(tx))) throw forbidden('No account on this platform belongs to this identity', 'unknown_user');
+          });
+        }
+        // The body (bounded by limitBody) is read whole now, after the token was checked and
+        // before the request's transaction opens: read by the validator inside it, a body
+        // sent a byte at a time just inside the idle timeout kept a pooled connection idle
+        // in transaction for as long as the client liked. The chunks as they came, streamed
+        // again: one joined copy would be read by the handler as one chunk, parsed whole.
+        c.req.raw = new Request(c.req.raw, { body: streamOf(await chunksOf(body)), duplex: 'half' } as RequestInit);
       }
-      // The body (bounded by limitBody) is read whole now, after the token was checked and
-      // before the request's transaction opens: read by the validator inside it, a body
-      // sent a byte at a time just inside the idle timeout kept a pooled connection idle
-      // in transaction for as long as the client liked. The chunks as they came, streamed
-      // again: one joined copy would be read by the handler as one chunk, parsed whole.
-      c.req.raw = new Request(c.req.raw, { body: streamOf(await chunksOf(body)), duplex: 'half' } as RequestInit);
-    }
-    try {
-      await asUser({ ...identity.claims }, async (tx) => {
-        const row = await callerRow(tx);
-        if (!row) {
-          throw forbidden('No account on this platform belongs to this identity', 'unknown_user');
-        }
-        c.set('caller', {
-          identity,
-          user: row.user,
-          memberships: row.memberships,
-          isPlatformAdmin: row.is_platform_admin,
-          ...(row.api_key ? { apiKey: row.api_key } : {}),
+      try {
+        await asUser({ ...identity.claims }, async (tx) => {
+          const row = await callerRow(tx);
+          if (!row) {
+            throw forbidden('No account on this platform belongs to this identity', 'unknown_user');
+          }
+          c.set('caller', {
+            identity,
+            user: row.user,
+            memberships: row.memberships,
+            isPlatformAdmin: row.is_platform_admin,
+            ...(row.api_key ? { apiKey: row.api_key } : {}),
+          });
+          if (row.access) {
+            const a = row.access;
+            c.set('access', { tenantId: a.tenant_id, role: a.role, staff: a.staff, admin: a.admin });
+          }
+          c.set('tx', tx);
+          await next();
+          if (c.error) throw new RollbackRequest();
         });
-        if (row.access) {
-          const a = row.access;
-          c.set('access', { tenantId: a.tenant_id, role: a.role, staff: a.staff, admin: a.admin });
-        }
-        c.set('tx', tx);
-        await next();
-        if (c.error) throw new RollbackRequest();
-      });
-    } catch (err) {
-      if (!(err instanceof RollbackRequest)) throw err;
+        committed = c.res.status < 400;
+      } catch (err) {
+        if (!(err instanceof RollbackRequest)) throw err;
+      }
+    } finally {
+      // A failure to give it back costs one hit until the minute ends: the request's own
+      // answer stands.
+      if (!committed && spent) await giveBackWrite(spent).catch(() => {});
     }
   };
   return middleware;

@@ -850,6 +850,51 @@ describe('creating, listing and revoking keys', () => {
       await db.sql`delete from private.rate_limit_counters`;
     }
   });
+  it("gives the tenant's window back for writes that fail: refused in the handler, bad input, unknown ids", async () => {
+    // Routes letting every member in refuse customers in the handler (a ticket's status,
+    // deletion), and every route refuses bad input and unknown ids after the count: two
+    // customers, each inside their own limit, kept every staff write of the tenant at 429.
+    const { id, key } = await createKey(acme, tok.admin, { scopes: ['tickets:write'] });
+    const hits = async (scope: string, k: string) =>
+      (await db.sql`select coalesce(sum(hits), 0)::int as n from private.rate_limit_counters
+        where scope = ${scope} and key = ${k}`)[0].n as number;
+    const own = await call(ticketsApp, 'POST', '/tickets', { token: tok.user, body: { title: 'Mine, for the refusals' } });
+    expect(own.status).toBe(201);
+    await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits) values (${acme}, '{"requests_per_minute": 2}')
+      on conflict (tenant_id) do update set limits = excluded.limits`;
+    try {
+      await earlyInMinute();
+      await db.sql`delete from private.rate_limit_counters`;
+      const failing = [
+        () => call(ticketsApp, 'POST', `/tickets/${crypto.randomUUID()}/status`, { token: tok.user, body: { status: 'closed' } }),
+        () => call(ticketsApp, 'DELETE', `/tickets/${own.body.id}`, { token: tok.user }),
+        () => call(ticketsApp, 'POST', '/tickets', { token: tok.user, body: { title: '' } }),
+        () => call(ticketsApp, 'POST', '/tickets', { token: key, body: { priority: 'whenever' } }),
+      ];
+      for (let round = 0; round < 2; round++) {
+        for (const send of failing) {
+          const res = await send();
+          expect([403, 404, 400, 422], JSON.stringify(res.body)).toContain(res.status);
+        }
+      }
+      expect(await hits('tenant', acme)).toBe(0);
+      // The callers' own windows keep theirs.
+      expect(await hits('caller', `${acme}/${users.acmeUser.id}`)).toBe(6);
+      const staff = await call(ticketsApp, 'POST', '/tickets', { token: tok.agent, body: { title: 'Room left for staff' } });
+      expect(staff.status, JSON.stringify(staff.body)).toBe(201);
+      const again = await call(ticketsApp, 'POST', '/tickets', { token: tok.agent, body: { title: 'And again' } });
+      expect(again.status, JSON.stringify(again.body)).toBe(201);
+      expect(await hits('tenant', acme)).toBe(2);
+      // A success is kept: the window is spent.
+      const third = await call(ticketsApp, 'POST', '/tickets', { token: tok.agent, body: { title: 'One too many' } });
+      expect([third.status, third.body.error?.details?.scope]).toEqual([429, 'tenant']);
+    } finally {
+      await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;
+      await db.sql`delete from private.rate_limit_counters`;
+      // The plan's key limit is the scope matrix's to spend.
+      await db.sql`update public.api_keys set revoked_at = now() where id = ${id}`;
+    }
+  });
 });
 
 // ---------------------------------------------------------------- the scope matrix

@@ -44,6 +44,7 @@ const BOUNDED = [
   'voice_call_refuse_deleted',
   'rate_limit_hit',
   'rate_limit_key_read',
+  'rate_limit_refund', // 20261207225000
   'job_metrics',
   // 20261206130000
   'defer_job',

@@ -235,6 +235,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261207113000_rate_limit_windows_move_forward.sql', // a late write does not set the window back
     // A write the route refuses its caller spends only the caller's window (dropped: new arguments).
     '20261207199000_rate_limit_refused_callers_spend_only_their_own.sql',
+    // The verdict names the tenant's window it spent, given back when the request fails.
+    '20261207225000_failed_writes_give_back_the_tenants_hit.sql',
   ],
   // A late write does not set the window back (issue 14 review).
   'private.rate_limit_key_read': ['20261207113000_rate_limit_windows_move_forward.sql'],
