@@ -122,6 +122,46 @@ describe('following', () => {
     const n = await feed(tok.agent, '?unread=true');
     expect(n.items.filter((i) => i.ticket_id === t.id).map((i) => i.type)).toEqual(['assigned']);
   });
+
+  it("the assignee's own follow, or a mention, outlasts the assignment; the assignment's alone goes with it", async () => {
+    for (const how of ['follow', 'mention'] as const) {
+      const t = await ticket();
+      const assign = (user_id: string) => call(app, 'PUT', `/tickets/${t.id}/assignee`, { token: tok.admin, body: { user_id } });
+      expect((await assign(outsider.id)).status).toBe(200);
+      expect(await followersOf(t.id)).toEqual([`${outsider.id}:assigned`]);
+      if (how === 'follow') {
+        const kept = await call(app, 'POST', `/tickets/${t.id}/followers`, { token: tok.outsider, body: {} });
+        expect(kept.status, JSON.stringify(kept.body)).toBe(200);
+        expect(kept.body).toMatchObject({ user_id: outsider.id, reason: 'manual', added_by: outsider.id });
+      } else {
+        const note = await call(app, 'POST', `/tickets/${t.id}/messages`, {
+          token: tok.agent,
+          body: { type: 'note', content: `[@Outsider](mention://user/${outsider.id}/Outsider), keep an eye on it` },
+        });
+        expect(note.status, JSON.stringify(note.body)).toBe(201);
+      }
+      // Handed to a colleague: the outsider (on no team) still follows, and still sees it.
+      expect((await assign(users.acmeAgent.id)).status).toBe(200);
+      const reason = how === 'follow' ? 'manual' : 'mentioned';
+      expect(await followersOf(t.id)).toEqual([`${outsider.id}:${reason}`, `${users.acmeAgent.id}:assigned`]);
+      expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok.outsider })).status).toBe(200);
+      // The colleague's follow came with the assignment only: it goes with it.
+      expect((await assign(users.acmeAdmin.id)).status).toBe(200);
+      expect(await followersOf(t.id)).toEqual([`${outsider.id}:${reason}`, `${users.acmeAdmin.id}:assigned`]);
+    }
+  });
+
+  it('a follow the caller may not add does not take over the assignment\'s, on either path', async () => {
+    const t = await ticket();
+    expect((await call(app, 'PUT', `/tickets/${t.id}/assignee`, { token: tok.admin, body: { user_id: outsider.id } })).status).toBe(200);
+    // A customer cannot add a staff follower; a direct insert of an existing follow is refused.
+    const customer = await call(app, 'POST', `/tickets/${t.id}/followers`, { token: tok.user, body: { user_id: outsider.id } });
+    expect(customer.status).toBeGreaterThanOrEqual(400);
+    const direct = await probeAs(db.sql, 'authenticated', supabaseClaims(outsider as never, acme), (tx) =>
+      tx`insert into public.ticket_followers (tenant_id, ticket_id, user_id) values (${acme}, ${t.id}, ${outsider.id})`);
+    expect(direct.ok).toBe(false);
+    expect(await followersOf(t.id)).toEqual([`${outsider.id}:assigned`]);
+  });
 });
 
 describe('notifications', () => {
