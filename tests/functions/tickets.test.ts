@@ -300,6 +300,31 @@ describe('the status machine', () => {
       details: { from: 'open', to: 'closed', allowed: ['escalated', 'pending', 'resolved'] },
     });
   });
+
+  it('a change another request takes out of sight after the read is a 404 that writes nothing, not a 200', async () => {
+    // Read as visible, then deleted by an admin before the update ran: the update's policy
+    // matched no row, and the answer said "changed, out of your sight" though nothing was.
+    for (const change of ['status', 'title'] as const) {
+      const t = await newTicket();
+      const holder = await db.sql.reserve();
+      try {
+        await holder`begin`;
+        await holder`update public.tickets set deleted_at = now() where id = ${t.id}`;
+        const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+        const sent = change === 'status'
+          ? call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: 'resolved' } })
+          : call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.agent, body: { title: 'Renamed meanwhile' } });
+        expect(await someoneWaitsFor(db.sql, pid)).toBe(true);
+        await holder`commit`;
+        const r = await sent;
+        expect([r.status, errorCode(r)], change).toEqual([404, 'not_found']);
+      } finally {
+        holder.release();
+      }
+      const [row] = await db.sql`select status, title from public.tickets where id = ${t.id}`;
+      expect(row).toEqual({ status: 'open', title: 'Printer is on fire' });
+    }
+  });
 });
 
 describe('conversation', () => {

@@ -4,7 +4,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { caller, callerDb } from '../../../shared/auth/context.ts';
 import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { needs } from '../../../shared/auth/needs.ts';
-import { conflict, forbidden, namingFields, unprocessable } from '../../../shared/errors.ts';
+import { conflict, forbidden, namingFields, notFound, unprocessable } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Checked, Column, Json, JsonObject, Selected } from '../../../shared/rows.ts';
 import {
@@ -604,6 +604,9 @@ const update: TicketsHandler<typeof routes.update> = async (c) => {
       // The team change took the ticket out of the caller's sight before the rest.
       throw conflict('out_of_sight', 'The new team takes the ticket out of your sight: change the other fields first');
     }
+    // Someone else's change (a team the caller is not on, a deletion) committed after the
+    // read took it out of the caller's sight: nothing was written.
+    if (!updated.length) throw notFound('Ticket');
     return await readBack(tx, access.tenantId, id);
   });
   return c.json(ticket, 200);
@@ -618,7 +621,11 @@ const setStatus: TicketsHandler<typeof routes.setStatus> = async (c) => {
   const ticket = await callerDb(c, access.tenantId, async (tx) => {
     await visibleTicket(tx, access.tenantId, id);
     requireStaff(access);
-    await tx`update public.tickets set status = ${status} where tenant_id = ${access.tenantId} and id = ${id}`;
+    const changed = await tx`
+      update public.tickets set status = ${status} where tenant_id = ${access.tenantId} and id = ${id} returning id`;
+    // Out of the caller's sight since the read (someone else's team change, a deletion):
+    // nothing was written, which a 200 would have hidden.
+    if (!changed.length) throw notFound('Ticket');
     return await readBack(tx, access.tenantId, id);
   });
   return c.json(ticket, 200);
@@ -653,6 +660,7 @@ function setDeleted(deleted: boolean): TicketsHandler<typeof routes.remove | typ
         where tenant_id = ${access.tenantId} and id = ${id}
         returning ${ticketColumns(tx)}
       `;
+      if (!t) throw notFound('Ticket'); // gone since the read
       return t;
     });
     return c.json(ticket, 200);
