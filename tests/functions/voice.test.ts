@@ -1933,6 +1933,55 @@ describe('knowledge base', () => {
     expect(await walk(`/voice/knowledge-bases/${second.id}/documents`)).toEqual(tied);
     expect(tied).toHaveLength(5);
   });
+  it("a document's new content and its knowledge base's deletion at once: one waits for the other, no deadlock", async () => {
+    // The content change locked the document, then its new chunks' link the base; the
+    // base's deletion locked the base, then cascaded to the document: each waited for the
+    // other, and one was aborted (503 retry).
+    const base = await call(app, 'POST', '/voice/knowledge-bases', { token: tok.admin, body: { name: 'Going away' } });
+    expect(base.status).toBe(201);
+    const doc = await call(app, 'POST', `/voice/knowledge-bases/${base.body.id}/documents`, {
+      token: tok.admin,
+      body: { title: 'Hours', content: 'Open from nine to five.' },
+    });
+    expect(doc.status, JSON.stringify(doc.body)).toBe(201);
+    // Someone holds one of the old chunks: the content change waits there, its document locked.
+    const holder = await db.sql.reserve();
+    const deleter = await db.sql.reserve();
+    try {
+      await holder`begin`;
+      await holder`select 1 from public.kb_chunks where document_id = ${doc.body.id} for update`;
+      const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+      const edit = call(app, 'PATCH', `/voice/knowledge-bases/${base.body.id}/documents/${doc.body.id}`, {
+        token: tok.admin,
+        body: { content: 'Open from eight to six.' },
+      });
+      expect(await someoneWaitsFor(db.sql, pid)).toBe(true);
+      // The base's deletion starts meanwhile.
+      await deleter`begin`;
+      const [{ pid: deleterPid }] = await deleter`select pg_backend_pid() as pid`;
+      const removal = deleter`delete from public.voice_knowledge_bases where id = ${base.body.id}`
+        .then(() => 'deleted', (e) => `failed: ${e.code}`);
+      // It waits for the change: for the base (locked first now), or for the document.
+      let waiting = false;
+      for (let i = 0; i < 200 && !waiting; i++) {
+        [{ waiting }] = await db.sql`select exists (select 1 from pg_catalog.pg_stat_activity
+          where pid = ${deleterPid} and wait_event_type = 'Lock') as waiting`;
+        if (!waiting) await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(waiting).toBe(true);
+      await holder`rollback`;
+      const edited = await edit;
+      expect(edited.status, JSON.stringify(edited.body)).toBe(200);
+      expect(await removal).toBe('deleted');
+      await deleter`commit`;
+    } finally {
+      await holder`rollback`.catch(() => {});
+      await deleter`rollback`.catch(() => {});
+      holder.release();
+      deleter.release();
+    }
+    expect(await db.sql`select 1 from public.kb_documents where id = ${doc.body.id}`).toEqual([]);
+  });
 });
 
 describe('customers from CSV', () => {

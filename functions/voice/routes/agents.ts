@@ -439,6 +439,14 @@ const createKb: VoiceHandler<typeof routes.createKb> = async (c) => {
   return c.json(kb, 201);
 };
 
+/** The knowledge base, locked against its deletion for the rest of the transaction (key
+ *  share: its edits go on), else 404. Lock order: the base, its documents, their chunks. */
+async function knowledgeBaseKept(tx: Tx, tenantId: string, kbId: string): Promise<void> {
+  const [kb] = await tx`
+    select id from public.voice_knowledge_bases where tenant_id = ${tenantId} and id = ${kbId} for key share`;
+  if (!kb) throw notFound('Knowledge base');
+}
+
 const docColumns = (tx: Tx) =>
   tx`${tx.columns(DOC_COLUMNS)}, (select count(*)::int from public.kb_chunks k
        where k.tenant_id = kb_documents.tenant_id and k.document_id = kb_documents.id) as chunks`;
@@ -478,6 +486,10 @@ const updateDoc: VoiceHandler<typeof routes.updateDoc> = async (c) => {
   const b = c.req.valid('json');
   const tenantId = c.var.access.tenantId;
   const doc = await callerDb(c, tenantId, async (tx) => {
+    // The knowledge base before the document: new chunks check their link to it (a key
+    // share lock), and its deletion locks it before cascading to the documents. Locked
+    // after the document, a content change and the base's deletion deadlocked (503).
+    await knowledgeBaseKept(tx, tenantId, kbId);
     // The chunks are made again only when the content really changes (the trigger's WHEN,
     // 20261202180200), so an unchanged or unsent content keeps them.
     const changed = await tx`
@@ -498,8 +510,9 @@ const addDoc: VoiceHandler<typeof routes.addDoc> = async (c) => {
   const b = c.req.valid('json');
   const tenantId = c.var.access.tenantId;
   const doc = await callerDb(c, tenantId, async (tx) => {
-    const [kb] = await tx`select id from public.voice_knowledge_bases where tenant_id = ${tenantId} and id = ${kbId}`;
-    if (!kb) throw notFound('Knowledge base');
+    // Kept until the insert: deleted in between, the insert's link to it failed (a 422
+    // "referenced record does not exist" in place of this 404).
+    await knowledgeBaseKept(tx, tenantId, kbId);
     const [{ id }] = await tx<{ id: string }>`
       insert into public.kb_documents (tenant_id, knowledge_base_id, title, source, format, content)
       values (${tenantId}, ${kbId}, ${b.title}, ${b.source ?? null}, ${b.format}, ${b.content}) returning id`;
