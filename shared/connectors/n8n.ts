@@ -155,6 +155,11 @@ export function n8nConnector(config: N8nConfig): Connector {
       body: Invite[];
     };
     const hit = Array.isArray(body) ? body[0] : undefined;
+    // Made but its e-mail not sent, and no link either (n8n's mail failing): the owner
+    // would have no way in. Retried: posting again sends it again.
+    if (hit?.user?.id && hit.error && !hit.user.inviteAcceptUrl) {
+      throw new PartnerError('n8n', `the invitation was made but not sent: ${hit.error}`, true);
+    }
     if (hit?.user?.id) return { id: hit.user.id, inviteUrl: hit.user.inviteAcceptUrl ?? null };
     if (hit?.error) throw new PartnerError('n8n', `invitation refused: ${hit.error}`, false);
     // 201 [] : the login exists and has joined (n8n leaves it out of the answer).
@@ -174,6 +179,12 @@ export function n8nConnector(config: N8nConfig): Connector {
         // Joined: the login is theirs, there is no invitation to show.
         userId = found.id;
         inviteUrl = null;
+      } else if (found && found.id === ctx.externalIds.user_id) {
+        // Still pending, and already this tenant's: its invitation stands, link and all.
+        // Posting again mails it again (n8n sends every pending user's invitation anew):
+        // each retry, resume, hand-over or drift repair sent the owner another e-mail.
+        userId = found.id;
+        inviteUrl = typeof ctx.credentials?.invite_url === 'string' ? ctx.credentials.invite_url : null;
       } else {
         // New, or still pending: posting again returns the same user with its link.
         ({ id: userId, inviteUrl } = await invite(ctx.admin.email));

@@ -155,3 +155,54 @@ describe("whose login the tenant's owner is", () => {
     expect(userOf(t.admin!.email)).toBeUndefined();
   });
 });
+
+describe('the owner\'s invitation e-mail', () => {
+  const shared = () => n8nConnector({ url: n8n.url, apiKey: n8n.apiKey, mode: 'shared', timeoutMs: 3_000 });
+  const projectsMode = () => n8nConnector({ url: n8n.url, apiKey: n8n.apiKey, mode: 'projects', timeoutMs: 3_000 });
+  afterAll(() => {
+    n8n.mail = 'none';
+  });
+
+  it('is sent once: a retry, a drift repair or (projects mode) a resume of a pending owner does not invite again', async () => {
+    n8n.mail = 'sends';
+    for (const [mode, connector] of [['shared', shared], ['projects', projectsMode]] as const) {
+      const t = tenant(`n8n-mail-once-${mode}`);
+      await step(connector(), t, 'ensure');
+      expect(n8n.mailed.filter((m) => m === t.admin!.email), mode).toHaveLength(1);
+      // Mailed, so no link to show; the recorded login is the pending one.
+      expect(t.credentials).toMatchObject({ email: t.admin!.email, invite_url: null });
+      await step(connector(), t, 'ensure'); // a retry
+      // Projects mode suspends by taking the owner out of the project (the invitation
+      // stays); shared mode revokes a pending invitation, and resuming invites anew.
+      if (mode === 'projects') {
+        await step(connector(), t, 'suspend');
+        await step(connector(), t, 'resume');
+      }
+      await step(connector(), t, 'ensure'); // a drift repair
+      expect(n8n.mailed.filter((m) => m === t.admin!.email), mode).toHaveLength(1);
+    }
+  });
+
+  it('keeps the link n8n gave while the invitation is pending', async () => {
+    n8n.mail = 'none';
+    const t = tenant('n8n-mail-link');
+    await step(shared(), t, 'ensure');
+    const link = t.credentials!.invite_url as string;
+    expect(link).toContain('/signup?');
+    n8n.mail = 'sends'; // a later ensure would mail it (and lose the link) if it invited again
+    await step(shared(), t, 'ensure');
+    expect(t.credentials!.invite_url).toBe(link);
+    expect(n8n.mailed).not.toContain(t.admin!.email);
+  });
+
+  it('made but not sent (the mailer failing, no link): a retryable failure, invited again once mail works', async () => {
+    n8n.mail = 'fails';
+    const t = tenant('n8n-mail-fails');
+    await expect(step(shared(), t, 'ensure')).rejects.toMatchObject({ retryable: true });
+    expect(t.externalIds.user_id).toBeUndefined();
+    n8n.mail = 'sends';
+    await step(shared(), t, 'ensure');
+    expect(n8n.mailed.filter((m) => m === t.admin!.email)).toHaveLength(1);
+    expect(t.externalIds.user_id).toBeDefined();
+  });
+});

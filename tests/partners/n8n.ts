@@ -18,6 +18,12 @@ export class N8nStandIn {
   licensed = false;
   /** A licence with a user quota: GET /users and /users/{id} need an unlimited one. */
   usersLimited = false;
+  /** The instance's mail: none set up (the recorded server: a link in the answer), set up
+   *  (each invitation e-mailed, no link), or set up and failing (no e-mail, no link, the
+   *  mailer's error in the answer). */
+  mail: 'none' | 'sends' | 'fails' = 'none';
+  /** The invitations e-mailed, by address, in order. */
+  readonly mailed: string[] = [];
   readonly ownerId: string;
   private n = 0;
   constructor(readonly server: StandIn, public apiKey: string) {
@@ -113,10 +119,18 @@ export class N8nStandIn {
           user = { id: this.uuid(), email: invite.email, role: invite.role, isPending: true, createdAt: new Date().toISOString() };
           this.users.set(user.id, user);
         }
-        out.push({
-          user: { id: user.id, email: user.email, emailSent: false, role: user.role, inviteAcceptUrl: `${this.url}/signup?inviterId=${this.ownerId}&inviteeId=${user.id}` },
-          error: '',
-        });
+        const link = `${this.url}/signup?inviterId=${this.ownerId}&inviteeId=${user.id}`;
+        // [doc; n8n's UserService.sendEmails] with mail set up, every pending user's
+        // invitation is mailed again at each POST, and the answer drops the link; a
+        // failing mailer leaves emailSent false and names its error.
+        if (this.mail === 'sends') {
+          this.mailed.push(user.email);
+          out.push({ user: { id: user.id, email: user.email, emailSent: true, role: user.role }, error: '' });
+        } else if (this.mail === 'fails') {
+          out.push({ user: { id: user.id, email: user.email, emailSent: false, role: user.role }, error: 'Email could not be sent' });
+        } else {
+          out.push({ user: { id: user.id, email: user.email, emailSent: false, role: user.role, inviteAcceptUrl: link }, error: '' });
+        }
       }
       return json(201, out);
     }
