@@ -18,7 +18,10 @@
 //   /projects/{id}/users/{userId} answers 204 also when the member is already gone.
 // - A project role below admin (project:viewer, project:editor) needs another licence,
 //   and the public API has no disable-user: suspension removes the member from the
-//   tenant's project (projects mode) and can do nothing in shared mode.
+//   tenant's project and stops its active workflows (projects mode), and can do nothing
+//   in shared mode (the login's workflows are the person's, maybe for other tenants too).
+// - Not recorded from 2.8.4 (partner-apis.md §2 only): GET /workflows?projectId=&active=
+//   and POST /workflows/{id}/activate|deactivate (200; 404 for a missing workflow).
 import { type Connector, formerOwners, formerOwnersRecord, PartnerError, partnerFetch, type ProvisionContext } from './types.ts';
 
 export interface N8nConfig {
@@ -118,6 +121,22 @@ export function n8nConnector(config: N8nConfig): Connector {
       cursor = body.nextCursor ?? undefined;
     } while (cursor);
     return false;
+  }
+
+  /** The ids of a project's active workflows (paged). */
+  async function activeWorkflows(projectId: string): Promise<string[]> {
+    const ids: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const { body } = await call(
+        `/workflows?projectId=${encodeURIComponent(projectId)}&active=true&limit=100${
+          cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''
+        }`,
+      ) as { body: { data: { id: string; active?: boolean }[]; nextCursor?: string | null } };
+      for (const w of body.data) if (w.active !== false) ids.push(w.id);
+      cursor = body.nextCursor ?? undefined;
+    } while (cursor);
+    return ids;
   }
 
   /** Whether another tenant's service records this login (unknown: assume so). */
@@ -242,6 +261,17 @@ export function n8nConnector(config: N8nConfig): Connector {
           body: { relations: [{ userId, role: 'project:admin' }] },
         });
         ids.project_id = projectId;
+        // The workflows a suspension stopped run again (here, not in resume(): a run that
+        // failed after the suspension skips resume). One deleted since (404), or that n8n
+        // no longer activates (400: a trigger's credentials gone, say), stays as it is.
+        const paused = (ctx.externalIds.paused_workflows as string[] | undefined) ?? [];
+        for (const id of paused) {
+          await call(`/workflows/${encodeURIComponent(id)}/activate`, { method: 'POST', accept: [400, 404] });
+        }
+        if (paused.length) {
+          await ctx.checkpoint({ paused_workflows: [] });
+          ids.paused_workflows = [];
+        }
         // A no-op when the member is gone already (204 either way).
         for (const former of formers) {
           await removeCall(`/projects/${encodeURIComponent(projectId)}/users/${encodeURIComponent(former)}`);
@@ -250,8 +280,11 @@ export function n8nConnector(config: N8nConfig): Connector {
       if (formers.length) ids.former_user_ids = [];
       return { externalIds: ids, ...(changed ? { credentials } : {}) };
     },
-    // Projects mode: the member leaves the tenant's project (the project and its
-    // workflows stay). Shared mode: a pending invitation that no other tenant uses is
+    // Projects mode: the member leaves the tenant's project, and its active workflows
+    // stop (their triggers, schedules and calls with the tenant's credentials ran on
+    // through a suspension, and the week of a deletion's grace): recorded first, so a
+    // retry and the resume know them, then deactivated; ensure() activates them again.
+    // The project and its workflows stay. Shared mode: a pending invitation that no other tenant uses is
     // revoked (resume invites again, with a new link); a login that has joined cannot be
     // disabled — n8n's public API has no such call, and changing a global role needs
     // feat:advancedPermissions.
@@ -265,7 +298,15 @@ export function n8nConnector(config: N8nConfig): Connector {
         for (const member of projectId ? members : []) {
           await removeCall(`/projects/${encodeURIComponent(projectId!)}/users/${encodeURIComponent(member)}`);
         }
-        return;
+        if (!projectId) return;
+        const recorded = (ctx.externalIds.paused_workflows as string[] | undefined) ?? [];
+        const active = await activeWorkflows(projectId);
+        const paused = [...new Set([...recorded, ...active])];
+        if (paused.length !== recorded.length) await ctx.checkpoint({ paused_workflows: paused });
+        for (const id of active) {
+          await call(`/workflows/${encodeURIComponent(id)}/deactivate`, { method: 'POST', accept: [404] });
+        }
+        return { externalIds: { paused_workflows: paused } };
       }
       if (await usedElsewhere(ctx, userId)) return;
       const user = await findUser(userId);

@@ -206,3 +206,68 @@ describe('the owner\'s invitation e-mail', () => {
     expect(t.externalIds.user_id).toBeDefined();
   });
 });
+
+describe("a suspended tenant's workflows (projects mode)", () => {
+  const connector = () => n8nConnector({ url: n8n.url, apiKey: n8n.apiKey, mode: 'projects', timeoutMs: 3_000 });
+  const workflow = (projectId: string, name: string, active: boolean) => {
+    const id = crypto.randomUUID().slice(0, 16);
+    n8n.workflows.set(id, { id, name, active, projectId });
+    return id;
+  };
+  const activeIn = (projectId: string) =>
+    [...n8n.workflows.values()].filter((w) => w.projectId === projectId && w.active).map((w) => w.name).sort();
+
+  it('stop while it is suspended and run again when it resumes; one stopped by hand stays stopped', async () => {
+    const t = tenant('n8n-workflows');
+    await step(connector(), t, 'ensure');
+    const projectId = t.externalIds.project_id as string;
+    workflow(projectId, 'orders', true);
+    workflow(projectId, 'nightly', true);
+    workflow(projectId, 'draft', false);
+    const other = tenant('n8n-workflows-other');
+    await step(connector(), other, 'ensure');
+    workflow(other.externalIds.project_id, 'theirs', true);
+
+    await step(connector(), t, 'suspend');
+    expect(activeIn(projectId)).toEqual([]);
+    expect(t.externalIds.paused_workflows).toHaveLength(2);
+    expect(activeIn(other.externalIds.project_id)).toEqual(['theirs']);
+    // Suspended again (a retry): the record keeps both.
+    await step(connector(), t, 'suspend');
+    expect(t.externalIds.paused_workflows).toHaveLength(2);
+
+    await step(connector(), t, 'resume');
+    await step(connector(), t, 'ensure');
+    expect(activeIn(projectId)).toEqual(['nightly', 'orders']);
+    expect(t.externalIds.paused_workflows).toEqual([]);
+    expect([...n8n.workflows.values()].find((w) => w.name === 'draft')?.active).toBe(false);
+  });
+
+  it('a workflow deleted while suspended is skipped, and the rest run again', async () => {
+    const t = tenant('n8n-workflows-gone');
+    await step(connector(), t, 'ensure');
+    const projectId = t.externalIds.project_id as string;
+    const gone = workflow(projectId, 'gone', true);
+    workflow(projectId, 'kept', true);
+    await step(connector(), t, 'suspend');
+    n8n.workflows.delete(gone);
+    await step(connector(), t, 'ensure');
+    expect(activeIn(projectId)).toEqual(['kept']);
+    expect(t.externalIds.paused_workflows).toEqual([]);
+  });
+
+  it('a suspension cut short after its record is finished by the retry', async () => {
+    const t = tenant('n8n-workflows-cut');
+    await step(connector(), t, 'ensure');
+    const projectId = t.externalIds.project_id as string;
+    workflow(projectId, 'a', true);
+    workflow(projectId, 'b', true);
+    n8n.server.faults = { ...n8n.server.faults, match: /^POST \/api\/v1\/workflows\/[^/]+\/deactivate$/, fail5xx: 1 };
+    await expect(step(connector(), t, 'suspend')).rejects.toMatchObject({ retryable: true });
+    expect(t.externalIds.paused_workflows).toHaveLength(2);
+    await step(connector(), t, 'suspend');
+    expect(activeIn(projectId)).toEqual([]);
+    await step(connector(), t, 'ensure');
+    expect(activeIn(projectId)).toEqual(['a', 'b']);
+  });
+});

@@ -24,6 +24,8 @@ export class N8nStandIn {
   mail: 'none' | 'sends' | 'fails' = 'none';
   /** The invitations e-mailed, by address, in order. */
   readonly mailed: string[] = [];
+  /** Workflows, by id, with the project that holds them (a tenant's automations). */
+  workflows = new Map<string, { id: string; name: string; active: boolean; projectId: string }>();
   readonly ownerId: string;
   private n = 0;
   constructor(readonly server: StandIn, public apiKey: string) {
@@ -134,6 +136,27 @@ export class N8nStandIn {
       }
       return json(201, out);
     }
+    if (path === '/api/v1/workflows' && method === 'GET') {
+      // [doc] {data, nextCursor}, filtered by projectId and active; paged as /projects.
+      const projectId = query.get('projectId');
+      const active = query.get('active');
+      const all = [...this.workflows.values()]
+        .filter((w) => (projectId === null || w.projectId === projectId) && (active === null || String(w.active) === active))
+        .map(({ projectId: _, ...w }) => w);
+      const cursor = query.get('cursor');
+      const { offset } = cursor ? JSON.parse(Buffer.from(cursor, 'base64').toString()) as { offset: number } : { offset: 0 };
+      const limit = Number(query.get('limit') ?? 100);
+      const next = offset + limit < all.length ? Buffer.from(JSON.stringify({ limit, offset: offset + limit })).toString('base64') : null;
+      return json(200, { data: all.slice(offset, offset + limit), nextCursor: next });
+    }
+    if ((m = path.match(/^\/api\/v1\/workflows\/([^/]+)\/(activate|deactivate)$/)) && method === 'POST') {
+      // [doc] 200 with the workflow; one that is not there: 404 {"message":"Not Found"}.
+      const w = this.workflows.get(m[1]);
+      if (!w) return json(404, { message: 'Not Found' });
+      w.active = m[2] === 'activate';
+      const { projectId: _, ...out } = w;
+      return json(200, out);
+    }
     if (path.startsWith('/api/v1/projects')) {
       // [2.8.4] unlicensed: every /projects call answers 403 with the licence message.
       if (!this.licensed) return json(403, { message: LICENCE });
@@ -178,6 +201,8 @@ export class N8nStandIn {
         if (method === 'DELETE') {
           // [2.8.4 E2E licence] 204; a project that is not there: 400, not 404.
           if (!this.projects.delete(m[1])) return json(400, { message: `Could not find project with ID: ${m[1]}` });
+          // Its workflows go with it.
+          for (const [id, w] of this.workflows) if (w.projectId === m[1]) this.workflows.delete(id);
           return json(204);
         }
       }
