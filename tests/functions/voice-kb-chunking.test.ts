@@ -157,6 +157,58 @@ describe("the plan's knowledge_base feature", () => {
   });
 });
 
+describe("an agent's tools", () => {
+  it('written in a form the API refuses before the strict check are mended, so deleting its knowledge base works', async () => {
+    const repair = readFileSync('supabase/migrations/20261207227000_voice_agents_tools_repaired_and_checked.sql', 'utf8');
+    const tools = {
+      nested: [[{ name: 'book' }, { name: 'cancel' }], { name: 'transfer' }, [[{ name: 'deeper' }]], 'text', 7],
+      many: Array.from({ length: 60 }, (_, i) => ({ name: `t${i}` })),
+      fine: [{ name: 'lookup' }],
+    };
+    const rollback = new Error('rollback');
+    await expect(db.sql.begin(async (tx) => {
+      // The table as it was before 20261202180200: nested arrays and more than 50 passed.
+      await tx`alter table public.voice_agents drop constraint voice_agents_llm_config_tools`;
+      const [base] = await tx`insert into public.voice_knowledge_bases (tenant_id, name)
+        values (${acme}, 'Tools going away') returning id`;
+      const ids: Record<string, string> = {};
+      let n = 7310;
+      for (const [name, list] of Object.entries(tools)) {
+        [{ id: ids[name] }] = await tx`insert into public.voice_agents
+          (tenant_id, name, phone, voice_id, llm_config, knowledge_base_id)
+          values (${acme}, ${name}, ${'+1415555' + n++}, 'v',
+                  ${tx.json({ model: 'm', system_prompt: 'p', tools: list })}, ${base.id})
+          returning id`;
+      }
+      await tx`alter table public.voice_agents add constraint voice_agents_llm_config_tools
+        check (case when jsonb_typeof(llm_config -> 'tools') = 'array'
+                    then jsonb_array_length(llm_config -> 'tools') <= 50
+                         and not jsonb_path_exists(llm_config -> 'tools', 'strict $[*] ? (@.type() != "object")')
+                    else true end) not valid`;
+      // What failed before the repair: the foreign key's set null updates the agents.
+      await tx`savepoint before_repair`;
+      await expect(tx`delete from public.voice_knowledge_bases where id = ${base.id}`)
+        .rejects.toMatchObject({ code: '23514', constraint_name: 'voice_agents_llm_config_tools' });
+      await tx`rollback to savepoint before_repair`;
+
+      await tx.unsafe(repair).simple();
+
+      const rows = await tx<{ name: string; tools: { name: string }[] }[]>`select name, llm_config -> 'tools' as tools
+        from public.voice_agents where id in ${tx(Object.values(ids))}`;
+      const byName = Object.fromEntries(rows.map((r) => [r.name, r.tools.map((t) => t.name)]));
+      expect(byName).toEqual({
+        nested: ['book', 'cancel', 'transfer'],
+        many: Array.from({ length: 50 }, (_, i) => `t${i}`),
+        fine: ['lookup'],
+      });
+      const [check] = await tx`select convalidated from pg_constraint where conname = 'voice_agents_llm_config_tools'`;
+      expect(check.convalidated).toBe(true);
+      await tx`delete from public.voice_knowledge_bases where id = ${base.id}`;
+      throw rollback;
+    })).rejects.toBe(rollback);
+  });
+});
+
 describe("an agent's language", () => {
   it('is a language tag of at most 35 characters', async () => {
     await expect(db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, language)
