@@ -948,6 +948,25 @@ describe('the scope matrix, over every route of the tenants, tickets and voice f
     expect(unscoped).toEqual(expect.arrayContaining(['GET /tickets/notifications', 'POST /tickets/notifications/read']));
   });
 
+  it('a route that can write needs a scope that writes: no read-only key changes anything', async () => {
+    // Reads sent as POST for their body (a search with an embedding), by path: each says why.
+    const READS_BY_POST: Record<string, string> = {
+      'POST /voice/knowledge-bases/search': 'a search, its query embedding too long for a URL',
+    };
+    const wrong: string[] = [];
+    for (const op of await operations()) {
+      if (!op.scope || op.method === 'GET' || op.method === 'HEAD') continue;
+      if (!op.scope.endsWith(':read')) continue;
+      if (!READS_BY_POST[`${op.method} ${op.path}`]) wrong.push(`${op.method} ${op.path} (${op.scope})`);
+    }
+    expect(wrong).toEqual([]);
+    // Every read-by-POST listed is still a route with a read scope.
+    const ops = await operations();
+    for (const key of Object.keys(READS_BY_POST)) {
+      expect(ops.some((o) => `${o.method} ${o.path}` === key && o.scope?.endsWith(':read')), key).toBe(true);
+    }
+  });
+
   it("a key without the route's scope is 403 insufficient_scope; with it, it gets past the check; unscoped routes refuse keys", async () => {
     const ops = await operations();
     const keys = new Map<string, string>();

@@ -205,6 +205,10 @@ function victimArgs(fn: Fn): string[] {
     }
     if (type === 'text') {
       if (/role/.test(bare)) return `'user'`;
+      // A search's words: one the victim's seeded text holds everywhere (its tickets, its
+      // knowledge, its transcripts), so a search that forgot its tenant check answers rows
+      // for the victim's ids and none for the random twin's. ('x' matched nothing either way.)
+      if (/^(query|q|search|terms?)$/.test(bare)) return `'victim'`;
       if (bare === 'from') return `'open'`;
       for (const rows of victimRows.values()) {
         const v = rows[0]?.[bare];
@@ -216,6 +220,8 @@ function victimArgs(fn: Fn): string[] {
     if (type === 'boolean') return 'true';
     if (type === 'jsonb' || type === 'json') return `'{}'::${type}`;
     if (type.startsWith('timestamp')) return `'2026-01-05T10:00:00Z'::${type}`;
+    // No embedding (an empty one is refused before any tenant check where vectors exist).
+    if (type.endsWith('[]') && /embedding/.test(bare)) return `null::${type}`;
     if (type.endsWith('[]')) return `'{}'::${type}`;
     return `null::${type}`;
   });
