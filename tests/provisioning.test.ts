@@ -23,6 +23,7 @@ import { ChatwootStandIn } from './partners/chatwoot.ts';
 import { N8nStandIn } from './partners/n8n.ts';
 import { OdooStandIn } from './partners/odoo.ts';
 import { freshDatabase, probeAs, type TestDatabase } from './helpers/db.ts';
+import { someoneWaitsFor } from './helpers/advisory-locks.ts';
 import { call, errorCode } from './helpers/http.ts';
 import { supabaseClaims, users } from './helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from './helpers/tokens.ts';
@@ -756,6 +757,47 @@ describe('lifecycle', () => {
     await db.sql`delete from public.tenant_services where tenant_id = ${failed.id}`;
     await db.sql`delete from public.tenants where id = ${failed.id}`;
     expect(await db.sql`select 1 from public.tenants where id = ${failed.id}`).toHaveLength(0);
+  });
+
+  it("a feature taken away while the tenant resumes: the override waits for the resume, and the service stays off", async () => {
+    // The override did not lock the tenant: the resume set the service active by the
+    // feature it still saw, and the override, seeing it suspended still, passed it by.
+    const t = await createTenant(['chatwoot']);
+    await drain();
+    await call(tenantsApp, 'POST', `/tenants/${t.id}/suspend`, { token: superToken });
+    expect((await services(t.id)).chatwoot.desired_state).toBe('suspended');
+    const waited: boolean[] = [];
+    const holder = await db.sql.reserve();
+    try {
+      await holder`begin`;
+      await holder`update public.tenants set status = 'active' where id = ${t.id}`; // as the resume does
+      const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+      const entitled = call(tenantsApp, 'PATCH', `/tenants/${t.id}/entitlements`, { token: superToken, body: { features: { chatwoot: false } } });
+      waited.push(await someoneWaitsFor(db.sql, pid));
+      await holder`commit`;
+      expect((await entitled).status).toBe(200);
+    } finally {
+      await holder`rollback`.catch(() => {});
+      holder.release();
+    }
+    expect((await services(t.id)).chatwoot.desired_state).toBe('suspended');
+    // And granted back while it resumes: the service comes back.
+    await call(tenantsApp, 'POST', `/tenants/${t.id}/suspend`, { token: superToken });
+    const again = await db.sql.reserve();
+    try {
+      await again`begin`;
+      await again`update public.tenants set status = 'active' where id = ${t.id}`;
+      const [{ pid }] = await again`select pg_backend_pid() as pid`;
+      const granted = call(tenantsApp, 'PATCH', `/tenants/${t.id}/entitlements`, { token: superToken, body: { features: { chatwoot: null } } });
+      waited.push(await someoneWaitsFor(db.sql, pid));
+      await again`commit`;
+      expect((await granted).status).toBe(200);
+    } finally {
+      await again`rollback`.catch(() => {});
+      again.release();
+    }
+    expect((await services(t.id)).chatwoot.desired_state).toBe('active');
+    expect(waited).toEqual([true, true]);
   });
 
   it('a service whose feature the plan loses is suspended at the partner, and resumed when the plan has it again', async () => {
