@@ -307,6 +307,37 @@ describe('tenant lifecycle', () => {
     await db.sql`update public.tenants set settings = '{}' where id = ${tenants.globex.id}`;
   });
 
+  it("a tenant's or team's name is at most 100 characters as stored, through PostgREST too; ones stored longer are trimmed", async () => {
+    const globex = tenants.globex.id;
+    const padded = 'Globex' + ' '.repeat(300);
+    const throughTable = (sql: string) =>
+      probeAs(db.sql, 'authenticated', supabaseClaims(users.globexAdmin, globex), (tx) => tx.unsafe(sql, [padded, globex]));
+    for (const table of ['tenants', 'teams']) {
+      const key = table === 'tenants' ? 'id = $2' : `tenant_id = $2 and id = '${teams.globex}'`;
+      const r = await throughTable(`update public.${table} set name = $1 where ${key} returning name`);
+      expect([table, r]).toMatchObject([table, { ok: false, error: { code: '23514' } }]);
+    }
+    expect((await db.sql`select name from public.tenants where id = ${globex}`)[0].name.length).toBeLessThanOrEqual(100);
+    // A database that stored such names before: trimmed, the bound validated.
+    const migration = readFileSync(path.join(root, 'supabase', 'migrations', '20261207229000_tenant_and_team_names_bounded.sql'), 'utf8');
+    await db.sql.begin(async (tx) => {
+      await tx`alter table public.tenants drop constraint tenants_name_length`;
+      await tx`alter table public.teams drop constraint teams_name_length`;
+      await tx`update public.tenants set name = ${padded} where id = ${globex}`;
+      await tx`update public.teams set name = ${'  Night shift' + ' '.repeat(200)} where id = ${teams.globex}`;
+      await tx.unsafe(migration);
+      const [t] = await tx`select name from public.tenants where id = ${globex}`;
+      expect(t.name).toBe('Globex');
+      const [team] = await tx`select name from public.teams where id = ${teams.globex}`;
+      expect(team.name).toBe('Night shift');
+      const checks = await tx`select conname, convalidated from pg_constraint where conname in ('tenants_name_length', 'teams_name_length') order by conname`;
+      expect(checks.map((c) => [c.conname, c.convalidated])).toEqual([['teams_name_length', true], ['tenants_name_length', true]]);
+      throw Object.assign(new Error('rolled back'), { rolledBack: true });
+    }).catch((e) => {
+      if (!e.rolledBack) throw e;
+    });
+  });
+
   it('a grace stored before the table checked it is cleared (it read as 7 days), so the row takes other changes, and every row is checked', async () => {
     const migration = (name: string) => readFileSync(path.join(root, 'supabase', 'migrations', name), 'utf8');
     const globex = tenants.globex.id;
