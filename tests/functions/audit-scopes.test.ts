@@ -52,7 +52,7 @@ describe('the audit trail through an API key', () => {
     const audited = await db.sql`select distinct c.relname::text as t from pg_trigger g
       join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
       join pg_proc p on p.oid = g.tgfoid
-      where n.nspname = 'public' and p.proname = 'audit_row' and not g.tgisinternal order by 1`;
+      where n.nspname in ('public', 'private') and p.proname = 'audit_row' and not g.tgisinternal order by 1`;
     // And the entries written by hand, not by a trigger: a delivery sent again (20261207114000).
     const handWritten = ['webhook_deliveries'];
     expect(Object.keys(AUDIT_READ_SCOPE).sort()).toEqual([...audited.map((r) => r.t), ...handWritten].sort());
@@ -111,5 +111,18 @@ describe('the audit trail through an API key', () => {
     const auditOnly = await keyWith(['audit:read']);
     const retries = await call(app, 'GET', `/tenants/${acme}/audit?table_name=webhook_deliveries`, { token: auditOnly });
     expect([retries.status, errorCode(retries), retries.body.error?.details?.required_scopes]).toEqual([403, 'insufficient_scope', ['webhooks:manage']]);
+  });
+
+  it("reads the tenant's plan overrides and feature flags with audit:read alone, as the rest of its configuration", async () => {
+    await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits) values (${acme}, '{"members": 40}')
+      on conflict (tenant_id) do update set limits = excluded.limits`;
+    await db.sql`insert into private.tenant_feature_flags (tenant_id, flag, value) values (${acme}, 'beta_inbox', 'true')
+      on conflict (tenant_id, flag) do update set value = excluded.value`;
+    const auditOnly = await keyWith(['audit:read']);
+    for (const table of ['tenant_plan_overrides', 'tenant_feature_flags']) {
+      expect(await tablesRead(auditOnly, `&table_name=${table}`), table).toEqual(new Set([table]));
+    }
+    const all = await tablesRead(auditOnly);
+    expect([all.has('tenant_plan_overrides'), all.has('tenant_feature_flags')]).toEqual([true, true]);
   });
 });

@@ -86,6 +86,9 @@ export const AUDIT_READ_SCOPE: Record<string, Scope | readonly Scope[] | null | 
   // Written by hand, not by a trigger: who re-sent a delivery (20261207114000).
   webhook_deliveries: 'webhooks:manage',
   platform_admins: null,
+  // The tenant's plan as platform admins changed it (private tables, audited all the same).
+  tenant_plan_overrides: null,
+  tenant_feature_flags: null,
 };
 
 /** The tables whose entries an API key reads (null: a person, every table); a named table
