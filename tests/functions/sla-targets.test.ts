@@ -308,6 +308,36 @@ describe('targets met late', () => {
     }
   });
 
+  it("a reply owed answered after its due time is told as a breach met late; on time, or breached by the sweep already, it is not told again", async () => {
+    await policy('medium', { first_response_minutes: 240, resolution_minutes: 2880, next_response_minutes: 30 });
+    const owed = async () => {
+      const t = await ticket('medium');
+      await reply(t.id, tok.agent); // the first response
+      await reply(t.id, tok.user); // a reply owed from now
+      expect((await row(t.id)).next_response_due_at).not.toBeNull();
+      return t;
+    };
+    const late = await owed();
+    const onTime = await owed();
+    const swept = await owed();
+    const due = new Date(Date.now() - 60_000);
+    await db.sql`update public.tickets set next_response_due_at = ${due} where id = ${swept.id}`;
+    await sweep(0); // it comes round for `swept`; `late` falls due after it and is answered first
+    expect((await row(swept.id)).sla_next_response_breached_at).not.toBeNull();
+    await db.sql`update public.tickets set next_response_due_at = ${due} where id = ${late.id}`;
+    const [{ mark }] = await db.sql`select coalesce(max(id), 0) as mark from private.webhook_events`;
+    for (const t of [late, onTime, swept]) await reply(t.id, tok.agent);
+    const at = due.toISOString();
+    const told = await db.sql`select payload -> 'data' as data from private.webhook_events
+      where id > ${mark} and type = 'ticket.sla_breached' order by id`;
+    expect(told.map((e) => e.data)).toEqual([{ ticket_id: late.id, number: late.number, kind: 'next_response', met_late: true, at }]);
+    const timeline = await db.sql`select data from public.ticket_events where ticket_id = ${late.id} and type = 'sla_breached'`;
+    expect(timeline.map((e) => e.data)).toEqual([{ kind: 'next_response', at: expect.any(String), met_late: true }]);
+    expect(new Date(timeline[0].data.at).getTime()).toBe(due.getTime());
+    // Nothing owed any more, no mark kept: the answer ended the reply owed.
+    expect(await row(late.id)).toMatchObject({ next_response_due_at: null, sla_next_response_breached_at: null });
+  });
+
   it('an answer written while the ticket waits on the customer is late when its due time passed before the wait began', async () => {
     const t = await ticket('medium');
     const due = new Date(Date.now() - 60_000);

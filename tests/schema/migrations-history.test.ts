@@ -666,6 +666,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261207204000_internal_notes_leave_their_ticket_untouched.sql',
     // A staff answer clears the next-response breach mark, a clock running or not (review).
     '20261207218000_answers_clear_the_next_response_breach.sql',
+    // A late answer to a reply owed is told as a breach met late (stop 58's known limit).
+    '20261207230000_next_responses_met_late_told.sql',
   ],
   'private.tickets_sla_pause': [
     '20261202050200_sla_next_response_warnings_holidays.sql',
