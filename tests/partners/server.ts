@@ -8,6 +8,9 @@ import type { AddressInfo } from 'node:net';
 export interface Faults {
   /** Only requests this matches get faults ("POST /v1/admin/bots"); all when unset. */
   match?: RegExp;
+  /** ...and whose raw body this matches (one JSON-RPC path carries every call: Odoo's
+   *  `"res.company"` … `"create"`); any body when unset. */
+  bodyMatch?: RegExp;
   fail5xx: number;
   rateLimit: number;
   /** The 429's Retry-After; null: none (Chatwoot's rack-attack sends none). */
@@ -69,7 +72,7 @@ export class StandIn {
       }
       const request: Request = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, headers: req.headers, body };
       const f = self!.faults;
-      const faulty = !f.match || f.match.test(`${request.method} ${request.path}`);
+      const faulty = (!f.match || f.match.test(`${request.method} ${request.path}`)) && (!f.bodyMatch || f.bodyMatch.test(raw));
       const send = (reply: Reply) => {
         self!.log.push({ method: request.method, path: request.path, status: reply.status });
         res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
