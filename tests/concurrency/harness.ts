@@ -82,9 +82,43 @@ export function shuffle<T>(items: T[], seed = 9): T[] {
   return out;
 }
 
-/** Releases every writer at once and waits for all of them. */
-export async function runAll<K extends string>(writers: Writer<K>[]): Promise<Outcome<K>[]> {
-  return await Promise.all(writers.map(async (w) => ({ kind: w.kind, wants: w.wants, result: await w.run() })));
+/** How much the writers overlapped in the database, as sampled while they ran: the most
+ *  of the functions' backends at work at once, and the most of them waiting for a lock
+ *  at once (a row's, a transaction's, an advisory one). */
+export interface Overlap {
+  busy: number;
+  lockWaiters: number;
+}
+
+/** Releases every writer at once and waits for all of them, sampling (on `sql`) how many
+ *  of the functions' backends work and wait for locks at once: a suite that means to show
+ *  writers contending asserts they did (run one after another, every other assertion of
+ *  these suites would still hold). */
+export async function runAll<K extends string>(
+  writers: Writer<K>[],
+  sql?: Sql,
+): Promise<Outcome<K>[] & { overlap: Overlap }> {
+  const overlap: Overlap = { busy: 0, lockWaiters: 0 };
+  let done = false;
+  const sampling = (async () => {
+    while (sql && !done) {
+      const [row] = await sql`
+        select count(*) filter (where state <> 'idle')::int as busy,
+               count(*) filter (where wait_event_type = 'Lock')::int as waiting
+        from pg_catalog.pg_stat_activity
+        where datname = pg_catalog.current_database() and application_name = 'edge-functions'`;
+      overlap.busy = Math.max(overlap.busy, row.busy);
+      overlap.lockWaiters = Math.max(overlap.lockWaiters, row.waiting);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  })();
+  try {
+    const outcomes = await Promise.all(writers.map(async (w) => ({ kind: w.kind, wants: w.wants, result: await w.run() })));
+    return Object.assign(outcomes, { overlap });
+  } finally {
+    done = true;
+    await sampling;
+  }
 }
 
 /** Status counts per kind of writer, e.g. { reply: { 201: 50 }, status: { 200: 30 } }. */

@@ -70,7 +70,10 @@ it(`${WRITERS} concurrent writers moving counts between the statistics rows: no 
     })),
   ];
   expect(writers).toHaveLength(WRITERS);
-  const outcomes = await runAll(shuffle(writers));
+  const outcomes = await runAll(shuffle(writers), db.sql);
+  // They contended: the pool's connections at work at once, and writers queued on locks.
+  expect(outcomes.overlap.busy).toBeGreaterThan(1);
+  expect(outcomes.overlap.lockWaiters).toBeGreaterThan(1);
   const deadlocksAfter = await deadlocks(db.sql, db.name);
   const counts = tally(outcomes);
   console.info(`[concurrency] statistics rows: ${JSON.stringify(counts)}, deadlocks ${deadlocksAfter - deadlocksBefore}`);

@@ -114,7 +114,10 @@ it(`two tickets, two teams, ${WRITERS} concurrent routers: no deadlock, everyone
     })),
   ];
   expect(writers).toHaveLength(WRITERS);
-  const outcomes = await runAll(shuffle(writers, 17));
+  const outcomes = await runAll(shuffle(writers, 17), db.sql);
+  // They contended: the pool's connections at work at once, and writers queued on locks.
+  expect(outcomes.overlap.busy).toBeGreaterThan(1);
+  expect(outcomes.overlap.lockWaiters).toBeGreaterThan(1);
   const deadlocksAfter = await deadlocks(db.sql, db.name);
   const counts = tally(outcomes);
   console.info(`[concurrency] routing: ${JSON.stringify(counts)}, deadlocks ${deadlocksAfter - deadlocksBefore}`);

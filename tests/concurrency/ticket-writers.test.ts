@@ -94,7 +94,10 @@ it(`one ticket, ${WRITERS} concurrent writers: no deadlock, a serial outcome, or
     })),
   ];
   expect(writers).toHaveLength(WRITERS);
-  const outcomes = await runAll(shuffle(writers));
+  const outcomes = await runAll(shuffle(writers), db.sql);
+  // They contended: the pool's connections at work at once, and writers queued on locks.
+  expect(outcomes.overlap.busy).toBeGreaterThan(1);
+  expect(outcomes.overlap.lockWaiters).toBeGreaterThan(1);
   const deadlocksAfter = await deadlocks(db.sql, db.name);
   const counts = tally(outcomes);
   console.info(`[concurrency] one ticket: ${JSON.stringify(counts)}, deadlocks ${deadlocksAfter - deadlocksBefore}`);

@@ -116,7 +116,10 @@ it(`one endpoint, ${WRITERS} concurrent writers and three delivery workers: ever
     }
   };
   const workers = [0, 1, 2].map(worker);
-  const outcomes = await runAll(shuffle(writers));
+  const outcomes = await runAll(shuffle(writers), db.sql);
+  // They contended: the pool's connections at work at once, and writers queued on locks.
+  expect(outcomes.overlap.busy).toBeGreaterThan(1);
+  expect(outcomes.overlap.lockWaiters).toBeGreaterThan(1);
   writing = false;
   await Promise.all(workers);
   await worker(3); // anything a worker's last empty claim raced with
