@@ -112,18 +112,8 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
     if (key && !need?.scope) throw forbidden('API keys cannot be used on this route', 'insufficient_scope');
     const identity = key ? apiKeyIdentity(key) : await verifyUserToken(c.req.header('authorization'));
     if (key) markPrincipal(c, 'api_key');
-    // A write counts against the caller's rate limit (a key's, once the key verifies)
-    // and, when the route will let the caller write, the tenant's; a key's read against
-    // the key's own (429 when spent).
+    // The tenant's hit of a write (below), given back if the request does not commit.
     let spent: TenantHit = null;
-    if (need?.write && key) spent = await countKeyWrite(c, key, need.scope!, identity.claims, need);
-    else if (need?.write) spent = await countWrite(c, identity.claims, need);
-    else if (key) await countKeyRead(c, key);
-    // A write the request does not commit (any error answer: nothing was written) gives
-    // the tenant's hit back; the caller's window keeps it, so no one sends failing writes
-    // unbounded. Routes letting every member in refuse in the handler, and every route
-    // refuses bad input and unknown ids after the count: a few customers, each inside
-    // their own limit, otherwise kept every colleague's write at 429.
     let committed = false;
     try {
       /** The caller's row: the key's verification, the caller's context, their standing in
@@ -187,6 +177,18 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
         // again: one joined copy would be read by the handler as one chunk, parsed whole.
         c.req.raw = new Request(c.req.raw, { body: streamOf(await chunksOf(body)), duplex: 'half' } as RequestInit);
       }
+      // A write counts against the caller's rate limit (a key's, once the key verifies)
+      // and, when the route will let the caller write, the tenant's; a key's read against
+      // the key's own (429 when spent). Counted once the body is in: a body sent a byte at
+      // a time held its tenant's hit for as long as it took. A write the request does not
+      // commit (any error answer: nothing was written) gives the tenant's hit back; the
+      // caller's window keeps it, so no one sends failing writes unbounded. Routes letting
+      // every member in refuse in the handler, and every route refuses bad input and
+      // unknown ids after the count: a few customers, each inside their own limit,
+      // otherwise kept every colleague's write at 429.
+      if (need?.write && key) spent = await countKeyWrite(c, key, need.scope!, identity.claims, need);
+      else if (need?.write) spent = await countWrite(c, identity.claims, need);
+      else if (key) await countKeyRead(c, key);
       try {
         await asUser({ ...identity.claims }, async (tx) => {
           const row = await callerRow(tx);

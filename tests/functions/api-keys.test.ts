@@ -15,6 +15,7 @@ import { captureRequestLog } from '../../shared/request-log.ts';
 import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
+import { stalledBody } from '../helpers/slow-body.ts';
 import { earlyInMinute } from '../helpers/minute.ts';
 import { supabaseClaims, teams, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
@@ -850,6 +851,38 @@ describe('creating, listing and revoking keys', () => {
       await db.sql`delete from private.rate_limit_counters`;
     }
   });
+  it("counts a write once its body is in: a body still arriving holds nothing of the tenant's window", async () => {
+    const hits = async () =>
+      (await db.sql`select coalesce(sum(hits), 0)::int as n from private.rate_limit_counters where scope = 'tenant' and key = ${acme}`)[0].n as number;
+    await db.sql`insert into private.tenant_plan_overrides (tenant_id, limits) values (${acme}, '{"requests_per_minute": 100}')
+      on conflict (tenant_id) do update set limits = excluded.limits`;
+    try {
+      await earlyInMinute();
+      await db.sql`delete from private.rate_limit_counters`;
+      const [first, rest] = ['{"title": "Sent a byte', ' at a time"}'];
+      const slow = stalledBody(first, rest);
+      const pending = ticketsApp.request('/tickets', {
+        method: 'POST',
+        // Declared (a body without a length is read whole before anything else runs).
+        headers: {
+          authorization: `Bearer ${tok.agent}`,
+          'content-type': 'application/json',
+          'content-length': String(Buffer.byteLength(first + rest)),
+        },
+        body: slow.stream,
+        duplex: 'half',
+      } as RequestInit);
+      await slow.firstPartRead();
+      expect(await hits()).toBe(0);
+      slow.release();
+      expect((await pending).status).toBe(201);
+      expect(await hits()).toBe(1);
+    } finally {
+      await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;
+      await db.sql`delete from private.rate_limit_counters`;
+    }
+  });
+
   it("gives the tenant's window back for writes that fail: refused in the handler, bad input, unknown ids", async () => {
     // Routes letting every member in refuse customers in the handler (a ticket's status,
     // deletion), and every route refuses bad input and unknown ids after the count: two
