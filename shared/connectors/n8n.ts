@@ -174,11 +174,6 @@ export function n8nConnector(config: N8nConfig): Connector {
       body: Invite[];
     };
     const hit = Array.isArray(body) ? body[0] : undefined;
-    // Made but its e-mail not sent, and no link either (n8n's mail failing): the owner
-    // would have no way in. Retried: posting again sends it again.
-    if (hit?.user?.id && hit.error && !hit.user.inviteAcceptUrl) {
-      throw new PartnerError('n8n', `the invitation was made but not sent: ${hit.error}`, true);
-    }
     if (hit?.user?.id) return { id: hit.user.id, inviteUrl: hit.user.inviteAcceptUrl ?? null };
     if (hit?.error) throw new PartnerError('n8n', `invitation refused: ${hit.error}`, false);
     // 201 [] : the login exists and has joined (n8n leaves it out of the answer).
@@ -290,11 +285,11 @@ export function n8nConnector(config: N8nConfig): Connector {
     // feat:advancedPermissions.
     async suspend(ctx) {
       const userId = await ownerId(ctx);
-      if (!userId) return;
       if (config.mode === 'projects') {
         const projectId = await tenantProject(ctx);
-        // Former owners a failed run left in the project too.
-        const members = [userId, ...formerOwners<string>(ctx.externalIds, userId)];
+        // Former owners a failed run left in the project too. With no owner found (no
+        // admin left, an id never recorded), the workflows still stop.
+        const members = [...(userId ? [userId] : []), ...formerOwners<string>(ctx.externalIds, userId ?? '')];
         for (const member of projectId ? members : []) {
           await removeCall(`/projects/${encodeURIComponent(projectId!)}/users/${encodeURIComponent(member)}`);
         }
@@ -308,7 +303,7 @@ export function n8nConnector(config: N8nConfig): Connector {
         }
         return { externalIds: { paused_workflows: paused } };
       }
-      if (await usedElsewhere(ctx, userId)) return;
+      if (!userId || await usedElsewhere(ctx, userId)) return;
       const user = await findUser(userId);
       if (user?.isPending && user.role === 'global:member') await removeCall(`/users/${encodeURIComponent(userId)}`);
     },

@@ -19,8 +19,8 @@ export class N8nStandIn {
   /** A licence with a user quota: GET /users and /users/{id} need an unlimited one. */
   usersLimited = false;
   /** The instance's mail: none set up (the recorded server: a link in the answer), set up
-   *  (each invitation e-mailed, no link), or set up and failing (no e-mail, no link, the
-   *  mailer's error in the answer). */
+   *  (each invitation e-mailed, no link), or set up and failing (no e-mail; the link, and
+   *  the mailer's error, in the answer). */
   mail: 'none' | 'sends' | 'fails' = 'none';
   /** The invitations e-mailed, by address, in order. */
   readonly mailed: string[] = [];
@@ -122,14 +122,15 @@ export class N8nStandIn {
           this.users.set(user.id, user);
         }
         const link = `${this.url}/signup?inviterId=${this.ownerId}&inviteeId=${user.id}`;
-        // [doc; n8n's UserService.sendEmails] with mail set up, every pending user's
-        // invitation is mailed again at each POST, and the answer drops the link; a
-        // failing mailer leaves emailSent false and names its error.
+        // [n8n's UserService.sendEmails, not recorded] with mail set up, every pending
+        // user's invitation is mailed again at each POST, and the answer drops the link
+        // (only a sent mail drops it); a failing mailer leaves emailSent false, the link,
+        // and names its error.
         if (this.mail === 'sends') {
           this.mailed.push(user.email);
           out.push({ user: { id: user.id, email: user.email, emailSent: true, role: user.role }, error: '' });
         } else if (this.mail === 'fails') {
-          out.push({ user: { id: user.id, email: user.email, emailSent: false, role: user.role }, error: 'Email could not be sent' });
+          out.push({ user: { id: user.id, email: user.email, emailSent: false, role: user.role, inviteAcceptUrl: link }, error: 'Email could not be sent' });
         } else {
           out.push({ user: { id: user.id, email: user.email, emailSent: false, role: user.role, inviteAcceptUrl: link }, error: '' });
         }
