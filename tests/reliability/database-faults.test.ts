@@ -110,6 +110,9 @@ it('survives 5 restarts and terminated backends under readers and writers, losin
         (res.status === 503 && json?.error?.code === 'database_unavailable' &&
           /^\d+$/.test(res.headers.get('retry-after') ?? ''));
       if (!ok && unexpected.length < 10) unexpected.push(`${method} ${route} → ${res.status} ${JSON.stringify(json)}`);
+      // As a client would (Retry-After): an outage must not use up a worker's requests
+      // before the later restarts (each of which must be felt, below).
+      if (res.status === 503) await sleep(25);
       return { status: res.status, body: json };
     } catch (err) {
       networkErrors++;
@@ -260,15 +263,19 @@ it('survives 5 restarts and terminated backends under readers and writers, losin
     callWriter(3),
   ]);
   const alive: boolean[] = [];
+  /** The 503s answered during each outage: every restart hit requests in flight. */
+  const felt: number[] = [];
   for (let round = 0; round < RESTARTS; round++) {
     await sleep(300);
     await terminate();
     alive.push(server.alive());
     await sleep(300);
+    const before503 = byStatus['503'] ?? 0;
     await postgres!.stop();
     faults.restarts++;
     await sleep(300); // the outage: requests answer 503
     alive.push(server.alive());
+    felt.push((byStatus['503'] ?? 0) - before503);
     await startPostgres();
     // The first request after the database returns succeeds, with nothing restarted.
     firstAfterReturn.push((await request('GET', '/tickets?limit=1', customer)).status);
@@ -290,6 +297,8 @@ it('survives 5 restarts and terminated backends under readers and writers, losin
   expect(firstAfterReturn).toEqual(Array(RESTARTS).fill(200));
   expect(faults.restarts).toBe(RESTARTS);
   expect(byStatus['503']).toBeGreaterThan(0); // the faults were felt
+  expect(felt.filter((n) => n > 0), JSON.stringify(felt)).toHaveLength(RESTARTS); // each restart, under load
+  expect(faults.backendsTerminated).toBeGreaterThan(0); // the terminations found the functions' backends
 
   // What the database holds.
   const ticketCounts = new Map(
@@ -319,7 +328,7 @@ it('survives 5 restarts and terminated backends under readers and writers, losin
 
   console.log(
     `[reliability] faults injected: ${faults.restarts} restarts, ${faults.terminationRounds} termination rounds ` +
-      `(${faults.backendsTerminated} backends terminated); requests by status ${JSON.stringify(byStatus)}; ` +
+      `(${faults.backendsTerminated} backends terminated); 503s in each outage ${JSON.stringify(felt)}; requests by status ${JSON.stringify(byStatus)}; ` +
       `acknowledged writes ${ackedWrites.length} (plain tickets ${acked(plain).length}, keyed tickets ${acked(keyed).length}, ` +
       `teams ${
         acked(teams).length
