@@ -510,6 +510,37 @@ describe('attacks and edges beyond the matrix', () => {
     expect(r.ok ? null : r.error.code).toBe('23503');
   });
 
+  it('no one below admin raises their own standing, on the direct path', async () => {
+    // Within one's own tenant (the attack suites aim at other tenants): a customer or an
+    // agent promoting their own membership, joining a team (its tickets' sight), making
+    // themselves a platform admin, or minting a key.
+    for (const role of ['user', 'agent'] as const) {
+      const { user, tenantId } = actors[role];
+      const attempts: Record<string, (tx: Parameters<Parameters<typeof probeAs>[3]>[0]) => Promise<unknown>> = {
+        promote: (tx) => tx`update public.memberships set role = 'admin' where tenant_id = ${tenantId!} and user_id = ${user.id} returning id`,
+        join_team: (tx) => tx`insert into public.team_members (tenant_id, team_id, user_id) values (${tenantId!}, ${teams.acme}, ${user.id}) returning id`,
+        platform_admin: (tx) => tx`insert into public.platform_admins (user_id) values (${user.id}) returning user_id`,
+        api_key: (tx) => tx`insert into public.api_keys (tenant_id, name, prefix, scopes, created_by)
+          values (${tenantId!}, 'mine', 'tpk_live_00000000', '{tickets:read}', ${user.id}) returning id`,
+      };
+      for (const [name, attempt] of Object.entries(attempts)) {
+        if (name === 'join_team' && role === 'agent') {
+          // The seeded agent is on the team already: leave first (as the admin), then try.
+          await db.sql`delete from public.team_members where team_id = ${teams.acme} and user_id = ${user.id}`;
+        }
+        const r = await probeAs(db.sql, 'authenticated', supabaseClaims(user, tenantId), async (tx) => (await attempt(tx) as unknown[]).length);
+        expect([role, name, r.ok ? r.value : 'refused']).toEqual([role, name, r.ok ? 0 : 'refused']);
+        // Refused for want of the right, not for a malformed statement (which could not fail).
+        if (!r.ok) expect([role, name, r.error.code]).toEqual([role, name, expect.stringMatching(/^(42501|PT403|PT409)$/)]);
+        if (name === 'join_team' && role === 'agent') {
+          await db.sql`insert into public.team_members (tenant_id, team_id, user_id) values (${tenantId!}, ${teams.acme}, ${user.id})`;
+        }
+      }
+      const [m] = await db.sql`select role from public.memberships where tenant_id = ${tenantId!} and user_id = ${user.id}`;
+      expect(m.role).toBe(role);
+    }
+  });
+
   it('never lets a tenant lose its last admin', async () => {
     const r = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, tenants.acme.id), (tx) =>
       tx`update public.memberships set role = 'user' where user_id = ${users.acmeAdmin.id}`);
