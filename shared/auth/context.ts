@@ -116,6 +116,11 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
     let spent: TenantHit = null;
     let committed = false;
     try {
+      // An API key's write is counted, and the key verified with it (secret, revocation,
+      // expiry, scope), before its body is read: a forged key is refused without the
+      // function reading a body for it. Its read likewise (it has none).
+      if (need?.write && key) spent = await countKeyWrite(c, key, need.scope!, identity.claims, need);
+      else if (key) await countKeyRead(c, key);
       /** The caller's row: the key's verification, the caller's context, their standing in
        *  the tenant and the plan's feature, in one statement (it raises what refuses them). */
       const callerRow = async (tx: Tx) => {
@@ -177,18 +182,16 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
         // again: one joined copy would be read by the handler as one chunk, parsed whole.
         c.req.raw = new Request(c.req.raw, { body: streamOf(await chunksOf(body)), duplex: 'half' } as RequestInit);
       }
-      // A write counts against the caller's rate limit (a key's, once the key verifies)
-      // and, when the route will let the caller write, the tenant's; a key's read against
-      // the key's own (429 when spent). Counted once the body is in: a body sent a byte at
-      // a time held its tenant's hit for as long as it took. A write the request does not
-      // commit (any error answer: nothing was written) gives the tenant's hit back; the
-      // caller's window keeps it, so no one sends failing writes unbounded. Routes letting
-      // every member in refuse in the handler, and every route refuses bad input and
-      // unknown ids after the count: a few customers, each inside their own limit,
-      // otherwise kept every colleague's write at 429.
-      if (need?.write && key) spent = await countKeyWrite(c, key, need.scope!, identity.claims, need);
-      else if (need?.write) spent = await countWrite(c, identity.claims, need);
-      else if (key) await countKeyRead(c, key);
+      // A person's write counts against their rate limit and, when the route will let them
+      // write, the tenant's (429 when spent): once the body is in (their token is verified
+      // already), so a body sent a byte at a time holds no hit of the tenant's meanwhile.
+      // A write the request does not commit (any error answer: nothing was written) gives
+      // the tenant's hit back, a key's too; the caller's window keeps it, so no one sends
+      // failing writes unbounded. Routes letting every member in refuse in the handler,
+      // and every route refuses bad input and unknown ids after the count: a few
+      // customers, each inside their own limit, otherwise kept every colleague's write at
+      // 429.
+      if (need?.write && !key) spent = await countWrite(c, identity.claims, need);
       try {
         await asUser({ ...identity.claims }, async (tx) => {
           const row = await callerRow(tx);
