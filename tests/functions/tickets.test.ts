@@ -304,7 +304,7 @@ describe('the status machine', () => {
   it('a change another request takes out of sight after the read is a 404 that writes nothing, not a 200', async () => {
     // Read as visible, then deleted by an admin before the update ran: the update's policy
     // matched no row, and the answer said "changed, out of your sight" though nothing was.
-    for (const change of ['status', 'title', 'assignee'] as const) {
+    for (const change of ['status', 'title', 'assignee', 'team'] as const) {
       const t = await newTicket();
       const [{ assigned_to: assignedBefore }] = await db.sql`select assigned_to from public.tickets where id = ${t.id}`;
       const holder = await db.sql.reserve();
@@ -316,7 +316,9 @@ describe('the status machine', () => {
           ? call(app, 'POST', `/tickets/${t.id}/status`, { token: tok.agent, body: { status: 'resolved' } })
           : change === 'title'
           ? call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.agent, body: { title: 'Renamed meanwhile' } })
-          : call(app, 'PUT', `/tickets/${t.id}/assignee`, { token: tok.agent, body: { user_id: users.acmeAdmin.id } });
+          : change === 'assignee'
+          ? call(app, 'PUT', `/tickets/${t.id}/assignee`, { token: tok.agent, body: { user_id: users.acmeAdmin.id } })
+          : call(app, 'PATCH', `/tickets/${t.id}`, { token: tok.agent, body: { team_id: null } });
         expect(await someoneWaitsFor(db.sql, pid)).toBe(true);
         await holder`commit`;
         const r = await sent;
@@ -324,8 +326,8 @@ describe('the status machine', () => {
       } finally {
         holder.release();
       }
-      const [row] = await db.sql`select status, title, assigned_to from public.tickets where id = ${t.id}`;
-      expect(row).toEqual({ status: 'open', title: 'Printer is on fire', assigned_to: assignedBefore });
+      const [row] = await db.sql`select status, title, assigned_to, team_id from public.tickets where id = ${t.id}`;
+      expect(row).toEqual({ status: 'open', title: 'Printer is on fire', assigned_to: assignedBefore, team_id: teams.acme });
     }
   });
 });

@@ -487,6 +487,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206059000_finished_tickets_take_no_turn.sql',
     '20261207109000_finished_tickets_take_no_pick.sql', // rechecked as it assigns
     '20261207231000_hand_offs_skip_tickets_deleted_meanwhile.sql', // not a ticket deleted meanwhile
+    '20261207232000_hand_offs_read_the_deletion_first.sql', // read before the check
   ],
   // The row and occurred_at rendered as the API renders timestamps (issue 11 §6).
   'private.webhook_outbox': [
