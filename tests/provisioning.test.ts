@@ -784,35 +784,30 @@ describe('lifecycle', () => {
     await call(tenantsApp, 'POST', `/tenants/${t.id}/suspend`, { token: superToken });
     expect((await services(t.id)).chatwoot.desired_state).toBe('suspended');
     const waited: boolean[] = [];
-    const holder = await db.sql.reserve();
-    try {
-      await holder`begin`;
-      await holder`update public.tenants set status = 'active' where id = ${t.id}`; // as the resume does
-      const [{ pid }] = await holder`select pg_backend_pid() as pid`;
-      const entitled = call(tenantsApp, 'PATCH', `/tenants/${t.id}/entitlements`, { token: superToken, body: { features: { chatwoot: false } } });
-      waited.push(await someoneWaitsFor(db.sql, pid));
-      await holder`commit`;
-      expect((await entitled).status).toBe(200);
-    } finally {
-      await holder`rollback`.catch(() => {});
-      holder.release();
-    }
+    /** Sets the chatwoot feature while a resume (as it updates the tenant) is uncommitted. */
+    const entitleDuringResume = async (chatwootFeature: boolean | null) => {
+      const resume = await db.sql.reserve();
+      try {
+        await resume`begin`;
+        await resume`update public.tenants set status = 'active' where id = ${t.id}`;
+        const [{ pid }] = await resume`select pg_backend_pid() as pid`;
+        const entitled = call(tenantsApp, 'PATCH', `/tenants/${t.id}/entitlements`, {
+          token: superToken,
+          body: { features: { chatwoot: chatwootFeature } },
+        });
+        waited.push(await someoneWaitsFor(db.sql, pid));
+        await resume`commit`;
+        expect((await entitled).status).toBe(200);
+      } finally {
+        await resume`rollback`.catch(() => {});
+        resume.release();
+      }
+    };
+    await entitleDuringResume(false);
     expect((await services(t.id)).chatwoot.desired_state).toBe('suspended');
     // And granted back while it resumes: the service comes back.
     await call(tenantsApp, 'POST', `/tenants/${t.id}/suspend`, { token: superToken });
-    const again = await db.sql.reserve();
-    try {
-      await again`begin`;
-      await again`update public.tenants set status = 'active' where id = ${t.id}`;
-      const [{ pid }] = await again`select pg_backend_pid() as pid`;
-      const granted = call(tenantsApp, 'PATCH', `/tenants/${t.id}/entitlements`, { token: superToken, body: { features: { chatwoot: null } } });
-      waited.push(await someoneWaitsFor(db.sql, pid));
-      await again`commit`;
-      expect((await granted).status).toBe(200);
-    } finally {
-      await again`rollback`.catch(() => {});
-      again.release();
-    }
+    await entitleDuringResume(null);
     expect((await services(t.id)).chatwoot.desired_state).toBe('active');
     expect(waited).toEqual([true, true]);
   });
