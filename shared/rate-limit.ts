@@ -112,6 +112,14 @@ export async function countKeyRead(c: Limited, key: PresentedKey): Promise<void>
   apply(c, verdict, KEY_READ_REFUSED);
 }
 
+/** Verifies an API key for `scope` (secret, revocation, expiry, scope; its refusals are
+ *  the database's) in a statement of its own, whether or not requests are counted: for a
+ *  key whose request carries a body that no count has verified yet (a read sent as POST,
+ *  or counting turned off), before the body is read. */
+export async function verifyKeyFirst(key: PresentedKey, scope: string | undefined): Promise<void> {
+  await db()`select private.verify_api_key(${key.id}::uuid, ${key.secretSha256}, ${scope ?? null}::text)`;
+}
+
 /** Counts one write made with an API key, in a statement that verifies the key first
  *  (secret, revocation, expiry, the route's scope): someone who knows a key's id (admins
  *  list them, the audit trail names them, the key carries it in clear) but not its

@@ -883,24 +883,26 @@ describe('creating, listing and revoking keys', () => {
     }
   });
 
-  it('refuses a forged key before reading its body: the 401 comes while the body is still held back', async () => {
-    const { id } = await createKey(acme, tok.admin, { scopes: ['tickets:write'] });
+  it('refuses a forged key before reading its body, on a write and on a read sent as POST', async () => {
+    const { id } = await createKey(acme, tok.admin, { scopes: ['tickets:write', 'knowledge:read'] });
     await db.sql`update public.api_keys set revoked_at = now() where id = ${id}`; // the plan's key limit
     const forged = `tpk_live_${id.replace(/-/g, '')}_${'A'.repeat(43)}`;
-    const [first, rest] = ['{"title": "Never', ' sent"}'];
-    const slow = stalledBody(first, rest);
-    const pending = ticketsApp.request('/tickets', {
-      method: 'POST',
-      headers: { authorization: `Bearer ${forged}`, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(first + rest)) },
-      body: slow.stream,
-      duplex: 'half',
-    } as RequestInit);
-    // Answered without the rest of the body (read first, it waited for it until the idle
-    // timeout, then answered 408).
-    const res = await pending;
-    slow.release();
-    expect([res.status, (await res.json()).error.code]).toEqual([401, 'invalid_api_key']);
-  }, 20_000);
+    for (const [app, path] of [[ticketsApp, '/tickets'], [voiceApp, '/voice/knowledge-bases/search']] as const) {
+      const [first, rest] = ['{"title": "Never', ' sent"}'];
+      const slow = stalledBody(first, rest);
+      const pending = app.request(path, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${forged}`, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(first + rest)) },
+        body: slow.stream,
+        duplex: 'half',
+      } as RequestInit);
+      // Answered without the rest of the body (read first, it waited for it until the idle
+      // timeout, then answered 408).
+      const res = await pending;
+      slow.release();
+      expect([path, res.status, (await res.json()).error.code]).toEqual([path, 401, 'invalid_api_key']);
+    }
+  }, 40_000);
 
   it("gives the tenant's window back for writes that fail: refused in the handler, bad input, unknown ids", async () => {
     // Routes letting every member in refuse customers in the handler (a ticket's status,
