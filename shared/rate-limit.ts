@@ -112,12 +112,12 @@ export async function countKeyRead(c: Limited, key: PresentedKey): Promise<void>
   apply(c, verdict, KEY_READ_REFUSED);
 }
 
-/** Verifies an API key for `scope` (secret, revocation, expiry, scope; its refusals are
- *  the database's) in a statement of its own, whether or not requests are counted: for a
- *  key whose request carries a body that no count has verified yet (a read sent as POST,
- *  or counting turned off), before the body is read. */
-export async function verifyKeyFirst(key: PresentedKey, scope: string | undefined): Promise<void> {
-  await db()`select private.verify_api_key(${key.id}::uuid, ${key.secretSha256}, ${scope ?? null}::text)`;
+/** Counts one read made with this API key in a statement that verifies the key first
+ *  (its refusals are the database's), whether or not requests are counted: for a read
+ *  whose request carries a body (a search sent as POST), so a forged key is refused before
+ *  the body is read. Headers and 429 as above. */
+export async function countVerifiedKeyRead(c: Limited, key: PresentedKey, scope: string): Promise<void> {
+  await verifiedAndCounted(db(), c, key, scope);
 }
 
 /** Counts one write made with an API key, in a statement that verifies the key first
@@ -133,7 +133,7 @@ export async function countKeyWrite(
   claims: Claims,
   need: WriteNeed,
 ): Promise<TenantHit> {
-  if (!rateLimitsEnabled()) return null;
+  // Verified even when nothing is counted: before the body is read (requireUser).
   return (await verifiedAndCounted(db(), c, key, scope, { claims, need })).spent;
 }
 

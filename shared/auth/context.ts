@@ -5,15 +5,7 @@ import type { MiddlewareHandler } from 'hono';
 import { asUser, type Claims, type Tx, withClaims } from '../db.ts';
 import { forbidden } from '../errors.ts';
 import { chunksOf, streamOf } from '../limits.ts';
-import {
-  countKeyRead,
-  countKeyWrite,
-  countWrite,
-  giveBackWrite,
-  rateLimitsEnabled,
-  type TenantHit,
-  verifyKeyFirst,
-} from '../rate-limit.ts';
+import { countKeyRead, countKeyWrite, countVerifiedKeyRead, countWrite, giveBackWrite, type TenantHit } from '../rate-limit.ts';
 import { markPrincipal } from '../request-log.ts';
 import { apiKeyIdentity, presentedApiKey, type Scope } from './api-keys.ts';
 import { type Identity, verifyUserToken } from './verify.ts';
@@ -124,13 +116,15 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
     let spent: TenantHit = null;
     let committed = false;
     try {
-      // An API key's write is counted, and the key verified with it (secret, revocation,
-      // expiry, scope), before its body is read: a forged key is refused without the
-      // function reading a body for it. Its read is counted too (a key that does not
-      // verify counts nothing; the request's own statement refuses it).
+      const body = c.req.method !== 'GET' && c.req.method !== 'HEAD' ? c.req.raw.body : null;
+      // An API key's write, or its read with a body (a search sent as POST), is counted and
+      // the key verified with it (secret, revocation, expiry, scope) before the body is
+      // read: a forged key is refused without the function reading a body for it. Its read
+      // without one is counted alone (a key that does not verify counts nothing; the
+      // request's own statement refuses it).
       if (need?.write && key) spent = await countKeyWrite(c, key, need.scope!, identity.claims, need);
+      else if (key && body) await countVerifiedKeyRead(c, key, need!.scope!);
       else if (key) await countKeyRead(c, key);
-      const keyVerified = !!need?.write && rateLimitsEnabled();
       /** The caller's row: the key's verification, the caller's context, their standing in
        *  the tenant and the plan's feature, in one statement (it raises what refuses them). */
       const callerRow = async (tx: Tx) => {
@@ -176,11 +170,7 @@ export function requireUser(need?: TenantNeed): MiddlewareHandler<AuthEnv> | Mid
     `;
         return row as CallerRow | undefined;
       };
-      const body = c.req.method !== 'GET' && c.req.method !== 'HEAD' ? c.req.raw.body : null;
       if (body) {
-        // A key no count verified (a read sent as POST, counting off): verified now, before
-        // its body is read.
-        if (key && !keyVerified) await verifyKeyFirst(key, need?.scope);
         if (need?.bodyFirst) {
           // The caller's standing first, in a short transaction of its own (the request's
           // own checks it again), so no one without it makes the function hold a large body.

@@ -11,6 +11,16 @@ const LICENCE = 'Your license does not allow for feat:projectRole:admin. To enab
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const EMAIL = /^[^@\s]+@[^@\s]+$/;
 
+/** [2.8.4] A page as n8n's lists answer it, {data, nextCursor}: the cursor is base64 of
+ *  {limit, offset}. */
+function page<T>(all: T[], query: URLSearchParams): { data: T[]; nextCursor: string | null } {
+  const cursor = query.get('cursor');
+  const { offset } = cursor ? JSON.parse(Buffer.from(cursor, 'base64').toString()) as { offset: number } : { offset: 0 };
+  const limit = Number(query.get('limit') ?? 100);
+  const next = offset + limit < all.length ? Buffer.from(JSON.stringify({ limit, offset: offset + limit })).toString('base64') : null;
+  return { data: all.slice(offset, offset + limit), nextCursor: next };
+}
+
 export class N8nStandIn {
   users = new Map<string, User>();
   /** Team projects (personal projects are derived from the users, as n8n lists them). */
@@ -144,11 +154,7 @@ export class N8nStandIn {
       const all = [...this.workflows.values()]
         .filter((w) => (projectId === null || w.projectId === projectId) && (active === null || String(w.active) === active))
         .map(({ projectId: _, ...w }) => w);
-      const cursor = query.get('cursor');
-      const { offset } = cursor ? JSON.parse(Buffer.from(cursor, 'base64').toString()) as { offset: number } : { offset: 0 };
-      const limit = Number(query.get('limit') ?? 100);
-      const next = offset + limit < all.length ? Buffer.from(JSON.stringify({ limit, offset: offset + limit })).toString('base64') : null;
-      return json(200, { data: all.slice(offset, offset + limit), nextCursor: next });
+      return json(200, page(all, query));
     }
     if ((m = path.match(/^\/api\/v1\/workflows\/([^/]+)\/(activate|deactivate)$/)) && method === 'POST') {
       // [doc] 200 with the workflow; one that is not there: 404 {"message":"Not Found"}.
@@ -163,12 +169,7 @@ export class N8nStandIn {
       if (!this.licensed) return json(403, { message: LICENCE });
       if (path === '/api/v1/projects' && method === 'GET') {
         // [2.8.4] {data, nextCursor}: the cursor is base64 of {limit, offset}.
-        const all = this.allProjects();
-        const cursor = query.get('cursor');
-        const { offset } = cursor ? JSON.parse(Buffer.from(cursor, 'base64').toString()) as { offset: number } : { offset: 0 };
-        const limit = Number(query.get('limit') ?? 100);
-        const next = offset + limit < all.length ? Buffer.from(JSON.stringify({ limit, offset: offset + limit })).toString('base64') : null;
-        return json(200, { data: all.slice(offset, offset + limit), nextCursor: next });
+        return json(200, page(this.allProjects(), query));
       }
       if (path === '/api/v1/projects' && method === 'POST') {
         // [2.8.4 E2E licence] 201 with the project (and the caller's role and scopes, left

@@ -45,7 +45,7 @@ const BOUNDED = [
   'rate_limit_hit',
   'rate_limit_key_read',
   'rate_limit_refund', // 20261207225000
-  'verify_api_key', // 20261207233000: before a body no count verified
+  'verify_api_key', // 20261207233000: a key verified, and counted, before its request's body
   'job_metrics',
   // 20261206130000
   'defer_job',
