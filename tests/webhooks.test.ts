@@ -693,6 +693,11 @@ describe('Supabase Auth', () => {
     // A choice by slug, as requests read it, is a choice too.
     const bySlug = await hook(users.acmeAgent.id, { sub: users.acmeAgent.id, app_metadata: { tenant_id: 'globex' } });
     expect(bySlug).toMatchObject({ tenant_id: tenants.globex.id, tenant_role: 'user', app_metadata: { tenant_id: 'globex' } });
+    // Slugs and ids are named in any case (slugs are stored in lower case).
+    for (const named of ['GlobeX', tenants.globex.id.toUpperCase()]) {
+      const anyCase = await hook(users.acmeAgent.id, { sub: users.acmeAgent.id, app_metadata: { tenant_id: named } });
+      expect(anyCase, named).toMatchObject({ tenant_id: tenants.globex.id, tenant_role: 'user' });
+    }
     // In two tenants and no choice made: no tenant named, so each request names its own
     // (X-Tenant-Id); a stale claim the token came with is dropped, a choice elsewhere too.
     const unchosen = await hook(users.acmeAgent.id, { sub: users.acmeAgent.id, tenant_id: tenants.acme.id, tenant_role: 'agent' });

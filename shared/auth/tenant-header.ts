@@ -9,7 +9,8 @@ export const TENANT_HEADER_PARAMETER = {
   name: 'X-Tenant-Id',
   in: 'header',
   required: false,
-  description: 'The tenant to act in, by id or slug, for a caller whose token names none (with one tenant, it is that ' +
+  description:
+    'The tenant to act in, by id or slug (in any case), for a caller whose token names none (with one tenant, it is that ' +
     'one). A token or API key bound to a tenant acts only there: naming another is 400 `tenant_mismatch`. Neither, ' +
     'for a member of several tenants: 400 `tenant_required`; a tenant not theirs: 404 `not_found`.',
   schema: { type: 'string', maxLength: 200, examples: ['10000000-0000-4000-8000-000000000001', 'acme'] },

@@ -1366,7 +1366,10 @@ describe('the tenant a request acts in, and the caller’s standing there', () =
       const none = await call(app, 'GET', '/tickets', { token: unpinned });
       expect([none.status, errorCode(none)]).toEqual([400, 'tenant_required']);
       expect((await call(app, 'GET', '/tickets/stats', { token: unpinned, headers: { 'x-tenant-id': 'acme' } })).status).toBe(200);
-      expect((await call(app, 'GET', '/tickets/stats', { token: unpinned, headers: { 'x-tenant-id': acme.toUpperCase() } })).status).toBe(200);
+      // Ids and slugs in any case (slugs are stored in lower case).
+      for (const name of [acme.toUpperCase(), 'ACME', 'Acme']) {
+        expect((await call(app, 'GET', '/tickets/stats', { token: unpinned, headers: { 'x-tenant-id': name } })).status, name).toBe(200);
+      }
       // A customer in globex: the statistics need the agent role.
       const customer = await call(app, 'GET', '/tickets/stats', { token: unpinned, headers: { 'x-tenant-id': tenants.globex.id } });
       expect([customer.status, errorCode(customer), customer.body.error.message]).toEqual([403, 'forbidden', 'This needs the agent role in the tenant']);
@@ -1382,9 +1385,12 @@ describe('the tenant a request acts in, and the caller’s standing there', () =
   });
 
   it('a token bound to a tenant acts only there: X-Tenant-Id must name the same one', async () => {
-    for (const same of ['acme', acme]) {
+    for (const same of ['acme', 'Acme', acme, acme.toUpperCase()]) {
       expect((await call(app, 'GET', '/tickets/stats', { token: tok.agent, headers: { 'x-tenant-id': same } })).status, same).toBe(200);
     }
+    // A token naming its tenant by slug, in any case.
+    const bySlug = await supabaseToken(users.acmeAgent, { tenantId: 'ACME' });
+    expect((await call(app, 'GET', '/tickets/stats', { token: bySlug, headers: { 'x-tenant-id': 'acme' } })).status).toBe(200);
     for (const other of ['globex', tenants.globex.id, 'no-such-tenant']) {
       const r = await call(app, 'GET', '/tickets', { token: tok.agent, headers: { 'x-tenant-id': other } });
       expect([r.status, errorCode(r)], other).toEqual([400, 'tenant_mismatch']);

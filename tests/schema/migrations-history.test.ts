@@ -37,7 +37,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   // A missed next response stays one breach across priority and team changes (review of SLA).
   'private.tickets_sla_next_response': ['20261207215000_next_response_breached_once.sql'],
   // Supabase tokens name no tenant for someone in several who chose none.
-  'private.custom_access_token_hook': ['20261206147000_supabase_tokens_choose_no_tenant.sql'],
+  'private.custom_access_token_hook': [
+    '20261206147000_supabase_tokens_choose_no_tenant.sql',
+    '20261208100000_slugs_named_in_any_case.sql', // the choice's slug in any case
+  ],
+  // X-Tenant-Id's slug in any case.
+  'private.request_tenant_id': ['20261208100000_slugs_named_in_any_case.sql'],
   // An invitation waits for its sender's disabling or loss of the platform role.
   'private.invitation_sender_still_admin': ['20261206148000_invitations_wait_for_their_sender.sql'],
   // A timed-out call takes its late answer.
@@ -529,7 +534,10 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261207206000_revoked_keys_stay_revoked.sql', // only the retirement's exact shape
   ],
   // An API key's claims name its tenant (issue 15).
-  'private.active_tenant_id': ['20261202080000_api_keys.sql'],
+  'private.active_tenant_id': [
+    '20261202080000_api_keys.sql',
+    '20261208100000_slugs_named_in_any_case.sql', // the token's slug in any case
+  ],
   'private.api_timestamps': ['20261201095000_machine_path_speed.sql'],
   // The audit trail renders timestamps from trigger arguments, not a catalog read per row.
   // ... and leaves search columns out of it (issue 14).
