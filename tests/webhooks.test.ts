@@ -939,9 +939,71 @@ describe('Chatwoot conversations', () => {
     expect((await sendSigned(conversation(201), { secret: 'wrong' })).status).toBe(401);
     const stale = await sendSigned(conversation(202), { at: Math.floor(Date.now() / 1000) - 3600 });
     expect([stale.status, errorCode(stale)]).toEqual([401, 'stale_timestamp']);
-    const noService = await call(webhooksApp, 'POST', `/webhooks/chatwoot/${tenants.globex.id}?token=x`, { rawBody: '{}' });
+    // Globex has no Chatwoot: even its genuine URL token opens nothing.
+    const token = await chatwootUrlToken(tenants.globex.id);
+    const noService = await call(webhooksApp, 'POST', `/webhooks/chatwoot/${tenants.globex.id}?token=${token}`, { rawBody: '{}' });
     expect([noService.status, errorCode(noService)]).toEqual([401, 'invalid_signature']);
     expect((await db.sql`select count(*)::int as n from public.tickets`)[0].n).toBe(before);
+  });
+
+  it('tells a stranger nothing about a tenant: every unsigned or missigned request gets the answer a tenant without Chatwoot gets', async () => {
+    const body = JSON.stringify(conversation(203));
+    const now = Math.floor(Date.now() / 1000);
+    const attempts: Record<string, Record<string, string>> = {
+      'no headers': {},
+      'no timestamp': { 'x-chatwoot-signature': 'sha256=00' },
+      'a stale timestamp, not signed': { 'x-chatwoot-signature': 'sha256=00', 'x-chatwoot-timestamp': '1' },
+      'a fresh timestamp, not signed': { 'x-chatwoot-signature': 'sha256=00', 'x-chatwoot-timestamp': String(now) },
+    };
+    const answer = async (tenant: string, headers: Record<string, string>) => {
+      const r = await call(webhooksApp, 'POST', `/webhooks/chatwoot/${tenant}`, { rawBody: body, headers });
+      return { status: r.status, body: r.body };
+    };
+    for (const [what, headers] of Object.entries(attempts)) {
+      const nobody = await answer('10000000-0000-4000-8000-00000000abcd', headers);
+      expect(nobody.status, what).toBe(401);
+      // Acme signs its events (a secret), globex has no Chatwoot: both answer as nobody.
+      expect(await answer(acme, headers), what).toEqual(nobody);
+      expect(await answer(tenants.globex.id, headers), what).toEqual(nobody);
+    }
+  });
+
+  it("a contact's message written before a status change applied already hands nothing back: Chatwoot sent it late", async () => {
+    await sendSigned(conversation(173));
+    const [t] = await db.sql`select id from public.tickets where tenant_id = ${acme} and chatwoot_conversation_id = '173'`;
+    const state = async () => (await db.sql`
+      select t.status, exists (select 1 from private.ticket_replies_owed o where o.tenant_id = t.tenant_id and o.ticket_id = t.id) as owed,
+             (select count(*)::int from public.ticket_messages m where m.ticket_id = t.id) as messages
+      from public.tickets t where t.id = ${t.id}`)[0];
+    const now = Math.floor(Date.now() / 1000);
+    // The agent set it pending at now + 0.5; the contact had written a minute before.
+    expect((await sendSigned({ event: 'conversation_status_changed', id: 173, status: 'pending', updated_at: now + 0.5 })).body.outcome)
+      .toBe('applied');
+    const late = await sendSigned(message(9173, 173, 'Where is my parcel?', { created_at: now - 60 }));
+    expect([late.status, late.body.outcome]).toEqual([200, 'applied']);
+    expect(await state()).toEqual({ status: 'pending', owed: false, messages: 1 });
+    // One of the same (whole) second may be newer: it hands the ticket back, and owes a reply.
+    await sendSigned(message(9174, 173, 'Hello?', { created_at: new Date(now * 1000).toISOString() }));
+    expect(await state()).toEqual({ status: 'open', owed: true, messages: 2 });
+  });
+
+  it("refuses an event whose ids are not Chatwoot's as a 400, writing nothing: no message id, or one too long to keep", async () => {
+    const before = (await db.sql`select count(*)::int as n from public.ticket_messages where tenant_id = ${acme}`)[0].n;
+    const inbox = (await db.sql`select count(*)::int as n from private.webhook_inbox where provider = 'chatwoot'`)[0].n;
+    await sendSigned(conversation(174));
+    const cases = [
+      { ...message(0, 174, 'No id'), id: undefined },
+      { ...message(0, 174, 'Words for an id'), id: 'abc' },
+      { ...message(0, 174, 'A long id'), id: '9'.repeat(3000) },
+      { ...conversation(174), event: 'conversation_updated', id: 'x'.repeat(3000) },
+    ];
+    for (const event of cases) {
+      const r = await sendSigned(event);
+      expect([r.status, errorCode(r)], String(event.id).slice(0, 10)).toEqual([400, 'invalid_payload']);
+    }
+    expect((await db.sql`select count(*)::int as n from public.ticket_messages where tenant_id = ${acme}`)[0].n).toBe(before);
+    // Only the conversation's own creation was recorded.
+    expect((await db.sql`select count(*)::int as n from private.webhook_inbox where provider = 'chatwoot'`)[0].n).toBe(inbox + 1);
   });
 
   it('applies a redelivered message once, whatever delivery id the (unsigned) header claims', async () => {

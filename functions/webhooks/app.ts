@@ -99,9 +99,17 @@ app.openapi(
     if (accountId !== null && named !== null && named !== String(accountId)) {
       return c.json(ack('ignored'), 200);
     }
+    // The repeat's key is read from the signed body, where Chatwoot's ids are numbers: a
+    // message without one would make every later one pass for its repeat, and a key
+    // longer than its index takes was a 500.
+    if (event.event === 'message_created' && !/^\d{1,20}$/.test(String(event.id ?? ''))) {
+      throw badRequest('invalid_payload', 'A message_created event needs its numeric id');
+    }
+    const key = `${tenantId}:${chatwootEventId(event, accountId)}`;
+    if (key.length > 500) throw badRequest('invalid_payload', "The event's ids are too long");
     const result = await applyOnce(
       'chatwoot',
-      `${tenantId}:${chatwootEventId(event, accountId)}`,
+      key,
       event.event as string,
       tenantId,
       async (tx) => {

@@ -135,7 +135,7 @@ export const chatwootErrors = {
   400: errorResponse('`invalid_payload`: the authenticated body is not a Chatwoot event'),
   401: errorResponse(
     '`invalid_signature`: a missing or wrong signature or token, or a tenant without Chatwoot (the same answer, so ' +
-      'the URL tells nothing about tenants); `stale_timestamp`: signed more than 5 minutes away from now',
+      'the URL tells nothing about tenants); `stale_timestamp`: correctly signed, but more than 5 minutes away from now',
   ),
   403: errorResponse(
     "`tenant_suspended`: a genuine event for a suspended tenant; `feature_not_in_plan`: the tenant's plan no longer includes Chatwoot",

@@ -130,21 +130,23 @@ export async function verifyChatwoot(
   if (secret) {
     // A signing secret is configured: only a signed, fresh request counts (the URL
     // token no longer opens anything, so a leaked URL cannot be replayed or forged).
+    // Every refusal before the signature matches is the one 401 a tenant without
+    // Chatwoot gets: a tenant that has a secret must not answer otherwise (its missing
+    // headers or stale timestamp told a stranger it exists and takes signed events).
     const signature = headers.get('x-chatwoot-signature') ?? '';
     // Digits only: Number() reads a missing or empty header as 0, a timestamp from 1970.
     const rawTs = headers.get('x-chatwoot-timestamp') ?? '';
     const ts = /^\d{1,12}$/.test(rawTs) ? Number(rawTs) : NaN;
-    if (!signature || !Number.isFinite(ts)) {
-      throw unauthorized('invalid_signature', 'X-Chatwoot-Signature and X-Chatwoot-Timestamp are required');
-    }
-    if (Math.abs(Date.now() / 1000 - ts) > TOLERANCE_S) {
-      throw unauthorized('stale_timestamp', 'The webhook timestamp is too old');
-    }
+    if (!signature || !Number.isFinite(ts)) throw notAuthenticated();
     let matched = false;
     for (const key of former ? [secret, former] : [secret]) {
       if (await secretEquals(`sha256=${await hmacHex(key, `${ts}.${body}`)}`, signature)) matched = true;
     }
-    if (!matched) throw unauthorized('invalid_signature', 'Webhook signature does not match');
+    if (!matched) throw notAuthenticated();
+    // Signed, but long ago: a replay (or a clock far off), told only to whoever signed it.
+    if (Math.abs(Date.now() / 1000 - ts) > TOLERANCE_S) {
+      throw unauthorized('stale_timestamp', 'The webhook timestamp is too old');
+    }
   } else {
     let matched = false;
     for (const g of urlToken ? urlTokenGenerations(svc.external_ids).accepted : []) {
@@ -263,8 +265,15 @@ export async function applyChatwootEvent(
       // Whose message it is, for the SLA and the rules (20261207103000): Chatwoot's agents
       // and contacts are no platform users, so the message has no author to tell. An
       // agent's (a Chatwoot user's) public reply is staff's; an agent bot's, or one with no
-      // sender, answers no one. Set for this insert.
-      const side = incoming ? 'customer' : !note && outgoing && event.sender?.type === 'user' ? 'staff' : '';
+      // sender, answers no one. Set for this insert. A contact's message older than a
+      // status change already applied (Chatwoot sends its webhooks in no fixed order) is
+      // kept as the conversation's history and answers no one either: the change was made
+      // after it, and handing a pending ticket back for it would undo the agent's.
+      const side = incoming
+        ? (await writtenBeforeLastStatus(tx, tenantId, ticket.id, event.created_at) ? '' : 'customer')
+        : !note && outgoing && event.sender?.type === 'user'
+        ? 'staff'
+        : '';
       await tx`select set_config('private.message_side', ${side}, true)`;
       await tx`
         insert into public.ticket_messages (tenant_id, ticket_id, type, content)
@@ -306,21 +315,35 @@ export async function applyChatwootEvent(
   }
 }
 
+/** A time Chatwoot sends, in seconds: a number of seconds, as a number or text, or an
+ *  ISO time. */
+function seconds(v: unknown): number | undefined {
+  const n = typeof v === 'number'
+    ? v
+    : typeof v !== 'string' || !v.trim()
+    ? NaN
+    : /^\d+(\.\d+)?$/.test(v.trim())
+    ? Number(v)
+    : Date.parse(v) / 1000;
+  return Number.isFinite(n) ? n : undefined;
+}
+
 /** When Chatwoot changed the conversation, in seconds: `updated_at` (current versions,
  *  sub-second; seconds, or an ISO time), else `timestamp` (the last activity, whole
  *  seconds). */
 function statusChangedAt(event: Payload): number | undefined {
-  for (const v of [event.updated_at, event.timestamp]) {
-    const n = typeof v === 'number'
-      ? v
-      : typeof v !== 'string' || !v.trim()
-      ? NaN
-      : /^\d+(\.\d+)?$/.test(v.trim())
-      ? Number(v)
-      : Date.parse(v) / 1000;
-    if (Number.isFinite(n)) return n;
-  }
-  return undefined;
+  return seconds(event.updated_at) ?? seconds(event.timestamp);
+}
+
+/** Whether a message written at `createdAt` (its payload's, often whole seconds) surely
+ *  came before the newest status change applied to the ticket: its whole second ended
+ *  by then. A message without a time, or of the same second, is taken as newer. */
+async function writtenBeforeLastStatus(tx: Tx, tenantId: string, ticketId: string, createdAt: unknown): Promise<boolean> {
+  const at = seconds(createdAt);
+  if (at === undefined) return false;
+  const [{ since }] = await tx<{ since: boolean }>`
+    select private.chatwoot_status_changed_since(${tenantId}, ${ticketId}, ${Math.floor(at) + 1}::float8) as since`;
+  return since;
 }
 
 /** The Chatwoot account an event names, or null when it names none. Messages carry
