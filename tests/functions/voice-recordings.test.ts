@@ -248,6 +248,17 @@ describe('a call recording, uploaded by the provider and played by staff', () =>
       expect((await callRow(acme, declining)).recording_object).not.toBeNull();
       await db.sql`update public.voice_customers set recording_consent = true where tenant_id = ${acme} and phone = '+33612340002'`;
       expect((await recording(declining, tok.agent)).status).toBe(200);
+      // The customer themselves (role user, the record linked to them) gets their own
+      // call's recording while they consent, and not once they withdraw.
+      await db.sql`update public.voice_customers set user_id = ${users.acmeUser.id} where tenant_id = ${acme} and phone = '+33612340002'`;
+      try {
+        expect((await recording(declining, tok.user)).status).toBe(200);
+        await db.sql`update public.voice_customers set recording_consent = false where tenant_id = ${acme} and phone = '+33612340002'`;
+        const own = await recording(declining, tok.user);
+        expect([own.status, errorCode(own)]).toEqual([409, 'recording_not_consented']);
+      } finally {
+        await db.sql`update public.voice_customers set user_id = null, recording_consent = true where tenant_id = ${acme} and phone = '+33612340002'`;
+      }
       // The setting is a boolean.
       const bad = await setting('yes');
       expect([bad.status, bad.body.error.details.fields]).toEqual([422, [expect.objectContaining({ field: 'settings.voice_recording_requires_consent' })]]);

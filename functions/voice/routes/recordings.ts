@@ -165,13 +165,17 @@ const download: VoiceHandler<typeof routes.download> = async (c) => {
     tenantId,
     (tx) =>
       tx<{ id: string; recording_object: string | null; customer_id: string | null; withheld: boolean }>`
-      -- Under the caller's RLS: a customer record they may not read counts as no consent.
+      -- Under the caller's RLS: staff read the customer's record; a customer theirs,
+      -- through voice_own_customer_records (the table's policy is staff's, so read there
+      -- their own consent was always missing). A record they may read neither way counts
+      -- as no consent.
       select v.id, v.recording_object, v.customer_id,
         coalesce(t.settings -> 'voice_recording_requires_consent' = 'true'::jsonb, false)
-          and not coalesce(c.recording_consent, false) as withheld
+          and not coalesce(c.recording_consent, o.recording_consent, false) as withheld
       from public.voice_calls v
       join public.tenants t on t.id = v.tenant_id
       left join public.voice_customers c on c.tenant_id = v.tenant_id and c.id = v.customer_id
+      left join private.voice_own_customer_records(${tenantId}) o on o.id = v.customer_id
       where v.tenant_id = ${tenantId} and v.id = ${id}`,
   );
   if (!call) throw notFound('Call');
