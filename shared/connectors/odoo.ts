@@ -394,11 +394,19 @@ export function odooConnector(config: OdooConfig): Connector {
       credentials = { login: ctx.admin!.email, password: generatePassword(), database: name };
       await ctx.checkpoint({}, credentials);
     }
-    if (ctx.externalIds.database_state === 'ready' && await t.db('db_exist', [name])) {
+    const wasReady = ctx.externalIds.database_state === 'ready';
+    const exists = await t.db('db_exist', [name]);
+    if (wasReady && exists) {
       return { externalIds: { database: name }, credentials: await handOverDatabase(ctx, name, credentials) };
     }
-    if (!(await t.db('db_exist', [name]))) {
-      await ctx.checkpoint({ database: name, database_state: 'creating', database_requested_at: new Date().toISOString() });
+    if (!exists) {
+      // Odoo's db_exist answers false also when it cannot connect to the database (any
+      // error of db_connect): a database that was ready is not taken for gone on its word,
+      // whose half-built state would end, 30 minutes on, in "drop it" for a live database.
+      // Its create answering "already exists" says it is there; one created anew (dropped
+      // at Odoo) is building from now.
+      const requested = { database: name, database_state: 'creating', database_requested_at: new Date().toISOString() };
+      if (!wasReady) await ctx.checkpoint(requested);
       try {
         await t.db('create_database', [
           config.masterPassword,
@@ -411,9 +419,20 @@ export function odooConnector(config: OdooConfig): Connector {
           '',
         ], config.createDatabaseTimeoutMs ?? 90_000);
       } catch (err) {
-        if (!(err instanceof PartnerError && (err.retryable || /already exists/.test(err.message)))) throw err;
+        const there = err instanceof PartnerError && /already exists/.test(err.message);
+        if (wasReady && there) {
+          throw new PartnerError(
+            'odoo',
+            `database ${name} exists, but Odoo cannot connect to it now (db_exist answers false)`,
+            true,
+            undefined,
+            60,
+          );
+        }
+        if (!(err instanceof PartnerError && (err.retryable || there))) throw err;
         // Odoo goes on building after our call gave up: readiness decides below.
       }
+      if (wasReady) await ctx.checkpoint(requested);
     }
     if (!(await databaseReady(name, credentials.login, credentials.password))) {
       const since = Date.parse(String(ctx.externalIds.database_requested_at ?? ''));
@@ -612,8 +631,14 @@ export function odooConnector(config: OdooConfig): Connector {
     },
     async resume(ctx) {
       if (mode === 'database') return;
-      // A company deleted at Odoo meanwhile: ensure, which runs next, makes it again.
-      const [user, companyId] = await owner(ctx);
+      // Only the current owner's login gets the company back: the recorded one may be a
+      // former owner's (the owner changed while the tenant was suspended, when no run
+      // takes the company from them), who would have it again until ensure — which runs
+      // next, grants a new owner and revokes former ones — got that far. A company
+      // deleted at Odoo meanwhile: ensure makes it again.
+      const current = ctx.admin ? await ownerLogin(ctx.admin.email) : undefined;
+      const companyId = await tenantCompany(ctx);
+      const user = current ? await readUser(current) : undefined;
       if (user && companyId && await companyExists(companyId)) await grant(user, companyId);
     },
     async remove(ctx) {

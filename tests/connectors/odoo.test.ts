@@ -19,6 +19,7 @@ beforeAll(async () => {
 afterEach(() => {
   odoo.server.resetFaults();
   Object.assign(odoo, { version: 18, gated: false, useDeprecatedServices: false, createDbMs: 0, lockWrites: 0, beforeWrite: undefined, beforeCreate: undefined });
+  odoo.unreachable.clear();
 });
 afterAll(() => odoo.server.close());
 
@@ -150,6 +151,26 @@ describe('the owner', () => {
     await step(connector(), a, 'suspend');
     await step(connector(), a, 'resume');
     expect(u.company_ids.sort()).toEqual([a.externalIds.company_id, b.externalIds.company_id].sort());
+    expect(await check(connector(), a)).toBe(true);
+  });
+
+  it('a resume gives the company to the current owner, not to one who left while the tenant was suspended', async () => {
+    const a = tenant('od-left-suspended');
+    await step(connector(), a, 'ensure');
+    const first = userOf(a.admin!.email);
+    await step(connector(), a, 'suspend');
+    expect(first).toMatchObject({ active: false });
+    a.admin = { email: 'next@od-left-suspended.test', name: 'Ned Next' };
+    await step(connector(), a, 'resume');
+    expect(first.active && first.company_ids.includes(a.externalIds.company_id as number)).toBe(false);
+    // Ensure, next: the new owner has it, the former one still not.
+    await step(connector(), a, 'ensure');
+    expect(userOf('next@od-left-suspended.test')).toMatchObject({ active: true });
+    expect(userOf('next@od-left-suspended.test').company_ids).toContain(a.externalIds.company_id);
+    expect(first.active && first.company_ids.includes(a.externalIds.company_id as number)).toBe(false);
+    // The same owner throughout: resumed as before.
+    await step(connector(), a, 'suspend');
+    await step(connector(), a, 'resume');
     expect(await check(connector(), a)).toBe(true);
   });
 
@@ -439,6 +460,33 @@ describe('database mode', () => {
     const settled = { ...t.credentials! };
     await step(c, t, 'ensure');
     expect(t.credentials).toEqual(settled);
+  });
+
+  it("a ready database Odoo cannot connect to for a while (db_exist answers false) stays ready: retried, never rebuilt nor called half-built", async () => {
+    const c = connector({ mode: 'database' });
+    const t = tenant('od_db_unreachable');
+    await settle(c, t, 'ensure');
+    const db = () => odoo.databases.get('tenant_od_db_unreachable')!;
+    const ready = { ...t.externalIds };
+    expect(ready).toMatchObject({ database_state: 'ready' });
+    // The owner set their own password at Odoo (their right); then Odoo's Postgres refuses connections.
+    db().password = 'the-owners-own';
+    odoo.unreachable.add('tenant_od_db_unreachable');
+    for (let i = 0; i < 2; i++) {
+      const r = await step(c, t, 'ensure').catch((e) => e);
+      expect(r).toMatchObject({ retryable: true, message: expect.stringContaining('cannot connect') });
+      expect(t.externalIds).toEqual(ready);
+    }
+    odoo.unreachable.clear();
+    await step(c, t, 'ensure');
+    expect(t.externalIds).toMatchObject({ database_state: 'ready' });
+    expect(t.externalIds.database_requested_at).toBe(ready.database_requested_at);
+    expect(db().password).toBe('the-owners-own');
+    // Dropped at Odoo: made again, and building from now.
+    odoo.databases.delete('tenant_od_db_unreachable');
+    await step(c, t, 'ensure');
+    expect(odoo.databases.get('tenant_od_db_unreachable')).toMatchObject({ ready: true, login: t.admin!.email });
+    expect(t.externalIds).toMatchObject({ database_state: 'ready' });
   });
 
   it('a database that never becomes usable fails permanently after the deadline, saying to drop it', async () => {

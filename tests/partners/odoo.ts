@@ -56,6 +56,10 @@ export class OdooStandIn {
   useDeprecatedServices = false;
   /** How long create_database takes. */
   createDbMs = 0;
+  /** Databases Odoo cannot connect to now (its Postgres refusing connections): db_exist
+   *  answers false for them — odoo/service/db.py exp_db_exist returns False on any
+   *  exception of db_connect — and a login raises psycopg2's OperationalError. */
+  unreachable = new Set<string>();
   /** The next n writes answer LockError (another transaction holds the rows). */
   lockWrites = 0;
   /** Runs before the next write: another client's change committed just before it. */
@@ -285,6 +289,7 @@ export class OdooStandIn {
         const [db, login, password] = args;
         const target = this.databases.get(db);
         if (!target) throw new OdooError('psycopg2.OperationalError', `FATAL:  database "${db}" does not exist`);
+        if (this.unreachable.has(db)) throw new OdooError('psycopg2.OperationalError', 'FATAL:  sorry, too many clients already');
         if (!target.ready) throw new OdooError('psycopg2.errors.UndefinedTable', 'relation "res_users" does not exist');
         if (db === 'main') return ok(login === this.login && password === this.key ? 2 : false);
         return ok(login === target.login && password === target.password ? 2 : false);
@@ -297,7 +302,7 @@ export class OdooStandIn {
         return ok(this.execute(db, model, method2, posArgs, kwargs ?? {}));
       }
       if (service === 'db') {
-        if (m === 'db_exist') return ok(this.databases.has(args[0]));
+        if (m === 'db_exist') return ok(this.databases.has(args[0]) && !this.unreachable.has(args[0]));
         if (m === 'list') return ok([...this.databases.keys()]);
         if (args[0] !== this.masterPassword) throw new OdooError('odoo.exceptions.AccessDenied', 'Access Denied');
         if (m === 'create_database') {
