@@ -1143,6 +1143,27 @@ describe('an n8n invitation', () => {
   });
 });
 
+describe("a partner login's password", () => {
+  it("is shown to the login's owner only: another admin, or a platform admin, would keep the login after leaving", async () => {
+    const t = await createTenant(['chatwoot']);
+    await drain();
+    const other = await supabaseToken(users.acmeAdmin, { tenantId: t.id });
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${users.acmeAdmin.id}, 'admin')`;
+    for (const token of [other, superToken]) {
+      const r = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/credentials`, { token });
+      expect([r.status, errorCode(r), r.body.error.message]).toEqual([403, 'not_the_owner', expect.stringContaining(t.email)]);
+      expect(r.body.credentials).toBeUndefined();
+    }
+    const [row] = await db.sql`select credentials_revealed_at from public.tenant_services where tenant_id = ${t.id} and service = 'chatwoot'`;
+    expect(row.credentials_revealed_at).toBeNull();
+    const own = await call(tenantsApp, 'POST', `/tenants/${t.id}/services/chatwoot/credentials`, { token: await tokenForOwner(t) });
+    expect([own.status, own.body.credentials]).toEqual([200, { email: t.email, password: expect.any(String) }]);
+    // The admin added queued the service's checks: done here, not in the next test.
+    await db.sql`delete from public.memberships where tenant_id = ${t.id} and user_id = ${users.acmeAdmin.id}`;
+    await drain();
+  });
+});
+
 describe('credentials not yet taken by the partner', () => {
   it('a password chosen before Chatwoot answered is not shown while the create keeps failing, nor at all when the login existed', async () => {
     const t = await createTenant(['chatwoot']);

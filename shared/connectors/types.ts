@@ -54,11 +54,20 @@ const MACHINE_SECRETS = [
 export const passwordUnsettled = (credentials: Record<string, unknown>): boolean =>
   credentials.password_pending === true || credentials.password_unconfirmed === true;
 
-/** The person an invitation link among the credentials is for (n8n's `invite_url`), or
- *  null when there is none. The link sets the password of that person's own login, which
- *  may own another tenant's space too: only they are shown it, not every admin. */
-export function inviteeOf(credentials: Record<string, unknown>): string | null {
-  return typeof credentials.invite_url === 'string' && typeof credentials.email === 'string' ? credentials.email : null;
+/** The person a secret among the credentials belongs to, or null when they hold none of
+ *  a person's: the one an invitation link is for (n8n's `invite_url`, which sets the
+ *  password of that person's own login — which may own another tenant's space too), or
+ *  the owner of a login stored with its password (Chatwoot's owner login, an Odoo
+ *  database's administrator: `owner`, else the login). Only they are shown it, not every
+ *  admin: another admin shown the password would keep the login's rights after leaving
+ *  the tenant, and nothing hands the login over then (its owner did not change). */
+export function secretHolderOf(credentials: Record<string, unknown>): { email: string; invitation: boolean } | null {
+  if (typeof credentials.invite_url === 'string' && typeof credentials.email === 'string') {
+    return { email: credentials.email, invitation: true };
+  }
+  if (typeof credentials.password !== 'string') return null;
+  const holder = [credentials.owner, credentials.login, credentials.email].find((v) => typeof v === 'string' && v !== '');
+  return typeof holder === 'string' ? { email: holder, invitation: false } : null;
 }
 
 /** The part of a service's credentials its admins are shown (once): the login. */

@@ -5,7 +5,7 @@ import { callerDb } from '../../../shared/auth/context.ts';
 import type { Tx } from '../../../shared/db.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { decryptJson } from '../../../shared/crypto.ts';
-import { inviteeOf, passwordUnsettled, shownCredentials } from '../../../shared/connectors/types.ts';
+import { passwordUnsettled, secretHolderOf, shownCredentials } from '../../../shared/connectors/types.ts';
 import { chatwootInboundUrl } from '../../../shared/webhooks/chatwoot.ts';
 import { urlTokenGenerations } from '../../../shared/connectors/chatwoot.ts';
 import { conflict, forbidden } from '../../../shared/errors.ts';
@@ -189,13 +189,16 @@ export function registerServices(app: TenantsApp): void {
         }
         // An invitation is the invited person's to accept: another admin (or a platform
         // admin) accepting it would own their login, and with it every tenant's space that
-        // login owns. Refused, and (rolled back) still to be shown to them.
-        const invitee = inviteeOf(stored);
-        if (invitee && invitee.toLowerCase() !== c.var.caller.user.email.toLowerCase()) {
-          throw forbidden(
-            `The invitation is for the partner account's owner (${invitee}): only they are shown it`,
-            'not_the_invitee',
-          );
+        // login owns. A login's password is its owner's: another admin shown it would keep
+        // the login after leaving. Refused, and (rolled back) still to be shown to them.
+        const holder = secretHolderOf(stored);
+        if (holder && holder.email.toLowerCase() !== c.var.caller.user.email.toLowerCase()) {
+          throw holder.invitation
+            ? forbidden(
+              `The invitation is for the partner account's owner (${holder.email}): only they are shown it`,
+              'not_the_invitee',
+            )
+            : forbidden(`The login is its owner's (${holder.email}): only they are shown its password`, 'not_the_owner');
         }
         // The login only: the machine secrets kept beside it stay with the server.
         return shownCredentials(stored);
