@@ -117,6 +117,24 @@ describe('errors', () => {
       expect([...odoo.tables['res.company'].values()].filter((c) => c.name === `${t.tenant.name} (${t.tenant.slug})`)).toHaveLength(1);
     });
   }
+  it("a JSON 200 that is not JSON-RPC's answer (neither result nor error) is retryable: the connector's own check", async () => {
+    const original = odoo.handle.bind(odoo);
+    let served = false;
+    odoo.handle = (method, path, headers, body) => {
+      if (served) return original(method, path, headers, body);
+      served = true;
+      return { status: 200, body: JSON.stringify({ status: 'maintenance' }), headers: { 'content-type': 'application/json' } };
+    };
+    const t = tenant('od-not-jsonrpc');
+    try {
+      const err = await step(connector({ transport: 'jsonrpc' }), t, 'ensure').catch((e) => e);
+      expect(err).toMatchObject({ retryable: true, message: expect.stringContaining('not a JSON-RPC response') });
+    } finally {
+      odoo.handle = original;
+    }
+    await step(connector({ transport: 'jsonrpc' }), t, 'ensure');
+    expect(await check(connector({ transport: 'jsonrpc' }), t)).toBe(true);
+  });
 });
 
 describe('the owner', () => {
