@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app } from '../../functions/tickets/app.ts';
 import { closeDb } from '../../shared/db.ts';
 import { runJobs } from '../../shared/jobs/runner.ts';
+import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { call, errorCode } from '../helpers/http.ts';
 import { supabaseClaims, tenants, users } from '../helpers/seed.ts';
@@ -503,6 +504,39 @@ describe('what rules may not do', () => {
     }
     expect(await runsOf(id)).toEqual([]);
     expect((await state(t)).priority).toBe('medium');
+  });
+});
+
+describe('rules racing a suspension', () => {
+  it("a suspension waits for a rule's job that checked its tenant and waits for the ticket: no rule writes into a read-only tenant", async () => {
+    await quiet();
+    const id = await rule({ name: 'Racing a suspension', event: 'ticket.created', actions: [{ type: 'set_priority', priority: 'low' }] });
+    const t = await ticket('Filed as a suspension begins');
+    const holder = await db.sql.reserve();
+    const suspender = await db.sql.reserve();
+    try {
+      await holder`begin`;
+      await holder`select 1 from public.tickets where id = ${t} for no key update`;
+      const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+      const job = drain();
+      expect(await someoneWaitsFor(db.sql, pid)).toBe(true); // the job, past its tenant's check
+      // The suspension cannot commit before the job does (here it gives up after a second).
+      await suspender`begin`;
+      await suspender`set local lock_timeout = '1s'`;
+      await expect(suspender`update public.tenants set status = 'suspended' where id = ${acme}`).rejects.toMatchObject({ code: '55P03' });
+      await suspender`rollback`;
+      await holder`commit`;
+      await job;
+    } finally {
+      await holder`rollback`.catch(() => undefined);
+      await suspender`rollback`.catch(() => undefined);
+      holder.release();
+      suspender.release();
+      await db.sql`update public.tenants set status = 'active' where id = ${acme}`;
+    }
+    // The job ran while the tenant was active, before any suspension.
+    expect((await runsOf(id)).map((r) => r.outcome)).toEqual(['applied']);
+    expect((await state(t)).priority).toBe('low');
   });
 });
 

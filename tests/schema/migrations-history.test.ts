@@ -660,6 +660,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206162000_merged_tickets_answered_not_resolved.sql', // a merged ticket runs no rule
     '20261207111000_automation_sees_chatwoot_and_shares_sweeps.sql', // a Chatwoot message's side
     '20261207140000_timed_rules_wait_as_the_rule_says.sql', // a lengthened wait is waited for
+    '20261208102000_automation_holds_its_tenant.sql', // a suspension meanwhile is seen
   ],
   // The chain of rules rides along the assign-ticket job (issue 16 §1).
   'private.assign_ticket_on_new_team': ['20261202141500_automation_chain_through_assignment.sql'],
