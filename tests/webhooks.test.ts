@@ -2195,6 +2195,19 @@ describe('replies back to Chatwoot', () => {
       const [paged] = await db.sql`select status, chatwoot_message_id from private.chatwoot_replies where content = 'Escalated to billing'`;
       expect(paged).toEqual({ status: 'sent', chatwoot_message_id: String(escalated.id) });
 
+      // An operator's retry_job (its attempts back to 0) after a POST Chatwoot saved: the
+      // reply remembers its POST began, and is looked for, not posted a second time. The
+      // lost answer's retry waits half a minute for the message to land.
+      await call(ticketsApp, 'POST', `/tickets/${ticket.id}/messages`, { token: agent, body: { content: 'Refund issued' } });
+      cw.server.faults = { ...cw.server.faults, match: /^POST \/api\/v1\/accounts\/\d+\/conversations\/77\/messages$/, dropAfterWork: 1 };
+      expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 0, retried: 1, failed: 0 });
+      const [waitingJob] = await db.sql`select id, extract(epoch from run_at - now())::int as wait from private.jobs
+        where task = 'chatwoot-reply' and dead_at is null and payload ->> 'reply_id' = (select id::text from private.chatwoot_replies where content = 'Refund issued')`;
+      expect(waitingJob.wait).toBeGreaterThanOrEqual(20);
+      await db.sql`select private.retry_job(${waitingJob.id})`;
+      expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 1, retried: 0, failed: 0 });
+      expect(posted('Refund issued')).toBe(1);
+
       // Its echo arriving before the job has read Chatwoot's answer: recognised by the
       // owner's login and the text, the reply marked sent, the job posts nothing more.
       await call(ticketsApp, 'POST', `/tickets/${ticket.id}/messages`, { token: agent, body: { content: 'Fixed, please try again' } });

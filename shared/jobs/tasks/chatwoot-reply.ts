@@ -60,6 +60,16 @@ function untilProvisioned(err: unknown): never {
   throw err;
 }
 
+/** A POST that timed out or lost its connection may still be saved by Chatwoot: its
+ *  retry, which looks for the message first, waits half a minute for it to land rather
+ *  than the first backoff's two seconds. */
+function whenSaved(err: unknown): unknown {
+  if (err instanceof PartnerError && err.retryable && err.status === undefined && err.retryAfterSeconds === undefined) {
+    return new PartnerError(err.service, err.message.replace(/^chatwoot: /, ''), true, undefined, 30);
+  }
+  return err;
+}
+
 export const chatwootReply: Task<{ reply_id: number }> = {
   async run(job, { worker, deps }) {
     const replyId = job.payload.reply_id;
@@ -104,15 +114,21 @@ export const chatwootReply: Task<{ reply_id: number }> = {
       throw new JobError('The Chatwoot account was replaced: the reply was not sent', { retryable: false });
     }
     const config = { url, timeoutMs: deps.chatwootTimeoutMs };
-    // A retry may follow a POST that Chatwoot saved but whose answer never came (a
+    // A POST begun before may have been saved by Chatwoot though its answer never came (a
     // timeout, a dropped connection): the reply is looked for before it is posted again.
-    const found = job.attempts > 1
+    // Recorded on the reply, in a transaction of its own before the POST: an attempt
+    // count says nothing once an operator's retry_job has set it back to 0.
+    const [{ begun }] = await asService(
+      r.tenant_id,
+      (tx) => tx<{ begun: boolean }>`select private.chatwoot_reply_post_begins(${replyId}) as begun`,
+    );
+    const found = begun
       ? await alreadyPosted(config, accountId, r, replyId, creds.access_token).catch(untilProvisioned)
       : undefined;
     // PartnerError carries retryable and Retry-After for the runner.
     const messageId = found ??
       await postChatwootReply(config, accountId, r.conversation_id, creds.access_token, r.content).catch(
-        untilProvisioned,
+        (err) => untilProvisioned(whenSaved(err)),
       );
     const [{ status }] = await asService(
       r.tenant_id,
