@@ -213,6 +213,15 @@ describe('retention of dead jobs', () => {
     expect((await db.sql`select id from private.jobs where task = ${task}`).map((r) => r.id)).toEqual([hours.id]);
     await db.sql`select private.prune_dead_jobs(null)`;
     expect((await db.sql`select id from private.jobs where task = ${task}`).map((r) => r.id)).toEqual([hours.id]);
+    // An erasure's dead jobs are the only record of what it left undone (an object not
+    // deleted, a trail not redacted): kept for an operator, however old.
+    const kept = await db.sql`insert into private.jobs (task, payload, dead_at)
+      values ('storage-delete', '{"bucket": "call-recordings", "object": "kept-by-test"}', now() - interval '400 days'),
+             ('voice-erasure-trail', '{"kept_by_test": true}', now() - interval '400 days')
+      returning id`;
+    await db.sql`select private.prune_dead_jobs()`;
+    expect(await db.sql`select id from private.jobs where id in ${db.sql(kept.map((k) => k.id))}`).toHaveLength(2);
+    await db.sql`delete from private.jobs where id in ${db.sql(kept.map((k) => k.id))}`;
     await expect(db.sql.begin(async (tx) => {
       await tx`select set_config('role', 'authenticated', true)`;
       await tx`select private.prune_dead_jobs()`;

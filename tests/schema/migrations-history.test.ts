@@ -61,7 +61,10 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Later: the refusal names itself (409 last_admin).
   // The daily prune deletes in batches (and never a delivery being sent again).
   'private.prune_webhook_history': ['20261207170000_prune_in_batches.sql'],
-  'private.prune_dead_jobs': ['20261207170000_prune_in_batches.sql'],
+  'private.prune_dead_jobs': [
+    '20261207170000_prune_in_batches.sql',
+    '20261208104000_dead_erasure_jobs_are_kept.sql', // the record of an erasure left undone stays
+  ],
   'private.prune_voice_call_tombstones': ['20261207170000_prune_in_batches.sql'],
   'private.prune_idempotency_keys': ['20261207170000_prune_in_batches.sql'],
   // Drift is recorded against the ids and credentials checked (dropped: new arguments).
