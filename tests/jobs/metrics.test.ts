@@ -50,7 +50,6 @@ it('counts due, scheduled, running, retrying and dead jobs per task, and the old
   const [{ age }] = await db.sql`
     select extract(epoch from ${r.body.measured_at}::timestamptz - min(run_at))::float8 as age
     from private.jobs where task = 'metric-a' and locked_by is null and attempts = 0`;
-  expect(age).toBeGreaterThanOrEqual(120);
   expect(Math.abs(r.body.oldest_due_age_seconds - age)).toBeLessThanOrEqual(1);
   expect(r.body.tasks['metric-a'].oldest_due_age_seconds).toBe(r.body.oldest_due_age_seconds);
   expect(r.body.measured_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
