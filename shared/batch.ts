@@ -28,9 +28,15 @@ export class Batcher<I, O> {
         const batch = this.queue.splice(0, this.limits.maxBatch);
         try {
           const outputs = await this.run(batch.map((p) => p.item));
-          batch.forEach((p, i) =>
-            i < outputs.length ? p.resolve(outputs[i]) : p.reject(new Error('a batch answered fewer items than it was given'))
-          );
+          // Answers are matched to callers by position: a run that answers another number
+          // of items may have lost one in the middle, and every answer after it would go
+          // to the wrong caller (on /route, another tenant's agent). None is handed out.
+          if (outputs.length !== batch.length) {
+            const err = new Error(`a batch answered ${outputs.length} items for the ${batch.length} it was given`);
+            for (const p of batch) p.reject(err);
+          } else {
+            batch.forEach((p, i) => p.resolve(outputs[i]));
+          }
         } catch (err) {
           // The run failed as a whole (the database unreachable): every call in it fails
           // with that error, and the next run is tried for what waits.

@@ -62,12 +62,22 @@ describe('Batcher', () => {
     ]);
   });
 
-  it('a run that answers fewer items than it was given fails the ones left unanswered', async () => {
-    const b = new Batcher<number, number>(async (items) => items.slice(1), { maxInFlight: 1, maxBatch: 10 });
-    const first = b.load(1);
+  it('a run that answers another number of items than it was given fails them all: no answer goes to the wrong caller', async () => {
+    // One answer lost in the middle: matched by position, item 2 would get item 3's.
+    const b = new Batcher<number, number>(async (items) => items.filter((i) => i !== 2).map((i) => i * 10), {
+      maxInFlight: 1,
+      maxBatch: 10,
+    });
+    const first = b.load(1); // alone: the idle batcher runs it at once
     const rest = [b.load(2), b.load(3)];
-    await expect(first).rejects.toThrow(/fewer items/);
+    expect(await first).toBe(10);
     const settled = await Promise.allSettled(rest);
-    expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
+    expect(settled.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : r.value))).toEqual([
+      'a batch answered 1 items for the 2 it was given',
+      'a batch answered 1 items for the 2 it was given',
+    ]);
+    // One too many is no better.
+    const extra = new Batcher<number, number>(async (items) => [...items, 0], { maxInFlight: 1, maxBatch: 10 });
+    await expect(extra.load(7)).rejects.toThrow(/answered 2 items for the 1/);
   });
 });
