@@ -344,6 +344,13 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         account = body as Account;
         await ctx.checkpoint({ account_id: account.id });
       }
+      // Former owners are no longer the account's administrators (a no-op when the link is
+      // gone already) — before the account is active again, so an owner who left while the
+      // tenant was suspended never has it back, whatever fails after. Their logins stay:
+      // each may be theirs, or serve another tenant.
+      for (const former of formers) {
+        await call(`/platform/api/v1/accounts/${account.id}/account_users`, { method: 'DELETE', body: { user_id: former } });
+      }
       // ensure runs for an active service: an account suspended at Chatwoot (by an
       // operator, or a resume that never ran) is drift — its users are refused.
       if (account.status && account.status !== 'active') {
@@ -354,14 +361,7 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         body: { user_id: user.id, role: 'administrator' },
       });
       const externalIds: Record<string, unknown> = { account_id: account.id, user_id: user.id };
-      if (formers.length) {
-        // Former owners are no longer the account's administrators (a no-op when the link
-        // is gone already). Their logins stay: each may be theirs, or serve another tenant.
-        for (const former of formers) {
-          await call(`/platform/api/v1/accounts/${account.id}/account_users`, { method: 'DELETE', body: { user_id: former } });
-        }
-        externalIds.former_user_ids = [];
-      }
+      if (formers.length) externalIds.former_user_ids = [];
       const accessToken = user.access_token ?? kept.access_token;
       if (config.inboundUrl && accessToken) {
         const rekey = Number(ctx.externalIds.webhook_rekey ?? 0);
@@ -421,6 +421,11 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
       await setStatus(ctx, 'suspended');
     },
     async resume(ctx) {
+      // The owner changed while the tenant was suspended: the account's administrator is
+      // still the former owner (who was shown its password), so it stays suspended here;
+      // ensure, which runs next, takes the former owner out, then activates it.
+      const stored = ctx.credentials as { email?: string } | null;
+      if (ctx.admin && stored?.email && stored.email.toLowerCase() !== ctx.admin.email.toLowerCase()) return;
       await setStatus(ctx, 'active');
     },
     async remove(ctx) {

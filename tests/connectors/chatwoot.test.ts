@@ -267,6 +267,31 @@ describe('suspend, resume and removal', () => {
     expect(await check(connector(), t)).toBe(true);
   });
 
+  it('a resume after the owner changed while the tenant was suspended leaves the account suspended until ensure has taken the former owner out', async () => {
+    const t = tenant('cw-left-suspended');
+    await step(connector(), t, 'ensure');
+    const account = t.externalIds.account_id as number;
+    const former = t.externalIds.user_id as number;
+    await step(connector(), t, 'suspend');
+    t.admin = { email: 'next@cw-left-suspended.test', name: 'Ned Next' };
+    await step(connector(), t, 'resume');
+    expect(cw.accounts.get(account)!.status).toBe('suspended');
+    const linked = () => cw.links.filter((l) => l.account_id === account).map((l) => l.user_id);
+    expect(linked()).toContain(former);
+    // Ensure failing at the new owner's link: the former owner is out already.
+    cw.server.faults = { ...cw.server.faults, match: /^POST \/platform\/api\/v1\/accounts\/\d+\/account_users$/, fail5xx: 1 };
+    await expect(step(connector(), t, 'ensure')).rejects.toMatchObject({ retryable: true });
+    expect(linked()).not.toContain(former);
+    await step(connector(), t, 'ensure');
+    expect(cw.accounts.get(account)!.status).toBe('active');
+    expect(linked()).toEqual([t.externalIds.user_id]);
+    expect(t.externalIds.user_id).not.toBe(former);
+    // The same owner throughout: resumed at once, as before.
+    await step(connector(), t, 'suspend');
+    await step(connector(), t, 'resume');
+    expect(cw.accounts.get(account)!.status).toBe('active');
+  });
+
   it('removal ends access at once although Chatwoot deletes later; check sees it gone, a rerun is harmless, ensure never reuses it', async () => {
     const t = tenant('cw-rm');
     await step(connector(), t, 'ensure');
