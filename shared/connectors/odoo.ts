@@ -403,8 +403,7 @@ export function odooConnector(config: OdooConfig): Connector {
       // Odoo's db_exist answers false also when it cannot connect to the database (any
       // error of db_connect): a database that was ready is not taken for gone on its word,
       // whose half-built state would end, 30 minutes on, in "drop it" for a live database.
-      // Its create answering "already exists" says it is there; one created anew (dropped
-      // at Odoo) is building from now.
+      // Only its create succeeding says it was gone (dropped at Odoo): building from now.
       const requested = { database: name, database_state: 'creating', database_requested_at: new Date().toISOString() };
       if (!wasReady) await ctx.checkpoint(requested);
       try {
@@ -420,10 +419,14 @@ export function odooConnector(config: OdooConfig): Connector {
         ], config.createDatabaseTimeoutMs ?? 90_000);
       } catch (err) {
         const there = err instanceof PartnerError && /already exists/.test(err.message);
-        if (wasReady && there) {
+        if (wasReady && err instanceof PartnerError && (there || err.retryable)) {
+          // It says it exists, or gives no answer (Odoo's Postgres refusing connections, a
+          // timeout): nothing says the database is gone. Kept ready, and tried again.
           throw new PartnerError(
             'odoo',
-            `database ${name} exists, but Odoo cannot connect to it now (db_exist answers false)`,
+            `database ${name} was ready; Odoo cannot connect to it now (db_exist answers false; create_database: ${
+              there ? 'it exists' : err.message
+            })`,
             true,
             undefined,
             60,

@@ -20,6 +20,7 @@ afterEach(() => {
   odoo.server.resetFaults();
   Object.assign(odoo, { version: 18, gated: false, useDeprecatedServices: false, createDbMs: 0, lockWrites: 0, beforeWrite: undefined, beforeCreate: undefined });
   odoo.unreachable.clear();
+  odoo.refusing = false;
 });
 afterAll(() => odoo.server.close());
 
@@ -489,12 +490,16 @@ describe('database mode', () => {
     expect(ready).toMatchObject({ database_state: 'ready' });
     // The owner set their own password at Odoo (their right); then Odoo's Postgres refuses connections.
     db().password = 'the-owners-own';
+    // The database refuses connections (its create says it exists), or Odoo's Postgres
+    // refuses every one (its create fails too).
     odoo.unreachable.add('tenant_od_db_unreachable');
-    for (let i = 0; i < 2; i++) {
+    for (const refusing of [false, true, true]) {
+      odoo.refusing = refusing;
       const r = await step(c, t, 'ensure').catch((e) => e);
-      expect(r).toMatchObject({ retryable: true, message: expect.stringContaining('cannot connect') });
+      expect(r, String(refusing)).toMatchObject({ retryable: true, message: expect.stringContaining('cannot connect') });
       expect(t.externalIds).toEqual(ready);
     }
+    odoo.refusing = false;
     odoo.unreachable.clear();
     await step(c, t, 'ensure');
     expect(t.externalIds).toMatchObject({ database_state: 'ready' });

@@ -56,10 +56,13 @@ export class OdooStandIn {
   useDeprecatedServices = false;
   /** How long create_database takes. */
   createDbMs = 0;
-  /** Databases Odoo cannot connect to now (its Postgres refusing connections): db_exist
-   *  answers false for them — odoo/service/db.py exp_db_exist returns False on any
-   *  exception of db_connect — and a login raises psycopg2's OperationalError. */
+  /** Databases Odoo cannot connect to now: db_exist answers false for them —
+   *  odoo/service/db.py exp_db_exist returns False on any exception of db_connect — and a
+   *  login raises psycopg2's OperationalError. `refusing`: Odoo's Postgres refuses every
+   *  connection (too many clients), so create_database fails with that error too;
+   *  otherwise only that database refuses, and its create says it exists. */
   unreachable = new Set<string>();
+  refusing = false;
   /** The next n writes answer LockError (another transaction holds the rows). */
   lockWrites = 0;
   /** Runs before the next write: another client's change committed just before it. */
@@ -307,6 +310,7 @@ export class OdooStandIn {
         if (args[0] !== this.masterPassword) throw new OdooError('odoo.exceptions.AccessDenied', 'Access Denied');
         if (m === 'create_database') {
           const [, name, , , password, login] = args;
+          if (this.refusing) throw new OdooError('psycopg2.OperationalError', 'FATAL:  sorry, too many clients already');
           if (this.databases.has(name)) throw new Error(`database '${name}' already exists!`);
           const db: TenantDb = { ready: false, login, password, modules: [] };
           this.databases.set(name, db);
