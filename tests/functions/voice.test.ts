@@ -1029,6 +1029,44 @@ describe('call events', () => {
     expect([nowhere.status, nowhere.body.held]).toEqual([202, true]);
   });
 
+  it("a guessed answer time gives way to the provider's call.answered naming the real one; the duration and the minutes billed follow", async () => {
+    const at = new Date(Date.now() - 600_000);
+    // The transcript came first (answered, by a guess, at its arrival), the answer's delivery after.
+    await started('pc-guess-a', { started_at: at.toISOString() });
+    expect((await segments('pc-guess-a', [{ seq: 0 }])).status).toBe(200);
+    const guessed = (await db.sql`select answer_inferred from public.voice_calls where provider_call_id = 'pc-guess-a'`)[0];
+    expect(guessed.answer_inferred).toBe(true);
+    const real = new Date(at.getTime() + 10_000).toISOString();
+    const a = await answered('pc-guess-a', real);
+    expect([a.body.applied, a.body.status]).toEqual([true, 'in_progress']);
+    // Given by the provider now: a repeat with another time changes nothing.
+    expect((await answered('pc-guess-a', new Date(at.getTime() + 20_000).toISOString())).body.applied).toBe(false);
+    const [ca] = await db.sql`select answered_at, answer_inferred from public.voice_calls where provider_call_id = 'pc-guess-a'`;
+    expect([ca.answered_at.toISOString(), ca.answer_inferred]).toEqual([real, false]);
+
+    // Ended completed while still ringing, without a duration (answered, by a guess, at the
+    // start: three minutes billed, the ringing too); the answer's retry says a minute in.
+    const before = await used();
+    await started('pc-guess-b', { started_at: at.toISOString() });
+    await ended('pc-guess-b', { duration_seconds: undefined, ended_at: new Date(at.getTime() + 180_000).toISOString() });
+    const call = async () =>
+      (await db.sql`select duration_seconds, answer_inferred from public.voice_calls where provider_call_id = 'pc-guess-b'`)[0];
+    expect(await call()).toEqual({ duration_seconds: 180, answer_inferred: true });
+    expect(await used()).toBe(before + 3);
+    const b = await answered('pc-guess-b', new Date(at.getTime() + 60_000).toISOString());
+    expect([b.body.applied, b.body.status]).toEqual([true, 'completed']);
+    expect(await call()).toEqual({ duration_seconds: 120, answer_inferred: false });
+    expect(await used()).toBe(before + 2);
+    expect((await answered('pc-guess-b', new Date(at.getTime() + 90_000).toISOString())).body.applied).toBe(false);
+
+    // The provider's own duration stays (its count, not the guess's).
+    await started('pc-guess-c', { started_at: at.toISOString() });
+    await ended('pc-guess-c', { ended_at: new Date(at.getTime() + 180_000).toISOString() });
+    expect((await answered('pc-guess-c', new Date(at.getTime() + 60_000).toISOString())).body.applied).toBe(true);
+    expect((await db.sql`select duration_seconds from public.voice_calls where provider_call_id = 'pc-guess-c'`)[0].duration_seconds)
+      .toBe(42);
+  });
+
   it('takes a start or an end reported ahead of now as now: a call started in 2099 would never be swept', async () => {
     const ahead = '2099-01-01T00:00:00Z';
     expect((await started('pc-ahead', { started_at: ahead, answered: true })).status).toBe(200);

@@ -52,6 +52,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206155000_late_answer_of_a_timed_out_call.sql',
     '20261207144000_answers_after_the_end.sql',
     '20261207149000_review_of_this_stops_migrations.sql',
+    '20261208105000_inferred_answers_give_way.sql', // a guessed answer gives way to the provider's
   ],
   // Manual calls still name a parked agent; a purge keeps its tenant's entries without
   // their images (review of this stop's migrations).
@@ -349,6 +350,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202170000_voice_stale_calls.sql',
     '20261202170300_voice_stale_calls_review.sql',
     '20261203110000_voice_sweep_fairness.sql',
+    '20261208105000_inferred_answers_give_way.sql', // a ringing call ended completed: answered by a guess
   ],
   // ... and with the query's embedding (issue 14, embeddings through the API).
   'private.kb_search_for_call': ['20261202160000_voice_events_tenant_state.sql', '20261203240000_kb_embeddings_api.sql'],
@@ -415,6 +417,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202200000_voice_calls_review.sql',
     // ... and a call failing while ringing was never answered (review).
     '20261206160000_ringing_call_that_fails_never_answered.sql',
+    '20261208105000_inferred_answers_give_way.sql', // the answers it stamps are guesses
   ],
   // People may not write the status of a provider's call the sweep ended (issue 14 review).
   // ... and people write the times of their manual calls only; a tenant API key's call
