@@ -157,6 +157,7 @@ describe('Idempotency-Key', () => {
     expect([other.status, errorCode(other)]).toEqual([409, 'idempotency_key_reused']);
     // Keys are per user: another caller's identical key is their own.
     const agentOwn = await call(app, 'POST', '/tickets', { token: tok.agent, body, headers: { 'idempotency-key': 'k-1' } });
+    expect(agentOwn.status).toBe(201);
     expect(agentOwn.body.id).not.toBe(first.body.id);
   });
 
@@ -217,6 +218,17 @@ describe('Idempotency-Key', () => {
     const report = await runJobs({ tasks: ['prune'] });
     expect(report.tasks.prune).toMatchObject({ idempotency_keys: 1 });
     expect((await db.sql`select key from private.idempotency_keys where key in ('k-prune', 'k-young')`).map((r) => r.key)).toEqual(['k-young']);
+  });
+
+  it("the prune drops a person's expired key only: their API key's key of the same text, its own namespace, stays", async () => {
+    const [u] = await db.sql`select user_id from public.memberships where tenant_id = ${acme} and role = 'admin' limit 1`;
+    const keyId = '00000000-0000-4000-8000-0000000000e1';
+    await db.sql`insert into private.idempotency_keys (tenant_id, user_id, api_key_id, key, request_hash, created_at) values
+      (${acme}, ${u.user_id}, default, 'k-shared', 'h', now() - interval '25 hours'),
+      (${acme}, ${u.user_id}, ${keyId}, 'k-shared', 'h', now() - interval '1 hour')`;
+    expect((await db.sql`select private.prune_idempotency_keys() as n`)[0].n).toBe(1);
+    expect(await db.sql`select api_key_id from private.idempotency_keys where key = 'k-shared'`).toEqual([{ api_key_id: keyId }]);
+    await db.sql`delete from private.idempotency_keys where key = 'k-shared'`;
   });
 
   it('concurrent duplicates create one ticket', async () => {

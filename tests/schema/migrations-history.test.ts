@@ -67,7 +67,10 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261208104000_dead_erasure_jobs_are_kept.sql', // the record of an erasure left undone stays
   ],
   'private.prune_voice_call_tombstones': ['20261207170000_prune_in_batches.sql'],
-  'private.prune_idempotency_keys': ['20261207170000_prune_in_batches.sql'],
+  'private.prune_idempotency_keys': [
+    '20261207170000_prune_in_batches.sql',
+    '20261208106000_idempotency_prune_matches_the_whole_key.sql', // an API key's own keys stay
+  ],
   // Drift is recorded against the ids and credentials checked (dropped: new arguments).
   'private.record_service_drift': ['20261207171000_drift_recorded_against_what_was_checked.sql'],
   // A login another tenant keeps as a former owner's counts as used.
