@@ -985,6 +985,15 @@ describe('Chatwoot conversations', () => {
     // One of the same (whole) second may be newer: it hands the ticket back, and owes a reply.
     await sendSigned(message(9174, 173, 'Hello?', { created_at: new Date(now * 1000).toISOString() }));
     expect(await state()).toEqual({ status: 'open', owed: true, messages: 2 });
+    // Resolved, then reopened by the contact's message (Chatwoot reopens a second later):
+    // the reopening applied first, the message that caused it still owes its reply.
+    expect((await sendSigned({ event: 'conversation_status_changed', id: 173, status: 'resolved', updated_at: now + 1.5 })).body.outcome)
+      .toBe('applied');
+    await db.sql`delete from private.ticket_replies_owed where ticket_id = ${t.id}`;
+    expect((await sendSigned({ event: 'conversation_status_changed', id: 173, status: 'open', updated_at: now + 3.01 })).body.outcome)
+      .toBe('applied');
+    await sendSigned(message(9175, 173, 'It broke again', { created_at: now + 2.98 }));
+    expect(await state()).toEqual({ status: 'open', owed: true, messages: 3 });
   });
 
   it("refuses an event whose ids are not Chatwoot's as a 400, writing nothing: no message id, or one too long to keep", async () => {
@@ -995,6 +1004,7 @@ describe('Chatwoot conversations', () => {
       { ...message(0, 174, 'No id'), id: undefined },
       { ...message(0, 174, 'Words for an id'), id: 'abc' },
       { ...message(0, 174, 'A long id'), id: '9'.repeat(3000) },
+      { ...message(0, 174, 'Past bigint'), id: '9'.repeat(19) },
       { ...conversation(174), event: 'conversation_updated', id: 'x'.repeat(3000) },
     ];
     for (const event of cases) {
@@ -2207,6 +2217,21 @@ describe('replies back to Chatwoot', () => {
       await db.sql`select private.retry_job(${waitingJob.id})`;
       expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 1, retried: 0, failed: 0 });
       expect(posted('Refund issued')).toBe(1);
+      // A reply no longer pending (its echo claimed it meanwhile), or gone, is not marked
+      // begun: the job posts nothing.
+      const [{ id: sentReply }] = await db.sql`select id from private.chatwoot_replies where content = 'Refund issued'`;
+      expect((await db.sql`select private.chatwoot_reply_post_begins(${sentReply}) as b, private.chatwoot_reply_post_begins(-1) as gone`)[0])
+        .toEqual({ b: null, gone: null });
+      // A gateway's 504 after Chatwoot saved the message: looked for after half a minute too.
+      await call(ticketsApp, 'POST', `/tickets/${ticket.id}/messages`, { token: agent, body: { content: 'Credit note sent' } });
+      cw.server.faults = { ...cw.server.faults, match: /^POST \/api\/v1\/accounts\/\d+\/conversations\/77\/messages$/, gatewayTimeoutAfterWork: 1 };
+      expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 0, retried: 1, failed: 0 });
+      const [gateway] = await db.sql`select extract(epoch from run_at - now())::int as wait from private.jobs
+        where task = 'chatwoot-reply' and dead_at is null and payload ->> 'reply_id' = (select id::text from private.chatwoot_replies where content = 'Credit note sent')`;
+      expect(gateway.wait).toBeGreaterThanOrEqual(20);
+      await retryNow();
+      expect(await deliverChatwootReplies({ chatwootUrl: cw.url })).toEqual({ sent: 1, retried: 0, failed: 0 });
+      expect(posted('Credit note sent')).toBe(1);
 
       // Its echo arriving before the job has read Chatwoot's answer: recognised by the
       // owner's login and the text, the reply marked sent, the job posts nothing more.

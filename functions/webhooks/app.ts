@@ -102,7 +102,7 @@ app.openapi(
     // The repeat's key is read from the signed body, where Chatwoot's ids are numbers: a
     // message without one would make every later one pass for its repeat, and a key
     // longer than its index takes was a 500.
-    if (event.event === 'message_created' && !/^\d{1,20}$/.test(String(event.id ?? ''))) {
+    if (event.event === 'message_created' && !/^\d{1,18}$/.test(String(event.id ?? ''))) {
       throw badRequest('invalid_payload', 'A message_created event needs its numeric id');
     }
     const key = `${tenantId}:${chatwootEventId(event, accountId)}`;

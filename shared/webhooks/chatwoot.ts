@@ -265,12 +265,16 @@ export async function applyChatwootEvent(
       // Whose message it is, for the SLA and the rules (20261207103000): Chatwoot's agents
       // and contacts are no platform users, so the message has no author to tell. An
       // agent's (a Chatwoot user's) public reply is staff's; an agent bot's, or one with no
-      // sender, answers no one. Set for this insert. A contact's message older than a
-      // status change already applied (Chatwoot sends its webhooks in no fixed order) is
-      // kept as the conversation's history and answers no one either: the change was made
-      // after it, and handing a pending ticket back for it would undo the agent's.
+      // sender, answers no one. Set for this insert. A contact's message arriving at a
+      // pending ticket, older than a status change already applied (Chatwoot sends its
+      // webhooks in no fixed order), is kept as the conversation's history and answers no
+      // one either: the agent set it pending after it, and handing the ticket back for it
+      // would undo that. (At an open ticket it owes its reply as ever: the change after it
+      // may be the very reopening it caused.)
       const side = incoming
-        ? (await writtenBeforeLastStatus(tx, tenantId, ticket.id, event.created_at) ? '' : 'customer')
+        ? (ticket.status === 'pending' && await writtenBeforeLastStatus(tx, tenantId, ticket.id, event.created_at)
+          ? ''
+          : 'customer')
         : !note && outgoing && event.sender?.type === 'user'
         ? 'staff'
         : '';

@@ -18,6 +18,8 @@ export interface Faults {
   slow: number;
   slowMs: number;
   dropAfterWork: number;
+  /** Does the work, then answers as a gateway that gave up waiting for it (504). */
+  gatewayTimeoutAfterWork: number;
   /** Answers with the headers and half the body, then drops the connection. */
   truncateBody: number;
 }
@@ -45,6 +47,7 @@ const noFaults = (defaults: Partial<Faults> = {}): Faults => ({
   slow: 0,
   slowMs: 0,
   dropAfterWork: 0,
+  gatewayTimeoutAfterWork: 0,
   truncateBody: 0,
   ...defaults,
 });
@@ -113,6 +116,10 @@ export class StandIn {
         self!.log.push({ method: request.method, path: request.path, status: 'dropped' });
         req.socket.destroy(); // the work is done, the answer never arrives
         return;
+      }
+      if (faulty && f.gatewayTimeoutAfterWork > 0) {
+        f.gatewayTimeoutAfterWork--;
+        return send({ status: 504, body: '<html><body><h1>504 Gateway Time-out</h1></body></html>', headers: { 'content-type': 'text/html' } });
       }
       if (faulty && f.truncateBody > 0 && !res.destroyed) {
         f.truncateBody--;

@@ -650,6 +650,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Rules read custom fields wherever they are kept, and set them (issue 16 §1 x §4).
   'private.automation_subject': ['20261202140200_automation_custom_fields.sql'],
   'private.automation_actions_ok': ['20261202140200_automation_custom_fields.sql'],
+  // A reply's POST is marked begun only while it is pending (review of 20261208103000).
+  'private.chatwoot_reply_post_begins': ['20261208109000_chatwoot_reply_posts_begin_while_pending.sql'],
   // Pending-for rules count in the ticket's own policy's hours (team or tenant).
   'private.run_automation_sweep': [
     '20261202141200_automation_sweep_team_policy.sql',

@@ -60,12 +60,15 @@ function untilProvisioned(err: unknown): never {
   throw err;
 }
 
-/** A POST that timed out or lost its connection may still be saved by Chatwoot: its
- *  retry, which looks for the message first, waits half a minute for it to land rather
- *  than the first backoff's two seconds. */
+/** A POST that timed out, lost its connection or met a gateway's 502/504 may still be
+ *  saved by Chatwoot: its retry, which looks for the message first, waits half a minute
+ *  for it to land rather than the first backoff's two seconds. */
 function whenSaved(err: unknown): unknown {
-  if (err instanceof PartnerError && err.retryable && err.status === undefined && err.retryAfterSeconds === undefined) {
-    return new PartnerError(err.service, err.message.replace(/^chatwoot: /, ''), true, undefined, 30);
+  if (
+    err instanceof PartnerError && err.retryable && err.retryAfterSeconds === undefined &&
+    (err.status === undefined || err.status === 502 || err.status === 504)
+  ) {
+    return new PartnerError(err.service, err.message.replace(/^chatwoot: /, ''), true, err.status, 30);
   }
   return err;
 }
@@ -120,8 +123,10 @@ export const chatwootReply: Task<{ reply_id: number }> = {
     // count says nothing once an operator's retry_job has set it back to 0.
     const [{ begun }] = await asService(
       r.tenant_id,
-      (tx) => tx<{ begun: boolean }>`select private.chatwoot_reply_post_begins(${replyId}) as begun`,
+      (tx) => tx<{ begun: boolean | null }>`select private.chatwoot_reply_post_begins(${replyId}) as begun`,
     );
+    // No longer pending (its echo claimed it as sent meanwhile), or gone: nothing to post.
+    if (begun === null) return { skipped: 1 };
     const found = begun
       ? await alreadyPosted(config, accountId, r, replyId, creds.access_token).catch(untilProvisioned)
       : undefined;
