@@ -79,7 +79,7 @@ export async function mintToken({ dbUrl, email, tenant, issuer = 'supabase', sec
         select t.id, t.slug, l.org_id, m.role from public.tenants t
         left join public.tenant_org_links l on l.tenant_id = t.id and l.issuer = ${iss}
         left join public.memberships m on m.tenant_id = t.id and m.user_id = ${who.id}
-        where t.slug = ${tenant} or t.id::text = ${tenant}`;
+        where t.slug = lower(${tenant}) or t.id::text = lower(${tenant})`;
       if (!t) throw new Error(`no tenant ${tenant}`);
     }
     const claims = { email: who.email };

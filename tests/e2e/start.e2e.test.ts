@@ -191,9 +191,11 @@ describe('--db-url', () => {
       expect(s.output).not.toContain('tenant admin (admin@acme.test):');
       expect(s.output).toContain('(made with your SUPABASE_JWT_SECRET: not shown)');
       // The token command makes one with it.
-      const admin = await mintToken({ dbUrl: url, email: 'admin@acme.test', tenant: 'acme', secret, keys: undefined });
+      // The tenant named by its slug in any case, as requests name it.
+      const admin = await mintToken({ dbUrl: url, email: 'admin@acme.test', tenant: 'Acme', secret, keys: undefined });
       const me = await fetch(`http://127.0.0.1:${port}/functions/v1/tenants/me`, { headers: { authorization: `Bearer ${admin}` } });
       expect(me.status).toBe(200);
+      expect((await me.json()).active_tenant).toMatchObject({ slug: 'acme' });
 
       // The functions server killed under it (an OOM kill): npm start says so and fails,
       // rather than waiting for an exit that has already happened.
