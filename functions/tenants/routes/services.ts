@@ -163,7 +163,8 @@ export function registerServices(app: TenantsApp): void {
     createRoute({
       method: 'post',
       path: '/{tenantId}/services/{service}/credentials',
-      summary: "The owner login of a partner account, shown once to the tenant's admins",
+      summary:
+        'The owner login of a partner account, shown once to its owner (403 `not_the_owner` / `not_the_invitee` to other admins)',
       security,
       middleware: needs.tenantRole('admin', { feature: serviceFeature }),
       request: { params: s.ServiceParam },
