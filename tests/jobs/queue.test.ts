@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { db as pool } from '../../shared/db.ts';
 import { runJobs } from '../../shared/jobs/runner.ts';
 import { closeConcurrencyDb, type ConcurrencyDb, concurrencyDatabase, deadlocks, WRITERS } from '../concurrency/harness.ts';
+import { tenants } from '../helpers/seed.ts';
 
 let db: ConcurrencyDb;
 beforeAll(async () => {
@@ -226,6 +227,42 @@ describe('retention of dead jobs', () => {
       await tx`select set_config('role', 'authenticated', true)`;
       await tx`select private.prune_dead_jobs()`;
     })).rejects.toMatchObject({ code: '42501' });
+  });
+});
+
+describe('attachment checks the prune queues', () => {
+  it('are queued 1,000 at a time, oldest first, through an index of their own: a backlog takes more runs, never one unbounded statement', async () => {
+    const acme = tenants.acme.id;
+    const [t] = await db.sql`insert into public.tickets (tenant_id, title) values (${acme}, 'Abandoned uploads') returning id`;
+    const made = await db.sql`insert into public.attachments (tenant_id, ticket_id, file_name, size_bytes, path, created_at)
+      select ${acme}, ${t.id}, 'f' || g || '.txt', 1, 'set-by-trigger', now() - interval '3 hours' - make_interval(secs => g)
+      from generate_series(1, 1001) g returning id`;
+    const ids = made.map((a) => a.id as string);
+    // Checks queued at registration (if any) gone: as for uploads registered before them.
+    await db.sql`delete from private.jobs where task = 'attachment-upload-check' and payload ->> 'attachment_id' in ${db.sql(ids)}`;
+    const queued = async () =>
+      (await db.sql`select count(*)::int as n from private.jobs
+        where task = 'attachment-upload-check' and payload ->> 'attachment_id' in ${db.sql(ids)}`)[0].n as number;
+    expect((await db.sql`select private.queue_missing_attachment_checks() as n`)[0].n).toBe(1000);
+    expect(await queued()).toBe(1000);
+    // The newest was left for the next run; then nothing is missing.
+    const [{ newest }] = await db.sql`select id as newest from public.attachments where id in ${db.sql(ids)} order by created_at desc limit 1`;
+    expect((await db.sql`select 1 from private.jobs where task = 'attachment-upload-check' and payload ->> 'attachment_id' = ${newest}`))
+      .toHaveLength(0);
+    expect((await db.sql`select private.queue_missing_attachment_checks() as n`)[0].n).toBe(1);
+    expect((await db.sql`select private.queue_missing_attachment_checks() as n`)[0].n).toBe(0);
+    expect(await queued()).toBe(1001);
+    // The probe reads the checks' own index, not every job of the tenant.
+    // (Sequential scans off: this table is small here, where a scan is cheapest.)
+    const plan = await db.sql.begin(async (tx) => {
+      await tx`set local enable_seqscan = off`;
+      return (await tx.unsafe(`explain select 1 from private.jobs j
+        where j.task = 'attachment-upload-check' and j.payload ->> 'attachment_id' = '${ids[0]}' and j.tenant_id = '${acme}'`))
+        .map((r) => Object.values(r)[0]).join('\n');
+    });
+    expect(plan).toContain('jobs_attachment_check_idx');
+    await db.sql`delete from private.jobs where task = 'attachment-upload-check' and payload ->> 'attachment_id' in ${db.sql(ids)}`;
+    await db.sql`delete from public.tickets where id = ${t.id}`;
   });
 });
 

@@ -652,6 +652,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.automation_actions_ok': ['20261202140200_automation_custom_fields.sql'],
   // A reply's POST is marked begun only while it is pending (review of 20261208103000).
   'private.chatwoot_reply_post_begins': ['20261208109000_chatwoot_reply_posts_begin_while_pending.sql'],
+  // Queued in bounded batches, probed through an index of their own (review of job tasks).
+  'private.queue_missing_attachment_checks': ['20261208110000_attachment_checks_queued_in_bounded_batches.sql'],
   // Pending-for rules count in the ticket's own policy's hours (team or tenant).
   'private.run_automation_sweep': [
     '20261202141200_automation_sweep_team_policy.sql',
