@@ -297,23 +297,30 @@ export function withOperationNames(fn: string, doc: OpenApiDocument): OpenApiDoc
   return doc;
 }
 
-/** Every operation that takes a body says it may be answered 413: the limit
- *  (shared/limits.ts) holds on every route, before the route looks at the body, and a
- *  route that did not declare it (most did not) left clients unaware of the bound, e.g. a
- *  knowledge document whose content the schema allows but whose JSON passes 1 MiB. A
- *  route's own 413 (the import's larger cap) is kept. */
+/** What every operation that takes a body may be answered before its route looks at it
+ *  (shared/limits.ts, the media-type check above), each in the error shape: a route that
+ *  did not declare them (most did not) left clients unaware, e.g. of a knowledge document
+ *  whose content the schema allows but whose JSON passes 1 MiB. A route's own (the
+ *  import's larger 413) is kept. */
+const BODY_REFUSALS: Record<string, string> = {
+  408: '`request_timeout`: the body stopped arriving for BODY_IDLE_TIMEOUT_MS (10 s by default)',
+  413: '`payload_too_large`: the body is larger than MAX_BODY_BYTES (1 MiB by default)',
+  415: '`unsupported_media_type`: the body is not sent as its declared content type',
+};
+
+/** Every operation that takes a body declares BODY_REFUSALS. */
 export function withBodyLimit(doc: OpenApiDocument): OpenApiDocument {
   for (const item of Object.values(doc.paths ?? {})) {
     for (const method of HTTP_METHODS) {
       const operation = item[method];
-      if (!operation?.requestBody || operation.responses?.['413']) continue;
-      operation.responses = {
-        ...operation.responses,
-        413: {
-          description: '`payload_too_large`: the body is larger than MAX_BODY_BYTES (1 MiB by default)',
-          content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
-        },
-      };
+      if (!operation?.requestBody) continue;
+      for (const [status, description] of Object.entries(BODY_REFUSALS)) {
+        if (operation.responses?.[status]) continue;
+        operation.responses = {
+          ...operation.responses,
+          [status]: { description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+        };
+      }
     }
   }
   return doc;

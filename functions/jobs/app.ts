@@ -82,7 +82,7 @@ const TaskMetrics = z.object({
 });
 const Metrics = z
   .object({
-    measured_at: z.string(),
+    measured_at: z.string().openapi({ format: 'date-time' }),
     due: z.number().int().openapi({ description: 'Jobs whose time has come, not running' }),
     scheduled: z.number().int().openapi({ description: 'Jobs for later (retries waiting out their backoff included)' }),
     running: z.number().int().openapi({ description: 'Jobs under a live lease' }),

@@ -362,6 +362,9 @@ export const TenantServiceSchema = z
     drift_detail: z.string().nullable(),
     drift_repaired_at: Timestamp.nullable().openapi({ description: 'When the service was active again after that drift' }),
     updated_at: Timestamp,
+    inbound_webhook_url: z.string().url().optional().openapi({
+      description: "Chatwoot only: where the tenant's account webhook delivers (its URL token in the query)",
+    }),
   })
   .openapi('TenantService');
 

@@ -86,7 +86,7 @@ export const RouteAnswerSchema = z.object({
     tags: z.array(z.string()),
     recording_consent: z.boolean(),
     marketing_consent: z.boolean(),
-    recording_consent_at: z.string().nullable(),
+    recording_consent_at: z.string().openapi({ format: 'date-time' }).nullable(),
   }).nullable(),
 }).openapi('RouteAnswer');
 

@@ -118,7 +118,8 @@ export const errorResponse = (description: string) => ({
 export const unavailableError = {
   503: errorResponse(
     'The database is unreachable (`database_unavailable`), a concurrent update gave way (`retry`) or a statement ' +
-      'took too long (`timeout`); retry after Retry-After seconds',
+      "took too long (`timeout`); the token issuer's keys could not be fetched (`issuer_unavailable`); the file " +
+      'storage did not answer (`storage_unavailable`, on routes that sign or read files); retry after Retry-After seconds',
   ),
 } as const;
 

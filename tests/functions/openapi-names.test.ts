@@ -1,7 +1,7 @@
 // Every operation of the five functions' OpenAPI documents has an operationId, unique
 // across them all (client generators name their methods by it), and at least one tag
 // (they group by it); a route that names its own keeps it. Every operation that takes
-// a body declares the 413 the body limit may answer.
+// a body declares the 408, 413 and 415 the body checks may answer before its route.
 import { expect, it } from 'vitest';
 import { withOperationNames } from '../../shared/http.ts';
 import { functionApps as apps, functionFolders, operationsOf } from '../helpers/openapi.ts';
@@ -22,12 +22,14 @@ it('names and tags every operation of every function, with ids unique across all
   expect(new Set(ids).size).toBe(ids.length);
 });
 
-it('says on every operation that takes a body that it may be 413, with the error shape', async () => {
+it('says on every operation that takes a body that it may be 408, 413 or 415 (refused before the route), with the error shape', async () => {
   const bodies = (await operationsOf(apps)).filter(({ op }) => op.requestBody);
   expect(bodies.length).toBeGreaterThan(40);
   for (const { path, method, op } of bodies) {
-    expect(op.responses?.['413']?.content?.['application/json']?.schema, `${method} ${path}`)
-      .toEqual({ $ref: '#/components/schemas/Error' });
+    for (const status of ['408', '413', '415']) {
+      expect(op.responses?.[status]?.content?.['application/json']?.schema, `${method} ${path} ${status}`)
+        .toEqual({ $ref: '#/components/schemas/Error' });
+    }
   }
   // The reference resolves in each document.
   for (const fn of new Set(bodies.map((b) => b.fn))) {

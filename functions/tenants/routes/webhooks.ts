@@ -9,7 +9,7 @@ import { newEndpointSecret } from '../../../shared/webhooks/deliver.ts';
 import { resolvedTargetProblem } from '../../../shared/webhooks/ssrf.ts';
 import { notFound, unprocessable } from '../../../shared/errors.ts';
 import { validationError } from '../../../shared/http.ts';
-import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import { commonErrors, errorResponse, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import type { Column, Selected } from '../../../shared/rows.ts';
 import * as s from '../schemas.ts';
 import type { TenantsApp } from './common.ts';
@@ -294,7 +294,11 @@ export function registerWebhooks(app: TenantsApp): void {
       ...apiKeyScope('webhooks:manage'),
       middleware: needs.tenantRole('admin', { write: true, feature: 'outbound_webhooks', scope: 'webhooks:manage' }),
       request: { params: s.EndpointParam, body: jsonBody(s.RetryDeliveryBody) },
-      responses: { 202: jsonResponse(s.RetriedDeliverySchema, 'Queued again'), ...commonErrors },
+      responses: {
+        202: jsonResponse(s.RetriedDeliverySchema, 'Queued again'),
+        ...commonErrors,
+        409: errorResponse('`not_failed` (its status in details), `delivery_busy` (retry in a moment) or `not_subscribed`'),
+      },
     }),
     async (c) => {
       const { tenantId, endpointId } = c.req.valid('param');

@@ -47,7 +47,7 @@ const routes = {
     method: 'post',
     path: '/{id}/followers',
     summary:
-      'Follow the ticket, or add a colleague (staff); the requester adds fellow customers where the tenant allows it (settings.customer_followers); following twice changes nothing',
+      "Follow the ticket, or add a colleague (staff); the requester adds fellow customers where the tenant allows it (settings.customer_followers); following twice changes nothing (200; 409 already_following where the existing follow is not the caller's to see)",
     ...apiKeyScope('tickets:write'),
     middleware: needs.activeTenantRole('user', { write: true, scope: 'tickets:write' }), // the insert policy and trigger decide
     request: { params: s.TicketIdParam, body: jsonBody(s.FollowBody) },

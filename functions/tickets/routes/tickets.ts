@@ -47,7 +47,15 @@ const routes = {
       headers: z.object({ 'idempotency-key': z.string().min(1).max(255).optional() }),
     },
     responses: {
-      201: jsonResponse(s.ChangedTicketSchema, 'The ticket (or, for a repeated key, the first result)'),
+      201: {
+        ...jsonResponse(s.ChangedTicketSchema, 'The ticket (or, for a repeated key, the first result)'),
+        headers: {
+          'Idempotent-Replayed': {
+            description: '`true` when the answer is the first result of a repeated Idempotency-Key (nothing was created)',
+            schema: { type: 'string', enum: ['true'] },
+          },
+        },
+      },
       ...commonErrors,
       ...conflictError,
     },
