@@ -9,10 +9,10 @@ import { asService, closeDb } from '../../shared/db.ts';
 import { runJobs } from '../../shared/jobs/runner.ts';
 import { handleLocalStorage } from '../../shared/storage.ts';
 import { apiKey } from '../../scripts/tokens.mjs';
-import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
+import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
 import { call, errorCode } from '../helpers/http.ts';
-import { teams, tenants, users } from '../helpers/seed.ts';
+import { supabaseClaims, teams, tenants, users } from '../helpers/seed.ts';
 import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
@@ -364,6 +364,41 @@ describe('conversation', () => {
     const own = await newTicket();
     await call(app, 'POST', `/tickets/${own.id}/messages`, { token: tok.user, body: { content: 'Any news?' } });
     expect((await call(app, 'GET', `/tickets/${own.id}`, { token: tok.user })).body.first_response_at).toBeNull();
+  });
+
+  it('messages written in one transaction (a macro, a bulk insert) are listed in the order they were written', async () => {
+    const t = await newTicket();
+    const steps = Array.from({ length: 8 }, (_, i) => `Step ${i + 1}`);
+    await db.sql.begin(async (tx) => {
+      for (const content of steps) {
+        await tx`insert into public.ticket_messages (tenant_id, ticket_id, type, content, author_id)
+          values (${acme}, ${t.id}, 'message', ${content}, ${users.acmeAgent.id})`;
+      }
+    });
+    const seen = await call(app, 'GET', `/tickets/${t.id}`, { token: tok.user });
+    expect(seen.body.messages.map((m: { content: string }) => m.content)).toEqual(steps);
+  });
+
+  it('a deleted ticket takes no message or attachment from people until restored, on either path (409 ticket_deleted)', async () => {
+    const t = await newTicket();
+    expect((await call(app, 'DELETE', `/tickets/${t.id}`, { token: tok.admin })).status).toBe(200);
+    const count = async () => (await db.sql`select count(*)::int as n from public.ticket_messages where ticket_id = ${t.id}`)[0].n;
+    const before = await count();
+    for (const body of [{ content: 'Replying to a deleted ticket' }, { type: 'note', content: 'A note on it' }]) {
+      const r = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.admin, body });
+      expect([r.status, errorCode(r)], JSON.stringify(body)).toEqual([409, 'ticket_deleted']);
+    }
+    const direct = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, acme), (tx) =>
+      tx`insert into public.ticket_messages (tenant_id, ticket_id, type, content)
+         values (${acme}, ${t.id}, 'message', 'Straight to the table')`);
+    expect(direct).toMatchObject({ ok: false, error: { code: 'PT409', detail: expect.stringContaining('ticket_deleted') } });
+    expect(await count()).toBe(before);
+    const file = await call(app, 'POST', `/tickets/${t.id}/attachments`, { token: tok.admin, body: { file_name: 'a.txt', content_type: 'text/plain', size_bytes: 3 } });
+    expect([file.status, errorCode(file)]).toEqual([409, 'ticket_deleted']);
+    expect(await db.sql`select 1 from public.attachments where ticket_id = ${t.id}`).toHaveLength(0);
+    // Restored, it takes them again.
+    expect((await call(app, 'POST', `/tickets/${t.id}/restore`, { token: tok.admin })).status).toBe(200);
+    expect((await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.admin, body: { content: 'Back again' } })).status).toBe(201);
   });
 
   it('customers cannot write notes, even straight to the database', async () => {
@@ -1092,6 +1127,22 @@ describe('attachments', () => {
     expect(download.headers.get('content-disposition')).toBe(`attachment; filename="invoice.pdf"; filename*=UTF-8''invoice.pdf`);
     expect((await call(app, 'GET', `/tickets/${t.id}`, { token: tok.user })).body.attachments).toHaveLength(1);
     expect((await call(app, 'GET', `/tickets/${t.id}/attachments/${r.body.attachment.id}`, { token: tok.globexAgent })).status).toBe(404);
+  });
+
+  it('a read that finds the file arrived while the attachment is being deleted answers 404, not 500', async () => {
+    const t = await newTicket();
+    const bytes = new TextEncoder().encode('going, going');
+    const r = await call(app, 'POST', `/tickets/${t.id}/attachments`, { token: tok.user, body: { file_name: 'gone.txt', content_type: 'text/plain', size_bytes: bytes.length } });
+    expect(r.status).toBe(201);
+    expect((await handleLocalStorage(new Request(r.body.upload.url, { method: 'PUT', body: bytes }))).status).toBe(200);
+    // Still pending (no read has marked it); an admin's delete holds its row while the read marks it.
+    const { whileHeld } = await import('../helpers/advisory-locks.ts');
+    const got = await whileHeld(
+      db.sql,
+      (tx) => tx`delete from public.attachments where tenant_id = ${acme} and id = ${r.body.attachment.id}`,
+      () => call(app, 'GET', `/tickets/${t.id}/attachments/${r.body.attachment.id}`, { token: tok.agent }),
+    );
+    expect([got.status, errorCode(got)]).toEqual([404, 'not_found']);
   });
 
   it('takes any file name: the storage key keeps the characters Storage takes, the download keeps the name', async () => {

@@ -435,7 +435,11 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.voice_call_last_event_at': ['20261203080400_voice_manual_calls_review.sql'],
   // No ticket lock for an API caller outside the ticket's tenant (issues 9 and 14).
   // ... and a merged ticket takes no new messages or attachments.
-  'private.lock_parent_ticket': ['20261203236000_ticket_lock_for_outsiders.sql', '20261206149000_merged_tickets_take_no_messages.sql'],
+  'private.lock_parent_ticket': [
+    '20261203236000_ticket_lock_for_outsiders.sql',
+    '20261206149000_merged_tickets_take_no_messages.sql',
+    '20261208112000_deleted_tickets_take_no_messages.sql', // people write to a deleted ticket once restored
+  ],
   // ... and nothing for an API caller outside the call's tenant (issue 14).
   'private.voice_segment_people_rules': ['20261203080100_voice_call_times_and_key_events.sql', '20261203235000_segment_rules_for_outsiders.sql'],
   'private.voice_segment_call_open': ['20261203080100_voice_call_times_and_key_events.sql', '20261203235000_segment_rules_for_outsiders.sql'],

@@ -153,6 +153,9 @@ const read: TicketsHandler<typeof routes.read> = async (c) => {
         select ${
         tx.columns(STORED_COLUMNS)
       } from public.attachments where tenant_id = ${access.tenantId} and id = ${attachmentId}`;
+      // Deleted while the mark waited for its row (an admin's delete, the upload check's
+      // release): gone, as for a read just after (it was a 500).
+      if (!marked) throw notFound('Attachment');
       return marked;
     }
     return a;
