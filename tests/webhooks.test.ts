@@ -343,6 +343,27 @@ describe('Clerk events out of order', () => {
     expect(await memberships()).toEqual([]);
   });
 
+  it("a late removal still takes a membership an old invitation's acceptance found rather than made", async () => {
+    const now = Date.now();
+    await sendClerk(clerkRequest({ type: 'organization.created', timestamp: now - 60_000, data: { id: 'org_stay', name: 'Stay Ltd', slug: 'stay-ltd' } }));
+    await sendClerk(clerkRequest({ ...clerkUser('user_stay', 'stay@stay.test', 'Sam'), timestamp: now - 59_000 }));
+    const [person] = await db.sql`select id from public.users where email = 'stay@stay.test'`;
+    const [{ tenant_id: tenant }] = await db.sql`select tenant_id from public.tenant_org_links where org_id = 'org_stay'`;
+    // Invited on the platform before they joined the organisation.
+    const [inv] = await db.sql`insert into public.invitations (tenant_id, email, role) values (${tenant}, 'stay@stay.test', 'user') returning id`;
+    const membership = { id: 'orgmem_stay', role: 'org:admin', organization: { id: 'org_stay' }, public_user_data: { user_id: 'user_stay' } };
+    await sendClerk(clerkRequest({ type: 'organizationMembership.created', timestamp: now - 58_000, data: membership }));
+    const memberships = async () => (await db.sql`select role from public.memberships where tenant_id = ${tenant} and user_id = ${person.id}`).map((m) => m.role);
+    expect(await memberships()).toEqual(['admin']);
+    // Removed at Clerk; while the delivery is retried they accept that old invitation: it
+    // changes no membership (they are one), only the invitation.
+    await db.sql`update public.invitations set accepted_at = now(), accepted_by = ${person.id} where id = ${inv.id}`;
+    expect(await memberships()).toEqual(['admin']);
+    const late = await sendClerk(clerkRequest({ type: 'organizationMembership.deleted', timestamp: now - 50_000, data: membership }));
+    expect([late.status, late.body.outcome]).toEqual([200, 'applied']);
+    expect(await memberships()).toEqual([]);
+  });
+
   it('an event older than one already applied to the same object changes nothing', async () => {
     await sendClerk(clerkRequest({ type: 'organization.created', timestamp: at(0), data: { id: 'org_late', name: 'Late Ltd', slug: 'late-ltd' } }));
     await sendClerk(clerkRequest({ ...clerkUser('user_late', 'late@late.test', 'Lara'), timestamp: at(1) }));

@@ -375,14 +375,17 @@ export async function applyClerkEvent(tx: Tx, event: ClerkEvent): Promise<'appli
         limit 1`;
       if (!tenantId || !known) return 'ignored';
       // Nor one the tenant gave them after Clerk removed them (an invitation accepted since:
-      // Svix retries a removal for days, and a late one took the new membership away).
+      // Svix retries a removal for days, and a late one took the new membership away) —
+      // one the acceptance made, not one it found (an old invitation accepted by someone
+      // already a member changes no membership, and kept the one Clerk removed for good).
       const time = eventTime(event);
       const at = time === null ? null : new Date(time);
       await tx`delete from public.memberships m where m.tenant_id = ${tenantId} and m.user_id = ${known.user_id}
                  and (${known.deleted_at}::timestamptz is null or m.created_at <= ${known.deleted_at}::timestamptz)
                  and (${at}::timestamptz is null or not exists (
                    select 1 from public.invitations i
-                   where i.tenant_id = m.tenant_id and i.accepted_by = m.user_id and i.accepted_at > ${at}::timestamptz))`;
+                   where i.tenant_id = m.tenant_id and i.accepted_by = m.user_id and i.accepted_at > ${at}::timestamptz
+                     and m.created_at >= i.accepted_at))`;
       return 'applied';
     }
     default:
