@@ -4,7 +4,7 @@ import { createRoute } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { needs } from '../../../shared/auth/needs.ts';
-import { notFound } from '../../../shared/errors.ts';
+import { forbidden, notFound } from '../../../shared/errors.ts';
 import {
   commonErrors,
   conflictError,
@@ -114,11 +114,20 @@ export function registerMembers(app: TenantsApp): void {
     }),
     async (c) => {
       const { tenantId, userId } = c.req.valid('param');
-      const deleted = await callerDb(
-        c,
-        tenantId,
-        (tx) => tx`delete from public.memberships where tenant_id = ${tenantId} and user_id = ${userId} returning id`,
-      );
+      const deleted = await callerDb(c, tenantId, async (tx) => {
+        const gone = await tx`delete from public.memberships where tenant_id = ${tenantId} and user_id = ${userId} returning id`;
+        // An admin leaving a tenant that is not active: their own row is not theirs to
+        // delete until it is resumed (the policy refuses it), though they are a member.
+        if (!gone.length && userId === c.var.caller.user.id) {
+          const [here] = await tx<{ status: string }>`
+            select t.status from public.memberships m join public.tenants t on t.id = m.tenant_id
+            where m.tenant_id = ${tenantId} and m.user_id = ${userId}`;
+          if (here && here.status !== 'active') {
+            throw forbidden('The tenant is suspended: leaving it waits until it is resumed', 'tenant_suspended');
+          }
+        }
+        return gone;
+      });
       if (!deleted.length) throw notFound('Member');
       return c.body(null, 204);
     },
