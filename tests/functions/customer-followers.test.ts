@@ -115,8 +115,8 @@ describe('with the setting on', () => {
 
   it('the requester adds a colleague, who then sees the ticket and its public messages on both paths, never notes', async () => {
     const t = await ticket();
-    await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { type: 'note', content: 'internal: customer is difficult' } });
-    await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'We are looking into it' } });
+    expect((await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { type: 'note', content: 'internal: customer is difficult' } })).status).toBe(201);
+    expect((await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'We are looking into it' } })).status).toBe(201);
     const r = await addColleague(t.id);
     expect(r.status, JSON.stringify(r.body)).toBe(201);
     expect(r.body).toMatchObject({ user_id: colleague.id, reason: 'manual', added_by: users.acmeUser.id });
@@ -141,8 +141,8 @@ describe('with the setting on', () => {
   it('the colleague hears of public changes only, not of internal notes', async () => {
     const t = await ticket();
     expect((await addColleague(t.id)).status).toBe(201);
-    await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { type: 'note', content: 'internal again' } });
-    await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'Public answer' } });
+    expect((await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { type: 'note', content: 'internal again' } })).status).toBe(201);
+    expect((await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { content: 'Public answer' } })).status).toBe(201);
     const feed = await colleagueFeed(t.id);
     expect(feed).toContain('follower_added');
     expect(feed).toContain('message.created');
