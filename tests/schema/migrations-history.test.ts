@@ -696,6 +696,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261207218000_answers_clear_the_next_response_breach.sql',
     // A late answer to a reply owed is told as a breach met late (stop 58's known limit).
     '20261207230000_next_responses_met_late_told.sql',
+    // The reply owed starts from the message's time (written by clock_timestamp since 111000).
+    '20261208113000_reply_clocks_start_at_the_message.sql',
   ],
   'private.tickets_sla_pause': [
     '20261202050200_sla_next_response_warnings_holidays.sql',
