@@ -381,6 +381,29 @@ describe('creating, listing and revoking keys', () => {
     }
   });
 
+  it("a key that rotated an endpoint's secret stops it when it ends, though a person changed the endpoint since", async () => {
+    const state = async (id: string) =>
+      (await db.sql`select enabled, disabled_reason from public.webhook_endpoints where tenant_id = ${acme} and id = ${id}`)[0];
+    const k = await createKey(acme, tok.admin, { scopes: ['webhooks:manage', 'calls:read'] });
+    const ep = await call(tenantsApp, 'POST', `/tenants/${acme}/webhooks`, {
+      token: tok.admin,
+      body: { url: 'http://127.0.0.1:9/rotated-by-key', event_types: ['call.ended'] },
+    });
+    expect(ep.status, JSON.stringify(ep.body)).toBe(201);
+    expect((await call(tenantsApp, 'POST', `/tenants/${acme}/webhooks/${ep.body.id}/rotate-secret`, { token: k.key, body: {} })).status)
+      .toBe(200);
+    // A person points it elsewhere (which forgets who set it up): the key still knows its secret.
+    expect((await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${ep.body.id}`, {
+      token: tok.admin,
+      body: { url: 'http://127.0.0.1:9/moved-by-admin' },
+    })).status).toBe(200);
+    expect((await call(tenantsApp, 'DELETE', `/tenants/${acme}/api-keys/${k.id}`, { token: tok.admin })).status).toBe(204);
+    expect(await state(ep.body.id)).toEqual({ enabled: false, disabled_reason: expect.stringContaining('shown its secret') });
+    expect((await call(tenantsApp, 'DELETE', `/tenants/${acme}/webhooks/${ep.body.id}`, { token: tok.admin })).status).toBe(204);
+    // Its place among the plan's keys, for the tests after (the suite counts them).
+    await db.sql`delete from public.api_keys where id = ${k.id}`;
+  });
+
   it('an endpoint a key set up stops receiving once the key is revoked or expired, until an admin enables it again', async () => {
     const state = async (id: string) =>
       (await db.sql`select enabled, disabled_reason from public.webhook_endpoints where tenant_id = ${acme} and id = ${id}`)[0];
@@ -398,9 +421,21 @@ describe('creating, listing and revoking keys', () => {
     expect((await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${mine.body.id}`, { token: a.key, body: { description: 'synced' } })).status)
       .toBe(200);
     expect((await call(tenantsApp, 'DELETE', `/tenants/${acme}/api-keys/${a.id}`, { token: tok.admin })).status).toBe(204);
-    expect(await state(made.body.id)).toEqual({ enabled: false, disabled_reason: expect.stringContaining('was revoked') });
+    expect(await state(made.body.id)).toEqual({ enabled: false, disabled_reason: expect.stringContaining('rotates the secret') });
     expect(await state(mine.body.id)).toEqual({ enabled: true, disabled_reason: null });
-    // An admin enables it again, and so vouches for it: no longer the key's.
+    // The key was shown the secret (it registered the endpoint): whoever holds it signs
+    // what the receiver believes, so the endpoint is not enabled again with it, on either path.
+    const early = await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${made.body.id}`, { token: tok.admin, body: { enabled: true } });
+    expect([early.status, errorCode(early)]).toEqual([409, 'secret_rotation_required']);
+    const direct = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, acme), (tx) =>
+      tx`update public.webhook_endpoints set enabled = true where tenant_id = ${acme} and id = ${made.body.id}`);
+    expect(direct).toMatchObject({ ok: false, error: { code: 'PT409' } });
+    // An admin rotates it, then enables it, and so vouches for it: no longer the key's.
+    const rotated = await call(tenantsApp, 'POST', `/tenants/${acme}/webhooks/${made.body.id}/rotate-secret`, {
+      token: tok.admin,
+      body: { previous_secret_hours: 0 },
+    });
+    expect(rotated.status, JSON.stringify(rotated.body)).toBe(200);
     const back = await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${made.body.id}`, { token: tok.admin, body: { enabled: true } });
     expect(back.status, JSON.stringify(back.body)).toBe(200);
     expect(await state(made.body.id)).toEqual({ enabled: true, disabled_reason: null });

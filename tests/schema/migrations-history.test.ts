@@ -256,7 +256,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.retry_webhook_delivery': ['20261207114000_delivery_retries_audited.sql'],
   // A reply is not queued for a ticket of a former Chatwoot account, and names its own.
   // A key-made endpoint lapses with its key's admin too (review).
-  'private.webhook_endpoint_key_lapsed': ['20261207147000_key_made_endpoints_end_with_the_keys_admin.sql'],
+  'private.webhook_endpoint_key_lapsed': [
+    '20261207147000_key_made_endpoints_end_with_the_keys_admin.sql',
+    '20261208114000_key_shown_secrets_rotated_before_enabling.sql', // the key shown the secret ends it too
+  ],
+  // ... and the endpoints whose secret the revoked key was shown (review of outbound webhooks).
+  'private.webhook_endpoints_of_revoked_key': ['20261208114000_key_shown_secrets_rotated_before_enabling.sql'],
   'private.queue_chatwoot_reply': [
     '20261207120000_chatwoot_links_end_with_their_account.sql',
     '20261207146000_followers_replies_are_the_customers.sql', // staff's messages only
