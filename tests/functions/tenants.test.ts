@@ -418,9 +418,9 @@ describe('tenant lifecycle', () => {
     expect([restored.status, restored.body.status]).toEqual([200, 'active']);
     expect(await desired()).toEqual({ chatwoot: 'active', botpress: 'active', n8n: 'removed', odoo: 'active' });
 
-    // Odoo, kept removed by the plan through a restore, then enabled and turned off by an
-    // admin: the deletion's remove_after goes with the admin's change, so the next
-    // restore does not take it for the deletion's.
+    // Odoo, out of the plan through a deletion and a restore: paused again, as the plan
+    // had it — not removed at the partner when the deletion's grace ends — and back with
+    // the feature. Then an admin turns it off: the next restore leaves it off.
     expect((await call(app, 'DELETE', path, { token: tok.super })).status).toBe(200);
     await db.sql`insert into private.tenant_plan_overrides (tenant_id, features) values (${t.id}, '{"odoo": false}')`;
     expect((await call(app, 'POST', `${path}/resume`, { token: tok.super })).status).toBe(200);

@@ -595,6 +595,7 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.tenant_status_to_services': [
     '20261205201000_resume_restores_what_suspension_took.sql',
     '20261207121000_deleted_tenant_suspended_keeps_its_services.sql', // a deleted tenant suspended keeps its spaces
+    '20261208115000_restores_keep_plan_paused_services.sql', // what the plan paused is paused again, not removed
   ],
   // Hours with no business time at all name business_hours (issue 14, review).
   'private.sla_policy_hours_valid': [
