@@ -760,6 +760,16 @@ describe('lifecycle', () => {
     // before it made anything (a partner this deployment has no connection to).
     const bare = await createTenant(['odoo']);
     expect((await services(bare.id)).odoo.state).toBe('pending');
+    // ... unless a job has just taken it (provisioning_context: locked, marked
+    // provisioning, the partner called next): the purge waits for it, and is refused.
+    const { whileHeld } = await import('./helpers/advisory-locks.ts');
+    const raced = await whileHeld(
+      db.sql,
+      (tx) => tx`update public.tenant_services set state = 'provisioning' where tenant_id = ${bare.id} and service = 'odoo'`,
+      () => db.sql`delete from public.tenants where id = ${bare.id}`.execute().catch((e) => e),
+    );
+    expect(raced).toMatchObject({ code: 'PT409' });
+    await db.sql`update public.tenant_services set state = 'pending' where tenant_id = ${bare.id}`;
     await db.sql`delete from public.tenants where id = ${bare.id}`;
     expect(await db.sql`select 1 from public.tenants where id = ${bare.id}`).toHaveLength(0);
     // A failed one may have made something whose answer was lost (a Botpress bot is made

@@ -110,7 +110,11 @@ const REDEFINITIONS: Record<string, string[]> = {
   ],
   // After review: failed services that made nothing hold no tenant back; only the plan's
   // pauses are the plan's to resume; a rotation's overlap is only ever shortened.
-  'private.tenant_delete_after_services': ['20261206063000_second_round_review.sql', '20261206065000_third_round_review.sql'],
+  'private.tenant_delete_after_services': [
+    '20261206063000_second_round_review.sql',
+    '20261206065000_third_round_review.sql',
+    '20261208116000_purges_wait_for_provisioning.sql', // waits for a job holding a service
+  ],
   'private.services_follow_the_plan': ['20261206063000_second_round_review.sql', '20261206065000_third_round_review.sql'],
   'private.webhook_endpoint_secret_rotated': ['20261206063000_second_round_review.sql'],
   // A deleted tenant's partner spaces are suspended during the removal's grace period.
