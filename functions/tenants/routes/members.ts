@@ -52,7 +52,8 @@ export function registerMembers(app: TenantsApp): void {
       const after = cursorValues(
         q.cursor,
         2,
-        (v, i) => i === 0 ? v.length <= 320 && !v.includes('\u0000') : UUID_PATTERN.test(v),
+        // In characters, as the addresses' check counts them (length counts UTF-16 units).
+        (v, i) => i === 0 ? [...v].length <= 320 && !v.includes('\u0000') : UUID_PATTERN.test(v),
       );
       const rows = await callerDb(
         c,
