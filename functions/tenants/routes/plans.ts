@@ -6,7 +6,7 @@ import { createRoute, type z } from '@hono/zod-openapi';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import { withClaims } from '../../../shared/db.ts';
-import { commonErrors, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
+import { commonErrors, errorResponse, jsonBody, jsonResponse } from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
 import { security, type TenantsApp } from './common.ts';
 
@@ -67,7 +67,14 @@ export function registerPlans(app: TenantsApp): void {
       // A tenant the caller cannot see stays a 404; then super-admins only.
       middleware: needs.tenantRole('user', { platformAdmin: true }),
       request: { params: s.TenantIdParam, body: jsonBody(s.UpdateEntitlementsBody) },
-      responses: { 200: jsonResponse(s.EntitlementsSchema, "The tenant's entitlements now"), ...commonErrors },
+      responses: {
+        200: jsonResponse(s.EntitlementsSchema, "The tenant's entitlements now"),
+        ...commonErrors,
+        400: errorResponse(
+          'Malformed request (invalid JSON), or `invalid_entitlement`: a limit or feature no plan has, or a value of the ' +
+            'wrong type (each named in details.fields)',
+        ),
+      },
     }),
     async (c) => {
       const { tenantId } = c.req.valid('param');
