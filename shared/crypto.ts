@@ -55,6 +55,12 @@ export async function encryptJson(value: unknown, owner: SealedFor): Promise<str
   return `v2:${b64(out)}`;
 }
 
+/** Throws unless the sealing key is configured and well-formed: a deployment's fault,
+ *  which a caller tells apart from a value that does not open (a value's fault). */
+export async function sealingKeyReady(): Promise<void> {
+  await key();
+}
+
 export async function decryptJson<T = Record<string, unknown>>(sealed: string, owner: SealedFor): Promise<T> {
   const version = sealed.slice(0, 3);
   if (version !== 'v2:' && !(version === 'v1:' && isLocalStack())) {

@@ -220,6 +220,47 @@ describe('the swap attack: a ciphertext copied into another row', () => {
   });
 });
 
+describe('a deployment without its sealing key', () => {
+  it("is the platform's fault, not the endpoints': deliveries wait, no attempt or failure is charged to an endpoint", async () => {
+    const received: string[] = [];
+    const server = http.createServer((req, res) => {
+      received.push(String(req.url));
+      res.writeHead(204).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const admin = await supabaseToken(users.acmeAdmin, { tenantId: acme });
+    const reg = await call(tenantsApp, 'POST', `/tenants/${acme}/webhooks`, { token: admin, body: { url: `${base}/keyless`, event_types: ['ticket.created'] } });
+    expect(reg.status).toBe(201);
+    try {
+      await db.sql`insert into public.tickets (tenant_id, title, created_by) values (${acme}, 'Keyless probe', ${users.acmeUser.id})`;
+      delete process.env.PROVISIONING_ENCRYPTION_KEY;
+      try {
+        await runJobs({ tasks: ['deliver-webhook'], deps: { webhookTimeoutMs: 1_000 }, budgetMs: 5_000 });
+      } finally {
+        process.env.PROVISIONING_ENCRYPTION_KEY = ENCRYPTION_KEY;
+      }
+      const endpoint = async () => (await db.sql`
+        select e.enabled, e.consecutive_failures,
+               (select count(*)::int from private.webhook_attempts a join private.webhook_deliveries d on d.id = a.delivery_id
+                where d.endpoint_id = e.id) as attempts,
+               (select array_agg(d.status) from private.webhook_deliveries d where d.endpoint_id = e.id) as deliveries
+        from public.webhook_endpoints e where e.id = ${reg.body.id}`)[0];
+      expect(await endpoint()).toEqual({ enabled: true, consecutive_failures: 0, attempts: 0, deliveries: ['pending'] });
+      expect(received).toEqual([]);
+      // The key back: delivered.
+      await db.sql`update private.jobs set run_at = now() where task = 'deliver-webhook' and dead_at is null`;
+      await runJobs({ tasks: ['deliver-webhook'], deps: { webhookTimeoutMs: 1_000 }, budgetMs: 5_000 });
+      expect(received).toEqual(['/keyless']);
+      expect(await endpoint()).toMatchObject({ consecutive_failures: 0, deliveries: ['delivered'] });
+    } finally {
+      await db.sql`delete from public.webhook_endpoints where id = ${reg.body.id}`;
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});
+
 // ---------------------------------------------------------------- the Chatwoot URL token
 
 describe('the Chatwoot URL token', () => {

@@ -1389,6 +1389,34 @@ describe('outbound webhooks', () => {
     }
   });
 
+  it("an endpoint pointed at a new URL keeps no failure record of the old one: its count, since and breaker start afresh", async () => {
+    const reg = await call(tenantsApp, 'POST', `/tenants/${tenants.acme.id}/webhooks`, {
+      token: adminToken,
+      body: { url: 'http://127.0.0.1:9/old-receiver', event_types: ['membership.updated'] },
+    });
+    expect(reg.status).toBe(201);
+    try {
+      await db.sql`update public.webhook_endpoints set consecutive_failures = 40, failing_since = now() - interval '23 hours'
+        where id = ${reg.body.id}`;
+      await db.sql`insert into private.webhook_endpoint_breakers (tenant_id, endpoint_id, probe_after)
+        values (${tenants.acme.id}, ${reg.body.id}, now() + interval '5 minutes')`;
+      const moved = await call(tenantsApp, 'PATCH', `/tenants/${tenants.acme.id}/webhooks/${reg.body.id}`, {
+        token: adminToken,
+        body: { url: 'http://127.0.0.1:9/fixed-receiver' },
+      });
+      expect(moved.status, JSON.stringify(moved.body)).toBe(200);
+      const [e] = await db.sql`select enabled, consecutive_failures, failing_since from public.webhook_endpoints where id = ${reg.body.id}`;
+      expect(e).toEqual({ enabled: true, consecutive_failures: 0, failing_since: null });
+      expect(await db.sql`select 1 from private.webhook_endpoint_breakers where endpoint_id = ${reg.body.id}`).toHaveLength(0);
+      // A description changes no record.
+      await db.sql`update public.webhook_endpoints set consecutive_failures = 3 where id = ${reg.body.id}`;
+      await call(tenantsApp, 'PATCH', `/tenants/${tenants.acme.id}/webhooks/${reg.body.id}`, { token: adminToken, body: { description: 'new' } });
+      expect((await db.sql`select consecutive_failures from public.webhook_endpoints where id = ${reg.body.id}`)[0].consecutive_failures).toBe(3);
+    } finally {
+      await db.sql`delete from public.webhook_endpoints where id = ${reg.body.id}`;
+    }
+  });
+
   it('disables an endpoint that keeps failing for a day, not for a burst of failed attempts; an admin sees why and re-enables it', async () => {
     const rx = await receiver({ secret: 'whsec_x' });
     try {
@@ -2062,9 +2090,11 @@ describe('outbound webhooks', () => {
         await db.sql`select id, url, enabled from public.webhook_endpoints where tenant_id = ${tenants.acme.id} order by id`;
       const before = await endpoints();
       expect(before.length).toBeGreaterThan(0);
-      for (const url of ['http://169.254.169.254/latest/meta-data', 'http://10.0.0.7/hook', 'http://[::1]:8080/x']) {
+      // https, so it is the address that is refused, not the scheme.
+      for (const url of ['https://169.254.169.254/latest/meta-data', 'https://10.0.0.7/hook', 'https://[::1]:8080/x', 'https://[::ffff:169.254.169.254]/x']) {
         const moved = await call(tenantsApp, 'PATCH', `/tenants/${tenants.acme.id}/webhooks/${before[0].id}`, { token: adminToken, body: { url } });
         expect([url, moved.status, moved.body.error.details.fields[0].field]).toEqual([url, 422, 'url']);
+        expect(moved.body.error.details.fields[0].message, url).toMatch(/private|loopback/);
       }
       expect(await endpoints()).toEqual(before);
     } finally {

@@ -586,7 +586,10 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.set_attachment_location': ['20261205191000_attachment_storage_keys.sql'],
   // An endpoint disabled after a day of failures, not 30 attempts that parallel queues
   // spend in seconds; a 429 is no failure of the endpoint (issue 14, review of the webhooks).
-  'private.webhook_endpoint_reenabled': ['20261205192000_webhook_endpoint_failing_since.sql'],
+  'private.webhook_endpoint_reenabled': [
+    '20261205192000_webhook_endpoint_failing_since.sql',
+    '20261208117000_a_new_url_starts_a_new_record.sql', // a new URL keeps no failure record of the old one
+  ],
   // ... and a delivery out of retries while its endpoint fails is held for re-enabling.
   'private.record_webhook_attempt': [
     '20261205192000_webhook_endpoint_failing_since.sql',

@@ -13,7 +13,7 @@
 // as a probe gets through (private.webhook_endpoint_gate_job records them for that).
 import { Webhook } from 'standardwebhooks';
 import { retryAfter } from '../../connectors/types.ts';
-import { decryptJson } from '../../crypto.ts';
+import { decryptJson, sealingKeyReady } from '../../crypto.ts';
 import { asService } from '../../db.ts';
 import { resolvedTargetProblem } from '../../webhooks/ssrf.ts';
 import { JobDeferred, JobError, LeaseLost, type Task } from '../types.ts';
@@ -70,6 +70,11 @@ export const deliverWebhook: Task<{ delivery_id: number }> = {
     let error: string | null = null;
     /** A receiver that asks for time (429, 503 with Retry-After) gets it before the retry. */
     let wait: number | undefined;
+    // The sealing key missing or malformed (a deploy without PROVISIONING_ENCRYPTION_KEY)
+    // is the platform's fault, not the endpoint's: the job fails and is retried, and no
+    // attempt is charged to the endpoint — charged, every endpoint of every tenant tripped
+    // its breaker and was disabled after a day, told to register itself again.
+    await sealingKeyReady();
     const problem = await resolvedTargetProblem(d.url);
     // The secret is sealed for this endpoint of this tenant: one copied in from another
     // row does not open, and nothing is sent (a signature with a foreign secret would be
