@@ -2184,6 +2184,26 @@ describe('outbound webhooks', () => {
 });
 
 describe('replies back to Chatwoot', () => {
+  it("a reply of a tenant deleted since, whose Chatwoot account is removed, fails for good rather than waiting for ever", async () => {
+    const [t] = await db.sql`insert into public.tenants (name, slug) values ('Gone Soon', 'gone-soon') returning id`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${t.id}, ${users.acmeAgent.id}, 'agent')`;
+    await db.sql`insert into public.tenant_services (tenant_id, service, state) values (${t.id}, 'chatwoot', 'active')`;
+    const [ticket] = await db.sql`insert into public.tickets (tenant_id, title, chatwoot_conversation_id)
+      values (${t.id}, 'Chat #5', '5') returning id`;
+    await db.sql`insert into public.ticket_messages (tenant_id, ticket_id, type, content, author_id)
+      values (${t.id}, ${ticket.id}, 'message', 'We will call you back', ${users.acmeAgent.id})`;
+    const reply = async () => (await db.sql`select status, last_error from private.chatwoot_replies where tenant_id = ${t.id}`)[0];
+    expect(await reply()).toMatchObject({ status: 'pending' });
+    // Deleted; the grace period over, its account removed.
+    await db.sql`update public.tenants set status = 'deleted', deleted_at = now() where id = ${t.id}`;
+    await db.sql`update public.tenant_services set state = 'removed' where tenant_id = ${t.id}`;
+    await db.sql`update private.jobs set run_at = now() where task = 'chatwoot-reply' and payload ->> 'tenant_id' = ${t.id}`;
+    const report = (await runJobs({ tasks: ['chatwoot-reply'], budgetMs: 5_000 })).tasks['chatwoot-reply'];
+    expect(report).toMatchObject({ dead: 1 });
+    expect(report?.deferred ?? 0).toBe(0);
+    expect(await reply()).toEqual({ status: 'failed', last_error: expect.stringContaining('deleted') });
+  });
+
   it('a staff reply on a Chatwoot ticket is posted to the conversation once; its echo is not a new message', async () => {
     const { ChatwootStandIn } = await import('./partners/chatwoot.ts');
     const { chatwootConnector } = await import('../shared/connectors/chatwoot.ts');

@@ -79,9 +79,10 @@ export const chatwootReply: Task<{ reply_id: number }> = {
     const [r] = await asService(
       null,
       (tx) =>
-        tx<Reply & { in_plan: boolean; tenant_status: string; service_state: string | null }>`
+        tx<Reply & { in_plan: boolean; tenant_status: string; service_state: string | null; chatwoot_state: string | null }>`
         select c.*, private.chatwoot_in_plan(c.tenant_id) as in_plan,
           (select t.status from public.tenants t where t.id = c.tenant_id) as tenant_status,
+          (select s.state from public.tenant_services s where s.tenant_id = c.tenant_id and s.service = 'chatwoot') as chatwoot_state,
           (select s.state from public.tenant_services s
            where s.tenant_id = c.tenant_id and s.service = 'chatwoot' and s.desired_state = 'active') as service_state
         from private.chatwoot_reply_to_send(${replyId}) c`,
@@ -91,6 +92,14 @@ export const chatwootReply: Task<{ reply_id: number }> = {
     // tenant's Chatwoot account is suspended with it, and the reply waits, its attempts
     // untouched and its conversation's later replies behind it, for the tenant to be
     // active again. Posting it meanwhile failed it for good (401 Account is suspended).
+    // Deleted, and its Chatwoot account removed since (the grace period over): no restore
+    // brings that account back (a restore makes a new one), so the reply is failed for
+    // good rather than waiting, re-claimed every five minutes, for ever.
+    if (r.tenant_status === 'deleted' && (r.chatwoot_state === null || r.chatwoot_state === 'removed')) {
+      throw new JobError('The tenant was deleted and its Chatwoot account removed: the reply was not sent', {
+        retryable: false,
+      });
+    }
     if (r.tenant_status !== 'active') {
       throw new JobDeferred(300, `The tenant is ${r.tenant_status}: the reply waits for it to be active again`);
     }
