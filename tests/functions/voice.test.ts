@@ -612,6 +612,18 @@ describe('call events', () => {
     // A correction counts the difference.
     await db.sql`update public.voice_calls set duration_seconds = 30 where tenant_id = ${acme} and provider_call_id = 'pc-minutes-2'`;
     expect(await used()).toBe(before + 3);
+    // A call that ended last month (a late end, the sweep's guess before midnight) counts
+    // there, and so does its correction: this month's minutes are not touched.
+    const usedIn = async (period: string) =>
+      (await db.sql`select coalesce(sum(used), 0)::int as n from private.usage_counters
+        where tenant_id = ${acme} and metric = 'call_minutes' and period = ${period}::date`)[0].n as number;
+    const [{ last }] = await db.sql`select (date_trunc('month', now() at time zone 'UTC') - interval '1 month')::date::text as last`;
+    const lastBefore = await usedIn(last);
+    await started('pc-minutes-last-month', { started_at: new Date(Date.parse(`${last}T12:00:00Z`)).toISOString() });
+    await ended('pc-minutes-last-month', { duration_seconds: 14_400, ended_at: new Date(Date.parse(`${last}T16:00:00Z`)).toISOString() });
+    expect([await usedIn(last), await used()]).toEqual([lastBefore + 240, before + 3]);
+    await db.sql`update public.voice_calls set duration_seconds = 600 where tenant_id = ${acme} and provider_call_id = 'pc-minutes-last-month'`;
+    expect([await usedIn(last), await used()]).toEqual([lastBefore + 10, before + 3]);
     // A call whose duration is computed from its times when it ends (a person's manual
     // call, the stale-call sweep): five minutes.
     const [manual] = await db.sql`insert into public.voice_calls

@@ -671,6 +671,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.chatwoot_reply_post_begins': ['20261208109000_chatwoot_reply_posts_begin_while_pending.sql'],
   // Queued in bounded batches, probed through an index of their own (review of job tasks).
   'private.queue_missing_attachment_checks': ['20261208110000_attachment_checks_queued_in_bounded_batches.sql'],
+  // A call's minutes count in the month it ended, corrections there too (review of usage).
+  'private.count_call_minutes': ['20261208118000_call_minutes_in_their_calls_month.sql'],
   // Pending-for rules count in the ticket's own policy's hours (team or tenant).
   'private.run_automation_sweep': [
     '20261202141200_automation_sweep_team_policy.sql',
