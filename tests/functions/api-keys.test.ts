@@ -664,6 +664,11 @@ describe('creating, listing and revoking keys', () => {
       expect(usage.body.metrics.api_keys).toEqual({ used: live + 1, limit: live + 1 });
       expect((await call(tenantsApp, 'DELETE', `/tenants/${acme}/api-keys/${id}`, { token: tok.admin })).status).toBe(204);
       expect(await used()).toBe(live);
+      const again = await createKey(acme, tok.admin, { scopes: ['tickets:read'] });
+      expect(await used()).toBe(live + 1);
+      // A live key deleted outright (an operator, the service role) gives its place back too.
+      await db.sql`delete from public.api_keys where id = ${again.id}`;
+      expect(await used()).toBe(live);
       await createKey(acme, tok.admin, { scopes: ['tickets:read'] });
     } finally {
       await db.sql`delete from private.tenant_plan_overrides where tenant_id = ${acme}`;

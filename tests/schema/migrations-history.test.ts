@@ -673,6 +673,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.queue_missing_attachment_checks': ['20261208110000_attachment_checks_queued_in_bounded_batches.sql'],
   // A call's minutes count in the month it ended, corrections there too (review of usage).
   'private.count_call_minutes': ['20261208118000_call_minutes_in_their_calls_month.sql'],
+  // A deleted key that still counted gives its place back (review of usage).
+  'private.count_api_key': ['20261208119000_deleted_api_keys_give_their_place_back.sql'],
   // Pending-for rules count in the ticket's own policy's hours (team or tenant).
   'private.run_automation_sweep': [
     '20261202141200_automation_sweep_team_policy.sql',
