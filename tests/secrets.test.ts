@@ -248,6 +248,11 @@ describe('a deployment without its sealing key', () => {
         from public.webhook_endpoints e where e.id = ${reg.body.id}`)[0];
       expect(await endpoint()).toEqual({ enabled: true, consecutive_failures: 0, attempts: 0, deliveries: ['pending'] });
       expect(received).toEqual([]);
+      // Its job waits without spending attempts: however long the key is missing, it never
+      // dies and fails the delivery.
+      const jobs = await db.sql`select attempts from private.jobs where task = 'deliver-webhook' and dead_at is null
+        and payload ->> 'delivery_id' in (select id::text from private.webhook_deliveries where endpoint_id = ${reg.body.id})`;
+      expect(jobs).toEqual([{ attempts: 0 }]);
       // The key back: delivered.
       await db.sql`update private.jobs set run_at = now() where task = 'deliver-webhook' and dead_at is null`;
       await runJobs({ tasks: ['deliver-webhook'], deps: { webhookTimeoutMs: 1_000 }, budgetMs: 5_000 });

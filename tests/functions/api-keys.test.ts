@@ -430,7 +430,13 @@ describe('creating, listing and revoking keys', () => {
     const direct = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAdmin, acme), (tx) =>
       tx`update public.webhook_endpoints set enabled = true where tenant_id = ${acme} and id = ${made.body.id}`);
     expect(direct).toMatchObject({ ok: false, error: { code: 'PT409' } });
-    // An admin rotates it, then enables it, and so vouches for it: no longer the key's.
+    // A rotation that keeps the old secret signing (24 hours by default) keeps the key's
+    // secret in play: still refused.
+    const overlapping = await call(tenantsApp, 'POST', `/tenants/${acme}/webhooks/${made.body.id}/rotate-secret`, { token: tok.admin, body: {} });
+    expect(overlapping.status).toBe(200);
+    const still = await call(tenantsApp, 'PATCH', `/tenants/${acme}/webhooks/${made.body.id}`, { token: tok.admin, body: { enabled: true } });
+    expect([still.status, errorCode(still)]).toEqual([409, 'secret_rotation_required']);
+    // An admin rotates it, keeping no previous secret, then enables it, and so vouches for it: no longer the key's.
     const rotated = await call(tenantsApp, 'POST', `/tenants/${acme}/webhooks/${made.body.id}/rotate-secret`, {
       token: tok.admin,
       body: { previous_secret_hours: 0 },

@@ -264,6 +264,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261207147000_key_made_endpoints_end_with_the_keys_admin.sql',
     '20261208114000_key_shown_secrets_rotated_before_enabling.sql', // the key shown the secret ends it too
   ],
+  // A rotation that keeps the old secret signing keeps the ended key remembered (review).
+  'private.webhook_endpoint_secret_key': ['20261208120000_rotations_with_overlap_keep_the_key_shown.sql'],
   // ... and the endpoints whose secret the revoked key was shown (review of outbound webhooks).
   'private.webhook_endpoints_of_revoked_key': ['20261208114000_key_shown_secrets_rotated_before_enabling.sql'],
   'private.queue_chatwoot_reply': [

@@ -71,10 +71,15 @@ export const deliverWebhook: Task<{ delivery_id: number }> = {
     /** A receiver that asks for time (429, 503 with Retry-After) gets it before the retry. */
     let wait: number | undefined;
     // The sealing key missing or malformed (a deploy without PROVISIONING_ENCRYPTION_KEY)
-    // is the platform's fault, not the endpoint's: the job fails and is retried, and no
-    // attempt is charged to the endpoint — charged, every endpoint of every tenant tripped
-    // its breaker and was disabled after a day, told to register itself again.
-    await sealingKeyReady();
+    // is the platform's fault, not the endpoint's: the delivery waits, its job's attempts
+    // untouched (failing, the job would die after its attempts and fail the delivery),
+    // and nothing is charged to the endpoint — charged, every endpoint of every tenant
+    // tripped its breaker and was disabled after a day, told to register itself again.
+    const unsealable = await sealingKeyReady().then(() => null, (err: Error) => err.message);
+    if (unsealable) {
+      console.error(`[webhooks] deliveries wait: ${unsealable}`);
+      throw new JobDeferred(300, `the sealing key is unusable (${unsealable}): the delivery waits for it`);
+    }
     const problem = await resolvedTargetProblem(d.url);
     // The secret is sealed for this endpoint of this tenant: one copied in from another
     // row does not open, and nothing is sent (a signature with a foreign secret would be
