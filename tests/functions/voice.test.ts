@@ -624,6 +624,9 @@ describe('call events', () => {
     expect([await usedIn(last), await used()]).toEqual([lastBefore + 240, before + 3]);
     await db.sql`update public.voice_calls set duration_seconds = 600 where tenant_id = ${acme} and provider_call_id = 'pc-minutes-last-month'`;
     expect([await usedIn(last), await used()]).toEqual([lastBefore + 10, before + 3]);
+    // Its end moved into this month (an operator's fix), the same duration: its minutes move with it.
+    await db.sql`update public.voice_calls set ended_at = now() where tenant_id = ${acme} and provider_call_id = 'pc-minutes-last-month'`;
+    expect([await usedIn(last), await used()]).toEqual([lastBefore, before + 13]);
     // A call whose duration is computed from its times when it ends (a person's manual
     // call, the stale-call sweep): five minutes.
     const [manual] = await db.sql`insert into public.voice_calls
@@ -633,10 +636,10 @@ describe('call events', () => {
       returning id`;
     await db.sql`update public.voice_calls set status = 'completed', ended_at = now() where id = ${manual.id}`;
     expect((await db.sql`select duration_seconds from public.voice_calls where id = ${manual.id}`)[0].duration_seconds).toBe(300);
-    expect(await used()).toBe(before + 8);
+    expect(await used()).toBe(before + 18);
     // What the tenant's admins read.
     const usage = await call(tenantsApp, 'GET', `/tenants/${acme}/usage`, { token: tok.admin });
-    expect(usage.body.metrics.call_minutes.used).toBe(before + 8);
+    expect(usage.body.metrics.call_minutes.used).toBe(before + 18);
   });
 
   it('a call that fails while ringing was never answered: no answer time, the end the provider gave, 0 seconds, no minutes', async () => {
