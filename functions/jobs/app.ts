@@ -8,7 +8,7 @@ import { needs } from '../../shared/auth/needs.ts';
 import { db } from '../../shared/db.ts';
 import { createApp } from '../../shared/http.ts';
 import { runJobs } from '../../shared/jobs/runner.ts';
-import { commonErrors, jsonBody, jsonResponse } from '../../shared/schemas/common.ts';
+import { commonErrors, jsonBody, jsonResponse, unavailableError } from '../../shared/schemas/common.ts';
 import { machineErrors, security } from '../../shared/schemas/security.ts';
 
 export const app = createApp('jobs', {
@@ -63,6 +63,7 @@ app.openapi(
       200: jsonResponse(Report, 'What this run did, in all and per task'),
       ...machineErrors,
       422: commonErrors[422],
+      ...unavailableError,
     },
   }),
   async (c) => {
@@ -102,7 +103,7 @@ app.openapi(
     summary: 'Queue depth, the oldest due job and failures, per task (monitoring)',
     security: security.machine,
     middleware: needs.machine(),
-    responses: { 200: jsonResponse(Metrics, 'The queue now'), ...machineErrors },
+    responses: { 200: jsonResponse(Metrics, 'The queue now'), ...machineErrors, ...unavailableError },
   }),
   async (c) => {
     const [row] = await db()<{ metrics: z.infer<typeof Metrics> }>`select private.job_metrics() as metrics`;
