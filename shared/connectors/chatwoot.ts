@@ -125,6 +125,13 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
   const ours = (ctx: ProvisionContext, u: { custom_attributes?: Record<string, unknown> }) =>
     u.custom_attributes?.tenant_id === ctx.tenant.id;
   const live = (a: Account | undefined) => (a && !a.custom_attributes?.[DELETION_MARK] ? a : undefined);
+  /** Whether another admin owns the account now than the one its stored login is for (the
+   *  former one left, or can no longer sign in: private.provisioning_context names the
+   *  oldest active admin). That login's password is the former owner's, who was shown it. */
+  const ownerChanged = (ctx: ProvisionContext) => {
+    const stored = ctx.credentials as { email?: string } | null;
+    return !!ctx.admin && !!stored?.email && stored.email.toLowerCase() !== ctx.admin.email.toLowerCase();
+  };
 
   async function getAccount(id: number): Promise<Account | undefined> {
     const { status, body } = await call(`/platform/api/v1/accounts/${id}`, { accept: [404] });
@@ -222,16 +229,14 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
       // begun: a new password, recorded with the count it answers in one checkpoint.
       const rotations = Number(ctx.externalIds.password_rotations ?? 0);
       const rotate = rotations > Number(ctx.externalIds.password_rotated ?? 0);
-      // Another admin owns the account now (the former one left, or can no longer sign
-      // in: private.provisioning_context names the oldest active admin). The stored
-      // password is the former owner's, who was shown it: the new owner's login gets one
-      // of its own, never that one.
-      const ownerChanged = !!stored?.email && stored.email.toLowerCase() !== ctx.admin.email.toLowerCase();
+      // Another admin owns the account now: the new owner's login gets a password of its
+      // own, never the former owner's.
+      const newOwner = ownerChanged(ctx);
       // A password is chosen once and recorded before Chatwoot sees it, so a retry sends
       // the same one. Chosen while the user is already known (rotation, or credentials
       // lost), it is applied with a PATCH below.
       let credentials = stored;
-      if (rotate || ownerChanged || (!credentials?.password && !credentials?.existing_login)) {
+      if (rotate || newOwner || (!credentials?.password && !credentials?.existing_login)) {
         credentials = {
           ...kept,
           email: ctx.admin.email,
@@ -245,7 +250,7 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
         // can no longer post events with it once the webhook below has moved. A rotation
         // or a new owner also replaces the webhook (webhook_rekey, counted): its secret
         // was shown to whoever signed in to Chatwoot as the owner.
-        const rekeyAsked = rotate || ownerChanged ? { webhook_rekey: Number(ctx.externalIds.webhook_rekey ?? 0) + 1 } : {};
+        const rekeyAsked = rotate || newOwner ? { webhook_rekey: Number(ctx.externalIds.webhook_rekey ?? 0) + 1 } : {};
         await ctx.checkpoint(
           rotate
             ? {
@@ -424,8 +429,7 @@ export function chatwootConnector(config: ChatwootConfig): Connector {
       // The owner changed while the tenant was suspended: the account's administrator is
       // still the former owner (who was shown its password), so it stays suspended here;
       // ensure, which runs next, takes the former owner out, then activates it.
-      const stored = ctx.credentials as { email?: string } | null;
-      if (ctx.admin && stored?.email && stored.email.toLowerCase() !== ctx.admin.email.toLowerCase()) return;
+      if (ownerChanged(ctx)) return;
       await setStatus(ctx, 'active');
     },
     async remove(ctx) {

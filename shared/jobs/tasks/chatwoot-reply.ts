@@ -82,10 +82,10 @@ export const chatwootReply: Task<{ reply_id: number }> = {
         tx<Reply & { in_plan: boolean; tenant_status: string; service_state: string | null; chatwoot_state: string | null }>`
         select c.*, private.chatwoot_in_plan(c.tenant_id) as in_plan,
           (select t.status from public.tenants t where t.id = c.tenant_id) as tenant_status,
-          (select s.state from public.tenant_services s where s.tenant_id = c.tenant_id and s.service = 'chatwoot') as chatwoot_state,
-          (select s.state from public.tenant_services s
-           where s.tenant_id = c.tenant_id and s.service = 'chatwoot' and s.desired_state = 'active') as service_state
-        from private.chatwoot_reply_to_send(${replyId}) c`,
+          s.state as chatwoot_state,
+          case when s.desired_state = 'active' then s.state end as service_state
+        from private.chatwoot_reply_to_send(${replyId}) c
+        left join public.tenant_services s on s.tenant_id = c.tenant_id and s.service = 'chatwoot'`,
     );
     if (!r || r.status !== 'pending') return { skipped: 1 };
     // Written before its tenant was suspended (or deleted, restorable for a while): the
