@@ -120,6 +120,29 @@ describe('Clerk (Svix signatures)', () => {
     expect(r.body.outcome).toBe('applied');
   });
 
+  it('documents each inbound route\'s body as required JSON, the event fields it reads named (a client generator saw no body)', async () => {
+    const doc = await (await webhooksApp.request('/webhooks/openapi.json')).json();
+    const body = (path: string) => doc.paths[path].post.requestBody;
+    expect(body('/webhooks/clerk')).toMatchObject({
+      required: true,
+      content: { 'application/json': { schema: { type: 'object', required: ['type', 'data'] } } },
+    });
+    expect(body('/webhooks/chatwoot/{tenantId}')).toMatchObject({
+      required: true,
+      content: { 'application/json': { schema: { type: 'object', required: ['event'] } } },
+    });
+    // Declared, not checked before the signature: a stranger's body without the fields is
+    // the 401 any wrong signature gets, telling nothing about the body.
+    const stranger = `whsec_${randomBytes(24).toString('base64')}`;
+    for (const body of ['{}', '{"type": 1}', '[']) {
+      const forged = await sendClerk(clerkRequest(null, { body, secret: stranger }));
+      expect([forged.status, errorCode(forged)], body).toEqual([401, 'invalid_signature']);
+    }
+    const spaced = JSON.stringify(clerkUser('user_spaced', 'spaced@example.test'), null, 3);
+    const r = await sendClerk(clerkRequest(null, { body: spaced }));
+    expect([r.status, r.body.outcome]).toEqual([200, 'applied']);
+  });
+
   it('answers malformed JSON with 400 and unknown event types with 200, applying nothing', async () => {
     const people = async () => (await db.sql`
       select (select count(*)::int from public.users) as users, (select count(*)::int from public.user_identities) as identities,

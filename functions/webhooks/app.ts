@@ -25,6 +25,38 @@ export const app = createApp('webhooks', {
   description: 'Inbound events from Clerk and Chatwoot.',
 });
 
+// The bodies as documentation only: plain JSON Schema, which @hono/zod-openapi does not
+// validate. A zod schema would have it parse and check the body before the handler
+// verifies the signature: a stranger's unsigned body would be told what is wrong with it
+// (400, 422) instead of the 401 every unauthenticated sender gets.
+const ClerkEvent = {
+  type: 'object',
+  required: ['type', 'data'],
+  properties: {
+    type: { type: 'string', description: 'e.g. user.created, organizationMembership.deleted' },
+    data: { type: 'object', description: "The object the event is about, as Clerk's API returns it" },
+    object: { type: 'string', enum: ['event'] },
+    timestamp: { type: 'integer', description: 'Milliseconds since the epoch' },
+  },
+} as const;
+const ChatwootEvent = {
+  type: 'object',
+  required: ['event'],
+  properties: {
+    event: {
+      type: 'string',
+      description: 'conversation_created, message_created, conversation_status_changed; any other is acknowledged and ignored',
+    },
+    id: { type: 'integer', description: "The message's id (message_created) or the conversation's" },
+    account: { type: 'object', properties: { id: { type: 'integer' } } },
+  },
+} as const;
+const jsonBody = (schema: object, description: string) => ({
+  required: true,
+  description,
+  content: { 'application/json': { schema } },
+});
+
 const Ack = z.object({ received: z.boolean(), outcome: z.enum(['applied', 'ignored', 'duplicate']) });
 const ack = (outcome: 'applied' | 'ignored' | 'duplicate') => ({ received: true, outcome });
 
@@ -33,6 +65,7 @@ app.openapi(
     method: 'post',
     path: '/clerk',
     summary: 'Clerk events (user, organization, organizationMembership), signed by Svix',
+    request: { body: jsonBody(ClerkEvent, 'The event as Svix delivers it, signed over its exact bytes') },
     security: security.clerk,
     responses: { 200: jsonResponse(Ack, 'Received'), ...clerkErrors },
   }),
@@ -62,6 +95,7 @@ app.openapi(
     request: {
       params: z.object({ tenantId: Uuid.openapi({ param: { name: 'tenantId', in: 'path' } }) }),
       query: z.object({ token: z.string().max(200).optional() }),
+      body: jsonBody(ChatwootEvent, 'The event as Chatwoot sends it, signed over its exact bytes'),
     },
     security: security.chatwoot,
     responses: { 200: jsonResponse(Ack, 'Received'), ...chatwootErrors, 422: commonErrors[422] },
