@@ -52,10 +52,19 @@ const CALLS: Record<string, string> = {
     await client.GET('/voice/route', { params: { query: { from: '+14155550123' } } });
     const customer = await client.GET('/voice/customers/{id}', { params: { path: { id } } });
     const notes: string | null | undefined = customer.data?.notes;
-    return [agent, reason, notes];`,
+    const imported = await client.POST('/voice/customers/import', { body: { csv: 'phone\\n+14155550123\\n' } });
+    const inserted: number | undefined = imported.data?.inserted;
+    // @ts-expect-error the import takes a body
+    await client.POST('/voice/customers/import', {});
+    return [agent, reason, notes, inserted];`,
   webhooks: `
-    const event = await client.POST('/webhooks/chatwoot/{tenantId}', { params: { path: { tenantId: id }, query: { token: 't' } } });
+    const event = await client.POST('/webhooks/chatwoot/{tenantId}', {
+      params: { path: { tenantId: id }, query: { token: 't' } },
+      body: { event: 'message_created', id: 1 },
+    });
     const outcome: 'applied' | 'ignored' | 'duplicate' | undefined = event.data?.outcome;
+    // @ts-expect-error an event names its type
+    await client.POST('/webhooks/clerk', { body: { data: {} } });
     return [outcome];`,
 };
 

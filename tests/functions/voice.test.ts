@@ -2104,6 +2104,22 @@ describe('customers from CSV', () => {
     expect(json.body).toEqual({ rows: 1, inserted: 1, updated: 0, unchanged: 0 });
     const neither = await call(app, 'POST', '/voice/customers/import', { token: tok.agent, body: { default_region: 'US' } });
     expect([neither.status, neither.body.error.details.fields[0].field]).toEqual([422, 'csv']);
+    // The handler reads the JSON form itself (the document's body is required, which a zod
+    // declaration would have parsed as JSON, CSV too): each refusal as before, nothing imported.
+    const before = await countAcme();
+    const send = (headers: Record<string, string>, body?: string) =>
+      app.request('/voice/customers/import', { method: 'POST', headers: { authorization: `Bearer ${tok.agent}`, ...headers }, body });
+    const broken = await send({ 'content-type': 'application/json' }, '{"csv": ');
+    expect([broken.status, (await broken.json()).error.code]).toEqual([400, 'invalid_json']);
+    const empty = await send({ 'content-type': 'application/json' }, '');
+    expect([empty.status, (await empty.json()).error.code]).toEqual([400, 'invalid_json']);
+    const none = await send({});
+    expect([none.status, (await none.json()).error.details.fields[0].field]).toEqual([422, 'csv']);
+    const plain = await send({ 'content-type': 'text/plain' }, 'phone\n+14155552675\n');
+    expect([plain.status, (await plain.json()).error.code]).toEqual([415, 'unsupported_media_type']);
+    const extra = await call(app, 'POST', '/voice/customers/import', { token: tok.agent, body: { csv: 'phone\n+14155552675\n', x: 1 } });
+    expect(extra.status).toBe(422);
+    expect(await countAcme()).toBe(before);
   });
 
   it('a bad row in the middle, or one number twice: nothing is imported, each problem with its line', async () => {

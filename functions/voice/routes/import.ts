@@ -30,7 +30,7 @@ import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
 import { callerDb } from '../../../shared/auth/context.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import type { Tx } from '../../../shared/db.ts';
-import { ApiError, conflict, unprocessable } from '../../../shared/errors.ts';
+import { ApiError, badRequest, conflict, unprocessable } from '../../../shared/errors.ts';
 import { createRouter, validationError } from '../../../shared/http.ts';
 import { maxImportBodyBytes, mediaTypeOf, type StreamedBody } from '../../../shared/limits.ts';
 import { commonErrors, errorResponse, jsonResponse, Text } from '../../../shared/schemas/common.ts';
@@ -105,15 +105,15 @@ const route = createRoute({
   middleware: needs.activeTenantRole('agent', { write: true, scope: 'customers:write', feature: 'voice', bodyFirst: true }),
   request: {
     query: ImportQuery,
-    // Not `required` for zod-openapi's sake: it would then parse every body as JSON. The
-    // handler refuses a request with neither.
+    // The JSON form is documented by reference, not declared as a zod schema: zod-openapi
+    // would then parse every required body as JSON, the CSV one too. The handler checks it.
     body: {
-      required: false,
+      required: true,
       description: 'The file as `text/csv` (up to MAX_IMPORT_BODY_BYTES), or `{"csv": "…"}` as JSON ' +
         '(up to MAX_BODY_BYTES). Columns: ' + 'phone (required), name, email, notes, tags, recording_consent, marketing_consent.',
       content: {
         'text/csv': { schema: z.string().openapi({ example: 'phone,name\n+14155550123,Jane Doe\n' }) },
-        'application/json': { schema: ImportBody },
+        'application/json': { schema: { $ref: '#/components/schemas/CustomerImportBody' } },
       },
     },
   },
@@ -595,7 +595,18 @@ const importCustomers: VoiceHandler<typeof route> = async (c) => {
   if (mediaTypeOf(c.req.header('content-type')) === 'text/csv') {
     source = c.req.raw.body ?? new Blob([]).stream();
   } else {
-    const body = ImportBody.safeParse(c.req.valid('json'));
+    let json: unknown = {};
+    // No body at all is the 422 naming csv; one that is not JSON a 400 (a body that broke
+    // off, went past its limit or is not UTF-8 keeps its own error).
+    if (c.req.header('content-type')) {
+      try {
+        json = await c.req.json();
+      } catch (err) {
+        if (err instanceof ApiError) throw err;
+        throw badRequest('invalid_json', 'The request body is not valid JSON');
+      }
+    }
+    const body = ImportBody.safeParse(json);
     if (!body.success) throw validationError(body.error.issues, 'json');
     source = new Blob([body.data.csv]).stream();
     requested = body.data.default_region ?? requested;
@@ -634,3 +645,4 @@ const importCustomers: VoiceHandler<typeof route> = async (c) => {
 };
 
 export const customerImport = createRouter().openapi(route, importCustomers);
+customerImport.openAPIRegistry.register('CustomerImportBody', ImportBody);
