@@ -127,9 +127,12 @@ it(`a round-robin team: ${WRITERS} concurrent creates are dealt out exactly in t
     kind: 'create',
     run: () => call(app, 'POST', '/tickets', { token: i % 2 ? tok.agent : tok.admin, body: { title: `Dealt ticket ${i}`, team_id: team.id } }),
   }));
-  const outcomes = await runAll(writers);
+  const outcomes = await runAll(writers, db.sql);
   const deadlocksAfter = await deadlocks(db.sql, db.name);
   const counts = tally(outcomes);
+  // They contended for the team's pointer (one after another, every assertion below holds).
+  expect(outcomes.overlap.busy).toBeGreaterThan(1);
+  expect(outcomes.overlap.lockWaiters).toBeGreaterThan(1);
   console.info(`[concurrency] round-robin team: ${JSON.stringify(counts)}, deadlocks ${deadlocksAfter - deadlocksBefore}`);
 
   expect({ deadlocks: deadlocksAfter - deadlocksBefore, ...failures(outcomes) }).toEqual({ deadlocks: 0, serverErrors: 0, retry: 0 });
