@@ -298,6 +298,8 @@ export const StatsSchema = z
   .openapi('TicketStats');
 
 const HHMM = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM');
+/** An end may be 24:00, the day's last minute included (00:00–24:00: open round the clock). */
+const HHMM_END = z.string().regex(/^(([01]\d|2[0-3]):[0-5]\d|24:00)$/, 'HH:MM, or 24:00');
 export const BusinessHours = z
   .object({
     timezone: Text.min(1).max(64).default('UTC').openapi({ example: 'Europe/Paris' }),
@@ -305,7 +307,7 @@ export const BusinessHours = z
       .refine((d) => new Set(d).size === d.length, 'each day once')
       .openapi({ description: 'ISO weekdays, 1 = Monday' }),
     start: HHMM.default('09:00'),
-    end: HHMM.default('17:00'),
+    end: HHMM_END.default('17:00'),
     holidays: z.array(IsoDate).max(400)
       .refine((d) => new Set(d).size === d.length, 'each date once').optional()
       .openapi({ description: "Dates (YYYY-MM-DD, in the calendar's time zone) on which no business time passes" }),

@@ -70,6 +70,29 @@ describe('business time between two instants', () => {
     // Paris moves to summer time on Sunday 2026-03-29: Friday 16:00 CET (15:00Z) to Monday
     // 10:00 CEST (08:00Z) is still 60 + 60 business minutes.
     expect(await between('2026-03-27T15:00:00Z', '2026-03-30T08:00:00Z', PARIS)).toBe(120);
+    // The calendar's own hours, not UTC's: 07:30Z–08:30Z is 09:30–10:30 in Paris in
+    // summer (all open), 08:30–09:30 in winter (half).
+    expect(await between('2026-03-30T07:30:00Z', '2026-03-30T08:30:00Z', PARIS)).toBe(60);
+    expect(await between('2026-01-12T07:30:00Z', '2026-01-12T08:30:00Z', PARIS)).toBe(30);
+  });
+
+  it('counts real minutes through the hour a DST change skips or repeats (a calendar open round the clock)', async () => {
+    const always = { timezone: 'Europe/Paris', days: [1, 2, 3, 4, 5, 6, 7], start: '00:00', end: '24:00' };
+    const add = async (from: string, minutes: number, hours: unknown) =>
+      new Date((await db.sql`select private.add_business_minutes(${from}::timestamptz, ${minutes}, ${db.sql.json(hours as never)}) as at`)[0].at)
+        .toISOString();
+    // 01:30 CET to 03:30 CEST on 2026-03-29 is one real hour (the local clock says two).
+    expect(await between('2026-03-29T00:30:00Z', '2026-03-29T01:30:00Z', always)).toBe(60);
+    expect(await add('2026-03-29T00:30:00Z', 120, always)).toBe('2026-03-29T02:30:00.000Z');
+    // 02:00 CEST to 02:00 CET on 2026-10-25 is one real hour too (the local clock says none).
+    expect(await between('2026-10-25T00:00:00Z', '2026-10-25T01:00:00Z', always)).toBe(60);
+    expect(await add('2026-10-25T00:00:00Z', 120, always)).toBe('2026-10-25T02:00:00.000Z');
+    // A whole day of each: 23 and 25 real hours; an open-until-midnight day ends at 24:00.
+    expect(await between('2026-03-28T23:00:00Z', '2026-03-29T22:00:00Z', always)).toBe(23 * 60);
+    expect(await between('2026-10-24T22:00:00Z', '2026-10-25T23:00:00Z', always)).toBe(25 * 60);
+    // Office hours across the change: Friday 16:30 CET + 60 business minutes is Monday
+    // 09:30 CEST.
+    expect(await add('2026-03-27T15:30:00Z', 60, PARIS)).toBe('2026-03-30T07:30:00.000Z');
   });
 
   it('is the inverse of add_business_minutes inside open hours', async () => {

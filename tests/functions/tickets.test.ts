@@ -815,6 +815,14 @@ describe('SLA', () => {
       const bad = await call(app, 'PUT', '/tickets/sla-policies/high', { token: tok.admin, body: { first_response_minutes: 60, resolution_minutes: 480, business_hours } });
       expect(bad.status, JSON.stringify(business_hours)).toBe(422);
     }
+    // Open until midnight is an end of 24:00 (a day's last minute included); no start is.
+    const roundTheClock = { timezone: 'UTC', days: [1, 2, 3, 4, 5, 6, 7], start: '00:00', end: '24:00' };
+    const midnight = await call(app, 'PUT', '/tickets/sla-policies/high', { token: tok.admin, body: { first_response_minutes: 60, resolution_minutes: 480, business_hours: roundTheClock } });
+    expect([midnight.status, midnight.body.business_hours?.end]).toEqual([200, '24:00']);
+    for (const hours of [{ start: '24:00', end: '24:00' }, { start: '00:00', end: '24:30' }]) {
+      const bad = await call(app, 'PUT', '/tickets/sla-policies/high', { token: tok.admin, body: { first_response_minutes: 60, resolution_minutes: 480, business_hours: hours } });
+      expect([bad.status, bad.body.error.details.fields[0].field], JSON.stringify(hours)).toEqual([422, hours.start === '24:00' ? 'business_hours.start' : 'business_hours.end']);
+    }
     // An unknown time zone and a target the hours cannot reach in ten years are named.
     const mars = await call(app, 'PUT', '/tickets/sla-policies/high', { token: tok.admin, body: { first_response_minutes: 60, resolution_minutes: 480, business_hours: { timezone: 'Mars/Olympus' } } });
     expect(mars.body.error.details.fields).toEqual([{ field: 'business_hours.timezone', message: expect.stringContaining('time zone') }]);

@@ -652,11 +652,17 @@ const REDEFINITIONS: Record<string, string[]> = {
   // which the pause moves too (issue 16 §2).
   // ... then null past ten years of days, not an error in every later ticket write (issue
   // 14, review of the tickets function).
+  // ... then real minutes across a daylight-saving change, not the local clock's (review of
+  // the SLA, issue 14).
   'private.add_business_minutes': [
     '20261202050200_sla_next_response_warnings_holidays.sql',
     '20261205206000_sla_hours_checked_on_write.sql',
+    '20261208122000_business_time_in_real_minutes.sql',
   ],
-  'private.business_minutes_between': ['20261202050200_sla_next_response_warnings_holidays.sql'],
+  'private.business_minutes_between': [
+    '20261202050200_sla_next_response_warnings_holidays.sql',
+    '20261208122000_business_time_in_real_minutes.sql',
+  ],
   // Automation rules: the capture renders the old row once; actions that would change
   // nothing write nothing (issue 16 §1, measured in tests/bench/automation.bench.ts).
   // ... and custom_fields among what changed when staff-only values changed too (20261206065000).
