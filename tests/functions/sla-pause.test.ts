@@ -140,6 +140,20 @@ describe('pausing the clock while pending', () => {
     expect(new Date(resumed.due_date).getTime() - new Date(t.due_date).getTime()).toBe(45 * 60_000);
   });
 
+  it('a due date the update ending the wait names is kept, not pushed by the wait (a direct client)', async () => {
+    const t = await ticket();
+    await setStatus(t.id, 'pending');
+    await waited(t.id, 120);
+    const by = '2026-12-20T17:00:00.000Z';
+    const r = await probeAs(db.sql, 'authenticated', supabaseClaims(users.acmeAgent, acme), (tx) =>
+      tx`update public.tickets set status = 'open', due_date = ${by} where id = ${t.id}
+         returning due_date, sla_paused_minutes, first_response_due_at`);
+    // The wait still moved the first response, which the update left alone.
+    const moved = new Date(new Date(t.first_response_due_at).getTime() + 120 * 60_000).toISOString();
+    expect(r.ok && r.value.map((x) => [x.due_date.toISOString(), x.sla_paused_minutes, x.first_response_due_at.toISOString()]))
+      .toEqual([[by, 120, moved]]);
+  });
+
   it('under business hours the due dates move by the business time waited', async () => {
     const t = await ticket('urgent');
     await setStatus(t.id, 'pending');

@@ -734,6 +734,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206132000_next_response_follows_the_policy.sql',
     // A reopened ticket's first response and resolution do not count its settled time.
     '20261207128000_reopened_tickets_skip_their_settled_time.sql',
+    // Leaving pending keeps a due date the same update names, as reopening does (review).
+    '20261208123000_leaving_pending_keeps_a_named_due_date.sql',
   ],
   // Customers follow tickets where the tenant allows it (issue 16 §5): their follows count
   // there, they add only customers, and hear of public changes only.
