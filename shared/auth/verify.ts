@@ -179,7 +179,8 @@ export async function verifyUserToken(authorization: string | undefined | null):
     kind: profile.kind,
     issuer: profile.issuer,
     subject: payload.sub,
-    claims: Object.freeze(payload),
+    // The issuer as stored (no trailing slash): the database matches `iss` as written.
+    claims: Object.freeze({ ...payload, iss: profile.issuer }),
     tenantHint: profile.tenantHint(payload),
   });
   rememberVerified(token, identity, profile);

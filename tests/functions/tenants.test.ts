@@ -13,8 +13,9 @@ import { closeDb } from '../../shared/db.ts';
 import { freshDatabase, probeAs, type TestDatabase } from '../helpers/db.ts';
 import { someoneWaitsFor } from '../helpers/advisory-locks.ts';
 import { call, errorCode } from '../helpers/http.ts';
-import { type SeedUser, supabaseClaims, teams, tenants, users } from '../helpers/seed.ts';
-import { type AuthFixture, configureAuth, supabaseToken } from '../helpers/tokens.ts';
+import { LOCAL_SUPABASE_ISSUER, type SeedUser, supabaseClaims, teams, tenants, users } from '../helpers/seed.ts';
+import { type AuthFixture, configureAuth, supabaseToken, TEST_JWT_SECRET } from '../helpers/tokens.ts';
+import { SignJWT } from 'jose';
 
 let db: TestDatabase;
 let auth: AuthFixture;
@@ -85,6 +86,34 @@ describe('GET /me', () => {
     const st = await auth.supertokens.sign('st-user_globex', { tenant_id: 'globex', sessionHandle: 'st-session-1' });
     const viaSt = await call(app, 'GET', '/tenants/me', { token: st });
     expect(viaSt.body).toMatchObject({ user: { id: users.globexUser.id }, role: 'user', active_tenant: { slug: 'globex' } });
+  });
+
+  it('a token whose issuer ends in a slash is the same issuer end to end, not an unknown person', async () => {
+    // The verifier takes `iss` with or without it; the database matched it as written.
+    const slashed = await new SignJWT({ aud: 'authenticated', role: 'authenticated', email: users.acmeAgent.email })
+      .setProtectedHeader({ alg: 'HS256' }).setIssuer(`${LOCAL_SUPABASE_ISSUER}/`).setSubject(users.acmeAgent.id)
+      .setIssuedAt().setExpirationTime('10m').sign(new TextEncoder().encode(TEST_JWT_SECRET));
+    const me = await call(app, 'GET', '/tenants/me', { token: slashed });
+    expect([me.status, me.body.role, me.body.active_tenant?.slug]).toEqual([200, 'agent', 'acme']);
+    const filed = await call(ticketsApp, 'POST', '/tickets', { token: slashed, body: { title: 'Filed with a slashed issuer' } });
+    expect([filed.status, filed.body.created_by]).toEqual([201, users.acmeAgent.id]);
+  });
+
+  it('a platform admin naming a tenant that does not exist is told 404 on every tenant route, as anyone is', async () => {
+    const unknown = '00000000-0000-4000-8000-00000000dead';
+    const before = await db.sql`select count(*)::int as n from public.teams`;
+    for (const [method, path, body] of [
+      ['GET', `/tenants/${unknown}/api-keys`],
+      ['GET', `/tenants/${unknown}/audit`],
+      ['GET', `/tenants/${unknown}/members`],
+      ['POST', `/tenants/${unknown}/teams`, { name: 'Nowhere team', department: 'support' }],
+    ] as const) {
+      const r = await call(app, method, path, { token: tok.super, ...(body ? { body } : {}) });
+      expect([r.status, errorCode(r)], `${method} ${path}`).toEqual([404, 'not_found']);
+    }
+    expect(await db.sql`select count(*)::int as n from public.teams`).toEqual(before);
+    // A tenant that exists is theirs as before.
+    expect((await call(app, 'GET', `/tenants/${tenants.globex.id}/members`, { token: tok.super })).status).toBe(200);
   });
 
   it('lets the caller edit their own profile, nothing else', async () => {

@@ -737,6 +737,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     // Leaving pending keeps a due date the same update names, as reopening does (review).
     '20261208123000_leaving_pending_keeps_a_named_due_date.sql',
   ],
+  // A platform admin's standing in a tenant id needs the tenant (review of authorization).
+  'private.tenant_access': ['20261208124000_platform_admins_name_existing_tenants.sql'],
   // Customers follow tickets where the tenant allows it (issue 16 §5): their follows count
   // there, they add only customers, and hear of public changes only.
   'private.my_followed_ticket_keys': ['20261202141100_customer_followers.sql'],
