@@ -522,6 +522,36 @@ describe('creating, listing and revoking keys', () => {
     expect((await call(ticketsApp, 'DELETE', path, { token: narrow.key })).status).toBe(204);
   });
 
+  it("a key that manages workflows changes the words of a rule's template only if it may read and write tickets", async () => {
+    const [canned] = await db.sql`insert into public.canned_responses (tenant_id, scope, short_code, title, body)
+      values (${acme}, 'tenant', 'rule-reply', 'Rule reply', 'Thanks, we are on it') returning id`;
+    const [spare] = await db.sql`insert into public.canned_responses (tenant_id, scope, short_code, title, body)
+      values (${acme}, 'tenant', 'spare-reply', 'Spare', 'Unused by rules') returning id`;
+    await db.sql`insert into public.automation_rules (tenant_id, name, event, actions)
+      values (${acme}, 'Replies by template', 'ticket.created', ${db.sql.json([{ type: 'send_canned', canned_response_id: canned.id }])})`;
+    const narrow = await createKey(acme, tok.admin, { scopes: ['workflow:manage'] });
+    const refused = await call(ticketsApp, 'PATCH', `/tickets/canned-responses/${canned.id}`, {
+      token: narrow.key, body: { body: 'Your account is locked: verify at https://evil.example' },
+    });
+    expect([refused.status, errorCode(refused), refused.body.error?.details?.required_scopes])
+      .toEqual([403, 'insufficient_scope', ['tickets:read', 'tickets:write']]);
+    expect((await db.sql`select body from public.canned_responses where id = ${canned.id}`)[0].body).toBe('Thanks, we are on it');
+    // Its title, and another template's words, stay workflow:manage's.
+    expect((await call(ticketsApp, 'PATCH', `/tickets/canned-responses/${canned.id}`, { token: narrow.key, body: { title: 'Renamed' } })).status)
+      .toBe(200);
+    expect((await call(ticketsApp, 'PATCH', `/tickets/canned-responses/${spare.id}`, { token: narrow.key, body: { body: 'Changed' } })).status)
+      .toBe(200);
+    const wide = await createKey(acme, tok.admin, { scopes: ['workflow:manage', 'tickets:read', 'tickets:write'] });
+    const changed = await call(ticketsApp, 'PATCH', `/tickets/canned-responses/${canned.id}`, { token: wide.key, body: { body: 'Thanks!' } });
+    expect([changed.status, changed.body.body]).toEqual([200, 'Thanks!']);
+    // People change it as before.
+    expect((await call(ticketsApp, 'PATCH', `/tickets/canned-responses/${canned.id}`, { token: tok.admin, body: { body: 'Thank you' } })).status)
+      .toBe(200);
+    for (const { id } of [narrow, wide]) {
+      expect((await call(tenantsApp, 'DELETE', `/tenants/${acme}/api-keys/${id}`, { token: tok.admin })).status).toBe(204);
+    }
+  });
+
   it('writes as the key: the audit trail names the key, the ticket its creator', async () => {
     const { id, key } = await createKey(acme, tok.admin, { scopes: ['tickets:write'] });
     const made = await call(ticketsApp, 'POST', '/tickets', { token: key, body: { title: 'Filed by the CRM' } });

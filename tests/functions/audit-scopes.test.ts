@@ -108,6 +108,18 @@ describe('the audit trail through an API key', () => {
     const inbox = await call(app, 'GET', `/tenants/${acme}/audit?table_name=notifications`, { token: everything });
     expect([inbox.status, errorCode(inbox)]).toEqual([403, 'insufficient_scope']);
     expect(JSON.stringify(inbox.body)).not.toContain('a note mentioning');
+    // Nor invitations (who was invited, people who never joined too): /invitations refuses
+    // keys, whatever their scopes.
+    const invited = await call(app, 'POST', `/tenants/${acme}/invitations`, { token: admin, body: { email: 'audited-invitee@example.test', role: 'agent' } });
+    expect(invited.status, JSON.stringify(invited.body)).toBe(201);
+    expect(await tablesRead(admin, '&table_name=invitations')).toEqual(new Set(['invitations']));
+    const members = await keyWith(['audit:read', 'members:read', 'tickets:read', 'webhooks:manage']);
+    expect((await tablesRead(members)).has('invitations')).toBe(false);
+    const invitations = await call(app, 'GET', `/tenants/${acme}/audit?table_name=invitations`, { token: members });
+    expect([invitations.status, errorCode(invitations)]).toEqual([403, 'insufficient_scope']);
+    expect(JSON.stringify(invitations.body)).not.toContain('audited-invitee');
+    const route = await call(app, 'GET', `/tenants/${acme}/invitations`, { token: members });
+    expect(route.status).toBe(403);
     const auditOnly = await keyWith(['audit:read']);
     const retries = await call(app, 'GET', `/tenants/${acme}/audit?table_name=webhook_deliveries`, { token: auditOnly });
     expect([retries.status, errorCode(retries), retries.body.error?.details?.required_scopes]).toEqual([403, 'insufficient_scope', ['webhooks:manage']]);

@@ -66,7 +66,8 @@ export const AUDIT_READ_SCOPE: Record<string, Scope | readonly Scope[] | null | 
   memberships: 'members:read',
   users: 'members:read',
   user_identities: 'members:read',
-  invitations: 'members:read',
+  // Who was invited (people who never joined too): /invitations refuses keys.
+  invitations: false,
   teams: 'teams:read',
   team_members: 'teams:read',
   departments: 'teams:read',
@@ -101,7 +102,7 @@ function keyReadableTables(scopes: readonly Scope[], named: string | undefined):
   // Own keys only: `?table_name=constructor` names no table (an empty page), not a scope.
   if (named !== undefined && Object.hasOwn(AUDIT_READ_SCOPE, named)) {
     if (AUDIT_READ_SCOPE[named] === false) {
-      throw forbidden(`The audit entries of ${named} are a person's own: API keys do not read them`, 'insufficient_scope');
+      throw forbidden(`API keys do not read the audit entries of ${named}, as they do not read its routes`, 'insufficient_scope');
     }
     requireScopes(scopes, scopesFor(named), `The audit entries of ${named} hold its rows`);
   }

@@ -3,7 +3,8 @@
 // from one fills its placeholders in the caller's transaction (conversation.ts).
 import { createRoute, z } from '@hono/zod-openapi';
 import { apiKeyScope } from '../../../shared/auth/api-keys.ts';
-import { callerDb } from '../../../shared/auth/context.ts';
+import { caller, callerDb } from '../../../shared/auth/context.ts';
+import { requireScopes } from '../../../shared/auth/key-scopes.ts';
 import { needs } from '../../../shared/auth/needs.ts';
 import type { Tx } from '../../../shared/db.ts';
 import { forbidden, notFound } from '../../../shared/errors.ts';
@@ -159,6 +160,20 @@ const update: TicketsHandler<typeof routes.update> = async (c) => {
   const access = c.var.access;
   const row = await callerDb(c, access.tenantId, async (tx) => {
     const current = await visibleCanned(tx, access.tenantId, cannedId);
+    // The words of a template an automation rule sends are that rule's reply: an API key
+    // changes them only with the scopes a rule needs (tickets:read, tickets:write), or a
+    // key refused the rule itself rewrote what it says to every customer.
+    const key = caller(c).apiKey;
+    if (key && body.body !== undefined) {
+      const [{ sent }] = await tx<{ sent: boolean }>`
+        select exists (
+          select 1 from public.automation_rules r
+          where r.tenant_id = ${access.tenantId} and exists (
+            select 1 from jsonb_array_elements(r.actions) a
+            where a ->> 'type' = 'send_canned' and lower(a ->> 'canned_response_id') = ${cannedId}::text)
+        ) as sent`;
+      if (sent) requireScopes(key.scopes, ['tickets:read', 'tickets:write'], 'Automation rules send this canned response');
+    }
     // Only what the body names is written, over the row as it is when locked: a
     // concurrent change to another field stays (no read-then-write of every column).
     const [r] = await tx<CannedRow>`
