@@ -464,6 +464,23 @@ describe('what rules may not do', () => {
     await db.sql`delete from public.macros where id = ${macro.id}`;
   });
 
+  it('an assignee disabled on the platform is refused when the action is written (tickets refuse them: it failed every use)', async () => {
+    await quiet();
+    const [disabled] = await db.sql`insert into public.users (email) values ('disabled-assignee@acme.test') returning id`;
+    await db.sql`insert into public.memberships (tenant_id, user_id, role) values (${acme}, ${disabled.id}, 'agent')`;
+    await db.sql`update public.users set status = 'disabled' where id = ${disabled.id}`;
+    const actions = [{ type: 'assign', user_id: disabled.id }];
+    const r = await createRule({ name: 'To the disabled', event: 'ticket.created', conditions: {}, actions });
+    expect([r.status, r.body.error?.details?.fields]).toEqual([422, [{ field: 'actions.0.user_id', message: 'is disabled on the platform' }]]);
+    const m = await call(app, 'POST', '/tickets/macros', { token: tok.admin, body: { scope: 'tenant', name: 'To the disabled', actions } });
+    expect([m.status, m.body.error?.details?.fields?.[0]?.field]).toEqual([422, 'actions.0.user_id']);
+    // Enabled again, they are an assignee like any agent.
+    await db.sql`update public.users set status = 'active' where id = ${disabled.id}`;
+    const ok = await createRule({ name: 'To the enabled', event: 'ticket.created', conditions: {}, actions });
+    expect(ok.status, JSON.stringify(ok.body)).toBe(201);
+    await db.sql`delete from public.automation_rules where id = ${ok.body.id}`;
+  });
+
   it('a template a rule or macro sends is not deleted under it (409 canned_response_in_use), nor with its team', async () => {
     await quiet();
     const [team] = await db.sql`insert into public.teams (tenant_id, name, department) values (${acme}, 'Templates team', 'support') returning id`;
@@ -572,6 +589,43 @@ describe('rules and custom fields', () => {
     // A malformed action is refused on write.
     const r = await createRule({ name: 'Malformed', event: 'ticket.created', actions: [{ type: 'set_custom_field', key: 'Bad Key', value: 1 }] });
     expect(r.status).toBe(422);
+  });
+
+  it('set_custom_field names a field of the tenant, not deleted under it (409 custom_field_in_use); a value already there writes nothing', async () => {
+    await quiet();
+    await db.sql`insert into public.custom_field_definitions (tenant_id, key, label, type, options, visible_to_customers)
+      values (${acme}, 'tier', 'Tier', 'select', '{gold,silver}', true), (${globex}, 'globex_only', 'G', 'text', '{}', true)`;
+    const before = (await db.sql`select count(*)::int as n from public.automation_rules`)[0].n;
+    // A mistyped key, and another tenant's, were written (201) and failed every run after.
+    for (const key of ['tierr', 'globex_only']) {
+      const r = await createRule({
+        name: 'Mistyped', event: 'ticket.created', conditions: {},
+        actions: [{ type: 'set_priority', priority: 'high' }, { type: 'set_custom_field', key, value: 'gold' }],
+      });
+      expect([r.status, r.body.error?.details?.fields], key).toEqual([422, [{ field: 'actions.1.key', message: 'is not a custom field of the tenant' }]]);
+    }
+    expect((await db.sql`select count(*)::int as n from public.automation_rules`)[0].n).toBe(before);
+    const id = await rule({ name: 'Gold tier', event: 'ticket.updated', actions: [{ type: 'set_custom_field', key: 'tier', value: 'gold' }] });
+    const [field] = await db.sql`select id from public.custom_field_definitions where tenant_id = ${acme} and key = 'tier'`;
+    const gone = await call(app, 'DELETE', `/tickets/custom-fields/${field.id}`, { token: tok.admin });
+    expect([gone.status, errorCode(gone), gone.body.error.details]).toEqual([409, 'custom_field_in_use', {
+      custom_field_id: field.id,
+      key: 'tier',
+      automation_rules: [id],
+    }]);
+    // A ticket given the value by a person: the rule's run finds it there and writes nothing.
+    const t = await ticket('Already gold');
+    await drain();
+    const set = await call(app, 'PATCH', `/tickets/${t}`, { token: tok.admin, body: { custom_fields: { tier: 'gold' } } });
+    expect(set.status).toBe(200);
+    const [{ updated_at: after }] = await db.sql`select updated_at from public.tickets where id = ${t}`;
+    await drain();
+    expect((await runsOf(id)).map((r) => r.outcome)).toContain('applied');
+    expect((await db.sql`select updated_at from public.tickets where id = ${t}`)[0].updated_at).toEqual(after);
+    // The rule gone, the field goes.
+    expect((await call(app, 'DELETE', `/tickets/automation-rules/${id}`, { token: tok.admin })).status).toBe(204);
+    expect((await call(app, 'DELETE', `/tickets/custom-fields/${field.id}`, { token: tok.admin })).status).toBe(204);
+    await db.sql`delete from public.custom_field_definitions where tenant_id = ${globex} and key = 'globex_only'`;
   });
 
   it('a change of staff-only values alone is an update: rules on them run, and receivers of ticket.updated hear of it', async () => {

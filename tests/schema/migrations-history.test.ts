@@ -671,7 +671,11 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261202140100_automation_speed.sql',
     '20261202140200_automation_custom_fields.sql',
     '20261202141300_automation_review_fixes.sql',
+    // set_custom_field writes only a value the ticket does not have (review).
+    '20261208125000_rule_actions_name_usable_fields_and_people.sql',
   ],
+  // Actions name a custom field of the tenant, and no assignee disabled on the platform (review).
+  'private.actions_name_existing_targets': ['20261208125000_rule_actions_name_usable_fields_and_people.sql'],
   // Rules read custom fields wherever they are kept, and set them (issue 16 §1 x §4).
   'private.automation_subject': ['20261202140200_automation_custom_fields.sql'],
   'private.automation_actions_ok': ['20261202140200_automation_custom_fields.sql'],
