@@ -628,6 +628,39 @@ describe('rules and custom fields', () => {
     await db.sql`delete from public.custom_field_definitions where tenant_id = ${globex} and key = 'globex_only'`;
   });
 
+  it("a field changing visibility moves its values, changing none: rules on changed custom_fields do not run", async () => {
+    await quiet();
+    const [field] = await db.sql`insert into public.custom_field_definitions (tenant_id, key, label, type, options, visible_to_customers)
+      values (${acme}, 'contract', 'Contract', 'select', '{gold,silver}', true) returning id`;
+    const id = await rule({
+      name: 'Gold welcome',
+      event: 'ticket.updated',
+      conditions: { all: [{ field: 'changed', op: 'contains', value: 'custom_fields' }, { field: 'custom_fields.contract', op: 'eq', value: 'gold' }] },
+      actions: [{ type: 'reply', content: 'Welcome to Gold!' }],
+    });
+    const t = await ticket('Gold customer');
+    expect((await call(app, 'PATCH', `/tickets/${t}`, { token: tok.admin, body: { custom_fields: { contract: 'gold' } } })).status).toBe(200);
+    await drain();
+    expect((await runsOf(id)).map((r) => r.outcome)).toEqual(['applied']);
+    for (const visible_to_customers of [false, true]) {
+      const flip = await call(app, 'PATCH', `/tickets/custom-fields/${field.id}`, { token: tok.admin, body: { visible_to_customers } });
+      expect(flip.status, JSON.stringify(flip.body)).toBe(200);
+      await drain();
+    }
+    // The value moved out of the row and back; the rule ran once, for the real change.
+    expect((await db.sql`select custom_fields from public.tickets where id = ${t}`)[0].custom_fields).toEqual({ contract: 'gold' });
+    expect((await runsOf(id)).map((r) => r.outcome)).toEqual(['applied']);
+    expect((await state(t)).messages.filter((m) => m.includes('Welcome to Gold'))).toHaveLength(1);
+    // A real change after the move is told again (the mark does not outlive the move).
+    for (const contract of ['silver', 'gold']) {
+      expect((await call(app, 'PATCH', `/tickets/${t}`, { token: tok.admin, body: { custom_fields: { contract } } })).status).toBe(200);
+      await drain();
+    }
+    expect((await runsOf(id)).filter((r) => r.outcome === 'applied')).toHaveLength(2);
+    expect((await state(t)).messages.filter((m) => m.includes('Welcome to Gold'))).toHaveLength(2);
+    await db.sql`delete from public.automation_rules where id = ${id}`;
+  });
+
   it('a change of staff-only values alone is an update: rules on them run, and receivers of ticket.updated hear of it', async () => {
     await quiet();
     await db.sql`insert into public.custom_field_definitions (tenant_id, key, label, type, options, visible_to_customers)

@@ -666,7 +666,13 @@ const REDEFINITIONS: Record<string, string[]> = {
   // Automation rules: the capture renders the old row once; actions that would change
   // nothing write nothing (issue 16 §1, measured in tests/bench/automation.bench.ts).
   // ... and custom_fields among what changed when staff-only values changed too (20261206065000).
-  'private.automation_capture': ['20261202140100_automation_speed.sql', '20261206065000_third_round_review.sql'],
+  // ... and not a custom field's move between the row and ticket_internal_fields (review).
+  'private.automation_capture': [
+    '20261202140100_automation_speed.sql',
+    '20261206065000_third_round_review.sql',
+    '20261208126000_custom_field_moves_tell_no_rule.sql',
+  ],
+  'private.custom_field_definition_changed': ['20261208126000_custom_field_moves_tell_no_rule.sql'],
   'private.automation_apply_action': [
     '20261202140100_automation_speed.sql',
     '20261202140200_automation_custom_fields.sql',
