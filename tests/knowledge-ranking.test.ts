@@ -73,6 +73,13 @@ describe('hybrid: reciprocal rank fusion', () => {
     expect(order.indexOf('x')).toBe(order.indexOf('y') + 1);
     // The answer's scores are the fused ones, as numbers.
     expect(found.items[order.indexOf('y')].score).toBeCloseTo(1 / 90 + 1 / 110, 12);
+    // The better single place decides even against the embedding's order: y's best is
+    // the text's 30, x's 39, though the embedding lists x (39) before y (50).
+    const textFirst = ids(rankHits({
+      by_embedding: list({ 39: 'x', 50: 'y' }, 'e'),
+      by_text: list({ 39: 'x', 30: 'y' }, 't'),
+    }, 'hybrid', 50).items);
+    expect(textFirst.indexOf('x')).toBe(textFirst.indexOf('y') + 1);
   });
 
   it('the fused score as an exact fraction', () => {

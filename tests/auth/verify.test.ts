@@ -199,9 +199,12 @@ describe('Clerk (RS256 through JWKS)', () => {
   });
 
   it('refuses an HS256 token claiming the Clerk issuer (no algorithm confusion)', async () => {
-    const t = await new SignJWT({ azp: 'http://localhost:3000' }).setProtectedHeader({ alg: 'HS256' }).setIssuer(auth.clerk.issuer)
-      .setSubject('user_admin_acme').setExpirationTime('1h').sign(new TextEncoder().encode(TEST_JWT_SECRET));
+    // A session token in every other respect (sid, azp): refused for its algorithm, not by
+    // a later check that would refuse it anyway.
+    const t = await new SignJWT({ ...session(), sid: 'sess_confused' }).setProtectedHeader({ alg: 'HS256' }).setIssuer(auth.clerk.issuer)
+      .setSubject('user_admin_acme').setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(TEST_JWT_SECRET));
     expect(await rejection(bearer(t))).toEqual({ status: 401, code: 'invalid_token' });
+    await expect(verifyUserToken(bearer(t))).rejects.toThrow(/Algorithm HS256 is not accepted/);
   });
 
   it('caches keys and refetches the JWKS when a new kid appears', async () => {

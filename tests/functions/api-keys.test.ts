@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { app as tenantsApp } from '../../functions/tenants/app.ts';
 import { app as ticketsApp } from '../../functions/tickets/app.ts';
 import { app as voiceApp } from '../../functions/voice/app.ts';
-import { API_KEY_SCOPES, presentedApiKey, type Scope } from '../../shared/auth/api-keys.ts';
+import { API_KEY_ISSUER, API_KEY_SCOPES, presentedApiKey, type Scope } from '../../shared/auth/api-keys.ts';
 import { closeDb, observeStatements } from '../../shared/db.ts';
 import { runJobs } from '../../shared/jobs/runner.ts';
 import { captureRequestLog } from '../../shared/request-log.ts';
@@ -289,9 +289,15 @@ describe('creating, listing and revoking keys', () => {
       });
       expect([res.status, errorCode(res)], `${method} ${path}`).toEqual([403, 'insufficient_scope']);
     }
-    // Directly in SQL too: the creation function refuses a key principal.
-    const [{ n }] = await db.sql`select count(*)::int as n from public.api_keys where tenant_id = ${acme}`;
-    expect(n).toBeGreaterThan(0);
+    // Directly in SQL too: the creation function refuses a key principal, with arguments
+    // its creator's own call would be taken with.
+    const create = (claims: Record<string, unknown>) =>
+      probeAs(db.sql, 'authenticated', claims, (tx) =>
+        tx`select private.create_api_key(${acme}, 'from a key', '{tickets:read}', null, ${'a'.repeat(64)}) as made`);
+    const asKey = await create({ iss: API_KEY_ISSUER, sub: id });
+    expect(asKey.ok ? 'created' : [asKey.error.code, JSON.parse(asKey.error.detail ?? '{}').code]).toEqual(['PT403', 'insufficient_scope']);
+    const asCreator = await create(supabaseClaims(users.acmeAdmin, acme));
+    expect(asCreator.ok, JSON.stringify(asCreator)).toBe(true);
   });
 
   it("a key acts only in its tenant: another tenant's ids are not found, its header a mismatch", async () => {
