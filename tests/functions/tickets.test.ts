@@ -1237,6 +1237,27 @@ describe('attachments', () => {
     }
   });
 
+  it('a file uploaded as its tenant is suspended is read (status uploaded, a download), though the row waits to be marked', async () => {
+    const t = await newTicket();
+    const bytes = new TextEncoder().encode('sent before the suspension');
+    const r = await call(app, 'POST', `/tickets/${t.id}/attachments`, { token: tok.user, body: { file_name: 'late.txt', content_type: 'text/plain', size_bytes: bytes.length } });
+    expect((await handleLocalStorage(new Request(r.body.upload.url, { method: 'PUT', body: bytes }))).status).toBe(200);
+    await db.sql`update public.tenants set status = 'suspended' where id = ${acme}`;
+    try {
+      const got = await call(app, 'GET', `/tickets/${t.id}/attachments/${r.body.attachment.id}`, { token: tok.agent });
+      expect([got.status, got.body.attachment?.status], JSON.stringify(got.body)).toEqual([200, 'uploaded']);
+      const download = await handleLocalStorage(new Request(got.body.download.url));
+      expect(new Uint8Array(await download.arrayBuffer())).toEqual(bytes);
+      // Read-only: nothing was written (the row is marked once the tenant is back, or by its check).
+      expect((await db.sql`select status from public.attachments where id = ${r.body.attachment.id}`)[0].status).toBe('pending');
+    } finally {
+      await db.sql`update public.tenants set status = 'active' where id = ${acme}`;
+    }
+    const after = await call(app, 'GET', `/tickets/${t.id}/attachments/${r.body.attachment.id}`, { token: tok.agent });
+    expect(after.body.attachment.status).toBe('uploaded');
+    expect((await db.sql`select status from public.attachments where id = ${r.body.attachment.id}`)[0].status).toBe('uploaded');
+  });
+
   it('refuses files over 50 MiB and names with paths', async () => {
     const t = await newTicket();
     for (const body of [{ file_name: 'big.iso', size_bytes: 50 * 1024 * 1024 + 1 }, { file_name: '../etc/passwd', size_bytes: 10 }]) {

@@ -540,6 +540,8 @@ describe('on a hosted project: Supabase Storage (a stand-in following its API)',
   let refused = false;
   /** An object whose upload finishes just after the storage was first asked about it. */
   let landsAfterFirstLook: string | null = null;
+  /** The storage answers its next look, then goes down (an outage after the first answer). */
+  let downAfterNextLook = false;
   const server = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
@@ -561,6 +563,10 @@ describe('on a hosted project: Supabase Storage (a stand-in following its API)',
         return json(200, { url: `/object/upload/sign/${object}?token=upload-token` });
       }
       if (op === 'info') {
+        if (downAfterNextLook) {
+          downAfterNextLook = false;
+          outage = true;
+        }
         if (landsAfterFirstLook === object) {
           landsAfterFirstLook = null;
           stored.add(object);
@@ -685,5 +691,34 @@ describe('on a hosted project: Supabase Storage (a stand-in following its API)',
     } finally {
       outage = false;
     }
+    // Down after the call was written (the signing, or the look after a new type's write):
+    // the call is given back what it had, not left naming an object nobody can upload.
+    const fresh = await endedCall(acme, 'pc-rec-h5');
+    const ask = (provider_call_id: string, content_type: string) =>
+      app.request('/voice/calls/recordings', {
+        method: 'POST',
+        headers: { ...asService(), 'content-type': 'application/json' },
+        body: JSON.stringify({ tenant_id: acme, provider_call_id, content_type, size_bytes: 10 }),
+      });
+    outage = true;
+    try {
+      const refused = await ask('pc-rec-h5', 'audio/mpeg');
+      expect([refused.status, (await refused.json()).error.code]).toEqual([503, 'storage_unavailable']);
+      expect((await callRow(acme, fresh)).recording_object).toBeNull();
+    } finally {
+      outage = false;
+    }
+    expect([(await recording(fresh, tok.agent)).body.error?.details]).toEqual([{ reason: 'none' }]);
+    downAfterNextLook = true;
+    try {
+      const moved = await ask('pc-rec-h2', 'audio/wav');
+      expect([moved.status, (await moved.json()).error.code]).toEqual([503, 'storage_unavailable']);
+      expect((await callRow(acme, id)).recording_object).toBe(first.body.recording_object);
+    } finally {
+      outage = downAfterNextLook = false;
+    }
+    // Up again, both go on as if the outage had not been.
+    expect((await ask('pc-rec-h5', 'audio/mpeg')).status).toBe(201);
+    expect((await callRow(acme, fresh)).recording_object).toBe(`${acme}/${fresh}/recording.mp3`);
   });
 });

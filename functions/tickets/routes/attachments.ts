@@ -156,7 +156,10 @@ const read: TicketsHandler<typeof routes.read> = async (c) => {
       // Deleted while the mark waited for its row (an admin's delete, the upload check's
       // release): gone, as for a read just after (it was a 500).
       if (!marked) throw notFound('Attachment');
-      return marked;
+      // A suspended tenant is read-only: the mark writes nothing there, and the row stays
+      // pending until the upload check. The file is in the storage all the same, and
+      // reading it is a read: it is shown as uploaded (it was pending with no download).
+      return marked.status === 'pending' ? { ...marked, status: 'uploaded' as const } : marked;
     }
     return a;
   });

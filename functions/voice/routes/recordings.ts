@@ -132,28 +132,40 @@ const upload: VoiceHandler<typeof routes.upload> = async (c) => {
     }
     throw err;
   });
-  // Another type: the first object's upload may have finished between the storage's
-  // answer and the write. Asked again, and if it did, the call is given it back (its
-  // delayed delete job then keeps it: private.storage_object_in_use). Should this look
-  // fail, or the upload land just after it, that job gives the finished recording back
-  // itself once the first URL expired (shared/jobs/tasks/storage-delete.ts).
-  if (current && object !== current && (await uploaded(current))) {
+  const restore = async () => {
     const [{ restored }] = await run((sql) =>
       sql<{ restored: boolean }>`
         select private.voice_call_recording_restore(${b.tenant_id}, ${seen.call_id}, ${current}, ${object}) as restored`
     );
-    if (!restored) {
-      throw new ApiError(409, 'recording_changed', "The call's recording changed meanwhile; ask again");
+    return restored;
+  };
+  let signed;
+  try {
+    // Another type: the first object's upload may have finished between the storage's
+    // answer and the write. Asked again, and if it did, the call is given it back (its
+    // delayed delete job then keeps it: private.storage_object_in_use). Should the upload
+    // land just after this look, that job gives the finished recording back itself once
+    // the first URL expired (shared/jobs/tasks/storage-delete.ts).
+    if (current && object !== current && (await uploaded(current))) {
+      if (!(await restore())) {
+        throw new ApiError(409, 'recording_changed', "The call's recording changed meanwhile; ask again");
+      }
+      throw recordingExists(current);
     }
-    throw recordingExists(current);
+    // Back to an object asked for before, whose upload finished meanwhile (asked for
+    // mp3, then wav, the mp3 landed, then mp3 again): the call holds it now, and a URL to
+    // write it again would be refused by the storage.
+    if (current && object !== current && (await uploaded(object))) throw recordingExists(object);
+    signed = await fromStorage(() =>
+      storage.createUploadUrl(RECORDINGS_BUCKET, object, { contentType: b.content_type, size: b.size_bytes })
+    );
+  } catch (err) {
+    // The storage failed after the write (a look, or the signing): the call is given back
+    // what it had, so the 503 leaves it as it was — a first request's call with no
+    // recording named, another type's with its own.
+    if (err instanceof ApiError && err.code === 'storage_unavailable' && object !== current) await restore();
+    throw err;
   }
-  // Back to an object asked for before, whose upload finished meanwhile (asked for
-  // mp3, then wav, the mp3 landed, then mp3 again): the call holds it now, and a URL to
-  // write it again would be refused by the storage.
-  if (current && object !== current && (await uploaded(object))) throw recordingExists(object);
-  const signed = await fromStorage(() =>
-    storage.createUploadUrl(RECORDINGS_BUCKET, object, { contentType: b.content_type, size: b.size_bytes })
-  );
   return c.json({ call_id: seen.call_id, recording_object: object, upload: signed }, 201);
 };
 
