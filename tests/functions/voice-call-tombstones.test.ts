@@ -447,6 +447,29 @@ describe('a deleted call stays deleted', () => {
     const [entry] = await db.sql`select actor_user_id, actor_role from public.audit_logs
       where tenant_id = ${acme} and table_name = 'voice_calls' and action = 'DELETE' and record_key ->> 'id' = ${id}`;
     expect(entry).toEqual({ actor_user_id: users.acmeAdmin.id, actor_role: 'authenticated' });
+    // The trail keeps its entries, not their images: the call's and its transcript's
+    // (each segment's twice: its insert and the cascade's delete) are redacted by a job;
+    // the bystander's stay whole.
+    const entriesOf = async (callId: string) =>
+      (await db.sql`select l.id, l.table_name, l.action from public.audit_logs l where l.tenant_id = ${acme}
+        and ((l.table_name = 'voice_calls' and l.record_key ->> 'id' = ${callId})
+          or (l.table_name = 'voice_call_segments' and coalesce(l.old_data, l.new_data) ->> 'call_id' = ${callId}))
+        order by l.id`);
+    const mine = await entriesOf(id);
+    expect(mine.map((e) => `${e.table_name} ${e.action}`)).toEqual(expect.arrayContaining([
+      'voice_calls INSERT', 'voice_calls DELETE', 'voice_call_segments INSERT', 'voice_call_segments DELETE',
+    ]));
+    const theirs = await db.sql`select id, old_data, new_data from public.audit_logs where id in ${db.sql((await entriesOf(other)).map((e) => e.id))} order by id`;
+    const trail = await runJobs({ tasks: ['voice-erasure-trail'] });
+    expect(trail.tasks['voice-erasure-trail']?.done).toBeGreaterThan(0);
+    const after = await db.sql`select old_data is null and new_data is null and redacted_at is not null as redacted
+      from public.audit_logs where id in ${db.sql(mine.map((e) => e.id))}`;
+    expect(after.map((e) => e.redacted)).toEqual(mine.map(() => true));
+    expect(await db.sql`select id, old_data, new_data from public.audit_logs where id in ${db.sql(theirs.map((e) => e.id))} order by id`)
+      .toEqual(theirs);
+    // No erasure's notice for it: call.deleted told receivers.
+    expect(await db.sql`select 1 from private.webhook_events where tenant_id = ${acme} and type = 'customer.erasure_completed'
+      and payload -> 'data' -> 'call_ids' ? ${id}`).toEqual([]);
     await refusedAsDeleted(acme, 'pc-tomb-api');
     const again = await call(app, 'DELETE', `/voice/calls/${id}`, { token: tok.admin });
     expect([again.status, errorCode(again)]).toEqual([404, 'not_found']);

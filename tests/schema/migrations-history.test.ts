@@ -283,7 +283,12 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261204120000_voice_call_table_deletes.sql',
   ],
   // ... and a former call's call.deleted kept (issue 14, table deletes' notices).
-  'private.voice_erasure_trail_step': ['20261204102000_voice_customer_erasure_review.sql', '20261204121000_voice_call_deleted_notices.sql'],
+  // ... and a job for deleted calls (no customer) that redacts their entries (review of the trail).
+  'private.voice_erasure_trail_step': [
+    '20261204102000_voice_customer_erasure_review.sql',
+    '20261204121000_voice_call_deleted_notices.sql',
+    '20261208127000_deleted_calls_leave_the_trail.sql',
+  ],
   'private.voice_call_started': [
     '20261202160000_voice_events_tenant_state.sql',
     '20261203140000_voice_early_events.sql',
