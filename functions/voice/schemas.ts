@@ -55,7 +55,10 @@ export const LlmConfigSchema = z.object({
   model: Text.min(1).max(200),
   system_prompt: Text.max(20000),
   temperature: z.number().min(0).max(2).optional(),
-  tools: z.array(JsonObject(16384)).max(50).optional(),
+  // Each tool bounded by the whole's bound only, as the database bounds them: a tool of
+  // 20,000 bytes written through the table came back from GET and was refused when sent
+  // back unchanged.
+  tools: z.array(JsonObject(LLM_CONFIG_MAX_BYTES)).max(50).optional(),
 })
   // A setting the platform does not know is refused by name, not dropped in silence.
   .strict()

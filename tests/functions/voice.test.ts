@@ -494,6 +494,24 @@ describe('phone numbers', () => {
     }
   });
 
+  it("claims of a deleted tenant's number arriving at once: each lands or is refused, none deadlocks", async () => {
+    const [parked] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active)
+      values (${globex}, 'Left behind', '+14155550164', 'v', ${db.sql.json(LLM)}, false) returning id`;
+    await db.sql`update public.tenants set status = 'deleted', deleted_at = now() where id = ${globex}`;
+    try {
+      const attempts = await Promise.allSettled(Array.from({ length: 8 }, (_, i) =>
+        db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active)
+          values (${acme}, ${`Heir ${i}`}, '+14155550164', 'v', ${db.sql.json(LLM)}, false)`));
+      // All acme's: the first takes the number over, the rest find it theirs (they deadlocked).
+      expect(attempts.map((a) => a.status === 'fulfilled' ? 'ok' : (a as PromiseRejectedResult).reason.code)).toEqual(Array(8).fill('ok'));
+      expect((await db.sql`select tenant_id from private.voice_numbers where phone = '+14155550164'`)[0].tenant_id).toBe(acme);
+    } finally {
+      await db.sql`update public.tenants set status = 'active', deleted_at = null where id = ${globex}`;
+      await db.sql`delete from public.voice_agents where phone = '+14155550164'`;
+      await db.sql`delete from public.voice_agents where id = ${parked.id}`;
+    }
+  });
+
   it('two tenants claiming one free number at once: exactly one of them gets it', async () => {
     for (let round = 0; round < 5; round++) {
       const phone = `+1415555017${round}`;
@@ -551,6 +569,22 @@ describe('phone numbers', () => {
     })
       returning id`;
     await db.sql`delete from public.voice_agents where id = ${ok.id}`;
+  });
+
+  it('a configuration the table took (one tool of 20,000 bytes) is taken back unchanged through the API', async () => {
+    const llm = { ...LLM, tools: [{ name: 'big', description: 'd'.repeat(20_000) }] };
+    const [written] = await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active)
+      values (${acme}, 'Written directly', '+14155550085', 'v', ${db.sql.json(llm)}, false) returning id`;
+    const got = await call(app, 'GET', `/voice/agents/${written.id}`, { token: tok.admin });
+    expect(got.body.llm_config).toEqual(llm);
+    const sent = await call(app, 'PATCH', `/voice/agents/${written.id}`, { token: tok.admin, body: { llm_config: got.body.llm_config } });
+    expect([sent.status, sent.body.llm_config], JSON.stringify(sent.body.error)).toEqual([200, llm]);
+    // The whole's bound stays, named.
+    const over = await call(app, 'PATCH', `/voice/agents/${written.id}`, {
+      token: tok.admin, body: { llm_config: { ...LLM, tools: [{ d: 'x'.repeat(70_000) }] } },
+    });
+    expect([over.status, over.body.error?.details?.fields?.[0]?.field]).toEqual([422, 'llm_config.tools.0']);
+    await db.sql`delete from public.voice_agents where id = ${written.id}`;
   });
 });
 

@@ -491,7 +491,12 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.voice_event_tenant_status': ['20261202190400_voice_events_unknown_tenant.sql'],
   // Taking a free number needs the voice feature; a deleted tenant's number can be taken.
   // ... and nothing for an API caller outside the tenant: the policy refuses (issues 14, 15).
-  'private.claim_voice_number': ['20261202190500_voice_numbers_review.sql', '20261203234000_plan_checks_for_outsiders.sql'],
+  // ... and a deleted tenant's number taken over with no read lock before (review: two claims deadlocked).
+  'private.claim_voice_number': [
+    '20261202190500_voice_numbers_review.sql',
+    '20261203234000_plan_checks_for_outsiders.sql',
+    '20261208128000_deleted_tenants_numbers_claimed_without_deadlock.sql',
+  ],
   // Auto-assigns a ticket that gains a team with no assignee (issue 11 §4).
   // Later: a team's pick goes only to a ticket still unassigned, so an assignment made
   // while the hand-off waited for the team stays (issue 14, review of the tickets function).
