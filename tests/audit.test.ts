@@ -625,13 +625,15 @@ describe('append-only', () => {
     });
   }
 
-  it('refuses even a role granted UPDATE by mistake', async () => {
-    await db.sql`grant update, delete on public.audit_logs to service_role`;
+  it('refuses even a role granted UPDATE, DELETE or TRUNCATE by mistake (the triggers, not the grants)', async () => {
+    await db.sql`grant update, delete, truncate on public.audit_logs to service_role`;
     try {
-      const r = await probeAs(db.sql, 'service_role', {}, (tx) => tx`update public.audit_logs set action = 'DELETE'`);
-      expect(r.ok ? 'allowed' : r.error.message).toContain('append-only');
+      for (const stmt of ["update public.audit_logs set action = 'DELETE'", 'delete from public.audit_logs', 'truncate public.audit_logs']) {
+        const r = await probeAs(db.sql, 'service_role', {}, (tx) => tx.unsafe(stmt));
+        expect(r.ok ? 'allowed' : r.error.message, stmt).toContain('append-only');
+      }
     } finally {
-      await db.sql`revoke update, delete on public.audit_logs from service_role`;
+      await db.sql`revoke update, delete, truncate on public.audit_logs from service_role`;
     }
   });
 

@@ -8,6 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { bootstrapFile, createDatabase, freePort, root, runSqlFile, withDatabase } from '../../scripts/stack.mjs';
@@ -140,7 +141,17 @@ describe('embedded stack', () => {
 
       // The scheduler stand-in calls the job runner (SLA sweep, provisioning, webhook
       // delivery, …) with the service key it printed.
-      await new Promise((r) => setTimeout(r, 1500));
+      // A tick that ran: the SLA sweep's schedule (every minute, due since the migrations)
+      // was added and its next run moved past now — nothing else moves it before our own
+      // call below. (Not the prune's: it is first due at 03:17 UTC, in the future all night.)
+      const sql = postgres(`postgresql://postgres:postgres@127.0.0.1:${dbPort}/postgres`, { max: 1, onnotice: () => {} });
+      try {
+        await expect.poll(async () => (await sql`select count(*)::int as n from private.job_schedules where name = 'sla-sweep' and next_run_at > now()`)[0].n, {
+          timeout: 15_000,
+        }).toBeGreaterThan(0);
+      } finally {
+        await sql.end();
+      }
       expect(first.output).not.toContain('jobs failed');
       const jobsRun = await fetch(`http://127.0.0.1:${port}/functions/v1/jobs/run`, {
         method: 'POST',

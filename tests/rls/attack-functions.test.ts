@@ -326,6 +326,18 @@ describe('functions API roles may execute', () => {
     expect(verdicts(results)).toEqual([]);
   });
 
+  // The verdicts compare a victim's ids with unknown ones: a function whose generated
+  // arguments its own checks refuse every time (a time in the past, a malformed hash)
+  // answers both the same and shows nothing of its tenant check. Each is called at least
+  // once in a way its argument checks take, so its refusals are its authorization's.
+  it('are each called at least once past their argument checks', () => {
+    const argumentRefusal = (code?: string) => !!code && (/^2[23]/.test(code) || ['PT400', 'PT422'].includes(code));
+    const stopped = fns.filter((f) =>
+      results.filter((r) => r.fn.signature === f.signature).every((r) => argumentRefusal(r.vo.code) && argumentRefusal(r.ro.code))
+    ).map((f) => `${f.signature}: ${results.find((r) => r.fn.signature === f.signature)?.vo.code}`);
+    expect(stopped, 'called only with arguments its checks refuse: generate ones they take').toEqual([]);
+  });
+
   // A check of the harness, not of the functions (the verdicts above see each call's
   // changes inside its own transaction): every probe is rolled back, so the suite itself
   // leaves the victim tenant as it found it for the tests that follow.

@@ -486,7 +486,12 @@ describe("another tenant's records through every route of every function", () =>
         if (!schemaRefused(r)) break;
       }
       r = r!;
-      if (!schemaRefused(r)) validated.add(`${p.kind} ${p.route} ${p.target}`);
+      // Past validation, and past the caller's credential: a key refused a route for its
+      // scope (or a people-only route) answers before the body is read, and counted, it
+      // made a route that refused every body look reached.
+      const refusedCredential = r.status === 401 ||
+        (r.status === 403 && ['insufficient_scope', 'user_token_required'].includes(r.body?.error?.code));
+      if (!schemaRefused(r) && !refusedCredential) validated.add(`${p.kind} ${p.route} ${p.target}`);
       // Globex's id must be answered as an id nobody has: the same status and code, or the
       // answer tells globex's records from none.
       let oracle = '';
@@ -539,6 +544,22 @@ describe("another tenant's records through every route of every function", () =>
       .toEqual(new Set(['call.started', 'call.answered', 'transcript.segments', 'call.ended']));
     expect(await fingerprints()).toEqual(before);
     expect(await counters()).toBe(countersBefore);
+    // Nor did any of acme's rows take one of globex's ids (a foreign key gone would take
+    // globex's team as quietly as an unknown id is refused): every table with a tenant,
+    // read as text. Macros and rules keep the ids their actions name (refused when they
+    // run: 20261207210000 names only what the tenant has, and the control below clears
+    // them), as does the trail of those writes.
+    const pattern = foreignIds.join('|');
+    const holding: string[] = [];
+    for (const { table } of await db.sql`select c.relname::text as table from pg_class c
+        join pg_namespace n on n.oid = c.relnamespace join pg_attribute a on a.attrelid = c.oid and a.attname = 'tenant_id'
+        where n.nspname = 'public' and c.relkind = 'r' order by 1`) {
+      const trailOfActions = table === 'audit_logs' ? db.sql`and x.table_name not in ('macros', 'automation_rules')` : db.sql``;
+      const [{ n }] = await db.sql`select count(*)::int as n from ${db.sql('public')}.${db.sql(table)} x
+        where x.tenant_id = ${acme} and to_jsonb(x)::text ~ ${pattern} ${trailOfActions}`;
+      if (n && !['macros', 'automation_rules'].includes(table)) holding.push(`${table}: ${n}`);
+    }
+    expect(holding, "acme's rows holding one of globex's ids after the probes").toEqual([]);
 
     // The control: acme's own records in the same paths reach the route (no 403 or 404),
     // so the refusals above are about globex, not a record map or a route that refuses
