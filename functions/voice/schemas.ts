@@ -276,8 +276,14 @@ export const CreateAgentBody = AgentFields.extend({
   active: AgentFields.shape.active.default(true),
   knowledge_base_id: AgentFields.shape.knowledge_base_id.optional(),
 }).strict();
-export const UpdateAgentBody = AgentFields.partial().strict()
-  .refine((b) => Object.keys(b).length > 0, 'name at least one field to change')
+export const UpdateAgentBody = AgentFields.partial().extend({
+  take_over: z.boolean().optional().openapi({
+    description: "With the agent active on its number (this change's or its own): another active agent of the tenant " +
+      'on that number is parked in the same transaction, so the line passes from one to the other with no moment ' +
+      'without an agent (without it, 409 `already_exists`)',
+  }),
+}).strict()
+  .refine((b) => Object.keys(b).some((k) => k !== 'take_over'), 'name at least one field to change')
   .openapi({ minProperties: 1 });
 
 /** An agent as a read answers it: for a customer (role user) without its LLM configuration,

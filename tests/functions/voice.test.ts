@@ -469,6 +469,43 @@ describe('phone numbers', () => {
     }
   });
 
+  it('take_over hands a number from one active agent to another in one change: no moment without an agent; swaps need one each', async () => {
+    const [n1, n2] = ['+14155550193', '+14155550194'];
+    const agent = async (name: string, phone: string, active: boolean) =>
+      (await db.sql`insert into public.voice_agents (tenant_id, name, phone, voice_id, llm_config, active)
+        values (${acme}, ${name}, ${phone}, 'v', ${db.sql.json(LLM)}, ${active}) returning id`)[0].id as string;
+    const [x, y, z] = [await agent('Outgoing', n1, true), await agent('Incoming', n1, false), await agent('Other line', n2, true)];
+    const patch = (id: string, body: Record<string, unknown>) => call(app, 'PATCH', `/voice/agents/${id}`, { token: tok.admin, body });
+    const answering = async (n: string) => (await route(`to=${encodeURIComponent(n)}`)).body.agent?.id;
+    const active = async () =>
+      Object.fromEntries((await db.sql`select id, active from public.voice_agents where id in (${x}, ${y}, ${z})`).map((r) => [r.id, r.active]));
+    try {
+      // Without it, the one active agent per number refuses, changing nothing.
+      const refused = await patch(y, { active: true });
+      expect([refused.status, errorCode(refused)]).toEqual([409, 'already_exists']);
+      expect(await answering(n1)).toBe(x);
+      // Alone it names no change.
+      expect((await patch(y, { take_over: true })).status).toBe(422);
+      const taken = await patch(y, { active: true, take_over: true });
+      expect([taken.status, taken.body.active]).toEqual([200, true]);
+      expect(await active()).toEqual({ [x]: false, [y]: true, [z]: true });
+      expect(await answering(n1)).toBe(y);
+      // A move onto another line parks its agent; a parked agent's take_over parks nobody.
+      const moved = await patch(y, { phone: n2, take_over: true });
+      expect([moved.status, moved.body.phone]).toEqual([200, n2]);
+      expect(await active()).toEqual({ [x]: false, [y]: true, [z]: false });
+      expect(await answering(n2)).toBe(y);
+      expect((await patch(z, { name: 'Parked line', take_over: true })).status).toBe(200);
+      expect(await active()).toEqual({ [x]: false, [y]: true, [z]: false });
+      // Another tenant's number is no one's to take over.
+      const foreign = await patch(x, { phone: NUMBER.globex, active: true, take_over: true });
+      expect([foreign.status, errorCode(foreign)]).toEqual([409, 'already_exists']);
+      expect(await answering(NUMBER.globex)).toBe(AGENT.globex);
+    } finally {
+      await db.sql`delete from public.voice_agents where id in (${x}, ${y}, ${z})`;
+    }
+  });
+
   it("a move onto another tenant's number does not hold up that tenant's claims of it while it is refused", async () => {
     // The move is held between the number locks and the claim that refuses it (a
     // test-only trigger that sleeps, named to run between them).

@@ -339,8 +339,20 @@ const update: VoiceHandler<typeof routes.update> = async (c) => {
   const b = c.req.valid('json');
   const tenantId = c.var.access.tenantId;
   const set = (field: string) => field in b;
-  const [agent] = await callerDb(c, tenantId, (tx) =>
-    tx<AgentRow>`
+  const [agent] = await callerDb(c, tenantId, async (tx) => {
+    // Taking the number over: the tenant's other active agent on the number this agent
+    // will answer is parked first (one active agent per number is checked row by row),
+    // and /route sees the hand-over whole at commit.
+    if (b.take_over) {
+      await tx`
+        update public.voice_agents o set active = false
+        from public.voice_agents a
+        where a.tenant_id = ${tenantId} and a.id = ${id}
+          and coalesce(${b.active ?? null}::boolean, a.active)
+          and o.tenant_id = a.tenant_id and o.id <> a.id and o.active
+          and o.phone = coalesce(${b.phone ?? null}::text, a.phone)`;
+    }
+    return await tx<AgentRow>`
       update public.voice_agents set
         name = coalesce(${b.name ?? null}::text, name),
         phone = coalesce(${b.phone ?? null}::text, phone),
@@ -353,7 +365,8 @@ const update: VoiceHandler<typeof routes.update> = async (c) => {
       b.knowledge_base_id ?? null
     }::uuid else knowledge_base_id end
       where tenant_id = ${tenantId} and id = ${id}
-      returning ${tx.columns(AGENT_COLUMNS)}`);
+      returning ${tx.columns(AGENT_COLUMNS)}`;
+  });
   if (!agent) throw notFound('Agent');
   return c.json(agent, 200);
 };
