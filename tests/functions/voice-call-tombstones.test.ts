@@ -475,6 +475,34 @@ describe('a deleted call stays deleted', () => {
     expect([again.status, errorCode(again)]).toEqual([404, 'not_found']);
   });
 
+  it("a deleted call's trail job reads back only to the call's first entry, not the tenant's whole history", async () => {
+    // A history: 40 calls logged by hand, their entries (and every other of acme's calls)
+    // made a day old — older than the call below.
+    await db.sql`insert into public.voice_calls (tenant_id, agent_id, direction, status, provider_call_id)
+      select ${acme}, ${AGENTS[acme]}, 'outbound', 'ringing', 'manual:history-' || g from generate_series(1, 40) g`;
+    // (Past the trail's append-only trigger, as a test alone may.)
+    const [{ older }] = await db.sql.begin(async (tx) => {
+      await tx`set local session_replication_role = replica`;
+      return await tx`with aged as (
+          update public.audit_logs set created_at = created_at - interval '1 day'
+          where tenant_id = ${acme} and table_name = 'voice_calls' returning 1)
+        select count(*)::int as older from aged`;
+    });
+    expect(older).toBeGreaterThanOrEqual(40);
+    const id = await talkedCall(acme, 'pc-tomb-bounded');
+    await db.sql`delete from private.jobs where task = 'voice-erasure-trail'`;
+    expect((await call(app, 'DELETE', `/voice/calls/${id}`, { token: tok.admin })).status).toBe(204);
+    await db.sql`update private.jobs set payload = payload || '{"batch": 2}' where task = 'voice-erasure-trail'`;
+    const report = await runJobs({ tasks: ['voice-erasure-trail'] });
+    // Its own entries (a start, an answer, an end, the delete: a few batches of two), and
+    // one batch reaching past its first: not one per two of the day-old ones.
+    expect(report.tasks['voice-erasure-trail']?.done).toBe(1);
+    expect(report.tasks['voice-erasure-trail']?.completed).toBeLessThan(older / 4);
+    const [{ whole }] = await db.sql`select count(*)::int as whole from public.audit_logs
+      where tenant_id = ${acme} and table_name = 'voice_calls' and record_key ->> 'id' = ${id} and redacted_at is null`;
+    expect(whole).toBe(0);
+  });
+
   it('DELETE /voice/calls/{id} refused, changing nothing: agents, users, API keys, another tenant, an open call, a suspended tenant, bad ids', async () => {
     const id = await talkedCall(acme, 'pc-tomb-api-kept');
     const open = await send(started(acme, 'pc-tomb-api-open'));

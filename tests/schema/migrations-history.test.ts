@@ -288,7 +288,10 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261204102000_voice_customer_erasure_review.sql',
     '20261204121000_voice_call_deleted_notices.sql',
     '20261208127000_deleted_calls_leave_the_trail.sql',
+    // ... which reads a deletion's calls' entries only back to their first (review).
+    '20261208129000_trail_jobs_bounded_and_purged_trails_read.sql',
   ],
+  'private.voice_calls_deleted_trail': ['20261208129000_trail_jobs_bounded_and_purged_trails_read.sql'],
   'private.voice_call_started': [
     '20261202160000_voice_events_tenant_state.sql',
     '20261203140000_voice_early_events.sql',
@@ -758,7 +761,11 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261208123000_leaving_pending_keeps_a_named_due_date.sql',
   ],
   // A platform admin's standing in a tenant id needs the tenant (review of authorization).
-  'private.tenant_access': ['20261208124000_platform_admins_name_existing_tenants.sql'],
+  // ... and a purged tenant's trail stays theirs to read (review).
+  'private.tenant_access': [
+    '20261208124000_platform_admins_name_existing_tenants.sql',
+    '20261208129000_trail_jobs_bounded_and_purged_trails_read.sql',
+  ],
   // Customers follow tickets where the tenant allows it (issue 16 §5): their follows count
   // there, they add only customers, and hear of public changes only.
   'private.my_followed_ticket_keys': ['20261202141100_customer_followers.sql'],

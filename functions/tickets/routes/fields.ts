@@ -11,7 +11,15 @@ import type { Tx } from '../../../shared/db.ts';
 import { notFound } from '../../../shared/errors.ts';
 import { createRouter } from '../../../shared/http.ts';
 import type { Checked, Column, Selected } from '../../../shared/rows.ts';
-import { commonErrors, conflictError, cursorValues, jsonBody, jsonResponse, keysetPage } from '../../../shared/schemas/common.ts';
+import {
+  commonErrors,
+  conflictError,
+  cursorValues,
+  errorResponse,
+  jsonBody,
+  jsonResponse,
+  keysetPage,
+} from '../../../shared/schemas/common.ts';
 import * as s from '../schemas.ts';
 import { security, type TicketsHandler } from './common.ts';
 
@@ -98,7 +106,11 @@ const routes = {
     security,
     middleware: admin,
     request: { params: s.FieldIdParam },
-    responses: { ...removed, ...commonErrors },
+    responses: {
+      ...removed,
+      ...commonErrors,
+      409: errorResponse('`custom_field_in_use`: automation rules set it (`details.automation_rules`); change them first'),
+    },
   }),
   listDepartments: createRoute({
     method: 'get',

@@ -160,10 +160,13 @@ const upload: VoiceHandler<typeof routes.upload> = async (c) => {
       storage.createUploadUrl(RECORDINGS_BUCKET, object, { contentType: b.content_type, size: b.size_bytes })
     );
   } catch (err) {
-    // The storage failed after the write (a look, or the signing): the call is given back
-    // what it had, so the 503 leaves it as it was — a first request's call with no
-    // recording named, another type's with its own.
-    if (err instanceof ApiError && err.code === 'storage_unavailable' && object !== current) await restore();
+    // The storage failed after a new type's write (a look, or the signing): the call is
+    // given back the type it had, so the 503 leaves it as it was. Not a first request's
+    // (no type before): naming an object never signed is harmless — a retry signs it —
+    // while clearing it could undo a retry that got its URL meanwhile (its write wrote
+    // nothing, the name being the same), and the delete job queued for the object so
+    // cleared would delete the recording uploaded through that URL.
+    if (err instanceof ApiError && err.code === 'storage_unavailable' && current && object !== current) await restore();
     throw err;
   }
   return c.json({ call_id: seen.call_id, recording_object: object, upload: signed }, 201);

@@ -1,5 +1,7 @@
 // voice-erasure-trail: the audit trail's part of a customer erasure
-// (20261204101000_voice_customer_erasure_trail_job.sql), queued by the erasure's request.
+// (20261204101000_voice_customer_erasure_trail_job.sql), queued by the erasure's request;
+// and of a deletion of calls (20261208127000: their entries and their segments', back to
+// their first, under the key `…:calls:<first id>`, with no customer and no notice at the end).
 // The request deleted what indexes reach under its locks; the trail has no index by
 // record, so its entries are found by reading the tenant's voice entries newest first,
 // one batch per job in its own transaction, holding no lock on a live row: first which
