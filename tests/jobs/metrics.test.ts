@@ -55,6 +55,25 @@ it('counts due, scheduled, running, retrying and dead jobs per task, and the old
   expect(r.body.measured_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 });
 
+it('a job behind the head of its named queue is queued_behind, not due: a head waiting does not age the queue', async () => {
+  await db.sql`delete from private.jobs`;
+  // A head deferred for five minutes (a suspended tenant's reply) and two behind it, due
+  // long ago by their run_at; one due job of another queue.
+  await db.sql`
+    insert into private.jobs (task, queue, run_at) values
+      ('metric-q', 'conv:1', now() + interval '5 minutes'),
+      ('metric-q', 'conv:1', now() - interval '1 hour'),
+      ('metric-q', 'conv:1', now() - interval '50 minutes'),
+      ('metric-q', 'conv:2', now() - interval '30 seconds')`;
+  const r = await call(jobs, 'GET', '/jobs/metrics', { headers: { authorization: `Bearer ${serviceKey}` } });
+  expect(r.body).toMatchObject({ due: 1, queued_behind: 2, scheduled: 1, tasks: { 'metric-q': { due: 1, queued_behind: 2, scheduled: 1 } } });
+  expect(r.body.oldest_due_age_seconds).toBeGreaterThanOrEqual(29);
+  expect(r.body.oldest_due_age_seconds).toBeLessThan(600);
+  // What the claim takes agrees: the other queue's job, not the jobs behind the head.
+  const claimed = await db.sql`select queue from private.claim_due_jobs('metric-worker', 10, 60, ${['metric-q']}::text[])`;
+  expect(claimed.map((c) => c.queue)).toEqual(['conv:2']);
+});
+
 it('an empty queue is zeros and no wait', async () => {
   await db.sql`delete from private.jobs`;
   const r = await call(jobs, 'GET', '/jobs/metrics', { headers: { authorization: `Bearer ${serviceKey}` } });

@@ -187,6 +187,31 @@ describe('failure and retry', () => {
   });
 });
 
+describe("an operator's retry in a named queue", () => {
+  it('a dead job with live jobs after it in its queue goes to the back (a new id): it never runs beside, or before, the ones that went on', async () => {
+    const task = freshTask();
+    const queue = `retry-q-${task}`;
+    const [a, b] = [await add(task, { queue, max: 1 }), await add(task, { queue })];
+    expect((await claim('w', task)).map((c) => c.id)).toEqual([a.id]);
+    await db.sql`select private.fail_job('w', ${a.id}, 'gave up')`;
+    // B went on (a dead job holds no queue) and runs now.
+    expect((await claim('w', task)).map((c) => c.id)).toEqual([b.id]);
+    const retried = (await db.sql`select * from private.retry_job(${a.id})`)[0];
+    expect(Number(retried.id)).toBeGreaterThan(Number(b.id));
+    expect(retried).toMatchObject({ task, queue, attempts: 0, dead_at: null, last_error: null, hook_holds: 0 });
+    expect(await job(a.id)).toBeUndefined();
+    // Not beside B, which holds the queue; after it, A runs.
+    expect(await claim('w2', task)).toEqual([]);
+    await db.sql`select private.complete_jobs('w', ${[b.id]}::bigint[])`;
+    expect((await claim('w2', task)).map((c) => c.id)).toEqual([retried.id]);
+    // Alone in its queue, a dead job keeps its id, as before.
+    const lone = await add(task, { queue: `${queue}-lone`, max: 1 });
+    await claim('w3', task);
+    await db.sql`select private.fail_job('w3', ${lone.id}, 'gave up')`;
+    expect((await db.sql`select * from private.retry_job(${lone.id})`)[0].id).toBe(lone.id);
+  });
+});
+
 describe('retention of dead jobs', () => {
   it('the daily prune task drops dead jobs 30 days after they died; younger dead jobs and live ones stay', async () => {
     const task = freshTask();

@@ -794,7 +794,13 @@ const REDEFINITIONS: Record<string, string[]> = {
   // A recurring job keeps its failures, and a crashed run is not followed by a second;
   // the metrics count as retrying what failed (issue 14, job queue review).
   'private.add_scheduled_jobs': ['20261207129000_schedule_jobs_keep_their_failures.sql'],
-  'private.job_metrics': ['20261207129000_schedule_jobs_keep_their_failures.sql'],
+  // ... and a job behind its named queue's head is queued_behind, not due (review of the runner).
+  'private.job_metrics': [
+    '20261207129000_schedule_jobs_keep_their_failures.sql',
+    '20261208130000_job_figures_and_retries_follow_queues.sql',
+  ],
+  // A dead job of a named queue with live jobs after it goes to the back (review of the runner).
+  'private.retry_job': ['20261208130000_job_figures_and_retries_follow_queues.sql'],
   // A ticket with no requester is merged with no other; a template is filled in one pass
   // (issue 14, ticket workflow review).
   'private.render_canned_response': ['20261207130000_merges_and_templates_review.sql'],
