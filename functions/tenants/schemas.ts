@@ -70,9 +70,13 @@ const Settings = JsonObject(16_384).superRefine((o, ctx) => {
   if (window !== undefined && window !== null && !(typeof window === 'number' && window >= 0 && window < 10_000)) {
     ctx.addIssue({ code: 'custom', path: ['reopen_window_days'], message: 'must be a number of days from 0 to 9999' });
   }
-  const consent = o.voice_recording_requires_consent;
-  if (consent !== undefined && consent !== null && typeof consent !== 'boolean') {
-    ctx.addIssue({ code: 'custom', path: ['voice_recording_requires_consent'], message: 'must be true or false' });
+  // Switches the database reads as on only when they are JSON true: "true" or 1 was
+  // stored, echoed, and meant off.
+  for (const key of ['voice_recording_requires_consent', 'customer_followers']) {
+    const v = o[key];
+    if (v !== undefined && v !== null && typeof v !== 'boolean') {
+      ctx.addIssue({ code: 'custom', path: [key], message: 'must be true or false' });
+    }
   }
 });
 const Timestamp = z.string().openapi({ format: 'date-time' });

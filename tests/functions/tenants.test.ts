@@ -284,6 +284,11 @@ describe('tenant lifecycle', () => {
     expect((await patch({ locale: 'de', reopen_window_days: 3 })).status).toBe(200);
     const r = await patch({ customer_followers: true });
     expect(r.body.settings).toEqual({ locale: 'de', reopen_window_days: 3, customer_followers: true });
+    // A switch is true or false: "true" or 1 was stored, echoed, and read as off.
+    for (const value of ['true', 1]) {
+      const bad = await patch({ customer_followers: value });
+      expect([bad.status, bad.body.error?.details?.fields?.[0]?.field], String(value)).toEqual([422, 'settings.customer_followers']);
+    }
     const removed = await patch({ reopen_window_days: null, locale: 'en' });
     expect(removed.body.settings).toEqual({ locale: 'en', customer_followers: true });
     // Renaming leaves them as they are.

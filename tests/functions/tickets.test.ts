@@ -975,7 +975,10 @@ describe('merge, delete, restore', () => {
       await call(app, 'POST', `/tickets/${a.id}/messages`, { token: tok.user, body: { content: 'Any news?' } }),
       await call(app, 'POST', `/tickets/${a.id}/messages`, { token: tok.agent, body: { type: 'note', content: 'Checking' } }),
       await call(app, 'POST', `/tickets/${a.id}/attachments`, { token: tok.user, body: { file_name: 'late.txt', content_type: 'text/plain', size_bytes: 5 } }),
+      // Nor followers (20261208131000: a follow on the closed source heard nothing again).
+      await call(app, 'POST', `/tickets/${a.id}/followers`, { token: tok.admin, body: {} }),
     ];
+    expect((await db.sql`select count(*)::int as n from public.ticket_followers where ticket_id = ${a.id} and user_id = ${users.acmeAdmin.id}`)[0].n).toBe(0);
     for (const r of refusals) {
       expect([r.status, r.body.error?.code, r.body.error?.details]).toEqual([409, 'ticket_merged', { merged_into_id: b.id }]);
     }
