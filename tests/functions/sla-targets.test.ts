@@ -252,6 +252,40 @@ describe('the next-response target', () => {
     expect(kept.sla_next_response_breached_at).not.toBeNull();
   });
 
+  it("a merge moves the customer's reply as if written on the target: a pending target opens, a pending source's wait counts", async () => {
+    // A customer answers in a new ticket while their first one waits on them (pending).
+    const waiting = await ticket('medium');
+    const fresh = await ticket('medium');
+    await reply(waiting.id, tok.agent);
+    expect((await call(app, 'POST', `/tickets/${waiting.id}/status`, { token: tok.agent, body: { status: 'pending' } })).status).toBe(200);
+    await reply(fresh.id, tok.agent);
+    await reply(fresh.id, tok.user);
+    const [owed] = await db.sql`select since from private.ticket_replies_owed where ticket_id = ${fresh.id}`;
+    expect((await call(app, 'POST', `/tickets/${fresh.id}/merge`, { token: tok.agent, body: { into: waiting.id } })).status).toBe(200);
+    const opened = await row(waiting.id);
+    expect(opened.status).toBe('open');
+    expect(opened.next_response_due_at.getTime()).toBe(owed.since.getTime() + 30 * 60_000);
+    await sweep(31);
+    expect((await row(waiting.id)).sla_next_response_breached_at).not.toBeNull();
+
+    // A reply left unanswered on a source set pending two hours: those two hours do not
+    // count against the target's clock (it was breached at once).
+    const parked = await ticket('medium');
+    const into = await ticket('medium');
+    await reply(parked.id, tok.agent);
+    await reply(parked.id, tok.user);
+    expect((await call(app, 'POST', `/tickets/${parked.id}/status`, { token: tok.agent, body: { status: 'pending' } })).status).toBe(200);
+    await db.sql`update private.ticket_replies_owed set since = since - interval '125 minutes' where ticket_id = ${parked.id}`;
+    await db.sql`update public.tickets set sla_paused_at = sla_paused_at - interval '120 minutes' where id = ${parked.id}`;
+    const [{ since }] = await db.sql`select since from private.ticket_replies_owed where ticket_id = ${parked.id}`;
+    expect((await call(app, 'POST', `/tickets/${parked.id}/merge`, { token: tok.agent, body: { into: into.id } })).status).toBe(200);
+    const carried = await row(into.id);
+    // 5 minutes of the 30 ran before the wait; about 25 are left.
+    expect(carried.next_response_due_at.getTime() - since.getTime()).toBeGreaterThanOrEqual((30 + 119) * 60_000);
+    expect(carried.next_response_due_at.getTime() - since.getTime()).toBeLessThanOrEqual((30 + 121) * 60_000);
+    expect(carried.sla_next_response_breached_at).toBeNull();
+  });
+
   it('a pending ticket does not breach it', async () => {
     const t = await ticket('medium');
     await reply(t.id, tok.agent);

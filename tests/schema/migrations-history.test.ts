@@ -107,6 +107,7 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261206162000_merged_tickets_answered_not_resolved.sql',
     '20261207105000_settled_tickets_owe_no_reply.sql', // the source's reply owed moves to the target
     '20261207130000_merges_and_templates_review.sql', // a ticket with no requester is merged with no other
+    '20261208132000_merges_carry_the_customer_reply_whole.sql', // a pending target opened, a pending source's wait carried
   ],
   // After review: failed services that made nothing hold no tenant back; only the plan's
   // pauses are the plan's to resume; a rotation's overlap is only ever shortened.
