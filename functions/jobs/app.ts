@@ -74,6 +74,7 @@ app.openapi(
 
 const TaskMetrics = z.object({
   due: z.number().int(),
+  queued_behind: z.number().int(),
   scheduled: z.number().int(),
   running: z.number().int(),
   retrying: z.number().int(),
@@ -84,7 +85,10 @@ const TaskMetrics = z.object({
 const Metrics = z
   .object({
     measured_at: z.string().openapi({ format: 'date-time' }),
-    due: z.number().int().openapi({ description: 'Jobs whose time has come, not running' }),
+    due: z.number().int().openapi({ description: 'Jobs whose time has come, not running, each the head of its queue (if any)' }),
+    queued_behind: z.number().int().openapi({
+      description: 'Live jobs waiting for the head of their named queue (a conversation, a ticket): not due whatever their time',
+    }),
     scheduled: z.number().int().openapi({ description: 'Jobs for later (retries waiting out their backoff included)' }),
     running: z.number().int().openapi({ description: 'Jobs under a live lease' }),
     retrying: z.number().int().openapi({ description: 'Live jobs that have failed at least once' }),

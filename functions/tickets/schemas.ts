@@ -439,7 +439,7 @@ export const FollowerSchema = z
   .openapi('Follower');
 export const notStaffError = {
   description:
-    'not_staff: only staff of the tenant can follow a ticket (and its customers where settings.customer_followers is true); not_customer: a customer adds only customers; already_following: the person follows already, by a follow the caller may not see (a customer adding someone staff added)',
+    'not_staff: only staff of the tenant can follow a ticket (and its customers where settings.customer_followers is true); not_customer: a customer adds only customers; already_following: the person follows already, by a follow the caller may not see (a customer adding someone staff added); ticket_merged (details.merged_into_id: follow that one), ticket_deleted (restore it first)',
   content: { 'application/json': { schema: ErrorSchema } },
 };
 

@@ -114,12 +114,18 @@ describe('GET /me', () => {
     expect(await db.sql`select count(*)::int as n from public.teams`).toEqual(before);
     // A tenant that exists is theirs as before.
     expect((await call(app, 'GET', `/tenants/${tenants.globex.id}/members`, { token: tok.super })).status).toBe(200);
-    // And a purged one's trail, which keeps its own deletion (who purged it, when).
+    // A purged one too, on every route (its trail, which keeps its own deletion — who purged
+    // it, when — is read through the table, as a platform admin's).
     const purged = '30000000-0000-4000-8000-0000000000c7';
     await db.sql`insert into public.tenants (id, name, slug) values (${purged}, 'Gone Co', 'gone-co-404')`;
     await db.sql`delete from public.tenants where id = ${purged}`;
-    const trail = await call(app, 'GET', `/tenants/${purged}/audit?table_name=tenants`, { token: tok.super });
-    expect([trail.status, trail.body.items?.map((e: { action: string }) => e.action)]).toEqual([200, ['DELETE', 'INSERT']]);
+    for (const path of [`/tenants/${purged}/audit`, `/tenants/${purged}/members`]) {
+      const r = await call(app, 'GET', path, { token: tok.super });
+      expect([r.status, errorCode(r)], path).toEqual([404, 'not_found']);
+    }
+    const trail = await probeAs(db.sql, 'authenticated', supabaseClaims(users.super), (tx) =>
+      tx`select action from public.audit_logs where tenant_id = ${purged} and table_name = 'tenants' order by id`);
+    expect(trail.ok && trail.value.map((e) => e.action)).toEqual(['INSERT', 'DELETE']);
   });
 
   it('lets the caller edit their own profile, nothing else', async () => {

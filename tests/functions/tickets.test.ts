@@ -962,6 +962,25 @@ describe('merge, delete, restore', () => {
     expect([refused.status, errorCode(refused)]).toEqual([409, 'conflict']);
   });
 
+  it("a deleted ticket takes no one's follow, but an admin still hands it off, its assignee following it", async () => {
+    const t = await newTicket();
+    expect((await call(app, 'DELETE', `/tickets/${t.id}`, { token: tok.admin })).status).toBe(200);
+    const follow = await call(app, 'POST', `/tickets/${t.id}/followers`, { token: tok.admin, body: {} });
+    expect([follow.status, follow.body.error?.code]).toEqual([409, 'ticket_deleted']);
+    const handed = await call(app, 'PUT', `/tickets/${t.id}/assignee`, { token: tok.admin, body: { user_id: users.acmeAgent.id } });
+    expect(handed.status, JSON.stringify(handed.body)).toBe(200);
+    expect(await db.sql`select user_id, reason from public.ticket_followers where ticket_id = ${t.id}`)
+      .toEqual([{ user_id: users.acmeAgent.id, reason: 'assigned' }]);
+    // A follow locks its ticket before any other row trigger locks a follower row (they
+    // fire by name): a merge, a mention or a hand-off locks the ticket first, then that
+    // row, and the other order deadlocked with them.
+    const [first] = await db.sql`select t.tgname from pg_trigger t
+      where t.tgrelid = 'public.ticket_followers'::regclass and not t.tgisinternal
+        and t.tgtype & 2 = 2 and t.tgtype & 4 = 4 and t.tgtype & 1 = 1
+      order by t.tgname limit 1`;
+    expect(first.tgname).toBe('ticket_followers_0_parent_lock');
+  });
+
   it('a merged ticket takes no new messages or attachments: 409 ticket_merged naming where to write, nothing written', async () => {
     const { supabaseClaims } = await import('../helpers/seed.ts');
     const a = await newTicket();

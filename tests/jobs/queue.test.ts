@@ -204,6 +204,16 @@ describe("an operator's retry in a named queue", () => {
     expect(await claim('w2', task)).toEqual([]);
     await db.sql`select private.complete_jobs('w', ${[b.id]}::bigint[])`;
     expect((await claim('w2', task)).map((c) => c.id)).toEqual([retried.id]);
+    // A head backing off (failed, not dead) is still its queue's head: retried, it keeps
+    // its id and its place, the jobs behind it waiting.
+    const head = await add(task, { queue: `${queue}-head` });
+    const behind = await add(task, { queue: `${queue}-head` });
+    await claim('w4', task);
+    await db.sql`select private.fail_job('w4', ${head.id}, 'partner said 500')`;
+    expect((await job(head.id)).dead_at).toBeNull();
+    expect((await db.sql`select * from private.retry_job(${head.id})`)[0].id).toBe(head.id);
+    expect((await claim('w5', task)).map((c) => c.id)).toEqual([head.id]);
+    expect(Number(behind.id)).toBeGreaterThan(Number(head.id));
     // Alone in its queue, a dead job keeps its id, as before.
     const lone = await add(task, { queue: `${queue}-lone`, max: 1 });
     await claim('w3', task);

@@ -766,6 +766,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.tenant_access': [
     '20261208124000_platform_admins_name_existing_tenants.sql',
     '20261208129000_trail_jobs_bounded_and_purged_trails_read.sql',
+    // ... and back to 124000's: a purged tenant is a 404 on every route (review).
+    '20261208133000_follow_locks_retries_and_purged_tenants_mended.sql',
   ],
   // Customers follow tickets where the tenant allows it (issue 16 §5): their follows count
   // there, they add only customers, and hear of public changes only.
@@ -801,7 +803,11 @@ const REDEFINITIONS: Record<string, string[]> = {
     '20261208130000_job_figures_and_retries_follow_queues.sql',
   ],
   // A dead job of a named queue with live jobs after it goes to the back (review of the runner).
-  'private.retry_job': ['20261208130000_job_figures_and_retries_follow_queues.sql'],
+  // ... only a dead one, under its queue's lock (review).
+  'private.retry_job': [
+    '20261208130000_job_figures_and_retries_follow_queues.sql',
+    '20261208133000_follow_locks_retries_and_purged_tenants_mended.sql',
+  ],
   // A ticket with no requester is merged with no other; a template is filled in one pass
   // (issue 14, ticket workflow review).
   'private.render_canned_response': ['20261207130000_merges_and_templates_review.sql'],
