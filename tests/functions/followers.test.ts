@@ -197,6 +197,29 @@ describe('notifications', () => {
     expect(await followersOf(t.id)).toEqual([`${outsider.id}:mentioned`]);
   });
 
+  it('a mention added by editing a note is told as a new note\'s; mentions it had already are not told again', async () => {
+    const t = await ticket();
+    const first = `[@Outsider](mention://user/${outsider.id}/Outsider) please look`;
+    const note = await call(app, 'POST', `/tickets/${t.id}/messages`, { token: tok.agent, body: { type: 'note', content: first } });
+    expect(note.status).toBe(201);
+    const told = async () =>
+      (await db.sql`select user_id, count(*)::int as n from public.notifications
+        where ticket_id = ${t.id} and type = 'mentioned' group by user_id order by user_id`).map((r) => `${r.user_id}:${r.n}`);
+    expect(await told()).toEqual([`${outsider.id}:1`]);
+    const edit = (content: string) =>
+      call(app, 'PATCH', `/tickets/${t.id}/messages/${note.body.id}`, { token: tok.agent, body: { content } });
+    const added = await edit(`${first}, and [@Admin](mention://user/${users.acmeAdmin.id}/Admin) too`);
+    expect(added.status, JSON.stringify(added.body)).toBe(200);
+    expect(await told()).toEqual([`${outsider.id}:1`, `${users.acmeAdmin.id}:1`].sort());
+    expect((await followersOf(t.id)).sort()).toEqual([`${outsider.id}:mentioned`, `${users.acmeAdmin.id}:mentioned`].sort());
+    const events = await db.sql`select payload -> 'data' ->> 'user_id' as user_id from private.webhook_events
+      where payload -> 'data' ->> 'ticket_id' = ${t.id} and type = 'ticket.mentioned' order by id`;
+    expect(events.map((e) => e.user_id)).toEqual([outsider.id, users.acmeAdmin.id]);
+    // A typo fixed elsewhere tells no one again.
+    expect((await edit(`${first.replace('please', 'Please')}, and [@Admin](mention://user/${users.acmeAdmin.id}/Admin) too`)).status).toBe(200);
+    expect(await told()).toEqual([`${outsider.id}:1`, `${users.acmeAdmin.id}:1`].sort());
+  });
+
   it('each person sees and marks only their own, with a stable cursor', async () => {
     const mine = await feed(tok.outsider);
     expect(mine.unread).toBeGreaterThan(0);

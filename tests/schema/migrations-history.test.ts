@@ -769,6 +769,8 @@ const REDEFINITIONS: Record<string, string[]> = {
     // ... and back to 124000's: a purged tenant is a 404 on every route (review).
     '20261208133000_follow_locks_retries_and_purged_tenants_mended.sql',
   ],
+  // A new note's mentions through the helper an edit's use too (stop 60's known limit).
+  'private.ticket_messages_followers': ['20261208134000_mentions_added_by_an_edit_are_told.sql'],
   // Customers follow tickets where the tenant allows it (issue 16 §5): their follows count
   // there, they add only customers, and hear of public changes only.
   'private.my_followed_ticket_keys': ['20261202141100_customer_followers.sql'],
