@@ -74,6 +74,21 @@ it('a job behind the head of its named queue is queued_behind, not due: a head w
   expect(claimed.map((c) => c.queue)).toEqual(['conv:2']);
 });
 
+it("a job that died in the last day counts there once revived (a schedule's job is back at its next tick)", async () => {
+  await db.sql`delete from private.jobs`;
+  await db.sql`insert into private.jobs (task, job_key, run_at, attempts, last_error, dead_at) values
+    ('metric-sweep', 'schedule:metric-sweep', now(), 25, 'sweep failed', now() - interval '5 minutes'),
+    ('metric-sweep', 'schedule:metric-old', now(), 25, 'long ago', now() - interval '2 days')`;
+  // Revived, as add_scheduled_jobs does: no longer dead, its death still counted.
+  await db.sql`update private.jobs set dead_at = null, attempts = 0 where task = 'metric-sweep'`;
+  const r = await call(jobs, 'GET', '/jobs/metrics', { headers: { authorization: `Bearer ${serviceKey}` } });
+  expect(r.body.tasks['metric-sweep']).toMatchObject({ dead: 0, dead_last_24h: 1 });
+  // And it dies again: dead now, counted once.
+  await db.sql`update private.jobs set dead_at = now() where job_key = 'schedule:metric-sweep'`;
+  const again = await call(jobs, 'GET', '/jobs/metrics', { headers: { authorization: `Bearer ${serviceKey}` } });
+  expect(again.body.tasks['metric-sweep']).toMatchObject({ dead: 1, dead_last_24h: 1 });
+});
+
 it('an empty queue is zeros and no wait', async () => {
   await db.sql`delete from private.jobs`;
   const r = await call(jobs, 'GET', '/jobs/metrics', { headers: { authorization: `Bearer ${serviceKey}` } });

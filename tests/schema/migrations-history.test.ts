@@ -803,6 +803,8 @@ const REDEFINITIONS: Record<string, string[]> = {
   'private.job_metrics': [
     '20261207129000_schedule_jobs_keep_their_failures.sql',
     '20261208130000_job_figures_and_retries_follow_queues.sql',
+    // ... and dead_last_24h counts jobs revived since they died (review of the runner).
+    '20261208135000_job_deaths_counted_after_revival.sql',
   ],
   // A dead job of a named queue with live jobs after it goes to the back (review of the runner).
   // ... only a dead one, under its queue's lock (review).
