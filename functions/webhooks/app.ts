@@ -51,7 +51,9 @@ const ChatwootEvent = {
     account: { type: 'object', properties: { id: { type: 'integer' } } },
   },
 } as const;
-const jsonBody = (schema: object, description: string) => ({
+/** A required JSON body, documented only (not the shared jsonBody, whose zod schema is
+ *  parsed before the route): read as text by the handler for its signature. */
+const signedJsonBody = (schema: object, description: string) => ({
   required: true,
   description,
   content: { 'application/json': { schema } },
@@ -65,7 +67,7 @@ app.openapi(
     method: 'post',
     path: '/clerk',
     summary: 'Clerk events (user, organization, organizationMembership), signed by Svix',
-    request: { body: jsonBody(ClerkEvent, 'The event as Svix delivers it, signed over its exact bytes') },
+    request: { body: signedJsonBody(ClerkEvent, 'The event as Svix delivers it, signed over its exact bytes') },
     security: security.clerk,
     responses: { 200: jsonResponse(Ack, 'Received'), ...clerkErrors },
   }),
@@ -95,7 +97,7 @@ app.openapi(
     request: {
       params: z.object({ tenantId: Uuid.openapi({ param: { name: 'tenantId', in: 'path' } }) }),
       query: z.object({ token: z.string().max(200).optional() }),
-      body: jsonBody(ChatwootEvent, 'The event as Chatwoot sends it, signed over its exact bytes'),
+      body: signedJsonBody(ChatwootEvent, 'The event as Chatwoot sends it, signed over its exact bytes'),
     },
     security: security.chatwoot,
     responses: { 200: jsonResponse(Ack, 'Received'), ...chatwootErrors, 422: commonErrors[422] },
